@@ -1,0 +1,57 @@
+# etok — thin Makefile over CMake. `make run` and `make test` work from a clean clone.
+JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
+CC       ?= cc
+BUILD    := build
+ASAN     := build-asan
+ETOK     := $(BUILD)/etok
+MODEL    := models/SmolLM2-135M-Instruct.Q4_1.gguf
+
+.PHONY: all deps build model run test test-release test-asan test-clang bench fuzz clean
+
+all: build
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
+
+build: deps $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS)
+
+model:
+	@sh scripts/fetch_model.sh
+
+# The main job on the embedded default: energy-to-token evaluation of the built-in engine.
+run: build model
+	./scripts/run_default.sh
+
+test: deps test-release test-asan
+
+test-release: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+$(ASAN)/CMakeCache.txt:
+	CC=clang cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DETOK_SANITIZE=ON >/dev/null
+
+# The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer (clang build).
+test-asan: deps $(ASAN)/CMakeCache.txt
+	@cmake --build $(ASAN) -j $(JOBS)
+	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ETOK_SANITIZED=1 ctest --output-on-failure -j $(JOBS)
+
+# gcc and clang must both build warning-free.
+test-clang: deps
+	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build-clang -j $(JOBS)
+
+bench: build model
+	@cmake --build $(BUILD) -j $(JOBS) --target $$(cmake --build $(BUILD) --target help | awk '/bench_/{print $$2}' | tr '\n' ' ')
+	sh bench/engine.sh
+
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DETOK_FUZZ=ON >/dev/null
+	cmake --build build-fuzz -j $(JOBS)
+	sh tests/fuzz/run.sh build-fuzz
+
+clean:
+	rm -rf $(BUILD) $(ASAN) build-clang build-fuzz

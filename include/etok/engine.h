@@ -1,0 +1,114 @@
+/* engine.h — the built-in CPU inference engine for GGUF Llama-family models.
+ *
+ * What the drivers (etok generate, etok bench, etok serve) see: load a model, tokenize and
+ * apply its chat template, then run a continuously-batched engine: sequences join with a
+ * prompt, every etok_engine_step() advances all active sequences by one forward pass
+ * (prompt chunks for new sequences, one token for decoding ones), and sequences leave when
+ * done. Each step reports its timestamps, token counts, FLOPs and bytes moved, for the
+ * energy split. Internals (GGUF reader, block formats, kernels, tokenizer, forward pass)
+ * have their own headers under src/engine/. */
+#ifndef ETOK_ENGINE_H
+#define ETOK_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "etok/util.h"
+
+typedef struct etok_model etok_model;
+typedef struct etok_engine etok_engine;
+
+/* Shapes and provenance of a loaded model (for reports and FLOP/byte accounting). */
+typedef struct {
+    char name[128];          /* general.name */
+    char arch[32];           /* general.architecture, e.g. "llama" */
+    int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab_size, ctx_max;
+    int tied_embeddings;
+    double rope_freq_base;
+    double n_params;         /* total parameters */
+    double weight_bytes;     /* bytes of all weight tensors as stored (the real formats) */
+    char weight_types[128];  /* e.g. "Q4_1 x 210, Q8_0 x 1, F32 x 61" */
+    int bos_id, eos_id, eot_id; /* -1 when absent */
+} etok_model_info;
+
+/* Load and validate a GGUF file (mmap). A malformed file gives one clear error naming
+ * what is wrong (ETOK_EXIT_INPUT); never a crash. */
+etok_model *etok_model_load(const char *path, etok_err *err);
+void etok_model_free(etok_model *m);
+const etok_model_info *etok_model_get_info(const etok_model *m);
+
+/* Tokenizer. Returns the number of tokens written (<= cap), or -1 with err set.
+ * add_bos: prepend BOS when the model's metadata asks for it. parse_special: recognise
+ * special-token text such as "<|im_start|>". */
+int etok_tokenize(const etok_model *m, const char *text, int add_bos, int parse_special,
+                  int32_t *out, int cap, etok_err *err);
+/* The text piece of one token (bytes, not necessarily valid UTF-8 on its own). */
+const char *etok_token_piece(const etok_model *m, int32_t token, size_t *len);
+/* Detokenize a whole sequence into a malloc'd NUL-terminated string. */
+char *etok_detokenize(const etok_model *m, const int32_t *tokens, int n);
+/* Is this token an end-of-generation token (EOS, EOT, <|im_end|>, <|eot_id|>)? */
+int etok_token_is_eog(const etok_model *m, int32_t token);
+/* Apply the model's chat template (ChatML, Llama-3, ...) to one user message (optional
+ * system message may be NULL), with the assistant turn opened. malloc'd string. */
+char *etok_chat_format(const etok_model *m, const char *system, const char *user, etok_err *err);
+
+/* Sampling: temperature 0 = greedy. */
+typedef struct {
+    float temperature;
+    int top_k;        /* 0 = off */
+    float top_p;      /* 1 = off */
+    uint64_t seed;
+} etok_sampling;
+
+typedef struct {
+    int n_threads;        /* 0 = number of online cores */
+    int max_seqs;         /* concurrent sequences (batch slots), default 1 */
+    int ctx_len;          /* KV cache length per sequence, 0 = min(model ctx, 2048) */
+    int prefill_chunk;    /* prompt tokens per step per sequence, 0 = default (256) */
+    int kv_bits;          /* 32 (F32 cache) or 16 (F16); 0 = default */
+    int attn_window;      /* sliding attention window in tokens, 0 = full */
+} etok_engine_opts;
+
+etok_engine *etok_engine_new(etok_model *m, const etok_engine_opts *opts, etok_err *err);
+void etok_engine_free(etok_engine *e);
+
+/* Add a sequence with its prompt; returns a sequence id >= 0, or -1 (no free slot, prompt
+ * longer than the context) with err set. max_new_tokens: stop after that many tokens;
+ * generation also stops at an end-of-generation token. */
+int etok_engine_add(etok_engine *e, const int32_t *prompt, int n_prompt, int max_new_tokens,
+                    const etok_sampling *sampling, etok_err *err);
+/* Remove a sequence (finished or cancelled) and free its slot. */
+void etok_engine_remove(etok_engine *e, int seq_id);
+int etok_engine_active(const etok_engine *e); /* number of sequences in the engine */
+
+/* What one step did for one sequence. */
+typedef struct {
+    int seq_id;
+    int prefill_tokens;   /* prompt tokens consumed by this step for this sequence */
+    int new_token;        /* token generated this step, or -1 (still prefilling) */
+    int finished;         /* 1: hit EOG or max_new_tokens; the new_token (if any) is its last */
+    int finished_by_eog;  /* the stop was an end-of-generation token (which is not output) */
+} etok_seq_event;
+
+/* What one step did as a whole. */
+typedef struct {
+    double t_start_s, t_end_s; /* etok_mono_s() */
+    int prefill_tokens, decode_tokens;
+    double flops, bytes;       /* from the model's shapes, this step */
+    int n_events;
+    etok_seq_event *events;    /* owned by the engine, valid until the next step */
+} etok_step_result;
+
+/* Run one forward pass over every active sequence. Returns 0, or -1 with err set.
+ * With no active sequence it returns 0 with n_events = 0 immediately. */
+int etok_engine_step(etok_engine *e, etok_step_result *out, etok_err *err);
+
+/* Logits of the last forward pass for a sequence (vocab_size floats), for tests. */
+const float *etok_engine_logits(const etok_engine *e, int seq_id);
+
+/* Modelled work per token at a context position (for MFU/MBU): FLOPs and weight+KV bytes. */
+double etok_model_flops_per_token(const etok_model *m, int position);
+double etok_model_weight_bytes(const etok_model *m);
+double etok_model_kv_bytes_per_token(const etok_model *m, int kv_bits);
+
+#endif

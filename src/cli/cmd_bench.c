@@ -1,0 +1,12 @@
+/* cmd_bench.c — `etok bench`. Not built yet: says so and fails, so nothing pretends to work. */
+#include <stdio.h>
+
+#include "commands.h"
+#include "etok/util.h"
+
+int cmd_bench(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "etok bench: not implemented yet\n");
+    return ETOK_EXIT_FAIL;
+}

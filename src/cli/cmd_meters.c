@@ -1,0 +1,12 @@
+/* cmd_meters.c — `etok meters`. Not built yet: says so and fails, so nothing pretends to work. */
+#include <stdio.h>
+
+#include "commands.h"
+#include "etok/util.h"
+
+int cmd_meters(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "etok meters: not implemented yet\n");
+    return ETOK_EXIT_FAIL;
+}

@@ -1,0 +1,16 @@
+/* commands.h — one entry point per subcommand; each lives in src/cli/cmd_<name>.c and owns
+ * its argument parsing. argv[0] is the subcommand name. Returns a process exit code. */
+#ifndef ETOK_CLI_COMMANDS_H
+#define ETOK_CLI_COMMANDS_H
+
+int cmd_meters(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_report(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_tpf(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_probe(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_exporter(int argc, char **argv);
+
+#endif
