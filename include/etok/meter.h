@@ -1,0 +1,81 @@
+/* meter.h — energy meters, and the sampler that reads them during a run.
+ *
+ * Two levels:
+ *  - a meter driver per energy source (src/meter/<name>.c: rapl, perf, hwmon, nvml, extlog,
+ *    estimate) behind one small interface: detect, open, read, close (src/meter/driver.h);
+ *  - a meter set: the meters of one run, read by a background sampler thread (power at
+ *    rate_hz, counters at window edges and often enough never to miss a wrap) that appends
+ *    raw readings to the run record's traces. Callers never sleep or poll for it.
+ *
+ * Zeus-like use:
+ *     etok_meter_set *ms = etok_meters_open(&cfg, &err);
+ *     etok_meters_start(ms, &record, &err);      // sampler running, traces filling
+ *     ... idle baseline, workload ...
+ *     etok_meters_snapshot(ms, &snap);           // live cumulative energy (progress, serve)
+ *     etok_meters_stop(ms, &err);                // final readings, traces complete
+ *     etok_meters_close(ms);
+ *
+ * No silent fallback: with no names given, every available counter/power meter is opened;
+ * the estimate meter is used only when asked for by name or when no meter exists at all, and
+ * is then labelled `estimate` everywhere. A meter that exists but cannot be read is an error
+ * saying why and how to fix it (ETOK_EXIT_PERMISSION for permissions). */
+#ifndef ETOK_METER_H
+#define ETOK_METER_H
+
+#include "etok/record.h"
+#include "etok/util.h"
+
+typedef struct {
+    const char *const *names; /* meters to open ("rapl", "nvml", ...); NULL/0 = auto */
+    int n_names;
+    double rate_hz;           /* power sampling rate; 0 = 10 Hz */
+    double cpu_idle_w;        /* estimate meter: per-package idle and max power (--cpu-tdp); */
+    double cpu_max_w;         /* 0 = from the CPU catalog / defaults */
+    const char *extlog_path;  /* extlog meter: the power-meter log file */
+    double extlog_gap_s;      /* extlog: gaps longer than this are faults; 0 = 2 s */
+} etok_meter_config;
+
+/* `etok meters`: what etok knows and whether it is available here. */
+typedef struct {
+    char name[32];
+    int available;
+    char why[256];           /* when not available: "missing", "permission: ...", "no driver: ..." */
+    etok_source source;
+    etok_boundary boundary;
+    char domains[512];       /* comma-separated domain names */
+    double resolution_si;    /* J or W */
+    double wrap_range_j;     /* counters; 0 = none/unknown */
+} etok_meter_status;
+
+/* Fill up to cap statuses (one per known meter); returns how many. Never fails. */
+int etok_meters_list(etok_meter_status *out, int cap, const etok_meter_config *cfg);
+
+typedef struct etok_meter_set etok_meter_set;
+
+etok_meter_set *etok_meters_open(const etok_meter_config *cfg, etok_err *err);
+/* Start the sampler: it adds one trace per domain to rec and appends samples to them.
+ * rec must stay alive until etok_meters_stop; only the sampler touches rec->traces and
+ * rec->faults in between (other fields are the caller's). */
+int etok_meters_start(etok_meter_set *ms, etok_record *rec, etok_err *err);
+
+/* Live view, thread-safe: cumulative energy since start per boundary, and the mean power of
+ * the last second. Figures of estimate meters are flagged. */
+typedef struct {
+    double t_s;                 /* relative to the record's t = 0 */
+    double energy_j;            /* summable domains, the record's primary boundary */
+    double energy_uncertainty_j;
+    double power_w;             /* over about the last second */
+    etok_source source;         /* the weakest source among the summed domains */
+    etok_boundary boundary;
+} etok_energy_snapshot;
+int etok_meters_snapshot(etok_meter_set *ms, etok_energy_snapshot *out);
+
+/* Take final readings and stop the thread; the record's traces are then complete. */
+int etok_meters_stop(etok_meter_set *ms, etok_err *err);
+void etok_meters_close(etok_meter_set *ms);
+
+/* The record's t = 0 is the monotonic time given to the set at start (set by the caller in
+ * rec->t0_wall_s for wall time). Convert etok_mono_s() to record time: */
+double etok_meters_now(const etok_meter_set *ms);
+
+#endif
