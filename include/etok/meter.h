@@ -77,5 +77,7 @@ void etok_meters_close(etok_meter_set *ms);
 /* The record's t = 0 is the monotonic time given to the set at start (set by the caller in
  * rec->t0_wall_s for wall time). Convert etok_mono_s() to record time: */
 double etok_meters_now(const etok_meter_set *ms);
+/* The etok_mono_s() value at the record's t = 0 (record time = mono - t0). */
+double etok_meters_t0_mono_s(const etok_meter_set *ms);
 
 #endif
