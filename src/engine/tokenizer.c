@@ -138,6 +138,7 @@ static void sb_reserve(sbuf *b, size_t extra) {
     }
     b->p = p;
     b->cap = cap;
+    b->p[b->n] = '\0';
 }
 
 static void sb_add(sbuf *b, const char *s, size_t n) {
