@@ -344,7 +344,11 @@ static void sample_all(etok_meter_set *ms) {
         apply(ms, s, ts[i], rcs[i], raws[i], &ms->errs[i]);
     }
     double t = etok_mono_s() - ms->t0_mono;
-    ms->ring_t[ms->ring_pos] = t;
+    /* the ring holds (time of the newest reading, cumulative energy) for the live power */
+    double t_read = -1;
+    for (int i = 0; i < n; i++)
+        if (rcs[i] == ETOK_READ_OK && ts[i] > t_read) t_read = ts[i];
+    ms->ring_t[ms->ring_pos] = t_read >= 0 ? t_read : t;
     ms->ring_e[ms->ring_pos] = primary_energy_locked(ms, NULL, NULL);
     ms->ring_pos = (ms->ring_pos + 1) % RING;
     if (ms->ring_n < RING) ms->ring_n++;
