@@ -90,7 +90,7 @@ int etok_meters_list(etok_meter_status *out, int cap, const etok_meter_config *c
     for (int i = 0; i < n && k < cap; i++, k++) {
         etok_meter_status *st = &out[k];
         memset(st, 0, sizeof *st);
-        snprintf(st->name, sizeof st->name, "%s", drv[i]->name);
+        etok_meter_why(st->name, sizeof st->name, "%s", drv[i]->name);
         st->source = drv[i]->source;
         st->boundary = drv[i]->boundary;
         drv[i]->detect(cfg, st);
@@ -107,7 +107,7 @@ static void known_names(char *buf, size_t cap) {
     buf[0] = '\0';
     for (int i = 0; i < n; i++) {
         size_t l = strlen(buf);
-        snprintf(buf + l, cap - l, "%s%s", i ? ", " : "", drv[i]->name);
+        etok_meter_why(buf + l, cap - l, "%s%s", i ? ", " : "", drv[i]->name);
     }
 }
 
@@ -154,7 +154,7 @@ etok_meter_set *etok_meters_open(const etok_meter_config *cfg_in, etok_err *err)
     ms->cfg.names = NULL;
     ms->cfg.n_names = 0;
     if (ms->cfg.rate_hz <= 0) ms->cfg.rate_hz = 10.0;
-    if (cfg->extlog_path) snprintf(ms->extlog_path, sizeof ms->extlog_path, "%s", cfg->extlog_path);
+    if (cfg->extlog_path) etok_meter_why(ms->extlog_path, sizeof ms->extlog_path, "%s", cfg->extlog_path);
     ms->cfg.extlog_path = NULL;
 
     if (cfg->n_names > 0) {
