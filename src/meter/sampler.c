@@ -28,7 +28,7 @@ typedef struct {
     int d;
     size_t trace;        /* index into rec->traces (the array may move; never keep pointers) */
     int is_counter, live;
-    int lost, err_reported, stall_reported, have_last;
+    int lost, err_reported, stall_reported, have_last, ever_changed;
     double last_raw, last_t, last_change_t;
     double energy_j;     /* since start: counter deltas or power trapezoids */
     double unc_j;        /* power: trapezoid error bound accumulated */
@@ -264,7 +264,10 @@ static void apply(etok_meter_set *ms, dom_state *s, double t, int rc, double raw
         if (raw != s->last_raw) {
             s->last_change_t = t;
             s->stall_reported = 0;
-        } else {
+            s->ever_changed = 1;
+        } else if (info->summable || s->ever_changed) {
+            /* (a nested zone that never moved, e.g. an unsupported uncore reading 0, is not
+             * counted anyway and is not reported) */
             double limit = info->update_period_s * 10 > 1.0 ? info->update_period_s * 10 : 1.0;
             if (!s->stall_reported && t - s->last_change_t > limit) {
                 s->stall_reported = 1;
@@ -449,7 +452,9 @@ int etok_meters_stop(etok_meter_set *ms, etok_err *err) {
                                   "the run lasted %.3f s, under two updates of this counter (every %.3g s)", t_end,
                                   info->update_period_s);
     }
+    pthread_mutex_lock(&ms->mu);
     if (!ms->cross_checked && t_end >= 0.5) cross_check_locked(ms, t_end);
+    pthread_mutex_unlock(&ms->mu);
     return rc;
 }
 
