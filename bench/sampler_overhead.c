@@ -57,7 +57,7 @@ static int measure(const char *label, const etok_meter_config *cfg, double secon
     for (size_t i = 0; i < rec.n_traces; i++) samples += rec.traces[i].n_samples;
     double ticks = domains ? (double)samples / (double)domains : 0;
     double pct = 100.0 * (c1 - c0) / (w1 - w0);
-    printf("%-34s domains %2zu  ticks %5.0f  wall %6.2f s  cpu %7.4f s  = %.4f%% of one core  (%.1f us/tick)\n", label,
+    printf("%-42s domains %2zu  ticks %5.0f  wall %6.2f s  cpu %7.4f s  = %.4f%% of one core  (%.1f us/tick)\n", label,
            domains, ticks, w1 - w0, c1 - c0, pct, ticks > 0 ? 1e6 * (c1 - c0) / ticks : 0.0);
     etok_meters_close(ms);
     etok_record_free(&rec);
