@@ -413,9 +413,20 @@ int cmd_run(int argc, char **argv) {
     }
     rec.config_json = config_text(&o, ran ? &cr : NULL);
 
+    const char *saved_path = o.out_path;
+    char rescue[4096];
     int saved = etok_record_save(&rec, o.out_path, &err) == 0;
     if (!saved) {
+        /* checked writable before the run, but it changed: do not lose the measurement */
         fprintf(stderr, "etok run: %s\n", err.msg);
+        const char *tmp = getenv("TMPDIR");
+        snprintf(rescue, sizeof rescue, "%s/etok-run-%d.json", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+        etok_err err2 = {0};
+        if (etok_record_save(&rec, rescue, &err2) == 0) {
+            fprintf(stderr, "etok run: the record was saved to %s instead\n", rescue);
+            saved = 1;
+            saved_path = rescue;
+        }
         if (rc == ETOK_EXIT_OK) rc = ETOK_EXIT_OUTPUT;
     }
 
@@ -424,13 +435,13 @@ int cmd_run(int argc, char **argv) {
         if (o.json) {
             json_t *j = etok_run_summary_json(&rec, &sum);
             if (j) {
-                if (saved) json_object_set_new(j, "record", json_string(o.out_path));
+                if (saved) json_object_set_new(j, "record", json_string(saved_path));
                 json_dumpf(j, stderr, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
                 fputc('\n', stderr);
                 json_decref(j);
             }
         } else {
-            etok_run_summary_text(stderr, &rec, &sum, saved ? o.out_path : NULL);
+            etok_run_summary_text(stderr, &rec, &sum, saved ? saved_path : NULL);
             if (o.tokens_regex && ran && !cr.tokens_found)
                 fprintf(stderr, "  note: --tokens-regex '%s' matched no line with an integer count\n", o.tokens_regex);
         }
