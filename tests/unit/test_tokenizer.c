@@ -4,7 +4,7 @@
  * boundaries, special tokens, SentencePiece scores and byte fallback, decoding, errors.
  * Reference tests load the real default model (skipped with a message when it is absent) and
  * compare with llama.cpp's outputs in tests/fixtures/reference/ (see its README.md): token ids
- * of 96 strings, the prompt ids of the greedy references, chat template renderings. */
+ * of 100 strings, the prompt ids of the greedy references, chat template renderings. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
