@@ -381,8 +381,9 @@ static const char *jstr_or_null(json_t *o, const char *key) {
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* Llama-3 formatting equals llama.cpp's "llama3" template for the same messages. */
-static void test_chat_llama3(void **state) {
+/* Llama-3 formatting equals llama.cpp's "llama3" template for the same messages; template
+ * detection and ChatML default system prompts. */
+static void test_chat_templates(void **state) {
     (void)state;
     tiny_vocab v;
     tiny_bytes(&v);
@@ -409,6 +410,18 @@ static void test_chat_llama3(void **state) {
     char *got = etok_tokenizer_chat(none, NULL, "hi", &err);
     assert_string_equal(got, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
     free(got);
+    /* ChatML with a default system prompt written with escaped newlines (Qwen2.5 style):
+     * found past a non-literal system block, unescaped */
+    etok_tokenizer *qwen = tiny_new(&v, "gpt2", "gpt-2",
+                                    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+                                    "{%- else %}{{- '<|im_start|>system\\nBe\\nkind.<|im_end|>\\n' }}");
+    got = etok_tokenizer_chat(qwen, NULL, "hi", &err);
+    assert_string_equal(got, "<|im_start|>system\nBe\nkind.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    free(got);
+    got = etok_tokenizer_chat(qwen, "S", "hi", &err); /* a given system message replaces it */
+    assert_string_equal(got, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    free(got);
+    etok_tokenizer_free(qwen);
     json_decref(doc);
     etok_tokenizer_free(t);
     etok_tokenizer_free(other);
@@ -575,7 +588,7 @@ int main(void) {
         cmocka_unit_test(test_decode_and_caps),
         cmocka_unit_test(test_spm),
         cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_chat_llama3),
+        cmocka_unit_test(test_chat_templates),
         cmocka_unit_test(test_real_reference_ids),
         cmocka_unit_test(test_real_greedy_prompts),
         cmocka_unit_test(test_real_roundtrip_and_eog),
