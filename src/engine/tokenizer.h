@@ -1,0 +1,48 @@
+/* tokenizer.h — text <-> token ids from a GGUF model's metadata, and its chat template.
+ * Internal to the engine: built by model.c from the GGUF arrays (tokenizer.ggml.*), wrapped by
+ * the public etok_tokenize()/etok_detokenize()/etok_chat_format() of engine.h. */
+#ifndef ETOK_ENGINE_TOKENIZER_H
+#define ETOK_ENGINE_TOKENIZER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "etok/util.h"
+
+typedef struct etok_tokenizer etok_tokenizer;
+
+/* Everything the tokenizer needs, borrowed from the GGUF file (copied by etok_tokenizer_new). */
+typedef struct {
+    const char *model;              /* tokenizer.ggml.model: "gpt2" (byte-level BPE) or "llama" (SentencePiece) */
+    const char *pre;                /* tokenizer.ggml.pre, e.g. "smollm", "llama-bpe", "default"; may be NULL */
+    int n_vocab;
+    const char *const *tokens;      /* tokenizer.ggml.tokens */
+    const size_t *token_lens;
+    const float *scores;            /* tokenizer.ggml.scores, may be NULL */
+    const int32_t *token_types;     /* tokenizer.ggml.token_type (1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte), may be NULL */
+    int n_merges;
+    const char *const *merges;      /* tokenizer.ggml.merges ("a b"), may be NULL for llama */
+    const size_t *merge_lens;
+    int bos_id, eos_id, eot_id, unk_id, pad_id; /* -1 when absent */
+    int add_bos, add_eos;           /* tokenizer.ggml.add_bos_token / add_eos_token, -1 when absent */
+    const char *chat_template;      /* tokenizer.chat_template, may be NULL */
+} etok_tokenizer_spec;
+
+etok_tokenizer *etok_tokenizer_new(const etok_tokenizer_spec *spec, etok_err *err);
+void etok_tokenizer_free(etok_tokenizer *t);
+
+/* Returns the number of tokens (may exceed cap: then only cap were written and the caller
+ * retries with a larger buffer), or -1 with err set. */
+int etok_tokenizer_encode(const etok_tokenizer *t, const char *text, int add_bos, int parse_special,
+                          int32_t *out, int cap, etok_err *err);
+const char *etok_tokenizer_piece(const etok_tokenizer *t, int32_t id, size_t *len); /* decoded bytes */
+char *etok_tokenizer_decode(const etok_tokenizer *t, const int32_t *ids, int n);
+int etok_tokenizer_is_eog(const etok_tokenizer *t, int32_t id);
+int etok_tokenizer_n_vocab(const etok_tokenizer *t);
+int etok_tokenizer_bos(const etok_tokenizer *t); /* -1 when absent or add_bos is off */
+/* Chat template (ChatML as SmolLM2 uses, Llama-3; detected from chat_template text; ChatML is
+ * the default when absent), one optional system message and one user message, assistant turn
+ * opened. malloc'd. */
+char *etok_tokenizer_chat(const etok_tokenizer *t, const char *system, const char *user, etok_err *err);
+
+#endif
