@@ -479,10 +479,16 @@ char *etok_tpf_render_sweep_svg(const etok_sweep *sw, const etok_tpf_context *ct
     if (!c) return NULL;
     etok_svg_chart_x_axis(c, etok_tpf_field_label(sw->spec.field), sw->spec.log ? ETOK_SVG_LOG : ETOK_SVG_LINEAR, 0, 0);
     etok_svg_chart_y_axis(c, "Output token rate (token/s)", ETOK_SVG_LOG, 0, 0);
-    etok_svg_chart_legend(c, ETOK_SVG_LEGEND_BOTTOM_RIGHT);
+    etok_svg_chart_legend(c, ETOK_SVG_LEGEND_BELOW);
     size_t n = sw->n;
     double *x = calloc(n ? n : 1, sizeof *x), *y = calloc(n ? n : 1, sizeof *y);
     if (!x || !y) { free(x); free(y); etok_svg_chart_free(c); return NULL; }
+    for (size_t i = 0; i < n; i++) {
+        x[i] = sw->points[i].x;
+        y[i] = sw->points[i].ok ? sw->points[i].r.token_rate_tps : NAN;
+    }
+    etok_svg_style tr = {.color = "#000000", .width_px = 3};
+    etok_svg_chart_add_series(c, "token_rate_tps (x Phi x U)", x, y, n, &tr);
     /* Colours fixed per ceiling so figures are comparable. */
     for (int k = 0; k < ETOK_CEIL_COUNT; k++) {
         int any = 0;
@@ -497,12 +503,6 @@ char *etok_tpf_render_sweep_svg(const etok_sweep *sw, const etok_tpf_context *ct
         snprintf(name, sizeof name, "ceiling: %s", etok_ceiling_name((etok_ceiling)k));
         etok_svg_chart_add_series(c, name, x, y, n, &st);
     }
-    for (size_t i = 0; i < n; i++) {
-        x[i] = sw->points[i].x;
-        y[i] = sw->points[i].ok ? sw->points[i].r.token_rate_tps : NAN;
-    }
-    etok_svg_style tr = {.color = "#000000", .width_px = 3};
-    etok_svg_chart_add_series(c, "token_rate_tps (x Phi x U)", x, y, n, &tr);
     /* Binding regions: contiguous runs of one binding constraint, split at the crossovers. */
     size_t i = 0;
     while (i < n) {
