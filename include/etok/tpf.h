@@ -246,7 +246,7 @@ typedef struct {
 } etok_sweep;
 
 /* Runs the sweep (n = steps points, both ends included) and finds each switch of the binding
- * constraint by bisection between neighbouring points (to 1e-6 relative). */
+ * constraint by bisection between neighbouring points (to 1e-9 relative; 1 for integer fields). */
 int etok_sweep_run(const etok_tpf_scenario *base, const etok_sweep_spec *spec, double price_per_kwh,
                    etok_sweep *out, etok_err *err);
 void etok_sweep_free(etok_sweep *sw);
