@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+#include "etok/meter.h"
 #include "etok/record.h"
 #include "etok/util.h"
 
@@ -50,6 +51,15 @@ typedef struct {
     int (*read)(void *arg, etok_energy_reading *out);
     void *arg;
 } etok_energy_source;
+
+/* An energy source over a meter set (meter.h): opens the meters, starts their sampler on a
+ * private record, and reports the set's live snapshot as one domain per run ("total" of the
+ * summable domains at the primary boundary, labelled with the meters that feed it). */
+typedef struct etok_meter_source etok_meter_source;
+etok_meter_source *etok_meter_source_open(const etok_meter_config *cfg, etok_energy_source *out, etok_err *err);
+/* Comma-separated "meter/domain (source, boundary)" of the summed domains, for logs. */
+const char *etok_meter_source_describe(const etok_meter_source *m);
+void etok_meter_source_close(etok_meter_source *m);
 
 /* ---- etok serve ---- */
 
