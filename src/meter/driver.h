@@ -103,6 +103,12 @@ double etok_counter_delta(double prev_raw, double cur_raw, double wrap_range_raw
  * path:line (ETOK_EXIT_INPUT). */
 int etok_extlog_parse(const char *path, double **ts_out, double **watts_out, size_t *n_out, etok_err *err);
 
+/* Align parsed samples (unix seconds, W) to record time (rec->t0_wall_s) into trace ti for
+ * the run [0, t_end_s]; samples beyond the edges are kept only as the nearest neighbour
+ * within gap_s. Intervals without samples longer than gap_s become "gap" faults (not filled). */
+int etok_extlog_align(etok_record *rec, size_t ti, const double *ts, const double *w, size_t n, double t_end_s,
+                      double gap_s, etok_err *err);
+
 /* estimate (estimate.c), exposed for tests: CPU busy fraction between two /proc/stat texts
  * (per-core lines "cpuN"), averaged over cores; -1 when it cannot be computed. */
 double etok_estimate_busy_fraction(const char *stat_before, const char *stat_after, int *n_cores);

@@ -190,11 +190,8 @@ static void gap_fault(etok_record *rec, const etok_trace *tr, double a, double b
                           b - a, a, b, tol);
 }
 
-static int extlog_collect(etok_meter_inst *mi, etok_record *rec, size_t ti, double t_end_s, etok_err *err) {
-    extlog_state *s = mi->priv;
-    double *ts, *w;
-    size_t n;
-    if (etok_extlog_parse(s->path, &ts, &w, &n, err) != 0) return -1;
+int etok_extlog_align(etok_record *rec, size_t ti, const double *ts, const double *w, size_t n, double t_end_s,
+                      double gap_s, etok_err *err) {
     etok_trace *tr = &rec->traces[ti];
     double t0 = rec->t0_wall_s;
     /* keep the samples inside [0, t_end] and the nearest one beyond each edge (within the
@@ -207,50 +204,55 @@ static int extlog_collect(etok_meter_inst *mi, etok_record *rec, size_t ti, doub
             last = i;
         }
     }
-    if (first == n) { /* nothing inside: maybe samples straddle the window */
-        for (size_t i = 0; i + 1 < n; i++)
-            if (ts[i] - t0 < 0 && ts[i + 1] - t0 > t_end_s) { first = i + 1; last = i; }
-    }
     size_t lo = n, hi = 0;
     if (first < n) {
         lo = first;
         hi = last;
-        if (lo > 0 && (ts[lo] - t0) > 0 && -(ts[lo - 1] - t0) <= s->gap_s) lo--;
-        if (hi + 1 < n && (ts[hi] - t0) < t_end_s && (ts[hi + 1] - t0) - t_end_s <= s->gap_s) hi++;
-        if (lo > hi) { size_t x = lo; lo = hi; hi = x; }
-        for (size_t i = lo; i <= hi; i++)
-            if (!etok_trace_add_sample(tr, ts[i] - t0, w[i])) {
-                free(ts); free(w);
-                return etok_errc(err, ETOK_EXIT_FAIL, "extlog: out of memory");
-            }
+    } else { /* nothing inside: two samples may straddle the whole window */
+        for (size_t i = 0; i + 1 < n; i++)
+            if (ts[i] - t0 < 0 && ts[i + 1] - t0 > t_end_s) { lo = i; hi = i + 1; }
     }
-    /* gaps over [0, t_end] */
+    if (lo < n) {
+        if (lo > 0 && ts[lo] - t0 > 0 && -(ts[lo - 1] - t0) <= gap_s) lo--;
+        if (hi + 1 < n && ts[hi] - t0 < t_end_s && (ts[hi + 1] - t0) - t_end_s <= gap_s) hi++;
+        for (size_t i = lo; i <= hi; i++)
+            if (!etok_trace_add_sample(tr, ts[i] - t0, w[i])) return etok_errc(err, ETOK_EXIT_FAIL, "extlog: out of memory");
+    }
     if (tr->n_samples == 0) {
         etok_record_add_fault(rec, 0, "extlog", tr->domain, "gap",
-                              "no power samples inside the run window [0, %.3f] s (log %s has %zu samples%s); not filled",
-                              t_end_s, s->path, n, n ? ", check the logger's clock" : "");
-    } else {
-        double covered = 0; /* the run is covered by samples up to here */
-        for (size_t i = 0; i < tr->n_samples; i++) {
-            double t = tr->samples[i].t_s;
-            double b = t < t_end_s ? t : t_end_s;
-            if (b - covered > s->gap_s) gap_fault(rec, tr, covered, b, s->gap_s);
-            if (t > covered) covered = t;
-        }
-        if (t_end_s - covered > s->gap_s) gap_fault(rec, tr, covered, t_end_s, s->gap_s);
-        if (tr->n_samples >= 2) { /* the logger's median interval stands for its update period */
-            double *dt = malloc((tr->n_samples - 1) * sizeof *dt);
-            if (dt) {
-                for (size_t i = 1; i < tr->n_samples; i++) dt[i - 1] = tr->samples[i].t_s - tr->samples[i - 1].t_s;
-                qsort(dt, tr->n_samples - 1, sizeof *dt, cmp_double);
-                tr->update_period_s = dt[(tr->n_samples - 1) / 2];
-                free(dt);
-            }
+                              "no power samples inside the run window [0, %.3f] s (the log has %zu samples%s); not filled",
+                              t_end_s, n, n ? "; check the logger's clock" : "");
+        return 0;
+    }
+    double covered = 0; /* the run is covered by samples up to here */
+    for (size_t i = 0; i < tr->n_samples; i++) {
+        double t = tr->samples[i].t_s;
+        double b = t < t_end_s ? t : t_end_s;
+        if (b - covered > gap_s) gap_fault(rec, tr, covered, b, gap_s);
+        if (t > covered) covered = t;
+    }
+    if (t_end_s - covered > gap_s) gap_fault(rec, tr, covered, t_end_s, gap_s);
+    if (tr->n_samples >= 2) { /* the logger's median interval stands for its update period */
+        double *dt = malloc((tr->n_samples - 1) * sizeof *dt);
+        if (dt) {
+            for (size_t i = 1; i < tr->n_samples; i++) dt[i - 1] = tr->samples[i].t_s - tr->samples[i - 1].t_s;
+            qsort(dt, tr->n_samples - 1, sizeof *dt, cmp_double);
+            tr->update_period_s = dt[(tr->n_samples - 1) / 2];
+            free(dt);
         }
     }
+    return 0;
+}
+
+static int extlog_collect(etok_meter_inst *mi, etok_record *rec, size_t ti, double t_end_s, etok_err *err) {
+    extlog_state *s = mi->priv;
+    double *ts, *w;
+    size_t n;
+    if (etok_extlog_parse(s->path, &ts, &w, &n, err) != 0) return -1;
+    int rc = etok_extlog_align(rec, ti, ts, w, n, t_end_s, s->gap_s, err);
     free(ts);
     free(w);
-    return 0;
+    return rc;
 }
 
 static void extlog_close(etok_meter_inst *mi) {

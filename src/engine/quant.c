@@ -1,0 +1,542 @@
+/* quant.c — block formats: sizes, conversions, (de)quantisation and the scalar reference
+ * dot kernels; run-time dispatch to the AVX2/FMA kernels of quant_avx2.c.
+ *
+ * Owns: the numeric meaning of each block format (see quant.h for the layouts). Does not own
+ * the matmul loops or threading (model.c, threadpool.c). */
+#include "engine/quant.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "engine/quant_simd.h"
+
+int etok_type_block_elems(uint32_t t) {
+    switch (t) {
+    case ETOK_T_F32: case ETOK_T_F16: case ETOK_T_BF16: return 1;
+    case ETOK_T_Q4_0: case ETOK_T_Q4_1: case ETOK_T_Q8_0: return ETOK_QK;
+    case ETOK_T_Q4_K: case ETOK_T_Q6_K: return ETOK_QK_K;
+    default: return 0;
+    }
+}
+
+int etok_type_block_bytes(uint32_t t) {
+    switch (t) {
+    case ETOK_T_F32: return 4;
+    case ETOK_T_F16: case ETOK_T_BF16: return 2;
+    case ETOK_T_Q4_0: return (int)sizeof(etok_block_q4_0);
+    case ETOK_T_Q4_1: return (int)sizeof(etok_block_q4_1);
+    case ETOK_T_Q8_0: return (int)sizeof(etok_block_q8_0);
+    case ETOK_T_Q4_K: return (int)sizeof(etok_block_q4_k);
+    case ETOK_T_Q6_K: return (int)sizeof(etok_block_q6_k);
+    default: return 0;
+    }
+}
+
+const char *etok_type_name(uint32_t t) {
+    switch (t) {
+    case ETOK_T_F32: return "F32";
+    case ETOK_T_F16: return "F16";
+    case ETOK_T_BF16: return "BF16";
+    case ETOK_T_Q4_0: return "Q4_0";
+    case ETOK_T_Q4_1: return "Q4_1";
+    case ETOK_T_Q8_0: return "Q8_0";
+    case ETOK_T_Q4_K: return "Q4_K";
+    case ETOK_T_Q6_K: return "Q6_K";
+    default: return "unknown";
+    }
+}
+
+size_t etok_type_row_bytes(uint32_t t, int64_t n) {
+    int be = etok_type_block_elems(t);
+    return be ? (size_t)(n / be) * (size_t)etok_type_block_bytes(t) : 0;
+}
+
+int etok_type_uses_q8a(uint32_t t) {
+    return t == ETOK_T_Q4_0 || t == ETOK_T_Q4_1 || t == ETOK_T_Q8_0 || t == ETOK_T_Q4_K || t == ETOK_T_Q6_K;
+}
+
+/* ---- half / bfloat ---- */
+
+float etok_f16_to_f32(etok_f16 h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+    if (exp == 0) {
+        if (mant == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            int e = -1;
+            do {
+                e++;
+                mant <<= 1;
+            } while (!(mant & 0x400));
+            bits = sign | ((uint32_t)(127 - 15 - e) << 23) | ((mant & 0x3ff) << 13);
+        }
+    } else if (exp == 31) {
+        bits = sign | 0x7f800000u | (mant << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+etok_f16 etok_f32_to_f16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000;
+    int32_t exp = (int32_t)((x >> 23) & 0xff) - 127 + 15;
+    uint32_t mant = x & 0x7fffff;
+    if (((x >> 23) & 0xff) == 0xff) return (etok_f16)(sign | 0x7c00 | (mant ? 0x200 : 0));
+    if (exp >= 31) return (etok_f16)(sign | 0x7c00);
+    if (exp <= 0) {
+        if (exp < -10) return (etok_f16)sign;
+        mant |= 0x800000;
+        uint32_t shift = (uint32_t)(14 - exp);
+        uint32_t h = mant >> shift, rem = mant & ((1u << shift) - 1), half = 1u << (shift - 1);
+        if (rem > half || (rem == half && (h & 1))) h++;
+        return (etok_f16)(sign | h);
+    }
+    uint32_t h = ((uint32_t)exp << 10) | (mant >> 13), rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++; /* may carry into the exponent: correct */
+    return (etok_f16)(sign | h);
+}
+
+float etok_bf16_to_f32(uint16_t b) {
+    uint32_t bits = (uint32_t)b << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t etok_f32_to_bf16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    if ((x & 0x7fffffff) > 0x7f800000) return (uint16_t)((x >> 16) | 64); /* quiet NaN */
+    x += 0x7fff + ((x >> 16) & 1);
+    return (uint16_t)(x >> 16);
+}
+
+#define F16(h) etok_f16_to_f32(h)
+
+/* ---- K-quant scale unpacking ---- */
+
+static inline void q4k_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
+    if (j < 4) {
+        *d = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *d = (uint8_t)((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+        *m = (uint8_t)((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+    }
+}
+
+void etok_q4k_scales(const etok_block_q4_k *b, uint8_t sc[8], uint8_t mn[8]) {
+    for (int j = 0; j < 8; j++) q4k_scale_min(j, b->scales, &sc[j], &mn[j]);
+}
+
+/* The 256 4-bit values of a Q4_K block in order (0..15). */
+void etok_q4k_unpack(const etok_block_q4_k *b, uint8_t q[ETOK_QK_K]) {
+    for (int g = 0; g < 4; g++)
+        for (int l = 0; l < 32; l++) {
+            q[g * 64 + l] = b->qs[g * 32 + l] & 0xF;
+            q[g * 64 + 32 + l] = b->qs[g * 32 + l] >> 4;
+        }
+}
+
+/* The 256 6-bit values of a Q6_K block in order, minus 32 (-32..31). */
+void etok_q6k_unpack(const etok_block_q6_k *b, int8_t q[ETOK_QK_K]) {
+    for (int n = 0; n < 2; n++) {
+        const uint8_t *ql = b->ql + 64 * n, *qh = b->qh + 32 * n;
+        int8_t *y = q + 128 * n;
+        for (int l = 0; l < 32; l++) {
+            y[l] = (int8_t)(((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32);
+            y[l + 32] = (int8_t)(((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32);
+            y[l + 64] = (int8_t)(((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32);
+            y[l + 96] = (int8_t)(((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32);
+        }
+    }
+}
+
+/* ---- dequantisation ---- */
+
+void etok_dequantize_row(uint32_t type, const void *row, float *y, int64_t n) {
+    switch (type) {
+    case ETOK_T_F32: memcpy(y, row, (size_t)n * 4); return;
+    case ETOK_T_F16: {
+        const uint8_t *p = row;
+        for (int64_t i = 0; i < n; i++) {
+            etok_f16 h;
+            memcpy(&h, p + 2 * i, 2);
+            y[i] = F16(h);
+        }
+        return;
+    }
+    case ETOK_T_BF16: {
+        const uint8_t *p = row;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            y[i] = etok_bf16_to_f32(h);
+        }
+        return;
+    }
+    case ETOK_T_Q8_0: {
+        const etok_block_q8_0 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            float d = F16(b[i].d);
+            for (int j = 0; j < ETOK_QK; j++) y[i * ETOK_QK + j] = d * b[i].qs[j];
+        }
+        return;
+    }
+    case ETOK_T_Q4_0: {
+        const etok_block_q4_0 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            float d = F16(b[i].d);
+            for (int j = 0; j < 16; j++) {
+                y[i * ETOK_QK + j] = d * ((b[i].qs[j] & 0xF) - 8);
+                y[i * ETOK_QK + j + 16] = d * ((b[i].qs[j] >> 4) - 8);
+            }
+        }
+        return;
+    }
+    case ETOK_T_Q4_1: {
+        const etok_block_q4_1 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            float d = F16(b[i].d), m = F16(b[i].m);
+            for (int j = 0; j < 16; j++) {
+                y[i * ETOK_QK + j] = d * (b[i].qs[j] & 0xF) + m;
+                y[i * ETOK_QK + j + 16] = d * (b[i].qs[j] >> 4) + m;
+            }
+        }
+        return;
+    }
+    case ETOK_T_Q4_K: {
+        const etok_block_q4_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            uint8_t q[ETOK_QK_K], sc[8], mn[8];
+            etok_q4k_unpack(&b[i], q);
+            etok_q4k_scales(&b[i], sc, mn);
+            float d = F16(b[i].d), dmin = F16(b[i].dmin);
+            for (int j = 0; j < ETOK_QK_K; j++) y[i * ETOK_QK_K + j] = d * sc[j / 32] * q[j] - dmin * mn[j / 32];
+        }
+        return;
+    }
+    case ETOK_T_Q6_K: {
+        const etok_block_q6_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            int8_t q[ETOK_QK_K];
+            etok_q6k_unpack(&b[i], q);
+            float d = F16(b[i].d);
+            for (int j = 0; j < ETOK_QK_K; j++) y[i * ETOK_QK_K + j] = d * b[i].scales[j / 16] * q[j];
+        }
+        return;
+    }
+    default: memset(y, 0, (size_t)n * sizeof *y); return;
+    }
+}
+
+/* ---- quantisation (reference quality; used for the synthetic model and tests) ---- */
+
+static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
+    switch (type) {
+    case ETOK_T_F32: memcpy(row, x, (size_t)n * 4); return;
+    case ETOK_T_F16: {
+        uint8_t *p = row;
+        for (int64_t i = 0; i < n; i++) {
+            etok_f16 h = etok_f32_to_f16(x[i]);
+            memcpy(p + 2 * i, &h, 2);
+        }
+        return;
+    }
+    case ETOK_T_BF16: {
+        uint8_t *p = row;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h = etok_f32_to_bf16(x[i]);
+            memcpy(p + 2 * i, &h, 2);
+        }
+        return;
+    }
+    case ETOK_T_Q8_0: {
+        etok_block_q8_0 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            const float *v = x + i * ETOK_QK;
+            float amax = 0;
+            for (int j = 0; j < ETOK_QK; j++) amax = fmaxf(amax, fabsf(v[j]));
+            float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+            b[i].d = etok_f32_to_f16(d);
+            for (int j = 0; j < ETOK_QK; j++) b[i].qs[j] = (int8_t)clampi((int)lrintf(v[j] * id), -127, 127);
+        }
+        return;
+    }
+    case ETOK_T_Q4_0: {
+        etok_block_q4_0 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            const float *v = x + i * ETOK_QK;
+            float amax = 0, mx = 0;
+            for (int j = 0; j < ETOK_QK; j++)
+                if (fabsf(v[j]) > amax) {
+                    amax = fabsf(v[j]);
+                    mx = v[j];
+                }
+            float d = mx / -8.0f, id = d ? 1.0f / d : 0.0f;
+            b[i].d = etok_f32_to_f16(d);
+            for (int j = 0; j < 16; j++) {
+                int a = clampi((int)lrintf(v[j] * id) + 8, 0, 15), c = clampi((int)lrintf(v[j + 16] * id) + 8, 0, 15);
+                b[i].qs[j] = (uint8_t)(a | (c << 4));
+            }
+        }
+        return;
+    }
+    case ETOK_T_Q4_1: {
+        etok_block_q4_1 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            const float *v = x + i * ETOK_QK;
+            float mn = v[0], mx = v[0];
+            for (int j = 1; j < ETOK_QK; j++) {
+                mn = fminf(mn, v[j]);
+                mx = fmaxf(mx, v[j]);
+            }
+            float d = (mx - mn) / 15.0f, id = d ? 1.0f / d : 0.0f;
+            b[i].d = etok_f32_to_f16(d);
+            b[i].m = etok_f32_to_f16(mn);
+            for (int j = 0; j < 16; j++) {
+                int a = clampi((int)lrintf((v[j] - mn) * id), 0, 15), c = clampi((int)lrintf((v[j + 16] - mn) * id), 0, 15);
+                b[i].qs[j] = (uint8_t)(a | (c << 4));
+            }
+        }
+        return;
+    }
+    case ETOK_T_Q4_K: {
+        etok_block_q4_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            const float *v = x + i * ETOK_QK_K;
+            float scale[8], minv[8], max_scale = 0, max_min = 0;
+            for (int s = 0; s < 8; s++) {
+                float lo = 0, hi = 0; /* min is clamped to <= 0 so the stored "min" is >= 0 */
+                for (int j = 0; j < 32; j++) {
+                    lo = fminf(lo, v[s * 32 + j]);
+                    hi = fmaxf(hi, v[s * 32 + j]);
+                }
+                scale[s] = (hi - lo) / 15.0f;
+                minv[s] = -lo;
+                max_scale = fmaxf(max_scale, scale[s]);
+                max_min = fmaxf(max_min, minv[s]);
+            }
+            float d = max_scale / 63.0f, dmin = max_min / 63.0f;
+            uint8_t sc[8], mq[8];
+            for (int s = 0; s < 8; s++) {
+                sc[s] = (uint8_t)clampi(d ? (int)lrintf(scale[s] / d) : 0, 0, 63);
+                mq[s] = (uint8_t)clampi(dmin ? (int)lrintf(minv[s] / dmin) : 0, 0, 63);
+            }
+            b[i].d = etok_f32_to_f16(d);
+            b[i].dmin = etok_f32_to_f16(dmin);
+            memset(b[i].scales, 0, 12);
+            for (int j = 0; j < 4; j++) {
+                b[i].scales[j] = (uint8_t)(sc[j] | ((sc[j + 4] >> 4) << 6));
+                b[i].scales[j + 4] = (uint8_t)(mq[j] | ((mq[j + 4] >> 4) << 6));
+                b[i].scales[j + 8] = (uint8_t)((sc[j + 4] & 0xF) | ((mq[j + 4] & 0xF) << 4));
+            }
+            float dr = F16(b[i].d), dmr = F16(b[i].dmin);
+            uint8_t q[ETOK_QK_K];
+            for (int s = 0; s < 8; s++) {
+                float ds = dr * sc[s], ms = dmr * mq[s];
+                for (int j = 0; j < 32; j++)
+                    q[s * 32 + j] = (uint8_t)clampi(ds ? (int)lrintf((v[s * 32 + j] + ms) / ds) : 0, 0, 15);
+            }
+            for (int g = 0; g < 4; g++)
+                for (int l = 0; l < 32; l++)
+                    b[i].qs[g * 32 + l] = (uint8_t)(q[g * 64 + l] | (q[g * 64 + 32 + l] << 4));
+        }
+        return;
+    }
+    case ETOK_T_Q6_K: {
+        etok_block_q6_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            const float *v = x + i * ETOK_QK_K;
+            float sub[16], max_sub = 0;
+            for (int s = 0; s < 16; s++) {
+                float amax = 0;
+                for (int j = 0; j < 16; j++) amax = fmaxf(amax, fabsf(v[s * 16 + j]));
+                sub[s] = amax / 31.0f;
+                max_sub = fmaxf(max_sub, sub[s]);
+            }
+            float d = max_sub / 127.0f;
+            b[i].d = etok_f32_to_f16(d);
+            float dr = F16(b[i].d);
+            int8_t q[ETOK_QK_K];
+            for (int s = 0; s < 16; s++) {
+                b[i].scales[s] = (int8_t)clampi(d ? (int)lrintf(sub[s] / d) : 0, -128, 127);
+                float ds = dr * b[i].scales[s];
+                for (int j = 0; j < 16; j++)
+                    q[s * 16 + j] = (int8_t)clampi(ds ? (int)lrintf(v[s * 16 + j] / ds) : 0, -32, 31);
+            }
+            memset(b[i].ql, 0, sizeof b[i].ql);
+            memset(b[i].qh, 0, sizeof b[i].qh);
+            for (int nn = 0; nn < 2; nn++) {
+                uint8_t *ql = b[i].ql + 64 * nn, *qh = b[i].qh + 32 * nn;
+                const int8_t *y = q + 128 * nn;
+                for (int l = 0; l < 32; l++) {
+                    int q1 = y[l] + 32, q2 = y[l + 32] + 32, q3 = y[l + 64] + 32, q4 = y[l + 96] + 32;
+                    ql[l] = (uint8_t)((q1 & 0xF) | ((q3 & 0xF) << 4));
+                    ql[l + 32] = (uint8_t)((q2 & 0xF) | ((q4 & 0xF) << 4));
+                    qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+                }
+            }
+        }
+        return;
+    }
+    default: return;
+    }
+}
+
+/* ---- activation quantisation ---- */
+
+void etok_quantize_q8a_ref(const float *x, etok_block_q8a *out, int64_t n) {
+    for (int64_t i = 0; i < n / ETOK_QK; i++) {
+        const float *v = x + i * ETOK_QK;
+        float amax = 0;
+        for (int j = 0; j < ETOK_QK; j++) amax = fmaxf(amax, fabsf(v[j]));
+        float d = amax / 127.0f, id = d ? 127.0f / amax : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < ETOK_QK; j++) {
+            int q = (int)lrintf(v[j] * id);
+            out[i].qs[j] = (int8_t)q;
+            sum += q;
+        }
+        out[i].d = d;
+        out[i].s = d * (float)sum;
+    }
+}
+
+/* ---- scalar reference dot kernels ---- */
+
+float etok_vec_dot_ref(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n) {
+    float sum = 0;
+    switch (type) {
+    case ETOK_T_F32: {
+        const float *w = row;
+        for (int64_t i = 0; i < n; i++) sum += w[i] * xf[i];
+        return sum;
+    }
+    case ETOK_T_F16: case ETOK_T_BF16: {
+        const uint8_t *p = row;
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            sum += (type == ETOK_T_F16 ? F16(h) : etok_bf16_to_f32(h)) * xf[i];
+        }
+        return sum;
+    }
+    case ETOK_T_Q8_0: {
+        const etok_block_q8_0 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            int s = 0;
+            for (int j = 0; j < ETOK_QK; j++) s += b[i].qs[j] * xq[i].qs[j];
+            sum += F16(b[i].d) * xq[i].d * (float)s;
+        }
+        return sum;
+    }
+    case ETOK_T_Q4_0: {
+        const etok_block_q4_0 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            int s = 0;
+            for (int j = 0; j < 16; j++)
+                s += ((b[i].qs[j] & 0xF) - 8) * xq[i].qs[j] + ((b[i].qs[j] >> 4) - 8) * xq[i].qs[j + 16];
+            sum += F16(b[i].d) * xq[i].d * (float)s;
+        }
+        return sum;
+    }
+    case ETOK_T_Q4_1: {
+        const etok_block_q4_1 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            int s = 0;
+            for (int j = 0; j < 16; j++) s += (b[i].qs[j] & 0xF) * xq[i].qs[j] + (b[i].qs[j] >> 4) * xq[i].qs[j + 16];
+            sum += F16(b[i].d) * xq[i].d * (float)s + F16(b[i].m) * xq[i].s;
+        }
+        return sum;
+    }
+    case ETOK_T_Q4_K: {
+        const etok_block_q4_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            uint8_t q[ETOK_QK_K], sc[8], mn[8];
+            etok_q4k_unpack(&b[i], q);
+            etok_q4k_scales(&b[i], sc, mn);
+            float d = F16(b[i].d), dmin = F16(b[i].dmin);
+            for (int s = 0; s < 8; s++) {
+                const etok_block_q8a *a = &xq[i * 8 + s];
+                int acc = 0;
+                for (int j = 0; j < 32; j++) acc += q[s * 32 + j] * a->qs[j];
+                sum += d * sc[s] * a->d * (float)acc - dmin * mn[s] * a->s;
+            }
+        }
+        return sum;
+    }
+    case ETOK_T_Q6_K: {
+        const etok_block_q6_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            int8_t q[ETOK_QK_K];
+            etok_q6k_unpack(&b[i], q);
+            float d = F16(b[i].d);
+            for (int s = 0; s < 8; s++) {
+                const etok_block_q8a *a = &xq[i * 8 + s];
+                int acc0 = 0, acc1 = 0;
+                for (int j = 0; j < 16; j++) {
+                    acc0 += q[s * 32 + j] * a->qs[j];
+                    acc1 += q[s * 32 + 16 + j] * a->qs[16 + j];
+                }
+                sum += d * a->d * (float)(b[i].scales[2 * s] * acc0 + b[i].scales[2 * s + 1] * acc1);
+            }
+        }
+        return sum;
+    }
+    default: return 0;
+    }
+}
+
+/* ---- run-time dispatch ---- */
+
+int etok_simd_active(void) {
+#if ETOK_HAVE_X86_SIMD
+    /* A cached hardware fact (write-once, idempotent), not program state. */
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+void etok_quantize_q8a(const float *x, etok_block_q8a *out, int64_t n) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        etok_quantize_q8a_avx2(x, out, n);
+        return;
+    }
+#endif
+    etok_quantize_q8a_ref(x, out, n);
+}
+
+float etok_vec_dot(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) return etok_vec_dot_avx2(type, row, xq, xf, n);
+#endif
+    return etok_vec_dot_ref(type, row, xq, xf, n);
+}
+
+void etok_vec_dot_multi(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n,
+                        int nx, float *out, size_t out_stride) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        etok_vec_dot_multi_avx2(type, row, xq, xf, n, nx, out, out_stride);
+        return;
+    }
+#endif
+    for (int j = 0; j < nx; j++)
+        out[(size_t)j * out_stride] =
+            etok_vec_dot_ref(type, row, xq ? xq + (size_t)j * (size_t)(n / ETOK_QK) : NULL, xf ? xf + (size_t)j * (size_t)n : NULL, n);
+}

@@ -1,0 +1,118 @@
+/* quant.h — tensor element types: the GGUF/ggml block formats as packed structs, row
+ * dequantisation, activation quantisation and dot-product kernels.
+ *
+ * Owns: the block layouts (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K; F32, F16, BF16), a scalar reference of
+ * every kernel and an AVX2/FMA version picked at run time by CPU feature detection.
+ * Weight x activation dot products follow the usual integer scheme: activations are quantised
+ * per 32 values to 8 bits (Q8_0-like blocks with the block sum kept, for Q4_1's offset), and
+ * weights stay in their stored format. F32/F16/BF16 weights use float activations.
+ * Does not own: which tensor has which type (gguf.c / model.c) or the matmul loop (model.c). */
+#ifndef ETOK_ENGINE_QUANT_H
+#define ETOK_ENGINE_QUANT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ggml type ids as stored in GGUF tensor infos. */
+enum {
+    ETOK_T_F32 = 0,
+    ETOK_T_F16 = 1,
+    ETOK_T_Q4_0 = 2,
+    ETOK_T_Q4_1 = 3,
+    ETOK_T_Q8_0 = 8,
+    ETOK_T_Q4_K = 12,
+    ETOK_T_Q6_K = 14,
+    ETOK_T_BF16 = 30,
+    ETOK_T_COUNT = 40 /* upper bound of known ggml ids (for table sizes) */
+};
+
+#define ETOK_QK 32   /* values per block of the 32-blocks */
+#define ETOK_QK_K 256 /* values per super-block of the K-quants */
+
+typedef uint16_t etok_f16; /* IEEE half, stored bits */
+
+typedef struct __attribute__((packed)) {
+    etok_f16 d;               /* scale */
+    int8_t qs[ETOK_QK];       /* x = d * q */
+} etok_block_q8_0;
+_Static_assert(sizeof(etok_block_q8_0) == 34, "Q8_0 block is 34 bytes");
+
+typedef struct __attribute__((packed)) {
+    etok_f16 d;               /* scale */
+    uint8_t qs[ETOK_QK / 2];  /* low nibble: values 0..15, high nibble: values 16..31; x = d*(q-8) */
+} etok_block_q4_0;
+_Static_assert(sizeof(etok_block_q4_0) == 18, "Q4_0 block is 18 bytes");
+
+typedef struct __attribute__((packed)) {
+    etok_f16 d;               /* scale */
+    etok_f16 m;               /* minimum; x = d*q + m */
+    uint8_t qs[ETOK_QK / 2];
+} etok_block_q4_1;
+_Static_assert(sizeof(etok_block_q4_1) == 20, "Q4_1 block is 20 bytes");
+
+typedef struct __attribute__((packed)) {
+    etok_f16 d;               /* super-block scale for the 6-bit scales */
+    etok_f16 dmin;            /* super-block scale for the 6-bit mins */
+    uint8_t scales[12];       /* 8 (scale, min) pairs of 6 bits each */
+    uint8_t qs[ETOK_QK_K / 2];/* 4-bit values, 4 groups of 64: low nibbles first 32, high next 32 */
+} etok_block_q4_k;
+_Static_assert(sizeof(etok_block_q4_k) == 144, "Q4_K block is 144 bytes");
+
+typedef struct __attribute__((packed)) {
+    uint8_t ql[ETOK_QK_K / 2];    /* low 4 bits */
+    uint8_t qh[ETOK_QK_K / 4];    /* high 2 bits */
+    int8_t scales[ETOK_QK_K / 16];/* 16 8-bit scales */
+    etok_f16 d;                   /* super-block scale */
+} etok_block_q6_k;
+_Static_assert(sizeof(etok_block_q6_k) == 210, "Q6_K block is 210 bytes");
+
+/* The 8-bit activation block our integer kernels consume: like Q8_0 but with a float scale
+ * and the sum of the quants (times d) kept, for Q4_1's "+ m" term. Not a file format. */
+typedef struct {
+    float d;                  /* scale */
+    float s;                  /* d * sum(qs) */
+    int8_t qs[ETOK_QK];
+} etok_block_q8a;
+
+/* Size facts of a type: values per block and bytes per block; 0 for unknown ids. */
+int etok_type_block_elems(uint32_t type);
+int etok_type_block_bytes(uint32_t type);
+const char *etok_type_name(uint32_t type);
+/* Bytes of one row of n values (n a multiple of the block size). */
+size_t etok_type_row_bytes(uint32_t type, int64_t n);
+
+/* Half/bfloat conversions. */
+float etok_f16_to_f32(etok_f16 h);
+etok_f16 etok_f32_to_f16(float f);
+float etok_bf16_to_f32(uint16_t b);
+uint16_t etok_f32_to_bf16(float f);
+
+/* Dequantise n values of a row (n a multiple of the type's block size). */
+void etok_dequantize_row(uint32_t type, const void *row, float *out, int64_t n);
+/* Quantise n floats into a row of a weight type (reference quality, for tests and the
+ * synthetic model writer). Supported: all types above. */
+void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n);
+
+/* Activation quantisation to etok_block_q8a (n multiple of 32). */
+void etok_quantize_q8a(const float *x, etok_block_q8a *out, int64_t n);
+void etok_quantize_q8a_ref(const float *x, etok_block_q8a *out, int64_t n);
+
+/* Does this weight type use the 8-bit activation path (else float activations)? */
+int etok_type_uses_q8a(uint32_t type);
+
+/* Dot product of one weight row (n values, type) with the activations: `xq` (q8a blocks)
+ * for quantised types, `xf` (floats) for F32/F16/BF16. The kernel picked at run time. */
+float etok_vec_dot(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n);
+/* Always the scalar reference (tests). */
+float etok_vec_dot_ref(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n);
+
+/* Dot products of one weight row with several activation vectors at once (the row is read
+ * once for all of them): out[j] = row . x_j for j < nx. xq/xf point at nx consecutive
+ * vectors of n values (q8a: n/32 blocks each). */
+void etok_vec_dot_multi(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,
+                        int64_t n, int nx, float *out, size_t out_stride);
+
+/* 1 when the AVX2/FMA kernels are in use (x86-64 with avx2+fma+f16c). */
+int etok_simd_active(void);
+
+#endif

@@ -1,0 +1,229 @@
+/* quant_avx2.c — AVX2/FMA/F16C versions of the dot kernels and the activation quantiser.
+ *
+ * Each function is compiled for avx2+fma+f16c with a target attribute, so the binary still
+ * runs on any x86-64: quant.c calls these only after __builtin_cpu_supports said yes.
+ * Integer dot products use maddubs (u8 x s8 -> s16 pairs) then madd (-> s32), as the 4-bit
+ * weights are non-negative nibbles and activations are 8-bit. Each kernel must equal the
+ * scalar reference in quant.c up to float summation order (tests/unit/test_quant.c). */
+#include "engine/quant_simd.h"
+
+#if ETOK_HAVE_X86_SIMD
+
+#include <immintrin.h>
+#include <string.h>
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+
+static inline TGT float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline TGT float h2f(etok_f16 h) { return _cvtsh_ss(h); }
+
+/* 16 bytes of nibbles -> 32 bytes: low nibbles (values 0..15) then high nibbles (16..31). */
+static inline TGT __m256i unpack_nibbles(const uint8_t *qs) {
+    __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1);
+    return _mm256_and_si256(x, _mm256_set1_epi8(0x0F));
+}
+
+/* Sum of u8*s8 products of 32 bytes as 8 int32 lanes. */
+static inline TGT __m256i dot_us8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* Signed x signed via the sign trick. */
+static inline TGT __m256i dot_ss8(__m256i a, __m256i b) {
+    return dot_us8(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+}
+
+void TGT etok_quantize_q8a_avx2(const float *x, etok_block_q8a *out, int64_t n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t i = 0; i < n / ETOK_QK; i++) {
+        const float *v = x + i * ETOK_QK;
+        __m256 v0 = _mm256_loadu_ps(v), v1 = _mm256_loadu_ps(v + 8), v2 = _mm256_loadu_ps(v + 16),
+               v3 = _mm256_loadu_ps(v + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float amax = _mm_cvtss_f32(m4);
+        float d = amax / 127.0f, id = d ? 127.0f / amax : 0.0f;
+        __m256 mul = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_hadd_epi32(s4, s4);
+        s4 = _mm_hadd_epi32(s4, s4);
+        int sum = _mm_cvtsi128_si32(s4);
+        __m256i p01 = _mm256_packs_epi32(i0, i1), p23 = _mm256_packs_epi32(i2, i3);
+        __m256i p = _mm256_packs_epi16(p01, p23);
+        p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)out[i].qs, p);
+        out[i].d = d;
+        out[i].s = d * (float)sum;
+    }
+}
+
+static TGT float dot_q4_1(const etok_block_q4_1 *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float summ = 0;
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        __m256i p0 = dot_us8(unpack_nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256i p1 = dot_us8(unpack_nibbles(b[i + 1].qs), _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i + 1].d) * y[i + 1].d), _mm256_cvtepi32_ps(p1), acc1);
+        summ += h2f(b[i].m) * y[i].s + h2f(b[i + 1].m) * y[i + 1].s;
+    }
+    for (; i < nb; i++) {
+        __m256i p0 = dot_us8(unpack_nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p0), acc0);
+        summ += h2f(b[i].m) * y[i].s;
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1)) + summ;
+}
+
+static TGT float dot_q4_0(const etok_block_q4_0 *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    float corr = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        float dw = h2f(b[i].d);
+        __m256i p = dot_us8(unpack_nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * y[i].d), _mm256_cvtepi32_ps(p), acc);
+        corr += dw * 8.0f * y[i].s;
+    }
+    return hsum_ps(acc) - corr;
+}
+
+static TGT float dot_q8_0(const etok_block_q8_0 *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        __m256i p0 = dot_ss8(_mm256_loadu_si256((const __m256i *)b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256i p1 =
+            dot_ss8(_mm256_loadu_si256((const __m256i *)b[i + 1].qs), _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p0), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i + 1].d) * y[i + 1].d), _mm256_cvtepi32_ps(p1), acc1);
+    }
+    for (; i < nb; i++) {
+        __m256i p0 = dot_ss8(_mm256_loadu_si256((const __m256i *)b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p0), acc0);
+    }
+    return hsum_ps(_mm256_add_ps(acc0, acc1));
+}
+
+static TGT float dot_q4_k(const etok_block_q4_k *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t sc[8], mn[8];
+        etok_q4k_scales(&b[i], sc, mn);
+        float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+        const etok_block_q8a *a = y + i * 8;
+        for (int g = 0; g < 4; g++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * g));
+            __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            __m256i p0 = dot_us8(lo, _mm256_loadu_si256((const __m256i *)a[2 * g].qs));
+            __m256i p1 = dot_us8(hi, _mm256_loadu_si256((const __m256i *)a[2 * g + 1].qs));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * g] * a[2 * g].d), _mm256_cvtepi32_ps(p0), acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * g + 1] * a[2 * g + 1].d), _mm256_cvtepi32_ps(p1), acc);
+            summ += dmin * (mn[2 * g] * a[2 * g].s + mn[2 * g + 1] * a[2 * g + 1].s);
+        }
+    }
+    return hsum_ps(acc) - summ;
+}
+
+static TGT float dot_q6_k(const etok_block_q6_k *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    for (int64_t i = 0; i < nb; i++) {
+        float d = h2f(b[i].d);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                int s = h * 4 + k; /* 32-value sub-block index in the super-block */
+                const etok_block_q8a *a = y + i * 8 + s;
+                __m256i qs = _mm256_sub_epi8(q[k], off);
+                __m256i yy = _mm256_loadu_si256((const __m256i *)a->qs);
+                __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(qs, qs), _mm256_sign_epi8(yy, qs));
+                __m256i scv = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(b[i].scales[2 * s])),
+                                                      _mm_set1_epi16(b[i].scales[2 * s + 1]), 1);
+                __m256i p32 = _mm256_madd_epi16(p16, scv);
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(p32), acc);
+            }
+        }
+    }
+    return hsum_ps(acc);
+}
+
+static TGT float dot_f32(const float *w, const float *x, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+    }
+    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc0);
+    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) s += w[i] * x[i];
+    return s;
+}
+
+static TGT float dot_f16(const uint8_t *w, const float *x, int64_t n, int bf16) {
+    __m256 acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm_loadu_si128((const __m128i *)(w + 2 * i));
+        __m256 wf = bf16 ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)) : _mm256_cvtph_ps(h);
+        acc = _mm256_fmadd_ps(wf, _mm256_loadu_ps(x + i), acc);
+    }
+    float s = hsum_ps(acc);
+    for (; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, w + 2 * i, 2);
+        s += (bf16 ? etok_bf16_to_f32(h) : h2f(h)) * x[i];
+    }
+    return s;
+}
+
+float TGT etok_vec_dot_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n) {
+    switch (type) {
+    case ETOK_T_Q4_1: return dot_q4_1(row, xq, n / ETOK_QK);
+    case ETOK_T_Q4_0: return dot_q4_0(row, xq, n / ETOK_QK);
+    case ETOK_T_Q8_0: return dot_q8_0(row, xq, n / ETOK_QK);
+    case ETOK_T_Q4_K: return dot_q4_k(row, xq, n / ETOK_QK_K);
+    case ETOK_T_Q6_K: return dot_q6_k(row, xq, n / ETOK_QK_K);
+    case ETOK_T_F32: return dot_f32(row, xf, n);
+    case ETOK_T_F16: return dot_f16(row, xf, n, 0);
+    case ETOK_T_BF16: return dot_f16(row, xf, n, 1);
+    default: return 0;
+    }
+}
+
+void TGT etok_vec_dot_multi_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,
+                                 int64_t n, int nx, float *out, size_t out_stride) {
+    for (int j = 0; j < nx; j++)
+        out[(size_t)j * out_stride] = etok_vec_dot_avx2(type, row, xq ? xq + (size_t)j * (size_t)(n / ETOK_QK) : NULL,
+                                                        xf ? xf + (size_t)j * (size_t)n : NULL, n);
+}
+
+#endif

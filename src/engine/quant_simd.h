@@ -1,0 +1,25 @@
+/* quant_simd.h — internal: the AVX2/FMA kernels of quant_avx2.c and the K-quant unpack
+ * helpers shared with quant.c. Not for use outside src/engine/quant*.c and tests. */
+#ifndef ETOK_ENGINE_QUANT_SIMD_H
+#define ETOK_ENGINE_QUANT_SIMD_H
+
+#include "engine/quant.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define ETOK_HAVE_X86_SIMD 1
+#else
+#define ETOK_HAVE_X86_SIMD 0
+#endif
+
+void etok_q4k_scales(const etok_block_q4_k *b, uint8_t sc[8], uint8_t mn[8]);
+void etok_q4k_unpack(const etok_block_q4_k *b, uint8_t q[ETOK_QK_K]);
+void etok_q6k_unpack(const etok_block_q6_k *b, int8_t q[ETOK_QK_K]);
+
+#if ETOK_HAVE_X86_SIMD
+void etok_quantize_q8a_avx2(const float *x, etok_block_q8a *out, int64_t n);
+float etok_vec_dot_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n);
+void etok_vec_dot_multi_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,
+                             int64_t n, int nx, float *out, size_t out_stride);
+#endif
+
+#endif
