@@ -78,11 +78,16 @@ static char *power_chart(const etok_metrics *m) {
         char ylab[64];
         snprintf(ylab, sizeof ylab, "Power, %s boundary (W)", m->energy_boundary);
         etok_svg_chart_x_axis(c, "Time since window start (s)", ETOK_SVG_LINEAR, 0, 0);
-        etok_svg_chart_y_axis(c, ylab, ETOK_SVG_LINEAR, 0, 0);
-        etok_svg_chart_y2_axis(c, "Output token rate (token/s)", ETOK_SVG_LINEAR, 0, 0);
+        double pmax = 0, rmax = 0; /* axes from zero so levels compare honestly */
+        for (size_t i = 0; i < n; i++) {
+            if (isfinite(p[i]) && p[i] > pmax) pmax = p[i];
+            if (tr[i] > rmax) rmax = tr[i];
+        }
+        etok_svg_chart_y_axis(c, ylab, ETOK_SVG_LINEAR, 0, pmax > 0 ? pmax * 1.15 : 1);
+        etok_svg_chart_y2_axis(c, "Output token rate (token/s)", ETOK_SVG_LINEAR, 0, rmax > 0 ? rmax * 1.15 : 1);
         for (size_t i = 0; i < m->n_prefill; i++)
             etok_svg_chart_add_band(c, m->prefill[i].t_start_s, m->prefill[i].t_end_s, i == 0 ? "prefill" : NULL,
-                                    "#E69F0033");
+                                    "#E69F00");
         etok_svg_style ps = {.color = "#D55E00", .markers = n < 40};
         etok_svg_chart_add_series(c, "power (W)", t, p, n, &ps);
         etok_svg_style ts = {.color = "#0072B2", .y2 = 1, .step = 1, .dashed = 0, .width_px = 1.5};
