@@ -90,7 +90,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
         goto out;
     }
     const etok_model_info *mi = etok_model_get_info(model);
-    int ctx = mi->ctx_max > 0 ? mi->ctx_max : 2048;
+    int ctx = mi->ctx_max > 0 && mi->ctx_max < 2048 ? mi->ctx_max : 2048; /* the engine's default KV length */
     /* Tokenize every prompt through the model's chat template, up front. */
     for (size_t i = 0; i < n_items; i++) {
         char *chat = etok_chat_format(model, o->system_prompt, ev->items[i].prompt, err);
