@@ -1,0 +1,41 @@
+/* command.h — run any command as the workload of `etok run` (src/drive/command.c).
+ *
+ * The command's stdout and stderr pass through to ours unchanged while both are scanned,
+ * line by line, for a token count (POSIX extended regex with one capture group). Signals
+ * that arrive on a signalfd are forwarded to the child (the second one kills it). Its exit
+ * status is returned with the shell's convention (code, or 128 + N when killed by signal N). */
+#ifndef ETOK_COMMAND_H
+#define ETOK_COMMAND_H
+
+#include "etok/util.h"
+
+#define ETOK_EXIT_NOT_FOUND 127 /* like a shell: the command does not exist */
+#define ETOK_EXIT_NOT_EXECUTABLE 126
+
+typedef struct {
+    const char *tokens_regex; /* ERE with exactly one capture group; NULL = do not scan */
+    int signal_fd;            /* signalfd of the signals to forward (SIGINT, SIGTERM); -1 = none */
+} etok_command_opts;
+
+typedef struct {
+    int exit_status;          /* 0..255, or 128 + signal number */
+    int interrupted;          /* a signal arrived on signal_fd and was forwarded */
+    int tokens_found;         /* the regex matched with an integer capture */
+    long long tokens;         /* the capture of the last such match */
+    int tokens_matches;       /* how many lines matched with an integer capture */
+    char tokens_line[256];    /* the last matching line (provenance for the record) */
+} etok_command_result;
+
+/* The regex compiles and has exactly one capture group. 0, or -1 (ETOK_EXIT_USAGE). */
+int etok_command_check_regex(const char *re, etok_err *err);
+
+/* Can `name` be executed (PATH search like execvp)? 0, or -1 with
+ * "cannot run 'NAME': No such file or directory" and exit code 127 (126: not executable). */
+int etok_command_resolve(const char *name, etok_err *err);
+
+/* Run argv (argv[0] searched in PATH) to completion. Returns 0 when the command ran (its
+ * status is in res, whatever it is), -1 when it could not be started (err says why, with
+ * exit code 127/126 like a shell, or ETOK_EXIT_FAIL). */
+int etok_command_run(char *const argv[], const etok_command_opts *o, etok_command_result *res, etok_err *err);
+
+#endif

@@ -1,0 +1,69 @@
+/* evalset.h — eval sets for quality scoring: JSONL loading and answer checks.
+ *
+ * One item per line: {"id", "prompt", "answer", "check"} plus optional fields:
+ *   "tolerance"      number check: allowed absolute difference (default 0)
+ *   "choices"        choice check: the options; "answer" must be one of them
+ *   "case_sensitive" exact/contains/choice compare case-insensitively unless true;
+ *                    regex is case-sensitive unless false (or "icase": true)
+ * Unknown extra fields (notes, source) are ignored. Blank lines are skipped; any other line
+ * that is not a valid item is an error naming file:line — nothing is dropped silently.
+ *
+ * Checks (etok_eval_check, a pure function of the item and the output text):
+ *   exact    the output, trimmed of surrounding whitespace, quotes and one trailing '.', '!'
+ *            equals the answer
+ *   contains the answer occurs in the output
+ *   regex    the answer is a POSIX extended regular expression (glibc: \< \> word edges,
+ *            [[:space:]]) that must match somewhere in the output
+ *   number   the first number in the output (after the last '=' when there is one; digit
+ *            groups "1,000" allowed) is within tolerance of the answer
+ *   choice   of the choices, the one whose first whole-word occurrence comes earliest in
+ *            the output is the answer
+ * Not here: running the model (drive/bench.c), accuracy figures (analyse/metrics.c). */
+#ifndef ETOK_EVALSET_H
+#define ETOK_EVALSET_H
+
+#include <stddef.h>
+
+#include "etok/util.h"
+
+typedef enum {
+    ETOK_CHECK_EXACT,
+    ETOK_CHECK_CONTAINS,
+    ETOK_CHECK_REGEX,
+    ETOK_CHECK_NUMBER,
+    ETOK_CHECK_CHOICE
+} etok_check_kind;
+
+const char *etok_check_name(etok_check_kind k);
+int etok_check_parse(const char *s, etok_check_kind *out);
+
+typedef struct {
+    char *id, *prompt, *answer;
+    etok_check_kind check;
+    double tolerance;
+    int case_sensitive;
+    char **choices;
+    int n_choices;
+    int line;            /* 1-based line in the file */
+} etok_eval_item;
+
+typedef struct {
+    char path[512];
+    size_t n_items;
+    etok_eval_item *items;
+} etok_evalset;
+
+/* Load a JSONL eval set. On error nothing is kept and err names file:line and the problem
+ * (ETOK_EXIT_INPUT; a missing file too). An empty set is an error. */
+int etok_evalset_load(etok_evalset *s, const char *path, etok_err *err);
+/* Parse from text (what names the source in errors). */
+int etok_evalset_parse(etok_evalset *s, const char *text, const char *what, etok_err *err);
+void etok_evalset_free(etok_evalset *s);
+
+/* Score one output: 1 pass, 0 fail. output may be NULL (fails). */
+int etok_eval_check(const etok_eval_item *it, const char *output);
+
+/* The number a `number` check reads from text; 0 when none found, 1 and *out set. */
+int etok_eval_extract_number(const char *text, double *out);
+
+#endif

@@ -1,0 +1,48 @@
+/* stats.h — small descriptive statistics: percentiles, mean, seeded bootstrap CIs.
+ * Pure functions, no global state (the RNG state is the caller's).
+ *
+ * Percentile definition (the "linear" / R type 7 / numpy default): for n sorted values
+ * x[0..n-1] and p in [0, 100], h = (n - 1) * p / 100, and
+ *     P(p) = x[floor(h)] + (h - floor(h)) * (x[floor(h) + 1] - x[floor(h)]).
+ * So P(0) = min, P(100) = max, P(50) of an even count is the mean of the middle two. */
+#ifndef ETOK_STATS_H
+#define ETOK_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A splitmix64 generator: deterministic for a seed, state owned by the caller. */
+typedef struct {
+    uint64_t s;
+} etok_rng;
+void etok_rng_seed(etok_rng *r, uint64_t seed);
+uint64_t etok_rng_u64(etok_rng *r);
+double etok_rng_uniform(etok_rng *r);      /* [0, 1) */
+double etok_rng_exponential(etok_rng *r, double rate); /* mean 1/rate */
+
+/* Sort a copy ascending (qsort, NaNs excluded). Returns the number of finite values kept. */
+size_t etok_sorted_finite(const double *x, size_t n, double *out);
+
+/* Percentile of ascending-sorted values (see above); NAN when n == 0. */
+double etok_percentile_sorted(const double *sorted, size_t n, double p);
+/* Percentile of unsorted values (copies and sorts; NAN values ignored). */
+double etok_percentile(const double *x, size_t n, double p);
+double etok_mean(const double *x, size_t n);   /* NAN when n == 0 (NAN values ignored) */
+
+/* Statistic used by the bootstrap: computed on a resample of n values. */
+typedef enum { ETOK_STAT_MEAN, ETOK_STAT_P50, ETOK_STAT_P90, ETOK_STAT_P99 } etok_stat_kind;
+double etok_stat_compute(etok_stat_kind k, const double *x, size_t n);
+
+/* Percentile bootstrap 95% confidence interval of a statistic over n values: `iters`
+ * resamples with replacement (0 = 1000) drawn from etok_rng seeded with `seed`. The
+ * interval is [P2.5, P97.5] of the resampled statistics. n < 2: lo = hi = the statistic
+ * (or NAN for n == 0). Returns 0, -1 on out of memory. */
+int etok_bootstrap_ci(const double *x, size_t n, etok_stat_kind k, int iters, uint64_t seed, double *lo,
+                      double *hi);
+
+/* Ratio of two means (sum a / sum b over the same resampled indices) with a bootstrap 95%
+ * CI; for lever comparisons (A vs B) and per-request energy ratios. */
+int etok_bootstrap_ratio_ci(const double *a, const double *b, size_t n, int iters, uint64_t seed, double *lo,
+                            double *hi);
+
+#endif

@@ -1,0 +1,631 @@
+/* metrics.c — the METRICS.md §3 reporting set of one run (see include/etok/metrics.h for
+ * every definition). Pure: reads the record and energy.c's results, no I/O, no clock.
+ * Owns: latency, SLO, goodput, quality gating, phase split, MFU/MBU and this run's ceilings,
+ * and the plot series. Does not own: energy integration (energy.c), statistics (stats.c),
+ * formatting (render/). */
+#include "etok/metrics.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etok/stats.h"
+
+static etok_metric *add(etok_metrics *m, const char *name, const char *stat, const char *unit, const char *source) {
+    if (m->n >= ETOK_METRICS_MAX) return NULL;
+    etok_metric *x = &m->m[m->n++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->name, sizeof x->name, "%s", name);
+    snprintf(x->stat, sizeof x->stat, "%s", stat ? stat : "");
+    snprintf(x->unit, sizeof x->unit, "%s", unit);
+    snprintf(x->source, sizeof x->source, "%s", source);
+    x->value = x->uncertainty = x->ci_lo = x->ci_hi = NAN;
+    return x;
+}
+
+static void setv(etok_metric *x, double v, double unc) {
+    if (!x) return;
+    x->value = v;
+    x->uncertainty = unc;
+    x->valid = isfinite(v);
+    if (!x->valid && !x->note[0]) snprintf(x->note, sizeof x->note, "not computable");
+}
+
+static void note(etok_metric *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note(etok_metric *x, const char *fmt, ...) {
+    if (!x) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->note, sizeof x->note, fmt, ap);
+    va_end(ap);
+}
+
+const etok_metric *etok_metrics_get(const etok_metrics *m, const char *name, const char *stat) {
+    for (size_t i = 0; i < m->n; i++)
+        if (!strcmp(m->m[i].name, name) && !strcmp(m->m[i].stat, stat ? stat : "")) return &m->m[i];
+    return NULL;
+}
+
+void etok_metrics_free(etok_metrics *m) {
+    if (!m) return;
+    free(m->series);
+    free(m->prefill);
+    free(m->ttft_sorted_s);
+    free(m->tpot_sorted_s);
+    m->series = NULL;
+    m->prefill = NULL;
+    m->ttft_sorted_s = m->tpot_sorted_s = NULL;
+    m->n_series = m->n_prefill = m->n_ttft = m->n_tpot = 0;
+}
+
+/* An energy figure E / count with propagated uncertainty. */
+static void energy_per(etok_metric *x, const etok_energy_summary *es, double count, const char *what) {
+    if (!x) return;
+    if (!es->has_energy) {
+        note(x, "no energy measured in the window");
+        return;
+    }
+    if (!(count > 0)) {
+        note(x, "no %s", what);
+        return;
+    }
+    setv(x, es->energy_j / count, es->energy_uncertainty_j / count);
+}
+
+/* Distribution figures p50/p90/p99/mean with bootstrap CIs. */
+static void dist(etok_metrics *m, const char *name, const double *x, size_t n, const etok_metrics_opts *o,
+                 const char *why_empty) {
+    static const char *const stats[] = {"p50", "p90", "p99", "mean"};
+    static const etok_stat_kind kinds[] = {ETOK_STAT_P50, ETOK_STAT_P90, ETOK_STAT_P99, ETOK_STAT_MEAN};
+    for (int k = 0; k < 4; k++) {
+        etok_metric *e = add(m, name, stats[k], "s", "clock");
+        if (!e) return;
+        if (n == 0) {
+            note(e, "%s", why_empty);
+            continue;
+        }
+        setv(e, etok_stat_compute(kinds[k], x, n), NAN);
+        double lo, hi;
+        if (etok_bootstrap_ci(x, n, kinds[k], o->bootstrap_iters, o->seed + (uint64_t)k, &lo, &hi) == 0) {
+            e->ci_lo = lo;
+            e->ci_hi = hi;
+        }
+    }
+}
+
+typedef struct {
+    double ttft, tpot, e2e;
+    int ok, meets_q, meets_s, checked, pass;
+    int tokens_out;
+} req_view;
+
+static int in_window(const etok_record *r, double t) { return t >= r->window_start_s - 1e-9 && t <= r->window_end_s + 1e-9; }
+
+int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in, etok_metrics *m, etok_err *err) {
+    memset(m, 0, sizeof *m);
+    etok_metrics_opts o = {0};
+    if (opts_in) o = *opts_in;
+    if (!o.seed) o.seed = 1;
+    if (!o.bootstrap_iters) o.bootstrap_iters = 1000;
+
+    etok_energy_summary es;
+    if (etok_energy_summarize(r, &es)) {
+        etok_energy_summary_free(&es);
+        return etok_errc(err, ETOK_EXIT_INPUT, "record: invalid windows or out of memory in energy analysis");
+    }
+    int rc = -1;
+    double *ttft = NULL, *tpot = NULL, *itl = NULL, *e2e = NULL, *passv = NULL;
+    req_view *rv = NULL;
+    size_t nr = r->n_requests;
+    double dur = es.duration_s;
+    const char *esrc = es.has_energy ? etok_source_name(es.source) : "none";
+    m->has_energy = es.has_energy;
+    snprintf(m->energy_source, sizeof m->energy_source, "%s", esrc);
+    snprintf(m->energy_boundary, sizeof m->energy_boundary, "%s", es.has_energy ? etok_boundary_name(es.boundary) : "none");
+
+    /* ---- requests ---- */
+    size_t n_itl = 0;
+    for (size_t i = 0; i < nr; i++)
+        if (r->requests[i].n_token_times > 1) n_itl += r->requests[i].n_token_times - 1;
+    ttft = malloc((nr + 1) * sizeof *ttft);
+    tpot = malloc((nr + 1) * sizeof *tpot);
+    e2e = malloc((nr + 1) * sizeof *e2e);
+    passv = malloc((nr + 1) * sizeof *passv);
+    itl = malloc((n_itl + 1) * sizeof *itl);
+    rv = calloc(nr + 1, sizeof *rv);
+    if (!ttft || !tpot || !e2e || !passv || !itl || !rv) {
+        etok_errc(err, ETOK_EXIT_FAIL, "out of memory");
+        goto done;
+    }
+    size_t n_ttft = 0, n_tpot = 0, n_e2e = 0, n_checked = 0, n_pass = 0, n_ok = 0, n_req = 0;
+    n_itl = 0;
+    long long req_tin = 0, req_tout = 0;
+    double ttft_slo = r->ttft_slo_s, tpot_slo = r->tpot_slo_s;
+    int has_slo = ttft_slo > 0 || tpot_slo > 0;
+    for (size_t i = 0; i < nr; i++) {
+        const etok_request *q = &r->requests[i];
+        req_view *v = &rv[n_req];
+        if (q->t_send_s >= 0 && !in_window(r, q->t_send_s)) continue; /* warm-up */
+        n_req++;
+        v->ttft = v->tpot = v->e2e = NAN;
+        v->ok = q->ok;
+        v->tokens_out = q->tokens_out;
+        req_tin += q->tokens_in;
+        req_tout += q->tokens_out;
+        if (q->ok) n_ok++;
+        if (q->quality_checked) {
+            v->checked = 1;
+            v->pass = q->quality_pass != 0;
+            passv[n_checked++] = v->pass;
+            n_pass += (size_t)v->pass;
+        }
+        if (q->ok && q->t_first_token_s >= 0 && q->t_send_s >= 0) v->ttft = q->t_first_token_s - q->t_send_s;
+        if (q->ok && q->t_done_s >= 0 && q->t_send_s >= 0) v->e2e = q->t_done_s - q->t_send_s;
+        if (q->ok && q->tokens_out >= 2 && q->t_first_token_s >= 0) {
+            double t_last = q->n_token_times ? q->token_times_s[q->n_token_times - 1] : q->t_done_s;
+            if (t_last >= q->t_first_token_s) v->tpot = (t_last - q->t_first_token_s) / (q->tokens_out - 1);
+        }
+        for (size_t k = 1; k < q->n_token_times; k++) itl[n_itl++] = q->token_times_s[k] - q->token_times_s[k - 1];
+        if (isfinite(v->ttft)) ttft[n_ttft++] = v->ttft;
+        if (isfinite(v->tpot)) tpot[n_tpot++] = v->tpot;
+        if (isfinite(v->e2e)) e2e[n_e2e++] = v->e2e;
+        v->meets_q = v->ok && (!v->checked || v->pass);
+        v->meets_s = v->ok && (!(ttft_slo > 0) || (isfinite(v->ttft) && v->ttft <= ttft_slo)) &&
+                     (!(tpot_slo > 0) || !isfinite(v->tpot) || v->tpot <= tpot_slo) &&
+                     (!(ttft_slo > 0) || isfinite(v->ttft));
+    }
+    long long tin = r->tokens_known ? r->tokens_in : req_tin;
+    long long tout = r->tokens_known ? r->tokens_out : req_tout;
+    int tokens_known = r->tokens_known || n_req > 0;
+
+    /* ---- window and energy totals ---- */
+    setv(add(m, "duration_s", "", "s", "clock"), dur, NAN);
+    etok_metric *x = add(m, "energy_j", "", "J", esrc);
+    if (es.has_energy) setv(x, es.energy_j, es.energy_uncertainty_j);
+    else note(x, "no meter reading covers the window");
+    x = add(m, "mean_power_w", "", "W", esrc);
+    if (es.has_energy) setv(x, es.mean_power_w, dur > 0 ? es.energy_uncertainty_j / dur : NAN);
+    else note(x, "no energy");
+    x = add(m, "idle_power_w", "", "W", esrc);
+    if (es.has_idle) setv(x, es.idle_power_w, es.idle_power_uncertainty_w);
+    else note(x, "no idle baseline measured (--idle 0?)");
+    x = add(m, "dynamic_energy_j", "", "J", esrc);
+    if (es.has_idle && es.has_energy) setv(x, es.dynamic_energy_j, es.dynamic_energy_uncertainty_j);
+    else note(x, "needs the idle baseline");
+    x = add(m, "tokens_in", "", "token", "engine");
+    if (tokens_known) setv(x, (double)tin, 0);
+    else note(x, "token count not known");
+    x = add(m, "tokens_out", "", "token", "engine");
+    if (tokens_known) setv(x, (double)tout, 0);
+    else note(x, "token count not known");
+    setv(add(m, "requests", "", "1", "clock"), (double)n_req, 0);
+    setv(add(m, "requests_ok", "", "1", "clock"), (double)n_ok, 0);
+
+    /* ---- energy per unit of work ---- */
+    energy_per(add(m, "joules_per_output_token", "", "J/token", esrc), &es, tokens_known ? (double)tout : 0,
+               "output tokens");
+    energy_per(add(m, "joules_per_token", "", "J/token", esrc), &es, tokens_known ? (double)(tin + tout) : 0, "tokens");
+    etok_metric *jin = add(m, "joules_per_input_token", "", "J/token", esrc);
+    etok_metric *jdec = add(m, "joules_per_decode_token", "", "J/token", esrc);
+    energy_per(add(m, "joules_per_request", "", "J", esrc), &es, (double)n_req, "requests");
+    etok_metric *jca = add(m, "joules_per_correct_answer", "", "J", esrc);
+    if (n_checked == 0) note(jca, "no answer was checked (no eval set)");
+    else energy_per(jca, &es, (double)n_pass, "correct answers");
+
+    /* ---- steps: phase split, FLOPs, bytes, busy time ---- */
+    double sum_flops = 0, sum_bytes = 0, busy_s = 0, Tp = 0, Td = 0, Sp = 0, Sd_dec = 0;
+    double spp = 0, sdd = 0, spd = 0, spy = 0, sdy = 0, sum_p = 0, sum_d = 0;
+    size_t n_steps = 0, n_step_energy = 0;
+    double *ys = malloc((r->n_steps + 1) * sizeof *ys);
+    if (!ys) {
+        etok_errc(err, ETOK_EXIT_FAIL, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < r->n_steps; i++) {
+        const etok_step *s = &r->steps[i];
+        if (!in_window(r, s->t_start_s) || !in_window(r, s->t_end_s) || s->t_end_s < s->t_start_s) continue;
+        double d = s->t_end_s - s->t_start_s;
+        busy_s += d;
+        sum_flops += s->flops;
+        sum_bytes += s->bytes;
+        if (s->prefill_tokens > 0) {
+            Tp += d;
+            Sp += s->prefill_tokens;
+        } else if (s->decode_tokens > 0) {
+            Td += d;
+            Sd_dec += s->decode_tokens;
+        }
+        double y = d * es.mean_power_w;
+        etok_energy_result er;
+        if (es.has_energy && etok_energy_window(r, s->t_start_s, s->t_end_s, &er) == 0 && er.has_energy &&
+            !er.short_window && er.boundary == es.boundary) {
+            y = er.energy_j;
+            n_step_energy++;
+        }
+        etok_energy_result_free(&er);
+        ys[n_steps] = y;
+        double p = s->prefill_tokens, dd = s->decode_tokens;
+        spp += p * p;
+        sdd += dd * dd;
+        spd += p * dd;
+        spy += p * y;
+        sdy += dd * y;
+        sum_p += p;
+        sum_d += dd;
+        n_steps++;
+    }
+    /* Serial when no two requests overlap in time. */
+    int serial = 1;
+    for (size_t i = 0; i < nr && serial; i++)
+        for (size_t j = i + 1; j < nr; j++) {
+            const etok_request *a = &r->requests[i], *b = &r->requests[j];
+            if (a->t_send_s < 0 || b->t_send_s < 0) continue;
+            double ae = a->t_done_s >= 0 ? a->t_done_s : r->window_end_s;
+            double be = b->t_done_s >= 0 ? b->t_done_s : r->window_end_s;
+            if (a->t_send_s < be && b->t_send_s < ae) {
+                serial = 0;
+                break;
+            }
+        }
+    double E_p = NAN, E_d = NAN;
+    snprintf(m->phase_split_method, sizeof m->phase_split_method, "none");
+    if (!es.has_energy) {
+        note(jin, "no energy");
+        note(jdec, "no energy");
+    } else if (n_steps == 0) {
+        note(jin, "no engine steps recorded: the driver does not separate phases");
+        note(jdec, "no engine steps recorded: the driver does not separate phases");
+    } else if (serial) {
+        snprintf(m->phase_split_method, sizeof m->phase_split_method, "serial_phases");
+        if (Tp + Td > 0) {
+            E_p = es.energy_j * Tp / (Tp + Td);
+            E_d = es.energy_j - E_p;
+        }
+        double rel = es.energy_j > 0 ? es.energy_uncertainty_j / es.energy_j : NAN;
+        if (Sp > 0) setv(jin, E_p / Sp, E_p / Sp * rel);
+        else note(jin, "no prompt tokens in the window");
+        if (Sd_dec > 0) setv(jdec, E_d / Sd_dec, E_d / Sd_dec * rel);
+        else note(jdec, "no decode-only steps in the window");
+        note(jin, "serial_phases: time split; prefill steps %.3f s of %.3f s", Tp, Tp + Td);
+        note(jdec, "serial_phases: time split; decode tokens exclude the first token of each prefill");
+    } else {
+        snprintf(m->phase_split_method, sizeof m->phase_split_method, "regression");
+        double det = spp * sdd - spd * spd;
+        if (n_steps < 3 || !(fabs(det) > 1e-12 * (spp * sdd + 1e-300))) {
+            note(jin, "regression: steps do not separate prefill from decode (singular fit)");
+            note(jdec, "regression: steps do not separate prefill from decode (singular fit)");
+        } else {
+            double a = (spy * sdd - sdy * spd) / det, b = (sdy * spp - spy * spd) / det;
+            /* residuals for the coefficients' standard errors */
+            double rss = 0;
+            size_t k = 0;
+            for (size_t i = 0; i < r->n_steps; i++) {
+                const etok_step *s = &r->steps[i];
+                if (!in_window(r, s->t_start_s) || !in_window(r, s->t_end_s) || s->t_end_s < s->t_start_s) continue;
+                double y = ys[k++];
+                double e = y - a * s->prefill_tokens - b * s->decode_tokens;
+                rss += e * e;
+            }
+            double s2 = rss / (double)(n_steps - 2);
+            double se_a = sqrt(s2 * sdd / det), se_b = sqrt(s2 * spp / det);
+            double raw_p = a * sum_p, raw_d = b * sum_d;
+            if (a < 0 || b < 0 || !(raw_p + raw_d > 0)) {
+                note(jin, "regression: a negative per-token coefficient (a=%.3g, b=%.3g); split unreliable", a, b);
+                note(jdec, "regression: a negative per-token coefficient (a=%.3g, b=%.3g); split unreliable", a, b);
+            } else {
+                double scale = es.energy_j / (raw_p + raw_d);
+                E_p = raw_p * scale;
+                E_d = raw_d * scale;
+                double rel = es.energy_j > 0 ? es.energy_uncertainty_j / es.energy_j : 0;
+                double ra = a > 0 ? se_a / a : 0, rb = b > 0 ? se_b / b : 0;
+                if (sum_p > 0) setv(jin, E_p / sum_p, E_p / sum_p * sqrt(rel * rel + ra * ra));
+                if (sum_d > 0) setv(jdec, E_d / sum_d, E_d / sum_d * sqrt(rel * rel + rb * rb));
+                const char *ysrc = n_step_energy == n_steps ? "step energy from the meter"
+                                                            : "step energy ~ step duration x mean power";
+                note(jin, "regression over %zu steps (%s)", n_steps, ysrc);
+                note(jdec, "regression over %zu steps (%s)", n_steps, ysrc);
+            }
+        }
+    }
+    free(ys);
+    ys = NULL;
+    if (n_steps == 0) {
+        /* busy time from the union of request intervals */
+        double *iv = malloc((2 * nr + 1) * sizeof *iv);
+        if (iv) {
+            size_t k = 0;
+            for (size_t i = 0; i < nr; i++) {
+                const etok_request *q = &r->requests[i];
+                if (q->t_send_s < 0 || !in_window(r, q->t_send_s)) continue;
+                iv[2 * k] = q->t_send_s;
+                iv[2 * k + 1] = q->t_done_s >= 0 ? q->t_done_s : r->window_end_s;
+                k++;
+            }
+            /* insertion sort of k intervals by start */
+            for (size_t i = 1; i < k; i++)
+                for (size_t j = i; j > 0 && iv[2 * (j - 1)] > iv[2 * j]; j--) {
+                    double t0 = iv[2 * j], t1 = iv[2 * j + 1];
+                    iv[2 * j] = iv[2 * (j - 1)];
+                    iv[2 * j + 1] = iv[2 * (j - 1) + 1];
+                    iv[2 * (j - 1)] = t0;
+                    iv[2 * (j - 1) + 1] = t1;
+                }
+            double cur_s = 0, cur_e = -1;
+            for (size_t i = 0; i < k; i++) {
+                if (iv[2 * i] > cur_e) {
+                    if (cur_e > cur_s) busy_s += cur_e - cur_s;
+                    cur_s = iv[2 * i];
+                    cur_e = iv[2 * i + 1];
+                } else if (iv[2 * i + 1] > cur_e)
+                    cur_e = iv[2 * i + 1];
+            }
+            if (cur_e > cur_s) busy_s += cur_e - cur_s;
+            free(iv);
+        }
+    }
+
+    /* ---- quality ---- */
+    double accuracy = n_checked ? (double)n_pass / (double)n_checked : NAN;
+    x = add(m, "accuracy", "", "1", "eval");
+    if (n_checked) {
+        setv(x, accuracy, sqrt(accuracy * (1 - accuracy) / (double)n_checked));
+        double lo, hi;
+        if (etok_bootstrap_ci(passv, n_checked, ETOK_STAT_MEAN, o.bootstrap_iters, o.seed + 11, &lo, &hi) == 0) {
+            x->ci_lo = lo;
+            x->ci_hi = hi;
+        }
+        note(x, "%zu of %zu answers passed their check", n_pass, n_checked);
+    } else
+        note(x, "no answer was checked (no eval set)");
+    x = add(m, "quality_target", "", "1", "config");
+    if (r->quality_target >= 0) setv(x, r->quality_target, 0);
+    else note(x, "no q* given");
+    m->quality_gate_met = !(r->quality_target >= 0) || (n_checked && accuracy >= r->quality_target);
+
+    /* requests meeting q* and s* */
+    size_t n_good = 0;
+    long long good_tokens = 0;
+    for (size_t i = 0; i < n_req; i++)
+        if (rv[i].meets_q && rv[i].meets_s) {
+            n_good++;
+            good_tokens += rv[i].tokens_out;
+        }
+    x = add(m, "quality_conditioned_joules_per_token", "", "J/token", esrc);
+    if (n_checked == 0) note(x, "no answer was checked (no eval set)");
+    else if (!m->quality_gate_met)
+        note(x, "gated: accuracy %.3f below q* %.3f", accuracy, r->quality_target);
+    else {
+        energy_per(x, &es, (double)good_tokens, "output tokens from requests meeting q* and s*");
+        if (x->valid) note(x, "%zu requests meet q* and s*", n_good);
+    }
+
+    /* ---- latency, SLO, goodput ---- */
+    dist(m, "ttft_s", ttft, n_ttft, &o, "no request produced a first token");
+    dist(m, "tpot_s", tpot, n_tpot, &o, "no request produced two or more tokens");
+    dist(m, "itl_s", itl, n_itl, &o, "no per-token timestamps");
+    dist(m, "e2e_s", e2e, n_e2e, &o, "no request completed");
+    x = add(m, "ttft_slo_s", "", "s", "config");
+    if (ttft_slo > 0) setv(x, ttft_slo, 0);
+    else note(x, "no TTFT SLO given");
+    x = add(m, "tpot_slo_s", "", "s", "config");
+    if (tpot_slo > 0) setv(x, tpot_slo, 0);
+    else note(x, "no TPOT SLO given");
+    size_t n_slo = 0;
+    for (size_t i = 0; i < n_req; i++) n_slo += (size_t)rv[i].meets_s;
+    x = add(m, "slo_attainment", "", "1", "clock");
+    if (n_req) {
+        double a = (double)n_slo / (double)n_req;
+        setv(x, a, sqrt(a * (1 - a) / (double)n_req));
+        if (!has_slo) note(x, "no SLO given: fraction of requests completed");
+    } else
+        note(x, "no requests");
+    x = add(m, "goodput_rps", "", "1/s", "clock");
+    if (dur > 0 && n_req) setv(x, (double)n_good / dur, NAN);
+    else note(x, "no requests in a non-empty window");
+    x = add(m, "goodput_tps", "", "token/s", "clock");
+    if (dur > 0 && n_req) setv(x, (double)good_tokens / dur, NAN);
+    else note(x, "no requests in a non-empty window");
+
+    /* ---- rates and utilization ---- */
+    double rate_busy = busy_s > 0 && tokens_known ? (double)tout / busy_s : NAN;
+    double rate_window = dur > 0 && tokens_known ? (double)tout / dur : NAN;
+    x = add(m, "busy_s", "", "s", n_steps ? "engine" : "clock");
+    setv(x, busy_s, NAN);
+    x = add(m, "token_rate_tps", "", "token/s", "clock");
+    setv(x, rate_busy, NAN);
+    note(x, "output tokens per busy second");
+    x = add(m, "utilization_adjusted_token_rate_tps", "", "token/s", "clock");
+    setv(x, rate_window, NAN);
+    note(x, "output tokens per second of the whole window, idle gaps included");
+    double U = NAN;
+    x = add(m, "deployment_utilization", "", "1", r->deployment_utilization > 0 ? "config" : "trace");
+    if (r->deployment_utilization > 0) U = r->deployment_utilization;
+    else if (dur > 0 && busy_s > 0) {
+        U = fmin(1.0, busy_s / dur);
+        note(x, "trace-derived: busy %.3f s / window %.3f s", busy_s, dur);
+    }
+    setv(x, U, NAN);
+    x = add(m, "utilization_adjusted_joules_per_token", "", "J/token", esrc);
+    {
+        const etok_metric *e = etok_metrics_get(m, "joules_per_output_token", "");
+        if (e && e->valid && es.has_idle && U > 0 && rate_busy > 0)
+            setv(x, e->value + es.idle_power_w * (1 - U) / (U * rate_busy), e->uncertainty);
+        else
+            note(x, "needs J/output-token, the idle baseline and a busy token rate");
+    }
+    x = add(m, "pue", "", "1", r->pue_source[0] ? r->pue_source : "assumed");
+    setv(x, es.pue, NAN);
+    x = add(m, "pue_adjusted_power_w", "", "W", esrc);
+    if (es.has_energy) setv(x, es.pue_adjusted_power_w, dur > 0 ? es.energy_uncertainty_j / dur * es.pue : NAN);
+    else note(x, "no energy");
+    x = add(m, "energy_cost_per_mtok", "", "currency", esrc);
+    {
+        const etok_metric *e = etok_metrics_get(m, "joules_per_output_token", "");
+        if (!(r->price_per_kwh > 0)) note(x, "no --price-per-kwh given");
+        else if (!e || !e->valid) note(x, "no J/output-token");
+        else {
+            double f = 1e6 / 3.6e6 * r->price_per_kwh * es.pue;
+            setv(x, e->value * f, e->uncertainty * f);
+            note(x, "at %.4g per kWh, PUE %.3g", r->price_per_kwh, es.pue);
+        }
+    }
+
+    /* ---- MFU, MBU, power ratio, binding constraint, ceilings ---- */
+    const char *hw_src = r->hw.source[0] ? r->hw.source : "unknown";
+    char ratio_src[80];
+    snprintf(ratio_src, sizeof ratio_src, "engine+%s", hw_src);
+    double ach_flops = dur > 0 ? sum_flops / dur : NAN, ach_bps = dur > 0 ? sum_bytes / dur : NAN;
+    x = add(m, "achieved_flops", "", "FLOP/s", "engine");
+    if (n_steps) setv(x, ach_flops, NAN);
+    else note(x, "no engine steps");
+    x = add(m, "achieved_bytes_per_s", "", "byte/s", "engine");
+    if (n_steps) setv(x, ach_bps, NAN);
+    else note(x, "no engine steps");
+    x = add(m, "peak_flops", "", "FLOP/s", hw_src);
+    if (r->hw.peak_flops > 0) setv(x, r->hw.peak_flops, NAN);
+    else note(x, "no hardware profile (etok probe)");
+    x = add(m, "mem_bw_bps", "", "byte/s", hw_src);
+    if (r->hw.mem_bw_bps > 0) setv(x, r->hw.mem_bw_bps, NAN);
+    else note(x, "no hardware profile (etok probe)");
+    double mfu = NAN, mbu = NAN, pr = NAN;
+    x = add(m, "mfu", "", "1", ratio_src);
+    if (n_steps && r->hw.peak_flops > 0) setv(x, mfu = ach_flops / r->hw.peak_flops, NAN);
+    else note(x, n_steps ? "no peak FLOP/s in the hardware profile" : "no engine steps (FLOPs unknown)");
+    x = add(m, "mbu", "", "1", ratio_src);
+    if (n_steps && r->hw.mem_bw_bps > 0) setv(x, mbu = ach_bps / r->hw.mem_bw_bps, NAN);
+    else note(x, n_steps ? "no memory bandwidth in the hardware profile" : "no engine steps (bytes unknown)");
+    x = add(m, "power_limit_ratio", "", "1", esrc);
+    if (es.has_energy && r->hw.power_limit_w > 0) setv(x, pr = es.mean_power_w / r->hw.power_limit_w, NAN);
+    else note(x, "device power limit unknown");
+    snprintf(m->binding_constraint, sizeof m->binding_constraint, "unknown");
+    double best = -1;
+    if (isfinite(mfu) && mfu > best) {
+        best = mfu;
+        snprintf(m->binding_constraint, sizeof m->binding_constraint, "compute");
+    }
+    if (isfinite(mbu) && mbu > best) {
+        best = mbu;
+        snprintf(m->binding_constraint, sizeof m->binding_constraint, "memory_bandwidth");
+    }
+    if (isfinite(pr) && pr > best) {
+        best = pr;
+        snprintf(m->binding_constraint, sizeof m->binding_constraint, "device_power_cap");
+    }
+    const etok_metric *jout = etok_metrics_get(m, "joules_per_output_token", "");
+    double c_comp = sum_flops > 0 && r->hw.peak_flops > 0 && tout > 0 ? r->hw.peak_flops * (double)tout / sum_flops : NAN;
+    double c_mem = sum_bytes > 0 && r->hw.mem_bw_bps > 0 && tout > 0 ? r->hw.mem_bw_bps * (double)tout / sum_bytes : NAN;
+    double c_pow = r->hw.power_limit_w > 0 && jout && jout->valid ? r->hw.power_limit_w / jout->value : NAN;
+    x = add(m, "ceiling_compute_tps", "", "token/s", ratio_src);
+    setv(x, c_comp, NAN);
+    if (!x->valid) note(x, "needs engine FLOPs and a peak FLOP/s");
+    x = add(m, "ceiling_memory_bandwidth_tps", "", "token/s", ratio_src);
+    setv(x, c_mem, NAN);
+    if (!x->valid) note(x, "needs engine bytes and a memory bandwidth");
+    x = add(m, "ceiling_device_power_cap_tps", "", "token/s", esrc);
+    setv(x, c_pow, NAN);
+    if (!x->valid) note(x, "device power limit unknown");
+    double cmin = INFINITY;
+    snprintf(m->tpf_binding_ceiling, sizeof m->tpf_binding_ceiling, "unknown");
+    if (isfinite(c_comp) && c_comp < cmin) {
+        cmin = c_comp;
+        snprintf(m->tpf_binding_ceiling, sizeof m->tpf_binding_ceiling, "compute");
+    }
+    if (isfinite(c_mem) && c_mem < cmin) {
+        cmin = c_mem;
+        snprintf(m->tpf_binding_ceiling, sizeof m->tpf_binding_ceiling, "memory_bandwidth");
+    }
+    if (isfinite(c_pow) && c_pow < cmin) {
+        cmin = c_pow;
+        snprintf(m->tpf_binding_ceiling, sizeof m->tpf_binding_ceiling, "device_power_cap");
+    }
+    x = add(m, "utilization", "", "1", ratio_src);
+    if (isfinite(cmin) && rate_window >= 0) {
+        setv(x, rate_window / cmin, NAN);
+        note(x, "window token rate / smallest ceiling (%s)", m->tpf_binding_ceiling);
+    } else
+        note(x, "no ceiling known (run etok probe; engine steps needed)");
+
+    /* ---- plot series ---- */
+    if (dur > 0) {
+        double bin = o.series_bin_s > 0 ? o.series_bin_s : fmax(dur / 60.0, 0.1);
+        size_t nb = (size_t)ceil(dur / bin - 1e-9);
+        if (nb < 1) nb = 1;
+        if (nb > 100000) nb = 100000;
+        m->series = calloc(nb, sizeof *m->series);
+        if (!m->series) {
+            etok_errc(err, ETOK_EXIT_FAIL, "out of memory");
+            goto done;
+        }
+        m->n_series = nb;
+        m->series_bin_s = bin;
+        for (size_t b = 0; b < nb; b++) {
+            double t1 = r->window_start_s + bin * (double)b, t2 = fmin(t1 + bin, r->window_end_s);
+            etok_series_point *pt = &m->series[b];
+            pt->t_s = t1 - r->window_start_s;
+            pt->power_w = NAN;
+            if (es.has_energy && t2 > t1) {
+                etok_energy_result er;
+                if (etok_energy_window(r, t1, t2, &er) == 0 && er.has_energy && er.boundary == es.boundary)
+                    pt->power_w = er.energy_j / (t2 - t1);
+                etok_energy_result_free(&er);
+            }
+            pt->token_rate_tps = 0;
+        }
+        for (size_t i = 0; i < nr; i++) {
+            const etok_request *q = &r->requests[i];
+            for (size_t k = 0; k < q->n_token_times; k++) {
+                double t = q->token_times_s[k] - r->window_start_s;
+                if (t < 0 || t > dur) continue;
+                size_t b = (size_t)(t / bin);
+                if (b >= nb) b = nb - 1;
+                m->series[b].token_rate_tps += 1.0;
+            }
+        }
+        for (size_t b = 0; b < nb; b++) {
+            double w = fmin(bin, dur - bin * (double)b);
+            m->series[b].token_rate_tps = w > 0 ? m->series[b].token_rate_tps / w : 0;
+        }
+    }
+    for (size_t i = 0; i < r->n_steps; i++) {
+        const etok_step *s = &r->steps[i];
+        if (s->prefill_tokens <= 0 || !in_window(r, s->t_start_s)) continue;
+        if (m->n_prefill && s->t_start_s - m->prefill[m->n_prefill - 1].t_end_s < 1e-3) {
+            m->prefill[m->n_prefill - 1].t_end_s = s->t_end_s;
+            continue;
+        }
+        etok_interval *ni = realloc(m->prefill, (m->n_prefill + 1) * sizeof *ni);
+        if (!ni) break;
+        m->prefill = ni;
+        m->prefill[m->n_prefill].t_start_s = s->t_start_s - r->window_start_s;
+        m->prefill[m->n_prefill].t_end_s = s->t_end_s - r->window_start_s;
+        m->n_prefill++;
+    }
+    m->ttft_sorted_s = malloc((n_ttft + 1) * sizeof(double));
+    m->tpot_sorted_s = malloc((n_tpot + 1) * sizeof(double));
+    if (m->ttft_sorted_s) m->n_ttft = etok_sorted_finite(ttft, n_ttft, m->ttft_sorted_s);
+    if (m->tpot_sorted_s) m->n_tpot = etok_sorted_finite(tpot, n_tpot, m->tpot_sorted_s);
+    m->breakdown_idle_j = m->breakdown_prefill_j = m->breakdown_decode_j = NAN;
+    if (es.has_energy) {
+        double idle = es.has_idle ? fmin(es.idle_power_w * dur, es.energy_j) : 0;
+        double dyn = es.energy_j - idle;
+        if (es.has_idle) m->breakdown_idle_j = idle;
+        if (isfinite(E_p) && es.energy_j > 0) {
+            m->breakdown_prefill_j = dyn * E_p / es.energy_j;
+            m->breakdown_decode_j = dyn * E_d / es.energy_j;
+        } else
+            m->breakdown_decode_j = dyn; /* no split: all dynamic energy shown as one block */
+    }
+    rc = 0;
+done:
+    free(ttft);
+    free(tpot);
+    free(itl);
+    free(e2e);
+    free(passv);
+    free(rv);
+    etok_energy_summary_free(&es);
+    if (rc) etok_metrics_free(m);
+    return rc;
+}

@@ -1,0 +1,130 @@
+/* stats.c — percentiles (R type 7), means, splitmix64 RNG and percentile-bootstrap CIs.
+ * Owns: the statistical definitions every reported percentile and CI uses.
+ * Does not own: which figures get them (metrics.c). */
+#include "etok/stats.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+void etok_rng_seed(etok_rng *r, uint64_t seed) { r->s = seed ^ 0x9E3779B97F4A7C15ull; }
+
+uint64_t etok_rng_u64(etok_rng *r) {
+    uint64_t z = (r->s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+double etok_rng_uniform(etok_rng *r) { return (double)(etok_rng_u64(r) >> 11) * (1.0 / 9007199254740992.0); }
+
+double etok_rng_exponential(etok_rng *r, double rate) {
+    double u = etok_rng_uniform(r);
+    return -log1p(-u) / rate;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+size_t etok_sorted_finite(const double *x, size_t n, double *out) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(x[i])) out[k++] = x[i];
+    qsort(out, k, sizeof *out, cmp_double);
+    return k;
+}
+
+double etok_percentile_sorted(const double *s, size_t n, double p) {
+    if (n == 0) return NAN;
+    if (p <= 0) return s[0];
+    if (p >= 100) return s[n - 1];
+    double h = (double)(n - 1) * p / 100.0;
+    size_t lo = (size_t)floor(h);
+    if (lo + 1 >= n) return s[n - 1];
+    return s[lo] + (h - (double)lo) * (s[lo + 1] - s[lo]);
+}
+
+double etok_percentile(const double *x, size_t n, double p) {
+    if (n == 0) return NAN;
+    double *tmp = malloc(n * sizeof *tmp);
+    if (!tmp) return NAN;
+    size_t k = etok_sorted_finite(x, n, tmp);
+    double v = etok_percentile_sorted(tmp, k, p);
+    free(tmp);
+    return v;
+}
+
+double etok_mean(const double *x, size_t n) {
+    double sum = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (isfinite(x[i])) {
+            sum += x[i];
+            k++;
+        }
+    return k ? sum / (double)k : NAN;
+}
+
+double etok_stat_compute(etok_stat_kind kind, const double *x, size_t n) {
+    switch (kind) {
+    case ETOK_STAT_MEAN: return etok_mean(x, n);
+    case ETOK_STAT_P50: return etok_percentile(x, n, 50);
+    case ETOK_STAT_P90: return etok_percentile(x, n, 90);
+    case ETOK_STAT_P99: return etok_percentile(x, n, 99);
+    }
+    return NAN;
+}
+
+int etok_bootstrap_ci(const double *x, size_t n, etok_stat_kind kind, int iters, uint64_t seed, double *lo,
+                      double *hi) {
+    if (iters <= 0) iters = 1000;
+    if (n < 2) {
+        *lo = *hi = n ? etok_stat_compute(kind, x, n) : NAN;
+        return 0;
+    }
+    double *res = malloc(n * sizeof *res), *stats = malloc((size_t)iters * sizeof *stats);
+    if (!res || !stats) {
+        free(res);
+        free(stats);
+        return -1;
+    }
+    etok_rng rng;
+    etok_rng_seed(&rng, seed);
+    for (int it = 0; it < iters; it++) {
+        for (size_t i = 0; i < n; i++) res[i] = x[etok_rng_u64(&rng) % n];
+        stats[it] = etok_stat_compute(kind, res, n);
+    }
+    *lo = etok_percentile(stats, (size_t)iters, 2.5);
+    *hi = etok_percentile(stats, (size_t)iters, 97.5);
+    free(res);
+    free(stats);
+    return 0;
+}
+
+int etok_bootstrap_ratio_ci(const double *a, const double *b, size_t n, int iters, uint64_t seed, double *lo,
+                            double *hi) {
+    if (iters <= 0) iters = 1000;
+    if (n == 0) {
+        *lo = *hi = NAN;
+        return 0;
+    }
+    double *stats = malloc((size_t)iters * sizeof *stats);
+    if (!stats) return -1;
+    etok_rng rng;
+    etok_rng_seed(&rng, seed);
+    for (int it = 0; it < iters; it++) {
+        double sa = 0, sb = 0;
+        for (size_t i = 0; i < n; i++) {
+            size_t j = etok_rng_u64(&rng) % n;
+            sa += a[j];
+            sb += b[j];
+        }
+        stats[it] = sb != 0 ? sa / sb : NAN;
+    }
+    *lo = etok_percentile(stats, (size_t)iters, 2.5);
+    *hi = etok_percentile(stats, (size_t)iters, 97.5);
+    free(stats);
+    return 0;
+}

@@ -1,0 +1,284 @@
+/* command.c — drive: run any command as the workload (`etok run -- CMD`).
+ *
+ * Owns: starting the command (fork + execvp, with an exec-error pipe so a missing command is
+ * an error, not a silent exit 127), copying its stdout/stderr through to ours while scanning
+ * every line for the token regex, forwarding signals from a signalfd, and its exit status.
+ * Does not own: meters, timing windows or the record (cli/cmd_run.c does that).
+ *
+ * Output lines longer than the scan buffer are scanned in pieces (a match across the cut is
+ * missed); the count taken is the last matching line's capture (summary lines come last). */
+#include "etok/command.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LINE_CAP 4096
+
+int etok_command_check_regex(const char *re, etok_err *err) {
+    regex_t rx;
+    int rc = regcomp(&rx, re, REG_EXTENDED);
+    if (rc != 0) {
+        char msg[256];
+        regerror(rc, &rx, msg, sizeof msg);
+        return etok_errc(err, ETOK_EXIT_USAGE, "--tokens-regex '%s': %s", re, msg);
+    }
+    size_t n = rx.re_nsub;
+    regfree(&rx);
+    if (n != 1)
+        return etok_errc(err, ETOK_EXIT_USAGE,
+                         "--tokens-regex '%s': needs exactly one capture group around the count, has %zu", re, n);
+    return 0;
+}
+
+int etok_command_resolve(const char *name, etok_err *err) {
+    if (!name || !*name) return etok_errc(err, ETOK_EXIT_NOT_FOUND, "cannot run '': No such file or directory");
+    struct stat st;
+    if (strchr(name, '/')) {
+        if (stat(name, &st) != 0) return etok_errc(err, ETOK_EXIT_NOT_FOUND, "cannot run '%s': %s", name, strerror(errno));
+        if (S_ISDIR(st.st_mode) || access(name, X_OK) != 0)
+            return etok_errc(err, ETOK_EXIT_NOT_EXECUTABLE, "cannot run '%s': %s", name,
+                             S_ISDIR(st.st_mode) ? "Is a directory" : strerror(EACCES));
+        return 0;
+    }
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    int denied = 0;
+    const char *p = path;
+    for (;;) {
+        const char *colon = strchr(p, ':');
+        size_t len = colon ? (size_t)(colon - p) : strlen(p);
+        char full[4096];
+        if (len == 0) snprintf(full, sizeof full, "%s", name);
+        else snprintf(full, sizeof full, "%.*s/%s", (int)len, p, name);
+        if (stat(full, &st) == 0 && !S_ISDIR(st.st_mode)) {
+            if (access(full, X_OK) == 0) return 0;
+            denied = 1;
+        }
+        if (!colon) break;
+        p = colon + 1;
+    }
+    if (denied) return etok_errc(err, ETOK_EXIT_NOT_EXECUTABLE, "cannot run '%s': %s", name, strerror(EACCES));
+    return etok_errc(err, ETOK_EXIT_NOT_FOUND, "cannot run '%s': %s", name, strerror(ENOENT));
+}
+
+/* One output stream of the child: where it goes and its partial line. */
+typedef struct {
+    int fd_in;   /* read end of the pipe; -1 at EOF */
+    int fd_out;  /* ours: 1 or 2 */
+    int out_ok;  /* 0 after our side failed (EPIPE): keep draining, stop writing */
+    char line[LINE_CAP];
+    size_t n;
+} stream;
+
+typedef struct {
+    regex_t rx;
+    int have_rx;
+    etok_command_result *res;
+} scanner;
+
+static void scan_line(scanner *sc, const char *line) {
+    if (!sc->have_rx) return;
+    regmatch_t m[2];
+    if (regexec(&sc->rx, line, 2, m, 0) != 0 || m[1].rm_so < 0) return;
+    char num[64];
+    size_t k = 0;
+    for (regoff_t i = m[1].rm_so; i < m[1].rm_eo && k + 1 < sizeof num; i++) {
+        char c = line[i];
+        if (c == ',' || c == '_' || c == ' ') continue; /* 1,234 and 1_234 */
+        num[k++] = c;
+    }
+    num[k] = '\0';
+    char *end;
+    errno = 0;
+    long long v = strtoll(num, &end, 10);
+    if (k == 0 || *end != '\0' || errno || v < 0) return; /* not an integer count */
+    sc->res->tokens_found = 1;
+    sc->res->tokens = v;
+    sc->res->tokens_matches++;
+    snprintf(sc->res->tokens_line, sizeof sc->res->tokens_line, "%s", line);
+}
+
+static void write_all(stream *s, const char *buf, size_t len) {
+    while (s->out_ok && len > 0) {
+        ssize_t w = write(s->fd_out, buf, len);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            s->out_ok = 0; /* our stdout went away: keep the child running, drop its output */
+            return;
+        }
+        buf += w;
+        len -= (size_t)w;
+    }
+}
+
+static void consume(stream *s, scanner *sc, const char *buf, size_t len) {
+    write_all(s, buf, len);
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (c == '\n' || c == '\r' || s->n + 1 >= LINE_CAP) {
+            s->line[s->n] = '\0';
+            if (s->n) scan_line(sc, s->line);
+            s->n = 0;
+            if (c == '\n' || c == '\r') continue;
+        }
+        s->line[s->n++] = c == '\0' ? ' ' : c;
+    }
+}
+
+/* Read what is there; returns 0 on EOF (and closes), 1 otherwise. */
+static int pump(stream *s, scanner *sc) {
+    char buf[8192];
+    for (;;) {
+        ssize_t r = read(s->fd_in, buf, sizeof buf);
+        if (r > 0) {
+            consume(s, sc, buf, (size_t)r);
+            if ((size_t)r < sizeof buf) return 1;
+            continue;
+        }
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 1;
+        /* EOF or error */
+        s->line[s->n] = '\0';
+        if (s->n) scan_line(sc, s->line);
+        s->n = 0;
+        close(s->fd_in);
+        s->fd_in = -1;
+        return 0;
+    }
+}
+
+static int status_code(int st) {
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return ETOK_EXIT_FAIL;
+}
+
+int etok_command_run(char *const argv[], const etok_command_opts *o, etok_command_result *res, etok_err *err) {
+    memset(res, 0, sizeof *res);
+    if (!argv || !argv[0]) return etok_errc(err, ETOK_EXIT_USAGE, "no command given");
+    scanner sc = {.res = res};
+    if (o && o->tokens_regex) {
+        if (etok_command_check_regex(o->tokens_regex, err) != 0) return -1;
+        if (regcomp(&sc.rx, o->tokens_regex, REG_EXTENDED) != 0) return etok_errc(err, ETOK_EXIT_USAGE, "bad regex");
+        sc.have_rx = 1;
+    }
+    int sig_fd = o ? o->signal_fd : -1;
+    int po[2] = {-1, -1}, pe[2] = {-1, -1}, px[2] = {-1, -1};
+    if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0 || pipe2(px, O_CLOEXEC) != 0) {
+        int e = errno;
+        for (int i = 0; i < 2; i++) {
+            if (po[i] >= 0) close(po[i]);
+            if (pe[i] >= 0) close(pe[i]);
+            if (px[i] >= 0) close(px[i]);
+        }
+        if (sc.have_rx) regfree(&sc.rx);
+        return etok_errc(err, ETOK_EXIT_FAIL, "cannot run '%s': pipe: %s", argv[0], strerror(e));
+    }
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(po[0]); close(po[1]); close(pe[0]); close(pe[1]); close(px[0]); close(px[1]);
+        if (sc.have_rx) regfree(&sc.rx);
+        return etok_errc(err, ETOK_EXIT_FAIL, "cannot run '%s': fork: %s", argv[0], strerror(e));
+    }
+    if (pid == 0) {
+        /* child: default signal handling and an empty mask, as if started by a shell */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        if (dup2(po[1], STDOUT_FILENO) < 0 || dup2(pe[1], STDERR_FILENO) < 0) _exit(ETOK_EXIT_NOT_FOUND);
+        execvp(argv[0], argv);
+        int e = errno;
+        ssize_t w = write(px[1], &e, sizeof e);
+        (void)w;
+        _exit(e == ENOENT ? ETOK_EXIT_NOT_FOUND : ETOK_EXIT_NOT_EXECUTABLE);
+    }
+    close(po[1]);
+    close(pe[1]);
+    close(px[1]);
+
+    /* exec succeeded when the CLOEXEC pipe closes without data */
+    int exec_errno = 0;
+    ssize_t got;
+    do got = read(px[0], &exec_errno, sizeof exec_errno);
+    while (got < 0 && errno == EINTR);
+    close(px[0]);
+    if (got == (ssize_t)sizeof exec_errno) {
+        int st;
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        close(po[0]);
+        close(pe[0]);
+        if (sc.have_rx) regfree(&sc.rx);
+        return etok_errc(err, exec_errno == ENOENT ? ETOK_EXIT_NOT_FOUND : ETOK_EXIT_NOT_EXECUTABLE,
+                         "cannot run '%s': %s", argv[0], strerror(exec_errno));
+    }
+
+    stream out = {.fd_in = po[0], .fd_out = STDOUT_FILENO, .out_ok = 1};
+    stream errs = {.fd_in = pe[0], .fd_out = STDERR_FILENO, .out_ok = 1};
+    fcntl(out.fd_in, F_SETFL, fcntl(out.fd_in, F_GETFL) | O_NONBLOCK);
+    fcntl(errs.fd_in, F_SETFL, fcntl(errs.fd_in, F_GETFL) | O_NONBLOCK);
+
+    int exited = 0, status = 0, forwarded = 0;
+    double drain_until = 0;
+    for (;;) {
+        struct pollfd pf[3];
+        int n = 0, io = -1, ie = -1, is = -1;
+        if (out.fd_in >= 0) { io = n; pf[n++] = (struct pollfd){.fd = out.fd_in, .events = POLLIN}; }
+        if (errs.fd_in >= 0) { ie = n; pf[n++] = (struct pollfd){.fd = errs.fd_in, .events = POLLIN}; }
+        if (sig_fd >= 0) { is = n; pf[n++] = (struct pollfd){.fd = sig_fd, .events = POLLIN}; }
+        int pr = poll(pf, (nfds_t)n, exited ? 0 : 100);
+        if (pr < 0 && errno != EINTR) break;
+        if (pr > 0) {
+            if (io >= 0 && pf[io].revents) pump(&out, &sc);
+            if (ie >= 0 && pf[ie].revents) pump(&errs, &sc);
+            if (is >= 0 && (pf[is].revents & POLLIN)) {
+                struct signalfd_siginfo si;
+                if (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si && !exited) {
+                    res->interrupted = 1;
+                    kill(pid, forwarded ? SIGKILL : (int)si.ssi_signo);
+                    forwarded++;
+                }
+            }
+        }
+        if (!exited) {
+            pid_t w = waitpid(pid, &status, WNOHANG);
+            if (w == pid) {
+                exited = 1;
+                drain_until = etok_mono_s() + 1.0;
+            }
+        }
+        if (exited) {
+            /* drain what is already buffered, without waiting for descendants that
+             * inherited the pipes */
+            if (out.fd_in >= 0) pump(&out, &sc);
+            if (errs.fd_in >= 0) pump(&errs, &sc);
+            if (pr <= 0 || (out.fd_in < 0 && errs.fd_in < 0) || etok_mono_s() > drain_until) break;
+        }
+    }
+    if (!exited) {
+        kill(pid, SIGKILL);
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    }
+    /* flush a last partial line into the scanner */
+    if (out.fd_in >= 0) { out.line[out.n] = '\0'; if (out.n) scan_line(&sc, out.line); close(out.fd_in); }
+    if (errs.fd_in >= 0) { errs.line[errs.n] = '\0'; if (errs.n) scan_line(&sc, errs.line); close(errs.fd_in); }
+    res->exit_status = status_code(status);
+    if (sc.have_rx) regfree(&sc.rx);
+    return 0;
+}

@@ -1,0 +1,336 @@
+/* nvml.c — the `nvml` meter: NVIDIA GPUs through libnvidia-ml, dlopen'ed at run time
+ * ($ETOK_NVML_LIB or "libnvidia-ml.so.1"); no link-time dependency and no nvml.h.
+ *
+ * Per GPU: the total-energy counter (mJ) where the device has it, else sampled power (mW).
+ * Power comes from the instantaneous field NVML_FI_DEV_POWER_INSTANT where the driver has it,
+ * else nvmlDeviceGetPowerUsage (a ~1 s average on recent GPUs); trace.power_field says which.
+ * When the counter exists the power trace is kept too (not summed) for the cross-check.
+ * A GPU that falls off the bus (NVML_ERROR_GPU_IS_LOST) reads as ETOK_READ_LOST; the sampler
+ * records a "device_lost" fault and the run continues.
+ * Owns: the few NVML declarations it needs, library loading, per-GPU domains. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "meter/driver.h"
+
+/* The NVML ABI subset used here (stable since CUDA 9; documented in NVIDIA's nvml.h). */
+typedef int nvmlReturn_t;
+typedef struct nvmlDevice_st *nvmlDevice_t;
+typedef struct { unsigned int gpu, memory; } nvmlUtilization_t;
+typedef union {
+    double dVal;
+    unsigned int uiVal;
+    unsigned long ulVal;
+    unsigned long long ullVal;
+    signed long long sllVal;
+    signed int siVal;
+} nvmlValue_t;
+typedef struct {
+    unsigned int fieldId;
+    unsigned int scopeId;
+    long long timestamp;
+    long long latencyUsec;
+    int valueType;        /* 0 double, 1 uint, 2 ulong, 3 ulonglong, 4 slonglong, 5 sint */
+    nvmlReturn_t nvmlReturn;
+    nvmlValue_t value;
+} nvmlFieldValue_t;
+
+#define NVML_SUCCESS 0
+#define NVML_ERROR_NOT_SUPPORTED 3
+#define NVML_ERROR_NO_PERMISSION 4
+#define NVML_ERROR_GPU_IS_LOST 15
+#define NVML_FI_DEV_POWER_INSTANT 186
+
+#define NVML_MAX_GPUS 16
+
+typedef struct {
+    void *lib;
+    nvmlReturn_t (*init)(void);
+    nvmlReturn_t (*shutdown)(void);
+    nvmlReturn_t (*count)(unsigned int *);
+    nvmlReturn_t (*handle)(unsigned int, nvmlDevice_t *);
+    nvmlReturn_t (*name)(nvmlDevice_t, char *, unsigned int);
+    nvmlReturn_t (*energy)(nvmlDevice_t, unsigned long long *);
+    nvmlReturn_t (*power)(nvmlDevice_t, unsigned int *);
+    nvmlReturn_t (*fields)(nvmlDevice_t, int, nvmlFieldValue_t *);
+    nvmlReturn_t (*limit)(nvmlDevice_t, unsigned int *);
+    nvmlReturn_t (*util)(nvmlDevice_t, nvmlUtilization_t *);
+    const char *(*errstr)(nvmlReturn_t);
+    int inited;
+    unsigned int n_gpus;
+    nvmlDevice_t dev[NVML_MAX_GPUS];
+} nvml_lib;
+
+static const char *lib_path(void) {
+    const char *p = getenv("ETOK_NVML_LIB");
+    return (p && *p) ? p : "libnvidia-ml.so.1";
+}
+
+static const char *estr(const nvml_lib *L, nvmlReturn_t r) {
+    static const char *const names[] = {"success", "uninitialized", "invalid argument", "not supported",
+                                        "no permission", "already initialized", "not found",
+                                        "insufficient size", "insufficient power", "driver not loaded",
+                                        "timeout", "irq issue", "library not found", "function not found",
+                                        "corrupted inforom", "GPU is lost"};
+    if (L->errstr) {
+        const char *s = L->errstr(r);
+        if (s) return s;
+    }
+    return r >= 0 && r < (int)(sizeof names / sizeof names[0]) ? names[r] : "unknown NVML error";
+}
+
+/* Load and initialise. -1 with why (prefixed "missing:"/"no driver:"/"permission:"). */
+static int lib_load(nvml_lib *L, char *why, size_t cap) {
+    memset(L, 0, sizeof *L);
+    L->lib = dlopen(lib_path(), RTLD_NOW | RTLD_LOCAL);
+    if (!L->lib) {
+        etok_meter_why(why, cap, "missing: cannot load %s (no NVIDIA driver here): %s", lib_path(), dlerror());
+        return -1;
+    }
+#define SYM(field, nm) *(void **)(&L->field) = dlsym(L->lib, nm)
+    SYM(init, "nvmlInit_v2");
+    SYM(shutdown, "nvmlShutdown");
+    SYM(count, "nvmlDeviceGetCount_v2");
+    SYM(handle, "nvmlDeviceGetHandleByIndex_v2");
+    SYM(name, "nvmlDeviceGetName");
+    SYM(energy, "nvmlDeviceGetTotalEnergyConsumption");
+    SYM(power, "nvmlDeviceGetPowerUsage");
+    SYM(fields, "nvmlDeviceGetFieldValues");
+    SYM(limit, "nvmlDeviceGetEnforcedPowerLimit");
+    SYM(util, "nvmlDeviceGetUtilizationRates");
+    SYM(errstr, "nvmlErrorString");
+#undef SYM
+    if (!L->init || !L->shutdown || !L->count || !L->handle || !L->power) {
+        etok_meter_why(why, cap, "no driver: %s lacks nvmlInit_v2/nvmlDeviceGetCount_v2/nvmlDeviceGetPowerUsage (driver too old?)", lib_path());
+        dlclose(L->lib);
+        L->lib = NULL;
+        return -1;
+    }
+    nvmlReturn_t r = L->init();
+    if (r != NVML_SUCCESS) {
+        etok_meter_why(why, cap, "%s: nvmlInit_v2 failed: %s", r == NVML_ERROR_NO_PERMISSION ? "permission" : "no driver", estr(L, r));
+        dlclose(L->lib);
+        L->lib = NULL;
+        return -1;
+    }
+    L->inited = 1;
+    unsigned int n = 0;
+    r = L->count(&n);
+    if (r != NVML_SUCCESS || n == 0) {
+        etok_meter_why(why, cap, "missing: NVML reports no GPU (%s)", r == NVML_SUCCESS ? "count 0" : estr(L, r));
+        return -1;
+    }
+    if (n > NVML_MAX_GPUS) n = NVML_MAX_GPUS;
+    for (unsigned int i = 0; i < n; i++) {
+        r = L->handle(i, &L->dev[i]);
+        if (r != NVML_SUCCESS) {
+            etok_meter_why(why, cap, "no driver: nvmlDeviceGetHandleByIndex_v2(%u): %s", i, estr(L, r));
+            return -1;
+        }
+    }
+    L->n_gpus = n;
+    return 0;
+}
+
+static void lib_unload(nvml_lib *L) {
+    if (L->inited && L->shutdown) L->shutdown();
+    if (L->lib) dlclose(L->lib);
+    memset(L, 0, sizeof *L);
+}
+
+/* Instantaneous power in mW from the field API; -1 if the driver does not have it. */
+static int instant_mw(nvml_lib *L, nvmlDevice_t dev, double *mw, nvmlReturn_t *ret) {
+    *ret = NVML_ERROR_NOT_SUPPORTED;
+    if (!L->fields) return -1;
+    nvmlFieldValue_t fv;
+    memset(&fv, 0, sizeof fv);
+    fv.fieldId = NVML_FI_DEV_POWER_INSTANT;
+    nvmlReturn_t r = L->fields(dev, 1, &fv);
+    *ret = r != NVML_SUCCESS ? r : fv.nvmlReturn;
+    if (*ret != NVML_SUCCESS) return -1;
+    switch (fv.valueType) {
+    case 0: *mw = fv.value.dVal; break;
+    case 1: *mw = fv.value.uiVal; break;
+    case 2: *mw = (double)fv.value.ulVal; break;
+    case 3: *mw = (double)fv.value.ullVal; break;
+    case 4: *mw = (double)fv.value.sllVal; break;
+    case 5: *mw = fv.value.siVal; break;
+    default: return -1;
+    }
+    return 0;
+}
+
+/* ival of a domain: gpu index * 2 + (0 energy counter, 1 power). ptr: "instant" flag. */
+typedef struct {
+    nvml_lib L;
+    int instant[NVML_MAX_GPUS];
+} nvml_state;
+
+static int describe(nvml_state *S, etok_meter_domain *dom, int cap, double *limit_w_total) {
+    nvml_lib *L = &S->L;
+    int n = 0;
+    *limit_w_total = 0;
+    for (unsigned int g = 0; g < L->n_gpus && n + 2 <= cap; g++) {
+        char name[96] = "";
+        if (L->name) L->name(L->dev[g], name, sizeof name);
+        unsigned long long mj;
+        int has_energy = L->energy && L->energy(L->dev[g], &mj) == NVML_SUCCESS;
+        double mw;
+        nvmlReturn_t fr;
+        S->instant[g] = instant_mw(L, L->dev[g], &mw, &fr) == 0;
+        unsigned int lim = 0;
+        if (L->limit && L->limit(L->dev[g], &lim) == NVML_SUCCESS) *limit_w_total += lim / 1000.0;
+        int energy_idx = -1;
+        if (has_energy) {
+            etok_meter_domain *d = &dom[n];
+            memset(d, 0, sizeof *d);
+            energy_idx = n++;
+            etok_trace *t = &d->info;
+            etok_meter_why(t->meter, sizeof t->meter, "nvml");
+            etok_meter_why(t->domain, sizeof t->domain, "gpu%u", g);
+            t->source = ETOK_SOURCE_COUNTER;
+            t->boundary = ETOK_BOUNDARY_DEVICE;
+            etok_meter_why(t->raw_unit, sizeof t->raw_unit, "mJ");
+            t->scale_to_si = 1e-3;
+            t->wrap_range_raw = 0; /* 64-bit mJ since driver load */
+            t->resolution_si = 1e-3;
+            t->update_period_s = 0.1; /* the energy counter refreshes about every 100 ms */
+            t->summable = 1;
+            d->ival = (int)g * 2;
+            etok_meter_why(d->path, sizeof d->path, "%s", name);
+        }
+        etok_meter_domain *d = &dom[n];
+        memset(d, 0, sizeof *d);
+        d->pair = -1;
+        etok_trace *t = &d->info;
+        etok_meter_why(t->meter, sizeof t->meter, "nvml");
+        etok_meter_why(t->domain, sizeof t->domain, has_energy ? "gpu%u/power" : "gpu%u", g);
+        t->source = ETOK_SOURCE_POWER;
+        t->boundary = ETOK_BOUNDARY_DEVICE;
+        etok_meter_why(t->raw_unit, sizeof t->raw_unit, "mW");
+        t->scale_to_si = 1e-3;
+        t->resolution_si = 1e-3;
+        /* instant: refreshed about every 20-100 ms; average: a 1 s moving average */
+        t->update_period_s = S->instant[g] ? 0.1 : 1.0;
+        etok_meter_why(t->power_field, sizeof t->power_field, "%s", S->instant[g] ? "instant" : "average_1s");
+        t->summable = !has_energy;
+        d->ival = (int)g * 2 + 1;
+        etok_meter_why(d->path, sizeof d->path, "%s", name);
+        if (energy_idx >= 0) dom[energy_idx].pair = n;
+        else d->pair = -1;
+        n++;
+    }
+    return n;
+}
+
+static void nvml_detect(const etok_meter_config *cfg, etok_meter_status *st) {
+    (void)cfg;
+    nvml_state *S = calloc(1, sizeof *S);
+    etok_meter_domain *dom = calloc(ETOK_METER_MAX_DOMAINS, sizeof *dom);
+    if (!S || !dom) { free(S); free(dom); etok_meter_why(st->why, sizeof st->why, "no driver: out of memory"); return; }
+    if (lib_load(&S->L, st->why, sizeof st->why) != 0) {
+        lib_unload(&S->L);
+        free(S); free(dom);
+        return;
+    }
+    double limit_w;
+    int n = describe(S, dom, ETOK_METER_MAX_DOMAINS, &limit_w);
+    int counters = 0;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(st->domains);
+        const etok_trace *t = &dom[i].info;
+        counters += t->source == ETOK_SOURCE_COUNTER;
+        if (t->source == ETOK_SOURCE_COUNTER) {
+            etok_meter_why(st->domains + l, sizeof st->domains - l, "%s%s[%s, energy counter]", l ? "," : "", t->domain, dom[i].path);
+        } else {
+            unsigned g = (unsigned)dom[i].ival / 2;
+            nvmlUtilization_t u = {0, 0};
+            unsigned int lim = 0;
+            int hu = S->L.util && S->L.util(S->L.dev[g], &u) == NVML_SUCCESS;
+            int hl = S->L.limit && S->L.limit(S->L.dev[g], &lim) == NVML_SUCCESS;
+            char extra[96] = "";
+            if (hl) etok_meter_why(extra, sizeof extra, ", limit %.0f W", lim / 1000.0);
+            if (hu) etok_meter_why(extra + strlen(extra), sizeof extra - strlen(extra), ", util %u%%", u.gpu);
+            etok_meter_why(st->domains + l, sizeof st->domains - l, "%s%s[power %s%s]", l ? "," : "", t->domain,
+                     t->power_field, extra);
+        }
+    }
+    st->source = counters ? ETOK_SOURCE_COUNTER : ETOK_SOURCE_POWER;
+    st->resolution_si = 1e-3;
+    st->available = n > 0;
+    if (!n) etok_meter_why(st->why, sizeof st->why, "missing: no GPU");
+    lib_unload(&S->L);
+    free(S);
+    free(dom);
+}
+
+static int nvml_open(etok_meter_inst *mi, const etok_meter_config *cfg, etok_err *err) {
+    (void)cfg;
+    nvml_state *S = calloc(1, sizeof *S);
+    if (!S) return etok_errc(err, ETOK_EXIT_FAIL, "nvml: out of memory");
+    char why[256];
+    if (lib_load(&S->L, why, sizeof why) != 0) {
+        lib_unload(&S->L);
+        free(S);
+        return etok_errc(err, !strncmp(why, "permission", 10) ? ETOK_EXIT_PERMISSION : ETOK_EXIT_FAIL, "nvml: %s", why);
+    }
+    double limit_w;
+    mi->n_domains = describe(S, mi->dom, ETOK_METER_MAX_DOMAINS, &limit_w);
+    mi->priv = S;
+    return 0;
+}
+
+static int nvml_read(etok_meter_inst *mi, int d, double *raw, etok_err *err) {
+    nvml_state *S = mi->priv;
+    nvml_lib *L = &S->L;
+    unsigned g = (unsigned)mi->dom[d].ival / 2;
+    int is_power = mi->dom[d].ival % 2;
+    nvmlReturn_t r;
+    if (!is_power) {
+        unsigned long long mj = 0;
+        r = L->energy(L->dev[g], &mj);
+        if (r == NVML_SUCCESS) { *raw = (double)mj; return ETOK_READ_OK; }
+    } else if (S->instant[g]) {
+        double mw;
+        if (instant_mw(L, L->dev[g], &mw, &r) == 0) { *raw = mw; return ETOK_READ_OK; }
+    } else {
+        unsigned int mw = 0;
+        r = L->power(L->dev[g], &mw);
+        if (r == NVML_SUCCESS) { *raw = mw; return ETOK_READ_OK; }
+    }
+    etok_errc(err, ETOK_EXIT_FAIL, "nvml: gpu%u: %s", g, estr(L, r));
+    return r == NVML_ERROR_GPU_IS_LOST ? ETOK_READ_LOST : ETOK_READ_ERROR;
+}
+
+static void nvml_close(etok_meter_inst *mi) {
+    nvml_state *S = mi->priv;
+    if (!S) return;
+    lib_unload(&S->L);
+    free(S);
+    mi->priv = NULL;
+}
+
+double etok_nvml_power_limit_w(etok_meter_inst *mi) {
+    nvml_state *S = mi->priv;
+    if (!S || !S->L.limit) return 0;
+    double w = 0;
+    for (unsigned g = 0; g < S->L.n_gpus; g++) {
+        unsigned int lim = 0;
+        if (S->L.limit(S->L.dev[g], &lim) == NVML_SUCCESS) w += lim / 1000.0;
+    }
+    return w;
+}
+
+const etok_meter_driver etok_meter_nvml = {
+    .name = "nvml",
+    .source = ETOK_SOURCE_COUNTER,
+    .boundary = ETOK_BOUNDARY_DEVICE,
+    .auto_open = 1,
+    .detect = nvml_detect,
+    .open = nvml_open,
+    .read = nvml_read,
+    .collect = NULL,
+    .close = nvml_close,
+};

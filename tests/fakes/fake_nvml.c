@@ -1,0 +1,159 @@
+/* fake_nvml.c — a stand-in libnvidia-ml for the tests (built as build/fake_nvml.so and loaded
+ * through ETOK_NVML_LIB). Implements only the NVML entry points etok's nvml meter uses, with
+ * the real ABI, driven by environment variables read at nvmlInit_v2:
+ *   FAKE_NVML_MODE        energy (default: total-energy counter + power) | power (no counter)
+ *                         | lost (the GPU falls off the bus after FAKE_NVML_LOST_AFTER reads)
+ *                         | noinit (nvmlInit_v2 fails)
+ *   FAKE_NVML_WATTS       constant power drawn (default 100)
+ *   FAKE_NVML_COUNT       number of GPUs (default 1)
+ *   FAKE_NVML_INSTANT     1 (default): the NVML_FI_DEV_POWER_INSTANT field exists; 0: it does not
+ *   FAKE_NVML_LOST_AFTER  reads before the GPU is lost (default 5)
+ *   FAKE_NVML_ENERGY_SCALE  multiply the energy counter (default 1; !=1 models a bad counter)
+ * The energy counter is watts x monotonic time since nvmlInit_v2, in mJ, from an arbitrary
+ * non-zero start. Test code: process-wide state is fine here. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct fake_dev { int index; } fake_dev;
+typedef struct { unsigned int gpu, memory; } nvmlUtilization_t;
+typedef union {
+    double dVal;
+    unsigned int uiVal;
+    unsigned long ulVal;
+    unsigned long long ullVal;
+    signed long long sllVal;
+    signed int siVal;
+} nvmlValue_t;
+typedef struct {
+    unsigned int fieldId;
+    unsigned int scopeId;
+    long long timestamp;
+    long long latencyUsec;
+    int valueType;
+    int nvmlReturn;
+    nvmlValue_t value;
+} nvmlFieldValue_t;
+
+#define FAKE_MAX 8
+static fake_dev g_devs[FAKE_MAX];
+static int g_count = 1, g_mode_energy = 1, g_lost = 0, g_lost_after = 5, g_instant = 1, g_inited = 0;
+static double g_watts = 100, g_scale = 1, g_t0 = 0;
+static int g_reads = 0;
+
+static double mono(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static const char *env(const char *k, const char *d) {
+    const char *v = getenv(k);
+    return v && *v ? v : d;
+}
+
+int nvmlInit_v2(void) {
+    const char *mode = env("FAKE_NVML_MODE", "energy");
+    if (!strcmp(mode, "noinit")) return 9; /* NVML_ERROR_DRIVER_NOT_LOADED */
+    g_mode_energy = strcmp(mode, "power") != 0;
+    g_lost = !strcmp(mode, "lost");
+    g_watts = atof(env("FAKE_NVML_WATTS", "100"));
+    g_count = atoi(env("FAKE_NVML_COUNT", "1"));
+    if (g_count < 0) g_count = 0;
+    if (g_count > FAKE_MAX) g_count = FAKE_MAX;
+    g_instant = atoi(env("FAKE_NVML_INSTANT", "1"));
+    g_lost_after = atoi(env("FAKE_NVML_LOST_AFTER", "5"));
+    g_scale = atof(env("FAKE_NVML_ENERGY_SCALE", "1"));
+    for (int i = 0; i < FAKE_MAX; i++) g_devs[i].index = i;
+    g_t0 = mono();
+    g_reads = 0;
+    g_inited = 1;
+    return 0;
+}
+
+int nvmlShutdown(void) {
+    g_inited = 0;
+    return 0;
+}
+
+const char *nvmlErrorString(int r) {
+    switch (r) {
+    case 0: return "Success";
+    case 3: return "Not Supported";
+    case 15: return "GPU is lost";
+    default: return "Unknown Error";
+    }
+}
+
+int nvmlDeviceGetCount_v2(unsigned int *n) {
+    if (!g_inited) return 1;
+    *n = (unsigned)g_count;
+    return 0;
+}
+
+int nvmlDeviceGetHandleByIndex_v2(unsigned int i, fake_dev **d) {
+    if (!g_inited) return 1;
+    if ((int)i >= g_count) return 2;
+    *d = &g_devs[i];
+    return 0;
+}
+
+int nvmlDeviceGetName(fake_dev *d, char *name, unsigned int len) {
+    (void)d;
+    strncpy(name, "Fake GPU 80GB", len);
+    if (len) name[len - 1] = '\0';
+    return 0;
+}
+
+/* Each reading call counts towards FAKE_NVML_LOST_AFTER in lost mode. */
+static int read_gate(void) {
+    if (!g_inited) return 1;
+    g_reads++;
+    if (g_lost && g_reads > g_lost_after) return 15; /* NVML_ERROR_GPU_IS_LOST */
+    return 0;
+}
+
+int nvmlDeviceGetTotalEnergyConsumption(fake_dev *d, unsigned long long *mj) {
+    (void)d;
+    if (!g_mode_energy) return 3; /* NOT_SUPPORTED: the power-only path */
+    int r = read_gate();
+    if (r) return r;
+    *mj = 1000000000ULL + (unsigned long long)(g_scale * g_watts * 1000.0 * (mono() - g_t0));
+    return 0;
+}
+
+int nvmlDeviceGetPowerUsage(fake_dev *d, unsigned int *mw) {
+    (void)d;
+    int r = read_gate();
+    if (r) return r;
+    *mw = (unsigned int)(g_watts * 1000.0);
+    return 0;
+}
+
+int nvmlDeviceGetFieldValues(fake_dev *d, int n, nvmlFieldValue_t *v) {
+    (void)d;
+    for (int i = 0; i < n; i++) {
+        if (v[i].fieldId != 186 || !g_instant) {
+            v[i].nvmlReturn = 3;
+            continue;
+        }
+        int r = read_gate();
+        v[i].nvmlReturn = r;
+        v[i].valueType = 1;
+        v[i].value.uiVal = (unsigned int)(g_watts * 1000.0);
+    }
+    return 0;
+}
+
+int nvmlDeviceGetEnforcedPowerLimit(fake_dev *d, unsigned int *mw) {
+    (void)d;
+    *mw = 700000;
+    return 0;
+}
+
+int nvmlDeviceGetUtilizationRates(fake_dev *d, nvmlUtilization_t *u) {
+    (void)d;
+    u->gpu = 42;
+    u->memory = 17;
+    return 0;
+}
