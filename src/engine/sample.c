@@ -6,14 +6,14 @@
 #include <math.h>
 #include <stdlib.h>
 
-uint64_t etok_rng_next(uint64_t *state) {
+uint64_t etok_sample_rng_next(uint64_t *state) {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
 
-float etok_rng_uniform(uint64_t *state) { return (float)(etok_rng_next(state) >> 40) / 16777216.0f; }
+float etok_sample_rng_uniform(uint64_t *state) { return (float)(etok_sample_rng_next(state) >> 40) / 16777216.0f; }
 
 int32_t etok_sample_greedy(const float *logits, int n) {
     int32_t best = 0;
@@ -61,7 +61,7 @@ int32_t etok_sample(const float *logits, int n, const etok_sampling *s, uint64_t
         sum = 0;
         for (int i = 0; i < k; i++) sum += sc[i].p;
     }
-    double r = (double)etok_rng_uniform(rng) * sum, acc = 0;
+    double r = (double)etok_sample_rng_uniform(rng) * sum, acc = 0;
     for (int i = 0; i < k; i++) {
         acc += sc[i].p;
         if (r < acc) return sc[i].id;

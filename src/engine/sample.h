@@ -15,9 +15,9 @@ typedef struct {
 } etok_prob_id;
 
 /* splitmix64 step: the RNG of a sequence, seeded from etok_sampling.seed. */
-uint64_t etok_rng_next(uint64_t *state);
+uint64_t etok_sample_rng_next(uint64_t *state);
 /* Uniform float in [0, 1). */
-float etok_rng_uniform(uint64_t *state);
+float etok_sample_rng_uniform(uint64_t *state);
 
 int32_t etok_sample_greedy(const float *logits, int n_vocab);
 /* Greedy when s->temperature <= 0. scratch holds n_vocab entries. */
