@@ -567,3 +567,15 @@ void etok_vec_axpy(uint32_t type, float a, const void *row, float *y, int64_t n)
 #endif
     etok_vec_axpy_ref(type, a, row, y, n);
 }
+
+void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                      const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out, size_t out_stride) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        etok_matmul_rows_avx2(type, w, row_bytes, r0, r1, xq, xf, n, nx, out, out_stride);
+        return;
+    }
+#endif
+    for (int64_t r = r0; r < r1; r++)
+        etok_vec_dot_multi(type, w + (size_t)r * row_bytes, xq, xf, n, nx, out + r, out_stride);
+}

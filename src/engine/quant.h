@@ -112,6 +112,12 @@ float etok_vec_dot_ref(uint32_t type, const void *row, const etok_block_q8a *xq,
 void etok_vec_dot_multi(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,
                         int64_t n, int nx, float *out, size_t out_stride);
 
+/* Rows [r0, r1) of a weight matrix (rows of n values, row_bytes apart) times nx activation
+ * vectors: out[j * out_stride + r] = row_r . x_j. The row loop lives inside the kernel (one
+ * dispatch per call, not per row). */
+void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                      const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out, size_t out_stride);
+
 /* y[i] += a * row[i] for an F32 or F16 row (the attention's weighted sum over V). */
 void etok_vec_axpy(uint32_t type, float a, const void *row, float *y, int64_t n);
 void etok_vec_axpy_ref(uint32_t type, float a, const void *row, float *y, int64_t n);
