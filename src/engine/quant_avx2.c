@@ -342,6 +342,51 @@ static TGT void dot_q8_0_4rows(const etok_block_q8_0 *b0, const etok_block_q8_0 
     out[3] = hsum_ps(a3);
 }
 
+void TGT etok_attn_scores_avx2(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd,
+                               float scale, float *out) {
+    (void)type; /* F16 only (checked by the caller) */
+    for (int s = 0; s < n; s++) out[s] = dot_f16(k0 + (size_t)s * stride, q, hd, 0) * scale;
+}
+
+void TGT etok_attn_accum_avx2(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n,
+                              int hd, float *out) {
+    (void)type; /* F16, hd % 8 == 0, hd <= 512 (checked by the caller) */
+    __m256 lanes[8][64];
+    const int nv = hd / 8;
+    for (int k = 0; k < 8; k++)
+        for (int i = 0; i < nv; i++) lanes[k][i] = _mm256_setzero_ps();
+    for (int s = 0; s < n; s++) {
+        const uint8_t *v = v0 + (size_t)s * stride;
+        __m256 *l = lanes[(first_pos + s) % 8];
+        const __m256 ws = _mm256_set1_ps(w[s]);
+        for (int i = 0; i < nv; i++)
+            l[i] = _mm256_fmadd_ps(ws, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 16 * i))), l[i]);
+    }
+    for (int i = 0; i < nv; i++) {
+        __m256 t0 = _mm256_add_ps(lanes[4][i], lanes[0][i]), t1 = _mm256_add_ps(lanes[5][i], lanes[1][i]),
+               t2 = _mm256_add_ps(lanes[6][i], lanes[2][i]), t3 = _mm256_add_ps(lanes[7][i], lanes[3][i]);
+        _mm256_storeu_ps(out + 8 * i, _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3)));
+    }
+}
+
+void TGT etok_round_f16_avx2(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) x[i] = _cvtsh_ss(_cvtss_sh(x[i], 0));
+}
+
+void TGT etok_f32_to_f16_row_avx2(const float *x, void *out, int n) {
+    uint8_t *o = out;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(o + 2 * i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) {
+        uint16_t h = _cvtss_sh(x[i], 0);
+        memcpy(o + 2 * i, &h, 2);
+    }
+}
+
 void TGT etok_matmul_rows_avx2(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                                const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out,
                                size_t out_stride) {
