@@ -711,12 +711,16 @@ oom:
     return -1;
 }
 
+/* add_bos: add the special tokens the model asks for (BOS when tokenizer.ggml.add_bos_token is
+ * on — or absent for SentencePiece/Llama-3 vocabularies — and EOS when add_eos_token is on). */
 int etok_tokenizer_encode(const etok_tokenizer *t, const char *text, int add_bos, int parse_special,
                           int32_t *out, int cap, etok_err *err) {
     if (!t || !text) return etok_errf(err, "tokenize: no tokenizer or no text");
     if (cap < 0 || (cap > 0 && !out)) return etok_errf(err, "tokenize: bad output buffer");
     encode_state st = {.t = t, .out = out, .cap = cap};
     size_t len = strlen(text);
+    if (len > (size_t)INT32_MAX / 4) /* the token count must fit an int */
+        return etok_errc(err, ETOK_EXIT_INPUT, "tokenize: text of %zu bytes is too long", len);
     fragment *fr = NULL;
     size_t n_fr = 0;
     int rc = 0;
