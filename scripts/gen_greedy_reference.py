@@ -42,8 +42,13 @@ PROMPTS = [
     ("chat_list", chat("List five tips for staying productive when working from home.")),
 ]
 
+CHAT_USER = {"chat_sky": "Explain why the sky is blue.", "chat_poem": "Write a short poem about the sea.",
+             "chat_list": "List five tips for staying productive when working from home."}
+
 def main():
     binary, model, outpath = sys.argv[1:4]
+    for name, user in CHAT_USER.items():
+        assert dict(PROMPTS)[name] == chat(user)
     n_predict = int(sys.argv[4]) if len(sys.argv) > 4 else 64
     threads = int(sys.argv[5]) if len(sys.argv) > 5 else 2
     topk = int(sys.argv[6]) if len(sys.argv) > 6 else 100
@@ -60,7 +65,10 @@ def main():
             os.unlink(path)
         r = json.loads(res.stdout.decode("utf-8"))
         r["prompt_final_logits"].pop("all_logits_file", None)
-        out.append({"name": name, "prompt": text, "parse_special": True, "add_bos": False, **r})
+        entry = {"name": name, "prompt": text, "parse_special": True, "add_bos": False}
+        if name in CHAT_USER:
+            entry["chat_user"] = CHAT_USER[name]  # the prompt is chat(chat_user), no system message
+        out.append({**entry, **r})
         print(name, len(r["greedy_ids"]), "tokens", file=sys.stderr)
     doc = {"producer": "llama.cpp libllama (commit c392e5094), greedy argmax, see README.md",
            "model": os.path.basename(model), "model_sha256": sha, "n_threads": threads,
