@@ -217,6 +217,8 @@ static json_t *result_json(const etok_tpf_scenario *s, const etok_tpf_result *r,
     json_object_set_new(o, "mbu", jnum(r->mbu_at_roofline));
     json_object_set_new(o, "token_rate_tps", jnum(r->token_rate_tps));
     json_object_set_new(o, "token_rate_full_utilization_tps", jnum(r->token_rate_full_utilization_tps));
+    /* METRICS.md §3 name: in the TPF, U already carries the idle share, so the two coincide. */
+    json_object_set_new(o, "utilization_adjusted_token_rate_tps", jnum(r->token_rate_tps));
     json_object_set_new(o, "utilization", jnum(s->utilization));
     json_object_set_new(o, "utilization_source", json_string(s->utilization_measured ? "measured" : "scenario"));
     json_object_set_new(o, "it_power_w", jnum(r->it_power_w));
