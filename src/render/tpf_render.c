@@ -14,7 +14,8 @@
 
 static const char *MODEL_NOTE =
     "model estimate (etok tpf, METRICS.md section 1), not a measurement; device power modelled as "
-    "P_idle + (P_max - P_idle) * activity, activity = max(MFU, MBU) at the operating point";
+    "P_idle + (P_max - P_idle) * activity, activity = max(MFU, MBU) at the operating point; "
+    "uncertainty not quantified: ceilings are upper bounds";
 
 const char *etok_tpf_field_label(const char *f) {
     static const struct { const char *f, *l; } L[] = {
@@ -419,9 +420,12 @@ char *etok_tpf_render_sweep_text(const etok_sweep *sw, const etok_tpf_context *c
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
     if (!f) return NULL;
+    char lv[512];
+    levers_str(ctx, lv, sizeof lv);
     fprintf(f, "etok tpf sweep (model estimate, not a measurement): %s, %s from %g to %g in %d %s steps\n",
             ctx && ctx->scenario_name ? ctx->scenario_name : "", sw->spec.field, sw->spec.start, sw->spec.stop, sw->spec.steps,
             sw->spec.log ? "log" : "linear");
+    if (*lv) fprintf(f, "levers applied: %s\n", lv);
     fprintf(f, "%16s  %-18s %14s\n", sw->spec.field, "binding", "token_rate_tps");
     for (size_t i = 0; i < sw->n; i++) {
         const etok_sweep_point *p = &sw->points[i];
@@ -524,7 +528,10 @@ char *etok_tpf_render_sweep_svg(const etok_sweep *sw, const etok_tpf_context *ct
     }
     for (size_t k = 0; k < sw->n_crossovers; k++) {
         char lab[160], v[48];
-        etok_svg_format_si(sw->crossovers[k].x, v, sizeof v);
+        const char *f = sw->spec.field;
+        size_t fl = strlen(f);
+        if (fl > 2 && !strcmp(f + fl - 2, "_w")) si(sw->crossovers[k].x, "W", v, sizeof v); /* "9.8 kW" */
+        else etok_svg_format_si(sw->crossovers[k].x, v, sizeof v);
         snprintf(lab, sizeof lab, "crossover %s: %s -> %s", v, etok_ceiling_name(sw->crossovers[k].from),
                  etok_ceiling_name(sw->crossovers[k].to));
         etok_svg_chart_add_vline(c, sw->crossovers[k].x, lab, NULL);
