@@ -84,7 +84,7 @@ void etok_run_summary_text(FILE *f, const etok_record *r, const etok_energy_summ
         fprintf(f, "  PUE-adjusted    %s   (mean power x PUE %g, %s)\n", pm(b1, sizeof b1, s->pue_adjusted_power_w, NAN, "W"),
                 s->pue, s->pue_source);
     if (s->short_window)
-        fprintf(f, "  warning: the window is shorter than %d updates of a counter (or a counter did not move): "
+        fprintf(f, "  warning: the window is shorter than %d counter updates or power samples (or a counter did not move): "
                    "its energy is uncertain, not 0 J\n", ETOK_ENERGY_MIN_UPDATES);
     if (s->incomplete) fprintf(f, "  warning: readings cover only part of the window; energy is not extrapolated\n");
     for (size_t i = 0; i < r->n_faults; i++)
@@ -133,7 +133,7 @@ void etok_run_summary_markdown(FILE *f, const etok_record *r, const etok_energy_
     }
     if (s->short_window || s->incomplete || r->n_faults) fprintf(f, "\n## Warnings and faults\n\n");
     if (s->short_window)
-        fprintf(f, "- The window is shorter than %d counter updates (or a counter did not move): energy uncertain, not 0 J.\n",
+        fprintf(f, "- The window is shorter than %d counter updates or power samples (or a counter did not move): energy uncertain, not 0 J.\n",
                 ETOK_ENERGY_MIN_UPDATES);
     if (s->incomplete) fprintf(f, "- Readings cover only part of the window; energy is not extrapolated.\n");
     for (size_t i = 0; i < r->n_faults; i++)
