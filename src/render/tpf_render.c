@@ -95,6 +95,13 @@ static void text_header(FILE *f, const etok_tpf_scenario *s, const etok_tpf_resu
     } else {
         fprintf(f, "facility    none given: delivered_power and cooling are not limited\n");
     }
+    if (ctx && ctx->from_run) {
+        fprintf(f, "measured    from %s: joules_per_output_token %.4g J/token [measured]", ctx->from_run,
+                s->measured_joules_per_output_token);
+        if (s->measured_device_power_w > 0) fprintf(f, ", device power %.4g W [measured]", s->measured_device_power_w);
+        fprintf(f, ", utilization %.3g [%s]; they replace the modelled values\n", s->utilization,
+                s->utilization_measured ? "measured" : "scenario: the record has none");
+    }
 }
 
 char *etok_tpf_render_text(const etok_tpf_scenario *s, const etok_tpf_result *r, const etok_tpf_context *ctx) {
@@ -270,7 +277,8 @@ char *etok_tpf_render_compare_text(const etok_tpf_scenario *sa, const etok_tpf_r
     if (!f) return NULL;
     char lv[512], x[32], y[32];
     levers_str(ctx, lv, sizeof lv);
-    fprintf(f, "etok tpf: lever what-if (model estimate, not a measurement)\n\n");
+    fprintf(f, "etok tpf: lever what-if (%s)\n\n",
+            ctx && ctx->from_run ? "model estimate with measured inputs" : "model estimate, not a measurement");
     etok_tpf_context base = ctx ? *ctx : (etok_tpf_context){0};
     base.levers[0] = NULL;
     text_header(f, sa, a, &base);
