@@ -34,7 +34,9 @@ grep -q '"exit_status": 130' "$T/rep.json" || fail "exit status not recorded"
 "$ETOK" run --meter estimate --cpu-tdp 5:20 --idle 30 -o "$T/idle.json" -- sh -c "echo ran >$T/ran" \
     >"$T/out2" 2>"$T/err2" &
 pid=$!
-sleep 0.5
+# the baseline message comes after signals are routed to etok's own handling
+i=0; while ! grep -q 'idle baseline' "$T/err2" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.2
 kill -INT $pid
 set +e
 wait $pid
