@@ -22,7 +22,8 @@ typedef enum {
     ETOK_SVG_LEGEND_TOP_LEFT,
     ETOK_SVG_LEGEND_BOTTOM_RIGHT,
     ETOK_SVG_LEGEND_BOTTOM_LEFT,
-    ETOK_SVG_LEGEND_NONE
+    ETOK_SVG_LEGEND_NONE,
+    ETOK_SVG_LEGEND_BELOW       /* under the x axis, in columns: never hides data */
 } etok_svg_legend_pos;
 
 /* Per-series style. Zero-initialised = solid line in the next palette colour, left y axis. */

@@ -886,7 +886,9 @@ static int pre_from_name(const char *pre, tok_pre *out) {
 }
 
 /* Chat template detection. ChatML's default system prompt: a literal
- * "<|im_start|>system\n...<|im_end|>" in the template whose body holds no template syntax. */
+ * "<|im_start|>system\n...<|im_end|>" in the template whose body holds no template syntax.
+ * The newlines may be real (as in SmolLM2's GGUF) or written "\n" inside a Jinja string
+ * literal (as in Qwen2.5's template); the latter are unescaped. */
 static int detect_chat(etok_tokenizer *t, const char *tmpl) {
     t->chat = CHAT_CHATML;
     t->chat_default_system = NULL;
@@ -899,20 +901,35 @@ static int detect_chat(etok_tokenizer *t, const char *tmpl) {
         t->chat = CHAT_UNSUPPORTED;
         return 0;
     }
-    static const char open[] = "<|im_start|>system\n";
+    static const char open[] = "<|im_start|>system";
     for (const char *p = strstr(tmpl, open); p; p = strstr(p + 1, open)) {
         const char *body = p + strlen(open);
+        if (body[0] == '\n') body += 1;
+        else if (body[0] == '\\' && body[1] == 'n') body += 2;
+        else continue;
         const char *end = strstr(body, "<|im_end|>");
         if (!end || end == body) continue;
         size_t n = (size_t)(end - body);
         bool literal = true;
         for (size_t i = 0; i < n; i++) {
             char c = body[i];
-            if (c == '\'' || c == '"' || c == '+' || c == '{' || c == '}') literal = false;
+            if (c == '\'' || c == '"' || c == '+' || c == '{' || c == '}' || c == '\n') literal = false;
         }
         if (!literal) continue;
-        t->chat_default_system = strndup(body, n);
-        return t->chat_default_system ? 0 : -1;
+        char *sys = malloc(n + 1);
+        if (!sys) return -1;
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (body[i] == '\\' && i + 1 < n && body[i + 1] == 'n') {
+                sys[k++] = '\n';
+                i++;
+            } else {
+                sys[k++] = body[i];
+            }
+        }
+        sys[k] = '\0';
+        t->chat_default_system = sys;
+        return 0;
     }
     return 0;
 }
