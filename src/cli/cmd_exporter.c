@@ -1,12 +1,114 @@
-/* cmd_exporter.c — `etok exporter`. Not built yet: says so and fails, so nothing pretends to work. */
+/* cmd_exporter.c — `etok exporter`: argument parsing and lifetime of the Prometheus exporter
+ * (src/serve/exporter.c) over this node's meters (src/serve/meter_source.c). */
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "commands.h"
+#include "etok/meter.h"
+#include "etok/serve.h"
 #include "etok/util.h"
 
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: etok exporter [--port 9464] [--host 127.0.0.1] [--meter NAME ...] [--tokens-file FILE]\n"
+            "                     [--cpu-tdp IDLE_W:MAX_W] [--rate-hz HZ]\n\n"
+            "Expose this node's energy meters at http://HOST:PORT/metrics for Prometheus:\n"
+            "etok_energy_joules_total{meter,domain,boundary,source} (cumulative joules since start),\n"
+            "etok_power_watts, etok_energy_uncertainty_joules, etok_meter_up.\n"
+            "  --port N           TCP port (default 9464; 0 = any free port, printed on stderr)\n"
+            "  --host ADDR        IPv4 address to bind (default 127.0.0.1; 0.0.0.0 for every interface)\n"
+            "  --meter NAME       meter to open (repeatable): rapl, perf, hwmon, nvml, estimate;\n"
+            "                     default: every available counter/power meter (see `etok meters`)\n"
+            "  --tokens-file FILE republish cumulative token counts as etok_tokens_total{kind}: the file\n"
+            "                     holds one integer (output tokens) or lines 'input N' / 'output N',\n"
+            "                     rewritten by the node's engine; re-read at every scrape\n"
+            "  --cpu-tdp I:M      idle and max watts per package for the estimate meter\n"
+            "  --rate-hz HZ       meter sampling rate (default 10)\n"
+            "Fleet J/token in PromQL (docs/PROMETHEUS.md):\n"
+            "  sum(rate(etok_energy_joules_total[1m])) / sum(rate(etok_tokens_total{kind=\"output\"}[1m]))\n");
+}
+
 int cmd_exporter(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "etok exporter: not implemented yet\n");
-    return ETOK_EXIT_FAIL;
+    etok_exporter_opts o = {.port = 9464};
+    etok_meter_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    const char *names[16];
+    int n_names = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return ETOK_EXIT_OK;
+        } else if (!strcmp(a, "--port") && has) {
+            char *end;
+            long p = strtol(argv[++i], &end, 10);
+            if (*end || p < 0 || p > 65535) {
+                fprintf(stderr, "etok exporter: --port '%s': expected 0..65535\n", argv[i]);
+                return ETOK_EXIT_USAGE;
+            }
+            o.port = (int)p;
+        } else if (!strcmp(a, "--host") && has) {
+            o.host = argv[++i];
+        } else if (!strcmp(a, "--meter") && has) {
+            if (n_names >= 16) {
+                fprintf(stderr, "etok exporter: too many --meter options\n");
+                return ETOK_EXIT_USAGE;
+            }
+            names[n_names++] = argv[++i];
+        } else if (!strcmp(a, "--tokens-file") && has) {
+            o.tokens_file = argv[++i];
+        } else if (!strcmp(a, "--cpu-tdp") && has) {
+            const char *s = argv[++i];
+            if (sscanf(s, "%lf:%lf", &cfg.cpu_idle_w, &cfg.cpu_max_w) != 2 || cfg.cpu_idle_w < 0 || cfg.cpu_max_w <= cfg.cpu_idle_w) {
+                fprintf(stderr, "etok exporter: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", s);
+                return ETOK_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--rate-hz") && has) {
+            char *end;
+            cfg.rate_hz = strtod(argv[++i], &end);
+            if (*end || cfg.rate_hz <= 0 || cfg.rate_hz > 1000) {
+                fprintf(stderr, "etok exporter: --rate-hz '%s': expected a rate in (0, 1000]\n", argv[i]);
+                return ETOK_EXIT_USAGE;
+            }
+        } else {
+            fprintf(stderr, "etok exporter: unknown option or missing value '%s' (etok exporter --help)\n", a);
+            return ETOK_EXIT_USAGE;
+        }
+    }
+    cfg.names = n_names ? names : NULL;
+    cfg.n_names = n_names;
+
+    /* signals are taken synchronously with sigwait (no handler, no global state); block them
+     * before any thread starts so every thread inherits the mask */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    etok_err err = {0};
+    etok_meter_source *ms = etok_meter_source_open(&cfg, &o.energy, &err);
+    if (!ms) {
+        fprintf(stderr, "etok exporter: %s\n", err.msg);
+        return err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+    }
+    etok_exporter *x = etok_exporter_start(&o, &err);
+    if (!x) {
+        fprintf(stderr, "etok exporter: %s\n", err.msg);
+        etok_meter_source_close(ms);
+        return err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+    }
+    fprintf(stderr, "etok exporter: listening on http://%s:%d/metrics\n", o.host ? o.host : "127.0.0.1", etok_exporter_port(x));
+    fprintf(stderr, "etok exporter: energy from %s\n", etok_meter_source_describe(ms));
+    if (o.tokens_file) fprintf(stderr, "etok exporter: tokens from %s\n", o.tokens_file);
+    fflush(stderr);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "etok exporter: %s, stopping\n", sig == SIGINT ? "interrupted" : "terminated");
+    etok_exporter_stop(x);
+    etok_meter_source_close(ms);
+    return ETOK_EXIT_OK;
 }

@@ -1,0 +1,114 @@
+/* serve.h — `etok serve` (an OpenAI-compatible server over the built-in engine, with the
+ * energy of every request) and `etok exporter` (this node's energy meters for Prometheus).
+ *
+ * Both read energy through etok_energy_source, a small callback the CLI wires to a meter set
+ * (etok_meters_snapshot) and tests wire to a synthetic source, so the server never depends
+ * on which meters exist.
+ *
+ * Per-request energy (serve): the engine thread reads cumulative energy before and after each
+ * batched step (etok_engine_step). The step's energy — from the end of the previous step when
+ * the engine ran back to back, else from the start of this step — is split across the requests
+ * in the step in proportion to the tokens each contributed (prompt tokens prefilled plus the
+ * token decoded). Energy used while no request is in the engine is not attributed to any
+ * request; it is exported as etok_unattributed_energy_joules_total. So, over any window,
+ * sum(request energy_j) + unattributed = the meter's energy. A single request's figure is as
+ * good as the meter's time resolution: a counter that refreshes every ~1 ms (RAPL) splits
+ * steps cleanly; a coarse or estimated meter smears energy between neighbouring steps (sums
+ * stay exact). The figure's source is the meter's (`energy_source` in every usage). */
+#ifndef ETOK_SERVE_H
+#define ETOK_SERVE_H
+
+#include <stddef.h>
+
+#include "etok/meter.h"
+#include "etok/record.h"
+#include "etok/util.h"
+
+#define ETOK_ENERGY_MAX_DOMAINS 32
+
+typedef struct {
+    char meter[32];
+    char domain[96];
+    etok_source source;
+    etok_boundary boundary;
+    int summable;              /* counts towards total_j */
+    double energy_j;           /* cumulative since the source started */
+} etok_energy_domain;
+
+typedef struct {
+    double t_s;                /* when read (source's clock, seconds) */
+    double total_j;            /* cumulative energy of the summable domains */
+    double uncertainty_j;
+    double power_w;            /* recent mean power (about the last second) */
+    etok_source source;        /* weakest source among the summed domains */
+    etok_boundary boundary;
+    int n_domains;
+    etok_energy_domain domains[ETOK_ENERGY_MAX_DOMAINS];
+} etok_energy_reading;
+
+/* read: fill out; 0 ok, -1 failure (the caller keeps the last good reading). Thread-safe. */
+typedef struct {
+    int (*read)(void *arg, etok_energy_reading *out);
+    void *arg;
+} etok_energy_source;
+
+/* An energy source over a meter set (meter.h): opens the meters, starts their sampler on a
+ * private record, and reports the set's live snapshot as one domain per run ("total" of the
+ * summable domains at the primary boundary, labelled with the meters that feed it). */
+typedef struct etok_meter_source etok_meter_source;
+etok_meter_source *etok_meter_source_open(const etok_meter_config *cfg, etok_energy_source *out, etok_err *err);
+/* Comma-separated "meter/domain (source, boundary)" of the summed domains, for logs. */
+const char *etok_meter_source_describe(const etok_meter_source *m);
+void etok_meter_source_close(etok_meter_source *m);
+
+/* ---- etok serve ---- */
+
+typedef struct {
+    const char *model_path;
+    const char *model_id;      /* id in /v1/models and responses; NULL = file name */
+    const char *host;          /* NULL = 127.0.0.1 */
+    int port;                  /* 0 = any free port (see bound_port) */
+    const char *api_key;       /* NULL = no auth; else /v1/ needs "Authorization: Bearer KEY" */
+    int max_seqs;              /* continuous-batching slots, default 8 */
+    int n_threads;             /* engine threads, 0 = all cores */
+    int ctx_len;               /* per sequence, 0 = engine default */
+    size_t max_body_bytes;     /* 0 = 1 MiB; larger bodies get 413 */
+    int max_tokens_limit;      /* 0 = 4096; larger max_tokens gets 400 */
+    int default_max_tokens;    /* when the request gives none; 0 = 256 (capped by the limit) */
+    int max_queue;             /* waiting requests before 429; 0 = 1024 */
+    double jpt_window_s;       /* sliding window of etok_joules_per_token; 0 = 60 s */
+    etok_energy_source energy; /* read may be NULL: then energy fields say source "none" */
+} etok_serve_opts;
+
+typedef struct etok_server etok_server;
+
+/* Load the model, start the engine thread and the HTTP server. NULL with err on failure
+ * (missing/bad model: ETOK_EXIT_INPUT; port in use: ETOK_EXIT_FAIL). */
+etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err);
+int etok_server_port(const etok_server *s);
+/* Stop accepting, cancel what is in flight, join threads, free. */
+void etok_server_stop(etok_server *s);
+
+/* ---- etok exporter ---- */
+
+typedef struct {
+    const char *host;          /* NULL = 127.0.0.1 */
+    int port;                  /* 0 = any free port */
+    const char *tokens_file;   /* optional: cumulative token counts written by the node's engine */
+    etok_energy_source energy;
+} etok_exporter_opts;
+
+typedef struct etok_exporter etok_exporter;
+etok_exporter *etok_exporter_start(const etok_exporter_opts *o, etok_err *err);
+int etok_exporter_port(const etok_exporter *x);
+void etok_exporter_stop(etok_exporter *x);
+
+/* The exporter's page (exposed for tests): malloc'd Prometheus text. */
+char *etok_exporter_metrics_text(const etok_exporter_opts *o);
+
+/* Parse a tokens file: one integer (output tokens) or lines "input N" / "output N" (either
+ * may be missing). Returns 0, or -1 with err naming the file and line. */
+int etok_tokens_file_parse(const char *text, const char *path, long long *input, long long *output,
+                           int *has_input, int *has_output, etok_err *err);
+
+#endif

@@ -1,0 +1,201 @@
+/* exporter.c — `etok exporter`: this node's energy meters (and, optionally, a token counter)
+ * as a Prometheus /metrics page, for nodes that run another inference engine.
+ *
+ * Owns: the HTTP endpoint (libmicrohttpd, one polling thread), the exporter's metric set, and
+ * the tokens file format. Does not own: reading meters (the etok_energy_source), the text
+ * syntax (render/prom.c), or any aggregation across nodes — that is PromQL's job
+ * (docs/PROMETHEUS.md).
+ *
+ * Tokens: Prometheus can only divide energy by tokens if something counts tokens on the node.
+ * The node's engine usually exports its own counter (vLLM: vllm:generation_tokens_total); when
+ * it does not, --tokens-file names a file the engine (or a log tailer) rewrites with cumulative
+ * counts, and the exporter republishes it as etok_tokens_total{kind}. The exporter never
+ * invents a token count: with no file, or an unreadable one, the series is absent and
+ * etok_tokens_file_up says 0. */
+#include "etok/serve.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etok/prom.h"
+
+struct etok_exporter {
+    etok_exporter_opts o;
+    char host[64];
+    char tokens_file[1024];
+    struct MHD_Daemon *d;
+    int port;
+};
+
+int etok_tokens_file_parse(const char *text, const char *path, long long *input, long long *output, int *has_input,
+                           int *has_output, etok_err *err) {
+    *has_input = *has_output = 0;
+    *input = *output = 0;
+    int line_no = 0;
+    const char *p = text;
+    while (*p) {
+        line_no++;
+        const char *e = strchr(p, '\n');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        char line[256];
+        if (n >= sizeof line) return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: line too long", path, line_no);
+        memcpy(line, p, n);
+        line[n] = '\0';
+        p = e ? e + 1 : p + n;
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        char kind[32] = "";
+        long long v;
+        char extra;
+        if (sscanf(line, " %31s", kind) != 1) continue; /* blank */
+        if (sscanf(line, " %lld %c", &v, &extra) == 1) {
+            if (v < 0) return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: negative token count", path, line_no);
+            *output = v;
+            *has_output = 1;
+            continue;
+        }
+        if (sscanf(line, " %31s %lld %c", kind, &v, &extra) != 2 || v < 0 || (strcmp(kind, "input") && strcmp(kind, "output")))
+            return etok_errc(err, ETOK_EXIT_INPUT,
+                             "%s:%d: expected 'input N', 'output N' or a single count, got '%.60s'", path, line_no, line);
+        if (!strcmp(kind, "input")) {
+            *input = v;
+            *has_input = 1;
+        } else {
+            *output = v;
+            *has_output = 1;
+        }
+    }
+    return 0;
+}
+
+char *etok_exporter_metrics_text(const etok_exporter_opts *o) {
+    etok_prom_buf b;
+    etok_prom_init(&b);
+    etok_energy_reading r;
+    int have = o->energy.read && o->energy.read(o->energy.arg, &r) == 0;
+    etok_prom_family(&b, "etok_meter_up", "gauge", "1 when etok could read this node's meters at this scrape");
+    etok_prom_sample(&b, "etok_meter_up", NULL, have ? 1 : 0);
+    if (have) {
+        etok_prom_family(&b, "etok_energy_joules_total", "counter",
+                         "Cumulative energy (J) since the exporter started, per meter domain");
+        for (int i = 0; i < r.n_domains; i++) {
+            const etok_energy_domain *d = &r.domains[i];
+            const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
+                               "source", etok_source_name(d->source), NULL};
+            etok_prom_sample(&b, "etok_energy_joules_total", l, d->energy_j);
+        }
+        const char *pl[] = {"boundary", etok_boundary_name(r.boundary), "source", etok_source_name(r.source), NULL};
+        etok_prom_family(&b, "etok_power_watts", "gauge", "Mean power (W) over about the last second, summable domains");
+        etok_prom_sample(&b, "etok_power_watts", pl, r.power_w);
+        etok_prom_family(&b, "etok_energy_uncertainty_joules", "gauge", "Uncertainty (J) of the cumulative energy");
+        etok_prom_sample(&b, "etok_energy_uncertainty_joules", pl, r.uncertainty_j);
+    }
+    if (o->tokens_file) {
+        size_t len = 0;
+        char *text = etok_read_file(o->tokens_file, &len);
+        long long in = 0, out = 0;
+        int hi = 0, ho = 0;
+        etok_err err = {0};
+        int ok = text && etok_tokens_file_parse(text, o->tokens_file, &in, &out, &hi, &ho, &err) == 0;
+        free(text);
+        etok_prom_family(&b, "etok_tokens_file_up", "gauge", "1 when the tokens file was read and parsed at this scrape");
+        etok_prom_sample(&b, "etok_tokens_file_up", NULL, ok ? 1 : 0);
+        if (ok && (hi || ho)) {
+            etok_prom_family(&b, "etok_tokens_total", "counter", "Cumulative tokens reported by this node's engine (tokens file)");
+            const char *ki[] = {"kind", "input", NULL}, *ko[] = {"kind", "output", NULL};
+            if (hi) etok_prom_sample(&b, "etok_tokens_total", ki, (double)in);
+            if (ho) etok_prom_sample(&b, "etok_tokens_total", ko, (double)out);
+        }
+    }
+    etok_prom_family(&b, "etok_exporter_info", "gauge", "etok exporter version");
+    const char *il[] = {"version", "0.1.0", NULL};
+    etok_prom_sample(&b, "etok_exporter_info", il, 1);
+    if (b.oom) {
+        etok_prom_free(&b);
+        return NULL;
+    }
+    return b.text;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, char *text) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", ctype);
+    enum MHD_Result ok = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
+    (void)version;
+    (void)upload_data;
+    etok_exporter *x = cls;
+    if (!*con_cls) {
+        *con_cls = (void *)1;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        *upload_data_size = 0; /* ignore any body */
+        return MHD_YES;
+    }
+    if (strcmp(method, "GET") && strcmp(method, "HEAD")) return reply(c, 405, "text/plain", strdup("use GET\n"));
+    if (!strcmp(url, "/metrics")) {
+        char *t = etok_exporter_metrics_text(&x->o);
+        if (!t) return MHD_NO;
+        return reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", t);
+    }
+    if (!strcmp(url, "/") || !strcmp(url, "/health"))
+        return reply(c, 200, "text/plain", strdup("etok exporter: metrics at /metrics\n"));
+    return reply(c, 404, "text/plain", strdup("not found: metrics are at /metrics\n"));
+}
+
+etok_exporter *etok_exporter_start(const etok_exporter_opts *o, etok_err *err) {
+    etok_exporter *x = calloc(1, sizeof *x);
+    if (!x) {
+        etok_errf(err, "exporter: out of memory");
+        return NULL;
+    }
+    x->o = *o;
+    snprintf(x->host, sizeof x->host, "%s", o->host ? o->host : "127.0.0.1");
+    if (o->tokens_file) {
+        snprintf(x->tokens_file, sizeof x->tokens_file, "%s", o->tokens_file);
+        x->o.tokens_file = x->tokens_file;
+    }
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)o->port);
+    if (inet_pton(AF_INET, x->host, &addr.sin_addr) != 1) {
+        etok_errc(err, ETOK_EXIT_USAGE, "exporter: --host '%s' is not an IPv4 address", x->host);
+        free(x);
+        return NULL;
+    }
+    x->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)o->port, NULL, NULL, handler, x,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                            MHD_OPTION_END);
+    if (!x->d) {
+        etok_errf(err, "exporter: cannot listen on %s:%d (port in use or not permitted)", x->host, o->port);
+        free(x);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(x->d, MHD_DAEMON_INFO_BIND_PORT);
+    x->port = info ? info->port : o->port;
+    return x;
+}
+
+int etok_exporter_port(const etok_exporter *x) { return x->port; }
+
+void etok_exporter_stop(etok_exporter *x) {
+    if (!x) return;
+    if (x->d) MHD_stop_daemon(x->d);
+    free(x);
+}

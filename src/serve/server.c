@@ -1,0 +1,1153 @@
+/* server.c — `etok serve`: an OpenAI-compatible HTTP server over the built-in engine, with the
+ * energy of every request (the attribution rule is documented in include/etok/serve.h).
+ *
+ * Owns: HTTP routing and validation (libmicrohttpd, one thread per connection), the request
+ * queue, the single engine thread that runs continuous batching (every etok_engine_step
+ * advances all in-flight requests), per-step energy attribution, the SSE and JSON response
+ * shapes, and the live counters behind /metrics. Does not own: the forward pass (engine),
+ * reading meters (the etok_energy_source given by the caller), or the Prometheus text syntax
+ * (render/prom.c).
+ *
+ * Threads: HTTP threads parse, tokenize, enqueue and then wait on their request's condition
+ * variable (non-streaming) or stream from a content-reader callback that waits on it. The
+ * engine thread admits queued requests into free slots, steps, and publishes tokens. One mutex
+ * (s->mu) guards every shared field. A request is freed when both sides released it. */
+#include "etok/serve.h"
+
+#include <arpa/inet.h>
+#include <jansson.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "etok/engine.h"
+#include "etok/prom.h"
+#include "etok/sse.h"
+
+#define DEFAULT_MAX_BODY (1u << 20)
+#define DEFAULT_MAX_TOKENS_LIMIT 4096
+#define DEFAULT_MAX_TOKENS 256
+#define DEFAULT_MAX_QUEUE 1024
+#define DEFAULT_MAX_SEQS 8
+#define DEFAULT_WINDOW_S 60.0
+#define RING_CAP 8192
+
+typedef enum { RQ_QUEUED, RQ_RUNNING, RQ_DONE, RQ_FAILED } rq_state;
+
+typedef struct sreq {
+    struct sreq *qnext;             /* waiting queue */
+    struct sreq *aprev, *anext;     /* every live request (for shutdown) */
+    int refs;
+    pthread_cond_t cv;
+    rq_state state;
+    int cancelled;                  /* the client went away */
+    int chat, stream, include_usage;
+    int max_tokens;
+    etok_sampling sampling;
+    int32_t *prompt;
+    int n_prompt;
+    int seq_id;
+    /* output (engine thread writes, HTTP thread reads; under s->mu) */
+    char *text;
+    size_t text_len, text_cap;
+    size_t *tok_end;                /* text offset after each output token */
+    int n_out, tok_cap;
+    char finish_reason[16];
+    char error[256];
+    double energy_j;
+    double t_arrive_s, t_first_s, t_last_s;
+    /* streaming (HTTP thread only, under s->mu) */
+    int tok_emitted;
+    size_t text_emitted;
+    int sent_role, sent_end;
+    char *out;
+    size_t out_len, out_pos, out_cap;
+    char id[48];
+    long created;
+} sreq;
+
+typedef struct {
+    double t_end_s, energy_j;
+    long long tokens, tokens_out;
+} ring_entry;
+
+struct etok_server {
+    etok_serve_opts o;
+    char host[64];
+    char model_id[128];
+    etok_model *model;
+    etok_engine *engine;
+    int ctx_len;
+    struct MHD_Daemon *d;
+    int port;
+    pthread_t engine_thread;
+    int engine_started;
+    int running;
+    double t0_mono;
+
+    pthread_mutex_t mu;
+    pthread_cond_t work_cv;
+    sreq *qhead, *qtail;
+    int queued;
+    sreq **active;                  /* max_seqs slots */
+    int n_active;
+    sreq *all;
+    long next_id;
+
+    /* metrics */
+    long long tokens_in, tokens_out;
+    long long req_ok, req_rejected, req_failed, req_cancelled;
+    long long steps;
+    double attributed_j, unattributed_j;
+    etok_prom_histogram ttft, tpot, e2e;
+    ring_entry ring[RING_CAP];
+    int ring_head, ring_n;
+    etok_energy_reading last;       /* last good reading */
+    int have_reading;
+};
+
+static double now_s(const etok_server *s) { return etok_mono_s() - s->t0_mono; }
+
+/* ---------- small buffers and JSON ---------- */
+
+static int buf_add(char **b, size_t *len, size_t *cap, const char *s, size_t n) {
+    if (*len + n + 1 > *cap) {
+        size_t c = *cap ? *cap : 256;
+        while (c < *len + n + 1) c *= 2;
+        char *nb = realloc(*b, c);
+        if (!nb) return -1;
+        *b = nb;
+        *cap = c;
+    }
+    memcpy(*b + *len, s, n);
+    *len += n;
+    (*b)[*len] = '\0';
+    return 0;
+}
+
+static const char *source_label(const etok_server *s) {
+    if (!s->o.energy.read || !s->have_reading) return "none";
+    return etok_source_name(s->last.source);
+}
+
+/* A JSON string of bytes that may not be valid UTF-8 (a model can emit any bytes): invalid
+ * bytes become U+FFFD so the response is always valid JSON. */
+static json_t *json_text(const char *t, size_t n) {
+    if (!t) return json_string("");
+    if (etok_utf8_invalid_bytes(t, n) == 0) return json_stringn(t, n);
+    char *o = malloc(n * 3 + 1);
+    if (!o) return json_string("");
+    size_t k = 0;
+    for (size_t i = 0; i < n;) {
+        size_t step = 1;
+        unsigned char c = (unsigned char)t[i];
+        if (c >= 0x80) {
+            size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+            if (need > 1 && i + need <= n && etok_utf8_invalid_bytes(t + i, need) == 0) step = need;
+            else {
+                memcpy(o + k, "\xEF\xBF\xBD", 3);
+                k += 3;
+                i++;
+                continue;
+            }
+        }
+        memcpy(o + k, t + i, step);
+        k += step;
+        i += step;
+    }
+    json_t *j = json_stringn(o, k);
+    free(o);
+    return j ? j : json_string("");
+}
+
+/* usage object with tokens and energy */
+static json_t *usage_json(const etok_server *s, const sreq *q) {
+    json_t *u = json_object();
+    long long total = (long long)q->n_prompt + q->n_out;
+    json_object_set_new(u, "prompt_tokens", json_integer(q->n_prompt));
+    json_object_set_new(u, "completion_tokens", json_integer(q->n_out));
+    json_object_set_new(u, "total_tokens", json_integer(total));
+    int have = s->o.energy.read && s->have_reading;
+    json_object_set_new(u, "energy_j", have ? json_real(q->energy_j) : json_null());
+    json_object_set_new(u, "joules_per_token", have && total > 0 ? json_real(q->energy_j / (double)total) : json_null());
+    json_object_set_new(u, "joules_per_output_token", have && q->n_out > 0 ? json_real(q->energy_j / q->n_out) : json_null());
+    json_object_set_new(u, "energy_source", json_string(source_label(s)));
+    json_object_set_new(u, "energy_boundary", json_string(have ? etok_boundary_name(s->last.boundary) : "none"));
+    json_object_set_new(u, "energy_method", json_string("per-step split by token share"));
+    return u;
+}
+
+/* ---------- requests ---------- */
+
+static void sreq_release(etok_server *s, sreq *q) { /* under s->mu */
+    if (--q->refs > 0) return;
+    if (q->aprev) q->aprev->anext = q->anext;
+    else s->all = q->anext;
+    if (q->anext) q->anext->aprev = q->aprev;
+    pthread_cond_destroy(&q->cv);
+    free(q->prompt);
+    free(q->text);
+    free(q->tok_end);
+    free(q->out);
+    free(q);
+}
+
+/* Finish a request (under s->mu): state, metrics, wake its HTTP side, drop the engine's ref. */
+static void finish_request(etok_server *s, sreq *q, rq_state st, const char *reason) {
+    q->state = st;
+    q->t_last_s = now_s(s);
+    if (st == RQ_DONE) {
+        snprintf(q->finish_reason, sizeof q->finish_reason, "%s", reason);
+        s->req_ok++;
+        if (q->n_out > 1 && q->t_first_s >= 0) {
+            etok_prom_histogram_observe(&s->tpot, (q->t_last_s - q->t_first_s) / (q->n_out - 1));
+        }
+        etok_prom_histogram_observe(&s->e2e, q->t_last_s - q->t_arrive_s);
+    } else if (q->cancelled) {
+        s->req_cancelled++;
+    } else {
+        snprintf(q->error, sizeof q->error, "%s", reason);
+        s->req_failed++;
+    }
+    pthread_cond_broadcast(&q->cv);
+    sreq_release(s, q);
+}
+
+static size_t utf8_complete_prefix(const char *t, size_t len) {
+    /* back up over an incomplete trailing sequence (at most 3 bytes) */
+    size_t i = len, back = 0;
+    while (i > 0 && back < 4) {
+        unsigned char c = (unsigned char)t[i - 1];
+        if ((c & 0xC0) == 0x80) { i--; back++; continue; }
+        if (c >= 0xC0) {
+            size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+            return (len - (i - 1) >= need) ? len : i - 1;
+        }
+        return len;
+    }
+    return len;
+}
+
+static void append_token(etok_server *s, sreq *q, int32_t tok, double t) {
+    size_t plen = 0;
+    const char *piece = etok_token_piece(s->model, tok, &plen);
+    if (piece && plen) buf_add(&q->text, &q->text_len, &q->text_cap, piece, plen);
+    if (q->n_out + 1 > q->tok_cap) {
+        int c = q->tok_cap ? q->tok_cap * 2 : 64;
+        size_t *nt = realloc(q->tok_end, (size_t)c * sizeof *nt);
+        if (!nt) return;
+        q->tok_end = nt;
+        q->tok_cap = c;
+    }
+    q->tok_end[q->n_out++] = q->text_len;
+    if (q->n_out == 1) {
+        q->t_first_s = t;
+        etok_prom_histogram_observe(&s->ttft, t - q->t_arrive_s);
+    }
+    s->tokens_out++;
+}
+
+/* ---------- energy ---------- */
+
+static int read_energy(etok_server *s, double *total_j) { /* called without s->mu */
+    if (!s->o.energy.read) return -1;
+    etok_energy_reading r;
+    if (s->o.energy.read(s->o.energy.arg, &r) != 0 || !isfinite(r.total_j)) return -1;
+    pthread_mutex_lock(&s->mu);
+    s->last = r;
+    s->have_reading = 1;
+    pthread_mutex_unlock(&s->mu);
+    *total_j = r.total_j;
+    return 0;
+}
+
+static void ring_push(etok_server *s, double t, double e, long long tokens, long long tokens_out) {
+    int i = (s->ring_head + s->ring_n) % RING_CAP;
+    if (s->ring_n == RING_CAP) s->ring_head = (s->ring_head + 1) % RING_CAP;
+    else s->ring_n++;
+    s->ring[i] = (ring_entry){t, e, tokens, tokens_out};
+}
+
+/* ---------- the engine thread ---------- */
+
+static void admit(etok_server *s) { /* under s->mu */
+    while (s->qhead && s->n_active < s->o.max_seqs) {
+        sreq *q = s->qhead;
+        s->qhead = q->qnext;
+        if (!s->qhead) s->qtail = NULL;
+        s->queued--;
+        if (q->cancelled) {
+            finish_request(s, q, RQ_FAILED, "cancelled");
+            continue;
+        }
+        etok_err err = {0};
+        int id = etok_engine_add(s->engine, q->prompt, q->n_prompt, q->max_tokens, &q->sampling, &err);
+        if (id < 0) {
+            char m[256];
+            snprintf(m, sizeof m, "engine refused the request: %.200s", err.msg);
+            finish_request(s, q, RQ_FAILED, m);
+            continue;
+        }
+        q->seq_id = id;
+        q->state = RQ_RUNNING;
+        for (int i = 0; i < s->o.max_seqs; i++)
+            if (!s->active[i]) {
+                s->active[i] = q;
+                break;
+            }
+        s->n_active++;
+    }
+}
+
+static sreq *find_active(etok_server *s, int seq_id, int *slot) {
+    for (int i = 0; i < s->o.max_seqs; i++)
+        if (s->active[i] && s->active[i]->seq_id == seq_id) {
+            *slot = i;
+            return s->active[i];
+        }
+    return NULL;
+}
+
+static void *engine_main(void *arg) {
+    etok_server *s = arg;
+    double last_e = NAN;
+    int back_to_back = 0;
+    pthread_mutex_lock(&s->mu);
+    while (s->running) {
+        /* drop requests whose client went away */
+        for (int i = 0; i < s->o.max_seqs; i++) {
+            sreq *q = s->active[i];
+            if (q && q->cancelled) {
+                etok_engine_remove(s->engine, q->seq_id);
+                s->active[i] = NULL;
+                s->n_active--;
+                finish_request(s, q, RQ_FAILED, "cancelled");
+            }
+        }
+        admit(s);
+        if (s->n_active == 0) {
+            back_to_back = 0;
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 100 * 1000000L;
+            if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+            pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
+            if (s->n_active == 0 && !s->qhead) { /* idle energy is nobody's */
+                pthread_mutex_unlock(&s->mu);
+                double e;
+                int ok = read_energy(s, &e) == 0;
+                pthread_mutex_lock(&s->mu);
+                if (ok) {
+                    if (isfinite(last_e)) s->unattributed_j += e - last_e;
+                    last_e = e;
+                }
+            }
+            continue;
+        }
+        pthread_mutex_unlock(&s->mu);
+
+        double e0 = last_e;
+        if (!back_to_back || !isfinite(e0)) {
+            double e;
+            if (read_energy(s, &e) == 0) {
+                pthread_mutex_lock(&s->mu);
+                if (isfinite(last_e)) s->unattributed_j += e - last_e;
+                pthread_mutex_unlock(&s->mu);
+                e0 = last_e = e;
+            }
+        }
+        etok_step_result res;
+        etok_err err = {0};
+        int rc = etok_engine_step(s->engine, &res, &err);
+        double e1 = NAN;
+        int have_e = read_energy(s, &e1) == 0 && isfinite(e0);
+        double t = now_s(s);
+
+        pthread_mutex_lock(&s->mu);
+        if (rc != 0) { /* the engine failed: every request in it fails, the server goes on */
+            for (int i = 0; i < s->o.max_seqs; i++)
+                if (s->active[i]) {
+                    etok_engine_remove(s->engine, s->active[i]->seq_id);
+                    char m[256];
+                    snprintf(m, sizeof m, "engine step failed: %.200s", err.msg);
+                    finish_request(s, s->active[i], RQ_FAILED, m);
+                    s->active[i] = NULL;
+                }
+            s->n_active = 0;
+            back_to_back = 0;
+            if (have_e) {
+                s->unattributed_j += e1 - e0;
+                last_e = e1;
+            }
+            continue;
+        }
+        s->steps++;
+        double de = have_e ? e1 - e0 : 0;
+        if (have_e) last_e = e1;
+        back_to_back = 1;
+        long long step_tokens = 0, step_out = 0;
+        for (int k = 0; k < res.n_events; k++)
+            step_tokens += res.events[k].prefill_tokens + (res.events[k].new_token >= 0 ? 1 : 0);
+        if (step_tokens == 0 && have_e) s->unattributed_j += de;
+        for (int k = 0; k < res.n_events; k++) {
+            const etok_seq_event *ev = &res.events[k];
+            int slot = -1;
+            sreq *q = find_active(s, ev->seq_id, &slot);
+            if (!q) continue;
+            int share = ev->prefill_tokens + (ev->new_token >= 0 ? 1 : 0);
+            if (step_tokens > 0 && have_e) {
+                double ej = de * (double)share / (double)step_tokens;
+                q->energy_j += ej;
+                s->attributed_j += ej;
+            }
+            s->tokens_in += ev->prefill_tokens;
+            if (ev->new_token >= 0 && !ev->finished_by_eog) {
+                append_token(s, q, ev->new_token, t);
+                step_out++;
+            }
+            if (ev->finished) {
+                etok_engine_remove(s->engine, q->seq_id);
+                s->active[slot] = NULL;
+                s->n_active--;
+                finish_request(s, q, RQ_DONE, ev->finished_by_eog ? "stop" : "length");
+            } else {
+                pthread_cond_broadcast(&q->cv);
+            }
+        }
+        ring_push(s, t, de, step_tokens, step_out);
+    }
+    /* shutting down: fail whatever is left */
+    for (int i = 0; i < s->o.max_seqs; i++)
+        if (s->active[i]) {
+            etok_engine_remove(s->engine, s->active[i]->seq_id);
+            finish_request(s, s->active[i], RQ_FAILED, "server shutting down");
+            s->active[i] = NULL;
+        }
+    s->n_active = 0;
+    while (s->qhead) {
+        sreq *q = s->qhead;
+        s->qhead = q->qnext;
+        finish_request(s, q, RQ_FAILED, "server shutting down");
+    }
+    s->qtail = NULL;
+    s->queued = 0;
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---------- HTTP helpers ---------- */
+
+typedef struct {
+    char *body;
+    size_t len, cap;
+    int too_big;
+} conn_ctx;
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j) {
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!text) return MHD_NO;
+    size_t n = strlen(text);
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    enum MHD_Result ok = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+/* OpenAI's error shape: {"error":{"message","type","param","code"}} */
+static enum MHD_Result send_error(etok_server *s, struct MHD_Connection *c, unsigned status, const char *type,
+                                  const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static enum MHD_Result send_error(etok_server *s, struct MHD_Connection *c, unsigned status, const char *type,
+                                  const char *code, const char *param, const char *fmt, ...) {
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&s->mu);
+    s->req_rejected++;
+    pthread_mutex_unlock(&s->mu);
+    json_t *e = json_object();
+    json_object_set_new(e, "message", json_string(msg));
+    json_object_set_new(e, "type", json_string(type));
+    json_object_set_new(e, "param", param ? json_string(param) : json_null());
+    json_object_set_new(e, "code", code ? json_string(code) : json_null());
+    json_t *root = json_object();
+    json_object_set_new(root, "error", e);
+    return send_json(c, status, root);
+}
+
+static int auth_ok(const etok_server *s, struct MHD_Connection *c) {
+    if (!s->o.api_key || !*s->o.api_key) return 1;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncmp(h, "Bearer ", 7)) return 0;
+    const char *k = h + 7, *want = s->o.api_key;
+    size_t a = strlen(k), b = strlen(want);
+    unsigned diff = (unsigned)(a ^ b);
+    for (size_t i = 0; i < b; i++) diff |= (unsigned char)want[i] ^ (unsigned char)(i < a ? k[i] : 0);
+    return diff == 0;
+}
+
+/* ---------- response bodies ---------- */
+
+static json_t *chunk_base(const etok_server *s, const sreq *q) {
+    json_t *j = json_object();
+    json_object_set_new(j, "id", json_string(q->id));
+    json_object_set_new(j, "object", json_string(q->chat ? "chat.completion.chunk" : "text_completion"));
+    json_object_set_new(j, "created", json_integer(q->created));
+    json_object_set_new(j, "model", json_string(s->model_id));
+    return j;
+}
+
+static void out_event(sreq *q, json_t *j) {
+    char *t = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (!t) return;
+    buf_add(&q->out, &q->out_len, &q->out_cap, "data: ", 6);
+    buf_add(&q->out, &q->out_len, &q->out_cap, t, strlen(t));
+    buf_add(&q->out, &q->out_len, &q->out_cap, "\n\n", 2);
+    free(t);
+}
+
+static void out_choice(const etok_server *s, sreq *q, const char *text, size_t n, const char *finish, int role) {
+    json_t *j = chunk_base(s, q);
+    json_t *c = json_object();
+    json_object_set_new(c, "index", json_integer(0));
+    if (q->chat) {
+        json_t *d = json_object();
+        if (role) json_object_set_new(d, "role", json_string("assistant"));
+        if (text) json_object_set_new(d, "content", json_text(text, n));
+        json_object_set_new(c, "delta", d);
+    } else {
+        json_object_set_new(c, "text", json_text(text ? text : "", text ? n : 0));
+    }
+    json_object_set_new(c, "finish_reason", finish ? json_string(finish) : json_null());
+    json_t *arr = json_array();
+    json_array_append_new(arr, c);
+    json_object_set_new(j, "choices", arr);
+    out_event(q, j);
+}
+
+/* Produce the next SSE bytes of a stream into q->out (under s->mu). Returns 1 if produced,
+ * 0 if nothing is ready yet, -1 at the end of the stream. */
+static int stream_produce(etok_server *s, sreq *q) {
+    q->out_len = q->out_pos = 0;
+    if (q->sent_end) return -1;
+    if (q->chat && !q->sent_role) {
+        q->sent_role = 1;
+        out_choice(s, q, "", 0, NULL, 1);
+        return 1;
+    }
+    int done = q->state == RQ_DONE || q->state == RQ_FAILED;
+    size_t ready = done ? q->text_len : utf8_complete_prefix(q->text ? q->text : "", q->text_len);
+    int produced = 0;
+    /* one chunk per output token whose text is complete; a token whose bytes end inside a
+     * UTF-8 character waits for the next and they go out together */
+    while (q->tok_emitted < q->n_out && q->tok_end[q->tok_emitted] <= ready) {
+        size_t end = q->tok_end[q->tok_emitted];
+        q->tok_emitted++;
+        if (end > q->text_emitted) {
+            out_choice(s, q, q->text + q->text_emitted, end - q->text_emitted, NULL, 0);
+            q->text_emitted = end;
+            produced = 1;
+        }
+        if (q->out_len > 16384) break;
+    }
+    if (produced) return 1;
+    if (q->state == RQ_DONE) {
+        out_choice(s, q, NULL, 0, q->finish_reason, 0);
+        if (q->include_usage) {
+            json_t *j = chunk_base(s, q);
+            json_object_set_new(j, "choices", json_array());
+            json_object_set_new(j, "usage", usage_json(s, q));
+            out_event(q, j);
+        }
+        buf_add(&q->out, &q->out_len, &q->out_cap, "data: [DONE]\n\n", 14);
+        q->sent_end = 1;
+        return 1;
+    }
+    if (q->state == RQ_FAILED) {
+        json_t *e = json_object();
+        json_object_set_new(e, "message", json_string(q->error[0] ? q->error : "request failed"));
+        json_object_set_new(e, "type", json_string("server_error"));
+        json_object_set_new(e, "param", json_null());
+        json_object_set_new(e, "code", json_null());
+        json_t *root = json_object();
+        json_object_set_new(root, "error", e);
+        out_event(q, root);
+        buf_add(&q->out, &q->out_len, &q->out_cap, "data: [DONE]\n\n", 14);
+        q->sent_end = 1;
+        return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    etok_server *s;
+    sreq *q;
+} stream_ctx;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    stream_ctx *sc = cls;
+    etok_server *s = sc->s;
+    sreq *q = sc->q;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (q->out_pos < q->out_len) {
+            size_t n = q->out_len - q->out_pos;
+            if (n > max) n = max;
+            memcpy(buf, q->out + q->out_pos, n);
+            q->out_pos += n;
+            pthread_mutex_unlock(&s->mu);
+            return (ssize_t)n;
+        }
+        int r = stream_produce(s, q);
+        if (r < 0) {
+            pthread_mutex_unlock(&s->mu);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (r == 0) pthread_cond_wait(&q->cv, &s->mu);
+    }
+}
+
+static void stream_free(void *cls) {
+    stream_ctx *sc = cls;
+    etok_server *s = sc->s;
+    pthread_mutex_lock(&s->mu);
+    if (sc->q->state == RQ_QUEUED || sc->q->state == RQ_RUNNING) {
+        sc->q->cancelled = 1; /* the client went away: the engine thread drops it */
+        pthread_cond_signal(&s->work_cv);
+    }
+    sreq_release(s, sc->q);
+    pthread_mutex_unlock(&s->mu);
+    free(sc);
+}
+
+/* ---------- /v1/chat/completions and /v1/completions ---------- */
+
+static const char *json_type_name(const json_t *j) {
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: return "object";
+    case JSON_ARRAY: return "array";
+    case JSON_STRING: return "string";
+    case JSON_INTEGER: return "integer";
+    case JSON_REAL: return "number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "boolean";
+    default: return "null";
+    }
+}
+
+/* text of a message "content": a string, or an array of {"type":"text","text":...} parts */
+static char *content_text(json_t *c) {
+    if (json_is_string(c)) return strdup(json_string_value(c));
+    if (!json_is_array(c)) return NULL;
+    char *out = NULL;
+    size_t len = 0, cap = 0;
+    size_t i;
+    json_t *part;
+    json_array_foreach(c, i, part) {
+        const char *t = json_string_value(json_object_get(part, "text"));
+        const char *ty = json_string_value(json_object_get(part, "type"));
+        if (!t || !ty || strcmp(ty, "text")) {
+            free(out);
+            return NULL;
+        }
+        if (buf_add(&out, &len, &cap, t, strlen(t)) < 0) {
+            free(out);
+            return NULL;
+        }
+    }
+    return out ? out : strdup("");
+}
+
+static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *c, conn_ctx *cc, int chat) {
+    if (cc->too_big)
+        return send_error(s, c, 413, "invalid_request_error", "request_too_large", NULL,
+                          "request body larger than the limit of %zu bytes", s->o.max_body_bytes);
+    json_error_t jerr;
+    json_t *root = cc->len ? json_loadb(cc->body, cc->len, 0, &jerr) : NULL;
+    if (!root)
+        return send_error(s, c, 400, "invalid_request_error", "invalid_json", NULL, "request body is not valid JSON: %s",
+                          cc->len ? jerr.text : "empty body");
+    enum MHD_Result ret;
+#define REJECT(param, ...)                                                                                   \
+    do {                                                                                                     \
+        ret = send_error(s, c, 400, "invalid_request_error", "invalid_value", param, __VA_ARGS__);            \
+        goto out;                                                                                            \
+    } while (0)
+    char *system = NULL, *user = NULL, *formatted = NULL;
+    int32_t *toks = NULL;
+    if (!json_is_object(root)) REJECT(NULL, "request body must be a JSON object, not %s", json_type_name(root));
+
+    int max_tokens = s->o.default_max_tokens;
+    json_t *mt = json_object_get(root, "max_completion_tokens");
+    if (!mt || json_is_null(mt)) mt = json_object_get(root, "max_tokens");
+    if (mt && !json_is_null(mt)) {
+        if (!json_is_integer(mt) || json_integer_value(mt) < 1) REJECT("max_tokens", "max_tokens must be a positive integer");
+        if (json_integer_value(mt) > s->o.max_tokens_limit)
+            REJECT("max_tokens", "max_tokens %lld is over this server's limit of %d", (long long)json_integer_value(mt),
+                   s->o.max_tokens_limit);
+        max_tokens = (int)json_integer_value(mt);
+    }
+    if (max_tokens > s->o.max_tokens_limit) max_tokens = s->o.max_tokens_limit;
+    etok_sampling sp = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 0};
+    json_t *v;
+    if ((v = json_object_get(root, "temperature")) && !json_is_null(v)) {
+        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 2) REJECT("temperature", "temperature must be a number in [0, 2]");
+        sp.temperature = (float)json_number_value(v);
+    }
+    if ((v = json_object_get(root, "top_p")) && !json_is_null(v)) {
+        if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1) REJECT("top_p", "top_p must be a number in (0, 1]");
+        sp.top_p = (float)json_number_value(v);
+    }
+    if ((v = json_object_get(root, "seed")) && !json_is_null(v)) {
+        if (!json_is_integer(v)) REJECT("seed", "seed must be an integer");
+        sp.seed = (uint64_t)json_integer_value(v);
+    }
+    if ((v = json_object_get(root, "n")) && !json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) == 1))
+        REJECT("n", "only n = 1 is supported");
+    int stream = 0, include_usage = 0;
+    if ((v = json_object_get(root, "stream")) && !json_is_null(v)) {
+        if (!json_is_boolean(v)) REJECT("stream", "stream must be a boolean");
+        stream = json_is_true(v);
+    }
+    if ((v = json_object_get(root, "stream_options")) && !json_is_null(v)) {
+        if (!json_is_object(v)) REJECT("stream_options", "stream_options must be an object");
+        json_t *iu = json_object_get(v, "include_usage");
+        if (iu && !json_is_boolean(iu)) REJECT("stream_options.include_usage", "include_usage must be a boolean");
+        include_usage = json_is_true(iu);
+    }
+    if ((v = json_object_get(root, "model")) && !json_is_null(v) && !json_is_string(v)) REJECT("model", "model must be a string");
+
+    if (chat) {
+        json_t *msgs = json_object_get(root, "messages");
+        if (!json_is_array(msgs) || json_array_size(msgs) == 0) REJECT("messages", "messages must be a non-empty array");
+        size_t i;
+        json_t *m;
+        json_array_foreach(msgs, i, m) {
+            const char *role = json_string_value(json_object_get(m, "role"));
+            if (!json_is_object(m) || !role) REJECT("messages", "messages[%zu] must be an object with a string role", i);
+            char *text = content_text(json_object_get(m, "content"));
+            if (!text) REJECT("messages", "messages[%zu].content must be a string or an array of text parts", i);
+            if (!strcmp(role, "system") || !strcmp(role, "developer")) {
+                free(system);
+                system = text;
+            } else if (!strcmp(role, "user")) {
+                if (user) {
+                    free(text);
+                    REJECT("messages", "only one user message is supported (the built-in engine's chat template takes one system and one user turn)");
+                }
+                user = text;
+            } else {
+                free(text);
+                REJECT("messages", "messages[%zu].role '%s' is not supported (system and one user message only)", i, role);
+            }
+        }
+        if (!user) REJECT("messages", "messages has no user message");
+        etok_err err = {0};
+        formatted = etok_chat_format(s->model, system, user, &err);
+        if (!formatted) REJECT("messages", "chat template failed: %s", err.msg);
+    } else {
+        json_t *p = json_object_get(root, "prompt");
+        if (json_is_array(p) && json_array_size(p) == 1) p = json_array_get(p, 0);
+        if (!json_is_string(p)) REJECT("prompt", "prompt must be a string (or an array of one string)");
+        formatted = strdup(json_string_value(p));
+    }
+    if (!formatted) REJECT(NULL, "out of memory");
+    int cap = s->ctx_len + 1;
+    toks = malloc((size_t)cap * sizeof *toks);
+    if (!toks) REJECT(NULL, "out of memory");
+    etok_err terr = {0};
+    int n = etok_tokenize(s->model, formatted, 1, chat, toks, cap, &terr);
+    if (n < 0) REJECT(chat ? "messages" : "prompt", "could not tokenize: %s", terr.msg);
+    if (n == 0) REJECT(chat ? "messages" : "prompt", "the prompt is empty");
+    if (n + max_tokens > s->ctx_len) {
+        ret = send_error(s, c, 400, "invalid_request_error", "context_length_exceeded", chat ? "messages" : "prompt",
+                         "prompt (%d%s tokens) plus max_tokens (%d) is over the context length of %d", n,
+                         n >= cap ? "+" : "", max_tokens, s->ctx_len);
+        goto out;
+    }
+
+    sreq *q = calloc(1, sizeof *q);
+    if (!q) REJECT(NULL, "out of memory");
+    pthread_cond_init(&q->cv, NULL);
+    q->chat = chat;
+    q->stream = stream;
+    q->include_usage = include_usage;
+    q->max_tokens = max_tokens;
+    q->sampling = sp;
+    q->prompt = toks;
+    toks = NULL;
+    q->n_prompt = n;
+    q->seq_id = -1;
+    q->t_first_s = -1;
+    q->created = (long)time(NULL);
+    q->refs = 2; /* HTTP side + engine side */
+
+    pthread_mutex_lock(&s->mu);
+    if (!s->running || s->queued >= s->o.max_queue) {
+        int shutting = !s->running;
+        pthread_mutex_unlock(&s->mu);
+        pthread_cond_destroy(&q->cv);
+        free(q->prompt);
+        free(q);
+        ret = send_error(s, c, shutting ? 503 : 429, shutting ? "server_error" : "rate_limit_exceeded", NULL, NULL,
+                         shutting ? "server is shutting down" : "too many queued requests (%d); retry later", s->o.max_queue);
+        goto out;
+    }
+    snprintf(q->id, sizeof q->id, "%s-%ld", chat ? "chatcmpl" : "cmpl", ++s->next_id);
+    q->t_arrive_s = now_s(s);
+    q->anext = s->all;
+    if (s->all) s->all->aprev = q;
+    s->all = q;
+    if (s->qtail) s->qtail->qnext = q;
+    else s->qhead = q;
+    s->qtail = q;
+    s->queued++;
+    pthread_cond_signal(&s->work_cv);
+
+    if (stream) {
+        pthread_mutex_unlock(&s->mu);
+        stream_ctx *sc = malloc(sizeof *sc);
+        struct MHD_Response *r = sc ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, sc, stream_free) : NULL;
+        if (!r) {
+            pthread_mutex_lock(&s->mu);
+            q->cancelled = 1;
+            sreq_release(s, q);
+            pthread_mutex_unlock(&s->mu);
+            free(sc);
+            ret = MHD_NO;
+            goto out;
+        }
+        sc->s = s;
+        sc->q = q;
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        ret = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        goto out;
+    }
+    while (q->state == RQ_QUEUED || q->state == RQ_RUNNING) pthread_cond_wait(&q->cv, &s->mu);
+    if (q->state == RQ_FAILED) {
+        char m[256];
+        snprintf(m, sizeof m, "%s", q->error);
+        sreq_release(s, q);
+        pthread_mutex_unlock(&s->mu);
+        ret = send_error(s, c, 500, "server_error", NULL, NULL, "%s", m);
+        goto out;
+    }
+    json_t *resp = json_object();
+    json_object_set_new(resp, "id", json_string(q->id));
+    json_object_set_new(resp, "object", json_string(chat ? "chat.completion" : "text_completion"));
+    json_object_set_new(resp, "created", json_integer(q->created));
+    json_object_set_new(resp, "model", json_string(s->model_id));
+    json_t *ch = json_object();
+    json_object_set_new(ch, "index", json_integer(0));
+    json_t *txt = json_text(q->text ? q->text : "", q->text_len);
+    if (chat) {
+        json_t *msg = json_object();
+        json_object_set_new(msg, "role", json_string("assistant"));
+        json_object_set_new(msg, "content", txt);
+        json_object_set_new(ch, "message", msg);
+    } else {
+        json_object_set_new(ch, "text", txt);
+    }
+    json_object_set_new(ch, "finish_reason", json_string(q->finish_reason));
+    json_t *arr = json_array();
+    json_array_append_new(arr, ch);
+    json_object_set_new(resp, "choices", arr);
+    json_object_set_new(resp, "usage", usage_json(s, q));
+    sreq_release(s, q);
+    pthread_mutex_unlock(&s->mu);
+    ret = send_json(c, 200, resp);
+out:
+#undef REJECT
+    free(system);
+    free(user);
+    free(formatted);
+    free(toks);
+    json_decref(root);
+    return ret;
+}
+
+/* ---------- /metrics ---------- */
+
+static char *metrics_text(etok_server *s) {
+    double e;
+    (void)read_energy(s, &e); /* refresh the reading */
+    etok_prom_buf b;
+    etok_prom_init(&b);
+    pthread_mutex_lock(&s->mu);
+    double t = now_s(s);
+    if (s->have_reading) {
+        etok_prom_family(&b, "etok_energy_joules_total", "counter",
+                         "Cumulative energy (J) read by etok's meters since the server started, per meter domain");
+        for (int i = 0; i < s->last.n_domains; i++) {
+            const etok_energy_domain *d = &s->last.domains[i];
+            const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
+                               "source", etok_source_name(d->source), NULL};
+            etok_prom_sample(&b, "etok_energy_joules_total", l, d->energy_j);
+        }
+        const char *pl[] = {"boundary", etok_boundary_name(s->last.boundary), "source", etok_source_name(s->last.source), NULL};
+        etok_prom_family(&b, "etok_power_watts", "gauge", "Mean power (W) over about the last second, summable domains");
+        etok_prom_sample(&b, "etok_power_watts", pl, s->last.power_w);
+        etok_prom_family(&b, "etok_energy_uncertainty_joules", "gauge", "Uncertainty (J) of the cumulative energy");
+        etok_prom_sample(&b, "etok_energy_uncertainty_joules", pl, s->last.uncertainty_j);
+    }
+    etok_prom_family(&b, "etok_attributed_energy_joules_total", "counter",
+                     "Energy (J) split across requests by their token share of each engine step");
+    etok_prom_sample(&b, "etok_attributed_energy_joules_total", NULL, s->attributed_j);
+    etok_prom_family(&b, "etok_unattributed_energy_joules_total", "counter",
+                     "Energy (J) used while no request was in the engine (idle), attributed to none");
+    etok_prom_sample(&b, "etok_unattributed_energy_joules_total", NULL, s->unattributed_j);
+    etok_prom_family(&b, "etok_tokens_total", "counter", "Tokens processed: input = prompt tokens prefilled, output = generated");
+    const char *ki[] = {"kind", "input", NULL}, *ko[] = {"kind", "output", NULL};
+    etok_prom_sample(&b, "etok_tokens_total", ki, (double)s->tokens_in);
+    etok_prom_sample(&b, "etok_tokens_total", ko, (double)s->tokens_out);
+    etok_prom_family(&b, "etok_requests_total", "counter",
+                     "Requests by outcome: ok, rejected (4xx/429 before the engine), failed (engine or shutdown), cancelled (client left)");
+    const char *st_ok[] = {"status", "ok", NULL}, *st_rj[] = {"status", "rejected", NULL}, *st_f[] = {"status", "failed", NULL},
+               *st_c[] = {"status", "cancelled", NULL};
+    etok_prom_sample(&b, "etok_requests_total", st_ok, (double)s->req_ok);
+    etok_prom_sample(&b, "etok_requests_total", st_rj, (double)s->req_rejected);
+    etok_prom_sample(&b, "etok_requests_total", st_f, (double)s->req_failed);
+    etok_prom_sample(&b, "etok_requests_total", st_c, (double)s->req_cancelled);
+    etok_prom_family(&b, "etok_requests_in_flight", "gauge", "Requests in the engine");
+    etok_prom_sample(&b, "etok_requests_in_flight", NULL, s->n_active);
+    etok_prom_family(&b, "etok_requests_queued", "gauge", "Requests waiting for an engine slot");
+    etok_prom_sample(&b, "etok_requests_queued", NULL, s->queued);
+    etok_prom_family(&b, "etok_engine_steps_total", "counter", "Batched engine steps (forward passes)");
+    etok_prom_sample(&b, "etok_engine_steps_total", NULL, (double)s->steps);
+    etok_prom_family(&b, "etok_ttft_seconds", "histogram", "Time to first token (s), from arrival");
+    etok_prom_histogram_write(&b, "etok_ttft_seconds", NULL, &s->ttft);
+    etok_prom_family(&b, "etok_tpot_seconds", "histogram", "Time per output token after the first (s), per request");
+    etok_prom_histogram_write(&b, "etok_tpot_seconds", NULL, &s->tpot);
+    etok_prom_family(&b, "etok_e2e_seconds", "histogram", "Request latency from arrival to last token (s)");
+    etok_prom_histogram_write(&b, "etok_e2e_seconds", NULL, &s->e2e);
+    /* sliding window */
+    double we = 0;
+    long long wt = 0, wo = 0;
+    for (int k = 0; k < s->ring_n; k++) {
+        const ring_entry *r = &s->ring[(s->ring_head + k) % RING_CAP];
+        if (t - r->t_end_s > s->o.jpt_window_s) continue;
+        we += r->energy_j;
+        wt += r->tokens;
+        wo += r->tokens_out;
+    }
+    char win[32];
+    snprintf(win, sizeof win, "%gs", s->o.jpt_window_s);
+    const char *wl[] = {"window", win, "source", source_label(s), NULL};
+    etok_prom_family(&b, "etok_joules_per_token", "gauge",
+                     "Attributed energy per processed token (input + output) over the sliding window; NaN without tokens");
+    etok_prom_sample(&b, "etok_joules_per_token", wl, s->have_reading && wt > 0 ? we / (double)wt : NAN);
+    etok_prom_family(&b, "etok_joules_per_output_token", "gauge",
+                     "Attributed energy per generated token over the sliding window; NaN without tokens");
+    etok_prom_sample(&b, "etok_joules_per_output_token", wl, s->have_reading && wo > 0 ? we / (double)wo : NAN);
+    etok_prom_family(&b, "etok_info", "gauge", "etok serve: model and version");
+    const char *il[] = {"model", s->model_id, "version", "0.1.0", NULL};
+    etok_prom_sample(&b, "etok_info", il, 1);
+    pthread_mutex_unlock(&s->mu);
+    if (b.oom) {
+        etok_prom_free(&b);
+        return NULL;
+    }
+    return b.text;
+}
+
+/* ---------- routing ---------- */
+
+static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                               const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls) {
+    (void)version;
+    etok_server *s = cls;
+    conn_ctx *cc = *con_cls;
+    if (!cc) {
+        cc = calloc(1, sizeof *cc);
+        if (!cc) return MHD_NO;
+        *con_cls = cc;
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->o.max_body_bytes) cc->too_big = 1;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!cc->too_big) {
+            if (cc->len + *upload_data_size > s->o.max_body_bytes) {
+                cc->too_big = 1;
+                free(cc->body);
+                cc->body = NULL;
+                cc->len = cc->cap = 0;
+            } else if (buf_add(&cc->body, &cc->len, &cc->cap, upload_data, *upload_data_size) < 0) {
+                cc->too_big = 1;
+            }
+        }
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    int is_get = !strcmp(method, "GET"), is_post = !strcmp(method, "POST");
+    if (!strcmp(url, "/health")) {
+        if (!is_get) return send_error(s, c, 405, "invalid_request_error", "method_not_allowed", NULL, "use GET");
+        json_t *j = json_object();
+        pthread_mutex_lock(&s->mu);
+        json_object_set_new(j, "status", json_string(s->running ? "ok" : "stopping"));
+        json_object_set_new(j, "model", json_string(s->model_id));
+        json_object_set_new(j, "in_flight", json_integer(s->n_active));
+        json_object_set_new(j, "queued", json_integer(s->queued));
+        pthread_mutex_unlock(&s->mu);
+        return send_json(c, 200, j);
+    }
+    if (!strcmp(url, "/metrics")) {
+        if (!is_get) return send_error(s, c, 405, "invalid_request_error", "method_not_allowed", NULL, "use GET");
+        char *t = metrics_text(s);
+        if (!t) return MHD_NO;
+        struct MHD_Response *r = MHD_create_response_from_buffer(strlen(t), t, MHD_RESPMEM_MUST_FREE);
+        MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+        enum MHD_Result ok = MHD_queue_response(c, 200, r);
+        MHD_destroy_response(r);
+        return ok;
+    }
+    int is_chat = !strcmp(url, "/v1/chat/completions"), is_cmpl = !strcmp(url, "/v1/completions");
+    int is_models = !strcmp(url, "/v1/models");
+    if (!is_chat && !is_cmpl && !is_models)
+        return send_error(s, c, 404, "invalid_request_error", "not_found", NULL, "no such endpoint: %s %s", method, url);
+    if (!auth_ok(s, c))
+        return send_error(s, c, 401, "invalid_request_error", "invalid_api_key", NULL,
+                          "missing or incorrect API key: send 'Authorization: Bearer <key>'");
+    if (is_models) {
+        if (!is_get) return send_error(s, c, 405, "invalid_request_error", "method_not_allowed", NULL, "use GET");
+        json_t *m = json_object();
+        json_object_set_new(m, "id", json_string(s->model_id));
+        json_object_set_new(m, "object", json_string("model"));
+        json_object_set_new(m, "created", json_integer(0));
+        json_object_set_new(m, "owned_by", json_string("etok"));
+        json_t *arr = json_array();
+        json_array_append_new(arr, m);
+        json_t *j = json_object();
+        json_object_set_new(j, "object", json_string("list"));
+        json_object_set_new(j, "data", arr);
+        return send_json(c, 200, j);
+    }
+    if (!is_post) return send_error(s, c, 405, "invalid_request_error", "method_not_allowed", NULL, "use POST");
+    return handle_completion(s, c, cc, is_chat);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    (void)cls;
+    (void)c;
+    (void)toe;
+    conn_ctx *cc = *con_cls;
+    if (cc) {
+        free(cc->body);
+        free(cc);
+    }
+    *con_cls = NULL;
+}
+
+/* ---------- lifecycle ---------- */
+
+int etok_server_port(const etok_server *s) { return s->port; }
+
+etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err) {
+    if (!o->model_path) {
+        etok_errc(err, ETOK_EXIT_USAGE, "serve: no model given (-m model.gguf)");
+        return NULL;
+    }
+    etok_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        etok_errf(err, "serve: out of memory");
+        return NULL;
+    }
+    s->o = *o;
+    if (s->o.max_seqs <= 0) s->o.max_seqs = DEFAULT_MAX_SEQS;
+    if (!s->o.max_body_bytes) s->o.max_body_bytes = DEFAULT_MAX_BODY;
+    if (s->o.max_tokens_limit <= 0) s->o.max_tokens_limit = DEFAULT_MAX_TOKENS_LIMIT;
+    if (s->o.default_max_tokens <= 0) s->o.default_max_tokens = DEFAULT_MAX_TOKENS;
+    if (s->o.default_max_tokens > s->o.max_tokens_limit) s->o.default_max_tokens = s->o.max_tokens_limit;
+    if (s->o.max_queue <= 0) s->o.max_queue = DEFAULT_MAX_QUEUE;
+    if (s->o.jpt_window_s <= 0) s->o.jpt_window_s = DEFAULT_WINDOW_S;
+    snprintf(s->host, sizeof s->host, "%s", o->host ? o->host : "127.0.0.1");
+    const char *base = strrchr(o->model_path, '/');
+    snprintf(s->model_id, sizeof s->model_id, "%s", o->model_id ? o->model_id : base ? base + 1 : o->model_path);
+    s->t0_mono = etok_mono_s();
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->work_cv, NULL);
+    static const double ttft_b[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+    static const double tpot_b[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
+    static const double e2e_b[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
+    etok_prom_histogram_init(&s->ttft, ttft_b, (int)(sizeof ttft_b / sizeof ttft_b[0]));
+    etok_prom_histogram_init(&s->tpot, tpot_b, (int)(sizeof tpot_b / sizeof tpot_b[0]));
+    etok_prom_histogram_init(&s->e2e, e2e_b, (int)(sizeof e2e_b / sizeof e2e_b[0]));
+
+    s->model = etok_model_load(o->model_path, err);
+    if (!s->model) goto fail;
+    etok_engine_opts eo = {.n_threads = o->n_threads, .max_seqs = s->o.max_seqs, .ctx_len = o->ctx_len};
+    s->engine = etok_engine_new(s->model, &eo, err);
+    if (!s->engine) goto fail;
+    const etok_model_info *mi = etok_model_get_info(s->model);
+    s->ctx_len = o->ctx_len > 0 ? o->ctx_len : (mi->ctx_max > 0 && mi->ctx_max < 2048 ? mi->ctx_max : 2048);
+    s->active = calloc((size_t)s->o.max_seqs, sizeof *s->active);
+    if (!s->active) {
+        etok_errf(err, "serve: out of memory");
+        goto fail;
+    }
+    s->running = 1;
+    if (pthread_create(&s->engine_thread, NULL, engine_main, s) != 0) {
+        etok_errf(err, "serve: cannot start the engine thread");
+        goto fail;
+    }
+    s->engine_started = 1;
+
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons((uint16_t)o->port);
+    if (inet_pton(AF_INET, s->host, &addr.sin_addr) != 1) {
+        etok_errc(err, ETOK_EXIT_USAGE, "serve: --host '%s' is not an IPv4 address", s->host);
+        goto fail;
+    }
+    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, (uint16_t)o->port, NULL, NULL,
+                            handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
+                            completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_CONNECTION_LIMIT,
+                            (unsigned)4096, MHD_OPTION_END);
+    if (!s->d) {
+        etok_errf(err, "serve: cannot listen on %s:%d (port in use or not permitted)", s->host, o->port);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : o->port;
+    return s;
+fail:
+    etok_server_stop(s);
+    return NULL;
+}
+
+void etok_server_stop(etok_server *s) {
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->running = 0;
+    pthread_cond_broadcast(&s->work_cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->engine_started) pthread_join(s->engine_thread, NULL);
+    /* every request is now DONE or FAILED and its waiters were woken; streams finish */
+    if (s->d) MHD_stop_daemon(s->d);
+    if (s->engine) etok_engine_free(s->engine);
+    if (s->model) etok_model_free(s->model);
+    free(s->active);
+    pthread_cond_destroy(&s->work_cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,171 @@
+/* test_exporter.c — the exporter's page (with a synthetic energy source), its tokens file, its
+ * HTTP endpoint on loopback, and promtool's verdict on the page. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "etok/serve.h"
+
+typedef struct {
+    int calls;
+    int fail;
+} fake;
+
+/* 2 domains; package grows 10 J per read, dram 1 J per read */
+static int fake_read(void *arg, etok_energy_reading *r) {
+    fake *f = arg;
+    if (f->fail) return -1;
+    f->calls++;
+    memset(r, 0, sizeof *r);
+    r->t_s = f->calls;
+    r->n_domains = 2;
+    snprintf(r->domains[0].meter, sizeof r->domains[0].meter, "rapl");
+    snprintf(r->domains[0].domain, sizeof r->domains[0].domain, "package-0");
+    r->domains[0].energy_j = 10.0 * f->calls;
+    snprintf(r->domains[1].meter, sizeof r->domains[1].meter, "rapl");
+    snprintf(r->domains[1].domain, sizeof r->domains[1].domain, "dram \"0\"");
+    r->domains[1].energy_j = 1.0 * f->calls;
+    r->domains[0].summable = r->domains[1].summable = 1;
+    r->total_j = 11.0 * f->calls;
+    r->power_w = 11;
+    r->source = ETOK_SOURCE_COUNTER;
+    r->boundary = ETOK_BOUNDARY_DEVICE;
+    return 0;
+}
+
+static void tokens_file_formats(void **state) {
+    (void)state;
+    long long in, out;
+    int hi, ho;
+    etok_err err = {0};
+    assert_int_equal(etok_tokens_file_parse("12345\n", "t", &in, &out, &hi, &ho, &err), 0);
+    assert_true(ho && !hi);
+    assert_int_equal(out, 12345);
+    assert_int_equal(etok_tokens_file_parse("# counts\ninput 10\noutput 20 # gen\n\n", "t", &in, &out, &hi, &ho, &err), 0);
+    assert_true(hi && ho);
+    assert_int_equal(in, 10);
+    assert_int_equal(out, 20);
+    assert_int_equal(etok_tokens_file_parse("output ten\n", "tok.txt", &in, &out, &hi, &ho, &err), -1);
+    assert_non_null(strstr(err.msg, "tok.txt:1"));
+    assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    assert_int_equal(etok_tokens_file_parse("input 1\n-5\n", "t", &in, &out, &hi, &ho, &err), -1);
+    assert_non_null(strstr(err.msg, "t:2"));
+    assert_int_equal(etok_tokens_file_parse("bogus 5\n", "t", &in, &out, &hi, &ho, &err), -1);
+    assert_int_equal(etok_tokens_file_parse("", "t", &in, &out, &hi, &ho, &err), 0);
+    assert_true(!hi && !ho);
+}
+
+static void page_has_every_series(void **state) {
+    (void)state;
+    fake f = {0};
+    char path[] = "/tmp/etok_tokens_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "input 7\noutput 42\n", 18), 18);
+    close(fd);
+    etok_exporter_opts o = {.tokens_file = path, .energy = {fake_read, &f}};
+    char *t = etok_exporter_metrics_text(&o);
+    assert_non_null(t);
+    assert_non_null(strstr(t, "etok_energy_joules_total{meter=\"rapl\",domain=\"package-0\",boundary=\"device\",source=\"counter\"} 10\n"));
+    assert_non_null(strstr(t, "domain=\"dram \\\"0\\\"\""));
+    assert_non_null(strstr(t, "etok_tokens_total{kind=\"output\"} 42\n"));
+    assert_non_null(strstr(t, "etok_tokens_total{kind=\"input\"} 7\n"));
+    assert_non_null(strstr(t, "etok_tokens_file_up 1\n"));
+    assert_non_null(strstr(t, "etok_meter_up 1\n"));
+    if (system("command -v promtool >/dev/null 2>&1") == 0) {
+        char mpath[] = "/tmp/etok_metrics_XXXXXX";
+        int mfd = mkstemp(mpath);
+        assert_int_equal(write(mfd, t, strlen(t)), (ssize_t)strlen(t));
+        close(mfd);
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "promtool check metrics < %s", mpath);
+        assert_int_equal(system(cmd), 0);
+        remove(mpath);
+    }
+    free(t);
+
+    /* a broken tokens file and a failing meter: no invented numbers */
+    FILE *fp = fopen(path, "w");
+    fputs("output lots\n", fp);
+    fclose(fp);
+    f.fail = 1;
+    t = etok_exporter_metrics_text(&o);
+    assert_non_null(strstr(t, "etok_tokens_file_up 0\n"));
+    assert_non_null(strstr(t, "etok_meter_up 0\n"));
+    assert_null(strstr(t, "etok_tokens_total{"));
+    assert_null(strstr(t, "etok_energy_joules_total{"));
+    free(t);
+    remove(path);
+    t = etok_exporter_metrics_text(&o); /* the file vanished */
+    assert_non_null(strstr(t, "etok_tokens_file_up 0\n"));
+    free(t);
+}
+
+static size_t sink(char *p, size_t s, size_t n, void *arg) {
+    char *buf = arg;
+    size_t have = strlen(buf), add = s * n;
+    if (have + add < 8192) {
+        memcpy(buf + have, p, add);
+        buf[have + add] = '\0';
+    }
+    return s * n;
+}
+
+static long get(int port, const char *path, char *body) {
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    body[0] = '\0';
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    return status;
+}
+
+static void serves_http_on_loopback(void **state) {
+    (void)state;
+    fake f = {0};
+    etok_exporter_opts o = {.port = 0, .energy = {fake_read, &f}};
+    etok_err err = {0};
+    etok_exporter *x = etok_exporter_start(&o, &err);
+    assert_non_null(x);
+    int port = etok_exporter_port(x);
+    assert_true(port > 0);
+    char body[8192];
+    assert_int_equal(get(port, "/metrics", body), 200);
+    assert_non_null(strstr(body, "etok_energy_joules_total{meter=\"rapl\",domain=\"package-0\""));
+    assert_null(strstr(body, "etok_tokens_total")); /* no tokens file: no token series */
+    assert_int_equal(get(port, "/metrics", body), 200);
+    assert_non_null(strstr(body, "package-0\",boundary=\"device\",source=\"counter\"} 20\n")); /* counter grew */
+    assert_int_equal(get(port, "/nope", body), 404);
+    /* the port is taken now: a second exporter on it fails with a clear message */
+    etok_exporter_opts o2 = o;
+    o2.port = port;
+    assert_null(etok_exporter_start(&o2, &err));
+    assert_non_null(strstr(err.msg, "cannot listen"));
+    o2.port = 0;
+    o2.host = "not-an-ip";
+    assert_null(etok_exporter_start(&o2, &err));
+    assert_int_equal(err.exit_code, ETOK_EXIT_USAGE);
+    etok_exporter_stop(x);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(tokens_file_formats),
+        cmocka_unit_test(page_has_every_series),
+        cmocka_unit_test(serves_http_on_loopback),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
