@@ -48,9 +48,16 @@ def main():
            "model": os.path.basename(model), "model_sha256": sha, "n_threads": threads,
            "n_predict": n_predict, "kv_cache": "F16 (llama.cpp default)", "top_k_logits_stored": topk,
            "prompts": out}
+    # one line per field keeps the file small and diffs readable
+    def obj(d, ind):
+        pad = " " * ind
+        return "{\n" + ",\n".join(pad + " " + json.dumps(k) + ": " + json.dumps(v, ensure_ascii=False)
+                                    for k, v in d.items()) + "\n" + pad + "}"
+    head = {k: v for k, v in doc.items() if k != "prompts"}
     with open(outpath, "w", encoding="utf-8") as f:
-        json.dump(doc, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+        f.write(obj(head, 0)[:-2] + ',\n "prompts": [\n  ')
+        f.write(",\n  ".join(obj(p, 2) for p in doc["prompts"]))
+        f.write("\n ]\n}\n")
 
 if __name__ == "__main__":
     main()

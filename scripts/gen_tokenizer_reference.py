@@ -55,6 +55,8 @@ CASES = [
     "",
     " ",
     "a",
+    "\U0002EC1E'll \U0002EBF0s",  # CJK Extension I: letters since Unicode 15.1
+    "x\u0301\u0308 ٣٤ ⅻ",  # combining marks, Arabic-Indic digits, a letter-number
     "Once upon a time, in a small village nestled between rolling hills, there lived an old clockmaker who repaired every clock in town.",
 ]
 

@@ -81,7 +81,7 @@ typedef struct {
     etok_source source;           /* weakest source summed at that boundary */
     double duration_s;
     double energy_j, energy_uncertainty_j;
-    double mean_power_w;
+    double mean_power_w, mean_power_uncertainty_w;
     double idle_power_w, idle_power_uncertainty_w;          /* NAN without idle */
     double dynamic_energy_j, dynamic_energy_uncertainty_j;  /* NAN without idle */
 
@@ -93,6 +93,7 @@ typedef struct {
     double pue;
     char pue_source[16];
     double pue_adjusted_power_w;  /* mean_power_w x pue (x 1 when the boundary is facility) */
+    double pue_adjusted_power_uncertainty_w;
 
     int short_window, incomplete, partial, exit_status;
     int n_faults;                 /* faults inside the run window */

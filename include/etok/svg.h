@@ -22,7 +22,8 @@ typedef enum {
     ETOK_SVG_LEGEND_TOP_LEFT,
     ETOK_SVG_LEGEND_BOTTOM_RIGHT,
     ETOK_SVG_LEGEND_BOTTOM_LEFT,
-    ETOK_SVG_LEGEND_NONE
+    ETOK_SVG_LEGEND_NONE,
+    ETOK_SVG_LEGEND_BELOW       /* under the x axis, in columns: never hides data */
 } etok_svg_legend_pos;
 
 /* Per-series style. Zero-initialised = solid line in the next palette colour, left y axis. */
@@ -33,6 +34,7 @@ typedef struct {
     int markers;         /* draw a small circle at each point */
     int y2;              /* plot against the secondary (right) y axis */
     double width_px;     /* stroke width; 0 = 2 */
+    int no_line;         /* scatter: markers only (implies markers) */
 } etok_svg_style;
 
 typedef struct etok_svg_chart etok_svg_chart;

@@ -270,6 +270,7 @@ int etok_energy_summarize(const etok_record *r, etok_energy_summary *s) {
     s->energy_j = w->has_energy ? w->energy_j : NAN;
     s->energy_uncertainty_j = w->has_energy ? w->energy_uncertainty_j : NAN;
     s->mean_power_w = w->has_energy ? w->mean_power_w : NAN;
+    s->mean_power_uncertainty_w = w->has_energy && w->duration_s > 0 ? w->energy_uncertainty_j / w->duration_s : NAN;
     s->short_window = w->short_window;
     s->incomplete = w->incomplete;
     s->n_faults = w->n_faults;
@@ -301,8 +302,12 @@ int etok_energy_summarize(const etok_record *r, etok_energy_summary *s) {
 
     s->pue = r->pue;
     snprintf(s->pue_source, sizeof s->pue_source, "%s", r->pue_source);
-    s->pue_adjusted_power_w = NAN;
-    if (w->has_energy) s->pue_adjusted_power_w = s->mean_power_w * (s->boundary == ETOK_BOUNDARY_FACILITY ? 1.0 : r->pue);
+    s->pue_adjusted_power_w = s->pue_adjusted_power_uncertainty_w = NAN;
+    if (w->has_energy) {
+        double k = s->boundary == ETOK_BOUNDARY_FACILITY ? 1.0 : r->pue;
+        s->pue_adjusted_power_w = s->mean_power_w * k;
+        s->pue_adjusted_power_uncertainty_w = s->mean_power_uncertainty_w * k;
+    }
     s->partial = r->partial;
     s->exit_status = r->exit_status;
     return 0;

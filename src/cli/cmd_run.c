@@ -1,12 +1,454 @@
-/* cmd_run.c — `etok run`. Not built yet: says so and fails, so nothing pretends to work. */
+/* cmd_run.c — `etok run [OPTIONS] -- CMD [ARGS...]`: measure the energy of any command.
+ *
+ * Owns the command line and the order of events: check the output path and the command
+ * (before anything is measured, so nothing is lost), open the meters, start the sampler,
+ * idle baseline, run the command (drive/command.c), stop, write the record (record/), then
+ * analyse (analyse/energy.c) and print the summary (render/run_summary.c) on stderr, so the
+ * command's own stdout stays exactly its own.
+ *
+ * Signals: SIGINT/SIGTERM are blocked in every thread (before the sampler starts) and read
+ * from a signalfd: during the idle baseline they end it; during the command they are
+ * forwarded to it (a second one kills it). Either way a valid record marked partial is
+ * written. The command's exit status is etok's exit status (130 when interrupted before
+ * the command started). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "etok/command.h"
+#include "etok/energy.h"
+#include "etok/meter.h"
+#include "etok/record.h"
+#include "etok/run_summary.h"
 #include "etok/util.h"
 
+#ifndef ETOK_VERSION
+#define ETOK_VERSION "0.1.0"
+#endif
+
+#define DEFAULT_RECORD "etok-run.json"
+#define MAX_METERS 16
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: etok run [OPTIONS] -- CMD [ARGS...]\n"
+            "\n"
+            "Measure the energy of a command: an idle baseline, then the command's window, with\n"
+            "every available meter (or those named). Writes the run record (JSON) and prints a\n"
+            "summary on stderr: duration, energy per meter and in total with boundary, source and\n"
+            "uncertainty, mean and idle power, dynamic energy, J/token, PUE-adjusted power.\n"
+            "The command's stdout/stderr pass through unchanged; its exit status is etok's.\n"
+            "\n"
+            "  --tokens N          the command produced N output tokens\n"
+            "  --tokens-regex RE   take the token count from the command's output: POSIX extended\n"
+            "                      regex with one capture group, last matching line wins\n"
+            "                      (e.g. 'generated ([0-9]+) tokens')\n"
+            "  --meter NAME        use this meter (repeatable or comma-separated): rapl, perf, hwmon,\n"
+            "                      nvml, extlog, estimate. Default: every available counter/power\n"
+            "                      meter; `estimate` (a model) only when asked or when none exists\n"
+            "  --idle SECONDS      idle baseline before the command (default 5; 0 skips it)\n"
+            "  --pue X             power usage effectiveness for PUE-adjusted power (default 1)\n"
+            "  --cpu-tdp IDLE:MAX  estimate meter: per-package idle and max watts\n"
+            "  --extlog FILE       extlog meter: external power-meter log (CSV or JSON lines)\n"
+            "  --rate HZ           power sampling rate (default 10)\n"
+            "  -o FILE             run record path (default ./" DEFAULT_RECORD ")\n"
+            "  --json              print the summary as JSON (on stderr) instead of text\n"
+            "  -h, --help          this help\n"
+            "\n"
+            "Ctrl-C: forwarded to the command; the record is still written, marked partial.\n"
+            "exit codes: the command's; 127/126 command not found/not executable; 2 usage;\n"
+            "4 meter permission; 5 record not writable; 130 interrupted before the command\n");
+}
+
+static int parse_double(const char *s, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+/* The output path must be writable before anything is measured. */
+static int check_output(const char *path, etok_err *err) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return etok_errc(err, ETOK_EXIT_OUTPUT, "cannot write run record to '%s': Is a directory", path);
+    size_t n = strlen(path) + 32;
+    char *probe = malloc(n);
+    if (!probe) return etok_errc(err, ETOK_EXIT_OUTPUT, "out of memory");
+    snprintf(probe, n, "%s.etok-probe-%d", path, (int)getpid());
+    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        int e = errno;
+        free(probe);
+        return etok_errc(err, ETOK_EXIT_OUTPUT, "cannot write run record to '%s': %s", path, strerror(e));
+    }
+    close(fd);
+    unlink(probe);
+    free(probe);
+    return 0;
+}
+
+/* argv joined for the record, single-quoting words a shell would split or expand. */
+static void join_command(char *out, size_t cap, char *const argv[]) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; argv[i] && n + 1 < cap; i++) {
+        const char *a = argv[i];
+        int quote = *a == '\0' || strpbrk(a, " \t\n'\"\\$`*?[]{}()<>|&;#~!") != NULL;
+        if (i) n += (size_t)snprintf(out + n, cap - n, " ");
+        if (n + 1 >= cap) break;
+        if (!quote) {
+            n += (size_t)snprintf(out + n, cap - n, "%s", a);
+        } else {
+            if (n + 1 < cap) out[n++] = '\'';
+            for (; *a && n + 5 < cap; a++) {
+                if (*a == '\'') { memcpy(out + n, "'\\''", 4); n += 4; }
+                else out[n++] = *a;
+            }
+            if (n + 1 < cap) out[n++] = '\'';
+            out[n] = '\0';
+        }
+        if (n >= cap) n = cap - 1;
+    }
+}
+
+static void host_info(etok_record *r) {
+    struct utsname u;
+    if (uname(&u) == 0) {
+        snprintf(r->host, sizeof r->host, "%s", u.nodename);
+        snprintf(r->kernel, sizeof r->kernel, "%.40s %.80s", u.sysname, u.release);
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    r->cpu_count = n > 0 ? (int)n : 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/cpuinfo", etok_proc_root());
+    char *txt = etok_read_file(path, NULL);
+    if (!txt) return;
+    char *line = strstr(txt, "model name");
+    if (line) {
+        char *colon = strchr(line, ':');
+        if (colon) {
+            colon++;
+            while (*colon == ' ' || *colon == '\t') colon++;
+            size_t len = strcspn(colon, "\n");
+            snprintf(r->cpu_model, sizeof r->cpu_model, "%.*s", (int)len, colon);
+        }
+    }
+    free(txt);
+}
+
+/* Wait `seconds`, unless a signal arrives on sig_fd first (returns 1 then). */
+static int wait_or_signal(int sig_fd, double seconds) {
+    double end = etok_mono_s() + seconds;
+    for (;;) {
+        double left = end - etok_mono_s();
+        if (left <= 0) return 0;
+        struct pollfd pf = {.fd = sig_fd, .events = POLLIN};
+        int ms = (int)(left * 1000) + 1;
+        int pr = poll(&pf, 1, ms);
+        if (pr > 0) {
+            struct signalfd_siginfo si;
+            if (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si) return 1;
+        }
+    }
+}
+
+typedef struct {
+    long long tokens;
+    int tokens_given;
+    const char *tokens_regex;
+    const char *meters[MAX_METERS];
+    int n_meters;
+    char meter_buf[512];
+    double idle_s, pue, rate_hz, cpu_idle_w, cpu_max_w;
+    const char *extlog;
+    const char *out_path;
+    int json;
+} run_opts;
+
+static int add_meters(run_opts *o, const char *arg) {
+    size_t used = 0;
+    for (int i = 0; i < o->n_meters; i++) used += strlen(o->meters[i]) + 1;
+    const char *p = arg;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        if (len) {
+            if (o->n_meters >= MAX_METERS || used + len + 1 > sizeof o->meter_buf) return -1;
+            char *dst = o->meter_buf + used;
+            memcpy(dst, p, len);
+            dst[len] = '\0';
+            o->meters[o->n_meters++] = dst;
+            used += len + 1;
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
+static char *config_text(const run_opts *o, const etok_command_result *cr) {
+    json_t *c = json_object();
+    json_t *m = json_array();
+    for (int i = 0; i < o->n_meters; i++) json_array_append_new(m, json_string(o->meters[i]));
+    json_object_set_new(c, "meters", m);
+    json_object_set_new(c, "idle_s", json_real(o->idle_s));
+    json_object_set_new(c, "rate_hz", json_real(o->rate_hz > 0 ? o->rate_hz : 10));
+    if (o->cpu_max_w > 0) {
+        json_object_set_new(c, "cpu_idle_w", json_real(o->cpu_idle_w));
+        json_object_set_new(c, "cpu_max_w", json_real(o->cpu_max_w));
+    }
+    if (o->extlog) json_object_set_new(c, "extlog", json_string(o->extlog));
+    if (o->tokens_given) {
+        json_object_set_new(c, "tokens_source", json_string("--tokens"));
+    } else if (o->tokens_regex) {
+        json_object_set_new(c, "tokens_source", json_string("--tokens-regex"));
+        json_object_set_new(c, "tokens_regex", json_string(o->tokens_regex));
+        if (cr && cr->tokens_found) {
+            json_object_set_new(c, "tokens_line", json_string(cr->tokens_line));
+            json_object_set_new(c, "tokens_matches", json_integer(cr->tokens_matches));
+        }
+    }
+    char *txt = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+    json_decref(c);
+    return txt;
+}
+
 int cmd_run(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "etok run: not implemented yet\n");
-    return ETOK_EXIT_FAIL;
+    static const struct option lopts[] = {
+        {"tokens", required_argument, NULL, 't'},  {"tokens-regex", required_argument, NULL, 'r'},
+        {"meter", required_argument, NULL, 'm'},   {"idle", required_argument, NULL, 'i'},
+        {"pue", required_argument, NULL, 'p'},     {"cpu-tdp", required_argument, NULL, 'c'},
+        {"extlog", required_argument, NULL, 'e'},  {"rate", required_argument, NULL, 'R'},
+        {"output", required_argument, NULL, 'o'},  {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    };
+    run_opts o = {.idle_s = 5, .pue = 1, .out_path = DEFAULT_RECORD};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "+o:h", lopts, NULL)) != -1) {
+        switch (c) {
+        case 't': {
+            char *end;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (end == optarg || *end || errno || v < 0) {
+                fprintf(stderr, "etok run: --tokens '%s': expected a non-negative integer\n", optarg);
+                return ETOK_EXIT_USAGE;
+            }
+            o.tokens = v;
+            o.tokens_given = 1;
+            break;
+        }
+        case 'r': o.tokens_regex = optarg; break;
+        case 'm':
+            if (add_meters(&o, optarg) != 0) {
+                fprintf(stderr, "etok run: too many --meter names\n");
+                return ETOK_EXIT_USAGE;
+            }
+            break;
+        case 'i':
+            if (parse_double(optarg, &o.idle_s) != 0 || o.idle_s < 0 || o.idle_s > 86400) {
+                fprintf(stderr, "etok run: --idle '%s': expected seconds between 0 and 86400\n", optarg);
+                return ETOK_EXIT_USAGE;
+            }
+            break;
+        case 'p':
+            if (parse_double(optarg, &o.pue) != 0 || o.pue < 1 || o.pue > 10) {
+                fprintf(stderr, "etok run: --pue '%s': expected a number between 1 and 10\n", optarg);
+                return ETOK_EXIT_USAGE;
+            }
+            break;
+        case 'c': {
+            char buf[64];
+            snprintf(buf, sizeof buf, "%s", optarg);
+            char *colon = strchr(buf, ':');
+            if (colon) *colon = '\0';
+            if (!colon || parse_double(buf, &o.cpu_idle_w) != 0 || parse_double(colon + 1, &o.cpu_max_w) != 0 ||
+                o.cpu_idle_w < 0 || o.cpu_max_w <= o.cpu_idle_w) {
+                fprintf(stderr, "etok run: --cpu-tdp '%s': expected IDLE:MAX watts with 0 <= IDLE < MAX\n", optarg);
+                return ETOK_EXIT_USAGE;
+            }
+            break;
+        }
+        case 'e': o.extlog = optarg; break;
+        case 'R':
+            if (parse_double(optarg, &o.rate_hz) != 0 || o.rate_hz <= 0 || o.rate_hz > 1000) {
+                fprintf(stderr, "etok run: --rate '%s': expected Hz between 0 and 1000\n", optarg);
+                return ETOK_EXIT_USAGE;
+            }
+            break;
+        case 'o': o.out_path = optarg; break;
+        case 'j': o.json = 1; break;
+        case 'h': usage(stdout); return ETOK_EXIT_OK;
+        default:
+            fprintf(stderr, "etok run: unknown or incomplete option '%s' (etok run --help)\n", argv[optind - 1]);
+            return ETOK_EXIT_USAGE;
+        }
+    }
+    if (optind >= argc) {
+        fprintf(stderr, "etok run: no command given (etok run [OPTIONS] -- CMD [ARGS...])\n");
+        return ETOK_EXIT_USAGE;
+    }
+    if (o.tokens_given && o.tokens_regex) {
+        fprintf(stderr, "etok run: give --tokens or --tokens-regex, not both\n");
+        return ETOK_EXIT_USAGE;
+    }
+    char **cmd = argv + optind;
+    etok_err err = {0};
+    if (o.tokens_regex && etok_command_check_regex(o.tokens_regex, &err) != 0) {
+        fprintf(stderr, "etok run: %s\n", err.msg);
+        return ETOK_EXIT_USAGE;
+    }
+    /* Nothing measured yet: fail now rather than after the run. */
+    if (check_output(o.out_path, &err) != 0 || etok_command_resolve(cmd[0], &err) != 0) {
+        fprintf(stderr, "etok run: %s\n", err.msg);
+        return err.exit_code;
+    }
+
+    /* Block SIGINT/SIGTERM in this thread before any other starts, so every thread inherits
+     * the mask and the signals arrive only on the signalfd. */
+    sigset_t sigs, old;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, &old);
+    signal(SIGPIPE, SIG_IGN);
+    int sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+    if (sig_fd < 0) {
+        fprintf(stderr, "etok run: signalfd: %s\n", strerror(errno));
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return ETOK_EXIT_FAIL;
+    }
+
+    etok_meter_config mc = {
+        .names = o.n_meters ? o.meters : NULL,
+        .n_names = o.n_meters,
+        .rate_hz = o.rate_hz,
+        .cpu_idle_w = o.cpu_idle_w,
+        .cpu_max_w = o.cpu_max_w,
+        .extlog_path = o.extlog,
+    };
+    etok_meter_set *ms = etok_meters_open(&mc, &err);
+    if (!ms) {
+        fprintf(stderr, "etok run: %s\n", err.msg);
+        close(sig_fd);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+    }
+
+    etok_record rec;
+    etok_record_init(&rec);
+    snprintf(rec.tool_version, sizeof rec.tool_version, "%s", ETOK_VERSION);
+    snprintf(rec.kind, sizeof rec.kind, "run");
+    join_command(rec.command, sizeof rec.command, cmd);
+    host_info(&rec);
+    rec.pue = o.pue;
+    rec.t0_wall_s = etok_wall_s();
+    if (etok_meters_start(ms, &rec, &err) != 0) {
+        fprintf(stderr, "etok run: %s\n", err.msg);
+        etok_meters_close(ms);
+        etok_record_free(&rec);
+        close(sig_fd);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+    }
+    /* wall time of the record's t = 0, from the set's own t0 */
+    rec.t0_wall_s = etok_wall_s() - (etok_mono_s() - etok_meters_t0_mono_s(ms));
+
+    int interrupted = 0, ran = 0, rc = ETOK_EXIT_OK;
+    etok_command_result cr;
+    memset(&cr, 0, sizeof cr);
+    if (o.idle_s > 0) {
+        if (!o.json) fprintf(stderr, "etok run: idle baseline %g s (--idle 0 skips it)...\n", o.idle_s);
+        rec.idle_start_s = etok_meters_now(ms);
+        interrupted = wait_or_signal(sig_fd, o.idle_s);
+        rec.idle_end_s = etok_meters_now(ms);
+    }
+    rec.window_start_s = etok_meters_now(ms);
+    if (!interrupted) {
+        etok_command_opts co = {.tokens_regex = o.tokens_regex, .signal_fd = sig_fd};
+        if (etok_command_run(cmd, &co, &cr, &err) != 0) {
+            /* it vanished between the check and now: report it, still write the record */
+            fprintf(stderr, "etok run: %s\n", err.msg);
+            rc = err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+            rec.partial = 1;
+        } else {
+            ran = 1;
+            interrupted = cr.interrupted;
+            rec.exit_status = cr.exit_status;
+            rc = cr.exit_status;
+        }
+    } else {
+        rc = ETOK_EXIT_INTERRUPTED;
+    }
+    rec.window_end_s = etok_meters_now(ms);
+    if (etok_meters_stop(ms, &err) != 0) fprintf(stderr, "etok run: stopping the meters: %s\n", err.msg);
+    etok_meters_close(ms);
+    close(sig_fd);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    rec.partial |= interrupted;
+    if (o.tokens_given) {
+        rec.tokens_known = 1;
+        rec.tokens_out = o.tokens;
+    } else if (o.tokens_regex && cr.tokens_found) {
+        rec.tokens_known = 1;
+        rec.tokens_out = cr.tokens;
+    }
+    rec.config_json = config_text(&o, ran ? &cr : NULL);
+
+    const char *saved_path = o.out_path;
+    char rescue[4096];
+    int saved = etok_record_save(&rec, o.out_path, &err) == 0;
+    if (!saved) {
+        /* checked writable before the run, but it changed: do not lose the measurement */
+        fprintf(stderr, "etok run: %s\n", err.msg);
+        const char *tmp = getenv("TMPDIR");
+        snprintf(rescue, sizeof rescue, "%s/etok-run-%d.json", tmp && *tmp ? tmp : "/tmp", (int)getpid());
+        etok_err err2 = {0};
+        if (etok_record_save(&rec, rescue, &err2) == 0) {
+            fprintf(stderr, "etok run: the record was saved to %s instead\n", rescue);
+            saved = 1;
+            saved_path = rescue;
+        }
+        if (rc == ETOK_EXIT_OK) rc = ETOK_EXIT_OUTPUT;
+    }
+
+    etok_energy_summary sum;
+    if (etok_energy_summarize(&rec, &sum) == 0) {
+        if (o.json) {
+            json_t *j = etok_run_summary_json(&rec, &sum);
+            if (j) {
+                if (saved) json_object_set_new(j, "record", json_string(saved_path));
+                json_dumpf(j, stderr, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
+                fputc('\n', stderr);
+                json_decref(j);
+            }
+        } else {
+            etok_run_summary_text(stderr, &rec, &sum, saved ? saved_path : NULL);
+            if (o.tokens_regex && ran && !cr.tokens_found)
+                fprintf(stderr, "  note: --tokens-regex '%s' matched no line with an integer count\n", o.tokens_regex);
+        }
+    } else {
+        fprintf(stderr, "etok run: cannot analyse the record (invalid windows)\n");
+    }
+    etok_energy_summary_free(&sum);
+    etok_record_free(&rec);
+    return rc;
 }

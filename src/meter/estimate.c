@@ -86,7 +86,7 @@ typedef struct {
 static int model(const etok_meter_config *cfg, double *idle_w, double *max_w, double *band, char *label,
                  size_t cap, int *n_cpus_out) {
     char p[512];
-    snprintf(p, sizeof p, "%s/stat", etok_proc_root());
+    etok_meter_why(p, sizeof p, "%s/stat", etok_proc_root());
     char *st = etok_read_file(p, NULL);
     unsigned long long b, t;
     int n_cpus = 0;
@@ -95,7 +95,7 @@ static int model(const etok_meter_config *cfg, double *idle_w, double *max_w, do
         return -1;
     }
     free(st);
-    snprintf(p, sizeof p, "%s/cpuinfo", etok_proc_root());
+    etok_meter_why(p, sizeof p, "%s/cpuinfo", etok_proc_root());
     char *ci = etok_read_file(p, NULL);
     char model_name[128] = "";
     int pkg_ids[64], n_pkg = 0;
@@ -126,7 +126,7 @@ static int model(const etok_meter_config *cfg, double *idle_w, double *max_w, do
         *max_w = cfg->cpu_max_w * n_pkg;
         *band = USER_TDP_ERROR_BAND;
         char tmp[128];
-        snprintf(tmp, sizeof tmp, "model:--cpu-tdp %g-%gW x%d pkg", idle, cfg->cpu_max_w, n_pkg);
+        etok_meter_why(tmp, sizeof tmp, "model:--cpu-tdp %g-%gW x%d pkg", idle, cfg->cpu_max_w, n_pkg);
         size_t l = strlen(tmp) < cap - 1 ? strlen(tmp) : cap - 1;
         memcpy(label, tmp, l);
         label[l] = '\0';
@@ -137,13 +137,13 @@ static int model(const etok_meter_config *cfg, double *idle_w, double *max_w, do
             *idle_w = CATALOG[i].idle_w_per_cpu * n_cpus;
             *max_w = CATALOG[i].max_w_per_cpu * n_cpus;
             *band = CATALOG[i].error_band;
-            snprintf(label, cap, "model:catalog %.20s x%d cpu", CATALOG[i].match, n_cpus);
+            etok_meter_why(label, cap, "model:catalog %.20s x%d cpu", CATALOG[i].match, n_cpus);
             return 0;
         }
     *idle_w = GENERIC_IDLE_W_PER_CPU * n_cpus;
     *max_w = GENERIC_MAX_W_PER_CPU * n_cpus;
     *band = GENERIC_ERROR_BAND;
-    snprintf(label, cap, "model:generic %g-%gW x%d cpu", GENERIC_IDLE_W_PER_CPU, GENERIC_MAX_W_PER_CPU, n_cpus);
+    etok_meter_why(label, cap, "model:generic %g-%gW x%d cpu", GENERIC_IDLE_W_PER_CPU, GENERIC_MAX_W_PER_CPU, n_cpus);
     return 0;
 }
 
@@ -155,7 +155,7 @@ static void estimate_detect(const etok_meter_config *cfg, etok_meter_status *st)
         etok_meter_why(st->why, sizeof st->why, "no driver: cannot read per-core lines of %s/stat", etok_proc_root());
         return;
     }
-    snprintf(st->domains, sizeof st->domains, "cpu[%s, %.1f-%.1f W, error band +-%.0f%%]", label + 6, idle, max, band * 100);
+    etok_meter_why(st->domains, sizeof st->domains, "cpu[%s, %.1f-%.1f W, error band +-%.0f%%]", label + 6, idle, max, band * 100);
     st->resolution_si = 0;
     st->available = 1;
 }
@@ -172,16 +172,16 @@ static int estimate_open(etok_meter_inst *mi, const etok_meter_config *cfg, etok
         free(s);
         return etok_errc(err, ETOK_EXIT_FAIL, "estimate: cannot read per-core lines of %s/stat", etok_proc_root());
     }
-    snprintf(s->stat_path, sizeof s->stat_path, "%s/stat", etok_proc_root());
+    etok_meter_why(s->stat_path, sizeof s->stat_path, "%s/stat", etok_proc_root());
     s->prev = etok_read_file(s->stat_path, NULL);
     s->last_w = s->idle_w;
     mi->priv = s;
     mi->n_domains = 1;
-    snprintf(t->meter, sizeof t->meter, "estimate");
-    snprintf(t->domain, sizeof t->domain, "cpu");
+    etok_meter_why(t->meter, sizeof t->meter, "estimate");
+    etok_meter_why(t->domain, sizeof t->domain, "cpu");
     t->source = ETOK_SOURCE_ESTIMATE;
     t->boundary = ETOK_BOUNDARY_DEVICE;
-    snprintf(t->raw_unit, sizeof t->raw_unit, "W");
+    etok_meter_why(t->raw_unit, sizeof t->raw_unit, "W");
     t->scale_to_si = 1.0;
     double rate = cfg && cfg->rate_hz > 0 ? cfg->rate_hz : 10.0;
     /* one jiffy (10 ms at USER_HZ 100) of busy time out of a sampling interval on all CPUs */

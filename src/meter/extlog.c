@@ -140,7 +140,7 @@ static void extlog_detect(const etok_meter_config *cfg, etok_meter_status *st) {
     }
     free(t);
     free(w);
-    snprintf(st->domains, sizeof st->domains, "%s", base_name(cfg->extlog_path));
+    etok_meter_why(st->domains, sizeof st->domains, "%s", base_name(cfg->extlog_path));
     st->available = 1;
 }
 
@@ -154,7 +154,7 @@ static int extlog_open(etok_meter_inst *mi, const etok_meter_config *cfg, etok_e
     free(w);
     extlog_state *s = calloc(1, sizeof *s);
     if (!s) return etok_errc(err, ETOK_EXIT_FAIL, "extlog: out of memory");
-    snprintf(s->path, sizeof s->path, "%s", cfg->extlog_path);
+    etok_meter_why(s->path, sizeof s->path, "%s", cfg->extlog_path);
     s->gap_s = gap_tolerance_s(cfg);
     mi->priv = s;
     mi->n_domains = 1;
@@ -162,15 +162,15 @@ static int extlog_open(etok_meter_inst *mi, const etok_meter_config *cfg, etok_e
     memset(d, 0, sizeof *d);
     d->pair = -1;
     etok_trace *tr = &d->info;
-    snprintf(tr->meter, sizeof tr->meter, "extlog");
-    snprintf(tr->domain, sizeof tr->domain, "%s", base_name(cfg->extlog_path));
+    etok_meter_why(tr->meter, sizeof tr->meter, "extlog");
+    etok_meter_why(tr->domain, sizeof tr->domain, "%s", base_name(cfg->extlog_path));
     tr->source = ETOK_SOURCE_EXTERNAL;
     tr->boundary = ETOK_BOUNDARY_NODE;
-    snprintf(tr->raw_unit, sizeof tr->raw_unit, "W");
+    etok_meter_why(tr->raw_unit, sizeof tr->raw_unit, "W");
     tr->scale_to_si = 1.0;
     tr->resolution_si = 0; /* the logger's; unknown to etok */
     tr->summable = 1;
-    snprintf(d->path, sizeof d->path, "%s", cfg->extlog_path);
+    etok_meter_why(d->path, sizeof d->path, "%s", cfg->extlog_path);
     return 0;
 }
 

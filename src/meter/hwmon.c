@@ -26,7 +26,7 @@ static int cmp_dev(const void *a, const void *b) {
 }
 
 static int list_devs(hwmon_dev *devs, int cap, char *root, size_t root_cap) {
-    snprintf(root, root_cap, "%s/class/hwmon", etok_sysfs_root());
+    etok_meter_why(root, root_cap, "%s/class/hwmon", etok_sysfs_root());
     DIR *d = opendir(root);
     if (!d) return 0;
     int n = 0;
@@ -37,11 +37,11 @@ static int list_devs(hwmon_dev *devs, int cap, char *root, size_t root_cap) {
         if (sscanf(e->d_name, "hwmon%d%c", &num, &tail) != 1) continue;
         hwmon_dev *h = &devs[n];
         h->num = num;
-        snprintf(h->dir, sizeof h->dir, "%s/%s", root, e->d_name);
+        etok_meter_why(h->dir, sizeof h->dir, "%s/%s", root, e->d_name);
         char p[600];
-        snprintf(p, sizeof p, "%s/name", h->dir);
+        etok_meter_why(p, sizeof p, "%s/name", h->dir);
         if (etok_meter_read_line(p, h->name, sizeof h->name) != 0 || !h->name[0])
-            snprintf(h->name, sizeof h->name, "hwmon%d", num);
+            etok_meter_why(h->name, sizeof h->name, "hwmon%d", num);
         n++;
     }
     closedir(d);
@@ -86,8 +86,8 @@ static int describe(const etok_meter_config *cfg, etok_meter_domain *dom, int ca
         int same_name = 0;
         for (int j = 0; j < nd; j++) same_name += !strcmp(devs[i].name, devs[j].name);
         char devname[80];
-        if (same_name > 1) snprintf(devname, sizeof devname, "%s.%d", devs[i].name, devs[i].num);
-        else snprintf(devname, sizeof devname, "%s", devs[i].name);
+        if (same_name > 1) etok_meter_why(devname, sizeof devname, "%s.%d", devs[i].name, devs[i].num);
+        else etok_meter_why(devname, sizeof devname, "%s", devs[i].name);
         etok_boundary b = !strcmp(devs[i].name, "acpi_power_meter") ? ETOK_BOUNDARY_NODE : ETOK_BOUNDARY_DEVICE;
         int ech[16], nech = channels(devs[i].dir, "energy", "_input", ech, 16);
         int first_energy = n;
@@ -96,18 +96,18 @@ static int describe(const etok_meter_config *cfg, etok_meter_domain *dom, int ca
             memset(d, 0, sizeof *d);
             d->pair = -1;
             etok_trace *t = &d->info;
-            snprintf(t->meter, sizeof t->meter, "hwmon");
-            snprintf(t->domain, sizeof t->domain, "%s/energy%d", devname, ech[c]);
+            etok_meter_why(t->meter, sizeof t->meter, "hwmon");
+            etok_meter_why(t->domain, sizeof t->domain, "%s/energy%d", devname, ech[c]);
             t->source = ETOK_SOURCE_COUNTER;
             t->boundary = b;
-            snprintf(t->raw_unit, sizeof t->raw_unit, "uJ");
+            etok_meter_why(t->raw_unit, sizeof t->raw_unit, "uJ");
             t->scale_to_si = 1e-6;
             t->wrap_range_raw = 0; /* 64-bit uJ counters: no wrap in practice */
             t->resolution_si = 1e-6;
             t->update_period_s = 0; /* driver-specific; unknown */
             t->summable = !(mirrors_rapl(devs[i].name) && rapl_named);
             d->ival = ech[c];
-            snprintf(d->path, sizeof d->path, "%s/energy%d_input", devs[i].dir, ech[c]);
+            etok_meter_why(d->path, sizeof d->path, "%s/energy%d_input", devs[i].dir, ech[c]);
         }
         const char *kinds[2] = {"_input", "_average"};
         for (int k = 0; k < 2; k++) {
@@ -116,33 +116,33 @@ static int describe(const etok_meter_config *cfg, etok_meter_domain *dom, int ca
                 /* a channel with both _input and _average: take _input (the newer reading) */
                 if (k == 1) {
                     char p[600];
-                    snprintf(p, sizeof p, "%s/power%d_input", devs[i].dir, pch[c]);
+                    etok_meter_why(p, sizeof p, "%s/power%d_input", devs[i].dir, pch[c]);
                     if (etok_meter_exists(p)) continue;
                 }
                 etok_meter_domain *d = &dom[n++];
                 memset(d, 0, sizeof *d);
                 d->pair = -1;
                 etok_trace *t = &d->info;
-                snprintf(t->meter, sizeof t->meter, "hwmon");
-                snprintf(t->domain, sizeof t->domain, "%s/power%d", devname, pch[c]);
+                etok_meter_why(t->meter, sizeof t->meter, "hwmon");
+                etok_meter_why(t->domain, sizeof t->domain, "%s/power%d", devname, pch[c]);
                 t->source = ETOK_SOURCE_POWER;
                 t->boundary = b;
-                snprintf(t->raw_unit, sizeof t->raw_unit, "uW");
+                etok_meter_why(t->raw_unit, sizeof t->raw_unit, "uW");
                 t->scale_to_si = 1e-6;
                 t->resolution_si = 1e-6;
-                snprintf(t->power_field, sizeof t->power_field, "%s", k == 0 ? "input" : "average");
+                etok_meter_why(t->power_field, sizeof t->power_field, "%s", k == 0 ? "input" : "average");
                 char p[600];
                 uint64_t ms = 0;
-                snprintf(p, sizeof p, "%s/power%d_average_interval", devs[i].dir, pch[c]);
+                etok_meter_why(p, sizeof p, "%s/power%d_average_interval", devs[i].dir, pch[c]);
                 if (etok_meter_read_u64(p, &ms) != 0) {
-                    snprintf(p, sizeof p, "%s/update_interval", devs[i].dir);
+                    etok_meter_why(p, sizeof p, "%s/update_interval", devs[i].dir);
                     if (etok_meter_read_u64(p, &ms) != 0) ms = 0;
                 }
                 t->update_period_s = (double)ms / 1000.0;
                 /* the device's energy counter is the reading; its power only cross-checks it */
                 t->summable = nech == 0 && !(mirrors_rapl(devs[i].name) && rapl_named);
                 d->ival = pch[c];
-                snprintf(d->path, sizeof d->path, "%s/power%d%s", devs[i].dir, pch[c], kinds[k]);
+                etok_meter_why(d->path, sizeof d->path, "%s/power%d%s", devs[i].dir, pch[c], kinds[k]);
                 for (int e = first_energy; e < first_energy + nech; e++)
                     if (dom[e].ival == pch[c] || (nech == 1 && dom[e].pair < 0)) dom[e].pair = n - 1;
             }
@@ -164,7 +164,7 @@ static void hwmon_detect(const etok_meter_config *cfg, etok_meter_status *st) {
     int counters = 0;
     for (int i = 0; i < n; i++) {
         size_t l = strlen(st->domains);
-        snprintf(st->domains + l, sizeof st->domains - l, "%s%s", l ? "," : "", dom[i].info.domain);
+        etok_meter_why(st->domains + l, sizeof st->domains - l, "%s%s", l ? "," : "", dom[i].info.domain);
         counters += dom[i].info.source == ETOK_SOURCE_COUNTER;
     }
     st->source = counters ? ETOK_SOURCE_COUNTER : ETOK_SOURCE_POWER;

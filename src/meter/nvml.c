@@ -188,36 +188,36 @@ static int describe(nvml_state *S, etok_meter_domain *dom, int cap, double *limi
             memset(d, 0, sizeof *d);
             energy_idx = n++;
             etok_trace *t = &d->info;
-            snprintf(t->meter, sizeof t->meter, "nvml");
-            snprintf(t->domain, sizeof t->domain, "gpu%u", g);
+            etok_meter_why(t->meter, sizeof t->meter, "nvml");
+            etok_meter_why(t->domain, sizeof t->domain, "gpu%u", g);
             t->source = ETOK_SOURCE_COUNTER;
             t->boundary = ETOK_BOUNDARY_DEVICE;
-            snprintf(t->raw_unit, sizeof t->raw_unit, "mJ");
+            etok_meter_why(t->raw_unit, sizeof t->raw_unit, "mJ");
             t->scale_to_si = 1e-3;
             t->wrap_range_raw = 0; /* 64-bit mJ since driver load */
             t->resolution_si = 1e-3;
             t->update_period_s = 0.1; /* the energy counter refreshes about every 100 ms */
             t->summable = 1;
             d->ival = (int)g * 2;
-            snprintf(d->path, sizeof d->path, "%s", name);
+            etok_meter_why(d->path, sizeof d->path, "%s", name);
         }
         etok_meter_domain *d = &dom[n];
         memset(d, 0, sizeof *d);
         d->pair = -1;
         etok_trace *t = &d->info;
-        snprintf(t->meter, sizeof t->meter, "nvml");
-        snprintf(t->domain, sizeof t->domain, has_energy ? "gpu%u/power" : "gpu%u", g);
+        etok_meter_why(t->meter, sizeof t->meter, "nvml");
+        etok_meter_why(t->domain, sizeof t->domain, has_energy ? "gpu%u/power" : "gpu%u", g);
         t->source = ETOK_SOURCE_POWER;
         t->boundary = ETOK_BOUNDARY_DEVICE;
-        snprintf(t->raw_unit, sizeof t->raw_unit, "mW");
+        etok_meter_why(t->raw_unit, sizeof t->raw_unit, "mW");
         t->scale_to_si = 1e-3;
         t->resolution_si = 1e-3;
         /* instant: refreshed about every 20-100 ms; average: a 1 s moving average */
         t->update_period_s = S->instant[g] ? 0.1 : 1.0;
-        snprintf(t->power_field, sizeof t->power_field, "%s", S->instant[g] ? "instant" : "average_1s");
+        etok_meter_why(t->power_field, sizeof t->power_field, "%s", S->instant[g] ? "instant" : "average_1s");
         t->summable = !has_energy;
         d->ival = (int)g * 2 + 1;
-        snprintf(d->path, sizeof d->path, "%s", name);
+        etok_meter_why(d->path, sizeof d->path, "%s", name);
         if (energy_idx >= 0) dom[energy_idx].pair = n;
         else d->pair = -1;
         n++;
@@ -243,7 +243,7 @@ static void nvml_detect(const etok_meter_config *cfg, etok_meter_status *st) {
         const etok_trace *t = &dom[i].info;
         counters += t->source == ETOK_SOURCE_COUNTER;
         if (t->source == ETOK_SOURCE_COUNTER) {
-            snprintf(st->domains + l, sizeof st->domains - l, "%s%s[%s, energy counter]", l ? "," : "", t->domain, dom[i].path);
+            etok_meter_why(st->domains + l, sizeof st->domains - l, "%s%s[%s, energy counter]", l ? "," : "", t->domain, dom[i].path);
         } else {
             unsigned g = (unsigned)dom[i].ival / 2;
             nvmlUtilization_t u = {0, 0};
@@ -251,9 +251,9 @@ static void nvml_detect(const etok_meter_config *cfg, etok_meter_status *st) {
             int hu = S->L.util && S->L.util(S->L.dev[g], &u) == NVML_SUCCESS;
             int hl = S->L.limit && S->L.limit(S->L.dev[g], &lim) == NVML_SUCCESS;
             char extra[96] = "";
-            if (hl) snprintf(extra, sizeof extra, ", limit %.0f W", lim / 1000.0);
-            if (hu) snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", util %u%%", u.gpu);
-            snprintf(st->domains + l, sizeof st->domains - l, "%s%s[power %s%s]", l ? "," : "", t->domain,
+            if (hl) etok_meter_why(extra, sizeof extra, ", limit %.0f W", lim / 1000.0);
+            if (hu) etok_meter_why(extra + strlen(extra), sizeof extra - strlen(extra), ", util %u%%", u.gpu);
+            etok_meter_why(st->domains + l, sizeof st->domains - l, "%s%s[power %s%s]", l ? "," : "", t->domain,
                      t->power_field, extra);
         }
     }

@@ -35,20 +35,20 @@ static int parse_cpumask(const char *s, int *cpus, int cap) {
 int etok_perf_parse(const char *sysfs_root, int *pmu_type, etok_perf_event *ev, int cap, int *n_ev,
                     int *cpus, int cpu_cap, int *n_cpus, char *why, size_t why_cap) {
     char dir[512], p[700], line[256];
-    snprintf(dir, sizeof dir, "%s/bus/event_source/devices/power", sysfs_root);
+    etok_meter_why(dir, sizeof dir, "%s/bus/event_source/devices/power", sysfs_root);
     *n_ev = 0;
     *n_cpus = 0;
-    snprintf(p, sizeof p, "%s/type", dir);
+    etok_meter_why(p, sizeof p, "%s/type", dir);
     uint64_t type;
     if (etok_meter_read_u64(p, &type) != 0) {
         etok_meter_why(why, why_cap, "missing: no power PMU at %s (KVM guests and some CPUs have none)", dir);
         return -1;
     }
     *pmu_type = (int)type;
-    snprintf(p, sizeof p, "%s/cpumask", dir);
+    etok_meter_why(p, sizeof p, "%s/cpumask", dir);
     if (etok_meter_read_line(p, line, sizeof line) == 0) *n_cpus = parse_cpumask(line, cpus, cpu_cap);
     if (*n_cpus == 0) { cpus[0] = 0; *n_cpus = 1; }
-    snprintf(p, sizeof p, "%s/events", dir);
+    etok_meter_why(p, sizeof p, "%s/events", dir);
     DIR *d = opendir(p);
     if (!d) {
         etok_meter_why(why, why_cap, "missing: power PMU has no events directory (%s)", p);
@@ -61,16 +61,16 @@ int etok_perf_parse(const char *sysfs_root, int *pmu_type, etok_perf_event *ev, 
         memset(x, 0, sizeof *x);
         etok_meter_why(x->name, sizeof x->name, "%s", e->d_name);
         char q[800];
-        snprintf(q, sizeof q, "%s/events/%s", dir, e->d_name);
+        etok_meter_why(q, sizeof q, "%s/events/%s", dir, e->d_name);
         if (etok_meter_read_line(q, line, sizeof line) != 0) continue;
         const char *ev_at = strstr(line, "event=");
         if (!ev_at) continue;
         x->config = strtoull(ev_at + 6, NULL, 0);
-        snprintf(q, sizeof q, "%s/events/%s.scale", dir, e->d_name);
+        etok_meter_why(q, sizeof q, "%s/events/%s.scale", dir, e->d_name);
         x->scale = 0;
         if (etok_meter_read_line(q, line, sizeof line) == 0) x->scale = strtod(line, NULL);
-        snprintf(q, sizeof q, "%s/events/%s.unit", dir, e->d_name);
-        if (etok_meter_read_line(q, line, sizeof line) != 0) snprintf(line, sizeof line, "?");
+        etok_meter_why(q, sizeof q, "%s/events/%s.unit", dir, e->d_name);
+        if (etok_meter_read_line(q, line, sizeof line) != 0) etok_meter_why(line, sizeof line, "?");
         etok_meter_why(x->unit, sizeof x->unit, "%s", line);
         if (!(x->scale > 0) || strcmp(x->unit, "Joules")) continue; /* unusable without a scale in J */
         (*n_ev)++;
@@ -97,11 +97,11 @@ static int describe(const etok_perf_event *ev, int n_ev, int n_cpus, etok_meter_
             memset(d, 0, sizeof *d);
             d->pair = -1;
             etok_trace *t = &d->info;
-            snprintf(t->meter, sizeof t->meter, "perf");
-            snprintf(t->domain, sizeof t->domain, "%s-%d", ev[i].name + 7, c); /* "pkg-0", "ram-1" */
+            etok_meter_why(t->meter, sizeof t->meter, "perf");
+            etok_meter_why(t->domain, sizeof t->domain, "%s-%d", ev[i].name + 7, c); /* "pkg-0", "ram-1" */
             t->source = ETOK_SOURCE_COUNTER;
             t->boundary = ETOK_BOUNDARY_DEVICE;
-            snprintf(t->raw_unit, sizeof t->raw_unit, "J");
+            etok_meter_why(t->raw_unit, sizeof t->raw_unit, "J");
             t->scale_to_si = 1.0;
             t->wrap_range_raw = 0; /* the kernel keeps a 64-bit count */
             t->resolution_si = 61.0e-6;
@@ -129,7 +129,7 @@ static void perf_detect(const etok_meter_config *cfg, etok_meter_status *st) {
     int n = describe(s.ev, s.n_ev, s.n_cpus, dom, ETOK_METER_MAX_DOMAINS);
     for (int i = 0; i < n; i++) {
         size_t l = strlen(st->domains);
-        snprintf(st->domains + l, sizeof st->domains - l, "%s%s%s", l ? "," : "", dom[i].info.domain,
+        etok_meter_why(st->domains + l, sizeof st->domains - l, "%s%s%s", l ? "," : "", dom[i].info.domain,
                  dom[i].info.summable ? "" : "(nested)");
     }
     st->resolution_si = 61.0e-6;

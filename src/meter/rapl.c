@@ -45,7 +45,7 @@ static int parse_zone_id(const char *ent, rapl_zone *z) {
     }
     z->pkg = a;
     z->sub = b;
-    snprintf(z->id, sizeof z->id, "%s", ent);
+    etok_meter_why(z->id, sizeof z->id, "%s", ent);
     return 0;
 }
 
@@ -56,15 +56,15 @@ static void add_zone(rapl_zone *zones, int *n, const char *dir, const char *ent)
     for (int i = 0; i < *n; i++)
         if (!strcmp(zones[i].id, z.id)) return; /* seen (flat symlink and nested dir) */
     if (*n >= RAPL_MAX_ZONES) return;
-    snprintf(z.dir, sizeof z.dir, "%s/%s", dir, ent);
+    etok_meter_why(z.dir, sizeof z.dir, "%s/%s", dir, ent);
     char p[600];
-    snprintf(p, sizeof p, "%s/energy_uj", z.dir);
+    etok_meter_why(p, sizeof p, "%s/energy_uj", z.dir);
     if (!etok_meter_exists(p)) return;
-    snprintf(p, sizeof p, "%s/name", z.dir);
+    etok_meter_why(p, sizeof p, "%s/name", z.dir);
     if (etok_meter_read_line(p, z.name, sizeof z.name) != 0 || !z.name[0])
-        snprintf(z.name, sizeof z.name, "%s", z.id);
+        etok_meter_why(z.name, sizeof z.name, "%s", z.id);
     uint64_t r = 0;
-    snprintf(p, sizeof p, "%s/max_energy_range_uj", z.dir);
+    etok_meter_why(p, sizeof p, "%s/max_energy_range_uj", z.dir);
     z.max_range_uj = etok_meter_read_u64(p, &r) == 0 ? (double)r : 0.0;
     zones[(*n)++] = z;
     /* nested subzones inside a zone directory (the real tree also lists them flat) */
@@ -72,7 +72,7 @@ static void add_zone(rapl_zone *zones, int *n, const char *dir, const char *ent)
     if (!d) return;
     struct dirent *e;
     char sub[512];
-    snprintf(sub, sizeof sub, "%s", z.dir);
+    etok_meter_why(sub, sizeof sub, "%s", z.dir);
     while ((e = readdir(d)))
         if (!strncmp(e->d_name, z.id, strlen(z.id)) && e->d_name[strlen(z.id)] == ':')
             add_zone(zones, n, sub, e->d_name);
@@ -95,7 +95,7 @@ static const rapl_zone *parent_of(const rapl_zone *zones, int n, const rapl_zone
 
 /* Discover zones, mark mmio duplicates. Returns the count. */
 static int discover(rapl_zone *zones, char *root_out, size_t root_cap) {
-    snprintf(root_out, root_cap, "%s/class/powercap", etok_sysfs_root());
+    etok_meter_why(root_out, root_cap, "%s/class/powercap", etok_sysfs_root());
     int n = 0;
     DIR *d = opendir(root_out);
     if (!d) return 0;
@@ -130,25 +130,25 @@ static int describe(const rapl_zone *zones, int n, etok_meter_domain *dom, int c
         memset(d, 0, sizeof *d);
         d->pair = -1;
         etok_trace *t = &d->info;
-        snprintf(t->meter, sizeof t->meter, "rapl");
+        etok_meter_why(t->meter, sizeof t->meter, "rapl");
         const char *mmio = strcmp(z->prefix, "intel-rapl-mmio") ? "" : " (mmio)";
         if (z->sub < 0) {
-            snprintf(t->domain, sizeof t->domain, "%s%s", z->name, mmio);
+            etok_meter_why(t->domain, sizeof t->domain, "%s%s", z->name, mmio);
         } else {
             const rapl_zone *p = parent_of(zones, n, z);
             char pn[64];
-            if (p) snprintf(pn, sizeof pn, "%s", p->name);
-            else snprintf(pn, sizeof pn, "package-%d", z->pkg);
-            snprintf(t->domain, sizeof t->domain, "%s/%s%s", pn, z->name, mmio);
+            if (p) etok_meter_why(pn, sizeof pn, "%s", p->name);
+            else etok_meter_why(pn, sizeof pn, "package-%d", z->pkg);
+            etok_meter_why(t->domain, sizeof t->domain, "%s/%s%s", pn, z->name, mmio);
         }
         for (int j = 0; j < nd; j++) /* unique names even on odd firmware */
             if (!strcmp(dom[j].info.domain, t->domain)) {
                 size_t l = strlen(t->domain);
-                snprintf(t->domain + l, sizeof t->domain - l, "@%s", z->id);
+                etok_meter_why(t->domain + l, sizeof t->domain - l, "@%s", z->id);
             }
         t->source = ETOK_SOURCE_COUNTER;
         t->boundary = ETOK_BOUNDARY_DEVICE;
-        snprintf(t->raw_unit, sizeof t->raw_unit, "uJ");
+        etok_meter_why(t->raw_unit, sizeof t->raw_unit, "uJ");
         t->scale_to_si = 1e-6;
         t->wrap_range_raw = z->max_range_uj;
         /* powercap reports uJ, but the hardware energy unit is 2^-14 J (61 uJ) on most
@@ -163,14 +163,14 @@ static int describe(const rapl_zone *zones, int n, etok_meter_domain *dom, int c
             /* core (PP0) and uncore (PP1) are inside their package; dram is beside it */
             t->summable = !strcmp(z->name, "dram");
         }
-        snprintf(d->path, sizeof d->path, "%s/energy_uj", z->dir);
+        etok_meter_why(d->path, sizeof d->path, "%s/energy_uj", z->dir);
         nd++;
     }
     return nd;
 }
 
 static void permission_message(char *buf, size_t cap, const char *path) {
-    snprintf(buf, cap,
+    etok_meter_why(buf, cap,
              "rapl: cannot read %s: permission denied; energy_uj is root-only on current kernels "
              "(since Linux 5.10, CVE-2020-8694). Grant read access with `sudo chmod o+r %s/class/powercap/*/energy_uj` "
              "(until reboot) or a udev rule (SUBSYSTEM==\"powercap\", ACTION==\"add\", RUN+=\"/bin/chmod o+r /sys%%p/energy_uj\"), "
@@ -192,7 +192,7 @@ static void rapl_detect(const etok_meter_config *cfg, etok_meter_status *st) {
     st->wrap_range_j = 0;
     for (int i = 0; i < nd; i++) {
         size_t l = strlen(st->domains);
-        snprintf(st->domains + l, sizeof st->domains - l, "%s%s%s", l ? "," : "", dom[i].info.domain,
+        etok_meter_why(st->domains + l, sizeof st->domains - l, "%s%s%s", l ? "," : "", dom[i].info.domain,
                  dom[i].info.summable ? "" : "(nested)");
         double w = dom[i].info.wrap_range_raw * 1e-6;
         if (w > 0 && (st->wrap_range_j == 0 || w < st->wrap_range_j)) st->wrap_range_j = w;

@@ -28,7 +28,7 @@ typedef struct {
     int d;
     size_t trace;        /* index into rec->traces (the array may move; never keep pointers) */
     int is_counter, live;
-    int lost, err_reported, stall_reported, have_last;
+    int lost, err_reported, stall_reported, have_last, ever_changed;
     double last_raw, last_t, last_change_t;
     double energy_j;     /* since start: counter deltas or power trapezoids */
     double unc_j;        /* power: trapezoid error bound accumulated */
@@ -90,7 +90,7 @@ int etok_meters_list(etok_meter_status *out, int cap, const etok_meter_config *c
     for (int i = 0; i < n && k < cap; i++, k++) {
         etok_meter_status *st = &out[k];
         memset(st, 0, sizeof *st);
-        snprintf(st->name, sizeof st->name, "%s", drv[i]->name);
+        etok_meter_why(st->name, sizeof st->name, "%s", drv[i]->name);
         st->source = drv[i]->source;
         st->boundary = drv[i]->boundary;
         drv[i]->detect(cfg, st);
@@ -107,7 +107,7 @@ static void known_names(char *buf, size_t cap) {
     buf[0] = '\0';
     for (int i = 0; i < n; i++) {
         size_t l = strlen(buf);
-        snprintf(buf + l, cap - l, "%s%s", i ? ", " : "", drv[i]->name);
+        etok_meter_why(buf + l, cap - l, "%s%s", i ? ", " : "", drv[i]->name);
     }
 }
 
@@ -154,7 +154,7 @@ etok_meter_set *etok_meters_open(const etok_meter_config *cfg_in, etok_err *err)
     ms->cfg.names = NULL;
     ms->cfg.n_names = 0;
     if (ms->cfg.rate_hz <= 0) ms->cfg.rate_hz = 10.0;
-    if (cfg->extlog_path) snprintf(ms->extlog_path, sizeof ms->extlog_path, "%s", cfg->extlog_path);
+    if (cfg->extlog_path) etok_meter_why(ms->extlog_path, sizeof ms->extlog_path, "%s", cfg->extlog_path);
     ms->cfg.extlog_path = NULL;
 
     if (cfg->n_names > 0) {
@@ -264,7 +264,10 @@ static void apply(etok_meter_set *ms, dom_state *s, double t, int rc, double raw
         if (raw != s->last_raw) {
             s->last_change_t = t;
             s->stall_reported = 0;
-        } else {
+            s->ever_changed = 1;
+        } else if (info->summable || s->ever_changed) {
+            /* (a nested zone that never moved, e.g. an unsupported uncore reading 0, is not
+             * counted anyway and is not reported) */
             double limit = info->update_period_s * 10 > 1.0 ? info->update_period_s * 10 : 1.0;
             if (!s->stall_reported && t - s->last_change_t > limit) {
                 s->stall_reported = 1;
@@ -344,7 +347,11 @@ static void sample_all(etok_meter_set *ms) {
         apply(ms, s, ts[i], rcs[i], raws[i], &ms->errs[i]);
     }
     double t = etok_mono_s() - ms->t0_mono;
-    ms->ring_t[ms->ring_pos] = t;
+    /* the ring holds (time of the newest reading, cumulative energy) for the live power */
+    double t_read = -1;
+    for (int i = 0; i < n; i++)
+        if (rcs[i] == ETOK_READ_OK && ts[i] > t_read) t_read = ts[i];
+    ms->ring_t[ms->ring_pos] = t_read >= 0 ? t_read : t;
     ms->ring_e[ms->ring_pos] = primary_energy_locked(ms, NULL, NULL);
     ms->ring_pos = (ms->ring_pos + 1) % RING;
     if (ms->ring_n < RING) ms->ring_n++;
@@ -445,7 +452,9 @@ int etok_meters_stop(etok_meter_set *ms, etok_err *err) {
                                   "the run lasted %.3f s, under two updates of this counter (every %.3g s)", t_end,
                                   info->update_period_s);
     }
+    pthread_mutex_lock(&ms->mu);
     if (!ms->cross_checked && t_end >= 0.5) cross_check_locked(ms, t_end);
+    pthread_mutex_unlock(&ms->mu);
     return rc;
 }
 

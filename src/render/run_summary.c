@@ -24,7 +24,13 @@ static const char *num(char *buf, size_t cap, double v) {
 static const char *pm(char *buf, size_t cap, double v, double u, const char *unit) {
     char a[32], b[32];
     if (!isfinite(v)) snprintf(buf, cap, "unknown");
-    else if (isfinite(u)) snprintf(buf, cap, "%s ± %s %s", num(a, sizeof a, v), num(b, sizeof b, u), unit);
+    else if (isfinite(u) && u > 0 && u < 1e6 && fabs(v) < 1e9) {
+        /* two significant digits of uncertainty, the value to the same decimal place */
+        int dec = 1 - (int)floor(log10(u));
+        if (dec < 0) dec = 0;
+        if (dec > 9) dec = 9;
+        snprintf(buf, cap, "%.*f ± %.*f %s", dec, v, dec, u, unit);
+    } else if (isfinite(u)) snprintf(buf, cap, "%s ± %s %s", num(a, sizeof a, v), num(b, sizeof b, u), unit);
     else snprintf(buf, cap, "%s %s", num(a, sizeof a, v), unit);
     return buf;
 }
@@ -62,7 +68,7 @@ void etok_run_summary_text(FILE *f, const etok_record *r, const etok_energy_summ
     }
     if (s->has_energy)
         fprintf(f, "  mean power      %s   [%s, %s]\n",
-                pm(b1, sizeof b1, s->mean_power_w, s->duration_s > 0 ? s->energy_uncertainty_j / s->duration_s : NAN, "W"),
+                pm(b1, sizeof b1, s->mean_power_w, s->mean_power_uncertainty_w, "W"),
                 etok_boundary_name(s->boundary), source_label(s->source));
     if (s->has_idle) {
         fprintf(f, "  idle power      %s   [%s baseline of %s s]\n",
@@ -81,10 +87,10 @@ void etok_run_summary_text(FILE *f, const etok_record *r, const etok_energy_summ
         fprintf(f, "  tokens          unknown (give --tokens N or --tokens-regex RE for J/token)\n");
     }
     if (s->has_energy)
-        fprintf(f, "  PUE-adjusted    %s   (mean power x PUE %g, %s)\n", pm(b1, sizeof b1, s->pue_adjusted_power_w, NAN, "W"),
+        fprintf(f, "  PUE-adjusted    %s   (mean power x PUE %g, %s)\n", pm(b1, sizeof b1, s->pue_adjusted_power_w, s->pue_adjusted_power_uncertainty_w, "W"),
                 s->pue, s->pue_source);
     if (s->short_window)
-        fprintf(f, "  warning: the window is shorter than %d updates of a counter (or a counter did not move): "
+        fprintf(f, "  warning: the window is shorter than %d counter updates or power samples (or a counter did not move): "
                    "its energy is uncertain, not 0 J\n", ETOK_ENERGY_MIN_UPDATES);
     if (s->incomplete) fprintf(f, "  warning: readings cover only part of the window; energy is not extrapolated\n");
     for (size_t i = 0; i < r->n_faults; i++)
@@ -110,13 +116,13 @@ void etok_run_summary_markdown(FILE *f, const etok_record *r, const etok_energy_
     } while (0)
     ROW("duration_s", s->duration_s, NAN, "s");
     ROW("energy_j", s->energy_j, s->energy_uncertainty_j, "J");
-    ROW("mean_power_w", s->mean_power_w, s->duration_s > 0 ? s->energy_uncertainty_j / s->duration_s : NAN, "W");
+    ROW("mean_power_w", s->mean_power_w, s->mean_power_uncertainty_w, "W");
     ROW("idle_power_w", s->idle_power_w, s->idle_power_uncertainty_w, "W");
     ROW("dynamic_energy_j", s->dynamic_energy_j, s->dynamic_energy_uncertainty_j, "J");
     ROW("joules_per_output_token", s->joules_per_output_token, s->joules_per_output_token_uncertainty, "J/token");
     ROW("joules_per_token", s->joules_per_token, NAN, "J/token");
     ROW("pue", s->pue, NAN, s->pue_source);
-    ROW("pue_adjusted_power_w", s->pue_adjusted_power_w, NAN, "W");
+    ROW("pue_adjusted_power_w", s->pue_adjusted_power_w, s->pue_adjusted_power_uncertainty_w, "W");
 #undef ROW
     if (s->tokens_known) fprintf(f, "\nTokens: %lld output, %lld input.\n", s->tokens_out, s->tokens_in);
     else fprintf(f, "\nTokens: unknown.\n");
@@ -133,7 +139,7 @@ void etok_run_summary_markdown(FILE *f, const etok_record *r, const etok_energy_
     }
     if (s->short_window || s->incomplete || r->n_faults) fprintf(f, "\n## Warnings and faults\n\n");
     if (s->short_window)
-        fprintf(f, "- The window is shorter than %d counter updates (or a counter did not move): energy uncertain, not 0 J.\n",
+        fprintf(f, "- The window is shorter than %d counter updates or power samples (or a counter did not move): energy uncertain, not 0 J.\n",
                 ETOK_ENERGY_MIN_UPDATES);
     if (s->incomplete) fprintf(f, "- Readings cover only part of the window; energy is not extrapolated.\n");
     for (size_t i = 0; i < r->n_faults; i++)
@@ -207,6 +213,7 @@ json_t *etok_run_summary_json(const etok_record *r, const etok_energy_summary *s
     json_object_set_new(o, "energy_j", jnum(s->energy_j));
     json_object_set_new(o, "energy_uncertainty_j", jnum(s->energy_uncertainty_j));
     json_object_set_new(o, "mean_power_w", jnum(s->mean_power_w));
+    json_object_set_new(o, "mean_power_uncertainty_w", jnum(s->mean_power_uncertainty_w));
     json_object_set_new(o, "idle_power_w", jnum(s->idle_power_w));
     json_object_set_new(o, "idle_power_uncertainty_w", jnum(s->idle_power_uncertainty_w));
     json_object_set_new(o, "idle_duration_s", s->has_idle ? jnum(s->idle.duration_s) : json_null());
@@ -221,6 +228,7 @@ json_t *etok_run_summary_json(const etok_record *r, const etok_energy_summary *s
     json_object_set_new(o, "pue", jnum(s->pue));
     json_object_set_new(o, "pue_source", json_string(s->pue_source));
     json_object_set_new(o, "pue_adjusted_power_w", jnum(s->pue_adjusted_power_w));
+    json_object_set_new(o, "pue_adjusted_power_uncertainty_w", jnum(s->pue_adjusted_power_uncertainty_w));
     json_object_set_new(o, "short_window", json_boolean(s->short_window));
     json_object_set_new(o, "incomplete", json_boolean(s->incomplete));
     json_object_set_new(o, "n_faults", json_integer(s->n_faults));

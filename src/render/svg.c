@@ -373,6 +373,12 @@ static const char *FONT = "font-family=\"Helvetica, Arial, sans-serif\"";
 static double text_w(const char *s, double font_px) { return s ? (double)strlen(s) * font_px * 0.56 : 0; }
 
 static void legend_swatch(sbuf *b, double x, double y, const series *s) {
+    if (s->st.no_line) {
+        sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"", x + 13, y);
+        sb_text(b, s->color);
+        sb_printf(b, "\"/>\n");
+        return;
+    }
     const char *dash = s->st.dashed == 1 ? " stroke-dasharray=\"7 4\"" : s->st.dashed == 2 ? " stroke-dasharray=\"2 3\"" : "";
     sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"", x, y, x + 26, y);
     sb_text(b, s->color);
@@ -387,9 +393,28 @@ static void legend_swatch(sbuf *b, double x, double y, const series *s) {
 char *etok_svg_chart_render(const etok_svg_chart *c) {
     if (!c) return NULL;
     sbuf b = {0};
-    const double W = c->w, H = c->h;
-    const double ml = 84, mr = c->has_y2 ? 84 : 28, mt = c->title ? 46 : 18,
-                 mb = 62 + (c->caption ? 20 : 0);
+    /* Legend entries (named series) and, for a legend below the plot, its grid. */
+    size_t nleg = 0;
+    double maxw = 0;
+    for (size_t i = 0; i < c->ns; i++) {
+        if (!c->s[i].name || !*c->s[i].name) continue;
+        nleg++;
+        double w = text_w(c->s[i].name, 13);
+        if (w > maxw) maxw = w;
+    }
+    const double W = c->w;
+    const double ml = 84, mr = c->has_y2 ? 84 : 28, mt = c->title ? 46 : 18;
+    size_t leg_cols = 1, leg_rows = 0;
+    if (c->legend == ETOK_SVG_LEGEND_BELOW && nleg) {
+        leg_cols = (size_t)((W - ml - mr) / (maxw + 46));
+        if (leg_cols < 1) leg_cols = 1;
+        if (leg_cols > 3) leg_cols = 3;
+        if (leg_cols > nleg) leg_cols = nleg;
+        leg_rows = (nleg + leg_cols - 1) / leg_cols;
+    }
+    /* A legend below grows the figure rather than shrinking the plot. */
+    const double H = c->h + (double)leg_rows * 20 + (leg_rows ? 8 : 0);
+    const double mb = 62 + (c->caption ? 20 : 0) + (double)leg_rows * 20 + (leg_rows ? 8 : 0);
     const double px0 = ml, px1 = W - mr, py0 = H - mb, py1 = mt; /* py0 = bottom */
 
     /* Data extents. */
@@ -421,9 +446,9 @@ char *etok_svg_chart_render(const etok_svg_chart *c) {
     my2.sc = c->y2.scale; my2.p0 = py0; my2.p1 = py1;
 
     sb_printf(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" %s>\n",
-              c->w, c->h, c->w, c->h, FONT);
-    sb_printf(&b, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", c->w, c->h);
+                  "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%.0f\" viewBox=\"0 0 %d %.0f\" %s>\n",
+              c->w, H, c->w, H, FONT);
+    sb_printf(&b, "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%.0f\" fill=\"#ffffff\"/>\n", c->w, H);
     sb_printf(&b, "<defs><clipPath id=\"plot\"><rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/></clipPath></defs>\n",
               px0, py1, px1 - px0, py0 - py1);
     if (c->title) {
@@ -486,25 +511,24 @@ char *etok_svg_chart_render(const etok_svg_chart *c) {
         int on2 = s->st.y2 && c->has_y2;
         const mapping *ym = on2 ? &my2 : &my;
         const char *dash = s->st.dashed == 1 ? " stroke-dasharray=\"7 4\"" : s->st.dashed == 2 ? " stroke-dasharray=\"2 3\"" : "";
-        sb_printf(&b, "<path d=\"");
-        int pen = 0;
-        double lastY = 0;
-        for (size_t k = 0; k < s->n; k++) {
-            if (!usable(s->x[k], mx.sc) || !usable(s->y[k], ym->sc)) { pen = 0; continue; }
-            double X = map(&mx, s->x[k]), Y = map(ym, s->y[k]);
-            if (!pen) sb_printf(&b, "M%.2f %.2f", X, Y);
-            else if (s->st.step) sb_printf(&b, "H%.2f V%.2f", X, Y);
-            else sb_printf(&b, "L%.2f %.2f", X, Y);
-            (void)lastY;
-            lastY = Y;
-            pen = 1;
+        if (!s->st.no_line) {
+            sb_printf(&b, "<path d=\"");
+            int pen = 0;
+            for (size_t k = 0; k < s->n; k++) {
+                if (!usable(s->x[k], mx.sc) || !usable(s->y[k], ym->sc)) { pen = 0; continue; }
+                double X = map(&mx, s->x[k]), Y = map(ym, s->y[k]);
+                if (!pen) sb_printf(&b, "M%.2f %.2f", X, Y);
+                else if (s->st.step) sb_printf(&b, "H%.2f V%.2f", X, Y);
+                else sb_printf(&b, "L%.2f %.2f", X, Y);
+                pen = 1;
+            }
+            sb_printf(&b, "\" stroke=\"");
+            sb_text(&b, s->color);
+            sb_printf(&b, "\" stroke-width=\"%.1f\"%s><title>", s->st.width_px > 0 ? s->st.width_px : 2.0, dash);
+            sb_text(&b, s->name);
+            sb_printf(&b, "</title></path>\n");
         }
-        sb_printf(&b, "\" stroke=\"");
-        sb_text(&b, s->color);
-        sb_printf(&b, "\" stroke-width=\"%.1f\"%s><title>", s->st.width_px > 0 ? s->st.width_px : 2.0, dash);
-        sb_text(&b, s->name);
-        sb_printf(&b, "</title></path>\n");
-        if (s->st.markers) {
+        if (s->st.markers || s->st.no_line) {
             for (size_t k = 0; k < s->n; k++) {
                 if (!usable(s->x[k], mx.sc) || !usable(s->y[k], ym->sc)) continue;
                 sb_printf(&b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" stroke=\"none\" fill=\"", map(&mx, s->x[k]), map(ym, s->y[k]));
@@ -538,9 +562,9 @@ char *etok_svg_chart_render(const etok_svg_chart *c) {
         sb_printf(&b, "\" stroke-width=\"1.5\" stroke-dasharray=\"5 3\"/>\n");
         if (m->label) {
             /* Rotated along the line, reading upwards, near the top of the plot. */
-            double ty = py1 + 8;
+            double ty = py1 + 8, tx = X + 14;
             sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"12\" text-anchor=\"end\" fill=\"#222\" "
-                          "transform=\"rotate(-90 %.1f %.1f)\">", X - 5, ty, X - 5, ty);
+                          "stroke=\"#ffffff\" stroke-width=\"3\" paint-order=\"stroke\" transform=\"rotate(-90 %.1f %.1f)\">", tx, ty, tx, ty);
             sb_text(&b, m->label);
             sb_printf(&b, "</text>\n");
         }
@@ -591,15 +615,21 @@ char *etok_svg_chart_render(const etok_svg_chart *c) {
     }
 
     /* Legend. */
-    size_t nleg = 0;
-    double maxw = 0;
-    for (size_t i = 0; i < c->ns; i++) {
-        if (!c->s[i].name || !*c->s[i].name) continue;
-        nleg++;
-        double w = text_w(c->s[i].name, 13);
-        if (w > maxw) maxw = w;
-    }
-    if (nleg && c->legend != ETOK_SVG_LEGEND_NONE) {
+    if (nleg && c->legend == ETOK_SVG_LEGEND_BELOW) {
+        double colw = (px1 - px0) / (double)leg_cols;
+        double y0 = py0 + 62;
+        size_t k = 0;
+        for (size_t i = 0; i < c->ns; i++) {
+            const series *s = &c->s[i];
+            if (!s->name || !*s->name) continue;
+            double lx = px0 + colw * (double)(k % leg_cols), yy = y0 + 20.0 * (double)(k / leg_cols);
+            legend_swatch(&b, lx, yy - 4.5, s);
+            sb_printf(&b, "<text x=\"%.1f\" y=\"%.1f\" font-size=\"13\" fill=\"#111\">", lx + 34, yy);
+            sb_text(&b, s->name);
+            sb_printf(&b, "</text>\n");
+            k++;
+        }
+    } else if (nleg && c->legend != ETOK_SVG_LEGEND_NONE) {
         double lw = maxw + 50, lh = 8 + 20.0 * (double)nleg;
         double lx = (c->legend == ETOK_SVG_LEGEND_TOP_LEFT || c->legend == ETOK_SVG_LEGEND_BOTTOM_LEFT) ? px0 + 10 : px1 - 10 - lw;
         double ly = (c->legend == ETOK_SVG_LEGEND_BOTTOM_LEFT || c->legend == ETOK_SVG_LEGEND_BOTTOM_RIGHT) ? py0 - 10 - lh - 16 : py1 + 10;

@@ -179,6 +179,8 @@ static void idle_subtraction_tokens_and_pue(void **state) {
     NEAR(s.joules_per_output_token, 3);
     NEAR(s.joules_per_token, 2);
     NEAR(s.pue_adjusted_power_w, 45);
+    NEAR(s.mean_power_uncertainty_w, s.energy_uncertainty_j / 10);
+    NEAR(s.pue_adjusted_power_uncertainty_w, 1.5 * s.energy_uncertainty_j / 10);
     assert_string_equal(s.pue_source, "assumed");
     etok_energy_summary_free(&s);
 

@@ -4,7 +4,7 @@
  * boundaries, special tokens, SentencePiece scores and byte fallback, decoding, errors.
  * Reference tests load the real default model (skipped with a message when it is absent) and
  * compare with llama.cpp's outputs in tests/fixtures/reference/ (see its README.md): token ids
- * of 96 strings, the prompt ids of the greedy references, chat template renderings. */
+ * of 100 strings, the prompt ids of the greedy references, chat template renderings. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -381,8 +381,9 @@ static const char *jstr_or_null(json_t *o, const char *key) {
     return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-/* Llama-3 formatting equals llama.cpp's "llama3" template for the same messages. */
-static void test_chat_llama3(void **state) {
+/* Llama-3 formatting equals llama.cpp's "llama3" template for the same messages; template
+ * detection and ChatML default system prompts. */
+static void test_chat_templates(void **state) {
     (void)state;
     tiny_vocab v;
     tiny_bytes(&v);
@@ -409,6 +410,18 @@ static void test_chat_llama3(void **state) {
     char *got = etok_tokenizer_chat(none, NULL, "hi", &err);
     assert_string_equal(got, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
     free(got);
+    /* ChatML with a default system prompt written with escaped newlines (Qwen2.5 style):
+     * found past a non-literal system block, unescaped */
+    etok_tokenizer *qwen = tiny_new(&v, "gpt2", "gpt-2",
+                                    "{{- '<|im_start|>system\\n' + messages[0]['content'] + '<|im_end|>\\n' }}"
+                                    "{%- else %}{{- '<|im_start|>system\\nBe\\nkind.<|im_end|>\\n' }}");
+    got = etok_tokenizer_chat(qwen, NULL, "hi", &err);
+    assert_string_equal(got, "<|im_start|>system\nBe\nkind.<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    free(got);
+    got = etok_tokenizer_chat(qwen, "S", "hi", &err); /* a given system message replaces it */
+    assert_string_equal(got, "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    free(got);
+    etok_tokenizer_free(qwen);
     json_decref(doc);
     etok_tokenizer_free(t);
     etok_tokenizer_free(other);
@@ -507,6 +520,42 @@ static void test_real_roundtrip_and_eog(void **state) {
     etok_tokenizer_free(t);
 }
 
+/* The code paths SmolLM2 does not use (Llama-3, GPT-2 and default pre-tokenizers, SentencePiece), on
+ * vocabularies derived from the model file the same way scripts/gen_variant_reference.py
+ * derived the GGUFs llama.cpp tokenized. */
+static void test_real_variants(void **state) {
+    (void)state;
+    etok_tokenizer *real = real_or_skip();
+    etok_tokenizer_free(real);
+    json_t *doc = load_fixture("tokenize_variants.json");
+    json_t *variants = json_object_get(doc, "variants");
+    assert_int_equal(json_object_size(variants), 4);
+    const char *name;
+    json_t *cases;
+    json_object_foreach(variants, name, cases) {
+        etok_err err = {0};
+        etok_tokenizer *t = tok_test_load_variant(tok_test_model_path(), name, &err);
+        if (!t) fail_msg("variant %s: %s", name, err.msg);
+        assert_true(json_array_size(cases) >= 90);
+        size_t i;
+        json_t *c;
+        json_array_foreach(cases, i, c) {
+            const char *text = jstr_or_null(c, "text");
+            int ps = json_is_true(json_object_get(c, "parse_special"));
+            assert_ids(t, text, ps, json_object_get(c, "ids"), name);
+            int32_t ids[1024];
+            int n = etok_tokenizer_encode(t, text, 1, ps, ids, 1024, &err);
+            int skip_bos = n > 0 && ids[0] == etok_tokenizer_bos(t); /* decode renders control tokens */
+            char *back = etok_tokenizer_decode(t, ids + skip_bos, n - skip_bos);
+            assert_non_null(back);
+            if (strcmp(back, text) != 0) fail_msg("variant %s: decode(encode(\"%s\")) = \"%s\"", name, text, back);
+            free(back);
+        }
+        etok_tokenizer_free(t);
+    }
+    json_decref(doc);
+}
+
 /* SmolLM2's template inserts its default system prompt when none is given. llama.cpp's
  * built-in ChatML formatter does not (model_template_legacy); its Jinja path does but drops
  * the leading "<|im_start|>" (SmolLM2's BOS text). etok renders what the template says. */
@@ -539,11 +588,12 @@ int main(void) {
         cmocka_unit_test(test_decode_and_caps),
         cmocka_unit_test(test_spm),
         cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_chat_llama3),
+        cmocka_unit_test(test_chat_templates),
         cmocka_unit_test(test_real_reference_ids),
         cmocka_unit_test(test_real_greedy_prompts),
         cmocka_unit_test(test_real_roundtrip_and_eog),
         cmocka_unit_test(test_real_chat_template),
+        cmocka_unit_test(test_real_variants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

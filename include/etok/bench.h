@@ -1,0 +1,52 @@
+/* bench.h — the `etok bench` driver over the built-in engine: it produces tokens from an
+ * eval set under a closed-loop (concurrency C, continuous batching) or open-loop (Poisson
+ * rate R, seeded) load, timestamps every request and token, records every engine step,
+ * scores answers, and runs the meters with an idle baseline. It fills a run record and
+ * nothing else: metrics (analyse/metrics.c) and reports (render/report_*.c) come after.
+ * Warm-up requests run before the window opens and are not recorded. */
+#ifndef ETOK_BENCH_H
+#define ETOK_BENCH_H
+
+#include <stdint.h>
+
+#include "etok/engine.h"
+#include "etok/evalset.h"
+#include "etok/record.h"
+#include "etok/util.h"
+
+typedef struct {
+    int requests;          /* requests in the window (0 with duration_s > 0: until the deadline) */
+    double duration_s;     /* > 0: issue requests until this many seconds have passed */
+    int concurrency;       /* closed loop: requests in flight (engine batch slots) */
+    double rate_rps;       /* > 0: open loop, Poisson arrivals at this rate (seeded) */
+    int max_slots;         /* open loop: engine batch slots (0 = 8) */
+    int max_tokens;        /* per request */
+    int warmup_requests;   /* before the window, not recorded */
+    double idle_s;         /* idle baseline before the run (0 skips) */
+    uint64_t seed;         /* Poisson arrivals and the order of eval items */
+    const char *system_prompt; /* NULL = none */
+    int sig_fd;            /* signalfd to watch for SIGINT/SIGTERM (-1 = none) */
+    int progress;          /* draw a progress line on stderr */
+} etok_bench_opts;
+
+/* Runs the load on an open engine; meters must be started on rec by the caller (the
+ * sampler already running), and `now` converts etok_mono_s() to record time via t0_mono.
+ * Fills rec: idle and window times, requests, steps, token totals, partial (on a signal).
+ * Returns 0 (also when interrupted: rec->partial = 1), or -1 with err set. */
+typedef struct etok_meter_set etok_meter_set;
+int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset *evals, const etok_bench_opts *o,
+                     etok_meter_set *meters, etok_record *rec, etok_err *err);
+
+/* The same workload against an OpenAI-compatible server (etok bench --endpoint URL): idle
+ * baseline, warm-up requests (not recorded), then the window; prompts are the eval items'
+ * user messages (the server applies its own chat template); every answer is scored.
+ * ep carries url/model/api key/timeout; load and token settings come from o. */
+typedef struct {
+    const char *url, *model, *api_key;
+    int completions_api;     /* 1: /v1/completions instead of chat */
+    double request_timeout_s;
+} etok_bench_endpoint;
+int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset *evals, const etok_bench_opts *o,
+                              etok_meter_set *meters, etok_record *rec, etok_err *err);
+
+#endif

@@ -1,0 +1,489 @@
+/* bench.c — the `etok bench` load driver over the built-in engine (see include/etok/bench.h).
+ * Owns: the closed/open-loop schedule, warm-up, idle baseline, per-request and per-token
+ * timestamps, step recording, answer scoring. Does not own: the engine (src/engine), the
+ * meters (src/meter), any metric (analyse/), output files (cli/cmd_bench.c, render/). */
+#include "etok/bench.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "etok/endpoint.h"
+#include "etok/meter.h"
+#include "etok/stats.h"
+
+typedef struct {
+    int item;             /* eval item index */
+    int seq;              /* engine sequence id, -1 when not admitted */
+    int rec_index;        /* index into rec->requests, -1 for warm-up */
+    int32_t *out_tokens;
+    int n_out, cap_out;
+    double t_send;        /* record time */
+} flight;
+
+typedef struct {
+    int32_t *tokens;
+    int n;
+} prompt_toks;
+
+static int got_signal(int fd) {
+    if (fd < 0) return 0;
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, 0) > 0) {
+        struct signalfd_siginfo si;
+        if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) return 1;
+    }
+    return 0;
+}
+
+/* Sleep up to `seconds`, returning 1 early on a signal. */
+static int wait_or_signal(int fd, double seconds) {
+    double end = etok_mono_s() + seconds;
+    for (;;) {
+        double left = end - etok_mono_s();
+        if (left <= 0) return 0;
+        if (fd < 0) {
+            etok_sleep_s(left, NULL);
+            return 0;
+        }
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        if (poll(&pf, 1, (int)(left * 1000) + 1) > 0) {
+            struct signalfd_siginfo si;
+            if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) return 1;
+        }
+    }
+}
+
+static void progress_line(const etok_bench_opts *o, etok_meter_set *ms, int done, int total, long long tokens,
+                          double elapsed) {
+    etok_energy_snapshot snap;
+    memset(&snap, 0, sizeof snap);
+    int have = ms && etok_meters_snapshot(ms, &snap) == 0;
+    char bar[21];
+    int fill = total > 0 ? (int)(20.0 * done / total) : (int)fmod(elapsed * 4, 20);
+    for (int i = 0; i < 20; i++) bar[i] = i < fill ? '#' : '.';
+    bar[20] = 0;
+    (void)o;
+    if (total > 0)
+        fprintf(stderr, "\r[%s] %d/%d requests  %6.1f tok/s", bar, done, total, elapsed > 0 ? tokens / elapsed : 0.0);
+    else
+        fprintf(stderr, "\r[%s] %d requests  %6.1f tok/s", bar, done, elapsed > 0 ? tokens / elapsed : 0.0);
+    if (have) fprintf(stderr, "  %6.1f W (%s)", snap.power_w, etok_source_name(snap.source));
+    fprintf(stderr, "   ");
+    fflush(stderr);
+}
+
+int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset *ev, const etok_bench_opts *o,
+                     etok_meter_set *ms, etok_record *rec, etok_err *err) {
+    int rc = -1;
+    size_t n_items = ev->n_items;
+    prompt_toks *pt = calloc(n_items, sizeof *pt);
+    int slots = o->rate_rps > 0 ? (o->max_slots > 0 ? o->max_slots : 8) : (o->concurrency > 0 ? o->concurrency : 1);
+    flight *fl = calloc((size_t)slots, sizeof *fl);
+    int *order = calloc(n_items, sizeof *order);
+    if (!pt || !fl || !order) {
+        etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+        goto out;
+    }
+    const etok_model_info *mi = etok_model_get_info(model);
+    int ctx = mi->ctx_max > 0 && mi->ctx_max < 2048 ? mi->ctx_max : 2048; /* the engine's default KV length */
+    /* Tokenize every prompt through the model's chat template, up front. */
+    for (size_t i = 0; i < n_items; i++) {
+        char *chat = etok_chat_format(model, o->system_prompt, ev->items[i].prompt, err);
+        if (!chat) goto out;
+        int cap = (int)strlen(chat) + 16;
+        pt[i].tokens = malloc((size_t)cap * sizeof(int32_t));
+        if (!pt[i].tokens) {
+            free(chat);
+            etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+            goto out;
+        }
+        pt[i].n = etok_tokenize(model, chat, 1, 1, pt[i].tokens, cap, err);
+        free(chat);
+        if (pt[i].n < 0) goto out;
+        if (pt[i].n + o->max_tokens > ctx) {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: item \"%s\": prompt of %d tokens + %d new tokens exceeds the context (%d)",
+                      ev->path, ev->items[i].line, ev->items[i].id, pt[i].n, o->max_tokens, ctx);
+            goto out;
+        }
+    }
+    /* Item order: a seeded shuffle, so a short run still samples the whole set. */
+    etok_rng rng;
+    etok_rng_seed(&rng, o->seed);
+    for (size_t i = 0; i < n_items; i++) order[i] = (int)i;
+    for (size_t i = n_items; i > 1; i--) {
+        size_t j = (size_t)(etok_rng_u64(&rng) % i);
+        int t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    for (int s = 0; s < slots; s++) {
+        fl[s].seq = -1;
+        fl[s].item = -1;
+    }
+    double t0 = etok_meters_t0_mono_s(ms);
+    etok_sampling samp = {.temperature = 0, .top_k = 0, .top_p = 1, .seed = o->seed};
+    int interrupted = 0;
+
+    /* ---- idle baseline ---- */
+    if (o->idle_s > 0) {
+        if (o->progress) fprintf(stderr, "etok bench: idle baseline %g s (--idle 0 skips it)\r", o->idle_s);
+        rec->idle_start_s = etok_mono_s() - t0;
+        interrupted = wait_or_signal(o->sig_fd, o->idle_s);
+        rec->idle_end_s = etok_mono_s() - t0;
+    }
+
+    /* ---- warm-up then the measured window: one scheduler, two phases ---- */
+    int phase_warm = o->warmup_requests > 0;
+    int issued = 0, done = 0, warm_issued = 0, warm_done = 0;
+    long long tokens_window = 0;
+    size_t next_item = 0;
+    double window_t0 = 0, next_arrival = 0, deadline = 0;
+    int open_loop = o->rate_rps > 0;
+    /* open-loop arrivals waiting for a slot: send times (record time) */
+    double *queue = NULL;
+    int q_n = 0, q_cap = 0;
+    double last_progress = 0;
+
+    if (!interrupted && !phase_warm) {
+        rec->window_start_s = etok_mono_s() - t0;
+        window_t0 = rec->window_start_s;
+        next_arrival = window_t0;
+        deadline = o->duration_s > 0 ? window_t0 + o->duration_s : INFINITY;
+    }
+    while (!interrupted) {
+        if (got_signal(o->sig_fd)) {
+            interrupted = 1;
+            break;
+        }
+        double now = etok_mono_s() - t0;
+        int total_target = o->requests > 0 ? o->requests : 0;
+        int want_more;
+        if (phase_warm) want_more = warm_issued < o->warmup_requests;
+        else want_more = (total_target > 0 ? issued + q_n < total_target : 1) && now < deadline;
+
+        /* open loop: move due arrivals into the queue */
+        if (!phase_warm && open_loop) {
+            while (want_more && next_arrival <= now) {
+                if (q_n == q_cap) {
+                    int nc = q_cap ? q_cap * 2 : 64;
+                    double *nq = realloc(queue, (size_t)nc * sizeof *nq);
+                    if (!nq) {
+                        etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+                        goto out_free_queue;
+                    }
+                    queue = nq;
+                    q_cap = nc;
+                }
+                queue[q_n++] = next_arrival;
+                next_arrival += etok_rng_exponential(&rng, o->rate_rps);
+                want_more = (total_target > 0 ? issued + q_n < total_target : 1) && next_arrival < deadline;
+            }
+        }
+        /* admit into free slots */
+        for (int s = 0; s < slots; s++) {
+            if (fl[s].seq >= 0) continue;
+            double t_send;
+            if (phase_warm) {
+                if (warm_issued >= o->warmup_requests) break;
+                t_send = now;
+            } else if (open_loop) {
+                if (q_n == 0) break;
+                t_send = queue[0];
+                memmove(queue, queue + 1, (size_t)(q_n - 1) * sizeof *queue);
+                q_n--;
+            } else {
+                if (!want_more) break;
+                t_send = etok_mono_s() - t0;
+            }
+            int item = order[next_item % n_items];
+            next_item++;
+            int seq = etok_engine_add(engine, pt[item].tokens, pt[item].n, o->max_tokens, &samp, err);
+            if (seq < 0) goto out_free_queue;
+            fl[s].seq = seq;
+            fl[s].item = item;
+            fl[s].n_out = 0;
+            fl[s].t_send = t_send;
+            fl[s].rec_index = -1;
+            if (phase_warm) {
+                warm_issued++;
+            } else {
+                etok_request *q = etok_record_add_request(rec);
+                if (!q) {
+                    etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+                    goto out_free_queue;
+                }
+                fl[s].rec_index = (int)(rec->n_requests - 1);
+                snprintf(q->id, sizeof q->id, "%s#%d", ev->items[item].id, issued);
+                q->t_send_s = t_send;
+                q->t_first_token_s = -1;
+                q->t_done_s = -1;
+                q->tokens_in = pt[item].n;
+                q->energy_j = -1;
+                snprintf(q->token_count_source, sizeof q->token_count_source, "engine");
+                issued++;
+                if (!open_loop) {
+                    total_target = o->requests > 0 ? o->requests : 0;
+                    want_more = (total_target > 0 ? issued < total_target : 1) && now < deadline;
+                }
+            }
+        }
+        int active = etok_engine_active(engine);
+        if (active == 0) {
+            if (phase_warm) {
+                if (warm_done >= o->warmup_requests) {
+                    phase_warm = 0;
+                    rec->window_start_s = etok_mono_s() - t0;
+                    window_t0 = rec->window_start_s;
+                    next_arrival = window_t0;
+                    deadline = o->duration_s > 0 ? window_t0 + o->duration_s : INFINITY;
+                    continue;
+                }
+            } else if (open_loop && (want_more || q_n > 0)) {
+                /* idle until the next arrival (or a signal) */
+                double wait = next_arrival - (etok_mono_s() - t0);
+                if (wait > 0 && wait_or_signal(o->sig_fd, fmin(wait, 0.25))) interrupted = 1;
+                continue;
+            } else {
+                break; /* all issued requests done and nothing more to send */
+            }
+        }
+        etok_step_result sr;
+        if (etok_engine_step(engine, &sr, err)) goto out_free_queue;
+        double ts = sr.t_start_s - t0, te = sr.t_end_s - t0;
+        if (!phase_warm) {
+            etok_step *st = etok_record_add_step(rec);
+            if (!st) {
+                etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+                goto out_free_queue;
+            }
+            st->t_start_s = ts;
+            st->t_end_s = te;
+            st->prefill_tokens = sr.prefill_tokens;
+            st->decode_tokens = sr.decode_tokens;
+            st->flops = sr.flops;
+            st->bytes = sr.bytes;
+        }
+        for (int k = 0; k < sr.n_events; k++) {
+            const etok_seq_event *evn = &sr.events[k];
+            int s = 0;
+            while (s < slots && fl[s].seq != evn->seq_id) s++;
+            if (s == slots) continue;
+            flight *f = &fl[s];
+            etok_request *q = f->rec_index >= 0 ? &rec->requests[f->rec_index] : NULL;
+            int is_output = evn->new_token >= 0 && !(evn->finished && evn->finished_by_eog);
+            if (is_output) {
+                if (f->n_out == f->cap_out) {
+                    int nc = f->cap_out ? f->cap_out * 2 : 64;
+                    int32_t *nt = realloc(f->out_tokens, (size_t)nc * sizeof *nt);
+                    if (!nt) {
+                        etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+                        goto out_free_queue;
+                    }
+                    f->out_tokens = nt;
+                    f->cap_out = nc;
+                }
+                f->out_tokens[f->n_out++] = evn->new_token;
+                if (q) {
+                    double *tt = realloc(q->token_times_s, (q->n_token_times + 1) * sizeof *tt);
+                    if (!tt) {
+                        etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+                        goto out_free_queue;
+                    }
+                    q->token_times_s = tt;
+                    q->token_times_s[q->n_token_times++] = te;
+                    if (q->t_first_token_s < 0) q->t_first_token_s = te;
+                    q->tokens_out = f->n_out;
+                    tokens_window++;
+                }
+            }
+            if (evn->finished) {
+                char *text = etok_detokenize(model, f->out_tokens, f->n_out);
+                if (q) {
+                    q->t_done_s = te;
+                    q->ok = 1;
+                    q->output = text;
+                    q->quality_checked = 1;
+                    q->quality_pass = etok_eval_check(&ev->items[f->item], text ? text : "");
+                    done++;
+                } else {
+                    free(text);
+                    warm_done++;
+                }
+                etok_engine_remove(engine, f->seq);
+                f->seq = -1;
+                f->n_out = 0;
+            }
+        }
+        if (o->progress && !phase_warm) {
+            double el = te - window_t0;
+            if (te - last_progress > 0.25) {
+                progress_line(o, ms, done, o->requests, tokens_window, el);
+                last_progress = te;
+            }
+        }
+    }
+    rec->window_end_s = etok_mono_s() - t0;
+    if (o->progress) fprintf(stderr, "\r%100s\r", "");
+    if (!rec->window_start_s && !rec->window_end_s) rec->window_start_s = rec->window_end_s;
+    if (interrupted) {
+        rec->partial = 1;
+        if (phase_warm || rec->window_start_s == 0) rec->window_start_s = rec->window_end_s;
+        /* in-flight requests are kept, marked as not completed */
+        for (int s = 0; s < slots; s++) {
+            if (fl[s].seq < 0) continue;
+            if (fl[s].rec_index >= 0) {
+                etok_request *q = &rec->requests[fl[s].rec_index];
+                q->ok = 0;
+                snprintf(q->error, sizeof q->error, "interrupted before completion (%d tokens generated)", fl[s].n_out);
+                q->output = etok_detokenize(model, fl[s].out_tokens, fl[s].n_out);
+            }
+            etok_engine_remove(engine, fl[s].seq);
+            fl[s].seq = -1;
+        }
+        for (int i = 0; i < q_n; i++) { /* arrived but never admitted */
+            etok_request *q = etok_record_add_request(rec);
+            if (!q) break;
+            snprintf(q->id, sizeof q->id, "queued#%d", i);
+            q->t_send_s = queue[i];
+            q->t_first_token_s = q->t_done_s = -1;
+            q->energy_j = -1;
+            snprintf(q->error, sizeof q->error, "interrupted while queued");
+            snprintf(q->token_count_source, sizeof q->token_count_source, "engine");
+        }
+    }
+    rec->tokens_known = 1;
+    rec->tokens_in = rec->tokens_out = 0;
+    for (size_t i = 0; i < rec->n_requests; i++) {
+        rec->tokens_in += rec->requests[i].tokens_in;
+        rec->tokens_out += rec->requests[i].tokens_out;
+    }
+    rc = 0;
+out_free_queue:
+    free(queue);
+out:
+    if (pt)
+        for (size_t i = 0; i < n_items; i++) free(pt[i].tokens);
+    free(pt);
+    if (fl)
+        for (int s = 0; s < slots; s++) free(fl[s].out_tokens);
+    free(fl);
+    free(order);
+    return rc;
+}
+
+/* ---- the endpoint path ------------------------------------------------------------------ */
+
+typedef struct {
+    etok_meter_set *ms;
+    int sig_fd;
+    volatile int *stop;
+    const etok_bench_opts *o;
+    int total;
+    double t_begin;
+} ep_ctx;
+
+static double ep_clock(void *arg) { return etok_meters_now(((ep_ctx *)arg)->ms); }
+
+static void ep_progress(const etok_endpoint_progress *p, void *arg) {
+    ep_ctx *c = arg;
+    if (got_signal(c->sig_fd)) *c->stop = 1;
+    if (c->o->progress && c->total >= 0)
+        progress_line(c->o, c->ms, p->done, c->total, p->tokens_out, p->t_s - c->t_begin);
+}
+
+int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset *ev, const etok_bench_opts *o,
+                              etok_meter_set *ms, etok_record *rec, etok_err *err) {
+    size_t n = ev->n_items;
+    const char **prompts = calloc(n, sizeof *prompts);
+    int *order = calloc(n, sizeof *order);
+    if (!prompts || !order) {
+        free(prompts);
+        free(order);
+        return etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+    }
+    etok_rng rng;
+    etok_rng_seed(&rng, o->seed);
+    for (size_t i = 0; i < n; i++) order[i] = (int)i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(etok_rng_u64(&rng) % i);
+        int t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    for (size_t i = 0; i < n; i++) prompts[i] = ev->items[order[i]].prompt;
+    volatile int stop = 0;
+    ep_ctx ctx = {.ms = ms, .sig_fd = o->sig_fd, .stop = &stop, .o = o, .total = o->requests};
+    etok_endpoint_opts eo = {
+        .url = ep->url,
+        .api = ep->completions_api ? ETOK_API_COMPLETIONS : ETOK_API_CHAT,
+        .model = ep->model,
+        .api_key = ep->api_key,
+        .concurrency = o->rate_rps > 0 ? 0 : o->concurrency,
+        .rate_rps = o->rate_rps,
+        .seed = o->seed,
+        .duration_s = o->duration_s,
+        .request_timeout_s = ep->request_timeout_s,
+        .max_tokens = o->max_tokens,
+        .keep_output = 1,
+        .clock = ep_clock,
+        .clock_arg = &ctx,
+    };
+    int rc = -1;
+    if (o->idle_s > 0) {
+        rec->idle_start_s = etok_meters_now(ms);
+        if (wait_or_signal(o->sig_fd, o->idle_s)) stop = 1;
+        rec->idle_end_s = etok_meters_now(ms);
+    }
+    if (!stop && o->warmup_requests > 0) {
+        etok_record warm;
+        etok_record_init(&warm);
+        etok_endpoint_opts wo = eo;
+        wo.n_requests = o->warmup_requests;
+        wo.duration_s = 0;
+        wo.rate_rps = 0;
+        wo.concurrency = o->concurrency > 0 ? o->concurrency : 1;
+        ctx.total = -1;
+        ctx.t_begin = etok_meters_now(ms);
+        int wrc = etok_endpoint_run(&wo, prompts, (int)n, &warm, &stop, ep_progress, &ctx, err);
+        etok_record_free(&warm);
+        if (wrc) goto out;
+        ctx.total = o->requests;
+    }
+    rec->window_start_s = etok_meters_now(ms);
+    ctx.t_begin = rec->window_start_s;
+    eo.n_requests = o->requests;
+    if (!stop && etok_endpoint_run(&eo, prompts, (int)n, rec, &stop, ep_progress, &ctx, err)) goto out;
+    rec->window_end_s = etok_meters_now(ms);
+    if (o->progress) fprintf(stderr, "\r%100s\r", "");
+    if (stop) rec->partial = 1;
+    /* score: request i sent prompts[i % n] */
+    rec->tokens_known = 1;
+    rec->tokens_in = rec->tokens_out = 0;
+    for (size_t i = 0; i < rec->n_requests; i++) {
+        etok_request *q = &rec->requests[i];
+        int k = -1;
+        if (sscanf(q->id, "req-%d", &k) == 1 && k >= 0) {
+            const etok_eval_item *it = &ev->items[order[(size_t)k % n]];
+            char id[64];
+            snprintf(id, sizeof id, "%.40s#%d", it->id, k);
+            snprintf(q->id, sizeof q->id, "%s", id);
+            if (q->ok) {
+                q->quality_checked = 1;
+                q->quality_pass = etok_eval_check(it, q->output ? q->output : "");
+            }
+        }
+        rec->tokens_in += q->tokens_in;
+        rec->tokens_out += q->tokens_out;
+    }
+    rc = 0;
+out:
+    free(prompts);
+    free(order);
+    return rc;
+}

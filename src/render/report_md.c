@@ -1,0 +1,154 @@
+/* report_md.c — the reporting set as a Markdown table (stdout and report.md).
+ * Formats metrics.h figures; computes nothing. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etok/report.h"
+
+typedef struct {
+    char *s;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(sbuf *b, const char *fmt, ...) {
+    if (b->oom) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k < 0) return;
+    if (b->n + (size_t)k + 1 > b->cap) {
+        size_t nc = (b->cap ? b->cap * 2 : 4096) + (size_t)k;
+        char *ns = realloc(b->s, nc);
+        if (!ns) {
+            b->oom = 1;
+            return;
+        }
+        b->s = ns;
+        b->cap = nc;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)k;
+}
+
+void etok_report_fmt(double v, char *buf, size_t n) {
+    if (!isfinite(v)) snprintf(buf, n, "n/a");
+    else if (v != 0 && (fabs(v) >= 1e6 || fabs(v) < 1e-3)) snprintf(buf, n, "%.3e", v);
+    else snprintf(buf, n, "%.4g", v);
+}
+
+/* Human labels for the field names. */
+static const char *label(const char *name) {
+    static const char *const L[][2] = {
+        {"joules_per_output_token", "J / output token"},
+        {"joules_per_token", "J / token (in+out)"},
+        {"joules_per_input_token", "J / input token (prefill)"},
+        {"joules_per_decode_token", "J / decode token"},
+        {"joules_per_request", "J / request"},
+        {"joules_per_correct_answer", "J / correct answer"},
+        {"quality_conditioned_joules_per_token", "quality-conditioned J / token"},
+        {"utilization_adjusted_joules_per_token", "utilization-adjusted J / token"},
+        {"energy_j", "energy in window"},
+        {"dynamic_energy_j", "dynamic energy (minus idle)"},
+        {"mean_power_w", "mean power"},
+        {"idle_power_w", "idle power"},
+        {"pue_adjusted_power_w", "PUE-adjusted power"},
+        {"energy_cost_per_mtok", "energy cost / 1M output tokens"},
+        {"mfu", "MFU (compute)"},
+        {"mbu", "MBU (memory bandwidth)"},
+        {"power_limit_ratio", "power / device limit"},
+        {"utilization", "utilization (vs this run's ceiling)"},
+        {"utilization_adjusted_token_rate_tps", "utilization-adjusted output rate"},
+        {"token_rate_tps", "output rate while busy"},
+        {"deployment_utilization", "deployment utilization U_dep"},
+        {"accuracy", "accuracy"},
+        {"slo_attainment", "SLO attainment"},
+        {"goodput_rps", "goodput (requests)"},
+        {"goodput_tps", "goodput (tokens)"},
+        {"ttft_s", "TTFT"},
+        {"tpot_s", "TPOT"},
+        {"itl_s", "ITL"},
+        {"e2e_s", "E2E latency"},
+    };
+    for (size_t i = 0; i < sizeof L / sizeof L[0]; i++)
+        if (!strcmp(L[i][0], name)) return L[i][1];
+    return name;
+}
+
+static void row(sbuf *b, const etok_metric *x) {
+    char v[48], u[96] = "", name[96];
+    if (x->stat[0]) snprintf(name, sizeof name, "%s %s", label(x->name), x->stat);
+    else snprintf(name, sizeof name, "%s", label(x->name));
+    if (x->valid) {
+        etok_report_fmt(x->value, v, sizeof v);
+        if (isfinite(x->ci_lo) && isfinite(x->ci_hi)) {
+            char lo[24], hi[24];
+            etok_report_fmt(x->ci_lo, lo, sizeof lo);
+            etok_report_fmt(x->ci_hi, hi, sizeof hi);
+            snprintf(u, sizeof u, "95%% CI [%s, %s]", lo, hi);
+        } else if (isfinite(x->uncertainty)) {
+            char e[24];
+            etok_report_fmt(x->uncertainty, e, sizeof e);
+            snprintf(u, sizeof u, "± %s", e);
+        }
+    } else
+        snprintf(v, sizeof v, "n/a");
+    sb_printf(b, "| %s | %s | %s | %s | %s | %s |\n", name, v, x->unit, x->source, u[0] ? u : "–", x->note);
+}
+
+static const char *const COMPACT[][2] = {
+    {"joules_per_output_token", ""}, {"joules_per_token", ""},
+    {"joules_per_input_token", ""}, {"joules_per_decode_token", ""},
+    {"joules_per_correct_answer", ""}, {"quality_conditioned_joules_per_token", ""},
+    {"mfu", ""}, {"mbu", ""}, {"power_limit_ratio", ""},
+    {"mean_power_w", ""}, {"idle_power_w", ""}, {"pue_adjusted_power_w", ""},
+    {"utilization", ""}, {"utilization_adjusted_token_rate_tps", ""},
+    {"accuracy", ""}, {"ttft_s", "p50"}, {"ttft_s", "p90"}, {"ttft_s", "p99"},
+    {"tpot_s", "p50"}, {"tpot_s", "p90"}, {"tpot_s", "p99"}, {"slo_attainment", ""},
+    {"goodput_rps", ""}, {"goodput_tps", ""}, {"energy_cost_per_mtok", ""},
+};
+
+char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
+    sbuf b = {0};
+    const etok_metric *req = etok_metrics_get(m, "requests", ""), *dur = etok_metrics_get(m, "duration_s", "");
+    const etok_metric *tin = etok_metrics_get(m, "tokens_in", ""), *tout = etok_metrics_get(m, "tokens_out", "");
+    if (!compact) sb_printf(&b, "# etok %s report\n\n", r->kind[0] ? r->kind : "run");
+    sb_printf(&b, "%s%s\n", compact ? "" : "- ", r->command[0] ? r->command : "(no command recorded)");
+    sb_printf(&b, "%shost %s, %s, %d CPUs%s\n", compact ? "" : "- ", r->host[0] ? r->host : "?",
+              r->cpu_model[0] ? r->cpu_model : "?", r->cpu_count, r->partial ? "  **PARTIAL RUN (interrupted)**" : "");
+    sb_printf(&b, "%swindow %.2f s, %.0f requests, %.0f input + %.0f output tokens; energy: %s at the %s boundary%s\n",
+              compact ? "" : "- ", dur && dur->valid ? dur->value : NAN, req && req->valid ? req->value : 0,
+              tin && tin->valid ? tin->value : 0, tout && tout->valid ? tout->value : 0, m->energy_source,
+              m->energy_boundary,
+              !strcmp(m->energy_source, "estimate") ? " (a MODEL ESTIMATE, not a measurement)" : "");
+    sb_printf(&b, "%sphase split: %s; measured binding constraint: %s; smallest TPF ceiling: %s; q* gate: %s\n\n",
+              compact ? "" : "- ", m->phase_split_method, m->binding_constraint, m->tpf_binding_ceiling,
+              m->quality_gate_met ? "met" : "NOT met (quality-conditioned figures withheld)");
+    sb_printf(&b, "| figure | value | unit | source | uncertainty | note |\n|---|---:|---|---|---|---|\n");
+    if (compact) {
+        for (size_t i = 0; i < sizeof COMPACT / sizeof COMPACT[0]; i++) {
+            const etok_metric *x = etok_metrics_get(m, COMPACT[i][0], COMPACT[i][1]);
+            if (x) row(&b, x);
+        }
+    } else {
+        for (size_t i = 0; i < m->n; i++) row(&b, &m->m[i]);
+        sb_printf(&b, "\nSources: counter = hardware energy accumulator; power = sampled power integrated; "
+                      "external = power-meter log; estimate = a model, never a measurement; clock = etok's "
+                      "monotonic timestamps; eval = answer checks; engine = the engine's own FLOP/byte counts; "
+                      "probe = `etok probe` ceilings. Uncertainty: ± is 1-sigma; CIs are bootstrap 95%% over "
+                      "requests. Field definitions: docs/REPORT.md.\n");
+    }
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    if (!b.s) return calloc(1, 1);
+    return b.s;
+}

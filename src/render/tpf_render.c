@@ -1,0 +1,553 @@
+/* tpf_render.c — TPF output formats: text, JSON (METRICS.md §1 field names), lever
+ * comparisons, sweep CSV/JSON/SVG. Owns: layout and field naming. Does not own: any figure
+ * (all come from analyse/tpf.c, levers.c, sweep.c); every figure is labelled a model
+ * estimate unless a run record measured it. */
+#include "etok/tpf_render.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etok/svg.h"
+
+static const char *MODEL_NOTE =
+    "model estimate (etok tpf, METRICS.md section 1), not a measurement; device power modelled as "
+    "P_idle + (P_max - P_idle) * activity, activity = max(MFU, MBU) at the operating point; "
+    "uncertainty not quantified: ceilings are upper bounds";
+
+const char *etok_tpf_field_label(const char *f) {
+    static const struct { const char *f, *l; } L[] = {
+        {"facility.power_w", "Facility power P_grid (W)"},
+        {"facility.pue", "PUE (1)"},
+        {"facility.cooling_w", "Cooling capacity P_cooling (W)"},
+        {"facility.theta", "Accounting factor theta (1)"},
+        {"hardware.count", "Devices N_dev (count)"},
+        {"hardware.devices_per_replica", "Devices per replica (count)"},
+        {"hardware.power_cap_w", "Device power cap (W)"},
+        {"hardware.mem_usable_fraction", "Usable memory fraction (1)"},
+        {"workload.input_tokens", "Input length (tokens)"},
+        {"workload.output_tokens", "Output length (tokens)"},
+        {"workload.batch", "Batch per replica (sequences)"},
+        {"model.attention_window", "Attention window (tokens)"},
+        {"utilization", "Utilization U (1)"},
+        {"phi", "Phi_system (1)"},
+    };
+    for (size_t i = 0; i < sizeof L / sizeof L[0]; i++)
+        if (!strcmp(L[i].f, f)) return L[i].l;
+    return f;
+}
+
+/* ---------- helpers ---------- */
+
+static json_t *jnum(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+static char *num(double v, char *buf, size_t n) {
+    if (isnan(v)) snprintf(buf, n, "n/a");
+    else if (isinf(v)) snprintf(buf, n, "unlimited");
+    else if (v != 0 && (fabs(v) >= 1e6 || fabs(v) < 1e-3)) snprintf(buf, n, "%.4g", v);
+    else snprintf(buf, n, "%.4g", v);
+    return buf;
+}
+
+static char *si(double v, const char *unit, char *buf, size_t n) {
+    char t[32];
+    if (!isfinite(v)) return num(v, buf, n);
+    etok_svg_format_si(v, t, sizeof t);
+    /* "2.5k" + " W" -> "2.5 kW" */
+    size_t l = strlen(t);
+    if (l && strchr("kMGTP", t[l - 1])) {
+        char p = t[l - 1];
+        t[l - 1] = '\0';
+        snprintf(buf, n, "%s %c%s", t, p, unit);
+    } else {
+        snprintf(buf, n, "%s %s", t, unit);
+    }
+    return buf;
+}
+
+static void levers_str(const etok_tpf_context *ctx, char *buf, size_t n) {
+    buf[0] = '\0';
+    for (size_t i = 0; ctx && i < 16 && ctx->levers[i]; i++) {
+        if (i) strncat(buf, ", ", n - strlen(buf) - 1);
+        strncat(buf, ctx->levers[i], n - strlen(buf) - 1);
+    }
+}
+
+static void text_header(FILE *f, const etok_tpf_scenario *s, const etok_tpf_result *r, const etok_tpf_context *ctx) {
+    char a[64], b[64], c[64], lv[512];
+    levers_str(ctx, lv, sizeof lv);
+    fprintf(f, "scenario    %s%s%s%s\n", ctx && ctx->scenario_name ? ctx->scenario_name : "(unnamed)", *lv ? "  (levers: " : "",
+            lv, *lv ? ")" : "");
+    fprintf(f, "hardware    %d x %s (%s), %d device(s) per replica, %d replica(s)\n", s->device_count, s->hw.name,
+            *s->hw.display_name ? s->hw.display_name : s->hw.name, r->devices_per_replica, r->replicas);
+    fprintf(f, "model       %s: %s weights (%s), KV %s, compute %s at %s per device, memory %s per device\n", s->model.name,
+            etok_dtype_name(s->weight_dtype), si(r->stats.weight_bytes, "B", a, sizeof a), etok_dtype_name(s->kv_dtype),
+            etok_dtype_name(r->compute_dtype), si(r->peak_flops, "FLOP/s", b, sizeof b), si(r->mem_bw_bps, "B/s", c, sizeof c));
+    fprintf(f, "workload    %d input + %d output tokens per request, batch %d per replica (largest that fits: %d)\n",
+            s->input_tokens, s->output_tokens, r->batch, r->batch_max);
+    if (s->has_facility) {
+        char d[64];
+        fprintf(f, "facility    P_grid %s, PUE %.3g, cooling %s, theta %.3g -> P_IT %s\n", si(s->facility_power_w, "W", a, sizeof a),
+                s->pue, s->cooling_w > 0 ? si(s->cooling_w, "W", b, sizeof b) : "not limited", s->theta,
+                si(r->it_power_w, "W", d, sizeof d));
+    } else {
+        fprintf(f, "facility    none given: delivered_power and cooling are not limited\n");
+    }
+    if (ctx && ctx->from_run) {
+        fprintf(f, "measured    from %s: joules_per_output_token %.4g J/token [measured]", ctx->from_run,
+                s->measured_joules_per_output_token);
+        if (s->measured_device_power_w > 0) fprintf(f, ", device power %.4g W [measured]", s->measured_device_power_w);
+        fprintf(f, ", utilization %.3g [%s]; they replace the modelled values\n", s->utilization,
+                s->utilization_measured ? "measured" : "scenario: the record has none");
+    }
+}
+
+char *etok_tpf_render_text(const etok_tpf_scenario *s, const etok_tpf_result *r, const etok_tpf_context *ctx) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f) return NULL;
+    char a[64], b[64], c[64];
+    fprintf(f, "etok tpf: Token Production Function (%s)\n\n", ctx && ctx->from_run ? "model estimate with measured inputs" : "model estimate, not a measurement");
+    text_header(f, s, r, ctx);
+    fprintf(f, "\nper token                      prefill        decode  per output token\n");
+    fprintf(f, "  flops_per_token (FLOP)   %12.4g  %12.4g  %12.4g\n", r->flops_per_token_prefill, r->flops_per_token_decode,
+            r->flops_per_output_token);
+    fprintf(f, "  bytes_per_token (byte)   %12.4g  %12.4g  %12.4g\n", r->bytes_per_token_prefill, r->bytes_per_token_decode,
+            r->bytes_per_output_token);
+    fprintf(f, "  arithmetic intensity     %12.4g  %12.4g  %12.4g  FLOP/byte\n", r->arithmetic_intensity_prefill,
+            r->arithmetic_intensity_decode, r->arithmetic_intensity);
+    fprintf(f, "  KV cache: %s per token of context, %s per sequence\n", si(r->stats.kv_bytes_per_token, "B", a, sizeof a),
+            si(r->kv_bytes_per_sequence, "B", b, sizeof b));
+
+    fprintf(f, "\nceilings (output token/s, before Phi and U)    headroom\n");
+    for (int i = 0; i < ETOK_CEIL_COUNT; i++) {
+        char h[32];
+        if (isfinite(r->headroom[i])) snprintf(h, sizeof h, "%8.3gx", r->headroom[i]);
+        else snprintf(h, sizeof h, "%9s", "-");
+        fprintf(f, "  %-18s %14s  %s%s\n", etok_ceiling_name((etok_ceiling)i), num(r->ceilings_tps[i], a, sizeof a), h,
+                (etok_ceiling)i == r->binding ? "   <- binding" : "");
+    }
+    fprintf(f, "binding_constraint  %s\n", etok_ceiling_name(r->binding));
+    fprintf(f, "roofline            %.4g token/s with prefill and decode in series (%.0f%% of the smaller hardware ceiling); "
+               "K_eff %s, MFU %.2f, MBU %.2f\n",
+            r->roofline_tps, 100 * r->phase_mix_factor, si(r->k_eff_flops, "FLOP/s", a, sizeof a), r->mfu_at_roofline,
+            r->mbu_at_roofline);
+    fprintf(f, "token_rate_tps      %.4g token/s  = %.4g (binding) x Phi %.3g x U %.3g%s\n", r->token_rate_tps,
+            r->token_rate_full_utilization_tps / s->phi_system, s->phi_system, s->utilization,
+            s->utilization_measured ? " (U measured)" : "");
+    fprintf(f, "\nenergy (%s)\n", r->joules_measured ? "e_tok MEASURED by the run record" : "model estimate");
+    fprintf(f, "  device power        %.4g W per powered device (%s), %.4g of %d devices powered, activity %.2f\n",
+            r->device_power_w,
+            r->device_power_measured ? "measured" : "model: P_idle + (P_max - P_idle) x activity", r->devices_powered,
+            s->device_count, r->activity);
+    fprintf(f, "  joules_per_output_token  %.4g J/token at the device, %.4g J/token PUE-adjusted (/theta x PUE)%s\n",
+            r->joules_per_output_token, r->joules_per_output_token_pue, r->joules_measured ? " [measured]" : "");
+    fprintf(f, "  joules_per_token         %.4g J/token (input + output) at the device, %.4g PUE-adjusted\n", r->joules_per_token,
+            r->joules_per_token_pue);
+    fprintf(f, "  joules_per_flop          %.4g J/FLOP (e_tok / c_tok at the hardware-bound point)\n", r->joules_per_flop);
+    fprintf(f, "  crossover_facility_power_w  %s: below it delivered_power binds\n", si(r->crossover_facility_power_w, "W", c, sizeof c));
+    if (r->energy_cost_per_mtok >= 0)
+        fprintf(f, "  energy_cost_per_mtok     %.4g per million output tokens at %.4g per kWh (marginal energy only)\n",
+                r->energy_cost_per_mtok, ctx ? ctx->price_per_kwh : 0);
+    for (size_t i = 0; i < r->n_notes; i++) fprintf(f, "note: %s\n", r->notes[i]);
+    if (ctx && ctx->from_run) fprintf(f, "note: measured values from %s replace the modelled ones where marked\n", ctx->from_run);
+    fprintf(f, "note: %s\n", MODEL_NOTE);
+    fclose(f);
+    return out;
+}
+
+static json_t *ceil_obj(const double *v) {
+    json_t *o = json_object();
+    for (int i = 0; i < ETOK_CEIL_COUNT; i++) json_object_set_new(o, etok_ceiling_name((etok_ceiling)i), jnum(v[i]));
+    return o;
+}
+
+static json_t *result_json(const etok_tpf_scenario *s, const etok_tpf_result *r, const etok_tpf_context *ctx) {
+    json_t *o = json_object();
+    json_t *sc = json_object();
+    json_object_set_new(sc, "name", json_string(ctx && ctx->scenario_name ? ctx->scenario_name : ""));
+    json_object_set_new(sc, "hardware", json_string(s->hw.name));
+    json_object_set_new(sc, "device_count", json_integer(s->device_count));
+    json_object_set_new(sc, "devices_per_replica", json_integer(r->devices_per_replica));
+    json_object_set_new(sc, "replicas", json_integer(r->replicas));
+    json_object_set_new(sc, "model", json_string(s->model.name));
+    json_object_set_new(sc, "weight_dtype", json_string(etok_dtype_name(s->weight_dtype)));
+    json_object_set_new(sc, "kv_dtype", json_string(etok_dtype_name(s->kv_dtype)));
+    json_object_set_new(sc, "compute_dtype", json_string(etok_dtype_name(r->compute_dtype)));
+    json_object_set_new(sc, "input_tokens", json_integer(s->input_tokens));
+    json_object_set_new(sc, "output_tokens", json_integer(s->output_tokens));
+    json_object_set_new(sc, "batch", json_integer(r->batch));
+    json_object_set_new(sc, "batch_max", json_integer(r->batch_max));
+    json_object_set_new(sc, "facility_power_w", s->has_facility ? json_real(s->facility_power_w) : json_null());
+    json_object_set_new(sc, "pue", json_real(s->has_facility ? s->pue : 1.0));
+    json_object_set_new(sc, "cooling_capacity_w", s->has_facility && s->cooling_w > 0 ? json_real(s->cooling_w) : json_null());
+    json_object_set_new(sc, "theta", json_real(s->has_facility ? s->theta : 1.0));
+    json_object_set_new(sc, "phi_system", json_real(s->phi_system));
+    json_t *lv = json_array();
+    for (size_t i = 0; ctx && i < 16 && ctx->levers[i]; i++) json_array_append_new(lv, json_string(ctx->levers[i]));
+    json_object_set_new(sc, "levers", lv);
+    json_object_set_new(o, "scenario", sc);
+    json_object_set_new(o, "source", json_string(ctx && ctx->from_run ? "estimate+measured" : "estimate"));
+    json_object_set_new(o, "from_run", ctx && ctx->from_run ? json_string(ctx->from_run) : json_null());
+
+    json_object_set_new(o, "peak_flops", jnum(r->peak_flops));
+    json_object_set_new(o, "mem_bw_bps", jnum(r->mem_bw_bps));
+    json_object_set_new(o, "k_eff_flops", jnum(r->k_eff_flops));
+    json_object_set_new(o, "params_total", jnum(r->stats.params_total));
+    json_object_set_new(o, "params_active", jnum(r->stats.params_active));
+    json_object_set_new(o, "weight_bytes", jnum(r->stats.weight_bytes));
+    json_object_set_new(o, "kv_bytes_per_token", jnum(r->stats.kv_bytes_per_token));
+    json_object_set_new(o, "kv_bytes_per_sequence", jnum(r->kv_bytes_per_sequence));
+    json_t *ft = json_object();
+    json_object_set_new(ft, "prefill", jnum(r->flops_per_token_prefill));
+    json_object_set_new(ft, "decode", jnum(r->flops_per_token_decode));
+    json_object_set_new(ft, "per_output_token", jnum(r->flops_per_output_token));
+    json_object_set_new(o, "flops_per_token", ft);
+    json_t *bt = json_object();
+    json_object_set_new(bt, "prefill", jnum(r->bytes_per_token_prefill));
+    json_object_set_new(bt, "decode", jnum(r->bytes_per_token_decode));
+    json_object_set_new(bt, "per_output_token", jnum(r->bytes_per_output_token));
+    json_object_set_new(o, "bytes_per_token", bt);
+    json_t *ai = json_object();
+    json_object_set_new(ai, "prefill", jnum(r->arithmetic_intensity_prefill));
+    json_object_set_new(ai, "decode", jnum(r->arithmetic_intensity_decode));
+    json_object_set_new(ai, "per_output_token", jnum(r->arithmetic_intensity));
+    json_object_set_new(o, "arithmetic_intensity", ai);
+    json_object_set_new(o, "ceilings", ceil_obj(r->ceilings_tps));
+    json_object_set_new(o, "headroom", ceil_obj(r->headroom));
+    json_object_set_new(o, "binding_constraint", json_string(etok_ceiling_name(r->binding)));
+    json_object_set_new(o, "roofline_tps", jnum(r->roofline_tps));
+    json_object_set_new(o, "phase_mix_factor", jnum(r->phase_mix_factor));
+    json_object_set_new(o, "mfu", jnum(r->mfu_at_roofline));
+    json_object_set_new(o, "mbu", jnum(r->mbu_at_roofline));
+    json_object_set_new(o, "token_rate_tps", jnum(r->token_rate_tps));
+    json_object_set_new(o, "token_rate_full_utilization_tps", jnum(r->token_rate_full_utilization_tps));
+    /* METRICS.md §3 name: in the TPF, U already carries the idle share, so the two coincide. */
+    json_object_set_new(o, "utilization_adjusted_token_rate_tps", jnum(r->token_rate_tps));
+    json_object_set_new(o, "utilization", jnum(s->utilization));
+    json_object_set_new(o, "utilization_source", json_string(s->utilization_measured ? "measured" : "scenario"));
+    json_object_set_new(o, "it_power_w", jnum(r->it_power_w));
+    json_object_set_new(o, "device_power_w", jnum(r->device_power_w));
+    json_object_set_new(o, "device_power_source", json_string(r->device_power_measured ? "measured" : "model"));
+    json_object_set_new(o, "devices_powered", jnum(r->devices_powered));
+    json_object_set_new(o, "activity", jnum(r->activity));
+    json_object_set_new(o, "joules_per_output_token", jnum(r->joules_per_output_token));
+    json_object_set_new(o, "joules_per_output_token_pue_adjusted", jnum(r->joules_per_output_token_pue));
+    json_object_set_new(o, "joules_per_token", jnum(r->joules_per_token));
+    json_object_set_new(o, "joules_per_token_pue_adjusted", jnum(r->joules_per_token_pue));
+    json_object_set_new(o, "joules_source", json_string(r->joules_measured ? "measured" : "model"));
+    json_object_set_new(o, "utilization_adjusted_joules_per_token", jnum(r->utilization_adjusted_joules_per_token));
+    json_object_set_new(o, "joules_per_flop", jnum(r->joules_per_flop));
+    json_object_set_new(o, "crossover_facility_power_w", jnum(r->crossover_facility_power_w));
+    json_object_set_new(o, "price_per_kwh", ctx && ctx->price_per_kwh >= 0 ? json_real(ctx->price_per_kwh) : json_null());
+    json_object_set_new(o, "energy_cost_per_mtok", r->energy_cost_per_mtok >= 0 ? json_real(r->energy_cost_per_mtok) : json_null());
+    json_t *notes = json_array();
+    for (size_t i = 0; i < r->n_notes; i++) json_array_append_new(notes, json_string(r->notes[i]));
+    json_array_append_new(notes, json_string(MODEL_NOTE));
+    json_object_set_new(o, "notes", notes);
+    return o;
+}
+
+static char *dump(json_t *o) {
+    char *t = json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
+    json_decref(o);
+    if (!t) return NULL;
+    size_t l = strlen(t);
+    char *t2 = realloc(t, l + 2);
+    if (!t2) { free(t); return NULL; }
+    t2[l] = '\n';
+    t2[l + 1] = '\0';
+    return t2;
+}
+
+char *etok_tpf_render_json(const etok_tpf_scenario *s, const etok_tpf_result *r, const etok_tpf_context *ctx) {
+    return dump(result_json(s, r, ctx));
+}
+
+/* ---------- comparisons ---------- */
+
+char *etok_tpf_render_compare_text(const etok_tpf_scenario *sa, const etok_tpf_result *a, const etok_tpf_scenario *sb,
+                                   const etok_tpf_result *b, const etok_tpf_context *ctx) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f) return NULL;
+    char lv[512], x[32], y[32];
+    levers_str(ctx, lv, sizeof lv);
+    fprintf(f, "etok tpf: lever what-if (%s)\n\n",
+            ctx && ctx->from_run ? "model estimate with measured inputs" : "model estimate, not a measurement");
+    etok_tpf_context base = ctx ? *ctx : (etok_tpf_context){0};
+    base.levers[0] = NULL;
+    text_header(f, sa, a, &base);
+    fprintf(f, "levers      %s\n", lv);
+    for (size_t i = 0; ctx && i < 16 && ctx->levers[i]; i++) {
+        const char *name = ctx->levers[i];
+        for (size_t k = 0; k < etok_lever_count(); k++) {
+            const etok_lever_info *li = etok_lever_at(k);
+            size_t nl = strlen(li->name);
+            if (!strncmp(name, li->name, nl) && (name[nl] == '\0' || name[nl] == '='))
+                fprintf(f, "  %-22s %s [%s]\n", name, li->rationale, li->source);
+        }
+    }
+    etok_tpf_change ch[32];
+    size_t n = etok_tpf_compare(a, b, ch, 32);
+    fprintf(f, "\n%-30s %14s %14s %9s\n", "quantity", "before", "after", "after/before");
+    for (size_t i = 0; i < n; i++) {
+        char ratio[32];
+        if (isnan(ch[i].ratio)) snprintf(ratio, sizeof ratio, "%s", ch[i].moved ? "changed" : "-");
+        else snprintf(ratio, sizeof ratio, "%.3gx", ch[i].ratio);
+        fprintf(f, "%s %-28s %14s %14s %9s  %s\n", ch[i].moved ? "*" : " ", ch[i].field, num(ch[i].before, x, sizeof x),
+                num(ch[i].after, y, sizeof y), ratio, ch[i].unit);
+    }
+    fprintf(f, "(* = moved)\n\n");
+    if (a->binding == b->binding)
+        fprintf(f, "binding_constraint  %s (unchanged)\n", etok_ceiling_name(a->binding));
+    else
+        fprintf(f, "binding_constraint  %s -> %s (CHANGED)\n", etok_ceiling_name(a->binding), etok_ceiling_name(b->binding));
+    fprintf(f, "token_rate_tps      %.4g -> %.4g token/s (%.3gx)\n", a->token_rate_tps, b->token_rate_tps,
+            b->token_rate_tps / a->token_rate_tps);
+    fprintf(f, "joules_per_output_token  %.4g -> %.4g J/token (%.3gx)\n", a->joules_per_output_token,
+            b->joules_per_output_token, b->joules_per_output_token / a->joules_per_output_token);
+    (void)sb;
+    for (size_t i = 0; i < b->n_notes; i++) fprintf(f, "note (after): %s\n", b->notes[i]);
+    fprintf(f, "note: %s\n", MODEL_NOTE);
+    fclose(f);
+    return out;
+}
+
+char *etok_tpf_render_compare_json(const etok_tpf_scenario *sa, const etok_tpf_result *a, const etok_tpf_scenario *sb,
+                                   const etok_tpf_result *b, const etok_tpf_context *ctx) {
+    json_t *o = json_object();
+    etok_tpf_context base = ctx ? *ctx : (etok_tpf_context){0};
+    base.levers[0] = NULL;
+    json_object_set_new(o, "before", result_json(sa, a, &base));
+    json_object_set_new(o, "after", result_json(sb, b, ctx));
+    etok_tpf_change ch[32];
+    size_t n = etok_tpf_compare(a, b, ch, 32);
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_t *c = json_object();
+        json_object_set_new(c, "field", json_string(ch[i].field));
+        json_object_set_new(c, "unit", json_string(ch[i].unit));
+        json_object_set_new(c, "before", jnum(ch[i].before));
+        json_object_set_new(c, "after", jnum(ch[i].after));
+        json_object_set_new(c, "ratio", jnum(ch[i].ratio));
+        json_object_set_new(c, "moved", json_boolean(ch[i].moved));
+        json_array_append_new(arr, c);
+    }
+    json_object_set_new(o, "changes", arr);
+    json_object_set_new(o, "binding_changed", json_boolean(a->binding != b->binding));
+    json_t *lv = json_array();
+    for (size_t i = 0; ctx && i < 16 && ctx->levers[i]; i++) {
+        json_t *l = json_object();
+        json_object_set_new(l, "lever", json_string(ctx->levers[i]));
+        for (size_t k = 0; k < etok_lever_count(); k++) {
+            const etok_lever_info *li = etok_lever_at(k);
+            size_t nl = strlen(li->name);
+            if (!strncmp(ctx->levers[i], li->name, nl) && (ctx->levers[i][nl] == '\0' || ctx->levers[i][nl] == '=')) {
+                json_object_set_new(l, "rationale", json_string(li->rationale));
+                json_object_set_new(l, "source", json_string(li->source));
+            }
+        }
+        json_array_append_new(lv, l);
+    }
+    json_object_set_new(o, "levers", lv);
+    return dump(o);
+}
+
+/* ---------- sweeps ---------- */
+
+typedef struct {
+    double x;
+    const etok_sweep_point *p;
+    int crossover;
+} row;
+
+static int cmp_row(const void *a, const void *b) {
+    double x = ((const row *)a)->x, y = ((const row *)b)->x;
+    return x < y ? -1 : x > y;
+}
+
+static row *sorted_rows(const etok_sweep *sw, size_t *n) {
+    *n = sw->n + sw->n_crossovers;
+    row *rows = calloc(*n ? *n : 1, sizeof *rows);
+    if (!rows) return NULL;
+    for (size_t i = 0; i < sw->n; i++) rows[i] = (row){sw->points[i].x, &sw->points[i], 0};
+    for (size_t i = 0; i < sw->n_crossovers; i++) rows[sw->n + i] = (row){sw->crossovers[i].x, &sw->crossovers[i].at, 1};
+    qsort(rows, *n, sizeof *rows, cmp_row);
+    return rows;
+}
+
+static void csv_num(FILE *f, double v) {
+    if (isfinite(v)) fprintf(f, ",%.10g", v);
+    else fprintf(f, ",%s", isnan(v) ? "" : "inf");
+}
+
+char *etok_tpf_render_sweep_csv(const etok_sweep *sw) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f) return NULL;
+    fprintf(f, "%s,kind,feasible,binding_constraint,token_rate_tps", sw->spec.field);
+    for (int i = 0; i < ETOK_CEIL_COUNT; i++) fprintf(f, ",ceilings.%s", etok_ceiling_name((etok_ceiling)i));
+    fprintf(f, ",roofline_tps,joules_per_output_token,device_power_w,joules_per_flop,crossover_facility_power_w,error\n");
+    size_t n;
+    row *rows = sorted_rows(sw, &n);
+    for (size_t i = 0; rows && i < n; i++) {
+        const etok_sweep_point *p = rows[i].p;
+        fprintf(f, "%.10g,%s,%d", rows[i].x, rows[i].crossover ? "crossover" : "grid", p->ok);
+        if (p->ok) {
+            fprintf(f, ",%s", etok_ceiling_name(p->r.binding));
+            csv_num(f, p->r.token_rate_tps);
+            for (int k = 0; k < ETOK_CEIL_COUNT; k++) csv_num(f, p->r.ceilings_tps[k]);
+            csv_num(f, p->r.roofline_tps);
+            csv_num(f, p->r.joules_per_output_token);
+            csv_num(f, p->r.device_power_w);
+            csv_num(f, p->r.joules_per_flop);
+            csv_num(f, p->r.crossover_facility_power_w);
+            fprintf(f, ",\n");
+        } else {
+            fprintf(f, ",");
+            for (int k = 0; k < ETOK_CEIL_COUNT + 7; k++) fprintf(f, ",");
+            /* The error as a quoted CSV field. */
+            fprintf(f, "\"");
+            for (const char *c = p->error; *c; c++) fprintf(f, *c == '"' ? "\"\"" : "%c", *c);
+            fprintf(f, "\"\n");
+        }
+    }
+    free(rows);
+    fclose(f);
+    return out;
+}
+
+char *etok_tpf_render_sweep_text(const etok_sweep *sw, const etok_tpf_context *ctx) {
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    if (!f) return NULL;
+    char lv[512];
+    levers_str(ctx, lv, sizeof lv);
+    fprintf(f, "etok tpf sweep (model estimate, not a measurement): %s, %s from %g to %g in %d %s steps\n",
+            ctx && ctx->scenario_name ? ctx->scenario_name : "", sw->spec.field, sw->spec.start, sw->spec.stop, sw->spec.steps,
+            sw->spec.log ? "log" : "linear");
+    if (*lv) fprintf(f, "levers applied: %s\n", lv);
+    fprintf(f, "%16s  %-18s %14s\n", sw->spec.field, "binding", "token_rate_tps");
+    for (size_t i = 0; i < sw->n; i++) {
+        const etok_sweep_point *p = &sw->points[i];
+        if (p->ok) fprintf(f, "%16.6g  %-18s %14.6g\n", p->x, etok_ceiling_name(p->r.binding), p->r.token_rate_tps);
+        else fprintf(f, "%16.6g  infeasible: %s\n", p->x, p->error);
+    }
+    if (!sw->n_crossovers) fprintf(f, "no crossover in this range\n");
+    for (size_t i = 0; i < sw->n_crossovers; i++)
+        fprintf(f, "crossover at %s = %.6g: %s -> %s\n", sw->spec.field, sw->crossovers[i].x,
+                etok_ceiling_name(sw->crossovers[i].from), etok_ceiling_name(sw->crossovers[i].to));
+    fclose(f);
+    return out;
+}
+
+char *etok_tpf_render_sweep_json(const etok_sweep *sw, const etok_tpf_context *ctx) {
+    json_t *o = json_object();
+    json_object_set_new(o, "scenario", json_string(ctx && ctx->scenario_name ? ctx->scenario_name : ""));
+    json_object_set_new(o, "source", json_string("estimate"));
+    json_object_set_new(o, "field", json_string(sw->spec.field));
+    json_object_set_new(o, "start", json_real(sw->spec.start));
+    json_object_set_new(o, "stop", json_real(sw->spec.stop));
+    json_object_set_new(o, "steps", json_integer(sw->spec.steps));
+    json_object_set_new(o, "log", json_boolean(sw->spec.log));
+    json_t *pts = json_array();
+    for (size_t i = 0; i < sw->n; i++) {
+        const etok_sweep_point *p = &sw->points[i];
+        json_t *q = json_object();
+        json_object_set_new(q, "x", json_real(p->x));
+        json_object_set_new(q, "feasible", json_boolean(p->ok));
+        if (p->ok) {
+            json_object_set_new(q, "binding_constraint", json_string(etok_ceiling_name(p->r.binding)));
+            json_object_set_new(q, "token_rate_tps", jnum(p->r.token_rate_tps));
+            json_object_set_new(q, "ceilings", ceil_obj(p->r.ceilings_tps));
+            json_object_set_new(q, "joules_per_output_token", jnum(p->r.joules_per_output_token));
+        } else {
+            json_object_set_new(q, "error", json_string(p->error));
+        }
+        json_array_append_new(pts, q);
+    }
+    json_object_set_new(o, "points", pts);
+    json_t *cx = json_array();
+    for (size_t i = 0; i < sw->n_crossovers; i++) {
+        json_t *c = json_object();
+        json_object_set_new(c, "x", json_real(sw->crossovers[i].x));
+        json_object_set_new(c, "from", json_string(etok_ceiling_name(sw->crossovers[i].from)));
+        json_object_set_new(c, "to", json_string(etok_ceiling_name(sw->crossovers[i].to)));
+        json_array_append_new(cx, c);
+    }
+    json_object_set_new(o, "crossovers", cx);
+    return dump(o);
+}
+
+char *etok_tpf_render_sweep_svg(const etok_sweep *sw, const etok_tpf_context *ctx) {
+    char title[256];
+    snprintf(title, sizeof title, "Token Production Function: %s", ctx && ctx->scenario_name ? ctx->scenario_name : "sweep");
+    etok_svg_chart *c = etok_svg_chart_new(title, 800, 500);
+    if (!c) return NULL;
+    etok_svg_chart_x_axis(c, etok_tpf_field_label(sw->spec.field), sw->spec.log ? ETOK_SVG_LOG : ETOK_SVG_LINEAR, 0, 0);
+    etok_svg_chart_y_axis(c, "Output token rate (token/s)", ETOK_SVG_LOG, 0, 0);
+    etok_svg_chart_legend(c, ETOK_SVG_LEGEND_BELOW);
+    size_t n = sw->n;
+    double *x = calloc(n ? n : 1, sizeof *x), *y = calloc(n ? n : 1, sizeof *y);
+    if (!x || !y) { free(x); free(y); etok_svg_chart_free(c); return NULL; }
+    for (size_t i = 0; i < n; i++) {
+        x[i] = sw->points[i].x;
+        y[i] = sw->points[i].ok ? sw->points[i].r.token_rate_tps : NAN;
+    }
+    etok_svg_style tr = {.color = "#000000", .width_px = 3};
+    etok_svg_chart_add_series(c, "token_rate_tps (x Phi x U)", x, y, n, &tr);
+    /* Colours fixed per ceiling so figures are comparable. */
+    for (int k = 0; k < ETOK_CEIL_COUNT; k++) {
+        int any = 0;
+        for (size_t i = 0; i < n; i++) {
+            x[i] = sw->points[i].x;
+            y[i] = sw->points[i].ok ? sw->points[i].r.ceilings_tps[k] : NAN;
+            any |= isfinite(y[i]);
+        }
+        if (!any) continue;
+        etok_svg_style st = {.color = etok_svg_palette((size_t)k), .dashed = 1, .width_px = 1.8};
+        char name[64];
+        snprintf(name, sizeof name, "ceiling: %s", etok_ceiling_name((etok_ceiling)k));
+        etok_svg_chart_add_series(c, name, x, y, n, &st);
+    }
+    /* Binding regions: contiguous runs of one binding constraint, split at the crossovers. */
+    size_t i = 0;
+    while (i < n) {
+        if (!sw->points[i].ok) { i++; continue; }
+        etok_ceiling b = sw->points[i].r.binding;
+        size_t j = i;
+        while (j + 1 < n && sw->points[j + 1].ok && sw->points[j + 1].r.binding == b) j++;
+        double x0 = sw->points[i].x, x1 = sw->points[j].x;
+        for (size_t k = 0; k < sw->n_crossovers; k++) {
+            if (i > 0 && sw->crossovers[k].x <= x0 && sw->crossovers[k].x >= sw->points[i - 1].x) x0 = sw->crossovers[k].x;
+            if (j + 1 < n && sw->crossovers[k].x >= x1 && sw->crossovers[k].x <= sw->points[j + 1].x) x1 = sw->crossovers[k].x;
+        }
+        char lab[64];
+        snprintf(lab, sizeof lab, "%s-bound", etok_ceiling_name(b));
+        etok_svg_chart_add_band(c, x0, x1, lab, etok_svg_palette((size_t)b));
+        i = j + 1;
+    }
+    for (size_t k = 0; k < sw->n_crossovers; k++) {
+        char lab[160], v[48];
+        const char *f = sw->spec.field;
+        size_t fl = strlen(f);
+        if (fl > 2 && !strcmp(f + fl - 2, "_w")) si(sw->crossovers[k].x, "W", v, sizeof v); /* "9.8 kW" */
+        else etok_svg_format_si(sw->crossovers[k].x, v, sizeof v);
+        snprintf(lab, sizeof lab, "crossover %s: %s -> %s", v, etok_ceiling_name(sw->crossovers[k].from),
+                 etok_ceiling_name(sw->crossovers[k].to));
+        etok_svg_chart_add_vline(c, sw->crossovers[k].x, lab, NULL);
+    }
+    etok_svg_chart_caption(c, "etok tpf model estimate (METRICS.md section 1), not a measurement; ceilings before Phi and U");
+    char *svg = etok_svg_chart_render(c);
+    free(x);
+    free(y);
+    etok_svg_chart_free(c);
+    return svg;
+}

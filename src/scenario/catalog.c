@@ -1,0 +1,397 @@
+/* catalog.c — the TPF catalogs on disk: data/hardware/NAME.json, data/models/NAME.json,
+ * data/scenarios/NAME.json (only .json files; other files such as default-model.sha256 are
+ * ignored). Owns: the data directory, listing names, quantities with units, reading hardware
+ * and model entries (with their `source` for every number). Does not own: scenario files
+ * (scenario.c) or the model (analyse/tpf.c). */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "scenario/jsonq.h"
+
+#ifndef ETOK_SOURCE_DIR
+#define ETOK_SOURCE_DIR "."
+#endif
+
+const char *etok_data_dir(void) {
+    const char *e = getenv("ETOK_DATA_DIR");
+    return e && *e ? e : ETOK_SOURCE_DIR "/data";
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+int etok_catalog_names(const char *kind, char ***names, size_t *n, etok_err *err) {
+    *names = NULL;
+    *n = 0;
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/%s", etok_data_dir(), kind);
+    DIR *d = opendir(dir);
+    if (!d) return etok_errc(err, ETOK_EXIT_INPUT, "%s: cannot open catalog directory: %s (set ETOK_DATA_DIR)", dir, strerror(errno));
+    struct dirent *de;
+    size_t cap = 0;
+    while ((de = readdir(d))) {
+        size_t l = strlen(de->d_name);
+        if (l <= 5 || strcmp(de->d_name + l - 5, ".json") || de->d_name[0] == '.') continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **nn = realloc(*names, cap * sizeof *nn);
+            if (!nn) break;
+            *names = nn;
+        }
+        (*names)[*n] = strndup(de->d_name, l - 5);
+        if ((*names)[*n]) (*n)++;
+    }
+    closedir(d);
+    if (*n) qsort(*names, *n, sizeof **names, cmp_str);
+    return 0;
+}
+
+void etok_catalog_names_free(char **names, size_t n) {
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* ---------- quantities ---------- */
+
+static const struct {
+    const char *unit;
+    char dim;
+    double scale;
+} UNITS[] = {
+    {"W", 'P', 1}, {"kW", 'P', 1e3}, {"MW", 'P', 1e6}, {"GW", 'P', 1e9},
+    {"B", 'M', 1}, {"kB", 'M', 1e3}, {"KB", 'M', 1e3}, {"MB", 'M', 1e6}, {"GB", 'M', 1e9}, {"TB", 'M', 1e12},
+    {"KiB", 'M', 1024.0}, {"MiB", 'M', 1048576.0}, {"GiB", 'M', 1073741824.0}, {"TiB", 'M', 1099511627776.0},
+    {"B/s", 'B', 1}, {"kB/s", 'B', 1e3}, {"MB/s", 'B', 1e6}, {"GB/s", 'B', 1e9}, {"TB/s", 'B', 1e12},
+    {"GiB/s", 'B', 1073741824.0}, {"TiB/s", 'B', 1099511627776.0},
+    {"FLOP/s", 'F', 1}, {"GFLOP/s", 'F', 1e9}, {"TFLOP/s", 'F', 1e12}, {"PFLOP/s", 'F', 1e15},
+    {"FLOPS", 'F', 1}, {"GFLOPS", 'F', 1e9}, {"TFLOPS", 'F', 1e12}, {"PFLOPS", 'F', 1e15},
+    {"TOPS", 'F', 1e12}, {"POPS", 'F', 1e15},
+    {"J", 'E', 1}, {"kJ", 'E', 1e3}, {"MJ", 'E', 1e6}, {"Wh", 'E', 3600}, {"kWh", 'E', 3.6e6}, {"MWh", 'E', 3.6e9},
+    {"s", 'T', 1}, {"ms", 'T', 1e-3}, {"h", 'T', 3600},
+    {"J/token", 'J', 1}, {"mJ/token", 'J', 1e-3},
+    {"token/s", 'R', 1}, {"tok/s", 'R', 1},
+    {"%", '1', 0.01},
+};
+
+static const char *dim_name(char d) {
+    switch (d) {
+    case 'P': return "a power (W)";
+    case 'M': return "a size (bytes)";
+    case 'B': return "a bandwidth (byte/s)";
+    case 'F': return "a compute rate (FLOP/s)";
+    case 'E': return "an energy (J)";
+    case 'T': return "a time (s)";
+    case 'J': return "an energy per token (J/token)";
+    case 'R': return "a token rate (token/s)";
+    default: return "a dimensionless number";
+    }
+}
+
+int etok_quantity_parse(const char *text, char dim, const char *field, double *out, etok_err *err) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (end == text || errno || !isfinite(v))
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: '%s' is not a number with a unit", field, text);
+    while (*end == ' ') end++;
+    if (!*end) { *out = v; return 0; }
+    char unit[32];
+    snprintf(unit, sizeof unit, "%s", end);
+    size_t l = strlen(unit);
+    while (l && unit[l - 1] == ' ') unit[--l] = '\0';
+    for (size_t i = 0; i < sizeof UNITS / sizeof UNITS[0]; i++) {
+        if (strcmp(UNITS[i].unit, unit)) continue;
+        if (UNITS[i].dim != dim)
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: '%s' is %s, but %s must be %s", field, text,
+                             dim_name(UNITS[i].dim), field, dim_name(dim));
+        *out = v * UNITS[i].scale;
+        return 0;
+    }
+    return etok_errc(err, ETOK_EXIT_INPUT, "%s: unknown unit '%s' in '%s' (expected %s)", field, unit, text, dim_name(dim));
+}
+
+int jq_number(json_t *v, char dim, const char *what, const char *field, double *out, etok_err *err) {
+    if (json_is_number(v)) {
+        *out = json_number_value(v);
+        return 0;
+    }
+    if (json_is_string(v)) {
+        etok_err e = {0};
+        if (etok_quantity_parse(json_string_value(v), dim, field, out, &e) == 0) return 0;
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s", what, e.msg);
+    }
+    return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be a number (%s)", what, field, dim_name(dim));
+}
+
+int jq_int(json_t *v, long long lo, long long hi, const char *what, const char *field, int *out, etok_err *err) {
+    double x = 0;
+    if (json_is_string(v))
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be a whole number without a unit (got \"%s\")", what, field,
+                         json_string_value(v));
+    if (jq_number(v, '1', what, field, &x, err)) return -1;
+    if (x != floor(x) || x < (double)lo || x > (double)hi)
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be a whole number in %lld..%lld (got %g)", what, field, lo, hi, x);
+    *out = (int)x;
+    return 0;
+}
+
+int jq_known_keys(json_t *obj, const char *const *known, const char *what, const char *prefix, etok_err *err) {
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        int ok = 0;
+        for (size_t i = 0; known[i] && !ok; i++) ok = !strcmp(key, known[i]);
+        if (ok) continue;
+        char list[640] = "";
+        for (size_t i = 0; known[i]; i++) {
+            strncat(list, known[i], sizeof list - strlen(list) - 1);
+            if (known[i + 1]) strncat(list, ", ", sizeof list - strlen(list) - 1);
+        }
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: unknown field %s%s%s (known: %s)", what, prefix ? prefix : "",
+                         prefix && *prefix ? "." : "", key, list);
+    }
+    return 0;
+}
+
+static void fieldname(char *buf, size_t n, const char *prefix, const char *key) {
+    if (prefix && *prefix) snprintf(buf, n, "%s.%s", prefix, key);
+    else snprintf(buf, n, "%s", key);
+}
+
+static int get_num(json_t *o, const char *key, char dim, int required, const char *what, const char *prefix, double *out,
+                   etok_err *err) {
+    char f[128];
+    fieldname(f, sizeof f, prefix, key);
+    json_t *v = json_object_get(o, key);
+    if (!v) return required ? etok_errc(err, ETOK_EXIT_INPUT, "%s: missing field %s (%s)", what, f, dim_name(dim)) : 0;
+    if (jq_number(v, dim, what, f, out, err)) return -1;
+    if (*out < 0) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be >= 0 (got %g)", what, f, *out);
+    return 0;
+}
+
+static int get_int(json_t *o, const char *key, int required, long long lo, long long hi, const char *what, const char *prefix,
+                   int *out, etok_err *err) {
+    char f[128];
+    fieldname(f, sizeof f, prefix, key);
+    json_t *v = json_object_get(o, key);
+    if (!v) return required ? etok_errc(err, ETOK_EXIT_INPUT, "%s: missing field %s (a whole number)", what, f) : 0;
+    return jq_int(v, lo, hi, what, f, out, err);
+}
+
+static int get_str(json_t *o, const char *key, const char *what, const char *prefix, char *out, size_t n, etok_err *err) {
+    json_t *v = json_object_get(o, key);
+    if (!v) return 0;
+    char f[128];
+    fieldname(f, sizeof f, prefix, key);
+    if (!json_is_string(v)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be a string", what, f);
+    snprintf(out, n, "%s", json_string_value(v));
+    return 0;
+}
+
+/* ---------- hardware ---------- */
+
+const char *const JQ_HW_KEYS[] = {"name", "display_name", "peak_flops", "mem_bw_bps", "mem_bytes",
+                                  "max_power_w", "idle_power_w", "source", NULL};
+
+int jq_hardware(json_t *o, const char *what, const char *prefix, int require_all, etok_hw_spec *hw, etok_err *err) {
+    if (get_str(o, "name", what, prefix, hw->name, sizeof hw->name, err) ||
+        get_str(o, "display_name", what, prefix, hw->display_name, sizeof hw->display_name, err))
+        return -1;
+    json_t *pf = json_object_get(o, "peak_flops");
+    char pfx[96];
+    fieldname(pfx, sizeof pfx, prefix, "peak_flops");
+    if (pf) {
+        static const char *const PF_KEYS[] = {"fp32", "bf16", "fp16", "fp8", "int8", NULL};
+        if (!json_is_object(pf))
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be an object {\"bf16\": FLOP/s, \"fp8\": ..., ...}", what, pfx);
+        if (jq_known_keys(pf, PF_KEYS, what, pfx, err) || get_num(pf, "fp32", 'F', 0, what, pfx, &hw->peak_flops_fp32, err) ||
+            get_num(pf, "bf16", 'F', 0, what, pfx, &hw->peak_flops_bf16, err) ||
+            get_num(pf, "fp8", 'F', 0, what, pfx, &hw->peak_flops_fp8, err) ||
+            get_num(pf, "int8", 'F', 0, what, pfx, &hw->peak_flops_int8, err))
+            return -1;
+        if (!hw->peak_flops_bf16 && json_object_get(pf, "fp16") &&
+            get_num(pf, "fp16", 'F', 0, what, pfx, &hw->peak_flops_bf16, err))
+            return -1;
+    }
+    if (require_all && !(hw->peak_flops_bf16 > 0))
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: missing field %s.bf16 (dense peak, FLOP/s)", what, pfx);
+    if (get_num(o, "mem_bw_bps", 'B', require_all, what, prefix, &hw->mem_bw_bps, err) ||
+        get_num(o, "mem_bytes", 'M', require_all, what, prefix, &hw->mem_bytes, err) ||
+        get_num(o, "max_power_w", 'P', require_all, what, prefix, &hw->max_power_w, err) ||
+        get_num(o, "idle_power_w", 'P', require_all, what, prefix, &hw->idle_power_w, err))
+        return -1;
+    return 0;
+}
+
+/* A catalog entry must say where each number comes from. */
+static int require_sources(json_t *o, const char *what, const char *const *keys, etok_err *err) {
+    json_t *src = json_object_get(o, "source");
+    if (!json_is_object(src))
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: missing field source (an object naming the source of each number)", what);
+    for (size_t i = 0; keys[i]; i++) {
+        json_t *s = json_object_get(src, keys[i]);
+        if (!json_is_string(s) || !*json_string_value(s))
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: source.%s: missing (every number needs a source)", what, keys[i]);
+    }
+    return 0;
+}
+
+static json_t *load_entry(const char *kind, const char *label, const char *name, char *path, size_t pn, etok_err *err) {
+    for (const char *p = name; *p; p++)
+        if (*p == '/' || *p == '\\') {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s name '%s' must not contain '/'", label, name);
+            return NULL;
+        }
+    snprintf(path, pn, "%s/%s/%s.json", etok_data_dir(), kind, name);
+    json_error_t je;
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        char **names;
+        size_t n;
+        char list[1024] = "";
+        if (etok_catalog_names(kind, &names, &n, NULL) == 0) {
+            for (size_t i = 0; i < n; i++) {
+                strncat(list, names[i], sizeof list - strlen(list) - 1);
+                if (i + 1 < n) strncat(list, ", ", sizeof list - strlen(list) - 1);
+            }
+            etok_catalog_names_free(names, n);
+        }
+        etok_errc(err, ETOK_EXIT_INPUT, "unknown %s '%s' (known: %s)", label, name, *list ? list : "none: catalog empty");
+        return NULL;
+    }
+    json_t *root = json_loadf(f, 0, &je);
+    fclose(f);
+    if (!root) {
+        etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: %s", path, je.line, je.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        json_decref(root);
+        etok_errc(err, ETOK_EXIT_INPUT, "%s: must be a JSON object", path);
+        return NULL;
+    }
+    return root;
+}
+
+int etok_catalog_hardware(const char *name, etok_hw_spec *hw, etok_err *err) {
+    char path[4096];
+    memset(hw, 0, sizeof *hw);
+    json_t *root = load_entry("hardware", "hardware", name, path, sizeof path, err);
+    if (!root) return -1;
+    static const char *const SRC[] = {"peak_flops", "mem_bw_bps", "mem_bytes", "max_power_w", "idle_power_w", NULL};
+    int rc = (jq_known_keys(root, JQ_HW_KEYS, path, NULL, err) || jq_hardware(root, path, NULL, 1, hw, err) ||
+              require_sources(root, path, SRC, err))
+                 ? -1
+                 : 0;
+    if (!rc && !*hw->name) snprintf(hw->name, sizeof hw->name, "%s", name);
+    json_decref(root);
+    return rc;
+}
+
+/* ---------- models ---------- */
+
+const char *const JQ_MODEL_KEYS[] = {"name", "display_name", "layers", "d_model", "n_heads", "n_kv_heads", "head_dim",
+                                     "d_ff", "vocab", "tied_embeddings", "attention_window", "max_context", "moe", "mla",
+                                     "default_weight_dtype", "default_kv_dtype", "params_total", "source", NULL};
+
+static int get_dtype(json_t *o, const char *key, const char *what, const char *prefix, etok_dtype *out, etok_err *err) {
+    json_t *v = json_object_get(o, key);
+    if (!v) return 0;
+    char f[128];
+    fieldname(f, sizeof f, prefix, key);
+    if (!json_is_string(v) || etok_dtype_parse(json_string_value(v), out)) {
+        char list[256] = "";
+        for (int i = 0; i < ETOK_DT_COUNT; i++) {
+            strncat(list, etok_dtype_name((etok_dtype)i), sizeof list - strlen(list) - 1);
+            if (i + 1 < ETOK_DT_COUNT) strncat(list, ", ", sizeof list - strlen(list) - 1);
+        }
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: unknown data type %s%s%s (known: %s)", what, f,
+                         json_is_string(v) ? "'" : "", json_is_string(v) ? json_string_value(v) : "(not a string)",
+                         json_is_string(v) ? "'" : "", list);
+    }
+    return 0;
+}
+
+int jq_model(json_t *o, const char *what, const char *prefix, int req, etok_model_arch *m, etok_err *err) {
+    const int BIG = 1 << 30;
+    if (get_str(o, "name", what, prefix, m->name, sizeof m->name, err) ||
+        get_str(o, "display_name", what, prefix, m->display_name, sizeof m->display_name, err) ||
+        get_int(o, "layers", req, 1, BIG, what, prefix, &m->n_layers, err) ||
+        get_int(o, "d_model", req, 1, BIG, what, prefix, &m->d_model, err) ||
+        get_int(o, "n_heads", req, 1, BIG, what, prefix, &m->n_heads, err) ||
+        get_int(o, "n_kv_heads", 0, 1, BIG, what, prefix, &m->n_kv_heads, err) ||
+        get_int(o, "head_dim", 0, 1, BIG, what, prefix, &m->head_dim, err) ||
+        get_int(o, "d_ff", req, 1, BIG, what, prefix, &m->d_ff, err) ||
+        get_int(o, "vocab", req, 1, BIG, what, prefix, &m->vocab, err) ||
+        get_int(o, "attention_window", 0, 0, BIG, what, prefix, &m->attention_window, err) ||
+        get_int(o, "max_context", 0, 0, BIG, what, prefix, &m->max_context, err) ||
+        get_dtype(o, "default_weight_dtype", what, prefix, &m->default_weight_dtype, err) ||
+        get_dtype(o, "default_kv_dtype", what, prefix, &m->default_kv_dtype, err) ||
+        get_num(o, "params_total", '1', 0, what, prefix, &m->params_total_card, err))
+        return -1;
+    json_t *t = json_object_get(o, "tied_embeddings");
+    if (t) {
+        char f[128];
+        fieldname(f, sizeof f, prefix, "tied_embeddings");
+        if (!json_is_boolean(t)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be true or false", what, f);
+        m->tied_embeddings = json_is_true(t);
+    }
+    if (m->n_kv_heads == 0) m->n_kv_heads = m->n_heads;
+    if (m->head_dim == 0 && m->n_heads > 0) m->head_dim = m->d_model / m->n_heads;
+    json_t *moe = json_object_get(o, "moe");
+    if (moe && !json_is_null(moe)) {
+        char p[96];
+        fieldname(p, sizeof p, prefix, "moe");
+        static const char *const K[] = {"experts", "top_k", "shared_experts", "d_ff_expert", "dense_layers", NULL};
+        if (!json_is_object(moe)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be an object", what, p);
+        if (jq_known_keys(moe, K, what, p, err) || get_int(moe, "experts", 1, 1, BIG, what, p, &m->n_experts, err) ||
+            get_int(moe, "top_k", 1, 1, BIG, what, p, &m->top_k, err) ||
+            get_int(moe, "shared_experts", 0, 0, BIG, what, p, &m->n_shared_experts, err) ||
+            get_int(moe, "d_ff_expert", 1, 1, BIG, what, p, &m->d_ff_expert, err) ||
+            get_int(moe, "dense_layers", 0, 0, BIG, what, p, &m->n_dense_layers, err))
+            return -1;
+        if (m->top_k > m->n_experts)
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s.top_k %d exceeds %s.experts %d", what, p, m->top_k, p, m->n_experts);
+        if (m->n_dense_layers > m->n_layers)
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s.dense_layers %d exceeds layers %d", what, p, m->n_dense_layers, m->n_layers);
+    }
+    json_t *mla = json_object_get(o, "mla");
+    if (mla && !json_is_null(mla)) {
+        char p[96];
+        fieldname(p, sizeof p, prefix, "mla");
+        static const char *const K[] = {"q_lora_rank", "kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim", NULL};
+        if (!json_is_object(mla)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be an object", what, p);
+        if (jq_known_keys(mla, K, what, p, err) || get_int(mla, "q_lora_rank", 0, 0, BIG, what, p, &m->q_lora_rank, err) ||
+            get_int(mla, "kv_lora_rank", 1, 1, BIG, what, p, &m->kv_lora_rank, err) ||
+            get_int(mla, "qk_nope_head_dim", 1, 1, BIG, what, p, &m->qk_nope_head_dim, err) ||
+            get_int(mla, "qk_rope_head_dim", 1, 0, BIG, what, p, &m->qk_rope_head_dim, err) ||
+            get_int(mla, "v_head_dim", 1, 1, BIG, what, p, &m->v_head_dim, err))
+            return -1;
+    }
+    return 0;
+}
+
+int etok_catalog_model(const char *name, etok_model_arch *m, etok_err *err) {
+    char path[4096];
+    memset(m, 0, sizeof *m);
+    m->default_weight_dtype = ETOK_DT_BF16;
+    m->default_kv_dtype = ETOK_DT_BF16;
+    json_t *root = load_entry("models", "model", name, path, sizeof path, err);
+    if (!root) return -1;
+    static const char *const SRC[] = {"architecture", NULL};
+    int rc = (jq_known_keys(root, JQ_MODEL_KEYS, path, NULL, err) || jq_model(root, path, NULL, 1, m, err) ||
+              require_sources(root, path, SRC, err))
+                 ? -1
+                 : 0;
+    if (!rc && m->params_total_card > 0) {
+        json_t *src = json_object_get(root, "source");
+        if (!json_is_string(json_object_get(src, "params_total")))
+            rc = etok_errc(err, ETOK_EXIT_INPUT, "%s: source.params_total: missing (every number needs a source)", path);
+    }
+    if (!rc && !*m->name) snprintf(m->name, sizeof m->name, "%s", name);
+    json_decref(root);
+    return rc;
+}

@@ -1,0 +1,44 @@
+#!/bin/sh
+# e2e: `etok meters` on fixture roots — lists every meter, says why one is unavailable, makes an
+# estimate-only machine obvious, and --json is valid JSON with the same facts.
+set -eu
+ETOK=${ETOK_BIN:-build/etok}
+T=$(mktemp -d /tmp/etok-e2e-meters-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+mkdir -p "$T/sys" "$T/proc"
+printf 'cpu  1 0 1 10 0 0 0 0 0 0\ncpu0 1 0 1 10 0 0 0 0 0 0\n' > "$T/proc/stat"
+printf 'processor\t: 0\nmodel name\t: Test CPU\n' > "$T/proc/cpuinfo"
+export ETOK_SYSFS_ROOT="$T/sys" ETOK_PROC_ROOT="$T/proc" ETOK_NVML_LIB="$T/none.so"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$ETOK" meters --help | grep -q "usage: etok meters" || fail "--help"
+out=$("$ETOK" meters) || fail "exit status $?"
+for m in rapl perf hwmon nvml extlog estimate; do
+  echo "$out" | grep -q "^$m " || fail "meter $m not listed"
+done
+echo "$out" | grep -q "^rapl .* no .*missing" || fail "rapl should be missing"
+echo "$out" | grep -q "^estimate .* yes" || fail "estimate should be available"
+echo "$out" | grep -q "Only the \`estimate\` meter is available" || fail "estimate-only not made obvious"
+
+json=$("$ETOK" meters --json)
+echo "$json" | python3 -c 'import json,sys; a=json.load(sys.stdin); assert [m["name"] for m in a]==["rapl","perf","hwmon","nvml","extlog","estimate"]; assert a[5]["available"] and a[5]["source"]=="estimate"; assert not a[0]["available"] and a[0]["why"].startswith("missing")' \
+  || fail "--json content"
+
+# a RAPL zone whose energy_uj is unreadable: listed with the permission reason
+mkdir -p "$T/sys/class/powercap/intel-rapl:0"
+echo package-0 > "$T/sys/class/powercap/intel-rapl:0/name"
+echo 1000 > "$T/sys/class/powercap/intel-rapl:0/energy_uj"
+echo 262143328850 > "$T/sys/class/powercap/intel-rapl:0/max_energy_range_uj"
+chmod 000 "$T/sys/class/powercap/intel-rapl:0/energy_uj"
+"$ETOK" meters | grep -q "^rapl .* no .*permission: .*root-only" || fail "permission reason"
+chmod 644 "$T/sys/class/powercap/intel-rapl:0/energy_uj"
+"$ETOK" meters | grep -q "^rapl .* yes .*package-0" || fail "readable rapl"
+"$ETOK" meters | grep -q "Only the" && fail "estimate-only note with a real counter"
+
+set +e
+"$ETOK" meters --bogus 2>"$T/err"; rc=$?
+set -e
+[ "$rc" -eq 2 ] || fail "unknown option exit $rc"
+grep -q "unknown option '--bogus'" "$T/err" || fail "unknown option message"
+echo "ok"

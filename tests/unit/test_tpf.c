@@ -1,0 +1,615 @@
+/* test_tpf.c — the Token Production Function model (METRICS.md §1) against hand-computed
+ * values. The architectures are written out here from the models' config.json files (not
+ * read from data/), so the arithmetic below is checkable by hand. */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "etok/tpf.h"
+#include "etok/tpf_render.h"
+
+#define assert_close(a, b, rel)                                                                                 \
+    do {                                                                                                        \
+        double _a = (a), _b = (b);                                                                              \
+        if (!(fabs(_a - _b) <= (rel) * fabs(_b))) fail_msg("%s = %.10g, expected %.10g (rel %g)", #a, _a, _b, (double)(rel)); \
+    } while (0)
+
+/* ---------- architectures (config.json values) ---------- */
+
+static etok_model_arch smollm2_135m(void) {
+    etok_model_arch m = {0};
+    snprintf(m.name, sizeof m.name, "smollm2-135m");
+    m.n_layers = 30; m.d_model = 576; m.n_heads = 9; m.n_kv_heads = 3; m.head_dim = 64; m.d_ff = 1536;
+    m.vocab = 49152; m.tied_embeddings = 1; m.max_context = 8192;
+    return m;
+}
+
+static etok_model_arch llama31_8b(void) {
+    etok_model_arch m = {0};
+    snprintf(m.name, sizeof m.name, "llama-3.1-8b");
+    m.n_layers = 32; m.d_model = 4096; m.n_heads = 32; m.n_kv_heads = 8; m.head_dim = 128; m.d_ff = 14336;
+    m.vocab = 128256; m.max_context = 131072;
+    return m;
+}
+
+static etok_model_arch mixtral_8x7b(void) {
+    etok_model_arch m = llama31_8b();
+    snprintf(m.name, sizeof m.name, "mixtral-8x7b");
+    m.vocab = 32000; m.max_context = 32768;
+    m.n_experts = 8; m.top_k = 2; m.d_ff_expert = 14336;
+    return m;
+}
+
+static etok_model_arch deepseek_v3(void) {
+    etok_model_arch m = {0};
+    snprintf(m.name, sizeof m.name, "deepseek-v3");
+    m.n_layers = 61; m.d_model = 7168; m.n_heads = 128; m.n_kv_heads = 128; m.head_dim = 128; m.d_ff = 18432;
+    m.vocab = 129280;
+    m.n_experts = 256; m.top_k = 8; m.n_shared_experts = 1; m.d_ff_expert = 2048; m.n_dense_layers = 3;
+    m.q_lora_rank = 1536; m.kv_lora_rank = 512; m.qk_nope_head_dim = 128; m.qk_rope_head_dim = 64; m.v_head_dim = 128;
+    return m;
+}
+
+static etok_hw_spec h100_sxm(void) {
+    etok_hw_spec h = {0};
+    snprintf(h.name, sizeof h.name, "h100-sxm");
+    h.peak_flops_bf16 = 989.4e12; h.peak_flops_fp8 = 1978.9e12; h.peak_flops_int8 = 1978.9e12; h.peak_flops_fp32 = 67e12;
+    h.mem_bw_bps = 3.35e12; h.mem_bytes = 80e9; h.max_power_w = 700; h.idle_power_w = 70;
+    return h;
+}
+
+/* One H100 SXM, Llama 3.1 8B bf16, pure decode of 128 tokens at batch 1. */
+static etok_tpf_scenario decode_b1(void) {
+    etok_tpf_scenario s;
+    etok_tpf_scenario_init(&s);
+    s.hw = h100_sxm();
+    s.model = llama31_8b();
+    s.input_tokens = 0;
+    s.output_tokens = 128;
+    s.batch = 1;
+    return s;
+}
+
+/* ---------- FLOPs and bytes per token ---------- */
+
+static void smollm2_counts(void **state) {
+    (void)state;
+    etok_model_arch m = smollm2_135m();
+    etok_tpf_model_stats st;
+    assert_int_equal(etok_tpf_model_stats_compute(&m, ETOK_DT_BF16, ETOK_DT_BF16, &st), 0);
+    /* attention per layer: q 576*576 = 331,776; k, v 576*(3*64) = 110,592 each; o 331,776 -> 884,736
+     * FFN per layer: 3*576*1536 = 2,654,208; layer = 3,538,944; x 30 layers = 106,168,320
+     * embedding 49,152*576 = 28,311,552, tied: counted once, and it is the LM head
+     * total = 134,479,872 (model card: 135M) */
+    assert_true(st.params_total == 134479872.0);
+    /* matmul params = 106,168,320 + 28,311,552 (LM head) = 134,479,872 -> 268,959,744 FLOP/token */
+    assert_true(st.params_active_matmul == 134479872.0);
+    /* KV: 2 * L * n_kv * d_h * 2 bytes = 2*30*3*64*2 = 23,040 byte/token of context */
+    assert_true(st.kv_bytes_per_token == 23040.0);
+    /* attention: 4 * L * n_h * d_h = 4*30*9*64 = 69,120 FLOP per context position */
+    assert_true(st.attn_flops_per_ctx == 69120.0);
+
+    etok_tpf_scenario s;
+    etok_tpf_scenario_init(&s);
+    s.hw = h100_sxm();
+    s.model = m;
+    s.input_tokens = 128;
+    s.output_tokens = 128;
+    s.batch = 1;
+    etok_tpf_result r;
+    etok_err err = {0};
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    /* prefill: positions 1..128, mean 64.5: 268,959,744 + 69,120*64.5 = 273,417,984 */
+    assert_true(r.flops_per_token_prefill == 273417984.0);
+    /* decode: positions 129..256, mean 192.5: 268,959,744 + 69,120*192.5 = 282,265,344 */
+    assert_true(r.flops_per_token_decode == 282265344.0);
+    /* decode bytes at batch 1: weights 134,479,872*2 = 268,959,744 + KV read 23,040*192.5 + write 23,040
+     * = 268,959,744 + 4,435,200 + 23,040 = 273,417,984 */
+    assert_true(r.bytes_per_token_decode == 273417984.0);
+}
+
+static void llama8b_counts(void **state) {
+    (void)state;
+    etok_model_arch m = llama31_8b();
+    etok_tpf_model_stats st;
+    assert_int_equal(etok_tpf_model_stats_compute(&m, ETOK_DT_BF16, ETOK_DT_BF16, &st), 0);
+    /* attention per layer: 4096*4096 (q) + 2*4096*1024 (k, v) + 4096*4096 (o) = 41,943,040
+     * FFN per layer: 3*4096*14336 = 176,160,768; layer = 218,103,808; x 32 = 6,979,321,856
+     * embedding = LM head = 128,256*4096 = 525,336,576 each (untied)
+     * total = 6,979,321,856 + 2*525,336,576 = 8,029,995,008 (model card: 8.03B = this + 266,240
+     * RMSNorm weights, 65 x 4096, which the model does not count) */
+    assert_true(st.params_total == 8029995008.0);
+    /* matmul params exclude the embedding lookup: 6,979,321,856 + 525,336,576 = 7,504,658,432 */
+    assert_true(st.params_active_matmul == 7504658432.0);
+    /* KV: 2*32*8*128*2 = 131,072 byte/token; attention 4*32*32*128 = 524,288 FLOP/position */
+    assert_true(st.kv_bytes_per_token == 131072.0);
+    assert_true(st.attn_flops_per_ctx == 524288.0);
+    /* bf16 weights: 8,029,995,008 * 2 = 16,059,990,016 bytes */
+    assert_true(st.weight_bytes == 16059990016.0);
+
+    etok_tpf_scenario s = decode_b1();
+    etok_tpf_result r;
+    etok_err err = {0};
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    /* decode positions 1..128, mean 64.5: c = 2*7,504,658,432 + 524,288*64.5 = 15,043,133,440 */
+    assert_true(r.flops_per_token_decode == 15043133440.0);
+}
+
+static void mixtral_counts(void **state) {
+    (void)state;
+    etok_model_arch m = mixtral_8x7b();
+    etok_tpf_model_stats st;
+    assert_int_equal(etok_tpf_model_stats_compute(&m, ETOK_DT_BF16, ETOK_DT_BF16, &st), 0);
+    /* per layer: attention 41,943,040 + 8 experts * 3*4096*14336 (176,160,768) + router 4096*8
+     * = 41,943,040 + 1,409,286,144 + 32,768 = 1,451,261,952; x 32 = 46,440,382,464
+     * + embedding and LM head 2 * 32,000*4096 = 262,144,000 -> 46,702,526,464 (paper: 47B) */
+    assert_true(st.params_total == 46702526464.0);
+    /* active: 32 * (41,943,040 + 2*176,160,768 + 32,768) = 12,617,515,008, + 2*131,072,000
+     * = 12,879,659,008 (paper: 13B active); matmul = 12,748,587,008 -> 25,497,174,016 FLOP/token */
+    assert_true(st.params_active == 12879659008.0);
+    assert_true(2 * st.params_active_matmul == 25497174016.0);
+    assert_true(st.kv_bytes_per_token == 131072.0);
+
+    /* Decode weight bytes: at batch 1 only the 2 routed experts are read; at batch B the expected
+     * distinct experts per layer are 8 (1 - (6/8)^B). */
+    etok_tpf_scenario s = decode_b1();
+    s.model = m;
+    s.devices_per_replica = 0;
+    s.device_count = 2; /* 93.4 GB of weights need two 80 GB devices */
+    etok_tpf_result r;
+    etok_err err = {0};
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_int_equal(r.devices_per_replica, 2);
+    double kv = 131072.0 * (64.5 + 1); /* read mean context + write one */
+    assert_close(r.bytes_per_token_decode - kv, 12879659008.0 * 2, 1e-12);
+    s.batch = 4;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    double uniq = 8 * (1 - pow(0.75, 4)); /* 5.53125 experts */
+    double w = (46702526464.0 - 32 * 8 * 176160768.0 + 32 * uniq * 176160768.0) * 2;
+    assert_close(r.bytes_per_token_decode - kv, w / 4, 1e-12);
+}
+
+static void deepseek_v3_mla_counts(void **state) {
+    (void)state;
+    etok_model_arch m = deepseek_v3();
+    etok_tpf_model_stats st;
+    assert_int_equal(etok_tpf_model_stats_compute(&m, ETOK_DT_FP8, ETOK_DT_BF16, &st), 0);
+    /* MLA attention per layer:
+     *   q down 7168*1536 = 11,010,048; q up 1536*128*(128+64) = 37,748,736
+     *   kv down 7168*(512+64) = 4,128,768; kv up 512*128*(128+128) = 16,777,216
+     *   o 128*128*7168 = 117,440,512; sum 187,105,280; x 61 layers = 11,413,422,080
+     * dense FFN (3 layers): 3 * 3*7168*18432 = 3 * 396,361,728 = 1,189,085,184
+     * MoE layers (58): expert 3*7168*2048 = 44,040,192; router 7168*256 = 1,835,008
+     *   shared + router: 58 * (44,040,192 + 1,835,008) = 2,660,761,600
+     *   routed: 58 * 256 * 44,040,192 = 653,908,770,816
+     * embedding + LM head: 2 * 129,280*7168 = 1,853,358,080
+     * total = 671,025,397,760 (report: 671B) */
+    assert_true(st.params_total == 671025397760.0);
+    /* active = 11,413,422,080 + 1,189,085,184 + 2,660,761,600 + 58*8*44,040,192 (20,434,649,088)
+     *        + 1,853,358,080 = 37,551,276,032 (report: 37B activated) */
+    assert_true(st.params_active == 37551276032.0);
+    /* matmul FLOPs: 2 * (37,551,276,032 - 926,679,040) = 73,249,193,984 */
+    assert_true(2 * st.params_active_matmul == 73249193984.0);
+    /* MLA KV: L * (d_latent + d_rope) * 2 bytes = 61*(512+64)*2 = 70,272 byte/token
+     * (full multi-head KV would be 2*61*128*128*2 = 3,997,696: 57x more) */
+    assert_true(st.kv_bytes_per_token == 70272.0);
+    /* attention: 2 * L * n_h * (d_qk + d_v) = 2*61*128*(192+128) = 4,997,120 FLOP per position */
+    assert_true(st.attn_flops_per_ctx == 4997120.0);
+    /* fp8 weights: 1 byte each */
+    assert_true(st.weight_bytes == 671025397760.0);
+}
+
+static void mean_context(void **state) {
+    (void)state;
+    assert_true(etok_tpf_mean_ctx(1, 128, 0) == 64.5);
+    /* window 100 over 1..200: (1+...+100 + 100*100) / 200 = (5050 + 10000) / 200 = 75.25 */
+    assert_true(etok_tpf_mean_ctx(1, 200, 100) == 75.25);
+    /* entirely past the window */
+    assert_true(etok_tpf_mean_ctx(300, 400, 100) == 100.0);
+}
+
+/* ---------- ceilings and the binding constraint ---------- */
+
+static void llama8b_decode_b1_is_memory_bound_near_209(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    etok_tpf_result r;
+    etok_err err = {0};
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_int_equal(r.binding, ETOK_CEIL_MEMORY_BANDWIDTH);
+    /* b_tok = 16,059,990,016 (weights / batch 1) + 131,072 * (64.5 + 1) = 16,068,575,232 byte
+     * memory_bandwidth = 3.35e12 / 16,068,575,232 = 208.48 token/s (~ 3.35 TB/s / 16 GB = 209) */
+    assert_close(r.bytes_per_token_decode, 16068575232.0, 1e-12);
+    assert_close(r.ceilings_tps[ETOK_CEIL_MEMORY_BANDWIDTH], 3.35e12 / 16068575232.0, 1e-12);
+    assert_close(r.token_rate_tps, 209.0, 0.01);
+    /* compute = 989.4e12 / 15,043,133,440 = 65,771 token/s: 315x headroom */
+    assert_close(r.ceilings_tps[ETOK_CEIL_COMPUTE], 989.4e12 / 15043133440.0, 1e-12);
+    assert_true(r.headroom[ETOK_CEIL_COMPUTE] > 300);
+    assert_true(r.headroom[ETOK_CEIL_MEMORY_BANDWIDTH] == 1.0);
+    /* flat out: 700 W / 208.47 token/s = 3.358 J/token; joules_per_flop = that / c_tok */
+    assert_close(r.joules_per_output_token, 700.0 / r.token_rate_tps, 1e-12);
+    assert_close(r.joules_per_flop, r.joules_per_output_token / 15043133440.0, 1e-12);
+    /* no facility: the power ceilings do not limit */
+    assert_true(isinf(r.ceilings_tps[ETOK_CEIL_DELIVERED_POWER]));
+    /* crossover P_grid* = PUE * N * P_dev / theta = 700 W */
+    assert_close(r.crossover_facility_power_w, 700.0, 1e-12);
+}
+
+static void raising_batch_moves_toward_compute(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    etok_err err = {0};
+    etok_tpf_result r;
+    double last_ai = 0, last_ratio = INFINITY;
+    int batches[] = {1, 4, 16, 64, 256, 1024};
+    for (size_t i = 0; i < sizeof batches / sizeof batches[0]; i++) {
+        s.batch = batches[i];
+        assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+        /* intensity rises and the compute ceiling comes closer to the bandwidth ceiling */
+        assert_true(r.arithmetic_intensity_decode > last_ai);
+        double ratio = r.ceilings_tps[ETOK_CEIL_COMPUTE] / r.ceilings_tps[ETOK_CEIL_MEMORY_BANDWIDTH];
+        assert_true(ratio < last_ratio);
+        last_ai = r.arithmetic_intensity_decode;
+        last_ratio = ratio;
+    }
+    /* at batch 1024: b = 16,059,990,016/1024 + 131,072*65.5 = 24,269,924 byte, c = 15,043,133,440:
+     * intensity 620 FLOP/byte > ridge 989.4/3.35 = 295 -> compute-bound */
+    assert_int_equal(r.binding, ETOK_CEIL_COMPUTE);
+    assert_close(r.arithmetic_intensity_decode, 15043133440.0 / (16059990016.0 / 1024 + 131072 * 65.5), 1e-12);
+    assert_close(r.token_rate_tps, 989.4e12 / 15043133440.0, 1e-12);
+}
+
+static void batch_max_is_memory_capacity(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    s.batch = 0; /* the largest batch that fits */
+    s.model.n_layers = 32;
+    s.hw.peak_flops_bf16 = 1e18; /* make compute irrelevant */
+    etok_err err = {0};
+    etok_tpf_result r;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    /* free memory 0.9*80e9 - 16,059,990,016 = 55,940,009,984; KV per sequence 128*131,072 =
+     * 16,777,216 -> 3334 sequences */
+    assert_int_equal(r.batch_max, 3334);
+    assert_int_equal(r.batch, 3334);
+    assert_int_equal(r.binding, ETOK_CEIL_MEMORY_CAPACITY);
+}
+
+static void facility_power_below_crossover_binds(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    s.device_count = 8;
+    s.has_facility = 1;
+    s.pue = 1.25;
+    s.theta = 0.8;
+    s.facility_power_w = 1e6;
+    etok_err err = {0};
+    etok_tpf_result r;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_int_equal(r.binding, ETOK_CEIL_MEMORY_BANDWIDTH);
+    /* P_grid* = PUE * N * P_max / theta = 1.25 * 8 * 700 / 0.8 = 8750 W */
+    assert_close(r.crossover_facility_power_w, 8750.0, 1e-12);
+    s.facility_power_w = 0.5 * 8750.0;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_int_equal(r.binding, ETOK_CEIL_DELIVERED_POWER);
+    /* theta * (P_grid / PUE) / e_tok with e_tok = 8*700 W / (8 * 208.47 token/s) */
+    double e = 8 * 700.0 / (8 * 3.35e12 / 16068575232.0);
+    assert_close(r.ceilings_tps[ETOK_CEIL_DELIVERED_POWER], 0.8 * (4375.0 / 1.25) / e, 1e-9);
+    assert_close(r.token_rate_tps, r.ceilings_tps[ETOK_CEIL_DELIVERED_POWER], 1e-12);
+    /* half the power -> half the devices powered */
+    assert_close(r.devices_powered, 4.0, 1e-9);
+}
+
+static void cooling_below_it_power_binds(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    s.device_count = 8;
+    s.has_facility = 1;
+    s.pue = 1.2;
+    s.theta = 1;
+    s.facility_power_w = 1.2e5; /* P_grid / PUE = 100 kW, well above 5.6 kW of devices */
+    s.cooling_w = 5000;         /* less than the 5.6 kW the devices draw flat out */
+    etok_err err = {0};
+    etok_tpf_result r;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_int_equal(r.binding, ETOK_CEIL_COOLING);
+    assert_close(r.it_power_w, 5000.0, 1e-12);
+    assert_close(r.token_rate_tps, r.ceilings_tps[ETOK_CEIL_MEMORY_BANDWIDTH] * 5000.0 / 5600.0, 1e-9);
+}
+
+static void device_power_cap_binds(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    s.power_cap_w = 385; /* halfway between idle 70 W and 700 W */
+    etok_err err = {0};
+    etok_tpf_result r;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_int_equal(r.binding, ETOK_CEIL_DEVICE_POWER_CAP);
+    /* activity at the cap: (385 - 70) / (700 - 70) = 0.5 of the roofline rate */
+    assert_close(r.token_rate_tps, 0.5 * 3.35e12 / 16068575232.0, 1e-9);
+    assert_close(r.device_power_w, 385.0, 1e-9);
+}
+
+static void utilization_and_phi(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    s.utilization = 0.5;
+    s.phi_system = 2.0;
+    etok_err err = {0};
+    etok_tpf_result r;
+    assert_int_equal(etok_tpf_evaluate(&s, 0.10, &r, &err), 0);
+    double R = 3.35e12 / 16068575232.0;
+    assert_close(r.token_rate_tps, R * 2.0 * 0.5, 1e-12);
+    /* device power 70 + 630 * 0.5 = 385 W; e = 385 / (R * 1.0) */
+    assert_close(r.device_power_w, 385.0, 1e-12);
+    assert_close(r.joules_per_output_token, 385.0 / (R * 1.0), 1e-12);
+    /* METRICS.md §3: e_busy + P_idle (1 - U) / (U rate_busy) = 700/(2R) + 70*0.5/(0.5*2R) */
+    assert_close(r.utilization_adjusted_joules_per_token, 700.0 / (2 * R) + 70 * 0.5 / (0.5 * 2 * R), 1e-12);
+    /* cost = J/token * 1e6 / 3.6e6 * price * PUE */
+    assert_close(r.energy_cost_per_mtok, r.joules_per_output_token * 1e6 / 3.6e6 * 0.10, 1e-12);
+}
+
+/* ---------- errors ---------- */
+
+static void errors_name_the_field(void **state) {
+    (void)state;
+    etok_err err = {0};
+    etok_tpf_result r;
+    etok_tpf_scenario s = decode_b1();
+    /* 405B-class weights on one device */
+    s.model.n_layers = 126; s.model.d_model = 16384; s.model.n_heads = 128; s.model.d_ff = 53248;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), -1);
+    assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    assert_non_null(strstr(err.msg, "does not fit"));
+    s = decode_b1();
+    s.batch = 5000; /* > 3334 */
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "workload.batch 5000"));
+    assert_non_null(strstr(err.msg, "largest batch 3334"));
+    s = decode_b1();
+    s.device_count = 6;
+    s.devices_per_replica = 4;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "not a multiple"));
+    s = decode_b1();
+    s.has_facility = 1;
+    s.facility_power_w = 1e5;
+    s.pue = 0.9;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "facility.pue"));
+    s = decode_b1();
+    s.utilization = 1.5;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "utilization"));
+    s = decode_b1();
+    s.input_tokens = 131072;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), -1);
+    assert_non_null(strstr(err.msg, "exceeds the context"));
+}
+
+/* ---------- levers ---------- */
+
+static void levers_transform(void **state) {
+    (void)state;
+    etok_err err = {0};
+    etok_tpf_result a, b;
+    etok_tpf_scenario s = decode_b1();
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &a, &err), 0);
+
+    etok_tpf_scenario t = s;
+    assert_int_equal(etok_lever_apply(&t, "kv-int8", &err), 0);
+    assert_int_equal(etok_tpf_evaluate(&t, -1, &b, &err), 0);
+    assert_true(b.stats.kv_bytes_per_token == a.stats.kv_bytes_per_token / 2);
+
+    t = s;
+    assert_int_equal(etok_lever_apply(&t, "fp8", &err), 0);
+    assert_int_equal(etok_tpf_evaluate(&t, -1, &b, &err), 0);
+    assert_true(b.stats.weight_bytes == a.stats.weight_bytes / 2);
+    assert_true(b.peak_flops == 1978.9e12);
+    /* memory-bound: the rate nearly doubles (KV bytes unchanged) */
+    assert_true(b.token_rate_tps > 1.95 * a.token_rate_tps);
+
+    t = s;
+    assert_int_equal(etok_lever_apply(&t, "int4", &err), 0);
+    assert_int_equal(etok_tpf_evaluate(&t, -1, &b, &err), 0);
+    assert_close(b.stats.weight_bytes, 8029995008.0 * 4.125 / 8, 1e-12);
+    assert_true(b.compute_dtype == ETOK_DT_BF16);
+
+    t = s;
+    assert_int_equal(etok_lever_apply(&t, "mla", &err), 0);
+    assert_int_equal(etok_tpf_evaluate(&t, -1, &b, &err), 0);
+    /* latent 4*128 + rope 64 per layer: 32 * 576 * 2 = 36,864 byte/token (vs 131,072) */
+    assert_true(b.stats.kv_bytes_per_token == 36864.0);
+
+    t = s;
+    t.input_tokens = 4096;
+    etok_tpf_result c;
+    assert_int_equal(etok_tpf_evaluate(&t, -1, &c, &err), 0);
+    assert_int_equal(etok_lever_apply(&t, "window=1024", &err), 0);
+    assert_int_equal(etok_tpf_evaluate(&t, -1, &b, &err), 0);
+    assert_true(b.flops_per_token_decode < c.flops_per_token_decode);
+    /* decode positions 4097..4224 all see 1024 positions */
+    assert_close(b.flops_per_token_decode, 2 * 7504658432.0 + 524288.0 * 1024, 1e-12);
+    assert_close(b.kv_bytes_per_sequence, 1024 * 131072.0, 1e-12);
+
+    t = s;
+    assert_int_equal(etok_lever_apply(&t, "batch=64", &err), 0);
+    assert_int_equal(t.batch, 64);
+    assert_int_equal(etok_lever_apply(&t, "adaptive-reasoning=0.5", &err), 0);
+    assert_int_equal(t.output_tokens, 64);
+    assert_true(t.phi_system == 2.0);
+    assert_int_equal(etok_lever_apply(&t, "phi=1.5", &err), 0);
+    assert_true(t.phi_system == 3.0);
+
+    t = s;
+    t.model = mixtral_8x7b();
+    assert_int_equal(etok_lever_apply(&t, "moe-topk=1", &err), 0);
+    etok_tpf_model_stats st;
+    etok_tpf_model_stats_compute(&t.model, ETOK_DT_BF16, ETOK_DT_BF16, &st);
+    assert_true(st.params_active == 12879659008.0 - 32 * 176160768.0);
+
+    /* errors */
+    t = s;
+    assert_int_equal(etok_lever_apply(&t, "moe-topk=2", &err), -1);
+    assert_non_null(strstr(err.msg, "not a mixture of experts"));
+    assert_int_equal(etok_lever_apply(&t, "turbo", &err), -1);
+    assert_non_null(strstr(err.msg, "unknown lever 'turbo'"));
+    assert_non_null(strstr(err.msg, "kv-int8"));
+    assert_int_equal(etok_lever_apply(&t, "window", &err), -1);
+    assert_int_equal(etok_lever_apply(&t, "batch=2.5", &err), -1);
+    assert_int_equal(etok_lever_apply(&t, "fp8=3", &err), -1);
+    for (size_t i = 0; i < etok_lever_count(); i++) {
+        assert_true(strlen(etok_lever_at(i)->rationale) > 10);
+        assert_true(strlen(etok_lever_at(i)->source) > 5);
+    }
+}
+
+/* ---------- sweeps ---------- */
+
+static void sweep_crossover_matches_formula(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    s.device_count = 8;
+    s.has_facility = 1;
+    s.pue = 1.3;
+    s.theta = 0.7;
+    s.facility_power_w = 1e6;
+    etok_sweep_spec spec;
+    etok_err err = {0};
+    assert_int_equal(etok_sweep_parse("facility.power_w=1e3:1e6:31:log", &spec, &err), 0);
+    assert_true(spec.log && spec.steps == 31);
+    etok_sweep sw;
+    assert_int_equal(etok_sweep_run(&s, &spec, -1, &sw, &err), 0);
+    /* P_grid* = PUE * N * P_max / theta = 1.3 * 8 * 700 / 0.7 = 10,400 W */
+    assert_int_equal(sw.n_crossovers, 1);
+    assert_close(sw.crossovers[0].x, 10400.0, 1e-6);
+    assert_int_equal(sw.crossovers[0].from, ETOK_CEIL_DELIVERED_POWER);
+    assert_int_equal(sw.crossovers[0].to, ETOK_CEIL_MEMORY_BANDWIDTH);
+    /* The CSV: every grid row below 10,400 W is delivered_power-bound, every row above is
+     * memory-bound, and the crossover row sits at 10,400 W. */
+    char *csv = etok_tpf_render_sweep_csv(&sw);
+    assert_non_null(csv);
+    char *save = NULL;
+    int rows = 0, crossover_rows = 0;
+    for (char *line = strtok_r(csv, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (rows++ == 0) {
+            assert_non_null(strstr(line, "facility.power_w,kind,feasible,binding_constraint"));
+            continue;
+        }
+        double x = strtod(line, NULL);
+        if (strstr(line, ",crossover,")) {
+            crossover_rows++;
+            assert_close(x, 10400.0, 1e-6);
+            continue;
+        }
+        if (x < 10400.0 * (1 - 1e-9)) assert_non_null(strstr(line, ",delivered_power,"));
+        else assert_non_null(strstr(line, ",memory_bandwidth,"));
+    }
+    assert_int_equal(rows, 1 + 31 + 1);
+    assert_int_equal(crossover_rows, 1);
+    free(csv);
+    char *svg = etok_tpf_render_sweep_svg(&sw, &(etok_tpf_context){.scenario_name = "test"});
+    assert_non_null(svg);
+    assert_non_null(strstr(svg, "crossover 10.4 kW"));
+    assert_non_null(strstr(svg, "Facility power P_grid (W)"));
+    free(svg);
+    etok_sweep_free(&sw);
+}
+
+static void sweep_batch_crossover_and_errors(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    etok_sweep_spec spec;
+    etok_err err = {0};
+    etok_sweep sw;
+    assert_int_equal(etok_sweep_parse("workload.batch=1:4096:20:log", &spec, &err), 0);
+    assert_int_equal(etok_sweep_run(&s, &spec, -1, &sw, &err), 0);
+    /* batch beyond 3334 is infeasible and says why */
+    assert_false(sw.points[sw.n - 1].ok);
+    assert_non_null(strstr(sw.points[sw.n - 1].error, "workload.batch"));
+    assert_int_equal(sw.n_crossovers, 1);
+    /* memory -> compute where c/F = b(B)/B_mem: the crossover batch B* is the first whole batch
+     * whose decode intensity reaches the ridge point 989.4e12 / 3.35e12 */
+    int bstar = (int)sw.crossovers[0].x;
+    etok_tpf_result r;
+    s.batch = bstar;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_int_equal(r.binding, ETOK_CEIL_COMPUTE);
+    s.batch = bstar - 1;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_int_equal(r.binding, ETOK_CEIL_MEMORY_BANDWIDTH);
+    etok_sweep_free(&sw);
+    assert_int_equal(etok_sweep_parse("facility.power_kw=1:2:3", &spec, &err), -1);
+    assert_non_null(strstr(err.msg, "facility.power_w"));
+    assert_int_equal(etok_sweep_parse("workload.batch=1:2", &spec, &err), -1);
+    assert_int_equal(etok_sweep_parse("workload.batch=0:10:5:log", &spec, &err), -1);
+}
+
+static void sweep_integer_field_skips_infeasible_values(void **state) {
+    (void)state;
+    /* Replicas of 2 devices at 700 W each under 5 kW of delivered power (PUE 1, theta 1): the
+     * devices stay memory-bound while N * 700 W <= 5000 W, i.e. up to 7 devices; only even
+     * counts are feasible, so the first delivered_power-bound count is 8. */
+    etok_tpf_scenario s = decode_b1();
+    s.devices_per_replica = 2;
+    s.has_facility = 1;
+    s.facility_power_w = 5000;
+    etok_sweep_spec spec;
+    etok_err err = {0};
+    etok_sweep sw;
+    assert_int_equal(etok_sweep_parse("hardware.count=2:20:4", &spec, &err), 0);
+    assert_int_equal(etok_sweep_run(&s, &spec, -1, &sw, &err), 0);
+    assert_true(sw.points[1].x == 8); /* 2 + 6: evaluated at whole values */
+    assert_int_equal(sw.n_crossovers, 1);
+    assert_true(sw.crossovers[0].x == 8);
+    assert_int_equal(sw.crossovers[0].to, ETOK_CEIL_DELIVERED_POWER);
+    etok_sweep_free(&sw);
+}
+
+static void render_json_has_metric_names(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    etok_err err = {0};
+    etok_tpf_result r;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    etok_tpf_context ctx = {.scenario_name = "t", .price_per_kwh = -1};
+    char *j = etok_tpf_render_json(&s, &r, &ctx);
+    assert_non_null(j);
+    const char *names[] = {"\"flops_per_token\"", "\"bytes_per_token\"", "\"arithmetic_intensity\"", "\"ceilings\"",
+                           "\"memory_bandwidth\"", "\"device_power_cap\"", "\"binding_constraint\"", "\"headroom\"",
+                           "\"token_rate_tps\"", "\"joules_per_output_token\"", "\"joules_per_flop\"",
+                           "\"crossover_facility_power_w\"", "\"energy_cost_per_mtok\"", "\"source\": \"estimate\""};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strstr(j, names[i])) fail_msg("missing %s", names[i]);
+    free(j);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(smollm2_counts),
+        cmocka_unit_test(llama8b_counts),
+        cmocka_unit_test(mixtral_counts),
+        cmocka_unit_test(deepseek_v3_mla_counts),
+        cmocka_unit_test(mean_context),
+        cmocka_unit_test(llama8b_decode_b1_is_memory_bound_near_209),
+        cmocka_unit_test(raising_batch_moves_toward_compute),
+        cmocka_unit_test(batch_max_is_memory_capacity),
+        cmocka_unit_test(facility_power_below_crossover_binds),
+        cmocka_unit_test(cooling_below_it_power_binds),
+        cmocka_unit_test(device_power_cap_binds),
+        cmocka_unit_test(utilization_and_phi),
+        cmocka_unit_test(errors_name_the_field),
+        cmocka_unit_test(levers_transform),
+        cmocka_unit_test(sweep_crossover_matches_formula),
+        cmocka_unit_test(sweep_batch_crossover_and_errors),
+        cmocka_unit_test(sweep_integer_field_skips_infeasible_values),
+        cmocka_unit_test(render_json_has_metric_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
