@@ -163,7 +163,8 @@ static void full_record(etok_record *r) {
     r->ttft_slo_s = 0.5;
     r->tpot_slo_s = 0.05;
     r->deployment_utilization = 0.4;
-    r->config_json = strdup("{\"idle_s\":5,\"meters\":[\"estimate\"]}");
+    /* strings that look like the writer's internal sample placeholders must stay strings */
+    r->config_json = strdup("{\"idle_s\":5,\"meters\":[\"estimate\"],\"samples\":\"\\u0001S0\"}");
     r->tokens_known = 1;
     r->tokens_in = 12;
     r->tokens_out = 5000000000LL;
@@ -200,7 +201,7 @@ static void full_record(etok_record *r) {
     etok_trace_add_sample(t, 0.1, 1.0 / 3.0);
     t = etok_record_add_trace(r); /* a trace with no samples is legal */
     snprintf(t->meter, sizeof t->meter, "estimate");
-    snprintf(t->domain, sizeof t->domain, "cpu");
+    snprintf(t->domain, sizeof t->domain, "\001S1");
     t->source = ETOK_SOURCE_ESTIMATE;
     t->boundary = ETOK_BOUNDARY_NODE;
     snprintf(t->raw_unit, sizeof t->raw_unit, "W");
@@ -308,6 +309,10 @@ static void round_trip_keeps_every_field_exactly(void **state) {
     full_record(&a);
     char *text = etok_record_to_json_text(&a);
     assert_non_null(text);
+    /* samples are compact: one [t_s, raw] pair a line */
+    char line[128];
+    snprintf(line, sizeof line, "\n    [%.17g, %.17g]", a.traces[0].samples[7].t_s, a.traces[0].samples[7].raw);
+    assert_non_null(strstr(text, line));
     etok_err err = {0};
     int rc = etok_record_from_json_text(&b, text, "mem", &err);
     if (rc != 0) fail_msg("%s", err.msg);
