@@ -8,8 +8,8 @@
  * Per-request energy (serve): the engine thread reads cumulative energy before and after each
  * batched step (etok_engine_step). The step's energy — from the end of the previous step when
  * the engine ran back to back, else from the start of this step — is split across the requests
- * in the step in proportion to the tokens each contributed (prompt tokens prefilled plus the
- * token decoded). Energy used while no request is in the engine is not attributed to any
+ * in the step in proportion to the tokens each put through the forward pass (its prompt chunk
+ * when prefilling, else the one token it decodes). Energy used while no request is in the engine is not attributed to any
  * request; it is exported as etok_unattributed_energy_joules_total. So, over any window,
  * sum(request energy_j) + unattributed = the meter's energy. A single request's figure is as
  * good as the meter's time resolution: a counter that refreshes every ~1 ms (RAPL) splits

@@ -393,15 +393,17 @@ static void *engine_main(void *arg) {
         if (have_e) last_e = e1;
         back_to_back = 1;
         long long step_tokens = 0, step_out = 0;
+        /* a sequence's share = the tokens it put through this forward pass: its prompt chunk
+         * when prefilling, else the one token it decodes */
         for (int k = 0; k < res.n_events; k++)
-            step_tokens += res.events[k].prefill_tokens + (res.events[k].new_token >= 0 ? 1 : 0);
+            step_tokens += res.events[k].prefill_tokens > 0 ? res.events[k].prefill_tokens : 1;
         if (step_tokens == 0 && have_e) s->unattributed_j += de;
         for (int k = 0; k < res.n_events; k++) {
             const etok_seq_event *ev = &res.events[k];
             int slot = -1;
             sreq *q = find_active(s, ev->seq_id, &slot);
             if (!q) continue;
-            int share = ev->prefill_tokens + (ev->new_token >= 0 ? 1 : 0);
+            int share = ev->prefill_tokens > 0 ? ev->prefill_tokens : 1;
             if (step_tokens > 0 && have_e) {
                 double ej = de * (double)share / (double)step_tokens;
                 q->energy_j += ej;
