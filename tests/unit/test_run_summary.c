@@ -30,8 +30,8 @@ static void build(etok_record *r, etok_source src, int idle, int tokens) {
     etok_trace_add_sample(t, 0, 0);
     etok_trace_add_sample(t, 2, 20);
     etok_trace_add_sample(t, 4, 60);
-    etok_trace *psys = etok_record_add_trace(r);
-    *psys = *t;
+    etok_trace *psys = etok_record_add_trace(r); /* may move the array: copy from it anew */
+    *psys = r->traces[0];
     psys->samples = NULL;
     psys->n_samples = 0;
     snprintf(psys->domain, sizeof psys->domain, "psys");
