@@ -443,6 +443,9 @@ int cmd_run(int argc, char **argv) {
             etok_run_summary_text(stderr, &rec, &sum, saved ? saved_path : NULL);
             if (o.tokens_regex && ran && !cr.tokens_found)
                 fprintf(stderr, "  note: --tokens-regex '%s' matched no line with an integer count\n", o.tokens_regex);
+            else if (o.tokens_regex && cr.tokens_found)
+                fprintf(stderr, "  tokens from     --tokens-regex, last of %d matching lines: %s\n", cr.tokens_matches,
+                        cr.tokens_line);
         }
     } else {
         fprintf(stderr, "etok run: cannot analyse the record (invalid windows)\n");
