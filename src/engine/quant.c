@@ -405,8 +405,10 @@ void etok_quantize_q8a_ref(const float *x, etok_block_q8a *out, int64_t n) {
             out[i].qs[j] = (int8_t)q;
             sum += q;
         }
-        out[i].d = d;
-        out[i].s = d * (float)sum;
+        /* scale and sum rounded to F16 as llama.cpp's Q8_0/Q8_1 blocks store them, so both
+         * engines see the same activation quantisation */
+        out[i].d = etok_f16_to_f32(etok_f32_to_f16(d));
+        out[i].s = etok_f16_to_f32(etok_f32_to_f16(d * (float)sum));
     }
 }
 
@@ -540,4 +542,28 @@ void etok_vec_dot_multi(uint32_t type, const void *row, const etok_block_q8a *xq
     for (int j = 0; j < nx; j++)
         out[(size_t)j * out_stride] =
             etok_vec_dot_ref(type, row, xq ? xq + (size_t)j * (size_t)(n / ETOK_QK) : NULL, xf ? xf + (size_t)j * (size_t)n : NULL, n);
+}
+
+void etok_vec_axpy_ref(uint32_t type, float a, const void *row, float *y, int64_t n) {
+    if (type == ETOK_T_F32) {
+        const float *r = row;
+        for (int64_t i = 0; i < n; i++) y[i] += a * r[i];
+    } else if (type == ETOK_T_F16) {
+        const uint8_t *p = row;
+        for (int64_t i = 0; i < n; i++) {
+            etok_f16 h;
+            memcpy(&h, p + 2 * i, 2);
+            y[i] += a * F16(h);
+        }
+    }
+}
+
+void etok_vec_axpy(uint32_t type, float a, const void *row, float *y, int64_t n) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        etok_vec_axpy_avx2(type, a, row, y, n);
+        return;
+    }
+#endif
+    etok_vec_axpy_ref(type, a, row, y, n);
 }

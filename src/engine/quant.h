@@ -112,6 +112,10 @@ float etok_vec_dot_ref(uint32_t type, const void *row, const etok_block_q8a *xq,
 void etok_vec_dot_multi(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,
                         int64_t n, int nx, float *out, size_t out_stride);
 
+/* y[i] += a * row[i] for an F32 or F16 row (the attention's weighted sum over V). */
+void etok_vec_axpy(uint32_t type, float a, const void *row, float *y, int64_t n);
+void etok_vec_axpy_ref(uint32_t type, float a, const void *row, float *y, int64_t n);
+
 /* 1 when the AVX2/FMA kernels are in use (x86-64 with avx2+fma+f16c). */
 int etok_simd_active(void);
 

@@ -15,7 +15,7 @@
 #define TGT __attribute__((target("avx2,fma,f16c")))
 
 static inline TGT float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
@@ -67,28 +67,22 @@ void TGT etok_quantize_q8a_avx2(const float *x, etok_block_q8a *out, int64_t n) 
         __m256i p = _mm256_packs_epi16(p01, p23);
         p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)out[i].qs, p);
-        out[i].d = d;
-        out[i].s = d * (float)sum;
+        out[i].d = _cvtsh_ss(_cvtss_sh(d, 0));
+        out[i].s = _cvtsh_ss(_cvtss_sh(d * (float)sum, 0));
     }
 }
 
+/* One accumulator, blocks in order, the "+ m*s" terms summed separately: the same float
+ * operation order as llama.cpp's AVX2 path, so both engines round identically. */
 static TGT float dot_q4_1(const etok_block_q4_1 *b, const etok_block_q8a *y, int64_t nb) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     float summ = 0;
-    int64_t i = 0;
-    for (; i + 1 < nb; i += 2) {
-        __m256i p0 = dot_us8(unpack_nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        __m256i p1 = dot_us8(unpack_nibbles(b[i + 1].qs), _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i + 1].d) * y[i + 1].d), _mm256_cvtepi32_ps(p1), acc1);
-        summ += h2f(b[i].m) * y[i].s + h2f(b[i + 1].m) * y[i + 1].s;
-    }
-    for (; i < nb; i++) {
-        __m256i p0 = dot_us8(unpack_nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p0), acc0);
+    for (int64_t i = 0; i < nb; i++) {
         summ += h2f(b[i].m) * y[i].s;
+        __m256i p = dot_us8(unpack_nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
     }
-    return hsum_ps(_mm256_add_ps(acc0, acc1)) + summ;
+    return hsum_ps(acc) + summ;
 }
 
 static TGT float dot_q4_0(const etok_block_q4_0 *b, const etok_block_q8a *y, int64_t nb) {
@@ -104,20 +98,12 @@ static TGT float dot_q4_0(const etok_block_q4_0 *b, const etok_block_q8a *y, int
 }
 
 static TGT float dot_q8_0(const etok_block_q8_0 *b, const etok_block_q8a *y, int64_t nb) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 1 < nb; i += 2) {
-        __m256i p0 = dot_ss8(_mm256_loadu_si256((const __m256i *)b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        __m256i p1 =
-            dot_ss8(_mm256_loadu_si256((const __m256i *)b[i + 1].qs), _mm256_loadu_si256((const __m256i *)y[i + 1].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p0), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i + 1].d) * y[i + 1].d), _mm256_cvtepi32_ps(p1), acc1);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i p = dot_ss8(_mm256_loadu_si256((const __m256i *)b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
     }
-    for (; i < nb; i++) {
-        __m256i p0 = dot_ss8(_mm256_loadu_si256((const __m256i *)b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p0), acc0);
-    }
-    return hsum_ps(_mm256_add_ps(acc0, acc1));
+    return hsum_ps(acc);
 }
 
 static TGT float dot_q4_k(const etok_block_q4_k *b, const etok_block_q8a *y, int64_t nb) {
@@ -216,6 +202,27 @@ float TGT etok_vec_dot_avx2(uint32_t type, const void *row, const etok_block_q8a
     case ETOK_T_F16: return dot_f16(row, xf, n, 0);
     case ETOK_T_BF16: return dot_f16(row, xf, n, 1);
     default: return 0;
+    }
+}
+
+void TGT etok_vec_axpy_avx2(uint32_t type, float a, const void *row, float *y, int64_t n) {
+    __m256 av = _mm256_set1_ps(a);
+    int64_t i = 0;
+    if (type == ETOK_T_F32) {
+        const float *r = row;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(r + i), _mm256_loadu_ps(y + i)));
+        for (; i < n; i++) y[i] += a * r[i];
+    } else if (type == ETOK_T_F16) {
+        const uint8_t *p = row;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * i))),
+                                                    _mm256_loadu_ps(y + i)));
+        for (; i < n; i++) {
+            etok_f16 h;
+            memcpy(&h, p + 2 * i, 2);
+            y[i] += a * h2f(h);
+        }
     }
 }
 

@@ -20,6 +20,7 @@ void etok_quantize_q8a_avx2(const float *x, etok_block_q8a *out, int64_t n);
 float etok_vec_dot_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n);
 void etok_vec_dot_multi_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,
                              int64_t n, int nx, float *out, size_t out_stride);
+void etok_vec_axpy_avx2(uint32_t type, float a, const void *row, float *y, int64_t n);
 #endif
 
 #endif

@@ -1,0 +1,708 @@
+/* model.c — a Llama-family model over a GGUF file, and its batched forward pass.
+ *
+ * Owns: loading (hyper-parameters from llama.* keys, weight matrices checked against the
+ * shapes they must have, the tokenizer from tokenizer.ggml.*), the public tokenizer
+ * wrappers of engine.h, FLOP/byte accounting (METRICS.md section 1, "FLOPs and bytes per
+ * token"), the KV cache and the forward pass, written top to bottom like llama2.c:
+ *   embed -> for each layer: RMSNorm, Q/K/V, RoPE, attention over the cache, output
+ *   projection, residual, RMSNorm, SwiGLU FFN, residual -> final RMSNorm -> LM head.
+ * Every matrix multiply runs over ALL tokens of the step at once, so each weight row is read
+ * once per step whatever the batch. Does not own scheduling or sampling (engine.c). */
+#include "engine/model.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ loading */
+
+static int get_u32_req(const etok_gguf *g, const char *key, int *out, etok_err *err) {
+    uint32_t v;
+    int r = etok_gguf_get_u32(g, key, &v, err);
+    if (r < 0) return -1;
+    if (r == 0) return etok_errc(err, ETOK_EXIT_INPUT, "GGUF: required key '%s' is missing", key);
+    if (v == 0 || v > (1u << 24)) return etok_errc(err, ETOK_EXIT_INPUT, "GGUF: key '%s' = %u is out of range", key, v);
+    *out = (int)v;
+    return 0;
+}
+
+static int bind_mat(const etok_gguf *g, const char *name, int64_t n_in, int64_t n_out, int required, etok_mat *m,
+                    etok_err *err) {
+    const etok_gguf_tensor *t = etok_gguf_find_tensor(g, name);
+    memset(m, 0, sizeof *m);
+    if (!t) return required ? etok_errc(err, ETOK_EXIT_INPUT, "GGUF: tensor '%s' is missing", name) : 0;
+    if (t->n_dims > 2 || (int64_t)t->ne[0] != n_in || (int64_t)t->ne[1] != n_out)
+        return etok_errc(err, ETOK_EXIT_INPUT, "GGUF: tensor '%s' has shape [%llu, %llu], expected [%lld, %lld]", name,
+                         (unsigned long long)t->ne[0], (unsigned long long)t->ne[1], (long long)n_in, (long long)n_out);
+    if (etok_type_block_elems(t->type) == 0 || n_in % etok_type_block_elems(t->type) != 0 ||
+        (etok_type_uses_q8a(t->type) && n_in % ETOK_QK != 0))
+        return etok_errc(err, ETOK_EXIT_INPUT, "GGUF: tensor '%s' type %s cannot be used as a matrix of rows of %lld",
+                         name, etok_type_name(t->type), (long long)n_in);
+    m->type = t->type;
+    m->n_in = n_in;
+    m->n_out = n_out;
+    m->row_bytes = etok_type_row_bytes(t->type, n_in);
+    m->data = t->data;
+    return 1;
+}
+
+static float *load_vec(const etok_gguf *g, const char *name, int64_t n, etok_err *err) {
+    const etok_gguf_tensor *t = etok_gguf_find_tensor(g, name);
+    if (!t) {
+        etok_errc(err, ETOK_EXIT_INPUT, "GGUF: tensor '%s' is missing", name);
+        return NULL;
+    }
+    if ((int64_t)t->n_elems != n || (int64_t)t->ne[0] != n) {
+        etok_errc(err, ETOK_EXIT_INPUT, "GGUF: tensor '%s' has %llu values, expected %lld", name,
+                  (unsigned long long)t->n_elems, (long long)n);
+        return NULL;
+    }
+    float *v = malloc((size_t)n * sizeof *v);
+    if (!v) {
+        etok_errf(err, "out of memory");
+        return NULL;
+    }
+    etok_dequantize_row(t->type, t->data, v, n);
+    return v;
+}
+
+static int build_tokenizer(etok_model *m, etok_err *err) {
+    const etok_gguf *g = m->gguf;
+    etok_tokenizer_spec sp;
+    memset(&sp, 0, sizeof sp);
+    char *model = NULL, *pre = NULL, *tmpl = NULL;
+    const char **tokens = NULL, **merges = NULL;
+    size_t *token_lens = NULL, *merge_lens = NULL;
+    float *scores = NULL;
+    int32_t *types = NULL;
+    uint64_t n_tok = 0, n_merge = 0, n_scores = 0, n_types = 0;
+    int rc = -1;
+    if (etok_gguf_get_strdup(g, "tokenizer.ggml.model", &model, err) < 0) goto out;
+    if (!model) {
+        etok_errc(err, ETOK_EXIT_INPUT, "GGUF: key 'tokenizer.ggml.model' is missing");
+        goto out;
+    }
+    if (etok_gguf_get_strdup(g, "tokenizer.ggml.pre", &pre, err) < 0) goto out;
+    if (etok_gguf_get_strdup(g, "tokenizer.chat_template", &tmpl, err) < 0) goto out;
+    if (etok_gguf_get_str_array(g, "tokenizer.ggml.tokens", &tokens, &token_lens, &n_tok, err) <= 0) {
+        if (!tokens) etok_errc(err, ETOK_EXIT_INPUT, "GGUF: array 'tokenizer.ggml.tokens' is missing or invalid");
+        goto out;
+    }
+    if (etok_gguf_get_str_array(g, "tokenizer.ggml.merges", &merges, &merge_lens, &n_merge, err) < 0) goto out;
+    if (etok_gguf_get_f32_array(g, "tokenizer.ggml.scores", &scores, &n_scores, err) < 0) goto out;
+    if (etok_gguf_get_i32_array(g, "tokenizer.ggml.token_type", &types, &n_types, err) < 0) goto out;
+    if ((scores && n_scores != n_tok) || (types && n_types != n_tok)) {
+        etok_errc(err, ETOK_EXIT_INPUT, "GGUF: tokenizer arrays disagree on the vocabulary size (%llu tokens)",
+                  (unsigned long long)n_tok);
+        goto out;
+    }
+    if (n_tok > (1u << 24) || n_merge > (1u << 24)) {
+        etok_errc(err, ETOK_EXIT_INPUT, "GGUF: tokenizer vocabulary too large");
+        goto out;
+    }
+    sp.model = model;
+    sp.pre = pre;
+    sp.n_vocab = (int)n_tok;
+    sp.tokens = tokens;
+    sp.token_lens = token_lens;
+    sp.scores = scores;
+    sp.token_types = types;
+    sp.n_merges = (int)n_merge;
+    sp.merges = merges;
+    sp.merge_lens = merge_lens;
+    sp.chat_template = tmpl;
+    struct {
+        const char *key;
+        int *dst;
+    } ids[] = {{"tokenizer.ggml.bos_token_id", &sp.bos_id},     {"tokenizer.ggml.eos_token_id", &sp.eos_id},
+               {"tokenizer.ggml.eot_token_id", &sp.eot_id},     {"tokenizer.ggml.unknown_token_id", &sp.unk_id},
+               {"tokenizer.ggml.padding_token_id", &sp.pad_id}};
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        uint32_t v;
+        int r = etok_gguf_get_u32(g, ids[i].key, &v, err);
+        if (r < 0) goto out;
+        *ids[i].dst = -1;
+        if (r == 1) {
+            if (v >= n_tok) {
+                etok_errc(err, ETOK_EXIT_INPUT, "GGUF: %s = %u is outside the vocabulary (%llu)", ids[i].key, v,
+                          (unsigned long long)n_tok);
+                goto out;
+            }
+            *ids[i].dst = (int)v;
+        }
+    }
+    int b;
+    sp.add_bos = sp.add_eos = -1;
+    if ((b = etok_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &sp.add_bos, err)) < 0) goto out;
+    if (b == 0) sp.add_bos = -1;
+    if ((b = etok_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &sp.add_eos, err)) < 0) goto out;
+    if (b == 0) sp.add_eos = -1;
+    m->tok = etok_tokenizer_new(&sp, err);
+    if (!m->tok) goto out;
+    m->info.vocab_size = (int)n_tok;
+    m->info.bos_id = sp.bos_id;
+    m->info.eos_id = sp.eos_id;
+    m->info.eot_id = sp.eot_id;
+    rc = 0;
+out:
+    free(model);
+    free(pre);
+    free(tmpl);
+    free(tokens);
+    free(token_lens);
+    free(merges);
+    free(merge_lens);
+    free(scores);
+    free(types);
+    return rc;
+}
+
+static void describe_types(etok_model *m) {
+    int counts[ETOK_T_COUNT] = {0};
+    const etok_gguf *g = m->gguf;
+    double params = 0, bytes = 0;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        if (g->tensors[i].type < ETOK_T_COUNT) counts[g->tensors[i].type]++;
+        params += (double)g->tensors[i].n_elems;
+        bytes += (double)g->tensors[i].n_bytes;
+    }
+    m->info.n_params = params;
+    m->info.weight_bytes = bytes;
+    char *p = m->info.weight_types;
+    size_t left = sizeof m->info.weight_types;
+    p[0] = 0;
+    for (int t = 0; t < ETOK_T_COUNT; t++) {
+        if (!counts[t]) continue;
+        int w = snprintf(p, left, "%s%s x %d", p == m->info.weight_types ? "" : ", ", etok_type_name((uint32_t)t),
+                         counts[t]);
+        if (w < 0 || (size_t)w >= left) break;
+        p += w;
+        left -= (size_t)w;
+    }
+}
+
+void etok_model_free(etok_model *m) {
+    if (!m) return;
+    if (m->layers)
+        for (int l = 0; l < m->info.n_layers; l++) {
+            free(m->layers[l].attn_norm);
+            free(m->layers[l].ffn_norm);
+        }
+    free(m->layers);
+    free(m->output_norm);
+    free(m->rope_inv_freq);
+    etok_tokenizer_free(m->tok);
+    etok_gguf_close(m->gguf);
+    free(m);
+}
+
+etok_model *etok_model_load(const char *path, etok_err *err) {
+    etok_model *m = calloc(1, sizeof *m);
+    if (!m) {
+        etok_errf(err, "out of memory");
+        return NULL;
+    }
+    m->gguf = etok_gguf_open(path, err);
+    if (!m->gguf) goto fail;
+    const etok_gguf *g = m->gguf;
+    etok_model_info *in = &m->info;
+    {
+        const char *s;
+        size_t len;
+        int r = etok_gguf_get_str(g, "general.architecture", &s, &len, err);
+        if (r < 0) goto fail;
+        if (r == 0) {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key 'general.architecture' is missing", path);
+            goto fail;
+        }
+        snprintf(in->arch, sizeof in->arch, "%.*s", (int)(len < 31 ? len : 31), s);
+        if (strcmp(in->arch, "llama") != 0) {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: architecture '%s' is not supported (only 'llama')", path, in->arch);
+            goto fail;
+        }
+        r = etok_gguf_get_str(g, "general.name", &s, &len, err);
+        if (r < 0) goto fail;
+        if (r == 1) snprintf(in->name, sizeof in->name, "%.*s", (int)(len < 127 ? len : 127), s);
+    }
+    if (get_u32_req(g, "llama.block_count", &in->n_layers, err) ||
+        get_u32_req(g, "llama.embedding_length", &in->d_model, err) ||
+        get_u32_req(g, "llama.feed_forward_length", &in->d_ff, err) ||
+        get_u32_req(g, "llama.attention.head_count", &in->n_heads, err))
+        goto fail;
+    {
+        uint32_t v;
+        int r = etok_gguf_get_u32(g, "llama.attention.head_count_kv", &v, err);
+        if (r < 0) goto fail;
+        in->n_kv_heads = r == 1 ? (int)v : in->n_heads;
+        r = etok_gguf_get_u32(g, "llama.context_length", &v, err);
+        if (r < 0) goto fail;
+        in->ctx_max = r == 1 && v > 0 ? (int)(v > (1u << 20) ? (1u << 20) : v) : 2048;
+        float f;
+        r = etok_gguf_get_f32(g, "llama.rope.freq_base", &f, err);
+        if (r < 0) goto fail;
+        in->rope_freq_base = r == 1 ? f : 10000.0; /* the GGUF default only when absent */
+        r = etok_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &f, err);
+        if (r < 0) goto fail;
+        m->rms_eps = r == 1 ? f : 1e-5f;
+    }
+    if (in->n_kv_heads <= 0 || in->n_heads % in->n_kv_heads != 0 || in->d_model % in->n_heads != 0) {
+        etok_errc(err, ETOK_EXIT_INPUT, "%s: inconsistent heads: %d query heads, %d KV heads, model dim %d", path,
+                  in->n_heads, in->n_kv_heads, in->d_model);
+        goto fail;
+    }
+    in->head_dim = in->d_model / in->n_heads;
+    if (in->head_dim > 512 || in->head_dim % 2) {
+        etok_errc(err, ETOK_EXIT_INPUT, "%s: head dimension %d is not supported (even, at most 512)", path, in->head_dim);
+        goto fail;
+    }
+    {
+        uint32_t v;
+        int r = etok_gguf_get_u32(g, "llama.rope.dimension_count", &v, err);
+        if (r < 0) goto fail;
+        m->rope_dims = r == 1 ? (int)v : in->head_dim;
+        if (m->rope_dims <= 0 || m->rope_dims > in->head_dim || m->rope_dims % 2) {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: llama.rope.dimension_count %d does not fit head dim %d", path,
+                      m->rope_dims, in->head_dim);
+            goto fail;
+        }
+    }
+    if (build_tokenizer(m, err)) goto fail;
+
+    const int64_t d = in->d_model, kvd = (int64_t)in->n_kv_heads * in->head_dim, dff = in->d_ff, V = in->vocab_size;
+    if (bind_mat(g, "token_embd.weight", d, V, 1, &m->tok_embd, err) < 0) goto fail;
+    int r = bind_mat(g, "output.weight", d, V, 0, &m->output, err);
+    if (r < 0) goto fail;
+    in->tied_embeddings = r == 0;
+    if (r == 0) m->output = m->tok_embd;
+    if (!(m->output_norm = load_vec(g, "output_norm.weight", d, err))) goto fail;
+    m->layers = calloc((size_t)in->n_layers, sizeof *m->layers);
+    if (!m->layers) {
+        etok_errf(err, "out of memory");
+        goto fail;
+    }
+    for (int l = 0; l < in->n_layers; l++) {
+        etok_layer *L = &m->layers[l];
+        char nm[96];
+#define MAT(field, suffix, nin, nout)                                                                                  \
+    snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, suffix);                                                            \
+    if (bind_mat(g, nm, nin, nout, 1, &L->field, err) < 0) goto fail;
+        MAT(wq, "attn_q", d, d)
+        MAT(wk, "attn_k", d, kvd)
+        MAT(wv, "attn_v", d, kvd)
+        MAT(wo, "attn_output", d, d)
+        MAT(w_gate, "ffn_gate", d, dff)
+        MAT(w_up, "ffn_up", d, dff)
+        MAT(w_down, "ffn_down", dff, d)
+#undef MAT
+        snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
+        if (!(L->attn_norm = load_vec(g, nm, d, err))) goto fail;
+        snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
+        if (!(L->ffn_norm = load_vec(g, nm, d, err))) goto fail;
+    }
+    m->rope_inv_freq = malloc((size_t)(m->rope_dims / 2) * sizeof(float));
+    if (!m->rope_inv_freq) {
+        etok_errf(err, "out of memory");
+        goto fail;
+    }
+    for (int i = 0; i < m->rope_dims / 2; i++)
+        m->rope_inv_freq[i] = (float)pow(in->rope_freq_base, -2.0 * i / m->rope_dims);
+    m->rope_theta_scale = powf((float)in->rope_freq_base, -2.0f / (float)m->rope_dims);
+    describe_types(m);
+    /* Bytes streamed by one forward step: every tensor except an untied embedding table
+     * (of which only the step's rows are read). */
+    m->step_weight_bytes = in->weight_bytes;
+    if (!in->tied_embeddings) m->step_weight_bytes -= (double)m->tok_embd.row_bytes * (double)V;
+    m->matmul_params = (double)in->n_layers * (double)(2 * d * d + 2 * d * kvd + 3 * d * dff);
+    return m;
+fail:
+    if (err && m->gguf == NULL && strstr(err->msg, path) == NULL) {
+        char msg[sizeof err->msg];
+        memcpy(msg, err->msg, sizeof msg);
+        msg[sizeof msg - 1] = 0;
+        etok_errc(err, err->exit_code ? err->exit_code : ETOK_EXIT_INPUT, "%.300s: %.700s", path, msg);
+    }
+    etok_model_free(m);
+    return NULL;
+}
+
+const etok_model_info *etok_model_get_info(const etok_model *m) { return &m->info; }
+
+/* ------------------------------------------------------------------ tokenizer wrappers */
+
+int etok_tokenize(const etok_model *m, const char *text, int add_bos, int parse_special, int32_t *out, int cap,
+                  etok_err *err) {
+    int n = etok_tokenizer_encode(m->tok, text, add_bos, parse_special, out, cap, err);
+    if (n > cap) return etok_errc(err, ETOK_EXIT_INPUT, "text is %d tokens, more than the %d allowed", n, cap);
+    return n;
+}
+
+const char *etok_token_piece(const etok_model *m, int32_t token, size_t *len) {
+    return etok_tokenizer_piece(m->tok, token, len);
+}
+
+char *etok_detokenize(const etok_model *m, const int32_t *tokens, int n) {
+    return etok_tokenizer_decode(m->tok, tokens, n);
+}
+
+int etok_token_is_eog(const etok_model *m, int32_t token) { return etok_tokenizer_is_eog(m->tok, token); }
+
+char *etok_chat_format(const etok_model *m, const char *system, const char *user, etok_err *err) {
+    return etok_tokenizer_chat(m->tok, system, user, err);
+}
+
+/* ------------------------------------------------------------------ accounting (METRICS.md s.1) */
+
+double etok_model_flops_per_token(const etok_model *m, int position) {
+    const etok_model_info *in = &m->info;
+    /* matmul FLOPs = 2 * active matmul params (LM head 2*d*V included) */
+    double f = 2.0 * (m->matmul_params + (double)in->d_model * in->vocab_size);
+    /* attention: 4 * L * n_h * d_h * t_eff, t_eff = tokens attended (position + 1) */
+    f += 4.0 * in->n_layers * in->n_heads * in->head_dim * (double)(position + 1);
+    return f;
+}
+
+double etok_model_weight_bytes(const etok_model *m) { return m->step_weight_bytes; }
+
+double etok_model_kv_bytes_per_token(const etok_model *m, int kv_bits) {
+    /* 2 * L * n_kv * d_h * bytes_per_elem */
+    double be = kv_bits == 32 ? 4.0 : 2.0;
+    return 2.0 * m->info.n_layers * m->info.n_kv_heads * m->info.head_dim * be;
+}
+
+/* ------------------------------------------------------------------ KV cache */
+
+int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int ctx_len, int kv_bits, etok_err *err) {
+    memset(kv, 0, sizeof *kv);
+    if (kv_bits != 16 && kv_bits != 32) return etok_errc(err, ETOK_EXIT_USAGE, "kv_bits must be 16 or 32, not %d", kv_bits);
+    kv->n_slots = n_slots;
+    kv->ctx_len = ctx_len;
+    kv->kv_bits = kv_bits;
+    kv->n_layers = m->info.n_layers;
+    kv->kv_dim = m->info.n_kv_heads * m->info.head_dim;
+    kv->elem_bytes = kv_bits == 16 ? 2 : 4;
+    size_t n = (size_t)n_slots * (size_t)kv->n_layers * (size_t)ctx_len * (size_t)kv->kv_dim * kv->elem_bytes;
+    /* calloc: pages are only touched as positions are written */
+    kv->k = calloc(1, n);
+    kv->v = calloc(1, n);
+    if (!kv->k || !kv->v) {
+        etok_kv_cache_free(kv);
+        return etok_errf(err, "KV cache: cannot allocate 2 x %.1f MB", (double)n / 1e6);
+    }
+    return 0;
+}
+
+void etok_kv_cache_free(etok_kv_cache *kv) {
+    free(kv->k);
+    free(kv->v);
+    kv->k = kv->v = NULL;
+}
+
+static inline uint8_t *kv_row(const etok_kv_cache *kv, uint8_t *base, int slot, int layer, int pos) {
+    size_t idx = (((size_t)slot * (size_t)kv->n_layers + (size_t)layer) * (size_t)kv->ctx_len + (size_t)pos);
+    return base + idx * (size_t)kv->kv_dim * kv->elem_bytes;
+}
+
+/* ------------------------------------------------------------------ forward state */
+
+struct etok_fwd_state {
+    int max_tokens, n_threads, ctx_len;
+    float *x;        /* [T][d] residual stream */
+    float *xb;       /* [T][max(d, d_ff)] normed input / FFN hidden */
+    float *q;        /* [T][d] */
+    float *k, *v;    /* [T][kv_dim] */
+    float *att;      /* [T][d] attention output */
+    float *gate, *up;/* [T][d_ff] */
+    float *rope_cs;  /* [T][rope_dims] cos, sin pairs */
+    etok_block_q8a *xq; /* [T][max(d, d_ff)/32] */
+    float *scores;   /* [n_threads][ctx_len] */
+    float *lm_x;     /* [T][d] rows that want logits */
+};
+
+void etok_fwd_state_free(etok_fwd_state *s) {
+    if (!s) return;
+    free(s->x);
+    free(s->xb);
+    free(s->q);
+    free(s->k);
+    free(s->v);
+    free(s->att);
+    free(s->gate);
+    free(s->up);
+    free(s->rope_cs);
+    free(s->xq);
+    free(s->scores);
+    free(s->lm_x);
+    free(s);
+}
+
+etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_threads, int ctx_len, etok_err *err) {
+    etok_fwd_state *s = calloc(1, sizeof *s);
+    if (!s) {
+        etok_errf(err, "out of memory");
+        return NULL;
+    }
+    const etok_model_info *in = &m->info;
+    size_t T = (size_t)max_tokens, d = (size_t)in->d_model, kvd = (size_t)in->n_kv_heads * (size_t)in->head_dim,
+           dff = (size_t)in->d_ff, wide = d > dff ? d : dff;
+    s->max_tokens = max_tokens;
+    s->n_threads = n_threads;
+    s->ctx_len = ctx_len;
+    s->x = malloc(T * d * sizeof(float));
+    s->xb = malloc(T * wide * sizeof(float));
+    s->q = malloc(T * d * sizeof(float));
+    s->k = malloc(T * kvd * sizeof(float));
+    s->v = malloc(T * kvd * sizeof(float));
+    s->att = malloc(T * d * sizeof(float));
+    s->gate = malloc(T * dff * sizeof(float));
+    s->up = malloc(T * dff * sizeof(float));
+    s->rope_cs = malloc(T * (size_t)m->rope_dims * sizeof(float));
+    s->xq = malloc(T * (wide / ETOK_QK + 1) * sizeof(etok_block_q8a));
+    s->scores = malloc((size_t)n_threads * (size_t)ctx_len * sizeof(float));
+    s->lm_x = malloc(T * d * sizeof(float));
+    if (!s->x || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || !s->rope_cs || !s->xq ||
+        !s->scores || !s->lm_x) {
+        etok_fwd_state_free(s);
+        etok_errf(err, "forward state: out of memory for %d tokens", max_tokens);
+        return NULL;
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------------ parallel pieces */
+
+/* Up to three matrices sharing one input (Q/K/V, gate/up): rows split across threads. */
+typedef struct {
+    int n_mats;
+    const etok_mat *mat[3];
+    float *out[3];            /* [T][n_out] each */
+    const etok_block_q8a *xq; /* [T][n_in/32] when the type uses q8a */
+    const float *xf;          /* [T][n_in] */
+    int n_tokens;
+} matmul_task;
+
+static void matmul_worker(void *ctxp, int ith, int nth) {
+    const matmul_task *t = ctxp;
+    /* split the concatenated rows of all matrices evenly, in chunks of 4 rows */
+    int64_t total = 0;
+    for (int i = 0; i < t->n_mats; i++) total += t->mat[i]->n_out;
+    int64_t per = (total + nth - 1) / nth;
+    per = (per + 3) / 4 * 4;
+    int64_t r0 = per * ith, r1 = r0 + per < total ? r0 + per : total;
+    int64_t base = 0;
+    for (int i = 0; i < t->n_mats && r0 < r1; i++) {
+        const etok_mat *M = t->mat[i];
+        int64_t lo = r0 > base ? r0 - base : 0, hi = r1 - base < M->n_out ? r1 - base : M->n_out;
+        for (int64_t r = lo; r < hi; r++)
+            etok_vec_dot_multi(M->type, M->data + (size_t)r * M->row_bytes, t->xq, t->xf, M->n_in, t->n_tokens,
+                               t->out[i] + r, (size_t)M->n_out);
+        base += M->n_out;
+    }
+}
+
+/* out_i[T][n_out_i] = x[T][n_in] . M_i^T for the n mats (all with the same n_in). */
+static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_mat **mats, float **outs,
+                   const float *x, int T) {
+    matmul_task t;
+    memset(&t, 0, sizeof t);
+    t.n_mats = n;
+    int need_q8 = 0;
+    for (int i = 0; i < n; i++) {
+        t.mat[i] = mats[i];
+        t.out[i] = outs[i];
+        need_q8 |= etok_type_uses_q8a(mats[i]->type);
+    }
+    int64_t n_in = mats[0]->n_in;
+    if (need_q8) {
+        for (int j = 0; j < T; j++)
+            etok_quantize_q8a(x + (size_t)j * (size_t)n_in, st->xq + (size_t)j * (size_t)(n_in / ETOK_QK), n_in);
+        t.xq = st->xq;
+    }
+    t.xf = x;
+    t.n_tokens = T;
+    /* mixed float / q8a matrices in one call are fine: each kernel takes what it needs */
+    etok_threadpool_run(pool, matmul_worker, &t);
+}
+
+typedef struct {
+    const etok_model *m;
+    const etok_kv_cache *kv;
+    etok_fwd_state *st;
+    const etok_batch *b;
+    int layer, window;
+} attn_task;
+
+/* Attention for (token, head) pairs, round-robin across threads. */
+static void attn_worker(void *ctxp, int ith, int nth) {
+    const attn_task *a = ctxp;
+    const etok_model_info *in = &a->m->info;
+    const etok_kv_cache *kv = a->kv;
+    const int hd = in->head_dim, n_h = in->n_heads, group = in->n_heads / in->n_kv_heads;
+    const uint32_t kv_type = kv->kv_bits == 16 ? ETOK_T_F16 : ETOK_T_F32;
+    const float scale = 1.0f / sqrtf((float)hd);
+    float *sc = a->st->scores + (size_t)ith * (size_t)a->st->ctx_len;
+    const int pairs = a->b->n_tokens * n_h;
+    for (int p = ith; p < pairs; p += nth) {
+        int t = p / n_h, h = p % n_h, kvh = h / group;
+        int pos = a->b->pos[t], slot = a->b->slot[t];
+        int start = a->window > 0 && pos + 1 > a->window ? pos + 1 - a->window : 0;
+        float q[512];
+        memcpy(q, a->st->q + (size_t)t * (size_t)in->d_model + (size_t)h * (size_t)hd, (size_t)hd * sizeof(float));
+        /* With an F16 cache the products run at F16 input precision (as llama.cpp does: q is
+         * rounded to F16 for K.q, and the softmax weights for the sum over V). */
+        if (kv->kv_bits == 16)
+            for (int i = 0; i < hd; i++) q[i] = etok_f16_to_f32(etok_f32_to_f16(q[i]));
+        float mx = -INFINITY;
+        for (int s = start; s <= pos; s++) {
+            const uint8_t *kr = kv_row(kv, kv->k, slot, a->layer, s) + (size_t)kvh * (size_t)hd * kv->elem_bytes;
+            float v = etok_vec_dot(kv_type, kr, NULL, q, hd) * scale;
+            sc[s - start] = v;
+            if (v > mx) mx = v;
+        }
+        /* softmax: sum in double, one reciprocal */
+        double sum = 0;
+        for (int s = 0; s <= pos - start; s++) {
+            sc[s] = expf(sc[s] - mx);
+            sum += sc[s];
+        }
+        float inv = (float)(1.0 / sum);
+        /* weighted sum over V with 8 lane accumulators (position s goes to lane s % 8), then a
+         * fixed pairwise reduction: the operation order of an 8-wide FMA kernel, which is
+         * what llama.cpp uses here, so the two engines agree to the last bit more often */
+        float lanes[8][512];
+        for (int k = 0; k < 8; k++) memset(lanes[k], 0, (size_t)hd * sizeof(float));
+        for (int s = start; s <= pos; s++) {
+            const uint8_t *vr = kv_row(kv, kv->v, slot, a->layer, s) + (size_t)kvh * (size_t)hd * kv->elem_bytes;
+            float w = sc[s - start] * inv;
+            if (kv->kv_bits == 16) w = etok_f16_to_f32(etok_f32_to_f16(w));
+            etok_vec_axpy(kv_type, w, vr, lanes[s % 8], hd);
+        }
+        float *out = a->st->att + (size_t)t * (size_t)in->d_model + (size_t)h * (size_t)hd;
+        for (int i = 0; i < hd; i++) {
+            float t0 = lanes[4][i] + lanes[0][i], t1 = lanes[5][i] + lanes[1][i], t2 = lanes[6][i] + lanes[2][i],
+                  t3 = lanes[7][i] + lanes[3][i];
+            out[i] = (t0 + t2) + (t1 + t3);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ the forward pass */
+
+static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
+    double ss = 0;
+    for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+    float r = 1.0f / sqrtf((float)(ss / n) + eps);
+    for (int i = 0; i < n; i++) o[i] = x[i] * r * w[i];
+}
+
+/* RoPE, llama.cpp's "normal" mode for LLaMA: rotate ADJACENT pairs (x[2i], x[2i+1]) by
+ * pos * base^(-2i/rope_dims). (The GGUF converter permuted the Q/K rows so that this is
+ * equivalent to Hugging Face's rotate-half; the NeoX mode would pair x[i] with x[i+d/2].) */
+static void rope(float *x, int n_heads, int head_dim, int rope_dims, const float *cs) {
+    for (int h = 0; h < n_heads; h++) {
+        float *v = x + (size_t)h * (size_t)head_dim;
+        for (int i = 0; i < rope_dims / 2; i++) {
+            float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[2 * i], x1 = v[2 * i + 1];
+            /* written as fused multiply-adds: the rounding llama.cpp's compiled code gets */
+            v[2 * i] = fmaf(x0, c, -(x1 * s));
+            v[2 * i + 1] = fmaf(x0, s, x1 * c);
+        }
+    }
+}
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache *kv, etok_fwd_state *st,
+                       const etok_batch *b, int attn_window, float *logits, etok_err *err) {
+    const etok_model_info *in = &m->info;
+    const int T = b->n_tokens, d = in->d_model, dff = in->d_ff, hd = in->head_dim;
+    const int kvd = in->n_kv_heads * hd, rd = m->rope_dims;
+    if (T <= 0) return 0;
+    if (T > st->max_tokens) return etok_errf(err, "forward: %d tokens exceed the step capacity %d", T, st->max_tokens);
+    for (int t = 0; t < T; t++) {
+        if (b->tokens[t] < 0 || b->tokens[t] >= in->vocab_size)
+            return etok_errc(err, ETOK_EXIT_INPUT, "forward: token id %d outside the vocabulary (%d)", b->tokens[t],
+                             in->vocab_size);
+        if (b->pos[t] < 0 || b->pos[t] >= kv->ctx_len || b->slot[t] < 0 || b->slot[t] >= kv->n_slots)
+            return etok_errf(err, "forward: position %d / slot %d outside the KV cache", b->pos[t], b->slot[t]);
+    }
+
+    /* embeddings and the RoPE angles of each token */
+    for (int t = 0; t < T; t++) {
+        etok_dequantize_row(m->tok_embd.type, m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes,
+                            st->x + (size_t)t * d, d);
+        /* theta_i = pos * base^(-2i/rope_dims), built as a running float product like
+         * llama.cpp so that both engines round the angles the same way */
+        float *cs = st->rope_cs + (size_t)t * rd;
+        float th = (float)b->pos[t];
+        for (int i = 0; i < rd / 2; i++) {
+            cs[2 * i] = cosf(th);
+            cs[2 * i + 1] = sinf(th);
+            th *= m->rope_theta_scale;
+        }
+    }
+
+    for (int l = 0; l < in->n_layers; l++) {
+        const etok_layer *L = &m->layers[l];
+
+        /* attention block: RMSNorm -> Q, K, V (one pass over the three matrices) */
+        for (int t = 0; t < T; t++) rmsnorm(st->xb + (size_t)t * d, st->x + (size_t)t * d, L->attn_norm, d, m->rms_eps);
+        {
+            const etok_mat *ms[3] = {&L->wq, &L->wk, &L->wv};
+            float *os[3] = {st->q, st->k, st->v};
+            matmul(pool, st, 3, ms, os, st->xb, T);
+        }
+        /* RoPE on Q and K; K and V go into the cache at each token's position */
+        for (int t = 0; t < T; t++) {
+            const float *cs = st->rope_cs + (size_t)t * rd;
+            rope(st->q + (size_t)t * d, in->n_heads, hd, rd, cs);
+            rope(st->k + (size_t)t * kvd, in->n_kv_heads, hd, rd, cs);
+            uint8_t *kr = kv_row(kv, kv->k, b->slot[t], l, b->pos[t]), *vr = kv_row(kv, kv->v, b->slot[t], l, b->pos[t]);
+            if (kv->kv_bits == 16) {
+                etok_quantize_row(ETOK_T_F16, st->k + (size_t)t * kvd, kr, kvd);
+                etok_quantize_row(ETOK_T_F16, st->v + (size_t)t * kvd, vr, kvd);
+            } else {
+                memcpy(kr, st->k + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+                memcpy(vr, st->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+            }
+        }
+        /* causal GQA attention of every token over its own sequence's cache */
+        {
+            attn_task at = {m, kv, st, b, l, attn_window};
+            etok_threadpool_run(pool, attn_worker, &at);
+        }
+        /* output projection, residual */
+        {
+            const etok_mat *ms[1] = {&L->wo};
+            float *os[1] = {st->q};
+            matmul(pool, st, 1, ms, os, st->att, T);
+            for (size_t i = 0; i < (size_t)T * d; i++) st->x[i] += st->q[i];
+        }
+
+        /* FFN block: RMSNorm -> SwiGLU: down(silu(gate(x)) * up(x)), residual */
+        for (int t = 0; t < T; t++) rmsnorm(st->xb + (size_t)t * d, st->x + (size_t)t * d, L->ffn_norm, d, m->rms_eps);
+        {
+            const etok_mat *ms[2] = {&L->w_gate, &L->w_up};
+            float *os[2] = {st->gate, st->up};
+            matmul(pool, st, 2, ms, os, st->xb, T);
+        }
+        for (size_t i = 0; i < (size_t)T * dff; i++) st->gate[i] = silu(st->gate[i]) * st->up[i];
+        {
+            const etok_mat *ms[1] = {&L->w_down};
+            float *os[1] = {st->q};
+            matmul(pool, st, 1, ms, os, st->gate, T);
+            for (size_t i = 0; i < (size_t)T * d; i++) st->x[i] += st->q[i];
+        }
+    }
+
+    /* final RMSNorm and the LM head, only for the rows that want logits */
+    if (b->n_logit_rows > 0) {
+        for (int t = 0; t < T; t++)
+            if (b->logit_row[t] >= 0)
+                rmsnorm(st->lm_x + (size_t)b->logit_row[t] * d, st->x + (size_t)t * d, m->output_norm, d, m->rms_eps);
+        const etok_mat *ms[1] = {&m->output};
+        float *os[1] = {logits};
+        matmul(pool, st, 1, ms, os, st->lm_x, b->n_logit_rows);
+    }
+    return 0;
+}

@@ -1,0 +1,76 @@
+/* model.h — internal to the engine: the loaded model (weights over the GGUF mapping,
+ * hyper-parameters, tokenizer), the KV cache, the per-step scratch state, and the batched
+ * forward pass. The public face is include/etok/engine.h.
+ * Owns the transformer maths (model.c); does not own scheduling or sampling (engine.c,
+ * sample.c) nor the kernels (quant.c). */
+#ifndef ETOK_ENGINE_MODEL_H
+#define ETOK_ENGINE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine/gguf.h"
+#include "engine/quant.h"
+#include "engine/threadpool.h"
+#include "engine/tokenizer.h"
+#include "etok/engine.h"
+
+/* A weight matrix of n_out rows of n_in values (GGUF ne[0] = n_in, ne[1] = n_out). */
+typedef struct {
+    uint32_t type;
+    int64_t n_in, n_out;
+    size_t row_bytes;
+    const uint8_t *data;
+} etok_mat;
+
+typedef struct {
+    float *attn_norm, *ffn_norm; /* owned F32 copies (whatever the stored type) */
+    etok_mat wq, wk, wv, wo, w_gate, w_up, w_down;
+} etok_layer;
+
+struct etok_model {
+    etok_gguf *gguf;
+    etok_model_info info;
+    float rms_eps;
+    int rope_dims;
+    float *rope_inv_freq;       /* rope_dims/2 */
+    float rope_theta_scale;     /* base^(-2/rope_dims) */
+    etok_mat tok_embd, output;  /* output aliases tok_embd when tied */
+    float *output_norm;
+    etok_layer *layers;
+    etok_tokenizer *tok;
+    double step_weight_bytes;   /* bytes of weights streamed by one forward step */
+    double matmul_params;       /* parameters in per-token matmuls excluding the LM head */
+};
+
+/* KV cache: per slot, per layer, ctx_len rows of kv_dim values, F32 or F16. */
+typedef struct {
+    int n_slots, ctx_len, kv_bits, n_layers, kv_dim;
+    size_t elem_bytes;
+    uint8_t *k, *v;
+} etok_kv_cache;
+
+int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int ctx_len, int kv_bits, etok_err *err);
+void etok_kv_cache_free(etok_kv_cache *kv);
+
+/* One forward step: n_tokens tokens, each with its sequence's KV slot and position. Tokens
+ * of one slot must appear in position order and their positions must follow what is in the
+ * cache. logit_row[i] >= 0 asks for token i's logits in row logit_row[i] of the output. */
+typedef struct {
+    int n_tokens;
+    const int32_t *tokens;
+    const int *pos;
+    const int *slot;
+    const int *logit_row;
+    int n_logit_rows;
+} etok_batch;
+
+typedef struct etok_fwd_state etok_fwd_state;
+etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_threads, int ctx_len, etok_err *err);
+void etok_fwd_state_free(etok_fwd_state *s);
+
+/* Run the batch; writes n_logit_rows x vocab_size floats into logits. attn_window 0 = full. */
+int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache *kv, etok_fwd_state *st,
+                       const etok_batch *b, int attn_window, float *logits, etok_err *err);
+
+#endif
