@@ -42,6 +42,8 @@ typedef struct {
     int saw_done;
     int has_usage;
     long long usage_in, usage_out;
+    int has_energy;
+    double energy_j;
     int malformed;             /* chunks that were not OpenAI chunks */
     char malformed_msg[160];
     int stream_error;
@@ -136,6 +138,10 @@ static void take_chunk(req_ctx *q, const etok_openai_chunk *c) {
             q->has_usage = 1;
             q->usage_in = c->prompt_tokens;
             q->usage_out = c->completion_tokens;
+        }
+        if (c->has_energy) {
+            q->has_energy = 1;
+            q->energy_j = c->energy_j;
         }
         break;
     }
@@ -365,6 +371,7 @@ static void req_finish(run_ctx *r, req_ctx *q, CURLcode res, int cancelled) {
         snprintf(rq->token_count_source, sizeof rq->token_count_source, "chunks");
         if (rq->ok) st->usage_missing++;
     }
+    if (q->has_energy) rq->energy_j = q->energy_j; /* the server attributed it (etok serve) */
     if (r->o->keep_output && q->text) {
         rq->output = q->text;
         q->text = NULL;
