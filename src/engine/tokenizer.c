@@ -3,7 +3,7 @@
  * Owns: the two tokenizer families llama.cpp calls BPE and SPM —
  *   - "gpt2": GPT-2 byte-level BPE. Text is cut at special tokens, pre-split into words by the
  *     regex the model declares in tokenizer.ggml.pre (implemented by hand below as small scanners
- *     over code points with Unicode categories: "smollm", "llama-bpe"/llama3, "gpt-2"/default),
+ *     over code points with Unicode categories: "smollm", "llama-bpe"/llama3, "gpt-2", "default"),
  *     each word's bytes are mapped to GPT-2's printable byte alphabet, then merged pairwise by
  *     merge rank (lowest first, leftmost on ties) and looked up in the vocabulary.
  *   - "llama": SentencePiece-style BPE by token score with "▁" for spaces, a leading space added
@@ -13,7 +13,7 @@
  *   system prompt when it declares one, as SmolLM2's does) and Llama-3 headers.
  * Does not own: reading the GGUF file (gguf.c/model.c fill etok_tokenizer_spec), sampling.
  * Behaviour matches llama.cpp (commit c392e5094) token for token on the reference strings in
- * tests/fixtures/reference/tokenize.json. No global mutable state: all tables live in the
+ * tests/fixtures/reference/tokenize*.json (Unicode 15.1 categories, as llama.cpp). No global mutable state: all tables live in the
  * etok_tokenizer object, all scratch space in one call's encode_state. */
 #include "engine/tokenizer.h"
 

@@ -97,7 +97,8 @@ static void test_q8a(void **state) {
             int sum = 0;
             for (int j = 0; j < 32; j++) {
                 sum += a[k].qs[j];
-                assert_float_equal(a[k].qs[j] * a[k].d, x[k * 32 + j], a[k].d * 0.502f + 1e-6f);
+                /* q = round(x / d) with the exact d; d is then stored rounded to F16 (rel. 2^-11) */
+                assert_float_equal(a[k].qs[j] * a[k].d, x[k * 32 + j], a[k].d * (0.5f + 127.0f / 2048.0f) + 1e-6f);
             }
             assert_float_equal(a[k].s, a[k].d * sum, fabsf(a[k].s) * 2e-3f + 1e-5f); /* F16-rounded */
         }

@@ -486,9 +486,21 @@ static void test_real_greedy_prompts(void **state) {
     json_t *doc = load_fixture("greedy.json");
     size_t i;
     json_t *p;
+    int n_chat = 0;
     json_array_foreach(json_object_get(doc, "prompts"), i, p) {
-        assert_ids(t, jstr_or_null(p, "prompt"), 1, json_object_get(p, "prompt_ids"), "greedy.json prompt");
+        const char *prompt = jstr_or_null(p, "prompt");
+        assert_ids(t, prompt, 1, json_object_get(p, "prompt_ids"), "greedy.json prompt");
+        const char *user = jstr_or_null(p, "chat_user");
+        if (user) { /* the chat prompts are exactly what etok's chat formatting gives */
+            etok_err err = {0};
+            char *chat = etok_tokenizer_chat(t, NULL, user, &err);
+            assert_non_null(chat);
+            assert_string_equal(chat, prompt);
+            free(chat);
+            n_chat++;
+        }
     }
+    assert_true(n_chat >= 3);
     json_decref(doc);
     etok_tokenizer_free(t);
 }

@@ -1,0 +1,53 @@
+/* synth_gguf.h — writes tiny synthetic Llama GGUF files for tests: random weights (seeded),
+ * a few layers, a tiny GPT-2-style byte-level vocabulary (256 byte tokens, a few merges,
+ * <|endoftext|> <|im_start|> <|im_end|>, ChatML template) that the tokenizer loads, and any
+ * tensor types. Used by the engine, bench and serve tests so unit tests never need the real
+ * model. Also a small helper to build GGUF byte buffers by hand for malformed-file tests. */
+#ifndef ETOK_TEST_SYNTH_GGUF_H
+#define ETOK_TEST_SYNTH_GGUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    int n_layers;          /* default 2 */
+    int d_model;           /* default 64 (use a multiple of 256 with K-quant types) */
+    int n_heads;           /* default 4 */
+    int n_kv_heads;        /* default 2 */
+    int d_ff;              /* default 128 */
+    int ctx_len;           /* llama.context_length, default 256 */
+    uint32_t weight_type;  /* layer matrices, default Q4_1 (ETOK_T_*) */
+    uint32_t embd_type;    /* token_embd, default Q8_0 */
+    uint32_t output_type;  /* output.weight when not tied, default Q6_K if d_model % 256 == 0 else Q8_0 */
+    int tied;              /* 1 (default): no output.weight, the embedding is the LM head */
+    int mixed_types;       /* 1: cycle the layer matrices through every supported type (needs
+                              d_model and d_ff multiples of 256) */
+    float rope_freq_base;  /* default 10000; <= 0 leaves the key out */
+    float weight_scale;    /* std-ish of random weights, default 0.08 */
+    uint64_t seed;         /* default 1 */
+    uint32_t alignment;    /* 0 = default 32 (key omitted); else written as general.alignment */
+} etok_tiny_gguf_opts;
+
+/* Defaults as documented above. */
+void etok_tiny_gguf_defaults(etok_tiny_gguf_opts *o);
+
+/* Number of tokens in the tiny vocabulary (ids: 0 <|endoftext|>, 1 <|im_start|>,
+ * 2 <|im_end|> = EOS, then 256 byte tokens, then merged tokens). */
+int etok_tiny_gguf_vocab_size(void);
+
+/* Write the file; opts NULL = defaults. Returns 0, or -1 (errno set / message on stderr). */
+int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts);
+
+/* A growable byte buffer with GGUF primitive writers (for hand-built malformed files). */
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+} etok_gbuf;
+void etok_gbuf_u32(etok_gbuf *b, uint32_t v);
+void etok_gbuf_u64(etok_gbuf *b, uint64_t v);
+void etok_gbuf_bytes(etok_gbuf *b, const void *p, size_t n);
+void etok_gbuf_str(etok_gbuf *b, const char *s);
+void etok_gbuf_pad(etok_gbuf *b, size_t align);
+void etok_gbuf_free(etok_gbuf *b);
+
+#endif
