@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "etok/sse.h"
 
@@ -58,7 +60,35 @@ struct run_ctx {
     double t_start_mono;
     etok_endpoint_stats st;
     size_t max_response;
+    int ep;                    /* epoll set of curl's sockets */
+    double timer_deadline;     /* etok_mono_s() when curl wants its timeout action; < 0 none */
 };
+
+/* libcurl's socket interface: curl says which sockets to watch, epoll says which are ready,
+ * and only those transfers are driven — the cost per wake-up does not grow with the number
+ * of streams (curl_multi_perform would visit every handle). */
+static int on_socket(CURL *easy, curl_socket_t sock, int what, void *userp, void *socketp) {
+    (void)easy;
+    (void)socketp;
+    run_ctx *r = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(r->ep, EPOLL_CTL_DEL, sock, NULL);
+        return 0;
+    }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.data.fd = sock;
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    if (epoll_ctl(r->ep, EPOLL_CTL_MOD, sock, &ev) != 0) epoll_ctl(r->ep, EPOLL_CTL_ADD, sock, &ev);
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+    (void)multi;
+    run_ctx *r = userp;
+    r->timer_deadline = timeout_ms < 0 ? -1 : etok_mono_s() + timeout_ms / 1000.0;
+    return 0;
+}
 
 static double rec_now(const run_ctx *r) {
     if (r->o->clock) return r->o->clock(r->o->clock_arg);
@@ -413,6 +443,17 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
     int open_loop = o->rate_rps > 0;
     int cap = open_loop ? (o->concurrency > 0 ? o->concurrency : OPEN_LOOP_DEFAULT_CAP) : (o->concurrency > 0 ? o->concurrency : 1);
     int total = o->n_requests > 0 ? o->n_requests : (o->duration_s > 0 ? 0 : n_prompts); /* 0 = until duration */
+    r.timer_deadline = -1;
+    r.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (r.ep < 0) {
+        free(url);
+        curl_multi_cleanup(multi);
+        return etok_errf(err, "endpoint: epoll_create1 failed");
+    }
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, &r);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, &r);
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)cap + 16);
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)cap);
 
@@ -420,6 +461,7 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
     if (!live) {
         free(url);
         curl_multi_cleanup(multi);
+        close(r.ep);
         return etok_errf(err, "endpoint: out of memory");
     }
     double cpu0 = thread_cpu_s();
@@ -475,7 +517,32 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
             break;
         }
         int running = 0;
-        curl_multi_perform(multi, &running);
+        {
+            int wait_ms = 50;
+            if (open_loop && issuing) {
+                double dt = next_arrival - rec_now(&r);
+                int ms = dt <= 0 ? 0 : (int)(dt * 1000) + 1;
+                if (ms < wait_ms) wait_ms = ms;
+            }
+            if (r.timer_deadline >= 0) {
+                double dt = r.timer_deadline - etok_mono_s();
+                int ms = dt <= 0 ? 0 : (int)(dt * 1000) + 1;
+                if (ms < wait_ms) wait_ms = ms;
+            }
+            struct epoll_event evs[256];
+            int nev = 0;
+            if (in_flight > 0) nev = epoll_wait(r.ep, evs, 256, wait_ms);
+            else if (issuing && wait_ms > 0) etok_sleep_s(wait_ms / 1000.0, stop);
+            for (int k = 0; k < nev; k++) {
+                int flags = ((evs[k].events & EPOLLIN) ? CURL_CSELECT_IN : 0) | ((evs[k].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                            ((evs[k].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+                curl_multi_socket_action(multi, evs[k].data.fd, flags, &running);
+            }
+            if (r.timer_deadline >= 0 && etok_mono_s() >= r.timer_deadline) {
+                r.timer_deadline = -1;
+                curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            }
+        }
         CURLMsg *m;
         int left;
         while ((m = curl_multi_info_read(multi, &left))) {
@@ -506,14 +573,6 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
             cb(&p, cb_arg);
             last_cb = now;
         }
-        int wait_ms = 50;
-        if (open_loop && issuing) {
-            double dt = next_arrival - rec_now(&r);
-            int ms = dt <= 0 ? 0 : (int)(dt * 1000) + 1;
-            if (ms < wait_ms) wait_ms = ms;
-        }
-        if (in_flight > 0) curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
-        else if (issuing && wait_ms > 0) etok_sleep_s(wait_ms / 1000.0, stop);
     }
 out:
     for (int i = 0; i < cap; i++)
@@ -523,6 +582,7 @@ out:
         }
     free(live);
     curl_multi_cleanup(multi);
+    close(r.ep);
     free(url);
     r.st.cpu_s = thread_cpu_s() - cpu0;
     r.st.wall_s = rec_now(&r) - t0;
