@@ -46,6 +46,12 @@ if [ ! -r "$MODEL" ]; then
   echo "serve_cli: server part SKIPPED (no $MODEL; make model fetches it)"
   exit 0
 fi
+if [ "${ETOK_SANITIZED:-0}" = 1 ]; then
+  # the real model under ASan+UBSan takes minutes per request; the sanitized suite covers the
+  # server in-process on a tiny GGUF (tests/unit/test_serve.c)
+  echo "serve_cli: server part SKIPPED under sanitizers (covered by test_serve)"
+  exit 0
+fi
 
 "$ETOK" serve -m "$MODEL" --port 0 --api-key sekrit --max-seqs 8 --threads 2 --meter estimate \
   --max-tokens-limit 32 > /dev/null 2> "$T/serve.log" &
