@@ -411,6 +411,74 @@ static void req_finish(run_ctx *r, req_ctx *q, CURLcode res, int cancelled) {
     else st->failed++;
 }
 
+typedef struct {
+    char *p;
+    size_t n;
+} small_body;
+
+static size_t small_sink(char *d, size_t s, size_t n, void *arg) {
+    small_body *b = arg;
+    size_t k = s * n;
+    if (b->n + k > (1u << 20)) return 0;
+    char *np = realloc(b->p, b->n + k + 1);
+    if (!np) return 0;
+    b->p = np;
+    memcpy(b->p + b->n, d, k);
+    b->n += k;
+    b->p[b->n] = '\0';
+    return k;
+}
+
+int etok_endpoint_discover_model(const char *url, const char *api_key, double timeout_s, char *out, size_t cap,
+                                 etok_err *err) {
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/') n--;
+    if (n >= 17 && !memcmp(url + n - 17, "/chat/completions", 17)) n -= 17;
+    else if (n >= 12 && !memcmp(url + n - 12, "/completions", 12)) n -= 12;
+    int has_v1 = n >= 3 && !memcmp(url + n - 3, "/v1", 3);
+    char models[1200];
+    snprintf(models, sizeof models, "%.*s%s", (int)(n > 1000 ? 1000 : n), url, has_v1 ? "/models" : "/v1/models");
+    const char *key = api_key ? api_key : getenv("OPENAI_API_KEY");
+    char auth[1100];
+    struct curl_slist *h = NULL;
+    if (key && *key && strlen(key) < 1000) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        h = curl_slist_append(NULL, auth);
+    }
+    small_body b = {0};
+    CURL *c = curl_easy_init();
+    if (!c) {
+        curl_slist_free_all(h);
+        return etok_errf(err, "endpoint: libcurl could not start");
+    }
+    curl_easy_setopt(c, CURLOPT_URL, models);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, small_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)((timeout_s > 0 ? timeout_s : 10) * 1000));
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    int ret = -1;
+    if (rc != CURLE_OK) etok_errf(err, "endpoint: GET %s: %s", models, curl_easy_strerror(rc));
+    else if (status != 200) etok_errf(err, "endpoint: GET %s: HTTP %ld", models, status);
+    else {
+        json_t *j = b.p ? json_loads(b.p, 0, NULL) : NULL;
+        const char *id = json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id"));
+        if (!id) etok_errf(err, "endpoint: GET %s: no data[0].id in the answer", models);
+        else {
+            snprintf(out, cap, "%s", id);
+            ret = 0;
+        }
+        json_decref(j);
+    }
+    free(b.p);
+    return ret;
+}
+
 int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, int n_prompts,
                       etok_record *rec, volatile int *stop, etok_endpoint_progress_fn cb, void *cb_arg,
                       etok_err *err) {
@@ -422,6 +490,16 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
     if (o->concurrency < 0) return etok_errc(err, ETOK_EXIT_USAGE, "endpoint: concurrency must be >= 0");
     if (o->n_requests < 0 || o->duration_s < 0) return etok_errc(err, ETOK_EXIT_USAGE, "endpoint: requests and duration must be >= 0");
 
+    /* servers such as vLLM require "model": ask the server when the caller did not say */
+    etok_endpoint_opts o_local = *o;
+    char found_model[256];
+    if (!o->model) {
+        etok_err derr = {0};
+        if (etok_endpoint_discover_model(o->url, o->api_key, o->request_timeout_s > 0 && o->request_timeout_s < 10 ? o->request_timeout_s : 10,
+                                         found_model, sizeof found_model, &derr) == 0)
+            o_local.model = found_model;
+    }
+    o = &o_local;
     run_ctx r = {.o = o, .rec = rec, .t_start_mono = etok_mono_s()};
     r.max_response = o->max_response_bytes ? o->max_response_bytes : DEFAULT_MAX_RESPONSE;
     char *url = etok_endpoint_url(o->url, o->api);
