@@ -61,6 +61,18 @@ etok_meter_source *etok_meter_source_open(const etok_meter_config *cfg, etok_ene
 const char *etok_meter_source_describe(const etok_meter_source *m);
 void etok_meter_source_close(etok_meter_source *m);
 
+/* Remote energy (`etok bench --energy-from URL`): the /metrics page of an `etok exporter` (or
+ * `etok serve`) on the server's node, read over HTTP at each read() — counters at window edges.
+ * The reading sums every etok_energy_joules_total series on the page (the exporter exposes only
+ * summable, non-overlapping series), takes etok_power_watts, and the weakest source label. */
+typedef struct etok_remote_energy etok_remote_energy;
+etok_remote_energy *etok_remote_energy_open(const char *metrics_url, double timeout_s, etok_energy_source *out,
+                                            etok_err *err);
+void etok_remote_energy_close(etok_remote_energy *r);
+/* Parse a Prometheus page into a reading (exposed for tests). 0, or -1 with err when the page
+ * has no etok_energy_joules_total series or a malformed one. */
+int etok_remote_energy_parse(const char *text, etok_energy_reading *out, etok_err *err);
+
 /* ---- etok serve ---- */
 
 typedef struct {

@@ -771,7 +771,9 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
         formatted = strdup(json_string_value(p));
     }
     if (!formatted) REJECT(NULL, "out of memory");
-    int cap = s->ctx_len + 1;
+    /* a token is at least one byte, plus BOS: this cap always holds the whole prompt, so an
+     * over-long prompt is told apart from a tokenizer failure */
+    int cap = (int)strlen(formatted) + 2;
     toks = malloc((size_t)cap * sizeof *toks);
     if (!toks) REJECT(NULL, "out of memory");
     etok_err terr = {0};
@@ -780,8 +782,8 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
     if (n == 0) REJECT(chat ? "messages" : "prompt", "the prompt is empty");
     if (n + max_tokens > s->ctx_len) {
         ret = send_error(s, c, 400, "invalid_request_error", "context_length_exceeded", chat ? "messages" : "prompt",
-                         "prompt (%d%s tokens) plus max_tokens (%d) is over the context length of %d", n,
-                         n >= cap ? "+" : "", max_tokens, s->ctx_len);
+                         "prompt (%d tokens) plus max_tokens (%d) is over the context length of %d", n, max_tokens,
+                         s->ctx_len);
         goto out;
     }
 
