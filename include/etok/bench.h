@@ -37,4 +37,16 @@ typedef struct etok_meter_set etok_meter_set;
 int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset *evals, const etok_bench_opts *o,
                      etok_meter_set *meters, etok_record *rec, etok_err *err);
 
+/* The same workload against an OpenAI-compatible server (etok bench --endpoint URL): idle
+ * baseline, warm-up requests (not recorded), then the window; prompts are the eval items'
+ * user messages (the server applies its own chat template); every answer is scored.
+ * ep carries url/model/api key/timeout; load and token settings come from o. */
+typedef struct {
+    const char *url, *model, *api_key;
+    int completions_api;     /* 1: /v1/completions instead of chat */
+    double request_timeout_s;
+} etok_bench_endpoint;
+int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset *evals, const etok_bench_opts *o,
+                              etok_meter_set *meters, etok_record *rec, etok_err *err);
+
 #endif

@@ -19,6 +19,10 @@
  * `short_window`: its energy is reported, but with that warning, never as a silent 0 J. */
 #define ETOK_ENERGY_MIN_UPDATES 3
 
+/* The largest power one domain is assumed able to draw: a counter decrease whose wrap-corrected
+ * step would mean more is a reset, not a wrap (the sampler's ETOK_METER_MAX_PLAUSIBLE_W). */
+#define ETOK_ENERGY_MAX_PLAUSIBLE_W 2000.0
+
 /* One trace (one domain of one meter) over one window. Index i matches record->traces[i]. */
 typedef struct {
     int is_counter;            /* raw is an accumulator (unit ends in J); else power samples */
@@ -33,7 +37,7 @@ typedef struct {
     double expected_updates;   /* duration / period_s (0 when the period is unknown) */
     int n_samples;             /* readings with t in [t1, t2] */
     int n_changes;             /* counters: consecutive readings overlapping the window that differ */
-    int n_wraps, n_resets;     /* counter wraps corrected / resets (restart from 0) in the window */
+    int n_wraps, n_resets;     /* counter wraps corrected / resets (step counted 0 J) in the window */
     int short_window;          /* see ETOK_ENERGY_MIN_UPDATES; also a counter that never moved */
     int n_faults;              /* record faults of this trace's meter/domain inside the window */
 } etok_trace_energy;
@@ -81,7 +85,7 @@ typedef struct {
     etok_source source;           /* weakest source summed at that boundary */
     double duration_s;
     double energy_j, energy_uncertainty_j;
-    double mean_power_w;
+    double mean_power_w, mean_power_uncertainty_w;
     double idle_power_w, idle_power_uncertainty_w;          /* NAN without idle */
     double dynamic_energy_j, dynamic_energy_uncertainty_j;  /* NAN without idle */
 
@@ -93,6 +97,7 @@ typedef struct {
     double pue;
     char pue_source[16];
     double pue_adjusted_power_w;  /* mean_power_w x pue (x 1 when the boundary is facility) */
+    double pue_adjusted_power_uncertainty_w;
 
     int short_window, incomplete, partial, exit_status;
     int n_faults;                 /* faults inside the run window */

@@ -8,19 +8,25 @@
 
 #include "commands.h"
 #include "etok/energy.h"
+#include "etok/metrics.h"
+#include "etok/report.h"
 #include "etok/record.h"
 #include "etok/run_summary.h"
 #include "etok/util.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: etok report RUN.json [--format text|md|json|csv] [-o FILE]\n"
+            "usage: etok report RUN.json [--format text|md|json|csv|html] [-o FILE]\n"
             "\n"
             "Re-analyse a run record written by `etok run` (or bench/serve) offline: energy per\n"
             "meter and in total (boundary, source, uncertainty), idle power, dynamic energy,\n"
             "J/token, PUE-adjusted power, warnings and faults.\n"
             "\n"
-            "  --format F   text (default), md (Markdown), json, csv\n"
+            "  --format F   text (default), md (Markdown), json, csv, html (bench/serve records)\n"
+            "\n"
+            "For a record with requests (etok bench, etok serve) the full reporting set is rendered\n"
+            "(docs/REPORT.md): J/output-token ... goodput, with units, sources and uncertainties;\n"
+            "json then is run.json (the record plus a \"metrics\" object), html the report page.\n"
             "  -o FILE      write the report to FILE instead of stdout\n"
             "  -h, --help   this help\n"
             "\n"
@@ -49,8 +55,8 @@ int cmd_report(int argc, char **argv) {
         }
     }
     if (strcmp(format, "text") && strcmp(format, "md") && strcmp(format, "markdown") && strcmp(format, "json") &&
-        strcmp(format, "csv")) {
-        fprintf(stderr, "etok report: unknown format '%s' (text, md, json, csv)\n", format);
+        strcmp(format, "csv") && strcmp(format, "html")) {
+        fprintf(stderr, "etok report: unknown format '%s' (text, md, json, csv, html)\n", format);
         return ETOK_EXIT_USAGE;
     }
     if (optind != argc - 1) {
@@ -82,7 +88,26 @@ int cmd_report(int argc, char **argv) {
         return ETOK_EXIT_OUTPUT;
     }
     int rc = ETOK_EXIT_OK;
-    if (!strcmp(format, "json")) {
+    int has_requests = rec.n_requests > 0 || !strcmp(rec.kind, "bench") || !strcmp(rec.kind, "serve");
+    etok_metrics met;
+    memset(&met, 0, sizeof met);
+    int have_met = 0;
+    if (has_requests || !strcmp(format, "html")) {
+        if (etok_metrics_compute(&rec, NULL, &met, &err) != 0) {
+            fprintf(stderr, "etok report: %s: %s\n", path, err.msg);
+            rc = err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
+            goto close_out;
+        }
+        have_met = 1;
+    }
+    if (have_met && strcmp(format, "csv")) {
+        char *txt = !strcmp(format, "json") ? etok_report_json(&rec, &met)
+                    : !strcmp(format, "html") ? etok_report_html(&rec, &met)
+                                              : etok_report_md(&rec, &met, 0);
+        if (!txt || fputs(txt, f) < 0) rc = ETOK_EXIT_FAIL;
+        if (txt && !strcmp(format, "json")) fputc('\n', f);
+        free(txt);
+    } else if (!strcmp(format, "json")) {
         json_t *j = etok_run_summary_json(&rec, &sum);
         if (!j || json_dumpf(j, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) != 0) rc = ETOK_EXIT_FAIL;
         else fputc('\n', f);
@@ -94,6 +119,8 @@ int cmd_report(int argc, char **argv) {
     } else {
         etok_run_summary_markdown(f, &rec, &sum);
     }
+close_out:
+    etok_metrics_free(&met);
     if ((f != stdout ? fclose(f) : fflush(f)) != 0) {
         fprintf(stderr, "etok report: cannot write the report to %s\n", out_path ? out_path : "stdout");
         rc = ETOK_EXIT_OUTPUT;

@@ -13,6 +13,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "etok/endpoint.h"
 #include "etok/meter.h"
 #include "etok/stats.h"
 
@@ -372,6 +373,117 @@ out:
     if (fl)
         for (int s = 0; s < slots; s++) free(fl[s].out_tokens);
     free(fl);
+    free(order);
+    return rc;
+}
+
+/* ---- the endpoint path ------------------------------------------------------------------ */
+
+typedef struct {
+    etok_meter_set *ms;
+    int sig_fd;
+    volatile int *stop;
+    const etok_bench_opts *o;
+    int total;
+    double t_begin;
+} ep_ctx;
+
+static double ep_clock(void *arg) { return etok_meters_now(((ep_ctx *)arg)->ms); }
+
+static void ep_progress(const etok_endpoint_progress *p, void *arg) {
+    ep_ctx *c = arg;
+    if (got_signal(c->sig_fd)) *c->stop = 1;
+    if (c->o->progress && c->total >= 0)
+        progress_line(c->o, c->ms, p->done, c->total, p->tokens_out, p->t_s - c->t_begin);
+}
+
+int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset *ev, const etok_bench_opts *o,
+                              etok_meter_set *ms, etok_record *rec, etok_err *err) {
+    size_t n = ev->n_items;
+    const char **prompts = calloc(n, sizeof *prompts);
+    int *order = calloc(n, sizeof *order);
+    if (!prompts || !order) {
+        free(prompts);
+        free(order);
+        return etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+    }
+    etok_rng rng;
+    etok_rng_seed(&rng, o->seed);
+    for (size_t i = 0; i < n; i++) order[i] = (int)i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(etok_rng_u64(&rng) % i);
+        int t = order[i - 1];
+        order[i - 1] = order[j];
+        order[j] = t;
+    }
+    for (size_t i = 0; i < n; i++) prompts[i] = ev->items[order[i]].prompt;
+    volatile int stop = 0;
+    ep_ctx ctx = {.ms = ms, .sig_fd = o->sig_fd, .stop = &stop, .o = o, .total = o->requests};
+    etok_endpoint_opts eo = {
+        .url = ep->url,
+        .api = ep->completions_api ? ETOK_API_COMPLETIONS : ETOK_API_CHAT,
+        .model = ep->model,
+        .api_key = ep->api_key,
+        .concurrency = o->rate_rps > 0 ? 0 : o->concurrency,
+        .rate_rps = o->rate_rps,
+        .seed = o->seed,
+        .duration_s = o->duration_s,
+        .request_timeout_s = ep->request_timeout_s,
+        .max_tokens = o->max_tokens,
+        .keep_output = 1,
+        .clock = ep_clock,
+        .clock_arg = &ctx,
+    };
+    int rc = -1;
+    if (o->idle_s > 0) {
+        rec->idle_start_s = etok_meters_now(ms);
+        if (wait_or_signal(o->sig_fd, o->idle_s)) stop = 1;
+        rec->idle_end_s = etok_meters_now(ms);
+    }
+    if (!stop && o->warmup_requests > 0) {
+        etok_record warm;
+        etok_record_init(&warm);
+        etok_endpoint_opts wo = eo;
+        wo.n_requests = o->warmup_requests;
+        wo.duration_s = 0;
+        wo.rate_rps = 0;
+        wo.concurrency = o->concurrency > 0 ? o->concurrency : 1;
+        ctx.total = -1;
+        ctx.t_begin = etok_meters_now(ms);
+        int wrc = etok_endpoint_run(&wo, prompts, (int)n, &warm, &stop, ep_progress, &ctx, err);
+        etok_record_free(&warm);
+        if (wrc) goto out;
+        ctx.total = o->requests;
+    }
+    rec->window_start_s = etok_meters_now(ms);
+    ctx.t_begin = rec->window_start_s;
+    eo.n_requests = o->requests;
+    if (!stop && etok_endpoint_run(&eo, prompts, (int)n, rec, &stop, ep_progress, &ctx, err)) goto out;
+    rec->window_end_s = etok_meters_now(ms);
+    if (o->progress) fprintf(stderr, "\r%100s\r", "");
+    if (stop) rec->partial = 1;
+    /* score: request i sent prompts[i % n] */
+    rec->tokens_known = 1;
+    rec->tokens_in = rec->tokens_out = 0;
+    for (size_t i = 0; i < rec->n_requests; i++) {
+        etok_request *q = &rec->requests[i];
+        int k = -1;
+        if (sscanf(q->id, "req-%d", &k) == 1 && k >= 0) {
+            const etok_eval_item *it = &ev->items[order[(size_t)k % n]];
+            char id[64];
+            snprintf(id, sizeof id, "%.40s#%d", it->id, k);
+            snprintf(q->id, sizeof q->id, "%s", id);
+            if (q->ok) {
+                q->quality_checked = 1;
+                q->quality_pass = etok_eval_check(it, q->output ? q->output : "");
+            }
+        }
+        rec->tokens_in += q->tokens_in;
+        rec->tokens_out += q->tokens_out;
+    }
+    rc = 0;
+out:
+    free(prompts);
     free(order);
     return rc;
 }

@@ -24,7 +24,13 @@ static const char *num(char *buf, size_t cap, double v) {
 static const char *pm(char *buf, size_t cap, double v, double u, const char *unit) {
     char a[32], b[32];
     if (!isfinite(v)) snprintf(buf, cap, "unknown");
-    else if (isfinite(u)) snprintf(buf, cap, "%s ± %s %s", num(a, sizeof a, v), num(b, sizeof b, u), unit);
+    else if (isfinite(u) && u > 0 && u < 1e6 && fabs(v) < 1e9) {
+        /* two significant digits of uncertainty, the value to the same decimal place */
+        int dec = 1 - (int)floor(log10(u));
+        if (dec < 0) dec = 0;
+        if (dec > 9) dec = 9;
+        snprintf(buf, cap, "%.*f ± %.*f %s", dec, v, dec, u, unit);
+    } else if (isfinite(u)) snprintf(buf, cap, "%s ± %s %s", num(a, sizeof a, v), num(b, sizeof b, u), unit);
     else snprintf(buf, cap, "%s %s", num(a, sizeof a, v), unit);
     return buf;
 }
@@ -50,6 +56,13 @@ void etok_run_summary_text(FILE *f, const etok_record *r, const etok_energy_summ
         fprintf(f, "  energy          %s   [%s boundary, %s]\n", pm(b1, sizeof b1, s->energy_j, s->energy_uncertainty_j, "J"),
                 etok_boundary_name(s->boundary), source_label(s->source));
     }
+    for (int b = 0; b < 3; b++) {
+        const etok_boundary_energy *be = &s->window.boundaries[b];
+        if (!be->present || !s->has_energy || (etok_boundary)b == s->boundary) continue;
+        fprintf(f, "  also at %-7s %s   [%s boundary, %s; not added to the total above]\n",
+                etok_boundary_name((etok_boundary)b), pm(b1, sizeof b1, be->energy_j, be->energy_uncertainty_j, "J"),
+                etok_boundary_name((etok_boundary)b), source_label(be->source));
+    }
     for (size_t i = 0; i < r->n_traces; i++) {
         const etok_trace *t = &r->traces[i];
         const etok_trace_energy *e = &s->window.traces[i];
@@ -62,7 +75,7 @@ void etok_run_summary_text(FILE *f, const etok_record *r, const etok_energy_summ
     }
     if (s->has_energy)
         fprintf(f, "  mean power      %s   [%s, %s]\n",
-                pm(b1, sizeof b1, s->mean_power_w, s->duration_s > 0 ? s->energy_uncertainty_j / s->duration_s : NAN, "W"),
+                pm(b1, sizeof b1, s->mean_power_w, s->mean_power_uncertainty_w, "W"),
                 etok_boundary_name(s->boundary), source_label(s->source));
     if (s->has_idle) {
         fprintf(f, "  idle power      %s   [%s baseline of %s s]\n",
@@ -81,7 +94,7 @@ void etok_run_summary_text(FILE *f, const etok_record *r, const etok_energy_summ
         fprintf(f, "  tokens          unknown (give --tokens N or --tokens-regex RE for J/token)\n");
     }
     if (s->has_energy)
-        fprintf(f, "  PUE-adjusted    %s   (mean power x PUE %g, %s)\n", pm(b1, sizeof b1, s->pue_adjusted_power_w, NAN, "W"),
+        fprintf(f, "  PUE-adjusted    %s   (mean power x PUE %g, %s)\n", pm(b1, sizeof b1, s->pue_adjusted_power_w, s->pue_adjusted_power_uncertainty_w, "W"),
                 s->pue, s->pue_source);
     if (s->short_window)
         fprintf(f, "  warning: the window is shorter than %d counter updates or power samples (or a counter did not move): "
@@ -110,14 +123,22 @@ void etok_run_summary_markdown(FILE *f, const etok_record *r, const etok_energy_
     } while (0)
     ROW("duration_s", s->duration_s, NAN, "s");
     ROW("energy_j", s->energy_j, s->energy_uncertainty_j, "J");
-    ROW("mean_power_w", s->mean_power_w, s->duration_s > 0 ? s->energy_uncertainty_j / s->duration_s : NAN, "W");
+    ROW("mean_power_w", s->mean_power_w, s->mean_power_uncertainty_w, "W");
     ROW("idle_power_w", s->idle_power_w, s->idle_power_uncertainty_w, "W");
     ROW("dynamic_energy_j", s->dynamic_energy_j, s->dynamic_energy_uncertainty_j, "J");
     ROW("joules_per_output_token", s->joules_per_output_token, s->joules_per_output_token_uncertainty, "J/token");
     ROW("joules_per_token", s->joules_per_token, NAN, "J/token");
     ROW("pue", s->pue, NAN, s->pue_source);
-    ROW("pue_adjusted_power_w", s->pue_adjusted_power_w, NAN, "W");
+    ROW("pue_adjusted_power_w", s->pue_adjusted_power_w, s->pue_adjusted_power_uncertainty_w, "W");
 #undef ROW
+    for (int b = 0; b < 3; b++) {
+        const etok_boundary_energy *be = &s->window.boundaries[b];
+        if (!be->present || !s->has_energy || (etok_boundary)b == s->boundary) continue;
+        char x[48], y[48];
+        fprintf(f, "\nAlso measured at the %s boundary (not added to the total): %s ± %s J, %s.\n",
+                etok_boundary_name((etok_boundary)b), num(x, sizeof x, be->energy_j), num(y, sizeof y, be->energy_uncertainty_j),
+                source_label(be->source));
+    }
     if (s->tokens_known) fprintf(f, "\nTokens: %lld output, %lld input.\n", s->tokens_out, s->tokens_in);
     else fprintf(f, "\nTokens: unknown.\n");
     fprintf(f, "\n| meter | domain | boundary | source | summed | energy (J) | uncertainty (J) | mean power (W) | note |\n"
@@ -207,6 +228,7 @@ json_t *etok_run_summary_json(const etok_record *r, const etok_energy_summary *s
     json_object_set_new(o, "energy_j", jnum(s->energy_j));
     json_object_set_new(o, "energy_uncertainty_j", jnum(s->energy_uncertainty_j));
     json_object_set_new(o, "mean_power_w", jnum(s->mean_power_w));
+    json_object_set_new(o, "mean_power_uncertainty_w", jnum(s->mean_power_uncertainty_w));
     json_object_set_new(o, "idle_power_w", jnum(s->idle_power_w));
     json_object_set_new(o, "idle_power_uncertainty_w", jnum(s->idle_power_uncertainty_w));
     json_object_set_new(o, "idle_duration_s", s->has_idle ? jnum(s->idle.duration_s) : json_null());
@@ -221,6 +243,7 @@ json_t *etok_run_summary_json(const etok_record *r, const etok_energy_summary *s
     json_object_set_new(o, "pue", jnum(s->pue));
     json_object_set_new(o, "pue_source", json_string(s->pue_source));
     json_object_set_new(o, "pue_adjusted_power_w", jnum(s->pue_adjusted_power_w));
+    json_object_set_new(o, "pue_adjusted_power_uncertainty_w", jnum(s->pue_adjusted_power_uncertainty_w));
     json_object_set_new(o, "short_window", json_boolean(s->short_window));
     json_object_set_new(o, "incomplete", json_boolean(s->incomplete));
     json_object_set_new(o, "n_faults", json_integer(s->n_faults));
