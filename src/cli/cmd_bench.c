@@ -289,6 +289,15 @@ int cmd_bench(int argc, char **argv) {
     memset(&met, 0, sizeof met);
     char *txt = NULL;
 
+    /* SIGINT/SIGTERM arrive on a signalfd: blocked here, before any thread exists (engine
+     * thread pool, meter sampler, libcurl), so every thread inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
+    sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
     if (!ep.url) model = etok_model_load(model_path, &err);
     if (!ep.url && !model) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
@@ -320,14 +329,6 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "etok bench: hardware profile unavailable (%s); MFU/MBU and ceilings will be n/a\n", err.msg);
         memset(&err, 0, sizeof err);
     }
-
-    /* signals arrive on a signalfd (blocked before the sampler thread starts) */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigprocmask(SIG_BLOCK, &sigs, NULL);
-    sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
 
     etok_meter_config mc = {.names = n_meters ? meters : NULL, .n_names = n_meters, .cpu_idle_w = cpu_idle_w,
                             .cpu_max_w = cpu_max_w};
