@@ -125,6 +125,20 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     m->has_energy = es.has_energy;
     snprintf(m->energy_source, sizeof m->energy_source, "%s", esrc);
     snprintf(m->energy_boundary, sizeof m->energy_boundary, "%s", es.has_energy ? etok_boundary_name(es.boundary) : "none");
+    {
+        size_t k = 0;
+        m->energy_warning[0] = 0;
+        if (es.short_window)
+            k += (size_t)snprintf(m->energy_warning + k, sizeof m->energy_warning - k,
+                                  "window shorter than %d meter updates (energy less certain); ", ETOK_ENERGY_MIN_UPDATES);
+        if (es.incomplete && k < sizeof m->energy_warning)
+            k += (size_t)snprintf(m->energy_warning + k, sizeof m->energy_warning - k,
+                                  "meter readings cover only part of the window; ");
+        if (es.n_faults > 0 && k < sizeof m->energy_warning)
+            k += (size_t)snprintf(m->energy_warning + k, sizeof m->energy_warning - k,
+                                  "%d meter fault(s) in the window (see the record's faults); ", es.n_faults);
+        if (k >= 2 && k < sizeof m->energy_warning) m->energy_warning[k - 2] = 0;
+    }
 
     /* ---- requests ---- */
     size_t n_itl = 0;
@@ -481,9 +495,9 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     }
 
     /* ---- MFU, MBU, power ratio, binding constraint, ceilings ---- */
-    const char *hw_src = r->hw.source[0] ? r->hw.source : "unknown";
+    const char *hw_src = r->hw.source[0] ? r->hw.source : "none";
     char ratio_src[80];
-    snprintf(ratio_src, sizeof ratio_src, "engine+%s", hw_src);
+    snprintf(ratio_src, sizeof ratio_src, "engine+%s", r->hw.source[0] ? r->hw.source : "no-profile");
     double ach_flops = dur > 0 ? sum_flops / dur : NAN, ach_bps = dur > 0 ? sum_bytes / dur : NAN;
     x = add(m, "achieved_flops", "", "FLOP/s", "engine");
     if (n_steps) setv(x, ach_flops, NAN);
