@@ -209,7 +209,8 @@ char *etok_report_html(const etok_record *r, const etok_metrics *m) {
         double ach = mval(m, "utilization_adjusted_token_rate_tps");
         if (ach > 0) {
             snprintf(labels[nb], sizeof labels[nb], "achieved (this run)");
-            bars[nb++] = (etok_svg_bar){labels[nb - 1], ach, 0, 0, "#009E73", NULL};
+            bars[nb] = (etok_svg_bar){labels[nb], ach, 0, 0, "#009E73", NULL};
+            nb++;
         }
         char *svg = nb >= 2 ? etok_svg_bars("TPF ceilings of this run (output token rate)", "Output token rate (token/s)",
                                             ETOK_SVG_LOG, bars, nb, NAN, 900)
