@@ -37,7 +37,7 @@ test-release: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 $(ASAN)/CMakeCache.txt:
-	CC=clang cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DETOK_SANITIZE=ON >/dev/null
+	CC=clang cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DETOK_SANITIZE=ON >/dev/null
 
 # The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer (clang build).
 test-asan: deps $(ASAN)/CMakeCache.txt

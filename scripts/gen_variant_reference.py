@@ -7,6 +7,7 @@ default model (written to a temporary directory, never committed):
   Llama-3 pre-tokenizer: digits in groups of 1-3, case-insensitive contractions, newline runs,
   whole-word lookup before merging); add_bos false.
 - "gpt-2": the same with tokenizer.ggml.pre = "gpt-2" (GPT-2's original split).
+- "default": the same with tokenizer.ggml.pre = "default" (llama.cpp's fallback split).
 - "spm": a SentencePiece-style ("llama") vocabulary: <unk> <s> </s>, the 256 byte tokens
   <0x00>..<0xFF>, then every normal SmolLM2 token with the byte-level space "Ġ" replaced by
   "▁" (other byte-level characters are kept as they are), score = -(its index in this list);
@@ -73,7 +74,7 @@ def variants(md):
     base = [("general.architecture", STR, "llama")]
     ids = [("tokenizer.ggml.bos_token_id", U32, md["tokenizer.ggml.bos_token_id"]),
            ("tokenizer.ggml.eos_token_id", U32, md["tokenizer.ggml.eos_token_id"])]
-    for pre in ("llama-bpe", "gpt-2"):
+    for pre in ("llama-bpe", "gpt-2", "default"):
         yield pre, base + [("tokenizer.ggml.model", STR, "gpt2"), ("tokenizer.ggml.pre", STR, pre),
                            ("tokenizer.ggml.tokens", ARR, (STR, toks)), ("tokenizer.ggml.token_type", ARR, (I32, types)),
                            ("tokenizer.ggml.merges", ARR, (STR, merges)), ("tokenizer.ggml.add_bos_token", BOOL, False)] + ids

@@ -2,7 +2,8 @@
  *
  * The command's stdout and stderr pass through to ours unchanged while both are scanned,
  * line by line, for a token count (POSIX extended regex with one capture group). Signals
- * that arrive on a signalfd are forwarded to the child (the second one kills it). Its exit
+ * that arrive on a signalfd are forwarded to the child unless they came from the terminal (the
+ * child, in our process group, got those itself); the second one kills it. Its exit
  * status is returned with the shell's convention (code, or 128 + N when killed by signal N). */
 #ifndef ETOK_COMMAND_H
 #define ETOK_COMMAND_H

@@ -15,7 +15,9 @@
  * else the number of non-empty content chunks ("chunks", tokens_in then 0 = unknown); a
  * non-streamed response without usage has unknown counts ("none", 0).
  * token_times_s has one entry per content chunk; when usage reports more output tokens than
- * chunks (servers that pack several tokens into one chunk), stats.usage_exceeds_chunks says so. */
+ * chunks (servers that pack several tokens into one chunk), stats.usage_exceeds_chunks says so.
+ * When the usage carries etok serve's per-request `energy_j`, it lands in the request's
+ * energy_j (else that stays < 0, not attributed). */
 #ifndef ETOK_ENDPOINT_H
 #define ETOK_ENDPOINT_H
 
@@ -50,7 +52,7 @@ typedef struct {
 typedef struct {
     const char *url;          /* base ("http://127.0.0.1:8080", ".../v1") or a full .../completions URL */
     etok_endpoint_api api;    /* chat (default) or completions; ignored for a full URL */
-    const char *model;        /* "model" field; NULL = omitted */
+    const char *model;        /* "model" field; NULL = the first id of GET /v1/models (omitted if none) */
     const char *api_key;      /* bearer key; NULL = $OPENAI_API_KEY when set */
     int concurrency;          /* closed loop: requests in flight (default 1); open loop: cap (0 = 1024) */
     double rate_rps;          /* > 0: open loop, Poisson arrivals at this mean rate */
@@ -87,6 +89,10 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
 
 /* The full request URL for a base URL and API (malloc'd), e.g. ".../v1/chat/completions". */
 char *etok_endpoint_url(const char *base, etok_endpoint_api api);
+/* GET /v1/models of the server at url (base or full URL) and copy the first model id into out.
+ * 0, or -1 with err. */
+int etok_endpoint_discover_model(const char *url, const char *api_key, double timeout_s, char *out, size_t cap,
+                                 etok_err *err);
 /* Poisson arrivals: the next exponential gap (s) at rate_rps from a splitmix64 state. */
 double etok_endpoint_exp_gap_s(uint64_t *state, double rate_rps);
 

@@ -8,8 +8,8 @@
  * Per-request energy (serve): the engine thread reads cumulative energy before and after each
  * batched step (etok_engine_step). The step's energy — from the end of the previous step when
  * the engine ran back to back, else from the start of this step — is split across the requests
- * in the step in proportion to the tokens each contributed (prompt tokens prefilled plus the
- * token decoded). Energy used while no request is in the engine is not attributed to any
+ * in the step in proportion to the tokens each put through the forward pass (its prompt chunk
+ * when prefilling, else the one token it decodes). Energy used while no request is in the engine is not attributed to any
  * request; it is exported as etok_unattributed_energy_joules_total. So, over any window,
  * sum(request energy_j) + unattributed = the meter's energy. A single request's figure is as
  * good as the meter's time resolution: a counter that refreshes every ~1 ms (RAPL) splits
@@ -60,6 +60,18 @@ etok_meter_source *etok_meter_source_open(const etok_meter_config *cfg, etok_ene
 /* Comma-separated "meter/domain (source, boundary)" of the summed domains, for logs. */
 const char *etok_meter_source_describe(const etok_meter_source *m);
 void etok_meter_source_close(etok_meter_source *m);
+
+/* Remote energy (`etok bench --energy-from URL`): the /metrics page of an `etok exporter` (or
+ * `etok serve`) on the server's node, read over HTTP at each read() — counters at window edges.
+ * The reading sums every etok_energy_joules_total series on the page (the exporter exposes only
+ * summable, non-overlapping series), takes etok_power_watts, and the weakest source label. */
+typedef struct etok_remote_energy etok_remote_energy;
+etok_remote_energy *etok_remote_energy_open(const char *metrics_url, double timeout_s, etok_energy_source *out,
+                                            etok_err *err);
+void etok_remote_energy_close(etok_remote_energy *r);
+/* Parse a Prometheus page into a reading (exposed for tests). 0, or -1 with err when the page
+ * has no etok_energy_joules_total series or a malformed one. */
+int etok_remote_energy_parse(const char *text, etok_energy_reading *out, etok_err *err);
 
 /* ---- etok serve ---- */
 

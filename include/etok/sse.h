@@ -81,6 +81,8 @@ typedef struct {
     char finish_reason[32]; /* "" when none */
     int has_usage;          /* usage object with integer fields present */
     long long prompt_tokens, completion_tokens;
+    int has_energy;         /* usage.energy_j (etok serve's per-request energy) is a number */
+    double energy_j;
     char message[256];      /* why NOT_CHUNK / BAD_JSON / ERROR (the server's message) */
 } etok_openai_chunk;
 

@@ -34,6 +34,7 @@ typedef struct {
     int markers;         /* draw a small circle at each point */
     int y2;              /* plot against the secondary (right) y axis */
     double width_px;     /* stroke width; 0 = 2 */
+    int no_line;         /* scatter: markers only (implies markers) */
 } etok_svg_style;
 
 typedef struct etok_svg_chart etok_svg_chart;

@@ -122,8 +122,10 @@ int etok_sweep_run(const etok_tpf_scenario *base, const etok_sweep_spec *spec, d
     if (!out->points) return etok_errc(err, ETOK_EXIT_FAIL, "--sweep: out of memory");
     out->n = (size_t)spec->steps;
     int any_ok = 0;
+    int integer = is_int_field(spec->field);
     for (int i = 0; i < spec->steps; i++) {
-        eval_at(base, spec->field, point_x(spec, i), price, &out->points[i]);
+        double x = point_x(spec, i);
+        eval_at(base, spec->field, integer ? floor(x + 0.5) : x, price, &out->points[i]);
         any_ok |= out->points[i].ok;
     }
     if (!any_ok) {
@@ -132,10 +134,13 @@ int etok_sweep_run(const etok_tpf_scenario *base, const etok_sweep_spec *spec, d
         return -1;
     }
     /* Crossovers: bisection between neighbouring feasible points whose binding differs. */
-    int integer = is_int_field(spec->field);
     for (size_t i = 0; i + 1 < out->n; i++) {
-        etok_sweep_point *a = &out->points[i], *b = &out->points[i + 1];
-        if (!a->ok || !b->ok || a->r.binding == b->r.binding) continue;
+        /* neighbouring feasible points (infeasible ones in between are skipped) */
+        size_t j = i + 1;
+        while (j < out->n && !out->points[j].ok) j++;
+        if (j >= out->n) break;
+        etok_sweep_point *a = &out->points[i], *b = &out->points[j];
+        if (!a->ok || a->r.binding == b->r.binding) continue;
         double lo = a->x, hi = b->x;
         etok_ceiling from = a->r.binding, to = b->r.binding;
         etok_sweep_point mid;
@@ -144,7 +149,17 @@ int etok_sweep_run(const etok_tpf_scenario *base, const etok_sweep_spec *spec, d
             double x = spec->log && lo > 0 && hi > 0 ? sqrt(lo * hi) : (lo + hi) / 2;
             if (integer) x = floor(x + 0.5);
             if (x == lo || x == hi) break;
-            if (eval_at(base, spec->field, x, price, &mid) || mid.r.binding != from) {
+            if (eval_at(base, spec->field, x, price, &mid) && integer) {
+                /* Infeasible whole value (e.g. a device count that is not a multiple of the
+                 * replica size): look for the nearest feasible value strictly inside (lo, hi). */
+                int found = 0;
+                for (double d = 1; !found && (x - d > lo || x + d < hi); d++) {
+                    if (x - d > lo && eval_at(base, spec->field, x - d, price, &mid) == 0) { x -= d; found = 1; }
+                    else if (x + d < hi && eval_at(base, spec->field, x + d, price, &mid) == 0) { x += d; found = 1; }
+                }
+                if (!found) break;
+            }
+            if (!mid.ok || mid.r.binding != from) {
                 hi = x;
                 if (mid.ok) to = mid.r.binding;
             } else {

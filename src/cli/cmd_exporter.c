@@ -1,5 +1,6 @@
 /* cmd_exporter.c — `etok exporter`: argument parsing and lifetime of the Prometheus exporter
  * (src/serve/exporter.c) over this node's meters (src/serve/meter_source.c). */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,12 +1,162 @@
-/* cmd_serve.c — `etok serve`. Not built yet: says so and fails, so nothing pretends to work. */
+/* cmd_serve.c — `etok serve`: argument parsing and lifetime of the OpenAI-compatible server
+ * (src/serve/server.c) over this machine's meters (src/serve/meter_source.c). */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "commands.h"
+#include "etok/meter.h"
+#include "etok/serve.h"
 #include "etok/util.h"
 
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: etok serve -m model.gguf [--host 127.0.0.1] [--port 8080] [--api-key KEY]\n"
+            "                  [--max-seqs N] [--threads T] [--ctx N] [--meter NAME ...] [--cpu-tdp I:M]\n"
+            "                  [--max-body BYTES] [--max-tokens-limit N] [--default-max-tokens N]\n"
+            "                  [--model-id NAME] [--window S] [--no-energy]\n\n"
+            "OpenAI-compatible server over etok's engine with continuous batching, and the energy of\n"
+            "every request in its usage (energy_j, joules_per_token, energy_source).\n"
+            "  POST /v1/chat/completions, /v1/completions   (stream true/false, stream_options.include_usage)\n"
+            "  GET  /v1/models, /health, /metrics           (/metrics: Prometheus text, docs/PROMETHEUS.md)\n"
+            "  -m, --model FILE       GGUF model (required)\n"
+            "  --host ADDR            IPv4 address to bind (default 127.0.0.1: loopback only)\n"
+            "  --port N               TCP port (default 8080; 0 = any free port, printed on stderr)\n"
+            "  --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ (default: none)\n"
+            "  --max-seqs N           requests batched together in the engine (default 8)\n"
+            "  --threads T            engine threads (default: all cores)\n"
+            "  --ctx N                context length per request (default min(model, 2048))\n"
+            "  --meter NAME           meter to read (repeatable; default: every available meter)\n"
+            "  --cpu-tdp I:M          idle and max watts per package for the estimate meter\n"
+            "  --no-energy            do not open meters (usage energy fields are null, source none)\n"
+            "  --max-body BYTES       largest request body (default 1048576; larger: 413)\n"
+            "  --max-tokens-limit N   largest max_tokens accepted (default 4096; larger: 400)\n"
+            "  --default-max-tokens N max_tokens when a request gives none (default 256)\n"
+            "  --model-id NAME        model id reported by /v1/models (default: the file name)\n"
+            "  --window S             sliding window of etok_joules_per_token (default 60 s)\n"
+            "Per-request energy: each engine step's energy (meter deltas) is split across the requests\n"
+            "in the step by their share of the step's tokens; idle energy is attributed to none\n"
+            "(see include/etok/serve.h). Its source is the meter's: counter, power, or estimate.\n");
+}
+
+static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "etok serve: %s '%s': expected an integer in [%ld, %ld]\n", opt, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
 int cmd_serve(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "etok serve: not implemented yet\n");
-    return ETOK_EXIT_FAIL;
+    etok_serve_opts o = {.port = 8080};
+    etok_meter_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    const char *names[16];
+    int n_names = 0, no_energy = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        int has = i + 1 < argc;
+        long v;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return ETOK_EXIT_OK;
+        } else if ((!strcmp(a, "-m") || !strcmp(a, "--model")) && has) {
+            o.model_path = argv[++i];
+        } else if (!strcmp(a, "--host") && has) {
+            o.host = argv[++i];
+        } else if (!strcmp(a, "--port") && has) {
+            if (parse_int(a, argv[++i], 0, 65535, &v)) return ETOK_EXIT_USAGE;
+            o.port = (int)v;
+        } else if (!strcmp(a, "--api-key") && has) {
+            o.api_key = argv[++i];
+        } else if (!strcmp(a, "--max-seqs") && has) {
+            if (parse_int(a, argv[++i], 1, 1024, &v)) return ETOK_EXIT_USAGE;
+            o.max_seqs = (int)v;
+        } else if (!strcmp(a, "--threads") && has) {
+            if (parse_int(a, argv[++i], 1, 1024, &v)) return ETOK_EXIT_USAGE;
+            o.n_threads = (int)v;
+        } else if (!strcmp(a, "--ctx") && has) {
+            if (parse_int(a, argv[++i], 16, 1 << 20, &v)) return ETOK_EXIT_USAGE;
+            o.ctx_len = (int)v;
+        } else if (!strcmp(a, "--max-body") && has) {
+            if (parse_int(a, argv[++i], 64, 1L << 30, &v)) return ETOK_EXIT_USAGE;
+            o.max_body_bytes = (size_t)v;
+        } else if (!strcmp(a, "--max-tokens-limit") && has) {
+            if (parse_int(a, argv[++i], 1, 1 << 20, &v)) return ETOK_EXIT_USAGE;
+            o.max_tokens_limit = (int)v;
+        } else if (!strcmp(a, "--default-max-tokens") && has) {
+            if (parse_int(a, argv[++i], 1, 1 << 20, &v)) return ETOK_EXIT_USAGE;
+            o.default_max_tokens = (int)v;
+        } else if (!strcmp(a, "--model-id") && has) {
+            o.model_id = argv[++i];
+        } else if (!strcmp(a, "--window") && has) {
+            char *end;
+            o.jpt_window_s = strtod(argv[++i], &end);
+            if (*end || !(o.jpt_window_s > 0)) {
+                fprintf(stderr, "etok serve: --window '%s': expected seconds > 0\n", argv[i]);
+                return ETOK_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--meter") && has) {
+            if (n_names >= 16) {
+                fprintf(stderr, "etok serve: too many --meter options\n");
+                return ETOK_EXIT_USAGE;
+            }
+            names[n_names++] = argv[++i];
+        } else if (!strcmp(a, "--cpu-tdp") && has) {
+            const char *s = argv[++i];
+            if (sscanf(s, "%lf:%lf", &cfg.cpu_idle_w, &cfg.cpu_max_w) != 2 || cfg.cpu_idle_w < 0 || cfg.cpu_max_w <= cfg.cpu_idle_w) {
+                fprintf(stderr, "etok serve: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", s);
+                return ETOK_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--no-energy")) {
+            no_energy = 1;
+        } else {
+            fprintf(stderr, "etok serve: unknown option or missing value '%s' (etok serve --help)\n", a);
+            return ETOK_EXIT_USAGE;
+        }
+    }
+    if (!o.model_path) {
+        fprintf(stderr, "etok serve: no model given: -m model.gguf (etok serve --help)\n");
+        return ETOK_EXIT_USAGE;
+    }
+    cfg.names = n_names ? names : NULL;
+    cfg.n_names = n_names;
+
+    sigset_t set; /* SIGINT/SIGTERM are taken with sigwait: no handler, no global state */
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    etok_err err = {0};
+    etok_meter_source *ms = NULL;
+    if (!no_energy) {
+        ms = etok_meter_source_open(&cfg, &o.energy, &err);
+        if (!ms) {
+            fprintf(stderr, "etok serve: %s\n", err.msg);
+            return err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+        }
+    }
+    etok_server *s = etok_server_start(&o, &err);
+    if (!s) {
+        fprintf(stderr, "etok serve: %s\n", err.msg);
+        etok_meter_source_close(ms);
+        return err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+    }
+    fprintf(stderr, "etok serve: listening on http://%s:%d (model %s)\n", o.host ? o.host : "127.0.0.1", etok_server_port(s),
+            o.model_path);
+    fprintf(stderr, "etok serve: energy from %s\n", ms ? etok_meter_source_describe(ms) : "nothing (--no-energy)");
+    fflush(stderr);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "etok serve: %s, stopping\n", sig == SIGINT ? "interrupted" : "terminated");
+    etok_server_stop(s);
+    etok_meter_source_close(ms);
+    return ETOK_EXIT_OK;
 }

@@ -251,7 +251,11 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
                 struct signalfd_siginfo si;
                 if (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si && !exited) {
                     res->interrupted = 1;
-                    kill(pid, forwarded ? SIGKILL : (int)si.ssi_signo);
+                    /* A terminal's Ctrl-C (si_code SI_KERNEL) already reached the child, which
+                     * shares our process group: do not deliver it twice. A signal sent to
+                     * etok alone (kill, a supervisor) is passed on. The second one kills. */
+                    if (forwarded) kill(pid, SIGKILL);
+                    else if (si.ssi_code != SI_KERNEL) kill(pid, (int)si.ssi_signo);
                     forwarded++;
                 }
             }

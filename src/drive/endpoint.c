@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "etok/sse.h"
 
@@ -42,6 +44,8 @@ typedef struct {
     int saw_done;
     int has_usage;
     long long usage_in, usage_out;
+    int has_energy;
+    double energy_j;
     int malformed;             /* chunks that were not OpenAI chunks */
     char malformed_msg[160];
     int stream_error;
@@ -56,7 +60,35 @@ struct run_ctx {
     double t_start_mono;
     etok_endpoint_stats st;
     size_t max_response;
+    int ep;                    /* epoll set of curl's sockets */
+    double timer_deadline;     /* etok_mono_s() when curl wants its timeout action; < 0 none */
 };
+
+/* libcurl's socket interface: curl says which sockets to watch, epoll says which are ready,
+ * and only those transfers are driven — the cost per wake-up does not grow with the number
+ * of streams (curl_multi_perform would visit every handle). */
+static int on_socket(CURL *easy, curl_socket_t sock, int what, void *userp, void *socketp) {
+    (void)easy;
+    (void)socketp;
+    run_ctx *r = userp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(r->ep, EPOLL_CTL_DEL, sock, NULL);
+        return 0;
+    }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.data.fd = sock;
+    ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+    if (epoll_ctl(r->ep, EPOLL_CTL_MOD, sock, &ev) != 0) epoll_ctl(r->ep, EPOLL_CTL_ADD, sock, &ev);
+    return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+    (void)multi;
+    run_ctx *r = userp;
+    r->timer_deadline = timeout_ms < 0 ? -1 : etok_mono_s() + timeout_ms / 1000.0;
+    return 0;
+}
 
 static double rec_now(const run_ctx *r) {
     if (r->o->clock) return r->o->clock(r->o->clock_arg);
@@ -136,6 +168,10 @@ static void take_chunk(req_ctx *q, const etok_openai_chunk *c) {
             q->has_usage = 1;
             q->usage_in = c->prompt_tokens;
             q->usage_out = c->completion_tokens;
+        }
+        if (c->has_energy) {
+            q->has_energy = 1;
+            q->energy_j = c->energy_j;
         }
         break;
     }
@@ -365,6 +401,7 @@ static void req_finish(run_ctx *r, req_ctx *q, CURLcode res, int cancelled) {
         snprintf(rq->token_count_source, sizeof rq->token_count_source, "chunks");
         if (rq->ok) st->usage_missing++;
     }
+    if (q->has_energy) rq->energy_j = q->energy_j; /* the server attributed it (etok serve) */
     if (r->o->keep_output && q->text) {
         rq->output = q->text;
         q->text = NULL;
@@ -372,6 +409,74 @@ static void req_finish(run_ctx *r, req_ctx *q, CURLcode res, int cancelled) {
     st->requests++;
     if (rq->ok) st->ok++;
     else st->failed++;
+}
+
+typedef struct {
+    char *p;
+    size_t n;
+} small_body;
+
+static size_t small_sink(char *d, size_t s, size_t n, void *arg) {
+    small_body *b = arg;
+    size_t k = s * n;
+    if (b->n + k > (1u << 20)) return 0;
+    char *np = realloc(b->p, b->n + k + 1);
+    if (!np) return 0;
+    b->p = np;
+    memcpy(b->p + b->n, d, k);
+    b->n += k;
+    b->p[b->n] = '\0';
+    return k;
+}
+
+int etok_endpoint_discover_model(const char *url, const char *api_key, double timeout_s, char *out, size_t cap,
+                                 etok_err *err) {
+    size_t n = strlen(url);
+    while (n > 0 && url[n - 1] == '/') n--;
+    if (n >= 17 && !memcmp(url + n - 17, "/chat/completions", 17)) n -= 17;
+    else if (n >= 12 && !memcmp(url + n - 12, "/completions", 12)) n -= 12;
+    int has_v1 = n >= 3 && !memcmp(url + n - 3, "/v1", 3);
+    char models[1200];
+    snprintf(models, sizeof models, "%.*s%s", (int)(n > 1000 ? 1000 : n), url, has_v1 ? "/models" : "/v1/models");
+    const char *key = api_key ? api_key : getenv("OPENAI_API_KEY");
+    char auth[1100];
+    struct curl_slist *h = NULL;
+    if (key && *key && strlen(key) < 1000) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        h = curl_slist_append(NULL, auth);
+    }
+    small_body b = {0};
+    CURL *c = curl_easy_init();
+    if (!c) {
+        curl_slist_free_all(h);
+        return etok_errf(err, "endpoint: libcurl could not start");
+    }
+    curl_easy_setopt(c, CURLOPT_URL, models);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, small_sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)((timeout_s > 0 ? timeout_s : 10) * 1000));
+    CURLcode rc = curl_easy_perform(c);
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(h);
+    int ret = -1;
+    if (rc != CURLE_OK) etok_errf(err, "endpoint: GET %s: %s", models, curl_easy_strerror(rc));
+    else if (status != 200) etok_errf(err, "endpoint: GET %s: HTTP %ld", models, status);
+    else {
+        json_t *j = b.p ? json_loads(b.p, 0, NULL) : NULL;
+        const char *id = json_string_value(json_object_get(json_array_get(json_object_get(j, "data"), 0), "id"));
+        if (!id) etok_errf(err, "endpoint: GET %s: no data[0].id in the answer", models);
+        else {
+            snprintf(out, cap, "%s", id);
+            ret = 0;
+        }
+        json_decref(j);
+    }
+    free(b.p);
+    return ret;
 }
 
 int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, int n_prompts,
@@ -385,6 +490,16 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
     if (o->concurrency < 0) return etok_errc(err, ETOK_EXIT_USAGE, "endpoint: concurrency must be >= 0");
     if (o->n_requests < 0 || o->duration_s < 0) return etok_errc(err, ETOK_EXIT_USAGE, "endpoint: requests and duration must be >= 0");
 
+    /* servers such as vLLM require "model": ask the server when the caller did not say */
+    etok_endpoint_opts o_local = *o;
+    char found_model[256];
+    if (!o->model) {
+        etok_err derr = {0};
+        if (etok_endpoint_discover_model(o->url, o->api_key, o->request_timeout_s > 0 && o->request_timeout_s < 10 ? o->request_timeout_s : 10,
+                                         found_model, sizeof found_model, &derr) == 0)
+            o_local.model = found_model;
+    }
+    o = &o_local;
     run_ctx r = {.o = o, .rec = rec, .t_start_mono = etok_mono_s()};
     r.max_response = o->max_response_bytes ? o->max_response_bytes : DEFAULT_MAX_RESPONSE;
     char *url = etok_endpoint_url(o->url, o->api);
@@ -406,6 +521,17 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
     int open_loop = o->rate_rps > 0;
     int cap = open_loop ? (o->concurrency > 0 ? o->concurrency : OPEN_LOOP_DEFAULT_CAP) : (o->concurrency > 0 ? o->concurrency : 1);
     int total = o->n_requests > 0 ? o->n_requests : (o->duration_s > 0 ? 0 : n_prompts); /* 0 = until duration */
+    r.timer_deadline = -1;
+    r.ep = epoll_create1(EPOLL_CLOEXEC);
+    if (r.ep < 0) {
+        free(url);
+        curl_multi_cleanup(multi);
+        return etok_errf(err, "endpoint: epoll_create1 failed");
+    }
+    curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, &r);
+    curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(multi, CURLMOPT_TIMERDATA, &r);
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)cap + 16);
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)cap);
 
@@ -413,6 +539,7 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
     if (!live) {
         free(url);
         curl_multi_cleanup(multi);
+        close(r.ep);
         return etok_errf(err, "endpoint: out of memory");
     }
     double cpu0 = thread_cpu_s();
@@ -468,7 +595,32 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
             break;
         }
         int running = 0;
-        curl_multi_perform(multi, &running);
+        {
+            int wait_ms = 50;
+            if (open_loop && issuing) {
+                double dt = next_arrival - rec_now(&r);
+                int ms = dt <= 0 ? 0 : (int)(dt * 1000) + 1;
+                if (ms < wait_ms) wait_ms = ms;
+            }
+            if (r.timer_deadline >= 0) {
+                double dt = r.timer_deadline - etok_mono_s();
+                int ms = dt <= 0 ? 0 : (int)(dt * 1000) + 1;
+                if (ms < wait_ms) wait_ms = ms;
+            }
+            struct epoll_event evs[256];
+            int nev = 0;
+            if (in_flight > 0) nev = epoll_wait(r.ep, evs, 256, wait_ms);
+            else if (issuing && wait_ms > 0) etok_sleep_s(wait_ms / 1000.0, stop);
+            for (int k = 0; k < nev; k++) {
+                int flags = ((evs[k].events & EPOLLIN) ? CURL_CSELECT_IN : 0) | ((evs[k].events & EPOLLOUT) ? CURL_CSELECT_OUT : 0) |
+                            ((evs[k].events & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+                curl_multi_socket_action(multi, evs[k].data.fd, flags, &running);
+            }
+            if (r.timer_deadline >= 0 && etok_mono_s() >= r.timer_deadline) {
+                r.timer_deadline = -1;
+                curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+            }
+        }
         CURLMsg *m;
         int left;
         while ((m = curl_multi_info_read(multi, &left))) {
@@ -499,14 +651,6 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
             cb(&p, cb_arg);
             last_cb = now;
         }
-        int wait_ms = 50;
-        if (open_loop && issuing) {
-            double dt = next_arrival - rec_now(&r);
-            int ms = dt <= 0 ? 0 : (int)(dt * 1000) + 1;
-            if (ms < wait_ms) wait_ms = ms;
-        }
-        if (in_flight > 0) curl_multi_poll(multi, NULL, 0, wait_ms, NULL);
-        else if (issuing && wait_ms > 0) etok_sleep_s(wait_ms / 1000.0, stop);
     }
 out:
     for (int i = 0; i < cap; i++)
@@ -516,6 +660,7 @@ out:
         }
     free(live);
     curl_multi_cleanup(multi);
+    close(r.ep);
     free(url);
     r.st.cpu_s = thread_cpu_s() - cpu0;
     r.st.wall_s = rec_now(&r) - t0;

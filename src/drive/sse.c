@@ -260,6 +260,11 @@ void etok_openai_chunk_parse(const char *data, size_t len, etok_openai_chunk *ou
             out->prompt_tokens = json_integer_value(pt);
             out->completion_tokens = json_integer_value(ct);
         }
+        json_t *ej = json_object_get(usage, "energy_j");
+        if (json_is_number(ej) && json_number_value(ej) >= 0) {
+            out->has_energy = 1;
+            out->energy_j = json_number_value(ej);
+        }
     } else if (usage && !json_is_null(usage)) {
         set_msg(out, ETOK_CHUNK_NOT_CHUNK, "\"usage\" is not an object%s", NULL);
         goto done;

@@ -3,7 +3,7 @@
  * Owns: the two tokenizer families llama.cpp calls BPE and SPM —
  *   - "gpt2": GPT-2 byte-level BPE. Text is cut at special tokens, pre-split into words by the
  *     regex the model declares in tokenizer.ggml.pre (implemented by hand below as small scanners
- *     over code points with Unicode categories: "smollm", "llama-bpe"/llama3, "gpt-2"/default),
+ *     over code points with Unicode categories: "smollm", "llama-bpe"/llama3, "gpt-2", "default"),
  *     each word's bytes are mapped to GPT-2's printable byte alphabet, then merged pairwise by
  *     merge rank (lowest first, leftmost on ties) and looked up in the vocabulary.
  *   - "llama": SentencePiece-style BPE by token score with "▁" for spaces, a leading space added
@@ -13,7 +13,7 @@
  *   system prompt when it declares one, as SmolLM2's does) and Llama-3 headers.
  * Does not own: reading the GGUF file (gguf.c/model.c fill etok_tokenizer_spec), sampling.
  * Behaviour matches llama.cpp (commit c392e5094) token for token on the reference strings in
- * tests/fixtures/reference/tokenize.json. No global mutable state: all tables live in the
+ * tests/fixtures/reference/tokenize*.json (Unicode 15.1 categories, as llama.cpp). No global mutable state: all tables live in the
  * etok_tokenizer object, all scratch space in one call's encode_state. */
 #include "engine/tokenizer.h"
 
@@ -29,7 +29,7 @@
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
 typedef enum { KIND_BPE, KIND_SPM } tok_kind;
-typedef enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3 } tok_pre;
+typedef enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_DEFAULT } tok_pre;
 typedef enum { CHAT_CHATML, CHAT_LLAMA3, CHAT_UNSUPPORTED } chat_kind;
 
 /* Open-addressing map from byte strings to int32 (token ids, merge ranks). Keys are borrowed
@@ -251,7 +251,10 @@ static unsigned cp_flags(uint32_t cp) { return ucat_of(cp) | (is_white_space(cp)
  *   gpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  *   llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}
  *           | ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
- *   smollm: first every \p{N} code point alone, then gpt2 within each remaining piece. */
+ *   smollm: first every \p{N} code point alone, then gpt2 within each remaining piece.
+ *   default (llama.cpp's choice when tokenizer.ggml.pre is "default" or absent), four passes,
+ *           each cutting the pieces of the previous one: runs of [\p{P}$+<=>^~|], gpt2,
+ *           runs of \p{N}, and ASCII digit triples [0-9]{3}. */
 
 typedef struct {
     const uint32_t *cp;
@@ -376,6 +379,64 @@ static void split_llama3(const span *s, ends_vec *out) {
         }
         ends_push(out, i);
     }
+}
+
+/* Apply a splitter to each piece of s given by `pieces` (ends of consecutive pieces). */
+static void each_piece(const span *s, const ends_vec *pieces, void (*fn)(const span *, ends_vec *), ends_vec *out) {
+    size_t start = s->a;
+    for (size_t k = 0; k < pieces->n; k++) {
+        span sub = {s->cp, s->fl, start, pieces->v[k]};
+        fn(&sub, out);
+        start = pieces->v[k];
+    }
+}
+
+/* Runs of code points with pred true are pieces; so are the gaps between them. */
+static void split_runs(const span *s, ends_vec *out, bool (*pred)(const span *, size_t)) {
+    size_t i = s->a;
+    while (i < s->b) {
+        bool in = pred(s, i);
+        while (i < s->b && pred(s, i) == in) i++;
+        ends_push(out, i);
+    }
+}
+
+static bool is_punct_like(const span *s, size_t i) {
+    uint32_t c = s->cp[i];
+    return (s->fl[i] & UCAT_P) || c == '$' || c == '+' || c == '<' || c == '=' || c == '>' || c == '^' ||
+           c == '~' || c == '|';
+}
+static bool is_num(const span *s, size_t i) { return fl_number(s->fl[i]); }
+static void split_punct_runs(const span *s, ends_vec *out) { split_runs(s, out, is_punct_like); }
+static void split_number_runs(const span *s, ends_vec *out) { split_runs(s, out, is_num); }
+
+static bool ascii_digit(uint32_t c) { return c >= '0' && c <= '9'; }
+
+/* [0-9][0-9][0-9], leftmost first; the text between matches forms pieces too. */
+static void split_digit_triples(const span *s, ends_vec *out) {
+    size_t i = s->a;
+    while (i < s->b) {
+        if (i + 3 <= s->b && ascii_digit(s->cp[i]) && ascii_digit(s->cp[i + 1]) && ascii_digit(s->cp[i + 2])) {
+            i += 3;
+        } else {
+            while (i < s->b && !(i + 3 <= s->b && ascii_digit(s->cp[i]) && ascii_digit(s->cp[i + 1]) &&
+                                 ascii_digit(s->cp[i + 2])))
+                i++;
+        }
+        ends_push(out, i);
+    }
+}
+
+static void split_default(const span *s, ends_vec *out) {
+    ends_vec a = {0}, b = {0}, c = {0};
+    split_punct_runs(s, &a);
+    each_piece(s, &a, split_gpt2, &b);
+    each_piece(s, &b, split_number_runs, &c);
+    each_piece(s, &c, split_digit_triples, out);
+    if (a.oom || b.oom || c.oom) out->oom = true;
+    free(a.v);
+    free(b.v);
+    free(c.v);
 }
 
 static void split_smollm(const span *s, ends_vec *out) {
@@ -588,6 +649,7 @@ static int bpe_fragment(encode_state *st, const char *text, size_t len) {
     case PRE_SMOLLM: split_smollm(&s, &st->ends); break;
     case PRE_LLAMA3: split_llama3(&s, &st->ends); break;
     case PRE_GPT2: split_gpt2(&s, &st->ends); break;
+    case PRE_DEFAULT: split_default(&s, &st->ends); break;
     }
     if (st->ends.oom) return -1;
     size_t start = 0;
@@ -711,12 +773,16 @@ oom:
     return -1;
 }
 
+/* add_bos: add the special tokens the model asks for (BOS when tokenizer.ggml.add_bos_token is
+ * on — or absent for SentencePiece/Llama-3 vocabularies — and EOS when add_eos_token is on). */
 int etok_tokenizer_encode(const etok_tokenizer *t, const char *text, int add_bos, int parse_special,
                           int32_t *out, int cap, etok_err *err) {
     if (!t || !text) return etok_errf(err, "tokenize: no tokenizer or no text");
     if (cap < 0 || (cap > 0 && !out)) return etok_errf(err, "tokenize: bad output buffer");
     encode_state st = {.t = t, .out = out, .cap = cap};
     size_t len = strlen(text);
+    if (len > (size_t)INT32_MAX / 4) /* the token count must fit an int */
+        return etok_errc(err, ETOK_EXIT_INPUT, "tokenize: text of %zu bytes is too long", len);
     fragment *fr = NULL;
     size_t n_fr = 0;
     int rc = 0;
@@ -869,11 +935,11 @@ static char *make_piece(const etok_tokenizer *t, int id, uint32_t *out_len) {
 static int pre_from_name(const char *pre, tok_pre *out) {
     static const char *const llama3[] = {"llama3", "llama-v3", "llama-bpe", "falcon3"};
     static const char *const smollm[] = {"smollm", "codeshell", "exaone", "minerva"};
-    static const char *const gpt2[] = {"default", "gpt-2", "gpt2", "phi-2", "jina-es", "jina-de",
+    static const char *const gpt2[] = {"gpt-2", "gpt2", "phi-2", "jina-es", "jina-de",
                                        "gigachat", "jina-v1-en", "jina-v2-es", "jina-v2-de",
                                        "jina-v2-code", "roberta-bpe"};
-    if (!pre || !*pre) {
-        *out = PRE_GPT2;
+    if (!pre || !*pre || !strcmp(pre, "default")) {
+        *out = PRE_DEFAULT;
         return 0;
     }
     for (size_t i = 0; i < sizeof llama3 / sizeof *llama3; i++)

@@ -373,6 +373,12 @@ static const char *FONT = "font-family=\"Helvetica, Arial, sans-serif\"";
 static double text_w(const char *s, double font_px) { return s ? (double)strlen(s) * font_px * 0.56 : 0; }
 
 static void legend_swatch(sbuf *b, double x, double y, const series *s) {
+    if (s->st.no_line) {
+        sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"", x + 13, y);
+        sb_text(b, s->color);
+        sb_printf(b, "\"/>\n");
+        return;
+    }
     const char *dash = s->st.dashed == 1 ? " stroke-dasharray=\"7 4\"" : s->st.dashed == 2 ? " stroke-dasharray=\"2 3\"" : "";
     sb_printf(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"", x, y, x + 26, y);
     sb_text(b, s->color);
@@ -505,25 +511,24 @@ char *etok_svg_chart_render(const etok_svg_chart *c) {
         int on2 = s->st.y2 && c->has_y2;
         const mapping *ym = on2 ? &my2 : &my;
         const char *dash = s->st.dashed == 1 ? " stroke-dasharray=\"7 4\"" : s->st.dashed == 2 ? " stroke-dasharray=\"2 3\"" : "";
-        sb_printf(&b, "<path d=\"");
-        int pen = 0;
-        double lastY = 0;
-        for (size_t k = 0; k < s->n; k++) {
-            if (!usable(s->x[k], mx.sc) || !usable(s->y[k], ym->sc)) { pen = 0; continue; }
-            double X = map(&mx, s->x[k]), Y = map(ym, s->y[k]);
-            if (!pen) sb_printf(&b, "M%.2f %.2f", X, Y);
-            else if (s->st.step) sb_printf(&b, "H%.2f V%.2f", X, Y);
-            else sb_printf(&b, "L%.2f %.2f", X, Y);
-            (void)lastY;
-            lastY = Y;
-            pen = 1;
+        if (!s->st.no_line) {
+            sb_printf(&b, "<path d=\"");
+            int pen = 0;
+            for (size_t k = 0; k < s->n; k++) {
+                if (!usable(s->x[k], mx.sc) || !usable(s->y[k], ym->sc)) { pen = 0; continue; }
+                double X = map(&mx, s->x[k]), Y = map(ym, s->y[k]);
+                if (!pen) sb_printf(&b, "M%.2f %.2f", X, Y);
+                else if (s->st.step) sb_printf(&b, "H%.2f V%.2f", X, Y);
+                else sb_printf(&b, "L%.2f %.2f", X, Y);
+                pen = 1;
+            }
+            sb_printf(&b, "\" stroke=\"");
+            sb_text(&b, s->color);
+            sb_printf(&b, "\" stroke-width=\"%.1f\"%s><title>", s->st.width_px > 0 ? s->st.width_px : 2.0, dash);
+            sb_text(&b, s->name);
+            sb_printf(&b, "</title></path>\n");
         }
-        sb_printf(&b, "\" stroke=\"");
-        sb_text(&b, s->color);
-        sb_printf(&b, "\" stroke-width=\"%.1f\"%s><title>", s->st.width_px > 0 ? s->st.width_px : 2.0, dash);
-        sb_text(&b, s->name);
-        sb_printf(&b, "</title></path>\n");
-        if (s->st.markers) {
+        if (s->st.markers || s->st.no_line) {
             for (size_t k = 0; k < s->n; k++) {
                 if (!usable(s->x[k], mx.sc) || !usable(s->y[k], ym->sc)) continue;
                 sb_printf(&b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" stroke=\"none\" fill=\"", map(&mx, s->x[k]), map(ym, s->y[k]));

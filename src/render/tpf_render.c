@@ -14,7 +14,8 @@
 
 static const char *MODEL_NOTE =
     "model estimate (etok tpf, METRICS.md section 1), not a measurement; device power modelled as "
-    "P_idle + (P_max - P_idle) * activity, activity = max(MFU, MBU) at the operating point";
+    "P_idle + (P_max - P_idle) * activity, activity = max(MFU, MBU) at the operating point; "
+    "uncertainty not quantified: ceilings are upper bounds";
 
 const char *etok_tpf_field_label(const char *f) {
     static const struct { const char *f, *l; } L[] = {
@@ -93,6 +94,13 @@ static void text_header(FILE *f, const etok_tpf_scenario *s, const etok_tpf_resu
                 si(r->it_power_w, "W", d, sizeof d));
     } else {
         fprintf(f, "facility    none given: delivered_power and cooling are not limited\n");
+    }
+    if (ctx && ctx->from_run) {
+        fprintf(f, "measured    from %s: joules_per_output_token %.4g J/token [measured]", ctx->from_run,
+                s->measured_joules_per_output_token);
+        if (s->measured_device_power_w > 0) fprintf(f, ", device power %.4g W [measured]", s->measured_device_power_w);
+        fprintf(f, ", utilization %.3g [%s]; they replace the modelled values\n", s->utilization,
+                s->utilization_measured ? "measured" : "scenario: the record has none");
     }
 }
 
@@ -217,6 +225,8 @@ static json_t *result_json(const etok_tpf_scenario *s, const etok_tpf_result *r,
     json_object_set_new(o, "mbu", jnum(r->mbu_at_roofline));
     json_object_set_new(o, "token_rate_tps", jnum(r->token_rate_tps));
     json_object_set_new(o, "token_rate_full_utilization_tps", jnum(r->token_rate_full_utilization_tps));
+    /* METRICS.md §3 name: in the TPF, U already carries the idle share, so the two coincide. */
+    json_object_set_new(o, "utilization_adjusted_token_rate_tps", jnum(r->token_rate_tps));
     json_object_set_new(o, "utilization", jnum(s->utilization));
     json_object_set_new(o, "utilization_source", json_string(s->utilization_measured ? "measured" : "scenario"));
     json_object_set_new(o, "it_power_w", jnum(r->it_power_w));
@@ -267,7 +277,8 @@ char *etok_tpf_render_compare_text(const etok_tpf_scenario *sa, const etok_tpf_r
     if (!f) return NULL;
     char lv[512], x[32], y[32];
     levers_str(ctx, lv, sizeof lv);
-    fprintf(f, "etok tpf: lever what-if (model estimate, not a measurement)\n\n");
+    fprintf(f, "etok tpf: lever what-if (%s)\n\n",
+            ctx && ctx->from_run ? "model estimate with measured inputs" : "model estimate, not a measurement");
     etok_tpf_context base = ctx ? *ctx : (etok_tpf_context){0};
     base.levers[0] = NULL;
     text_header(f, sa, a, &base);
@@ -417,9 +428,12 @@ char *etok_tpf_render_sweep_text(const etok_sweep *sw, const etok_tpf_context *c
     size_t len = 0;
     FILE *f = open_memstream(&out, &len);
     if (!f) return NULL;
+    char lv[512];
+    levers_str(ctx, lv, sizeof lv);
     fprintf(f, "etok tpf sweep (model estimate, not a measurement): %s, %s from %g to %g in %d %s steps\n",
             ctx && ctx->scenario_name ? ctx->scenario_name : "", sw->spec.field, sw->spec.start, sw->spec.stop, sw->spec.steps,
             sw->spec.log ? "log" : "linear");
+    if (*lv) fprintf(f, "levers applied: %s\n", lv);
     fprintf(f, "%16s  %-18s %14s\n", sw->spec.field, "binding", "token_rate_tps");
     for (size_t i = 0; i < sw->n; i++) {
         const etok_sweep_point *p = &sw->points[i];
@@ -522,7 +536,10 @@ char *etok_tpf_render_sweep_svg(const etok_sweep *sw, const etok_tpf_context *ct
     }
     for (size_t k = 0; k < sw->n_crossovers; k++) {
         char lab[160], v[48];
-        etok_svg_format_si(sw->crossovers[k].x, v, sizeof v);
+        const char *f = sw->spec.field;
+        size_t fl = strlen(f);
+        if (fl > 2 && !strcmp(f + fl - 2, "_w")) si(sw->crossovers[k].x, "W", v, sizeof v); /* "9.8 kW" */
+        else etok_svg_format_si(sw->crossovers[k].x, v, sizeof v);
         snprintf(lab, sizeof lab, "crossover %s: %s -> %s", v, etok_ceiling_name(sw->crossovers[k].from),
                  etok_ceiling_name(sw->crossovers[k].to));
         etok_svg_chart_add_vline(c, sw->crossovers[k].x, lab, NULL);

@@ -393,15 +393,17 @@ static void *engine_main(void *arg) {
         if (have_e) last_e = e1;
         back_to_back = 1;
         long long step_tokens = 0, step_out = 0;
+        /* a sequence's share = the tokens it put through this forward pass: its prompt chunk
+         * when prefilling, else the one token it decodes */
         for (int k = 0; k < res.n_events; k++)
-            step_tokens += res.events[k].prefill_tokens + (res.events[k].new_token >= 0 ? 1 : 0);
+            step_tokens += res.events[k].prefill_tokens > 0 ? res.events[k].prefill_tokens : 1;
         if (step_tokens == 0 && have_e) s->unattributed_j += de;
         for (int k = 0; k < res.n_events; k++) {
             const etok_seq_event *ev = &res.events[k];
             int slot = -1;
             sreq *q = find_active(s, ev->seq_id, &slot);
             if (!q) continue;
-            int share = ev->prefill_tokens + (ev->new_token >= 0 ? 1 : 0);
+            int share = ev->prefill_tokens > 0 ? ev->prefill_tokens : 1;
             if (step_tokens > 0 && have_e) {
                 double ej = de * (double)share / (double)step_tokens;
                 q->energy_j += ej;
@@ -769,7 +771,9 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
         formatted = strdup(json_string_value(p));
     }
     if (!formatted) REJECT(NULL, "out of memory");
-    int cap = s->ctx_len + 1;
+    /* a token is at least one byte, plus BOS: this cap always holds the whole prompt, so an
+     * over-long prompt is told apart from a tokenizer failure */
+    int cap = (int)strlen(formatted) + 2;
     toks = malloc((size_t)cap * sizeof *toks);
     if (!toks) REJECT(NULL, "out of memory");
     etok_err terr = {0};
@@ -778,8 +782,8 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
     if (n == 0) REJECT(chat ? "messages" : "prompt", "the prompt is empty");
     if (n + max_tokens > s->ctx_len) {
         ret = send_error(s, c, 400, "invalid_request_error", "context_length_exceeded", chat ? "messages" : "prompt",
-                         "prompt (%d%s tokens) plus max_tokens (%d) is over the context length of %d", n,
-                         n >= cap ? "+" : "", max_tokens, s->ctx_len);
+                         "prompt (%d tokens) plus max_tokens (%d) is over the context length of %d", n, max_tokens,
+                         s->ctx_len);
         goto out;
     }
 

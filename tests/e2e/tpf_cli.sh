@@ -68,4 +68,15 @@ grep -q "does not fit" "$T/e" || fail "no-fit msg"
 grep -q "unknown lever 'warp-drive'" "$T/e" || fail "bad lever msg"
 "$ETOK" tpf 2> /dev/null; [ $? -eq 2 ] || fail "no args rc"
 "$ETOK" tpf "$T/s.json" --csv x.csv 2> /dev/null; [ $? -eq 2 ] || fail "--csv without --sweep"
+# --from-run: the measured e_tok (1 J/token in the fixture) replaces the modelled one, and says so.
+REC=${ETOK_SOURCE_DIR:-.}/tests/fixtures/tpf/run_100w_1000tok.json
+"$ETOK" tpf "$T/s.json" --from-run "$REC" > "$T/run.txt" || fail "from-run rc"
+grep -q "e_tok MEASURED" "$T/run.txt" || fail "from-run not announced"
+grep -q "joules_per_output_token  1 J/token at the device.*\[measured\]" "$T/run.txt" || fail "from-run e_tok: $(grep joules_per_output "$T/run.txt")"
+"$ETOK" tpf "$T/s.json" --from-run "$REC" --json > "$T/run.json" || fail "from-run json rc"
+python3 -c "
+import json; d=json.load(open('$T/run.json'))
+assert d['joules_source']=='measured' and abs(d['joules_per_output_token']-1)<1e-6, d['joules_per_output_token']
+assert d['device_power_source']=='measured' and d['source']=='estimate+measured'" || fail "from-run json"
+"$ETOK" tpf "$T/s.json" --from-run "$T/none.json" 2> "$T/e"; [ $? -eq 3 ] || fail "from-run missing rc"
 echo ok

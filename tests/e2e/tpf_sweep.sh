@@ -31,7 +31,7 @@ P
 grep -q "<svg" "$T/s.svg" && grep -q "</svg>" "$T/s.svg" || fail "svg shape"
 grep -q "Facility power P_grid (W)" "$T/s.svg" || fail "svg x label"
 grep -q "Output token rate (token/s)" "$T/s.svg" || fail "svg y label"
-grep -q "crossover 9.8k" "$T/s.svg" || fail "svg crossover marker"
+grep -q "crossover 9.8 kW" "$T/s.svg" || fail "svg crossover marker"
 if command -v xmllint >/dev/null 2>&1; then xmllint --noout "$T/s.svg" || fail "svg not well-formed"; fi
 if command -v rsvg-convert >/dev/null 2>&1; then rsvg-convert "$T/s.svg" -o "$T/s.png" || fail "svg does not render"; fi
 

@@ -1,7 +1,7 @@
 /* fuzz_tokenizer.c — libFuzzer target for the tokenizer (make fuzz).
  *
- * Input: first byte picks the tokenizer (GPT-2 BPE with the smollm / gpt-2 / llama-bpe
- * pre-tokenizer, or SentencePiece) and whether special tokens are parsed; the rest is the text.
+ * Input: first byte picks the tokenizer (GPT-2 BPE with the smollm / gpt-2 / llama-bpe /
+ * default pre-tokenizer, or SentencePiece) and whether special tokens are parsed; the rest is the text.
  * Both tokenizers are built over a small vocabulary with the complete byte alphabet, a few
  * merges and special tokens, so every valid UTF-8 text must round-trip through encode/decode
  * (SentencePiece: when no special token splits the text). Any crash, sanitizer report or
@@ -17,7 +17,7 @@
 enum { N_BYTES = 256 };
 
 typedef struct {
-    etok_tokenizer *bpe[3];
+    etok_tokenizer *bpe[4];
     etok_tokenizer *spm;
 } fuzz_tokenizers;
 
@@ -63,8 +63,8 @@ static fuzz_tokenizers build(void) {
     }
     size_t mlen[NM];
     for (int i = 0; i < NM; i++) mlen[i] = strlen(merges[i]);
-    static const char *const pres[3] = {"smollm", "gpt-2", "llama-bpe"};
-    for (int p = 0; p < 3; p++) {
+    static const char *const pres[4] = {"smollm", "gpt-2", "llama-bpe", "default"};
+    for (int p = 0; p < 4; p++) {
         etok_tokenizer_spec s;
         memset(&s, 0, sizeof s);
         s.model = "gpt2";
@@ -166,13 +166,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ready = true;
     }
     if (size < 1) return 0;
-    int which = data[0] & 3, parse_special = (data[0] >> 2) & 1;
+    int which = (data[0] & 7) % 5, parse_special = (data[0] >> 3) & 1;
     char *text = malloc(size);
     if (!text) return 0;
     memcpy(text, data + 1, size - 1);
     text[size - 1] = '\0';
     size_t n_text = strlen(text);
-    const etok_tokenizer *t = which < 3 ? f.bpe[which] : f.spm;
+    const etok_tokenizer *t = which < 4 ? f.bpe[which] : f.spm;
     etok_err err = {0};
     int n = etok_tokenizer_encode(t, text, 0, parse_special, NULL, 0, &err);
     if (n < 0) abort();
@@ -185,7 +185,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!back) abort();
     /* SentencePiece cannot round-trip a special token inside the text (each following fragment
      * gets a leading space) nor a literal "▁" (it reads as a space) */
-    bool spm_lossy = which == 3 && ((parse_special && (strstr(text, "<s>") || strstr(text, "</s>") || strstr(text, "<unk>"))) ||
+    bool spm_lossy = which == 4 && ((parse_special && (strstr(text, "<s>") || strstr(text, "</s>") || strstr(text, "<unk>"))) ||
                                     strstr(text, "\xE2\x96\x81"));
     if (valid_utf8((const unsigned char *)text, n_text) && !spm_lossy && strcmp(back, text) != 0) {
         fprintf(stderr, "round trip failed (tokenizer %d, parse_special %d)\n", which, parse_special);

@@ -105,7 +105,10 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     int status = 200;
     canned *c = calloc(1, sizeof *c);
     const char *ctype = "text/event-stream";
-    if (strcmp(method, "POST")) {
+    if (!strcmp(method, "GET") && strstr(url, "/v1/models")) {
+        ctype = "application/json";
+        c->data = strdup("{\"object\":\"list\",\"data\":[{\"id\":\"canned-model\",\"object\":\"model\"}]}");
+    } else if (strcmp(method, "POST")) {
         status = 405;
         c->data = strdup("{\"error\":{\"message\":\"POST only\"}}");
     } else if (strncmp(url, "/plain/", 7) != 0 && !strstr(up->body, "\"stream_options\":{\"include_usage\":true}")) {
@@ -129,6 +132,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     } else if (!strncmp(url, "/cmpl/", 6)) {
         if (!strstr(url, "/v1/completions") || !strstr(up->body, "\"prompt\":")) status = 404;
         c->data = chat_stream(4, 4, 1, 1, &c->len);
+    } else if (!strncmp(url, "/needmodel/", 11)) {
+        if (!strstr(up->body, "\"model\":\"canned-model\"")) {
+            status = 400;
+            c->data = strdup("{\"error\":{\"message\":\"model is required\"}}");
+        } else {
+            c->data = chat_stream(2, 2, 1, 0, &c->len);
+        }
     } else if (!strncmp(url, "/nousage/", 9)) {
         c->data = chat_stream(6, -1, 1, 0, &c->len);
     } else if (!strncmp(url, "/packed/", 8)) {
@@ -439,6 +449,27 @@ static void bad_configuration(void **state) {
     free(u);
 }
 
+static void model_is_discovered_when_not_given(void **state) {
+    server *s = *state;
+    char url[160], model[64];
+    etok_err err = {0};
+    snprintf(url, sizeof url, "%s/needmodel", s->base);
+    assert_int_equal(etok_endpoint_discover_model(url, NULL, 5, model, sizeof model, &err), 0);
+    assert_string_equal(model, "canned-model");
+    snprintf(url, sizeof url, "%s/needmodel/v1/chat/completions", s->base);
+    assert_int_equal(etok_endpoint_discover_model(url, NULL, 5, model, sizeof model, &err), 0);
+    assert_string_equal(model, "canned-model");
+    etok_endpoint_opts o = {.url = url, .n_requests = 2, .concurrency = 2};
+    const char *prompts[] = {"x"};
+    etok_record rec;
+    etok_record_init(&rec);
+    assert_int_equal(etok_endpoint_run(&o, prompts, 1, &rec, NULL, NULL, NULL, &err), 0);
+    assert_true(rec.requests[0].ok && rec.requests[1].ok);
+    etok_record_free(&rec);
+    snprintf(url, sizeof url, "http://127.0.0.1:1");
+    assert_int_equal(etok_endpoint_discover_model(url, NULL, 2, model, sizeof model, &err), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(good_streams_are_timed_and_counted),
@@ -450,6 +481,7 @@ int main(void) {
         cmocka_unit_test(poisson_schedule),
         cmocka_unit_test(stop_flag_makes_a_partial_record),
         cmocka_unit_test(bad_configuration),
+        cmocka_unit_test(model_is_discovered_when_not_given),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -161,11 +161,56 @@ static void serves_http_on_loopback(void **state) {
     etok_exporter_stop(x);
 }
 
+/* --energy-from: another node's exporter page read back as an energy reading */
+static void remote_energy_reads_an_exporter(void **state) {
+    (void)state;
+    etok_energy_reading r;
+    etok_err err = {0};
+    const char *page = "# HELP x\n"
+                       "etok_energy_joules_total{meter=\"rapl\",domain=\"package-0\",boundary=\"device\",source=\"counter\"} 100.5\n"
+                       "etok_energy_joules_total{meter=\"nvml\",domain=\"gpu0\",boundary=\"device\",source=\"power\"} 20\n"
+                       "etok_power_watts{boundary=\"device\",source=\"power\"} 55\n"
+                       "etok_tokens_total{kind=\"output\"} 9\n";
+    assert_int_equal(etok_remote_energy_parse(page, &r, &err), 0);
+    assert_int_equal(r.n_domains, 2);
+    assert_true(r.total_j == 120.5);
+    assert_true(r.power_w == 55);
+    assert_int_equal(r.source, ETOK_SOURCE_POWER); /* the weakest of the two */
+    assert_string_equal(r.domains[1].domain, "gpu0");
+    assert_int_equal(etok_remote_energy_parse("etok_tokens_total 5\n", &r, &err), -1);
+    assert_non_null(strstr(err.msg, "no etok_energy_joules_total"));
+    assert_int_equal(etok_remote_energy_parse("etok_energy_joules_total{meter=\"a\"} abc\n", &r, &err), -1);
+    assert_int_equal(etok_remote_energy_parse("etok_energy_joules_total{boundary=\"node\"} 1\n"
+                                              "etok_energy_joules_total{boundary=\"device\"} 1\n", &r, &err), -1);
+    assert_non_null(strstr(err.msg, "boundaries"));
+
+    fake f = {0};
+    etok_exporter_opts o = {.port = 0, .energy = {fake_read, &f}};
+    etok_exporter *x = etok_exporter_start(&o, &err);
+    assert_non_null(x);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", etok_exporter_port(x)); /* /metrics is implied */
+    etok_energy_source src = {0};
+    etok_remote_energy *re = etok_remote_energy_open(url, 5, &src, &err);
+    assert_non_null(re);
+    assert_int_equal(src.read(src.arg, &r), 0);
+    assert_true(r.total_j == 11.0 * f.calls); /* what the node's meters said at that scrape */
+    assert_int_equal(r.source, ETOK_SOURCE_COUNTER);
+    etok_remote_energy_close(re);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/nope", etok_exporter_port(x));
+    assert_null(etok_remote_energy_open(url, 5, &src, &err));
+    assert_non_null(strstr(err.msg, "HTTP 404"));
+    etok_exporter_stop(x);
+    assert_null(etok_remote_energy_open("ftp://x", 5, &src, &err));
+    assert_int_equal(err.exit_code, ETOK_EXIT_USAGE);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tokens_file_formats),
         cmocka_unit_test(page_has_every_series),
         cmocka_unit_test(serves_http_on_loopback),
+        cmocka_unit_test(remote_energy_reads_an_exporter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -296,6 +296,14 @@ static void chunk_kinds(void **state) {
     assert_false(c.has_content);
     etok_openai_chunk_free(&c);
 
+    c = parse("{\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"energy_j\":1.25,\"energy_source\":\"counter\"}}");
+    assert_true(c.has_usage && c.has_energy);
+    assert_true(c.energy_j == 1.25);
+    etok_openai_chunk_free(&c);
+    c = parse("{\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"energy_j\":null}}");
+    assert_false(c.has_energy);
+    etok_openai_chunk_free(&c);
+
     c = parse(" [DONE] ");
     assert_int_equal(c.kind, ETOK_CHUNK_DONE);
     etok_openai_chunk_free(&c);

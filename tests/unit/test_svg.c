@@ -130,6 +130,31 @@ static void gaps_break_lines(void **state) {
     etok_svg_chart_free(c);
 }
 
+static void step_cdf_and_scatter(void **state) {
+    (void)state;
+    etok_svg_chart *c = etok_svg_chart_new("TTFT distribution", 0, 0);
+    etok_svg_chart_x_axis(c, "TTFT (s)", ETOK_SVG_LINEAR, 0, 0);
+    etok_svg_chart_y_axis(c, "Fraction of requests (1)", ETOK_SVG_LINEAR, 0, 1);
+    double x[] = {0.1, 0.2, 0.35, 0.5}, y[] = {0.25, 0.5, 0.75, 1.0};
+    etok_svg_style step = {.step = 1};
+    etok_svg_style dots = {.no_line = 1};
+    assert_int_equal(etok_svg_chart_add_series(c, "cdf", x, y, 4, &step), 0);
+    assert_int_equal(etok_svg_chart_add_series(c, "samples", x, y, 4, &dots), 0);
+    etok_svg_chart_legend(c, ETOK_SVG_LEGEND_BELOW);
+    char *svg = etok_svg_chart_render(c);
+    assert_non_null(svg);
+    /* a step path uses H/V moves; the scatter series has no path, only circles */
+    assert_int_equal(count(svg, "<path d=\"M"), 1);
+    assert_non_null(strstr(svg, " V"));
+    assert_int_equal(count(svg, "<circle"), 4 + 1); /* 4 points + legend swatch */
+    /* a legend below the plot makes the figure taller than asked */
+    assert_non_null(strstr(svg, "height=\"508\""));
+    FILE *f = getenv("ETOK_SVG_DEMO_CDF") ? fopen(getenv("ETOK_SVG_DEMO_CDF"), "w") : NULL;
+    if (f) { fputs(svg, f); fclose(f); }
+    free(svg);
+    etok_svg_chart_free(c);
+}
+
 static void bars_with_ci(void **state) {
     (void)state;
     etok_svg_bar bars[] = {
@@ -152,7 +177,7 @@ int main(void) {
         cmocka_unit_test(linear_ticks_are_nice), cmocka_unit_test(log_ticks_are_decades),
         cmocka_unit_test(si_format),             cmocka_unit_test(escaping),
         cmocka_unit_test(chart_has_every_element), cmocka_unit_test(gaps_break_lines),
-        cmocka_unit_test(bars_with_ci),
+        cmocka_unit_test(step_cdf_and_scatter),  cmocka_unit_test(bars_with_ci),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

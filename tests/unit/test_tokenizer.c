@@ -486,9 +486,21 @@ static void test_real_greedy_prompts(void **state) {
     json_t *doc = load_fixture("greedy.json");
     size_t i;
     json_t *p;
+    int n_chat = 0;
     json_array_foreach(json_object_get(doc, "prompts"), i, p) {
-        assert_ids(t, jstr_or_null(p, "prompt"), 1, json_object_get(p, "prompt_ids"), "greedy.json prompt");
+        const char *prompt = jstr_or_null(p, "prompt");
+        assert_ids(t, prompt, 1, json_object_get(p, "prompt_ids"), "greedy.json prompt");
+        const char *user = jstr_or_null(p, "chat_user");
+        if (user) { /* the chat prompts are exactly what etok's chat formatting gives */
+            etok_err err = {0};
+            char *chat = etok_tokenizer_chat(t, NULL, user, &err);
+            assert_non_null(chat);
+            assert_string_equal(chat, prompt);
+            free(chat);
+            n_chat++;
+        }
     }
+    assert_true(n_chat >= 3);
     json_decref(doc);
     etok_tokenizer_free(t);
 }
@@ -520,7 +532,7 @@ static void test_real_roundtrip_and_eog(void **state) {
     etok_tokenizer_free(t);
 }
 
-/* The code paths SmolLM2 does not use (Llama-3 and GPT-2 pre-tokenizers, SentencePiece), on
+/* The code paths SmolLM2 does not use (Llama-3, GPT-2 and default pre-tokenizers, SentencePiece), on
  * vocabularies derived from the model file the same way scripts/gen_variant_reference.py
  * derived the GGUFs llama.cpp tokenized. */
 static void test_real_variants(void **state) {
@@ -529,7 +541,7 @@ static void test_real_variants(void **state) {
     etok_tokenizer_free(real);
     json_t *doc = load_fixture("tokenize_variants.json");
     json_t *variants = json_object_get(doc, "variants");
-    assert_int_equal(json_object_size(variants), 3);
+    assert_int_equal(json_object_size(variants), 4);
     const char *name;
     json_t *cases;
     json_object_foreach(variants, name, cases) {

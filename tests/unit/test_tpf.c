@@ -516,7 +516,7 @@ static void sweep_crossover_matches_formula(void **state) {
     free(csv);
     char *svg = etok_tpf_render_sweep_svg(&sw, &(etok_tpf_context){.scenario_name = "test"});
     assert_non_null(svg);
-    assert_non_null(strstr(svg, "crossover 10.4k"));
+    assert_non_null(strstr(svg, "crossover 10.4 kW"));
     assert_non_null(strstr(svg, "Facility power P_grid (W)"));
     free(svg);
     etok_sweep_free(&sw);
@@ -549,6 +549,27 @@ static void sweep_batch_crossover_and_errors(void **state) {
     assert_non_null(strstr(err.msg, "facility.power_w"));
     assert_int_equal(etok_sweep_parse("workload.batch=1:2", &spec, &err), -1);
     assert_int_equal(etok_sweep_parse("workload.batch=0:10:5:log", &spec, &err), -1);
+}
+
+static void sweep_integer_field_skips_infeasible_values(void **state) {
+    (void)state;
+    /* Replicas of 2 devices at 700 W each under 5 kW of delivered power (PUE 1, theta 1): the
+     * devices stay memory-bound while N * 700 W <= 5000 W, i.e. up to 7 devices; only even
+     * counts are feasible, so the first delivered_power-bound count is 8. */
+    etok_tpf_scenario s = decode_b1();
+    s.devices_per_replica = 2;
+    s.has_facility = 1;
+    s.facility_power_w = 5000;
+    etok_sweep_spec spec;
+    etok_err err = {0};
+    etok_sweep sw;
+    assert_int_equal(etok_sweep_parse("hardware.count=2:20:4", &spec, &err), 0);
+    assert_int_equal(etok_sweep_run(&s, &spec, -1, &sw, &err), 0);
+    assert_true(sw.points[1].x == 8); /* 2 + 6: evaluated at whole values */
+    assert_int_equal(sw.n_crossovers, 1);
+    assert_true(sw.crossovers[0].x == 8);
+    assert_int_equal(sw.crossovers[0].to, ETOK_CEIL_DELIVERED_POWER);
+    etok_sweep_free(&sw);
 }
 
 static void render_json_has_metric_names(void **state) {
@@ -587,6 +608,7 @@ int main(void) {
         cmocka_unit_test(levers_transform),
         cmocka_unit_test(sweep_crossover_matches_formula),
         cmocka_unit_test(sweep_batch_crossover_and_errors),
+        cmocka_unit_test(sweep_integer_field_skips_infeasible_values),
         cmocka_unit_test(render_json_has_metric_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,380 @@
+/* test_serve.c — etok serve in-process on loopback, driven by the endpoint client at
+ * concurrency 8: every request answered, client and server token counts agree, per-request
+ * energies sum to the attributed energy and, with the idle share, to the meter's energy; bad
+ * requests (malformed JSON, huge bodies, bad keys, bad fields) get OpenAI-shaped 4xx errors and
+ * the server goes on; /metrics passes promtool.
+ *
+ * Model: a tiny synthetic GGUF when the test support can write one, else the real default
+ * model under models/ (skipped when neither exists). Energy: a synthetic source drawing exactly
+ * 10 W, so every expected joule is known. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <curl/curl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "etok/endpoint.h"
+#include "etok/serve.h"
+
+#if defined(__has_include)
+#if __has_include("synth_gguf.h")
+#include "synth_gguf.h"
+#define HAVE_SYNTH 1
+#endif
+#endif
+
+#define POWER_W 10.0
+
+typedef struct {
+    double t0;
+} fake_energy;
+
+static int fake_read(void *arg, etok_energy_reading *r) {
+    fake_energy *f = arg;
+    memset(r, 0, sizeof *r);
+    r->t_s = etok_mono_s() - f->t0;
+    r->total_j = POWER_W * r->t_s;
+    r->power_w = POWER_W;
+    r->source = ETOK_SOURCE_POWER;
+    r->boundary = ETOK_BOUNDARY_NODE;
+    r->n_domains = 1;
+    snprintf(r->domains[0].meter, sizeof r->domains[0].meter, "fake");
+    snprintf(r->domains[0].domain, sizeof r->domains[0].domain, "wall");
+    r->domains[0].source = ETOK_SOURCE_POWER;
+    r->domains[0].boundary = ETOK_BOUNDARY_NODE;
+    r->domains[0].summable = 1;
+    r->domains[0].energy_j = r->total_j;
+    return 0;
+}
+
+typedef struct {
+    etok_server *s;
+    int port;
+    char model[512];
+    int synthetic;
+    fake_energy fe;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof *f);
+#ifdef HAVE_SYNTH
+    snprintf(f->model, sizeof f->model, "/tmp/etok_serve_tiny_%d.gguf", (int)getpid());
+    etok_tiny_gguf_opts go;
+    etok_tiny_gguf_defaults(&go);
+    go.ctx_len = 512;
+    if (etok_test_write_tiny_gguf(f->model, &go) == 0) f->synthetic = 1;
+#endif
+    if (!f->synthetic) {
+        snprintf(f->model, sizeof f->model, "models/SmolLM2-135M-Instruct.Q4_1.gguf");
+        if (access(f->model, R_OK) != 0) {
+            free(f);
+            *state = NULL;
+            return 0;
+        }
+    }
+    f->fe.t0 = etok_mono_s();
+    etok_serve_opts o = {.model_path = f->model,
+                         .port = 0,
+                         .api_key = "sekrit",
+                         .max_seqs = 8,
+                         .n_threads = 2,
+                         .ctx_len = 256,
+                         .max_body_bytes = 4096,
+                         .max_tokens_limit = 64,
+                         .energy = {fake_read, &f->fe}};
+    etok_err err = {0};
+    f->s = etok_server_start(&o, &err);
+    if (!f->s) fprintf(stderr, "serve start: %s\n", err.msg);
+    assert_non_null(f->s);
+    f->port = etok_server_port(f->s);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    if (!f) return 0;
+    etok_server_stop(f->s);
+    if (f->synthetic) remove(f->model);
+    free(f);
+    return 0;
+}
+
+typedef struct {
+    char *p;
+    size_t n;
+} body;
+
+static size_t sink(char *p, size_t s, size_t n, void *arg) {
+    body *b = arg;
+    b->p = realloc(b->p, b->n + s * n + 1);
+    memcpy(b->p + b->n, p, s * n);
+    b->n += s * n;
+    b->p[b->n] = '\0';
+    return s * n;
+}
+
+/* method NULL = GET; data NULL = no body. Returns the status, body in *out (malloc'd). */
+static long http(int port, const char *method, const char *path, const char *data, size_t data_len, const char *key,
+                 char **out) {
+    char url[128], auth[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    body b = {calloc(1, 1), 0};
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    if (key) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", key);
+        h = curl_slist_append(h, auth);
+    }
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+    if (data) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, data);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)data_len);
+    }
+    if (method) curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    long status = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    *out = b.p;
+    return status;
+}
+
+/* value of the first sample line starting with `series` ("name" or "name{...}") */
+static double metric(const char *page, const char *series) {
+    size_t n = strlen(series);
+    for (const char *p = page; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (!strncmp(p, series, n) && p[n] == ' ') return strtod(p + n + 1, NULL);
+    }
+    return NAN;
+}
+
+static char *scrape(const fixture *f) {
+    char *page = NULL;
+    assert_int_equal(http(f->port, NULL, "/metrics", NULL, 0, NULL, &page), 200);
+    return page;
+}
+
+static const char *const PROMPTS[] = {
+    "What is the capital of France?", "Count from one to five.", "Name a primary colour.", "What is 2 + 2?",
+    "Say hello in Spanish.", "Spell the word cat.", "What colour is the sky?", "Name a fruit.",
+};
+
+static void concurrent_clients_energy_and_tokens_agree(void **state) {
+    fixture *f = *state;
+    if (!f) {
+        skip();
+        return;
+    }
+    usleep(300000); /* idle: let the engine thread take an idle reading */
+    char *before = scrape(f);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f->port);
+    etok_endpoint_stats st;
+    etok_endpoint_opts o = {.url = url, .api_key = "sekrit", .concurrency = 8, .n_requests = 12, .max_tokens = 8,
+                            .request_timeout_s = 300, .keep_output = 1, .stats = &st};
+    etok_record rec;
+    etok_record_init(&rec);
+    etok_err err = {0};
+    assert_int_equal(etok_endpoint_run(&o, PROMPTS, 8, &rec, NULL, NULL, NULL, &err), 0);
+    usleep(400000);
+    char *after = scrape(f);
+
+    /* every request answered, with energy and usage */
+    assert_int_equal(rec.n_requests, 12);
+    assert_int_equal(st.ok, 12);
+    double sum_e = 0;
+    long long sum_out = 0, sum_in = 0;
+    for (size_t i = 0; i < rec.n_requests; i++) {
+        etok_request *q = &rec.requests[i];
+        if (!q->ok) fail_msg("request %zu: %s", i, q->error);
+        assert_string_equal(q->token_count_source, "usage");
+        assert_true(q->tokens_out >= 0 && q->tokens_out <= 8);
+        assert_true(q->tokens_in > 0);
+        /* every streamed content chunk is one token, or several when a token ended inside a
+         * UTF-8 character */
+        assert_true((int)q->n_token_times <= q->tokens_out);
+        if (!f->synthetic) assert_int_equal((int)q->n_token_times, q->tokens_out);
+        assert_true(q->energy_j >= 0);
+        sum_e += q->energy_j;
+        sum_out += q->tokens_out;
+        sum_in += q->tokens_in;
+    }
+    /* client and server agree on the tokens */
+    assert_true(metric(after, "etok_tokens_total{kind=\"output\"}") - metric(before, "etok_tokens_total{kind=\"output\"}") ==
+                (double)sum_out);
+    assert_true(metric(after, "etok_tokens_total{kind=\"input\"}") - metric(before, "etok_tokens_total{kind=\"input\"}") ==
+                (double)sum_in);
+    assert_true(metric(after, "etok_requests_total{status=\"ok\"}") - metric(before, "etok_requests_total{status=\"ok\"}") == 12);
+
+    /* the requests' energies are exactly what the server attributed in the window ... */
+    double d_attr = metric(after, "etok_attributed_energy_joules_total") - metric(before, "etok_attributed_energy_joules_total");
+    double d_idle = metric(after, "etok_unattributed_energy_joules_total") - metric(before, "etok_unattributed_energy_joules_total");
+    const char *tot = "etok_energy_joules_total{meter=\"fake\",domain=\"wall\",boundary=\"node\",source=\"power\"}";
+    double d_total = metric(after, tot) - metric(before, tot);
+    if (fabs(sum_e - d_attr) > 1e-6 * (1 + d_attr)) fail_msg("sum of request energy %.9f J != attributed %.9f J", sum_e, d_attr);
+    /* ... and attributed + idle = the meter's energy, up to the idle poll's lag (<= 0.1 s at
+     * 10 W, plus scheduling slack: 0.25 s = 2.5 J stated) */
+    if (fabs(d_attr + d_idle - d_total) > 0.25 * POWER_W)
+        fail_msg("attributed %.3f + idle %.3f J != meter %.3f J", d_attr, d_idle, d_total);
+    assert_true(d_attr > 0);
+    fprintf(stderr, "serve: 12 requests, %lld in + %lld out tokens, %.3f J attributed, %.3f J idle, meter %.3f J\n", sum_in,
+            sum_out, d_attr, d_idle, d_total);
+
+    /* the page passes promtool */
+    if (system("command -v promtool >/dev/null 2>&1") == 0) {
+        char path[] = "/tmp/etok_serve_metrics_XXXXXX";
+        int fd = mkstemp(path);
+        assert_int_equal(write(fd, after, strlen(after)), (ssize_t)strlen(after));
+        close(fd);
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "promtool check metrics < %s", path);
+        assert_int_equal(system(cmd), 0);
+        remove(path);
+    }
+    free(before);
+    free(after);
+    etok_record_free(&rec);
+}
+
+static void non_streaming_and_completions(void **state) {
+    fixture *f = *state;
+    if (!f) {
+        skip();
+        return;
+    }
+    char *out = NULL;
+    const char *chat = "{\"model\":\"x\",\"messages\":[{\"role\":\"system\",\"content\":\"Be brief.\"},"
+                       "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi\"}]}],\"max_tokens\":4,\"temperature\":0}";
+    assert_int_equal(http(f->port, "POST", "/v1/chat/completions", chat, strlen(chat), "sekrit", &out), 200);
+    assert_non_null(strstr(out, "\"object\":\"chat.completion\""));
+    assert_non_null(strstr(out, "\"energy_j\":"));
+    assert_non_null(strstr(out, "\"energy_source\":\"power\""));
+    assert_non_null(strstr(out, "\"joules_per_token\":"));
+    free(out);
+    const char *cmpl = "{\"prompt\":[\"Once upon a time\"],\"max_tokens\":3}";
+    assert_int_equal(http(f->port, "POST", "/v1/completions", cmpl, strlen(cmpl), "sekrit", &out), 200);
+    assert_non_null(strstr(out, "\"object\":\"text_completion\""));
+    free(out);
+    assert_int_equal(http(f->port, NULL, "/v1/models", NULL, 0, "sekrit", &out), 200);
+    assert_non_null(strstr(out, "\"object\":\"list\""));
+    free(out);
+    assert_int_equal(http(f->port, NULL, "/health", NULL, 0, NULL, &out), 200); /* no key needed */
+    free(out);
+}
+
+/* Each bad request: its status and the OpenAI error shape naming the problem. */
+static void bad_requests_get_openai_errors(void **state) {
+    fixture *f = *state;
+    if (!f) {
+        skip();
+        return;
+    }
+    char big[6000];
+    memset(big, 'a', sizeof big);
+    memcpy(big, "{\"prompt\":\"", 11);
+    memcpy(big + sizeof big - 2, "\"}", 2);
+    char long_prompt[3900];
+    int lp = snprintf(long_prompt, sizeof long_prompt, "{\"max_tokens\":64,\"prompt\":\"");
+    for (int i = 0; i < 300; i++) lp += snprintf(long_prompt + lp, sizeof long_prompt - (size_t)lp, "word ");
+    snprintf(long_prompt + lp, sizeof long_prompt - (size_t)lp, "\"}");
+    struct {
+        const char *method, *path, *body, *key;
+        size_t len;
+        long status;
+        const char *code;
+    } cases[] = {
+        {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", NULL, 0, 401, "invalid_api_key"},
+        {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", "wrong", 0, 401, "invalid_api_key"},
+        {"POST", "/v1/chat/completions", "{\"messages\": [", "sekrit", 0, 400, "invalid_json"},
+        {"POST", "/v1/chat/completions", "", "sekrit", 0, 400, "invalid_json"},
+        {"POST", "/v1/chat/completions", "[1,2]", "sekrit", 0, 400, "invalid_value"},
+        {"POST", "/v1/chat/completions", "{\"messages\":\"hi\"}", "sekrit", 0, 400, "invalid_value"},
+        {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":5}]}", "sekrit", 0, 400, "invalid_value"},
+        {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":100000}", "sekrit", 0, 400, "invalid_value"},
+        {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":-1}", "sekrit", 0, 400, "invalid_value"},
+        {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"temperature\":\"hot\"}", "sekrit", 0, 400, "invalid_value"},
+        {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"n\":3}", "sekrit", 0, 400, "invalid_value"},
+        {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":\"yes\"}", "sekrit", 0, 400, "invalid_value"},
+        {"POST", "/v1/chat/completions", "{\"messages\":[{\"role\":\"tool\",\"content\":\"hi\"}]}", "sekrit", 0, 400, "invalid_value"},
+        {"POST", "/v1/completions", "{\"prompt\":\"\\u00ff\xff\xfe\"}", "sekrit", 0, 400, "invalid_json"},
+        {"POST", "/v1/completions", "{\"prompt\":42}", "sekrit", 0, 400, "invalid_value"},
+        {"POST", "/v1/completions", big, "sekrit", sizeof big, 413, "request_too_large"},
+        {"POST", "/v1/completions", long_prompt, "sekrit", 0, 400, "context_length_exceeded"},
+        {"GET", "/v1/completions", NULL, "sekrit", 0, 405, "method_not_allowed"},
+        {"POST", "/v2/whatever", "{}", "sekrit", 0, 404, "not_found"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *out = NULL;
+        size_t len = cases[i].len ? cases[i].len : cases[i].body ? strlen(cases[i].body) : 0;
+        long st = http(f->port, cases[i].method, cases[i].path, cases[i].body, len, cases[i].key, &out);
+        if (st != cases[i].status) fail_msg("case %zu: status %ld, expected %ld: %s", i, st, cases[i].status, out);
+        char code[96];
+        snprintf(code, sizeof code, "\"code\":\"%s\"", cases[i].code);
+        if (!strstr(out, "{\"error\":{\"message\":\"") || !strstr(out, "\"type\":") || !strstr(out, "\"param\":") ||
+            !strstr(out, code))
+            fail_msg("case %zu: not an OpenAI error with %s: %s", i, code, out);
+        free(out);
+    }
+    char *out = NULL;
+    assert_int_equal(http(f->port, NULL, "/health", NULL, 0, NULL, &out), 200); /* still serving */
+    free(out);
+    char *page = scrape(f);
+    assert_true(metric(page, "etok_requests_total{status=\"rejected\"}") >= (double)(sizeof cases / sizeof cases[0]));
+    free(page);
+}
+
+/* Clients that vanish mid-stream are cancelled in the engine; the server goes on. */
+static void vanished_clients_are_cancelled(void **state) {
+    fixture *f = *state;
+    if (!f) {
+        skip();
+        return;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f->port);
+    etok_endpoint_stats st;
+    etok_endpoint_opts o = {.url = url, .api_key = "sekrit", .concurrency = 4, .n_requests = 4, .max_tokens = 64,
+                            .request_timeout_s = 0.3, .stats = &st};
+    const char *p[] = {"Write a long story about a dragon who learns to bake bread in a small village."};
+    etok_record rec;
+    etok_record_init(&rec);
+    etok_err err = {0};
+    assert_int_equal(etok_endpoint_run(&o, p, 1, &rec, NULL, NULL, NULL, &err), 0);
+    etok_record_free(&rec);
+    double cancelled = 0;
+    for (int i = 0; i < 50 && cancelled < st.timeouts; i++) {
+        usleep(100000);
+        char *page = scrape(f);
+        cancelled = metric(page, "etok_requests_total{status=\"cancelled\"}");
+        free(page);
+    }
+    assert_true(st.timeouts == 0 || cancelled >= 1);
+    char *out = NULL;
+    const char *chat = "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}],\"max_tokens\":2}";
+    assert_int_equal(http(f->port, "POST", "/v1/chat/completions", chat, strlen(chat), "sekrit", &out), 200);
+    free(out);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(concurrent_clients_energy_and_tokens_agree),
+        cmocka_unit_test(non_streaming_and_completions),
+        cmocka_unit_test(bad_requests_get_openai_errors),
+        cmocka_unit_test(vanished_clients_are_cancelled),
+    };
+    int rc = cmocka_run_group_tests(tests, setup, teardown);
+    curl_global_cleanup();
+    return rc;
+}
