@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -217,11 +220,73 @@ static void test_sigint_partial(void **st) {
     assert_int_equal(system(cmd), 0);
 }
 
+/* etok serve on the tiny model, driven by etok bench --endpoint (loopback only). */
+static int port_open(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static void test_endpoint_against_serve(void **st) {
+    (void)st;
+    int port = 20000 + (int)(getpid() % 20000);
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    pid_t srv = fork();
+    if (srv == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        execl(etok_bin(), etok_bin(), "serve", "-m", model, "--port", port_s, "--meter", "estimate", (char *)NULL);
+        _exit(127);
+    }
+    int up = 0;
+    for (int i = 0; i < 100 && !up; i++) {
+        usleep(100 * 1000);
+        up = port_open(port);
+    }
+    if (!up) {
+        kill(srv, SIGKILL);
+        waitpid(srv, NULL, 0);
+        skip(); /* the port was taken or serve could not start: not this test's subject */
+    }
+    char url[64], out[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    snprintf(out, sizeof out, "%s/endpoint", dir);
+    const char *extra[] = {"--endpoint", url, "--requests", "8", "--concurrency", "4", "--quality-target", "0.1",
+                           "--ttft-slo", "30", "--tpot-slo", "30"};
+    int rc = run_bench(out, extra, (int)(sizeof extra / sizeof extra[0]));
+    kill(srv, SIGTERM);
+    waitpid(srv, NULL, 0);
+    assert_int_equal(rc, 0);
+    json_t *run = load_json(out, "run.json");
+    json_t *reqs = json_object_get(run, "requests");
+    assert_int_equal((int)json_array_size(reqs), 8);
+    for (size_t i = 0; i < json_array_size(reqs); i++) {
+        json_t *q = json_array_get(reqs, i);
+        assert_true(json_is_true(json_object_get(q, "ok")));
+        assert_true(json_integer_value(json_object_get(q, "tokens_out")) > 0);
+    }
+    json_t *m = json_object_get(run, "metrics");
+    assert_true(json_is_number(json_object_get(json_object_get(m, "joules_per_output_token"), "value")));
+    assert_true(json_is_number(json_object_get(json_object_get(m, "accuracy"), "value")));
+    assert_true(json_is_number(json_object_get(json_object_get(json_object_get(m, "ttft_s"), "p50"), "value")));
+    assert_string_equal(json_string_value(json_object_get(m, "phase_split_method")), "none");
+    json_decref(run);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_closed_loop),
         cmocka_unit_test(test_serial_and_open_loop),
         cmocka_unit_test(test_sigint_partial),
+        cmocka_unit_test(test_endpoint_against_serve),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
