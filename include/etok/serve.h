@@ -31,7 +31,8 @@ typedef struct {
     char domain[96];
     etok_source source;
     etok_boundary boundary;
-    int summable;              /* counts towards total_j */
+    int summable;              /* counts towards total_j; others (nested, other boundary) are
+                                  exported apart so that sums over series never double count */
     double energy_j;           /* cumulative since the source started */
 } etok_energy_domain;
 
@@ -53,8 +54,8 @@ typedef struct {
 } etok_energy_source;
 
 /* An energy source over a meter set (meter.h): opens the meters, starts their sampler on a
- * private record, and reports the set's live snapshot as one domain per run ("total" of the
- * summable domains at the primary boundary, labelled with the meters that feed it). */
+ * private record, and reports the set's live snapshot: the total of the summable domains at
+ * the primary boundary, and every live domain (summable = part of that total). */
 typedef struct etok_meter_source etok_meter_source;
 etok_meter_source *etok_meter_source_open(const etok_meter_config *cfg, etok_energy_source *out, etok_err *err);
 /* Comma-separated "meter/domain (source, boundary)" of the summed domains, for logs. */

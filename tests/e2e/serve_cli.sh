@@ -102,7 +102,7 @@ python3 -c 'import sys,urllib.request; sys.stdout.write(urllib.request.urlopen(s
   "$URL/metrics" > "$T/metrics.txt"
 if command -v promtool >/dev/null 2>&1; then promtool check metrics < "$T/metrics.txt"; fi
 grep -q '^etok_requests_total{status="ok"} 1$' "$T/metrics.txt"
-grep -q '^etok_energy_joules_total{meter="estimate",domain="total",boundary="device",source="estimate"}' "$T/metrics.txt"
+grep -q '^etok_energy_joules_total{meter="estimate",domain="cpu",boundary="device",source="estimate"}' "$T/metrics.txt"
 
 # etok bench --endpoint (when the bench command has it) drives the server at concurrency 8
 if "$ETOK" bench --help 2>/dev/null | grep -q -- '--endpoint'; then

@@ -33,6 +33,11 @@ static int fake_read(void *arg, etok_energy_reading *r) {
     snprintf(r->domains[1].domain, sizeof r->domains[1].domain, "dram \"0\"");
     r->domains[1].energy_j = 1.0 * f->calls;
     r->domains[0].summable = r->domains[1].summable = 1;
+    r->n_domains = 3; /* a nested domain: exported apart, never in the summed series */
+    snprintf(r->domains[2].meter, sizeof r->domains[2].meter, "rapl");
+    snprintf(r->domains[2].domain, sizeof r->domains[2].domain, "core");
+    r->domains[2].energy_j = 4.0 * f->calls;
+    r->domains[2].summable = 0;
     r->total_j = 11.0 * f->calls;
     r->power_w = 11;
     r->source = ETOK_SOURCE_COUNTER;
@@ -78,6 +83,8 @@ static void page_has_every_series(void **state) {
     assert_non_null(strstr(t, "etok_tokens_total{kind=\"output\"} 42\n"));
     assert_non_null(strstr(t, "etok_tokens_total{kind=\"input\"} 7\n"));
     assert_non_null(strstr(t, "etok_tokens_file_up 1\n"));
+    assert_non_null(strstr(t, "etok_energy_nested_joules_total{meter=\"rapl\",domain=\"core\""));
+    assert_null(strstr(t, "etok_energy_joules_total{meter=\"rapl\",domain=\"core\""));
     assert_non_null(strstr(t, "etok_meter_up 1\n"));
     if (system("command -v promtool >/dev/null 2>&1") == 0) {
         char mpath[] = "/tmp/etok_metrics_XXXXXX";
