@@ -19,6 +19,10 @@
  * `short_window`: its energy is reported, but with that warning, never as a silent 0 J. */
 #define ETOK_ENERGY_MIN_UPDATES 3
 
+/* The largest power one domain is assumed able to draw: a counter decrease whose wrap-corrected
+ * step would mean more is a reset, not a wrap (the sampler's ETOK_METER_MAX_PLAUSIBLE_W). */
+#define ETOK_ENERGY_MAX_PLAUSIBLE_W 2000.0
+
 /* One trace (one domain of one meter) over one window. Index i matches record->traces[i]. */
 typedef struct {
     int is_counter;            /* raw is an accumulator (unit ends in J); else power samples */
@@ -33,7 +37,7 @@ typedef struct {
     double expected_updates;   /* duration / period_s (0 when the period is unknown) */
     int n_samples;             /* readings with t in [t1, t2] */
     int n_changes;             /* counters: consecutive readings overlapping the window that differ */
-    int n_wraps, n_resets;     /* counter wraps corrected / resets (restart from 0) in the window */
+    int n_wraps, n_resets;     /* counter wraps corrected / resets (step counted 0 J) in the window */
     int short_window;          /* see ETOK_ENERGY_MIN_UPDATES; also a counter that never moved */
     int n_faults;              /* record faults of this trace's meter/domain inside the window */
 } etok_trace_energy;

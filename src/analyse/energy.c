@@ -2,8 +2,10 @@
  * no global state; the record is only read.
  *
  * Counters: the raw readings are unwrapped into a cumulative energy (a decrease adds the
- * trace's wrap range; a decrease with no wrap range, or one at a recorded "reset" fault, is a
- * restart from 0 and adds the new raw value). The cumulative energy at a window edge that
+ * trace's wrap range when the corrected step is plausible, <= ETOK_ENERGY_MAX_PLAUSIBLE_W x
+ * (dt + 1 s), as the sampler decides; a decrease with no wrap range, an implausible one, or a
+ * step with a recorded "reset" fault is a reset: that step counts 0 J, and its share of the
+ * window, at the trace's mean power, goes into the uncertainty). The cumulative energy at a window edge that
  * falls between two readings is interpolated linearly between them.
  * Power / external: the piecewise-linear power through the samples is integrated over the
  * window (trapezoid rule; the edges are interpolated the same way).
@@ -102,6 +104,7 @@ static int trace_energy(const etok_record *r, const etok_trace *t, double t1, do
         return 0;
     }
     double first = t->samples[0].t_s, last = t->samples[t->n_samples - 1].t_s;
+    double lost_s = 0; /* counters: window time inside steps lost to a reset */
     double a = t1 > first ? t1 : first, b = t2 < last ? t2 : last;
 
     if (e->is_counter) {
@@ -116,16 +119,25 @@ static int trace_energy(const etok_record *r, const etok_trace *t, double t1, do
         for (size_t k = 1; k < t->n_samples; k++) {
             double ta = t->samples[k - 1].t_s, tb = t->samples[k].t_s;
             double d = t->samples[k].raw - t->samples[k - 1].raw;
+            double ov = (tb < t2 ? tb : t2) - (ta > t1 ? ta : t1); /* overlap with the window */
             int overlaps = tb > t1 && ta < t2;
-            if (reset_between(r, t, ta, tb)) {
-                d = t->samples[k].raw;
-                if (overlaps) e->n_resets++;
-            } else if (d < 0 && t->wrap_range_raw > 0) {
-                d += t->wrap_range_raw;
-                if (overlaps) e->n_wraps++;
-            } else if (d < 0) {
-                d = t->samples[k].raw;
-                if (overlaps) e->n_resets++;
+            int reset = reset_between(r, t, ta, tb);
+            if (!reset && d < 0) {
+                /* a wrap only when the corrected step is plausible, as the sampler decides */
+                double corrected_j = (d + t->wrap_range_raw) * t->scale_to_si;
+                if (t->wrap_range_raw > 0 && corrected_j <= ETOK_ENERGY_MAX_PLAUSIBLE_W * ((tb - ta) + 1.0)) {
+                    d += t->wrap_range_raw;
+                    if (overlaps) e->n_wraps++;
+                } else {
+                    reset = 1;
+                }
+            }
+            if (reset) {
+                d = 0; /* the energy of this step is unknown: 0 J here, its time in the uncertainty */
+                if (overlaps) {
+                    e->n_resets++;
+                    if (ov > 0) lost_s += ov;
+                }
             }
             if (overlaps && t->samples[k].raw != t->samples[k - 1].raw) e->n_changes++;
             c[k] = c[k - 1] + d * t->scale_to_si;
@@ -188,7 +200,13 @@ static int trace_energy(const etok_record *r, const etok_trace *t, double t1, do
     double u_e1 = pw * (edge_period > g1 ? edge_period : g1);
     double u_e2 = pw * (edge_period > g2 ? edge_period : g2);
     double u_model = t->error_band * fabs(e->energy_j);
-    e->energy_uncertainty_j = sqrt(u_res * u_res + u_e1 * u_e1 + u_e2 * u_e2 + u_model * u_model);
+    /* a reset step counted 0 J: it may have held up to the mean power of the rest */
+    double kept_s = e->covered_s - lost_s;
+    double u_lost = lost_s > 0 ? (kept_s > 0 ? fabs(e->energy_j) / kept_s : 0) * lost_s : 0;
+    e->energy_uncertainty_j = sqrt(u_res * u_res + u_e1 * u_e1 + u_e2 * u_e2 + u_model * u_model + u_lost * u_lost);
+    if (lost_s > 0 && !e->problem[0])
+        snprintf(e->problem, sizeof e->problem, "counter reset: %.3f s of the window counted as 0 J (in the uncertainty)",
+                 lost_s);
     return 0;
 }
 

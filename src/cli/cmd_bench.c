@@ -1,12 +1,453 @@
-/* cmd_bench.c — `etok bench`. Not built yet: says so and fails, so nothing pretends to work. */
+/* cmd_bench.c — `etok bench`: energy-to-token evaluation of the built-in engine on an eval set,
+ * with the METRICS.md §3 reporting set. Argument parsing, input checks before the run, wiring
+ * (meters, engine, drive/bench.c), then analysis (analyse/metrics.c) and the reports
+ * (render/report_*.c) written to OUT/run.json, OUT/report.md, OUT/report.html. */
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
 #include "commands.h"
+#include "etok/bench.h"
+#include "etok/engine.h"
+#include "etok/evalset.h"
+#include "etok/meter.h"
+#include "etok/metrics.h"
+#include "etok/probe.h"
+#include "etok/record.h"
+#include "etok/report.h"
 #include "etok/util.h"
 
+#ifndef ETOK_VERSION
+#define ETOK_VERSION "0.1.0"
+#endif
+
+#define DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
+#define DEFAULT_EVALS "data/evals/default.jsonl"
+#define MAX_METERS 16
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: etok bench [-m MODEL.gguf] [--evals FILE] [--requests N | --duration S]\n"
+            "                  [--concurrency C | --rate R] [--max-tokens N] [--threads T]\n"
+            "                  [--quality-target Q] [--ttft-slo S] [--tpot-slo S] [--pue X] [--idle S]\n"
+            "                  [--meter NAME ...] [--price-per-kwh X] [--seed S] [--profile FILE] [-o DIR]\n"
+            "                  [--endpoint URL [--endpoint-model NAME] [--api-key KEY] [--completions] [--timeout S]]\n"
+            "\n"
+            "Energy-to-token evaluation of the built-in engine: run an eval set through the model's chat\n"
+            "template (greedy), measure energy with an idle baseline, and report the METRICS.md reporting\n"
+            "set (J/output-token, J/token, prefill/decode split, J/correct-answer, quality-conditioned\n"
+            "J/token, binding constraint with MFU/MBU, PUE-adjusted power, utilization, accuracy,\n"
+            "TTFT/TPOT/ITL/E2E percentiles, SLO attainment, goodput, energy cost).\n"
+            "\n"
+            "  -m, --model FILE       GGUF model (default " DEFAULT_MODEL ")\n"
+            "  --evals FILE           eval set, JSONL (default " DEFAULT_EVALS ")\n"
+            "  --requests N           measured requests (default: one per eval item)\n"
+            "  --duration S           instead: issue requests for S seconds\n"
+            "  --concurrency C        closed loop, C requests in flight (continuous batching; default 4)\n"
+            "  --rate R               instead: open loop, Poisson arrivals at R requests/s (seeded)\n"
+            "  --max-tokens N         new tokens per request (default 32)\n"
+            "  --threads T            engine threads (default: every online core)\n"
+            "  --warmup N             warm-up requests before the window, not measured (default 2)\n"
+            "  --quality-target Q     q*: minimum accuracy 0..1 gating quality-conditioned figures (default 0.5)\n"
+            "  --ttft-slo S           s*: TTFT limit in seconds (default 2)\n"
+            "  --tpot-slo S           s*: TPOT limit in seconds (default 0.25)\n"
+            "  --pue X                power usage effectiveness >= 1 (default 1, 'assumed')\n"
+            "  --idle S               idle baseline seconds before the run (default 5; 0 skips)\n"
+            "  --meter NAME           meter to use (repeatable; default: every available counter)\n"
+            "  --cpu-tdp IDLE:MAX     estimate meter: per-package idle and max watts\n"
+            "  --price-per-kwh X      electricity price for energy_cost_per_mtok\n"
+            "  --deployment-utilization U  U_dep in (0,1] (default: derived from the trace)\n"
+            "  --seed S               seed for Poisson arrivals, item order and bootstrap CIs (default 1)\n"
+            "  --profile FILE         hardware profile (default: the etok probe cache; measured if absent)\n"
+            "  --system TEXT          a system message for the chat template\n"
+            "  --endpoint URL         drive an OpenAI-compatible server instead of the built-in engine\n"
+            "                         (streaming; meters measure this machine)\n"
+            "  --endpoint-model NAME  the \"model\" field sent to the server\n"
+            "  --api-key KEY          bearer key (default $OPENAI_API_KEY)\n"
+            "  --completions          use /v1/completions instead of /v1/chat/completions\n"
+            "  --timeout S            per-request timeout for --endpoint (default 300)\n"
+            "  -o, --output DIR       output directory (default out/)\n"
+            "  -q, --quiet            no table on stdout\n"
+            "  -h, --help             this help\n"
+            "\n"
+            "Writes DIR/run.json (record + metrics), DIR/report.md, DIR/report.html and prints the table.\n"
+            "Ctrl-C stops the run and still writes a valid record and report, marked partial.\n"
+            "exit codes: 0 ok, 1 failure, 2 usage, 3 bad input (model, eval set), 4 meter permission,\n"
+            "            5 output not writable, 130 interrupted (outputs written)\n");
+}
+
+static int parse_num(const char *opt, const char *s, double lo, double hi, int lo_open, double *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || !isfinite(v) || (lo_open ? v <= lo : v < lo) || v > hi) {
+        fprintf(stderr, "etok bench: %s '%s': expected a number %s %g and <= %g\n", opt, s, lo_open ? ">" : ">=", lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static void host_info(etok_record *r) {
+    struct utsname u;
+    if (uname(&u) == 0) {
+        snprintf(r->host, sizeof r->host, "%s", u.nodename);
+        snprintf(r->kernel, sizeof r->kernel, "%.40s %.80s", u.sysname, u.release);
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    r->cpu_count = n > 0 ? (int)n : 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/cpuinfo", etok_proc_root());
+    char *txt = etok_read_file(path, NULL);
+    if (!txt) return;
+    char *line = strstr(txt, "model name");
+    char *colon = line ? strchr(line, ':') : NULL;
+    if (colon) {
+        colon++;
+        while (*colon == ' ' || *colon == '\t') colon++;
+        snprintf(r->cpu_model, sizeof r->cpu_model, "%.*s", (int)strcspn(colon, "\n"), colon);
+    }
+    free(txt);
+}
+
+/* A default path relative to the working directory, else to the source tree. */
+static const char *default_path(const char *rel, char *buf, size_t n) {
+    if (access(rel, F_OK) == 0) return rel;
+    snprintf(buf, n, "%s/%s", ETOK_SOURCE_DIR, rel);
+    if (access(buf, F_OK) == 0) return buf;
+    return rel;
+}
+
+static int write_out(const char *dir, const char *name, const char *text, etok_err *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (!text) return etok_errc(err, ETOK_EXIT_FAIL, "%s: out of memory rendering", path);
+    if (etok_write_file_atomic(path, text, strlen(text), err)) {
+        if (!err->exit_code) err->exit_code = ETOK_EXIT_OUTPUT;
+        return -1;
+    }
+    return 0;
+}
+
 int cmd_bench(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "etok bench: not implemented yet\n");
-    return ETOK_EXIT_FAIL;
+    enum {
+        O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
+        O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
+        O_TIMEOUT
+    };
+    static const struct option lopts[] = {
+        {"model", required_argument, NULL, 'm'},      {"evals", required_argument, NULL, O_EVALS},
+        {"requests", required_argument, NULL, O_REQ}, {"duration", required_argument, NULL, O_DUR},
+        {"concurrency", required_argument, NULL, O_CONC}, {"rate", required_argument, NULL, O_RATE},
+        {"max-tokens", required_argument, NULL, O_MAXTOK}, {"threads", required_argument, NULL, O_THREADS},
+        {"warmup", required_argument, NULL, O_WARM}, {"quality-target", required_argument, NULL, O_Q},
+        {"ttft-slo", required_argument, NULL, O_TTFT}, {"tpot-slo", required_argument, NULL, O_TPOT},
+        {"pue", required_argument, NULL, O_PUE},      {"idle", required_argument, NULL, O_IDLE},
+        {"meter", required_argument, NULL, O_METER}, {"cpu-tdp", required_argument, NULL, O_TDP},
+        {"price-per-kwh", required_argument, NULL, O_PRICE},
+        {"deployment-utilization", required_argument, NULL, O_UDEP},
+        {"seed", required_argument, NULL, O_SEED},    {"profile", required_argument, NULL, O_PROFILE},
+        {"system", required_argument, NULL, O_SYSTEM}, {"endpoint", required_argument, NULL, O_ENDPOINT},
+        {"endpoint-model", required_argument, NULL, O_EPMODEL}, {"api-key", required_argument, NULL, O_APIKEY},
+        {"completions", no_argument, NULL, O_COMPL}, {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"output", required_argument, NULL, 'o'},     {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
+    };
+    char mbuf[4096], ebuf[4096];
+    const char *model_path = NULL, *evals_path = NULL, *out_dir = "out", *profile_path = NULL, *system = NULL;
+    const char *meters[MAX_METERS];
+    int n_meters = 0, quiet = 0;
+    double requests = 0, duration = 0, conc = 0, rate = 0, max_tokens = 32, threads = 0, warm = 2;
+    double q_star = 0.5, ttft_slo = 2.0, tpot_slo = 0.25, pue = 1, idle = 5, price = 0, udep = 0, seed = 1;
+    double cpu_idle_w = 0, cpu_max_w = 0, timeout = 300;
+    etok_bench_endpoint ep = {0};
+    optind = 1;
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "m:o:qh", lopts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case 'm': model_path = optarg; break;
+        case O_EVALS: evals_path = optarg; break;
+        case O_REQ: bad = parse_num("--requests", optarg, 1, 1e6, 0, &requests); break;
+        case O_DUR: bad = parse_num("--duration", optarg, 0, 86400, 1, &duration); break;
+        case O_CONC: bad = parse_num("--concurrency", optarg, 1, 256, 0, &conc); break;
+        case O_RATE: bad = parse_num("--rate", optarg, 0, 1e4, 1, &rate); break;
+        case O_MAXTOK: bad = parse_num("--max-tokens", optarg, 1, 8192, 0, &max_tokens); break;
+        case O_THREADS: bad = parse_num("--threads", optarg, 1, 1024, 0, &threads); break;
+        case O_WARM: bad = parse_num("--warmup", optarg, 0, 1000, 0, &warm); break;
+        case O_Q: bad = parse_num("--quality-target", optarg, 0, 1, 0, &q_star); break;
+        case O_TTFT: bad = parse_num("--ttft-slo", optarg, 0, 86400, 1, &ttft_slo); break;
+        case O_TPOT: bad = parse_num("--tpot-slo", optarg, 0, 86400, 1, &tpot_slo); break;
+        case O_PUE: bad = parse_num("--pue", optarg, 1, 10, 0, &pue); break;
+        case O_IDLE: bad = parse_num("--idle", optarg, 0, 3600, 0, &idle); break;
+        case O_PRICE: bad = parse_num("--price-per-kwh", optarg, 0, 1e6, 0, &price); break;
+        case O_UDEP: bad = parse_num("--deployment-utilization", optarg, 0, 1, 1, &udep); break;
+        case O_SEED: bad = parse_num("--seed", optarg, 0, 9007199254740992.0, 0, &seed); break;
+        case O_PROFILE: profile_path = optarg; break;
+        case O_SYSTEM: system = optarg; break;
+        case O_METER:
+            if (n_meters == MAX_METERS) {
+                fprintf(stderr, "etok bench: too many --meter options (max %d)\n", MAX_METERS);
+                return ETOK_EXIT_USAGE;
+            }
+            meters[n_meters++] = optarg;
+            break;
+        case O_TDP: {
+            char *end;
+            cpu_idle_w = strtod(optarg, &end);
+            if (*end == ':') cpu_max_w = strtod(end + 1, &end);
+            if (*end || cpu_idle_w < 0 || cpu_max_w <= cpu_idle_w) {
+                fprintf(stderr, "etok bench: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", optarg);
+                return ETOK_EXIT_USAGE;
+            }
+            break;
+        }
+        case O_ENDPOINT: ep.url = optarg; break;
+        case O_EPMODEL: ep.model = optarg; break;
+        case O_APIKEY: ep.api_key = optarg; break;
+        case O_COMPL: ep.completions_api = 1; break;
+        case O_TIMEOUT: bad = parse_num("--timeout", optarg, 0, 86400, 1, &timeout); break;
+        case 'o': out_dir = optarg; break;
+        case 'q': quiet = 1; break;
+        case 'h': usage(stdout); return ETOK_EXIT_OK;
+        default:
+            fprintf(stderr, "etok bench: unknown or incomplete option '%s' (etok bench --help)\n", argv[optind - 1]);
+            return ETOK_EXIT_USAGE;
+        }
+        if (bad) return ETOK_EXIT_USAGE;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "etok bench: unexpected argument '%s' (etok bench --help)\n", argv[optind]);
+        return ETOK_EXIT_USAGE;
+    }
+    if (requests > 0 && duration > 0) {
+        fprintf(stderr, "etok bench: give --requests or --duration, not both\n");
+        return ETOK_EXIT_USAGE;
+    }
+    if (conc > 0 && rate > 0) {
+        fprintf(stderr, "etok bench: give --concurrency (closed loop) or --rate (open loop), not both\n");
+        return ETOK_EXIT_USAGE;
+    }
+    if (requests != floor(requests) || conc != floor(conc) || max_tokens != floor(max_tokens) ||
+        threads != floor(threads) || warm != floor(warm)) {
+        fprintf(stderr, "etok bench: --requests, --concurrency, --max-tokens, --threads and --warmup take integers\n");
+        return ETOK_EXIT_USAGE;
+    }
+    if (tpot_slo > ttft_slo * 1e3) {
+        fprintf(stderr, "etok bench: --tpot-slo %g s is over 1000x --ttft-slo %g s: impossible SLO pair\n", tpot_slo,
+                ttft_slo);
+        return ETOK_EXIT_USAGE;
+    }
+    if (!model_path) model_path = default_path(DEFAULT_MODEL, mbuf, sizeof mbuf);
+    if (!evals_path) evals_path = default_path(DEFAULT_EVALS, ebuf, sizeof ebuf);
+    if (conc == 0 && rate == 0) conc = 4;
+
+    /* ---- every input checked before the run ---- */
+    etok_err err = {0};
+    if (etok_mkdirs(out_dir, &err) || access(out_dir, W_OK) != 0) {
+        fprintf(stderr, "etok bench: output directory '%s' is not writable%s%s\n", out_dir, err.msg[0] ? ": " : "",
+                err.msg);
+        return ETOK_EXIT_OUTPUT;
+    }
+    {
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/.etok-write-test", out_dir);
+        FILE *f = fopen(probe, "w");
+        if (!f) {
+            fprintf(stderr, "etok bench: output directory '%s' is not writable\n", out_dir);
+            return ETOK_EXIT_OUTPUT;
+        }
+        fclose(f);
+        unlink(probe);
+    }
+    etok_evalset ev;
+    if (etok_evalset_load(&ev, evals_path, &err)) {
+        fprintf(stderr, "etok bench: %s\n", err.msg);
+        return err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
+    }
+    ep.request_timeout_s = timeout;
+    if (!ep.url && access(model_path, R_OK) != 0) {
+        fprintf(stderr, "etok bench: model file '%s' not found (make model fetches the default; -m FILE)\n", model_path);
+        etok_evalset_free(&ev);
+        return ETOK_EXIT_INPUT;
+    }
+    int rc = ETOK_EXIT_FAIL;
+    etok_model *model = NULL;
+    etok_engine *engine = NULL;
+    etok_meter_set *ms = NULL;
+    int sig_fd = -1;
+    etok_record rec;
+    etok_record_init(&rec);
+    etok_metrics met;
+    memset(&met, 0, sizeof met);
+    char *txt = NULL;
+
+    if (!ep.url) model = etok_model_load(model_path, &err);
+    if (!ep.url && !model) {
+        fprintf(stderr, "etok bench: %s\n", err.msg);
+        rc = err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
+        goto done;
+    }
+    int slots = rate > 0 ? 8 : (int)conc;
+    etok_engine_opts eo = {.n_threads = (int)threads, .max_seqs = slots};
+    if (!ep.url) engine = etok_engine_new(model, &eo, &err);
+    if (!ep.url && !engine) {
+        fprintf(stderr, "etok bench: %s\n", err.msg);
+        rc = err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+        goto done;
+    }
+
+    /* hardware profile: ceilings for MFU/MBU and this run's TPF */
+    etok_probe_profile prof;
+    int measured = 0;
+    if (!ep.url && !profile_path && !quiet) {
+        char *def = etok_probe_default_path();
+        if (def && access(def, R_OK) != 0) fprintf(stderr, "etok bench: no hardware profile yet; running etok probe (a few seconds)...\n");
+        free(def);
+    }
+    if (ep.url) {
+        /* an endpoint's FLOPs and bytes are unknown here: no MFU/MBU */
+    } else if (etok_probe_get(profile_path, 0, NULL, &prof, &measured, &err) == 0) {
+        rec.hw = prof.hw;
+    } else {
+        fprintf(stderr, "etok bench: hardware profile unavailable (%s); MFU/MBU and ceilings will be n/a\n", err.msg);
+        memset(&err, 0, sizeof err);
+    }
+
+    /* signals arrive on a signalfd (blocked before the sampler thread starts) */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigprocmask(SIG_BLOCK, &sigs, NULL);
+    sig_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
+
+    etok_meter_config mc = {.names = n_meters ? meters : NULL, .n_names = n_meters, .cpu_idle_w = cpu_idle_w,
+                            .cpu_max_w = cpu_max_w};
+    ms = etok_meters_open(&mc, &err);
+    if (!ms) {
+        fprintf(stderr, "etok bench: %s\n", err.msg);
+        rc = err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+        goto done;
+    }
+    snprintf(rec.kind, sizeof rec.kind, "bench");
+    snprintf(rec.tool_version, sizeof rec.tool_version, "%s", ETOK_VERSION);
+    {
+        size_t k = 0;
+        for (int i = 0; i < argc && k + 2 < sizeof rec.command; i++) {
+            int w = snprintf(rec.command + k, sizeof rec.command - k, "%s%s", i ? " " : "etok ", argv[i]);
+            if (w < 0) break;
+            k += (size_t)w;
+        }
+        if (k >= sizeof rec.command) rec.command[sizeof rec.command - 1] = 0;
+    }
+    host_info(&rec);
+    rec.pue = pue;
+    snprintf(rec.pue_source, sizeof rec.pue_source, "assumed");
+    rec.price_per_kwh = price;
+    rec.quality_target = q_star;
+    rec.ttft_slo_s = ttft_slo;
+    rec.tpot_slo_s = tpot_slo;
+    rec.deployment_utilization = udep;
+    rec.exit_status = -1;
+    {
+        const etok_model_info *mi = model ? etok_model_get_info(model) : NULL;
+        json_t *cfg = json_pack("{s:s, s:s, s:s, s:f, s:s, s:i, s:i, s:f, s:i, s:f, s:i, s:i, s:i, s:f, s:f, s:s*}",
+                                "model", ep.url ? (ep.model ? ep.model : "(server default)") : model_path,
+                                "model_name", mi ? mi->name : "", "weight_types", mi ? mi->weight_types : "",
+                                "weight_bytes", mi ? mi->weight_bytes : 0.0, "evals", evals_path,
+                                "eval_items", (int)ev.n_items,
+                                "requests", (int)requests, "duration_s", duration, "concurrency", (int)conc,
+                                "rate_rps", rate, "max_tokens", (int)max_tokens, "threads", (int)threads,
+                                "warmup_requests", (int)warm, "idle_s", idle, "seed", seed, "system", system);
+        if (cfg) {
+            json_t *ma = json_array();
+            for (int i = 0; i < n_meters; i++) json_array_append_new(ma, json_string(meters[i]));
+            json_object_set_new(cfg, "meters", ma);
+            json_object_set_new(cfg, "sampling", json_string("greedy"));
+            if (ep.url) {
+                json_object_set_new(cfg, "endpoint", json_string(ep.url));
+                json_object_set_new(cfg, "api", json_string(ep.completions_api ? "completions" : "chat"));
+            }
+            rec.config_json = json_dumps(cfg, JSON_COMPACT);
+            json_decref(cfg);
+        }
+    }
+    rec.t0_wall_s = etok_wall_s();
+    if (etok_meters_start(ms, &rec, &err)) {
+        fprintf(stderr, "etok bench: %s\n", err.msg);
+        rc = err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+        goto done;
+    }
+    rec.t0_wall_s = etok_wall_s() - (etok_mono_s() - etok_meters_t0_mono_s(ms));
+
+    etok_bench_opts bo = {
+        .requests = requests > 0 ? (int)requests : (duration > 0 ? 0 : (int)ev.n_items),
+        .duration_s = duration,
+        .concurrency = (int)conc,
+        .rate_rps = rate,
+        .max_slots = slots,
+        .max_tokens = (int)max_tokens,
+        .warmup_requests = (int)warm,
+        .idle_s = idle,
+        .seed = (uint64_t)seed,
+        .system_prompt = system,
+        .sig_fd = sig_fd,
+        .progress = !quiet && etok_stderr_is_tty(),
+    };
+    int drive_rc = ep.url ? etok_bench_drive_endpoint(&ep, &ev, &bo, ms, &rec, &err)
+                          : etok_bench_drive(model, engine, &ev, &bo, ms, &rec, &err);
+    etok_err stop_err = {0};
+    if (etok_meters_stop(ms, &stop_err)) fprintf(stderr, "etok bench: stopping the meters: %s\n", stop_err.msg);
+    if (drive_rc) {
+        fprintf(stderr, "etok bench: %s\n", err.msg);
+        rec.partial = 1; /* still write what was observed */
+    }
+
+    etok_metrics_opts mo = {.seed = (uint64_t)seed};
+    if (etok_metrics_compute(&rec, &mo, &met, &err)) {
+        fprintf(stderr, "etok bench: analysis: %s\n", err.msg);
+        char *j = etok_record_to_json_text(&rec);
+        write_out(out_dir, "run.json", j, &err);
+        free(j);
+        goto done;
+    }
+    txt = etok_report_json(&rec, &met);
+    if (write_out(out_dir, "run.json", txt, &err)) goto out_err;
+    free(txt);
+    txt = etok_report_md(&rec, &met, 0);
+    if (write_out(out_dir, "report.md", txt, &err)) goto out_err;
+    free(txt);
+    txt = etok_report_html(&rec, &met);
+    if (write_out(out_dir, "report.html", txt, &err)) goto out_err;
+    free(txt);
+    txt = NULL;
+    if (!quiet) {
+        txt = etok_report_md(&rec, &met, 1);
+        if (txt) fputs(txt, stdout);
+        printf("\nwrote %s/run.json, %s/report.md, %s/report.html\n", out_dir, out_dir, out_dir);
+    }
+    rc = drive_rc ? (err.exit_code ? err.exit_code : ETOK_EXIT_FAIL) : rec.partial ? ETOK_EXIT_INTERRUPTED : ETOK_EXIT_OK;
+    if (rec.partial && !drive_rc) fprintf(stderr, "etok bench: interrupted: partial record and report written\n");
+    goto done;
+out_err:
+    fprintf(stderr, "etok bench: %s\n", err.msg);
+    rc = err.exit_code ? err.exit_code : ETOK_EXIT_OUTPUT;
+done:
+    free(txt);
+    etok_metrics_free(&met);
+    if (ms) etok_meters_close(ms);
+    if (engine) etok_engine_free(engine);
+    if (model) etok_model_free(model);
+    if (sig_fd >= 0) close(sig_fd);
+    etok_record_free(&rec);
+    etok_evalset_free(&ev);
+    return rc;
 }

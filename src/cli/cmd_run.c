@@ -25,6 +25,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -400,8 +401,6 @@ int cmd_run(int argc, char **argv) {
     rec.window_end_s = etok_meters_now(ms);
     if (etok_meters_stop(ms, &err) != 0) fprintf(stderr, "etok run: stopping the meters: %s\n", err.msg);
     etok_meters_close(ms);
-    close(sig_fd);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     rec.partial |= interrupted;
     if (o.tokens_given) {
@@ -444,11 +443,20 @@ int cmd_run(int argc, char **argv) {
             etok_run_summary_text(stderr, &rec, &sum, saved ? saved_path : NULL);
             if (o.tokens_regex && ran && !cr.tokens_found)
                 fprintf(stderr, "  note: --tokens-regex '%s' matched no line with an integer count\n", o.tokens_regex);
+            else if (o.tokens_regex && cr.tokens_found)
+                fprintf(stderr, "  tokens from     --tokens-regex, last of %d matching lines: %s\n", cr.tokens_matches,
+                        cr.tokens_line);
         }
     } else {
         fprintf(stderr, "etok run: cannot analyse the record (invalid windows)\n");
     }
     etok_energy_summary_free(&sum);
     etok_record_free(&rec);
+    /* Signals kept blocked until the record is written; one that came after the command
+     * ended is consumed here rather than killing us on unblock. */
+    close(sig_fd);
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&sigs, NULL, &zero) > 0) {}
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rc;
 }

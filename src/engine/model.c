@@ -500,6 +500,37 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
     }
 }
 
+/* Below this many tokens per step, per-token elementwise work stays on the calling thread
+ * (a pool hand-off costs more than it saves). */
+#define PARALLEL_MIN_TOKENS 8
+
+typedef struct {
+    const float *x;
+    etok_block_q8a *xq;
+    int64_t n_in;
+    int n_tokens;
+} quant_task;
+
+static void quant_worker(void *ctxp, int ith, int nth) {
+    const quant_task *q = ctxp;
+    for (int j = ith; j < q->n_tokens; j += nth)
+        etok_quantize_q8a(q->x + (size_t)j * (size_t)q->n_in, q->xq + (size_t)j * (size_t)(q->n_in / ETOK_QK), q->n_in);
+}
+
+typedef struct {
+    float *gate;
+    const float *up;
+    size_t n;
+} swiglu_task;
+
+static float silu(float x) { return x / (1.0f + expf(-x)); }
+
+static void swiglu_worker(void *ctxp, int ith, int nth) {
+    const swiglu_task *w = ctxp;
+    size_t lo = w->n * (size_t)ith / (size_t)nth, hi = w->n * (size_t)(ith + 1) / (size_t)nth;
+    for (size_t i = lo; i < hi; i++) w->gate[i] = silu(w->gate[i]) * w->up[i];
+}
+
 /* out_i[T][n_out_i] = x[T][n_in] . M_i^T for the n mats (all with the same n_in). */
 static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_mat **mats, float **outs,
                    const float *x, int T) {
@@ -514,8 +545,13 @@ static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_
     }
     int64_t n_in = mats[0]->n_in;
     if (need_q8) {
-        for (int j = 0; j < T; j++)
-            etok_quantize_q8a(x + (size_t)j * (size_t)n_in, st->xq + (size_t)j * (size_t)(n_in / ETOK_QK), n_in);
+        if (T >= PARALLEL_MIN_TOKENS) {
+            quant_task q = {x, st->xq, n_in, T};
+            etok_threadpool_run(pool, quant_worker, &q);
+        } else {
+            for (int j = 0; j < T; j++)
+                etok_quantize_q8a(x + (size_t)j * (size_t)n_in, st->xq + (size_t)j * (size_t)(n_in / ETOK_QK), n_in);
+        }
         t.xq = st->xq;
     }
     t.xf = x;
@@ -610,8 +646,6 @@ static void rope(float *x, int n_heads, int head_dim, int rope_dims, const float
     }
 }
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
-
 int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache *kv, etok_fwd_state *st,
                        const etok_batch *b, int attn_window, float *logits, etok_err *err) {
     const etok_model_info *in = &m->info;
@@ -686,7 +720,13 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             float *os[2] = {st->gate, st->up};
             matmul(pool, st, 2, ms, os, st->xb, T);
         }
-        for (size_t i = 0; i < (size_t)T * dff; i++) st->gate[i] = silu(st->gate[i]) * st->up[i];
+        {
+            swiglu_task w = {st->gate, st->up, (size_t)T * dff};
+            if (T >= PARALLEL_MIN_TOKENS)
+                etok_threadpool_run(pool, swiglu_worker, &w);
+            else
+                swiglu_worker(&w, 0, 1);
+        }
         {
             const etok_mat *ms[1] = {&L->w_down};
             float *os[1] = {st->q};

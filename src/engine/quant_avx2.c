@@ -226,10 +226,70 @@ void TGT etok_vec_axpy_avx2(uint32_t type, float a, const void *row, float *y, i
     }
 }
 
+/* One Q4_1 row against 4 activation vectors: each block is unpacked once and used 4 times.
+ * Per (row, vector) the float operations are those of dot_q4_1, in the same order, so the
+ * results are bit-identical to 4 separate calls. */
+static TGT void dot_q4_1_x4(const etok_block_q4_1 *b, const etok_block_q8a *y0, const etok_block_q8a *y1,
+                            const etok_block_q8a *y2, const etok_block_q8a *y3, int64_t nb, float out[4]) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d), m = h2f(b[i].m);
+        const __m256i q = unpack_nibbles(b[i].qs);
+        s0 += m * y0[i].s;
+        s1 += m * y1[i].s;
+        s2 += m * y2[i].s;
+        s3 += m * y3[i].s;
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(d * y0[i].d), _mm256_cvtepi32_ps(dot_us8(q, _mm256_loadu_si256((const __m256i *)y0[i].qs))), a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(d * y1[i].d), _mm256_cvtepi32_ps(dot_us8(q, _mm256_loadu_si256((const __m256i *)y1[i].qs))), a1);
+        a2 = _mm256_fmadd_ps(_mm256_set1_ps(d * y2[i].d), _mm256_cvtepi32_ps(dot_us8(q, _mm256_loadu_si256((const __m256i *)y2[i].qs))), a2);
+        a3 = _mm256_fmadd_ps(_mm256_set1_ps(d * y3[i].d), _mm256_cvtepi32_ps(dot_us8(q, _mm256_loadu_si256((const __m256i *)y3[i].qs))), a3);
+    }
+    out[0] = hsum_ps(a0) + s0;
+    out[1] = hsum_ps(a1) + s1;
+    out[2] = hsum_ps(a2) + s2;
+    out[3] = hsum_ps(a3) + s3;
+}
+
+/* Q8_0 likewise (the sign trick's abs of the weights is shared). */
+static TGT void dot_q8_0_x4(const etok_block_q8_0 *b, const etok_block_q8a *y0, const etok_block_q8a *y1,
+                            const etok_block_q8a *y2, const etok_block_q8a *y3, int64_t nb, float out[4]) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d);
+        const __m256i w = _mm256_loadu_si256((const __m256i *)b[i].qs), aw = _mm256_sign_epi8(w, w);
+#define Q8STEP(acc, y)                                                                                                 \
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d * (y)[i].d),                                                                \
+                          _mm256_cvtepi32_ps(dot_us8(aw, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(y)[i].qs), w))), acc)
+        Q8STEP(a0, y0);
+        Q8STEP(a1, y1);
+        Q8STEP(a2, y2);
+        Q8STEP(a3, y3);
+#undef Q8STEP
+    }
+    out[0] = hsum_ps(a0);
+    out[1] = hsum_ps(a1);
+    out[2] = hsum_ps(a2);
+    out[3] = hsum_ps(a3);
+}
+
 void TGT etok_vec_dot_multi_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,
                                  int64_t n, int nx, float *out, size_t out_stride) {
-    for (int j = 0; j < nx; j++)
-        out[(size_t)j * out_stride] = etok_vec_dot_avx2(type, row, xq ? xq + (size_t)j * (size_t)(n / ETOK_QK) : NULL,
+    const size_t nbq = (size_t)(n / ETOK_QK);
+    int j = 0;
+    if (type == ETOK_T_Q4_1 || type == ETOK_T_Q8_0) {
+        for (; j + 4 <= nx; j += 4) {
+            float o4[4];
+            const etok_block_q8a *y = xq + (size_t)j * nbq;
+            if (type == ETOK_T_Q4_1)
+                dot_q4_1_x4(row, y, y + nbq, y + 2 * nbq, y + 3 * nbq, n / ETOK_QK, o4);
+            else
+                dot_q8_0_x4(row, y, y + nbq, y + 2 * nbq, y + 3 * nbq, n / ETOK_QK, o4);
+            for (int k = 0; k < 4; k++) out[(size_t)(j + k) * out_stride] = o4[k];
+        }
+    }
+    for (; j < nx; j++)
+        out[(size_t)j * out_stride] = etok_vec_dot_avx2(type, row, xq ? xq + (size_t)j * nbq : NULL,
                                                         xf ? xf + (size_t)j * (size_t)n : NULL, n);
 }
 

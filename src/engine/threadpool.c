@@ -4,6 +4,7 @@
 #include "engine/threadpool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -15,9 +16,12 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-/* Spins before a worker goes to sleep: roughly 0.1-0.5 ms, longer than the gap between two
- * tasks of one forward pass, far shorter than the gap between requests. */
-#define SPIN_ITERS 20000
+/* Waiting: PAUSE-spin for SPIN_ITERS rounds (tens of microseconds: the gap between two tasks
+ * of one forward pass), then sched_yield() so a waiting thread gives its core to whoever is
+ * runnable (the machine may be shared), and a worker that waited YIELD_ITERS yields sleeps
+ * on the condition variable (idle engine: no CPU). */
+#define SPIN_ITERS 4000
+#define YIELD_ITERS 200
 
 typedef struct {
     struct etok_threadpool *pool;
@@ -47,6 +51,10 @@ static void *worker_main(void *argp) {
         while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) {
             if (++spins < SPIN_ITERS) {
                 CPU_RELAX();
+                continue;
+            }
+            if (spins < SPIN_ITERS + YIELD_ITERS) {
+                sched_yield();
                 continue;
             }
             pthread_mutex_lock(&p->mu);
@@ -132,5 +140,10 @@ void etok_threadpool_run(etok_threadpool *p, etok_task_fn fn, void *ctx) {
         pthread_mutex_unlock(&p->mu);
     }
     fn(ctx, 0, p->n);
-    while (atomic_load(&p->n_done) < p->n - 1) CPU_RELAX();
+    for (int spins = 0; atomic_load(&p->n_done) < p->n - 1; spins++) {
+        if (spins < SPIN_ITERS)
+            CPU_RELAX();
+        else
+            sched_yield();
+    }
 }

@@ -56,6 +56,13 @@ void etok_run_summary_text(FILE *f, const etok_record *r, const etok_energy_summ
         fprintf(f, "  energy          %s   [%s boundary, %s]\n", pm(b1, sizeof b1, s->energy_j, s->energy_uncertainty_j, "J"),
                 etok_boundary_name(s->boundary), source_label(s->source));
     }
+    for (int b = 0; b < 3; b++) {
+        const etok_boundary_energy *be = &s->window.boundaries[b];
+        if (!be->present || !s->has_energy || (etok_boundary)b == s->boundary) continue;
+        fprintf(f, "  also at %-7s %s   [%s boundary, %s; not added to the total above]\n",
+                etok_boundary_name((etok_boundary)b), pm(b1, sizeof b1, be->energy_j, be->energy_uncertainty_j, "J"),
+                etok_boundary_name((etok_boundary)b), source_label(be->source));
+    }
     for (size_t i = 0; i < r->n_traces; i++) {
         const etok_trace *t = &r->traces[i];
         const etok_trace_energy *e = &s->window.traces[i];
@@ -124,6 +131,14 @@ void etok_run_summary_markdown(FILE *f, const etok_record *r, const etok_energy_
     ROW("pue", s->pue, NAN, s->pue_source);
     ROW("pue_adjusted_power_w", s->pue_adjusted_power_w, s->pue_adjusted_power_uncertainty_w, "W");
 #undef ROW
+    for (int b = 0; b < 3; b++) {
+        const etok_boundary_energy *be = &s->window.boundaries[b];
+        if (!be->present || !s->has_energy || (etok_boundary)b == s->boundary) continue;
+        char x[48], y[48];
+        fprintf(f, "\nAlso measured at the %s boundary (not added to the total): %s ± %s J, %s.\n",
+                etok_boundary_name((etok_boundary)b), num(x, sizeof x, be->energy_j), num(y, sizeof y, be->energy_uncertainty_j),
+                source_label(be->source));
+    }
     if (s->tokens_known) fprintf(f, "\nTokens: %lld output, %lld input.\n", s->tokens_out, s->tokens_in);
     else fprintf(f, "\nTokens: unknown.\n");
     fprintf(f, "\n| meter | domain | boundary | source | summed | energy (J) | uncertainty (J) | mean power (W) | note |\n"

@@ -45,4 +45,19 @@ set -e
 [ $rc -eq 130 ] || fail "interrupted idle: exit $rc, want 130"
 [ ! -e "$T/ran" ] || fail "command ran after an interrupted baseline"
 "$ETOK" report "$T/idle.json" --format json | grep -q '"partial": true' || fail "idle record not partial"
+
+# 3. a command that ignores SIGINT: the second interrupt kills it, the record is still written
+"$ETOK" run --meter estimate --cpu-tdp 5:20 --idle 0 -o "$T/stubborn.json" -- \
+    sh -c "trap '' INT; echo started >$T/started3; while :; do sleep 0.1; done" >"$T/out3" 2>"$T/err3" &
+pid=$!
+wait_for "$T/started3"
+kill -INT $pid
+sleep 0.3
+kill -INT $pid
+set +e
+wait $pid
+rc=$?
+set -e
+[ $rc -eq 137 ] || fail "stubborn command: exit $rc, want 137 (killed): $(cat "$T/err3")"
+"$ETOK" report "$T/stubborn.json" --format json | grep -q '"partial": true' || fail "stubborn record not partial"
 echo ok

@@ -60,18 +60,29 @@ static void counter_wrap_is_corrected(void **state) {
     assert_int_equal(res.traces[0].n_wraps, 0);
     etok_energy_result_free(&res);
 
-    /* without a wrap range, a decrease is a restart from 0 (counted as a reset) */
+    /* without a wrap range, a decrease is a reset: that step counts 0 J, and its second of
+     * the window goes into the uncertainty at the mean power of the rest (0.5 J/s) */
     t->wrap_range_raw = 0;
     assert_int_equal(etok_energy_window(&r, 0, 2, &res), 0);
-    NEAR(res.traces[0].energy_j, 0.1 + 0.5);
+    NEAR(res.traces[0].energy_j, 0.5);
     assert_int_equal(res.traces[0].n_resets, 1);
+    NEAR(res.traces[0].energy_uncertainty_j, 0.5);
+    assert_non_null(strstr(res.traces[0].problem, "counter reset"));
     etok_energy_result_free(&res);
 
-    /* with a wrap range but a recorded reset fault there, the fault wins */
-    t->wrap_range_raw = 1000000;
-    etok_record_add_fault(&r, 0.9, "rapl", "package-0", "reset", "counter stepped back");
+    /* a wrap range so large that the corrected step would mean > 2 kW: a reset, not a wrap */
+    t->wrap_range_raw = 1e13; /* 10 MJ */
     assert_int_equal(etok_energy_window(&r, 0, 2, &res), 0);
-    NEAR(res.traces[0].energy_j, 0.6);
+    NEAR(res.traces[0].energy_j, 0.5);
+    assert_int_equal(res.traces[0].n_resets, 1);
+    assert_int_equal(res.traces[0].n_wraps, 0);
+    etok_energy_result_free(&res);
+
+    /* with a plausible wrap range but a recorded reset fault there, the fault wins */
+    t->wrap_range_raw = 1000000;
+    etok_record_add_fault(&r, 1.0, "rapl", "package-0", "reset", "counter stepped back");
+    assert_int_equal(etok_energy_window(&r, 0, 2, &res), 0);
+    NEAR(res.traces[0].energy_j, 0.5);
     assert_int_equal(res.traces[0].n_resets, 1);
     assert_int_equal(res.traces[0].n_wraps, 0);
     assert_int_equal(res.traces[0].n_faults, 1);

@@ -109,7 +109,7 @@ static void test_q8a(void **state) {
  * close to the float dot of the dequantised weights (activation quantisation error only). */
 static void test_dot_kernels(void **state) {
     (void)state;
-    enum { N = 1024, NX = 3 };
+    enum { N = 1024, NX = 6 }; /* 6: the 4-vector kernels and the remainder path */
     static float w[N], x[NX * N], wd[N];
     static uint8_t row[N * 4];
     static etok_block_q8a xq[NX * N / 32];
@@ -137,6 +137,8 @@ static void test_dot_kernels(void **state) {
             for (int j = 0; j < NX; j++) {
                 float rj = etok_vec_dot_ref(t, row, xq + j * (N / 32), x + j * N, N);
                 assert_true(fabsf(multi[2 * j] - rj) <= 1e-4f * (float)mag + 1e-5f);
+                /* the multi-vector kernels do the same float operations in the same order */
+                assert_float_equal(multi[2 * j], etok_vec_dot(t, row, xq + j * (N / 32), x + j * N, N), 0.0f);
             }
         }
     }

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <glob.h>
 #include <unistd.h>
 
 #include "etok/record.h"
@@ -163,7 +164,8 @@ static void full_record(etok_record *r) {
     r->ttft_slo_s = 0.5;
     r->tpot_slo_s = 0.05;
     r->deployment_utilization = 0.4;
-    r->config_json = strdup("{\"idle_s\":5,\"meters\":[\"estimate\"]}");
+    /* strings that look like the writer's internal sample placeholders must stay strings */
+    r->config_json = strdup("{\"idle_s\":5,\"meters\":[\"estimate\"],\"samples\":\"\\u0001S0\"}");
     r->tokens_known = 1;
     r->tokens_in = 12;
     r->tokens_out = 5000000000LL;
@@ -200,7 +202,7 @@ static void full_record(etok_record *r) {
     etok_trace_add_sample(t, 0.1, 1.0 / 3.0);
     t = etok_record_add_trace(r); /* a trace with no samples is legal */
     snprintf(t->meter, sizeof t->meter, "estimate");
-    snprintf(t->domain, sizeof t->domain, "cpu");
+    snprintf(t->domain, sizeof t->domain, "\001S1");
     t->source = ETOK_SOURCE_ESTIMATE;
     t->boundary = ETOK_BOUNDARY_NODE;
     snprintf(t->raw_unit, sizeof t->raw_unit, "W");
@@ -308,6 +310,10 @@ static void round_trip_keeps_every_field_exactly(void **state) {
     full_record(&a);
     char *text = etok_record_to_json_text(&a);
     assert_non_null(text);
+    /* samples are compact: one [t_s, raw] pair a line */
+    char line[128];
+    snprintf(line, sizeof line, "\n    [%.17g, %.17g]", a.traces[0].samples[7].t_s, a.traces[0].samples[7].raw);
+    assert_non_null(strstr(text, line));
     etok_err err = {0};
     int rc = etok_record_from_json_text(&b, text, "mem", &err);
     if (rc != 0) fail_msg("%s", err.msg);
@@ -412,6 +418,46 @@ static void saved_records_match_the_schema(void **state) {
     json_decref(schema);
 }
 
+/* Records committed as test fixtures (hand-built for other tests) must be valid records too:
+ * they follow the schema and load. */
+static void fixture_records_match_the_schema_and_load(void **state) {
+    (void)state;
+    json_t *schema = load_schema();
+    glob_t g;
+    int n = glob("tests/fixtures/records/*.json", 0, NULL, &g) == 0 ? (int)g.gl_pathc : 0;
+    for (int i = 0; i < n; i++) {
+        char *text = etok_read_file(g.gl_pathv[i], NULL);
+        assert_non_null(text);
+        char why[512] = "";
+        if (schema_check(schema, text, why, sizeof why) != 0) fail_msg("%s: %s", g.gl_pathv[i], why);
+        etok_record r;
+        etok_err err = {0};
+        if (etok_record_from_json_text(&r, text, g.gl_pathv[i], &err) != 0) fail_msg("%s", err.msg);
+        etok_record_free(&r);
+        free(text);
+    }
+    if (n) globfree(&g);
+    /* a record with the reporting set added (etok bench's run.json) is still a record */
+    etok_record a;
+    full_record(&a);
+    char *text = etok_record_to_json_text(&a);
+    json_t *v = json_loads(text, 0, NULL);
+    json_object_set_new(v, "metrics", json_pack("{s:f}", "joules_per_output_token", 0.5));
+    char *t2 = json_dumps(v, JSON_INDENT(2));
+    char why[512] = "";
+    if (schema_check(schema, t2, why, sizeof why) != 0) fail_msg("record + metrics: %s", why);
+    etok_record b;
+    etok_err err = {0};
+    assert_int_equal(etok_record_from_json_text(&b, t2, "run.json", &err), 0);
+    assert_same_record(&a, &b);
+    etok_record_free(&b);
+    free(t2);
+    json_decref(v);
+    free(text);
+    etok_record_free(&a);
+    json_decref(schema);
+}
+
 /* Mutate a valid record's JSON, then expect load to fail naming the field. */
 typedef struct {
     const char *pointer; /* a/b/0/c path into the JSON; last element replaced */
@@ -505,6 +551,7 @@ int main(void) {
         cmocka_unit_test(save_and_load_a_file),
         cmocka_unit_test(non_finite_values),
         cmocka_unit_test(saved_records_match_the_schema),
+        cmocka_unit_test(fixture_records_match_the_schema_and_load),
         cmocka_unit_test(malformed_records_name_the_first_bad_field),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,101 @@
+/* engine_speed.c — prefill and decode speed of the built-in engine, llama-bench style:
+ * prefill = one forward pass over an N-token prompt (tokens/s), decode = M single-token
+ * steps after it (tokens/s), R repetitions; prints mean and standard deviation, plus the
+ * modelled bytes and FLOPs per decode token (from the model's shapes; an estimate of the
+ * work, not a measurement of traffic).
+ * usage: bench_engine_speed [-m MODEL] [-t THREADS] [-p 512] [-n 128] [-r 5] [--kv 16] */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "etok/engine.h"
+
+static void stats(const double *v, int n, double *mean, double *sd) {
+    double s = 0, q = 0;
+    for (int i = 0; i < n; i++) s += v[i];
+    *mean = s / n;
+    for (int i = 0; i < n; i++) q += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
+}
+
+int main(int argc, char **argv) {
+    const char *model = getenv("ETOK_MODEL") ? getenv("ETOK_MODEL") : "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    int threads = 2, n_prompt = 512, n_gen = 128, reps = 5, kv = 16;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "-m")) model = argv[i + 1];
+        else if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-p")) n_prompt = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-n")) n_gen = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-r")) reps = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--kv")) kv = atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "usage: %s [-m MODEL] [-t THREADS] [-p N] [-n N] [-r R] [--kv 16|32]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (reps < 1 || reps > 100 || n_prompt < 1 || n_gen < 0) return 2;
+    etok_err err = {{0}, 0};
+    etok_model *m = etok_model_load(model, &err);
+    if (!m) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 3;
+    }
+    const etok_model_info *in = etok_model_get_info(m);
+    etok_engine_opts o = {threads, 1, n_prompt + n_gen + 8, n_prompt, kv, 0};
+    etok_engine *e = etok_engine_new(m, &o, &err);
+    if (!e) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 1;
+    }
+    int32_t *prompt = malloc((size_t)n_prompt * sizeof *prompt);
+    uint64_t s = 12345;
+    for (int i = 0; i < n_prompt; i++) { /* random ordinary tokens, like llama-bench */
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        prompt[i] = 100 + (int32_t)((s >> 33) % (uint64_t)(in->vocab_size - 200));
+    }
+    double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg);
+    for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
+        int id = etok_engine_add(e, prompt, n_prompt, n_gen + 1, NULL, &err);
+        if (id < 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        etok_step_result st;
+        double t0 = etok_mono_s();
+        if (etok_engine_step(e, &st, &err)) return 1; /* the whole prompt (chunk = n_prompt) */
+        double t1 = etok_mono_s();
+        int n = 0;
+        while (n < n_gen) {
+            if (etok_engine_step(e, &st, &err)) return 1;
+            n += st.decode_tokens;
+            if (st.n_events && st.events[0].finished) break;
+        }
+        double t2 = etok_mono_s();
+        etok_engine_remove(e, id);
+        if (r >= 0) {
+            pp[r] = n_prompt / (t1 - t0);
+            tg[r] = n / (t2 - t1);
+        }
+    }
+    double pm, ps, tm, ts;
+    stats(pp, reps, &pm, &ps);
+    stats(tg, reps, &tm, &ts);
+    printf("etok model=%s threads=%d kv=F%d\n", in->name, threads, kv);
+    printf("etok pp%d: %.2f +- %.2f tokens/s (measured, %d runs)\n", n_prompt, pm, ps, reps);
+    printf("etok tg%d: %.2f +- %.2f tokens/s (measured, %d runs)\n", n_gen, tm, ts, reps);
+    double wb = etok_model_weight_bytes(m), kvb = etok_model_kv_bytes_per_token(m, kv);
+    double pos = n_prompt + n_gen / 2.0;
+    printf("etok decode bytes/token (model estimate): %.1f MB weights + %.2f MB KV at position %.0f\n", wb / 1e6,
+           kvb * pos / 1e6, pos);
+    printf("etok decode FLOPs/token (model estimate): %.3f GFLOP at position %.0f\n",
+           etok_model_flops_per_token(m, (int)pos) / 1e9, pos);
+    printf("etok achieved decode: %.2f GB/s weights+KV, %.2f GFLOP/s (estimates from the shapes x measured rate)\n",
+           tm * (wb + kvb * pos) / 1e9, tm * etok_model_flops_per_token(m, (int)pos) / 1e9);
+    free(prompt);
+    free(pp);
+    free(tg);
+    etok_engine_free(e);
+    etok_model_free(m);
+    return 0;
+}
