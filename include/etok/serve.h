@@ -10,8 +10,9 @@
  * the engine ran back to back, else from the start of this step — is split across the requests
  * in the step in proportion to the tokens each put through the forward pass (its prompt chunk
  * when prefilling, else the one token it decodes). Energy used while no request is in the engine is not attributed to any
- * request; it is exported as etok_unattributed_energy_joules_total. So, over any window,
- * sum(request energy_j) + unattributed = the meter's energy. A single request's figure is as
+ * request; it is exported as etok_unattributed_energy_joules_total. So, at any scrape while
+ * the engine is idle, attributed + unattributed = the meter's energy since it started, and over
+ * a window between two such scrapes sum(request energy_j) = the attributed energy. A single request's figure is as
  * good as the meter's time resolution: a counter that refreshes every ~1 ms (RAPL) splits
  * steps cleanly; a coarse or estimated meter smears energy between neighbouring steps (sums
  * stay exact). The figure's source is the meter's (`energy_source` in every usage). */
