@@ -92,6 +92,8 @@ typedef struct {
     int max_queue;             /* waiting requests before 429; 0 = 1024 */
     double jpt_window_s;       /* sliding window of etok_joules_per_token; 0 = 60 s */
     etok_energy_source energy; /* read may be NULL: then energy fields say source "none" */
+    double energy_period_s;    /* how often the source's cumulative energy advances (the meter
+                                  sampling period); reported with every usage; 0 = unknown */
 } etok_serve_opts;
 
 typedef struct etok_server etok_server;

@@ -182,6 +182,8 @@ static json_t *usage_json(const etok_server *s, const sreq *q) {
     json_object_set_new(u, "energy_source", json_string(source_label(s)));
     json_object_set_new(u, "energy_boundary", json_string(have ? etok_boundary_name(s->last.boundary) : "none"));
     json_object_set_new(u, "energy_method", json_string("per-step split by token share"));
+    /* a request shorter than this sees its energy smeared with its neighbours' */
+    if (have && s->o.energy_period_s > 0) json_object_set_new(u, "energy_time_resolution_s", json_real(s->o.energy_period_s));
     return u;
 }
 
