@@ -70,6 +70,22 @@ typedef struct {
 } etok_energy_snapshot;
 int etok_meters_snapshot(etok_meter_set *ms, etok_energy_snapshot *out);
 
+/* Live per-domain view, thread-safe (added for serve/exporter: Prometheus series per meter
+ * domain): cumulative energy since start of every live domain, with its labels and whether it
+ * counts towards its boundary's total. Fills up to cap; returns how many, or -1 when the set
+ * has not started. */
+typedef struct {
+    char meter[32];
+    char domain[96];
+    etok_source source;
+    etok_boundary boundary;
+    int summable;            /* counts towards the total of its boundary (no nesting/duplicate) */
+    int primary;             /* its boundary is the set's primary boundary (the snapshot's) */
+    double energy_j;
+    double uncertainty_j;
+} etok_domain_energy;
+int etok_meters_snapshot_domains(etok_meter_set *ms, etok_domain_energy *out, int cap);
+
 /* Take final readings and stop the thread; the record's traces are then complete. */
 int etok_meters_stop(etok_meter_set *ms, etok_err *err);
 void etok_meters_close(etok_meter_set *ms);

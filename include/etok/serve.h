@@ -10,8 +10,9 @@
  * the engine ran back to back, else from the start of this step — is split across the requests
  * in the step in proportion to the tokens each put through the forward pass (its prompt chunk
  * when prefilling, else the one token it decodes). Energy used while no request is in the engine is not attributed to any
- * request; it is exported as etok_unattributed_energy_joules_total. So, over any window,
- * sum(request energy_j) + unattributed = the meter's energy. A single request's figure is as
+ * request; it is exported as etok_unattributed_energy_joules_total. So, at any scrape while
+ * the engine is idle, attributed + unattributed = the meter's energy since it started, and over
+ * a window between two such scrapes sum(request energy_j) = the attributed energy. A single request's figure is as
  * good as the meter's time resolution: a counter that refreshes every ~1 ms (RAPL) splits
  * steps cleanly; a coarse or estimated meter smears energy between neighbouring steps (sums
  * stay exact). The figure's source is the meter's (`energy_source` in every usage). */
@@ -31,7 +32,8 @@ typedef struct {
     char domain[96];
     etok_source source;
     etok_boundary boundary;
-    int summable;              /* counts towards total_j */
+    int summable;              /* counts towards total_j; others (nested, other boundary) are
+                                  exported apart so that sums over series never double count */
     double energy_j;           /* cumulative since the source started */
 } etok_energy_domain;
 
@@ -53,8 +55,8 @@ typedef struct {
 } etok_energy_source;
 
 /* An energy source over a meter set (meter.h): opens the meters, starts their sampler on a
- * private record, and reports the set's live snapshot as one domain per run ("total" of the
- * summable domains at the primary boundary, labelled with the meters that feed it). */
+ * private record, and reports the set's live snapshot: the total of the summable domains at
+ * the primary boundary, and every live domain (summable = part of that total). */
 typedef struct etok_meter_source etok_meter_source;
 etok_meter_source *etok_meter_source_open(const etok_meter_config *cfg, etok_energy_source *out, etok_err *err);
 /* Comma-separated "meter/domain (source, boundary)" of the summed domains, for logs. */
@@ -90,6 +92,8 @@ typedef struct {
     int max_queue;             /* waiting requests before 429; 0 = 1024 */
     double jpt_window_s;       /* sliding window of etok_joules_per_token; 0 = 60 s */
     etok_energy_source energy; /* read may be NULL: then energy fields say source "none" */
+    double energy_period_s;    /* how often the source's cumulative energy advances (the meter
+                                  sampling period); reported with every usage; 0 = unknown */
 } etok_serve_opts;
 
 typedef struct etok_server etok_server;

@@ -16,7 +16,7 @@ static void usage(FILE *f) {
             "usage: etok serve -m model.gguf [--host 127.0.0.1] [--port 8080] [--api-key KEY]\n"
             "                  [--max-seqs N] [--threads T] [--ctx N] [--meter NAME ...] [--cpu-tdp I:M]\n"
             "                  [--max-body BYTES] [--max-tokens-limit N] [--default-max-tokens N]\n"
-            "                  [--model-id NAME] [--window S] [--no-energy]\n\n"
+            "                  [--model-id NAME] [--window S] [--meter-rate-hz HZ] [--no-energy]\n\n"
             "OpenAI-compatible server over etok's engine with continuous batching, and the energy of\n"
             "every request in its usage (energy_j, joules_per_token, energy_source).\n"
             "  POST /v1/chat/completions, /v1/completions   (stream true/false, stream_options.include_usage)\n"
@@ -30,6 +30,7 @@ static void usage(FILE *f) {
             "  --ctx N                context length per request (default min(model, 2048))\n"
             "  --meter NAME           meter to read (repeatable; default: every available meter)\n"
             "  --cpu-tdp I:M          idle and max watts per package for the estimate meter\n"
+            "  --meter-rate-hz HZ     meter sampling rate (default 50: per-request energy resolves 20 ms)\n"
             "  --no-energy            do not open meters (usage energy fields are null, source none)\n"
             "  --max-body BYTES       largest request body (default 1048576; larger: 413)\n"
             "  --max-tokens-limit N   largest max_tokens accepted (default 4096; larger: 400)\n"
@@ -113,6 +114,13 @@ int cmd_serve(int argc, char **argv) {
                 fprintf(stderr, "etok serve: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", s);
                 return ETOK_EXIT_USAGE;
             }
+        } else if (!strcmp(a, "--meter-rate-hz") && has) {
+            char *end;
+            cfg.rate_hz = strtod(argv[++i], &end);
+            if (*end || !(cfg.rate_hz > 0) || cfg.rate_hz > 1000) {
+                fprintf(stderr, "etok serve: --meter-rate-hz '%s': expected a rate in (0, 1000]\n", argv[i]);
+                return ETOK_EXIT_USAGE;
+            }
         } else if (!strcmp(a, "--no-energy")) {
             no_energy = 1;
         } else {
@@ -126,6 +134,8 @@ int cmd_serve(int argc, char **argv) {
     }
     cfg.names = n_names ? names : NULL;
     cfg.n_names = n_names;
+    if (cfg.rate_hz <= 0) cfg.rate_hz = 50; /* per-step energy wants a finer clock than bench's 10 Hz */
+    o.energy_period_s = 1.0 / cfg.rate_hz;
 
     sigset_t set; /* SIGINT/SIGTERM are taken with sigwait: no handler, no global state */
     sigemptyset(&set);

@@ -498,3 +498,29 @@ int etok_meters_snapshot(etok_meter_set *ms, etok_energy_snapshot *out) {
 
 double etok_meters_now(const etok_meter_set *ms) { return etok_mono_s() - (ms ? ms->t0_mono : 0); }
 double etok_meters_t0_mono_s(const etok_meter_set *ms) { return ms ? ms->t0_mono : 0; }
+
+/* Per-domain live view (meter.h): the same locked state as etok_meters_snapshot, one entry per
+ * live domain. Uncertainty per domain as in primary_energy_locked. */
+int etok_meters_snapshot_domains(etok_meter_set *ms, etok_domain_energy *out, int cap) {
+    if (!ms || !ms->started) return -1;
+    pthread_mutex_lock(&ms->mu);
+    int n = 0;
+    for (int i = 0; i < ms->n_doms && n < cap; i++) {
+        const dom_state *s = &ms->doms[i];
+        if (!s->live) continue;
+        const etok_trace *info = dom_info(s);
+        etok_domain_energy *d = &out[n++];
+        memset(d, 0, sizeof *d);
+        snprintf(d->meter, sizeof d->meter, "%s", info->meter);
+        snprintf(d->domain, sizeof d->domain, "%s", info->domain);
+        d->source = info->source;
+        d->boundary = info->boundary;
+        d->summable = info->summable;
+        d->primary = info->boundary == ms->primary;
+        d->energy_j = s->energy_j;
+        d->uncertainty_j = s->is_counter ? 2 * info->resolution_si : s->unc_j;
+        if (info->error_band > 0) d->uncertainty_j += info->error_band * s->energy_j;
+    }
+    pthread_mutex_unlock(&ms->mu);
+    return n;
+}

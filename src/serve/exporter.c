@@ -81,13 +81,31 @@ char *etok_exporter_metrics_text(const etok_exporter_opts *o) {
     etok_prom_family(&b, "etok_meter_up", "gauge", "1 when etok could read this node's meters at this scrape");
     etok_prom_sample(&b, "etok_meter_up", NULL, have ? 1 : 0);
     if (have) {
+        int nested = 0;
         etok_prom_family(&b, "etok_energy_joules_total", "counter",
-                         "Cumulative energy (J) since the exporter started, per meter domain");
+                         "Cumulative energy (J) since start per meter domain; the series add up to the node's total "
+                         "at its primary boundary (sum() over them never double counts)");
         for (int i = 0; i < r.n_domains; i++) {
             const etok_energy_domain *d = &r.domains[i];
+            if (!d->summable) {
+                nested++;
+                continue;
+            }
             const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
                                "source", etok_source_name(d->source), NULL};
             etok_prom_sample(&b, "etok_energy_joules_total", l, d->energy_j);
+        }
+        if (nested) {
+            etok_prom_family(&b, "etok_energy_nested_joules_total", "counter",
+                             "Cumulative energy (J) of domains nested in or duplicating the summed ones (e.g. core "
+                             "inside package, psys, another boundary): informative, never add to etok_energy_joules_total");
+            for (int i = 0; i < r.n_domains; i++) {
+                const etok_energy_domain *d = &r.domains[i];
+                if (d->summable) continue;
+                const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
+                                   "source", etok_source_name(d->source), NULL};
+                etok_prom_sample(&b, "etok_energy_nested_joules_total", l, d->energy_j);
+            }
         }
         const char *pl[] = {"boundary", etok_boundary_name(r.boundary), "source", etok_source_name(r.source), NULL};
         etok_prom_family(&b, "etok_power_watts", "gauge", "Mean power (W) over about the last second, summable domains");

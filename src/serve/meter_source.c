@@ -1,10 +1,9 @@
 /* meter_source.c — an etok_energy_source over etok's meter set (meter.h), for serve and exporter.
  *
  * Owns: opening and starting the meters on a private record, and mapping the set's live
- * snapshot onto etok_energy_reading. Does not own: reading hardware (src/meter/) or what the
- * readings are used for. The meter set's live view is its primary-boundary total, so the
- * reading has one domain, "total", labelled with the meters that feed it; per-domain live
- * counters would need a per-domain snapshot in meter.h. */
+ * snapshot onto etok_energy_reading: the primary-boundary total, and every live domain
+ * (etok_meters_snapshot_domains) marked summable when it is part of that total. Does not own:
+ * reading hardware (src/meter/) or what the readings are used for. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,14 +29,31 @@ static int meter_source_read(void *arg, etok_energy_reading *out) {
     out->power_w = snap.power_w;
     out->source = snap.source;
     out->boundary = snap.boundary;
-    out->n_domains = 1;
-    etok_energy_domain *d = &out->domains[0];
-    snprintf(d->meter, sizeof d->meter, "%s", m->meters);
-    snprintf(d->domain, sizeof d->domain, "total");
-    d->source = snap.source;
-    d->boundary = snap.boundary;
-    d->summable = 1;
-    d->energy_j = snap.energy_j;
+    etok_domain_energy doms[ETOK_ENERGY_MAX_DOMAINS];
+    int n = etok_meters_snapshot_domains(m->ms, doms, ETOK_ENERGY_MAX_DOMAINS);
+    _Static_assert(sizeof doms[0].meter == sizeof out->domains[0].meter, "meter label sizes");
+    _Static_assert(sizeof doms[0].domain == sizeof out->domains[0].domain, "domain label sizes");
+    for (int i = 0; i < n && i < ETOK_ENERGY_MAX_DOMAINS; i++) {
+        etok_energy_domain *d = &out->domains[out->n_domains++];
+        memcpy(d->meter, doms[i].meter, sizeof d->meter);
+        d->meter[sizeof d->meter - 1] = '\0';
+        memcpy(d->domain, doms[i].domain, sizeof d->domain);
+        d->domain[sizeof d->domain - 1] = '\0';
+        d->source = doms[i].source;
+        d->boundary = doms[i].boundary;
+        d->summable = doms[i].summable && doms[i].primary; /* what the total is the sum of */
+        d->energy_j = doms[i].energy_j;
+    }
+    if (n <= 0) { /* no per-domain view: the total alone */
+        out->n_domains = 1;
+        etok_energy_domain *d = &out->domains[0];
+        snprintf(d->meter, sizeof d->meter, "%s", m->meters);
+        snprintf(d->domain, sizeof d->domain, "total");
+        d->source = snap.source;
+        d->boundary = snap.boundary;
+        d->summable = 1;
+        d->energy_j = snap.energy_j;
+    }
     return 0;
 }
 

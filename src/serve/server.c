@@ -110,6 +110,7 @@ struct etok_server {
     ring_entry ring[RING_CAP];
     int ring_head, ring_n;
     etok_energy_reading last;       /* last good reading */
+    double engine_last_e;           /* the engine's books: energy accounted up to here (J) */
     int have_reading;
 };
 
@@ -181,6 +182,8 @@ static json_t *usage_json(const etok_server *s, const sreq *q) {
     json_object_set_new(u, "energy_source", json_string(source_label(s)));
     json_object_set_new(u, "energy_boundary", json_string(have ? etok_boundary_name(s->last.boundary) : "none"));
     json_object_set_new(u, "energy_method", json_string("per-step split by token share"));
+    /* a request shorter than this sees its energy smeared with its neighbours' */
+    if (have && s->o.energy_period_s > 0) json_object_set_new(u, "energy_time_resolution_s", json_real(s->o.energy_period_s));
     return u;
 }
 
@@ -317,7 +320,9 @@ static sreq *find_active(etok_server *s, int seq_id, int *slot) {
 
 static void *engine_main(void *arg) {
     etok_server *s = arg;
-    double last_e = NAN;
+    /* the source counts from its own start, so everything before the engine's first reading
+     * (model load, idle) is unattributed: start the books at 0 */
+    double last_e = 0;
     int back_to_back = 0;
     pthread_mutex_lock(&s->mu);
     while (s->running) {
@@ -346,7 +351,7 @@ static void *engine_main(void *arg) {
                 pthread_mutex_lock(&s->mu);
                 if (ok) {
                     if (isfinite(last_e)) s->unattributed_j += e - last_e;
-                    last_e = e;
+                    s->engine_last_e = last_e = e;
                 }
             }
             continue;
@@ -359,8 +364,8 @@ static void *engine_main(void *arg) {
             if (read_energy(s, &e) == 0) {
                 pthread_mutex_lock(&s->mu);
                 if (isfinite(last_e)) s->unattributed_j += e - last_e;
+                s->engine_last_e = e0 = last_e = e;
                 pthread_mutex_unlock(&s->mu);
-                e0 = last_e = e;
             }
         }
         etok_step_result res;
@@ -384,13 +389,13 @@ static void *engine_main(void *arg) {
             back_to_back = 0;
             if (have_e) {
                 s->unattributed_j += e1 - e0;
-                last_e = e1;
+                s->engine_last_e = last_e = e1;
             }
             continue;
         }
         s->steps++;
         double de = have_e ? e1 - e0 : 0;
-        if (have_e) last_e = e1;
+        if (have_e) s->engine_last_e = last_e = e1;
         back_to_back = 1;
         long long step_tokens = 0, step_out = 0;
         /* a sequence's share = the tokens it put through this forward pass: its prompt chunk
@@ -899,13 +904,31 @@ static char *metrics_text(etok_server *s) {
     pthread_mutex_lock(&s->mu);
     double t = now_s(s);
     if (s->have_reading) {
+        int nested = 0;
         etok_prom_family(&b, "etok_energy_joules_total", "counter",
-                         "Cumulative energy (J) read by etok's meters since the server started, per meter domain");
+                         "Cumulative energy (J) since start per meter domain; the series add up to the node's total "
+                         "at its primary boundary (sum() over them never double counts)");
         for (int i = 0; i < s->last.n_domains; i++) {
             const etok_energy_domain *d = &s->last.domains[i];
+            if (!d->summable) {
+                nested++;
+                continue;
+            }
             const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
                                "source", etok_source_name(d->source), NULL};
             etok_prom_sample(&b, "etok_energy_joules_total", l, d->energy_j);
+        }
+        if (nested) {
+            etok_prom_family(&b, "etok_energy_nested_joules_total", "counter",
+                             "Cumulative energy (J) of domains nested in or duplicating the summed ones (e.g. core "
+                             "inside package, psys, another boundary): informative, never add to etok_energy_joules_total");
+            for (int i = 0; i < s->last.n_domains; i++) {
+                const etok_energy_domain *d = &s->last.domains[i];
+                if (d->summable) continue;
+                const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
+                                   "source", etok_source_name(d->source), NULL};
+                etok_prom_sample(&b, "etok_energy_nested_joules_total", l, d->energy_j);
+            }
         }
         const char *pl[] = {"boundary", etok_boundary_name(s->last.boundary), "source", etok_source_name(s->last.source), NULL};
         etok_prom_family(&b, "etok_power_watts", "gauge", "Mean power (W) over about the last second, summable domains");
@@ -916,9 +939,15 @@ static char *metrics_text(etok_server *s) {
     etok_prom_family(&b, "etok_attributed_energy_joules_total", "counter",
                      "Energy (J) split across requests by their token share of each engine step");
     etok_prom_sample(&b, "etok_attributed_energy_joules_total", NULL, s->attributed_j);
+    /* while idle, the energy since the engine's last reading is idle energy too: counting it
+     * here makes attributed + unattributed = the meter's total at this scrape (the engine adds
+     * the same amount to its books at its next reading, so the counter stays monotone) */
+    double unattributed = s->unattributed_j;
+    if (s->n_active == 0 && !s->qhead && s->have_reading && s->last.total_j > s->engine_last_e)
+        unattributed += s->last.total_j - s->engine_last_e;
     etok_prom_family(&b, "etok_unattributed_energy_joules_total", "counter",
-                     "Energy (J) used while no request was in the engine (idle), attributed to none");
-    etok_prom_sample(&b, "etok_unattributed_energy_joules_total", NULL, s->unattributed_j);
+                     "Energy (J) used while no request was in the engine (idle, model load), attributed to none");
+    etok_prom_sample(&b, "etok_unattributed_energy_joules_total", NULL, unattributed);
     etok_prom_family(&b, "etok_tokens_total", "counter", "Tokens processed: input = prompt tokens prefilled, output = generated");
     const char *ki[] = {"kind", "input", NULL}, *ko[] = {"kind", "output", NULL};
     etok_prom_sample(&b, "etok_tokens_total", ki, (double)s->tokens_in);

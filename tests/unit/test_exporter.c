@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <curl/curl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,11 @@ static int fake_read(void *arg, etok_energy_reading *r) {
     snprintf(r->domains[1].domain, sizeof r->domains[1].domain, "dram \"0\"");
     r->domains[1].energy_j = 1.0 * f->calls;
     r->domains[0].summable = r->domains[1].summable = 1;
+    r->n_domains = 3; /* a nested domain: exported apart, never in the summed series */
+    snprintf(r->domains[2].meter, sizeof r->domains[2].meter, "rapl");
+    snprintf(r->domains[2].domain, sizeof r->domains[2].domain, "core");
+    r->domains[2].energy_j = 4.0 * f->calls;
+    r->domains[2].summable = 0;
     r->total_j = 11.0 * f->calls;
     r->power_w = 11;
     r->source = ETOK_SOURCE_COUNTER;
@@ -78,6 +84,8 @@ static void page_has_every_series(void **state) {
     assert_non_null(strstr(t, "etok_tokens_total{kind=\"output\"} 42\n"));
     assert_non_null(strstr(t, "etok_tokens_total{kind=\"input\"} 7\n"));
     assert_non_null(strstr(t, "etok_tokens_file_up 1\n"));
+    assert_non_null(strstr(t, "etok_energy_nested_joules_total{meter=\"rapl\",domain=\"core\""));
+    assert_null(strstr(t, "etok_energy_joules_total{meter=\"rapl\",domain=\"core\""));
     assert_non_null(strstr(t, "etok_meter_up 1\n"));
     if (system("command -v promtool >/dev/null 2>&1") == 0) {
         char mpath[] = "/tmp/etok_metrics_XXXXXX";
@@ -205,12 +213,84 @@ static void remote_energy_reads_an_exporter(void **state) {
     assert_int_equal(err.exit_code, ETOK_EXIT_USAGE);
 }
 
+static void put(const char *root, const char *rel, const char *text) {
+    char path[512], cmd[600];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", path);
+    assert_int_equal(system(cmd), 0);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The meter-set source on a fixture RAPL tree: one domain per zone, the nested core zone kept
+ * out of the total, and the total what the summed domains add up to. */
+static void meter_source_reports_every_domain(void **state) {
+    (void)state;
+    char root[] = "/tmp/etok_msrc_XXXXXX";
+    assert_non_null(mkdtemp(root));
+    put(root, "class/powercap/intel-rapl:0/name", "package-0\n");
+    put(root, "class/powercap/intel-rapl:0/energy_uj", "1000000\n");
+    put(root, "class/powercap/intel-rapl:0/max_energy_range_uj", "262143328850\n");
+    put(root, "class/powercap/intel-rapl:0:0/name", "core\n");
+    put(root, "class/powercap/intel-rapl:0:0/energy_uj", "500000\n");
+    put(root, "class/powercap/intel-rapl:0:0/max_energy_range_uj", "262143328850\n");
+    put(root, "class/powercap/intel-rapl:0:1/name", "dram\n");
+    put(root, "class/powercap/intel-rapl:0:1/energy_uj", "200000\n");
+    put(root, "class/powercap/intel-rapl:0:1/max_energy_range_uj", "262143328850\n");
+    setenv("ETOK_SYSFS_ROOT", root, 1);
+    const char *names[] = {"rapl"};
+    etok_meter_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.names = names;
+    cfg.n_names = 1;
+    cfg.rate_hz = 50;
+    etok_energy_source src = {0};
+    etok_err err = {0};
+    etok_meter_source *m = etok_meter_source_open(&cfg, &src, &err);
+    if (!m) fail_msg("%s", err.msg);
+    /* the package uses 3 J, core 1 J (inside it), dram 0.5 J */
+    put(root, "class/powercap/intel-rapl:0/energy_uj", "4000000\n");
+    put(root, "class/powercap/intel-rapl:0:0/energy_uj", "1500000\n");
+    put(root, "class/powercap/intel-rapl:0:1/energy_uj", "700000\n");
+    etok_energy_reading r;
+    for (int i = 0; i < 40; i++) { /* until the sampler has read them */
+        usleep(50000);
+        assert_int_equal(src.read(src.arg, &r), 0);
+        if (fabs(r.total_j - 3.5) < 1e-9) break;
+    }
+    assert_true(fabs(r.total_j - 3.5) < 1e-9);
+    assert_int_equal(r.n_domains, 3);
+    double summed = 0;
+    int saw_core = 0;
+    for (int i = 0; i < r.n_domains; i++) {
+        assert_string_equal(r.domains[i].meter, "rapl");
+        if (strstr(r.domains[i].domain, "core")) {
+            saw_core = 1;
+            assert_false(r.domains[i].summable);
+            assert_true(fabs(r.domains[i].energy_j - 1.0) < 1e-9);
+        }
+        if (r.domains[i].summable) summed += r.domains[i].energy_j;
+    }
+    assert_true(saw_core);
+    assert_true(fabs(summed - r.total_j) < 1e-9);
+    assert_int_equal(r.source, ETOK_SOURCE_COUNTER);
+    assert_non_null(strstr(etok_meter_source_describe(m), "package-0"));
+    etok_meter_source_close(m);
+    unsetenv("ETOK_SYSFS_ROOT");
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(tokens_file_formats),
         cmocka_unit_test(page_has_every_series),
         cmocka_unit_test(serves_http_on_loopback),
         cmocka_unit_test(remote_energy_reads_an_exporter),
+        cmocka_unit_test(meter_source_reports_every_domain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
