@@ -64,8 +64,8 @@ tail -3 "$TMP/etok.1"
 "$BUILD/bench_triad" -t "$THREADS" | tee "$TMP/triad"
 bw=$(awk '/^triad/{print $(NF-1)}' "$TMP/triad")
 pk=$(awk '/^FMA/{print $(NF-1)}' "$TMP/triad")
-mb=$(awk '/bytes\/token/{print $(NF-10)}' "$TMP/etok.1")
-gf=$(awk '/FLOPs\/token/{print $(NF-4)}' "$TMP/etok.1")
+mb=$(awk '/bytes\/token/{print $6}' "$TMP/etok.1")
+gf=$(awk '/FLOPs\/token/{print $6}' "$TMP/etok.1")
 awk -v bw="$bw" -v pk="$pk" -v mb="$mb" -v gf="$gf" -v t="$(awk '{s+=$2} END{print s/NR}' "$TMP/table")" 'BEGIN {
     printf "decode roofs (estimates): bandwidth %.0f tokens/s (%.1f GB/s / %.1f MB of weights per token), compute %.0f tokens/s (%.1f GFLOP/s / %.3f GFLOP per token)\n", bw*1000/mb, bw, mb, pk/gf, pk, gf
     printf "etok decode at %.1f tokens/s = %.0f%% of the bandwidth roof, %.0f%% of the FMA roof\n", t, 100*t/(bw*1000/mb), 100*t/(pk/gf)

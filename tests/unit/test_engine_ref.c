@@ -13,7 +13,7 @@
  *  - greedy tokens equal llama.cpp's up to the first step whose reference top1-top2 margin is
  *    below MARGIN_TOL = 0.25 (there a ~0.1 logit difference may pick the other token, and the
  *    continuations then legitimately diverge), and at least 3 prompts agree on >= 32 tokens.
- * Under the sanitizer build (ETOK_SANITIZED=1, unoptimised) only 2 prompts x 8 tokens run. */
+ * Under the sanitizer build (ETOK_SANITIZED=1, unoptimised) only 1 prompt x 4 tokens runs. */
 #include <jansson.h>
 #include <math.h>
 #include <setjmp.h>
@@ -56,7 +56,7 @@ static void test_greedy_and_logits(void **state) {
     json_t *prompts = json_object_get(root, "prompts");
     assert_true(json_array_size(prompts) >= 5);
     const int sanitized = getenv("ETOK_SANITIZED") != NULL;
-    const int n_prompts = sanitized ? 2 : (int)json_array_size(prompts);
+    const int n_prompts = sanitized ? 1 : (int)json_array_size(prompts);
 
     etok_err err = {{0}, 0};
     etok_model *m = etok_model_load(model_path, &err);
@@ -88,7 +88,7 @@ static void test_greedy_and_logits(void **state) {
         assert_int_equal(nt, n_prompt);
         assert_memory_equal(tok, prompt, (size_t)n_prompt * sizeof(int32_t));
 
-        int max_new = sanitized ? 8 : n_ref;
+        int max_new = sanitized ? 4 : n_ref;
         int id = etok_engine_add(e, prompt, n_prompt, max_new, NULL, &err);
         assert_true(id >= 0);
         int n = 0, done = 0, first = 1;
