@@ -103,6 +103,23 @@ static void row(sbuf *b, const etok_metric *x) {
     sb_printf(b, "| %s | %s | %s | %s | %s | %s |\n", name, v, x->unit, x->source, u[0] ? u : "–", x->note);
 }
 
+/* The measured binding constraint with every ratio it was chosen from. */
+static void binding_row(sbuf *b, const etok_metrics *m) {
+    const char *names[3] = {"mfu", "mbu", "power_limit_ratio"}, *labels[3] = {"MFU", "MBU", "power/limit"};
+    char ratios[160] = "";
+    size_t k = 0;
+    for (int i = 0; i < 3; i++) {
+        const etok_metric *x = etok_metrics_get(m, names[i], "");
+        char v[32] = "n/a";
+        if (x && x->valid) etok_report_fmt(x->value, v, sizeof v);
+        k += (size_t)snprintf(ratios + k, k < sizeof ratios ? sizeof ratios - k : 0, "%s%s %s", i ? ", " : "",
+                              labels[i], v);
+        if (k >= sizeof ratios) break;
+    }
+    sb_printf(b, "| measured binding constraint | %s | – | engine+probe | – | highest of %s |\n", m->binding_constraint,
+              ratios);
+}
+
 static const char *const COMPACT[][2] = {
     {"joules_per_output_token", ""}, {"joules_per_token", ""},
     {"joules_per_input_token", ""}, {"joules_per_decode_token", ""},
@@ -136,10 +153,14 @@ char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
     if (compact) {
         for (size_t i = 0; i < sizeof COMPACT / sizeof COMPACT[0]; i++) {
             const etok_metric *x = etok_metrics_get(m, COMPACT[i][0], COMPACT[i][1]);
+            if (!strcmp(COMPACT[i][0], "mfu")) binding_row(&b, m);
             if (x) row(&b, x);
         }
     } else {
-        for (size_t i = 0; i < m->n; i++) row(&b, &m->m[i]);
+        for (size_t i = 0; i < m->n; i++) {
+            if (!strcmp(m->m[i].name, "mfu")) binding_row(&b, m);
+            row(&b, &m->m[i]);
+        }
         sb_printf(&b, "\nSources: counter = hardware energy accumulator; power = sampled power integrated; "
                       "external = power-meter log; estimate = a model, never a measurement; clock = etok's "
                       "monotonic timestamps; eval = answer checks; engine = the engine's own FLOP/byte counts; "

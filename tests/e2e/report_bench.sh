@@ -16,7 +16,8 @@ ck() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; fi; }
 for f in "J / output token | 125 | J/token | power" "J / input token (prefill) | 15.38" \
          "J / decode token | 89.74" "quality-conditioned J / token | 200" "TTFT p90 | 1.9 | s | clock" \
          "SLO attainment | 0.5" "goodput (requests) | 0.1" "energy cost / 1M output tokens | 10.42" \
-         "phase split: serial_phases" "measured binding constraint: device_power_cap"; do
+         "phase split: serial_phases" "measured binding constraint: device_power_cap" \
+         "measured binding constraint | device_power_cap | – | engine+probe | – | highest of MFU 0.0038, MBU 0.08, power/limit 0.5"; do
     ck "md has '$f'" "grep -qF -- '$f' '$T/r.md'"
 done
 "$ETOK" report "$REC" --format json -o "$T/run.json"; ck "json exit" "[ $? = 0 ]"
