@@ -1,4 +1,5 @@
 # etok — thin Makefile over CMake. `make run` and `make test` work from a clean clone.
+MAKEFLAGS += --no-print-directory
 JOBS     ?= $(shell nproc 2>/dev/null || echo 2)
 CC       ?= cc
 BUILD    := build

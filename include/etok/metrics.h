@@ -68,6 +68,7 @@ typedef struct {
     char energy_boundary[16];
     int quality_gate_met;          /* accuracy >= q* (1 when no q* was given) */
     int has_energy;
+    char energy_warning[256];      /* short window / partial coverage / meter faults; "" if none */
 
     /* Plot series (owned; free with etok_metrics_free). */
     size_t n_series;     etok_series_point *series;   /* bins over the window */

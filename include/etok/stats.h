@@ -34,11 +34,17 @@ typedef enum { ETOK_STAT_MEAN, ETOK_STAT_P50, ETOK_STAT_P90, ETOK_STAT_P99 } eto
 double etok_stat_compute(etok_stat_kind k, const double *x, size_t n);
 
 /* Percentile bootstrap 95% confidence interval of a statistic over n values: `iters`
- * resamples with replacement (0 = 1000) drawn from etok_rng seeded with `seed`. The
+ * resamples with replacement (0 = 1000; reduced to max(100, 2e6 / n) for large n, which
+ * bounds the work) drawn from etok_rng seeded with `seed`. The
  * interval is [P2.5, P97.5] of the resampled statistics. n < 2: lo = hi = the statistic
  * (or NAN for n == 0). Returns 0, -1 on out of memory. */
 int etok_bootstrap_ci(const double *x, size_t n, etok_stat_kind k, int iters, uint64_t seed, double *lo,
                       double *hi);
+
+/* Several statistics of the same resamples at once (one sort per resample), work bounded at
+ * max(100, 1e6 / n) resamples. x must hold finite values. lo/hi: n_kinds each. */
+int etok_bootstrap_ci_multi(const double *x, size_t n, const etok_stat_kind *kinds, int n_kinds, int iters,
+                            uint64_t seed, double *lo, double *hi);
 
 /* Ratio of two means (sum a / sum b over the same resampled indices) with a bootstrap 95%
  * CI; for lever comparisons (A vs B) and per-request energy ratios. */

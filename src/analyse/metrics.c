@@ -79,6 +79,8 @@ static void dist(etok_metrics *m, const char *name, const double *x, size_t n, c
                  const char *why_empty) {
     static const char *const stats[] = {"p50", "p90", "p99", "mean"};
     static const etok_stat_kind kinds[] = {ETOK_STAT_P50, ETOK_STAT_P90, ETOK_STAT_P99, ETOK_STAT_MEAN};
+    double lo[4], hi[4];
+    int have_ci = n > 0 && etok_bootstrap_ci_multi(x, n, kinds, 4, o->bootstrap_iters, o->seed, lo, hi) == 0;
     for (int k = 0; k < 4; k++) {
         etok_metric *e = add(m, name, stats[k], "s", "clock");
         if (!e) return;
@@ -87,10 +89,9 @@ static void dist(etok_metrics *m, const char *name, const double *x, size_t n, c
             continue;
         }
         setv(e, etok_stat_compute(kinds[k], x, n), NAN);
-        double lo, hi;
-        if (etok_bootstrap_ci(x, n, kinds[k], o->bootstrap_iters, o->seed + (uint64_t)k, &lo, &hi) == 0) {
-            e->ci_lo = lo;
-            e->ci_hi = hi;
+        if (have_ci) {
+            e->ci_lo = lo[k];
+            e->ci_hi = hi[k];
         }
     }
 }
@@ -124,6 +125,20 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     m->has_energy = es.has_energy;
     snprintf(m->energy_source, sizeof m->energy_source, "%s", esrc);
     snprintf(m->energy_boundary, sizeof m->energy_boundary, "%s", es.has_energy ? etok_boundary_name(es.boundary) : "none");
+    {
+        size_t k = 0;
+        m->energy_warning[0] = 0;
+        if (es.short_window)
+            k += (size_t)snprintf(m->energy_warning + k, sizeof m->energy_warning - k,
+                                  "window shorter than %d meter updates (energy less certain); ", ETOK_ENERGY_MIN_UPDATES);
+        if (es.incomplete && k < sizeof m->energy_warning)
+            k += (size_t)snprintf(m->energy_warning + k, sizeof m->energy_warning - k,
+                                  "meter readings cover only part of the window; ");
+        if (es.n_faults > 0 && k < sizeof m->energy_warning)
+            k += (size_t)snprintf(m->energy_warning + k, sizeof m->energy_warning - k,
+                                  "%d meter fault(s) in the window (see the record's faults); ", es.n_faults);
+        if (k >= 2 && k < sizeof m->energy_warning) m->energy_warning[k - 2] = 0;
+    }
 
     /* ---- requests ---- */
     size_t n_itl = 0;
@@ -218,6 +233,11 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     double sum_flops = 0, sum_bytes = 0, busy_s = 0, Tp = 0, Td = 0, Sp = 0, Sd_dec = 0;
     double spp = 0, sdd = 0, spd = 0, spy = 0, sdy = 0, sum_p = 0, sum_d = 0;
     size_t n_steps = 0, n_step_energy = 0;
+    /* the slowest update period among the traces summed at the primary boundary */
+    double meter_period_s = 0;
+    for (size_t i = 0; i < es.window.n_traces && i < r->n_traces; i++)
+        if (r->traces[i].summable && r->traces[i].boundary == es.boundary && es.window.traces[i].valid)
+            meter_period_s = fmax(meter_period_s, es.window.traces[i].period_s);
     double *ys = malloc((r->n_steps + 1) * sizeof *ys);
     if (!ys) {
         etok_errc(err, ETOK_EXIT_FAIL, "out of memory");
@@ -238,13 +258,15 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
             Sd_dec += s->decode_tokens;
         }
         double y = d * es.mean_power_w;
-        etok_energy_result er;
-        if (es.has_energy && etok_energy_window(r, s->t_start_s, s->t_end_s, &er) == 0 && er.has_energy &&
-            !er.short_window && er.boundary == es.boundary) {
-            y = er.energy_j;
-            n_step_energy++;
+        if (es.has_energy && d >= ETOK_ENERGY_MIN_UPDATES * meter_period_s) { /* else it cannot resolve the step */
+            etok_energy_result er;
+            if (etok_energy_window(r, s->t_start_s, s->t_end_s, &er) == 0 && er.has_energy && !er.short_window &&
+                er.boundary == es.boundary) {
+                y = er.energy_j;
+                n_step_energy++;
+            }
+            etok_energy_result_free(&er);
         }
-        etok_energy_result_free(&er);
         ys[n_steps] = y;
         double p = s->prefill_tokens, dd = s->decode_tokens;
         spp += p * p;
@@ -473,9 +495,9 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     }
 
     /* ---- MFU, MBU, power ratio, binding constraint, ceilings ---- */
-    const char *hw_src = r->hw.source[0] ? r->hw.source : "unknown";
+    const char *hw_src = r->hw.source[0] ? r->hw.source : "none";
     char ratio_src[80];
-    snprintf(ratio_src, sizeof ratio_src, "engine+%s", hw_src);
+    snprintf(ratio_src, sizeof ratio_src, "engine+%s", r->hw.source[0] ? r->hw.source : "no-profile");
     double ach_flops = dur > 0 ? sum_flops / dur : NAN, ach_bps = dur > 0 ? sum_bytes / dur : NAN;
     x = add(m, "achieved_flops", "", "FLOP/s", "engine");
     if (n_steps) setv(x, ach_flops, NAN);

@@ -80,6 +80,9 @@ double etok_stat_compute(etok_stat_kind kind, const double *x, size_t n) {
 int etok_bootstrap_ci(const double *x, size_t n, etok_stat_kind kind, int iters, uint64_t seed, double *lo,
                       double *hi) {
     if (iters <= 0) iters = 1000;
+    /* Bound the work (iters x n resampled values): large samples have narrow intervals and
+     * 100 resamples still place the 2.5/97.5 percentiles; see stats.h. */
+    if (n > 0 && (double)iters * (double)n > 2e6) iters = (int)fmax(100.0, 2e6 / (double)n);
     if (n < 2) {
         *lo = *hi = n ? etok_stat_compute(kind, x, n) : NAN;
         return 0;
@@ -125,6 +128,45 @@ int etok_bootstrap_ratio_ci(const double *a, const double *b, size_t n, int iter
     }
     *lo = etok_percentile(stats, (size_t)iters, 2.5);
     *hi = etok_percentile(stats, (size_t)iters, 97.5);
+    free(stats);
+    return 0;
+}
+
+int etok_bootstrap_ci_multi(const double *x, size_t n, const etok_stat_kind *kinds, int n_kinds, int iters,
+                            uint64_t seed, double *lo, double *hi) {
+    if (iters <= 0) iters = 1000;
+    if (n > 0 && (double)iters * (double)n > 1e6) iters = (int)fmax(100.0, 1e6 / (double)n);
+    if (n < 2) {
+        for (int k = 0; k < n_kinds; k++) lo[k] = hi[k] = n ? etok_stat_compute(kinds[k], x, n) : NAN;
+        return 0;
+    }
+    double *res = malloc(n * sizeof *res), *stats = malloc((size_t)iters * (size_t)n_kinds * sizeof *stats);
+    if (!res || !stats) {
+        free(res);
+        free(stats);
+        return -1;
+    }
+    etok_rng rng;
+    etok_rng_seed(&rng, seed);
+    for (int it = 0; it < iters; it++) {
+        for (size_t i = 0; i < n; i++) res[i] = x[etok_rng_u64(&rng) % n];
+        qsort(res, n, sizeof *res, cmp_double); /* one sort serves every statistic */
+        for (int k = 0; k < n_kinds; k++) {
+            double v;
+            switch (kinds[k]) {
+            case ETOK_STAT_P50: v = etok_percentile_sorted(res, n, 50); break;
+            case ETOK_STAT_P90: v = etok_percentile_sorted(res, n, 90); break;
+            case ETOK_STAT_P99: v = etok_percentile_sorted(res, n, 99); break;
+            default: v = etok_mean(res, n); break;
+            }
+            stats[(size_t)k * (size_t)iters + (size_t)it] = v;
+        }
+    }
+    for (int k = 0; k < n_kinds; k++) {
+        lo[k] = etok_percentile(stats + (size_t)k * (size_t)iters, (size_t)iters, 2.5);
+        hi[k] = etok_percentile(stats + (size_t)k * (size_t)iters, (size_t)iters, 97.5);
+    }
+    free(res);
     free(stats);
     return 0;
 }

@@ -132,7 +132,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
 
     /* ---- idle baseline ---- */
     if (o->idle_s > 0) {
-        if (o->progress) fprintf(stderr, "etok bench: idle baseline %g s (--idle 0 skips it)\r", o->idle_s);
+        if (o->progress) fprintf(stderr, "etok bench: idle baseline %g s (--idle 0 skips it)\n", o->idle_s);
         rec->idle_start_s = etok_mono_s() - t0;
         interrupted = wait_or_signal(o->sig_fd, o->idle_s);
         rec->idle_end_s = etok_mono_s() - t0;

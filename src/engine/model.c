@@ -493,9 +493,9 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
     for (int i = 0; i < t->n_mats && r0 < r1; i++) {
         const etok_mat *M = t->mat[i];
         int64_t lo = r0 > base ? r0 - base : 0, hi = r1 - base < M->n_out ? r1 - base : M->n_out;
-        for (int64_t r = lo; r < hi; r++)
-            etok_vec_dot_multi(M->type, M->data + (size_t)r * M->row_bytes, t->xq, t->xf, M->n_in, t->n_tokens,
-                               t->out[i] + r, (size_t)M->n_out);
+        if (lo < hi)
+            etok_matmul_rows(M->type, M->data, M->row_bytes, lo, hi, t->xq, t->xf, M->n_in, t->n_tokens, t->out[i],
+                             (size_t)M->n_out);
         base += M->n_out;
     }
 }
@@ -586,39 +586,25 @@ static void attn_worker(void *ctxp, int ith, int nth) {
         memcpy(q, a->st->q + (size_t)t * (size_t)in->d_model + (size_t)h * (size_t)hd, (size_t)hd * sizeof(float));
         /* With an F16 cache the products run at F16 input precision (as llama.cpp does: q is
          * rounded to F16 for K.q, and the softmax weights for the sum over V). */
-        if (kv->kv_bits == 16)
-            for (int i = 0; i < hd; i++) q[i] = etok_f16_to_f32(etok_f32_to_f16(q[i]));
+        if (kv->kv_bits == 16) etok_round_f16(q, hd);
+        const size_t stride = (size_t)kv->kv_dim * kv->elem_bytes, off = (size_t)kvh * (size_t)hd * kv->elem_bytes;
+        const int n = pos - start + 1;
+        etok_attn_scores(kv_type, q, kv_row(kv, kv->k, slot, a->layer, start) + off, stride, n, hd, scale, sc);
         float mx = -INFINITY;
-        for (int s = start; s <= pos; s++) {
-            const uint8_t *kr = kv_row(kv, kv->k, slot, a->layer, s) + (size_t)kvh * (size_t)hd * kv->elem_bytes;
-            float v = etok_vec_dot(kv_type, kr, NULL, q, hd) * scale;
-            sc[s - start] = v;
-            if (v > mx) mx = v;
-        }
+        for (int s = 0; s < n; s++) mx = sc[s] > mx ? sc[s] : mx;
         /* softmax: sum in double, one reciprocal */
         double sum = 0;
-        for (int s = 0; s <= pos - start; s++) {
+        for (int s = 0; s < n; s++) {
             sc[s] = expf(sc[s] - mx);
             sum += sc[s];
         }
-        float inv = (float)(1.0 / sum);
-        /* weighted sum over V with 8 lane accumulators (position s goes to lane s % 8), then a
-         * fixed pairwise reduction: the operation order of an 8-wide FMA kernel, which is
-         * what llama.cpp uses here, so the two engines agree to the last bit more often */
-        float lanes[8][512];
-        for (int k = 0; k < 8; k++) memset(lanes[k], 0, (size_t)hd * sizeof(float));
-        for (int s = start; s <= pos; s++) {
-            const uint8_t *vr = kv_row(kv, kv->v, slot, a->layer, s) + (size_t)kvh * (size_t)hd * kv->elem_bytes;
-            float w = sc[s - start] * inv;
-            if (kv->kv_bits == 16) w = etok_f16_to_f32(etok_f32_to_f16(w));
-            etok_vec_axpy(kv_type, w, vr, lanes[s % 8], hd);
-        }
+        const float inv = (float)(1.0 / sum);
+        for (int s = 0; s < n; s++) sc[s] *= inv;
+        if (kv->kv_bits == 16) etok_round_f16(sc, n);
+        /* weighted sum over V in 8 position lanes reduced pairwise: the operation order of an
+         * 8-wide FMA dot over positions, which is what llama.cpp uses here */
         float *out = a->st->att + (size_t)t * (size_t)in->d_model + (size_t)h * (size_t)hd;
-        for (int i = 0; i < hd; i++) {
-            float t0 = lanes[4][i] + lanes[0][i], t1 = lanes[5][i] + lanes[1][i], t2 = lanes[6][i] + lanes[2][i],
-                  t3 = lanes[7][i] + lanes[3][i];
-            out[i] = (t0 + t2) + (t1 + t3);
-        }
+        etok_attn_accum(kv_type, sc, kv_row(kv, kv->v, slot, a->layer, start) + off, stride, start, n, hd, out);
     }
 }
 
@@ -693,8 +679,8 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             rope(st->k + (size_t)t * kvd, in->n_kv_heads, hd, rd, cs);
             uint8_t *kr = kv_row(kv, kv->k, b->slot[t], l, b->pos[t]), *vr = kv_row(kv, kv->v, b->slot[t], l, b->pos[t]);
             if (kv->kv_bits == 16) {
-                etok_quantize_row(ETOK_T_F16, st->k + (size_t)t * kvd, kr, kvd);
-                etok_quantize_row(ETOK_T_F16, st->v + (size_t)t * kvd, vr, kvd);
+                etok_f32_to_f16_row(st->k + (size_t)t * kvd, kr, kvd);
+                etok_f32_to_f16_row(st->v + (size_t)t * kvd, vr, kvd);
             } else {
                 memcpy(kr, st->k + (size_t)t * kvd, (size_t)kvd * sizeof(float));
                 memcpy(vr, st->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));

@@ -567,3 +567,74 @@ void etok_vec_axpy(uint32_t type, float a, const void *row, float *y, int64_t n)
 #endif
     etok_vec_axpy_ref(type, a, row, y, n);
 }
+
+void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                      const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out, size_t out_stride) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        etok_matmul_rows_avx2(type, w, row_bytes, r0, r1, xq, xf, n, nx, out, out_stride);
+        return;
+    }
+#endif
+    for (int64_t r = r0; r < r1; r++)
+        etok_vec_dot_multi(type, w + (size_t)r * row_bytes, xq, xf, n, nx, out + r, out_stride);
+}
+
+static void attn_scores_ref(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                            float *out) {
+    for (int s = 0; s < n; s++) out[s] = etok_vec_dot(type, k0 + (size_t)s * stride, NULL, q, hd) * scale;
+}
+
+static void attn_accum_ref(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+                           float *out) {
+    float lanes[8][512];
+    for (int k = 0; k < 8; k++) memset(lanes[k], 0, (size_t)hd * sizeof(float));
+    for (int s = 0; s < n; s++) etok_vec_axpy(type, w[s], v0 + (size_t)s * stride, lanes[(first_pos + s) % 8], hd);
+    for (int i = 0; i < hd; i++) {
+        float t0 = lanes[4][i] + lanes[0][i], t1 = lanes[5][i] + lanes[1][i], t2 = lanes[6][i] + lanes[2][i],
+              t3 = lanes[7][i] + lanes[3][i];
+        out[i] = (t0 + t2) + (t1 + t3);
+    }
+}
+
+void etok_attn_scores(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                      float *out) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active() && type == ETOK_T_F16 && hd % 8 == 0) {
+        etok_attn_scores_avx2(type, q, k0, stride, n, hd, scale, out);
+        return;
+    }
+#endif
+    attn_scores_ref(type, q, k0, stride, n, hd, scale, out);
+}
+
+void etok_attn_accum(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+                     float *out) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active() && type == ETOK_T_F16 && hd % 8 == 0 && hd <= 512) {
+        etok_attn_accum_avx2(type, w, v0, stride, first_pos, n, hd, out);
+        return;
+    }
+#endif
+    attn_accum_ref(type, w, v0, stride, first_pos, n, hd, out);
+}
+
+void etok_round_f16(float *x, int n) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        etok_round_f16_avx2(x, n);
+        return;
+    }
+#endif
+    for (int i = 0; i < n; i++) x[i] = etok_f16_to_f32(etok_f32_to_f16(x[i]));
+}
+
+void etok_f32_to_f16_row(const float *x, void *out, int n) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        etok_f32_to_f16_row_avx2(x, out, n);
+        return;
+    }
+#endif
+    etok_quantize_row(ETOK_T_F16, x, out, n);
+}

@@ -112,6 +112,25 @@ float etok_vec_dot_ref(uint32_t type, const void *row, const etok_block_q8a *xq,
 void etok_vec_dot_multi(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,
                         int64_t n, int nx, float *out, size_t out_stride);
 
+/* Rows [r0, r1) of a weight matrix (rows of n values, row_bytes apart) times nx activation
+ * vectors: out[j * out_stride + r] = row_r . x_j. The row loop lives inside the kernel (one
+ * dispatch per call, not per row). */
+void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                      const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out, size_t out_stride);
+
+/* Attention helpers over a KV cache of F32 or F16 rows, `stride` bytes apart:
+ * scores: out[s] = (q . k_s) * scale for s < n;
+ * accum: out = sum_s w[s] * v_s, accumulated in 8 lanes by absolute position (first_pos + s)
+ * % 8 and reduced pairwise at the end (the order of an 8-wide FMA dot over positions);
+ * round_f16: x[i] = nearest F16 value of x[i]. */
+void etok_attn_scores(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                      float *out);
+void etok_attn_accum(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+                     float *out);
+void etok_round_f16(float *x, int n);
+/* n floats to F16 bits (round to nearest even), e.g. a K/V row into an F16 cache. */
+void etok_f32_to_f16_row(const float *x, void *out, int n);
+
 /* y[i] += a * row[i] for an F32 or F16 row (the attention's weighted sum over V). */
 void etok_vec_axpy(uint32_t type, float a, const void *row, float *y, int64_t n);
 void etok_vec_axpy_ref(uint32_t type, float a, const void *row, float *y, int64_t n);

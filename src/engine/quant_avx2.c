@@ -293,4 +293,127 @@ void TGT etok_vec_dot_multi_avx2(uint32_t type, const void *row, const etok_bloc
                                                         xf ? xf + (size_t)j * (size_t)n : NULL, n);
 }
 
+/* Four Q4_1 rows against one activation vector (decode): four independent accumulation
+ * chains hide the FMA latency and the activation block is loaded once. Per row the float
+ * operations are exactly those of dot_q4_1, in the same order. */
+static TGT void dot_q4_1_4rows(const etok_block_q4_1 *b0, const etok_block_q4_1 *b1, const etok_block_q4_1 *b2,
+                               const etok_block_q4_1 *b3, const etok_block_q8a *y, int64_t nb, float out[4]) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        const __m256i yq = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const float yd = y[i].d, ys = y[i].s;
+        s0 += h2f(b0[i].m) * ys;
+        s1 += h2f(b1[i].m) * ys;
+        s2 += h2f(b2[i].m) * ys;
+        s3 += h2f(b3[i].m) * ys;
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b0[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(b0[i].qs), yq)), a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b1[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(b1[i].qs), yq)), a1);
+        a2 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b2[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(b2[i].qs), yq)), a2);
+        a3 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b3[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(b3[i].qs), yq)), a3);
+    }
+    out[0] = hsum_ps(a0) + s0;
+    out[1] = hsum_ps(a1) + s1;
+    out[2] = hsum_ps(a2) + s2;
+    out[3] = hsum_ps(a3) + s3;
+}
+
+static TGT void dot_q8_0_4rows(const etok_block_q8_0 *b0, const etok_block_q8_0 *b1, const etok_block_q8_0 *b2,
+                               const etok_block_q8_0 *b3, const etok_block_q8a *y, int64_t nb, float out[4]) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m256i yq = _mm256_loadu_si256((const __m256i *)y[i].qs);
+        const float yd = y[i].d;
+#define Q8ROW(acc, b)                                                                                                  \
+    do {                                                                                                               \
+        const __m256i w = _mm256_loadu_si256((const __m256i *)(b)[i].qs);                                              \
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f((b)[i].d) * yd),                                                      \
+                              _mm256_cvtepi32_ps(dot_us8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(yq, w))), acc);     \
+    } while (0)
+        Q8ROW(a0, b0);
+        Q8ROW(a1, b1);
+        Q8ROW(a2, b2);
+        Q8ROW(a3, b3);
+#undef Q8ROW
+    }
+    out[0] = hsum_ps(a0);
+    out[1] = hsum_ps(a1);
+    out[2] = hsum_ps(a2);
+    out[3] = hsum_ps(a3);
+}
+
+void TGT etok_attn_scores_avx2(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd,
+                               float scale, float *out) {
+    (void)type; /* F16 only (checked by the caller) */
+    for (int s = 0; s < n; s++) out[s] = dot_f16(k0 + (size_t)s * stride, q, hd, 0) * scale;
+}
+
+void TGT etok_attn_accum_avx2(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n,
+                              int hd, float *out) {
+    (void)type; /* F16, hd % 8 == 0, hd <= 512 (checked by the caller) */
+    __m256 lanes[8][64];
+    const int nv = hd / 8;
+    for (int k = 0; k < 8; k++)
+        for (int i = 0; i < nv; i++) lanes[k][i] = _mm256_setzero_ps();
+    for (int s = 0; s < n; s++) {
+        const uint8_t *v = v0 + (size_t)s * stride;
+        __m256 *l = lanes[(first_pos + s) % 8];
+        const __m256 ws = _mm256_set1_ps(w[s]);
+        for (int i = 0; i < nv; i++)
+            l[i] = _mm256_fmadd_ps(ws, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 16 * i))), l[i]);
+    }
+    for (int i = 0; i < nv; i++) {
+        __m256 t0 = _mm256_add_ps(lanes[4][i], lanes[0][i]), t1 = _mm256_add_ps(lanes[5][i], lanes[1][i]),
+               t2 = _mm256_add_ps(lanes[6][i], lanes[2][i]), t3 = _mm256_add_ps(lanes[7][i], lanes[3][i]);
+        _mm256_storeu_ps(out + 8 * i, _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3)));
+    }
+}
+
+void TGT etok_round_f16_avx2(float *x, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT)));
+    for (; i < n; i++) x[i] = _cvtsh_ss(_cvtss_sh(x[i], 0));
+}
+
+void TGT etok_f32_to_f16_row_avx2(const float *x, void *out, int n) {
+    uint8_t *o = out;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(o + 2 * i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) {
+        uint16_t h = _cvtss_sh(x[i], 0);
+        memcpy(o + 2 * i, &h, 2);
+    }
+}
+
+void TGT etok_matmul_rows_avx2(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                               const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out,
+                               size_t out_stride) {
+    const int64_t nb = n / ETOK_QK;
+    if (nx == 1 && type == ETOK_T_Q4_1) { /* decode: the hot loop */
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            const uint8_t *p = w + (size_t)r * row_bytes;
+            dot_q4_1_4rows((const etok_block_q4_1 *)p, (const etok_block_q4_1 *)(p + row_bytes),
+                           (const etok_block_q4_1 *)(p + 2 * row_bytes), (const etok_block_q4_1 *)(p + 3 * row_bytes), xq,
+                           nb, out + r);
+        }
+        for (; r < r1; r++) out[r] = dot_q4_1((const etok_block_q4_1 *)(w + (size_t)r * row_bytes), xq, nb);
+        return;
+    }
+    if (nx == 1 && type == ETOK_T_Q8_0) {
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) {
+            const uint8_t *p = w + (size_t)r * row_bytes;
+            dot_q8_0_4rows((const etok_block_q8_0 *)p, (const etok_block_q8_0 *)(p + row_bytes),
+                           (const etok_block_q8_0 *)(p + 2 * row_bytes), (const etok_block_q8_0 *)(p + 3 * row_bytes), xq,
+                           nb, out + r);
+        }
+        for (; r < r1; r++) out[r] = dot_q8_0((const etok_block_q8_0 *)(w + (size_t)r * row_bytes), xq, nb);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++) etok_vec_dot_multi_avx2(type, w + (size_t)r * row_bytes, xq, xf, n, nx, out + r, out_stride);
+}
+
 #endif

@@ -20,6 +20,14 @@ void etok_quantize_q8a_avx2(const float *x, etok_block_q8a *out, int64_t n);
 float etok_vec_dot_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n);
 void etok_vec_dot_multi_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,
                              int64_t n, int nx, float *out, size_t out_stride);
+void etok_matmul_rows_avx2(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                           const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out, size_t out_stride);
+void etok_attn_scores_avx2(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                           float *out);
+void etok_attn_accum_avx2(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+                          float *out);
+void etok_round_f16_avx2(float *x, int n);
+void etok_f32_to_f16_row_avx2(const float *x, void *out, int n);
 void etok_vec_axpy_avx2(uint32_t type, float a, const void *row, float *y, int64_t n);
 #endif
 

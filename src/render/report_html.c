@@ -157,6 +157,11 @@ char *etok_report_html(const etok_record *r, const etok_metrics *m) {
     if (!strcmp(m->energy_source, "estimate"))
         hb_put(&b, "<p class=\"warn\">Energy is a <b>model estimate</b> (CPU busy time x a per-core power model): "
                    "no energy counter exists on this machine. Not a measurement.</p>\n");
+    if (m->energy_warning[0]) {
+        hb_put(&b, "<p class=\"warn\">Energy warning: ");
+        hb_esc(&b, m->energy_warning);
+        hb_put(&b, "</p>\n");
+    }
     if (!m->quality_gate_met)
         hb_put(&b, "<p class=\"warn\">Accuracy is below the quality target q*: quality-conditioned figures are "
                    "withheld.</p>\n");

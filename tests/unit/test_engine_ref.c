@@ -95,7 +95,9 @@ static void test_greedy_and_logits(void **state) {
         while (!done) {
             etok_step_result r;
             assert_int_equal(etok_engine_step(e, &r, &err), 0);
-            if (first) { /* final-position logits of the prompt */
+            int sampled = 0; /* the prompt may take several steps (chunks) */
+            for (int k = 0; k < r.n_events; k++) sampled |= r.events[k].new_token >= 0 || r.events[k].finished;
+            if (first && sampled) { /* final-position logits of the prompt */
                 first = 0;
                 const float *l = etok_engine_logits(e, id);
                 json_t *top = json_object_get(json_object_get(p, "prompt_final_logits"), "top");

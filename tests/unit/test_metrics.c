@@ -274,6 +274,16 @@ static void test_percentiles_and_bootstrap(void **st) {
     assert_true(lo1 < mu && mu < hi1);
     /* a uniform mean's standard error is 0.289/sqrt(200) = 0.0204: CI width about 0.08 */
     assert_true(hi1 - lo1 > 0.05 && hi1 - lo1 < 0.11);
+    /* several statistics from the same resamples: each CI holds its statistic, ordered p50 <= p99 */
+    etok_stat_kind kinds[] = {ETOK_STAT_P50, ETOK_STAT_P90, ETOK_STAT_P99, ETOK_STAT_MEAN};
+    double lo[4], hi[4];
+    assert_int_equal(etok_bootstrap_ci_multi(y, 200, kinds, 4, 500, 42, lo, hi), 0);
+    for (int k = 0; k < 4; k++) {
+        double v = etok_stat_compute(kinds[k], y, 200);
+        assert_true(lo[k] <= v && v <= hi[k]);
+    }
+    assert_true(lo[0] < lo[1] && lo[1] <= lo[2]);
+    NEAR(lo[3], lo1, 0.02); /* same statistic, different resamples: close */
     double e = 0;
     for (int i = 0; i < 10000; i++) e += etok_rng_exponential(&g, 4.0);
     NEAR(e / 10000, 0.25, 0.01);

@@ -20,11 +20,13 @@ static void test_measure_plausible(void **st) {
     etok_probe_profile p;
     etok_err err = {0};
     assert_int_equal(etok_probe_measure(&QUICK, &p, &err), 0);
-    /* any CPU of the last 20 years: 1 GFLOP/s .. 1 PFLOP/s, 100 MB/s .. 10 TB/s */
-    assert_true(p.peak_flops_f32 > 1e9 && p.peak_flops_f32 < 1e15);
-    assert_true(p.peak_ops_int8 > 1e9 && p.peak_ops_int8 < 1e15);
+    /* any CPU of the last 20 years: 1 GFLOP/s .. 1 PFLOP/s, 100 MB/s .. 10 TB/s. Under the
+     * sanitizers (make test-asan: -O0, every access checked) the kernels run ~1000x slower. */
+    double lo = getenv("ETOK_SANITIZED") ? 1e6 : 1e9;
+    assert_true(p.peak_flops_f32 > lo && p.peak_flops_f32 < 1e15);
+    assert_true(p.peak_ops_int8 > lo && p.peak_ops_int8 < 1e15);
     assert_true(p.hw.peak_flops == p.peak_ops_int8);
-    assert_true(p.hw.mem_bw_bps > 1e8 && p.hw.mem_bw_bps < 1e13);
+    assert_true(p.hw.mem_bw_bps > lo / 10 && p.hw.mem_bw_bps < 1e13);
     assert_true(p.threads >= 1);
     assert_string_equal(p.hw.source, "probe");
 }

@@ -162,10 +162,37 @@ static void test_axpy(void **state) {
     for (int i = 0; i < N; i++) assert_float_equal(y1[i], y2[i], 1e-6f);
 }
 
+/* etok_matmul_rows (rows in groups of 4 for decode, vectors in groups of 4 for prefill) gives
+ * exactly what one etok_vec_dot per (row, vector) gives. */
+static void test_matmul_rows(void **state) {
+    (void)state;
+    enum { N = 256, ROWS = 11, NX = 5 };
+    static float w[ROWS * N], x[NX * N], out[NX * ROWS];
+    static uint8_t m[ROWS * N * 4];
+    static etok_block_q8a xq[NX * N / 32];
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        uint32_t t = all_types[ti];
+        size_t rb = etok_type_row_bytes(t, N);
+        for (int i = 0; i < ROWS * N; i++) w[i] = frand() * 0.1f;
+        for (int i = 0; i < NX * N; i++) x[i] = frand();
+        for (int r = 0; r < ROWS; r++) etok_quantize_row(t, w + r * N, m + r * rb, N);
+        for (int j = 0; j < NX; j++) etok_quantize_q8a(x + j * N, xq + j * (N / 32), N);
+        for (int nx = 1; nx <= NX; nx += NX - 1) {
+            memset(out, 0, sizeof out);
+            etok_matmul_rows(t, m, rb, 1, ROWS, xq, x, N, nx, out, ROWS); /* rows 1..10: a group of 4 and a rest */
+            for (int j = 0; j < nx; j++) {
+                assert_float_equal(out[j * ROWS], 0.0f, 0.0f); /* row 0 not asked for */
+                for (int r = 1; r < ROWS; r++)
+                    assert_float_equal(out[j * ROWS + r], etok_vec_dot(t, m + r * rb, xq + j * (N / 32), x + j * N, N), 0.0f);
+            }
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sizes),       cmocka_unit_test(test_half),        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_q8a),         cmocka_unit_test(test_dot_kernels), cmocka_unit_test(test_axpy),
+        cmocka_unit_test(test_q8a),         cmocka_unit_test(test_dot_kernels), cmocka_unit_test(test_axpy), cmocka_unit_test(test_matmul_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

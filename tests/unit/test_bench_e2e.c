@@ -1,0 +1,292 @@
+/* test_bench_e2e.c — `etok bench` end to end on a tiny synthetic GGUF made here (fast):
+ * every reporting-set field present with unit, source and uncertainty, for the closed loop
+ * (both phase-split methods) and the open loop; Ctrl-C mid-run gives a valid partial record
+ * and report (exit 130); `etok report` re-renders the run. Runs the real binary ($ETOK_BIN). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "etok/record.h"
+#include "synth_gguf.h"
+
+static char dir[64];
+static char model[128], evals[128], prof[128];
+
+static const char *etok_bin(void) {
+    const char *b = getenv("ETOK_BIN");
+    return b ? b : "./build/etok";
+}
+
+static int setup(void **st) {
+    (void)st;
+    snprintf(dir, sizeof dir, "/tmp/etok-bench-e2e-XXXXXX");
+    if (!mkdtemp(dir)) return -1;
+    snprintf(model, sizeof model, "%s/tiny.gguf", dir);
+    snprintf(evals, sizeof evals, "%s/evals.jsonl", dir);
+    snprintf(prof, sizeof prof, "%s/profile.json", dir);
+    if (etok_test_write_tiny_gguf(model, NULL)) return -1;
+    FILE *f = fopen(evals, "w");
+    if (!f) return -1;
+    /* a random-weight model answers gibberish: one check that any text passes, others not */
+    fputs("{\"id\":\"any\",\"prompt\":\"Say anything.\",\"answer\":\".\",\"check\":\"regex\"}\n"
+          "{\"id\":\"paris\",\"prompt\":\"What is the capital of France?\",\"answer\":\"Paris\",\"check\":\"contains\"}\n"
+          "{\"id\":\"num\",\"prompt\":\"What is 2 + 3?\",\"answer\":\"5\",\"check\":\"number\"}\n",
+          f);
+    fclose(f);
+    f = fopen(prof, "w");
+    if (!f) return -1;
+    fputs("{\"peak_flops\": 2e11, \"mem_bw_bps\": 2e10, \"power_limit_w\": 50, \"source\": \"probe\", "
+          "\"name\": \"test\"}\n",
+          f);
+    fclose(f);
+    return 0;
+}
+
+static int teardown(void **st) {
+    (void)st;
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+/* Run etok bench with extra args; returns the child pid (not waited) or the exit status. */
+static pid_t spawn_bench(const char *out, const char *const *extra, int n_extra) {
+    const char *base[] = {etok_bin(), "bench", "-m", model, "--evals", evals, "--profile", prof, "--meter",
+                          "estimate", "--idle", "0.3", "--warmup", "1", "--max-tokens", "6", "-q", "-o", out};
+    size_t nb = sizeof base / sizeof base[0];
+    char **argv = calloc(nb + (size_t)n_extra + 1, sizeof *argv);
+    for (size_t i = 0; i < nb; i++) argv[i] = (char *)base[i];
+    for (int i = 0; i < n_extra; i++) argv[nb + (size_t)i] = (char *)extra[i];
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) dup2(null, 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    free(argv);
+    return pid;
+}
+
+static int run_bench(const char *out, const char *const *extra, int n_extra) {
+    pid_t pid = spawn_bench(out, extra, n_extra);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static json_t *load_json(const char *out, const char *name) {
+    char p[256];
+    snprintf(p, sizeof p, "%s/%s", out, name);
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    if (!j) fail_msg("%s: %s", p, je.text);
+    return j;
+}
+
+static const char *const ALL_FIELDS[] = {
+    "energy_j", "idle_power_w", "mean_power_w", "dynamic_energy_j", "joules_per_output_token",
+    "joules_per_token", "joules_per_input_token", "joules_per_decode_token", "joules_per_request",
+    "joules_per_correct_answer", "quality_conditioned_joules_per_token", "pue_adjusted_power_w",
+    "utilization", "utilization_adjusted_token_rate_tps", "deployment_utilization",
+    "utilization_adjusted_joules_per_token", "accuracy", "slo_attainment", "goodput_rps", "goodput_tps",
+    "mfu", "mbu", "power_limit_ratio", "energy_cost_per_mtok", "ceiling_compute_tps",
+    "ceiling_memory_bandwidth_tps", "ceiling_device_power_cap_tps", "token_rate_tps",
+};
+
+static void check_full(json_t *run, int n_requests, const char *split) {
+    json_t *m = json_object_get(run, "metrics");
+    assert_non_null(m);
+    for (size_t i = 0; i < sizeof ALL_FIELDS / sizeof ALL_FIELDS[0]; i++) {
+        json_t *x = json_object_get(m, ALL_FIELDS[i]);
+        if (!x) fail_msg("metrics.%s missing", ALL_FIELDS[i]);
+        json_t *v = json_object_get(x, "value");
+        if (!json_is_number(v))
+            fail_msg("metrics.%s has no value: %s", ALL_FIELDS[i], json_string_value(json_object_get(x, "note")));
+        assert_non_null(json_string_value(json_object_get(x, "unit")));
+        assert_non_null(json_string_value(json_object_get(x, "source")));
+    }
+    /* estimate energy is labelled as such */
+    assert_string_equal(json_string_value(json_object_get(json_object_get(m, "joules_per_output_token"), "source")),
+                        "estimate");
+    const char *d[] = {"ttft_s", "tpot_s", "itl_s", "e2e_s"}, *s[] = {"p50", "p90", "p99", "mean"};
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 4; k++) {
+            json_t *x = json_object_get(json_object_get(m, d[i]), s[k]);
+            if (!x || !json_is_number(json_object_get(x, "value"))) fail_msg("metrics.%s.%s missing", d[i], s[k]);
+        }
+    assert_string_equal(json_string_value(json_object_get(m, "phase_split_method")), split);
+    assert_int_equal((int)json_array_size(json_object_get(run, "requests")), n_requests);
+    assert_true(json_array_size(json_object_get(run, "steps")) > 0);
+    assert_true(json_is_false(json_object_get(run, "partial")));
+    assert_string_equal(json_string_value(json_object_get(run, "kind")), "bench");
+    double acc = json_number_value(json_object_get(json_object_get(m, "accuracy"), "value"));
+    assert_true(acc > 0 && acc < 1); /* "any" passes, "paris" cannot */
+}
+
+static void test_closed_loop(void **st) {
+    (void)st;
+    char out[128];
+    snprintf(out, sizeof out, "%s/closed", dir);
+    const char *extra[] = {"--requests", "6", "--concurrency", "2", "--pue", "1.2", "--price-per-kwh", "0.3",
+                           "--quality-target", "0.1", "--ttft-slo", "30", "--tpot-slo", "30"};
+    assert_int_equal(run_bench(out, extra, (int)(sizeof extra / sizeof extra[0])), 0);
+    json_t *run = load_json(out, "run.json");
+    check_full(run, 6, "regression");
+    json_decref(run);
+    /* the record part of run.json loads as a record */
+    char p[256];
+    snprintf(p, sizeof p, "%s/run.json", out);
+    etok_record r;
+    etok_err err = {0};
+    assert_int_equal(etok_record_load(&r, p, &err), 0);
+    assert_true(r.tokens_out > 0);
+    assert_true(r.hw.peak_flops == 2e11);
+    etok_record_free(&r);
+    snprintf(p, sizeof p, "%s/report.html", out);
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    assert_true(sb.st_size > 10000);
+}
+
+static void test_serial_and_open_loop(void **st) {
+    (void)st;
+    char out[128];
+    snprintf(out, sizeof out, "%s/serial", dir);
+    const char *e1[] = {"--requests", "3", "--concurrency", "1", "--price-per-kwh", "0.3", "--quality-target", "0.1",
+                        "--ttft-slo", "30", "--tpot-slo", "30"};
+    assert_int_equal(run_bench(out, e1, (int)(sizeof e1 / sizeof e1[0])), 0);
+    json_t *run = load_json(out, "run.json");
+    check_full(run, 3, "serial_phases");
+    json_decref(run);
+    snprintf(out, sizeof out, "%s/open", dir);
+    const char *e2[] = {"--requests", "5", "--rate", "20", "--seed", "7", "--price-per-kwh", "0.3",
+                        "--quality-target", "0.1", "--ttft-slo", "30", "--tpot-slo", "30"};
+    assert_int_equal(run_bench(out, e2, (int)(sizeof e2 / sizeof e2[0])), 0);
+    run = load_json(out, "run.json");
+    assert_int_equal((int)json_array_size(json_object_get(run, "requests")), 5);
+    json_t *m = json_object_get(run, "metrics");
+    assert_true(json_is_number(json_object_get(json_object_get(m, "goodput_rps"), "value")));
+    json_decref(run);
+}
+
+static void test_sigint_partial(void **st) {
+    (void)st;
+    char out[128];
+    snprintf(out, sizeof out, "%s/sigint", dir);
+    const char *extra[] = {"--requests", "100000", "--concurrency", "2", "--max-tokens", "64"};
+    pid_t pid = spawn_bench(out, extra, (int)(sizeof extra / sizeof extra[0]));
+    usleep(1500 * 1000); /* idle 0.3 s + warm-up, then well inside the window */
+    kill(pid, SIGINT);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 130);
+    char p[256];
+    snprintf(p, sizeof p, "%s/run.json", out);
+    etok_record r;
+    etok_err err = {0};
+    if (etok_record_load(&r, p, &err)) fail_msg("partial record does not load: %s", err.msg);
+    assert_true(r.partial);
+    assert_true(r.window_end_s >= r.window_start_s);
+    assert_true(r.n_requests < 100000);
+    etok_record_free(&r);
+    json_t *run = load_json(out, "run.json");
+    assert_non_null(json_object_get(run, "metrics"));
+    json_decref(run);
+    snprintf(p, sizeof p, "%s/report.md", out);
+    char *md = etok_read_file(p, NULL);
+    assert_non_null(md);
+    assert_non_null(strstr(md, "PARTIAL RUN"));
+    free(md);
+    /* etok report re-renders the partial run */
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "'%s' report '%s/run.json' --format md > /dev/null", etok_bin(), out);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* etok serve on the tiny model, driven by etok bench --endpoint (loopback only). */
+static int port_open(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+static void test_endpoint_against_serve(void **st) {
+    (void)st;
+    int port = 20000 + (int)(getpid() % 20000);
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    pid_t srv = fork();
+    if (srv == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        execl(etok_bin(), etok_bin(), "serve", "-m", model, "--port", port_s, "--meter", "estimate", (char *)NULL);
+        _exit(127);
+    }
+    int up = 0;
+    for (int i = 0; i < 100 && !up; i++) {
+        usleep(100 * 1000);
+        up = port_open(port);
+    }
+    if (!up) {
+        kill(srv, SIGKILL);
+        waitpid(srv, NULL, 0);
+        skip(); /* the port was taken or serve could not start: not this test's subject */
+    }
+    char url[64], out[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
+    snprintf(out, sizeof out, "%s/endpoint", dir);
+    const char *extra[] = {"--endpoint", url, "--requests", "8", "--concurrency", "4", "--quality-target", "0.1",
+                           "--ttft-slo", "30", "--tpot-slo", "30"};
+    int rc = run_bench(out, extra, (int)(sizeof extra / sizeof extra[0]));
+    kill(srv, SIGTERM);
+    waitpid(srv, NULL, 0);
+    assert_int_equal(rc, 0);
+    json_t *run = load_json(out, "run.json");
+    json_t *reqs = json_object_get(run, "requests");
+    assert_int_equal((int)json_array_size(reqs), 8);
+    for (size_t i = 0; i < json_array_size(reqs); i++) {
+        json_t *q = json_array_get(reqs, i);
+        assert_true(json_is_true(json_object_get(q, "ok")));
+        assert_true(json_integer_value(json_object_get(q, "tokens_out")) > 0);
+    }
+    json_t *m = json_object_get(run, "metrics");
+    assert_true(json_is_number(json_object_get(json_object_get(m, "joules_per_output_token"), "value")));
+    assert_true(json_is_number(json_object_get(json_object_get(m, "accuracy"), "value")));
+    assert_true(json_is_number(json_object_get(json_object_get(json_object_get(m, "ttft_s"), "p50"), "value")));
+    assert_string_equal(json_string_value(json_object_get(m, "phase_split_method")), "none");
+    json_decref(run);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_closed_loop),
+        cmocka_unit_test(test_serial_and_open_loop),
+        cmocka_unit_test(test_sigint_partial),
+        cmocka_unit_test(test_endpoint_against_serve),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
