@@ -93,6 +93,8 @@ int main(int argc, char **argv) {
         close(pfd[0]);
         etok_meter_config cfg;
         memset(&cfg, 0, sizeof cfg);
+        cfg.rate_hz = 50; /* as etok serve */
+        cfg.live_only = 1;
         etok_serve_opts o = {.model_path = model, .port = 0, .max_seqs = max_seqs, .ctx_len = 512, .max_tokens_limit = 256};
         etok_err err = {0};
         etok_meter_source *ms = etok_meter_source_open(&cfg, &o.energy, &err);

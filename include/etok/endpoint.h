@@ -44,6 +44,7 @@ typedef struct {
     int oversized_sse;        /* SSE lines or events over the parser limits */
     int usage_missing;        /* ok requests whose token counts came from chunks */
     int usage_exceeds_chunks; /* ok requests with usage.completion_tokens > content chunks */
+    int not_streamed;         /* asked to stream, answered with one JSON body (no token times) */
     int stopped_unreachable;  /* issuing stopped: the server refused every connection */
     double cpu_s;             /* CPU time of the driving thread during the run */
     double wall_s;

@@ -33,6 +33,8 @@ typedef struct {
     double cpu_max_w;         /* 0 = from the CPU catalog / defaults */
     const char *extlog_path;  /* extlog meter: the power-meter log file */
     double extlog_gap_s;      /* extlog: gaps longer than this are faults; 0 = 2 s */
+    int live_only;            /* daemons (exporter, serve without -o): keep no samples in the
+                                 record's traces, only the live energy (memory stays flat) */
 } etok_meter_config;
 
 /* `etok meters`: what etok knows and whether it is available here. */

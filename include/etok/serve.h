@@ -61,6 +61,13 @@ typedef struct etok_meter_source etok_meter_source;
 etok_meter_source *etok_meter_source_open(const etok_meter_config *cfg, etok_energy_source *out, etok_err *err);
 /* Comma-separated "meter/domain (source, boundary)" of the summed domains, for logs. */
 const char *etok_meter_source_describe(const etok_meter_source *m);
+/* The private run record the meters fill (traces, faults); serve adds its steps and requests
+ * to it when asked to keep one (etok_serve_opts.record). Record time t = 0 is
+ * etok_meter_source_t0_mono(). */
+etok_record *etok_meter_source_record(etok_meter_source *m);
+double etok_meter_source_t0_mono(const etok_meter_source *m);
+/* Take the final readings and stop the sampler (the record's traces are then complete). */
+int etok_meter_source_stop(etok_meter_source *m, etok_err *err);
 void etok_meter_source_close(etok_meter_source *m);
 
 /* Remote energy (`etok bench --energy-from URL`): the /metrics page of an `etok exporter` (or
@@ -94,6 +101,12 @@ typedef struct {
     etok_energy_source energy; /* read may be NULL: then energy fields say source "none" */
     double energy_period_s;    /* how often the source's cumulative energy advances (the meter
                                   sampling period); reported with every usage; 0 = unknown */
+    /* Optional run record (`etok serve -o`): every engine step and finished request is appended
+     * (times relative to t0_mono), up to record_cap of each (then the record is marked partial).
+     * The server only touches rec->steps, rec->requests and the token totals, under its lock. */
+    etok_record *record;
+    double t0_mono;            /* record time 0 (etok_mono_s() clock); 0 = the server's start */
+    size_t record_cap;         /* 0 = 1,000,000 */
 } etok_serve_opts;
 
 typedef struct etok_server etok_server;

@@ -81,6 +81,7 @@ int cmd_exporter(int argc, char **argv) {
     }
     cfg.names = n_names ? names : NULL;
     cfg.n_names = n_names;
+    cfg.live_only = 1; /* a daemon: live counters only, no growing sample traces */
 
     /* signals are taken synchronously with sigwait (no handler, no global state); block them
      * before any thread starts so every thread inherits the mask */

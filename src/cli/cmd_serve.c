@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "etok/meter.h"
@@ -16,7 +18,7 @@ static void usage(FILE *f) {
             "usage: etok serve -m model.gguf [--host 127.0.0.1] [--port 8080] [--api-key KEY]\n"
             "                  [--max-seqs N] [--threads T] [--ctx N] [--meter NAME ...] [--cpu-tdp I:M]\n"
             "                  [--max-body BYTES] [--max-tokens-limit N] [--default-max-tokens N]\n"
-            "                  [--model-id NAME] [--window S] [--meter-rate-hz HZ] [--no-energy]\n\n"
+            "                  [--model-id NAME] [--window S] [--meter-rate-hz HZ] [--no-energy] [-o RUN.json]\n\n"
             "OpenAI-compatible server over etok's engine with continuous batching, and the energy of\n"
             "every request in its usage (energy_j, joules_per_token, energy_source).\n"
             "  POST /v1/chat/completions, /v1/completions   (stream true/false, stream_options.include_usage)\n"
@@ -37,6 +39,9 @@ static void usage(FILE *f) {
             "  --default-max-tokens N max_tokens when a request gives none (default 256)\n"
             "  --model-id NAME        model id reported by /v1/models (default: the file name)\n"
             "  --window S             sliding window of etok_joules_per_token (default 60 s)\n"
+            "  -o RUN.json            on exit (SIGINT/SIGTERM), write the run record: meter traces, every\n"
+            "                         engine step and request with its energy (etok report RUN.json);\n"
+            "                         keeps every meter sample in memory (~0.8 kB/s per domain at 50 Hz)\n"
             "Per-request energy: each engine step's energy (meter deltas) is split across the requests\n"
             "in the step by their share of the step's tokens; idle energy is attributed to none\n"
             "(see include/etok/serve.h). Its source is the meter's: counter, power, or estimate.\n");
@@ -59,6 +64,7 @@ int cmd_serve(int argc, char **argv) {
     memset(&cfg, 0, sizeof cfg);
     const char *names[16];
     int n_names = 0, no_energy = 0;
+    const char *out_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -121,6 +127,8 @@ int cmd_serve(int argc, char **argv) {
                 fprintf(stderr, "etok serve: --meter-rate-hz '%s': expected a rate in (0, 1000]\n", argv[i]);
                 return ETOK_EXIT_USAGE;
             }
+        } else if (!strcmp(a, "-o") && has) {
+            out_path = argv[++i];
         } else if (!strcmp(a, "--no-energy")) {
             no_energy = 1;
         } else {
@@ -135,6 +143,7 @@ int cmd_serve(int argc, char **argv) {
     cfg.names = n_names ? names : NULL;
     cfg.n_names = n_names;
     if (cfg.rate_hz <= 0) cfg.rate_hz = 50; /* per-step energy wants a finer clock than bench's 10 Hz */
+    cfg.live_only = out_path == NULL; /* without a record to write, keep no samples: flat memory */
     o.energy_period_s = 1.0 / cfg.rate_hz;
 
     sigset_t set; /* SIGINT/SIGTERM are taken with sigwait: no handler, no global state */
@@ -145,14 +154,33 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     etok_err err = {0};
+    if (out_path) { /* an unwritable output path fails now, not after hours of serving */
+        int existed = access(out_path, F_OK) == 0;
+        FILE *f = fopen(out_path, "a");
+        if (!f) {
+            fprintf(stderr, "etok serve: -o %s: cannot write there\n", out_path);
+            return ETOK_EXIT_OUTPUT;
+        }
+        fclose(f);
+        if (!existed) remove(out_path);
+    }
     etok_meter_source *ms = NULL;
+    etok_record own_rec; /* the record when no meters are open */
+    etok_record_init(&own_rec);
+    etok_record *rec = &own_rec;
     if (!no_energy) {
         ms = etok_meter_source_open(&cfg, &o.energy, &err);
         if (!ms) {
             fprintf(stderr, "etok serve: %s\n", err.msg);
             return err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
         }
+        rec = etok_meter_source_record(ms);
+        o.t0_mono = etok_meter_source_t0_mono(ms);
+    } else {
+        o.t0_mono = etok_mono_s();
+        own_rec.t0_wall_s = etok_wall_s();
     }
+    if (out_path) o.record = rec;
     etok_server *s = etok_server_start(&o, &err);
     if (!s) {
         fprintf(stderr, "etok serve: %s\n", err.msg);
@@ -163,10 +191,53 @@ int cmd_serve(int argc, char **argv) {
             o.model_path);
     fprintf(stderr, "etok serve: energy from %s\n", ms ? etok_meter_source_describe(ms) : "nothing (--no-energy)");
     fflush(stderr);
+    double t_ready = etok_mono_s() - o.t0_mono;
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "etok serve: %s, stopping\n", sig == SIGINT ? "interrupted" : "terminated");
     etok_server_stop(s);
+    double t_end = etok_mono_s() - o.t0_mono;
+    int rc = ETOK_EXIT_OK;
+    if (ms && etok_meter_source_stop(ms, &err) != 0) fprintf(stderr, "etok serve: meters: %s\n", err.msg);
+    if (out_path) {
+        snprintf(rec->kind, sizeof rec->kind, "serve");
+        snprintf(rec->tool_version, sizeof rec->tool_version, "0.1.0");
+        size_t cl = 0;
+        for (int i = 0; i < argc && cl + 2 < sizeof rec->command; i++) {
+            int n = snprintf(rec->command + cl, sizeof rec->command - cl, "%s%s", i ? " " : "etok ", argv[i]);
+            if (n < 0) break;
+            cl += (size_t)n < sizeof rec->command - cl ? (size_t)n : sizeof rec->command - cl - 1;
+        }
+        struct utsname u;
+        if (uname(&u) == 0) {
+            snprintf(rec->host, sizeof rec->host, "%s", u.nodename);
+            snprintf(rec->kernel, sizeof rec->kernel, "%.40s %.80s", u.sysname, u.release);
+        }
+        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+        rec->cpu_count = ncpu > 0 ? (int)ncpu : 0;
+        char cpath[4096];
+        snprintf(cpath, sizeof cpath, "%s/cpuinfo", etok_proc_root());
+        char *info = etok_read_file(cpath, NULL);
+        char *mn = info ? strstr(info, "model name") : NULL;
+        char *colon = mn ? strchr(mn, ':') : NULL;
+        if (colon) {
+            colon++;
+            while (*colon == ' ' || *colon == '\t') colon++;
+            snprintf(rec->cpu_model, sizeof rec->cpu_model, "%.*s", (int)strcspn(colon, "\n"), colon);
+        }
+        free(info);
+        rec->window_start_s = t_ready; /* serving: from ready to stop, idle time included */
+        rec->window_end_s = t_end;
+        rec->exit_status = -1;
+        if (etok_record_save(rec, out_path, &err) != 0) {
+            fprintf(stderr, "etok serve: %s\n", err.msg);
+            rc = err.exit_code ? err.exit_code : ETOK_EXIT_OUTPUT;
+        } else {
+            fprintf(stderr, "etok serve: run record with %zu requests and %zu steps written to %s\n", rec->n_requests,
+                    rec->n_steps, out_path);
+        }
+    }
     etok_meter_source_close(ms);
-    return ETOK_EXIT_OK;
+    etok_record_free(&own_rec);
+    return rc;
 }

@@ -51,6 +51,9 @@ typedef struct {
     int stream_error;
     char stream_error_msg[200];
     int too_big;               /* response over max_response_bytes: aborted */
+    int plain;                 /* the answer is one JSON body (asked for, or a server that
+                                  ignored stream: true) */
+    int plain_checked;
     double t_first;
 } req_ctx;
 
@@ -201,7 +204,14 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg) {
     }
     long status = 0;
     curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
-    if (status >= 200 && status < 300 && !q->run->o->no_stream) {
+    if (!q->plain_checked && status >= 200 && status < 300) {
+        q->plain_checked = 1;
+        const char *ct = NULL;
+        curl_easy_getinfo(q->easy, CURLINFO_CONTENT_TYPE, &ct);
+        /* a server that ignores stream: true answers with one JSON body */
+        q->plain = q->run->o->no_stream || (ct && strstr(ct, "application/json"));
+    }
+    if (status >= 200 && status < 300 && !q->plain) {
         if (etok_sse_feed(&q->sse, ptr, n) < 0) return 0;
     } else {
         append_bytes(&q->raw, &q->raw_len, &q->raw_cap, ptr, n,
@@ -326,11 +336,12 @@ static void req_finish(run_ctx *r, req_ctx *q, CURLcode res, int cancelled) {
     rq->t_done_s = rec_now(r);
     long status = 0;
     curl_easy_getinfo(q->easy, CURLINFO_RESPONSE_CODE, &status);
-    int sse_truncated = r->o->no_stream ? 0 : etok_sse_finish(&q->sse);
+    int sse_truncated = q->plain ? 0 : etok_sse_finish(&q->sse);
     st->invalid_utf8_bytes += (long long)q->sse.invalid_utf8_bytes + (long long)etok_utf8_invalid_bytes(q->raw, q->raw_len);
     if (q->sse.oversized_lines || q->sse.oversized_events) st->oversized_sse++;
 
-    if (r->o->no_stream && status >= 200 && status < 300 && res == CURLE_OK) {
+    if (q->plain && !r->o->no_stream) st->not_streamed++;
+    if (q->plain && status >= 200 && status < 300 && res == CURLE_OK) {
         etok_openai_chunk c;
         etok_openai_chunk_parse(q->raw ? q->raw : "", q->raw_len, &c);
         take_chunk(q, &c);
@@ -390,8 +401,8 @@ static void req_finish(run_ctx *r, req_ctx *q, CURLcode res, int cancelled) {
         rq->tokens_in = (int)q->usage_in;
         rq->tokens_out = (int)q->usage_out;
         snprintf(rq->token_count_source, sizeof rq->token_count_source, "usage");
-        if (rq->ok && q->usage_out > (long long)chunks && !r->o->no_stream) st->usage_exceeds_chunks++;
-    } else if (r->o->no_stream) {
+        if (rq->ok && q->usage_out > (long long)chunks && !q->plain) st->usage_exceeds_chunks++;
+    } else if (q->plain) {
         rq->tokens_in = rq->tokens_out = 0; /* a plain response without usage: unknown */
         snprintf(rq->token_count_source, sizeof rq->token_count_source, "none");
         if (rq->ok) st->usage_missing++;

@@ -242,7 +242,7 @@ static void apply(etok_meter_set *ms, dom_state *s, double t, int rc, double raw
         }
         return;
     }
-    etok_trace_add_sample(&rec->traces[s->trace], t, raw);
+    if (!ms->cfg.live_only) etok_trace_add_sample(&rec->traces[s->trace], t, raw);
     if (!s->have_last) {
         s->have_last = 1;
         s->last_raw = raw;

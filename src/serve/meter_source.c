@@ -16,6 +16,7 @@ struct etok_meter_source {
     etok_record rec;
     char meters[32];       /* "rapl", "rapl+nvml" */
     char describe[1024];
+    int stopped;
 };
 
 static int meter_source_read(void *arg, etok_energy_reading *out) {
@@ -105,8 +106,17 @@ const char *etok_meter_source_describe(const etok_meter_source *m) { return m->d
 void etok_meter_source_close(etok_meter_source *m) {
     if (!m) return;
     etok_err err = {0};
-    etok_meters_stop(m->ms, &err);
+    if (!m->stopped) etok_meters_stop(m->ms, &err);
     etok_meters_close(m->ms);
     etok_record_free(&m->rec);
     free(m);
+}
+
+etok_record *etok_meter_source_record(etok_meter_source *m) { return &m->rec; }
+double etok_meter_source_t0_mono(const etok_meter_source *m) { return etok_meters_t0_mono_s(m->ms); }
+
+int etok_meter_source_stop(etok_meter_source *m, etok_err *err) {
+    if (m->stopped) return 0;
+    m->stopped = 1;
+    return etok_meters_stop(m->ms, err);
 }

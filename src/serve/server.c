@@ -58,6 +58,7 @@ typedef struct sreq {
     char *text;
     size_t text_len, text_cap;
     size_t *tok_end;                /* text offset after each output token */
+    double *tok_t;                  /* when each output token was published (server time) */
     int n_out, tok_cap;
     char finish_reason[16];
     char error[256];
@@ -198,8 +199,41 @@ static void sreq_release(etok_server *s, sreq *q) { /* under s->mu */
     free(q->prompt);
     free(q->text);
     free(q->tok_end);
+    free(q->tok_t);
     free(q->out);
     free(q);
+}
+
+/* Keep a finished request in the run record, if one is kept (under s->mu). */
+static void record_request(etok_server *s, const sreq *q) {
+    etok_record *rec = s->o.record;
+    if (!rec) return;
+    if (rec->n_requests >= s->o.record_cap) {
+        rec->partial = 1;
+        return;
+    }
+    etok_request *r = etok_record_add_request(rec);
+    if (!r) return;
+    snprintf(r->id, sizeof r->id, "%s", q->id);
+    r->t_send_s = q->t_arrive_s;
+    r->t_first_token_s = q->t_first_s;
+    r->t_done_s = q->t_last_s;
+    r->tokens_in = q->n_prompt;
+    r->tokens_out = q->n_out;
+    r->ok = q->state == RQ_DONE;
+    if (!r->ok) snprintf(r->error, sizeof r->error, "%s", q->cancelled ? "cancelled: the client went away" : q->error);
+    r->energy_j = s->o.energy.read && s->have_reading ? q->energy_j : -1;
+    snprintf(r->token_count_source, sizeof r->token_count_source, "engine");
+    if (q->n_out > 0 && q->tok_t) { /* every token at the end of the step that made it */
+        r->token_times_s = malloc((size_t)q->n_out * sizeof *r->token_times_s);
+        if (r->token_times_s) {
+            memcpy(r->token_times_s, q->tok_t, (size_t)q->n_out * sizeof *r->token_times_s);
+            r->n_token_times = (size_t)q->n_out;
+        }
+    }
+    rec->tokens_known = 1;
+    rec->tokens_in += q->n_prompt;
+    rec->tokens_out += q->n_out;
 }
 
 /* Finish a request (under s->mu): state, metrics, wake its HTTP side, drop the engine's ref. */
@@ -219,6 +253,7 @@ static void finish_request(etok_server *s, sreq *q, rq_state st, const char *rea
         snprintf(q->error, sizeof q->error, "%s", reason);
         s->req_failed++;
     }
+    record_request(s, q);
     pthread_cond_broadcast(&q->cv);
     sreq_release(s, q);
 }
@@ -247,8 +282,12 @@ static void append_token(etok_server *s, sreq *q, int32_t tok, double t) {
         size_t *nt = realloc(q->tok_end, (size_t)c * sizeof *nt);
         if (!nt) return;
         q->tok_end = nt;
+        double *ntt = realloc(q->tok_t, (size_t)c * sizeof *ntt);
+        if (!ntt) return;
+        q->tok_t = ntt;
         q->tok_cap = c;
     }
+    q->tok_t[q->n_out] = t;
     q->tok_end[q->n_out++] = q->text_len;
     if (q->n_out == 1) {
         q->t_first_s = t;
@@ -429,6 +468,21 @@ static void *engine_main(void *arg) {
             }
         }
         ring_push(s, t, de, step_tokens, step_out);
+        if (s->o.record) {
+            if (s->o.record->n_steps >= s->o.record_cap) {
+                s->o.record->partial = 1;
+            } else {
+                etok_step *sp = etok_record_add_step(s->o.record);
+                if (sp) {
+                    sp->t_start_s = res.t_start_s - s->t0_mono;
+                    sp->t_end_s = res.t_end_s - s->t0_mono;
+                    sp->prefill_tokens = res.prefill_tokens;
+                    sp->decode_tokens = res.decode_tokens;
+                    sp->flops = res.flops;
+                    sp->bytes = res.bytes;
+                }
+            }
+        }
     }
     /* shutting down: fail whatever is left */
     for (int i = 0; i < s->o.max_seqs; i++)
@@ -1115,7 +1169,8 @@ etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err) {
     snprintf(s->host, sizeof s->host, "%s", o->host ? o->host : "127.0.0.1");
     const char *base = strrchr(o->model_path, '/');
     snprintf(s->model_id, sizeof s->model_id, "%s", o->model_id ? o->model_id : base ? base + 1 : o->model_path);
-    s->t0_mono = etok_mono_s();
+    s->t0_mono = o->t0_mono > 0 ? o->t0_mono : etok_mono_s();
+    if (!s->o.record_cap) s->o.record_cap = 1000000;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
     static const double ttft_b[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};

@@ -53,8 +53,9 @@ if [ "${ETOK_SANITIZED:-0}" = 1 ]; then
   exit 0
 fi
 
+expect_rc 5 "$ETOK" serve -m "$MODEL" --port 0 --no-energy -o /nonexistent-dir/run.json
 "$ETOK" serve -m "$MODEL" --port 0 --api-key sekrit --max-seqs 8 --threads 2 --meter estimate \
-  --max-tokens-limit 32 > /dev/null 2> "$T/serve.log" &
+  --max-tokens-limit 32 -o "$T/serve_run.json" > /dev/null 2> "$T/serve.log" &
 SPID=$!
 i=0
 while ! grep -q 'listening on' "$T/serve.log" 2>/dev/null; do
@@ -143,4 +144,18 @@ set -e
 SPID=""
 if [ "$rc" -ne 0 ]; then echo "serve_cli: server exited $rc on SIGTERM"; cat "$T/serve.log"; exit 1; fi
 grep -q "stopping" "$T/serve.log"
+# the run record of the session: every request with its energy, and etok report reads it
+python3 - "$T/serve_run.json" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["kind"] == "serve", r["kind"]
+reqs = r["requests"]
+assert len(reqs) >= 1 and all(q["ok"] for q in reqs), [q.get("error") for q in reqs]
+assert all(q["energy_j"] >= 0 and q["token_count_source"] == "engine" for q in reqs)
+assert len(r["steps"]) >= 1 and len(r["traces"]) >= 1
+print("serve_cli: run record: %d requests, %d steps, %.3f J attributed (estimate)"
+      % (len(reqs), len(r["steps"]), sum(q["energy_j"] for q in reqs)))
+EOF
+"$ETOK" report "$T/serve_run.json" > "$T/report.txt"
+grep -q "etok serve report" "$T/report.txt"
 echo "serve_cli: ok"

@@ -111,7 +111,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     } else if (strcmp(method, "POST")) {
         status = 405;
         c->data = strdup("{\"error\":{\"message\":\"POST only\"}}");
-    } else if (strncmp(url, "/plain/", 7) != 0 && !strstr(up->body, "\"stream_options\":{\"include_usage\":true}")) {
+    } else if (strncmp(url, "/plain/", 7) != 0 && strncmp(url, "/nostream/", 10) != 0 && !strstr(up->body, "\"stream_options\":{\"include_usage\":true}")) {
         status = 400; /* every streamed request must ask for usage */
         c->data = strdup("{\"error\":{\"message\":\"no include_usage\"}}");
     } else if (!strncmp(url, "/ok/", 4) || !strncmp(url, "/auth/", 6) || !strncmp(url, "/split/", 7)) {
@@ -163,7 +163,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     } else if (!strncmp(url, "/slow/", 6)) {
         c->data = chat_stream(5, 5, 1, 0, &c->len);
         c->sleep_first_s = 1.0;
-    } else if (!strncmp(url, "/plain/", 7)) {
+    } else if (!strncmp(url, "/plain/", 7) || !strncmp(url, "/nostream/", 10)) {
         ctype = "application/json";
         c->data = strdup("{\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"Paris\"}}],"
                          "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2}}");
@@ -299,6 +299,15 @@ static void completions_api_and_plain_json(void **state) {
     assert_string_equal(rec.requests[0].output, "Paris");
     assert_int_equal(rec.requests[0].tokens_out, 2);
     assert_true(rec.requests[0].t_first_token_s < 0); /* unknown without streaming */
+    etok_record_free(&rec);
+
+    /* a server that ignores stream: true and answers with one JSON body */
+    assert_int_equal(drive(s, "/nostream", 2, 2, &rec, &st, NULL), 0);
+    assert_int_equal(st.ok, 2);
+    assert_int_equal(st.not_streamed, 2);
+    assert_string_equal(rec.requests[1].output, "Paris");
+    assert_int_equal(rec.requests[1].tokens_out, 2);
+    assert_int_equal(rec.requests[1].n_token_times, 0);
     etok_record_free(&rec);
 }
 

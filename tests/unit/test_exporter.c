@@ -277,6 +277,22 @@ static void meter_source_reports_every_domain(void **state) {
     assert_true(fabs(summed - r.total_j) < 1e-9);
     assert_int_equal(r.source, ETOK_SOURCE_COUNTER);
     assert_non_null(strstr(etok_meter_source_describe(m), "package-0"));
+    assert_true(etok_meter_source_record(m)->traces[0].n_samples >= 2); /* a record is being kept */
+    etok_meter_source_close(m);
+
+    /* a daemon keeps no samples (flat memory) but the live energy still advances */
+    cfg.live_only = 1;
+    m = etok_meter_source_open(&cfg, &src, &err);
+    assert_non_null(m);
+    put(root, "class/powercap/intel-rapl:0/energy_uj", "5000000\n");
+    for (int i = 0; i < 40; i++) {
+        usleep(50000);
+        assert_int_equal(src.read(src.arg, &r), 0);
+        if (fabs(r.total_j - 1.0) < 1e-9) break;
+    }
+    assert_true(fabs(r.total_j - 1.0) < 1e-9);
+    etok_record *rec = etok_meter_source_record(m);
+    for (size_t i = 0; i < rec->n_traces; i++) assert_int_equal(rec->traces[i].n_samples, 0);
     etok_meter_source_close(m);
     unsetenv("ETOK_SYSFS_ROOT");
     char cmd[128];
