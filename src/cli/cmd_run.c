@@ -43,6 +43,12 @@
 #define DEFAULT_RECORD "etok-run.json"
 #define MAX_METERS 16
 
+/* A window edge: a reading of every meter now (etok_meters_mark), then its record time. */
+static double run_edge_s(etok_meter_set *ms) {
+    (void)etok_meters_mark(ms, NULL);
+    return etok_meters_now(ms);
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: etok run [OPTIONS] -- CMD [ARGS...]\n"
@@ -377,11 +383,11 @@ int cmd_run(int argc, char **argv) {
     memset(&cr, 0, sizeof cr);
     if (o.idle_s > 0) {
         if (!o.json) fprintf(stderr, "etok run: idle baseline %g s (--idle 0 skips it)...\n", o.idle_s);
-        rec.idle_start_s = etok_meters_now(ms);
+        rec.idle_start_s = run_edge_s(ms);
         interrupted = wait_or_signal(sig_fd, o.idle_s);
-        rec.idle_end_s = etok_meters_now(ms);
+        rec.idle_end_s = run_edge_s(ms);
     }
-    rec.window_start_s = etok_meters_now(ms);
+    rec.window_start_s = run_edge_s(ms);
     if (!interrupted) {
         etok_command_opts co = {.tokens_regex = o.tokens_regex, .signal_fd = sig_fd};
         if (etok_command_run(cmd, &co, &cr, &err) != 0) {
@@ -398,7 +404,7 @@ int cmd_run(int argc, char **argv) {
     } else {
         rc = ETOK_EXIT_INTERRUPTED;
     }
-    rec.window_end_s = etok_meters_now(ms);
+    rec.window_end_s = run_edge_s(ms);
     if (etok_meters_stop(ms, &err) != 0) fprintf(stderr, "etok run: stopping the meters: %s\n", err.msg);
     etok_meters_close(ms);
 

@@ -31,6 +31,13 @@ typedef struct {
     int n;
 } prompt_toks;
 
+/* A window edge: a reading of every meter now (etok_meters_mark), then the record time of the
+ * edge, so that no edge falls up to one sampling period away from a reading. */
+static double edge_s(etok_meter_set *ms) {
+    (void)etok_meters_mark(ms, NULL);
+    return etok_meters_now(ms);
+}
+
 static int got_signal(int fd) {
     if (fd < 0) return 0;
     struct pollfd pf = {.fd = fd, .events = POLLIN};
@@ -133,9 +140,9 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
     /* ---- idle baseline ---- */
     if (o->idle_s > 0) {
         if (o->progress) fprintf(stderr, "etok bench: idle baseline %g s (--idle 0 skips it)\n", o->idle_s);
-        rec->idle_start_s = etok_mono_s() - t0;
+        rec->idle_start_s = edge_s(ms);
         interrupted = wait_or_signal(o->sig_fd, o->idle_s);
-        rec->idle_end_s = etok_mono_s() - t0;
+        rec->idle_end_s = edge_s(ms);
     }
 
     /* ---- warm-up then the measured window: one scheduler, two phases ---- */
@@ -151,7 +158,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
     double last_progress = 0;
 
     if (!interrupted && !phase_warm) {
-        rec->window_start_s = etok_mono_s() - t0;
+        rec->window_start_s = edge_s(ms);
         window_t0 = rec->window_start_s;
         next_arrival = window_t0;
         deadline = o->duration_s > 0 ? window_t0 + o->duration_s : INFINITY;
@@ -238,7 +245,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
             if (phase_warm) {
                 if (warm_done >= o->warmup_requests) {
                     phase_warm = 0;
-                    rec->window_start_s = etok_mono_s() - t0;
+                    rec->window_start_s = edge_s(ms);
                     window_t0 = rec->window_start_s;
                     next_arrival = window_t0;
                     deadline = o->duration_s > 0 ? window_t0 + o->duration_s : INFINITY;
@@ -328,7 +335,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
             }
         }
     }
-    rec->window_end_s = etok_mono_s() - t0;
+    rec->window_end_s = edge_s(ms);
     if (o->progress) fprintf(stderr, "\r%100s\r", "");
     if (!rec->window_start_s && !rec->window_end_s) rec->window_start_s = rec->window_end_s;
     if (interrupted) {
@@ -436,9 +443,9 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
     };
     int rc = -1;
     if (o->idle_s > 0) {
-        rec->idle_start_s = etok_meters_now(ms);
+        rec->idle_start_s = edge_s(ms);
         if (wait_or_signal(o->sig_fd, o->idle_s)) stop = 1;
-        rec->idle_end_s = etok_meters_now(ms);
+        rec->idle_end_s = edge_s(ms);
     }
     if (!stop && o->warmup_requests > 0) {
         etok_record warm;
@@ -455,11 +462,11 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
         if (wrc) goto out;
         ctx.total = o->requests;
     }
-    rec->window_start_s = etok_meters_now(ms);
+    rec->window_start_s = edge_s(ms);
     ctx.t_begin = rec->window_start_s;
     eo.n_requests = o->requests;
     if (!stop && etok_endpoint_run(&eo, prompts, (int)n, rec, &stop, ep_progress, &ctx, err)) goto out;
-    rec->window_end_s = etok_meters_now(ms);
+    rec->window_end_s = edge_s(ms);
     if (o->progress) fprintf(stderr, "\r%100s\r", "");
     if (stop) rec->partial = 1;
     /* score: request i sent prompts[i % n] */
