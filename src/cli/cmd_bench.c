@@ -22,6 +22,7 @@
 #include "etok/probe.h"
 #include "etok/record.h"
 #include "etok/report.h"
+#include "etok/serve.h"
 #include "etok/util.h"
 
 #ifndef ETOK_VERSION
@@ -39,6 +40,7 @@ static void usage(FILE *f) {
             "                  [--quality-target Q] [--ttft-slo S] [--tpot-slo S] [--pue X] [--idle S]\n"
             "                  [--meter NAME ...] [--price-per-kwh X] [--seed S] [--profile FILE] [-o DIR]\n"
             "                  [--endpoint URL [--endpoint-model NAME] [--api-key KEY] [--completions] [--timeout S]]\n"
+            "                  [--energy-from URL]\n"
             "\n"
             "Energy-to-token evaluation of the built-in engine: run an eval set through the model's chat\n"
             "template (greedy), measure energy with an idle baseline, and report the METRICS.md reporting\n"
@@ -73,6 +75,9 @@ static void usage(FILE *f) {
             "  --api-key KEY          bearer key (default $OPENAI_API_KEY)\n"
             "  --completions          use /v1/completions instead of /v1/chat/completions\n"
             "  --timeout S            per-request timeout for --endpoint (default 300)\n"
+            "  --energy-from URL      energy from another node's `etok exporter` (its /metrics), read at\n"
+            "                         every window edge and recorded as meter \"remote\" with the exporter's\n"
+            "                         source and boundary; this machine's meters are kept but not counted\n"
             "  -o, --output DIR       output directory (default out/)\n"
             "  -q, --quiet            no table on stdout\n"
             "  -h, --help             this help\n"
@@ -139,7 +144,7 @@ int cmd_bench(int argc, char **argv) {
     enum {
         O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
         O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
-        O_TIMEOUT
+        O_TIMEOUT, O_EFROM
     };
     static const struct option lopts[] = {
         {"model", required_argument, NULL, 'm'},      {"evals", required_argument, NULL, O_EVALS},
@@ -156,6 +161,7 @@ int cmd_bench(int argc, char **argv) {
         {"system", required_argument, NULL, O_SYSTEM}, {"endpoint", required_argument, NULL, O_ENDPOINT},
         {"endpoint-model", required_argument, NULL, O_EPMODEL}, {"api-key", required_argument, NULL, O_APIKEY},
         {"completions", no_argument, NULL, O_COMPL}, {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"energy-from", required_argument, NULL, O_EFROM},
         {"output", required_argument, NULL, 'o'},     {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
@@ -167,6 +173,7 @@ int cmd_bench(int argc, char **argv) {
     double q_star = 0.5, ttft_slo = 2.0, tpot_slo = 0.25, pue = 1, idle = 5, price = 0, udep = 0, seed = 1;
     double cpu_idle_w = 0, cpu_max_w = 0, timeout = 300;
     etok_bench_endpoint ep = {0};
+    const char *energy_from = NULL;
     optind = 1;
     opterr = 0;
     int c;
@@ -214,6 +221,7 @@ int cmd_bench(int argc, char **argv) {
         case O_APIKEY: ep.api_key = optarg; break;
         case O_COMPL: ep.completions_api = 1; break;
         case O_TIMEOUT: bad = parse_num("--timeout", optarg, 0, 86400, 1, &timeout); break;
+        case O_EFROM: energy_from = optarg; break;
         case 'o': out_dir = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
@@ -277,6 +285,10 @@ int cmd_bench(int argc, char **argv) {
     etok_model *model = NULL;
     etok_engine *engine = NULL;
     etok_meter_set *ms = NULL;
+    etok_remote_energy *remote = NULL;
+    etok_energy_source remote_src = {0};
+    etok_record remote_rec;
+    etok_record_init(&remote_rec);
     int sig_fd = -1;
     etok_record rec;
     etok_record_init(&rec);
@@ -333,6 +345,14 @@ int cmd_bench(int argc, char **argv) {
         rc = err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
         goto done;
     }
+    if (energy_from) {
+        remote = etok_remote_energy_open(energy_from, 5.0, &remote_src, &err);
+        if (!remote) {
+            fprintf(stderr, "etok bench: %s\n", err.msg);
+            rc = err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+            goto done;
+        }
+    }
     snprintf(rec.kind, sizeof rec.kind, "bench");
     snprintf(rec.tool_version, sizeof rec.tool_version, "%s", ETOK_VERSION);
     {
@@ -372,6 +392,7 @@ int cmd_bench(int argc, char **argv) {
                 json_object_set_new(cfg, "endpoint", json_string(ep.url));
                 json_object_set_new(cfg, "api", json_string(ep.completions_api ? "completions" : "chat"));
             }
+            if (energy_from) json_object_set_new(cfg, "energy_from", json_string(energy_from));
             rec.config_json = json_dumps(cfg, JSON_COMPACT);
             json_decref(cfg);
         }
@@ -397,11 +418,15 @@ int cmd_bench(int argc, char **argv) {
         .system_prompt = system,
         .sig_fd = sig_fd,
         .progress = !quiet && etok_stderr_is_tty(),
+        .energy_from = remote ? &remote_src : NULL,
+        .remote_traces = &remote_rec,
     };
     int drive_rc = ep.url ? etok_bench_drive_endpoint(&ep, &ev, &bo, ms, &rec, &err)
                           : etok_bench_drive(model, engine, &ev, &bo, ms, &rec, &err);
     etok_err stop_err = {0};
     if (etok_meters_stop(ms, &stop_err)) fprintf(stderr, "etok bench: stopping the meters: %s\n", stop_err.msg);
+    if (remote && etok_bench_merge_remote(&rec, &remote_rec, &stop_err) < 0)
+        fprintf(stderr, "etok bench: --energy-from: %s\n", stop_err.msg);
     if (drive_rc) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
         rec.partial = 1; /* still write what was observed */
@@ -440,6 +465,8 @@ done:
     free(txt);
     etok_metrics_free(&met);
     if (ms) etok_meters_close(ms);
+    if (remote) etok_remote_energy_close(remote);
+    etok_record_free(&remote_rec);
     if (engine) etok_engine_free(engine);
     if (model) etok_model_free(model);
     if (sig_fd >= 0) close(sig_fd);
