@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "etok/bench.h"
 #include "etok/engine.h"
@@ -31,7 +31,6 @@
 
 #define DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define DEFAULT_EVALS "data/evals/default.jsonl"
-#define MAX_METERS 16
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -99,28 +98,6 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, int l
     return 0;
 }
 
-static void host_info(etok_record *r) {
-    struct utsname u;
-    if (uname(&u) == 0) {
-        snprintf(r->host, sizeof r->host, "%s", u.nodename);
-        snprintf(r->kernel, sizeof r->kernel, "%.40s %.80s", u.sysname, u.release);
-    }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    r->cpu_count = n > 0 ? (int)n : 0;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/cpuinfo", etok_proc_root());
-    char *txt = etok_read_file(path, NULL);
-    if (!txt) return;
-    char *line = strstr(txt, "model name");
-    char *colon = line ? strchr(line, ':') : NULL;
-    if (colon) {
-        colon++;
-        while (*colon == ' ' || *colon == '\t') colon++;
-        snprintf(r->cpu_model, sizeof r->cpu_model, "%.*s", (int)strcspn(colon, "\n"), colon);
-    }
-    free(txt);
-}
-
 /* A default path relative to the working directory, else to the source tree. */
 static const char *default_path(const char *rel, char *buf, size_t n) {
     if (access(rel, F_OK) == 0) return rel;
@@ -167,8 +144,8 @@ int cmd_bench(int argc, char **argv) {
     };
     char mbuf[4096], ebuf[4096];
     const char *model_path = NULL, *evals_path = NULL, *out_dir = "out", *profile_path = NULL, *system = NULL;
-    const char *meters[MAX_METERS];
-    int n_meters = 0, quiet = 0;
+    etok_cli_meters meters = {.n_names = 0};
+    int quiet = 0;
     double requests = 0, duration = 0, conc = 0, rate = 0, max_tokens = 32, threads = 0, warm = 2;
     double q_star = 0.5, ttft_slo = 2.0, tpot_slo = 0.25, pue = 1, idle = 5, price = 0, udep = 0, seed = 1;
     double cpu_idle_w = 0, cpu_max_w = 0, timeout = 300;
@@ -199,23 +176,8 @@ int cmd_bench(int argc, char **argv) {
         case O_SEED: bad = parse_num("--seed", optarg, 0, 9007199254740992.0, 0, &seed); break;
         case O_PROFILE: profile_path = optarg; break;
         case O_SYSTEM: system = optarg; break;
-        case O_METER:
-            if (n_meters == MAX_METERS) {
-                fprintf(stderr, "etok bench: too many --meter options (max %d)\n", MAX_METERS);
-                return ETOK_EXIT_USAGE;
-            }
-            meters[n_meters++] = optarg;
-            break;
-        case O_TDP: {
-            char *end;
-            cpu_idle_w = strtod(optarg, &end);
-            if (*end == ':') cpu_max_w = strtod(end + 1, &end);
-            if (*end || cpu_idle_w < 0 || cpu_max_w <= cpu_idle_w) {
-                fprintf(stderr, "etok bench: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", optarg);
-                return ETOK_EXIT_USAGE;
-            }
-            break;
-        }
+        case O_METER: bad = etok_cli_meters_add("bench", &meters, optarg); break;
+        case O_TDP: bad = etok_cli_cpu_tdp("bench", optarg, &cpu_idle_w, &cpu_max_w); break;
         case O_ENDPOINT: ep.url = optarg; break;
         case O_EPMODEL: ep.model = optarg; break;
         case O_APIKEY: ep.api_key = optarg; break;
@@ -337,7 +299,7 @@ int cmd_bench(int argc, char **argv) {
         memset(&err, 0, sizeof err);
     }
 
-    etok_meter_config mc = {.names = n_meters ? meters : NULL, .n_names = n_meters, .cpu_idle_w = cpu_idle_w,
+    etok_meter_config mc = {.names = etok_cli_meters_names(&meters), .n_names = meters.n_names, .cpu_idle_w = cpu_idle_w,
                             .cpu_max_w = cpu_max_w};
     ms = etok_meters_open(&mc, &err);
     if (!ms) {
@@ -364,7 +326,7 @@ int cmd_bench(int argc, char **argv) {
         }
         if (k >= sizeof rec.command) rec.command[sizeof rec.command - 1] = 0;
     }
-    host_info(&rec);
+    etok_cli_host_info(&rec);
     rec.pue = pue;
     snprintf(rec.pue_source, sizeof rec.pue_source, "assumed");
     rec.price_per_kwh = price;
@@ -385,7 +347,7 @@ int cmd_bench(int argc, char **argv) {
                                 "warmup_requests", (int)warm, "idle_s", idle, "seed", seed, "system", system);
         if (cfg) {
             json_t *ma = json_array();
-            for (int i = 0; i < n_meters; i++) json_array_append_new(ma, json_string(meters[i]));
+            for (int i = 0; i < meters.n_names; i++) json_array_append_new(ma, json_string(meters.names[i]));
             json_object_set_new(cfg, "meters", ma);
             json_object_set_new(cfg, "sampling", json_string("greedy"));
             if (ep.url) {

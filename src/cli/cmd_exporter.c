@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "etok/meter.h"
 #include "etok/serve.h"
@@ -35,8 +36,7 @@ int cmd_exporter(int argc, char **argv) {
     etok_exporter_opts o = {.port = 9464};
     etok_meter_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    const char *names[16];
-    int n_names = 0;
+    etok_cli_meters meters = {.n_names = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -54,19 +54,11 @@ int cmd_exporter(int argc, char **argv) {
         } else if (!strcmp(a, "--host") && has) {
             o.host = argv[++i];
         } else if (!strcmp(a, "--meter") && has) {
-            if (n_names >= 16) {
-                fprintf(stderr, "etok exporter: too many --meter options\n");
-                return ETOK_EXIT_USAGE;
-            }
-            names[n_names++] = argv[++i];
+            if (etok_cli_meters_add("exporter", &meters, argv[++i]) != 0) return ETOK_EXIT_USAGE;
         } else if (!strcmp(a, "--tokens-file") && has) {
             o.tokens_file = argv[++i];
         } else if (!strcmp(a, "--cpu-tdp") && has) {
-            const char *s = argv[++i];
-            if (sscanf(s, "%lf:%lf", &cfg.cpu_idle_w, &cfg.cpu_max_w) != 2 || cfg.cpu_idle_w < 0 || cfg.cpu_max_w <= cfg.cpu_idle_w) {
-                fprintf(stderr, "etok exporter: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", s);
-                return ETOK_EXIT_USAGE;
-            }
+            if (etok_cli_cpu_tdp("exporter", argv[++i], &cfg.cpu_idle_w, &cfg.cpu_max_w) != 0) return ETOK_EXIT_USAGE;
         } else if (!strcmp(a, "--rate-hz") && has) {
             char *end;
             cfg.rate_hz = strtod(argv[++i], &end);
@@ -79,8 +71,8 @@ int cmd_exporter(int argc, char **argv) {
             return ETOK_EXIT_USAGE;
         }
     }
-    cfg.names = n_names ? names : NULL;
-    cfg.n_names = n_names;
+    cfg.names = etok_cli_meters_names(&meters);
+    cfg.n_names = meters.n_names;
     cfg.live_only = 1; /* a daemon: live counters only, no growing sample traces */
 
     /* signals are taken synchronously with sigwait (no handler, no global state); block them

@@ -110,24 +110,6 @@ static int got_signal(int fd) {
     return 0;
 }
 
-/* Sleep up to `seconds`, returning 1 early on a signal. */
-static int wait_or_signal(int fd, double seconds) {
-    double end = etok_mono_s() + seconds;
-    for (;;) {
-        double left = end - etok_mono_s();
-        if (left <= 0) return 0;
-        if (fd < 0) {
-            etok_sleep_s(left, NULL);
-            return 0;
-        }
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, (int)(left * 1000) + 1) > 0) {
-            struct signalfd_siginfo si;
-            if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) return 1;
-        }
-    }
-}
-
 static void progress_line(const etok_bench_opts *o, etok_meter_set *ms, int done, int total, long long tokens,
                           double elapsed) {
     etok_energy_snapshot snap;
@@ -203,7 +185,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
     if (o->idle_s > 0) {
         if (o->progress) fprintf(stderr, "etok bench: idle baseline %g s (--idle 0 skips it)\n", o->idle_s);
         rec->idle_start_s = edge_s(ms, o);
-        interrupted = wait_or_signal(o->sig_fd, o->idle_s);
+        interrupted = etok_wait_or_signal(o->sig_fd, o->idle_s);
         rec->idle_end_s = edge_s(ms, o);
     }
 
@@ -316,7 +298,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
             } else if (open_loop && (want_more || q_n > 0)) {
                 /* idle until the next arrival (or a signal) */
                 double wait = next_arrival - (etok_mono_s() - t0);
-                if (wait > 0 && wait_or_signal(o->sig_fd, fmin(wait, 0.25))) interrupted = 1;
+                if (wait > 0 && etok_wait_or_signal(o->sig_fd, fmin(wait, 0.25))) interrupted = 1;
                 continue;
             } else {
                 break; /* all issued requests done and nothing more to send */
@@ -506,7 +488,7 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
     int rc = -1;
     if (o->idle_s > 0) {
         rec->idle_start_s = edge_s(ms, o);
-        if (wait_or_signal(o->sig_fd, o->idle_s)) stop = 1;
+        if (etok_wait_or_signal(o->sig_fd, o->idle_s)) stop = 1;
         rec->idle_end_s = edge_s(ms, o);
     }
     if (!stop && o->warmup_requests > 0) {

@@ -232,31 +232,38 @@ static int port_open(int port) {
     return ok;
 }
 
-static void test_endpoint_against_serve(void **st) {
-    (void)st;
-    int port = 20000 + (int)(getpid() % 20000);
-    char port_s[16];
-    snprintf(port_s, sizeof port_s, "%d", port);
-    pid_t srv = fork();
-    if (srv == 0) {
+/* Start `etok ARGS...` with stdout/stderr silenced (sysfs_root: ETOK_SYSFS_ROOT for it, or
+ * NULL) and wait up to 10 s for it to listen on port; returns its pid, or -1 (killed) when
+ * it never listened. */
+static pid_t spawn_listener(const char *sysfs_root, const char *const *args, int port) {
+    pid_t pid = fork();
+    if (pid == 0) {
         int null = open("/dev/null", O_WRONLY);
         if (null >= 0) {
             dup2(null, 1);
             dup2(null, 2);
         }
-        execl(etok_bin(), etok_bin(), "serve", "-m", model, "--port", port_s, "--meter", "estimate", (char *)NULL);
+        if (sysfs_root) setenv("ETOK_SYSFS_ROOT", sysfs_root, 1);
+        execv(etok_bin(), (char *const *)args);
         _exit(127);
     }
-    int up = 0;
-    for (int i = 0; i < 100 && !up; i++) {
+    for (int i = 0; i < 100; i++) {
         usleep(100 * 1000);
-        up = port_open(port);
+        if (port_open(port)) return pid;
     }
-    if (!up) {
-        kill(srv, SIGKILL);
-        waitpid(srv, NULL, 0);
-        skip(); /* the port was taken or serve could not start: not this test's subject */
-    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static void test_endpoint_against_serve(void **st) {
+    (void)st;
+    int port = 20000 + (int)(getpid() % 20000);
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    const char *args[] = {etok_bin(), "serve", "-m", model, "--port", port_s, "--meter", "estimate", NULL};
+    pid_t srv = spawn_listener(NULL, args, port);
+    if (srv < 0) skip(); /* the port was taken or serve could not start: not this test's subject */
     char url[64], out[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     snprintf(out, sizeof out, "%s/endpoint", dir);
@@ -330,26 +337,10 @@ static void test_energy_from_exporter(void **st) {
     int port = 20000 + (int)((getpid() + 7919) % 20000);
     char port_s[16];
     snprintf(port_s, sizeof port_s, "%d", port);
-    pid_t exp = fork();
-    if (exp == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        if (null >= 0) {
-            dup2(null, 1);
-            dup2(null, 2);
-        }
-        setenv("ETOK_SYSFS_ROOT", sysroot, 1);
-        execl(etok_bin(), etok_bin(), "exporter", "--port", port_s, "--meter", "rapl", "--rate-hz", "100", (char *)NULL);
-        _exit(127);
-    }
-    int up = 0;
-    for (int i = 0; i < 100 && !up; i++) {
-        usleep(100 * 1000);
-        up = port_open(port);
-    }
-    if (!up) {
-        kill(exp, SIGKILL);
+    const char *args[] = {etok_bin(), "exporter", "--port", port_s, "--meter", "rapl", "--rate-hz", "100", NULL};
+    pid_t exp = spawn_listener(sysroot, args, port);
+    if (exp < 0) {
         kill(writer, SIGKILL);
-        waitpid(exp, NULL, 0);
         waitpid(writer, NULL, 0);
         skip(); /* the port was taken: not this test's subject */
     }
