@@ -61,7 +61,8 @@ static void usage(FILE *f) {
             "  --tpot-slo S           s*: TPOT limit in seconds (default 0.25)\n"
             "  --pue X                power usage effectiveness >= 1 (default 1, 'assumed')\n"
             "  --idle S               idle baseline seconds before the run (default 5; 0 skips)\n"
-            "  --meter NAME           meter to use (repeatable; default: every available counter)\n"
+            "  --meter NAME           meter to use (repeatable or comma-separated; default: every available\n"
+            "                         counter/power meter)\n"
             "  --cpu-tdp IDLE:MAX     estimate meter: per-package idle and max watts\n"
             "  --price-per-kwh X      electricity price for energy_cost_per_mtok\n"
             "  --deployment-utilization U  U_dep in (0,1] (default: derived from the trace)\n"
@@ -208,6 +209,11 @@ int cmd_bench(int argc, char **argv) {
     if (requests != floor(requests) || conc != floor(conc) || max_tokens != floor(max_tokens) ||
         threads != floor(threads) || warm != floor(warm)) {
         fprintf(stderr, "etok bench: --requests, --concurrency, --max-tokens, --threads and --warmup take integers\n");
+        return ETOK_EXIT_USAGE;
+    }
+    if (energy_from && strncmp(energy_from, "http://", 7) && strncmp(energy_from, "https://", 8)) {
+        fprintf(stderr, "etok bench: --energy-from '%s': expected the http:// URL of an etok exporter's /metrics\n",
+                energy_from);
         return ETOK_EXIT_USAGE;
     }
     if (!model_path) model_path = default_path(DEFAULT_MODEL, mbuf, sizeof mbuf);

@@ -21,7 +21,7 @@ static void usage(FILE *f) {
             "etok_power_watts, etok_energy_uncertainty_joules, etok_meter_up.\n"
             "  --port N           TCP port (default 9464; 0 = any free port, printed on stderr)\n"
             "  --host ADDR        IPv4 address to bind (default 127.0.0.1; 0.0.0.0 for every interface)\n"
-            "  --meter NAME       meter to open (repeatable): rapl, perf, hwmon, nvml, estimate;\n"
+            "  --meter NAME       meter to open (repeatable or comma-separated): rapl, perf, hwmon, nvml, estimate;\n"
             "                     default: every available counter/power meter (see `etok meters`)\n"
             "  --tokens-file FILE republish cumulative token counts as etok_tokens_total{kind}: the file\n"
             "                     holds one integer (output tokens) or lines 'input N' / 'output N',\n"
@@ -29,7 +29,9 @@ static void usage(FILE *f) {
             "  --cpu-tdp I:M      idle and max watts per package for the estimate meter\n"
             "  --rate-hz HZ       meter sampling rate (default 10)\n"
             "Fleet J/token in PromQL (docs/PROMETHEUS.md):\n"
-            "  sum(rate(etok_energy_joules_total[1m])) / sum(rate(etok_tokens_total{kind=\"output\"}[1m]))\n");
+            "  sum(rate(etok_energy_joules_total[1m])) / sum(rate(etok_tokens_total{kind=\"output\"}[1m]))\n"
+            "SIGINT/SIGTERM stop it cleanly.\n"
+            "exit codes: 0 ok (stopped by a signal), 1 failure (cannot bind), 2 usage, 4 meter permission\n");
 }
 
 int cmd_exporter(int argc, char **argv) {

@@ -21,7 +21,8 @@ static void help(FILE *f) {
             "  --cpu-tdp I:M     per-package idle and max watts for the estimate meter\n"
             "Roots: ETOK_SYSFS_ROOT (default /sys), ETOK_PROC_ROOT (/proc), ETOK_NVML_LIB (libnvidia-ml.so.1).\n"
             "Sources: counter (hardware energy accumulator), power (sampled power, integrated),\n"
-            "external (a power-meter log), estimate (a model, never a measurement).\n");
+            "external (a power-meter log), estimate (a model, never a measurement).\n"
+            "exit codes: 0 ok (also when no meter is available: the listing says why), 1 failure, 2 usage\n");
 }
 
 int cmd_meters(int argc, char **argv) {

@@ -30,7 +30,7 @@ static void usage(FILE *f) {
             "  --max-seqs N           requests batched together in the engine (default 8)\n"
             "  --threads T            engine threads (default: all cores)\n"
             "  --ctx N                context length per request (default min(model, 2048))\n"
-            "  --meter NAME           meter to read (repeatable; default: every available meter)\n"
+            "  --meter NAME           meter to read (repeatable or comma-separated; default: every available meter)\n"
             "  --cpu-tdp I:M          idle and max watts per package for the estimate meter\n"
             "  --meter-rate-hz HZ     meter sampling rate (default 50: per-request energy resolves 20 ms)\n"
             "  --no-energy            do not open meters (usage energy fields are null, source none)\n"
@@ -44,7 +44,10 @@ static void usage(FILE *f) {
             "                         keeps every meter sample in memory (~0.8 kB/s per domain at 50 Hz)\n"
             "Per-request energy: each engine step's energy (meter deltas) is split across the requests\n"
             "in the step by their share of the step's tokens; idle energy is attributed to none\n"
-            "(see include/etok/serve.h). Its source is the meter's: counter, power, or estimate.\n");
+            "(see include/etok/serve.h). Its source is the meter's: counter, power, or estimate.\n"
+            "SIGINT/SIGTERM stop it cleanly (finishing the -o record).\n"
+            "exit codes: 0 ok (stopped by a signal), 1 failure (cannot bind), 2 usage, 3 bad model file,\n"
+            "            4 meter permission, 5 -o not writable\n");
 }
 
 static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {

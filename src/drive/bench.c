@@ -40,7 +40,7 @@ static void remote_edge(const etok_bench_opts *o, double t) {
     memset(&rd, 0, sizeof rd);
     if (o->energy_from->read(o->energy_from->arg, &rd) != 0) {
         etok_record_add_fault(rr, t, "remote", "", "read_error",
-                              "--energy-from: no reading at t=%.3f s (window edge); energy there is interpolated", t);
+                              "--energy-from: the exporter could not be read at the window edge t=%.3f s", t);
         return;
     }
     for (int i = 0; i < rd.n_domains; i++) {
