@@ -134,7 +134,7 @@ static void sampler_rate_and_clock(void **state) {
 }
 
 /* etok_meters_mark: a reading of every trace between the call and its return, far from the
- * sampler's own ticks (1 Hz here); -1 before start, a no-op after stop. */
+ * sampler's own ticks (0.1 Hz here); -1 before start, a no-op after stop. */
 static void mark_reads_every_meter_now(void **state) {
     (void)state;
     char *root = fx_tmpdir();
@@ -149,7 +149,7 @@ static void mark_reads_every_meter_now(void **state) {
     memset(&cfg, 0, sizeof cfg);
     cfg.names = names;
     cfg.n_names = 2;
-    cfg.rate_hz = 1.0;
+    cfg.rate_hz = 0.1; /* the sampler's own ticks are 10 s apart: every new sample is a mark's */
     etok_err err = {{0}, 0};
     etok_meter_set *ms = etok_meters_open(&cfg, &err);
     assert_non_null(ms);
