@@ -12,6 +12,7 @@
 #include "etok/engine.h"
 #include "etok/evalset.h"
 #include "etok/record.h"
+#include "etok/serve.h"
 #include "etok/util.h"
 
 typedef struct {
@@ -27,6 +28,13 @@ typedef struct {
     const char *system_prompt; /* NULL = none */
     int sig_fd;            /* signalfd to watch for SIGINT/SIGTERM (-1 = none) */
     int progress;          /* draw a progress line on stderr */
+    /* --energy-from URL: another node's etok exporter, read at every window edge (after the
+     * local meters' mark). Its readings go to remote_traces (meter "remote", one counter trace
+     * in J per exporter series, the exporter's source and boundary), a record of their own
+     * because the sampler owns rec->traces while it runs: the caller moves them into rec after
+     * etok_meters_stop with etok_bench_merge_remote. NULL = none. */
+    const etok_energy_source *energy_from;
+    etok_record *remote_traces;
 } etok_bench_opts;
 
 /* Runs the load on an open engine; meters must be started on rec by the caller (the
@@ -48,5 +56,11 @@ typedef struct {
 } etok_bench_endpoint;
 int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset *evals, const etok_bench_opts *o,
                               etok_meter_set *meters, etok_record *rec, etok_err *err);
+
+/* Moves the remote traces and faults into rec (after the meters stopped). When any remote trace
+ * has a reading, the local traces stay in the record but are no longer summable: the energy
+ * reported is the remote node's, never the two machines added together. Returns how many
+ * remote traces were moved, or -1 (out of memory) with err set. */
+int etok_bench_merge_remote(etok_record *rec, etok_record *remote, etok_err *err);
 
 #endif

@@ -10,6 +10,7 @@
  * Zeus-like use:
  *     etok_meter_set *ms = etok_meters_open(&cfg, &err);
  *     etok_meters_start(ms, &record, &err);      // sampler running, traces filling
+ *     etok_meters_mark(ms, &err);                // a reading of every meter at a window edge
  *     ... idle baseline, workload ...
  *     etok_meters_snapshot(ms, &snap);           // live cumulative energy (progress, serve)
  *     etok_meters_stop(ms, &err);                // final readings, traces complete
@@ -87,6 +88,12 @@ typedef struct {
     double uncertainty_j;
 } etok_domain_energy;
 int etok_meters_snapshot_domains(etok_meter_set *ms, etok_domain_energy *out, int cap);
+
+/* Window edge (added by integrate): read every counter/power meter NOW (the sampler thread is
+ * woken, reads each live domain once and appends the samples) and return when they are in the
+ * record, so that a window starting or ending here has a reading at its edge rather than up to
+ * one sampling period away. Thread-safe. 0 ok (also after stop: nothing to do); -1 before start. */
+int etok_meters_mark(etok_meter_set *ms, etok_err *err);
 
 /* Take final readings and stop the thread; the record's traces are then complete. */
 int etok_meters_stop(etok_meter_set *ms, etok_err *err);

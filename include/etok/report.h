@@ -23,5 +23,8 @@ char *etok_report_html(const etok_record *r, const etok_metrics *m);
 
 /* One value as text with a sensible precision ("n/a" when not finite). */
 void etok_report_fmt(double v, char *buf, size_t n);
+/* A metric's uncertainty as text: "95% CI [lo, hi]" when it has a CI, else "<pm> u" (pm is
+ * the plus-minus sign of the format: "±" or "&plusmn;"), else "" (also when not valid). */
+void etok_report_fmt_uncertainty(const etok_metric *x, const char *pm, char *buf, size_t n);
 
 #endif

@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "etok/meter.h"
+#include "etok/prom.h"
 #include "etok/record.h"
 #include "etok/util.h"
 
@@ -81,6 +82,11 @@ void etok_remote_energy_close(etok_remote_energy *r);
 /* Parse a Prometheus page into a reading (exposed for tests). 0, or -1 with err when the page
  * has no etok_energy_joules_total series or a malformed one. */
 int etok_remote_energy_parse(const char *text, etok_energy_reading *out, etok_err *err);
+
+/* The Prometheus families of one reading (etok_energy_joules_total per summable domain,
+ * etok_energy_nested_joules_total, etok_power_watts, etok_energy_uncertainty_joules): what the
+ * exporter's and the server's /metrics share (src/serve/exporter.c). */
+void etok_prom_energy_reading(etok_prom_buf *b, const etok_energy_reading *r);
 
 /* ---- etok serve ---- */
 

@@ -128,6 +128,18 @@ typedef enum {
 
 const char *etok_ceiling_name(etok_ceiling c); /* METRICS.md names: "compute", "memory_bandwidth", ... */
 
+/* ---------- ceiling functions (METRICS.md §1) ----------
+ * The one place each ceiling formula lives: etok_tpf_evaluate feeds them the modelled per-token
+ * costs of a scenario, the run metrics (metrics.c) feed them the run's measured FLOPs, bytes and
+ * joules per output token with the probe profile's peaks. Resources are for all devices counted.
+ * NAN when an input is unknown (NAN, or <= 0); a resource of +inf gives +inf (no limit). */
+double etok_tpf_ceiling_compute_tps(double peak_flops, double flops_per_output_token);        /* F / c_tok */
+double etok_tpf_ceiling_memory_bandwidth_tps(double mem_bw_bps, double bytes_per_output_token); /* B / b_tok */
+double etok_tpf_ceiling_power_tps(double power_w, double joules_per_output_token);              /* P / e_tok */
+/* The smallest known (not NAN) entry of ceilings_tps[ETOK_CEIL_COUNT], ties to the lower index;
+ * -1 when none is known. */
+int etok_tpf_smallest_ceiling(const double ceilings_tps[ETOK_CEIL_COUNT]);
+
 #define ETOK_TPF_MAX_NOTES 8
 
 typedef struct {

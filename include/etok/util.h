@@ -34,6 +34,9 @@ double etok_mono_s(void);
 double etok_wall_s(void);
 /* Sleep for seconds (restarts on EINTR unless *stop becomes non-zero; stop may be NULL). */
 void etok_sleep_s(double seconds, volatile int *stop);
+/* Wait up to seconds, returning 1 early when a signal arrives on sig_fd (a signalfd; it is
+ * consumed), else 0. sig_fd < 0: a plain sleep. (Added by integrate: run and bench shared it.) */
+int etok_wait_or_signal(int sig_fd, double seconds);
 
 /* Read a whole small file (sysfs attribute, JSON file) into a malloc'd NUL-terminated buffer.
  * Returns NULL with errno set on failure. len may be NULL. */

@@ -1,6 +1,7 @@
 /* metrics.c — the METRICS.md §3 reporting set of one run (see include/etok/metrics.h for
  * every definition). Pure: reads the record and energy.c's results, no I/O, no clock.
- * Owns: latency, SLO, goodput, quality gating, phase split, MFU/MBU and this run's ceilings,
+ * Owns: latency, SLO, goodput, quality gating, phase split, MFU/MBU and this run's ceilings
+ * (values from tpf.c's ceiling functions: the formulas live there),
  * and the plot series. Does not own: energy integration (energy.c), statistics (stats.c),
  * formatting (render/). */
 #include "etok/metrics.h"
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "etok/stats.h"
+#include "etok/tpf.h"
 
 static etok_metric *add(etok_metrics *m, const char *name, const char *stat, const char *unit, const char *source) {
     if (m->n >= ETOK_METRICS_MAX) return NULL;
@@ -536,32 +538,29 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
         snprintf(m->binding_constraint, sizeof m->binding_constraint, "device_power_cap");
     }
     const etok_metric *jout = etok_metrics_get(m, "joules_per_output_token", "");
-    double c_comp = sum_flops > 0 && r->hw.peak_flops > 0 && tout > 0 ? r->hw.peak_flops * (double)tout / sum_flops : NAN;
-    double c_mem = sum_bytes > 0 && r->hw.mem_bw_bps > 0 && tout > 0 ? r->hw.mem_bw_bps * (double)tout / sum_bytes : NAN;
-    double c_pow = r->hw.power_limit_w > 0 && jout && jout->valid ? r->hw.power_limit_w / jout->value : NAN;
+    /* This run's ceilings: the TPF ceiling functions (tpf.c) fed with the measured FLOPs, bytes
+     * and joules per output token and the probe profile's peaks (one device). */
+    double ceil_tps[ETOK_CEIL_COUNT];
+    for (int i = 0; i < ETOK_CEIL_COUNT; i++) ceil_tps[i] = NAN;
+    if (tout > 0) {
+        ceil_tps[ETOK_CEIL_COMPUTE] = etok_tpf_ceiling_compute_tps(r->hw.peak_flops, sum_flops / (double)tout);
+        ceil_tps[ETOK_CEIL_MEMORY_BANDWIDTH] = etok_tpf_ceiling_memory_bandwidth_tps(r->hw.mem_bw_bps, sum_bytes / (double)tout);
+    }
+    if (jout && jout->valid)
+        ceil_tps[ETOK_CEIL_DEVICE_POWER_CAP] = etok_tpf_ceiling_power_tps(r->hw.power_limit_w, jout->value);
     x = add(m, "ceiling_compute_tps", "", "token/s", ratio_src);
-    setv(x, c_comp, NAN);
+    setv(x, ceil_tps[ETOK_CEIL_COMPUTE], NAN);
     if (!x->valid) note(x, "needs engine FLOPs and a peak FLOP/s");
     x = add(m, "ceiling_memory_bandwidth_tps", "", "token/s", ratio_src);
-    setv(x, c_mem, NAN);
+    setv(x, ceil_tps[ETOK_CEIL_MEMORY_BANDWIDTH], NAN);
     if (!x->valid) note(x, "needs engine bytes and a memory bandwidth");
     x = add(m, "ceiling_device_power_cap_tps", "", "token/s", esrc);
-    setv(x, c_pow, NAN);
+    setv(x, ceil_tps[ETOK_CEIL_DEVICE_POWER_CAP], NAN);
     if (!x->valid) note(x, "device power limit unknown");
-    double cmin = INFINITY;
-    snprintf(m->tpf_binding_ceiling, sizeof m->tpf_binding_ceiling, "unknown");
-    if (isfinite(c_comp) && c_comp < cmin) {
-        cmin = c_comp;
-        snprintf(m->tpf_binding_ceiling, sizeof m->tpf_binding_ceiling, "compute");
-    }
-    if (isfinite(c_mem) && c_mem < cmin) {
-        cmin = c_mem;
-        snprintf(m->tpf_binding_ceiling, sizeof m->tpf_binding_ceiling, "memory_bandwidth");
-    }
-    if (isfinite(c_pow) && c_pow < cmin) {
-        cmin = c_pow;
-        snprintf(m->tpf_binding_ceiling, sizeof m->tpf_binding_ceiling, "device_power_cap");
-    }
+    int bind = etok_tpf_smallest_ceiling(ceil_tps);
+    double cmin = bind >= 0 ? ceil_tps[bind] : INFINITY;
+    snprintf(m->tpf_binding_ceiling, sizeof m->tpf_binding_ceiling, "%s",
+             bind >= 0 ? etok_ceiling_name((etok_ceiling)bind) : "unknown");
     x = add(m, "utilization", "", "1", ratio_src);
     if (isfinite(cmin) && rate_window >= 0) {
         setv(x, rate_window / cmin, NAN);

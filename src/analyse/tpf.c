@@ -51,6 +51,28 @@ static const char *const CEIL_NAMES[ETOK_CEIL_COUNT] = {
 
 const char *etok_ceiling_name(etok_ceiling c) { return (unsigned)c < ETOK_CEIL_COUNT ? CEIL_NAMES[c] : "?"; }
 
+/* ---------- ceiling functions ---------- */
+static int known_pos(double v) { return !isnan(v) && v > 0; }
+
+double etok_tpf_ceiling_compute_tps(double peak_flops, double flops_per_output_token) {
+    return known_pos(peak_flops) && known_pos(flops_per_output_token) ? peak_flops / flops_per_output_token : NAN;
+}
+
+double etok_tpf_ceiling_memory_bandwidth_tps(double mem_bw_bps, double bytes_per_output_token) {
+    return known_pos(mem_bw_bps) && known_pos(bytes_per_output_token) ? mem_bw_bps / bytes_per_output_token : NAN;
+}
+
+double etok_tpf_ceiling_power_tps(double power_w, double joules_per_output_token) {
+    return known_pos(power_w) && known_pos(joules_per_output_token) ? power_w / joules_per_output_token : NAN;
+}
+
+int etok_tpf_smallest_ceiling(const double c[ETOK_CEIL_COUNT]) {
+    int best = -1;
+    for (int i = 0; i < ETOK_CEIL_COUNT; i++)
+        if (!isnan(c[i]) && (best < 0 || c[i] < c[best])) best = i;
+    return best;
+}
+
 void etok_tpf_scenario_init(etok_tpf_scenario *s) {
     memset(s, 0, sizeof *s);
     s->device_count = 1;
@@ -318,10 +340,10 @@ int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf
     /* Hardware ceilings over all devices (METRICS.md §1): N F_peak / c_tok and N B_mem / b_tok. */
     const double F = N * r->peak_flops, B = N * r->mem_bw_bps;
     double *C = r->ceilings_tps;
-    C[ETOK_CEIL_COMPUTE] = F / pc.c_out;
-    C[ETOK_CEIL_MEMORY_BANDWIDTH] = B / pc.b_out;
+    C[ETOK_CEIL_COMPUTE] = etok_tpf_ceiling_compute_tps(F, pc.c_out);
+    C[ETOK_CEIL_MEMORY_BANDWIDTH] = etok_tpf_ceiling_memory_bandwidth_tps(B, pc.b_out);
     /* memory_capacity: the bandwidth ceiling at the largest batch the memory holds. */
-    C[ETOK_CEIL_MEMORY_CAPACITY] = B / pmax.b_out;
+    C[ETOK_CEIL_MEMORY_CAPACITY] = etok_tpf_ceiling_memory_bandwidth_tps(B, pmax.b_out);
 
     /* Roofline with phases in series: each phase at max(compute time, memory time). */
     const double ratio = (double)s->input_tokens / s->output_tokens;
@@ -352,13 +374,13 @@ int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf
     /* device_power_cap: the rate at which the modelled device power reaches the cap. */
     C[ETOK_CEIL_DEVICE_POWER_CAP] = r->roofline_tps * (P_cap - P_idle) / (P_max - P_idle);
     if (s->measured_joules_per_output_token > 0)
-        C[ETOK_CEIL_DEVICE_POWER_CAP] = N * P_cap / e_ceil;
+        C[ETOK_CEIL_DEVICE_POWER_CAP] = etok_tpf_ceiling_power_tps(N * P_cap, e_ceil);
     /* Facility ceilings: theta * P / e_tok (METRICS.md §1); P_IT = min(P_grid / PUE, P_cooling). */
     const double theta = s->has_facility ? s->theta : 1.0;
     const double pue = s->has_facility ? s->pue : 1.0;
     if (s->has_facility) {
-        C[ETOK_CEIL_DELIVERED_POWER] = theta * (s->facility_power_w / pue) / e_ceil;
-        C[ETOK_CEIL_COOLING] = s->cooling_w > 0 ? theta * s->cooling_w / e_ceil : INFINITY;
+        C[ETOK_CEIL_DELIVERED_POWER] = etok_tpf_ceiling_power_tps(theta * (s->facility_power_w / pue), e_ceil);
+        C[ETOK_CEIL_COOLING] = s->cooling_w > 0 ? etok_tpf_ceiling_power_tps(theta * s->cooling_w, e_ceil) : INFINITY;
         r->it_power_w = s->cooling_w > 0 ? fmin(s->facility_power_w / pue, s->cooling_w) : s->facility_power_w / pue;
     } else {
         C[ETOK_CEIL_DELIVERED_POWER] = INFINITY;

@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "etok/bench.h"
 #include "etok/engine.h"
@@ -22,6 +22,7 @@
 #include "etok/probe.h"
 #include "etok/record.h"
 #include "etok/report.h"
+#include "etok/serve.h"
 #include "etok/util.h"
 
 #ifndef ETOK_VERSION
@@ -30,7 +31,6 @@
 
 #define DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define DEFAULT_EVALS "data/evals/default.jsonl"
-#define MAX_METERS 16
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -39,6 +39,7 @@ static void usage(FILE *f) {
             "                  [--quality-target Q] [--ttft-slo S] [--tpot-slo S] [--pue X] [--idle S]\n"
             "                  [--meter NAME ...] [--price-per-kwh X] [--seed S] [--profile FILE] [-o DIR]\n"
             "                  [--endpoint URL [--endpoint-model NAME] [--api-key KEY] [--completions] [--timeout S]]\n"
+            "                  [--energy-from URL]\n"
             "\n"
             "Energy-to-token evaluation of the built-in engine: run an eval set through the model's chat\n"
             "template (greedy), measure energy with an idle baseline, and report the METRICS.md reporting\n"
@@ -60,7 +61,8 @@ static void usage(FILE *f) {
             "  --tpot-slo S           s*: TPOT limit in seconds (default 0.25)\n"
             "  --pue X                power usage effectiveness >= 1 (default 1, 'assumed')\n"
             "  --idle S               idle baseline seconds before the run (default 5; 0 skips)\n"
-            "  --meter NAME           meter to use (repeatable; default: every available counter)\n"
+            "  --meter NAME           meter to use (repeatable or comma-separated; default: every available\n"
+            "                         counter/power meter)\n"
             "  --cpu-tdp IDLE:MAX     estimate meter: per-package idle and max watts\n"
             "  --price-per-kwh X      electricity price for energy_cost_per_mtok\n"
             "  --deployment-utilization U  U_dep in (0,1] (default: derived from the trace)\n"
@@ -73,6 +75,9 @@ static void usage(FILE *f) {
             "  --api-key KEY          bearer key (default $OPENAI_API_KEY)\n"
             "  --completions          use /v1/completions instead of /v1/chat/completions\n"
             "  --timeout S            per-request timeout for --endpoint (default 300)\n"
+            "  --energy-from URL      energy from another node's `etok exporter` (its /metrics), read at\n"
+            "                         every window edge and recorded as meter \"remote\" with the exporter's\n"
+            "                         source and boundary; this machine's meters are kept but not counted\n"
             "  -o, --output DIR       output directory (default out/)\n"
             "  -q, --quiet            no table on stdout\n"
             "  -h, --help             this help\n"
@@ -92,28 +97,6 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, int l
     }
     *out = v;
     return 0;
-}
-
-static void host_info(etok_record *r) {
-    struct utsname u;
-    if (uname(&u) == 0) {
-        snprintf(r->host, sizeof r->host, "%s", u.nodename);
-        snprintf(r->kernel, sizeof r->kernel, "%.40s %.80s", u.sysname, u.release);
-    }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    r->cpu_count = n > 0 ? (int)n : 0;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/cpuinfo", etok_proc_root());
-    char *txt = etok_read_file(path, NULL);
-    if (!txt) return;
-    char *line = strstr(txt, "model name");
-    char *colon = line ? strchr(line, ':') : NULL;
-    if (colon) {
-        colon++;
-        while (*colon == ' ' || *colon == '\t') colon++;
-        snprintf(r->cpu_model, sizeof r->cpu_model, "%.*s", (int)strcspn(colon, "\n"), colon);
-    }
-    free(txt);
 }
 
 /* A default path relative to the working directory, else to the source tree. */
@@ -139,7 +122,7 @@ int cmd_bench(int argc, char **argv) {
     enum {
         O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
         O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
-        O_TIMEOUT
+        O_TIMEOUT, O_EFROM
     };
     static const struct option lopts[] = {
         {"model", required_argument, NULL, 'm'},      {"evals", required_argument, NULL, O_EVALS},
@@ -156,17 +139,19 @@ int cmd_bench(int argc, char **argv) {
         {"system", required_argument, NULL, O_SYSTEM}, {"endpoint", required_argument, NULL, O_ENDPOINT},
         {"endpoint-model", required_argument, NULL, O_EPMODEL}, {"api-key", required_argument, NULL, O_APIKEY},
         {"completions", no_argument, NULL, O_COMPL}, {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"energy-from", required_argument, NULL, O_EFROM},
         {"output", required_argument, NULL, 'o'},     {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
     char mbuf[4096], ebuf[4096];
     const char *model_path = NULL, *evals_path = NULL, *out_dir = "out", *profile_path = NULL, *system = NULL;
-    const char *meters[MAX_METERS];
-    int n_meters = 0, quiet = 0;
+    etok_cli_meters meters = {.n_names = 0};
+    int quiet = 0;
     double requests = 0, duration = 0, conc = 0, rate = 0, max_tokens = 32, threads = 0, warm = 2;
     double q_star = 0.5, ttft_slo = 2.0, tpot_slo = 0.25, pue = 1, idle = 5, price = 0, udep = 0, seed = 1;
     double cpu_idle_w = 0, cpu_max_w = 0, timeout = 300;
     etok_bench_endpoint ep = {0};
+    const char *energy_from = NULL;
     optind = 1;
     opterr = 0;
     int c;
@@ -192,28 +177,14 @@ int cmd_bench(int argc, char **argv) {
         case O_SEED: bad = parse_num("--seed", optarg, 0, 9007199254740992.0, 0, &seed); break;
         case O_PROFILE: profile_path = optarg; break;
         case O_SYSTEM: system = optarg; break;
-        case O_METER:
-            if (n_meters == MAX_METERS) {
-                fprintf(stderr, "etok bench: too many --meter options (max %d)\n", MAX_METERS);
-                return ETOK_EXIT_USAGE;
-            }
-            meters[n_meters++] = optarg;
-            break;
-        case O_TDP: {
-            char *end;
-            cpu_idle_w = strtod(optarg, &end);
-            if (*end == ':') cpu_max_w = strtod(end + 1, &end);
-            if (*end || cpu_idle_w < 0 || cpu_max_w <= cpu_idle_w) {
-                fprintf(stderr, "etok bench: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", optarg);
-                return ETOK_EXIT_USAGE;
-            }
-            break;
-        }
+        case O_METER: bad = etok_cli_meters_add("bench", &meters, optarg); break;
+        case O_TDP: bad = etok_cli_cpu_tdp("bench", optarg, &cpu_idle_w, &cpu_max_w); break;
         case O_ENDPOINT: ep.url = optarg; break;
         case O_EPMODEL: ep.model = optarg; break;
         case O_APIKEY: ep.api_key = optarg; break;
         case O_COMPL: ep.completions_api = 1; break;
         case O_TIMEOUT: bad = parse_num("--timeout", optarg, 0, 86400, 1, &timeout); break;
+        case O_EFROM: energy_from = optarg; break;
         case 'o': out_dir = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
@@ -238,6 +209,11 @@ int cmd_bench(int argc, char **argv) {
     if (requests != floor(requests) || conc != floor(conc) || max_tokens != floor(max_tokens) ||
         threads != floor(threads) || warm != floor(warm)) {
         fprintf(stderr, "etok bench: --requests, --concurrency, --max-tokens, --threads and --warmup take integers\n");
+        return ETOK_EXIT_USAGE;
+    }
+    if (energy_from && strncmp(energy_from, "http://", 7) && strncmp(energy_from, "https://", 8)) {
+        fprintf(stderr, "etok bench: --energy-from '%s': expected the http:// URL of an etok exporter's /metrics\n",
+                energy_from);
         return ETOK_EXIT_USAGE;
     }
     if (!model_path) model_path = default_path(DEFAULT_MODEL, mbuf, sizeof mbuf);
@@ -277,6 +253,10 @@ int cmd_bench(int argc, char **argv) {
     etok_model *model = NULL;
     etok_engine *engine = NULL;
     etok_meter_set *ms = NULL;
+    etok_remote_energy *remote = NULL;
+    etok_energy_source remote_src = {0};
+    etok_record remote_rec;
+    etok_record_init(&remote_rec);
     int sig_fd = -1;
     etok_record rec;
     etok_record_init(&rec);
@@ -325,13 +305,21 @@ int cmd_bench(int argc, char **argv) {
         memset(&err, 0, sizeof err);
     }
 
-    etok_meter_config mc = {.names = n_meters ? meters : NULL, .n_names = n_meters, .cpu_idle_w = cpu_idle_w,
+    etok_meter_config mc = {.names = etok_cli_meters_names(&meters), .n_names = meters.n_names, .cpu_idle_w = cpu_idle_w,
                             .cpu_max_w = cpu_max_w};
     ms = etok_meters_open(&mc, &err);
     if (!ms) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
         rc = err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
         goto done;
+    }
+    if (energy_from) {
+        remote = etok_remote_energy_open(energy_from, 5.0, &remote_src, &err);
+        if (!remote) {
+            fprintf(stderr, "etok bench: %s\n", err.msg);
+            rc = err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+            goto done;
+        }
     }
     snprintf(rec.kind, sizeof rec.kind, "bench");
     snprintf(rec.tool_version, sizeof rec.tool_version, "%s", ETOK_VERSION);
@@ -344,7 +332,7 @@ int cmd_bench(int argc, char **argv) {
         }
         if (k >= sizeof rec.command) rec.command[sizeof rec.command - 1] = 0;
     }
-    host_info(&rec);
+    etok_cli_host_info(&rec);
     rec.pue = pue;
     snprintf(rec.pue_source, sizeof rec.pue_source, "assumed");
     rec.price_per_kwh = price;
@@ -365,13 +353,14 @@ int cmd_bench(int argc, char **argv) {
                                 "warmup_requests", (int)warm, "idle_s", idle, "seed", seed, "system", system);
         if (cfg) {
             json_t *ma = json_array();
-            for (int i = 0; i < n_meters; i++) json_array_append_new(ma, json_string(meters[i]));
+            for (int i = 0; i < meters.n_names; i++) json_array_append_new(ma, json_string(meters.names[i]));
             json_object_set_new(cfg, "meters", ma);
             json_object_set_new(cfg, "sampling", json_string("greedy"));
             if (ep.url) {
                 json_object_set_new(cfg, "endpoint", json_string(ep.url));
                 json_object_set_new(cfg, "api", json_string(ep.completions_api ? "completions" : "chat"));
             }
+            if (energy_from) json_object_set_new(cfg, "energy_from", json_string(energy_from));
             rec.config_json = json_dumps(cfg, JSON_COMPACT);
             json_decref(cfg);
         }
@@ -397,11 +386,15 @@ int cmd_bench(int argc, char **argv) {
         .system_prompt = system,
         .sig_fd = sig_fd,
         .progress = !quiet && etok_stderr_is_tty(),
+        .energy_from = remote ? &remote_src : NULL,
+        .remote_traces = &remote_rec,
     };
     int drive_rc = ep.url ? etok_bench_drive_endpoint(&ep, &ev, &bo, ms, &rec, &err)
                           : etok_bench_drive(model, engine, &ev, &bo, ms, &rec, &err);
     etok_err stop_err = {0};
     if (etok_meters_stop(ms, &stop_err)) fprintf(stderr, "etok bench: stopping the meters: %s\n", stop_err.msg);
+    if (remote && etok_bench_merge_remote(&rec, &remote_rec, &stop_err) < 0)
+        fprintf(stderr, "etok bench: --energy-from: %s\n", stop_err.msg);
     if (drive_rc) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
         rec.partial = 1; /* still write what was observed */
@@ -440,6 +433,8 @@ done:
     free(txt);
     etok_metrics_free(&met);
     if (ms) etok_meters_close(ms);
+    if (remote) etok_remote_energy_close(remote);
+    etok_record_free(&remote_rec);
     if (engine) etok_engine_free(engine);
     if (model) etok_model_free(model);
     if (sig_fd >= 0) close(sig_fd);

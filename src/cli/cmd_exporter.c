@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "etok/meter.h"
 #include "etok/serve.h"
@@ -20,7 +21,7 @@ static void usage(FILE *f) {
             "etok_power_watts, etok_energy_uncertainty_joules, etok_meter_up.\n"
             "  --port N           TCP port (default 9464; 0 = any free port, printed on stderr)\n"
             "  --host ADDR        IPv4 address to bind (default 127.0.0.1; 0.0.0.0 for every interface)\n"
-            "  --meter NAME       meter to open (repeatable): rapl, perf, hwmon, nvml, estimate;\n"
+            "  --meter NAME       meter to open (repeatable or comma-separated): rapl, perf, hwmon, nvml, estimate;\n"
             "                     default: every available counter/power meter (see `etok meters`)\n"
             "  --tokens-file FILE republish cumulative token counts as etok_tokens_total{kind}: the file\n"
             "                     holds one integer (output tokens) or lines 'input N' / 'output N',\n"
@@ -28,15 +29,16 @@ static void usage(FILE *f) {
             "  --cpu-tdp I:M      idle and max watts per package for the estimate meter\n"
             "  --rate-hz HZ       meter sampling rate (default 10)\n"
             "Fleet J/token in PromQL (docs/PROMETHEUS.md):\n"
-            "  sum(rate(etok_energy_joules_total[1m])) / sum(rate(etok_tokens_total{kind=\"output\"}[1m]))\n");
+            "  sum(rate(etok_energy_joules_total[1m])) / sum(rate(etok_tokens_total{kind=\"output\"}[1m]))\n"
+            "SIGINT/SIGTERM stop it cleanly.\n"
+            "exit codes: 0 ok (stopped by a signal), 1 failure (cannot bind), 2 usage, 4 meter permission\n");
 }
 
 int cmd_exporter(int argc, char **argv) {
     etok_exporter_opts o = {.port = 9464};
     etok_meter_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    const char *names[16];
-    int n_names = 0;
+    etok_cli_meters meters = {.n_names = 0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -54,19 +56,11 @@ int cmd_exporter(int argc, char **argv) {
         } else if (!strcmp(a, "--host") && has) {
             o.host = argv[++i];
         } else if (!strcmp(a, "--meter") && has) {
-            if (n_names >= 16) {
-                fprintf(stderr, "etok exporter: too many --meter options\n");
-                return ETOK_EXIT_USAGE;
-            }
-            names[n_names++] = argv[++i];
+            if (etok_cli_meters_add("exporter", &meters, argv[++i]) != 0) return ETOK_EXIT_USAGE;
         } else if (!strcmp(a, "--tokens-file") && has) {
             o.tokens_file = argv[++i];
         } else if (!strcmp(a, "--cpu-tdp") && has) {
-            const char *s = argv[++i];
-            if (sscanf(s, "%lf:%lf", &cfg.cpu_idle_w, &cfg.cpu_max_w) != 2 || cfg.cpu_idle_w < 0 || cfg.cpu_max_w <= cfg.cpu_idle_w) {
-                fprintf(stderr, "etok exporter: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", s);
-                return ETOK_EXIT_USAGE;
-            }
+            if (etok_cli_cpu_tdp("exporter", argv[++i], &cfg.cpu_idle_w, &cfg.cpu_max_w) != 0) return ETOK_EXIT_USAGE;
         } else if (!strcmp(a, "--rate-hz") && has) {
             char *end;
             cfg.rate_hz = strtod(argv[++i], &end);
@@ -79,8 +73,8 @@ int cmd_exporter(int argc, char **argv) {
             return ETOK_EXIT_USAGE;
         }
     }
-    cfg.names = n_names ? names : NULL;
-    cfg.n_names = n_names;
+    cfg.names = etok_cli_meters_names(&meters);
+    cfg.n_names = meters.n_names;
     cfg.live_only = 1; /* a daemon: live counters only, no growing sample traces */
 
     /* signals are taken synchronously with sigwait (no handler, no global state); block them

@@ -30,7 +30,8 @@ static void usage(FILE *f) {
             "      --top-k K      keep the K most likely tokens (0 = off)\n"
             "      --top-p P      nucleus sampling mass (1 = off)\n"
             "      --ctx N        context length (default min(model, 2048))\n"
-            "At the end, stderr shows token counts and tokens/s (measured, wall clock).\n");
+            "At the end, stderr shows token counts and tokens/s (measured, wall clock).\n"
+            "exit codes: 0 ok, 1 failure, 2 usage, 3 bad model file\n");
 }
 
 static int parse_int(const char *s, const char *what, int lo, int hi, int *out) {
@@ -84,6 +85,7 @@ int cmd_generate(int argc, char **argv) {
                                          {"top-p", required_argument, 0, O_TOPP},   {"ctx", required_argument, 0, O_CTX},
                                          {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     optind = 1;
+    opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "m:p:n:h", opts, NULL)) != -1) {
         switch (c) {
@@ -98,7 +100,9 @@ int cmd_generate(int argc, char **argv) {
         case O_TOPP: if (parse_float(optarg, "--top-p", 0, 1, &samp.top_p)) return ETOK_EXIT_USAGE; break;
         case O_CTX: if (parse_int(optarg, "--ctx", 16, 1 << 20, &ctx)) return ETOK_EXIT_USAGE; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
-        default: usage(stderr); return ETOK_EXIT_USAGE;
+        default:
+            fprintf(stderr, "etok generate: unknown or incomplete option '%s' (etok generate --help)\n", argv[optind - 1]);
+            return ETOK_EXIT_USAGE;
         }
     }
     if (optind < argc) {

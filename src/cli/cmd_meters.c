@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "etok/meter.h"
 #include "etok/util.h"
@@ -20,7 +21,8 @@ static void help(FILE *f) {
             "  --cpu-tdp I:M     per-package idle and max watts for the estimate meter\n"
             "Roots: ETOK_SYSFS_ROOT (default /sys), ETOK_PROC_ROOT (/proc), ETOK_NVML_LIB (libnvidia-ml.so.1).\n"
             "Sources: counter (hardware energy accumulator), power (sampled power, integrated),\n"
-            "external (a power-meter log), estimate (a model, never a measurement).\n");
+            "external (a power-meter log), estimate (a model, never a measurement).\n"
+            "exit codes: 0 ok (also when no meter is available: the listing says why), 1 failure, 2 usage\n");
 }
 
 int cmd_meters(int argc, char **argv) {
@@ -36,14 +38,7 @@ int cmd_meters(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--extlog") && i + 1 < argc) {
             cfg.extlog_path = argv[++i];
         } else if (!strcmp(argv[i], "--cpu-tdp") && i + 1 < argc) {
-            char *end;
-            const char *s = argv[++i];
-            cfg.cpu_idle_w = strtod(s, &end);
-            if (*end == ':') cfg.cpu_max_w = strtod(end + 1, &end);
-            if (*end || cfg.cpu_idle_w < 0 || cfg.cpu_max_w <= cfg.cpu_idle_w) {
-                fprintf(stderr, "etok meters: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", s);
-                return ETOK_EXIT_USAGE;
-            }
+            if (etok_cli_cpu_tdp("meters", argv[++i], &cfg.cpu_idle_w, &cfg.cpu_max_w) != 0) return ETOK_EXIT_USAGE;
         } else {
             fprintf(stderr, "etok meters: unknown option '%s' (etok meters --help)\n", argv[i]);
             return ETOK_EXIT_USAGE;

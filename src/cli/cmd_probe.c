@@ -20,7 +20,8 @@ static void help(FILE *f) {
                "  --profile FILE  read/write this profile instead of the cache\n"
                "  --force         measure again even when a profile exists\n"
                "  --json          print the profile as JSON\n"
-               "  --threads N     threads for the kernels (default: every online core)\n");
+               "  --threads N     threads for the kernels (default: every online core)\n"
+               "exit codes: 0 ok, 1 failure, 2 usage, 3 bad profile file, 5 profile not writable\n");
 }
 
 int cmd_probe(int argc, char **argv) {

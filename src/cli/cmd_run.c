@@ -24,10 +24,10 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "etok/command.h"
 #include "etok/energy.h"
@@ -42,6 +42,12 @@
 
 #define DEFAULT_RECORD "etok-run.json"
 #define MAX_METERS 16
+
+/* A window edge: a reading of every meter now (etok_meters_mark), then its record time. */
+static double run_edge_s(etok_meter_set *ms) {
+    (void)etok_meters_mark(ms, NULL);
+    return etok_meters_now(ms);
+}
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -128,84 +134,21 @@ static void join_command(char *out, size_t cap, char *const argv[]) {
     }
 }
 
-static void host_info(etok_record *r) {
-    struct utsname u;
-    if (uname(&u) == 0) {
-        snprintf(r->host, sizeof r->host, "%s", u.nodename);
-        snprintf(r->kernel, sizeof r->kernel, "%.40s %.80s", u.sysname, u.release);
-    }
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    r->cpu_count = n > 0 ? (int)n : 0;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/cpuinfo", etok_proc_root());
-    char *txt = etok_read_file(path, NULL);
-    if (!txt) return;
-    char *line = strstr(txt, "model name");
-    if (line) {
-        char *colon = strchr(line, ':');
-        if (colon) {
-            colon++;
-            while (*colon == ' ' || *colon == '\t') colon++;
-            size_t len = strcspn(colon, "\n");
-            snprintf(r->cpu_model, sizeof r->cpu_model, "%.*s", (int)len, colon);
-        }
-    }
-    free(txt);
-}
-
-/* Wait `seconds`, unless a signal arrives on sig_fd first (returns 1 then). */
-static int wait_or_signal(int sig_fd, double seconds) {
-    double end = etok_mono_s() + seconds;
-    for (;;) {
-        double left = end - etok_mono_s();
-        if (left <= 0) return 0;
-        struct pollfd pf = {.fd = sig_fd, .events = POLLIN};
-        int ms = (int)(left * 1000) + 1;
-        int pr = poll(&pf, 1, ms);
-        if (pr > 0) {
-            struct signalfd_siginfo si;
-            if (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si) return 1;
-        }
-    }
-}
-
 typedef struct {
     long long tokens;
     int tokens_given;
     const char *tokens_regex;
-    const char *meters[MAX_METERS];
-    int n_meters;
-    char meter_buf[512];
+    etok_cli_meters meters;
     double idle_s, pue, rate_hz, cpu_idle_w, cpu_max_w;
     const char *extlog;
     const char *out_path;
     int json;
 } run_opts;
 
-static int add_meters(run_opts *o, const char *arg) {
-    size_t used = 0;
-    for (int i = 0; i < o->n_meters; i++) used += strlen(o->meters[i]) + 1;
-    const char *p = arg;
-    while (*p) {
-        size_t len = strcspn(p, ",");
-        if (len) {
-            if (o->n_meters >= MAX_METERS || used + len + 1 > sizeof o->meter_buf) return -1;
-            char *dst = o->meter_buf + used;
-            memcpy(dst, p, len);
-            dst[len] = '\0';
-            o->meters[o->n_meters++] = dst;
-            used += len + 1;
-        }
-        p += len;
-        if (*p == ',') p++;
-    }
-    return 0;
-}
-
 static char *config_text(const run_opts *o, const etok_command_result *cr) {
     json_t *c = json_object();
     json_t *m = json_array();
-    for (int i = 0; i < o->n_meters; i++) json_array_append_new(m, json_string(o->meters[i]));
+    for (int i = 0; i < o->meters.n_names; i++) json_array_append_new(m, json_string(o->meters.names[i]));
     json_object_set_new(c, "meters", m);
     json_object_set_new(c, "idle_s", json_real(o->idle_s));
     json_object_set_new(c, "rate_hz", json_real(o->rate_hz > 0 ? o->rate_hz : 10));
@@ -258,10 +201,7 @@ int cmd_run(int argc, char **argv) {
         }
         case 'r': o.tokens_regex = optarg; break;
         case 'm':
-            if (add_meters(&o, optarg) != 0) {
-                fprintf(stderr, "etok run: too many --meter names\n");
-                return ETOK_EXIT_USAGE;
-            }
+            if (etok_cli_meters_add("run", &o.meters, optarg) != 0) return ETOK_EXIT_USAGE;
             break;
         case 'i':
             if (parse_double(optarg, &o.idle_s) != 0 || o.idle_s < 0 || o.idle_s > 86400) {
@@ -275,18 +215,9 @@ int cmd_run(int argc, char **argv) {
                 return ETOK_EXIT_USAGE;
             }
             break;
-        case 'c': {
-            char buf[64];
-            snprintf(buf, sizeof buf, "%s", optarg);
-            char *colon = strchr(buf, ':');
-            if (colon) *colon = '\0';
-            if (!colon || parse_double(buf, &o.cpu_idle_w) != 0 || parse_double(colon + 1, &o.cpu_max_w) != 0 ||
-                o.cpu_idle_w < 0 || o.cpu_max_w <= o.cpu_idle_w) {
-                fprintf(stderr, "etok run: --cpu-tdp '%s': expected IDLE:MAX watts with 0 <= IDLE < MAX\n", optarg);
-                return ETOK_EXIT_USAGE;
-            }
+        case 'c':
+            if (etok_cli_cpu_tdp("run", optarg, &o.cpu_idle_w, &o.cpu_max_w) != 0) return ETOK_EXIT_USAGE;
             break;
-        }
         case 'e': o.extlog = optarg; break;
         case 'R':
             if (parse_double(optarg, &o.rate_hz) != 0 || o.rate_hz <= 0 || o.rate_hz > 1000) {
@@ -338,8 +269,8 @@ int cmd_run(int argc, char **argv) {
     }
 
     etok_meter_config mc = {
-        .names = o.n_meters ? o.meters : NULL,
-        .n_names = o.n_meters,
+        .names = etok_cli_meters_names(&o.meters),
+        .n_names = o.meters.n_names,
         .rate_hz = o.rate_hz,
         .cpu_idle_w = o.cpu_idle_w,
         .cpu_max_w = o.cpu_max_w,
@@ -358,7 +289,7 @@ int cmd_run(int argc, char **argv) {
     snprintf(rec.tool_version, sizeof rec.tool_version, "%s", ETOK_VERSION);
     snprintf(rec.kind, sizeof rec.kind, "run");
     join_command(rec.command, sizeof rec.command, cmd);
-    host_info(&rec);
+    etok_cli_host_info(&rec);
     rec.pue = o.pue;
     rec.t0_wall_s = etok_wall_s();
     if (etok_meters_start(ms, &rec, &err) != 0) {
@@ -377,11 +308,11 @@ int cmd_run(int argc, char **argv) {
     memset(&cr, 0, sizeof cr);
     if (o.idle_s > 0) {
         if (!o.json) fprintf(stderr, "etok run: idle baseline %g s (--idle 0 skips it)...\n", o.idle_s);
-        rec.idle_start_s = etok_meters_now(ms);
-        interrupted = wait_or_signal(sig_fd, o.idle_s);
-        rec.idle_end_s = etok_meters_now(ms);
+        rec.idle_start_s = run_edge_s(ms);
+        interrupted = etok_wait_or_signal(sig_fd, o.idle_s);
+        rec.idle_end_s = run_edge_s(ms);
     }
-    rec.window_start_s = etok_meters_now(ms);
+    rec.window_start_s = run_edge_s(ms);
     if (!interrupted) {
         etok_command_opts co = {.tokens_regex = o.tokens_regex, .signal_fd = sig_fd};
         if (etok_command_run(cmd, &co, &cr, &err) != 0) {
@@ -398,7 +329,7 @@ int cmd_run(int argc, char **argv) {
     } else {
         rc = ETOK_EXIT_INTERRUPTED;
     }
-    rec.window_end_s = etok_meters_now(ms);
+    rec.window_end_s = run_edge_s(ms);
     if (etok_meters_stop(ms, &err) != 0) fprintf(stderr, "etok run: stopping the meters: %s\n", err.msg);
     etok_meters_close(ms);
 

@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "etok/meter.h"
 #include "etok/serve.h"
@@ -30,7 +30,7 @@ static void usage(FILE *f) {
             "  --max-seqs N           requests batched together in the engine (default 8)\n"
             "  --threads T            engine threads (default: all cores)\n"
             "  --ctx N                context length per request (default min(model, 2048))\n"
-            "  --meter NAME           meter to read (repeatable; default: every available meter)\n"
+            "  --meter NAME           meter to read (repeatable or comma-separated; default: every available meter)\n"
             "  --cpu-tdp I:M          idle and max watts per package for the estimate meter\n"
             "  --meter-rate-hz HZ     meter sampling rate (default 50: per-request energy resolves 20 ms)\n"
             "  --no-energy            do not open meters (usage energy fields are null, source none)\n"
@@ -44,7 +44,10 @@ static void usage(FILE *f) {
             "                         keeps every meter sample in memory (~0.8 kB/s per domain at 50 Hz)\n"
             "Per-request energy: each engine step's energy (meter deltas) is split across the requests\n"
             "in the step by their share of the step's tokens; idle energy is attributed to none\n"
-            "(see include/etok/serve.h). Its source is the meter's: counter, power, or estimate.\n");
+            "(see include/etok/serve.h). Its source is the meter's: counter, power, or estimate.\n"
+            "SIGINT/SIGTERM stop it cleanly (finishing the -o record).\n"
+            "exit codes: 0 ok (stopped by a signal), 1 failure (cannot bind), 2 usage, 3 bad model file,\n"
+            "            4 meter permission, 5 -o not writable\n");
 }
 
 static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
@@ -62,8 +65,8 @@ int cmd_serve(int argc, char **argv) {
     etok_serve_opts o = {.port = 8080};
     etok_meter_config cfg;
     memset(&cfg, 0, sizeof cfg);
-    const char *names[16];
-    int n_names = 0, no_energy = 0;
+    etok_cli_meters meters = {.n_names = 0};
+    int no_energy = 0;
     const char *out_path = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -109,17 +112,9 @@ int cmd_serve(int argc, char **argv) {
                 return ETOK_EXIT_USAGE;
             }
         } else if (!strcmp(a, "--meter") && has) {
-            if (n_names >= 16) {
-                fprintf(stderr, "etok serve: too many --meter options\n");
-                return ETOK_EXIT_USAGE;
-            }
-            names[n_names++] = argv[++i];
+            if (etok_cli_meters_add("serve", &meters, argv[++i]) != 0) return ETOK_EXIT_USAGE;
         } else if (!strcmp(a, "--cpu-tdp") && has) {
-            const char *s = argv[++i];
-            if (sscanf(s, "%lf:%lf", &cfg.cpu_idle_w, &cfg.cpu_max_w) != 2 || cfg.cpu_idle_w < 0 || cfg.cpu_max_w <= cfg.cpu_idle_w) {
-                fprintf(stderr, "etok serve: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", s);
-                return ETOK_EXIT_USAGE;
-            }
+            if (etok_cli_cpu_tdp("serve", argv[++i], &cfg.cpu_idle_w, &cfg.cpu_max_w) != 0) return ETOK_EXIT_USAGE;
         } else if (!strcmp(a, "--meter-rate-hz") && has) {
             char *end;
             cfg.rate_hz = strtod(argv[++i], &end);
@@ -140,8 +135,8 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "etok serve: no model given: -m model.gguf (etok serve --help)\n");
         return ETOK_EXIT_USAGE;
     }
-    cfg.names = n_names ? names : NULL;
-    cfg.n_names = n_names;
+    cfg.names = etok_cli_meters_names(&meters);
+    cfg.n_names = meters.n_names;
     if (cfg.rate_hz <= 0) cfg.rate_hz = 50; /* per-step energy wants a finer clock than bench's 10 Hz */
     cfg.live_only = out_path == NULL; /* without a record to write, keep no samples: flat memory */
     o.energy_period_s = 1.0 / cfg.rate_hz;
@@ -208,24 +203,7 @@ int cmd_serve(int argc, char **argv) {
             if (n < 0) break;
             cl += (size_t)n < sizeof rec->command - cl ? (size_t)n : sizeof rec->command - cl - 1;
         }
-        struct utsname u;
-        if (uname(&u) == 0) {
-            snprintf(rec->host, sizeof rec->host, "%s", u.nodename);
-            snprintf(rec->kernel, sizeof rec->kernel, "%.40s %.80s", u.sysname, u.release);
-        }
-        long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-        rec->cpu_count = ncpu > 0 ? (int)ncpu : 0;
-        char cpath[4096];
-        snprintf(cpath, sizeof cpath, "%s/cpuinfo", etok_proc_root());
-        char *info = etok_read_file(cpath, NULL);
-        char *mn = info ? strstr(info, "model name") : NULL;
-        char *colon = mn ? strchr(mn, ':') : NULL;
-        if (colon) {
-            colon++;
-            while (*colon == ' ' || *colon == '\t') colon++;
-            snprintf(rec->cpu_model, sizeof rec->cpu_model, "%.*s", (int)strcspn(colon, "\n"), colon);
-        }
-        free(info);
+        etok_cli_host_info(rec);
         rec->window_start_s = t_ready; /* serving: from ready to stop, idle time included */
         rec->window_end_s = t_end;
         rec->exit_status = -1;

@@ -31,6 +31,75 @@ typedef struct {
     int n;
 } prompt_toks;
 
+/* One reading of the --energy-from exporter, appended to o->remote_traces at record time t:
+ * a counter trace (J) per exporter series; a failed read is a fault, not a silent gap. */
+static void remote_edge(const etok_bench_opts *o, double t) {
+    if (!o->energy_from || !o->remote_traces) return;
+    etok_record *rr = o->remote_traces;
+    etok_energy_reading rd;
+    memset(&rd, 0, sizeof rd);
+    if (o->energy_from->read(o->energy_from->arg, &rd) != 0) {
+        etok_record_add_fault(rr, t, "remote", "", "read_error",
+                              "--energy-from: the exporter could not be read at the window edge t=%.3f s", t);
+        return;
+    }
+    for (int i = 0; i < rd.n_domains; i++) {
+        const etok_energy_domain *d = &rd.domains[i];
+        char name[96];
+        snprintf(name, sizeof name, "%.40s/%.50s", d->meter, d->domain);
+        etok_trace *tr = NULL;
+        for (size_t k = 0; k < rr->n_traces && !tr; k++)
+            if (!strcmp(rr->traces[k].domain, name)) tr = &rr->traces[k];
+        if (!tr) {
+            tr = etok_record_add_trace(rr);
+            if (!tr) return;
+            snprintf(tr->meter, sizeof tr->meter, "remote");
+            snprintf(tr->domain, sizeof tr->domain, "%s", name);
+            tr->source = d->source;
+            tr->boundary = d->boundary;
+            snprintf(tr->raw_unit, sizeof tr->raw_unit, "J");
+            tr->scale_to_si = 1.0;
+            tr->resolution_si = 1e-3; /* the exporter's text carries millijoules at least */
+            tr->summable = d->summable;
+        }
+        etok_trace_add_sample(tr, t, d->energy_j);
+    }
+}
+
+/* A window edge: a reading of every local meter now (etok_meters_mark) and of the remote
+ * exporter (--energy-from), then the record time of the edge, so that no edge falls up to one
+ * sampling period away from a reading. Remote readings are stamped at the edge: the exporter's
+ * value is as fresh as its own sampler. */
+static double edge_s(etok_meter_set *ms, const etok_bench_opts *o) {
+    (void)etok_meters_mark(ms, NULL);
+    double t = etok_meters_now(ms);
+    remote_edge(o, t);
+    return t;
+}
+
+int etok_bench_merge_remote(etok_record *rec, etok_record *remote, etok_err *err) {
+    int any = 0;
+    for (size_t k = 0; k < remote->n_traces; k++) any |= remote->traces[k].n_samples > 0;
+    if (any)
+        for (size_t i = 0; i < rec->n_traces; i++) rec->traces[i].summable = 0;
+    int moved = 0;
+    for (size_t k = 0; k < remote->n_traces; k++) {
+        etok_trace *src = &remote->traces[k];
+        etok_trace *dst = etok_record_add_trace(rec);
+        if (!dst) return etok_errc(err, ETOK_EXIT_FAIL, "out of memory");
+        *dst = *src; /* the samples move with it */
+        src->samples = NULL;
+        src->n_samples = 0;
+        moved++;
+    }
+    for (size_t k = 0; k < remote->n_faults; k++) {
+        const etok_fault *f = &remote->faults[k];
+        if (!etok_record_add_fault(rec, f->t_s, f->meter, f->domain, f->kind, "%s", f->message))
+            return etok_errc(err, ETOK_EXIT_FAIL, "out of memory");
+    }
+    return moved;
+}
+
 static int got_signal(int fd) {
     if (fd < 0) return 0;
     struct pollfd pf = {.fd = fd, .events = POLLIN};
@@ -39,24 +108,6 @@ static int got_signal(int fd) {
         if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) return 1;
     }
     return 0;
-}
-
-/* Sleep up to `seconds`, returning 1 early on a signal. */
-static int wait_or_signal(int fd, double seconds) {
-    double end = etok_mono_s() + seconds;
-    for (;;) {
-        double left = end - etok_mono_s();
-        if (left <= 0) return 0;
-        if (fd < 0) {
-            etok_sleep_s(left, NULL);
-            return 0;
-        }
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        if (poll(&pf, 1, (int)(left * 1000) + 1) > 0) {
-            struct signalfd_siginfo si;
-            if (read(fd, &si, sizeof si) == (ssize_t)sizeof si) return 1;
-        }
-    }
 }
 
 static void progress_line(const etok_bench_opts *o, etok_meter_set *ms, int done, int total, long long tokens,
@@ -133,9 +184,9 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
     /* ---- idle baseline ---- */
     if (o->idle_s > 0) {
         if (o->progress) fprintf(stderr, "etok bench: idle baseline %g s (--idle 0 skips it)\n", o->idle_s);
-        rec->idle_start_s = etok_mono_s() - t0;
-        interrupted = wait_or_signal(o->sig_fd, o->idle_s);
-        rec->idle_end_s = etok_mono_s() - t0;
+        rec->idle_start_s = edge_s(ms, o);
+        interrupted = etok_wait_or_signal(o->sig_fd, o->idle_s);
+        rec->idle_end_s = edge_s(ms, o);
     }
 
     /* ---- warm-up then the measured window: one scheduler, two phases ---- */
@@ -151,7 +202,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
     double last_progress = 0;
 
     if (!interrupted && !phase_warm) {
-        rec->window_start_s = etok_mono_s() - t0;
+        rec->window_start_s = edge_s(ms, o);
         window_t0 = rec->window_start_s;
         next_arrival = window_t0;
         deadline = o->duration_s > 0 ? window_t0 + o->duration_s : INFINITY;
@@ -238,7 +289,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
             if (phase_warm) {
                 if (warm_done >= o->warmup_requests) {
                     phase_warm = 0;
-                    rec->window_start_s = etok_mono_s() - t0;
+                    rec->window_start_s = edge_s(ms, o);
                     window_t0 = rec->window_start_s;
                     next_arrival = window_t0;
                     deadline = o->duration_s > 0 ? window_t0 + o->duration_s : INFINITY;
@@ -247,7 +298,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
             } else if (open_loop && (want_more || q_n > 0)) {
                 /* idle until the next arrival (or a signal) */
                 double wait = next_arrival - (etok_mono_s() - t0);
-                if (wait > 0 && wait_or_signal(o->sig_fd, fmin(wait, 0.25))) interrupted = 1;
+                if (wait > 0 && etok_wait_or_signal(o->sig_fd, fmin(wait, 0.25))) interrupted = 1;
                 continue;
             } else {
                 break; /* all issued requests done and nothing more to send */
@@ -328,7 +379,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
             }
         }
     }
-    rec->window_end_s = etok_mono_s() - t0;
+    rec->window_end_s = edge_s(ms, o);
     if (o->progress) fprintf(stderr, "\r%100s\r", "");
     if (!rec->window_start_s && !rec->window_end_s) rec->window_start_s = rec->window_end_s;
     if (interrupted) {
@@ -436,9 +487,9 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
     };
     int rc = -1;
     if (o->idle_s > 0) {
-        rec->idle_start_s = etok_meters_now(ms);
-        if (wait_or_signal(o->sig_fd, o->idle_s)) stop = 1;
-        rec->idle_end_s = etok_meters_now(ms);
+        rec->idle_start_s = edge_s(ms, o);
+        if (etok_wait_or_signal(o->sig_fd, o->idle_s)) stop = 1;
+        rec->idle_end_s = edge_s(ms, o);
     }
     if (!stop && o->warmup_requests > 0) {
         etok_record warm;
@@ -455,11 +506,11 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
         if (wrc) goto out;
         ctx.total = o->requests;
     }
-    rec->window_start_s = etok_meters_now(ms);
+    rec->window_start_s = edge_s(ms, o);
     ctx.t_begin = rec->window_start_s;
     eo.n_requests = o->requests;
     if (!stop && etok_endpoint_run(&eo, prompts, (int)n, rec, &stop, ep_progress, &ctx, err)) goto out;
-    rec->window_end_s = etok_meters_now(ms);
+    rec->window_end_s = edge_s(ms, o);
     if (o->progress) fprintf(stderr, "\r%100s\r", "");
     if (stop) rec->partial = 1;
     /* score: request i sent prompts[i % n] */

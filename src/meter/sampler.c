@@ -55,6 +55,11 @@ struct etok_meter_set {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int mu_ok, stop_req, thread_running;
+    /* etok_meters_mark: tickets asked for and served; the sampler thread serves the newest
+     * ticket pending when a read starts, so that read began after the mark was asked for */
+    unsigned long mark_asked, mark_served;
+    pthread_cond_t mark_cv;
+    int mark_cv_ok;
 
     double ring_t[RING], ring_e[RING];
     int ring_n, ring_pos;
@@ -376,17 +381,43 @@ static void *sampler_main(void *arg) {
         double now = etok_mono_s();
         if (next < now) next = now + ms->period_s; /* fell behind (suspend, overload): skip */
         struct timespec dl = mono_ts(next);
-        while (!ms->stop_req) {
+        while (!ms->stop_req && ms->mark_served == ms->mark_asked) {
             int rc = pthread_cond_timedwait(&ms->cv, &ms->mu, &dl);
             if (rc == ETIMEDOUT || etok_mono_s() >= next) break;
         }
         if (ms->stop_req) break;
+        unsigned long serving = ms->mark_asked; /* marks asked before this read begins */
         pthread_mutex_unlock(&ms->mu);
         sample_all(ms);
         pthread_mutex_lock(&ms->mu);
+        if (serving != ms->mark_served) {
+            ms->mark_served = serving;
+            pthread_cond_broadcast(&ms->mark_cv);
+        }
     }
+    /* a mark still waiting returns now; etok_meters_stop takes the final readings */
+    ms->mark_served = ms->mark_asked;
+    pthread_cond_broadcast(&ms->mark_cv);
     pthread_mutex_unlock(&ms->mu);
     return NULL;
+}
+
+/* Window edge: wake the sampler thread, have it read every live meter now, wait until those
+ * readings are appended. Thread-safe; the caller waits for one read of the meters, never a
+ * sampling period. */
+int etok_meters_mark(etok_meter_set *ms, etok_err *err) {
+    if (!ms || !ms->started) return etok_errc(err, ETOK_EXIT_FAIL, "meters: mark before the meters started");
+    pthread_mutex_lock(&ms->mu);
+    if (ms->stopped || !ms->thread_running || ms->stop_req) {
+        pthread_mutex_unlock(&ms->mu);
+        return 0; /* stopped: the final readings are the last edge */
+    }
+    unsigned long ticket = ++ms->mark_asked;
+    pthread_cond_broadcast(&ms->cv);
+    while (ms->mark_served - ticket > (unsigned long)-1 / 2) /* served < ticket, wrap-safe */
+        pthread_cond_wait(&ms->mark_cv, &ms->mu);
+    pthread_mutex_unlock(&ms->mu);
+    return 0;
 }
 
 int etok_meters_start(etok_meter_set *ms, etok_record *rec, etok_err *err) {
@@ -415,6 +446,11 @@ int etok_meters_start(etok_meter_set *ms, etok_record *rec, etok_err *err) {
         pthread_mutex_destroy(&ms->mu);
         return etok_errc(err, ETOK_EXIT_FAIL, "meters: condition variable init failed");
     }
+    if (pthread_cond_init(&ms->mark_cv, NULL) != 0) {
+        pthread_cond_destroy(&ms->cv);
+        pthread_mutex_destroy(&ms->mu);
+        return etok_errc(err, ETOK_EXIT_FAIL, "meters: condition variable init failed");
+    }
     ms->mu_ok = 1;
     ms->t0_mono = etok_mono_s();
     rec->t0_wall_s = etok_wall_s();
@@ -434,7 +470,9 @@ int etok_meters_stop(etok_meter_set *ms, etok_err *err) {
         pthread_cond_broadcast(&ms->cv);
         pthread_mutex_unlock(&ms->mu);
         pthread_join(ms->thread, NULL);
+        pthread_mutex_lock(&ms->mu);
         ms->thread_running = 0;
+        pthread_mutex_unlock(&ms->mu);
     }
     sample_all(ms); /* final readings */
     ms->stopped = 1;
@@ -467,6 +505,7 @@ void etok_meters_close(etok_meter_set *ms) {
     }
     if (ms->mu_ok) {
         pthread_cond_destroy(&ms->cv);
+        pthread_cond_destroy(&ms->mark_cv);
         pthread_mutex_destroy(&ms->mu);
     }
     free(ms->doms);

@@ -224,20 +224,9 @@ char *etok_report_html(const etok_record *r, const etok_metrics *m) {
                "<th>source</th><th>uncertainty</th><th>note</th></tr>\n");
     for (size_t i = 0; i < m->n; i++) {
         const etok_metric *x = &m->m[i];
-        char v[48] = "n/a", u[96] = "";
-        if (x->valid) {
-            etok_report_fmt(x->value, v, sizeof v);
-            if (isfinite(x->ci_lo) && isfinite(x->ci_hi)) {
-                char lo[24], hi[24];
-                etok_report_fmt(x->ci_lo, lo, sizeof lo);
-                etok_report_fmt(x->ci_hi, hi, sizeof hi);
-                snprintf(u, sizeof u, "95%% CI [%s, %s]", lo, hi);
-            } else if (isfinite(x->uncertainty)) {
-                char e[24];
-                etok_report_fmt(x->uncertainty, e, sizeof e);
-                snprintf(u, sizeof u, "&plusmn; %s", e);
-            }
-        }
+        char v[48] = "n/a", u[96];
+        if (x->valid) etok_report_fmt(x->value, v, sizeof v);
+        etok_report_fmt_uncertainty(x, "&plusmn;", u, sizeof u);
         hb_printf(&b, "<tr><td>%s</td><td>%s</td><td class=\"v\">%s</td><td>", x->name, x->stat, v);
         hb_esc(&b, x->unit);
         hb_put(&b, "</td><td>");

@@ -82,24 +82,28 @@ static const char *label(const char *name) {
     return name;
 }
 
+void etok_report_fmt_uncertainty(const etok_metric *x, const char *pm, char *buf, size_t n) {
+    buf[0] = '\0';
+    if (!x->valid) return;
+    if (isfinite(x->ci_lo) && isfinite(x->ci_hi)) {
+        char lo[24], hi[24];
+        etok_report_fmt(x->ci_lo, lo, sizeof lo);
+        etok_report_fmt(x->ci_hi, hi, sizeof hi);
+        snprintf(buf, n, "95%% CI [%s, %s]", lo, hi);
+    } else if (isfinite(x->uncertainty)) {
+        char e[24];
+        etok_report_fmt(x->uncertainty, e, sizeof e);
+        snprintf(buf, n, "%s %s", pm, e);
+    }
+}
+
 static void row(sbuf *b, const etok_metric *x) {
-    char v[48], u[96] = "", name[96];
+    char v[48], u[96], name[96];
     if (x->stat[0]) snprintf(name, sizeof name, "%s %s", label(x->name), x->stat);
     else snprintf(name, sizeof name, "%s", label(x->name));
-    if (x->valid) {
-        etok_report_fmt(x->value, v, sizeof v);
-        if (isfinite(x->ci_lo) && isfinite(x->ci_hi)) {
-            char lo[24], hi[24];
-            etok_report_fmt(x->ci_lo, lo, sizeof lo);
-            etok_report_fmt(x->ci_hi, hi, sizeof hi);
-            snprintf(u, sizeof u, "95%% CI [%s, %s]", lo, hi);
-        } else if (isfinite(x->uncertainty)) {
-            char e[24];
-            etok_report_fmt(x->uncertainty, e, sizeof e);
-            snprintf(u, sizeof u, "± %s", e);
-        }
-    } else
-        snprintf(v, sizeof v, "n/a");
+    if (x->valid) etok_report_fmt(x->value, v, sizeof v);
+    else snprintf(v, sizeof v, "n/a");
+    etok_report_fmt_uncertainty(x, "±", u, sizeof u);
     sb_printf(b, "| %s | %s | %s | %s | %s | %s |\n", name, v, x->unit, x->source, u[0] ? u : "–", x->note);
 }
 

@@ -80,39 +80,7 @@ char *etok_exporter_metrics_text(const etok_exporter_opts *o) {
     int have = o->energy.read && o->energy.read(o->energy.arg, &r) == 0;
     etok_prom_family(&b, "etok_meter_up", "gauge", "1 when etok could read this node's meters at this scrape");
     etok_prom_sample(&b, "etok_meter_up", NULL, have ? 1 : 0);
-    if (have) {
-        int nested = 0;
-        etok_prom_family(&b, "etok_energy_joules_total", "counter",
-                         "Cumulative energy (J) since start per meter domain; the series add up to the node's total "
-                         "at its primary boundary (sum() over them never double counts)");
-        for (int i = 0; i < r.n_domains; i++) {
-            const etok_energy_domain *d = &r.domains[i];
-            if (!d->summable) {
-                nested++;
-                continue;
-            }
-            const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
-                               "source", etok_source_name(d->source), NULL};
-            etok_prom_sample(&b, "etok_energy_joules_total", l, d->energy_j);
-        }
-        if (nested) {
-            etok_prom_family(&b, "etok_energy_nested_joules_total", "counter",
-                             "Cumulative energy (J) of domains nested in or duplicating the summed ones (e.g. core "
-                             "inside package, psys, another boundary): informative, never add to etok_energy_joules_total");
-            for (int i = 0; i < r.n_domains; i++) {
-                const etok_energy_domain *d = &r.domains[i];
-                if (d->summable) continue;
-                const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
-                                   "source", etok_source_name(d->source), NULL};
-                etok_prom_sample(&b, "etok_energy_nested_joules_total", l, d->energy_j);
-            }
-        }
-        const char *pl[] = {"boundary", etok_boundary_name(r.boundary), "source", etok_source_name(r.source), NULL};
-        etok_prom_family(&b, "etok_power_watts", "gauge", "Mean power (W) over about the last second, summable domains");
-        etok_prom_sample(&b, "etok_power_watts", pl, r.power_w);
-        etok_prom_family(&b, "etok_energy_uncertainty_joules", "gauge", "Uncertainty (J) of the cumulative energy");
-        etok_prom_sample(&b, "etok_energy_uncertainty_joules", pl, r.uncertainty_j);
-    }
+    if (have) etok_prom_energy_reading(&b, &r);
     if (o->tokens_file) {
         size_t len = 0;
         char *text = etok_read_file(o->tokens_file, &len);
@@ -138,6 +106,42 @@ char *etok_exporter_metrics_text(const etok_exporter_opts *o) {
         return NULL;
     }
     return b.text;
+}
+
+/* The energy families of one reading (serve.h): summable domains, nested ones apart, power and
+ * uncertainty. The exporter's and the server's /metrics both write them here. */
+void etok_prom_energy_reading(etok_prom_buf *b, const etok_energy_reading *r) {
+    int nested = 0;
+    etok_prom_family(b, "etok_energy_joules_total", "counter",
+                     "Cumulative energy (J) since start per meter domain; the series add up to the node's total "
+                     "at its primary boundary (sum() over them never double counts)");
+    for (int i = 0; i < r->n_domains; i++) {
+        const etok_energy_domain *d = &r->domains[i];
+        if (!d->summable) {
+            nested++;
+            continue;
+        }
+        const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
+                           "source", etok_source_name(d->source), NULL};
+        etok_prom_sample(b, "etok_energy_joules_total", l, d->energy_j);
+    }
+    if (nested) {
+        etok_prom_family(b, "etok_energy_nested_joules_total", "counter",
+                         "Cumulative energy (J) of domains nested in or duplicating the summed ones (e.g. core "
+                         "inside package, psys, another boundary): informative, never add to etok_energy_joules_total");
+        for (int i = 0; i < r->n_domains; i++) {
+            const etok_energy_domain *d = &r->domains[i];
+            if (d->summable) continue;
+            const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
+                               "source", etok_source_name(d->source), NULL};
+            etok_prom_sample(b, "etok_energy_nested_joules_total", l, d->energy_j);
+        }
+    }
+    const char *pl[] = {"boundary", etok_boundary_name(r->boundary), "source", etok_source_name(r->source), NULL};
+    etok_prom_family(b, "etok_power_watts", "gauge", "Mean power (W) over about the last second, summable domains");
+    etok_prom_sample(b, "etok_power_watts", pl, r->power_w);
+    etok_prom_family(b, "etok_energy_uncertainty_joules", "gauge", "Uncertainty (J) of the cumulative energy");
+    etok_prom_sample(b, "etok_energy_uncertainty_joules", pl, r->uncertainty_j);
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, char *text) {

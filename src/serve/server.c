@@ -957,39 +957,7 @@ static char *metrics_text(etok_server *s) {
     etok_prom_init(&b);
     pthread_mutex_lock(&s->mu);
     double t = now_s(s);
-    if (s->have_reading) {
-        int nested = 0;
-        etok_prom_family(&b, "etok_energy_joules_total", "counter",
-                         "Cumulative energy (J) since start per meter domain; the series add up to the node's total "
-                         "at its primary boundary (sum() over them never double counts)");
-        for (int i = 0; i < s->last.n_domains; i++) {
-            const etok_energy_domain *d = &s->last.domains[i];
-            if (!d->summable) {
-                nested++;
-                continue;
-            }
-            const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
-                               "source", etok_source_name(d->source), NULL};
-            etok_prom_sample(&b, "etok_energy_joules_total", l, d->energy_j);
-        }
-        if (nested) {
-            etok_prom_family(&b, "etok_energy_nested_joules_total", "counter",
-                             "Cumulative energy (J) of domains nested in or duplicating the summed ones (e.g. core "
-                             "inside package, psys, another boundary): informative, never add to etok_energy_joules_total");
-            for (int i = 0; i < s->last.n_domains; i++) {
-                const etok_energy_domain *d = &s->last.domains[i];
-                if (d->summable) continue;
-                const char *l[] = {"meter", d->meter, "domain", d->domain, "boundary", etok_boundary_name(d->boundary),
-                                   "source", etok_source_name(d->source), NULL};
-                etok_prom_sample(&b, "etok_energy_nested_joules_total", l, d->energy_j);
-            }
-        }
-        const char *pl[] = {"boundary", etok_boundary_name(s->last.boundary), "source", etok_source_name(s->last.source), NULL};
-        etok_prom_family(&b, "etok_power_watts", "gauge", "Mean power (W) over about the last second, summable domains");
-        etok_prom_sample(&b, "etok_power_watts", pl, s->last.power_w);
-        etok_prom_family(&b, "etok_energy_uncertainty_joules", "gauge", "Uncertainty (J) of the cumulative energy");
-        etok_prom_sample(&b, "etok_energy_uncertainty_joules", pl, s->last.uncertainty_j);
-    }
+    if (s->have_reading) etok_prom_energy_reading(&b, &s->last);
     etok_prom_family(&b, "etok_attributed_energy_joules_total", "counter",
                      "Energy (J) split across requests by their token share of each engine step");
     etok_prom_sample(&b, "etok_attributed_energy_joules_total", NULL, s->attributed_j);

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,6 +55,23 @@ void etok_sleep_s(double seconds, volatile int *stop) {
     while (nanosleep(&req, &rem) != 0 && errno == EINTR) {
         if (stop && *stop) return;
         req = rem;
+    }
+}
+
+int etok_wait_or_signal(int sig_fd, double seconds) {
+    double end = etok_mono_s() + seconds;
+    for (;;) {
+        double left = end - etok_mono_s();
+        if (left <= 0) return 0;
+        if (sig_fd < 0) {
+            etok_sleep_s(left, NULL);
+            return 0;
+        }
+        struct pollfd pf = {.fd = sig_fd, .events = POLLIN};
+        if (poll(&pf, 1, (int)(left * 1000) + 1) > 0) {
+            struct signalfd_siginfo si;
+            if (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si) return 1;
+        }
     }
 }
 

@@ -39,6 +39,7 @@ expect 2 "pue '0.5'" -- -m "$T/model.gguf" --evals "$T/good.jsonl" --pue 0.5
 expect 2 "not both" -- --requests 3 --duration 2
 expect 2 "not both" -- --concurrency 2 --rate 1
 expect 2 "unknown or incomplete option" -- --frobnicate
+expect 2 "energy-from 'ftp://x': expected the http:// URL" -- --energy-from ftp://x
 # unwritable output directory (a path under a regular file can never be created, even as root)
 touch "$T/file"
 expect 5 "output directory '$T/file/out' is not writable" -- -m "$T/model.gguf" --evals "$T/good.jsonl" -o "$T/file/out"

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -231,31 +232,38 @@ static int port_open(int port) {
     return ok;
 }
 
-static void test_endpoint_against_serve(void **st) {
-    (void)st;
-    int port = 20000 + (int)(getpid() % 20000);
-    char port_s[16];
-    snprintf(port_s, sizeof port_s, "%d", port);
-    pid_t srv = fork();
-    if (srv == 0) {
+/* Start `etok ARGS...` with stdout/stderr silenced (sysfs_root: ETOK_SYSFS_ROOT for it, or
+ * NULL) and wait up to 10 s for it to listen on port; returns its pid, or -1 (killed) when
+ * it never listened. */
+static pid_t spawn_listener(const char *sysfs_root, const char *const *args, int port) {
+    pid_t pid = fork();
+    if (pid == 0) {
         int null = open("/dev/null", O_WRONLY);
         if (null >= 0) {
             dup2(null, 1);
             dup2(null, 2);
         }
-        execl(etok_bin(), etok_bin(), "serve", "-m", model, "--port", port_s, "--meter", "estimate", (char *)NULL);
+        if (sysfs_root) setenv("ETOK_SYSFS_ROOT", sysfs_root, 1);
+        execv(etok_bin(), (char *const *)args);
         _exit(127);
     }
-    int up = 0;
-    for (int i = 0; i < 100 && !up; i++) {
+    for (int i = 0; i < 100; i++) {
         usleep(100 * 1000);
-        up = port_open(port);
+        if (port_open(port)) return pid;
     }
-    if (!up) {
-        kill(srv, SIGKILL);
-        waitpid(srv, NULL, 0);
-        skip(); /* the port was taken or serve could not start: not this test's subject */
-    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static void test_endpoint_against_serve(void **st) {
+    (void)st;
+    int port = 20000 + (int)(getpid() % 20000);
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    const char *args[] = {etok_bin(), "serve", "-m", model, "--port", port_s, "--meter", "estimate", NULL};
+    pid_t srv = spawn_listener(NULL, args, port);
+    if (srv < 0) skip(); /* the port was taken or serve could not start: not this test's subject */
     char url[64], out[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     snprintf(out, sizeof out, "%s/endpoint", dir);
@@ -281,12 +289,106 @@ static void test_endpoint_against_serve(void **st) {
     json_decref(run);
 }
 
+/* --energy-from: an `etok exporter` on loopback reads a fixture RAPL tree whose package counter
+ * a child process advances at exactly 50 W (counter = 50 J per second of its clock); bench reads
+ * the exporter at its window edges. The record has "remote" counter traces with the exporter's
+ * source and boundary, the local (estimate) traces are kept but not counted, and the reported
+ * mean power is the remote node's 50 W. */
+static double mono_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void write_file(const char *path, const char *text) {
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return;
+    fputs(text, f);
+    fclose(f);
+    rename(tmp, path);
+}
+
+static void test_energy_from_exporter(void **st) {
+    (void)st;
+    char zone[256], p[320], sysroot[128];
+    snprintf(sysroot, sizeof sysroot, "%s/sys", dir);
+    snprintf(zone, sizeof zone, "%s/class/powercap/intel-rapl:0", sysroot);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", zone);
+    assert_int_equal(system(cmd), 0);
+    snprintf(p, sizeof p, "%s/name", zone);
+    write_file(p, "package-0\n");
+    snprintf(p, sizeof p, "%s/max_energy_range_uj", zone);
+    write_file(p, "262143328850\n");
+    snprintf(p, sizeof p, "%s/energy_uj", zone);
+    write_file(p, "1000000\n");
+    pid_t writer = fork();
+    if (writer == 0) { /* 50 W: the counter follows this process's clock */
+        double t0 = mono_now();
+        for (;;) {
+            char v[64];
+            snprintf(v, sizeof v, "%.0f\n", 1e6 + 50e6 * (mono_now() - t0));
+            write_file(p, v);
+            usleep(5000);
+        }
+    }
+    int port = 20000 + (int)((getpid() + 7919) % 20000);
+    char port_s[16];
+    snprintf(port_s, sizeof port_s, "%d", port);
+    const char *args[] = {etok_bin(), "exporter", "--port", port_s, "--meter", "rapl", "--rate-hz", "100", NULL};
+    pid_t exp = spawn_listener(sysroot, args, port);
+    if (exp < 0) {
+        kill(writer, SIGKILL);
+        waitpid(writer, NULL, 0);
+        skip(); /* the port was taken: not this test's subject */
+    }
+    char url[80], out[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);
+    snprintf(out, sizeof out, "%s/remote", dir);
+    const char *extra[] = {"--energy-from", url, "--duration", "1", "--concurrency", "2"};
+    int rc = run_bench(out, extra, (int)(sizeof extra / sizeof extra[0]));
+    kill(exp, SIGTERM);
+    kill(writer, SIGKILL);
+    waitpid(exp, NULL, 0);
+    waitpid(writer, NULL, 0);
+    assert_int_equal(rc, 0);
+    json_t *run = load_json(out, "run.json");
+    json_t *traces = json_object_get(run, "traces");
+    int n_remote = 0, n_local_counted = 0;
+    for (size_t i = 0; i < json_array_size(traces); i++) {
+        json_t *t = json_array_get(traces, i);
+        const char *meter = json_string_value(json_object_get(t, "meter"));
+        if (meter && !strcmp(meter, "remote")) {
+            n_remote++;
+            assert_string_equal(json_string_value(json_object_get(t, "domain")), "rapl/package-0");
+            assert_string_equal(json_string_value(json_object_get(t, "source")), "counter");
+            assert_true(json_is_true(json_object_get(t, "summable")));
+            /* idle start, idle end, window start (after warm-up), window end */
+            assert_true(json_array_size(json_object_get(t, "samples")) >= 4);
+        } else if (json_is_true(json_object_get(t, "summable"))) {
+            n_local_counted++;
+        }
+    }
+    assert_int_equal(n_remote, 1);
+    assert_int_equal(n_local_counted, 0);
+    json_t *m = json_object_get(run, "metrics");
+    json_t *pw = json_object_get(m, "mean_power_w");
+    assert_string_equal(json_string_value(json_object_get(pw, "source")), "counter");
+    double w = json_number_value(json_object_get(pw, "value"));
+    if (w < 40 || w > 60) fail_msg("remote mean power %.2f W, want 50 W", w);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(run, "config"), "energy_from")), url);
+    json_decref(run);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_closed_loop),
         cmocka_unit_test(test_serial_and_open_loop),
         cmocka_unit_test(test_sigint_partial),
         cmocka_unit_test(test_endpoint_against_serve),
+        cmocka_unit_test(test_energy_from_exporter),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

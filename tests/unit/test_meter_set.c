@@ -133,6 +133,53 @@ static void sampler_rate_and_clock(void **state) {
     fx_rmrf(root);
 }
 
+/* etok_meters_mark: a reading of every trace between the call and its return, far from the
+ * sampler's own ticks (1 Hz here); -1 before start, a no-op after stop. */
+static void mark_reads_every_meter_now(void **state) {
+    (void)state;
+    char *root = fx_tmpdir();
+    assert_int_equal(fx_write(root, "class/powercap/intel-rapl:0/name", "package-0\n", 0444), 0);
+    assert_int_equal(fx_write(root, "class/powercap/intel-rapl:0/energy_uj", "1000000\n", 0444), 0);
+    assert_int_equal(fx_write(root, "class/powercap/intel-rapl:0/max_energy_range_uj", "262143328850\n", 0444), 0);
+    assert_int_equal(fx_write(root, "class/hwmon/hwmon0/name", "psu\n", 0444), 0);
+    assert_int_equal(fx_write(root, "class/hwmon/hwmon0/power1_input", "2000000\n", 0444), 0);
+    setenv("ETOK_SYSFS_ROOT", root, 1);
+    const char *names[2] = {"rapl", "hwmon"};
+    etok_meter_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.names = names;
+    cfg.n_names = 2;
+    cfg.rate_hz = 1.0;
+    etok_err err = {{0}, 0};
+    etok_meter_set *ms = etok_meters_open(&cfg, &err);
+    assert_non_null(ms);
+    assert_int_equal(etok_meters_mark(ms, &err), -1); /* not started */
+    etok_record rec;
+    etok_record_init(&rec);
+    assert_int_equal(etok_meters_start(ms, &rec, &err), 0);
+    assert_true(rec.n_traces >= 2);
+    size_t before_n[16];
+    for (size_t i = 0; i < rec.n_traces && i < 16; i++) before_n[i] = rec.traces[i].n_samples;
+    fx_sleep(0.3);
+    for (int k = 0; k < 3; k++) { /* three marks in a row, each with its own readings */
+        double t1 = etok_meters_now(ms);
+        assert_int_equal(etok_meters_mark(ms, &err), 0);
+        double t2 = etok_meters_now(ms);
+        for (size_t i = 0; i < rec.n_traces; i++) {
+            const etok_trace *t = &rec.traces[i];
+            assert_true(t->n_samples >= 1);
+            double ts = t->samples[t->n_samples - 1].t_s;
+            assert_true(ts >= t1 && ts <= t2);
+        }
+    }
+    for (size_t i = 0; i < rec.n_traces && i < 16; i++) assert_true(rec.traces[i].n_samples == before_n[i] + 3);
+    assert_int_equal(etok_meters_stop(ms, &err), 0);
+    assert_int_equal(etok_meters_mark(ms, &err), 0); /* after stop: nothing to do */
+    etok_meters_close(ms);
+    etok_record_free(&rec);
+    fx_rmrf(root);
+}
+
 /* what the meters write survives the record's JSON round trip (record_io.c) */
 static void meter_record_round_trips(void **state) {
     (void)state;
@@ -182,6 +229,7 @@ int main(void) {
         cmocka_unit_test(listing_covers_every_meter_with_reasons),
         cmocka_unit_test(perf_pmu_sysfs_parsing),
         cmocka_unit_test(sampler_rate_and_clock),
+        cmocka_unit_test(mark_reads_every_meter_now),
         cmocka_unit_test(meter_record_round_trips),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

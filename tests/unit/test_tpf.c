@@ -216,6 +216,30 @@ static void mean_context(void **state) {
 
 /* ---------- ceilings and the binding constraint ---------- */
 
+/* The ceiling functions shared by the scenario model and the run metrics. */
+static void ceiling_functions_and_unknown_inputs(void **state) {
+    (void)state;
+    assert_close(etok_tpf_ceiling_compute_tps(1e12, 2.5e8), 4000.0, 1e-15);
+    assert_close(etok_tpf_ceiling_memory_bandwidth_tps(2e11, 1e8), 2000.0, 1e-15);
+    assert_close(etok_tpf_ceiling_power_tps(300.0, 0.5), 600.0, 1e-15);
+    assert_true(isinf(etok_tpf_ceiling_power_tps(INFINITY, 0.5)));
+    /* unknown: zero, negative or NAN inputs */
+    assert_true(isnan(etok_tpf_ceiling_compute_tps(0, 2.5e8)));
+    assert_true(isnan(etok_tpf_ceiling_compute_tps(1e12, 0)));
+    assert_true(isnan(etok_tpf_ceiling_memory_bandwidth_tps(NAN, 1e8)));
+    assert_true(isnan(etok_tpf_ceiling_power_tps(300.0, -1)));
+    double c[ETOK_CEIL_COUNT];
+    for (int i = 0; i < ETOK_CEIL_COUNT; i++) c[i] = NAN;
+    assert_int_equal(etok_tpf_smallest_ceiling(c), -1);
+    c[ETOK_CEIL_DEVICE_POWER_CAP] = 50;
+    c[ETOK_CEIL_MEMORY_BANDWIDTH] = 40;
+    c[ETOK_CEIL_COOLING] = INFINITY;
+    assert_int_equal(etok_tpf_smallest_ceiling(c), ETOK_CEIL_MEMORY_BANDWIDTH);
+    c[ETOK_CEIL_COMPUTE] = 40; /* tie: the lower index */
+    assert_int_equal(etok_tpf_smallest_ceiling(c), ETOK_CEIL_COMPUTE);
+}
+
+
 static void llama8b_decode_b1_is_memory_bound_near_209(void **state) {
     (void)state;
     etok_tpf_scenario s = decode_b1();
@@ -597,6 +621,7 @@ int main(void) {
         cmocka_unit_test(mixtral_counts),
         cmocka_unit_test(deepseek_v3_mla_counts),
         cmocka_unit_test(mean_context),
+        cmocka_unit_test(ceiling_functions_and_unknown_inputs),
         cmocka_unit_test(llama8b_decode_b1_is_memory_bound_near_209),
         cmocka_unit_test(raising_batch_moves_toward_compute),
         cmocka_unit_test(batch_max_is_memory_capacity),

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""gen_cli_md.py — write docs/CLI.md from the hand-written text below and the `--help` output of
+every command of the etok binary, so that the option lists cannot drift from the code
+(tests/e2e/cli_help.sh checks that they did not).
+
+usage: scripts/gen_cli_md.py [ETOK_BIN] > docs/CLI.md   (default build/etok)
+"""
+import re
+import subprocess
+import sys
+
+HEAD = """\
+# etok command line
+
+`etok COMMAND [OPTIONS]`; `etok --help` lists the commands, `etok COMMAND --help` prints the
+options of one (the blocks below are that output, checked against the binary by
+`tests/e2e/cli_help.sh`). Argument parsing lives only in `src/cli/`; options that several
+commands share (`--meter`, `--cpu-tdp`) are parsed by one helper (`src/cli/cli_util.c`) with the
+same syntax and errors everywhere.
+
+## Exit codes
+
+From `include/etok/util.h`, the same for every command:
+
+| code | name | meaning |
+|---|---|---|
+| 0 | `ETOK_EXIT_OK` | done |
+| 1 | `ETOK_EXIT_FAIL` | the work itself failed (a meter fault, a port that cannot be bound, out of memory) |
+| 2 | `ETOK_EXIT_USAGE` | bad command line: unknown option, missing or out-of-range value, conflicting options |
+| 3 | `ETOK_EXIT_INPUT` | a bad input file: GGUF, scenario, catalog, eval set, run record, power-meter log |
+| 4 | `ETOK_EXIT_PERMISSION` | an energy counter exists but may not be read (the message says how to allow it) |
+| 5 | `ETOK_EXIT_OUTPUT` | an output path cannot be written (checked before anything is measured) |
+| 130 | `ETOK_EXIT_INTERRUPTED` | SIGINT/SIGTERM: outputs are still written, marked `partial` |
+
+`etok run` is the exception that proves the rule: it exits with the measured command's own
+status (127/126 when the command is not found / not executable) and uses the codes above only
+for its own errors. Every error is one line on stderr, `etok COMMAND: ...`, naming the option,
+file, field or value at fault.
+
+## Environment
+
+| variable | used by | meaning |
+|---|---|---|
+| `ETOK_SYSFS_ROOT` | meters | root of sysfs (default `/sys`): fixture trees in tests |
+| `ETOK_PROC_ROOT` | meters, host info | root of procfs (default `/proc`) |
+| `ETOK_NVML_LIB` | nvml meter | the NVML library to load (default `libnvidia-ml.so.1`) |
+| `ETOK_MODEL` | generate | default model path |
+| `ETOK_DATA_DIR` | tpf | catalogs (default: the source tree's `data/`) |
+| `OPENAI_API_KEY` | bench --endpoint | default bearer key |
+| `XDG_CACHE_HOME` | probe, bench | where the hardware profile is cached |
+"""
+
+COMMANDS = ['bench', 'run', 'meters', 'report', 'generate', 'tpf', 'probe', 'serve', 'exporter']
+
+SECTIONS = {
+    "bench": (
+        'Energy-to-token evaluation: an eval set through the built-in engine (or an OpenAI-compatible endpoint), an idle baseline, meters read at every window edge, then the METRICS.md reporting set in `OUT/run.json`, `OUT/report.md`, `OUT/report.html`.',
+        """\
+    etok bench                                         # default model and eval set, 4 in flight
+    etok bench --rate 2 --duration 60 -o out/open      # open loop, Poisson arrivals at 2 req/s
+    etok bench --meter rapl --pue 1.3 --price-per-kwh 0.25
+    etok bench --endpoint http://gpu-node:8080 --energy-from http://gpu-node:9464/metrics
+""",
+    ),
+    "run": (
+        "Measure the energy of any command: an idle baseline, then the command's window. Writes the run record (JSON); `etok report` re-analyses it.",
+        """\
+    etok run --tokens 512 -- ./my-inference --n 512
+    etok run --tokens-regex 'generated ([0-9]+) tokens' --meter rapl,nvml -o run.json -- ./gen.sh
+    etok run --meter extlog --extlog meter.csv --idle 10 -- python serve_batch.py
+""",
+    ),
+    "meters": (
+        'Every energy meter etok knows, and whether it can be read here (and why not).',
+        """\
+    etok meters
+    etok meters --json | jq '.[] | select(.available)'
+""",
+    ),
+    "report": (
+        'Re-analyse a saved run record offline, in any format.',
+        """\
+    etok report etok-run.json
+    etok report out/run.json --format html -o report.html
+""",
+    ),
+    "generate": (
+        'Generate text with the built-in GGUF engine (no energy measurement; wrap it in `etok run` for that).',
+        """\
+    etok generate -p "The capital of France is" -n 16
+    etok generate --chat -p "Write a haiku about joules." --temp 0.7 --seed 3
+""",
+    ),
+    "tpf": (
+        'The Token Production Function of a deployment: every ceiling as a token rate, the binding constraint, the modelled energy per token. A model estimate, labelled as such.',
+        """\
+    etok tpf --list scenarios
+    etok tpf issue-example --lever fp8 --lever kv-int8
+    etok tpf power-capped-site --sweep facility.power_w=1e4:1e7:60:log --svg sweep.svg
+    etok tpf issue-example --from-run out/run.json
+""",
+    ),
+    "probe": (
+        "Measure this machine's peak FLOP/s and memory bandwidth (the ceilings for MFU, MBU and this run's TPF in `etok bench`); cached.",
+        """\
+    etok probe
+    etok probe --force --json
+""",
+    ),
+    "serve": (
+        'An OpenAI-compatible server over the engine with the energy of every request in its usage, and `/metrics`. See docs/SERVE.md.',
+        """\
+    etok serve -m models/SmolLM2-135M-Instruct.Q4_1.gguf --port 8080
+    etok serve -m model.gguf --meter rapl --api-key sekrit -o serve-run.json
+""",
+    ),
+    "exporter": (
+        "This node's energy meters for Prometheus at `/metrics`. See docs/PROMETHEUS.md.",
+        """\
+    etok exporter --port 9464 --meter rapl
+    etok exporter --host 0.0.0.0 --tokens-file /run/engine/tokens
+""",
+    ),
+}
+
+
+def help_text(etok, cmd):
+    out = subprocess.run([etok, cmd, "--help"], capture_output=True, text=True, check=True).stdout
+    # the catalog path printed by `etok tpf --help` depends on the checkout
+    return re.sub(r"^(Catalogs: .*)\(/[^)]*\)", r"\1(<source>/data)", out, flags=re.M)
+
+
+def main():
+    etok = sys.argv[1] if len(sys.argv) > 1 else "build/etok"
+    parts = [HEAD.rstrip("\n"), "", "## Commands", ""]
+    for c in COMMANDS:
+        parts.append("- [`etok %s`](#etok-%s)" % (c, c))
+    for c in COMMANDS:
+        what, examples = SECTIONS[c]
+        parts += ["", "## etok %s" % c, "", what, "", "```text", help_text(etok, c).rstrip("\n"), "```", "",
+                  "Examples:", "", examples.rstrip("\n")]
+    sys.stdout.write("\n".join(parts) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+/* cli_util.c — option parsing and record filling shared by several subcommands (see
+ * cli_util.h). Owns: the meter options' syntax and errors, the host description. Does not own:
+ * which options a command takes (its cmd_<name>.c) or the meters themselves (src/meter/). */
+#include "cli_util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "etok/util.h"
+
+int etok_cli_meters_add(const char *cmd, etok_cli_meters *m, const char *arg) {
+    size_t used = 0;
+    for (int i = 0; i < m->n_names; i++) used += strlen(m->names[i]) + 1;
+    for (const char *p = arg; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len) {
+            if (m->n_names >= ETOK_CLI_MAX_METERS || used + len + 1 > sizeof m->buf) {
+                fprintf(stderr, "etok %s: --meter '%s': too many meters (at most %d)\n", cmd, arg, ETOK_CLI_MAX_METERS);
+                return -1;
+            }
+            char *dst = m->buf + used;
+            memcpy(dst, p, len);
+            dst[len] = '\0';
+            m->names[m->n_names++] = dst;
+            used += len + 1;
+        }
+        p += len;
+        if (*p == ',') p++;
+    }
+    return 0;
+}
+
+const char *const *etok_cli_meters_names(const etok_cli_meters *m) { return m->n_names ? m->names : NULL; }
+
+int etok_cli_cpu_tdp(const char *cmd, const char *arg, double *idle_w, double *max_w) {
+    char *end;
+    double lo = strtod(arg, &end), hi = NAN;
+    if (end != arg && *end == ':') {
+        const char *q = end + 1;
+        hi = strtod(q, &end);
+        if (end == q) hi = NAN;
+    }
+    if (*end || !isfinite(lo) || !isfinite(hi) || lo < 0 || hi <= lo) {
+        fprintf(stderr, "etok %s: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", cmd, arg);
+        return -1;
+    }
+    *idle_w = lo;
+    *max_w = hi;
+    return 0;
+}
+
+void etok_cli_host_info(etok_record *r) {
+    struct utsname u;
+    if (uname(&u) == 0) {
+        snprintf(r->host, sizeof r->host, "%s", u.nodename);
+        snprintf(r->kernel, sizeof r->kernel, "%.40s %.80s", u.sysname, u.release);
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    r->cpu_count = n > 0 ? (int)n : 0;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/cpuinfo", etok_proc_root());
+    char *txt = etok_read_file(path, NULL);
+    if (!txt) return;
+    char *line = strstr(txt, "model name");
+    char *colon = line ? strchr(line, ':') : NULL;
+    if (colon) {
+        colon++;
+        while (*colon == ' ' || *colon == '\t') colon++;
+        snprintf(r->cpu_model, sizeof r->cpu_model, "%.*s", (int)strcspn(colon, "\n"), colon);
+    }
+    free(txt);
+}
