@@ -11,6 +11,7 @@
 #include "engine/model.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -471,7 +472,10 @@ etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_th
 
 /* ------------------------------------------------------------------ parallel pieces */
 
-/* Up to three matrices sharing one input (Q/K/V, gate/up): rows split across threads. */
+/* Up to three matrices sharing one input (Q/K/V, gate/up). Threads claim chunks of rows of
+ * the concatenated matrices from an atomic counter, so when the machine is shared and one
+ * thread is descheduled the others take over its share; every row is computed the same way
+ * whichever thread takes it, so results do not depend on the split. */
 typedef struct {
     int n_mats;
     const etok_mat *mat[3];
@@ -479,24 +483,28 @@ typedef struct {
     const etok_block_q8a *xq; /* [T][n_in/32] when the type uses q8a */
     const float *xf;          /* [T][n_in] */
     int n_tokens;
+    int64_t chunk_rows;
+    atomic_llong next_chunk;
 } matmul_task;
 
 static void matmul_worker(void *ctxp, int ith, int nth) {
-    const matmul_task *t = ctxp;
-    /* split the concatenated rows of all matrices evenly, in chunks of 4 rows */
+    matmul_task *t = ctxp;
+    (void)ith;
+    (void)nth;
     int64_t total = 0;
     for (int i = 0; i < t->n_mats; i++) total += t->mat[i]->n_out;
-    int64_t per = (total + nth - 1) / nth;
-    per = (per + 3) / 4 * 4;
-    int64_t r0 = per * ith, r1 = r0 + per < total ? r0 + per : total;
-    int64_t base = 0;
-    for (int i = 0; i < t->n_mats && r0 < r1; i++) {
-        const etok_mat *M = t->mat[i];
-        int64_t lo = r0 > base ? r0 - base : 0, hi = r1 - base < M->n_out ? r1 - base : M->n_out;
-        if (lo < hi)
-            etok_matmul_rows(M->type, M->data, M->row_bytes, lo, hi, t->xq, t->xf, M->n_in, t->n_tokens, t->out[i],
-                             (size_t)M->n_out);
-        base += M->n_out;
+    for (;;) {
+        int64_t r0 = (int64_t)atomic_fetch_add(&t->next_chunk, 1) * t->chunk_rows;
+        if (r0 >= total) break;
+        int64_t r1 = r0 + t->chunk_rows < total ? r0 + t->chunk_rows : total, base = 0;
+        for (int i = 0; i < t->n_mats && r0 < r1; i++) {
+            const etok_mat *M = t->mat[i];
+            int64_t lo = r0 > base ? r0 - base : 0, hi = r1 - base < M->n_out ? r1 - base : M->n_out;
+            if (lo < hi)
+                etok_matmul_rows(M->type, M->data, M->row_bytes, lo, hi, t->xq, t->xf, M->n_in, t->n_tokens,
+                                 t->out[i], (size_t)M->n_out);
+            base += M->n_out;
+        }
     }
 }
 
@@ -556,6 +564,12 @@ static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_
     }
     t.xf = x;
     t.n_tokens = T;
+    /* chunks: about 8 per thread, whole groups of 4 rows (the decode kernels' unit) */
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += mats[i]->n_out;
+    int64_t per = total / (8 * (int64_t)etok_threadpool_size(pool)) + 1;
+    t.chunk_rows = (per + 3) / 4 * 4;
+    atomic_init(&t.next_chunk, 0);
     /* mixed float / q8a matrices in one call are fine: each kernel takes what it needs */
     etok_threadpool_run(pool, matmul_worker, &t);
 }
