@@ -97,6 +97,7 @@ typedef struct {
     /* triad */
     double *a, *b, *c;
     size_t n;
+    double t_start_s, t_end_s; /* this worker's triad, etok_mono_s() clock */
     pthread_barrier_t *bar;
 } worker;
 
@@ -132,10 +133,11 @@ static void *worker_main(void *arg) {
     worker *w = arg;
     if (w->kind == 2) {
         pthread_barrier_wait(w->bar);
-        double t0 = etok_mono_s();
+        w->t_start_s = etok_mono_s();
         const double s = 3.0;
         for (size_t i = 0; i < w->n; i++) w->a[i] = w->b[i] + s * w->c[i];
-        w->seconds = etok_mono_s() - t0;
+        w->t_end_s = etok_mono_s();
+        w->seconds = w->t_end_s - w->t_start_s;
         pthread_barrier_wait(w->bar);
     } else {
         pthread_barrier_wait(w->bar);
@@ -195,11 +197,19 @@ static double parallel_triad(int threads, double *a, double *b, double *c, size_
         }
     }
     pthread_barrier_wait(&bar);
-    double t0 = etok_mono_s();
     pthread_barrier_wait(&bar);
-    double t = etok_mono_s() - t0;
     for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
     pthread_barrier_destroy(&bar);
+    /* the span from the first worker's start to the last one's end, each read by the worker
+     * itself: a clock read by this thread after the start barrier came late whenever this thread
+     * was descheduled there (the workers already running), which made t too short and the
+     * bandwidth absurdly high (seen: > 10 TB/s on a loaded machine) */
+    double t_first = INFINITY, t_last = -INFINITY;
+    for (int i = 0; i < threads; i++) {
+        t_first = fmin(t_first, w[i].t_start_s);
+        t_last = fmax(t_last, w[i].t_end_s);
+    }
+    double t = threads > 0 ? t_last - t_first : 0;
     if (t > 0) bw = 24.0 * (double)n / t;
 out:
     free(w);
