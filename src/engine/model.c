@@ -348,6 +348,11 @@ char *etok_detokenize(const etok_model *m, const int32_t *tokens, int n) {
 
 int etok_token_is_eog(const etok_model *m, int32_t token) { return etok_tokenizer_is_eog(m->tok, token); }
 
+char *etok_chat_format_messages(const etok_model *m, const char *const *roles, const char *const *contents, int n,
+                                etok_err *err) {
+    return etok_tokenizer_chat_messages(m->tok, roles, contents, n, err);
+}
+
 char *etok_chat_format(const etok_model *m, const char *system, const char *user, etok_err *err) {
     return etok_tokenizer_chat(m->tok, system, user, err);
 }
