@@ -11,7 +11,7 @@
  *     fallback for characters outside the vocabulary.
  *   Decoding maps pieces back to bytes. Chat formatting: ChatML (with the template's default
  *   system prompt when it declares one, as SmolLM2's does) and Llama-3 headers.
- * Does not own: reading the GGUF file (gguf.c/model.c fill etok_tokenizer_spec), sampling.
+ * Does not own: reading the GGUF file (gguf.c; tokenizer_gguf.c fills etok_tokenizer_spec), sampling.
  * Behaviour matches llama.cpp (commit c392e5094) token for token on the reference strings in
  * tests/fixtures/reference/tokenize*.json (Unicode 15.1 categories, as llama.cpp). No global mutable state: all tables live in the
  * etok_tokenizer object, all scratch space in one call's encode_state. */

@@ -1,6 +1,7 @@
 /* tokenizer.h — text <-> token ids from a GGUF model's metadata, and its chat template.
- * Internal to the engine: built by model.c from the GGUF arrays (tokenizer.ggml.*), wrapped by
- * the public etok_tokenize()/etok_detokenize()/etok_chat_format() of engine.h. */
+ * Internal to the engine: built by model.c from the GGUF arrays (tokenizer.ggml.*, read by
+ * tokenizer_gguf.c), wrapped by the public etok_tokenize()/etok_detokenize()/etok_chat_format()
+ * of engine.h. */
 #ifndef ETOK_ENGINE_TOKENIZER_H
 #define ETOK_ENGINE_TOKENIZER_H
 

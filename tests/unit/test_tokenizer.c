@@ -568,9 +568,21 @@ static void test_real_variants(void **state) {
     json_decref(doc);
 }
 
-/* A case of chat_template_multiturn.json as role/content arrays (borrowed from the JSON). */
+/* A fixture case as role/content arrays (borrowed from the JSON): chat_template_multiturn.json's
+ * "messages", or chat_template.json's optional "system" and "user". */
 static int case_messages(json_t *c, const char **roles, const char **contents, int cap) {
     json_t *msgs = json_object_get(c, "messages");
+    if (!msgs) {
+        int n = 0;
+        if (jstr_or_null(c, "system")) {
+            roles[n] = "system";
+            contents[n++] = jstr_or_null(c, "system");
+        }
+        roles[n] = "user";
+        contents[n++] = jstr_or_null(c, "user");
+        assert_non_null(contents[n - 1]);
+        return n;
+    }
     int n = (int)json_array_size(msgs);
     assert_true(n > 0 && n <= cap);
     for (int i = 0; i < n; i++) {
@@ -642,52 +654,38 @@ static void test_chat_multiturn(void **state) {
     tiny_free(&v);
 }
 
-/* SmolLM2's real template over several turns: its default system prompt only when the first
- * message is not a system one (llama.cpp's Jinja output, plus the "<|im_start|>" that path drops),
- * otherwise exactly llama.cpp's legacy ChatML output. */
-static void test_real_chat_multiturn(void **state) {
-    (void)state;
-    etok_tokenizer *t = real_or_skip();
-    json_t *doc = load_fixture("chat_template_multiturn.json");
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(doc, "cases"), i, c) {
-        const char *roles[16], *contents[16];
-        int n = case_messages(c, roles, contents, 16);
-        etok_err err = {0};
-        char *got = etok_tokenizer_chat_messages(t, roles, contents, n, &err);
-        assert_non_null(got);
-        char want[4096];
-        if (!strcmp(roles[0], "system")) snprintf(want, sizeof want, "%s", jstr_or_null(c, "model_template_legacy"));
-        else snprintf(want, sizeof want, "<|im_start|>%s", jstr_or_null(c, "model_template_jinja"));
-        assert_string_equal(got, want);
-        free(got);
-    }
-    json_decref(doc);
-    etok_tokenizer_free(t);
-}
-
-/* SmolLM2's template inserts its default system prompt when none is given. llama.cpp's
- * built-in ChatML formatter does not (model_template_legacy); its Jinja path does but drops
- * the leading "<|im_start|>" (SmolLM2's BOS text). etok renders what the template says. */
+/* SmolLM2's template inserts its default system prompt when the conversation does not start
+ * with a system message. llama.cpp's built-in ChatML formatter does not (model_template_legacy);
+ * its Jinja path does but drops the leading "<|im_start|>" (SmolLM2's BOS text). etok renders
+ * what the template says, for one turn and for several. */
 static void test_real_chat_template(void **state) {
     (void)state;
     etok_tokenizer *t = real_or_skip();
-    json_t *doc = load_fixture("chat_template.json");
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(doc, "cases"), i, c) {
-        const char *system = jstr_or_null(c, "system");
-        etok_err err = {0};
-        char *got = etok_tokenizer_chat(t, system, jstr_or_null(c, "user"), &err);
-        assert_non_null(got);
-        char want[4096];
-        if (system) snprintf(want, sizeof want, "%s", jstr_or_null(c, "model_template_legacy"));
-        else snprintf(want, sizeof want, "<|im_start|>%s", jstr_or_null(c, "model_template_jinja"));
-        assert_string_equal(got, want);
-        free(got);
+    static const char *const fixtures[2] = {"chat_template.json", "chat_template_multiturn.json"};
+    for (int f = 0; f < 2; f++) {
+        json_t *doc = load_fixture(fixtures[f]);
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(doc, "cases"), i, c) {
+            const char *roles[16], *contents[16];
+            int n = case_messages(c, roles, contents, 16);
+            etok_err err = {0};
+            char *got = etok_tokenizer_chat_messages(t, roles, contents, n, &err);
+            assert_non_null(got);
+            char want[4096];
+            if (!strcmp(roles[0], "system")) snprintf(want, sizeof want, "%s", jstr_or_null(c, "model_template_legacy"));
+            else snprintf(want, sizeof want, "<|im_start|>%s", jstr_or_null(c, "model_template_jinja"));
+            assert_string_equal(got, want);
+            free(got);
+            if (f == 0) { /* the one-turn entry point renders the same */
+                got = etok_tokenizer_chat(t, jstr_or_null(c, "system"), jstr_or_null(c, "user"), &err);
+                assert_non_null(got);
+                assert_string_equal(got, want);
+                free(got);
+            }
+        }
+        json_decref(doc);
     }
-    json_decref(doc);
     etok_tokenizer_free(t);
 }
 
@@ -705,7 +703,6 @@ int main(void) {
         cmocka_unit_test(test_real_roundtrip_and_eog),
         cmocka_unit_test(test_real_chat_template),
         cmocka_unit_test(test_chat_multiturn),
-        cmocka_unit_test(test_real_chat_multiturn),
         cmocka_unit_test(test_real_variants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
