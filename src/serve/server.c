@@ -112,6 +112,9 @@ struct etok_server {
     int ring_head, ring_n;
     etok_energy_reading last;       /* last good reading */
     double engine_last_e;           /* the engine's books: energy accounted up to here (J) */
+    int pending_idle;               /* the energy after engine_last_e will be booked unattributed
+                                       (idle, or a request waits for the engine's fresh reading);
+                                       0 while it belongs to the next or current step */
     int have_reading;
 };
 
@@ -378,6 +381,7 @@ static void *engine_main(void *arg) {
         admit(s);
         if (s->n_active == 0) {
             back_to_back = 0;
+            s->pending_idle = 1;
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 100 * 1000000L;
@@ -400,12 +404,14 @@ static void *engine_main(void *arg) {
         double e0 = last_e;
         if (!back_to_back || !isfinite(e0)) {
             double e;
-            if (read_energy(s, &e) == 0) {
-                pthread_mutex_lock(&s->mu);
+            int ok = read_energy(s, &e) == 0;
+            pthread_mutex_lock(&s->mu);
+            if (ok) {
                 if (isfinite(last_e)) s->unattributed_j += e - last_e;
                 s->engine_last_e = e0 = last_e = e;
-                pthread_mutex_unlock(&s->mu);
             }
+            s->pending_idle = 0; /* from here on the energy is this step's */
+            pthread_mutex_unlock(&s->mu);
         }
         etok_step_result res;
         etok_err err = {0};
@@ -426,6 +432,7 @@ static void *engine_main(void *arg) {
                 }
             s->n_active = 0;
             back_to_back = 0;
+            s->pending_idle = 1;
             if (have_e) {
                 s->unattributed_j += e1 - e0;
                 s->engine_last_e = last_e = e1;
@@ -968,9 +975,12 @@ static char *metrics_text(etok_server *s) {
     etok_prom_sample(&b, "etok_attributed_energy_joules_total", NULL, s->attributed_j);
     /* while idle, the energy since the engine's last reading is idle energy too: counting it
      * here makes attributed + unattributed = the meter's total at this scrape (the engine adds
-     * the same amount to its books at its next reading, so the counter stays monotone) */
+     * the same amount to its books at its next reading, so the counter stays monotone). That
+     * holds until the engine's fresh reading before its first step, not merely until a request
+     * arrives: testing "no request queued or active" instead let the counter drop between a
+     * request's arrival and that reading. */
     double unattributed = s->unattributed_j;
-    if (s->n_active == 0 && !s->qhead && s->have_reading && s->last.total_j > s->engine_last_e)
+    if (s->pending_idle && s->have_reading && s->last.total_j > s->engine_last_e)
         unattributed += s->last.total_j - s->engine_last_e;
     etok_prom_family(&b, "etok_unattributed_energy_joules_total", "counter",
                      "Energy (J) used while no request was in the engine (idle, model load), attributed to none");
@@ -1166,6 +1176,7 @@ etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err) {
         goto fail;
     }
     s->running = 1;
+    s->pending_idle = 1; /* the books start idle */
     if (pthread_create(&s->engine_thread, NULL, engine_main, s) != 0) {
         etok_errf(err, "serve: cannot start the engine thread");
         goto fail;

@@ -48,7 +48,7 @@ port_of() { # node -> port, once the exporter says it listens
   i=0
   while ! grep -q 'listening on' "$T/$1/log" 2>/dev/null; do
     i=$((i + 1))
-    if [ $i -gt 100 ]; then echo "prom_fleet: exporter $1 did not start:" >&2; cat "$T/$1/log" >&2; exit 1; fi
+    if [ $i -gt 600 ]; then echo "prom_fleet: exporter $1 did not start:" >&2; cat "$T/$1/log" >&2; exit 1; fi
     sleep 0.05
   done
   sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/$1/log" | head -1
@@ -62,24 +62,31 @@ promtool check metrics < "$T/page.txt"
 grep -q '^etok_energy_joules_total{meter="rapl",domain="package-0",boundary="device",source="counter"}' "$T/page.txt"
 grep -q '^etok_tokens_total{kind="output"} 0$' "$T/page.txt"
 
-# the nodes work: counters and token files advance together, tick by tick
-(
-  ea=1000000; eb=1000000; ta=0; tb=0
-  while :; do
-    ea=$((ea + 4000000)); eb=$((eb + 6000000)); ta=$((ta + 20)); tb=$((tb + 20))
-    echo $ea > "$T/a/sys/class/powercap/intel-rapl:0/energy_uj.tmp"
-    mv "$T/a/sys/class/powercap/intel-rapl:0/energy_uj.tmp" "$T/a/sys/class/powercap/intel-rapl:0/energy_uj"
-    echo "output $ta" > "$T/a/tokens.tmp"; mv "$T/a/tokens.tmp" "$T/a/tokens"
-    echo $eb > "$T/b/sys/class/powercap/intel-rapl:0/energy_uj.tmp"
-    mv "$T/b/sys/class/powercap/intel-rapl:0/energy_uj.tmp" "$T/b/sys/class/powercap/intel-rapl:0/energy_uj"
-    echo "output $tb" > "$T/b/tokens.tmp"; mv "$T/b/tokens.tmp" "$T/b/tokens"
-    sleep 0.1
-  done
-) > /dev/null 2>&1 &
+# the nodes work: counters and token files advance together, tick by tick. One python process
+# (no forks per tick), so ticks stay regular on a loaded machine: the fewer ticks a rate() window
+# holds, the more one tick's skew between a node's energy and its tokens weighs.
+python3 - "$T" > /dev/null 2>&1 <<'PYEOF' &
+import os, sys, time
+t = sys.argv[1]
+def put(path, text):
+    with open(path + ".tmp", "w") as f: f.write(text)
+    os.replace(path + ".tmp", path)
+e = {"a": 1000000, "b": 1000000}; tok = 0
+while True:
+    e["a"] += 4000000; e["b"] += 6000000; tok += 20
+    for n in ("a", "b"):
+        put("%s/%s/sys/class/powercap/intel-rapl:0/energy_uj" % (t, n), "%d\n" % e[n])
+        put("%s/%s/tokens" % (t, n), "output %d\n" % tok)
+    time.sleep(0.1)
+PYEOF
 PIDS="$PIDS $!"
 
-PP=$(free_port)
-cat > "$T/prometheus.yml" <<EOF
+# Prometheus on a free port. Another process may bind the port between free_port and
+# prometheus: then it exits at once ("address already in use") and another port is tried.
+start_prometheus() {
+  for attempt in 1 2 3 4 5; do
+    PP=$(free_port)
+    cat > "$T/prometheus.yml" <<EOF
 global:
   scrape_interval: 1s
   evaluation_interval: 1s
@@ -88,9 +95,25 @@ scrape_configs:
     static_configs:
       - targets: ['127.0.0.1:$PA', '127.0.0.1:$PB']
 EOF
-prometheus --config.file "$T/prometheus.yml" --storage.tsdb.path "$T/tsdb" \
-  --web.listen-address "127.0.0.1:$PP" --log.level=warn > "$T/prom.log" 2>&1 < /dev/null &
-PIDS="$PIDS $!"
+    prometheus --config.file "$T/prometheus.yml" --storage.tsdb.path "$T/tsdb" \
+      --web.listen-address "127.0.0.1:$PP" --log.level=warn > "$T/prom.log" 2>&1 < /dev/null &
+    PROM=$!
+    PIDS="$PIDS $PROM"
+    i=0
+    while [ $i -lt 600 ] && kill -0 "$PROM" 2>/dev/null; do # up to 60 s to become ready
+      if http_get "http://127.0.0.1:$PP/-/ready" > /dev/null 2>&1; then return 0; fi
+      i=$((i + 1))
+      sleep 0.1
+    done
+    kill "$PROM" 2>/dev/null || true
+    wait "$PROM" 2>/dev/null || true
+    grep -q 'address already in use' "$T/prom.log" || break
+  done
+  echo "prom_fleet: prometheus did not start:" >&2
+  cat "$T/prom.log" >&2
+  exit 1
+}
+start_prometheus
 
 # the fleet query of docs/PROMETHEUS.md, over a window that fits a short test
 Q='sum(rate(etok_energy_joules_total[6s])) / sum(rate(etok_tokens_total{kind="output"}[6s]))'
@@ -98,10 +121,15 @@ python3 - "$PP" "$Q" <<'EOF'
 import json, sys, time, urllib.parse, urllib.request
 port, q = sys.argv[1], sys.argv[2]
 base = "http://127.0.0.1:%s/api/v1/query?query=" % port
-def query(expr):
-    r = json.load(urllib.request.urlopen(base + urllib.parse.quote(expr), timeout=3))
-    return r["data"]["result"]
-deadline, last = time.time() + 30, "prometheus not answering"
+def query(expr, tries=1):
+    for k in range(tries): # a loaded machine may answer late: retry before calling it a failure
+        try:
+            r = json.load(urllib.request.urlopen(base + urllib.parse.quote(expr), timeout=10))
+            return r["data"]["result"]
+        except Exception:
+            if k == tries - 1: raise
+            time.sleep(0.5)
+deadline, last = time.time() + 60, "prometheus not answering"
 while time.time() < deadline: # both targets up
     time.sleep(0.5)
     try:
@@ -117,7 +145,7 @@ else:
 time.sleep(7)
 vals = []
 for _ in range(3):
-    res = query(q)
+    res = query(q, tries=5)
     if res: vals.append(float(res[0]["value"][1]))
     time.sleep(1)
 if len(vals) < 3:

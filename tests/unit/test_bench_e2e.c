@@ -222,34 +222,30 @@ static void test_sigint_partial(void **st) {
 }
 
 /* etok serve on the tiny model, driven by etok bench --endpoint (loopback only). */
-static int port_open(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0) return 0;
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
 
-/* Start `etok ARGS...` with stdout/stderr silenced (sysfs_root: ETOK_SYSFS_ROOT for it, or
- * NULL) and wait up to 10 s for it to listen on port; returns its pid, or -1 (killed) when
- * it never listened. */
-static pid_t spawn_listener(const char *sysfs_root, const char *const *args, int port) {
+/* Start `etok ARGS...` (listening on --port 0: the kernel picks a free port, so no other
+ * process can hold it) with stdout silenced and stderr in log (sysfs_root: ETOK_SYSFS_ROOT for
+ * it, or NULL); wait up to 60 s for its "listening on http://127.0.0.1:PORT" line. Returns its
+ * pid with *port set, or -1 (killed) when it exited or never listened. */
+static pid_t spawn_listener(const char *sysfs_root, const char *const *args, const char *log, int *port) {
     pid_t pid = fork();
     if (pid == 0) {
         int null = open("/dev/null", O_WRONLY);
-        if (null >= 0) {
-            dup2(null, 1);
-            dup2(null, 2);
-        }
+        int err = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (null >= 0) dup2(null, 1);
+        if (err >= 0) dup2(err, 2);
         if (sysfs_root) setenv("ETOK_SYSFS_ROOT", sysfs_root, 1);
         execv(etok_bin(), (char *const *)args);
         _exit(127);
     }
-    for (int i = 0; i < 100; i++) {
+    for (int i = 0; i < 600; i++) {
         usleep(100 * 1000);
-        if (port_open(port)) return pid;
+        char *text = etok_read_file(log, NULL);
+        const char *at = text ? strstr(text, "listening on http://127.0.0.1:") : NULL;
+        *port = at ? atoi(at + strlen("listening on http://127.0.0.1:")) : 0;
+        free(text);
+        if (*port > 0) return pid;
+        if (waitpid(pid, NULL, WNOHANG) == pid) return -1;
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
@@ -258,12 +254,12 @@ static pid_t spawn_listener(const char *sysfs_root, const char *const *args, int
 
 static void test_endpoint_against_serve(void **st) {
     (void)st;
-    int port = 20000 + (int)(getpid() % 20000);
-    char port_s[16];
-    snprintf(port_s, sizeof port_s, "%d", port);
-    const char *args[] = {etok_bin(), "serve", "-m", model, "--port", port_s, "--meter", "estimate", NULL};
-    pid_t srv = spawn_listener(NULL, args, port);
-    if (srv < 0) skip(); /* the port was taken or serve could not start: not this test's subject */
+    int port = 0;
+    char log[128];
+    snprintf(log, sizeof log, "%s/serve.log", dir);
+    const char *args[] = {etok_bin(), "serve", "-m", model, "--port", "0", "--meter", "estimate", NULL};
+    pid_t srv = spawn_listener(NULL, args, log, &port);
+    if (srv < 0) fail_msg("etok serve did not start: %s", etok_read_file(log, NULL));
     char url[64], out[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d", port);
     snprintf(out, sizeof out, "%s/endpoint", dir);
@@ -334,15 +330,15 @@ static void test_energy_from_exporter(void **st) {
             usleep(5000);
         }
     }
-    int port = 20000 + (int)((getpid() + 7919) % 20000);
-    char port_s[16];
-    snprintf(port_s, sizeof port_s, "%d", port);
-    const char *args[] = {etok_bin(), "exporter", "--port", port_s, "--meter", "rapl", "--rate-hz", "100", NULL};
-    pid_t exp = spawn_listener(sysroot, args, port);
+    int port = 0;
+    char log[128];
+    snprintf(log, sizeof log, "%s/exporter.log", dir);
+    const char *args[] = {etok_bin(), "exporter", "--port", "0", "--meter", "rapl", "--rate-hz", "100", NULL};
+    pid_t exp = spawn_listener(sysroot, args, log, &port);
     if (exp < 0) {
         kill(writer, SIGKILL);
         waitpid(writer, NULL, 0);
-        skip(); /* the port was taken: not this test's subject */
+        fail_msg("etok exporter did not start: %s", etok_read_file(log, NULL));
     }
     char url[80], out[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", port);

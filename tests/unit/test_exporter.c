@@ -255,7 +255,7 @@ static void meter_source_reports_every_domain(void **state) {
     put(root, "class/powercap/intel-rapl:0:0/energy_uj", "1500000\n");
     put(root, "class/powercap/intel-rapl:0:1/energy_uj", "700000\n");
     etok_energy_reading r;
-    for (int i = 0; i < 40; i++) { /* until the sampler has read them */
+    for (int i = 0; i < 600; i++) { /* until the sampler has read them (up to 30 s) */
         usleep(50000);
         assert_int_equal(src.read(src.arg, &r), 0);
         if (fabs(r.total_j - 3.5) < 1e-9) break;
@@ -285,7 +285,7 @@ static void meter_source_reports_every_domain(void **state) {
     m = etok_meter_source_open(&cfg, &src, &err);
     assert_non_null(m);
     put(root, "class/powercap/intel-rapl:0/energy_uj", "5000000\n");
-    for (int i = 0; i < 40; i++) {
+    for (int i = 0; i < 600; i++) {
         usleep(50000);
         assert_int_equal(src.read(src.arg, &r), 0);
         if (fabs(r.total_j - 1.0) < 1e-9) break;

@@ -40,9 +40,11 @@ static void power_only_device_integrates_trapezoids(void **state) {
     assert_non_null(ms);
     etok_record rec;
     etok_record_init(&rec);
+    double t_start = etok_mono_s();
     assert_int_equal(etok_meters_start(ms, &rec, &err), 0);
     fx_sleep(0.5);
     assert_int_equal(etok_meters_stop(ms, &err), 0);
+    double elapsed_s = etok_mono_s() - t_start; /* >= 0.5 s; more when this thread was held up */
     assert_int_equal(rec.n_traces, 1);
     const etok_trace *t = find_trace(&rec, "amdgpu/power1");
     assert_non_null(t);
@@ -51,8 +53,10 @@ static void power_only_device_integrates_trapezoids(void **state) {
     assert_int_equal(t->summable, 1);
     assert_string_equal(t->raw_unit, "uW");
     assert_string_equal(t->power_field, "average");
-    /* about 20 Hz for 0.5 s: the sampler neither busy-loops nor stalls */
-    assert_true(t->n_samples >= 6 && t->n_samples <= 16);
+    /* about 20 Hz: the sampler neither busy-loops nor stalls (start + stop + >= 1 tick; at most
+     * 20 Hz over the time that really passed, with slack: a loaded machine skips ticks, never adds) */
+    if (t->n_samples < 3 || t->n_samples > 20 * elapsed_s * 1.25 + 3)
+        fail_msg("%zu samples in %.3f s at 20 Hz", t->n_samples, elapsed_s);
     etok_energy_snapshot snap;
     assert_int_equal(etok_meters_snapshot(ms, &snap), 0);
     double span = t->samples[t->n_samples - 1].t_s - t->samples[0].t_s;

@@ -156,8 +156,12 @@ static void counter_wraps_during_run(void **state) {
     for (size_t i = 1; i < t->n_samples; i++) went_down |= t->samples[i].raw < t->samples[i - 1].raw;
     assert_true(went_down); /* the raw readings keep the wrap; correction is the analysis' job too */
     assert_true(t->samples[t->n_samples - 1].raw == 120000.0);
-    /* a 100 J range at up to 2 kW wraps in 50 ms: the sampler must read at least every 12.5 ms */
-    assert_true(t->n_samples >= 10);
+    /* a 100 J range at up to 2 kW wraps in 50 ms: the sampler must read at least every 12.5 ms.
+     * Ticks (not the start and stop readings) 12.5 ms apart or closer show the rate; counting
+     * them, not all samples, keeps a loaded machine that delays some ticks from failing this. */
+    int close_ticks = 0;
+    for (size_t i = 2; i + 1 < t->n_samples; i++) close_ticks += t->samples[i].t_s - t->samples[i - 1].t_s <= 0.0125;
+    if (close_ticks < 3) fail_msg("%d of %zu sampler gaps <= 12.5 ms at 100 Hz", close_ticks, t->n_samples);
     etok_meters_close(ms);
     etok_record_free(&rec);
     fx_rmrf(root);

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <curl/curl.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -404,6 +405,64 @@ static void vanished_clients_are_cancelled(void **state) {
     free(out);
 }
 
+/* The energy counters are Prometheus counters: they never go down, whenever the scrape lands
+ * (a drop reads as a counter reset, and rate() then jumps by the whole counter). Requests
+ * arrive at 8/s, so the engine goes idle and wakes again and again; every energy read takes
+ * 20 ms, which widens each window between a request's arrival and the engine's first reading. */
+typedef struct {
+    const char *url;
+    etok_endpoint_stats st;
+    int rc;
+    _Atomic int done;
+} load_arg;
+
+static void *load_main(void *arg) {
+    load_arg *a = arg;
+    etok_endpoint_opts o = {.url = a->url, .api_key = "sekrit", .rate_rps = 8, .seed = 3, .n_requests = 12,
+                            .max_tokens = 2, .request_timeout_s = 120, .stats = &a->st};
+    const char *p[] = {"Hi"};
+    etok_record rec;
+    etok_record_init(&rec);
+    etok_err err = {0};
+    a->rc = etok_endpoint_run(&o, p, 1, &rec, NULL, NULL, NULL, &err);
+    etok_record_free(&rec);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+static void energy_counters_never_go_down(void **state) {
+    fixture *f = *state;
+    if (!f) {
+        skip();
+        return;
+    }
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", f->port);
+    atomic_store(&f->fe.read_delay_us, 20000);
+    load_arg a = {.url = url};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, load_main, &a), 0);
+    double last_attr = -1, last_idle = -1;
+    int scrapes = 0;
+    for (;;) {
+        char *page = scrape(f);
+        double attr = metric(page, "etok_attributed_energy_joules_total");
+        double idle = metric(page, "etok_unattributed_energy_joules_total");
+        free(page);
+        scrapes++;
+        if (attr < last_attr) fail_msg("scrape %d: attributed energy went down: %.9f -> %.9f J", scrapes, last_attr, attr);
+        if (idle < last_idle) fail_msg("scrape %d: unattributed energy went down: %.9f -> %.9f J", scrapes, last_idle, idle);
+        last_attr = attr;
+        last_idle = idle;
+        if (atomic_load(&a.done)) break;
+    }
+    pthread_join(th, NULL);
+    atomic_store(&f->fe.read_delay_us, 0);
+    assert_int_equal(a.rc, 0);
+    assert_int_equal(a.st.ok, 12);
+    fprintf(stderr, "serve: %d scrapes during the load, counters monotone\n", scrapes);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
@@ -411,6 +470,7 @@ int main(void) {
         cmocka_unit_test(non_streaming_and_completions),
         cmocka_unit_test(bad_requests_get_openai_errors),
         cmocka_unit_test(vanished_clients_are_cancelled),
+        cmocka_unit_test(energy_counters_never_go_down),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
