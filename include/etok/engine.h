@@ -51,6 +51,11 @@ int etok_token_is_eog(const etok_model *m, int32_t token);
 /* Apply the model's chat template (ChatML, Llama-3, ...) to one user message (optional
  * system message may be NULL), with the assistant turn opened. malloc'd string. */
 char *etok_chat_format(const etok_model *m, const char *system, const char *user, etok_err *err);
+/* The same for a conversation: n messages, roles[i] "system", "user" or "assistant" (any other
+ * role: NULL with err naming messages[i].role), the assistant turn opened at the end. A ChatML
+ * template's default system prompt (SmolLM2's) is inserted when messages[0] is not a system one. */
+char *etok_chat_format_messages(const etok_model *m, const char *const *roles, const char *const *contents, int n,
+                                etok_err *err);
 
 /* Sampling: temperature 0 = greedy. */
 typedef struct {

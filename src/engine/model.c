@@ -1,7 +1,7 @@
 /* model.c — a Llama-family model over a GGUF file, and its batched forward pass.
  *
  * Owns: loading (hyper-parameters from llama.* keys, weight matrices checked against the
- * shapes they must have, the tokenizer from tokenizer.ggml.*), the public tokenizer
+ * shapes they must have, the tokenizer from tokenizer.ggml.* via tokenizer_gguf.c), the public tokenizer
  * wrappers of engine.h, FLOP/byte accounting (METRICS.md section 1, "FLOPs and bytes per
  * token"), the KV cache and the forward pass, written top to bottom like llama2.c:
  *   embed -> for each layer: RMSNorm, Q/K/V, RoPE, attention over the cache, output
@@ -9,6 +9,7 @@
  * Every matrix multiply runs over ALL tokens of the step at once, so each weight row is read
  * once per step whatever the batch. Does not own scheduling or sampling (engine.c). */
 #include "engine/model.h"
+#include "engine/tokenizer_gguf.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -69,94 +70,17 @@ static float *load_vec(const etok_gguf *g, const char *name, int64_t n, etok_err
 }
 
 static int build_tokenizer(etok_model *m, etok_err *err) {
-    const etok_gguf *g = m->gguf;
-    etok_tokenizer_spec sp;
-    memset(&sp, 0, sizeof sp);
-    char *model = NULL, *pre = NULL, *tmpl = NULL;
-    const char **tokens = NULL, **merges = NULL;
-    size_t *token_lens = NULL, *merge_lens = NULL;
-    float *scores = NULL;
-    int32_t *types = NULL;
-    uint64_t n_tok = 0, n_merge = 0, n_scores = 0, n_types = 0;
-    int rc = -1;
-    if (etok_gguf_get_strdup(g, "tokenizer.ggml.model", &model, err) < 0) goto out;
-    if (!model) {
-        etok_errc(err, ETOK_EXIT_INPUT, "GGUF: key 'tokenizer.ggml.model' is missing");
-        goto out;
+    etok_gguf_tokenizer_spec gs;
+    if (etok_gguf_tokenizer_spec_read(m->gguf, &gs, err) < 0) return -1;
+    m->tok = etok_tokenizer_new(&gs.spec, err);
+    if (m->tok) {
+        m->info.vocab_size = gs.spec.n_vocab;
+        m->info.bos_id = gs.spec.bos_id;
+        m->info.eos_id = gs.spec.eos_id;
+        m->info.eot_id = gs.spec.eot_id;
     }
-    if (etok_gguf_get_strdup(g, "tokenizer.ggml.pre", &pre, err) < 0) goto out;
-    if (etok_gguf_get_strdup(g, "tokenizer.chat_template", &tmpl, err) < 0) goto out;
-    if (etok_gguf_get_str_array(g, "tokenizer.ggml.tokens", &tokens, &token_lens, &n_tok, err) <= 0) {
-        if (!tokens) etok_errc(err, ETOK_EXIT_INPUT, "GGUF: array 'tokenizer.ggml.tokens' is missing or invalid");
-        goto out;
-    }
-    if (etok_gguf_get_str_array(g, "tokenizer.ggml.merges", &merges, &merge_lens, &n_merge, err) < 0) goto out;
-    if (etok_gguf_get_f32_array(g, "tokenizer.ggml.scores", &scores, &n_scores, err) < 0) goto out;
-    if (etok_gguf_get_i32_array(g, "tokenizer.ggml.token_type", &types, &n_types, err) < 0) goto out;
-    if ((scores && n_scores != n_tok) || (types && n_types != n_tok)) {
-        etok_errc(err, ETOK_EXIT_INPUT, "GGUF: tokenizer arrays disagree on the vocabulary size (%llu tokens)",
-                  (unsigned long long)n_tok);
-        goto out;
-    }
-    if (n_tok > (1u << 24) || n_merge > (1u << 24)) {
-        etok_errc(err, ETOK_EXIT_INPUT, "GGUF: tokenizer vocabulary too large");
-        goto out;
-    }
-    sp.model = model;
-    sp.pre = pre;
-    sp.n_vocab = (int)n_tok;
-    sp.tokens = tokens;
-    sp.token_lens = token_lens;
-    sp.scores = scores;
-    sp.token_types = types;
-    sp.n_merges = (int)n_merge;
-    sp.merges = merges;
-    sp.merge_lens = merge_lens;
-    sp.chat_template = tmpl;
-    struct {
-        const char *key;
-        int *dst;
-    } ids[] = {{"tokenizer.ggml.bos_token_id", &sp.bos_id},     {"tokenizer.ggml.eos_token_id", &sp.eos_id},
-               {"tokenizer.ggml.eot_token_id", &sp.eot_id},     {"tokenizer.ggml.unknown_token_id", &sp.unk_id},
-               {"tokenizer.ggml.padding_token_id", &sp.pad_id}};
-    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
-        uint32_t v;
-        int r = etok_gguf_get_u32(g, ids[i].key, &v, err);
-        if (r < 0) goto out;
-        *ids[i].dst = -1;
-        if (r == 1) {
-            if (v >= n_tok) {
-                etok_errc(err, ETOK_EXIT_INPUT, "GGUF: %s = %u is outside the vocabulary (%llu)", ids[i].key, v,
-                          (unsigned long long)n_tok);
-                goto out;
-            }
-            *ids[i].dst = (int)v;
-        }
-    }
-    int b;
-    sp.add_bos = sp.add_eos = -1;
-    if ((b = etok_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &sp.add_bos, err)) < 0) goto out;
-    if (b == 0) sp.add_bos = -1;
-    if ((b = etok_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &sp.add_eos, err)) < 0) goto out;
-    if (b == 0) sp.add_eos = -1;
-    m->tok = etok_tokenizer_new(&sp, err);
-    if (!m->tok) goto out;
-    m->info.vocab_size = (int)n_tok;
-    m->info.bos_id = sp.bos_id;
-    m->info.eos_id = sp.eos_id;
-    m->info.eot_id = sp.eot_id;
-    rc = 0;
-out:
-    free(model);
-    free(pre);
-    free(tmpl);
-    free(tokens);
-    free(token_lens);
-    free(merges);
-    free(merge_lens);
-    free(scores);
-    free(types);
-    return rc;
+    etok_gguf_tokenizer_spec_free(&gs);
+    return m->tok ? 0 : -1;
 }
 
 static void describe_types(etok_model *m) {
@@ -347,6 +271,11 @@ char *etok_detokenize(const etok_model *m, const int32_t *tokens, int n) {
 }
 
 int etok_token_is_eog(const etok_model *m, int32_t token) { return etok_tokenizer_is_eog(m->tok, token); }
+
+char *etok_chat_format_messages(const etok_model *m, const char *const *roles, const char *const *contents, int n,
+                                etok_err *err) {
+    return etok_tokenizer_chat_messages(m->tok, roles, contents, n, err);
+}
 
 char *etok_chat_format(const etok_model *m, const char *system, const char *user, etok_err *err) {
     return etok_tokenizer_chat(m->tok, system, user, err);

@@ -11,7 +11,7 @@
  *     fallback for characters outside the vocabulary.
  *   Decoding maps pieces back to bytes. Chat formatting: ChatML (with the template's default
  *   system prompt when it declares one, as SmolLM2's does) and Llama-3 headers.
- * Does not own: reading the GGUF file (gguf.c/model.c fill etok_tokenizer_spec), sampling.
+ * Does not own: reading the GGUF file (gguf.c; tokenizer_gguf.c fills etok_tokenizer_spec), sampling.
  * Behaviour matches llama.cpp (commit c392e5094) token for token on the reference strings in
  * tests/fixtures/reference/tokenize*.json (Unicode 15.1 categories, as llama.cpp). No global mutable state: all tables live in the
  * etok_tokenizer object, all scratch space in one call's encode_state. */
@@ -1173,35 +1173,65 @@ oom:
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* Chat templates: one optional system message, one user message, the assistant turn opened. */
+/* Chat templates: a conversation of system/user/assistant turns, the assistant turn opened. */
 
-char *etok_tokenizer_chat(const etok_tokenizer *t, const char *system, const char *user, etok_err *err) {
-    if (!t || !user) {
-        etok_errf(err, "chat template: no tokenizer or no user message");
+static bool chat_role_ok(const char *role) {
+    return role && (!strcmp(role, "system") || !strcmp(role, "user") || !strcmp(role, "assistant"));
+}
+
+/* Llama-3's template trims each message's content (as llama.cpp's built-in "llama3" does). */
+static void sb_add_trimmed(sbuf *b, const char *s) {
+    static const char ws[] = " \t\n\r\v\f";
+    while (*s && strchr(ws, *s)) s++;
+    size_t n = strlen(s);
+    while (n > 0 && strchr(ws, s[n - 1])) n--;
+    sb_add(b, s, n);
+}
+
+char *etok_tokenizer_chat_messages(const etok_tokenizer *t, const char *const *roles, const char *const *contents,
+                                   int n, etok_err *err) {
+    if (!t || n <= 0 || !roles || !contents) {
+        etok_errc(err, ETOK_EXIT_INPUT, "chat template: no tokenizer or no messages");
         return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (!chat_role_ok(roles[i])) {
+            etok_errc(err, ETOK_EXIT_INPUT, "chat template: messages[%d].role \"%.32s\" is not system, user or assistant",
+                      i, roles[i] ? roles[i] : "(null)");
+            return NULL;
+        }
+        if (!contents[i]) {
+            etok_errc(err, ETOK_EXIT_INPUT, "chat template: messages[%d].content is missing", i);
+            return NULL;
+        }
     }
     sbuf b = {0};
     switch (t->chat) {
     case CHAT_CHATML:
-        if (!system) system = t->chat_default_system;
-        if (system) {
+        /* SmolLM2's template: its default system prompt when the first message is not a system one */
+        if (t->chat_default_system && strcmp(roles[0], "system") != 0) {
             sb_adds(&b, "<|im_start|>system\n");
-            sb_adds(&b, system);
+            sb_adds(&b, t->chat_default_system);
             sb_adds(&b, "<|im_end|>\n");
         }
-        sb_adds(&b, "<|im_start|>user\n");
-        sb_adds(&b, user);
-        sb_adds(&b, "<|im_end|>\n<|im_start|>assistant\n");
+        for (int i = 0; i < n; i++) {
+            sb_adds(&b, "<|im_start|>");
+            sb_adds(&b, roles[i]);
+            sb_adds(&b, "\n");
+            sb_adds(&b, contents[i]);
+            sb_adds(&b, "<|im_end|>\n");
+        }
+        sb_adds(&b, "<|im_start|>assistant\n");
         break;
     case CHAT_LLAMA3:
-        if (system) {
-            sb_adds(&b, "<|start_header_id|>system<|end_header_id|>\n\n");
-            sb_adds(&b, system);
+        for (int i = 0; i < n; i++) {
+            sb_adds(&b, "<|start_header_id|>");
+            sb_adds(&b, roles[i]);
+            sb_adds(&b, "<|end_header_id|>\n\n");
+            sb_add_trimmed(&b, contents[i]);
             sb_adds(&b, "<|eot_id|>");
         }
-        sb_adds(&b, "<|start_header_id|>user<|end_header_id|>\n\n");
-        sb_adds(&b, user);
-        sb_adds(&b, "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+        sb_adds(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
         break;
     case CHAT_UNSUPPORTED:
         etok_errc(err, ETOK_EXIT_INPUT,
@@ -1214,4 +1244,14 @@ char *etok_tokenizer_chat(const etok_tokenizer *t, const char *system, const cha
         return NULL;
     }
     return b.p;
+}
+
+char *etok_tokenizer_chat(const etok_tokenizer *t, const char *system, const char *user, etok_err *err) {
+    if (!t || !user) {
+        etok_errf(err, "chat template: no tokenizer or no user message");
+        return NULL;
+    }
+    const char *roles[2] = {"system", "user"}, *contents[2] = {system, user};
+    return system ? etok_tokenizer_chat_messages(t, roles, contents, 2, err)
+                  : etok_tokenizer_chat_messages(t, roles + 1, contents + 1, 1, err);
 }

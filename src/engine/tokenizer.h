@@ -1,6 +1,7 @@
 /* tokenizer.h — text <-> token ids from a GGUF model's metadata, and its chat template.
- * Internal to the engine: built by model.c from the GGUF arrays (tokenizer.ggml.*), wrapped by
- * the public etok_tokenize()/etok_detokenize()/etok_chat_format() of engine.h. */
+ * Internal to the engine: built by model.c from the GGUF arrays (tokenizer.ggml.*, read by
+ * tokenizer_gguf.c), wrapped by the public etok_tokenize()/etok_detokenize()/etok_chat_format()
+ * of engine.h. */
 #ifndef ETOK_ENGINE_TOKENIZER_H
 #define ETOK_ENGINE_TOKENIZER_H
 
@@ -41,8 +42,13 @@ int etok_tokenizer_is_eog(const etok_tokenizer *t, int32_t id);
 int etok_tokenizer_n_vocab(const etok_tokenizer *t);
 int etok_tokenizer_bos(const etok_tokenizer *t); /* -1 when absent or add_bos is off */
 /* Chat template (ChatML as SmolLM2 uses, Llama-3; detected from chat_template text; ChatML is
- * the default when absent), one optional system message and one user message, assistant turn
- * opened. malloc'd. */
+ * the default when absent) applied to n messages (roles "system", "user" or "assistant"; any
+ * other role is an ETOK_EXIT_INPUT error naming messages[i].role), assistant turn opened.
+ * ChatML inserts the template's default system prompt (SmolLM2's) when messages[0] is not a
+ * system message; Llama-3 trims each content, as its template does. malloc'd. */
+char *etok_tokenizer_chat_messages(const etok_tokenizer *t, const char *const *roles, const char *const *contents,
+                                   int n, etok_err *err);
+/* The same for one optional system message (NULL: none) and one user message. */
 char *etok_tokenizer_chat(const etok_tokenizer *t, const char *system, const char *user, etok_err *err);
 
 #endif

@@ -758,7 +758,9 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
         ret = send_error(s, c, 400, "invalid_request_error", "invalid_value", param, __VA_ARGS__);            \
         goto out;                                                                                            \
     } while (0)
-    char *system = NULL, *user = NULL, *formatted = NULL;
+    const char **roles = NULL; /* borrowed from root */
+    char **contents = NULL, *formatted = NULL;
+    int n_msgs = 0;
     int32_t *toks = NULL;
     if (!json_is_object(root)) REJECT(NULL, "request body must be a JSON object, not %s", json_type_name(root));
 
@@ -805,30 +807,32 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
     if (chat) {
         json_t *msgs = json_object_get(root, "messages");
         if (!json_is_array(msgs) || json_array_size(msgs) == 0) REJECT("messages", "messages must be a non-empty array");
+        if (json_array_size(msgs) > 4096) REJECT("messages", "messages has %zu entries, over the limit of 4096", json_array_size(msgs));
+        n_msgs = (int)json_array_size(msgs);
+        roles = calloc((size_t)n_msgs, sizeof *roles);
+        contents = calloc((size_t)n_msgs, sizeof *contents);
+        if (!roles || !contents) REJECT(NULL, "out of memory");
         size_t i;
         json_t *m;
         json_array_foreach(msgs, i, m) {
+            char pname[48];
             const char *role = json_string_value(json_object_get(m, "role"));
-            if (!json_is_object(m) || !role) REJECT("messages", "messages[%zu] must be an object with a string role", i);
-            char *text = content_text(json_object_get(m, "content"));
-            if (!text) REJECT("messages", "messages[%zu].content must be a string or an array of text parts", i);
-            if (!strcmp(role, "system") || !strcmp(role, "developer")) {
-                free(system);
-                system = text;
-            } else if (!strcmp(role, "user")) {
-                if (user) {
-                    free(text);
-                    REJECT("messages", "only one user message is supported (the built-in engine's chat template takes one system and one user turn)");
-                }
-                user = text;
-            } else {
-                free(text);
-                REJECT("messages", "messages[%zu].role '%s' is not supported (system and one user message only)", i, role);
+            snprintf(pname, sizeof pname, "messages[%zu].role", i);
+            if (!json_is_object(m)) REJECT("messages", "messages[%zu] must be an object, not %s", i, json_type_name(m));
+            if (!role) REJECT(pname, "messages[%zu].role must be a string", i);
+            /* "developer" is OpenAI's newer name for the system role */
+            if (!strcmp(role, "developer")) role = "system";
+            if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant"))
+                REJECT(pname, "messages[%zu].role '%.32s' is not supported (system, developer, user or assistant)", i, role);
+            roles[i] = role;
+            contents[i] = content_text(json_object_get(m, "content"));
+            if (!contents[i]) {
+                snprintf(pname, sizeof pname, "messages[%zu].content", i);
+                REJECT(pname, "messages[%zu].content must be a string or an array of text parts", i);
             }
         }
-        if (!user) REJECT("messages", "messages has no user message");
         etok_err err = {0};
-        formatted = etok_chat_format(s->model, system, user, &err);
+        formatted = etok_chat_format_messages(s->model, roles, (const char *const *)contents, n_msgs, &err);
         if (!formatted) REJECT("messages", "chat template failed: %s", err.msg);
     } else {
         json_t *p = json_object_get(root, "prompt");
@@ -947,8 +951,9 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
     ret = send_json(c, 200, resp);
 out:
 #undef REJECT
-    free(system);
-    free(user);
+    for (int i = 0; contents && i < n_msgs; i++) free(contents[i]);
+    free(contents);
+    free(roles);
     free(formatted);
     free(toks);
     json_decref(root);

@@ -269,6 +269,22 @@ static void non_streaming_and_completions(void **state) {
     assert_non_null(strstr(out, "\"energy_source\":\"power\""));
     assert_non_null(strstr(out, "\"joules_per_token\":"));
     free(out);
+    /* a conversation: every turn reaches the template, so the prompt is longer than its last turn alone */
+    const char *turn3 = "{\"messages\":[{\"role\":\"user\",\"content\":\"What is two plus two?\"},"
+                        "{\"role\":\"assistant\",\"content\":\"Four.\"},{\"role\":\"user\",\"content\":\"Times three?\"}],"
+                        "\"max_tokens\":2,\"temperature\":0}";
+    const char *turn1 = "{\"messages\":[{\"role\":\"user\",\"content\":\"Times three?\"}],\"max_tokens\":2,\"temperature\":0}";
+    long long prompt_tokens[2];
+    const char *bodies[2] = {turn3, turn1};
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(http(f->port, "POST", "/v1/chat/completions", bodies[k], strlen(bodies[k]), "sekrit", &out), 200);
+        const char *pt = strstr(out, "\"prompt_tokens\":");
+        assert_non_null(pt);
+        prompt_tokens[k] = atoll(pt + strlen("\"prompt_tokens\":"));
+        free(out);
+    }
+    assert_true(prompt_tokens[1] > 0);
+    assert_true(prompt_tokens[0] > prompt_tokens[1] + 4); /* "What is two plus two?" and "Four." add tokens */
     const char *cmpl = "{\"prompt\":[\"Once upon a time\"],\"max_tokens\":3}";
     assert_int_equal(http(f->port, "POST", "/v1/completions", cmpl, strlen(cmpl), "sekrit", &out), 200);
     assert_non_null(strstr(out, "\"object\":\"text_completion\""));
@@ -334,6 +350,13 @@ static void bad_requests_get_openai_errors(void **state) {
         free(out);
     }
     char *out = NULL;
+    /* an unknown role in a conversation names the message it is in */
+    const char *bad_role = "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},{\"role\":\"robot\",\"content\":\"beep\"}]}";
+    assert_int_equal(http(f->port, "POST", "/v1/chat/completions", bad_role, strlen(bad_role), "sekrit", &out), 400);
+    assert_non_null(strstr(out, "{\"error\":{\"message\":\""));
+    assert_non_null(strstr(out, "\"param\":\"messages[1].role\""));
+    assert_non_null(strstr(out, "\"code\":\"invalid_value\""));
+    free(out);
     assert_int_equal(http(f->port, NULL, "/health", NULL, 0, NULL, &out), 200); /* still serving */
     free(out);
     char *page = scrape(f);

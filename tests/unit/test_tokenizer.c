@@ -568,27 +568,124 @@ static void test_real_variants(void **state) {
     json_decref(doc);
 }
 
-/* SmolLM2's template inserts its default system prompt when none is given. llama.cpp's
- * built-in ChatML formatter does not (model_template_legacy); its Jinja path does but drops
- * the leading "<|im_start|>" (SmolLM2's BOS text). etok renders what the template says. */
+/* A fixture case as role/content arrays (borrowed from the JSON): chat_template_multiturn.json's
+ * "messages", or chat_template.json's optional "system" and "user". */
+static int case_messages(json_t *c, const char **roles, const char **contents, int cap) {
+    json_t *msgs = json_object_get(c, "messages");
+    if (!msgs) {
+        int n = 0;
+        if (jstr_or_null(c, "system")) {
+            roles[n] = "system";
+            contents[n++] = jstr_or_null(c, "system");
+        }
+        roles[n] = "user";
+        contents[n++] = jstr_or_null(c, "user");
+        assert_non_null(contents[n - 1]);
+        return n;
+    }
+    int n = (int)json_array_size(msgs);
+    assert_true(n > 0 && n <= cap);
+    for (int i = 0; i < n; i++) {
+        roles[i] = jstr_or_null(json_array_get(msgs, (size_t)i), "role");
+        contents[i] = jstr_or_null(json_array_get(msgs, (size_t)i), "content");
+        assert_non_null(roles[i]);
+        assert_non_null(contents[i]);
+    }
+    return n;
+}
+
+/* Conversations of several turns: Llama-3 (contents trimmed) and plain ChatML equal llama.cpp's
+ * built-in "llama3" and "chatml" renderers; roles other than system/user/assistant are refused
+ * naming the message. */
+static void test_chat_multiturn(void **state) {
+    (void)state;
+    tiny_vocab v;
+    tiny_bytes(&v);
+    etok_tokenizer *l3 = tiny_new(&v, "gpt2", "llama-bpe",
+                                  "{% for m in messages %}<|start_header_id|>{{ m['role'] }}<|end_header_id|>...");
+    etok_tokenizer *chatml = tiny_new(&v, "gpt2", "gpt-2", NULL);
+    assert_non_null(l3);
+    assert_non_null(chatml);
+    json_t *doc = load_fixture("chat_template_multiturn.json");
+    size_t i;
+    json_t *c;
+    int n_cases = 0;
+    json_array_foreach(json_object_get(doc, "cases"), i, c) {
+        const char *roles[16], *contents[16];
+        int n = case_messages(c, roles, contents, 16);
+        assert_true(n >= 3);
+        etok_err err = {0};
+        char *got = etok_tokenizer_chat_messages(l3, roles, contents, n, &err);
+        assert_non_null(got);
+        assert_string_equal(got, jstr_or_null(c, "llama3_builtin"));
+        free(got);
+        got = etok_tokenizer_chat_messages(chatml, roles, contents, n, &err);
+        assert_non_null(got);
+        assert_string_equal(got, jstr_or_null(c, "chatml_builtin"));
+        free(got);
+        n_cases++;
+    }
+    assert_true(n_cases >= 3);
+    /* the one-turn function is the same renderer */
+    const char *r2[2] = {"system", "user"}, *c2[2] = {"S", "hi"};
+    char *a = etok_tokenizer_chat_messages(l3, r2, c2, 2, &(etok_err){0});
+    char *b = etok_tokenizer_chat(l3, "S", "hi", &(etok_err){0});
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(a, b);
+    free(a);
+    free(b);
+    /* bad roles and empty conversations */
+    const char *bad[3] = {"user", "assistant", "tool"}, *bc[3] = {"a", "b", "c"};
+    etok_err err = {0};
+    assert_null(etok_tokenizer_chat_messages(chatml, bad, bc, 3, &err));
+    assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    assert_non_null(strstr(err.msg, "messages[2].role"));
+    err = (etok_err){0};
+    assert_null(etok_tokenizer_chat_messages(chatml, bad, bc, 0, &err));
+    assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    const char *null_content[1] = {NULL};
+    err = (etok_err){0};
+    assert_null(etok_tokenizer_chat_messages(chatml, bad, null_content, 1, &err));
+    assert_non_null(strstr(err.msg, "messages[0].content"));
+    json_decref(doc);
+    etok_tokenizer_free(l3);
+    etok_tokenizer_free(chatml);
+    tiny_free(&v);
+}
+
+/* SmolLM2's template inserts its default system prompt when the conversation does not start
+ * with a system message. llama.cpp's built-in ChatML formatter does not (model_template_legacy);
+ * its Jinja path does but drops the leading "<|im_start|>" (SmolLM2's BOS text). etok renders
+ * what the template says, for one turn and for several. */
 static void test_real_chat_template(void **state) {
     (void)state;
     etok_tokenizer *t = real_or_skip();
-    json_t *doc = load_fixture("chat_template.json");
-    size_t i;
-    json_t *c;
-    json_array_foreach(json_object_get(doc, "cases"), i, c) {
-        const char *system = jstr_or_null(c, "system");
-        etok_err err = {0};
-        char *got = etok_tokenizer_chat(t, system, jstr_or_null(c, "user"), &err);
-        assert_non_null(got);
-        char want[4096];
-        if (system) snprintf(want, sizeof want, "%s", jstr_or_null(c, "model_template_legacy"));
-        else snprintf(want, sizeof want, "<|im_start|>%s", jstr_or_null(c, "model_template_jinja"));
-        assert_string_equal(got, want);
-        free(got);
+    static const char *const fixtures[2] = {"chat_template.json", "chat_template_multiturn.json"};
+    for (int f = 0; f < 2; f++) {
+        json_t *doc = load_fixture(fixtures[f]);
+        size_t i;
+        json_t *c;
+        json_array_foreach(json_object_get(doc, "cases"), i, c) {
+            const char *roles[16], *contents[16];
+            int n = case_messages(c, roles, contents, 16);
+            etok_err err = {0};
+            char *got = etok_tokenizer_chat_messages(t, roles, contents, n, &err);
+            assert_non_null(got);
+            char want[4096];
+            if (!strcmp(roles[0], "system")) snprintf(want, sizeof want, "%s", jstr_or_null(c, "model_template_legacy"));
+            else snprintf(want, sizeof want, "<|im_start|>%s", jstr_or_null(c, "model_template_jinja"));
+            assert_string_equal(got, want);
+            free(got);
+            if (f == 0) { /* the one-turn entry point renders the same */
+                got = etok_tokenizer_chat(t, jstr_or_null(c, "system"), jstr_or_null(c, "user"), &err);
+                assert_non_null(got);
+                assert_string_equal(got, want);
+                free(got);
+            }
+        }
+        json_decref(doc);
     }
-    json_decref(doc);
     etok_tokenizer_free(t);
 }
 
@@ -605,6 +702,7 @@ int main(void) {
         cmocka_unit_test(test_real_greedy_prompts),
         cmocka_unit_test(test_real_roundtrip_and_eog),
         cmocka_unit_test(test_real_chat_template),
+        cmocka_unit_test(test_chat_multiturn),
         cmocka_unit_test(test_real_variants),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

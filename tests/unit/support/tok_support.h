@@ -1,6 +1,6 @@
 /* tok_support.h — test-side helpers for the tokenizer tests: build an etok_tokenizer from a
- * GGUF file's tokenizer.ggml.* metadata (what model.c does for the engine), and locate the
- * default model. */
+ * GGUF file's tokenizer.ggml.* metadata (read by tokenizer_gguf.c, as model.c does for the
+ * engine), and locate the default model. */
 #ifndef ETOK_TEST_TOK_SUPPORT_H
 #define ETOK_TEST_TOK_SUPPORT_H
 
