@@ -44,7 +44,7 @@ r=1
 : > "$TMP/table"
 while [ "$r" -le "$ROUNDS" ]; do
     ep=$(awk '/^etok pp/{print $3}' "$TMP/etok.$r")
-    et=$(awk '/^etok tg/{print $3}' "$TMP/etok.$r")
+    et=$(awk '/^etok tg[0-9]+:/{print $3}' "$TMP/etok.$r")
     # llama-bench csv: the avg_ts column of the pp (n_prompt>0) and tg (n_gen>0) rows
     lp=$(awk -F, 'NR==1{for(i=1;i<=NF;i++){gsub(/"/,"",$i); c[$i]=i}; next} {gsub(/"/,"")} $c["n_prompt"]>0{print $c["avg_ts"]}' "$TMP/llama.$r")
     lt=$(awk -F, 'NR==1{for(i=1;i<=NF;i++){gsub(/"/,"",$i); c[$i]=i}; next} {gsub(/"/,"")} $c["n_gen"]>0{print $c["avg_ts"]}' "$TMP/llama.$r")
@@ -59,6 +59,8 @@ awk '{
     printf "mean:    prefill etok %7.1f llama.cpp %7.1f ratio %.2f | decode etok %6.1f llama.cpp %6.1f ratio %.2f (tokens/s, measured)\n", sp/n, lp/n, sp/lp, st/n, lt/n, st/lt
 }' "$TMP/table"
 
+# decode after the prompt (etok only: llama-bench's tg starts from an empty context)
+grep '@d' "$TMP/etok.1"
 # the roofs
 tail -3 "$TMP/etok.1"
 "$BUILD/bench_triad" -t "$THREADS" | tee "$TMP/triad"

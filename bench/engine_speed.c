@@ -1,4 +1,6 @@
-/* engine_speed.c — prefill and decode speed of the built-in engine, llama-bench style:
+/* engine_speed.c — prefill and decode speed of the built-in engine, llama-bench style
+ * (decode "tg" starts from an empty context, as llama-bench's tg test does; "tg@d" decodes
+ * after the prompt, which reads the prompt's KV cache every step):
  * prefill = one forward pass over an N-token prompt (tokens/s), decode = M single-token
  * steps after it (tokens/s), R repetitions; prints mean and standard deviation, plus the
  * modelled bytes and FLOPs per decode token (from the model's shapes; an estimate of the
@@ -55,6 +57,26 @@ int main(int argc, char **argv) {
         prompt[i] = 100 + (int32_t)((s >> 33) % (uint64_t)(in->vocab_size - 200));
     }
     double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg);
+    double *tg0 = calloc((size_t)reps, sizeof *tg0);
+    for (int r = -1; r < reps; r++) { /* decode from an empty context, like llama-bench tg */
+        int id = etok_engine_add(e, prompt, 1, n_gen + 1, NULL, &err);
+        if (id < 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            return 1;
+        }
+        etok_step_result st;
+        if (etok_engine_step(e, &st, &err)) return 1; /* the 1-token prompt */
+        double t1 = etok_mono_s();
+        int n = 0;
+        while (n < n_gen) {
+            if (etok_engine_step(e, &st, &err)) return 1;
+            n += st.decode_tokens;
+            if (st.n_events && st.events[0].finished) break;
+        }
+        double t2 = etok_mono_s();
+        etok_engine_remove(e, id);
+        if (r >= 0) tg0[r] = n / (t2 - t1);
+    }
     for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
         int id = etok_engine_add(e, prompt, n_prompt, n_gen + 1, NULL, &err);
         if (id < 0) {
@@ -78,12 +100,15 @@ int main(int argc, char **argv) {
             tg[r] = n / (t2 - t1);
         }
     }
-    double pm, ps, tm, ts;
+    double pm, ps, tm, ts, t0m, t0s;
     stats(pp, reps, &pm, &ps);
     stats(tg, reps, &tm, &ts);
+    stats(tg0, reps, &t0m, &t0s);
     printf("etok model=%s threads=%d kv=F%d\n", in->name, threads, kv);
     printf("etok pp%d: %.2f +- %.2f tokens/s (measured, %d runs)\n", n_prompt, pm, ps, reps);
-    printf("etok tg%d: %.2f +- %.2f tokens/s (measured, %d runs)\n", n_gen, tm, ts, reps);
+    printf("etok tg%d: %.2f +- %.2f tokens/s (measured, %d runs, from an empty context)\n", n_gen, t0m, t0s, reps);
+    printf("etok tg%d@d%d: %.2f +- %.2f tokens/s (measured, %d runs, after the %d-token prompt)\n", n_gen, n_prompt,
+           tm, ts, reps, n_prompt);
     double wb = etok_model_weight_bytes(m), kvb = etok_model_kv_bytes_per_token(m, kv);
     double pos = n_prompt + n_gen / 2.0;
     printf("etok decode bytes/token (model estimate): %.1f MB weights + %.2f MB KV at position %.0f\n", wb / 1e6,
@@ -95,6 +120,7 @@ int main(int argc, char **argv) {
     free(prompt);
     free(pp);
     free(tg);
+    free(tg0);
     etok_engine_free(e);
     etok_model_free(m);
     return 0;
