@@ -15,33 +15,7 @@
 
 #include "meter/driver.h"
 
-/* The NVML ABI subset used here (stable since CUDA 9; documented in NVIDIA's nvml.h). */
-typedef int nvmlReturn_t;
-typedef struct nvmlDevice_st *nvmlDevice_t;
-typedef struct { unsigned int gpu, memory; } nvmlUtilization_t;
-typedef union {
-    double dVal;
-    unsigned int uiVal;
-    unsigned long ulVal;
-    unsigned long long ullVal;
-    signed long long sllVal;
-    signed int siVal;
-} nvmlValue_t;
-typedef struct {
-    unsigned int fieldId;
-    unsigned int scopeId;
-    long long timestamp;
-    long long latencyUsec;
-    int valueType;        /* 0 double, 1 uint, 2 ulong, 3 ulonglong, 4 slonglong, 5 sint */
-    nvmlReturn_t nvmlReturn;
-    nvmlValue_t value;
-} nvmlFieldValue_t;
-
-#define NVML_SUCCESS 0
-#define NVML_ERROR_NOT_SUPPORTED 3
-#define NVML_ERROR_NO_PERMISSION 4
-#define NVML_ERROR_GPU_IS_LOST 15
-#define NVML_FI_DEV_POWER_INSTANT 186
+#include "meter/nvml_abi.h"
 
 #define NVML_MAX_GPUS 16
 

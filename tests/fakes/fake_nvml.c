@@ -15,25 +15,11 @@
 #include <string.h>
 #include <time.h>
 
-typedef struct fake_dev { int index; } fake_dev;
-typedef struct { unsigned int gpu, memory; } nvmlUtilization_t;
-typedef union {
-    double dVal;
-    unsigned int uiVal;
-    unsigned long ulVal;
-    unsigned long long ullVal;
-    signed long long sllVal;
-    signed int siVal;
-} nvmlValue_t;
-typedef struct {
-    unsigned int fieldId;
-    unsigned int scopeId;
-    long long timestamp;
-    long long latencyUsec;
-    int valueType;
-    int nvmlReturn;
-    nvmlValue_t value;
-} nvmlFieldValue_t;
+#include "meter/nvml_abi.h"
+
+/* The fake's device handle: the opaque NVML device struct, defined here. */
+struct nvmlDevice_st { int index; };
+typedef struct nvmlDevice_st fake_dev;
 
 #define FAKE_MAX 8
 static fake_dev g_devs[FAKE_MAX];
@@ -109,13 +95,13 @@ int nvmlDeviceGetName(fake_dev *d, char *name, unsigned int len) {
 static int read_gate(void) {
     if (!g_inited) return 1;
     g_reads++;
-    if (g_lost && g_reads > g_lost_after) return 15; /* NVML_ERROR_GPU_IS_LOST */
+    if (g_lost && g_reads > g_lost_after) return NVML_ERROR_GPU_IS_LOST;
     return 0;
 }
 
 int nvmlDeviceGetTotalEnergyConsumption(fake_dev *d, unsigned long long *mj) {
     (void)d;
-    if (!g_mode_energy) return 3; /* NOT_SUPPORTED: the power-only path */
+    if (!g_mode_energy) return NVML_ERROR_NOT_SUPPORTED; /* the power-only path */
     int r = read_gate();
     if (r) return r;
     *mj = 1000000000ULL + (unsigned long long)(g_scale * g_watts * 1000.0 * (mono() - g_t0));
@@ -134,7 +120,7 @@ int nvmlDeviceGetFieldValues(fake_dev *d, int n, nvmlFieldValue_t *v) {
     (void)d;
     for (int i = 0; i < n; i++) {
         if (v[i].fieldId != 186 || !g_instant) {
-            v[i].nvmlReturn = 3;
+            v[i].nvmlReturn = NVML_ERROR_NOT_SUPPORTED;
             continue;
         }
         int r = read_gate();

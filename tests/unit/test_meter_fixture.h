@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "etok/meter.h"
 #include "etok/util.h"
 
 /* A fresh temporary directory (malloc'd path). */
@@ -65,6 +66,17 @@ static inline void fx_rmrf(char *root) {
 static inline void fx_sleep(double s) {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+/* Open exactly one meter by name at a sampling rate (the config the meter tests share). */
+static inline etok_meter_set *fx_open_meter(const char *name, double rate_hz, etok_err *err) {
+    const char *names[1] = {name};
+    etok_meter_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.names = names;
+    cfg.n_names = 1;
+    cfg.rate_hz = rate_hz;
+    return etok_meters_open(&cfg, err);
 }
 
 #endif

@@ -18,16 +18,6 @@ static const etok_trace *find_trace(const etok_record *r, const char *domain) {
     return NULL;
 }
 
-static etok_meter_set *open_hwmon(double rate_hz, etok_err *err) {
-    const char *names[1] = {"hwmon"};
-    etok_meter_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.names = names;
-    cfg.n_names = 1;
-    cfg.rate_hz = rate_hz;
-    return etok_meters_open(&cfg, err);
-}
-
 static void power_only_device_integrates_trapezoids(void **state) {
     (void)state;
     char *root = fx_tmpdir();
@@ -36,7 +26,7 @@ static void power_only_device_integrates_trapezoids(void **state) {
     assert_int_equal(fx_write(root, "class/hwmon/hwmon3/temp1_input", "45000\n", 0444), 0);
     setenv("ETOK_SYSFS_ROOT", root, 1);
     etok_err err = {{0}, 0};
-    etok_meter_set *ms = open_hwmon(20, &err);
+    etok_meter_set *ms = fx_open_meter("hwmon", 20, &err);
     assert_non_null(ms);
     etok_record rec;
     etok_record_init(&rec);
@@ -86,7 +76,7 @@ static void energy_counter_device_and_node_meter(void **state) {
     assert_non_null(strstr(st[2].domains, "xpu/energy1"));
 
     etok_err err = {{0}, 0};
-    etok_meter_set *ms = open_hwmon(50, &err);
+    etok_meter_set *ms = fx_open_meter("hwmon", 50, &err);
     assert_non_null(ms);
     etok_record rec;
     etok_record_init(&rec);
@@ -123,7 +113,7 @@ static void energy_counter_device_and_node_meter(void **state) {
     assert_int_equal(remove(strcat(strcpy((char[1024]){0}, root), "/class/hwmon/hwmon0/power1_average")), 0);
     assert_int_equal(fx_write(root, "class/hwmon/hwmon1/energy1_input", "7000000\n", 0444), 0);
     etok_record_init(&rec);
-    ms = open_hwmon(50, &err);
+    ms = fx_open_meter("hwmon", 50, &err);
     assert_non_null(ms);
     assert_int_equal(etok_meters_start(ms, &rec, &err), 0);
     fx_sleep(0.05);
@@ -149,7 +139,7 @@ static void no_hwmon_is_missing(void **state) {
     assert_int_equal(st[2].available, 0);
     assert_int_equal(strncmp(st[2].why, "missing", 7), 0);
     etok_err err = {{0}, 0};
-    assert_null(open_hwmon(10, &err));
+    assert_null(fx_open_meter("hwmon", 10, &err));
     assert_non_null(strstr(err.msg, "hwmon"));
     fx_rmrf(root);
 }

@@ -36,16 +36,6 @@ static size_t count_faults(const etok_record *r, const char *kind) {
     return n;
 }
 
-static etok_meter_set *open_named(const char *name, double rate_hz, etok_err *err) {
-    const char *names[1] = {name};
-    etok_meter_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.names = names;
-    cfg.n_names = 1;
-    cfg.rate_hz = rate_hz;
-    return etok_meters_open(&cfg, err);
-}
-
 static void two_packages_dram_nested_and_mmio(void **state) {
     (void)state;
     char *root = fx_tmpdir();
@@ -60,7 +50,7 @@ static void two_packages_dram_nested_and_mmio(void **state) {
     setenv("ETOK_SYSFS_ROOT", root, 1);
 
     etok_err err = {{0}, 0};
-    etok_meter_set *ms = open_named("rapl", 50, &err);
+    etok_meter_set *ms = fx_open_meter("rapl", 50, &err);
     assert_non_null(ms);
     etok_record rec;
     etok_record_init(&rec);
@@ -108,7 +98,7 @@ static void mmio_alone_is_kept(void **state) {
     zone(root, "intel-rapl-mmio:0", "package-0\n", "1000\n", BIG_RANGE);
     setenv("ETOK_SYSFS_ROOT", root, 1);
     etok_err err = {{0}, 0};
-    etok_meter_set *ms = open_named("rapl", 10, &err);
+    etok_meter_set *ms = fx_open_meter("rapl", 10, &err);
     assert_non_null(ms);
     etok_record rec;
     etok_record_init(&rec);
@@ -130,7 +120,7 @@ static void counter_wraps_during_run(void **state) {
     zone(root, "intel-rapl:1:0", "core\n", "1000\n", BIG_RANGE);
     setenv("ETOK_SYSFS_ROOT", root, 1);
     etok_err err = {{0}, 0};
-    etok_meter_set *ms = open_named("rapl", 100, &err);
+    etok_meter_set *ms = fx_open_meter("rapl", 100, &err);
     assert_non_null(ms);
     etok_record rec;
     etok_record_init(&rec);
@@ -173,7 +163,7 @@ static void reset_and_stall_are_faults(void **state) {
     zone(root, "intel-rapl:0", "package-0\n", "5000000\n", BIG_RANGE);
     setenv("ETOK_SYSFS_ROOT", root, 1);
     etok_err err = {{0}, 0};
-    etok_meter_set *ms = open_named("rapl", 50, &err);
+    etok_meter_set *ms = fx_open_meter("rapl", 50, &err);
     assert_non_null(ms);
     etok_record rec;
     etok_record_init(&rec);
@@ -206,7 +196,7 @@ static void unreadable_energy_is_permission_error(void **state) {
     setenv("ETOK_NVML_LIB", "/nonexistent/libnvidia-ml.so.1", 1);
 
     etok_err err = {{0}, 0};
-    assert_null(open_named("rapl", 10, &err));
+    assert_null(fx_open_meter("rapl", 10, &err));
     assert_int_equal(err.exit_code, ETOK_EXIT_PERMISSION);
     assert_non_null(strstr(err.msg, "intel-rapl:1/energy_uj"));
     assert_non_null(strstr(err.msg, "root-only"));
