@@ -113,6 +113,16 @@ typedef struct {
     etok_record *record;
     double t0_mono;            /* record time 0 (etok_mono_s() clock); 0 = the server's start */
     size_t record_cap;         /* 0 = 1,000,000 */
+    /* Connections (src/serve/server.c): beyond the limits new connections are closed at once;
+     * a full queue (max_queue) answers 429 with Retry-After. */
+    int max_connections;       /* open connections; 0 = 8192; capped to RLIMIT_NOFILE - 64 */
+    int max_conn_per_ip;       /* per client address; 0 = half of max_connections; < 0 = no limit */
+    int conn_timeout_s;        /* close a connection idle this long (no byte in or out); 0 = 15 */
+    double header_timeout_s;   /* a whole request (headers and body) must arrive within this of the
+                                  connection opening or the previous response; 0 = 10 */
+    double shutdown_grace_s;   /* at stop, time for queued and running requests to finish before
+                                  they are ended with an error; 0 = 5; < 0 = none */
+    int http_threads;          /* libmicrohttpd's epoll thread pool; 0 = 4 */
 } etok_serve_opts;
 
 typedef struct etok_server etok_server;
@@ -121,7 +131,11 @@ typedef struct etok_server etok_server;
  * (missing/bad model: ETOK_EXIT_INPUT; port in use: ETOK_EXIT_FAIL). */
 etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err);
 int etok_server_port(const etok_server *s);
-/* Stop accepting, cancel what is in flight, join threads, free. */
+/* The effective connection limits (after RLIMIT_NOFILE); *per_ip 0 = none. */
+int etok_server_max_connections(const etok_server *s, int *per_ip);
+/* Stop accepting; give queued and running requests shutdown_grace_s to finish; end the rest
+ * (streams with an SSE error event and data: [DONE], others with a 500); wait until those
+ * answers are sent (at most 2 s); close every connection, join threads, free. */
 void etok_server_stop(etok_server *s);
 
 /* ---- etok exporter ---- */

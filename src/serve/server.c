@@ -1,31 +1,43 @@
 /* server.c — `etok serve`: an OpenAI-compatible HTTP server over the built-in engine, with the
  * energy of every request (the attribution rule is documented in include/etok/serve.h).
  *
- * Owns: HTTP routing and validation (libmicrohttpd, one thread per connection), the request
- * queue, the single engine thread that runs continuous batching (every etok_engine_step
- * advances all in-flight requests), per-step energy attribution, the SSE and JSON response
- * shapes, and the live counters behind /metrics. Does not own: the forward pass (engine),
- * reading meters (the etok_energy_source given by the caller), or the Prometheus text syntax
- * (render/prom.c).
+ * Owns: HTTP routing and validation (libmicrohttpd), connection limits and timeouts, the
+ * request queue, the single engine thread that runs continuous batching (every
+ * etok_engine_step advances all in-flight requests), per-step energy attribution, the SSE and
+ * JSON response shapes, the live counters behind /metrics, and an orderly shutdown. Does not
+ * own: the forward pass (engine), reading meters (the etok_energy_source given by the
+ * caller), or the Prometheus text syntax (render/prom.c).
  *
- * Threads: HTTP threads parse, tokenize, enqueue and then wait on their request's condition
- * variable (non-streaming) or stream from a content-reader callback that waits on it. The
- * engine thread admits queued requests into free slots, steps, and publishes tokens. One mutex
- * (s->mu) guards every shared field. A request is freed when both sides released it. */
+ * Threads: libmicrohttpd runs an epoll event loop on a small pool of HTTP threads (no thread
+ * per connection, no select() and its FD_SETSIZE cap), so thousands of idle or slow sockets
+ * cost memory, not threads. An HTTP thread never blocks on generation: it parses, tokenizes,
+ * enqueues and then SUSPENDS the connection (MHD_suspend_connection); the engine thread
+ * RESUMES it when there is something to send (a finished request, new stream tokens). The
+ * engine thread admits queued requests into free slots, steps, and publishes tokens. A watch
+ * thread closes sockets that take too long to send a request (slowloris) and notices clients
+ * that hung up while their connection is suspended (POLLRDHUP), cancelling their request in
+ * the engine whether it streams or not. One mutex (s->mu) guards every shared field and every
+ * suspend/resume (lock order: s->mu, then libmicrohttpd's own); s->cmu guards the connection
+ * list. A request is freed when both sides released it. */
 #include "etok/serve.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "etok/engine.h"
 #include "etok/prom.h"
@@ -38,6 +50,14 @@
 #define DEFAULT_MAX_SEQS 8
 #define DEFAULT_WINDOW_S 60.0
 #define RING_CAP 8192
+#define DEFAULT_MAX_CONNECTIONS 8192
+#define DEFAULT_CONN_TIMEOUT_S 15
+#define DEFAULT_HEADER_TIMEOUT_S 10.0
+#define DEFAULT_SHUTDOWN_GRACE_S 5.0
+#define DEFAULT_HTTP_THREADS 4
+#define FD_RESERVE 64        /* descriptors kept for the model, meters, logs and the -o record */
+#define WATCH_PERIOD_S 0.1   /* how often the watch thread looks at sockets */
+#define FLUSH_WAIT_S 2.0     /* after the engine stopped: time for final stream events to go out */
 
 typedef enum { RQ_QUEUED, RQ_RUNNING, RQ_DONE, RQ_FAILED } rq_state;
 
@@ -45,7 +65,6 @@ typedef struct sreq {
     struct sreq *qnext;             /* waiting queue */
     struct sreq *aprev, *anext;     /* every live request (for shutdown) */
     int refs;
-    pthread_cond_t cv;
     rq_state state;
     int cancelled;                  /* the client went away */
     int chat, stream, include_usage;
@@ -72,7 +91,22 @@ typedef struct sreq {
     size_t out_len, out_pos, out_cap;
     char id[48];
     long created;
+    /* its connection: suspended while it waits for the engine (under s->mu) */
+    struct MHD_Connection *conn;
+    int fd;                         /* the connection's socket, polled for a hang-up while suspended */
+    int suspended;
 } sreq;
+
+/* One accepted TCP connection (s->conns, under s->cmu): the watch thread closes it when a
+ * whole request has not arrived within header_timeout_s of the connection opening or of the
+ * previous response's end. */
+typedef struct conn_track {
+    struct conn_track *prev, *next;
+    int fd;
+    double t_wait_s;                /* since when a request is awaited (server time) */
+    int busy;                       /* a request was received and is being answered */
+    int killed;
+} conn_track;
 
 typedef struct {
     double t_end_s, energy_j;
@@ -88,13 +122,21 @@ struct etok_server {
     int ctx_len;
     struct MHD_Daemon *d;
     int port;
-    pthread_t engine_thread;
-    int engine_started;
-    int running;
+    pthread_t engine_thread, watch_thread;
+    int engine_started, watch_started;
+    int running;                    /* the engine thread runs */
+    int stopping;                   /* shutdown began: new requests get 503 */
+    int watching;                   /* the watch thread runs (under s->mu) */
     double t0_mono;
+    int max_conn, max_per_ip;       /* effective limits */
+
+    pthread_mutex_t cmu;            /* guards conns */
+    conn_track *conns;
+    int n_conns;
 
     pthread_mutex_t mu;
-    pthread_cond_t work_cv;
+    pthread_cond_t work_cv;         /* wakes the engine thread */
+    pthread_cond_t watch_cv;        /* wakes the watch thread (shutdown) */
     sreq *qhead, *qtail;
     int queued;
     sreq **active;                  /* max_seqs slots */
@@ -105,6 +147,7 @@ struct etok_server {
     /* metrics */
     long long tokens_in, tokens_out;
     long long req_ok, req_rejected, req_failed, req_cancelled;
+    long long conn_closed_slow;     /* sockets closed for not sending a request in time */
     long long steps;
     double attributed_j, unattributed_j;
     etok_prom_histogram ttft, tpot, e2e;
@@ -119,6 +162,23 @@ struct etok_server {
 };
 
 static double now_s(const etok_server *s) { return etok_mono_s() - s->t0_mono; }
+
+/* ---------- suspended connections ---------- */
+
+/* Park q's connection until the engine has something for it (under s->mu; only from the HTTP
+ * thread running q->conn's handler or content reader, as libmicrohttpd requires). */
+static void conn_suspend(sreq *q) {
+    MHD_suspend_connection(q->conn);
+    q->suspended = 1;
+}
+
+/* Hand q's connection back to its HTTP thread (under s->mu; any thread). Only a connection we
+ * suspended is resumed, and libmicrohttpd never frees a suspended one, so q->conn is valid. */
+static void conn_wake(sreq *q) {
+    if (!q->suspended) return;
+    q->suspended = 0;
+    MHD_resume_connection(q->conn);
+}
 
 /* ---------- small buffers and JSON ---------- */
 
@@ -198,7 +258,6 @@ static void sreq_release(etok_server *s, sreq *q) { /* under s->mu */
     if (q->aprev) q->aprev->anext = q->anext;
     else s->all = q->anext;
     if (q->anext) q->anext->aprev = q->aprev;
-    pthread_cond_destroy(&q->cv);
     free(q->prompt);
     free(q->text);
     free(q->tok_end);
@@ -257,7 +316,7 @@ static void finish_request(etok_server *s, sreq *q, rq_state st, const char *rea
         s->req_failed++;
     }
     record_request(s, q);
-    pthread_cond_broadcast(&q->cv);
+    conn_wake(q);
     sreq_release(s, q);
 }
 
@@ -470,8 +529,8 @@ static void *engine_main(void *arg) {
                 s->active[slot] = NULL;
                 s->n_active--;
                 finish_request(s, q, RQ_DONE, ev->finished_by_eog ? "stop" : "length");
-            } else {
-                pthread_cond_broadcast(&q->cv);
+            } else if (q->stream) {
+                conn_wake(q); /* new tokens to send */
             }
         }
         ring_push(s, t, de, step_tokens, step_out);
@@ -516,9 +575,10 @@ typedef struct {
     char *body;
     size_t len, cap;
     int too_big;
+    sreq *q;                        /* a non-streaming request waiting for the engine (holds a ref) */
 } conn_ctx;
 
-static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j) {
+static enum MHD_Result send_json_h(struct MHD_Connection *c, unsigned status, json_t *j, unsigned retry_after_s) {
     char *text = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     if (!text) return MHD_NO;
@@ -529,22 +589,24 @@ static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json
         return MHD_NO;
     }
     MHD_add_response_header(r, "Content-Type", "application/json");
+    if (retry_after_s) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%u", retry_after_s);
+        MHD_add_response_header(r, "Retry-After", ra);
+    }
     enum MHD_Result ok = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ok;
 }
 
-/* OpenAI's error shape: {"error":{"message","type","param","code"}} */
-static enum MHD_Result send_error(etok_server *s, struct MHD_Connection *c, unsigned status, const char *type,
-                                  const char *code, const char *param, const char *fmt, ...)
-    __attribute__((format(printf, 7, 8)));
-static enum MHD_Result send_error(etok_server *s, struct MHD_Connection *c, unsigned status, const char *type,
-                                  const char *code, const char *param, const char *fmt, ...) {
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned status, json_t *j) { return send_json_h(c, status, j, 0); }
+
+/* OpenAI's error shape: {"error":{"message","type","param","code"}}; retry_after_s > 0 adds a
+ * Retry-After header (429, 503). */
+static enum MHD_Result send_error_v(etok_server *s, struct MHD_Connection *c, unsigned status, unsigned retry_after_s,
+                                    const char *type, const char *code, const char *param, const char *fmt, va_list ap) {
     char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     pthread_mutex_lock(&s->mu);
     s->req_rejected++;
     pthread_mutex_unlock(&s->mu);
@@ -555,7 +617,31 @@ static enum MHD_Result send_error(etok_server *s, struct MHD_Connection *c, unsi
     json_object_set_new(e, "code", code ? json_string(code) : json_null());
     json_t *root = json_object();
     json_object_set_new(root, "error", e);
-    return send_json(c, status, root);
+    return send_json_h(c, status, root, retry_after_s);
+}
+
+static enum MHD_Result send_error(etok_server *s, struct MHD_Connection *c, unsigned status, const char *type,
+                                  const char *code, const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static enum MHD_Result send_error(etok_server *s, struct MHD_Connection *c, unsigned status, const char *type,
+                                  const char *code, const char *param, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result r = send_error_v(s, c, status, 0, type, code, param, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+static enum MHD_Result send_error_retry(etok_server *s, struct MHD_Connection *c, unsigned status, unsigned retry_after_s,
+                                        const char *type, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+static enum MHD_Result send_error_retry(etok_server *s, struct MHD_Connection *c, unsigned status, unsigned retry_after_s,
+                                        const char *type, const char *code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result r = send_error_v(s, c, status, retry_after_s, type, code, NULL, fmt, ap);
+    va_end(ap);
+    return r;
 }
 
 static int auth_ok(const etok_server *s, struct MHD_Connection *c) {
@@ -674,6 +760,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     etok_server *s = sc->s;
     sreq *q = sc->q;
     pthread_mutex_lock(&s->mu);
+    if (q->cancelled) { /* the watch thread saw the client hang up */
+        pthread_mutex_unlock(&s->mu);
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
     for (;;) {
         if (q->out_pos < q->out_len) {
             size_t n = q->out_len - q->out_pos;
@@ -688,7 +778,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
             pthread_mutex_unlock(&s->mu);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
-        if (r == 0) pthread_cond_wait(&q->cv, &s->mu);
+        if (r == 0) { /* nothing yet: park the connection, the engine wakes it (conn_wake) */
+            conn_suspend(q);
+            pthread_mutex_unlock(&s->mu);
+            return 0;
+        }
     }
 }
 
@@ -741,6 +835,54 @@ static char *content_text(json_t *c) {
         }
     }
     return out ? out : strdup("");
+}
+
+/* The handler's call after the engine woke a parked non-streaming request: its answer, or
+ * MHD_NO (close) when its client hung up. */
+static enum MHD_Result answer_completion(etok_server *s, struct MHD_Connection *c, conn_ctx *cc) {
+    sreq *q = cc->q;
+    pthread_mutex_lock(&s->mu);
+    if (q->cancelled) {
+        pthread_mutex_unlock(&s->mu);
+        return MHD_NO; /* completed() drops the ref */
+    }
+    if (q->state == RQ_QUEUED || q->state == RQ_RUNNING) { /* woken early: wait on */
+        conn_suspend(q);
+        pthread_mutex_unlock(&s->mu);
+        return MHD_YES;
+    }
+    cc->q = NULL; /* the ref is released below */
+    if (q->state == RQ_FAILED) {
+        char m[256];
+        snprintf(m, sizeof m, "%s", q->error);
+        sreq_release(s, q);
+        pthread_mutex_unlock(&s->mu);
+        return send_error(s, c, 500, "server_error", NULL, NULL, "%s", m);
+    }
+    json_t *resp = json_object();
+    json_object_set_new(resp, "id", json_string(q->id));
+    json_object_set_new(resp, "object", json_string(q->chat ? "chat.completion" : "text_completion"));
+    json_object_set_new(resp, "created", json_integer(q->created));
+    json_object_set_new(resp, "model", json_string(s->model_id));
+    json_t *ch = json_object();
+    json_object_set_new(ch, "index", json_integer(0));
+    json_t *txt = json_text(q->text ? q->text : "", q->text_len);
+    if (q->chat) {
+        json_t *msg = json_object();
+        json_object_set_new(msg, "role", json_string("assistant"));
+        json_object_set_new(msg, "content", txt);
+        json_object_set_new(ch, "message", msg);
+    } else {
+        json_object_set_new(ch, "text", txt);
+    }
+    json_object_set_new(ch, "finish_reason", json_string(q->finish_reason));
+    json_t *arr = json_array();
+    json_array_append_new(arr, ch);
+    json_object_set_new(resp, "choices", arr);
+    json_object_set_new(resp, "usage", usage_json(s, q));
+    sreq_release(s, q);
+    pthread_mutex_unlock(&s->mu);
+    return send_json(c, 200, resp);
 }
 
 static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *c, conn_ctx *cc, int chat) {
@@ -859,7 +1001,6 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
 
     sreq *q = calloc(1, sizeof *q);
     if (!q) REJECT(NULL, "out of memory");
-    pthread_cond_init(&q->cv, NULL);
     q->chat = chat;
     q->stream = stream;
     q->include_usage = include_usage;
@@ -872,16 +1013,20 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
     q->t_first_s = -1;
     q->created = (long)time(NULL);
     q->refs = 2; /* HTTP side + engine side */
+    q->conn = c;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    q->fd = ci ? ci->connect_fd : -1;
 
     pthread_mutex_lock(&s->mu);
-    if (!s->running || s->queued >= s->o.max_queue) {
-        int shutting = !s->running;
+    if (s->stopping || s->queued >= s->o.max_queue) {
+        int shutting = s->stopping;
         pthread_mutex_unlock(&s->mu);
-        pthread_cond_destroy(&q->cv);
         free(q->prompt);
         free(q);
-        ret = send_error(s, c, shutting ? 503 : 429, shutting ? "server_error" : "rate_limit_exceeded", NULL, NULL,
-                         shutting ? "server is shutting down" : "too many queued requests (%d); retry later", s->o.max_queue);
+        if (shutting) ret = send_error_retry(s, c, 503, 5, "server_error", "server_shutting_down", "server is shutting down");
+        else
+            ret = send_error_retry(s, c, 429, 1, "requests", "rate_limit_exceeded",
+                                   "too many queued requests (%d, --max-queue); retry later", s->o.max_queue);
         goto out;
     }
     snprintf(q->id, sizeof q->id, "%s-%ld", chat ? "chatcmpl" : "cmpl", ++s->next_id);
@@ -916,39 +1061,12 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
         MHD_destroy_response(r);
         goto out;
     }
-    while (q->state == RQ_QUEUED || q->state == RQ_RUNNING) pthread_cond_wait(&q->cv, &s->mu);
-    if (q->state == RQ_FAILED) {
-        char m[256];
-        snprintf(m, sizeof m, "%s", q->error);
-        sreq_release(s, q);
-        pthread_mutex_unlock(&s->mu);
-        ret = send_error(s, c, 500, "server_error", NULL, NULL, "%s", m);
-        goto out;
-    }
-    json_t *resp = json_object();
-    json_object_set_new(resp, "id", json_string(q->id));
-    json_object_set_new(resp, "object", json_string(chat ? "chat.completion" : "text_completion"));
-    json_object_set_new(resp, "created", json_integer(q->created));
-    json_object_set_new(resp, "model", json_string(s->model_id));
-    json_t *ch = json_object();
-    json_object_set_new(ch, "index", json_integer(0));
-    json_t *txt = json_text(q->text ? q->text : "", q->text_len);
-    if (chat) {
-        json_t *msg = json_object();
-        json_object_set_new(msg, "role", json_string("assistant"));
-        json_object_set_new(msg, "content", txt);
-        json_object_set_new(ch, "message", msg);
-    } else {
-        json_object_set_new(ch, "text", txt);
-    }
-    json_object_set_new(ch, "finish_reason", json_string(q->finish_reason));
-    json_t *arr = json_array();
-    json_array_append_new(arr, ch);
-    json_object_set_new(resp, "choices", arr);
-    json_object_set_new(resp, "usage", usage_json(s, q));
-    sreq_release(s, q);
+    /* non-streaming: park the connection until the engine finished the request; the handler
+     * is called again then (answer_completion) */
+    cc->q = q; /* the HTTP side's ref */
+    conn_suspend(q);
     pthread_mutex_unlock(&s->mu);
-    ret = send_json(c, 200, resp);
+    ret = MHD_YES;
 out:
 #undef REJECT
     for (int i = 0; contents && i < n_msgs; i++) free(contents[i]);
@@ -1068,12 +1186,21 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (cc->q) return answer_completion(s, c, cc); /* the engine woke a parked request */
+    /* the whole request is in: the header deadline no longer applies to this connection */
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_track *ct = ci ? ci->socket_context : NULL;
+    if (ct) {
+        pthread_mutex_lock(&s->cmu);
+        ct->busy = 1;
+        pthread_mutex_unlock(&s->cmu);
+    }
     int is_get = !strcmp(method, "GET"), is_post = !strcmp(method, "POST");
     if (!strcmp(url, "/health")) {
         if (!is_get) return send_error(s, c, 405, "invalid_request_error", "method_not_allowed", NULL, "use GET");
         json_t *j = json_object();
         pthread_mutex_lock(&s->mu);
-        json_object_set_new(j, "status", json_string(s->running ? "ok" : "stopping"));
+        json_object_set_new(j, "status", json_string(s->stopping ? "stopping" : "ok"));
         json_object_set_new(j, "model", json_string(s->model_id));
         json_object_set_new(j, "in_flight", json_integer(s->n_active));
         json_object_set_new(j, "queued", json_integer(s->queued));
@@ -1115,16 +1242,136 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     return handle_completion(s, c, cc, is_chat);
 }
 
+/* A request ended (answered, or its connection closed): free its context; a parked request
+ * whose connection closed is cancelled in the engine. The connection's header deadline starts
+ * again (it may carry the next request). */
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
-    (void)cls;
-    (void)c;
     (void)toe;
+    etok_server *s = cls;
     conn_ctx *cc = *con_cls;
     if (cc) {
+        if (cc->q) {
+            pthread_mutex_lock(&s->mu);
+            if (cc->q->state == RQ_QUEUED || cc->q->state == RQ_RUNNING) {
+                cc->q->cancelled = 1;
+                pthread_cond_signal(&s->work_cv);
+            }
+            sreq_release(s, cc->q);
+            pthread_mutex_unlock(&s->mu);
+        }
         free(cc->body);
         free(cc);
     }
     *con_cls = NULL;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_track *ct = ci ? ci->socket_context : NULL;
+    if (ct) {
+        pthread_mutex_lock(&s->cmu);
+        ct->busy = 0;
+        ct->t_wait_s = now_s(s);
+        pthread_mutex_unlock(&s->cmu);
+    }
+}
+
+/* Connections opened and closed: the list the watch thread walks. libmicrohttpd calls CLOSED
+ * before it closes the socket, and the watch thread shuts sockets down only under s->cmu, so
+ * it never touches a descriptor number that was reused. */
+static void conn_notify(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe) {
+    etok_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        conn_track *ct = calloc(1, sizeof *ct);
+        *socket_context = ct;
+        if (!ct) return; /* untracked: only the idle timeout applies */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        ct->fd = ci ? ci->connect_fd : -1;
+        ct->t_wait_s = now_s(s);
+        pthread_mutex_lock(&s->cmu);
+        ct->next = s->conns;
+        if (s->conns) s->conns->prev = ct;
+        s->conns = ct;
+        s->n_conns++;
+        pthread_mutex_unlock(&s->cmu);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conn_track *ct = *socket_context;
+        if (!ct) return;
+        pthread_mutex_lock(&s->cmu);
+        if (ct->prev) ct->prev->next = ct->next;
+        else s->conns = ct->next;
+        if (ct->next) ct->next->prev = ct->prev;
+        s->n_conns--;
+        pthread_mutex_unlock(&s->cmu);
+        free(ct);
+        *socket_context = NULL;
+    }
+}
+
+/* ---------- the watch thread ---------- */
+
+/* Every WATCH_PERIOD_S: (1) shut down sockets that have not delivered a whole request within
+ * header_timeout_s (a slowloris client trickling header lines keeps libmicrohttpd's idle
+ * timer fresh forever; this deadline does not move); (2) poll the sockets of suspended
+ * requests for a hang-up (POLLRDHUP: the peer closed; POLLHUP/POLLERR: reset) and cancel
+ * those requests, streaming or not, then wake their connection so libmicrohttpd closes it. */
+static void *watch_main(void *arg) {
+    etok_server *s = arg;
+    struct pollfd *pf = NULL;
+    sreq **pq = NULL;
+    size_t cap = 0;
+    pthread_mutex_lock(&s->mu);
+    while (s->watching) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += (long)(WATCH_PERIOD_S * 1e9);
+        if (ts.tv_nsec >= 1000000000L) { ts.tv_sec++; ts.tv_nsec -= 1000000000L; }
+        pthread_cond_timedwait(&s->watch_cv, &s->mu, &ts);
+        if (!s->watching) break;
+        /* (2) hang-ups of parked requests */
+        size_t n = 0;
+        for (sreq *q = s->all; q; q = q->anext)
+            if (q->suspended && q->fd >= 0) n++;
+        if (n > cap) {
+            struct pollfd *npf = realloc(pf, n * sizeof *npf);
+            if (npf) pf = npf;
+            sreq **npq = npf ? realloc(pq, n * sizeof *npq) : NULL;
+            if (npq) {
+                pq = npq;
+                cap = n;
+            }
+        }
+        size_t k = 0;
+        for (sreq *q = s->all; q && k < cap; q = q->anext)
+            if (q->suspended && q->fd >= 0) {
+                pf[k] = (struct pollfd){.fd = q->fd, .events = POLLRDHUP};
+                pq[k++] = q;
+            }
+        if (k > 0 && poll(pf, (nfds_t)k, 0) > 0) {
+            for (size_t i = 0; i < k; i++) {
+                if (!(pf[i].revents & (POLLRDHUP | POLLHUP | POLLERR))) continue;
+                sreq *q = pq[i];
+                if (q->state == RQ_QUEUED || q->state == RQ_RUNNING) q->cancelled = 1;
+                conn_wake(q);
+                pthread_cond_signal(&s->work_cv);
+            }
+        }
+        /* (1) the header deadline */
+        double t = now_s(s), limit = s->o.header_timeout_s;
+        pthread_mutex_unlock(&s->mu);
+        long long closed = 0;
+        pthread_mutex_lock(&s->cmu);
+        for (conn_track *ct = s->conns; ct; ct = ct->next)
+            if (!ct->busy && !ct->killed && ct->fd >= 0 && t - ct->t_wait_s > limit) {
+                shutdown(ct->fd, SHUT_RDWR);
+                ct->killed = 1;
+                closed++;
+            }
+        pthread_mutex_unlock(&s->cmu);
+        pthread_mutex_lock(&s->mu);
+        s->conn_closed_slow += closed;
+    }
+    pthread_mutex_unlock(&s->mu);
+    free(pf);
+    free(pq);
+    return NULL;
 }
 
 /* ---------- lifecycle ---------- */
@@ -1154,8 +1401,26 @@ etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err) {
     snprintf(s->model_id, sizeof s->model_id, "%s", o->model_id ? o->model_id : base ? base + 1 : o->model_path);
     s->t0_mono = o->t0_mono > 0 ? o->t0_mono : etok_mono_s();
     if (!s->o.record_cap) s->o.record_cap = 1000000;
+    if (s->o.conn_timeout_s <= 0) s->o.conn_timeout_s = DEFAULT_CONN_TIMEOUT_S;
+    if (!(s->o.header_timeout_s > 0)) s->o.header_timeout_s = DEFAULT_HEADER_TIMEOUT_S;
+    if (s->o.shutdown_grace_s == 0) s->o.shutdown_grace_s = DEFAULT_SHUTDOWN_GRACE_S;
+    if (!(s->o.shutdown_grace_s > 0)) s->o.shutdown_grace_s = 0; /* < 0 or NaN: none */
+    if (s->o.http_threads <= 0) s->o.http_threads = DEFAULT_HTTP_THREADS;
+    /* every connection is a descriptor: the limit fits under RLIMIT_NOFILE (etok serve raises
+     * the soft limit to the hard one first), keeping FD_RESERVE for everything else */
+    s->max_conn = s->o.max_connections > 0 ? s->o.max_connections : DEFAULT_MAX_CONNECTIONS;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        long room = (long)rl.rlim_cur - FD_RESERVE;
+        if (room < 16) room = 16;
+        if (s->max_conn > room) s->max_conn = (int)room;
+    }
+    s->max_per_ip = s->o.max_conn_per_ip > 0 ? s->o.max_conn_per_ip : s->o.max_conn_per_ip < 0 ? 0 : s->max_conn / 2;
+    if (s->max_per_ip > s->max_conn) s->max_per_ip = s->max_conn;
     pthread_mutex_init(&s->mu, NULL);
+    pthread_mutex_init(&s->cmu, NULL);
     pthread_cond_init(&s->work_cv, NULL);
+    pthread_cond_init(&s->watch_cv, NULL);
     static const double ttft_b[] = {0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
     static const double tpot_b[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5};
     static const double e2e_b[] = {0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300};
@@ -1182,6 +1447,13 @@ etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err) {
         goto fail;
     }
     s->engine_started = 1;
+    s->watching = 1;
+    if (pthread_create(&s->watch_thread, NULL, watch_main, s) != 0) {
+        s->watching = 0;
+        etok_errf(err, "serve: cannot start the watch thread");
+        goto fail;
+    }
+    s->watch_started = 1;
 
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
@@ -1191,10 +1463,14 @@ etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err) {
         etok_errc(err, ETOK_EXIT_USAGE, "serve: --host '%s' is not an IPv4 address", s->host);
         goto fail;
     }
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, (uint16_t)o->port, NULL, NULL,
-                            handler, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED,
-                            completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600, MHD_OPTION_CONNECTION_LIMIT,
-                            (unsigned)4096, MHD_OPTION_END);
+    /* epoll on a pool of HTTP threads; connections wait for the engine suspended (see the top
+     * comment); beyond the limits libmicrohttpd closes new connections at once */
+    s->d = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME, (uint16_t)o->port, NULL, NULL, handler,
+                            s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, conn_notify, s, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)s->o.conn_timeout_s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->max_conn,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)s->max_per_ip, MHD_OPTION_THREAD_POOL_SIZE,
+                            (unsigned)s->o.http_threads, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_END);
     if (!s->d) {
         etok_errf(err, "serve: cannot listen on %s:%d (port in use or not permitted)", s->host, o->port);
         goto fail;
@@ -1207,19 +1483,66 @@ fail:
     return NULL;
 }
 
+int etok_server_max_connections(const etok_server *s, int *per_ip) {
+    if (per_ip) *per_ip = s->max_per_ip;
+    return s->max_conn;
+}
+
+static void sleep_s(double t) {
+    struct timespec ts = {(time_t)t, (long)((t - (double)(time_t)t) * 1e9)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+/* Shutdown: stop accepting; give what is queued or generating shutdown_grace_s to finish; then
+ * the engine fails the rest ("server shutting down"), which ends each open stream with an
+ * error event and data: [DONE] and each waiting non-streaming request with a 500; wait (at
+ * most FLUSH_WAIT_S) until those last bytes went out, and only then close every connection. */
 void etok_server_stop(etok_server *s) {
     if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_mutex_unlock(&s->mu);
+    MHD_socket lfd = MHD_INVALID_SOCKET;
+    if (s->d) {
+        lfd = MHD_quiesce_daemon(s->d);
+        double t_end = etok_mono_s() + s->o.shutdown_grace_s;
+        for (;;) {
+            pthread_mutex_lock(&s->mu);
+            int busy = s->n_active > 0 || s->queued > 0;
+            pthread_mutex_unlock(&s->mu);
+            if (!busy || etok_mono_s() >= t_end) break;
+            sleep_s(0.01);
+        }
+    }
     pthread_mutex_lock(&s->mu);
     s->running = 0;
     pthread_cond_broadcast(&s->work_cv);
     pthread_mutex_unlock(&s->mu);
     if (s->engine_started) pthread_join(s->engine_thread, NULL);
-    /* every request is now DONE or FAILED and its waiters were woken; streams finish */
+    /* every request is now DONE or FAILED and its connection woken: let the answers go out */
+    if (s->d) {
+        double t_end = etok_mono_s() + FLUSH_WAIT_S;
+        for (;;) {
+            pthread_mutex_lock(&s->mu);
+            int left = s->all != NULL;
+            pthread_mutex_unlock(&s->mu);
+            if (!left || etok_mono_s() >= t_end) break;
+            sleep_s(0.01);
+        }
+    }
+    pthread_mutex_lock(&s->mu);
+    s->watching = 0;
+    pthread_cond_broadcast(&s->watch_cv);
+    pthread_mutex_unlock(&s->mu);
+    if (s->watch_started) pthread_join(s->watch_thread, NULL);
     if (s->d) MHD_stop_daemon(s->d);
+    if (lfd != MHD_INVALID_SOCKET) close(lfd);
     if (s->engine) etok_engine_free(s->engine);
     if (s->model) etok_model_free(s->model);
     free(s->active);
     pthread_cond_destroy(&s->work_cv);
+    pthread_cond_destroy(&s->watch_cv);
+    pthread_mutex_destroy(&s->cmu);
     pthread_mutex_destroy(&s->mu);
     free(s);
 }
