@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "cli_util.h"
@@ -18,7 +19,9 @@ static void usage(FILE *f) {
             "usage: etok serve -m model.gguf [--host 127.0.0.1] [--port 8080] [--api-key KEY]\n"
             "                  [--max-seqs N] [--threads T] [--ctx N] [--meter NAME ...] [--cpu-tdp I:M]\n"
             "                  [--max-body BYTES] [--max-tokens-limit N] [--default-max-tokens N]\n"
-            "                  [--model-id NAME] [--window S] [--meter-rate-hz HZ] [--no-energy] [-o RUN.json]\n\n"
+            "                  [--model-id NAME] [--window S] [--meter-rate-hz HZ] [--no-energy] [-o RUN.json]\n"
+            "                  [--max-queue N] [--max-connections N] [--max-connections-per-ip N]\n"
+            "                  [--idle-timeout S] [--request-timeout S] [--shutdown-grace-s S]\n\n"
             "OpenAI-compatible server over etok's engine with continuous batching, and the energy of\n"
             "every request in its usage (energy_j, joules_per_token, energy_source).\n"
             "  POST /v1/chat/completions, /v1/completions   (stream true/false, stream_options.include_usage)\n"
@@ -39,13 +42,22 @@ static void usage(FILE *f) {
             "  --default-max-tokens N max_tokens when a request gives none (default 256)\n"
             "  --model-id NAME        model id reported by /v1/models (default: the file name)\n"
             "  --window S             sliding window of etok_joules_per_token (default 60 s)\n"
+            "  --max-queue N          requests waiting for an engine slot before 429 + Retry-After (default 1024)\n"
+            "  --max-connections N    open connections; more are closed at once (default 8192, capped to the\n"
+            "                         open-file limit, which serve raises to its hard limit)\n"
+            "  --max-connections-per-ip N  per client address (default half of --max-connections; 0 = no limit)\n"
+            "  --idle-timeout S       close a connection with no byte in or out for S seconds (default 15)\n"
+            "  --request-timeout S    a whole request (headers and body) must arrive within S seconds of the\n"
+            "                         connection opening or the previous response (default 10; slowloris)\n"
+            "  --shutdown-grace-s S   on SIGINT/SIGTERM, stop accepting and give queued and running requests\n"
+            "                         S seconds to finish; the rest end with an error event and [DONE] (default 5)\n"
             "  -o RUN.json            on exit (SIGINT/SIGTERM), write the run record: meter traces, every\n"
             "                         engine step and request with its energy (etok report RUN.json);\n"
             "                         keeps every meter sample in memory (~0.8 kB/s per domain at 50 Hz)\n"
             "Per-request energy: each engine step's energy (meter deltas) is split across the requests\n"
             "in the step by their share of the step's tokens; idle energy is attributed to none\n"
             "(see include/etok/serve.h). Its source is the meter's: counter, power, or estimate.\n"
-            "SIGINT/SIGTERM stop it cleanly (finishing the -o record).\n"
+            "SIGINT/SIGTERM stop it cleanly (streams finish or end with an error event, then the -o record).\n"
             "exit codes: 0 ok (stopped by a signal), 1 failure (cannot bind), 2 usage, 3 bad model file,\n"
             "            4 meter permission, 5 -o not writable\n");
 }
@@ -104,6 +116,28 @@ int cmd_serve(int argc, char **argv) {
             o.default_max_tokens = (int)v;
         } else if (!strcmp(a, "--model-id") && has) {
             o.model_id = argv[++i];
+        } else if (!strcmp(a, "--max-queue") && has) {
+            if (parse_int(a, argv[++i], 1, 1 << 20, &v)) return ETOK_EXIT_USAGE;
+            o.max_queue = (int)v;
+        } else if (!strcmp(a, "--max-connections") && has) {
+            if (parse_int(a, argv[++i], 1, 1 << 20, &v)) return ETOK_EXIT_USAGE;
+            o.max_connections = (int)v;
+        } else if (!strcmp(a, "--max-connections-per-ip") && has) {
+            if (parse_int(a, argv[++i], 0, 1 << 20, &v)) return ETOK_EXIT_USAGE;
+            o.max_conn_per_ip = v ? (int)v : -1;
+        } else if (!strcmp(a, "--idle-timeout") && has) {
+            if (parse_int(a, argv[++i], 1, 86400, &v)) return ETOK_EXIT_USAGE;
+            o.conn_timeout_s = (int)v;
+        } else if ((!strcmp(a, "--request-timeout") || !strcmp(a, "--shutdown-grace-s")) && has) {
+            char *end;
+            double d = strtod(argv[++i], &end);
+            int grace = !strcmp(a, "--shutdown-grace-s");
+            if (!*argv[i] || *end || !(d >= (grace ? 0 : 0.1)) || d > 86400) {
+                fprintf(stderr, "etok serve: %s '%s': expected seconds in [%s, 86400]\n", a, argv[i], grace ? "0" : "0.1");
+                return ETOK_EXIT_USAGE;
+            }
+            if (grace) o.shutdown_grace_s = d > 0 ? d : -1;
+            else o.header_timeout_s = d;
         } else if (!strcmp(a, "--window") && has) {
             char *end;
             o.jpt_window_s = strtod(argv[++i], &end);
@@ -147,6 +181,13 @@ int cmd_serve(int argc, char **argv) {
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* every connection is a descriptor: raise the soft limit to the hard one (the server caps
+     * --max-connections to what is there) */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        (void)setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
     etok_err err = {0};
     if (out_path) { /* an unwritable output path fails now, not after hours of serving */
@@ -185,11 +226,17 @@ int cmd_serve(int argc, char **argv) {
     fprintf(stderr, "etok serve: listening on http://%s:%d (model %s)\n", o.host ? o.host : "127.0.0.1", etok_server_port(s),
             o.model_path);
     fprintf(stderr, "etok serve: energy from %s\n", ms ? etok_meter_source_describe(ms) : "nothing (--no-energy)");
+    int per_ip = 0, max_conn = etok_server_max_connections(s, &per_ip);
+    if (per_ip)
+        fprintf(stderr, "etok serve: up to %d connections, %d per client address\n", max_conn, per_ip);
+    else
+        fprintf(stderr, "etok serve: up to %d connections, no per-address limit\n", max_conn);
     fflush(stderr);
     double t_ready = etok_mono_s() - o.t0_mono;
     int sig = 0;
     sigwait(&set, &sig);
-    fprintf(stderr, "etok serve: %s, stopping\n", sig == SIGINT ? "interrupted" : "terminated");
+    fprintf(stderr, "etok serve: %s, stopping (requests in flight get up to %g s to finish)\n",
+            sig == SIGINT ? "interrupted" : "terminated", o.shutdown_grace_s < 0 ? 0 : o.shutdown_grace_s > 0 ? o.shutdown_grace_s : 5.0);
     etok_server_stop(s);
     double t_end = etok_mono_s() - o.t0_mono;
     int rc = ETOK_EXIT_OK;

@@ -18,6 +18,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -463,6 +467,234 @@ static void energy_counters_never_go_down(void **state) {
     fprintf(stderr, "serve: %d scrapes during the load, counters monotone\n", scrapes);
 }
 
+/* ---------- raw sockets: a client that hangs up, or trickles, exactly when told ---------- */
+
+static int raw_connect(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    return fd;
+}
+
+static void send_all(int fd, const char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* a POST with Connection: close; returns the socket */
+static int raw_post(int port, const char *path, const char *body) {
+    int fd = raw_connect(port);
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer sekrit\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                     path, strlen(body));
+    send_all(fd, head, (size_t)n);
+    send_all(fd, body, strlen(body));
+    return fd;
+}
+
+/* everything until the server closes (or timeout_s passes: then NULL) */
+static char *read_to_eof(int fd, double timeout_s) {
+    size_t n = 0, cap = 4096;
+    char *b = malloc(cap);
+    double t_end = etok_mono_s() + timeout_s;
+    for (;;) {
+        double left = t_end - etok_mono_s();
+        if (left <= 0) {
+            free(b);
+            return NULL;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(left * 1000) + 1) <= 0) continue;
+        if (n + 1024 > cap) b = realloc(b, cap *= 2);
+        ssize_t r = recv(fd, b + n, cap - n - 1, 0);
+        if (r <= 0) break;
+        n += (size_t)r;
+    }
+    b[n] = '\0';
+    return b;
+}
+
+static void health(int port, long *in_flight, long *queued) {
+    char *out = NULL;
+    assert_int_equal(http(port, NULL, "/health", NULL, 0, NULL, &out), 200);
+    const char *a = strstr(out, "\"in_flight\":"), *b = strstr(out, "\"queued\":");
+    assert_non_null(a);
+    assert_non_null(b);
+    *in_flight = atol(a + strlen("\"in_flight\":"));
+    *queued = atol(b + strlen("\"queued\":"));
+    free(out);
+}
+
+/* poll /health until in_flight + queued == want (deadline generous for ASan and load) */
+static void wait_busy(int port, long want_active, long want_queued) {
+    long a = -1, q = -1;
+    for (int i = 0; i < 600; i++) {
+        health(port, &a, &q);
+        if (a == want_active && q == want_queued) return;
+        usleep(50000);
+    }
+    fail_msg("/health: in_flight %ld queued %ld, expected %ld and %ld", a, q, want_active, want_queued);
+}
+
+static etok_server *start_own(fixture *f, etok_serve_opts *o) {
+    o->model_path = f->model;
+    o->api_key = "sekrit";
+    o->n_threads = 2;
+    o->ctx_len = 256;
+    o->max_tokens_limit = 64;
+    o->energy = (etok_energy_source){fake_read, &f->fe};
+    etok_err err = {0};
+    etok_server *s = etok_server_start(o, &err);
+    if (!s) fail_msg("serve start: %s", err.msg);
+    return s;
+}
+
+/* issue 9 §4: non-streaming requests whose client hung up are cancelled in the engine, as
+ * streams are (before, each generated all its max_tokens for nobody). Every step takes >= 100
+ * ms, so a request's 64 tokens take >= 6.4 s; the clients close right after their requests are
+ * in the engine, and every one must be counted cancelled (not ok) and leave in_flight. */
+static void vanished_non_streaming_clients_are_cancelled(void **state) {
+    fixture *f = *state;
+    if (!f) {
+        skip();
+        return;
+    }
+    char *page0 = scrape(f);
+    double cancelled0 = metric(page0, "etok_requests_total{status=\"cancelled\"}");
+    double ok0 = metric(page0, "etok_requests_total{status=\"ok\"}");
+    free(page0);
+    atomic_store(&f->fe.read_delay_us, 50000);
+    const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a long story.\"}],\"max_tokens\":64}";
+    int fds[3];
+    for (int i = 0; i < 3; i++) fds[i] = raw_post(f->port, "/v1/chat/completions", body);
+    wait_busy(f->port, 3, 0);
+    for (int i = 0; i < 3; i++) close(fds[i]);
+    double t0 = etok_mono_s();
+    long a = -1, q = -1;
+    for (int i = 0; i < 600; i++) {
+        health(f->port, &a, &q);
+        if (a == 0 && q == 0) break;
+        usleep(20000);
+    }
+    double took = etok_mono_s() - t0;
+    atomic_store(&f->fe.read_delay_us, 0);
+    assert_int_equal(a, 0);
+    assert_int_equal(q, 0);
+    char *page = scrape(f);
+    double cancelled = metric(page, "etok_requests_total{status=\"cancelled\"}") - cancelled0;
+    double ok = metric(page, "etok_requests_total{status=\"ok\"}") - ok0;
+    free(page);
+    if (cancelled != 3 || ok != 0) fail_msg("3 clients hung up: %.0f cancelled, %.0f answered", cancelled, ok);
+    fprintf(stderr, "serve: 3 abandoned non-streaming requests cancelled %.2f s after the hang-up\n", took);
+}
+
+/* issue 9 §3: a full queue answers 429 in OpenAI's shape with Retry-After, and a client that
+ * trickles header lines is closed at the request deadline while /health stays answered. */
+static void queue_full_429_and_slow_clients_closed(void **state) {
+    fixture *f = *state;
+    if (!f) {
+        skip();
+        return;
+    }
+    atomic_store(&f->fe.read_delay_us, 50000);
+    etok_serve_opts o = {.max_seqs = 1, .max_queue = 1, .header_timeout_s = 0.5};
+    etok_server *s = start_own(f, &o);
+    int port = etok_server_port(s);
+    const char *body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":64}";
+    int run = raw_post(port, "/v1/completions", body);
+    wait_busy(port, 1, 0);
+    int wait = raw_post(port, "/v1/completions", body);
+    wait_busy(port, 1, 1);
+    int third = raw_post(port, "/v1/completions", body);
+    char *resp = read_to_eof(third, 60);
+    assert_non_null(resp);
+    if (strncmp(resp, "HTTP/1.1 429", 12) || !strstr(resp, "Retry-After: 1\r\n") ||
+        !strstr(resp, "{\"error\":{\"message\":\"") || !strstr(resp, "\"code\":\"rate_limit_exceeded\""))
+        fail_msg("expected a 429 with Retry-After in OpenAI's shape, got: %s", resp);
+    free(resp);
+    close(third);
+    close(run);
+    close(wait);
+    wait_busy(port, 0, 0); /* both hung up: cancelled */
+    atomic_store(&f->fe.read_delay_us, 0);
+
+    /* slowloris: a header line every 0.1 s keeps the idle timer fresh, not the request deadline */
+    int slow = raw_connect(port);
+    send_all(slow, "GET /health HTTP/1.1\r\n", 22);
+    double t0 = etok_mono_s(), closed_at = -1;
+    while (etok_mono_s() - t0 < 30) {
+        usleep(100000);
+        if (send(slow, "X-a: b\r\n", 8, MSG_NOSIGNAL) < 0) {
+            closed_at = etok_mono_s() - t0;
+            break;
+        }
+        struct pollfd p = {.fd = slow, .events = POLLIN};
+        char c;
+        if (poll(&p, 1, 0) > 0 && recv(slow, &c, 1, MSG_DONTWAIT) <= 0) {
+            closed_at = etok_mono_s() - t0;
+            break;
+        }
+    }
+    close(slow);
+    if (closed_at < 0.4) fail_msg("the slow client was closed after %.2f s, before its 0.5 s deadline", closed_at);
+    long a, q;
+    health(port, &a, &q); /* the server goes on */
+    etok_server_stop(s);
+    fprintf(stderr, "serve: 429 with Retry-After; a header trickler closed after %.2f s (deadline 0.5 s)\n", closed_at);
+}
+
+/* issue 9 §5: at shutdown, streams either finish within the grace period or end with an error
+ * event and data: [DONE] — never a transfer cut mid-response. Steps take >= 100 ms: the two
+ * short streams (3 tokens) finish in the 2 s grace, the two long ones (64 tokens, >= 6.4 s)
+ * cannot and must get the error event. */
+static void shutdown_ends_every_stream(void **state) {
+    fixture *f = *state;
+    if (!f) {
+        skip();
+        return;
+    }
+    atomic_store(&f->fe.read_delay_us, 100000);
+    etok_serve_opts o = {.max_seqs = 4, .shutdown_grace_s = 2};
+    etok_server *s = start_own(f, &o);
+    int port = etok_server_port(s);
+    int fds[4];
+    for (int i = 0; i < 4; i++) {
+        char body[160];
+        snprintf(body, sizeof body, "{\"prompt\":\"Once upon a time\",\"max_tokens\":%d,\"stream\":true}", i < 2 ? 3 : 64);
+        fds[i] = raw_post(port, "/v1/completions", body);
+    }
+    wait_busy(port, 4, 0);
+    double t0 = etok_mono_s();
+    etok_server_stop(s);
+    double took = etok_mono_s() - t0;
+    atomic_store(&f->fe.read_delay_us, 0);
+    for (int i = 0; i < 4; i++) {
+        char *r = read_to_eof(fds[i], 30);
+        close(fds[i]);
+        assert_non_null(r);
+        const char *end = "data: [DONE]\n\n\r\n0\r\n\r\n"; /* the last event, then the chunked end */
+        size_t n = strlen(r), m = strlen(end);
+        if (strncmp(r, "HTTP/1.1 200", 12) || n < m || strcmp(r + n - m, end))
+            fail_msg("stream %d is not a complete transfer ending in [DONE]: ...%s", i, n > 300 ? r + n - 300 : r);
+        int normal = strstr(r, "\"finish_reason\":\"length\"") || strstr(r, "\"finish_reason\":\"stop\"");
+        int error = strstr(r, "data: {\"error\":{") && strstr(r, "shutting down");
+        if (i < 2 && !normal) fail_msg("short stream %d did not finish in the grace period: %s", i, r);
+        if (i >= 2 && !error) fail_msg("long stream %d has no error event: ...%s", i, n > 300 ? r + n - 300 : r);
+        free(r);
+    }
+    /* the grace (2 s) plus the flush (at most 2 s) bound the stop */
+    if (took < 1.5 || took > 20) fail_msg("stop took %.2f s with a 2 s grace", took);
+    fprintf(stderr, "serve: stop with 4 streams in flight took %.2f s: 2 finished, 2 ended with an error event + [DONE]\n", took);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
@@ -471,6 +703,9 @@ int main(void) {
         cmocka_unit_test(bad_requests_get_openai_errors),
         cmocka_unit_test(vanished_clients_are_cancelled),
         cmocka_unit_test(energy_counters_never_go_down),
+        cmocka_unit_test(vanished_non_streaming_clients_are_cancelled),
+        cmocka_unit_test(queue_full_429_and_slow_clients_closed),
+        cmocka_unit_test(shutdown_ends_every_stream),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
