@@ -1146,6 +1146,14 @@ static char *metrics_text(etok_server *s) {
     etok_prom_family(&b, "etok_joules_per_output_token", "gauge",
                      "Attributed energy per generated token over the sliding window; NaN without tokens");
     etok_prom_sample(&b, "etok_joules_per_output_token", wl, s->have_reading && wo > 0 ? we / (double)wo : NAN);
+    pthread_mutex_lock(&s->cmu);
+    int n_conns = s->n_conns;
+    pthread_mutex_unlock(&s->cmu);
+    etok_prom_family(&b, "etok_http_connections", "gauge", "Open HTTP connections");
+    etok_prom_sample(&b, "etok_http_connections", NULL, n_conns);
+    etok_prom_family(&b, "etok_http_slow_connections_closed_total", "counter",
+                     "Connections closed for not sending a whole request within --request-timeout (slowloris)");
+    etok_prom_sample(&b, "etok_http_slow_connections_closed_total", NULL, (double)s->conn_closed_slow);
     etok_prom_family(&b, "etok_info", "gauge", "etok serve: model and version");
     const char *il[] = {"model", s->model_id, "version", "0.1.0", NULL};
     etok_prom_sample(&b, "etok_info", il, 1);

@@ -647,6 +647,11 @@ static void queue_full_429_and_slow_clients_closed(void **state) {
     if (closed_at < 0.4) fail_msg("the slow client was closed after %.2f s, before its 0.5 s deadline", closed_at);
     long a, q;
     health(port, &a, &q); /* the server goes on */
+    char *page = NULL;
+    assert_int_equal(http(port, NULL, "/metrics", NULL, 0, NULL, &page), 200);
+    assert_true(metric(page, "etok_http_slow_connections_closed_total") >= 1);
+    assert_true(metric(page, "etok_http_connections") >= 1); /* this scrape's own */
+    free(page);
     etok_server_stop(s);
     fprintf(stderr, "serve: 429 with Retry-After; a header trickler closed after %.2f s (deadline 0.5 s)\n", closed_at);
 }
