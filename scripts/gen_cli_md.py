@@ -30,6 +30,7 @@ From `include/etok/util.h`, the same for every command:
 | 3 | `ETOK_EXIT_INPUT` | a bad input file: GGUF, scenario, catalog, eval set, run record, power-meter log |
 | 4 | `ETOK_EXIT_PERMISSION` | an energy counter exists but may not be read (the message says how to allow it) |
 | 5 | `ETOK_EXIT_OUTPUT` | an output path cannot be written (checked before anything is measured) |
+| 6 | `ETOK_EXIT_ENDPOINT` | `bench --endpoint`: the server became unreachable, or every request failed; outputs are still written, the record says why (`partial`, `stop_reason`) |
 | 130 | `ETOK_EXIT_INTERRUPTED` | SIGINT/SIGTERM: outputs are still written, marked `partial` |
 
 `etok run` is the exception that proves the rule: it exits with the measured command's own

@@ -1,10 +1,13 @@
 /* command.h — run any command as the workload of `etok run` (src/drive/command.c).
  *
  * The command's stdout and stderr pass through to ours unchanged while both are scanned,
- * line by line, for a token count (POSIX extended regex with one capture group). Signals
- * that arrive on a signalfd are forwarded to the child unless they came from the terminal (the
- * child, in our process group, got those itself); the second one kills it. Its exit
- * status is returned with the shell's convention (code, or 128 + N when killed by signal N). */
+ * line by line, for a token count (POSIX extended regex with one capture group). The command
+ * runs in a process group of its own. Signals that arrive on a signalfd are forwarded to that
+ * whole group; the second one, or kill_grace_s after the first, kills the group (SIGKILL).
+ * When the command exits, whatever it left running in its group gets SIGTERM, then SIGKILL
+ * 2 s later (at once after an interrupt): no process of the group outlives the run. When our
+ * stdin is a terminal in whose foreground we are, the group gets the terminal while it runs.
+ * Its exit status is returned with the shell's convention (code, or 128 + N for signal N). */
 #ifndef ETOK_COMMAND_H
 #define ETOK_COMMAND_H
 
@@ -16,11 +19,14 @@
 typedef struct {
     const char *tokens_regex; /* ERE with exactly one capture group; NULL = do not scan */
     int signal_fd;            /* signalfd of the signals to forward (SIGINT, SIGTERM); -1 = none */
+    double kill_grace_s;      /* after a forwarded signal, SIGKILL the group; 0 = 10 s */
 } etok_command_opts;
 
 typedef struct {
     int exit_status;          /* 0..255, or 128 + signal number */
     int interrupted;          /* a signal arrived on signal_fd and was forwarded */
+    int grace_expired;        /* the group was killed because kill_grace_s ran out */
+    int leftover;             /* processes of its group were still running when it exited: ended */
     int tokens_found;         /* the regex matched with an integer capture */
     long long tokens;         /* the capture of the last such match */
     int tokens_matches;       /* how many lines matched with an integer capture */

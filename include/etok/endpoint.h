@@ -46,6 +46,8 @@ typedef struct {
     int usage_exceeds_chunks; /* ok requests with usage.completion_tokens > content chunks */
     int not_streamed;         /* asked to stream, answered with one JSON body (no token times) */
     int stopped_unreachable;  /* issuing stopped: the server refused every connection */
+    int unreachable;          /* stopped_unreachable, or the last request(s) to finish could not
+                                 connect: rec->partial is set, stop_reason "endpoint_unreachable" */
     double cpu_s;             /* CPU time of the driving thread during the run */
     double wall_s;
 } etok_endpoint_stats;
@@ -82,12 +84,18 @@ typedef void (*etok_endpoint_progress_fn)(const etok_endpoint_progress *p, void 
 
 /* Run the workload: request i sends prompts[i % n_prompts]. Appends one etok_request per request
  * to rec (id "req-<i>"). Stops issuing when *stop becomes non-zero (stop may be NULL); requests
- * then in flight are cancelled, kept with error "cancelled", and rec->partial is set.
+ * then in flight are cancelled, kept with error "cancelled", and rec->partial is set with
+ * stop_reason "interrupted". After max(8, concurrency) connection failures in a row issuing
+ * stops; then, or when the last request(s) to finish could not connect, the server is
+ * unreachable: rec->partial = 1, stop_reason "endpoint_unreachable" (stats.unreachable).
  * cb (may be NULL) is called after every completion and about 4 times a second. */
 int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, int n_prompts,
                       etok_record *rec, volatile int *stop, etok_endpoint_progress_fn cb, void *cb_arg,
                       etok_err *err);
 
+/* A URL etok can send requests to: http:// or https:// with a host (libcurl's URL parser).
+ * 0, or -1 with err (ETOK_EXIT_USAGE) "WHAT 'URL': ...". Checked before anything runs. */
+int etok_endpoint_check_url(const char *what, const char *url, etok_err *err);
 /* The full request URL for a base URL and API (malloc'd), e.g. ".../v1/chat/completions". */
 char *etok_endpoint_url(const char *base, etok_endpoint_api api);
 /* GET /v1/models of the server at url (base or full URL) and copy the first model id into out.

@@ -104,6 +104,10 @@ typedef struct {
     double window_start_s, window_end_s;
 
     int partial;            /* interrupted (SIGINT) or aborted: figures cover what was seen */
+    char stop_reason[32];   /* why the run ended early or failed; "" = ran as asked. Values:
+                               "interrupted" (SIGINT/SIGTERM), "endpoint_unreachable" (bench
+                               --endpoint: the server stopped accepting connections),
+                               "all_requests_failed", "error" (the driver failed) */
     int exit_status;        /* of the wrapped command (etok run); -1 if not applicable */
 
     /* Configuration that analysis needs (the rest is free-form in config_json). */

@@ -14,6 +14,8 @@ enum {
     ETOK_EXIT_INPUT = 3,       /* a bad input file: GGUF, scenario, eval set, record, log */
     ETOK_EXIT_PERMISSION = 4,  /* a counter exists but may not be read */
     ETOK_EXIT_OUTPUT = 5,      /* an output path cannot be written */
+    ETOK_EXIT_ENDPOINT = 6,    /* bench --endpoint: the server became unreachable or every request
+                                  failed (outputs written; the record says why) */
     ETOK_EXIT_INTERRUPTED = 130
 };
 

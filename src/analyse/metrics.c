@@ -78,7 +78,7 @@ static void energy_per(etok_metric *x, const etok_energy_summary *es, double cou
 
 /* Distribution figures p50/p90/p99/mean with bootstrap CIs. */
 static void dist(etok_metrics *m, const char *name, const double *x, size_t n, const etok_metrics_opts *o,
-                 const char *why_empty) {
+                 const char *why_empty, const char *covers) {
     static const char *const stats[] = {"p50", "p90", "p99", "mean"};
     static const etok_stat_kind kinds[] = {ETOK_STAT_P50, ETOK_STAT_P90, ETOK_STAT_P99, ETOK_STAT_MEAN};
     double lo[4], hi[4];
@@ -91,6 +91,7 @@ static void dist(etok_metrics *m, const char *name, const double *x, size_t n, c
             continue;
         }
         setv(e, etok_stat_compute(kinds[k], x, n), NAN);
+        if (covers && *covers) note(e, "%s", covers);
         if (have_ci) {
             e->ci_lo = lo[k];
             e->ci_hi = hi[k];
@@ -219,6 +220,18 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     else note(x, "token count not known");
     setv(add(m, "requests", "", "1", "clock"), (double)n_req, 0);
     setv(add(m, "requests_ok", "", "1", "clock"), (double)n_ok, 0);
+    /* failed requests are counted, never dropped: the first error says what went wrong */
+    x = add(m, "requests_failed", "", "1", "clock");
+    setv(x, (double)(n_req - n_ok), 0);
+    {
+        const char *first = NULL;
+        for (size_t i = 0; i < nr && !first; i++) {
+            const etok_request *q = &r->requests[i];
+            if (!q->ok && !(q->t_send_s >= 0 && !in_window(r, q->t_send_s))) first = q->error;
+        }
+        if (n_req == n_ok) note(x, "of %zu requests", n_req);
+        else note(x, "of %zu requests; first error: %.120s", n_req, first && *first ? first : "(none given)");
+    }
 
     /* ---- energy per unit of work ---- */
     energy_per(add(m, "joules_per_output_token", "", "J/token", esrc), &es, tokens_known ? (double)tout : 0,
@@ -426,10 +439,16 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     }
 
     /* ---- latency, SLO, goodput ---- */
-    dist(m, "ttft_s", ttft, n_ttft, &o, "no request produced a first token");
-    dist(m, "tpot_s", tpot, n_tpot, &o, "no request produced two or more tokens");
-    dist(m, "itl_s", itl, n_itl, &o, "no per-token timestamps");
-    dist(m, "e2e_s", e2e, n_e2e, &o, "no request completed");
+    /* every latency figure says how many requests it covers (failed ones have none) */
+    char cov[4][96];
+    snprintf(cov[0], sizeof cov[0], "over %zu ok of %zu requests", n_ttft, n_req);
+    snprintf(cov[1], sizeof cov[1], "over %zu ok of %zu requests (2+ output tokens)", n_tpot, n_req);
+    snprintf(cov[2], sizeof cov[2], "over %zu token gaps of %zu requests", n_itl, n_req);
+    snprintf(cov[3], sizeof cov[3], "over %zu ok of %zu requests", n_e2e, n_req);
+    dist(m, "ttft_s", ttft, n_ttft, &o, "no request produced a first token", cov[0]);
+    dist(m, "tpot_s", tpot, n_tpot, &o, "no request produced two or more tokens", cov[1]);
+    dist(m, "itl_s", itl, n_itl, &o, "no per-token timestamps", cov[2]);
+    dist(m, "e2e_s", e2e, n_e2e, &o, "no request completed", cov[3]);
     x = add(m, "ttft_slo_s", "", "s", "config");
     if (ttft_slo > 0) setv(x, ttft_slo, 0);
     else note(x, "no TTFT SLO given");

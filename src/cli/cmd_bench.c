@@ -15,6 +15,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "etok/bench.h"
+#include "etok/endpoint.h"
 #include "etok/engine.h"
 #include "etok/evalset.h"
 #include "etok/meter.h"
@@ -84,8 +85,12 @@ static void usage(FILE *f) {
             "\n"
             "Writes DIR/run.json (record + metrics), DIR/report.md, DIR/report.html and prints the table.\n"
             "Ctrl-C stops the run and still writes a valid record and report, marked partial.\n"
-            "exit codes: 0 ok, 1 failure, 2 usage, 3 bad input (model, eval set), 4 meter permission,\n"
-            "            5 output not writable, 130 interrupted (outputs written)\n");
+            "Failed requests are counted in the table and kept in run.json with their error; the\n"
+            "latency figures say how many requests they cover.\n"
+            "exit codes: 0 ok (failed requests, if any, are reported on stderr), 1 failure, 2 usage,\n"
+            "            3 bad input (model, eval set), 4 meter permission, 5 output not writable,\n"
+            "            6 --endpoint: the server became unreachable or every request failed (outputs\n"
+            "            written; run.json has partial and stop_reason), 130 interrupted (outputs written)\n");
 }
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, int lo_open, double *out) {
@@ -116,6 +121,47 @@ static int write_out(const char *dir, const char *name, const char *text, etok_e
         return -1;
     }
     return 0;
+}
+
+/* The exit code of a finished run and the line for stderr (msg, "" = none), decided before the
+ * outputs are written so that the record carries the outcome: interrupted (130); an endpoint
+ * that became unreachable, or a run where every request failed (6; stop_reason says which);
+ * some failed requests (0, counted on stderr and in the table). */
+static int bench_outcome(etok_record *rec, char *msg, size_t cap) {
+    size_t n = 0, failed = 0;
+    const char *first = NULL;
+    msg[0] = '\0';
+    for (size_t i = 0; i < rec->n_requests; i++) {
+        const etok_request *q = &rec->requests[i];
+        if (q->t_send_s >= 0 && (q->t_send_s < rec->window_start_s - 1e-9 || q->t_send_s > rec->window_end_s + 1e-9))
+            continue; /* not in the window */
+        n++;
+        if (!q->ok) {
+            failed++;
+            if (!first && q->error[0]) first = q->error;
+        }
+    }
+    if (!strcmp(rec->stop_reason, "interrupted") || (rec->partial && !rec->stop_reason[0])) {
+        snprintf(msg, cap, "interrupted: partial record and report written (%zu requests, %zu failed)", n, failed);
+        return ETOK_EXIT_INTERRUPTED;
+    }
+    if (!strcmp(rec->stop_reason, "endpoint_unreachable")) {
+        snprintf(msg, cap,
+                 "the endpoint became unreachable: %zu of %zu requests failed (first error: %.150s); partial record "
+                 "and report written",
+                 failed, n, first ? first : "?");
+        return ETOK_EXIT_ENDPOINT;
+    }
+    if (n > 0 && failed == n) {
+        /* not partial (every request was sent), but nothing was served to measure */
+        snprintf(rec->stop_reason, sizeof rec->stop_reason, "all_requests_failed");
+        snprintf(msg, cap, "every request failed (%zu of %zu; first error: %.150s)", failed, n, first ? first : "?");
+        return ETOK_EXIT_ENDPOINT;
+    }
+    if (failed > 0)
+        snprintf(msg, cap, "%zu of %zu requests failed (first error: %.150s); the figures cover the %zu that completed",
+                 failed, n, first ? first : "?", n - failed);
+    return ETOK_EXIT_OK;
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -211,10 +257,18 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "etok bench: --requests, --concurrency, --max-tokens, --threads and --warmup take integers\n");
         return ETOK_EXIT_USAGE;
     }
-    if (energy_from && strncmp(energy_from, "http://", 7) && strncmp(energy_from, "https://", 8)) {
-        fprintf(stderr, "etok bench: --energy-from '%s': expected the http:// URL of an etok exporter's /metrics\n",
-                energy_from);
-        return ETOK_EXIT_USAGE;
+    /* URLs are checked before anything runs or is written (libcurl's URL parser) */
+    {
+        etok_err uerr = {0};
+        if (energy_from && etok_endpoint_check_url("--energy-from", energy_from, &uerr)) {
+            fprintf(stderr, "etok bench: --energy-from '%s': expected the http:// URL of an etok exporter's /metrics\n",
+                    energy_from);
+            return ETOK_EXIT_USAGE;
+        }
+        if (ep.url && etok_endpoint_check_url("--endpoint", ep.url, &uerr)) {
+            fprintf(stderr, "etok bench: %s\n", uerr.msg);
+            return ETOK_EXIT_USAGE;
+        }
     }
     if (!model_path) model_path = default_path(DEFAULT_MODEL, mbuf, sizeof mbuf);
     if (!evals_path) evals_path = default_path(DEFAULT_EVALS, ebuf, sizeof ebuf);
@@ -398,7 +452,10 @@ int cmd_bench(int argc, char **argv) {
     if (drive_rc) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
         rec.partial = 1; /* still write what was observed */
+        snprintf(rec.stop_reason, sizeof rec.stop_reason, "error");
     }
+    char outcome_msg[512] = "";
+    int outcome = drive_rc ? 0 : bench_outcome(&rec, outcome_msg, sizeof outcome_msg);
 
     etok_metrics_opts mo = {.seed = (uint64_t)seed};
     if (etok_metrics_compute(&rec, &mo, &met, &err)) {
@@ -423,8 +480,8 @@ int cmd_bench(int argc, char **argv) {
         if (txt) fputs(txt, stdout);
         printf("\nwrote %s/run.json, %s/report.md, %s/report.html\n", out_dir, out_dir, out_dir);
     }
-    rc = drive_rc ? (err.exit_code ? err.exit_code : ETOK_EXIT_FAIL) : rec.partial ? ETOK_EXIT_INTERRUPTED : ETOK_EXIT_OK;
-    if (rec.partial && !drive_rc) fprintf(stderr, "etok bench: interrupted: partial record and report written\n");
+    rc = drive_rc ? (err.exit_code ? err.exit_code : ETOK_EXIT_FAIL) : outcome;
+    if (outcome_msg[0]) fprintf(stderr, "etok bench: %s\n", outcome_msg);
     goto done;
 out_err:
     fprintf(stderr, "etok bench: %s\n", err.msg);

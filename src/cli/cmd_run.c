@@ -8,8 +8,9 @@
  *
  * Signals: SIGINT/SIGTERM are blocked in every thread (before the sampler starts) and read
  * from a signalfd: during the idle baseline they end it; during the command they are
- * forwarded to it (a second one kills it). Either way a valid record marked partial is
- * written. The command's exit status is etok's exit status (130 when interrupted before
+ * forwarded to its process group (a second one, or --kill-after seconds, kills the group;
+ * drive/command.c). Either way a valid record marked partial is written. No process of the
+ * command's group outlives etok: what it leaves running when it exits is ended too. The command's exit status is etok's exit status (130 when interrupted before
  * the command started). */
 #include <errno.h>
 #include <fcntl.h>
@@ -73,9 +74,15 @@ static void usage(FILE *f) {
             "  --rate HZ           power sampling rate (default 10)\n"
             "  -o FILE             run record path (default ./" DEFAULT_RECORD ")\n"
             "  --json              print the summary as JSON (on stderr) instead of text\n"
+            "  --kill-after S      after a forwarded Ctrl-C/SIGTERM, SIGKILL the command's process\n"
+            "                      group if it is still running S seconds later (default 10)\n"
             "  -h, --help          this help\n"
             "\n"
-            "Ctrl-C: forwarded to the command; the record is still written, marked partial.\n"
+            "The command runs in a process group of its own (with the terminal, when etok has it).\n"
+            "Ctrl-C/SIGTERM to etok: forwarded to that group; a second one, or --kill-after, kills\n"
+            "the group. The record is still written, marked partial. Processes the command leaves\n"
+            "running in its group when it exits get SIGTERM, then SIGKILL 2 s later: none outlives\n"
+            "etok (a process that leaves the group, e.g. with setsid, is not followed).\n"
             "exit codes: the command's; 127/126 command not found/not executable; 2 usage;\n"
             "4 meter permission; 5 record not writable; 130 interrupted before the command\n");
 }
@@ -140,6 +147,7 @@ typedef struct {
     const char *tokens_regex;
     etok_cli_meters meters;
     double idle_s, pue, rate_hz, cpu_idle_w, cpu_max_w;
+    double kill_after_s; /* 0 = drive/command.c's default (10 s) */
     const char *extlog;
     const char *out_path;
     int json;
@@ -167,6 +175,9 @@ static char *config_text(const run_opts *o, const etok_command_result *cr) {
             json_object_set_new(c, "tokens_matches", json_integer(cr->tokens_matches));
         }
     }
+    /* what had to be ended (drive/command.c): the record keeps it */
+    if (cr && cr->grace_expired) json_object_set_new(c, "group_killed_after_s", json_real(o->kill_after_s > 0 ? o->kill_after_s : 10.0));
+    if (cr && cr->leftover) json_object_set_new(c, "leftover_processes_ended", json_true());
     char *txt = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(c);
     return txt;
@@ -179,6 +190,7 @@ int cmd_run(int argc, char **argv) {
         {"pue", required_argument, NULL, 'p'},     {"cpu-tdp", required_argument, NULL, 'c'},
         {"extlog", required_argument, NULL, 'e'},  {"rate", required_argument, NULL, 'R'},
         {"output", required_argument, NULL, 'o'},  {"json", no_argument, NULL, 'j'},
+        {"kill-after", required_argument, NULL, 'K'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     run_opts o = {.idle_s = 5, .pue = 1, .out_path = DEFAULT_RECORD};
@@ -222,6 +234,12 @@ int cmd_run(int argc, char **argv) {
         case 'R':
             if (parse_double(optarg, &o.rate_hz) != 0 || o.rate_hz <= 0 || o.rate_hz > 1000) {
                 fprintf(stderr, "etok run: --rate '%s': expected Hz between 0 and 1000\n", optarg);
+                return ETOK_EXIT_USAGE;
+            }
+            break;
+        case 'K':
+            if (parse_double(optarg, &o.kill_after_s) != 0 || o.kill_after_s <= 0 || o.kill_after_s > 86400) {
+                fprintf(stderr, "etok run: --kill-after '%s': expected seconds > 0 and <= 86400\n", optarg);
                 return ETOK_EXIT_USAGE;
             }
             break;
@@ -314,7 +332,7 @@ int cmd_run(int argc, char **argv) {
     }
     rec.window_start_s = run_edge_s(ms);
     if (!interrupted) {
-        etok_command_opts co = {.tokens_regex = o.tokens_regex, .signal_fd = sig_fd};
+        etok_command_opts co = {.tokens_regex = o.tokens_regex, .signal_fd = sig_fd, .kill_grace_s = o.kill_after_s};
         if (etok_command_run(cmd, &co, &cr, &err) != 0) {
             /* it vanished between the check and now: report it, still write the record */
             fprintf(stderr, "etok run: %s\n", err.msg);
@@ -323,6 +341,12 @@ int cmd_run(int argc, char **argv) {
         } else {
             ran = 1;
             interrupted = cr.interrupted;
+            if (cr.grace_expired && !o.json)
+                fprintf(stderr, "etok run: the command was still running %g s after the signal: its process group was "
+                                "killed (SIGKILL)\n", o.kill_after_s > 0 ? o.kill_after_s : 10.0);
+            if (cr.leftover && !o.json)
+                fprintf(stderr, "etok run: the command left processes running in its process group: ended them "
+                                "(%s)\n", cr.interrupted ? "SIGKILL" : "SIGTERM, then SIGKILL after 2 s");
             rec.exit_status = cr.exit_status;
             rc = cr.exit_status;
         }

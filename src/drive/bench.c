@@ -384,6 +384,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
     if (!rec->window_start_s && !rec->window_end_s) rec->window_start_s = rec->window_end_s;
     if (interrupted) {
         rec->partial = 1;
+        snprintf(rec->stop_reason, sizeof rec->stop_reason, "interrupted");
         if (phase_warm || rec->window_start_s == 0) rec->window_start_s = rec->window_end_s;
         /* in-flight requests are kept, marked as not completed */
         for (int s = 0; s < slots; s++) {
@@ -512,7 +513,10 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
     if (!stop && etok_endpoint_run(&eo, prompts, (int)n, rec, &stop, ep_progress, &ctx, err)) goto out;
     rec->window_end_s = edge_s(ms, o);
     if (o->progress) fprintf(stderr, "\r%100s\r", "");
-    if (stop) rec->partial = 1;
+    if (stop) {
+        rec->partial = 1;
+        snprintf(rec->stop_reason, sizeof rec->stop_reason, "interrupted");
+    }
     /* score: request i sent prompts[i % n] */
     rec->tokens_known = 1;
     rec->tokens_in = rec->tokens_out = 0;

@@ -1,9 +1,21 @@
 /* command.c — drive: run any command as the workload (`etok run -- CMD`).
  *
  * Owns: starting the command (fork + execvp, with an exec-error pipe so a missing command is
- * an error, not a silent exit 127), copying its stdout/stderr through to ours while scanning
- * every line for the token regex, forwarding signals from a signalfd, and its exit status.
+ * an error, not a silent exit 127) in a process group of its own, copying its stdout/stderr
+ * through to ours while scanning every line for the token regex, forwarding signals from a
+ * signalfd to that group (escalating to SIGKILL), ending whatever the command left running in
+ * its group, handing the terminal to the group and back, and its exit status.
  * Does not own: meters, timing windows or the record (cli/cmd_run.c does that).
+ *
+ * Process group: the child calls setpgid(0, 0) and so does the parent (setpgid(pid, pid)), so
+ * the group exists before either side goes on, whoever runs first. Every signal goes to the
+ * whole group (killpg), so a shell's children are reached too. When our stdin is a terminal
+ * whose foreground group is ours, the command's group is made the foreground group
+ * (tcsetpgrp, SIGTTOU blocked) so it can read the terminal and gets the terminal's Ctrl-C
+ * itself, as without etok; the terminal is handed back when it ends. A stop (Ctrl-Z) of the
+ * command stops etok's own job too and continues the command on resume.
+ * etok is a child subreaper (PR_SET_CHILD_SUBREAPER) while the command runs, so the group's
+ * orphans are ours to reap: a zombie of the group is not mistaken for a live process.
  *
  * Output lines longer than the scan buffer are scanned in pieces (a match across the cut is
  * missed); the count taken is the last matching line's capture (summary lines come last). */
@@ -12,18 +24,24 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <regex.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LINE_CAP 4096
+#define DEFAULT_KILL_GRACE_S 10.0 /* after a forwarded signal, SIGKILL the group */
+#define LEFTOVER_GRACE_S 2.0      /* after the command exits: SIGTERM its group, then SIGKILL */
 
 int etok_command_check_regex(const char *re, etok_err *err) {
     regex_t rx;
@@ -164,6 +182,24 @@ static int status_code(int st) {
     return ETOK_EXIT_FAIL;
 }
 
+/* Terminal hand-off: make pgrp the foreground group of fd (SIGTTOU blocked in this thread,
+ * since we may be in the background when we call it). */
+static void give_tty(int fd, pid_t pgrp) {
+    sigset_t ttou, old;
+    sigemptyset(&ttou);
+    sigaddset(&ttou, SIGTTOU);
+    pthread_sigmask(SIG_BLOCK, &ttou, &old);
+    (void)tcsetpgrp(fd, pgrp);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* Does any process of group pgrp still run? Its orphans are our children (subreaper): reap
+ * those that exited first, so that only live ones count. */
+static int group_alive(pid_t pgrp) {
+    while (waitpid(-pgrp, NULL, WNOHANG) > 0) {}
+    return killpg(pgrp, 0) == 0 || errno == EPERM;
+}
+
 int etok_command_run(char *const argv[], const etok_command_opts *o, etok_command_result *res, etok_err *err) {
     memset(res, 0, sizeof *res);
     if (!argv || !argv[0]) return etok_errc(err, ETOK_EXIT_USAGE, "no command given");
@@ -174,6 +210,7 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
         sc.have_rx = 1;
     }
     int sig_fd = o ? o->signal_fd : -1;
+    double kill_grace_s = o && o->kill_grace_s > 0 ? o->kill_grace_s : DEFAULT_KILL_GRACE_S;
     int po[2] = {-1, -1}, pe[2] = {-1, -1}, px[2] = {-1, -1};
     if (pipe2(po, O_CLOEXEC) != 0 || pipe2(pe, O_CLOEXEC) != 0 || pipe2(px, O_CLOEXEC) != 0) {
         int e = errno;
@@ -185,6 +222,10 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
         if (sc.have_rx) regfree(&sc.rx);
         return etok_errc(err, ETOK_EXIT_FAIL, "cannot run '%s': pipe: %s", argv[0], strerror(e));
     }
+    /* the terminal goes to the command only when it is ours to give: stdin is a terminal and
+     * our group is in its foreground */
+    int fg_tty = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L);
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -195,13 +236,19 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
         return etok_errc(err, ETOK_EXIT_FAIL, "cannot run '%s': fork: %s", argv[0], strerror(e));
     }
     if (pid == 0) {
-        /* child: default signal handling and an empty mask, as if started by a shell */
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
+        /* child: a process group of its own (and the terminal, when ours), then default signal
+         * handling and an empty mask, as if started by a shell */
+        (void)setpgid(0, 0);
+        if (fg_tty) give_tty(STDIN_FILENO, getpid());
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
+        signal(SIGTTOU, SIG_DFL);
+        signal(SIGTTIN, SIG_DFL);
+        signal(SIGTSTP, SIG_DFL);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         if (dup2(po[1], STDOUT_FILENO) < 0 || dup2(pe[1], STDERR_FILENO) < 0) _exit(ETOK_EXIT_NOT_FOUND);
         execvp(argv[0], argv);
         int e = errno;
@@ -209,6 +256,10 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
         (void)w;
         _exit(e == ENOENT ? ETOK_EXIT_NOT_FOUND : ETOK_EXIT_NOT_EXECUTABLE);
     }
+    /* the same in the parent, so the group exists whichever side runs first (EACCES once the
+     * child has exec'd: it did it itself) */
+    (void)setpgid(pid, pid);
+    if (fg_tty) give_tty(STDIN_FILENO, pid);
     close(po[1]);
     close(pe[1]);
     close(px[1]);
@@ -222,6 +273,7 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
     if (got == (ssize_t)sizeof exec_errno) {
         int st;
         while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+        if (fg_tty) give_tty(STDIN_FILENO, getpgrp());
         close(po[0]);
         close(pe[0]);
         if (sc.have_rx) regfree(&sc.rx);
@@ -234,8 +286,8 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
     fcntl(out.fd_in, F_SETFL, fcntl(out.fd_in, F_GETFL) | O_NONBLOCK);
     fcntl(errs.fd_in, F_SETFL, fcntl(errs.fd_in, F_GETFL) | O_NONBLOCK);
 
-    int exited = 0, status = 0, forwarded = 0;
-    double drain_until = 0;
+    int exited = 0, status = 0, forwarded = 0, killed = 0;
+    double drain_until = 0, kill_at = 0, leftover_kill_at = 0;
     for (;;) {
         struct pollfd pf[3];
         int n = 0, io = -1, ie = -1, is = -1;
@@ -251,20 +303,46 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
                 struct signalfd_siginfo si;
                 if (read(sig_fd, &si, sizeof si) == (ssize_t)sizeof si && !exited) {
                     res->interrupted = 1;
-                    /* A terminal's Ctrl-C (si_code SI_KERNEL) already reached the child, which
-                     * shares our process group: do not deliver it twice. A signal sent to
-                     * etok alone (kill, a supervisor) is passed on. The second one kills. */
-                    if (forwarded) kill(pid, SIGKILL);
-                    else if (si.ssi_code != SI_KERNEL) kill(pid, (int)si.ssi_signo);
+                    /* The command has a group of its own: the signal goes to all of it (a
+                     * terminal's Ctrl-C reached only us). The second one, or the grace period
+                     * running out, kills the whole group. */
+                    if (forwarded) {
+                        killpg(pid, SIGKILL);
+                        killed = 1;
+                    } else {
+                        killpg(pid, (int)si.ssi_signo);
+                        kill_at = etok_mono_s() + kill_grace_s;
+                    }
                     forwarded++;
                 }
             }
         }
+        if (!exited && forwarded && !killed && etok_mono_s() >= kill_at) {
+            killpg(pid, SIGKILL);
+            killed = 1;
+            res->grace_expired = 1;
+        }
         if (!exited) {
-            pid_t w = waitpid(pid, &status, WNOHANG);
-            if (w == pid) {
+            pid_t w = waitpid(pid, &status, WNOHANG | (fg_tty ? WUNTRACED : 0));
+            if (w == pid && WIFSTOPPED(status)) {
+                /* Ctrl-Z (or a read from the terminal in the background): stop our own job
+                 * too, so the shell gets the terminal back; on resume continue the command */
+                give_tty(STDIN_FILENO, getpgrp());
+                kill(0, SIGTSTP);
+                if (tcgetpgrp(STDIN_FILENO) == getpgrp()) give_tty(STDIN_FILENO, pid);
+                killpg(pid, SIGCONT);
+                status = 0;
+            } else if (w == pid) {
                 exited = 1;
                 drain_until = etok_mono_s() + 1.0;
+                if (fg_tty) give_tty(STDIN_FILENO, getpgrp());
+                /* nothing of the command outlives it: what it left running in its group is
+                 * ended (SIGTERM, SIGKILL after a grace period; at once after an interrupt) */
+                if (group_alive(pid)) {
+                    res->leftover = 1;
+                    killpg(pid, forwarded ? SIGKILL : SIGTERM);
+                    leftover_kill_at = etok_mono_s() + (forwarded ? 0 : LEFTOVER_GRACE_S);
+                }
             }
         }
         if (exited) {
@@ -276,13 +354,28 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
         }
     }
     if (!exited) {
+        killpg(pid, SIGKILL);
         kill(pid, SIGKILL);
         while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+        if (fg_tty) give_tty(STDIN_FILENO, getpgrp());
+    }
+    /* the leftovers' grace period, then SIGKILL; we wait (a bounded time) until the group is
+     * gone, reaping those that were reparented to us, so none outlives etok */
+    if (res->leftover) {
+        struct timespec tick = {0, 20 * 1000 * 1000};
+        while (group_alive(pid) && etok_mono_s() < leftover_kill_at) nanosleep(&tick, NULL);
+        if (group_alive(pid)) {
+            killpg(pid, SIGKILL);
+            double until = etok_mono_s() + 5.0;
+            while (group_alive(pid) && etok_mono_s() < until) nanosleep(&tick, NULL);
+        }
     }
     /* flush a last partial line into the scanner */
     if (out.fd_in >= 0) { out.line[out.n] = '\0'; if (out.n) scan_line(&sc, out.line); close(out.fd_in); }
     if (errs.fd_in >= 0) { errs.line[errs.n] = '\0'; if (errs.n) scan_line(&sc, errs.line); close(errs.fd_in); }
     res->exit_status = status_code(status);
+    /* with the terminal, its Ctrl-C went to the command only: a death by SIGINT is ours too */
+    if (fg_tty && WIFSIGNALED(status) && (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGQUIT)) res->interrupted = 1;
     if (sc.have_rx) regfree(&sc.rx);
     return 0;
 }

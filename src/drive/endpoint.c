@@ -104,6 +104,29 @@ static double thread_cpu_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+int etok_endpoint_check_url(const char *what, const char *url, etok_err *err) {
+    if (!url || !*url) return etok_errc(err, ETOK_EXIT_USAGE, "%s: no URL given", what);
+    if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
+        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': expected an http:// or https:// URL", what, url);
+    CURLU *u = curl_url();
+    if (!u) return etok_errc(err, ETOK_EXIT_FAIL, "%s: out of memory", what);
+    CURLUcode uc = curl_url_set(u, CURLUPART_URL, url, 0);
+    char *host = NULL;
+    if (uc == CURLUE_OK) uc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+    int bad = uc != CURLUE_OK || !host || !*host;
+    char why[160];
+#if LIBCURL_VERSION_NUM >= 0x075000
+    snprintf(why, sizeof why, "%s", uc != CURLUE_OK ? curl_url_strerror(uc) : "no host");
+#else
+    if (uc != CURLUE_OK) snprintf(why, sizeof why, "libcurl URL error %d", (int)uc);
+    else snprintf(why, sizeof why, "no host");
+#endif
+    curl_free(host);
+    curl_url_cleanup(u);
+    if (bad) return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': not a valid URL (%s)", what, url, why);
+    return 0;
+}
+
 char *etok_endpoint_url(const char *base, etok_endpoint_api api) {
     size_t n = strlen(base);
     while (n > 0 && base[n - 1] == '/') n--;
@@ -493,9 +516,8 @@ int etok_endpoint_discover_model(const char *url, const char *api_key, double ti
 int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, int n_prompts,
                       etok_record *rec, volatile int *stop, etok_endpoint_progress_fn cb, void *cb_arg,
                       etok_err *err) {
-    if (!o || !o->url || !*o->url) return etok_errc(err, ETOK_EXIT_USAGE, "endpoint: no URL given");
-    if (strncmp(o->url, "http://", 7) && strncmp(o->url, "https://", 8))
-        return etok_errc(err, ETOK_EXIT_USAGE, "endpoint: URL '%s' must start with http:// or https://", o->url);
+    if (!o) return etok_errc(err, ETOK_EXIT_USAGE, "endpoint: no URL given");
+    if (etok_endpoint_check_url("endpoint: URL", o->url, err)) return -1;
     if (!prompts || n_prompts <= 0) return etok_errc(err, ETOK_EXIT_USAGE, "endpoint: no prompts to send");
     if (o->rate_rps < 0 || !isfinite(o->rate_rps)) return etok_errc(err, ETOK_EXIT_USAGE, "endpoint: rate must be >= 0");
     if (o->concurrency < 0) return etok_errc(err, ETOK_EXIT_USAGE, "endpoint: concurrency must be >= 0");
@@ -602,7 +624,6 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
                     live[i] = NULL;
                     in_flight--;
                 }
-            rec->partial = 1;
             break;
         }
         int running = 0;
@@ -644,7 +665,7 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
             req_finish(&r, q, res, 0);
             const etok_request *rq = &rec->requests[q->rec_index];
             tokens_out += rq->tokens_out;
-            if (res == CURLE_COULDNT_CONNECT) consecutive_connect_fail++;
+            if (res == CURLE_COULDNT_CONNECT || res == CURLE_COULDNT_RESOLVE_HOST) consecutive_connect_fail++;
             else consecutive_connect_fail = 0;
             for (int i = 0; i < cap; i++)
                 if (live[i] == q) live[i] = NULL;
@@ -662,6 +683,17 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
             cb(&p, cb_arg);
             last_cb = now;
         }
+    }
+    if (stop && *stop) {
+        rec->partial = 1;
+        if (!rec->stop_reason[0]) snprintf(rec->stop_reason, sizeof rec->stop_reason, "interrupted");
+    }
+    /* The server refused connections until the end: issuing stopped early, or the last
+     * request(s) to finish could not connect. Either way the run did not do what was asked. */
+    if (r.st.stopped_unreachable || consecutive_connect_fail > 0) {
+        r.st.unreachable = 1;
+        rec->partial = 1;
+        if (!rec->stop_reason[0]) snprintf(rec->stop_reason, sizeof rec->stop_reason, "endpoint_unreachable");
     }
 out:
     for (int i = 0; i < cap; i++)

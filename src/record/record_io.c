@@ -206,6 +206,8 @@ static json_t *record_to_json(const etok_record *r) {
     if (!o) return NULL;
     if (json_object_set_new(o, "schema_version", json_integer(ETOK_RECORD_SCHEMA_VERSION)) != 0) goto oom;
     if (put_fields(o, r, RECORD_FIELDS, NFIELDS(RECORD_FIELDS)) != 0) goto oom;
+    /* optional: only a run that ended early or failed has one (older records have none) */
+    if (r->stop_reason[0] && json_object_set_new(o, "stop_reason", json_string(r->stop_reason)) != 0) goto oom;
 
     json_t *cfg = NULL;
     if (r->config_json && *r->config_json) {
@@ -491,6 +493,16 @@ static int record_from_json(etok_record *r, json_t *o, const ctx *c) {
     r->schema_version = (int)v;
 
     if (get_fields(c, "", o, r, RECORD_FIELDS, NFIELDS(RECORD_FIELDS)) != 0) return -1;
+    {
+        json_t *sr = json_object_get(o, "stop_reason");
+        if (sr && !json_is_null(sr)) {
+            if (!json_is_string(sr)) return bad(c, "stop_reason", "expected a string");
+            const char *v = json_string_value(sr);
+            if (json_string_length(sr) >= sizeof r->stop_reason || strlen(v) != json_string_length(sr))
+                return bad(c, "stop_reason", "expected a short string (at most %zu bytes)", sizeof r->stop_reason - 1);
+            snprintf(r->stop_reason, sizeof r->stop_reason, "%s", v);
+        }
+    }
     if (strcmp(r->pue_source, "assumed") != 0 && strcmp(r->pue_source, "measured") != 0)
         return bad(c, "pue_source", "expected \"assumed\" or \"measured\"");
     if (r->idle_end_s < r->idle_start_s) return bad(c, "idle_end_s", "before idle_start_s");

@@ -153,7 +153,10 @@ char *etok_report_html(const etok_record *r, const etok_metrics *m) {
     hb_printf(&b, ", %d CPUs; energy source <b>%s</b> at the <b>%s</b> boundary; phase split %s; "
                   "measured binding constraint <b>%s</b></p>\n",
               r->cpu_count, m->energy_source, m->energy_boundary, m->phase_split_method, m->binding_constraint);
-    if (r->partial) hb_put(&b, "<p class=\"warn\">Partial run: interrupted; figures cover what was observed.</p>\n");
+    if (r->partial)
+        hb_put(&b, !strcmp(r->stop_reason, "endpoint_unreachable")
+                       ? "<p class=\"warn\">Partial run: the endpoint became unreachable; figures cover what was observed.</p>\n"
+                       : "<p class=\"warn\">Partial run: interrupted; figures cover what was observed.</p>\n");
     if (!strcmp(m->energy_source, "estimate"))
         hb_put(&b, "<p class=\"warn\">Energy is a <b>model estimate</b> (CPU busy time x a per-core power model): "
                    "no energy counter exists on this machine. Not a measurement.</p>\n");

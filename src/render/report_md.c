@@ -76,6 +76,7 @@ static const char *label(const char *name) {
         {"tpot_s", "TPOT"},
         {"itl_s", "ITL"},
         {"e2e_s", "E2E latency"},
+        {"requests_failed", "failed requests"},
     };
     for (size_t i = 0; i < sizeof L / sizeof L[0]; i++)
         if (!strcmp(L[i][0], name)) return L[i][1];
@@ -131,7 +132,7 @@ static const char *const COMPACT[][2] = {
     {"mfu", ""}, {"mbu", ""}, {"power_limit_ratio", ""},
     {"mean_power_w", ""}, {"idle_power_w", ""}, {"pue_adjusted_power_w", ""},
     {"utilization", ""}, {"utilization_adjusted_token_rate_tps", ""},
-    {"accuracy", ""}, {"ttft_s", "p50"}, {"ttft_s", "p90"}, {"ttft_s", "p99"},
+    {"requests_failed", ""}, {"accuracy", ""}, {"ttft_s", "p50"}, {"ttft_s", "p90"}, {"ttft_s", "p99"},
     {"tpot_s", "p50"}, {"tpot_s", "p90"}, {"tpot_s", "p99"}, {"slo_attainment", ""},
     {"goodput_rps", ""}, {"goodput_tps", ""}, {"energy_cost_per_mtok", ""},
 };
@@ -139,13 +140,21 @@ static const char *const COMPACT[][2] = {
 char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
     sbuf b = {0};
     const etok_metric *req = etok_metrics_get(m, "requests", ""), *dur = etok_metrics_get(m, "duration_s", "");
+    const etok_metric *rok = etok_metrics_get(m, "requests_ok", "");
     const etok_metric *tin = etok_metrics_get(m, "tokens_in", ""), *tout = etok_metrics_get(m, "tokens_out", "");
+    double n_req = req && req->valid ? req->value : 0, n_ok = rok && rok->valid ? rok->value : n_req;
+    char partial[96] = "";
+    if (r->partial)
+        snprintf(partial, sizeof partial, "  **PARTIAL RUN (%s)**",
+                 !strcmp(r->stop_reason, "endpoint_unreachable") ? "the endpoint became unreachable"
+                 : r->stop_reason[0] && strcmp(r->stop_reason, "interrupted") ? r->stop_reason
+                                                                               : "interrupted");
     if (!compact) sb_printf(&b, "# etok %s report\n\n", r->kind[0] ? r->kind : "run");
     sb_printf(&b, "%s%s\n", compact ? "" : "- ", r->command[0] ? r->command : "(no command recorded)");
     sb_printf(&b, "%shost %s, %s, %d CPUs%s\n", compact ? "" : "- ", r->host[0] ? r->host : "?",
-              r->cpu_model[0] ? r->cpu_model : "?", r->cpu_count, r->partial ? "  **PARTIAL RUN (interrupted)**" : "");
-    sb_printf(&b, "%swindow %.2f s, %.0f requests, %.0f input + %.0f output tokens; energy: %s at the %s boundary%s\n",
-              compact ? "" : "- ", dur && dur->valid ? dur->value : NAN, req && req->valid ? req->value : 0,
+              r->cpu_model[0] ? r->cpu_model : "?", r->cpu_count, partial);
+    sb_printf(&b, "%swindow %.2f s, %.0f requests (%.0f ok, %.0f failed), %.0f input + %.0f output tokens; energy: %s at the %s boundary%s\n",
+              compact ? "" : "- ", dur && dur->valid ? dur->value : NAN, n_req, n_ok, n_req - n_ok,
               tin && tin->valid ? tin->value : 0, tout && tout->valid ? tout->value : 0, m->energy_source,
               m->energy_boundary,
               !strcmp(m->energy_source, "estimate") ? " (a MODEL ESTIMATE, not a measurement)" : "");

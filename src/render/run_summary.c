@@ -45,9 +45,18 @@ static const char *trace_note(const etok_trace *t, const etok_trace_energy *e) {
     return e->problem;
 }
 
+/* Why a partial record is partial, in words (the record's stop_reason; older records: interrupted). */
+static const char *partial_why(const etok_record *r) {
+    if (!strcmp(r->stop_reason, "endpoint_unreachable")) return "endpoint unreachable";
+    if (!strcmp(r->stop_reason, "error")) return "the driver failed";
+    if (!strcmp(r->stop_reason, "all_requests_failed")) return "every request failed";
+    return "interrupted";
+}
+
 void etok_run_summary_text(FILE *f, const etok_record *r, const etok_energy_summary *s, const char *record_path) {
     char b1[96], b2[96];
-    fprintf(f, "etok %s: %s%s\n", r->kind[0] ? r->kind : "run", r->command, r->partial ? "   [PARTIAL: interrupted]" : "");
+    fprintf(f, "etok %s: %s%s%s%s\n", r->kind[0] ? r->kind : "run", r->command, r->partial ? "   [PARTIAL: " : "",
+            r->partial ? partial_why(r) : "", r->partial ? "]" : "");
     if (r->exit_status >= 0) fprintf(f, "  exit status     %d\n", r->exit_status);
     fprintf(f, "  duration        %s s\n", num(b1, sizeof b1, s->duration_s));
     if (!s->has_energy) {
@@ -108,7 +117,8 @@ void etok_run_summary_text(FILE *f, const etok_record *r, const etok_energy_summ
 
 void etok_run_summary_markdown(FILE *f, const etok_record *r, const etok_energy_summary *s) {
     char b1[96];
-    fprintf(f, "# etok %s report%s\n\n", r->kind[0] ? r->kind : "run", r->partial ? " (PARTIAL: interrupted)" : "");
+    fprintf(f, "# etok %s report%s%s%s\n\n", r->kind[0] ? r->kind : "run", r->partial ? " (PARTIAL: " : "",
+            r->partial ? partial_why(r) : "", r->partial ? ")" : "");
     fprintf(f, "Command: `%s`  \nHost: %s (%s, %d CPUs), kernel %s  \n", r->command, r->host, r->cpu_model, r->cpu_count,
             r->kernel);
     if (s->has_energy)
@@ -190,7 +200,9 @@ void etok_run_summary_csv(FILE *f, const etok_record *r, const etok_energy_summa
     csv_num(f, s->joules_per_output_token);
     csv_num(f, s->pue_adjusted_power_w);
     fprintf(f, ",%d,%d,", s->short_window, s->incomplete);
-    csv_str(f, r->partial ? "partial: interrupted" : "");
+    char why[64];
+    snprintf(why, sizeof why, "partial: %s", partial_why(r));
+    csv_str(f, r->partial ? why : "");
     fputc('\n', f);
     for (size_t i = 0; i < r->n_traces; i++) {
         const etok_trace *t = &r->traces[i];
@@ -221,6 +233,7 @@ json_t *etok_run_summary_json(const etok_record *r, const etok_energy_summary *s
     json_object_set_new(o, "kind", json_string(r->kind));
     json_object_set_new(o, "command", json_string(r->command));
     json_object_set_new(o, "partial", json_boolean(r->partial));
+    if (r->stop_reason[0]) json_object_set_new(o, "stop_reason", json_string(r->stop_reason));
     json_object_set_new(o, "exit_status", json_integer(r->exit_status));
     json_object_set_new(o, "boundary", s->has_energy ? json_string(etok_boundary_name(s->boundary)) : json_null());
     json_object_set_new(o, "source", s->has_energy ? json_string(etok_source_name(s->source)) : json_null());

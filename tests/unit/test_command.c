@@ -1,16 +1,21 @@
 /* test_command.c — drive/command.c: token regex scanning (stdout and stderr, last match,
  * thousands separators, lines without a count), exit statuses with the shell's convention,
- * a command that does not exist, and signal forwarding through a signalfd. */
+ * a command that does not exist, signal forwarding through a signalfd to the command's process
+ * group, SIGKILL of the group after the grace period, and no process of the group outliving
+ * the run (issue 9 §9). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "etok/command.h"
@@ -105,6 +110,77 @@ static void signals_are_forwarded(void **state) {
     sigprocmask(SIG_SETMASK, &old, NULL);
 }
 
+/* The pid the script wrote to path (its background child). */
+static pid_t read_pid(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) fail_msg("%s: not written", path);
+    long p = 0;
+    if (fscanf(f, "%ld", &p) != 1) p = 0;
+    fclose(f);
+    unlink(path);
+    assert_true(p > 1);
+    return (pid_t)p;
+}
+
+/* kill(pid, 0) fails with ESRCH: gone and reaped (etok is the orphans' subreaper) */
+static void assert_gone(pid_t pid) {
+    if (kill(pid, 0) == 0 || errno != ESRCH) {
+        kill(pid, SIGKILL);
+        fail_msg("process %d outlived the run", (int)pid);
+    }
+}
+
+static void the_group_is_killed_after_the_grace_period(void **state) {
+    (void)state;
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, &old);
+    int fd = signalfd(-1, &set, SFD_CLOEXEC);
+    assert_true(fd >= 0);
+    char pidfile[64], script[256];
+    snprintf(pidfile, sizeof pidfile, "/tmp/etok-test-cmd-%d.pid", (int)getpid());
+    /* the shell and its child ignore the signal: only the grace period's SIGKILL ends them */
+    snprintf(script, sizeof script, "trap '' USR1; sleep 30 & echo $! > %s.tmp; mv %s.tmp %s; wait", pidfile, pidfile,
+             pidfile);
+    char *argv[] = {"sh", "-c", script, NULL};
+    etok_command_opts o = {.signal_fd = fd, .kill_grace_s = 0.3};
+    etok_command_result r;
+    etok_err err = {0};
+    /* send the signal once the child exists: a helper process waits for the pid file */
+    pid_t helper = fork();
+    assert_true(helper >= 0);
+    if (helper == 0) {
+        for (int i = 0; i < 3000 && access(pidfile, F_OK) != 0; i++) usleep(10000);
+        kill(getppid(), SIGUSR1);
+        _exit(0);
+    }
+    assert_int_equal(etok_command_run(argv, &o, &r, &err), 0);
+    while (waitpid(helper, NULL, 0) < 0 && errno == EINTR) {}
+    assert_true(r.interrupted);
+    assert_true(r.grace_expired);
+    assert_int_equal(r.exit_status, 128 + SIGKILL);
+    assert_gone(read_pid(pidfile));
+    close(fd);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+}
+
+static void nothing_of_the_group_outlives_a_normal_exit(void **state) {
+    (void)state;
+    char pidfile[64], script[256];
+    snprintf(pidfile, sizeof pidfile, "/tmp/etok-test-cmd-%d.left", (int)getpid());
+    /* the command exits at once, leaving a child that even ignores SIGTERM */
+    snprintf(script, sizeof script, "(trap '' TERM; exec sleep 30) & echo $! > %s; exit 4", pidfile);
+    etok_command_result r = run_sh(script, NULL, -1);
+    assert_int_equal(r.exit_status, 4);
+    assert_true(r.leftover);
+    assert_false(r.interrupted);
+    assert_gone(read_pid(pidfile));
+    /* and a command that leaves nothing behind is not reported */
+    r = run_sh("sleep 0.1 & wait", NULL, -1);
+    assert_false(r.leftover);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(regex_takes_the_last_integer_match_from_both_streams),
@@ -112,6 +188,8 @@ int main(void) {
         cmocka_unit_test(exit_status_follows_the_shell),
         cmocka_unit_test(missing_commands_are_errors_like_a_shell),
         cmocka_unit_test(signals_are_forwarded),
+        cmocka_unit_test(the_group_is_killed_after_the_grace_period),
+        cmocka_unit_test(nothing_of_the_group_outlives_a_normal_exit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

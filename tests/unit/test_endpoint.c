@@ -393,7 +393,46 @@ static void timeouts_and_dead_servers(void **state) {
     assert_int_equal(st.ok, 0);
     assert_true(st.stopped_unreachable);
     assert_non_null(strstr(rec.requests[0].error, "connect failed"));
+    /* the run says so: partial, with the reason */
+    assert_true(st.unreachable);
+    assert_true(rec.partial);
+    assert_string_equal(rec.stop_reason, "endpoint_unreachable");
     etok_record_free(&rec);
+
+    /* fewer requests than the stop threshold: all sent, all refused, still unreachable */
+    assert_int_equal(drive(&dead, "", 3, 2, &rec, &st, NULL), 0);
+    assert_int_equal(rec.n_requests, 3);
+    assert_int_equal(st.failed, 3);
+    assert_false(st.stopped_unreachable);
+    assert_true(st.unreachable);
+    assert_true(rec.partial);
+    assert_string_equal(rec.stop_reason, "endpoint_unreachable");
+    etok_record_free(&rec);
+
+    /* failures that are not about reaching the server do not mark the run unreachable */
+    assert_int_equal(drive(s, "/http500", 3, 2, &rec, &st, NULL), 0);
+    assert_int_equal(st.failed, 3);
+    assert_false(st.unreachable);
+    assert_false(rec.partial);
+    assert_string_equal(rec.stop_reason, "");
+    etok_record_free(&rec);
+}
+
+/* The URL is checked before anything runs: scheme and host, with libcurl's parser. */
+static void urls_are_checked_up_front(void **state) {
+    (void)state;
+    etok_err err = {0};
+    assert_int_equal(etok_endpoint_check_url("--endpoint", "http://127.0.0.1:8080", &err), 0);
+    assert_int_equal(etok_endpoint_check_url("--endpoint", "https://api.example.com/v1", &err), 0);
+    assert_int_equal(etok_endpoint_check_url("--endpoint", "HTTP://h", &err), -1); /* the driver wants lower case */
+    const char *bad[] = {"notaurl", "ftp://x", "", "http://", "http:// spaces in host/", "https://[::1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&err, 0, sizeof err);
+        if (etok_endpoint_check_url("--endpoint", bad[i], &err) != -1) fail_msg("'%s' accepted", bad[i]);
+        assert_int_equal(err.exit_code, ETOK_EXIT_USAGE);
+        assert_non_null(strstr(err.msg, "--endpoint"));
+    }
+    assert_int_equal(etok_endpoint_check_url("--endpoint", NULL, &err), -1);
 }
 
 static void poisson_schedule(void **state) {
@@ -442,6 +481,7 @@ static void stop_flag_makes_a_partial_record(void **state) {
     int cancelled = 0;
     for (size_t i = 0; i < rec.n_requests; i++) cancelled += strstr(rec.requests[i].error, "cancelled") != NULL;
     assert_int_equal(cancelled, 2);
+    assert_string_equal(rec.stop_reason, "interrupted");
     etok_record_free(&rec);
 }
 
@@ -501,6 +541,7 @@ int main(void) {
         cmocka_unit_test(poisson_schedule),
         cmocka_unit_test(stop_flag_makes_a_partial_record),
         cmocka_unit_test(bad_configuration),
+        cmocka_unit_test(urls_are_checked_up_front),
         cmocka_unit_test(model_is_discovered_when_not_given),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -187,9 +187,14 @@ static void test_quality_gate(void **st) {
     /* a failed request counts against attainment and accuracy stays over checked ones */
     r.ttft_slo_s = 1.5;
     r.requests[0].ok = 0;
+    snprintf(r.requests[0].error, sizeof r.requests[0].error, "connect failed: refused");
     assert_int_equal(etok_metrics_compute(&r, NULL, &m, &err), 0);
     NEAR(val(&m, "slo_attainment", ""), 0, 1e-12);
     NEAR(val(&m, "requests_ok", ""), 1, 0);
+    /* the failed one is counted, with its error, and the latency figures say what they cover */
+    NEAR(val(&m, "requests_failed", ""), 1, 0);
+    assert_non_null(strstr(etok_metrics_get(&m, "requests_failed", "")->note, "of 2 requests; first error: connect failed"));
+    assert_string_equal(etok_metrics_get(&m, "ttft_s", "p50")->note, "over 1 ok of 2 requests");
     etok_metrics_free(&m);
     etok_record_free(&r);
 }

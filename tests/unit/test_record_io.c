@@ -157,6 +157,7 @@ static void full_record(etok_record *r) {
     r->window_start_s = 5.1;
     r->window_end_s = 0.1 + 0.2 + 10; /* not representable exactly: must survive anyway */
     r->partial = 1;
+    snprintf(r->stop_reason, sizeof r->stop_reason, "interrupted");
     r->exit_status = 130;
     r->pue = 1.35;
     r->price_per_kwh = 0.31;
@@ -249,6 +250,7 @@ static void assert_same_record(const etok_record *a, const etok_record *b) {
     assert_true(a->idle_start_s == b->idle_start_s && a->idle_end_s == b->idle_end_s);
     assert_true(a->window_start_s == b->window_start_s && a->window_end_s == b->window_end_s);
     assert_int_equal(a->partial, b->partial);
+    assert_string_equal(a->stop_reason, b->stop_reason);
     assert_int_equal(a->exit_status, b->exit_status);
     assert_true(a->pue == b->pue && a->price_per_kwh == b->price_per_kwh);
     assert_true(a->quality_target == b->quality_target && a->deployment_utilization == b->deployment_utilization);
@@ -488,6 +490,7 @@ static void malformed_records_name_the_first_bad_field(void **state) {
         {"pue", "\"1.2\"", "pue: expected a number"},
         {"cpu_count", "2.5", "cpu_count: expected an integer"},
         {"partial", "1", "partial: expected true or false"},
+        {"stop_reason", "7", "stop_reason: expected a string"},
         {"traces/1/source", "\"guess\"", "traces[1].source: expected one of"},
         {"traces/1/boundary", "\"planet\"", "traces[1].boundary: expected one of"},
         {"traces/0/scale_to_si", "0", "traces[0].scale_to_si: must be > 0"},
