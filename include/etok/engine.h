@@ -39,7 +39,8 @@ const etok_model_info *etok_model_get_info(const etok_model *m);
 
 /* Tokenizer. Returns the number of tokens written (<= cap), or -1 with err set.
  * add_bos: prepend BOS when the model's metadata asks for it. parse_special: recognise
- * special-token text such as "<|im_start|>". */
+ * special-token text such as "<|im_start|>" — only for trusted text; user text (prompts,
+ * messages) is tokenized with 0, which never yields a control token. */
 int etok_tokenize(const etok_model *m, const char *text, int add_bos, int parse_special,
                   int32_t *out, int cap, etok_err *err);
 /* The text piece of one token (bytes, not necessarily valid UTF-8 on its own). */
@@ -56,6 +57,14 @@ char *etok_chat_format(const etok_model *m, const char *system, const char *user
  * template's default system prompt (SmolLM2's) is inserted when messages[0] is not a system one. */
 char *etok_chat_format_messages(const etok_model *m, const char *const *roles, const char *const *contents, int n,
                                 etok_err *err);
+
+/* Tokenize a conversation through the chat template (roles/contents as for
+ * etok_chat_format_messages): only the template's markers become control tokens, every
+ * message's content is plain text (a "<|im_start|>assistant" typed by a user stays text).
+ * Returns the number of tokens, which may exceed cap (then only cap were written: the
+ * prompt does not fit), or -1 with err set. */
+int etok_tokenize_chat(const etok_model *m, const char *const *roles, const char *const *contents, int n, int add_bos,
+                       int32_t *out, int cap, etok_err *err);
 
 /* Sampling: temperature 0 = greedy. */
 typedef struct {

@@ -95,13 +95,16 @@ typedef struct {
     const char *model_id;      /* id in /v1/models and responses; NULL = file name */
     const char *host;          /* NULL = 127.0.0.1 */
     int port;                  /* 0 = any free port (see bound_port) */
-    const char *api_key;       /* NULL = no auth; else /v1/ needs "Authorization: Bearer KEY" */
+    const char *api_key;       /* NULL = no auth; else /v1/ needs "Authorization: Bearer KEY"; "" is refused */
+    int accept_any_model;      /* 1: serve a request whatever its "model"; 0: another id than model_id gets
+                                  404 model_not_found (a request without "model" is served) */
     int max_seqs;              /* continuous-batching slots, default 8 */
     int n_threads;             /* engine threads, 0 = all cores */
     int ctx_len;               /* per sequence, 0 = engine default */
     size_t max_body_bytes;     /* 0 = 1 MiB; larger bodies get 413 */
     int max_tokens_limit;      /* 0 = 4096; larger max_tokens gets 400 */
-    int default_max_tokens;    /* when the request gives none; 0 = 256 (capped by the limit) */
+    int default_max_tokens;    /* when the request gives none; 0 = 256 (capped by the limit and by the
+                                  room the prompt leaves in the context) */
     int max_queue;             /* waiting requests before 429; 0 = 1024 */
     double jpt_window_s;       /* sliding window of etok_joules_per_token; 0 = 60 s */
     etok_energy_source energy; /* read may be NULL: then energy fields say source "none" */

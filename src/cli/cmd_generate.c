@@ -17,13 +17,16 @@
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: etok generate [-m MODEL] -p PROMPT [-n N] [--chat] [--threads T] [--seed S]\n"
-            "                     [--temp X] [--top-k K] [--top-p P] [--ctx N]\n"
+            "usage: etok generate [-m MODEL] -p PROMPT [-n N] [--chat] [--parse-special] [--threads T]\n"
+            "                     [--seed S] [--temp X] [--top-k K] [--top-p P] [--ctx N]\n"
             "Generate text with the built-in engine and stream it to stdout.\n"
             "  -m, --model MODEL  GGUF file (default: $ETOK_MODEL or " DEFAULT_MODEL ")\n"
             "  -p, --prompt TEXT  the prompt\n"
             "  -n, --n-predict N  tokens to generate (default 128); stops early at end of generation\n"
             "      --chat         wrap the prompt in the model's chat template (one user turn)\n"
+            "      --parse-special  read special-token text in the prompt (\"<|im_start|>\") as those\n"
+            "                     tokens; without it the prompt is plain text and only --chat's\n"
+            "                     template inserts control tokens\n"
             "      --threads T    worker threads (default: online cores)\n"
             "      --seed S       sampling seed (default 1)\n"
             "      --temp X       temperature, 0 = greedy (default 0)\n"
@@ -75,14 +78,15 @@ static size_t utf8_complete(const char *buf, size_t n) {
 int cmd_generate(int argc, char **argv) {
     const char *model_path = getenv("ETOK_MODEL");
     const char *prompt = NULL;
-    int n_predict = 128, chat = 0, threads = 0, ctx = 0, seed = 1;
+    int n_predict = 128, chat = 0, threads = 0, ctx = 0, seed = 1, parse_special = 0;
     etok_sampling samp = {0.0f, 0, 1.0f, 1};
-    enum { O_CHAT = 1000, O_THREADS, O_SEED, O_TEMP, O_TOPK, O_TOPP, O_CTX };
+    enum { O_CHAT = 1000, O_THREADS, O_SEED, O_TEMP, O_TOPK, O_TOPP, O_CTX, O_SPECIAL };
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
                                          {"n-predict", required_argument, 0, 'n'}, {"chat", no_argument, 0, O_CHAT},
                                          {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
                                          {"temp", required_argument, 0, O_TEMP},    {"top-k", required_argument, 0, O_TOPK},
                                          {"top-p", required_argument, 0, O_TOPP},   {"ctx", required_argument, 0, O_CTX},
+                                         {"parse-special", no_argument, 0, O_SPECIAL},
                                          {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -93,6 +97,7 @@ int cmd_generate(int argc, char **argv) {
         case 'p': prompt = optarg; break;
         case 'n': if (parse_int(optarg, "-n", 0, 1 << 20, &n_predict)) return ETOK_EXIT_USAGE; break;
         case O_CHAT: chat = 1; break;
+        case O_SPECIAL: parse_special = 1; break;
         case O_THREADS: if (parse_int(optarg, "--threads", 0, 256, &threads)) return ETOK_EXIT_USAGE; break;
         case O_SEED: if (parse_int(optarg, "--seed", 0, 0x7fffffff, &seed)) return ETOK_EXIT_USAGE; break;
         case O_TEMP: if (parse_float(optarg, "--temp", 0, 100, &samp.temperature)) return ETOK_EXIT_USAGE; break;
@@ -133,17 +138,27 @@ int cmd_generate(int argc, char **argv) {
     etok_engine_opts eo = {threads, 1, ctx, 0, 0, 0};
     if (!(e = etok_engine_new(m, &eo, &err))) goto out;
     int ctx_len = ctx > 0 ? ctx : (etok_model_get_info(m)->ctx_max < 2048 ? etok_model_get_info(m)->ctx_max : 2048);
-    if (chat) {
-        if (!(text = etok_chat_format(m, NULL, prompt, &err))) goto out;
-    } else if (!(text = strdup(prompt))) {
-        etok_errf(&err, "out of memory");
-        goto out;
-    }
     if (!(toks = malloc((size_t)ctx_len * sizeof *toks))) {
         etok_errf(&err, "out of memory");
         goto out;
     }
-    int n_prompt = etok_tokenize(m, text, 1, 1, toks, ctx_len, &err);
+    int n_prompt;
+    if (chat && !parse_special) { /* the template's markers are the only control tokens */
+        const char *role = "user";
+        n_prompt = etok_tokenize_chat(m, &role, &prompt, 1, 1, toks, ctx_len, &err);
+        if (n_prompt > ctx_len) {
+            etok_errc(&err, ETOK_EXIT_INPUT, "the prompt is %d tokens, more than the context of %d", n_prompt, ctx_len);
+            goto out;
+        }
+    } else {
+        if (chat) {
+            if (!(text = etok_chat_format(m, NULL, prompt, &err))) goto out;
+        } else if (!(text = strdup(prompt))) {
+            etok_errf(&err, "out of memory");
+            goto out;
+        }
+        n_prompt = etok_tokenize(m, text, 1, parse_special, toks, ctx_len, &err);
+    }
     if (n_prompt < 0) goto out;
     if (n_prompt == 0) {
         etok_errc(&err, ETOK_EXIT_USAGE, "the prompt is empty after tokenization");

@@ -19,17 +19,22 @@ static void usage(FILE *f) {
             "usage: etok serve -m model.gguf [--host 127.0.0.1] [--port 8080] [--api-key KEY]\n"
             "                  [--max-seqs N] [--threads T] [--ctx N] [--meter NAME ...] [--cpu-tdp I:M]\n"
             "                  [--max-body BYTES] [--max-tokens-limit N] [--default-max-tokens N]\n"
-            "                  [--model-id NAME] [--window S] [--meter-rate-hz HZ] [--no-energy] [-o RUN.json]\n"
+            "                  [--model-id NAME] [--accept-any-model] [--window S] [--meter-rate-hz HZ]\n"
+            "                  [--no-energy] [-o RUN.json]\n"
             "                  [--max-queue N] [--max-connections N] [--max-connections-per-ip N]\n"
             "                  [--idle-timeout S] [--request-timeout S] [--shutdown-grace-s S]\n\n"
             "OpenAI-compatible server over etok's engine with continuous batching, and the energy of\n"
             "every request in its usage (energy_j, joules_per_token, energy_source).\n"
-            "  POST /v1/chat/completions, /v1/completions   (stream true/false, stream_options.include_usage)\n"
-            "  GET  /v1/models, /health, /metrics           (/metrics: Prometheus text, docs/PROMETHEUS.md)\n"
+            "  POST /v1/chat/completions, /v1/completions   (stream true/false, stream_options.include_usage,\n"
+            "                                               stop: a string or up to 4)\n"
+            "  GET  /v1/models, /v1/models/ID, /health, /metrics  (/metrics: Prometheus text, docs/PROMETHEUS.md)\n"
+            "Message contents and prompts are plain text: special-token text in them (\"<|im_start|>\")\n"
+            "stays text; only the chat template inserts control tokens.\n"
             "  -m, --model FILE       GGUF model (required)\n"
             "  --host ADDR            IPv4 address to bind (default 127.0.0.1: loopback only)\n"
             "  --port N               TCP port (default 8080; 0 = any free port, printed on stderr)\n"
-            "  --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ (default: none)\n"
+            "  --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ (default: none; an empty\n"
+            "                         KEY is refused)\n"
             "  --max-seqs N           requests batched together in the engine (default 8)\n"
             "  --threads T            engine threads (default: all cores)\n"
             "  --ctx N                context length per request (default min(model, 2048))\n"
@@ -39,8 +44,11 @@ static void usage(FILE *f) {
             "  --no-energy            do not open meters (usage energy fields are null, source none)\n"
             "  --max-body BYTES       largest request body (default 1048576; larger: 413)\n"
             "  --max-tokens-limit N   largest max_tokens accepted (default 4096; larger: 400)\n"
-            "  --default-max-tokens N max_tokens when a request gives none (default 256)\n"
+            "  --default-max-tokens N max_tokens when a request gives none (default 256), lowered to the\n"
+            "                         room the prompt leaves in the context\n"
             "  --model-id NAME        model id reported by /v1/models (default: the file name)\n"
+            "  --accept-any-model     serve requests naming any \"model\" (default: another id than the\n"
+            "                         served one gets 404 model_not_found)\n"
             "  --window S             sliding window of etok_joules_per_token (default 60 s)\n"
             "  --max-queue N          requests waiting for an engine slot before 429 + Retry-After (default 1024)\n"
             "  --max-connections N    open connections; more are closed at once (default 8192, capped to the\n"
@@ -96,6 +104,13 @@ int cmd_serve(int argc, char **argv) {
             o.port = (int)v;
         } else if (!strcmp(a, "--api-key") && has) {
             o.api_key = argv[++i];
+            if (!*o.api_key) {
+                fprintf(stderr, "etok serve: --api-key is empty: give a key, or omit --api-key to serve without "
+                                "authentication\n");
+                return ETOK_EXIT_USAGE;
+            }
+        } else if (!strcmp(a, "--accept-any-model")) {
+            o.accept_any_model = 1;
         } else if (!strcmp(a, "--max-seqs") && has) {
             if (parse_int(a, argv[++i], 1, 1024, &v)) return ETOK_EXIT_USAGE;
             o.max_seqs = (int)v;

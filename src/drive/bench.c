@@ -145,17 +145,15 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
     int ctx = mi->ctx_max > 0 && mi->ctx_max < 2048 ? mi->ctx_max : 2048; /* the engine's default KV length */
     /* Tokenize every prompt through the model's chat template, up front. */
     for (size_t i = 0; i < n_items; i++) {
-        char *chat = etok_chat_format(model, o->system_prompt, ev->items[i].prompt, err);
-        if (!chat) goto out;
-        int cap = (int)strlen(chat) + 16;
+        /* the eval item is plain text: only the template's markers are control tokens */
+        const char *roles[2] = {"system", "user"}, *contents[2] = {o->system_prompt, ev->items[i].prompt};
+        int first = o->system_prompt ? 0 : 1, cap = ctx + 1;
         pt[i].tokens = malloc((size_t)cap * sizeof(int32_t));
         if (!pt[i].tokens) {
-            free(chat);
             etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
             goto out;
         }
-        pt[i].n = etok_tokenize(model, chat, 1, 1, pt[i].tokens, cap, err);
-        free(chat);
+        pt[i].n = etok_tokenize_chat(model, roles + first, contents + first, 2 - first, 1, pt[i].tokens, cap, err);
         if (pt[i].n < 0) goto out;
         if (pt[i].n + o->max_tokens > ctx) {
             etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: item \"%s\": prompt of %d tokens + %d new tokens exceeds the context (%d)",

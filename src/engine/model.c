@@ -272,6 +272,11 @@ char *etok_detokenize(const etok_model *m, const int32_t *tokens, int n) {
 
 int etok_token_is_eog(const etok_model *m, int32_t token) { return etok_tokenizer_is_eog(m->tok, token); }
 
+int etok_tokenize_chat(const etok_model *m, const char *const *roles, const char *const *contents, int n, int add_bos,
+                       int32_t *out, int cap, etok_err *err) {
+    return etok_tokenizer_encode_chat(m->tok, roles, contents, n, add_bos, out, cap, err);
+}
+
 char *etok_chat_format_messages(const etok_model *m, const char *const *roles, const char *const *contents, int n,
                                 etok_err *err) {
     return etok_tokenizer_chat_messages(m->tok, roles, contents, n, err);

@@ -714,19 +714,42 @@ typedef struct {
     size_t off, len;
 } fragment;
 
-static int partition(const etok_tokenizer *t, const char *text, size_t len, bool parse_special,
-                     fragment **out, size_t *n_out) {
+/* The texts of the markers the chat templates insert (and of the BOS texts around them). */
+static const char *const CHAT_MARKERS[] = {"<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>",
+                                           "<|eot_id|>", "<|begin_of_text|>", "<|end_of_text|>", "<|endoftext|>"};
+
+static bool is_chat_marker(const char *s, size_t n) {
+    for (size_t i = 0; i < sizeof CHAT_MARKERS / sizeof CHAT_MARKERS[0]; i++)
+        if (strlen(CHAT_MARKERS[i]) == n && !memcmp(CHAT_MARKERS[i], s, n)) return true;
+    return false;
+}
+
+/* May plain text (parse_special off) produce this special token? llama.cpp matches
+ * user-defined tokens in plain text (some vocabularies hold whitespace runs or tags that way);
+ * etok does too, except a user-defined token that structures a conversation (an
+ * end-of-generation, BOS or EOS token, or a chat-template marker): a GGUF that marks
+ * "<|im_start|>" user-defined must not let a user forge a turn (docs/SERVE.md). */
+static bool plain_text_token(const etok_tokenizer *t, int32_t id) {
+    if (t->type[id] != TT_USER_DEFINED) return false;
+    if (t->is_eog[id] || id == t->bos_id || id == t->eos_id) return false;
+    return !is_chat_marker(t->text[id], t->text_len[id]);
+}
+
+/* Cut text[base, base + len) into raw fragments and special tokens, appending to *out (offsets
+ * are into text). */
+static int partition(const etok_tokenizer *t, const char *text, size_t base, size_t len, bool parse_special,
+                     fragment **out, size_t *n_out, size_t *out_cap) {
     size_t n = 0, cap = 0;
     fragment *fr = NULL;
     if (len > 0) {
         if (grow((void **)&fr, &cap, 1, sizeof *fr) != 0) return -1;
-        fr[n++] = (fragment){-1, 0, len};
+        fr[n++] = (fragment){-1, base, len};
     }
     fragment *next = NULL;
     size_t next_cap = 0;
     for (int s = 0; s < t->n_special && n > 0; s++) {
         int32_t id = t->special[s];
-        if (!parse_special && t->type[id] != TT_USER_DEFINED) continue;
+        if (!parse_special && !plain_text_token(t, id)) continue;
         const char *tok = t->text[id];
         size_t tl = t->text_len[id];
         size_t m = 0;
@@ -764,8 +787,10 @@ static int partition(const etok_tokenizer *t, const char *text, size_t len, bool
         }
     }
     free(next);
-    *out = fr;
-    *n_out = n;
+    if (n > 0 && grow((void **)out, out_cap, *n_out + n, sizeof **out) != 0) goto oom;
+    if (n > 0) memcpy(*out + *n_out, fr, n * sizeof *fr);
+    *n_out += n;
+    free(fr);
     return 0;
 oom:
     free(fr);
@@ -773,23 +798,13 @@ oom:
     return -1;
 }
 
-/* add_bos: add the special tokens the model asks for (BOS when tokenizer.ggml.add_bos_token is
- * on — or absent for SentencePiece/Llama-3 vocabularies — and EOS when add_eos_token is on). */
-int etok_tokenizer_encode(const etok_tokenizer *t, const char *text, int add_bos, int parse_special,
-                          int32_t *out, int cap, etok_err *err) {
-    if (!t || !text) return etok_errf(err, "tokenize: no tokenizer or no text");
-    if (cap < 0 || (cap > 0 && !out)) return etok_errf(err, "tokenize: bad output buffer");
+/* Encode pre-cut fragments of text. add_bos: add the special tokens the model asks for (BOS
+ * when tokenizer.ggml.add_bos_token is on — or absent for SentencePiece/Llama-3 vocabularies —
+ * and EOS when add_eos_token is on). Returns the count (may exceed cap) or -1 with err. */
+static int encode_fragments(const etok_tokenizer *t, const char *text, size_t len, const fragment *fr, size_t n_fr,
+                            int add_bos, int32_t *out, int cap, etok_err *err) {
     encode_state st = {.t = t, .out = out, .cap = cap};
-    size_t len = strlen(text);
-    if (len > (size_t)INT32_MAX / 4) /* the token count must fit an int */
-        return etok_errc(err, ETOK_EXIT_INPUT, "tokenize: text of %zu bytes is too long", len);
-    fragment *fr = NULL;
-    size_t n_fr = 0;
     int rc = 0;
-    if (partition(t, text, len, parse_special != 0, &fr, &n_fr) != 0) {
-        rc = -1;
-        goto done;
-    }
     if (add_bos && t->add_bos && t->bos_id >= 0) emit(&st, t->bos_id);
     bool prev_special = true; /* SPM: the first fragment gets the leading space */
     for (size_t f = 0; f < n_fr && rc == 0; f++) {
@@ -806,8 +821,6 @@ int etok_tokenizer_encode(const etok_tokenizer *t, const char *text, int add_bos
         }
     }
     if (rc == 0 && add_bos && t->add_eos && t->eos_id >= 0) emit(&st, t->eos_id);
-done:
-    free(fr);
     free(st.word.p);
     free(st.pair.p);
     free(st.sym);
@@ -817,6 +830,24 @@ done:
     free(st.ends.v);
     if (rc != 0) return etok_errf(err, "tokenize: out of memory on %zu bytes of text", len);
     return st.count;
+}
+
+int etok_tokenizer_encode(const etok_tokenizer *t, const char *text, int add_bos, int parse_special,
+                          int32_t *out, int cap, etok_err *err) {
+    if (!t || !text) return etok_errf(err, "tokenize: no tokenizer or no text");
+    if (cap < 0 || (cap > 0 && !out)) return etok_errf(err, "tokenize: bad output buffer");
+    size_t len = strlen(text);
+    if (len > (size_t)INT32_MAX / 4) /* the token count must fit an int */
+        return etok_errc(err, ETOK_EXIT_INPUT, "tokenize: text of %zu bytes is too long", len);
+    fragment *fr = NULL;
+    size_t n_fr = 0, fr_cap = 0;
+    if (partition(t, text, 0, len, parse_special != 0, &fr, &n_fr, &fr_cap) != 0) {
+        free(fr);
+        return etok_errf(err, "tokenize: out of memory on %zu bytes of text", len);
+    }
+    int n = encode_fragments(t, text, len, fr, n_fr, add_bos, out, cap, err);
+    free(fr);
+    return n;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1188,62 +1219,129 @@ static void sb_add_trimmed(sbuf *b, const char *s) {
     sb_add(b, s, n);
 }
 
-char *etok_tokenizer_chat_messages(const etok_tokenizer *t, const char *const *roles, const char *const *contents,
-                                   int n, etok_err *err) {
-    if (!t || n <= 0 || !roles || !contents) {
-        etok_errc(err, ETOK_EXIT_INPUT, "chat template: no tokenizer or no messages");
-        return NULL;
+/* A rendered conversation: its text, and where in it the template put its markers. A marker
+ * that is a special token of the vocabulary is that token (token >= 0); everything else —
+ * roles, the default system prompt, every message's content — is plain text, never scanned
+ * for special tokens (docs/SERVE.md: the prompt is the user's text). */
+typedef struct {
+    sbuf b;
+    fragment *marks; /* token >= 0, in text order */
+    size_t n_marks, marks_cap;
+    bool oom;
+} chat_render;
+
+static void cr_marker(chat_render *cr, const etok_tokenizer *t, const char *marker) {
+    size_t off = cr->b.n, n = strlen(marker);
+    sb_add(&cr->b, marker, n);
+    int32_t id = strmap_get(&t->vocab, marker, n);
+    if (id < 0 || (t->type[id] != TT_CONTROL && t->type[id] != TT_USER_DEFINED && t->type[id] != TT_UNKNOWN)) return;
+    if (grow((void **)&cr->marks, &cr->marks_cap, cr->n_marks + 1, sizeof *cr->marks) != 0) {
+        cr->oom = true;
+        return;
     }
+    cr->marks[cr->n_marks++] = (fragment){id, off, n};
+}
+
+static int chat_render_messages(const etok_tokenizer *t, const char *const *roles, const char *const *contents, int n,
+                                chat_render *cr, etok_err *err) {
+    memset(cr, 0, sizeof *cr);
+    if (!t || n <= 0 || !roles || !contents)
+        return etok_errc(err, ETOK_EXIT_INPUT, "chat template: no tokenizer or no messages");
     for (int i = 0; i < n; i++) {
-        if (!chat_role_ok(roles[i])) {
-            etok_errc(err, ETOK_EXIT_INPUT, "chat template: messages[%d].role \"%.32s\" is not system, user or assistant",
-                      i, roles[i] ? roles[i] : "(null)");
-            return NULL;
-        }
-        if (!contents[i]) {
-            etok_errc(err, ETOK_EXIT_INPUT, "chat template: messages[%d].content is missing", i);
-            return NULL;
-        }
+        if (!chat_role_ok(roles[i]))
+            return etok_errc(err, ETOK_EXIT_INPUT, "chat template: messages[%d].role \"%.32s\" is not system, user or assistant",
+                             i, roles[i] ? roles[i] : "(null)");
+        if (!contents[i]) return etok_errc(err, ETOK_EXIT_INPUT, "chat template: messages[%d].content is missing", i);
     }
-    sbuf b = {0};
+    sbuf *b = &cr->b;
     switch (t->chat) {
     case CHAT_CHATML:
         /* SmolLM2's template: its default system prompt when the first message is not a system one */
         if (t->chat_default_system && strcmp(roles[0], "system") != 0) {
-            sb_adds(&b, "<|im_start|>system\n");
-            sb_adds(&b, t->chat_default_system);
-            sb_adds(&b, "<|im_end|>\n");
+            cr_marker(cr, t, "<|im_start|>");
+            sb_adds(b, "system\n");
+            sb_adds(b, t->chat_default_system);
+            cr_marker(cr, t, "<|im_end|>");
+            sb_adds(b, "\n");
         }
         for (int i = 0; i < n; i++) {
-            sb_adds(&b, "<|im_start|>");
-            sb_adds(&b, roles[i]);
-            sb_adds(&b, "\n");
-            sb_adds(&b, contents[i]);
-            sb_adds(&b, "<|im_end|>\n");
+            cr_marker(cr, t, "<|im_start|>");
+            sb_adds(b, roles[i]);
+            sb_adds(b, "\n");
+            sb_adds(b, contents[i]);
+            cr_marker(cr, t, "<|im_end|>");
+            sb_adds(b, "\n");
         }
-        sb_adds(&b, "<|im_start|>assistant\n");
+        cr_marker(cr, t, "<|im_start|>");
+        sb_adds(b, "assistant\n");
         break;
     case CHAT_LLAMA3:
         for (int i = 0; i < n; i++) {
-            sb_adds(&b, "<|start_header_id|>");
-            sb_adds(&b, roles[i]);
-            sb_adds(&b, "<|end_header_id|>\n\n");
-            sb_add_trimmed(&b, contents[i]);
-            sb_adds(&b, "<|eot_id|>");
+            cr_marker(cr, t, "<|start_header_id|>");
+            sb_adds(b, roles[i]);
+            cr_marker(cr, t, "<|end_header_id|>");
+            sb_adds(b, "\n\n");
+            sb_add_trimmed(b, contents[i]);
+            cr_marker(cr, t, "<|eot_id|>");
         }
-        sb_adds(&b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
+        cr_marker(cr, t, "<|start_header_id|>");
+        sb_adds(b, "assistant");
+        cr_marker(cr, t, "<|end_header_id|>");
+        sb_adds(b, "\n\n");
         break;
     case CHAT_UNSUPPORTED:
-        etok_errc(err, ETOK_EXIT_INPUT,
-                  "chat template: tokenizer.chat_template is neither ChatML nor Llama-3; use a plain prompt");
-        return NULL;
+        return etok_errc(err, ETOK_EXIT_INPUT,
+                         "chat template: tokenizer.chat_template is neither ChatML nor Llama-3; use a plain prompt");
     }
-    if (b.oom) {
-        free(b.p);
-        etok_errf(err, "chat template: out of memory");
-        return NULL;
+    if (b->oom || cr->oom) {
+        free(b->p);
+        free(cr->marks);
+        memset(cr, 0, sizeof *cr);
+        return etok_errf(err, "chat template: out of memory");
     }
-    return b.p;
+    return 0;
+}
+
+char *etok_tokenizer_chat_messages(const etok_tokenizer *t, const char *const *roles, const char *const *contents,
+                                   int n, etok_err *err) {
+    chat_render cr;
+    if (chat_render_messages(t, roles, contents, n, &cr, err) != 0) return NULL;
+    free(cr.marks);
+    return cr.b.p;
+}
+
+int etok_tokenizer_encode_chat(const etok_tokenizer *t, const char *const *roles, const char *const *contents, int n,
+                               int add_bos, int32_t *out, int cap, etok_err *err) {
+    if (cap < 0 || (cap > 0 && !out)) return etok_errf(err, "tokenize: bad output buffer");
+    chat_render cr;
+    if (chat_render_messages(t, roles, contents, n, &cr, err) != 0) return -1;
+    const char *text = cr.b.p;
+    size_t len = cr.b.n;
+    int rc = -1;
+    fragment *fr = NULL;
+    size_t n_fr = 0, fr_cap = 0, at = 0;
+    if (len > (size_t)INT32_MAX / 4) {
+        etok_errc(err, ETOK_EXIT_INPUT, "tokenize: conversation of %zu bytes is too long", len);
+        goto done;
+    }
+    /* the text between markers is plain text: only harmless user-defined tokens are matched */
+    for (size_t k = 0; k <= cr.n_marks; k++) {
+        size_t end = k < cr.n_marks ? cr.marks[k].off : len;
+        if (partition(t, text, at, end - at, false, &fr, &n_fr, &fr_cap) != 0) goto oom;
+        if (k == cr.n_marks) break;
+        if (grow((void **)&fr, &fr_cap, n_fr + 1, sizeof *fr) != 0) goto oom;
+        fr[n_fr++] = cr.marks[k];
+        at = cr.marks[k].off + cr.marks[k].len;
+    }
+    rc = encode_fragments(t, text, len, fr, n_fr, add_bos, out, cap, err);
+    goto done;
+oom:
+    etok_errf(err, "tokenize: out of memory on a conversation of %zu bytes", len);
+done:
+    free(fr);
+    free(cr.marks);
+    free(cr.b.p);
+    return rc;
 }
 
 char *etok_tokenizer_chat(const etok_tokenizer *t, const char *system, const char *user, etok_err *err) {

@@ -33,7 +33,9 @@ etok_tokenizer *etok_tokenizer_new(const etok_tokenizer_spec *spec, etok_err *er
 void etok_tokenizer_free(etok_tokenizer *t);
 
 /* Returns the number of tokens (may exceed cap: then only cap were written and the caller
- * retries with a larger buffer), or -1 with err set. */
+ * retries with a larger buffer), or -1 with err set. parse_special 0: the text is plain text;
+ * only user-defined tokens that structure nothing are matched (never a control token, an
+ * end-of-generation/BOS/EOS token or a chat-template marker). 1: any special token's text. */
 int etok_tokenizer_encode(const etok_tokenizer *t, const char *text, int add_bos, int parse_special,
                           int32_t *out, int cap, etok_err *err);
 const char *etok_tokenizer_piece(const etok_tokenizer *t, int32_t id, size_t *len); /* decoded bytes */
@@ -48,6 +50,13 @@ int etok_tokenizer_bos(const etok_tokenizer *t); /* -1 when absent or add_bos is
  * system message; Llama-3 trims each content, as its template does. malloc'd. */
 char *etok_tokenizer_chat_messages(const etok_tokenizer *t, const char *const *roles, const char *const *contents,
                                    int n, etok_err *err);
+/* Tokenize the same conversation: each marker the template inserts ("<|im_start|>", ...) is its
+ * control token; roles, the default system prompt and every message's content are plain text
+ * (special-token text inside a message stays text: a user cannot forge a turn). The ids equal
+ * etok_tokenizer_encode(etok_tokenizer_chat_messages(...), parse_special = 1) whenever no
+ * content holds special-token text. Returns the count (may exceed cap, as encode) or -1. */
+int etok_tokenizer_encode_chat(const etok_tokenizer *t, const char *const *roles, const char *const *contents, int n,
+                               int add_bos, int32_t *out, int cap, etok_err *err);
 /* The same for one optional system message (NULL: none) and one user message. */
 char *etok_tokenizer_chat(const etok_tokenizer *t, const char *system, const char *user, etok_err *err);
 

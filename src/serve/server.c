@@ -42,6 +42,7 @@
 #include "etok/engine.h"
 #include "etok/prom.h"
 #include "etok/sse.h"
+#include "serve/request.h"
 
 #define DEFAULT_MAX_BODY (1u << 20)
 #define DEFAULT_MAX_TOKENS_LIMIT 4096
@@ -69,6 +70,7 @@ typedef struct sreq {
     int cancelled;                  /* the client went away */
     int chat, stream, include_usage;
     int max_tokens;
+    etok_serve_request stop;        /* only its stop strings (n_stop, stop, stop_max_len) */
     etok_sampling sampling;
     int32_t *prompt;
     int n_prompt;
@@ -76,6 +78,7 @@ typedef struct sreq {
     /* output (engine thread writes, HTTP thread reads; under s->mu) */
     char *text;
     size_t text_len, text_cap;
+    size_t stop_scan;               /* stop strings: text before this offset was searched */
     size_t *tok_end;                /* text offset after each output token */
     double *tok_t;                  /* when each output token was published (server time) */
     int n_out, tok_cap;
@@ -258,6 +261,7 @@ static void sreq_release(etok_server *s, sreq *q) { /* under s->mu */
     if (q->aprev) q->aprev->anext = q->anext;
     else s->all = q->anext;
     if (q->anext) q->anext->aprev = q->aprev;
+    etok_serve_request_free(&q->stop);
     free(q->prompt);
     free(q->text);
     free(q->tok_end);
@@ -356,6 +360,24 @@ static void append_token(etok_server *s, sreq *q, int32_t tok, double t) {
         etok_prom_histogram_observe(&s->ttft, t - q->t_arrive_s);
     }
     s->tokens_out++;
+}
+
+/* A stop string in the text so far (engine thread, under s->mu)? Then the text ends where it
+ * starts (the stop string and what followed it in the same token are not output) and every
+ * token's end offset is clamped there. Only the new text, plus the stop length - 1 bytes before
+ * it, is searched, so a stop string spanning tokens is found once its last byte arrives. */
+static int stop_check(sreq *q) {
+    if (q->stop.n_stop == 0 || !q->text) return 0;
+    size_t from = q->stop_scan;
+    size_t at = etok_serve_stop_find(&q->stop, q->text, from, q->text_len);
+    size_t keep = q->stop.stop_max_len - 1;
+    q->stop_scan = q->text_len > keep ? q->text_len - keep : 0;
+    if (at >= q->text_len) return 0;
+    q->text_len = at;
+    q->text[at] = '\0';
+    for (int k = 0; k < q->n_out; k++)
+        if (q->tok_end[k] > at) q->tok_end[k] = at;
+    return 1;
 }
 
 /* ---------- energy ---------- */
@@ -520,15 +542,17 @@ static void *engine_main(void *arg) {
                 s->attributed_j += ej;
             }
             s->tokens_in += ev->prefill_tokens;
+            int stopped = 0;
             if (ev->new_token >= 0 && !ev->finished_by_eog) {
                 append_token(s, q, ev->new_token, t);
                 step_out++;
+                stopped = stop_check(q);
             }
-            if (ev->finished) {
+            if (ev->finished || stopped) {
                 etok_engine_remove(s->engine, q->seq_id);
                 s->active[slot] = NULL;
                 s->n_active--;
-                finish_request(s, q, RQ_DONE, ev->finished_by_eog ? "stop" : "length");
+                finish_request(s, q, RQ_DONE, ev->finished_by_eog || stopped ? "stop" : "length");
             } else if (q->stream) {
                 conn_wake(q); /* new tokens to send */
             }
@@ -645,7 +669,7 @@ static enum MHD_Result send_error_retry(etok_server *s, struct MHD_Connection *c
 }
 
 static int auth_ok(const etok_server *s, struct MHD_Connection *c) {
-    if (!s->o.api_key || !*s->o.api_key) return 1;
+    if (!s->o.api_key) return 1; /* an empty key is refused at start */
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     if (!h || strncmp(h, "Bearer ", 7)) return 0;
     const char *k = h + 7, *want = s->o.api_key;
@@ -707,6 +731,8 @@ static int stream_produce(etok_server *s, sreq *q) {
     }
     int done = q->state == RQ_DONE || q->state == RQ_FAILED;
     size_t ready = done ? q->text_len : utf8_complete_prefix(q->text ? q->text : "", q->text_len);
+    /* bytes that may begin a stop string wait until the next token tells */
+    if (!done && q->stop.n_stop > 0 && q->text) ready -= etok_serve_stop_holdback(&q->stop, q->text, ready);
     int produced = 0;
     /* one chunk per output token whose text is complete; a token whose bytes end inside a
      * UTF-8 character waits for the next and they go out together */
@@ -801,40 +827,9 @@ static void stream_free(void *cls) {
 
 /* ---------- /v1/chat/completions and /v1/completions ---------- */
 
-static const char *json_type_name(const json_t *j) {
-    switch (json_typeof(j)) {
-    case JSON_OBJECT: return "object";
-    case JSON_ARRAY: return "array";
-    case JSON_STRING: return "string";
-    case JSON_INTEGER: return "integer";
-    case JSON_REAL: return "number";
-    case JSON_TRUE:
-    case JSON_FALSE: return "boolean";
-    default: return "null";
-    }
-}
-
-/* text of a message "content": a string, or an array of {"type":"text","text":...} parts */
-static char *content_text(json_t *c) {
-    if (json_is_string(c)) return strdup(json_string_value(c));
-    if (!json_is_array(c)) return NULL;
-    char *out = NULL;
-    size_t len = 0, cap = 0;
-    size_t i;
-    json_t *part;
-    json_array_foreach(c, i, part) {
-        const char *t = json_string_value(json_object_get(part, "text"));
-        const char *ty = json_string_value(json_object_get(part, "type"));
-        if (!t || !ty || strcmp(ty, "text")) {
-            free(out);
-            return NULL;
-        }
-        if (buf_add(&out, &len, &cap, t, strlen(t)) < 0) {
-            free(out);
-            return NULL;
-        }
-    }
-    return out ? out : strdup("");
+static enum MHD_Result send_model_not_found(etok_server *s, struct MHD_Connection *c, const char *param, const char *id) {
+    return send_error(s, c, 404, "invalid_request_error", "model_not_found", param,
+                      "The model '%.200s' does not exist: this server serves '%s'", id, s->model_id);
 }
 
 /* The handler's call after the engine woke a parked non-streaming request: its answer, or
@@ -889,119 +884,72 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
     if (cc->too_big)
         return send_error(s, c, 413, "invalid_request_error", "request_too_large", NULL,
                           "request body larger than the limit of %zu bytes", s->o.max_body_bytes);
-    json_error_t jerr;
-    json_t *root = cc->len ? json_loadb(cc->body, cc->len, 0, &jerr) : NULL;
-    if (!root)
-        return send_error(s, c, 400, "invalid_request_error", "invalid_json", NULL, "request body is not valid JSON: %s",
-                          cc->len ? jerr.text : "empty body");
+    etok_serve_request rq;
+    etok_serve_reject rj;
+    if (etok_serve_request_parse(cc->body, cc->len, chat, s->o.max_tokens_limit, &rq, &rj) != 0)
+        return send_error(s, c, (unsigned)rj.status, rj.type, rj.code[0] ? rj.code : NULL, rj.param[0] ? rj.param : NULL,
+                          "%s", rj.message);
     enum MHD_Result ret;
 #define REJECT(param, ...)                                                                                   \
     do {                                                                                                     \
         ret = send_error(s, c, 400, "invalid_request_error", "invalid_value", param, __VA_ARGS__);            \
         goto out;                                                                                            \
     } while (0)
-    const char **roles = NULL; /* borrowed from root */
-    char **contents = NULL, *formatted = NULL;
-    int n_msgs = 0;
     int32_t *toks = NULL;
-    if (!json_is_object(root)) REJECT(NULL, "request body must be a JSON object, not %s", json_type_name(root));
-
-    int max_tokens = s->o.default_max_tokens;
-    json_t *mt = json_object_get(root, "max_completion_tokens");
-    if (!mt || json_is_null(mt)) mt = json_object_get(root, "max_tokens");
-    if (mt && !json_is_null(mt)) {
-        if (!json_is_integer(mt) || json_integer_value(mt) < 1) REJECT("max_tokens", "max_tokens must be a positive integer");
-        if (json_integer_value(mt) > s->o.max_tokens_limit)
-            REJECT("max_tokens", "max_tokens %lld is over this server's limit of %d", (long long)json_integer_value(mt),
-                   s->o.max_tokens_limit);
-        max_tokens = (int)json_integer_value(mt);
-    }
-    if (max_tokens > s->o.max_tokens_limit) max_tokens = s->o.max_tokens_limit;
-    etok_sampling sp = {.temperature = 1.0f, .top_k = 0, .top_p = 1.0f, .seed = 0};
-    json_t *v;
-    if ((v = json_object_get(root, "temperature")) && !json_is_null(v)) {
-        if (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 2) REJECT("temperature", "temperature must be a number in [0, 2]");
-        sp.temperature = (float)json_number_value(v);
-    }
-    if ((v = json_object_get(root, "top_p")) && !json_is_null(v)) {
-        if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1) REJECT("top_p", "top_p must be a number in (0, 1]");
-        sp.top_p = (float)json_number_value(v);
-    }
-    if ((v = json_object_get(root, "seed")) && !json_is_null(v)) {
-        if (!json_is_integer(v)) REJECT("seed", "seed must be an integer");
-        sp.seed = (uint64_t)json_integer_value(v);
-    }
-    if ((v = json_object_get(root, "n")) && !json_is_null(v) && !(json_is_integer(v) && json_integer_value(v) == 1))
-        REJECT("n", "only n = 1 is supported");
-    int stream = 0, include_usage = 0;
-    if ((v = json_object_get(root, "stream")) && !json_is_null(v)) {
-        if (!json_is_boolean(v)) REJECT("stream", "stream must be a boolean");
-        stream = json_is_true(v);
-    }
-    if ((v = json_object_get(root, "stream_options")) && !json_is_null(v)) {
-        if (!json_is_object(v)) REJECT("stream_options", "stream_options must be an object");
-        json_t *iu = json_object_get(v, "include_usage");
-        if (iu && !json_is_boolean(iu)) REJECT("stream_options.include_usage", "include_usage must be a boolean");
-        include_usage = json_is_true(iu);
-    }
-    if ((v = json_object_get(root, "model")) && !json_is_null(v) && !json_is_string(v)) REJECT("model", "model must be a string");
-
-    if (chat) {
-        json_t *msgs = json_object_get(root, "messages");
-        if (!json_is_array(msgs) || json_array_size(msgs) == 0) REJECT("messages", "messages must be a non-empty array");
-        if (json_array_size(msgs) > 4096) REJECT("messages", "messages has %zu entries, over the limit of 4096", json_array_size(msgs));
-        n_msgs = (int)json_array_size(msgs);
-        roles = calloc((size_t)n_msgs, sizeof *roles);
-        contents = calloc((size_t)n_msgs, sizeof *contents);
-        if (!roles || !contents) REJECT(NULL, "out of memory");
-        size_t i;
-        json_t *m;
-        json_array_foreach(msgs, i, m) {
-            char pname[48];
-            const char *role = json_string_value(json_object_get(m, "role"));
-            snprintf(pname, sizeof pname, "messages[%zu].role", i);
-            if (!json_is_object(m)) REJECT("messages", "messages[%zu] must be an object, not %s", i, json_type_name(m));
-            if (!role) REJECT(pname, "messages[%zu].role must be a string", i);
-            /* "developer" is OpenAI's newer name for the system role */
-            if (!strcmp(role, "developer")) role = "system";
-            if (strcmp(role, "system") && strcmp(role, "user") && strcmp(role, "assistant"))
-                REJECT(pname, "messages[%zu].role '%.32s' is not supported (system, developer, user or assistant)", i, role);
-            roles[i] = role;
-            contents[i] = content_text(json_object_get(m, "content"));
-            if (!contents[i]) {
-                snprintf(pname, sizeof pname, "messages[%zu].content", i);
-                REJECT(pname, "messages[%zu].content must be a string or an array of text parts", i);
-            }
-        }
-        etok_err err = {0};
-        formatted = etok_chat_format_messages(s->model, roles, (const char *const *)contents, n_msgs, &err);
-        if (!formatted) REJECT("messages", "chat template failed: %s", err.msg);
-    } else {
-        json_t *p = json_object_get(root, "prompt");
-        if (json_is_array(p) && json_array_size(p) == 1) p = json_array_get(p, 0);
-        if (!json_is_string(p)) REJECT("prompt", "prompt must be a string (or an array of one string)");
-        formatted = strdup(json_string_value(p));
-    }
-    if (!formatted) REJECT(NULL, "out of memory");
-    /* a token is at least one byte, plus BOS: this cap always holds the whole prompt, so an
-     * over-long prompt is told apart from a tokenizer failure */
-    int cap = (int)strlen(formatted) + 2;
-    toks = malloc((size_t)cap * sizeof *toks);
-    if (!toks) REJECT(NULL, "out of memory");
-    etok_err terr = {0};
-    int n = etok_tokenize(s->model, formatted, 1, chat, toks, cap, &terr);
-    if (n < 0) REJECT(chat ? "messages" : "prompt", "could not tokenize: %s", terr.msg);
-    if (n == 0) REJECT(chat ? "messages" : "prompt", "the prompt is empty");
-    if (n + max_tokens > s->ctx_len) {
-        ret = send_error(s, c, 400, "invalid_request_error", "context_length_exceeded", chat ? "messages" : "prompt",
-                         "prompt (%d tokens) plus max_tokens (%d) is over the context length of %d", n, max_tokens,
-                         s->ctx_len);
+    const char *what = chat ? "messages" : "prompt";
+    if (rq.model && !s->o.accept_any_model && strcmp(rq.model, s->model_id) != 0) {
+        ret = send_model_not_found(s, c, "model", rq.model);
         goto out;
     }
+    /* the prompt: chat content and completion prompts are the user's text, never control
+     * tokens; only the chat template inserts those (docs/SERVE.md) */
+    etok_err terr = {0};
+    int n, cap;
+    if (chat) {
+        cap = s->ctx_len + 1;
+        toks = malloc((size_t)cap * sizeof *toks);
+        if (!toks) REJECT(NULL, "out of memory");
+        n = etok_tokenize_chat(s->model, rq.roles, (const char *const *)rq.contents, rq.n_msgs, 1, toks, cap, &terr);
+        if (n > cap) n = cap; /* the count is enough to refuse it below */
+    } else {
+        /* a token is at least one byte, plus BOS: this cap always holds the whole prompt, so an
+         * over-long prompt is told apart from a tokenizer failure */
+        cap = (int)strlen(rq.prompt) + 2;
+        toks = malloc((size_t)cap * sizeof *toks);
+        if (!toks) REJECT(NULL, "out of memory");
+        n = etok_tokenize(s->model, rq.prompt, 1, 0, toks, cap, &terr);
+    }
+    if (n < 0) REJECT(what, "could not tokenize: %s", terr.msg);
+    if (n == 0) REJECT(what, "the prompt is empty");
+    int max_tokens = rq.max_tokens;
+    if (max_tokens > 0 && n + max_tokens > s->ctx_len) {
+        ret = send_error(s, c, 400, "invalid_request_error", "context_length_exceeded", what,
+                         "prompt (%d%s tokens) plus max_tokens (%d) is over the context length of %d", n,
+                         chat && n == cap ? " or more" : "", max_tokens, s->ctx_len);
+        goto out;
+    }
+    if (max_tokens == 0) { /* not given: the default, within the room the prompt leaves */
+        if (n >= s->ctx_len) {
+            ret = send_error(s, c, 400, "invalid_request_error", "context_length_exceeded", what,
+                             "prompt (%d%s tokens) leaves no room for an answer in the context length of %d", n,
+                             chat && n == cap ? " or more" : "", s->ctx_len);
+            goto out;
+        }
+        max_tokens = s->o.default_max_tokens < s->ctx_len - n ? s->o.default_max_tokens : s->ctx_len - n;
+    }
+    int stream = rq.stream, include_usage = rq.include_usage;
+    etok_sampling sp = rq.sampling;
 
     sreq *q = calloc(1, sizeof *q);
     if (!q) REJECT(NULL, "out of memory");
     q->chat = chat;
+    for (int k = 0; k < rq.n_stop; k++) { /* the stop strings move to the request */
+        q->stop.stop[k] = rq.stop[k];
+        rq.stop[k] = NULL;
+    }
+    q->stop.n_stop = rq.n_stop;
+    q->stop.stop_max_len = rq.stop_max_len;
+    rq.n_stop = 0;
     q->stream = stream;
     q->include_usage = include_usage;
     q->max_tokens = max_tokens;
@@ -1021,6 +969,7 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
     if (s->stopping || s->queued >= s->o.max_queue) {
         int shutting = s->stopping;
         pthread_mutex_unlock(&s->mu);
+        etok_serve_request_free(&q->stop);
         free(q->prompt);
         free(q);
         if (shutting) ret = send_error_retry(s, c, 503, 5, "server_error", "server_shutting_down", "server is shutting down");
@@ -1069,12 +1018,8 @@ static enum MHD_Result handle_completion(etok_server *s, struct MHD_Connection *
     ret = MHD_YES;
 out:
 #undef REJECT
-    for (int i = 0; contents && i < n_msgs; i++) free(contents[i]);
-    free(contents);
-    free(roles);
-    free(formatted);
+    etok_serve_request_free(&rq);
     free(toks);
-    json_decref(root);
     return ret;
 }
 
@@ -1227,6 +1172,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
     }
     int is_chat = !strcmp(url, "/v1/chat/completions"), is_cmpl = !strcmp(url, "/v1/completions");
     int is_models = !strcmp(url, "/v1/models");
+    const char *model_ref = !strncmp(url, "/v1/models/", 11) ? url + 11 : NULL; /* GET /v1/models/{id} */
+    if (model_ref) is_models = 1;
     if (!is_chat && !is_cmpl && !is_models)
         return send_error(s, c, 404, "invalid_request_error", "not_found", NULL, "no such endpoint: %s %s", method, url);
     if (!auth_ok(s, c))
@@ -1234,11 +1181,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
                           "missing or incorrect API key: send 'Authorization: Bearer <key>'");
     if (is_models) {
         if (!is_get) return send_error(s, c, 405, "invalid_request_error", "method_not_allowed", NULL, "use GET");
+        if (model_ref && strcmp(model_ref, s->model_id) != 0) return send_model_not_found(s, c, NULL, model_ref);
         json_t *m = json_object();
         json_object_set_new(m, "id", json_string(s->model_id));
         json_object_set_new(m, "object", json_string("model"));
         json_object_set_new(m, "created", json_integer(0));
         json_object_set_new(m, "owned_by", json_string("etok"));
+        if (model_ref) return send_json(c, 200, m);
         json_t *arr = json_array();
         json_array_append_new(arr, m);
         json_t *j = json_object();
@@ -1389,6 +1338,10 @@ int etok_server_port(const etok_server *s) { return s->port; }
 etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err) {
     if (!o->model_path) {
         etok_errc(err, ETOK_EXIT_USAGE, "serve: no model given (-m model.gguf)");
+        return NULL;
+    }
+    if (o->api_key && !*o->api_key) { /* an empty key would read as "no authentication" */
+        etok_errc(err, ETOK_EXIT_USAGE, "serve: the API key is empty (omit it to serve without authentication)");
         return NULL;
     }
     etok_server *s = calloc(1, sizeof *s);
