@@ -23,7 +23,7 @@ expect 127 "cannot run 'no-such-command-etok': No such file or directory" -- \
     run --meter estimate --idle 0 -o "$T/a.json" -- no-such-command-etok arg
 [ ! -e "$T/a.json" ] || fail "record written for a command that does not exist"
 expect 127 "cannot run './nope': No such file or directory" -- run --idle 0 -o "$T/a.json" -- ./nope
-expect 5 "cannot write run record to '$T/missing/dir/r.json'" -- \
+expect 5 "run record: cannot write '$T/missing/dir/r.json'" -- \
     run --meter estimate --idle 0 -o "$T/missing/dir/r.json" -- true
 expect 5 "Is a directory" -- run --meter estimate --idle 0 -o "$T" -- true
 if [ "$(id -u)" -ne 0 ]; then
