@@ -115,11 +115,11 @@ static const char *human_bytes(size_t n, char *buf, size_t cap) {
 int etok_open_regular(const char *path, const char *kind, etok_err *err) {
     /* O_NONBLOCK: opening a FIFO must not wait for a writer before we can refuse it */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-    if (fd < 0) return etok_errc(err, ETOK_EXIT_INPUT, "%s: cannot read %s: %s", path, kind, strerror(errno));
+    if (fd < 0) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: cannot read: %s", path, kind, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return etok_errc(err, ETOK_EXIT_INPUT, "%s: not a regular file (a %s is read from a regular file)", path, kind);
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: not a regular file (a FIFO, device or directory is not read)", path, kind);
     }
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
@@ -133,7 +133,7 @@ char *etok_read_file_bounded(const char *path, const char *kind, size_t max_byte
     struct stat st;
     if (fstat(fd, &st) == 0 && (uint64_t)st.st_size > (uint64_t)max_bytes) {
         close(fd);
-        etok_errc(err, ETOK_EXIT_INPUT, "%s: %lld bytes, over the %s limit of %s", path, (long long)st.st_size, kind,
+        etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: %lld bytes, over the limit of %s", path, kind, (long long)st.st_size,
                   human_bytes(max_bytes, lim, sizeof lim));
         return NULL;
     }
@@ -151,7 +151,7 @@ char *etok_read_file_bounded(const char *path, const char *kind, size_t max_byte
             if (cap > max_bytes) {
                 free(buf);
                 close(fd);
-                etok_errc(err, ETOK_EXIT_INPUT, "%s: over the %s limit of %s", path, kind, human_bytes(max_bytes, lim, sizeof lim));
+                etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: over the limit of %s", path, kind, human_bytes(max_bytes, lim, sizeof lim));
                 return NULL;
             }
             size_t nc = cap * 2 > max_bytes + 1 ? max_bytes + 1 : cap * 2;
@@ -171,7 +171,7 @@ char *etok_read_file_bounded(const char *path, const char *kind, size_t max_byte
             int e = errno;
             free(buf);
             close(fd);
-            etok_errc(err, ETOK_EXIT_INPUT, "%s: cannot read %s: %s", path, kind, strerror(e));
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: cannot read: %s", path, kind, strerror(e));
             return NULL;
         }
         if (got == 0) break;
@@ -180,7 +180,7 @@ char *etok_read_file_bounded(const char *path, const char *kind, size_t max_byte
     close(fd);
     if (n > max_bytes) {
         free(buf);
-        etok_errc(err, ETOK_EXIT_INPUT, "%s: over the %s limit of %s", path, kind, human_bytes(max_bytes, lim, sizeof lim));
+        etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: over the limit of %s", path, kind, human_bytes(max_bytes, lim, sizeof lim));
         return NULL;
     }
     buf[n] = '\0';

@@ -49,7 +49,7 @@ expect 2 "not both" -- run --tokens 3 --tokens-regex '([0-9]+)' -- true
 expect 2 "unknown or incomplete option" -- run --frobnicate -- true
 
 # report: missing file, broken JSON, a record from a newer etok, a bad field
-expect 3 "cannot read $T/none.json" -- report "$T/none.json"
+expect 3 "$T/none.json: run record: cannot read" -- report "$T/none.json"
 printf '{"schema_version": 1,\n' >"$T/trunc.json"
 expect 3 "$T/trunc.json:2:" -- report "$T/trunc.json"
 printf '{"schema_version": 99}\n' >"$T/new.json"
