@@ -216,6 +216,26 @@ static int write_all(int fd, const char *data, size_t len) {
     return 0;
 }
 
+static int directory_of(const char *final, char *dir, size_t cap) {
+    const char *slash = strrchr(final, '/');
+    if (!slash) return snprintf(dir, cap, ".") >= (int)cap ? -1 : 0;
+    if (slash == final) return snprintf(dir, cap, "/") >= (int)cap ? -1 : 0;
+    return snprintf(dir, cap, "%.*s", (int)(slash - final), final) >= (int)cap ? -1 : 0;
+}
+
+/* The kernel's fs.protected_symlinks rule, which following links by hand would bypass: in a
+ * sticky world-writable directory (/tmp) a symlink is followed only when it belongs to us or to
+ * the directory's owner, so nobody can point our output (say $TMPDIR/etok-run-PID.json) at a
+ * file of ours. */
+static int link_may_be_followed(const char *link, const struct stat *lst) {
+    if (lst->st_uid == geteuid()) return 1;
+    char dir[4096];
+    struct stat dst;
+    if (directory_of(link, dir, sizeof dir) != 0 || stat(dir, &dst) != 0) return 0;
+    if (!((dst.st_mode & S_ISVTX) && (dst.st_mode & S_IWOTH))) return 1;
+    return lst->st_uid == dst.st_uid;
+}
+
 /* Follows symlinks one by one (at most 40) to the path that will really be written: *exists
  * says whether it exists (st then holds its lstat), else it is a file to create. A malloc'd
  * path, or NULL with err set. */
@@ -230,6 +250,13 @@ static char *resolve_output(const char *path, struct stat *st, int *exists, etok
             return NULL;
         }
         if (!S_ISLNK(st->st_mode)) { *exists = 1; return cur; }
+        if (!link_may_be_followed(cur, st)) {
+            etok_errc(err, ETOK_EXIT_OUTPUT,
+                      "cannot write '%s': refusing to follow '%s', another user's symlink in a sticky world-writable "
+                      "directory", path, cur);
+            free(cur);
+            return NULL;
+        }
         if (hops >= 40) {
             etok_errc(err, ETOK_EXIT_OUTPUT, "cannot write '%s': %s", path, strerror(ELOOP));
             free(cur);
@@ -280,13 +307,6 @@ static int open_tmp_next_to(const char *final, char *tmp, size_t cap, mode_t mod
     }
     errno = EEXIST;
     return -1;
-}
-
-static int directory_of(const char *final, char *dir, size_t cap) {
-    const char *slash = strrchr(final, '/');
-    if (!slash) return snprintf(dir, cap, ".") >= (int)cap ? -1 : 0;
-    if (slash == final) return snprintf(dir, cap, "/") >= (int)cap ? -1 : 0;
-    return snprintf(dir, cap, "%.*s", (int)(slash - final), final) >= (int)cap ? -1 : 0;
 }
 
 int etok_write_file_atomic(const char *path, const char *data, size_t len, etok_err *err) {
