@@ -55,8 +55,12 @@ mkfifo "$T/fifo"
 cat "$T/fifo" > "$T/from-fifo" &
 reader=$!
 run_etok 0 "" run --meter estimate --idle 0 -o "$T/fifo" -- true
-wait "$reader"
-[ -p "$T/fifo" ] || fail "run -o fifo: no longer a FIFO"
+if [ -p "$T/fifo" ]; then
+    wait "$reader"
+else
+    fail "run -o fifo: no longer a FIFO"
+    kill "$reader" 2>/dev/null
+fi
 is_record "$T/from-fifo" || fail "run -o fifo: the reader got no record"
 
 # a directory is refused before anything runs
