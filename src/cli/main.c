@@ -40,7 +40,8 @@ static void usage(FILE *f) {
 
 /* Everything printed to stdout must have reached it: the final flush and close are checked
  * (buffered output to /dev/full fails only here) and so is the stream's error flag (an earlier
- * write that failed). A command that already failed keeps its own exit code. */
+ * write that failed). A command that already failed keeps its own exit code; one that already
+ * reported an output error (exit 5) is not reported twice. */
 static int finish_stdout(const char *cmd, int rc) {
     errno = 0;
     int bad = ferror(stdout);
@@ -50,7 +51,7 @@ static int finish_stdout(const char *cmd, int rc) {
         bad = 1;
         e = errno;
     }
-    if (!bad) return rc;
+    if (!bad || rc == ETOK_EXIT_OUTPUT) return rc; /* 5: the command has said what it could not write */
     fprintf(stderr, "etok%s%s: cannot write to standard output: %s\n", cmd ? " " : "", cmd ? cmd : "",
             e ? strerror(e) : "write error");
     return rc == ETOK_EXIT_OK ? ETOK_EXIT_OUTPUT : rc;

@@ -88,6 +88,7 @@ for args in "tpf $SRC/data/scenarios/issue-example.json --json" "tpf $SRC/data/s
     rc=$?
     [ $rc -eq 5 ] || fail "etok $args > /dev/full: exit $rc, want 5"
     grep -q "cannot write to standard output" "$T/err" || fail "etok $args > /dev/full: no message: $(cat "$T/err")"
+    [ "$(wc -l <"$T/err")" -eq 1 ] || fail "etok $args > /dev/full: want one line: $(cat "$T/err")"
 done
 
 # ---- §2 bounded inputs: exit 3 naming the file, small memory ------------------------------
