@@ -38,6 +38,47 @@ status (127/126 when the command is not found / not executable) and uses the cod
 for its own errors. Every error is one line on stderr, `etok COMMAND: ...`, naming the option,
 file, field or value at fault.
 
+Exit 5 also covers output lost after the fact: every output file is written and checked
+whole, and standard output is flushed and closed once at exit (`src/cli/main.c`): `etok meters
+> /dev/full` or `etok tpf ... --json > /dev/full` print `etok CMD: cannot write to standard
+output: No space left on device` and exit 5 (a command that already failed keeps its code).
+
+## Output paths
+
+Every file an option names (`run -o`, `serve -o`, `report -o`, `bench -o DIR`'s files,
+`tpf --csv/--svg`, `probe --profile`) is written by one function, `etok_write_file_atomic`
+(`src/util/util.c`), by what the path is:
+
+| the path is | etok |
+|---|---|
+| `-` | writes to standard output |
+| a regular file, or nothing yet | writes a temporary file next to it, fsyncs it and renames it over the path: readers see the old file or the new one, never half of one; an existing file's mode (and owner, where allowed) is kept; a failed write (full disk) leaves the old file intact and no temporary file |
+| a symlink | follows it (hop by hop; a dangling link's target is created) and replaces the target as above; the link stays. Another user's link in a sticky world-writable directory (`/tmp`) is not followed (the kernel's `protected_symlinks` rule) |
+| a FIFO or a character device (`/dev/null`, a tty) | writes straight through, without creating or truncating: the device stays a device |
+| a directory, block device or socket | refuses: exit 5, `cannot write 'PATH': ...; refusing to replace it` |
+
+The same rules decide the checks made before anything is measured (`run -o`, `serve -o`,
+`bench -o`): they create and remove a uniquely named probe file and change nothing at the path.
+
+## Input limits
+
+Every file a user names is read only if it is a regular file (a FIFO, `/dev/zero`, a directory is
+refused before anything is read) and no larger than the limit of its kind, checked from its size
+and again while reading. Exceeding either is exit 3 with `PATH: KIND: ...`. Memory stays near the
+file's size (at most the limit), so no input can make etok grow without bound.
+
+| input | limit | constant (`include/etok/util.h`) |
+|---|---|---|
+| scenario (`tpf SCENARIO`) | 4 MiB | `ETOK_LIMIT_SCENARIO` |
+| catalog entry (`data/hardware`, `data/models`) | 4 MiB | `ETOK_LIMIT_CATALOG` |
+| hardware profile (`--profile`) | 1 MiB | `ETOK_LIMIT_PROFILE` |
+| run record (`report`, `tpf --from-run`) | 256 MiB (about 19 h of ten domains at 10 Hz; loading one that size takes about 2 GB) | `ETOK_LIMIT_RECORD` |
+| eval set (`bench --evals`) | 64 MiB | `ETOK_LIMIT_EVALSET` |
+| tokens file (`exporter --tokens-file`) | 64 KiB | `ETOK_LIMIT_TOKENS_FILE` |
+| power-meter log (`--extlog`) | no total limit: read as a stream, a line at most 4096 bytes | `ETOK_LIMIT_EXTLOG_LINE` |
+
+A GGUF model is mapped, not read, and must be a regular file too.
+
 ## Environment
 
 | variable | used by | meaning |

@@ -40,13 +40,56 @@ void etok_sleep_s(double seconds, volatile int *stop);
  * consumed), else 0. sig_fd < 0: a plain sleep. (Added by integrate: run and bench shared it.) */
 int etok_wait_or_signal(int sig_fd, double seconds);
 
-/* Read a whole small file (sysfs attribute, JSON file) into a malloc'd NUL-terminated buffer.
- * Returns NULL with errno set on failure. len may be NULL. */
+/* Read a whole small file (sysfs attribute, /proc file, a file etok wrote) into a malloc'd
+ * NUL-terminated buffer. At most ETOK_LIMIT_SMALL_FILE bytes (else errno EFBIG). Returns NULL
+ * with errno set on failure. len may be NULL. Not for user-given inputs: see below. */
 char *etok_read_file(const char *path, size_t *len);
 /* Read a sysfs-style file holding one integer; returns 0 ok, -1 with errno set. */
 int etok_read_u64(const char *path, uint64_t *out);
-/* Write a whole buffer to path atomically (path.tmp then rename). 0 ok, -1 with err set. */
+
+/* ---- user-given inputs: bounded ----
+ * Every file a user names is read through these: it must be a regular file (a FIFO, a device
+ * like /dev/zero or a directory is refused before anything is read) and at most the limit of
+ * its kind (refused from its size, and again while reading: a growing file is cut off at the
+ * limit + 1 byte). Errors are one line naming the file, with exit code ETOK_EXIT_INPUT. The
+ * limits are documented in docs/CLI.md ("Input limits"). */
+#define ETOK_LIMIT_SMALL_FILE ((size_t)16 << 20)  /* etok_read_file: sysfs, /proc, own files */
+#define ETOK_LIMIT_SCENARIO ((size_t)4 << 20)     /* a TPF scenario (JSON) */
+#define ETOK_LIMIT_CATALOG ((size_t)4 << 20)      /* a data/hardware or data/models entry */
+#define ETOK_LIMIT_PROFILE ((size_t)1 << 20)      /* a hardware profile (etok probe) */
+#define ETOK_LIMIT_RECORD ((size_t)256 << 20)     /* a run record: ~19 h of 10 domains at 10 Hz */
+#define ETOK_LIMIT_EVALSET ((size_t)64 << 20)     /* an eval set (JSON lines) */
+#define ETOK_LIMIT_TOKENS_FILE ((size_t)64 << 10) /* the exporter's tokens file */
+#define ETOK_LIMIT_EXTLOG_LINE ((size_t)4096)     /* one line of an extlog (read as a stream) */
+
+/* Opens path for reading after checking it is a regular file (without blocking on a FIFO).
+ * kind names the input in messages ("scenario"). Returns the fd, or -1 with err set (exit 3). */
+int etok_open_regular(const char *path, const char *kind, etok_err *err);
+/* Reads a whole regular file of at most max_bytes into a malloc'd NUL-terminated buffer;
+ * NULL with err set (exit 3 naming the file and the limit; exit 1 for out of memory). */
+char *etok_read_file_bounded(const char *path, const char *kind, size_t max_bytes, size_t *len, etok_err *err);
+
+/* ---- output paths: never destroy what they point at ----
+ * Write a whole buffer to an output path, by what the path is:
+ *  - "-": standard output (written and flushed);
+ *  - a regular file, or nothing yet: a temporary file next to it (same directory), written,
+ *    fsync'd and renamed over it; an existing file's mode (and owner, where allowed) is kept.
+ *    A failed write leaves the old file intact and no temporary file behind;
+ *  - a symlink: followed (hop by hop, also when dangling) and its target replaced as above;
+ *    the link itself stays;
+ *  - a FIFO or character device (/dev/null, /dev/stdout as a pipe or tty): opened without
+ *    O_CREAT/O_TRUNC and written straight through;
+ *  - anything else (a directory, a block device, a socket): refused.
+ * 0 ok, -1 with err set: one line "cannot write 'PATH': why", exit code ETOK_EXIT_OUTPUT.
+ * Every output file of every command goes through this one function. */
 int etok_write_file_atomic(const char *path, const char *data, size_t len, etok_err *err);
+/* Whether etok_write_file_atomic(path) can be expected to succeed, checked before any work and
+ * without changing anything at path (a probe file is created and removed next to a regular
+ * file). 0 ok, -1 with err set (exit 5). */
+int etok_check_output_path(const char *path, etok_err *err);
+/* Whether files can be created in directory dir (a uniquely named probe file, created with
+ * O_EXCL and removed). 0 ok, -1 with err set (exit 5). */
+int etok_check_output_dir(const char *dir, etok_err *err);
 /* mkdir -p. 0 ok, -1 with err set. */
 int etok_mkdirs(const char *path, etok_err *err);
 

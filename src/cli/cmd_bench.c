@@ -276,21 +276,9 @@ int cmd_bench(int argc, char **argv) {
 
     /* ---- every input checked before the run ---- */
     etok_err err = {0};
-    if (etok_mkdirs(out_dir, &err) || access(out_dir, W_OK) != 0) {
-        fprintf(stderr, "etok bench: output directory '%s' is not writable%s%s\n", out_dir, err.msg[0] ? ": " : "",
-                err.msg);
+    if (etok_mkdirs(out_dir, &err) || etok_check_output_dir(out_dir, &err)) {
+        fprintf(stderr, "etok bench: output directory '%s' is not writable: %s\n", out_dir, err.msg);
         return ETOK_EXIT_OUTPUT;
-    }
-    {
-        char probe[4200];
-        snprintf(probe, sizeof probe, "%s/.etok-write-test", out_dir);
-        FILE *f = fopen(probe, "w");
-        if (!f) {
-            fprintf(stderr, "etok bench: output directory '%s' is not writable\n", out_dir);
-            return ETOK_EXIT_OUTPUT;
-        }
-        fclose(f);
-        unlink(probe);
     }
     etok_evalset ev;
     if (etok_evalset_load(&ev, evals_path, &err)) {

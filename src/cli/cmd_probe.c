@@ -63,7 +63,7 @@ int cmd_probe(int argc, char **argv) {
         return err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
     }
     if (json) {
-        char *text = etok_read_file(where, NULL);
+        char *text = etok_read_file_bounded(where, "hardware profile", ETOK_LIMIT_PROFILE, NULL, &err);
         json_t *o = text ? json_loads(text, 0, NULL) : NULL;
         if (o) {
             json_object_set_new(o, "path", json_string(where));
@@ -72,6 +72,11 @@ int cmd_probe(int argc, char **argv) {
             if (s) printf("%s\n", s);
             free(s);
             json_decref(o);
+        } else {
+            fprintf(stderr, "etok probe: %s\n", text ? "cannot re-read the saved profile as JSON" : err.msg);
+            free(text);
+            free(def);
+            return err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
         }
         free(text);
     } else {

@@ -80,12 +80,16 @@ int cmd_report(int argc, char **argv) {
         return ETOK_EXIT_INPUT;
     }
 
-    FILE *f = stdout;
-    if (out_path && !(f = fopen(out_path, "w"))) {
-        perror("etok report: cannot write the report");
+    /* rendered into memory, then written in one piece: a failure leaves no partial report
+     * and never replaces what -o points at with a truncated one (util.h) */
+    char *buf = NULL;
+    size_t buf_len = 0;
+    FILE *f = open_memstream(&buf, &buf_len);
+    if (!f) {
+        fprintf(stderr, "etok report: out of memory\n");
         etok_energy_summary_free(&sum);
         etok_record_free(&rec);
-        return ETOK_EXIT_OUTPUT;
+        return ETOK_EXIT_FAIL;
     }
     int rc = ETOK_EXIT_OK;
     int has_requests = rec.n_requests > 0 || !strcmp(rec.kind, "bench") || !strcmp(rec.kind, "serve");
@@ -104,13 +108,20 @@ int cmd_report(int argc, char **argv) {
         char *txt = !strcmp(format, "json") ? etok_report_json(&rec, &met)
                     : !strcmp(format, "html") ? etok_report_html(&rec, &met)
                                               : etok_report_md(&rec, &met, 0);
-        if (!txt || fputs(txt, f) < 0) rc = ETOK_EXIT_FAIL;
+        if (!txt || fputs(txt, f) < 0) {
+            fprintf(stderr, "etok report: out of memory rendering the report\n");
+            rc = ETOK_EXIT_FAIL;
+        }
         if (txt && !strcmp(format, "json")) fputc('\n', f);
         free(txt);
     } else if (!strcmp(format, "json")) {
         json_t *j = etok_run_summary_json(&rec, &sum);
-        if (!j || json_dumpf(j, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) != 0) rc = ETOK_EXIT_FAIL;
-        else fputc('\n', f);
+        if (!j || json_dumpf(j, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17)) != 0) {
+            fprintf(stderr, "etok report: out of memory rendering the report\n");
+            rc = ETOK_EXIT_FAIL;
+        } else {
+            fputc('\n', f);
+        }
         json_decref(j);
     } else if (!strcmp(format, "csv")) {
         etok_run_summary_csv(f, &rec, &sum);
@@ -121,10 +132,14 @@ int cmd_report(int argc, char **argv) {
     }
 close_out:
     etok_metrics_free(&met);
-    if ((f != stdout ? fclose(f) : fflush(f)) != 0) {
-        fprintf(stderr, "etok report: cannot write the report to %s\n", out_path ? out_path : "stdout");
+    if (fclose(f) != 0 || !buf) {
+        fprintf(stderr, "etok report: out of memory rendering the report\n");
+        if (rc == ETOK_EXIT_OK) rc = ETOK_EXIT_FAIL;
+    } else if (rc == ETOK_EXIT_OK && etok_write_file_atomic(out_path ? out_path : "-", buf, buf_len, &err) != 0) {
+        fprintf(stderr, "etok report: %s\n", err.msg);
         rc = ETOK_EXIT_OUTPUT;
     }
+    free(buf);
     etok_energy_summary_free(&sum);
     etok_record_free(&rec);
     return rc;

@@ -206,14 +206,10 @@ int cmd_serve(int argc, char **argv) {
 
     etok_err err = {0};
     if (out_path) { /* an unwritable output path fails now, not after hours of serving */
-        int existed = access(out_path, F_OK) == 0;
-        FILE *f = fopen(out_path, "a");
-        if (!f) {
-            fprintf(stderr, "etok serve: -o %s: cannot write there\n", out_path);
+        if (etok_check_output_path(out_path, &err) != 0) { /* changes nothing at out_path */
+            fprintf(stderr, "etok serve: -o: %s\n", err.msg);
             return ETOK_EXIT_OUTPUT;
         }
-        fclose(f);
-        if (!existed) remove(out_path);
     }
     etok_meter_source *ms = NULL;
     etok_record own_rec; /* the record when no meters are open */

@@ -1,4 +1,7 @@
-/* main.c — `etok COMMAND [ARGS]`: dispatch to one subcommand. Nothing else lives here. */
+/* main.c — `etok COMMAND [ARGS]`: dispatch to one subcommand, and the one check of standard
+ * output at exit (a command's output lost to a full disk or a closed pipe is exit 5, never a
+ * silent 0). Nothing else lives here. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -35,7 +38,26 @@ static void usage(FILE *f) {
         fprintf(f, "  %-10s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
 }
 
-int main(int argc, char **argv) {
+/* Everything printed to stdout must have reached it: the final flush and close are checked
+ * (buffered output to /dev/full fails only here) and so is the stream's error flag (an earlier
+ * write that failed). A command that already failed keeps its own exit code; one that already
+ * reported an output error (exit 5) is not reported twice. */
+static int finish_stdout(const char *cmd, int rc) {
+    errno = 0;
+    int bad = ferror(stdout);
+    if (fflush(stdout) != 0) bad = 1;
+    int e = errno;
+    if (fclose(stdout) != 0 && !bad) {
+        bad = 1;
+        e = errno;
+    }
+    if (!bad || rc == ETOK_EXIT_OUTPUT) return rc; /* 5: the command has said what it could not write */
+    fprintf(stderr, "etok%s%s: cannot write to standard output: %s\n", cmd ? " " : "", cmd ? cmd : "",
+            e ? strerror(e) : "write error");
+    return rc == ETOK_EXIT_OK ? ETOK_EXIT_OUTPUT : rc;
+}
+
+static int dispatch(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return ETOK_EXIT_USAGE;
@@ -52,4 +74,12 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
     fprintf(stderr, "etok: unknown command '%s' (etok --help lists them)\n", argv[1]);
     return ETOK_EXIT_USAGE;
+}
+
+int main(int argc, char **argv) {
+    int rc = dispatch(argc, argv);
+    const char *cmd = NULL;
+    for (size_t i = 0; argc >= 2 && i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) cmd = COMMANDS[i].name;
+    return finish_stdout(cmd, rc);
 }

@@ -220,8 +220,8 @@ int etok_evalset_parse(etok_evalset *s, const char *text, const char *what, etok
 int etok_evalset_load(etok_evalset *s, const char *path, etok_err *err) {
     memset(s, 0, sizeof *s);
     size_t len = 0;
-    char *text = etok_read_file(path, &len);
-    if (!text) return etok_errc(err, ETOK_EXIT_INPUT, "%s: cannot read eval set: %s", path, strerror(errno));
+    char *text = etok_read_file_bounded(path, "eval set", ETOK_LIMIT_EVALSET, &len, err);
+    if (!text) return -1;
     if (strlen(text) != len) {
         free(text);
         return etok_errc(err, ETOK_EXIT_INPUT, "%s: eval set contains a NUL byte", path);

@@ -368,7 +368,7 @@ etok_gguf *etok_gguf_open_buffer(const void *buf, size_t size, etok_err *err) {
 }
 
 etok_gguf *etok_gguf_open(const char *path, etok_err *err) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO is refused, not waited on */
     if (fd < 0) {
         etok_errc(err, errno == ENOENT ? ETOK_EXIT_INPUT : ETOK_EXIT_FAIL, "%s: cannot open: %s", path,
                   strerror(errno));

@@ -99,8 +99,9 @@ double etok_counter_delta(double prev_raw, double cur_raw, double wrap_range_raw
 #define ETOK_METER_MAX_PLAUSIBLE_W 2000.0
 
 /* extlog (extlog.c), exposed for tests and `etok report`: parse a CSV `timestamp,watts` or a
- * JSON-lines power log into parallel arrays (malloc'd). Malformed line -> -1, err names
- * path:line (ETOK_EXIT_INPUT). */
+ * JSON-lines power log into parallel arrays (malloc'd), read as a stream from a regular file
+ * (lines of at most ETOK_LIMIT_EXTLOG_LINE bytes). Malformed line -> -1, err names path:line
+ * (ETOK_EXIT_INPUT). The meter itself keeps only the run window's samples. */
 int etok_extlog_parse(const char *path, double **ts_out, double **watts_out, size_t *n_out, etok_err *err);
 
 /* Align parsed samples (unix seconds, W) to record time (rec->t0_wall_s) into trace ti for

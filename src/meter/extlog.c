@@ -6,6 +6,9 @@
  * and gap faults: an interval without samples longer than the tolerance inside the run is
  * recorded as a "gap" fault and never filled. Read post hoc at stop (the log is usually
  * written by another program during the run); at open the file is parsed once to fail early.
+ * The log is read as a stream, line by line (a line is at most ETOK_LIMIT_EXTLOG_LINE bytes;
+ * the file must be regular): a validating pass keeps nothing, and at stop only the samples the
+ * run window needs are kept, so memory follows the run, not the log's length.
  * Does not own: integration (analyse/). Assumes the logger's clock is NTP-synchronised with
  * this host's (documented in docs/MEASUREMENT.md). */
 #include <errno.h>
@@ -14,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "meter/driver.h"
 
@@ -34,25 +38,104 @@ static int parse_number(const char *s, const char *end, double *out) {
     return 0;
 }
 
-int etok_extlog_parse(const char *path, double **ts_out, double **watts_out, size_t *n_out, etok_err *err) {
-    *ts_out = *watts_out = NULL;
-    *n_out = 0;
-    size_t len;
-    char *text = etok_read_file(path, &len);
-    if (!text) return etok_errc(err, ETOK_EXIT_INPUT, "extlog: cannot read %s: %s", path, strerror(errno));
-    size_t cap = 0, n = 0;
-    double *ts = NULL, *w = NULL;
-    size_t lineno = 0;
-    int seen_data = 0;
-    char *line = text;
-    int rc = 0;
-    while (line && *line) {
-        char *nl = strchr(line, '\n');
-        char *end = nl ? nl : line + strlen(line);
+/* Where parsed samples go: everything (etok_extlog_parse), nothing (a validating pass), or
+ * only what the run window [0, t_end] (record time, t = ts - t0) needs: the samples inside and
+ * the nearest one beyond each edge. Memory then grows with the run, not with the log. */
+typedef struct {
+    int store;    /* 0: validate only */
+    int windowed; /* keep only the window's samples */
+    double t0, t_end;
+    int have_before; /* the last sample before the window, not yet stored */
+    double before_t, before_w;
+    double last_t; /* the previous timestamp (backwards check), valid when seen > 0 */
+    size_t seen;   /* samples in the log (read so far) */
+    int done;      /* windowed: the first sample past the window is stored; stop reading */
+    double *ts, *w;
+    size_t n, cap;
+} extlog_sink;
+
+static int sink_push(extlog_sink *k, double t, double p) {
+    if (k->n == k->cap) {
+        size_t cap = k->cap ? k->cap * 2 : 256;
+        double *a = realloc(k->ts, cap * sizeof *a);
+        if (!a) return -1;
+        k->ts = a;
+        double *b = realloc(k->w, cap * sizeof *b);
+        if (!b) return -1;
+        k->w = b;
+        k->cap = cap;
+    }
+    k->ts[k->n] = t;
+    k->w[k->n] = p;
+    k->n++;
+    return 0;
+}
+
+static int sink_add(extlog_sink *k, double t, double p) {
+    if (!k->store) return 0;
+    if (!k->windowed) return sink_push(k, t, p);
+    double rt = t - k->t0;
+    if (rt < 0) {
+        k->have_before = 1;
+        k->before_t = t;
+        k->before_w = p;
+        return 0;
+    }
+    if (k->have_before) {
+        k->have_before = 0;
+        if (sink_push(k, k->before_t, k->before_w) != 0) return -1;
+    }
+    if (rt > k->t_end) k->done = 1;
+    return sink_push(k, t, p);
+}
+
+/* One line of at most ETOK_LIMIT_EXTLOG_LINE bytes into buf (without the newline). 1 a line,
+ * 0 at the end, -1 too long, -2 a NUL byte, -3 a read error. */
+static int read_line(FILE *f, char *buf, size_t cap, size_t *len) {
+    size_t n = 0;
+    int c;
+    while ((c = getc_unlocked(f)) != EOF && c != '\n') {
+        if (c == '\0') return -2;
+        if (n + 1 >= cap) return -1;
+        buf[n++] = (char)c;
+    }
+    if (c == EOF && ferror(f)) return -3;
+    if (c == EOF && n == 0) return 0;
+    buf[n] = '\0';
+    *len = n;
+    return 1;
+}
+
+static int parse_stream(const char *path, extlog_sink *k, etok_err *err) {
+    int fd = etok_open_regular(path, "power-meter log", err);
+    if (fd < 0) return -1;
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        return etok_errc(err, ETOK_EXIT_FAIL, "extlog: %s: out of memory", path);
+    }
+    char *line = malloc(ETOK_LIMIT_EXTLOG_LINE + 1);
+    if (!line) {
+        fclose(f);
+        return etok_errc(err, ETOK_EXIT_FAIL, "extlog: %s: out of memory", path);
+    }
+    size_t lineno = 0, len = 0;
+    int seen_data = 0, rc = 0, got;
+    while (!k->done && (got = read_line(f, line, ETOK_LIMIT_EXTLOG_LINE + 1, &len)) != 0) {
         lineno++;
-        char *s = line;
+        if (got < 0) {
+            if (got == -1)
+                rc = etok_errc(err, ETOK_EXIT_INPUT, "%s:%zu: line longer than %zu bytes; not a power-meter log", path,
+                               lineno, (size_t)ETOK_LIMIT_EXTLOG_LINE);
+            else if (got == -2)
+                rc = etok_errc(err, ETOK_EXIT_INPUT, "%s:%zu: contains a NUL byte; not a power-meter log", path, lineno);
+            else
+                rc = etok_errc(err, ETOK_EXIT_INPUT, "%s:%zu: read error: %s", path, lineno, strerror(errno));
+            break;
+        }
+        char *s = line, *end = line + len;
         while (s < end && (*s == ' ' || *s == '\t' || *s == '\r')) s++;
-        if (s == end || *s == '#') goto next;
+        if (s == end || *s == '#') continue;
         double t, p;
         if (*s == '{') {
             json_error_t je;
@@ -70,7 +153,7 @@ int etok_extlog_parse(const char *path, double **ts_out, double **watts_out, siz
         } else {
             char *comma = memchr(s, ',', (size_t)(end - s));
             if (!comma || parse_number(s, comma, &t) != 0 || parse_number(comma + 1, end, &p) != 0) {
-                if (!seen_data && !n && lineno == 1 && comma) goto next; /* a header line */
+                if (!seen_data && lineno == 1 && comma) continue; /* a header line */
                 rc = etok_errc(err, ETOK_EXIT_INPUT, "%s:%zu: malformed line: expected `timestamp,watts` (unix seconds, watts)", path, lineno);
                 break;
             }
@@ -80,35 +163,47 @@ int etok_extlog_parse(const char *path, double **ts_out, double **watts_out, siz
             rc = etok_errc(err, ETOK_EXIT_INPUT, "%s:%zu: negative power %g W", path, lineno, p);
             break;
         }
-        if (n && t < ts[n - 1]) {
-            rc = etok_errc(err, ETOK_EXIT_INPUT, "%s:%zu: timestamp %.3f goes backwards (previous %.3f)", path, lineno, t, ts[n - 1]);
+        if (k->seen && t < k->last_t) {
+            rc = etok_errc(err, ETOK_EXIT_INPUT, "%s:%zu: timestamp %.3f goes backwards (previous %.3f)", path, lineno, t, k->last_t);
             break;
         }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 256;
-            double *a = realloc(ts, cap * sizeof *a);
-            if (!a) { rc = etok_errc(err, ETOK_EXIT_FAIL, "extlog: out of memory"); break; }
-            ts = a;
-            double *b = realloc(w, cap * sizeof *b);
-            if (!b) { rc = etok_errc(err, ETOK_EXIT_FAIL, "extlog: out of memory"); break; }
-            w = b;
+        k->last_t = t;
+        k->seen++;
+        if (sink_add(k, t, p) != 0) {
+            rc = etok_errc(err, ETOK_EXIT_FAIL, "extlog: out of memory");
+            break;
         }
-        ts[n] = t;
-        w[n] = p;
-        n++;
-    next:
-        line = nl ? nl + 1 : NULL;
     }
-    free(text);
+    free(line);
+    fclose(f);
+    if (rc == 0 && k->windowed && k->have_before && k->n == 0) { /* only samples before the window */
+        k->have_before = 0;
+        if (sink_push(k, k->before_t, k->before_w) != 0) rc = etok_errc(err, ETOK_EXIT_FAIL, "extlog: out of memory");
+    }
     if (rc != 0) {
-        free(ts);
-        free(w);
-        return -1;
+        free(k->ts);
+        free(k->w);
+        k->ts = k->w = NULL;
+        k->n = 0;
     }
-    *ts_out = ts;
-    *watts_out = w;
-    *n_out = n;
+    return rc;
+}
+
+int etok_extlog_parse(const char *path, double **ts_out, double **watts_out, size_t *n_out, etok_err *err) {
+    extlog_sink k = {.store = 1};
+    *ts_out = *watts_out = NULL;
+    *n_out = 0;
+    if (parse_stream(path, &k, err) != 0) return -1;
+    *ts_out = k.ts;
+    *watts_out = k.w;
+    *n_out = k.n;
     return 0;
+}
+
+/* A validating pass: the whole log is read, nothing kept. */
+static int extlog_check(const char *path, etok_err *err) {
+    extlog_sink k = {.store = 0};
+    return parse_stream(path, &k, err);
 }
 
 static const char *base_name(const char *p) {
@@ -131,15 +226,11 @@ static void extlog_detect(const etok_meter_config *cfg, etok_meter_status *st) {
         etok_meter_why(st->why, sizeof st->why, "missing: no power-meter log given (--extlog FILE)");
         return;
     }
-    double *t, *w;
-    size_t n;
     etok_err e = {{0}, 0};
-    if (etok_extlog_parse(cfg->extlog_path, &t, &w, &n, &e) != 0) {
+    if (extlog_check(cfg->extlog_path, &e) != 0) {
         etok_meter_why(st->why, sizeof st->why, "no driver: %s", e.msg);
         return;
     }
-    free(t);
-    free(w);
     etok_meter_why(st->domains, sizeof st->domains, "%s", base_name(cfg->extlog_path));
     st->available = 1;
 }
@@ -147,11 +238,7 @@ static void extlog_detect(const etok_meter_config *cfg, etok_meter_status *st) {
 static int extlog_open(etok_meter_inst *mi, const etok_meter_config *cfg, etok_err *err) {
     if (!cfg || !cfg->extlog_path)
         return etok_errc(err, ETOK_EXIT_USAGE, "extlog: no power-meter log given (--extlog FILE)");
-    double *t, *w;
-    size_t n;
-    if (etok_extlog_parse(cfg->extlog_path, &t, &w, &n, err) != 0) return -1;
-    free(t);
-    free(w);
+    if (extlog_check(cfg->extlog_path, err) != 0) return -1;
     extlog_state *s = calloc(1, sizeof *s);
     if (!s) return etok_errc(err, ETOK_EXIT_FAIL, "extlog: out of memory");
     etok_meter_why(s->path, sizeof s->path, "%s", cfg->extlog_path);
@@ -190,8 +277,9 @@ static void gap_fault(etok_record *rec, const etok_trace *tr, double a, double b
                           b - a, a, b, tol);
 }
 
-int etok_extlog_align(etok_record *rec, size_t ti, const double *ts, const double *w, size_t n, double t_end_s,
-                      double gap_s, etok_err *err) {
+/* n_log: how many samples the log holds (ts may be only the window's). */
+static int align(etok_record *rec, size_t ti, const double *ts, const double *w, size_t n, size_t n_log, double t_end_s,
+                 double gap_s, etok_err *err) {
     etok_trace *tr = &rec->traces[ti];
     double t0 = rec->t0_wall_s;
     /* keep the samples inside [0, t_end] and the nearest one beyond each edge (within the
@@ -221,7 +309,7 @@ int etok_extlog_align(etok_record *rec, size_t ti, const double *ts, const doubl
     if (tr->n_samples == 0) {
         etok_record_add_fault(rec, 0, "extlog", tr->domain, "gap",
                               "no power samples inside the run window [0, %.3f] s (the log has %zu samples%s); not filled",
-                              t_end_s, n, n ? "; check the logger's clock" : "");
+                              t_end_s, n_log, n_log ? "; check the logger's clock" : "");
         return 0;
     }
     double covered = 0; /* the run is covered by samples up to here */
@@ -244,14 +332,19 @@ int etok_extlog_align(etok_record *rec, size_t ti, const double *ts, const doubl
     return 0;
 }
 
+int etok_extlog_align(etok_record *rec, size_t ti, const double *ts, const double *w, size_t n, double t_end_s,
+                      double gap_s, etok_err *err) {
+    return align(rec, ti, ts, w, n, n, t_end_s, gap_s, err);
+}
+
 static int extlog_collect(etok_meter_inst *mi, etok_record *rec, size_t ti, double t_end_s, etok_err *err) {
     extlog_state *s = mi->priv;
-    double *ts, *w;
-    size_t n;
-    if (etok_extlog_parse(s->path, &ts, &w, &n, err) != 0) return -1;
-    int rc = etok_extlog_align(rec, ti, ts, w, n, t_end_s, s->gap_s, err);
-    free(ts);
-    free(w);
+    /* streamed: only the run window's samples are kept, however long the log */
+    extlog_sink k = {.store = 1, .windowed = 1, .t0 = rec->t0_wall_s, .t_end = t_end_s};
+    if (parse_stream(s->path, &k, err) != 0) return -1;
+    int rc = align(rec, ti, k.ts, k.w, k.n, k.seen, t_end_s, s->gap_s, err);
+    free(k.ts);
+    free(k.w);
     return rc;
 }
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -378,12 +379,15 @@ static int num_field(json_t *o, const char *k, double *out, int required, const 
 int etok_probe_load(etok_probe_profile *p, const char *path, etok_err *err) {
     memset(p, 0, sizeof *p);
     json_error_t je;
-    json_t *o = json_load_file(path, 0, &je);
-    if (!o) {
-        if (errno == ENOENT || strstr(je.text, "No such file"))
-            return etok_errc(err, ETOK_EXIT_INPUT, "%s: no hardware profile (run etok probe)", path);
-        return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: %s", path, je.line, je.text);
-    }
+    struct stat st;
+    if (stat(path, &st) != 0 && errno == ENOENT)
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: no hardware profile (run etok probe)", path);
+    size_t len = 0;
+    char *text = etok_read_file_bounded(path, "hardware profile", ETOK_LIMIT_PROFILE, &len, err);
+    if (!text) return -1;
+    json_t *o = json_loadb(text, len, 0, &je);
+    free(text);
+    if (!o) return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: %s", path, je.line, je.text);
     int rc = -1;
     double th = 0;
     if (!json_is_object(o)) {

@@ -568,10 +568,10 @@ int etok_record_from_json_text(etok_record *r, const char *text, const char *wha
 
 int etok_record_load(etok_record *r, const char *path, etok_err *err) {
     size_t len = 0;
-    char *text = etok_read_file(path, &len);
+    char *text = etok_read_file_bounded(path, "run record", ETOK_LIMIT_RECORD, &len, err);
     if (!text) {
         etok_record_init(r);
-        return etok_errc(err, ETOK_EXIT_INPUT, "cannot read %s: %s", path, strerror(errno));
+        return -1;
     }
     if (strlen(text) != len) {
         free(text);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "scenario/jsonq.h"
 
@@ -247,8 +248,8 @@ static json_t *load_entry(const char *kind, const char *label, const char *name,
         }
     snprintf(path, pn, "%s/%s/%s.json", etok_data_dir(), kind, name);
     json_error_t je;
-    FILE *f = fopen(path, "r");
-    if (!f) {
+    struct stat st;
+    if (stat(path, &st) != 0) {
         char **names;
         size_t n;
         char list[1024] = "";
@@ -262,8 +263,11 @@ static json_t *load_entry(const char *kind, const char *label, const char *name,
         etok_errc(err, ETOK_EXIT_INPUT, "unknown %s '%s' (known: %s)", label, name, *list ? list : "none: catalog empty");
         return NULL;
     }
-    json_t *root = json_loadf(f, 0, &je);
-    fclose(f);
+    size_t len = 0;
+    char *text = etok_read_file_bounded(path, "catalog entry", ETOK_LIMIT_CATALOG, &len, err);
+    if (!text) return NULL;
+    json_t *root = json_loadb(text, len, 0, &je);
+    free(text);
     if (!root) {
         etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: %s", path, je.line, je.text);
         return NULL;

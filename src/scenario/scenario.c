@@ -239,8 +239,8 @@ int etok_scenario_load(const char *path, etok_scenario_file *o, etok_err *err) {
         snprintf(cat, sizeof cat, "%s/scenarios/%s.json", etok_data_dir(), path);
         p = cat;
     }
-    char *text = etok_read_file(p, NULL);
-    if (!text) return etok_errc(err, ETOK_EXIT_INPUT, "%s: cannot read scenario file", p);
+    char *text = etok_read_file_bounded(p, "scenario", ETOK_LIMIT_SCENARIO, NULL, err);
+    if (!text) return -1;
     int rc = etok_scenario_from_json_text(text, p, o, err);
     free(text);
     return rc;

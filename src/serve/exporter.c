@@ -83,10 +83,10 @@ char *etok_exporter_metrics_text(const etok_exporter_opts *o) {
     if (have) etok_prom_energy_reading(&b, &r);
     if (o->tokens_file) {
         size_t len = 0;
-        char *text = etok_read_file(o->tokens_file, &len);
+        etok_err err = {0};
+        char *text = etok_read_file_bounded(o->tokens_file, "tokens file", ETOK_LIMIT_TOKENS_FILE, &len, &err);
         long long in = 0, out = 0;
         int hi = 0, ho = 0;
-        etok_err err = {0};
         int ok = text && etok_tokens_file_parse(text, o->tokens_file, &in, &out, &hi, &ho, &err) == 0;
         free(text);
         etok_prom_family(&b, "etok_tokens_file_up", "gauge", "1 when the tokens file was read and parsed at this scrape");

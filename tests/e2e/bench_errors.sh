@@ -33,7 +33,7 @@ printf '{"id":"a","prompt":"p","answer":"x","check":"fuzzy"}\n' > "$T/badcheck.j
 expect 3 "model file '$T/nope.gguf' not found" -- -m "$T/nope.gguf" --evals "$T/good.jsonl" -o "$T/o1"
 expect 3 "bad.jsonl:2: malformed JSON" -- -m "$T/model.gguf" --evals "$T/bad.jsonl" -o "$T/o2"
 expect 3 'badcheck.jsonl:1: item "a": unknown check "fuzzy"' -- -m "$T/model.gguf" --evals "$T/badcheck.jsonl" -o "$T/o3"
-expect 3 "cannot read eval set" -- -m "$T/model.gguf" --evals "$T/none.jsonl" -o "$T/o4"
+expect 3 "none.jsonl: eval set: cannot read" -- -m "$T/model.gguf" --evals "$T/none.jsonl" -o "$T/o4"
 expect 2 "ttft-slo '0'" -- -m "$T/model.gguf" --evals "$T/good.jsonl" --ttft-slo 0
 expect 2 "tpot-slo '-1'" -- -m "$T/model.gguf" --evals "$T/good.jsonl" --tpot-slo -1
 expect 2 "ttft-slo 'nan'" -- -m "$T/model.gguf" --evals "$T/good.jsonl" --ttft-slo nan

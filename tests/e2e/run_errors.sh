@@ -23,7 +23,7 @@ expect 127 "cannot run 'no-such-command-etok': No such file or directory" -- \
     run --meter estimate --idle 0 -o "$T/a.json" -- no-such-command-etok arg
 [ ! -e "$T/a.json" ] || fail "record written for a command that does not exist"
 expect 127 "cannot run './nope': No such file or directory" -- run --idle 0 -o "$T/a.json" -- ./nope
-expect 5 "cannot write run record to '$T/missing/dir/r.json'" -- \
+expect 5 "run record: cannot write '$T/missing/dir/r.json'" -- \
     run --meter estimate --idle 0 -o "$T/missing/dir/r.json" -- true
 expect 5 "Is a directory" -- run --meter estimate --idle 0 -o "$T" -- true
 if [ "$(id -u)" -ne 0 ]; then
@@ -49,7 +49,7 @@ expect 2 "not both" -- run --tokens 3 --tokens-regex '([0-9]+)' -- true
 expect 2 "unknown or incomplete option" -- run --frobnicate -- true
 
 # report: missing file, broken JSON, a record from a newer etok, a bad field
-expect 3 "cannot read $T/none.json" -- report "$T/none.json"
+expect 3 "$T/none.json: run record: cannot read" -- report "$T/none.json"
 printf '{"schema_version": 1,\n' >"$T/trunc.json"
 expect 3 "$T/trunc.json:2:" -- report "$T/trunc.json"
 printf '{"schema_version": 99}\n' >"$T/new.json"

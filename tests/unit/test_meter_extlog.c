@@ -171,12 +171,125 @@ static void extlog_meter_in_a_run(void **state) {
     assert_non_null(strstr(err.msg, "bad.csv:2:"));
 }
 
+/* The log is a stream of bounded lines from a regular file: a device (/dev/zero), a FIFO, an
+ * over-long line or a NUL byte is refused at once, naming the file (and line). */
+static void bounded_input(void **state) {
+    (void)state;
+    double *t = NULL, *w = NULL;
+    size_t n = 0;
+    etok_err err = {{0}, 0};
+    assert_int_equal(etok_extlog_parse("/dev/zero", &t, &w, &n, &err), -1);
+    assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    assert_non_null(strstr(err.msg, "/dev/zero"));
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    char fifo[1100];
+    snprintf(fifo, sizeof fifo, "%s/log.fifo", g_dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(etok_extlog_parse(fifo, &t, &w, &n, &err), -1); /* returns: no writer awaited */
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    size_t big = ETOK_LIMIT_EXTLOG_LINE + 10;
+    char *longline = malloc(big + 64);
+    assert_non_null(longline);
+    int k = snprintf(longline, big + 64, "1700000000,1\n");
+    memset(longline + k, '5', big);
+    longline[k + big] = '\0';
+    const char *p = log_path("long.csv", longline);
+    free(longline);
+    assert_int_equal(etok_extlog_parse(p, &t, &w, &n, &err), -1);
+    assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    assert_non_null(strstr(err.msg, "long.csv:2: line longer than"));
+    assert_null(t);
+    /* a line of exactly the limit (newline not counted) is fine */
+    char *exact = malloc(ETOK_LIMIT_EXTLOG_LINE + 2);
+    assert_non_null(exact);
+    memset(exact, ' ', ETOK_LIMIT_EXTLOG_LINE);
+    memcpy(exact, "1700000000,1", 12);
+    exact[ETOK_LIMIT_EXTLOG_LINE] = '\n';
+    exact[ETOK_LIMIT_EXTLOG_LINE + 1] = '\0';
+    p = log_path("exact.csv", exact);
+    free(exact);
+    assert_int_equal(etok_extlog_parse(p, &t, &w, &n, &err), 0);
+    assert_int_equal(n, 1);
+    free(t);
+    free(w);
+    char nul[] = "1700000000,1\n17000\0000001,2\n";
+    char path[1100];
+    snprintf(path, sizeof path, "%s/nul.csv", g_dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(nul, 1, sizeof nul - 1, f), sizeof nul - 1);
+    fclose(f);
+    assert_int_equal(etok_extlog_parse(path, &t, &w, &n, &err), -1);
+    assert_non_null(strstr(err.msg, "nul.csv:2: contains a NUL byte"));
+}
+
+/* A long log (many samples before and after the run) is streamed at stop and only the run
+ * window's samples are kept: the trace equals what aligning the whole parsed log gives. */
+static void long_log_streamed_to_the_window(void **state) {
+    (void)state;
+    const char *p = log_path("big.csv", "timestamp,watts\n");
+    etok_meter_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    const char *names[1] = {"extlog"};
+    cfg.names = names;
+    cfg.n_names = 1;
+    cfg.extlog_path = p;
+    cfg.extlog_gap_s = 0.5;
+    etok_err err = {{0}, 0};
+    etok_meter_set *ms = etok_meters_open(&cfg, &err);
+    assert_non_null(ms);
+    etok_record rec;
+    etok_record_init(&rec);
+    assert_int_equal(etok_meters_start(ms, &rec, &err), 0);
+    size_t n_before = 100000, n_after = 5000;
+    size_t cap = (n_before + n_after + 100) * 40, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    len += (size_t)snprintf(buf + len, cap - len, "timestamp,watts\n");
+    for (size_t i = 0; i < n_before; i++) /* ends 0.2 s before the run */
+        len += (size_t)snprintf(buf + len, cap - len, "%.4f,%zu\n", rec.t0_wall_s - 0.2 - 1e-3 * (double)(n_before - i), i % 50);
+    len += (size_t)snprintf(buf + len, cap - len, "%.4f,100\n%.4f,101\n%.4f,102\n", rec.t0_wall_s - 0.2, rec.t0_wall_s + 0.05,
+                            rec.t0_wall_s + 0.1);
+    for (size_t i = 0; i < n_after; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%.4f,7\n", rec.t0_wall_s + 30 + (double)i);
+    log_path("big.csv", buf);
+    free(buf);
+    fx_sleep(0.2);
+    assert_int_equal(etok_meters_stop(ms, &err), 0);
+    etok_meters_close(ms);
+    assert_int_equal(rec.n_traces, 1);
+    /* the same log aligned whole */
+    double *ts, *w;
+    size_t n;
+    assert_int_equal(etok_extlog_parse(p, &ts, &w, &n, &err), 0);
+    assert_int_equal(n, n_before + 3 + n_after);
+    etok_record ref;
+    etok_record_init(&ref);
+    ref.t0_wall_s = rec.t0_wall_s;
+    etok_record_add_trace(&ref);
+    /* the run lasted about 0.2 s; any end in [0.1, 29.5) s keeps the same samples */
+    assert_int_equal(etok_extlog_align(&ref, 0, ts, w, n, 1.0, 0.5, &err), 0);
+    free(ts);
+    free(w);
+    assert_int_equal(rec.traces[0].n_samples, ref.traces[0].n_samples);
+    assert_int_equal(rec.traces[0].n_samples, 3); /* -0.2 s, 0.05 s, 0.1 s */
+    for (size_t i = 0; i < ref.traces[0].n_samples; i++) {
+        assert_true(rec.traces[0].samples[i].t_s == ref.traces[0].samples[i].t_s);
+        assert_true(rec.traces[0].samples[i].raw == ref.traces[0].samples[i].raw);
+    }
+    assert_true(fabs(rec.traces[0].samples[0].t_s + 0.2) < 1e-3 && rec.traces[0].samples[0].raw == 100);
+    etok_record_free(&ref);
+    etok_record_free(&rec);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parses_csv_with_and_without_header),
         cmocka_unit_test(malformed_lines_name_file_and_line),
         cmocka_unit_test(alignment_with_a_gap),
         cmocka_unit_test(extlog_meter_in_a_run),
+        cmocka_unit_test(bounded_input),
+        cmocka_unit_test(long_log_streamed_to_the_window),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
