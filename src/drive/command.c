@@ -23,6 +23,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "etok/parse.h"
+
 #define LINE_CAP 4096
 
 int etok_command_check_regex(const char *re, etok_err *err) {
@@ -99,10 +101,9 @@ static void scan_line(scanner *sc, const char *line) {
         num[k++] = c;
     }
     num[k] = '\0';
-    char *end;
-    errno = 0;
-    long long v = strtoll(num, &end, 10);
-    if (k == 0 || *end != '\0' || errno || v < 0) return; /* not an integer count */
+    long long v;
+    /* a whole count the run record can hold (0..9e18, docs/RECORD.md); anything else is not a count */
+    if (k == 0 || etok_parse_i64("--tokens-regex", num, 0, 9000000000000000000LL, &v, NULL)) return;
     sc->res->tokens_found = 1;
     sc->res->tokens = v;
     sc->res->tokens_matches++;

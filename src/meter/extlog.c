@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "meter/driver.h"
+#include "etok/parse.h"
 
 static int parse_number(const char *s, const char *end, double *out) {
     while (s < end && (*s == ' ' || *s == '\t')) s++;
@@ -76,6 +77,10 @@ int etok_extlog_parse(const char *path, double **ts_out, double **watts_out, siz
             }
         }
         seen_data = 1;
+        if (p > ETOK_POWER_MAX_W) {
+            rc = etok_errc(err, ETOK_EXIT_INPUT, "%s:%zu: power %g W is above %g W (a unit error?)", path, lineno, p, ETOK_POWER_MAX_W);
+            break;
+        }
         if (p < 0) {
             rc = etok_errc(err, ETOK_EXIT_INPUT, "%s:%zu: negative power %g W", path, lineno, p);
             break;
