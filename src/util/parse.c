@@ -45,15 +45,15 @@ int etok_range_check(const char *what, double v, etok_range r, etok_err *err) {
 int etok_parse_i64(const char *what, const char *s, long long lo, long long hi, long long *out, etok_err *err) {
     char sb[48];
     if (!s || !starts_decimal(s, 1, 0))
-        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': expected a whole number in %lld..%lld", what, s ? shown(s, sb, sizeof sb) : "",
+        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': expected an integer in %lld..%lld", what, s ? shown(s, sb, sizeof sb) : "",
                          lo, hi);
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (*end)
-        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': expected a whole number in %lld..%lld", what, shown(s, sb, sizeof sb), lo, hi);
+        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': expected an integer in %lld..%lld", what, shown(s, sb, sizeof sb), lo, hi);
     if (errno == ERANGE || v < lo || v > hi)
-        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': out of range (expected a whole number in %lld..%lld)", what,
+        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': out of range (expected an integer in %lld..%lld)", what,
                          shown(s, sb, sizeof sb), lo, hi);
     *out = v;
     return 0;
@@ -63,13 +63,13 @@ int etok_parse_u64(const char *what, const char *s, unsigned long long hi, unsig
     char sb[48];
     /* strtoull would take "-1" as 2^64 - 1: no sign at all here. */
     if (!s || !starts_decimal(s, 0, 0) || *s == '+')
-        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': expected a whole number in 0..%llu", what, s ? shown(s, sb, sizeof sb) : "", hi);
+        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': expected an integer in 0..%llu", what, s ? shown(s, sb, sizeof sb) : "", hi);
     char *end;
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
-    if (*end) return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': expected a whole number in 0..%llu", what, shown(s, sb, sizeof sb), hi);
+    if (*end) return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': expected an integer in 0..%llu", what, shown(s, sb, sizeof sb), hi);
     if (errno == ERANGE || v > hi)
-        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': out of range (expected a whole number in 0..%llu)", what,
+        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': out of range (expected an integer in 0..%llu)", what,
                          shown(s, sb, sizeof sb), hi);
     *out = v;
     return 0;
