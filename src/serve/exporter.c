@@ -68,11 +68,12 @@ int etok_tokens_file_parse(const char *text, const char *path, long long *input,
         /* Strict: no sign, no overflow to 9.22e18; at most 2^53 so the Prometheus double is exact. */
         char what[64];
         snprintf(what, sizeof what, "%s:%d: %s token count", path, line_no, kind);
-        long long v;
-        if (etok_parse_i64(what, words[nw - 1], 0, ETOK_TOKENS_FILE_MAX, &v, err)) {
+        unsigned long long uv;
+        if (etok_parse_u64(what, words[nw - 1], ETOK_TOKENS_FILE_MAX, &uv, err)) {
             if (err) err->exit_code = ETOK_EXIT_INPUT;
             return -1;
         }
+        long long v = (long long)uv;
         if (!strcmp(kind, "input")) {
             *input = v;
             *has_input = 1;
