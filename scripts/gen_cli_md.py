@@ -18,6 +18,15 @@ options of one (the blocks below are that output, checked against the binary by
 commands share (`--meter`, `--cpu-tdp`) are parsed by one helper (`src/cli/cli_util.c`) with the
 same syntax and errors everywhere.
 
+Numbers on the command line are parsed strictly (`include/etok/parse.h`, `src/util/parse.c`):
+the whole argument must be a decimal number: no leading or trailing space, no `0x`, no `inf` or
+`nan`, integers without a fraction or exponent. A value outside the option's range, or one
+that overflows, is refused with exit 2 and the option named (`etok serve: --port '70000': out
+of range (expected an integer in 0..65535)`), never clamped or saturated. Ranges shared with
+files come from one place: `--pue` is 1..10 for `run`, `bench` and a run record alike,
+`--price-per-kwh` 0..1e6, and `tpf --sweep` ends must lie inside the same per-field limits as a
+scenario file (`etok tpf --list fields` prints them; docs/TPF.md).
+
 ## Exit codes
 
 From `include/etok/util.h`, the same for every command:

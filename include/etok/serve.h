@@ -159,7 +159,9 @@ void etok_exporter_stop(etok_exporter *x);
 char *etok_exporter_metrics_text(const etok_exporter_opts *o);
 
 /* Parse a tokens file: one integer (output tokens) or lines "input N" / "output N" (either
- * may be missing). Returns 0, or -1 with err naming the file and line. */
+ * may be missing). Counts are decimal whole numbers 0..2^53 (exact as a Prometheus sample);
+ * a sign, a fraction or an overflowing count is refused, never saturated. Returns 0, or -1
+ * with err naming the file and line (ETOK_EXIT_INPUT). */
 int etok_tokens_file_parse(const char *text, const char *path, long long *input, long long *output,
                            int *has_input, int *has_output, etok_err *err);
 

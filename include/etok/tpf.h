@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "etok/util.h"
+#include "etok/parse.h"
 
 /* ---------- data types (number formats of weights, KV cache and compute) ---------- */
 typedef enum {
@@ -233,8 +234,23 @@ typedef struct {
 int etok_sweep_parse(const char *text, etok_sweep_spec *out, etok_err *err);
 /* The sweepable fields, NULL-terminated. */
 const char *const *etok_sweep_fields(void);
-/* Sets a numeric scenario field by sweep name (integers are rounded). */
+/* Sets a numeric scenario field by sweep name (integers are rounded); a value outside the
+ * field's limits (etok_tpf_field_limit) is refused, never clamped. */
 int etok_tpf_set_field(etok_tpf_scenario *s, const char *field, double value, etok_err *err);
+
+/* ---------- limits (tpf_limits.c) ---------- */
+/* The range of every numeric scenario field ("hardware.count", "facility.pue", ...), shared by
+ * the scenario loader, the catalogs, --sweep and levers (docs/TPF.md lists them). */
+typedef struct {
+    const char *field;
+    etok_range range;
+    const char *unit;
+} etok_field_limit;
+const etok_field_limit *etok_tpf_field_limits(size_t *n);
+const etok_field_limit *etok_tpf_field_limit(const char *field); /* NULL: not a known field */
+/* 0 when v is inside field's range; else -1, "FIELD: V is out of range (expected ...)",
+ * exit code ETOK_EXIT_USAGE (file readers turn it into ETOK_EXIT_INPUT). */
+int etok_tpf_check_field(const char *field, double v, etok_err *err);
 
 typedef struct {
     double x;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "etok/parse.h"
 #include "etok/tpf.h"
 
 static const etok_lever_info LEVERS[] = {
@@ -42,12 +43,9 @@ const etok_lever_info *etok_lever_at(size_t i) { return i < N_LEVERS ? &LEVERS[i
 
 static int parse_num(const char *lever, const char *v, double *out, etok_err *err) {
     if (!v || !*v) return etok_errc(err, ETOK_EXIT_USAGE, "lever %s: needs a value (%s=VALUE)", lever, lever);
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || *end || !isfinite(x))
+    etok_err e = {0};
+    if (etok_parse_double(lever, v, ETOK_RANGE(-INFINITY, INFINITY), out, &e))
         return etok_errc(err, ETOK_EXIT_USAGE, "lever %s: '%s' is not a number", lever, v);
-    *out = x;
     return 0;
 }
 
@@ -98,12 +96,12 @@ int etok_lever_apply(etok_tpf_scenario *s, const char *lever, etok_err *err) {
         m->v_head_dim = dh;
         m->q_lora_rank = 0;
     } else if (!strcmp(name, "window")) {
-        if (need_int(name, x, 1, 1e9, &m->attention_window, err)) return -1;
+        if (need_int(name, x, 1, etok_tpf_field_limit("model.attention_window")->range.hi, &m->attention_window, err)) return -1;
     } else if (!strcmp(name, "moe-topk")) {
         if (m->n_experts <= 0) return etok_errc(err, ETOK_EXIT_USAGE, "lever moe-topk: model %s is not a mixture of experts", m->name);
         if (need_int(name, x, 1, m->n_experts, &m->top_k, err)) return -1;
     } else if (!strcmp(name, "batch")) {
-        if (need_int(name, x, 1, 1e9, &s->batch, err)) return -1;
+        if (need_int(name, x, 1, etok_tpf_field_limit("workload.batch")->range.hi, &s->batch, err)) return -1;
     } else if (!strcmp(name, "adaptive-reasoning")) {
         if (!(x > 0 && x <= 1)) return etok_errc(err, ETOK_EXIT_USAGE, "lever adaptive-reasoning: F must be in (0, 1] (got %g)", x);
         double out = floor(s->output_tokens * x + 0.5);
@@ -113,5 +111,9 @@ int etok_lever_apply(etok_tpf_scenario *s, const char *lever, etok_err *err) {
         if (!(x > 0)) return etok_errc(err, ETOK_EXIT_USAGE, "lever phi: X must be > 0 (got %g)", x);
         s->phi_system *= x;
     }
+    /* A lever must not carry Phi past the limit a scenario file may give it. */
+    etok_err le = {0};
+    if (etok_tpf_check_field("phi", s->phi_system, &le))
+        return etok_errc(err, ETOK_EXIT_USAGE, "lever %s: the resulting Phi %g is out of range (%s)", name, s->phi_system, le.msg);
     return 0;
 }

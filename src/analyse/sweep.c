@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "etok/parse.h"
 #include "etok/tpf.h"
 
 static const char *const FIELDS[] = {
@@ -26,11 +27,11 @@ static int is_int_field(const char *f) {
 int etok_tpf_set_field(etok_tpf_scenario *s, const char *f, double v, etok_err *err) {
     if (!isfinite(v)) return etok_errc(err, ETOK_EXIT_USAGE, "%s: value must be finite", f);
     int iv = 0;
-    if (is_int_field(f)) {
-        double r = floor(v + 0.5);
-        if (r < 0 || r > 2e9) return etok_errc(err, ETOK_EXIT_USAGE, "%s: %g is out of range", f, v);
-        iv = (int)r;
-    }
+    if (is_int_field(f)) v = floor(v + 0.5);
+    /* The same limits as a scenario file (tpf_limits.c): a sweep cannot reach what the loader refuses. */
+    const etok_field_limit *lim = etok_tpf_field_limit(f);
+    if (lim && etok_range_check(f, v, lim->range, err)) return -1;
+    if (is_int_field(f)) iv = (int)v;
     if (!strcmp(f, "facility.power_w")) { s->facility_power_w = v; s->has_facility = 1; }
     else if (!strcmp(f, "facility.pue")) { s->pue = v; s->has_facility = 1; }
     else if (!strcmp(f, "facility.cooling_w")) { s->cooling_w = v; s->has_facility = 1; }
@@ -57,10 +58,7 @@ int etok_tpf_set_field(etok_tpf_scenario *s, const char *f, double v, etok_err *
 }
 
 static int parse_d(const char *s, double *out) {
-    char *end;
-    errno = 0;
-    *out = strtod(s, &end);
-    return (errno || end == s || *end || !isfinite(*out)) ? -1 : 0;
+    return etok_parse_double("--sweep", s, ETOK_RANGE(-INFINITY, INFINITY), out, NULL);
 }
 
 int etok_sweep_parse(const char *text, etok_sweep_spec *o, etok_err *err) {
@@ -92,6 +90,17 @@ int etok_sweep_parse(const char *text, etok_sweep_spec *o, etok_err *err) {
             return etok_errc(err, ETOK_EXIT_USAGE, "--sweep '%s': a log sweep needs START and STOP > 0", text);
     }
     if (o->start == o->stop) return etok_errc(err, ETOK_EXIT_USAGE, "--sweep '%s': START equals STOP", text);
+    /* Both ends inside the field's limits (so is every point between them). */
+    const etok_field_limit *lim = etok_tpf_field_limit(o->field);
+    const char *which[2] = {"START", "STOP"};
+    double ends[2] = {o->start, o->stop};
+    for (int i = 0; lim && i < 2; i++) {
+        double x = is_int_field(o->field) ? floor(ends[i] + 0.5) : ends[i];
+        char rt[96];
+        if (etok_range_check(o->field, x, lim->range, NULL))
+            return etok_errc(err, ETOK_EXIT_USAGE, "--sweep '%s': %s %.17g is outside the limits of %s (expected %s)", text,
+                             which[i], ends[i], o->field, etok_range_text(lim->range, rt, sizeof rt));
+    }
     return 0;
 }
 

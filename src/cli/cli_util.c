@@ -10,6 +10,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "etok/parse.h"
 #include "etok/util.h"
 
 int etok_cli_meters_add(const char *cmd, etok_cli_meters *m, const char *arg) {
@@ -37,15 +38,14 @@ int etok_cli_meters_add(const char *cmd, etok_cli_meters *m, const char *arg) {
 const char *const *etok_cli_meters_names(const etok_cli_meters *m) { return m->n_names ? m->names : NULL; }
 
 int etok_cli_cpu_tdp(const char *cmd, const char *arg, double *idle_w, double *max_w) {
-    char *end;
-    double lo = strtod(arg, &end), hi = NAN;
-    if (end != arg && *end == ':') {
+    const char *end = arg;
+    double lo = NAN, hi = NAN;
+    if (etok_parse_double_prefix("--cpu-tdp", arg, &lo, &end, NULL) == 0 && *end == ':') {
         const char *q = end + 1;
-        hi = strtod(q, &end);
-        if (end == q) hi = NAN;
+        if (etok_parse_double_prefix("--cpu-tdp", q, &hi, &end, NULL)) { hi = NAN; end = q; }
     }
-    if (*end || !isfinite(lo) || !isfinite(hi) || lo < 0 || hi <= lo) {
-        fprintf(stderr, "etok %s: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W\n", cmd, arg);
+    if (*end || !isfinite(lo) || !isfinite(hi) || lo < 0 || hi <= lo || hi > 1e6) {
+        fprintf(stderr, "etok %s: --cpu-tdp '%s': expected IDLE_W:MAX_W with 0 <= IDLE_W < MAX_W <= 1e6\n", cmd, arg);
         return -1;
     }
     *idle_w = lo;

@@ -14,6 +14,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "etok/parse.h"
 #include "etok/bench.h"
 #include "etok/endpoint.h"
 #include "etok/engine.h"
@@ -94,13 +95,11 @@ static void usage(FILE *f) {
 }
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, int lo_open, double *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || *end || !isfinite(v) || (lo_open ? v <= lo : v < lo) || v > hi) {
-        fprintf(stderr, "etok bench: %s '%s': expected a number %s %g and <= %g\n", opt, s, lo_open ? ">" : ">=", lo, hi);
+    etok_err e = {0};
+    if (etok_parse_double(opt, s, (etok_range){lo, hi, (unsigned char)lo_open, 0, 0}, out, &e)) {
+        fprintf(stderr, "etok bench: %s\n", e.msg);
         return -1;
     }
-    *out = v;
     return 0;
 }
 

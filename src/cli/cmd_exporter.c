@@ -8,6 +8,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "etok/parse.h"
 #include "etok/meter.h"
 #include "etok/serve.h"
 #include "etok/util.h"
@@ -46,13 +47,11 @@ int cmd_exporter(int argc, char **argv) {
             usage(stdout);
             return ETOK_EXIT_OK;
         } else if (!strcmp(a, "--port") && has) {
-            char *end;
-            long p = strtol(argv[++i], &end, 10);
-            if (*end || p < 0 || p > 65535) {
-                fprintf(stderr, "etok exporter: --port '%s': expected 0..65535\n", argv[i]);
+            etok_err e = {0};
+            if (etok_parse_int("--port", argv[++i], 0, 65535, &o.port, &e)) {
+                fprintf(stderr, "etok exporter: %s\n", e.msg);
                 return ETOK_EXIT_USAGE;
             }
-            o.port = (int)p;
         } else if (!strcmp(a, "--host") && has) {
             o.host = argv[++i];
         } else if (!strcmp(a, "--meter") && has) {
@@ -62,10 +61,9 @@ int cmd_exporter(int argc, char **argv) {
         } else if (!strcmp(a, "--cpu-tdp") && has) {
             if (etok_cli_cpu_tdp("exporter", argv[++i], &cfg.cpu_idle_w, &cfg.cpu_max_w) != 0) return ETOK_EXIT_USAGE;
         } else if (!strcmp(a, "--rate-hz") && has) {
-            char *end;
-            cfg.rate_hz = strtod(argv[++i], &end);
-            if (*end || cfg.rate_hz <= 0 || cfg.rate_hz > 1000) {
-                fprintf(stderr, "etok exporter: --rate-hz '%s': expected a rate in (0, 1000]\n", argv[i]);
+            etok_err e = {0};
+            if (etok_parse_double("--rate-hz", argv[++i], ETOK_RANGE_POS(1000), &cfg.rate_hz, &e)) {
+                fprintf(stderr, "etok exporter: %s\n", e.msg);
                 return ETOK_EXIT_USAGE;
             }
         } else {

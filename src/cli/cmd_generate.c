@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "etok/parse.h"
 #include "etok/engine.h"
 #include "etok/util.h"
 
@@ -38,27 +39,21 @@ static void usage(FILE *f) {
 }
 
 static int parse_int(const char *s, const char *what, int lo, int hi, int *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || end == s || v < lo || v > hi) {
-        fprintf(stderr, "etok generate: %s must be an integer in [%d, %d], not '%s'\n", what, lo, hi, s);
-        return -1;
-    }
-    *out = (int)v;
-    return 0;
+    etok_err e = {0};
+    if (etok_parse_int(what, s, lo, hi, out, &e) == 0) return 0;
+    fprintf(stderr, "etok generate: %s\n", e.msg);
+    return -1;
 }
 
 static int parse_float(const char *s, const char *what, double lo, double hi, float *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || end == s || !(v >= lo && v <= hi)) {
-        fprintf(stderr, "etok generate: %s must be a number in [%g, %g], not '%s'\n", what, lo, hi, s);
-        return -1;
+    etok_err e = {0};
+    double v;
+    if (etok_parse_double(what, s, ETOK_RANGE(lo, hi), &v, &e) == 0) {
+        *out = (float)v;
+        return 0;
     }
-    *out = (float)v;
-    return 0;
+    fprintf(stderr, "etok generate: %s\n", e.msg);
+    return -1;
 }
 
 /* Length of the longest prefix of buf[0..n) that ends at a UTF-8 character boundary. */

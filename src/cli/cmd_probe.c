@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "etok/parse.h"
 #include "etok/probe.h"
 #include "etok/util.h"
 
@@ -39,13 +40,11 @@ int cmd_probe(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--json")) {
             json = 1;
         } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 1024) {
-                fprintf(stderr, "etok probe: --threads '%s': expected an integer 1..1024\n", argv[i]);
+            etok_err e = {0};
+            if (etok_parse_int("--threads", argv[++i], 1, 1024, &opts.threads, &e)) {
+                fprintf(stderr, "etok probe: %s\n", e.msg);
                 return ETOK_EXIT_USAGE;
             }
-            opts.threads = (int)v;
         } else {
             fprintf(stderr, "etok probe: unknown option '%s' (etok probe --help)\n", argv[i]);
             return ETOK_EXIT_USAGE;

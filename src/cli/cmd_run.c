@@ -30,6 +30,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "etok/parse.h"
 #include "etok/command.h"
 #include "etok/energy.h"
 #include "etok/meter.h"
@@ -87,13 +88,12 @@ static void usage(FILE *f) {
             "4 meter permission; 5 record not writable; 130 interrupted before the command\n");
 }
 
-static int parse_double(const char *s, double *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || *end || errno || !isfinite(v)) return -1;
-    *out = v;
-    return 0;
+/* A strict number for OPT in range r; prints why not. */
+static int parse_opt(const char *opt, const char *s, etok_range r, double *out) {
+    etok_err e = {0};
+    if (etok_parse_double(opt, s, r, out, &e) == 0) return 0;
+    fprintf(stderr, "etok run: %s\n", e.msg);
+    return -1;
 }
 
 /* The output path must be writable before anything is measured (util.h: what "writable"
@@ -187,11 +187,11 @@ int cmd_run(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "+o:h", lopts, NULL)) != -1) {
         switch (c) {
         case 't': {
-            char *end;
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
-            if (end == optarg || *end || errno || v < 0) {
-                fprintf(stderr, "etok run: --tokens '%s': expected a non-negative integer\n", optarg);
+            etok_err e = {0};
+            long long v;
+            /* the record holds at most 9e18 tokens (docs/RECORD.md) */
+            if (etok_parse_i64("--tokens", optarg, 0, 9000000000000000000LL, &v, &e)) {
+                fprintf(stderr, "etok run: %s\n", e.msg);
                 return ETOK_EXIT_USAGE;
             }
             o.tokens = v;
@@ -203,26 +203,17 @@ int cmd_run(int argc, char **argv) {
             if (etok_cli_meters_add("run", &o.meters, optarg) != 0) return ETOK_EXIT_USAGE;
             break;
         case 'i':
-            if (parse_double(optarg, &o.idle_s) != 0 || o.idle_s < 0 || o.idle_s > 86400) {
-                fprintf(stderr, "etok run: --idle '%s': expected seconds between 0 and 86400\n", optarg);
-                return ETOK_EXIT_USAGE;
-            }
+            if (parse_opt("--idle", optarg, ETOK_RANGE(0, 86400), &o.idle_s)) return ETOK_EXIT_USAGE;
             break;
         case 'p':
-            if (parse_double(optarg, &o.pue) != 0 || o.pue < 1 || o.pue > 10) {
-                fprintf(stderr, "etok run: --pue '%s': expected a number between 1 and 10\n", optarg);
-                return ETOK_EXIT_USAGE;
-            }
+            if (parse_opt("--pue", optarg, ETOK_RANGE(ETOK_PUE_MIN, ETOK_PUE_MAX), &o.pue)) return ETOK_EXIT_USAGE;
             break;
         case 'c':
             if (etok_cli_cpu_tdp("run", optarg, &o.cpu_idle_w, &o.cpu_max_w) != 0) return ETOK_EXIT_USAGE;
             break;
         case 'e': o.extlog = optarg; break;
         case 'R':
-            if (parse_double(optarg, &o.rate_hz) != 0 || o.rate_hz <= 0 || o.rate_hz > 1000) {
-                fprintf(stderr, "etok run: --rate '%s': expected Hz between 0 and 1000\n", optarg);
-                return ETOK_EXIT_USAGE;
-            }
+            if (parse_opt("--rate", optarg, ETOK_RANGE_POS(1000), &o.rate_hz)) return ETOK_EXIT_USAGE;
             break;
         case 'K':
             if (parse_double(optarg, &o.kill_after_s) != 0 || o.kill_after_s <= 0 || o.kill_after_s > 86400) {

@@ -10,6 +10,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "etok/parse.h"
 #include "etok/meter.h"
 #include "etok/serve.h"
 #include "etok/util.h"
@@ -71,14 +72,21 @@ static void usage(FILE *f) {
 }
 
 static int parse_int(const char *opt, const char *s, long lo, long hi, long *out) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) {
-        fprintf(stderr, "etok serve: %s '%s': expected an integer in [%ld, %ld]\n", opt, s, lo, hi);
+    etok_err e = {0};
+    long long v;
+    if (etok_parse_i64(opt, s, lo, hi, &v, &e)) {
+        fprintf(stderr, "etok serve: %s\n", e.msg);
         return -1;
     }
-    *out = v;
+    *out = (long)v;
     return 0;
+}
+
+static int parse_real(const char *opt, const char *s, etok_range r, double *out) {
+    etok_err e = {0};
+    if (etok_parse_double(opt, s, r, out, &e) == 0) return 0;
+    fprintf(stderr, "etok serve: %s\n", e.msg);
+    return -1;
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -154,23 +162,13 @@ int cmd_serve(int argc, char **argv) {
             if (grace) o.shutdown_grace_s = d > 0 ? d : -1;
             else o.header_timeout_s = d;
         } else if (!strcmp(a, "--window") && has) {
-            char *end;
-            o.jpt_window_s = strtod(argv[++i], &end);
-            if (*end || !(o.jpt_window_s > 0)) {
-                fprintf(stderr, "etok serve: --window '%s': expected seconds > 0\n", argv[i]);
-                return ETOK_EXIT_USAGE;
-            }
+            if (parse_real(a, argv[++i], ETOK_RANGE_POS(86400), &o.jpt_window_s)) return ETOK_EXIT_USAGE;
         } else if (!strcmp(a, "--meter") && has) {
             if (etok_cli_meters_add("serve", &meters, argv[++i]) != 0) return ETOK_EXIT_USAGE;
         } else if (!strcmp(a, "--cpu-tdp") && has) {
             if (etok_cli_cpu_tdp("serve", argv[++i], &cfg.cpu_idle_w, &cfg.cpu_max_w) != 0) return ETOK_EXIT_USAGE;
         } else if (!strcmp(a, "--meter-rate-hz") && has) {
-            char *end;
-            cfg.rate_hz = strtod(argv[++i], &end);
-            if (*end || !(cfg.rate_hz > 0) || cfg.rate_hz > 1000) {
-                fprintf(stderr, "etok serve: --meter-rate-hz '%s': expected a rate in (0, 1000]\n", argv[i]);
-                return ETOK_EXIT_USAGE;
-            }
+            if (parse_real(a, argv[++i], ETOK_RANGE_POS(1000), &cfg.rate_hz)) return ETOK_EXIT_USAGE;
         } else if (!strcmp(a, "-o") && has) {
             out_path = argv[++i];
         } else if (!strcmp(a, "--no-energy")) {

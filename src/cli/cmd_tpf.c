@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "etok/parse.h"
 #include "etok/scenario.h"
 #include "etok/tpf.h"
 #include "etok/tpf_render.h"
@@ -53,7 +54,12 @@ static int list_kind(const char *kind) {
         return ETOK_EXIT_OK;
     }
     if (!strcmp(kind, "fields")) {
-        for (const char *const *f = etok_sweep_fields(); *f; f++) printf("%-30s %s\n", *f, etok_tpf_field_label(*f));
+        for (const char *const *f = etok_sweep_fields(); *f; f++) {
+            const etok_field_limit *l = etok_tpf_field_limit(*f);
+            char rt[96] = "";
+            if (l) etok_range_text(l->range, rt, sizeof rt);
+            printf("%-30s %-40s %s\n", *f, etok_tpf_field_label(*f), rt);
+        }
         return ETOK_EXIT_OK;
     }
     const char *dir = !strcmp(kind, "hardware") ? "hardware" : !strcmp(kind, "models") ? "models"
@@ -141,11 +147,9 @@ int cmd_tpf(int argc, char **argv) {
             levers[n_levers++] = optarg;
             break;
         case 'p': {
-            char *end;
-            errno = 0;
-            price = strtod(optarg, &end);
-            if (errno || *end || !(price >= 0) || !isfinite(price)) {
-                fprintf(stderr, "etok tpf: --price-per-kwh '%s': expected a number >= 0\n", optarg);
+            etok_err pe = {0};
+            if (etok_parse_double("--price-per-kwh", optarg, etok_tpf_field_limit("price_per_kwh")->range, &price, &pe)) {
+                fprintf(stderr, "etok tpf: %s\n", pe.msg);
                 return ETOK_EXIT_USAGE;
             }
             break;

@@ -39,6 +39,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "etok/parse.h"
+
 #define LINE_CAP 4096
 #define DEFAULT_KILL_GRACE_S 10.0 /* after a forwarded signal, SIGKILL the group */
 #define LEFTOVER_GRACE_S 2.0      /* after the command exits: SIGTERM its group, then SIGKILL */
@@ -117,10 +119,9 @@ static void scan_line(scanner *sc, const char *line) {
         num[k++] = c;
     }
     num[k] = '\0';
-    char *end;
-    errno = 0;
-    long long v = strtoll(num, &end, 10);
-    if (k == 0 || *end != '\0' || errno || v < 0) return; /* not an integer count */
+    long long v;
+    /* a whole count the run record can hold (0..9e18, docs/RECORD.md); anything else is not a count */
+    if (k == 0 || etok_parse_i64("--tokens-regex", num, 0, 9000000000000000000LL, &v, NULL)) return;
     sc->res->tokens_found = 1;
     sc->res->tokens = v;
     sc->res->tokens_matches++;

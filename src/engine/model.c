@@ -162,13 +162,30 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
         in->n_kv_heads = r == 1 ? (int)v : in->n_heads;
         r = etok_gguf_get_u32(g, "llama.context_length", &v, err);
         if (r < 0) goto fail;
-        in->ctx_max = r == 1 && v > 0 ? (int)(v > (1u << 20) ? (1u << 20) : v) : 2048;
+        if (r == 1 && v == 0) {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key 'llama.context_length' = 0 (must be > 0)", path);
+            goto fail;
+        }
+        in->ctx_max = r == 1 ? (int)(v > (1u << 20) ? (1u << 20) : v) : 2048;
+        /* Hyperparameters are validated here, at the boundary: a NaN or 0 RoPE base or norm
+         * epsilon loads "fine" and then yields NaN logits and empty output. */
         float f;
         r = etok_gguf_get_f32(g, "llama.rope.freq_base", &f, err);
         if (r < 0) goto fail;
+        if (r == 1 && !(isfinite(f) && f > 1.0f && f <= 1e12f)) {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key 'llama.rope.freq_base' = %g is out of range (a finite number in (1, 1e12])",
+                      path, (double)f);
+            goto fail;
+        }
         in->rope_freq_base = r == 1 ? f : 10000.0; /* the GGUF default only when absent */
         r = etok_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &f, err);
         if (r < 0) goto fail;
+        if (r == 1 && !(isfinite(f) && f > 0.0f && f < 1.0f)) {
+            etok_errc(err, ETOK_EXIT_INPUT,
+                      "%s: GGUF: key 'llama.attention.layer_norm_rms_epsilon' = %g is out of range (a finite number in (0, 1))", path,
+                      (double)f);
+            goto fail;
+        }
         m->rms_eps = r == 1 ? f : 1e-5f;
     }
     if (in->n_kv_heads <= 0 || in->n_heads % in->n_kv_heads != 0 || in->d_model % in->n_heads != 0) {
@@ -193,6 +210,17 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
         }
     }
     if (build_tokenizer(m, err)) goto fail;
+    {
+        /* llama.vocab_size, when given, must be the tokenizer's size (the embedding's rows). */
+        uint32_t v;
+        int r = etok_gguf_get_u32(g, "llama.vocab_size", &v, err);
+        if (r < 0) goto fail;
+        if (r == 1 && (int64_t)v != (int64_t)in->vocab_size) {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key 'llama.vocab_size' = %u does not match the tokenizer's %d tokens", path,
+                      v, in->vocab_size);
+            goto fail;
+        }
+    }
 
     const int64_t d = in->d_model, kvd = (int64_t)in->n_kv_heads * in->head_dim, dff = in->d_ff, V = in->vocab_size;
     if (bind_mat(g, "token_embd.weight", d, V, 1, &m->tok_embd, err) < 0) goto fail;

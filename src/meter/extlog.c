@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "meter/driver.h"
+#include "etok/parse.h"
 
 static int parse_number(const char *s, const char *end, double *out) {
     while (s < end && (*s == ' ' || *s == '\t')) s++;
@@ -159,6 +160,10 @@ static int parse_stream(const char *path, extlog_sink *k, etok_err *err) {
             }
         }
         seen_data = 1;
+        if (p > ETOK_POWER_MAX_W) {
+            rc = etok_errc(err, ETOK_EXIT_INPUT, "%s:%zu: power %g W is above %g W (a unit error?)", path, lineno, p, ETOK_POWER_MAX_W);
+            break;
+        }
         if (p < 0) {
             rc = etok_errc(err, ETOK_EXIT_INPUT, "%s:%zu: negative power %g W", path, lineno, p);
             break;

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "etok/parse.h"
 #include "etok/util.h"
 
 /* ---- field tables: one per struct, used by both directions ---------------------------- */
@@ -34,13 +35,20 @@ typedef struct {
     size_t off;
     size_t size; /* F_STR: buffer size */
     double min, max;
+    int required; /* F_DBL: null (unknown) is refused; analysis needs the number */
 } field;
 
-#define FSTR(st, m) {#m, F_STR, offsetof(st, m), sizeof(((st *)0)->m), 0, 0}
-#define FINT(st, m, lo, hi) {#m, F_INT, offsetof(st, m), 0, lo, hi}
-#define FLL(st, m, lo, hi) {#m, F_LL, offsetof(st, m), 0, lo, hi}
-#define FBOOL(st, m) {#m, F_BOOL, offsetof(st, m), 0, 0, 1}
-#define FDBL(st, m, lo, hi) {#m, F_DBL, offsetof(st, m), 0, lo, hi}
+#define FSTR(st, m) {#m, F_STR, offsetof(st, m), sizeof(((st *)0)->m), 0, 0, 0}
+#define FINT(st, m, lo, hi) {#m, F_INT, offsetof(st, m), 0, lo, hi, 0}
+#define FLL(st, m, lo, hi) {#m, F_LL, offsetof(st, m), 0, lo, hi, 0}
+#define FBOOL(st, m) {#m, F_BOOL, offsetof(st, m), 0, 0, 1, 0}
+#define FDBL(st, m, lo, hi) {#m, F_DBL, offsetof(st, m), 0, lo, hi, 0}
+/* A number analysis uses directly: must be present and finite (null is refused). */
+#define FNUM(st, m, lo, hi) {#m, F_DBL, offsetof(st, m), 0, lo, hi, 1}
+
+/* Record-wide limits (docs/RECORD.md "Validation on load"); PUE and price are the same as
+ * the command-line flags and scenario files (etok/parse.h). */
+#define T_MAX 1e9 /* seconds on the record clock: ~31 years */
 
 static const field RECORD_FIELDS[] = {
     FSTR(etok_record, tool_version),
@@ -51,15 +59,15 @@ static const field RECORD_FIELDS[] = {
     FSTR(etok_record, cpu_model),
     FINT(etok_record, cpu_count, 0, 1e7),
     FDBL(etok_record, t0_wall_s, 0, INFINITY),
-    FDBL(etok_record, idle_start_s, -INFINITY, INFINITY),
-    FDBL(etok_record, idle_end_s, -INFINITY, INFINITY),
-    FDBL(etok_record, window_start_s, -INFINITY, INFINITY),
-    FDBL(etok_record, window_end_s, -INFINITY, INFINITY),
+    FNUM(etok_record, idle_start_s, -T_MAX, T_MAX),
+    FNUM(etok_record, idle_end_s, -T_MAX, T_MAX),
+    FNUM(etok_record, window_start_s, -T_MAX, T_MAX),
+    FNUM(etok_record, window_end_s, -T_MAX, T_MAX),
     FBOOL(etok_record, partial),
     FINT(etok_record, exit_status, -1, 1e6),
-    FDBL(etok_record, pue, 1, INFINITY),
+    FNUM(etok_record, pue, ETOK_PUE_MIN, ETOK_PUE_MAX),
     FSTR(etok_record, pue_source),
-    FDBL(etok_record, price_per_kwh, 0, INFINITY),
+    FDBL(etok_record, price_per_kwh, 0, ETOK_PRICE_PER_KWH_MAX),
     FDBL(etok_record, quality_target, -INFINITY, 1),
     FDBL(etok_record, ttft_slo_s, -INFINITY, INFINITY),
     FDBL(etok_record, tpot_slo_s, -INFINITY, INFINITY),
@@ -73,21 +81,21 @@ static const field HW_FIELDS[] = {
     FSTR(etok_hw_profile, name),
     FDBL(etok_hw_profile, peak_flops, 0, INFINITY),
     FDBL(etok_hw_profile, mem_bw_bps, 0, INFINITY),
-    FDBL(etok_hw_profile, power_limit_w, 0, INFINITY),
+    FDBL(etok_hw_profile, power_limit_w, 0, ETOK_POWER_MAX_W),
     FSTR(etok_hw_profile, source),
 };
 
 static const field TRACE_FIELDS[] = {
     FSTR(etok_trace, meter),
     FSTR(etok_trace, domain),
-    {"source", F_SOURCE, offsetof(etok_trace, source), 0, 0, 0},
-    {"boundary", F_BOUNDARY, offsetof(etok_trace, boundary), 0, 0, 0},
+    {"source", F_SOURCE, offsetof(etok_trace, source), 0, 0, 0, 0},
+    {"boundary", F_BOUNDARY, offsetof(etok_trace, boundary), 0, 0, 0, 0},
     FSTR(etok_trace, raw_unit),
-    FDBL(etok_trace, scale_to_si, 0, INFINITY),
-    FDBL(etok_trace, wrap_range_raw, 0, INFINITY),
-    FDBL(etok_trace, resolution_si, 0, INFINITY),
-    FDBL(etok_trace, update_period_s, 0, INFINITY),
-    FDBL(etok_trace, error_band, 0, INFINITY),
+    FNUM(etok_trace, scale_to_si, 0, 1e6),
+    FNUM(etok_trace, wrap_range_raw, 0, ETOK_COUNTER_MAX_RAW),
+    FNUM(etok_trace, resolution_si, 0, 1e6),
+    FNUM(etok_trace, update_period_s, 0, 86400),
+    FNUM(etok_trace, error_band, 0, 10),
     FBOOL(etok_trace, summable),
     FSTR(etok_trace, power_field),
 };
@@ -101,19 +109,19 @@ static const field FAULT_FIELDS[] = {
 };
 
 static const field STEP_FIELDS[] = {
-    FDBL(etok_step, t_start_s, -INFINITY, INFINITY),
-    FDBL(etok_step, t_end_s, -INFINITY, INFINITY),
+    FNUM(etok_step, t_start_s, -T_MAX, T_MAX),
+    FNUM(etok_step, t_end_s, -T_MAX, T_MAX),
     FINT(etok_step, prefill_tokens, 0, 2147483647.0),
     FINT(etok_step, decode_tokens, 0, 2147483647.0),
-    FDBL(etok_step, flops, 0, INFINITY),
-    FDBL(etok_step, bytes, 0, INFINITY),
+    FNUM(etok_step, flops, 0, 1e30),
+    FNUM(etok_step, bytes, 0, 1e30),
 };
 
 static const field REQUEST_FIELDS[] = {
     FSTR(etok_request, id),
-    FDBL(etok_request, t_send_s, -INFINITY, INFINITY),
-    FDBL(etok_request, t_first_token_s, -INFINITY, INFINITY),
-    FDBL(etok_request, t_done_s, -INFINITY, INFINITY),
+    FNUM(etok_request, t_send_s, -T_MAX, T_MAX),
+    FNUM(etok_request, t_first_token_s, -T_MAX, T_MAX),
+    FNUM(etok_request, t_done_s, -T_MAX, T_MAX),
     FINT(etok_request, tokens_in, 0, 2147483647.0),
     FINT(etok_request, tokens_out, 0, 2147483647.0),
     FBOOL(etok_request, ok),
@@ -388,6 +396,7 @@ static int get_fields(const ctx *c, const char *prefix, json_t *obj, void *base,
             break;
         case F_DBL: {
             double x;
+            if (json_is_null(v) && fs[i].required) return bad(c, path, "must be a number (null is not allowed here)");
             if (json_is_null(v)) x = NAN;
             else if (json_is_number(v)) x = json_number_value(v);
             else return bad(c, path, "expected a number or null");
@@ -424,6 +433,16 @@ static int load_trace(const ctx *c, json_t *jt, size_t i, etok_record *r) {
     if (!t) return etok_errc(c->err, ETOK_EXIT_FAIL, "%s: out of memory", c->what);
     if (get_fields(c, path, jt, t, TRACE_FIELDS, NFIELDS(TRACE_FIELDS)) != 0) return -1;
     if (!(t->scale_to_si > 0)) return bad(c, strcat(path, ".scale_to_si"), "must be > 0");
+    /* The unit decides how analysis reads the samples (J: an accumulator, W: power). */
+    static const char *const UNITS[] = {"uJ", "mJ", "J", "uW", "mW", "W"};
+    int unit_ok = 0;
+    for (size_t u = 0; u < sizeof UNITS / sizeof UNITS[0]; u++) unit_ok |= !strcmp(t->raw_unit, UNITS[u]);
+    if (!unit_ok) {
+        char up[300];
+        snprintf(up, sizeof up, "%s.raw_unit", path);
+        return bad(c, up, "\"%s\" is not one of uJ, mJ, J (counters) or uW, mW, W (power)", t->raw_unit);
+    }
+    int is_counter = t->raw_unit[strlen(t->raw_unit) - 1] == 'J';
     char spath[300];
     snprintf(spath, sizeof spath, "%s.samples", path);
     json_t *ss = get_array(c, jt, "samples", spath);
@@ -439,6 +458,20 @@ static int load_trace(const ctx *c, json_t *jt, size_t i, etok_record *r) {
         double ts = json_number_value(json_array_get(pair, 0));
         double raw = json_number_value(json_array_get(pair, 1));
         if (ts < prev_t) return bad(c, spath, "t_s %.17g is before the previous sample (%.17g)", ts, prev_t);
+        if (fabs(ts) > T_MAX) return bad(c, spath, "t_s %.17g is beyond %g s of the record's t = 0", ts, T_MAX);
+        /* Physically impossible readings would give negative or absurd energy with exit 0. */
+        if (is_counter) {
+            if (raw < 0) return bad(c, spath, "counter reading %.17g %s is negative", raw, t->raw_unit);
+            double top = t->wrap_range_raw > 0 ? t->wrap_range_raw : ETOK_COUNTER_MAX_RAW;
+            if (raw > top)
+                return bad(c, spath, "counter reading %.17g %s is beyond its %s (%.17g %s)", raw, t->raw_unit,
+                           t->wrap_range_raw > 0 ? "wrap range wrap_range_raw" : "64-bit range", top, t->raw_unit);
+        } else {
+            if (raw < 0) return bad(c, spath, "power %.17g %s is negative", raw, t->raw_unit);
+            if (raw * t->scale_to_si > ETOK_POWER_MAX_W)
+                return bad(c, spath, "power %.17g %s (%g W) is above the %g W limit", raw, t->raw_unit, raw * t->scale_to_si,
+                           ETOK_POWER_MAX_W);
+        }
         prev_t = ts;
         if (!etok_trace_add_sample(t, ts, raw)) return etok_errc(c->err, ETOK_EXIT_FAIL, "%s: out of memory", c->what);
     }
@@ -452,6 +485,13 @@ static int load_request(const ctx *c, json_t *jq, size_t i, etok_record *r) {
     etok_request *q = etok_record_add_request(r);
     if (!q) return etok_errc(c->err, ETOK_EXIT_FAIL, "%s: out of memory", c->what);
     if (get_fields(c, path, jq, q, REQUEST_FIELDS, NFIELDS(REQUEST_FIELDS)) != 0) return -1;
+    /* Times run forwards: sent <= first token <= done (a negative time means "never"). */
+    if (q->t_send_s >= 0 && q->t_first_token_s >= 0 && q->t_first_token_s < q->t_send_s)
+        return bad(c, strcat(path, ".t_first_token_s"), "%.17g is before t_send_s %.17g", q->t_first_token_s, q->t_send_s);
+    if (q->t_send_s >= 0 && q->t_done_s >= 0 && q->t_done_s < q->t_send_s)
+        return bad(c, strcat(path, ".t_done_s"), "%.17g is before t_send_s %.17g", q->t_done_s, q->t_send_s);
+    if (q->t_first_token_s >= 0 && q->t_done_s >= 0 && q->t_done_s < q->t_first_token_s)
+        return bad(c, strcat(path, ".t_done_s"), "%.17g is before t_first_token_s %.17g", q->t_done_s, q->t_first_token_s);
     snprintf(sub, sizeof sub, "%s.token_times_s", path);
     json_t *tt = get_array(c, jq, "token_times_s", sub);
     if (!tt) return -1;
@@ -460,12 +500,19 @@ static int load_request(const ctx *c, json_t *jq, size_t i, etok_record *r) {
         q->token_times_s = malloc(n * sizeof(double));
         if (!q->token_times_s) return etok_errc(c->err, ETOK_EXIT_FAIL, "%s: out of memory", c->what);
     }
+    double prev_tok = NAN;
     for (size_t k = 0; k < n; k++) {
         json_t *v = json_array_get(tt, k);
         snprintf(sub, sizeof sub, "%s.token_times_s[%zu]", path, k);
         if (json_is_null(v)) q->token_times_s[k] = NAN;
         else if (json_is_number(v)) q->token_times_s[k] = json_number_value(v);
         else return bad(c, sub, "expected a number");
+        double x = q->token_times_s[k];
+        if (!isnan(x)) {
+            if (fabs(x) > T_MAX) return bad(c, sub, "%.17g is beyond %g s of the record's t = 0", x, T_MAX);
+            if (!isnan(prev_tok) && x < prev_tok) return bad(c, sub, "%.17g is before the previous token (%.17g)", x, prev_tok);
+            prev_tok = x;
+        }
         q->n_token_times = k + 1;
     }
     snprintf(sub, sizeof sub, "%s.output", path);
@@ -543,6 +590,7 @@ static int record_from_json(etok_record *r, json_t *o, const ctx *c) {
         etok_step *s = etok_record_add_step(r);
         if (!s) return etok_errc(c->err, ETOK_EXIT_FAIL, "%s: out of memory", c->what);
         if (get_fields(c, path, el, s, STEP_FIELDS, NFIELDS(STEP_FIELDS)) != 0) return -1;
+        if (s->t_end_s < s->t_start_s) return bad(c, strcat(path, ".t_end_s"), "before t_start_s");
     }
 
     if (!(arr = get_array(c, o, "requests", "requests"))) return -1;

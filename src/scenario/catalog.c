@@ -92,10 +92,9 @@ static const char *dim_name(char d) {
 }
 
 int etok_quantity_parse(const char *text, char dim, const char *field, double *out, etok_err *err) {
-    char *end;
-    errno = 0;
-    double v = strtod(text, &end);
-    if (end == text || errno || !isfinite(v))
+    const char *end;
+    double v;
+    if (etok_parse_double_prefix(field, text, &v, &end, NULL))
         return etok_errc(err, ETOK_EXIT_INPUT, "%s: '%s' is not a number with a unit", field, text);
     while (*end == ' ') end++;
     if (!*end) { *out = v; return 0; }
@@ -109,6 +108,7 @@ int etok_quantity_parse(const char *text, char dim, const char *field, double *o
             return etok_errc(err, ETOK_EXIT_INPUT, "%s: '%s' is %s, but %s must be %s", field, text,
                              dim_name(UNITS[i].dim), field, dim_name(dim));
         *out = v * UNITS[i].scale;
+        if (!isfinite(*out)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: '%s' is too large", field, text);
         return 0;
     }
     return etok_errc(err, ETOK_EXIT_INPUT, "%s: unknown unit '%s' in '%s' (expected %s)", field, unit, text, dim_name(dim));
@@ -224,6 +224,21 @@ int jq_hardware(json_t *o, const char *what, const char *prefix, int require_all
         get_num(o, "max_power_w", 'P', require_all, what, prefix, &hw->max_power_w, err) ||
         get_num(o, "idle_power_w", 'P', require_all, what, prefix, &hw->idle_power_w, err))
         return -1;
+    /* Upper limits from the one table (analyse/tpf_limits.c) that scenarios and sweeps use. */
+    const struct { const char *key, *limit; double v; } L[] = {
+        {"peak_flops.fp32", "hardware.peak_flops", hw->peak_flops_fp32}, {"peak_flops.bf16", "hardware.peak_flops", hw->peak_flops_bf16},
+        {"peak_flops.fp8", "hardware.peak_flops", hw->peak_flops_fp8},   {"peak_flops.int8", "hardware.peak_flops", hw->peak_flops_int8},
+        {"mem_bw_bps", "hardware.mem_bw_bps", hw->mem_bw_bps},           {"mem_bytes", "hardware.mem_bytes", hw->mem_bytes},
+        {"max_power_w", "hardware.max_power_w", hw->max_power_w},        {"idle_power_w", "hardware.idle_power_w", hw->idle_power_w},
+    };
+    for (size_t i = 0; i < sizeof L / sizeof L[0]; i++) {
+        char f[128], rt[96];
+        const etok_field_limit *l = etok_tpf_field_limit(L[i].limit);
+        if (!l || etok_range_check(L[i].limit, L[i].v, l->range, NULL) == 0) continue;
+        fieldname(f, sizeof f, prefix, L[i].key);
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: %g is out of range (expected %s)", what, f, L[i].v,
+                         etok_range_text(l->range, rt, sizeof rt));
+    }
     return 0;
 }
 

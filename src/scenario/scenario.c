@@ -26,6 +26,29 @@ static int in_catalog(const char *kind, const char *name) {
     return stat(path, &st) == 0;
 }
 
+/* A numeric field checked against the one table of limits (analyse/tpf_limits.c), the same
+ * one --sweep and levers use. dim: the unit dimension (see etok_quantity_parse); whole-number
+ * fields take no unit. */
+static int get_limited(json_t *v, char dim, const char *what, const char *field, double *out, etok_err *err) {
+    const etok_field_limit *l = etok_tpf_field_limit(field);
+    if (l && l->range.integer && json_is_string(v))
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be a whole number without a unit (got \"%s\")", what, field,
+                         json_string_value(v));
+    double x;
+    if (jq_number(v, dim, what, field, &x, err)) return -1;
+    etok_err e = {0};
+    if (etok_tpf_check_field(field, x, &e)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s", what, e.msg);
+    *out = x;
+    return 0;
+}
+
+static int get_limited_int(json_t *v, const char *what, const char *field, int *out, etok_err *err) {
+    double x;
+    if (get_limited(v, '1', what, field, &x, err)) return -1;
+    *out = (int)x;
+    return 0;
+}
+
 static int parse_hardware(json_t *h, const char *what, etok_tpf_scenario *s, etok_err *err) {
     if (json_is_string(h)) return etok_catalog_hardware(json_string_value(h), &s->hw, err);
     if (!json_is_object(h)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: hardware: must be a catalog name or an object", what);
@@ -51,21 +74,15 @@ static int parse_hardware(json_t *h, const char *what, etok_tpf_scenario *s, eto
         return etok_errc(err, ETOK_EXIT_INPUT, "%s: hardware: needs a catalog name or an inline specification", what);
     }
     json_t *v;
-    double x;
-    if ((v = json_object_get(h, "count")) && jq_int(v, 1, 10000000, what, "hardware.count", &s->device_count, err)) return -1;
+    if ((v = json_object_get(h, "count")) && get_limited_int(v, what, "hardware.count", &s->device_count, err)) return -1;
     if ((v = json_object_get(h, "devices_per_replica")) &&
-        jq_int(v, 1, 10000000, what, "hardware.devices_per_replica", &s->devices_per_replica, err))
+        get_limited_int(v, what, "hardware.devices_per_replica", &s->devices_per_replica, err))
         return -1;
-    if ((v = json_object_get(h, "power_cap_w"))) {
-        if (jq_number(v, 'P', what, "hardware.power_cap_w", &x, err)) return -1;
-        if (!(x > 0)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: hardware.power_cap_w: must be > 0 W (got %g)", what, x);
-        s->power_cap_w = x;
-    }
-    if ((v = json_object_get(h, "mem_usable_fraction"))) {
-        if (jq_number(v, '1', what, "hardware.mem_usable_fraction", &x, err)) return -1;
-        if (!(x > 0 && x <= 1)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: hardware.mem_usable_fraction: must be in (0, 1] (got %g)", what, x);
-        s->mem_usable_fraction = x;
-    }
+    if ((v = json_object_get(h, "power_cap_w")) && get_limited(v, 'P', what, "hardware.power_cap_w", &s->power_cap_w, err))
+        return -1;
+    if ((v = json_object_get(h, "mem_usable_fraction")) &&
+        get_limited(v, '1', what, "hardware.mem_usable_fraction", &s->mem_usable_fraction, err))
+        return -1;
     return 0;
 }
 
@@ -129,11 +146,12 @@ static int parse_workload(json_t *w, const char *what, etok_tpf_scenario *s, eto
     static const char *const K[] = {"input_tokens", "output_tokens", "batch", NULL};
     if (jq_known_keys(w, K, what, "workload", err)) return -1;
     json_t *v;
-    if ((v = json_object_get(w, "input_tokens")) && jq_int(v, 0, 100000000, what, "workload.input_tokens", &s->input_tokens, err)) return -1;
-    if ((v = json_object_get(w, "output_tokens")) && jq_int(v, 1, 100000000, what, "workload.output_tokens", &s->output_tokens, err)) return -1;
+    if ((v = json_object_get(w, "input_tokens")) && get_limited_int(v, what, "workload.input_tokens", &s->input_tokens, err)) return -1;
+    if ((v = json_object_get(w, "output_tokens")) && get_limited_int(v, what, "workload.output_tokens", &s->output_tokens, err))
+        return -1;
     if ((v = json_object_get(w, "batch"))) {
         if (json_is_string(v) && !strcmp(json_string_value(v), "max")) s->batch = 0;
-        else if (jq_int(v, 1, 100000000, what, "workload.batch", &s->batch, err)) return -1;
+        else if (get_limited_int(v, what, "workload.batch", &s->batch, err)) return -1;
     }
     return 0;
 }
@@ -146,22 +164,10 @@ static int parse_facility(json_t *f, const char *what, etok_tpf_scenario *s, eto
     json_t *v = json_object_get(f, "power_w");
     if (!v) return etok_errc(err, ETOK_EXIT_INPUT, "%s: missing field facility.power_w (W)", what);
     s->has_facility = 1;
-    if (jq_number(v, 'P', what, "facility.power_w", &s->facility_power_w, err)) return -1;
-    if (!(s->facility_power_w > 0))
-        return etok_errc(err, ETOK_EXIT_INPUT, "%s: facility.power_w: must be > 0 W (got %g)", what, s->facility_power_w);
-    if ((v = json_object_get(f, "pue"))) {
-        if (jq_number(v, '1', what, "facility.pue", &s->pue, err)) return -1;
-        if (!(s->pue >= 1)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: facility.pue: must be >= 1 (got %g)", what, s->pue);
-    }
-    if ((v = json_object_get(f, "cooling_w"))) {
-        if (jq_number(v, 'P', what, "facility.cooling_w", &s->cooling_w, err)) return -1;
-        if (!(s->cooling_w > 0)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: facility.cooling_w: must be > 0 W (got %g)", what, s->cooling_w);
-    }
-    if ((v = json_object_get(f, "theta"))) {
-        if (jq_number(v, '1', what, "facility.theta", &s->theta, err)) return -1;
-        if (!(s->theta > 0 && s->theta <= 1))
-            return etok_errc(err, ETOK_EXIT_INPUT, "%s: facility.theta: must be in (0, 1] (got %g)", what, s->theta);
-    }
+    if (get_limited(v, 'P', what, "facility.power_w", &s->facility_power_w, err)) return -1;
+    if ((v = json_object_get(f, "pue")) && get_limited(v, '1', what, "facility.pue", &s->pue, err)) return -1;
+    if ((v = json_object_get(f, "cooling_w")) && get_limited(v, 'P', what, "facility.cooling_w", &s->cooling_w, err)) return -1;
+    if ((v = json_object_get(f, "theta")) && get_limited(v, '1', what, "facility.theta", &s->theta, err)) return -1;
     return 0;
 }
 
@@ -187,21 +193,9 @@ int etok_scenario_from_json_text(const char *text, const char *what, etok_scenar
     if (parse_model(v, what, &o->s, err)) goto out;
     if ((v = json_object_get(root, "workload")) && parse_workload(v, what, &o->s, err)) goto out;
     if ((v = json_object_get(root, "facility")) && parse_facility(v, what, &o->s, err)) goto out;
-    if ((v = json_object_get(root, "utilization"))) {
-        if (jq_number(v, '1', what, "utilization", &o->s.utilization, err)) goto out;
-        if (!(o->s.utilization > 0 && o->s.utilization <= 1)) {
-            etok_errc(err, ETOK_EXIT_INPUT, "%s: utilization: must be in (0, 1] (got %g)", what, o->s.utilization);
-            goto out;
-        }
-    }
-    if ((v = json_object_get(root, "phi"))) {
-        if (jq_number(v, '1', what, "phi", &o->s.phi_system, err)) goto out;
-        if (!(o->s.phi_system > 0)) { etok_errc(err, ETOK_EXIT_INPUT, "%s: phi: must be > 0 (got %g)", what, o->s.phi_system); goto out; }
-    }
-    if ((v = json_object_get(root, "price_per_kwh"))) {
-        if (jq_number(v, '1', what, "price_per_kwh", &o->price_per_kwh, err)) goto out;
-        if (o->price_per_kwh < 0) { etok_errc(err, ETOK_EXIT_INPUT, "%s: price_per_kwh: must be >= 0", what); goto out; }
-    }
+    if ((v = json_object_get(root, "utilization")) && get_limited(v, '1', what, "utilization", &o->s.utilization, err)) goto out;
+    if ((v = json_object_get(root, "phi")) && get_limited(v, '1', what, "phi", &o->s.phi_system, err)) goto out;
+    if ((v = json_object_get(root, "price_per_kwh")) && get_limited(v, '1', what, "price_per_kwh", &o->price_per_kwh, err)) goto out;
     if ((v = json_object_get(root, "levers"))) {
         if (!json_is_array(v)) { etok_errc(err, ETOK_EXIT_INPUT, "%s: levers: must be an array of lever names", what); goto out; }
         size_t i;

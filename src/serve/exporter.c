@@ -22,7 +22,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "etok/parse.h"
 #include "etok/prom.h"
+
+/* The largest count a tokens file may hold: 2^53, exact as a Prometheus (double) sample. */
+#define ETOK_TOKENS_FILE_MAX 9007199254740992LL
 
 struct etok_exporter {
     etok_exporter_opts o;
@@ -49,19 +53,27 @@ int etok_tokens_file_parse(const char *text, const char *path, long long *input,
         p = e ? e + 1 : p + n;
         char *hash = strchr(line, '#');
         if (hash) *hash = '\0';
-        char kind[32] = "";
-        long long v;
-        char extra;
-        if (sscanf(line, " %31s", kind) != 1) continue; /* blank */
-        if (sscanf(line, " %lld %c", &v, &extra) == 1) {
-            if (v < 0) return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: negative token count", path, line_no);
-            *output = v;
-            *has_output = 1;
-            continue;
+        /* Up to three words: "N", or "input N" / "output N" (a third word is an error). */
+        char *words[3] = {0}, *save = NULL;
+        int nw = 0;
+        for (char *w = strtok_r(line, " \t\r", &save); w; w = strtok_r(NULL, " \t\r", &save)) {
+            if (nw == 3) break;
+            words[nw++] = w;
         }
-        if (sscanf(line, " %31s %lld %c", kind, &v, &extra) != 2 || v < 0 || (strcmp(kind, "input") && strcmp(kind, "output")))
-            return etok_errc(err, ETOK_EXIT_INPUT,
-                             "%s:%d: expected 'input N', 'output N' or a single count, got '%.60s'", path, line_no, line);
+        if (nw == 0) continue; /* blank */
+        const char *kind = nw == 2 ? words[0] : "output";
+        if (nw > 2 || (nw == 2 && strcmp(kind, "input") && strcmp(kind, "output")))
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: expected 'input N', 'output N' or a single count, got '%.60s'", path,
+                             line_no, words[0]);
+        /* Strict: no sign, no overflow to 9.22e18; at most 2^53 so the Prometheus double is exact. */
+        char what[64];
+        snprintf(what, sizeof what, "%s:%d: %s token count", path, line_no, kind);
+        unsigned long long uv;
+        if (etok_parse_u64(what, words[nw - 1], ETOK_TOKENS_FILE_MAX, &uv, err)) {
+            if (err) err->exit_code = ETOK_EXIT_INPUT;
+            return -1;
+        }
+        long long v = (long long)uv;
         if (!strcmp(kind, "input")) {
             *input = v;
             *has_input = 1;

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "etok/serve.h"
+#include "etok/parse.h"
 
 #define MAX_PAGE (4u << 20)
 
@@ -62,6 +63,9 @@ int etok_remote_energy_parse(const char *text, etok_energy_reading *out, etok_er
         double v = val ? strtod(val, &end) : NAN;
         if (!val || end == val || !isfinite(v))
             return etok_errc(err, ETOK_EXIT_INPUT, "remote metrics line %d: cannot read the value of '%.80s'", line_no, line);
+        /* energy, power and uncertainty are never negative; a negative one would give negative J/token */
+        if (v < 0 || (is_power && v > ETOK_POWER_MAX_W))
+            return etok_errc(err, ETOK_EXIT_INPUT, "remote metrics line %d: value %g out of range in '%.80s'", line_no, v, line);
         if (is_power) {
             out->power_w += v;
             continue;

@@ -554,8 +554,57 @@ static void test_tokenizer_wrappers(void **state) {
     etok_model_free(m);
 }
 
+/* Hyperparameters are validated at load (issue 9 §10): a NaN or 0 RoPE base or RMS epsilon
+ * used to load and then produce NaN logits and empty output. Each bad value is refused with
+ * exit 3 and the key named; the good file still loads. */
+static void test_bad_hparams_refused(void **state) {
+    (void)state;
+    const struct {
+        float rope, eps;
+        int ctx;
+        uint32_t vocab_key;
+        const char *key;
+    } cases[] = {
+        {NAN, 1e-5f, 256, 0, "llama.rope.freq_base"},
+        {0.0f, 1e-5f, 256, 0, "llama.rope.freq_base"},
+        {-10000.0f, 1e-5f, 256, 0, "llama.rope.freq_base"},
+        {INFINITY, 1e-5f, 256, 0, "llama.rope.freq_base"},
+        {10000.0f, NAN, 256, 0, "llama.attention.layer_norm_rms_epsilon"},
+        {10000.0f, 0.0f, 256, 0, "llama.attention.layer_norm_rms_epsilon"},
+        {10000.0f, 1.0f, 256, 0, "llama.attention.layer_norm_rms_epsilon"},
+        {10000.0f, -1e-5f, 256, 0, "llama.attention.layer_norm_rms_epsilon"},
+        {10000.0f, 1e-5f, 0, 0, "llama.context_length"},
+        {10000.0f, 1e-5f, 256, 7, "llama.vocab_size"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        etok_tiny_gguf_opts o;
+        etok_tiny_gguf_defaults(&o);
+        o.raw_hparams = 1;
+        o.rope_freq_base = cases[i].rope;
+        o.rms_eps = cases[i].eps;
+        o.ctx_len = cases[i].ctx;
+        o.vocab_size_key = cases[i].vocab_key;
+        assert_int_equal(etok_test_write_tiny_gguf(tmp_path("bad_hparams.gguf"), &o), 0);
+        etok_err err = {0};
+        etok_model *m = etok_model_load(tmp_path("bad_hparams.gguf"), &err);
+        if (m) fail_msg("case %zu (%s) was accepted", i, cases[i].key);
+        assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+        if (!strstr(err.msg, cases[i].key)) fail_msg("case %zu: '%s' does not name %s", i, err.msg, cases[i].key);
+    }
+    /* the same writer with sane values loads */
+    etok_tiny_gguf_opts o;
+    etok_tiny_gguf_defaults(&o);
+    o.raw_hparams = 1;
+    assert_int_equal(etok_test_write_tiny_gguf(tmp_path("bad_hparams.gguf"), &o), 0);
+    etok_err err = {0};
+    etok_model *m = etok_model_load(tmp_path("bad_hparams.gguf"), &err);
+    if (!m) fail_msg("sane file refused: %s", err.msg);
+    etok_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_hparams_refused),
         cmocka_unit_test(test_forward_reference), cmocka_unit_test(test_window_changes_result),
         cmocka_unit_test(test_chunking_and_threads), cmocka_unit_test(test_batched_equals_alone),
         cmocka_unit_test(test_slots_and_errors),  cmocka_unit_test(test_sampling),

@@ -66,6 +66,19 @@ static void tokens_file_formats(void **state) {
     assert_int_equal(etok_tokens_file_parse("bogus 5\n", "t", &in, &out, &hi, &ho, &err), -1);
     assert_int_equal(etok_tokens_file_parse("", "t", &in, &out, &hi, &ho, &err), 0);
     assert_true(!hi && !ho);
+    /* issue 9 §10: an overflowing count used to saturate to 9.22e18; strict now */
+    assert_int_equal(etok_tokens_file_parse("99999999999999999999999\n", "tok.txt", &in, &out, &hi, &ho, &err), -1);
+    assert_non_null(strstr(err.msg, "tok.txt:1"));
+    assert_non_null(strstr(err.msg, "out of range"));
+    assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    assert_int_equal(etok_tokens_file_parse("output 9007199254740993\n", "t", &in, &out, &hi, &ho, &err), -1); /* 2^53 + 1 */
+    assert_int_equal(etok_tokens_file_parse("output 9007199254740992\n", "t", &in, &out, &hi, &ho, &err), 0);
+    assert_true(out == 9007199254740992LL);
+    const char *bad[] = {"0x10\n", "1e3\n", "12.5\n", "+5\n", "input -0\n", "output 5 6\n", "input\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (etok_tokens_file_parse(bad[i], "t", &in, &out, &hi, &ho, &err) == 0) fail_msg("'%s' was accepted", bad[i]);
+        assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    }
 }
 
 static void page_has_every_series(void **state) {

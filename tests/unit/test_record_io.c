@@ -187,7 +187,7 @@ static void full_record(etok_record *r) {
     t->resolution_si = 6.103515625e-05;
     t->update_period_s = 0.001;
     t->summable = 1;
-    for (int i = 0; i < 50; i++) etok_trace_add_sample(t, i * 0.1 + 1e-9, 262143328850.0 - 1e6 + i * 123457.0);
+    for (int i = 0; i < 50; i++) etok_trace_add_sample(t, i * 0.1 + 1e-9, fmod(262143328850.0 - 1e6 + i * 123457.0, 262143328850.0)); /* wraps, as RAPL does */
     t = etok_record_add_trace(r);
     snprintf(t->meter, sizeof t->meter, "nvml");
     snprintf(t->domain, sizeof t->domain, "gpu0");
@@ -504,6 +504,30 @@ static void malformed_records_name_the_first_bad_field(void **state) {
         {"window_end_s", "1.0", "window_end_s: before window_start_s"},
         {"pue_source", "\"guessed\"", "pue_source: expected \"assumed\" or \"measured\""},
         {"traces", "{}", "traces: expected an array"},
+        /* physically impossible values (issue 9 §10): refused, never turned into negative J/token */
+        {"traces/1/samples/1", "[0.1, -5000.0]", "traces[1].samples[1]: power -5000 mW is negative"},
+        {"traces/1/samples/1", "[0.1, 2e16]", "traces[1].samples[1]: power 20000000000000000 mW (2e+13 W) is above the 1e+10 W limit"},
+        {"traces/0/samples/3", "[0.3000000001, -1.0]", "traces[0].samples[3]: counter reading -1 uJ is negative"},
+        {"traces/0/samples/3", "[0.3000000001, 262143328851.0]", "traces[0].samples[3]: counter reading 262143328851 uJ is beyond its wrap range"},
+        {"traces/0/samples/3", "[1e12, 1.0]", "traces[0].samples[3]: t_s 1000000000000 is beyond"},
+        {"traces/0/raw_unit", "\"kWh\"", "traces[0].raw_unit: \"kWh\" is not one of uJ, mJ, J"},
+        {"traces/0/wrap_range_raw", "null", "traces[0].wrap_range_raw: must be a number (null is not allowed here)"},
+        {"traces/0/wrap_range_raw", "-1.0", "traces[0].wrap_range_raw: -1 out of range"},
+        {"traces/0/resolution_si", "null", "traces[0].resolution_si: must be a number"},
+        {"traces/2/error_band", "null", "traces[2].error_band: must be a number"},
+        {"pue", "null", "pue: must be a number (null is not allowed here)"},
+        {"pue", "11.0", "pue: 11 out of range [1, 10]"},
+        {"price_per_kwh", "-0.1", "price_per_kwh: -0.10000000000000001 out of range"},
+        {"window_start_s", "null", "window_start_s: must be a number"},
+        {"idle_end_s", "null", "idle_end_s: must be a number"},
+        {"tokens_out", "-3", "tokens_out: -3 out of range"},
+        {"steps/0/t_end_s", "5.0", "steps[0].t_end_s: before t_start_s"},
+        {"steps/0/flops", "null", "steps[0].flops: must be a number"},
+        {"requests/0/t_first_token_s", "5.0", "requests[0].t_first_token_s: 5 is before t_send_s 5.0999999999999996"},
+        {"requests/0/t_done_s", "5.2", "requests[0].t_done_s: 5.2000000000000002 is before t_first_token_s"},
+        {"requests/0/t_send_s", "null", "requests[0].t_send_s: must be a number"},
+        {"requests/0/tokens_out", "-1", "requests[0].tokens_out: -1 out of range"},
+        {"requests/0/token_times_s/2", "5.5", "requests[0].token_times_s[2]: 5.5 is before the previous token (5.6500000000000004)"},
     };
     etok_record a;
     full_record(&a);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "etok/scenario.h"
 #include "etok/tpf.h"
 #include "etok/tpf_render.h"
 
@@ -575,6 +576,55 @@ static void sweep_batch_crossover_and_errors(void **state) {
     assert_int_equal(etok_sweep_parse("workload.batch=0:10:5:log", &spec, &err), -1);
 }
 
+/* issue 9 §10: one table of limits for every entry point. `--sweep hardware.count=1:1e9:5`
+ * used to bypass the scenario loader's 1e7 limit. */
+static void limits_are_the_same_everywhere(void **state) {
+    (void)state;
+    etok_sweep_spec spec;
+    etok_err err = {0};
+    assert_int_equal(etok_sweep_parse("hardware.count=1:1e9:5", &spec, &err), -1);
+    assert_int_equal(err.exit_code, ETOK_EXIT_USAGE);
+    assert_non_null(strstr(err.msg, "STOP 1000000000 is outside the limits of hardware.count"));
+    assert_non_null(strstr(err.msg, "1..10000000"));
+    assert_int_equal(etok_sweep_parse("hardware.count=1:1e7:5", &spec, &err), 0);
+    assert_int_equal(etok_sweep_parse("facility.pue=0.5:2:5", &spec, &err), -1);
+    assert_non_null(strstr(err.msg, "START 0.5"));
+    assert_int_equal(etok_sweep_parse("utilization=0.1:1.5:5", &spec, &err), -1);
+    assert_int_equal(etok_sweep_parse("facility.theta=0x1:1:5", &spec, &err), -1);
+    assert_int_equal(etok_sweep_parse("facility.power_w=nan:1e6:5", &spec, &err), -1);
+    /* every sweepable field has limits, and set_field refuses what the table refuses */
+    for (const char *const *f = etok_sweep_fields(); *f; f++) {
+        const etok_field_limit *l = etok_tpf_field_limit(*f);
+        if (!l) fail_msg("%s has no limits", *f);
+        etok_tpf_scenario s;
+        etok_tpf_scenario_init(&s);
+        double above = l->range.hi * 2 + 2;
+        if (etok_tpf_set_field(&s, *f, above, &err) == 0) fail_msg("%s accepted %g", *f, above);
+        if (etok_tpf_set_field(&s, *f, l->range.lo - 1, &err) == 0) fail_msg("%s accepted %g", *f, l->range.lo - 1);
+    }
+    /* the scenario loader uses the same table */
+    etok_scenario_file sf;
+    const char *sc = "{\"hardware\": {\"name\": \"h100-sxm\", \"count\": 20000000}, \"model\": \"llama-3.1-8b\"}";
+    assert_int_equal(etok_scenario_from_json_text(sc, "s.json", &sf, &err), -1);
+    assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    assert_non_null(strstr(err.msg, "s.json: hardware.count: 20000000 is out of range"));
+    const char *sc2 = "{\"hardware\": \"h100-sxm\", \"model\": \"llama-3.1-8b\", \"facility\": {\"power_w\": 1e6, \"pue\": 12}}";
+    assert_int_equal(etok_scenario_from_json_text(sc2, "s.json", &sf, &err), -1);
+    assert_non_null(strstr(err.msg, "facility.pue: 12 is out of range"));
+    const char *sc3 = "{\"hardware\": {\"name\": \"x\", \"peak_flops\": {\"bf16\": \"1e30 TFLOP/s\"}, \"mem_bw_bps\": 1e12,"
+                      " \"mem_bytes\": 8e10, \"max_power_w\": 700, \"idle_power_w\": 80}, \"model\": \"llama-3.1-8b\"}";
+    assert_int_equal(etok_scenario_from_json_text(sc3, "s.json", &sf, &err), -1);
+    assert_non_null(strstr(err.msg, "hardware.peak_flops.bf16"));
+    /* levers: batch within workload.batch's limit; Phi kept within phi's */
+    etok_tpf_scenario s;
+    etok_tpf_scenario_init(&s);
+    assert_int_equal(etok_lever_apply(&s, "batch=200000000", &err), -1);
+    assert_int_equal(etok_lever_apply(&s, "batch=64", &err), 0);
+    assert_int_equal(etok_lever_apply(&s, "phi=1e7", &err), -1);
+    assert_non_null(strstr(err.msg, "Phi"));
+    assert_int_equal(etok_lever_apply(&s, "phi= 2", &err), -1);
+}
+
 static void sweep_integer_field_skips_infeasible_values(void **state) {
     (void)state;
     /* Replicas of 2 devices at 700 W each under 5 kW of delivered power (PUE 1, theta 1): the
@@ -634,6 +684,7 @@ int main(void) {
         cmocka_unit_test(sweep_crossover_matches_formula),
         cmocka_unit_test(sweep_batch_crossover_and_errors),
         cmocka_unit_test(sweep_integer_field_skips_infeasible_values),
+        cmocka_unit_test(limits_are_the_same_everywhere),
         cmocka_unit_test(render_json_has_metric_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

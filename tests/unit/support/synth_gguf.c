@@ -52,6 +52,7 @@ void etok_tiny_gguf_defaults(etok_tiny_gguf_opts *o) {
     o->output_type = 0;
     o->tied = 1;
     o->rope_freq_base = 10000.0f;
+    o->rms_eps = 1e-5f;
     o->weight_scale = 0.08f;
     o->seed = 1;
 }
@@ -176,7 +177,8 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
     n_t = k;
 
     etok_gbuf b = {0};
-    int n_kv = 21 + (o.rope_freq_base > 0) + (o.alignment != 0);
+    int write_rope = o.raw_hparams || o.rope_freq_base > 0;
+    int n_kv = 21 + write_rope + (o.alignment != 0);
     etok_gbuf_bytes(&b, "GGUF", 4);
     etok_gbuf_u32(&b, 3);
     etok_gbuf_u64(&b, (uint64_t)n_t);
@@ -190,10 +192,10 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
     kv_u32(&b, "llama.feed_forward_length", (uint32_t)dff);
     kv_u32(&b, "llama.attention.head_count", (uint32_t)o.n_heads);
     kv_u32(&b, "llama.attention.head_count_kv", (uint32_t)o.n_kv_heads);
-    if (o.rope_freq_base > 0) kv_f32(&b, "llama.rope.freq_base", o.rope_freq_base);
-    kv_f32(&b, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    if (write_rope) kv_f32(&b, "llama.rope.freq_base", o.rope_freq_base);
+    kv_f32(&b, "llama.attention.layer_norm_rms_epsilon", o.rms_eps);
     kv_u32(&b, "llama.rope.dimension_count", (uint32_t)hd);
-    kv_u32(&b, "llama.vocab_size", (uint32_t)V);
+    kv_u32(&b, "llama.vocab_size", o.vocab_size_key ? o.vocab_size_key : (uint32_t)V);
     kv_str(&b, "tokenizer.ggml.model", "gpt2");
     kv_str(&b, "tokenizer.ggml.pre", "smollm");
     { /* tokens */

@@ -22,7 +22,10 @@ typedef struct {
     int tied;              /* 1 (default): no output.weight, the embedding is the LM head */
     int mixed_types;       /* 1: cycle the layer matrices through every supported type (needs
                               d_model and d_ff multiples of 256) */
-    float rope_freq_base;  /* default 10000; <= 0 leaves the key out */
+    float rope_freq_base;  /* default 10000; <= 0 leaves the key out (unless raw_hparams) */
+    float rms_eps;         /* llama.attention.layer_norm_rms_epsilon, default 1e-5 */
+    int raw_hparams;       /* 1: write rope_freq_base even when <= 0 or NaN (validation tests) */
+    uint32_t vocab_size_key; /* llama.vocab_size written; 0 (default) = the real vocabulary size */
     float weight_scale;    /* std-ish of random weights, default 0.08 */
     uint64_t seed;         /* default 1 */
     uint32_t alignment;    /* 0 = default 32 (key omitted); else written as general.alignment */
