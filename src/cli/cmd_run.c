@@ -216,10 +216,7 @@ int cmd_run(int argc, char **argv) {
             if (parse_opt("--rate", optarg, ETOK_RANGE_POS(1000), &o.rate_hz)) return ETOK_EXIT_USAGE;
             break;
         case 'K':
-            if (parse_double(optarg, &o.kill_after_s) != 0 || o.kill_after_s <= 0 || o.kill_after_s > 86400) {
-                fprintf(stderr, "etok run: --kill-after '%s': expected seconds > 0 and <= 86400\n", optarg);
-                return ETOK_EXIT_USAGE;
-            }
+            if (parse_opt("--kill-after", optarg, ETOK_RANGE_POS(86400), &o.kill_after_s)) return ETOK_EXIT_USAGE;
             break;
         case 'o': o.out_path = optarg; break;
         case 'j': o.json = 1; break;
