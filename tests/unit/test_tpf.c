@@ -350,7 +350,7 @@ static void cooling_below_it_power_binds(void **state) {
 static void device_power_cap_binds(void **state) {
     (void)state;
     etok_tpf_scenario s = decode_b1();
-    s.power_cap_w = 385; /* halfway between idle 70 W and 700 W */
+    s.power_limit_w = 385; /* halfway between idle 70 W and 700 W */
     etok_err err = {0};
     etok_tpf_result r;
     assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
