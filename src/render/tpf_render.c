@@ -570,8 +570,8 @@ char *etok_tpf_render_sweep_svg(const etok_sweep *sw, const etok_tpf_context *ct
                  etok_ceiling_name(sw->crossovers[k].to));
         etok_svg_chart_add_vline(c, sw->crossovers[k].x, lab, NULL);
     }
-    etok_svg_chart_caption(c, "etok tpf model estimate (METRICS.md section 1), not a measurement; ceilings before Phi and U; "
-                              "shaded: the smallest ceiling");
+    etok_svg_chart_caption(c, "etok tpf model estimate, not a measurement; ceilings before Phi and U; "
+                              "shaded: the smallest ceiling (binding)");
     char *svg = etok_svg_chart_render(c);
     free(x);
     free(y);
