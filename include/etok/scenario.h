@@ -33,10 +33,41 @@ typedef struct {
     double price_per_kwh;   /* < 0: not given */
 } etok_scenario_file;
 
-/* Loads a scenario file; `path` may also be a catalog scenario name ("issue-example"). */
+/* Loads a scenario file; `path` may also be a catalog scenario name ("h100x8-llama31-8b-kv-int8"). */
 int etok_scenario_load(const char *path, etok_scenario_file *out, etok_err *err);
 /* The same from JSON text; `what` names the source in errors. */
 int etok_scenario_from_json_text(const char *text, const char *what, etok_scenario_file *out, etok_err *err);
+
+/* ---------- published measurements (data/measurements/NAME.json, docs/TPF.md "Validation") ---------- */
+typedef struct {
+    char id[96];
+    char hardware[64], model[64];       /* catalog names */
+    int devices;                        /* one replica, tensor parallel over all of them */
+    etok_dtype weight_dtype, kv_dtype;
+    int batch, input_tokens, output_tokens;
+    double joules_per_output_token;     /* published, at the set's energy boundary */
+    double output_tps;                  /* published output token/s of the replica */
+    double power_w;                     /* published mean power of the replica's devices; 0 = not given */
+    int calibrate;                      /* 1: used to fit the hardware calibration; 0: held out */
+} etok_measurement;
+
+typedef struct {
+    char name[64];
+    char description[256];
+    char source_title[384], source_url[256];
+    char energy_boundary[256];
+    size_t n;
+    etok_measurement *points;           /* malloc'd */
+} etok_measurement_set;
+
+/* Loads one measurement file (a path, or a name in data/measurements). Every set must name its
+ * source (title and url) and energy boundary; every point its conditions. */
+int etok_measurements_load(const char *path, etok_measurement_set *out, etok_err *err);
+void etok_measurement_set_free(etok_measurement_set *set);
+
+/* The scenario of one published point: catalog hardware and model, one replica over all devices,
+ * no facility, U = 1, Phi = 1. */
+int etok_measurement_scenario(const etok_measurement *m, etok_tpf_scenario *s, etok_err *err);
 
 /* Parses a quantity "2 MW", "3.35 TB/s", "80 GB", "989 TFLOP/s" or a plain number, checking
  * that its dimension is the expected one: 'P' power (W), 'M' bytes, 'B' byte/s, 'F' FLOP/s,

@@ -35,6 +35,32 @@ double etok_dtype_bytes(etok_dtype d);                /* storage bytes per eleme
 etok_dtype etok_dtype_compute(etok_dtype d);
 
 /* ---------- catalog entries ---------- */
+
+/* What a roofline leaves out, per hardware (data/hardware/NAME.json "calibration", docs/TPF.md
+ * "Calibration"): the achievable fraction of peak memory bandwidth and FLOP/s by batch size, per
+ * tensor-parallel degree, and the power curve between idle and max. Fitted to published
+ * measurements (data/measurements/); absent = the plain roofline. */
+#define ETOK_CAL_MAX_ROWS 8
+#define ETOK_CAL_MAX_POINTS 16
+typedef struct {
+    int devices_per_replica;                  /* tensor-parallel degree the row was measured at */
+    int n;                                    /* points, batch ascending */
+    double batch[ETOK_CAL_MAX_POINTS];
+    double bandwidth_fraction[ETOK_CAL_MAX_POINTS]; /* achievable / peak memory bandwidth, (0, 1] */
+    double flops_fraction[ETOK_CAL_MAX_POINTS];     /* achievable / peak FLOP/s, (0, 1] */
+} etok_hw_cal_row;
+
+typedef struct {
+    int present;
+    size_t n_rows;                            /* rows sorted by devices_per_replica */
+    etok_hw_cal_row rows[ETOK_CAL_MAX_ROWS];
+    /* Power curve: activity = min(1, floor + per_mfu * MFU + per_mbu * MBU); has_power = 0 keeps
+     * the uncalibrated activity = max(MFU, MBU). */
+    int has_power;
+    double activity_floor, activity_per_mfu, activity_per_mbu;
+    char source[512];
+} etok_hw_calibration;
+
 typedef struct {
     char name[64];
     char display_name[96];
@@ -44,6 +70,7 @@ typedef struct {
     double mem_bytes;        /* memory capacity, bytes */
     double max_power_w;      /* TDP / board power limit */
     double idle_power_w;     /* idle draw */
+    etok_hw_calibration cal; /* optional */
 } etok_hw_spec;
 
 typedef struct {
@@ -68,7 +95,8 @@ typedef struct {
     etok_hw_spec hw;
     int device_count;         /* N_dev */
     int devices_per_replica;  /* tensor-parallel degree; 0 = fewest devices holding the weights */
-    double power_cap_w;       /* per-device power limit; 0 = max_power_w */
+    double power_limit_w;     /* per-device power limit set on the devices (nvidia-smi -pl); 0 = none */
+    int uncalibrated;         /* 1: ignore hw.cal (the plain roofline) */
     double mem_usable_fraction; /* share of device memory usable for weights + KV (default 0.9) */
 
     etok_model_arch model;
@@ -129,6 +157,12 @@ typedef enum {
 
 const char *etok_ceiling_name(etok_ceiling c); /* METRICS.md names: "compute", "memory_bandwidth", ... */
 
+/* Achievable fractions (bandwidth, FLOP/s) of cal at a batch and tensor-parallel degree: linear in
+ * log2(batch) between the row's points and in log2(degree) between rows, clamped at the ends.
+ * Both 1 without calibration. */
+void etok_hw_cal_fractions(const etok_hw_calibration *cal, int devices_per_replica, double batch, double *bw_frac,
+                           double *flops_frac);
+
 /* ---------- ceiling functions (METRICS.md §1) ----------
  * The one place each ceiling formula lives: etok_tpf_evaluate feeds them the modelled per-token
  * costs of a scenario, the run metrics (metrics.c) feed them the run's measured FLOPs, bytes and
@@ -137,8 +171,10 @@ const char *etok_ceiling_name(etok_ceiling c); /* METRICS.md names: "compute", "
 double etok_tpf_ceiling_compute_tps(double peak_flops, double flops_per_output_token);        /* F / c_tok */
 double etok_tpf_ceiling_memory_bandwidth_tps(double mem_bw_bps, double bytes_per_output_token); /* B / b_tok */
 double etok_tpf_ceiling_power_tps(double power_w, double joules_per_output_token);              /* P / e_tok */
-/* The smallest known (not NAN) entry of ceilings_tps[ETOK_CEIL_COUNT], ties to the lower index;
- * -1 when none is known. */
+/* THE binding-constraint rule, used by the model, the sweeps, the figures and the run metrics:
+ * the smallest known (not NAN) entry of ceilings_tps[ETOK_CEIL_COUNT]; exact ties go to the first
+ * in the order compute, memory_capacity, memory_bandwidth, delivered_power, cooling,
+ * device_power_cap; -1 when none is known. */
 int etok_tpf_smallest_ceiling(const double ceilings_tps[ETOK_CEIL_COUNT]);
 
 #define ETOK_TPF_MAX_NOTES 8
@@ -158,25 +194,38 @@ typedef struct {
     double arithmetic_intensity_prefill, arithmetic_intensity_decode, arithmetic_intensity; /* FLOP/byte */
     double kv_bytes_per_sequence;
 
-    /* ceilings, output token/s for the whole deployment, before Phi and U */
+    /* calibration applied (etok_hw_calibration): achievable fractions at this batch and degree */
+    int calibrated;
+    double bandwidth_fraction, flops_fraction;
+
+    /* ceilings: each an independent upper bound on output token/s for the whole deployment from
+     * one resource, at the same operating point (the scenario's batch), before Phi and U */
     double ceilings_tps[ETOK_CEIL_COUNT];
-    double headroom[ETOK_CEIL_COUNT];  /* ceiling / binding ceiling (>= 1) */
-    etok_ceiling binding;
-    double roofline_tps;        /* K_eff / c_tok with prefill and decode each at its roofline */
-    double k_eff_flops;         /* effective compute, all devices: roofline_tps * c_out */
-    double phase_mix_factor;    /* roofline_tps / min(compute, memory_bandwidth) ceiling (<= 1) */
-    double mfu_at_roofline, mbu_at_roofline;
+    /* ceiling / binding ceiling (>= 1); device_power_cap: power_limit_w / modelled draw
+     * (device_power_full_w); NAN where a ceiling is unlimited */
+    double headroom[ETOK_CEIL_COUNT];
+    etok_ceiling binding;       /* etok_tpf_smallest_ceiling(ceilings_tps) */
+    double hardware_tps;        /* min(compute, memory_bandwidth, memory_capacity): devices flat out */
+    double device_tps;          /* min(hardware_tps, device_power_cap): the devices' own operating point */
+    double k_eff_flops;         /* effective compute, all devices: device_tps * c_out */
+    /* Prefill and decode in series (no chunked prefill), each phase at its own roofline:
+     * 1 / ((n/m) max(c_pre/F, b_pre/B) + max(c_dec/F, b_dec/B)). A lower estimate, NOT a ceiling. */
+    double in_series_tps;
+    double prefill_s_per_output_token, decode_s_per_output_token; /* its two terms */
+    double mfu, mbu;            /* at the devices' operating point (device_tps), of PEAK FLOP/s and bandwidth */
 
     /* operating point */
     double token_rate_full_utilization_tps; /* min(ceilings) * Phi (U = 1) */
     double token_rate_tps;      /* min(ceilings) * Phi * U  (METRICS.md §1) */
-    double activity;            /* max(MFU, MBU) of a powered device at the operating point */
+    double activity;            /* time-averaged activity of a powered device (docs/TPF.md "Device power") */
+    double activity_busy;       /* activity while serving, at the operating point */
     double devices_powered;     /* devices drawing power (power gating when the facility binds) */
     double device_power_w;      /* modelled (or measured) mean power of one powered device */
-    double device_power_full_w; /* modelled power of a device running flat out */
+    double device_power_full_w; /* modelled draw of a device at the devices' operating point (device_tps) */
+    double device_power_hw_w;   /* modelled draw of a device at hardware_tps (no power limit) */
     int device_power_measured;
     double it_power_w;          /* P_IT = min(P_grid / PUE, P_cooling); +inf without a facility */
-    double joules_per_output_token_flat; /* e_tok at the hardware-bound point (used by power ceilings) */
+    double joules_per_output_token_flat; /* e_tok at the devices' operating point (used by the power ceilings) */
     double joules_per_output_token;      /* device boundary, at the operating point */
     double joules_per_token;             /* device boundary, per (input + output) token */
     double joules_per_output_token_pue;  /* facility boundary: device / theta * PUE */
@@ -278,5 +327,16 @@ typedef struct {
 int etok_sweep_run(const etok_tpf_scenario *base, const etok_sweep_spec *spec, double price_per_kwh,
                    etok_sweep *out, etok_err *err);
 void etok_sweep_free(etok_sweep *sw);
+
+/* The binding regions of a sweep, as the figure shades and labels them: contiguous runs of
+ * feasible points with one binding constraint (each point's own etok_tpf_smallest_ceiling),
+ * widened to the crossovers between runs. *out is malloc'd (free it); returns the count, or
+ * (size_t)-1 on out-of-memory. */
+typedef struct {
+    double x0, x1;
+    etok_ceiling binding;
+    size_t first, last;     /* grid points in the region */
+} etok_sweep_region;
+size_t etok_sweep_regions(const etok_sweep *sw, etok_sweep_region **out);
 
 #endif

@@ -1,5 +1,5 @@
 /* levers.c — named what-if transformations of a TPF scenario (METRICS.md §1 Phi_system and
- * the levers of issue 4). Each lever is a pure edit of the scenario with a one-line rationale
+ * the lever list of docs/TPF.md). Each lever is a pure edit of the scenario with a one-line rationale
  * and a source; the model (tpf.c) then shows what moved. Owns: the lever table and parsing of
  * "NAME" / "NAME=VALUE". Does not own: evaluation or printing. */
 #include <errno.h>

@@ -13,7 +13,7 @@
 
 static const char *const FIELDS[] = {
     "facility.power_w", "facility.pue", "facility.cooling_w", "facility.theta",
-    "hardware.count", "hardware.devices_per_replica", "hardware.power_cap_w", "hardware.mem_usable_fraction",
+    "hardware.count", "hardware.devices_per_replica", "hardware.power_limit_w", "hardware.mem_usable_fraction",
     "workload.input_tokens", "workload.output_tokens", "workload.batch",
     "model.attention_window", "utilization", "phi", NULL};
 
@@ -38,7 +38,7 @@ int etok_tpf_set_field(etok_tpf_scenario *s, const char *f, double v, etok_err *
     else if (!strcmp(f, "facility.theta")) { s->theta = v; s->has_facility = 1; }
     else if (!strcmp(f, "hardware.count")) s->device_count = iv;
     else if (!strcmp(f, "hardware.devices_per_replica")) s->devices_per_replica = iv;
-    else if (!strcmp(f, "hardware.power_cap_w")) s->power_cap_w = v;
+    else if (!strcmp(f, "hardware.power_limit_w") || !strcmp(f, "hardware.power_cap_w")) s->power_limit_w = v;
     else if (!strcmp(f, "hardware.mem_usable_fraction")) s->mem_usable_fraction = v;
     else if (!strcmp(f, "workload.input_tokens")) s->input_tokens = iv;
     else if (!strcmp(f, "workload.output_tokens")) s->output_tokens = iv;
@@ -194,4 +194,30 @@ void etok_sweep_free(etok_sweep *sw) {
     sw->points = NULL;
     sw->crossovers = NULL;
     sw->n = sw->n_crossovers = 0;
+}
+
+size_t etok_sweep_regions(const etok_sweep *sw, etok_sweep_region **out) {
+    *out = NULL;
+    size_t n = sw->n, cap = 0, k = 0;
+    for (size_t i = 0; i < n;) {
+        if (!sw->points[i].ok) { i++; continue; }
+        etok_ceiling b = sw->points[i].r.binding;
+        size_t j = i;
+        while (j + 1 < n && sw->points[j + 1].ok && sw->points[j + 1].r.binding == b) j++;
+        double x0 = sw->points[i].x, x1 = sw->points[j].x;
+        for (size_t c = 0; c < sw->n_crossovers; c++) {
+            double cx = sw->crossovers[c].x;
+            if (i > 0 && cx <= x0 && cx >= sw->points[i - 1].x) x0 = cx;
+            if (j + 1 < n && cx >= x1 && cx <= sw->points[j + 1].x) x1 = cx;
+        }
+        if (k == cap) {
+            cap = cap ? 2 * cap : 8;
+            etok_sweep_region *nr = realloc(*out, cap * sizeof *nr);
+            if (!nr) { free(*out); *out = NULL; return (size_t)-1; }
+            *out = nr;
+        }
+        (*out)[k++] = (etok_sweep_region){x0, x1, b, i, j};
+        i = j + 1;
+    }
+    return k;
 }

@@ -67,10 +67,52 @@ double etok_tpf_ceiling_power_tps(double power_w, double joules_per_output_token
 }
 
 int etok_tpf_smallest_ceiling(const double c[ETOK_CEIL_COUNT]) {
+    /* Exact ties: memory_capacity before memory_bandwidth (at the largest batch, capacity is what
+     * stops the batch, hence the rate, from growing); power ceilings after the hardware ones. */
+    static const etok_ceiling ORDER[ETOK_CEIL_COUNT] = {ETOK_CEIL_COMPUTE, ETOK_CEIL_MEMORY_CAPACITY,
+                                                        ETOK_CEIL_MEMORY_BANDWIDTH, ETOK_CEIL_DELIVERED_POWER,
+                                                        ETOK_CEIL_COOLING, ETOK_CEIL_DEVICE_POWER_CAP};
     int best = -1;
-    for (int i = 0; i < ETOK_CEIL_COUNT; i++)
+    for (int k = 0; k < ETOK_CEIL_COUNT; k++) {
+        int i = ORDER[k];
         if (!isnan(c[i]) && (best < 0 || c[i] < c[best])) best = i;
+    }
     return best;
+}
+
+static double lerp_log2(double x, double x0, double x1, double y0, double y1) {
+    if (!(x1 > x0)) return y0;
+    double t = (log2(x) - log2(x0)) / (log2(x1) - log2(x0));
+    return y0 + t * (y1 - y0);
+}
+
+static void row_at(const etok_hw_cal_row *row, double batch, double *fb, double *ff) {
+    int n = row->n;
+    if (n <= 0) { *fb = *ff = 1; return; }
+    if (batch <= row->batch[0]) { *fb = row->bandwidth_fraction[0]; *ff = row->flops_fraction[0]; return; }
+    if (batch >= row->batch[n - 1]) { *fb = row->bandwidth_fraction[n - 1]; *ff = row->flops_fraction[n - 1]; return; }
+    int i = 0;
+    while (i + 2 < n && batch > row->batch[i + 1]) i++;
+    *fb = lerp_log2(batch, row->batch[i], row->batch[i + 1], row->bandwidth_fraction[i], row->bandwidth_fraction[i + 1]);
+    *ff = lerp_log2(batch, row->batch[i], row->batch[i + 1], row->flops_fraction[i], row->flops_fraction[i + 1]);
+}
+
+void etok_hw_cal_fractions(const etok_hw_calibration *cal, int dpr, double batch, double *fb, double *ff) {
+    *fb = *ff = 1;
+    if (!cal || !cal->present || cal->n_rows == 0 || !(batch >= 1)) return;
+    size_t n = cal->n_rows;
+    const etok_hw_cal_row *lo = &cal->rows[0], *hi = &cal->rows[n - 1];
+    if (dpr <= lo->devices_per_replica) { row_at(lo, batch, fb, ff); return; }
+    if (dpr >= hi->devices_per_replica) { row_at(hi, batch, fb, ff); return; }
+    size_t i = 0;
+    while (i + 2 < n && dpr > cal->rows[i + 1].devices_per_replica) i++;
+    lo = &cal->rows[i];
+    hi = &cal->rows[i + 1];
+    double b0, f0, b1, f1;
+    row_at(lo, batch, &b0, &f0);
+    row_at(hi, batch, &b1, &f1);
+    *fb = lerp_log2(dpr, lo->devices_per_replica, hi->devices_per_replica, b0, b1);
+    *ff = lerp_log2(dpr, lo->devices_per_replica, hi->devices_per_replica, f0, f1);
 }
 
 void etok_tpf_scenario_init(etok_tpf_scenario *s) {
@@ -245,8 +287,8 @@ int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf
     if (check_pos(s->phi_system, "phi", err)) return -1;
     if (!(s->mem_usable_fraction > 0 && s->mem_usable_fraction <= 1))
         return etok_errc(err, ETOK_EXIT_INPUT, "hardware.mem_usable_fraction: must be in (0, 1] (got %g)", s->mem_usable_fraction);
-    if (s->power_cap_w < 0 || (s->power_cap_w > 0 && s->power_cap_w <= h->idle_power_w))
-        return etok_errc(err, ETOK_EXIT_INPUT, "hardware.power_cap_w: must be above the idle power %g W (got %g)", h->idle_power_w, s->power_cap_w);
+    if (s->power_limit_w < 0 || (s->power_limit_w > 0 && s->power_limit_w <= h->idle_power_w))
+        return etok_errc(err, ETOK_EXIT_INPUT, "hardware.power_limit_w: must be above the idle power %g W (got %g)", h->idle_power_w, s->power_limit_w);
     if (s->has_facility) {
         if (check_pos(s->facility_power_w, "facility.power_w", err)) return -1;
         if (!(s->pue >= 1) || !isfinite(s->pue)) return etok_errc(err, ETOK_EXIT_INPUT, "facility.pue: must be >= 1 (got %g)", s->pue);
@@ -337,44 +379,66 @@ int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf
     r->arithmetic_intensity_decode = pc.c_dec / pc.b_dec;
     r->arithmetic_intensity = pc.c_out / pc.b_out;
 
-    /* Hardware ceilings over all devices (METRICS.md §1): N F_peak / c_tok and N B_mem / b_tok. */
-    const double F = N * r->peak_flops, B = N * r->mem_bw_bps;
+    /* Achievable peaks: the catalog peaks times the calibrated fractions at this batch and degree
+     * (docs/TPF.md "Calibration"); the memory_capacity ceiling uses the fraction at the largest batch. */
+    const etok_hw_calibration *cal = s->uncalibrated ? NULL : &h->cal;
+    double fb = 1, ff = 1, fb_max = 1, ff_max = 1;
+    etok_hw_cal_fractions(cal, dpr, r->batch, &fb, &ff);
+    etok_hw_cal_fractions(cal, dpr, r->batch_max, &fb_max, &ff_max);
+    r->calibrated = cal && cal->present;
+    r->bandwidth_fraction = fb;
+    r->flops_fraction = ff;
+
+    /* Ceilings over all devices (METRICS.md §1), each from one resource at the scenario's batch:
+     * N F_peak f_F / c_tok and N B_mem f_B / b_tok. */
+    const double Fpk = N * r->peak_flops, Bpk = N * r->mem_bw_bps;
+    const double F = Fpk * ff, B = Bpk * fb;
     double *C = r->ceilings_tps;
     C[ETOK_CEIL_COMPUTE] = etok_tpf_ceiling_compute_tps(F, pc.c_out);
     C[ETOK_CEIL_MEMORY_BANDWIDTH] = etok_tpf_ceiling_memory_bandwidth_tps(B, pc.b_out);
     /* memory_capacity: the bandwidth ceiling at the largest batch the memory holds. */
-    C[ETOK_CEIL_MEMORY_CAPACITY] = etok_tpf_ceiling_memory_bandwidth_tps(B, pmax.b_out);
+    C[ETOK_CEIL_MEMORY_CAPACITY] = etok_tpf_ceiling_memory_bandwidth_tps(Bpk * fb_max, pmax.b_out);
+    r->hardware_tps = fmin(C[ETOK_CEIL_COMPUTE], fmin(C[ETOK_CEIL_MEMORY_BANDWIDTH], C[ETOK_CEIL_MEMORY_CAPACITY]));
 
-    /* Roofline with phases in series: each phase at max(compute time, memory time). */
+    /* Prefill and decode in series, each phase at its own roofline (not a ceiling: a lower
+     * estimate for an engine that does not overlap them; chunked prefill does). */
     const double ratio = (double)s->input_tokens / s->output_tokens;
-    double tpc = ratio * pc.c_pre / F, tpm = ratio * pc.b_pre / B, tdc = pc.c_dec / F, tdm = pc.b_dec / B;
-    double t_pre = fmax(tpc, tpm), t_dec = fmax(tdc, tdm);
-    r->roofline_tps = 1.0 / (t_pre + t_dec);
-    r->k_eff_flops = r->roofline_tps * pc.c_out;
-    double hw_min = fmin(C[ETOK_CEIL_COMPUTE], C[ETOK_CEIL_MEMORY_BANDWIDTH]);
-    r->phase_mix_factor = r->roofline_tps / hw_min;
-    r->mfu_at_roofline = r->roofline_tps * pc.c_out / F;
-    r->mbu_at_roofline = r->roofline_tps * pc.b_out / B;
-    /* Which resource holds the hardware back: the one that accounts for more of the roofline time. */
-    double t_compute_bound = (tpc >= tpm ? t_pre : 0) + (tdc >= tdm ? t_dec : 0);
-    double t_memory_bound = (t_pre + t_dec) - t_compute_bound;
-    etok_ceiling hw_dom = t_compute_bound > t_memory_bound ? ETOK_CEIL_COMPUTE : ETOK_CEIL_MEMORY_BANDWIDTH;
+    r->prefill_s_per_output_token = ratio * fmax(pc.c_pre / F, pc.b_pre / B);
+    r->decode_s_per_output_token = fmax(pc.c_dec / F, pc.b_dec / B);
+    r->in_series_tps = 1.0 / (r->prefill_s_per_output_token + r->decode_s_per_output_token);
 
-    /* Device power model (docs/TPF.md): P = P_idle + (P_max - P_idle) * activity, activity =
-     * max(MFU, MBU) of the phase being run; at the roofline one resource is saturated in each
-     * phase, so a device running flat out draws P_max. A MODEL, not a measurement. */
+    /* Device power (docs/TPF.md "Device power"): P = P_idle + (P_max - P_idle) * activity, with
+     * MFU and MBU of the PEAK FLOP/s and bandwidth at the rate served. Uncalibrated activity =
+     * max(MFU, MBU); calibrated: min(1, floor + a_F MFU + a_B MBU). Never normalised to 1. */
     const double P_max = h->max_power_w, P_idle = h->idle_power_w;
-    const double P_cap = s->power_cap_w > 0 ? s->power_cap_w : P_max;
-    r->device_power_full_w = P_max;
-    /* e_tok at the hardware-bound point: all devices flat out producing roofline_tps. */
-    double e_flat = N * P_max / r->roofline_tps;
-    r->joules_per_output_token_flat = e_flat;
-    double e_ceil = e_flat;
-    if (s->measured_joules_per_output_token > 0) e_ceil = s->measured_joules_per_output_token;
-    /* device_power_cap: the rate at which the modelled device power reaches the cap. */
-    C[ETOK_CEIL_DEVICE_POWER_CAP] = r->roofline_tps * (P_cap - P_idle) / (P_max - P_idle);
-    if (s->measured_joules_per_output_token > 0)
-        C[ETOK_CEIL_DEVICE_POWER_CAP] = etok_tpf_ceiling_power_tps(N * P_cap, e_ceil);
+    const int calp = cal && cal->present && cal->has_power;
+    const double a0 = calp ? cal->activity_floor : 0;
+    const double mfu_h = r->hardware_tps * pc.c_out / Fpk, mbu_h = r->hardware_tps * pc.b_out / Bpk;
+    double act_h = calp ? a0 + cal->activity_per_mfu * mfu_h + cal->activity_per_mbu * mbu_h : fmax(mfu_h, mbu_h);
+    if (act_h > 1) act_h = 1;
+    r->device_power_hw_w = P_idle + (P_max - P_idle) * act_h;
+    /* device_power_cap: only where a limit is set. A device held below its unlimited rate at a
+     * fixed batch (clocks and voltage lowered under a limit, or fewer steps per second) is modelled
+     * to draw P_idle + (P_hw - P_idle) * rate / hardware_tps; the ceiling is the rate at which
+     * that reaches the limit. */
+    C[ETOK_CEIL_DEVICE_POWER_CAP] = INFINITY;
+    if (s->power_limit_w > 0 && r->device_power_hw_w > P_idle)
+        C[ETOK_CEIL_DEVICE_POWER_CAP] = r->hardware_tps * (s->power_limit_w - P_idle) / (r->device_power_hw_w - P_idle);
+    r->device_tps = fmin(r->hardware_tps, C[ETOK_CEIL_DEVICE_POWER_CAP]);
+    r->k_eff_flops = r->device_tps * pc.c_out;
+    r->mfu = r->device_tps * pc.c_out / Fpk;
+    r->mbu = r->device_tps * pc.b_out / Bpk;
+    const double dev_frac = r->device_tps / r->hardware_tps; /* < 1 under a power limit */
+    const double act_dev = act_h * dev_frac;
+    r->device_power_full_w = P_idle + (P_max - P_idle) * act_dev;
+    /* e_tok at the devices' operating point: what the power ceilings divide by. */
+    const double e_dev = N * r->device_power_full_w / r->device_tps;
+    r->joules_per_output_token_flat = e_dev;
+    double e_ceil = e_dev;
+    if (s->measured_joules_per_output_token > 0) {
+        e_ceil = s->measured_joules_per_output_token;
+        if (s->power_limit_w > 0) C[ETOK_CEIL_DEVICE_POWER_CAP] = etok_tpf_ceiling_power_tps(N * s->power_limit_w, e_ceil);
+    }
     /* Facility ceilings: theta * P / e_tok (METRICS.md §1); P_IT = min(P_grid / PUE, P_cooling). */
     const double theta = s->has_facility ? s->theta : 1.0;
     const double pue = s->has_facility ? s->pue : 1.0;
@@ -388,46 +452,38 @@ int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf
         r->it_power_w = INFINITY;
     }
 
-    /* Binding constraint: the smallest effective ceiling. The dominant hardware resource stands
-     * at the roofline rate (phases in series); ties go to the earlier entry of PRIORITY, and a
-     * memory-bound deployment already at its largest batch is bound by memory_capacity. */
-    double eff[ETOK_CEIL_COUNT];
-    memcpy(eff, C, sizeof eff);
-    eff[hw_dom] = r->roofline_tps;
-    if (hw_dom == ETOK_CEIL_MEMORY_BANDWIDTH && r->batch >= r->batch_max) eff[ETOK_CEIL_MEMORY_CAPACITY] = r->roofline_tps;
-    static const etok_ceiling PRIORITY[ETOK_CEIL_COUNT] = {ETOK_CEIL_COMPUTE, ETOK_CEIL_MEMORY_CAPACITY,
-                                                           ETOK_CEIL_MEMORY_BANDWIDTH, ETOK_CEIL_DELIVERED_POWER,
-                                                           ETOK_CEIL_COOLING, ETOK_CEIL_DEVICE_POWER_CAP};
-    etok_ceiling bind = PRIORITY[0];
-    for (int i = 1; i < ETOK_CEIL_COUNT; i++) {
-        etok_ceiling c = PRIORITY[i];
-        if (eff[c] < eff[bind] * (1 - 1e-9)) bind = c;
-    }
-    r->binding = bind;
-    const double R = eff[bind];
-    for (int i = 0; i < ETOK_CEIL_COUNT; i++) r->headroom[i] = C[i] / R;
-    if (r->phase_mix_factor < 0.97)
-        note(r, "prefill and decode are bound by different resources: the roofline rate is %.0f%% of the smaller "
-                "hardware ceiling", 100 * r->phase_mix_factor);
+    /* Binding constraint: the smallest ceiling, by the one rule everything uses. */
+    int bind = etok_tpf_smallest_ceiling(C);
+    if (bind < 0) return etok_errc(err, ETOK_EXIT_INPUT, "model %s: no ceiling is known (check the hardware peaks)", s->model.name);
+    r->binding = (etok_ceiling)bind;
+    const double R = C[bind];
+    for (int i = 0; i < ETOK_CEIL_COUNT; i++) r->headroom[i] = isfinite(C[i]) ? C[i] / R : NAN;
+    r->headroom[ETOK_CEIL_DEVICE_POWER_CAP] = s->power_limit_w > 0 ? s->power_limit_w / r->device_power_hw_w : NAN;
+    if (r->in_series_tps < 0.97 * r->hardware_tps)
+        note(r, "prefill and decode in series (no chunked prefill) would give %.4g token/s, %.0f%% of the hardware "
+                "ceilings: a lower estimate, not a ceiling",
+             r->in_series_tps, 100 * r->in_series_tps / r->hardware_tps);
 
-    /* Operating point: TPF = min(...) * Phi * U. */
+    /* Operating point: TPF = min(ceilings) * Phi * U. */
     const double U = s->utilization, Phi = s->phi_system;
     r->token_rate_full_utilization_tps = R * Phi;
     r->token_rate_tps = R * Phi * U;
     /* Power at the operating point. When the facility binds, the model powers only as many
      * devices as the power allows (gating the rest beats running all slowly while any idle
-     * power is drawn); when the device cap binds, all devices run slower, at the cap. */
-    double busy_activity = 1.0;
+     * power is drawn); otherwise all devices run at R / N. */
     r->devices_powered = N;
-    if (bind == ETOK_CEIL_DELIVERED_POWER || bind == ETOK_CEIL_COOLING) r->devices_powered = N * fmin(1.0, R / r->roofline_tps);
-    else if (bind == ETOK_CEIL_DEVICE_POWER_CAP) busy_activity = fmin(1.0, R / r->roofline_tps);
-    r->activity = busy_activity * U;
+    if (bind == ETOK_CEIL_DELIVERED_POWER || bind == ETOK_CEIL_COOLING) r->devices_powered = N * fmin(1.0, R / r->device_tps);
+    double busy_frac = (R / r->devices_powered) / (r->hardware_tps / N); /* of the unlimited device rate */
+    if (busy_frac > 1) busy_frac = 1;
+    r->activity_busy = act_h * busy_frac;
+    const double busy_power = P_idle + (P_max - P_idle) * r->activity_busy;
+    r->activity = r->activity_busy * U;
     r->device_power_w = P_idle + (P_max - P_idle) * r->activity;
     if (s->measured_device_power_w > 0) {
         r->device_power_w = s->measured_device_power_w;
         r->device_power_measured = 1;
     }
-    double busy_power_total = r->devices_powered * (P_idle + (P_max - P_idle) * busy_activity);
+    double busy_power_total = r->devices_powered * busy_power;
     if (s->measured_joules_per_output_token > 0) {
         r->joules_per_output_token = s->measured_joules_per_output_token;
         r->joules_measured = 1;
@@ -443,11 +499,9 @@ int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf
         r->joules_measured ? r->joules_per_output_token
                            : e_busy + r->devices_powered * P_idle * (1 - U) / (U * R * Phi);
     r->joules_per_flop = e_ceil / pc.c_out;
-    /* Crossover: P_grid* = PUE * (K_eff / c_tok) * e_tok / theta, with K_eff / c_tok the rate the
-     * devices allow (hardware, memory capacity, device power cap). */
-    double R_dev = fmin(fmin(eff[ETOK_CEIL_COMPUTE], eff[ETOK_CEIL_MEMORY_BANDWIDTH]),
-                        fmin(eff[ETOK_CEIL_MEMORY_CAPACITY], eff[ETOK_CEIL_DEVICE_POWER_CAP]));
-    r->crossover_facility_power_w = pue * R_dev * e_ceil / theta;
+    /* Crossover: P_grid* = PUE * device_tps * e_tok / theta (= PUE N P_dev / theta): below it
+     * delivered_power is the smallest ceiling. */
+    r->crossover_facility_power_w = pue * r->device_tps * e_ceil / theta;
     r->energy_cost_per_mtok = price_per_kwh >= 0 ? r->joules_per_output_token_pue * 1e6 / 3.6e6 * price_per_kwh : -1;
     return 0;
 }
@@ -475,6 +529,8 @@ size_t etok_tpf_compare(const etok_tpf_result *a, const etok_tpf_result *b, etok
         {"ceilings.delivered_power", "token/s", a->ceilings_tps[ETOK_CEIL_DELIVERED_POWER], b->ceilings_tps[ETOK_CEIL_DELIVERED_POWER]},
         {"ceilings.cooling", "token/s", a->ceilings_tps[ETOK_CEIL_COOLING], b->ceilings_tps[ETOK_CEIL_COOLING]},
         {"ceilings.device_power_cap", "token/s", a->ceilings_tps[ETOK_CEIL_DEVICE_POWER_CAP], b->ceilings_tps[ETOK_CEIL_DEVICE_POWER_CAP]},
+        {"in_series_tps", "token/s", a->in_series_tps, b->in_series_tps},
+        {"device_power_full_w", "W", a->device_power_full_w, b->device_power_full_w},
         {"token_rate_tps", "token/s", a->token_rate_tps, b->token_rate_tps},
         {"joules_per_output_token", "J/token", a->joules_per_output_token, b->joules_per_output_token},
         {"joules_per_flop", "J/FLOP", a->joules_per_flop, b->joules_per_flop},

@@ -20,7 +20,8 @@ static const etok_field_limit LIMITS[] = {
     {"facility.theta", RPOS(1), "1"},
     {"hardware.count", RINT(1, 1e7), "devices"},
     {"hardware.devices_per_replica", RINT(1, 1e7), "devices"},
-    {"hardware.power_cap_w", RPOS(1e6), "W"},
+    {"hardware.power_limit_w", RPOS(1e6), "W"},
+    {"hardware.power_cap_w", RPOS(1e6), "W"}, /* power_limit_w's earlier name */
     {"hardware.mem_usable_fraction", RPOS(1), "1"},
     {"hardware.peak_flops", R(0, 1e21), "FLOP/s"},
     {"hardware.mem_bw_bps", R(0, 1e16), "byte/s"},

@@ -3,6 +3,7 @@
  * nothing itself. */
 #include <errno.h>
 #include <getopt.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +21,15 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: etok tpf SCENARIO [--json] [--lever NAME ...] [--price-per-kwh X]\n"
             "                [--sweep FIELD=START:STOP:STEPS[:log] [--csv OUT.csv] [--svg OUT.svg]]\n"
-            "                [--from-run RUN.json]\n"
-            "       etok tpf --list hardware|models|scenarios|levers|fields\n\n"
+            "                [--from-run RUN.json] [--uncalibrated]\n"
+            "       etok tpf --validate [MEASUREMENTS] [--json]\n"
+            "       etok tpf --list hardware|models|scenarios|measurements|levers|fields\n\n"
             "The Token Production Function (METRICS.md section 1) of a deployment: every ceiling as a\n"
             "token rate (compute, memory_bandwidth, memory_capacity, delivered_power, cooling,\n"
-            "device_power_cap), the binding constraint, token_rate_tps, modelled device power and\n"
-            "energy per token, joules_per_flop and the crossover facility power. A MODEL ESTIMATE.\n\n"
+            "device_power_cap), each an independent upper bound at the scenario's batch; the binding\n"
+            "constraint (the smallest), token_rate_tps, modelled device power and energy per token,\n"
+            "joules_per_flop and the crossover facility power. A MODEL ESTIMATE, calibrated against\n"
+            "published measurements where the hardware catalog has a calibration.\n\n"
             "  SCENARIO             a scenario JSON file, or a catalog scenario name (--list scenarios)\n"
             "  --json               JSON with METRICS.md field names\n"
             "  --lever NAME         apply a lever and show before/after (repeatable): fp8, int8, int4,\n"
@@ -36,6 +40,10 @@ static void usage(FILE *f) {
             "  --csv FILE           write the sweep as CSV (grid points and exact crossovers)\n"
             "  --svg FILE           write the sweep as an SVG figure\n"
             "  --from-run FILE      take e_tok, utilization and device power measured by etok run/bench\n"
+            "  --uncalibrated       ignore the hardware calibration (the plain roofline)\n"
+            "  --validate           run the model on every published measurement in data/measurements (or\n"
+            "                       the file MEASUREMENTS) and print predicted vs published J/output-token\n"
+            "                       and token rate with their ratios, before and after calibration\n"
             "  --list KIND          list catalog entries\n"
             "Catalogs: $ETOK_DATA_DIR or the source tree's data/ (%s).\n"
             "exit codes: 0 ok, 1 failure, 2 usage, 3 bad or infeasible scenario, bad catalog or record,\n"
@@ -64,9 +72,10 @@ static int list_kind(const char *kind) {
     }
     const char *dir = !strcmp(kind, "hardware") ? "hardware" : !strcmp(kind, "models") ? "models"
                       : !strcmp(kind, "scenarios")                                   ? "scenarios"
+                      : !strcmp(kind, "measurements")                                ? "measurements"
                                                                                      : NULL;
     if (!dir) {
-        fprintf(stderr, "etok tpf: --list %s: expected hardware, models, scenarios, levers or fields\n", kind);
+        fprintf(stderr, "etok tpf: --list %s: expected hardware, models, scenarios, measurements, levers or fields\n", kind);
         return ETOK_EXIT_USAGE;
     }
     char **names;
@@ -91,6 +100,12 @@ static int list_kind(const char *kind) {
                 etok_tpf_model_stats_compute(&m, m.default_weight_dtype, m.default_kv_dtype, &st) == 0)
                 printf("%-16s %-40s %8.4gB params, %7.4gB active, %s%s\n", names[i], m.display_name, st.params_total / 1e9,
                        st.params_active / 1e9, m.n_experts ? "MoE " : "dense ", m.kv_lora_rank ? "MLA" : "GQA");
+        } else if (!strcmp(dir, "measurements")) {
+            etok_measurement_set ms;
+            if (etok_measurements_load(names[i], &ms, &e) == 0) {
+                printf("%-32s %zu points: %s\n", names[i], ms.n, ms.description);
+                etok_measurement_set_free(&ms);
+            }
         } else {
             etok_scenario_file sf;
             char path[4096];
@@ -121,13 +136,197 @@ static int fail(const etok_err *err) {
     return err->exit_code ? err->exit_code : ETOK_EXIT_FAIL;
 }
 
+/* ---------- --validate ---------- */
+
+typedef struct {
+    int n;
+    double err[2][2][4096]; /* [calibrated?][0 energy, 1 rate] |ratio - 1| */
+} err_list;
+
+static double pct(double *v, int n, double q) {
+    if (n == 0) return NAN;
+    for (int i = 1; i < n; i++) /* insertion sort: n is small */
+        for (int j = i; j > 0 && v[j] < v[j - 1]; j--) { double t = v[j]; v[j] = v[j - 1]; v[j - 1] = t; }
+    int k = (int)floor(q * (n - 1) + 0.5);
+    return v[k];
+}
+
+static void summary(FILE *f, const char *what, err_list *e) {
+    if (!e->n) { fprintf(f, "  %s: none\n", what); return; }
+    const char *q[2] = {"J/output-token", "token rate"};
+    for (int k = 0; k < 2; k++)
+        fprintf(f, "  %s (%d points), %s error: roofline median %.0f%% max %.0f%% -> calibrated median %.0f%% max %.0f%%\n",
+                what, e->n, q[k], 100 * pct(e->err[0][k], e->n, 0.5), 100 * pct(e->err[0][k], e->n, 1.0),
+                100 * pct(e->err[1][k], e->n, 0.5), 100 * pct(e->err[1][k], e->n, 1.0));
+}
+
+static json_t *jnv(double v) { return isfinite(v) ? json_real(v) : json_null(); }
+
+static int validate(const char *only, int json) {
+    char **names = NULL;
+    size_t n = 0;
+    etok_err err = {0};
+    if (only) {
+        names = calloc(1, sizeof *names);
+        if (!names || !(names[0] = strdup(only))) { free(names); fprintf(stderr, "etok tpf: out of memory\n"); return ETOK_EXIT_FAIL; }
+        n = 1;
+    } else if (etok_catalog_names("measurements", &names, &n, &err)) {
+        return fail(&err);
+    }
+    if (!n) {
+        fprintf(stderr, "etok tpf: --validate: no measurement files in %s/measurements\n", etok_data_dir());
+        etok_catalog_names_free(names, n);
+        return ETOK_EXIT_INPUT;
+    }
+    static err_list held, used;
+    held.n = used.n = 0;
+    int skipped = 0;
+    json_t *jroot = json_object(), *jsets = json_array();
+    char *out = NULL;
+    size_t outlen = 0;
+    FILE *f = open_memstream(&out, &outlen);
+    if (!f || !jroot || !jsets) {
+        if (f) fclose(f);
+        free(out);
+        json_decref(jroot);
+        json_decref(jsets);
+        etok_catalog_names_free(names, n);
+        fprintf(stderr, "etok tpf: out of memory\n");
+        return ETOK_EXIT_FAIL;
+    }
+    fprintf(f, "etok tpf --validate: the model (an estimate) against published measurements; ratio = predicted / published\n");
+    int rc = ETOK_EXIT_OK;
+    for (size_t i = 0; i < n && rc == ETOK_EXIT_OK; i++) {
+        etok_measurement_set ms;
+        if (etok_measurements_load(names[i], &ms, &err)) { rc = fail(&err); break; }
+        fprintf(f, "\n%s: %s\n  source: %s <%s>\n  energy boundary: %s\n", ms.name, ms.description, ms.source_title,
+                ms.source_url, ms.energy_boundary);
+        fprintf(f, "  %-28s %-4s %9s %18s %18s %9s %17s %17s\n", "point", "use", "J/tok pub", "roofline (ratio)",
+                "calibrated (ratio)", "tok/s pub", "roofline (ratio)", "calibrated (ratio)");
+        json_t *js = json_object(), *jp = json_array();
+        json_object_set_new(js, "name", json_string(ms.name));
+        json_object_set_new(js, "source_title", json_string(ms.source_title));
+        json_object_set_new(js, "source_url", json_string(ms.source_url));
+        json_object_set_new(js, "energy_boundary", json_string(ms.energy_boundary));
+        for (size_t k = 0; k < ms.n; k++) {
+            const etok_measurement *m = &ms.points[k];
+            etok_tpf_scenario sc;
+            static etok_tpf_result r[2];
+            etok_err e = {0};
+            json_t *q = json_object();
+            json_object_set_new(q, "id", json_string(m->id));
+            json_object_set_new(q, "calibrate", json_boolean(m->calibrate));
+            json_object_set_new(q, "published_joules_per_output_token", json_real(m->joules_per_output_token));
+            json_object_set_new(q, "published_output_tps", json_real(m->output_tps));
+            json_object_set_new(q, "published_power_w", m->power_w > 0 ? json_real(m->power_w) : json_null());
+            int ok = etok_measurement_scenario(m, &sc, &e) == 0;
+            for (int c = 0; ok && c < 2; c++) {
+                sc.uncalibrated = !c;
+                ok = etok_tpf_evaluate(&sc, -1, &r[c], &e) == 0;
+            }
+            if (!ok) {
+                /* A point the model cannot run (e.g. a batch whose full-length KV cache does not
+                 * fit: the model reserves every sequence's whole context, a paged engine does not). */
+                if (e.exit_code && e.exit_code != ETOK_EXIT_INPUT) { json_decref(q); rc = fail(&e); break; }
+                fprintf(f, "  %-28s %-4s not modelled: %s\n", m->id, m->calibrate ? "cal" : "held", e.msg);
+                json_object_set_new(q, "modelled", json_false());
+                json_object_set_new(q, "error", json_string(e.msg));
+                json_array_append_new(jp, q);
+                skipped++;
+                continue;
+            }
+            err_list *el = m->calibrate ? &used : &held;
+            double re[2], rr[2];
+            for (int c = 0; c < 2; c++) {
+                re[c] = r[c].joules_per_output_token / m->joules_per_output_token;
+                rr[c] = r[c].token_rate_tps / m->output_tps;
+                if (el->n < 4096) {
+                    el->err[c][0][el->n] = fabs(re[c] - 1);
+                    el->err[c][1][el->n] = fabs(rr[c] - 1);
+                }
+            }
+            if (el->n < 4096) el->n++;
+            fprintf(f, "  %-28s %-4s %9.4g %9.4g (%5.2fx) %9.4g (%5.2fx) %9.5g %8.5g (%5.2fx) %8.5g (%5.2fx)\n", m->id,
+                    m->calibrate ? "cal" : "held", m->joules_per_output_token, r[0].joules_per_output_token, re[0],
+                    r[1].joules_per_output_token, re[1], m->output_tps, r[0].token_rate_tps, rr[0], r[1].token_rate_tps,
+                    rr[1]);
+            json_object_set_new(q, "modelled", json_true());
+            const char *key[2] = {"roofline", "calibrated"};
+            for (int c = 0; c < 2; c++) {
+                json_t *pr = json_object();
+                json_object_set_new(pr, "joules_per_output_token", jnv(r[c].joules_per_output_token));
+                json_object_set_new(pr, "joules_ratio", jnv(re[c]));
+                json_object_set_new(pr, "token_rate_tps", jnv(r[c].token_rate_tps));
+                json_object_set_new(pr, "rate_ratio", jnv(rr[c]));
+                json_object_set_new(pr, "device_power_w", jnv(r[c].device_power_w));
+                json_object_set_new(pr, "binding_constraint", json_string(etok_ceiling_name(r[c].binding)));
+                json_object_set_new(pr, "calibration_applied", json_boolean(r[c].calibrated));
+                json_object_set_new(q, key[c], pr);
+            }
+            /* What a calibration fit needs: the per-token costs and peaks. */
+            json_object_set_new(q, "hardware", json_string(m->hardware));
+            json_object_set_new(q, "devices", json_integer(m->devices));
+            json_object_set_new(q, "batch", json_integer(m->batch));
+            json_object_set_new(q, "flops_per_output_token", jnv(r[0].flops_per_output_token));
+            json_object_set_new(q, "bytes_per_output_token", jnv(r[0].bytes_per_output_token));
+            json_object_set_new(q, "peak_flops", jnv(r[0].peak_flops));
+            json_object_set_new(q, "mem_bw_bps", jnv(r[0].mem_bw_bps));
+            json_object_set_new(q, "max_power_w", jnv(sc.hw.max_power_w));
+            json_object_set_new(q, "idle_power_w", jnv(sc.hw.idle_power_w));
+            json_array_append_new(jp, q);
+        }
+        json_object_set_new(js, "points", jp);
+        json_array_append_new(jsets, js);
+        etok_measurement_set_free(&ms);
+    }
+    etok_catalog_names_free(names, n);
+    if (rc != ETOK_EXIT_OK) {
+        fclose(f);
+        free(out);
+        json_decref(jroot);
+        json_decref(jsets);
+        return rc;
+    }
+    fprintf(f, "\nsummary (|predicted / published - 1|; roofline = no calibration):\n");
+    summary(f, "held-out points", &held);
+    summary(f, "calibration points", &used);
+    if (skipped) fprintf(f, "  not modelled: %d point(s), listed above with the reason\n", skipped);
+    double worst = 0;
+    for (int k = 0; k < 2; k++) worst = fmax(worst, held.n ? pct(held.err[1][k], held.n, 1.0) : 0);
+    fprintf(f, "target: calibrated within 25%% on held-out points: %s (worst %.0f%%)\n",
+            held.n ? (worst <= 0.25 ? "met" : "NOT met") : "no held-out points", 100 * worst);
+    fclose(f);
+    if (json) {
+        json_object_set_new(jroot, "sets", jsets);
+        json_object_set_new(jroot, "held_out_points", json_integer(held.n));
+        json_object_set_new(jroot, "calibration_points", json_integer(used.n));
+        json_object_set_new(jroot, "not_modelled", json_integer(skipped));
+        json_object_set_new(jroot, "held_out_worst_error", held.n ? json_real(worst) : json_null());
+        json_object_set_new(jroot, "source", json_string("estimate vs published measurement"));
+        char *t = json_dumps(jroot, JSON_INDENT(2) | JSON_REAL_PRECISION(8));
+        json_decref(jroot);
+        free(out);
+        if (!t) { fprintf(stderr, "etok tpf: out of memory\n"); return ETOK_EXIT_FAIL; }
+        printf("%s\n", t);
+        free(t);
+    } else {
+        json_decref(jroot);
+        json_decref(jsets);
+        fputs(out, stdout);
+        free(out);
+    }
+    return ETOK_EXIT_OK;
+}
+
 int cmd_tpf(int argc, char **argv) {
     static const struct option opts[] = {
         {"json", no_argument, 0, 'j'},          {"lever", required_argument, 0, 'l'},
         {"price-per-kwh", required_argument, 0, 'p'}, {"sweep", required_argument, 0, 's'},
         {"csv", required_argument, 0, 'c'},     {"svg", required_argument, 0, 'g'},
         {"from-run", required_argument, 0, 'r'}, {"list", required_argument, 0, 'L'},
+        {"validate", no_argument, 0, 'V'},      {"uncalibrated", no_argument, 0, 'U'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    int validate_mode = 0, uncalibrated = 0;
     int json = 0;
     const char *levers[ETOK_SCENARIO_MAX_LEVERS];
     size_t n_levers = 0;
@@ -159,6 +358,8 @@ int cmd_tpf(int argc, char **argv) {
         case 'g': svg = optarg; break;
         case 'r': from_run = optarg; break;
         case 'L': list = optarg; break;
+        case 'V': validate_mode = 1; break;
+        case 'U': uncalibrated = 1; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
         default:
             fprintf(stderr, "etok tpf: unknown or incomplete option '%s' (etok tpf --help)\n", argv[optind - 1]);
@@ -166,6 +367,13 @@ int cmd_tpf(int argc, char **argv) {
         }
     }
     if (list) return list_kind(list);
+    if (validate_mode) {
+        if (optind < argc - 1 || n_levers || sweep || csv || svg || from_run || uncalibrated || price >= 0) {
+            fprintf(stderr, "etok tpf: --validate takes at most one MEASUREMENTS file and --json\n");
+            return ETOK_EXIT_USAGE;
+        }
+        return validate(optind < argc ? argv[optind] : NULL, json);
+    }
     if (optind != argc - 1) {
         fprintf(stderr, "etok tpf: expected one SCENARIO (a file or catalog name); etok tpf --help\n");
         return ETOK_EXIT_USAGE;
@@ -187,6 +395,7 @@ int cmd_tpf(int argc, char **argv) {
     for (size_t i = 0; i < sf.n_levers && nl < 15; i++) ctx.levers[nl++] = sf.levers[i];
     for (size_t i = 0; i < n_levers && nl < 15; i++) ctx.levers[nl++] = levers[i];
 
+    sf.s.uncalibrated = uncalibrated;
     etok_tpf_scenario before = sf.s, after = sf.s;
     for (size_t i = 0; i < nl; i++)
         if (etok_lever_apply(&after, ctx.levers[i], &err)) return fail(&err);

@@ -14,8 +14,9 @@
 
 static const char *MODEL_NOTE =
     "model estimate (etok tpf, METRICS.md section 1), not a measurement; device power modelled as "
-    "P_idle + (P_max - P_idle) * activity, activity = max(MFU, MBU) at the operating point; "
-    "uncertainty not quantified: ceilings are upper bounds";
+    "P_idle + (P_max - P_idle) * activity (docs/TPF.md); calibrated against published measurements where the "
+    "hardware has a calibration (etok tpf --validate shows the error; held-out points within 25%), otherwise "
+    "a plain roofline, optimistic by up to 5x in rate; ceilings are upper bounds";
 
 const char *etok_tpf_field_label(const char *f) {
     static const struct { const char *f, *l; } L[] = {
@@ -25,7 +26,7 @@ const char *etok_tpf_field_label(const char *f) {
         {"facility.theta", "Accounting factor theta (1)"},
         {"hardware.count", "Devices N_dev (count)"},
         {"hardware.devices_per_replica", "Devices per replica (count)"},
-        {"hardware.power_cap_w", "Device power cap (W)"},
+        {"hardware.power_limit_w", "Device power limit (W)"},
         {"hardware.mem_usable_fraction", "Usable memory fraction (1)"},
         {"workload.input_tokens", "Input length (tokens)"},
         {"workload.output_tokens", "Output length (tokens)"},
@@ -122,32 +123,48 @@ char *etok_tpf_render_text(const etok_tpf_scenario *s, const etok_tpf_result *r,
     fprintf(f, "  KV cache: %s per token of context, %s per sequence\n", si(r->stats.kv_bytes_per_token, "B", a, sizeof a),
             si(r->kv_bytes_per_sequence, "B", b, sizeof b));
 
-    fprintf(f, "\nceilings (output token/s, before Phi and U)    headroom\n");
+    fprintf(f, "\nceilings: each an independent upper bound on output token/s from one resource, at batch %d, before Phi and U\n",
+            r->batch);
+    fprintf(f, "  %-18s %14s  %9s\n", "", "token/s", "headroom");
     for (int i = 0; i < ETOK_CEIL_COUNT; i++) {
-        char h[32];
+        char h[64];
         if (isfinite(r->headroom[i])) snprintf(h, sizeof h, "%8.3gx", r->headroom[i]);
         else snprintf(h, sizeof h, "%9s", "-");
-        fprintf(f, "  %-18s %14s  %s%s\n", etok_ceiling_name((etok_ceiling)i), num(r->ceilings_tps[i], a, sizeof a), h,
-                (etok_ceiling)i == r->binding ? "   <- binding" : "");
+        const char *why = "";
+        if (i == ETOK_CEIL_DEVICE_POWER_CAP)
+            why = s->power_limit_w > 0 ? "  (headroom = power_limit_w / modelled draw)" : "  (no hardware.power_limit_w set)";
+        else if ((i == ETOK_CEIL_DELIVERED_POWER || i == ETOK_CEIL_COOLING) && !s->has_facility)
+            why = "  (no facility given)";
+        fprintf(f, "  %-18s %14s  %s%s%s\n", etok_ceiling_name((etok_ceiling)i), num(r->ceilings_tps[i], a, sizeof a), h,
+                (etok_ceiling)i == r->binding ? "   <- binding" : "", why);
     }
-    fprintf(f, "binding_constraint  %s\n", etok_ceiling_name(r->binding));
-    fprintf(f, "roofline            %.4g token/s with prefill and decode in series (%.0f%% of the smaller hardware ceiling); "
-               "K_eff %s, MFU %.2f, MBU %.2f\n",
-            r->roofline_tps, 100 * r->phase_mix_factor, si(r->k_eff_flops, "FLOP/s", a, sizeof a), r->mfu_at_roofline,
-            r->mbu_at_roofline);
-    fprintf(f, "token_rate_tps      %.4g token/s  = %.4g (binding) x Phi %.3g x U %.3g%s\n", r->token_rate_tps,
-            r->token_rate_full_utilization_tps / s->phi_system, s->phi_system, s->utilization,
+    fprintf(f, "binding_constraint  %s (the smallest ceiling)\n", etok_ceiling_name(r->binding));
+    fprintf(f, "token_rate_tps      %.4g token/s  = %.4g (binding ceiling) x Phi %.3g x U %.3g%s: the modelled rate\n",
+            r->token_rate_tps, r->token_rate_full_utilization_tps / s->phi_system, s->phi_system, s->utilization,
             s->utilization_measured ? " (U measured)" : "");
+    if (r->calibrated)
+        fprintf(f, "calibration         achievable %.0f%% of peak memory bandwidth and %.0f%% of peak FLOP/s at batch %d, "
+                   "%d device(s) per replica (the %s calibration, fit to published measurements: etok tpf --validate)\n",
+                100 * r->bandwidth_fraction, 100 * r->flops_fraction, r->batch, r->devices_per_replica, s->hw.name);
+    else
+        fprintf(f, "calibration         none: peak bandwidth and FLOP/s (a plain roofline, optimistic; etok tpf --validate)\n");
+    fprintf(f, "in series           %.4g token/s if prefill and decode ran in series (no chunked prefill) = "
+               "1 / (%.3g s prefill + %.3g s decode per output token); a lower estimate, not a ceiling\n",
+            r->in_series_tps, r->prefill_s_per_output_token, r->decode_s_per_output_token);
+    fprintf(f, "devices             %.4g token/s at their own operating point (K_eff %s): MFU %.2f, MBU %.2f of peak; "
+               "modelled draw %.4g W per device\n",
+            r->device_tps, si(r->k_eff_flops, "FLOP/s", a, sizeof a), r->mfu, r->mbu, r->device_power_full_w);
     fprintf(f, "\nenergy (%s)\n", r->joules_measured ? "e_tok MEASURED by the run record" : "model estimate");
-    fprintf(f, "  device power        %.4g W per powered device (%s), %.4g of %d devices powered, activity %.2f\n",
+    fprintf(f, "  device power        %.4g W mean per powered device (%s), %.4g of %d devices powered, activity %.2f "
+               "(%.2f while serving x U %.3g)\n",
             r->device_power_w,
             r->device_power_measured ? "measured" : "model: P_idle + (P_max - P_idle) x activity", r->devices_powered,
-            s->device_count, r->activity);
+            s->device_count, r->activity, r->activity_busy, s->utilization);
     fprintf(f, "  joules_per_output_token  %.4g J/token at the device, %.4g J/token PUE-adjusted (/theta x PUE)%s\n",
             r->joules_per_output_token, r->joules_per_output_token_pue, r->joules_measured ? " [measured]" : "");
     fprintf(f, "  joules_per_token         %.4g J/token (input + output) at the device, %.4g PUE-adjusted\n", r->joules_per_token,
             r->joules_per_token_pue);
-    fprintf(f, "  joules_per_flop          %.4g J/FLOP (e_tok / c_tok at the hardware-bound point)\n", r->joules_per_flop);
+    fprintf(f, "  joules_per_flop          %.4g J/FLOP (e_tok / c_tok at the devices' operating point)\n", r->joules_per_flop);
     fprintf(f, "  crossover_facility_power_w  %s: below it delivered_power binds\n", si(r->crossover_facility_power_w, "W", c, sizeof c));
     if (r->energy_cost_per_mtok >= 0)
         fprintf(f, "  energy_cost_per_mtok     %.4g per million output tokens at %.4g per kWh (marginal energy only)\n",
@@ -219,10 +236,22 @@ static json_t *result_json(const etok_tpf_scenario *s, const etok_tpf_result *r,
     json_object_set_new(o, "ceilings", ceil_obj(r->ceilings_tps));
     json_object_set_new(o, "headroom", ceil_obj(r->headroom));
     json_object_set_new(o, "binding_constraint", json_string(etok_ceiling_name(r->binding)));
-    json_object_set_new(o, "roofline_tps", jnum(r->roofline_tps));
-    json_object_set_new(o, "phase_mix_factor", jnum(r->phase_mix_factor));
-    json_object_set_new(o, "mfu", jnum(r->mfu_at_roofline));
-    json_object_set_new(o, "mbu", jnum(r->mbu_at_roofline));
+    json_object_set_new(o, "hardware_tps", jnum(r->hardware_tps));
+    json_object_set_new(o, "device_tps", jnum(r->device_tps));
+    json_t *ser = json_object();
+    json_object_set_new(ser, "tps", jnum(r->in_series_tps));
+    json_object_set_new(ser, "prefill_s_per_output_token", jnum(r->prefill_s_per_output_token));
+    json_object_set_new(ser, "decode_s_per_output_token", jnum(r->decode_s_per_output_token));
+    json_object_set_new(ser, "note", json_string("prefill and decode in series (no chunked prefill): a lower estimate, not a ceiling"));
+    json_object_set_new(o, "in_series", ser);
+    json_t *calj = json_object();
+    json_object_set_new(calj, "applied", json_boolean(r->calibrated));
+    json_object_set_new(calj, "bandwidth_fraction", jnum(r->bandwidth_fraction));
+    json_object_set_new(calj, "flops_fraction", jnum(r->flops_fraction));
+    json_object_set_new(calj, "source", r->calibrated ? json_string(s->hw.cal.source) : json_null());
+    json_object_set_new(o, "calibration", calj);
+    json_object_set_new(o, "mfu", jnum(r->mfu));
+    json_object_set_new(o, "mbu", jnum(r->mbu));
     json_object_set_new(o, "token_rate_tps", jnum(r->token_rate_tps));
     json_object_set_new(o, "token_rate_full_utilization_tps", jnum(r->token_rate_full_utilization_tps));
     /* METRICS.md §3 name: in the TPF, U already carries the idle share, so the two coincide. */
@@ -234,6 +263,10 @@ static json_t *result_json(const etok_tpf_scenario *s, const etok_tpf_result *r,
     json_object_set_new(o, "device_power_source", json_string(r->device_power_measured ? "measured" : "model"));
     json_object_set_new(o, "devices_powered", jnum(r->devices_powered));
     json_object_set_new(o, "activity", jnum(r->activity));
+    json_object_set_new(o, "activity_busy", jnum(r->activity_busy));
+    json_object_set_new(o, "device_power_full_w", jnum(r->device_power_full_w));
+    json_object_set_new(o, "device_power_unlimited_w", jnum(r->device_power_hw_w));
+    json_object_set_new(o, "power_limit_w", s->power_limit_w > 0 ? json_real(s->power_limit_w) : json_null());
     json_object_set_new(o, "joules_per_output_token", jnum(r->joules_per_output_token));
     json_object_set_new(o, "joules_per_output_token_pue_adjusted", jnum(r->joules_per_output_token_pue));
     json_object_set_new(o, "joules_per_token", jnum(r->joules_per_token));
@@ -393,7 +426,7 @@ char *etok_tpf_render_sweep_csv(const etok_sweep *sw) {
     if (!f) return NULL;
     fprintf(f, "%s,kind,feasible,binding_constraint,token_rate_tps", sw->spec.field);
     for (int i = 0; i < ETOK_CEIL_COUNT; i++) fprintf(f, ",ceilings.%s", etok_ceiling_name((etok_ceiling)i));
-    fprintf(f, ",roofline_tps,joules_per_output_token,device_power_w,joules_per_flop,crossover_facility_power_w,error\n");
+    fprintf(f, ",in_series_tps,joules_per_output_token,device_power_w,joules_per_flop,crossover_facility_power_w,error\n");
     size_t n;
     row *rows = sorted_rows(sw, &n);
     for (size_t i = 0; rows && i < n; i++) {
@@ -403,7 +436,7 @@ char *etok_tpf_render_sweep_csv(const etok_sweep *sw) {
             fprintf(f, ",%s", etok_ceiling_name(p->r.binding));
             csv_num(f, p->r.token_rate_tps);
             for (int k = 0; k < ETOK_CEIL_COUNT; k++) csv_num(f, p->r.ceilings_tps[k]);
-            csv_num(f, p->r.roofline_tps);
+            csv_num(f, p->r.in_series_tps);
             csv_num(f, p->r.joules_per_output_token);
             csv_num(f, p->r.device_power_w);
             csv_num(f, p->r.joules_per_flop);
@@ -517,23 +550,16 @@ char *etok_tpf_render_sweep_svg(const etok_sweep *sw, const etok_tpf_context *ct
         snprintf(name, sizeof name, "ceiling: %s", etok_ceiling_name((etok_ceiling)k));
         etok_svg_chart_add_series(c, name, x, y, n, &st);
     }
-    /* Binding regions: contiguous runs of one binding constraint, split at the crossovers. */
-    size_t i = 0;
-    while (i < n) {
-        if (!sw->points[i].ok) { i++; continue; }
-        etok_ceiling b = sw->points[i].r.binding;
-        size_t j = i;
-        while (j + 1 < n && sw->points[j + 1].ok && sw->points[j + 1].r.binding == b) j++;
-        double x0 = sw->points[i].x, x1 = sw->points[j].x;
-        for (size_t k = 0; k < sw->n_crossovers; k++) {
-            if (i > 0 && sw->crossovers[k].x <= x0 && sw->crossovers[k].x >= sw->points[i - 1].x) x0 = sw->crossovers[k].x;
-            if (j + 1 < n && sw->crossovers[k].x >= x1 && sw->crossovers[k].x <= sw->points[j + 1].x) x1 = sw->crossovers[k].x;
-        }
+    /* Binding regions: etok_sweep_regions, the same rule as the text (each point's smallest ceiling). */
+    etok_sweep_region *reg = NULL;
+    size_t nreg = etok_sweep_regions(sw, &reg);
+    if (nreg == (size_t)-1) { free(x); free(y); etok_svg_chart_free(c); return NULL; }
+    for (size_t k = 0; k < nreg; k++) {
         char lab[64];
-        snprintf(lab, sizeof lab, "%s-bound", etok_ceiling_name(b));
-        etok_svg_chart_add_band(c, x0, x1, lab, etok_svg_palette((size_t)b));
-        i = j + 1;
+        snprintf(lab, sizeof lab, "%s-bound", etok_ceiling_name(reg[k].binding));
+        etok_svg_chart_add_band(c, reg[k].x0, reg[k].x1, lab, etok_svg_palette((size_t)reg[k].binding));
     }
+    free(reg);
     for (size_t k = 0; k < sw->n_crossovers; k++) {
         char lab[160], v[48];
         const char *f = sw->spec.field;
@@ -544,7 +570,8 @@ char *etok_tpf_render_sweep_svg(const etok_sweep *sw, const etok_tpf_context *ct
                  etok_ceiling_name(sw->crossovers[k].to));
         etok_svg_chart_add_vline(c, sw->crossovers[k].x, lab, NULL);
     }
-    etok_svg_chart_caption(c, "etok tpf model estimate (METRICS.md section 1), not a measurement; ceilings before Phi and U");
+    etok_svg_chart_caption(c, "etok tpf model estimate, not a measurement; ceilings before Phi and U; "
+                              "shaded: the smallest ceiling (binding)");
     char *svg = etok_svg_chart_render(c);
     free(x);
     free(y);

@@ -195,7 +195,85 @@ static int get_str(json_t *o, const char *key, const char *what, const char *pre
 /* ---------- hardware ---------- */
 
 const char *const JQ_HW_KEYS[] = {"name", "display_name", "peak_flops", "mem_bw_bps", "mem_bytes",
-                                  "max_power_w", "idle_power_w", "source", NULL};
+                                  "max_power_w", "idle_power_w", "calibration", "source", NULL};
+
+/* "calibration": {"source": "...", "achievable": [{"devices_per_replica": 1, "batch": [...],
+ * "bandwidth_fraction": [...], "flops_fraction": [...]}, ...], "power": {"activity_floor": x,
+ * "activity_per_mfu": y, "activity_per_mbu": z}} (docs/TPF.md "Calibration"). */
+static int num_array(json_t *a, const char *what, const char *f, double lo, double hi, double *out, int *n, etok_err *err) {
+    if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > ETOK_CAL_MAX_POINTS)
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be an array of 1..%d numbers", what, f, ETOK_CAL_MAX_POINTS);
+    size_t i;
+    json_t *v;
+    json_array_foreach(a, i, v) {
+        double x = json_number_value(v);
+        if (!json_is_number(v) || !(x > lo && x <= hi))
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s[%zu]: must be a number in (%g, %g]", what, f, i, lo, hi);
+        out[i] = x;
+    }
+    *n = (int)json_array_size(a);
+    return 0;
+}
+
+static int parse_calibration(json_t *c, const char *what, etok_hw_calibration *cal, etok_err *err) {
+    memset(cal, 0, sizeof *cal);
+    if (!c || json_is_null(c)) return 0;
+    static const char *const K[] = {"source", "achievable", "power", "used_points", NULL};
+    if (!json_is_object(c)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: calibration: must be an object", what);
+    if (jq_known_keys(c, K, what, "calibration", err)) return -1;
+    json_t *src = json_object_get(c, "source");
+    if (!json_is_string(src) || !*json_string_value(src))
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: calibration.source: missing (every number needs a source)", what);
+    snprintf(cal->source, sizeof cal->source, "%s", json_string_value(src));
+    json_t *ach = json_object_get(c, "achievable");
+    if (!json_is_array(ach) || json_array_size(ach) < 1 || json_array_size(ach) > ETOK_CAL_MAX_ROWS)
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: calibration.achievable: must be an array of 1..%d rows", what, ETOK_CAL_MAX_ROWS);
+    size_t i;
+    json_t *row;
+    json_array_foreach(ach, i, row) {
+        char f[96];
+        snprintf(f, sizeof f, "calibration.achievable[%zu]", i);
+        static const char *const RK[] = {"devices_per_replica", "batch", "bandwidth_fraction", "flops_fraction", NULL};
+        if (!json_is_object(row)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be an object", what, f);
+        if (jq_known_keys(row, RK, what, f, err)) return -1;
+        etok_hw_cal_row *r = &cal->rows[i];
+        char g[128];
+        snprintf(g, sizeof g, "%s.devices_per_replica", f);
+        json_t *d = json_object_get(row, "devices_per_replica");
+        if (!d) return etok_errc(err, ETOK_EXIT_INPUT, "%s: missing field %s", what, g);
+        if (jq_int(d, 1, 1 << 20, what, g, &r->devices_per_replica, err)) return -1;
+        if (i > 0 && r->devices_per_replica <= cal->rows[i - 1].devices_per_replica)
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: rows must be in ascending devices_per_replica", what, g);
+        int nb = 0, nw = 0, nf = 0;
+        snprintf(g, sizeof g, "%s.batch", f);
+        if (num_array(json_object_get(row, "batch"), what, g, 0, 1e9, r->batch, &nb, err)) return -1;
+        for (int k = 1; k < nb; k++)
+            if (!(r->batch[k] > r->batch[k - 1])) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be ascending", what, g);
+        snprintf(g, sizeof g, "%s.bandwidth_fraction", f);
+        if (num_array(json_object_get(row, "bandwidth_fraction"), what, g, 0, 1, r->bandwidth_fraction, &nw, err)) return -1;
+        snprintf(g, sizeof g, "%s.flops_fraction", f);
+        if (num_array(json_object_get(row, "flops_fraction"), what, g, 0, 1, r->flops_fraction, &nf, err)) return -1;
+        if (nw != nb || nf != nb)
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: batch, bandwidth_fraction and flops_fraction must have the same length", what, f);
+        r->n = nb;
+    }
+    cal->n_rows = json_array_size(ach);
+    json_t *pw = json_object_get(c, "power");
+    if (pw && !json_is_null(pw)) {
+        static const char *const PK[] = {"activity_floor", "activity_per_mfu", "activity_per_mbu", NULL};
+        if (!json_is_object(pw)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: calibration.power: must be an object", what);
+        if (jq_known_keys(pw, PK, what, "calibration.power", err) ||
+            get_num(pw, "activity_floor", '1', 1, what, "calibration.power", &cal->activity_floor, err) ||
+            get_num(pw, "activity_per_mfu", '1', 1, what, "calibration.power", &cal->activity_per_mfu, err) ||
+            get_num(pw, "activity_per_mbu", '1', 1, what, "calibration.power", &cal->activity_per_mbu, err))
+            return -1;
+        if (!(cal->activity_floor < 1))
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: calibration.power.activity_floor: must be below 1 (got %g)", what, cal->activity_floor);
+        cal->has_power = 1;
+    }
+    cal->present = 1;
+    return 0;
+}
 
 int jq_hardware(json_t *o, const char *what, const char *prefix, int require_all, etok_hw_spec *hw, etok_err *err) {
     if (get_str(o, "name", what, prefix, hw->name, sizeof hw->name, err) ||
@@ -239,6 +317,8 @@ int jq_hardware(json_t *o, const char *what, const char *prefix, int require_all
         return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: %g is out of range (expected %s)", what, f, L[i].v,
                          etok_range_text(l->range, rt, sizeof rt));
     }
+    json_t *cal = json_object_get(o, "calibration");
+    if (cal && parse_calibration(cal, what, &hw->cal, err)) return -1;
     return 0;
 }
 

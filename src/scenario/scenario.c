@@ -52,7 +52,7 @@ static int get_limited_int(json_t *v, const char *what, const char *field, int *
 static int parse_hardware(json_t *h, const char *what, etok_tpf_scenario *s, etok_err *err) {
     if (json_is_string(h)) return etok_catalog_hardware(json_string_value(h), &s->hw, err);
     if (!json_is_object(h)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: hardware: must be a catalog name or an object", what);
-    static const char *const DEPLOY[] = {"count", "devices_per_replica", "power_cap_w", "mem_usable_fraction", NULL};
+    static const char *const DEPLOY[] = {"count", "devices_per_replica", "power_limit_w", "power_cap_w", "mem_usable_fraction", NULL};
     const char *keys[32];
     size_t k = 0;
     for (size_t i = 0; JQ_HW_KEYS[i]; i++) keys[k++] = JQ_HW_KEYS[i];
@@ -78,10 +78,14 @@ static int parse_hardware(json_t *h, const char *what, etok_tpf_scenario *s, eto
     if ((v = json_object_get(h, "devices_per_replica")) &&
         get_limited_int(v, what, "hardware.devices_per_replica", &s->devices_per_replica, err))
         return -1;
-    if ((v = json_object_get(h, "power_cap_w")) && get_limited(v, 'P', what, "hardware.power_cap_w", &s->power_cap_w, err))
-        return -1;
     if ((v = json_object_get(h, "mem_usable_fraction")) &&
         get_limited(v, '1', what, "hardware.mem_usable_fraction", &s->mem_usable_fraction, err))
+        return -1;
+    /* The per-device power limit set on the devices (power_cap_w: its earlier name). */
+    if (json_object_get(h, "power_limit_w") && json_object_get(h, "power_cap_w"))
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s: hardware.power_cap_w is the old name of hardware.power_limit_w: give one", what);
+    const char *lim = json_object_get(h, "power_limit_w") ? "hardware.power_limit_w" : "hardware.power_cap_w";
+    if ((v = json_object_get(h, lim + strlen("hardware."))) && get_limited(v, 'P', what, lim, &s->power_limit_w, err))
         return -1;
     return 0;
 }

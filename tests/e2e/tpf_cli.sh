@@ -9,7 +9,9 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$ETOK" tpf --help | grep -q "Token Production Function" || fail "--help"
 
 # Text output of the issue's example names every ceiling and says it is a model.
-"$ETOK" tpf issue-example > "$T/out.txt" || fail "issue-example rc"
+"$ETOK" tpf h100x8-llama31-8b-kv-int8 > "$T/out.txt" || fail "h100x8-llama31-8b-kv-int8 rc"
+"$ETOK" tpf --list scenarios | grep -q "^h100x8-llama31-8b-kv-int8 .*KV-int8 what-if" || fail "renamed scenario listed"
+if grep -rqi "issue" "${ETOK_SOURCE_DIR:-.}/data/scenarios"; then fail "a catalog scenario names a process"; fi
 for w in compute memory_bandwidth memory_capacity delivered_power cooling device_power_cap \
          binding_constraint token_rate_tps joules_per_output_token crossover_facility_power_w "not a measurement"; do
   grep -q "$w" "$T/out.txt" || fail "text lacks $w"
@@ -20,7 +22,7 @@ cat > "$T/s.json" <<'J'
 {"hardware": {"name": "h100-sxm", "count": 1}, "model": "llama-3.1-8b",
  "workload": {"input_tokens": 0, "output_tokens": 128, "batch": 1}}
 J
-"$ETOK" tpf "$T/s.json" --json --price-per-kwh 0.15 > "$T/out.json" || fail "json rc"
+"$ETOK" tpf "$T/s.json" --json --price-per-kwh 0.15 --uncalibrated > "$T/out.json" || fail "json rc"
 python3 - "$T/out.json" <<'P' || fail "json content"
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -32,7 +34,41 @@ assert d["ceilings"]["delivered_power"] is None           # no facility: unlimit
 assert d["source"] == "estimate"
 assert d["energy_cost_per_mtok"] > 0 and d["price_per_kwh"] == 0.15
 assert d["flops_per_token"]["decode"] > 1.5e10
+assert d["calibration"]["applied"] is False
+# no power limit set: device_power_cap does not limit and has no headroom
+assert d["ceilings"]["device_power_cap"] is None and d["headroom"]["device_power_cap"] is None
 P
+
+# Calibrated (the h100-sxm catalog entry has a calibration): slower than the roofline, and says so;
+# every ceiling is an upper bound on the rate and the binding one is the smallest.
+"$ETOK" tpf "$T/s.json" --json > "$T/cal.json" || fail "calibrated json rc"
+python3 - "$T/cal.json" "$T/out.json" <<'P' || fail "calibrated json content"
+import json, sys
+d = json.load(open(sys.argv[1])); u = json.load(open(sys.argv[2]))
+assert d["calibration"]["applied"] is True and 0 < d["calibration"]["bandwidth_fraction"] < 1
+assert d["token_rate_tps"] < u["token_rate_tps"]
+c = {k: v for k, v in d["ceilings"].items() if v is not None}
+assert d["binding_constraint"] == min(c, key=c.get), (d["binding_constraint"], c)
+assert abs(d["token_rate_tps"] - c[d["binding_constraint"]]) < 1e-6 * d["token_rate_tps"]
+assert 0 < d["activity"] <= 1 and d["device_power_full_w"] < 700
+P
+
+# A device power limit binds only below the modelled draw; headroom = limit / draw.
+for lim in 300 690; do
+  printf '{"hardware": {"name": "h100-sxm", "count": 1, "power_limit_w": %s}, "model": "llama-3.1-8b", "workload": {"input_tokens": 0, "output_tokens": 128, "batch": 64}}' "$lim" > "$T/lim.json"
+  "$ETOK" tpf "$T/lim.json" --json > "$T/lim.out" || fail "limit $lim rc"
+  python3 - "$T/lim.out" "$lim" <<'P' || fail "limit $lim content"
+import json, sys
+d = json.load(open(sys.argv[1])); lim = float(sys.argv[2])
+h = d["headroom"]["device_power_cap"]; draw = d["device_power_unlimited_w"]
+assert abs(h - lim / draw) < 1e-9, (h, lim, draw)
+assert (d["binding_constraint"] == "device_power_cap") == (h < 1), (lim, d["binding_constraint"], h)
+assert (lim == 300) == (h < 1), (lim, draw)   # the calibrated draw at batch 64 is between 300 and 690 W
+if h < 1: assert abs(d["device_power_full_w"] - lim) < 1e-6 * lim   # capped devices draw the limit
+c = {k: v for k, v in d["ceilings"].items() if v is not None}
+assert d["binding_constraint"] == min(c, key=c.get)
+P
+done
 
 # Levers: before/after side by side, binding change reported.
 "$ETOK" tpf "$T/s.json" --lever fp8 --lever batch=1024 > "$T/lev.txt" || fail "lever rc"
@@ -79,4 +115,30 @@ import json; d=json.load(open('$T/run.json'))
 assert d['joules_source']=='measured' and abs(d['joules_per_output_token']-1)<1e-6, d['joules_per_output_token']
 assert d['device_power_source']=='measured' and d['source']=='estimate+measured'" || fail "from-run json"
 "$ETOK" tpf "$T/s.json" --from-run "$T/none.json" 2> "$T/e"; [ $? -eq 3 ] || fail "from-run missing rc"
+# --validate: every published point with predicted vs published J/output-token and token rate,
+# ratios before and after calibration, which points calibrated, and the 25% target on the rest.
+"$ETOK" tpf --validate > "$T/val.txt" || fail "validate rc"
+grep -q "llama-3.1-70b/h100x4/b96 *held" "$T/val.txt" || fail "validate lists held-out points"
+grep -q "ml.energy/blog" "$T/val.txt" || fail "validate names the source"
+grep -q "target: calibrated within 25% on held-out points: met" "$T/val.txt" || fail "validate target: $(tail -3 "$T/val.txt")"
+"$ETOK" tpf --validate --json > "$T/val.json" || fail "validate json rc"
+python3 - "$T/val.json" <<'P' || fail "validate json"
+import json, sys
+d = json.load(open(sys.argv[1]))
+pts = [p for s in d["sets"] for p in s["points"] if p["modelled"]]
+held = [p for p in pts if not p["calibrate"]]
+assert len(held) >= 8 and d["held_out_worst_error"] <= 0.25
+for p in held:
+    for k in ("joules_ratio", "rate_ratio"):
+        assert abs(p["calibrated"][k] - 1) <= 0.25, (p["id"], k, p["calibrated"][k])
+        r = p["calibrated"][k]
+    assert abs(p["calibrated"]["joules_ratio"] - p["calibrated"]["joules_per_output_token"] / p["published_joules_per_output_token"]) < 1e-6
+# before calibration the roofline is optimistic: faster and cheaper than published
+assert all(p["roofline"]["rate_ratio"] > 1.2 for p in pts)
+P
+"$ETOK" tpf --validate "$T/nope.json" 2> "$T/e"; [ $? -eq 3 ] || fail "validate missing file rc"
+printf '{"name": "x", "description": "x", "source": {"title": "t", "url": "u"}, "conditions": {}, "points": []}' > "$T/m.json"
+"$ETOK" tpf --validate "$T/m.json" 2> "$T/e"; [ $? -eq 3 ] || fail "validate bad file rc"
+grep -q "energy_boundary" "$T/e" || fail "validate names the missing field: $(cat "$T/e")"
+"$ETOK" tpf --validate --lever fp8 2> /dev/null; [ $? -eq 2 ] || fail "validate with a lever rc"
 echo ok

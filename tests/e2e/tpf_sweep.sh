@@ -12,7 +12,7 @@ cat > "$T/s.json" <<'J'
  "workload": {"input_tokens": 0, "output_tokens": 128, "batch": 1},
  "facility": {"power_w": "1 MW", "pue": 1.4, "theta": 0.8}}
 J
-"$ETOK" tpf "$T/s.json" --sweep facility.power_w=1e3:1e6:40:log --csv "$T/s.csv" --svg "$T/s.svg" > "$T/out.txt" \
+"$ETOK" tpf "$T/s.json" --uncalibrated --sweep facility.power_w=1e3:1e6:40:log --csv "$T/s.csv" --svg "$T/s.svg" > "$T/out.txt" \
   || fail "sweep rc"
 # P* = 1.4 * 8 * 700 / 0.8 = 9800 W
 grep -q "crossover at facility.power_w = 9800: delivered_power -> memory_bandwidth" "$T/out.txt" || fail "crossover text: $(tail -2 "$T/out.txt")"
@@ -27,6 +27,10 @@ for r in rows:
     x = float(r["facility.power_w"])
     want = "delivered_power" if x < 9800 else "memory_bandwidth"
     assert r["binding_constraint"] == want, (x, r["binding_constraint"])
+    # the labelled binding constraint is the smallest ceiling, and the rate is it (Phi = U = 1)
+    c = {k[9:]: float(v) for k, v in r.items() if k.startswith("ceilings.") and v not in ("", "inf")}
+    assert r["binding_constraint"] == min(c, key=c.get), (x, c)
+    assert abs(float(r["token_rate_tps"]) / c[r["binding_constraint"]] - 1) < 1e-9
 P
 grep -q "<svg" "$T/s.svg" && grep -q "</svg>" "$T/s.svg" || fail "svg shape"
 grep -q "Facility power P_grid (W)" "$T/s.svg" || fail "svg x label"
@@ -36,7 +40,7 @@ if command -v xmllint >/dev/null 2>&1; then xmllint --noout "$T/s.svg" || fail "
 if command -v rsvg-convert >/dev/null 2>&1; then rsvg-convert "$T/s.svg" -o "$T/s.png" || fail "svg does not render"; fi
 
 # JSON sweep, integer field, infeasible points named.
-"$ETOK" tpf "$T/s.json" --sweep workload.batch=1:8192:12:log --json > "$T/b.json" || fail "batch sweep rc"
+"$ETOK" tpf "$T/s.json" --uncalibrated --sweep workload.batch=1:8192:12:log --json > "$T/b.json" || fail "batch sweep rc"
 python3 -c "
 import json; d=json.load(open('$T/b.json'))
 assert d['crossovers'][0]['from']=='memory_bandwidth' and d['crossovers'][0]['to']=='compute', d['crossovers']

@@ -37,12 +37,12 @@ P
 expect 3 "negpower.json: traces\[0\].samples\[12\]: power -40 W is negative" "$ETOK" report "$T/negpower.json"
 expect 3 "nullpue.json: pue: must be a number" "$ETOK" report "$T/nullpue.json"
 expect 3 "requests\[0\].tokens_out: -3 out of range" "$ETOK" report "$T/negtokens.json"
-expect 3 "traces\[0\].samples\[12\]: power -40 W is negative" "$ETOK" tpf issue-example --from-run "$T/negpower.json"
+expect 3 "traces\[0\].samples\[12\]: power -40 W is negative" "$ETOK" tpf h100x8-llama31-8b-kv-int8 --from-run "$T/negpower.json"
 
 # --- one table of scenario limits: sweeps cannot reach what the loader refuses ---
 expect 2 "STOP 1000000000 is outside the limits of hardware.count (expected a whole number in 1..10000000)" \
-    "$ETOK" tpf issue-example --sweep hardware.count=1:1e9:5
-expect 2 "START 0.5 is outside the limits of facility.pue" "$ETOK" tpf issue-example --sweep facility.pue=0.5:2:5
+    "$ETOK" tpf h100x8-llama31-8b-kv-int8 --sweep hardware.count=1:1e9:5
+expect 2 "START 0.5 is outside the limits of facility.pue" "$ETOK" tpf h100x8-llama31-8b-kv-int8 --sweep facility.pue=0.5:2:5
 cat > "$T/s.json" <<'J'
 {"hardware": {"name": "h100-sxm", "count": 1000000000}, "model": "llama-3.1-8b"}
 J
@@ -62,6 +62,6 @@ expect 2 "--tokens '99999999999999999999': out of range" "$ETOK" run --tokens 99
 expect 2 "--pue '11': out of range" "$ETOK" run --pue 11 -- true
 expect 2 "--top-p 'nan'" "$ETOK" generate --top-p nan
 expect 2 "--threads '0x4'" "$ETOK" probe --threads 0x4
-expect 2 "--price-per-kwh 'inf'" "$ETOK" tpf issue-example --price-per-kwh inf
+expect 2 "--price-per-kwh 'inf'" "$ETOK" tpf h100x8-llama31-8b-kv-int8 --price-per-kwh inf
 expect 2 "--cpu-tdp '5:inf'" "$ETOK" run --cpu-tdp 5:inf -- true
 echo "ok"

@@ -209,7 +209,7 @@ static void inline_objects_and_defaults(void **state) {
     assert_int_equal(etok_scenario_from_json_text(ov, "ov.json", &sf, &err), 0);
     assert_true(sf.s.hw.max_power_w == 500 && sf.s.hw.mem_bw_bps == 3.35e12);
     /* a catalog scenario by name */
-    assert_int_equal(etok_scenario_load("issue-example", &sf, &err), 0);
+    assert_int_equal(etok_scenario_load("h100x8-llama31-8b-kv-int8", &sf, &err), 0);
     assert_string_equal(sf.s.hw.name, "h100-sxm");
     assert_int_equal(sf.s.device_count, 8);
     assert_true(sf.s.has_facility && sf.s.facility_power_w == 2e6 && sf.s.cooling_w == 1.8e6);
@@ -257,7 +257,7 @@ static void from_run_replaces_modelled_figures(void **state) {
     etok_record_free(&rec);
 
     etok_scenario_file sf;
-    assert_int_equal(etok_scenario_load("issue-example", &sf, &err), 0);
+    assert_int_equal(etok_scenario_load("h100x8-llama31-8b-kv-int8", &sf, &err), 0);
     etok_tpf_result before, after;
     assert_int_equal(etok_tpf_evaluate(&sf.s, -1, &before, &err), 0);
     if (etok_tpf_apply_run(path, &sf.s, &err)) fail_msg("%s", err.msg);
@@ -274,12 +274,84 @@ static void from_run_replaces_modelled_figures(void **state) {
     assert_int_equal(etok_tpf_apply_run("/nonexistent/run.json", &sf.s, &err), -1);
 }
 
+
+/* Calibration data in the hardware catalog, and published measurements with their sources. */
+static void calibration_and_measurements(void **state) {
+    (void)state;
+    etok_err err = {0};
+    etok_hw_spec h;
+    assert_int_equal(etok_catalog_hardware("h100-sxm", &h, &err), 0);
+    assert_true(h.cal.present && h.cal.n_rows == 3 && h.cal.has_power);
+    assert_int_equal(h.cal.rows[0].devices_per_replica, 1);
+    assert_true(strstr(h.cal.source, "data/measurements") != NULL);
+    for (size_t i = 0; i < h.cal.n_rows; i++)
+        for (int k = 0; k < h.cal.rows[i].n; k++)
+            assert_true(h.cal.rows[i].bandwidth_fraction[k] > 0 && h.cal.rows[i].bandwidth_fraction[k] <= 1);
+    /* a hardware without calibration data stays a plain roofline */
+    assert_int_equal(etok_catalog_hardware("l40s", &h, &err), 0);
+    assert_false(h.cal.present);
+    /* inline calibration: checked, errors name the field */
+    etok_scenario_file sf;
+    const char *bad = "{\"hardware\": {\"name\": \"h100-sxm\", \"calibration\": {\"source\": \"t\", \"achievable\": "
+                      "[{\"devices_per_replica\": 1, \"batch\": [1, 8], \"bandwidth_fraction\": [0.5, 1.5], "
+                      "\"flops_fraction\": [0.5, 0.5]}]}}, \"model\": \"llama-3.1-8b\"}";
+    assert_int_equal(etok_scenario_from_json_text(bad, "b.json", &sf, &err), -1);
+    assert_non_null(strstr(err.msg, "calibration.achievable[0].bandwidth_fraction[1]"));
+    const char *nosrc = "{\"hardware\": {\"name\": \"h100-sxm\", \"calibration\": {\"achievable\": []}}, \"model\": \"llama-3.1-8b\"}";
+    assert_int_equal(etok_scenario_from_json_text(nosrc, "n.json", &sf, &err), -1);
+    assert_non_null(strstr(err.msg, "calibration.source"));
+    /* power_limit_w, and its old name, but not both */
+    const char *lim = "{\"hardware\": {\"name\": \"h100-sxm\", \"power_limit_w\": \"500 W\"}, \"model\": \"llama-3.1-8b\"}";
+    assert_int_equal(etok_scenario_from_json_text(lim, "l.json", &sf, &err), 0);
+    assert_true(sf.s.power_limit_w == 500);
+    const char *both = "{\"hardware\": {\"name\": \"h100-sxm\", \"power_limit_w\": 500, \"power_cap_w\": 400}, \"model\": \"llama-3.1-8b\"}";
+    assert_int_equal(etok_scenario_from_json_text(both, "l.json", &sf, &err), -1);
+    assert_non_null(strstr(err.msg, "power_limit_w"));
+
+    /* measurements: every set has a source and an energy boundary; points their conditions */
+    char **names;
+    size_t n;
+    assert_int_equal(etok_catalog_names("measurements", &names, &n, &err), 0);
+    assert_true(n >= 1);
+    size_t held = 0, used = 0;
+    for (size_t i = 0; i < n; i++) {
+        etok_measurement_set ms;
+        if (etok_measurements_load(names[i], &ms, &err)) fail_msg("%s", err.msg);
+        assert_true(strncmp(ms.source_url, "https://", 8) == 0 && strlen(ms.energy_boundary) > 10);
+        for (size_t k = 0; k < ms.n; k++) {
+            etok_tpf_scenario sc;
+            assert_int_equal(etok_measurement_scenario(&ms.points[k], &sc, &err), 0);
+            assert_true(ms.points[k].joules_per_output_token > 0 && ms.points[k].output_tps > 0);
+            if (ms.points[k].calibrate) used++;
+            else held++;
+        }
+        etok_measurement_set_free(&ms);
+    }
+    etok_catalog_names_free(names, n);
+    assert_true(held >= 8 && used >= 4);
+    char path[] = "/tmp/etok_measXXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *m = "{\"name\": \"x\", \"description\": \"d\", \"source\": {\"title\": \"t\", \"url\": \"https://x\"}, "
+                    "\"conditions\": {\"energy_boundary\": \"GPU\"}, \"points\": [{\"id\": \"p\", \"hardware\": \"h100-sxm\", "
+                    "\"devices\": 1, \"model\": \"llama-3.1-8b\", \"weight_dtype\": \"bf16\", \"kv_dtype\": \"bf16\", "
+                    "\"batch\": 8, \"input_tokens\": 10, \"output_tokens\": 10, \"joules_per_output_token\": 0.1, "
+                    "\"output_tokens_per_s\": 100}]}";
+    assert_true(write(fd, m, strlen(m)) == (ssize_t)strlen(m));
+    close(fd);
+    etok_measurement_set ms;
+    assert_int_equal(etok_measurements_load(path, &ms, &err), -1);
+    unlink(path);
+    assert_non_null(strstr(err.msg, "points[0].calibrate"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(catalogs_list_and_load),        cmocka_unit_test(unknown_names_list_the_catalog),
         cmocka_unit_test(quantities_and_dimensions),     cmocka_unit_test(validation_names_the_field),
         cmocka_unit_test(inline_objects_and_defaults),   cmocka_unit_test(data_dir_env),
         cmocka_unit_test(from_run_replaces_modelled_figures),
+        cmocka_unit_test(calibration_and_measurements),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

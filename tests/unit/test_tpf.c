@@ -351,7 +351,7 @@ static void cooling_below_it_power_binds(void **state) {
 static void device_power_cap_binds(void **state) {
     (void)state;
     etok_tpf_scenario s = decode_b1();
-    s.power_cap_w = 385; /* halfway between idle 70 W and 700 W */
+    s.power_limit_w = 385; /* halfway between idle 70 W and 700 W */
     etok_err err = {0};
     etok_tpf_result r;
     assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
@@ -664,6 +664,188 @@ static void render_json_has_metric_names(void **state) {
     free(j);
 }
 
+
+/* ---------- issue 13: one consistent story ---------- */
+
+/* Every ceiling is an upper bound at the scenario's batch, the binding constraint is the smallest
+ * and the token rate is it (x Phi x U): over a grid of scenarios, including power limits. */
+static void binding_is_argmin_and_rate_is_it(void **state) {
+    (void)state;
+    int batches[] = {1, 8, 32, 256, 600};
+    double limits[] = {0, 200, 450, 690};
+    double grids[] = {0, 3e3, 3e4};
+    for (size_t i = 0; i < 5; i++)
+        for (size_t j = 0; j < 4; j++)
+            for (size_t k = 0; k < 3; k++) {
+                etok_tpf_scenario s = decode_b1();
+                s.input_tokens = 512;
+                s.device_count = 8;
+                s.batch = batches[i];
+                s.power_limit_w = limits[j];
+                if (grids[k] > 0) { s.has_facility = 1; s.facility_power_w = grids[k]; s.pue = 1.3; s.theta = 0.9; }
+                s.utilization = 0.7;
+                etok_tpf_result r;
+                etok_err err = {0};
+                if (etok_tpf_evaluate(&s, -1, &r, &err)) fail_msg("batch %d limit %g grid %g: %s", batches[i], limits[j], grids[k], err.msg);
+                int b = etok_tpf_smallest_ceiling(r.ceilings_tps);
+                assert_int_equal(r.binding, b);
+                for (int c = 0; c < ETOK_CEIL_COUNT; c++) assert_true(r.ceilings_tps[c] >= r.ceilings_tps[b]);
+                assert_close(r.token_rate_tps, r.ceilings_tps[b] * 0.7, 1e-12);
+                /* the in-series rate is shown, never a ceiling: at most the hardware ceilings */
+                assert_true(r.in_series_tps <= r.hardware_tps * (1 + 1e-12));
+                /* activity is not normalised away: a memory-bound device below its bandwidth
+                 * ceiling is not at activity 1 */
+                assert_true(r.activity <= 1 && r.activity > 0);
+            }
+}
+
+/* The in-series figure of the old model (prefill and decode each at its roofline) equals what it
+ * was; it no longer poses as device_power_cap, which is unlimited without a power limit. */
+static void no_power_limit_no_device_cap(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    s.input_tokens = 1024;
+    s.output_tokens = 256;
+    s.batch = 32;
+    s.device_count = 8;
+    etok_tpf_result r;
+    etok_err err = {0};
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_true(isinf(r.ceilings_tps[ETOK_CEIL_DEVICE_POWER_CAP]));
+    assert_true(isnan(r.headroom[ETOK_CEIL_DEVICE_POWER_CAP]));
+    assert_int_equal(r.binding, ETOK_CEIL_MEMORY_BANDWIDTH);
+    /* in series: 1 / ((n/m) max(c_pre/F, b_pre/B) + max(c_dec/F, b_dec/B)), all 8 devices */
+    double F = 8 * 989.4e12, B = 8 * 3.35e12, q = 1024.0 / 256;
+    double t = q * fmax(r.flops_per_token_prefill / F, r.bytes_per_token_prefill / B) +
+               fmax(r.flops_per_token_decode / F, r.bytes_per_token_decode / B);
+    assert_close(r.in_series_tps, 1 / t, 1e-12);
+    assert_true(r.in_series_tps < 0.8 * r.ceilings_tps[ETOK_CEIL_MEMORY_BANDWIDTH]);
+    /* the modelled draw follows activity = max(MFU, MBU) = MBU = 1 at the bandwidth ceiling here */
+    assert_close(r.mbu, 1.0, 1e-12);
+    assert_close(r.device_power_full_w, 700.0, 1e-12);
+    assert_true(r.mfu < 0.5);
+}
+
+/* A power limit binds only below the modelled draw; headroom = limit / modelled draw. */
+static void power_limit_headroom(void **state) {
+    (void)state;
+    etok_tpf_scenario s = decode_b1();
+    s.batch = 64;
+    etok_hw_calibration *cal = &s.hw.cal; /* a draw below TDP: activity 0.5 flat out */
+    cal->present = 1;
+    cal->n_rows = 1;
+    cal->rows[0] = (etok_hw_cal_row){.devices_per_replica = 1, .n = 1, .batch = {64}, .bandwidth_fraction = {0.5},
+                                     .flops_fraction = {0.5}};
+    cal->has_power = 1;
+    cal->activity_floor = 0.5;
+    etok_tpf_result r;
+    etok_err err = {0};
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_true(r.calibrated);
+    assert_close(r.device_power_hw_w, 70 + 630 * 0.5, 1e-12); /* 385 W */
+    double H = r.hardware_tps;
+    assert_close(H, 0.5 * 3.35e12 / r.bytes_per_output_token, 1e-12);
+    s.power_limit_w = 500; /* above the draw: does not bind */
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_int_equal(r.binding, ETOK_CEIL_MEMORY_BANDWIDTH);
+    assert_close(r.headroom[ETOK_CEIL_DEVICE_POWER_CAP], 500 / 385.0, 1e-12);
+    assert_close(r.ceilings_tps[ETOK_CEIL_DEVICE_POWER_CAP], H * (500 - 70) / (385 - 70.0), 1e-12);
+    s.power_limit_w = 227.5; /* halfway between idle and the draw: half the rate */
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_int_equal(r.binding, ETOK_CEIL_DEVICE_POWER_CAP);
+    assert_close(r.headroom[ETOK_CEIL_DEVICE_POWER_CAP], 227.5 / 385.0, 1e-12);
+    assert_close(r.token_rate_tps, 0.5 * H, 1e-12);
+    assert_close(r.device_power_w, 227.5, 1e-12); /* capped devices draw the limit */
+    s.uncalibrated = 1; /* the plain roofline: activity max(MFU, MBU) = 1, 700 W */
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_false(r.calibrated);
+    assert_close(r.device_power_hw_w, 700, 1e-12);
+}
+
+static void calibration_interpolation(void **state) {
+    (void)state;
+    etok_hw_calibration cal = {0};
+    double fb, ff;
+    etok_hw_cal_fractions(&cal, 4, 100, &fb, &ff); /* none: the roofline */
+    assert_true(fb == 1 && ff == 1);
+    cal.present = 1;
+    cal.n_rows = 2;
+    cal.rows[0] = (etok_hw_cal_row){.devices_per_replica = 1, .n = 3, .batch = {16, 64, 256},
+                                    .bandwidth_fraction = {0.6, 0.5, 0.4}, .flops_fraction = {0.3, 0.4, 0.5}};
+    cal.rows[1] = (etok_hw_cal_row){.devices_per_replica = 8, .n = 2, .batch = {16, 256},
+                                    .bandwidth_fraction = {0.4, 0.2}, .flops_fraction = {0.2, 0.1}};
+    etok_hw_cal_fractions(&cal, 1, 32, &fb, &ff); /* halfway in log2 between 16 and 64 */
+    assert_close(fb, 0.55, 1e-12);
+    assert_close(ff, 0.35, 1e-12);
+    etok_hw_cal_fractions(&cal, 1, 4, &fb, &ff); /* clamped below */
+    assert_close(fb, 0.6, 1e-12);
+    etok_hw_cal_fractions(&cal, 1, 4096, &fb, &ff); /* clamped above */
+    assert_close(fb, 0.4, 1e-12);
+    etok_hw_cal_fractions(&cal, 2, 16, &fb, &ff); /* a third of the way from degree 1 to 8 in log2 */
+    assert_close(fb, 0.6 + (0.4 - 0.6) / 3, 1e-12);
+    etok_hw_cal_fractions(&cal, 16, 64, &fb, &ff); /* clamped to the widest row: 16..256 at 64 */
+    assert_close(fb, 0.3, 1e-12);
+}
+
+/* The sweep figure's regions come from the same rule as the text: for every sweep point, the
+ * labelled region containing it is the argmin of its ceilings. */
+static void sweep_regions_are_argmin(void **state) {
+    (void)state;
+    const char *specs[] = {"facility.power_w=1e3:1e6:41:log", "hardware.power_limit_w=100:700:25",
+                           "workload.batch=1:4096:30:log", "facility.cooling_w=1e3:1e5:17:log"};
+    for (size_t k = 0; k < 4; k++) {
+        etok_tpf_scenario s = decode_b1();
+        s.device_count = 8;
+        s.input_tokens = 1024;
+        s.output_tokens = 256;
+        s.batch = 32;
+        s.has_facility = 1;
+        s.facility_power_w = 2e4;
+        s.pue = 1.2;
+        s.power_limit_w = 600;
+        etok_sweep_spec spec;
+        etok_err err = {0};
+        etok_sweep sw;
+        assert_int_equal(etok_sweep_parse(specs[k], &spec, &err), 0);
+        assert_int_equal(etok_sweep_run(&s, &spec, -1, &sw, &err), 0);
+        etok_sweep_region *reg = NULL;
+        size_t n = etok_sweep_regions(&sw, &reg);
+        assert_true(n != (size_t)-1 && n >= 1);
+        size_t labelled = 0;
+        for (size_t i = 0; i < sw.n; i++) {
+            if (!sw.points[i].ok) continue;
+            int want = etok_tpf_smallest_ceiling(sw.points[i].r.ceilings_tps);
+            int found = 0;
+            for (size_t g = 0; g < n; g++)
+                if (sw.points[i].x >= reg[g].x0 && sw.points[i].x <= reg[g].x1) {
+                    /* a point on a shared crossover edge may touch two regions: one must match */
+                    if ((int)reg[g].binding == want) found = 1;
+                }
+            if (!found) fail_msg("%s: point %g is argmin %s but no region containing it says so", specs[k], sw.points[i].x,
+                                 etok_ceiling_name((etok_ceiling)want));
+            labelled++;
+        }
+        assert_true(labelled > 0);
+        /* and the figure labels no region other than these (narrow ones go unlabelled) */
+        char *svg = etok_tpf_render_sweep_svg(&sw, &(etok_tpf_context){.scenario_name = "t"});
+        assert_non_null(svg);
+        int any_label = 0;
+        for (int c = 0; c < ETOK_CEIL_COUNT; c++) {
+            char lab[64];
+            snprintf(lab, sizeof lab, ">%s-bound<", etok_ceiling_name((etok_ceiling)c));
+            if (!strstr(svg, lab)) continue;
+            any_label = 1;
+            int in_regions = 0;
+            for (size_t g = 0; g < n; g++) in_regions |= (int)reg[g].binding == c;
+            if (!in_regions) fail_msg("%s: the figure labels %s, which is no point's argmin", specs[k], lab);
+        }
+        assert_true(any_label);
+        free(svg);
+        free(reg);
+        etok_sweep_free(&sw);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(smollm2_counts),
@@ -686,6 +868,11 @@ int main(void) {
         cmocka_unit_test(sweep_integer_field_skips_infeasible_values),
         cmocka_unit_test(limits_are_the_same_everywhere),
         cmocka_unit_test(render_json_has_metric_names),
+        cmocka_unit_test(binding_is_argmin_and_rate_is_it),
+        cmocka_unit_test(no_power_limit_no_device_cap),
+        cmocka_unit_test(power_limit_headroom),
+        cmocka_unit_test(calibration_interpolation),
+        cmocka_unit_test(sweep_regions_are_argmin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""fit_tpf_calibration.py — fits the per-hardware TPF calibration (docs/TPF.md "Calibration") to the
+published measurements in data/measurements whose points say "calibrate": true.
+
+    python3 scripts/fit_tpf_calibration.py [--etok build/etok] [--write]
+
+It runs `etok tpf --validate --json` and reads, for each calibration point, the plain-roofline
+prediction (the model without calibration) and the per-token FLOPs and bytes. Then:
+
+- achievable fraction at (hardware, devices per replica, batch) = published token rate / roofline
+  rate. Throughput alone cannot tell which resource fell short, so the same fraction is applied to
+  peak bandwidth and peak FLOP/s: the binding resource stays the roofline's.
+- power curve: the published mean device power P against MFU and MBU of the published rate (of the
+  peak FLOP/s and bandwidth): least squares of P = P_idle + (P_max - P_idle) * (floor + a_F MFU +
+  a_B MBU), one curve per hardware over all its calibration points.
+
+Prints the "calibration" object per hardware; --write puts it into data/hardware/NAME.json.
+Held-out points (calibrate: false) are never read here. Standard library only.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+
+def solve3(a, b):
+    """Gaussian elimination with partial pivoting for a 3x3 system."""
+    m = [row[:] + [b[i]] for i, row in enumerate(a)]
+    n = 3
+    for i in range(n):
+        p = max(range(i, n), key=lambda r: abs(m[r][i]))
+        m[i], m[p] = m[p], m[i]
+        if abs(m[i][i]) < 1e-300:
+            raise SystemExit("power fit: singular system (too few distinct calibration points)")
+        for r in range(n):
+            if r != i:
+                f = m[r][i] / m[i][i]
+                for c in range(i, n + 1):
+                    m[r][c] -= f * m[i][c]
+    return [m[i][n] / m[i][i] for i in range(n)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    ap.add_argument("--etok", default=os.path.join(root, "build", "etok"))
+    ap.add_argument("--write", action="store_true", help="write the calibration into data/hardware/NAME.json")
+    args = ap.parse_args()
+    out = subprocess.run([args.etok, "tpf", "--validate", "--json"], check=True, capture_output=True, text=True).stdout
+    doc = json.loads(out)
+    by_hw = {}
+    for st in doc["sets"]:
+        for p in st["points"]:
+            if not p["calibrate"] or not p.get("modelled"):
+                continue
+            hw = p["id"].split("/")[1].split("x")[0]  # not trusted: use the hardware of the file
+            by_hw.setdefault(p["hardware"] if "hardware" in p else None, []).append((st["name"], p))
+    # The validate JSON does not repeat the hardware name; read it from the measurement files.
+    hw_of = {}
+    for name in sorted(os.listdir(os.path.join(root, "data", "measurements"))):
+        if name.endswith(".json"):
+            m = json.load(open(os.path.join(root, "data", "measurements", name)))
+            for p in m["points"]:
+                hw_of[(m["name"], p["id"])] = p["hardware"]
+    groups = {}
+    for lst in by_hw.values():
+        for setname, p in lst:
+            groups.setdefault(hw_of[(setname, p["id"])], []).append((setname, p))
+    for hw, pts in sorted(groups.items()):
+        rows = {}
+        a = [[0.0] * 3 for _ in range(3)]
+        b = [0.0] * 3
+        used = []
+        for setname, p in pts:
+            frac = p["published_output_tps"] / p["roofline"]["token_rate_tps"]
+            batch = p["batch"]
+            rows.setdefault(p["devices"], []).append((batch, min(1.0, frac)))
+            used.append(setname + ":" + p["id"])
+            if p["published_power_w"]:
+                n = p["devices"]
+                r = p["published_output_tps"]
+                mfu = r * p["flops_per_output_token"] / (n * p["peak_flops"])
+                mbu = r * p["bytes_per_output_token"] / (n * p["mem_bw_bps"])
+                act = (p["published_power_w"] / n - p["idle_power_w"]) / (p["max_power_w"] - p["idle_power_w"])
+                x = [1.0, mfu, mbu]
+                for i in range(3):
+                    b[i] += x[i] * act
+                    for j in range(3):
+                        a[i][j] += x[i] * x[j]
+        floor, per_mfu, per_mbu = solve3(a, b)
+        ach = []
+        for dev in sorted(rows):
+            pts_ = sorted(rows[dev])
+            ach.append({"devices_per_replica": dev, "batch": [p[0] for p in pts_],
+                        "bandwidth_fraction": [round(p[1], 4) for p in pts_],
+                        "flops_fraction": [round(p[1], 4) for p in pts_]})
+        sets = ", ".join(sorted({u.split(":")[0] for u in used}))
+        cal = {"source": "fit by scripts/fit_tpf_calibration.py to the %d calibrate=true points of data/measurements/%s "
+                         "(listed in used_points); achievable fraction = published / roofline token rate, applied to "
+                         "peak bandwidth and FLOP/s alike; power curve by least squares" % (len(used), sets),
+               "used_points": sorted(u.split(":", 1)[1] for u in used),
+               "achievable": ach,
+               "power": {"activity_floor": round(floor, 4), "activity_per_mfu": round(per_mfu, 4),
+                         "activity_per_mbu": round(per_mbu, 4)}}
+        print(json.dumps({hw: cal}, indent=1))
+        if args.write:
+            path = os.path.join(root, "data", "hardware", hw + ".json")
+            # Keep the hand-written entry as it is; replace or append only "calibration" (last key).
+            text = open(path).read()
+            cut = text.find(',\n  "calibration"')
+            text = text[:cut] if cut >= 0 else text.rstrip()[:-1].rstrip()
+            body = json.dumps(cal, indent=2).replace("\n", "\n  ")
+            with open(path, "w") as f:
+                f.write(text + ',\n  "calibration": ' + body + "\n}\n")
+            json.load(open(path))  # still valid JSON
+            print("wrote", path, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
