@@ -26,6 +26,7 @@ typedef struct {
     float weight_scale;    /* std-ish of random weights, default 0.08 */
     uint64_t seed;         /* default 1 */
     uint32_t alignment;    /* 0 = default 32 (key omitted); else written as general.alignment */
+    float rms_eps;         /* llama.attention.layer_norm_rms_epsilon; 0 = 1e-5 */
 } etok_tiny_gguf_opts;
 
 /* Defaults as documented above. */
