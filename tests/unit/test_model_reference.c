@@ -376,8 +376,37 @@ static void reference_is_sensitive_to_eps(void **state) {
     ref_free(&r);
 }
 
+/* The head and the byte accounting follow from the file: untied (output.weight present) means
+ * the LM head is its own matrix, and a step streams every tensor but the embedding table (of
+ * which only the step's rows are read); tied means the embedding is the head and is streamed
+ * whole. Bytes from the tensor table, independently of the engine. */
+static void head_and_step_bytes_follow_the_file(void **state) {
+    (void)state;
+    const char *files[2] = {"f32.gguf", "tied.gguf"};
+    for (int k = 0; k < 2; k++) {
+        etok_err err = {{0}, 0};
+        etok_gguf *g = etok_gguf_open(tmp_path(files[k]), &err);
+        if (!g) fail_msg("%s", err.msg);
+        double all = 0;
+        for (uint64_t i = 0; i < g->n_tensors; i++) all += (double)g->tensors[i].n_bytes;
+        const int untied = etok_gguf_find_tensor(g, "output.weight") != NULL;
+        const double embd = (double)etok_gguf_find_tensor(g, "token_embd.weight")->n_bytes;
+        etok_gguf_close(g);
+        etok_model *m = etok_model_load(tmp_path(files[k]), &err);
+        if (!m) fail_msg("%s", err.msg);
+        assert_int_equal(untied, k == 0);
+        assert_int_equal(etok_model_get_info(m)->tied_embeddings, !untied);
+        assert_true(etok_model_get_info(m)->weight_bytes == all);
+        const double want = untied ? all - embd : all;
+        if (etok_model_weight_bytes(m) != want)
+            fail_msg("%s: step streams %.0f bytes, the tensor table says %.0f", files[k], etok_model_weight_bytes(m), want);
+        etok_model_free(m);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(head_and_step_bytes_follow_the_file),
         cmocka_unit_test(forward_matches_double_reference_f32),
         cmocka_unit_test(forward_matches_double_reference_f16),
         cmocka_unit_test(forward_matches_double_reference_tied_default_base),
