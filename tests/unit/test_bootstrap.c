@@ -60,6 +60,17 @@ static void bootstrap_ci_seeds(void **st) {
             if (lo[i] == lo[j] && hi[i] == hi[j]) fail_msg("seeds %d and %d give the same interval", 100 + i, 100 + j);
     /* ... but close: the seed moves the end points by Monte-Carlo noise, not the interval */
     for (int i = 1; i < 8; i++) assert_true(fabs(lo[i] - lo[0]) < 0.02 && fabs(hi[i] - hi[0]) < 0.02);
+    /* and it is the 2.5 / 97.5 percentile interval: the mean of 200 values is close to normal,
+     * so each end lies 1.96 standard errors from the mean (500 resamples place a 2.5% point
+     * within ~0.2 SE); a 25th or 90th percentile end would be 0.67 or 1.28 SE away */
+    double sd = 0;
+    for (int i = 0; i < 200; i++) sd += (y[i] - mu) * (y[i] - mu);
+    const double se = sqrt(sd / 199) / sqrt(200.0);
+    for (int s = 0; s < 8; s++) {
+        const double zl = (mu - lo[s]) / se, zh = (hi[s] - mu) / se;
+        if (!(zl > 1.6 && zl < 2.35 && zh > 1.6 && zh < 2.35))
+            fail_msg("seed %d: CI ends %.2f and %.2f standard errors from the mean, want ~1.96", 100 + s, zl, zh);
+    }
 }
 
 static void bootstrap_multi_seeds(void **st) {
