@@ -7,7 +7,7 @@ ASAN     := build-asan
 ETOK     := $(BUILD)/etok
 MODEL    := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: all deps build model model-for-tests run test test-release test-asan test-clang bench fuzz clean
+.PHONY: all deps build model model-for-tests run test test-release test-asan test-clang bench fuzz mutate clean
 
 all: build
 
@@ -59,5 +59,10 @@ fuzz: deps
 	cmake --build build-fuzz -j $(JOBS)
 	sh tests/fuzz/run.sh build-fuzz
 
+# Mutation testing: apply each one-line mutant of tests/mutate/mutants.txt to a mirror of the
+# tree (build-mutate/), rebuild, run its tests; every mutant must be killed (docs/TESTING.md).
+mutate: deps
+	sh tests/mutate/run.sh
+
 clean:
-	rm -rf $(BUILD) $(ASAN) build-clang build-fuzz
+	rm -rf $(BUILD) $(ASAN) build-clang build-fuzz build-mutate

@@ -106,32 +106,6 @@ int etok_bootstrap_ci(const double *x, size_t n, etok_stat_kind kind, int iters,
     return 0;
 }
 
-int etok_bootstrap_ratio_ci(const double *a, const double *b, size_t n, int iters, uint64_t seed, double *lo,
-                            double *hi) {
-    if (iters <= 0) iters = 1000;
-    if (n == 0) {
-        *lo = *hi = NAN;
-        return 0;
-    }
-    double *stats = malloc((size_t)iters * sizeof *stats);
-    if (!stats) return -1;
-    etok_rng rng;
-    etok_rng_seed(&rng, seed);
-    for (int it = 0; it < iters; it++) {
-        double sa = 0, sb = 0;
-        for (size_t i = 0; i < n; i++) {
-            size_t j = etok_rng_u64(&rng) % n;
-            sa += a[j];
-            sb += b[j];
-        }
-        stats[it] = sb != 0 ? sa / sb : NAN;
-    }
-    *lo = etok_percentile(stats, (size_t)iters, 2.5);
-    *hi = etok_percentile(stats, (size_t)iters, 97.5);
-    free(stats);
-    return 0;
-}
-
 int etok_bootstrap_ci_multi(const double *x, size_t n, const etok_stat_kind *kinds, int n_kinds, int iters,
                             uint64_t seed, double *lo, double *hi) {
     if (iters <= 0) iters = 1000;

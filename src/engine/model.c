@@ -116,7 +116,6 @@ void etok_model_free(etok_model *m) {
         }
     free(m->layers);
     free(m->output_norm);
-    free(m->rope_inv_freq);
     etok_tokenizer_free(m->tok);
     etok_gguf_close(m->gguf);
     free(m);
@@ -253,13 +252,8 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
         snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
         if (!(L->ffn_norm = load_vec(g, nm, d, err))) goto fail;
     }
-    m->rope_inv_freq = malloc((size_t)(m->rope_dims / 2) * sizeof(float));
-    if (!m->rope_inv_freq) {
-        etok_errf(err, "out of memory");
-        goto fail;
-    }
-    for (int i = 0; i < m->rope_dims / 2; i++)
-        m->rope_inv_freq[i] = (float)pow(in->rope_freq_base, -2.0 * i / m->rope_dims);
+    /* theta_i = pos * theta_scale^i, built per token in the forward pass (a running float
+     * product, as llama.cpp does, so both engines round the angles alike) */
     m->rope_theta_scale = powf((float)in->rope_freq_base, -2.0f / (float)m->rope_dims);
     describe_types(m);
     /* Bytes streamed by one forward step: every tensor except an untied embedding table

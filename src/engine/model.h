@@ -33,7 +33,6 @@ struct etok_model {
     etok_model_info info;
     float rms_eps;
     int rope_dims;
-    float *rope_inv_freq;       /* rope_dims/2 */
     float rope_theta_scale;     /* base^(-2/rope_dims) */
     etok_mat tok_embd, output;  /* output aliases tok_embd when tied */
     float *output_norm;

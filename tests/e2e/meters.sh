@@ -25,13 +25,32 @@ json=$("$ETOK" meters --json)
 echo "$json" | python3 -c 'import json,sys; a=json.load(sys.stdin); assert [m["name"] for m in a]==["rapl","perf","hwmon","nvml","extlog","estimate"]; assert a[5]["available"] and a[5]["source"]=="estimate"; assert not a[0]["available"] and a[0]["why"].startswith("missing")' \
   || fail "--json content"
 
-# a RAPL zone whose energy_uj is unreadable: listed with the permission reason
+# a RAPL zone whose energy_uj is unreadable: listed with the permission reason. The fixture is
+# what current kernels have (energy_uj mode 0400, owned by root) and etok runs as an
+# unprivileged user, so open() really fails with EACCES (the suite runs as root, and root
+# reads any file whatever its mode: chmod alone would test nothing). Without root there is no
+# one to drop to: then the file is the runner's own with mode 000, which a non-root owner
+# cannot read either.
 mkdir -p "$T/sys/class/powercap/intel-rapl:0"
 echo package-0 > "$T/sys/class/powercap/intel-rapl:0/name"
 echo 1000 > "$T/sys/class/powercap/intel-rapl:0/energy_uj"
 echo 262143328850 > "$T/sys/class/powercap/intel-rapl:0/max_energy_range_uj"
-chmod 000 "$T/sys/class/powercap/intel-rapl:0/energy_uj"
-"$ETOK" meters | grep -q "^rapl .* no .*permission: .*root-only" || fail "permission reason"
+if [ "$(id -u)" -eq 0 ]; then
+  command -v setpriv >/dev/null || fail "running as root, setpriv (util-linux) is needed to drop privileges"
+  chmod 0755 "$T" && chmod -R a+rX "$T"
+  chmod 0400 "$T/sys/class/powercap/intel-rapl:0/energy_uj"
+  as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+  # the drop is real: nobody cannot read the file, root can
+  as_nobody cat "$T/sys/class/powercap/intel-rapl:0/energy_uj" >/dev/null 2>&1 && fail "nobody can read a 0400 root file"
+  cat "$T/sys/class/powercap/intel-rapl:0/energy_uj" >/dev/null || fail "root cannot read the fixture"
+  out=$(as_nobody "$ETOK" meters) || fail "etok meters as nobody: exit status $?"
+  echo "$out" | grep -q "^rapl .* no .*permission: .*root-only" || fail "permission reason (as nobody): $out"
+  # and root, reading the same 0400 file, gets the counter
+  "$ETOK" meters | grep -q "^rapl .* yes .*package-0" || fail "root reads the 0400 counter"
+else
+  chmod 000 "$T/sys/class/powercap/intel-rapl:0/energy_uj"
+  "$ETOK" meters | grep -q "^rapl .* no .*permission: .*root-only" || fail "permission reason"
+fi
 chmod 644 "$T/sys/class/powercap/intel-rapl:0/energy_uj"
 "$ETOK" meters | grep -q "^rapl .* yes .*package-0" || fail "readable rapl"
 "$ETOK" meters | grep -q "Only the" && fail "estimate-only note with a real counter"

@@ -193,7 +193,7 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
     kv_u32(&b, "llama.attention.head_count", (uint32_t)o.n_heads);
     kv_u32(&b, "llama.attention.head_count_kv", (uint32_t)o.n_kv_heads);
     if (write_rope) kv_f32(&b, "llama.rope.freq_base", o.rope_freq_base);
-    kv_f32(&b, "llama.attention.layer_norm_rms_epsilon", o.rms_eps);
+    kv_f32(&b, "llama.attention.layer_norm_rms_epsilon", o.raw_hparams || o.rms_eps > 0 ? o.rms_eps : 1e-5f);
     kv_u32(&b, "llama.rope.dimension_count", (uint32_t)hd);
     kv_u32(&b, "llama.vocab_size", o.vocab_size_key ? o.vocab_size_key : (uint32_t)V);
     kv_str(&b, "tokenizer.ggml.model", "gpt2");
