@@ -44,8 +44,8 @@ static void usage(FILE *f) {
             "  --slo-attainment F    s* is met when the SLO attainment CI reaches F (default 0.9)\n"
             "  -h, --help            this help\n"
             "\n"
-            "Exit: 0 compared; 2 usage; 3 a record cannot be read, or a meaningless mismatch without\n"
-            "--allow-mismatch; 5 the output cannot be written.\n");
+            "exit codes: 0 compared, 2 usage, 3 a record cannot be read or a meaningless mismatch\n"
+            "without --allow-mismatch, 5 output not writable\n");
 }
 
 typedef struct {
