@@ -101,9 +101,17 @@ A GGUF model is mapped, not read, and must be a regular file too.
 | `XDG_CACHE_HOME` | probe, bench | where the hardware profile is cached |
 """
 
-COMMANDS = ['bench', 'run', 'meters', 'report', 'generate', 'tpf', 'probe', 'serve', 'exporter']
+COMMANDS = ['bench', 'run', 'meters', 'report', 'compare', 'generate', 'tpf', 'probe', 'serve', 'exporter']
 
 SECTIONS = {
+    "compare": (
+        'Candidates against a baseline, each an arm of one or more run records (repeats pooled): deltas with bootstrap 95% CIs (paired by eval item when possible), the (q*, s*) gate, comparability checks and one verdict line per candidate. See docs/COMPARE.md.',
+        """\
+    etok compare out/c1 out/c4                          # two bench output directories
+    etok compare a1/run.json,a2/run.json b1/run.json,b2/run.json --format html -o cmp.html
+    etok compare --arm base='runs/c1-*' --arm c4='runs/c4-*' --format md
+""",
+    ),
     "bench": (
         'Energy-to-token evaluation: an eval set through the built-in engine (or an OpenAI-compatible endpoint), an idle baseline, meters read at every window edge, then the METRICS.md reporting set in `OUT/run.json`, `OUT/report.md`, `OUT/report.html`.',
         """\

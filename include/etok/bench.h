@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "etok/attribute.h"
 #include "etok/engine.h"
 #include "etok/evalset.h"
 #include "etok/record.h"
@@ -35,6 +36,10 @@ typedef struct {
      * etok_meters_stop with etok_bench_merge_remote. NULL = none. */
     const etok_energy_source *energy_from;
     etok_record *remote_traces;
+    /* Out (built-in engine only): who took part in which recorded step and with how many
+     * tokens, for etok_attribute_request_energy (attribute.h) once the meters stopped.
+     * NULL = not collected. The caller frees it. */
+    etok_step_shares *shares;
 } etok_bench_opts;
 
 /* Runs the load on an open engine; meters must be started on rec by the caller (the

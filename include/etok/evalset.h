@@ -60,6 +60,12 @@ int etok_evalset_load(etok_evalset *s, const char *path, etok_err *err);
 int etok_evalset_parse(etok_evalset *s, const char *text, const char *what, etok_err *err);
 void etok_evalset_free(etok_evalset *s);
 
+/* The content hash of the set, "fnv1a64:<16 hex>" over every item's id, prompt, answer, check,
+ * tolerance, case flag and choices in order (not the file's bytes: comments, blank lines and
+ * key order do not change it). Records carry it (config.evals_hash) so that etok compare can
+ * tell whether two runs answered the same questions. buf: at least 25 bytes. */
+void etok_evalset_hash(const etok_evalset *s, char *buf, size_t n);
+
 /* Score one output: 1 pass, 0 fail. output may be NULL (fails). */
 int etok_eval_check(const etok_eval_item *it, const char *output);
 

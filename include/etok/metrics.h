@@ -93,4 +93,26 @@ void etok_metrics_free(etok_metrics *m);
 /* Look one figure up by name and stat ("" for scalars); NULL when absent. */
 const etok_metric *etok_metrics_get(const etok_metrics *m, const char *name, const char *stat);
 
+/* ---- Named stages of the reporting set (each pure; etok_metrics_compute chains them, and
+ * etok compare / etok sweep reuse them per request set and per arm) ---- */
+
+/* Stage "request view": one in-window request (warm-up excluded) as the figures see it. */
+typedef struct {
+    const etok_request *q;    /* the record's request */
+    double ttft_s, tpot_s, e2e_s; /* NAN when not defined (failed; one output token: no TPOT) */
+    int ok, checked, pass;    /* completed; answer checked; and passed */
+    int meets_q, meets_s;     /* the header's q* and s* definitions */
+    int tokens_in, tokens_out;
+} etok_request_view;
+
+/* Fills out[0..n-1] (out holds r->n_requests entries) with the window's requests, in record
+ * order; returns n. */
+size_t etok_metrics_request_view(const etok_record *r, etok_request_view *out);
+
+/* Stage "step energy": the energy of in-window step i given the run's energy summary: the
+ * meter's reading over the step when it resolves it (ETOK_ENERGY_MIN_UPDATES updates of the
+ * slowest summed trace, same boundary; *metered = 1), else step duration x mean power
+ * (*metered = 0). NAN when the step is outside the window or the run has no energy. */
+double etok_metrics_step_energy(const etok_record *r, const etok_energy_summary *es, size_t i, int *metered);
+
 #endif

@@ -52,4 +52,38 @@ int etok_bootstrap_ci_multi(const double *x, size_t n, const etok_stat_kind *kin
  * earlier, never-called etok_bootstrap_ratio_ci did) is not that interval. It is to be written
  * with the comparison command that needs it (docs/REPORT.md, "Confidence intervals"). */
 
+/* ---- Two arms: differences and ratios with bootstrap CIs (etok compare) -------------------
+ *
+ * A "ratio of sums" statistic R = sum(num) / sum(den) over units (den NULL: every den is 1,
+ * so R is the mean). J/output-token (energy / output tokens), accuracy (passes / checked),
+ * mean power (energy / seconds) are all such ratios; aggregating units (summing num and den
+ * over the requests of one eval item) does not change R, which is how pairing by item works.
+ *
+ * Unpaired: each resample draws n_a units of arm A and, independently, n_b of arm B.
+ * Paired: n_a == n_b and unit i of A belongs with unit i of B (the same eval item); each
+ * resample draws indices once and uses them in both arms, so whatever the pair shares
+ * (item difficulty, prompt length) cancels in the difference.
+ *
+ * Every interval is the percentile bootstrap [P2.5, P97.5] of the resampled statistic
+ * (resamples whose statistic is not finite, e.g. a zero denominator, are dropped; when fewer
+ * than half are finite the interval is NAN). n of an arm < 2: that arm does not vary. */
+typedef struct {
+    double a, b;              /* the statistic over all units of each arm */
+    double a_lo, a_hi;        /* 95% CI of each arm's statistic (from the same resamples) */
+    double b_lo, b_hi;
+    double diff, diff_lo, diff_hi;  /* b - a */
+    double rel, rel_lo, rel_hi;     /* b / a - 1 (NAN when a == 0) */
+    int iters;                /* resamples drawn */
+} etok_delta_ci;
+
+/* Returns 0, -1 on out of memory or when paired with n_a != n_b. num arrays must be finite. */
+int etok_bootstrap_delta_ratio_of_sums(const double *num_a, const double *den_a, size_t n_a, const double *num_b,
+                                       const double *den_b, size_t n_b, int paired, int iters, uint64_t seed,
+                                       etok_delta_ci *out);
+
+/* The same for a percentile p (0..100) of each arm's values (unpaired: latency percentiles
+ * are a property of the arm's whole distribution, not of one item). NAN values ignored. */
+int etok_bootstrap_delta_percentile(const double *a, size_t n_a, const double *b, size_t n_b, double p, int iters,
+                                    uint64_t seed, etok_delta_ci *out);
+
 #endif

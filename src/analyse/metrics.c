@@ -99,13 +99,73 @@ static void dist(etok_metrics *m, const char *name, const double *x, size_t n, c
     }
 }
 
-typedef struct {
-    double ttft, tpot, e2e;
-    int ok, meets_q, meets_s, checked, pass;
-    int tokens_out;
-} req_view;
-
 static int in_window(const etok_record *r, double t) { return t >= r->window_start_s - 1e-9 && t <= r->window_end_s + 1e-9; }
+
+/* ---- stage: request view ---- */
+size_t etok_metrics_request_view(const etok_record *r, etok_request_view *out) {
+    size_t n = 0;
+    double ttft_slo = r->ttft_slo_s, tpot_slo = r->tpot_slo_s;
+    for (size_t i = 0; i < r->n_requests; i++) {
+        const etok_request *q = &r->requests[i];
+        if (q->t_send_s >= 0 && !in_window(r, q->t_send_s)) continue; /* warm-up */
+        etok_request_view *v = &out[n++];
+        memset(v, 0, sizeof *v);
+        v->q = q;
+        v->ttft_s = v->tpot_s = v->e2e_s = NAN;
+        v->ok = q->ok;
+        v->tokens_in = q->tokens_in;
+        v->tokens_out = q->tokens_out;
+        if (q->quality_checked) {
+            v->checked = 1;
+            v->pass = q->quality_pass != 0;
+        }
+        if (q->ok && q->t_first_token_s >= 0 && q->t_send_s >= 0) v->ttft_s = q->t_first_token_s - q->t_send_s;
+        if (q->ok && q->t_done_s >= 0 && q->t_send_s >= 0) v->e2e_s = q->t_done_s - q->t_send_s;
+        if (q->ok && q->tokens_out >= 2 && q->t_first_token_s >= 0) {
+            double t_last = q->n_token_times ? q->token_times_s[q->n_token_times - 1] : q->t_done_s;
+            if (t_last >= q->t_first_token_s) v->tpot_s = (t_last - q->t_first_token_s) / (q->tokens_out - 1);
+        }
+        v->meets_q = v->ok && (!v->checked || v->pass);
+        v->meets_s = v->ok && (!(ttft_slo > 0) || (isfinite(v->ttft_s) && v->ttft_s <= ttft_slo)) &&
+                     (!(tpot_slo > 0) || !isfinite(v->tpot_s) || v->tpot_s <= tpot_slo);
+    }
+    return n;
+}
+
+/* ---- stage: step energy ---- */
+static double meter_period(const etok_record *r, const etok_energy_summary *es) {
+    /* the slowest update period among the traces summed at the primary boundary */
+    double p = 0;
+    for (size_t i = 0; i < es->window.n_traces && i < r->n_traces; i++)
+        if (r->traces[i].summable && r->traces[i].boundary == es->boundary && es->window.traces[i].valid)
+            p = fmax(p, es->window.traces[i].period_s);
+    return p;
+}
+
+static double step_energy(const etok_record *r, const etok_energy_summary *es, double period, size_t i, int *metered) {
+    const etok_step *s = &r->steps[i];
+    if (metered) *metered = 0;
+    if (!es->has_energy || !in_window(r, s->t_start_s) || !in_window(r, s->t_end_s) || s->t_end_s < s->t_start_s)
+        return NAN;
+    double d = s->t_end_s - s->t_start_s;
+    double y = d * es->mean_power_w;
+    if (d >= ETOK_ENERGY_MIN_UPDATES * period) { /* else the meter cannot resolve the step */
+        etok_energy_result er;
+        if (etok_energy_window(r, s->t_start_s, s->t_end_s, &er) == 0 && er.has_energy && !er.short_window &&
+            er.boundary == es->boundary) {
+            y = er.energy_j;
+            if (metered) *metered = 1;
+        }
+        etok_energy_result_free(&er);
+    }
+    return y;
+}
+
+double etok_metrics_step_energy(const etok_record *r, const etok_energy_summary *es, size_t i, int *metered) {
+    if (metered) *metered = 0;
+    if (i >= r->n_steps) return NAN;
+    return step_energy(r, es, meter_period(r, es), i, metered);
+}
 
 int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in, etok_metrics *m, etok_err *err) {
     memset(m, 0, sizeof *m);
@@ -121,7 +181,7 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     }
     int rc = -1;
     double *ttft = NULL, *tpot = NULL, *itl = NULL, *e2e = NULL, *passv = NULL;
-    req_view *rv = NULL;
+    etok_request_view *rv = NULL;
     size_t nr = r->n_requests;
     double dur = es.duration_s;
     const char *esrc = es.has_energy ? etok_source_name(es.source) : "none";
@@ -143,7 +203,7 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
         if (k >= 2 && k < sizeof m->energy_warning) m->energy_warning[k - 2] = 0;
     }
 
-    /* ---- requests ---- */
+    /* ---- stage: request view ---- */
     size_t n_itl = 0;
     for (size_t i = 0; i < nr; i++)
         if (r->requests[i].n_token_times > 1) n_itl += r->requests[i].n_token_times - 1;
@@ -157,42 +217,26 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
         etok_errc(err, ETOK_EXIT_FAIL, "out of memory");
         goto done;
     }
-    size_t n_ttft = 0, n_tpot = 0, n_e2e = 0, n_checked = 0, n_pass = 0, n_ok = 0, n_req = 0;
+    size_t n_ttft = 0, n_tpot = 0, n_e2e = 0, n_checked = 0, n_pass = 0, n_ok = 0;
+    size_t n_req = etok_metrics_request_view(r, rv);
     n_itl = 0;
     long long req_tin = 0, req_tout = 0;
     double ttft_slo = r->ttft_slo_s, tpot_slo = r->tpot_slo_s;
     int has_slo = ttft_slo > 0 || tpot_slo > 0;
-    for (size_t i = 0; i < nr; i++) {
-        const etok_request *q = &r->requests[i];
-        req_view *v = &rv[n_req];
-        if (q->t_send_s >= 0 && !in_window(r, q->t_send_s)) continue; /* warm-up */
-        n_req++;
-        v->ttft = v->tpot = v->e2e = NAN;
-        v->ok = q->ok;
-        v->tokens_out = q->tokens_out;
+    for (size_t i = 0; i < n_req; i++) {
+        const etok_request_view *v = &rv[i];
+        const etok_request *q = v->q;
         req_tin += q->tokens_in;
         req_tout += q->tokens_out;
         if (q->ok) n_ok++;
-        if (q->quality_checked) {
-            v->checked = 1;
-            v->pass = q->quality_pass != 0;
+        if (v->checked) {
             passv[n_checked++] = v->pass;
             n_pass += (size_t)v->pass;
         }
-        if (q->ok && q->t_first_token_s >= 0 && q->t_send_s >= 0) v->ttft = q->t_first_token_s - q->t_send_s;
-        if (q->ok && q->t_done_s >= 0 && q->t_send_s >= 0) v->e2e = q->t_done_s - q->t_send_s;
-        if (q->ok && q->tokens_out >= 2 && q->t_first_token_s >= 0) {
-            double t_last = q->n_token_times ? q->token_times_s[q->n_token_times - 1] : q->t_done_s;
-            if (t_last >= q->t_first_token_s) v->tpot = (t_last - q->t_first_token_s) / (q->tokens_out - 1);
-        }
         for (size_t k = 1; k < q->n_token_times; k++) itl[n_itl++] = q->token_times_s[k] - q->token_times_s[k - 1];
-        if (isfinite(v->ttft)) ttft[n_ttft++] = v->ttft;
-        if (isfinite(v->tpot)) tpot[n_tpot++] = v->tpot;
-        if (isfinite(v->e2e)) e2e[n_e2e++] = v->e2e;
-        v->meets_q = v->ok && (!v->checked || v->pass);
-        v->meets_s = v->ok && (!(ttft_slo > 0) || (isfinite(v->ttft) && v->ttft <= ttft_slo)) &&
-                     (!(tpot_slo > 0) || !isfinite(v->tpot) || v->tpot <= tpot_slo) &&
-                     (!(ttft_slo > 0) || isfinite(v->ttft));
+        if (isfinite(v->ttft_s)) ttft[n_ttft++] = v->ttft_s;
+        if (isfinite(v->tpot_s)) tpot[n_tpot++] = v->tpot_s;
+        if (isfinite(v->e2e_s)) e2e[n_e2e++] = v->e2e_s;
     }
     long long tin = r->tokens_known ? r->tokens_in : req_tin;
     long long tout = r->tokens_known ? r->tokens_out : req_tout;
@@ -248,11 +292,7 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     double sum_flops = 0, sum_bytes = 0, busy_s = 0, Tp = 0, Td = 0, Sp = 0, Sd_dec = 0;
     double spp = 0, sdd = 0, spd = 0, spy = 0, sdy = 0, sum_p = 0, sum_d = 0;
     size_t n_steps = 0, n_step_energy = 0;
-    /* the slowest update period among the traces summed at the primary boundary */
-    double meter_period_s = 0;
-    for (size_t i = 0; i < es.window.n_traces && i < r->n_traces; i++)
-        if (r->traces[i].summable && r->traces[i].boundary == es.boundary && es.window.traces[i].valid)
-            meter_period_s = fmax(meter_period_s, es.window.traces[i].period_s);
+    double meter_period_s = meter_period(r, &es);
     double *ys = malloc((r->n_steps + 1) * sizeof *ys);
     if (!ys) {
         etok_errc(err, ETOK_EXIT_FAIL, "out of memory");
@@ -272,16 +312,9 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
             Td += d;
             Sd_dec += s->decode_tokens;
         }
-        double y = d * es.mean_power_w;
-        if (es.has_energy && d >= ETOK_ENERGY_MIN_UPDATES * meter_period_s) { /* else it cannot resolve the step */
-            etok_energy_result er;
-            if (etok_energy_window(r, s->t_start_s, s->t_end_s, &er) == 0 && er.has_energy && !er.short_window &&
-                er.boundary == es.boundary) {
-                y = er.energy_j;
-                n_step_energy++;
-            }
-            etok_energy_result_free(&er);
-        }
+        int metered = 0;
+        double y = es.has_energy ? step_energy(r, &es, meter_period_s, i, &metered) : d * es.mean_power_w;
+        n_step_energy += (size_t)metered;
         ys[n_steps] = y;
         double p = s->prefill_tokens, dd = s->decode_tokens;
         spp += p * p;

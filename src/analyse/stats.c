@@ -1,4 +1,5 @@
-/* stats.c — percentiles (R type 7), means, splitmix64 RNG and percentile-bootstrap CIs.
+/* stats.c — percentiles (R type 7), means, splitmix64 RNG and percentile-bootstrap CIs, one
+ * arm or two (differences and ratios between arms, paired or not: etok compare).
  * Owns: the statistical definitions every reported percentile and CI uses.
  * Does not own: which figures get them (metrics.c). */
 #include "etok/stats.h"
@@ -143,4 +144,122 @@ int etok_bootstrap_ci_multi(const double *x, size_t n, const etok_stat_kind *kin
     free(res);
     free(stats);
     return 0;
+}
+
+/* ---- two arms (stats.h): differences and ratios ----------------------------------------- */
+
+static double ratio_of_sums(const double *num, const double *den, const size_t *idx, size_t n) {
+    double sn = 0, sd = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t j = idx ? idx[i] : i;
+        sn += num[j];
+        sd += den ? den[j] : 1.0;
+    }
+    return sd != 0 ? sn / sd : NAN;
+}
+
+/* [P2.5, P97.5] of v[0..n-1] (NAN entries dropped); NAN when fewer than half are finite. */
+static void pct_ci(const double *v, size_t n, double *lo, double *hi) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += isfinite(v[i]) != 0;
+    if (n == 0 || 2 * k < n) {
+        *lo = *hi = NAN;
+        return;
+    }
+    *lo = etok_percentile(v, n, 2.5);
+    *hi = etok_percentile(v, n, 97.5);
+}
+
+static int delta_finish(double *sa, double *sb, int iters, etok_delta_ci *o) {
+    double *d = malloc((size_t)iters * 2 * sizeof *d);
+    if (!d) return -1;
+    double *r = d + iters;
+    for (int i = 0; i < iters; i++) {
+        d[i] = sb[i] - sa[i];
+        r[i] = sa[i] != 0 ? sb[i] / sa[i] - 1.0 : NAN;
+    }
+    pct_ci(sa, (size_t)iters, &o->a_lo, &o->a_hi);
+    pct_ci(sb, (size_t)iters, &o->b_lo, &o->b_hi);
+    pct_ci(d, (size_t)iters, &o->diff_lo, &o->diff_hi);
+    pct_ci(r, (size_t)iters, &o->rel_lo, &o->rel_hi);
+    o->diff = o->b - o->a;
+    o->rel = o->a != 0 && isfinite(o->a) ? o->b / o->a - 1.0 : NAN;
+    o->iters = iters;
+    free(d);
+    return 0;
+}
+
+static int bounded_iters(int iters, size_t n) {
+    if (iters <= 0) iters = 1000;
+    if (n > 0 && (double)iters * (double)n > 4e6) iters = (int)fmax(200.0, 4e6 / (double)n);
+    return iters;
+}
+
+int etok_bootstrap_delta_ratio_of_sums(const double *num_a, const double *den_a, size_t n_a, const double *num_b,
+                                       const double *den_b, size_t n_b, int paired, int iters, uint64_t seed,
+                                       etok_delta_ci *out) {
+    memset(out, 0, sizeof *out);
+    if (paired && n_a != n_b) return -1;
+    iters = bounded_iters(iters, n_a + n_b);
+    out->a = n_a ? ratio_of_sums(num_a, den_a, NULL, n_a) : NAN;
+    out->b = n_b ? ratio_of_sums(num_b, den_b, NULL, n_b) : NAN;
+    double *sa = malloc((size_t)iters * 2 * sizeof *sa);
+    size_t *ia = malloc((n_a + n_b + 1) * sizeof *ia);
+    if (!sa || !ia) {
+        free(sa);
+        free(ia);
+        return -1;
+    }
+    double *sb = sa + iters;
+    size_t *ib = ia + n_a;
+    etok_rng rng;
+    etok_rng_seed(&rng, seed);
+    for (int it = 0; it < iters; it++) {
+        for (size_t i = 0; i < n_a; i++) ia[i] = n_a > 1 ? etok_rng_u64(&rng) % n_a : 0;
+        if (paired) memcpy(ib, ia, n_a * sizeof *ia);
+        else
+            for (size_t i = 0; i < n_b; i++) ib[i] = n_b > 1 ? etok_rng_u64(&rng) % n_b : 0;
+        sa[it] = n_a ? ratio_of_sums(num_a, den_a, ia, n_a) : NAN;
+        sb[it] = n_b ? ratio_of_sums(num_b, den_b, ib, n_b) : NAN;
+    }
+    int rc = delta_finish(sa, sb, iters, out);
+    free(sa);
+    free(ia);
+    return rc;
+}
+
+int etok_bootstrap_delta_percentile(const double *a, size_t n_a, const double *b, size_t n_b, double p, int iters,
+                                    uint64_t seed, etok_delta_ci *out) {
+    memset(out, 0, sizeof *out);
+    iters = bounded_iters(iters, n_a + n_b);
+    double *fa = malloc((n_a + 1) * sizeof *fa), *fb = malloc((n_b + 1) * sizeof *fb);
+    double *res = malloc((n_a + n_b + 1) * sizeof *res);
+    double *sa = malloc((size_t)iters * 2 * sizeof *sa);
+    if (!fa || !fb || !res || !sa) {
+        free(fa);
+        free(fb);
+        free(res);
+        free(sa);
+        return -1;
+    }
+    double *sb = sa + iters;
+    size_t ka = etok_sorted_finite(a, n_a, fa), kb = etok_sorted_finite(b, n_b, fb);
+    out->a = etok_percentile_sorted(fa, ka, p);
+    out->b = etok_percentile_sorted(fb, kb, p);
+    etok_rng rng;
+    etok_rng_seed(&rng, seed);
+    for (int it = 0; it < iters; it++) {
+        for (size_t i = 0; i < ka; i++) res[i] = fa[etok_rng_u64(&rng) % ka];
+        qsort(res, ka, sizeof *res, cmp_double);
+        sa[it] = etok_percentile_sorted(res, ka, p); /* NAN when ka == 0 */
+        for (size_t i = 0; i < kb; i++) res[i] = fb[etok_rng_u64(&rng) % kb];
+        qsort(res, kb, sizeof *res, cmp_double);
+        sb[it] = etok_percentile_sorted(res, kb, p);
+    }
+    int rc = delta_finish(sa, sb, iters, out);
+    free(fa);
+    free(fb);
+    free(res);
+    free(sa);
+    return rc;
 }

@@ -14,6 +14,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "etok/attribute.h"
 #include "etok/parse.h"
 #include "etok/bench.h"
 #include "etok/endpoint.h"
@@ -298,6 +299,7 @@ int cmd_bench(int argc, char **argv) {
     etok_energy_source remote_src = {0};
     etok_record remote_rec;
     etok_record_init(&remote_rec);
+    etok_step_shares shares = {0};
     int sig_fd = -1;
     etok_record rec;
     etok_record_init(&rec);
@@ -397,6 +399,9 @@ int cmd_bench(int argc, char **argv) {
             for (int i = 0; i < meters.n_names; i++) json_array_append_new(ma, json_string(meters.names[i]));
             json_object_set_new(cfg, "meters", ma);
             json_object_set_new(cfg, "sampling", json_string("greedy"));
+            char eh[32];
+            etok_evalset_hash(&ev, eh, sizeof eh);
+            json_object_set_new(cfg, "evals_hash", json_string(eh));
             if (ep.url) {
                 json_object_set_new(cfg, "endpoint", json_string(ep.url));
                 json_object_set_new(cfg, "api", json_string(ep.completions_api ? "completions" : "chat"));
@@ -429,6 +434,7 @@ int cmd_bench(int argc, char **argv) {
         .progress = !quiet && etok_stderr_is_tty(),
         .energy_from = remote ? &remote_src : NULL,
         .remote_traces = &remote_rec,
+        .shares = &shares,
     };
     int drive_rc = ep.url ? etok_bench_drive_endpoint(&ep, &ev, &bo, ms, &rec, &err)
                           : etok_bench_drive(model, engine, &ev, &bo, ms, &rec, &err);
@@ -436,6 +442,12 @@ int cmd_bench(int argc, char **argv) {
     if (etok_meters_stop(ms, &stop_err)) fprintf(stderr, "etok bench: stopping the meters: %s\n", stop_err.msg);
     if (remote && etok_bench_merge_remote(&rec, &remote_rec, &stop_err) < 0)
         fprintf(stderr, "etok bench: --energy-from: %s\n", stop_err.msg);
+    if (!ep.url) { /* each request's attributed energy: the step energy split by token share */
+        etok_attribution att;
+        if (etok_attribute_request_energy(&rec, shares.v, shares.n, &att, &stop_err))
+            fprintf(stderr, "etok bench: %s\n", stop_err.msg);
+    }
+    etok_step_shares_free(&shares);
     if (drive_rc) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
         rec.partial = 1; /* still write what was observed */
@@ -479,6 +491,7 @@ done:
     if (ms) etok_meters_close(ms);
     if (remote) etok_remote_energy_close(remote);
     etok_record_free(&remote_rec);
+    etok_step_shares_free(&shares);
     if (engine) etok_engine_free(engine);
     if (model) etok_model_free(model);
     if (sig_fd >= 0) close(sig_fd);

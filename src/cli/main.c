@@ -23,6 +23,7 @@ static const command COMMANDS[] = {
     {"run", cmd_run, "measure the energy of any command: etok run [opts] -- CMD [ARGS]"},
     {"meters", cmd_meters, "list every energy meter and whether it is available here"},
     {"report", cmd_report, "re-analyse a saved run record (JSON, Markdown, CSV, HTML)"},
+    {"compare", cmd_compare, "candidates vs a baseline: deltas with 95% CIs, (q*, s*) gate, verdict"},
     {"generate", cmd_generate, "generate text with the built-in GGUF engine"},
     {"tpf", cmd_tpf, "Token Production Function: ceilings, binding constraint, sweeps, levers"},
     {"probe", cmd_probe, "measure this machine's peak FLOP/s and memory bandwidth"},

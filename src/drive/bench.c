@@ -325,6 +325,12 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
             if (s == slots) continue;
             flight *f = &fl[s];
             etok_request *q = f->rec_index >= 0 ? &rec->requests[f->rec_index] : NULL;
+            if (q && o->shares &&
+                etok_step_shares_add(o->shares, rec->n_steps - 1, (size_t)f->rec_index,
+                                     evn->prefill_tokens > 0 ? evn->prefill_tokens : 1)) {
+                etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+                goto out_free_queue;
+            }
             int is_output = evn->new_token >= 0 && !(evn->finished && evn->finished_by_eog);
             if (is_output) {
                 if (f->n_out == f->cap_out) {

@@ -328,3 +328,33 @@ int etok_eval_check(const etok_eval_item *it, const char *output) {
     }
     return 0;
 }
+
+static uint64_t fnv_bytes(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) {
+        h ^= b[i];
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+static uint64_t fnv_str(uint64_t h, const char *s) {
+    if (s) h = fnv_bytes(h, s, strlen(s));
+    return fnv_bytes(h, "", 1); /* a separator: ("ab","c") != ("a","bc") */
+}
+
+void etok_evalset_hash(const etok_evalset *s, char *buf, size_t n) {
+    uint64_t h = 14695981039346656037ULL;
+    for (size_t i = 0; i < s->n_items; i++) {
+        const etok_eval_item *it = &s->items[i];
+        char num[64];
+        h = fnv_str(h, it->id);
+        h = fnv_str(h, it->prompt);
+        h = fnv_str(h, it->answer);
+        snprintf(num, sizeof num, "%s|%.17g|%d|%d", etok_check_name(it->check), it->tolerance, it->case_sensitive,
+                 it->n_choices);
+        h = fnv_str(h, num);
+        for (int c = 0; c < it->n_choices; c++) h = fnv_str(h, it->choices[c]);
+    }
+    snprintf(buf, n, "fnv1a64:%016llx", (unsigned long long)h);
+}

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "etok/energy.h"
 #include "etok/record.h"
 #include "synth_gguf.h"
 
@@ -158,6 +160,22 @@ static void test_closed_loop(void **st) {
     assert_int_equal(etok_record_load(&r, p, &err), 0);
     assert_true(r.tokens_out > 0);
     assert_true(r.hw.peak_flops == 2e11);
+    /* every request carries its attributed energy, and the books balance with the window */
+    {
+        etok_energy_summary es;
+        assert_int_equal(etok_energy_summarize(&r, &es), 0);
+        assert_true(es.has_energy);
+        double sum = 0;
+        for (size_t i = 0; i < r.n_requests; i++) {
+            assert_true(r.requests[i].energy_j > 0);
+            sum += r.requests[i].energy_j;
+        }
+        assert_true(fabs(sum - es.energy_j) <= 1e-6 * es.energy_j);
+        etok_energy_summary_free(&es);
+    }
+    /* the eval set's content hash, for etok compare */
+    assert_non_null(r.config_json);
+    assert_non_null(strstr(r.config_json, "\"evals_hash\":\"fnv1a64:"));
     etok_record_free(&r);
     snprintf(p, sizeof p, "%s/report.html", out);
     struct stat sb;

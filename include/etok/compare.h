@@ -1,0 +1,125 @@
+/* compare.h — `etok compare`: a candidate against a baseline, each an arm of one or more run
+ * records (repeats pooled), as deltas with bootstrap 95% CIs, a (q*, s*) gate and a verdict.
+ * Pure (analyse/compare.c): records in, figures out; loading is cli/cmd_compare.c's, the
+ * formats are render/compare_render.c's.
+ *
+ * Units. Every figure is computed from the arm's in-window requests (metrics.c's request
+ * view, pooled over the arm's records) with each request's attributed energy (attribute.h;
+ * a record without it gets its window energy split by token share, and says so). A record
+ * without requests (etok run) is one unit with its window energy and tokens.
+ *
+ * Pairing. When both arms ran exactly the same eval items (request ids "ITEM#k", the item
+ * being the part before '#'), units are items — each item's requests summed — and every
+ * resample draws the same items in both arms, so item difficulty cancels. Otherwise the arms
+ * are resampled independently (unpaired). Latency percentiles are always unpaired.
+ *
+ * Figures (all ratios of sums over units, see stats.h, except the percentiles):
+ *   joules_per_output_token  energy / output tokens
+ *   joules_per_token         energy / (input + output tokens)
+ *   joules_per_correct_answer energy / passed answers
+ *   quality_conditioned_joules_per_token  energy / output tokens of requests meeting q* and s*
+ *   accuracy                 passed / checked
+ *   slo_attainment           requests meeting s* / requests
+ *   goodput_tps              output tokens of requests meeting q* and s* / seconds
+ *   mean_power_w             energy / seconds
+ *   ttft_s, tpot_s           p50 and p90
+ * where "seconds" gives each request its run's window duration / its run's request count.
+ *
+ * The CI covers sampling between requests (and between runs, when an arm pools repeats). It
+ * does not cover the meter's systematic error, stated separately (systematic_*): the same
+ * meter on the same machine cancels much of it in a ratio; different meters or boundaries do
+ * not.
+ *
+ * Gate at (q*, s*) (q* and s* from the baseline's records): an arm fails q* when its accuracy
+ * CI lies entirely below q* (upper bound < q*), and fails s* when s* is set and its SLO
+ * attainment CI lies entirely below the attainment target (opts, default 0.9). A candidate is
+ * comparable when both arms pass; only then does it get an energy verdict.
+ *
+ * Comparability checks (candidate's records and the baseline's): eval set (content hash,
+ * else path and item count) and energy boundary are fatal ("meaningless"); meter source,
+ * meters, host, CPU model, hardware profile, q*, s*, PUE, record kind are warnings. */
+#ifndef ETOK_COMPARE_H
+#define ETOK_COMPARE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "etok/record.h"
+#include "etok/stats.h"
+#include "etok/util.h"
+
+typedef struct {
+    const char *name;                   /* "A", "B", or the --arm NAME */
+    const etok_record *const *records;  /* borrowed */
+    const char *const *paths;           /* where each came from (messages); may be NULL */
+    size_t n_records;
+} etok_compare_arm;
+
+typedef struct {
+    int iters;                 /* bootstrap resamples (0 = 2000) */
+    uint64_t seed;             /* 0 = 1 */
+    double slo_target;         /* SLO attainment an arm must be able to reach (0 = 0.9) */
+} etok_compare_opts;
+
+#define ETOK_COMPARE_MAX_DELTAS 16
+#define ETOK_COMPARE_MAX_MISMATCH 24
+
+typedef struct {
+    char name[48];       /* METRICS.md name */
+    char stat[8];        /* "" or "p50"/"p90" */
+    char unit[16];
+    int lower_is_better; /* 1 energy and latency, 0 accuracy/goodput/attainment, -1 neither (power) */
+    int valid;           /* both arms have the figure */
+    int paired;          /* this figure's CI came from the paired bootstrap */
+    char note[160];
+    etok_delta_ci d;
+} etok_compare_delta;
+
+typedef struct {
+    char what[24];       /* "eval_set", "boundary", "meter_source", "host", ... */
+    int fatal;           /* makes the comparison meaningless */
+    char message[320];
+} etok_compare_mismatch;
+
+typedef struct {
+    char name[64];
+    int paired;                  /* units are eval items common to both arms */
+    size_t n_units_base, n_units_cand, n_requests_base, n_requests_cand;
+    size_t n_deltas;
+    etok_compare_delta deltas[ETOK_COMPARE_MAX_DELTAS];
+    size_t n_mismatch;
+    etok_compare_mismatch mismatch[ETOK_COMPARE_MAX_MISMATCH];
+    int fatal;                   /* some mismatch is fatal */
+    int gate_q_base, gate_q_cand;   /* 1 passes, 0 fails, -1 not applicable (no q* or no checks) */
+    int gate_s_base, gate_s_cand;
+    int comparable;              /* gates passed: an energy verdict was given */
+    double systematic_base, systematic_cand; /* the meter's relative 1-sigma (NAN unknown) */
+    int systematic_cancels;      /* same meter source, meters, boundary and host */
+    char energy_note[256];       /* how per-request energy was obtained */
+    char verdict[512];           /* the one line */
+} etok_compare_cand;
+
+typedef struct {
+    char base_name[64];
+    size_t n_base_records;
+    double quality_target, ttft_slo_s, tpot_slo_s, slo_target; /* the gate's (q*, s*) */
+    int iters;
+    uint64_t seed;
+    size_t n_cand;
+    etok_compare_cand *cand;     /* owned */
+    int any_fatal;
+    size_t n_base_mismatch;      /* between the baseline's own repeats (in cand[] lists too) */
+} etok_compare_result;
+
+/* Compares every candidate arm with the baseline. Returns 0 (mismatches are reported in the
+ * result, never an error here), or -1 with err set: an arm without records, a record whose
+ * windows are invalid, out of memory. */
+int etok_compare(const etok_compare_arm *base, const etok_compare_arm *cands, size_t n_cand,
+                 const etok_compare_opts *opts, etok_compare_result *out, etok_err *err);
+void etok_compare_free(etok_compare_result *r);
+
+/* Renderers (render/compare_render.c); malloc'd text or NULL on out of memory. format is
+ * "text", "md", "json", "csv" or "html". */
+char *etok_compare_render(const etok_compare_result *r, const char *format);
+
+#endif

@@ -1,0 +1,335 @@
+/* test_compare.c — etok compare's statistics and logic on hand-built records, against
+ * hand-computed cases: the two-arm bootstrap (paired vs unpaired), per-request energy
+ * attribution (books balance), pairing by eval item, the (q*, s*) gate, comparability checks. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "etok/attribute.h"
+#include "etok/compare.h"
+#include "etok/stats.h"
+
+#define NEAR(a, b, tol) assert_true(fabs((a) - (b)) <= (tol))
+
+/* Two units per arm. A = {1, 3}, B = {2, 3}: mean A 2, mean B 2.5. Paired resamples draw the
+ * same index pair in both arms: {0,0} diff 1 (p 1/4), {1,1} diff 0 (1/4), mixed 0.5 (1/2), so
+ * the 95% CI is [0, 1]. Unpaired: mean A in {1, 2, 3} w.p. {1/4, 1/2, 1/4}, mean B in
+ * {2, 2.5, 3}; diff -1 and +2 each have probability 1/16 > 2.5%, so the CI is [-1, 2]. */
+static void test_delta_paired_vs_unpaired(void **st) {
+    (void)st;
+    const double a[] = {1, 3}, b[] = {2, 3};
+    etok_delta_ci d;
+    assert_int_equal(etok_bootstrap_delta_ratio_of_sums(a, NULL, 2, b, NULL, 2, 1, 2000, 7, &d), 0);
+    NEAR(d.a, 2, 1e-12);
+    NEAR(d.b, 2.5, 1e-12);
+    NEAR(d.diff, 0.5, 1e-12);
+    NEAR(d.rel, 0.25, 1e-12);
+    NEAR(d.diff_lo, 0, 1e-12);
+    NEAR(d.diff_hi, 1, 1e-12);
+    NEAR(d.a_lo, 1, 1e-12);
+    NEAR(d.a_hi, 3, 1e-12);
+    assert_int_equal(etok_bootstrap_delta_ratio_of_sums(a, NULL, 2, b, NULL, 2, 0, 2000, 7, &d), 0);
+    NEAR(d.diff, 0.5, 1e-12);
+    NEAR(d.diff_lo, -1, 1e-12);
+    NEAR(d.diff_hi, 2, 1e-12);
+    /* paired needs equal lengths */
+    assert_int_equal(etok_bootstrap_delta_ratio_of_sums(a, NULL, 2, b, NULL, 1, 1, 100, 7, &d), -1);
+}
+
+/* B spends exactly twice A's energy per token on every item: paired, the ratio is +100% in
+ * every resample (CI [1, 1]); unpaired the item mix differs between arms and the CI widens. */
+static void test_delta_ratio_paired_cancels(void **st) {
+    (void)st;
+    const double ea[] = {1, 5, 2, 8, 3}, ta[] = {10, 20, 5, 40, 10};
+    double eb[5];
+    for (int i = 0; i < 5; i++) eb[i] = 2 * ea[i];
+    etok_delta_ci d;
+    assert_int_equal(etok_bootstrap_delta_ratio_of_sums(ea, ta, 5, eb, ta, 5, 1, 1000, 3, &d), 0);
+    NEAR(d.a, 19.0 / 85.0, 1e-12);
+    NEAR(d.rel, 1.0, 1e-12);
+    NEAR(d.rel_lo, 1.0, 1e-9);
+    NEAR(d.rel_hi, 1.0, 1e-9);
+    assert_int_equal(etok_bootstrap_delta_ratio_of_sums(ea, ta, 5, eb, ta, 5, 0, 1000, 3, &d), 0);
+    assert_true(d.rel_lo < 0.9 && d.rel_hi > 1.1);
+}
+
+static void test_delta_percentile(void **st) {
+    (void)st;
+    const double a[] = {1, 1, 1, NAN}, b[] = {2, 2, 2};
+    etok_delta_ci d;
+    assert_int_equal(etok_bootstrap_delta_percentile(a, 4, b, 3, 90, 500, 1, &d), 0);
+    NEAR(d.diff, 1, 1e-12);
+    NEAR(d.diff_lo, 1, 1e-12);
+    NEAR(d.diff_hi, 1, 1e-12);
+    NEAR(d.rel, 1, 1e-12);
+    /* an empty arm: no statistic, no CI */
+    assert_int_equal(etok_bootstrap_delta_percentile(a, 0, b, 3, 50, 200, 1, &d), 0);
+    assert_true(isnan(d.a) && isnan(d.diff_lo));
+}
+
+/* A node power meter at `w` W from t = 0 to t_end, sampled every 0.5 s. */
+static void add_power(etok_record *r, double w, double t_end, etok_boundary b) {
+    etok_trace *t = etok_record_add_trace(r);
+    snprintf(t->meter, sizeof t->meter, "test");
+    snprintf(t->domain, sizeof t->domain, "node");
+    t->source = ETOK_SOURCE_POWER;
+    t->boundary = b;
+    snprintf(t->raw_unit, sizeof t->raw_unit, "W");
+    t->scale_to_si = 1;
+    t->resolution_si = 0.001;
+    t->update_period_s = 0.5;
+    t->summable = 1;
+    for (double s = 0; s <= t_end + 1e-9; s += 0.5) etok_trace_add_sample(t, s, w);
+}
+
+static etok_request *add_req(etok_record *r, const char *id, double send, int tin, int tout, int pass, double e) {
+    etok_request *q = etok_record_add_request(r);
+    snprintf(q->id, sizeof q->id, "%s", id);
+    q->t_send_s = send;
+    q->t_first_token_s = send + 0.5;
+    q->t_done_s = send + 0.5 + 0.1 * (tout - 1);
+    q->tokens_in = tin;
+    q->tokens_out = tout;
+    q->ok = 1;
+    q->quality_checked = 1;
+    q->quality_pass = pass;
+    q->energy_j = e;
+    return q;
+}
+
+/* 100 W over [0, 10]: window energy 1000 J (power trace, trapezoid of a constant). Steps [1, 2]
+ * (request 0: 3 tokens, request 1: 1 token) and [2, 4] (request 0 alone). Constant power, so
+ * step energies are 100 J and 200 J, scaled by 1000 / 300 to balance the books:
+ * request 0 = (100 * 3/4 + 200) * 10/3 = 916.67 J, request 1 = 100 * 1/4 * 10/3 = 83.33 J. */
+static void test_attribution_balances(void **st) {
+    (void)st;
+    etok_record r;
+    etok_record_init(&r);
+    snprintf(r.kind, sizeof r.kind, "bench");
+    r.window_start_s = 0;
+    r.window_end_s = 10;
+    add_power(&r, 100, 10, ETOK_BOUNDARY_NODE);
+    add_req(&r, "x#0", 0.5, 3, 2, 1, -1);
+    add_req(&r, "y#1", 0.5, 1, 1, 1, -1);
+    etok_step *s = etok_record_add_step(&r);
+    s->t_start_s = 1;
+    s->t_end_s = 2;
+    s = etok_record_add_step(&r);
+    s->t_start_s = 2;
+    s->t_end_s = 4;
+    etok_step_shares sh = {0};
+    assert_int_equal(etok_step_shares_add(&sh, 0, 0, 3), 0);
+    assert_int_equal(etok_step_shares_add(&sh, 0, 1, 1), 0);
+    assert_int_equal(etok_step_shares_add(&sh, 1, 0, 1), 0);
+    etok_attribution at;
+    etok_err err = {0};
+    assert_int_equal(etok_attribute_request_energy(&r, sh.v, sh.n, &at, &err), 0);
+    NEAR(at.window_j, 1000, 1e-6);
+    NEAR(r.requests[0].energy_j, 2750.0 / 3.0, 1e-6);
+    NEAR(r.requests[1].energy_j, 250.0 / 3.0, 1e-6);
+    NEAR(at.attributed_j, 1000, 1e-6);
+    NEAR(at.unattributed_j, 0, 1e-6);
+    assert_int_equal(at.n_steps, 2);
+    /* a share naming a step that does not exist is refused, naming it */
+    assert_int_equal(etok_step_shares_add(&sh, 9, 0, 1), 0);
+    assert_int_equal(etok_attribute_request_energy(&r, sh.v, sh.n, &at, &err), -1);
+    assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    assert_non_null(strstr(err.msg, "step 9"));
+    etok_step_shares_free(&sh);
+    etok_record_free(&r);
+}
+
+/* A bench record: `n` requests on items q0..q{n-1} (ids "qI#I"), window [0, 10] at `w` W, so
+ * 10 w J, split evenly over the requests; each 4 tokens in, `tout` out; passes[i]. */
+static void make_rec(etok_record *r, double w, int n, int tout, const int *passes, const char *id_prefix,
+                     const char *evals_hash, etok_boundary b) {
+    etok_record_init(r);
+    snprintf(r->kind, sizeof r->kind, "bench");
+    snprintf(r->host, sizeof r->host, "h1");
+    r->window_start_s = 0;
+    r->window_end_s = 10;
+    r->quality_target = 0.5;
+    r->ttft_slo_s = 1.0;
+    r->tpot_slo_s = 0.5;
+    add_power(r, w, 10, b);
+    char cfg[256];
+    snprintf(cfg, sizeof cfg, "{\"evals\":\"e.jsonl\",\"eval_items\":%d,\"evals_hash\":\"%s\"}", n, evals_hash);
+    r->config_json = strdup(cfg);
+    for (int i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s%d#%d", id_prefix, i, i);
+        add_req(r, id, 0.2 * i, 4, tout, passes[i], 10 * w / n);
+    }
+}
+
+static const etok_compare_delta *get(const etok_compare_cand *c, const char *name, const char *stat) {
+    for (size_t i = 0; i < c->n_deltas; i++)
+        if (!strcmp(c->deltas[i].name, name) && !strcmp(c->deltas[i].stat, stat)) return &c->deltas[i];
+    fail_msg("no delta %s %s", name, stat);
+    return NULL;
+}
+
+static int run_compare(etok_record *ra, etok_record *rb, etok_compare_result *res) {
+    const etok_record *pa[] = {ra}, *pb[] = {rb};
+    const char *na[] = {"a.json"}, *nb[] = {"b.json"};
+    etok_compare_arm A = {.name = "A", .records = pa, .paths = na, .n_records = 1};
+    etok_compare_arm B = {.name = "B", .records = pb, .paths = nb, .n_records = 1};
+    etok_compare_opts o = {.iters = 1000, .seed = 5};
+    etok_err err = {0};
+    int rc = etok_compare(&A, &B, 1, &o, res, &err);
+    if (rc) fail_msg("compare: %s", err.msg);
+    return rc;
+}
+
+/* A: 100 W x 10 s = 1000 J over 8 requests x 10 output tokens = 12.5 J/token. B: 80 W ->
+ * 10 J/token, the same items: paired, -20% exactly in every resample (every item's energy
+ * scales by 0.8). Accuracy 6/8 both; verdict: -20% at equal quality and within s*. */
+static void test_compare_paired_verdict(void **st) {
+    (void)st;
+    const int pass[] = {1, 1, 0, 1, 1, 0, 1, 1};
+    etok_record ra, rb;
+    make_rec(&ra, 100, 8, 10, pass, "q", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+    make_rec(&rb, 80, 8, 10, pass, "q", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+    etok_compare_result res;
+    assert_int_equal(run_compare(&ra, &rb, &res), 0);
+    const etok_compare_cand *c = &res.cand[0];
+    assert_true(c->paired);
+    assert_int_equal(c->n_units_base, 8);
+    assert_false(c->fatal);
+    const etok_compare_delta *j = get(c, "joules_per_output_token", "");
+    NEAR(j->d.a, 12.5, 1e-9);
+    NEAR(j->d.b, 10, 1e-9);
+    NEAR(j->d.rel, -0.2, 1e-9);
+    NEAR(j->d.rel_lo, -0.2, 1e-9);
+    NEAR(j->d.rel_hi, -0.2, 1e-9);
+    NEAR(get(c, "joules_per_token", "")->d.a, 1000.0 / 112.0, 1e-9);
+    NEAR(get(c, "joules_per_correct_answer", "")->d.b, 800.0 / 6.0, 1e-9);
+    NEAR(get(c, "accuracy", "")->d.diff, 0, 1e-12);
+    NEAR(get(c, "mean_power_w", "")->d.a, 100, 1e-9);
+    assert_int_equal(c->gate_q_cand, 1);
+    assert_int_equal(c->gate_s_cand, 1);
+    assert_true(c->comparable);
+    assert_non_null(strstr(c->verdict, "B: -20% J/output-token [-20%, -20%] at equal quality"));
+    assert_non_null(strstr(c->verdict, "within s*"));
+    char *txt = etok_compare_render(&res, "json");
+    assert_non_null(txt);
+    assert_non_null(strstr(txt, "\"paired\": true"));
+    free(txt);
+    etok_compare_free(&res);
+    etok_record_free(&ra);
+    etok_record_free(&rb);
+}
+
+/* Different items in B: unpaired; the energy change is the same but its CI comes from two
+ * independent resamples. B's answers all fail: accuracy CI [0, 0] lies below q* = 0.5, so no
+ * energy verdict. */
+static void test_compare_unpaired_and_gate(void **st) {
+    (void)st;
+    const int pass[] = {1, 1, 0, 1, 1, 0, 1, 1}, fail8[] = {0, 0, 0, 0, 0, 0, 0, 0};
+    etok_record ra, rb;
+    make_rec(&ra, 100, 8, 10, pass, "q", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+    make_rec(&rb, 80, 8, 10, fail8, "other", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+    etok_compare_result res;
+    assert_int_equal(run_compare(&ra, &rb, &res), 0);
+    const etok_compare_cand *c = &res.cand[0];
+    assert_false(c->paired);
+    const etok_compare_delta *acc = get(c, "accuracy", "");
+    NEAR(acc->d.b, 0, 1e-12);
+    NEAR(acc->d.b_hi, 0, 1e-12);
+    assert_int_equal(c->gate_q_cand, 0);
+    assert_int_equal(c->gate_q_base, 1);
+    assert_false(c->comparable);
+    assert_non_null(strstr(c->verdict, "not comparable at (q*=0.50"));
+    assert_non_null(strstr(c->verdict, "no energy verdict"));
+    assert_null(strstr(c->verdict, "J/output-token ["));
+    /* no good tokens in B: its quality-conditioned figure is not computable */
+    assert_false(get(c, "quality_conditioned_joules_per_token", "")->valid);
+    etok_compare_free(&res);
+    etok_record_free(&ra);
+    etok_record_free(&rb);
+}
+
+/* A different eval set and boundary are fatal mismatches; a different host is a note and the
+ * systematic error is then said not to cancel. */
+static void test_compare_mismatches(void **st) {
+    (void)st;
+    const int pass[] = {1, 1, 1, 1};
+    etok_record ra, rb;
+    make_rec(&ra, 100, 4, 10, pass, "q", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+    make_rec(&rb, 100, 4, 10, pass, "q", "fnv1a64:2", ETOK_BOUNDARY_DEVICE);
+    snprintf(rb.host, sizeof rb.host, "h2");
+    etok_compare_result res;
+    assert_int_equal(run_compare(&ra, &rb, &res), 0);
+    const etok_compare_cand *c = &res.cand[0];
+    assert_true(res.any_fatal);
+    int eval = 0, bnd = 0, host = 0;
+    for (size_t i = 0; i < c->n_mismatch; i++) {
+        if (!strcmp(c->mismatch[i].what, "eval_set")) eval = c->mismatch[i].fatal;
+        if (!strcmp(c->mismatch[i].what, "boundary")) bnd = c->mismatch[i].fatal;
+        if (!strcmp(c->mismatch[i].what, "host")) host = 1 + c->mismatch[i].fatal;
+    }
+    assert_int_equal(eval, 1);
+    assert_int_equal(bnd, 1);
+    assert_int_equal(host, 1);
+    assert_false(c->systematic_cancels);
+    etok_compare_free(&res);
+    etok_record_free(&rb);
+    /* the same but the host: not fatal */
+    make_rec(&rb, 100, 4, 10, pass, "q", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+    assert_int_equal(run_compare(&ra, &rb, &res), 0);
+    assert_false(res.any_fatal);
+    assert_int_equal(res.cand[0].n_mismatch, 0);
+    assert_true(res.cand[0].systematic_cancels);
+    etok_compare_free(&res);
+    etok_record_free(&ra);
+    etok_record_free(&rb);
+}
+
+/* Repeats pool: two baseline records (100 W and 120 W) vs one candidate; units add up. A record
+ * without per-request energy gets its window energy split by token share, and says so. */
+static void test_compare_pooled_and_fallback(void **st) {
+    (void)st;
+    const int pass[] = {1, 1, 1, 1};
+    etok_record a1, a2, b;
+    make_rec(&a1, 100, 4, 10, pass, "q", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+    make_rec(&a2, 120, 4, 10, pass, "q", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+    make_rec(&b, 100, 4, 10, pass, "q", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+    for (size_t i = 0; i < b.n_requests; i++) b.requests[i].energy_j = -1;
+    const etok_record *pa[] = {&a1, &a2}, *pb[] = {&b};
+    etok_compare_arm A = {.name = "base", .records = pa, .n_records = 2};
+    etok_compare_arm B = {.name = "cand", .records = pb, .n_records = 1};
+    etok_compare_result res;
+    etok_err err = {0};
+    assert_int_equal(etok_compare(&A, &B, 1, NULL, &res, &err), 0);
+    const etok_compare_cand *c = &res.cand[0];
+    assert_int_equal(c->n_requests_base, 8);
+    assert_true(c->paired); /* same 4 items in both arms (the baseline has each twice) */
+    NEAR(get(c, "joules_per_output_token", "")->d.a, 2200.0 / 80.0, 1e-9);
+    NEAR(get(c, "joules_per_output_token", "")->d.b, 1000.0 / 40.0, 1e-9);
+    assert_non_null(strstr(c->energy_note, "window energy split by token share"));
+    /* an arm without records is an error */
+    B.n_records = 0;
+    etok_compare_result r2;
+    assert_int_equal(etok_compare(&A, &B, 1, NULL, &r2, &err), -1);
+    assert_int_equal(err.exit_code, ETOK_EXIT_USAGE);
+    etok_compare_free(&res);
+    etok_record_free(&a1);
+    etok_record_free(&a2);
+    etok_record_free(&b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_delta_paired_vs_unpaired), cmocka_unit_test(test_delta_ratio_paired_cancels),
+        cmocka_unit_test(test_delta_percentile),         cmocka_unit_test(test_attribution_balances),
+        cmocka_unit_test(test_compare_paired_verdict),   cmocka_unit_test(test_compare_unpaired_and_gate),
+        cmocka_unit_test(test_compare_mismatches),       cmocka_unit_test(test_compare_pooled_and_fallback),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
