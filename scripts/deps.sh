@@ -2,7 +2,7 @@
 # Install the Debian packages etok needs to build and test, only those missing.
 # Idempotent and quick when everything is present (one dpkg-query call).
 set -eu
-PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev python3 python3-pip \
+PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev python3 python3-pip python3-venv time \
 libjansson-dev libcmocka-dev libcurl4-openssl-dev libmicrohttpd-dev \
 prometheus librsvg2-bin"
 missing=""
