@@ -1,7 +1,7 @@
 /* replay_main.c — a libFuzzer-compatible driver for builds without libFuzzer: each argument is a
  * file or a directory of files (not recursive), each file is given once to the harness's
  * LLVMFuzzerTestOneInput. Linked with every tests/fuzz/fuzz_*.c in the ordinary builds and
- * registered in ctest (fuzz_replay_<target>), so the release and sanitized suites replay the
+ * registered in ctest (fuzz_replay_record for fuzz_record, ...), so the release and sanitized suites replay the
  * seed corpora (tests/fuzz/corpus/<target>/) and every crash reproducer kept there on each
  * `make test`. A harness that finds a bug aborts, and so fails the test. */
 #include <dirent.h>
