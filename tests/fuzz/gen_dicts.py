@@ -34,8 +34,9 @@ rec = re.findall(r'F(?:STR|INT|LL|BOOL|DBL)\(\w+, (\w+)', src('src/record/record
 rec += ['schema_version', 'config', 'hw', 'traces', 'faults', 'steps', 'requests', 'samples', 'token_times_s', 'output',
         'source', 'boundary', 'counter', 'power', 'external', 'estimate', 'device', 'node', 'facility', 'assumed',
         'measured', 'meters', 'idle_s', 'rate_hz']
-write('fuzz_record', 'run record: JSON tokens and field names (src/record/record_io.c)',
-      JSON + [f'"{k}":' for k in rec] + rec)
+for t in ('fuzz_record', 'fuzz_report'):
+    write(t, 'run record: JSON tokens and field names (src/record/record_io.c)',
+          JSON + [f'"{k}":' for k in rec] + rec)
 
 cat = src('src/scenario/catalog.c', 'src/scenario/scenario.c')
 keys = sorted(set(re.findall(r'"([a-z_]+)"', cat)))
