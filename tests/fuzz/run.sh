@@ -3,7 +3,7 @@
 # them, or the named ones: fuzz_record ...) one after another, single job, FUZZ_SECONDS (default
 # 30) each. Each starts from its seed corpus tests/fuzz/corpus/<target>/, copied to a scratch
 # directory so the tree is never modified, with its dictionary tests/fuzz/dict/<target>.dict.
-# FUZZ_KEEP=DIR keeps each grown corpus in DIR/<target>/ (to minimise into the tree with
+# FUZZ_KEEP=DIR keeps each grown corpus in DIR/<target>/ and its log in DIR/<target>.log (to minimise into the tree with
 # `fuzz_x -merge=1 tests/fuzz/corpus/fuzz_x DIR/fuzz_x`). Stops at the first crash, leak or
 # timeout, exit 1; the reproducer is left in the working directory (crash-*, leak-*, timeout-*).
 set -eu
@@ -29,9 +29,11 @@ for name in $targets; do
     # shellcheck disable=SC2086
     "$f" $dict -max_total_time="$SECS" -max_len=65536 -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
         "$corpus" >"$scratch/$name.log" 2>&1 || rc=$?
-    grep -E '^#[0-9]+ +(INITED|DONE)|stat::number_of_executed_units|stat::peak_rss_mb|ERROR|SUMMARY' "$scratch/$name.log" | tail -6
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|stat::number_of_executed_units|stat::peak_rss_mb|ERROR|SUMMARY' "$scratch/$name.log" | tail -6
     echo "   corpus: $(ls "$corpus" | wc -l) files"
-    if [ -n "${FUZZ_KEEP:-}" ]; then mkdir -p "$FUZZ_KEEP/$name" && cp "$corpus/"* "$FUZZ_KEEP/$name/"; fi
+    if [ -n "${FUZZ_KEEP:-}" ]; then
+        mkdir -p "$FUZZ_KEEP/$name" && cp "$corpus/"* "$FUZZ_KEEP/$name/" && cp "$scratch/$name.log" "$FUZZ_KEEP/$name.log"
+    fi
     if [ "$rc" != 0 ]; then
         tail -40 "$scratch/$name.log" >&2
         echo "$name: FAILED (exit $rc)" >&2
