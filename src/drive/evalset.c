@@ -15,23 +15,26 @@
 static const char *const CHECK_NAMES[] = {"exact", "contains", "regex", "number", "choice"};
 
 /* glibc's regcomp copies a repeated sub-expression once per repetition ("x+" is "xx*", "x{5}"
- * five copies), so stacked or nested repetitions grow exponentially: "1++++...+" (50 '+') or
- * "((a{99}){99}){99}" take gigabytes before regcomp returns. An answer pattern is bounded before
- * it is compiled: the size of the expanded pattern (each atom 1, a group the sum of its items,
- * '+' x2, {m,n} x max(m,n)) at most REGEX_MAX_COST, bounds at most 255 (RE_DUP_MAX), and no
- * back-references (they make matching exponential on the model's output). Returns NULL when
- * fine, else why not. */
-#define REGEX_MAX_COST 4096.0
+ * five copies) and computes epsilon closures over the copies, so stacked or nested repetitions
+ * grow exponentially: "1++++...+" (50 '+') took gigabytes, "a++++*+++++++" seconds, before
+ * regcomp returned. An answer pattern is bounded before it is compiled: no repetition operator
+ * right after another (undefined in POSIX EREs), the size of the expanded pattern (each atom 1,
+ * a group the sum of its items, '*' '+' '?' x2, {m,n} x max(m,n)) at most REGEX_MAX_COST,
+ * bounds at most 255 (RE_DUP_MAX), and no back-references (they make matching exponential on
+ * the model's output). Worst accepted shape: ~0.05 s to compile. Returns NULL when fine, else
+ * why not. */
+#define REGEX_MAX_COST 256.0
 static const char *regex_too_costly(const char *re) {
     enum { MAX_DEPTH = 64 };
     double sum[MAX_DEPTH], last[MAX_DEPTH];
-    int depth = 0;
+    int depth = 0, after_rep = 0;
     sum[0] = last[0] = 0;
     for (const char *p = re; *p;) {
         double f = 0; /* > 0: a repetition of the last item by f */
         if (*p == '(') {
             if (++depth >= MAX_DEPTH) return "groups nested too deep";
             sum[depth] = last[depth] = 0;
+            after_rep = 0;
             p++;
             continue;
         }
@@ -43,10 +46,7 @@ static const char *regex_too_costly(const char *re) {
         } else if (*p == '|') {
             last[depth] = 0;
             p++;
-        } else if (*p == '*' || *p == '?') {
-            f = 1;
-            p++;
-        } else if (*p == '+') {
+        } else if (*p == '*' || *p == '?' || *p == '+') {
             f = 2;
             p++;
         } else if (*p == '{' && p[1] >= '0' && p[1] <= '9') {
@@ -85,10 +85,12 @@ static const char *regex_too_costly(const char *re) {
             p++;
         }
         if (f > 0) {
+            if (after_rep) return "a repetition operator right after another";
             sum[depth] += last[depth] * (f - 1);
             last[depth] *= f;
         }
-        if (sum[depth] > REGEX_MAX_COST) return "too many repetitions (at most 4096 atoms once expanded)";
+        after_rep = f > 0;
+        if (sum[depth] > REGEX_MAX_COST) return "too many repetitions (at most 256 atoms once expanded)";
     }
     return NULL;
 }

@@ -154,7 +154,8 @@ static void test_shipped_sets(void **st) {
 }
 
 /* Found by fuzz_evalset: glibc's regcomp copies a repeated sub-expression per repetition, so a
- * regex answer with stacked repetitions ("1+++...+") took gigabytes before it returned. Costly
+ * regex answer with stacked repetitions ("1+++...+") took gigabytes, "a++++*+++++++" seconds,
+ * before it returned. Costly
  * patterns are refused at load with the line named; ordinary ones still load and match. */
 static void test_regex_cost_bounded(void **st) {
     (void)st;
@@ -163,7 +164,11 @@ static void test_regex_cost_bounded(void **st) {
     pat[0] = '1';
     pat[60] = '\0';
     snprintf(line, sizeof line, "{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"%s\",\"check\":\"regex\"}", pat);
-    parse_err(line, "t.jsonl:1: item \"r\": regular expression refused");
+    parse_err(line, "t.jsonl:1: item \"r\": regular expression refused: a repetition operator right after another");
+    /* and one that took seconds to compile: stacked stars and pluses, nested plus over a star */
+    parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"a++++*+++++++\",\"check\":\"regex\"}", "right after another");
+    parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"(((((((((a*)+)+)+)+)+)+)+)+)+\",\"check\":\"regex\"}",
+              "too many repetitions");
     parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"((a{99}){99}){99}\",\"check\":\"regex\"}", "too many repetitions");
     parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+\",\"check\":\"regex\"}",
               "too many repetitions");
