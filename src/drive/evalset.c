@@ -14,6 +14,87 @@
 
 static const char *const CHECK_NAMES[] = {"exact", "contains", "regex", "number", "choice"};
 
+/* glibc's regcomp copies a repeated sub-expression once per repetition ("x+" is "xx*", "x{5}"
+ * five copies) and computes epsilon closures over the copies, so stacked or nested repetitions
+ * grow exponentially: "1++++...+" (50 '+') took gigabytes, "a++++*+++++++" seconds, before
+ * regcomp returned. An answer pattern is bounded before it is compiled: no repetition operator
+ * right after another (undefined in POSIX EREs), the size of the expanded pattern (each atom 1,
+ * a group the sum of its items, '*' '+' '?' x2, {m,n} x max(m,n)) at most REGEX_MAX_COST,
+ * bounds at most 255 (RE_DUP_MAX), and no back-references (they make matching exponential on
+ * the model's output). Worst accepted shape: ~0.05 s to compile. Returns NULL when fine, else
+ * why not. */
+#define REGEX_MAX_COST 256.0
+static const char *regex_too_costly(const char *re) {
+    enum { MAX_DEPTH = 64 };
+    double sum[MAX_DEPTH], last[MAX_DEPTH];
+    int depth = 0, after_rep = 0;
+    sum[0] = last[0] = 0;
+    for (const char *p = re; *p;) {
+        double f = 0; /* > 0: a repetition of the last item by f */
+        if (*p == '(') {
+            if (++depth >= MAX_DEPTH) return "groups nested too deep";
+            sum[depth] = last[depth] = 0;
+            after_rep = 0;
+            p++;
+            continue;
+        }
+        if (*p == ')' && depth > 0) {
+            double g = sum[depth--];
+            last[depth] = g > 1 ? g : 1;
+            sum[depth] += last[depth];
+            p++;
+        } else if (*p == '|') {
+            last[depth] = 0;
+            p++;
+        } else if (*p == '*' || *p == '?' || *p == '+') {
+            f = 2;
+            p++;
+        } else if (*p == '{' && p[1] >= '0' && p[1] <= '9') {
+            char *end;
+            unsigned long m = strtoul(p + 1, &end, 10), n = m;
+            if (*end == ',') n = end[1] >= '0' && end[1] <= '9' ? strtoul(end + 1, &end, 10) : (end++, m + 1);
+            if (*end != '}') return NULL; /* regcomp reports a malformed bound */
+            if (m > 255 || n > 255) return "a repetition bound over 255";
+            f = (double)(n > m ? n : m);
+            if (f < 1) f = 1;
+            p = end + 1;
+        } else if (*p == '\\' && p[1]) {
+            if (p[1] >= '1' && p[1] <= '9') return "back-references are not supported";
+            last[depth] = 1;
+            sum[depth] += 1;
+            p += 2;
+        } else if (*p == '[') { /* a bracket expression is one atom: skip to its closing ']' */
+            const char *q = p + 1;
+            if (*q == '^') q++;
+            if (*q == ']') q++;
+            while (*q && *q != ']') {
+                if (*q == '[' && (q[1] == ':' || q[1] == '.' || q[1] == '=')) {
+                    const char *c = strchr(q + 2, q[1]);
+                    while (c && c[1] != ']') c = strchr(c + 1, q[1]);
+                    q = c ? c + 2 : q + 1;
+                } else {
+                    q++;
+                }
+            }
+            last[depth] = 1;
+            sum[depth] += 1;
+            p = *q ? q + 1 : q;
+        } else {
+            last[depth] = 1;
+            sum[depth] += 1;
+            p++;
+        }
+        if (f > 0) {
+            if (after_rep) return "a repetition operator right after another";
+            sum[depth] += last[depth] * (f - 1);
+            last[depth] *= f;
+        }
+        after_rep = f > 0;
+        if (sum[depth] > REGEX_MAX_COST) return "too many repetitions (at most 256 atoms once expanded)";
+    }
+    return NULL;
+}
+
 const char *etok_check_name(etok_check_kind k) {
     if ((unsigned)k < sizeof CHECK_NAMES / sizeof CHECK_NAMES[0]) return CHECK_NAMES[k];
     return "?";
@@ -122,6 +203,9 @@ static int parse_item(json_t *o, etok_eval_item *it, const char *what, int line,
         break;
     }
     case ETOK_CHECK_REGEX: {
+        const char *why = regex_too_costly(it->answer);
+        if (why)
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: item \"%s\": regular expression refused: %s", what, line, it->id, why);
         regex_t re;
         int rc = regcomp(&re, it->answer, REG_EXTENDED | REG_NOSUB | (it->case_sensitive ? 0 : REG_ICASE));
         if (rc) {
@@ -302,7 +386,7 @@ int etok_eval_check(const etok_eval_item *it, const char *output) {
         return find_str(output, it->answer, cs, 0) >= 0;
     case ETOK_CHECK_REGEX: {
         regex_t re;
-        if (regcomp(&re, it->answer, REG_EXTENDED | REG_NOSUB | (cs ? 0 : REG_ICASE))) return 0;
+        if (regex_too_costly(it->answer) || regcomp(&re, it->answer, REG_EXTENDED | REG_NOSUB | (cs ? 0 : REG_ICASE))) return 0;
         int ok = regexec(&re, output, 0, NULL, 0) == 0;
         regfree(&re);
         return ok;

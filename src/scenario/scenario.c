@@ -49,8 +49,18 @@ static int get_limited_int(json_t *v, const char *what, const char *field, int *
     return 0;
 }
 
+/* A catalog lookup made for a scenario field: its error names the scenario file and field too. */
+static int from_catalog(int rc, const char *what, const char *field, etok_err *err) {
+    if (rc == 0) return 0;
+    char m[sizeof err->msg];
+    if (snprintf(m, sizeof m, "%s: %s: %s", what, field, err->msg) < 0) m[0] = '\0';
+    memcpy(err->msg, m, sizeof m);
+    if (!err->exit_code) err->exit_code = ETOK_EXIT_INPUT;
+    return -1;
+}
+
 static int parse_hardware(json_t *h, const char *what, etok_tpf_scenario *s, etok_err *err) {
-    if (json_is_string(h)) return etok_catalog_hardware(json_string_value(h), &s->hw, err);
+    if (json_is_string(h)) return from_catalog(etok_catalog_hardware(json_string_value(h), &s->hw, err), what, "hardware", err);
     if (!json_is_object(h)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: hardware: must be a catalog name or an object", what);
     static const char *const DEPLOY[] = {"count", "devices_per_replica", "power_limit_w", "power_cap_w", "mem_usable_fraction", NULL};
     const char *keys[32];
@@ -64,7 +74,7 @@ static int parse_hardware(json_t *h, const char *what, etok_tpf_scenario *s, eto
     int inline_spec = has_any(h, JQ_HW_KEYS);
     if (name && (in_catalog("hardware", json_string_value(name)) || !inline_spec)) {
         /* A catalog entry, optionally with fields overridden inline. */
-        if (etok_catalog_hardware(json_string_value(name), &s->hw, err)) return -1;
+        if (from_catalog(etok_catalog_hardware(json_string_value(name), &s->hw, err), what, "hardware.name", err)) return -1;
         if (inline_spec && jq_hardware(h, what, "hardware", 0, &s->hw, err)) return -1;
     } else if (inline_spec) {
         memset(&s->hw, 0, sizeof s->hw);
@@ -108,7 +118,7 @@ static int parse_dtype_field(json_t *m, const char *key, const char *what, etok_
 
 static int parse_model(json_t *m, const char *what, etok_tpf_scenario *s, etok_err *err) {
     if (json_is_string(m)) {
-        if (etok_catalog_model(json_string_value(m), &s->model, err)) return -1;
+        if (from_catalog(etok_catalog_model(json_string_value(m), &s->model, err), what, "model", err)) return -1;
         s->weight_dtype = s->model.default_weight_dtype;
         s->kv_dtype = s->model.default_kv_dtype;
         return 0;
@@ -125,7 +135,7 @@ static int parse_model(json_t *m, const char *what, etok_tpf_scenario *s, etok_e
     if (name && !json_is_string(name)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: model.name: must be a string", what);
     int inline_spec = has_any(m, JQ_MODEL_KEYS);
     if (name && (in_catalog("models", json_string_value(name)) || !inline_spec)) {
-        if (etok_catalog_model(json_string_value(name), &s->model, err)) return -1;
+        if (from_catalog(etok_catalog_model(json_string_value(name), &s->model, err), what, "model.name", err)) return -1;
         if (inline_spec && jq_model(m, what, "model", 0, &s->model, err)) return -1;
     } else if (inline_spec) {
         memset(&s->model, 0, sizeof s->model);

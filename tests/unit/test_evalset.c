@@ -153,11 +153,47 @@ static void test_shipped_sets(void **st) {
     etok_evalset_free(&s);
 }
 
+/* Found by fuzz_evalset: glibc's regcomp copies a repeated sub-expression per repetition, so a
+ * regex answer with stacked repetitions ("1+++...+") took gigabytes, "a++++*+++++++" seconds,
+ * before it returned. Costly
+ * patterns are refused at load with the line named; ordinary ones still load and match. */
+static void test_regex_cost_bounded(void **st) {
+    (void)st;
+    char pat[128], line[256];
+    memset(pat, '+', sizeof pat);
+    pat[0] = '1';
+    pat[60] = '\0';
+    snprintf(line, sizeof line, "{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"%s\",\"check\":\"regex\"}", pat);
+    parse_err(line, "t.jsonl:1: item \"r\": regular expression refused: a repetition operator right after another");
+    /* and one that took seconds to compile: stacked stars and pluses, nested plus over a star */
+    parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"a++++*+++++++\",\"check\":\"regex\"}", "right after another");
+    parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"(((((((((a*)+)+)+)+)+)+)+)+)+\",\"check\":\"regex\"}",
+              "too many repetitions");
+    parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"((a{99}){99}){99}\",\"check\":\"regex\"}", "too many repetitions");
+    parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+\",\"check\":\"regex\"}",
+              "too many repetitions");
+    parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"a{256}\",\"check\":\"regex\"}", "over 255");
+    parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"(a*)*\\\\1\",\"check\":\"regex\"}", "back-references");
+    etok_evalset s;
+    parse_ok(&s, "{\"id\":\"a\",\"prompt\":\"p\",\"answer\":\"1[^0-9]+2[^0-9]+3[^0-9]+4[^0-9]+5\",\"check\":\"regex\"}\n"
+                 "{\"id\":\"b\",\"prompt\":\"p\",\"answer\":\"c,?[[:space:]]*b,?[[:space:]]*(and[[:space:]]*)?a\",\"check\":\"regex\"}\n"
+                 "{\"id\":\"c\",\"prompt\":\"p\",\"answer\":\"^[0-9]{1,3}(,[0-9]{3})*$\",\"check\":\"regex\"}\n"
+                 "{\"id\":\"d\",\"prompt\":\"p\",\"answer\":\"[]a{]+x\\\\+{2}\",\"check\":\"regex\"}");
+    assert_int_equal(s.n_items, 4);
+    assert_true(etok_eval_check(&s.items[0], "1, 2, 3, 4, 5"));
+    assert_true(etok_eval_check(&s.items[1], "c, b and a"));
+    assert_true(etok_eval_check(&s.items[2], "12,345"));
+    assert_false(etok_eval_check(&s.items[2], "12,34"));
+    assert_true(etok_eval_check(&s.items[3], "a{x++"));
+    etok_evalset_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_all_kinds), cmocka_unit_test(test_errors_name_line),
         cmocka_unit_test(test_missing_file),   cmocka_unit_test(test_checks),
         cmocka_unit_test(test_number_extraction), cmocka_unit_test(test_shipped_sets),
+        cmocka_unit_test(test_regex_cost_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

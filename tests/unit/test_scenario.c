@@ -345,6 +345,27 @@ static void calibration_and_measurements(void **state) {
     assert_non_null(strstr(err.msg, "points[0].calibrate"));
 }
 
+/* Found by fuzz_scenario: an unknown catalog name inside a scenario gave the catalog's error
+ * alone ("unknown model 'x'"), naming neither the scenario file nor the field. */
+static void catalog_errors_name_the_scenario_file(void **state) {
+    (void)state;
+    struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"hardware\": \"h100-sxm\", \"model\": \"lalma-3.1-8b\"}", "s.json: model: unknown model 'lalma-3.1-8b'"},
+        {"{\"hardware\": \"h100-sxn\", \"model\": \"llama-3.1-8b\"}", "s.json: hardware: unknown hardware 'h100-sxn'"},
+        {"{\"hardware\": {\"name\": \"h1\"}, \"model\": \"llama-3.1-8b\"}", "s.json: hardware.name: unknown hardware 'h1'"},
+        {"{\"hardware\": \"h100-sxm\", \"model\": {\"name\": \"m/x\"}}", "s.json: model.name: "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        etok_err err = {0};
+        etok_scenario_file sf;
+        if (etok_scenario_from_json_text(cases[i].json, "s.json", &sf, &err) != -1) fail_msg("case %zu accepted", i);
+        if (!strstr(err.msg, cases[i].want)) fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, cases[i].want);
+        assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(catalogs_list_and_load),        cmocka_unit_test(unknown_names_list_the_catalog),
@@ -352,6 +373,7 @@ int main(void) {
         cmocka_unit_test(inline_objects_and_defaults),   cmocka_unit_test(data_dir_env),
         cmocka_unit_test(from_run_replaces_modelled_figures),
         cmocka_unit_test(calibration_and_measurements),
+        cmocka_unit_test(catalog_errors_name_the_scenario_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
