@@ -20,6 +20,10 @@ typedef struct {
     const char *tokens_regex; /* ERE with exactly one capture group; NULL = do not scan */
     int signal_fd;            /* signalfd of the signals to forward (SIGINT, SIGTERM); -1 = none */
     double kill_grace_s;      /* after a forwarded signal, SIGKILL the group; 0 = 10 s */
+    /* Called once the command's process group exists (pgid = its pid), before its output is
+     * read: etok run points the background-load readings at the group (issue 17). May be NULL. */
+    void (*on_group)(void *ctx, long pgid);
+    void *on_group_ctx;
 } etok_command_opts;
 
 typedef struct {

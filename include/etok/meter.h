@@ -95,6 +95,12 @@ int etok_meters_snapshot_domains(etok_meter_set *ms, etok_domain_energy *out, in
  * one sampling period away. Thread-safe. 0 ok (also after stop: nothing to do); -1 before start. */
 int etok_meters_mark(etok_meter_set *ms, etok_err *err);
 
+/* Background load (issue 17, etok/cpuload.h): whose CPU time is "own" in the record's
+ * cpu_load readings, which the sampler takes with the meters (not with live_only). scope is an
+ * etok_cpu_scope; the default is ETOK_CPU_SCOPE_PROCESS (etok itself). Before start it sets
+ * the initial scope; after, it takes effect at the next reading (etok run: once the command's
+ * process group exists). Thread-safe. 0, or -1 for a bad scope. */
+int etok_meters_set_cpu_scope(etok_meter_set *ms, int scope, long pid);
 /* Take final readings and stop the thread; the record's traces are then complete. */
 int etok_meters_stop(etok_meter_set *ms, etok_err *err);
 void etok_meters_close(etok_meter_set *ms);

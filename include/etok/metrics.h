@@ -69,6 +69,7 @@ typedef struct {
     int quality_gate_met;          /* accuracy >= q* (1 when no q* was given) */
     int has_energy;
     char energy_warning[256];      /* short window / partial coverage / meter faults; "" if none */
+    char background_warning[448];  /* background CPU load (analyse/bgload.c); "" if none */
 
     /* Plot series (owned; free with etok_metrics_free). */
     size_t n_series;     etok_series_point *series;   /* bins over the window */
@@ -83,6 +84,8 @@ typedef struct {
     uint64_t seed;        /* bootstrap RNG seed (0 = 1) */
     int bootstrap_iters;  /* 0 = 1000 */
     double series_bin_s;  /* 0 = window / 60, at least 0.1 s */
+    int process_boundary; /* --boundary process: add the attribution-model figures
+                             (process_joules_per_output_token, process_energy; bgload.h) */
 } etok_metrics_opts;
 
 /* Compute everything. Returns 0, or -1 with err set (record windows invalid, out of memory).

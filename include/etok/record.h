@@ -90,6 +90,41 @@ typedef struct {
     char source[64];        /* "probe", "catalog:h100-sxm", ... */
 } etok_hw_profile;
 
+/* Background load (issue 17): cumulative CPU times read with the meters (src/meter/cpuload.c).
+ * busy_s / total_s: the machine's busy and total CPU seconds summed over all cores
+ * ($ETOK_PROC_ROOT/stat; total counts idle, iowait and steal too); own_s: CPU seconds of the
+ * work being measured (see etok_cpuload.scope), < 0 when unknown. */
+typedef struct {
+    double t_s, busy_s, total_s, own_s;
+} etok_cpu_sample;
+
+/* One phase's averages, derived from the samples by analyse/bgload.c (kept in the record so
+ * readers of run.json need not recompute them). Cores = CPU seconds per second. */
+typedef struct {
+    int valid;                    /* the phase exists and has samples covering it */
+    double t_start_s, t_end_s;
+    double machine_busy_cores;
+    double own_busy_cores;        /* < 0: own work not known (scope "none") */
+    double background_busy_cores; /* machine - own, >= 0; < 0 when own is unknown */
+    double background_noise_cores;/* 1-sigma of the background over the phase's sampling intervals */
+} etok_cpuload_phase;
+
+enum { ETOK_PHASE_IDLE, ETOK_PHASE_WARMUP, ETOK_PHASE_WINDOW, ETOK_PHASE_COUNT };
+
+typedef struct {
+    int present;            /* CPU load was sampled (0 in records from before issue 17) */
+    char scope[16];         /* whose time own_s is: "process" (etok itself: bench's built-in
+                               engine, serve), "process_group" (etok run's command tree),
+                               "pid" (--server-pid), "none" (--endpoint without it) */
+    long pid;               /* the process (group) id for "process_group"/"pid"; 0 otherwise */
+    int n_cpus;             /* cores in $ETOK_PROC_ROOT/stat */
+    size_t n_samples;
+    etok_cpu_sample *samples;
+    etok_cpuload_phase phase[ETOK_PHASE_COUNT]; /* idle baseline, warm-up, window */
+    int background_changed; /* 1: background moved between baseline and window beyond the
+                               threshold / baseline noise; 0: did not; -1: not known */
+} etok_cpuload;
+
 typedef struct {
     int schema_version;
     char tool_version[32];
@@ -130,6 +165,8 @@ typedef struct {
     size_t n_faults;   etok_fault *faults;
     size_t n_steps;    etok_step *steps;
     size_t n_requests; etok_request *requests;
+
+    etok_cpuload cpuload;   /* optional ("cpu_load" in JSON) */
 } etok_record;
 
 /* Initialise with defaults (pue 1, "assumed", quality_target -1, exit_status -1, ...). */
@@ -143,6 +180,7 @@ etok_fault *etok_record_add_fault(etok_record *r, double t_s, const char *meter,
                                   const char *kind, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 etok_step *etok_record_add_step(etok_record *r);
 etok_request *etok_record_add_request(etok_record *r);
+etok_cpu_sample *etok_record_add_cpu_sample(etok_record *r);
 
 /* JSON (record_io.c, jansson). Save writes atomically; load validates every field and
  * names the first bad one in err (exit code ETOK_EXIT_INPUT). */

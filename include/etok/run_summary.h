@@ -14,6 +14,9 @@
 /* Short human summary (what `etok run` prints). record_path may be NULL. */
 void etok_run_summary_text(FILE *f, const etok_record *r, const etok_energy_summary *s, const char *record_path);
 /* Markdown report: summary table, per-trace table, warnings and faults. */
+/* Background load per phase and its warning (analyse/bgload.c); with process_boundary, the
+ * process-boundary attribution figure beside (never instead of) the device figure. */
+void etok_run_summary_background(FILE *f, const etok_record *r, const etok_energy_summary *s, int process_boundary);
 void etok_run_summary_markdown(FILE *f, const etok_record *r, const etok_energy_summary *s);
 /* CSV: header, one `total` row, then one row per trace. */
 void etok_run_summary_csv(FILE *f, const etok_record *r, const etok_energy_summary *s);

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "etok/bgload.h"
 #include "etok/stats.h"
 #include "etok/tpf.h"
 
@@ -201,6 +202,44 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
             k += (size_t)snprintf(m->energy_warning + k, sizeof m->energy_warning - k,
                                   "%d meter fault(s) in the window (see the record's faults); ", es.n_faults);
         if (k >= 2 && k < sizeof m->energy_warning) m->energy_warning[k - 2] = 0;
+    }
+
+    /* ---- background load (bgload.h): per-phase figures, warning, process boundary ---- */
+    {
+        etok_bgload bg;
+        etok_bgload_analyse(r, &bg);
+        snprintf(m->background_warning, sizeof m->background_warning, "%s", bg.warning);
+        static const char *const stats[ETOK_PHASE_COUNT] = {"idle", "warmup", "window"};
+        for (int k = 0; bg.present && k < ETOK_PHASE_COUNT; k++) {
+            const etok_cpuload_phase *p = &bg.phase[k];
+            if (!p->valid || k == ETOK_PHASE_WARMUP) continue;
+            etok_metric *x = add(m, "background_busy_cores", stats[k], "cores", "/proc");
+            if (!x) break;
+            if (p->background_busy_cores < 0) {
+                note(x, "own CPU time not known (scope %s)", r->cpuload.scope);
+                continue;
+            }
+            setv(x, p->background_busy_cores, p->background_noise_cores);
+            note(x, "machine %.2f - own %.2f busy cores (%s)", p->machine_busy_cores, p->own_busy_cores,
+                 r->cpuload.scope);
+        }
+        if (o.process_boundary) {
+            etok_process_energy pe;
+            if (etok_process_energy_compute(r, &es, &pe) != 0)
+                snprintf(pe.note, sizeof pe.note, "not available: out of memory");
+            etok_metric *x = add(m, "process_joules_per_output_token", "", "J/token", "attribution-model");
+            if (x) {
+                if (pe.valid && isfinite(pe.joules_per_output_token)) setv(x, pe.joules_per_output_token, NAN);
+                note(x, "%s", pe.note);
+            }
+            x = add(m, "process_energy", "", "J", "attribution-model");
+            if (x) {
+                if (pe.valid) setv(x, pe.energy_j, NAN);
+                if (pe.valid) note(x, "%.0f%% of the device-boundary window energy; own CPU share %.2f",
+                                   100 * pe.share_of_device, pe.own_cpu_share);
+                else note(x, "%s", pe.note);
+            }
+        }
     }
 
     /* ---- stage: request view ---- */

@@ -14,6 +14,8 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "etok/bgload.h"
+#include "etok/cpuload.h"
 #include "etok/attribute.h"
 #include "etok/parse.h"
 #include "etok/bench.h"
@@ -81,6 +83,10 @@ static void usage(FILE *f) {
             "  --energy-from URL      energy from another node's `etok exporter` (its /metrics), read at\n"
             "                         every window edge and recorded as meter \"remote\" with the exporter's\n"
             "                         source and boundary; this machine's meters are kept but not counted\n"
+            "  --server-pid PID       with --endpoint: the server's process on this machine, whose CPU time\n"
+            "                         is the own work of the background-load figures (else none is known)\n"
+            "  --boundary process     also report energy attributed to the own work by its CPU-time share\n"
+            "                         (an attribution model, beside the device figure; docs/RECORD.md)\n"
             "  -o, --output DIR       output directory (default out/)\n"
             "  -q, --quiet            no table on stdout\n"
             "  -h, --help             this help\n"
@@ -168,7 +174,7 @@ int cmd_bench(int argc, char **argv) {
     enum {
         O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
         O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
-        O_TIMEOUT, O_EFROM
+        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY
     };
     static const struct option lopts[] = {
         {"model", required_argument, NULL, 'm'},      {"evals", required_argument, NULL, O_EVALS},
@@ -186,6 +192,7 @@ int cmd_bench(int argc, char **argv) {
         {"endpoint-model", required_argument, NULL, O_EPMODEL}, {"api-key", required_argument, NULL, O_APIKEY},
         {"completions", no_argument, NULL, O_COMPL}, {"timeout", required_argument, NULL, O_TIMEOUT},
         {"energy-from", required_argument, NULL, O_EFROM},
+        {"server-pid", required_argument, NULL, O_SERVER_PID}, {"boundary", required_argument, NULL, O_BOUNDARY},
         {"output", required_argument, NULL, 'o'},     {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
@@ -198,6 +205,8 @@ int cmd_bench(int argc, char **argv) {
     double cpu_idle_w = 0, cpu_max_w = 0, timeout = 300;
     etok_bench_endpoint ep = {0};
     const char *energy_from = NULL;
+    double server_pid = 0;
+    int process_boundary = 0;
     optind = 1;
     opterr = 0;
     int c;
@@ -231,6 +240,14 @@ int cmd_bench(int argc, char **argv) {
         case O_COMPL: ep.completions_api = 1; break;
         case O_TIMEOUT: bad = parse_num("--timeout", optarg, 0, 86400, 1, &timeout); break;
         case O_EFROM: energy_from = optarg; break;
+        case O_SERVER_PID: bad = parse_num("--server-pid", optarg, 1, 4194304, 0, &server_pid); break;
+        case O_BOUNDARY:
+            if (strcmp(optarg, "process") && strcmp(optarg, "device")) {
+                fprintf(stderr, "etok bench: --boundary: expected \"process\" or \"device\", got '%s'\n", optarg);
+                return ETOK_EXIT_USAGE;
+            }
+            process_boundary = !strcmp(optarg, "process");
+            break;
         case 'o': out_dir = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
@@ -269,6 +286,10 @@ int cmd_bench(int argc, char **argv) {
             fprintf(stderr, "etok bench: %s\n", uerr.msg);
             return ETOK_EXIT_USAGE;
         }
+    }
+    if (server_pid > 0 && !ep.url) {
+        fprintf(stderr, "etok bench: --server-pid needs --endpoint (the built-in engine's own work is etok's)\n");
+        return ETOK_EXIT_USAGE;
     }
     if (!model_path) model_path = default_path(DEFAULT_MODEL, mbuf, sizeof mbuf);
     if (!evals_path) evals_path = default_path(DEFAULT_EVALS, ebuf, sizeof ebuf);
@@ -356,6 +377,9 @@ int cmd_bench(int argc, char **argv) {
         rc = err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
         goto done;
     }
+    /* background load: own work = etok (built-in engine), the server (--server-pid), or none */
+    if (ep.url)
+        (void)etok_meters_set_cpu_scope(ms, server_pid > 0 ? ETOK_CPU_SCOPE_PID : ETOK_CPU_SCOPE_NONE, (long)server_pid);
     if (energy_from) {
         remote = etok_remote_energy_open(energy_from, 5.0, &remote_src, &err);
         if (!remote) {
@@ -456,7 +480,8 @@ int cmd_bench(int argc, char **argv) {
     char outcome_msg[512] = "";
     int outcome = drive_rc ? 0 : bench_outcome(&rec, outcome_msg, sizeof outcome_msg);
 
-    etok_metrics_opts mo = {.seed = (uint64_t)seed};
+    etok_bgload_fill_record(&rec); /* per-phase background load, in the record */
+    etok_metrics_opts mo = {.seed = (uint64_t)seed, .process_boundary = process_boundary};
     if (etok_metrics_compute(&rec, &mo, &met, &err)) {
         fprintf(stderr, "etok bench: analysis: %s\n", err.msg);
         char *j = etok_record_to_json_text(&rec);

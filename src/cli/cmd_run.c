@@ -32,6 +32,8 @@
 #include "commands.h"
 #include "etok/parse.h"
 #include "etok/command.h"
+#include "etok/bgload.h"
+#include "etok/cpuload.h"
 #include "etok/energy.h"
 #include "etok/meter.h"
 #include "etok/record.h"
@@ -44,6 +46,11 @@
 
 #define DEFAULT_RECORD "etok-run.json"
 #define MAX_METERS 16
+
+/* The command's process group exists: its tree is the "own" work of the CPU-load readings. */
+static void run_on_group(void *ctx, long pgid) {
+    (void)etok_meters_set_cpu_scope(ctx, ETOK_CPU_SCOPE_GROUP, pgid);
+}
 
 /* A window edge: a reading of every meter now (etok_meters_mark), then its record time. */
 static double run_edge_s(etok_meter_set *ms) {
@@ -75,6 +82,9 @@ static void usage(FILE *f) {
             "  --rate HZ           power sampling rate (default 10)\n"
             "  -o FILE             run record path (default ./" DEFAULT_RECORD ")\n"
             "  --json              print the summary as JSON (on stderr) instead of text\n"
+            "  --boundary process  also show the energy attributed to the command's process group\n"
+            "                      by its CPU-time share (an attribution model, beside the device\n"
+            "                      figure; docs/RECORD.md \"Background load\")\n"
             "  --kill-after S      after a forwarded Ctrl-C/SIGTERM, SIGKILL the command's process\n"
             "                      group if it is still running S seconds later (default 10)\n"
             "  -h, --help          this help\n"
@@ -138,6 +148,7 @@ typedef struct {
     const char *extlog;
     const char *out_path;
     int json;
+    int process_boundary; /* --boundary process */
 } run_opts;
 
 static char *config_text(const run_opts *o, const etok_command_result *cr) {
@@ -177,7 +188,7 @@ int cmd_run(int argc, char **argv) {
         {"pue", required_argument, NULL, 'p'},     {"cpu-tdp", required_argument, NULL, 'c'},
         {"extlog", required_argument, NULL, 'e'},  {"rate", required_argument, NULL, 'R'},
         {"output", required_argument, NULL, 'o'},  {"json", no_argument, NULL, 'j'},
-        {"kill-after", required_argument, NULL, 'K'},
+        {"kill-after", required_argument, NULL, 'K'}, {"boundary", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     run_opts o = {.idle_s = 5, .pue = 1, .out_path = DEFAULT_RECORD};
@@ -220,6 +231,13 @@ int cmd_run(int argc, char **argv) {
             break;
         case 'o': o.out_path = optarg; break;
         case 'j': o.json = 1; break;
+        case 'B':
+            if (strcmp(optarg, "process") && strcmp(optarg, "device")) {
+                fprintf(stderr, "etok run: --boundary: expected \"process\" or \"device\", got '%s'\n", optarg);
+                return ETOK_EXIT_USAGE;
+            }
+            o.process_boundary = !strcmp(optarg, "process");
+            break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
         default:
             fprintf(stderr, "etok run: unknown or incomplete option '%s' (etok run --help)\n", argv[optind - 1]);
@@ -285,6 +303,8 @@ int cmd_run(int argc, char **argv) {
     etok_cli_host_info(&rec);
     rec.pue = o.pue;
     rec.t0_wall_s = etok_wall_s();
+    /* background load: own = the command's process group, none before it starts */
+    (void)etok_meters_set_cpu_scope(ms, ETOK_CPU_SCOPE_GROUP, 0);
     if (etok_meters_start(ms, &rec, &err) != 0) {
         fprintf(stderr, "etok run: %s\n", err.msg);
         etok_meters_close(ms);
@@ -307,7 +327,8 @@ int cmd_run(int argc, char **argv) {
     }
     rec.window_start_s = run_edge_s(ms);
     if (!interrupted) {
-        etok_command_opts co = {.tokens_regex = o.tokens_regex, .signal_fd = sig_fd, .kill_grace_s = o.kill_after_s};
+        etok_command_opts co = {.tokens_regex = o.tokens_regex, .signal_fd = sig_fd, .kill_grace_s = o.kill_after_s,
+                                .on_group = run_on_group, .on_group_ctx = ms};
         if (etok_command_run(cmd, &co, &cr, &err) != 0) {
             /* it vanished between the check and now: report it, still write the record */
             fprintf(stderr, "etok run: %s\n", err.msg);
@@ -341,6 +362,7 @@ int cmd_run(int argc, char **argv) {
         rec.tokens_out = cr.tokens;
     }
     rec.config_json = config_text(&o, ran ? &cr : NULL);
+    etok_bgload_fill_record(&rec); /* per-phase background load, in the record */
 
     const char *saved_path = o.out_path;
     char rescue[4096];
@@ -371,6 +393,7 @@ int cmd_run(int argc, char **argv) {
             }
         } else {
             etok_run_summary_text(stderr, &rec, &sum, saved ? saved_path : NULL);
+            etok_run_summary_background(stderr, &rec, &sum, o.process_boundary);
             if (o.tokens_regex && ran && !cr.tokens_found)
                 fprintf(stderr, "  note: --tokens-regex '%s' matched no line with an integer count\n", o.tokens_regex);
             else if (o.tokens_regex && cr.tokens_found)

@@ -10,6 +10,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "etok/bgload.h"
 #include "etok/parse.h"
 #include "etok/meter.h"
 #include "etok/serve.h"
@@ -263,6 +264,7 @@ int cmd_serve(int argc, char **argv) {
         rec->window_start_s = t_ready; /* serving: from ready to stop, idle time included */
         rec->window_end_s = t_end;
         rec->exit_status = -1;
+        etok_bgload_fill_record(rec); /* background load per phase (own work: this process) */
         if (etok_record_save(rec, out_path, &err) != 0) {
             fprintf(stderr, "etok serve: %s\n", err.msg);
             rc = err.exit_code ? err.exit_code : ETOK_EXIT_OUTPUT;

@@ -260,6 +260,7 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
     /* the same in the parent, so the group exists whichever side runs first (EACCES once the
      * child has exec'd: it did it itself) */
     (void)setpgid(pid, pid);
+    if (o && o->on_group) o->on_group(o->on_group_ctx, (long)pid);
     if (fg_tty) give_tty(STDIN_FILENO, pid);
     close(po[1]);
     close(pe[1]);

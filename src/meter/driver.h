@@ -112,6 +112,9 @@ int etok_extlog_align(etok_record *rec, size_t ti, const double *ts, const doubl
 
 /* estimate (estimate.c), exposed for tests: CPU busy fraction between two /proc/stat texts
  * (per-core lines "cpuN"), averaged over cores; -1 when it cannot be computed. */
+/* The busy and total jiffies summed over the per-core lines of a /proc/stat text (busy
+ * excludes idle, iowait and steal: the estimate meter's rule, shared with cpuload.c). */
+int etok_stat_jiffies(const char *text, unsigned long long *busy, unsigned long long *total, int *n_cores);
 double etok_estimate_busy_fraction(const char *stat_before, const char *stat_after, int *n_cores);
 /* Model power (W) for a busy fraction: P_idle + (P_max - P_idle) * busy. */
 double etok_estimate_power_w(double idle_w, double max_w, double busy_fraction);

@@ -65,6 +65,10 @@ static int stat_sums(const char *text, unsigned long long *busy, unsigned long l
     return n ? 0 : -1;
 }
 
+int etok_stat_jiffies(const char *text, unsigned long long *busy, unsigned long long *total, int *n_cores) {
+    return stat_sums(text, busy, total, n_cores);
+}
+
 double etok_estimate_busy_fraction(const char *before, const char *after, int *n_cores) {
     unsigned long long b0, t0, b1, t1;
     int n0, n1;

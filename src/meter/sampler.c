@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "etok/cpuload.h"
 #include "meter/driver.h"
 
 #define MAX_INSTANCES 8
@@ -63,6 +64,14 @@ struct etok_meter_set {
 
     double ring_t[RING], ring_e[RING];
     int ring_n, ring_pos;
+
+    /* background load (cpuload.h): read with the meters; only sample_all touches cpu and
+     * rec->cpuload (one thread at a time), the pending scope is handed over under mu */
+    etok_cpuload_reader *cpu;
+    etok_cpu_scope cpu_scope, cpu_scope_pending;
+    long cpu_pid, cpu_pid_pending;
+    int cpu_scope_changed, cpu_failed;
+    double cpu_last_t;
 };
 
 /* ---------------------------------------------------------------- counter arithmetic */
@@ -331,6 +340,46 @@ static void cross_check_locked(etok_meter_set *ms, double t) {
 }
 
 /* Read every live domain now (no lock held while the drivers read), then apply. */
+/* One CPU-load reading into rec->cpuload, at most every ETOK_CPULOAD_MIN_PERIOD_S unless
+ * forced (start, marks, stop). A failure to read /proc is recorded once as a fault. */
+static void sample_cpu(etok_meter_set *ms, int force) {
+    if (!ms->cpu || ms->cpu_failed) return;
+    pthread_mutex_lock(&ms->mu);
+    if (ms->cpu_scope_changed) {
+        etok_cpuload_set_scope(ms->cpu, ms->cpu_scope_pending, ms->cpu_pid_pending);
+        ms->cpu_scope_changed = 0;
+        force = 1;
+    }
+    pthread_mutex_unlock(&ms->mu);
+    double t = etok_mono_s() - ms->t0_mono;
+    if (!force && ms->rec->cpuload.n_samples && t - ms->cpu_last_t < ETOK_CPULOAD_MIN_PERIOD_S) return;
+    etok_cpu_sample c;
+    etok_err e = {0};
+    int n_cpus = 0;
+    if (etok_cpuload_read(ms->cpu, t, &c, &n_cpus, &e) != 0) {
+        ms->cpu_failed = 1;
+        pthread_mutex_lock(&ms->mu);
+        etok_record_add_fault(ms->rec, t, "cpuload", "stat", "cpuload", "%s; background load not measured", e.msg);
+        pthread_mutex_unlock(&ms->mu);
+        return;
+    }
+    etok_cpuload *cl = &ms->rec->cpuload;
+    if (cl->n_samples && (n_cpus != cl->n_cpus || c.busy_s < cl->samples[cl->n_samples - 1].busy_s ||
+                          c.total_s < cl->samples[cl->n_samples - 1].total_s))
+        return; /* a CPU went offline or the counters stepped back: skip this reading */
+    long pid = 0;
+    etok_cpu_scope sc = etok_cpuload_scope(ms->cpu, &pid);
+    etok_cpu_sample *slot = etok_record_add_cpu_sample(ms->rec);
+    if (!slot) return;
+    *slot = c;
+    cl->present = 1;
+    cl->n_cpus = n_cpus;
+    cl->pid = pid;
+    cl->background_changed = -1;
+    snprintf(cl->scope, sizeof cl->scope, "%s", etok_cpu_scope_name(sc));
+    ms->cpu_last_t = t;
+}
+
 static void sample_all(etok_meter_set *ms) {
     int n = ms->n_doms;
     double raws[ETOK_METER_MAX_DOMAINS * MAX_INSTANCES];
@@ -389,6 +438,7 @@ static void *sampler_main(void *arg) {
         unsigned long serving = ms->mark_asked; /* marks asked before this read begins */
         pthread_mutex_unlock(&ms->mu);
         sample_all(ms);
+        sample_cpu(ms, serving != ms->mark_served);
         pthread_mutex_lock(&ms->mu);
         if (serving != ms->mark_served) {
             ms->mark_served = serving;
@@ -455,7 +505,12 @@ int etok_meters_start(etok_meter_set *ms, etok_record *rec, etok_err *err) {
     ms->t0_mono = etok_mono_s();
     rec->t0_wall_s = etok_wall_s();
     ms->started = 1;
+    if (!ms->cfg.live_only) { /* daemons keep no series; a failure here only loses the background figures */
+        ms->cpu = etok_cpuload_open(ms->cpu_scope, ms->cpu_pid, NULL);
+        ms->cpu_scope_changed = 0;
+    }
     sample_all(ms); /* readings at t = 0 */
+    sample_cpu(ms, 1);
     if (pthread_create(&ms->thread, NULL, sampler_main, ms) != 0)
         return etok_errc(err, ETOK_EXIT_FAIL, "meters: cannot start the sampler thread: %s", strerror(errno));
     ms->thread_running = 1;
@@ -475,6 +530,7 @@ int etok_meters_stop(etok_meter_set *ms, etok_err *err) {
         pthread_mutex_unlock(&ms->mu);
     }
     sample_all(ms); /* final readings */
+    sample_cpu(ms, 1);
     ms->stopped = 1;
     double t_end = etok_mono_s() - ms->t0_mono;
     int rc = 0;
@@ -508,9 +564,25 @@ void etok_meters_close(etok_meter_set *ms) {
         pthread_cond_destroy(&ms->mark_cv);
         pthread_mutex_destroy(&ms->mu);
     }
+    etok_cpuload_close(ms->cpu);
     free(ms->doms);
     free(ms->errs);
     free(ms);
+}
+
+int etok_meters_set_cpu_scope(etok_meter_set *ms, int scope, long pid) {
+    if (!ms || scope < ETOK_CPU_SCOPE_PROCESS || scope > ETOK_CPU_SCOPE_NONE) return -1;
+    if (!ms->started) {
+        ms->cpu_scope = (etok_cpu_scope)scope;
+        ms->cpu_pid = pid;
+        return 0;
+    }
+    pthread_mutex_lock(&ms->mu);
+    ms->cpu_scope_pending = (etok_cpu_scope)scope;
+    ms->cpu_pid_pending = pid;
+    ms->cpu_scope_changed = 1;
+    pthread_mutex_unlock(&ms->mu);
+    return 0;
 }
 
 int etok_meters_snapshot(etok_meter_set *ms, etok_energy_snapshot *out) {

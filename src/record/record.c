@@ -50,6 +50,7 @@ void etok_record_free(etok_record *r) {
     free(r->steps);
     free(r->requests);
     free(r->config_json);
+    free(r->cpuload.samples);
     memset(r, 0, sizeof *r);
 }
 
@@ -104,4 +105,8 @@ etok_request *etok_record_add_request(etok_record *r) {
         q->energy_j = -1.0;
     }
     return q;
+}
+
+etok_cpu_sample *etok_record_add_cpu_sample(etok_record *r) {
+    return grow((void **)&r->cpuload.samples, &r->cpuload.n_samples, sizeof(etok_cpu_sample));
 }

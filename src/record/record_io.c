@@ -132,6 +132,17 @@ static const field REQUEST_FIELDS[] = {
     FSTR(etok_request, token_count_source),
 };
 
+static const field PHASE_FIELDS[] = {
+    FBOOL(etok_cpuload_phase, valid),
+    FDBL(etok_cpuload_phase, t_start_s, -T_MAX, T_MAX),
+    FDBL(etok_cpuload_phase, t_end_s, -T_MAX, T_MAX),
+    FDBL(etok_cpuload_phase, machine_busy_cores, 0, 1e7),
+    FDBL(etok_cpuload_phase, own_busy_cores, -1, 1e7),
+    FDBL(etok_cpuload_phase, background_busy_cores, -1, 1e7),
+    FDBL(etok_cpuload_phase, background_noise_cores, 0, 1e7),
+};
+static const char *const PHASE_NAMES[ETOK_PHASE_COUNT] = {"idle", "warmup", "window"};
+
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* ---- saving ------------------------------------------------------------------------------ */
@@ -257,6 +268,38 @@ static json_t *record_to_json(const etok_record *r) {
         json_t *js = json_object();
         if (!js || json_array_append_new(steps, js) != 0) goto oom;
         if (put_fields(js, &r->steps[i], STEP_FIELDS, NFIELDS(STEP_FIELDS)) != 0) goto oom;
+    }
+
+    if (r->cpuload.present) { /* optional (issue 17): older records have none */
+        const etok_cpuload *cl = &r->cpuload;
+        json_t *jc = json_object(), *js = json_array(), *jp = json_object();
+        if (!jc || json_object_set_new(o, "cpu_load", jc) != 0) {
+            json_decref(js);
+            json_decref(jp);
+            goto oom;
+        }
+        if (!js || json_object_set_new(jc, "samples", js) != 0) {
+            json_decref(jp);
+            goto oom;
+        }
+        if (!jp || json_object_set_new(jc, "phases", jp) != 0) goto oom;
+        if (json_object_set_new(jc, "scope", json_string(cl->scope)) != 0 ||
+            json_object_set_new(jc, "pid", json_integer(cl->pid)) != 0 ||
+            json_object_set_new(jc, "n_cpus", json_integer(cl->n_cpus)) != 0 ||
+            json_object_set_new(jc, "background_changed",
+                                cl->background_changed < 0 ? json_null() : json_boolean(cl->background_changed)) != 0)
+            goto oom;
+        for (size_t k = 0; k < cl->n_samples; k++) {
+            const etok_cpu_sample *c = &cl->samples[k];
+            json_t *row = json_pack("[ffff]", c->t_s, c->busy_s, c->total_s, c->own_s);
+            if (!row || json_array_append_new(js, row) != 0) goto oom;
+        }
+        for (int k = 0; k < ETOK_PHASE_COUNT; k++) {
+            json_t *ph = json_object();
+            if (!ph || json_object_set_new(jp, PHASE_NAMES[k], ph) != 0 ||
+                put_fields(ph, &cl->phase[k], PHASE_FIELDS, NFIELDS(PHASE_FIELDS)) != 0)
+                goto oom;
+        }
     }
 
     json_t *reqs = json_array();
@@ -423,6 +466,61 @@ static json_t *get_array(const ctx *c, json_t *obj, const char *key, const char 
     if (!a) { bad(c, path, "missing"); return NULL; }
     if (!json_is_array(a)) { bad(c, path, "expected an array"); return NULL; }
     return a;
+}
+
+/* "cpu_load" (optional): scope, pid, n_cpus, samples [[t_s, busy_s, total_s, own_s]...],
+ * phases {idle, warmup, window}, background_changed (true/false/null). */
+static int load_cpuload(const ctx *c, json_t *jc, etok_record *r) {
+    etok_cpuload *cl = &r->cpuload;
+    if (!json_is_object(jc)) return bad(c, "cpu_load", "expected an object");
+    json_t *v = json_object_get(jc, "scope");
+    if (!json_is_string(v) || json_string_length(v) >= sizeof cl->scope)
+        return bad(c, "cpu_load.scope", "expected a short string");
+    snprintf(cl->scope, sizeof cl->scope, "%s", json_string_value(v));
+    if (strcmp(cl->scope, "process") && strcmp(cl->scope, "process_group") && strcmp(cl->scope, "pid") &&
+        strcmp(cl->scope, "none"))
+        return bad(c, "cpu_load.scope", "expected \"process\", \"process_group\", \"pid\" or \"none\"");
+    v = json_object_get(jc, "pid");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) return bad(c, "cpu_load.pid", "expected an integer >= 0");
+    cl->pid = v ? (long)json_integer_value(v) : 0;
+    v = json_object_get(jc, "n_cpus");
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 10000000)
+        return bad(c, "cpu_load.n_cpus", "expected an integer in [1, 10000000]");
+    cl->n_cpus = (int)json_integer_value(v);
+    v = json_object_get(jc, "background_changed");
+    if (v && !json_is_null(v) && !json_is_boolean(v)) return bad(c, "cpu_load.background_changed", "expected true, false or null");
+    cl->background_changed = v && json_is_boolean(v) ? json_is_true(v) : -1;
+    json_t *arr = get_array(c, jc, "samples", "cpu_load.samples"), *el;
+    if (!arr) return -1;
+    size_t i;
+    char path[64];
+    json_array_foreach(arr, i, el) {
+        snprintf(path, sizeof path, "cpu_load.samples[%zu]", i);
+        double x[4];
+        if (!json_is_array(el) || json_array_size(el) != 4) return bad(c, path, "expected [t_s, busy_s, total_s, own_s]");
+        for (size_t k = 0; k < 4; k++) {
+            json_t *n = json_array_get(el, k);
+            if (!json_is_number(n) || !isfinite(x[k] = json_number_value(n)))
+                return bad(c, path, "expected [t_s, busy_s, total_s, own_s] numbers");
+        }
+        if (x[1] < 0 || x[2] < x[1]) return bad(c, path, "busy_s must be in [0, total_s]");
+        if (i && (x[0] < cl->samples[i - 1].t_s || x[1] < cl->samples[i - 1].busy_s || x[2] < cl->samples[i - 1].total_s))
+            return bad(c, path, "time and CPU seconds must not decrease");
+        etok_cpu_sample *s = etok_record_add_cpu_sample(r);
+        if (!s) return etok_errc(c->err, ETOK_EXIT_FAIL, "%s: out of memory", c->what);
+        *s = (etok_cpu_sample){x[0], x[1], x[2], x[3]};
+    }
+    json_t *jp = json_object_get(jc, "phases");
+    if (jp && !json_is_object(jp)) return bad(c, "cpu_load.phases", "expected an object");
+    for (int k = 0; jp && k < ETOK_PHASE_COUNT; k++) {
+        json_t *ph = json_object_get(jp, PHASE_NAMES[k]);
+        if (!ph) continue;
+        snprintf(path, sizeof path, "cpu_load.phases.%s", PHASE_NAMES[k]);
+        if (!json_is_object(ph)) return bad(c, path, "expected an object");
+        if (get_fields(c, path, ph, &cl->phase[k], PHASE_FIELDS, NFIELDS(PHASE_FIELDS)) != 0) return -1;
+    }
+    cl->present = 1;
+    return 0;
 }
 
 static int load_trace(const ctx *c, json_t *jt, size_t i, etok_record *r) {
@@ -595,6 +693,9 @@ static int record_from_json(etok_record *r, json_t *o, const ctx *c) {
 
     if (!(arr = get_array(c, o, "requests", "requests"))) return -1;
     json_array_foreach(arr, i, el) if (load_request(c, el, i, r) != 0) return -1;
+
+    json_t *jc = json_object_get(o, "cpu_load");
+    if (jc && !json_is_null(jc) && load_cpuload(c, jc, r) != 0) return -1;
     return 0;
 }
 

@@ -165,6 +165,11 @@ char *etok_report_html(const etok_record *r, const etok_metrics *m) {
         hb_esc(&b, m->energy_warning);
         hb_put(&b, "</p>\n");
     }
+    if (m->background_warning[0]) {
+        hb_put(&b, "<p class=\"warn\">Background load warning: ");
+        hb_esc(&b, m->background_warning);
+        hb_put(&b, "</p>\n");
+    }
     if (!m->quality_gate_met)
         hb_put(&b, "<p class=\"warn\">Accuracy is below the quality target q*: quality-conditioned figures are "
                    "withheld.</p>\n");

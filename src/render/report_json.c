@@ -55,6 +55,8 @@ char *etok_report_json(const etok_record *r, const etok_metrics *m) {
     json_object_set_new(mo, "energy_source", json_string(m->energy_source));
     json_object_set_new(mo, "energy_boundary", json_string(m->energy_boundary));
     json_object_set_new(mo, "energy_warning", m->energy_warning[0] ? json_string(m->energy_warning) : json_null());
+    json_object_set_new(mo, "background_warning",
+                        m->background_warning[0] ? json_string(m->background_warning) : json_null());
     json_object_set_new(mo, "energy_breakdown_j",
                         json_pack("{s:o, s:o, s:o}", "idle", num_or_null(m->breakdown_idle_j), "prefill",
                                   num_or_null(m->breakdown_prefill_j), "decode", num_or_null(m->breakdown_decode_j)));

@@ -162,6 +162,7 @@ char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
               compact ? "" : "- ", m->phase_split_method, m->binding_constraint, m->tpf_binding_ceiling,
               m->quality_gate_met ? "met" : "NOT met (quality-conditioned figures withheld)");
     if (m->energy_warning[0]) sb_printf(&b, "**energy warning:** %s\n\n", m->energy_warning);
+    if (m->background_warning[0]) sb_printf(&b, "**background load warning:** %s\n\n", m->background_warning);
     sb_printf(&b, "| figure | value | unit | source | uncertainty | note |\n|---|---:|---|---|---|---|\n");
     if (compact) {
         for (size_t i = 0; i < sizeof COMPACT / sizeof COMPACT[0]; i++) {

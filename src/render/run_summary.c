@@ -4,6 +4,7 @@
  * Each energy/power figure carries its boundary, source and uncertainty; estimates are
  * labelled "ESTIMATE (model, not a measurement)"; unknown figures print as "unknown"
  * (text/Markdown), empty (CSV) or null (JSON), never as 0. */
+#include "etok/bgload.h"
 #include "etok/run_summary.h"
 
 #include <math.h>
@@ -318,4 +319,39 @@ json_t *etok_run_summary_json(const etok_record *r, const etok_energy_summary *s
         json_array_append_new(fs, jf);
     }
     return o;
+}
+
+void etok_run_summary_background(FILE *f, const etok_record *r, const etok_energy_summary *s, int process_boundary) {
+    etok_bgload bg;
+    etok_bgload_analyse(r, &bg);
+    static const char *const label[ETOK_PHASE_COUNT] = {"idle baseline", "warm-up", "window"};
+    if (bg.present) {
+        fprintf(f, "  background CPU  own work = %s%s (cores: machine busy - own = background, from /proc)\n",
+                r->cpuload.scope, !strcmp(r->cpuload.scope, "none") ? ": background not separable" : "");
+        for (int k = 0; k < ETOK_PHASE_COUNT; k++) {
+            const etok_cpuload_phase *p = &bg.phase[k];
+            if (!p->valid) continue;
+            if (p->background_busy_cores < 0)
+                fprintf(f, "    %-14s machine %.2f busy cores\n", label[k], p->machine_busy_cores);
+            else
+                fprintf(f, "    %-14s machine %.2f - own %.2f = background %.2f +- %.2f cores\n", label[k],
+                        p->machine_busy_cores, p->own_busy_cores, p->background_busy_cores, p->background_noise_cores);
+        }
+        if (bg.warning[0]) fprintf(f, "  warning: %s\n", bg.warning);
+    }
+    if (!process_boundary) return;
+    etok_process_energy pe;
+    if (etok_process_energy_compute(r, s, &pe) != 0) {
+        fprintf(f, "  process boundary: out of memory\n");
+        return;
+    }
+    if (!pe.valid) {
+        fprintf(f, "  process energy  %s\n", pe.note);
+        return;
+    }
+    fprintf(f, "  process energy  %.6g J = %.0f%% of the device figure, own CPU share %.2f   [%s]\n", pe.energy_j,
+            100 * pe.share_of_device, pe.own_cpu_share, pe.note);
+    if (isfinite(pe.joules_per_output_token))
+        fprintf(f, "  process J/token %.6g J per output token (attribution model; device figure above stands)\n",
+                pe.joules_per_output_token);
 }

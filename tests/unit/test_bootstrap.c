@@ -118,7 +118,7 @@ static void metrics_cis_hold_their_value_and_follow_the_seed(void **st) {
     }
     etok_metrics m1, m2;
     etok_err err = {0};
-    etok_metrics_opts o1 = {1, 0, 0}, o2 = {2, 0, 0};
+    etok_metrics_opts o1 = {.seed = 1}, o2 = {.seed = 2};
     assert_int_equal(etok_metrics_compute(&r, &o1, &m1, &err), 0);
     assert_int_equal(etok_metrics_compute(&r, &o2, &m2, &err), 0);
     int n_ci = 0, n_differ = 0;
