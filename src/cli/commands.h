@@ -12,5 +12,6 @@ int cmd_bench(int argc, char **argv);
 int cmd_probe(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_exporter(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 #endif

@@ -159,6 +159,7 @@ typedef struct {
     char *name;
     double *x, *y;
     double *wy[2], *wx[2]; /* whiskers: lo, hi (NULL = none) */
+    char **labels;         /* per-point labels (NULL = none) */
     size_t n;
     etok_svg_style st;
     char *color;
@@ -222,6 +223,9 @@ void etok_svg_chart_free(etok_svg_chart *c) {
         free(c->s[i].x);
         free(c->s[i].y);
         for (int k = 0; k < 2; k++) { free(c->s[i].wy[k]); free(c->s[i].wx[k]); }
+        if (c->s[i].labels)
+            for (size_t k = 0; k < c->s[i].n; k++) free(c->s[i].labels[k]);
+        free(c->s[i].labels);
         free(c->s[i].color);
     }
     free(c->s);
@@ -293,10 +297,21 @@ int etok_svg_chart_add_series(etok_svg_chart *c, const char *name, const double 
             if (!*wdst[k]) oom = 1;
             else memcpy(*wdst[k], wsrc[k], n * sizeof(double));
         }
+    if (!oom && style && style->labels && n) {
+        s->labels = calloc(n, sizeof *s->labels);
+        if (!s->labels) oom = 1;
+        for (size_t k = 0; k < n && !oom; k++)
+            if (style->labels[k] && !(s->labels[k] = strdup(style->labels[k]))) oom = 1;
+    }
     s->st.y_lo = s->st.y_hi = s->st.x_lo = s->st.x_hi = NULL;
+    s->st.labels = NULL;
     if (oom) {
         free(s->name); free(s->x); free(s->y); free(s->color);
         for (int k = 0; k < 2; k++) { free(s->wy[k]); free(s->wx[k]); }
+        if (s->labels)
+            for (size_t k = 0; k < n; k++) free(s->labels[k]);
+        free(s->labels);
+        s->labels = NULL;
         return -1;
     }
     c->ns++;
@@ -582,6 +597,12 @@ char *etok_svg_chart_render(const etok_svg_chart *c) {
                     sb_printf(&b, "stroke=\"none\" fill=\"");
                 sb_text(&b, s->color);
                 sb_printf(&b, "\"/>\n");
+                if (s->labels && s->labels[k]) {
+                    sb_printf(&b, "<text class=\"plabel\" x=\"%.2f\" y=\"%.2f\" font-size=\"11\" fill=\"#333\" stroke=\"none\">",
+                              map(&mx, s->x[k]) + r + 3, map(ym, s->y[k]) - r - 2);
+                    sb_text(&b, s->labels[k]);
+                    sb_printf(&b, "</text>\n");
+                }
             }
         }
     }

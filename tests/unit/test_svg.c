@@ -177,7 +177,8 @@ static void hollow_markers_and_whiskers(void **state) {
     (void)state;
     etok_svg_chart *c = etok_svg_chart_new("w", 400, 300);
     double x[] = {1, 2, 3}, y[] = {10, 20, 30}, lo[] = {5, NAN, 25}, hi[] = {15, 22, 100};
-    etok_svg_style st = {.no_line = 1, .hollow = 1, .marker_px = 5, .y_lo = lo, .y_hi = hi};
+    const char *lab[] = {"a<1", NULL, "c"};
+    etok_svg_style st = {.no_line = 1, .hollow = 1, .marker_px = 5, .y_lo = lo, .y_hi = hi, .labels = lab};
     assert_int_equal(etok_svg_chart_add_series(c, "pts", x, y, 3, &st), 0);
     char *svg = etok_svg_chart_render(c);
     assert_non_null(svg);
@@ -188,6 +189,11 @@ static void hollow_markers_and_whiskers(void **state) {
     assert_int_equal(whisk, 2);      /* the NAN low end skips the middle point's whisker */
     assert_non_null(strstr(svg, "r=\"5.0\""));
     assert_non_null(strstr(svg, ">100<")); /* the whisker's top (100) widened the y axis */
+    assert_non_null(strstr(svg, ">a&lt;1</text>")); /* labels, escaped; none for a NULL label */
+    assert_non_null(strstr(svg, ">c</text>"));
+    size_t nl = 0;
+    for (const char *p = svg; (p = strstr(p, "class=\"plabel\"")); p++) nl++;
+    assert_int_equal(nl, 2);
     free(svg);
     etok_svg_chart_free(c);
 }
