@@ -675,8 +675,11 @@ static int interrupted_now(int fd) {
 static char **run_argv(const sweep *S, const etok_sweep_run *ru, int *argc_out, char **block) {
     const etok_sweep_point *p = &S->d.points[ru->point];
     size_t cap = 16 + S->n_pass + 2 * p->n_keys;
+    /* room for every string built here: "--output=DIR/points/NAME", "--seed=N", "--idle=X" and
+     * "--KEY" per grid key (keys are shorter than 32 bytes) */
+    size_t bcap = strlen(S->out_dir) + strlen(ru->name) + 128 + 40 * (p->n_keys + 1);
     char **av = calloc(cap, sizeof *av);
-    char *blk = malloc(4096 + 64 * (p->n_keys + 1));
+    char *blk = malloc(bcap);
     if (!av || !blk) {
         free(av);
         free(blk);
@@ -684,22 +687,18 @@ static char **run_argv(const sweep *S, const etok_sweep_run *ru, int *argc_out, 
     }
     int n = 0;
     size_t o = 0;
-#define PUT(...)                                                                                                       \
-    do {                                                                                                               \
-        av[n++] = blk + o;                                                                                             \
-        o += (size_t)snprintf(blk + o, 4096 + 64 * (p->n_keys + 1) - o, __VA_ARGS__) + 1;                              \
-    } while (0)
     av[n++] = "bench";
     av[n++] = "-q";
-    PUT("--output=%s/points/%s", S->out_dir, ru->name);
-    PUT("--seed=%llu", S->d.seed);
-    PUT("--idle=%g", S->probe_s);
-#undef PUT
+    av[n++] = blk + o;
+    o += (size_t)snprintf(blk + o, bcap - o, "--output=%s/points/%s", S->out_dir, ru->name) + 1;
+    av[n++] = blk + o;
+    o += (size_t)snprintf(blk + o, bcap - o, "--seed=%llu", S->d.seed) + 1;
+    av[n++] = blk + o;
+    o += (size_t)snprintf(blk + o, bcap - o, "--idle=%g", S->probe_s) + 1;
     for (size_t i = 0; i < S->n_pass; i++) av[n++] = S->pass[i];
     for (size_t k = 0; k < p->n_keys; k++) {
-        char *opt = blk + o;
-        o += (size_t)snprintf(opt, 64, "--%s", p->keys[k]) + 1;
-        av[n++] = opt;
+        av[n++] = blk + o;
+        o += (size_t)snprintf(blk + o, bcap - o, "--%s", p->keys[k]) + 1;
         av[n++] = (char *)p->vals[k];
     }
     av[n] = NULL;
