@@ -30,6 +30,7 @@
 
 static char dir[64], model[128], evals[128], prof[128], sysroot[128], zone_energy[300];
 static pid_t writer = -1;
+static const char *g_meter = "rapl";
 
 static const char *etok_bin(void) {
     const char *b = getenv("ETOK_BIN");
@@ -112,7 +113,7 @@ static int teardown(void **st) {
 
 /* etok sweep with the common options + extra; stdout to /dev/null, stderr to DIR/LOG. */
 static pid_t spawn_sweep(const char *out, const char *log, const char *const *extra, int n_extra) {
-    const char *base[] = {etok_bin(), "sweep", "-m", model, "--evals", evals, "--profile", prof, "--meter", "rapl",
+    const char *base[] = {etok_bin(), "sweep", "-m", model, "--evals", evals, "--profile", prof, "--meter", g_meter,
                           "--warmup", "0", "--max-tokens", "4", "--idle", "0.5", "--idle-probe", "0.3",
                           "--quality-target", "0", "--tpot-slo", "30", "--ttft-slo", "60", "-o", out};
     size_t nb = sizeof base / sizeof base[0];
@@ -410,6 +411,42 @@ static void test_sigint_keeps_finished_runs(void **st) {
     json_decref(j);
 }
 
+/* the same commands on an NVML machine (the fake libnvidia-ml at a constant 150 W) */
+static void test_nvml_fake(void **st) {
+    (void)st;
+    char lib[512], out[128], log[128];
+    const char *b = getenv("ETOK_BUILD_DIR");
+    snprintf(lib, sizeof lib, "%s/fake_nvml.so", b && *b ? b : "build");
+    if (access(lib, R_OK) != 0) fail_msg("%s: not built", lib);
+    setenv("ETOK_NVML_LIB", lib, 1);
+    setenv("FAKE_NVML_MODE", "energy", 1);
+    setenv("FAKE_NVML_WATTS", "150", 1);
+    g_meter = "nvml";
+    snprintf(out, sizeof out, "%s/s4", dir);
+    snprintf(log, sizeof log, "%s/s4.log", dir);
+    const char *ex[] = {"--grid", "concurrency=1,2", "--duration", "0.3"};
+    int rc = run_sweep(out, log, ex, 4);
+    g_meter = "rapl";
+    unsetenv("ETOK_NVML_LIB");
+    if (rc) {
+        char *l = slurp(log);
+        fail_msg("sweep exit %d: %s", rc, l ? l : "");
+    }
+    json_t *j = load_index(out);
+    json_t *bl = json_object_get(j, "baselines");
+    assert_int_equal(json_array_size(bl), 1);
+    assert_true(fabs(num(json_array_get(bl, 0), "idle_power_w") - 150) < 5);
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(j, "runs"), i, e) {
+        assert_string_equal(json_string_value(json_object_get(e, "status")), "ok");
+        assert_string_equal(json_string_value(json_object_get(e, "energy_source")), "counter");
+        assert_true(fabs(num(e, "mean_power_w") - 150) < 5);
+        assert_false(json_is_true(json_object_get(e, "drift")));
+    }
+    json_decref(j);
+}
+
 static int sh_rc(const char *fmt, ...) {
     char cmd[2048];
     va_list ap;
@@ -466,6 +503,7 @@ int main(void) {
         cmocka_unit_test(test_grid_index_html_resume),
         cmocka_unit_test(test_drift_remeasures_baseline),
         cmocka_unit_test(test_sigint_keeps_finished_runs),
+        cmocka_unit_test(test_nvml_fake),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
