@@ -201,8 +201,28 @@ static char *scatter(const etok_sweep_doc *d, const char *title, int fx, int fy,
     }
     etok_svg_chart *c = etok_svg_chart_new(title, 820, 460);
     if (!c) { free(buf); free(lab[0]); free(lab[1]); return NULL; }
-    etok_svg_chart_x_axis(c, xl, ETOK_SVG_LINEAR, 0, 0);
-    etok_svg_chart_y_axis(c, yl, ETOK_SVG_LINEAR, 0, 0);
+    /* axes fitted to the points, not to the whiskers: with few repeats a t interval can be
+     * many times the spread of the points, and would squeeze them into one spot (the whiskers
+     * are clipped at the plot edge instead, and the table has every interval) */
+    double ax[2][2];
+    int fld[2] = {fx, fy};
+    for (int a = 0; a < 2; a++) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (size_t i = 0; i < n; i++) {
+            double v = d->points[i].mean[fld[a]];
+            if (!isfinite(v)) continue;
+            if (v < lo) lo = v;
+            if (v > hi) hi = v;
+        }
+        if (!isfinite(lo)) { ax[a][0] = ax[a][1] = 0; continue; } /* nothing to fit: automatic */
+        double pad = hi > lo ? 0.12 * (hi - lo) : (lo != 0 ? 0.1 * fabs(lo) : 1);
+        ax[a][0] = lo - pad;
+        ax[a][1] = hi + (a == 0 ? 2.5 : 1) * pad; /* room on the right for the labels */
+        if (lo >= 0 && ax[a][0] < 0) ax[a][0] = 0;
+        if (fld[a] == ETOK_SW_ACC || fld[a] == ETOK_SW_SLO) { ax[a][0] = 0; ax[a][1] = 1; } /* fractions */
+    }
+    etok_svg_chart_x_axis(c, xl, ETOK_SVG_LINEAR, ax[0][0], ax[0][1]);
+    etok_svg_chart_y_axis(c, yl, ETOK_SVG_LINEAR, ax[1][0], ax[1][1]);
     etok_svg_chart_legend(c, ETOK_SVG_LEGEND_BELOW);
     if (caption) etok_svg_chart_caption(c, caption);
     int bad = 0;
@@ -273,7 +293,7 @@ char *etok_sweep_html(const etok_sweep_doc *d) {
         tb_put(&b, ").</p>\n");
     } else
         tb_put(&b, "<p>No point meets q* and s*: no frontier.</p>\n");
-    const char *cap = "filled: meets q* and s*; hollow: misses one; whiskers: 95% CI over repeats (t)";
+    const char *cap = "filled: meets q* and s*; hollow: misses one; whiskers: 95% CI over repeats (t), clipped at the edge";
     struct {
         const char *title;
         int fx, fy;
