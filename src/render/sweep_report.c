@@ -19,11 +19,25 @@ const char *const ETOK_SWEEP_FIELD[ETOK_SW_N] = {
 
 static json_t *num(double v) { return isfinite(v) ? json_real(v) : json_null(); }
 
+/* A JSON string of user-given text (paths, prompts, names): bytes that are not valid UTF-8
+ * become '?', so that no entry of the index is ever dropped. */
+static json_t *jstr(const char *s) {
+    json_t *j = json_string(s ? s : "");
+    if (j) return j;
+    char *c = strdup(s);
+    if (!c) return NULL;
+    for (char *p = c; *p; p++)
+        if ((unsigned char)*p >= 0x80) *p = '?';
+    j = json_string(c);
+    free(c);
+    return j;
+}
+
 char *etok_sweep_json(const etok_sweep_doc *d) {
     json_t *o = json_object();
     if (!o) return NULL;
     json_object_set_new(o, "schema", json_string("etok-sweep/1"));
-    json_object_set_new(o, "command", json_string(d->command));
+    json_object_set_new(o, "command", jstr(d->command));
     json_object_set_new(o, "seed", json_integer((json_int_t)d->seed));
     json_object_set_new(o, "repeat", json_integer(d->repeat));
     json_object_set_new(o, "slo_attainment_target", num(d->attainment_target));
@@ -35,10 +49,10 @@ char *etok_sweep_json(const etok_sweep_doc *d) {
     json_object_set_new(o, "complete", json_boolean(d->complete));
     json_object_set_new(o, "interrupted", json_boolean(d->interrupted));
     json_t *pt = json_array();
-    for (size_t i = 0; i < d->n_passthrough; i++) json_array_append_new(pt, json_string(d->passthrough[i]));
+    for (size_t i = 0; i < d->n_passthrough; i++) json_array_append_new(pt, jstr(d->passthrough[i]));
     json_object_set_new(o, "bench_options", pt);
     json_t *ord = json_array();
-    for (size_t i = 0; i < d->n_runs; i++) json_array_append_new(ord, json_string(d->runs[d->order[i]].name));
+    for (size_t i = 0; i < d->n_runs; i++) json_array_append_new(ord, jstr(d->runs[d->order[i]].name));
     json_object_set_new(o, "order", ord);
     json_t *bl = json_array();
     for (size_t i = 0; i < d->n_baselines; i++) {
@@ -54,9 +68,9 @@ char *etok_sweep_json(const etok_sweep_doc *d) {
         const etok_sweep_run *r = &d->runs[i];
         char rec[256];
         snprintf(rec, sizeof rec, "points/%s/run.json", r->name);
-        json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:i, s:s, s:s, s:o, s:b, s:o, s:o, s:s}", "name", r->name, "point",
-                              d->points[r->point].name, "repeat", r->repeat, "status", r->status, "exit_code",
-                              r->exit_code, "record", rec, "baseline", r->baseline, "probe_idle_w",
+        json_t *j = json_pack("{s:o, s:o, s:i, s:s, s:i, s:o, s:s, s:o, s:b, s:o, s:o, s:s}", "name", jstr(r->name),
+                              "point", jstr(d->points[r->point].name), "repeat", r->repeat, "status", r->status,
+                              "exit_code", r->exit_code, "record", jstr(rec), "baseline", r->baseline, "probe_idle_w",
                               num(r->probe_idle_w), "drift", r->drift, "wall_s", num(r->wall_s),
                               "joules_per_output_token_uncertainty", num(r->j_out_unc), "energy_source",
                               r->energy_source);
@@ -68,8 +82,8 @@ char *etok_sweep_json(const etok_sweep_doc *d) {
     for (size_t i = 0; i < d->n_points; i++) {
         const etok_sweep_point *p = &d->points[i];
         json_t *par = json_object();
-        for (size_t k = 0; k < p->n_keys; k++) json_object_set_new(par, p->keys[k], json_string(p->vals[k]));
-        json_t *j = json_pack("{s:s, s:o, s:i, s:i, s:o, s:o, s:o, s:b, s:b, s:b, s:b}", "name", p->name, "options",
+        for (size_t k = 0; k < p->n_keys; k++) json_object_set_new(par, p->keys[k], jstr(p->vals[k]));
+        json_t *j = json_pack("{s:o, s:o, s:i, s:i, s:o, s:o, s:o, s:b, s:b, s:b, s:b}", "name", jstr(p->name), "options",
                               par, "runs", p->n_runs, "runs_ok", p->n_ok, "quality_target", num(p->q_star),
                               "ttft_slo_s", num(p->ttft_slo_s), "tpot_slo_s", num(p->tpot_slo_s), "meets_q", p->meets_q,
                               "meets_s", p->meets_s, "frontier", p->on_front, "best", p->best);
@@ -78,11 +92,11 @@ char *etok_sweep_json(const etok_sweep_doc *d) {
                                 json_pack("{s:o, s:o, s:o}", "mean", num(p->mean[k]), "ci_lo", num(p->lo[k]), "ci_hi",
                                           num(p->hi[k])));
         json_array_append_new(pts, j);
-        if (p->on_front) json_array_append_new(front, json_string(p->name));
+        if (p->on_front) json_array_append_new(front, jstr(p->name));
     }
     json_object_set_new(o, "points", pts);
     json_object_set_new(o, "frontier", front);
-    json_object_set_new(o, "best_meeting_q_and_s", d->best >= 0 ? json_string(d->points[d->best].name) : json_null());
+    json_object_set_new(o, "best_meeting_q_and_s", d->best >= 0 ? jstr(d->points[d->best].name) : json_null());
     json_object_set_new(o, "ratio_best_to_first_point", num(d->ratio_best_to_first));
     char *t = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
     json_decref(o);

@@ -9,7 +9,11 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <jansson.h>
+#include <stdlib.h>
+
 #include "etok/pareto.h"
+#include "etok/sweep_report.h"
 
 static void frontier_hand_case(void **st) {
     (void)st;
@@ -135,11 +139,55 @@ static void order(void **st) {
     assert_int_equal(z[0], 0);
 }
 
+/* the index keeps every run and point even when a value is not UTF-8 (a path, a prompt) */
+static void sweep_json_invalid_utf8(void **st) {
+    (void)st;
+    etok_sweep_point pt;
+    memset(&pt, 0, sizeof pt);
+    snprintf(pt.name, sizeof pt.name, "p\xff");
+    snprintf(pt.keys[0], sizeof pt.keys[0], "system");
+    snprintf(pt.vals[0], sizeof pt.vals[0], "caf\xe9");
+    pt.n_keys = 1;
+    for (int k = 0; k < ETOK_SW_N; k++) pt.mean[k] = pt.lo[k] = pt.hi[k] = NAN;
+    pt.mean[ETOK_SW_J_OUT] = 0.5;
+    etok_sweep_run ru;
+    memset(&ru, 0, sizeof ru);
+    snprintf(ru.name, sizeof ru.name, "p\xff");
+    snprintf(ru.status, sizeof ru.status, "ok");
+    for (int k = 0; k < ETOK_SW_N; k++) ru.v[k] = NAN;
+    size_t order = 0;
+    char *pass[] = {"--system", "\xfe"};
+    etok_sweep_doc d = {.repeat = 1, .n_points = 1, .n_runs = 1, .points = &pt, .runs = &ru, .order = &order,
+                        .passthrough = pass, .n_passthrough = 2, .best = 0, .ratio_best_to_first = 1};
+    snprintf(d.command, sizeof d.command, "etok sweep \xff");
+    char *t = etok_sweep_json(&d);
+    assert_non_null(t);
+    json_error_t je;
+    json_t *j = json_loads(t, 0, &je);
+    assert_non_null(j);
+    assert_int_equal(json_array_size(json_object_get(j, "runs")), 1);
+    assert_int_equal(json_array_size(json_object_get(j, "points")), 1);
+    assert_string_equal(json_string_value(json_object_get(j, "command")), "etok sweep ?");
+    assert_string_equal(json_string_value(json_object_get(j, "best_meeting_q_and_s")), "p?");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(json_array_get(json_object_get(j, "points"), 0), "options"),
+                                          "system")),
+        "caf?");
+    json_decref(j);
+    free(t);
+    char *h = etok_sweep_html(&d), *c = etok_sweep_csv(&d);
+    assert_non_null(h);
+    assert_non_null(c);
+    free(h);
+    free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(frontier_hand_case), cmocka_unit_test(frontier_ties_and_duplicates),
         cmocka_unit_test(frontier_nan_and_ineligible), cmocka_unit_test(best_point),
         cmocka_unit_test(gate), cmocka_unit_test(repeat_ci), cmocka_unit_test(drift), cmocka_unit_test(order),
+        cmocka_unit_test(sweep_json_invalid_utf8),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
