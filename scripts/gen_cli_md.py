@@ -101,7 +101,7 @@ A GGUF model is mapped, not read, and must be a regular file too.
 | `XDG_CACHE_HOME` | probe, bench | where the hardware profile is cached |
 """
 
-COMMANDS = ['bench', 'run', 'meters', 'report', 'compare', 'generate', 'tpf', 'probe', 'serve', 'exporter']
+COMMANDS = ['bench', 'sweep', 'compare', 'run', 'meters', 'report', 'generate', 'tpf', 'probe', 'serve', 'exporter']
 
 SECTIONS = {
     "compare": (
@@ -119,6 +119,14 @@ SECTIONS = {
     etok bench --rate 2 --duration 60 -o out/open      # open loop, Poisson arrivals at 2 req/s
     etok bench --meter rapl --pue 1.3 --price-per-kwh 0.25
     etok bench --endpoint http://gpu-node:8080 --energy-from http://gpu-node:9464/metrics
+""",
+    ),
+    "sweep": (
+        'A grid of `etok bench` runs (concurrency, rate, max-tokens, threads, models, endpoints, ...) in a seeded shuffled order with one idle baseline re-measured on drift, and the energy-latency Pareto frontier over (J/output-token, p90 TPOT) among the points meeting q* and s*: `DIR/sweep.json`, `sweep.csv`, `sweep.html`. See docs/SWEEP.md.',
+        """\
+    etok sweep --grid concurrency=1,2,4,8,16 --repeat 2 --requests 16 -o out/sweep
+    etok sweep --grid concurrency=1,4 --grid max-tokens=32,64 --tpot-slo 0.1 -o out/s2
+    etok sweep --sweep-file levers.json --meter rapl -o out/s3 --resume
 """,
     ),
     "run": (

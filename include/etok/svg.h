@@ -35,6 +35,11 @@ typedef struct {
     int y2;              /* plot against the secondary (right) y axis */
     double width_px;     /* stroke width; 0 = 2 */
     int no_line;         /* scatter: markers only (implies markers) */
+    int hollow;          /* markers drawn as rings (white fill, coloured edge) */
+    double marker_px;    /* marker radius; 0 = 3 */
+    const double *y_lo, *y_hi; /* per-point vertical whiskers (e.g. 95% CI); NULL = none; */
+    const double *x_lo, *x_hi; /* horizontal ones; a NAN end skips that point's whisker */
+    const char *const *labels; /* per-point text beside each marker; NULL = none */
 } etok_svg_style;
 
 typedef struct etok_svg_chart etok_svg_chart;

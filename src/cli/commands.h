@@ -13,5 +13,6 @@ int cmd_probe(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_exporter(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 #endif

@@ -20,6 +20,7 @@ typedef struct {
 
 static const command COMMANDS[] = {
     {"bench", cmd_bench, "energy-to-token evaluation of the built-in engine or an endpoint"},
+    {"sweep", cmd_sweep, "a grid of bench runs and the energy-latency Pareto frontier at (q*, s*)"},
     {"run", cmd_run, "measure the energy of any command: etok run [opts] -- CMD [ARGS]"},
     {"meters", cmd_meters, "list every energy meter and whether it is available here"},
     {"report", cmd_report, "re-analyse a saved run record (JSON, Markdown, CSV, HTML)"},

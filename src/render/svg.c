@@ -158,6 +158,8 @@ size_t etok_svg_ticks(double lo, double hi, etok_svg_scale scale, double *out, s
 typedef struct {
     char *name;
     double *x, *y;
+    double *wy[2], *wx[2]; /* whiskers: lo, hi (NULL = none) */
+    char **labels;         /* per-point labels (NULL = none) */
     size_t n;
     etok_svg_style st;
     char *color;
@@ -220,6 +222,10 @@ void etok_svg_chart_free(etok_svg_chart *c) {
         free(c->s[i].name);
         free(c->s[i].x);
         free(c->s[i].y);
+        for (int k = 0; k < 2; k++) { free(c->s[i].wy[k]); free(c->s[i].wx[k]); }
+        if (c->s[i].labels)
+            for (size_t k = 0; k < c->s[i].n; k++) free(c->s[i].labels[k]);
+        free(c->s[i].labels);
         free(c->s[i].color);
     }
     free(c->s);
@@ -281,7 +287,33 @@ int etok_svg_chart_add_series(etok_svg_chart *c, const char *name, const double 
     if (style) s->st = *style;
     s->color = strdup(style && style->color ? style->color : etok_svg_palette(c->ns));
     s->st.color = NULL;
-    if (!s->color) { free(s->name); free(s->x); free(s->y); return -1; }
+    int oom = !s->color;
+    const double *wsrc[4] = {style ? style->y_lo : NULL, style ? style->y_hi : NULL, style ? style->x_lo : NULL,
+                             style ? style->x_hi : NULL};
+    double **wdst[4] = {&s->wy[0], &s->wy[1], &s->wx[0], &s->wx[1]};
+    for (int k = 0; k < 4 && !oom; k++)
+        if (wsrc[k] && wsrc[k ^ 1] && n) {
+            *wdst[k] = malloc(n * sizeof(double));
+            if (!*wdst[k]) oom = 1;
+            else memcpy(*wdst[k], wsrc[k], n * sizeof(double));
+        }
+    if (!oom && style && style->labels && n) {
+        s->labels = calloc(n, sizeof *s->labels);
+        if (!s->labels) oom = 1;
+        for (size_t k = 0; k < n && !oom; k++)
+            if (style->labels[k] && !(s->labels[k] = strdup(style->labels[k]))) oom = 1;
+    }
+    s->st.y_lo = s->st.y_hi = s->st.x_lo = s->st.x_hi = NULL;
+    s->st.labels = NULL;
+    if (oom) {
+        free(s->name); free(s->x); free(s->y); free(s->color);
+        for (int k = 0; k < 2; k++) { free(s->wy[k]); free(s->wx[k]); }
+        if (s->labels)
+            for (size_t k = 0; k < n; k++) free(s->labels[k]);
+        free(s->labels);
+        s->labels = NULL;
+        return -1;
+    }
     c->ns++;
     return 0;
 }
@@ -374,7 +406,8 @@ static double text_w(const char *s, double font_px) { return s ? (double)strlen(
 
 static void legend_swatch(sbuf *b, double x, double y, const series *s) {
     if (s->st.no_line) {
-        sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" fill=\"", x + 13, y);
+        sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" ", x + 13, y);
+        sb_printf(b, "%s", s->st.hollow ? "fill=\"#ffffff\" stroke-width=\"1.6\" stroke=\"" : "fill=\"");
         sb_text(b, s->color);
         sb_printf(b, "\"/>\n");
         return;
@@ -428,6 +461,13 @@ char *etok_svg_chart_render(const etok_svg_chart *c) {
             widen(&xlo, &xhi, s->x[k], c->x.scale);
             if (on2) widen(&y2lo, &y2hi, s->y[k], ya->scale);
             else widen(&ylo, &yhi, s->y[k], ya->scale);
+            for (int e = 0; e < 2; e++) { /* whiskers count towards the range */
+                if (s->wx[e] && usable(s->wx[e][k], c->x.scale)) widen(&xlo, &xhi, s->wx[e][k], c->x.scale);
+                if (s->wy[e] && usable(s->wy[e][k], ya->scale)) {
+                    if (on2) widen(&y2lo, &y2hi, s->wy[e][k], ya->scale);
+                    else widen(&ylo, &yhi, s->wy[e][k], ya->scale);
+                }
+            }
         }
     }
     for (size_t i = 0; i < c->nb; i++) {
@@ -528,12 +568,41 @@ char *etok_svg_chart_render(const etok_svg_chart *c) {
             sb_text(&b, s->name);
             sb_printf(&b, "</title></path>\n");
         }
+        for (size_t k = 0; k < s->n; k++) { /* whiskers, under the markers */
+            if (!usable(s->x[k], mx.sc) || !usable(s->y[k], ym->sc)) continue;
+            double X = map(&mx, s->x[k]), Y = map(ym, s->y[k]);
+            if (s->wy[0] && usable(s->wy[0][k], ym->sc) && usable(s->wy[1][k], ym->sc)) {
+                double a = map(ym, s->wy[0][k]), z = map(ym, s->wy[1][k]);
+                sb_printf(&b, "<path class=\"whisker\" d=\"M%.2f %.2fV%.2fM%.2f %.2fH%.2fM%.2f %.2fH%.2f\" stroke=\"", X, a, z,
+                          X - 4, a, X + 4, X - 4, z, X + 4);
+                sb_text(&b, s->color);
+                sb_printf(&b, "\" stroke-width=\"1.2\"/>\n");
+            }
+            if (s->wx[0] && usable(s->wx[0][k], mx.sc) && usable(s->wx[1][k], mx.sc)) {
+                double a = map(&mx, s->wx[0][k]), z = map(&mx, s->wx[1][k]);
+                sb_printf(&b, "<path class=\"whisker\" d=\"M%.2f %.2fH%.2fM%.2f %.2fV%.2fM%.2f %.2fV%.2f\" stroke=\"", a, Y, z,
+                          a, Y - 4, Y + 4, z, Y - 4, Y + 4);
+                sb_text(&b, s->color);
+                sb_printf(&b, "\" stroke-width=\"1.2\"/>\n");
+            }
+        }
         if (s->st.markers || s->st.no_line) {
+            double r = s->st.marker_px > 0 ? s->st.marker_px : 3;
             for (size_t k = 0; k < s->n; k++) {
                 if (!usable(s->x[k], mx.sc) || !usable(s->y[k], ym->sc)) continue;
-                sb_printf(&b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"3\" stroke=\"none\" fill=\"", map(&mx, s->x[k]), map(ym, s->y[k]));
+                sb_printf(&b, "<circle cx=\"%.2f\" cy=\"%.2f\" r=\"%.1f\" ", map(&mx, s->x[k]), map(ym, s->y[k]), r);
+                if (s->st.hollow) {
+                    sb_printf(&b, "class=\"hollow\" fill=\"#ffffff\" stroke-width=\"1.6\" stroke=\"");
+                } else
+                    sb_printf(&b, "stroke=\"none\" fill=\"");
                 sb_text(&b, s->color);
                 sb_printf(&b, "\"/>\n");
+                if (s->labels && s->labels[k]) {
+                    sb_printf(&b, "<text class=\"plabel\" x=\"%.2f\" y=\"%.2f\" font-size=\"11\" fill=\"#333\" stroke=\"none\">",
+                              map(&mx, s->x[k]) + r + 3, map(ym, s->y[k]) - r - 2);
+                    sb_text(&b, s->labels[k]);
+                    sb_printf(&b, "</text>\n");
+                }
             }
         }
     }

@@ -172,12 +172,38 @@ static void bars_with_ci(void **state) {
     free(svg);
 }
 
+/* hollow scatter markers and CI whiskers (etok sweep): drawn, counted, and they widen the range */
+static void hollow_markers_and_whiskers(void **state) {
+    (void)state;
+    etok_svg_chart *c = etok_svg_chart_new("w", 400, 300);
+    double x[] = {1, 2, 3}, y[] = {10, 20, 30}, lo[] = {5, NAN, 25}, hi[] = {15, 22, 100};
+    const char *lab[] = {"a<1", NULL, "c"};
+    etok_svg_style st = {.no_line = 1, .hollow = 1, .marker_px = 5, .y_lo = lo, .y_hi = hi, .labels = lab};
+    assert_int_equal(etok_svg_chart_add_series(c, "pts", x, y, 3, &st), 0);
+    char *svg = etok_svg_chart_render(c);
+    assert_non_null(svg);
+    size_t hollow = 0, whisk = 0;
+    for (const char *p = svg; (p = strstr(p, "class=\"hollow\"")); p++) hollow++;
+    for (const char *p = svg; (p = strstr(p, "class=\"whisker\"")); p++) whisk++;
+    assert_int_equal(hollow, 3);
+    assert_int_equal(whisk, 2);      /* the NAN low end skips the middle point's whisker */
+    assert_non_null(strstr(svg, "r=\"5.0\""));
+    assert_non_null(strstr(svg, ">100<")); /* the whisker's top (100) widened the y axis */
+    assert_non_null(strstr(svg, ">a&lt;1</text>")); /* labels, escaped; none for a NULL label */
+    assert_non_null(strstr(svg, ">c</text>"));
+    size_t nl = 0;
+    for (const char *p = svg; (p = strstr(p, "class=\"plabel\"")); p++) nl++;
+    assert_int_equal(nl, 2);
+    free(svg);
+    etok_svg_chart_free(c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(linear_ticks_are_nice), cmocka_unit_test(log_ticks_are_decades),
         cmocka_unit_test(si_format),             cmocka_unit_test(escaping),
         cmocka_unit_test(chart_has_every_element), cmocka_unit_test(gaps_break_lines),
-        cmocka_unit_test(step_cdf_and_scatter),  cmocka_unit_test(bars_with_ci),
+        cmocka_unit_test(step_cdf_and_scatter),  cmocka_unit_test(bars_with_ci), cmocka_unit_test(hollow_markers_and_whiskers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
