@@ -130,7 +130,7 @@ int cmd_generate(int argc, char **argv) {
     etok_engine *e = NULL;
     char *text = NULL;
     int32_t *toks = NULL;
-    etok_engine_opts eo = {threads, 1, ctx, 0, 0, 0};
+    etok_engine_opts eo = {.n_threads = threads, .max_seqs = 1, .ctx_len = ctx};
     if (!(e = etok_engine_new(m, &eo, &err))) goto out;
     int ctx_len = ctx > 0 ? ctx : (etok_model_get_info(m)->ctx_max < 2048 ? etok_model_get_info(m)->ctx_max : 2048);
     if (!(toks = malloc((size_t)ctx_len * sizeof *toks))) {
