@@ -42,7 +42,7 @@ static void usage(FILE *f) {
             "                  [--quality-target Q] [--ttft-slo S] [--tpot-slo S] [--pue X] [--idle S]\n"
             "                  [--meter NAME ...] [--price-per-kwh X] [--seed S] [--profile FILE] [-o DIR]\n"
             "                  [--endpoint URL [--endpoint-model NAME] [--api-key KEY] [--completions] [--timeout S]]\n"
-            "                  [--energy-from URL]\n"
+            "                  [--energy-from URL] [--weights FORMAT] [--kv-type TYPE] [--attn-window N [--attn-sinks S]]\n"
             "\n"
             "Energy-to-token evaluation of the built-in engine: run an eval set through the model's chat\n"
             "template (greedy), measure energy with an idle baseline, and report the METRICS.md reporting\n"
@@ -81,6 +81,7 @@ static void usage(FILE *f) {
             "  --energy-from URL      energy from another node's `etok exporter` (its /metrics), read at\n"
             "                         every window edge and recorded as meter \"remote\" with the exporter's\n"
             "                         source and boundary; this machine's meters are kept but not counted\n"
+            ETOK_CLI_LEVERS_HELP
             "  -o, --output DIR       output directory (default out/)\n"
             "  -q, --quiet            no table on stdout\n"
             "  -h, --help             this help\n"
@@ -168,7 +169,7 @@ int cmd_bench(int argc, char **argv) {
     enum {
         O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
         O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
-        O_TIMEOUT, O_EFROM
+        O_TIMEOUT, O_EFROM, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS
     };
     static const struct option lopts[] = {
         {"model", required_argument, NULL, 'm'},      {"evals", required_argument, NULL, O_EVALS},
@@ -186,6 +187,8 @@ int cmd_bench(int argc, char **argv) {
         {"endpoint-model", required_argument, NULL, O_EPMODEL}, {"api-key", required_argument, NULL, O_APIKEY},
         {"completions", no_argument, NULL, O_COMPL}, {"timeout", required_argument, NULL, O_TIMEOUT},
         {"energy-from", required_argument, NULL, O_EFROM},
+        {"weights", required_argument, NULL, O_WEIGHTS}, {"kv-type", required_argument, NULL, O_KVTYPE},
+        {"attn-window", required_argument, NULL, O_AWIN}, {"attn-sinks", required_argument, NULL, O_ASINKS},
         {"output", required_argument, NULL, 'o'},     {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
@@ -198,6 +201,7 @@ int cmd_bench(int argc, char **argv) {
     double cpu_idle_w = 0, cpu_max_w = 0, timeout = 300;
     etok_bench_endpoint ep = {0};
     const char *energy_from = NULL;
+    etok_cli_levers levers = {0};
     optind = 1;
     opterr = 0;
     int c;
@@ -231,6 +235,10 @@ int cmd_bench(int argc, char **argv) {
         case O_COMPL: ep.completions_api = 1; break;
         case O_TIMEOUT: bad = parse_num("--timeout", optarg, 0, 86400, 1, &timeout); break;
         case O_EFROM: energy_from = optarg; break;
+        case O_WEIGHTS: bad = etok_cli_lever_opt("bench", "weights", optarg, &levers) != 0; break;
+        case O_KVTYPE: bad = etok_cli_lever_opt("bench", "kv-type", optarg, &levers) != 0; break;
+        case O_AWIN: bad = etok_cli_lever_opt("bench", "attn-window", optarg, &levers) != 0; break;
+        case O_ASINKS: bad = etok_cli_lever_opt("bench", "attn-sinks", optarg, &levers) != 0; break;
         case 'o': out_dir = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
@@ -242,6 +250,12 @@ int cmd_bench(int argc, char **argv) {
     }
     if (optind < argc) {
         fprintf(stderr, "etok bench: unexpected argument '%s' (etok bench --help)\n", argv[optind]);
+        return ETOK_EXIT_USAGE;
+    }
+    if (etok_cli_levers_check("bench", &levers)) return ETOK_EXIT_USAGE;
+    if (ep.url && etok_cli_levers_any(&levers)) {
+        fprintf(stderr, "etok bench: --weights, --kv-type and --attn-window/--attn-sinks apply to the built-in engine, "
+                        "not to --endpoint\n");
         return ETOK_EXIT_USAGE;
     }
     if (requests > 0 && duration > 0) {
@@ -322,8 +336,14 @@ int cmd_bench(int argc, char **argv) {
         rc = err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
         goto done;
     }
+    if (model && etok_model_set_weights(model, levers.weights, &err)) {
+        fprintf(stderr, "etok bench: %s\n", err.msg);
+        rc = err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+        goto done;
+    }
     int slots = rate > 0 ? 8 : (int)conc;
-    etok_engine_opts eo = {.n_threads = (int)threads, .max_seqs = slots};
+    etok_engine_opts eo = {.n_threads = (int)threads, .max_seqs = slots, .kv_bits = levers.kv_bits,
+                           .attn_window = levers.attn_window, .attn_sinks = levers.attn_sinks};
     if (!ep.url) engine = etok_engine_new(model, &eo, &err);
     if (!ep.url && !engine) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
@@ -398,6 +418,12 @@ int cmd_bench(int argc, char **argv) {
             json_t *ma = json_array();
             for (int i = 0; i < meters.n_names; i++) json_array_append_new(ma, json_string(meters.names[i]));
             json_object_set_new(cfg, "meters", ma);
+            if (!ep.url) {
+                json_object_set_new(cfg, "weights", json_string(levers.weights ? levers.weights : "keep"));
+                json_object_set_new(cfg, "kv_type", json_string(etok_cli_kv_type_name(levers.kv_bits)));
+                json_object_set_new(cfg, "attn_window", json_integer(levers.attn_window));
+                json_object_set_new(cfg, "attn_sinks", json_integer(levers.attn_sinks));
+            }
             json_object_set_new(cfg, "sampling", json_string("greedy"));
             char eh[32];
             etok_evalset_hash(&ev, eh, sizeof eh);

@@ -393,6 +393,10 @@ static void weights_f32_from_q4_1_is_exact(void **state) {
     const double e32 = check_model_as("q4_1.gguf", "f32", TOL_OF_RANGE);
     const double e16 = check_model_as("q4_1.gguf", "f16", TOL_F16_WEIGHTS);
     const double eq = check_model_as("q4_1.gguf", "keep", TOL_Q8_ACTIVATIONS);
+    /* Q8_0 from Q4_1: weight rounding of ~0.55% RMS (measured on the real model's matrices)
+     * plus the 8-bit activations; observed 2.0e-2 of the range here */
+    const double e8 = check_model_as("q4_1.gguf", "q8_0", TOL_Q8_ACTIVATIONS);
+    if (getenv("ETOK_TEST_VERBOSE")) printf("q8_0 %.2g\n", e8);
     if (getenv("ETOK_TEST_VERBOSE")) printf("worst of range: f32 %.2g, f16 %.2g, q4_1 %.2g\n", e32, e16, eq);
     assert_true(e32 < e16 || e16 == 0);
     assert_true(eq > 10 * e32);
