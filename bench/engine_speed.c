@@ -44,7 +44,7 @@ int main(int argc, char **argv) {
         return 3;
     }
     const etok_model_info *in = etok_model_get_info(m);
-    etok_engine_opts o = {threads, 1, n_prompt + n_gen + 8, n_prompt, kv, 0};
+    etok_engine_opts o = {threads, 1, n_prompt + n_gen + 8, n_prompt, kv, 0, 0};
     etok_engine *e = etok_engine_new(m, &o, &err);
     if (!e) {
         fprintf(stderr, "%s\n", err.msg);

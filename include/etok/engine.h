@@ -37,6 +37,15 @@ etok_model *etok_model_load(const char *path, etok_err *err);
 void etok_model_free(etok_model *m);
 const etok_model_info *etok_model_get_info(const etok_model *m);
 
+/* Weight format lever (--weights keep|f32|f16|q8_0|q4_0|q4_1): re-encode every weight matrix in
+ * memory (dequantise each row, quantise into the format), so the bytes streamed per token
+ * change while the model is otherwise the same. "keep" (or NULL) leaves the file's formats; a
+ * matrix already in the asked format stays as stored; norm vectors are F32 either way. Call
+ * once, right after loading; info (weight_bytes, weight_types) and the byte accounting follow.
+ * Unknown format or rows not made of whole blocks: ETOK_EXIT_USAGE. */
+int etok_weights_format_check(const char *format, etok_err *err);
+int etok_model_set_weights(etok_model *m, const char *format, etok_err *err);
+
 /* Tokenizer. Returns the number of tokens written (<= cap), or -1 with err set.
  * add_bos: prepend BOS when the model's metadata asks for it. parse_special: recognise
  * special-token text such as "<|im_start|>" — only for trusted text; user text (prompts,
@@ -79,8 +88,16 @@ typedef struct {
     int max_seqs;         /* concurrent sequences (batch slots), default 1 */
     int ctx_len;          /* KV cache length per sequence, 0 = min(model ctx, 2048) */
     int prefill_chunk;    /* prompt tokens per step per sequence, 0 = default (256) */
-    int kv_bits;          /* 32 (F32 cache) or 16 (F16); 0 = default */
-    int attn_window;      /* sliding attention window in tokens, 0 = full */
+    int kv_bits;          /* KV cache format (--kv-type): 32 F32, 16 F16, 8 Q8_0 (8-bit blocks of 32
+                             with an F16 scale, 8.5 bits a value; needs head_dim % 32 == 0);
+                             0 = default (16) */
+    int attn_window;      /* sliding attention window in tokens (--attn-window), 0 = full: a token
+                             at position p attends to [p + 1 - attn_window, p] and the sinks */
+    int attn_sinks;       /* the first attn_sinks positions stay attended (StreamingLLM sinks;
+                             needs attn_window). With a window the KV cache holds sinks + window
+                             + prefill_chunk rows per sequence and stops growing; a window and
+                             sinks covering ctx_len are full attention. RoPE keeps absolute
+                             positions (no re-indexing inside the cache). */
 } etok_engine_opts;
 
 etok_engine *etok_engine_new(etok_model *m, const etok_engine_opts *opts, etok_err *err);
@@ -116,6 +133,9 @@ typedef struct {
 /* Run one forward pass over every active sequence. Returns 0, or -1 with err set.
  * With no active sequence it returns 0 with n_events = 0 immediately. */
 int etok_engine_step(etok_engine *e, etok_step_result *out, etok_err *err);
+
+/* KV cache rows held per sequence (ctx_len, or less with a sliding window). */
+int etok_engine_kv_rows(const etok_engine *e);
 
 /* Logits of the last forward pass for a sequence (vocab_size floats), for tests. */
 const float *etok_engine_logits(const etok_engine *e, int seq_id);

@@ -126,6 +126,9 @@ typedef struct {
     double shutdown_grace_s;   /* at stop, time for queued and running requests to finish before
                                   they are ended with an error; 0 = 5; < 0 = none */
     int http_threads;          /* libmicrohttpd's epoll thread pool; 0 = 4 */
+    /* Engine levers (engine.h): weight format at load (NULL = keep), KV format, sliding window */
+    const char *weights;
+    int kv_bits, attn_window, attn_sinks;
 } etok_serve_opts;
 
 typedef struct etok_server etok_server;

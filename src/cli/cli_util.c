@@ -74,3 +74,57 @@ void etok_cli_host_info(etok_record *r) {
     }
     free(txt);
 }
+
+int etok_cli_lever_opt(const char *cmd, const char *name, const char *arg, etok_cli_levers *lv) {
+    etok_err e = {0};
+    if (!strcmp(name, "weights")) {
+        if (etok_weights_format_check(arg, &e)) {
+            fprintf(stderr, "etok %s: %s\n", cmd, e.msg);
+            return -1;
+        }
+        lv->weights = arg;
+        return 0;
+    }
+    if (!strcmp(name, "kv-type")) {
+        if (!strcmp(arg, "f16"))
+            lv->kv_bits = 16;
+        else if (!strcmp(arg, "q8_0") || !strcmp(arg, "kv-int8"))
+            lv->kv_bits = 8;
+        else if (!strcmp(arg, "f32"))
+            lv->kv_bits = 32;
+        else {
+            fprintf(stderr, "etok %s: --kv-type: unknown type '%.40s' (f16, q8_0 or f32)\n", cmd, arg);
+            return -1;
+        }
+        return 0;
+    }
+    if (!strcmp(name, "attn-window") || !strcmp(name, "attn-sinks")) {
+        char what[32];
+        snprintf(what, sizeof what, "--%s", name);
+        int v;
+        if (etok_parse_int(what, arg, !strcmp(name, "attn-window") ? 1 : 0, 1 << 20, &v, &e)) {
+            fprintf(stderr, "etok %s: %s\n", cmd, e.msg);
+            return -1;
+        }
+        if (!strcmp(name, "attn-window"))
+            lv->attn_window = v;
+        else
+            lv->attn_sinks = v;
+        return 0;
+    }
+    return 1;
+}
+
+int etok_cli_levers_check(const char *cmd, const etok_cli_levers *lv) {
+    if (lv->attn_sinks > 0 && lv->attn_window == 0) {
+        fprintf(stderr, "etok %s: --attn-sinks needs --attn-window N\n", cmd);
+        return -1;
+    }
+    return 0;
+}
+
+int etok_cli_levers_any(const etok_cli_levers *lv) {
+    return lv->weights != NULL || lv->kv_bits != 0 || lv->attn_window != 0 || lv->attn_sinks != 0;
+}
+
+const char *etok_cli_kv_type_name(int kv_bits) { return kv_bits == 32 ? "f32" : kv_bits == 8 ? "q8_0" : "f16"; }

@@ -6,6 +6,7 @@
 #define ETOK_CLI_UTIL_H
 
 #include "etok/record.h"
+#include "etok/engine.h"
 
 #define ETOK_CLI_MAX_METERS 16
 
@@ -23,6 +24,31 @@ const char *const *etok_cli_meters_names(const etok_cli_meters *m);
 
 /* --cpu-tdp IDLE_W:MAX_W for the estimate meter; -1 after printing why. */
 int etok_cli_cpu_tdp(const char *cmd, const char *arg, double *idle_w, double *max_w);
+
+/* The engine's levers (issue 16), shared by bench, serve and generate: --weights FORMAT,
+ * --kv-type f16|q8_0|f32 (kv-int8 = q8_0), --attn-window N, --attn-sinks S. */
+typedef struct {
+    const char *weights; /* NULL = keep */
+    int kv_bits;         /* 0 = engine default (F16) */
+    int attn_window, attn_sinks;
+} etok_cli_levers;
+
+#define ETOK_CLI_LEVERS_HELP                                                                                        \
+    "  --weights FORMAT       re-encode the weights in memory at load: keep (default), f32, f16, q8_0,\n"           \
+    "                         q4_0, q4_1 (bytes moved per token change, the model otherwise the same)\n"          \
+    "  --kv-type TYPE         KV cache format: f16 (default), q8_0 (kv-int8), f32\n"                               \
+    "  --attn-window N        sliding attention window of N tokens (the KV cache stops growing)\n"               \
+    "  --attn-sinks S         with --attn-window: keep the first S tokens attended (StreamingLLM)\n"
+
+/* Parse one lever option by its long name (without "--"): 1 when name is not a lever, 0 on
+ * success, -1 after printing why (caller returns ETOK_EXIT_USAGE). */
+int etok_cli_lever_opt(const char *cmd, const char *name, const char *arg, etok_cli_levers *lv);
+/* After parsing: --attn-sinks needs --attn-window; -1 after printing why. */
+int etok_cli_levers_check(const char *cmd, const etok_cli_levers *lv);
+/* Is any lever set (for commands where they do not apply, e.g. bench --endpoint)? */
+int etok_cli_levers_any(const etok_cli_levers *lv);
+/* Name of the KV type for records: "f16", "q8_0", "f32". */
+const char *etok_cli_kv_type_name(int kv_bits);
 
 /* Host name, kernel, online CPUs and CPU model (from ETOK_PROC_ROOT/cpuinfo) into the record. */
 void etok_cli_host_info(etok_record *r);

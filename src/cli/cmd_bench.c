@@ -44,7 +44,7 @@ static void usage(FILE *f) {
             "                  [--quality-target Q] [--ttft-slo S] [--tpot-slo S] [--pue X] [--idle S]\n"
             "                  [--meter NAME ...] [--price-per-kwh X] [--seed S] [--profile FILE] [-o DIR]\n"
             "                  [--endpoint URL [--endpoint-model NAME] [--api-key KEY] [--completions] [--timeout S]]\n"
-            "                  [--energy-from URL]\n"
+            "                  [--energy-from URL] [--weights FORMAT] [--kv-type TYPE] [--attn-window N [--attn-sinks S]]\n"
             "\n"
             "Energy-to-token evaluation of the built-in engine: run an eval set through the model's chat\n"
             "template (greedy), measure energy with an idle baseline, and report the METRICS.md reporting\n"
@@ -87,6 +87,7 @@ static void usage(FILE *f) {
             "                         is the own work of the background-load figures (else none is known)\n"
             "  --boundary process     also report energy attributed to the own work by its CPU-time share\n"
             "                         (an attribution model, beside the device figure; docs/RECORD.md)\n"
+            ETOK_CLI_LEVERS_HELP
             "  -o, --output DIR       output directory (default out/)\n"
             "  -q, --quiet            no table on stdout\n"
             "  -h, --help             this help\n"
@@ -174,7 +175,7 @@ int cmd_bench(int argc, char **argv) {
     enum {
         O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
         O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
-        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY
+        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS
     };
     static const struct option lopts[] = {
         {"model", required_argument, NULL, 'm'},      {"evals", required_argument, NULL, O_EVALS},
@@ -193,6 +194,8 @@ int cmd_bench(int argc, char **argv) {
         {"completions", no_argument, NULL, O_COMPL}, {"timeout", required_argument, NULL, O_TIMEOUT},
         {"energy-from", required_argument, NULL, O_EFROM},
         {"server-pid", required_argument, NULL, O_SERVER_PID}, {"boundary", required_argument, NULL, O_BOUNDARY},
+        {"weights", required_argument, NULL, O_WEIGHTS}, {"kv-type", required_argument, NULL, O_KVTYPE},
+        {"attn-window", required_argument, NULL, O_AWIN}, {"attn-sinks", required_argument, NULL, O_ASINKS},
         {"output", required_argument, NULL, 'o'},     {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
@@ -207,6 +210,7 @@ int cmd_bench(int argc, char **argv) {
     const char *energy_from = NULL;
     double server_pid = 0;
     int process_boundary = 0;
+    etok_cli_levers levers = {0};
     optind = 1;
     opterr = 0;
     int c;
@@ -248,6 +252,10 @@ int cmd_bench(int argc, char **argv) {
             }
             process_boundary = !strcmp(optarg, "process");
             break;
+        case O_WEIGHTS: bad = etok_cli_lever_opt("bench", "weights", optarg, &levers) != 0; break;
+        case O_KVTYPE: bad = etok_cli_lever_opt("bench", "kv-type", optarg, &levers) != 0; break;
+        case O_AWIN: bad = etok_cli_lever_opt("bench", "attn-window", optarg, &levers) != 0; break;
+        case O_ASINKS: bad = etok_cli_lever_opt("bench", "attn-sinks", optarg, &levers) != 0; break;
         case 'o': out_dir = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
@@ -259,6 +267,12 @@ int cmd_bench(int argc, char **argv) {
     }
     if (optind < argc) {
         fprintf(stderr, "etok bench: unexpected argument '%s' (etok bench --help)\n", argv[optind]);
+        return ETOK_EXIT_USAGE;
+    }
+    if (etok_cli_levers_check("bench", &levers)) return ETOK_EXIT_USAGE;
+    if (ep.url && etok_cli_levers_any(&levers)) {
+        fprintf(stderr, "etok bench: --weights, --kv-type and --attn-window/--attn-sinks apply to the built-in engine, "
+                        "not to --endpoint\n");
         return ETOK_EXIT_USAGE;
     }
     if (requests > 0 && duration > 0) {
@@ -343,8 +357,14 @@ int cmd_bench(int argc, char **argv) {
         rc = err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
         goto done;
     }
+    if (model && etok_model_set_weights(model, levers.weights, &err)) {
+        fprintf(stderr, "etok bench: %s\n", err.msg);
+        rc = err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+        goto done;
+    }
     int slots = rate > 0 ? 8 : (int)conc;
-    etok_engine_opts eo = {.n_threads = (int)threads, .max_seqs = slots};
+    etok_engine_opts eo = {.n_threads = (int)threads, .max_seqs = slots, .kv_bits = levers.kv_bits,
+                           .attn_window = levers.attn_window, .attn_sinks = levers.attn_sinks};
     if (!ep.url) engine = etok_engine_new(model, &eo, &err);
     if (!ep.url && !engine) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
@@ -422,6 +442,12 @@ int cmd_bench(int argc, char **argv) {
             json_t *ma = json_array();
             for (int i = 0; i < meters.n_names; i++) json_array_append_new(ma, json_string(meters.names[i]));
             json_object_set_new(cfg, "meters", ma);
+            if (!ep.url) {
+                json_object_set_new(cfg, "weights", json_string(levers.weights ? levers.weights : "keep"));
+                json_object_set_new(cfg, "kv_type", json_string(etok_cli_kv_type_name(levers.kv_bits)));
+                json_object_set_new(cfg, "attn_window", json_integer(levers.attn_window));
+                json_object_set_new(cfg, "attn_sinks", json_integer(levers.attn_sinks));
+            }
             json_object_set_new(cfg, "sampling", json_string("greedy"));
             char eh[32];
             etok_evalset_hash(&ev, eh, sizeof eh);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_util.h"
 #include "commands.h"
 #include "etok/parse.h"
 #include "etok/engine.h"
@@ -20,6 +21,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: etok generate [-m MODEL] -p PROMPT [-n N] [--chat] [--parse-special] [--threads T]\n"
             "                     [--seed S] [--temp X] [--top-k K] [--top-p P] [--ctx N]\n"
+            "                     [--weights FORMAT] [--kv-type TYPE] [--attn-window N [--attn-sinks S]]\n"
             "Generate text with the built-in engine and stream it to stdout.\n"
             "  -m, --model MODEL  GGUF file (default: $ETOK_MODEL or " DEFAULT_MODEL ")\n"
             "  -p, --prompt TEXT  the prompt\n"
@@ -34,6 +36,7 @@ static void usage(FILE *f) {
             "      --top-k K      keep the K most likely tokens (0 = off)\n"
             "      --top-p P      nucleus sampling mass (1 = off)\n"
             "      --ctx N        context length (default min(model, 2048))\n"
+            ETOK_CLI_LEVERS_HELP
             "At the end, stderr shows token counts and tokens/s (measured, wall clock).\n"
             "exit codes: 0 ok, 1 failure, 2 usage, 3 bad model file\n");
 }
@@ -75,13 +78,16 @@ int cmd_generate(int argc, char **argv) {
     const char *prompt = NULL;
     int n_predict = 128, chat = 0, threads = 0, ctx = 0, seed = 1, parse_special = 0;
     etok_sampling samp = {0.0f, 0, 1.0f, 1};
-    enum { O_CHAT = 1000, O_THREADS, O_SEED, O_TEMP, O_TOPK, O_TOPP, O_CTX, O_SPECIAL };
+    etok_cli_levers levers = {0};
+    enum { O_CHAT = 1000, O_THREADS, O_SEED, O_TEMP, O_TOPK, O_TOPP, O_CTX, O_SPECIAL, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS };
     static const struct option opts[] = {{"model", required_argument, 0, 'm'},   {"prompt", required_argument, 0, 'p'},
                                          {"n-predict", required_argument, 0, 'n'}, {"chat", no_argument, 0, O_CHAT},
                                          {"threads", required_argument, 0, O_THREADS}, {"seed", required_argument, 0, O_SEED},
                                          {"temp", required_argument, 0, O_TEMP},    {"top-k", required_argument, 0, O_TOPK},
                                          {"top-p", required_argument, 0, O_TOPP},   {"ctx", required_argument, 0, O_CTX},
                                          {"parse-special", no_argument, 0, O_SPECIAL},
+                                         {"weights", required_argument, 0, O_WEIGHTS}, {"kv-type", required_argument, 0, O_KVTYPE},
+                                         {"attn-window", required_argument, 0, O_AWIN}, {"attn-sinks", required_argument, 0, O_ASINKS},
                                          {"help", no_argument, 0, 'h'},             {0, 0, 0, 0}};
     optind = 1;
     opterr = 0;
@@ -99,6 +105,10 @@ int cmd_generate(int argc, char **argv) {
         case O_TOPK: if (parse_int(optarg, "--top-k", 0, 1 << 24, &samp.top_k)) return ETOK_EXIT_USAGE; break;
         case O_TOPP: if (parse_float(optarg, "--top-p", 0, 1, &samp.top_p)) return ETOK_EXIT_USAGE; break;
         case O_CTX: if (parse_int(optarg, "--ctx", 16, 1 << 20, &ctx)) return ETOK_EXIT_USAGE; break;
+        case O_WEIGHTS: if (etok_cli_lever_opt("generate", "weights", optarg, &levers)) return ETOK_EXIT_USAGE; break;
+        case O_KVTYPE: if (etok_cli_lever_opt("generate", "kv-type", optarg, &levers)) return ETOK_EXIT_USAGE; break;
+        case O_AWIN: if (etok_cli_lever_opt("generate", "attn-window", optarg, &levers)) return ETOK_EXIT_USAGE; break;
+        case O_ASINKS: if (etok_cli_lever_opt("generate", "attn-sinks", optarg, &levers)) return ETOK_EXIT_USAGE; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
         default:
             fprintf(stderr, "etok generate: unknown or incomplete option '%s' (etok generate --help)\n", argv[optind - 1]);
@@ -109,6 +119,7 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "etok generate: unexpected argument '%s'\n", argv[optind]);
         return ETOK_EXIT_USAGE;
     }
+    if (etok_cli_levers_check("generate", &levers)) return ETOK_EXIT_USAGE;
     if (!prompt) {
         fprintf(stderr, "etok generate: -p PROMPT is required (see --help)\n");
         return ETOK_EXIT_USAGE;
@@ -126,11 +137,17 @@ int cmd_generate(int argc, char **argv) {
         fprintf(stderr, "etok generate: %s\n", err.msg);
         return err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
     }
+    if (etok_model_set_weights(m, levers.weights, &err)) {
+        fprintf(stderr, "etok generate: %s\n", err.msg);
+        etok_model_free(m);
+        return err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
+    }
     int rc = ETOK_EXIT_FAIL;
     etok_engine *e = NULL;
     char *text = NULL;
     int32_t *toks = NULL;
-    etok_engine_opts eo = {threads, 1, ctx, 0, 0, 0};
+    etok_engine_opts eo = {.n_threads = threads, .max_seqs = 1, .ctx_len = ctx, .kv_bits = levers.kv_bits,
+                           .attn_window = levers.attn_window, .attn_sinks = levers.attn_sinks};
     if (!(e = etok_engine_new(m, &eo, &err))) goto out;
     int ctx_len = ctx > 0 ? ctx : (etok_model_get_info(m)->ctx_max < 2048 ? etok_model_get_info(m)->ctx_max : 2048);
     if (!(toks = malloc((size_t)ctx_len * sizeof *toks))) {

@@ -23,6 +23,7 @@ static void usage(FILE *f) {
             "                  [--max-body BYTES] [--max-tokens-limit N] [--default-max-tokens N]\n"
             "                  [--model-id NAME] [--accept-any-model] [--window S] [--meter-rate-hz HZ]\n"
             "                  [--no-energy] [-o RUN.json]\n"
+            "                  [--weights FORMAT] [--kv-type TYPE] [--attn-window N [--attn-sinks S]]\n"
             "                  [--max-queue N] [--max-connections N] [--max-connections-per-ip N]\n"
             "                  [--idle-timeout S] [--request-timeout S] [--shutdown-grace-s S]\n\n"
             "OpenAI-compatible server over etok's engine with continuous batching, and the energy of\n"
@@ -40,6 +41,7 @@ static void usage(FILE *f) {
             "  --max-seqs N           requests batched together in the engine (default 8)\n"
             "  --threads T            engine threads (default: all cores)\n"
             "  --ctx N                context length per request (default min(model, 2048))\n"
+            ETOK_CLI_LEVERS_HELP
             "  --meter NAME           meter to read (repeatable or comma-separated; default: every available meter)\n"
             "  --cpu-tdp I:M          idle and max watts per package for the estimate meter\n"
             "  --meter-rate-hz HZ     meter sampling rate (default 50: per-request energy resolves 20 ms)\n"
@@ -97,6 +99,8 @@ int cmd_serve(int argc, char **argv) {
     etok_cli_meters meters = {.n_names = 0};
     int no_energy = 0;
     const char *out_path = NULL;
+    etok_cli_levers levers = {0};
+    int lr;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -126,6 +130,9 @@ int cmd_serve(int argc, char **argv) {
         } else if (!strcmp(a, "--threads") && has) {
             if (parse_int(a, argv[++i], 1, 1024, &v)) return ETOK_EXIT_USAGE;
             o.n_threads = (int)v;
+        } else if (!strncmp(a, "--", 2) && has && (lr = etok_cli_lever_opt("serve", a + 2, argv[i + 1], &levers)) != 1) {
+            if (lr < 0) return ETOK_EXIT_USAGE;
+            i++;
         } else if (!strcmp(a, "--ctx") && has) {
             if (parse_int(a, argv[++i], 16, 1 << 20, &v)) return ETOK_EXIT_USAGE;
             o.ctx_len = (int)v;
@@ -179,6 +186,11 @@ int cmd_serve(int argc, char **argv) {
             return ETOK_EXIT_USAGE;
         }
     }
+    if (etok_cli_levers_check("serve", &levers)) return ETOK_EXIT_USAGE;
+    o.weights = levers.weights;
+    o.kv_bits = levers.kv_bits;
+    o.attn_window = levers.attn_window;
+    o.attn_sinks = levers.attn_sinks;
     if (!o.model_path) {
         fprintf(stderr, "etok serve: no model given: -m model.gguf (etok serve --help)\n");
         return ETOK_EXIT_USAGE;

@@ -89,10 +89,24 @@ etok_engine *etok_engine_new(etok_model *m, const etok_engine_opts *opts, etok_e
     if (o->prefill_chunk <= 0) o->prefill_chunk = 256;
     if (o->kv_bits == 0) o->kv_bits = 16; /* F16 like llama.cpp's default */
     if (o->attn_window < 0) o->attn_window = 0;
+    if (o->attn_sinks < 0 || (o->attn_sinks > 0 && o->attn_window == 0)) {
+        etok_errc(err, ETOK_EXIT_USAGE, "engine: %d attention sinks need a sliding window (--attn-window N)",
+                  o->attn_sinks);
+        goto fail;
+    }
+    if (o->attn_window > 0 && o->attn_sinks + o->attn_window >= o->ctx_len) {
+        o->attn_window = 0; /* window and sinks cover the whole context: full attention */
+        o->attn_sinks = 0;
+    }
+    /* KV rows per sequence: the context, or with a window the sinks, the window and one prompt
+     * chunk (a chunk's tokens are all written before any of them attends) */
+    int rows = o->ctx_len;
+    if (o->attn_window > 0 && o->attn_sinks + o->attn_window + o->prefill_chunk < rows)
+        rows = o->attn_sinks + o->attn_window + o->prefill_chunk;
     e->step_cap = o->max_seqs + o->prefill_chunk;
     if (!(e->pool = etok_threadpool_new(o->n_threads, err))) goto fail;
     o->n_threads = etok_threadpool_size(e->pool);
-    if (etok_kv_cache_init(&e->kv, m, o->max_seqs, o->ctx_len, o->kv_bits, err)) goto fail;
+    if (etok_kv_cache_init(&e->kv, m, o->max_seqs, rows, o->kv_bits, o->attn_sinks, err)) goto fail;
     if (!(e->st = etok_fwd_state_new(m, e->step_cap, o->n_threads, o->ctx_len, err))) goto fail;
     const size_t V = (size_t)m->info.vocab_size, S = (size_t)o->max_seqs, C = (size_t)e->step_cap;
     e->seqs = calloc(S, sizeof *e->seqs);
@@ -173,6 +187,8 @@ int etok_engine_active(const etok_engine *e) {
     return n;
 }
 
+int etok_engine_kv_rows(const etok_engine *e) { return e->kv.rows; }
+
 const float *etok_engine_logits(const etok_engine *e, int seq_id) {
     seq_slot *s = find_seq(e, seq_id);
     return s && s->has_logits ? s->logits : NULL;
@@ -241,7 +257,8 @@ int etok_engine_step(etok_engine *e, etok_step_result *out, etok_err *err) {
     out->bytes = etok_model_weight_bytes(e->m);
     for (int t = 0; t < T; t++) {
         int t_eff = e->b_pos[t] + 1;
-        if (e->opts.attn_window > 0 && t_eff > e->opts.attn_window) t_eff = e->opts.attn_window;
+        if (e->opts.attn_window > 0 && t_eff > e->opts.attn_window + e->opts.attn_sinks)
+            t_eff = e->opts.attn_window + e->opts.attn_sinks;
         out->flops += 2.0 * e->m->matmul_params + 4.0 * in->n_layers * in->n_heads * in->head_dim * (double)t_eff;
         out->bytes += kv_tok * (double)(t_eff + 1);
     }

@@ -83,14 +83,26 @@ static int build_tokenizer(etok_model *m, etok_err *err) {
     return m->tok ? 0 : -1;
 }
 
-static void describe_types(etok_model *m) {
+/* Types and bytes of the weights as the engine holds them: the GGUF tensor table, except that
+ * a tensor re-encoded at load (reenc[k] is the mapped data of such a tensor, n_reenc of them)
+ * counts in reenc_type. */
+static void describe_types(etok_model *m, const uint8_t *const *reenc, int n_reenc, uint32_t reenc_type) {
     int counts[ETOK_T_COUNT] = {0};
     const etok_gguf *g = m->gguf;
     double params = 0, bytes = 0;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
-        if (g->tensors[i].type < ETOK_T_COUNT) counts[g->tensors[i].type]++;
-        params += (double)g->tensors[i].n_elems;
-        bytes += (double)g->tensors[i].n_bytes;
+        const etok_gguf_tensor *t = &g->tensors[i];
+        uint32_t type = t->type;
+        double nb = (double)t->n_bytes;
+        for (int k = 0; k < n_reenc; k++)
+            if (reenc[k] == t->data) {
+                type = reenc_type;
+                nb = (double)etok_type_row_bytes(reenc_type, (int64_t)t->ne[0]) * (double)t->ne[1];
+                break;
+            }
+        if (type < ETOK_T_COUNT) counts[type]++;
+        params += (double)t->n_elems;
+        bytes += nb;
     }
     m->info.n_params = params;
     m->info.weight_bytes = bytes;
@@ -116,9 +128,18 @@ void etok_model_free(etok_model *m) {
         }
     free(m->layers);
     free(m->output_norm);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
     etok_tokenizer_free(m->tok);
     etok_gguf_close(m->gguf);
     free(m);
+}
+
+/* Bytes streamed by one forward step: every tensor except an untied embedding table (of which
+ * only the step's rows are read). */
+static void step_bytes(etok_model *m) {
+    m->step_weight_bytes = m->info.weight_bytes;
+    if (!m->info.tied_embeddings) m->step_weight_bytes -= (double)m->tok_embd.row_bytes * (double)m->info.vocab_size;
 }
 
 etok_model *etok_model_load(const char *path, etok_err *err) {
@@ -255,11 +276,8 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
     /* theta_i = pos * theta_scale^i, built per token in the forward pass (a running float
      * product, as llama.cpp does, so both engines round the angles alike) */
     m->rope_theta_scale = powf((float)in->rope_freq_base, -2.0f / (float)m->rope_dims);
-    describe_types(m);
-    /* Bytes streamed by one forward step: every tensor except an untied embedding table
-     * (of which only the step's rows are read). */
-    m->step_weight_bytes = in->weight_bytes;
-    if (!in->tied_embeddings) m->step_weight_bytes -= (double)m->tok_embd.row_bytes * (double)V;
+    describe_types(m, NULL, 0, 0);
+    step_bytes(m);
     m->matmul_params = (double)in->n_layers * (double)(2 * d * d + 2 * d * kvd + 3 * d * dff);
     return m;
 fail:
@@ -274,6 +292,90 @@ fail:
 }
 
 const etok_model_info *etok_model_get_info(const etok_model *m) { return &m->info; }
+
+/* ------------------------------------------------------------------ weight format at load */
+
+static const struct {
+    const char *name;
+    uint32_t type;
+} weight_formats[] = {{"f32", ETOK_T_F32}, {"f16", ETOK_T_F16}, {"q8_0", ETOK_T_Q8_0}, {"q4_0", ETOK_T_Q4_0},
+                      {"q4_1", ETOK_T_Q4_1}};
+
+int etok_weights_format_check(const char *format, etok_err *err) {
+    if (!format || strcmp(format, "keep") == 0) return 0;
+    for (size_t i = 0; i < sizeof weight_formats / sizeof weight_formats[0]; i++)
+        if (strcmp(format, weight_formats[i].name) == 0) return 0;
+    return etok_errc(err, ETOK_EXIT_USAGE, "--weights: unknown format '%.40s' (keep, f32, f16, q8_0, q4_0 or q4_1)",
+                     format);
+}
+
+/* One matrix into `type`: every row dequantised to floats, then quantised (F32: the exact
+ * values; F16: one rounding of each). The new buffer is owned by the model. */
+static int reencode_mat(etok_model *m, etok_mat *mat, uint32_t type, float *row, etok_err *err) {
+    const size_t rb = etok_type_row_bytes(type, mat->n_in);
+    uint8_t *buf = malloc(rb * (size_t)mat->n_out);
+    if (!buf) return etok_errf(err, "--weights %s: out of memory for %.1f MB", etok_type_name(type),
+                               (double)rb * (double)mat->n_out / 1e6);
+    for (int64_t r = 0; r < mat->n_out; r++) {
+        etok_dequantize_row(mat->type, mat->data + (size_t)r * mat->row_bytes, row, mat->n_in);
+        etok_quantize_row(type, row, buf + (size_t)r * rb, mat->n_in);
+    }
+    m->owned[m->n_owned++] = buf;
+    mat->type = type;
+    mat->row_bytes = rb;
+    mat->data = buf;
+    return 0;
+}
+
+int etok_model_set_weights(etok_model *m, const char *format, etok_err *err) {
+    if (etok_weights_format_check(format, err)) return -1;
+    if (!format || strcmp(format, "keep") == 0) return 0;
+    if (m->n_owned) return etok_errc(err, ETOK_EXIT_USAGE, "--weights: the weights were already re-encoded");
+    uint32_t type = 0;
+    for (size_t i = 0; i < sizeof weight_formats / sizeof weight_formats[0]; i++)
+        if (strcmp(format, weight_formats[i].name) == 0) type = weight_formats[i].type;
+    const etok_model_info *in = &m->info;
+    /* every matrix the forward pass reads; the LM head only when it is its own tensor */
+    const int n_mats = 7 * in->n_layers + 1 + !in->tied_embeddings;
+    etok_mat **mats = malloc((size_t)n_mats * sizeof *mats);
+    const uint8_t **orig = malloc((size_t)n_mats * sizeof *orig);
+    const int64_t wide = in->d_model > in->d_ff ? in->d_model : in->d_ff;
+    float *row = malloc((size_t)wide * sizeof *row);
+    m->owned = calloc((size_t)n_mats, sizeof *m->owned);
+    int n = 0, n_orig = 0, rc = -1;
+    if (!mats || !orig || !row || !m->owned) {
+        etok_errf(err, "--weights: out of memory");
+        goto done;
+    }
+    mats[n++] = &m->tok_embd;
+    if (!in->tied_embeddings) mats[n++] = &m->output;
+    for (int l = 0; l < in->n_layers; l++) {
+        etok_layer *L = &m->layers[l];
+        etok_mat *lm[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        for (int k = 0; k < 7; k++) mats[n++] = lm[k];
+    }
+    for (int i = 0; i < n; i++)
+        if (mats[i]->n_in % etok_type_block_elems(type) != 0) {
+            etok_errc(err, ETOK_EXIT_USAGE, "--weights %s: rows of %lld values are not whole %d-value blocks", format,
+                      (long long)mats[i]->n_in, etok_type_block_elems(type));
+            goto done;
+        }
+    /* A matrix already in the format stays as stored (re-quantising would only lose precision). */
+    for (int i = 0; i < n; i++) {
+        if (mats[i]->type == type) continue;
+        orig[n_orig++] = mats[i]->data;
+        if (reencode_mat(m, mats[i], type, row, err)) goto done;
+    }
+    if (in->tied_embeddings) m->output = m->tok_embd;
+    describe_types(m, orig, n_orig, type);
+    step_bytes(m);
+    rc = 0;
+done:
+    free(mats);
+    free(orig);
+    free(row);
+    return rc;
+}
 
 /* ------------------------------------------------------------------ tokenizer wrappers */
 
@@ -323,22 +425,33 @@ double etok_model_weight_bytes(const etok_model *m) { return m->step_weight_byte
 
 double etok_model_kv_bytes_per_token(const etok_model *m, int kv_bits) {
     /* 2 * L * n_kv * d_h * bytes_per_elem */
-    double be = kv_bits == 32 ? 4.0 : 2.0;
+    double be = kv_bits == 32 ? 4.0 : kv_bits == 8 ? (double)sizeof(etok_block_q8_0) / ETOK_QK : 2.0;
     return 2.0 * m->info.n_layers * m->info.n_kv_heads * m->info.head_dim * be;
 }
 
 /* ------------------------------------------------------------------ KV cache */
 
-int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int ctx_len, int kv_bits, etok_err *err) {
+int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int rows, int kv_bits, int sinks,
+                       etok_err *err) {
     memset(kv, 0, sizeof *kv);
-    if (kv_bits != 16 && kv_bits != 32) return etok_errc(err, ETOK_EXIT_USAGE, "kv_bits must be 16 or 32, not %d", kv_bits);
+    if (kv_bits != 8 && kv_bits != 16 && kv_bits != 32)
+        return etok_errc(err, ETOK_EXIT_USAGE, "KV cache: kv_bits must be 8 (Q8_0), 16 or 32, not %d", kv_bits);
+    if (kv_bits == 8 && m->info.head_dim % ETOK_QK != 0)
+        return etok_errc(err, ETOK_EXIT_USAGE,
+                         "--kv-type q8_0: the head dimension %d is not a multiple of the %d-value Q8_0 block",
+                         m->info.head_dim, ETOK_QK);
+    if (sinks < 0 || sinks >= rows)
+        return etok_errc(err, ETOK_EXIT_USAGE, "KV cache: %d sink rows do not fit %d rows", sinks, rows);
     kv->n_slots = n_slots;
-    kv->ctx_len = ctx_len;
+    kv->rows = rows;
+    kv->sinks = sinks;
+    kv->ring = rows - sinks;
     kv->kv_bits = kv_bits;
+    kv->type = kv_bits == 32 ? ETOK_T_F32 : kv_bits == 16 ? ETOK_T_F16 : ETOK_T_Q8_0;
     kv->n_layers = m->info.n_layers;
     kv->kv_dim = m->info.n_kv_heads * m->info.head_dim;
-    kv->elem_bytes = kv_bits == 16 ? 2 : 4;
-    size_t n = (size_t)n_slots * (size_t)kv->n_layers * (size_t)ctx_len * (size_t)kv->kv_dim * kv->elem_bytes;
+    kv->row_bytes = etok_type_row_bytes(kv->type, kv->kv_dim);
+    size_t n = (size_t)n_slots * (size_t)kv->n_layers * (size_t)rows * kv->row_bytes;
     /* calloc: pages are only touched as positions are written */
     kv->k = calloc(1, n);
     kv->v = calloc(1, n);
@@ -355,9 +468,13 @@ void etok_kv_cache_free(etok_kv_cache *kv) {
     kv->k = kv->v = NULL;
 }
 
+static inline int kv_row_of(const etok_kv_cache *kv, int pos) {
+    return pos < kv->sinks ? pos : kv->sinks + (pos - kv->sinks) % kv->ring;
+}
+
 static inline uint8_t *kv_row(const etok_kv_cache *kv, uint8_t *base, int slot, int layer, int pos) {
-    size_t idx = (((size_t)slot * (size_t)kv->n_layers + (size_t)layer) * (size_t)kv->ctx_len + (size_t)pos);
-    return base + idx * (size_t)kv->kv_dim * kv->elem_bytes;
+    size_t idx = (((size_t)slot * (size_t)kv->n_layers + (size_t)layer) * (size_t)kv->rows + (size_t)kv_row_of(kv, pos));
+    return base + idx * kv->row_bytes;
 }
 
 /* ------------------------------------------------------------------ forward state */
@@ -538,28 +655,83 @@ typedef struct {
     int layer, window;
 } attn_task;
 
+/* The cached positions one token attends to, as at most three runs of consecutive rows: the
+ * sinks, then the window, split where it wraps around the ring. */
+typedef struct {
+    int n_seg;
+    int first_pos[3], n[3];
+} attn_span;
+
+static void attn_span_of(const etok_kv_cache *kv, int window, int pos, attn_span *sp) {
+    sp->n_seg = 0;
+    if (window <= 0 || pos + 1 <= kv->sinks + window) {
+        /* every position 0..pos, in rows 0..pos (pos < sinks + ring: nothing has wrapped) */
+        sp->first_pos[0] = 0;
+        sp->n[sp->n_seg++] = pos + 1;
+        return;
+    }
+    if (kv->sinks > 0) {
+        sp->first_pos[0] = 0;
+        sp->n[sp->n_seg++] = kv->sinks;
+    }
+    int p0 = pos + 1 - window, left = window;
+    while (left > 0) {
+        int run = kv->sinks + kv->ring - kv_row_of(kv, p0);
+        if (run > left) run = left;
+        sp->first_pos[sp->n_seg] = p0;
+        sp->n[sp->n_seg++] = run;
+        p0 += run;
+        left -= run;
+    }
+}
+
+/* Q8_0 cache: q quantised to 8-bit blocks (as llama.cpp does for a quantised K cache), each
+ * score an integer block dot; V rows dequantised and summed in float. */
+static void attn_scores_q8(const etok_block_q8a *qa, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                           float *out) {
+    for (int s = 0; s < n; s++) out[s] = etok_vec_dot(ETOK_T_Q8_0, k0 + (size_t)s * stride, qa, NULL, hd) * scale;
+}
+
+static void attn_accum_q8(const float *w, const uint8_t *v0, size_t stride, int n, int hd, float *out) {
+    float row[512];
+    for (int s = 0; s < n; s++) {
+        etok_dequantize_row(ETOK_T_Q8_0, v0 + (size_t)s * stride, row, hd);
+        for (int i = 0; i < hd; i++) out[i] += w[s] * row[i];
+    }
+}
+
 /* Attention for (token, head) pairs, round-robin across threads. */
 static void attn_worker(void *ctxp, int ith, int nth) {
     const attn_task *a = ctxp;
     const etok_model_info *in = &a->m->info;
     const etok_kv_cache *kv = a->kv;
     const int hd = in->head_dim, n_h = in->n_heads, group = in->n_heads / in->n_kv_heads;
-    const uint32_t kv_type = kv->kv_bits == 16 ? ETOK_T_F16 : ETOK_T_F32;
+    const uint32_t kv_type = kv->type;
     const float scale = 1.0f / sqrtf((float)hd);
     float *sc = a->st->scores + (size_t)ith * (size_t)a->st->ctx_len;
     const int pairs = a->b->n_tokens * n_h;
     for (int p = ith; p < pairs; p += nth) {
         int t = p / n_h, h = p % n_h, kvh = h / group;
         int pos = a->b->pos[t], slot = a->b->slot[t];
-        int start = a->window > 0 && pos + 1 > a->window ? pos + 1 - a->window : 0;
+        attn_span sp;
+        attn_span_of(kv, a->window, pos, &sp);
         float q[512];
+        etok_block_q8a qa[512 / ETOK_QK];
         memcpy(q, a->st->q + (size_t)t * (size_t)in->d_model + (size_t)h * (size_t)hd, (size_t)hd * sizeof(float));
         /* With an F16 cache the products run at F16 input precision (as llama.cpp does: q is
          * rounded to F16 for K.q, and the softmax weights for the sum over V). */
-        if (kv->kv_bits == 16) etok_round_f16(q, hd);
-        const size_t stride = (size_t)kv->kv_dim * kv->elem_bytes, off = (size_t)kvh * (size_t)hd * kv->elem_bytes;
-        const int n = pos - start + 1;
-        etok_attn_scores(kv_type, q, kv_row(kv, kv->k, slot, a->layer, start) + off, stride, n, hd, scale, sc);
+        if (kv_type == ETOK_T_F16) etok_round_f16(q, hd);
+        if (kv_type == ETOK_T_Q8_0) etok_quantize_q8a(q, qa, hd);
+        const size_t stride = kv->row_bytes, off = etok_type_row_bytes(kv_type, (int64_t)kvh * hd);
+        int n = 0;
+        for (int g = 0; g < sp.n_seg; g++) {
+            const uint8_t *k0 = kv_row(kv, kv->k, slot, a->layer, sp.first_pos[g]) + off;
+            if (kv_type == ETOK_T_Q8_0)
+                attn_scores_q8(qa, k0, stride, sp.n[g], hd, scale, sc + n);
+            else
+                etok_attn_scores(kv_type, q, k0, stride, sp.n[g], hd, scale, sc + n);
+            n += sp.n[g];
+        }
         float mx = -INFINITY;
         for (int s = 0; s < n; s++) mx = sc[s] > mx ? sc[s] : mx;
         /* softmax: sum in double, one reciprocal */
@@ -570,11 +742,26 @@ static void attn_worker(void *ctxp, int ith, int nth) {
         }
         const float inv = (float)(1.0 / sum);
         for (int s = 0; s < n; s++) sc[s] *= inv;
-        if (kv->kv_bits == 16) etok_round_f16(sc, n);
+        if (kv_type == ETOK_T_F16) etok_round_f16(sc, n);
         /* weighted sum over V in 8 position lanes reduced pairwise: the operation order of an
-         * 8-wide FMA dot over positions, which is what llama.cpp uses here */
+         * 8-wide FMA dot over positions, which is what llama.cpp uses here; a span in several
+         * runs (sinks, a wrapped ring) sums the runs' results */
         float *out = a->st->att + (size_t)t * (size_t)in->d_model + (size_t)h * (size_t)hd;
-        etok_attn_accum(kv_type, sc, kv_row(kv, kv->v, slot, a->layer, start) + off, stride, start, n, hd, out);
+        float part[512];
+        n = 0;
+        if (kv_type == ETOK_T_Q8_0) memset(out, 0, (size_t)hd * sizeof(float));
+        for (int g = 0; g < sp.n_seg; g++) {
+            const uint8_t *v0 = kv_row(kv, kv->v, slot, a->layer, sp.first_pos[g]) + off;
+            if (kv_type == ETOK_T_Q8_0) {
+                attn_accum_q8(sc + n, v0, stride, sp.n[g], hd, out);
+            } else if (g == 0) {
+                etok_attn_accum(kv_type, sc + n, v0, stride, sp.first_pos[g], sp.n[g], hd, out);
+            } else {
+                etok_attn_accum(kv_type, sc + n, v0, stride, sp.first_pos[g], sp.n[g], hd, part);
+                for (int i = 0; i < hd; i++) out[i] += part[i];
+            }
+            n += sp.n[g];
+        }
     }
 }
 
@@ -613,8 +800,19 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
         if (b->tokens[t] < 0 || b->tokens[t] >= in->vocab_size)
             return etok_errc(err, ETOK_EXIT_INPUT, "forward: token id %d outside the vocabulary (%d)", b->tokens[t],
                              in->vocab_size);
-        if (b->pos[t] < 0 || b->pos[t] >= kv->ctx_len || b->slot[t] < 0 || b->slot[t] >= kv->n_slots)
+        if (b->pos[t] < 0 || (attn_window <= 0 && b->pos[t] >= kv->rows) || b->slot[t] < 0 ||
+            b->slot[t] >= kv->n_slots)
             return etok_errf(err, "forward: position %d / slot %d outside the KV cache", b->pos[t], b->slot[t]);
+    }
+    if (attn_window > 0) {
+        /* a slot's tokens of this step are written before any attends: the ring must keep the
+         * window of the run's first token while its last one is written */
+        for (int t = 0, run = 1; t < T; t++, run++) {
+            if (t > 0 && b->slot[t] != b->slot[t - 1]) run = 1;
+            if (b->pos[t] >= kv->sinks + kv->ring && attn_window + run - 1 > kv->ring)
+                return etok_errf(err, "forward: %d tokens of one sequence in a step overflow the %d-row KV ring "
+                                 "(window %d)", run, kv->ring, attn_window);
+        }
     }
 
     /* embeddings and the RoPE angles of each token */
@@ -648,9 +846,12 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             rope(st->q + (size_t)t * d, in->n_heads, hd, rd, cs);
             rope(st->k + (size_t)t * kvd, in->n_kv_heads, hd, rd, cs);
             uint8_t *kr = kv_row(kv, kv->k, b->slot[t], l, b->pos[t]), *vr = kv_row(kv, kv->v, b->slot[t], l, b->pos[t]);
-            if (kv->kv_bits == 16) {
+            if (kv->type == ETOK_T_F16) {
                 etok_f32_to_f16_row(st->k + (size_t)t * kvd, kr, kvd);
                 etok_f32_to_f16_row(st->v + (size_t)t * kvd, vr, kvd);
+            } else if (kv->type == ETOK_T_Q8_0) {
+                etok_quantize_row(ETOK_T_Q8_0, st->k + (size_t)t * kvd, kr, kvd);
+                etok_quantize_row(ETOK_T_Q8_0, st->v + (size_t)t * kvd, vr, kvd);
             } else {
                 memcpy(kr, st->k + (size_t)t * kvd, (size_t)kvd * sizeof(float));
                 memcpy(vr, st->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));

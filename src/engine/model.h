@@ -39,17 +39,26 @@ struct etok_model {
     etok_layer *layers;
     etok_tokenizer *tok;
     double step_weight_bytes;   /* bytes of weights streamed by one forward step */
+    uint8_t **owned;            /* re-encoded weight buffers (--weights), freed with the model */
+    int n_owned;
     double matmul_params;       /* parameters in per-token matmuls excluding the LM head */
 };
 
-/* KV cache: per slot, per layer, ctx_len rows of kv_dim values, F32 or F16. */
+/* KV cache: per slot, per layer, `rows` rows of kv_dim values, F32, F16 or Q8_0 (kv_bits 32,
+ * 16, 8). Position p lives in row p when p < sinks, else in row sinks + (p - sinks) % ring
+ * (ring = rows - sinks): with rows >= the context every position has its own row; with a
+ * sliding window (attn_window) the rows after the sinks are a ring and the cache stops growing. */
 typedef struct {
-    int n_slots, ctx_len, kv_bits, n_layers, kv_dim;
-    size_t elem_bytes;
+    int n_slots, rows, kv_bits, n_layers, kv_dim;
+    int sinks, ring;
+    uint32_t type;          /* ETOK_T_F32, ETOK_T_F16 or ETOK_T_Q8_0 */
+    size_t row_bytes;
     uint8_t *k, *v;
 } etok_kv_cache;
 
-int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int ctx_len, int kv_bits, etok_err *err);
+/* kv_bits 32, 16 or 8 (Q8_0: head_dim a multiple of 32); sinks < rows. */
+int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int rows, int kv_bits, int sinks,
+                       etok_err *err);
 void etok_kv_cache_free(etok_kv_cache *kv);
 
 /* One forward step: n_tokens tokens, each with its sequence's KV slot and position. Tokens
@@ -68,7 +77,10 @@ typedef struct etok_fwd_state etok_fwd_state;
 etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_threads, int ctx_len, etok_err *err);
 void etok_fwd_state_free(etok_fwd_state *s);
 
-/* Run the batch; writes n_logit_rows x vocab_size floats into logits. attn_window 0 = full. */
+/* Run the batch; writes n_logit_rows x vocab_size floats into logits. attn_window 0 = full;
+ * else a token at position p attends to the positions [p + 1 - attn_window, p] and to the
+ * sinks [0, kv->sinks) (every position while p < sinks + attn_window). The cache's ring must
+ * hold attn_window + (tokens of one slot in the batch) - 1 rows. */
 int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache *kv, etok_fwd_state *st,
                        const etok_batch *b, int attn_window, float *logits, etok_err *err);
 

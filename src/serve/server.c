@@ -1391,7 +1391,9 @@ etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err) {
 
     s->model = etok_model_load(o->model_path, err);
     if (!s->model) goto fail;
-    etok_engine_opts eo = {.n_threads = o->n_threads, .max_seqs = s->o.max_seqs, .ctx_len = o->ctx_len};
+    if (etok_model_set_weights(s->model, o->weights, err)) goto fail;
+    etok_engine_opts eo = {.n_threads = o->n_threads, .max_seqs = s->o.max_seqs, .ctx_len = o->ctx_len,
+                           .kv_bits = o->kv_bits, .attn_window = o->attn_window, .attn_sinks = o->attn_sinks};
     s->engine = etok_engine_new(s->model, &eo, err);
     if (!s->engine) goto fail;
     const etok_model_info *mi = etok_model_get_info(s->model);

@@ -265,7 +265,7 @@ static void check_against_reference(const char *file, int kv_bits, int window, f
     float *want = malloc(V * sizeof(float)), *neox = malloc(V * sizeof(float)), *got = malloc(V * sizeof(float));
     ref_forward(&r, prompt_c, N_OF(prompt_c), 0, window, want);
     ref_forward(&r, prompt_c, N_OF(prompt_c), 1, window, neox);
-    etok_engine_opts o = {2, 1, 64, 5, kv_bits, window};
+    etok_engine_opts o = {2, 1, 64, 5, kv_bits, window, 0};
     engine_logits(m, &o, prompt_c, N_OF(prompt_c), got);
     float range = range_of(want, V), diff = max_abs_diff(got, want, V), dneox = max_abs_diff(got, neox, V);
     if (getenv("ETOK_TEST_VERBOSE")) printf("%s kv%d w%d: diff %g neox %g range %g\n", file, kv_bits, window, diff, dneox, range);
@@ -299,7 +299,7 @@ static void test_window_changes_result(void **state) {
     assert_non_null(m);
     const int V = etok_model_get_info(m)->vocab_size;
     float *a = malloc(V * sizeof(float)), *b = malloc(V * sizeof(float));
-    etok_engine_opts o = {1, 1, 64, 0, 32, 0};
+    etok_engine_opts o = {1, 1, 64, 0, 32, 0, 0};
     engine_logits(m, &o, prompt_c, N_OF(prompt_c), a);
     o.attn_window = 4;
     engine_logits(m, &o, prompt_c, N_OF(prompt_c), b);
@@ -321,12 +321,12 @@ static void test_chunking_and_threads(void **state) {
     assert_non_null(m);
     const int V = etok_model_get_info(m)->vocab_size;
     float *a = malloc(V * sizeof(float)), *b = malloc(V * sizeof(float));
-    etok_engine_opts o = {1, 1, 64, 0, 16, 0};
+    etok_engine_opts o = {1, 1, 64, 0, 16, 0, 0};
     engine_logits(m, &o, prompt_a, N_OF(prompt_a), a);
     int chunks[] = {1, 3, 100};
     for (int c = 0; c < 3; c++)
         for (int t = 1; t <= 2; t++) {
-            etok_engine_opts o2 = {t, 1, 64, chunks[c], 16, 0};
+            etok_engine_opts o2 = {t, 1, 64, chunks[c], 16, 0, 0};
             engine_logits(m, &o2, prompt_a, N_OF(prompt_a), b);
             if (max_abs_diff(a, b, V) != 0.0f) fail_msg("chunk %d threads %d: logits differ by %g", chunks[c], t, max_abs_diff(a, b, V));
         }
@@ -338,7 +338,7 @@ static void test_chunking_and_threads(void **state) {
 /* Greedy-decode a prompt alone; return tokens. */
 static int decode_alone(etok_model *m, const int32_t *p, int n, int max_new, int32_t *out) {
     etok_err err = {{0}, 0};
-    etok_engine_opts o = {2, 1, 128, 0, 16, 0};
+    etok_engine_opts o = {2, 1, 128, 0, 16, 0, 0};
     etok_engine *e = etok_engine_new(m, &o, &err);
     assert_non_null(e);
     int id = etok_engine_add(e, p, n, max_new, NULL, &err);
@@ -370,7 +370,7 @@ static void test_batched_equals_alone(void **state) {
     int n_alone[3], n_together[3] = {0, 0, 0};
     for (int s = 0; s < 3; s++) n_alone[s] = decode_alone(m, prompts[s], lens[s], max_new, alone[s]);
 
-    etok_engine_opts o = {2, 3, 128, 4, 16, 0};
+    etok_engine_opts o = {2, 3, 128, 4, 16, 0, 0};
     etok_engine *e = etok_engine_new(m, &o, &err);
     assert_non_null(e);
     int ids[3] = {-1, -1, -1}, finished = 0, step = 0, saw_mixed = 0;
@@ -409,7 +409,7 @@ static void test_slots_and_errors(void **state) {
     etok_err err = {{0}, 0};
     etok_model *m = etok_model_load(tmp_path("tiny.gguf"), &err);
     assert_non_null(m);
-    etok_engine_opts o = {1, 2, 16, 0, 0, 0};
+    etok_engine_opts o = {1, 2, 16, 0, 0, 0, 0};
     etok_engine *e = etok_engine_new(m, &o, &err);
     assert_non_null(e);
     etok_step_result r;
@@ -463,7 +463,7 @@ static void test_sampling(void **state) {
     int n_g = decode_alone(m, prompt_a, N_OF(prompt_a), 8, greedy);
     etok_sampling s[3] = {{1.5f, 0, 1.0f, 42}, {1.5f, 0, 1.0f, 42}, {5.0f, 1, 1.0f, 9}};
     for (int k = 0; k < 3; k++) {
-        etok_engine_opts o = {1, 1, 64, 0, 0, 0};
+        etok_engine_opts o = {1, 1, 64, 0, 0, 0, 0};
         etok_engine *e = etok_engine_new(m, &o, &err);
         int id = etok_engine_add(e, prompt_a, N_OF(prompt_a), 8, &s[k], &err);
         assert_true(id >= 0);
@@ -507,7 +507,7 @@ static void test_accounting(void **state) {
     assert_float_equal(etok_model_weight_bytes(m), q41 + q80 + f32, 0.5);
     assert_float_equal(etok_model_get_info(m)->weight_bytes, q41 + q80 + f32, 0.5);
     /* one step of a 5-token prompt: sum over positions 0..4 plus one LM head */
-    etok_engine_opts o = {1, 1, 64, 0, 16, 0};
+    etok_engine_opts o = {1, 1, 64, 0, 16, 0, 0};
     etok_engine *e = etok_engine_new(m, &o, &err);
     etok_engine_add(e, prompt_b, 5, 1, NULL, &err);
     etok_step_result r;

@@ -69,7 +69,7 @@ static void test_greedy_and_logits(void **state) {
     assert_int_equal(in->tied_embeddings, 1);
     assert_non_null(strstr(in->weight_types, "Q8_0 x 1")); /* the tied embedding is not Q4_1 */
     assert_non_null(strstr(in->weight_types, "Q4_1 x 210"));
-    etok_engine_opts o = {2, 1, 512, 0, 16, 0};
+    etok_engine_opts o = {2, 1, 512, 0, 16, 0, 0};
     etok_engine *e = etok_engine_new(m, &o, &err);
     if (!e) fail_msg("%s", err.msg);
 
