@@ -125,6 +125,17 @@ typedef struct {
                                threshold / baseline noise; 0: did not; -1: not known */
 } etok_cpuload;
 
+/* The grid carbon intensity a run's CO2e figures use (issue 12, docs/CARBON.md). */
+typedef struct {
+    int present;                  /* 0: no --grid-intensity / --region given */
+    double g_per_kwh;             /* gCO2e per kWh, > 0 */
+    double uncertainty_g_per_kwh; /* 1-sigma; NAN = the source states none */
+    char region[16];              /* catalog code (data/grid/CODE.json); "" for --grid-intensity */
+    char basis[16];               /* "location" (catalog annual average) or "user-given" */
+    int year;                     /* the value's year; 0 = not known */
+    char source[320];             /* where the value comes from */
+} etok_grid;
+
 typedef struct {
     int schema_version;
     char tool_version[32];
@@ -167,6 +178,7 @@ typedef struct {
     size_t n_requests; etok_request *requests;
 
     etok_cpuload cpuload;   /* optional ("cpu_load" in JSON) */
+    etok_grid grid;         /* optional ("grid" in JSON): carbon intensity for the CO2e figures */
 } etok_record;
 
 /* Initialise with defaults (pue 1, "assumed", quality_target -1, exit_status -1, ...). */

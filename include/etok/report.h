@@ -23,6 +23,9 @@ char *etok_report_html(const etok_record *r, const etok_metrics *m);
 
 /* One value as text with a sensible precision ("n/a" when not finite). */
 void etok_report_fmt(double v, char *buf, size_t n);
+/* The carbon paragraph (issue 12): the grid intensity, its basis and source, location- vs
+ * market-based, embodied emissions not included. "" when the record has no grid intensity. */
+void etok_report_carbon_text(const etok_record *r, char *buf, size_t n);
 /* A metric's uncertainty as text: "95% CI [lo, hi]" when it has a CI, else "<pm> u" (pm is
  * the plus-minus sign of the format: "±" or "&plusmn;"), else "" (also when not valid). */
 void etok_report_fmt_uncertainty(const etok_metric *x, const char *pm, char *buf, size_t n);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "etok/bgload.h"
+#include "etok/grid.h"
 #include "etok/stats.h"
 #include "etok/tpf.h"
 
@@ -584,6 +585,31 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
             double f = 1e6 / 3.6e6 * r->price_per_kwh * es.pue;
             setv(x, e->value * f, e->uncertainty * f);
             note(x, "at %.4g per kWh, PUE %.3g", r->price_per_kwh, es.pue);
+        }
+    }
+
+    /* ---- carbon (issue 12, docs/CARBON.md): energy x PUE x grid intensity ---- */
+    {
+        char csrc[80];
+        snprintf(csrc, sizeof csrc, "%.50s+grid:%s", esrc, r->grid.region[0] ? r->grid.region : "user");
+        const char *per[2][3] = {{"co2e_g_per_mtok", "joules_per_output_token", "J/output-token"},
+                                 {"co2e_g_per_request", "joules_per_request", "J/request"}};
+        for (int k = 0; k < 2; k++) {
+            x = add(m, per[k][0], "", "gCO2e", r->grid.present ? csrc : esrc);
+            const etok_metric *e = etok_metrics_get(m, per[k][1], "");
+            if (!r->grid.present) note(x, "no --grid-intensity or --region given");
+            else if (!e || !e->valid) note(x, "no %s", per[k][2]);
+            else {
+                double unc, j = e->value * es.pue * (k == 0 ? 1e6 : 1);
+                double v = etok_grid_co2e_g(&r->grid, j, e->uncertainty * es.pue * (k == 0 ? 1e6 : 1), &unc);
+                setv(x, v, unc);
+                if (r->grid.year)
+                    note(x, "at %.4g gCO2e/kWh (%s %s-based, %d), PUE %.3g; operational only, embodied not included",
+                         r->grid.g_per_kwh, r->grid.region, r->grid.basis, r->grid.year, es.pue);
+                else
+                    note(x, "at %.4g gCO2e/kWh (%s), PUE %.3g; operational only, embodied not included", r->grid.g_per_kwh,
+                         r->grid.basis, es.pue);
+            }
         }
     }
 

@@ -22,6 +22,7 @@
 #include "etok/endpoint.h"
 #include "etok/engine.h"
 #include "etok/evalset.h"
+#include "etok/grid.h"
 #include "etok/meter.h"
 #include "etok/metrics.h"
 #include "etok/probe.h"
@@ -42,7 +43,7 @@ static void usage(FILE *f) {
             "usage: etok bench [-m MODEL.gguf] [--evals FILE] [--requests N | --duration S]\n"
             "                  [--concurrency C | --rate R] [--max-tokens N] [--threads T]\n"
             "                  [--quality-target Q] [--ttft-slo S] [--tpot-slo S] [--pue X] [--idle S]\n"
-            "                  [--meter NAME ...] [--price-per-kwh X] [--seed S] [--profile FILE] [-o DIR]\n"
+            "                  [--meter NAME ...] [--price-per-kwh X] [--grid-intensity G | --region CODE] [--seed S] [--profile FILE] [-o DIR]\n"
             "                  [--endpoint URL [--endpoint-model NAME] [--api-key KEY] [--completions] [--timeout S]]\n"
             "                  [--energy-from URL] [--weights FORMAT] [--kv-type TYPE] [--attn-window N [--attn-sinks S]]\n"
             "\n"
@@ -50,7 +51,7 @@ static void usage(FILE *f) {
             "template (greedy), measure energy with an idle baseline, and report the METRICS.md reporting\n"
             "set (J/output-token, J/token, prefill/decode split, J/correct-answer, quality-conditioned\n"
             "J/token, binding constraint with MFU/MBU, PUE-adjusted power, utilization, accuracy,\n"
-            "TTFT/TPOT/ITL/E2E percentiles, SLO attainment, goodput, energy cost).\n"
+            "TTFT/TPOT/ITL/E2E percentiles, SLO attainment, goodput, energy cost, CO2e).\n"
             "\n"
             "  -m, --model FILE       GGUF model (default " DEFAULT_MODEL ")\n"
             "  --evals FILE           eval set, JSONL (default " DEFAULT_EVALS ")\n"
@@ -70,6 +71,9 @@ static void usage(FILE *f) {
             "                         counter/power meter)\n"
             "  --cpu-tdp IDLE:MAX     estimate meter: per-package idle and max watts\n"
             "  --price-per-kwh X      electricity price for energy_cost_per_mtok\n"
+            "  --grid-intensity G     grid carbon intensity in gCO2e/kWh for co2e_g_per_mtok / per request\n"
+            "  --region CODE          instead: the dated, sourced annual average of data/grid/CODE.json\n"
+            "                         (location-based; an unknown CODE lists the known ones)\n"
             "  --deployment-utilization U  U_dep in (0,1] (default: derived from the trace)\n"
             "  --seed S               seed for Poisson arrivals, item order and bootstrap CIs (default 1)\n"
             "  --profile FILE         hardware profile (default: the etok probe cache; measured if absent)\n"
@@ -175,7 +179,7 @@ int cmd_bench(int argc, char **argv) {
     enum {
         O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
         O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
-        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS
+        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS, O_GRID, O_REGION
     };
     static const struct option lopts[] = {
         {"model", required_argument, NULL, 'm'},      {"evals", required_argument, NULL, O_EVALS},
@@ -187,6 +191,7 @@ int cmd_bench(int argc, char **argv) {
         {"pue", required_argument, NULL, O_PUE},      {"idle", required_argument, NULL, O_IDLE},
         {"meter", required_argument, NULL, O_METER}, {"cpu-tdp", required_argument, NULL, O_TDP},
         {"price-per-kwh", required_argument, NULL, O_PRICE},
+        {"grid-intensity", required_argument, NULL, O_GRID}, {"region", required_argument, NULL, O_REGION},
         {"deployment-utilization", required_argument, NULL, O_UDEP},
         {"seed", required_argument, NULL, O_SEED},    {"profile", required_argument, NULL, O_PROFILE},
         {"system", required_argument, NULL, O_SYSTEM}, {"endpoint", required_argument, NULL, O_ENDPOINT},
@@ -211,6 +216,8 @@ int cmd_bench(int argc, char **argv) {
     double server_pid = 0;
     int process_boundary = 0;
     etok_cli_levers levers = {0};
+    const char *grid_text = NULL, *grid_region = NULL;
+    etok_grid grid = {0};
     optind = 1;
     opterr = 0;
     int c;
@@ -232,6 +239,8 @@ int cmd_bench(int argc, char **argv) {
         case O_PUE: bad = parse_num("--pue", optarg, 1, 10, 0, &pue); break;
         case O_IDLE: bad = parse_num("--idle", optarg, 0, 3600, 0, &idle); break;
         case O_PRICE: bad = parse_num("--price-per-kwh", optarg, 0, 1e6, 0, &price); break;
+        case O_GRID: grid_text = optarg; break;
+        case O_REGION: grid_region = optarg; break;
         case O_UDEP: bad = parse_num("--deployment-utilization", optarg, 0, 1, 1, &udep); break;
         case O_SEED: bad = parse_num("--seed", optarg, 0, 9007199254740992.0, 0, &seed); break;
         case O_PROFILE: profile_path = optarg; break;
@@ -270,6 +279,13 @@ int cmd_bench(int argc, char **argv) {
         return ETOK_EXIT_USAGE;
     }
     if (etok_cli_levers_check("bench", &levers)) return ETOK_EXIT_USAGE;
+    {
+        etok_err gerr = {0};
+        if (etok_grid_resolve(grid_text, grid_region, &grid, &gerr)) {
+            fprintf(stderr, "etok bench: %s\n", gerr.msg);
+            return gerr.exit_code ? gerr.exit_code : ETOK_EXIT_USAGE;
+        }
+    }
     if (ep.url && etok_cli_levers_any(&levers)) {
         fprintf(stderr, "etok bench: --weights, --kv-type and --attn-window/--attn-sinks apply to the built-in engine, "
                         "not to --endpoint\n");
@@ -423,6 +439,7 @@ int cmd_bench(int argc, char **argv) {
     rec.pue = pue;
     snprintf(rec.pue_source, sizeof rec.pue_source, "assumed");
     rec.price_per_kwh = price;
+    rec.grid = grid;
     rec.quality_target = q_star;
     rec.ttft_slo_s = ttft_slo;
     rec.tpot_slo_s = tpot_slo;

@@ -73,7 +73,7 @@ static void usage(FILE *f) {
 /* The options of etok bench (cmd_bench.c) that take a value: pass-through and grid keys. */
 static const char *const BENCH_ARG_OPTS[] = {
     "model", "evals", "requests", "duration", "concurrency", "rate", "max-tokens", "threads", "warmup",
-    "quality-target", "ttft-slo", "tpot-slo", "pue", "meter", "cpu-tdp", "price-per-kwh", "deployment-utilization",
+    "quality-target", "ttft-slo", "tpot-slo", "pue", "meter", "cpu-tdp", "price-per-kwh", "grid-intensity", "region", "deployment-utilization",
     "profile", "system", "endpoint", "endpoint-model", "api-key", "timeout", "energy-from", "server-pid",
     "boundary", "weights", "kv-type", "attn-window", "attn-sinks", NULL};
 static const char *const BENCH_FLAG_OPTS[] = {"completions", NULL};

@@ -141,6 +141,15 @@ static const field PHASE_FIELDS[] = {
     FDBL(etok_cpuload_phase, background_busy_cores, -1, 1e7),
     FDBL(etok_cpuload_phase, background_noise_cores, 0, 1e7),
 };
+/* "grid" (optional, issue 12): the carbon intensity the CO2e figures use. */
+static const field GRID_FIELDS[] = {
+    FDBL(etok_grid, g_per_kwh, 1e-9, 2000),
+    FDBL(etok_grid, uncertainty_g_per_kwh, 0, 2000),
+    FSTR(etok_grid, region),
+    FSTR(etok_grid, basis),
+    FINT(etok_grid, year, 0, 2100),
+    FSTR(etok_grid, source),
+};
 static const char *const PHASE_NAMES[ETOK_PHASE_COUNT] = {"idle", "warmup", "window"};
 
 #define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
@@ -268,6 +277,12 @@ static json_t *record_to_json(const etok_record *r) {
         json_t *js = json_object();
         if (!js || json_array_append_new(steps, js) != 0) goto oom;
         if (put_fields(js, &r->steps[i], STEP_FIELDS, NFIELDS(STEP_FIELDS)) != 0) goto oom;
+    }
+
+    if (r->grid.present) { /* optional (issue 12): older records have none */
+        json_t *jg = json_object();
+        if (!jg || json_object_set_new(o, "grid", jg) != 0) goto oom;
+        if (put_fields(jg, &r->grid, GRID_FIELDS, NFIELDS(GRID_FIELDS)) != 0) goto oom;
     }
 
     if (r->cpuload.present) { /* optional (issue 17): older records have none */
@@ -694,6 +709,13 @@ static int record_from_json(etok_record *r, json_t *o, const ctx *c) {
     if (!(arr = get_array(c, o, "requests", "requests"))) return -1;
     json_array_foreach(arr, i, el) if (load_request(c, el, i, r) != 0) return -1;
 
+    json_t *jg = json_object_get(o, "grid");
+    if (jg && !json_is_null(jg)) {
+        if (!json_is_object(jg)) return bad(c, "grid", "expected an object");
+        if (get_fields(c, "grid", jg, &r->grid, GRID_FIELDS, NFIELDS(GRID_FIELDS)) != 0) return -1;
+        if (!(r->grid.g_per_kwh > 0)) return bad(c, "grid.g_per_kwh", "must be a number > 0");
+        r->grid.present = 1;
+    }
     json_t *jc = json_object_get(o, "cpu_load");
     if (jc && !json_is_null(jc) && load_cpuload(c, jc, r) != 0) return -1;
     return 0;

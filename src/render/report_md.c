@@ -44,6 +44,22 @@ void etok_report_fmt(double v, char *buf, size_t n) {
     else snprintf(buf, n, "%.4g", v);
 }
 
+void etok_report_carbon_text(const etok_record *r, char *buf, size_t n) {
+    buf[0] = '\0';
+    if (!r->grid.present) return;
+    char u[48] = "the source states no uncertainty";
+    if (isfinite(r->grid.uncertainty_g_per_kwh)) snprintf(u, sizeof u, "± %.3g (1-sigma)", r->grid.uncertainty_g_per_kwh);
+    char when[64] = "";
+    if (r->grid.region[0]) snprintf(when, sizeof when, "region %s, %d annual average, ", r->grid.region, r->grid.year);
+    snprintf(buf, n,
+             "Carbon: CO2e figures = energy x PUE x %.4g gCO2e/kWh (%s%s-based; %s); source: %s. "
+             "Location-based means the average of the grid where the electricity is used, not a supplier "
+             "contract or certificates (market-based, GHG Protocol Scope 2). Operational emissions only: "
+             "embodied (manufacturing, construction) emissions are not included. The uncertainty carries the "
+             "energy figure's and, where stated, the intensity's.",
+             r->grid.g_per_kwh, when, r->grid.basis, u, r->grid.source);
+}
+
 /* Human labels for the field names. */
 static const char *label(const char *name) {
     static const char *const L[][2] = {
@@ -61,6 +77,8 @@ static const char *label(const char *name) {
         {"idle_power_w", "idle power"},
         {"pue_adjusted_power_w", "PUE-adjusted power"},
         {"energy_cost_per_mtok", "energy cost / 1M output tokens"},
+        {"co2e_g_per_mtok", "CO2e / 1M output tokens"},
+        {"co2e_g_per_request", "CO2e / request"},
         {"mfu", "MFU (compute)"},
         {"mbu", "MBU (memory bandwidth)"},
         {"power_limit_ratio", "power / device limit"},
@@ -135,6 +153,7 @@ static const char *const COMPACT[][2] = {
     {"requests_failed", ""}, {"accuracy", ""}, {"ttft_s", "p50"}, {"ttft_s", "p90"}, {"ttft_s", "p99"},
     {"tpot_s", "p50"}, {"tpot_s", "p90"}, {"tpot_s", "p99"}, {"slo_attainment", ""},
     {"goodput_rps", ""}, {"goodput_tps", ""}, {"energy_cost_per_mtok", ""},
+    {"co2e_g_per_mtok", ""}, {"co2e_g_per_request", ""},
 };
 
 char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
@@ -180,6 +199,11 @@ char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
                       "monotonic timestamps; eval = answer checks; engine = the engine's own FLOP/byte counts; "
                       "probe = `etok probe` ceilings. Uncertainty: ± is 1-sigma; CIs are bootstrap 95%% over "
                       "requests. Field definitions: docs/REPORT.md.\n");
+    }
+    {
+        char carbon[1024];
+        etok_report_carbon_text(r, carbon, sizeof carbon);
+        if (carbon[0]) sb_printf(&b, "\n%s\n", carbon);
     }
     if (b.oom) {
         free(b.s);

@@ -375,6 +375,10 @@ static json_t *load_entry(const char *kind, const char *label, const char *name,
     return root;
 }
 
+json_t *jq_catalog_entry(const char *kind, const char *label, const char *name, char *path, size_t pn, etok_err *err) {
+    return load_entry(kind, label, name, path, pn, err);
+}
+
 int etok_catalog_hardware(const char *name, etok_hw_spec *hw, etok_err *err) {
     char path[4096];
     memset(hw, 0, sizeof *hw);

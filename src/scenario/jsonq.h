@@ -19,6 +19,10 @@ int jq_known_keys(json_t *obj, const char *const *known, const char *what, const
 int jq_hardware(json_t *o, const char *what, const char *prefix, int require_all, etok_hw_spec *hw, etok_err *err);
 int jq_model(json_t *o, const char *what, const char *prefix, int require_all, etok_model_arch *m, etok_err *err);
 
+/* One catalog entry data/KIND/NAME.json (found as every catalog is), parsed; path receives
+ * the file's path. NULL with err naming the known entries when there is none. */
+json_t *jq_catalog_entry(const char *kind, const char *label, const char *name, char *path, size_t pn, etok_err *err);
+
 /* Keys jq_hardware / jq_model understand (for the scenario's known-key lists). */
 extern const char *const JQ_HW_KEYS[];
 extern const char *const JQ_MODEL_KEYS[];

@@ -294,9 +294,51 @@ static void test_percentiles_and_bootstrap(void **st) {
     NEAR(e / 10000, 0.25, 0.01);
 }
 
+/* Carbon (issue 12): CO2e = J x PUE x g/kWh; the uncertainty carries the energy figure's and
+ * the intensity's in quadrature; no intensity -> not computable, with the reason. */
+static void test_carbon(void **st) {
+    (void)st;
+    etok_record r;
+    serial_record(&r, 0.5);
+    etok_metrics m;
+    etok_err err = {0};
+    assert_int_equal(etok_metrics_compute(&r, NULL, &m, &err), 0);
+    const etok_metric *x = etok_metrics_get(&m, "co2e_g_per_mtok", "");
+    assert_non_null(x);
+    assert_false(x->valid);
+    assert_non_null(strstr(x->note, "--grid-intensity"));
+    etok_metrics_free(&m);
+
+    r.grid.present = 1;
+    r.grid.g_per_kwh = 400;
+    r.grid.uncertainty_g_per_kwh = NAN;
+    snprintf(r.grid.region, sizeof r.grid.region, "xx");
+    snprintf(r.grid.basis, sizeof r.grid.basis, "location");
+    r.grid.year = 2023;
+    assert_int_equal(etok_metrics_compute(&r, NULL, &m, &err), 0);
+    NEAR(val(&m, "co2e_g_per_mtok", ""), 125 * 1e6 / 3.6e6 * 400 * 1.5, 1e-6);
+    NEAR(val(&m, "co2e_g_per_request", ""), 500 * 1.5 / 3.6e6 * 400, 1e-9);
+    const etok_metric *j = etok_metrics_get(&m, "joules_per_output_token", "");
+    x = etok_metrics_get(&m, "co2e_g_per_mtok", "");
+    double re = j->uncertainty / j->value;
+    NEAR(x->uncertainty, x->value * re, 1e-9 * x->value);
+    assert_non_null(strstr(x->note, "embodied not included"));
+    assert_non_null(strstr(x->note, "location-based"));
+    assert_non_null(strstr(x->source, "grid:xx"));
+    etok_metrics_free(&m);
+
+    r.grid.uncertainty_g_per_kwh = 40; /* 10 % */
+    assert_int_equal(etok_metrics_compute(&r, NULL, &m, &err), 0);
+    x = etok_metrics_get(&m, "co2e_g_per_mtok", "");
+    NEAR(x->uncertainty, x->value * sqrt(re * re + 0.01), 1e-9 * x->value);
+    assert_true(x->uncertainty >= 0.1 * x->value);
+    etok_metrics_free(&m);
+    etok_record_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serial_run),          cmocka_unit_test(test_quality_gate),
+        cmocka_unit_test(test_serial_run), cmocka_unit_test(test_carbon),          cmocka_unit_test(test_quality_gate),
         cmocka_unit_test(test_regression_split),    cmocka_unit_test(test_no_energy_no_steps),
         cmocka_unit_test(test_percentiles_and_bootstrap),
     };
