@@ -1,74 +1,99 @@
 #!/bin/sh
-# bench/engine.sh — the built-in engine against llama.cpp on the default model, same threads:
-# prefill (512-token prompt) and decode (128 tokens) tokens/s, both programs run back to back
-# in alternation (the machine may be shared: alternation spreads the noise over both), then
-# the ratio etok / llama.cpp per round and overall. Also: weight bytes per decode token against
-# a STREAM-like triad bandwidth, and FLOPs per token against the FMA peak (both estimates).
+# bench/engine.sh — the built-in engine against a peer's llama-bench on the default model, same
+# file and threads: prefill (pp512), decode from an empty context (tg128) and decode at depth
+# 512 (tg128 after a 512-token context), tokens/s. Each round runs both programs back to back
+# and alternates which runs first (odd rounds etok first, even rounds the peer first: the
+# machine may be shared, alternation spreads drift and noise over both), then measures the
+# triad bandwidth beside the runs (bench_triad -b: arrays 4x the last-level cache read at run
+# time). Prints the ratio etok / peer per round and overall, and weight bytes per decode token
+# against each round's triad bandwidth, FLOPs per token against the FMA peak (estimates).
 #
-# Env: THREADS (default 2), ROUNDS (default 3), LLAMA_DIR (default /tmp/llama.cpp; built there
-# from source with cmake if llama-bench is absent), ETOK_MODEL, BUILD (default build).
+# The peer is never built or fetched here: give its binary in LLAMA_BENCH
+# (LLAMA_BENCH=/path/to/llama-bench); unset, the peer comparison is skipped with a note.
+#
+# Env: THREADS (default 2), ROUNDS (default 3), LLAMA_BENCH, ETOK_MODEL, BUILD (default build).
 set -eu
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
-LLAMA_DIR=${LLAMA_DIR:-/tmp/llama.cpp}
 BUILD=${BUILD:-build}
 MODEL=${ETOK_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+LB=${LLAMA_BENCH:-}
 [ -f "$MODEL" ] || { echo "bench/engine.sh: $MODEL not found: run 'make model'" >&2; exit 3; }
-
-LB="$LLAMA_DIR/build/bin/llama-bench"
-if [ ! -x "$LB" ]; then
-    if [ ! -f "$LLAMA_DIR/CMakeLists.txt" ]; then
-        echo "bench/engine.sh: no llama.cpp source in $LLAMA_DIR (clone https://github.com/ggml-org/llama.cpp there)" >&2
-        exit 3
-    fi
-    echo "building llama.cpp in $LLAMA_DIR (CPU, Release) ..." >&2
-    cmake -S "$LLAMA_DIR" -B "$LLAMA_DIR/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF >/dev/null
-    cmake --build "$LLAMA_DIR/build" -j "$(nproc)" --target llama-bench >/dev/null
+if [ -z "$LB" ]; then
+    echo "bench/engine.sh: LLAMA_BENCH not set: peer comparison skipped (etok only)"
+elif [ ! -x "$LB" ]; then
+    echo "bench/engine.sh: LLAMA_BENCH=$LB is not an executable file" >&2
+    exit 3
 fi
 [ -x "$BUILD/bench_engine_speed" ] || cmake --build "$BUILD" --target bench_engine_speed >/dev/null
 [ -x "$BUILD/bench_triad" ] || cmake --build "$BUILD" --target bench_triad >/dev/null
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-echo "model: $MODEL, threads: $THREADS, rounds: $ROUNDS (each round: etok 3 runs, llama-bench 3 runs)"
+echo "model: $MODEL, threads: $THREADS, rounds: $ROUNDS (each round: etok 3 runs, peer 3 runs, order alternating; triad beside)"
+
+run_etok() { "$BUILD/bench_engine_speed" -m "$MODEL" -t "$THREADS" -p 512 -n 128 -r 3 > "$TMP/etok.$1"; }
+run_peer() {
+    [ -n "$LB" ] || return 0
+    # pp512 + tg128 from an empty context, then tg128 at depth 512 (-d; a peer without -d: n/a)
+    "$LB" -m "$MODEL" -t "$THREADS" -p 512 -n 128 -r 3 -o csv 2>/dev/null > "$TMP/llama.$1"
+    "$LB" -m "$MODEL" -t "$THREADS" -p 0 -n 128 -d 512 -r 3 -o csv 2>/dev/null > "$TMP/llamad.$1" || : > "$TMP/llamad.$1"
+}
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
-    "$BUILD/bench_engine_speed" -m "$MODEL" -t "$THREADS" -p 512 -n 128 -r 3 > "$TMP/etok.$r"
-    "$LB" -m "$MODEL" -t "$THREADS" -p 512 -n 128 -r 3 -o csv 2>/dev/null > "$TMP/llama.$r"
+    if [ $((r % 2)) -eq 1 ]; then run_etok "$r"; run_peer "$r"; first=etok; else run_peer "$r"; run_etok "$r"; first=peer; fi
+    "$BUILD/bench_triad" -t "$THREADS" -b > "$TMP/triad.$r"
+    echo "$first" > "$TMP/first.$r"
     r=$((r + 1))
 done
 
-# per round: etok pp, etok tg, llama pp, llama tg
+# the avg_ts of a llama-bench csv's rows with column $2 > 0 (n/a when absent)
+csv_ts() {
+    [ -s "$1" ] || { echo nan; return; }
+    awk -F, -v col="$2" 'NR==1{for(i=1;i<=NF;i++){gsub(/"/,"",$i); c[$i]=i}; next} {gsub(/"/,"")} (col in c) && $c[col]>0{print $c["avg_ts"]; f=1; exit} END{if(!f)print "nan"}' "$1"
+}
+# per round: etok pp, tg, tg@d512, peer pp, tg, tg@d512, triad GB/s, who ran first
 r=1
 : > "$TMP/table"
 while [ "$r" -le "$ROUNDS" ]; do
     ep=$(awk '/^etok pp/{print $3}' "$TMP/etok.$r")
     et=$(awk '/^etok tg[0-9]+:/{print $3}' "$TMP/etok.$r")
-    # llama-bench csv: the avg_ts column of the pp (n_prompt>0) and tg (n_gen>0) rows
-    lp=$(awk -F, 'NR==1{for(i=1;i<=NF;i++){gsub(/"/,"",$i); c[$i]=i}; next} {gsub(/"/,"")} $c["n_prompt"]>0{print $c["avg_ts"]}' "$TMP/llama.$r")
-    lt=$(awk -F, 'NR==1{for(i=1;i<=NF;i++){gsub(/"/,"",$i); c[$i]=i}; next} {gsub(/"/,"")} $c["n_gen"]>0{print $c["avg_ts"]}' "$TMP/llama.$r")
-    echo "$ep $et $lp $lt" >> "$TMP/table"
+    ed=$(awk '/^etok tg[0-9]+@d/{print $3}' "$TMP/etok.$r")
+    if [ -n "$LB" ]; then
+        lp=$(csv_ts "$TMP/llama.$r" n_prompt); lt=$(csv_ts "$TMP/llama.$r" n_gen); ld=$(csv_ts "$TMP/llamad.$r" n_depth)
+    else
+        lp=nan; lt=nan; ld=nan
+    fi
+    bw=$(awk '/^triad/{print $(NF-1)}' "$TMP/triad.$r")
+    echo "$ep $et $ed $lp $lt $ld $bw $(cat "$TMP/first.$r")" >> "$TMP/table"
     r=$((r + 1))
 done
-awk '{
-    printf "round %d: prefill etok %7.1f llama.cpp %7.1f ratio %.2f | decode etok %6.1f llama.cpp %6.1f ratio %.2f\n", NR, $1, $3, $1/$3, $2, $4, $2/$4
-    sp += $1; st += $2; lp += $3; lt += $4; rp[NR] = $1/$3; rt[NR] = $2/$4
+awk -v peer="${LB:+1}" 'function rt(a, b) { return (b == "nan" || b + 0 == 0) ? "  n/a" : sprintf("%5.2f", a / b) }
+function v(x) { return x == "nan" ? "    n/a" : sprintf("%7.1f", x) }
+{
+    printf "round %d (%s first): prefill etok %7.1f peer %s ratio %s | decode etok %6.1f peer %s ratio %s | decode@d512 etok %6.1f peer %s ratio %s | triad %.1f GB/s\n",
+        NR, $8, $1, v($4), rt($1, $4), $2, v($5), rt($2, $5), $3, v($6), rt($3, $6), $7
+    for (k = 1; k <= 7; k++) s[k] += $k
+    if ($6 == "nan") nod = 1
 } END {
     n = NR
-    printf "mean:    prefill etok %7.1f llama.cpp %7.1f ratio %.2f | decode etok %6.1f llama.cpp %6.1f ratio %.2f (tokens/s, measured)\n", sp/n, lp/n, sp/lp, st/n, lt/n, st/lt
+    printf "mean:             prefill etok %7.1f peer %s ratio %s | decode etok %6.1f peer %s ratio %s | decode@d512 etok %6.1f peer %s ratio %s | triad %.1f GB/s (tokens/s, measured)\n",
+        s[1]/n, peer ? v(s[4]/n) : v("nan"), peer ? rt(s[1], s[4]) : rt(0, "nan"), s[2]/n, peer ? v(s[5]/n) : v("nan"), peer ? rt(s[2], s[5]) : rt(0, "nan"),
+        s[3]/n, (peer && !nod) ? v(s[6]/n) : v("nan"), (peer && !nod) ? rt(s[3], s[6]) : rt(0, "nan"), s[7]/n
+    printf "etok decode at depth 512 = %.0f%% of its empty-context rate", 100*s[3]/s[2]
+    if (peer && !nod) printf "; peer %.0f%%", 100*s[6]/s[5]
+    printf "\n"
 }' "$TMP/table"
 
-# decode after the prompt (etok only: llama-bench's tg starts from an empty context)
-grep '@d' "$TMP/etok.1"
-# the roofs
+# the roofs: the etok shape estimates, the mean triad of the rounds, the FMA peak once
 tail -3 "$TMP/etok.1"
 "$BUILD/bench_triad" -t "$THREADS" | tee "$TMP/triad"
-bw=$(awk '/^triad/{print $(NF-1)}' "$TMP/triad")
+bw=$(awk '{s+=$7} END{print s/NR}' "$TMP/table")
 pk=$(awk '/^FMA/{print $(NF-1)}' "$TMP/triad")
 mb=$(awk '/bytes\/token/{print $6}' "$TMP/etok.1")
 gf=$(awk '/FLOPs\/token/{print $6}' "$TMP/etok.1")
 awk -v bw="$bw" -v pk="$pk" -v mb="$mb" -v gf="$gf" -v t="$(awk '{s+=$2} END{print s/NR}' "$TMP/table")" 'BEGIN {
-    printf "decode roofs (estimates): bandwidth %.0f tokens/s (%.1f GB/s / %.1f MB of weights per token), compute %.0f tokens/s (%.1f GFLOP/s / %.3f GFLOP per token)\n", bw*1000/mb, bw, mb, pk/gf, pk, gf
+    printf "decode roofs (estimates): bandwidth %.0f tokens/s (%.1f GB/s mean triad of the rounds / %.1f MB of weights per token), compute %.0f tokens/s (%.1f GFLOP/s / %.3f GFLOP per token)\n", bw*1000/mb, bw, mb, pk/gf, pk, gf
     printf "etok decode at %.1f tokens/s = %.0f%% of the bandwidth roof, %.0f%% of the FMA roof\n", t, 100*t/(bw*1000/mb), 100*t/(pk/gf)
 }'

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tests/fixtures/reference/greedy.json: llama.cpp's greedy continuation and the
-final-position logits of several prompts on the same GGUF. Runs a small C program (kept out of
-the repo, see tests/fixtures/reference/README.md) linked against llama.cpp's libllama:
+final-position logits of several prompts on the same GGUF. Runs a greedy-decoding program you give
+by path (the fixture's was outside this repository, see tests/fixtures/reference/README.md):
   scripts/gen_greedy_reference.py GREEDY_BIN MODEL.gguf OUT.json [N_PREDICT] [THREADS] [TOPK]"""
 import hashlib, json, os, subprocess, sys, tempfile
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Generate tests/fixtures/reference/tokenize.json: llama.cpp's token ids for a varied set of
-strings, produced by running llama.cpp's own `llama-tokenize` (built from source, never copied
-into etok) on the same GGUF file. Usage:
+strings, produced by running llama.cpp's own `llama-tokenize` (a binary you
+give by its directory; etok neither builds nor copies the peer) on the same GGUF file. Usage:
   scripts/gen_tokenizer_reference.py LLAMA_BIN_DIR MODEL.gguf OUT.json
 Each string is fed on stdin (--stdin --no-escape, so bytes go in unchanged) twice: with special
 token parsing (the default) and with --no-parse-special. BOS follows the model's add_bos flag."""

@@ -62,6 +62,15 @@ typedef struct {
 int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset *evals, const etok_bench_opts *o,
                               etok_meter_set *meters, etok_record *rec, etok_err *err);
 
+/* The k-th warm-up prompt (k >= 0; a fixed cycle of ETOK_BENCH_WARMUP_PROMPTS). Warm-up
+ * requests in both modes (engine and --endpoint) send these, never eval items: an eval prompt
+ * sent in the warm-up would hit the server's prompt cache when measured (too low a TTFT), and
+ * both modes with the same seed measure the same prompts in the same order (the window starts
+ * at the first item of the seeded shuffle). They share no text with eval items beyond the chat
+ * template (each starts "etok warm-up request"). */
+#define ETOK_BENCH_WARMUP_PROMPTS 4
+const char *etok_bench_warmup_prompt(int k);
+
 /* Moves the remote traces and faults into rec (after the meters stopped). When any remote trace
  * has a reading, the local traces stay in the record but are no longer summable: the energy
  * reported is the remote node's, never the two machines added together. Returns how many

@@ -16,8 +16,12 @@
 #define ETOK_EXIT_NOT_FOUND 127 /* like a shell: the command does not exist */
 #define ETOK_EXIT_NOT_EXECUTABLE 126
 
+enum { ETOK_TOKENS_LAST = 0, ETOK_TOKENS_FIRST = 1, ETOK_TOKENS_SUM = 2 };
+
 typedef struct {
     const char *tokens_regex; /* ERE with exactly one capture group; NULL = do not scan */
+    int tokens_pick;          /* which matches make the count: ETOK_TOKENS_LAST (0, default),
+                                 ETOK_TOKENS_FIRST or ETOK_TOKENS_SUM (all matches added) */
     int signal_fd;            /* signalfd of the signals to forward (SIGINT, SIGTERM); -1 = none */
     double kill_grace_s;      /* after a forwarded signal, SIGKILL the group; 0 = 10 s */
     /* Called once the command's process group exists (pgid = its pid), before its output is
@@ -32,9 +36,11 @@ typedef struct {
     int grace_expired;        /* the group was killed because kill_grace_s ran out */
     int leftover;             /* processes of its group were still running when it exited: ended */
     int tokens_found;         /* the regex matched with an integer capture */
-    long long tokens;         /* the capture of the last such match */
+    long long tokens;         /* the count per tokens_pick: the last, the first or the sum of the
+                                 matches' captures (a sum past 9e18 stays at 9e18, tokens_capped) */
+    int tokens_capped;
     int tokens_matches;       /* how many lines matched with an integer capture */
-    char tokens_line[256];    /* the last matching line (provenance for the record) */
+    char tokens_line[256];    /* the matching line taken (last; first for FIRST; the last for SUM) */
 } etok_command_result;
 
 /* The regex compiles and has exactly one capture group. 0, or -1 (ETOK_EXIT_USAGE). */

@@ -15,7 +15,10 @@
  * else the number of non-empty content chunks ("chunks", tokens_in then 0 = unknown); a
  * non-streamed response without usage has unknown counts ("none", 0).
  * token_times_s has one entry per content chunk; when usage reports more output tokens than
- * chunks (servers that pack several tokens into one chunk), stats.usage_exceeds_chunks says so.
+ * chunks (servers that pack several tokens into one chunk, or count the end token that no chunk
+ * carries: llama-server), stats.usage_exceeds_chunks says so; the record keeps both counts
+ * (tokens_out and one token_times_s entry per chunk) and the tokens_out metric's note shows the
+ * difference (docs/REPORT.md).
  * When the usage carries etok serve's per-request `energy_j`, it lands in the request's
  * energy_j (else that stays < 0, not attributed). */
 #ifndef ETOK_ENDPOINT_H

@@ -260,7 +260,8 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     size_t n_ttft = 0, n_tpot = 0, n_e2e = 0, n_checked = 0, n_pass = 0, n_ok = 0;
     size_t n_req = etok_metrics_request_view(r, rv);
     n_itl = 0;
-    long long req_tin = 0, req_tout = 0;
+    long long req_tin = 0, req_tout = 0, u_usage = 0, u_chunks = 0;
+    size_t u_exceed = 0;
     double ttft_slo = r->ttft_slo_s, tpot_slo = r->tpot_slo_s;
     int has_slo = ttft_slo > 0 || tpot_slo > 0;
     for (size_t i = 0; i < n_req; i++) {
@@ -269,6 +270,12 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
         req_tin += q->tokens_in;
         req_tout += q->tokens_out;
         if (q->ok) n_ok++;
+        if (q->ok && q->n_token_times > 0 && !strcmp(q->token_count_source, "usage")) {
+            /* the server's usage against the content chunks it streamed (--endpoint) */
+            u_usage += q->tokens_out;
+            u_chunks += (long long)q->n_token_times;
+            if ((size_t)q->tokens_out > q->n_token_times) u_exceed++;
+        }
         if (v->checked) {
             passv[n_checked++] = v->pass;
             n_pass += (size_t)v->pass;
@@ -302,6 +309,10 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     x = add(m, "tokens_out", "", "token", "engine");
     if (tokens_known) setv(x, (double)tout, 0);
     else note(x, "token count not known");
+    if (tokens_known && u_exceed > 0)
+        note(x, "from the server's usage; its content chunks carried %lld of its %lld tokens (+%lld: usage exceeded "
+                "the chunks in %zu requests, e.g. the end token no chunk carries)",
+             u_chunks, u_usage, u_usage - u_chunks, u_exceed);
     setv(add(m, "requests", "", "1", "clock"), (double)n_req, 0);
     setv(add(m, "requests_ok", "", "1", "clock"), (double)n_ok, 0);
     /* failed requests are counted, never dropped: the first error says what went wrong */

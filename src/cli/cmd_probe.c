@@ -16,7 +16,7 @@ static void help(FILE *f) {
     fprintf(f, "usage: etok probe [--profile FILE] [--force] [--json] [--threads N]\n\n"
                "Measure this machine's ceilings for MFU, MBU and the TPF: peak compute (an FMA kernel\n"
                "and the int8 dot path the engine uses, on every core) and memory bandwidth (a STREAM-like\n"
-               "triad over arrays far larger than the last-level cache). Takes about 5 s; the profile is\n"
+               "triad over arrays 4x the last-level cache, at least 128 MiB in all). Takes about 5 s; the profile is\n"
                "cached at $XDG_CACHE_HOME/etok/profile-<host>.json (default ~/.cache/etok/) and reused.\n"
                "  --profile FILE  read/write this profile instead of the cache\n"
                "  --force         measure again even when a profile exists\n"

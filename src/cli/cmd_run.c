@@ -70,8 +70,10 @@ static void usage(FILE *f) {
             "\n"
             "  --tokens N          the command produced N output tokens\n"
             "  --tokens-regex RE   take the token count from the command's output: POSIX extended\n"
-            "                      regex with one capture group, last matching line wins\n"
-            "                      (e.g. 'generated ([0-9]+) tokens')\n"
+            "                      regex with one capture group (e.g. 'generated ([0-9]+) tokens');\n"
+            "                      which matching lines count: --tokens-pick\n"
+            "  --tokens-pick WHICH last (default: the last matching line, a final summary), first,\n"
+            "                      or sum (add every match: one count printed per request)\n"
             "  --meter NAME        use this meter (repeatable or comma-separated): rapl, perf, hwmon,\n"
             "                      nvml, extlog, estimate. Default: every available counter/power\n"
             "                      meter; `estimate` (a model) only when asked or when none exists\n"
@@ -89,6 +91,8 @@ static void usage(FILE *f) {
             "                      group if it is still running S seconds later (default 10)\n"
             "  -h, --help          this help\n"
             "\n"
+            "The measured window is the whole command, start-up (e.g. model load) included: J/token\n"
+            "covers loading too; measure a long enough run, or subtract a load-only run.\n"
             "The command runs in a process group of its own (with the terminal, when etok has it).\n"
             "Ctrl-C/SIGTERM to etok: forwarded to that group; a second one, or --kill-after, kills\n"
             "the group. The record is still written, marked partial. Processes the command leaves\n"
@@ -142,6 +146,7 @@ typedef struct {
     long long tokens;
     int tokens_given;
     const char *tokens_regex;
+    int tokens_pick, tokens_pick_given;
     etok_cli_meters meters;
     double idle_s, pue, rate_hz, cpu_idle_w, cpu_max_w;
     double kill_after_s; /* 0 = drive/command.c's default (10 s) */
@@ -168,6 +173,8 @@ static char *config_text(const run_opts *o, const etok_command_result *cr) {
     } else if (o->tokens_regex) {
         json_object_set_new(c, "tokens_source", json_string("--tokens-regex"));
         json_object_set_new(c, "tokens_regex", json_string(o->tokens_regex));
+        static const char *const picks[] = {"last", "first", "sum"};
+        json_object_set_new(c, "tokens_pick", json_string(picks[o->tokens_pick]));
         if (cr && cr->tokens_found) {
             json_object_set_new(c, "tokens_line", json_string(cr->tokens_line));
             json_object_set_new(c, "tokens_matches", json_integer(cr->tokens_matches));
@@ -184,6 +191,7 @@ static char *config_text(const run_opts *o, const etok_command_result *cr) {
 int cmd_run(int argc, char **argv) {
     static const struct option lopts[] = {
         {"tokens", required_argument, NULL, 't'},  {"tokens-regex", required_argument, NULL, 'r'},
+        {"tokens-pick", required_argument, NULL, 'P'},
         {"meter", required_argument, NULL, 'm'},   {"idle", required_argument, NULL, 'i'},
         {"pue", required_argument, NULL, 'p'},     {"cpu-tdp", required_argument, NULL, 'c'},
         {"extlog", required_argument, NULL, 'e'},  {"rate", required_argument, NULL, 'R'},
@@ -210,6 +218,16 @@ int cmd_run(int argc, char **argv) {
             break;
         }
         case 'r': o.tokens_regex = optarg; break;
+        case 'P':
+            o.tokens_pick_given = 1;
+            if (!strcmp(optarg, "last")) o.tokens_pick = ETOK_TOKENS_LAST;
+            else if (!strcmp(optarg, "first")) o.tokens_pick = ETOK_TOKENS_FIRST;
+            else if (!strcmp(optarg, "sum")) o.tokens_pick = ETOK_TOKENS_SUM;
+            else {
+                fprintf(stderr, "etok run: --tokens-pick takes last, first or sum, not '%s'\n", optarg);
+                return ETOK_EXIT_USAGE;
+            }
+            break;
         case 'm':
             if (etok_cli_meters_add("run", &o.meters, optarg) != 0) return ETOK_EXIT_USAGE;
             break;
@@ -246,6 +264,10 @@ int cmd_run(int argc, char **argv) {
     }
     if (optind >= argc) {
         fprintf(stderr, "etok run: no command given (etok run [OPTIONS] -- CMD [ARGS...])\n");
+        return ETOK_EXIT_USAGE;
+    }
+    if (o.tokens_pick_given && !o.tokens_regex) {
+        fprintf(stderr, "etok run: --tokens-pick needs --tokens-regex\n");
         return ETOK_EXIT_USAGE;
     }
     if (o.tokens_given && o.tokens_regex) {
@@ -327,7 +349,7 @@ int cmd_run(int argc, char **argv) {
     }
     rec.window_start_s = run_edge_s(ms);
     if (!interrupted) {
-        etok_command_opts co = {.tokens_regex = o.tokens_regex, .signal_fd = sig_fd, .kill_grace_s = o.kill_after_s,
+        etok_command_opts co = {.tokens_regex = o.tokens_regex, .tokens_pick = o.tokens_pick, .signal_fd = sig_fd, .kill_grace_s = o.kill_after_s,
                                 .on_group = run_on_group, .on_group_ctx = ms};
         if (etok_command_run(cmd, &co, &cr, &err) != 0) {
             /* it vanished between the check and now: report it, still write the record */
@@ -397,8 +419,10 @@ int cmd_run(int argc, char **argv) {
             if (o.tokens_regex && ran && !cr.tokens_found)
                 fprintf(stderr, "  note: --tokens-regex '%s' matched no line with an integer count\n", o.tokens_regex);
             else if (o.tokens_regex && cr.tokens_found)
-                fprintf(stderr, "  tokens from     --tokens-regex, last of %d matching lines: %s\n", cr.tokens_matches,
-                        cr.tokens_line);
+                fprintf(stderr, "  tokens from     --tokens-regex, %s of %d matching lines%s: %s%s\n",
+                        o.tokens_pick == ETOK_TOKENS_SUM ? "sum" : o.tokens_pick == ETOK_TOKENS_FIRST ? "first" : "last",
+                        cr.tokens_matches, cr.tokens_capped ? " (capped at 9e18)" : "",
+                        o.tokens_pick == ETOK_TOKENS_SUM ? "last: " : "", cr.tokens_line);
         }
     } else {
         fprintf(stderr, "etok run: cannot analyse the record (invalid windows)\n");

@@ -31,6 +31,16 @@ typedef struct {
     int n;
 } prompt_toks;
 
+const char *etok_bench_warmup_prompt(int k) {
+    static const char *const w[ETOK_BENCH_WARMUP_PROMPTS] = {
+        "etok warm-up request (not measured): name three primary colours.",
+        "etok warm-up request (not measured): count from one to ten in words.",
+        "etok warm-up request (not measured): say good morning in French, German and Spanish.",
+        "etok warm-up request (not measured): what is the sum of two and two?",
+    };
+    return w[(k < 0 ? 0 : k) % ETOK_BENCH_WARMUP_PROMPTS];
+}
+
 /* One reading of the --energy-from exporter, appended to o->remote_traces at record time t:
  * a counter trace (J) per exporter series; a failed read is a fault, not a silent gap. */
 static void remote_edge(const etok_bench_opts *o, double t) {
@@ -134,6 +144,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
     int rc = -1;
     size_t n_items = ev->n_items;
     prompt_toks *pt = calloc(n_items, sizeof *pt);
+    prompt_toks wt[ETOK_BENCH_WARMUP_PROMPTS] = {{0}};
     int slots = o->rate_rps > 0 ? (o->max_slots > 0 ? o->max_slots : 8) : (o->concurrency > 0 ? o->concurrency : 1);
     flight *fl = calloc((size_t)slots, sizeof *fl);
     int *order = calloc(n_items, sizeof *order);
@@ -158,6 +169,23 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
         if (pt[i].n + o->max_tokens > ctx) {
             etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: item \"%s\": prompt of %d tokens + %d new tokens exceeds the context (%d)",
                       ev->path, ev->items[i].line, ev->items[i].id, pt[i].n, o->max_tokens, ctx);
+            goto out;
+        }
+    }
+    /* Warm-up prompts: outside the eval set, the same as --endpoint sends. */
+    for (int k = 0; k < ETOK_BENCH_WARMUP_PROMPTS && k < o->warmup_requests; k++) {
+        const char *roles[2] = {"system", "user"}, *contents[2] = {o->system_prompt, etok_bench_warmup_prompt(k)};
+        int first = o->system_prompt ? 0 : 1, cap = ctx + 1;
+        wt[k].tokens = malloc((size_t)cap * sizeof(int32_t));
+        if (!wt[k].tokens) {
+            etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+            goto out;
+        }
+        wt[k].n = etok_tokenize_chat(model, roles + first, contents + first, 2 - first, 1, wt[k].tokens, cap, err);
+        if (wt[k].n < 0) goto out;
+        if (wt[k].n + o->max_tokens > ctx) {
+            etok_errc(err, ETOK_EXIT_INPUT, "bench: warm-up prompt of %d tokens + %d new tokens exceeds the context (%d)",
+                      wt[k].n, o->max_tokens, ctx);
             goto out;
         }
     }
@@ -250,9 +278,15 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
                 if (!want_more) break;
                 t_send = etok_mono_s() - t0;
             }
-            int item = order[next_item % n_items];
-            next_item++;
-            int seq = etok_engine_add(engine, pt[item].tokens, pt[item].n, o->max_tokens, &samp, err);
+            int item = -1, seq;
+            if (phase_warm) {
+                const prompt_toks *w = &wt[warm_issued % ETOK_BENCH_WARMUP_PROMPTS];
+                seq = etok_engine_add(engine, w->tokens, w->n, o->max_tokens, &samp, err);
+            } else {
+                item = order[next_item % n_items];
+                next_item++;
+                seq = etok_engine_add(engine, pt[item].tokens, pt[item].n, o->max_tokens, &samp, err);
+            }
             if (seq < 0) goto out_free_queue;
             fl[s].seq = seq;
             fl[s].item = item;
@@ -426,6 +460,7 @@ out:
     if (pt)
         for (size_t i = 0; i < n_items; i++) free(pt[i].tokens);
     free(pt);
+    for (int k = 0; k < ETOK_BENCH_WARMUP_PROMPTS; k++) free(wt[k].tokens);
     if (fl)
         for (int s = 0; s < slots; s++) free(fl[s].out_tokens);
     free(fl);
@@ -506,7 +541,9 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
         wo.concurrency = o->concurrency > 0 ? o->concurrency : 1;
         ctx.total = -1;
         ctx.t_begin = etok_meters_now(ms);
-        int wrc = etok_endpoint_run(&wo, prompts, (int)n, &warm, &stop, ep_progress, &ctx, err);
+        const char *wp[ETOK_BENCH_WARMUP_PROMPTS];
+        for (int k = 0; k < ETOK_BENCH_WARMUP_PROMPTS; k++) wp[k] = etok_bench_warmup_prompt(k);
+        int wrc = etok_endpoint_run(&wo, wp, ETOK_BENCH_WARMUP_PROMPTS, &warm, &stop, ep_progress, &ctx, err);
         etok_record_free(&warm);
         if (wrc) goto out;
         ctx.total = o->requests;

@@ -18,7 +18,9 @@
  * orphans are ours to reap: a zombie of the group is not mistaken for a live process.
  *
  * Output lines longer than the scan buffer are scanned in pieces (a match across the cut is
- * missed); the count taken is the last matching line's capture (summary lines come last). */
+ * missed); the count taken is, per o->tokens_pick, the last matching line's capture (the
+ * default: summary lines come last), the first, or the sum of every match (a program that
+ * prints one count per request). */
 #include "etok/command.h"
 
 #include <errno.h>
@@ -104,6 +106,7 @@ typedef struct {
 typedef struct {
     regex_t rx;
     int have_rx;
+    int pick; /* ETOK_TOKENS_LAST / FIRST / SUM */
     etok_command_result *res;
 } scanner;
 
@@ -122,10 +125,23 @@ static void scan_line(scanner *sc, const char *line) {
     long long v;
     /* a whole count the run record can hold (0..9e18, docs/RECORD.md); anything else is not a count */
     if (k == 0 || etok_parse_i64("--tokens-regex", num, 0, 9000000000000000000LL, &v, NULL)) return;
-    sc->res->tokens_found = 1;
-    sc->res->tokens = v;
-    sc->res->tokens_matches++;
-    snprintf(sc->res->tokens_line, sizeof sc->res->tokens_line, "%s", line);
+    etok_command_result *r = sc->res;
+    int first = !r->tokens_found;
+    r->tokens_found = 1;
+    r->tokens_matches++;
+    if (sc->pick == ETOK_TOKENS_FIRST && !first) return;
+    if (sc->pick == ETOK_TOKENS_SUM && !first) {
+        const long long cap = 9000000000000000000LL;
+        if (v > cap - r->tokens) {
+            r->tokens = cap;
+            r->tokens_capped = 1;
+        } else {
+            r->tokens += v;
+        }
+    } else {
+        r->tokens = v;
+    }
+    snprintf(r->tokens_line, sizeof r->tokens_line, "%s", line);
 }
 
 static void write_all(stream *s, const char *buf, size_t len) {
@@ -204,7 +220,7 @@ static int group_alive(pid_t pgrp) {
 int etok_command_run(char *const argv[], const etok_command_opts *o, etok_command_result *res, etok_err *err) {
     memset(res, 0, sizeof *res);
     if (!argv || !argv[0]) return etok_errc(err, ETOK_EXIT_USAGE, "no command given");
-    scanner sc = {.res = res};
+    scanner sc = {.res = res, .pick = o ? o->tokens_pick : ETOK_TOKENS_LAST};
     if (o && o->tokens_regex) {
         if (etok_command_check_regex(o->tokens_regex, err) != 0) return -1;
         if (regcomp(&sc.rx, o->tokens_regex, REG_EXTENDED) != 0) return etok_errc(err, ETOK_EXIT_USAGE, "bad regex");

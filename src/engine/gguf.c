@@ -23,6 +23,21 @@ typedef struct {
     etok_err *err;
 } cursor;
 
+/* GGML's type ids (ggml.h's enum ggml_type, as GGUF stores them) by name, for messages about
+ * types this engine does not read; NULL for ids GGML does not define either. */
+static const char *ggml_type_name(uint32_t t) {
+    static const char *const names[] = {
+        [0] = "F32",      [1] = "F16",     [2] = "Q4_0",     [3] = "Q4_1",    [6] = "Q5_0",    [7] = "Q5_1",
+        [8] = "Q8_0",     [9] = "Q8_1",    [10] = "Q2_K",    [11] = "Q3_K",   [12] = "Q4_K",   [13] = "Q5_K",
+        [14] = "Q6_K",    [15] = "Q8_K",   [16] = "IQ2_XXS", [17] = "IQ2_XS", [18] = "IQ3_XXS", [19] = "IQ1_S",
+        [20] = "IQ4_NL",  [21] = "IQ3_S",  [22] = "IQ2_S",   [23] = "IQ4_XS", [24] = "I8",     [25] = "I16",
+        [26] = "I32",     [27] = "I64",    [28] = "F64",     [29] = "IQ1_M",  [30] = "BF16",   [34] = "TQ1_0",
+        [35] = "TQ2_0",   [39] = "MXFP4",
+    };
+    return t < sizeof names / sizeof names[0] ? names[t] : NULL;
+}
+#define SUPPORTED_TYPES "F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K"
+
 static int bad(cursor *c, const char *what) {
     return etok_errc(c->err, ETOK_EXIT_INPUT, "GGUF: %s (at byte %zu of %zu)", what, c->off, c->size);
 }
@@ -287,7 +302,9 @@ static int parse(etok_gguf *g, etok_err *err) {
         if (rd_u32(&c, &t->type, t->name)) return -1;
         int be = etok_type_block_elems(t->type), bb = etok_type_block_bytes(t->type);
         if (be == 0) {
-            snprintf(buf, sizeof buf, "tensor '%.200s': unknown or unsupported tensor type %u", t->name, t->type);
+            const char *tn = ggml_type_name(t->type);
+            snprintf(buf, sizeof buf, "tensor '%.200s': tensor type %u (%s) is not supported; supported: %s", t->name,
+                     t->type, tn ? tn : "unknown to etok", SUPPORTED_TYPES);
             return bad(&c, buf);
         }
         if (t->ne[0] % (uint64_t)be != 0) {

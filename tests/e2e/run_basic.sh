@@ -19,6 +19,15 @@ grep -q 'J/token' "$T/err" || fail "no J/token in summary"
 grep -q '±' "$T/err" || fail "no uncertainty in summary"
 [ -s "$T/run.json" ] || fail "no record"
 
+# 1b. --tokens-pick: first and sum of the same output, recorded in the config
+for pk in first:7 sum:49; do
+    "$ETOK" run --meter estimate --cpu-tdp 5:20 --idle 0 -o "$T/pick.json" --tokens-pick "${pk%%:*}" \
+        --tokens-regex 'tokens: ([0-9]+)' -- sh -c 'echo "tokens: 7"; echo "tokens: 42"' \
+        >/dev/null 2>"$T/perr" || fail "run --tokens-pick ${pk%%:*} exited $?: $(cat "$T/perr")"
+    grep -q "\"tokens_out\": ${pk#*:}," "$T/pick.json" || fail "--tokens-pick ${pk%%:*}: not ${pk#*:}: $(grep tokens_out "$T/pick.json")"
+    grep -q "\"tokens_pick\": \"${pk%%:*}\"" "$T/pick.json" || fail "--tokens-pick ${pk%%:*} not in the config"
+done
+
 "$ETOK" report "$T/run.json" --format json >"$T/rep.json" || fail "report json"
 grep -q '"tokens_out": 42' "$T/rep.json" || fail "tokens_out not 42"
 grep -q '"source": "estimate"' "$T/rep.json" || fail "source not estimate"

@@ -46,6 +46,8 @@ expect 2 "--pue" -- run --pue 0.5 -- true
 expect 2 "--cpu-tdp" -- run --cpu-tdp 50 -- true
 expect 2 "--tokens" -- run --tokens abc -- true
 expect 2 "not both" -- run --tokens 3 --tokens-regex '([0-9]+)' -- true
+expect 2 "needs --tokens-regex" -- run --tokens-pick sum -- true
+expect 2 "last, first or sum" -- run --tokens-pick most --tokens-regex '([0-9]+)' -- true
 expect 2 "unknown or incomplete option" -- run --frobnicate -- true
 
 # report: missing file, broken JSON, a record from a newer etok, a bad field

@@ -284,9 +284,29 @@ static void test_endpoint_against_serve(void **st) {
     const char *extra[] = {"--endpoint", url, "--requests", "8", "--concurrency", "4", "--quality-target", "0.1",
                            "--ttft-slo", "30", "--tpot-slo", "30"};
     int rc = run_bench(out, extra, (int)(sizeof extra / sizeof extra[0]));
+    /* the same seed measures the same items in the same order in both modes: warm-up sends its
+     * own prompts (never the first measured items, which would then hit a prompt cache) */
+    char out_e[128], out_m[128];
+    snprintf(out_e, sizeof out_e, "%s/order_endpoint", dir);
+    snprintf(out_m, sizeof out_m, "%s/order_engine", dir);
+    const char *ex_e[] = {"--endpoint", url, "--requests", "3", "--concurrency", "1", "--seed", "7", "--warmup", "2"};
+    const char *ex_m[] = {"--requests", "3", "--concurrency", "1", "--seed", "7", "--warmup", "2"};
+    int rc_e = run_bench(out_e, ex_e, (int)(sizeof ex_e / sizeof ex_e[0]));
+    int rc_m = run_bench(out_m, ex_m, (int)(sizeof ex_m / sizeof ex_m[0]));
     kill(srv, SIGTERM);
     waitpid(srv, NULL, 0);
     assert_int_equal(rc, 0);
+    assert_int_equal(rc_e, 0);
+    assert_int_equal(rc_m, 0);
+    json_t *re = load_json(out_e, "run.json"), *rm = load_json(out_m, "run.json");
+    json_t *qe = json_object_get(re, "requests"), *qm = json_object_get(rm, "requests");
+    assert_int_equal((int)json_array_size(qe), 3);
+    assert_int_equal((int)json_array_size(qm), 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(qe, i), "id")),
+                            json_string_value(json_object_get(json_array_get(qm, i), "id")));
+    json_decref(re);
+    json_decref(rm);
     json_t *run = load_json(out, "run.json");
     json_t *reqs = json_object_get(run, "requests");
     assert_int_equal((int)json_array_size(reqs), 8);

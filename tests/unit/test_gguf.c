@@ -337,6 +337,18 @@ static void test_malformed(void **state) {
     etok_gbuf_bytes(&b, zeros, 512);
     expect_error(&b, "past the end");
 
+    header(&b, 3, 1, 0); /* a type etok does not read: named, with the supported list */
+    tensor_info(&b, "a", 1, ne32, 11 /* Q3_K */, 0);
+    etok_gbuf_pad(&b, 32);
+    etok_gbuf_bytes(&b, zeros, 512);
+    expect_error(&b, "tensor type 11 (Q3_K) is not supported; supported: F32, F16, BF16");
+
+    header(&b, 3, 1, 0); /* an id GGML does not define */
+    tensor_info(&b, "a", 1, ne32, 250, 0);
+    etok_gbuf_pad(&b, 32);
+    etok_gbuf_bytes(&b, zeros, 512);
+    expect_error(&b, "tensor type 250 (unknown to etok) is not supported");
+
     header(&b, 3, 2, 0); /* duplicate tensor names */
     tensor_info(&b, "a", 1, ne32, ETOK_T_F32, 0);
     tensor_info(&b, "a", 1, ne32, ETOK_T_F32, 128);

@@ -163,6 +163,27 @@ static void test_serial_run(void **st) {
     etok_record_free(&r);
 }
 
+/* --endpoint: a server's usage counts one more token than it streamed (the end token): the
+ * tokens_out figure uses the usage and its note shows both counts and the difference. */
+static void test_usage_vs_chunks(void **st) {
+    (void)st;
+    etok_record r;
+    serial_record(&r, 0.5);
+    etok_metrics m;
+    etok_err err = {0};
+    /* engine-counted (no usage): no note */
+    assert_int_equal(etok_metrics_compute(&r, NULL, &m, &err), 0);
+    assert_null(strstr(etok_metrics_get(&m, "tokens_out", "")->note, "usage"));
+    etok_metrics_free(&m);
+    for (size_t i = 0; i < r.n_requests; i++) snprintf(r.requests[i].token_count_source, sizeof r.requests[i].token_count_source, "usage");
+    r.requests[0].tokens_out = 6; /* 5 chunks */
+    assert_int_equal(etok_metrics_compute(&r, NULL, &m, &err), 0);
+    NEAR(val(&m, "tokens_out", ""), 9, 0);
+    assert_non_null(strstr(etok_metrics_get(&m, "tokens_out", "")->note, "carried 8 of its 9 tokens (+1: usage exceeded the chunks in 1 requests"));
+    etok_metrics_free(&m);
+    etok_record_free(&r);
+}
+
 static void test_quality_gate(void **st) {
     (void)st;
     etok_record r;
@@ -338,7 +359,8 @@ static void test_carbon(void **st) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_serial_run), cmocka_unit_test(test_carbon),          cmocka_unit_test(test_quality_gate),
+        cmocka_unit_test(test_serial_run),          cmocka_unit_test(test_carbon),
+        cmocka_unit_test(test_quality_gate),        cmocka_unit_test(test_usage_vs_chunks),
         cmocka_unit_test(test_regression_split),    cmocka_unit_test(test_no_energy_no_steps),
         cmocka_unit_test(test_percentiles_and_bootstrap),
     };
