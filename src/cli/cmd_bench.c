@@ -20,6 +20,7 @@
 #include "etok/evalset.h"
 #include "etok/meter.h"
 #include "etok/metrics.h"
+#include "etok/paths.h"
 #include "etok/probe.h"
 #include "etok/record.h"
 #include "etok/report.h"
@@ -30,8 +31,6 @@
 #define ETOK_VERSION "0.1.0"
 #endif
 
-#define DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
-#define DEFAULT_EVALS "data/evals/default.jsonl"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -48,8 +47,10 @@ static void usage(FILE *f) {
             "J/token, binding constraint with MFU/MBU, PUE-adjusted power, utilization, accuracy,\n"
             "TTFT/TPOT/ITL/E2E percentiles, SLO attainment, goodput, energy cost).\n"
             "\n"
-            "  -m, --model FILE       GGUF model (default " DEFAULT_MODEL ")\n"
-            "  --evals FILE           eval set, JSONL (default " DEFAULT_EVALS ")\n"
+            "  -m, --model FILE       GGUF model (default: $ETOK_MODEL, else " ETOK_DEFAULT_MODEL_NAME "\n"
+            "                         in ~/.cache/etok/models or ./models; docs/INSTALL.md)\n"
+            "  --evals FILE           eval set, JSONL (default DATA/evals/default.jsonl, DATA the data\n"
+            "                         directory: $ETOK_DATA_DIR, else ../share/etok beside etok)\n"
             "  --requests N           measured requests (default: one per eval item)\n"
             "  --duration S           instead: issue requests for S seconds\n"
             "  --concurrency C        closed loop, C requests in flight (continuous batching; default 4)\n"
@@ -102,14 +103,6 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, int l
     }
     *out = v;
     return 0;
-}
-
-/* A default path relative to the working directory, else to the source tree. */
-static const char *default_path(const char *rel, char *buf, size_t n) {
-    if (access(rel, F_OK) == 0) return rel;
-    snprintf(buf, n, "%s/%s", ETOK_SOURCE_DIR, rel);
-    if (access(buf, F_OK) == 0) return buf;
-    return rel;
 }
 
 static int write_out(const char *dir, const char *name, const char *text, etok_err *err) {
@@ -270,8 +263,10 @@ int cmd_bench(int argc, char **argv) {
             return ETOK_EXIT_USAGE;
         }
     }
-    if (!model_path) model_path = default_path(DEFAULT_MODEL, mbuf, sizeof mbuf);
-    if (!evals_path) evals_path = default_path(DEFAULT_EVALS, ebuf, sizeof ebuf);
+    if (!evals_path) {
+        snprintf(ebuf, sizeof ebuf, "%s/evals/default.jsonl", etok_data_dir());
+        evals_path = ebuf;
+    }
     if (conc == 0 && rate == 0) conc = 4;
 
     /* ---- every input checked before the run ---- */
@@ -286,11 +281,12 @@ int cmd_bench(int argc, char **argv) {
         return err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
     }
     ep.request_timeout_s = timeout;
-    if (!ep.url && access(model_path, R_OK) != 0) {
-        fprintf(stderr, "etok bench: model file '%s' not found (make model fetches the default; -m FILE)\n", model_path);
+    if (!ep.url && etok_model_resolve("bench", model_path, mbuf, sizeof mbuf, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
         etok_evalset_free(&ev);
         return ETOK_EXIT_INPUT;
     }
+    if (!ep.url) model_path = mbuf;
     int rc = ETOK_EXIT_FAIL;
     etok_model *model = NULL;
     etok_engine *engine = NULL;
