@@ -137,9 +137,9 @@ SECTIONS = {
         'The Token Production Function of a deployment: every ceiling as a token rate, the binding constraint, the modelled energy per token. A model estimate, labelled as such.',
         """\
     etok tpf --list scenarios
-    etok tpf issue-example --lever fp8 --lever kv-int8
+    etok tpf h100x8-llama8b-kv-int8 --lever fp8 --lever kv-int8
     etok tpf power-capped-site --sweep facility.power_w=1e4:1e7:60:log --svg sweep.svg
-    etok tpf issue-example --from-run out/run.json
+    etok tpf h100x8-llama8b-kv-int8 --from-run out/run.json
 """,
     ),
     "probe": (

@@ -33,7 +33,7 @@ typedef struct {
     double price_per_kwh;   /* < 0: not given */
 } etok_scenario_file;
 
-/* Loads a scenario file; `path` may also be a catalog scenario name ("issue-example"). */
+/* Loads a scenario file; `path` may also be a catalog scenario name ("h100x8-llama8b-kv-int8"). */
 int etok_scenario_load(const char *path, etok_scenario_file *out, etok_err *err);
 /* The same from JSON text; `what` names the source in errors. */
 int etok_scenario_from_json_text(const char *text, const char *what, etok_scenario_file *out, etok_err *err);

@@ -42,7 +42,7 @@ static void usage(FILE *f) {
             "                  [--energy-from URL]\n"
             "\n"
             "Energy-to-token evaluation of the built-in engine: run an eval set through the model's chat\n"
-            "template (greedy), measure energy with an idle baseline, and report the METRICS.md reporting\n"
+            "template (greedy), measure energy with an idle baseline, and report the docs/METRICS.md reporting\n"
             "set (J/output-token, J/token, prefill/decode split, J/correct-answer, quality-conditioned\n"
             "J/token, binding constraint with MFU/MBU, PUE-adjusted power, utilization, accuracy,\n"
             "TTFT/TPOT/ITL/E2E percentiles, SLO attainment, goodput, energy cost).\n"

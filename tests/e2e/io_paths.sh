@@ -27,7 +27,7 @@ is_record() { grep -q '"traces"' "$1" 2>/dev/null; }
 if [ "$(id -u)" -eq 0 ] && mknod "$T/n" c 1 3 2>/dev/null; then
     run_etok 0 "" run --meter estimate --idle 0 -o "$T/n" -- true
     [ -c "$T/n" ] || fail "run -o: the character device became $(stat -c %F "$T/n")"
-    run_etok 0 "" tpf "$SRC/data/scenarios/issue-example.json" --sweep facility.power_w=1e3:1e6:5 --csv "$T/n" --svg "$T/n"
+    run_etok 0 "" tpf "$SRC/data/scenarios/h100x8-llama8b-kv-int8.json" --sweep facility.power_w=1e3:1e6:5 --csv "$T/n" --svg "$T/n"
     [ -c "$T/n" ] || fail "tpf --csv/--svg: the character device became $(stat -c %F "$T/n")"
     run_etok 0 "" report "$SRC/tests/fixtures/records/bench_hand.json" --format json -o "$T/n"
     [ -c "$T/n" ] || fail "report -o: the character device became $(stat -c %F "$T/n")"
@@ -45,7 +45,7 @@ run_etok 0 "" run --meter estimate --idle 0 -o "$T/link.json" -- true
 [ -L "$T/link.json" ] || fail "run -o: the symlink was replaced by a $(stat -c %F "$T/link.json")"
 is_record "$T/target.json" || fail "run -o link: target.json holds no record"
 echo old > "$T/t2.svg" && chmod 600 "$T/t2.svg" && ln -s t2.svg "$T/l2.svg"
-run_etok 0 "" tpf "$SRC/data/scenarios/issue-example.json" --sweep facility.power_w=1e3:1e6:5 --svg "$T/l2.svg"
+run_etok 0 "" tpf "$SRC/data/scenarios/h100x8-llama8b-kv-int8.json" --sweep facility.power_w=1e3:1e6:5 --svg "$T/l2.svg"
 [ -L "$T/l2.svg" ] || fail "tpf --svg: the symlink was replaced"
 grep -q "</svg>" "$T/t2.svg" || fail "tpf --svg link: target not written"
 [ "$(stat -c %a "$T/t2.svg")" = 600 ] || fail "tpf --svg link: target mode $(stat -c %a "$T/t2.svg"), want 600"
@@ -81,7 +81,7 @@ for fmt in md json html; do
     run_etok 5 "/dev/full" report "$SRC/tests/fixtures/records/bench_hand.json" --format $fmt -o /dev/full
     [ "$(wc -l <"$T/err")" -eq 1 ] || fail "report --format $fmt -o /dev/full: want one line: $(cat "$T/err")"
 done
-for args in "tpf $SRC/data/scenarios/issue-example.json --json" "tpf $SRC/data/scenarios/issue-example.json" \
+for args in "tpf $SRC/data/scenarios/h100x8-llama8b-kv-int8.json --json" "tpf $SRC/data/scenarios/h100x8-llama8b-kv-int8.json" \
             "meters" "report $SRC/tests/fixtures/records/bench_hand.json --format md" "--help" "tpf --help"; do
     # shellcheck disable=SC2086
     "$ETOK" $args >/dev/full 2>"$T/err"
@@ -109,7 +109,7 @@ check_bad_input() { # PATTERN ARGS...
 }
 check_bad_input "/dev/zero: scenario: not a regular file" tpf /dev/zero
 check_bad_input "/dev/zero: run record: not a regular file" report /dev/zero
-check_bad_input "/dev/zero: run record: not a regular file" tpf --from-run /dev/zero issue-example
+check_bad_input "/dev/zero: run record: not a regular file" tpf --from-run /dev/zero h100x8-llama8b-kv-int8
 check_bad_input "/dev/zero: eval set: not a regular file" bench --evals /dev/zero -o "$T/bench-out"
 check_bad_input "/dev/zero: power-meter log: not a regular file" run --meter extlog --extlog /dev/zero -- true
 mkfifo "$T/in.fifo"

@@ -9,7 +9,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$ETOK" tpf --help | grep -q "Token Production Function" || fail "--help"
 
 # Text output of the issue's example names every ceiling and says it is a model.
-"$ETOK" tpf issue-example > "$T/out.txt" || fail "issue-example rc"
+"$ETOK" tpf h100x8-llama8b-kv-int8 > "$T/out.txt" || fail "h100x8-llama8b-kv-int8 rc"
 for w in compute memory_bandwidth memory_capacity delivered_power cooling device_power_cap \
          binding_constraint token_rate_tps joules_per_output_token crossover_facility_power_w "not a measurement"; do
   grep -q "$w" "$T/out.txt" || fail "text lacks $w"

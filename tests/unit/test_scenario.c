@@ -209,7 +209,7 @@ static void inline_objects_and_defaults(void **state) {
     assert_int_equal(etok_scenario_from_json_text(ov, "ov.json", &sf, &err), 0);
     assert_true(sf.s.hw.max_power_w == 500 && sf.s.hw.mem_bw_bps == 3.35e12);
     /* a catalog scenario by name */
-    assert_int_equal(etok_scenario_load("issue-example", &sf, &err), 0);
+    assert_int_equal(etok_scenario_load("h100x8-llama8b-kv-int8", &sf, &err), 0);
     assert_string_equal(sf.s.hw.name, "h100-sxm");
     assert_int_equal(sf.s.device_count, 8);
     assert_true(sf.s.has_facility && sf.s.facility_power_w == 2e6 && sf.s.cooling_w == 1.8e6);
@@ -257,7 +257,7 @@ static void from_run_replaces_modelled_figures(void **state) {
     etok_record_free(&rec);
 
     etok_scenario_file sf;
-    assert_int_equal(etok_scenario_load("issue-example", &sf, &err), 0);
+    assert_int_equal(etok_scenario_load("h100x8-llama8b-kv-int8", &sf, &err), 0);
     etok_tpf_result before, after;
     assert_int_equal(etok_tpf_evaluate(&sf.s, -1, &before, &err), 0);
     if (etok_tpf_apply_run(path, &sf.s, &err)) fail_msg("%s", err.msg);
