@@ -36,7 +36,8 @@ static void usage(FILE *f) {
             "  --svg FILE           write the sweep as an SVG figure\n"
             "  --from-run FILE      take e_tok, utilization and device power measured by etok run/bench\n"
             "  --list KIND          list catalog entries\n"
-            "Catalogs: $ETOK_DATA_DIR or the source tree's data/ (%s).\n"
+            "Catalogs: the data directory's hardware/, models/, scenarios/ ($ETOK_DATA_DIR, else\n"
+            "../share/etok beside etok, else the source tree's data/; docs/INSTALL.md), here: %s\n"
             "exit codes: 0 ok, 1 failure, 2 usage, 3 bad or infeasible scenario, bad catalog or record,\n"
             "            5 --csv/--svg not writable\n",
             etok_data_dir());
