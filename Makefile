@@ -30,7 +30,7 @@ install: build
 
 # Remove what the last `make install` from this build installed (its manifest).
 uninstall:
-	@sh scripts/uninstall.sh $(BUILD)/install_manifest.txt
+	@DESTDIR="$(DESTDIR)" sh scripts/uninstall.sh $(BUILD)/install_manifest.txt
 
 # The main job on the embedded default: energy-to-token evaluation of the built-in engine.
 run: build model
