@@ -1,5 +1,5 @@
 #!/bin/sh
-# docs_refs.sh — the repository stands alone: no file refers to a file outside it (the old
+# docs_refs.sh — the repository stands alone: no file refers to a file outside it (such as the
 # old metric contract in a sibling directory), docs/METRICS.md exists and defines the reporting set, and every
 # docs/NAME.md that the binary's --help texts, the report footers or the sources name exists.
 set -u
