@@ -15,6 +15,14 @@ import etok
 BIG = "262143328850\n"
 
 
+def _env():
+    """the environment for etok subprocesses: without the sanitizer runtime preloaded into python
+    (the sanitized etok binary carries its own)"""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    return env
+
+
 def rapl_tree(root, uj):
     z = root / "class" / "powercap" / "intel-rapl:0"
     z.mkdir(parents=True, exist_ok=True)
@@ -106,7 +114,8 @@ def test_session_windows_saved_and_loaded(rapl, tmp_path):
     assert all(isinstance(q, dict) for q in rec["requests"])   # plain dicts: pandas.DataFrame(rec["requests"])
     etok_bin = os.environ.get("ETOK_BIN")
     if etok_bin:
-        out = subprocess.run([etok_bin, "report", str(path), "--format", "json"], capture_output=True, text=True)
+        out = subprocess.run([etok_bin, "report", str(path), "--format", "json"], capture_output=True, text=True,
+                             env=_env())
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)["kind"] == "api"
 
@@ -152,10 +161,11 @@ def test_same_energy_as_etok_run(rapl, tmp_path):
     set_uj(rapl, 1_000_000)
     rec = tmp_path / "run.json"
     out = subprocess.run([os.environ["ETOK_BIN"], "run", "--meter", "rapl", "--idle", "0", "--rate", "100", "-o",
-                          str(rec), "--", sys.executable, str(script), str(rapl)], capture_output=True, text=True)
+                          str(rec), "--", sys.executable, str(script), str(rapl)], capture_output=True, text=True,
+                         env=_env())
     assert out.returncode == 0, out.stderr
     rep = subprocess.run([os.environ["ETOK_BIN"], "report", str(rec), "--format", "json"], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, env=_env())
     r = json.loads(rep.stdout)
     assert w.energy_j == pytest.approx(1.6, abs=1e-9)
     assert abs(r["energy_j"] - w.energy_j) <= r["energy_uncertainty_j"] + w.energy_uncertainty_j + 1e-9, (r, w)
