@@ -7,7 +7,7 @@ ASAN     := build-asan
 ETOK     := $(BUILD)/etok
 MODEL    := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: all deps build model model-for-tests run test test-release test-asan test-clang bench fuzz mutate clean
+.PHONY: all deps build model model-for-tests run test test-release test-asan test-clang bench fuzz mutate clean install uninstall
 
 all: build
 
@@ -22,6 +22,15 @@ build: deps $(BUILD)/CMakeCache.txt
 
 model:
 	@sh scripts/fetch_model.sh
+
+# Install under PREFIX (default /usr/local), staged under DESTDIR if given (docs/INSTALL.md).
+PREFIX  ?= /usr/local
+install: build
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+
+# Remove what the last `make install` from this build installed (its manifest).
+uninstall:
+	@DESTDIR="$(DESTDIR)" sh scripts/uninstall.sh $(BUILD)/install_manifest.txt
 
 # The main job on the embedded default: energy-to-token evaluation of the built-in engine.
 run: build model

@@ -4,7 +4,7 @@
 set -eu
 PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev python3 python3-pip python3-venv time \
 libjansson-dev libcmocka-dev libcurl4-openssl-dev libmicrohttpd-dev \
-prometheus librsvg2-bin"
+prometheus librsvg2-bin man-db python3-venv"
 missing=""
 for p in $PKGS; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -195,7 +195,7 @@ SECTIONS = {
 def help_text(etok, cmd):
     out = subprocess.run([etok, cmd, "--help"], capture_output=True, text=True, check=True).stdout
     # the catalog path printed by `etok tpf --help` depends on the checkout
-    return re.sub(r"^(Catalogs: .*)\(/[^)]*\)", r"\1(<source>/data)", out, flags=re.M)
+    return re.sub(r"^(.*docs/INSTALL\.md\), here: )/.*$", r"\1DATA", out, flags=re.M)
 
 
 def main():

@@ -34,7 +34,7 @@ static const etok_lever_info LEVERS[] = {
      "Keep a fraction F of output tokens at the same accuracy: shorter outputs, Phi multiplied by 1/F",
      "Han et al., Token-Budget-Aware LLM Reasoning, arXiv:2412.18547"},
     {"phi", 1, "Multiply Phi_system by X: any system lever measured elsewhere as a token-rate multiplier",
-     "METRICS.md §1 (Liu et al., arXiv:2605.11733)"},
+     "docs/METRICS.md §1 (Liu et al., arXiv:2605.11733)"},
 };
 #define N_LEVERS (sizeof LEVERS / sizeof LEVERS[0])
 

@@ -25,6 +25,7 @@
 #include "etok/grid.h"
 #include "etok/meter.h"
 #include "etok/metrics.h"
+#include "etok/paths.h"
 #include "etok/probe.h"
 #include "etok/record.h"
 #include "etok/report.h"
@@ -35,8 +36,6 @@
 #define ETOK_VERSION "0.1.0"
 #endif
 
-#define DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
-#define DEFAULT_EVALS "data/evals/default.jsonl"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -48,13 +47,15 @@ static void usage(FILE *f) {
             "                  [--energy-from URL] [--weights FORMAT] [--kv-type TYPE] [--attn-window N [--attn-sinks S]]\n"
             "\n"
             "Energy-to-token evaluation of the built-in engine: run an eval set through the model's chat\n"
-            "template (greedy), measure energy with an idle baseline, and report the METRICS.md reporting\n"
+            "template (greedy), measure energy with an idle baseline, and report the docs/METRICS.md reporting\n"
             "set (J/output-token, J/token, prefill/decode split, J/correct-answer, quality-conditioned\n"
             "J/token, binding constraint with MFU/MBU, PUE-adjusted power, utilization, accuracy,\n"
             "TTFT/TPOT/ITL/E2E percentiles, SLO attainment, goodput, energy cost, CO2e).\n"
             "\n"
-            "  -m, --model FILE       GGUF model (default " DEFAULT_MODEL ")\n"
-            "  --evals FILE           eval set, JSONL (default " DEFAULT_EVALS ")\n"
+            "  -m, --model FILE       GGUF model (default: $ETOK_MODEL, else " ETOK_DEFAULT_MODEL_NAME "\n"
+            "                         in ~/.cache/etok/models or ./models; docs/INSTALL.md)\n"
+            "  --evals FILE           eval set, JSONL (default DATA/evals/default.jsonl, DATA the data\n"
+            "                         directory: $ETOK_DATA_DIR, else ../share/etok beside etok)\n"
             "  --requests N           measured requests (default: one per eval item)\n"
             "  --duration S           instead: issue requests for S seconds\n"
             "  --concurrency C        closed loop, C requests in flight (continuous batching; default 4)\n"
@@ -114,14 +115,6 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, int l
         return -1;
     }
     return 0;
-}
-
-/* A default path relative to the working directory, else to the source tree. */
-static const char *default_path(const char *rel, char *buf, size_t n) {
-    if (access(rel, F_OK) == 0) return rel;
-    snprintf(buf, n, "%s/%s", ETOK_SOURCE_DIR, rel);
-    if (access(buf, F_OK) == 0) return buf;
-    return rel;
 }
 
 static int write_out(const char *dir, const char *name, const char *text, etok_err *err) {
@@ -322,8 +315,10 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "etok bench: --server-pid needs --endpoint (the built-in engine's own work is etok's)\n");
         return ETOK_EXIT_USAGE;
     }
-    if (!model_path) model_path = default_path(DEFAULT_MODEL, mbuf, sizeof mbuf);
-    if (!evals_path) evals_path = default_path(DEFAULT_EVALS, ebuf, sizeof ebuf);
+    if (!evals_path) {
+        snprintf(ebuf, sizeof ebuf, "%s/evals/default.jsonl", etok_data_dir());
+        evals_path = ebuf;
+    }
     if (conc == 0 && rate == 0) conc = 4;
 
     /* ---- every input checked before the run ---- */
@@ -338,11 +333,12 @@ int cmd_bench(int argc, char **argv) {
         return err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
     }
     ep.request_timeout_s = timeout;
-    if (!ep.url && access(model_path, R_OK) != 0) {
-        fprintf(stderr, "etok bench: model file '%s' not found (make model fetches the default; -m FILE)\n", model_path);
+    if (!ep.url && etok_model_resolve("bench", model_path, mbuf, sizeof mbuf, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
         etok_evalset_free(&ev);
         return ETOK_EXIT_INPUT;
     }
+    if (!ep.url) model_path = mbuf;
     int rc = ETOK_EXIT_FAIL;
     etok_model *model = NULL;
     etok_engine *engine = NULL;

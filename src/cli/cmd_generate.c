@@ -13,9 +13,8 @@
 #include "commands.h"
 #include "etok/parse.h"
 #include "etok/engine.h"
+#include "etok/paths.h"
 #include "etok/util.h"
-
-#define DEFAULT_MODEL "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -23,7 +22,8 @@ static void usage(FILE *f) {
             "                     [--seed S] [--temp X] [--top-k K] [--top-p P] [--ctx N]\n"
             "                     [--weights FORMAT] [--kv-type TYPE] [--attn-window N [--attn-sinks S]]\n"
             "Generate text with the built-in engine and stream it to stdout.\n"
-            "  -m, --model MODEL  GGUF file (default: $ETOK_MODEL or " DEFAULT_MODEL ")\n"
+            "  -m, --model MODEL  GGUF file (default: $ETOK_MODEL, else " ETOK_DEFAULT_MODEL_NAME " in\n"
+            "                     ~/.cache/etok/models or ./models; docs/INSTALL.md)\n"
             "  -p, --prompt TEXT  the prompt\n"
             "  -n, --n-predict N  tokens to generate (default 128); stops early at end of generation\n"
             "      --chat         wrap the prompt in the model's chat template (one user turn)\n"
@@ -74,7 +74,7 @@ static size_t utf8_complete(const char *buf, size_t n) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model_path = getenv("ETOK_MODEL");
+    const char *model_path = NULL;
     const char *prompt = NULL;
     int n_predict = 128, chat = 0, threads = 0, ctx = 0, seed = 1, parse_special = 0;
     etok_sampling samp = {0.0f, 0, 1.0f, 1};
@@ -125,13 +125,13 @@ int cmd_generate(int argc, char **argv) {
         return ETOK_EXIT_USAGE;
     }
     samp.seed = (uint64_t)seed;
-    if (!model_path || !*model_path) model_path = DEFAULT_MODEL;
-    if (access(model_path, R_OK) != 0) {
-        fprintf(stderr, "etok generate: model file %s not found: run `make model` to fetch the default model, "
-                        "or point -m / ETOK_MODEL at a GGUF file\n", model_path);
+    etok_err err = {{0}, 0};
+    char mbuf[4096];
+    if (etok_model_resolve("generate", model_path, mbuf, sizeof mbuf, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
         return ETOK_EXIT_INPUT;
     }
-    etok_err err = {{0}, 0};
+    model_path = mbuf;
     etok_model *m = etok_model_load(model_path, &err);
     if (!m) {
         fprintf(stderr, "etok generate: %s\n", err.msg);

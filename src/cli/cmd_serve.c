@@ -13,12 +13,13 @@
 #include "etok/bgload.h"
 #include "etok/parse.h"
 #include "etok/meter.h"
+#include "etok/paths.h"
 #include "etok/serve.h"
 #include "etok/util.h"
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: etok serve -m model.gguf [--host 127.0.0.1] [--port 8080] [--api-key KEY]\n"
+            "usage: etok serve [-m model.gguf] [--host 127.0.0.1] [--port 8080] [--api-key KEY]\n"
             "                  [--max-seqs N] [--threads T] [--ctx N] [--meter NAME ...] [--cpu-tdp I:M]\n"
             "                  [--max-body BYTES] [--max-tokens-limit N] [--default-max-tokens N]\n"
             "                  [--model-id NAME] [--accept-any-model] [--window S] [--meter-rate-hz HZ]\n"
@@ -33,7 +34,8 @@ static void usage(FILE *f) {
             "  GET  /v1/models, /v1/models/ID, /health, /metrics  (/metrics: Prometheus text, docs/PROMETHEUS.md)\n"
             "Message contents and prompts are plain text: special-token text in them (\"<|im_start|>\")\n"
             "stays text; only the chat template inserts control tokens.\n"
-            "  -m, --model FILE       GGUF model (required)\n"
+            "  -m, --model FILE       GGUF model (default: $ETOK_MODEL, else the default model in\n"
+            "                         ~/.cache/etok/models or ./models; docs/INSTALL.md)\n"
             "  --host ADDR            IPv4 address to bind (default 127.0.0.1: loopback only)\n"
             "  --port N               TCP port (default 8080; 0 = any free port, printed on stderr)\n"
             "  --api-key KEY          require 'Authorization: Bearer KEY' on /v1/ (default: none; an empty\n"
@@ -191,9 +193,14 @@ int cmd_serve(int argc, char **argv) {
     o.kv_bits = levers.kv_bits;
     o.attn_window = levers.attn_window;
     o.attn_sinks = levers.attn_sinks;
-    if (!o.model_path) {
-        fprintf(stderr, "etok serve: no model given: -m model.gguf (etok serve --help)\n");
-        return ETOK_EXIT_USAGE;
+    char mbuf[4096];
+    {
+        etok_err merr = {0};
+        if (etok_model_resolve("serve", o.model_path, mbuf, sizeof mbuf, &merr) != 0) {
+            fprintf(stderr, "%s\n", merr.msg);
+            return ETOK_EXIT_INPUT;
+        }
+        o.model_path = mbuf;
     }
     cfg.names = etok_cli_meters_names(&meters);
     cfg.n_names = meters.n_names;

@@ -253,7 +253,7 @@ char *etok_report_html(const etok_record *r, const etok_metrics *m) {
             hb_put(&b, "</p>\n");
         }
     }
-    hb_put(&b, "<p class=\"meta\">Field definitions: docs/REPORT.md and METRICS.md §3. Sources: counter, "
+    hb_put(&b, "<p class=\"meta\">Field definitions: docs/REPORT.md and docs/METRICS.md §3. Sources: counter, "
                "power, external, estimate (a model, never a measurement), clock, eval, engine, probe.</p>\n"
                "</body></html>\n");
     if (b.oom) {

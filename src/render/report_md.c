@@ -198,7 +198,7 @@ char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
                       "external = power-meter log; estimate = a model, never a measurement; clock = etok's "
                       "monotonic timestamps; eval = answer checks; engine = the engine's own FLOP/byte counts; "
                       "probe = `etok probe` ceilings. Uncertainty: ± is 1-sigma; CIs are bootstrap 95%% over "
-                      "requests. Field definitions: docs/REPORT.md.\n");
+                      "requests. Field definitions: docs/METRICS.md §3 (how etok computes them: docs/REPORT.md).\n");
     }
     {
         char carbon[1024];

@@ -13,7 +13,7 @@
 #include "etok/svg.h"
 
 static const char *MODEL_NOTE =
-    "model estimate (etok tpf, METRICS.md section 1), not a measurement; device power modelled as "
+    "model estimate (etok tpf, docs/METRICS.md section 1), not a measurement; device power modelled as "
     "P_idle + (P_max - P_idle) * activity (docs/TPF.md); calibrated against published measurements where the "
     "hardware has a calibration (etok tpf --validate shows the error; held-out points within 25%), otherwise "
     "a plain roofline, optimistic by up to 5x in rate; ceilings are upper bounds";
@@ -570,7 +570,7 @@ char *etok_tpf_render_sweep_svg(const etok_sweep *sw, const etok_tpf_context *ct
                  etok_ceiling_name(sw->crossovers[k].to));
         etok_svg_chart_add_vline(c, sw->crossovers[k].x, lab, NULL);
     }
-    etok_svg_chart_caption(c, "etok tpf model estimate, not a measurement; ceilings before Phi and U; "
+    etok_svg_chart_caption(c, "etok tpf model estimate (docs/METRICS.md section 1), not a measurement; ceilings before Phi and U; "
                               "shaded: the smallest ceiling (binding)");
     char *svg = etok_svg_chart_render(c);
     free(x);

@@ -13,14 +13,7 @@
 
 #include "scenario/jsonq.h"
 
-#ifndef ETOK_SOURCE_DIR
-#define ETOK_SOURCE_DIR "."
-#endif
-
-const char *etok_data_dir(void) {
-    const char *e = getenv("ETOK_DATA_DIR");
-    return e && *e ? e : ETOK_SOURCE_DIR "/data";
-}
+/* etok_data_dir() (the catalogs' root) is resolved in util/paths.c, the same for every command. */
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 

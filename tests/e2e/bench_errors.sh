@@ -30,7 +30,7 @@ printf '{"id":"a","prompt":"p","answer":"x","check":"contains"}\n{"id":"b","prom
 printf '{"id":"a","prompt":"p","answer":"x","check":"fuzzy"}\n' > "$T/badcheck.jsonl"
 : > "$T/model.gguf"
 
-expect 3 "model file '$T/nope.gguf' not found" -- -m "$T/nope.gguf" --evals "$T/good.jsonl" -o "$T/o1"
+expect 3 "model file '$T/nope.gguf' (given with -m) not found" -- -m "$T/nope.gguf" --evals "$T/good.jsonl" -o "$T/o1"
 expect 3 "bad.jsonl:2: malformed JSON" -- -m "$T/model.gguf" --evals "$T/bad.jsonl" -o "$T/o2"
 expect 3 'badcheck.jsonl:1: item "a": unknown check "fuzzy"' -- -m "$T/model.gguf" --evals "$T/badcheck.jsonl" -o "$T/o3"
 expect 3 "none.jsonl: eval set: cannot read" -- -m "$T/model.gguf" --evals "$T/none.jsonl" -o "$T/o4"

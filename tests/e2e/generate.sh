@@ -23,7 +23,7 @@ expect 0 "usage: etok generate" -- --help
 expect 2 "PROMPT is required" -- -m "$T/x.gguf"
 expect 2 "integer" -- -p hi -n lots
 expect 2 "top-p" -- -p hi --top-p 2
-expect 3 "run \`make model\`" -- -m "$T/nope.gguf" -p hi
+expect 3 "(given with -m) not found" -- -m "$T/nope.gguf" -p hi
 printf 'GGUF\003\000\000\000' > "$T/bad.gguf"
 expect 3 "GGUF" -- -m "$T/bad.gguf" -p hi
 : > "$T/empty.gguf"

@@ -29,7 +29,11 @@ expect_rc() { # want_rc cmd...
   fi
 }
 
-expect_rc 2 "$ETOK" serve
+# without -m the default model is resolved like every command's (docs/INSTALL.md)
+export ETOK_MODEL="$T/missing-env.gguf"
+expect_rc 3 "$ETOK" serve --port 0
+grep -q "missing-env.gguf' (from \$ETOK_MODEL)" "$T/err"
+unset ETOK_MODEL
 expect_rc 2 "$ETOK" serve -m x.gguf --port 70000
 expect_rc 2 "$ETOK" serve -m x.gguf --bogus
 expect_rc 3 "$ETOK" serve -m "$T/missing.gguf" --no-energy --port 0
