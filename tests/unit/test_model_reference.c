@@ -80,6 +80,12 @@ static int setup(void **state) {
     o.rms_eps = 0;
     o.seed = 13;
     if (etok_test_write_tiny_gguf(tmp_path("tied.gguf"), &o)) return -1;
+    model_opts(&o, ETOK_T_Q5_0);
+    o.seed = 15;
+    if (etok_test_write_tiny_gguf(tmp_path("q5_0.gguf"), &o)) return -1;
+    model_opts(&o, ETOK_T_Q5_1);
+    o.seed = 16;
+    if (etok_test_write_tiny_gguf(tmp_path("q5_1.gguf"), &o)) return -1;
     model_opts(&o, ETOK_T_Q4_1); /* the default model's format, for the --weights lever */
     o.seed = 14;
     return etok_test_write_tiny_gguf(tmp_path("q4_1.gguf"), &o);
@@ -108,7 +114,10 @@ static double half_to_double(uint16_t h) {
 }
 
 /* A tensor as doubles, from its bytes (F32, F16, or Q4_1: blocks of 32 as d, m (F16) and 16
- * bytes of nibbles, low nibbles values 0..15, high nibbles 16..31, x = d*q + m). */
+ * bytes of nibbles, low nibbles values 0..15, high nibbles 16..31, x = d*q + m; Q5_0 and
+ * Q5_1 as ggml's block_q5_0 {d, qh[4], qs[16]} and block_q5_1 {d, m, qh[4], qs[16]}: the
+ * nibbles as in Q4_1, the 5th bit of value j is bit j of qh (little-endian), x = d*(q-16) and
+ * x = d*q + m). */
 static double *tensor(const etok_gguf *g, const char *name, size_t *n_out) {
     const etok_gguf_tensor *t = etok_gguf_find_tensor(g, name);
     if (!t) fail_msg("tensor %s missing", name);
@@ -133,8 +142,19 @@ static double *tensor(const etok_gguf *g, const char *name, size_t *n_out) {
             memcpy(&hm, b + 2, 2);
             const int q = j < 16 ? b[4 + j] & 15 : b[4 + j - 16] >> 4;
             v[i] = half_to_double(hd) * q + half_to_double(hm);
+        } else if (t->type == ETOK_T_Q5_0 || t->type == ETOK_T_Q5_1) {
+            const int q51 = t->type == ETOK_T_Q5_1;
+            const uint8_t *b = p + (q51 ? 24 : 22) * (i / 32);
+            const size_t j = i % 32;
+            uint16_t hd, hm = 0;
+            memcpy(&hd, b, 2);
+            if (q51) memcpy(&hm, b + 2, 2);
+            const uint8_t *qh = b + (q51 ? 4 : 2), *qs = qh + 4;
+            const int lo = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4, hi = (qh[j / 8] >> (j % 8)) & 1;
+            const int q = lo + 16 * hi;
+            v[i] = q51 ? half_to_double(hd) * q + half_to_double(hm) : half_to_double(hd) * (q - 16);
         } else {
-            fail_msg("tensor %s: type %u is not F32/F16/Q4_1", name, t->type);
+            fail_msg("tensor %s: type %u is not F32/F16/Q4_1/Q5_0/Q5_1", name, t->type);
         }
     }
     if (n_out) *n_out = n;
@@ -402,6 +422,22 @@ static void weights_f32_from_q4_1_is_exact(void **state) {
     assert_true(eq > 10 * e32);
 }
 
+/* Q5_0 and Q5_1 files (every matrix, the embedding too) against the reference reading the
+ * 5-bit blocks itself: --weights f32 dequantises exactly (Q5_0: an F16 d times an integer of
+ * 5 bits; Q5_1: plus one rounding of "+ m"), so TOL_OF_RANGE; the Q5 kernels themselves
+ * (8-bit activations) within TOL_Q8_ACTIVATIONS, as Q4_1's. A misplaced 5th bit moves each
+ * affected weight by 16 steps, which no tolerance here absorbs. */
+static void q5_blocks_match_double_reference(void **state) {
+    (void)state;
+    const char *files[2] = {"q5_0.gguf", "q5_1.gguf"};
+    for (int k = 0; k < 2; k++) {
+        const double e32 = check_model_as(files[k], "f32", TOL_OF_RANGE);
+        const double eq = check_model_as(files[k], "keep", TOL_Q8_ACTIVATIONS);
+        if (getenv("ETOK_TEST_VERBOSE")) printf("%s worst of range: f32 %.2g, keep %.2g\n", files[k], e32, eq);
+        assert_true(eq > 10 * e32);
+    }
+}
+
 /* What the lever changes in the model's description: types, bytes, the step's bytes. */
 static void weights_lever_rewrites_types_and_bytes(void **state) {
     (void)state;
@@ -507,6 +543,7 @@ int main(void) {
         cmocka_unit_test(reference_is_sensitive_to_eps),
         cmocka_unit_test(weights_f32_from_q4_1_is_exact),
         cmocka_unit_test(weights_lever_rewrites_types_and_bytes),
+        cmocka_unit_test(q5_blocks_match_double_reference),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
