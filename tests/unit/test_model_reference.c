@@ -407,6 +407,7 @@ static void forward_matches_double_reference_tied_default_base(void **state) {
  *    would not be changing the kernels). */
 #define TOL_F16_WEIGHTS 4e-3
 #define TOL_Q8_ACTIVATIONS 5e-2
+#define TOL_Q5_FROM_Q4_1 2e-1
 
 static void weights_f32_from_q4_1_is_exact(void **state) {
     (void)state;
@@ -417,6 +418,12 @@ static void weights_f32_from_q4_1_is_exact(void **state) {
      * plus the 8-bit activations; observed 2.0e-2 of the range here */
     const double e8 = check_model_as("q4_1.gguf", "q8_0", TOL_Q8_ACTIVATIONS);
     if (getenv("ETOK_TEST_VERBOSE")) printf("q8_0 %.2g\n", e8);
+    /* Q5_0 / Q5_1 from Q4_1: one more rounding of each weight (a step of max|w|/16 for Q5_0,
+     * range/31 for Q5_1, against Q4_1's range/15) plus the 8-bit activations; observed
+     * 9.3e-2 and 9.2e-2 of the range here; tolerance 2e-1 */
+    const double e50 = check_model_as("q4_1.gguf", "q5_0", TOL_Q5_FROM_Q4_1);
+    const double e51 = check_model_as("q4_1.gguf", "q5_1", TOL_Q5_FROM_Q4_1);
+    if (getenv("ETOK_TEST_VERBOSE")) printf("q5_0 %.2g, q5_1 %.2g\n", e50, e51);
     if (getenv("ETOK_TEST_VERBOSE")) printf("worst of range: f32 %.2g, f16 %.2g, q4_1 %.2g\n", e32, e16, eq);
     assert_true(e32 < e16 || e16 == 0);
     assert_true(eq > 10 * e32);
@@ -435,6 +442,17 @@ static void q5_blocks_match_double_reference(void **state) {
         const double eq = check_model_as(files[k], "keep", TOL_Q8_ACTIVATIONS);
         if (getenv("ETOK_TEST_VERBOSE")) printf("%s worst of range: f32 %.2g, keep %.2g\n", files[k], e32, eq);
         assert_true(eq > 10 * e32);
+    }
+    /* the lever names map to the 5-bit types */
+    const char *fmt[2] = {"q5_0", "q5_1"}, *tn[2] = {"Q5_0 x", "Q5_1 x"};
+    for (int k = 0; k < 2; k++) {
+        etok_err err = {{0}, 0};
+        etok_model *m = etok_model_load(tmp_path("q4_1.gguf"), &err);
+        if (!m) fail_msg("%s", err.msg);
+        assert_int_equal(etok_model_set_weights(m, fmt[k], &err), 0);
+        if (!strstr(etok_model_get_info(m)->weight_types, tn[k]))
+            fail_msg("--weights %s: types %s", fmt[k], etok_model_get_info(m)->weight_types);
+        etok_model_free(m);
     }
 }
 
@@ -473,7 +491,7 @@ static void weights_lever_rewrites_types_and_bytes(void **state) {
         assert_int_equal(e2.exit_code, ETOK_EXIT_USAGE);
         assert_non_null(strstr(e2.msg, "--weights"));
     }
-    const char *good[] = {"keep", "f32", "f16", "q8_0", "q4_0", "q4_1"};
+    const char *good[] = {"keep", "f32", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         etok_err e2 = {{0}, 0};
         assert_int_equal(etok_weights_format_check(good[i], &e2), 0);
