@@ -37,7 +37,7 @@ etok_model *etok_model_load(const char *path, etok_err *err);
 void etok_model_free(etok_model *m);
 const etok_model_info *etok_model_get_info(const etok_model *m);
 
-/* Weight format lever (--weights keep|f32|f16|q8_0|q4_0|q4_1): re-encode every weight matrix in
+/* Weight format lever (--weights keep|f32|f16|q8_0|q4_0|q4_1|q5_0|q5_1): re-encode every weight matrix in
  * memory (dequantise each row, quantise into the format), so the bytes streamed per token
  * change while the model is otherwise the same. "keep" (or NULL) leaves the file's formats; a
  * matrix already in the asked format stays as stored; norm vectors are F32 either way. Call

@@ -35,7 +35,8 @@ typedef struct {
 
 #define ETOK_CLI_LEVERS_HELP                                                                                        \
     "  --weights FORMAT       re-encode the weights in memory at load: keep (default), f32, f16, q8_0,\n"           \
-    "                         q4_0, q4_1 (bytes moved per token change, the model otherwise the same)\n"          \
+    "                         q4_0, q4_1, q5_0, q5_1 (bytes moved per token change, the model otherwise\n"      \
+    "                         the same)\n"                                                                        \
     "  --kv-type TYPE         KV cache format: f16 (default), q8_0 (kv-int8), f32\n"                               \
     "  --attn-window N        sliding attention window of N tokens (the KV cache stops growing)\n"               \
     "  --attn-sinks S         with --attn-window: keep the first S tokens attended (StreamingLLM)\n"

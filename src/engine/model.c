@@ -299,13 +299,13 @@ static const struct {
     const char *name;
     uint32_t type;
 } weight_formats[] = {{"f32", ETOK_T_F32}, {"f16", ETOK_T_F16}, {"q8_0", ETOK_T_Q8_0}, {"q4_0", ETOK_T_Q4_0},
-                      {"q4_1", ETOK_T_Q4_1}};
+                      {"q4_1", ETOK_T_Q4_1}, {"q5_0", ETOK_T_Q5_0}, {"q5_1", ETOK_T_Q5_1}};
 
 int etok_weights_format_check(const char *format, etok_err *err) {
     if (!format || strcmp(format, "keep") == 0) return 0;
     for (size_t i = 0; i < sizeof weight_formats / sizeof weight_formats[0]; i++)
         if (strcmp(format, weight_formats[i].name) == 0) return 0;
-    return etok_errc(err, ETOK_EXIT_USAGE, "--weights: unknown format '%.40s' (keep, f32, f16, q8_0, q4_0 or q4_1)",
+    return etok_errc(err, ETOK_EXIT_USAGE, "--weights: unknown format '%.40s' (keep, f32, f16, q8_0, q4_0, q4_1, q5_0 or q5_1)",
                      format);
 }
 

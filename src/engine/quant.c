@@ -13,7 +13,7 @@
 int etok_type_block_elems(uint32_t t) {
     switch (t) {
     case ETOK_T_F32: case ETOK_T_F16: case ETOK_T_BF16: return 1;
-    case ETOK_T_Q4_0: case ETOK_T_Q4_1: case ETOK_T_Q8_0: return ETOK_QK;
+    case ETOK_T_Q4_0: case ETOK_T_Q4_1: case ETOK_T_Q5_0: case ETOK_T_Q5_1: case ETOK_T_Q8_0: return ETOK_QK;
     case ETOK_T_Q4_K: case ETOK_T_Q6_K: return ETOK_QK_K;
     default: return 0;
     }
@@ -25,6 +25,8 @@ int etok_type_block_bytes(uint32_t t) {
     case ETOK_T_F16: case ETOK_T_BF16: return 2;
     case ETOK_T_Q4_0: return (int)sizeof(etok_block_q4_0);
     case ETOK_T_Q4_1: return (int)sizeof(etok_block_q4_1);
+    case ETOK_T_Q5_0: return (int)sizeof(etok_block_q5_0);
+    case ETOK_T_Q5_1: return (int)sizeof(etok_block_q5_1);
     case ETOK_T_Q8_0: return (int)sizeof(etok_block_q8_0);
     case ETOK_T_Q4_K: return (int)sizeof(etok_block_q4_k);
     case ETOK_T_Q6_K: return (int)sizeof(etok_block_q6_k);
@@ -39,6 +41,8 @@ const char *etok_type_name(uint32_t t) {
     case ETOK_T_BF16: return "BF16";
     case ETOK_T_Q4_0: return "Q4_0";
     case ETOK_T_Q4_1: return "Q4_1";
+    case ETOK_T_Q5_0: return "Q5_0";
+    case ETOK_T_Q5_1: return "Q5_1";
     case ETOK_T_Q8_0: return "Q8_0";
     case ETOK_T_Q4_K: return "Q4_K";
     case ETOK_T_Q6_K: return "Q6_K";
@@ -52,7 +56,8 @@ size_t etok_type_row_bytes(uint32_t t, int64_t n) {
 }
 
 int etok_type_uses_q8a(uint32_t t) {
-    return t == ETOK_T_Q4_0 || t == ETOK_T_Q4_1 || t == ETOK_T_Q8_0 || t == ETOK_T_Q4_K || t == ETOK_T_Q6_K;
+    return t == ETOK_T_Q4_0 || t == ETOK_T_Q4_1 || t == ETOK_T_Q5_0 || t == ETOK_T_Q5_1 || t == ETOK_T_Q8_0 ||
+           t == ETOK_T_Q4_K || t == ETOK_T_Q6_K;
 }
 
 /* ---- half / bfloat ---- */
@@ -157,6 +162,26 @@ void etok_q6k_unpack(const etok_block_q6_k *b, int8_t q[ETOK_QK_K]) {
     }
 }
 
+/* The 32 5-bit values (0..31) of a Q5_0/Q5_1 block in order: low 4 bits from the nibbles
+ * (as Q4_0), 5th bit of value j = bit j of qh as a little-endian uint32. */
+void etok_q5_unpack(const uint8_t qh[4], const uint8_t qs[ETOK_QK / 2], uint8_t q[ETOK_QK]) {
+    const uint32_t h = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+    for (int j = 0; j < 16; j++) {
+        q[j] = (uint8_t)((qs[j] & 0xF) | ((h >> j) & 1) << 4);
+        q[j + 16] = (uint8_t)((qs[j] >> 4) | ((h >> (j + 16)) & 1) << 4);
+    }
+}
+
+/* The inverse: 32 values 0..31 into qh and qs. */
+static void q5_pack(const uint8_t q[ETOK_QK], uint8_t qh[4], uint8_t qs[ETOK_QK / 2]) {
+    uint32_t h = 0;
+    for (int j = 0; j < 16; j++) {
+        qs[j] = (uint8_t)((q[j] & 0xF) | (q[j + 16] & 0xF) << 4);
+        h |= (uint32_t)(q[j] >> 4) << j | (uint32_t)(q[j + 16] >> 4) << (j + 16);
+    }
+    for (int k = 0; k < 4; k++) qh[k] = (uint8_t)(h >> (8 * k));
+}
+
 /* ---- dequantisation ---- */
 
 void etok_dequantize_row(uint32_t type, const void *row, float *y, int64_t n) {
@@ -207,6 +232,26 @@ void etok_dequantize_row(uint32_t type, const void *row, float *y, int64_t n) {
                 y[i * ETOK_QK + j] = d * (b[i].qs[j] & 0xF) + m;
                 y[i * ETOK_QK + j + 16] = d * (b[i].qs[j] >> 4) + m;
             }
+        }
+        return;
+    }
+    case ETOK_T_Q5_0: {
+        const etok_block_q5_0 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            uint8_t q[ETOK_QK];
+            etok_q5_unpack(b[i].qh, b[i].qs, q);
+            float d = F16(b[i].d);
+            for (int j = 0; j < ETOK_QK; j++) y[i * ETOK_QK + j] = d * (q[j] - 16);
+        }
+        return;
+    }
+    case ETOK_T_Q5_1: {
+        const etok_block_q5_1 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            uint8_t q[ETOK_QK];
+            etok_q5_unpack(b[i].qh, b[i].qs, q);
+            float d = F16(b[i].d), m = F16(b[i].m);
+            for (int j = 0; j < ETOK_QK; j++) y[i * ETOK_QK + j] = d * q[j] + m;
         }
         return;
     }
@@ -305,6 +350,43 @@ void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
                 int a = clampi((int)lrintf((v[j] - mn) * id), 0, 15), c = clampi((int)lrintf((v[j + 16] - mn) * id), 0, 15);
                 b[i].qs[j] = (uint8_t)(a | (c << 4));
             }
+        }
+        return;
+    }
+    case ETOK_T_Q5_0: {
+        etok_block_q5_0 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            const float *v = x + i * ETOK_QK;
+            float amax = 0, mx = 0;
+            for (int j = 0; j < ETOK_QK; j++)
+                if (fabsf(v[j]) > amax) {
+                    amax = fabsf(v[j]);
+                    mx = v[j];
+                }
+            /* as Q4_0: the value of largest magnitude maps to q = 0 (-16 steps) */
+            float d = mx / -16.0f, id = d ? 1.0f / d : 0.0f;
+            b[i].d = etok_f32_to_f16(d);
+            uint8_t q[ETOK_QK];
+            for (int j = 0; j < ETOK_QK; j++) q[j] = (uint8_t)clampi((int)lrintf(v[j] * id) + 16, 0, 31);
+            q5_pack(q, b[i].qh, b[i].qs);
+        }
+        return;
+    }
+    case ETOK_T_Q5_1: {
+        etok_block_q5_1 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            const float *v = x + i * ETOK_QK;
+            float mn = v[0], mx = v[0];
+            for (int j = 1; j < ETOK_QK; j++) {
+                mn = fminf(mn, v[j]);
+                mx = fmaxf(mx, v[j]);
+            }
+            float d = (mx - mn) / 31.0f, id = d ? 1.0f / d : 0.0f;
+            b[i].d = etok_f32_to_f16(d);
+            b[i].m = etok_f32_to_f16(mn);
+            uint8_t q[ETOK_QK];
+            for (int j = 0; j < ETOK_QK; j++) q[j] = (uint8_t)clampi((int)lrintf((v[j] - mn) * id), 0, 31);
+            q5_pack(q, b[i].qh, b[i].qs);
         }
         return;
     }
@@ -455,6 +537,28 @@ float etok_vec_dot_ref(uint32_t type, const void *row, const etok_block_q8a *xq,
         for (int64_t i = 0; i < n / ETOK_QK; i++) {
             int s = 0;
             for (int j = 0; j < 16; j++) s += (b[i].qs[j] & 0xF) * xq[i].qs[j] + (b[i].qs[j] >> 4) * xq[i].qs[j + 16];
+            sum += F16(b[i].d) * xq[i].d * (float)s + F16(b[i].m) * xq[i].s;
+        }
+        return sum;
+    }
+    case ETOK_T_Q5_0: {
+        const etok_block_q5_0 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            uint8_t q[ETOK_QK];
+            etok_q5_unpack(b[i].qh, b[i].qs, q);
+            int s = 0;
+            for (int j = 0; j < ETOK_QK; j++) s += (q[j] - 16) * xq[i].qs[j];
+            sum += F16(b[i].d) * xq[i].d * (float)s;
+        }
+        return sum;
+    }
+    case ETOK_T_Q5_1: {
+        const etok_block_q5_1 *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            uint8_t q[ETOK_QK];
+            etok_q5_unpack(b[i].qh, b[i].qs, q);
+            int s = 0;
+            for (int j = 0; j < ETOK_QK; j++) s += q[j] * xq[i].qs[j];
             sum += F16(b[i].d) * xq[i].d * (float)s + F16(b[i].m) * xq[i].s;
         }
         return sum;

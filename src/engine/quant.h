@@ -1,10 +1,10 @@
 /* quant.h — tensor element types: the GGUF/ggml block formats as packed structs, row
  * dequantisation, activation quantisation and dot-product kernels.
  *
- * Owns: the block layouts (Q8_0, Q4_0, Q4_1, Q4_K, Q6_K; F32, F16, BF16), a scalar reference of
+ * Owns: the block layouts (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K; F32, F16, BF16), a scalar reference of
  * every kernel and an AVX2/FMA version picked at run time by CPU feature detection.
  * Weight x activation dot products follow the usual integer scheme: activations are quantised
- * per 32 values to 8 bits (Q8_0-like blocks with the block sum kept, for Q4_1's offset), and
+ * per 32 values to 8 bits (Q8_0-like blocks with the block sum kept, for Q4_1's and Q5_1's offset), and
  * weights stay in their stored format. F32/F16/BF16 weights use float activations.
  * Does not own: which tensor has which type (gguf.c / model.c) or the matmul loop (model.c). */
 #ifndef ETOK_ENGINE_QUANT_H
@@ -19,6 +19,8 @@ enum {
     ETOK_T_F16 = 1,
     ETOK_T_Q4_0 = 2,
     ETOK_T_Q4_1 = 3,
+    ETOK_T_Q5_0 = 6,
+    ETOK_T_Q5_1 = 7,
     ETOK_T_Q8_0 = 8,
     ETOK_T_Q4_K = 12,
     ETOK_T_Q6_K = 14,
@@ -49,6 +51,24 @@ typedef struct __attribute__((packed)) {
     uint8_t qs[ETOK_QK / 2];
 } etok_block_q4_1;
 _Static_assert(sizeof(etok_block_q4_1) == 20, "Q4_1 block is 20 bytes");
+
+/* The 5-bit blocks (ggml's block_q5_0 / block_q5_1): the low 4 bits of value j as in Q4_0
+ * (qs[j] low nibble for j < 16, qs[j-16] high nibble for j >= 16), the 5th bit of value j is
+ * bit j of qh read as a little-endian uint32. */
+typedef struct __attribute__((packed)) {
+    etok_f16 d;               /* scale; x = d * (q - 16), q = 0..31 */
+    uint8_t qh[4];            /* 5th bits */
+    uint8_t qs[ETOK_QK / 2];  /* low 4 bits */
+} etok_block_q5_0;
+_Static_assert(sizeof(etok_block_q5_0) == 22, "Q5_0 block is 22 bytes");
+
+typedef struct __attribute__((packed)) {
+    etok_f16 d;               /* scale */
+    etok_f16 m;               /* minimum; x = d*q + m, q = 0..31 */
+    uint8_t qh[4];
+    uint8_t qs[ETOK_QK / 2];
+} etok_block_q5_1;
+_Static_assert(sizeof(etok_block_q5_1) == 24, "Q5_1 block is 24 bytes");
 
 typedef struct __attribute__((packed)) {
     etok_f16 d;               /* super-block scale for the 6-bit scales */

@@ -97,6 +97,45 @@ static TGT float dot_q4_0(const etok_block_q4_0 *b, const etok_block_q8a *y, int
     return hsum_ps(acc) - corr;
 }
 
+/* The 5th bits of a Q5_0/Q5_1 block as 32 bytes in value order: 0x10 where bit j of qh (a
+ * little-endian uint32) is set, else 0. Byte j of the result takes byte j/8 of qh and tests
+ * bit j%8 of it. */
+static inline TGT __m256i q5_high_bits(const uint8_t qh[4]) {
+    uint32_t h;
+    memcpy(&h, qh, 4); /* x86 is little-endian, as the file */
+    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, /* lane 0: bytes 0, 1 */
+                                         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3); /* lane 1: bytes 2, 3 */
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)h), sel), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(0x10));
+}
+
+/* Q5_0: the weights are made signed (q - 16, -16..15) so the integer dot is exact and needs
+ * no block-sum correction (the activation sum is stored rounded to F16). */
+static TGT float dot_q5_0(const etok_block_q5_0 *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i off = _mm256_set1_epi8(16);
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i q = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(b[i].qs), q5_high_bits(b[i].qh)), off);
+        __m256i p = dot_ss8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc);
+}
+
+/* Q5_1: as Q4_1 with the 5th bit or-ed in (values 0..31, unsigned x signed). */
+static TGT float dot_q5_1(const etok_block_q5_1 *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        summ += h2f(b[i].m) * y[i].s;
+        __m256i q = _mm256_or_si256(unpack_nibbles(b[i].qs), q5_high_bits(b[i].qh));
+        __m256i p = dot_us8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc) + summ;
+}
+
 static TGT float dot_q8_0(const etok_block_q8_0 *b, const etok_block_q8a *y, int64_t nb) {
     __m256 acc = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
@@ -195,6 +234,8 @@ float TGT etok_vec_dot_avx2(uint32_t type, const void *row, const etok_block_q8a
     switch (type) {
     case ETOK_T_Q4_1: return dot_q4_1(row, xq, n / ETOK_QK);
     case ETOK_T_Q4_0: return dot_q4_0(row, xq, n / ETOK_QK);
+    case ETOK_T_Q5_0: return dot_q5_0(row, xq, n / ETOK_QK);
+    case ETOK_T_Q5_1: return dot_q5_1(row, xq, n / ETOK_QK);
     case ETOK_T_Q8_0: return dot_q8_0(row, xq, n / ETOK_QK);
     case ETOK_T_Q4_K: return dot_q4_k(row, xq, n / ETOK_QK_K);
     case ETOK_T_Q6_K: return dot_q6_k(row, xq, n / ETOK_QK_K);

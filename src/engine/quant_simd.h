@@ -1,5 +1,5 @@
-/* quant_simd.h — internal: the AVX2/FMA kernels of quant_avx2.c and the K-quant unpack
- * helpers shared with quant.c. Not for use outside src/engine/quant*.c and tests. */
+/* quant_simd.h — internal: the AVX2/FMA kernels of quant_avx2.c and the K-quant and Q5
+ * unpack helpers shared with quant.c. Not for use outside src/engine/quant*.c and tests. */
 #ifndef ETOK_ENGINE_QUANT_SIMD_H
 #define ETOK_ENGINE_QUANT_SIMD_H
 
@@ -14,6 +14,7 @@
 void etok_q4k_scales(const etok_block_q4_k *b, uint8_t sc[8], uint8_t mn[8]);
 void etok_q4k_unpack(const etok_block_q4_k *b, uint8_t q[ETOK_QK_K]);
 void etok_q6k_unpack(const etok_block_q6_k *b, int8_t q[ETOK_QK_K]);
+void etok_q5_unpack(const uint8_t qh[4], const uint8_t qs[ETOK_QK / 2], uint8_t q[ETOK_QK]);
 
 #if ETOK_HAVE_X86_SIMD
 void etok_quantize_q8a_avx2(const float *x, etok_block_q8a *out, int64_t n);

@@ -121,7 +121,8 @@ static void test_read_tiny(void **state) {
         assert_int_equal(t->offset % 64, 0);
         assert_int_equal(t->n_bytes, etok_type_row_bytes(t->type, (int64_t)t->ne[0]) * t->ne[1]);
     }
-    const uint32_t want[] = {ETOK_T_F32, ETOK_T_F16, ETOK_T_BF16, ETOK_T_Q8_0, ETOK_T_Q4_0, ETOK_T_Q4_1, ETOK_T_Q4_K, ETOK_T_Q6_K};
+    const uint32_t want[] = {ETOK_T_F32,  ETOK_T_F16,  ETOK_T_BF16, ETOK_T_Q8_0, ETOK_T_Q4_0,
+                             ETOK_T_Q4_1, ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_Q4_K, ETOK_T_Q6_K};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!seen[want[i]]) fail_msg("type %s missing from the mixed model", etok_type_name(want[i]));
     const etok_gguf_tensor *t = etok_gguf_find_tensor(g, "blk.1.ffn_down.weight");

@@ -80,6 +80,12 @@ static int setup(void **state) {
     o.rms_eps = 0;
     o.seed = 13;
     if (etok_test_write_tiny_gguf(tmp_path("tied.gguf"), &o)) return -1;
+    model_opts(&o, ETOK_T_Q5_0);
+    o.seed = 15;
+    if (etok_test_write_tiny_gguf(tmp_path("q5_0.gguf"), &o)) return -1;
+    model_opts(&o, ETOK_T_Q5_1);
+    o.seed = 16;
+    if (etok_test_write_tiny_gguf(tmp_path("q5_1.gguf"), &o)) return -1;
     model_opts(&o, ETOK_T_Q4_1); /* the default model's format, for the --weights lever */
     o.seed = 14;
     return etok_test_write_tiny_gguf(tmp_path("q4_1.gguf"), &o);
@@ -108,7 +114,10 @@ static double half_to_double(uint16_t h) {
 }
 
 /* A tensor as doubles, from its bytes (F32, F16, or Q4_1: blocks of 32 as d, m (F16) and 16
- * bytes of nibbles, low nibbles values 0..15, high nibbles 16..31, x = d*q + m). */
+ * bytes of nibbles, low nibbles values 0..15, high nibbles 16..31, x = d*q + m; Q5_0 and
+ * Q5_1 as ggml's block_q5_0 {d, qh[4], qs[16]} and block_q5_1 {d, m, qh[4], qs[16]}: the
+ * nibbles as in Q4_1, the 5th bit of value j is bit j of qh (little-endian), x = d*(q-16) and
+ * x = d*q + m). */
 static double *tensor(const etok_gguf *g, const char *name, size_t *n_out) {
     const etok_gguf_tensor *t = etok_gguf_find_tensor(g, name);
     if (!t) fail_msg("tensor %s missing", name);
@@ -133,8 +142,19 @@ static double *tensor(const etok_gguf *g, const char *name, size_t *n_out) {
             memcpy(&hm, b + 2, 2);
             const int q = j < 16 ? b[4 + j] & 15 : b[4 + j - 16] >> 4;
             v[i] = half_to_double(hd) * q + half_to_double(hm);
+        } else if (t->type == ETOK_T_Q5_0 || t->type == ETOK_T_Q5_1) {
+            const int q51 = t->type == ETOK_T_Q5_1;
+            const uint8_t *b = p + (q51 ? 24 : 22) * (i / 32);
+            const size_t j = i % 32;
+            uint16_t hd, hm = 0;
+            memcpy(&hd, b, 2);
+            if (q51) memcpy(&hm, b + 2, 2);
+            const uint8_t *qh = b + (q51 ? 4 : 2), *qs = qh + 4;
+            const int lo = j < 16 ? qs[j] & 15 : qs[j - 16] >> 4, hi = (qh[j / 8] >> (j % 8)) & 1;
+            const int q = lo + 16 * hi;
+            v[i] = q51 ? half_to_double(hd) * q + half_to_double(hm) : half_to_double(hd) * (q - 16);
         } else {
-            fail_msg("tensor %s: type %u is not F32/F16/Q4_1", name, t->type);
+            fail_msg("tensor %s: type %u is not F32/F16/Q4_1/Q5_0/Q5_1", name, t->type);
         }
     }
     if (n_out) *n_out = n;
@@ -387,6 +407,7 @@ static void forward_matches_double_reference_tied_default_base(void **state) {
  *    would not be changing the kernels). */
 #define TOL_F16_WEIGHTS 4e-3
 #define TOL_Q8_ACTIVATIONS 5e-2
+#define TOL_Q5_FROM_Q4_1 2e-1
 
 static void weights_f32_from_q4_1_is_exact(void **state) {
     (void)state;
@@ -397,9 +418,42 @@ static void weights_f32_from_q4_1_is_exact(void **state) {
      * plus the 8-bit activations; observed 2.0e-2 of the range here */
     const double e8 = check_model_as("q4_1.gguf", "q8_0", TOL_Q8_ACTIVATIONS);
     if (getenv("ETOK_TEST_VERBOSE")) printf("q8_0 %.2g\n", e8);
+    /* Q5_0 / Q5_1 from Q4_1: one more rounding of each weight (a step of max|w|/16 for Q5_0,
+     * range/31 for Q5_1, against Q4_1's range/15) plus the 8-bit activations; observed
+     * 9.3e-2 and 9.2e-2 of the range here; tolerance 2e-1 */
+    const double e50 = check_model_as("q4_1.gguf", "q5_0", TOL_Q5_FROM_Q4_1);
+    const double e51 = check_model_as("q4_1.gguf", "q5_1", TOL_Q5_FROM_Q4_1);
+    if (getenv("ETOK_TEST_VERBOSE")) printf("q5_0 %.2g, q5_1 %.2g\n", e50, e51);
     if (getenv("ETOK_TEST_VERBOSE")) printf("worst of range: f32 %.2g, f16 %.2g, q4_1 %.2g\n", e32, e16, eq);
     assert_true(e32 < e16 || e16 == 0);
     assert_true(eq > 10 * e32);
+}
+
+/* Q5_0 and Q5_1 files (every matrix, the embedding too) against the reference reading the
+ * 5-bit blocks itself: --weights f32 dequantises exactly (Q5_0: an F16 d times an integer of
+ * 5 bits; Q5_1: plus one rounding of "+ m"), so TOL_OF_RANGE; the Q5 kernels themselves
+ * (8-bit activations) within TOL_Q8_ACTIVATIONS, as Q4_1's. A misplaced 5th bit moves each
+ * affected weight by 16 steps, which no tolerance here absorbs. */
+static void q5_blocks_match_double_reference(void **state) {
+    (void)state;
+    const char *files[2] = {"q5_0.gguf", "q5_1.gguf"};
+    for (int k = 0; k < 2; k++) {
+        const double e32 = check_model_as(files[k], "f32", TOL_OF_RANGE);
+        const double eq = check_model_as(files[k], "keep", TOL_Q8_ACTIVATIONS);
+        if (getenv("ETOK_TEST_VERBOSE")) printf("%s worst of range: f32 %.2g, keep %.2g\n", files[k], e32, eq);
+        assert_true(eq > 10 * e32);
+    }
+    /* the lever names map to the 5-bit types */
+    const char *fmt[2] = {"q5_0", "q5_1"}, *tn[2] = {"Q5_0 x", "Q5_1 x"};
+    for (int k = 0; k < 2; k++) {
+        etok_err err = {{0}, 0};
+        etok_model *m = etok_model_load(tmp_path("q4_1.gguf"), &err);
+        if (!m) fail_msg("%s", err.msg);
+        assert_int_equal(etok_model_set_weights(m, fmt[k], &err), 0);
+        if (!strstr(etok_model_get_info(m)->weight_types, tn[k]))
+            fail_msg("--weights %s: types %s", fmt[k], etok_model_get_info(m)->weight_types);
+        etok_model_free(m);
+    }
 }
 
 /* What the lever changes in the model's description: types, bytes, the step's bytes. */
@@ -437,7 +491,7 @@ static void weights_lever_rewrites_types_and_bytes(void **state) {
         assert_int_equal(e2.exit_code, ETOK_EXIT_USAGE);
         assert_non_null(strstr(e2.msg, "--weights"));
     }
-    const char *good[] = {"keep", "f32", "f16", "q8_0", "q4_0", "q4_1"};
+    const char *good[] = {"keep", "f32", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         etok_err e2 = {{0}, 0};
         assert_int_equal(etok_weights_format_check(good[i], &e2), 0);
@@ -507,6 +561,7 @@ int main(void) {
         cmocka_unit_test(reference_is_sensitive_to_eps),
         cmocka_unit_test(weights_f32_from_q4_1_is_exact),
         cmocka_unit_test(weights_lever_rewrites_types_and_bytes),
+        cmocka_unit_test(q5_blocks_match_double_reference),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -20,8 +20,8 @@ static float frand(void) { /* uniform in [-1, 1) */
     return (float)((rng_state >> 40) & 0xFFFFFF) / 8388608.0f - 1.0f;
 }
 
-static const uint32_t all_types[] = {ETOK_T_F32, ETOK_T_F16, ETOK_T_BF16, ETOK_T_Q8_0,
-                                     ETOK_T_Q4_0, ETOK_T_Q4_1, ETOK_T_Q4_K, ETOK_T_Q6_K};
+static const uint32_t all_types[] = {ETOK_T_F32,  ETOK_T_F16,  ETOK_T_BF16, ETOK_T_Q8_0, ETOK_T_Q4_0,
+                                     ETOK_T_Q4_1, ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_Q4_K, ETOK_T_Q6_K};
 #define N_TYPES (sizeof all_types / sizeof all_types[0])
 
 static void test_sizes(void **state) {
@@ -32,7 +32,12 @@ static void test_sizes(void **state) {
     assert_int_equal(etok_type_block_bytes(ETOK_T_Q6_K), 210);
     assert_int_equal(etok_type_block_elems(ETOK_T_Q6_K), 256);
     assert_int_equal(etok_type_row_bytes(ETOK_T_Q4_1, 576), 360);
-    assert_int_equal(etok_type_block_elems(7), 0); /* Q5_1: unsupported */
+    assert_int_equal(etok_type_block_bytes(ETOK_T_Q5_0), 22); /* ggml: d, qh[4], qs[16] */
+    assert_int_equal(etok_type_block_bytes(ETOK_T_Q5_1), 24); /* ggml: d, m, qh[4], qs[16] */
+    assert_int_equal(etok_type_block_elems(ETOK_T_Q5_1), 32);
+    assert_int_equal(etok_type_row_bytes(ETOK_T_Q5_0, 576), 396);
+    assert_string_equal(etok_type_name(ETOK_T_Q5_0), "Q5_0");
+    assert_int_equal(etok_type_block_elems(9), 0); /* Q8_1: unsupported */
     assert_string_equal(etok_type_name(ETOK_T_Q4_K), "Q4_K");
 }
 
@@ -60,6 +65,10 @@ static float roundtrip_bound(uint32_t t) {
     case ETOK_T_BF16: return 8e-3f;
     case ETOK_T_Q8_0: return 1.0f / 127.0f;
     case ETOK_T_Q6_K: return 0.05f;
+    /* Q5_0 as Q4_0: the largest |x| maps to -16 steps, so +max clamps to +15 steps: one step
+     * (1/16) plus scale rounding; Q5_1: half a step of 2/31 plus scale rounding */
+    case ETOK_T_Q5_0: return 0.07f;
+    case ETOK_T_Q5_1: return 0.04f;
     default: return 0.15f; /* 4-bit: half a step of range/15 plus scale rounding */
     }
 }
@@ -78,6 +87,67 @@ static void test_roundtrip(void **state) {
         for (int i = 0; i < N; i++) maxerr = fmaxf(maxerr, fabsf(x[i] - y[i]));
         if (maxerr > roundtrip_bound(t)) fail_msg("%s round trip error %g > %g", etok_type_name(t), maxerr, roundtrip_bound(t));
     }
+}
+
+/* The Q5 layouts bit by bit, as ggml's dequantize_row_q5_0/q5_1 read them: value j < 16 is
+ * the low nibble of qs[j], value j >= 16 the high nibble of qs[j - 16]; its 5th bit is bit j
+ * of qh as a little-endian uint32 (so value 31's is the top bit of qh[3]). A block built by
+ * hand, dequantised by both the scalar code and (through dot products with unit vectors)
+ * the SIMD kernels. */
+static void test_q5_layout(void **state) {
+    (void)state;
+    etok_block_q5_0 b0;
+    etok_block_q5_1 b1;
+    memset(&b0, 0, sizeof b0);
+    memset(&b1, 0, sizeof b1);
+    b0.d = b1.d = etok_f32_to_f16(0.5f);
+    b1.m = etok_f32_to_f16(-1.0f);
+    /* q[0] = 1 | 16 = 17, q[16] = 2, q[15] = 0 | 16 = 16, q[31] = 15 | 16 = 31, q[9] = 7, q[25] = 16 */
+    const uint8_t qh[4] = {0x01, 0x80, 0x00, 0x82}; /* bits 0, 15, 25, 31 */
+    const uint8_t qs_set[][2] = {{0, 0x21}, {15, 0xF0}, {9, 0x07}};
+    for (size_t k = 0; k < sizeof qs_set / sizeof qs_set[0]; k++) b0.qs[qs_set[k][0]] = b1.qs[qs_set[k][0]] = qs_set[k][1];
+    memcpy(b0.qh, qh, 4);
+    memcpy(b1.qh, qh, 4);
+    int want[32];
+    for (int j = 0; j < 32; j++) want[j] = 0;
+    want[0] = 17;
+    want[16] = 2;
+    want[15] = 16;
+    want[31] = 31;
+    want[9] = 7;
+    want[25] = 16;
+    float y0[32], y1[32];
+    etok_dequantize_row(ETOK_T_Q5_0, &b0, y0, 32);
+    etok_dequantize_row(ETOK_T_Q5_1, &b1, y1, 32);
+    for (int j = 0; j < 32; j++) {
+        if (y0[j] != 0.5f * (want[j] - 16)) fail_msg("Q5_0 value %d: %g, want %g", j, y0[j], 0.5 * (want[j] - 16));
+        if (y1[j] != 0.5f * want[j] - 1.0f) fail_msg("Q5_1 value %d: %g, want %g", j, y1[j], 0.5 * want[j] - 1.0);
+        /* a unit activation at j (q8a: qs[j] = 127, d = F16(1/127), s = F16(d * 127)): the dot
+         * products pick value j out, d*q times the activation plus m times its sum */
+        float e[32] = {0};
+        e[j] = 1.0f;
+        etok_block_q8a xq;
+        etok_quantize_q8a(e, &xq, 32);
+        assert_int_equal(xq.qs[j], 127);
+        const double a0 = 0.5 * (want[j] - 16) * 127 * xq.d, a1 = 0.5 * want[j] * 127 * xq.d - xq.s;
+        assert_float_equal(etok_vec_dot(ETOK_T_Q5_0, &b0, &xq, NULL, 32), a0, 1e-5);
+        assert_float_equal(etok_vec_dot_ref(ETOK_T_Q5_0, &b0, &xq, NULL, 32), a0, 1e-5);
+        assert_float_equal(etok_vec_dot(ETOK_T_Q5_1, &b1, &xq, NULL, 32), a1, 1e-5);
+        assert_float_equal(etok_vec_dot_ref(ETOK_T_Q5_1, &b1, &xq, NULL, 32), a1, 1e-5);
+    }
+    /* quantise -> bytes: the writer puts the 5th bits where the reader takes them */
+    float x[32];
+    for (int j = 0; j < 32; j++) x[j] = 0.5f * (want[j] - 16);
+    x[0] = -8.0f; /* largest magnitude: d = 8 / 16 = 0.5, q = 0 */
+    etok_block_q5_0 r0;
+    etok_quantize_row(ETOK_T_Q5_0, x, &r0, 32);
+    assert_int_equal(r0.d, etok_f32_to_f16(0.5f));
+    assert_int_equal(r0.qs[0] & 0xF, 0);
+    assert_int_equal(r0.qh[0] & 1, 0);
+    assert_int_equal(r0.qs[15] >> 4, 15);
+    assert_int_equal(r0.qh[3] >> 7, 1);
+    assert_int_equal(r0.qs[9], 0x07);
+    assert_int_equal(r0.qh[3] & 0x02, 0x02);
 }
 
 static void test_q8a(void **state) {
@@ -192,6 +262,7 @@ static void test_matmul_rows(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sizes),       cmocka_unit_test(test_half),        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_q5_layout),
         cmocka_unit_test(test_q8a),         cmocka_unit_test(test_dot_kernels), cmocka_unit_test(test_axpy), cmocka_unit_test(test_matmul_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -138,7 +138,8 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
     const int d = o.d_model, dff = o.d_ff, hd = d / o.n_heads, kvd = o.n_kv_heads * hd, V = etok_tiny_gguf_vocab_size();
     const uint32_t align = o.alignment ? o.alignment : 32;
     static const uint32_t cycle[] = {ETOK_T_Q4_1, ETOK_T_Q8_0, ETOK_T_Q4_0, ETOK_T_Q4_K,
-                                     ETOK_T_Q6_K, ETOK_T_F16,  ETOK_T_BF16, ETOK_T_F32};
+                                     ETOK_T_Q6_K, ETOK_T_F16,  ETOK_T_BF16, ETOK_T_F32,
+                                     ETOK_T_Q5_0, ETOK_T_Q5_1};
     int n_t = 3 + 9 * o.n_layers;
     tensor_plan *tp = calloc((size_t)n_t, sizeof *tp);
     if (!tp) return -1;
