@@ -345,6 +345,48 @@ static void gpu_lost_mid_run(void **state) {
     etok_record_free(&rec);
 }
 
+/* amdgpu's hwmon power and the amdsmi counter measure the same GPU: with both open only the
+ * counter is summed (no double counting); the hwmon trace is kept. */
+static void hwmon_amdgpu_not_double_counted(void **state) {
+    (void)state;
+    fake_env("energy", "150");
+    char *root = fx_tmpdir();
+    assert_non_null(root);
+    assert_int_equal(fx_write(root, "class/hwmon/hwmon3/name", "amdgpu\n", 0444), 0);
+    assert_int_equal(fx_write(root, "class/hwmon/hwmon3/power1_average", "150000000\n", 0444), 0);
+    setenv("ETOK_SYSFS_ROOT", root, 1);
+    const char *names[2] = {"hwmon", "amdsmi"};
+    etok_meter_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.names = names;
+    cfg.n_names = 2;
+    cfg.rate_hz = 20;
+    etok_err err = {{0}, 0};
+    etok_meter_set *ms = etok_meters_open(&cfg, &err);
+    assert_non_null(ms);
+    etok_record rec;
+    etok_record_init(&rec);
+    assert_int_equal(etok_meters_start(ms, &rec, &err), 0);
+    fx_sleep(0.3);
+    assert_int_equal(etok_meters_stop(ms, &err), 0);
+    const etok_trace *hw = NULL;
+    for (size_t i = 0; i < rec.n_traces; i++)
+        if (!strcmp(rec.traces[i].meter, "hwmon")) hw = &rec.traces[i];
+    assert_non_null(hw);
+    assert_int_equal(hw->summable, 0);
+    const etok_trace *g = find_trace(&rec, "gpu0");
+    assert_non_null(g);
+    assert_int_equal(g->summable, 1);
+    double span, ej = trace_energy(g, &span);
+    etok_energy_snapshot snap;
+    etok_meters_snapshot(ms, &snap);
+    assert_true(fabs(snap.energy_j - ej) < 1e-6 * ej + 1e-9); /* the counter alone */
+    etok_meters_close(ms);
+    etok_record_free(&rec);
+    unsetenv("ETOK_SYSFS_ROOT");
+    fx_rmrf(root); /* frees root */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(energy_with_resolution),
@@ -355,6 +397,7 @@ int main(void) {
         cmocka_unit_test(library_absent),
         cmocka_unit_test(init_failure),
         cmocka_unit_test(gpu_lost_mid_run),
+        cmocka_unit_test(hwmon_amdgpu_not_double_counted),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
