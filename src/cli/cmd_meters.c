@@ -19,7 +19,8 @@ static void help(FILE *f) {
             "  --json            machine-readable output (an array of objects)\n"
             "  --extlog FILE     also check an external power-meter log (CSV timestamp,watts or JSON lines)\n"
             "  --cpu-tdp I:M     per-package idle and max watts for the estimate meter\n"
-            "Roots: ETOK_SYSFS_ROOT (default /sys), ETOK_PROC_ROOT (/proc), ETOK_NVML_LIB (libnvidia-ml.so.1).\n"
+            "Roots: ETOK_SYSFS_ROOT (default /sys), ETOK_PROC_ROOT (/proc), ETOK_NVML_LIB (libnvidia-ml.so.1),\n"
+            "ETOK_AMDSMI_LIB (libamd_smi.so, then /opt/rocm/lib/libamd_smi.so).\n"
             "Sources: counter (hardware energy accumulator), power (sampled power, integrated),\n"
             "external (a power-meter log), estimate (a model, never a measurement).\n"
             "exit codes: 0 ok (also when no meter is available: the listing says why), 1 failure, 2 usage\n");

@@ -75,7 +75,7 @@ static void usage(FILE *f) {
             "  --tokens-pick WHICH last (default: the last matching line, a final summary), first,\n"
             "                      or sum (add every match: one count printed per request)\n"
             "  --meter NAME        use this meter (repeatable or comma-separated): rapl, perf, hwmon,\n"
-            "                      nvml, extlog, estimate. Default: every available counter/power\n"
+            "                      nvml, amdsmi, extlog, estimate. Default: every available counter/power\n"
             "                      meter; `estimate` (a model) only when asked or when none exists\n"
             "  --idle SECONDS      idle baseline before the command (default 5; 0 skips it)\n"
             "  --pue X             power usage effectiveness for PUE-adjusted power (default 1)\n"

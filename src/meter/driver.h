@@ -46,7 +46,7 @@ enum {
 };
 
 struct etok_meter_driver {
-    const char *name;           /* "rapl", "perf", "hwmon", "nvml", "extlog", "estimate" */
+    const char *name;           /* "rapl", "perf", "hwmon", "nvml", "amdsmi", "extlog", "estimate" */
     etok_source source;         /* the main source of its domains (for the listing) */
     etok_boundary boundary;
     int auto_open;              /* opened when no names are given and it is available */
@@ -67,6 +67,7 @@ extern const etok_meter_driver etok_meter_rapl;
 extern const etok_meter_driver etok_meter_perf;
 extern const etok_meter_driver etok_meter_hwmon;
 extern const etok_meter_driver etok_meter_nvml;
+extern const etok_meter_driver etok_meter_amdsmi;
 extern const etok_meter_driver etok_meter_extlog;
 extern const etok_meter_driver etok_meter_estimate;
 

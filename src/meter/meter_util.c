@@ -10,7 +10,7 @@
 
 static const etok_meter_driver *const DRIVERS[] = {
     &etok_meter_rapl, &etok_meter_perf, &etok_meter_hwmon,
-    &etok_meter_nvml, &etok_meter_extlog, &etok_meter_estimate,
+    &etok_meter_nvml, &etok_meter_amdsmi, &etok_meter_extlog, &etok_meter_estimate,
 };
 
 int etok_meter_drivers(const etok_meter_driver *const **out) {

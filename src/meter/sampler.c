@@ -3,7 +3,8 @@
  * integration behind etok_meters_snapshot, and `etok meters`' listing.
  *
  * Owns: meter selection (no silent fallback to the estimate), the summable rules across
- * meters (perf and RAPL-mirroring hwmon drivers are not summed when rapl is open), timing
+ * meters (perf and RAPL-mirroring hwmon drivers are not summed when rapl is open, amdgpu's
+ * hwmon power not when amdsmi is), timing
  * (condition-variable timed waits on CLOCK_MONOTONIC, never busy waits), appending raw
  * readings to rec->traces and faults to rec->faults. Readings are raw; the record's analysis
  * (analyse/) computes the reported energies. The live figures here are for progress displays.
@@ -201,6 +202,7 @@ etok_meter_set *etok_meters_open(const etok_meter_config *cfg_in, etok_err *err)
     ms->errs = calloc(total ? (size_t)total : 1, sizeof *ms->errs);
     if (!ms->doms || !ms->errs) { etok_errc(err, ETOK_EXIT_FAIL, "out of memory"); goto fail; }
     int rapl_open = has_inst(ms, "rapl");
+    int amdsmi_open = has_inst(ms, "amdsmi");
     double counter_period = 1.0;
     int any_node = 0;
     for (int i = 0; i < ms->n_inst; i++) {
@@ -211,6 +213,8 @@ etok_meter_set *etok_meters_open(const etok_meter_config *cfg_in, etok_err *err)
             if (rapl_open && !strcmp(t->meter, "hwmon") &&
                 (!strncmp(t->domain, "amd_energy", 10) || !strncmp(t->domain, "zenergy", 7) || !strncmp(t->domain, "zenpower", 8)))
                 t->summable = 0;
+            /* amdgpu's hwmon power is the same GPUs amdsmi counts: recorded, not summed */
+            if (amdsmi_open && !strcmp(t->meter, "hwmon") && !strncmp(t->domain, "amdgpu", 6)) t->summable = 0;
             dom_state *s = &ms->doms[ms->n_doms++];
             s->mi = mi;
             s->d = d;

@@ -8,22 +8,30 @@ trap 'rm -rf "$T"' EXIT
 mkdir -p "$T/sys" "$T/proc"
 printf 'cpu  1 0 1 10 0 0 0 0 0 0\ncpu0 1 0 1 10 0 0 0 0 0 0\n' > "$T/proc/stat"
 printf 'processor\t: 0\nmodel name\t: Test CPU\n' > "$T/proc/cpuinfo"
-export ETOK_SYSFS_ROOT="$T/sys" ETOK_PROC_ROOT="$T/proc" ETOK_NVML_LIB="$T/none.so"
+export ETOK_SYSFS_ROOT="$T/sys" ETOK_PROC_ROOT="$T/proc" ETOK_NVML_LIB="$T/none.so" ETOK_AMDSMI_LIB="$T/none-amd.so"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$ETOK" meters --help | grep -q "usage: etok meters" || fail "--help"
 out=$("$ETOK" meters) || fail "exit status $?"
-for m in rapl perf hwmon nvml extlog estimate; do
+for m in rapl perf hwmon nvml amdsmi extlog estimate; do
   echo "$out" | grep -q "^$m " || fail "meter $m not listed"
 done
 echo "$out" | grep -q "^rapl .* no .*missing" || fail "rapl should be missing"
+echo "$out" | grep -q "^amdsmi .* no .*missing: cannot load ETOK_AMDSMI_LIB=$T/none-amd.so" || fail "amdsmi: the library tried"
 echo "$out" | grep -q "^estimate .* yes" || fail "estimate should be available"
 echo "$out" | grep -q "Only the \`estimate\` meter is available" || fail "estimate-only not made obvious"
 
 json=$("$ETOK" meters --json)
-echo "$json" | python3 -c 'import json,sys; a=json.load(sys.stdin); assert [m["name"] for m in a]==["rapl","perf","hwmon","nvml","extlog","estimate"]; assert a[5]["available"] and a[5]["source"]=="estimate"; assert not a[0]["available"] and a[0]["why"].startswith("missing")' \
+echo "$json" | python3 -c 'import json,sys; a=json.load(sys.stdin); assert [m["name"] for m in a]==["rapl","perf","hwmon","nvml","amdsmi","extlog","estimate"]; assert a[6]["available"] and a[6]["source"]=="estimate"; assert not a[4]["available"] and a[4]["why"].startswith("missing"); assert not a[0]["available"] and a[0]["why"].startswith("missing")' \
   || fail "--json content"
+
+# the fake amd-smi library (tests/fakes/fake_amdsmi.c): two GPUs listed with their counter
+FAKE_AMD="${ETOK_BUILD_DIR:-build}/fake_amdsmi.so"
+[ -f "$FAKE_AMD" ] || fail "no $FAKE_AMD (run through ctest)"
+out=$(ETOK_AMDSMI_LIB="$FAKE_AMD" FAKE_AMDSMI_SOCKETS=2 "$ETOK" meters) || fail "exit status $? with the fake amd-smi"
+echo "$out" | grep -q "^amdsmi .* yes .*gpu0\[0000:0c:00.0, energy counter 15.3 uJ\],gpu1\[" || fail "amdsmi with the fake library: $out"
+echo "$out" | grep -q "Only the" && fail "estimate-only note with an amdsmi counter"
 
 # a RAPL zone whose energy_uj is unreadable: listed with the permission reason. The fixture is
 # what current kernels have (energy_uj mode 0400, owned by root) and etok runs as an

@@ -22,7 +22,7 @@ static void unknown_meter_name_lists_known_ones(void **state) {
     assert_null(etok_meters_open(&cfg, &err));
     assert_int_equal(err.exit_code, ETOK_EXIT_USAGE);
     assert_non_null(strstr(err.msg, "'joulemeter'"));
-    assert_non_null(strstr(err.msg, "rapl, perf, hwmon, nvml, extlog, estimate"));
+    assert_non_null(strstr(err.msg, "rapl, perf, hwmon, nvml, amdsmi, extlog, estimate"));
 }
 
 static void listing_covers_every_meter_with_reasons(void **state) {
@@ -30,22 +30,26 @@ static void listing_covers_every_meter_with_reasons(void **state) {
     char *root = fx_tmpdir();
     setenv("ETOK_SYSFS_ROOT", root, 1);
     setenv("ETOK_NVML_LIB", "/nonexistent/libnvidia-ml.so.1", 1);
+    setenv("ETOK_AMDSMI_LIB", "/nonexistent/libamd_smi.so", 1);
     etok_meter_status st[16];
     int n = etok_meters_list(st, 16, NULL);
-    assert_int_equal(n, 6);
-    const char *want[] = {"rapl", "perf", "hwmon", "nvml", "extlog", "estimate"};
-    for (int i = 0; i < 5; i++) {
+    assert_int_equal(n, 7);
+    const char *want[] = {"rapl", "perf", "hwmon", "nvml", "amdsmi", "extlog", "estimate"};
+    for (int i = 0; i < 6; i++) {
         assert_string_equal(st[i].name, want[i]);
         assert_int_equal(st[i].available, 0);
         assert_int_equal(strncmp(st[i].why, "missing", 7), 0);
     }
-    assert_string_equal(st[5].name, "estimate");
-    assert_int_equal(st[5].source, ETOK_SOURCE_ESTIMATE);
+    assert_string_equal(st[6].name, "estimate");
+    assert_int_equal(st[6].source, ETOK_SOURCE_ESTIMATE);
     assert_int_equal(st[1].source, ETOK_SOURCE_COUNTER);
-    assert_int_equal(st[4].source, ETOK_SOURCE_EXTERNAL);
-    assert_int_equal(st[4].boundary, ETOK_BOUNDARY_NODE);
+    assert_int_equal(st[4].source, ETOK_SOURCE_COUNTER);
+    assert_int_equal(st[4].boundary, ETOK_BOUNDARY_DEVICE);
+    assert_int_equal(st[5].source, ETOK_SOURCE_EXTERNAL);
+    assert_int_equal(st[5].boundary, ETOK_BOUNDARY_NODE);
     assert_int_equal(etok_meters_list(st, 2, NULL), 2); /* respects cap */
     unsetenv("ETOK_NVML_LIB");
+    unsetenv("ETOK_AMDSMI_LIB");
     fx_rmrf(root);
 }
 
