@@ -13,6 +13,7 @@
  *   FAKE_NVML_LIMIT_RANGE MIN:MAX W of nvmlDeviceGetPowerManagementLimitConstraints (default 100:700)
  *   FAKE_NVML_SET_ERR     NVML return code of nvmlDeviceSetPowerManagementLimit (default 0; 4 = no
  *                         permission, 3 = not supported)
+ *   FAKE_NVML_SET_ERR_FROM  with FAKE_NVML_SET_ERR: only GPUs with this index or higher fail (default 0)
  *   FAKE_NVML_LIMIT_LOG   file: every successful set appends "set GPU MW\n", so a test reads back
  *                         what was set and that the previous limit was restored
  * Init is reference-counted as in the real library (the meter and the power-limit lever each
@@ -36,7 +37,7 @@ static int g_count = 1, g_mode_energy = 1, g_lost = 0, g_lost_after = 5, g_insta
 static double g_watts = 100, g_scale = 1, g_t0 = 0;
 static int g_reads = 0;
 static unsigned int g_limit_mw[FAKE_MAX], g_lim_lo = 100000, g_lim_hi = 700000;
-static int g_set_err = 0;
+static int g_set_err = 0, g_set_err_from = 0;
 
 static double mono(void) {
     struct timespec ts;
@@ -71,6 +72,7 @@ int nvmlInit_v2(void) {
     g_lim_hi = (unsigned int)(lhi * 1000.0);
     for (int i = 0; i < FAKE_MAX; i++) g_limit_mw[i] = (unsigned int)(lw * 1000.0);
     g_set_err = atoi(env("FAKE_NVML_SET_ERR", "0"));
+    g_set_err_from = atoi(env("FAKE_NVML_SET_ERR_FROM", "0"));
     return 0;
 }
 
@@ -170,7 +172,7 @@ int nvmlDeviceGetPowerManagementLimitConstraints(fake_dev *d, unsigned int *lo, 
 
 int nvmlDeviceSetPowerManagementLimit(fake_dev *d, unsigned int mw) {
     if (!g_inited) return 1;
-    if (g_set_err) return g_set_err;
+    if (g_set_err && d->index >= g_set_err_from) return g_set_err;
     if (mw < g_lim_lo || mw > g_lim_hi) return 2; /* NVML_ERROR_INVALID_ARGUMENT */
     g_limit_mw[d->index] = mw;
     const char *log = getenv("FAKE_NVML_LIMIT_LOG");
