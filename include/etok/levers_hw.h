@@ -2,9 +2,8 @@
  * cap every online CPU's cpufreq scaling_max_freq and set every NVIDIA GPU's power-management
  * limit for the length of a run, and put the previous values back afterwards.
  *
- * One restore handle holds what was changed. etok_hw_levers_restore() undoes it; it also runs
- * at exit() (atexit) for a handle not yet restored, so an error path that exits still restores.
- * Callers block SIGINT/SIGTERM (bench does, on its signalfd) so an interrupt ends the run
+ * One restore handle holds what was changed; etok_hw_levers_restore() undoes it, and the caller
+ * calls it on every path (success, error, interrupt). Callers block SIGINT/SIGTERM (bench does, on its signalfd) so an interrupt ends the run
  * through the normal path, which restores. A SIGKILL cannot be handled: the values stay. */
 #ifndef ETOK_LEVERS_HW_H
 #define ETOK_LEVERS_HW_H

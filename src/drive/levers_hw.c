@@ -1,7 +1,8 @@
 /* levers_hw.c — the machine levers (levers_hw.h): cpufreq scaling_max_freq of every online CPU
  * under etok_sysfs_root(), and the NVML power limit of every GPU (src/meter/nvml.c does the
  * NVML calls). Everything is checked before anything is changed; whatever was changed is
- * remembered in the handle and put back by etok_hw_levers_restore() or, failing that, at exit.
+ * remembered in the handle and put back by etok_hw_levers_restore(). No process-wide state
+ * (ARCHITECTURE.md): the caller restores on every path.
  * Owns: frequency parsing, the CPU enumeration, the sysfs writes and their undo. */
 #include <ctype.h>
 #include <dirent.h>
@@ -32,30 +33,6 @@ struct etok_hw_levers {
     double gpu_w;
     etok_nvml_plimit *gpu;
 };
-
-/* handles not yet restored, for the atexit fallback */
-#define HW_LIVE_MAX 4
-static etok_hw_levers *g_live[HW_LIVE_MAX];
-static int g_atexit_done;
-
-static void live_atexit(void) {
-    for (int i = 0; i < HW_LIVE_MAX; i++)
-        if (g_live[i]) (void)etok_hw_levers_restore(g_live[i]);
-}
-
-static void live_add(etok_hw_levers *h) {
-    if (!g_atexit_done) g_atexit_done = atexit(live_atexit) == 0;
-    for (int i = 0; i < HW_LIVE_MAX; i++)
-        if (!g_live[i]) {
-            g_live[i] = h;
-            return;
-        }
-}
-
-static void live_del(etok_hw_levers *h) {
-    for (int i = 0; i < HW_LIVE_MAX; i++)
-        if (g_live[i] == h) g_live[i] = NULL;
-}
 
 int etok_parse_cpu_freq(const char *s, long *khz, etok_err *err) {
     char *end = NULL;
@@ -268,7 +245,6 @@ etok_hw_levers *etok_hw_levers_apply(const etok_hw_levers_opts *o, etok_err *err
         h->gpu = etok_nvml_plimit_set(o->gpu_power_limit_w, err);
         if (!h->gpu) goto fail;
     }
-    live_add(h);
     return h;
 fail:
     (void)etok_hw_levers_restore(h);
@@ -296,7 +272,6 @@ void etok_hw_levers_to_config(const etok_hw_levers *h, json_t *cfg) {
 
 int etok_hw_levers_restore(etok_hw_levers *h) {
     if (!h) return 0;
-    live_del(h);
     int failed = 0;
     etok_nvml_plimit_restore(h->gpu);
     if (h->cpus) {
