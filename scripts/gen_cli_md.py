@@ -92,9 +92,9 @@ A GGUF model is mapped, not read, and must be a regular file too.
 
 | variable | used by | meaning |
 |---|---|---|
-| `ETOK_SYSFS_ROOT` | meters | root of sysfs (default `/sys`): fixture trees in tests |
+| `ETOK_SYSFS_ROOT` | meters, bench --cpu-max-freq | root of sysfs (default `/sys`): fixture trees in tests |
 | `ETOK_PROC_ROOT` | meters, host info | root of procfs (default `/proc`) |
-| `ETOK_NVML_LIB` | nvml meter | the NVML library to load (default `libnvidia-ml.so.1`) |
+| `ETOK_NVML_LIB` | nvml meter, bench --gpu-power-limit | the NVML library to load (default `libnvidia-ml.so.1`) |
 | `ETOK_AMDSMI_LIB` | amdsmi meter | the amd-smi library to load (default `libamd_smi.so`, then `/opt/rocm/lib/libamd_smi.so`) |
 | `ETOK_MODEL` | generate | default model path |
 | `ETOK_DATA_DIR` | tpf | catalogs (default: the source tree's `data/`) |

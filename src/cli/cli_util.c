@@ -128,3 +128,12 @@ int etok_cli_levers_any(const etok_cli_levers *lv) {
 }
 
 const char *etok_cli_kv_type_name(int kv_bits) { return kv_bits == 32 ? "f32" : kv_bits == 8 ? "q8_0" : "f16"; }
+
+int etok_cli_hw_lever_opt(const char *cmd, const char *name, const char *arg, etok_hw_levers_opts *o) {
+    etok_err e = {0};
+    int bad = !strcmp(name, "cpu-max-freq") ? etok_parse_cpu_freq(arg, &o->cpu_max_khz, &e)
+                                            : etok_parse_double("--gpu-power-limit", arg, ETOK_RANGE_POS(1e5),
+                                                                &o->gpu_power_limit_w, &e);
+    if (bad) fprintf(stderr, "etok %s: %s\n", cmd, e.msg);
+    return bad ? -1 : 0;
+}

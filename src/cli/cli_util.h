@@ -7,6 +7,7 @@
 
 #include "etok/record.h"
 #include "etok/engine.h"
+#include "etok/levers_hw.h"
 
 #define ETOK_CLI_MAX_METERS 16
 
@@ -50,6 +51,16 @@ int etok_cli_levers_check(const char *cmd, const etok_cli_levers *lv);
 int etok_cli_levers_any(const etok_cli_levers *lv);
 /* Name of the KV type for records: "f16", "q8_0", "f32". */
 const char *etok_cli_kv_type_name(int kv_bits);
+
+/* The machine levers (issue 16; etok/levers_hw.h): --cpu-max-freq F, --gpu-power-limit W. */
+#define ETOK_CLI_HW_LEVERS_HELP                                                                                     \
+    "  --cpu-max-freq F       cap every online CPU's cpufreq scaling_max_freq at F (2.0GHz, 1800MHz or\n"         \
+    "                         kHz) for the run, restored on exit and on Ctrl-C; exit 2 where not writable\n"      \
+    "  --gpu-power-limit W    set every NVIDIA GPU's power limit to W watts (NVML) for the run, restored\n"        \
+    "                         on exit and on Ctrl-C; exit 2 where NVML does not allow it\n"
+/* Parse --cpu-max-freq / --gpu-power-limit (name without "--") into o;
+ * -1 after printing why. */
+int etok_cli_hw_lever_opt(const char *cmd, const char *name, const char *arg, etok_hw_levers_opts *o);
 
 /* Host name, kernel, online CPUs and CPU model (from ETOK_PROC_ROOT/cpuinfo) into the record. */
 void etok_cli_host_info(etok_record *r);

@@ -23,6 +23,7 @@
 #include "etok/engine.h"
 #include "etok/evalset.h"
 #include "etok/grid.h"
+#include "etok/levers_hw.h"
 #include "etok/meter.h"
 #include "etok/metrics.h"
 #include "etok/paths.h"
@@ -94,6 +95,7 @@ static void usage(FILE *f) {
             "  --boundary process     also report energy attributed to the own work by its CPU-time share\n"
             "                         (an attribution model, beside the device figure; docs/RECORD.md)\n"
             ETOK_CLI_LEVERS_HELP
+            ETOK_CLI_HW_LEVERS_HELP
             "  -o, --output DIR       output directory (default out/)\n"
             "  -q, --quiet            no table on stdout\n"
             "  -h, --help             this help\n"
@@ -173,7 +175,7 @@ int cmd_bench(int argc, char **argv) {
     enum {
         O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
         O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
-        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS, O_GRID, O_REGION
+        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS, O_GRID, O_REGION, O_CPUFREQ, O_GPUPL
     };
     static const struct option lopts[] = {
         {"model", required_argument, NULL, 'm'},      {"evals", required_argument, NULL, O_EVALS},
@@ -195,6 +197,7 @@ int cmd_bench(int argc, char **argv) {
         {"server-pid", required_argument, NULL, O_SERVER_PID}, {"boundary", required_argument, NULL, O_BOUNDARY},
         {"weights", required_argument, NULL, O_WEIGHTS}, {"kv-type", required_argument, NULL, O_KVTYPE},
         {"attn-window", required_argument, NULL, O_AWIN}, {"attn-sinks", required_argument, NULL, O_ASINKS},
+        {"cpu-max-freq", required_argument, NULL, O_CPUFREQ}, {"gpu-power-limit", required_argument, NULL, O_GPUPL},
         {"output", required_argument, NULL, 'o'},     {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
@@ -210,6 +213,7 @@ int cmd_bench(int argc, char **argv) {
     double server_pid = 0;
     int process_boundary = 0;
     etok_cli_levers levers = {0};
+    etok_hw_levers_opts hwo = {0};
     const char *grid_text = NULL, *grid_region = NULL;
     etok_grid grid = {0};
     optind = 1;
@@ -259,6 +263,8 @@ int cmd_bench(int argc, char **argv) {
         case O_KVTYPE: bad = etok_cli_lever_opt("bench", "kv-type", optarg, &levers) != 0; break;
         case O_AWIN: bad = etok_cli_lever_opt("bench", "attn-window", optarg, &levers) != 0; break;
         case O_ASINKS: bad = etok_cli_lever_opt("bench", "attn-sinks", optarg, &levers) != 0; break;
+        case O_CPUFREQ: bad = etok_cli_hw_lever_opt("bench", "cpu-max-freq", optarg, &hwo); break;
+        case O_GPUPL: bad = etok_cli_hw_lever_opt("bench", "gpu-power-limit", optarg, &hwo); break;
         case 'o': out_dir = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
@@ -354,6 +360,7 @@ int cmd_bench(int argc, char **argv) {
     etok_metrics met;
     memset(&met, 0, sizeof met);
     char *txt = NULL;
+    etok_hw_levers *hw = NULL;
 
     /* SIGINT/SIGTERM arrive on a signalfd: blocked here, before any thread exists (engine
      * thread pool, meter sampler, libcurl), so every thread inherits the mask. */
@@ -402,6 +409,12 @@ int cmd_bench(int argc, char **argv) {
         memset(&err, 0, sizeof err);
     }
 
+    /* machine levers: after the profile (a cached profile must not be measured capped), restored at done */
+    if (!(hw = etok_hw_levers_apply(&hwo, &err))) {
+        fprintf(stderr, "etok bench: %s\n", err.msg);
+        rc = err.exit_code ? err.exit_code : ETOK_EXIT_USAGE;
+        goto done;
+    }
     etok_meter_config mc = {.names = etok_cli_meters_names(&meters), .n_names = meters.n_names, .cpu_idle_w = cpu_idle_w,
                             .cpu_max_w = cpu_max_w};
     ms = etok_meters_open(&mc, &err);
@@ -471,6 +484,7 @@ int cmd_bench(int argc, char **argv) {
                 json_object_set_new(cfg, "api", json_string(ep.completions_api ? "completions" : "chat"));
             }
             if (energy_from) json_object_set_new(cfg, "energy_from", json_string(energy_from));
+            etok_hw_levers_to_config(hw, cfg);
             rec.config_json = json_dumps(cfg, JSON_COMPACT);
             json_decref(cfg);
         }
@@ -559,6 +573,7 @@ done:
     etok_step_shares_free(&shares);
     if (engine) etok_engine_free(engine);
     if (model) etok_model_free(model);
+    if (etok_hw_levers_restore(hw) && rc == ETOK_EXIT_OK) rc = ETOK_EXIT_FAIL;
     if (sig_fd >= 0) close(sig_fd);
     etok_record_free(&rec);
     etok_evalset_free(&ev);

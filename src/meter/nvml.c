@@ -16,6 +16,7 @@
 #include "meter/driver.h"
 
 #include "meter/nvml_abi.h"
+#include "meter/nvml_plimit.h"
 
 #define NVML_MAX_GPUS 16
 
@@ -31,6 +32,9 @@ typedef struct {
     nvmlReturn_t (*fields)(nvmlDevice_t, int, nvmlFieldValue_t *);
     nvmlReturn_t (*limit)(nvmlDevice_t, unsigned int *);
     nvmlReturn_t (*util)(nvmlDevice_t, nvmlUtilization_t *);
+    nvmlReturn_t (*pm_get)(nvmlDevice_t, unsigned int *);                 /* the power-limit lever */
+    nvmlReturn_t (*pm_set)(nvmlDevice_t, unsigned int);
+    nvmlReturn_t (*pm_range)(nvmlDevice_t, unsigned int *, unsigned int *);
     const char *(*errstr)(nvmlReturn_t);
     int inited;
     unsigned int n_gpus;
@@ -75,6 +79,9 @@ static int lib_load(nvml_lib *L, char *why, size_t cap) {
     SYM(limit, "nvmlDeviceGetEnforcedPowerLimit");
     SYM(util, "nvmlDeviceGetUtilizationRates");
     SYM(errstr, "nvmlErrorString");
+    SYM(pm_get, "nvmlDeviceGetPowerManagementLimit");
+    SYM(pm_set, "nvmlDeviceSetPowerManagementLimit");
+    SYM(pm_range, "nvmlDeviceGetPowerManagementLimitConstraints");
 #undef SYM
     if (!L->init || !L->shutdown || !L->count || !L->handle || !L->power) {
         etok_meter_why(why, cap, "no driver: %s lacks nvmlInit_v2/nvmlDeviceGetCount_v2/nvmlDeviceGetPowerUsage (driver too old?)", lib_path());
@@ -308,3 +315,85 @@ const etok_meter_driver etok_meter_nvml = {
     .collect = NULL,
     .close = nvml_close,
 };
+
+/* ---- the GPU power-limit lever (nvml_plimit.h) ---- */
+
+struct etok_nvml_plimit {
+    nvml_lib L;
+    unsigned int prev_mw[NVML_MAX_GPUS];
+    int set[NVML_MAX_GPUS]; /* 1 = this GPU's limit was changed and must be restored */
+    unsigned int new_mw;
+};
+
+static void plimit_undo(etok_nvml_plimit *p) {
+    for (int i = (int)p->L.n_gpus - 1; i >= 0; i--)
+        if (p->set[i]) {
+            (void)p->L.pm_set(p->L.dev[i], p->prev_mw[i]);
+            p->set[i] = 0;
+        }
+}
+
+etok_nvml_plimit *etok_nvml_plimit_set(double watts, etok_err *err) {
+    etok_nvml_plimit *p = calloc(1, sizeof *p);
+    if (!p) {
+        etok_errc(err, ETOK_EXIT_FAIL, "--gpu-power-limit: out of memory");
+        return NULL;
+    }
+    char why[512];
+    if (lib_load(&p->L, why, sizeof why)) {
+        etok_errc(err, ETOK_EXIT_USAGE, "--gpu-power-limit: not available on this machine: %s", why);
+        goto fail;
+    }
+    if (!p->L.pm_get || !p->L.pm_set || !p->L.pm_range) {
+        etok_errc(err, ETOK_EXIT_USAGE,
+                  "--gpu-power-limit: not available on this machine: %s lacks nvmlDevice{Get,Set}PowerManagementLimit",
+                  lib_path());
+        goto fail;
+    }
+    p->new_mw = (unsigned int)(watts * 1000.0 + 0.5);
+    /* every GPU checked before any is changed */
+    for (unsigned int i = 0; i < p->L.n_gpus; i++) {
+        unsigned int lo = 0, hi = 0;
+        nvmlReturn_t r = p->L.pm_range(p->L.dev[i], &lo, &hi);
+        if (r == NVML_SUCCESS) r = p->L.pm_get(p->L.dev[i], &p->prev_mw[i]);
+        if (r != NVML_SUCCESS) {
+            etok_errc(err, ETOK_EXIT_USAGE, "--gpu-power-limit: not available on this machine: GPU %u: %s", i,
+                      estr(&p->L, r));
+            goto fail;
+        }
+        if (p->new_mw < lo || p->new_mw > hi) {
+            etok_errc(err, ETOK_EXIT_USAGE, "--gpu-power-limit: %g W is outside GPU %u's range %.0f..%.0f W", watts, i,
+                      lo / 1000.0, hi / 1000.0);
+            goto fail;
+        }
+    }
+    for (unsigned int i = 0; i < p->L.n_gpus; i++) {
+        nvmlReturn_t r = p->L.pm_set(p->L.dev[i], p->new_mw);
+        if (r != NVML_SUCCESS) {
+            plimit_undo(p);
+            etok_errc(err, ETOK_EXIT_USAGE, "--gpu-power-limit: not available on this machine: setting GPU %u: %s%s", i,
+                      estr(&p->L, r), r == NVML_ERROR_NO_PERMISSION ? " (needs root)" : "");
+            goto fail;
+        }
+        p->set[i] = 1;
+    }
+    return p;
+fail:
+    lib_unload(&p->L);
+    free(p);
+    return NULL;
+}
+
+int etok_nvml_plimit_info(const etok_nvml_plimit *p, double *new_w, double *prev_w, int cap) {
+    if (!p) return 0;
+    if (new_w) *new_w = p->new_mw / 1000.0;
+    for (int i = 0; prev_w && i < (int)p->L.n_gpus && i < cap; i++) prev_w[i] = p->prev_mw[i] / 1000.0;
+    return (int)p->L.n_gpus;
+}
+
+void etok_nvml_plimit_restore(etok_nvml_plimit *p) {
+    if (!p) return;
+    plimit_undo(p);
+    lib_unload(&p->L);
+    free(p);
+}

@@ -9,8 +9,18 @@
  *   FAKE_NVML_INSTANT     1 (default): the NVML_FI_DEV_POWER_INSTANT field exists; 0: it does not
  *   FAKE_NVML_LOST_AFTER  reads before the GPU is lost (default 5)
  *   FAKE_NVML_ENERGY_SCALE  multiply the energy counter (default 1; !=1 models a bad counter)
+ *   FAKE_NVML_LIMIT_W     every GPU's initial power-management limit in W (default 700)
+ *   FAKE_NVML_LIMIT_RANGE MIN:MAX W of nvmlDeviceGetPowerManagementLimitConstraints (default 100:700)
+ *   FAKE_NVML_SET_ERR     NVML return code of nvmlDeviceSetPowerManagementLimit (default 0; 4 = no
+ *                         permission, 3 = not supported)
+ *   FAKE_NVML_SET_ERR_FROM  with FAKE_NVML_SET_ERR: only GPUs with this index or higher fail (default 0)
+ *   FAKE_NVML_LIMIT_LOG   file: every successful set appends "set GPU MW\n", so a test reads back
+ *                         what was set and that the previous limit was restored
+ * Init is reference-counted as in the real library (the meter and the power-limit lever each
+ * init and shut down); the state is set up at the first init only.
  * The energy counter is watts x monotonic time since nvmlInit_v2, in mJ, from an arbitrary
  * non-zero start. Test code: process-wide state is fine here. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +36,8 @@ static fake_dev g_devs[FAKE_MAX];
 static int g_count = 1, g_mode_energy = 1, g_lost = 0, g_lost_after = 5, g_instant = 1, g_inited = 0;
 static double g_watts = 100, g_scale = 1, g_t0 = 0;
 static int g_reads = 0;
+static unsigned int g_limit_mw[FAKE_MAX], g_lim_lo = 100000, g_lim_hi = 700000;
+static int g_set_err = 0, g_set_err_from = 0;
 
 static double mono(void) {
     struct timespec ts;
@@ -41,6 +53,7 @@ static const char *env(const char *k, const char *d) {
 int nvmlInit_v2(void) {
     const char *mode = env("FAKE_NVML_MODE", "energy");
     if (!strcmp(mode, "noinit")) return 9; /* NVML_ERROR_DRIVER_NOT_LOADED */
+    if (g_inited++ > 0) return 0;
     g_mode_energy = strcmp(mode, "power") != 0;
     g_lost = !strcmp(mode, "lost");
     g_watts = atof(env("FAKE_NVML_WATTS", "100"));
@@ -53,12 +66,18 @@ int nvmlInit_v2(void) {
     for (int i = 0; i < FAKE_MAX; i++) g_devs[i].index = i;
     g_t0 = mono();
     g_reads = 0;
-    g_inited = 1;
+    double lw = atof(env("FAKE_NVML_LIMIT_W", "700")), llo = 100, lhi = 700;
+    if (sscanf(env("FAKE_NVML_LIMIT_RANGE", "100:700"), "%lf:%lf", &llo, &lhi) != 2) llo = 100, lhi = 700;
+    g_lim_lo = (unsigned int)(llo * 1000.0);
+    g_lim_hi = (unsigned int)(lhi * 1000.0);
+    for (int i = 0; i < FAKE_MAX; i++) g_limit_mw[i] = (unsigned int)(lw * 1000.0);
+    g_set_err = atoi(env("FAKE_NVML_SET_ERR", "0"));
+    g_set_err_from = atoi(env("FAKE_NVML_SET_ERR_FROM", "0"));
     return 0;
 }
 
 int nvmlShutdown(void) {
-    g_inited = 0;
+    if (g_inited > 0) g_inited--;
     return 0;
 }
 
@@ -66,6 +85,7 @@ const char *nvmlErrorString(int r) {
     switch (r) {
     case 0: return "Success";
     case 3: return "Not Supported";
+    case 4: return "Insufficient Permissions";
     case 15: return "GPU is lost";
     default: return "Unknown Error";
     }
@@ -132,8 +152,37 @@ int nvmlDeviceGetFieldValues(fake_dev *d, int n, nvmlFieldValue_t *v) {
 }
 
 int nvmlDeviceGetEnforcedPowerLimit(fake_dev *d, unsigned int *mw) {
+    *mw = g_limit_mw[d->index];
+    return 0;
+}
+
+int nvmlDeviceGetPowerManagementLimit(fake_dev *d, unsigned int *mw) {
+    if (!g_inited) return 1;
+    *mw = g_limit_mw[d->index];
+    return 0;
+}
+
+int nvmlDeviceGetPowerManagementLimitConstraints(fake_dev *d, unsigned int *lo, unsigned int *hi) {
     (void)d;
-    *mw = 700000;
+    if (!g_inited) return 1;
+    *lo = g_lim_lo;
+    *hi = g_lim_hi;
+    return 0;
+}
+
+int nvmlDeviceSetPowerManagementLimit(fake_dev *d, unsigned int mw) {
+    if (!g_inited) return 1;
+    if (g_set_err && d->index >= g_set_err_from) return g_set_err;
+    if (mw < g_lim_lo || mw > g_lim_hi) return 2; /* NVML_ERROR_INVALID_ARGUMENT */
+    g_limit_mw[d->index] = mw;
+    const char *log = getenv("FAKE_NVML_LIMIT_LOG");
+    if (log && *log) {
+        FILE *f = fopen(log, "a");
+        if (f) {
+            fprintf(f, "set %d %u\n", d->index, mw);
+            fclose(f);
+        }
+    }
     return 0;
 }
 

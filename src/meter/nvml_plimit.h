@@ -1,0 +1,21 @@
+/* nvml_plimit.h — the GPU power-limit lever (etok bench --gpu-power-limit), through the same
+ * dlopen'ed NVML as the nvml meter (src/meter/nvml.c): set every GPU's power-management limit,
+ * remember each previous limit, put them back. Internal: used by src/drive/levers_hw.c. */
+#ifndef ETOK_METER_NVML_PLIMIT_H
+#define ETOK_METER_NVML_PLIMIT_H
+
+#include "etok/util.h"
+
+typedef struct etok_nvml_plimit etok_nvml_plimit;
+
+/* Validate watts against every GPU's nvmlDeviceGetPowerManagementLimitConstraints, read each
+ * previous limit (nvmlDeviceGetPowerManagementLimit), then set all. NULL with err (exit code
+ * ETOK_EXIT_USAGE, one line) when NVML is missing, reports no permission / not supported, or
+ * watts is out of range; GPUs already changed are restored before returning. */
+etok_nvml_plimit *etok_nvml_plimit_set(double watts, etok_err *err);
+/* The limit applied and the previous limit of each GPU (up to cap); returns the GPU count. */
+int etok_nvml_plimit_info(const etok_nvml_plimit *p, double *new_w, double *prev_w, int cap);
+/* Put every previous limit back, unload NVML, free p (NULL is fine). */
+void etok_nvml_plimit_restore(etok_nvml_plimit *p);
+
+#endif
