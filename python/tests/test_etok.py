@@ -103,7 +103,9 @@ def test_session_windows_saved_and_loaded(rapl, tmp_path):
             s.end("nothing")
         s.save(path)
         assert dec.final
-        assert abs(dec.energy_j - 0.8) <= dec.energy_uncertainty_j + 1e-9
+        # after save the window's energy comes from the recorded trace, whose sampler ticks fall
+        # where a loaded machine puts them; its uncertainty is 1 sigma, so allow 2 sigma
+        assert abs(dec.energy_j - 0.8) <= 2 * dec.energy_uncertainty_j + 1e-9, (dec.energy_j, dec.energy_uncertainty_j)
         with pytest.raises(etok.EtokError, match="saved"):
             s.begin("late")
     rec = etok.load_record(path)
