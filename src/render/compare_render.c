@@ -10,49 +10,21 @@
 
 #include "etok/compare.h"
 #include "etok/report.h"
+#include "etok/strbuf.h"
 #include "etok/svg.h"
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
 
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) return;
-    if (b->n + (size_t)k + 1 > b->cap) {
-        size_t nc = (b->cap ? b->cap * 2 : 4096) + (size_t)k;
-        char *ns = realloc(b->s, nc);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)k;
-}
-
-static void sb_esc(sbuf *b, const char *s) {
+static void sb_esc(etok_strbuf *b, const char *s) {
     char *e = etok_svg_escape(s);
     if (!e) {
         b->oom = 1;
         return;
     }
-    sb_printf(b, "%s", e);
+    etok_strbuf_printf(b, "%s", e);
     free(e);
 }
 
-static char *sb_done(sbuf *b) {
+static char *sb_done(etok_strbuf *b) {
     if (b->oom || !b->s) {
         free(b->s);
         return NULL;
@@ -84,8 +56,8 @@ static void fmt_signed(double v, char *buf, size_t n) {
 
 static const char *gate_word(int g) { return g == 1 ? "pass" : g == 0 ? "FAIL" : "n/a"; }
 
-static void covers(sbuf *b, const etok_compare_result *r, const char *pre) {
-    sb_printf(b,
+static void covers(etok_strbuf *b, const etok_compare_result *r, const char *pre) {
+    etok_strbuf_printf(b,
               "%sThe 95%% CIs are percentile bootstraps (%d resamples, seed %llu) over requests (pooled over each arm's "
               "records, so run-to-run variance enters when an arm has repeats); paired by eval item where both arms ran the "
               "same items. They do not include the meter's systematic error, stated per candidate: the same meter on the "
@@ -93,17 +65,17 @@ static void covers(sbuf *b, const etok_compare_result *r, const char *pre) {
               pre, r->iters, (unsigned long long)r->seed);
 }
 
-static void systematic(sbuf *b, const etok_compare_cand *c, const char *pre) {
-    sb_printf(b, "%smeter systematic band (1 sigma, relative): baseline %.1f%%, candidate %.1f%%; %s\n", pre,
+static void systematic(etok_strbuf *b, const etok_compare_cand *c, const char *pre) {
+    etok_strbuf_printf(b, "%smeter systematic band (1 sigma, relative): baseline %.1f%%, candidate %.1f%%; %s\n", pre,
               100 * c->systematic_base, 100 * c->systematic_cand,
               c->systematic_cancels ? "same meters, boundary and host: largely cancels in the relative deltas"
                                     : "meters, boundary or host differ: does NOT cancel, add it to the CIs");
 }
 
 static char *render_text(const etok_compare_result *r, int md) {
-    sbuf b = {0};
+    etok_strbuf b = {0};
     const char *pre = md ? "" : "";
-    if (md) sb_printf(&b, "# etok compare\n\n");
+    if (md) etok_strbuf_printf(&b, "# etok compare\n\n");
     char q[32], sl[128];
     if (r->quality_target >= 0) snprintf(q, sizeof q, "accuracy >= %.3f", r->quality_target);
     else snprintf(q, sizeof q, "none");
@@ -112,22 +84,22 @@ static char *render_text(const etok_compare_result *r, int md) {
                  100 * r->slo_target);
     else
         snprintf(sl, sizeof sl, "none");
-    sb_printf(&b, "%sbaseline %s (%zu record%s); gate: q*: %s; s*: %s\n", pre, r->base_name, r->n_base_records,
+    etok_strbuf_printf(&b, "%sbaseline %s (%zu record%s); gate: q*: %s; s*: %s\n", pre, r->base_name, r->n_base_records,
               r->n_base_records == 1 ? "" : "s", q, sl);
     for (size_t i = 0; i < r->n_cand; i++) {
         const etok_compare_cand *c = &r->cand[i];
-        sb_printf(&b, md ? "\n## %s vs %s\n\n" : "\n== %s vs %s ==\n", c->name, r->base_name);
+        etok_strbuf_printf(&b, md ? "\n## %s vs %s\n\n" : "\n== %s vs %s ==\n", c->name, r->base_name);
         for (size_t k = 0; k < c->n_mismatch; k++)
-            sb_printf(&b, "%s%s: %s\n", md ? "- " : "", c->mismatch[k].fatal ? "WARNING: MISMATCH (meaningless)" : "note: mismatch",
+            etok_strbuf_printf(&b, "%s%s: %s\n", md ? "- " : "", c->mismatch[k].fatal ? "WARNING: MISMATCH (meaningless)" : "note: mismatch",
                       c->mismatch[k].message);
-        sb_printf(&b, "%s%s; units: %zu vs %zu (%zu vs %zu requests); energy: %s\n", md ? "\n" : "",
+        etok_strbuf_printf(&b, "%s%s; units: %zu vs %zu (%zu vs %zu requests); energy: %s\n", md ? "\n" : "",
                   c->paired ? "paired by eval item" : "unpaired", c->n_units_base, c->n_units_cand, c->n_requests_base,
                   c->n_requests_cand, c->energy_note);
         if (md)
-            sb_printf(&b, "\n| figure | unit | %s | %s | delta | 95%% CI | relative | 95%% CI |\n|---|---|---|---|---|---|---|---|\n",
+            etok_strbuf_printf(&b, "\n| figure | unit | %s | %s | delta | 95%% CI | relative | 95%% CI |\n|---|---|---|---|---|---|---|---|\n",
                       r->base_name, c->name);
         else
-            sb_printf(&b, "%-44s %-8s %11s %11s %11s %25s %9s %21s\n", "figure", "unit", "base", "cand", "delta",
+            etok_strbuf_printf(&b, "%-44s %-8s %11s %11s %11s %25s %9s %21s\n", "figure", "unit", "base", "cand", "delta",
                       "95% CI", "rel", "95% CI");
         for (size_t k = 0; k < c->n_deltas; k++) {
             const etok_compare_delta *d = &c->deltas[k];
@@ -144,19 +116,19 @@ static char *render_text(const etok_compare_result *r, int md) {
             snprintf(ci1, sizeof ci1, "[%s, %s]", dlo, dhi);
             snprintf(ci2, sizeof ci2, "[%s, %s]", rlo, rhi);
             if (!d->valid) {
-                if (md) sb_printf(&b, "| %s | %s | %s | %s | n/a | %s | | |\n", l, d->unit, a, bb, d->note);
-                else sb_printf(&b, "%-44s %-8s %11s %11s %11s  %s\n", l, d->unit, a, bb, "n/a", d->note);
+                if (md) etok_strbuf_printf(&b, "| %s | %s | %s | %s | n/a | %s | | |\n", l, d->unit, a, bb, d->note);
+                else etok_strbuf_printf(&b, "%-44s %-8s %11s %11s %11s  %s\n", l, d->unit, a, bb, "n/a", d->note);
             } else if (md)
-                sb_printf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", l, d->unit, a, bb, df, ci1, rl, ci2);
+                etok_strbuf_printf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", l, d->unit, a, bb, df, ci1, rl, ci2);
             else
-                sb_printf(&b, "%-44s %-8s %11s %11s %11s %25s %9s %21s\n", l, d->unit, a, bb, df, ci1, rl, ci2);
+                etok_strbuf_printf(&b, "%-44s %-8s %11s %11s %11s %25s %9s %21s\n", l, d->unit, a, bb, df, ci1, rl, ci2);
         }
-        sb_printf(&b, "%sgate: q* baseline %s, candidate %s; s* baseline %s, candidate %s\n", md ? "\n" : "",
+        etok_strbuf_printf(&b, "%sgate: q* baseline %s, candidate %s; s* baseline %s, candidate %s\n", md ? "\n" : "",
                   gate_word(c->gate_q_base), gate_word(c->gate_q_cand), gate_word(c->gate_s_base), gate_word(c->gate_s_cand));
         systematic(&b, c, md ? "\n" : "");
-        sb_printf(&b, md ? "\n**verdict** %s\n" : "verdict: %s\n", c->verdict);
+        etok_strbuf_printf(&b, md ? "\n**verdict** %s\n" : "verdict: %s\n", c->verdict);
     }
-    sb_printf(&b, "\n");
+    etok_strbuf_printf(&b, "\n");
     covers(&b, r, "");
     return sb_done(&b);
 }
@@ -245,36 +217,36 @@ static char *render_json(const etok_compare_result *r) {
     return t;
 }
 
-static void csv_str(sbuf *b, const char *s) {
-    sb_printf(b, "\"");
-    for (; *s; s++) sb_printf(b, *s == '"' ? "\"\"" : "%c", *s);
-    sb_printf(b, "\"");
+static void csv_str(etok_strbuf *b, const char *s) {
+    etok_strbuf_printf(b, "\"");
+    for (; *s; s++) etok_strbuf_printf(b, *s == '"' ? "\"\"" : "%c", *s);
+    etok_strbuf_printf(b, "\"");
 }
 
-static void csv_num(sbuf *b, double v) {
-    if (isfinite(v)) sb_printf(b, ",%.10g", v);
-    else sb_printf(b, ",");
+static void csv_num(etok_strbuf *b, double v) {
+    if (isfinite(v)) etok_strbuf_printf(b, ",%.10g", v);
+    else etok_strbuf_printf(b, ",");
 }
 
 static char *render_csv(const etok_compare_result *r) {
-    sbuf b = {0};
-    sb_printf(&b, "baseline,candidate,figure,stat,unit,paired,baseline_value,candidate_value,delta,delta_lo,delta_hi,"
+    etok_strbuf b = {0};
+    etok_strbuf_printf(&b, "baseline,candidate,figure,stat,unit,paired,baseline_value,candidate_value,delta,delta_lo,delta_hi,"
                   "relative,relative_lo,relative_hi,comparable,note\n");
     for (size_t i = 0; i < r->n_cand; i++) {
         const etok_compare_cand *c = &r->cand[i];
         for (size_t k = 0; k < c->n_deltas; k++) {
             const etok_compare_delta *d = &c->deltas[k];
             csv_str(&b, r->base_name);
-            sb_printf(&b, ",");
+            etok_strbuf_printf(&b, ",");
             csv_str(&b, c->name);
-            sb_printf(&b, ",%s,%s,%s,%d", d->name, d->stat, d->unit, d->paired);
+            etok_strbuf_printf(&b, ",%s,%s,%s,%d", d->name, d->stat, d->unit, d->paired);
             csv_num(&b, d->d.a);
             csv_num(&b, d->d.b);
             double v[6] = {d->d.diff, d->d.diff_lo, d->d.diff_hi, d->d.rel, d->d.rel_lo, d->d.rel_hi};
             for (int j = 0; j < 6; j++) csv_num(&b, d->valid ? v[j] : NAN);
-            sb_printf(&b, ",%d,", c->comparable);
+            etok_strbuf_printf(&b, ",%d,", c->comparable);
             csv_str(&b, d->note);
-            sb_printf(&b, "\n");
+            etok_strbuf_printf(&b, "\n");
         }
     }
     return sb_done(&b);
@@ -318,34 +290,34 @@ static char *forest(const etok_compare_cand *c) {
 static char *render_html(const etok_compare_result *r) {
     char *t = render_text(r, 0);
     if (!t) return NULL;
-    sbuf b = {0};
-    sb_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>etok compare</title>\n"
+    etok_strbuf b = {0};
+    etok_strbuf_printf(&b, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>etok compare</title>\n"
                   "<style>body{font-family:system-ui,sans-serif;margin:24px;max-width:1100px}"
                   "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
                   "td:first-child{text-align:left}.verdict{font-weight:bold;font-size:1.1em}.warn{color:#b00}"
                   "</style></head><body>\n<h1>etok compare: baseline ");
     sb_esc(&b, r->base_name);
-    sb_printf(&b, "</h1>\n");
+    etok_strbuf_printf(&b, "</h1>\n");
     for (size_t i = 0; i < r->n_cand; i++) {
         const etok_compare_cand *c = &r->cand[i];
-        sb_printf(&b, "<h2>");
+        etok_strbuf_printf(&b, "<h2>");
         sb_esc(&b, c->name);
-        sb_printf(&b, "</h2>\n<p class=\"verdict\">");
+        etok_strbuf_printf(&b, "</h2>\n<p class=\"verdict\">");
         sb_esc(&b, c->verdict);
-        sb_printf(&b, "</p>\n");
+        etok_strbuf_printf(&b, "</p>\n");
         for (size_t k = 0; k < c->n_mismatch; k++) {
-            sb_printf(&b, "<p class=\"%s\">%s: ", c->mismatch[k].fatal ? "warn" : "note",
+            etok_strbuf_printf(&b, "<p class=\"%s\">%s: ", c->mismatch[k].fatal ? "warn" : "note",
                       c->mismatch[k].fatal ? "WARNING: mismatch that makes the numbers meaningless" : "mismatch");
             sb_esc(&b, c->mismatch[k].message);
-            sb_printf(&b, "</p>\n");
+            etok_strbuf_printf(&b, "</p>\n");
         }
         char *svg = forest(c);
         if (!svg) b.oom = 1;
         else {
-            sb_printf(&b, "<figure>%s</figure>\n", svg);
+            etok_strbuf_printf(&b, "<figure>%s</figure>\n", svg);
             free(svg);
         }
-        sb_printf(&b, "<table><tr><th>#</th><th>figure</th><th>unit</th><th>baseline</th><th>candidate</th><th>delta [95%% CI]</th>"
+        etok_strbuf_printf(&b, "<table><tr><th>#</th><th>figure</th><th>unit</th><th>baseline</th><th>candidate</th><th>delta [95%% CI]</th>"
                       "<th>relative [95%% CI]</th><th>note</th></tr>\n");
         size_t row = 0;
         for (size_t k = 0; k < c->n_deltas; k++) {
@@ -362,22 +334,22 @@ static char *render_html(const etok_compare_result *r) {
             fmt_pct(d->d.rel_hi, rhi, sizeof rhi);
             int plotted = d->valid && isfinite(d->d.rel);
             if (plotted) row++;
-            if (plotted) sb_printf(&b, "<tr><td>%zu</td><td>%s</td><td>", row, l);
-            else sb_printf(&b, "<tr><td></td><td>%s</td><td>", l);
+            if (plotted) etok_strbuf_printf(&b, "<tr><td>%zu</td><td>%s</td><td>", row, l);
+            else etok_strbuf_printf(&b, "<tr><td></td><td>%s</td><td>", l);
             sb_esc(&b, d->unit);
             if (d->valid)
-                sb_printf(&b, "</td><td>%s</td><td>%s</td><td>%s [%s, %s]</td><td>%s [%s, %s]</td><td>", a, bb, df, dlo, dhi,
+                etok_strbuf_printf(&b, "</td><td>%s</td><td>%s</td><td>%s [%s, %s]</td><td>%s [%s, %s]</td><td>", a, bb, df, dlo, dhi,
                           rl, rlo, rhi);
             else
-                sb_printf(&b, "</td><td>%s</td><td>%s</td><td>n/a</td><td>n/a</td><td>", a, bb);
+                etok_strbuf_printf(&b, "</td><td>%s</td><td>%s</td><td>n/a</td><td>n/a</td><td>", a, bb);
             sb_esc(&b, d->note);
-            sb_printf(&b, "</td></tr>\n");
+            etok_strbuf_printf(&b, "</td></tr>\n");
         }
-        sb_printf(&b, "</table>\n");
+        etok_strbuf_printf(&b, "</table>\n");
     }
-    sb_printf(&b, "<h2>Full text</h2>\n<pre>");
+    etok_strbuf_printf(&b, "<h2>Full text</h2>\n<pre>");
     sb_esc(&b, t);
-    sb_printf(&b, "</pre>\n</body></html>\n");
+    etok_strbuf_printf(&b, "</pre>\n</body></html>\n");
     free(t);
     return sb_done(&b);
 }

@@ -7,36 +7,8 @@
 #include <string.h>
 
 #include "etok/report.h"
+#include "etok/strbuf.h"
 
-typedef struct {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sbuf *b, const char *fmt, ...) {
-    if (b->oom) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (k < 0) return;
-    if (b->n + (size_t)k + 1 > b->cap) {
-        size_t nc = (b->cap ? b->cap * 2 : 4096) + (size_t)k;
-        char *ns = realloc(b->s, nc);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->n, b->cap - b->n, fmt, ap);
-    va_end(ap);
-    b->n += (size_t)k;
-}
 
 void etok_report_fmt(double v, char *buf, size_t n) {
     if (!isfinite(v)) snprintf(buf, n, "n/a");
@@ -116,18 +88,18 @@ void etok_report_fmt_uncertainty(const etok_metric *x, const char *pm, char *buf
     }
 }
 
-static void row(sbuf *b, const etok_metric *x) {
+static void row(etok_strbuf *b, const etok_metric *x) {
     char v[48], u[96], name[96];
     if (x->stat[0]) snprintf(name, sizeof name, "%s %s", label(x->name), x->stat);
     else snprintf(name, sizeof name, "%s", label(x->name));
     if (x->valid) etok_report_fmt(x->value, v, sizeof v);
     else snprintf(v, sizeof v, "n/a");
     etok_report_fmt_uncertainty(x, "±", u, sizeof u);
-    sb_printf(b, "| %s | %s | %s | %s | %s | %s |\n", name, v, x->unit, x->source, u[0] ? u : "–", x->note);
+    etok_strbuf_printf(b, "| %s | %s | %s | %s | %s | %s |\n", name, v, x->unit, x->source, u[0] ? u : "–", x->note);
 }
 
 /* The measured binding constraint with every ratio it was chosen from. */
-static void binding_row(sbuf *b, const etok_metrics *m) {
+static void binding_row(etok_strbuf *b, const etok_metrics *m) {
     const char *names[3] = {"mfu", "mbu", "power_limit_ratio"}, *labels[3] = {"MFU", "MBU", "power/limit"};
     char ratios[160] = "";
     size_t k = 0;
@@ -139,7 +111,7 @@ static void binding_row(sbuf *b, const etok_metrics *m) {
                               labels[i], v);
         if (k >= sizeof ratios) break;
     }
-    sb_printf(b, "| measured binding constraint | %s | – | engine+probe | – | highest of %s |\n", m->binding_constraint,
+    etok_strbuf_printf(b, "| measured binding constraint | %s | – | engine+probe | – | highest of %s |\n", m->binding_constraint,
               ratios);
 }
 
@@ -157,7 +129,7 @@ static const char *const COMPACT[][2] = {
 };
 
 char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
-    sbuf b = {0};
+    etok_strbuf b = {0};
     const etok_metric *req = etok_metrics_get(m, "requests", ""), *dur = etok_metrics_get(m, "duration_s", "");
     const etok_metric *rok = etok_metrics_get(m, "requests_ok", "");
     const etok_metric *tin = etok_metrics_get(m, "tokens_in", ""), *tout = etok_metrics_get(m, "tokens_out", "");
@@ -168,21 +140,21 @@ char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
                  !strcmp(r->stop_reason, "endpoint_unreachable") ? "the endpoint became unreachable"
                  : r->stop_reason[0] && strcmp(r->stop_reason, "interrupted") ? r->stop_reason
                                                                                : "interrupted");
-    if (!compact) sb_printf(&b, "# etok %s report\n\n", r->kind[0] ? r->kind : "run");
-    sb_printf(&b, "%s%s\n", compact ? "" : "- ", r->command[0] ? r->command : "(no command recorded)");
-    sb_printf(&b, "%shost %s, %s, %d CPUs%s\n", compact ? "" : "- ", r->host[0] ? r->host : "?",
+    if (!compact) etok_strbuf_printf(&b, "# etok %s report\n\n", r->kind[0] ? r->kind : "run");
+    etok_strbuf_printf(&b, "%s%s\n", compact ? "" : "- ", r->command[0] ? r->command : "(no command recorded)");
+    etok_strbuf_printf(&b, "%shost %s, %s, %d CPUs%s\n", compact ? "" : "- ", r->host[0] ? r->host : "?",
               r->cpu_model[0] ? r->cpu_model : "?", r->cpu_count, partial);
-    sb_printf(&b, "%swindow %.2f s, %.0f requests (%.0f ok, %.0f failed), %.0f input + %.0f output tokens; energy: %s at the %s boundary%s\n",
+    etok_strbuf_printf(&b, "%swindow %.2f s, %.0f requests (%.0f ok, %.0f failed), %.0f input + %.0f output tokens; energy: %s at the %s boundary%s\n",
               compact ? "" : "- ", dur && dur->valid ? dur->value : NAN, n_req, n_ok, n_req - n_ok,
               tin && tin->valid ? tin->value : 0, tout && tout->valid ? tout->value : 0, m->energy_source,
               m->energy_boundary,
               !strcmp(m->energy_source, "estimate") ? " (a MODEL ESTIMATE, not a measurement)" : "");
-    sb_printf(&b, "%sphase split: %s; measured binding constraint: %s; smallest TPF ceiling: %s; q* gate: %s\n\n",
+    etok_strbuf_printf(&b, "%sphase split: %s; measured binding constraint: %s; smallest TPF ceiling: %s; q* gate: %s\n\n",
               compact ? "" : "- ", m->phase_split_method, m->binding_constraint, m->tpf_binding_ceiling,
               m->quality_gate_met ? "met" : "NOT met (quality-conditioned figures withheld)");
-    if (m->energy_warning[0]) sb_printf(&b, "**energy warning:** %s\n\n", m->energy_warning);
-    if (m->background_warning[0]) sb_printf(&b, "**background load warning:** %s\n\n", m->background_warning);
-    sb_printf(&b, "| figure | value | unit | source | uncertainty | note |\n|---|---:|---|---|---|---|\n");
+    if (m->energy_warning[0]) etok_strbuf_printf(&b, "**energy warning:** %s\n\n", m->energy_warning);
+    if (m->background_warning[0]) etok_strbuf_printf(&b, "**background load warning:** %s\n\n", m->background_warning);
+    etok_strbuf_printf(&b, "| figure | value | unit | source | uncertainty | note |\n|---|---:|---|---|---|---|\n");
     if (compact) {
         for (size_t i = 0; i < sizeof COMPACT / sizeof COMPACT[0]; i++) {
             const etok_metric *x = etok_metrics_get(m, COMPACT[i][0], COMPACT[i][1]);
@@ -194,7 +166,7 @@ char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
             if (!strcmp(m->m[i].name, "mfu")) binding_row(&b, m);
             row(&b, &m->m[i]);
         }
-        sb_printf(&b, "\nSources: counter = hardware energy accumulator; power = sampled power integrated; "
+        etok_strbuf_printf(&b, "\nSources: counter = hardware energy accumulator; power = sampled power integrated; "
                       "external = power-meter log; estimate = a model, never a measurement; clock = etok's "
                       "monotonic timestamps; eval = answer checks; engine = the engine's own FLOP/byte counts; "
                       "probe = `etok probe` ceilings. Uncertainty: ± is 1-sigma; CIs are bootstrap 95%% over "
@@ -203,7 +175,7 @@ char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
     {
         char carbon[1024];
         etok_report_carbon_text(r, carbon, sizeof carbon);
-        if (carbon[0]) sb_printf(&b, "\n%s\n", carbon);
+        if (carbon[0]) etok_strbuf_printf(&b, "\n%s\n", carbon);
     }
     if (b.oom) {
         free(b.s);
