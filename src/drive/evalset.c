@@ -49,7 +49,7 @@ static const char *regex_too_costly(const char *re) {
         } else if (*p == '*' || *p == '?' || *p == '+') {
             f = 2;
             p++;
-        } else if (*p == '{' && p[1] >= '0' && p[1] <= '9') {
+        } else if (*p == '{' && ((p[1] >= '0' && p[1] <= '9') || p[1] == ',')) { /* {,n} is {0,n} to glibc */
             char *end;
             unsigned long m = strtoul(p + 1, &end, 10), n = m;
             if (*end == ',') n = end[1] >= '0' && end[1] <= '9' ? strtoul(end + 1, &end, 10) : (end++, m + 1);

@@ -173,6 +173,10 @@ static void test_regex_cost_bounded(void **st) {
     parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+\",\"check\":\"regex\"}",
               "too many repetitions");
     parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"a{256}\",\"check\":\"regex\"}", "over 255");
+    /* found by fuzz_evalset (2.7 M executions in): glibc reads "{,n}" as "{0,n}", which the
+     * bound check skipped, so "x{,6667}{6,6}" passed and regcomp took over 2 GB */
+    parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"fuzz{6,6}76uzz{,6667}{6,6}T\",\"check\":\"regex\"}", "over 255");
+    parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"a{,9}{,9}\",\"check\":\"regex\"}", "right after another");
     parse_err("{\"id\":\"r\",\"prompt\":\"p\",\"answer\":\"(a*)*\\\\1\",\"check\":\"regex\"}", "back-references");
     etok_evalset s;
     parse_ok(&s, "{\"id\":\"a\",\"prompt\":\"p\",\"answer\":\"1[^0-9]+2[^0-9]+3[^0-9]+4[^0-9]+5\",\"check\":\"regex\"}\n"
