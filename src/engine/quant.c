@@ -280,6 +280,27 @@ void etok_dequantize_row(uint32_t type, const void *row, float *y, int64_t n) {
     }
 }
 
+/* The value of largest magnitude in a block of ETOK_QK, with its sign (the first one on a tie):
+ * the symmetric formats map it to their most negative step. */
+static float block_signed_absmax(const float *v) {
+    float amax = 0, mx = 0;
+    for (int j = 0; j < ETOK_QK; j++)
+        if (fabsf(v[j]) > amax) {
+            amax = fabsf(v[j]);
+            mx = v[j];
+        }
+    return mx;
+}
+
+/* Smallest and largest value in a block of ETOK_QK: the range of the formats with an offset. */
+static void block_min_max(const float *v, float *mn, float *mx) {
+    *mn = *mx = v[0];
+    for (int j = 1; j < ETOK_QK; j++) {
+        *mn = fminf(*mn, v[j]);
+        *mx = fmaxf(*mx, v[j]);
+    }
+}
+
 /* ---- quantisation (reference quality; used for the synthetic model and tests) ---- */
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
@@ -319,12 +340,7 @@ void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
         etok_block_q4_0 *b = row;
         for (int64_t i = 0; i < n / ETOK_QK; i++) {
             const float *v = x + i * ETOK_QK;
-            float amax = 0, mx = 0;
-            for (int j = 0; j < ETOK_QK; j++)
-                if (fabsf(v[j]) > amax) {
-                    amax = fabsf(v[j]);
-                    mx = v[j];
-                }
+            float mx = block_signed_absmax(v);
             float d = mx / -8.0f, id = d ? 1.0f / d : 0.0f;
             b[i].d = etok_f32_to_f16(d);
             for (int j = 0; j < 16; j++) {
@@ -338,11 +354,8 @@ void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
         etok_block_q4_1 *b = row;
         for (int64_t i = 0; i < n / ETOK_QK; i++) {
             const float *v = x + i * ETOK_QK;
-            float mn = v[0], mx = v[0];
-            for (int j = 1; j < ETOK_QK; j++) {
-                mn = fminf(mn, v[j]);
-                mx = fmaxf(mx, v[j]);
-            }
+            float mn, mx;
+            block_min_max(v, &mn, &mx);
             float d = (mx - mn) / 15.0f, id = d ? 1.0f / d : 0.0f;
             b[i].d = etok_f32_to_f16(d);
             b[i].m = etok_f32_to_f16(mn);
@@ -357,12 +370,7 @@ void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
         etok_block_q5_0 *b = row;
         for (int64_t i = 0; i < n / ETOK_QK; i++) {
             const float *v = x + i * ETOK_QK;
-            float amax = 0, mx = 0;
-            for (int j = 0; j < ETOK_QK; j++)
-                if (fabsf(v[j]) > amax) {
-                    amax = fabsf(v[j]);
-                    mx = v[j];
-                }
+            float mx = block_signed_absmax(v);
             /* as Q4_0: the value of largest magnitude maps to q = 0 (-16 steps) */
             float d = mx / -16.0f, id = d ? 1.0f / d : 0.0f;
             b[i].d = etok_f32_to_f16(d);
@@ -376,11 +384,8 @@ void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
         etok_block_q5_1 *b = row;
         for (int64_t i = 0; i < n / ETOK_QK; i++) {
             const float *v = x + i * ETOK_QK;
-            float mn = v[0], mx = v[0];
-            for (int j = 1; j < ETOK_QK; j++) {
-                mn = fminf(mn, v[j]);
-                mx = fmaxf(mx, v[j]);
-            }
+            float mn, mx;
+            block_min_max(v, &mn, &mx);
             float d = (mx - mn) / 31.0f, id = d ? 1.0f / d : 0.0f;
             b[i].d = etok_f32_to_f16(d);
             b[i].m = etok_f32_to_f16(mn);

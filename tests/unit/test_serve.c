@@ -29,6 +29,7 @@
 #include "etok/endpoint.h"
 #include "etok/engine.h"
 #include "etok/serve.h"
+#include "support/fake_energy.h"
 
 #if defined(__has_include)
 #if __has_include("synth_gguf.h")
@@ -48,19 +49,7 @@ static int fake_read(void *arg, etok_energy_reading *r) {
     fake_energy *f = arg;
     int delay_us = atomic_load(&f->read_delay_us);
     if (delay_us > 0) usleep((useconds_t)delay_us);
-    memset(r, 0, sizeof *r);
-    r->t_s = etok_mono_s() - f->t0;
-    r->total_j = POWER_W * r->t_s;
-    r->power_w = POWER_W;
-    r->source = ETOK_SOURCE_POWER;
-    r->boundary = ETOK_BOUNDARY_NODE;
-    r->n_domains = 1;
-    snprintf(r->domains[0].meter, sizeof r->domains[0].meter, "fake");
-    snprintf(r->domains[0].domain, sizeof r->domains[0].domain, "wall");
-    r->domains[0].source = ETOK_SOURCE_POWER;
-    r->domains[0].boundary = ETOK_BOUNDARY_NODE;
-    r->domains[0].summable = 1;
-    r->domains[0].energy_j = r->total_j;
+    fake_energy_reading(r, etok_mono_s() - f->t0, POWER_W);
     return 0;
 }
 

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "etok/serve.h"
+#include "support/fake_energy.h"
 #include "synth_gguf.h"
 
 #define POWER_W 10.0
@@ -48,19 +49,7 @@ static int fake_read(void *arg, etok_energy_reading *r) {
         while (f->hold) pthread_cond_wait(&f->cv, &f->mu);
     }
     pthread_mutex_unlock(&f->mu);
-    memset(r, 0, sizeof *r);
-    r->t_s = etok_mono_s() - f->t0;
-    r->total_j = POWER_W * r->t_s;
-    r->power_w = POWER_W;
-    r->source = ETOK_SOURCE_POWER;
-    r->boundary = ETOK_BOUNDARY_NODE;
-    r->n_domains = 1;
-    snprintf(r->domains[0].meter, sizeof r->domains[0].meter, "fake");
-    snprintf(r->domains[0].domain, sizeof r->domains[0].domain, "wall");
-    r->domains[0].source = ETOK_SOURCE_POWER;
-    r->domains[0].boundary = ETOK_BOUNDARY_NODE;
-    r->domains[0].summable = 1;
-    r->domains[0].energy_j = r->total_j;
+    fake_energy_reading(r, etok_mono_s() - f->t0, POWER_W);
     return 0;
 }
 
