@@ -19,6 +19,7 @@
 #ifndef ETOK_SERVE_H
 #define ETOK_SERVE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 
 #include "etok/meter.h"
@@ -125,6 +126,8 @@ typedef struct {
                                   connection opening or the previous response; 0 = 10 */
     double shutdown_grace_s;   /* at stop, time for queued and running requests to finish before
                                   they are ended with an error; 0 = 5; < 0 = none */
+    atomic_int *cut_grace;     /* optional, owned by the caller: set nonzero from any thread to end
+                                  the grace period at once (a second SIGINT) */
     int http_threads;          /* libmicrohttpd's epoll thread pool; 0 = 4 */
     /* Engine levers (engine.h): weight format at load (NULL = keep), KV format, sliding window */
     const char *weights;

@@ -2,6 +2,7 @@
  * (src/serve/server.c) over this machine's meters (src/serve/meter_source.c). */
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,8 @@ static void usage(FILE *f) {
             "  --request-timeout S    a whole request (headers and body) must arrive within S seconds of the\n"
             "                         connection opening or the previous response (default 10; slowloris)\n"
             "  --shutdown-grace-s S   on SIGINT/SIGTERM, stop accepting and give queued and running requests\n"
-            "                         S seconds to finish; the rest end with an error event and [DONE] (default 5)\n"
+            "                         S seconds to finish (a second signal ends them at once); the rest end with\n"
+            "                         an error event and [DONE] (default 5)\n"
             "  -o RUN.json            on exit (SIGINT/SIGTERM), write the run record: meter traces, every\n"
             "                         engine step and request with its energy (etok report RUN.json);\n"
             "                         keeps every meter sample in memory (~0.8 kB/s per domain at 50 Hz)\n"
@@ -92,6 +94,23 @@ static int parse_real(const char *opt, const char *s, etok_range r, double *out)
     if (etok_parse_double(opt, s, r, out, &e) == 0) return 0;
     fprintf(stderr, "etok serve: %s\n", e.msg);
     return -1;
+}
+
+/* After the first SIGINT/SIGTERM: a second one ends the grace period at once (in-flight requests
+ * end with an error now); cmd_serve wakes this thread with pthread_kill once the stop is done. */
+typedef struct {
+    sigset_t *set;
+    atomic_int *cut_grace, *stopped;
+} second_signal_watch;
+
+static void *watch_second_signal(void *arg) {
+    second_signal_watch *w = arg;
+    int sig = 0;
+    if (sigwait(w->set, &sig) == 0 && !atomic_load(w->stopped)) {
+        atomic_store(w->cut_grace, 1);
+        fprintf(stderr, "etok serve: second signal, ending the requests in flight now\n");
+    }
+    return NULL;
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -246,6 +265,8 @@ int cmd_serve(int argc, char **argv) {
         own_rec.t0_wall_s = etok_wall_s();
     }
     if (out_path) o.record = rec;
+    atomic_int cut_grace = 0;
+    o.cut_grace = &cut_grace;
     etok_server *s = etok_server_start(&o, &err);
     if (!s) {
         fprintf(stderr, "etok serve: %s\n", err.msg);
@@ -266,7 +287,16 @@ int cmd_serve(int argc, char **argv) {
     sigwait(&set, &sig);
     fprintf(stderr, "etok serve: %s, stopping (requests in flight get up to %g s to finish)\n",
             sig == SIGINT ? "interrupted" : "terminated", o.shutdown_grace_s < 0 ? 0 : o.shutdown_grace_s > 0 ? o.shutdown_grace_s : 5.0);
+    atomic_int stopped = 0;
+    second_signal_watch watch = {&set, &cut_grace, &stopped};
+    pthread_t watcher;
+    int watching = pthread_create(&watcher, NULL, watch_second_signal, &watch) == 0;
     etok_server_stop(s);
+    if (watching) { /* wake the watcher (the signal is blocked, so it stays pending for sigwait) */
+        atomic_store(&stopped, 1);
+        pthread_kill(watcher, SIGTERM);
+        pthread_join(watcher, NULL);
+    }
     double t_end = etok_mono_s() - o.t0_mono;
     int rc = ETOK_EXIT_OK;
     if (ms && etok_meter_source_stop(ms, &err) != 0) fprintf(stderr, "etok serve: meters: %s\n", err.msg);

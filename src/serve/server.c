@@ -19,11 +19,13 @@
  * the engine whether it streams or not. One mutex (s->mu) guards every shared field and every
  * suspend/resume (lock order: s->mu, then libmicrohttpd's own); s->cmu guards the connection
  * list. A request is freed when both sides released it. */
+#include "etok/parse.h"
 #include "etok/serve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -1122,7 +1124,12 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
         if (!cc) return MHD_NO;
         *con_cls = cc;
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->o.max_body_bytes) cc->too_big = 1;
+        /* libmicrohttpd answers 400 itself to a Content-Length that is not a number; one that does
+         * not parse here (beyond 2^64) is too big */
+        unsigned long long declared = 0;
+        etok_err perr = {0};
+        if (cl && (etok_parse_u64("Content-Length", cl, ULLONG_MAX, &declared, &perr) != 0 || declared > s->o.max_body_bytes))
+            cc->too_big = 1;
         return MHD_YES;
     }
     if (*upload_data_size) {
@@ -1473,7 +1480,7 @@ void etok_server_stop(etok_server *s) {
             pthread_mutex_lock(&s->mu);
             int busy = s->n_active > 0 || s->queued > 0;
             pthread_mutex_unlock(&s->mu);
-            if (!busy || etok_mono_s() >= t_end) break;
+            if (!busy || etok_mono_s() >= t_end || (s->o.cut_grace && atomic_load(s->o.cut_grace))) break;
             sleep_s(0.01);
         }
     }

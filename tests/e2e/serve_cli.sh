@@ -162,4 +162,49 @@ print("serve_cli: run record: %d requests, %d steps, %.3f J attributed (estimate
 EOF
 "$ETOK" report "$T/serve_run.json" > "$T/report.txt"
 grep -q "etok serve report" "$T/report.txt"
+# a second SIGINT ends the shutdown grace at once (a 600 s grace here): the stream in flight ends
+# with the error event and [DONE] and the server exits 0 within seconds
+"$ETOK" serve -m "$MODEL" --port 0 --no-energy --threads 2 --shutdown-grace-s 600 > /dev/null 2> "$T/serve2.log" &
+SPID=$!
+i=0
+while ! grep -q 'listening on' "$T/serve2.log" 2>/dev/null; do
+  i=$((i + 1))
+  if [ $i -gt 300 ] || ! kill -0 "$SPID" 2>/dev/null; then echo "serve_cli: server 2 did not start"; cat "$T/serve2.log"; exit 1; fi
+  sleep 0.1
+done
+PORT=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve2.log" | head -1)
+python3 - "http://127.0.0.1:$PORT" "$T/stream.txt" <<'EOF' &
+import json, sys, urllib.request
+body = {"prompt": "Once upon a time", "max_tokens": 2000, "temperature": 0, "stream": True}
+req = urllib.request.Request(sys.argv[1] + "/v1/completions", data=json.dumps(body).encode(),
+                             headers={"Content-Type": "application/json"})
+with urllib.request.urlopen(req, timeout=300) as r, open(sys.argv[2], "w") as out:
+    for line in r:
+        out.write(line.decode()); out.flush()
+EOF
+CPID=$!
+i=0
+chunks() { if [ -f "$T/stream.txt" ]; then grep -c '^data: {' "$T/stream.txt" || true; else echo 0; fi; }
+while [ "$(chunks)" -lt 3 ]; do
+  i=$((i + 1))
+  if [ $i -gt 600 ]; then echo "serve_cli: the stream never started"; cat "$T/serve2.log"; exit 1; fi
+  sleep 0.1
+done
+kill -INT "$SPID"
+sleep 1
+if ! kill -0 "$SPID" 2>/dev/null; then echo "serve_cli: the server stopped before the second signal (the stream ended early)"; tail -3 "$T/stream.txt"; exit 1; fi
+t0=$(date +%s)
+kill -INT "$SPID"
+set +e
+wait "$SPID"
+rc=$?
+set -e
+SPID=""
+took=$(( $(date +%s) - t0 ))
+wait "$CPID" || true
+if [ "$rc" -ne 0 ] || [ "$took" -gt 30 ]; then echo "serve_cli: after a second SIGINT: exit $rc after ${took}s"; cat "$T/serve2.log"; exit 1; fi
+grep -q "second signal" "$T/serve2.log"
+grep -v '^[[:space:]]*$' "$T/stream.txt" | tail -1 | grep -q '^data: \[DONE\]'
+grep -q '"error"' "$T/stream.txt"
+echo "serve_cli: a second SIGINT cut the 600 s grace: exit 0 ${took} s later, the stream ended with an error event and [DONE]"
 echo "serve_cli: ok"

@@ -692,6 +692,59 @@ static void shutdown_ends_every_stream(void **state) {
     fprintf(stderr, "serve: stop with 4 streams in flight took %.2f s: 2 finished, 2 ended with an error event + [DONE]\n", took);
 }
 
+/* A second SIGINT ends the grace period at once (etok serve sets opts.cut_grace from its signal
+ * watcher): with a 60 s grace and two streams that need >= 60 s (steps of >= 1 s), the stop returns within seconds
+ * of the flag and both streams end with the error event and [DONE]. */
+typedef struct {
+    atomic_int *flag;
+    double after_s;
+} cut_later_arg;
+
+static void *cut_later(void *p) {
+    cut_later_arg *a = p;
+    usleep((useconds_t)(a->after_s * 1e6));
+    atomic_store(a->flag, 1);
+    return NULL;
+}
+
+static void second_signal_cuts_the_grace(void **state) {
+    fixture *f = *state;
+    if (!f) {
+        skip();
+        return;
+    }
+    atomic_store(&f->fe.read_delay_us, 1000000);
+    atomic_int cut = 0;
+    etok_serve_opts o = {.max_seqs = 2, .shutdown_grace_s = 60, .cut_grace = &cut};
+    etok_server *s = start_own(f, &o);
+    int port = etok_server_port(s);
+    int fds[2];
+    for (int i = 0; i < 2; i++)
+        fds[i] = raw_post(port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":60,\"stream\":true}");
+    wait_busy(port, 2, 0);
+    cut_later_arg arg = {&cut, 0.5};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, cut_later, &arg), 0);
+    double t0 = etok_mono_s();
+    etok_server_stop(s);
+    double took = etok_mono_s() - t0;
+    pthread_join(t, NULL);
+    atomic_store(&f->fe.read_delay_us, 0);
+    for (int i = 0; i < 2; i++) {
+        char *r = read_to_eof(fds[i], 30);
+        close(fds[i]);
+        assert_non_null(r);
+        const char *end = "data: [DONE]\n\n\r\n0\r\n\r\n";
+        size_t n = strlen(r), m = strlen(end);
+        if (n < m || strcmp(r + n - m, end) || !strstr(r, "shutting down"))
+            fail_msg("stream %d did not end with the error event and [DONE]: ...%s", i, n > 300 ? r + n - 300 : r);
+        free(r);
+    }
+    /* 0.5 s until the flag, then the engine's current step (>= 1 s) and the flush (at most 2 s) */
+    if (took < 0.4 || took > 15) fail_msg("stop took %.2f s; the grace was cut after 0.5 s of 60 s", took);
+    fprintf(stderr, "serve: grace of 60 s cut after 0.5 s: stop took %.2f s, 2 streams ended with an error event + [DONE]\n", took);
+}
+
 /* ---- issue 9: OpenAI compatibility and the user's text ---- */
 
 /* POST body to path; the parsed answer (NULL when not JSON), the status in *st. */
@@ -964,6 +1017,7 @@ int main(void) {
         cmocka_unit_test(vanished_non_streaming_clients_are_cancelled),
         cmocka_unit_test(queue_full_429_and_slow_clients_closed),
         cmocka_unit_test(shutdown_ends_every_stream),
+        cmocka_unit_test(second_signal_cuts_the_grace),
         cmocka_unit_test(models_and_model_names),
         cmocka_unit_test(stop_strings),
         cmocka_unit_test(default_max_tokens_fits_the_context),
