@@ -28,6 +28,14 @@ typedef struct {
      * read: etok run points the background-load readings at the group (issue 17). May be NULL. */
     void (*on_group)(void *ctx, long pgid);
     void *on_group_ctx;
+    /* The measured window on output lines (etok run --window-start/--window-end, POSIX ERE):
+     * on_window_edge(ctx, 0) at the first line matching window_start_regex, then (ctx, 1) at the
+     * first later line matching window_end_regex. A line opens the window or closes it, never
+     * both. NULL regexes: no edge is reported. The edge is when etok reads the line: as late as
+     * the command's output buffering makes it (line-buffer it: stdbuf -oL, or flush). */
+    const char *window_start_regex, *window_end_regex;
+    void (*on_window_edge)(void *ctx, int edge);
+    void *on_window_ctx;
 } etok_command_opts;
 
 typedef struct {
@@ -41,10 +49,14 @@ typedef struct {
     int tokens_capped;
     int tokens_matches;       /* how many lines matched with an integer capture */
     char tokens_line[256];    /* the matching line taken (last; first for FIRST; the last for SUM) */
+    int window_opened, window_closed;      /* the window regexes matched */
+    char window_start_line[256], window_end_line[256];
 } etok_command_result;
 
 /* The regex compiles and has exactly one capture group. 0, or -1 (ETOK_EXIT_USAGE). */
 int etok_command_check_regex(const char *re, etok_err *err);
+/* A window regex (OPT names the option in the message) compiles. 0, or -1 (ETOK_EXIT_USAGE). */
+int etok_command_check_window_regex(const char *opt, const char *re, etok_err *err);
 
 /* Can `name` be executed (PATH search like execvp)? 0, or -1 with
  * "cannot run 'NAME': No such file or directory" and exit code 127 (126: not executable). */

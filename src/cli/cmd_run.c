@@ -89,10 +89,16 @@ static void usage(FILE *f) {
             "                      figure; docs/RECORD.md \"Background load\")\n"
             "  --kill-after S      after a forwarded Ctrl-C/SIGTERM, SIGKILL the command's process\n"
             "                      group if it is still running S seconds later (default 10)\n"
+            "  --window-start RE   open the measured window at the first output line matching RE (POSIX\n"
+            "                      ERE), e.g. after the model has loaded; default: the command's start\n"
+            "  --window-end RE     close it at the first later line matching RE; default: the command's exit\n"
+            "                      (an edge is when etok reads the line: line-buffer the command's output,\n"
+            "                      e.g. stdbuf -oL; a regex that never matches is warned about)\n"
             "  -h, --help          this help\n"
             "\n"
-            "The measured window is the whole command, start-up (e.g. model load) included: J/token\n"
-            "covers loading too; measure a long enough run, or subtract a load-only run.\n"
+            "Without --window-start the measured window is the whole command, start-up (e.g. model load)\n"
+            "included: J/token covers loading too; open the window on an output line, measure a long\n"
+            "enough run, or subtract a load-only run. Tokens (--tokens-regex) are counted over all output.\n"
             "The command runs in a process group of its own (with the terminal, when etok has it).\n"
             "Ctrl-C/SIGTERM to etok: forwarded to that group; a second one, or --kill-after, kills\n"
             "the group. The record is still written, marked partial. Processes the command leaves\n"
@@ -154,7 +160,21 @@ typedef struct {
     const char *out_path;
     int json;
     int process_boundary; /* --boundary process */
+    const char *window_start, *window_end; /* --window-start/--window-end: edges on output lines */
 } run_opts;
+
+/* --window-start/--window-end: a line of the command's output moves a window edge to now. */
+typedef struct {
+    etok_meter_set *ms;
+    etok_record *rec;
+} window_edges;
+
+static void run_on_window_edge(void *ctx, int edge) {
+    window_edges *w = ctx;
+    double t = run_edge_s(w->ms);
+    if (edge == 0) w->rec->window_start_s = t;
+    else w->rec->window_end_s = t;
+}
 
 static char *config_text(const run_opts *o, const etok_command_result *cr) {
     json_t *c = json_object();
@@ -180,6 +200,13 @@ static char *config_text(const run_opts *o, const etok_command_result *cr) {
             json_object_set_new(c, "tokens_matches", json_integer(cr->tokens_matches));
         }
     }
+    /* where the window's edges came from */
+    json_object_set_new(c, "window_start", json_string(cr && cr->window_opened ? "output line" : "command start"));
+    json_object_set_new(c, "window_end", json_string(cr && cr->window_closed ? "output line" : "command exit"));
+    if (o->window_start) json_object_set_new(c, "window_start_regex", json_string(o->window_start));
+    if (o->window_end) json_object_set_new(c, "window_end_regex", json_string(o->window_end));
+    if (cr && cr->window_opened) json_object_set_new(c, "window_start_line", json_string(cr->window_start_line));
+    if (cr && cr->window_closed) json_object_set_new(c, "window_end_line", json_string(cr->window_end_line));
     /* what had to be ended (drive/command.c): the record keeps it */
     if (cr && cr->grace_expired) json_object_set_new(c, "group_killed_after_s", json_real(o->kill_after_s > 0 ? o->kill_after_s : 10.0));
     if (cr && cr->leftover) json_object_set_new(c, "leftover_processes_ended", json_true());
@@ -197,6 +224,7 @@ int cmd_run(int argc, char **argv) {
         {"extlog", required_argument, NULL, 'e'},  {"rate", required_argument, NULL, 'R'},
         {"output", required_argument, NULL, 'o'},  {"json", no_argument, NULL, 'j'},
         {"kill-after", required_argument, NULL, 'K'}, {"boundary", required_argument, NULL, 'B'},
+        {"window-start", required_argument, NULL, 'S'}, {"window-end", required_argument, NULL, 'E'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     run_opts o = {.idle_s = 5, .pue = 1, .out_path = DEFAULT_RECORD};
@@ -249,6 +277,8 @@ int cmd_run(int argc, char **argv) {
             break;
         case 'o': o.out_path = optarg; break;
         case 'j': o.json = 1; break;
+        case 'S': o.window_start = optarg; break;
+        case 'E': o.window_end = optarg; break;
         case 'B':
             if (strcmp(optarg, "process") && strcmp(optarg, "device")) {
                 fprintf(stderr, "etok run: --boundary: expected \"process\" or \"device\", got '%s'\n", optarg);
@@ -276,7 +306,9 @@ int cmd_run(int argc, char **argv) {
     }
     char **cmd = argv + optind;
     etok_err err = {0};
-    if (o.tokens_regex && etok_command_check_regex(o.tokens_regex, &err) != 0) {
+    if ((o.tokens_regex && etok_command_check_regex(o.tokens_regex, &err) != 0) ||
+        (o.window_start && etok_command_check_window_regex("--window-start", o.window_start, &err) != 0) ||
+        (o.window_end && etok_command_check_window_regex("--window-end", o.window_end, &err) != 0)) {
         fprintf(stderr, "etok run: %s\n", err.msg);
         return ETOK_EXIT_USAGE;
     }
@@ -349,8 +381,11 @@ int cmd_run(int argc, char **argv) {
     }
     rec.window_start_s = run_edge_s(ms);
     if (!interrupted) {
+        window_edges edges = {ms, &rec};
         etok_command_opts co = {.tokens_regex = o.tokens_regex, .tokens_pick = o.tokens_pick, .signal_fd = sig_fd, .kill_grace_s = o.kill_after_s,
-                                .on_group = run_on_group, .on_group_ctx = ms};
+                                .on_group = run_on_group, .on_group_ctx = ms,
+                                .window_start_regex = o.window_start, .window_end_regex = o.window_end,
+                                .on_window_edge = run_on_window_edge, .on_window_ctx = &edges};
         if (etok_command_run(cmd, &co, &cr, &err) != 0) {
             /* it vanished between the check and now: report it, still write the record */
             fprintf(stderr, "etok run: %s\n", err.msg);
@@ -371,7 +406,13 @@ int cmd_run(int argc, char **argv) {
     } else {
         rc = ETOK_EXIT_INTERRUPTED;
     }
-    rec.window_end_s = run_edge_s(ms);
+    if (!(ran && cr.window_closed)) rec.window_end_s = run_edge_s(ms);
+    if (ran && o.window_start && !cr.window_opened)
+        fprintf(stderr, "etok run: warning: --window-start '%s' matched no output line: the window is the whole command "
+                        "(start-up included)\n", o.window_start);
+    if (ran && o.window_end && !cr.window_closed)
+        fprintf(stderr, "etok run: warning: --window-end '%s' matched no output line%s: the window ends when the command "
+                        "exits\n", o.window_end, o.window_start && cr.window_opened ? " after the start line" : "");
     if (etok_meters_stop(ms, &err) != 0) fprintf(stderr, "etok run: stopping the meters: %s\n", err.msg);
     etok_meters_close(ms);
 

@@ -63,6 +63,18 @@ int etok_command_check_regex(const char *re, etok_err *err) {
     return 0;
 }
 
+int etok_command_check_window_regex(const char *opt, const char *re, etok_err *err) {
+    regex_t rx;
+    int rc = regcomp(&rx, re, REG_EXTENDED | REG_NOSUB);
+    if (rc != 0) {
+        char msg[256];
+        regerror(rc, &rx, msg, sizeof msg);
+        return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': %s", opt, re, msg);
+    }
+    regfree(&rx);
+    return 0;
+}
+
 int etok_command_resolve(const char *name, etok_err *err) {
     if (!name || !*name) return etok_errc(err, ETOK_EXIT_NOT_FOUND, "cannot run '': No such file or directory");
     struct stat st;
@@ -107,10 +119,35 @@ typedef struct {
     regex_t rx;
     int have_rx;
     int pick; /* ETOK_TOKENS_LAST / FIRST / SUM */
+    regex_t win_rx[2]; /* window start, end */
+    int have_win[2];
+    const etok_command_opts *o;
     etok_command_result *res;
 } scanner;
 
+static void scanner_free(scanner *sc) {
+    if (sc->have_rx) regfree(&sc->rx);
+    for (int i = 0; i < 2; i++)
+        if (sc->have_win[i]) regfree(&sc->win_rx[i]);
+}
+
+/* The window edges: the first line matching the start, then the first later one matching the end. */
+static void scan_window(scanner *sc, const char *line) {
+    etok_command_result *r = sc->res;
+    int edge = !r->window_opened && sc->have_win[0] ? 0 : !r->window_closed && sc->have_win[1] ? 1 : -1;
+    if (edge < 0 || regexec(&sc->win_rx[edge], line, 0, NULL, 0) != 0) return;
+    if (edge == 0) {
+        r->window_opened = 1;
+        snprintf(r->window_start_line, sizeof r->window_start_line, "%s", line);
+    } else {
+        r->window_closed = 1;
+        snprintf(r->window_end_line, sizeof r->window_end_line, "%s", line);
+    }
+    if (sc->o->on_window_edge) sc->o->on_window_edge(sc->o->on_window_ctx, edge);
+}
+
 static void scan_line(scanner *sc, const char *line) {
+    if (sc->have_win[0] || sc->have_win[1]) scan_window(sc, line);
     if (!sc->have_rx) return;
     regmatch_t m[2];
     if (regexec(&sc->rx, line, 2, m, 0) != 0 || m[1].rm_so < 0) return;
@@ -226,6 +263,16 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
         if (regcomp(&sc.rx, o->tokens_regex, REG_EXTENDED) != 0) return etok_errc(err, ETOK_EXIT_USAGE, "bad regex");
         sc.have_rx = 1;
     }
+    sc.o = o;
+    const char *win[2] = {o ? o->window_start_regex : NULL, o ? o->window_end_regex : NULL};
+    for (int i = 0; i < 2; i++) {
+        if (!win[i]) continue;
+        if (regcomp(&sc.win_rx[i], win[i], REG_EXTENDED | REG_NOSUB) != 0) {
+            scanner_free(&sc);
+            return etok_errc(err, ETOK_EXIT_USAGE, "%s '%s': bad regex", i ? "--window-end" : "--window-start", win[i]);
+        }
+        sc.have_win[i] = 1;
+    }
     int sig_fd = o ? o->signal_fd : -1;
     double kill_grace_s = o && o->kill_grace_s > 0 ? o->kill_grace_s : DEFAULT_KILL_GRACE_S;
     int po[2] = {-1, -1}, pe[2] = {-1, -1}, px[2] = {-1, -1};
@@ -236,7 +283,7 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
             if (pe[i] >= 0) close(pe[i]);
             if (px[i] >= 0) close(px[i]);
         }
-        if (sc.have_rx) regfree(&sc.rx);
+        scanner_free(&sc);
         return etok_errc(err, ETOK_EXIT_FAIL, "cannot run '%s': pipe: %s", argv[0], strerror(e));
     }
     /* the terminal goes to the command only when it is ours to give: stdin is a terminal and
@@ -249,7 +296,7 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
     if (pid < 0) {
         int e = errno;
         close(po[0]); close(po[1]); close(pe[0]); close(pe[1]); close(px[0]); close(px[1]);
-        if (sc.have_rx) regfree(&sc.rx);
+        scanner_free(&sc);
         return etok_errc(err, ETOK_EXIT_FAIL, "cannot run '%s': fork: %s", argv[0], strerror(e));
     }
     if (pid == 0) {
@@ -294,7 +341,7 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
         if (fg_tty) give_tty(STDIN_FILENO, getpgrp());
         close(po[0]);
         close(pe[0]);
-        if (sc.have_rx) regfree(&sc.rx);
+        scanner_free(&sc);
         return etok_errc(err, exec_errno == ENOENT ? ETOK_EXIT_NOT_FOUND : ETOK_EXIT_NOT_EXECUTABLE,
                          "cannot run '%s': %s", argv[0], strerror(exec_errno));
     }
@@ -394,6 +441,6 @@ int etok_command_run(char *const argv[], const etok_command_opts *o, etok_comman
     res->exit_status = status_code(status);
     /* with the terminal, its Ctrl-C went to the command only: a death by SIGINT is ours too */
     if (fg_tty && WIFSIGNALED(status) && (WTERMSIG(status) == SIGINT || WTERMSIG(status) == SIGQUIT)) res->interrupted = 1;
-    if (sc.have_rx) regfree(&sc.rx);
+    scanner_free(&sc);
     return 0;
 }

@@ -59,4 +59,24 @@ for p in sys.argv[2:]:
     jsonschema.Draft202012Validator(schema).validate(json.load(open(p)))
 PY
 fi
+# 4. --window-start/--window-end: the window is the 1 s between two output lines of a 3 s command
+"$ETOK" run --meter estimate --idle 0 --window-start '^START$' --window-end '^END$' -o "$T/win.json" \
+    -- sh -c 'sleep 1; echo START; sleep 1; echo END; sleep 1' > "$T/win.out" 2> "$T/win.err" || fail "window run"
+python3 - "$T/win.json" <<'PY' || fail "window edges: $(cat "$T/win.err")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+w = r["window_end_s"] - r["window_start_s"]
+assert 0.8 < w < 2.0, ("window", w)   # 1 s between the lines, never the 3 s command
+assert r["window_start_s"] > 0.8, r["window_start_s"]
+c = r["config"]
+assert (c["window_start"], c["window_end"]) == ("output line", "output line"), c
+assert (c["window_start_line"], c["window_end_line"]) == ("START", "END"), c
+PY
+"$ETOK" run --meter estimate --idle 0 --window-start 'NEVER' -o "$T/win2.json" -- true 2> "$T/win2.err" || fail "window run 2"
+grep -q "warning: --window-start 'NEVER' matched no output line" "$T/win2.err" || fail "no warning: $(cat "$T/win2.err")"
+grep -q '"window_start": "command start"' "$T/win2.json" || fail "window_start in the record"
+set +e
+"$ETOK" run --window-end '(' -- true 2> "$T/win3.err"; rc=$?
+set -e
+[ "$rc" -eq 2 ] && [ "$(wc -l < "$T/win3.err")" -eq 1 ] || fail "bad --window-end regex: exit $rc, $(cat "$T/win3.err")"
 echo ok

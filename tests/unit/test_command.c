@@ -2,7 +2,7 @@
  * thousands separators, lines without a count), exit statuses with the shell's convention,
  * a command that does not exist, signal forwarding through a signalfd to the command's process
  * group, SIGKILL of the group after the grace period, and no process of the group outliving
- * the run (issue 9 §9). */
+ * the run (issue 9 §9), window edges on output lines (--window-start/--window-end). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -181,6 +181,51 @@ static void nothing_of_the_group_outlives_a_normal_exit(void **state) {
     assert_false(r.leftover);
 }
 
+/* --window-start/--window-end: the first start line opens, the first LATER end line closes
+ * (an end line before the start does not count; a line matching both only opens), each edge
+ * reported once, in order, and the lines kept. */
+typedef struct {
+    int edges[4];
+    int n;
+} edge_log;
+
+static void log_edge(void *ctx, int edge) {
+    edge_log *l = ctx;
+    if (l->n < 4) l->edges[l->n] = edge;
+    l->n++;
+}
+
+static void window_edges_follow_output_lines(void **state) {
+    (void)state;
+    char *argv[] = {"sh", "-c", "echo 'done early'; echo 'ready done'; echo 'work'; echo 'ready again'; echo 'all done'; echo 'done twice'", NULL};
+    edge_log l = {{0}, 0};
+    etok_command_opts o = {.signal_fd = -1, .window_start_regex = "^ready", .window_end_regex = "done",
+                           .on_window_edge = log_edge, .on_window_ctx = &l};
+    etok_command_result r;
+    etok_err err = {0};
+    assert_int_equal(etok_command_run(argv, &o, &r, &err), 0);
+    assert_int_equal(l.n, 2);
+    assert_int_equal(l.edges[0], 0);
+    assert_int_equal(l.edges[1], 1);
+    assert_true(r.window_opened && r.window_closed);
+    assert_string_equal(r.window_start_line, "ready done");
+    assert_string_equal(r.window_end_line, "all done");
+    /* no match: no edge, nothing set */
+    l.n = 0;
+    o.window_start_regex = "^never$";
+    assert_int_equal(etok_command_run(argv, &o, &r, &err), 0);
+    assert_int_equal(l.n, 0);
+    assert_false(r.window_opened || r.window_closed);
+    /* an end regex alone closes at its first line */
+    o.window_start_regex = NULL;
+    assert_int_equal(etok_command_run(argv, &o, &r, &err), 0);
+    assert_int_equal(l.n, 1);
+    assert_int_equal(l.edges[0], 1);
+    assert_string_equal(r.window_end_line, "done early");
+    assert_int_equal(etok_command_check_window_regex("--window-start", "(", &err), -1);
+    assert_non_null(strstr(err.msg, "--window-start '('"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(regex_takes_the_last_integer_match_from_both_streams),
@@ -190,6 +235,7 @@ int main(void) {
         cmocka_unit_test(signals_are_forwarded),
         cmocka_unit_test(the_group_is_killed_after_the_grace_period),
         cmocka_unit_test(nothing_of_the_group_outlives_a_normal_exit),
+        cmocka_unit_test(window_edges_follow_output_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
