@@ -7,9 +7,10 @@ published measurements in data/measurements whose points say "calibrate": true.
 It runs `etok tpf --validate --json` and reads, for each calibration point, the plain-roofline
 prediction (the model without calibration) and the per-token FLOPs and bytes. Then:
 
-- achievable fraction at (hardware, devices per replica, batch) = published token rate / roofline
-  rate. Throughput alone cannot tell which resource fell short, so the same fraction is applied to
-  peak bandwidth and peak FLOP/s: the binding resource stays the roofline's.
+- achievable fraction at (hardware, devices per replica, batch) = published token rate / the plain
+  roofline's modelled rate (prefill and decode in series, docs/TPF.md "The modelled rate").
+  Throughput alone cannot tell which resource fell short, so the same fraction is applied to peak
+  bandwidth and peak FLOP/s: the in-series rate scales with it exactly, each phase keeps its bound.
 - power curve: the published mean device power P against MFU and MBU of the published rate (of the
   peak FLOP/s and bandwidth): least squares of P = P_idle + (P_max - P_idle) * (floor + a_F MFU +
   a_B MBU), one curve per hardware over all its calibration points.

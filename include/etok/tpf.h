@@ -205,24 +205,30 @@ typedef struct {
      * (device_power_full_w); NAN where a ceiling is unlimited */
     double headroom[ETOK_CEIL_COUNT];
     etok_ceiling binding;       /* etok_tpf_smallest_ceiling(ceilings_tps) */
-    double hardware_tps;        /* min(compute, memory_bandwidth, memory_capacity): devices flat out */
-    double device_tps;          /* min(hardware_tps, device_power_cap): the devices' own operating point */
-    double k_eff_flops;         /* effective compute, all devices: device_tps * c_out */
-    /* Prefill and decode in series (no chunked prefill), each phase at its own roofline:
-     * 1 / ((n/m) max(c_pre/F, b_pre/B) + max(c_dec/F, b_dec/B)). A lower estimate, NOT a ceiling. */
+    double hardware_tps;        /* min(compute, memory_bandwidth, memory_capacity): the hardware ceilings */
+    /* THE MODELLED RATE's derivation (not a ceiling): one replica serves a batch of B requests with
+     * prefill and decode in series, each phase at its own roofline on the achievable FLOP/s and
+     * bandwidth: time per batch = prefill_s_per_batch + decode_s_per_batch, in_series_tps =
+     * replicas B m / that = 1 / ((n/m) max(c_pre/F, b_pre/B) + max(c_dec/F, b_dec/B)) <= compute and
+     * memory_bandwidth ceilings. token_rate_tps = min(in_series_tps, every ceiling) x Phi x U. */
     double in_series_tps;
-    double prefill_s_per_output_token, decode_s_per_output_token; /* its two terms */
+    double prefill_s_per_output_token, decode_s_per_output_token; /* its two terms, deployment-wide */
+    double prefill_s_per_batch, decode_s_per_batch;               /* the same per replica batch of B requests */
+    etok_ceiling prefill_bound, decode_bound;  /* the resource each phase's time comes from (compute or memory_bandwidth) */
+    int modelled_rate_limited;  /* 1 when a ceiling (power, or memory_capacity) is below in_series_tps */
+    double device_tps;          /* min(in_series_tps, hardware_tps, device_power_cap): the devices' own operating point */
+    double k_eff_flops;         /* effective compute, all devices: device_tps * c_out */
     double mfu, mbu;            /* at the devices' operating point (device_tps), of PEAK FLOP/s and bandwidth */
 
     /* operating point */
-    double token_rate_full_utilization_tps; /* min(ceilings) * Phi (U = 1) */
-    double token_rate_tps;      /* min(ceilings) * Phi * U  (METRICS.md §1) */
+    double token_rate_full_utilization_tps; /* min(in_series_tps, ceilings) * Phi (U = 1) */
+    double token_rate_tps;      /* the modelled rate: min(in_series_tps, ceilings) * Phi * U (METRICS.md §1, docs/TPF.md) */
     double activity;            /* time-averaged activity of a powered device (docs/TPF.md "Device power") */
     double activity_busy;       /* activity while serving, at the operating point */
     double devices_powered;     /* devices drawing power (power gating when the facility binds) */
     double device_power_w;      /* modelled (or measured) mean power of one powered device */
     double device_power_full_w; /* modelled draw of a device at the devices' operating point (device_tps) */
-    double device_power_hw_w;   /* modelled draw of a device at hardware_tps (no power limit) */
+    double device_power_hw_w;   /* modelled draw of a device at min(in_series_tps, hardware_tps) (no power limit) */
     int device_power_measured;
     double it_power_w;          /* P_IT = min(P_grid / PUE, P_cooling); +inf without a facility */
     double joules_per_output_token_flat; /* e_tok at the devices' operating point (used by the power ceilings) */

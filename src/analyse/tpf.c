@@ -400,35 +400,50 @@ int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf
     C[ETOK_CEIL_MEMORY_CAPACITY] = etok_tpf_ceiling_memory_bandwidth_tps(Bpk * fb_max, pmax.b_out);
     r->hardware_tps = fmin(C[ETOK_CEIL_COMPUTE], fmin(C[ETOK_CEIL_MEMORY_BANDWIDTH], C[ETOK_CEIL_MEMORY_CAPACITY]));
 
-    /* Prefill and decode in series, each phase at its own roofline (not a ceiling: a lower
-     * estimate for an engine that does not overlap them; chunked prefill does). */
+    /* The modelled rate (docs/TPF.md "The modelled rate"): one replica serves a batch of B requests
+     * with prefill and decode in series, each phase at its own roofline on the replica's share of
+     * the achievable FLOP/s and bandwidth. Time per batch = B n max(c_pre/F_r, b_pre/B_r) (prefill)
+     * + B m max(c_dec/F_r, b_dec/B_r) (decode); rate = replicas B m / time. It is NOT a ceiling: it is
+     * <= the compute and memory_bandwidth ceilings by construction (max(a,b) + max(c,d) >= a + c),
+     * and the modelled token rate is min(this, every ceiling) x Phi x U. */
     const double ratio = (double)s->input_tokens / s->output_tokens;
-    r->prefill_s_per_output_token = ratio * fmax(pc.c_pre / F, pc.b_pre / B);
-    r->decode_s_per_output_token = fmax(pc.c_dec / F, pc.b_dec / B);
+    const double t_pre_c = pc.c_pre / F, t_pre_b = pc.b_pre / B, t_dec_c = pc.c_dec / F, t_dec_b = pc.b_dec / B;
+    r->prefill_s_per_output_token = ratio * fmax(t_pre_c, t_pre_b);
+    r->decode_s_per_output_token = fmax(t_dec_c, t_dec_b);
+    r->prefill_bound = t_pre_c >= t_pre_b ? ETOK_CEIL_COMPUTE : ETOK_CEIL_MEMORY_BANDWIDTH;
+    r->decode_bound = t_dec_c >= t_dec_b ? ETOK_CEIL_COMPUTE : ETOK_CEIL_MEMORY_BANDWIDTH;
+    /* Per replica batch: F_r = F / replicas, so B n max(...) / (1/replicas) = replicas B n max(...). */
+    const double per_batch = (double)r->replicas * r->batch * s->output_tokens;
+    r->prefill_s_per_batch = per_batch * r->prefill_s_per_output_token;
+    r->decode_s_per_batch = per_batch * r->decode_s_per_output_token;
     r->in_series_tps = 1.0 / (r->prefill_s_per_output_token + r->decode_s_per_output_token);
+    /* A ceiling below the in-series rate (memory_capacity with a lower achievable fraction at the
+     * largest batch) still bounds it. */
+    const double series_hw = fmin(r->in_series_tps, r->hardware_tps);
 
     /* Device power (docs/TPF.md "Device power"): P = P_idle + (P_max - P_idle) * activity, with
-     * MFU and MBU of the PEAK FLOP/s and bandwidth at the rate served. Uncalibrated activity =
-     * max(MFU, MBU); calibrated: min(1, floor + a_F MFU + a_B MBU). Never normalised to 1. */
+     * MFU and MBU of the PEAK FLOP/s and bandwidth at the rate the devices serve without a power
+     * limit (series_hw). Uncalibrated activity = max(MFU, MBU); calibrated: min(1, floor + a_F MFU +
+     * a_B MBU). Never normalised to 1. */
     const double P_max = h->max_power_w, P_idle = h->idle_power_w;
     const int calp = cal && cal->present && cal->has_power;
     const double a0 = calp ? cal->activity_floor : 0;
-    const double mfu_h = r->hardware_tps * pc.c_out / Fpk, mbu_h = r->hardware_tps * pc.b_out / Bpk;
+    const double mfu_h = series_hw * pc.c_out / Fpk, mbu_h = series_hw * pc.b_out / Bpk;
     double act_h = calp ? a0 + cal->activity_per_mfu * mfu_h + cal->activity_per_mbu * mbu_h : fmax(mfu_h, mbu_h);
     if (act_h > 1) act_h = 1;
     r->device_power_hw_w = P_idle + (P_max - P_idle) * act_h;
     /* device_power_cap: only where a limit is set. A device held below its unlimited rate at a
      * fixed batch (clocks and voltage lowered under a limit, or fewer steps per second) is modelled
-     * to draw P_idle + (P_hw - P_idle) * rate / hardware_tps; the ceiling is the rate at which
-     * that reaches the limit. */
+     * to draw P_idle + (P_hw - P_idle) * rate / series_hw; the ceiling is the rate at which that
+     * reaches the limit. */
     C[ETOK_CEIL_DEVICE_POWER_CAP] = INFINITY;
     if (s->power_limit_w > 0 && r->device_power_hw_w > P_idle)
-        C[ETOK_CEIL_DEVICE_POWER_CAP] = r->hardware_tps * (s->power_limit_w - P_idle) / (r->device_power_hw_w - P_idle);
-    r->device_tps = fmin(r->hardware_tps, C[ETOK_CEIL_DEVICE_POWER_CAP]);
+        C[ETOK_CEIL_DEVICE_POWER_CAP] = series_hw * (s->power_limit_w - P_idle) / (r->device_power_hw_w - P_idle);
+    r->device_tps = fmin(series_hw, C[ETOK_CEIL_DEVICE_POWER_CAP]);
     r->k_eff_flops = r->device_tps * pc.c_out;
     r->mfu = r->device_tps * pc.c_out / Fpk;
     r->mbu = r->device_tps * pc.b_out / Bpk;
-    const double dev_frac = r->device_tps / r->hardware_tps; /* < 1 under a power limit */
+    const double dev_frac = r->device_tps / series_hw; /* < 1 under a power limit */
     const double act_dev = act_h * dev_frac;
     r->device_power_full_w = P_idle + (P_max - P_idle) * act_dev;
     /* e_tok at the devices' operating point: what the power ceilings divide by. */
@@ -459,21 +474,18 @@ int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf
     const double R = C[bind];
     for (int i = 0; i < ETOK_CEIL_COUNT; i++) r->headroom[i] = isfinite(C[i]) ? C[i] / R : NAN;
     r->headroom[ETOK_CEIL_DEVICE_POWER_CAP] = s->power_limit_w > 0 ? s->power_limit_w / r->device_power_hw_w : NAN;
-    if (r->in_series_tps < 0.97 * r->hardware_tps)
-        note(r, "prefill and decode in series (no chunked prefill) would give %.4g token/s, %.0f%% of the hardware "
-                "ceilings: a lower estimate, not a ceiling",
-             r->in_series_tps, 100 * r->in_series_tps / r->hardware_tps);
-
-    /* Operating point: TPF = min(ceilings) * Phi * U. */
+    /* Operating point: the in-series rate, bounded by every ceiling, x Phi x U. */
     const double U = s->utilization, Phi = s->phi_system;
-    r->token_rate_full_utilization_tps = R * Phi;
-    r->token_rate_tps = R * Phi * U;
+    const double Rm = fmin(r->device_tps, R); /* device_tps = min(in series, hardware, device_power_cap) */
+    r->modelled_rate_limited = Rm < r->in_series_tps * (1 - 1e-12);
+    r->token_rate_full_utilization_tps = Rm * Phi;
+    r->token_rate_tps = Rm * Phi * U;
     /* Power at the operating point. When the facility binds, the model powers only as many
      * devices as the power allows (gating the rest beats running all slowly while any idle
      * power is drawn); otherwise all devices run at R / N. */
     r->devices_powered = N;
-    if (bind == ETOK_CEIL_DELIVERED_POWER || bind == ETOK_CEIL_COOLING) r->devices_powered = N * fmin(1.0, R / r->device_tps);
-    double busy_frac = (R / r->devices_powered) / (r->hardware_tps / N); /* of the unlimited device rate */
+    if (bind == ETOK_CEIL_DELIVERED_POWER || bind == ETOK_CEIL_COOLING) r->devices_powered = N * fmin(1.0, Rm / r->device_tps);
+    double busy_frac = (Rm / r->devices_powered) / (series_hw / N); /* of the unlimited device rate */
     if (busy_frac > 1) busy_frac = 1;
     r->activity_busy = act_h * busy_frac;
     const double busy_power = P_idle + (P_max - P_idle) * r->activity_busy;
@@ -494,14 +506,15 @@ int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf
     r->joules_per_output_token_pue = r->joules_per_output_token / theta * pue;
     r->joules_per_token_pue = r->joules_per_token / theta * pue;
     /* METRICS.md §3: e_busy + P_idle (1 - U) / (U * rate_busy), per powered device set. */
-    double e_busy = busy_power_total / (R * Phi);
+    double e_busy = busy_power_total / (Rm * Phi);
     r->utilization_adjusted_joules_per_token =
         r->joules_measured ? r->joules_per_output_token
-                           : e_busy + r->devices_powered * P_idle * (1 - U) / (U * R * Phi);
+                           : e_busy + r->devices_powered * P_idle * (1 - U) / (U * Rm * Phi);
     r->joules_per_flop = e_ceil / pc.c_out;
-    /* Crossover: P_grid* = PUE * device_tps * e_tok / theta (= PUE N P_dev / theta): below it
-     * delivered_power is the smallest ceiling. */
-    r->crossover_facility_power_w = pue * r->device_tps * e_ceil / theta;
+    /* Crossover: P_grid* = PUE * C_dev * e_tok / theta with C_dev = min(hardware ceilings,
+     * device_power_cap): below it delivered_power is the smallest ceiling (the binding constraint;
+     * the modelled rate is limited by it once it also falls below the in-series rate). */
+    r->crossover_facility_power_w = pue * fmin(r->hardware_tps, C[ETOK_CEIL_DEVICE_POWER_CAP]) * e_ceil / theta;
     r->energy_cost_per_mtok = price_per_kwh >= 0 ? r->joules_per_output_token_pue * 1e6 / 3.6e6 * price_per_kwh : -1;
     return 0;
 }

@@ -138,9 +138,19 @@ char *etok_tpf_render_text(const etok_tpf_scenario *s, const etok_tpf_result *r,
         fprintf(f, "  %-18s %14s  %s%s%s\n", etok_ceiling_name((etok_ceiling)i), num(r->ceilings_tps[i], a, sizeof a), h,
                 (etok_ceiling)i == r->binding ? "   <- binding" : "", why);
     }
-    fprintf(f, "binding_constraint  %s (the smallest ceiling)\n", etok_ceiling_name(r->binding));
-    fprintf(f, "token_rate_tps      %.4g token/s  = %.4g (binding ceiling) x Phi %.3g x U %.3g%s: the modelled rate\n",
-            r->token_rate_tps, r->token_rate_full_utilization_tps / s->phi_system, s->phi_system, s->utilization,
+    fprintf(f, "binding_constraint  %s (the smallest ceiling, %.4g token/s)\n", etok_ceiling_name(r->binding),
+            r->ceilings_tps[r->binding]);
+    fprintf(f, "modelled rate       prefill and decode in series (not a ceiling): one replica serves a batch of %d requests in\n"
+               "                    %.4g s prefill (%d x %d tokens, %s-bound) + %.4g s decode (%d steps, %s-bound) = %.4g s\n"
+               "                    -> %d replica(s) x %d x %d output tokens / %.4g s = %.4g token/s\n",
+            r->batch, r->prefill_s_per_batch, r->batch, s->input_tokens, etok_ceiling_name(r->prefill_bound),
+            r->decode_s_per_batch, s->output_tokens, etok_ceiling_name(r->decode_bound),
+            r->prefill_s_per_batch + r->decode_s_per_batch, r->replicas, r->batch, s->output_tokens,
+            r->prefill_s_per_batch + r->decode_s_per_batch, r->in_series_tps);
+    fprintf(f, "token_rate_tps      %.4g token/s  = min(in series %.4g, binding ceiling %.4g) = %.4g%s x Phi %.3g x U %.3g%s: "
+               "the modelled rate\n",
+            r->token_rate_tps, r->in_series_tps, r->ceilings_tps[r->binding], r->token_rate_full_utilization_tps / s->phi_system,
+            r->modelled_rate_limited ? " (limited by a ceiling)" : " (the in-series rate)", s->phi_system, s->utilization,
             s->utilization_measured ? " (U measured)" : "");
     if (r->calibrated)
         fprintf(f, "calibration         achievable %.0f%% of peak memory bandwidth and %.0f%% of peak FLOP/s at batch %d, "
@@ -148,9 +158,6 @@ char *etok_tpf_render_text(const etok_tpf_scenario *s, const etok_tpf_result *r,
                 100 * r->bandwidth_fraction, 100 * r->flops_fraction, r->batch, r->devices_per_replica, s->hw.name);
     else
         fprintf(f, "calibration         none: peak bandwidth and FLOP/s (a plain roofline, optimistic; etok tpf --validate)\n");
-    fprintf(f, "in series           %.4g token/s if prefill and decode ran in series (no chunked prefill) = "
-               "1 / (%.3g s prefill + %.3g s decode per output token); a lower estimate, not a ceiling\n",
-            r->in_series_tps, r->prefill_s_per_output_token, r->decode_s_per_output_token);
     fprintf(f, "devices             %.4g token/s at their own operating point (K_eff %s): MFU %.2f, MBU %.2f of peak; "
                "modelled draw %.4g W per device\n",
             r->device_tps, si(r->k_eff_flops, "FLOP/s", a, sizeof a), r->mfu, r->mbu, r->device_power_full_w);
@@ -242,7 +249,16 @@ static json_t *result_json(const etok_tpf_scenario *s, const etok_tpf_result *r,
     json_object_set_new(ser, "tps", jnum(r->in_series_tps));
     json_object_set_new(ser, "prefill_s_per_output_token", jnum(r->prefill_s_per_output_token));
     json_object_set_new(ser, "decode_s_per_output_token", jnum(r->decode_s_per_output_token));
-    json_object_set_new(ser, "note", json_string("prefill and decode in series (no chunked prefill): a lower estimate, not a ceiling"));
+    json_object_set_new(ser, "batch", json_integer(r->batch));
+    json_object_set_new(ser, "replicas", json_integer(r->replicas));
+    json_object_set_new(ser, "prefill_s_per_batch", jnum(r->prefill_s_per_batch));
+    json_object_set_new(ser, "decode_s_per_batch", jnum(r->decode_s_per_batch));
+    json_object_set_new(ser, "prefill_bound", json_string(etok_ceiling_name(r->prefill_bound)));
+    json_object_set_new(ser, "decode_bound", json_string(etok_ceiling_name(r->decode_bound)));
+    json_object_set_new(ser, "limited_by_ceiling", json_boolean(r->modelled_rate_limited));
+    json_object_set_new(ser, "note", json_string("the modelled rate's derivation, not a ceiling: a replica's batch is prefilled "
+                                                 "then decoded, each phase at its own roofline; token_rate_tps = "
+                                                 "min(tps, every ceiling) x Phi x U"));
     json_object_set_new(o, "in_series", ser);
     json_t *calj = json_object();
     json_object_set_new(calj, "applied", json_boolean(r->calibrated));
@@ -467,10 +483,12 @@ char *etok_tpf_render_sweep_text(const etok_sweep *sw, const etok_tpf_context *c
             ctx && ctx->scenario_name ? ctx->scenario_name : "", sw->spec.field, sw->spec.start, sw->spec.stop, sw->spec.steps,
             sw->spec.log ? "log" : "linear");
     if (*lv) fprintf(f, "levers applied: %s\n", lv);
-    fprintf(f, "%16s  %-18s %14s\n", sw->spec.field, "binding", "token_rate_tps");
+    fprintf(f, "%16s  %-18s %14s %14s %14s\n", sw->spec.field, "binding", "binding_tps", "in_series_tps", "token_rate_tps");
     for (size_t i = 0; i < sw->n; i++) {
         const etok_sweep_point *p = &sw->points[i];
-        if (p->ok) fprintf(f, "%16.6g  %-18s %14.6g\n", p->x, etok_ceiling_name(p->r.binding), p->r.token_rate_tps);
+        if (p->ok)
+            fprintf(f, "%16.6g  %-18s %14.6g %14.6g %14.6g\n", p->x, etok_ceiling_name(p->r.binding),
+                    p->r.ceilings_tps[p->r.binding], p->r.in_series_tps, p->r.token_rate_tps);
         else fprintf(f, "%16.6g  infeasible: %s\n", p->x, p->error);
     }
     if (!sw->n_crossovers) fprintf(f, "no crossover in this range\n");
@@ -499,6 +517,7 @@ char *etok_tpf_render_sweep_json(const etok_sweep *sw, const etok_tpf_context *c
         if (p->ok) {
             json_object_set_new(q, "binding_constraint", json_string(etok_ceiling_name(p->r.binding)));
             json_object_set_new(q, "token_rate_tps", jnum(p->r.token_rate_tps));
+            json_object_set_new(q, "in_series_tps", jnum(p->r.in_series_tps));
             json_object_set_new(q, "ceilings", ceil_obj(p->r.ceilings_tps));
             json_object_set_new(q, "joules_per_output_token", jnum(p->r.joules_per_output_token));
         } else {
@@ -535,7 +554,7 @@ char *etok_tpf_render_sweep_svg(const etok_sweep *sw, const etok_tpf_context *ct
         y[i] = sw->points[i].ok ? sw->points[i].r.token_rate_tps : NAN;
     }
     etok_svg_style tr = {.color = "#000000", .width_px = 3};
-    etok_svg_chart_add_series(c, "token_rate_tps (x Phi x U)", x, y, n, &tr);
+    etok_svg_chart_add_series(c, "modelled token_rate_tps: prefill + decode in series, <= every ceiling (x Phi x U)", x, y, n, &tr);
     /* Colours fixed per ceiling so figures are comparable. */
     for (int k = 0; k < ETOK_CEIL_COUNT; k++) {
         int any = 0;
@@ -570,8 +589,9 @@ char *etok_tpf_render_sweep_svg(const etok_sweep *sw, const etok_tpf_context *ct
                  etok_ceiling_name(sw->crossovers[k].to));
         etok_svg_chart_add_vline(c, sw->crossovers[k].x, lab, NULL);
     }
-    etok_svg_chart_caption(c, "etok tpf model estimate (docs/METRICS.md section 1), not a measurement; ceilings before Phi and U; "
-                              "shaded: the smallest ceiling (binding)");
+    etok_svg_chart_caption(c, "etok tpf model estimate (docs/METRICS.md section 1), not a measurement; ceilings (dashed): independent upper "
+                              "bounds before Phi and U; shaded: the smallest ceiling (binding); solid: the modelled rate "
+                              "(prefill and decode in series, bounded by the ceilings)");
     char *svg = etok_svg_chart_render(c);
     free(x);
     free(y);

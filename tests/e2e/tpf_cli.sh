@@ -49,7 +49,10 @@ assert d["calibration"]["applied"] is True and 0 < d["calibration"]["bandwidth_f
 assert d["token_rate_tps"] < u["token_rate_tps"]
 c = {k: v for k, v in d["ceilings"].items() if v is not None}
 assert d["binding_constraint"] == min(c, key=c.get), (d["binding_constraint"], c)
-assert abs(d["token_rate_tps"] - c[d["binding_constraint"]]) < 1e-6 * d["token_rate_tps"]
+# the modelled rate: prefill and decode in series, bounded by every ceiling (Phi = U = 1 here)
+m = min(d["in_series"]["tps"], c[d["binding_constraint"]])
+assert abs(d["token_rate_tps"] - m) < 1e-6 * d["token_rate_tps"], (d["token_rate_tps"], m)
+assert all(d["token_rate_tps"] <= v * (1 + 1e-9) for v in c.values())
 assert 0 < d["activity"] <= 1 and d["device_power_full_w"] < 700
 P
 
@@ -141,4 +144,40 @@ printf '{"name": "x", "description": "x", "source": {"title": "t", "url": "u"}, 
 "$ETOK" tpf --validate "$T/m.json" 2> "$T/e"; [ $? -eq 3 ] || fail "validate bad file rc"
 grep -q "energy_boundary" "$T/e" || fail "validate names the missing field: $(cat "$T/e")"
 "$ETOK" tpf --validate --lever fp8 2> /dev/null; [ $? -eq 2 ] || fail "validate with a lever rc"
+# One story (issue 13): for the catalog scenario, text, JSON, CSV and SVG agree. The binding
+# constraint is the smallest ceiling everywhere; the modelled rate is the in-series rate (its
+# derivation printed) bounded by the ceilings, x Phi x U; the figure's regions are the CSV's.
+python3 -c "
+import json; d = json.load(open('${ETOK_SOURCE_DIR:-.}/data/scenarios/h100x8-llama31-8b-kv-int8.json'))
+d.pop('levers', None); d.pop('description', None); json.dump(d, open('$T/story.json', 'w'))"
+"$ETOK" tpf "$T/story.json" > "$T/story.txt" || fail "story text rc"
+"$ETOK" tpf "$T/story.json" --json > "$T/story.out" || fail "story json rc"
+"$ETOK" tpf "$T/story.json" --sweep facility.power_w=1e3:1e6:9:log --csv "$T/story.csv" --svg "$T/story.svg" > /dev/null \
+  || fail "story sweep rc"
+python3 - "$T/story.txt" "$T/story.out" "$T/story.csv" "$T/story.svg" <<'P' || fail "text, JSON, CSV and SVG tell different stories"
+import csv, json, re, sys
+txt = open(sys.argv[1]).read(); d = json.load(open(sys.argv[2]))
+c = {k: v for k, v in d["ceilings"].items() if v is not None}
+b = min(c, key=c.get)
+assert d["binding_constraint"] == b, (d["binding_constraint"], c)
+assert re.search(r"^binding_constraint\s+%s " % b, txt, re.M), "text names another binding constraint"
+ser = d["in_series"]
+# the derivation: time per replica batch = prefill + decode, from the resources named
+assert abs(ser["replicas"] * ser["batch"] * 256 / (ser["prefill_s_per_batch"] + ser["decode_s_per_batch"]) / ser["tps"] - 1) < 1e-9
+assert ser["prefill_bound"] == "compute" and ser["decode_bound"] == "memory_bandwidth", ser
+assert "prefill (32 x 1024 tokens, compute-bound)" in txt and "decode (256 steps, memory_bandwidth-bound)" in txt, txt
+m = min(ser["tps"], c[b]) * d["scenario"]["phi_system"] * d["utilization"]
+assert abs(d["token_rate_tps"] / m - 1) < 1e-9, (d["token_rate_tps"], m)
+assert all(d["token_rate_tps"] <= v * d["scenario"]["phi_system"] * d["utilization"] * (1 + 1e-9) for v in c.values())
+tr = float(re.search(r"^token_rate_tps\s+(\S+) token/s", txt, re.M).group(1))
+assert abs(tr / d["token_rate_tps"] - 1) < 1e-3, (tr, d["token_rate_tps"])
+rows = [r for r in csv.DictReader(open(sys.argv[3])) if r["kind"] == "grid"]
+bands = re.findall(r">([a-z_]+)-bound<", open(sys.argv[4]).read())
+runs = [r["binding_constraint"] for i, r in enumerate(rows) if i == 0 or r["binding_constraint"] != rows[i - 1]["binding_constraint"]]
+assert bands == runs, (bands, runs)
+for r in rows:
+    cc = {k[9:]: float(v) for k, v in r.items() if k.startswith("ceilings.") and v not in ("", "inf")}
+    assert r["binding_constraint"] == min(cc, key=cc.get)
+    assert float(r["token_rate_tps"]) <= min(cc.values()) * d["utilization"] * (1 + 1e-9)
+P
 echo ok

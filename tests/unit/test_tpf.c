@@ -667,8 +667,9 @@ static void render_json_has_metric_names(void **state) {
 
 /* ---------- issue 13: one consistent story ---------- */
 
-/* Every ceiling is an upper bound at the scenario's batch, the binding constraint is the smallest
- * and the token rate is it (x Phi x U): over a grid of scenarios, including power limits. */
+/* Every ceiling is an upper bound at the scenario's batch, the binding constraint is the smallest,
+ * and the modelled rate is the in-series rate bounded by it (x Phi x U): over a grid of scenarios,
+ * including power limits. */
 static void binding_is_argmin_and_rate_is_it(void **state) {
     (void)state;
     int batches[] = {1, 8, 32, 256, 600};
@@ -690,17 +691,21 @@ static void binding_is_argmin_and_rate_is_it(void **state) {
                 int b = etok_tpf_smallest_ceiling(r.ceilings_tps);
                 assert_int_equal(r.binding, b);
                 for (int c = 0; c < ETOK_CEIL_COUNT; c++) assert_true(r.ceilings_tps[c] >= r.ceilings_tps[b]);
-                assert_close(r.token_rate_tps, r.ceilings_tps[b] * 0.7, 1e-12);
-                /* the in-series rate is shown, never a ceiling: at most the hardware ceilings */
-                assert_true(r.in_series_tps <= r.hardware_tps * (1 + 1e-12));
+                assert_close(r.token_rate_tps, fmin(r.in_series_tps, r.ceilings_tps[b]) * 0.7, 1e-12);
+                /* the modelled rate (before U) is at most every ceiling */
+                for (int c = 0; c < ETOK_CEIL_COUNT; c++) assert_true(r.token_rate_tps / 0.7 <= r.ceilings_tps[c] * (1 + 1e-12));
+                /* the in-series rate is not a ceiling: at most the compute and bandwidth ceilings */
+                assert_true(r.in_series_tps <= r.ceilings_tps[ETOK_CEIL_COMPUTE] * (1 + 1e-12));
+                assert_true(r.in_series_tps <= r.ceilings_tps[ETOK_CEIL_MEMORY_BANDWIDTH] * (1 + 1e-12));
+                assert_int_equal(r.modelled_rate_limited, r.ceilings_tps[b] < r.in_series_tps * (1 - 1e-12));
                 /* activity is not normalised away: a memory-bound device below its bandwidth
                  * ceiling is not at activity 1 */
                 assert_true(r.activity <= 1 && r.activity > 0);
             }
 }
 
-/* The in-series figure of the old model (prefill and decode each at its roofline) equals what it
- * was; it no longer poses as device_power_cap, which is unlimited without a power limit. */
+/* The in-series rate (prefill and decode each at its roofline) is the modelled rate; it does not
+ * pose as device_power_cap, which is unlimited without a power limit. */
 static void no_power_limit_no_device_cap(void **state) {
     (void)state;
     etok_tpf_scenario s = decode_b1();
@@ -720,10 +725,13 @@ static void no_power_limit_no_device_cap(void **state) {
                fmax(r.flops_per_token_decode / F, r.bytes_per_token_decode / B);
     assert_close(r.in_series_tps, 1 / t, 1e-12);
     assert_true(r.in_series_tps < 0.8 * r.ceilings_tps[ETOK_CEIL_MEMORY_BANDWIDTH]);
-    /* the modelled draw follows activity = max(MFU, MBU) = MBU = 1 at the bandwidth ceiling here */
-    assert_close(r.mbu, 1.0, 1e-12);
-    assert_close(r.device_power_full_w, 700.0, 1e-12);
-    assert_true(r.mfu < 0.5);
+    assert_close(r.token_rate_tps, r.in_series_tps, 1e-12); /* U = Phi = 1, no ceiling below it */
+    assert_false(r.modelled_rate_limited);
+    /* the modelled draw follows activity = max(MFU, MBU) at the in-series rate, not normalised to 1 */
+    assert_close(r.mbu, r.in_series_tps * r.bytes_per_output_token / B, 1e-12);
+    assert_close(r.mfu, r.in_series_tps * r.flops_per_output_token / F, 1e-12);
+    assert_close(r.device_power_full_w, 70 + 630 * fmax(r.mfu, r.mbu), 1e-12);
+    assert_true(r.mbu < 0.8 && r.mfu < 0.5);
 }
 
 /* A power limit binds only below the modelled draw; headroom = limit / modelled draw. */
@@ -760,6 +768,68 @@ static void power_limit_headroom(void **state) {
     assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
     assert_false(r.calibrated);
     assert_close(r.device_power_hw_w, 700, 1e-12);
+}
+
+/* The modelled rate on a case computed by hand (the numbers below are worked out in the comments).
+ * Toy model: 1 layer, d 1024, 8 heads of 128 (no GQA), d_ff 4096, vocab 1000 tied:
+ *   params = 4 d^2 + 3 d d_ff + V d = 4194304 + 12582912 + 1024000 = 17801216; bf16: 35602432 B;
+ *   c_tok(t) = 2 * 17801216 + 4 * 1 * 8 * 128 t = 35602432 + 4096 t; KV 2*1*8*128*2 = 4096 B/token.
+ * Device: 1e12 FLOP/s, 1e11 B/s. Request: 64 in, 4 out, batch 2, U 0.5.
+ *   prefill: mean ctx 32.5 -> c_pre = 35735552; b_pre = 35602432 / 128 + 4096 = 282240
+ *            c_pre/F = 3.5735552e-5 s > b_pre/B = 2.8224e-6 s: compute-bound
+ *   decode:  mean ctx 66.5 -> c_dec = 35874816; b_dec = 35602432 / 2 + 4096 * 67.5 = 18077696
+ *            c_dec/F = 3.5874816e-5 s < b_dec/B = 1.8077696e-4 s: memory_bandwidth-bound
+ *   in series: 16 * 3.5735552e-5 + 1.8077696e-4 = 7.52545792e-4 s per output token -> 1328.82 token/s
+ *   per batch: prefill 2 * 64 * 3.5735552e-5 = 4.574150656e-3 s, decode 2 * 4 * 1.8077696e-4 =
+ *              1.44621568e-3 s; 2 * 4 tokens / 6.020366336e-3 s = the same rate
+ *   ceilings: compute 1e12 / (35874816 + 16 * 35735552) = 1e12 / 607643648 = 1645.7 (binding);
+ *             memory_bandwidth 1e11 / (18077696 + 16 * 282240) = 1e11 / 22593536 = 4426.0
+ *   modelled rate = min(1328.82, 1645.7) x Phi 1 x U 0.5 = 664.41 token/s: below the binding ceiling. */
+static void modelled_rate_in_series_by_hand(void **state) {
+    (void)state;
+    etok_tpf_scenario s;
+    etok_tpf_scenario_init(&s);
+    snprintf(s.hw.name, sizeof s.hw.name, "toy");
+    s.hw.peak_flops_bf16 = 1e12; s.hw.mem_bw_bps = 1e11; s.hw.mem_bytes = 80e9; s.hw.max_power_w = 700; s.hw.idle_power_w = 70;
+    snprintf(s.model.name, sizeof s.model.name, "toy");
+    s.model.n_layers = 1; s.model.d_model = 1024; s.model.n_heads = 8; s.model.n_kv_heads = 8; s.model.head_dim = 128;
+    s.model.d_ff = 4096; s.model.vocab = 1000; s.model.tied_embeddings = 1;
+    s.input_tokens = 64;
+    s.output_tokens = 4;
+    s.batch = 2;
+    s.utilization = 0.5;
+    etok_tpf_result r;
+    etok_err err = {0};
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    assert_close(r.flops_per_token_prefill, 35735552.0, 1e-12);
+    assert_close(r.bytes_per_token_prefill, 282240.0, 1e-12);
+    assert_close(r.flops_per_token_decode, 35874816.0, 1e-12);
+    assert_close(r.bytes_per_token_decode, 18077696.0, 1e-12);
+    assert_int_equal(r.prefill_bound, ETOK_CEIL_COMPUTE);
+    assert_int_equal(r.decode_bound, ETOK_CEIL_MEMORY_BANDWIDTH);
+    assert_close(r.prefill_s_per_batch, 4.574150656e-3, 1e-9);
+    assert_close(r.decode_s_per_batch, 1.44621568e-3, 1e-9);
+    assert_close(r.in_series_tps, 1 / 7.52545792e-4, 1e-9);
+    assert_close(r.in_series_tps, 8 / (4.574150656e-3 + 1.44621568e-3), 1e-9);
+    assert_close(r.ceilings_tps[ETOK_CEIL_COMPUTE], 1e12 / 607643648.0, 1e-9);
+    assert_close(r.ceilings_tps[ETOK_CEIL_MEMORY_BANDWIDTH], 1e11 / 22593536.0, 1e-9);
+    assert_int_equal(r.binding, ETOK_CEIL_COMPUTE);
+    assert_close(r.token_rate_tps, 0.5 / 7.52545792e-4, 1e-9); /* 664.41 */
+    assert_false(r.modelled_rate_limited);
+    for (int c = 0; c < ETOK_CEIL_COUNT; c++) assert_true(r.token_rate_tps <= r.ceilings_tps[c]);
+    /* the draw at the modelled rate: MFU = 1328.82 * 607643648 / 1e12 = 0.8075 > MBU = 0.3002 */
+    double mfu = 607643648.0 / 1e12 / 7.52545792e-4;
+    assert_close(r.mfu, mfu, 1e-9);
+    assert_close(r.device_power_full_w, 70 + 630 * mfu, 1e-9);
+    /* a power limit below that draw binds: the ceiling is where the draw reaches it, and the rate is it */
+    s.power_limit_w = 300;
+    assert_int_equal(etok_tpf_evaluate(&s, -1, &r, &err), 0);
+    double cap = (1 / 7.52545792e-4) * (300 - 70) / (630 * mfu);
+    assert_close(r.ceilings_tps[ETOK_CEIL_DEVICE_POWER_CAP], cap, 1e-9);
+    assert_int_equal(r.binding, ETOK_CEIL_DEVICE_POWER_CAP);
+    assert_true(r.modelled_rate_limited);
+    assert_close(r.token_rate_tps, 0.5 * cap, 1e-9);
+    for (int c = 0; c < ETOK_CEIL_COUNT; c++) assert_true(r.token_rate_tps / 0.5 <= r.ceilings_tps[c] * (1 + 1e-12));
 }
 
 static void calibration_interpolation(void **state) {
@@ -871,6 +941,7 @@ int main(void) {
         cmocka_unit_test(binding_is_argmin_and_rate_is_it),
         cmocka_unit_test(no_power_limit_no_device_cap),
         cmocka_unit_test(power_limit_headroom),
+        cmocka_unit_test(modelled_rate_in_series_by_hand),
         cmocka_unit_test(calibration_interpolation),
         cmocka_unit_test(sweep_regions_are_argmin),
     };
