@@ -40,10 +40,6 @@ typedef enum {
 int etok_dataset_parse_name(const char *s, etok_dataset_kind *out, etok_err *err);
 const char *etok_dataset_name(etok_dataset_kind k);
 
-/* The most bytes of a ShareGPT file etok reads (the public ShareGPT V3 split is ~650 MB) and of
- * a word corpus. */
-#define ETOK_LIMIT_SHAREGPT ((size_t)1 << 30)
-#define ETOK_LIMIT_CORPUS ((size_t)64 << 20)
 
 typedef struct {
     etok_dataset_kind kind;
