@@ -83,6 +83,8 @@ file's size (at most the limit), so no input can make etok grow without bound.
 | hardware profile (`--profile`) | 1 MiB | `ETOK_LIMIT_PROFILE` |
 | run record (`report`, `tpf --from-run`) | 256 MiB (about 19 h of ten domains at 10 Hz; loading one that size takes about 2 GB) | `ETOK_LIMIT_RECORD` |
 | eval set (`bench --evals`) | 64 MiB | `ETOK_LIMIT_EVALSET` |
+| ShareGPT file (`bench --dataset-name sharegpt --dataset-path`) | 1 GiB (parsing one that size takes several GB) | `ETOK_LIMIT_SHAREGPT` |
+| word corpus (`bench --dataset-name random --dataset-path`) | 64 MiB | `ETOK_LIMIT_CORPUS` |
 | tokens file (`exporter --tokens-file`) | 64 KiB | `ETOK_LIMIT_TOKENS_FILE` |
 | power-meter log (`--extlog`) | no total limit: read as a stream, a line at most 4096 bytes | `ETOK_LIMIT_EXTLOG_LINE` |
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "etok/attribute.h"
+#include "etok/dataset.h"
 #include "etok/engine.h"
 #include "etok/evalset.h"
 #include "etok/record.h"
@@ -40,6 +41,9 @@ typedef struct {
      * tokens, for etok_attribute_request_energy (attribute.h) once the meters stopped.
      * NULL = not collected. The caller frees it. */
     etok_step_shares *shares;
+    /* Out: items asking for an exact length (serving datasets, dataset.h) against what came
+     * back. NULL = not counted. */
+    etok_dataset_lengths *lengths;
 } etok_bench_opts;
 
 /* Runs the load on an open engine; meters must be started on rec by the caller (the

@@ -67,6 +67,10 @@ typedef struct {
     double duration_s;        /* > 0: keep issuing until this much time has passed */
     double request_timeout_s; /* whole request; 0 = 300 s */
     int max_tokens;           /* 0 = 128 */
+    const int *prompt_max_tokens; /* optional, one per prompt: that prompt's max_tokens (> 0) */
+    int ignore_eos;           /* 1: ask for exactly max_tokens: "ignore_eos": true (vLLM, SGLang,
+                                 llama.cpp) and "min_tokens": max_tokens (vLLM); servers that do not
+                                 know them ignore them, so the caller checks tokens_out */
     double temperature;       /* 0 = greedy */
     int no_stream;            /* 1: plain JSON responses (no per-token times) */
     int keep_output;          /* 1: store the generated text in each request (bench checks answers) */

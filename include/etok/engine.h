@@ -108,6 +108,9 @@ void etok_engine_free(etok_engine *e);
  * generation also stops at an end-of-generation token. */
 int etok_engine_add(etok_engine *e, const int32_t *prompt, int n_prompt, int max_new_tokens,
                     const etok_sampling *sampling, etok_err *err);
+/* Let a sequence run past end-of-generation tokens (they are output like any token): exactly
+ * max_new_tokens, as vLLM's ignore_eos (etok bench's random and prefix_repetition workloads). */
+void etok_engine_set_ignore_eos(etok_engine *e, int seq_id, int on);
 /* Remove a sequence (finished or cancelled) and free its slot. */
 void etok_engine_remove(etok_engine *e, int seq_id);
 int etok_engine_active(const etok_engine *e); /* number of sequences in the engine */

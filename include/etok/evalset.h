@@ -45,6 +45,10 @@ typedef struct {
     char **choices;
     int n_choices;
     int line;            /* 1-based line in the file */
+    /* Serving datasets (dataset.h) only; 0 in eval sets: */
+    int unscored;        /* 1: no reference answer, never checked (quality not measured) */
+    int max_tokens;      /* > 0: this item's output budget (else the run's --max-tokens) */
+    int exact_len;       /* 1: ask for exactly max_tokens (ignore_eos, min_tokens) */
 } etok_eval_item;
 
 typedef struct {

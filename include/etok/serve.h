@@ -109,6 +109,8 @@ typedef struct {
     int max_queue;             /* waiting requests before 429; 0 = 1024 */
     double jpt_window_s;       /* sliding window of etok_joules_per_token; 0 = 60 s */
     etok_energy_source energy; /* read may be NULL: then energy fields say source "none" */
+    etok_grid grid;            /* --grid-intensity / --region (opt-in): co2e_g in each usage's energy
+                                  fields (energy_j / 3.6e6 x g_per_kwh, no PUE); !present: none */
     double energy_period_s;    /* how often the source's cumulative energy advances (the meter
                                   sampling period); reported with every usage; 0 = unknown */
     /* Optional run record (`etok serve -o`): every engine step and finished request is appended

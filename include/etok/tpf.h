@@ -241,6 +241,8 @@ typedef struct {
     double joules_per_flop;
     double crossover_facility_power_w;   /* P_grid* */
     double energy_cost_per_mtok;         /* < 0 when no price given */
+    double co2e_g_per_mtok;              /* gCO2e per million output tokens, PUE-adjusted; < 0 when no
+                                            grid intensity given (etok_tpf_apply_grid) */
 
     size_t n_notes;
     char notes[ETOK_TPF_MAX_NOTES][192];
@@ -250,6 +252,9 @@ typedef struct {
  * a batch whose KV cache does not fit, a device count not divisible by devices_per_replica,
  * an out-of-range number. price_per_kwh < 0: no cost figure. */
 int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf_result *out, etok_err *err);
+/* co2e_g_per_mtok = joules_per_output_token_pue x 1e6 / 3.6e6 x g_per_kwh (docs/CARBON.md); g_per_kwh
+ * <= 0 (none given) leaves it -1. Operational only: embodied emissions are not included. */
+void etok_tpf_apply_grid(etok_tpf_result *r, double g_per_kwh);
 
 /* ---------- before/after comparison (what moved) ---------- */
 typedef struct {

@@ -5,6 +5,7 @@
 #ifndef ETOK_TPF_RENDER_H
 #define ETOK_TPF_RENDER_H
 
+#include "etok/record.h"
 #include "etok/tpf.h"
 
 /* What the figures rest on, printed with them. */
@@ -13,6 +14,7 @@ typedef struct {
     const char *levers[16];      /* levers applied to this scenario (NULL-terminated) */
     const char *from_run;        /* run record whose measurements replaced modelled ones, or NULL */
     double price_per_kwh;        /* < 0: none */
+    const etok_grid *grid;       /* --grid-intensity / --region; NULL or !present: none */
 } etok_tpf_context;
 
 char *etok_tpf_render_text(const etok_tpf_scenario *s, const etok_tpf_result *r, const etok_tpf_context *ctx);

@@ -59,6 +59,8 @@ int etok_read_u64(const char *path, uint64_t *out);
 #define ETOK_LIMIT_PROFILE ((size_t)1 << 20)      /* a hardware profile (etok probe) */
 #define ETOK_LIMIT_RECORD ((size_t)256 << 20)     /* a run record: ~19 h of 10 domains at 10 Hz */
 #define ETOK_LIMIT_EVALSET ((size_t)64 << 20)     /* an eval set (JSON lines) */
+#define ETOK_LIMIT_SHAREGPT ((size_t)1 << 30)     /* a ShareGPT file (the public V3 split is ~650 MB) */
+#define ETOK_LIMIT_CORPUS ((size_t)64 << 20)      /* a word corpus (bench --dataset-path, random) */
 #define ETOK_LIMIT_TOKENS_FILE ((size_t)64 << 10) /* the exporter's tokens file */
 #define ETOK_LIMIT_EXTLOG_LINE ((size_t)4096)     /* one line of an extlog (read as a stream) */
 

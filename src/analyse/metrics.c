@@ -6,6 +6,7 @@
  * formatting (render/). */
 #include "etok/metrics.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -102,6 +103,16 @@ static void dist(etok_metrics *m, const char *name, const double *x, size_t n, c
 }
 
 static int in_window(const etok_record *r, double t) { return t >= r->window_start_s - 1e-9 && t <= r->window_end_s + 1e-9; }
+
+/* Why no answer was checked: a serving dataset (config.dataset, etok bench --dataset-name) has no
+ * reference answers; anything else had no eval set. */
+static void no_check_reason(const etok_record *r, char *buf, size_t n) {
+    snprintf(buf, n, "no answer was checked (no eval set)");
+    json_t *cfg = r->config_json ? json_loads(r->config_json, 0, NULL) : NULL;
+    const char *ds = json_string_value(json_object_get(json_object_get(cfg, "dataset"), "name"));
+    if (ds) snprintf(buf, n, "quality not measured: dataset %.40s has no reference answers", ds);
+    json_decref(cfg);
+}
 
 /* ---- stage: request view ---- */
 size_t etok_metrics_request_view(const etok_record *r, etok_request_view *out) {
@@ -259,6 +270,8 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     }
     size_t n_ttft = 0, n_tpot = 0, n_e2e = 0, n_checked = 0, n_pass = 0, n_ok = 0;
     size_t n_req = etok_metrics_request_view(r, rv);
+    char unchecked_why[96];
+    no_check_reason(r, unchecked_why, sizeof unchecked_why);
     n_itl = 0;
     long long req_tin = 0, req_tout = 0, u_usage = 0, u_chunks = 0;
     size_t u_exceed = 0;
@@ -336,7 +349,7 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
     etok_metric *jdec = add(m, "joules_per_decode_token", "", "J/token", esrc);
     energy_per(add(m, "joules_per_request", "", "J", esrc), &es, (double)n_req, "requests");
     etok_metric *jca = add(m, "joules_per_correct_answer", "", "J", esrc);
-    if (n_checked == 0) note(jca, "no answer was checked (no eval set)");
+    if (n_checked == 0) note(jca, "%s", unchecked_why);
     else energy_per(jca, &es, (double)n_pass, "correct answers");
 
     /* ---- steps: phase split, FLOPs, bytes, busy time ---- */
@@ -499,7 +512,7 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
         }
         note(x, "%zu of %zu answers passed their check", n_pass, n_checked);
     } else
-        note(x, "no answer was checked (no eval set)");
+        note(x, "%s", unchecked_why);
     x = add(m, "quality_target", "", "1", "config");
     if (r->quality_target >= 0) setv(x, r->quality_target, 0);
     else note(x, "no q* given");
@@ -514,7 +527,7 @@ int etok_metrics_compute(const etok_record *r, const etok_metrics_opts *opts_in,
             good_tokens += rv[i].tokens_out;
         }
     x = add(m, "quality_conditioned_joules_per_token", "", "J/token", esrc);
-    if (n_checked == 0) note(x, "no answer was checked (no eval set)");
+    if (n_checked == 0) note(x, "%s", unchecked_why);
     else if (!m->quality_gate_met)
         note(x, "gated: accuracy %.3f below q* %.3f", accuracy, r->quality_target);
     else {

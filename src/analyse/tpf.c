@@ -268,6 +268,12 @@ static double batch_max_for(const etok_tpf_scenario *s, const etok_tpf_model_sta
     return floor(free_b / kv_seq);
 }
 
+void etok_tpf_apply_grid(etok_tpf_result *r, double g_per_kwh) {
+    r->co2e_g_per_mtok = g_per_kwh > 0 && isfinite(r->joules_per_output_token_pue)
+                             ? r->joules_per_output_token_pue * 1e6 / 3.6e6 * g_per_kwh
+                             : -1;
+}
+
 int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf_result *r, etok_err *err) {
     memset(r, 0, sizeof *r);
     const etok_hw_spec *h = &s->hw;
@@ -516,6 +522,7 @@ int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf
      * the modelled rate is limited by it once it also falls below the in-series rate). */
     r->crossover_facility_power_w = pue * fmin(r->hardware_tps, C[ETOK_CEIL_DEVICE_POWER_CAP]) * e_ceil / theta;
     r->energy_cost_per_mtok = price_per_kwh >= 0 ? r->joules_per_output_token_pue * 1e6 / 3.6e6 * price_per_kwh : -1;
+    r->co2e_g_per_mtok = -1; /* etok_tpf_apply_grid */
     return 0;
 }
 

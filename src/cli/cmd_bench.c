@@ -19,6 +19,7 @@
 #include "etok/attribute.h"
 #include "etok/parse.h"
 #include "etok/bench.h"
+#include "etok/dataset.h"
 #include "etok/endpoint.h"
 #include "etok/engine.h"
 #include "etok/evalset.h"
@@ -57,7 +58,21 @@ static void usage(FILE *f) {
             "                         in ~/.cache/etok/models or ./models; docs/INSTALL.md)\n"
             "  --evals FILE           eval set, JSONL (default DATA/evals/default.jsonl, DATA the data\n"
             "                         directory: $ETOK_DATA_DIR, else ../share/etok beside etok)\n"
-            "  --requests N           measured requests (default: one per eval item)\n"
+            "  --dataset-name NAME    evals (default: the eval set, scored), or a serving workload with\n"
+            "                         vLLM's names and no reference answers (quality not measured, no q*):\n"
+            "                         sharegpt, random, prefix_repetition (alias shared-prefix); docs/WORKLOADS.md\n"
+            "  --dataset-path FILE    sharegpt: the ShareGPT JSON file; random/prefix_repetition: a text corpus\n"
+            "                         whose words build the prompts (default: a built-in word list); evals: --evals\n"
+            "  --sharegpt-output-len N  every output budget (default: the recorded answer's length)\n"
+            "  --random-input-len N, --random-output-len N, --random-range-ratio R\n"
+            "                         random: lengths uniform in [N*(1-R), N*(1+R)] (default 1024, 128, 0)\n"
+            "  --prefix-repetition-prefix-len N, --prefix-repetition-suffix-len N,\n"
+            "  --prefix-repetition-num-prefixes K, --prefix-repetition-output-len N\n"
+            "                         prompts = one of K shared prefixes + a distinct suffix (256, 256, 10, 128)\n"
+            "                         random and prefix_repetition ask for exact lengths (ignore_eos, min_tokens)\n"
+            "                         and record whether they came back (config.dataset.length_honoured)\n"
+            "  --requests N           measured requests (default: one per eval item; 100 random/prefix\n"
+            "                         prompts); --num-prompts N is the same\n"
             "  --duration S           instead: issue requests for S seconds\n"
             "  --concurrency C        closed loop, C requests in flight (continuous batching; default 4)\n"
             "  --rate R               instead: open loop, Poisson arrivals at R requests/s (seeded)\n"
@@ -68,6 +83,7 @@ static void usage(FILE *f) {
             "  --quality-target Q     q*: minimum accuracy 0..1 gating quality-conditioned figures (default 0.5)\n"
             "  --ttft-slo S           s*: TTFT limit in seconds (default 2)\n"
             "  --tpot-slo S           s*: TPOT limit in seconds (default 0.25)\n"
+            "  --goodput ttft:MS [tpot:MS]  vLLM's form of --ttft-slo/--tpot-slo, in milliseconds\n"
             "  --pue X                power usage effectiveness >= 1 (default 1, 'assumed')\n"
             "  --idle S               idle baseline seconds before the run (default 5; 0 skips)\n"
             "  --meter NAME           meter to use (repeatable or comma-separated; default: every available\n"
@@ -117,6 +133,16 @@ static int parse_num(const char *opt, const char *s, double lo, double hi, int l
         return -1;
     }
     return 0;
+}
+
+static int bench_count_tokens(const char *text, void *arg) {
+    size_t cap = strlen(text) + 8;
+    int32_t *t = malloc(cap * sizeof *t);
+    if (!t) return 0;
+    etok_err e = {0};
+    int n = etok_tokenize(arg, text, 0, 0, t, (int)(cap < 1u << 30 ? cap : 1u << 30), &e);
+    free(t);
+    return n < 0 ? 0 : n;
 }
 
 static int write_out(const char *dir, const char *name, const char *text, etok_err *err) {
@@ -175,7 +201,8 @@ int cmd_bench(int argc, char **argv) {
     enum {
         O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
         O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
-        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS, O_GRID, O_REGION, O_CPUFREQ, O_GPUPL
+        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS, O_GRID, O_REGION, O_CPUFREQ, O_GPUPL,
+        O_DSET, O_GOODPUT
     };
     static const struct option lopts[] = {
         {"model", required_argument, NULL, 'm'},      {"evals", required_argument, NULL, O_EVALS},
@@ -198,6 +225,16 @@ int cmd_bench(int argc, char **argv) {
         {"weights", required_argument, NULL, O_WEIGHTS}, {"kv-type", required_argument, NULL, O_KVTYPE},
         {"attn-window", required_argument, NULL, O_AWIN}, {"attn-sinks", required_argument, NULL, O_ASINKS},
         {"cpu-max-freq", required_argument, NULL, O_CPUFREQ}, {"gpu-power-limit", required_argument, NULL, O_GPUPL},
+        /* serving datasets, vLLM's names (src/drive/dataset.c; docs/WORKLOADS.md) */
+        {"dataset-name", required_argument, NULL, O_DSET}, {"dataset-path", required_argument, NULL, O_DSET},
+        {"sharegpt-output-len", required_argument, NULL, O_DSET},
+        {"random-input-len", required_argument, NULL, O_DSET}, {"random-output-len", required_argument, NULL, O_DSET},
+        {"random-range-ratio", required_argument, NULL, O_DSET},
+        {"prefix-repetition-prefix-len", required_argument, NULL, O_DSET},
+        {"prefix-repetition-suffix-len", required_argument, NULL, O_DSET},
+        {"prefix-repetition-num-prefixes", required_argument, NULL, O_DSET},
+        {"prefix-repetition-output-len", required_argument, NULL, O_DSET},
+        {"num-prompts", required_argument, NULL, O_REQ}, {"goodput", required_argument, NULL, O_GOODPUT},
         {"output", required_argument, NULL, 'o'},     {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
@@ -216,10 +253,16 @@ int cmd_bench(int argc, char **argv) {
     etok_hw_levers_opts hwo = {0};
     const char *grid_text = NULL, *grid_region = NULL;
     etok_grid grid = {0};
+    etok_dataset_opts dso;
+    etok_dataset_opts_init(&dso);
+    etok_dataset_summary dsum = {0};
+    etok_dataset_lengths dlen = {0};
+    int q_given = 0;
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "m:o:qh", lopts, NULL)) != -1) {
+    int li = -1;
+    while ((c = getopt_long(argc, argv, "m:o:qh", lopts, &li)) != -1) {
         int bad = 0;
         switch (c) {
         case 'm': model_path = optarg; break;
@@ -231,7 +274,22 @@ int cmd_bench(int argc, char **argv) {
         case O_MAXTOK: bad = parse_num("--max-tokens", optarg, 1, 8192, 0, &max_tokens); break;
         case O_THREADS: bad = parse_num("--threads", optarg, 1, 1024, 0, &threads); break;
         case O_WARM: bad = parse_num("--warmup", optarg, 0, 1000, 0, &warm); break;
-        case O_Q: bad = parse_num("--quality-target", optarg, 0, 1, 0, &q_star); break;
+        case O_Q:
+            bad = parse_num("--quality-target", optarg, 0, 1, 0, &q_star);
+            q_given = 1;
+            break;
+        case O_DSET:
+        case O_GOODPUT: {
+            etok_err derr = {0};
+            if (c == O_DSET) bad = etok_dataset_opt(&dso, lopts[li].name, optarg, &derr);
+            else { /* vLLM form: --goodput ttft:MS tpot:MS (one or more KEY:MS words) */
+                bad = etok_goodput_parse(optarg, &ttft_slo, &tpot_slo, &derr);
+                while (!bad && optind < argc && argv[optind][0] != '-' && strchr(argv[optind], ':'))
+                    bad = etok_goodput_parse(argv[optind++], &ttft_slo, &tpot_slo, &derr);
+            }
+            if (bad) fprintf(stderr, "etok bench: %s\n", derr.msg);
+            break;
+        }
         case O_TTFT: bad = parse_num("--ttft-slo", optarg, 0, 86400, 1, &ttft_slo); break;
         case O_TPOT: bad = parse_num("--tpot-slo", optarg, 0, 86400, 1, &tpot_slo); break;
         case O_PUE: bad = parse_num("--pue", optarg, 1, 10, 0, &pue); break;
@@ -279,6 +337,23 @@ int cmd_bench(int argc, char **argv) {
         return ETOK_EXIT_USAGE;
     }
     if (etok_cli_levers_check("bench", &levers)) return ETOK_EXIT_USAGE;
+    {
+        etok_err derr = {0};
+        if (etok_dataset_opts_check(&dso, &derr) ||
+            (dso.kind != ETOK_DATASET_EVALS && q_given &&
+             etok_errc(&derr, ETOK_EXIT_USAGE, "--quality-target: --dataset-name %s has no reference answers (quality "
+                       "is not measured, so there is no q* gate)", etok_dataset_name(dso.kind)))) {
+            fprintf(stderr, "etok bench: %s\n", derr.msg);
+            return ETOK_EXIT_USAGE;
+        }
+        if (dso.kind == ETOK_DATASET_EVALS && dso.path) {
+            if (evals_path) {
+                fprintf(stderr, "etok bench: give --evals or --dataset-path, not both\n");
+                return ETOK_EXIT_USAGE;
+            }
+            evals_path = dso.path;
+        }
+    }
     {
         etok_err gerr = {0};
         if (etok_grid_resolve(grid_text, grid_region, &grid, &gerr)) {
@@ -334,7 +409,8 @@ int cmd_bench(int argc, char **argv) {
         return ETOK_EXIT_OUTPUT;
     }
     etok_evalset ev;
-    if (etok_evalset_load(&ev, evals_path, &err)) {
+    memset(&ev, 0, sizeof ev);
+    if (dso.kind == ETOK_DATASET_EVALS && etok_evalset_load(&ev, evals_path, &err)) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
         return err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
     }
@@ -376,6 +452,23 @@ int cmd_bench(int argc, char **argv) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
         rc = err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
         goto done;
+    }
+    if (dso.kind != ETOK_DATASET_EVALS) { /* lengths in the model's tokens when there is a model */
+        dso.num_prompts = requests > 0 ? (int)requests : 0;
+        dso.seed = (uint64_t)seed;
+        if (model) {
+            dso.count_tokens = bench_count_tokens;
+            dso.count_arg = model;
+            const etok_model_info *dmi = etok_model_get_info(model);
+            int dctx = dmi->ctx_max > 0 && dmi->ctx_max < 2048 ? dmi->ctx_max : 2048; /* as drive/bench.c */
+            dso.max_total_len = dctx - 64; /* the chat template's tokens */
+        }
+        if (etok_dataset_build(&ev, &dso, &dsum, &err)) {
+            fprintf(stderr, "etok bench: %s\n", err.msg);
+            rc = err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
+            goto done;
+        }
+        evals_path = ev.path;
     }
     if (model && etok_model_set_weights(model, levers.weights, &err)) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
@@ -450,7 +543,7 @@ int cmd_bench(int argc, char **argv) {
     snprintf(rec.pue_source, sizeof rec.pue_source, "assumed");
     rec.price_per_kwh = price;
     rec.grid = grid;
-    rec.quality_target = q_star;
+    rec.quality_target = dso.kind == ETOK_DATASET_EVALS ? q_star : -1;
     rec.ttft_slo_s = ttft_slo;
     rec.tpot_slo_s = tpot_slo;
     rec.deployment_utilization = udep;
@@ -513,9 +606,12 @@ int cmd_bench(int argc, char **argv) {
         .energy_from = remote ? &remote_src : NULL,
         .remote_traces = &remote_rec,
         .shares = &shares,
+        .lengths = &dlen,
     };
     int drive_rc = ep.url ? etok_bench_drive_endpoint(&ep, &ev, &bo, ms, &rec, &err)
                           : etok_bench_drive(model, engine, &ev, &bo, ms, &rec, &err);
+    if (dso.kind != ETOK_DATASET_EVALS && etok_dataset_to_config(&rec.config_json, &dsum, dso.path, &dlen))
+        fprintf(stderr, "etok bench: out of memory recording the dataset\n");
     etok_err stop_err = {0};
     if (etok_meters_stop(ms, &stop_err)) fprintf(stderr, "etok bench: stopping the meters: %s\n", stop_err.msg);
     if (remote && etok_bench_merge_remote(&rec, &remote_rec, &stop_err) < 0)

@@ -12,6 +12,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "etok/bgload.h"
+#include "etok/grid.h"
 #include "etok/parse.h"
 #include "etok/meter.h"
 #include "etok/paths.h"
@@ -24,7 +25,7 @@ static void usage(FILE *f) {
             "                  [--max-seqs N] [--threads T] [--ctx N] [--meter NAME ...] [--cpu-tdp I:M]\n"
             "                  [--max-body BYTES] [--max-tokens-limit N] [--default-max-tokens N]\n"
             "                  [--model-id NAME] [--accept-any-model] [--window S] [--meter-rate-hz HZ]\n"
-            "                  [--no-energy] [-o RUN.json]\n"
+            "                  [--no-energy] [--grid-intensity G | --region CODE] [-o RUN.json]\n"
             "                  [--weights FORMAT] [--kv-type TYPE] [--attn-window N [--attn-sinks S]]\n"
             "                  [--max-queue N] [--max-connections N] [--max-connections-per-ip N]\n"
             "                  [--idle-timeout S] [--request-timeout S] [--shutdown-grace-s S]\n\n"
@@ -49,6 +50,9 @@ static void usage(FILE *f) {
             "  --cpu-tdp I:M          idle and max watts per package for the estimate meter\n"
             "  --meter-rate-hz HZ     meter sampling rate (default 50: per-request energy resolves 20 ms)\n"
             "  --no-energy            do not open meters (usage energy fields are null, source none)\n"
+            "  --grid-intensity G     opt-in carbon: add co2e_g (gCO2e = energy_j / 3.6e6 x G, at the meter's\n"
+            "                         boundary, no PUE, embodied not included) to every usage\n"
+            "  --region CODE          instead: the annual average of data/grid/CODE.json (location-based)\n"
             "  --max-body BYTES       largest request body (default 1048576; larger: 413)\n"
             "  --max-tokens-limit N   largest max_tokens accepted (default 4096; larger: 400)\n"
             "  --default-max-tokens N max_tokens when a request gives none (default 256), lowered to the\n"
@@ -119,6 +123,7 @@ int cmd_serve(int argc, char **argv) {
     memset(&cfg, 0, sizeof cfg);
     etok_cli_meters meters = {.n_names = 0};
     int no_energy = 0;
+    const char *grid_text = NULL, *grid_region = NULL;
     const char *out_path = NULL;
     etok_cli_levers levers = {0};
     int lr;
@@ -202,12 +207,27 @@ int cmd_serve(int argc, char **argv) {
             out_path = argv[++i];
         } else if (!strcmp(a, "--no-energy")) {
             no_energy = 1;
+        } else if (!strcmp(a, "--grid-intensity") && has) {
+            grid_text = argv[++i];
+        } else if (!strcmp(a, "--region") && has) {
+            grid_region = argv[++i];
         } else {
             fprintf(stderr, "etok serve: unknown option or missing value '%s' (etok serve --help)\n", a);
             return ETOK_EXIT_USAGE;
         }
     }
     if (etok_cli_levers_check("serve", &levers)) return ETOK_EXIT_USAGE;
+    {
+        etok_err gerr = {0};
+        if (etok_grid_resolve(grid_text, grid_region, &o.grid, &gerr)) {
+            fprintf(stderr, "etok serve: %s\n", gerr.msg);
+            return gerr.exit_code ? gerr.exit_code : ETOK_EXIT_USAGE;
+        }
+        if (o.grid.present && no_energy) {
+            fprintf(stderr, "etok serve: --grid-intensity/--region need energy (not --no-energy)\n");
+            return ETOK_EXIT_USAGE;
+        }
+    }
     o.weights = levers.weights;
     o.kv_bits = levers.kv_bits;
     o.attn_window = levers.attn_window;

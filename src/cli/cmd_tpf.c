@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "etok/grid.h"
 #include "etok/parse.h"
 #include "etok/scenario.h"
 #include "etok/tpf.h"
@@ -20,6 +21,7 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: etok tpf SCENARIO [--json] [--lever NAME ...] [--price-per-kwh X]\n"
+            "                [--grid-intensity G | --region CODE]\n"
             "                [--sweep FIELD=START:STOP:STEPS[:log] [--csv OUT.csv] [--svg OUT.svg]]\n"
             "                [--from-run RUN.json] [--uncalibrated]\n"
             "       etok tpf --validate [MEASUREMENTS] [--json]\n"
@@ -36,6 +38,10 @@ static void usage(FILE *f) {
             "                       kv-int8, kv-fp8, mla, window=N, moe-topk=K, batch=N,\n"
             "                       adaptive-reasoning=F, phi=X (levers in the file are applied too)\n"
             "  --price-per-kwh X    energy price for energy_cost_per_mtok\n"
+            "  --grid-intensity G   grid carbon intensity in gCO2e/kWh for co2e_g_per_mtok (PUE-adjusted,\n"
+            "                       operational only: embodied emissions not included)\n"
+            "  --region CODE        instead: the dated, sourced annual average of data/grid/CODE.json\n"
+            "                       (location-based; docs/CARBON.md)\n"
             "  --sweep SPEC         sweep one field (--list fields), e.g. facility.power_w=1e4:1e7:60:log\n"
             "  --csv FILE           write the sweep as CSV (grid points and exact crossovers)\n"
             "  --svg FILE           write the sweep as an SVG figure\n"
@@ -326,6 +332,7 @@ int cmd_tpf(int argc, char **argv) {
         {"csv", required_argument, 0, 'c'},     {"svg", required_argument, 0, 'g'},
         {"from-run", required_argument, 0, 'r'}, {"list", required_argument, 0, 'L'},
         {"validate", no_argument, 0, 'V'},      {"uncalibrated", no_argument, 0, 'U'},
+        {"grid-intensity", required_argument, 0, 'G'}, {"region", required_argument, 0, 'R'},
         {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     int validate_mode = 0, uncalibrated = 0;
     int json = 0;
@@ -333,6 +340,8 @@ int cmd_tpf(int argc, char **argv) {
     size_t n_levers = 0;
     double price = -1;
     const char *sweep = NULL, *csv = NULL, *svg = NULL, *from_run = NULL, *list = NULL;
+    const char *grid_text = NULL, *grid_region = NULL;
+    static etok_grid grid;
     optind = 1;
     opterr = 0;
     int c;
@@ -361,6 +370,8 @@ int cmd_tpf(int argc, char **argv) {
         case 'L': list = optarg; break;
         case 'V': validate_mode = 1; break;
         case 'U': uncalibrated = 1; break;
+        case 'G': grid_text = optarg; break;
+        case 'R': grid_region = optarg; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
         default:
             fprintf(stderr, "etok tpf: unknown or incomplete option '%s' (etok tpf --help)\n", argv[optind - 1]);
@@ -368,6 +379,18 @@ int cmd_tpf(int argc, char **argv) {
         }
     }
     if (list) return list_kind(list);
+    {
+        etok_err gerr = {0};
+        if (etok_grid_resolve(grid_text, grid_region, &grid, &gerr)) {
+            fprintf(stderr, "etok tpf: %s\n", gerr.msg);
+            return gerr.exit_code ? gerr.exit_code : ETOK_EXIT_USAGE;
+        }
+        if (grid.present && (validate_mode || sweep)) {
+            fprintf(stderr, "etok tpf: --grid-intensity/--region apply to one scenario (and its levers), not to "
+                            "--validate or --sweep\n");
+            return ETOK_EXIT_USAGE;
+        }
+    }
     if (validate_mode) {
         if (optind < argc - 1 || n_levers || sweep || csv || svg || from_run || uncalibrated || price >= 0) {
             fprintf(stderr, "etok tpf: --validate takes at most one MEASUREMENTS file and --json\n");
@@ -392,6 +415,7 @@ int cmd_tpf(int argc, char **argv) {
     etok_tpf_context ctx = {0};
     ctx.scenario_name = *sf.name ? sf.name : path;
     ctx.price_per_kwh = price;
+    ctx.grid = &grid;
     size_t nl = 0;
     for (size_t i = 0; i < sf.n_levers && nl < 15; i++) ctx.levers[nl++] = sf.levers[i];
     for (size_t i = 0; i < n_levers && nl < 15; i++) ctx.levers[nl++] = levers[i];
@@ -431,12 +455,14 @@ int cmd_tpf(int argc, char **argv) {
 
     static etok_tpf_result ra, rb;
     if (etok_tpf_evaluate(&before, price, &ra, &err)) return fail(&err);
+    etok_tpf_apply_grid(&ra, grid.present ? grid.g_per_kwh : 0);
     char *text;
     if (nl) {
         if (etok_tpf_evaluate(&after, price, &rb, &err)) {
             fprintf(stderr, "etok tpf: after the levers: %s\n", err.msg);
             return err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
         }
+        etok_tpf_apply_grid(&rb, grid.present ? grid.g_per_kwh : 0);
         text = json ? etok_tpf_render_compare_json(&before, &ra, &after, &rb, &ctx)
                     : etok_tpf_render_compare_text(&before, &ra, &after, &rb, &ctx);
     } else {

@@ -166,9 +166,10 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
         }
         pt[i].n = etok_tokenize_chat(model, roles + first, contents + first, 2 - first, 1, pt[i].tokens, cap, err);
         if (pt[i].n < 0) goto out;
-        if (pt[i].n + o->max_tokens > ctx) {
+        int mt = ev->items[i].max_tokens > 0 ? ev->items[i].max_tokens : o->max_tokens;
+        if (pt[i].n + mt > ctx) {
             etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: item \"%s\": prompt of %d tokens + %d new tokens exceeds the context (%d)",
-                      ev->path, ev->items[i].line, ev->items[i].id, pt[i].n, o->max_tokens, ctx);
+                      ev->path, ev->items[i].line, ev->items[i].id, pt[i].n, mt, ctx);
             goto out;
         }
     }
@@ -285,7 +286,10 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
             } else {
                 item = order[next_item % n_items];
                 next_item++;
-                seq = etok_engine_add(engine, pt[item].tokens, pt[item].n, o->max_tokens, &samp, err);
+                const etok_eval_item *it = &ev->items[item];
+                seq = etok_engine_add(engine, pt[item].tokens, pt[item].n, it->max_tokens > 0 ? it->max_tokens : o->max_tokens,
+                                      &samp, err);
+                if (seq >= 0 && it->exact_len) etok_engine_set_ignore_eos(engine, seq, 1); /* the requested length exactly */
             }
             if (seq < 0) goto out_free_queue;
             fl[s].seq = seq;
@@ -397,8 +401,18 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
                     q->t_done_s = te;
                     q->ok = 1;
                     q->output = text;
-                    q->quality_checked = 1;
-                    q->quality_pass = etok_eval_check(&ev->items[f->item], text ? text : "");
+                    const etok_eval_item *fi = &ev->items[f->item];
+                    if (fi->exact_len && o->lengths) {
+                        int want = fi->max_tokens > 0 ? fi->max_tokens : o->max_tokens;
+                        o->lengths->checked++;
+                        if (f->n_out == want) o->lengths->exact++;
+                        else if (f->n_out < want) o->lengths->shorter++;
+                        else o->lengths->longer++;
+                    }
+                    if (!ev->items[f->item].unscored) { /* serving datasets: quality not measured */
+                        q->quality_checked = 1;
+                        q->quality_pass = etok_eval_check(&ev->items[f->item], text ? text : "");
+                    }
                     done++;
                 } else {
                     free(text);
@@ -479,6 +493,10 @@ typedef struct {
     double t_begin;
 } ep_ctx;
 
+static int in_window_req(const etok_record *r, const etok_request *q) {
+    return q->t_send_s < 0 || (q->t_send_s >= r->window_start_s - 1e-9 && q->t_send_s <= r->window_end_s + 1e-9);
+}
+
 static double ep_clock(void *arg) { return etok_meters_now(((ep_ctx *)arg)->ms); }
 
 static void ep_progress(const etok_endpoint_progress *p, void *arg) {
@@ -507,7 +525,17 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
         order[i - 1] = order[j];
         order[j] = t;
     }
-    for (size_t i = 0; i < n; i++) prompts[i] = ev->items[order[i]].prompt;
+    int *mt = calloc(n, sizeof *mt), exact = 0;
+    if (!mt) {
+        free(prompts);
+        free(order);
+        return etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        prompts[i] = ev->items[order[i]].prompt;
+        mt[i] = ev->items[order[i]].max_tokens > 0 ? ev->items[order[i]].max_tokens : o->max_tokens;
+        exact |= ev->items[order[i]].exact_len;
+    }
     volatile int stop = 0;
     ep_ctx ctx = {.ms = ms, .sig_fd = o->sig_fd, .stop = &stop, .o = o, .total = o->requests};
     etok_endpoint_opts eo = {
@@ -521,6 +549,8 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
         .duration_s = o->duration_s,
         .request_timeout_s = ep->request_timeout_s,
         .max_tokens = o->max_tokens,
+        .prompt_max_tokens = mt,
+        .ignore_eos = exact,
         .keep_output = 1,
         .clock = ep_clock,
         .clock_arg = &ctx,
@@ -569,7 +599,14 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
             char id[64];
             snprintf(id, sizeof id, "%.40s#%d", it->id, k);
             snprintf(q->id, sizeof q->id, "%s", id);
-            if (q->ok) {
+            if (q->ok && it->exact_len && o->lengths && in_window_req(rec, q)) {
+                int want = it->max_tokens > 0 ? it->max_tokens : o->max_tokens;
+                o->lengths->checked++;
+                if (q->tokens_out == want) o->lengths->exact++;
+                else if (q->tokens_out < want) o->lengths->shorter++;
+                else o->lengths->longer++;
+            }
+            if (q->ok && !it->unscored) {
                 q->quality_checked = 1;
                 q->quality_pass = etok_eval_check(it, q->output ? q->output : "");
             }
@@ -581,5 +618,6 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
 out:
     free(prompts);
     free(order);
+    free(mt);
     return rc;
 }

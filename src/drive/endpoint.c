@@ -243,7 +243,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg) {
     return n;
 }
 
-static char *build_body(const etok_endpoint_opts *o, const char *prompt) {
+static char *build_body(const etok_endpoint_opts *o, const char *prompt, int max_tokens) {
     json_t *b = json_object();
     if (o->model) json_object_set_new(b, "model", json_string(o->model));
     if (o->api == ETOK_API_CHAT) {
@@ -255,7 +255,11 @@ static char *build_body(const etok_endpoint_opts *o, const char *prompt) {
     } else {
         json_object_set_new(b, "prompt", json_string(prompt));
     }
-    json_object_set_new(b, "max_tokens", json_integer(o->max_tokens > 0 ? o->max_tokens : DEFAULT_MAX_TOKENS));
+    json_object_set_new(b, "max_tokens", json_integer(max_tokens));
+    if (o->ignore_eos) { /* exact output length: servers that do not know these ignore them */
+        json_object_set_new(b, "ignore_eos", json_true());
+        json_object_set_new(b, "min_tokens", json_integer(max_tokens));
+    }
     json_object_set_new(b, "temperature", json_real(o->temperature));
     if (!o->no_stream) {
         json_object_set_new(b, "stream", json_true());
@@ -283,7 +287,7 @@ static void req_free(req_ctx *q) {
 }
 
 static req_ctx *req_start(run_ctx *r, CURLM *multi, const char *url, const char *auth_header, const char *prompt,
-                          int index, etok_err *err) {
+                          int max_tokens, int index, etok_err *err) {
     etok_request *rq = etok_record_add_request(r->rec);
     if (!rq) {
         etok_errf(err, "endpoint: out of memory");
@@ -303,7 +307,7 @@ static req_ctx *req_start(run_ctx *r, CURLM *multi, const char *url, const char 
     q->t_first = -1;
     etok_sse_init(&q->sse, on_sse_event, q);
     q->sse.max_line_bytes = r->o->max_sse_line_bytes;
-    q->body = build_body(r->o, prompt);
+    q->body = build_body(r->o, prompt, max_tokens);
     q->easy = curl_easy_init();
     q->headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (q->headers) q->headers = curl_slist_append(q->headers, r->o->no_stream ? "Accept: application/json" : "Accept: text/event-stream");
@@ -598,7 +602,10 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
             if (total > 0 && issued >= total) break;
             int slot = 0;
             while (live[slot]) slot++;
-            req_ctx *q = req_start(&r, multi, url, auth[0] ? auth : NULL, prompts[issued % n_prompts], issued, err);
+            int mt = o->max_tokens > 0 ? o->max_tokens : DEFAULT_MAX_TOKENS;
+            if (o->prompt_max_tokens && o->prompt_max_tokens[issued % n_prompts] > 0)
+                mt = o->prompt_max_tokens[issued % n_prompts];
+            req_ctx *q = req_start(&r, multi, url, auth[0] ? auth : NULL, prompts[issued % n_prompts], mt, issued, err);
             issued++;
             if (!q) {
                 if (r.rec->n_requests == 0 || r.rec->requests[r.rec->n_requests - 1].error[0] == '\0') {

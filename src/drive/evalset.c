@@ -439,6 +439,10 @@ void etok_evalset_hash(const etok_evalset *s, char *buf, size_t n) {
                  it->n_choices);
         h = fnv_str(h, num);
         for (int c = 0; c < it->n_choices; c++) h = fnv_str(h, it->choices[c]);
+        if (it->unscored || it->max_tokens || it->exact_len) { /* serving datasets; eval sets hash as before */
+            snprintf(num, sizeof num, "u%d|%d|%d", it->unscored, it->max_tokens, it->exact_len);
+            h = fnv_str(h, num);
+        }
     }
     snprintf(buf, n, "fnv1a64:%016llx", (unsigned long long)h);
 }

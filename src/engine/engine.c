@@ -26,6 +26,7 @@ typedef struct {
     int32_t last_token;/* last sampled token, fed next step */
     int finished;
     etok_sampling sampling;
+    int ignore_eos;    /* etok_engine_set_ignore_eos */
     uint64_t rng;
     float *logits;     /* vocab_size, last computed */
     int has_logits;
@@ -159,6 +160,7 @@ int etok_engine_add(etok_engine *e, const int32_t *prompt, int n_prompt, int max
     s->last_token = -1;
     s->finished = 0;
     s->has_logits = 0;
+    s->ignore_eos = 0;
     if (sampling)
         s->sampling = *sampling;
     else
@@ -179,6 +181,11 @@ static seq_slot *find_seq(const etok_engine *e, int seq_id) {
 void etok_engine_remove(etok_engine *e, int seq_id) {
     seq_slot *s = find_seq(e, seq_id);
     if (s) s->in_use = 0; /* buffers are reused by the next sequence in this slot */
+}
+
+void etok_engine_set_ignore_eos(etok_engine *e, int seq_id, int on) {
+    seq_slot *s = find_seq(e, seq_id);
+    if (s) s->ignore_eos = on != 0;
 }
 
 int etok_engine_active(const etok_engine *e) {
@@ -283,7 +290,7 @@ int etok_engine_step(etok_engine *e, etok_step_result *out, etok_err *err) {
             continue;
         }
         int32_t tok = etok_sample(s->logits, in->vocab_size, &s->sampling, &s->rng, e->scratch);
-        if (etok_token_is_eog(e->m, tok)) {
+        if (!s->ignore_eos && etok_token_is_eog(e->m, tok)) {
             s->finished = 1;
             ev->finished = 1;
             ev->finished_by_eog = 1;

@@ -1,5 +1,6 @@
 /* report_md.c — the reporting set as a Markdown table (stdout and report.md).
  * Formats metrics.h figures; computes nothing. */
+#include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,34 @@ void etok_report_carbon_text(const etok_record *r, char *buf, size_t n) {
              "embodied (manufacturing, construction) emissions are not included. The uncertainty carries the "
              "energy figure's and, where stated, the intensity's.",
              r->grid.g_per_kwh, when, r->grid.basis, u, r->grid.source);
+}
+
+/* The serving workload line (config.dataset, etok bench --dataset-name; docs/WORKLOADS.md), or "". */
+static void dataset_text(const etok_record *r, char *buf, size_t n) {
+    buf[0] = '\0';
+    json_t *cfg = r->config_json ? json_loads(r->config_json, 0, NULL) : NULL;
+    json_t *d = json_object_get(cfg, "dataset");
+    const char *name = json_string_value(json_object_get(d, "name"));
+    if (name) {
+        char hon[160] = "";
+        json_t *h = json_object_get(d, "length_honoured");
+        if (h)
+            snprintf(hon, sizeof hon, "; exact output length asked (ignore_eos, min_tokens): %lld of %lld ok requests "
+                     "got it, %lld shorter, %lld longer",
+                     (long long)json_integer_value(json_object_get(h, "exact")),
+                     (long long)json_integer_value(json_object_get(h, "checked")),
+                     (long long)json_integer_value(json_object_get(h, "shorter")),
+                     (long long)json_integer_value(json_object_get(h, "longer")));
+        snprintf(buf, n,
+                 "workload: dataset %.40s, %lld prompts, mean requested input %.1f / output %.1f tokens (%.100s)%s; "
+                 "quality not measured (no reference answers)",
+                 name, (long long)json_integer_value(json_object_get(d, "items")),
+                 json_number_value(json_object_get(d, "mean_input_len")),
+                 json_number_value(json_object_get(d, "mean_output_len")),
+                 json_string_value(json_object_get(d, "length_basis")) ? json_string_value(json_object_get(d, "length_basis")) : "?",
+                 hon);
+    }
+    json_decref(cfg);
 }
 
 /* Human labels for the field names. */
@@ -151,7 +180,13 @@ char *etok_report_md(const etok_record *r, const etok_metrics *m, int compact) {
               !strcmp(m->energy_source, "estimate") ? " (a MODEL ESTIMATE, not a measurement)" : "");
     etok_strbuf_printf(&b, "%sphase split: %s; measured binding constraint: %s; smallest TPF ceiling: %s; q* gate: %s\n\n",
               compact ? "" : "- ", m->phase_split_method, m->binding_constraint, m->tpf_binding_ceiling,
-              m->quality_gate_met ? "met" : "NOT met (quality-conditioned figures withheld)");
+              !(r->quality_target >= 0) ? "none (no q* given, or quality not measured)"
+              : m->quality_gate_met ? "met" : "NOT met (quality-conditioned figures withheld)");
+    {
+        char dsl[512];
+        dataset_text(r, dsl, sizeof dsl);
+        if (dsl[0]) etok_strbuf_printf(&b, "%s%s\n\n", compact ? "" : "- ", dsl);
+    }
     if (m->energy_warning[0]) etok_strbuf_printf(&b, "**energy warning:** %s\n\n", m->energy_warning);
     if (m->background_warning[0]) etok_strbuf_printf(&b, "**background load warning:** %s\n\n", m->background_warning);
     etok_strbuf_printf(&b, "| figure | value | unit | source | uncertainty | note |\n|---|---:|---|---|---|---|\n");

@@ -105,6 +105,14 @@ static void text_header(FILE *f, const etok_tpf_scenario *s, const etok_tpf_resu
     }
 }
 
+/* "381 gCO2e/kWh (de, location-based, 2023)" or "... (user-given)". */
+static void grid_desc(const etok_grid *g, char *buf, size_t n) {
+    if (g->region[0])
+        snprintf(buf, n, "%.4g gCO2e/kWh (%s, %s-based, %d)", g->g_per_kwh, g->region, g->basis, g->year);
+    else
+        snprintf(buf, n, "%.4g gCO2e/kWh (%s)", g->g_per_kwh, g->basis);
+}
+
 char *etok_tpf_render_text(const etok_tpf_scenario *s, const etok_tpf_result *r, const etok_tpf_context *ctx) {
     char *out = NULL;
     size_t len = 0;
@@ -176,6 +184,13 @@ char *etok_tpf_render_text(const etok_tpf_scenario *s, const etok_tpf_result *r,
     if (r->energy_cost_per_mtok >= 0)
         fprintf(f, "  energy_cost_per_mtok     %.4g per million output tokens at %.4g per kWh (marginal energy only)\n",
                 r->energy_cost_per_mtok, ctx ? ctx->price_per_kwh : 0);
+    if (r->co2e_g_per_mtok >= 0 && ctx && ctx->grid && ctx->grid->present) {
+        char gd[96];
+        grid_desc(ctx->grid, gd, sizeof gd);
+        fprintf(f, "  co2e_g_per_mtok          %.4g gCO2e per million output tokens at %s, PUE-adjusted (operational "
+                   "only, embodied not included; docs/CARBON.md)\n",
+                r->co2e_g_per_mtok, gd);
+    }
     for (size_t i = 0; i < r->n_notes; i++) fprintf(f, "note: %s\n", r->notes[i]);
     if (ctx && ctx->from_run) fprintf(f, "note: measured values from %s replace the modelled ones where marked\n", ctx->from_run);
     fprintf(f, "note: %s\n", MODEL_NOTE);
@@ -293,6 +308,14 @@ static json_t *result_json(const etok_tpf_scenario *s, const etok_tpf_result *r,
     json_object_set_new(o, "crossover_facility_power_w", jnum(r->crossover_facility_power_w));
     json_object_set_new(o, "price_per_kwh", ctx && ctx->price_per_kwh >= 0 ? json_real(ctx->price_per_kwh) : json_null());
     json_object_set_new(o, "energy_cost_per_mtok", r->energy_cost_per_mtok >= 0 ? json_real(r->energy_cost_per_mtok) : json_null());
+    json_object_set_new(o, "co2e_g_per_mtok", r->co2e_g_per_mtok >= 0 ? json_real(r->co2e_g_per_mtok) : json_null());
+    if (ctx && ctx->grid && ctx->grid->present) {
+        const etok_grid *g = ctx->grid;
+        json_object_set_new(o, "grid",
+                            json_pack("{s:f, s:s?, s:s, s:i, s:s, s:b}", "g_per_kwh", g->g_per_kwh, "region",
+                                      g->region[0] ? g->region : NULL, "basis", g->basis, "year", g->year, "source",
+                                      g->source, "embodied_included", 0));
+    }
     json_t *notes = json_array();
     for (size_t i = 0; i < r->n_notes; i++) json_array_append_new(notes, json_string(r->notes[i]));
     json_array_append_new(notes, json_string(MODEL_NOTE));
@@ -360,6 +383,12 @@ char *etok_tpf_render_compare_text(const etok_tpf_scenario *sa, const etok_tpf_r
             b->token_rate_tps / a->token_rate_tps);
     fprintf(f, "joules_per_output_token  %.4g -> %.4g J/token (%.3gx)\n", a->joules_per_output_token,
             b->joules_per_output_token, b->joules_per_output_token / a->joules_per_output_token);
+    if (a->co2e_g_per_mtok >= 0 && b->co2e_g_per_mtok >= 0 && ctx && ctx->grid && ctx->grid->present) {
+        char gd[96];
+        grid_desc(ctx->grid, gd, sizeof gd);
+        fprintf(f, "co2e_g_per_mtok     %.4g -> %.4g gCO2e (%.3gx) at %s, PUE-adjusted, embodied not included\n",
+                a->co2e_g_per_mtok, b->co2e_g_per_mtok, b->co2e_g_per_mtok / a->co2e_g_per_mtok, gd);
+    }
     (void)sb;
     for (size_t i = 0; i < b->n_notes; i++) fprintf(f, "note (after): %s\n", b->notes[i]);
     fprintf(f, "note: %s\n", MODEL_NOTE);

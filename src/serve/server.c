@@ -253,6 +253,14 @@ static json_t *usage_json(const etok_server *s, const sreq *q) {
     json_object_set_new(u, "energy_method", json_string("per-step split by token share"));
     /* a request shorter than this sees its energy smeared with its neighbours' */
     if (have && s->o.energy_period_s > 0) json_object_set_new(u, "energy_time_resolution_s", json_real(s->o.energy_period_s));
+    if (s->o.grid.present) { /* opt-in carbon (docs/CARBON.md): operational, at the meter's boundary, no PUE */
+        const etok_grid *g = &s->o.grid;
+        json_object_set_new(u, "co2e_g", have ? json_real(q->energy_j / 3.6e6 * g->g_per_kwh) : json_null());
+        json_object_set_new(u, "grid_intensity_g_per_kwh", json_real(g->g_per_kwh));
+        json_object_set_new(u, "grid_basis", json_string(g->basis));
+        if (g->region[0]) json_object_set_new(u, "grid_region", json_string(g->region));
+        if (g->year > 0) json_object_set_new(u, "grid_year", json_integer(g->year));
+    }
     return u;
 }
 
