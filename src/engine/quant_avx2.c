@@ -200,6 +200,108 @@ static TGT float dot_q6_k(const etok_block_q6_k *b, const etok_block_q8a *y, int
     return hsum_ps(acc);
 }
 
+/* IQ4_NL: the nibbles index the 16-level table with one byte shuffle, then a signed dot. */
+static TGT float dot_iq4_nl(const etok_block_iq4_nl *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i q = _mm256_shuffle_epi8(tbl, unpack_nibbles(b[i].qs));
+        __m256i p = dot_ss8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc);
+}
+
+/* 16-bit lanes: the low 128 bits hold a, the high 128 bits b (per-16-value scales). */
+static inline TGT __m256i two_i16(int a, int b) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a)), _mm_set1_epi16((short)b), 1);
+}
+
+/* 32 bytes with 0xFF where bit `bit` of the byte is set. */
+static inline TGT __m256i bit_set(__m256i v, int bit) {
+    const __m256i m = _mm256_set1_epi8((char)(1 << bit));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, m), m);
+}
+
+/* Q2_K: per 32-value activation block, the 2-bit values of two 16-value sub-blocks times the
+ * activations (maddubs), weighted by their 4-bit scales (madd); the mins likewise against
+ * the activations' 16-value sums. Same integers as the reference, summed in float per block. */
+static TGT float dot_q2_k(const etok_block_q2_k *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+        for (int n = 0; n < 2; n++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * n));
+            for (int j = 0; j < 4; j++) {
+                const int s = 4 * n + j; /* 32-value block in the super-block */
+                const etok_block_q8a *a = y + i * 8 + s;
+                const __m256i yq = _mm256_loadu_si256((const __m256i *)a->qs);
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
+                const uint8_t s0 = b[i].scales[2 * s], s1 = b[i].scales[2 * s + 1];
+                __m256i pq = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yq), two_i16(s0 & 0xF, s1 & 0xF));
+                __m256i pm = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, yq), two_i16(s0 >> 4, s1 >> 4));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(pq), acc);
+                accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin * a->d), _mm256_cvtepi32_ps(pm), accm);
+            }
+        }
+    }
+    return hsum_ps(acc) - hsum_ps(accm);
+}
+
+/* Q3_K: low 2 bits as Q2_K, the third bit from hmask (set: +4), minus 4 -> -4..3; a signed
+ * dot with the activations, weighted by the signed 6-bit scales (as Q6_K). */
+static TGT float dot_q3_k(const etok_block_q3_k *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    for (int64_t i = 0; i < nb; i++) {
+        int8_t sc[16];
+        etok_q3k_scales(&b[i], sc);
+        const float d = h2f(b[i].d);
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)b[i].hmask);
+        for (int n = 0; n < 2; n++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * n));
+            for (int j = 0; j < 4; j++) {
+                const int s = 4 * n + j;
+                const etok_block_q8a *a = y + i * 8 + s;
+                const __m256i yq = _mm256_loadu_si256((const __m256i *)a->qs);
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
+                q = _mm256_sub_epi8(_mm256_or_si256(q, _mm256_and_si256(bit_set(hm, s), four)), four);
+                __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(yq, q));
+                __m256i p32 = _mm256_madd_epi16(p16, two_i16(sc[2 * s], sc[2 * s + 1]));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(p32), acc);
+            }
+        }
+    }
+    return hsum_ps(acc);
+}
+
+/* Q5_K: as Q4_K with the 5th bit (bit s of qh[l] for 32-value block s) or-ed in as 16. */
+static TGT float dot_q5_k(const etok_block_q5_k *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t sc[8], mn[8];
+        etok_k4_scales(b[i].scales, sc, mn);
+        const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+        const etok_block_q8a *a = y + i * 8;
+        const __m256i hh = _mm256_loadu_si256((const __m256i *)b[i].qh);
+        for (int g = 0; g < 4; g++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * g));
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(raw, m4), _mm256_and_si256(bit_set(hh, 2 * g), sixteen));
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4),
+                                         _mm256_and_si256(bit_set(hh, 2 * g + 1), sixteen));
+            __m256i p0 = dot_us8(lo, _mm256_loadu_si256((const __m256i *)a[2 * g].qs));
+            __m256i p1 = dot_us8(hi, _mm256_loadu_si256((const __m256i *)a[2 * g + 1].qs));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * g] * a[2 * g].d), _mm256_cvtepi32_ps(p0), acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * g + 1] * a[2 * g + 1].d), _mm256_cvtepi32_ps(p1), acc);
+            summ += dmin * (mn[2 * g] * a[2 * g].s + mn[2 * g + 1] * a[2 * g + 1].s);
+        }
+    }
+    return hsum_ps(acc) - summ;
+}
+
 static TGT float dot_f32(const float *w, const float *x, int64_t n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t i = 0;
@@ -239,6 +341,10 @@ float TGT etok_vec_dot_avx2(uint32_t type, const void *row, const etok_block_q8a
     case ETOK_T_Q8_0: return dot_q8_0(row, xq, n / ETOK_QK);
     case ETOK_T_Q4_K: return dot_q4_k(row, xq, n / ETOK_QK_K);
     case ETOK_T_Q6_K: return dot_q6_k(row, xq, n / ETOK_QK_K);
+    case ETOK_T_IQ4_NL: return dot_iq4_nl(row, xq, n / ETOK_QK);
+    case ETOK_T_Q2_K: return dot_q2_k(row, xq, n / ETOK_QK_K);
+    case ETOK_T_Q3_K: return dot_q3_k(row, xq, n / ETOK_QK_K);
+    case ETOK_T_Q5_K: return dot_q5_k(row, xq, n / ETOK_QK_K);
     case ETOK_T_F32: return dot_f32(row, xf, n);
     case ETOK_T_F16: return dot_f16(row, xf, n, 0);
     case ETOK_T_BF16: return dot_f16(row, xf, n, 1);
