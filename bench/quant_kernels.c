@@ -11,7 +11,8 @@
  * resident: this measures the kernels' compute rate, not memory bandwidth. One thread.
  * The load average at the start and end is printed: on a shared machine the numbers are
  * lower bounds of what the kernels do alone.
- * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [--scalar-only] */
+ * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-f Q2_K,Q3_K] [--scalar-only]
+ * (-f: only these formats, by name). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,13 +65,15 @@ static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int 
 
 int main(int argc, char **argv) {
     int n = 4096, rows = 1024, rounds = 5, scalar_only = 0;
+    const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) rows = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-R") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-f") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--scalar-only")) scalar_only = 1;
         else {
-            fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [--scalar-only]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-f FMT,FMT...] [--scalar-only]\n", argv[0]);
             return 2;
         }
     }
@@ -102,6 +105,12 @@ int main(int argc, char **argv) {
            "speed-up");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
         const uint32_t t = types[ti];
+        if (only) { /* exact name in the comma-separated list */
+            const char *nm = etok_type_name(t), *p = strstr(only, nm);
+            size_t ln = strlen(nm);
+            while (p && !((p == only || p[-1] == ',') && (p[ln] == 0 || p[ln] == ','))) p = strstr(p + 1, nm);
+            if (!p) continue;
+        }
         const size_t rb = etok_type_row_bytes(t, n);
         for (int r = 0; r < rows; r++) {
             for (int i = 0; i < n; i++) wf[i] = RND() * 0.1f;

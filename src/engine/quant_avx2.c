@@ -212,9 +212,26 @@ static TGT float dot_iq4_nl(const etok_block_iq4_nl *b, const etok_block_q8a *y,
     return hsum_ps(acc);
 }
 
-/* 16-bit lanes: the low 128 bits hold a, the high 128 bits b (per-16-value scales). */
-static inline TGT __m256i two_i16(int a, int b) {
-    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a)), _mm_set1_epi16((short)b), 1);
+/* From 16 int16 scales (one per 16-value sub-block of a super-block), the pair of the 32-value
+ * block s as madd operand: scale 2s in the low 128 bits, 2s+1 in the high 128 bits (the two
+ * int16 share dword s: broadcast it, then pick its low or high half per lane). */
+static inline TGT __m256i pair_i16(__m256i sc16, int s) {
+    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2,
+                                          3, 2, 3, 2, 3);
+    return _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(s)), pick);
+}
+
+/* Q3_K's 16 6-bit scales minus 32, as int8 in a 128-bit vector: the 12 bytes read as three
+ * little-endian words a, b, c; scales 0..3 are the low nibbles of a with bits 0-1 of each byte
+ * of c on top, 4..7 the low nibbles of b with bits 2-3 of c, 8..11 the high nibbles of a with
+ * bits 4-5 of c, 12..15 the high nibbles of b with bits 6-7 of c. */
+static inline TGT __m128i q3k_scales16(const uint8_t scales[12]) {
+    uint32_t w[3];
+    memcpy(w, scales, 12);
+    const uint32_t lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+    const uint32_t s0 = (w[0] & lo4) | ((w[2] & lo2) << 4), s1 = (w[1] & lo4) | (((w[2] >> 2) & lo2) << 4),
+                   s2 = ((w[0] >> 4) & lo4) | (((w[2] >> 4) & lo2) << 4), s3 = ((w[1] >> 4) & lo4) | (((w[2] >> 6) & lo2) << 4);
+    return _mm_sub_epi8(_mm_setr_epi32((int)s0, (int)s1, (int)s2, (int)s3), _mm_set1_epi8(32));
 }
 
 /* 32 bytes with 0xFF where bit `bit` of the byte is set. */
@@ -231,6 +248,9 @@ static TGT float dot_q2_k(const etok_block_q2_k *b, const etok_block_q8a *y, int
     const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi8(1);
     for (int64_t i = 0; i < nb; i++) {
         const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+        const __m128i scm = _mm_loadu_si128((const __m128i *)b[i].scales);
+        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(scm, _mm_set1_epi8(0x0F)));
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), _mm_set1_epi8(0x0F)));
         for (int n = 0; n < 2; n++) {
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * n));
             for (int j = 0; j < 4; j++) {
@@ -238,9 +258,8 @@ static TGT float dot_q2_k(const etok_block_q2_k *b, const etok_block_q8a *y, int
                 const etok_block_q8a *a = y + i * 8 + s;
                 const __m256i yq = _mm256_loadu_si256((const __m256i *)a->qs);
                 const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
-                const uint8_t s0 = b[i].scales[2 * s], s1 = b[i].scales[2 * s + 1];
-                __m256i pq = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yq), two_i16(s0 & 0xF, s1 & 0xF));
-                __m256i pm = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, yq), two_i16(s0 >> 4, s1 >> 4));
+                __m256i pq = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yq), pair_i16(sc16, s));
+                __m256i pm = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, yq), pair_i16(mn16, s));
                 acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(pq), acc);
                 accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin * a->d), _mm256_cvtepi32_ps(pm), accm);
             }
@@ -255,8 +274,7 @@ static TGT float dot_q3_k(const etok_block_q3_k *b, const etok_block_q8a *y, int
     __m256 acc = _mm256_setzero_ps();
     const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
     for (int64_t i = 0; i < nb; i++) {
-        int8_t sc[16];
-        etok_q3k_scales(&b[i], sc);
+        const __m256i sc16 = _mm256_cvtepi8_epi16(q3k_scales16(b[i].scales));
         const float d = h2f(b[i].d);
         const __m256i hm = _mm256_loadu_si256((const __m256i *)b[i].hmask);
         for (int n = 0; n < 2; n++) {
@@ -268,7 +286,7 @@ static TGT float dot_q3_k(const etok_block_q3_k *b, const etok_block_q8a *y, int
                 __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
                 q = _mm256_sub_epi8(_mm256_or_si256(q, _mm256_and_si256(bit_set(hm, s), four)), four);
                 __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(yq, q));
-                __m256i p32 = _mm256_madd_epi16(p16, two_i16(sc[2 * s], sc[2 * s + 1]));
+                __m256i p32 = _mm256_madd_epi16(p16, pair_i16(sc16, s));
                 acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(p32), acc);
             }
         }
