@@ -1,7 +1,9 @@
 /* test_quant.c — block formats and kernels: sizes, F16/BF16 conversions, quantise ->
  * dequantise round trips within each format's error bound, every dot kernel (the run-time
  * pick, AVX2 on these machines) equal to the scalar reference, and the integer dot products
- * close to the float dot product of the dequantised values. */
+ * close to the float dot product of the dequantised values. Q2_K/Q3_K/Q5_K/IQ4_NL: hand-built
+ * blocks against hand-computed values, random bytes against decoders in ggml's loop order,
+ * unit-activation dots through the scalar and the SIMD kernels, a matvec via the dispatch. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
