@@ -36,7 +36,7 @@ static const char *ggml_type_name(uint32_t t) {
     };
     return t < sizeof names / sizeof names[0] ? names[t] : NULL;
 }
-#define SUPPORTED_TYPES "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K"
+#define SUPPORTED_TYPES "F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K"
 
 static int bad(cursor *c, const char *what) {
     return etok_errc(c->err, ETOK_EXIT_INPUT, "GGUF: %s (at byte %zu of %zu)", what, c->off, c->size);

@@ -13,8 +13,9 @@
 int etok_type_block_elems(uint32_t t) {
     switch (t) {
     case ETOK_T_F32: case ETOK_T_F16: case ETOK_T_BF16: return 1;
-    case ETOK_T_Q4_0: case ETOK_T_Q4_1: case ETOK_T_Q5_0: case ETOK_T_Q5_1: case ETOK_T_Q8_0: return ETOK_QK;
-    case ETOK_T_Q4_K: case ETOK_T_Q6_K: return ETOK_QK_K;
+    case ETOK_T_Q4_0: case ETOK_T_Q4_1: case ETOK_T_Q5_0: case ETOK_T_Q5_1: case ETOK_T_Q8_0: case ETOK_T_IQ4_NL:
+        return ETOK_QK;
+    case ETOK_T_Q2_K: case ETOK_T_Q3_K: case ETOK_T_Q4_K: case ETOK_T_Q5_K: case ETOK_T_Q6_K: return ETOK_QK_K;
     default: return 0;
     }
 }
@@ -28,7 +29,11 @@ int etok_type_block_bytes(uint32_t t) {
     case ETOK_T_Q5_0: return (int)sizeof(etok_block_q5_0);
     case ETOK_T_Q5_1: return (int)sizeof(etok_block_q5_1);
     case ETOK_T_Q8_0: return (int)sizeof(etok_block_q8_0);
+    case ETOK_T_IQ4_NL: return (int)sizeof(etok_block_iq4_nl);
+    case ETOK_T_Q2_K: return (int)sizeof(etok_block_q2_k);
+    case ETOK_T_Q3_K: return (int)sizeof(etok_block_q3_k);
     case ETOK_T_Q4_K: return (int)sizeof(etok_block_q4_k);
+    case ETOK_T_Q5_K: return (int)sizeof(etok_block_q5_k);
     case ETOK_T_Q6_K: return (int)sizeof(etok_block_q6_k);
     default: return 0;
     }
@@ -44,7 +49,11 @@ const char *etok_type_name(uint32_t t) {
     case ETOK_T_Q5_0: return "Q5_0";
     case ETOK_T_Q5_1: return "Q5_1";
     case ETOK_T_Q8_0: return "Q8_0";
+    case ETOK_T_IQ4_NL: return "IQ4_NL";
+    case ETOK_T_Q2_K: return "Q2_K";
+    case ETOK_T_Q3_K: return "Q3_K";
     case ETOK_T_Q4_K: return "Q4_K";
+    case ETOK_T_Q5_K: return "Q5_K";
     case ETOK_T_Q6_K: return "Q6_K";
     default: return "unknown";
     }
@@ -57,8 +66,12 @@ size_t etok_type_row_bytes(uint32_t t, int64_t n) {
 
 int etok_type_uses_q8a(uint32_t t) {
     return t == ETOK_T_Q4_0 || t == ETOK_T_Q4_1 || t == ETOK_T_Q5_0 || t == ETOK_T_Q5_1 || t == ETOK_T_Q8_0 ||
-           t == ETOK_T_Q4_K || t == ETOK_T_Q6_K;
+           t == ETOK_T_IQ4_NL || t == ETOK_T_Q2_K || t == ETOK_T_Q3_K || t == ETOK_T_Q4_K || t == ETOK_T_Q5_K ||
+           t == ETOK_T_Q6_K;
 }
+
+/* ggml's kvalues_iq4nl: the 16 levels of IQ4_NL, denser near zero. */
+const int8_t etok_iq4nl_values[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 /* ---- half / bfloat ---- */
 
@@ -135,8 +148,51 @@ static inline void q4k_scale_min(int j, const uint8_t *q, uint8_t *d, uint8_t *m
     }
 }
 
-void etok_q4k_scales(const etok_block_q4_k *b, uint8_t sc[8], uint8_t mn[8]) {
-    for (int j = 0; j < 8; j++) q4k_scale_min(j, b->scales, &sc[j], &mn[j]);
+void etok_k4_scales(const uint8_t scales[12], uint8_t sc[8], uint8_t mn[8]) {
+    for (int j = 0; j < 8; j++) q4k_scale_min(j, scales, &sc[j], &mn[j]);
+}
+
+void etok_q4k_scales(const etok_block_q4_k *b, uint8_t sc[8], uint8_t mn[8]) { etok_k4_scales(b->scales, sc, mn); }
+
+/* The inverse for Q4_K/Q5_K: 8 scales and 8 mins of 6 bits into 12 bytes. */
+static void k4_pack_scales(const uint8_t sc[8], const uint8_t mq[8], uint8_t scales[12]) {
+    for (int j = 0; j < 4; j++) {
+        scales[j] = (uint8_t)(sc[j] | ((sc[j + 4] >> 4) << 6));
+        scales[j + 4] = (uint8_t)(mq[j] | ((mq[j + 4] >> 4) << 6));
+        scales[j + 8] = (uint8_t)((sc[j + 4] & 0xF) | ((mq[j + 4] & 0xF) << 4));
+    }
+}
+
+/* The 256 5-bit values of a Q5_K block in order (0..31): Q4_K's nibbles, bit i/32 of qh[i%32]. */
+void etok_q5k_unpack(const etok_block_q5_k *b, uint8_t q[ETOK_QK_K]) {
+    for (int g = 0; g < 4; g++)
+        for (int l = 0; l < 32; l++) {
+            q[g * 64 + l] = (uint8_t)((b->qs[g * 32 + l] & 0xF) | ((b->qh[l] >> (2 * g)) & 1) << 4);
+            q[g * 64 + 32 + l] = (uint8_t)((b->qs[g * 32 + l] >> 4) | ((b->qh[l] >> (2 * g + 1)) & 1) << 4);
+        }
+}
+
+/* The 256 2-bit values of a Q2_K block in order (0..3). */
+void etok_q2k_unpack(const etok_block_q2_k *b, uint8_t q[ETOK_QK_K]) {
+    for (int i = 0; i < ETOK_QK_K; i++) q[i] = (uint8_t)((b->qs[32 * (i / 128) + i % 32] >> (2 * ((i / 32) % 4))) & 3);
+}
+
+/* The 256 signed 3-bit values of a Q3_K block in order (-4..3). */
+void etok_q3k_unpack(const etok_block_q3_k *b, int8_t q[ETOK_QK_K]) {
+    for (int i = 0; i < ETOK_QK_K; i++) {
+        int lo = (b->qs[32 * (i / 128) + i % 32] >> (2 * ((i / 32) % 4))) & 3;
+        int hi = (b->hmask[i % 32] >> (i / 32)) & 1;
+        q[i] = (int8_t)(lo - (hi ? 0 : 4));
+    }
+}
+
+/* The 16 signed 6-bit scales of a Q3_K block (-32..31). */
+void etok_q3k_scales(const etok_block_q3_k *b, int8_t sc[16]) {
+    for (int s = 0; s < 16; s++) {
+        int lo = s < 8 ? b->scales[s] & 0xF : b->scales[s - 8] >> 4;
+        int hi = (b->scales[8 + s % 4] >> (2 * (s / 4))) & 3;
+        sc[s] = (int8_t)((lo | hi << 4) - 32);
+    }
 }
 
 /* The 256 4-bit values of a Q4_K block in order (0..15). */
@@ -273,6 +329,50 @@ void etok_dequantize_row(uint32_t type, const void *row, float *y, int64_t n) {
             etok_q6k_unpack(&b[i], q);
             float d = F16(b[i].d);
             for (int j = 0; j < ETOK_QK_K; j++) y[i * ETOK_QK_K + j] = d * b[i].scales[j / 16] * q[j];
+        }
+        return;
+    }
+    case ETOK_T_IQ4_NL: {
+        const etok_block_iq4_nl *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            float d = F16(b[i].d);
+            for (int j = 0; j < 16; j++) {
+                y[i * ETOK_QK + j] = d * etok_iq4nl_values[b[i].qs[j] & 0xF];
+                y[i * ETOK_QK + j + 16] = d * etok_iq4nl_values[b[i].qs[j] >> 4];
+            }
+        }
+        return;
+    }
+    case ETOK_T_Q2_K: {
+        const etok_block_q2_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            uint8_t q[ETOK_QK_K];
+            etok_q2k_unpack(&b[i], q);
+            float d = F16(b[i].d), dmin = F16(b[i].dmin);
+            for (int j = 0; j < ETOK_QK_K; j++)
+                y[i * ETOK_QK_K + j] = d * (b[i].scales[j / 16] & 0xF) * q[j] - dmin * (b[i].scales[j / 16] >> 4);
+        }
+        return;
+    }
+    case ETOK_T_Q3_K: {
+        const etok_block_q3_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            int8_t q[ETOK_QK_K], sc[16];
+            etok_q3k_unpack(&b[i], q);
+            etok_q3k_scales(&b[i], sc);
+            float d = F16(b[i].d);
+            for (int j = 0; j < ETOK_QK_K; j++) y[i * ETOK_QK_K + j] = d * sc[j / 16] * q[j];
+        }
+        return;
+    }
+    case ETOK_T_Q5_K: {
+        const etok_block_q5_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            uint8_t q[ETOK_QK_K], sc[8], mn[8];
+            etok_q5k_unpack(&b[i], q);
+            etok_k4_scales(b[i].scales, sc, mn);
+            float d = F16(b[i].d), dmin = F16(b[i].dmin);
+            for (int j = 0; j < ETOK_QK_K; j++) y[i * ETOK_QK_K + j] = d * sc[j / 32] * q[j] - dmin * mn[j / 32];
         }
         return;
     }
@@ -419,12 +519,7 @@ void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
             }
             b[i].d = etok_f32_to_f16(d);
             b[i].dmin = etok_f32_to_f16(dmin);
-            memset(b[i].scales, 0, 12);
-            for (int j = 0; j < 4; j++) {
-                b[i].scales[j] = (uint8_t)(sc[j] | ((sc[j + 4] >> 4) << 6));
-                b[i].scales[j + 4] = (uint8_t)(mq[j] | ((mq[j + 4] >> 4) << 6));
-                b[i].scales[j + 8] = (uint8_t)((sc[j + 4] & 0xF) | ((mq[j + 4] & 0xF) << 4));
-            }
+            k4_pack_scales(sc, mq, b[i].scales);
             float dr = F16(b[i].d), dmr = F16(b[i].dmin);
             uint8_t q[ETOK_QK_K];
             for (int s = 0; s < 8; s++) {
@@ -469,6 +564,147 @@ void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
                     ql[l] = (uint8_t)((q1 & 0xF) | ((q3 & 0xF) << 4));
                     ql[l + 32] = (uint8_t)((q2 & 0xF) | ((q4 & 0xF) << 4));
                     qh[l] = (uint8_t)((q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6));
+                }
+            }
+        }
+        return;
+    }
+    case ETOK_T_IQ4_NL: {
+        etok_block_iq4_nl *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            const float *v = x + i * ETOK_QK;
+            /* the value of largest magnitude maps to the table's end of the same sign */
+            float mx = block_signed_absmax(v);
+            float d = mx < 0 ? mx / -127.0f : mx / 113.0f;
+            b[i].d = etok_f32_to_f16(d);
+            float dr = F16(b[i].d);
+            uint8_t q[ETOK_QK];
+            for (int j = 0; j < ETOK_QK; j++) {
+                int best = 8; /* the level nearest to v/d (1: near zero when d is 0) */
+                if (dr != 0) {
+                    float t = v[j] / dr, err = INFINITY;
+                    for (int k = 0; k < 16; k++)
+                        if (fabsf(t - etok_iq4nl_values[k]) < err) {
+                            err = fabsf(t - etok_iq4nl_values[k]);
+                            best = k;
+                        }
+                }
+                q[j] = (uint8_t)best;
+            }
+            for (int j = 0; j < 16; j++) b[i].qs[j] = (uint8_t)(q[j] | q[j + 16] << 4);
+        }
+        return;
+    }
+    case ETOK_T_Q2_K: {
+        etok_block_q2_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            const float *v = x + i * ETOK_QK_K;
+            float scale[16], minv[16], max_scale = 0, max_min = 0;
+            for (int s = 0; s < 16; s++) {
+                float lo = 0, hi = 0; /* as Q4_K: min clamped to <= 0 */
+                for (int j = 0; j < 16; j++) {
+                    lo = fminf(lo, v[s * 16 + j]);
+                    hi = fmaxf(hi, v[s * 16 + j]);
+                }
+                scale[s] = (hi - lo) / 3.0f;
+                minv[s] = -lo;
+                max_scale = fmaxf(max_scale, scale[s]);
+                max_min = fmaxf(max_min, minv[s]);
+            }
+            float d = max_scale / 15.0f, dmin = max_min / 15.0f;
+            b[i].d = etok_f32_to_f16(d);
+            b[i].dmin = etok_f32_to_f16(dmin);
+            float dr = F16(b[i].d), dmr = F16(b[i].dmin);
+            uint8_t q[ETOK_QK_K];
+            for (int s = 0; s < 16; s++) {
+                /* round the scale up so the largest value stays within 3 steps */
+                int sc = clampi(dr ? (int)ceilf(scale[s] / dr - 1e-3f) : 0, 0, 15);
+                int mq = clampi(dmr ? (int)lrintf(minv[s] / dmr) : 0, 0, 15);
+                b[i].scales[s] = (uint8_t)(sc | mq << 4);
+                float ds = dr * sc, ms = dmr * mq;
+                for (int j = 0; j < 16; j++)
+                    q[s * 16 + j] = (uint8_t)clampi(ds ? (int)lrintf((v[s * 16 + j] + ms) / ds) : 0, 0, 3);
+            }
+            memset(b[i].qs, 0, sizeof b[i].qs);
+            for (int k = 0; k < ETOK_QK_K; k++) b[i].qs[32 * (k / 128) + k % 32] |= (uint8_t)(q[k] << (2 * ((k / 32) % 4)));
+        }
+        return;
+    }
+    case ETOK_T_Q3_K: {
+        etok_block_q3_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            const float *v = x + i * ETOK_QK_K;
+            float sub[16], max_abs = 0;
+            for (int s = 0; s < 16; s++) {
+                /* as Q4_0: the value of largest magnitude maps to -4 steps */
+                float amax = 0, mx = 0;
+                for (int j = 0; j < 16; j++)
+                    if (fabsf(v[s * 16 + j]) > amax) {
+                        amax = fabsf(v[s * 16 + j]);
+                        mx = v[s * 16 + j];
+                    }
+                sub[s] = mx / -4.0f;
+                max_abs = fmaxf(max_abs, fabsf(sub[s]));
+            }
+            float d = max_abs / 31.0f;
+            b[i].d = etok_f32_to_f16(d);
+            float dr = F16(b[i].d);
+            memset(b[i].scales, 0, sizeof b[i].scales);
+            memset(b[i].hmask, 0, sizeof b[i].hmask);
+            memset(b[i].qs, 0, sizeof b[i].qs);
+            for (int s = 0; s < 16; s++) {
+                int sc = clampi(dr ? (int)lrintf(sub[s] / dr) : 0, -32, 31);
+                int u = sc + 32; /* 6 bits */
+                b[i].scales[s % 8] |= (uint8_t)((u & 0xF) << (s < 8 ? 0 : 4));
+                b[i].scales[8 + s % 4] |= (uint8_t)((u >> 4) << (2 * (s / 4)));
+                float ds = dr * sc;
+                for (int j = 0; j < 16; j++) {
+                    int k = s * 16 + j;
+                    int qv = clampi(ds ? (int)lrintf(v[k] / ds) : 0, -4, 3) + 4; /* 0..7 */
+                    b[i].qs[32 * (k / 128) + k % 32] |= (uint8_t)((qv & 3) << (2 * ((k / 32) % 4)));
+                    b[i].hmask[k % 32] |= (uint8_t)((qv >> 2) << (k / 32));
+                }
+            }
+        }
+        return;
+    }
+    case ETOK_T_Q5_K: {
+        etok_block_q5_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            const float *v = x + i * ETOK_QK_K;
+            float scale[8], minv[8], max_scale = 0, max_min = 0;
+            for (int s = 0; s < 8; s++) {
+                float lo = 0, hi = 0;
+                for (int j = 0; j < 32; j++) {
+                    lo = fminf(lo, v[s * 32 + j]);
+                    hi = fmaxf(hi, v[s * 32 + j]);
+                }
+                scale[s] = (hi - lo) / 31.0f;
+                minv[s] = -lo;
+                max_scale = fmaxf(max_scale, scale[s]);
+                max_min = fmaxf(max_min, minv[s]);
+            }
+            float d = max_scale / 63.0f, dmin = max_min / 63.0f;
+            uint8_t sc[8], mq[8];
+            for (int s = 0; s < 8; s++) {
+                sc[s] = (uint8_t)clampi(d ? (int)lrintf(scale[s] / d) : 0, 0, 63);
+                mq[s] = (uint8_t)clampi(dmin ? (int)lrintf(minv[s] / dmin) : 0, 0, 63);
+            }
+            b[i].d = etok_f32_to_f16(d);
+            b[i].dmin = etok_f32_to_f16(dmin);
+            k4_pack_scales(sc, mq, b[i].scales);
+            float dr = F16(b[i].d), dmr = F16(b[i].dmin);
+            memset(b[i].qh, 0, sizeof b[i].qh);
+            for (int s = 0; s < 8; s++) {
+                float ds = dr * sc[s], ms = dmr * mq[s];
+                for (int j = 0; j < 32; j++) {
+                    int qv = clampi(ds ? (int)lrintf((v[s * 32 + j] + ms) / ds) : 0, 0, 31);
+                    uint8_t *p = &b[i].qs[(s / 2) * 32 + j];
+                    if (s % 2 == 0)
+                        *p = (uint8_t)(qv & 0xF);
+                    else
+                        *p |= (uint8_t)((qv & 0xF) << 4);
+                    b[i].qh[j] |= (uint8_t)((qv >> 4) << s);
                 }
             }
         }
@@ -598,6 +834,77 @@ float etok_vec_dot_ref(uint32_t type, const void *row, const etok_block_q8a *xq,
                     acc1 += q[s * 32 + 16 + j] * a->qs[16 + j];
                 }
                 sum += d * a->d * (float)(b[i].scales[2 * s] * acc0 + b[i].scales[2 * s + 1] * acc1);
+            }
+        }
+        return sum;
+    }
+    case ETOK_T_IQ4_NL: {
+        const etok_block_iq4_nl *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK; i++) {
+            int s = 0;
+            for (int j = 0; j < 16; j++)
+                s += etok_iq4nl_values[b[i].qs[j] & 0xF] * xq[i].qs[j] + etok_iq4nl_values[b[i].qs[j] >> 4] * xq[i].qs[j + 16];
+            sum += F16(b[i].d) * xq[i].d * (float)s;
+        }
+        return sum;
+    }
+    case ETOK_T_Q2_K: {
+        /* per 32-value activation block: the two 16-value sub-blocks' integer sums of scale*q*a
+         * and min*a, then d and dmin */
+        const etok_block_q2_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            uint8_t q[ETOK_QK_K];
+            etok_q2k_unpack(&b[i], q);
+            float d = F16(b[i].d), dmin = F16(b[i].dmin);
+            for (int s = 0; s < 8; s++) {
+                const etok_block_q8a *a = &xq[i * 8 + s];
+                int isum = 0, msum = 0;
+                for (int h = 0; h < 2; h++) {
+                    int qa = 0, as = 0;
+                    for (int j = 0; j < 16; j++) {
+                        qa += q[s * 32 + h * 16 + j] * a->qs[h * 16 + j];
+                        as += a->qs[h * 16 + j];
+                    }
+                    uint8_t scm = b[i].scales[2 * s + h];
+                    isum += (scm & 0xF) * qa;
+                    msum += (scm >> 4) * as;
+                }
+                sum += d * a->d * (float)isum - dmin * a->d * (float)msum;
+            }
+        }
+        return sum;
+    }
+    case ETOK_T_Q3_K: {
+        const etok_block_q3_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            int8_t q[ETOK_QK_K], sc[16];
+            etok_q3k_unpack(&b[i], q);
+            etok_q3k_scales(&b[i], sc);
+            float d = F16(b[i].d);
+            for (int s = 0; s < 8; s++) {
+                const etok_block_q8a *a = &xq[i * 8 + s];
+                int acc0 = 0, acc1 = 0;
+                for (int j = 0; j < 16; j++) {
+                    acc0 += q[s * 32 + j] * a->qs[j];
+                    acc1 += q[s * 32 + 16 + j] * a->qs[16 + j];
+                }
+                sum += d * a->d * (float)(sc[2 * s] * acc0 + sc[2 * s + 1] * acc1);
+            }
+        }
+        return sum;
+    }
+    case ETOK_T_Q5_K: {
+        const etok_block_q5_k *b = row;
+        for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
+            uint8_t q[ETOK_QK_K], sc[8], mn[8];
+            etok_q5k_unpack(&b[i], q);
+            etok_k4_scales(b[i].scales, sc, mn);
+            float d = F16(b[i].d), dmin = F16(b[i].dmin);
+            for (int s = 0; s < 8; s++) {
+                const etok_block_q8a *a = &xq[i * 8 + s];
+                int acc = 0;
+                for (int j = 0; j < 32; j++) acc += q[s * 32 + j] * a->qs[j];
+                sum += d * sc[s] * a->d * (float)acc - dmin * mn[s] * a->s;
             }
         }
         return sum;

@@ -1,7 +1,7 @@
 /* quant.h — tensor element types: the GGUF/ggml block formats as packed structs, row
  * dequantisation, activation quantisation and dot-product kernels.
  *
- * Owns: the block layouts (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q6_K; F32, F16, BF16), a scalar reference of
+ * Owns: the block layouts (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; F32, F16, BF16), a scalar reference of
  * every kernel and an AVX2/FMA version picked at run time by CPU feature detection.
  * Weight x activation dot products follow the usual integer scheme: activations are quantised
  * per 32 values to 8 bits (Q8_0-like blocks with the block sum kept, for Q4_1's and Q5_1's offset), and
@@ -22,8 +22,12 @@ enum {
     ETOK_T_Q5_0 = 6,
     ETOK_T_Q5_1 = 7,
     ETOK_T_Q8_0 = 8,
+    ETOK_T_Q2_K = 10,
+    ETOK_T_Q3_K = 11,
     ETOK_T_Q4_K = 12,
+    ETOK_T_Q5_K = 13,
     ETOK_T_Q6_K = 14,
+    ETOK_T_IQ4_NL = 20,
     ETOK_T_BF16 = 30,
     ETOK_T_COUNT = 40 /* upper bound of known ggml ids (for table sizes) */
 };
@@ -70,6 +74,40 @@ typedef struct __attribute__((packed)) {
 } etok_block_q5_1;
 _Static_assert(sizeof(etok_block_q5_1) == 24, "Q5_1 block is 24 bytes");
 
+/* IQ4_NL (ggml's block_iq4_nl): as Q4_0's nibble order (value j < 16: low nibble of qs[j],
+ * j >= 16: high nibble of qs[j-16]), but a nibble indexes the fixed non-linear table
+ * etok_iq4nl_values (-127..113); x = d * table[nibble]. */
+typedef struct __attribute__((packed)) {
+    etok_f16 d;
+    uint8_t qs[ETOK_QK / 2];
+} etok_block_iq4_nl;
+_Static_assert(sizeof(etok_block_iq4_nl) == 18, "IQ4_NL block is 18 bytes");
+extern const int8_t etok_iq4nl_values[16];
+
+/* Q2_K (block_q2_K): 16 sub-blocks of 16 values; value i (0..255) has 2 bits
+ * q = (qs[32*(i/128) + i%32] >> (2*((i/32)%4))) & 3, sub-block s = i/16 has the 4-bit scale
+ * scales[s] & 15 and the 4-bit min scales[s] >> 4; x = d*scale*q - dmin*min. */
+typedef struct __attribute__((packed)) {
+    uint8_t scales[ETOK_QK_K / 16]; /* low nibble: scale, high nibble: min */
+    uint8_t qs[ETOK_QK_K / 4];      /* 2-bit values */
+    etok_f16 d;                     /* super-block scale for the scales */
+    etok_f16 dmin;                  /* super-block scale for the mins */
+} etok_block_q2_k;
+_Static_assert(sizeof(etok_block_q2_k) == 84, "Q2_K block is 84 bytes");
+
+/* Q3_K (block_q3_K): 16 sub-blocks of 16 values, signed 3-bit values -4..3: the low 2 bits
+ * as Q2_K's qs, the third bit of value i is bit 4*(i/128) + (i/32)%4 of hmask[i%32]; a set bit
+ * means "no offset", a clear one subtracts 4. Sub-block s has a 6-bit scale (minus 32): low 4
+ * bits in scales[s] (s < 8, low nibble) or scales[s-8] (high nibble), high 2 bits at bit
+ * 2*(s/4) of scales[8 + s%4]. x = d*(scale-32)*q. */
+typedef struct __attribute__((packed)) {
+    uint8_t hmask[ETOK_QK_K / 8];
+    uint8_t qs[ETOK_QK_K / 4];
+    uint8_t scales[12];
+    etok_f16 d;
+} etok_block_q3_k;
+_Static_assert(sizeof(etok_block_q3_k) == 110, "Q3_K block is 110 bytes");
+
 typedef struct __attribute__((packed)) {
     etok_f16 d;               /* super-block scale for the 6-bit scales */
     etok_f16 dmin;            /* super-block scale for the 6-bit mins */
@@ -77,6 +115,16 @@ typedef struct __attribute__((packed)) {
     uint8_t qs[ETOK_QK_K / 2];/* 4-bit values, 4 groups of 64: low nibbles first 32, high next 32 */
 } etok_block_q4_k;
 _Static_assert(sizeof(etok_block_q4_k) == 144, "Q4_K block is 144 bytes");
+
+/* Q5_K (block_q5_K): Q4_K's scales and nibbles plus a 5th bit: bit i/32 of qh[i%32]. */
+typedef struct __attribute__((packed)) {
+    etok_f16 d;
+    etok_f16 dmin;
+    uint8_t scales[12];       /* as Q4_K */
+    uint8_t qh[ETOK_QK_K / 8];/* 5th bits */
+    uint8_t qs[ETOK_QK_K / 2];/* low 4 bits, as Q4_K */
+} etok_block_q5_k;
+_Static_assert(sizeof(etok_block_q5_k) == 176, "Q5_K block is 176 bytes");
 
 typedef struct __attribute__((packed)) {
     uint8_t ql[ETOK_QK_K / 2];    /* low 4 bits */

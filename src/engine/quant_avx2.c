@@ -200,6 +200,126 @@ static TGT float dot_q6_k(const etok_block_q6_k *b, const etok_block_q8a *y, int
     return hsum_ps(acc);
 }
 
+/* IQ4_NL: the nibbles index the 16-level table with one byte shuffle, then a signed dot. */
+static TGT float dot_iq4_nl(const etok_block_iq4_nl *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i q = _mm256_shuffle_epi8(tbl, unpack_nibbles(b[i].qs));
+        __m256i p = dot_ss8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
+    }
+    return hsum_ps(acc);
+}
+
+/* From 16 int16 scales (one per 16-value sub-block of a super-block), the pair of the 32-value
+ * block s as madd operand: scale 2s in the low 128 bits, 2s+1 in the high 128 bits (the two
+ * int16 share dword s: broadcast it, then pick its low or high half per lane). */
+static inline TGT __m256i pair_i16(__m256i sc16, int s) {
+    const __m256i pick = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2,
+                                          3, 2, 3, 2, 3);
+    return _mm256_shuffle_epi8(_mm256_permutevar8x32_epi32(sc16, _mm256_set1_epi32(s)), pick);
+}
+
+/* Q3_K's 16 6-bit scales minus 32, as int8 in a 128-bit vector: the 12 bytes read as three
+ * little-endian words a, b, c; scales 0..3 are the low nibbles of a with bits 0-1 of each byte
+ * of c on top, 4..7 the low nibbles of b with bits 2-3 of c, 8..11 the high nibbles of a with
+ * bits 4-5 of c, 12..15 the high nibbles of b with bits 6-7 of c. */
+static inline TGT __m128i q3k_scales16(const uint8_t scales[12]) {
+    uint32_t w[3];
+    memcpy(w, scales, 12);
+    const uint32_t lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+    const uint32_t s0 = (w[0] & lo4) | ((w[2] & lo2) << 4), s1 = (w[1] & lo4) | (((w[2] >> 2) & lo2) << 4),
+                   s2 = ((w[0] >> 4) & lo4) | (((w[2] >> 4) & lo2) << 4), s3 = ((w[1] >> 4) & lo4) | (((w[2] >> 6) & lo2) << 4);
+    return _mm_sub_epi8(_mm_setr_epi32((int)s0, (int)s1, (int)s2, (int)s3), _mm_set1_epi8(32));
+}
+
+/* 32 bytes with 0xFF where bit `bit` of the byte is set. */
+static inline TGT __m256i bit_set(__m256i v, int bit) {
+    const __m256i m = _mm256_set1_epi8((char)(1 << bit));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, m), m);
+}
+
+/* Q2_K: per 32-value activation block, the 2-bit values of two 16-value sub-blocks times the
+ * activations (maddubs), weighted by their 4-bit scales (madd); the mins likewise against
+ * the activations' 16-value sums. Same integers as the reference, summed in float per block. */
+static TGT float dot_q2_k(const etok_block_q2_k *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps(), accm = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+        const __m128i scm = _mm_loadu_si128((const __m128i *)b[i].scales);
+        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(scm, _mm_set1_epi8(0x0F)));
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), _mm_set1_epi8(0x0F)));
+        for (int n = 0; n < 2; n++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * n));
+            for (int j = 0; j < 4; j++) {
+                const int s = 4 * n + j; /* 32-value block in the super-block */
+                const etok_block_q8a *a = y + i * 8 + s;
+                const __m256i yq = _mm256_loadu_si256((const __m256i *)a->qs);
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
+                __m256i pq = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yq), pair_i16(sc16, s));
+                __m256i pm = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, yq), pair_i16(mn16, s));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(pq), acc);
+                accm = _mm256_fmadd_ps(_mm256_set1_ps(dmin * a->d), _mm256_cvtepi32_ps(pm), accm);
+            }
+        }
+    }
+    return hsum_ps(acc) - hsum_ps(accm);
+}
+
+/* Q3_K: low 2 bits as Q2_K, the third bit from hmask (set: +4), minus 4 -> -4..3; a signed
+ * dot with the activations, weighted by the signed 6-bit scales (as Q6_K). */
+static TGT float dot_q3_k(const etok_block_q3_k *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    for (int64_t i = 0; i < nb; i++) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(q3k_scales16(b[i].scales));
+        const float d = h2f(b[i].d);
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)b[i].hmask);
+        for (int n = 0; n < 2; n++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * n));
+            for (int j = 0; j < 4; j++) {
+                const int s = 4 * n + j;
+                const etok_block_q8a *a = y + i * 8 + s;
+                const __m256i yq = _mm256_loadu_si256((const __m256i *)a->qs);
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
+                q = _mm256_sub_epi8(_mm256_or_si256(q, _mm256_and_si256(bit_set(hm, s), four)), four);
+                __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(yq, q));
+                __m256i p32 = _mm256_madd_epi16(p16, pair_i16(sc16, s));
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(p32), acc);
+            }
+        }
+    }
+    return hsum_ps(acc);
+}
+
+/* Q5_K: as Q4_K with the 5th bit (bit s of qh[l] for 32-value block s) or-ed in as 16. */
+static TGT float dot_q5_k(const etok_block_q5_k *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc = _mm256_setzero_ps();
+    float summ = 0;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t sc[8], mn[8];
+        etok_k4_scales(b[i].scales, sc, mn);
+        const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+        const etok_block_q8a *a = y + i * 8;
+        const __m256i hh = _mm256_loadu_si256((const __m256i *)b[i].qh);
+        for (int g = 0; g < 4; g++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * g));
+            __m256i lo = _mm256_or_si256(_mm256_and_si256(raw, m4), _mm256_and_si256(bit_set(hh, 2 * g), sixteen));
+            __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4),
+                                         _mm256_and_si256(bit_set(hh, 2 * g + 1), sixteen));
+            __m256i p0 = dot_us8(lo, _mm256_loadu_si256((const __m256i *)a[2 * g].qs));
+            __m256i p1 = dot_us8(hi, _mm256_loadu_si256((const __m256i *)a[2 * g + 1].qs));
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * g] * a[2 * g].d), _mm256_cvtepi32_ps(p0), acc);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * g + 1] * a[2 * g + 1].d), _mm256_cvtepi32_ps(p1), acc);
+            summ += dmin * (mn[2 * g] * a[2 * g].s + mn[2 * g + 1] * a[2 * g + 1].s);
+        }
+    }
+    return hsum_ps(acc) - summ;
+}
+
 static TGT float dot_f32(const float *w, const float *x, int64_t n) {
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t i = 0;
@@ -239,6 +359,10 @@ float TGT etok_vec_dot_avx2(uint32_t type, const void *row, const etok_block_q8a
     case ETOK_T_Q8_0: return dot_q8_0(row, xq, n / ETOK_QK);
     case ETOK_T_Q4_K: return dot_q4_k(row, xq, n / ETOK_QK_K);
     case ETOK_T_Q6_K: return dot_q6_k(row, xq, n / ETOK_QK_K);
+    case ETOK_T_IQ4_NL: return dot_iq4_nl(row, xq, n / ETOK_QK);
+    case ETOK_T_Q2_K: return dot_q2_k(row, xq, n / ETOK_QK_K);
+    case ETOK_T_Q3_K: return dot_q3_k(row, xq, n / ETOK_QK_K);
+    case ETOK_T_Q5_K: return dot_q5_k(row, xq, n / ETOK_QK_K);
     case ETOK_T_F32: return dot_f32(row, xf, n);
     case ETOK_T_F16: return dot_f16(row, xf, n, 0);
     case ETOK_T_BF16: return dot_f16(row, xf, n, 1);

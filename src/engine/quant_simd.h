@@ -11,9 +11,14 @@
 #define ETOK_HAVE_X86_SIMD 0
 #endif
 
+void etok_k4_scales(const uint8_t scales[12], uint8_t sc[8], uint8_t mn[8]);
 void etok_q4k_scales(const etok_block_q4_k *b, uint8_t sc[8], uint8_t mn[8]);
 void etok_q4k_unpack(const etok_block_q4_k *b, uint8_t q[ETOK_QK_K]);
 void etok_q6k_unpack(const etok_block_q6_k *b, int8_t q[ETOK_QK_K]);
+void etok_q5k_unpack(const etok_block_q5_k *b, uint8_t q[ETOK_QK_K]);
+void etok_q2k_unpack(const etok_block_q2_k *b, uint8_t q[ETOK_QK_K]);
+void etok_q3k_unpack(const etok_block_q3_k *b, int8_t q[ETOK_QK_K]);
+void etok_q3k_scales(const etok_block_q3_k *b, int8_t sc[16]);
 void etok_q5_unpack(const uint8_t qh[4], const uint8_t qs[ETOK_QK / 2], uint8_t q[ETOK_QK]);
 
 #if ETOK_HAVE_X86_SIMD

@@ -54,7 +54,35 @@ static int setup(void **state) {
     o.tied = 0;
     o.embd_type = ETOK_T_Q4_K;
     o.seed = 7;
-    return etok_test_write_tiny_gguf(tmp_path("mixed.gguf"), &o);
+    if (etok_test_write_tiny_gguf(tmp_path("mixed.gguf"), &o)) return -1;
+    /* llama-quantize's mixes (issue 14): per layer attn_q, attn_k, attn_v, attn_output, ffn_gate,
+     * ffn_up, ffn_down. Q4_K_M: Q4_K with Q6_K for attn_v/ffn_down, and (layer 1) Q5_0 where
+     * llama.cpp falls back for rows that are not a multiple of 256; Q5_K_M: Q5_K with Q6_K;
+     * Q6_K: all Q6_K; a low-bit mix: Q2_K/Q3_K/IQ4_NL (Q2_K-like). */
+    static const uint32_t q4km[] = {ETOK_T_Q4_K, ETOK_T_Q4_K, ETOK_T_Q6_K, ETOK_T_Q4_K, ETOK_T_Q4_K, ETOK_T_Q4_K, ETOK_T_Q6_K,
+                                    ETOK_T_Q4_K, ETOK_T_Q4_K, ETOK_T_Q5_0, ETOK_T_Q4_K, ETOK_T_Q4_K, ETOK_T_Q4_K, ETOK_T_Q5_0};
+    static const uint32_t q5km[] = {ETOK_T_Q5_K, ETOK_T_Q5_K, ETOK_T_Q6_K, ETOK_T_Q5_K, ETOK_T_Q5_K, ETOK_T_Q5_K, ETOK_T_Q6_K};
+    static const uint32_t q6k[] = {ETOK_T_Q6_K};
+    static const uint32_t q2k[] = {ETOK_T_Q2_K, ETOK_T_Q2_K, ETOK_T_Q3_K, ETOK_T_Q3_K, ETOK_T_Q2_K, ETOK_T_Q2_K, ETOK_T_IQ4_NL};
+    static const struct {
+        const char *file;
+        const uint32_t *cycle;
+        int n;
+        uint32_t embd;
+    } mixes[] = {{"q4km.gguf", q4km, 14, ETOK_T_Q4_K},
+                 {"q5km.gguf", q5km, 7, ETOK_T_Q5_K},
+                 {"q6k.gguf", q6k, 1, ETOK_T_Q6_K},
+                 {"q2k.gguf", q2k, 7, ETOK_T_Q2_K}};
+    o.mixed_types = 0;
+    o.output_type = ETOK_T_Q6_K;
+    for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++) {
+        o.type_cycle = mixes[i].cycle;
+        o.n_type_cycle = mixes[i].n;
+        o.embd_type = mixes[i].embd;
+        o.seed = 11 + i;
+        if (etok_test_write_tiny_gguf(tmp_path(mixes[i].file), &o)) return -1;
+    }
+    return 0;
 }
 
 static int teardown(void **state) {
@@ -288,6 +316,20 @@ static void test_forward_reference(void **state) {
     check_against_reference("tiny.gguf", 16, 0, 3.0f);
     check_against_reference("tiny.gguf", 32, 4, 3.0f); /* sliding window */
     check_against_reference("mixed.gguf", 32, 0, 3.0f); /* every tensor type, untied Q6_K head */
+    /* llama-quantize's K-quant mixes load and run (issue 14) */
+    check_against_reference("q4km.gguf", 32, 0, 3.0f);
+    check_against_reference("q5km.gguf", 16, 0, 3.0f);
+    check_against_reference("q6k.gguf", 32, 0, 3.0f);
+    check_against_reference("q2k.gguf", 32, 0, 3.0f);
+    {
+        etok_err err = {{0}, 0};
+        etok_model *m = etok_model_load(tmp_path("q4km.gguf"), &err);
+        if (!m) fail_msg("%s", err.msg);
+        const char *wt = etok_model_get_info(m)->weight_types;
+        if (!strstr(wt, "Q5_0 x 2") || !strstr(wt, "Q4_K x 11") || !strstr(wt, "Q6_K x 3"))
+            fail_msg("q4km.gguf weight types: %s", wt);
+        etok_model_free(m);
+    }
     /* the RoPE variant check proper: peaked attention, the wrong pairing is far off */
     check_against_reference("sharp.gguf", 16, 0, 20.0f);
 }

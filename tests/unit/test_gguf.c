@@ -122,7 +122,8 @@ static void test_read_tiny(void **state) {
         assert_int_equal(t->n_bytes, etok_type_row_bytes(t->type, (int64_t)t->ne[0]) * t->ne[1]);
     }
     const uint32_t want[] = {ETOK_T_F32,  ETOK_T_F16,  ETOK_T_BF16, ETOK_T_Q8_0, ETOK_T_Q4_0,
-                             ETOK_T_Q4_1, ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_Q4_K, ETOK_T_Q6_K};
+                             ETOK_T_Q4_1, ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_Q4_K, ETOK_T_Q6_K,
+                             ETOK_T_IQ4_NL, ETOK_T_Q2_K, ETOK_T_Q3_K, ETOK_T_Q5_K};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         if (!seen[want[i]]) fail_msg("type %s missing from the mixed model", etok_type_name(want[i]));
     const etok_gguf_tensor *t = etok_gguf_find_tensor(g, "blk.1.ffn_down.weight");
@@ -339,10 +340,11 @@ static void test_malformed(void **state) {
     expect_error(&b, "past the end");
 
     header(&b, 3, 1, 0); /* a type etok does not read: named, with the supported list */
-    tensor_info(&b, "a", 1, ne32, 11 /* Q3_K */, 0);
+    tensor_info(&b, "a", 1, ne32, 23 /* IQ4_XS */, 0);
     etok_gbuf_pad(&b, 32);
     etok_gbuf_bytes(&b, zeros, 512);
-    expect_error(&b, "tensor type 11 (Q3_K) is not supported; supported: F32, F16, BF16");
+    expect_error(&b, "tensor type 23 (IQ4_XS) is not supported; supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, "
+                     "Q8_0, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K");
 
     header(&b, 3, 1, 0); /* an id GGML does not define */
     tensor_info(&b, "a", 1, ne32, 250, 0);

@@ -139,7 +139,8 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
     const uint32_t align = o.alignment ? o.alignment : 32;
     static const uint32_t cycle[] = {ETOK_T_Q4_1, ETOK_T_Q8_0, ETOK_T_Q4_0, ETOK_T_Q4_K,
                                      ETOK_T_Q6_K, ETOK_T_F16,  ETOK_T_BF16, ETOK_T_F32,
-                                     ETOK_T_Q5_0, ETOK_T_Q5_1};
+                                     ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_IQ4_NL, ETOK_T_Q2_K,
+                                     ETOK_T_Q3_K, ETOK_T_Q5_K};
     int n_t = 3 + 9 * o.n_layers;
     tensor_plan *tp = calloc((size_t)n_t, sizeof *tp);
     if (!tp) return -1;
@@ -166,7 +167,9 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
         int nin[7] = {d, d, d, d, d, d, dff}, nout[7] = {d, kvd, kvd, d, dff, dff, d};
         for (int j = 0; j < 7; j++) {
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, mats[j]);
-            uint32_t ty = o.mixed_types ? cycle[ci++ % (sizeof cycle / sizeof cycle[0])] : o.weight_type;
+            uint32_t ty = o.mixed_types                          ? cycle[ci++ % (sizeof cycle / sizeof cycle[0])]
+                          : o.type_cycle && o.n_type_cycle > 0 ? o.type_cycle[ci++ % o.n_type_cycle]
+                                                               : o.weight_type;
             ADD(nm, nin[j], nout[j], ty, o.weight_scale);
         }
         snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);

@@ -22,6 +22,11 @@ typedef struct {
     int tied;              /* 1 (default): no output.weight, the embedding is the LM head */
     int mixed_types;       /* 1: cycle the layer matrices through every supported type (needs
                               d_model and d_ff multiples of 256) */
+    const uint32_t *type_cycle; /* when set (and not mixed_types): the layer matrices take these
+                              types in turn, in the order attn_q, attn_k, attn_v, attn_output,
+                              ffn_gate, ffn_up, ffn_down of layer 0, then layer 1, ... (a
+                              llama-quantize mix such as Q4_K_M) */
+    int n_type_cycle;
     float rope_freq_base;  /* default 10000; <= 0 leaves the key out (unless raw_hparams) */
     float rms_eps;         /* llama.attention.layer_norm_rms_epsilon, default 1e-5 */
     int raw_hparams;       /* 1: write rope_freq_base even when <= 0 or NaN (validation tests) */

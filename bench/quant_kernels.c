@@ -1,0 +1,153 @@
+/* quant_kernels.c — speed of the weight x activation dot kernels per block format: the scalar
+ * reference (etok_vec_dot_ref, one row at a time) against the run-time pick
+ * (etok_matmul_rows with one activation vector, the decode matvec: AVX2 where the CPU has it).
+ *
+ * For each format a ROWS x N matrix of random weights (quantised with etok_quantize_row) is
+ * multiplied by one random activation vector (quantised to q8a once, outside the timing).
+ * Each round times enough repetitions to take >= 0.2 s of this thread's CPU time (not wall
+ * time, so a loaded machine's waiting is left out); the median over the rounds is
+ * reported with the min..max spread, as weight GB/s (bytes of the stored rows read per second)
+ * and rows/s. The default matrix (1024 x 4096) is a few MB per format, so mostly cache
+ * resident: this measures the kernels' compute rate, not memory bandwidth. One thread.
+ * The load average at the start and end is printed: on a shared machine the numbers are
+ * lower bounds of what the kernels do alone.
+ * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-f Q2_K,Q3_K] [--scalar-only]
+ * (-f: only these formats, by name). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/quant.h"
+
+/* This thread's CPU time: the machine may be shared (other processes only lengthen the wall
+ * time; cache and memory contention still lower these rates). */
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void loadavg(char *buf, size_t n) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    snprintf(buf, n, "unknown");
+    if (!f) return;
+    if (fgets(buf, (int)n, f)) buf[strcspn(buf, "\n")] = 0;
+    fclose(f);
+}
+
+static volatile float sink;
+
+/* One timed round: seconds per matvec. */
+static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int rows, const etok_block_q8a *xq,
+                         const float *xf, int n, float *out) {
+    int reps = 1;
+    for (;;) {
+        double t0 = now_s();
+        for (int k = 0; k < reps; k++) {
+            if (simd)
+                etok_matmul_rows(t, w, rb, 0, rows, xq, xf, n, 1, out, (size_t)rows);
+            else
+                for (int r = 0; r < rows; r++) out[r] = etok_vec_dot_ref(t, w + (size_t)r * rb, xq, xf, n);
+            sink = out[k % rows];
+        }
+        double dt = now_s() - t0;
+        if (dt >= 0.2 || reps >= (1 << 20)) return dt / reps;
+        reps = dt > 0.01 ? (int)(reps * 0.25 / dt) + 1 : reps * 8;
+    }
+}
+
+int main(int argc, char **argv) {
+    int n = 4096, rows = 1024, rounds = 5, scalar_only = 0;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-r") && i + 1 < argc) rows = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-R") && i + 1 < argc) rounds = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "-f") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--scalar-only")) scalar_only = 1;
+        else {
+            fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-f FMT,FMT...] [--scalar-only]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (n < 256 || n % 256 || rows < 1 || rounds < 1 || rounds > 101) {
+        fprintf(stderr, "%s: -n must be a positive multiple of 256, -r >= 1, 1 <= -R <= 101\n", argv[0]);
+        return 2;
+    }
+    const uint32_t types[] = {ETOK_T_Q8_0, ETOK_T_Q4_0, ETOK_T_Q4_1, ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_IQ4_NL,
+                              ETOK_T_Q2_K, ETOK_T_Q3_K, ETOK_T_Q4_K, ETOK_T_Q5_K, ETOK_T_Q6_K, ETOK_T_F16,
+                              ETOK_T_BF16, ETOK_T_F32};
+    float *wf = malloc((size_t)n * sizeof *wf), *x = malloc((size_t)n * sizeof *x), *out = malloc((size_t)rows * sizeof *out);
+    uint8_t *w = malloc((size_t)rows * (size_t)n * 4);
+    etok_block_q8a *xq = malloc((size_t)(n / 32) * sizeof *xq);
+    double *ts = malloc((size_t)rounds * sizeof *ts);
+    if (!wf || !x || !out || !w || !xq || !ts) {
+        fprintf(stderr, "%s: out of memory\n", argv[0]);
+        return 1;
+    }
+    uint64_t s = 7;
+#define RND() (s = s * 6364136223846793005ull + 1442695040888963407ull, (float)((s >> 40) & 0xFFFFFF) / 8388608.0f - 1.0f)
+    for (int i = 0; i < n; i++) x[i] = RND();
+    etok_quantize_q8a(x, xq, n);
+    char la0[128], la1[128];
+    loadavg(la0, sizeof la0);
+    printf("# bench_quant_kernels: %d x %d matvec, 1 thread, thread CPU time, median of %d rounds (>= 0.2 s each) [min..max]\n", rows, n,
+           rounds);
+    printf("# run-time pick: %s; load average at start: %s\n", etok_simd_active() ? "AVX2/FMA" : "scalar (no AVX2)", la0);
+    printf("%-7s %7s | %-34s | %-34s | %s\n", "format", "MB", "scalar GB/s [min..max] (rows/s)", "dispatch GB/s [min..max] (rows/s)",
+           "speed-up");
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t t = types[ti];
+        if (only) { /* exact name in the comma-separated list */
+            const char *nm = etok_type_name(t), *p = strstr(only, nm);
+            size_t ln = strlen(nm);
+            while (p && !((p == only || p[-1] == ',') && (p[ln] == 0 || p[ln] == ','))) p = strstr(p + 1, nm);
+            if (!p) continue;
+        }
+        const size_t rb = etok_type_row_bytes(t, n);
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < n; i++) wf[i] = RND() * 0.1f;
+            etok_quantize_row(t, wf, w + (size_t)r * rb, n);
+        }
+        const double mb = (double)rb * rows / 1e6;
+        double med[2] = {0, 0}, lo[2] = {0, 0}, hi[2] = {0, 0};
+        for (int simd = 0; simd < 2; simd++) {
+            if (simd && scalar_only) break;
+            for (int k = 0; k < rounds; k++) ts[k] = round_time(simd, t, w, rb, rows, xq, x, n, out);
+            qsort(ts, (size_t)rounds, sizeof *ts, cmp_d);
+            med[simd] = ts[rounds / 2];
+            lo[simd] = ts[0];
+            hi[simd] = ts[rounds - 1];
+        }
+        char c0[64], c1[64];
+        snprintf(c0, sizeof c0, "%6.2f [%5.2f..%5.2f] (%8.3g)", mb / 1e3 / med[0], mb / 1e3 / hi[0], mb / 1e3 / lo[0],
+                 rows / med[0]);
+        if (scalar_only)
+            snprintf(c1, sizeof c1, "-");
+        else
+            snprintf(c1, sizeof c1, "%6.2f [%5.2f..%5.2f] (%8.3g)", mb / 1e3 / med[1], mb / 1e3 / hi[1], mb / 1e3 / lo[1],
+                     rows / med[1]);
+        char sp[32];
+        if (scalar_only)
+            snprintf(sp, sizeof sp, "-");
+        else
+            snprintf(sp, sizeof sp, "%.1fx", med[0] / med[1]);
+        printf("%-7s %7.2f | %-34s | %-34s | %s\n", etok_type_name(t), mb, c0, c1, sp);
+    }
+    loadavg(la1, sizeof la1);
+    printf("# load average at end: %s\n", la1);
+    free(wf);
+    free(x);
+    free(out);
+    free(w);
+    free(xq);
+    free(ts);
+    return 0;
+}
