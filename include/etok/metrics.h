@@ -82,7 +82,7 @@ typedef struct {
 
 typedef struct {
     uint64_t seed;        /* bootstrap RNG seed (0 = 1) */
-    int bootstrap_iters;  /* 0 = 1000 */
+    int bootstrap_iters;  /* 0 = 1000; < 0: no bootstrap CIs (values only, e.g. etok sweep) */
     double series_bin_s;  /* 0 = window / 60, at least 0.1 s */
     int process_boundary; /* --boundary process: add the attribution-model figures
                              (process_joules_per_output_token, process_energy; bgload.h) */

@@ -476,7 +476,8 @@ static int run_figures(sweep *S, etok_sweep_run *ru, etok_err *err) {
     }
     etok_metrics m;
     memset(&m, 0, sizeof m);
-    etok_metrics_opts mo = {.seed = S->d.seed ? S->d.seed : 1};
+    /* the reporting set's stages without bootstrap CIs: the sweep keeps values, its CIs come from repeats */
+    etok_metrics_opts mo = {.seed = S->d.seed ? S->d.seed : 1, .bootstrap_iters = -1};
     int rc = -1;
     if (etok_metrics_compute(&rec, &mo, &m, err) == 0) {
         ru->v[ETOK_SW_J_OUT] = mval(&m, "joules_per_output_token", "");
@@ -508,9 +509,8 @@ static void run_dynamic(sweep *S, etok_sweep_run *ru) {
     for (size_t i = 0; i < S->d.n_baselines; i++)
         if (!strcmp(S->d.baselines[i].id, ru->baseline)) b = &S->d.baselines[i];
     if (!b || !isfinite(b->idle_power_w) || !isfinite(ru->v[ETOK_SW_J_OUT])) return;
-    /* J/out = E / N and mean power = E / T, so E - P_idle T = E (1 - P_idle / P_mean) */
-    double p = ru->v[ETOK_SW_POWER];
-    if (isfinite(p) && p > 0) ru->v[ETOK_SW_J_DYN] = ru->v[ETOK_SW_J_OUT] * (1 - b->idle_power_w / p);
+    ru->v[ETOK_SW_J_DYN] =
+        etok_metrics_dynamic_joules_per_output_token(ru->v[ETOK_SW_J_OUT], ru->v[ETOK_SW_POWER], b->idle_power_w);
 }
 
 /* ---------- the idle baseline ---------- */
