@@ -579,47 +579,14 @@ int etok_metrics_slo_goodput(const etok_record *r, const etok_energy_summary *es
 }
 
 /* ---- stage 6: utilization and ceilings ---- */
-void etok_metrics_utilization(const etok_record *r, const etok_energy_summary *es, const etok_request_set *s,
-                              const etok_token_energies *te, etok_utilization *u) {
-    memset(u, 0, sizeof *u);
-    const char *esrc = es->has_energy ? etok_source_name(es->source) : "none";
-    double dur = es->duration_s, busy_s = s->busy_s;
+/* Stage 6's second half: MFU, MBU, power ratio, binding constraint, this run's ceilings and
+ * the utilization against the smallest. */
+static void ceilings(const etok_record *r, const etok_energy_summary *es, const etok_request_set *s,
+                     const etok_metric *jout, double rate_window, const char *esrc, etok_utilization *u) {
+    double dur = es->duration_s;
     size_t n_steps = s->n_steps;
     long long tout = s->tokens_out;
-    double rate_busy = busy_s > 0 && s->tokens_known ? (double)tout / busy_s : NAN;
-    double rate_window = dur > 0 && s->tokens_known ? (double)tout / dur : NAN;
-    u->rate_busy_tps = rate_busy;
-    u->rate_window_tps = rate_window;
-    etok_metric *x = fig(&u->fig.busy_s, "busy_s", "", "s", n_steps ? "engine" : "clock");
-    setv(x, busy_s, NAN);
-    x = fig(&u->fig.token_rate_tps, "token_rate_tps", "", "token/s", "clock");
-    setv(x, rate_busy, NAN);
-    note(x, "output tokens per busy second");
-    x = fig(&u->fig.utilization_adjusted_token_rate_tps, "utilization_adjusted_token_rate_tps", "", "token/s", "clock");
-    setv(x, rate_window, NAN);
-    note(x, "output tokens per second of the whole window, idle gaps included");
-    double U = NAN;
-    x = fig(&u->fig.deployment_utilization, "deployment_utilization", "", "1",
-            r->deployment_utilization > 0 ? "config" : "trace");
-    if (r->deployment_utilization > 0) U = r->deployment_utilization;
-    else if (dur > 0 && busy_s > 0) {
-        U = fmin(1.0, busy_s / dur);
-        note(x, "trace-derived: busy %.3f s / window %.3f s", busy_s, dur);
-    }
-    setv(x, U, NAN);
-    const etok_metric *jout = &te->fig.per_output_token;
-    x = fig(&u->fig.utilization_adjusted_joules_per_token, "utilization_adjusted_joules_per_token", "", "J/token", esrc);
-    if (jout->valid && es->has_idle && U > 0 && rate_busy > 0)
-        setv(x, jout->value + es->idle_power_w * (1 - U) / (U * rate_busy), jout->uncertainty);
-    else
-        note(x, "needs J/output-token, the idle baseline and a busy token rate");
-    x = fig(&u->fig.pue, "pue", "", "1", r->pue_source[0] ? r->pue_source : "assumed");
-    setv(x, es->pue, NAN);
-    x = fig(&u->fig.pue_adjusted_power_w, "pue_adjusted_power_w", "", "W", esrc);
-    if (es->has_energy) setv(x, es->pue_adjusted_power_w, dur > 0 ? es->energy_uncertainty_j / dur * es->pue : NAN);
-    else note(x, "no energy");
-
-    /* MFU, MBU, power ratio, binding constraint, ceilings */
+    etok_metric *x;
     const char *hw_src = r->hw.source[0] ? r->hw.source : "none";
     char ratio_src[80];
     snprintf(ratio_src, sizeof ratio_src, "engine+%s", r->hw.source[0] ? r->hw.source : "no-profile");
@@ -689,6 +656,49 @@ void etok_metrics_utilization(const etok_record *r, const etok_energy_summary *e
         note(x, "window token rate / smallest ceiling (%s)", u->tpf_binding_ceiling);
     } else
         note(x, "no ceiling known (run etok probe; engine steps needed)");
+}
+
+void etok_metrics_utilization(const etok_record *r, const etok_energy_summary *es, const etok_request_set *s,
+                              const etok_token_energies *te, etok_utilization *u) {
+    memset(u, 0, sizeof *u);
+    const char *esrc = es->has_energy ? etok_source_name(es->source) : "none";
+    double dur = es->duration_s, busy_s = s->busy_s;
+    size_t n_steps = s->n_steps;
+    long long tout = s->tokens_out;
+    double rate_busy = busy_s > 0 && s->tokens_known ? (double)tout / busy_s : NAN;
+    double rate_window = dur > 0 && s->tokens_known ? (double)tout / dur : NAN;
+    u->rate_busy_tps = rate_busy;
+    u->rate_window_tps = rate_window;
+    etok_metric *x = fig(&u->fig.busy_s, "busy_s", "", "s", n_steps ? "engine" : "clock");
+    setv(x, busy_s, NAN);
+    x = fig(&u->fig.token_rate_tps, "token_rate_tps", "", "token/s", "clock");
+    setv(x, rate_busy, NAN);
+    note(x, "output tokens per busy second");
+    x = fig(&u->fig.utilization_adjusted_token_rate_tps, "utilization_adjusted_token_rate_tps", "", "token/s", "clock");
+    setv(x, rate_window, NAN);
+    note(x, "output tokens per second of the whole window, idle gaps included");
+    double U = NAN;
+    x = fig(&u->fig.deployment_utilization, "deployment_utilization", "", "1",
+            r->deployment_utilization > 0 ? "config" : "trace");
+    if (r->deployment_utilization > 0) U = r->deployment_utilization;
+    else if (dur > 0 && busy_s > 0) {
+        U = fmin(1.0, busy_s / dur);
+        note(x, "trace-derived: busy %.3f s / window %.3f s", busy_s, dur);
+    }
+    setv(x, U, NAN);
+    const etok_metric *jout = &te->fig.per_output_token;
+    x = fig(&u->fig.utilization_adjusted_joules_per_token, "utilization_adjusted_joules_per_token", "", "J/token", esrc);
+    if (jout->valid && es->has_idle && U > 0 && rate_busy > 0)
+        setv(x, jout->value + es->idle_power_w * (1 - U) / (U * rate_busy), jout->uncertainty);
+    else
+        note(x, "needs J/output-token, the idle baseline and a busy token rate");
+    x = fig(&u->fig.pue, "pue", "", "1", r->pue_source[0] ? r->pue_source : "assumed");
+    setv(x, es->pue, NAN);
+    x = fig(&u->fig.pue_adjusted_power_w, "pue_adjusted_power_w", "", "W", esrc);
+    if (es->has_energy) setv(x, es->pue_adjusted_power_w, dur > 0 ? es->energy_uncertainty_j / dur * es->pue : NAN);
+    else note(x, "no energy");
+
+    ceilings(r, es, s, jout, rate_window, esrc, u);
 }
 
 /* ---- stage 7: cost and carbon (issue 12, docs/CARBON.md): energy x PUE x price or grid intensity ---- */
