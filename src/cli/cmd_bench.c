@@ -1,7 +1,12 @@
 /* cmd_bench.c — `etok bench`: energy-to-token evaluation of the built-in engine on an eval set,
  * with the METRICS.md §3 reporting set. Argument parsing, input checks before the run, wiring
  * (meters, engine, drive/bench.c), then analysis (analyse/metrics.c) and the reports
- * (render/report_*.c) written to OUT/run.json, OUT/report.md, OUT/report.html. */
+ * (render/report_*.c) written to OUT/run.json, OUT/report.md, OUT/report.html.
+ * cmd_bench chains named stages: bench_parse (the option table etok_bench_long_options, one
+ * case per option, into bench_args), bench_validate, bench_check_inputs, bench_setup,
+ * bench_fill_record, bench_run, bench_write_outputs (with bench_exit_status), bench_release.
+ * A new option: one entry in the table, one case in bench_parse (etok sweep derives its
+ * pass-through options and grid keys from the table). */
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
