@@ -1,6 +1,7 @@
 /* compare.c — a candidate against a baseline (see include/etok/compare.h for every definition).
- * Pure: records in, deltas out; no I/O. Reuses metrics.c's request-view stage, energy.c's
- * window energy and stats.c's two-arm bootstrap; derives no figure its own way.
+ * Pure: records in, deltas out; no I/O. Reuses metrics.c's stages (the request view: q*, s*,
+ * latencies, goodput tokens; the request set's token totals for a run without requests),
+ * energy.c's window energy and stats.c's two-arm bootstrap; derives no figure its own way.
  * Owns: units and pairing, the comparability checks, the (q*, s*) gate, the verdict line.
  * Does not own: loading records (cli/cmd_compare.c), formats (render/compare_render.c). */
 #include "etok/compare.h"
@@ -89,11 +90,13 @@ static int build_arm(const etok_compare_arm *a, arm_data *out, etok_err *err) {
             return etok_errc(err, ETOK_EXIT_FAIL, "compare: out of memory");
         }
         size_t n = etok_metrics_request_view(r, rv);
-        if (n == 0) { /* etok run: the run is one unit */
+        if (n == 0) { /* etok run: the run is one unit, with the request set's token totals */
+            etok_request_set rs;
+            etok_metrics_request_set(r, rv, 0, &rs);
             unit *u = &out->u[out->n++];
             u->e = E;
-            u->tin = r->tokens_known ? (double)r->tokens_in : 0;
-            u->tout = r->tokens_known ? (double)r->tokens_out : 0;
+            u->tin = rs.tokens_known ? (double)rs.tokens_in : 0;
+            u->tout = rs.tokens_known ? (double)rs.tokens_out : 0;
             u->tok = u->tin + u->tout;
             u->meets_s = u->one = 1;
             u->secs = dur;
@@ -136,7 +139,7 @@ static int build_arm(const etok_compare_arm *a, arm_data *out, etok_err *err) {
             u->pass = v->checked && v->pass;
             out->n_checked += (size_t)v->checked;
             u->meets_s = v->meets_s;
-            u->good = v->meets_q && v->meets_s ? v->tokens_out : 0;
+            u->good = v->good_tokens;
             u->one = 1;
             u->secs = dur / (double)n;
             u->ttft = v->ttft_s;

@@ -70,22 +70,22 @@ static void usage(FILE *f) {
             "            5 output not writable, 130 interrupted (index written)\n");
 }
 
-/* The options of etok bench (cmd_bench.c) that take a value: pass-through and grid keys. */
-static const char *const BENCH_ARG_OPTS[] = {
-    "model", "evals", "requests", "duration", "concurrency", "rate", "max-tokens", "threads", "warmup",
-    "quality-target", "ttft-slo", "tpot-slo", "pue", "meter", "cpu-tdp", "price-per-kwh", "grid-intensity", "region", "deployment-utilization",
-    "profile", "system", "endpoint", "endpoint-model", "api-key", "timeout", "energy-from", "server-pid",
-    "boundary", "weights", "kv-type", "attn-window", "attn-sinks", "cpu-max-freq", "gpu-power-limit",
-    /* serving datasets (src/drive/dataset.c, docs/WORKLOADS.md) */
-    "dataset-name", "dataset-path", "sharegpt-output-len", "random-input-len", "random-output-len",
-    "random-range-ratio", "prefix-repetition-prefix-len", "prefix-repetition-suffix-len",
-    "prefix-repetition-num-prefixes", "prefix-repetition-output-len", "num-prompts", "goodput", NULL};
-static const char *const BENCH_FLAG_OPTS[] = {"completions", NULL};
+/* The options of etok bench, from its option table (cmd_bench.c, commands.h): those taking a
+ * value are pass-through options and grid keys, those without are pass-through flags; the
+ * options the sweep owns are neither. No second list to keep: a new bench option is known here. */
 static const char *const SWEEP_OWNED[] = {"output", "seed", "idle", "quiet", "help", NULL};
 
 static int in_list(const char *const *l, const char *s) {
     for (; *l; l++)
         if (!strcmp(*l, s)) return 1;
+    return 0;
+}
+
+/* 1 when NAME is a bench option (not owned by the sweep) with has_arg HAS_ARG. */
+static int bench_opt(const char *name, int has_arg) {
+    if (in_list(SWEEP_OWNED, name)) return 0;
+    for (const struct option *o = etok_bench_long_options; o->name; o++)
+        if (!strcmp(o->name, name)) return o->has_arg == has_arg;
     return 0;
 }
 
@@ -123,7 +123,7 @@ static int parse_d(const char *opt, const char *s, double lo, double hi, double 
 }
 
 static grid_axis *axis_for(sweep *S, const char *key) {
-    if (!in_list(BENCH_ARG_OPTS, key) || in_list(SWEEP_OWNED, key)) {
+    if (!bench_opt(key, required_argument)) {
         fprintf(stderr, "etok sweep: grid key '%s' is not a bench option that takes a value (etok sweep --help)\n", key);
         return NULL;
     }
@@ -359,7 +359,7 @@ static int load_sweep_file(sweep *S, strpool *pool) {
                 name = json_string_value(v);
                 continue;
             }
-            if (!in_list(BENCH_ARG_OPTS, k) || in_list(SWEEP_OWNED, k) || nk >= ETOK_SWEEP_MAX_KEYS) {
+            if (!bench_opt(k, required_argument) || nk >= ETOK_SWEEP_MAX_KEYS) {
                 fprintf(stderr, "etok sweep: %s: points[%zu].%s: not a bench option that takes a value%s\n",
                         S->sweep_file, i, k, nk >= ETOK_SWEEP_MAX_KEYS ? " (or too many keys)" : "");
                 return ETOK_EXIT_INPUT;
@@ -476,7 +476,8 @@ static int run_figures(sweep *S, etok_sweep_run *ru, etok_err *err) {
     }
     etok_metrics m;
     memset(&m, 0, sizeof m);
-    etok_metrics_opts mo = {.seed = S->d.seed ? S->d.seed : 1};
+    /* the reporting set's stages without bootstrap CIs: the sweep keeps values, its CIs come from repeats */
+    etok_metrics_opts mo = {.seed = S->d.seed ? S->d.seed : 1, .bootstrap_iters = -1};
     int rc = -1;
     if (etok_metrics_compute(&rec, &mo, &m, err) == 0) {
         ru->v[ETOK_SW_J_OUT] = mval(&m, "joules_per_output_token", "");
@@ -508,9 +509,8 @@ static void run_dynamic(sweep *S, etok_sweep_run *ru) {
     for (size_t i = 0; i < S->d.n_baselines; i++)
         if (!strcmp(S->d.baselines[i].id, ru->baseline)) b = &S->d.baselines[i];
     if (!b || !isfinite(b->idle_power_w) || !isfinite(ru->v[ETOK_SW_J_OUT])) return;
-    /* J/out = E / N and mean power = E / T, so E - P_idle T = E (1 - P_idle / P_mean) */
-    double p = ru->v[ETOK_SW_POWER];
-    if (isfinite(p) && p > 0) ru->v[ETOK_SW_J_DYN] = ru->v[ETOK_SW_J_OUT] * (1 - b->idle_power_w / p);
+    ru->v[ETOK_SW_J_DYN] =
+        etok_metrics_dynamic_joules_per_output_token(ru->v[ETOK_SW_J_OUT], ru->v[ETOK_SW_POWER], b->idle_power_w);
 }
 
 /* ---------- the idle baseline ---------- */
@@ -875,7 +875,7 @@ int cmd_sweep(int argc, char **argv) {
         size_t l = strcspn(nm, "=");
         snprintf(name, sizeof name, "%.*s", (int)(l < 63 ? l : 63), nm);
         int sweep_arg = in_list(SWEEP_ARG, name), sweep_flag = in_list(SWEEP_FLAG, name);
-        int bench_arg = in_list(BENCH_ARG_OPTS, name), bench_flag = in_list(BENCH_FLAG_OPTS, name);
+        int bench_arg = bench_opt(name, required_argument), bench_flag = bench_opt(name, no_argument);
         if (!sweep_arg && !sweep_flag && !bench_arg && !bench_flag) {
             fprintf(stderr, "etok sweep: unknown option '%s' (etok sweep --help, etok bench --help)\n", a);
             goto out;

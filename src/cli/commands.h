@@ -3,6 +3,8 @@
 #ifndef ETOK_CLI_COMMANDS_H
 #define ETOK_CLI_COMMANDS_H
 
+#include <getopt.h>
+
 int cmd_meters(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_report(int argc, char **argv);
@@ -14,5 +16,10 @@ int cmd_serve(int argc, char **argv);
 int cmd_exporter(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+
+/* etok bench's options (cmd_bench.c), the one list: getopt_long parses bench with it and
+ * `etok sweep` derives its pass-through options and grid keys from it (has_arg). Ends with a
+ * {NULL, 0, NULL, 0} entry. */
+extern const struct option etok_bench_long_options[];
 
 #endif
