@@ -125,7 +125,12 @@ size_t etok_metrics_request_view(const etok_record *r, etok_request_view *out) {
         if (q->ok && q->t_done_s >= 0 && q->t_send_s >= 0) v->e2e_s = q->t_done_s - q->t_send_s;
         if (q->ok && q->tokens_out >= 2 && q->t_first_token_s >= 0) {
             double t_last = q->n_token_times ? q->token_times_s[q->n_token_times - 1] : q->t_done_s;
-            if (t_last >= q->t_first_token_s) v->tpot_s = (t_last - q->t_first_token_s) / (q->tokens_out - 1);
+            /* intervals between the first and the last timed token: tokens_out - 1, except when the
+             * count has exactly one token more than the chunks: the end token that no chunk carries
+             * (llama-server's usage), generated after the last chunk, so not inside [first, last] */
+            long long intervals = q->tokens_out - 1;
+            if (q->n_token_times > 0 && q->tokens_out == (long long)q->n_token_times + 1) intervals = (long long)q->n_token_times - 1;
+            if (intervals > 0 && t_last >= q->t_first_token_s) v->tpot_s = (t_last - q->t_first_token_s) / (double)intervals;
         }
         v->meets_q = v->ok && (!v->checked || v->pass);
         v->meets_s = v->ok && (!(ttft_slo > 0) || (isfinite(v->ttft_s) && v->ttft_s <= ttft_slo)) &&

@@ -412,12 +412,38 @@ static void test_chain_reports_the_stages(void **st) {
     teardown_fx(&f);
 }
 
+/* TPOT's intervals: a server whose usage counts the end token that no chunk carries (8 tokens,
+ * 7 chunks 0.1 s apart) has TPOT 0.1 s, not 0.6 s / 7; a server that packs tokens into fewer
+ * chunks (usage 12, 4 chunks) keeps tokens_out - 1; one chunk plus the end token has no TPOT. */
+static void test_tpot_end_token_not_in_chunks(void **st) {
+    (void)st;
+    etok_record r;
+    etok_record_init(&r);
+    r.window_start_s = 0;
+    r.window_end_s = 100;
+    double t7[7] = {1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6};
+    etok_request *q = add_req(&r, "eos", 0.5, 5, t7, 7, 1);
+    q->tokens_out = 8; /* usage: 7 content tokens and the end token */
+    double t4[4] = {2.0, 2.3, 2.6, 2.9};
+    q = add_req(&r, "packed", 1.5, 5, t4, 4, 1);
+    q->tokens_out = 12; /* 3 tokens per chunk */
+    double t1[1] = {3.0};
+    q = add_req(&r, "one", 2.5, 5, t1, 1, 1);
+    q->tokens_out = 2;
+    etok_request_view rv[3];
+    assert_int_equal(etok_metrics_request_view(&r, rv), 3);
+    NEAR(rv[0].tpot_s, 0.1, 1e-12);
+    NEAR(rv[1].tpot_s, 0.9 / 11, 1e-12);
+    assert_true(isnan(rv[2].tpot_s));
+    etok_record_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_view_and_set), cmocka_unit_test(test_energy_totals),
         cmocka_unit_test(test_token_energies),       cmocka_unit_test(test_latency),
         cmocka_unit_test(test_slo_goodput),          cmocka_unit_test(test_utilization_and_cost),
-        cmocka_unit_test(test_chain_reports_the_stages),
+        cmocka_unit_test(test_chain_reports_the_stages), cmocka_unit_test(test_tpot_end_token_not_in_chunks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
