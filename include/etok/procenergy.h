@@ -30,6 +30,7 @@ typedef struct {
     unsigned long long ticks;       /* utime + stime at the last update */
     char comm[32];
     double energy_j;                /* attributed since first seen */
+    int fd;                         /* internal: its stat file kept open (re-read with pread), or -1 */
 } etok_proc_energy;
 
 typedef struct {

@@ -2,8 +2,12 @@
  * $ETOK_PROC_ROOT/stat, every $ETOK_PROC_ROOT/PID/stat and the cgroup v2 tree's cpu.stat, and
  * splits each interval's device energy with attribute.h's CPU-time model.
  * Owns: reading and the per-consumer books. Not the model (analyse/attribute.c) nor the
- * exposition (serve/exporter.c). Cheap by design: one open/read/close per process, no
- * allocation per process beyond the arrays (bench/procenergy_overhead.md). */
+ * exposition (serve/exporter.c). Cheap by design (bench/procenergy_overhead.md): each
+ * process's stat file stays open and is re-read with pread (an open per process per update
+ * costs three times as much in the kernel), up to a budget of half the open-file limit (at most
+ * 4096; the rest are opened and closed each time); a stale descriptor (the process exited, its
+ * PID maybe reused) fails to read and the path is opened again. No allocation per process
+ * beyond the arrays. */
 #include "etok/procenergy.h"
 
 #include <ctype.h>
@@ -12,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +37,7 @@ struct etok_procenergy {
     etok_cgroup_energy *c;
     size_t nc, capc;
     etok_procenergy_view v;
+    size_t fd_budget, fds_held;
 };
 
 etok_procenergy *etok_procenergy_open(int cgroups, double idle_power_w, etok_err *err) {
@@ -44,11 +50,17 @@ etok_procenergy *etok_procenergy_open(int cgroups, double idle_power_w, etok_err
     pe->idle_power_w = idle_power_w;
     long hz = sysconf(_SC_CLK_TCK);
     pe->hz = hz > 0 ? (double)hz : 100.0;
+    struct rlimit rl;
+    rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+    if (soft == RLIM_INFINITY || soft > 8192) soft = 8192;
+    pe->fd_budget = soft > 256 ? (size_t)(soft / 2) : 0;
     return pe;
 }
 
 void etok_procenergy_close(etok_procenergy *pe) {
     if (!pe) return;
+    for (size_t i = 0; i < pe->np; i++)
+        if (pe->p[i].fd >= 0) close(pe->p[i].fd);
     free(pe->p);
     free(pe->c);
     free(pe);
@@ -94,35 +106,82 @@ static int cmp_path(const void *a, const void *b) {
     return strcmp(((const etok_cgroup_energy *)a)->path, ((const etok_cgroup_energy *)b)->path);
 }
 
-/* Every process now, sorted by pid (energy 0). -1 on OOM or an unreadable root. */
-static int scan_procs(etok_proc_energy **out, size_t *n_out) {
+/* Frees a process list, closing the descriptors it holds. */
+static void drop_list(etok_procenergy *pe, etok_proc_energy *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i].fd >= 0) close(v[i].fd), pe->fds_held--;
+    free(v);
+}
+
+/* The previous entry of pid, or NULL (old is sorted by pid). */
+static etok_proc_energy *old_entry(etok_proc_energy *old, size_t n, long pid) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (old[mid].pid == pid) return &old[mid];
+        if (old[mid].pid < pid) lo = mid + 1;
+        else hi = mid;
+    }
+    return NULL;
+}
+
+/* Every process now, sorted by pid (energy 0). A process's open stat descriptor moves from
+ * its old entry to the new one. -1 on OOM or an unreadable root. */
+static int scan_procs(etok_procenergy *pe, etok_proc_energy **out, size_t *n_out) {
     DIR *d = opendir(etok_proc_root());
     if (!d) return -1;
-    size_t n = 0, cap = 256;
+    int dfd = dirfd(d);
+    size_t n = 0, cap = pe->np + 64;
     etok_proc_energy *v = malloc(cap * sizeof *v);
     if (!v) {
         closedir(d);
         return -1;
     }
     struct dirent *e;
-    char path[512], buf[1024];
+    char rel[300], buf[1024];
     while ((e = readdir(d))) {
         if (!isdigit((unsigned char)e->d_name[0])) continue;
-        snprintf(path, sizeof path, "%s/%s/stat", etok_proc_root(), e->d_name);
-        if (slurp(path, buf, sizeof buf) <= 0) continue; /* gone meanwhile */
+        long pid = atol(e->d_name);
         if (n == cap) {
             etok_proc_energy *nv = realloc(v, 2 * cap * sizeof *nv);
             if (!nv) {
-                free(v);
+                drop_list(pe, v, n);
                 closedir(d);
                 return -1;
             }
             v = nv;
             cap *= 2;
         }
+        etok_proc_energy *o = old_entry(pe->p, pe->np, pid);
+        int fd = o ? o->fd : -1;
+        if (o) o->fd = -1;
+        ssize_t len = fd >= 0 ? pread(fd, buf, sizeof buf - 1, 0) : -1;
+        if (len <= 0 && fd >= 0) { /* stale: the process exited (its PID may be new) */
+            close(fd);
+            pe->fds_held--;
+            fd = -1;
+        }
+        if (fd < 0) {
+            snprintf(rel, sizeof rel, "%s/stat", e->d_name);
+            fd = openat(dfd, rel, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) continue; /* gone meanwhile */
+            len = pread(fd, buf, sizeof buf - 1, 0);
+            if (pe->fds_held < pe->fd_budget && len > 0) pe->fds_held++;
+            else {
+                close(fd);
+                fd = -1;
+            }
+        }
+        if (len <= 0) {
+            if (fd >= 0) close(fd), pe->fds_held--;
+            continue;
+        }
+        buf[len] = '\0';
         memset(&v[n], 0, sizeof v[n]);
-        v[n].pid = atol(e->d_name);
+        v[n].pid = pid;
+        v[n].fd = fd;
         if (parse_pid_stat(buf, &v[n]) == 0) n++;
+        else if (fd >= 0) close(fd), pe->fds_held--;
     }
     closedir(d);
     qsort(v, n, sizeof *v, cmp_pid);
@@ -224,7 +283,7 @@ int etok_procenergy_update(etok_procenergy *pe, double energy_j, etok_err *err) 
     free(st);
     etok_proc_energy *np = NULL;
     size_t nnp = 0;
-    if (scan_procs(&np, &nnp) != 0)
+    if (scan_procs(pe, &np, &nnp) != 0)
         return etok_errc(err, ETOK_EXIT_FAIL, "per-process energy: cannot list %s (or out of memory)", etok_proc_root());
     cg_list cg = {0};
     if (pe->want_cgroups) {
@@ -233,7 +292,7 @@ int etok_procenergy_update(etok_procenergy *pe, double energy_j, etok_err *err) 
         cg_walk(&cg, root, "", 0);
         if (cg.oom) {
             free(cg.v);
-            free(np);
+            drop_list(pe, np, nnp);
             return etok_errc(err, ETOK_EXIT_FAIL, "per-process energy: out of memory reading cgroups");
         }
         qsort(cg.v, cg.n, sizeof *cg.v, cmp_path);
@@ -278,7 +337,7 @@ int etok_procenergy_update(etok_procenergy *pe, double energy_j, etok_err *err) 
             double *cores = malloc((cg.n + 1) * sizeof *cores);
             if (!cores) {
                 free(cg.v);
-                free(np);
+                drop_list(pe, np, nnp);
                 return etok_errc(err, ETOK_EXIT_FAIL, "per-process energy: out of memory");
             }
             /* each cgroup's own usage in the interval: its usage's growth less its children's
@@ -334,6 +393,8 @@ int etok_procenergy_update(etok_procenergy *pe, double energy_j, etok_err *err) 
         while (q < cg.n && strcmp(cg.v[q].path, pe->c[i].path) < 0) q++;
         if (!(q < cg.n && !strcmp(cg.v[q].path, pe->c[i].path))) pe->v.cgroup_removed_j += pe->c[i].energy_j;
     }
+    for (size_t i = 0; i < pe->np; i++) /* gone: descriptors not taken over by the new list */
+        if (pe->p[i].fd >= 0) close(pe->p[i].fd), pe->fds_held--;
     free(pe->p);
     pe->p = np;
     pe->np = nnp;
