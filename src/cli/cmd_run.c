@@ -408,6 +408,7 @@ int cmd_run(int argc, char **argv) {
         if (o.json) {
             json_t *j = etok_run_summary_json(&rec, &sum);
             if (j) {
+                if (o.process_boundary) json_object_set_new(j, "background", etok_run_summary_background_json(&rec, &sum, 1));
                 if (saved) json_object_set_new(j, "record", json_string(saved_path));
                 json_dumpf(j, stderr, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
                 fputc('\n', stderr);
