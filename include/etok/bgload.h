@@ -45,7 +45,7 @@ typedef struct {
     double change_cores;       /* window - baseline background; NAN when not known */
     double change_limit_cores; /* what counted as a change */
     int above_threshold;       /* some phase's background > ETOK_BG_THRESHOLD_CORES */
-    char warning[448];         /* "" when nothing to say */
+    char warning[768];         /* "" when nothing to say */
 } etok_bgload;
 
 /* Always returns 0; out->present = 0 when the record has no cpu_load. */

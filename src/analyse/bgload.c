@@ -124,6 +124,11 @@ int etok_bgload_analyse(const etok_record *r, etok_bgload *out) {
                  "): device-boundary figures include other processes' work%s",
                  pi->valid && pi->background_busy_cores > ETOK_BG_THRESHOLD_CORES ? ", and so does the idle baseline" : "");
     }
+    for (size_t i = 0; i < r->n_faults; i++) /* etok_cli_idle_history's verdict */
+        if (!strcmp(r->faults[i].meter, "idle_history")) {
+            size_t len = strlen(out->warning);
+            snprintf(out->warning + len, sizeof out->warning - len, "%s%s", len ? "; " : "", r->faults[i].message);
+        }
     if (out->changed == 1) {
         size_t len = strlen(out->warning);
         snprintf(out->warning + len, sizeof out->warning - len,

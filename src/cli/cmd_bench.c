@@ -94,6 +94,8 @@ static void usage(FILE *f) {
             "                         is the own work of the background-load figures (else none is known)\n"
             "  --boundary process     also report energy attributed to the own work by its CPU-time share\n"
             "                         (an attribution model, beside the device figure; docs/RECORD.md)\n"
+            "  --no-idle-history      neither compare the idle baseline with this host's earlier quiet\n"
+            "                         ones nor remember it (~/.local/state/etok; docs/RECORD.md)\n"
             ETOK_CLI_LEVERS_HELP
             ETOK_CLI_HW_LEVERS_HELP
             "  -o, --output DIR       output directory (default out/)\n"
@@ -175,7 +177,7 @@ int cmd_bench(int argc, char **argv) {
     enum {
         O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
         O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
-        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS, O_GRID, O_REGION, O_CPUFREQ, O_GPUPL
+        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS, O_GRID, O_REGION, O_CPUFREQ, O_GPUPL, O_NOIDLEHIST
     };
     static const struct option lopts[] = {
         {"model", required_argument, NULL, 'm'},      {"evals", required_argument, NULL, O_EVALS},
@@ -195,6 +197,7 @@ int cmd_bench(int argc, char **argv) {
         {"completions", no_argument, NULL, O_COMPL}, {"timeout", required_argument, NULL, O_TIMEOUT},
         {"energy-from", required_argument, NULL, O_EFROM},
         {"server-pid", required_argument, NULL, O_SERVER_PID}, {"boundary", required_argument, NULL, O_BOUNDARY},
+        {"no-idle-history", no_argument, NULL, O_NOIDLEHIST},
         {"weights", required_argument, NULL, O_WEIGHTS}, {"kv-type", required_argument, NULL, O_KVTYPE},
         {"attn-window", required_argument, NULL, O_AWIN}, {"attn-sinks", required_argument, NULL, O_ASINKS},
         {"cpu-max-freq", required_argument, NULL, O_CPUFREQ}, {"gpu-power-limit", required_argument, NULL, O_GPUPL},
@@ -211,7 +214,7 @@ int cmd_bench(int argc, char **argv) {
     etok_bench_endpoint ep = {0};
     const char *energy_from = NULL;
     double server_pid = 0;
-    int process_boundary = 0;
+    int process_boundary = 0, idle_history = 1;
     etok_cli_levers levers = {0};
     etok_hw_levers_opts hwo = {0};
     const char *grid_text = NULL, *grid_region = NULL;
@@ -259,6 +262,7 @@ int cmd_bench(int argc, char **argv) {
             }
             process_boundary = !strcmp(optarg, "process");
             break;
+        case O_NOIDLEHIST: idle_history = 0; break;
         case O_WEIGHTS: bad = etok_cli_lever_opt("bench", "weights", optarg, &levers) != 0; break;
         case O_KVTYPE: bad = etok_cli_lever_opt("bench", "kv-type", optarg, &levers) != 0; break;
         case O_AWIN: bad = etok_cli_lever_opt("bench", "attn-window", optarg, &levers) != 0; break;
@@ -534,6 +538,7 @@ int cmd_bench(int argc, char **argv) {
     char outcome_msg[512] = "";
     int outcome = drive_rc ? 0 : bench_outcome(&rec, outcome_msg, sizeof outcome_msg);
 
+    etok_cli_idle_history("bench", &rec, idle_history); /* adds its warning to the record */
     etok_bgload_fill_record(&rec); /* per-phase background load, in the record */
     etok_metrics_opts mo = {.seed = (uint64_t)seed, .process_boundary = process_boundary};
     if (etok_metrics_compute(&rec, &mo, &met, &err)) {

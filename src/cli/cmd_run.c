@@ -87,6 +87,8 @@ static void usage(FILE *f) {
             "  --boundary process  also show the energy attributed to the command's process group\n"
             "                      by its CPU-time share (an attribution model, beside the device\n"
             "                      figure; docs/RECORD.md \"Background load\")\n"
+            "  --no-idle-history   neither compare the idle baseline with this host's earlier quiet\n"
+            "                      ones nor remember it (~/.local/state/etok; docs/RECORD.md)\n"
             "  --kill-after S      after a forwarded Ctrl-C/SIGTERM, SIGKILL the command's process\n"
             "                      group if it is still running S seconds later (default 10)\n"
             "  -h, --help          this help\n"
@@ -154,6 +156,7 @@ typedef struct {
     const char *out_path;
     int json;
     int process_boundary; /* --boundary process */
+    int no_idle_history;  /* --no-idle-history */
 } run_opts;
 
 static char *config_text(const run_opts *o, const etok_command_result *cr) {
@@ -197,6 +200,7 @@ int cmd_run(int argc, char **argv) {
         {"extlog", required_argument, NULL, 'e'},  {"rate", required_argument, NULL, 'R'},
         {"output", required_argument, NULL, 'o'},  {"json", no_argument, NULL, 'j'},
         {"kill-after", required_argument, NULL, 'K'}, {"boundary", required_argument, NULL, 'B'},
+        {"no-idle-history", no_argument, NULL, 'H'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     run_opts o = {.idle_s = 5, .pue = 1, .out_path = DEFAULT_RECORD};
@@ -256,6 +260,7 @@ int cmd_run(int argc, char **argv) {
             }
             o.process_boundary = !strcmp(optarg, "process");
             break;
+        case 'H': o.no_idle_history = 1; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
         default:
             fprintf(stderr, "etok run: unknown or incomplete option '%s' (etok run --help)\n", argv[optind - 1]);
@@ -384,6 +389,7 @@ int cmd_run(int argc, char **argv) {
         rec.tokens_out = cr.tokens;
     }
     rec.config_json = config_text(&o, ran ? &cr : NULL);
+    etok_cli_idle_history("run", &rec, !o.no_idle_history); /* before the analysis: it adds a warning */
     etok_bgload_fill_record(&rec); /* per-phase background load, in the record */
 
     const char *saved_path = o.out_path;
