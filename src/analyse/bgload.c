@@ -124,8 +124,9 @@ int etok_bgload_analyse(const etok_record *r, etok_bgload *out) {
                  "): device-boundary figures include other processes' work%s",
                  pi->valid && pi->background_busy_cores > ETOK_BG_THRESHOLD_CORES ? ", and so does the idle baseline" : "");
     }
-    for (size_t i = 0; i < r->n_faults; i++) /* etok_cli_idle_history's verdict */
-        if (!strcmp(r->faults[i].meter, "idle_history")) {
+    for (size_t i = 0; i < r->n_faults; i++) /* the idle history's verdict, another process on the GPU */
+        if (!strcmp(r->faults[i].kind, "warning") &&
+            (!strcmp(r->faults[i].meter, "idle_history") || !strcmp(r->faults[i].meter, "gpu_processes"))) {
             size_t len = strlen(out->warning);
             snprintf(out->warning + len, sizeof out->warning - len, "%s%s", len ? "; " : "", r->faults[i].message);
         }

@@ -539,6 +539,14 @@ int cmd_bench(int argc, char **argv) {
     int outcome = drive_rc ? 0 : bench_outcome(&rec, outcome_msg, sizeof outcome_msg);
 
     etok_cli_idle_history("bench", &rec, idle_history); /* adds its warning to the record */
+    if (!ep.url || server_pid > 0) { /* another process on a GPU (the engine here is CPU-only) */
+        char who[400];
+        if (etok_nvml_gpu_processes(server_pid > 0 ? (long)server_pid : -1, server_pid > 0 ? (long)server_pid : -1, who,
+                                    sizeof who) > 0)
+            etok_record_add_fault(&rec, rec.window_end_s + 1e-3, "gpu_processes", "", "warning",
+                                  "another process holds the GPU at the end of the run (%s): device figures include its work",
+                                  who);
+    }
     etok_bgload_fill_record(&rec); /* per-phase background load, in the record */
     etok_metrics_opts mo = {.seed = (uint64_t)seed, .process_boundary = process_boundary};
     if (etok_metrics_compute(&rec, &mo, &met, &err)) {

@@ -52,6 +52,16 @@ static void run_on_group(void *ctx, long pgid) {
     (void)etok_meters_set_cpu_scope(ctx, ETOK_CPU_SCOPE_GROUP, pgid);
 }
 
+/* Another process on a GPU during the idle baseline (before the command starts, every GPU
+ * process is another's): a warning fault in the baseline (bgload repeats it). */
+static void gpu_others(etok_record *rec) {
+    char who[400];
+    if (etok_nvml_gpu_processes(-1, -1, who, sizeof who) > 0)
+        etok_record_add_fault(rec, rec->idle_start_s + 0.5 * (rec->idle_end_s - rec->idle_start_s), "gpu_processes", "",
+                              "warning", "another process holds the GPU during the idle baseline (%s): the GPU's idle "
+                              "power and device figures include its work", who);
+}
+
 /* A window edge: a reading of every meter now (etok_meters_mark), then its record time. */
 static double run_edge_s(etok_meter_set *ms) {
     (void)etok_meters_mark(ms, NULL);
@@ -351,6 +361,7 @@ int cmd_run(int argc, char **argv) {
         rec.idle_start_s = run_edge_s(ms);
         interrupted = etok_wait_or_signal(sig_fd, o.idle_s);
         rec.idle_end_s = run_edge_s(ms);
+        gpu_others(&rec);
     }
     rec.window_start_s = run_edge_s(ms);
     if (!interrupted) {
