@@ -25,11 +25,12 @@
 #include "etok/util.h"
 
 typedef struct {
-    long pid;
+    long pid, pgrp;
     unsigned long long start_ticks; /* starttime: tells a reused PID apart */
     unsigned long long ticks;       /* utime + stime at the last update */
     char comm[32];
     double energy_j;                /* attributed since first seen */
+    int exited;                     /* kept after exit (etok_procenergy_keep_exited) */
     int fd;                         /* internal: its stat file kept open (re-read with pread), or -1 */
 } etok_proc_energy;
 
@@ -65,6 +66,12 @@ etok_procenergy *etok_procenergy_open(int cgroups, double idle_power_w, etok_err
  * $ETOK_PROC_ROOT/stat cannot be read (nothing changes then). */
 int etok_procenergy_update(etok_procenergy *pe, double energy_j, etok_err *err);
 void etok_procenergy_view_get(const etok_procenergy *pe, etok_procenergy_view *v);
+/* Count only the members of process group pgrp (`etok run --per-process`: the command's tree;
+ * -1: none yet); others' time goes to the unattributed rest. 0: every process (default). */
+void etok_procenergy_set_pgrp(etok_procenergy *pe, long pgrp);
+/* Keep processes that exit in the list (exited = 1, energy frozen) instead of moving their
+ * energy to proc_exited_j: a run's report lists every process of its tree. */
+void etok_procenergy_keep_exited(etok_procenergy *pe, int keep);
 void etok_procenergy_close(etok_procenergy *pe);
 
 #endif

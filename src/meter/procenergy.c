@@ -38,7 +38,17 @@ struct etok_procenergy {
     size_t nc, capc;
     etok_procenergy_view v;
     size_t fd_budget, fds_held;
+    long pgrp; /* != 0: only this process group (-1: none) */
+    int keep_exited;
 };
+
+void etok_procenergy_set_pgrp(etok_procenergy *pe, long pgrp) {
+    if (pe) pe->pgrp = pgrp;
+}
+
+void etok_procenergy_keep_exited(etok_procenergy *pe, int keep) {
+    if (pe) pe->keep_exited = keep;
+}
 
 etok_procenergy *etok_procenergy_open(int cgroups, double idle_power_w, etok_err *err) {
     etok_procenergy *pe = calloc(1, sizeof *pe);
@@ -89,8 +99,8 @@ static int parse_pid_stat(const char *t, etok_proc_energy *out) {
     unsigned long long ut, st, start;
     /* after ')': state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
      * stime cutime cstime priority nice num_threads itrealvalue starttime */
-    if (sscanf(r + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu", &ut, &st,
-               &start) != 3)
+    if (sscanf(r + 1, " %*c %*d %ld %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu", &out->pgrp,
+               &ut, &st, &start) != 4)
         return -1;
     out->ticks = ut + st;
     out->start_ticks = start;
@@ -180,7 +190,7 @@ static int scan_procs(etok_procenergy *pe, etok_proc_energy **out, size_t *n_out
         memset(&v[n], 0, sizeof v[n]);
         v[n].pid = pid;
         v[n].fd = fd;
-        if (parse_pid_stat(buf, &v[n]) == 0) n++;
+        if (parse_pid_stat(buf, &v[n]) == 0 && (pe->pgrp == 0 || v[n].pgrp == pe->pgrp)) n++;
         else if (fd >= 0) close(fd), pe->fds_held--;
     }
     closedir(d);
@@ -381,12 +391,34 @@ int etok_procenergy_update(etok_procenergy *pe, double energy_j, etok_err *err) 
     } else {
         for (size_t i = 0; i < nnp; i++) np[i].energy_j = 0;
     }
-    /* what has gone keeps its energy in the exited / removed totals */
-    size_t j = 0;
+    /* what has gone keeps its energy in the exited / removed totals (or, kept, in the list) */
+    size_t j = 0, n_keep = 0;
     for (size_t i = 0; i < pe->np; i++) {
         while (j < nnp && np[j].pid < pe->p[i].pid) j++;
-        if (!(j < nnp && np[j].pid == pe->p[i].pid && np[j].start_ticks == pe->p[i].start_ticks))
-            pe->v.proc_exited_j += pe->p[i].energy_j;
+        if (!(j < nnp && np[j].pid == pe->p[i].pid && np[j].start_ticks == pe->p[i].start_ticks)) {
+            if (pe->keep_exited) pe->p[i].exited = 2; /* mark: keep */
+            else pe->v.proc_exited_j += pe->p[i].energy_j;
+            n_keep += pe->keep_exited;
+        }
+    }
+    if (n_keep) {
+        etok_proc_energy *nv = realloc(np, (nnp + n_keep) * sizeof *nv);
+        if (nv) {
+            np = nv;
+            for (size_t i = 0; i < pe->np; i++)
+                if (pe->p[i].exited == 2) {
+                    np[nnp] = pe->p[i];
+                    np[nnp].exited = 1;
+                    np[nnp].fd = -1;
+                    if (pe->p[i].fd >= 0) close(pe->p[i].fd), pe->fds_held--;
+                    pe->p[i].fd = -1;
+                    nnp++;
+                }
+            qsort(np, nnp, sizeof *np, cmp_pid);
+        } else { /* out of memory: their energy goes to the exited total */
+            for (size_t i = 0; i < pe->np; i++)
+                if (pe->p[i].exited == 2) pe->v.proc_exited_j += pe->p[i].energy_j;
+        }
     }
     size_t q = 0;
     for (size_t i = 0; i < pe->nc; i++) {
