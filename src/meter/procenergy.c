@@ -5,7 +5,8 @@
  * exposition (serve/exporter.c). Cheap by design (bench/procenergy_overhead.md): each
  * process's stat file stays open and is re-read with pread (an open per process per update
  * costs three times as much in the kernel), up to a budget of half the open-file limit (at most
- * 4096; the rest are opened and closed each time); a stale descriptor (the process exited, its
+ * 4096; the rest are opened and closed each time; only on the real /proc: a fixture's files may
+ * be replaced by new ones); a stale descriptor (the process exited, its
  * PID maybe reused) fails to read and the path is opened again. No allocation per process
  * beyond the arrays. */
 #include "etok/procenergy.h"
@@ -64,6 +65,9 @@ etok_procenergy *etok_procenergy_open(int cgroups, double idle_power_w, etok_err
     rlim_t soft = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
     if (soft == RLIM_INFINITY || soft > 8192) soft = 8192;
     pe->fd_budget = soft > 256 ? (size_t)(soft / 2) : 0;
+    /* a fixture tree's files may be replaced (a new inode) rather than rewritten: held
+     * descriptors only on the real /proc, whose files stay */
+    if (strcmp(etok_proc_root(), "/proc") != 0) pe->fd_budget = 0;
     return pe;
 }
 
