@@ -48,4 +48,23 @@ typedef struct {
 int etok_attribute_request_energy(etok_record *r, const etok_step_share *sh, size_t n, etok_attribution *out,
                                   etok_err *err);
 
+/* ---- CPU-time attribution of device energy: the one model (issue 17's --boundary process,
+ * issue 12's per-process and per-cgroup exporter series; docs/RECORD.md "Process boundary",
+ * docs/PROMETHEUS.md "Per-process energy"). An attribution model, never a measurement.
+ * One interval of dt_s seconds: E the device energy, I = idle_power_w x dt_s the device's idle
+ * share of it (idle_power_w <= 0: none known, I = 0), m machine busy cores, n cores, c the
+ * cores a consumer (process, cgroup, etok's own work) used (clamped to [0, m]):
+ *     share(c) = (c / m) x max(0, E - I) + (c / n) x min(E, I)
+ * i.e. the dynamic energy by CPU-time share and the idle power of the cores the consumer held.
+ * What no consumer holds is the rest:
+ *     rest = (max(0, n - m) / n) x min(E, I)        (+ max(0, E - I) when m is 0)
+ * the idle of free cores, and the dynamic energy of an interval no CPU time explains. For
+ * consumers that do not overlap, sum share(c_k) + share(m - sum c_k) + rest = E: no double
+ * counting. --boundary process gives the measured work share(own) + rest (a quiet machine's
+ * figure charges the free cores' idle to the work); the exporter reports rest unattributed. */
+double etok_cpu_share_energy(double energy_j, double dt_s, double idle_power_w, double cores,
+                             double machine_busy_cores, int n_cpus);
+double etok_cpu_rest_energy(double energy_j, double dt_s, double idle_power_w, double machine_busy_cores,
+                            int n_cpus);
+
 #endif

@@ -111,4 +111,10 @@ double etok_meters_now(const etok_meter_set *ms);
 /* The etok_mono_s() value at the record's t = 0 (record time = mono - t0). */
 double etok_meters_t0_mono_s(const etok_meter_set *ms);
 
+/* Another process holding an NVIDIA GPU (issue 17): NVML's running compute processes on every
+ * GPU, leaving out exclude_pid and the members of process group exclude_pgrp (> 0; read from
+ * $ETOK_PROC_ROOT/PID/stat). Writes "gpuN pid P (M MiB), ..." into out. Returns how many, or
+ * -1 when NVML (or its process list) is not available here. */
+int etok_nvml_gpu_processes(long exclude_pid, long exclude_pgrp, char *out, size_t cap);
+
 #endif

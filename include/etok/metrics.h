@@ -69,7 +69,7 @@ typedef struct {
     int quality_gate_met;          /* accuracy >= q* (1 when no q* was given) */
     int has_energy;
     char energy_warning[256];      /* short window / partial coverage / meter faults; "" if none */
-    char background_warning[448];  /* background CPU load (analyse/bgload.c); "" if none */
+    char background_warning[768];  /* background CPU load (analyse/bgload.c); "" if none */
 
     /* Plot series (owned; free with etok_metrics_free). */
     size_t n_series;     etok_series_point *series;   /* bins over the window */

@@ -20,7 +20,12 @@ void etok_run_summary_background(FILE *f, const etok_record *r, const etok_energ
 void etok_run_summary_markdown(FILE *f, const etok_record *r, const etok_energy_summary *s);
 /* CSV: header, one `total` row, then one row per trace. */
 void etok_run_summary_csv(FILE *f, const etok_record *r, const etok_energy_summary *s);
-/* JSON object (METRICS.md field names; unknown figures are null). NULL on OOM. */
+/* JSON object (METRICS.md field names; unknown figures are null), with the "background"
+ * block (etok_run_summary_background_json without the process figure). NULL on OOM. */
 json_t *etok_run_summary_json(const etok_record *r, const etok_energy_summary *s);
+/* {"scope", "phases": {idle, warmup, window}, "changed", "change_cores", "warning"} (null when
+ * the record has no cpu_load), and with process_boundary "process": the attribution figure
+ * with its model note, fitted watts per busy core and corrected idle (docs/RECORD.md). */
+json_t *etok_run_summary_background_json(const etok_record *r, const etok_energy_summary *s, int process_boundary);
 
 #endif

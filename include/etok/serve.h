@@ -23,6 +23,7 @@
 #include <stddef.h>
 
 #include "etok/meter.h"
+#include "etok/procenergy.h"
 #include "etok/prom.h"
 #include "etok/record.h"
 #include "etok/util.h"
@@ -156,6 +157,13 @@ typedef struct {
     int port;                  /* 0 = any free port */
     const char *tokens_file;   /* optional: cumulative token counts written by the node's engine */
     etok_energy_source energy;
+    /* --per-process: energy split over processes and cgroups by CPU time (procenergy.h), an
+     * attribution model updated every per_process_period_s by a thread of the exporter */
+    int per_process;
+    int per_process_cgroups;       /* also the cgroup view (default on with --per-process) */
+    double per_process_period_s;   /* <= 0: 1 s */
+    double idle_power_w;           /* the device's idle power for the model; <= 0: not known */
+    void *per_process_state;       /* internal: set by etok_exporter_start */
 } etok_exporter_opts;
 
 typedef struct etok_exporter etok_exporter;
@@ -165,6 +173,8 @@ void etok_exporter_stop(etok_exporter *x);
 
 /* The exporter's page (exposed for tests): malloc'd Prometheus text. */
 char *etok_exporter_metrics_text(const etok_exporter_opts *o);
+/* The per-process and per-cgroup families of one view (exposed for tests). */
+void etok_prom_procenergy(etok_prom_buf *b, const etok_procenergy_view *v, double idle_power_w);
 
 /* Parse a tokens file: one integer (output tokens) or lines "input N" / "output N" (either
  * may be missing). Counts are decimal whole numbers 0..2^53 (exact as a Prometheus sample);

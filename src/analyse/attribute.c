@@ -1,6 +1,7 @@
-/* attribute.c — per-request attributed energy from step shares (see include/etok/attribute.h).
+/* attribute.c — per-request attributed energy from step shares, and the CPU-time attribution
+ * of device energy to processes, cgroups or a run's own work (see include/etok/attribute.h).
  * Pure: reads the record's traces through energy.c and metrics.c's step-energy stage.
- * Owns: the split rule and the balancing of the books. Does not own: who took part in which
+ * Owns: the split rules and the balancing of the books. Does not own: who took part in which
  * step (the driver records it), energy integration (energy.c). */
 #include "etok/attribute.h"
 
@@ -91,4 +92,33 @@ done:
     free(tot);
     etok_energy_summary_free(&es);
     return rc;
+}
+
+/* ---- CPU-time attribution (the one model; attribute.h) ---- */
+
+static double idle_part(double energy_j, double dt_s, double idle_power_w) {
+    double i = idle_power_w > 0 && dt_s > 0 ? idle_power_w * dt_s : 0;
+    if (!(energy_j > 0)) return 0;
+    return i < energy_j ? i : energy_j;
+}
+
+double etok_cpu_share_energy(double energy_j, double dt_s, double idle_power_w, double cores,
+                             double machine_busy_cores, int n_cpus) {
+    if (!(energy_j > 0) || !(machine_busy_cores > 1e-9) || !(cores > 0)) return 0;
+    double c = cores < machine_busy_cores ? cores : machine_busy_cores;
+    double i = idle_part(energy_j, dt_s, idle_power_w), dyn = energy_j - i;
+    double held = n_cpus > 0 ? c / n_cpus : 0;
+    if (held > 1) held = 1;
+    return (c / machine_busy_cores) * dyn + held * i;
+}
+
+double etok_cpu_rest_energy(double energy_j, double dt_s, double idle_power_w, double machine_busy_cores,
+                            int n_cpus) {
+    if (!(energy_j > 0)) return 0;
+    double i = idle_part(energy_j, dt_s, idle_power_w), dyn = energy_j - i;
+    double m = machine_busy_cores > 0 ? machine_busy_cores : 0;
+    double free_share = n_cpus > 0 ? (n_cpus - m) / n_cpus : (m > 1e-9 ? 0 : 1);
+    if (free_share < 0) free_share = 0;
+    if (free_share > 1) free_share = 1;
+    return free_share * i + (m > 1e-9 ? 0 : dyn);
 }

@@ -10,6 +10,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "etok/bgload.h"
+#include "etok/energy.h"
 #include "etok/parse.h"
 #include "etok/util.h"
 
@@ -136,4 +138,122 @@ int etok_cli_hw_lever_opt(const char *cmd, const char *name, const char *arg, et
                                                                 &o->gpu_power_limit_w, &e);
     if (bad) fprintf(stderr, "etok %s: %s\n", cmd, e.msg);
     return bad ? -1 : 0;
+}
+
+/* ---- idle-baseline history (issue 17; docs/RECORD.md "Idle history") ---- */
+
+#define IDLE_HISTORY_KEEP 100  /* lines kept when the file is rewritten */
+#define IDLE_HISTORY_MAX 200   /* lines before it is rewritten */
+#define IDLE_HISTORY_MIN_N 3   /* earlier quiet baselines needed for a verdict */
+#define IDLE_HISTORY_RATIO 1.25
+#define IDLE_HISTORY_FLOOR_W 0.5
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int etok_cli_idle_history_path(char *out, size_t cap) {
+    const char *xdg = getenv("XDG_STATE_HOME"), *home = getenv("HOME");
+    char host[128] = "host";
+    if (gethostname(host, sizeof host - 1) != 0) snprintf(host, sizeof host, "host");
+    host[sizeof host - 1] = '\0';
+    for (char *c = host; *c; c++)
+        if (*c == '/' || *c == ' ') *c = '_';
+    int n;
+    if (xdg && xdg[0] == '/') n = snprintf(out, cap, "%s/etok/idle-history-%s.tsv", xdg, host);
+    else if (home && home[0]) n = snprintf(out, cap, "%s/.local/state/etok/idle-history-%s.tsv", home, host);
+    else return -1;
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+int etok_cli_idle_history(const char *cmd, etok_record *r, int enabled) {
+    if (!enabled) return 0;
+    etok_energy_summary s;
+    if (etok_energy_summarize(r, &s) != 0 || !s.has_idle || !isfinite(s.idle_power_w)) {
+        etok_energy_summary_free(&s);
+        return 0;
+    }
+    double p0 = s.idle_power_w;
+    /* which meters: boundary, then every summable meter:domain at it */
+    char sig[512];
+    /* (fixture roots and the estimate's model are part of it: a test tree never matches a host) */
+    const char *sr = getenv("ETOK_SYSFS_ROOT"), *pr = getenv("ETOK_PROC_ROOT");
+    size_t k = (size_t)snprintf(sig, sizeof sig, "%s", etok_boundary_name(s.boundary));
+    if ((sr && *sr) || (pr && *pr)) k += (size_t)snprintf(sig + k, sizeof sig - k, "|root=%s,%s", sr ? sr : "", pr ? pr : "");
+    for (size_t i = 0; i < r->n_traces && k < sizeof sig; i++)
+        if (r->traces[i].summable && r->traces[i].boundary == s.boundary)
+            k += (size_t)snprintf(sig + k, sizeof sig - k, "|%s:%s%s%s", r->traces[i].meter, r->traces[i].domain,
+                                  r->traces[i].source == ETOK_SOURCE_ESTIMATE ? ":" : "",
+                                  r->traces[i].source == ETOK_SOURCE_ESTIMATE ? r->traces[i].power_field : "");
+    if (k >= sizeof sig) sig[sizeof sig - 1] = '\0';
+    for (char *c = sig; *c; c++)
+        if (*c == ' ' || *c == '\t' || *c == '\n' || *c == '\r') *c = '_';
+    etok_energy_summary_free(&s);
+    char path[1024];
+    if (etok_cli_idle_history_path(path, sizeof path) != 0) return 0;
+    etok_bgload bg;
+    etok_bgload_analyse(r, &bg);
+    const etok_cpuload_phase *pi = &bg.phase[ETOK_PHASE_IDLE];
+    double held = !pi->valid ? -1 : pi->background_busy_cores >= 0 ? pi->background_busy_cores : pi->machine_busy_cores;
+    int quiet = held >= 0 && held <= ETOK_BG_THRESHOLD_CORES;
+    /* earlier quiet baselines with the same meters */
+    char *text = etok_read_file(path, NULL);
+    double v[IDLE_HISTORY_MAX + 1];
+    int nv = 0, nlines = 0;
+    for (char *l = text; l && *l;) {
+        char *e = strchr(l, '\n');
+        if (e) *e = '\0';
+        double t, w;
+        char s2[512];
+        nlines++;
+        if (sscanf(l, "%lf %lf %511s", &t, &w, s2) == 3 && !strcmp(s2, sig) && isfinite(w) && w >= 0) {
+            if (nv == IDLE_HISTORY_MAX) memmove(v, v + 1, (IDLE_HISTORY_MAX - 1) * sizeof *v), nv--;
+            v[nv++] = w;
+        }
+        if (e) *e = '\n';
+        l = e ? e + 1 : NULL;
+    }
+    if (nv >= IDLE_HISTORY_MIN_N) {
+        double sorted[IDLE_HISTORY_MAX];
+        int m = nv > 20 ? 20 : nv; /* the last 20 */
+        memcpy(sorted, v + nv - m, (size_t)m * sizeof *sorted);
+        qsort(sorted, (size_t)m, sizeof *sorted, cmp_dbl);
+        double med = m % 2 ? sorted[m / 2] : 0.5 * (sorted[m / 2 - 1] + sorted[m / 2]);
+        if (p0 > IDLE_HISTORY_RATIO * med + IDLE_HISTORY_FLOOR_W) {
+            double t = r->idle_start_s + 0.5 * (r->idle_end_s - r->idle_start_s);
+            etok_record_add_fault(r, t, "idle_history", "", "warning",
+                                  "idle baseline %.3g W is far above this host's earlier quiet baselines (median %.3g W of "
+                                  "the last %d, %s): something else drew power during it",
+                                  p0, med, m, path);
+        }
+    }
+    if (quiet) { /* remember it (best effort: a history that cannot be written changes nothing) */
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", path);
+        char *slash = strrchr(dir, '/');
+        if (slash) *slash = '\0';
+        etok_err e = {0};
+        if (etok_mkdirs(dir, &e) == 0) {
+            if (nlines >= IDLE_HISTORY_MAX && text) { /* keep the last IDLE_HISTORY_KEEP lines */
+                char *p = text + strlen(text);
+                int seen = 0;
+                while (p > text && seen <= IDLE_HISTORY_KEEP)
+                    if (*--p == '\n') seen++;
+                FILE *f = fopen(path, "w");
+                if (f) {
+                    fputs(p == text ? p : p + 1, f);
+                    fclose(f);
+                }
+            }
+            FILE *f = fopen(path, "a");
+            if (f) {
+                fprintf(f, "%.0f %.6g %s\n", r->t0_wall_s, p0, sig);
+                fclose(f);
+            }
+        }
+    }
+    free(text);
+    (void)cmd;
+    return 0;
 }

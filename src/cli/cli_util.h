@@ -23,6 +23,17 @@ int etok_cli_meters_add(const char *cmd, etok_cli_meters *m, const char *arg);
 /* The names for etok_meter_config.names (NULL when none were given: every available meter). */
 const char *const *etok_cli_meters_names(const etok_cli_meters *m);
 
+/* Idle-baseline history (issue 17; docs/RECORD.md "Idle history"): a per-host file of earlier
+ * quiet idle baselines, $XDG_STATE_HOME/etok/idle-history-<host>.tsv (else
+ * ~/.local/state/etok/), one line "t0_wall idle_w signature" (signature: boundary and the
+ * summed meter:domain list). When at least 3 earlier baselines with the same meters exist and
+ * this one is above 1.25 x their median (the last 20) + 0.5 W, a fault "idle_history" /
+ * "warning" goes into the record (bgload's warning repeats it). A baseline whose background
+ * was at most 0.05 cores (machine busy cores when own work is unknown) is appended. Best
+ * effort: I/O failures change nothing. enabled 0 (--no-idle-history): nothing read or written. */
+int etok_cli_idle_history(const char *cmd, etok_record *r, int enabled);
+int etok_cli_idle_history_path(char *out, size_t cap);
+
 /* --cpu-tdp IDLE_W:MAX_W for the estimate meter; -1 after printing why. */
 int etok_cli_cpu_tdp(const char *cmd, const char *arg, double *idle_w, double *max_w);
 

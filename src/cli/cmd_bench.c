@@ -115,6 +115,8 @@ static void usage(FILE *f) {
             "                         is the own work of the background-load figures (else none is known)\n"
             "  --boundary process     also report energy attributed to the own work by its CPU-time share\n"
             "                         (an attribution model, beside the device figure; docs/RECORD.md)\n"
+            "  --no-idle-history      neither compare the idle baseline with this host's earlier quiet\n"
+            "                         ones nor remember it (~/.local/state/etok; docs/RECORD.md)\n"
             ETOK_CLI_LEVERS_HELP
             ETOK_CLI_HW_LEVERS_HELP
             "  -o, --output DIR       output directory (default out/)\n"
@@ -210,7 +212,7 @@ enum {
     O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
     O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
     O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS, O_GRID, O_REGION, O_CPUFREQ,
-    O_GPUPL, O_DSET, O_GOODPUT
+    O_GPUPL, O_DSET, O_GOODPUT, O_NOIDLEHIST
 };
 
 const struct option etok_bench_long_options[] = {
@@ -245,6 +247,7 @@ const struct option etok_bench_long_options[] = {
     {"energy-from", required_argument, NULL, O_EFROM},
     {"server-pid", required_argument, NULL, O_SERVER_PID},
     {"boundary", required_argument, NULL, O_BOUNDARY},
+    {"no-idle-history", no_argument, NULL, O_NOIDLEHIST},
     {"weights", required_argument, NULL, O_WEIGHTS},
     {"kv-type", required_argument, NULL, O_KVTYPE},
     {"attn-window", required_argument, NULL, O_AWIN},
@@ -282,6 +285,7 @@ typedef struct {
     const char *energy_from;
     double server_pid;
     int process_boundary;
+    int no_idle_history; /* --no-idle-history */
     etok_cli_levers levers;
     etok_hw_levers_opts hwo;
     const char *grid_text, *grid_region;
@@ -369,6 +373,7 @@ static int bench_parse(int argc, char **argv, bench_args *a) {
             }
             a->process_boundary = !strcmp(optarg, "process");
             break;
+        case O_NOIDLEHIST: a->no_idle_history = 1; break;
         case O_WEIGHTS: bad = etok_cli_lever_opt("bench", "weights", optarg, &a->levers) != 0; break;
         case O_KVTYPE: bad = etok_cli_lever_opt("bench", "kv-type", optarg, &a->levers) != 0; break;
         case O_AWIN: bad = etok_cli_lever_opt("bench", "attn-window", optarg, &a->levers) != 0; break;
@@ -742,6 +747,15 @@ static int bench_write_outputs(const bench_args *a, bench_run_state *s) {
     etok_err err = {0};
     etok_record *rec = &s->rec;
     char *txt = NULL;
+    etok_cli_idle_history("bench", rec, !a->no_idle_history); /* adds its warning to the record */
+    if (!a->ep.url || a->server_pid > 0) { /* another process on a GPU (the engine here is CPU-only) */
+        char who[400];
+        long pid = a->server_pid > 0 ? (long)a->server_pid : -1;
+        if (etok_nvml_gpu_processes(pid, pid, who, sizeof who) > 0)
+            etok_record_add_fault(rec, rec->window_end_s + 1e-3, "gpu_processes", "", "warning",
+                                  "another process holds the GPU at the end of the run (%s): device figures include its work",
+                                  who);
+    }
     etok_bgload_fill_record(rec); /* per-phase background load, in the record */
     etok_metrics_opts mo = {.seed = (uint64_t)a->seed, .process_boundary = a->process_boundary};
     if (etok_metrics_compute(rec, &mo, &s->met, &err)) {

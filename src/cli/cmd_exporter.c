@@ -16,7 +16,8 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: etok exporter [--port 9464] [--host 127.0.0.1] [--meter NAME ...] [--tokens-file FILE]\n"
-            "                     [--cpu-tdp IDLE_W:MAX_W] [--rate-hz HZ]\n\n"
+            "                     [--cpu-tdp IDLE_W:MAX_W] [--rate-hz HZ]\n"
+            "                     [--per-process [--per-process-hz HZ] [--no-cgroups] [--idle-power W]]\n\n"
             "Expose this node's energy meters at http://HOST:PORT/metrics for Prometheus:\n"
             "etok_energy_joules_total{meter,domain,boundary,source} (cumulative joules since start),\n"
             "etok_power_watts, etok_energy_uncertainty_joules, etok_meter_up.\n"
@@ -29,6 +30,14 @@ static void usage(FILE *f) {
             "                     rewritten by the node's engine; re-read at every scrape\n"
             "  --cpu-tdp I:M      idle and max watts per package for the estimate meter\n"
             "  --rate-hz HZ       meter sampling rate (default 10)\n"
+            "  --per-process      also etok_process_energy_joules_total{pid,comm} and\n"
+            "                     etok_cgroup_energy_joules_total{cgroup}: the energy split by each process's\n"
+            "                     (cgroup v2 cgroup's) share of busy CPU time per interval, an ATTRIBUTION\n"
+            "                     MODEL (docs/PROMETHEUS.md), with the unattributed rest as its own series\n"
+            "  --per-process-hz HZ  its update rate (default 1)\n"
+            "  --no-cgroups       processes only (no cgroup walk)\n"
+            "  --idle-power W     the device's idle power: the free cores' idle stays unattributed\n"
+            "                     (default: not known, the whole energy is split by CPU time)\n"
             "Fleet J/token in PromQL (docs/PROMETHEUS.md):\n"
             "  sum(rate(etok_energy_joules_total[1m])) / sum(rate(etok_tokens_total{kind=\"output\"}[1m]))\n"
             "SIGINT/SIGTERM stop it cleanly.\n"
@@ -40,6 +49,7 @@ int cmd_exporter(int argc, char **argv) {
     etok_meter_config cfg;
     memset(&cfg, 0, sizeof cfg);
     etok_cli_meters meters = {.n_names = 0};
+    int no_cgroups = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
@@ -60,6 +70,25 @@ int cmd_exporter(int argc, char **argv) {
             o.tokens_file = argv[++i];
         } else if (!strcmp(a, "--cpu-tdp") && has) {
             if (etok_cli_cpu_tdp("exporter", argv[++i], &cfg.cpu_idle_w, &cfg.cpu_max_w) != 0) return ETOK_EXIT_USAGE;
+        } else if (!strcmp(a, "--per-process")) {
+            o.per_process = 1;
+            o.per_process_cgroups = 1;
+        } else if (!strcmp(a, "--no-cgroups")) {
+            no_cgroups = 1;
+        } else if (!strcmp(a, "--per-process-hz") && has) {
+            etok_err e = {0};
+            double hz;
+            if (etok_parse_double("--per-process-hz", argv[++i], ETOK_RANGE_POS(100), &hz, &e)) {
+                fprintf(stderr, "etok exporter: %s\n", e.msg);
+                return ETOK_EXIT_USAGE;
+            }
+            o.per_process_period_s = 1 / hz;
+        } else if (!strcmp(a, "--idle-power") && has) {
+            etok_err e = {0};
+            if (etok_parse_double("--idle-power", argv[++i], ETOK_RANGE_POS(1e6), &o.idle_power_w, &e)) {
+                fprintf(stderr, "etok exporter: %s\n", e.msg);
+                return ETOK_EXIT_USAGE;
+            }
         } else if (!strcmp(a, "--rate-hz") && has) {
             etok_err e = {0};
             if (etok_parse_double("--rate-hz", argv[++i], ETOK_RANGE_POS(1000), &cfg.rate_hz, &e)) {
@@ -71,6 +100,11 @@ int cmd_exporter(int argc, char **argv) {
             return ETOK_EXIT_USAGE;
         }
     }
+    if (!o.per_process && (no_cgroups || o.per_process_period_s > 0 || o.idle_power_w > 0)) {
+        fprintf(stderr, "etok exporter: --per-process-hz, --no-cgroups and --idle-power need --per-process\n");
+        return ETOK_EXIT_USAGE;
+    }
+    if (no_cgroups) o.per_process_cgroups = 0;
     cfg.names = etok_cli_meters_names(&meters);
     cfg.n_names = meters.n_names;
     cfg.live_only = 1; /* a daemon: live counters only, no growing sample traces */
@@ -98,6 +132,9 @@ int cmd_exporter(int argc, char **argv) {
     fprintf(stderr, "etok exporter: listening on http://%s:%d/metrics\n", o.host ? o.host : "127.0.0.1", etok_exporter_port(x));
     fprintf(stderr, "etok exporter: energy from %s\n", etok_meter_source_describe(ms));
     if (o.tokens_file) fprintf(stderr, "etok exporter: tokens from %s\n", o.tokens_file);
+    if (o.per_process)
+        fprintf(stderr, "etok exporter: per-process%s energy every %g s (an attribution model: share of busy CPU time)\n",
+                o.per_process_cgroups ? " and per-cgroup" : "", o.per_process_period_s > 0 ? o.per_process_period_s : 1.0);
     fflush(stderr);
     int sig = 0;
     sigwait(&set, &sig);

@@ -36,6 +36,7 @@
 #include "etok/cpuload.h"
 #include "etok/energy.h"
 #include "etok/meter.h"
+#include "etok/procenergy.h"
 #include "etok/record.h"
 #include "etok/run_summary.h"
 #include "etok/util.h"
@@ -47,9 +48,96 @@
 #define DEFAULT_RECORD "etok-run.json"
 #define MAX_METERS 16
 
+/* --per-process: the command's tree split by CPU-time share (procenergy.h), updated by a
+ * thread from the meters' live total. */
+typedef struct {
+    etok_meter_set *ms;
+    etok_procenergy *pe; /* NULL without --per-process */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_t th;
+    int stop, started;
+} run_pp;
+
+static void pp_update(run_pp *p) {
+    etok_energy_snapshot snap;
+    if (etok_meters_snapshot(p->ms, &snap) != 0) return;
+    etok_err e = {0};
+    (void)etok_procenergy_update(p->pe, snap.energy_j, &e);
+}
+
+static void *pp_thread(void *arg) {
+    run_pp *p = arg;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop) {
+        pp_update(p);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 500000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        while (!p->stop && pthread_cond_timedwait(&p->cv, &p->mu, &ts) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
 /* The command's process group exists: its tree is the "own" work of the CPU-load readings. */
 static void run_on_group(void *ctx, long pgid) {
-    (void)etok_meters_set_cpu_scope(ctx, ETOK_CPU_SCOPE_GROUP, pgid);
+    run_pp *p = ctx;
+    (void)etok_meters_set_cpu_scope(p->ms, ETOK_CPU_SCOPE_GROUP, pgid);
+    if (p->pe) {
+        pthread_mutex_lock(&p->mu);
+        etok_procenergy_set_pgrp(p->pe, pgid);
+        pthread_mutex_unlock(&p->mu);
+    }
+}
+
+static int cmp_energy_desc(const void *a, const void *b) {
+    double x = ((const etok_proc_energy *)a)->energy_j, y = ((const etok_proc_energy *)b)->energy_j;
+    return (x < y) - (x > y);
+}
+
+/* The processes of the command's tree, largest first (text or a JSON array). */
+static json_t *pp_report(etok_procenergy *pe, FILE *f) {
+    etok_procenergy_view v;
+    etok_procenergy_view_get(pe, &v);
+    etok_proc_energy *s = malloc((v.n_procs + 1) * sizeof *s);
+    json_t *arr = f ? NULL : json_array();
+    if (!s) return arr;
+    memcpy(s, v.procs, v.n_procs * sizeof *s);
+    qsort(s, v.n_procs, sizeof *s, cmp_energy_desc);
+    double sum = 0;
+    for (size_t i = 0; i < v.n_procs; i++) sum += s[i].energy_j;
+    if (f) {
+        fprintf(f, "  per process     attribution model (share of busy CPU time per interval, not a measurement): "
+                   "%.4g J to %zu processes of the command's tree, %.4g J to the rest of the machine, of %.4g J\n",
+                sum, v.n_procs, v.proc_unattributed_j + v.proc_exited_j, v.covered_j);
+        for (size_t i = 0; i < v.n_procs && i < 10; i++)
+            fprintf(f, "    pid %-8ld %-16s %10.4g J%s\n", s[i].pid, s[i].comm, s[i].energy_j, s[i].exited ? "  (exited)" : "");
+        if (v.n_procs > 10) fprintf(f, "    ... %zu more (--json lists them all)\n", v.n_procs - 10);
+    } else if (arr) {
+        for (size_t i = 0; i < v.n_procs; i++) {
+            json_t *o = json_object();
+            json_object_set_new(o, "pid", json_integer(s[i].pid));
+            json_object_set_new(o, "comm", json_string(s[i].comm));
+            json_object_set_new(o, "energy_j", json_real(s[i].energy_j));
+            json_object_set_new(o, "exited", json_boolean(s[i].exited));
+            json_array_append_new(arr, o);
+        }
+    }
+    free(s);
+    return arr;
+}
+
+/* Another process on a GPU during the idle baseline (before the command starts, every GPU
+ * process is another's): a warning fault in the baseline (bgload repeats it). */
+static void gpu_others(etok_record *rec) {
+    char who[400];
+    if (etok_nvml_gpu_processes(-1, -1, who, sizeof who) > 0)
+        etok_record_add_fault(rec, rec->idle_start_s + 0.5 * (rec->idle_end_s - rec->idle_start_s), "gpu_processes", "",
+                              "warning", "another process holds the GPU during the idle baseline (%s): the GPU's idle "
+                              "power and device figures include its work", who);
 }
 
 /* A window edge: a reading of every meter now (etok_meters_mark), then its record time. */
@@ -87,6 +175,11 @@ static void usage(FILE *f) {
             "  --boundary process  also show the energy attributed to the command's process group\n"
             "                      by its CPU-time share (an attribution model, beside the device\n"
             "                      figure; docs/RECORD.md \"Background load\")\n"
+            "  --per-process       also the energy of each process of the command's tree by its share\n"
+            "                      of busy CPU time (an attribution model, the exporter's; the summary\n"
+            "                      and --json list them; docs/PROMETHEUS.md)\n"
+            "  --no-idle-history   neither compare the idle baseline with this host's earlier quiet\n"
+            "                      ones nor remember it (~/.local/state/etok; docs/RECORD.md)\n"
             "  --kill-after S      after a forwarded Ctrl-C/SIGTERM, SIGKILL the command's process\n"
             "                      group if it is still running S seconds later (default 10)\n"
             "  --window-start RE   open the measured window at the first output line matching RE (POSIX\n"
@@ -161,6 +254,8 @@ typedef struct {
     int json;
     int process_boundary; /* --boundary process */
     const char *window_start, *window_end; /* --window-start/--window-end: edges on output lines */
+    int no_idle_history;  /* --no-idle-history */
+    int per_process;      /* --per-process */
 } run_opts;
 
 /* --window-start/--window-end: a line of the command's output moves a window edge to now. */
@@ -225,6 +320,7 @@ int cmd_run(int argc, char **argv) {
         {"output", required_argument, NULL, 'o'},  {"json", no_argument, NULL, 'j'},
         {"kill-after", required_argument, NULL, 'K'}, {"boundary", required_argument, NULL, 'B'},
         {"window-start", required_argument, NULL, 'S'}, {"window-end", required_argument, NULL, 'E'},
+        {"no-idle-history", no_argument, NULL, 'H'}, {"per-process", no_argument, NULL, 'X'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     run_opts o = {.idle_s = 5, .pue = 1, .out_path = DEFAULT_RECORD};
@@ -286,6 +382,8 @@ int cmd_run(int argc, char **argv) {
             }
             o.process_boundary = !strcmp(optarg, "process");
             break;
+        case 'H': o.no_idle_history = 1; break;
+        case 'X': o.per_process = 1; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
         default:
             fprintf(stderr, "etok run: unknown or incomplete option '%s' (etok run --help)\n", argv[optind - 1]);
@@ -378,12 +476,34 @@ int cmd_run(int argc, char **argv) {
         rec.idle_start_s = run_edge_s(ms);
         interrupted = etok_wait_or_signal(sig_fd, o.idle_s);
         rec.idle_end_s = run_edge_s(ms);
+        gpu_others(&rec);
     }
     rec.window_start_s = run_edge_s(ms);
+    run_pp pp = {.ms = ms};
+    if (o.per_process && !interrupted) {
+        etok_err e2 = {0};
+        pp.pe = etok_procenergy_open(0, 0, &e2);
+        if (pp.pe) {
+            etok_procenergy_set_pgrp(pp.pe, -1); /* nothing until the command's group exists */
+            etok_procenergy_keep_exited(pp.pe, 1);
+            pthread_mutex_init(&pp.mu, NULL);
+            pthread_cond_init(&pp.cv, NULL);
+            pp.started = pthread_create(&pp.th, NULL, pp_thread, &pp) == 0;
+            if (!pp.started) {
+                pthread_mutex_destroy(&pp.mu);
+                pthread_cond_destroy(&pp.cv);
+            }
+        }
+        if (!pp.started) {
+            fprintf(stderr, "etok run: --per-process: %s\n", e2.msg[0] ? e2.msg : "cannot start its thread");
+            etok_procenergy_close(pp.pe);
+            pp.pe = NULL;
+        }
+    }
     if (!interrupted) {
         window_edges edges = {ms, &rec};
         etok_command_opts co = {.tokens_regex = o.tokens_regex, .tokens_pick = o.tokens_pick, .signal_fd = sig_fd, .kill_grace_s = o.kill_after_s,
-                                .on_group = run_on_group, .on_group_ctx = ms,
+                                .on_group = run_on_group, .on_group_ctx = &pp,
                                 .window_start_regex = o.window_start, .window_end_regex = o.window_end,
                                 .on_window_edge = run_on_window_edge, .on_window_ctx = &edges};
         if (etok_command_run(cmd, &co, &cr, &err) != 0) {
@@ -406,6 +526,16 @@ int cmd_run(int argc, char **argv) {
     } else {
         rc = ETOK_EXIT_INTERRUPTED;
     }
+    if (pp.started) { /* a last update at the window's end, then the thread stops */
+        pthread_mutex_lock(&pp.mu);
+        pp.stop = 1;
+        pthread_cond_signal(&pp.cv);
+        pthread_mutex_unlock(&pp.mu);
+        pthread_join(pp.th, NULL);
+        pp_update(&pp);
+        pthread_mutex_destroy(&pp.mu);
+        pthread_cond_destroy(&pp.cv);
+    }
     if (!(ran && cr.window_closed)) rec.window_end_s = run_edge_s(ms);
     if (ran && o.window_start && !cr.window_opened)
         fprintf(stderr, "etok run: warning: --window-start '%s' matched no output line: the window is the whole command "
@@ -425,6 +555,7 @@ int cmd_run(int argc, char **argv) {
         rec.tokens_out = cr.tokens;
     }
     rec.config_json = config_text(&o, ran ? &cr : NULL);
+    etok_cli_idle_history("run", &rec, !o.no_idle_history); /* before the analysis: it adds a warning */
     etok_bgload_fill_record(&rec); /* per-phase background load, in the record */
 
     const char *saved_path = o.out_path;
@@ -449,6 +580,8 @@ int cmd_run(int argc, char **argv) {
         if (o.json) {
             json_t *j = etok_run_summary_json(&rec, &sum);
             if (j) {
+                if (o.process_boundary) json_object_set_new(j, "background", etok_run_summary_background_json(&rec, &sum, 1));
+                if (pp.pe) json_object_set_new(j, "processes", pp_report(pp.pe, NULL));
                 if (saved) json_object_set_new(j, "record", json_string(saved_path));
                 json_dumpf(j, stderr, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
                 fputc('\n', stderr);
@@ -457,6 +590,7 @@ int cmd_run(int argc, char **argv) {
         } else {
             etok_run_summary_text(stderr, &rec, &sum, saved ? saved_path : NULL);
             etok_run_summary_background(stderr, &rec, &sum, o.process_boundary);
+            if (pp.pe) (void)pp_report(pp.pe, stderr);
             if (o.tokens_regex && ran && !cr.tokens_found)
                 fprintf(stderr, "  note: --tokens-regex '%s' matched no line with an integer count\n", o.tokens_regex);
             else if (o.tokens_regex && cr.tokens_found)
@@ -470,6 +604,7 @@ int cmd_run(int argc, char **argv) {
     }
     etok_energy_summary_free(&sum);
     etok_record_free(&rec);
+    etok_procenergy_close(pp.pe);
     /* Signals kept blocked until the record is written; one that came after the command
      * ended is consumed here rather than killing us on unblock. */
     close(sig_fd);

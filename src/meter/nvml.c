@@ -35,6 +35,7 @@ typedef struct {
     nvmlReturn_t (*pm_get)(nvmlDevice_t, unsigned int *);                 /* the power-limit lever */
     nvmlReturn_t (*pm_set)(nvmlDevice_t, unsigned int);
     nvmlReturn_t (*pm_range)(nvmlDevice_t, unsigned int *, unsigned int *);
+    nvmlReturn_t (*procs)(nvmlDevice_t, unsigned int *, nvmlProcessInfo_v1_t *); /* running compute processes */
     const char *(*errstr)(nvmlReturn_t);
     int inited;
     unsigned int n_gpus;
@@ -82,6 +83,7 @@ static int lib_load(nvml_lib *L, char *why, size_t cap) {
     SYM(pm_get, "nvmlDeviceGetPowerManagementLimit");
     SYM(pm_set, "nvmlDeviceSetPowerManagementLimit");
     SYM(pm_range, "nvmlDeviceGetPowerManagementLimitConstraints");
+    SYM(procs, "nvmlDeviceGetComputeRunningProcesses");
 #undef SYM
     if (!L->init || !L->shutdown || !L->count || !L->handle || !L->power) {
         etok_meter_why(why, cap, "no driver: %s lacks nvmlInit_v2/nvmlDeviceGetCount_v2/nvmlDeviceGetPowerUsage (driver too old?)", lib_path());
@@ -315,6 +317,48 @@ const etok_meter_driver etok_meter_nvml = {
     .collect = NULL,
     .close = nvml_close,
 };
+
+/* ---- other processes on the GPUs (issue 17; meter.h) ---- */
+
+int etok_nvml_gpu_processes(long exclude_pid, long exclude_pgrp, char *out, size_t cap) {
+    if (cap) out[0] = '\0';
+    nvml_lib L;
+    char why[256];
+    if (lib_load(&L, why, sizeof why) != 0 || !L.procs) {
+        lib_unload(&L);
+        return -1;
+    }
+    int n = 0;
+    size_t k = 0;
+    for (unsigned g = 0; g < L.n_gpus; g++) {
+        nvmlProcessInfo_v1_t info[64];
+        unsigned int cnt = 64;
+        nvmlReturn_t r = L.procs(L.dev[g], &cnt, info);
+        if (r != NVML_SUCCESS && r != NVML_ERROR_INSUFFICIENT_SIZE) continue;
+        if (cnt > 64) cnt = 64;
+        for (unsigned i = 0; i < cnt; i++) {
+            long pid = (long)info[i].pid;
+            if (pid == exclude_pid) continue;
+            if (exclude_pgrp > 0) { /* the measured command's own processes are not "another" */
+                char path[64], *t;
+                snprintf(path, sizeof path, "%s/%ld/stat", etok_proc_root(), pid);
+                if ((t = etok_read_file(path, NULL)) != NULL) {
+                    const char *p = strrchr(t, ')');
+                    long pg = -1;
+                    int own = p && sscanf(p + 1, " %*c %*d %ld", &pg) == 1 && pg == exclude_pgrp;
+                    free(t);
+                    if (own) continue;
+                }
+            }
+            n++;
+            if (k < cap)
+                k += (size_t)snprintf(out + k, cap - k, "%sgpu%u pid %ld (%.0f MiB)", k ? ", " : "", g, pid,
+                                      info[i].usedGpuMemory / 1048576.0);
+        }
+    }
+    lib_unload(&L);
+    return n;
+}
 
 /* ---- the GPU power-limit lever (nvml_plimit.h) ---- */
 

@@ -26,7 +26,14 @@ typedef struct {
     nvmlValue_t value;
 } nvmlFieldValue_t;
 
+/* nvmlDeviceGetComputeRunningProcesses (the unversioned symbol: the v1 layout) */
+typedef struct {
+    unsigned int pid;
+    unsigned long long usedGpuMemory;
+} nvmlProcessInfo_v1_t;
+
 #define NVML_SUCCESS 0
+#define NVML_ERROR_INSUFFICIENT_SIZE 7
 #define NVML_ERROR_NOT_SUPPORTED 3
 #define NVML_ERROR_NO_PERMISSION 4
 #define NVML_ERROR_GPU_IS_LOST 15

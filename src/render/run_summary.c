@@ -318,6 +318,57 @@ json_t *etok_run_summary_json(const etok_record *r, const etok_energy_summary *s
         json_object_set_new(jf, "message", json_string(r->faults[i].message));
         json_array_append_new(fs, jf);
     }
+    json_object_set_new(o, "background", etok_run_summary_background_json(r, s, 0));
+    return o;
+}
+
+json_t *etok_run_summary_background_json(const etok_record *r, const etok_energy_summary *s, int process_boundary) {
+    etok_bgload bg;
+    etok_bgload_analyse(r, &bg);
+    if (!bg.present) return json_null();
+    json_t *o = json_object();
+    if (!o) return json_null();
+    static const char *const key[ETOK_PHASE_COUNT] = {"idle", "warmup", "window"};
+    json_object_set_new(o, "scope", json_string(r->cpuload.scope));
+    json_object_set_new(o, "source", json_string("/proc"));
+    json_t *ph = json_object();
+    json_object_set_new(o, "phases", ph);
+    for (int k = 0; k < ETOK_PHASE_COUNT; k++) {
+        const etok_cpuload_phase *p = &bg.phase[k];
+        json_t *jp = json_object();
+        json_object_set_new(jp, "valid", json_boolean(p->valid));
+        json_object_set_new(jp, "machine_busy_cores", p->valid ? jnum(p->machine_busy_cores) : json_null());
+        json_object_set_new(jp, "own_busy_cores", p->valid && p->own_busy_cores >= 0 ? jnum(p->own_busy_cores) : json_null());
+        json_object_set_new(jp, "background_busy_cores",
+                            p->valid && p->background_busy_cores >= 0 ? jnum(p->background_busy_cores) : json_null());
+        json_object_set_new(jp, "background_noise_cores", p->valid ? jnum(p->background_noise_cores) : json_null());
+        json_object_set_new(ph, key[k], jp);
+    }
+    json_object_set_new(o, "changed", bg.changed < 0 ? json_null() : json_boolean(bg.changed));
+    json_object_set_new(o, "change_cores", jnum(bg.change_cores));
+    json_object_set_new(o, "threshold_cores", jnum(ETOK_BG_THRESHOLD_CORES));
+    json_object_set_new(o, "warning", bg.warning[0] ? json_string(bg.warning) : json_null());
+    if (process_boundary) {
+        etok_process_energy pe;
+        json_t *jp = json_object();
+        if (etok_process_energy_compute(r, s, &pe) != 0) {
+            json_object_set_new(jp, "valid", json_false());
+            json_object_set_new(jp, "note", json_string("not available: out of memory"));
+        } else {
+            json_object_set_new(jp, "valid", json_boolean(pe.valid));
+            json_object_set_new(jp, "source", json_string("attribution-model"));
+            json_object_set_new(jp, "energy_j", pe.valid ? jnum(pe.energy_j) : json_null());
+            json_object_set_new(jp, "joules_per_output_token", pe.valid ? jnum(pe.joules_per_output_token) : json_null());
+            json_object_set_new(jp, "share_of_device", pe.valid ? jnum(pe.share_of_device) : json_null());
+            json_object_set_new(jp, "own_cpu_share", pe.valid ? jnum(pe.own_cpu_share) : json_null());
+            json_object_set_new(jp, "idle_power_w", pe.valid ? jnum(pe.idle_power_w) : json_null());
+            json_object_set_new(jp, "baseline_power_w", jnum(pe.baseline_power_w));
+            json_object_set_new(jp, "baseline_busy_cores", jnum(pe.baseline_busy_cores));
+            json_object_set_new(jp, "watts_per_busy_core", pe.fitted ? jnum(pe.watts_per_core) : json_null());
+            json_object_set_new(jp, "note", json_string(pe.note));
+        }
+        json_object_set_new(o, "process", jp);
+    }
     return o;
 }
 

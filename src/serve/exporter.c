@@ -11,16 +11,22 @@
  * it does not, --tokens-file names a file the engine (or a log tailer) rewrites with cumulative
  * counts, and the exporter republishes it as etok_tokens_total{kind}. The exporter never
  * invents a token count: with no file, or an unreadable one, the series is absent and
- * etok_tokens_file_up says 0. */
+ * etok_tokens_file_up says 0.
+ *
+ * --per-process (procenergy.h): a thread updates the per-process and per-cgroup books every
+ * period from the energy source's cumulative total; a scrape renders them under the same
+ * mutex. The families state the model in their HELP text (docs/PROMETHEUS.md). */
 #include "etok/serve.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "etok/parse.h"
 #include "etok/prom.h"
@@ -28,8 +34,21 @@
 /* The largest count a tokens file may hold: 2^53, exact as a Prometheus (double) sample. */
 #define ETOK_TOKENS_FILE_MAX 9007199254740992LL
 
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop, started;
+    pthread_t th;
+    etok_procenergy *pe;
+    etok_energy_source energy;
+    double period_s;
+    int failed;               /* the last update failed (etok_process_attribution_up 0) */
+    char last_error[1024];
+} pp_state;
+
 struct etok_exporter {
     etok_exporter_opts o;
+    pp_state pp;
     char host[64];
     char tokens_file[1024];
     struct MHD_Daemon *d;
@@ -110,6 +129,17 @@ char *etok_exporter_metrics_text(const etok_exporter_opts *o) {
             if (ho) etok_prom_sample(&b, "etok_tokens_total", ko, (double)out);
         }
     }
+    pp_state *pp = o->per_process ? o->per_process_state : NULL;
+    if (pp) {
+        pthread_mutex_lock(&pp->mu);
+        etok_procenergy_view v;
+        etok_procenergy_view_get(pp->pe, &v);
+        etok_prom_family(&b, "etok_process_attribution_up", "gauge",
+                         "1 when the last per-process update read /proc (and the meters) at its interval");
+        etok_prom_sample(&b, "etok_process_attribution_up", NULL, pp->failed ? 0 : 1);
+        etok_prom_procenergy(&b, &v, o->idle_power_w);
+        pthread_mutex_unlock(&pp->mu);
+    }
     etok_prom_family(&b, "etok_exporter_info", "gauge", "etok exporter version");
     const char *il[] = {"version", "0.1.0", NULL};
     etok_prom_sample(&b, "etok_exporter_info", il, 1);
@@ -154,6 +184,123 @@ void etok_prom_energy_reading(etok_prom_buf *b, const etok_energy_reading *r) {
     etok_prom_sample(b, "etok_power_watts", pl, r->power_w);
     etok_prom_family(b, "etok_energy_uncertainty_joules", "gauge", "Uncertainty (J) of the cumulative energy");
     etok_prom_sample(b, "etok_energy_uncertainty_joules", pl, r->uncertainty_j);
+}
+
+void etok_prom_procenergy(etok_prom_buf *b, const etok_procenergy_view *v, double idle_power_w) {
+    char pid[32], idle[32];
+    etok_prom_family(b, "etok_process_energy_joules_total", "counter",
+                     "ATTRIBUTION MODEL, not a measurement: device energy (J) split over processes by their share of the "
+                     "machine's busy CPU time in each interval (utime+stime of /proc/PID/stat vs /proc/stat); assumes a busy "
+                     "core costs the same for every process and non-CPU energy follows CPU time. Live processes only; "
+                     "sum() + exited + unattributed = covered, never double counted");
+    for (size_t i = 0; i < v->n_procs; i++) {
+        if (!(v->procs[i].energy_j > 0)) continue;
+        snprintf(pid, sizeof pid, "%ld", v->procs[i].pid);
+        const char *l[] = {"pid", pid, "comm", v->procs[i].comm, NULL};
+        etok_prom_sample(b, "etok_process_energy_joules_total", l, v->procs[i].energy_j);
+    }
+    etok_prom_family(b, "etok_process_exited_energy_joules_total", "counter",
+                     "Attributed energy (J) of processes that have exited (their series are gone)");
+    etok_prom_sample(b, "etok_process_exited_energy_joules_total", NULL, v->proc_exited_j);
+    etok_prom_family(b, "etok_process_unattributed_energy_joules_total", "counter",
+                     "Energy (J) no process took: busy time no process accounts for, idle intervals, and the idle power "
+                     "of free cores when an idle power is given");
+    etok_prom_sample(b, "etok_process_unattributed_energy_joules_total", NULL, v->proc_unattributed_j);
+    etok_prom_family(b, "etok_process_attribution_covered_energy_joules_total", "counter",
+                     "Device energy (J) over the intervals attributed (per-process and per-cgroup views each add up to it)");
+    etok_prom_sample(b, "etok_process_attribution_covered_energy_joules_total", NULL, v->covered_j);
+    if (v->cgroups_available) {
+        etok_prom_family(b, "etok_cgroup_energy_joules_total", "counter",
+                         "ATTRIBUTION MODEL, not a measurement: device energy (J) split over cgroup v2 cgroups by their own "
+                         "CPU usage (cpu.stat usage_usec less their children's) in each interval, the model of "
+                         "etok_process_energy_joules_total; a separate view: never add it to the process series");
+        for (size_t i = 0; i < v->n_cgroups; i++) {
+            if (!(v->cgroups[i].energy_j > 0)) continue;
+            const char *l[] = {"cgroup", v->cgroups[i].path, NULL};
+            etok_prom_sample(b, "etok_cgroup_energy_joules_total", l, v->cgroups[i].energy_j);
+        }
+        etok_prom_family(b, "etok_cgroup_removed_energy_joules_total", "counter",
+                         "Attributed energy (J) of cgroups that have been removed");
+        etok_prom_sample(b, "etok_cgroup_removed_energy_joules_total", NULL, v->cgroup_removed_j);
+        etok_prom_family(b, "etok_cgroup_unattributed_energy_joules_total", "counter",
+                         "Energy (J) no cgroup took (as etok_process_unattributed_energy_joules_total)");
+        etok_prom_sample(b, "etok_cgroup_unattributed_energy_joules_total", NULL, v->cgroup_unattributed_j);
+    }
+    snprintf(idle, sizeof idle, "%g", idle_power_w > 0 ? idle_power_w : 0);
+    etok_prom_family(b, "etok_process_attribution_info", "gauge",
+                     "The attribution model: share of busy CPU time per interval; idle_power_w 0 = the whole energy split "
+                     "by CPU time");
+    const char *il[] = {"model", "cpu-time-share", "idle_power_w", idle, NULL};
+    etok_prom_sample(b, "etok_process_attribution_info", il, 1);
+}
+
+static void *pp_thread(void *arg) {
+    pp_state *pp = arg;
+    pthread_mutex_lock(&pp->mu);
+    while (!pp->stop) {
+        pthread_mutex_unlock(&pp->mu);
+        etok_energy_reading r;
+        int have = pp->energy.read && pp->energy.read(pp->energy.arg, &r) == 0;
+        pthread_mutex_lock(&pp->mu);
+        if (have) {
+            etok_err e = {0};
+            pp->failed = etok_procenergy_update(pp->pe, r.total_j, &e) != 0;
+            if (pp->failed) snprintf(pp->last_error, sizeof pp->last_error, "%s", e.msg);
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        double s = (double)ts.tv_sec + ts.tv_nsec * 1e-9 + pp->period_s;
+        ts.tv_sec = (time_t)s;
+        ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+        while (!pp->stop && pthread_cond_timedwait(&pp->cv, &pp->mu, &ts) == 0) {
+        }
+    }
+    pthread_mutex_unlock(&pp->mu);
+    return NULL;
+}
+
+static int pp_start(etok_exporter *x, etok_err *err) {
+    pp_state *pp = &x->pp;
+    pp->period_s = x->o.per_process_period_s > 0 ? x->o.per_process_period_s : 1.0;
+    pp->energy = x->o.energy;
+    pp->pe = etok_procenergy_open(x->o.per_process_cgroups, x->o.idle_power_w, err);
+    if (!pp->pe) return -1;
+    etok_energy_reading r;
+    if (pp->energy.read && pp->energy.read(pp->energy.arg, &r) == 0 && etok_procenergy_update(pp->pe, r.total_j, err) != 0) {
+        etok_procenergy_close(pp->pe);
+        pp->pe = NULL;
+        return -1;
+    }
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&pp->mu, NULL);
+    pthread_cond_init(&pp->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&pp->th, NULL, pp_thread, pp) != 0) {
+        pthread_mutex_destroy(&pp->mu);
+        pthread_cond_destroy(&pp->cv);
+        etok_procenergy_close(pp->pe);
+        pp->pe = NULL;
+        return etok_errf(err, "exporter: cannot start the per-process thread");
+    }
+    pp->started = 1;
+    x->o.per_process_state = pp;
+    return 0;
+}
+
+static void pp_stop(etok_exporter *x) {
+    pp_state *pp = &x->pp;
+    if (!pp->started) return;
+    pthread_mutex_lock(&pp->mu);
+    pp->stop = 1;
+    pthread_cond_signal(&pp->cv);
+    pthread_mutex_unlock(&pp->mu);
+    pthread_join(pp->th, NULL);
+    pthread_mutex_destroy(&pp->mu);
+    pthread_cond_destroy(&pp->cv);
+    etok_procenergy_close(pp->pe);
+    pp->started = 0;
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *ctype, char *text) {
@@ -213,11 +360,17 @@ etok_exporter *etok_exporter_start(const etok_exporter_opts *o, etok_err *err) {
         free(x);
         return NULL;
     }
+    x->o.per_process_state = NULL;
+    if (o->per_process && pp_start(x, err) != 0) {
+        free(x);
+        return NULL;
+    }
     x->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)o->port, NULL, NULL, handler, x,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
                             MHD_OPTION_END);
     if (!x->d) {
         etok_errf(err, "exporter: cannot listen on %s:%d (port in use or not permitted)", x->host, o->port);
+        pp_stop(x);
         free(x);
         return NULL;
     }
@@ -231,5 +384,6 @@ int etok_exporter_port(const etok_exporter *x) { return x->port; }
 void etok_exporter_stop(etok_exporter *x) {
     if (!x) return;
     if (x->d) MHD_stop_daemon(x->d);
+    pp_stop(x);
     free(x);
 }

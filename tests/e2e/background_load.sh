@@ -49,6 +49,25 @@ import json, sys
 c = json.load(open(sys.argv[1]))["cpu_load"]
 assert c["background_changed"] is False, c
 EOP
+# --json carries the background block (and the process figure with --boundary process)
+ETOK_PROC_ROOT="$T/proc" "$ETOK" run --meter estimate --idle 1 --tokens 10 --boundary process --json -o "$T/j.json" \
+    -- sleep 0.5 2> "$T/j.err"
+ck "json run exit 0" "[ $? = 0 ]"
+python3 - "$T/j.err" <<'EOP' || fail=1
+import json, sys
+b = json.load(open(sys.argv[1]))["background"]
+assert b["scope"] == "process_group", b
+assert set(b["phases"]) == {"idle", "warmup", "window"}, b
+assert b["phases"]["window"]["valid"] is True, b
+assert b["changed"] is False and b["warning"] is None, b
+assert "note" in b["process"] and b["process"]["source"] == "attribution-model", b["process"]
+EOP
+ETOK_PROC_ROOT="$T/proc" "$ETOK" run --meter estimate --idle 0 --json -o "$T/k.json" -- true 2> "$T/k.err"
+python3 - "$T/k.err" <<'EOP' || fail=1
+import json, sys
+b = json.load(open(sys.argv[1]))["background"]
+assert "process" not in b and b["phases"]["idle"]["valid"] is False, b
+EOP
 "$ETOK" run --boundary nodes -- true 2> "$T/bad.err"
 ck "bad --boundary -> usage" "[ $? = 2 ] && grep -q 'boundary' '$T/bad.err'"
 exit $fail

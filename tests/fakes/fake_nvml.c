@@ -14,6 +14,8 @@
  *   FAKE_NVML_SET_ERR     NVML return code of nvmlDeviceSetPowerManagementLimit (default 0; 4 = no
  *                         permission, 3 = not supported)
  *   FAKE_NVML_SET_ERR_FROM  with FAKE_NVML_SET_ERR: only GPUs with this index or higher fail (default 0)
+ *   FAKE_NVML_PROCS       comma-separated PIDs running on GPU 0 (nvmlDeviceGetComputeRunningProcesses;
+ *                         default none), each shown using 1 GiB
  *   FAKE_NVML_LIMIT_LOG   file: every successful set appends "set GPU MW\n", so a test reads back
  *                         what was set and that the previous limit was restored
  * Init is reference-counted as in the real library (the meter and the power-limit lever each
@@ -191,4 +193,23 @@ int nvmlDeviceGetUtilizationRates(fake_dev *d, nvmlUtilization_t *u) {
     u->gpu = 42;
     u->memory = 17;
     return 0;
+}
+
+int nvmlDeviceGetComputeRunningProcesses(fake_dev *d, unsigned int *count, nvmlProcessInfo_v1_t *infos) {
+    if (!d || !count) return 2;
+    unsigned int n = 0, cap = *count;
+    int status = 0;
+    const char *p = d->index == 0 ? env("FAKE_NVML_PROCS", "") : "";
+    while (*p) {
+        unsigned int pid = (unsigned int)strtoul(p, (char **)&p, 10);
+        if (pid) {
+            if (n < cap && infos) infos[n] = (nvmlProcessInfo_v1_t){pid, 1ULL << 30};
+            else status = NVML_ERROR_INSUFFICIENT_SIZE;
+            n++;
+        }
+        if (*p == ',') p++;
+        else if (*p) break;
+    }
+    *count = n;
+    return status;
 }

@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "etok/attribute.h"
 #include "etok/bgload.h"
 #include "etok/cpuload.h"
 #include "etok/energy.h"
@@ -198,23 +199,47 @@ static void test_phases_and_warnings(void **state) {
 static void test_interval_rule(void **state) {
     (void)state;
     /* all dynamic, all idle when alone */
-    assert_true(fabs(etok_process_interval_energy(10, 1, 2, 1, 1, 0, 2) - 10) < 1e-12);
+    assert_true(fabs(etok_process_interval_energy(10, 1, 2, 1, 1, 2) - 10) < 1e-12);
     /* half the busy time, one of two cores held by background: 0.5*8 + 0.5*2 */
-    assert_true(fabs(etok_process_interval_energy(10, 1, 2, 1, 2, 1, 2) - 5) < 1e-12);
-    /* energy below idle (noise): no negative dynamic */
-    assert_true(fabs(etok_process_interval_energy(1, 1, 2, 1, 1, 0, 2) - 2) < 1e-12);
-    /* nobody busy: the whole dynamic part is ours; idle share clamped */
-    assert_true(fabs(etok_process_interval_energy(3, 1, 2, 0, 0, 5, 2) - 1) < 1e-12);
+    assert_true(fabs(etok_process_interval_energy(10, 1, 2, 1, 2, 2) - 5) < 1e-12);
+    /* energy below idle (noise): no negative dynamic, never more than the device's energy */
+    assert_true(fabs(etok_process_interval_energy(1, 1, 2, 1, 1, 2) - 1) < 1e-12);
+    /* nobody busy: the whole interval is ours (rest = idle + unexplained dynamic) */
+    assert_true(fabs(etok_process_interval_energy(3, 1, 2, 0, 0, 2) - 3) < 1e-12);
+    /* own cores above machine busy (rounding): clamped to all of it */
+    assert_true(fabs(etok_process_interval_energy(10, 1, 2, 1.5, 1, 2) - 10) < 1e-12);
+    /* the shared split: consumers that do not overlap plus the rest add up to the energy */
+    double E = 17, I = 4, c[3] = {0.5, 1.25, 0.75}, sum = 0; /* 4 cores, 2.5 busy */
+    for (int k = 0; k < 3; k++) sum += etok_cpu_share_energy(E, 2, I / 2, c[k], 2.5, 4);
+    double rest = etok_cpu_rest_energy(E, 2, I / 2, 2.5, 4);
+    assert_true(fabs(sum + rest - E) < 1e-12);
+    assert_true(fabs(rest - 1.5 / 4 * I) < 1e-12); /* the idle of 1.5 free cores */
+    assert_true(fabs(etok_cpu_share_energy(E, 2, I / 2, 0.5, 2.5, 4) - (0.2 * 13 + 0.5 / 4 * 4)) < 1e-12);
+    /* no idle known (the exporter by default): a pure CPU-time share; nobody busy: all rest */
+    assert_true(fabs(etok_cpu_share_energy(E, 2, 0, 0.5, 2.5, 4) - 0.2 * E) < 1e-12);
+    assert_true(fabs(etok_cpu_rest_energy(E, 2, 0, 0, 4) - E) < 1e-12);
+    assert_true(etok_cpu_share_energy(E, 2, 0, 1, 0, 4) == 0);
+    assert_true(etok_cpu_share_energy(-1, 2, 0, 1, 1, 4) == 0 && etok_cpu_rest_energy(-1, 2, 0, 1, 4) == 0);
 }
 
-/* A run on a 2-core device whose power is P = 2 W + 3 W x busy cores (the estimate meter's
- * linear model), as a power trace (estimate) or a counter in uJ (RAPL-like). The workload has
- * 100 output tokens. Quiet: own 2 cores for 10 s. Neighbour: a busy loop through baseline and
- * window; the loop takes 1/3 of the CPU, so the work runs 15 s on 4/3 cores. */
-static void device_run(etok_record *r, int counter, int neighbour) {
+/* A run on an n-core device whose power is P = n x 1 W + 3 W x busy cores (the estimate
+ * meter's generic model), as a power trace (estimate) or a counter in uJ (RAPL-like). The
+ * workload needs W = 20 core-seconds for 100 output tokens and runs on `own_demand` cores when
+ * alone. A busy loop wants one core: during the baseline (bg_idle) and/or the window (bg_win);
+ * when demand exceeds the cores, the scheduler shares them in proportion (the work slows). */
+typedef struct {
+    int n;
+    double own_demand, bg_idle, bg_win;
+} scenario;
+
+static void device_run(etok_record *r, int counter, scenario sc) {
     etok_record_init(r);
-    double T = neighbour ? 15 : 10, own = neighbour ? 4.0 / 3 : 2, bg = neighbour ? 2.0 / 3 : 0;
-    double bg_idle = neighbour ? 1 : 0;
+    double n = sc.n, own = sc.own_demand, bg = sc.bg_win;
+    if (own + bg > n) {
+        own = n * sc.own_demand / (sc.own_demand + sc.bg_win);
+        bg = n * sc.bg_win / (sc.own_demand + sc.bg_win);
+    }
+    double T = 20 / own;
     r->idle_start_s = 0;
     r->idle_end_s = 5;
     r->window_start_s = 5;
@@ -234,50 +259,91 @@ static void device_run(etok_record *r, int counter, int neighbour) {
     t->summable = 1;
     etok_cpuload *cl = &r->cpuload;
     cl->present = 1;
-    cl->n_cpus = 2;
+    cl->n_cpus = sc.n;
     snprintf(cl->scope, sizeof cl->scope, "process");
     double e = 0, busy = 0, o = 0;
     for (int k = 0; k * 0.1 <= r->window_end_s + 1e-9; k++) {
         double ts = k * 0.1;
         int win = ts >= 5 - 1e-9;
-        double b = win ? own + bg : bg_idle, p = 2 + 3 * b;
-        assert_non_null(etok_trace_add_sample(t, ts, counter ? e * 1e6 : p));
+        double b = win ? own + bg : sc.bg_idle, p = n + 3 * b;
+        /* an estimate reading at ts is the power over the interval that ends there */
+        assert_non_null(etok_trace_add_sample(t, ts, counter ? e * 1e6 : (k ? p : n)));
         etok_cpu_sample *s = etok_record_add_cpu_sample(r);
-        *s = (etok_cpu_sample){ts, busy, 2 * ts, o};
+        *s = (etok_cpu_sample){ts, busy, n * ts, o};
         e += p * 0.1;
         busy += b * 0.1;
         o += (win ? own : 0) * 0.1;
     }
 }
 
+static double process_jpt(int counter, scenario sc, double *device_jpt, etok_process_energy *pe_out) {
+    etok_record r;
+    device_run(&r, counter, sc);
+    etok_bgload_fill_record(&r);
+    etok_energy_summary es;
+    assert_int_equal(etok_energy_summarize(&r, &es), 0);
+    assert_true(es.has_idle);
+    etok_process_energy pe;
+    assert_int_equal(etok_process_energy_compute(&r, &es, &pe), 0);
+    assert_true(pe.valid);
+    assert_non_null(strstr(pe.note, "attribution model"));
+    if (device_jpt) *device_jpt = es.joules_per_output_token;
+    if (pe_out) *pe_out = pe;
+    etok_energy_summary_free(&es);
+    etok_record_free(&r);
+    return pe.joules_per_output_token;
+}
+
 static void test_process_figure_within_15pct(void **state) {
     (void)state;
     for (int counter = 0; counter < 2; counter++) {
-        double jpt[2], dev[2];
-        for (int nb = 0; nb < 2; nb++) {
-            etok_record r;
-            device_run(&r, counter, nb);
-            etok_energy_summary es;
-            assert_int_equal(etok_energy_summarize(&r, &es), 0);
-            assert_true(es.has_idle);
+        /* the built-in engine takes every core when alone (bench's default --threads) */
+        for (int n = 2; n <= 8; n *= 2) {
+            double quiet_dev, dev;
             etok_process_energy pe;
-            assert_int_equal(etok_process_energy_compute(&r, &es, &pe), 0);
-            assert_true(pe.valid);
-            assert_non_null(strstr(pe.note, "attribution model"));
-            jpt[nb] = pe.joules_per_output_token;
-            dev[nb] = es.joules_per_output_token;
-            if (!nb) assert_true(fabs(pe.energy_j - es.energy_j) < 0.02 * es.energy_j); /* quiet: all ours */
-            etok_energy_summary_free(&es);
-            etok_record_free(&r);
+            double quiet = process_jpt(counter, (scenario){n, n, 0, 0}, &quiet_dev, &pe);
+            assert_true(fabs(quiet - quiet_dev) < 0.02 * quiet_dev); /* quiet: all ours */
+            /* one busy loop through baseline and window, only in the window, only in the baseline */
+            const scenario nb[3] = {{n, n, 1, 1}, {n, n, 0, 1}, {n, n, 1, 0}};
+            for (int i = 0; i < 3; i++) {
+                double jpt = process_jpt(counter, nb[i], &dev, &pe);
+                if (nb[i].bg_win > 0) assert_true(dev > 1.05 * quiet_dev); /* the device figure is inflated */
+                if (fabs(jpt - quiet) > 0.15 * quiet)
+                    fprintf(stderr, "counter %d n %d case %d: %g vs quiet %g\n", counter, n, i, jpt, quiet);
+                assert_true(fabs(jpt - quiet) <= 0.15 * quiet);
+                if (nb[i].bg_idle > 0) { /* the baseline held a core: its share comes off the idle */
+                    assert_true(pe.fitted);
+                    assert_true(fabs(pe.watts_per_core - 3) < 0.15);
+                    assert_true(fabs(pe.idle_power_w - n) < 0.1 * n);
+                    assert_true(pe.baseline_power_w > n + 2.5);
+                    assert_non_null(strstr(pe.note, "W/busy core (fitted"));
+                }
+            }
         }
-        /* the device figure is inflated by the neighbour (the 0.18 vs 0.077) ... */
-        assert_true(dev[1] > 1.3 * dev[0]);
-        /* ... the process figure stays within 15% of the quiet machine's */
-        assert_true(fabs(jpt[1] - jpt[0]) <= 0.15 * jpt[0]);
+    }
+    /* An engine that leaves cores free (--threads 2 on 4 cores) beside a loop through baseline
+     * and window: the fitted idle removes the bias k b^2 (1/(o+b) - 1/n) of the contaminated
+     * baseline; what is left is the idle of the core the loop holds (b/n of idle), by the rule. */
+    for (int counter = 0; counter < 2; counter++) {
+        etok_process_energy pe;
+        double quiet = process_jpt(counter, (scenario){4, 2, 0, 0}, NULL, NULL);
+        double jpt = process_jpt(counter, (scenario){4, 2, 1, 1}, NULL, &pe);
+        assert_true(pe.fitted);
+        /* own: 3 W x 2 cores + 3/4 of the 4 W idle, per 10 s for 100 tokens */
+        assert_true(fabs(jpt - (6 + 3) * 10 / 100.0) < 0.03 * jpt);
+        assert_true(fabs(jpt - quiet) <= 0.15 * quiet);
+    }
+    /* A machine saturated throughout (busy cores do not move): nothing to fit, and nothing
+     * needed (the figure is own CPU share x device energy whatever the idle); it says so */
+    {
+        etok_process_energy pe;
+        (void)process_jpt(0, (scenario){2, 1, 2, 1}, NULL, &pe);
+        assert_false(pe.fitted);
+        assert_non_null(strstr(pe.note, "not fitted"));
     }
     /* without an idle baseline there is no process figure, and it says why */
     etok_record r;
-    device_run(&r, 0, 1);
+    device_run(&r, 0, (scenario){2, 2, 1, 1});
     r.idle_end_s = r.idle_start_s = 0;
     etok_energy_summary es;
     assert_int_equal(etok_energy_summarize(&r, &es), 0);

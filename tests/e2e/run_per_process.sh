@@ -1,0 +1,29 @@
+#!/bin/sh
+# e2e (issue 12): `etok run --per-process` lists the processes of the command's tree with the
+# energy attributed to each by CPU-time share (an attribution model): in the text summary and
+# in --json "processes"; never more in all than the window's energy. Real /proc, estimate meter.
+set -u
+ETOK=${ETOK_BIN:-./build/etok}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+ck() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; fi; }
+export XDG_STATE_HOME="$T/state"
+CMD='i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done & j=0; while [ $j -lt 300000 ]; do j=$((j+1)); done; wait'
+"$ETOK" run --meter estimate --idle 0 --tokens 1 --per-process --json -o "$T/r.json" -- sh -c "$CMD" 2> "$T/j.err"
+ck "json exit 0" "[ $? = 0 ]"
+python3 - "$T/j.err" <<'EOP' || fail=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+p = d["processes"]
+assert len(p) >= 1 and all(x["comm"] == "sh" and x["energy_j"] >= 0 for x in p), p
+assert sum(x["energy_j"] for x in p) <= d["energy_j"] * 1.02 + 1e-6, (p, d["energy_j"])
+assert all(x["exited"] for x in p), p  # the command has ended by the report
+EOP
+"$ETOK" run --meter estimate --idle 0 --tokens 1 --per-process -o "$T/r2.json" -- sh -c "$CMD" 2> "$T/t.err"
+ck "text exit 0" "[ $? = 0 ]"
+ck "text: the model is named" "grep -q 'per process .*attribution model' '$T/t.err'"
+ck "text: a process line" "grep -Eq 'pid [0-9]+ +sh ' '$T/t.err'"
+"$ETOK" run --meter estimate --idle 0 --tokens 1 -o "$T/r3.json" -- true 2> "$T/n.err"
+ck "without --per-process: no list" "! grep -q 'per process' '$T/n.err'"
+exit $fail
