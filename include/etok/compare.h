@@ -81,6 +81,25 @@ typedef struct {
     char message[320];
 } etok_compare_mismatch;
 
+/* The TPF's predicted change beside the measured one (lever_predict.h fills it; etok_compare
+ * leaves it zero: present = 0). */
+typedef struct {
+    int present;            /* a prediction was attempted (both arms had runs to map) */
+    int valid;              /* 1: mapped and predicted; 0: why says why not */
+    char lever[160];        /* "weights=fp32 batch=8", in `etok tpf` terms */
+    char why[256];          /* "no prediction: ..." reason, or a caveat */
+    char hardware[96];      /* "probe roofs (uncalibrated)" or the profile's name */
+    int power_curve;        /* 1: J from the calibrated power curve; 0: power held at the baseline's */
+    double rate_ratio;      /* predicted token rate after / before */
+    double joules_ratio;    /* predicted J/output-token after / before */
+    double decode_ratio;    /* predicted decode token rate after / before */
+    /* measured (from the compare deltas): relative change and 95% CI, NAN when absent */
+    double meas_rate_rel, meas_rate_lo, meas_rate_hi;
+    double meas_joules_rel, meas_joules_lo, meas_joules_hi;
+    /* predicted / measured, as ratios of (1 + change) */
+    double rate_pred_over_meas, joules_pred_over_meas;
+} etok_lever_prediction;
+
 typedef struct {
     char name[64];
     int paired;                  /* units are eval items common to both arms */
@@ -97,6 +116,7 @@ typedef struct {
     int systematic_cancels;      /* same meter source, meters, boundary and host */
     char energy_note[256];       /* how per-request energy was obtained */
     char verdict[512];           /* the one line */
+    etok_lever_prediction pred;  /* filled by the caller (cmd_compare, sweep) when it can predict */
 } etok_compare_cand;
 
 typedef struct {
