@@ -49,6 +49,13 @@ typedef struct {
     int power_measured;       /* 0: the estimate meter (a model of power, not a measurement) */
     char energy_source[16];   /* "counter", "power", "external", "estimate" */
     double peak_flops, mem_bw_bps; /* the record's hardware profile (etok probe) */
+    /* The share of the machine the run's own work got in the window: own busy cores / cores
+     * (record cpu_load, issue 17); NAN when not recorded. On a machine shared with other work
+     * the probe's all-core roofs overstate what the run could use. */
+    double cpu_share;
+    /* Multiplies the roofs (peak FLOP/s and bandwidth) in etok_cal_scenario: 1 = the probe's;
+     * `tpf --calibrate` sets it to cpu_share for its share-adjusted fit. */
+    double roof_scale;
 } etok_cal_run;
 
 /* Fills *out from a bench record of the built-in engine (needs engine steps and a window

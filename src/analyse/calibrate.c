@@ -59,6 +59,8 @@ int etok_cal_run_from_record(const etok_record *rec, const char *label, etok_cal
     memset(o, 0, sizeof *o);
     snprintf(o->label, sizeof o->label, "%s", label ? label : "run");
     o->idle_power_w = NAN;
+    o->cpu_share = NAN;
+    o->roof_scale = 1;
     if (strcmp(rec->kind, "bench"))
         return etok_errc(err, ETOK_EXIT_INPUT, "%s: a '%s' record; calibration needs etok bench records of the built-in engine",
                          o->label, rec->kind);
@@ -153,6 +155,11 @@ int etok_cal_run_from_record(const etok_record *rec, const char *label, etok_cal
         o->power_measured = strcmp(m.energy_source, "estimate") != 0;
     }
     etok_metrics_free(&m);
+    {
+        const etok_cpuload_phase *w = &rec->cpuload.phase[ETOK_PHASE_WINDOW];
+        if (rec->cpuload.present && w->valid && w->own_busy_cores > 0 && rec->cpuload.n_cpus > 0)
+            o->cpu_share = fmin(1.0, w->own_busy_cores / rec->cpuload.n_cpus);
+    }
     o->peak_flops = rec->hw.peak_flops;
     o->mem_bw_bps = rec->hw.mem_bw_bps;
     if (!rc && !(o->peak_flops > 0 && o->mem_bw_bps > 0))
@@ -189,6 +196,14 @@ int etok_cal_scenario(const etok_hw_spec *hw, const etok_model_arch *m, const et
     s->output_tokens = (int)floor(run->output_tokens + 0.5);
     if (s->output_tokens < 1) s->output_tokens = 1;
     if (run->attn_window > 0) s->model.attention_window = run->attn_window + run->attn_sinks;
+    if (run->roof_scale > 0 && run->roof_scale != 1) {
+        etok_hw_spec *h = &s->hw;
+        h->peak_flops_fp32 *= run->roof_scale;
+        h->peak_flops_bf16 *= run->roof_scale;
+        h->peak_flops_fp8 *= run->roof_scale;
+        h->peak_flops_int8 *= run->roof_scale;
+        h->mem_bw_bps *= run->roof_scale;
+    }
     if (!(hw->peak_flops_bf16 > 0 && hw->mem_bw_bps > 0))
         return etok_errc(err, ETOK_EXIT_INPUT, "%s: no roofs (peak FLOP/s and bandwidth)", run->label);
     return 0;
