@@ -142,4 +142,15 @@ void etok_compare_free(etok_compare_result *r);
  * "text", "md", "json", "csv" or "html". */
 char *etok_compare_render(const etok_compare_result *r, const char *format);
 
+/* One line (render/compare_render.c): "TPF prediction (...): token rate X predicted vs Y [lo, hi]
+ * measured (predicted/measured R); J/output-token ...", or "TPF prediction: no prediction: WHY". */
+void etok_lever_prediction_line(const etok_lever_prediction *p, char *buf, size_t n);
+
+/* For the sweep driver (scenario/sweep_predict.c), which cannot see the TPF's types: the prediction
+ * for the run record in cand_dir against the one in base_dir (each a directory holding
+ * run.json), with the measured relative changes meas_rate[3] and meas_joules[3] (value, CI low,
+ * high; NAN unknown). Fills *out (present = 0 when either is not a bench run of the engine). */
+void etok_sweep_lever_prediction(const char *base_dir, const char *cand_dir, const double meas_rate[3],
+                                 const double meas_joules[3], etok_lever_prediction *out);
+
 #endif

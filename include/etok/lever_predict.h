@@ -34,8 +34,6 @@ int etok_lever_map(const etok_cal_run *base, const etok_cal_run *cand, char *lev
 int etok_lever_predict(const etok_cal_run *base, const etok_cal_run *cand, const etok_hw_spec *hw, const etok_model_arch *m,
                        const etok_compare_cand *c, etok_lever_prediction *p, etok_err *err);
 
-/* One line: "TPF prediction (...): token rate X predicted vs Y [lo, hi] measured (predicted/measured
- * R); J/output-token ...", or "TPF prediction: no prediction: WHY" (render/compare_render.c). */
-void etok_lever_prediction_line(const etok_lever_prediction *p, char *buf, size_t n);
+/* etok_lever_prediction_line (one line of it) is declared in compare.h. */
 
 #endif
