@@ -111,6 +111,7 @@ int etok_cal_run_from_record(const etok_record *rec, const char *label, etok_cal
         if (strcmp(o->kv_type, "f16")) ADD("kv=%s", o->kv_type);
         if (o->attn_window > 0) ADD("window=%d+%d", o->attn_window, o->attn_sinks);
         if (o->cpu_max_freq_khz > 0) ADD("cpu-max-freq=%.0fkHz", o->cpu_max_freq_khz);
+        if (o->threads > 0 && rec->cpu_count > 0 && o->threads < rec->cpu_count) ADD("threads=%d", o->threads);
 #undef ADD
     }
 
