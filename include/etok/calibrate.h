@@ -58,6 +58,11 @@ typedef struct {
     double roof_scale;
 } etok_cal_run;
 
+/* The main matrix format of a "keep" run from config.weight_types ("F32 x 61, Q4_1 x 210,
+ * Q8_0 x 1" -> "q4_1"): the most frequent entry other than f32 (norm vectors), lower case; f32
+ * when only f32 appears. -1 when none can be read. */
+int etok_cal_main_weight_type(const char *weight_types, char *out, size_t n);
+
 /* Fills *out from a bench record of the built-in engine (needs engine steps and a window
  * energy). Errors (ETOK_EXIT_INPUT) name the record and what is missing. */
 int etok_cal_run_from_record(const etok_record *rec, const char *label, etok_cal_run *out, etok_err *err);

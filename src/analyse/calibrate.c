@@ -17,8 +17,9 @@
 
 /* The main matrix format of a "keep" run: the most frequent non-f32 entry of weight_types
  * ("q4_1 x 210, q8_0 x 1, f32 x 61"); f32 when only f32 appears. */
-static int main_weight_type(const char *types, char *out, size_t n) {
+int etok_cal_main_weight_type(const char *types, char *out, size_t n) {
     int best = -1;
+    if (!n) return -1;
     out[0] = 0;
     const char *p = types;
     while (p && *p) {
@@ -90,7 +91,7 @@ int etok_cal_run_from_record(const etok_record *rec, const char *label, etok_cal
     o->cpu_max_freq_khz = jnum(cfg, "cpu_max_freq_khz", 0);
     char wt[16];
     if (!strcmp(o->weights, "keep")) {
-        if (main_weight_type(jstr(cfg, "weight_types"), wt, sizeof wt)) snprintf(wt, sizeof wt, "?");
+        if (etok_cal_main_weight_type(jstr(cfg, "weight_types"), wt, sizeof wt)) snprintf(wt, sizeof wt, "?");
     } else
         snprintf(wt, sizeof wt, "%s", o->weights);
     o->weight_dtype_known = engine_dtype(wt, &o->weight_dtype) == 0;

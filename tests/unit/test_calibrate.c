@@ -273,12 +273,35 @@ static void fit_recovers(void **st) {
     assert_non_null(strstr(err.msg, "no run to fit"));
 }
 
+static void weight_type_and_share(void **st) {
+    (void)st;
+    char t[16];
+    assert_int_equal(etok_cal_main_weight_type("F32 x 61, Q4_1 x 210, Q8_0 x 1", t, sizeof t), 0);
+    assert_string_equal(t, "q4_1");
+    assert_int_equal(etok_cal_main_weight_type("F32 x 272", t, sizeof t), 0);
+    assert_string_equal(t, "f32");
+    assert_int_equal(etok_cal_main_weight_type("", t, sizeof t), -1);
+    assert_int_equal(etok_cal_main_weight_type(NULL, t, sizeof t), -1);
+    /* roof_scale: a run that got half the machine is predicted at half the rate */
+    etok_model_arch m = tiny();
+    etok_hw_spec h = roofs();
+    etok_cal_run r = run(1);
+    etok_cal_prediction a, b;
+    etok_err err = {0};
+    assert_int_equal(etok_cal_predict(&h, &m, &r, &a, &err), 0);
+    r.roof_scale = 0.5;
+    assert_int_equal(etok_cal_predict(&h, &m, &r, &b, &err), 0);
+    REL(b.decode_tps, 0.5 * a.decode_tps, 1e-12);
+    REL(a.decode_tps, 1e9 / 132096.0, 1e-9);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(map_levers),
         cmocka_unit_test(predicted_vs_measured_uncalibrated),
         cmocka_unit_test(predicted_with_power_curve),
         cmocka_unit_test(fit_recovers),
+        cmocka_unit_test(weight_type_and_share),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
