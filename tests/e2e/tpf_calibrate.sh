@@ -60,7 +60,7 @@ PY
     grep -q "^target (every held-out run within 25%): " "$T/out" || { echo "FAIL: calibrate: no target line"; cat "$T/out"; fail=1; }
     printf '{"hardware": "%s", "model": {"name": "smollm2-135m", "weight_dtype": "q4_1", "kv_dtype": "fp16"}, "workload": {"input_tokens": 40, "output_tokens": 6, "batch": 2}}\n' \
         "$T/prof.json" >"$T/sc.json"
-    expect 0 "calibrat" tpf "$T/sc.json"
+    expect 0 "fit to this machine.s bench runs: etok tpf --calibrate" tpf "$T/sc.json"
     expect 0 "TPF prediction (etok tpf lever batch=2; calibrated-" compare "$T/a" "$T/b" --iters 200 --calibration "$T/prof.json"
     expect 0 '"batch_in_fit"' tpf --calibrate "$T/a" "$T/b" --json
     expect 3 "no-such-model" tpf --calibrate "$T/a" "$T/b" --model no-such-model
