@@ -289,8 +289,9 @@ int etok_cal_fit(const etok_cal_run *runs, size_t n, const int *use, const etok_
         const etok_cal_run *u = &runs[i];
         etok_tpf_scenario s;
         if (etok_cal_scenario(&plain, m, u, &s, err) || etok_tpf_evaluate(&s, -1, &r, err)) { rc = -1; break; }
+        if (!(u->decode_tps > 0)) { rc = etok_errc(err, ETOK_EXIT_INPUT, "%s: no decode rate", u->label); break; }
         lfb[i] = log(u->decode_tps * r.bytes_per_token_decode / r.mem_bw_bps);
-        if (isfinite(u->prefill_tps)) lff[i] = log(u->prefill_tps * r.flops_per_token_prefill / r.peak_flops);
+        if (u->prefill_tps > 0) lff[i] = log(u->prefill_tps * r.flops_per_token_prefill / r.peak_flops);
         /* power: y = P - P_idle against (1, MFU, MBU) at the measured output rate */
         X[used][0] = 1;
         X[used][1] = u->output_tps * r.flops_per_output_token / r.peak_flops;
@@ -327,8 +328,9 @@ int etok_cal_fit(const etok_cal_run *runs, size_t n, const int *use, const etok_
                 if (isfinite(lff[i])) { sf += lff[i]; cf++; }
             }
             row->batch[k] = batches[k];
-            row->bandwidth_fraction[k] = fmin(1.0, exp(sb / cb));
-            row->flops_fraction[k] = fmin(1.0, cf ? exp(sf / cf) : n_all_ff ? exp(all_ff / n_all_ff) : 1.0);
+            /* (0, 1]: the catalog format's range (a rate of 0 cannot come from a run) */
+            row->bandwidth_fraction[k] = fmax(1e-9, fmin(1.0, cb ? exp(sb / cb) : 1.0));
+            row->flops_fraction[k] = fmax(1e-9, fmin(1.0, cf ? exp(sf / cf) : n_all_ff ? exp(all_ff / n_all_ff) : 1.0));
         }
         out->hw.cal.n_rows = 1;
         out->hw.cal.present = 1;
