@@ -4,7 +4,8 @@
 # `etok compare` shows the TPF prediction line for the batch lever (predicted vs measured with
 # the ratio) and "no prediction: threads ..." for the lever the TPF has no term for;
 # `etok tpf --calibrate` prints the leave-one-out table and writes a profile that a scenario
-# ("hardware": "FILE.json") and `etok compare --calibration FILE` load.
+# ("hardware": "FILE.json") and `etok compare --calibration FILE` load; a two-point sweep puts
+# the prediction of its second point (batch=2) in sweep.json and sweep.html.
 set -u
 ETOK=${ETOK_BIN:-./build/etok}
 T=$(mktemp -d)
@@ -64,6 +65,20 @@ PY
     expect 0 "TPF prediction (etok tpf lever batch=2; calibrated-" compare "$T/a" "$T/b" --iters 200 --calibration "$T/prof.json"
     expect 0 '"batch_in_fit"' tpf --calibrate "$T/a" "$T/b" --json
     expect 3 "no-such-model" tpf --calibrate "$T/a" "$T/b" --model no-such-model
+    # sweep: the second point carries the prediction against the first (sweep.json and the page)
+    if ! "$ETOK" sweep --grid concurrency=1,2 -m "$MODEL" --evals "$T/e.jsonl" --requests 2 --warmup 0 --max-tokens 4 \
+        --idle 0 --idle-probe 0 --meter estimate -q -o "$T/sw" >"$T/out" 2>"$T/err"; then
+        echo "FAIL: sweep:"; cat "$T/err"; fail=1
+    fi
+    python3 - "$T/sw/sweep.json" <<'PY' || fail=1
+import json, sys
+pts = json.load(open(sys.argv[1]))["points"]
+assert "tpf_prediction" not in pts[0], pts[0]
+p = pts[1]["tpf_prediction"]
+assert p["valid"] and p["lever"] == "batch=2" and p["token_rate_ratio"] > 1, p
+assert "predicted/measured" in p["line"], p
+PY
+    grep -q "TPF prediction beside measurement" "$T/sw/sweep.html" || { echo "FAIL: sweep.html has no prediction section"; fail=1; }
 else
     echo "note: $MODEL absent, runs not done"
 fi
