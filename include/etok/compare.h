@@ -81,6 +81,25 @@ typedef struct {
     char message[320];
 } etok_compare_mismatch;
 
+/* The TPF's predicted change beside the measured one (lever_predict.h fills it; etok_compare
+ * leaves it zero: present = 0). */
+typedef struct {
+    int present;            /* a prediction was attempted (both arms had runs to map) */
+    int valid;              /* 1: mapped and predicted; 0: why says why not */
+    char lever[160];        /* "weights=fp32 batch=8", in `etok tpf` terms */
+    char why[256];          /* "no prediction: ..." reason, or a caveat */
+    char hardware[96];      /* "probe roofs (uncalibrated)" or the profile's name */
+    int power_curve;        /* 1: J from the calibrated power curve; 0: power held at the baseline's */
+    double rate_ratio;      /* predicted token rate after / before */
+    double joules_ratio;    /* predicted J/output-token after / before */
+    double decode_ratio;    /* predicted decode token rate after / before */
+    /* measured (from the compare deltas): relative change and 95% CI, NAN when absent */
+    double meas_rate_rel, meas_rate_lo, meas_rate_hi;
+    double meas_joules_rel, meas_joules_lo, meas_joules_hi;
+    /* predicted / measured, as ratios of (1 + change) */
+    double rate_pred_over_meas, joules_pred_over_meas;
+} etok_lever_prediction;
+
 typedef struct {
     char name[64];
     int paired;                  /* units are eval items common to both arms */
@@ -97,6 +116,7 @@ typedef struct {
     int systematic_cancels;      /* same meter source, meters, boundary and host */
     char energy_note[256];       /* how per-request energy was obtained */
     char verdict[512];           /* the one line */
+    etok_lever_prediction pred;  /* filled by the caller (cmd_compare, sweep) when it can predict */
 } etok_compare_cand;
 
 typedef struct {
@@ -121,5 +141,16 @@ void etok_compare_free(etok_compare_result *r);
 /* Renderers (render/compare_render.c); malloc'd text or NULL on out of memory. format is
  * "text", "md", "json", "csv" or "html". */
 char *etok_compare_render(const etok_compare_result *r, const char *format);
+
+/* One line (render/compare_render.c): "TPF prediction (...): token rate X predicted vs Y [lo, hi]
+ * measured (predicted/measured R); J/output-token ...", or "TPF prediction: no prediction: WHY". */
+void etok_lever_prediction_line(const etok_lever_prediction *p, char *buf, size_t n);
+
+/* For the sweep driver (scenario/sweep_predict.c), which cannot see the TPF's types: the prediction
+ * for the run record in cand_dir against the one in base_dir (each a directory holding
+ * run.json), with the measured relative changes meas_rate[3] and meas_joules[3] (value, CI low,
+ * high; NAN unknown). Fills *out (present = 0 when either is not a bench run of the engine). */
+void etok_sweep_lever_prediction(const char *base_dir, const char *cand_dir, const double meas_rate[3],
+                                 const double meas_joules[3], etok_lever_prediction *out);
 
 #endif

@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "etok/compare.h" /* etok_lever_prediction */
+
 #define ETOK_SWEEP_MAX_KEYS 8
 
 /* The figures a sweep keeps per run and summarises per point (NAN = unknown). */
@@ -58,6 +60,9 @@ typedef struct {
     double mean[ETOK_SW_N], lo[ETOK_SW_N], hi[ETOK_SW_N]; /* over ok repeats; lo/hi NAN < 2 */
     double q_star, ttft_slo_s, tpot_slo_s;                 /* from its records */
     int meets_q, meets_s, on_front, best;
+    /* The TPF's predicted change against the first point beside the measured one (points after
+     * the first, bench runs of the built-in engine; lever_predict.h); present = 0 otherwise. */
+    etok_lever_prediction pred;
 } etok_sweep_point;
 
 typedef struct {

@@ -326,6 +326,7 @@ static const figure FIGS[] = {
     {"accuracy", "", "1", 0, F_PASS, F_CHECKED, 0, 1},
     {"slo_attainment", "", "1", 0, F_MEETS_S, F_ONE, 0, 0},
     {"goodput_tps", "", "token/s", 0, F_GOOD, F_SECS, 0, 0},
+    {"token_rate_tps", "", "token/s", 0, F_TOUT, F_SECS, 0, 0}, /* what the TPF predicts (lever_predict.h) */
     {"mean_power_w", "", "W", -1, F_E, F_SECS, 0, 0},
     {"ttft_s", "p50", "s", 1, -1, 0, 50, 0},
     {"ttft_s", "p90", "s", 1, -1, 0, 90, 0},

@@ -11,7 +11,11 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "etok/calibrate.h"
 #include "etok/compare.h"
+#include "etok/lever_predict.h"
+#include "etok/scenario.h"
+#include "scenario/cal_io.h"
 #include "etok/record.h"
 #include "etok/util.h"
 
@@ -42,7 +46,14 @@ static void usage(FILE *f) {
             "  --iters N             bootstrap resamples (default 2000)\n"
             "  --seed S              bootstrap seed (default 1)\n"
             "  --slo-attainment F    s* is met when the SLO attainment CI reaches F (default 0.9)\n"
+            "  --calibration FILE    hardware profile for the TPF prediction line (etok tpf --calibrate -o FILE);\n"
+            "                        default: the baseline record's probe roofs, uncalibrated (also --profile)\n"
+            "  --model NAME          catalog model for the prediction (default: matched from the records)\n"
             "  -h, --help            this help\n"
+            "\n"
+            "For bench runs of the built-in engine, each candidate also gets the TPF's predicted change of\n"
+            "token rate and J/output-token for the setting that differs (weights, KV format, window,\n"
+            "concurrency; docs/LEVERS.md) beside the measured change and its CI, or 'no prediction: why'.\n"
             "\n"
             "exit codes: 0 compared, 2 usage, 3 a record cannot be read or a meaningless mismatch\n"
             "without --allow-mismatch, 5 output not writable\n");
@@ -129,17 +140,53 @@ static int parse_double(const char *opt, const char *s, double lo, double hi, do
     return 0;
 }
 
+/* The TPF's prediction for each candidate (lever_predict.h), from the first record of the
+ * baseline and of the candidate. Records that are not bench runs of the built-in engine get no
+ * line. Returns 0, or an exit code when the TPF itself fails. */
+static int predict(etok_compare_result *res, const loaded *L, const etok_hw_spec *cal, const char *model_name) {
+    static etok_cal_run base, cand;
+    etok_err err = {0};
+    if (!L[0].n || etok_cal_run_from_record(&L[0].recs[0], L[0].paths[0], &base, &err)) return 0;
+    static etok_model_arch model;
+    etok_err merr = {0};
+    int have_model = etok_cal_find_model(&base, model_name, &model, &merr) == 0;
+    static etok_hw_spec hw;
+    if (cal) hw = *cal;
+    else etok_cal_roofs(&base, &hw);
+    for (size_t i = 0; i < res->n_cand; i++) {
+        const loaded *C = &L[i + 1];
+        etok_lever_prediction *p = &res->cand[i].pred;
+        etok_err e = {0};
+        if (!C->n || etok_cal_run_from_record(&C->recs[0], C->paths[0], &cand, &e)) continue;
+        if (!have_model) {
+            memset(p, 0, sizeof *p);
+            p->present = 1;
+            snprintf(p->why, sizeof p->why, "no prediction: %.200s", merr.msg);
+            continue;
+        }
+        if (etok_lever_predict(&base, &cand, &hw, &model, &res->cand[i], p, &e)) {
+            /* the scenario the TPF cannot run (e.g. a window longer than the context) */
+            memset(p, 0, sizeof *p);
+            p->present = 1;
+            snprintf(p->why, sizeof p->why, "no prediction: %.200s", e.msg);
+        }
+    }
+    return 0;
+}
+
 int cmd_compare(int argc, char **argv) {
-    enum { O_ARM = 256, O_FORMAT, O_ALLOW, O_ITERS, O_SEED, O_SLOA };
+    enum { O_ARM = 256, O_FORMAT, O_ALLOW, O_ITERS, O_SEED, O_SLOA, O_CALIB, O_MODEL };
     static const struct option lopts[] = {
         {"arm", required_argument, NULL, O_ARM},       {"format", required_argument, NULL, O_FORMAT},
         {"output", required_argument, NULL, 'o'},      {"allow-mismatch", no_argument, NULL, O_ALLOW},
         {"iters", required_argument, NULL, O_ITERS},   {"seed", required_argument, NULL, O_SEED},
         {"slo-attainment", required_argument, NULL, O_SLOA}, {"help", no_argument, NULL, 'h'},
+        {"calibration", required_argument, NULL, O_CALIB}, {"profile", required_argument, NULL, O_CALIB},
+        {"model", required_argument, NULL, O_MODEL},
         {NULL, 0, NULL, 0}};
     arm_spec arms[MAX_ARMS];
     size_t n_arms = 0, n_named = 0;
-    const char *format = "text", *out_path = NULL;
+    const char *format = "text", *out_path = NULL, *calib = NULL, *model_name = NULL;
     int allow = 0;
     double iters = 2000, seed = 1, slo_att = 0.9;
     int c;
@@ -174,6 +221,8 @@ int cmd_compare(int argc, char **argv) {
         case O_SLOA:
             if (parse_double("--slo-attainment", optarg, 0.01, 1, &slo_att)) return ETOK_EXIT_USAGE;
             break;
+        case O_CALIB: calib = optarg; break;
+        case O_MODEL: model_name = optarg; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
         case ':': fprintf(stderr, "etok compare: %s needs a value\n", argv[optind - 1]); return ETOK_EXIT_USAGE;
         default:
@@ -214,6 +263,11 @@ int cmd_compare(int argc, char **argv) {
         return err.exit_code ? err.exit_code : ETOK_EXIT_OUTPUT;
     }
 
+    static etok_hw_spec calhw;
+    if (calib && etok_catalog_hardware(calib, &calhw, &err)) {
+        fprintf(stderr, "etok compare: --calibration: %s\n", err.msg);
+        return err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
+    }
     int rc = ETOK_EXIT_OK;
     loaded L[MAX_ARMS];
     memset(L, 0, sizeof L);
@@ -253,6 +307,7 @@ int cmd_compare(int argc, char **argv) {
         } else
             fprintf(stderr, "etok compare: WARNING: comparing despite the mismatch above (--allow-mismatch); the output says so\n");
     }
+    if (!rc) rc = predict(&res, L, calib ? &calhw : NULL, model_name);
     if (!rc) {
         txt = etok_compare_render(&res, format);
         if (!txt) {

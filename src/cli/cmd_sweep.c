@@ -402,6 +402,41 @@ static int write_outputs(sweep *S) {
     return 0;
 }
 
+/* The directory of a point's first complete run; -1 when none. */
+static int point_dir(const sweep *S, size_t point, char *out, size_t n) {
+    for (size_t r = 0; r < S->d.n_runs; r++) {
+        const etok_sweep_run *ru = &S->d.runs[r];
+        if (ru->point != point || strcmp(ru->status, "ok")) continue;
+        snprintf(out, n, "%s/points/%s", S->out_dir, ru->name);
+        return 0;
+    }
+    return -1;
+}
+
+/* The TPF's predicted change of each point against the first, beside the measured change of
+ * the point means (lever_predict.h; scenario/sweep_predict.c). Measured interval: from the two
+ * points' repeat CIs (conservative; NAN with one repeat). */
+static void predictions(sweep *S) {
+    etok_sweep_doc *d = &S->d;
+    for (size_t i = 0; i < d->n_points; i++) memset(&d->points[i].pred, 0, sizeof d->points[i].pred);
+    char base[4096], cand[4096];
+    if (d->n_points < 2 || point_dir(S, 0, base, sizeof base)) return;
+    const etok_sweep_point *p0 = &d->points[0];
+    for (size_t i = 1; i < d->n_points; i++) {
+        etok_sweep_point *p = &d->points[i];
+        if (point_dir(S, i, cand, sizeof cand)) continue;
+        double mr[3], mj[3];
+        const int f[2] = {ETOK_SW_TPUT, ETOK_SW_J_OUT};
+        double *m[2] = {mr, mj};
+        for (int k = 0; k < 2; k++) {
+            m[k][0] = p->mean[f[k]] / p0->mean[f[k]] - 1;
+            m[k][1] = p->lo[f[k]] / p0->hi[f[k]] - 1;
+            m[k][2] = p->hi[f[k]] / p0->lo[f[k]] - 1;
+        }
+        etok_sweep_lever_prediction(base, cand, mr, mj, &p->pred);
+    }
+}
+
 /* Per-point summary, gate, frontier and best point from the runs' figures. */
 static int summarise(sweep *S) {
     etok_sweep_doc *d = &S->d;
@@ -446,6 +481,7 @@ static int summarise(sweep *S) {
         d->points[i].best = (long)i == d->best;
     }
     d->ratio_best_to_first = d->best >= 0 && n ? x[d->best] / x[0] : NAN;
+    predictions(S);
     rc = 0;
 out:
     free(x); free(y); free(v); free(el); free(fr);

@@ -25,11 +25,14 @@ static void usage(FILE *f) {
             "                [--sweep FIELD=START:STOP:STEPS[:log] [--csv OUT.csv] [--svg OUT.svg]]\n"
             "                [--from-run RUN.json] [--uncalibrated]\n"
             "       etok tpf --validate [MEASUREMENTS] [--json]\n"
+            "       etok tpf --calibrate RUN... [-o PROFILE.json] [--model NAME] [--json]\n"
             "       etok tpf --list hardware|models|scenarios|measurements|levers|fields\n\n"
             "The Token Production Function (docs/METRICS.md section 1) of a deployment: every ceiling as a\n"
             "token rate (compute, memory_bandwidth, memory_capacity, delivered_power, cooling,\n"
             "device_power_cap), each an independent upper bound at the scenario's batch; the binding\n"
-            "constraint (the smallest), token_rate_tps, modelled device power and energy per token,\n"
+            "constraint (the smallest); token_rate_tps, the modelled rate: prefill then decode of a batch\n"
+            "in series, each at its roof, bounded by every ceiling, times Phi and U (docs/TPF.md); modelled\n"
+            "device power and energy per token at that rate,\n"
             "joules_per_flop and the crossover facility power. A MODEL ESTIMATE, calibrated against\n"
             "published measurements where the hardware catalog has a calibration.\n\n"
             "  SCENARIO             a scenario JSON file, or a catalog scenario name (--list scenarios)\n"
@@ -50,6 +53,12 @@ static void usage(FILE *f) {
             "  --validate           run the model on every published measurement in data/measurements (or\n"
             "                       the file MEASUREMENTS) and print predicted vs published J/output-token\n"
             "                       and token rate with their ratios, before and after calibration\n"
+            "  --calibrate RUN...   fit this machine's calibration from its own bench runs (bench -o DIRs or\n"
+            "                       run.json): per batch (--concurrency) the achieved fraction of the probe's\n"
+            "                       bandwidth roof in decode and compute roof in prefill, and the power curve;\n"
+            "                       prints each run's leave-one-out error of decode token rate and\n"
+            "                       J/output-token; -o FILE writes the profile (\"hardware\": \"FILE\" in a\n"
+            "                       scenario); --model NAME the catalog model (default: from the runs)\n"
             "  --list KIND          list catalog entries\n"
             "Catalogs: the data directory's hardware/, models/, scenarios/ ($ETOK_DATA_DIR, else\n"
             "../share/etok beside etok, else the source tree's data/; docs/INSTALL.md), here: %s\n"
@@ -333,8 +342,11 @@ int cmd_tpf(int argc, char **argv) {
         {"from-run", required_argument, 0, 'r'}, {"list", required_argument, 0, 'L'},
         {"validate", no_argument, 0, 'V'},      {"uncalibrated", no_argument, 0, 'U'},
         {"grid-intensity", required_argument, 0, 'G'}, {"region", required_argument, 0, 'R'},
-        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
-    int validate_mode = 0, uncalibrated = 0;
+        {"help", no_argument, 0, 'h'},          {"calibrate", no_argument, 0, 'K'},
+        {"model", required_argument, 0, 'M'},   {"output", required_argument, 0, 'o'},
+        {0, 0, 0, 0}};
+    int validate_mode = 0, uncalibrated = 0, calibrate_mode = 0;
+    const char *cal_out = NULL, *cal_model = NULL;
     int json = 0;
     const char *levers[ETOK_SCENARIO_MAX_LEVERS];
     size_t n_levers = 0;
@@ -345,7 +357,7 @@ int cmd_tpf(int argc, char **argv) {
     optind = 1;
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, "hj", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hjo:", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
         case 'l':
@@ -372,6 +384,9 @@ int cmd_tpf(int argc, char **argv) {
         case 'U': uncalibrated = 1; break;
         case 'G': grid_text = optarg; break;
         case 'R': grid_region = optarg; break;
+        case 'K': calibrate_mode = 1; break;
+        case 'M': cal_model = optarg; break;
+        case 'o': cal_out = optarg; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
         default:
             fprintf(stderr, "etok tpf: unknown or incomplete option '%s' (etok tpf --help)\n", argv[optind - 1]);
@@ -379,6 +394,18 @@ int cmd_tpf(int argc, char **argv) {
         }
     }
     if (list) return list_kind(list);
+    if (calibrate_mode) {
+        if (validate_mode || n_levers || sweep || csv || svg || from_run || uncalibrated || price >= 0 || grid_text ||
+            grid_region) {
+            fprintf(stderr, "etok tpf: --calibrate takes RUN... and -o, --model, --json only\n");
+            return ETOK_EXIT_USAGE;
+        }
+        return cmd_tpf_calibrate(argc - optind, argv + optind, cal_out, cal_model, json);
+    }
+    if (cal_out || cal_model) {
+        fprintf(stderr, "etok tpf: -o and --model go with --calibrate\n");
+        return ETOK_EXIT_USAGE;
+    }
     {
         etok_err gerr = {0};
         if (etok_grid_resolve(grid_text, grid_region, &grid, &gerr)) {

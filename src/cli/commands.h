@@ -16,6 +16,8 @@ int cmd_serve(int argc, char **argv);
 int cmd_exporter(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_sweep(int argc, char **argv);
+/* etok tpf --calibrate (src/cli/tpf_calibrate.c) */
+int cmd_tpf_calibrate(int n, char **runs, const char *out_path, const char *model_name, int json);
 
 /* etok bench's options (cmd_bench.c), the one list: getopt_long parses bench with it and
  * `etok sweep` derives its pass-through options and grid keys from it (has_arg). Ends with a

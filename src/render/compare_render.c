@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "etok/compare.h"
+#include "etok/lever_predict.h"
 #include "etok/report.h"
 #include "etok/strbuf.h"
 #include "etok/svg.h"
@@ -52,6 +53,26 @@ static void fmt_signed(double v, char *buf, size_t n) {
         buf[0] = v < 0 ? '-' : '+';
         etok_report_fmt(fabs(v), buf + 1, n - 1);
     }
+}
+
+/* The TPF's predicted change beside the measured one (lever_predict.h), one line. */
+void etok_lever_prediction_line(const etok_lever_prediction *p, char *buf, size_t n) {
+    if (!p->present) { snprintf(buf, n, "TPF prediction: none (not two bench runs of the built-in engine)"); return; }
+    if (!p->valid) { snprintf(buf, n, "TPF prediction: %s", p->why); return; }
+    char pr[32], pj[32], mr[32], mrl[32], mrh[32], mj[32], mjl[32], mjh[32];
+    fmt_pct(p->rate_ratio - 1, pr, sizeof pr);
+    fmt_pct(p->joules_ratio - 1, pj, sizeof pj);
+    fmt_pct(p->meas_rate_rel, mr, sizeof mr);
+    fmt_pct(p->meas_rate_lo, mrl, sizeof mrl);
+    fmt_pct(p->meas_rate_hi, mrh, sizeof mrh);
+    fmt_pct(p->meas_joules_rel, mj, sizeof mj);
+    fmt_pct(p->meas_joules_lo, mjl, sizeof mjl);
+    fmt_pct(p->meas_joules_hi, mjh, sizeof mjh);
+    snprintf(buf, n,
+             "TPF prediction (etok tpf lever %s; %s; a model estimate): token rate %s predicted vs %s [%s, %s] measured "
+             "(predicted/measured %.2f); J/output-token %s predicted vs %s [%s, %s] measured (predicted/measured %.2f); %s",
+             p->lever, p->hardware, pr, mr, mrl, mrh, p->rate_pred_over_meas, pj, mj, mjl, mjh, p->joules_pred_over_meas,
+             p->why);
 }
 
 static const char *gate_word(int g) { return g == 1 ? "pass" : g == 0 ? "FAIL" : "n/a"; }
@@ -127,6 +148,11 @@ static char *render_text(const etok_compare_result *r, int md) {
                   gate_word(c->gate_q_base), gate_word(c->gate_q_cand), gate_word(c->gate_s_base), gate_word(c->gate_s_cand));
         systematic(&b, c, md ? "\n" : "");
         etok_strbuf_printf(&b, md ? "\n**verdict** %s\n" : "verdict: %s\n", c->verdict);
+        if (c->pred.present) {
+            char pl[1024];
+            etok_lever_prediction_line(&c->pred, pl, sizeof pl);
+            etok_strbuf_printf(&b, md ? "\n%s\n" : "%s\n", pl);
+        }
     }
     etok_strbuf_printf(&b, "\n");
     covers(&b, r, "");
@@ -202,6 +228,26 @@ static char *render_json(const etok_compare_result *r) {
                                                        "candidate_rel", num(c->systematic_cand), "cancels",
                                                        c->systematic_cancels));
         json_object_set_new(o, "verdict", json_string(c->verdict));
+        if (c->pred.present) {
+            const etok_lever_prediction *p = &c->pred;
+            json_t *jp = json_object();
+            json_object_set_new(jp, "valid", json_boolean(p->valid));
+            json_object_set_new(jp, "lever", json_string(p->lever));
+            json_object_set_new(jp, "hardware", json_string(p->hardware));
+            json_object_set_new(jp, "note", json_string(p->why));
+            json_object_set_new(jp, "power_curve", json_boolean(p->power_curve));
+            json_object_set_new(jp, "token_rate_ratio", num(p->rate_ratio));
+            json_object_set_new(jp, "decode_rate_ratio", num(p->decode_ratio));
+            json_object_set_new(jp, "joules_per_output_token_ratio", num(p->joules_ratio));
+            json_object_set_new(jp, "measured_token_rate_rel", num(p->meas_rate_rel));
+            json_object_set_new(jp, "measured_token_rate_rel_ci", pair(p->meas_rate_lo, p->meas_rate_hi));
+            json_object_set_new(jp, "measured_joules_per_output_token_rel", num(p->meas_joules_rel));
+            json_object_set_new(jp, "measured_joules_per_output_token_rel_ci", pair(p->meas_joules_lo, p->meas_joules_hi));
+            json_object_set_new(jp, "token_rate_predicted_over_measured", num(p->rate_pred_over_meas));
+            json_object_set_new(jp, "joules_predicted_over_measured", num(p->joules_pred_over_meas));
+            json_object_set_new(jp, "source", json_string("estimate (etok tpf) vs measured"));
+            json_object_set_new(o, "tpf_prediction", jp);
+        }
     }
     char *s = json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(10));
     json_decref(root);
@@ -305,6 +351,13 @@ static char *render_html(const etok_compare_result *r) {
         etok_strbuf_printf(&b, "</h2>\n<p class=\"verdict\">");
         sb_esc(&b, c->verdict);
         etok_strbuf_printf(&b, "</p>\n");
+        if (c->pred.present) {
+            char pl[1024];
+            etok_lever_prediction_line(&c->pred, pl, sizeof pl);
+            etok_strbuf_printf(&b, "<p class=\"note\">");
+            sb_esc(&b, pl);
+            etok_strbuf_printf(&b, "</p>\n");
+        }
         for (size_t k = 0; k < c->n_mismatch; k++) {
             etok_strbuf_printf(&b, "<p class=\"%s\">%s: ", c->mismatch[k].fatal ? "warn" : "note",
                       c->mismatch[k].fatal ? "WARNING: mismatch that makes the numbers meaningless" : "mismatch");

@@ -91,6 +91,18 @@ char *etok_sweep_json(const etok_sweep_doc *d) {
             json_object_set_new(j, ETOK_SWEEP_FIELD[k],
                                 json_pack("{s:o, s:o, s:o}", "mean", num(p->mean[k]), "ci_lo", num(p->lo[k]), "ci_hi",
                                           num(p->hi[k])));
+        if (p->pred.present) {
+            char line[1024];
+            etok_lever_prediction_line(&p->pred, line, sizeof line);
+            json_object_set_new(j, "tpf_prediction",
+                                json_pack("{s:b, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s}", "valid", p->pred.valid,
+                                          "lever", p->pred.lever, "hardware", p->pred.hardware, "token_rate_ratio",
+                                          num(p->pred.rate_ratio), "joules_per_output_token_ratio", num(p->pred.joules_ratio),
+                                          "measured_token_rate_rel", num(p->pred.meas_rate_rel),
+                                          "measured_joules_per_output_token_rel", num(p->pred.meas_joules_rel),
+                                          "token_rate_predicted_over_measured", num(p->pred.rate_pred_over_meas),
+                                          "joules_predicted_over_measured", num(p->pred.joules_pred_over_meas), "line", line));
+        }
         json_array_append_new(pts, j);
         if (p->on_front) json_array_append_new(front, jstr(p->name));
     }
@@ -365,6 +377,27 @@ char *etok_sweep_html(const etok_sweep_doc *d) {
                "J/output-token and p90 TPOT. Means over complete repeats; [CI] = Student-t 95% interval over repeats "
                "(shown with 2+ repeats). Energy figures carry each run's meter source and uncertainty in its run.json; "
                "dynamic J/output-token subtracts the sweep's idle baseline. docs/SWEEP.md.</p>\n");
+    {
+        int any = 0;
+        for (size_t i = 0; i < d->n_points; i++) any |= d->points[i].pred.present;
+        if (any) {
+            tb_put(&b, "<h2>TPF prediction beside measurement (against the first point)</h2>\n<ul>\n");
+            for (size_t i = 0; i < d->n_points; i++) {
+                if (!d->points[i].pred.present) continue;
+                char line[1024];
+                etok_lever_prediction_line(&d->points[i].pred, line, sizeof line);
+                tb_put(&b, "<li><b>");
+                tb_esc(&b, d->points[i].name);
+                tb_put(&b, "</b>: ");
+                tb_esc(&b, line);
+                tb_put(&b, "</li>\n");
+            }
+            tb_put(&b, "</ul>\n<p class=\"meta\">Predicted: etok tpf on the first point's run with the lever applied (probe "
+                       "roofs, the model's catalog entry; a model estimate). Measured: ratio of the points' means; its "
+                       "interval combines the two points' repeat CIs (conservative; none with one repeat). "
+                       "docs/LEVERS.md.</p>\n");
+        }
+    }
     if (d->n_baselines) {
         tb_put(&b, "<h2>Idle baselines</h2>\n<table><tr><th>id</th><th>reason</th><th>idle power (W)</th>"
                    "<th>&plusmn; (W)</th><th>duration (s)</th><th>source</th></tr>\n");

@@ -162,8 +162,11 @@ char *etok_tpf_render_text(const etok_tpf_scenario *s, const etok_tpf_result *r,
             s->utilization_measured ? " (U measured)" : "");
     if (r->calibrated)
         fprintf(f, "calibration         achievable %.0f%% of peak memory bandwidth and %.0f%% of peak FLOP/s at batch %d, "
-                   "%d device(s) per replica (the %s calibration, fit to published measurements: etok tpf --validate)\n",
-                100 * r->bandwidth_fraction, 100 * r->flops_fraction, r->batch, r->devices_per_replica, s->hw.name);
+                   "%d device(s) per replica (the %s calibration, %s)\n",
+                100 * r->bandwidth_fraction, 100 * r->flops_fraction, r->batch, r->devices_per_replica, s->hw.name,
+                !strncmp(s->hw.cal.source, "etok tpf --calibrate", 20)
+                    ? "fit to this machine's bench runs: etok tpf --calibrate"
+                    : "fit to published measurements: etok tpf --validate");
     else
         fprintf(f, "calibration         none: peak bandwidth and FLOP/s (a plain roofline, optimistic; etok tpf --validate)\n");
     fprintf(f, "devices             %.4g token/s at their own operating point (K_eff %s): MFU %.2f, MBU %.2f of peak; "

@@ -329,14 +329,22 @@ static int require_sources(json_t *o, const char *what, const char *const *keys,
 }
 
 static json_t *load_entry(const char *kind, const char *label, const char *name, char *path, size_t pn, etok_err *err) {
-    for (const char *p = name; *p; p++)
+    /* A hardware profile written by `etok tpf --calibrate -o FILE.json` is named by its path. */
+    size_t nl = strlen(name);
+    const int is_file = !strcmp(kind, "hardware") && nl > 5 && !strcmp(name + nl - 5, ".json");
+    for (const char *p = name; *p && !is_file; p++)
         if (*p == '/' || *p == '\\') {
             etok_errc(err, ETOK_EXIT_INPUT, "%s name '%s' must not contain '/'", label, name);
             return NULL;
         }
-    snprintf(path, pn, "%s/%s/%s.json", etok_data_dir(), kind, name);
+    if (is_file) snprintf(path, pn, "%s", name);
+    else snprintf(path, pn, "%s/%s/%s.json", etok_data_dir(), kind, name);
     json_error_t je;
     struct stat st;
+    if (is_file && stat(path, &st) != 0) {
+        etok_errc(err, ETOK_EXIT_INPUT, "%s: cannot read the hardware profile", path);
+        return NULL;
+    }
     if (stat(path, &st) != 0) {
         char **names;
         size_t n;

@@ -51,7 +51,7 @@ done
 ck "md table" "grep -qF '| figure | unit | A | B |' '$T/out.md'"
 ck "md verdict" "grep -qF '**verdict** B: -20%' '$T/out.md'"
 ck "json parses, verdict" "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); c=d[\"candidates\"][0]; assert c[\"paired\"] and c[\"comparable\"] and c[\"verdict\"].startswith(\"B: -20%\"), c' '$T/out.json'"
-ck "csv header + 12 rows" "[ \$(wc -l < '$T/out.csv') = 13 ] && head -1 '$T/out.csv' | grep -q '^baseline,candidate,figure'"
+ck "csv header + 13 rows (12 figures and token_rate_tps)" "[ \$(wc -l < '$T/out.csv') = 14 ] && head -1 '$T/out.csv' | grep -q '^baseline,candidate,figure'"
 ck "html with forest plot" "grep -q '<!DOCTYPE html>' '$T/out.html' && grep -q '<svg' '$T/out.html' && grep -qF 'relative change' '$T/out.html'"
 
 # pooled repeats, named arms, globs

@@ -1,0 +1,39 @@
+/* lever_predict.h — the TPF's prediction of a lever beside its measured effect (issue 16,
+ * docs/LEVERS.md "Prediction beside measurement").
+ *
+ * Two bench runs (baseline, candidate) of the built-in engine differ in some settings. The
+ * mapping turns each difference into what `etok tpf` knows: weights FORMAT -> the scenario's
+ * model.weight_dtype (f32 -> fp32, f16 -> fp16, q8_0/q4_0/q4_1 the ggml block formats; q8_0 is
+ * what `--lever int8` means on this engine's byte side), --kv-type q8_0 -> kv-int8 (q8_0, 1.0625
+ * bytes a value), --attn-window N --attn-sinks S -> window=N+S, --concurrency N -> batch=N. A
+ * difference the TPF has no term for (threads, CPU frequency, q5 formats, another model or eval
+ * set, an open-loop rate) gives no prediction, with the reason.
+ *
+ * The prediction is etok_cal_predict (calibrate.h) on the baseline run's scenario (its prompt and
+ * output lengths, its batch) before and after the mapped lever, on hardware hw: the record's
+ * probe roofs (uncalibrated), or a calibrated profile. Predicted change of token rate = ratio of
+ * the TPF output rates; of J/output-token = ratio of the TPF's J/output-token when hw has a
+ * calibrated power curve, else power held at the baseline's measured mean power (J ratio = 1 /
+ * rate ratio). The absolute candidate figure is the measured baseline times that ratio. */
+#ifndef ETOK_LEVER_PREDICT_H
+#define ETOK_LEVER_PREDICT_H
+
+#include <stddef.h>
+
+#include "etok/calibrate.h"
+#include "etok/compare.h"
+
+/* etok_lever_prediction is defined in compare.h (a candidate carries one). */
+
+/* The TPF lever text for the differences from base to cand; 0 and lever filled when every
+ * difference maps, -1 with why filled when one does not. */
+int etok_lever_map(const etok_cal_run *base, const etok_cal_run *cand, char *lever, size_t lever_n, char *why, size_t why_n);
+
+/* Fills p (mapping, prediction, and the measured side from c's deltas). Returns 0; p->valid
+ * says whether a prediction was made. -1 only when the TPF itself fails (err set). */
+int etok_lever_predict(const etok_cal_run *base, const etok_cal_run *cand, const etok_hw_spec *hw, const etok_model_arch *m,
+                       const etok_compare_cand *c, etok_lever_prediction *p, etok_err *err);
+
+/* etok_lever_prediction_line (one line of it) is declared in compare.h. */
+
+#endif
