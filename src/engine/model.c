@@ -542,9 +542,19 @@ double etok_model_flops_per_token(const etok_model *m, int position) {
     const etok_model_info *in = &m->info;
     /* matmul FLOPs = 2 * active matmul params (LM head 2*d*V included) */
     double f = 2.0 * (m->matmul_params + (double)in->d_model * in->vocab_size);
-    /* attention: 4 * L * n_h * d_h * t_eff, t_eff = tokens attended (position + 1) */
-    f += 4.0 * in->n_layers * in->n_heads * in->head_dim * (double)(position + 1);
+    /* attention: 4 * n_h * d_h * sum over layers of t_eff, t_eff = tokens attended (position
+     * + 1, at most the layer's own window) */
+    f += 4.0 * in->n_heads * in->head_dim * etok_model_attended_positions(m, position + 1);
     return f;
+}
+
+double etok_model_attended_positions(const etok_model *m, int t_eff) {
+    double s = 0;
+    for (int l = 0; l < m->info.n_layers; l++) {
+        int w = m->layers[l].window;
+        s += (double)(w > 0 && w < t_eff ? w : t_eff);
+    }
+    return s;
 }
 
 double etok_model_weight_bytes(const etok_model *m) { return m->step_weight_bytes; }

@@ -74,6 +74,11 @@ typedef struct {
     uint8_t *k, *v;
 } etok_kv_cache;
 
+/* Positions attended by one token, summed over the layers, when it attends to t_eff positions
+ * (its position + 1, or the run's window + sinks): layers with their own window (Gemma 3's
+ * local ones) attend to at most that window. For the FLOP/byte accounting. */
+double etok_model_attended_positions(const etok_model *m, int t_eff);
+
 /* kv_bits 32, 16 or 8 (Q8_0: head_dim a multiple of 32); sinks < rows. */
 int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int rows, int kv_bits, int sinks,
                        etok_err *err);
