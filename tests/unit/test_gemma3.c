@@ -7,7 +7,7 @@
  * layers' sliding window takes effect (a window of 3 changes the logits once more than 3
  * positions are attended, and changes nothing before), a window at least the number of
  * positions equals full attention exactly; the layer pattern is read (pattern 1 = every layer
- * global: the window has no effect); the post-norms are applied (scaling their weights moves
+ * global: the window has no effect); each post-norm is applied (scaling its weights moves
  * the logits); an unsupported architecture names itself and the supported list; Gemma's
  * template (no system role: the system text opens the first user turn) and
  * tokenizer.ggml.add_space_prefix = false. The numerics against an independent forward on the
@@ -71,6 +71,7 @@ static void t_all_global_wide(etok_tiny_gguf_opts *o) {
     o->sliding_window = 256;
 }
 static void t_post_gain(etok_tiny_gguf_opts *o) { o->post_norm_gain = 3.0f; }
+static void t_post_ffw_gain(etok_tiny_gguf_opts *o) { o->post_ffw_gain = 3.0f; }
 static void t_no_window(etok_tiny_gguf_opts *o) { o->sliding_window = 0; }
 static void t_qwen9(etok_tiny_gguf_opts *o) { o->arch = "qwen9"; }
 
@@ -80,7 +81,7 @@ static int setup(void **state) {
     if (!mkdtemp(tmpdir)) return -1;
     if (write_model("w3.gguf", NULL) || write_model("w256.gguf", t_wide_window) || write_model("w10.gguf", t_window_10) ||
         write_model("g3.gguf", t_all_global) || write_model("g256.gguf", t_all_global_wide) ||
-        write_model("gain.gguf", t_post_gain) || write_model("nowin.gguf", t_no_window) ||
+        write_model("gain.gguf", t_post_gain) || write_model("gainf.gguf", t_post_ffw_gain) || write_model("nowin.gguf", t_no_window) ||
         write_model("qwen9.gguf", t_qwen9))
         return -1;
     return 0;
@@ -184,11 +185,14 @@ static void test_layer_pattern_is_read(void **state) {
 static void test_post_norms_are_applied(void **state) {
     (void)state;
     int V;
-    /* the same model but the post-norm weights x 3 (both with window 3) */
-    float *a = prompt_logits("w3.gguf", 6, &V), *b = prompt_logits("gain.gguf", 6, &V);
+    /* the same model but the post-attention (gain) or post-FFN (gainf) norm weights x 3 */
+    float *a = prompt_logits("w3.gguf", 6, &V), *b = prompt_logits("gain.gguf", 6, &V),
+          *c = prompt_logits("gainf.gguf", 6, &V);
     assert_true(max_abs_diff(a, b, V) > 1e-3);
+    assert_true(max_abs_diff(a, c, V) > 1e-3);
     free(a);
     free(b);
+    free(c);
 }
 
 static void test_load_errors(void **state) {

@@ -139,7 +139,8 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
     const int gemma = strcmp(arch, "gemma3") == 0;
     const int d = o.d_model, dff = o.d_ff, hd = o.key_length > 0 ? o.key_length : d / o.n_heads,
               kvd = o.n_kv_heads * hd, qd = o.n_heads * hd, V = etok_tiny_gguf_vocab_size();
-    const float gain = o.post_norm_gain > 0 ? o.post_norm_gain : 1.0f;
+    const float gain = o.post_norm_gain > 0 ? o.post_norm_gain : 1.0f,
+                gain_ffw = o.post_ffw_gain > 0 ? o.post_ffw_gain : 1.0f;
     const uint32_t align = o.alignment ? o.alignment : 32;
     static const uint32_t cycle[] = {ETOK_T_Q4_1, ETOK_T_Q8_0, ETOK_T_Q4_0, ETOK_T_Q4_K,
                                      ETOK_T_Q6_K, ETOK_T_F16,  ETOK_T_BF16, ETOK_T_F32,
@@ -187,7 +188,7 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
             for (int q = 0; q < d; q++) tp[k - 1].values[q] *= gain;
             snprintf(nm, sizeof nm, "blk.%d.post_ffw_norm.weight", l);
             ADD(nm, d, 0, ETOK_T_F32, -1.0f);
-            for (int q = 0; q < d; q++) tp[k - 1].values[q] *= gain;
+            for (int q = 0; q < d; q++) tp[k - 1].values[q] *= gain_ffw;
         }
     }
 #undef ADD

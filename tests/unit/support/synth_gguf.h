@@ -35,7 +35,8 @@ typedef struct {
     int key_length;        /* <arch>.attention.key_length (head dim), 0 = key omitted (d / heads) */
     int sliding_window;    /* <arch>.attention.sliding_window, 0 = key omitted */
     int swa_pattern;       /* <arch>.attention.sliding_window_pattern, 0 = key omitted */
-    float post_norm_gain;  /* gemma3: post-attention/FFN norm weights x this, 0 = 1 */
+    float post_norm_gain;  /* gemma3: post-attention norm weights x this, 0 = 1 */
+    float post_ffw_gain;   /* gemma3: post-FFN norm weights x this, 0 = 1 */
 } etok_tiny_gguf_opts;
 
 /* Defaults as documented above. */
