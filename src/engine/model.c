@@ -1,11 +1,14 @@
-/* model.c — a Llama-family model over a GGUF file, and its batched forward pass.
+/* model.c — a Llama-family or Gemma 3 model over a GGUF file, and its batched forward pass.
  *
- * Owns: loading (hyper-parameters from llama.* keys, weight matrices checked against the
+ * Owns: loading (hyper-parameters from <arch>.* keys, weight matrices checked against the
  * shapes they must have, the tokenizer from tokenizer.ggml.* via tokenizer_gguf.c), the public tokenizer
  * wrappers of engine.h, FLOP/byte accounting (METRICS.md section 1, "FLOPs and bytes per
  * token"), the KV cache and the forward pass, written top to bottom like llama2.c:
  *   embed -> for each layer: RMSNorm, Q/K/V, RoPE, attention over the cache, output
  *   projection, residual, RMSNorm, SwiGLU FFN, residual -> final RMSNorm -> LM head.
+ * Gemma 3 (docs/ENGINE.md, "Architectures: gemma3") adds, in the same pass: the embedding
+ * scale, per-head Q/K RMSNorm, post-attention and post-FFN RMSNorms, NeoX RoPE with a local
+ * base on its sliding-window layers, GeGLU, and logit soft-capping when the file asks.
  * Every matrix multiply runs over ALL tokens of the step at once, so each weight row is read
  * once per step whatever the batch. Does not own scheduling or sampling (engine.c). */
 #include "engine/model.h"

@@ -7,10 +7,12 @@
  *     each word's bytes are mapped to GPT-2's printable byte alphabet, then merged pairwise by
  *     merge rank (lowest first, leftmost on ties) and looked up in the vocabulary.
  *   - "llama": SentencePiece-style BPE by token score with "▁" for spaces, a leading space added
- *     to each text fragment that follows a special token (or starts the text), and <0xNN> byte
- *     fallback for characters outside the vocabulary.
+ *     to each text fragment that follows a special token (or starts the text) unless
+ *     tokenizer.ggml.add_space_prefix is false (Gemma), and <0xNN> byte fallback for
+ *     characters outside the vocabulary.
  *   Decoding maps pieces back to bytes. Chat formatting: ChatML (with the template's default
- *   system prompt when it declares one, as SmolLM2's does) and Llama-3 headers.
+ *   system prompt when it declares one, as SmolLM2's does), Llama-3 headers, and Gemma's
+ *   turns (no system role: docs/ENGINE.md, "Architectures: gemma3").
  * Does not own: reading the GGUF file (gguf.c; tokenizer_gguf.c fills etok_tokenizer_spec), sampling.
  * Behaviour matches llama.cpp (commit c392e5094) token for token on the reference strings in
  * tests/fixtures/reference/tokenize*.json (Unicode 15.1 categories, as llama.cpp). No global mutable state: all tables live in the
