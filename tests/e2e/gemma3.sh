@@ -3,11 +3,18 @@
 # fetched by CI) through `etok generate`: greedy answers to few-shot prompts (a base model:
 # no instruction tuning) must be right — "Paris", 7 + 6 = 13, 3 + 4 = 7 — and the Gemma chat
 # template must tokenize to its 16 tokens (<bos><start_of_turn>user\n...<end_of_turn>\n
-# <start_of_turn>model\n). Skipped, with a note, when the model is absent. The log-prob
+# <start_of_turn>model\n). Skipped, with a note, when the model is absent (the fetch script's
+# refusal of an unknown model name is checked first, always). The log-prob
 # agreement with an independent forward is test_gemma3_ref (docs/ENGINE.md).
 set -u
 ETOK=${ETOK_BIN:-./build/etok}
 MODEL=${ETOK_GEMMA3_MODEL:-${ETOK_SOURCE_DIR:-.}/models/gemma-3-270m-q4_k_m.gguf}
+# the fetch script names the models it knows (and fetches nothing for another name)
+out=$(sh "${ETOK_SOURCE_DIR:-.}/scripts/fetch_model.sh" nosuch 2>&1)
+rc=$?
+if [ $rc != 2 ] || ! echo "$out" | grep -q "unknown model 'nosuch' (smollm2, gemma3)"; then
+    echo "FAIL: fetch_model.sh nosuch -> rc=$rc: $out"; exit 1
+fi
 if [ ! -f "$MODEL" ]; then
     echo "SKIP: $MODEL absent (make model-gemma3)"
     exit 0
