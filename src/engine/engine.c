@@ -266,8 +266,10 @@ int etok_engine_step(etok_engine *e, etok_step_result *out, etok_err *err) {
         int t_eff = e->b_pos[t] + 1;
         if (e->opts.attn_window > 0 && t_eff > e->opts.attn_window + e->opts.attn_sinks)
             t_eff = e->opts.attn_window + e->opts.attn_sinks;
-        out->flops += 2.0 * e->m->matmul_params + 4.0 * in->n_layers * in->n_heads * in->head_dim * (double)t_eff;
-        out->bytes += kv_tok * (double)(t_eff + 1);
+        /* summed over layers: a layer with its own window (Gemma 3's local ones) attends to fewer */
+        const double pos_sum = etok_model_attended_positions(e->m, t_eff);
+        out->flops += 2.0 * e->m->matmul_params + 4.0 * in->n_heads * in->head_dim * pos_sum;
+        out->bytes += kv_tok / in->n_layers * pos_sum + kv_tok;
     }
     out->flops += 2.0 * (double)in->d_model * in->vocab_size * n_rows;
 

@@ -1,11 +1,14 @@
-/* model.c — a Llama-family model over a GGUF file, and its batched forward pass.
+/* model.c — a Llama-family or Gemma 3 model over a GGUF file, and its batched forward pass.
  *
- * Owns: loading (hyper-parameters from llama.* keys, weight matrices checked against the
+ * Owns: loading (hyper-parameters from <arch>.* keys, weight matrices checked against the
  * shapes they must have, the tokenizer from tokenizer.ggml.* via tokenizer_gguf.c), the public tokenizer
  * wrappers of engine.h, FLOP/byte accounting (METRICS.md section 1, "FLOPs and bytes per
  * token"), the KV cache and the forward pass, written top to bottom like llama2.c:
  *   embed -> for each layer: RMSNorm, Q/K/V, RoPE, attention over the cache, output
  *   projection, residual, RMSNorm, SwiGLU FFN, residual -> final RMSNorm -> LM head.
+ * Gemma 3 (docs/ENGINE.md, "Architectures: gemma3") adds, in the same pass: the embedding
+ * scale, per-head Q/K RMSNorm, post-attention and post-FFN RMSNorms, NeoX RoPE with a local
+ * base on its sliding-window layers, GeGLU, and logit soft-capping when the file asks.
  * Every matrix multiply runs over ALL tokens of the step at once, so each weight row is read
  * once per step whatever the batch. Does not own scheduling or sampling (engine.c). */
 #include "engine/model.h"
@@ -125,6 +128,10 @@ void etok_model_free(etok_model *m) {
         for (int l = 0; l < m->info.n_layers; l++) {
             free(m->layers[l].attn_norm);
             free(m->layers[l].ffn_norm);
+            free(m->layers[l].q_norm);
+            free(m->layers[l].k_norm);
+            free(m->layers[l].post_attn_norm);
+            free(m->layers[l].post_ffn_norm);
         }
     free(m->layers);
     free(m->output_norm);
@@ -162,87 +169,190 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
             goto fail;
         }
         snprintf(in->arch, sizeof in->arch, "%.*s", (int)(len < 31 ? len : 31), s);
-        if (strcmp(in->arch, "llama") != 0) {
-            etok_errc(err, ETOK_EXIT_INPUT, "%s: architecture '%s' is not supported (only 'llama')", path, in->arch);
+        if (strcmp(in->arch, "llama") == 0) m->arch = ETOK_ARCH_LLAMA;
+        else if (strcmp(in->arch, "gemma3") == 0) m->arch = ETOK_ARCH_GEMMA3;
+        else {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF architecture '%s' is not supported (supported: %s)", path, in->arch,
+                      ETOK_SUPPORTED_ARCHS);
             goto fail;
         }
         r = etok_gguf_get_str(g, "general.name", &s, &len, err);
         if (r < 0) goto fail;
         if (r == 1) snprintf(in->name, sizeof in->name, "%.*s", (int)(len < 127 ? len : 127), s);
     }
-    if (get_u32_req(g, "llama.block_count", &in->n_layers, err) ||
-        get_u32_req(g, "llama.embedding_length", &in->d_model, err) ||
-        get_u32_req(g, "llama.feed_forward_length", &in->d_ff, err) ||
-        get_u32_req(g, "llama.attention.head_count", &in->n_heads, err))
+    /* hyper-parameter keys are "<arch>.<name>" */
+    const char *A = in->arch;
+    char key[96];
+#define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, A), key)
+    if (get_u32_req(g, KEY("block_count"), &in->n_layers, err) ||
+        get_u32_req(g, KEY("embedding_length"), &in->d_model, err) ||
+        get_u32_req(g, KEY("feed_forward_length"), &in->d_ff, err) ||
+        get_u32_req(g, KEY("attention.head_count"), &in->n_heads, err))
         goto fail;
     {
         uint32_t v;
-        int r = etok_gguf_get_u32(g, "llama.attention.head_count_kv", &v, err);
+        int r = etok_gguf_get_u32(g, KEY("attention.head_count_kv"), &v, err);
         if (r < 0) goto fail;
         in->n_kv_heads = r == 1 ? (int)v : in->n_heads;
-        r = etok_gguf_get_u32(g, "llama.context_length", &v, err);
+        r = etok_gguf_get_u32(g, KEY("context_length"), &v, err);
         if (r < 0) goto fail;
         if (r == 1 && v == 0) {
-            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key 'llama.context_length' = 0 (must be > 0)", path);
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key '%s' = 0 (must be > 0)", path, key);
             goto fail;
         }
         in->ctx_max = r == 1 ? (int)(v > (1u << 20) ? (1u << 20) : v) : 2048;
         /* Hyperparameters are validated here, at the boundary: a NaN or 0 RoPE base or norm
          * epsilon loads "fine" and then yields NaN logits and empty output. */
         float f;
-        r = etok_gguf_get_f32(g, "llama.rope.freq_base", &f, err);
+        r = etok_gguf_get_f32(g, KEY("rope.freq_base"), &f, err);
         if (r < 0) goto fail;
         if (r == 1 && !(isfinite(f) && f > 1.0f && f <= 1e12f)) {
-            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key 'llama.rope.freq_base' = %g is out of range (a finite number in (1, 1e12])",
-                      path, (double)f);
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key '%s' = %g is out of range (a finite number in (1, 1e12])",
+                      path, key, (double)f);
             goto fail;
         }
         in->rope_freq_base = r == 1 ? f : 10000.0; /* the GGUF default only when absent */
-        r = etok_gguf_get_f32(g, "llama.attention.layer_norm_rms_epsilon", &f, err);
+        r = etok_gguf_get_f32(g, KEY("attention.layer_norm_rms_epsilon"), &f, err);
         if (r < 0) goto fail;
         if (r == 1 && !(isfinite(f) && f > 0.0f && f < 1.0f)) {
             etok_errc(err, ETOK_EXIT_INPUT,
-                      "%s: GGUF: key 'llama.attention.layer_norm_rms_epsilon' = %g is out of range (a finite number in (0, 1))", path,
+                      "%s: GGUF: key '%s' = %g is out of range (a finite number in (0, 1))", path, key,
                       (double)f);
             goto fail;
         }
-        m->rms_eps = r == 1 ? f : 1e-5f;
+        m->rms_eps = r == 1 ? f : (m->arch == ETOK_ARCH_GEMMA3 ? 1e-6f : 1e-5f);
+        m->rope_freq_scale = 1.0f;
+        r = etok_gguf_get_f32(g, KEY("rope.scaling.factor"), &f, err);
+        if (r < 0) goto fail;
+        if (r == 1 && f != 0.0f && f != 1.0f) {
+            const char *st = NULL;
+            size_t sl = 0;
+            char skey[96];
+            snprintf(skey, sizeof skey, "%s.rope.scaling.type", A);
+            if (etok_gguf_get_str(g, skey, &st, &sl, err) < 0) goto fail;
+            if (!(isfinite(f) && f > 0.0f && f <= 1024.0f) || !st || sl != 6 || memcmp(st, "linear", 6) != 0) {
+                etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: RoPE scaling (%s = %g, type '%.*s') is not supported "
+                          "(only linear)", path, key, (double)f, st ? (int)(sl < 32 ? sl : 32) : 4, st ? st : "none");
+                goto fail;
+            }
+            m->rope_freq_scale = 1.0f / f;
+        }
     }
-    if (in->n_kv_heads <= 0 || in->n_heads % in->n_kv_heads != 0 || in->d_model % in->n_heads != 0) {
+    if (in->n_kv_heads <= 0 || in->n_heads % in->n_kv_heads != 0) {
         etok_errc(err, ETOK_EXIT_INPUT, "%s: inconsistent heads: %d query heads, %d KV heads, model dim %d", path,
                   in->n_heads, in->n_kv_heads, in->d_model);
         goto fail;
     }
-    in->head_dim = in->d_model / in->n_heads;
-    if (in->head_dim > 512 || in->head_dim % 2) {
+    {
+        /* the head dimension: <arch>.attention.key_length when given (Gemma 3 270M: 256 with
+         * d_model 640 and 4 heads), else d_model / n_heads; values as long as keys */
+        uint32_t kl = 0, vl = 0;
+        int rk = etok_gguf_get_u32(g, KEY("attention.key_length"), &kl, err);
+        if (rk < 0) goto fail;
+        int rv = etok_gguf_get_u32(g, KEY("attention.value_length"), &vl, err);
+        if (rv < 0) goto fail;
+        if (rk == 1 && rv == 1 && kl != vl) {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: %s.attention.key_length %u differs from value_length %u "
+                      "(not supported)", path, A, kl, vl);
+            goto fail;
+        }
+        if (rk == 0 && rv == 1) kl = vl, rk = 1;
+        if (rk == 1) {
+            if (kl == 0 || kl > 512) {
+                etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: %s.attention.key_length %u is out of range (1..512)", path, A,
+                          kl);
+                goto fail;
+            }
+            in->head_dim = (int)kl;
+        } else {
+            if (in->d_model % in->n_heads != 0) {
+                etok_errc(err, ETOK_EXIT_INPUT, "%s: inconsistent heads: %d query heads, %d KV heads, model dim %d",
+                          path, in->n_heads, in->n_kv_heads, in->d_model);
+                goto fail;
+            }
+            in->head_dim = in->d_model / in->n_heads;
+        }
+    }
+    if (in->head_dim > 512 || in->head_dim % 2 || (int64_t)in->n_heads * in->head_dim > (1 << 20)) {
         etok_errc(err, ETOK_EXIT_INPUT, "%s: head dimension %d is not supported (even, at most 512)", path, in->head_dim);
         goto fail;
     }
+    m->q_dim = in->n_heads * in->head_dim;
     {
         uint32_t v;
-        int r = etok_gguf_get_u32(g, "llama.rope.dimension_count", &v, err);
+        int r = etok_gguf_get_u32(g, KEY("rope.dimension_count"), &v, err);
         if (r < 0) goto fail;
         m->rope_dims = r == 1 ? (int)v : in->head_dim;
         if (m->rope_dims <= 0 || m->rope_dims > in->head_dim || m->rope_dims % 2) {
-            etok_errc(err, ETOK_EXIT_INPUT, "%s: llama.rope.dimension_count %d does not fit head dim %d", path,
-                      m->rope_dims, in->head_dim);
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: %s %d does not fit head dim %d", path, key, m->rope_dims,
+                      in->head_dim);
             goto fail;
         }
     }
+    /* architecture defaults (docs/ENGINE.md, "Architectures") */
+    m->embd_scale = 1.0f;
+    m->attn_scale = 1.0f / sqrtf((float)in->head_dim);
+    m->rope_theta_scale_local = 0.0f;
+    if (m->arch == ETOK_ARCH_GEMMA3) {
+        /* Gemma 3: NeoX RoPE, GeGLU, embeddings x sqrt(d_model); local layers with a sliding
+         * window and RoPE base 10000, every 6th layer (il % 6 == 5) global with rope.freq_base
+         * (the rule of Gemma 3's reference code and of llama.cpp, which the GGUF does not
+         * store; <arch>.attention.sliding_window_pattern overrides it when present). The
+         * attention scale is 1/sqrt(key_length) (query_pre_attn_scalar), except the 27B model
+         * (62 layers), whose scalar is d_model / n_heads. */
+        m->rope_neox = 1;
+        m->ffn_gelu = 1;
+        m->embd_scale = sqrtf((float)in->d_model);
+        if (in->n_layers == 62) m->attn_scale = 1.0f / sqrtf((float)in->d_model / (float)in->n_heads);
+        m->rope_theta_scale_local = powf(10000.0f, -2.0f / (float)m->rope_dims);
+        uint32_t v;
+        int r = etok_gguf_get_u32(g, KEY("attention.sliding_window"), &v, err);
+        if (r < 0) goto fail;
+        if (r == 0 || v == 0) {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key '%s' is missing or 0 (gemma3 needs its local window)", path,
+                      key);
+            goto fail;
+        }
+        m->swa_window = (int)(v > (1u << 20) ? (1u << 20) : v);
+        m->swa_period = 6;
+        r = etok_gguf_get_u32(g, KEY("attention.sliding_window_pattern"), &v, err);
+        if (r < 0) goto fail;
+        if (r == 1) {
+            if (v == 0 || v > 1024) {
+                etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key '%s' = %u is out of range (1..1024)", path, key, v);
+                goto fail;
+            }
+            m->swa_period = (int)v;
+        }
+        float f;
+        r = etok_gguf_get_f32(g, KEY("final_logit_softcapping"), &f, err);
+        if (r < 0) goto fail;
+        if (r == 1 && f != 0.0f) {
+            if (!(isfinite(f) && f > 0.0f)) {
+                etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key '%s' = %g is out of range (> 0)", path, key, (double)f);
+                goto fail;
+            }
+            m->logit_softcap = f;
+        }
+    }
+#undef KEY
     if (build_tokenizer(m, err)) goto fail;
     {
-        /* llama.vocab_size, when given, must be the tokenizer's size (the embedding's rows). */
+        /* <arch>.vocab_size, when given, must be the tokenizer's size (the embedding's rows). */
         uint32_t v;
-        int r = etok_gguf_get_u32(g, "llama.vocab_size", &v, err);
+        char vkey[64];
+        snprintf(vkey, sizeof vkey, "%s.vocab_size", in->arch);
+        int r = etok_gguf_get_u32(g, vkey, &v, err);
         if (r < 0) goto fail;
         if (r == 1 && (int64_t)v != (int64_t)in->vocab_size) {
-            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key 'llama.vocab_size' = %u does not match the tokenizer's %d tokens", path,
-                      v, in->vocab_size);
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: key '%s' = %u does not match the tokenizer's %d tokens", path,
+                      vkey, v, in->vocab_size);
             goto fail;
         }
     }
 
-    const int64_t d = in->d_model, kvd = (int64_t)in->n_kv_heads * in->head_dim, dff = in->d_ff, V = in->vocab_size;
+    const int64_t d = in->d_model, kvd = (int64_t)in->n_kv_heads * in->head_dim, dff = in->d_ff, V = in->vocab_size,
+                  qd = m->q_dim;
     if (bind_mat(g, "token_embd.weight", d, V, 1, &m->tok_embd, err) < 0) goto fail;
     int r = bind_mat(g, "output.weight", d, V, 0, &m->output, err);
     if (r < 0) goto fail;
@@ -260,10 +370,10 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
 #define MAT(field, suffix, nin, nout)                                                                                  \
     snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, suffix);                                                            \
     if (bind_mat(g, nm, nin, nout, 1, &L->field, err) < 0) goto fail;
-        MAT(wq, "attn_q", d, d)
+        MAT(wq, "attn_q", d, qd)
         MAT(wk, "attn_k", d, kvd)
         MAT(wv, "attn_v", d, kvd)
-        MAT(wo, "attn_output", d, d)
+        MAT(wo, "attn_output", qd, d)
         MAT(w_gate, "ffn_gate", d, dff)
         MAT(w_up, "ffn_up", d, dff)
         MAT(w_down, "ffn_down", dff, d)
@@ -272,13 +382,31 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
         if (!(L->attn_norm = load_vec(g, nm, d, err))) goto fail;
         snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
         if (!(L->ffn_norm = load_vec(g, nm, d, err))) goto fail;
+        if (m->arch == ETOK_ARCH_GEMMA3) {
+            /* llama.cpp's converter stores Gemma's RMSNorm weights as 1 + w (HF multiplies by
+             * 1 + w): they are used as stored, like every other norm weight */
+            struct {
+                float **dst;
+                const char *suffix;
+                int64_t n;
+            } extra[4] = {{&L->q_norm, "attn_q_norm", in->head_dim},
+                          {&L->k_norm, "attn_k_norm", in->head_dim},
+                          {&L->post_attn_norm, "post_attention_norm", d},
+                          {&L->post_ffn_norm, "post_ffw_norm", d}};
+            for (int k = 0; k < 4; k++) {
+                snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, extra[k].suffix);
+                if (!(*extra[k].dst = load_vec(g, nm, extra[k].n, err))) goto fail;
+            }
+            L->window = (l + 1) % m->swa_period != 0 ? m->swa_window : 0;
+            L->rope_local = L->window > 0;
+        }
     }
     /* theta_i = pos * theta_scale^i, built per token in the forward pass (a running float
      * product, as llama.cpp does, so both engines round the angles alike) */
     m->rope_theta_scale = powf((float)in->rope_freq_base, -2.0f / (float)m->rope_dims);
     describe_types(m, NULL, 0, 0);
     step_bytes(m);
-    m->matmul_params = (double)in->n_layers * (double)(2 * d * d + 2 * d * kvd + 3 * d * dff);
+    m->matmul_params = (double)in->n_layers * (double)(2 * d * qd + 2 * d * kvd + 3 * d * dff);
     return m;
 fail:
     if (err && m->gguf == NULL && strstr(err->msg, path) == NULL) {
@@ -339,7 +467,8 @@ int etok_model_set_weights(etok_model *m, const char *format, etok_err *err) {
     const int n_mats = 7 * in->n_layers + 1 + !in->tied_embeddings;
     etok_mat **mats = malloc((size_t)n_mats * sizeof *mats);
     const uint8_t **orig = malloc((size_t)n_mats * sizeof *orig);
-    const int64_t wide = in->d_model > in->d_ff ? in->d_model : in->d_ff;
+    int64_t wide = in->d_model > in->d_ff ? in->d_model : in->d_ff;
+    if (m->q_dim > wide) wide = m->q_dim;
     float *row = malloc((size_t)wide * sizeof *row);
     m->owned = calloc((size_t)n_mats, sizeof *m->owned);
     int n = 0, n_orig = 0, rc = -1;
@@ -416,9 +545,19 @@ double etok_model_flops_per_token(const etok_model *m, int position) {
     const etok_model_info *in = &m->info;
     /* matmul FLOPs = 2 * active matmul params (LM head 2*d*V included) */
     double f = 2.0 * (m->matmul_params + (double)in->d_model * in->vocab_size);
-    /* attention: 4 * L * n_h * d_h * t_eff, t_eff = tokens attended (position + 1) */
-    f += 4.0 * in->n_layers * in->n_heads * in->head_dim * (double)(position + 1);
+    /* attention: 4 * n_h * d_h * sum over layers of t_eff, t_eff = tokens attended (position
+     * + 1, at most the layer's own window) */
+    f += 4.0 * in->n_heads * in->head_dim * etok_model_attended_positions(m, position + 1);
     return f;
+}
+
+double etok_model_attended_positions(const etok_model *m, int t_eff) {
+    double s = 0;
+    for (int l = 0; l < m->info.n_layers; l++) {
+        int w = m->layers[l].window;
+        s += (double)(w > 0 && w < t_eff ? w : t_eff);
+    }
+    return s;
 }
 
 double etok_model_weight_bytes(const etok_model *m) { return m->step_weight_bytes; }
@@ -483,12 +622,12 @@ struct etok_fwd_state {
     int max_tokens, n_threads, ctx_len;
     float *x;        /* [T][d] residual stream */
     float *xb;       /* [T][max(d, d_ff)] normed input / FFN hidden */
-    float *q;        /* [T][d] */
+    float *q;        /* [T][max(d, q_dim)] */
     float *k, *v;    /* [T][kv_dim] */
-    float *att;      /* [T][d] attention output */
+    float *att;      /* [T][q_dim] attention output */
     float *gate, *up;/* [T][d_ff] */
-    float *rope_cs;  /* [T][rope_dims] cos, sin pairs */
-    etok_block_q8a *xq; /* [T][max(d, d_ff)/32] */
+    float *rope_cs;  /* [2][T][rope_dims] cos, sin pairs: global layers, then local ones */
+    etok_block_q8a *xq; /* [T][max(d, d_ff, q_dim)/32] */
     float *scores;   /* [n_threads][ctx_len] */
     float *lm_x;     /* [T][d] rows that want logits */
 };
@@ -518,19 +657,21 @@ etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_th
     }
     const etok_model_info *in = &m->info;
     size_t T = (size_t)max_tokens, d = (size_t)in->d_model, kvd = (size_t)in->n_kv_heads * (size_t)in->head_dim,
-           dff = (size_t)in->d_ff, wide = d > dff ? d : dff;
+           dff = (size_t)in->d_ff, qd = (size_t)m->q_dim, wide = d > dff ? d : dff;
+    if (qd > wide) wide = qd;
+    const size_t dq = d > qd ? d : qd;
     s->max_tokens = max_tokens;
     s->n_threads = n_threads;
     s->ctx_len = ctx_len;
     s->x = malloc(T * d * sizeof(float));
     s->xb = malloc(T * wide * sizeof(float));
-    s->q = malloc(T * d * sizeof(float));
+    s->q = malloc(T * dq * sizeof(float));
     s->k = malloc(T * kvd * sizeof(float));
     s->v = malloc(T * kvd * sizeof(float));
-    s->att = malloc(T * d * sizeof(float));
+    s->att = malloc(T * qd * sizeof(float));
     s->gate = malloc(T * dff * sizeof(float));
     s->up = malloc(T * dff * sizeof(float));
-    s->rope_cs = malloc(T * (size_t)m->rope_dims * sizeof(float));
+    s->rope_cs = malloc(2 * T * (size_t)m->rope_dims * sizeof(float));
     s->xq = malloc(T * (wide / ETOK_QK + 1) * sizeof(etok_block_q8a));
     s->scores = malloc((size_t)n_threads * (size_t)ctx_len * sizeof(float));
     s->lm_x = malloc(T * d * sizeof(float));
@@ -652,7 +793,7 @@ typedef struct {
     const etok_kv_cache *kv;
     etok_fwd_state *st;
     const etok_batch *b;
-    int layer, window;
+    int layer, window, sinks; /* window 0: every position; sinks: leading positions always attended */
 } attn_task;
 
 /* The cached positions one token attends to, as at most three runs of consecutive rows: the
@@ -662,17 +803,17 @@ typedef struct {
     int first_pos[3], n[3];
 } attn_span;
 
-static void attn_span_of(const etok_kv_cache *kv, int window, int pos, attn_span *sp) {
+static void attn_span_of(const etok_kv_cache *kv, int window, int sinks, int pos, attn_span *sp) {
     sp->n_seg = 0;
-    if (window <= 0 || pos + 1 <= kv->sinks + window) {
+    if (window <= 0 || pos + 1 <= sinks + window) {
         /* every position 0..pos, in rows 0..pos (pos < sinks + ring: nothing has wrapped) */
         sp->first_pos[0] = 0;
         sp->n[sp->n_seg++] = pos + 1;
         return;
     }
-    if (kv->sinks > 0) {
+    if (sinks > 0) {
         sp->first_pos[0] = 0;
-        sp->n[sp->n_seg++] = kv->sinks;
+        sp->n[sp->n_seg++] = sinks;
     }
     int p0 = pos + 1 - window, left = window;
     while (left > 0) {
@@ -707,17 +848,18 @@ static void attn_worker(void *ctxp, int ith, int nth) {
     const etok_kv_cache *kv = a->kv;
     const int hd = in->head_dim, n_h = in->n_heads, group = in->n_heads / in->n_kv_heads;
     const uint32_t kv_type = kv->type;
-    const float scale = 1.0f / sqrtf((float)hd);
+    const float scale = a->m->attn_scale;
+    const int qd = a->m->q_dim;
     float *sc = a->st->scores + (size_t)ith * (size_t)a->st->ctx_len;
     const int pairs = a->b->n_tokens * n_h;
     for (int p = ith; p < pairs; p += nth) {
         int t = p / n_h, h = p % n_h, kvh = h / group;
         int pos = a->b->pos[t], slot = a->b->slot[t];
         attn_span sp;
-        attn_span_of(kv, a->window, pos, &sp);
+        attn_span_of(kv, a->window, a->sinks, pos, &sp);
         float q[512];
         etok_block_q8a qa[512 / ETOK_QK];
-        memcpy(q, a->st->q + (size_t)t * (size_t)in->d_model + (size_t)h * (size_t)hd, (size_t)hd * sizeof(float));
+        memcpy(q, a->st->q + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd, (size_t)hd * sizeof(float));
         /* With an F16 cache the products run at F16 input precision (as llama.cpp does: q is
          * rounded to F16 for K.q, and the softmax weights for the sum over V). */
         if (kv_type == ETOK_T_F16) etok_round_f16(q, hd);
@@ -746,7 +888,7 @@ static void attn_worker(void *ctxp, int ith, int nth) {
         /* weighted sum over V in 8 position lanes reduced pairwise: the operation order of an
          * 8-wide FMA dot over positions, which is what llama.cpp uses here; a span in several
          * runs (sinks, a wrapped ring) sums the runs' results */
-        float *out = a->st->att + (size_t)t * (size_t)in->d_model + (size_t)h * (size_t)hd;
+        float *out = a->st->att + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd;
         float part[512];
         n = 0;
         if (kv_type == ETOK_T_Q8_0) memset(out, 0, (size_t)hd * sizeof(float));
@@ -776,24 +918,39 @@ static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) 
 
 /* RoPE, llama.cpp's "normal" mode for LLaMA: rotate ADJACENT pairs (x[2i], x[2i+1]) by
  * pos * base^(-2i/rope_dims). (The GGUF converter permuted the Q/K rows so that this is
- * equivalent to Hugging Face's rotate-half; the NeoX mode would pair x[i] with x[i+d/2].) */
-static void rope(float *x, int n_heads, int head_dim, int rope_dims, const float *cs) {
+ * equivalent to Hugging Face's rotate-half.) NeoX mode (Gemma): pair x[i] with
+ * x[i + rope_dims/2], the same angles. */
+static void rope(float *x, int n_heads, int head_dim, int rope_dims, const float *cs, int neox) {
+    const int half = rope_dims / 2;
     for (int h = 0; h < n_heads; h++) {
         float *v = x + (size_t)h * (size_t)head_dim;
-        for (int i = 0; i < rope_dims / 2; i++) {
-            float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[2 * i], x1 = v[2 * i + 1];
+        for (int i = 0; i < half; i++) {
+            const int i0 = neox ? i : 2 * i, i1 = neox ? i + half : 2 * i + 1;
+            float c = cs[2 * i], s = cs[2 * i + 1], x0 = v[i0], x1 = v[i1];
             /* written as fused multiply-adds: the rounding llama.cpp's compiled code gets */
-            v[2 * i] = fmaf(x0, c, -(x1 * s));
-            v[2 * i + 1] = fmaf(x0, s, x1 * c);
+            v[i0] = fmaf(x0, c, -(x1 * s));
+            v[i1] = fmaf(x0, s, x1 * c);
         }
     }
+}
+
+/* GELU, tanh approximation (Gemma's gelu_pytorch_tanh), in float. */
+static float gelu_tanh(float x) {
+    const float k = 0.7978845608028654f; /* sqrt(2/pi) */
+    return 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)));
+}
+
+static void geglu_worker(void *ctxp, int ith, int nth) {
+    const swiglu_task *w = ctxp;
+    size_t lo = w->n * (size_t)ith / (size_t)nth, hi = w->n * (size_t)(ith + 1) / (size_t)nth;
+    for (size_t i = lo; i < hi; i++) w->gate[i] = gelu_tanh(w->gate[i]) * w->up[i];
 }
 
 int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache *kv, etok_fwd_state *st,
                        const etok_batch *b, int attn_window, float *logits, etok_err *err) {
     const etok_model_info *in = &m->info;
     const int T = b->n_tokens, d = in->d_model, dff = in->d_ff, hd = in->head_dim;
-    const int kvd = in->n_kv_heads * hd, rd = m->rope_dims;
+    const int kvd = in->n_kv_heads * hd, rd = m->rope_dims, qd = m->q_dim;
     if (T <= 0) return 0;
     if (T > st->max_tokens) return etok_errf(err, "forward: %d tokens exceed the step capacity %d", T, st->max_tokens);
     for (int t = 0; t < T; t++) {
@@ -815,18 +972,26 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
         }
     }
 
-    /* embeddings and the RoPE angles of each token */
+    /* embeddings (x embd_scale) and the RoPE angles of each token: the global layers' in
+     * rope_cs[0], the local layers' (Gemma 3) in rope_cs[1] */
+    const int n_bases = m->rope_theta_scale_local > 0.0f ? 2 : 1;
     for (int t = 0; t < T; t++) {
-        etok_dequantize_row(m->tok_embd.type, m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes,
-                            st->x + (size_t)t * d, d);
+        float *xt = st->x + (size_t)t * d;
+        etok_dequantize_row(m->tok_embd.type, m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes, xt, d);
+        if (m->embd_scale != 1.0f)
+            for (int i = 0; i < d; i++) xt[i] *= m->embd_scale;
         /* theta_i = pos * base^(-2i/rope_dims), built as a running float product like
          * llama.cpp so that both engines round the angles the same way */
-        float *cs = st->rope_cs + (size_t)t * rd;
-        float th = (float)b->pos[t];
-        for (int i = 0; i < rd / 2; i++) {
-            cs[2 * i] = cosf(th);
-            cs[2 * i + 1] = sinf(th);
-            th *= m->rope_theta_scale;
+        for (int k = 0; k < n_bases; k++) {
+            float *cs = st->rope_cs + ((size_t)k * (size_t)T + (size_t)t) * rd;
+            const float ts = k == 0 ? m->rope_theta_scale : m->rope_theta_scale_local;
+            const float fs = k == 0 ? m->rope_freq_scale : 1.0f;
+            float th = (float)b->pos[t];
+            for (int i = 0; i < rd / 2; i++) {
+                cs[2 * i] = cosf(th * fs);
+                cs[2 * i + 1] = sinf(th * fs);
+                th *= ts;
+            }
         }
     }
 
@@ -840,37 +1005,56 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             float *os[3] = {st->q, st->k, st->v};
             matmul(pool, st, 3, ms, os, st->xb, T);
         }
-        /* RoPE on Q and K; K and V go into the cache at each token's position */
+        /* (Gemma 3: RMSNorm of each Q and K head), RoPE on Q and K; K and V go into the cache
+         * at each token's position */
+        const float *rcs = st->rope_cs + (L->rope_local ? (size_t)T * rd : 0);
         for (int t = 0; t < T; t++) {
-            const float *cs = st->rope_cs + (size_t)t * rd;
-            rope(st->q + (size_t)t * d, in->n_heads, hd, rd, cs);
-            rope(st->k + (size_t)t * kvd, in->n_kv_heads, hd, rd, cs);
+            const float *cs = rcs + (size_t)t * rd;
+            float *qt = st->q + (size_t)t * qd, *kt = st->k + (size_t)t * kvd;
+            if (L->q_norm)
+                for (int h = 0; h < in->n_heads; h++) rmsnorm(qt + (size_t)h * hd, qt + (size_t)h * hd, L->q_norm, hd, m->rms_eps);
+            if (L->k_norm)
+                for (int h = 0; h < in->n_kv_heads; h++)
+                    rmsnorm(kt + (size_t)h * hd, kt + (size_t)h * hd, L->k_norm, hd, m->rms_eps);
+            rope(qt, in->n_heads, hd, rd, cs, m->rope_neox);
+            rope(kt, in->n_kv_heads, hd, rd, cs, m->rope_neox);
             uint8_t *kr = kv_row(kv, kv->k, b->slot[t], l, b->pos[t]), *vr = kv_row(kv, kv->v, b->slot[t], l, b->pos[t]);
             if (kv->type == ETOK_T_F16) {
-                etok_f32_to_f16_row(st->k + (size_t)t * kvd, kr, kvd);
+                etok_f32_to_f16_row(kt, kr, kvd);
                 etok_f32_to_f16_row(st->v + (size_t)t * kvd, vr, kvd);
             } else if (kv->type == ETOK_T_Q8_0) {
-                etok_quantize_row(ETOK_T_Q8_0, st->k + (size_t)t * kvd, kr, kvd);
+                etok_quantize_row(ETOK_T_Q8_0, kt, kr, kvd);
                 etok_quantize_row(ETOK_T_Q8_0, st->v + (size_t)t * kvd, vr, kvd);
             } else {
-                memcpy(kr, st->k + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+                memcpy(kr, kt, (size_t)kvd * sizeof(float));
                 memcpy(vr, st->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));
             }
         }
-        /* causal GQA attention of every token over its own sequence's cache */
+        /* causal GQA attention of every token over its own sequence's cache; a layer with its
+         * own window (Gemma 3's local layers) attends to that window, or to the run's
+         * --attn-window (with its sinks) when that one is narrower */
         {
-            attn_task at = {m, kv, st, b, l, attn_window};
+            int win = attn_window, sinks = attn_window > 0 ? kv->sinks : 0;
+            if (L->window > 0 && (attn_window <= 0 || L->window < attn_window)) {
+                win = L->window;
+                sinks = 0;
+            }
+            attn_task at = {m, kv, st, b, l, win, sinks};
             etok_threadpool_run(pool, attn_worker, &at);
         }
-        /* output projection, residual */
+        /* output projection, (Gemma 3: RMSNorm), residual */
         {
             const etok_mat *ms[1] = {&L->wo};
             float *os[1] = {st->q};
             matmul(pool, st, 1, ms, os, st->att, T);
+            if (L->post_attn_norm)
+                for (int t = 0; t < T; t++)
+                    rmsnorm(st->q + (size_t)t * d, st->q + (size_t)t * d, L->post_attn_norm, d, m->rms_eps);
             for (size_t i = 0; i < (size_t)T * d; i++) st->x[i] += st->q[i];
         }
 
-        /* FFN block: RMSNorm -> SwiGLU: down(silu(gate(x)) * up(x)), residual */
+        /* FFN block: RMSNorm -> down(act(gate(x)) * up(x)) with act SiLU (SwiGLU) or GELU-tanh
+         * (GeGLU), (Gemma 3: RMSNorm), residual */
         for (int t = 0; t < T; t++) rmsnorm(st->xb + (size_t)t * d, st->x + (size_t)t * d, L->ffn_norm, d, m->rms_eps);
         {
             const etok_mat *ms[2] = {&L->w_gate, &L->w_up};
@@ -879,15 +1063,19 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
         }
         {
             swiglu_task w = {st->gate, st->up, (size_t)T * dff};
+            void (*fn)(void *, int, int) = m->ffn_gelu ? geglu_worker : swiglu_worker;
             if (T >= PARALLEL_MIN_TOKENS)
-                etok_threadpool_run(pool, swiglu_worker, &w);
+                etok_threadpool_run(pool, fn, &w);
             else
-                swiglu_worker(&w, 0, 1);
+                fn(&w, 0, 1);
         }
         {
             const etok_mat *ms[1] = {&L->w_down};
             float *os[1] = {st->q};
             matmul(pool, st, 1, ms, os, st->gate, T);
+            if (L->post_ffn_norm)
+                for (int t = 0; t < T; t++)
+                    rmsnorm(st->q + (size_t)t * d, st->q + (size_t)t * d, L->post_ffn_norm, d, m->rms_eps);
             for (size_t i = 0; i < (size_t)T * d; i++) st->x[i] += st->q[i];
         }
     }
@@ -900,6 +1088,11 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
         const etok_mat *ms[1] = {&m->output};
         float *os[1] = {logits};
         matmul(pool, st, 1, ms, os, st->lm_x, b->n_logit_rows);
+        if (m->logit_softcap > 0.0f) {
+            const float c = m->logit_softcap;
+            for (size_t i = 0; i < (size_t)b->n_logit_rows * (size_t)in->vocab_size; i++)
+                logits[i] = c * tanhf(logits[i] / c);
+        }
     }
     return 0;
 }

@@ -25,15 +25,33 @@ typedef struct {
 
 typedef struct {
     float *attn_norm, *ffn_norm; /* owned F32 copies (whatever the stored type) */
+    /* Gemma 3 only (NULL otherwise): per-head RMSNorm of Q and K (head_dim values), and the
+     * RMSNorms of the attention and FFN outputs before each residual add (d_model values) */
+    float *q_norm, *k_norm, *post_attn_norm, *post_ffn_norm;
     etok_mat wq, wk, wv, wo, w_gate, w_up, w_down;
+    int window;                  /* the model's own sliding window for this layer; 0 = global */
+    int rope_local;              /* 1: RoPE with the local base (rope_theta_scale_local) */
 } etok_layer;
+
+typedef enum { ETOK_ARCH_LLAMA, ETOK_ARCH_GEMMA3 } etok_arch;
+#define ETOK_SUPPORTED_ARCHS "llama, gemma3" /* general.architecture values the engine runs */
 
 struct etok_model {
     etok_gguf *gguf;
     etok_model_info info;
     float rms_eps;
     int rope_dims;
+    etok_arch arch;
     float rope_theta_scale;     /* base^(-2/rope_dims) */
+    float rope_theta_scale_local; /* Gemma 3's local layers: 10000^(-2/rope_dims) */
+    float rope_freq_scale;      /* positions x this on global layers (linear RoPE scaling; 1 = none) */
+    int rope_neox;              /* 1: rotate (x[i], x[i + rope_dims/2]) (NeoX); 0: adjacent pairs */
+    int q_dim;                  /* n_heads * head_dim (= d_model for Llama; not for Gemma 3) */
+    float embd_scale;           /* embedding rows x this (Gemma: sqrt(d_model); else 1) */
+    float attn_scale;           /* softmax(q.k * attn_scale): 1/sqrt(key length) */
+    float logit_softcap;        /* logits = c * tanh(logits / c) when > 0 */
+    int ffn_gelu;               /* 1: GeGLU (gelu-tanh gate); 0: SwiGLU */
+    int swa_window, swa_period; /* Gemma 3: window of the local layers; every swa_period-th layer is global */
     etok_mat tok_embd, output;  /* output aliases tok_embd when tied */
     float *output_norm;
     etok_layer *layers;
@@ -55,6 +73,11 @@ typedef struct {
     size_t row_bytes;
     uint8_t *k, *v;
 } etok_kv_cache;
+
+/* Positions attended by one token, summed over the layers, when it attends to t_eff positions
+ * (its position + 1, or the run's window + sinks): layers with their own window (Gemma 3's
+ * local ones) attend to at most that window. For the FLOP/byte accounting. */
+double etok_model_attended_positions(const etok_model *m, int t_eff);
 
 /* kv_bits 32, 16 or 8 (Q8_0: head_dim a multiple of 32); sinks < rows. */
 int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int rows, int kv_bits, int sinks,

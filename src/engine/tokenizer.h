@@ -26,6 +26,7 @@ typedef struct {
     const size_t *merge_lens;
     int bos_id, eos_id, eot_id, unk_id, pad_id; /* -1 when absent */
     int add_bos, add_eos;           /* tokenizer.ggml.add_bos_token / add_eos_token, -1 when absent */
+    int no_space_prefix;            /* 1: tokenizer.ggml.add_space_prefix is false (Gemma); 0: absent or true (SPM adds it) */
     const char *chat_template;      /* tokenizer.chat_template, may be NULL */
 } etok_tokenizer_spec;
 
@@ -43,11 +44,13 @@ char *etok_tokenizer_decode(const etok_tokenizer *t, const int32_t *ids, int n);
 int etok_tokenizer_is_eog(const etok_tokenizer *t, int32_t id);
 int etok_tokenizer_n_vocab(const etok_tokenizer *t);
 int etok_tokenizer_bos(const etok_tokenizer *t); /* -1 when absent or add_bos is off */
-/* Chat template (ChatML as SmolLM2 uses, Llama-3; detected from chat_template text; ChatML is
- * the default when absent) applied to n messages (roles "system", "user" or "assistant"; any
+/* Chat template (ChatML as SmolLM2 uses, Llama-3, Gemma; detected from chat_template text; when
+ * absent, Gemma if the vocabulary has <start_of_turn> and <end_of_turn>, else ChatML) applied to n messages (roles "system", "user" or "assistant"; any
  * other role is an ETOK_EXIT_INPUT error naming messages[i].role), assistant turn opened.
  * ChatML inserts the template's default system prompt (SmolLM2's) when messages[0] is not a
- * system message; Llama-3 trims each content, as its template does. malloc'd. */
+ * system message; Llama-3 trims each content, as its template does. Gemma has no system role:
+ * a system message's (trimmed) content and "\n\n" are prepended to the next turn (alone, a
+ * user turn); contents are trimmed; "assistant" is the "model" turn. malloc'd. */
 char *etok_tokenizer_chat_messages(const etok_tokenizer *t, const char *const *roles, const char *const *contents,
                                    int n, etok_err *err);
 /* Tokenize the same conversation: each marker the template inserts ("<|im_start|>", ...) is its

@@ -84,6 +84,9 @@ int etok_gguf_tokenizer_spec_read(const etok_gguf *g, etok_gguf_tokenizer_spec *
     if (r == 0) sp->add_bos = -1;
     if ((r = etok_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &sp->add_eos, err)) < 0) goto fail;
     if (r == 0) sp->add_eos = -1;
+    int asp = 1;
+    if (etok_gguf_get_bool(g, "tokenizer.ggml.add_space_prefix", &asp, err) < 0) goto fail;
+    sp->no_space_prefix = !asp;
     return 0;
 fail:
     etok_gguf_tokenizer_spec_free(out);

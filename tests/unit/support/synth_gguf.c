@@ -135,13 +135,18 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
     else
         etok_tiny_gguf_defaults(&o);
     if (!o.output_type) o.output_type = o.d_model % 256 == 0 ? ETOK_T_Q6_K : ETOK_T_Q8_0;
-    const int d = o.d_model, dff = o.d_ff, hd = d / o.n_heads, kvd = o.n_kv_heads * hd, V = etok_tiny_gguf_vocab_size();
+    const char *arch = o.arch ? o.arch : "llama";
+    const int gemma = strcmp(arch, "gemma3") == 0;
+    const int d = o.d_model, dff = o.d_ff, hd = o.key_length > 0 ? o.key_length : d / o.n_heads,
+              kvd = o.n_kv_heads * hd, qd = o.n_heads * hd, V = etok_tiny_gguf_vocab_size();
+    const float gain = o.post_norm_gain > 0 ? o.post_norm_gain : 1.0f,
+                gain_ffw = o.post_ffw_gain > 0 ? o.post_ffw_gain : 1.0f;
     const uint32_t align = o.alignment ? o.alignment : 32;
     static const uint32_t cycle[] = {ETOK_T_Q4_1, ETOK_T_Q8_0, ETOK_T_Q4_0, ETOK_T_Q4_K,
                                      ETOK_T_Q6_K, ETOK_T_F16,  ETOK_T_BF16, ETOK_T_F32,
                                      ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_IQ4_NL, ETOK_T_Q2_K,
                                      ETOK_T_Q3_K, ETOK_T_Q5_K};
-    int n_t = 3 + 9 * o.n_layers;
+    int n_t = 3 + 13 * o.n_layers;
     tensor_plan *tp = calloc((size_t)n_t, sizeof *tp);
     if (!tp) return -1;
     int k = 0, ci = 0;
@@ -164,7 +169,7 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
     for (int l = 0; l < o.n_layers; l++) {
         char nm[64];
         const char *mats[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
-        int nin[7] = {d, d, d, d, d, d, dff}, nout[7] = {d, kvd, kvd, d, dff, dff, d};
+        int nin[7] = {d, d, d, qd, d, d, dff}, nout[7] = {qd, kvd, kvd, d, dff, dff, d};
         for (int j = 0; j < 7; j++) {
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, mats[j]);
             uint32_t ty = o.mixed_types                          ? cycle[ci++ % (sizeof cycle / sizeof cycle[0])]
@@ -176,30 +181,48 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
         ADD(nm, d, 0, ETOK_T_F32, -1.0f);
         snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
         ADD(nm, d, 0, ETOK_T_F32, -1.0f);
+        if (gemma) {
+            snprintf(nm, sizeof nm, "blk.%d.attn_q_norm.weight", l);
+            ADD(nm, hd, 0, ETOK_T_F32, -1.0f);
+            snprintf(nm, sizeof nm, "blk.%d.attn_k_norm.weight", l);
+            ADD(nm, hd, 0, ETOK_T_F32, -1.0f);
+            snprintf(nm, sizeof nm, "blk.%d.post_attention_norm.weight", l);
+            ADD(nm, d, 0, ETOK_T_F32, -1.0f);
+            for (int q = 0; q < d; q++) tp[k - 1].values[q] *= gain;
+            snprintf(nm, sizeof nm, "blk.%d.post_ffw_norm.weight", l);
+            ADD(nm, d, 0, ETOK_T_F32, -1.0f);
+            for (int q = 0; q < d; q++) tp[k - 1].values[q] *= gain_ffw;
+        }
     }
 #undef ADD
     n_t = k;
 
     etok_gbuf b = {0};
     int write_rope = o.raw_hparams || o.rope_freq_base > 0;
-    int n_kv = 21 + write_rope + (o.alignment != 0);
+    int n_kv = 21 + write_rope + (o.alignment != 0) + (o.key_length > 0) + (o.sliding_window > 0) + (o.swa_pattern > 0);
     etok_gbuf_bytes(&b, "GGUF", 4);
     etok_gbuf_u32(&b, 3);
     etok_gbuf_u64(&b, (uint64_t)n_t);
     etok_gbuf_u64(&b, (uint64_t)n_kv);
-    kv_str(&b, "general.architecture", "llama");
+    char key[96];
+#define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, arch), key)
+    kv_str(&b, "general.architecture", arch);
     kv_str(&b, "general.name", "etok tiny test model");
     if (o.alignment) kv_u32(&b, "general.alignment", o.alignment);
-    kv_u32(&b, "llama.block_count", (uint32_t)o.n_layers);
-    kv_u32(&b, "llama.context_length", (uint32_t)o.ctx_len);
-    kv_u32(&b, "llama.embedding_length", (uint32_t)d);
-    kv_u32(&b, "llama.feed_forward_length", (uint32_t)dff);
-    kv_u32(&b, "llama.attention.head_count", (uint32_t)o.n_heads);
-    kv_u32(&b, "llama.attention.head_count_kv", (uint32_t)o.n_kv_heads);
-    if (write_rope) kv_f32(&b, "llama.rope.freq_base", o.rope_freq_base);
-    kv_f32(&b, "llama.attention.layer_norm_rms_epsilon", o.raw_hparams || o.rms_eps > 0 ? o.rms_eps : 1e-5f);
-    kv_u32(&b, "llama.rope.dimension_count", (uint32_t)hd);
-    kv_u32(&b, "llama.vocab_size", o.vocab_size_key ? o.vocab_size_key : (uint32_t)V);
+    kv_u32(&b, KEY("block_count"), (uint32_t)o.n_layers);
+    kv_u32(&b, KEY("context_length"), (uint32_t)o.ctx_len);
+    kv_u32(&b, KEY("embedding_length"), (uint32_t)d);
+    kv_u32(&b, KEY("feed_forward_length"), (uint32_t)dff);
+    kv_u32(&b, KEY("attention.head_count"), (uint32_t)o.n_heads);
+    kv_u32(&b, KEY("attention.head_count_kv"), (uint32_t)o.n_kv_heads);
+    if (write_rope) kv_f32(&b, KEY("rope.freq_base"), o.rope_freq_base);
+    kv_f32(&b, KEY("attention.layer_norm_rms_epsilon"), o.raw_hparams || o.rms_eps > 0 ? o.rms_eps : 1e-5f);
+    kv_u32(&b, KEY("rope.dimension_count"), (uint32_t)hd);
+    kv_u32(&b, KEY("vocab_size"), o.vocab_size_key ? o.vocab_size_key : (uint32_t)V);
+    if (o.key_length > 0) kv_u32(&b, KEY("attention.key_length"), (uint32_t)o.key_length);
+    if (o.sliding_window > 0) kv_u32(&b, KEY("attention.sliding_window"), (uint32_t)o.sliding_window);
+    if (o.swa_pattern > 0) kv_u32(&b, KEY("attention.sliding_window_pattern"), (uint32_t)o.swa_pattern);
+#undef KEY
     kv_str(&b, "tokenizer.ggml.model", "gpt2");
     kv_str(&b, "tokenizer.ggml.pre", "smollm");
     { /* tokens */

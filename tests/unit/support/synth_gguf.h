@@ -34,6 +34,14 @@ typedef struct {
     float weight_scale;    /* std-ish of random weights, default 0.08 */
     uint64_t seed;         /* default 1 */
     uint32_t alignment;    /* 0 = default 32 (key omitted); else written as general.alignment */
+    /* other architectures: keys are "<arch>.*" */
+    const char *arch;      /* general.architecture, NULL = "llama"; "gemma3" adds Gemma 3's tensors
+                              (attn_q_norm, attn_k_norm, post_attention_norm, post_ffw_norm) */
+    int key_length;        /* <arch>.attention.key_length (head dim), 0 = key omitted (d / heads) */
+    int sliding_window;    /* <arch>.attention.sliding_window, 0 = key omitted */
+    int swa_pattern;       /* <arch>.attention.sliding_window_pattern, 0 = key omitted */
+    float post_norm_gain;  /* gemma3: post-attention norm weights x this, 0 = 1 */
+    float post_ffw_gain;   /* gemma3: post-FFN norm weights x this, 0 = 1 */
 } etok_tiny_gguf_opts;
 
 /* Defaults as documented above. */
