@@ -19,6 +19,7 @@
 #include "etok/attribute.h"
 #include "etok/parse.h"
 #include "etok/bench.h"
+#include "etok/budget.h"
 #include "etok/endpoint.h"
 #include "etok/engine.h"
 #include "etok/evalset.h"
@@ -46,6 +47,7 @@ static void usage(FILE *f) {
             "                  [--meter NAME ...] [--price-per-kwh X] [--grid-intensity G | --region CODE] [--seed S] [--profile FILE] [-o DIR]\n"
             "                  [--endpoint URL [--endpoint-model NAME] [--api-key KEY] [--completions] [--timeout S]]\n"
             "                  [--energy-from URL] [--weights FORMAT] [--kv-type TYPE] [--attn-window N [--attn-sinks S]]\n"
+            "                  [--budget fixed:N|by-field:FIELD|adaptive]\n"
             "\n"
             "Energy-to-token evaluation of the built-in engine: run an eval set through the model's chat\n"
             "template (greedy), measure energy with an idle baseline, and report the docs/METRICS.md reporting\n"
@@ -96,6 +98,7 @@ static void usage(FILE *f) {
             "                         (an attribution model, beside the device figure; docs/RECORD.md)\n"
             ETOK_CLI_LEVERS_HELP
             ETOK_CLI_HW_LEVERS_HELP
+            ETOK_CLI_BUDGET_HELP
             "  -o, --output DIR       output directory (default out/)\n"
             "  -q, --quiet            no table on stdout\n"
             "  -h, --help             this help\n"
@@ -175,7 +178,8 @@ int cmd_bench(int argc, char **argv) {
     enum {
         O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
         O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
-        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS, O_GRID, O_REGION, O_CPUFREQ, O_GPUPL
+        O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS, O_GRID, O_REGION, O_CPUFREQ, O_GPUPL,
+        O_BUDGET
     };
     static const struct option lopts[] = {
         {"model", required_argument, NULL, 'm'},      {"evals", required_argument, NULL, O_EVALS},
@@ -198,6 +202,7 @@ int cmd_bench(int argc, char **argv) {
         {"weights", required_argument, NULL, O_WEIGHTS}, {"kv-type", required_argument, NULL, O_KVTYPE},
         {"attn-window", required_argument, NULL, O_AWIN}, {"attn-sinks", required_argument, NULL, O_ASINKS},
         {"cpu-max-freq", required_argument, NULL, O_CPUFREQ}, {"gpu-power-limit", required_argument, NULL, O_GPUPL},
+        {"budget", required_argument, NULL, O_BUDGET},
         {"output", required_argument, NULL, 'o'},     {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0},
     };
@@ -216,6 +221,8 @@ int cmd_bench(int argc, char **argv) {
     etok_hw_levers_opts hwo = {0};
     const char *grid_text = NULL, *grid_region = NULL;
     etok_grid grid = {0};
+    etok_budget_policy budget, *budget_p = NULL; /* --budget (etok/budget.h) */
+    int *budgets = NULL, budget_fallbacks = 0;
     optind = 1;
     opterr = 0;
     int c;
@@ -265,6 +272,7 @@ int cmd_bench(int argc, char **argv) {
         case O_ASINKS: bad = etok_cli_lever_opt("bench", "attn-sinks", optarg, &levers) != 0; break;
         case O_CPUFREQ: bad = etok_cli_hw_lever_opt("bench", "cpu-max-freq", optarg, &hwo); break;
         case O_GPUPL: bad = etok_cli_hw_lever_opt("bench", "gpu-power-limit", optarg, &hwo); break;
+        case O_BUDGET: bad = etok_cli_budget_opt("bench", optarg, &budget) != 0, budget_p = &budget; break;
         case 'o': out_dir = optarg; break;
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
@@ -286,6 +294,7 @@ int cmd_bench(int argc, char **argv) {
             return gerr.exit_code ? gerr.exit_code : ETOK_EXIT_USAGE;
         }
     }
+    if (etok_cli_budget_check("bench", budget_p, !!ep.url, &max_tokens)) return ETOK_EXIT_USAGE;
     if (ep.url && etok_cli_levers_any(&levers)) {
         fprintf(stderr, "etok bench: --weights, --kv-type and --attn-window/--attn-sinks apply to the built-in engine, "
                         "not to --endpoint\n");
@@ -337,6 +346,10 @@ int cmd_bench(int argc, char **argv) {
     if (etok_evalset_load(&ev, evals_path, &err)) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
         return err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
+    }
+    if (etok_cli_budget_items("bench", budget_p, &ev, (int)max_tokens, !!ep.url, &budgets, &budget_fallbacks)) {
+        etok_evalset_free(&ev);
+        return ETOK_EXIT_INPUT;
     }
     ep.request_timeout_s = timeout;
     if (!ep.url && etok_model_resolve("bench", model_path, mbuf, sizeof mbuf, &err) != 0) {
@@ -485,6 +498,7 @@ int cmd_bench(int argc, char **argv) {
             }
             if (energy_from) json_object_set_new(cfg, "energy_from", json_string(energy_from));
             etok_hw_levers_to_config(hw, cfg);
+            (void)etok_budget_to_config(cfg, budget_p, &ev, budgets, (int)max_tokens, budget_fallbacks);
             rec.config_json = json_dumps(cfg, JSON_COMPACT);
             json_decref(cfg);
         }
@@ -504,6 +518,7 @@ int cmd_bench(int argc, char **argv) {
         .rate_rps = rate,
         .max_slots = slots,
         .max_tokens = (int)max_tokens,
+        .item_max_tokens = budgets,
         .warmup_requests = (int)warm,
         .idle_s = idle,
         .seed = (uint64_t)seed,
@@ -577,5 +592,6 @@ done:
     if (sig_fd >= 0) close(sig_fd);
     etok_record_free(&rec);
     etok_evalset_free(&ev);
+    free(budgets);
     return rc;
 }

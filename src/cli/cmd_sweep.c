@@ -75,7 +75,7 @@ static const char *const BENCH_ARG_OPTS[] = {
     "model", "evals", "requests", "duration", "concurrency", "rate", "max-tokens", "threads", "warmup",
     "quality-target", "ttft-slo", "tpot-slo", "pue", "meter", "cpu-tdp", "price-per-kwh", "grid-intensity", "region", "deployment-utilization",
     "profile", "system", "endpoint", "endpoint-model", "api-key", "timeout", "energy-from", "server-pid",
-    "boundary", "weights", "kv-type", "attn-window", "attn-sinks", "cpu-max-freq", "gpu-power-limit", NULL};
+    "boundary", "weights", "kv-type", "attn-window", "attn-sinks", "cpu-max-freq", "gpu-power-limit", "budget", NULL};
 static const char *const BENCH_FLAG_OPTS[] = {"completions", NULL};
 static const char *const SWEEP_OWNED[] = {"output", "seed", "idle", "quiet", "help", NULL};
 
