@@ -1,0 +1,62 @@
+#!/bin/sh
+# bench/budget.sh — issue 16 measurements on the built-in engine, as short `etok bench` runs:
+#   budget: J/correct-answer of fixed output budgets against --budget adaptive on
+#           data/evals/default.jsonl and hard.jsonl (table in bench/budget.md)
+#   long:   accuracy and J/token of --kv-type f16|q8_0 and --attn-window N --attn-sinks S on the
+#           long-prompt set data/evals/long.jsonl (scripts/gen_long_evals.py; bench/long_context.md)
+# Every run: greedy, --concurrency 2 --threads 2, 1 warm-up request, 3 s idle baseline, the
+# meter in METER (default estimate: a model of CPU power from utilization, not a counter; its
+# uncertainty is in every figure). Prints one Markdown row per run (summarize below).
+#
+#   bench/budget.sh [budget|long|all]     Env: ETOK (default build/etok), ETOK_MODEL, OUT, METER
+set -eu
+cd "$(dirname "$0")/.."
+ETOK=${ETOK:-build/etok}
+MODEL=${ETOK_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+OUT=${OUT:-/tmp/etok-budget}
+METER=${METER:-estimate}
+WHAT=${1:-all}
+[ -f "$MODEL" ] || { echo "bench/budget.sh: $MODEL not found: run 'make model'" >&2; exit 3; }
+mkdir -p "$OUT"
+
+row() { # NAME: one Markdown row from OUT/NAME/run.json
+    python3 - "$OUT/$1/run.json" "$1" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1])); m = r["metrics"]; c = r["config"]
+def v(k, f="%.3g"):
+    x = m.get(k) or {}
+    if x.get("value") is None: return "n/a"
+    u = x.get("uncertainty")
+    return (f % x["value"]) + ((" ± " + f % u) if u else "")
+reqs = r["requests"]; ok = sum(1 for q in reqs if q.get("quality_pass"))
+b = c.get("budget", {})
+print("| %s | %s | %s | %d/%d | %d | %s | %s | %s | %s | %s | %s |" % (
+    sys.argv[2], b.get("policy", "fixed:%d" % c["max_tokens"]),
+    ("%.1f" % b["mean_max_tokens"]) if b else str(c["max_tokens"]),
+    ok, len(reqs), r["tokens_out"], "%.0f" % (r["tokens_in"] / max(1, len(reqs))),
+    v("energy_j"), v("joules_per_output_token"), v("joules_per_token", "%.3f"), v("joules_per_correct_answer"),
+    "%.0f s" % m["duration_s"]["value"]))
+PY
+}
+
+run() { # NAME ARGS...: one bench run, then its row
+    name=$1; shift
+    "$ETOK" bench -m "$MODEL" --concurrency 2 --threads 2 --warmup 1 --idle 3 --meter "$METER" -q -o "$OUT/$name" "$@" \
+        >"$OUT/$name.log" 2>&1 || { echo "bench/budget.sh: $name failed:"; cat "$OUT/$name.log"; return 1; }
+    row "$name"
+}
+
+echo "| run | policy | mean budget | correct | output tokens | prompt tokens/request | energy J | J/output-token | J/token | J/correct-answer | window |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
+if [ "$WHAT" = budget ] || [ "$WHAT" = all ]; then
+    for set in default hard; do
+        for pol in fixed:16 fixed:32 fixed:64 adaptive; do
+            run "$set-$(echo "$pol" | tr : -)" --evals "data/evals/$set.jsonl" --budget "$pol"
+        done
+    done
+fi
+if [ "$WHAT" = long ] || [ "$WHAT" = all ]; then
+    run long-kv-f16 --evals data/evals/long.jsonl --max-tokens 24 --kv-type f16
+    run long-kv-q8_0 --evals data/evals/long.jsonl --max-tokens 24 --kv-type q8_0
+    run long-window-256-sinks-4 --evals data/evals/long.jsonl --max-tokens 24 --attn-window 256 --attn-sinks 4
+fi
