@@ -9,8 +9,9 @@
 # meter in METER (default estimate: a model of CPU power from utilization, not a counter; its
 # uncertainty is in every figure). Prints one Markdown row per run (summarize below).
 #
-#   bench/budget.sh [budget|long|all]     Env: ETOK (default build/etok), ETOK_MODEL, OUT, METER,
-#                                         LONG_REQUESTS (default 8)
+#   bench/budget.sh [budget|budget-default|budget-hard|long|long-kv|long-window|all]
+#   Env: ETOK (default build/etok), ETOK_MODEL, OUT, METER, LONG_REQUESTS (default 8),
+#        DEFAULT_POLICIES (default "fixed:16 fixed:32 adaptive"), HARD_POLICIES ("fixed:32 adaptive fixed:64")
 set -eu
 cd "$(dirname "$0")/.."
 ETOK=${ETOK:-build/etok}
@@ -55,20 +56,24 @@ echo "| run | policy | mean budget | correct | output tokens | prompt tokens/req
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 # the first LONG_REQUESTS items of the seeded shuffle of long.jsonl (default 8 of 12)
 LONG_REQUESTS=${LONG_REQUESTS:-8}
-if [ "$WHAT" = budget ] || [ "$WHAT" = all ]; then
-    for pol in fixed:16 fixed:32 adaptive; do
+# budget-default, budget-hard: one set (to run the two in parallel on a slow machine)
+case $WHAT in budget | budget-default | all)
+    for pol in ${DEFAULT_POLICIES:-fixed:16 fixed:32 adaptive}; do
         run "default-$(echo "$pol" | tr : -)" --evals data/evals/default.jsonl --budget "$pol"
-    done
-    for pol in fixed:32 fixed:64 adaptive; do
+    done ;;
+esac
+case $WHAT in budget | budget-hard | all)
+    for pol in ${HARD_POLICIES:-fixed:32 adaptive fixed:64}; do
         run "hard-$(echo "$pol" | tr : -)" --evals data/evals/hard.jsonl --budget "$pol"
-    done
-fi
-if [ "$WHAT" = long ] || [ "$WHAT" = all ]; then
-    L="--evals data/evals/long.jsonl --requests $LONG_REQUESTS --max-tokens 24"
-    # shellcheck disable=SC2086
+    done ;;
+esac
+L="--evals data/evals/long.jsonl --requests $LONG_REQUESTS --max-tokens 24"
+# shellcheck disable=SC2086
+case $WHAT in long | long-kv | all)
     run long-kv-f16 $L --kv-type f16
-    # shellcheck disable=SC2086
-    run long-kv-q8_0 $L --kv-type q8_0
-    # shellcheck disable=SC2086
-    run long-window-256-sinks-4 $L --attn-window 256 --attn-sinks 4
-fi
+    run long-kv-q8_0 $L --kv-type q8_0 ;;
+esac
+# shellcheck disable=SC2086
+case $WHAT in long | long-window | all)
+    run long-window-256-sinks-4 $L --attn-window 256 --attn-sinks 4 ;;
+esac
