@@ -6,7 +6,7 @@ Each item plants one fact early (a four-digit code for a named vault, in the fir
 then about 900 words of filler (seeded template sentences with no digits at all), then asks for the
 code. The answer is checked with a `number` check, so a model that lost the fact (e.g. an
 attention window smaller than the prompt, which drops the early tokens) gets it wrong unless it
-guesses the code. With SmolLM2's tokenizer each prompt is ~1000-1300 tokens (etok bench records the
+guesses the code. With SmolLM2's tokenizer each prompt is ~1060-1090 tokens (etok bench records the
 exact count per request as tokens_in). Every item carries "difficulty": "hard" and "stop": "\\n".
 
   scripts/gen_long_evals.py [--items N] [--words W] [--seed S] [-o data/evals/long.jsonl]
