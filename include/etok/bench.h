@@ -1,7 +1,9 @@
 /* bench.h — the `etok bench` driver over the built-in engine: it produces tokens from an
  * eval set under a closed-loop (concurrency C, continuous batching) or open-loop (Poisson
  * rate R, seeded) load, timestamps every request and token, records every engine step,
- * scores answers, and runs the meters with an idle baseline. It fills a run record and
+ * scores answers, and runs the meters with an idle baseline. An item's stop strings (evalset.h)
+ * end its generation where one appears, across token boundaries (etok/stopseq.h, the search
+ * `etok serve` uses); its output is cut before the stop string. It fills a run record and
  * nothing else: metrics (analyse/metrics.c) and reports (render/report_*.c) come after.
  * Warm-up requests run before the window opens and are not recorded. */
 #ifndef ETOK_BENCH_H
@@ -24,6 +26,9 @@ typedef struct {
     double rate_rps;       /* > 0: open loop, Poisson arrivals at this rate (seeded) */
     int max_slots;         /* open loop: engine batch slots (0 = 8) */
     int max_tokens;        /* per request */
+    /* --budget (etok/budget.h): max_tokens of each eval item, indexed like evals->items; NULL =
+     * max_tokens for every item. Built-in engine only (warm-up requests use max_tokens). */
+    const int *item_max_tokens;
     int warmup_requests;   /* before the window, not recorded */
     double idle_s;         /* idle baseline before the run (0 skips) */
     uint64_t seed;         /* Poisson arrivals and the order of eval items */

@@ -140,6 +140,51 @@ int etok_cli_hw_lever_opt(const char *cmd, const char *name, const char *arg, et
     return bad ? -1 : 0;
 }
 
+int etok_cli_budget_opt(const char *cmd, const char *arg, etok_budget_policy *p) {
+    etok_err e = {0};
+    if (etok_budget_parse(arg, p, &e) == 0) return 0;
+    fprintf(stderr, "etok %s: %s\n", cmd, e.msg);
+    return -1;
+}
+
+int etok_cli_budget_check(const char *cmd, const etok_budget_policy *p, int endpoint, double *max_tokens) {
+    if (!p) return 0;
+    if (p->kind == ETOK_BUDGET_FIXED) {
+        *max_tokens = p->fixed;
+        return 0;
+    }
+    if (endpoint) {
+        fprintf(stderr, "etok %s: --budget %s applies to the built-in engine, not to --endpoint (fixed:N does)\n", cmd,
+                p->kind == ETOK_BUDGET_ADAPTIVE ? "adaptive" : "by-field");
+        return -1;
+    }
+    return 0;
+}
+
+int etok_cli_budget_items(const char *cmd, const etok_budget_policy *p, const etok_evalset *ev, int fallback,
+                          int endpoint, int **budgets, int *n_fallback) {
+    *budgets = NULL;
+    *n_fallback = 0;
+    size_t n_stop = 0;
+    for (size_t i = 0; i < ev->n_items; i++) n_stop += ev->items[i].n_stop > 0;
+    if (endpoint && n_stop)
+        fprintf(stderr, "etok %s: note: %zu eval items carry stop strings; --endpoint does not send them (built-in engine only)\n",
+                cmd, n_stop);
+    if (!p) return 0;
+    etok_err e = {0};
+    if (!(*budgets = malloc(ev->n_items * sizeof **budgets))) {
+        fprintf(stderr, "etok %s: out of memory\n", cmd);
+        return -1;
+    }
+    if (etok_budget_assign(p, ev, fallback, *budgets, n_fallback, &e)) {
+        fprintf(stderr, "etok %s: %s\n", cmd, e.msg);
+        free(*budgets);
+        *budgets = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- idle-baseline history (issue 17; docs/RECORD.md "Idle history") ---- */
 
 #define IDLE_HISTORY_KEEP 100  /* lines kept when the file is rewritten */

@@ -8,6 +8,8 @@
 #include "etok/record.h"
 #include "etok/engine.h"
 #include "etok/levers_hw.h"
+#include "etok/budget.h"
+#include "etok/evalset.h"
 
 #define ETOK_CLI_MAX_METERS 16
 
@@ -72,6 +74,24 @@ const char *etok_cli_kv_type_name(int kv_bits);
 /* Parse --cpu-max-freq / --gpu-power-limit (name without "--") into o;
  * -1 after printing why. */
 int etok_cli_hw_lever_opt(const char *cmd, const char *name, const char *arg, etok_hw_levers_opts *o);
+
+/* --budget POLICY (issue 16; etok/budget.h), bench only: each eval item's max_tokens. */
+#define ETOK_CLI_BUDGET_HELP                                                                                        \
+    "  --budget POLICY        each eval item's max_tokens: fixed:N (all N, as --max-tokens N),\n"                 \
+    "                         by-field:FIELD (the item's numeric FIELD, e.g. budget; else --max-tokens)\n"       \
+    "                         or adaptive (by the item's difficulty: easy 0.5x, medium 1x, hard 2x\n"           \
+    "                         --max-tokens; else --max-tokens); built-in engine only, but fixed:N.\n"          \
+    "                         Items' \"stop\" strings end generation in the built-in engine\n"
+/* Parse --budget into p; -1 after printing why. */
+int etok_cli_budget_opt(const char *cmd, const char *arg, etok_budget_policy *p);
+/* After parsing (p NULL = no --budget): with --endpoint only fixed:N; fixed:N sets *max_tokens.
+ * -1 after printing why. */
+int etok_cli_budget_check(const char *cmd, const etok_budget_policy *p, int endpoint, double *max_tokens);
+/* After loading the eval set: *budgets (malloc'ed, one per item; NULL without --budget) and
+ * *n_fallback from etok_budget_assign; with --endpoint, a note on stderr when items carry stop
+ * strings (not sent to the server). -1 after printing why (the caller exits ETOK_EXIT_INPUT). */
+int etok_cli_budget_items(const char *cmd, const etok_budget_policy *p, const etok_evalset *ev, int fallback,
+                          int endpoint, int **budgets, int *n_fallback);
 
 /* Host name, kernel, online CPUs and CPU model (from ETOK_PROC_ROOT/cpuinfo) into the record. */
 void etok_cli_host_info(etok_record *r);

@@ -24,6 +24,7 @@
 #include "etok/attribute.h"
 #include "etok/parse.h"
 #include "etok/bench.h"
+#include "etok/budget.h"
 #include "etok/dataset.h"
 #include "etok/endpoint.h"
 #include "etok/engine.h"
@@ -52,6 +53,7 @@ static void usage(FILE *f) {
             "                  [--meter NAME ...] [--price-per-kwh X] [--grid-intensity G | --region CODE] [--seed S] [--profile FILE] [-o DIR]\n"
             "                  [--endpoint URL [--endpoint-model NAME] [--api-key KEY] [--completions] [--timeout S]]\n"
             "                  [--energy-from URL] [--weights FORMAT] [--kv-type TYPE] [--attn-window N [--attn-sinks S]]\n"
+            "                  [--budget fixed:N|by-field:FIELD|adaptive]\n"
             "\n"
             "Energy-to-token evaluation of the built-in engine: run an eval set through the model's chat\n"
             "template (greedy), measure energy with an idle baseline, and report the docs/METRICS.md reporting\n"
@@ -119,6 +121,7 @@ static void usage(FILE *f) {
             "                         ones nor remember it (~/.local/state/etok; docs/RECORD.md)\n"
             ETOK_CLI_LEVERS_HELP
             ETOK_CLI_HW_LEVERS_HELP
+            ETOK_CLI_BUDGET_HELP
             "  -o, --output DIR       output directory (default out/)\n"
             "  -q, --quiet            no table on stdout\n"
             "  -h, --help             this help\n"
@@ -212,7 +215,7 @@ enum {
     O_EVALS = 256, O_REQ, O_DUR, O_CONC, O_RATE, O_MAXTOK, O_THREADS, O_WARM, O_Q, O_TTFT, O_TPOT, O_PUE, O_IDLE,
     O_METER, O_TDP, O_PRICE, O_UDEP, O_SEED, O_PROFILE, O_SYSTEM, O_ENDPOINT, O_EPMODEL, O_APIKEY, O_COMPL,
     O_TIMEOUT, O_EFROM, O_SERVER_PID, O_BOUNDARY, O_WEIGHTS, O_KVTYPE, O_AWIN, O_ASINKS, O_GRID, O_REGION, O_CPUFREQ,
-    O_GPUPL, O_DSET, O_GOODPUT, O_NOIDLEHIST
+    O_GPUPL, O_DSET, O_GOODPUT, O_NOIDLEHIST, O_BUDGET
 };
 
 const struct option etok_bench_long_options[] = {
@@ -254,6 +257,7 @@ const struct option etok_bench_long_options[] = {
     {"attn-sinks", required_argument, NULL, O_ASINKS},
     {"cpu-max-freq", required_argument, NULL, O_CPUFREQ},
     {"gpu-power-limit", required_argument, NULL, O_GPUPL},
+    {"budget", required_argument, NULL, O_BUDGET},
     /* serving datasets, vLLM's names (src/drive/dataset.c; docs/WORKLOADS.md) */
     {"dataset-name", required_argument, NULL, O_DSET},
     {"dataset-path", required_argument, NULL, O_DSET},
@@ -286,6 +290,7 @@ typedef struct {
     double server_pid;
     int process_boundary;
     int no_idle_history; /* --no-idle-history */
+    etok_budget_policy budget, *budget_p; /* --budget (etok/budget.h); budget_p NULL without it */
     etok_cli_levers levers;
     etok_hw_levers_opts hwo;
     const char *grid_text, *grid_region;
@@ -374,6 +379,10 @@ static int bench_parse(int argc, char **argv, bench_args *a) {
             a->process_boundary = !strcmp(optarg, "process");
             break;
         case O_NOIDLEHIST: a->no_idle_history = 1; break;
+        case O_BUDGET:
+            bad = etok_cli_budget_opt("bench", optarg, &a->budget) != 0;
+            a->budget_p = &a->budget;
+            break;
         case O_WEIGHTS: bad = etok_cli_lever_opt("bench", "weights", optarg, &a->levers) != 0; break;
         case O_KVTYPE: bad = etok_cli_lever_opt("bench", "kv-type", optarg, &a->levers) != 0; break;
         case O_AWIN: bad = etok_cli_lever_opt("bench", "attn-window", optarg, &a->levers) != 0; break;
@@ -422,6 +431,12 @@ static int bench_validate(bench_args *a) {
             fprintf(stderr, "etok bench: %s\n", gerr.msg);
             return gerr.exit_code ? gerr.exit_code : ETOK_EXIT_USAGE;
         }
+    }
+    if (etok_cli_budget_check("bench", a->budget_p, !!a->ep.url, &a->max_tokens)) return ETOK_EXIT_USAGE;
+    if (a->budget_p && a->dso.kind != ETOK_DATASET_EVALS) {
+        fprintf(stderr, "etok bench: --budget sets eval items' budgets; --dataset-name %s gives each prompt its own "
+                        "output length\n", etok_dataset_name(a->dso.kind));
+        return ETOK_EXIT_USAGE;
     }
     if (a->ep.url && etok_cli_levers_any(&a->levers)) {
         fprintf(stderr, "etok bench: --weights, --kv-type and --attn-window/--attn-sinks apply to the built-in engine, "
@@ -482,6 +497,7 @@ typedef struct {
     etok_record rec;
     etok_metrics met;
     etok_hw_levers *hw;
+    int *budgets, budget_fallbacks; /* --budget: each eval item's max_tokens */
     etok_dataset_summary dsum; /* a serving dataset: what was built */
     etok_dataset_lengths dlen; /* and which requested lengths came back */
     /* the run's outcome */
@@ -511,6 +527,7 @@ static int bench_release(bench_run_state *s, int rc) {
     if (s->sig_fd >= 0) close(s->sig_fd);
     etok_record_free(&s->rec);
     if (s->have_ev) etok_evalset_free(&s->ev);
+    free(s->budgets);
     return rc;
 }
 
@@ -526,6 +543,8 @@ static int bench_check_inputs(bench_args *a, bench_run_state *s) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
         return err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
     }
+    if (etok_cli_budget_items("bench", a->budget_p, &s->ev, (int)a->max_tokens, !!a->ep.url, &s->budgets, &s->budget_fallbacks))
+        return ETOK_EXIT_INPUT;
     if (!a->ep.url && etok_model_resolve("bench", a->model_path, a->mbuf, sizeof a->mbuf, &err) != 0) {
         fprintf(stderr, "%s\n", err.msg);
         return ETOK_EXIT_INPUT;
@@ -678,6 +697,7 @@ static void bench_fill_record(const bench_args *a, bench_run_state *s, int argc,
     }
     if (a->energy_from) json_object_set_new(cfg, "energy_from", json_string(a->energy_from));
     etok_hw_levers_to_config(s->hw, cfg);
+    (void)etok_budget_to_config(cfg, a->budget_p, &s->ev, s->budgets, (int)a->max_tokens, s->budget_fallbacks);
     rec->config_json = json_dumps(cfg, JSON_COMPACT);
     json_decref(cfg);
 }
@@ -701,6 +721,7 @@ static int bench_run(const bench_args *a, bench_run_state *s) {
         .rate_rps = a->rate,
         .max_slots = a->rate > 0 ? 8 : (int)a->conc,
         .max_tokens = (int)a->max_tokens,
+        .item_max_tokens = s->budgets,
         .warmup_requests = (int)a->warm,
         .idle_s = a->idle,
         .seed = (uint64_t)a->seed,

@@ -16,6 +16,7 @@
 #include "etok/endpoint.h"
 #include "etok/meter.h"
 #include "etok/stats.h"
+#include "etok/stopseq.h"
 
 typedef struct {
     int item;             /* eval item index */
@@ -24,7 +25,42 @@ typedef struct {
     int32_t *out_tokens;
     int n_out, cap_out;
     double t_send;        /* record time */
+    /* items with stop strings: the generated text so far (token pieces) and the scan offset */
+    char *text;
+    size_t text_len, text_cap, stop_scan;
 } flight;
+
+static int item_budget(const etok_bench_opts *o, int item) {
+    return o->item_max_tokens && item >= 0 ? o->item_max_tokens[item] : o->max_tokens;
+}
+
+/* Appends the token's text to f->text and looks for the item's stop strings (the incremental
+ * search etok serve uses): 1 when one appeared (generation ends), 0 not, -1 out of memory. */
+static int stop_seen(const etok_model *model, const etok_eval_item *it, flight *f, int32_t tok) {
+    size_t plen = 0;
+    const char *piece = etok_token_piece(model, tok, &plen);
+    if (f->text_len + plen + 1 > f->text_cap) {
+        size_t nc = f->text_cap ? f->text_cap : 256;
+        while (nc < f->text_len + plen + 1) nc *= 2;
+        char *nt = realloc(f->text, nc);
+        if (!nt) return -1;
+        f->text = nt;
+        f->text_cap = nc;
+    }
+    if (plen) memcpy(f->text + f->text_len, piece, plen);
+    f->text_len += plen;
+    f->text[f->text_len] = '\0';
+    size_t at = etok_stop_scan(it->stop, it->n_stop, it->stop_max_len, f->text, f->text_len, &f->stop_scan);
+    return at < f->text_len;
+}
+
+/* The output text of a finished (or interrupted) request: the detokenized tokens, ended before
+ * the item's earliest stop string. */
+static char *final_text(const etok_model *model, const etok_eval_item *it, const flight *f) {
+    char *text = etok_detokenize(model, f->out_tokens, f->n_out);
+    if (text && it && it->n_stop) text[etok_stop_find(it->stop, it->n_stop, text, 0, strlen(text))] = '\0';
+    return text;
+}
 
 typedef struct {
     int32_t *tokens;
@@ -166,7 +202,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
         }
         pt[i].n = etok_tokenize_chat(model, roles + first, contents + first, 2 - first, 1, pt[i].tokens, cap, err);
         if (pt[i].n < 0) goto out;
-        int mt = ev->items[i].max_tokens > 0 ? ev->items[i].max_tokens : o->max_tokens;
+        int mt = ev->items[i].max_tokens > 0 ? ev->items[i].max_tokens : item_budget(o, (int)i);
         if (pt[i].n + mt > ctx) {
             etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: item \"%s\": prompt of %d tokens + %d new tokens exceeds the context (%d)",
                       ev->path, ev->items[i].line, ev->items[i].id, pt[i].n, mt, ctx);
@@ -287,7 +323,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
                 item = order[next_item % n_items];
                 next_item++;
                 const etok_eval_item *it = &ev->items[item];
-                seq = etok_engine_add(engine, pt[item].tokens, pt[item].n, it->max_tokens > 0 ? it->max_tokens : o->max_tokens,
+                seq = etok_engine_add(engine, pt[item].tokens, pt[item].n, it->max_tokens > 0 ? it->max_tokens : item_budget(o, item),
                                       &samp, err);
                 if (seq >= 0 && it->exact_len) etok_engine_set_ignore_eos(engine, seq, 1); /* the requested length exactly */
             }
@@ -295,6 +331,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
             fl[s].seq = seq;
             fl[s].item = item;
             fl[s].n_out = 0;
+            fl[s].text_len = fl[s].stop_scan = 0;
             fl[s].t_send = t_send;
             fl[s].rec_index = -1;
             if (phase_warm) {
@@ -370,6 +407,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
                 goto out_free_queue;
             }
             int is_output = evn->new_token >= 0 && !(evn->finished && evn->finished_by_eog);
+            int stopped = 0;
             if (is_output) {
                 if (f->n_out == f->cap_out) {
                     int nc = f->cap_out ? f->cap_out * 2 : 64;
@@ -394,9 +432,14 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
                     q->tokens_out = f->n_out;
                     tokens_window++;
                 }
+                if (f->item >= 0 && ev->items[f->item].n_stop &&
+                    (stopped = stop_seen(model, &ev->items[f->item], f, evn->new_token)) < 0) {
+                    etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
+                    goto out_free_queue;
+                }
             }
-            if (evn->finished) {
-                char *text = etok_detokenize(model, f->out_tokens, f->n_out);
+            if (evn->finished || stopped) {
+                char *text = final_text(model, f->item >= 0 ? &ev->items[f->item] : NULL, f);
                 if (q) {
                     q->t_done_s = te;
                     q->ok = 1;
@@ -445,7 +488,7 @@ int etok_bench_drive(etok_model *model, etok_engine *engine, const etok_evalset 
                 etok_request *q = &rec->requests[fl[s].rec_index];
                 q->ok = 0;
                 snprintf(q->error, sizeof q->error, "interrupted before completion (%d tokens generated)", fl[s].n_out);
-                q->output = etok_detokenize(model, fl[s].out_tokens, fl[s].n_out);
+                q->output = final_text(model, fl[s].item >= 0 ? &ev->items[fl[s].item] : NULL, &fl[s]);
             }
             etok_engine_remove(engine, fl[s].seq);
             fl[s].seq = -1;
@@ -476,7 +519,10 @@ out:
     free(pt);
     for (int k = 0; k < ETOK_BENCH_WARMUP_PROMPTS; k++) free(wt[k].tokens);
     if (fl)
-        for (int s = 0; s < slots; s++) free(fl[s].out_tokens);
+        for (int s = 0; s < slots; s++) {
+            free(fl[s].out_tokens);
+            free(fl[s].text);
+        }
     free(fl);
     free(order);
     return rc;

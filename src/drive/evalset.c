@@ -115,6 +115,10 @@ static void item_free(etok_eval_item *it) {
     free(it->answer);
     for (int i = 0; i < it->n_choices; i++) free(it->choices[i]);
     free(it->choices);
+    for (int i = 0; i < it->n_stop; i++) free(it->stop[i]);
+    for (int i = 0; i < it->n_numbers; i++) free(it->number_names[i]);
+    free(it->number_names);
+    free(it->number_values);
     memset(it, 0, sizeof *it);
 }
 
@@ -143,6 +147,71 @@ static int get_str(json_t *o, const char *key, char **out, const char *what, int
         return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: field \"%s\" is empty", what, line, key);
     *out = dup_str(json_string_value(v));
     if (!*out) return etok_errc(err, ETOK_EXIT_FAIL, "%s:%d: out of memory", what, line);
+    return 0;
+}
+
+static const char *const DIFFICULTY_NAMES[] = {"", "easy", "medium", "hard"};
+
+const char *etok_difficulty_name(int d) { return d >= 1 && d <= 3 ? DIFFICULTY_NAMES[d] : ""; }
+
+int etok_eval_item_number(const etok_eval_item *it, const char *name, double *out) {
+    for (int i = 0; i < it->n_numbers; i++)
+        if (!strcmp(it->number_names[i], name)) {
+            *out = it->number_values[i];
+            return 1;
+        }
+    return 0;
+}
+
+/* "stop", "difficulty", "budget" and the other numeric fields (evalset.h). */
+static int parse_generation_fields(json_t *o, etok_eval_item *it, const char *what, int line, etok_err *err) {
+    json_t *st = json_object_get(o, "stop");
+    if (st && !json_is_null(st)) {
+        size_t n = json_is_array(st) ? json_array_size(st) : 1;
+        if ((!json_is_array(st) && !json_is_string(st)) || n > ETOK_STOP_MAX)
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: item \"%s\": \"stop\" must be a string or an array of up to %d strings",
+                             what, line, it->id, ETOK_STOP_MAX);
+        for (size_t i = 0; i < n; i++) {
+            json_t *v = json_is_array(st) ? json_array_get(st, i) : st;
+            if (!json_is_string(v))
+                return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: item \"%s\": stop[%zu] must be a string", what, line, it->id, i);
+            size_t len = json_string_length(v);
+            const char *why = etok_stop_refused(json_string_value(v), len);
+            if (why) return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: item \"%s\": \"stop\": %s", what, line, it->id, why);
+            if (!(it->stop[it->n_stop] = dup_str(json_string_value(v))))
+                return etok_errc(err, ETOK_EXIT_FAIL, "%s:%d: out of memory", what, line);
+            it->n_stop++;
+            if (len > it->stop_max_len) it->stop_max_len = len;
+        }
+    }
+    json_t *d = json_object_get(o, "difficulty");
+    if (d) {
+        const char *ds = json_is_string(d) ? json_string_value(d) : "";
+        for (int k = 1; k <= 3; k++)
+            if (!strcmp(ds, DIFFICULTY_NAMES[k])) it->difficulty = k;
+        if (!it->difficulty)
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: item \"%s\": \"difficulty\" must be \"easy\", \"medium\" or \"hard\"",
+                             what, line, it->id);
+    }
+    json_t *b = json_object_get(o, "budget");
+    if (b && (!json_is_integer(b) || json_integer_value(b) < 1 || json_integer_value(b) > 8192))
+        return etok_errc(err, ETOK_EXIT_INPUT, "%s:%d: item \"%s\": \"budget\" must be an integer 1..8192 (max_tokens)",
+                         what, line, it->id);
+    const char *key;
+    json_t *v;
+    size_t n_num = 0;
+    json_object_foreach(o, key, v) n_num += json_is_number(v) && strcmp(key, "tolerance");
+    if (n_num) {
+        it->number_names = calloc(n_num, sizeof *it->number_names);
+        it->number_values = calloc(n_num, sizeof *it->number_values);
+        if (!it->number_names || !it->number_values) return etok_errc(err, ETOK_EXIT_FAIL, "%s:%d: out of memory", what, line);
+        json_object_foreach(o, key, v) {
+            if (!json_is_number(v) || !strcmp(key, "tolerance")) continue;
+            if (!(it->number_names[it->n_numbers] = dup_str(key)))
+                return etok_errc(err, ETOK_EXIT_FAIL, "%s:%d: out of memory", what, line);
+            it->number_values[it->n_numbers++] = json_number_value(v);
+        }
+    }
     return 0;
 }
 
@@ -244,7 +313,7 @@ static int parse_item(json_t *o, etok_eval_item *it, const char *what, int line,
     default:
         break;
     }
-    return 0;
+    return parse_generation_fields(o, it, what, line, err);
 }
 
 int etok_evalset_parse(etok_evalset *s, const char *text, const char *what, etok_err *err) {
@@ -442,6 +511,10 @@ void etok_evalset_hash(const etok_evalset *s, char *buf, size_t n) {
         if (it->unscored || it->max_tokens || it->exact_len) { /* serving datasets; eval sets hash as before */
             snprintf(num, sizeof num, "u%d|%d|%d", it->unscored, it->max_tokens, it->exact_len);
             h = fnv_str(h, num);
+        }
+        if (it->n_stop) { /* only when present: the hash of a set without stop strings is unchanged */
+            h = fnv_str(h, "stop");
+            for (int k = 0; k < it->n_stop; k++) h = fnv_str(h, it->stop[k]);
         }
     }
     snprintf(buf, n, "fnv1a64:%016llx", (unsigned long long)h);

@@ -113,10 +113,11 @@ static int parse_stop(json_t *v, etok_serve_request *r, etok_serve_reject *rej) 
         if (!json_is_string(s))
             return reject(rej, 400, "invalid_value", "stop", "stop[%zu] must be a string, not %s", i, json_type_name(s));
         size_t len = json_string_length(s);
-        if (len == 0) return reject(rej, 400, "invalid_value", "stop", "stop strings must not be empty");
-        if (len > ETOK_SERVE_MAX_STOP_BYTES)
+        const char *why = etok_stop_refused(json_string_value(s), len); /* the rules bench's eval items share */
+        if (why && len > ETOK_SERVE_MAX_STOP_BYTES)
             return reject(rej, 400, "invalid_value", "stop", "a stop string has %zu bytes, over the limit of %d", len,
                           ETOK_SERVE_MAX_STOP_BYTES);
+        if (why) return reject(rej, 400, "invalid_value", "stop", "%s", why);
         int nul = 0;
         if (text_field(s, &r->stop[r->n_stop], &nul) != 0)
             return nul ? reject(rej, 400, "invalid_value", "stop", "stop strings must not hold a NUL character")
@@ -256,26 +257,9 @@ out:
 }
 
 size_t etok_serve_stop_find(const etok_serve_request *r, const char *text, size_t from, size_t len) {
-    size_t best = len;
-    if (from >= len) return len;
-    for (int k = 0; k < r->n_stop; k++) {
-        size_t n = strlen(r->stop[k]);
-        const char *hit = memmem(text + from, len - from, r->stop[k], n);
-        if (hit && (size_t)(hit - text) < best) best = (size_t)(hit - text);
-    }
-    return best;
+    return etok_stop_find(r->stop, r->n_stop, text, from, len);
 }
 
 size_t etok_serve_stop_holdback(const etok_serve_request *r, const char *text, size_t len) {
-    size_t hold = 0;
-    for (int k = 0; k < r->n_stop; k++) {
-        size_t n = strlen(r->stop[k]);
-        /* the longest proper prefix of the stop string that the text ends with */
-        for (size_t p = n - 1 < len ? n - 1 : len; p > hold; p--)
-            if (!memcmp(text + len - p, r->stop[k], p)) {
-                hold = p;
-                break;
-            }
-    }
-    return hold;
+    return etok_stop_holdback(r->stop, r->n_stop, text, len);
 }

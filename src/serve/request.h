@@ -9,9 +9,10 @@
 #include <stddef.h>
 
 #include "etok/engine.h"
+#include "etok/stopseq.h"
 
-#define ETOK_SERVE_MAX_STOP 4            /* stop: a string or up to 4 (OpenAI's limit) */
-#define ETOK_SERVE_MAX_STOP_BYTES 256    /* each stop string, bytes */
+#define ETOK_SERVE_MAX_STOP ETOK_STOP_MAX             /* stop: a string or up to 4 (OpenAI's limit) */
+#define ETOK_SERVE_MAX_STOP_BYTES ETOK_STOP_MAX_BYTES /* each stop string, bytes */
 #define ETOK_SERVE_MAX_MESSAGES 4096
 
 typedef struct {
@@ -45,7 +46,8 @@ int etok_serve_request_parse(const char *body, size_t len, int chat, int max_tok
                              etok_serve_reject *rej);
 void etok_serve_request_free(etok_serve_request *r);
 
-/* Where in text[0, len) the earliest stop string that starts at or after `from` starts, or len
+/* etok_stop_find / etok_stop_holdback (etok/stopseq.h) over the request's stop strings.
+ * Where in text[0, len) the earliest stop string that starts at or after `from` starts, or len
  * when none does. */
 size_t etok_serve_stop_find(const etok_serve_request *r, const char *text, size_t from, size_t len);
 /* How many trailing bytes of text[0, len) could begin a stop string that more text would

@@ -378,10 +378,7 @@ static void append_token(etok_server *s, sreq *q, int32_t tok, double t) {
  * it, is searched, so a stop string spanning tokens is found once its last byte arrives. */
 static int stop_check(sreq *q) {
     if (q->stop.n_stop == 0 || !q->text) return 0;
-    size_t from = q->stop_scan;
-    size_t at = etok_serve_stop_find(&q->stop, q->text, from, q->text_len);
-    size_t keep = q->stop.stop_max_len - 1;
-    q->stop_scan = q->text_len > keep ? q->text_len - keep : 0;
+    size_t at = etok_stop_scan(q->stop.stop, q->stop.n_stop, q->stop.stop_max_len, q->text, q->text_len, &q->stop_scan);
     if (at >= q->text_len) return 0;
     q->text_len = at;
     q->text[at] = '\0';
