@@ -405,6 +405,33 @@ static void block_min_max(const float *v, float *mn, float *mx) {
 
 static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
+/* Q4_K / Q5_K: each 32-value sub-block's scale (range / qmax) and min (-lowest, the lowest
+ * clamped to <= 0 so the stored min is >= 0), both quantised to 6 bits against the block's
+ * largest (d_dmin: d and dmin as F16), and packed. */
+static void k_block_scales(const float *v, float qmax, uint8_t sc[8], uint8_t mq[8], etok_f16 d_dmin[2],
+                           uint8_t scales[12]) {
+    float scale[8], minv[8], max_scale = 0, max_min = 0;
+    for (int s = 0; s < 8; s++) {
+        float lo = 0, hi = 0;
+        for (int j = 0; j < 32; j++) {
+            lo = fminf(lo, v[s * 32 + j]);
+            hi = fmaxf(hi, v[s * 32 + j]);
+        }
+        scale[s] = (hi - lo) / qmax;
+        minv[s] = -lo;
+        max_scale = fmaxf(max_scale, scale[s]);
+        max_min = fmaxf(max_min, minv[s]);
+    }
+    float d = max_scale / 63.0f, dmin = max_min / 63.0f;
+    for (int s = 0; s < 8; s++) {
+        sc[s] = (uint8_t)clampi(d ? (int)lrintf(scale[s] / d) : 0, 0, 63);
+        mq[s] = (uint8_t)clampi(dmin ? (int)lrintf(minv[s] / dmin) : 0, 0, 63);
+    }
+    d_dmin[0] = etok_f32_to_f16(d);
+    d_dmin[1] = etok_f32_to_f16(dmin);
+    k4_pack_scales(sc, mq, scales);
+}
+
 void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
     switch (type) {
     case ETOK_T_F32: memcpy(row, x, (size_t)n * 4); return;
@@ -499,27 +526,11 @@ void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
         etok_block_q4_k *b = row;
         for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
             const float *v = x + i * ETOK_QK_K;
-            float scale[8], minv[8], max_scale = 0, max_min = 0;
-            for (int s = 0; s < 8; s++) {
-                float lo = 0, hi = 0; /* min is clamped to <= 0 so the stored "min" is >= 0 */
-                for (int j = 0; j < 32; j++) {
-                    lo = fminf(lo, v[s * 32 + j]);
-                    hi = fmaxf(hi, v[s * 32 + j]);
-                }
-                scale[s] = (hi - lo) / 15.0f;
-                minv[s] = -lo;
-                max_scale = fmaxf(max_scale, scale[s]);
-                max_min = fmaxf(max_min, minv[s]);
-            }
-            float d = max_scale / 63.0f, dmin = max_min / 63.0f;
             uint8_t sc[8], mq[8];
-            for (int s = 0; s < 8; s++) {
-                sc[s] = (uint8_t)clampi(d ? (int)lrintf(scale[s] / d) : 0, 0, 63);
-                mq[s] = (uint8_t)clampi(dmin ? (int)lrintf(minv[s] / dmin) : 0, 0, 63);
-            }
-            b[i].d = etok_f32_to_f16(d);
-            b[i].dmin = etok_f32_to_f16(dmin);
-            k4_pack_scales(sc, mq, b[i].scales);
+            etok_f16 dd[2];
+            k_block_scales(v, 15.0f, sc, mq, dd, b[i].scales);
+            b[i].d = dd[0];
+            b[i].dmin = dd[1];
             float dr = F16(b[i].d), dmr = F16(b[i].dmin);
             uint8_t q[ETOK_QK_K];
             for (int s = 0; s < 8; s++) {
@@ -672,27 +683,11 @@ void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
         etok_block_q5_k *b = row;
         for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
             const float *v = x + i * ETOK_QK_K;
-            float scale[8], minv[8], max_scale = 0, max_min = 0;
-            for (int s = 0; s < 8; s++) {
-                float lo = 0, hi = 0;
-                for (int j = 0; j < 32; j++) {
-                    lo = fminf(lo, v[s * 32 + j]);
-                    hi = fmaxf(hi, v[s * 32 + j]);
-                }
-                scale[s] = (hi - lo) / 31.0f;
-                minv[s] = -lo;
-                max_scale = fmaxf(max_scale, scale[s]);
-                max_min = fmaxf(max_min, minv[s]);
-            }
-            float d = max_scale / 63.0f, dmin = max_min / 63.0f;
             uint8_t sc[8], mq[8];
-            for (int s = 0; s < 8; s++) {
-                sc[s] = (uint8_t)clampi(d ? (int)lrintf(scale[s] / d) : 0, 0, 63);
-                mq[s] = (uint8_t)clampi(dmin ? (int)lrintf(minv[s] / dmin) : 0, 0, 63);
-            }
-            b[i].d = etok_f32_to_f16(d);
-            b[i].dmin = etok_f32_to_f16(dmin);
-            k4_pack_scales(sc, mq, b[i].scales);
+            etok_f16 dd[2];
+            k_block_scales(v, 31.0f, sc, mq, dd, b[i].scales);
+            b[i].d = dd[0];
+            b[i].dmin = dd[1];
             float dr = F16(b[i].d), dmr = F16(b[i].dmin);
             memset(b[i].qh, 0, sizeof b[i].qh);
             for (int s = 0; s < 8; s++) {
