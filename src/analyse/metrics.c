@@ -477,7 +477,10 @@ int etok_metrics_latency(const etok_request_view *rv, size_t n, etok_latency *l,
     for (size_t i = 0; i < n; i++) {
         const etok_request_view *v = &rv[i];
         const etok_request *q = v->q;
-        for (size_t k = 1; k < q->n_token_times; k++) l->itl_s[l->n_itl++] = q->token_times_s[k] - q->token_times_s[k - 1];
+        for (size_t k = 1; k < q->n_token_times; k++) { /* a null (unknown) time in the record is NaN: no gap */
+            double gap = q->token_times_s[k] - q->token_times_s[k - 1];
+            if (isfinite(gap)) l->itl_s[l->n_itl++] = gap;
+        }
         if (isfinite(v->ttft_s)) l->ttft_s[l->n_ttft++] = v->ttft_s;
         if (isfinite(v->tpot_s)) l->tpot_s[l->n_tpot++] = v->tpot_s;
         if (isfinite(v->e2e_s)) l->e2e_s[l->n_e2e++] = v->e2e_s;
@@ -801,11 +804,11 @@ static void add_background(etok_metrics *m, const etok_record *r, const etok_ene
 static int add_plot_data(etok_metrics *m, const etok_record *r, const etok_energy_summary *es, const etok_latency *l,
                          const etok_token_energies *te, const etok_metrics_opts *o, etok_err *err) {
     double dur = es->duration_s;
-    if (dur > 0) {
+    if (dur > 0 && isfinite(dur)) {
         double bin = o->series_bin_s > 0 ? o->series_bin_s : fmax(dur / 60.0, 0.1);
-        size_t nb = (size_t)ceil(dur / bin - 1e-9);
-        if (nb < 1) nb = 1;
-        if (nb > 100000) nb = 100000;
+        double nbd = ceil(dur / bin - 1e-9); /* a double: a huge window must not overflow size_t */
+        size_t nb = nbd < 1 ? 1 : nbd > 100000 ? 100000 : (size_t)nbd;
+        if (nbd > 100000) bin = dur / (double)nb; /* bins too fine for this window: widen them */
         m->series = calloc(nb, sizeof *m->series);
         if (!m->series) return etok_errc(err, ETOK_EXIT_FAIL, "out of memory");
         m->n_series = nb;
@@ -827,9 +830,9 @@ static int add_plot_data(etok_metrics *m, const etok_record *r, const etok_energ
             const etok_request *q = &r->requests[i];
             for (size_t k = 0; k < q->n_token_times; k++) {
                 double t = q->token_times_s[k] - r->window_start_s;
-                if (t < 0 || t > dur) continue;
-                size_t b = (size_t)(t / bin);
-                if (b >= nb) b = nb - 1;
+                if (!(t >= 0 && t <= dur)) continue; /* NaN too */
+                double at = t / bin;
+                size_t b = at >= (double)nb ? nb - 1 : (size_t)at;
                 m->series[b].token_rate_tps += 1.0;
             }
         }

@@ -438,12 +438,59 @@ static void test_tpot_end_token_not_in_chunks(void **st) {
     etok_record_free(&r);
 }
 
+/* fuzz_report (UBSan): a record whose window spans 1e300 s with a 0.1 s series bin made the bin
+ * count and a token's bin index doubles beyond size_t (undefined conversions). The series now
+ * caps the bins at 100000 and widens them to cover the window; the token lands in its bin. The
+ * input it found had a null (NaN) token time: skipped by the series and the inter-token gaps. */
+static void test_series_of_a_huge_window(void **st) {
+    (void)st;
+    etok_record r;
+    etok_record_init(&r);
+    r.window_start_s = 0;
+    r.window_end_s = 1e300;
+    double t[2] = {5e299, 5e299};
+    add_req(&r, "far", 1, 5, t, 2, 1);
+    etok_metrics m;
+    etok_metrics_opts o = {.bootstrap_iters = 20, .series_bin_s = 0.1};
+    etok_err err = {0};
+    if (etok_metrics_compute(&r, &o, &m, &err) != 0) fail_msg("%s", err.msg);
+    assert_int_equal(m.n_series, 100000);
+    NEAR(m.series_bin_s, 1e295, 1e285);
+    double tokens = 0;
+    for (size_t b = 0; b < m.n_series; b++) tokens += m.series[b].token_rate_tps * m.series_bin_s;
+    NEAR(tokens, 2, 1e-6);
+    assert_true(m.series[50000].token_rate_tps > 0);
+    etok_metrics_free(&m);
+    etok_record_free(&r);
+
+    /* the input fuzz_report found: a token time null in the JSON (NaN, unknown) in an ordinary
+     * window: not binned, no inter-token gap from it */
+    etok_record_init(&r);
+    r.window_start_s = 0;
+    r.window_end_s = 10;
+    double t3[3] = {1.0, NAN, 1.5};
+    add_req(&r, "unknown-time", 0.5, 5, t3, 3, 1);
+    if (etok_metrics_compute(&r, &o, &m, &err) != 0) fail_msg("%s", err.msg);
+    tokens = 0;
+    for (size_t b = 0; b < m.n_series; b++) tokens += m.series[b].token_rate_tps * m.series_bin_s;
+    NEAR(tokens, 2, 1e-9);
+    etok_latency l;
+    etok_request_view rv[1];
+    assert_int_equal(etok_metrics_request_view(&r, rv), 1);
+    assert_int_equal(etok_metrics_latency(rv, 1, &l, &err), 0);
+    assert_int_equal(l.n_itl, 0); /* both gaps touch the unknown time */
+    etok_metrics_latency_free(&l);
+    etok_metrics_free(&m);
+    etok_record_free(&r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request_view_and_set), cmocka_unit_test(test_energy_totals),
         cmocka_unit_test(test_token_energies),       cmocka_unit_test(test_latency),
         cmocka_unit_test(test_slo_goodput),          cmocka_unit_test(test_utilization_and_cost),
         cmocka_unit_test(test_chain_reports_the_stages), cmocka_unit_test(test_tpot_end_token_not_in_chunks),
+        cmocka_unit_test(test_series_of_a_huge_window),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
