@@ -358,7 +358,7 @@ static int parse(etok_gguf *g, etok_err *err) {
                          by_off[i + 1]->name);
                 rc = bad(&c, buf);
             }
-            t->data = g->base + ds + t->offset;
+            if (rc == 0) t->data = g->base + ds + t->offset; /* never a pointer past the mapping (UB) */
         }
         free(by_off);
         free(names);
