@@ -407,9 +407,11 @@ static int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v;
 
 /* Q4_K / Q5_K: each 32-value sub-block's scale (range / qmax) and min (-lowest, the lowest
  * clamped to <= 0 so the stored min is >= 0), both quantised to 6 bits against the block's
- * largest (d_dmin: d and dmin as F16), and packed. */
-static void k_block_scales(const float *v, float qmax, uint8_t sc[8], uint8_t mq[8], etok_f16 d_dmin[2],
-                           uint8_t scales[12]) {
+ * largest (d_dmin: d and dmin as F16) and packed; then every value as 0..qmax in q. The caller
+ * packs q into its format's bits. */
+static void k_block_quantize(const float *v, int qmax_i, etok_f16 d_dmin[2], uint8_t scales[12], uint8_t q[ETOK_QK_K]) {
+    float qmax = (float)qmax_i;
+    uint8_t sc[8], mq[8];
     float scale[8], minv[8], max_scale = 0, max_min = 0;
     for (int s = 0; s < 8; s++) {
         float lo = 0, hi = 0;
@@ -430,6 +432,12 @@ static void k_block_scales(const float *v, float qmax, uint8_t sc[8], uint8_t mq
     d_dmin[0] = etok_f32_to_f16(d);
     d_dmin[1] = etok_f32_to_f16(dmin);
     k4_pack_scales(sc, mq, scales);
+    float dr = etok_f16_to_f32(d_dmin[0]), dmr = etok_f16_to_f32(d_dmin[1]);
+    for (int s = 0; s < 8; s++) {
+        float ds = dr * sc[s], ms = dmr * mq[s];
+        for (int j = 0; j < 32; j++)
+            q[s * 32 + j] = (uint8_t)clampi(ds ? (int)lrintf((v[s * 32 + j] + ms) / ds) : 0, 0, qmax_i);
+    }
 }
 
 void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
@@ -525,19 +533,11 @@ void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
     case ETOK_T_Q4_K: {
         etok_block_q4_k *b = row;
         for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
-            const float *v = x + i * ETOK_QK_K;
-            uint8_t sc[8], mq[8];
             etok_f16 dd[2];
-            k_block_scales(v, 15.0f, sc, mq, dd, b[i].scales);
+            uint8_t q[ETOK_QK_K];
+            k_block_quantize(x + i * ETOK_QK_K, 15, dd, b[i].scales, q);
             b[i].d = dd[0];
             b[i].dmin = dd[1];
-            float dr = F16(b[i].d), dmr = F16(b[i].dmin);
-            uint8_t q[ETOK_QK_K];
-            for (int s = 0; s < 8; s++) {
-                float ds = dr * sc[s], ms = dmr * mq[s];
-                for (int j = 0; j < 32; j++)
-                    q[s * 32 + j] = (uint8_t)clampi(ds ? (int)lrintf((v[s * 32 + j] + ms) / ds) : 0, 0, 15);
-            }
             for (int g = 0; g < 4; g++)
                 for (int l = 0; l < 32; l++)
                     b[i].qs[g * 32 + l] = (uint8_t)(q[g * 64 + l] | (q[g * 64 + 32 + l] << 4));
@@ -682,18 +682,15 @@ void etok_quantize_row(uint32_t type, const float *x, void *row, int64_t n) {
     case ETOK_T_Q5_K: {
         etok_block_q5_k *b = row;
         for (int64_t i = 0; i < n / ETOK_QK_K; i++) {
-            const float *v = x + i * ETOK_QK_K;
-            uint8_t sc[8], mq[8];
             etok_f16 dd[2];
-            k_block_scales(v, 31.0f, sc, mq, dd, b[i].scales);
+            uint8_t q[ETOK_QK_K];
+            k_block_quantize(x + i * ETOK_QK_K, 31, dd, b[i].scales, q);
             b[i].d = dd[0];
             b[i].dmin = dd[1];
-            float dr = F16(b[i].d), dmr = F16(b[i].dmin);
             memset(b[i].qh, 0, sizeof b[i].qh);
             for (int s = 0; s < 8; s++) {
-                float ds = dr * sc[s], ms = dmr * mq[s];
                 for (int j = 0; j < 32; j++) {
-                    int qv = clampi(ds ? (int)lrintf((v[s * 32 + j] + ms) / ds) : 0, 0, 31);
+                    int qv = q[s * 32 + j];
                     uint8_t *p = &b[i].qs[(s / 2) * 32 + j];
                     if (s % 2 == 0)
                         *p = (uint8_t)(qv & 0xF);
