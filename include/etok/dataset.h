@@ -102,7 +102,7 @@ int etok_dataset_to_config(char **config_json, const etok_dataset_summary *s, co
 /* Build the items of a non-eval dataset (kind != EVALS). 0, or -1 with err: a bad file is
  * ETOK_EXIT_INPUT naming the file, the entry and the field; bad options ETOK_EXIT_USAGE. */
 int etok_dataset_build(etok_evalset *out, const etok_dataset_opts *o, etok_dataset_summary *sum, etok_err *err);
-/* The ShareGPT parser on text (what names it in errors). */
+/* The ShareGPT parser on text (what names it in errors); on failure out holds no items. */
 int etok_dataset_sharegpt_parse(etok_evalset *out, const char *text, size_t len, const char *what,
                                 const etok_dataset_opts *o, etok_dataset_summary *sum, etok_err *err);
 

@@ -390,6 +390,7 @@ int etok_dataset_sharegpt_parse(etok_evalset *out, const char *text, size_t len,
     sum->mean_output_len = sout / (double)out->n_items;
     rc = 0;
 out:
+    if (rc) etok_evalset_free(out); /* a failed parse leaves no partial set */
     json_decref(root);
     return rc;
 }

@@ -64,9 +64,18 @@ write('fuzz_sse', 'SSE, OpenAI chunk and Prometheus energy-page tokens',
 
 gk = ['general.alignment', 'general.architecture', 'general.name', 'llama']
 gk += sorted(set(re.findall(r'"((?:llama|tokenizer)\.[a-z_.]+)"', src('src/engine/model.c', 'src/engine/tokenizer_gguf.c'))))
+# hyper-parameters are looked up as "<arch>.<name>": the names under every architecture read
+hp = sorted(set(re.findall(r'"((?:attention|rope|context|embedding|block|feed_forward|vocab)[a-z_.]*)"',
+                           src('src/engine/model.c'))))
+archs = sorted(set(re.findall(r'strcmp\(in->arch, "([a-z0-9]+)"\)', src('src/engine/model.c'))))
+gk += archs + [f'{a}.{k}' for a in archs for k in hp]
 gk += ['token_embd.weight', 'output.weight', 'output_norm.weight', 'blk.0.attn_q.weight', 'blk.0.ffn_up.weight',
        'gpt2', 'smollm', 'llama-bpe']
 gg = [b'GGUF', b'\x03\x00\x00\x00']
 for k in gk:
     gg += [k.encode(), len(k).to_bytes(8, 'little') + k.encode()]  # alone, and as GGUF writes it
 write('fuzz_gguf', 'GGUF: magic, version, keys (src/engine), tensor names; each key also u64-length-prefixed', gg)
+
+write('fuzz_sharegpt', 'ShareGPT: JSON tokens, field names and roles (src/drive/dataset.c)',
+      JSON + ['"id":', '"conversations":', '"from":', '"value":', 'human', 'user', 'gpt', 'assistant', 'system',
+              '"human"', '"gpt"'])

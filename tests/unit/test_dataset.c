@@ -77,6 +77,10 @@ static void test_sharegpt_malformed(void **st) {
         {"[{\"id\": \"x\", \"conversations\": [{\"from\": \"human\", \"value\": \"q\"}]}]", "no usable conversation"},
         {"[{\"id\": \"x\",", "not valid JSON at line 1"},
         {"[{\"id\": \"x\", \"id\": \"y\", \"conversations\": []}]", "not valid JSON"},
+        /* an error after a usable entry: the built item is freed, none is left */
+        {"[{\"id\": \"a\", \"conversations\": [{\"from\": \"human\", \"value\": \"q\"}, {\"from\": \"gpt\", "
+         "\"value\": \"a\"}]}, 7]",
+         "entry 1: expected an object"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         etok_evalset s;
