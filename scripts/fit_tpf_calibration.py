@@ -77,9 +77,11 @@ def main():
         for setname, p in pts:
             frac = p["published_output_tps"] / p["roofline"]["token_rate_tps"]
             batch = p["batch"]
-            rows.setdefault(p["devices"], []).append((batch, min(1.0, frac)))
+            rows.setdefault(p.get("devices_per_replica", p["devices"]), []).append((batch, min(1.0, frac)))
             used.append(setname + ":" + p["id"])
-            if p["published_power_w"]:
+            # The power curve is the devices' own: only GPU-boundary power fits it (a system-boundary
+            # figure includes the host and PSU losses; docs/TPF.md "Energy boundary").
+            if p["published_power_w"] and p.get("energy_boundary", "gpu") == "gpu":
                 n = p["devices"]
                 r = p["published_output_tps"]
                 mfu = r * p["flops_per_output_token"] / (n * p["peak_flops"])

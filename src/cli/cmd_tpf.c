@@ -252,9 +252,11 @@ static int validate(const char *only, int json) {
                 continue;
             }
             err_list *el = m->calibrate ? &used : &held;
-            double re[2], rr[2];
+            double re[2], rr[2], pj[2], pw[2], plo[2], phi[2];
             for (int c = 0; c < 2; c++) {
-                re[c] = r[c].joules_per_output_token / m->joules_per_output_token;
+                /* the model at the published figure's energy boundary (gpu, or system = + host) */
+                etok_measurement_at_boundary(m, &r[c], &pj[c], &pw[c], &plo[c], &phi[c]);
+                re[c] = pj[c] / m->joules_per_output_token;
                 rr[c] = r[c].token_rate_tps / m->output_tps;
                 if (el->n < 4096) {
                     el->err[c][0][el->n] = fabs(re[c] - 1);
@@ -262,15 +264,22 @@ static int validate(const char *only, int json) {
                 }
             }
             if (el->n < 4096) el->n++;
-            fprintf(f, "  %-28s %-4s %9.4g %9.4g (%5.2fx) %9.4g (%5.2fx) %9.5g %8.5g (%5.2fx) %8.5g (%5.2fx)\n", m->id,
-                    m->calibrate ? "cal" : "held", m->joules_per_output_token, r[0].joules_per_output_token, re[0],
-                    r[1].joules_per_output_token, re[1], m->output_tps, r[0].token_rate_tps, rr[0], r[1].token_rate_tps,
-                    rr[1]);
+            fprintf(f, "  %-28s %-4s %9.4g %9.4g (%5.2fx) %9.4g (%5.2fx) %9.5g %8.5g (%5.2fx) %8.5g (%5.2fx)%s\n", m->id,
+                    m->calibrate ? "cal" : "held", m->joules_per_output_token, pj[0], re[0], pj[1], re[1], m->output_tps,
+                    r[0].token_rate_tps, rr[0], r[1].token_rate_tps, rr[1],
+                    m->boundary == ETOK_BOUNDARY_SYSTEM ? "  system" : "");
+            if (m->boundary == ETOK_BOUNDARY_SYSTEM)
+                fprintf(f, "  %-33s system = %d devices' modelled %.0f W / PSU %.2f + rest of system %.0f +- %.0f W (%s):"
+                           " calibrated %.0f W, J/token %.4g..%.4g\n",
+                        "", m->devices, r[1].joules_per_output_token * r[1].token_rate_tps, m->psu_efficiency,
+                        m->host_power_w, m->host_power_uncertainty_w, m->host_power_source, pw[1], plo[1], phi[1]);
             json_object_set_new(q, "modelled", json_true());
             const char *key[2] = {"roofline", "calibrated"};
             for (int c = 0; c < 2; c++) {
                 json_t *pr = json_object();
-                json_object_set_new(pr, "joules_per_output_token", jnv(r[c].joules_per_output_token));
+                json_object_set_new(pr, "joules_per_output_token", jnv(pj[c]));
+                json_object_set_new(pr, "joules_per_output_token_range", json_pack("[oo]", jnv(plo[c]), jnv(phi[c])));
+                json_object_set_new(pr, "power_w_at_boundary", jnv(pw[c]));
                 json_object_set_new(pr, "joules_ratio", jnv(re[c]));
                 json_object_set_new(pr, "token_rate_tps", jnv(r[c].token_rate_tps));
                 json_object_set_new(pr, "rate_ratio", jnv(rr[c]));
@@ -282,6 +291,15 @@ static int validate(const char *only, int json) {
             /* What a calibration fit needs: the per-token costs and peaks. */
             json_object_set_new(q, "hardware", json_string(m->hardware));
             json_object_set_new(q, "devices", json_integer(m->devices));
+            json_object_set_new(q, "devices_per_replica", json_integer(m->devices_per_replica));
+            json_object_set_new(q, "power_limit_w", m->power_limit_w > 0 ? json_real(m->power_limit_w) : json_null());
+            json_object_set_new(q, "energy_boundary", json_string(m->boundary == ETOK_BOUNDARY_SYSTEM ? "system" : "gpu"));
+            if (m->boundary == ETOK_BOUNDARY_SYSTEM) {
+                json_object_set_new(q, "host_power_w", json_real(m->host_power_w));
+                json_object_set_new(q, "host_power_uncertainty_w", json_real(m->host_power_uncertainty_w));
+                json_object_set_new(q, "psu_efficiency", json_real(m->psu_efficiency));
+                json_object_set_new(q, "host_power_source", json_string(m->host_power_source));
+            }
             json_object_set_new(q, "batch", json_integer(m->batch));
             json_object_set_new(q, "flops_per_output_token", jnv(r[0].flops_per_output_token));
             json_object_set_new(q, "bytes_per_output_token", jnv(r[0].bytes_per_output_token));
