@@ -13,7 +13,8 @@ prediction (the model without calibration) and the per-token FLOPs and bytes. Th
   bandwidth and peak FLOP/s: the in-series rate scales with it exactly, each phase keeps its bound.
 - power curve: the published mean device power P against MFU and MBU of the published rate (of the
   peak FLOP/s and bandwidth): least squares of P = P_idle + (P_max - P_idle) * (floor + a_F MFU +
-  a_B MBU), one curve per hardware over all its calibration points.
+  a_B MBU), one curve per hardware over all its calibration points, and one per row (tensor-parallel
+  degree) where the row has at least 4 calibration points with power (used at exactly that degree).
 
 Prints the "calibration" object per hardware; --write puts it into data/hardware/NAME.json.
 Held-out points (calibrate: false) are never read here. Standard library only.
@@ -27,8 +28,13 @@ import sys
 
 def solve3(a, b):
     """Gaussian elimination with partial pivoting for a 3x3 system."""
+    return solve(a, b)
+
+
+def solve(a, b):
+    """Gaussian elimination with partial pivoting for an n x n system."""
     m = [row[:] + [b[i]] for i, row in enumerate(a)]
-    n = 3
+    n = len(b)
     for i in range(n):
         p = max(range(i, n), key=lambda r: abs(m[r][i]))
         m[i], m[p] = m[p], m[i]
@@ -73,6 +79,7 @@ def main():
         rows = {}
         a = [[0.0] * 3 for _ in range(3)]
         b = [0.0] * 3
+        row_ab = {}  # devices_per_replica -> (a, b, points): the row's own power curve
         used = []
         for setname, p in pts:
             frac = p["published_output_tps"] / p["roofline"]["token_rate_tps"]
@@ -88,21 +95,45 @@ def main():
                 mbu = r * p["bytes_per_output_token"] / (n * p["mem_bw_bps"])
                 act = (p["published_power_w"] / n - p["idle_power_w"]) / (p["max_power_w"] - p["idle_power_w"])
                 x = [1.0, mfu, mbu]
+                ra, rb, rn = row_ab.setdefault(p.get("devices_per_replica", n), ([[0.0] * 3 for _ in range(3)], [0.0] * 3, [0]))
+                rn[0] += 1
                 for i in range(3):
                     b[i] += x[i] * act
+                    rb[i] += x[i] * act
                     for j in range(3):
                         a[i][j] += x[i] * x[j]
+                        ra[i][j] += x[i] * x[j]
         floor, per_mfu, per_mbu = solve3(a, b)
         ach = []
         for dev in sorted(rows):
             pts_ = sorted(rows[dev])
-            ach.append({"devices_per_replica": dev, "batch": [p[0] for p in pts_],
-                        "bandwidth_fraction": [round(p[1], 4) for p in pts_],
-                        "flops_fraction": [round(p[1], 4) for p in pts_]})
+            row = {"devices_per_replica": dev, "batch": [p[0] for p in pts_],
+                   "bandwidth_fraction": [round(p[1], 4) for p in pts_],
+                   "flops_fraction": [round(p[1], 4) for p in pts_]}
+            # The row's own power curve where it has at least 4 power points (3 coefficients and
+            # one to spare) and the fit is not singular; else the hardware-wide curve applies.
+            # Coefficients must be >= 0 (more work never draws less): where the full fit gives a
+            # negative one, the term is dropped and the rest refitted (floor + MFU, then floor + MBU).
+            if dev in row_ab and row_ab[dev][2][0] >= 4:
+                ra, rb = row_ab[dev][0], row_ab[dev][1]
+                for keep in ([0, 1, 2], [0, 1], [0, 2]):
+                    try:
+                        sub = solve([[ra[i][j] for j in keep] for i in keep], [rb[i] for i in keep])
+                    except SystemExit:
+                        continue
+                    coef = [0.0, 0.0, 0.0]
+                    for k, i in enumerate(keep):
+                        coef[i] = sub[k]
+                    if min(coef) >= 0 and coef[0] < 1:
+                        row["power"] = {"activity_floor": round(coef[0], 4), "activity_per_mfu": round(coef[1], 4),
+                                        "activity_per_mbu": round(coef[2], 4)}
+                        break
+            ach.append(row)
         sets = ", ".join(sorted({u.split(":")[0] for u in used}))
         cal = {"source": "fit by scripts/fit_tpf_calibration.py to the %d calibrate=true points of data/measurements/%s "
                          "(listed in used_points); achievable fraction = published / roofline token rate, applied to "
-                         "peak bandwidth and FLOP/s alike; power curve by least squares" % (len(used), sets),
+                         "peak bandwidth and FLOP/s alike; power curve by least squares (hardware-wide, and per row "
+                         "where it has >= 4 points with GPU-boundary power)" % (len(used), sets),
                "used_points": sorted(u.split(":", 1)[1] for u in used),
                "achievable": ach,
                "power": {"activity_floor": round(floor, 4), "activity_per_mfu": round(per_mfu, 4),

@@ -154,10 +154,30 @@ static int fail(const etok_err *err) {
 
 /* ---------- --validate ---------- */
 
+#define VAL_MAX_POINTS 2048
 typedef struct {
     int n;
-    double err[2][2][4096]; /* [calibrated?][0 energy, 1 rate] |ratio - 1| */
+    double err[2][2][VAL_MAX_POINTS]; /* [calibrated?][0 energy, 1 rate] |ratio - 1| */
 } err_list;
+
+/* The same errors per hardware (the calibration is per hardware: each reports its own table). */
+#define VAL_MAX_HW 16
+typedef struct {
+    char name[64];
+    err_list held, used;
+} hw_errs;
+
+static void err_add(err_list *el, const double re[2], const double rr[2]) {
+    if (el->n >= VAL_MAX_POINTS) return;
+    for (int c = 0; c < 2; c++) {
+        el->err[c][0][el->n] = fabs(re[c] - 1);
+        el->err[c][1][el->n] = fabs(rr[c] - 1);
+    }
+    el->n++;
+}
+
+/* worst calibrated held-out error over J/output-token and token rate (0 without points) */
+static double held_worst(err_list *held);
 
 static double pct(double *v, int n, double q) {
     if (n == 0) return NAN;
@@ -174,6 +194,12 @@ static void summary(FILE *f, const char *what, err_list *e) {
         fprintf(f, "  %s (%d points), %s error: roofline median %.0f%% max %.0f%% -> calibrated median %.0f%% max %.0f%%\n",
                 what, e->n, q[k], 100 * pct(e->err[0][k], e->n, 0.5), 100 * pct(e->err[0][k], e->n, 1.0),
                 100 * pct(e->err[1][k], e->n, 0.5), 100 * pct(e->err[1][k], e->n, 1.0));
+}
+
+static double held_worst(err_list *held) {
+    double worst = 0;
+    for (int k = 0; k < 2; k++) worst = fmax(worst, held->n ? pct(held->err[1][k], held->n, 1.0) : 0);
+    return worst;
 }
 
 static json_t *jnv(double v) { return isfinite(v) ? json_real(v) : json_null(); }
@@ -195,6 +221,8 @@ static int validate(const char *only, int json) {
         return ETOK_EXIT_INPUT;
     }
     static err_list held, used;
+    static hw_errs per_hw[VAL_MAX_HW];
+    int n_hw = 0;
     held.n = used.n = 0;
     int skipped = 0;
     json_t *jroot = json_object(), *jsets = json_array();
@@ -252,18 +280,23 @@ static int validate(const char *only, int json) {
                 continue;
             }
             err_list *el = m->calibrate ? &used : &held;
+            hw_errs *hwe = NULL;
+            for (int h = 0; h < n_hw && !hwe; h++)
+                if (!strcmp(per_hw[h].name, m->hardware)) hwe = &per_hw[h];
+            if (!hwe && n_hw < VAL_MAX_HW) {
+                hwe = &per_hw[n_hw++];
+                snprintf(hwe->name, sizeof hwe->name, "%s", m->hardware);
+                hwe->held.n = hwe->used.n = 0;
+            }
             double re[2], rr[2], pj[2], pw[2], plo[2], phi[2];
             for (int c = 0; c < 2; c++) {
                 /* the model at the published figure's energy boundary (gpu, or system = + host) */
                 etok_measurement_at_boundary(m, &r[c], &pj[c], &pw[c], &plo[c], &phi[c]);
                 re[c] = pj[c] / m->joules_per_output_token;
                 rr[c] = r[c].token_rate_tps / m->output_tps;
-                if (el->n < 4096) {
-                    el->err[c][0][el->n] = fabs(re[c] - 1);
-                    el->err[c][1][el->n] = fabs(rr[c] - 1);
-                }
             }
-            if (el->n < 4096) el->n++;
+            err_add(el, re, rr);
+            if (hwe) err_add(m->calibrate ? &hwe->used : &hwe->held, re, rr);
             fprintf(f, "  %-28s %-4s %9.4g %9.4g (%5.2fx) %9.4g (%5.2fx) %9.5g %8.5g (%5.2fx) %8.5g (%5.2fx)%s\n", m->id,
                     m->calibrate ? "cal" : "held", m->joules_per_output_token, pj[0], re[0], pj[1], re[1], m->output_tps,
                     r[0].token_rate_tps, rr[0], r[1].token_rate_tps, rr[1],
@@ -325,8 +358,25 @@ static int validate(const char *only, int json) {
     summary(f, "held-out points", &held);
     summary(f, "calibration points", &used);
     if (skipped) fprintf(f, "  not modelled: %d point(s), listed above with the reason\n", skipped);
-    double worst = 0;
-    for (int k = 0; k < 2; k++) worst = fmax(worst, held.n ? pct(held.err[1][k], held.n, 1.0) : 0);
+    double worst = held_worst(&held);
+    json_t *jhw = json_array();
+    for (int h = 0; h < n_hw; h++) {
+        char what[128];
+        fprintf(f, "per hardware: %s\n", per_hw[h].name);
+        snprintf(what, sizeof what, "%s held-out", per_hw[h].name);
+        summary(f, what, &per_hw[h].held);
+        snprintf(what, sizeof what, "%s calibration", per_hw[h].name);
+        summary(f, what, &per_hw[h].used);
+        double w = held_worst(&per_hw[h].held);
+        fprintf(f, "  %s target (calibrated within 25%% on held-out points): %s (worst %.0f%%)\n", per_hw[h].name,
+                per_hw[h].held.n ? (w <= 0.25 ? "met" : "NOT met") : "no held-out points", 100 * w);
+        json_t *o = json_object();
+        json_object_set_new(o, "hardware", json_string(per_hw[h].name));
+        json_object_set_new(o, "held_out_points", json_integer(per_hw[h].held.n));
+        json_object_set_new(o, "calibration_points", json_integer(per_hw[h].used.n));
+        json_object_set_new(o, "held_out_worst_error", per_hw[h].held.n ? json_real(w) : json_null());
+        json_array_append_new(jhw, o);
+    }
     fprintf(f, "target: calibrated within 25%% on held-out points: %s (worst %.0f%%)\n",
             held.n ? (worst <= 0.25 ? "met" : "NOT met") : "no held-out points", 100 * worst);
     fclose(f);
@@ -336,6 +386,7 @@ static int validate(const char *only, int json) {
         json_object_set_new(jroot, "calibration_points", json_integer(used.n));
         json_object_set_new(jroot, "not_modelled", json_integer(skipped));
         json_object_set_new(jroot, "held_out_worst_error", held.n ? json_real(worst) : json_null());
+        json_object_set_new(jroot, "per_hardware", jhw);
         json_object_set_new(jroot, "source", json_string("estimate vs published measurement"));
         char *t = json_dumps(jroot, JSON_INDENT(2) | JSON_REAL_PRECISION(8));
         json_decref(jroot);
@@ -346,6 +397,7 @@ static int validate(const char *only, int json) {
     } else {
         json_decref(jroot);
         json_decref(jsets);
+        json_decref(jhw);
         fputs(out, stdout);
         free(out);
     }

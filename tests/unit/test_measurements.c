@@ -174,6 +174,68 @@ static void power_limit_binds_and_system_energy_is_higher(void **st) {
     etok_measurement_set_free(&ms);
 }
 
+/* A calibration row with its own power curve is used at exactly its tensor-parallel degree. */
+static void row_power_curve_takes_precedence(void **st) {
+    (void)st;
+    etok_tpf_scenario sc;
+    etok_err err = {0};
+    etok_measurement m = {0};
+    snprintf(m.id, sizeof m.id, "x");
+    snprintf(m.hardware, sizeof m.hardware, "h100-sxm");
+    snprintf(m.model, sizeof m.model, "llama-3.1-8b");
+    m.devices = m.devices_per_replica = 1;
+    m.weight_dtype = m.kv_dtype = ETOK_DT_BF16;
+    m.batch = 64;
+    m.input_tokens = 224;
+    m.output_tokens = 400;
+    if (etok_measurement_scenario(&m, &sc, &err)) fail_msg("%s", err.msg);
+    etok_hw_calibration *cal = &sc.hw.cal;
+    assert_true(cal->present && cal->n_rows >= 1 && cal->rows[0].devices_per_replica == 1);
+    etok_tpf_result a, b;
+    cal->rows[0].has_power = 1;
+    cal->rows[0].activity_floor = 0.9;
+    cal->rows[0].activity_per_mfu = cal->rows[0].activity_per_mbu = 0;
+    if (etok_tpf_evaluate(&sc, -1, &a, &err)) fail_msg("%s", err.msg);
+    assert_close(a.device_power_w, sc.hw.idle_power_w + 0.9 * (sc.hw.max_power_w - sc.hw.idle_power_w), 1e-9);
+    cal->rows[0].has_power = 0; /* the hardware-wide curve */
+    cal->has_power = 1;
+    cal->activity_floor = 0.2;
+    cal->activity_per_mfu = cal->activity_per_mbu = 0;
+    if (etok_tpf_evaluate(&sc, -1, &b, &err)) fail_msg("%s", err.msg);
+    assert_close(b.device_power_w, sc.hw.idle_power_w + 0.2 * (sc.hw.max_power_w - sc.hw.idle_power_w), 1e-9);
+    assert_close(a.token_rate_tps, b.token_rate_tps, 1e-12); /* power only */
+}
+
+/* A row's power curve is parsed as strictly as the hardware-wide one, errors naming the field. */
+static void row_power_curve_parse_errors(void **st) {
+    (void)st;
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/etok_test_hw_%ld.json", (long)getpid());
+    const char *bad[] = {"{\"activity_floor\": 0.5, \"activity_per_mfu\": 1}",
+                         "{\"activity_floor\": 1.5, \"activity_per_mfu\": 1, \"activity_per_mbu\": 0}",
+                         "{\"activity_floor\": 0.5, \"activity_per_mfu\": -1, \"activity_per_mbu\": 0}",
+                         "{\"activity_floor\": 0.5, \"activity_per_mfu\": 1, \"activity_per_mbu\": 0, \"x\": 1}", "3"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f,
+                "{\"name\": \"t\", \"display_name\": \"t\", \"peak_flops\": {\"bf16\": 1e15}, \"mem_bw_bps\": 3e12,\n"
+                " \"mem_bytes\": 80e9, \"max_power_w\": 700, \"idle_power_w\": 70,\n"
+                " \"source\": {\"peak_flops\": \"t\", \"mem_bw_bps\": \"t\", \"mem_bytes\": \"t\", \"max_power_w\": \"t\",\n"
+                "            \"idle_power_w\": \"t\"},\n"
+                " \"calibration\": {\"source\": \"t\", \"achievable\": [{\"devices_per_replica\": 1, \"batch\": [16],\n"
+                "   \"bandwidth_fraction\": [0.5], \"flops_fraction\": [0.5], \"power\": %s}]}}\n",
+                bad[i]);
+        fclose(f);
+        etok_hw_spec hw;
+        etok_err err = {0};
+        int rc = etok_catalog_hardware(path, &hw, &err);
+        if (rc == 0) fail_msg("accepted row power %s", bad[i]);
+        if (!strstr(err.msg, "calibration.achievable[0].power")) fail_msg("error '%s' does not name the row's power", err.msg);
+    }
+    unlink(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_are_one_replica_gpu_boundary),
@@ -181,6 +243,8 @@ int main(void) {
         cmocka_unit_test(bad_fields_are_named),
         cmocka_unit_test(system_boundary_adds_the_host),
         cmocka_unit_test(power_limit_binds_and_system_energy_is_higher),
+        cmocka_unit_test(row_power_curve_takes_precedence),
+        cmocka_unit_test(row_power_curve_parse_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
