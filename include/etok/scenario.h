@@ -42,13 +42,23 @@ int etok_scenario_from_json_text(const char *text, const char *what, etok_scenar
 typedef struct {
     char id[96];
     char hardware[64], model[64];       /* catalog names */
-    int devices;                        /* one replica, tensor parallel over all of them */
+    int devices;                        /* devices measured (GPUs of the system or replica) */
+    int devices_per_replica;            /* tensor-parallel degree; devices / it replicas (default: devices) */
+    double power_limit_w;               /* per-device power limit set in the run (MLPerf MaxQ); 0 = none */
     etok_dtype weight_dtype, kv_dtype;
-    int batch, input_tokens, output_tokens;
-    double joules_per_output_token;     /* published, at the set's energy boundary */
-    double output_tps;                  /* published output token/s of the replica */
-    double power_w;                     /* published mean power of the replica's devices; 0 = not given */
+    int batch, input_tokens, output_tokens; /* batch: sequences per replica */
+    double joules_per_output_token;     /* published, at the point's energy boundary */
+    double output_tps;                  /* published output token/s of all `devices` */
+    double power_w;                     /* published mean power at the boundary; 0 = not given */
     int calibrate;                      /* 1: used to fit the hardware calibration; 0: held out */
+    /* Energy boundary of the published figures: GPU (the devices alone, e.g. NVML) or SYSTEM (AC
+     * wall power of the whole system, e.g. MLPerf Power). At the system boundary the model adds the
+     * rest of the system: predicted power = devices' modelled power / psu_efficiency + host_power_w. */
+    enum { ETOK_BOUNDARY_GPU = 0, ETOK_BOUNDARY_SYSTEM = 1 } boundary;
+    double host_power_w;                /* system: non-GPU power at the wall (CPUs, memory, fans, NICs) */
+    double host_power_uncertainty_w;    /* system: +- of host_power_w (>= 0) */
+    double psu_efficiency;              /* system: GPU power -> wall power, (0, 1]; default 1 */
+    char host_power_source[256];        /* system: where host_power_w comes from (a source or "assumption: ...") */
 } etok_measurement;
 
 typedef struct {
@@ -65,9 +75,14 @@ typedef struct {
 int etok_measurements_load(const char *path, etok_measurement_set *out, etok_err *err);
 void etok_measurement_set_free(etok_measurement_set *set);
 
-/* The scenario of one published point: catalog hardware and model, one replica over all devices,
- * no facility, U = 1, Phi = 1. */
+/* The scenario of one published point: catalog hardware and model, `devices` devices in replicas of
+ * `devices_per_replica`, the point's per-device power limit, no facility, U = 1, Phi = 1. */
 int etok_measurement_scenario(const etok_measurement *m, etok_tpf_scenario *s, etok_err *err);
+/* The model's J/output-token and power at the point's energy boundary, from the device-boundary
+ * result `r` of etok_measurement_scenario: GPU = r's figures; SYSTEM = the devices' modelled power
+ * / psu_efficiency + host_power_w (lo/hi: host_power_w -+ its uncertainty). NULL outputs skipped. */
+void etok_measurement_at_boundary(const etok_measurement *m, const etok_tpf_result *r, double *joules_per_output_token,
+                                  double *power_w, double *joules_lo, double *joules_hi);
 
 /* Parses a quantity "2 MW", "3.35 TB/s", "80 GB", "989 TFLOP/s" or a plain number, checking
  * that its dimension is the expected one: 'P' power (W), 'M' bytes, 'B' byte/s, 'F' FLOP/s,

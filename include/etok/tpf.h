@@ -48,6 +48,10 @@ typedef struct {
     double batch[ETOK_CAL_MAX_POINTS];
     double bandwidth_fraction[ETOK_CAL_MAX_POINTS]; /* achievable / peak memory bandwidth, (0, 1] */
     double flops_fraction[ETOK_CAL_MAX_POINTS];     /* achievable / peak FLOP/s, (0, 1] */
+    /* Optional power curve of this tensor-parallel degree (same form as the hardware's); a
+     * scenario at exactly this devices_per_replica uses it instead of the hardware-wide one. */
+    int has_power;
+    double activity_floor, activity_per_mfu, activity_per_mbu;
 } etok_hw_cal_row;
 
 typedef struct {

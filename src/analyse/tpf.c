@@ -432,10 +432,18 @@ int etok_tpf_evaluate(const etok_tpf_scenario *s, double price_per_kwh, etok_tpf
      * limit (series_hw). Uncalibrated activity = max(MFU, MBU); calibrated: min(1, floor + a_F MFU +
      * a_B MBU). Never normalised to 1. */
     const double P_max = h->max_power_w, P_idle = h->idle_power_w;
-    const int calp = cal && cal->present && cal->has_power;
-    const double a0 = calp ? cal->activity_floor : 0;
+    int calp = cal && cal->present && cal->has_power;
+    double a0 = calp ? cal->activity_floor : 0, aF = calp ? cal->activity_per_mfu : 0, aB = calp ? cal->activity_per_mbu : 0;
+    /* A row of this exact tensor-parallel degree with its own power curve takes precedence. */
+    for (size_t i = 0; cal && cal->present && i < cal->n_rows; i++)
+        if (cal->rows[i].devices_per_replica == r->devices_per_replica && cal->rows[i].has_power) {
+            calp = 1;
+            a0 = cal->rows[i].activity_floor;
+            aF = cal->rows[i].activity_per_mfu;
+            aB = cal->rows[i].activity_per_mbu;
+        }
     const double mfu_h = series_hw * pc.c_out / Fpk, mbu_h = series_hw * pc.b_out / Bpk;
-    double act_h = calp ? a0 + cal->activity_per_mfu * mfu_h + cal->activity_per_mbu * mbu_h : fmax(mfu_h, mbu_h);
+    double act_h = calp ? a0 + aF * mfu_h + aB * mbu_h : fmax(mfu_h, mbu_h);
     if (act_h > 1) act_h = 1;
     r->device_power_hw_w = P_idle + (P_max - P_idle) * act_h;
     /* device_power_cap: only where a limit is set. A device held below its unlimited rate at a

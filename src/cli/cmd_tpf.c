@@ -52,7 +52,9 @@ static void usage(FILE *f) {
             "  --uncalibrated       ignore the hardware calibration (the plain roofline)\n"
             "  --validate           run the model on every published measurement in data/measurements (or\n"
             "                       the file MEASUREMENTS) and print predicted vs published J/output-token\n"
-            "                       and token rate with their ratios, before and after calibration\n"
+            "                       and token rate with their ratios, before and after calibration, at each\n"
+            "                       point's energy boundary (GPU, or system = GPUs + the rest of the system),\n"
+            "                       and the errors on held-out points per hardware\n"
             "  --calibrate RUN...   fit this machine's calibration from its own bench runs (bench -o DIRs or\n"
             "                       run.json): per batch (--concurrency) the achieved fraction of the probe's\n"
             "                       bandwidth roof in decode and compute roof in prefill, and the power curve;\n"
@@ -154,10 +156,30 @@ static int fail(const etok_err *err) {
 
 /* ---------- --validate ---------- */
 
+#define VAL_MAX_POINTS 2048
 typedef struct {
     int n;
-    double err[2][2][4096]; /* [calibrated?][0 energy, 1 rate] |ratio - 1| */
+    double err[2][2][VAL_MAX_POINTS]; /* [calibrated?][0 energy, 1 rate] |ratio - 1| */
 } err_list;
+
+/* The same errors per hardware (the calibration is per hardware: each reports its own table). */
+#define VAL_MAX_HW 16
+typedef struct {
+    char name[64];
+    err_list held, used;
+} hw_errs;
+
+static void err_add(err_list *el, const double re[2], const double rr[2]) {
+    if (el->n >= VAL_MAX_POINTS) return;
+    for (int c = 0; c < 2; c++) {
+        el->err[c][0][el->n] = fabs(re[c] - 1);
+        el->err[c][1][el->n] = fabs(rr[c] - 1);
+    }
+    el->n++;
+}
+
+/* worst calibrated held-out error over J/output-token and token rate (0 without points) */
+static double held_worst(err_list *held);
 
 static double pct(double *v, int n, double q) {
     if (n == 0) return NAN;
@@ -174,6 +196,12 @@ static void summary(FILE *f, const char *what, err_list *e) {
         fprintf(f, "  %s (%d points), %s error: roofline median %.0f%% max %.0f%% -> calibrated median %.0f%% max %.0f%%\n",
                 what, e->n, q[k], 100 * pct(e->err[0][k], e->n, 0.5), 100 * pct(e->err[0][k], e->n, 1.0),
                 100 * pct(e->err[1][k], e->n, 0.5), 100 * pct(e->err[1][k], e->n, 1.0));
+}
+
+static double held_worst(err_list *held) {
+    double worst = 0;
+    for (int k = 0; k < 2; k++) worst = fmax(worst, held->n ? pct(held->err[1][k], held->n, 1.0) : 0);
+    return worst;
 }
 
 static json_t *jnv(double v) { return isfinite(v) ? json_real(v) : json_null(); }
@@ -195,6 +223,8 @@ static int validate(const char *only, int json) {
         return ETOK_EXIT_INPUT;
     }
     static err_list held, used;
+    static hw_errs per_hw[VAL_MAX_HW];
+    int n_hw = 0;
     held.n = used.n = 0;
     int skipped = 0;
     json_t *jroot = json_object(), *jsets = json_array();
@@ -252,25 +282,39 @@ static int validate(const char *only, int json) {
                 continue;
             }
             err_list *el = m->calibrate ? &used : &held;
-            double re[2], rr[2];
-            for (int c = 0; c < 2; c++) {
-                re[c] = r[c].joules_per_output_token / m->joules_per_output_token;
-                rr[c] = r[c].token_rate_tps / m->output_tps;
-                if (el->n < 4096) {
-                    el->err[c][0][el->n] = fabs(re[c] - 1);
-                    el->err[c][1][el->n] = fabs(rr[c] - 1);
-                }
+            hw_errs *hwe = NULL;
+            for (int h = 0; h < n_hw && !hwe; h++)
+                if (!strcmp(per_hw[h].name, m->hardware)) hwe = &per_hw[h];
+            if (!hwe && n_hw < VAL_MAX_HW) {
+                hwe = &per_hw[n_hw++];
+                snprintf(hwe->name, sizeof hwe->name, "%s", m->hardware);
+                hwe->held.n = hwe->used.n = 0;
             }
-            if (el->n < 4096) el->n++;
-            fprintf(f, "  %-28s %-4s %9.4g %9.4g (%5.2fx) %9.4g (%5.2fx) %9.5g %8.5g (%5.2fx) %8.5g (%5.2fx)\n", m->id,
-                    m->calibrate ? "cal" : "held", m->joules_per_output_token, r[0].joules_per_output_token, re[0],
-                    r[1].joules_per_output_token, re[1], m->output_tps, r[0].token_rate_tps, rr[0], r[1].token_rate_tps,
-                    rr[1]);
+            double re[2], rr[2], pj[2], pw[2], plo[2], phi[2];
+            for (int c = 0; c < 2; c++) {
+                /* the model at the published figure's energy boundary (gpu, or system = + host) */
+                etok_measurement_at_boundary(m, &r[c], &pj[c], &pw[c], &plo[c], &phi[c]);
+                re[c] = pj[c] / m->joules_per_output_token;
+                rr[c] = r[c].token_rate_tps / m->output_tps;
+            }
+            err_add(el, re, rr);
+            if (hwe) err_add(m->calibrate ? &hwe->used : &hwe->held, re, rr);
+            fprintf(f, "  %-28s %-4s %9.4g %9.4g (%5.2fx) %9.4g (%5.2fx) %9.5g %8.5g (%5.2fx) %8.5g (%5.2fx)%s\n", m->id,
+                    m->calibrate ? "cal" : "held", m->joules_per_output_token, pj[0], re[0], pj[1], re[1], m->output_tps,
+                    r[0].token_rate_tps, rr[0], r[1].token_rate_tps, rr[1],
+                    m->boundary == ETOK_BOUNDARY_SYSTEM ? "  system" : "");
+            if (m->boundary == ETOK_BOUNDARY_SYSTEM)
+                fprintf(f, "  %-33s system = %d devices' modelled %.0f W / PSU %.2f + rest of system %.0f +- %.0f W (%s):"
+                           " calibrated %.0f W, J/token %.4g..%.4g\n",
+                        "", m->devices, r[1].joules_per_output_token * r[1].token_rate_tps, m->psu_efficiency,
+                        m->host_power_w, m->host_power_uncertainty_w, m->host_power_source, pw[1], plo[1], phi[1]);
             json_object_set_new(q, "modelled", json_true());
             const char *key[2] = {"roofline", "calibrated"};
             for (int c = 0; c < 2; c++) {
                 json_t *pr = json_object();
-                json_object_set_new(pr, "joules_per_output_token", jnv(r[c].joules_per_output_token));
+                json_object_set_new(pr, "joules_per_output_token", jnv(pj[c]));
+                json_object_set_new(pr, "joules_per_output_token_range", json_pack("[oo]", jnv(plo[c]), jnv(phi[c])));
+                json_object_set_new(pr, "power_w_at_boundary", jnv(pw[c]));
                 json_object_set_new(pr, "joules_ratio", jnv(re[c]));
                 json_object_set_new(pr, "token_rate_tps", jnv(r[c].token_rate_tps));
                 json_object_set_new(pr, "rate_ratio", jnv(rr[c]));
@@ -282,6 +326,15 @@ static int validate(const char *only, int json) {
             /* What a calibration fit needs: the per-token costs and peaks. */
             json_object_set_new(q, "hardware", json_string(m->hardware));
             json_object_set_new(q, "devices", json_integer(m->devices));
+            json_object_set_new(q, "devices_per_replica", json_integer(m->devices_per_replica));
+            json_object_set_new(q, "power_limit_w", m->power_limit_w > 0 ? json_real(m->power_limit_w) : json_null());
+            json_object_set_new(q, "energy_boundary", json_string(m->boundary == ETOK_BOUNDARY_SYSTEM ? "system" : "gpu"));
+            if (m->boundary == ETOK_BOUNDARY_SYSTEM) {
+                json_object_set_new(q, "host_power_w", json_real(m->host_power_w));
+                json_object_set_new(q, "host_power_uncertainty_w", json_real(m->host_power_uncertainty_w));
+                json_object_set_new(q, "psu_efficiency", json_real(m->psu_efficiency));
+                json_object_set_new(q, "host_power_source", json_string(m->host_power_source));
+            }
             json_object_set_new(q, "batch", json_integer(m->batch));
             json_object_set_new(q, "flops_per_output_token", jnv(r[0].flops_per_output_token));
             json_object_set_new(q, "bytes_per_output_token", jnv(r[0].bytes_per_output_token));
@@ -307,8 +360,25 @@ static int validate(const char *only, int json) {
     summary(f, "held-out points", &held);
     summary(f, "calibration points", &used);
     if (skipped) fprintf(f, "  not modelled: %d point(s), listed above with the reason\n", skipped);
-    double worst = 0;
-    for (int k = 0; k < 2; k++) worst = fmax(worst, held.n ? pct(held.err[1][k], held.n, 1.0) : 0);
+    double worst = held_worst(&held);
+    json_t *jhw = json_array();
+    for (int h = 0; h < n_hw; h++) {
+        char what[128];
+        fprintf(f, "per hardware: %s\n", per_hw[h].name);
+        snprintf(what, sizeof what, "%s held-out", per_hw[h].name);
+        summary(f, what, &per_hw[h].held);
+        snprintf(what, sizeof what, "%s calibration", per_hw[h].name);
+        summary(f, what, &per_hw[h].used);
+        double w = held_worst(&per_hw[h].held);
+        fprintf(f, "  %s target (calibrated within 25%% on held-out points): %s (worst %.0f%%)\n", per_hw[h].name,
+                per_hw[h].held.n ? (w <= 0.25 ? "met" : "NOT met") : "no held-out points", 100 * w);
+        json_t *o = json_object();
+        json_object_set_new(o, "hardware", json_string(per_hw[h].name));
+        json_object_set_new(o, "held_out_points", json_integer(per_hw[h].held.n));
+        json_object_set_new(o, "calibration_points", json_integer(per_hw[h].used.n));
+        json_object_set_new(o, "held_out_worst_error", per_hw[h].held.n ? json_real(w) : json_null());
+        json_array_append_new(jhw, o);
+    }
     fprintf(f, "target: calibrated within 25%% on held-out points: %s (worst %.0f%%)\n",
             held.n ? (worst <= 0.25 ? "met" : "NOT met") : "no held-out points", 100 * worst);
     fclose(f);
@@ -318,6 +388,7 @@ static int validate(const char *only, int json) {
         json_object_set_new(jroot, "calibration_points", json_integer(used.n));
         json_object_set_new(jroot, "not_modelled", json_integer(skipped));
         json_object_set_new(jroot, "held_out_worst_error", held.n ? json_real(worst) : json_null());
+        json_object_set_new(jroot, "per_hardware", jhw);
         json_object_set_new(jroot, "source", json_string("estimate vs published measurement"));
         char *t = json_dumps(jroot, JSON_INDENT(2) | JSON_REAL_PRECISION(8));
         json_decref(jroot);
@@ -328,6 +399,7 @@ static int validate(const char *only, int json) {
     } else {
         json_decref(jroot);
         json_decref(jsets);
+        json_decref(jhw);
         fputs(out, stdout);
         free(out);
     }

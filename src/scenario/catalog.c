@@ -191,8 +191,8 @@ const char *const JQ_HW_KEYS[] = {"name", "display_name", "peak_flops", "mem_bw_
                                   "max_power_w", "idle_power_w", "calibration", "source", NULL};
 
 /* "calibration": {"source": "...", "achievable": [{"devices_per_replica": 1, "batch": [...],
- * "bandwidth_fraction": [...], "flops_fraction": [...]}, ...], "power": {"activity_floor": x,
- * "activity_per_mfu": y, "activity_per_mbu": z}} (docs/TPF.md "Calibration"). */
+ * "bandwidth_fraction": [...], "flops_fraction": [...], "power": {...} optional}, ...], "power":
+ * {"activity_floor": x, "activity_per_mfu": y, "activity_per_mbu": z}} (docs/TPF.md "Calibration"). */
 static int num_array(json_t *a, const char *what, const char *f, double lo, double hi, double *out, int *n, etok_err *err) {
     if (!json_is_array(a) || json_array_size(a) < 1 || json_array_size(a) > ETOK_CAL_MAX_POINTS)
         return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be an array of 1..%d numbers", what, f, ETOK_CAL_MAX_POINTS);
@@ -205,6 +205,19 @@ static int num_array(json_t *a, const char *what, const char *f, double lo, doub
         out[i] = x;
     }
     *n = (int)json_array_size(a);
+    return 0;
+}
+
+/* "power": {"activity_floor": x, "activity_per_mfu": y, "activity_per_mbu": z} at `f`. */
+static int parse_power(json_t *pw, const char *what, const char *f, double *floor_, double *per_mfu, double *per_mbu,
+                       etok_err *err) {
+    static const char *const PK[] = {"activity_floor", "activity_per_mfu", "activity_per_mbu", NULL};
+    if (!json_is_object(pw)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be an object", what, f);
+    if (jq_known_keys(pw, PK, what, f, err) || get_num(pw, "activity_floor", '1', 1, what, f, floor_, err) ||
+        get_num(pw, "activity_per_mfu", '1', 1, what, f, per_mfu, err) ||
+        get_num(pw, "activity_per_mbu", '1', 1, what, f, per_mbu, err))
+        return -1;
+    if (!(*floor_ < 1)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s.activity_floor: must be below 1 (got %g)", what, f, *floor_);
     return 0;
 }
 
@@ -226,7 +239,7 @@ static int parse_calibration(json_t *c, const char *what, etok_hw_calibration *c
     json_array_foreach(ach, i, row) {
         char f[96];
         snprintf(f, sizeof f, "calibration.achievable[%zu]", i);
-        static const char *const RK[] = {"devices_per_replica", "batch", "bandwidth_fraction", "flops_fraction", NULL};
+        static const char *const RK[] = {"devices_per_replica", "batch", "bandwidth_fraction", "flops_fraction", "power", NULL};
         if (!json_is_object(row)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be an object", what, f);
         if (jq_known_keys(row, RK, what, f, err)) return -1;
         etok_hw_cal_row *r = &cal->rows[i];
@@ -249,19 +262,19 @@ static int parse_calibration(json_t *c, const char *what, etok_hw_calibration *c
         if (nw != nb || nf != nb)
             return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: batch, bandwidth_fraction and flops_fraction must have the same length", what, f);
         r->n = nb;
+        json_t *rp = json_object_get(row, "power");
+        if (rp && !json_is_null(rp)) {
+            snprintf(g, sizeof g, "%s.power", f);
+            if (parse_power(rp, what, g, &r->activity_floor, &r->activity_per_mfu, &r->activity_per_mbu, err)) return -1;
+            r->has_power = 1;
+        }
     }
     cal->n_rows = json_array_size(ach);
     json_t *pw = json_object_get(c, "power");
     if (pw && !json_is_null(pw)) {
-        static const char *const PK[] = {"activity_floor", "activity_per_mfu", "activity_per_mbu", NULL};
-        if (!json_is_object(pw)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: calibration.power: must be an object", what);
-        if (jq_known_keys(pw, PK, what, "calibration.power", err) ||
-            get_num(pw, "activity_floor", '1', 1, what, "calibration.power", &cal->activity_floor, err) ||
-            get_num(pw, "activity_per_mfu", '1', 1, what, "calibration.power", &cal->activity_per_mfu, err) ||
-            get_num(pw, "activity_per_mbu", '1', 1, what, "calibration.power", &cal->activity_per_mbu, err))
+        if (parse_power(pw, what, "calibration.power", &cal->activity_floor, &cal->activity_per_mfu,
+                        &cal->activity_per_mbu, err))
             return -1;
-        if (!(cal->activity_floor < 1))
-            return etok_errc(err, ETOK_EXIT_INPUT, "%s: calibration.power.activity_floor: must be below 1 (got %g)", what, cal->activity_floor);
         cal->has_power = 1;
     }
     cal->present = 1;

@@ -1,7 +1,10 @@
 /* measurements.c — published energy/throughput measurements (data/measurements/NAME.json) that
  * `etok tpf --validate` holds the model against. Owns: the file format and its checks (a source
- * and an energy boundary for every set, the full conditions for every point) and the scenario of a
- * point. Does not own: the model (analyse/tpf.c) or the comparison output (cli/cmd_tpf.c). */
+ * and an energy boundary for every set, the full conditions for every point: devices, replicas,
+ * power limit, and a per-point energy boundary, gpu or system, with the rest of the system as
+ * data), the scenario of a point and the model's figures at the point's boundary. Does not own:
+ * the model (analyse/tpf.c) or the comparison output (cli/cmd_tpf.c). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +23,9 @@ static int str_field(json_t *o, const char *key, const char *what, const char *f
 static int parse_point(json_t *p, const char *what, size_t i, etok_measurement *m, etok_err *err) {
     static const char *const K[] = {"id", "hardware", "devices", "model", "weight_dtype", "kv_dtype", "batch",
                                     "input_tokens", "output_tokens", "joules_per_output_token", "output_tokens_per_s",
-                                    "power_w", "calibrate", NULL};
+                                    "power_w", "calibrate", "devices_per_replica", "power_limit_w", "energy_boundary",
+                                    "host_power_w", "host_power_uncertainty_w", "psu_efficiency", "host_power_source",
+                                    NULL};
     char f[64], g[96];
     snprintf(f, sizeof f, "points[%zu]", i);
     if (!json_is_object(p)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be an object", what, f);
@@ -61,6 +66,61 @@ static int parse_point(json_t *p, const char *what, size_t i, etok_measurement *
     if (!json_is_boolean(v))
         return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: missing: true (used to calibrate) or false (held out)", what, G("calibrate"));
     m->calibrate = json_is_true(v);
+    /* Deployment: replicas of devices_per_replica, a per-device power limit. */
+    m->devices_per_replica = m->devices;
+    if ((v = json_object_get(p, "devices_per_replica"))) {
+        if (jq_int(v, 1, m->devices, what, G("devices_per_replica"), &m->devices_per_replica, err)) return -1;
+        if (m->devices % m->devices_per_replica)
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: %d does not divide devices (%d)", what, G("devices_per_replica"),
+                             m->devices_per_replica, m->devices);
+    }
+    if ((v = json_object_get(p, "power_limit_w"))) {
+        if (jq_number(v, 'P', what, G("power_limit_w"), &m->power_limit_w, err)) return -1;
+        if (!(m->power_limit_w > 0 && m->power_limit_w <= 1e6))
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be in (0, 1e6] W (got %g)", what, G("power_limit_w"),
+                             m->power_limit_w);
+    }
+    /* Energy boundary: gpu (default) or system, which needs the rest of the system as data. */
+    m->boundary = ETOK_BOUNDARY_GPU;
+    m->psu_efficiency = 1;
+    v = json_object_get(p, "energy_boundary");
+    if (v) {
+        const char *b = json_is_string(v) ? json_string_value(v) : NULL;
+        if (b && !strcmp(b, "gpu")) m->boundary = ETOK_BOUNDARY_GPU;
+        else if (b && !strcmp(b, "system")) m->boundary = ETOK_BOUNDARY_SYSTEM;
+        else return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: expected \"gpu\" or \"system\"", what, G("energy_boundary"));
+    }
+    static const char *const sys_only[] = {"host_power_w", "host_power_uncertainty_w", "psu_efficiency", "host_power_source"};
+    if (m->boundary == ETOK_BOUNDARY_GPU) {
+        for (int k = 0; k < 4; k++)
+            if (json_object_get(p, sys_only[k]))
+                return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: only with \"energy_boundary\": \"system\"", what,
+                                 G(sys_only[k]));
+    } else {
+        if (!(v = json_object_get(p, "host_power_w")))
+            return etok_errc(err, ETOK_EXIT_INPUT,
+                             "%s: missing field %s (the non-GPU power of the system at the wall, W; a system boundary needs it)",
+                             what, G("host_power_w"));
+        if (jq_number(v, 'P', what, G("host_power_w"), &m->host_power_w, err)) return -1;
+        if (!(m->host_power_w >= 0 && m->host_power_w <= 1e6))
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be in [0, 1e6] W (got %g)", what, G("host_power_w"),
+                             m->host_power_w);
+        if (str_field(p, "host_power_source", what, G("host_power_source"), m->host_power_source,
+                      sizeof m->host_power_source, err))
+            return -1;
+        if ((v = json_object_get(p, "host_power_uncertainty_w"))) {
+            if (jq_number(v, 'P', what, G("host_power_uncertainty_w"), &m->host_power_uncertainty_w, err)) return -1;
+            if (!(m->host_power_uncertainty_w >= 0 && m->host_power_uncertainty_w <= m->host_power_w))
+                return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be in [0, host_power_w] (got %g)", what,
+                                 G("host_power_uncertainty_w"), m->host_power_uncertainty_w);
+        }
+        if ((v = json_object_get(p, "psu_efficiency"))) {
+            if (jq_number(v, '1', what, G("psu_efficiency"), &m->psu_efficiency, err)) return -1;
+            if (!(m->psu_efficiency > 0 && m->psu_efficiency <= 1))
+                return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be in (0, 1] (got %g)", what, G("psu_efficiency"),
+                                 m->psu_efficiency);
+        }
+    }
 #undef G
     return 0;
 }
@@ -131,11 +191,29 @@ int etok_measurement_scenario(const etok_measurement *m, etok_tpf_scenario *s, e
     if (etok_catalog_hardware(m->hardware, &s->hw, &e) || etok_catalog_model(m->model, &s->model, &e))
         return etok_errc(err, e.exit_code ? e.exit_code : ETOK_EXIT_INPUT, "measurement %s: %s", m->id, e.msg);
     s->device_count = m->devices;
-    s->devices_per_replica = m->devices;
+    s->devices_per_replica = m->devices_per_replica > 0 ? m->devices_per_replica : m->devices;
+    s->power_limit_w = m->power_limit_w;
     s->weight_dtype = m->weight_dtype;
     s->kv_dtype = m->kv_dtype;
     s->batch = m->batch;
     s->input_tokens = m->input_tokens;
     s->output_tokens = m->output_tokens;
     return 0;
+}
+
+void etok_measurement_at_boundary(const etok_measurement *m, const etok_tpf_result *r, double *joules_per_output_token,
+                                  double *power_w, double *joules_lo, double *joules_hi) {
+    double rate = r->token_rate_tps;
+    double dev_w = r->joules_per_output_token * rate; /* the devices' modelled power (all of them) */
+    double host = 0, du = 0, eff = 1;
+    if (m->boundary == ETOK_BOUNDARY_SYSTEM) {
+        host = m->host_power_w;
+        du = m->host_power_uncertainty_w;
+        eff = m->psu_efficiency > 0 ? m->psu_efficiency : 1;
+    }
+    double p = dev_w / eff + host;
+    if (power_w) *power_w = p;
+    if (joules_per_output_token) *joules_per_output_token = rate > 0 ? p / rate : NAN;
+    if (joules_lo) *joules_lo = rate > 0 ? (p - du) / rate : NAN;
+    if (joules_hi) *joules_hi = rate > 0 ? (p + du) / rate : NAN;
 }

@@ -122,8 +122,12 @@ assert d['device_power_source']=='measured' and d['source']=='estimate+measured'
 # ratios before and after calibration, which points calibrated, and the 25% target on the rest.
 "$ETOK" tpf --validate > "$T/val.txt" || fail "validate rc"
 grep -q "llama-3.1-70b/h100x4/b96 *held" "$T/val.txt" || fail "validate lists held-out points"
-grep -q "ml.energy/blog" "$T/val.txt" || fail "validate names the source"
+grep -q "ml.energy/leaderboard" "$T/val.txt" || fail "validate names the source"
+grep -q "llama-3.1-70b/b200x2/b32 *held" "$T/val.txt" || fail "validate lists B200 held-out points"
 grep -q "target: calibrated within 25% on held-out points: met" "$T/val.txt" || fail "validate target: $(tail -3 "$T/val.txt")"
+for hw in h100-sxm b200; do
+  grep -q "^  $hw target (calibrated within 25% on held-out points): met" "$T/val.txt" || fail "validate per-hardware target $hw"
+done
 "$ETOK" tpf --validate --json > "$T/val.json" || fail "validate json rc"
 python3 - "$T/val.json" <<'P' || fail "validate json"
 import json, sys
@@ -138,7 +142,42 @@ for p in held:
     assert abs(p["calibrated"]["joules_ratio"] - p["calibrated"]["joules_per_output_token"] / p["published_joules_per_output_token"]) < 1e-6
 # before calibration the roofline is optimistic: faster and cheaper than published
 assert all(p["roofline"]["rate_ratio"] > 1.2 for p in pts)
+hw = {h["hardware"]: h for h in d["per_hardware"]}
+assert set(hw) >= {"h100-sxm", "b200"}, hw
+assert all(h["held_out_points"] >= 8 and h["held_out_worst_error"] <= 0.25 for h in hw.values()), hw
+assert all(p["energy_boundary"] == "gpu" for p in pts)
 P
+# A system-boundary point (MLPerf-style wall power): the model adds the rest of the system
+# (host power / PSU efficiency) and a per-GPU power limit; the JSON says how.
+cat > "$T/sys.json" <<'J'
+{"name": "sys", "description": "system boundary test", "source": {"title": "test", "url": "https://example.org"},
+ "conditions": {"energy_boundary": "system (AC wall)"},
+ "points": [{"id": "s", "hardware": "h200", "devices": 8, "devices_per_replica": 1, "power_limit_w": 500,
+   "model": "llama-3.1-70b", "weight_dtype": "fp8", "kv_dtype": "fp8", "batch": 64, "input_tokens": 300,
+   "output_tokens": 265, "joules_per_output_token": 0.25, "output_tokens_per_s": 25000, "power_w": 6200,
+   "calibrate": false, "energy_boundary": "system", "host_power_w": 1800, "host_power_uncertainty_w": 300,
+   "psu_efficiency": 0.95, "host_power_source": "assumption: test"}]}
+J
+"$ETOK" tpf --validate "$T/sys.json" > "$T/sys.txt" || fail "validate system rc"
+grep -q "rest of system 1800 +- 300 W (assumption: test)" "$T/sys.txt" || fail "validate system line: $(cat "$T/sys.txt")"
+"$ETOK" tpf --validate "$T/sys.json" --json > "$T/sys.out" || fail "validate system json rc"
+python3 - "$T/sys.out" <<'P' || fail "validate system json"
+import json, sys
+p = json.load(open(sys.argv[1]))["sets"][0]["points"][0]
+assert p["energy_boundary"] == "system" and p["host_power_w"] == 1800 and p["power_limit_w"] == 500
+assert p["devices_per_replica"] == 1
+for k in ("roofline", "calibrated"):
+    c = p[k]
+    dev_w = c["device_power_w"] * 8
+    assert abs(c["power_w_at_boundary"] - (dev_w / 0.95 + 1800)) < 1e-6 * c["power_w_at_boundary"], c
+    assert abs(c["joules_per_output_token"] / (c["power_w_at_boundary"] / c["token_rate_tps"]) - 1) < 1e-6, c
+    lo, hi = c["joules_per_output_token_range"]
+    assert abs((hi - lo) * c["token_rate_tps"] / 600 - 1) < 1e-6, c
+    assert c["device_power_w"] <= 500 + 1e-9, c
+P
+sed 's/"host_power_w": 1800, //' "$T/sys.json" > "$T/sys2.json"
+"$ETOK" tpf --validate "$T/sys2.json" 2> "$T/e"; [ $? -eq 3 ] || fail "validate system without host power rc"
+grep -q "points\[0\].host_power_w" "$T/e" || fail "validate names host_power_w: $(cat "$T/e")"
 "$ETOK" tpf --validate "$T/nope.json" 2> "$T/e"; [ $? -eq 3 ] || fail "validate missing file rc"
 printf '{"name": "x", "description": "x", "source": {"title": "t", "url": "u"}, "conditions": {}, "points": []}' > "$T/m.json"
 "$ETOK" tpf --validate "$T/m.json" 2> "$T/e"; [ $? -eq 3 ] || fail "validate bad file rc"
