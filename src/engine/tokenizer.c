@@ -11,8 +11,10 @@
  *     tokenizer.ggml.add_space_prefix is false (Gemma), and <0xNN> byte fallback for
  *     characters outside the vocabulary.
  *   Decoding maps pieces back to bytes. Chat formatting: ChatML (with the template's default
- *   system prompt when it declares one, as SmolLM2's does), Llama-3 headers, and Gemma's
- *   turns (no system role: docs/ENGINE.md, "Architectures: gemma3").
+ *   system prompt when it declares one, as SmolLM2's and Qwen2.5's do), Llama-3 headers,
+ *   Gemma's turns (no system role: docs/ENGINE.md, "Architectures: gemma3"), Phi-3's
+ *   <|role|> turns and Phi-4's ChatML with <|im_sep|>; any other template is refused when a
+ *   chat prompt is formatted, naming those it can render.
  * Does not own: reading the GGUF file (gguf.c; tokenizer_gguf.c fills etok_tokenizer_spec), sampling.
  * Behaviour matches llama.cpp (commit c392e5094) token for token on the reference strings in
  * tests/fixtures/reference/tokenize*.json (Unicode 15.1 categories, as llama.cpp). No global mutable state: all tables live in the
@@ -32,7 +34,7 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UN
 
 typedef enum { KIND_BPE, KIND_SPM } tok_kind;
 typedef enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_DEFAULT } tok_pre;
-typedef enum { CHAT_CHATML, CHAT_LLAMA3, CHAT_GEMMA, CHAT_UNSUPPORTED } chat_kind;
+typedef enum { CHAT_CHATML, CHAT_LLAMA3, CHAT_GEMMA, CHAT_PHI3, CHAT_PHI4, CHAT_UNSUPPORTED } chat_kind;
 
 /* Open-addressing map from byte strings to int32 (token ids, merge ranks). Keys are borrowed
  * from the tokenizer's own copies. */
@@ -719,7 +721,9 @@ typedef struct {
 /* The texts of the markers the chat templates insert (and of the BOS texts around them). */
 static const char *const CHAT_MARKERS[] = {"<|im_start|>",  "<|im_end|>",    "<|start_header_id|>", "<|end_header_id|>",
                                            "<|eot_id|>",    "<|begin_of_text|>", "<|end_of_text|>", "<|endoftext|>",
-                                           "<start_of_turn>", "<end_of_turn>", "<bos>",           "<eos>"};
+                                           "<start_of_turn>", "<end_of_turn>", "<bos>",           "<eos>",
+                                           "<|system|>",      "<|user|>",      "<|assistant|>",   "<|end|>",
+                                           "<|im_sep|>"};
 
 static bool is_chat_marker(const char *s, size_t n) {
     for (size_t i = 0; i < sizeof CHAT_MARKERS / sizeof CHAT_MARKERS[0]; i++)
@@ -1004,6 +1008,16 @@ static int detect_chat(etok_tokenizer *t, const char *tmpl) {
     }
     if (strstr(tmpl, "<|start_header_id|>")) {
         t->chat = CHAT_LLAMA3;
+        return 0;
+    }
+    /* llama.cpp's detection order: ChatML with <|im_sep|> is Phi-4's; <|assistant|> and <|end|>
+     * without <|im_start|> are Phi-3's */
+    if (strstr(tmpl, "<|im_start|>") && strstr(tmpl, "<|im_sep|>")) {
+        t->chat = CHAT_PHI4;
+        return 0;
+    }
+    if (!strstr(tmpl, "<|im_start|>") && strstr(tmpl, "<|assistant|>") && strstr(tmpl, "<|end|>")) {
+        t->chat = CHAT_PHI3;
         return 0;
     }
     if (!strstr(tmpl, "<|im_start|>")) {
@@ -1340,9 +1354,37 @@ static int chat_render_messages(const etok_tokenizer *t, const char *const *role
         sb_adds(b, "model\n");
         break;
     }
+    case CHAT_PHI3:
+        /* Phi-3's template and llama.cpp's built-in "phi3": contents as they are */
+        for (int i = 0; i < n; i++) {
+            char marker[32];
+            snprintf(marker, sizeof marker, "<|%s|>", roles[i]);
+            cr_marker(cr, t, marker);
+            sb_adds(b, "\n");
+            sb_adds(b, contents[i]);
+            cr_marker(cr, t, "<|end|>");
+            sb_adds(b, "\n");
+        }
+        cr_marker(cr, t, "<|assistant|>");
+        sb_adds(b, "\n");
+        break;
+    case CHAT_PHI4:
+        /* Phi-4's: ChatML with <|im_sep|> after the role and no newlines (llama.cpp's "phi4") */
+        for (int i = 0; i < n; i++) {
+            cr_marker(cr, t, "<|im_start|>");
+            sb_adds(b, roles[i]);
+            cr_marker(cr, t, "<|im_sep|>");
+            sb_adds(b, contents[i]);
+            cr_marker(cr, t, "<|im_end|>");
+        }
+        cr_marker(cr, t, "<|im_start|>");
+        sb_adds(b, "assistant");
+        cr_marker(cr, t, "<|im_sep|>");
+        break;
     case CHAT_UNSUPPORTED:
         return etok_errc(err, ETOK_EXIT_INPUT,
-                         "chat template: tokenizer.chat_template is neither ChatML, Llama-3 nor Gemma; use a plain prompt");
+                         "chat template: the model's tokenizer.chat_template is not one etok renders (ChatML, "
+                         "Llama-3, Gemma, Phi-3 or Phi-4); use a plain prompt");
     }
     if (b->oom || cr->oom) {
         free(b->p);
