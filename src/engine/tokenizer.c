@@ -33,7 +33,7 @@
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
 typedef enum { KIND_BPE, KIND_SPM } tok_kind;
-typedef enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_DEFAULT } tok_pre;
+typedef enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_QWEN2, PRE_DEFAULT } tok_pre;
 typedef enum { CHAT_CHATML, CHAT_LLAMA3, CHAT_GEMMA, CHAT_PHI3, CHAT_PHI4, CHAT_UNSUPPORTED } chat_kind;
 
 /* Open-addressing map from byte strings to int32 (token ids, merge ranks). Keys are borrowed
@@ -255,6 +255,8 @@ static unsigned cp_flags(uint32_t cp) { return ucat_of(cp) | (is_white_space(cp)
  *   gpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  *   llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}
  *           | ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ *   qwen2 (Qwen2, Qwen2.5, Qwen3): llama3's with \p{N} (one digit a word) for \p{N}{1,3}, and
+ *           no ignore_merges (llama.cpp's LLAMA_VOCAB_PRE_TYPE_QWEN2)
  *   smollm: first every \p{N} code point alone, then gpt2 within each remaining piece.
  *   default (llama.cpp's choice when tokenizer.ggml.pre is "default" or absent), four passes,
  *           each cutting the pieces of the previous one: runs of [\p{P}$+<=>^~|], gpt2,
@@ -334,7 +336,7 @@ static void split_gpt2(const span *s, ends_vec *out) {
     }
 }
 
-static void split_llama3(const span *s, ends_vec *out) {
+static void split_llama3(const span *s, ends_vec *out, size_t max_digits) {
     size_t i = s->a;
     while (i < s->b) {
         uint32_t c = sp_cp(s, i);
@@ -352,10 +354,10 @@ static void split_llama3(const span *s, ends_vec *out) {
             ends_push(out, i);
             continue;
         }
-        /* \p{N}{1,3} */
+        /* \p{N}{1,3} (qwen2: \p{N}) */
         if (fl_number(f)) {
             size_t start = i;
-            while (fl_number(sp_fl(s, i)) && i - start < 3) i++;
+            while (fl_number(sp_fl(s, i)) && i - start < max_digits) i++;
             ends_push(out, i);
             continue;
         }
@@ -651,7 +653,8 @@ static int bpe_fragment(encode_state *st, const char *text, size_t len) {
     st->ends.n = 0;
     switch (t->pre) {
     case PRE_SMOLLM: split_smollm(&s, &st->ends); break;
-    case PRE_LLAMA3: split_llama3(&s, &st->ends); break;
+    case PRE_LLAMA3: split_llama3(&s, &st->ends, 3); break;
+    case PRE_QWEN2: split_llama3(&s, &st->ends, 1); break;
     case PRE_GPT2: split_gpt2(&s, &st->ends); break;
     case PRE_DEFAULT: split_default(&s, &st->ends); break;
     }
@@ -984,6 +987,10 @@ static int pre_from_name(const char *pre, tok_pre *out) {
         if (!strcmp(pre, llama3[i])) { *out = PRE_LLAMA3; return 0; }
     for (size_t i = 0; i < sizeof smollm / sizeof *smollm; i++)
         if (!strcmp(pre, smollm[i])) { *out = PRE_SMOLLM; return 0; }
+    if (!strcmp(pre, "qwen2") || !strcmp(pre, "deepseek-r1-qwen")) {
+        *out = PRE_QWEN2;
+        return 0;
+    }
     for (size_t i = 0; i < sizeof gpt2 / sizeof *gpt2; i++)
         if (!strcmp(pre, gpt2[i])) { *out = PRE_GPT2; return 0; }
     return -1;
@@ -1102,7 +1109,7 @@ etok_tokenizer *etok_tokenizer_new(const etok_tokenizer_spec *spec, etok_err *er
     tok_pre pre = PRE_GPT2;
     if (kind == KIND_BPE && pre_from_name(spec->pre, &pre) != 0) {
         etok_errc(err, ETOK_EXIT_INPUT, "tokenizer: tokenizer.ggml.pre \"%.64s\" is not supported "
-                  "(smollm, llama-bpe, gpt-2, default)", spec->pre);
+                  "(smollm, llama-bpe, qwen2, gpt-2, default)", spec->pre);
         return NULL;
     }
     if (spec->n_vocab <= 0 || !spec->tokens || !spec->token_lens) {

@@ -535,6 +535,66 @@ static void test_unsupported_template(void **state) {
     etok_tokenizer_free(t);
 }
 
+/* Qwen's pre-tokenizer (tokenizer.ggml.pre "qwen2", also Qwen3's): one digit a word, where
+ * llama3's takes up to three. On a byte-level vocabulary with the merges "1 2" and "12 3",
+ * "x1234 56" is [120, 49, 50, 51, 52, 32, 53, 54] with qwen2 and [120, 257, 52, 32, 53, 54] with
+ * llama-bpe: the ids llama.cpp c392e5094's llama-tokenize gives on vocab-only GGUFs of the same
+ * vocabulary (made once with gguf-py; the ids are the test data). */
+static void test_qwen2_pretokenizer(void **state) {
+    (void)state;
+    static char text[258][8];
+    const char *tok[258];
+    size_t len[258];
+    for (int b = 0, n = 0; b < 256; b++) { /* GPT-2's byte -> code point map */
+        int cp = b;
+        if (!((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255))) cp = 256 + n++;
+        if (cp < 0x80) {
+            text[b][0] = (char)cp;
+            text[b][1] = 0;
+        } else {
+            text[b][0] = (char)(0xC0 | (cp >> 6));
+            text[b][1] = (char)(0x80 | (cp & 0x3F));
+            text[b][2] = 0;
+        }
+    }
+    strcpy(text[256], "12");
+    strcpy(text[257], "123");
+    for (int i = 0; i < 258; i++) {
+        tok[i] = text[i];
+        len[i] = strlen(text[i]);
+    }
+    const char *merges[2] = {"1 2", "12 3"};
+    const size_t merge_lens[2] = {3, 4};
+    const char *pres[2] = {"qwen2", "llama-bpe"};
+    const int32_t want[2][8] = {{120, 49, 50, 51, 52, 32, 53, 54}, {120, 257, 52, 32, 53, 54}};
+    const int n_want[2] = {8, 6};
+    for (int k = 0; k < 2; k++) {
+        etok_tokenizer_spec sp;
+        memset(&sp, 0, sizeof sp);
+        sp.model = "gpt2";
+        sp.pre = pres[k];
+        sp.n_vocab = 258;
+        sp.tokens = tok;
+        sp.token_lens = len;
+        sp.n_merges = 2;
+        sp.merges = merges;
+        sp.merge_lens = merge_lens;
+        sp.bos_id = 0;
+        sp.eos_id = 1;
+        sp.eot_id = sp.unk_id = sp.pad_id = -1;
+        sp.add_bos = 0;
+        sp.add_eos = -1;
+        etok_err err = {0};
+        etok_tokenizer *t = etok_tokenizer_new(&sp, &err);
+        if (!t) fail_msg("%s: %s", pres[k], err.msg);
+        int32_t ids[16];
+        int n = etok_tokenizer_encode(t, "x1234 56", 0, 0, ids, 16, &err);
+        assert_int_equal(n, n_want[k]);
+        for (int i = 0; i < n; i++) assert_int_equal(ids[i], want[k][i]);
+        etok_tokenizer_free(t);
+    }
+}
+
 int main(void) {
     const char *wd = getenv("ETOK_ARCH_WRITE_DIR");
     if (wd && *wd) { /* regeneration of the fixture: write the case files and stop */
@@ -557,6 +617,7 @@ int main(void) {
         cmocka_unit_test(test_phi4_template),
         cmocka_unit_test(test_qwen_chatml),
         cmocka_unit_test(test_unsupported_template),
+        cmocka_unit_test(test_qwen2_pretokenizer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
