@@ -106,6 +106,12 @@ static void t_no_window(etok_tiny_gguf_opts *o) { o->sliding_window = 0; }
 static void t_no_bias(etok_tiny_gguf_opts *o) { o->omit_tensor = "blk.1.attn_k.bias"; }
 static void t_no_qnorm(etok_tiny_gguf_opts *o) { o->omit_tensor = "blk.0.attn_q_norm.weight"; }
 static void t_mistral9(etok_tiny_gguf_opts *o) { o->arch = "mistral9"; }
+static void t_longrope(etok_tiny_gguf_opts *o) { o->extra_tensor = "rope_factors_long.weight"; }
+static void t_phi3_mini_4k(etok_tiny_gguf_opts *o) { /* Phi-3-mini-4k's shape: 32 layers, 4096 context, no key */
+    o->n_layers = 32;
+    o->ctx_len = 4096;
+    o->sliding_window = 0;
+}
 
 static const char *case_path(const arch_case *c, const char *suffix) {
     static char p[2][600];
@@ -130,7 +136,8 @@ static int setup(void **state) {
     /* the windowed files without their window; missing-tensor and unknown-architecture files */
     if (write_case(&k_cases[5], tmpdir, "_nowin", t_no_window) || write_case(&k_cases[3], tmpdir, "_nowin", t_no_window) ||
         write_case(&k_cases[0], tmpdir, "_nobias", t_no_bias) || write_case(&k_cases[2], tmpdir, "_noqnorm", t_no_qnorm) ||
-        write_case(&k_cases[0], tmpdir, "_mistral9", t_mistral9))
+        write_case(&k_cases[0], tmpdir, "_mistral9", t_mistral9) || write_case(&k_cases[3], tmpdir, "_longrope", t_longrope) ||
+        write_case(&k_cases[3], tmpdir, "_mini4k", t_phi3_mini_4k))
         return -1;
     json_error_t je;
     ref = json_load_file(source_path(REF_PATH), 0, &je);
@@ -342,6 +349,11 @@ static void test_loads(void **state) {
     assert_null(m->layers[0].q_norm);
     assert_int_equal(m->layers[0].window, 0);
     etok_model_free(m);
+    /* a phi3 file without the window key, shaped as Phi-3-mini-4k: llama.cpp's default 2047 */
+    m = etok_model_load(case_path(&k_cases[3], "_mini4k"), &err);
+    assert_non_null(m);
+    assert_int_equal(m->layers[31].window, 2047);
+    etok_model_free(m);
 }
 
 /* --weights re-encodes the row views like any matrix (each its own buffer): the F32 phi3 file
@@ -392,6 +404,10 @@ static void test_load_errors(void **state) {
     assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
     assert_non_null(strstr(err.msg, "'mistral9'"));
     assert_non_null(strstr(err.msg, "supported: llama, gemma3, qwen2, qwen3, phi3"));
+    memset(&err, 0, sizeof err);
+    assert_null(etok_model_load(case_path(&k_cases[3], "_longrope"), &err));
+    assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+    assert_non_null(strstr(err.msg, "LongRoPE"));
 }
 
 /* ---- chat templates ---- */

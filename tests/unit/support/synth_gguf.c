@@ -148,7 +148,7 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
                                      ETOK_T_Q6_K, ETOK_T_F16,  ETOK_T_BF16, ETOK_T_F32,
                                      ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_IQ4_NL, ETOK_T_Q2_K,
                                      ETOK_T_Q3_K, ETOK_T_Q5_K};
-    int n_t = 3 + 13 * o.n_layers;
+    int n_t = 4 + 13 * o.n_layers;
     tensor_plan *tp = calloc((size_t)n_t, sizeof *tp);
     if (!tp) return -1;
     int k = 0, ci = 0;
@@ -220,6 +220,10 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
             ADD(nm, d, 0, ETOK_T_F32, -1.0f);
             for (int q = 0; q < d; q++) tp[k - 1].values[q] *= gain_ffw;
         }
+    }
+    if (o.extra_tensor) {
+        ADD(o.extra_tensor, hd / 2, 0, ETOK_T_F32, -1.0f);
+        for (int q = 0; q < hd / 2; q++) tp[k - 1].values[q] = 1.0f;
     }
 #undef ADD
     n_t = k;

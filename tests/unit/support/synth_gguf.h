@@ -47,6 +47,7 @@ typedef struct {
     float post_norm_gain;  /* gemma3: post-attention norm weights x this, 0 = 1 */
     float post_ffw_gain;   /* gemma3: post-FFN norm weights x this, 0 = 1 */
     const char *omit_tensor; /* a tensor name not to write (missing-tensor tests), NULL = none */
+    const char *extra_tensor; /* an F32 vector of head_dim / 2 ones written after the others, NULL = none */
 } etok_tiny_gguf_opts;
 
 /* Defaults as documented above. */
