@@ -41,11 +41,12 @@
 #include "synth_gguf.h"
 
 #define REF_PATH "tests/fixtures/reference/arch_logits.json"
-/* Tolerances on |d logit| (logits span about +-6 on these files). Measured maxima are in the
- * fixture README and docs/ENGINE.md ("Architectures: qwen2, qwen3, phi3, Mistral"). */
-#define TOL_F32 2e-4  /* F32 weights and KV: float rounding order only */
-#define TOL_Q8 2e-2   /* Q8_0 weights, F16 KV vs llama.cpp: exp() approximations, 8-bit roundings */
-#define TOL_REFS 2e-4 /* numpy vs llama.cpp, F32 cases */
+/* Tolerances on |d logit| (logits span about -8..8 on these files); measured maxima in
+ * docs/ENGINE.md ("Architectures: qwen2, qwen3, phi3, and llama's sliding window"). */
+#define TOL_F32 2e-4  /* F32 weights and KV: float rounding order only (measured <= 8.6e-6) */
+#define TOL_Q8 2e-2   /* Q8_0 weights, F16 KV vs llama.cpp (measured 5e-7, the fixture's rounding;
+                         room for exp() approximations that may flip an 8-bit rounding) */
+#define TOL_REFS 2e-4 /* numpy vs llama.cpp, F32 cases (measured 6e-6) */
 
 static const int32_t k_tokens[] = {1, 40, 77, 31, 5, 100, 200, 150, 268, 42, 9, 260};
 #define N_TOK ((int)(sizeof k_tokens / sizeof k_tokens[0]))
