@@ -13,7 +13,8 @@
  *   Decoding maps pieces back to bytes. Chat formatting: ChatML (with the template's default
  *   system prompt when it declares one, as SmolLM2's and Qwen2.5's do), Llama-3 headers,
  *   Gemma's turns (no system role: docs/ENGINE.md, "Architectures: gemma3"), Phi-3's
- *   <|role|> turns and Phi-4's ChatML with <|im_sep|>; any other template is refused when a
+ *   <|role|> turns, Phi-4's ChatML with <|im_sep|>, Llama-2's [INST] (Mistral v0.1/v0.2
+ *   Instruct; not Mistral's later v1/v3/v7 formats); any other template is refused when a
  *   chat prompt is formatted, naming those it can render.
  * Does not own: reading the GGUF file (gguf.c; tokenizer_gguf.c fills etok_tokenizer_spec), sampling.
  * Behaviour matches llama.cpp (commit c392e5094) token for token on the reference strings in
@@ -34,7 +35,9 @@ enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UN
 
 typedef enum { KIND_BPE, KIND_SPM } tok_kind;
 typedef enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_QWEN2, PRE_DEFAULT } tok_pre;
-typedef enum { CHAT_CHATML, CHAT_LLAMA3, CHAT_GEMMA, CHAT_PHI3, CHAT_PHI4, CHAT_UNSUPPORTED } chat_kind;
+typedef enum { CHAT_CHATML, CHAT_LLAMA3, CHAT_GEMMA, CHAT_PHI3, CHAT_PHI4, CHAT_LLAMA2, CHAT_UNSUPPORTED } chat_kind;
+/* Llama-2 [INST] variants (llama.cpp's llama2, llama2-sys, llama2-sys-bos, llama2-sys-strip) */
+enum { L2_SYS = 1, L2_BOS = 2, L2_STRIP = 4 };
 
 /* Open-addressing map from byte strings to int32 (token ids, merge ranks). Keys are borrowed
  * from the tokenizer's own copies. */
@@ -75,6 +78,7 @@ struct etok_tokenizer {
     int bos_id, eos_id, eot_id, unk_id, pad_id;
     bool add_bos, add_eos;
     chat_kind chat;
+    unsigned chat_flags;       /* CHAT_LLAMA2: L2_* */
     char *chat_default_system; /* ChatML default system prompt from the template, may be NULL */
 };
 
@@ -726,7 +730,7 @@ static const char *const CHAT_MARKERS[] = {"<|im_start|>",  "<|im_end|>",    "<|
                                            "<|eot_id|>",    "<|begin_of_text|>", "<|end_of_text|>", "<|endoftext|>",
                                            "<start_of_turn>", "<end_of_turn>", "<bos>",           "<eos>",
                                            "<|system|>",      "<|user|>",      "<|assistant|>",   "<|end|>",
-                                           "<|im_sep|>"};
+                                           "<|im_sep|>",      "[INST]",        "[/INST]"};
 
 static bool is_chat_marker(const char *s, size_t n) {
     for (size_t i = 0; i < sizeof CHAT_MARKERS / sizeof CHAT_MARKERS[0]; i++)
@@ -1021,6 +1025,21 @@ static int detect_chat(etok_tokenizer *t, const char *tmpl) {
      * without <|im_start|> are Phi-3's */
     if (strstr(tmpl, "<|im_start|>") && strstr(tmpl, "<|im_sep|>")) {
         t->chat = CHAT_PHI4;
+        return 0;
+    }
+    if (!strstr(tmpl, "<|im_start|>") && strstr(tmpl, "[INST]")) {
+        /* llama.cpp's classification: [SYSTEM_PROMPT] (Mistral v7), "' [INST] ' + system_message"
+         * or [AVAILABLE_TOOLS] (Mistral v1/v3/tekken) are formats etok does not render; the rest
+         * are Llama-2's [INST] and its variants */
+        t->chat = CHAT_UNSUPPORTED;
+        if (strstr(tmpl, "[SYSTEM_PROMPT]") || strstr(tmpl, "' [INST] ' + system_message") ||
+            strstr(tmpl, "[AVAILABLE_TOOLS]"))
+            return 0;
+        t->chat = CHAT_LLAMA2;
+        t->chat_flags = strstr(tmpl, "content.strip()")            ? L2_SYS | L2_STRIP
+                        : strstr(tmpl, "bos_token + '[INST]") ? L2_SYS | L2_BOS
+                        : strstr(tmpl, "<<SYS>>")                    ? L2_SYS
+                                                                     : 0;
         return 0;
     }
     if (!strstr(tmpl, "<|im_start|>") && strstr(tmpl, "<|assistant|>") && strstr(tmpl, "<|end|>")) {
@@ -1388,10 +1407,44 @@ static int chat_render_messages(const etok_tokenizer *t, const char *const *role
         sb_adds(b, "assistant");
         cr_marker(cr, t, "<|im_sep|>");
         break;
+    case CHAT_LLAMA2: {
+        /* llama.cpp's built-in llama2 family: "[INST] " opens a turn, a user message closes it
+         * with " [/INST]", an assistant message ends with </s> (and the next opens "[INST] " or,
+         * with L2_BOS, "<s>[INST] "); a system message is "<<SYS>>\n...\n<</SYS>>\n\n" (L2_SYS) or
+         * its text and "\n"; L2_STRIP trims each content. No assistant opener is added. */
+        const unsigned f = t->chat_flags;
+        int inside = 1;
+        cr_marker(cr, t, "[INST]");
+        sb_adds(b, " ");
+        for (int i = 0; i < n; i++) {
+            if (!inside) {
+                inside = 1;
+                if (f & L2_BOS) cr_marker(cr, t, "<s>");
+                cr_marker(cr, t, "[INST]");
+                sb_adds(b, " ");
+            }
+            const int sys = !strcmp(roles[i], "system"), user = !strcmp(roles[i], "user");
+            if (sys && (f & L2_SYS)) sb_adds(b, "<<SYS>>\n");
+            if (f & L2_STRIP)
+                sb_add_trimmed(b, contents[i]);
+            else
+                sb_adds(b, contents[i]);
+            if (sys) {
+                sb_adds(b, f & L2_SYS ? "\n<</SYS>>\n\n" : "\n");
+            } else if (user) {
+                sb_adds(b, " ");
+                cr_marker(cr, t, "[/INST]");
+            } else {
+                cr_marker(cr, t, "</s>");
+                inside = 0;
+            }
+        }
+        break;
+    }
     case CHAT_UNSUPPORTED:
         return etok_errc(err, ETOK_EXIT_INPUT,
                          "chat template: the model's tokenizer.chat_template is not one etok renders (ChatML, "
-                         "Llama-3, Gemma, Phi-3 or Phi-4); use a plain prompt");
+                         "Llama-2 [INST], Llama-3, Gemma, Phi-3 or Phi-4); use a plain prompt");
     }
     if (b->oom || cr->oom) {
         free(b->p);

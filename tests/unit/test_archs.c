@@ -15,8 +15,9 @@
  * sliding window takes effect (logits identical to the windowless file up to the window, different
  * after) and matches llama.cpp's phi3 mask; Qwen2's biases and Qwen3's QK-norm are required;
  * Phi-3's LongRoPE factors are refused; an unsupported architecture names itself and the
- * supported list; the Phi-3, Phi-4 and ChatML (Qwen) chat templates render as llama.cpp's
- * built-ins do, and a template etok cannot render says so.
+ * supported list; the Phi-3, Phi-4, ChatML (Qwen) and Llama-2/Mistral [INST] chat templates
+ * render as llama.cpp's built-ins do, and a template etok cannot render says so; Qwen's
+ * pre-tokenizer splits digits as llama.cpp's does.
  *
  * ETOK_ARCH_WRITE_DIR=DIR build/test_archs writes the case files into DIR and exits (how the
  * reference files were produced). ETOK_TEST_VERBOSE=1 prints the measured differences. */
@@ -540,15 +541,58 @@ static void test_qwen_chatml(void **state) {
     etok_tokenizer_free(t);
 }
 
-/* A template etok cannot render (Mistral's [INST]) is refused, naming the ones it can. */
+/* Llama-2's [INST] family (Mistral 7B Instruct v0.1/v0.2 render as plain "llama2"): the
+ * expected strings are llama.cpp c392e5094's llama_chat_apply_template output for templates
+ * classified as llama2, llama2-sys, llama2-sys-bos and llama2-sys-strip, on the conversation
+ * system " Be brief. ", user " Hi ", assistant "Hello", user "Again". */
+static void test_llama2_templates(void **state) {
+    (void)state;
+    static const char *const mk[] = {"<s>", "</s>", "[INST]", "[/INST]"};
+    const char *roles[4] = {"system", "user", "assistant", "user"}, *contents[4] = {" Be brief. ", " Hi ", "Hello", "Again"};
+    const char *tmpl[4] = {"{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}{{ '[INST] ' + "
+                           "message['content'] + ' [/INST]' }}{% elif message['role'] == 'assistant' %}{{ "
+                           "message['content'] + eos_token + ' ' }}{% endif %}{% endfor %}",
+                           "[INST] <<SYS>>\n{{ system }}\n<</SYS>>", "{{ bos_token + '[INST] ' + content }}",
+                           "{{ '[INST] ' + content.strip() }}"};
+    const char *want[4] = {
+        "[INST]  Be brief. \n Hi  [/INST]Hello</s>[INST] Again [/INST]",
+        "[INST] <<SYS>>\n Be brief. \n<</SYS>>\n\n Hi  [/INST]Hello</s>[INST] Again [/INST]",
+        "[INST] <<SYS>>\n Be brief. \n<</SYS>>\n\n Hi  [/INST]Hello</s><s>[INST] Again [/INST]",
+        "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHi [/INST]Hello</s>[INST] Again [/INST]",
+    };
+    for (int k = 0; k < 4; k++) {
+        etok_tokenizer *t = marker_tokenizer(mk, 4, tmpl[k]);
+        etok_err err = {0};
+        char *s = etok_tokenizer_chat_messages(t, roles, contents, 4, &err);
+        if (!s) fail_msg("template %d: %s", k, err.msg);
+        assert_string_equal(s, want[k]);
+        free(s);
+        if (k == 2) { /* markers as tokens: </s> (1), <s> (0) and [INST] (2) */
+            int32_t ids[256];
+            int n = etok_tokenizer_encode_chat(t, roles, contents, 4, 0, ids, 256, &err);
+            assert_true(n > 10);
+            assert_int_equal(ids[0], 2);
+            int eos = 0, bos = 0, inst = 0;
+            for (int i = 0; i < n; i++) eos += ids[i] == 1, bos += ids[i] == 0, inst += ids[i] == 2;
+            assert_int_equal(eos, 1);
+            assert_int_equal(bos, 1);
+            assert_int_equal(inst, 2);
+        }
+        etok_tokenizer_free(t);
+    }
+}
+
+/* A template etok cannot render (Mistral's v7 with [SYSTEM_PROMPT]) is refused, naming the ones
+ * it can. */
 static void test_unsupported_template(void **state) {
     (void)state;
     static const char *const mk[] = {"<s>", "</s>"};
-    etok_tokenizer *t = marker_tokenizer(mk, 2, "{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}");
+    etok_tokenizer *t = marker_tokenizer(mk, 2, "{{ '[SYSTEM_PROMPT]' + system + '[/SYSTEM_PROMPT]' }}{% for m in messages %}"
+                                                "[INST]{{ m['content'] }}[/INST]{% endfor %}");
     etok_err err = {0};
     assert_null(etok_tokenizer_chat(t, NULL, "Hi", &err));
     assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
-    assert_non_null(strstr(err.msg, "ChatML, Llama-3, Gemma, Phi-3 or Phi-4"));
+    assert_non_null(strstr(err.msg, "ChatML, Llama-2 [INST], Llama-3, Gemma, Phi-3 or Phi-4"));
     etok_tokenizer_free(t);
 }
 
@@ -633,6 +677,7 @@ int main(void) {
         cmocka_unit_test(test_phi3_template),
         cmocka_unit_test(test_phi4_template),
         cmocka_unit_test(test_qwen_chatml),
+        cmocka_unit_test(test_llama2_templates),
         cmocka_unit_test(test_unsupported_template),
         cmocka_unit_test(test_qwen2_pretokenizer),
     };
