@@ -10,7 +10,8 @@
 # As GGUF stores them: llama's Q/K rows are permuted by the converter so RoPE rotates adjacent
 # pairs (x[2i], x[2i+1]); the others rotate (x[i], x[i + d/2]) (NeoX). Phi-3's attn_qkv holds the
 # Q, K, V rows in turn and its ffn_up the gate rows then the up rows. A sliding window w lets
-# position p see [p - w + 1, p] (Mistral, Phi-3; <arch>.attention.sliding_window).
+# position p see [p - w + 1, p] (Mistral, Phi-3; <arch>.attention.sliding_window). A
+# rope_freqs.weight tensor (Llama 3.1+) divides each rotation frequency by its factor.
 import sys, json, numpy as np
 from gguf import GGUFReader
 from gguf.quants import dequantize
@@ -48,6 +49,7 @@ rd = int(val(A + '.rope.dimension_count', hd)); win = int(val(A + '.attention.sl
 neox = A != 'llama'
 emb = W('token_embd.weight'); out = W('output.weight'); out = emb if out is None else out
 onorm = W('output_norm.weight')
+ff = W('rope_freqs.weight')
 
 
 def rms(x, w):
@@ -57,6 +59,8 @@ def rms(x, w):
 def rope(x, pos):  # x [n, H, hd]; the first rd values of each head rotate
     half = rd // 2
     inv = base ** (-np.arange(0, half, dtype=np.float64) * 2 / rd)
+    if ff is not None:  # Llama 3.1+'s rope_freqs.weight: frequency i divided by factor i
+        inv = inv / ff.astype(np.float64)
     ang = np.outer(pos, inv)
     c = np.cos(ang)[:, None, :].astype(np.float32); s = np.sin(ang)[:, None, :].astype(np.float32)
     y = x.copy()

@@ -12,7 +12,8 @@
  * base on its sliding-window layers, GeGLU, and logit soft-capping when the file asks.
  * Qwen2 adds biases to Q, K, V; Qwen3 normalises each Q and K head (as Gemma 3); Phi-3 stores
  * Q|K|V and gate|up fused (split into row views at load); these and llama files with a sliding
- * window (Mistral) apply it on every layer; NeoX RoPE for all but llama. Per-architecture
+ * window (Mistral) apply it on every layer; NeoX RoPE for all but llama; a rope_freqs.weight
+ * tensor (Llama 3.1+) divides each RoPE frequency by its factor. Per-architecture
  * loading is in its own functions (arch_*, bind_layer_mats, load_layer_vecs); the forward pass
  * has one switch per feature, not per architecture (docs/ENGINE.md, "Architectures").
  * Every matrix multiply runs over ALL tokens of the step at once, so each weight row is read
@@ -152,6 +153,7 @@ void etok_model_free(etok_model *m) {
         }
     free(m->layers);
     free(m->output_norm);
+    free(m->rope_ff);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     etok_tokenizer_free(m->tok);
@@ -505,6 +507,14 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
     in->tied_embeddings = r == 0;
     if (r == 0) m->output = m->tok_embd;
     if (!(m->output_norm = load_vec(g, "output_norm.weight", d, err))) goto fail;
+    /* Llama 3.1+'s RoPE frequency factors (llama.cpp divides angle i by factor i; 1 = unchanged) */
+    if (load_vec_opt(g, "rope_freqs.weight", m->rope_dims / 2, &m->rope_ff, err) < 0) goto fail;
+    for (int i = 0; m->rope_ff && i < m->rope_dims / 2; i++)
+        if (!(isfinite(m->rope_ff[i]) && m->rope_ff[i] > 0.0f)) {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: rope_freqs.weight[%d] = %g is out of range (> 0)", path, i,
+                      (double)m->rope_ff[i]);
+            goto fail;
+        }
     m->layers = calloc((size_t)in->n_layers, sizeof *m->layers);
     if (!m->layers) {
         etok_errf(err, "out of memory");
@@ -1114,10 +1124,12 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             float *cs = st->rope_cs + ((size_t)k * (size_t)T + (size_t)t) * rd;
             const float ts = k == 0 ? m->rope_theta_scale : m->rope_theta_scale_local;
             const float fs = k == 0 ? m->rope_freq_scale : 1.0f;
+            const float *ff = k == 0 ? m->rope_ff : NULL; /* (th / ff) * fs, llama.cpp's order */
             float th = (float)b->pos[t];
             for (int i = 0; i < rd / 2; i++) {
-                cs[2 * i] = cosf(th * fs);
-                cs[2 * i + 1] = sinf(th * fs);
+                const float a = (ff ? th / ff[i] : th) * fs;
+                cs[2 * i] = cosf(a);
+                cs[2 * i + 1] = sinf(a);
                 th *= ts;
             }
         }

@@ -50,6 +50,7 @@ struct etok_model {
     float rope_theta_scale;     /* base^(-2/rope_dims) */
     float rope_theta_scale_local; /* Gemma 3's local layers: 10000^(-2/rope_dims) */
     float rope_freq_scale;      /* positions x this on global layers (linear RoPE scaling; 1 = none) */
+    float *rope_ff;             /* rope_freqs.weight (Llama 3.1+): angle i / rope_ff[i], rope_dims/2 values; NULL = none */
     int rope_neox;              /* 1: rotate (x[i], x[i + rope_dims/2]) (NeoX); 0: adjacent pairs */
     int q_dim;                  /* n_heads * head_dim (= d_model for Llama; not for Gemma 3) */
     float embd_scale;           /* embedding rows x this (Gemma: sqrt(d_model); else 1) */

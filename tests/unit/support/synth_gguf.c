@@ -223,7 +223,7 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
     }
     if (o.extra_tensor) {
         ADD(o.extra_tensor, hd / 2, 0, ETOK_T_F32, -1.0f);
-        for (int q = 0; q < hd / 2; q++) tp[k - 1].values[q] = 1.0f;
+        for (int q = 0; q < hd / 2; q++) tp[k - 1].values[q] = 1.0f + (float)q; /* 1, 2, ..., as Llama 3's 1..8 */
     }
 #undef ADD
     n_t = k;

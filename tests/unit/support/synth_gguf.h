@@ -47,7 +47,8 @@ typedef struct {
     float post_norm_gain;  /* gemma3: post-attention norm weights x this, 0 = 1 */
     float post_ffw_gain;   /* gemma3: post-FFN norm weights x this, 0 = 1 */
     const char *omit_tensor; /* a tensor name not to write (missing-tensor tests), NULL = none */
-    const char *extra_tensor; /* an F32 vector of head_dim / 2 ones written after the others, NULL = none */
+    const char *extra_tensor; /* an F32 vector 1, 2, ..., head_dim / 2 written after the others
+                                 (rope_freqs.weight, rope_factors_long.weight), NULL = none */
 } etok_tiny_gguf_opts;
 
 /* Defaults as documented above. */
