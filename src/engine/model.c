@@ -1,4 +1,5 @@
-/* model.c — a Llama-family or Gemma 3 model over a GGUF file, and its batched forward pass.
+/* model.c — a Llama-family, Gemma 3, Qwen2/Qwen3 or Phi-3 model over a GGUF file, and its
+ * batched forward pass.
  *
  * Owns: loading (hyper-parameters from <arch>.* keys, weight matrices checked against the
  * shapes they must have, the tokenizer from tokenizer.ggml.* via tokenizer_gguf.c), the public tokenizer
@@ -9,6 +10,12 @@
  * Gemma 3 (docs/ENGINE.md, "Architectures: gemma3") adds, in the same pass: the embedding
  * scale, per-head Q/K RMSNorm, post-attention and post-FFN RMSNorms, NeoX RoPE with a local
  * base on its sliding-window layers, GeGLU, and logit soft-capping when the file asks.
+ * Qwen2 adds biases to Q, K, V; Qwen3 normalises each Q and K head (as Gemma 3); Phi-3 stores
+ * Q|K|V and gate|up fused (split into row views at load); these and llama files with a sliding
+ * window (Mistral) apply it on every layer; NeoX RoPE for all but llama; a rope_freqs.weight
+ * tensor (Llama 3.1+) divides each RoPE frequency by its factor. Per-architecture
+ * loading is in its own functions (arch_*, bind_layer_mats, load_layer_vecs); the forward pass
+ * has one switch per feature, not per architecture (docs/ENGINE.md, "Architectures").
  * Every matrix multiply runs over ALL tokens of the step at once, so each weight row is read
  * once per step whatever the batch. Does not own scheduling or sampling (engine.c). */
 #include "engine/model.h"
@@ -72,6 +79,13 @@ static float *load_vec(const etok_gguf *g, const char *name, int64_t n, etok_err
     return v;
 }
 
+/* An optional vector: 1 loaded into *out, 0 absent (*out NULL), -1 error. */
+static int load_vec_opt(const etok_gguf *g, const char *name, int64_t n, float **out, etok_err *err) {
+    *out = NULL;
+    if (!etok_gguf_find_tensor(g, name)) return 0;
+    return (*out = load_vec(g, name, n, err)) ? 1 : -1;
+}
+
 static int build_tokenizer(etok_model *m, etok_err *err) {
     etok_gguf_tokenizer_spec gs;
     if (etok_gguf_tokenizer_spec_read(m->gguf, &gs, err) < 0) return -1;
@@ -132,9 +146,14 @@ void etok_model_free(etok_model *m) {
             free(m->layers[l].k_norm);
             free(m->layers[l].post_attn_norm);
             free(m->layers[l].post_ffn_norm);
+            free(m->layers[l].bq);
+            free(m->layers[l].bk);
+            free(m->layers[l].bv);
+            free(m->layers[l].bo);
         }
     free(m->layers);
     free(m->output_norm);
+    free(m->rope_ff);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     etok_tokenizer_free(m->tok);
@@ -147,6 +166,130 @@ void etok_model_free(etok_model *m) {
 static void step_bytes(etok_model *m) {
     m->step_weight_bytes = m->info.weight_bytes;
     if (!m->info.tied_embeddings) m->step_weight_bytes -= (double)m->tok_embd.row_bytes * (double)m->info.vocab_size;
+}
+
+/* ------------------------------------------------------------------ per-architecture loading */
+
+static const struct {
+    const char *name;
+    etok_arch arch;
+} arch_names[] = {{"llama", ETOK_ARCH_LLAMA},
+                  {"gemma3", ETOK_ARCH_GEMMA3},
+                  {"qwen2", ETOK_ARCH_QWEN2},
+                  {"qwen3", ETOK_ARCH_QWEN3},
+                  {"phi3", ETOK_ARCH_PHI3}};
+
+static int arch_from_name(const char *name, etok_arch *out) {
+    for (size_t i = 0; i < sizeof arch_names / sizeof arch_names[0]; i++)
+        if (strcmp(name, arch_names[i].name) == 0) {
+            *out = arch_names[i].arch;
+            return 0;
+        }
+    return -1;
+}
+
+/* One sliding window on every layer: <arch>.attention.sliding_window of llama files (Mistral
+ * 7B v0.1) and of phi3 files, where a token at p attends to [p + 1 - window, p], as llama.cpp's
+ * SWA mask. A phi3 file without the key gets llama.cpp's defaults for the Phi-3 files converted
+ * before the key existed (2047 for 32 or 40 layers with a 4096 context; 262144 for the 32-layer
+ * 128k model with 32 KV heads, 131072 for the 40-layer 128k one); otherwise, and when the key
+ * is 0 (Phi-4), every layer is global. */
+static int arch_uniform_window(etok_model *m, etok_err *err) {
+    const etok_gguf *g = m->gguf;
+    const etok_model_info *in = &m->info;
+    char key[96];
+    uint32_t v = 0, ctx = 0;
+    snprintf(key, sizeof key, "%s.context_length", in->arch);
+    if (etok_gguf_get_u32(g, key, &ctx, err) < 0) return -1;
+    snprintf(key, sizeof key, "%s.attention.sliding_window", in->arch);
+    int r = etok_gguf_get_u32(g, key, &v, err);
+    if (r < 0) return -1;
+    if (r == 0 && m->arch == ETOK_ARCH_PHI3) {
+        const int nl = in->n_layers;
+        if ((nl == 32 || nl == 40) && ctx == 4096) v = 2047;
+        else if (nl == 32 && in->n_kv_heads == 32 && ctx == 131072) v = 262144;
+        else if (nl == 40 && ctx == 131072) v = 131072;
+    }
+    m->swa_window = (int)(v > (1u << 20) ? (1u << 20) : v);
+    m->swa_period = 0;
+    return 0;
+}
+
+/* The layer's projection matrices. Phi-3 stores Q, K and V as one attn_qkv matrix (rows Q,
+ * then K, then V) and the FFN's gate and up as one ffn_up of 2 d_ff rows (gate first, as
+ * llama.cpp's fused SwiGLU splits it): wq/wk/wv and w_gate/w_up are row ranges of those, so the
+ * forward pass reads them as separate matrices and each weight row still once per step. */
+static void mat_rows(const etok_mat *whole, int64_t r0, int64_t n, etok_mat *out) {
+    *out = *whole;
+    out->n_out = n;
+    out->data = whole->data + (size_t)r0 * whole->row_bytes;
+}
+
+static int bind_layer_mats(etok_model *m, int l, etok_err *err) {
+    const etok_gguf *g = m->gguf;
+    const etok_model_info *in = &m->info;
+    etok_layer *L = &m->layers[l];
+    const int64_t d = in->d_model, kvd = (int64_t)in->n_kv_heads * in->head_dim, dff = in->d_ff, qd = m->q_dim;
+    char nm[96];
+#define MAT(field, suffix, nin, nout)                                                                                  \
+    snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, suffix);                                                            \
+    if (bind_mat(g, nm, nin, nout, 1, field, err) < 0) return -1;
+    if (m->arch == ETOK_ARCH_PHI3) {
+        etok_mat qkv, gate_up;
+        MAT(&qkv, "attn_qkv", d, qd + 2 * kvd)
+        MAT(&gate_up, "ffn_up", d, 2 * dff)
+        mat_rows(&qkv, 0, qd, &L->wq);
+        mat_rows(&qkv, qd, kvd, &L->wk);
+        mat_rows(&qkv, qd + kvd, kvd, &L->wv);
+        mat_rows(&gate_up, 0, dff, &L->w_gate);
+        mat_rows(&gate_up, dff, dff, &L->w_up);
+    } else {
+        MAT(&L->wq, "attn_q", d, qd)
+        MAT(&L->wk, "attn_k", d, kvd)
+        MAT(&L->wv, "attn_v", d, kvd)
+        MAT(&L->w_gate, "ffn_gate", d, dff)
+        MAT(&L->w_up, "ffn_up", d, dff)
+    }
+    MAT(&L->wo, "attn_output", qd, d)
+    MAT(&L->w_down, "ffn_down", dff, d)
+#undef MAT
+    return 0;
+}
+
+/* The layer's vectors beyond its two RMSNorms: per-head Q/K norms (Gemma 3, Qwen3), the
+ * post-attention/FFN norms (Gemma 3), the projection biases (required by Qwen2, used when
+ * present elsewhere, as llama.cpp's llama graph does). */
+static int load_layer_vecs(etok_model *m, int l, etok_err *err) {
+    const etok_gguf *g = m->gguf;
+    const etok_model_info *in = &m->info;
+    etok_layer *L = &m->layers[l];
+    const int64_t d = in->d_model, kvd = (int64_t)in->n_kv_heads * in->head_dim, qd = m->q_dim;
+    const int qk_norm = m->arch == ETOK_ARCH_GEMMA3 || m->arch == ETOK_ARCH_QWEN3;
+    const int post_norms = m->arch == ETOK_ARCH_GEMMA3, qkv_bias = m->arch == ETOK_ARCH_QWEN2;
+    struct {
+        float **dst;
+        const char *name;
+        int64_t n;
+        int required;
+    } v[] = {{&L->q_norm, "attn_q_norm.weight", in->head_dim, qk_norm},
+             {&L->k_norm, "attn_k_norm.weight", in->head_dim, qk_norm},
+             {&L->post_attn_norm, "post_attention_norm.weight", d, post_norms},
+             {&L->post_ffn_norm, "post_ffw_norm.weight", d, post_norms},
+             {&L->bq, "attn_q.bias", qd, qkv_bias},
+             {&L->bk, "attn_k.bias", kvd, qkv_bias},
+             {&L->bv, "attn_v.bias", kvd, qkv_bias},
+             {&L->bo, "attn_output.bias", d, 0}};
+    char nm[96];
+    for (size_t k = 0; k < sizeof v / sizeof v[0]; k++) {
+        snprintf(nm, sizeof nm, "blk.%d.%s", l, v[k].name);
+        /* the norms only where the architecture has them (a stray one is not used) */
+        if (k < 4 && !v[k].required) continue;
+        int r = load_vec_opt(g, nm, v[k].n, v[k].dst, err);
+        if (r < 0) return -1;
+        if (r == 0 && v[k].required)
+            return etok_errc(err, ETOK_EXIT_INPUT, "GGUF: tensor '%s' is missing (%s needs it)", nm, in->arch);
+    }
+    return 0;
 }
 
 etok_model *etok_model_load(const char *path, etok_err *err) {
@@ -169,9 +312,7 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
             goto fail;
         }
         snprintf(in->arch, sizeof in->arch, "%.*s", (int)(len < 31 ? len : 31), s);
-        if (strcmp(in->arch, "llama") == 0) m->arch = ETOK_ARCH_LLAMA;
-        else if (strcmp(in->arch, "gemma3") == 0) m->arch = ETOK_ARCH_GEMMA3;
-        else {
+        if (arch_from_name(in->arch, &m->arch) != 0) {
             etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF architecture '%s' is not supported (supported: %s)", path, in->arch,
                       ETOK_SUPPORTED_ARCHS);
             goto fail;
@@ -335,6 +476,13 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
             m->logit_softcap = f;
         }
     }
+    if (m->arch == ETOK_ARCH_QWEN2 || m->arch == ETOK_ARCH_QWEN3 || m->arch == ETOK_ARCH_PHI3) m->rope_neox = 1;
+    if ((m->arch == ETOK_ARCH_LLAMA || m->arch == ETOK_ARCH_PHI3) && arch_uniform_window(m, err)) goto fail;
+    if (m->arch == ETOK_ARCH_PHI3 &&
+        (etok_gguf_find_tensor(g, "rope_factors_long.weight") || etok_gguf_find_tensor(g, "rope_factors_short.weight"))) {
+        etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: rope_factors_long/short (Phi-3 128k LongRoPE) are not supported", path);
+        goto fail;
+    }
 #undef KEY
     if (build_tokenizer(m, err)) goto fail;
     {
@@ -359,6 +507,14 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
     in->tied_embeddings = r == 0;
     if (r == 0) m->output = m->tok_embd;
     if (!(m->output_norm = load_vec(g, "output_norm.weight", d, err))) goto fail;
+    /* Llama 3.1+'s RoPE frequency factors (llama.cpp divides angle i by factor i; 1 = unchanged) */
+    if (load_vec_opt(g, "rope_freqs.weight", m->rope_dims / 2, &m->rope_ff, err) < 0) goto fail;
+    for (int i = 0; m->rope_ff && i < m->rope_dims / 2; i++)
+        if (!(isfinite(m->rope_ff[i]) && m->rope_ff[i] > 0.0f)) {
+            etok_errc(err, ETOK_EXIT_INPUT, "%s: GGUF: rope_freqs.weight[%d] = %g is out of range (> 0)", path, i,
+                      (double)m->rope_ff[i]);
+            goto fail;
+        }
     m->layers = calloc((size_t)in->n_layers, sizeof *m->layers);
     if (!m->layers) {
         etok_errf(err, "out of memory");
@@ -367,39 +523,17 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
     for (int l = 0; l < in->n_layers; l++) {
         etok_layer *L = &m->layers[l];
         char nm[96];
-#define MAT(field, suffix, nin, nout)                                                                                  \
-    snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, suffix);                                                            \
-    if (bind_mat(g, nm, nin, nout, 1, &L->field, err) < 0) goto fail;
-        MAT(wq, "attn_q", d, qd)
-        MAT(wk, "attn_k", d, kvd)
-        MAT(wv, "attn_v", d, kvd)
-        MAT(wo, "attn_output", qd, d)
-        MAT(w_gate, "ffn_gate", d, dff)
-        MAT(w_up, "ffn_up", d, dff)
-        MAT(w_down, "ffn_down", dff, d)
-#undef MAT
+        if (bind_layer_mats(m, l, err) || load_layer_vecs(m, l, err)) goto fail;
+        /* llama.cpp's converter stores Gemma's RMSNorm weights as 1 + w (HF multiplies by
+         * 1 + w): they are used as stored, like every other norm weight */
         snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
         if (!(L->attn_norm = load_vec(g, nm, d, err))) goto fail;
         snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
         if (!(L->ffn_norm = load_vec(g, nm, d, err))) goto fail;
-        if (m->arch == ETOK_ARCH_GEMMA3) {
-            /* llama.cpp's converter stores Gemma's RMSNorm weights as 1 + w (HF multiplies by
-             * 1 + w): they are used as stored, like every other norm weight */
-            struct {
-                float **dst;
-                const char *suffix;
-                int64_t n;
-            } extra[4] = {{&L->q_norm, "attn_q_norm", in->head_dim},
-                          {&L->k_norm, "attn_k_norm", in->head_dim},
-                          {&L->post_attn_norm, "post_attention_norm", d},
-                          {&L->post_ffn_norm, "post_ffw_norm", d}};
-            for (int k = 0; k < 4; k++) {
-                snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, extra[k].suffix);
-                if (!(*extra[k].dst = load_vec(g, nm, extra[k].n, err))) goto fail;
-            }
-            L->window = (l + 1) % m->swa_period != 0 ? m->swa_window : 0;
-            L->rope_local = L->window > 0;
-        }
+        /* Gemma 3: every swa_period-th layer global, the others local with their own RoPE
+         * base; llama/phi3 with a window (swa_period 0): every layer has it */
+        if (m->swa_window > 0) L->window = m->swa_period == 0 || (l + 1) % m->swa_period != 0 ? m->swa_window : 0;
+        L->rope_local = m->arch == ETOK_ARCH_GEMMA3 && L->window > 0;
     }
     /* theta_i = pos * theta_scale^i, built per token in the forward pass (a running float
      * product, as llama.cpp does, so both engines round the angles alike) */
@@ -934,6 +1068,10 @@ static void rope(float *x, int n_heads, int head_dim, int rope_dims, const float
     }
 }
 
+static void add_bias(float *x, const float *b, int n) {
+    for (int i = 0; i < n; i++) x[i] += b[i];
+}
+
 /* GELU, tanh approximation (Gemma's gelu_pytorch_tanh), in float. */
 static float gelu_tanh(float x) {
     const float k = 0.7978845608028654f; /* sqrt(2/pi) */
@@ -986,10 +1124,12 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             float *cs = st->rope_cs + ((size_t)k * (size_t)T + (size_t)t) * rd;
             const float ts = k == 0 ? m->rope_theta_scale : m->rope_theta_scale_local;
             const float fs = k == 0 ? m->rope_freq_scale : 1.0f;
+            const float *ff = k == 0 ? m->rope_ff : NULL; /* (th / ff) * fs, llama.cpp's order */
             float th = (float)b->pos[t];
             for (int i = 0; i < rd / 2; i++) {
-                cs[2 * i] = cosf(th * fs);
-                cs[2 * i + 1] = sinf(th * fs);
+                const float a = (ff ? th / ff[i] : th) * fs;
+                cs[2 * i] = cosf(a);
+                cs[2 * i + 1] = sinf(a);
                 th *= ts;
             }
         }
@@ -1005,12 +1145,15 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             float *os[3] = {st->q, st->k, st->v};
             matmul(pool, st, 3, ms, os, st->xb, T);
         }
-        /* (Gemma 3: RMSNorm of each Q and K head), RoPE on Q and K; K and V go into the cache
-         * at each token's position */
+        /* (Qwen2: + bias), (Gemma 3, Qwen3: RMSNorm of each Q and K head), RoPE on Q and K; K
+         * and V go into the cache at each token's position */
         const float *rcs = st->rope_cs + (L->rope_local ? (size_t)T * rd : 0);
         for (int t = 0; t < T; t++) {
             const float *cs = rcs + (size_t)t * rd;
             float *qt = st->q + (size_t)t * qd, *kt = st->k + (size_t)t * kvd;
+            if (L->bq) add_bias(qt, L->bq, qd);
+            if (L->bk) add_bias(kt, L->bk, kvd);
+            if (L->bv) add_bias(st->v + (size_t)t * kvd, L->bv, kvd);
             if (L->q_norm)
                 for (int h = 0; h < in->n_heads; h++) rmsnorm(qt + (size_t)h * hd, qt + (size_t)h * hd, L->q_norm, hd, m->rms_eps);
             if (L->k_norm)
@@ -1042,11 +1185,13 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             attn_task at = {m, kv, st, b, l, win, sinks};
             etok_threadpool_run(pool, attn_worker, &at);
         }
-        /* output projection, (Gemma 3: RMSNorm), residual */
+        /* output projection, (+ bias), (Gemma 3: RMSNorm), residual */
         {
             const etok_mat *ms[1] = {&L->wo};
             float *os[1] = {st->q};
             matmul(pool, st, 1, ms, os, st->att, T);
+            if (L->bo)
+                for (int t = 0; t < T; t++) add_bias(st->q + (size_t)t * d, L->bo, d);
             if (L->post_attn_norm)
                 for (int t = 0; t < T; t++)
                     rmsnorm(st->q + (size_t)t * d, st->q + (size_t)t * d, L->post_attn_norm, d, m->rms_eps);

@@ -28,13 +28,18 @@ typedef struct {
     /* Gemma 3 only (NULL otherwise): per-head RMSNorm of Q and K (head_dim values), and the
      * RMSNorms of the attention and FFN outputs before each residual add (d_model values) */
     float *q_norm, *k_norm, *post_attn_norm, *post_ffn_norm;
+    /* biases added after the Q, K, V and output projections (Qwen2's QKV bias; NULL = none) */
+    float *bq, *bk, *bv, *bo;
+    /* Phi-3 stores Q|K|V as one attn_qkv matrix and gate|up as one ffn_up of 2 d_ff rows:
+     * wq/wk/wv and w_gate/w_up are then row ranges (views) of those tensors */
     etok_mat wq, wk, wv, wo, w_gate, w_up, w_down;
     int window;                  /* the model's own sliding window for this layer; 0 = global */
     int rope_local;              /* 1: RoPE with the local base (rope_theta_scale_local) */
 } etok_layer;
 
-typedef enum { ETOK_ARCH_LLAMA, ETOK_ARCH_GEMMA3 } etok_arch;
-#define ETOK_SUPPORTED_ARCHS "llama, gemma3" /* general.architecture values the engine runs */
+typedef enum { ETOK_ARCH_LLAMA, ETOK_ARCH_GEMMA3, ETOK_ARCH_QWEN2, ETOK_ARCH_QWEN3, ETOK_ARCH_PHI3 } etok_arch;
+/* general.architecture values the engine runs (docs/ENGINE.md, "Architectures") */
+#define ETOK_SUPPORTED_ARCHS "llama, gemma3, qwen2, qwen3, phi3"
 
 struct etok_model {
     etok_gguf *gguf;
@@ -45,13 +50,15 @@ struct etok_model {
     float rope_theta_scale;     /* base^(-2/rope_dims) */
     float rope_theta_scale_local; /* Gemma 3's local layers: 10000^(-2/rope_dims) */
     float rope_freq_scale;      /* positions x this on global layers (linear RoPE scaling; 1 = none) */
+    float *rope_ff;             /* rope_freqs.weight (Llama 3.1+): angle i / rope_ff[i], rope_dims/2 values; NULL = none */
     int rope_neox;              /* 1: rotate (x[i], x[i + rope_dims/2]) (NeoX); 0: adjacent pairs */
     int q_dim;                  /* n_heads * head_dim (= d_model for Llama; not for Gemma 3) */
     float embd_scale;           /* embedding rows x this (Gemma: sqrt(d_model); else 1) */
     float attn_scale;           /* softmax(q.k * attn_scale): 1/sqrt(key length) */
     float logit_softcap;        /* logits = c * tanh(logits / c) when > 0 */
     int ffn_gelu;               /* 1: GeGLU (gelu-tanh gate); 0: SwiGLU */
-    int swa_window, swa_period; /* Gemma 3: window of the local layers; every swa_period-th layer is global */
+    int swa_window, swa_period; /* Gemma 3: window of the local layers; every swa_period-th layer is global.
+                                   llama (Mistral) and phi3: every layer has the window (swa_period 0) */
     etok_mat tok_embd, output;  /* output aliases tok_embd when tied */
     float *output_norm;
     etok_layer *layers;

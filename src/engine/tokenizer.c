@@ -11,8 +11,11 @@
  *     tokenizer.ggml.add_space_prefix is false (Gemma), and <0xNN> byte fallback for
  *     characters outside the vocabulary.
  *   Decoding maps pieces back to bytes. Chat formatting: ChatML (with the template's default
- *   system prompt when it declares one, as SmolLM2's does), Llama-3 headers, and Gemma's
- *   turns (no system role: docs/ENGINE.md, "Architectures: gemma3").
+ *   system prompt when it declares one, as SmolLM2's and Qwen2.5's do), Llama-3 headers,
+ *   Gemma's turns (no system role: docs/ENGINE.md, "Architectures: gemma3"), Phi-3's
+ *   <|role|> turns, Phi-4's ChatML with <|im_sep|>, Llama-2's [INST] (Mistral v0.1/v0.2
+ *   Instruct; not Mistral's later v1/v3/v7 formats); any other template is refused when a
+ *   chat prompt is formatted, naming those it can render.
  * Does not own: reading the GGUF file (gguf.c; tokenizer_gguf.c fills etok_tokenizer_spec), sampling.
  * Behaviour matches llama.cpp (commit c392e5094) token for token on the reference strings in
  * tests/fixtures/reference/tokenize*.json (Unicode 15.1 categories, as llama.cpp). No global mutable state: all tables live in the
@@ -31,8 +34,10 @@
 enum { TT_NORMAL = 1, TT_UNKNOWN = 2, TT_CONTROL = 3, TT_USER_DEFINED = 4, TT_UNUSED = 5, TT_BYTE = 6 };
 
 typedef enum { KIND_BPE, KIND_SPM } tok_kind;
-typedef enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_DEFAULT } tok_pre;
-typedef enum { CHAT_CHATML, CHAT_LLAMA3, CHAT_GEMMA, CHAT_UNSUPPORTED } chat_kind;
+typedef enum { PRE_GPT2, PRE_SMOLLM, PRE_LLAMA3, PRE_QWEN2, PRE_DEFAULT } tok_pre;
+typedef enum { CHAT_CHATML, CHAT_LLAMA3, CHAT_GEMMA, CHAT_PHI3, CHAT_PHI4, CHAT_LLAMA2, CHAT_UNSUPPORTED } chat_kind;
+/* Llama-2 [INST] variants (llama.cpp's llama2, llama2-sys, llama2-sys-bos, llama2-sys-strip) */
+enum { L2_SYS = 1, L2_BOS = 2, L2_STRIP = 4 };
 
 /* Open-addressing map from byte strings to int32 (token ids, merge ranks). Keys are borrowed
  * from the tokenizer's own copies. */
@@ -73,6 +78,7 @@ struct etok_tokenizer {
     int bos_id, eos_id, eot_id, unk_id, pad_id;
     bool add_bos, add_eos;
     chat_kind chat;
+    unsigned chat_flags;       /* CHAT_LLAMA2: L2_* */
     char *chat_default_system; /* ChatML default system prompt from the template, may be NULL */
 };
 
@@ -253,6 +259,8 @@ static unsigned cp_flags(uint32_t cp) { return ucat_of(cp) | (is_white_space(cp)
  *   gpt2:   's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  *   llama3: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}
  *           | ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+ *   qwen2 (Qwen2, Qwen2.5, Qwen3): llama3's with \p{N} (one digit a word) for \p{N}{1,3}, and
+ *           no ignore_merges (llama.cpp's LLAMA_VOCAB_PRE_TYPE_QWEN2)
  *   smollm: first every \p{N} code point alone, then gpt2 within each remaining piece.
  *   default (llama.cpp's choice when tokenizer.ggml.pre is "default" or absent), four passes,
  *           each cutting the pieces of the previous one: runs of [\p{P}$+<=>^~|], gpt2,
@@ -332,7 +340,7 @@ static void split_gpt2(const span *s, ends_vec *out) {
     }
 }
 
-static void split_llama3(const span *s, ends_vec *out) {
+static void split_llama3(const span *s, ends_vec *out, size_t max_digits) {
     size_t i = s->a;
     while (i < s->b) {
         uint32_t c = sp_cp(s, i);
@@ -350,10 +358,10 @@ static void split_llama3(const span *s, ends_vec *out) {
             ends_push(out, i);
             continue;
         }
-        /* \p{N}{1,3} */
+        /* \p{N}{1,3} (qwen2: \p{N}) */
         if (fl_number(f)) {
             size_t start = i;
-            while (fl_number(sp_fl(s, i)) && i - start < 3) i++;
+            while (fl_number(sp_fl(s, i)) && i - start < max_digits) i++;
             ends_push(out, i);
             continue;
         }
@@ -649,7 +657,8 @@ static int bpe_fragment(encode_state *st, const char *text, size_t len) {
     st->ends.n = 0;
     switch (t->pre) {
     case PRE_SMOLLM: split_smollm(&s, &st->ends); break;
-    case PRE_LLAMA3: split_llama3(&s, &st->ends); break;
+    case PRE_LLAMA3: split_llama3(&s, &st->ends, 3); break;
+    case PRE_QWEN2: split_llama3(&s, &st->ends, 1); break;
     case PRE_GPT2: split_gpt2(&s, &st->ends); break;
     case PRE_DEFAULT: split_default(&s, &st->ends); break;
     }
@@ -719,7 +728,9 @@ typedef struct {
 /* The texts of the markers the chat templates insert (and of the BOS texts around them). */
 static const char *const CHAT_MARKERS[] = {"<|im_start|>",  "<|im_end|>",    "<|start_header_id|>", "<|end_header_id|>",
                                            "<|eot_id|>",    "<|begin_of_text|>", "<|end_of_text|>", "<|endoftext|>",
-                                           "<start_of_turn>", "<end_of_turn>", "<bos>",           "<eos>"};
+                                           "<start_of_turn>", "<end_of_turn>", "<bos>",           "<eos>",
+                                           "<|system|>",      "<|user|>",      "<|assistant|>",   "<|end|>",
+                                           "<|im_sep|>",      "[INST]",        "[/INST]"};
 
 static bool is_chat_marker(const char *s, size_t n) {
     for (size_t i = 0; i < sizeof CHAT_MARKERS / sizeof CHAT_MARKERS[0]; i++)
@@ -980,6 +991,10 @@ static int pre_from_name(const char *pre, tok_pre *out) {
         if (!strcmp(pre, llama3[i])) { *out = PRE_LLAMA3; return 0; }
     for (size_t i = 0; i < sizeof smollm / sizeof *smollm; i++)
         if (!strcmp(pre, smollm[i])) { *out = PRE_SMOLLM; return 0; }
+    if (!strcmp(pre, "qwen2") || !strcmp(pre, "deepseek-r1-qwen")) {
+        *out = PRE_QWEN2;
+        return 0;
+    }
     for (size_t i = 0; i < sizeof gpt2 / sizeof *gpt2; i++)
         if (!strcmp(pre, gpt2[i])) { *out = PRE_GPT2; return 0; }
     return -1;
@@ -1004,6 +1019,31 @@ static int detect_chat(etok_tokenizer *t, const char *tmpl) {
     }
     if (strstr(tmpl, "<|start_header_id|>")) {
         t->chat = CHAT_LLAMA3;
+        return 0;
+    }
+    /* llama.cpp's detection order: ChatML with <|im_sep|> is Phi-4's; <|assistant|> and <|end|>
+     * without <|im_start|> are Phi-3's */
+    if (strstr(tmpl, "<|im_start|>") && strstr(tmpl, "<|im_sep|>")) {
+        t->chat = CHAT_PHI4;
+        return 0;
+    }
+    if (!strstr(tmpl, "<|im_start|>") && strstr(tmpl, "[INST]")) {
+        /* llama.cpp's classification: [SYSTEM_PROMPT] (Mistral v7), "' [INST] ' + system_message"
+         * or [AVAILABLE_TOOLS] (Mistral v1/v3/tekken) are formats etok does not render; the rest
+         * are Llama-2's [INST] and its variants */
+        t->chat = CHAT_UNSUPPORTED;
+        if (strstr(tmpl, "[SYSTEM_PROMPT]") || strstr(tmpl, "' [INST] ' + system_message") ||
+            strstr(tmpl, "[AVAILABLE_TOOLS]"))
+            return 0;
+        t->chat = CHAT_LLAMA2;
+        t->chat_flags = strstr(tmpl, "content.strip()")            ? L2_SYS | L2_STRIP
+                        : strstr(tmpl, "bos_token + '[INST]") ? L2_SYS | L2_BOS
+                        : strstr(tmpl, "<<SYS>>")                    ? L2_SYS
+                                                                     : 0;
+        return 0;
+    }
+    if (!strstr(tmpl, "<|im_start|>") && strstr(tmpl, "<|assistant|>") && strstr(tmpl, "<|end|>")) {
+        t->chat = CHAT_PHI3;
         return 0;
     }
     if (!strstr(tmpl, "<|im_start|>")) {
@@ -1088,7 +1128,7 @@ etok_tokenizer *etok_tokenizer_new(const etok_tokenizer_spec *spec, etok_err *er
     tok_pre pre = PRE_GPT2;
     if (kind == KIND_BPE && pre_from_name(spec->pre, &pre) != 0) {
         etok_errc(err, ETOK_EXIT_INPUT, "tokenizer: tokenizer.ggml.pre \"%.64s\" is not supported "
-                  "(smollm, llama-bpe, gpt-2, default)", spec->pre);
+                  "(smollm, llama-bpe, qwen2, gpt-2, default)", spec->pre);
         return NULL;
     }
     if (spec->n_vocab <= 0 || !spec->tokens || !spec->token_lens) {
@@ -1340,9 +1380,71 @@ static int chat_render_messages(const etok_tokenizer *t, const char *const *role
         sb_adds(b, "model\n");
         break;
     }
+    case CHAT_PHI3:
+        /* Phi-3's template and llama.cpp's built-in "phi3": contents as they are */
+        for (int i = 0; i < n; i++) {
+            char marker[32];
+            snprintf(marker, sizeof marker, "<|%s|>", roles[i]);
+            cr_marker(cr, t, marker);
+            sb_adds(b, "\n");
+            sb_adds(b, contents[i]);
+            cr_marker(cr, t, "<|end|>");
+            sb_adds(b, "\n");
+        }
+        cr_marker(cr, t, "<|assistant|>");
+        sb_adds(b, "\n");
+        break;
+    case CHAT_PHI4:
+        /* Phi-4's: ChatML with <|im_sep|> after the role and no newlines (llama.cpp's "phi4") */
+        for (int i = 0; i < n; i++) {
+            cr_marker(cr, t, "<|im_start|>");
+            sb_adds(b, roles[i]);
+            cr_marker(cr, t, "<|im_sep|>");
+            sb_adds(b, contents[i]);
+            cr_marker(cr, t, "<|im_end|>");
+        }
+        cr_marker(cr, t, "<|im_start|>");
+        sb_adds(b, "assistant");
+        cr_marker(cr, t, "<|im_sep|>");
+        break;
+    case CHAT_LLAMA2: {
+        /* llama.cpp's built-in llama2 family: "[INST] " opens a turn, a user message closes it
+         * with " [/INST]", an assistant message ends with </s> (and the next opens "[INST] " or,
+         * with L2_BOS, "<s>[INST] "); a system message is "<<SYS>>\n...\n<</SYS>>\n\n" (L2_SYS) or
+         * its text and "\n"; L2_STRIP trims each content. No assistant opener is added. */
+        const unsigned f = t->chat_flags;
+        int inside = 1;
+        cr_marker(cr, t, "[INST]");
+        sb_adds(b, " ");
+        for (int i = 0; i < n; i++) {
+            if (!inside) {
+                inside = 1;
+                if (f & L2_BOS) cr_marker(cr, t, "<s>");
+                cr_marker(cr, t, "[INST]");
+                sb_adds(b, " ");
+            }
+            const int sys = !strcmp(roles[i], "system"), user = !strcmp(roles[i], "user");
+            if (sys && (f & L2_SYS)) sb_adds(b, "<<SYS>>\n");
+            if (f & L2_STRIP)
+                sb_add_trimmed(b, contents[i]);
+            else
+                sb_adds(b, contents[i]);
+            if (sys) {
+                sb_adds(b, f & L2_SYS ? "\n<</SYS>>\n\n" : "\n");
+            } else if (user) {
+                sb_adds(b, " ");
+                cr_marker(cr, t, "[/INST]");
+            } else {
+                cr_marker(cr, t, "</s>");
+                inside = 0;
+            }
+        }
+        break;
+    }
     case CHAT_UNSUPPORTED:
         return etok_errc(err, ETOK_EXIT_INPUT,
-                         "chat template: tokenizer.chat_template is neither ChatML, Llama-3 nor Gemma; use a plain prompt");
+                         "chat template: the model's tokenizer.chat_template is not one etok renders (ChatML, "
+                         "Llama-2 [INST], Llama-3, Gemma, Phi-3 or Phi-4); use a plain prompt");
     }
     if (b->oom || cr->oom) {
         free(b->p);

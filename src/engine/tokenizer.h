@@ -44,7 +44,8 @@ char *etok_tokenizer_decode(const etok_tokenizer *t, const int32_t *ids, int n);
 int etok_tokenizer_is_eog(const etok_tokenizer *t, int32_t id);
 int etok_tokenizer_n_vocab(const etok_tokenizer *t);
 int etok_tokenizer_bos(const etok_tokenizer *t); /* -1 when absent or add_bos is off */
-/* Chat template (ChatML as SmolLM2 uses, Llama-3, Gemma; detected from chat_template text; when
+/* Chat template (ChatML as SmolLM2 and Qwen use, Llama-3, Gemma, Phi-3, Phi-4; detected from
+ * chat_template text as llama.cpp does; any other template: ETOK_EXIT_INPUT naming these; when
  * absent, Gemma if the vocabulary has <start_of_turn> and <end_of_turn>, else ChatML) applied to n messages (roles "system", "user" or "assistant"; any
  * other role is an ETOK_EXIT_INPUT error naming messages[i].role), assistant turn opened.
  * ChatML inserts the template's default system prompt (SmolLM2's) when messages[0] is not a

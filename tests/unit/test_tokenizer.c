@@ -400,8 +400,8 @@ static void test_chat_templates(void **state) {
         assert_string_equal(got, jstr_or_null(c, "llama3_builtin"));
         free(got);
     }
-    /* a template that is neither ChatML nor Llama-3 is refused, not guessed */
-    etok_tokenizer *other = tiny_new(&v, "gpt2", "gpt-2", "[INST] {{ messages[0]['content'] }} [/INST]");
+    /* a template etok does not render (Alpaca's) is refused, not guessed */
+    etok_tokenizer *other = tiny_new(&v, "gpt2", "gpt-2", "### Instruction:\n{{ messages[0]['content'] }}\n\n### Response:\n");
     etok_err err = {0};
     assert_null(etok_tokenizer_chat(other, NULL, "hi", &err));
     assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);

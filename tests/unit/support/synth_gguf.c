@@ -134,9 +134,11 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
         o = *opts;
     else
         etok_tiny_gguf_defaults(&o);
-    if (!o.output_type) o.output_type = o.d_model % 256 == 0 ? ETOK_T_Q6_K : ETOK_T_Q8_0;
+    if (o.output_f32) o.output_type = ETOK_T_F32;
+    else if (!o.output_type) o.output_type = o.d_model % 256 == 0 ? ETOK_T_Q6_K : ETOK_T_Q8_0;
     const char *arch = o.arch ? o.arch : "llama";
-    const int gemma = strcmp(arch, "gemma3") == 0;
+    const int gemma = strcmp(arch, "gemma3") == 0, qwen2 = strcmp(arch, "qwen2") == 0,
+              qwen3 = strcmp(arch, "qwen3") == 0, phi3 = strcmp(arch, "phi3") == 0;
     const int d = o.d_model, dff = o.d_ff, hd = o.key_length > 0 ? o.key_length : d / o.n_heads,
               kvd = o.n_kv_heads * hd, qd = o.n_heads * hd, V = etok_tiny_gguf_vocab_size();
     const float gain = o.post_norm_gain > 0 ? o.post_norm_gain : 1.0f,
@@ -146,13 +148,14 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
                                      ETOK_T_Q6_K, ETOK_T_F16,  ETOK_T_BF16, ETOK_T_F32,
                                      ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_IQ4_NL, ETOK_T_Q2_K,
                                      ETOK_T_Q3_K, ETOK_T_Q5_K};
-    int n_t = 3 + 13 * o.n_layers;
+    int n_t = 4 + 13 * o.n_layers;
     tensor_plan *tp = calloc((size_t)n_t, sizeof *tp);
     if (!tp) return -1;
     int k = 0, ci = 0;
     uint64_t rs = o.seed * 7919 + 1;
 #define ADD(nm, n0, n1, ty, sc)                                                                                        \
     do {                                                                                                               \
+        if (o.omit_tensor && strcmp(nm, o.omit_tensor) == 0) break;                                                    \
         tensor_plan *t = &tp[k++];                                                                                     \
         snprintf(t->name, sizeof t->name, "%s", nm);                                                                   \
         t->n_dims = (n1) > 0 ? 2 : 1;                                                                                  \
@@ -169,8 +172,18 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
     for (int l = 0; l < o.n_layers; l++) {
         char nm[64];
         const char *mats[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
-        int nin[7] = {d, d, d, qd, d, d, dff}, nout[7] = {qd, kvd, kvd, d, dff, dff, d};
-        for (int j = 0; j < 7; j++) {
+        int nin[7] = {d, d, d, qd, d, d, dff}, nout[7] = {qd, kvd, kvd, d, dff, dff, d}, n_mats = 7;
+        if (phi3) { /* fused Q|K|V and gate|up */
+            static const char *const fused[4] = {"attn_qkv", "attn_output", "ffn_up", "ffn_down"};
+            const int fin[4] = {d, qd, d, dff}, fout[4] = {qd + 2 * kvd, d, 2 * dff, d};
+            for (int j = 0; j < 4; j++) {
+                mats[j] = fused[j];
+                nin[j] = fin[j];
+                nout[j] = fout[j];
+            }
+            n_mats = 4;
+        }
+        for (int j = 0; j < n_mats; j++) {
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, mats[j]);
             uint32_t ty = o.mixed_types                          ? cycle[ci++ % (sizeof cycle / sizeof cycle[0])]
                           : o.type_cycle && o.n_type_cycle > 0 ? o.type_cycle[ci++ % o.n_type_cycle]
@@ -181,6 +194,20 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
         ADD(nm, d, 0, ETOK_T_F32, -1.0f);
         snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
         ADD(nm, d, 0, ETOK_T_F32, -1.0f);
+        if (qwen2) {
+            snprintf(nm, sizeof nm, "blk.%d.attn_q.bias", l);
+            ADD(nm, qd, 0, ETOK_T_F32, 0.3f);
+            snprintf(nm, sizeof nm, "blk.%d.attn_k.bias", l);
+            ADD(nm, kvd, 0, ETOK_T_F32, 0.3f);
+            snprintf(nm, sizeof nm, "blk.%d.attn_v.bias", l);
+            ADD(nm, kvd, 0, ETOK_T_F32, 0.3f);
+        }
+        if (qwen3) {
+            snprintf(nm, sizeof nm, "blk.%d.attn_q_norm.weight", l);
+            ADD(nm, hd, 0, ETOK_T_F32, -1.0f);
+            snprintf(nm, sizeof nm, "blk.%d.attn_k_norm.weight", l);
+            ADD(nm, hd, 0, ETOK_T_F32, -1.0f);
+        }
         if (gemma) {
             snprintf(nm, sizeof nm, "blk.%d.attn_q_norm.weight", l);
             ADD(nm, hd, 0, ETOK_T_F32, -1.0f);
@@ -193,6 +220,10 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
             ADD(nm, d, 0, ETOK_T_F32, -1.0f);
             for (int q = 0; q < d; q++) tp[k - 1].values[q] *= gain_ffw;
         }
+    }
+    if (o.extra_tensor) {
+        ADD(o.extra_tensor, hd / 2, 0, ETOK_T_F32, -1.0f);
+        for (int q = 0; q < hd / 2; q++) tp[k - 1].values[q] = 1.0f + (float)q; /* 1, 2, ..., as Llama 3's 1..8 */
     }
 #undef ADD
     n_t = k;

@@ -19,6 +19,7 @@ typedef struct {
     uint32_t weight_type;  /* layer matrices, default Q4_1 (ETOK_T_*) */
     uint32_t embd_type;    /* token_embd, default Q8_0 */
     uint32_t output_type;  /* output.weight when not tied, default Q6_K if d_model % 256 == 0 else Q8_0 */
+    int output_f32;        /* 1: output.weight in F32 (ETOK_T_F32 is 0, which output_type reads as the default) */
     int tied;              /* 1 (default): no output.weight, the embedding is the LM head */
     int mixed_types;       /* 1: cycle the layer matrices through every supported type (needs
                               d_model and d_ff multiples of 256) */
@@ -36,12 +37,18 @@ typedef struct {
     uint32_t alignment;    /* 0 = default 32 (key omitted); else written as general.alignment */
     /* other architectures: keys are "<arch>.*" */
     const char *arch;      /* general.architecture, NULL = "llama"; "gemma3" adds Gemma 3's tensors
-                              (attn_q_norm, attn_k_norm, post_attention_norm, post_ffw_norm) */
+                              (attn_q_norm, attn_k_norm, post_attention_norm, post_ffw_norm);
+                              "qwen2" the Q/K/V biases (attn_q.bias, ...); "qwen3" attn_q_norm and
+                              attn_k_norm; "phi3" writes attn_qkv (Q|K|V rows) and ffn_up of
+                              2 d_ff rows (gate|up) instead of attn_q/k/v and ffn_gate/ffn_up */
     int key_length;        /* <arch>.attention.key_length (head dim), 0 = key omitted (d / heads) */
     int sliding_window;    /* <arch>.attention.sliding_window, 0 = key omitted */
     int swa_pattern;       /* <arch>.attention.sliding_window_pattern, 0 = key omitted */
     float post_norm_gain;  /* gemma3: post-attention norm weights x this, 0 = 1 */
     float post_ffw_gain;   /* gemma3: post-FFN norm weights x this, 0 = 1 */
+    const char *omit_tensor; /* a tensor name not to write (missing-tensor tests), NULL = none */
+    const char *extra_tensor; /* an F32 vector 1, 2, ..., head_dim / 2 written after the others
+                                 (rope_freqs.weight, rope_factors_long.weight), NULL = none */
 } etok_tiny_gguf_opts;
 
 /* Defaults as documented above. */
