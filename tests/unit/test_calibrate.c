@@ -371,6 +371,36 @@ static void engine_model_fit(void **st) {
     assert_int_equal(p.kernel, -1);
     assert_non_null(strstr(p.why, "no kernel fitted for q8_0 weights at threads=2"));
     assert_true(isnan(p.decode_tps));
+    /* compare's lever prediction on the fitted profile: a format lever uses both kernels; a
+     * thread count is predicted only where the table has a kernel for it; a format the table
+     * never fitted gives no prediction */
+    etok_compare_cand cc;
+    memset(&cc, 0, sizeof cc);
+    etok_lever_prediction lp;
+    snprintf(fit.hw.name, sizeof fit.hw.name, "calibrated-test");
+    assert_int_equal(etok_lever_predict(&runs[2], &runs[4], &fit.hw, &m, &cc, &lp, &err), 0);
+    assert_true(lp.valid);
+    assert_string_equal(lp.lever, "weights=fp32");
+    REL(lp.rate_ratio, runs[4].output_tps / runs[2].output_tps, 1e-9);
+    etok_cal_run t1 = runs[2];
+    t1.threads = 1;
+    assert_int_equal(etok_lever_predict(&runs[2], &t1, &fit.hw, &m, &cc, &lp, &err), 0);
+    assert_false(lp.valid);
+    assert_non_null(strstr(lp.why, "no prediction: threads 2 -> 1"));
+    etok_hw_spec h1 = fit.hw;
+    h1.cal.kernels[h1.cal.n_kernels].weight_dtype = ETOK_DT_Q4_1;
+    h1.cal.kernels[h1.cal.n_kernels].threads = 1;
+    h1.cal.kernels[h1.cal.n_kernels].flops_fraction = 0.4; /* twice K0: decode and prefill compute twice as fast */
+    h1.cal.n_kernels++;
+    assert_int_equal(etok_lever_predict(&runs[2], &t1, &h1, &m, &cc, &lp, &err), 0);
+    assert_true(lp.valid);
+    assert_string_equal(lp.lever, "threads=1 (calibrated kernel)");
+    REL(lp.decode_ratio, 2.0, 1e-9); /* compute-bound decode at batch 4 */
+    assert_true(lp.rate_ratio > 1.5 && lp.rate_ratio < 2.0 + 1e-9);
+    assert_int_equal(etok_lever_predict(&runs[2], &runs[6], &fit.hw, &m, &cc, &lp, &err), 0);
+    assert_false(lp.valid);
+    assert_non_null(strstr(lp.why, "no prediction: no kernel fitted for q8_0 weights at threads=2"));
+
     /* a run whose format the TPF has no dtype for (q5_*) never matches a kernel */
     etok_cal_run q5 = runs[0];
     q5.weight_dtype_known = 0;
