@@ -6,13 +6,15 @@
  * prompt and output lengths; what it measured: decode and prefill token rates from the engine's
  * steps, output rate, mean power and idle power over the window, J/output-token). The fit
  * (etok_cal_fit) writes the hardware calibration format data/hardware uses
- * (etok_hw_calibration): per batch, the achieved fraction of the bandwidth roof in decode and of
- * the compute roof in prefill, and the device power curve (idle, max, activity against MFU and
- * MBU). etok_cal_predict is THE prediction both `tpf --calibrate` (leave-one-out) and
- * `etok compare` (predicted lever change) use: the TPF (etok_tpf_evaluate) on the run's scenario,
- * decode rate = 1 / decode_s_per_output_token, output rate = in_series_tps (this engine runs
- * prompt and generated tokens in the same steps, on cores that do not overlap compute and memory
- * time), device power from the calibrated curve at that rate, J/output-token = power / rate.
+ * (etok_hw_calibration): a kernel table (achieved compute per weight format and thread count,
+ * from prefill), the achievable bandwidth and, per batch, the decode compute efficiency (the
+ * engine model, etok_cal_fit below), and the device power curve (idle, max, activity against
+ * MFU and MBU). etok_cal_predict is THE prediction both `tpf --calibrate` (leave-one-out) and
+ * `etok compare` (predicted lever change) use: the TPF's per-token FLOPs and bytes on the run's
+ * scenario, times from the engine model (or, without a kernel table, the TPF's
+ * decode_s_per_output_token and in_series_tps: this engine runs prompt and generated tokens in
+ * the same steps, on cores that do not overlap compute and memory time), device power from the
+ * calibrated curve at that rate, J/output-token = power / rate.
  *
  * Pure: records (already loaded) and catalog entries in, figures out; no I/O. */
 #ifndef ETOK_CALIBRATE_H
