@@ -54,6 +54,8 @@ static int loo(etok_cal_run *runs, int n, int by_setting, const etok_hw_spec *ro
         ed[i] = ej[i] = NAN;
         if (!any) {
             memset(&pred[i], 0, sizeof pred[i]);
+            pred[i].kernel = -1;
+            pred[i].decode_tps = pred[i].output_tps = pred[i].power_w = pred[i].joules_per_output_token = NAN;
             snprintf(pred[i].why, sizeof pred[i].why, "no other run to fit from");
             continue;
         }

@@ -76,6 +76,11 @@ PY
     expect 0 "fit to this machine.s bench runs: etok tpf --calibrate" tpf "$T/sc.json"
     expect 0 "TPF prediction (etok tpf lever batch=2; calibrated-" compare "$T/a" "$T/b" --iters 200 --calibration "$T/prof.json"
     expect 0 '"batch_in_fit"' tpf --calibrate "$T/a" "$T/b" --json
+    # one setting only (the same run twice): by run each predicts the other exactly; by setting
+    # nothing is left to fit from, and it says so
+    expect 0 "not predictable: no other run to fit from" tpf --calibrate "$T/a" "$T/a"
+    grep -q "^  decode token rate: median 0%, max 0%, within 25%: 2 of 2" "$T/out" ||
+        { echo "FAIL: calibrate of one run twice:"; cat "$T/out"; fail=1; }
     expect 3 "no-such-model" tpf --calibrate "$T/a" "$T/b" --model no-such-model
     # sweep: the second point carries the prediction against the first (sweep.json and the page)
     if ! "$ETOK" sweep --grid concurrency=1,2 -m "$MODEL" --evals "$T/e.jsonl" --requests 2 --warmup 0 --max-tokens 4 \
