@@ -2,15 +2,18 @@
 # calibrate.sh — the runs behind bench/calibrate.md and the measured table of docs/LEVERS.md:
 # every arm twice, the two rounds interleaved in time (the same order each round), then
 # `etok tpf --calibrate` (leave-one-out) and `etok compare` with pooled repeats.
-# usage: bench/calibrate.sh OUTDIR   (takes 20-40 min on a loaded 2-core VM)
+# usage: bench/calibrate.sh OUTDIR [--refit]   (the runs take 7 min on a quiet 2-core VM, 20-40 loaded)
+# --refit: no runs; the fit, leave-one-out and tables again from the records already in OUTDIR
+# (a pure function of the records: a changed model is checked on the same evidence).
 set -u
 BENCH=$(cd "$(dirname "$0")" && pwd)
 E=${ETOK_BIN:-$BENCH/../build/etok}
-OUT=${1:?usage: bench/calibrate.sh OUTDIR}
+OUT=${1:?usage: bench/calibrate.sh OUTDIR [--refit]}
+REFIT=${2:-}
 mkdir -p "$OUT" && cd "$OUT" || exit 1
 COMMON="--meter estimate --requests 16 --warmup 1 --idle 2 --max-tokens 32 --seed 1 --quiet"
 ARMS="c1 c2 c4 c8 c16 f32 f16 q8 kvq8 t1 win"
-for rep in 1 2; do
+[ "$REFIT" = --refit ] || for rep in 1 2; do
   for arm in $ARMS; do
     case $arm in
       c1) A="--concurrency 1 --threads 2";; c2) A="--concurrency 2 --threads 2";;

@@ -49,6 +49,11 @@ typedef struct {
     /* Out: items asking for an exact length (serving datasets, dataset.h) against what came
      * back. NULL = not counted. */
     etok_dataset_lengths *lengths;
+    /* Out (--endpoint): eval items' stop strings are sent as the request's "stop" and etok still
+     * looks for them in each answer (the check). stop_sent: answers (ok requests) to items with
+     * stop strings; stop_ran_past: those that still held one (a server that ignored "stop": the
+     * output is cut there for scoring, tokens_out stays the server's count). NULL = not counted. */
+    int *stop_sent, *stop_ran_past;
 } etok_bench_opts;
 
 /* Runs the load on an open engine; meters must be started on rec by the caller (the

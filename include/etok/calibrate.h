@@ -6,13 +6,15 @@
  * prompt and output lengths; what it measured: decode and prefill token rates from the engine's
  * steps, output rate, mean power and idle power over the window, J/output-token). The fit
  * (etok_cal_fit) writes the hardware calibration format data/hardware uses
- * (etok_hw_calibration): per batch, the achieved fraction of the bandwidth roof in decode and of
- * the compute roof in prefill, and the device power curve (idle, max, activity against MFU and
- * MBU). etok_cal_predict is THE prediction both `tpf --calibrate` (leave-one-out) and
- * `etok compare` (predicted lever change) use: the TPF (etok_tpf_evaluate) on the run's scenario,
- * decode rate = 1 / decode_s_per_output_token, output rate = in_series_tps (this engine runs
- * prompt and generated tokens in the same steps, on cores that do not overlap compute and memory
- * time), device power from the calibrated curve at that rate, J/output-token = power / rate.
+ * (etok_hw_calibration): a kernel table (achieved compute per weight format and thread count,
+ * from prefill), the achievable bandwidth and, per batch, the decode compute efficiency (the
+ * engine model, etok_cal_fit below), and the device power curve (idle, max, activity against
+ * MFU and MBU). etok_cal_predict is THE prediction both `tpf --calibrate` (leave-one-out) and
+ * `etok compare` (predicted lever change) use: the TPF's per-token FLOPs and bytes on the run's
+ * scenario, times from the engine model (or, without a kernel table, the TPF's
+ * decode_s_per_output_token and in_series_tps: this engine runs prompt and generated tokens in
+ * the same steps, on cores that do not overlap compute and memory time), device power from the
+ * calibrated curve at that rate, J/output-token = power / rate.
  *
  * Pure: records (already loaded) and catalog entries in, figures out; no I/O. */
 #ifndef ETOK_CALIBRATE_H
@@ -75,11 +77,26 @@ int etok_cal_scenario(const etok_hw_spec *hw, const etok_model_arch *m, const et
 
 typedef struct {
     double decode_tps, output_tps, power_w, joules_per_output_token;
-    double bandwidth_fraction, flops_fraction; /* applied at the run's batch */
+    double bandwidth_fraction, flops_fraction; /* applied at the run's batch (decode) */
     double mfu, mbu;                            /* at output_tps, of the peaks */
+    /* With a kernel table (hw->cal.n_kernels > 0): the kernel used (index), or -1 and
+     * predictable = 0 with why when the table has no entry for the run's weight format and
+     * thread count (nothing was fitted for it: no prediction, not a guess). */
+    int kernel;
+    int predictable;
+    int decode_bandwidth_bound; /* 1: decode time from bytes / bandwidth, 0: from work / compute */
+    char why[160];
 } etok_cal_prediction;
 
-/* THE prediction (see the top comment). hw must carry idle and max power. */
+/* THE prediction (see the top comment). hw must carry idle and max power.
+ * With a kernel table in hw->cal (etok tpf --calibrate), the engine model of docs/TPF.md
+ * "Calibrating from runs" replaces the TPF's in-series rate (the TPF's per-token FLOPs and bytes
+ * are kept): with F, B the probe peaks, K the run's kernel fraction (format, threads), K0 the
+ * rows' kernel's, f_F(b), f_B(b) the rows at the run's batch,
+ *   prefill seconds per prompt token t_pre = max(c_pre / (F K), b_pre / (B f_B))
+ *   decode seconds per token         t_dec = max(b_dec / (B f_B), c_dec / (F f_F(b) K / K0))
+ *   output rate = 1 / ((n / m) t_pre + t_dec), decode rate = 1 / t_dec;
+ * power from the curve at that rate, as without the table. */
 int etok_cal_predict(const etok_hw_spec *hw, const etok_model_arch *m, const etok_cal_run *run, etok_cal_prediction *out,
                      etok_err *err);
 
@@ -87,6 +104,15 @@ int etok_cal_predict(const etok_hw_spec *hw, const etok_model_arch *m, const eto
  * record's probe profile; idle power from the runs' idle baselines, max power 0 (the fit sets
  * it). name/display_name are set by the caller. */
 void etok_cal_roofs(const etok_cal_run *run, etok_hw_spec *hw);
+
+/* What each run fitted (etok_cal_fit's role[], bits): */
+#define ETOK_CAL_ROLE_KERNEL 1    /* its prefill rate entered its kernel's flops fraction */
+#define ETOK_CAL_ROLE_DECODE 2    /* compute-bound decode: entered the decode efficiency at its batch */
+#define ETOK_CAL_ROLE_BANDWIDTH 4 /* the largest decode bandwidth of the fit: set the bandwidth fraction */
+#define ETOK_CAL_ROLE_BW_BOUND 8  /* bandwidth-bound decode (bytes / fitted bandwidth >= 90% of its time) */
+
+/* The kernel-table entry of run (weight format and thread count) in cal; -1 when none. */
+int etok_cal_kernel_of(const etok_hw_calibration *cal, const etok_cal_run *run);
 
 typedef struct {
     etok_hw_spec hw;          /* roofs + the fitted calibration, idle and max power */
@@ -97,12 +123,22 @@ typedef struct {
     char power_note[256];
 } etok_cal_fit_result;
 
-/* Fits hw.cal from the runs with use[i] != 0 (use NULL = all): per batch the geometric mean
- * over runs of (measured decode rate x b_dec / peak bandwidth) and (measured prefill rate x
- * c_pre / peak FLOP/s), capped at 1; the power curve by least squares of the window mean power
- * against MFU and MBU at the measured output rate, P_idle = mean idle baseline, P_max = the
- * largest window power. roofs gives peaks and memory size. Needs >= 1 run. */
+/* Fits hw.cal from the runs with use[i] != 0 (use NULL = all). When some run has a prefill
+ * rate (the engine model, docs/TPF.md "Calibrating from runs"):
+ *   kernel (format, threads): K = geometric mean over its runs of prefill rate x c_pre / F
+ *     (prefill chunks are compute-bound); kernels[0] is the kernel with the most runs;
+ *   bandwidth fraction f_B = the largest decode rate x b_dec / B of any run (a run cannot move
+ *     bytes faster than the machine can: the achievable bandwidth is at least that), the same
+ *     at every batch;
+ *   decode efficiency at batch b: geometric mean over the runs at b whose decode is
+ *     compute-bound (b_dec / (B f_B) < 90% of the measured decode time) of c_dec x decode rate
+ *     / (F K_run); the rows' flops_fraction(b) = K0 x that;
+ * else (no prefill steps) per batch the geometric mean of decode rate x b_dec / B and a flops
+ * fraction of 1. Fractions are capped at 1. The power curve by least squares of the window mean
+ * power against MFU and MBU at the measured output rate, P_idle = mean idle baseline, P_max = the
+ * largest window power. roofs gives peaks and memory size. role (NULL or n entries) gets each
+ * run's ETOK_CAL_ROLE_* bits. Needs >= 1 run. */
 int etok_cal_fit(const etok_cal_run *runs, size_t n, const int *use, const etok_hw_spec *roofs, const etok_model_arch *m,
-                 etok_cal_fit_result *out, etok_err *err);
+                 etok_cal_fit_result *out, int *role, etok_err *err);
 
 #endif

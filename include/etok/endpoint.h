@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "etok/record.h"
+#include "etok/stopseq.h"
 #include "etok/util.h"
 
 typedef enum { ETOK_API_CHAT = 0, ETOK_API_COMPLETIONS = 1 } etok_endpoint_api;
@@ -55,6 +56,12 @@ typedef struct {
     double wall_s;
 } etok_endpoint_stats;
 
+/* The stop strings of one prompt (etok_endpoint_opts.prompt_stop). */
+typedef struct {
+    const char *s[ETOK_STOP_MAX];
+    int n;
+} etok_endpoint_stop;
+
 typedef struct {
     const char *url;          /* base ("http://127.0.0.1:8080", ".../v1") or a full .../completions URL */
     etok_endpoint_api api;    /* chat (default) or completions; ignored for a full URL */
@@ -68,6 +75,10 @@ typedef struct {
     double request_timeout_s; /* whole request; 0 = 300 s */
     int max_tokens;           /* 0 = 128 */
     const int *prompt_max_tokens; /* optional, one per prompt: that prompt's max_tokens (> 0) */
+    /* optional, one per prompt: that prompt's stop strings, sent as the request's "stop" (an
+     * array of n, 1..ETOK_STOP_MAX = OpenAI's limit of 4; n 0 sends no "stop"). A server that
+     * does not know "stop" ignores it: the caller still cuts the output (bench.c). */
+    const etok_endpoint_stop *prompt_stop;
     int ignore_eos;           /* 1: ask for exactly max_tokens: "ignore_eos": true (vLLM, SGLang,
                                  llama.cpp) and "min_tokens": max_tokens (vLLM); servers that do not
                                  know them ignore them, so the caller checks tokens_out */

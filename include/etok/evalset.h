@@ -7,7 +7,8 @@
  *                    regex is case-sensitive unless false (or "icase": true)
  *   "stop"           a stop string or an array of up to 4 (the rules of etok/stopseq.h, as
  *                    `etok serve`): the built-in engine stops generating when one appears and
- *                    the output ends before it (bench.c)
+ *                    the output ends before it (bench.c); --endpoint sends them as the
+ *                    request's "stop" and cuts the answer the same way
  *   "difficulty"     "easy", "medium" or "hard": read by --budget adaptive (etok/budget.h)
  *   "budget"         an integer 1..8192: the item's max_tokens under --budget by-field:budget
  * Other fields whose value is a number are kept by name (etok_eval_item_number) for

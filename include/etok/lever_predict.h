@@ -7,7 +7,10 @@
  * what `--lever int8` means on this engine's byte side), --kv-type q8_0 -> kv-int8 (q8_0, 1.0625
  * bytes a value), --attn-window N --attn-sinks S -> window=N+S, --concurrency N -> batch=N. A
  * difference the TPF has no term for (threads, CPU frequency, q5 formats, another model or eval
- * set, an open-loop rate) gives no prediction, with the reason.
+ * set, an open-loop rate) gives no prediction, with the reason — except a thread count that a
+ * calibrated profile's kernel table (calibrate.h, `etok tpf --calibrate`) has a kernel for:
+ * "threads=N (calibrated kernel)". With a kernel table, a format or thread count the table has
+ * no kernel for gives no prediction ("no kernel fitted for ...").
  *
  * The prediction is etok_cal_predict (calibrate.h) on the baseline run's scenario (its prompt and
  * output lengths, its batch) before and after the mapped lever, on hardware hw: the record's

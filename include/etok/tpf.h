@@ -62,6 +62,17 @@ typedef struct {
      * the uncalibrated activity = max(MFU, MBU). */
     int has_power;
     double activity_floor, activity_per_mfu, activity_per_mbu;
+    /* Kernel table (optional; written by `etok tpf --calibrate`, read by etok_cal_predict in
+     * calibrate.c, not by etok_tpf_evaluate): the achieved fraction of peak FLOP/s of prefill per
+     * weight format and engine thread count. kernels[0] is the kernel the rows' flops_fraction
+     * was fitted for: decode compute of kernel k at batch b runs at rows' flops_fraction(b) x
+     * kernels[k] / kernels[0] (docs/TPF.md "Calibrating from runs"). n_kernels 0: none. */
+    int n_kernels;
+    struct {
+        etok_dtype weight_dtype;
+        int threads;
+        double flops_fraction;
+    } kernels[ETOK_CAL_MAX_POINTS];
     char source[512];
 } etok_hw_calibration;
 

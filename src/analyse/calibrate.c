@@ -211,20 +211,56 @@ int etok_cal_scenario(const etok_hw_spec *hw, const etok_model_arch *m, const et
     return 0;
 }
 
+int etok_cal_kernel_of(const etok_hw_calibration *cal, const etok_cal_run *run) {
+    if (!run->weight_dtype_known) return -1;
+    for (int k = 0; cal && k < cal->n_kernels; k++)
+        if (cal->kernels[k].weight_dtype == run->weight_dtype && cal->kernels[k].threads == run->threads) return k;
+    return -1;
+}
+
 int etok_cal_predict(const etok_hw_spec *hw, const etok_model_arch *m, const etok_cal_run *run, etok_cal_prediction *out,
                      etok_err *err) {
     memset(out, 0, sizeof *out);
+    out->kernel = -1;
+    out->predictable = 1;
     etok_tpf_scenario s;
     if (etok_cal_scenario(hw, m, run, &s, err)) return -1;
     static _Thread_local etok_tpf_result r;
     if (etok_tpf_evaluate(&s, -1, &r, err)) return -1;
+    const etok_hw_calibration *c = &hw->cal;
     out->decode_tps = 1.0 / r.decode_s_per_output_token;
     out->output_tps = r.in_series_tps;
     out->bandwidth_fraction = r.bandwidth_fraction;
     out->flops_fraction = r.flops_fraction;
+    out->decode_bandwidth_bound = r.decode_bound == ETOK_CEIL_MEMORY_BANDWIDTH;
+    if (c->present && c->n_kernels > 0) {
+        /* the engine model (calibrate.h): the run's kernel for compute, the rows for bandwidth and
+         * the decode efficiency at its batch */
+        const int k = etok_cal_kernel_of(c, run);
+        out->kernel = k;
+        if (k < 0) {
+            out->predictable = 0;
+            snprintf(out->why, sizeof out->why, "no kernel fitted for %s weights at threads=%d (no fitted run had them)",
+                     etok_dtype_name(run->weight_dtype), run->threads);
+            out->decode_tps = out->output_tps = out->power_w = out->joules_per_output_token = NAN;
+            out->mfu = out->mbu = NAN;
+            return 0;
+        }
+        double fb = 1, ff = 1;
+        etok_hw_cal_fractions(c, 1, run->batch, &fb, &ff);
+        const double K = c->kernels[k].flops_fraction, K0 = c->kernels[0].flops_fraction;
+        const double F = r.peak_flops, B = r.mem_bw_bps;
+        const double t_pre = fmax(r.flops_per_token_prefill / (F * K), r.bytes_per_token_prefill / (B * fb));
+        const double t_dc = r.flops_per_token_decode / (F * ff * K / K0), t_db = r.bytes_per_token_decode / (B * fb);
+        const double t_dec = fmax(t_dc, t_db);
+        out->decode_bandwidth_bound = t_db >= t_dc;
+        out->decode_tps = 1.0 / t_dec;
+        out->output_tps = 1.0 / ((double)s.input_tokens / s.output_tokens * t_pre + t_dec);
+        out->bandwidth_fraction = fb;
+        out->flops_fraction = ff * K / K0;
+    }
     out->mfu = out->output_tps * r.flops_per_output_token / r.peak_flops;
     out->mbu = out->output_tps * r.bytes_per_output_token / r.mem_bw_bps;
-    const etok_hw_calibration *c = &hw->cal;
     double act = c->present && c->has_power ? c->activity_floor + c->activity_per_mfu * out->mfu + c->activity_per_mbu * out->mbu
                                             : fmax(out->mfu, out->mbu);
     if (act > 1) act = 1;
@@ -263,8 +299,94 @@ static int lsq(const double (*X)[3], const double *y, size_t n, int k, double *b
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
 
+/* the engine model's fit (calibrate.h): kernels, bandwidth, decode efficiency per batch, into
+ * out->hw.cal (rows[0], kernels); per-run c_pre, c_dec, b_dec, F, B from the plain TPF. 0, or -1
+ * when no run has a prefill rate (no kernel can be fitted). */
+typedef struct {
+    double c_pre, c_dec, b_dec, F, B;
+} run_cost;
+
+static int fit_engine(const etok_cal_run *runs, size_t n, const int *use, const run_cost *rc, const int *batches, size_t nb,
+                      etok_hw_calibration *cal, int *role) {
+    /* kernels: geometric mean of prefill rate x c_pre / F per (format, threads) */
+    int nk = 0, cnt[ETOK_CAL_MAX_POINTS] = {0};
+    double lk[ETOK_CAL_MAX_POINTS] = {0};
+    etok_dtype kd[ETOK_CAL_MAX_POINTS];
+    int kt[ETOK_CAL_MAX_POINTS];
+    for (size_t i = 0; i < n; i++) {
+        if ((use && !use[i]) || !runs[i].weight_dtype_known || !(runs[i].prefill_tps > 0) || !(rc[i].c_pre > 0)) continue;
+        int k;
+        for (k = 0; k < nk && !(kd[k] == runs[i].weight_dtype && kt[k] == runs[i].threads); k++) {}
+        if (k == nk) {
+            if (nk >= ETOK_CAL_MAX_POINTS) continue; /* more kernels than the table holds: later ones unfitted */
+            kd[nk] = runs[i].weight_dtype;
+            kt[nk] = runs[i].threads;
+            nk++;
+        }
+        lk[k] += log(runs[i].prefill_tps * rc[i].c_pre / rc[i].F);
+        cnt[k]++;
+        if (role) role[i] |= ETOK_CAL_ROLE_KERNEL;
+    }
+    if (!nk) return -1;
+    int ref = 0;
+    for (int k = 1; k < nk; k++)
+        if (cnt[k] > cnt[ref]) ref = k;
+    cal->n_kernels = nk;
+    for (int k = 0, o = 1; k < nk; k++) {
+        int slot = k == ref ? 0 : o++;
+        cal->kernels[slot].weight_dtype = kd[k];
+        cal->kernels[slot].threads = kt[k];
+        cal->kernels[slot].flops_fraction = fmax(1e-9, fmin(1.0, exp(lk[k] / cnt[k])));
+    }
+    /* bandwidth: the largest any run moved in decode */
+    double fb = 0;
+    size_t arg = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (use && !use[i]) continue;
+        double f = runs[i].decode_tps * rc[i].b_dec / rc[i].B;
+        if (f > fb) { fb = f; arg = i; }
+    }
+    fb = fmax(1e-9, fmin(1.0, fb));
+    if (role) role[arg] |= ETOK_CAL_ROLE_BANDWIDTH;
+    /* decode efficiency per batch, from compute-bound decodes */
+    const double K0 = cal->kernels[0].flops_fraction;
+    etok_hw_cal_row *row = &cal->rows[0];
+    row->devices_per_replica = 1;
+    row->n = 0;
+    for (size_t b = 0; b < nb; b++) {
+        double sg = 0;
+        int cg = 0;
+        for (size_t i = 0; i < n; i++) {
+            if ((use && !use[i]) || runs[i].batch != batches[b]) continue;
+            int k = etok_cal_kernel_of(cal, &runs[i]);
+            if (k < 0) continue;
+            const double tau = 1.0 / runs[i].decode_tps, tb = rc[i].b_dec / (rc[i].B * fb);
+            if (tb >= 0.9 * tau) {
+                if (role) role[i] |= ETOK_CAL_ROLE_BW_BOUND;
+                continue;
+            }
+            sg += log(rc[i].c_dec / (rc[i].F * cal->kernels[k].flops_fraction * tau));
+            cg++;
+            if (role) role[i] |= ETOK_CAL_ROLE_DECODE;
+        }
+        if (!cg) continue; /* every decode at this batch bandwidth-bound: the neighbours' efficiency applies */
+        row->batch[row->n] = batches[b];
+        row->bandwidth_fraction[row->n] = fb;
+        row->flops_fraction[row->n] = fmax(1e-9, fmin(1.0, K0 * exp(sg / cg)));
+        row->n++;
+    }
+    if (!row->n) { /* no compute-bound decode at all: decode at the prefill kernel's rate */
+        row->n = 1;
+        row->batch[0] = batches[0];
+        row->bandwidth_fraction[0] = fb;
+        row->flops_fraction[0] = K0;
+    }
+    cal->n_rows = 1;
+    return 0;
+}
+
 int etok_cal_fit(const etok_cal_run *runs, size_t n, const int *use, const etok_hw_spec *roofs, const etok_model_arch *m,
-                 etok_cal_fit_result *out, etok_err *err) {
+                 etok_cal_fit_result *out, int *role, etok_err *err) {
     memset(out, 0, sizeof *out);
     out->hw = *roofs;
     memset(&out->hw.cal, 0, sizeof out->hw.cal);
@@ -277,8 +399,11 @@ int etok_cal_fit(const etok_cal_run *runs, size_t n, const int *use, const etok_
     int n_idle = 0, est = 0, used = 0;
     double (*X)[3] = calloc(n + 1, sizeof *X);
     double *y = calloc(n + 1, sizeof *y), *lfb = calloc(n + 1, sizeof *lfb), *lff = calloc(n + 1, sizeof *lff);
-    if (!X || !y || !lfb || !lff) {
-        free(X); free(y); free(lfb); free(lff);
+    run_cost *rcost = calloc(n + 1, sizeof *rcost);
+    if (role)
+        for (size_t i = 0; i < n; i++) role[i] = 0;
+    if (!X || !y || !lfb || !lff || !rcost) {
+        free(X); free(y); free(lfb); free(lff); free(rcost);
         return etok_errc(err, ETOK_EXIT_FAIL, "calibrate: out of memory");
     }
     int rc = 0;
@@ -291,6 +416,7 @@ int etok_cal_fit(const etok_cal_run *runs, size_t n, const int *use, const etok_
         if (etok_cal_scenario(&plain, m, u, &s, err) || etok_tpf_evaluate(&s, -1, &r, err)) { rc = -1; break; }
         if (!(u->decode_tps > 0)) { rc = etok_errc(err, ETOK_EXIT_INPUT, "%s: no decode rate", u->label); break; }
         lfb[i] = log(u->decode_tps * r.bytes_per_token_decode / r.mem_bw_bps);
+        rcost[i] = (run_cost){r.flops_per_token_prefill, r.flops_per_token_decode, r.bytes_per_token_decode, r.peak_flops, r.mem_bw_bps};
         if (u->prefill_tps > 0) lff[i] = log(u->prefill_tps * r.flops_per_token_prefill / r.peak_flops);
         /* power: y = P - P_idle against (1, MFU, MBU) at the measured output rate */
         X[used][0] = 1;
@@ -319,7 +445,8 @@ int etok_cal_fit(const etok_cal_run *runs, size_t n, const int *use, const etok_
         int n_all_ff = 0;
         for (size_t i = 0; i < n; i++)
             if (isfinite(lff[i])) { all_ff += lff[i]; n_all_ff++; }
-        for (size_t k = 0; k < nb; k++) {
+        const int engine = fit_engine(runs, n, use, rcost, batches, nb, &out->hw.cal, role) == 0;
+        for (size_t k = 0; k < nb && !engine; k++) {
             double sb = 0, sf = 0;
             int cb = 0, cf = 0;
             for (size_t i = 0; i < n; i++) {
@@ -389,12 +516,21 @@ int etok_cal_fit(const etok_cal_run *runs, size_t n, const int *use, const etok_
                  "P = %.3g W idle + %.3g W x activity, activity %s fitted by least squares (rms %.2g W)%s", P_idle, span,
                  how, out->power_rms_w,
                  est ? "; the meter is the estimate meter: this is its own utilisation model, not a measurement" : "");
-        snprintf(c->source, sizeof c->source,
-                 "etok tpf --calibrate: %d bench runs of this machine (batch = --concurrency); bandwidth fraction = measured "
-                 "decode rate x TPF bytes per decode token / probe bandwidth, flops fraction = measured prefill rate x TPF "
-                 "FLOPs per prompt token / probe peak; power: %s",
-                 used, est ? "the estimate meter's model (not measured)" : "measured window power");
+        if (engine)
+            snprintf(c->source, sizeof c->source,
+                     "etok tpf --calibrate: %d bench runs of this machine (batch = --concurrency); kernels: prefill rate x TPF "
+                     "FLOPs per prompt token / probe peak per weight format and thread count; bandwidth fraction: the largest "
+                     "decode rate x TPF bytes per decode token / probe bandwidth of any run; flops fraction by batch: the first "
+                     "kernel's x the decode efficiency of the compute-bound decodes at that batch (docs/TPF.md \"Calibrating from "
+                     "runs\"); power: %s",
+                     used, est ? "the estimate meter's model (not measured)" : "measured window power");
+        else
+            snprintf(c->source, sizeof c->source,
+                     "etok tpf --calibrate: %d bench runs of this machine (batch = --concurrency); bandwidth fraction = measured "
+                     "decode rate x TPF bytes per decode token / probe bandwidth, flops fraction = measured prefill rate x TPF "
+                     "FLOPs per prompt token / probe peak; power: %s",
+                     used, est ? "the estimate meter's model (not measured)" : "measured window power");
     }
-    free(X); free(y); free(lfb); free(lff);
+    free(X); free(y); free(lfb); free(lff); free(rcost);
     return rc;
 }

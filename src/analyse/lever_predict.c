@@ -102,10 +102,26 @@ int etok_lever_predict(const etok_cal_run *b, const etok_cal_run *c, const etok_
         p->meas_joules_lo = dj->d.rel_lo;
         p->meas_joules_hi = dj->d.rel_hi;
     }
-    if (etok_lever_map(b, c, p->lever, sizeof p->lever, p->why, sizeof p->why)) return 0;
+    /* a thread count the TPF has no term for, but a calibration's kernel table has fitted */
+    etok_cal_run cm = *c;
+    int threads_lever = 0;
+    if (b->threads != c->threads && calibrated && hw->cal.n_kernels > 0 && etok_cal_kernel_of(&hw->cal, c) >= 0) {
+        cm.threads = b->threads;
+        threads_lever = 1;
+    }
+    if (etok_lever_map(b, &cm, p->lever, sizeof p->lever, p->why, sizeof p->why)) {
+        if (!threads_lever || strncmp(p->why, "no prediction: no setting", 25)) return 0;
+        p->why[0] = 0; /* threads is the only difference */
+    }
+    if (threads_lever) cat(p->lever, sizeof p->lever, "threads=%d (calibrated kernel)", c->threads);
     etok_cal_run x = mapped(b, c);
+    x.threads = c->threads;
     etok_cal_prediction pb, pc;
     if (etok_cal_predict(hw, m, b, &pb, err) || etok_cal_predict(hw, m, &x, &pc, err)) return -1;
+    if (!pb.predictable || !pc.predictable) {
+        snprintf(p->why, sizeof p->why, "no prediction: %s", !pb.predictable ? pb.why : pc.why);
+        return 0;
+    }
     p->rate_ratio = pc.output_tps / pb.output_tps;
     p->decode_ratio = pc.decode_tps / pb.decode_tps;
     p->joules_ratio = p->power_curve ? pc.joules_per_output_token / pb.joules_per_output_token : 1.0 / p->rate_ratio;

@@ -165,11 +165,7 @@ int etok_cli_budget_items(const char *cmd, const etok_budget_policy *p, const et
                           int endpoint, int **budgets, int *n_fallback) {
     *budgets = NULL;
     *n_fallback = 0;
-    size_t n_stop = 0;
-    for (size_t i = 0; i < ev->n_items; i++) n_stop += ev->items[i].n_stop > 0;
-    if (endpoint && n_stop)
-        fprintf(stderr, "etok %s: note: %zu eval items carry stop strings; --endpoint does not send them (built-in engine only)\n",
-                cmd, n_stop);
+    (void)endpoint; /* --endpoint sends items' stop strings as the request's "stop" (bench.c) */
     if (!p) return 0;
     etok_err e = {0};
     if (!(*budgets = malloc(ev->n_items * sizeof **budgets))) {

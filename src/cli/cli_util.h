@@ -88,8 +88,8 @@ int etok_cli_budget_opt(const char *cmd, const char *arg, etok_budget_policy *p)
  * -1 after printing why. */
 int etok_cli_budget_check(const char *cmd, const etok_budget_policy *p, int endpoint, double *max_tokens);
 /* After loading the eval set: *budgets (malloc'ed, one per item; NULL without --budget) and
- * *n_fallback from etok_budget_assign; with --endpoint, a note on stderr when items carry stop
- * strings (not sent to the server). -1 after printing why (the caller exits ETOK_EXIT_INPUT). */
+ * *n_fallback from etok_budget_assign (endpoint: unused; --endpoint sends items' stop strings
+ * itself, bench.c). -1 after printing why (the caller exits ETOK_EXIT_INPUT). */
 int etok_cli_budget_items(const char *cmd, const etok_budget_policy *p, const etok_evalset *ev, int fallback,
                           int endpoint, int **budgets, int *n_fallback);
 

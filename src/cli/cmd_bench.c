@@ -733,8 +733,16 @@ static int bench_run(const bench_args *a, bench_run_state *s) {
         .shares = &s->shares,
         .lengths = &s->dlen,
     };
+    int stop_sent = 0, stop_ran_past = 0;
+    bo.stop_sent = &stop_sent;
+    bo.stop_ran_past = &stop_ran_past;
     s->drive_rc = a->ep.url ? etok_bench_drive_endpoint(&a->ep, &s->ev, &bo, s->ms, rec, &s->drive_err)
                             : etok_bench_drive(s->model, s->engine, &s->ev, &bo, s->ms, rec, &s->drive_err);
+    if (stop_ran_past)
+        fprintf(stderr,
+                "etok bench: note: %d of %d answers to items with stop strings still held one (the server ignored the "
+                "request's \"stop\"): cut there for scoring; their tokens_out is the server's count, past the stop\n",
+                stop_ran_past, stop_sent);
     if (a->dso.kind != ETOK_DATASET_EVALS && etok_dataset_to_config(&rec->config_json, &s->dsum, a->dso.path, &s->dlen))
         fprintf(stderr, "etok bench: out of memory recording the dataset\n");
     etok_err stop_err = {0};

@@ -572,15 +572,23 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
         order[j] = t;
     }
     int *mt = calloc(n, sizeof *mt), exact = 0;
-    if (!mt) {
+    etok_endpoint_stop *ps = calloc(n, sizeof *ps);
+    if (!mt || !ps) {
         free(prompts);
         free(order);
+        free(mt);
+        free(ps);
         return etok_errc(err, ETOK_EXIT_FAIL, "bench: out of memory");
     }
     for (size_t i = 0; i < n; i++) {
-        prompts[i] = ev->items[order[i]].prompt;
-        mt[i] = ev->items[order[i]].max_tokens > 0 ? ev->items[order[i]].max_tokens : o->max_tokens;
-        exact |= ev->items[order[i]].exact_len;
+        const etok_eval_item *it = &ev->items[order[i]];
+        prompts[i] = it->prompt;
+        mt[i] = it->max_tokens > 0 ? it->max_tokens : o->max_tokens;
+        exact |= it->exact_len;
+        /* the item's stop strings go in the request ("stop", at most ETOK_STOP_MAX: evalset.c
+         * refuses more, as OpenAI's API does) */
+        for (int k = 0; k < it->n_stop && k < ETOK_STOP_MAX; k++) ps[i].s[k] = it->stop[k];
+        ps[i].n = it->n_stop < ETOK_STOP_MAX ? it->n_stop : ETOK_STOP_MAX;
     }
     volatile int stop = 0;
     ep_ctx ctx = {.ms = ms, .sig_fd = o->sig_fd, .stop = &stop, .o = o, .total = o->requests};
@@ -596,6 +604,7 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
         .request_timeout_s = ep->request_timeout_s,
         .max_tokens = o->max_tokens,
         .prompt_max_tokens = mt,
+        .prompt_stop = ps,
         .ignore_eos = exact,
         .keep_output = 1,
         .clock = ep_clock,
@@ -652,6 +661,17 @@ int etok_bench_drive_endpoint(const etok_bench_endpoint *ep, const etok_evalset 
                 else if (q->tokens_out < want) o->lengths->shorter++;
                 else o->lengths->longer++;
             }
+            if (q->ok && it->n_stop) {
+                /* etok's own stop handling is the check: a server that ignored "stop" ran past it */
+                if (o->stop_sent) (*o->stop_sent)++;
+                if (q->output) {
+                    size_t len = strlen(q->output), at = etok_stop_find(it->stop, it->n_stop, q->output, 0, len);
+                    if (at < len) {
+                        q->output[at] = '\0';
+                        if (o->stop_ran_past) (*o->stop_ran_past)++;
+                    }
+                }
+            }
             if (q->ok && !it->unscored) {
                 q->quality_checked = 1;
                 q->quality_pass = etok_eval_check(it, q->output ? q->output : "");
@@ -665,5 +685,6 @@ out:
     free(prompts);
     free(order);
     free(mt);
+    free(ps);
     return rc;
 }

@@ -243,7 +243,7 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *arg) {
     return n;
 }
 
-static char *build_body(const etok_endpoint_opts *o, const char *prompt, int max_tokens) {
+static char *build_body(const etok_endpoint_opts *o, const char *prompt, int max_tokens, const etok_endpoint_stop *stop) {
     json_t *b = json_object();
     if (o->model) json_object_set_new(b, "model", json_string(o->model));
     if (o->api == ETOK_API_CHAT) {
@@ -261,6 +261,15 @@ static char *build_body(const etok_endpoint_opts *o, const char *prompt, int max
         json_object_set_new(b, "min_tokens", json_integer(max_tokens));
     }
     json_object_set_new(b, "temperature", json_real(o->temperature));
+    if (stop && stop->n > 0) { /* OpenAI "stop": up to 4 strings (more are never passed in: evalset.c refuses them) */
+        json_t *sa = json_array();
+        if (!sa) {
+            json_decref(b);
+            return NULL;
+        }
+        for (int i = 0; i < stop->n && i < ETOK_STOP_MAX; i++) json_array_append_new(sa, json_string(stop->s[i]));
+        json_object_set_new(b, "stop", sa);
+    }
     if (!o->no_stream) {
         json_object_set_new(b, "stream", json_true());
         json_t *so = json_object();
@@ -287,7 +296,7 @@ static void req_free(req_ctx *q) {
 }
 
 static req_ctx *req_start(run_ctx *r, CURLM *multi, const char *url, const char *auth_header, const char *prompt,
-                          int max_tokens, int index, etok_err *err) {
+                          int max_tokens, const etok_endpoint_stop *stop, int index, etok_err *err) {
     etok_request *rq = etok_record_add_request(r->rec);
     if (!rq) {
         etok_errf(err, "endpoint: out of memory");
@@ -307,7 +316,7 @@ static req_ctx *req_start(run_ctx *r, CURLM *multi, const char *url, const char 
     q->t_first = -1;
     etok_sse_init(&q->sse, on_sse_event, q);
     q->sse.max_line_bytes = r->o->max_sse_line_bytes;
-    q->body = build_body(r->o, prompt, max_tokens);
+    q->body = build_body(r->o, prompt, max_tokens, stop);
     q->easy = curl_easy_init();
     q->headers = curl_slist_append(NULL, "Content-Type: application/json");
     if (q->headers) q->headers = curl_slist_append(q->headers, r->o->no_stream ? "Accept: application/json" : "Accept: text/event-stream");
@@ -605,7 +614,8 @@ int etok_endpoint_run(const etok_endpoint_opts *o, const char *const *prompts, i
             int mt = o->max_tokens > 0 ? o->max_tokens : DEFAULT_MAX_TOKENS;
             if (o->prompt_max_tokens && o->prompt_max_tokens[issued % n_prompts] > 0)
                 mt = o->prompt_max_tokens[issued % n_prompts];
-            req_ctx *q = req_start(&r, multi, url, auth[0] ? auth : NULL, prompts[issued % n_prompts], mt, issued, err);
+            const etok_endpoint_stop *ps = o->prompt_stop ? &o->prompt_stop[issued % n_prompts] : NULL;
+            req_ctx *q = req_start(&r, multi, url, auth[0] ? auth : NULL, prompts[issued % n_prompts], mt, ps, issued, err);
             issued++;
             if (!q) {
                 if (r.rec->n_requests == 0 || r.rec->requests[r.rec->n_requests - 1].error[0] == '\0') {

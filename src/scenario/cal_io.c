@@ -58,8 +58,8 @@ int etok_cal_find_model(const etok_cal_run *run, const char *name, etok_model_ar
     return rc;
 }
 
-int etok_cal_write_profile(const etok_cal_fit_result *fit, const char *const *used, size_t n_used, const char *path,
-                           etok_err *err) {
+int etok_cal_write_profile(const etok_cal_fit_result *fit, const etok_cal_run *runs, const int *use, const int *role,
+                           size_t n, const char *path, etok_err *err) {
     const etok_hw_spec *h = &fit->hw;
     const etok_hw_cal_row *r = &h->cal.rows[0];
     json_t *o = json_object(), *pf = json_object(), *cal = json_object(), *ach = json_array(), *row = json_object(),
@@ -89,9 +89,27 @@ int etok_cal_write_profile(const etok_cal_fit_result *fit, const char *const *us
         json_object_set_new(row, "flops_fraction", ff);
         json_array_append_new(ach, row);
         json_object_set_new(cal, "source", json_string(h->cal.source));
-        for (size_t i = 0; i < n_used; i++) json_array_append_new(up, json_string(used[i]));
+        for (size_t i = 0; i < n; i++)
+            if (!use || use[i]) json_array_append_new(up, json_string(runs[i].label));
         json_object_set_new(cal, "used_points", up);
         json_object_set_new(cal, "achievable", ach);
+        if (h->cal.n_kernels > 0) {
+            json_t *ka = json_array();
+            for (int k = 0; ka && k < h->cal.n_kernels; k++) {
+                json_t *ko = json_object(), *fr = json_array();
+                if (!ko || !fr) { json_decref(ko); json_decref(fr); ok = 0; break; }
+                json_object_set_new(ko, "weight_dtype", json_string(etok_dtype_name(h->cal.kernels[k].weight_dtype)));
+                json_object_set_new(ko, "threads", json_integer(h->cal.kernels[k].threads));
+                json_object_set_new(ko, "flops_fraction", json_real(h->cal.kernels[k].flops_fraction));
+                for (size_t i = 0; role && i < n; i++)
+                    if ((!use || use[i]) && (role[i] & ETOK_CAL_ROLE_KERNEL) && etok_cal_kernel_of(&h->cal, &runs[i]) == k)
+                        json_array_append_new(fr, json_string(runs[i].label));
+                json_object_set_new(ko, "fitted_from", fr);
+                json_array_append_new(ka, ko);
+            }
+            if (!ka) ok = 0;
+            json_object_set_new(cal, "kernels", ka);
+        }
         json_object_set_new(pw, "activity_floor", json_real(h->cal.activity_floor));
         json_object_set_new(pw, "activity_per_mfu", json_real(h->cal.activity_per_mfu));
         json_object_set_new(pw, "activity_per_mbu", json_real(h->cal.activity_per_mbu));

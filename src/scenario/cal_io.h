@@ -15,8 +15,11 @@ int etok_cal_load_run(const char *path, etok_cal_run *out, char *host, size_t ho
 /* The catalog model of a run: `name` when given, else the catalog entry whose name (letters
  * and digits only, lower case) is the longest found in the run's model name or file name. */
 int etok_cal_find_model(const etok_cal_run *run, const char *name, etok_model_arch *m, etok_err *err);
-/* Writes fit->hw as a hardware catalog entry (with "calibration" and a source per number). */
-int etok_cal_write_profile(const etok_cal_fit_result *fit, const char *const *used_labels, size_t n_used, const char *path,
-                           etok_err *err);
+/* Writes fit->hw as a hardware catalog entry (with "calibration" and a source per number):
+ * used_points = the labels of runs[i] with use[i] (use NULL = all); each kernel's
+ * "fitted_from" = the runs whose role (etok_cal_fit's, NULL = none listed) has
+ * ETOK_CAL_ROLE_KERNEL and whose format and threads are that kernel's. */
+int etok_cal_write_profile(const etok_cal_fit_result *fit, const etok_cal_run *runs, const int *use, const int *role,
+                           size_t n, const char *path, etok_err *err);
 
 #endif

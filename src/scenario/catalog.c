@@ -224,7 +224,7 @@ static int parse_power(json_t *pw, const char *what, const char *f, double *floo
 static int parse_calibration(json_t *c, const char *what, etok_hw_calibration *cal, etok_err *err) {
     memset(cal, 0, sizeof *cal);
     if (!c || json_is_null(c)) return 0;
-    static const char *const K[] = {"source", "achievable", "power", "used_points", NULL};
+    static const char *const K[] = {"source", "achievable", "power", "used_points", "kernels", NULL};
     if (!json_is_object(c)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: calibration: must be an object", what);
     if (jq_known_keys(c, K, what, "calibration", err)) return -1;
     json_t *src = json_object_get(c, "source");
@@ -276,6 +276,38 @@ static int parse_calibration(json_t *c, const char *what, etok_hw_calibration *c
                         &cal->activity_per_mbu, err))
             return -1;
         cal->has_power = 1;
+    }
+    /* "kernels": [{"weight_dtype": "q4_1", "threads": 2, "flops_fraction": x, "fitted_from": [...]}]
+     * (etok tpf --calibrate; the first is the rows' kernel) */
+    json_t *kn = json_object_get(c, "kernels");
+    if (kn && !json_is_null(kn)) {
+        if (!json_is_array(kn) || json_array_size(kn) < 1 || json_array_size(kn) > ETOK_CAL_MAX_POINTS)
+            return etok_errc(err, ETOK_EXIT_INPUT, "%s: calibration.kernels: must be an array of 1..%d objects", what, ETOK_CAL_MAX_POINTS);
+        json_t *k;
+        json_array_foreach(kn, i, k) {
+            char f[96], g[128];
+            snprintf(f, sizeof f, "calibration.kernels[%zu]", i);
+            static const char *const KK[] = {"weight_dtype", "threads", "flops_fraction", "fitted_from", NULL};
+            if (!json_is_object(k)) return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: must be an object", what, f);
+            if (jq_known_keys(k, KK, what, f, err)) return -1;
+            json_t *wd = json_object_get(k, "weight_dtype");
+            if (!json_is_string(wd) || etok_dtype_parse(json_string_value(wd), &cal->kernels[i].weight_dtype))
+                return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s.weight_dtype: must name a weight format (fp32, fp16, q8_0, q4_1, ...)", what, f);
+            snprintf(g, sizeof g, "%s.threads", f);
+            json_t *th = json_object_get(k, "threads");
+            if (!th) return etok_errc(err, ETOK_EXIT_INPUT, "%s: missing field %s", what, g);
+            if (jq_int(th, 1, 1 << 16, what, g, &cal->kernels[i].threads, err)) return -1;
+            json_t *ff = json_object_get(k, "flops_fraction");
+            double x = json_number_value(ff);
+            if (!json_is_number(ff) || !(x > 0 && x <= 1))
+                return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s.flops_fraction: must be a number in (0, 1]", what, f);
+            cal->kernels[i].flops_fraction = x;
+            for (size_t j = 0; j < i; j++)
+                if (cal->kernels[j].weight_dtype == cal->kernels[i].weight_dtype && cal->kernels[j].threads == cal->kernels[i].threads)
+                    return etok_errc(err, ETOK_EXIT_INPUT, "%s: %s: a second entry for %s at %d threads", what, f,
+                                     etok_dtype_name(cal->kernels[i].weight_dtype), cal->kernels[i].threads);
+        }
+        cal->n_kernels = (int)json_array_size(kn);
     }
     cal->present = 1;
     return 0;

@@ -7,9 +7,15 @@ POST .../chat/completions or .../completions answers with an SSE stream of N con
 test can start it, point `etok bench --endpoint` at it and kill it mid-run (PORTFILE.log gets
 one line per request received, so the test knows the run is under way).
 
+Each request body is appended, one JSON line, to PORTFILE.bodies (what etok sent). With
+STUB_HONOUR_STOP=1 in the environment the stub honours the request's "stop" as OpenAI does: the
+stream ends before the chunk whose text would complete a stop string (the stop string itself is
+not sent) and usage counts the chunks sent; by default it ignores "stop", like a server without it.
+
 usage: sse_stub.py PORTFILE [CHUNKS] [DELAY_S]
 """
 import json
+import os
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,7 +40,16 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length", "0"))
-        self.rfile.read(n)
+        raw = self.rfile.read(n)
+        with open(sys.argv[1] + ".bodies", "a") as log:
+            log.write(raw.decode("utf-8", "replace").replace("\n", " ") + "\n")
+        stop = []
+        if os.environ.get("STUB_HONOUR_STOP") == "1":
+            try:
+                st = json.loads(raw).get("stop") or []
+                stop = [st] if isinstance(st, str) else list(st)
+            except (ValueError, AttributeError):
+                stop = []
         with open(sys.argv[1] + ".log", "a") as log:  # one line per request, for the test to wait on
             log.write("POST\n")
         self.send_response(200)
@@ -42,12 +57,18 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
         try:
+            text, sent = "", 0
             for i in range(CHUNKS):
                 time.sleep(DELAY)
-                c = {"choices": [{"index": 0, "delta": {"content": "t%d " % i}, "finish_reason": None}]}
+                piece = "t%d " % i
+                if any(s and s in text + piece for s in stop):
+                    break
+                text += piece
+                sent += 1
+                c = {"choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
                 self.wfile.write(b"data: " + json.dumps(c).encode() + b"\n\n")
                 self.wfile.flush()
-            u = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": CHUNKS}}
+            u = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": sent}}
             self.wfile.write(b"data: " + json.dumps(u).encode() + b"\n\ndata: [DONE]\n\n")
             self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError):
@@ -59,6 +80,5 @@ srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 srv.daemon_threads = True
 with open(sys.argv[1] + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
-import os
 os.rename(sys.argv[1] + ".tmp", sys.argv[1])
 srv.serve_forever()

@@ -58,12 +58,29 @@ assert abs(c["token_rate_predicted_over_measured"] * (1 + c["measured_token_rate
 PY
     expect 0 "leave-one-out" tpf --calibrate "$T/a" "$T/b" "$T/c" -o "$T/prof.json"
     grep -q "estimate meter" "$T/out" || { echo "FAIL: calibrate does not say the power fit is the estimate meter's"; fail=1; }
-    grep -q "^target (every held-out run within 25%): " "$T/out" || { echo "FAIL: calibrate: no target line"; cat "$T/out"; fail=1; }
+    grep -q "^target (every run predictable and within 25%): NOT met" "$T/out" || { echo "FAIL: calibrate: no target line"; cat "$T/out"; fail=1; }
+    # run c is the only 1-thread run: nothing else fits its kernel, so it is reported, not predicted
+    grep -q "/c .*not predictable: no kernel fitted for q4_1 weights at threads=1" "$T/out" ||
+        { echo "FAIL: calibrate: the 1-thread run is not reported as not predictable"; cat "$T/out"; fail=1; }
+    grep -q "^  predictable: 2 of 3 runs" "$T/out" || { echo "FAIL: calibrate: predictable count"; cat "$T/out"; fail=1; }
+    python3 - "$T/prof.json" "$T" <<'PY' || fail=1
+import json, sys
+k = json.load(open(sys.argv[1]))["calibration"]["kernels"]
+t = sys.argv[2]
+assert [(x["weight_dtype"], x["threads"]) for x in k] == [("q4_1", 2), ("q4_1", 1)], k
+assert k[0]["fitted_from"] == [t + "/a", t + "/b"] and k[1]["fitted_from"] == [t + "/c"], k
+assert all(0 < x["flops_fraction"] <= 1 for x in k), k
+PY
     printf '{"hardware": "%s", "model": {"name": "smollm2-135m", "weight_dtype": "q4_1", "kv_dtype": "fp16"}, "workload": {"input_tokens": 40, "output_tokens": 6, "batch": 2}}\n' \
         "$T/prof.json" >"$T/sc.json"
     expect 0 "fit to this machine.s bench runs: etok tpf --calibrate" tpf "$T/sc.json"
     expect 0 "TPF prediction (etok tpf lever batch=2; calibrated-" compare "$T/a" "$T/b" --iters 200 --calibration "$T/prof.json"
     expect 0 '"batch_in_fit"' tpf --calibrate "$T/a" "$T/b" --json
+    # one setting only (the same run twice): by run each predicts the other exactly; by setting
+    # nothing is left to fit from, and it says so
+    expect 0 "not predictable: no other run to fit from" tpf --calibrate "$T/a" "$T/a"
+    grep -q "^  decode token rate: median 0%, max 0%, within 25%: 2 of 2" "$T/out" ||
+        { echo "FAIL: calibrate of one run twice:"; cat "$T/out"; fail=1; }
     expect 3 "no-such-model" tpf --calibrate "$T/a" "$T/b" --model no-such-model
     # sweep: the second point carries the prediction against the first (sweep.json and the page)
     if ! "$ETOK" sweep --grid concurrency=1,2 -m "$MODEL" --evals "$T/e.jsonl" --requests 2 --warmup 0 --max-tokens 4 \
