@@ -9,8 +9,10 @@
  * ours) and kills it after the round. Rounds alternate quiet, busy, busy, quiet, ... so a
  * drift of the machine's other load falls on both alike.
  * -q 1: quiet rounds only (e.g. under `chrt -f 1`, to see the engine on an otherwise idle
- * machine when the machine is shared).
- * usage: bench_contention [-m MODEL] [-t THREADS] [-p 32] [-n 64] [-r 6] [-q 0|1] */
+ * machine when the machine is shared). -k 1: the busy loop keeps the benchmark's scheduling
+ * policy (under `chrt -r 1`: etok and one busy loop round-robin over the cores, ahead of every
+ * other process: an idle machine with one busy neighbour, with 100 ms time slices).
+ * usage: bench_contention [-m MODEL] [-t THREADS] [-p 32] [-n 64] [-r 6] [-q 0|1] [-k 0|1] */
 
 #include <math.h>
 #include <sched.h>
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -58,11 +61,14 @@ typedef struct {
     double yielded, slept;          /* waits that reached sched_yield / slept, all threads */
 } round_t;
 
+static int keep_policy; /* -k 1: the busy loop keeps the parent's scheduling policy */
+
 static pid_t start_busy(void) {
     pid_t pid = fork();
     if (pid == 0) {
         struct sched_param sp = {0}; /* not the parent's policy if it runs under chrt */
-        sched_setscheduler(0, SCHED_OTHER, &sp);
+        if (!keep_policy) sched_setscheduler(0, SCHED_OTHER, &sp);
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* no orphaned loop if the benchmark is killed */
         execl("/bin/sh", "sh", "-c", "while :; do :; done", (char *)NULL);
         _exit(127);
     }
@@ -89,14 +95,12 @@ static int run_round(etok_engine *e, const int32_t *prompt, int n_prompt, int n_
         return -1;
     }
     etok_engine_set_ignore_eos(e, id, 1);
-    int n = 0;
     for (;;) {
         etok_step_result st;
         if (etok_engine_step(e, &st, &err)) {
             fprintf(stderr, "%s\n", err.msg);
             return -1;
         }
-        n += st.decode_tokens;
         if (st.n_events && st.events[0].finished) break;
     }
     etok_engine_remove(e, id);
@@ -160,8 +164,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-n")) n_gen = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-r")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-q")) quiet_only = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-k")) keep_policy = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: %s [-m MODEL] [-t THREADS] [-p N] [-n N] [-r ROUNDS] [-q 0|1]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-m MODEL] [-t THREADS] [-p N] [-n N] [-r ROUNDS] [-q 0|1] [-k 0|1]\n", argv[0]);
             return 2;
         }
     }

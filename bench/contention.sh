@@ -9,10 +9,11 @@
 #
 #   bench/contention.sh [ROUNDS]     (default 3 pairs per binary)
 #   Env: ETOKS ("name=path ...", default "etok=build/etok"), ETOK_MODEL, OUT, REQUESTS (8),
-#        METER (estimate), NICE (default 0: etok and the neighbour run at this nice value; on
-#        a machine shared with other work, e.g. -19 (root) gives both of them the machine
-#        over the others' nice-0 processes: "quiet" is then close to etok alone, and "busy"
-#        is etok against one equal busy loop)
+#        METER (estimate), PREFIX (default none: a command prefix for etok and the neighbour
+#        both, e.g. "nice -n -19" or, as root, "chrt -r 1": on a machine shared with other
+#        work SCHED_RR gives the two of them the cores ahead of every other process, so
+#        "quiet" is etok alone and "busy" etok against one equal busy loop, with 100 ms time
+#        slices instead of CFS's few ms; the others get 5% meanwhile, keep such runs short)
 set -eu
 cd "$(dirname "$0")/.."
 ETOKS=${ETOKS:-etok=build/etok}
@@ -20,7 +21,7 @@ MODEL=${ETOK_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 OUT=${OUT:-/tmp/etok-contention}
 METER=${METER:-estimate}
 REQUESTS=${REQUESTS:-8}
-NICE=${NICE:-0}
+PREFIX=${PREFIX:-}
 ROUNDS=${1:-3}
 [ -f "$MODEL" ] || { echo "bench/contention.sh: $MODEL not found: run 'make model'" >&2; exit 3; }
 mkdir -p "$OUT"
@@ -29,11 +30,11 @@ trap '[ -n "$BUSY" ] && kill "$BUSY" 2>/dev/null' EXIT
 
 one() { # BIN NAME quiet|busy
     if [ "$3" = busy ]; then
-        nice -n "$NICE" sh -c 'while :; do :; done' &
+        $PREFIX sh -c 'while :; do :; done' &
         BUSY=$!
     fi
     la=$(cut -d' ' -f1 /proc/loadavg)
-    nice -n "$NICE" "$2" bench -m "$MODEL" --requests "$REQUESTS" --meter "$METER" --boundary process -q -o "$OUT/$1" \
+    $PREFIX "$2" bench -m "$MODEL" --requests "$REQUESTS" --meter "$METER" --boundary process -q -o "$OUT/$1" \
         >"$OUT/$1.log" 2>&1 || { echo "bench/contention.sh: $1 failed:"; cat "$OUT/$1.log"; exit 1; }
     if [ -n "$BUSY" ]; then kill "$BUSY"; wait "$BUSY" 2>/dev/null || true; BUSY=; fi
     python3 - "$OUT/$1/run.json" "$1" "$3" "$la" <<'PY'
