@@ -19,4 +19,13 @@ void etok_threadpool_free(etok_threadpool *p);
 int etok_threadpool_size(const etok_threadpool *p);
 void etok_threadpool_run(etok_threadpool *p, etok_task_fn fn, void *ctx);
 
+#ifdef ETOK_THREADPOOL_STATS
+/* Diagnostics build only: CPU time spent waiting, cumulative since the process started. */
+typedef struct {
+    double wait_cpu_s;
+    long waits, yielded, slept; /* waits; of them, those that reached sched_yield / slept */
+} etok_threadpool_stats;
+void etok_threadpool_get_stats(etok_threadpool_stats *caller, etok_threadpool_stats *workers);
+#endif
+
 #endif
