@@ -89,7 +89,7 @@ static float reduce_4x8(const float a[4][8]) {
     return (t0 + t1) + (t2 + t3);
 }
 
-static void attn_scores_1tok_ref(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+void etok_attn_scores_1tok_ref(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
                                  float *out) {
     const int np = hd & ~31;
     for (int s = 0; s < n; s++) {
@@ -107,7 +107,7 @@ static void attn_scores_1tok_ref(const float *q, const uint8_t *k0, size_t strid
     }
 }
 
-static void attn_accum_1tok_ref(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+void etok_attn_accum_1tok_ref(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
                                 float *out) {
     float acc[32][512];
     for (int k = 0; k < 32; k++) memset(acc[k], 0, (size_t)hd * sizeof(float));
@@ -128,7 +128,7 @@ static void attn_accum_1tok_ref(const float *w, const uint8_t *v0, size_t stride
 #include <immintrin.h>
 #define TGT __attribute__((target("avx2,fma,f16c")))
 
-static TGT void attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+TGT void etok_attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
                                       float *out) {
     const int np = hd & ~31;
     for (int s = 0; s < n; s++) {
@@ -152,7 +152,7 @@ static TGT void attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t 
     }
 }
 
-static TGT void attn_accum_1tok_avx2(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+TGT void etok_attn_accum_1tok_avx2(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
                                      float *out) {
     __m256 acc[32][64];
     const int nv = hd / 8;
@@ -182,19 +182,19 @@ void etok_attn_scores_1tok(const float *q, const uint8_t *k0, size_t stride, int
                            float *out) {
 #if ETOK_HAVE_X86_SIMD
     if (etok_simd_active()) {
-        attn_scores_1tok_avx2(q, k0, stride, n, hd, scale, out);
+        etok_attn_scores_1tok_avx2(q, k0, stride, n, hd, scale, out);
         return;
     }
 #endif
-    attn_scores_1tok_ref(q, k0, stride, n, hd, scale, out);
+    etok_attn_scores_1tok_ref(q, k0, stride, n, hd, scale, out);
 }
 
 void etok_attn_accum_1tok(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd, float *out) {
 #if ETOK_HAVE_X86_SIMD
     if (etok_simd_active() && hd % 8 == 0) {
-        attn_accum_1tok_avx2(w, v0, stride, first_pos, n, hd, out);
+        etok_attn_accum_1tok_avx2(w, v0, stride, first_pos, n, hd, out);
         return;
     }
 #endif
-    attn_accum_1tok_ref(w, v0, stride, first_pos, n, hd, out);
+    etok_attn_accum_1tok_ref(w, v0, stride, first_pos, n, hd, out);
 }
