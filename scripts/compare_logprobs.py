@@ -120,7 +120,7 @@ def compare(peer, mine):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("-m", "--model", default="models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    ap.add_argument("--bench", default="build/bench_logprobs", help="etok's bench_logprobs (make bench)")
+    ap.add_argument("--bench", default="build/bench_logprobs", help="etok's bench_logprobs (cmake --build build --target bench_logprobs)")
     ap.add_argument("-n", type=int, default=64, help="greedy tokens per prompt")
     ap.add_argument("-t", "--threads", type=int, default=2)
     ap.add_argument("--kv", type=int, default=16, help="etok KV cache bits (the peer's default cache is F16)")
