@@ -51,7 +51,7 @@ float etok_vexpf(float x) {
     return fmaf(s2, j, s2) * s1;
 }
 
-double etok_softmax_exp(float *y, const float *x, int n, float max) {
+double etok_softmax_exp_ref(float *y, const float *x, int n, float max) {
     double sum = 0;
     for (int i = 0; i < n; i += 8) {
         /* the reference's row runs over the whole padded KV range, the positions not attended
@@ -65,7 +65,7 @@ double etok_softmax_exp(float *y, const float *x, int n, float max) {
     return sum;
 }
 
-void etok_silu_mul(float *gate, const float *up, int n) {
+void etok_silu_mul_ref(float *gate, const float *up, int n) {
     const int nv = n - n % 8;
     for (int i = 0; i < n; i++) {
         const float x = gate[i], ex = i < nv ? etok_vexpf(0.0f - x) : expf(-x);
@@ -127,6 +127,60 @@ void etok_attn_accum_1tok_ref(const float *w, const uint8_t *v0, size_t stride, 
 #if ETOK_HAVE_X86_SIMD
 #include <immintrin.h>
 #define TGT __attribute__((target("avx2,fma,f16c")))
+
+/* etok_vexpf on 8 lanes: the same operations, so the same bits in every lane */
+static inline TGT __m256 vexpf8(__m256 x) {
+    const __m256 shift = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), shift);
+    const __m256 n = _mm256_sub_ps(z, shift);
+    const __m256 nn = _mm256_sub_ps(_mm256_setzero_ps(), n);
+    const __m256 b = _mm256_fmadd_ps(nn, _mm256_set1_ps(0x1.7f7d1cp-20f), _mm256_fmadd_ps(nn, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_set1_epi32(0x3f800000)));
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    const __m256 an = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    const __m256 big = _mm256_cmp_ps(an, _mm256_set1_ps(126.0f), _CMP_GT_OQ);
+    const __m256 fast = _mm256_fmadd_ps(k, j, k);
+    if (!_mm256_movemask_ps(big)) return fast;
+    const __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                                       _mm256_set1_epi32((int)0x82000000u));
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    const __m256 huge = _mm256_cmp_ps(an, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m256 scaled = _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1);
+    return _mm256_blendv_ps(_mm256_blendv_ps(fast, scaled, big), _mm256_mul_ps(s1, s1), huge);
+}
+
+TGT double etok_softmax_exp_avx2(float *y, const float *x, int n, float max) {
+    double sum = 0;
+    const __m256 mx = _mm256_set1_ps(max);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = vexpf8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mx));
+        _mm256_storeu_ps(y + i, v);
+        __m128 t = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+        t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+        t = _mm_add_ss(t, _mm_movehdup_ps(t));
+        sum += (double)_mm_cvtss_f32(t);
+    }
+    if (i < n) sum += etok_softmax_exp_ref(y + i, x + i, n - i, max); /* the zero-padded last block */
+    return sum;
+}
+
+TGT void etok_silu_mul_avx2(float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(gate + i);
+        const __m256 ex = vexpf8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        const __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), ex));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
 
 TGT void etok_attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
                                       float *out) {
@@ -197,4 +251,21 @@ void etok_attn_accum_1tok(const float *w, const uint8_t *v0, size_t stride, int 
     }
 #endif
     etok_attn_accum_1tok_ref(w, v0, stride, first_pos, n, hd, out);
+}
+
+double etok_softmax_exp(float *y, const float *x, int n, float max) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) return etok_softmax_exp_avx2(y, x, n, max);
+#endif
+    return etok_softmax_exp_ref(y, x, n, max);
+}
+
+void etok_silu_mul(float *gate, const float *up, int n) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        etok_silu_mul_avx2(gate, up, n);
+        return;
+    }
+#endif
+    etok_silu_mul_ref(gate, up, n);
 }

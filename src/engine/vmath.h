@@ -45,14 +45,18 @@ void etok_attn_scores_1tok(const float *q, const uint8_t *k0, size_t stride, int
  * of 32 with weight 0, so no position is a leftover); hd <= 512. */
 void etok_attn_accum_1tok(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd, float *out);
 
-/* The two implementations behind the dispatch, for tests (same bits by construction): the
+/* The implementations behind the dispatch, for tests (same bits by construction): the
  * scalar reference and, on x86-64 CPUs with AVX2/FMA/F16C (etok_simd_active), AVX2; hd <= 512,
  * the AVX2 accumulation also hd % 8 == 0. */
+double etok_softmax_exp_ref(float *y, const float *x, int n, float max);
+void etok_silu_mul_ref(float *gate, const float *up, int n);
 void etok_attn_scores_1tok_ref(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
                                float *out);
 void etok_attn_accum_1tok_ref(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
                               float *out);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+double etok_softmax_exp_avx2(float *y, const float *x, int n, float max);
+void etok_silu_mul_avx2(float *gate, const float *up, int n);
 void etok_attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
                                 float *out);
 void etok_attn_accum_1tok_avx2(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,

@@ -6,7 +6,8 @@
  *    and libm's expf would NOT give all of them (the fixture can tell the two apart);
  *  - etok_vexpf is within 2 ulp of exp() over the float range, exact at 0, 0 / inf beyond;
  *  - the one-token attention kernels: AVX2 = scalar reference bit for bit, both within 1e-5
- *    (relative to the sum of |terms|) of a double-precision sum. */
+ *    (relative to the sum of |terms|) of a double-precision sum;
+ *  - the AVX2 softmax exp and SiLU = their scalar references bit for bit, any length. */
 #include <jansson.h>
 #include <math.h>
 #include <setjmp.h>
@@ -57,11 +58,15 @@ static void test_silu_matches_llama_cpp(void **state) {
         x[i] = g[i] = fbits(xs, (size_t)i);
         up[i] = 1.0f;
     }
-    etok_silu_mul(g, up, n);
+    float g2[96];
+    memcpy(g2, g, sizeof g2);
+    etok_silu_mul(g, up, n);      /* the dispatch (AVX2 where the CPU has it) */
+    etok_silu_mul_ref(g2, up, n); /* the scalar reference */
     for (int i = 0; i < n; i++) {
         float want = fbits(ys, (size_t)i);
-        if (ubits(g[i]) != ubits(want))
-            fail_msg("silu(%a) = %a, llama.cpp %a (value %d)", (double)x[i], (double)g[i], (double)want, i);
+        if (ubits(g[i]) != ubits(want) || ubits(g2[i]) != ubits(want))
+            fail_msg("silu(%a) = %a (scalar %a), llama.cpp %a (value %d)", (double)x[i], (double)g[i], (double)g2[i],
+                     (double)want, i);
         libm_differs += ubits(x[i] / (1.0f + expf(-x[i]))) != ubits(want);
     }
     printf("silu: 96 of 96 equal llama.cpp's; with libm expf %d would differ\n", libm_differs);
@@ -84,13 +89,16 @@ static void test_softmax_matches_llama_cpp(void **state) {
             x[i] = fbits(xs, (size_t)(r * c + i));
             mx = x[i] > mx ? x[i] : mx;
         }
-        const float inv = (float)(1.0 / etok_softmax_exp(y, x, c, mx));
+        float y2[24];
+        const float inv = (float)(1.0 / etok_softmax_exp(y, x, c, mx)),
+                    inv2 = (float)(1.0 / etok_softmax_exp_ref(y2, x, c, mx));
         double lsum = 0;
         for (int i = 0; i < c; i++) lsum += expf(x[i] - mx);
         for (int i = 0; i < c; i++) {
             float want = fbits(ys, (size_t)(r * c + i));
-            if (ubits(y[i] * inv) != ubits(want))
-                fail_msg("softmax row %d [%d] = %a, llama.cpp %a", r, i, (double)(y[i] * inv), (double)want);
+            if (ubits(y[i] * inv) != ubits(want) || ubits(y2[i] * inv2) != ubits(want))
+                fail_msg("softmax row %d [%d] = %a (scalar %a), llama.cpp %a", r, i, (double)(y[i] * inv),
+                         (double)(y2[i] * inv2), (double)want);
             libm_differs += ubits(expf(x[i] - mx) * (float)(1.0 / lsum)) != ubits(want);
         }
     }
@@ -170,12 +178,43 @@ static void test_attn_1tok_simd_equals_scalar(void **state) {
     free(kv);
 }
 
+/* The AVX2 exp paths give the scalar reference's bits on random inputs over the whole range
+ * (including overflow / underflow lanes mixed with ordinary ones) and any row length. */
+static void test_exp_simd_equals_scalar(void **state) {
+    (void)state;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (!etok_simd_active()) skip();
+    enum { N = 1003 };
+    static float x[N], a[N], b[N], up[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = frand() * (i % 7 == 0 ? 230.0f : 20.0f);
+        up[i] = frand();
+    }
+    for (int n = 1; n <= N; n += n < 40 ? 1 : 97) {
+        const float mx = 3.0f;
+        const double sa = etok_softmax_exp_avx2(a, x, n, mx), sb = etok_softmax_exp_ref(b, x, n, mx);
+        assert_true(sa == sb);
+        for (int i = 0; i < n; i++)
+            if (ubits(a[i]) != ubits(b[i])) fail_msg("softmax n=%d [%d]: AVX2 %a, scalar %a", n, i, (double)a[i], (double)b[i]);
+        memcpy(a, x, sizeof a);
+        memcpy(b, x, sizeof b);
+        etok_silu_mul_avx2(a, up, n);
+        etok_silu_mul_ref(b, up, n);
+        for (int i = 0; i < n; i++)
+            if (ubits(a[i]) != ubits(b[i])) fail_msg("silu n=%d [%d]: AVX2 %a, scalar %a", n, i, (double)a[i], (double)b[i]);
+    }
+#else
+    skip();
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_silu_matches_llama_cpp),
         cmocka_unit_test(test_softmax_matches_llama_cpp),
         cmocka_unit_test(test_vexpf_accuracy),
         cmocka_unit_test(test_attn_1tok_simd_equals_scalar),
+        cmocka_unit_test(test_exp_simd_equals_scalar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
