@@ -2,8 +2,8 @@
  * engine's activations round as the reference's do (docs/ENGINE.md, "Numerics").
  *
  * llama.cpp (ggml-cpu, AVX2 build) computes exp in those two ops with a polynomial
- * approximation adapted from Arm's optimized-routines expf (max error ~1.5 ulp), not with
- * libm's correctly rounded-ish expf. The two differ by an ulp now and then, enough to flip an
+ * approximation adapted from Arm's optimized-routines expf (within 2 ulp; 1.89 ulp worst
+ * measured), not with libm's expf. The two differ by an ulp now and then, enough to flip an
  * 8-bit activation rounding downstream. etok_vexpf is the same algorithm, written here from its
  * math (see vmath.c), lane for lane; etok_softmax_exp and etok_silu_mul reproduce where the
  * reference uses it and how it sums. */
