@@ -20,6 +20,7 @@
  * once per step whatever the batch. Does not own scheduling or sampling (engine.c). */
 #include "engine/model.h"
 #include "engine/tokenizer_gguf.h"
+#include "engine/vmath.h"
 
 #include <math.h>
 #include <stdatomic.h>
@@ -877,14 +878,15 @@ typedef struct {
     float *gate;
     const float *up;
     size_t n;
+    int row; /* values per token (d_ff) */
 } swiglu_task;
 
-static float silu(float x) { return x / (1.0f + expf(-x)); }
-
+/* SiLU(gate) * up row by row, with exp() as llama.cpp evaluates it (engine/vmath.h) */
 static void swiglu_worker(void *ctxp, int ith, int nth) {
     const swiglu_task *w = ctxp;
-    size_t lo = w->n * (size_t)ith / (size_t)nth, hi = w->n * (size_t)(ith + 1) / (size_t)nth;
-    for (size_t i = lo; i < hi; i++) w->gate[i] = silu(w->gate[i]) * w->up[i];
+    const size_t rows = w->n / (size_t)w->row;
+    for (size_t r = (size_t)ith; r < rows; r += (size_t)nth)
+        etok_silu_mul(w->gate + r * (size_t)w->row, w->up + r * (size_t)w->row, w->row);
 }
 
 /* out_i[T][n_out_i] = x[T][n_in] . M_i^T for the n mats (all with the same n_in). */
@@ -975,6 +977,12 @@ static void attn_accum_q8(const float *w, const uint8_t *v0, size_t stride, int 
     }
 }
 
+static void accum_1tok(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+                       float *out) {
+    (void)type; /* F16 */
+    etok_attn_accum_1tok(w, v0, stride, first_pos, n, hd, out);
+}
+
 /* Attention for (token, head) pairs, round-robin across threads. */
 static void attn_worker(void *ctxp, int ith, int nth) {
     const attn_task *a = ctxp;
@@ -986,6 +994,11 @@ static void attn_worker(void *ctxp, int ith, int nth) {
     const int qd = a->m->q_dim;
     float *sc = a->st->scores + (size_t)ith * (size_t)a->st->ctx_len;
     const int pairs = a->b->n_tokens * n_h;
+    /* an F16 cache and a one-token step: llama.cpp's CPU backend then sums in another order
+     * than for a batch (engine/vmath.h), and so do we */
+    const int one_tok = kv_type == ETOK_T_F16 && a->b->n_tokens == 1;
+    void (*accum)(uint32_t, const float *, const uint8_t *, size_t, int, int, int, float *) =
+        one_tok ? accum_1tok : etok_attn_accum;
     for (int p = ith; p < pairs; p += nth) {
         int t = p / n_h, h = p % n_h, kvh = h / group;
         int pos = a->b->pos[t], slot = a->b->slot[t];
@@ -1004,18 +1017,16 @@ static void attn_worker(void *ctxp, int ith, int nth) {
             const uint8_t *k0 = kv_row(kv, kv->k, slot, a->layer, sp.first_pos[g]) + off;
             if (kv_type == ETOK_T_Q8_0)
                 attn_scores_q8(qa, k0, stride, sp.n[g], hd, scale, sc + n);
+            else if (one_tok)
+                etok_attn_scores_1tok(q, k0, stride, sp.n[g], hd, scale, sc + n);
             else
                 etok_attn_scores(kv_type, q, k0, stride, sp.n[g], hd, scale, sc + n);
             n += sp.n[g];
         }
         float mx = -INFINITY;
         for (int s = 0; s < n; s++) mx = sc[s] > mx ? sc[s] : mx;
-        /* softmax: sum in double, one reciprocal */
-        double sum = 0;
-        for (int s = 0; s < n; s++) {
-            sc[s] = expf(sc[s] - mx);
-            sum += sc[s];
-        }
+        /* softmax: exp() and the sum as llama.cpp's (engine/vmath.h), one reciprocal */
+        const double sum = etok_softmax_exp(sc, sc, n, mx);
         const float inv = (float)(1.0 / sum);
         for (int s = 0; s < n; s++) sc[s] *= inv;
         if (kv_type == ETOK_T_F16) etok_round_f16(sc, n);
@@ -1031,9 +1042,9 @@ static void attn_worker(void *ctxp, int ith, int nth) {
             if (kv_type == ETOK_T_Q8_0) {
                 attn_accum_q8(sc + n, v0, stride, sp.n[g], hd, out);
             } else if (g == 0) {
-                etok_attn_accum(kv_type, sc + n, v0, stride, sp.first_pos[g], sp.n[g], hd, out);
+                accum(kv_type, sc + n, v0, stride, sp.first_pos[g], sp.n[g], hd, out);
             } else {
-                etok_attn_accum(kv_type, sc + n, v0, stride, sp.first_pos[g], sp.n[g], hd, part);
+                accum(kv_type, sc + n, v0, stride, sp.first_pos[g], sp.n[g], hd, part);
                 for (int i = 0; i < hd; i++) out[i] += part[i];
             }
             n += sp.n[g];
@@ -1207,7 +1218,7 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             matmul(pool, st, 2, ms, os, st->xb, T);
         }
         {
-            swiglu_task w = {st->gate, st->up, (size_t)T * dff};
+            swiglu_task w = {st->gate, st->up, (size_t)T * dff, dff};
             void (*fn)(void *, int, int) = m->ffn_gelu ? geglu_worker : swiglu_worker;
             if (T >= PARALLEL_MIN_TOKENS)
                 etok_threadpool_run(pool, fn, &w);

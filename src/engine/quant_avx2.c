@@ -200,7 +200,8 @@ static TGT float dot_q6_k(const etok_block_q6_k *b, const etok_block_q8a *y, int
     return hsum_ps(acc);
 }
 
-/* IQ4_NL: the nibbles index the 16-level table with one byte shuffle, then a signed dot. */
+/* IQ4_NL: the nibbles index the 16-level table with one byte shuffle, then a signed dot. One
+ * accumulator, blocks in order: llama.cpp's order for a batch (llamafile's tinyBLAS). */
 static TGT float dot_iq4_nl(const etok_block_iq4_nl *b, const etok_block_q8a *y, int64_t nb) {
     __m256 acc = _mm256_setzero_ps();
     const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
@@ -210,6 +211,31 @@ static TGT float dot_iq4_nl(const etok_block_iq4_nl *b, const etok_block_q8a *y,
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
     }
     return hsum_ps(acc);
+}
+
+/* IQ4_NL for a one-token matmul, in the order of llama.cpp's AVX2 ggml_vec_dot_iq4_nl_q8_0
+ * (which it uses when a batch has one token): two accumulators, even and odd blocks, added
+ * before the reduction; an odd last block added after it as d * (integer dot). */
+static TGT float dot_iq4_nl_1tok(const etok_block_iq4_nl *b, const etok_block_q8a *y, int64_t nb) {
+    __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2)
+        for (int k = 0; k < 2; k++) {
+            __m256i q = _mm256_shuffle_epi8(tbl, unpack_nibbles(b[i + k].qs));
+            __m256i p = dot_ss8(q, _mm256_loadu_si256((const __m256i *)y[i + k].qs));
+            acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i + k].d) * y[i + k].d), _mm256_cvtepi32_ps(p), acc[k]);
+        }
+    float sum = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
+    if (i < nb) {
+        __m256i q = _mm256_shuffle_epi8(tbl, unpack_nibbles(b[i].qs));
+        __m256i p = dot_ss8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        s4 = _mm_hadd_epi32(s4, s4);
+        s4 = _mm_hadd_epi32(s4, s4);
+        sum += h2f(b[i].d) * y[i].d * (float)_mm_cvtsi128_si32(s4);
+    }
+    return sum;
 }
 
 /* From 16 int16 scales (one per 16-value sub-block of a super-block), the pair of the 32-value
@@ -582,6 +608,10 @@ void TGT etok_matmul_rows_avx2(uint32_t type, const uint8_t *w, size_t row_bytes
                            nb, out + r);
         }
         for (; r < r1; r++) out[r] = dot_q8_0((const etok_block_q8_0 *)(w + (size_t)r * row_bytes), xq, nb);
+        return;
+    }
+    if (nx == 1 && type == ETOK_T_IQ4_NL) { /* one token: llama.cpp's vec_dot order (see dot_iq4_nl_1tok) */
+        for (int64_t r = r0; r < r1; r++) out[r] = dot_iq4_nl_1tok((const etok_block_iq4_nl *)(w + (size_t)r * row_bytes), xq, nb);
         return;
     }
     for (int64_t r = r0; r < r1; r++) etok_vec_dot_multi_avx2(type, w + (size_t)r * row_bytes, xq, xf, n, nx, out + r, out_stride);

@@ -82,7 +82,7 @@ def call(path, body=None, key="sekrit"):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
-st, b = call("/v1/chat/completions", {"messages": [{"role": "user", "content": "What is the capital of France?"}],
+st, b = call("/v1/chat/completions", {"messages": [{"role": "user", "content": "Name the capital of France."}],
                                       "max_tokens": 8, "temperature": 0})
 assert st == 200, (st, b)
 j = json.loads(b)

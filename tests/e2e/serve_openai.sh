@@ -71,8 +71,10 @@ try:
 except openai.NotFoundError as e:
     assert e.body["code"] == "model_not_found", e.body
 
-# chat
-r = c.chat.completions.create(model=M, messages=[{"role": "user", "content": "What is the capital of France?"}],
+# chat ("Name the capital of France.": llama.cpp's greedy answer on this file is "The capital of
+# France is Paris." with every step's top-1/top-2 log-prob margin >= 1.0; "What is the capital
+# of France?" starts at a near-tie that llama.cpp answers with "L'Étoile...")
+r = c.chat.completions.create(model=M, messages=[{"role": "user", "content": "Name the capital of France."}],
                               max_tokens=8, temperature=0)
 full = r.choices[0].message.content
 assert "Paris" in full, full
@@ -84,7 +86,7 @@ r = c.completions.create(model=M, prompt="Once upon a time")
 assert r.usage.completion_tokens <= 16 and r.choices[0].text, r
 
 # streaming with include_usage
-chunks = list(c.chat.completions.create(model=M, messages=[{"role": "user", "content": "What is the capital of France?"}],
+chunks = list(c.chat.completions.create(model=M, messages=[{"role": "user", "content": "Name the capital of France."}],
                                         max_tokens=8, temperature=0, stream=True, stream_options={"include_usage": True}))
 text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
 assert text == full, (text, full)
@@ -96,10 +98,10 @@ assert u.completion_tokens >= 1 and u.total_tokens == u.prompt_tokens + u.comple
 k = full.index("Paris")
 stop = full[k + 1:k + 4]  # "ari": inside the word, across the token boundary of "Paris" if it has one
 want = full[:full.index(stop)]
-r = c.chat.completions.create(model=M, messages=[{"role": "user", "content": "What is the capital of France?"}],
+r = c.chat.completions.create(model=M, messages=[{"role": "user", "content": "Name the capital of France."}],
                               max_tokens=8, temperature=0, stop=[stop, "never-seen"])
 assert r.choices[0].message.content == want and r.choices[0].finish_reason == "stop", (r, want)
-s = c.chat.completions.create(model=M, messages=[{"role": "user", "content": "What is the capital of France?"}],
+s = c.chat.completions.create(model=M, messages=[{"role": "user", "content": "Name the capital of France."}],
                               max_tokens=8, temperature=0, stop=stop, stream=True)
 parts, finish = [], None
 for ch in s:

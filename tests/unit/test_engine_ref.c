@@ -3,16 +3,18 @@
  * there). Skipped when models/SmolLM2-135M-Instruct.Q4_1.gguf is absent (`make model`).
  *
  * What must hold, and why these tolerances:
- *  - the engine matches llama.cpp's arithmetic closely (same 8-bit activation blocks with F16
- *    scales, the same per-block summation order, F16 KV cache with F16 q and softmax weights,
- *    fused RoPE): on 3 of the 8 prompts the final logits are bit-identical. What remains is
- *    exp() in softmax and SiLU (llama.cpp uses its own vectorised approximation, ~1 ulp off
- *    libm), which now and then flips one 8-bit activation rounding; through 30 layers that
- *    moves final logits by up to ~0.6 (logits span ~30). So: final-position logits of the
- *    reference's top 100 within LOGIT_TOL = 1.0, and the same argmax;
- *  - greedy tokens equal llama.cpp's up to the first step whose reference top1-top2 margin is
- *    below MARGIN_TOL = 0.25 (there a ~0.1 logit difference may pick the other token, and the
- *    continuations then legitimately diverge), and at least 3 prompts agree on >= 32 tokens.
+ *  - the engine does llama.cpp's arithmetic (same 8-bit activation blocks with F16 scales,
+ *    the same per-block summation order, F16 KV cache with F16 q and softmax weights, fused
+ *    RoPE, exp() in softmax and SiLU by llama.cpp's AVX2 approximation, and the summation order
+ *    of its one-token attention kernel: docs/ENGINE.md, "Numerics"). Measured on this
+ *    reference (AVX2 kernels): all 9 prompts' final logits bit-identical and every greedy token
+ *    equal. One flipped 8-bit activation rounding moves final logits by up to ~0.6, so with
+ *    the AVX2 kernels the final logits of the reference's top 100 must be within
+ *    LOGIT_TOL_SIMD = 0.02 and every prompt's 64 greedy tokens must equal llama.cpp's;
+ *  - the scalar kernels (a CPU without AVX2/FMA) sum the blocks in another order, so there the
+ *    old bounds hold: final logits within LOGIT_TOL = 1.0, the same argmax, greedy tokens equal
+ *    up to the first step whose reference top1-top2 margin is below MARGIN_TOL = 0.25 (there a
+ *    ~0.1 logit difference may pick the other token), and at least 3 prompts agree on >= 32.
  * Under the sanitizer build (ETOK_SANITIZED=1, unoptimised) only 1 prompt x 4 tokens runs. */
 #include <jansson.h>
 #include <math.h>
@@ -27,11 +29,13 @@
 
 #include <cmocka.h>
 
+#include "engine/quant.h"
 #include "etok/engine.h"
 
 #define MODEL_PATH "models/SmolLM2-135M-Instruct.Q4_1.gguf"
 #define REF_PATH "tests/fixtures/reference/greedy.json"
 #define LOGIT_TOL 1.0
+#define LOGIT_TOL_SIMD 0.02
 #define MARGIN_TOL 0.25
 
 static const char *source_path(const char *rel) {
@@ -56,6 +60,7 @@ static void test_greedy_and_logits(void **state) {
     json_t *prompts = json_object_get(root, "prompts");
     assert_true(json_array_size(prompts) >= 5);
     const int sanitized = getenv("ETOK_SANITIZED") != NULL;
+    const int simd = etok_simd_active();
     const int n_prompts = sanitized ? 1 : (int)json_array_size(prompts);
 
     etok_err err = {{0}, 0};
@@ -108,7 +113,8 @@ static void test_greedy_and_logits(void **state) {
                     double d = fabs(l[t] - json_number_value(json_array_get(pair, 1)));
                     if (d > maxd) maxd = d;
                 }
-                if (maxd > LOGIT_TOL) fail_msg("%s: final logits differ from llama.cpp by %g > %g", name, maxd, LOGIT_TOL);
+                const double tol = simd ? LOGIT_TOL_SIMD : LOGIT_TOL;
+                if (maxd > tol) fail_msg("%s: final logits differ from llama.cpp by %g > %g", name, maxd, tol);
                 int argmax = 0;
                 for (int k = 1; k < in->vocab_size; k++)
                     if (l[k] > l[argmax]) argmax = k;
@@ -124,8 +130,9 @@ static void test_greedy_and_logits(void **state) {
         etok_engine_remove(e, id);
         int agree = 0;
         while (agree < n && agree < n_ref && mine[agree] == json_integer_value(json_array_get(gids, (size_t)agree))) agree++;
-        int must = 0; /* steps before the first near-tie of the reference */
-        while (must < n && must < n_ref && json_number_value(json_array_get(margins, (size_t)must)) >= MARGIN_TOL) must++;
+        int must = 0; /* steps before the first near-tie of the reference (with SIMD: all) */
+        while (must < n && must < n_ref && (simd || json_number_value(json_array_get(margins, (size_t)must)) >= MARGIN_TOL))
+            must++;
         printf("%-14s greedy: %d of %d tokens equal llama.cpp's (required: %d, before a margin < %.2f)\n", name, agree, n,
                must, MARGIN_TOL);
         if (agree < must)

@@ -263,7 +263,9 @@ static void test_axpy(void **state) {
 }
 
 /* etok_matmul_rows (rows in groups of 4 for decode, vectors in groups of 4 for prefill) gives
- * exactly what one etok_vec_dot per (row, vector) gives. */
+ * exactly what one etok_vec_dot per (row, vector) gives; except an IQ4_NL one-vector matmul
+ * with the AVX2 kernels, which sums in llama.cpp's one-token order (two accumulators,
+ * docs/ENGINE.md "Numerics"): there only float rounding may differ. */
 static void test_matmul_rows(void **state) {
     (void)state;
     enum { N = 256, ROWS = 11, NX = 5 };
@@ -282,8 +284,11 @@ static void test_matmul_rows(void **state) {
             etok_matmul_rows(t, m, rb, 1, ROWS, xq, x, N, nx, out, ROWS); /* rows 1..10: a group of 4 and a rest */
             for (int j = 0; j < nx; j++) {
                 assert_float_equal(out[j * ROWS], 0.0f, 0.0f); /* row 0 not asked for */
-                for (int r = 1; r < ROWS; r++)
-                    assert_float_equal(out[j * ROWS + r], etok_vec_dot(t, m + r * rb, xq + j * (N / 32), x + j * N, N), 0.0f);
+                for (int r = 1; r < ROWS; r++) {
+                    const float want = etok_vec_dot(t, m + r * rb, xq + j * (N / 32), x + j * N, N);
+                    const float tol = t == ETOK_T_IQ4_NL && nx == 1 && etok_simd_active() ? 1e-5f * (fabsf(want) + 1.0f) : 0.0f;
+                    assert_float_equal(out[j * ROWS + r], want, tol);
+                }
             }
         }
     }

@@ -1,0 +1,271 @@
+/* vmath.c — the exp() approximation of llama.cpp's CPU softmax and SiLU (see vmath.h).
+ *
+ * Algorithm (Arm optimized-routines' single-precision exp, in the variant ggml's AVX2 code
+ * uses; written from the math, not copied): with the "shifter" S = 1.5 * 2^23,
+ *   z = fma(x, 1/ln2, S)        z's low mantissa bits now hold n = round(x / ln2)
+ *   n = z - S
+ *   b = fma(-n, L2lo, fma(-n, L2hi, x))          b = x - n ln2 in two parts, |b| <= ln2/2
+ *   p(b) = fma(fma(fma(c5, b, c4), b*b, fma(c3, b, c2)), b*b, c1 * b)  ~ e^b - 1
+ *   k = 2^n, built in the exponent field: bits(z) << 23 plus bits(1.0f)
+ *   e^x = fma(p, k, k)                                               when |n| <= 126
+ * and for |n| > 126 (2^n not representable as a float) the scale is split into two factors
+ * s1 * s2 with s1 = 2^127 or 2^-125 (by the sign of n): e^x = fma(s2, p, s2) * s1; for
+ * |n| > 192 the result is s1 * s1 (overflow to inf or underflow to 0). Every step is an IEEE
+ * single operation (fmaf is one rounding), so this scalar code gives the same bits as the
+ * vector version in every lane. Constants are the reference's, as hexadecimal floats. */
+#include "engine/vmath.h"
+#include "engine/quant_simd.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+static inline uint32_t f2u(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static inline float u2f(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+float etok_vexpf(float x) {
+    const float shift = 0x1.8p23f, inv_ln2 = 0x1.715476p+0f, ln2_hi = 0x1.62e4p-1f, ln2_lo = 0x1.7f7d1cp-20f;
+    const float c1 = 0x1.ffffecp-1f, c2 = 0x1.fffdb6p-2f, c3 = 0x1.555e66p-3f, c4 = 0x1.573e2ep-5f,
+                c5 = 0x1.0e4020p-7f;
+    const float z = fmaf(x, inv_ln2, shift);
+    const float n = z - shift;
+    const float b = fmaf(-n, ln2_lo, fmaf(-n, ln2_hi, x));
+    const uint32_t e = f2u(z) << 23;
+    const float k = u2f(e + f2u(1.0f));
+    const float u = b * b;
+    const float j = fmaf(fmaf(fmaf(c5, b, c4), u, fmaf(c3, b, c2)), u, c1 * b);
+    const float an = fabsf(n);
+    if (!(an > 126.0f)) return fmaf(k, j, k);
+    const uint32_t g = n <= 0.0f ? 0x82000000u : 0u;
+    const float s1 = u2f(g + 0x7f000000u), s2 = u2f(e - g);
+    if (an > 192.0f) return s1 * s1;
+    return fmaf(s2, j, s2) * s1;
+}
+
+double etok_softmax_exp_ref(float *y, const float *x, int n, float max) {
+    double sum = 0;
+    for (int i = 0; i < n; i += 8) {
+        /* the reference's row runs over the whole padded KV range, the positions not attended
+         * masked to -inf (exp 0): a short last block sums as if padded with zeros */
+        float v[8] = {0};
+        const int m = n - i < 8 ? n - i : 8;
+        for (int l = 0; l < m; l++) v[l] = y[i + l] = etok_vexpf(x[i + l] - max);
+        const float a0 = v[4] + v[0], a1 = v[5] + v[1], a2 = v[6] + v[2], a3 = v[7] + v[3];
+        sum += (double)((a0 + a2) + (a1 + a3));
+    }
+    return sum;
+}
+
+void etok_silu_mul_ref(float *gate, const float *up, int n) {
+    const int nv = n - n % 8;
+    for (int i = 0; i < n; i++) {
+        const float x = gate[i], ex = i < nv ? etok_vexpf(0.0f - x) : expf(-x);
+        gate[i] = x / (1.0f + ex) * up[i];
+    }
+}
+
+/* ------------------------------------------------------------------ attention, one token */
+
+static float h2f(const uint8_t *p) {
+    etok_f16 h;
+    memcpy(&h, p, sizeof h);
+    return etok_f16_to_f32(h);
+}
+
+/* the reference's reduction of four 8-lane accumulators a[j][l] (see vmath.h) */
+static float reduce_4x8(const float a[4][8]) {
+    float z[8];
+    for (int l = 0; l < 8; l++) z[l] = (a[0][l] + a[2][l]) + (a[1][l] + a[3][l]);
+    const float t0 = z[0] + z[4], t1 = z[1] + z[5], t2 = z[2] + z[6], t3 = z[3] + z[7];
+    return (t0 + t1) + (t2 + t3);
+}
+
+void etok_attn_scores_1tok_ref(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                                 float *out) {
+    const int np = hd & ~31;
+    for (int s = 0; s < n; s++) {
+        const uint8_t *k = k0 + (size_t)s * stride;
+        float a[4][8] = {{0}};
+        for (int i = 0; i < np; i += 32)
+            for (int j = 0; j < 4; j++)
+                for (int l = 0; l < 8; l++) {
+                    const int c = i + 8 * j + l;
+                    a[j][l] = fmaf(h2f(k + 2 * c), q[c], a[j][l]);
+                }
+        double sum = reduce_4x8(a);
+        for (int c = np; c < hd; c++) sum += (double)(h2f(k + 2 * c) * q[c]);
+        out[s] = (float)sum * scale;
+    }
+}
+
+void etok_attn_accum_1tok_ref(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+                                float *out) {
+    float acc[32][512];
+    for (int k = 0; k < 32; k++) memset(acc[k], 0, (size_t)hd * sizeof(float));
+    for (int s = 0; s < n; s++) {
+        const uint8_t *v = v0 + (size_t)s * stride;
+        float *a = acc[(first_pos + s) % 32];
+        for (int i = 0; i < hd; i++) a[i] = fmaf(h2f(v + 2 * i), w[s], a[i]);
+    }
+    for (int i = 0; i < hd; i++) {
+        float a[4][8];
+        for (int j = 0; j < 4; j++)
+            for (int l = 0; l < 8; l++) a[j][l] = acc[8 * j + l][i];
+        out[i] = reduce_4x8(a);
+    }
+}
+
+#if ETOK_HAVE_X86_SIMD
+#include <immintrin.h>
+#define TGT __attribute__((target("avx2,fma,f16c")))
+
+/* etok_vexpf on 8 lanes: the same operations, so the same bits in every lane */
+static inline TGT __m256 vexpf8(__m256 x) {
+    const __m256 shift = _mm256_set1_ps(0x1.8p23f);
+    const __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), shift);
+    const __m256 n = _mm256_sub_ps(z, shift);
+    const __m256 nn = _mm256_sub_ps(_mm256_setzero_ps(), n);
+    const __m256 b = _mm256_fmadd_ps(nn, _mm256_set1_ps(0x1.7f7d1cp-20f), _mm256_fmadd_ps(nn, _mm256_set1_ps(0x1.62e4p-1f), x));
+    const __m256i e = _mm256_slli_epi32(_mm256_castps_si256(z), 23);
+    const __m256 k = _mm256_castsi256_ps(_mm256_add_epi32(e, _mm256_set1_epi32(0x3f800000)));
+    const __m256 u = _mm256_mul_ps(b, b);
+    const __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_mul_ps(_mm256_set1_ps(0x1.ffffecp-1f), b));
+    const __m256 an = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), n);
+    const __m256 big = _mm256_cmp_ps(an, _mm256_set1_ps(126.0f), _CMP_GT_OQ);
+    const __m256 fast = _mm256_fmadd_ps(k, j, k);
+    if (!_mm256_movemask_ps(big)) return fast;
+    const __m256i g = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(n, _mm256_setzero_ps(), _CMP_LE_OQ)),
+                                       _mm256_set1_epi32((int)0x82000000u));
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_add_epi32(g, _mm256_set1_epi32(0x7f000000)));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_sub_epi32(e, g));
+    const __m256 huge = _mm256_cmp_ps(an, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
+    const __m256 scaled = _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1);
+    return _mm256_blendv_ps(_mm256_blendv_ps(fast, scaled, big), _mm256_mul_ps(s1, s1), huge);
+}
+
+TGT double etok_softmax_exp_avx2(float *y, const float *x, int n, float max) {
+    double sum = 0;
+    const __m256 mx = _mm256_set1_ps(max);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 v = vexpf8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mx));
+        _mm256_storeu_ps(y + i, v);
+        __m128 t = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+        t = _mm_add_ps(t, _mm_movehl_ps(t, t));
+        t = _mm_add_ss(t, _mm_movehdup_ps(t));
+        sum += (double)_mm_cvtss_f32(t);
+    }
+    if (i < n) sum += etok_softmax_exp_ref(y + i, x + i, n - i, max); /* the zero-padded last block */
+    return sum;
+}
+
+TGT void etok_silu_mul_avx2(float *gate, const float *up, int n) {
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(gate + i);
+        const __m256 ex = vexpf8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        const __m256 s = _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), ex));
+        _mm256_storeu_ps(gate + i, _mm256_mul_ps(s, _mm256_loadu_ps(up + i)));
+    }
+    for (; i < n; i++) gate[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+TGT void etok_attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                                      float *out) {
+    const int np = hd & ~31;
+    for (int s = 0; s < n; s++) {
+        const uint8_t *k = k0 + (size_t)s * stride;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < np; i += 32) {
+            a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + 2 * i))), _mm256_loadu_ps(q + i), a0);
+            a1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + 2 * i + 16))),
+                                 _mm256_loadu_ps(q + i + 8), a1);
+            a2 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + 2 * i + 32))),
+                                 _mm256_loadu_ps(q + i + 16), a2);
+            a3 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + 2 * i + 48))),
+                                 _mm256_loadu_ps(q + i + 24), a3);
+        }
+        const __m256 z = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
+        const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(z), _mm256_extractf128_ps(z, 1));
+        const __m128 t1 = _mm_hadd_ps(t0, t0);
+        double sum = _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+        for (int c = np; c < hd; c++) sum += (double)(h2f(k + 2 * c) * q[c]);
+        out[s] = (float)sum * scale;
+    }
+}
+
+TGT void etok_attn_accum_1tok_avx2(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+                                     float *out) {
+    __m256 acc[32][64];
+    const int nv = hd / 8;
+    for (int k = 0; k < 32; k++)
+        for (int i = 0; i < nv; i++) acc[k][i] = _mm256_setzero_ps();
+    for (int s = 0; s < n; s++) {
+        const uint8_t *v = v0 + (size_t)s * stride;
+        __m256 *a = acc[(first_pos + s) % 32];
+        const __m256 ws = _mm256_set1_ps(w[s]);
+        for (int i = 0; i < nv; i++)
+            a[i] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 16 * i))), ws, a[i]);
+    }
+    /* per dimension (8 at a time): z[l] = (a[l] + a[16+l]) + (a[8+l] + a[24+l]), then
+     * ((z0+z4) + (z1+z5)) + ((z2+z6) + (z3+z7)) */
+    for (int i = 0; i < nv; i++) {
+        __m256 z[8];
+        for (int l = 0; l < 8; l++)
+            z[l] = _mm256_add_ps(_mm256_add_ps(acc[l][i], acc[16 + l][i]), _mm256_add_ps(acc[8 + l][i], acc[24 + l][i]));
+        const __m256 t0 = _mm256_add_ps(z[0], z[4]), t1 = _mm256_add_ps(z[1], z[5]), t2 = _mm256_add_ps(z[2], z[6]),
+                     t3 = _mm256_add_ps(z[3], z[7]);
+        _mm256_storeu_ps(out + 8 * i, _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3)));
+    }
+}
+#endif
+
+void etok_attn_scores_1tok(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                           float *out) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        etok_attn_scores_1tok_avx2(q, k0, stride, n, hd, scale, out);
+        return;
+    }
+#endif
+    etok_attn_scores_1tok_ref(q, k0, stride, n, hd, scale, out);
+}
+
+void etok_attn_accum_1tok(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd, float *out) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active() && hd % 8 == 0) {
+        etok_attn_accum_1tok_avx2(w, v0, stride, first_pos, n, hd, out);
+        return;
+    }
+#endif
+    etok_attn_accum_1tok_ref(w, v0, stride, first_pos, n, hd, out);
+}
+
+double etok_softmax_exp(float *y, const float *x, int n, float max) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) return etok_softmax_exp_avx2(y, x, n, max);
+#endif
+    return etok_softmax_exp_ref(y, x, n, max);
+}
+
+void etok_silu_mul(float *gate, const float *up, int n) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        etok_silu_mul_avx2(gate, up, n);
+        return;
+    }
+#endif
+    etok_silu_mul_ref(gate, up, n);
+}

@@ -1,0 +1,64 @@
+/* vmath.h — exp() as llama.cpp's CPU backend evaluates it in softmax and SiLU, so that the
+ * engine's activations round as the reference's do (docs/ENGINE.md, "Numerics").
+ *
+ * llama.cpp (ggml-cpu, AVX2 build) computes exp in those two ops with a polynomial
+ * approximation adapted from Arm's optimized-routines expf (within 2 ulp; 1.89 ulp worst
+ * measured), not with libm's expf. The two differ by an ulp now and then, enough to flip an
+ * 8-bit activation rounding downstream. etok_vexpf is the same algorithm, written here from its
+ * math (see vmath.c), lane for lane; etok_softmax_exp and etok_silu_mul reproduce where the
+ * reference uses it and how it sums. */
+#ifndef ETOK_ENGINE_VMATH_H
+#define ETOK_ENGINE_VMATH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* exp(x) by range reduction to 2^n * e^b, |b| <= ln2/2, and a degree-5 polynomial in b. */
+float etok_vexpf(float x);
+
+/* y[i] = exp(x[i] - max) for i < n with etok_vexpf; returns their sum: each block of 8 (the
+ * last one padded with zeros) summed in float in the reference's reduction order
+ * ((y0+y4)+(y2+y6)) + ((y1+y5)+(y3+y7)), the blocks in double. (The reference's softmax row
+ * spans its KV range, padded to a multiple of 32 cells with the unattended ones masked to exp
+ * 0, so it never takes its scalar tail there.) */
+double etok_softmax_exp(float *y, const float *x, int n, float max);
+
+/* gate[i] = silu(gate[i]) * up[i] for one row of n values: silu(x) = x / (1 + exp(-x)) with
+ * etok_vexpf in the row's 8-wide blocks and expf in the last n % 8. */
+void etok_silu_mul(float *gate, const float *up, int n);
+
+#endif
+
+/* Attention over an F16 cache for a step of ONE token, in the order of llama.cpp's
+ * ggml_vec_dot_f16 (AVX2), which its CPU backend uses for K.q and for the weighted sum over V
+ * when a batch has a single token (with two or more it takes llamafile's tinyBLAS, whose
+ * order etok_attn_scores / etok_attn_accum follow). ggml_vec_dot_f16 over n values: four
+ * 8-lane FMA accumulators, value i in accumulator (i % 32) / 8, lane i % 8, over the first
+ * n - n % 32 values; reduced (a0 + a2) + (a1 + a3), then lanes (l0+l4, l1+l5, l2+l6, l3+l7) as
+ * (s0 + s1) + (s2 + s3); the last n % 32 products (each rounded to float) added in double.
+ * q and w must already be F16 values (the reference rounds them to F16). */
+/* out[s] = dot(K row s, q) * scale for n rows of hd F16 values, stride bytes apart */
+void etok_attn_scores_1tok(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                           float *out);
+/* out[i] = sum_s w[s] V[s][i] as one ggml_vec_dot_f16 over positions (position p in
+ * accumulator slot p % 32, the reference's cell index; its KV range is padded to a multiple
+ * of 32 with weight 0, so no position is a leftover); hd <= 512. */
+void etok_attn_accum_1tok(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd, float *out);
+
+/* The implementations behind the dispatch, for tests (same bits by construction): the
+ * scalar reference and, on x86-64 CPUs with AVX2/FMA/F16C (etok_simd_active), AVX2; hd <= 512,
+ * the AVX2 accumulation also hd % 8 == 0. */
+double etok_softmax_exp_ref(float *y, const float *x, int n, float max);
+void etok_silu_mul_ref(float *gate, const float *up, int n);
+void etok_attn_scores_1tok_ref(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                               float *out);
+void etok_attn_accum_1tok_ref(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+                              float *out);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+double etok_softmax_exp_avx2(float *y, const float *x, int n, float max);
+void etok_silu_mul_avx2(float *gate, const float *up, int n);
+void etok_attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                                float *out);
+void etok_attn_accum_1tok_avx2(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+                               float *out);
+#endif

@@ -1,0 +1,220 @@
+/* test_vmath.c — exp() as llama.cpp's CPU softmax and SiLU evaluate it, and the one-token
+ * attention sums (src/engine/vmath.c):
+ *  - SiLU and softmax equal, bit for bit, llama.cpp's own outputs on the same inputs
+ *    (tests/fixtures/reference/vexp.json: ggml_silu over 96 values, ggml_soft_max over 4 rows
+ *    of 24, computed by llama.cpp c392e5094's CPU backend, AVX2 build; see the README there),
+ *    and libm's expf would NOT give all of them (the fixture can tell the two apart);
+ *  - etok_vexpf is within 2 ulp of exp() over the float range, exact at 0, 0 / inf beyond;
+ *  - the one-token attention kernels: AVX2 = scalar reference bit for bit, both within 1e-5
+ *    (relative to the sum of |terms|) of a double-precision sum;
+ *  - the AVX2 softmax exp and SiLU = their scalar references bit for bit, any length. */
+#include <jansson.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "engine/quant.h"
+#include "engine/vmath.h"
+
+static float fbits(json_t *a, size_t i) {
+    uint32_t u = (uint32_t)json_integer_value(json_array_get(a, i));
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static uint32_t ubits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static json_t *load_fixture(void) {
+    char p[1024];
+    const char *root = getenv("ETOK_SOURCE_DIR");
+    snprintf(p, sizeof p, "%s/tests/fixtures/reference/vexp.json", root && *root ? root : ".");
+    json_error_t e;
+    json_t *j = json_load_file(p, 0, &e);
+    if (!j) fail_msg("%s: %s", p, e.text);
+    return j;
+}
+
+static void test_silu_matches_llama_cpp(void **state) {
+    (void)state;
+    json_t *j = load_fixture();
+    json_t *xs = json_object_get(j, "silu_x"), *ys = json_object_get(j, "silu_y");
+    const int n = (int)json_array_size(xs);
+    assert_int_equal(n, 96);
+    float g[96], up[96], x[96];
+    int libm_differs = 0;
+    for (int i = 0; i < n; i++) {
+        x[i] = g[i] = fbits(xs, (size_t)i);
+        up[i] = 1.0f;
+    }
+    float g2[96];
+    memcpy(g2, g, sizeof g2);
+    etok_silu_mul(g, up, n);      /* the dispatch (AVX2 where the CPU has it) */
+    etok_silu_mul_ref(g2, up, n); /* the scalar reference */
+    for (int i = 0; i < n; i++) {
+        float want = fbits(ys, (size_t)i);
+        if (ubits(g[i]) != ubits(want) || ubits(g2[i]) != ubits(want))
+            fail_msg("silu(%a) = %a (scalar %a), llama.cpp %a (value %d)", (double)x[i], (double)g[i], (double)g2[i],
+                     (double)want, i);
+        libm_differs += ubits(x[i] / (1.0f + expf(-x[i]))) != ubits(want);
+    }
+    printf("silu: 96 of 96 equal llama.cpp's; with libm expf %d would differ\n", libm_differs);
+    assert_true(libm_differs > 0);
+    json_decref(j);
+}
+
+static void test_softmax_matches_llama_cpp(void **state) {
+    (void)state;
+    json_t *j = load_fixture();
+    json_t *xs = json_object_get(j, "softmax_x"), *ys = json_object_get(j, "softmax_y");
+    const int c = (int)json_integer_value(json_object_get(j, "softmax_cols"));
+    const int rows = (int)json_array_size(xs) / c;
+    assert_int_equal(c, 24);
+    assert_int_equal(rows, 4);
+    int libm_differs = 0;
+    for (int r = 0; r < rows; r++) {
+        float x[24], y[24], mx = -INFINITY;
+        for (int i = 0; i < c; i++) {
+            x[i] = fbits(xs, (size_t)(r * c + i));
+            mx = x[i] > mx ? x[i] : mx;
+        }
+        float y2[24];
+        const float inv = (float)(1.0 / etok_softmax_exp(y, x, c, mx)),
+                    inv2 = (float)(1.0 / etok_softmax_exp_ref(y2, x, c, mx));
+        double lsum = 0;
+        for (int i = 0; i < c; i++) lsum += expf(x[i] - mx);
+        for (int i = 0; i < c; i++) {
+            float want = fbits(ys, (size_t)(r * c + i));
+            if (ubits(y[i] * inv) != ubits(want) || ubits(y2[i] * inv2) != ubits(want))
+                fail_msg("softmax row %d [%d] = %a (scalar %a), llama.cpp %a", r, i, (double)(y[i] * inv),
+                         (double)(y2[i] * inv2), (double)want);
+            libm_differs += ubits(expf(x[i] - mx) * (float)(1.0 / lsum)) != ubits(want);
+        }
+    }
+    printf("softmax: 96 of 96 equal llama.cpp's; with libm expf %d would differ\n", libm_differs);
+    assert_true(libm_differs > 0);
+    json_decref(j);
+}
+
+static void test_vexpf_accuracy(void **state) {
+    (void)state;
+    assert_true(etok_vexpf(0.0f) == 1.0f);
+    assert_true(etok_vexpf(-INFINITY) == 0.0f);
+    assert_true(isinf(etok_vexpf(INFINITY)) && etok_vexpf(INFINITY) > 0);
+    assert_true(etok_vexpf(-200.0f) == 0.0f);
+    assert_true(isinf(etok_vexpf(200.0f)));
+    assert_true(isnan(etok_vexpf(NAN)));
+    double worst = 0;
+    for (int i = 0; i <= 200000; i++) {
+        const float x = -87.0f + 175.0f * (float)i / 200000.0f;
+        const double want = exp((double)x), got = etok_vexpf(x);
+        const double ulp = ldexp(1.0, ilogb(want) - 23);
+        const double e = fabs(got - want) / ulp;
+        if (e > worst) worst = e;
+    }
+    printf("etok_vexpf on [-87, 88]: worst error %.3f ulp\n", worst);
+    assert_true(worst < 2.0); /* the algorithm's stated bound: 1.45 + 0.5 ulp */
+}
+
+static uint64_t rng = 88172645463325252ull;
+static float frand(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static void test_attn_1tok_simd_equals_scalar(void **state) {
+    (void)state;
+    const int n = 77, stride_vals = 192, hds[3] = {64, 48, 128};
+    etok_f16 *kv = malloc((size_t)n * stride_vals * sizeof *kv);
+    assert_non_null(kv);
+    for (int s = 0; s < n * stride_vals; s++) kv[s] = etok_f32_to_f16(frand() * 3.0f);
+    for (int t = 0; t < 3; t++) {
+        const int hd = hds[t];
+        float q[128], w[77], s_ref[77], s_simd[77], o_ref[128], o_simd[128];
+        for (int i = 0; i < hd; i++) q[i] = etok_f16_to_f32(etok_f32_to_f16(frand()));
+        for (int s = 0; s < n; s++) w[s] = etok_f16_to_f32(etok_f32_to_f16(0.5f + 0.5f * frand()));
+        const size_t stride = (size_t)stride_vals * sizeof(etok_f16);
+        etok_attn_scores_1tok_ref(q, (const uint8_t *)kv, stride, n, hd, 0.125f, s_ref);
+        etok_attn_accum_1tok_ref(w, (const uint8_t *)kv, stride, 5, n, hd, o_ref);
+        for (int s = 0; s < n; s++) { /* scalar reference against a double sum */
+            double d = 0, mag = 0;
+            for (int i = 0; i < hd; i++) {
+                d += (double)etok_f16_to_f32(kv[(size_t)s * stride_vals + i]) * q[i];
+                mag += fabs((double)etok_f16_to_f32(kv[(size_t)s * stride_vals + i]) * q[i]);
+            }
+            assert_true(fabs(s_ref[s] - d * 0.125) <= 1e-5 * mag * 0.125 + 1e-30);
+        }
+        for (int i = 0; i < hd; i++) {
+            double d = 0, mag = 0;
+            for (int s = 0; s < n; s++) {
+                d += (double)w[s] * etok_f16_to_f32(kv[(size_t)s * stride_vals + i]);
+                mag += fabs((double)w[s] * etok_f16_to_f32(kv[(size_t)s * stride_vals + i]));
+            }
+            assert_true(fabs(o_ref[i] - d) <= 1e-5 * mag + 1e-30);
+        }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+        if (!etok_simd_active()) continue;
+        etok_attn_scores_1tok_avx2(q, (const uint8_t *)kv, stride, n, hd, 0.125f, s_simd);
+        etok_attn_accum_1tok_avx2(w, (const uint8_t *)kv, stride, 5, n, hd, o_simd);
+        for (int s = 0; s < n; s++)
+            if (ubits(s_simd[s]) != ubits(s_ref[s])) fail_msg("hd %d score %d: AVX2 %a, scalar %a", hd, s, (double)s_simd[s], (double)s_ref[s]);
+        for (int i = 0; i < hd; i++)
+            if (ubits(o_simd[i]) != ubits(o_ref[i])) fail_msg("hd %d out %d: AVX2 %a, scalar %a", hd, i, (double)o_simd[i], (double)o_ref[i]);
+#endif
+    }
+    free(kv);
+}
+
+/* The AVX2 exp paths give the scalar reference's bits on random inputs over the whole range
+ * (including overflow / underflow lanes mixed with ordinary ones) and any row length. */
+static void test_exp_simd_equals_scalar(void **state) {
+    (void)state;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (!etok_simd_active()) skip();
+    enum { N = 1003 };
+    static float x[N], a[N], b[N], up[N];
+    for (int i = 0; i < N; i++) {
+        x[i] = frand() * (i % 7 == 0 ? 230.0f : 20.0f);
+        up[i] = frand();
+    }
+    for (int n = 1; n <= N; n += n < 40 ? 1 : 97) {
+        const float mx = 3.0f;
+        const double sa = etok_softmax_exp_avx2(a, x, n, mx), sb = etok_softmax_exp_ref(b, x, n, mx);
+        assert_true(sa == sb);
+        for (int i = 0; i < n; i++)
+            if (ubits(a[i]) != ubits(b[i])) fail_msg("softmax n=%d [%d]: AVX2 %a, scalar %a", n, i, (double)a[i], (double)b[i]);
+        memcpy(a, x, sizeof a);
+        memcpy(b, x, sizeof b);
+        etok_silu_mul_avx2(a, up, n);
+        etok_silu_mul_ref(b, up, n);
+        for (int i = 0; i < n; i++)
+            if (ubits(a[i]) != ubits(b[i])) fail_msg("silu n=%d [%d]: AVX2 %a, scalar %a", n, i, (double)a[i], (double)b[i]);
+    }
+#else
+    skip();
+#endif
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_silu_matches_llama_cpp),
+        cmocka_unit_test(test_softmax_matches_llama_cpp),
+        cmocka_unit_test(test_vexpf_accuracy),
+        cmocka_unit_test(test_attn_1tok_simd_equals_scalar),
+        cmocka_unit_test(test_exp_simd_equals_scalar),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
