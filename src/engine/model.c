@@ -12,6 +12,7 @@
  * Every matrix multiply runs over ALL tokens of the step at once, so each weight row is read
  * once per step whatever the batch. Does not own scheduling or sampling (engine.c). */
 #include "engine/model.h"
+#include "engine/attn.h"
 #include "engine/tokenizer_gguf.h"
 
 #include <math.h>
@@ -570,8 +571,18 @@ double etok_model_kv_bytes_per_token(const etok_model *m, int kv_bits) {
 
 /* ------------------------------------------------------------------ KV cache */
 
+void etok_layer_attn_window(const etok_model *m, int layer, int attn_window, int sinks, int *win, int *win_sinks) {
+    const int own = m->layers[layer].window;
+    *win = attn_window;
+    *win_sinks = attn_window > 0 ? sinks : 0;
+    if (own > 0 && (attn_window <= 0 || own < attn_window)) {
+        *win = own;
+        *win_sinks = 0;
+    }
+}
+
 int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int rows, int kv_bits, int sinks,
-                       etok_err *err) {
+                       int attn_window, int max_run, etok_err *err) {
     memset(kv, 0, sizeof *kv);
     if (kv_bits != 8 && kv_bits != 16 && kv_bits != 32)
         return etok_errc(err, ETOK_EXIT_USAGE, "KV cache: kv_bits must be 8 (Q8_0), 16 or 32, not %d", kv_bits);
@@ -581,6 +592,7 @@ int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int 
                          m->info.head_dim, ETOK_QK);
     if (sinks < 0 || sinks >= rows)
         return etok_errc(err, ETOK_EXIT_USAGE, "KV cache: %d sink rows do not fit %d rows", sinks, rows);
+    if (max_run < 1) max_run = 1;
     kv->n_slots = n_slots;
     kv->rows = rows;
     kv->sinks = sinks;
@@ -590,7 +602,24 @@ int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int 
     kv->n_layers = m->info.n_layers;
     kv->kv_dim = m->info.n_kv_heads * m->info.head_dim;
     kv->row_bytes = etok_type_row_bytes(kv->type, kv->kv_dim);
-    size_t n = (size_t)n_slots * (size_t)kv->n_layers * (size_t)rows * kv->row_bytes;
+    kv->layout = calloc((size_t)kv->n_layers, sizeof *kv->layout);
+    if (!kv->layout) return etok_errf(err, "KV cache: out of memory");
+    for (int l = 0; l < kv->n_layers; l++) {
+        etok_kv_layout *ly = &kv->layout[l];
+        int win, wsinks;
+        etok_layer_attn_window(m, l, attn_window, sinks, &win, &wsinks);
+        ly->rows = rows;
+        ly->sinks = sinks;
+        if (win > 0 && wsinks == 0 && win == m->layers[l].window && (int64_t)win + max_run < rows) {
+            /* the layer's own window: a ring of the window and one step's tokens */
+            ly->rows = win + max_run;
+            ly->sinks = 0;
+        }
+        ly->ring = ly->rows - ly->sinks;
+        ly->first_row = kv->slot_rows;
+        kv->slot_rows += (size_t)ly->rows;
+    }
+    size_t n = (size_t)n_slots * kv->slot_rows * kv->row_bytes;
     /* calloc: pages are only touched as positions are written */
     kv->k = calloc(1, n);
     kv->v = calloc(1, n);
@@ -604,16 +633,9 @@ int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int 
 void etok_kv_cache_free(etok_kv_cache *kv) {
     free(kv->k);
     free(kv->v);
+    free(kv->layout);
     kv->k = kv->v = NULL;
-}
-
-static inline int kv_row_of(const etok_kv_cache *kv, int pos) {
-    return pos < kv->sinks ? pos : kv->sinks + (pos - kv->sinks) % kv->ring;
-}
-
-static inline uint8_t *kv_row(const etok_kv_cache *kv, uint8_t *base, int slot, int layer, int pos) {
-    size_t idx = (((size_t)slot * (size_t)kv->n_layers + (size_t)layer) * (size_t)kv->rows + (size_t)kv_row_of(kv, pos));
-    return base + idx * kv->row_bytes;
+    kv->layout = NULL;
 }
 
 /* ------------------------------------------------------------------ forward state */
@@ -628,7 +650,8 @@ struct etok_fwd_state {
     float *gate, *up;/* [T][d_ff] */
     float *rope_cs;  /* [2][T][rope_dims] cos, sin pairs: global layers, then local ones */
     etok_block_q8a *xq; /* [T][max(d, d_ff, q_dim)/32] */
-    float *scores;   /* [n_threads][ctx_len] */
+    float *scores;   /* [n_threads][etok_attn_scratch_floats(.., ctx_len)] */
+    size_t scores_per_thread;
     float *lm_x;     /* [T][d] rows that want logits */
 };
 
@@ -673,7 +696,8 @@ etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_th
     s->up = malloc(T * dff * sizeof(float));
     s->rope_cs = malloc(2 * T * (size_t)m->rope_dims * sizeof(float));
     s->xq = malloc(T * (wide / ETOK_QK + 1) * sizeof(etok_block_q8a));
-    s->scores = malloc((size_t)n_threads * (size_t)ctx_len * sizeof(float));
+    s->scores_per_thread = etok_attn_scratch_floats(in->n_heads, in->n_kv_heads, ctx_len);
+    s->scores = malloc((size_t)n_threads * s->scores_per_thread * sizeof(float));
     s->lm_x = malloc(T * d * sizeof(float));
     if (!s->x || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || !s->rope_cs || !s->xq ||
         !s->scores || !s->lm_x) {
@@ -788,125 +812,6 @@ static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_
     etok_threadpool_run(pool, matmul_worker, &t);
 }
 
-typedef struct {
-    const etok_model *m;
-    const etok_kv_cache *kv;
-    etok_fwd_state *st;
-    const etok_batch *b;
-    int layer, window, sinks; /* window 0: every position; sinks: leading positions always attended */
-} attn_task;
-
-/* The cached positions one token attends to, as at most three runs of consecutive rows: the
- * sinks, then the window, split where it wraps around the ring. */
-typedef struct {
-    int n_seg;
-    int first_pos[3], n[3];
-} attn_span;
-
-static void attn_span_of(const etok_kv_cache *kv, int window, int sinks, int pos, attn_span *sp) {
-    sp->n_seg = 0;
-    if (window <= 0 || pos + 1 <= sinks + window) {
-        /* every position 0..pos, in rows 0..pos (pos < sinks + ring: nothing has wrapped) */
-        sp->first_pos[0] = 0;
-        sp->n[sp->n_seg++] = pos + 1;
-        return;
-    }
-    if (sinks > 0) {
-        sp->first_pos[0] = 0;
-        sp->n[sp->n_seg++] = sinks;
-    }
-    int p0 = pos + 1 - window, left = window;
-    while (left > 0) {
-        int run = kv->sinks + kv->ring - kv_row_of(kv, p0);
-        if (run > left) run = left;
-        sp->first_pos[sp->n_seg] = p0;
-        sp->n[sp->n_seg++] = run;
-        p0 += run;
-        left -= run;
-    }
-}
-
-/* Q8_0 cache: q quantised to 8-bit blocks (as llama.cpp does for a quantised K cache), each
- * score an integer block dot; V rows dequantised and summed in float. */
-static void attn_scores_q8(const etok_block_q8a *qa, const uint8_t *k0, size_t stride, int n, int hd, float scale,
-                           float *out) {
-    for (int s = 0; s < n; s++) out[s] = etok_vec_dot(ETOK_T_Q8_0, k0 + (size_t)s * stride, qa, NULL, hd) * scale;
-}
-
-static void attn_accum_q8(const float *w, const uint8_t *v0, size_t stride, int n, int hd, float *out) {
-    float row[512];
-    for (int s = 0; s < n; s++) {
-        etok_dequantize_row(ETOK_T_Q8_0, v0 + (size_t)s * stride, row, hd);
-        for (int i = 0; i < hd; i++) out[i] += w[s] * row[i];
-    }
-}
-
-/* Attention for (token, head) pairs, round-robin across threads. */
-static void attn_worker(void *ctxp, int ith, int nth) {
-    const attn_task *a = ctxp;
-    const etok_model_info *in = &a->m->info;
-    const etok_kv_cache *kv = a->kv;
-    const int hd = in->head_dim, n_h = in->n_heads, group = in->n_heads / in->n_kv_heads;
-    const uint32_t kv_type = kv->type;
-    const float scale = a->m->attn_scale;
-    const int qd = a->m->q_dim;
-    float *sc = a->st->scores + (size_t)ith * (size_t)a->st->ctx_len;
-    const int pairs = a->b->n_tokens * n_h;
-    for (int p = ith; p < pairs; p += nth) {
-        int t = p / n_h, h = p % n_h, kvh = h / group;
-        int pos = a->b->pos[t], slot = a->b->slot[t];
-        attn_span sp;
-        attn_span_of(kv, a->window, a->sinks, pos, &sp);
-        float q[512];
-        etok_block_q8a qa[512 / ETOK_QK];
-        memcpy(q, a->st->q + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd, (size_t)hd * sizeof(float));
-        /* With an F16 cache the products run at F16 input precision (as llama.cpp does: q is
-         * rounded to F16 for K.q, and the softmax weights for the sum over V). */
-        if (kv_type == ETOK_T_F16) etok_round_f16(q, hd);
-        if (kv_type == ETOK_T_Q8_0) etok_quantize_q8a(q, qa, hd);
-        const size_t stride = kv->row_bytes, off = etok_type_row_bytes(kv_type, (int64_t)kvh * hd);
-        int n = 0;
-        for (int g = 0; g < sp.n_seg; g++) {
-            const uint8_t *k0 = kv_row(kv, kv->k, slot, a->layer, sp.first_pos[g]) + off;
-            if (kv_type == ETOK_T_Q8_0)
-                attn_scores_q8(qa, k0, stride, sp.n[g], hd, scale, sc + n);
-            else
-                etok_attn_scores(kv_type, q, k0, stride, sp.n[g], hd, scale, sc + n);
-            n += sp.n[g];
-        }
-        float mx = -INFINITY;
-        for (int s = 0; s < n; s++) mx = sc[s] > mx ? sc[s] : mx;
-        /* softmax: sum in double, one reciprocal */
-        double sum = 0;
-        for (int s = 0; s < n; s++) {
-            sc[s] = expf(sc[s] - mx);
-            sum += sc[s];
-        }
-        const float inv = (float)(1.0 / sum);
-        for (int s = 0; s < n; s++) sc[s] *= inv;
-        if (kv_type == ETOK_T_F16) etok_round_f16(sc, n);
-        /* weighted sum over V in 8 position lanes reduced pairwise: the operation order of an
-         * 8-wide FMA dot over positions, which is what llama.cpp uses here; a span in several
-         * runs (sinks, a wrapped ring) sums the runs' results */
-        float *out = a->st->att + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd;
-        float part[512];
-        n = 0;
-        if (kv_type == ETOK_T_Q8_0) memset(out, 0, (size_t)hd * sizeof(float));
-        for (int g = 0; g < sp.n_seg; g++) {
-            const uint8_t *v0 = kv_row(kv, kv->v, slot, a->layer, sp.first_pos[g]) + off;
-            if (kv_type == ETOK_T_Q8_0) {
-                attn_accum_q8(sc + n, v0, stride, sp.n[g], hd, out);
-            } else if (g == 0) {
-                etok_attn_accum(kv_type, sc + n, v0, stride, sp.first_pos[g], sp.n[g], hd, out);
-            } else {
-                etok_attn_accum(kv_type, sc + n, v0, stride, sp.first_pos[g], sp.n[g], hd, part);
-                for (int i = 0; i < hd; i++) out[i] += part[i];
-            }
-            n += sp.n[g];
-        }
-    }
-}
-
 /* ------------------------------------------------------------------ the forward pass */
 
 static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
@@ -961,14 +866,18 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             b->slot[t] >= kv->n_slots)
             return etok_errf(err, "forward: position %d / slot %d outside the KV cache", b->pos[t], b->slot[t]);
     }
-    if (attn_window > 0) {
-        /* a slot's tokens of this step are written before any attends: the ring must keep the
-         * window of the run's first token while its last one is written */
+    /* a slot's tokens of this step are written before any attends: a layer's ring must keep
+     * the window of the run's first token while its last one is written */
+    for (int l = 0; l < in->n_layers; l++) {
+        const etok_kv_layout *ly = &kv->layout[l];
+        int win, wsinks;
+        etok_layer_attn_window(m, l, attn_window, kv->sinks, &win, &wsinks);
+        if (win <= 0) continue;
         for (int t = 0, run = 1; t < T; t++, run++) {
             if (t > 0 && b->slot[t] != b->slot[t - 1]) run = 1;
-            if (b->pos[t] >= kv->sinks + kv->ring && attn_window + run - 1 > kv->ring)
-                return etok_errf(err, "forward: %d tokens of one sequence in a step overflow the %d-row KV ring "
-                                 "(window %d)", run, kv->ring, attn_window);
+            if (b->pos[t] >= ly->sinks + ly->ring && win + run - 1 > ly->ring)
+                return etok_errf(err, "forward: %d tokens of one sequence in a step overflow the %d-row KV ring of "
+                                 "layer %d (window %d)", run, ly->ring, l, win);
         }
     }
 
@@ -1018,7 +927,7 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
                     rmsnorm(kt + (size_t)h * hd, kt + (size_t)h * hd, L->k_norm, hd, m->rms_eps);
             rope(qt, in->n_heads, hd, rd, cs, m->rope_neox);
             rope(kt, in->n_kv_heads, hd, rd, cs, m->rope_neox);
-            uint8_t *kr = kv_row(kv, kv->k, b->slot[t], l, b->pos[t]), *vr = kv_row(kv, kv->v, b->slot[t], l, b->pos[t]);
+            uint8_t *kr = etok_kv_row(kv, kv->k, b->slot[t], l, b->pos[t]), *vr = etok_kv_row(kv, kv->v, b->slot[t], l, b->pos[t]);
             if (kv->type == ETOK_T_F16) {
                 etok_f32_to_f16_row(kt, kr, kvd);
                 etok_f32_to_f16_row(st->v + (size_t)t * kvd, vr, kvd);
@@ -1034,13 +943,10 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
          * own window (Gemma 3's local layers) attends to that window, or to the run's
          * --attn-window (with its sinks) when that one is narrower */
         {
-            int win = attn_window, sinks = attn_window > 0 ? kv->sinks : 0;
-            if (L->window > 0 && (attn_window <= 0 || L->window < attn_window)) {
-                win = L->window;
-                sinks = 0;
-            }
-            attn_task at = {m, kv, st, b, l, win, sinks};
-            etok_threadpool_run(pool, attn_worker, &at);
+            etok_attn_args aa = {kv, b, l, 0, 0, in->n_heads, in->n_kv_heads, hd, qd, m->attn_scale, st->q, st->att,
+                                 st->scores, st->scores_per_thread};
+            etok_layer_attn_window(m, l, attn_window, kv->sinks, &aa.window, &aa.sinks);
+            etok_attention(pool, &aa);
         }
         /* output projection, (Gemma 3: RMSNorm), residual */
         {

@@ -534,6 +534,84 @@ void TGT etok_attn_accum_avx2(uint32_t type, const float *w, const uint8_t *v0, 
     }
 }
 
+/* Grouped (GQA) F16 attention: G <= 4 query heads against each cached row, the row's F16
+ * values converted once per 8 and used by every head. Per head the operations are those of
+ * dot_f16 / etok_attn_accum_avx2, in the same order (bit-identical); the G independent
+ * accumulation chains also hide the FMA latency that one head's single chain exposes. */
+static inline __attribute__((always_inline)) TGT void scores_f16_g(const float *q, const int G, const uint8_t *k0,
+                                                                    size_t stride, int n, int hd, float scale,
+                                                                    float *out, size_t out_stride) {
+    const int nv = hd / 8;
+    for (int s = 0; s < n; s++) {
+        const uint8_t *k = k0 + (size_t)s * stride;
+        __m256 acc[4];
+        for (int h = 0; h < G; h++) acc[h] = _mm256_setzero_ps();
+        for (int i = 0; i < nv; i++) {
+            const __m256 kf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + 16 * i)));
+            for (int h = 0; h < G; h++)
+                acc[h] = _mm256_fmadd_ps(kf, _mm256_loadu_ps(q + (size_t)h * (size_t)hd + 8 * (size_t)i), acc[h]);
+        }
+        for (int h = 0; h < G; h++) out[(size_t)h * out_stride + (size_t)s] = hsum_ps(acc[h]) * scale;
+    }
+}
+
+void TGT etok_attn_scores_multi_avx2(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                                     float *out, size_t out_stride) {
+    for (int h0 = 0; h0 < g; h0 += 4) {
+        const float *qh = q + (size_t)h0 * (size_t)hd;
+        float *o = out + (size_t)h0 * out_stride;
+        switch (g - h0 < 4 ? g - h0 : 4) {
+        case 1: scores_f16_g(qh, 1, k0, stride, n, hd, scale, o, out_stride); break;
+        case 2: scores_f16_g(qh, 2, k0, stride, n, hd, scale, o, out_stride); break;
+        case 3: scores_f16_g(qh, 3, k0, stride, n, hd, scale, o, out_stride); break;
+        default: scores_f16_g(qh, 4, k0, stride, n, hd, scale, o, out_stride); break;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) TGT void accum_f16_g(const float *w, size_t w_stride, const int G,
+                                                                   int n_seg, const uint8_t *const *v0,
+                                                                   const int *first_pos, const int *n, size_t stride,
+                                                                   int hd, float *out) {
+    __m256 lanes[4][8][64];
+    const int nv = hd / 8;
+    for (int h = 0; h < G; h++)
+        for (int k = 0; k < 8; k++)
+            for (int i = 0; i < nv; i++) lanes[h][k][i] = _mm256_setzero_ps();
+    for (int j = 0, w0 = 0; j < n_seg; w0 += n[j], j++)
+        for (int s = 0; s < n[j]; s++) {
+            const uint8_t *v = v0[j] + (size_t)s * stride;
+            const int lane = (first_pos[j] + s) % 8;
+            __m256 ws[4];
+            for (int h = 0; h < G; h++) ws[h] = _mm256_set1_ps(w[(size_t)h * w_stride + (size_t)(w0 + s)]);
+            for (int i = 0; i < nv; i++) {
+                const __m256 vf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 16 * i)));
+                for (int h = 0; h < G; h++) lanes[h][lane][i] = _mm256_fmadd_ps(ws[h], vf, lanes[h][lane][i]);
+            }
+        }
+    for (int h = 0; h < G; h++)
+        for (int i = 0; i < nv; i++) {
+            __m256 t0 = _mm256_add_ps(lanes[h][4][i], lanes[h][0][i]), t1 = _mm256_add_ps(lanes[h][5][i], lanes[h][1][i]),
+                   t2 = _mm256_add_ps(lanes[h][6][i], lanes[h][2][i]), t3 = _mm256_add_ps(lanes[h][7][i], lanes[h][3][i]);
+            _mm256_storeu_ps(out + (size_t)h * (size_t)hd + 8 * (size_t)i,
+                             _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3)));
+        }
+}
+
+void TGT etok_attn_accum_multi_avx2(const float *w, size_t w_stride, int g, int n_seg, const uint8_t *const *v0,
+                                    const int *first_pos, const int *n, size_t stride, int hd, float *out) {
+    for (int h0 = 0; h0 < g; h0 += 4) {
+        const float *wh = w + (size_t)h0 * w_stride;
+        float *o = out + (size_t)h0 * (size_t)hd;
+        switch (g - h0 < 4 ? g - h0 : 4) {
+        case 1: accum_f16_g(wh, w_stride, 1, n_seg, v0, first_pos, n, stride, hd, o); break;
+        case 2: accum_f16_g(wh, w_stride, 2, n_seg, v0, first_pos, n, stride, hd, o); break;
+        case 3: accum_f16_g(wh, w_stride, 3, n_seg, v0, first_pos, n, stride, hd, o); break;
+        default: accum_f16_g(wh, w_stride, 4, n_seg, v0, first_pos, n, stride, hd, o); break;
+        }
+    }
+}
+
 void TGT etok_round_f16_avx2(float *x, int n) {
     int i = 0;
     for (; i + 8 <= n; i += 8)

@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "engine/model.h"
 #include "engine/quant.h"
 #include "engine/tokenizer.h"
 #include "etok/engine.h"
@@ -169,6 +170,96 @@ static void test_sliding_window_takes_effect(void **state) {
     free(c);
 }
 
+/* Logits of every step of a greedy run (prompt of 6, then 30 generated tokens) with the given
+ * KV format, prefill chunk and threads; malloc'd, 31 x V. */
+static float *run_logits(const char *name, int kv_bits, int chunk, int threads, int *V) {
+    etok_err err = {0};
+    etok_model *m = etok_model_load(tmp_path(name), &err);
+    if (!m) fail_msg("%s: %s", name, err.msg);
+    *V = etok_model_get_info(m)->vocab_size;
+    int32_t ids[6];
+    for (int i = 0; i < 6; i++) ids[i] = 3 + (i * 37) % 250;
+    etok_engine_opts o = {threads, 1, 64, chunk, kv_bits, 0, 0};
+    etok_engine *e = etok_engine_new(m, &o, &err);
+    if (!e) fail_msg("%s", err.msg);
+    etok_sampling s = {0};
+    int id = etok_engine_add(e, ids, 6, 30, &s, &err);
+    assert_true(id >= 0);
+    etok_engine_set_ignore_eos(e, id, 1);
+    float *out = calloc(31 * (size_t)*V, sizeof *out);
+    assert_non_null(out);
+    int k = 0;
+    etok_step_result r;
+    for (int guard = 0; guard < 200 && etok_engine_active(e) > 0; guard++) {
+        assert_int_equal(etok_engine_step(e, &r, &err), 0);
+        if (r.n_events > 0 && r.events[0].new_token >= 0 && k < 31)
+            memcpy(out + (size_t)k++ * (size_t)*V, etok_engine_logits(e, id), (size_t)*V * sizeof *out);
+        if (r.n_events > 0 && r.events[0].finished) etok_engine_remove(e, id);
+    }
+    assert_int_equal(k, 30);
+    etok_engine_free(e);
+    etok_model_free(m);
+    return out;
+}
+
+/* The local layers' KV cache is a ring of the window plus one step's tokens of a sequence
+ * (issue 14: memory and attention stop growing past the window); global layers keep every
+ * position; a run's narrower --attn-window or a window wider than the cache leaves the layer
+ * as it was. And the capped ring gives the same logits, bit for bit, as the full-size cache
+ * over 36 positions with a window of 3 (the ring wraps many times), F32, F16 and Q8_0. */
+static void test_local_layers_kv_capped(void **state) {
+    (void)state;
+    etok_err err = {0};
+    etok_model *m = etok_model_load(tmp_path("w3.gguf"), &err);
+    assert_non_null(m);
+    etok_kv_cache kv;
+    assert_int_equal(etok_kv_cache_init(&kv, m, 2, 64, 32, 0, 0, 1, &err), 0);
+    size_t total = 0;
+    int n_local = 0;
+    for (int l = 0; l < kv.n_layers; l++) {
+        const int local = m->layers[l].window > 0;
+        n_local += local;
+        assert_int_equal(kv.layout[l].rows, local ? 3 + 1 : 64);
+        assert_int_equal(kv.layout[l].sinks, 0);
+        assert_int_equal((int)kv.layout[l].first_row, (int)total);
+        total += (size_t)kv.layout[l].rows;
+    }
+    assert_true(n_local > 0);
+    assert_int_equal((int)kv.slot_rows, (int)total);
+    etok_kv_cache_free(&kv);
+    /* a prefill chunk of 8: the ring holds 3 + 8 rows */
+    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 64, 16, 0, 0, 8, &err), 0);
+    for (int l = 0; l < kv.n_layers; l++) assert_int_equal(kv.layout[l].rows, m->layers[l].window > 0 ? 11 : 64);
+    etok_kv_cache_free(&kv);
+    /* --attn-window 2 with 1 sink: narrower than the layer's own 3, the run's window and sinks rule */
+    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 16, 32, 1, 2, 1, &err), 0);
+    for (int l = 0; l < kv.n_layers; l++) {
+        assert_int_equal(kv.layout[l].rows, 16);
+        assert_int_equal(kv.layout[l].sinks, 1);
+    }
+    etok_kv_cache_free(&kv);
+    etok_model_free(m);
+    m = etok_model_load(tmp_path("w256.gguf"), &err);
+    assert_non_null(m);
+    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 64, 32, 0, 0, 1, &err), 0);
+    for (int l = 0; l < kv.n_layers; l++) assert_int_equal(kv.layout[l].rows, 64); /* window >= cache */
+    etok_kv_cache_free(&kv);
+    etok_model_free(m);
+
+    const int kvs[] = {32, 16, 8};
+    for (int k = 0; k < 3; k++) {
+        int V;
+        float *a = run_logits("w3.gguf", kvs[k], 1, 1, &V);  /* local rows 3 + 1: wraps every 4 positions */
+        float *b = run_logits("w3.gguf", kvs[k], 64, 2, &V); /* 3 + 64 >= 64 rows: the full-size cache */
+        for (int step = 0; step < 30; step++)
+            if (max_abs_diff(a + (size_t)step * V, b + (size_t)step * V, V) != 0.0)
+                fail_msg("kv %d step %d: capped local ring differs from the full cache by %g", kvs[k], step,
+                         max_abs_diff(a + (size_t)step * V, b + (size_t)step * V, V));
+        free(a);
+        free(b);
+    }
+}
+
 /* sliding_window_pattern 1: every layer global, so the window changes nothing. */
 static void test_layer_pattern_is_read(void **state) {
     (void)state;
@@ -302,6 +393,7 @@ static void test_no_space_prefix(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loads_with_key_length_heads), cmocka_unit_test(test_sliding_window_takes_effect),
+        cmocka_unit_test(test_local_layers_kv_capped),
         cmocka_unit_test(test_layer_pattern_is_read),       cmocka_unit_test(test_post_norms_are_applied),
         cmocka_unit_test(test_load_errors),                 cmocka_unit_test(test_gemma_chat_template),
         cmocka_unit_test(test_no_space_prefix),
