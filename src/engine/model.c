@@ -89,8 +89,8 @@ static int build_tokenizer(etok_model *m, etok_err *err) {
 
 /* Types and bytes of the weights as the engine holds them: the GGUF tensor table, except that
  * a tensor re-encoded at load (reenc[k] is the mapped data of such a tensor, n_reenc of them)
- * counts in reenc_type. */
-static void describe_types(etok_model *m, const uint8_t *const *reenc, int n_reenc, uint32_t reenc_type) {
+ * counts in reenc_type[k]. */
+static void describe_types(etok_model *m, const uint8_t *const *reenc, int n_reenc, const uint32_t *reenc_type) {
     int counts[ETOK_T_COUNT] = {0};
     const etok_gguf *g = m->gguf;
     double params = 0, bytes = 0;
@@ -100,8 +100,8 @@ static void describe_types(etok_model *m, const uint8_t *const *reenc, int n_ree
         double nb = (double)t->n_bytes;
         for (int k = 0; k < n_reenc; k++)
             if (reenc[k] == t->data) {
-                type = reenc_type;
-                nb = (double)etok_type_row_bytes(reenc_type, (int64_t)t->ne[0]) * (double)t->ne[1];
+                type = reenc_type[k];
+                nb = (double)etok_type_row_bytes(type, (int64_t)t->ne[0]) * (double)t->ne[1];
                 break;
             }
         if (type < ETOK_T_COUNT) counts[type]++;
@@ -405,7 +405,7 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
     /* theta_i = pos * theta_scale^i, built per token in the forward pass (a running float
      * product, as llama.cpp does, so both engines round the angles alike) */
     m->rope_theta_scale = powf((float)in->rope_freq_base, -2.0f / (float)m->rope_dims);
-    describe_types(m, NULL, 0, 0);
+    describe_types(m, NULL, 0, NULL);
     step_bytes(m);
     m->matmul_params = (double)in->n_layers * (double)(2 * d * qd + 2 * d * kvd + 3 * d * dff);
     return m;
@@ -427,14 +427,21 @@ const etok_model_info *etok_model_get_info(const etok_model *m) { return &m->inf
 static const struct {
     const char *name;
     uint32_t type;
-} weight_formats[] = {{"f32", ETOK_T_F32}, {"f16", ETOK_T_F16}, {"q8_0", ETOK_T_Q8_0}, {"q4_0", ETOK_T_Q4_0},
-                      {"q4_1", ETOK_T_Q4_1}, {"q5_0", ETOK_T_Q5_0}, {"q5_1", ETOK_T_Q5_1}};
+    uint32_t fallback; /* for rows that are not whole 256-value blocks (llama-quantize's choice); 0: none */
+} weight_formats[] = {{"f32", ETOK_T_F32, 0},        {"f16", ETOK_T_F16, 0},        {"bf16", ETOK_T_BF16, 0},
+                      {"q8_0", ETOK_T_Q8_0, 0},      {"q4_0", ETOK_T_Q4_0, 0},      {"q4_1", ETOK_T_Q4_1, 0},
+                      {"q5_0", ETOK_T_Q5_0, 0},      {"q5_1", ETOK_T_Q5_1, 0},      {"iq4_nl", ETOK_T_IQ4_NL, 0},
+                      {"q2_k", ETOK_T_Q2_K, ETOK_T_IQ4_NL}, {"q3_k", ETOK_T_Q3_K, ETOK_T_IQ4_NL},
+                      {"q4_k", ETOK_T_Q4_K, ETOK_T_Q5_0},   {"q5_k", ETOK_T_Q5_K, ETOK_T_Q5_1},
+                      {"q6_k", ETOK_T_Q6_K, ETOK_T_Q8_0}};
 
 int etok_weights_format_check(const char *format, etok_err *err) {
     if (!format || strcmp(format, "keep") == 0) return 0;
     for (size_t i = 0; i < sizeof weight_formats / sizeof weight_formats[0]; i++)
         if (strcmp(format, weight_formats[i].name) == 0) return 0;
-    return etok_errc(err, ETOK_EXIT_USAGE, "--weights: unknown format '%.40s' (keep, f32, f16, q8_0, q4_0, q4_1, q5_0 or q5_1)",
+    return etok_errc(err, ETOK_EXIT_USAGE,
+                     "--weights: unknown format '%.40s' (keep, f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, "
+                     "q2_k, q3_k, q4_k, q5_k or q6_k)",
                      format);
 }
 
@@ -460,20 +467,24 @@ int etok_model_set_weights(etok_model *m, const char *format, etok_err *err) {
     if (etok_weights_format_check(format, err)) return -1;
     if (!format || strcmp(format, "keep") == 0) return 0;
     if (m->n_owned) return etok_errc(err, ETOK_EXIT_USAGE, "--weights: the weights were already re-encoded");
-    uint32_t type = 0;
+    uint32_t type = 0, fallback = 0;
     for (size_t i = 0; i < sizeof weight_formats / sizeof weight_formats[0]; i++)
-        if (strcmp(format, weight_formats[i].name) == 0) type = weight_formats[i].type;
+        if (strcmp(format, weight_formats[i].name) == 0) {
+            type = weight_formats[i].type;
+            fallback = weight_formats[i].fallback;
+        }
     const etok_model_info *in = &m->info;
     /* every matrix the forward pass reads; the LM head only when it is its own tensor */
     const int n_mats = 7 * in->n_layers + 1 + !in->tied_embeddings;
     etok_mat **mats = malloc((size_t)n_mats * sizeof *mats);
     const uint8_t **orig = malloc((size_t)n_mats * sizeof *orig);
+    uint32_t *types = malloc((size_t)n_mats * sizeof *types), *orig_types = malloc((size_t)n_mats * sizeof *orig_types);
     int64_t wide = in->d_model > in->d_ff ? in->d_model : in->d_ff;
     if (m->q_dim > wide) wide = m->q_dim;
     float *row = malloc((size_t)wide * sizeof *row);
     m->owned = calloc((size_t)n_mats, sizeof *m->owned);
     int n = 0, n_orig = 0, rc = -1;
-    if (!mats || !orig || !row || !m->owned) {
+    if (!mats || !orig || !types || !orig_types || !row || !m->owned) {
         etok_errf(err, "--weights: out of memory");
         goto done;
     }
@@ -484,25 +495,33 @@ int etok_model_set_weights(etok_model *m, const char *format, etok_err *err) {
         etok_mat *lm[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (int k = 0; k < 7; k++) mats[n++] = lm[k];
     }
-    for (int i = 0; i < n; i++)
-        if (mats[i]->n_in % etok_type_block_elems(type) != 0) {
+    /* a K format's 256-value blocks: a matrix whose rows are not whole blocks takes the format
+     * llama-quantize falls back to (q2_k, q3_k: IQ4_NL; q4_k: Q5_0; q5_k: Q5_1; q6_k: Q8_0) */
+    for (int i = 0; i < n; i++) {
+        types[i] = type;
+        if (fallback && mats[i]->n_in % etok_type_block_elems(type) != 0) types[i] = fallback;
+        if (mats[i]->n_in % etok_type_block_elems(types[i]) != 0) {
             etok_errc(err, ETOK_EXIT_USAGE, "--weights %s: rows of %lld values are not whole %d-value blocks", format,
-                      (long long)mats[i]->n_in, etok_type_block_elems(type));
+                      (long long)mats[i]->n_in, etok_type_block_elems(types[i]));
             goto done;
         }
+    }
     /* A matrix already in the format stays as stored (re-quantising would only lose precision). */
     for (int i = 0; i < n; i++) {
-        if (mats[i]->type == type) continue;
+        if (mats[i]->type == types[i]) continue;
+        orig_types[n_orig] = types[i];
         orig[n_orig++] = mats[i]->data;
-        if (reencode_mat(m, mats[i], type, row, err)) goto done;
+        if (reencode_mat(m, mats[i], types[i], row, err)) goto done;
     }
     if (in->tied_embeddings) m->output = m->tok_embd;
-    describe_types(m, orig, n_orig, type);
+    describe_types(m, orig, n_orig, orig_types);
     step_bytes(m);
     rc = 0;
 done:
     free(mats);
     free(orig);
+    free(types);
+    free(orig_types);
     free(row);
     return rc;
 }
