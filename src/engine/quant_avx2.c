@@ -763,11 +763,52 @@ void TGT etok_attn_accum_avx2(uint32_t type, const float *w, const uint8_t *v0, 
  * values converted once per 8 and used by every head. Per head the operations are those of
  * dot_f16 / etok_attn_accum_avx2, in the same order (bit-identical); the G independent
  * accumulation chains also hide the FMA latency that one head's single chain exposes. */
+/* hsum_ps of 8 vectors at once, lane k of the result = hsum_ps(v[k]) bit for bit: hsum_ps adds
+ * x_j = v_j + v_{j+4} and then (x0 + x2) + (x1 + x3); here the high and low halves are added
+ * for two vectors per instruction, each half reordered to x0 x2 x1 x3 and two horizontal adds
+ * form (x0 + x2) and (x1 + x3), then their sum, for four vectors per instruction. */
+static inline TGT __m256 hsum8_ps(const __m256 v[8]) {
+    __m256 u[4];
+    for (int k = 0; k < 4; k++) {
+        const __m256 a = v[2 * k], b = v[2 * k + 1];
+        u[k] = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+        u[k] = _mm256_permute_ps(u[k], _MM_SHUFFLE(3, 1, 2, 0));
+    }
+    const __m256 h1 = _mm256_hadd_ps(u[0], u[1]), h2 = _mm256_hadd_ps(u[2], u[3]);
+    return _mm256_permutevar8x32_ps(_mm256_hadd_ps(h1, h2), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
 static inline __attribute__((always_inline)) TGT void scores_f16_g(const float *q, const int G, const uint8_t *k0,
                                                                     size_t stride, int n, int hd, float scale,
                                                                     float *out, size_t out_stride) {
     const int nv = hd / 8;
-    for (int s = 0; s < n; s++) {
+    const __m256 sv = _mm256_set1_ps(scale);
+    int s = 0;
+    /* 8 positions at a time: two positions' chains in flight, one reduction for all 8 */
+    for (; s + 8 <= n; s += 8) {
+        __m256 part[4][8];
+        for (int p = 0; p < 8; p += 2) {
+            const uint8_t *ka = k0 + (size_t)(s + p) * stride, *kb = ka + stride;
+            __m256 acc[4][2];
+            for (int h = 0; h < G; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+            for (int i = 0; i < nv; i++) {
+                const __m256 fa = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ka + 16 * i)));
+                const __m256 fb = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kb + 16 * i)));
+                for (int h = 0; h < G; h++) {
+                    const __m256 qv = _mm256_loadu_ps(q + (size_t)h * (size_t)hd + 8 * (size_t)i);
+                    acc[h][0] = _mm256_fmadd_ps(fa, qv, acc[h][0]);
+                    acc[h][1] = _mm256_fmadd_ps(fb, qv, acc[h][1]);
+                }
+            }
+            for (int h = 0; h < G; h++) {
+                part[h][p] = acc[h][0];
+                part[h][p + 1] = acc[h][1];
+            }
+        }
+        for (int h = 0; h < G; h++)
+            _mm256_storeu_ps(out + (size_t)h * out_stride + (size_t)s, _mm256_mul_ps(hsum8_ps(part[h]), sv));
+    }
+    for (; s < n; s++) {
         const uint8_t *k = k0 + (size_t)s * stride;
         __m256 acc[4];
         for (int h = 0; h < G; h++) acc[h] = _mm256_setzero_ps();
