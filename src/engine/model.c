@@ -10,7 +10,9 @@
  * scale, per-head Q/K RMSNorm, post-attention and post-FFN RMSNorms, NeoX RoPE with a local
  * base on its sliding-window layers, GeGLU, and logit soft-capping when the file asks.
  * Every matrix multiply runs over ALL tokens of the step at once, so each weight row is read
- * once per step whatever the batch. Does not own scheduling or sampling (engine.c). */
+ * once per step whatever the batch. The KV cache's per-layer layout (a Gemma 3 local layer
+ * keeps a ring of its window) is here; the attention over it is attn.c's. Does not own
+ * scheduling or sampling (engine.c). */
 #include "engine/model.h"
 #include "engine/attn.h"
 #include "engine/tokenizer_gguf.h"
