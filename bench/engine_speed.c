@@ -4,14 +4,24 @@
  * prefill = one forward pass over an N-token prompt (tokens/s), decode = M single-token
  * steps after it (tokens/s), R repetitions; prints mean and standard deviation, plus the
  * modelled bytes and FLOPs per decode token (from the model's shapes; an estimate of the
- * work, not a measurement of traffic).
+ * work, not a measurement of traffic). Beside each rate: the process's CPU time per token
+ * (user + system, CLOCK_PROCESS_CPUTIME_ID, all threads): on a shared machine the CPU time of a
+ * single-threaded run (-t 1) is steadier than the wall-clock rate, as waiting for the CPU
+ * does not count.
  * usage: bench_engine_speed [-m MODEL] [-t THREADS] [-p 512] [-n 128] [-r 5] [--kv 16] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "etok/engine.h"
+
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
 
 static void stats(const double *v, int n, double *mean, double *sd) {
     double s = 0, q = 0;
@@ -58,6 +68,8 @@ int main(int argc, char **argv) {
     }
     double *pp = calloc((size_t)reps, sizeof *pp), *tg = calloc((size_t)reps, sizeof *tg);
     double *tg0 = calloc((size_t)reps, sizeof *tg0);
+    double *cpp = calloc((size_t)reps, sizeof *cpp), *ctg = calloc((size_t)reps, sizeof *ctg),
+           *ctg0 = calloc((size_t)reps, sizeof *ctg0); /* CPU ms per token */
     for (int r = -1; r < reps; r++) { /* decode from an empty context, like llama-bench tg */
         int id = etok_engine_add(e, prompt, 1, n_gen + 1, NULL, &err);
         if (id < 0) {
@@ -66,16 +78,19 @@ int main(int argc, char **argv) {
         }
         etok_step_result st;
         if (etok_engine_step(e, &st, &err)) return 1; /* the 1-token prompt */
-        double t1 = etok_mono_s();
+        double t1 = etok_mono_s(), c1 = cpu_s();
         int n = 0;
         while (n < n_gen) {
             if (etok_engine_step(e, &st, &err)) return 1;
             n += st.decode_tokens;
             if (st.n_events && st.events[0].finished) break;
         }
-        double t2 = etok_mono_s();
+        double t2 = etok_mono_s(), c2 = cpu_s();
         etok_engine_remove(e, id);
-        if (r >= 0) tg0[r] = n / (t2 - t1);
+        if (r >= 0) {
+            tg0[r] = n / (t2 - t1);
+            ctg0[r] = (c2 - c1) * 1e3 / n;
+        }
     }
     for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
         int id = etok_engine_add(e, prompt, n_prompt, n_gen + 1, NULL, &err);
@@ -84,20 +99,22 @@ int main(int argc, char **argv) {
             return 1;
         }
         etok_step_result st;
-        double t0 = etok_mono_s();
+        double t0 = etok_mono_s(), c0 = cpu_s();
         if (etok_engine_step(e, &st, &err)) return 1; /* the whole prompt (chunk = n_prompt) */
-        double t1 = etok_mono_s();
+        double t1 = etok_mono_s(), c1 = cpu_s();
         int n = 0;
         while (n < n_gen) {
             if (etok_engine_step(e, &st, &err)) return 1;
             n += st.decode_tokens;
             if (st.n_events && st.events[0].finished) break;
         }
-        double t2 = etok_mono_s();
+        double t2 = etok_mono_s(), c2 = cpu_s();
         etok_engine_remove(e, id);
         if (r >= 0) {
             pp[r] = n_prompt / (t1 - t0);
             tg[r] = n / (t2 - t1);
+            cpp[r] = (c1 - c0) * 1e3 / n_prompt;
+            ctg[r] = (c2 - c1) * 1e3 / n;
         }
     }
     double pm, ps, tm, ts, t0m, t0s;
@@ -109,6 +126,14 @@ int main(int argc, char **argv) {
     printf("etok tg%d: %.2f +- %.2f tokens/s (measured, %d runs, from an empty context)\n", n_gen, t0m, t0s, reps);
     printf("etok tg%d@d%d: %.2f +- %.2f tokens/s (measured, %d runs, after the %d-token prompt)\n", n_gen, n_prompt,
            tm, ts, reps, n_prompt);
+    double cm, cs;
+    stats(cpp, reps, &cm, &cs);
+    printf("etok cpu pp%d: %.3f +- %.3f ms/token (process CPU time, %d runs)\n", n_prompt, cm, cs, reps);
+    stats(ctg0, reps, &cm, &cs);
+    printf("etok cpu tg%d: %.3f +- %.3f ms/token (process CPU time, %d runs, from an empty context)\n", n_gen, cm, cs, reps);
+    stats(ctg, reps, &cm, &cs);
+    printf("etok cpu tg%d@d%d: %.3f +- %.3f ms/token (process CPU time, %d runs, after the %d-token prompt)\n", n_gen,
+           n_prompt, cm, cs, reps, n_prompt);
     double wb = etok_model_weight_bytes(m), kvb = etok_model_kv_bytes_per_token(m, kv);
     double pos = n_prompt + n_gen / 2.0;
     printf("etok decode bytes/token (model estimate): %.1f MB weights + %.2f MB KV at position %.0f\n", wb / 1e6,
@@ -121,6 +146,9 @@ int main(int argc, char **argv) {
     free(pp);
     free(tg);
     free(tg0);
+    free(cpp);
+    free(ctg);
+    free(ctg0);
     etok_engine_free(e);
     etok_model_free(m);
     return 0;

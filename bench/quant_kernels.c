@@ -11,7 +11,10 @@
  * resident: this measures the kernels' compute rate, not memory bandwidth. One thread.
  * The load average at the start and end is printed: on a shared machine the numbers are
  * lower bounds of what the kernels do alone.
- * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-f Q2_K,Q3_K] [--scalar-only]
+ * -x NX: NX activation vectors per call (a prefill step's tokens: the dispatch then uses the
+ * one-row-times-4-vectors kernels), GB/s = the rows' bytes per call / time, and rows/s counts
+ * row x vector dots.
+ * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-x 1] [-f Q2_K,Q3_K] [--scalar-only]
  * (-f: only these formats, by name). */
 #include <math.h>
 #include <stdio.h>
@@ -46,16 +49,19 @@ static volatile float sink;
 
 /* One timed round: seconds per matvec. */
 static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int rows, const etok_block_q8a *xq,
-                         const float *xf, int n, float *out) {
+                         const float *xf, int n, int nx, float *out) {
     int reps = 1;
     for (;;) {
         double t0 = now_s();
         for (int k = 0; k < reps; k++) {
             if (simd)
-                etok_matmul_rows(t, w, rb, 0, rows, xq, xf, n, 1, out, (size_t)rows);
+                etok_matmul_rows(t, w, rb, 0, rows, xq, xf, n, nx, out, (size_t)rows);
             else
-                for (int r = 0; r < rows; r++) out[r] = etok_vec_dot_ref(t, w + (size_t)r * rb, xq, xf, n);
-            sink = out[k % rows];
+                for (int j = 0; j < nx; j++)
+                    for (int r = 0; r < rows; r++)
+                        out[(size_t)j * rows + r] = etok_vec_dot_ref(t, w + (size_t)r * rb, xq + (size_t)j * (n / 32),
+                                                                     xf + (size_t)j * n, n);
+            sink = out[k % (rows * nx)];
         }
         double dt = now_s() - t0;
         if (dt >= 0.2 || reps >= (1 << 20)) return dt / reps;
@@ -64,29 +70,31 @@ static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int 
 }
 
 int main(int argc, char **argv) {
-    int n = 4096, rows = 1024, rounds = 5, scalar_only = 0;
+    int n = 4096, rows = 1024, rounds = 5, scalar_only = 0, nx = 1;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) rows = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-R") && i + 1 < argc) rounds = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-f") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "-x") && i + 1 < argc) nx = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--scalar-only")) scalar_only = 1;
         else {
-            fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-f FMT,FMT...] [--scalar-only]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-x NX] [-f FMT,FMT...] [--scalar-only]\n", argv[0]);
             return 2;
         }
     }
-    if (n < 256 || n % 256 || rows < 1 || rounds < 1 || rounds > 101) {
-        fprintf(stderr, "%s: -n must be a positive multiple of 256, -r >= 1, 1 <= -R <= 101\n", argv[0]);
+    if (n < 256 || n % 256 || rows < 1 || rounds < 1 || rounds > 101 || nx < 1 || nx > 64) {
+        fprintf(stderr, "%s: -n must be a positive multiple of 256, -r >= 1, 1 <= -R <= 101, 1 <= -x <= 64\n", argv[0]);
         return 2;
     }
     const uint32_t types[] = {ETOK_T_Q8_0, ETOK_T_Q4_0, ETOK_T_Q4_1, ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_IQ4_NL,
                               ETOK_T_Q2_K, ETOK_T_Q3_K, ETOK_T_Q4_K, ETOK_T_Q5_K, ETOK_T_Q6_K, ETOK_T_F16,
                               ETOK_T_BF16, ETOK_T_F32};
-    float *wf = malloc((size_t)n * sizeof *wf), *x = malloc((size_t)n * sizeof *x), *out = malloc((size_t)rows * sizeof *out);
+    float *wf = malloc((size_t)n * sizeof *wf), *x = malloc((size_t)nx * (size_t)n * sizeof *x),
+          *out = malloc((size_t)nx * (size_t)rows * sizeof *out);
     uint8_t *w = malloc((size_t)rows * (size_t)n * 4);
-    etok_block_q8a *xq = malloc((size_t)(n / 32) * sizeof *xq);
+    etok_block_q8a *xq = malloc((size_t)nx * (size_t)(n / 32) * sizeof *xq);
     double *ts = malloc((size_t)rounds * sizeof *ts);
     if (!wf || !x || !out || !w || !xq || !ts) {
         fprintf(stderr, "%s: out of memory\n", argv[0]);
@@ -94,12 +102,12 @@ int main(int argc, char **argv) {
     }
     uint64_t s = 7;
 #define RND() (s = s * 6364136223846793005ull + 1442695040888963407ull, (float)((s >> 40) & 0xFFFFFF) / 8388608.0f - 1.0f)
-    for (int i = 0; i < n; i++) x[i] = RND();
-    etok_quantize_q8a(x, xq, n);
+    for (int i = 0; i < nx * n; i++) x[i] = RND();
+    for (int j = 0; j < nx; j++) etok_quantize_q8a(x + (size_t)j * n, xq + (size_t)j * (n / 32), n);
     char la0[128], la1[128];
     loadavg(la0, sizeof la0);
-    printf("# bench_quant_kernels: %d x %d matvec, 1 thread, thread CPU time, median of %d rounds (>= 0.2 s each) [min..max]\n", rows, n,
-           rounds);
+    printf("# bench_quant_kernels: %d x %d matrix x %d vector(s), 1 thread, thread CPU time, median of %d rounds (>= 0.2 s "
+           "each) [min..max]\n", rows, n, nx, rounds);
     printf("# run-time pick: %s; load average at start: %s\n", etok_simd_active() ? "AVX2/FMA" : "scalar (no AVX2)", la0);
     printf("%-7s %7s | %-34s | %-34s | %s\n", "format", "MB", "scalar GB/s [min..max] (rows/s)", "dispatch GB/s [min..max] (rows/s)",
            "speed-up");
@@ -120,7 +128,7 @@ int main(int argc, char **argv) {
         double med[2] = {0, 0}, lo[2] = {0, 0}, hi[2] = {0, 0};
         for (int simd = 0; simd < 2; simd++) {
             if (simd && scalar_only) break;
-            for (int k = 0; k < rounds; k++) ts[k] = round_time(simd, t, w, rb, rows, xq, x, n, out);
+            for (int k = 0; k < rounds; k++) ts[k] = round_time(simd, t, w, rb, rows, xq, x, n, nx, out);
             qsort(ts, (size_t)rounds, sizeof *ts, cmp_d);
             med[simd] = ts[rounds / 2];
             lo[simd] = ts[0];
@@ -128,12 +136,12 @@ int main(int argc, char **argv) {
         }
         char c0[64], c1[64];
         snprintf(c0, sizeof c0, "%6.2f [%5.2f..%5.2f] (%8.3g)", mb / 1e3 / med[0], mb / 1e3 / hi[0], mb / 1e3 / lo[0],
-                 rows / med[0]);
+                 (double)rows * nx / med[0]);
         if (scalar_only)
             snprintf(c1, sizeof c1, "-");
         else
             snprintf(c1, sizeof c1, "%6.2f [%5.2f..%5.2f] (%8.3g)", mb / 1e3 / med[1], mb / 1e3 / hi[1], mb / 1e3 / lo[1],
-                     rows / med[1]);
+                     (double)rows * nx / med[1]);
         char sp[32];
         if (scalar_only)
             snprintf(sp, sizeof sp, "-");

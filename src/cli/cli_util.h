@@ -48,9 +48,11 @@ typedef struct {
 } etok_cli_levers;
 
 #define ETOK_CLI_LEVERS_HELP                                                                                        \
-    "  --weights FORMAT       re-encode the weights in memory at load: keep (default), f32, f16, q8_0,\n"           \
-    "                         q4_0, q4_1, q5_0, q5_1 (bytes moved per token change, the model otherwise\n"      \
-    "                         the same)\n"                                                                        \
+    "  --weights FORMAT       re-encode the weights in memory at load: keep (default), f32, f16, bf16,\n"     \
+    "                         q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, q2_k, q3_k, q4_k, q5_k, q6_k (bytes\n"      \
+    "                         moved per token change, the model otherwise the same); a matrix whose rows\n"   \
+    "                         are not whole 256-value blocks takes llama-quantize's fallback for a K\n"       \
+    "                         format: q2_k, q3_k -> iq4_nl, q4_k -> q5_0, q5_k -> q5_1, q6_k -> q8_0\n"       \
     "  --kv-type TYPE         KV cache format: f16 (default), q8_0 (kv-int8), f32\n"                               \
     "  --attn-window N        sliding attention window of N tokens (the KV cache stops growing)\n"               \
     "  --attn-sinks S         with --attn-window: keep the first S tokens attended (StreamingLLM)\n"

@@ -107,7 +107,9 @@ etok_engine *etok_engine_new(etok_model *m, const etok_engine_opts *opts, etok_e
     e->step_cap = o->max_seqs + o->prefill_chunk;
     if (!(e->pool = etok_threadpool_new(o->n_threads, err))) goto fail;
     o->n_threads = etok_threadpool_size(e->pool);
-    if (etok_kv_cache_init(&e->kv, m, o->max_seqs, rows, o->kv_bits, o->attn_sinks, err)) goto fail;
+    if (etok_kv_cache_init(&e->kv, m, o->max_seqs, rows, o->kv_bits, o->attn_sinks, o->attn_window, o->prefill_chunk,
+                           err))
+        goto fail;
     if (!(e->st = etok_fwd_state_new(m, e->step_cap, o->n_threads, o->ctx_len, err))) goto fail;
     const size_t V = (size_t)m->info.vocab_size, S = (size_t)o->max_seqs, C = (size_t)e->step_cap;
     e->seqs = calloc(S, sizeof *e->seqs);

@@ -17,8 +17,11 @@
  * loading is in its own functions (arch_*, bind_layer_mats, load_layer_vecs); the forward pass
  * has one switch per feature, not per architecture (docs/ENGINE.md, "Architectures").
  * Every matrix multiply runs over ALL tokens of the step at once, so each weight row is read
- * once per step whatever the batch. Does not own scheduling or sampling (engine.c). */
+ * once per step whatever the batch. The KV cache's per-layer layout (a Gemma 3 local layer
+ * keeps a ring of its window) is here; the attention over it is attn.c's. Does not own
+ * scheduling or sampling (engine.c). */
 #include "engine/model.h"
+#include "engine/attn.h"
 #include "engine/tokenizer_gguf.h"
 #include "engine/vmath.h"
 
@@ -103,8 +106,8 @@ static int build_tokenizer(etok_model *m, etok_err *err) {
 
 /* Types and bytes of the weights as the engine holds them: the GGUF tensor table, except that
  * a tensor re-encoded at load (reenc[k] is the mapped data of such a tensor, n_reenc of them)
- * counts in reenc_type. */
-static void describe_types(etok_model *m, const uint8_t *const *reenc, int n_reenc, uint32_t reenc_type) {
+ * counts in reenc_type[k]. */
+static void describe_types(etok_model *m, const uint8_t *const *reenc, int n_reenc, const uint32_t *reenc_type) {
     int counts[ETOK_T_COUNT] = {0};
     const etok_gguf *g = m->gguf;
     double params = 0, bytes = 0;
@@ -114,8 +117,8 @@ static void describe_types(etok_model *m, const uint8_t *const *reenc, int n_ree
         double nb = (double)t->n_bytes;
         for (int k = 0; k < n_reenc; k++)
             if (reenc[k] == t->data) {
-                type = reenc_type;
-                nb = (double)etok_type_row_bytes(reenc_type, (int64_t)t->ne[0]) * (double)t->ne[1];
+                type = reenc_type[k];
+                nb = (double)etok_type_row_bytes(type, (int64_t)t->ne[0]) * (double)t->ne[1];
                 break;
             }
         if (type < ETOK_T_COUNT) counts[type]++;
@@ -539,7 +542,7 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
     /* theta_i = pos * theta_scale^i, built per token in the forward pass (a running float
      * product, as llama.cpp does, so both engines round the angles alike) */
     m->rope_theta_scale = powf((float)in->rope_freq_base, -2.0f / (float)m->rope_dims);
-    describe_types(m, NULL, 0, 0);
+    describe_types(m, NULL, 0, NULL);
     step_bytes(m);
     m->matmul_params = (double)in->n_layers * (double)(2 * d * qd + 2 * d * kvd + 3 * d * dff);
     return m;
@@ -561,14 +564,21 @@ const etok_model_info *etok_model_get_info(const etok_model *m) { return &m->inf
 static const struct {
     const char *name;
     uint32_t type;
-} weight_formats[] = {{"f32", ETOK_T_F32}, {"f16", ETOK_T_F16}, {"q8_0", ETOK_T_Q8_0}, {"q4_0", ETOK_T_Q4_0},
-                      {"q4_1", ETOK_T_Q4_1}, {"q5_0", ETOK_T_Q5_0}, {"q5_1", ETOK_T_Q5_1}};
+    uint32_t fallback; /* for rows that are not whole 256-value blocks (llama-quantize's choice); 0: none */
+} weight_formats[] = {{"f32", ETOK_T_F32, 0},        {"f16", ETOK_T_F16, 0},        {"bf16", ETOK_T_BF16, 0},
+                      {"q8_0", ETOK_T_Q8_0, 0},      {"q4_0", ETOK_T_Q4_0, 0},      {"q4_1", ETOK_T_Q4_1, 0},
+                      {"q5_0", ETOK_T_Q5_0, 0},      {"q5_1", ETOK_T_Q5_1, 0},      {"iq4_nl", ETOK_T_IQ4_NL, 0},
+                      {"q2_k", ETOK_T_Q2_K, ETOK_T_IQ4_NL}, {"q3_k", ETOK_T_Q3_K, ETOK_T_IQ4_NL},
+                      {"q4_k", ETOK_T_Q4_K, ETOK_T_Q5_0},   {"q5_k", ETOK_T_Q5_K, ETOK_T_Q5_1},
+                      {"q6_k", ETOK_T_Q6_K, ETOK_T_Q8_0}};
 
 int etok_weights_format_check(const char *format, etok_err *err) {
     if (!format || strcmp(format, "keep") == 0) return 0;
     for (size_t i = 0; i < sizeof weight_formats / sizeof weight_formats[0]; i++)
         if (strcmp(format, weight_formats[i].name) == 0) return 0;
-    return etok_errc(err, ETOK_EXIT_USAGE, "--weights: unknown format '%.40s' (keep, f32, f16, q8_0, q4_0, q4_1, q5_0 or q5_1)",
+    return etok_errc(err, ETOK_EXIT_USAGE,
+                     "--weights: unknown format '%.40s' (keep, f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, "
+                     "q2_k, q3_k, q4_k, q5_k or q6_k)",
                      format);
 }
 
@@ -594,20 +604,24 @@ int etok_model_set_weights(etok_model *m, const char *format, etok_err *err) {
     if (etok_weights_format_check(format, err)) return -1;
     if (!format || strcmp(format, "keep") == 0) return 0;
     if (m->n_owned) return etok_errc(err, ETOK_EXIT_USAGE, "--weights: the weights were already re-encoded");
-    uint32_t type = 0;
+    uint32_t type = 0, fallback = 0;
     for (size_t i = 0; i < sizeof weight_formats / sizeof weight_formats[0]; i++)
-        if (strcmp(format, weight_formats[i].name) == 0) type = weight_formats[i].type;
+        if (strcmp(format, weight_formats[i].name) == 0) {
+            type = weight_formats[i].type;
+            fallback = weight_formats[i].fallback;
+        }
     const etok_model_info *in = &m->info;
     /* every matrix the forward pass reads; the LM head only when it is its own tensor */
     const int n_mats = 7 * in->n_layers + 1 + !in->tied_embeddings;
     etok_mat **mats = malloc((size_t)n_mats * sizeof *mats);
     const uint8_t **orig = malloc((size_t)n_mats * sizeof *orig);
+    uint32_t *types = malloc((size_t)n_mats * sizeof *types), *orig_types = malloc((size_t)n_mats * sizeof *orig_types);
     int64_t wide = in->d_model > in->d_ff ? in->d_model : in->d_ff;
     if (m->q_dim > wide) wide = m->q_dim;
     float *row = malloc((size_t)wide * sizeof *row);
     m->owned = calloc((size_t)n_mats, sizeof *m->owned);
     int n = 0, n_orig = 0, rc = -1;
-    if (!mats || !orig || !row || !m->owned) {
+    if (!mats || !orig || !types || !orig_types || !row || !m->owned) {
         etok_errf(err, "--weights: out of memory");
         goto done;
     }
@@ -618,25 +632,33 @@ int etok_model_set_weights(etok_model *m, const char *format, etok_err *err) {
         etok_mat *lm[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
         for (int k = 0; k < 7; k++) mats[n++] = lm[k];
     }
-    for (int i = 0; i < n; i++)
-        if (mats[i]->n_in % etok_type_block_elems(type) != 0) {
+    /* a K format's 256-value blocks: a matrix whose rows are not whole blocks takes the format
+     * llama-quantize falls back to (q2_k, q3_k: IQ4_NL; q4_k: Q5_0; q5_k: Q5_1; q6_k: Q8_0) */
+    for (int i = 0; i < n; i++) {
+        types[i] = type;
+        if (fallback && mats[i]->n_in % etok_type_block_elems(type) != 0) types[i] = fallback;
+        if (mats[i]->n_in % etok_type_block_elems(types[i]) != 0) {
             etok_errc(err, ETOK_EXIT_USAGE, "--weights %s: rows of %lld values are not whole %d-value blocks", format,
-                      (long long)mats[i]->n_in, etok_type_block_elems(type));
+                      (long long)mats[i]->n_in, etok_type_block_elems(types[i]));
             goto done;
         }
+    }
     /* A matrix already in the format stays as stored (re-quantising would only lose precision). */
     for (int i = 0; i < n; i++) {
-        if (mats[i]->type == type) continue;
+        if (mats[i]->type == types[i]) continue;
+        orig_types[n_orig] = types[i];
         orig[n_orig++] = mats[i]->data;
-        if (reencode_mat(m, mats[i], type, row, err)) goto done;
+        if (reencode_mat(m, mats[i], types[i], row, err)) goto done;
     }
     if (in->tied_embeddings) m->output = m->tok_embd;
-    describe_types(m, orig, n_orig, type);
+    describe_types(m, orig, n_orig, orig_types);
     step_bytes(m);
     rc = 0;
 done:
     free(mats);
     free(orig);
+    free(types);
+    free(orig_types);
     free(row);
     return rc;
 }
@@ -705,8 +727,18 @@ double etok_model_kv_bytes_per_token(const etok_model *m, int kv_bits) {
 
 /* ------------------------------------------------------------------ KV cache */
 
+void etok_layer_attn_window(const etok_model *m, int layer, int attn_window, int sinks, int *win, int *win_sinks) {
+    const int own = m->layers[layer].window;
+    *win = attn_window;
+    *win_sinks = attn_window > 0 ? sinks : 0;
+    if (own > 0 && (attn_window <= 0 || own < attn_window)) {
+        *win = own;
+        *win_sinks = 0;
+    }
+}
+
 int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int rows, int kv_bits, int sinks,
-                       etok_err *err) {
+                       int attn_window, int max_run, etok_err *err) {
     memset(kv, 0, sizeof *kv);
     if (kv_bits != 8 && kv_bits != 16 && kv_bits != 32)
         return etok_errc(err, ETOK_EXIT_USAGE, "KV cache: kv_bits must be 8 (Q8_0), 16 or 32, not %d", kv_bits);
@@ -716,6 +748,7 @@ int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int 
                          m->info.head_dim, ETOK_QK);
     if (sinks < 0 || sinks >= rows)
         return etok_errc(err, ETOK_EXIT_USAGE, "KV cache: %d sink rows do not fit %d rows", sinks, rows);
+    if (max_run < 1) max_run = 1;
     kv->n_slots = n_slots;
     kv->rows = rows;
     kv->sinks = sinks;
@@ -725,7 +758,24 @@ int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int 
     kv->n_layers = m->info.n_layers;
     kv->kv_dim = m->info.n_kv_heads * m->info.head_dim;
     kv->row_bytes = etok_type_row_bytes(kv->type, kv->kv_dim);
-    size_t n = (size_t)n_slots * (size_t)kv->n_layers * (size_t)rows * kv->row_bytes;
+    kv->layout = calloc((size_t)kv->n_layers, sizeof *kv->layout);
+    if (!kv->layout) return etok_errf(err, "KV cache: out of memory");
+    for (int l = 0; l < kv->n_layers; l++) {
+        etok_kv_layout *ly = &kv->layout[l];
+        int win, wsinks;
+        etok_layer_attn_window(m, l, attn_window, sinks, &win, &wsinks);
+        ly->rows = rows;
+        ly->sinks = sinks;
+        if (win > 0 && wsinks == 0 && win == m->layers[l].window && (int64_t)win + max_run < rows) {
+            /* the layer's own window: a ring of the window and one step's tokens */
+            ly->rows = win + max_run;
+            ly->sinks = 0;
+        }
+        ly->ring = ly->rows - ly->sinks;
+        ly->first_row = kv->slot_rows;
+        kv->slot_rows += (size_t)ly->rows;
+    }
+    size_t n = (size_t)n_slots * kv->slot_rows * kv->row_bytes;
     /* calloc: pages are only touched as positions are written */
     kv->k = calloc(1, n);
     kv->v = calloc(1, n);
@@ -739,16 +789,9 @@ int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int 
 void etok_kv_cache_free(etok_kv_cache *kv) {
     free(kv->k);
     free(kv->v);
+    free(kv->layout);
     kv->k = kv->v = NULL;
-}
-
-static inline int kv_row_of(const etok_kv_cache *kv, int pos) {
-    return pos < kv->sinks ? pos : kv->sinks + (pos - kv->sinks) % kv->ring;
-}
-
-static inline uint8_t *kv_row(const etok_kv_cache *kv, uint8_t *base, int slot, int layer, int pos) {
-    size_t idx = (((size_t)slot * (size_t)kv->n_layers + (size_t)layer) * (size_t)kv->rows + (size_t)kv_row_of(kv, pos));
-    return base + idx * kv->row_bytes;
+    kv->layout = NULL;
 }
 
 /* ------------------------------------------------------------------ forward state */
@@ -763,7 +806,8 @@ struct etok_fwd_state {
     float *gate, *up;/* [T][d_ff] */
     float *rope_cs;  /* [2][T][rope_dims] cos, sin pairs: global layers, then local ones */
     etok_block_q8a *xq; /* [T][max(d, d_ff, q_dim)/32] */
-    float *scores;   /* [n_threads][ctx_len] */
+    float *scores;   /* [n_threads][etok_attn_scratch_floats(.., ctx_len)] */
+    size_t scores_per_thread;
     float *lm_x;     /* [T][d] rows that want logits */
 };
 
@@ -808,7 +852,8 @@ etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_th
     s->up = malloc(T * dff * sizeof(float));
     s->rope_cs = malloc(2 * T * (size_t)m->rope_dims * sizeof(float));
     s->xq = malloc(T * (wide / ETOK_QK + 1) * sizeof(etok_block_q8a));
-    s->scores = malloc((size_t)n_threads * (size_t)ctx_len * sizeof(float));
+    s->scores_per_thread = etok_attn_scratch_floats(in->n_heads, in->n_kv_heads, ctx_len);
+    s->scores = malloc((size_t)n_threads * s->scores_per_thread * sizeof(float));
     s->lm_x = malloc(T * d * sizeof(float));
     if (!s->x || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || !s->rope_cs || !s->xq ||
         !s->scores || !s->lm_x) {
@@ -924,134 +969,6 @@ static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_
     etok_threadpool_run(pool, matmul_worker, &t);
 }
 
-typedef struct {
-    const etok_model *m;
-    const etok_kv_cache *kv;
-    etok_fwd_state *st;
-    const etok_batch *b;
-    int layer, window, sinks; /* window 0: every position; sinks: leading positions always attended */
-} attn_task;
-
-/* The cached positions one token attends to, as at most three runs of consecutive rows: the
- * sinks, then the window, split where it wraps around the ring. */
-typedef struct {
-    int n_seg;
-    int first_pos[3], n[3];
-} attn_span;
-
-static void attn_span_of(const etok_kv_cache *kv, int window, int sinks, int pos, attn_span *sp) {
-    sp->n_seg = 0;
-    if (window <= 0 || pos + 1 <= sinks + window) {
-        /* every position 0..pos, in rows 0..pos (pos < sinks + ring: nothing has wrapped) */
-        sp->first_pos[0] = 0;
-        sp->n[sp->n_seg++] = pos + 1;
-        return;
-    }
-    if (sinks > 0) {
-        sp->first_pos[0] = 0;
-        sp->n[sp->n_seg++] = sinks;
-    }
-    int p0 = pos + 1 - window, left = window;
-    while (left > 0) {
-        int run = kv->sinks + kv->ring - kv_row_of(kv, p0);
-        if (run > left) run = left;
-        sp->first_pos[sp->n_seg] = p0;
-        sp->n[sp->n_seg++] = run;
-        p0 += run;
-        left -= run;
-    }
-}
-
-/* Q8_0 cache: q quantised to 8-bit blocks (as llama.cpp does for a quantised K cache), each
- * score an integer block dot; V rows dequantised and summed in float. */
-static void attn_scores_q8(const etok_block_q8a *qa, const uint8_t *k0, size_t stride, int n, int hd, float scale,
-                           float *out) {
-    for (int s = 0; s < n; s++) out[s] = etok_vec_dot(ETOK_T_Q8_0, k0 + (size_t)s * stride, qa, NULL, hd) * scale;
-}
-
-static void attn_accum_q8(const float *w, const uint8_t *v0, size_t stride, int n, int hd, float *out) {
-    float row[512];
-    for (int s = 0; s < n; s++) {
-        etok_dequantize_row(ETOK_T_Q8_0, v0 + (size_t)s * stride, row, hd);
-        for (int i = 0; i < hd; i++) out[i] += w[s] * row[i];
-    }
-}
-
-static void accum_1tok(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
-                       float *out) {
-    (void)type; /* F16 */
-    etok_attn_accum_1tok(w, v0, stride, first_pos, n, hd, out);
-}
-
-/* Attention for (token, head) pairs, round-robin across threads. */
-static void attn_worker(void *ctxp, int ith, int nth) {
-    const attn_task *a = ctxp;
-    const etok_model_info *in = &a->m->info;
-    const etok_kv_cache *kv = a->kv;
-    const int hd = in->head_dim, n_h = in->n_heads, group = in->n_heads / in->n_kv_heads;
-    const uint32_t kv_type = kv->type;
-    const float scale = a->m->attn_scale;
-    const int qd = a->m->q_dim;
-    float *sc = a->st->scores + (size_t)ith * (size_t)a->st->ctx_len;
-    const int pairs = a->b->n_tokens * n_h;
-    /* an F16 cache and a one-token step: llama.cpp's CPU backend then sums in another order
-     * than for a batch (engine/vmath.h), and so do we */
-    const int one_tok = kv_type == ETOK_T_F16 && a->b->n_tokens == 1;
-    void (*accum)(uint32_t, const float *, const uint8_t *, size_t, int, int, int, float *) =
-        one_tok ? accum_1tok : etok_attn_accum;
-    for (int p = ith; p < pairs; p += nth) {
-        int t = p / n_h, h = p % n_h, kvh = h / group;
-        int pos = a->b->pos[t], slot = a->b->slot[t];
-        attn_span sp;
-        attn_span_of(kv, a->window, a->sinks, pos, &sp);
-        float q[512];
-        etok_block_q8a qa[512 / ETOK_QK];
-        memcpy(q, a->st->q + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd, (size_t)hd * sizeof(float));
-        /* With an F16 cache the products run at F16 input precision (as llama.cpp does: q is
-         * rounded to F16 for K.q, and the softmax weights for the sum over V). */
-        if (kv_type == ETOK_T_F16) etok_round_f16(q, hd);
-        if (kv_type == ETOK_T_Q8_0) etok_quantize_q8a(q, qa, hd);
-        const size_t stride = kv->row_bytes, off = etok_type_row_bytes(kv_type, (int64_t)kvh * hd);
-        int n = 0;
-        for (int g = 0; g < sp.n_seg; g++) {
-            const uint8_t *k0 = kv_row(kv, kv->k, slot, a->layer, sp.first_pos[g]) + off;
-            if (kv_type == ETOK_T_Q8_0)
-                attn_scores_q8(qa, k0, stride, sp.n[g], hd, scale, sc + n);
-            else if (one_tok)
-                etok_attn_scores_1tok(q, k0, stride, sp.n[g], hd, scale, sc + n);
-            else
-                etok_attn_scores(kv_type, q, k0, stride, sp.n[g], hd, scale, sc + n);
-            n += sp.n[g];
-        }
-        float mx = -INFINITY;
-        for (int s = 0; s < n; s++) mx = sc[s] > mx ? sc[s] : mx;
-        /* softmax: exp() and the sum as llama.cpp's (engine/vmath.h), one reciprocal */
-        const double sum = etok_softmax_exp(sc, sc, n, mx);
-        const float inv = (float)(1.0 / sum);
-        for (int s = 0; s < n; s++) sc[s] *= inv;
-        if (kv_type == ETOK_T_F16) etok_round_f16(sc, n);
-        /* weighted sum over V in 8 position lanes reduced pairwise: the operation order of an
-         * 8-wide FMA dot over positions, which is what llama.cpp uses here; a span in several
-         * runs (sinks, a wrapped ring) sums the runs' results */
-        float *out = a->st->att + (size_t)t * (size_t)qd + (size_t)h * (size_t)hd;
-        float part[512];
-        n = 0;
-        if (kv_type == ETOK_T_Q8_0) memset(out, 0, (size_t)hd * sizeof(float));
-        for (int g = 0; g < sp.n_seg; g++) {
-            const uint8_t *v0 = kv_row(kv, kv->v, slot, a->layer, sp.first_pos[g]) + off;
-            if (kv_type == ETOK_T_Q8_0) {
-                attn_accum_q8(sc + n, v0, stride, sp.n[g], hd, out);
-            } else if (g == 0) {
-                accum(kv_type, sc + n, v0, stride, sp.first_pos[g], sp.n[g], hd, out);
-            } else {
-                accum(kv_type, sc + n, v0, stride, sp.first_pos[g], sp.n[g], hd, part);
-                for (int i = 0; i < hd; i++) out[i] += part[i];
-            }
-            n += sp.n[g];
-        }
-    }
-}
-
 /* ------------------------------------------------------------------ the forward pass */
 
 static void rmsnorm(float *o, const float *x, const float *w, int n, float eps) {
@@ -1110,14 +1027,18 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             b->slot[t] >= kv->n_slots)
             return etok_errf(err, "forward: position %d / slot %d outside the KV cache", b->pos[t], b->slot[t]);
     }
-    if (attn_window > 0) {
-        /* a slot's tokens of this step are written before any attends: the ring must keep the
-         * window of the run's first token while its last one is written */
+    /* a slot's tokens of this step are written before any attends: a layer's ring must keep
+     * the window of the run's first token while its last one is written */
+    for (int l = 0; l < in->n_layers; l++) {
+        const etok_kv_layout *ly = &kv->layout[l];
+        int win, wsinks;
+        etok_layer_attn_window(m, l, attn_window, kv->sinks, &win, &wsinks);
+        if (win <= 0) continue;
         for (int t = 0, run = 1; t < T; t++, run++) {
             if (t > 0 && b->slot[t] != b->slot[t - 1]) run = 1;
-            if (b->pos[t] >= kv->sinks + kv->ring && attn_window + run - 1 > kv->ring)
-                return etok_errf(err, "forward: %d tokens of one sequence in a step overflow the %d-row KV ring "
-                                 "(window %d)", run, kv->ring, attn_window);
+            if (b->pos[t] >= ly->sinks + ly->ring && win + run - 1 > ly->ring)
+                return etok_errf(err, "forward: %d tokens of one sequence in a step overflow the %d-row KV ring of "
+                                 "layer %d (window %d)", run, ly->ring, l, win);
         }
     }
 
@@ -1172,7 +1093,7 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
                     rmsnorm(kt + (size_t)h * hd, kt + (size_t)h * hd, L->k_norm, hd, m->rms_eps);
             rope(qt, in->n_heads, hd, rd, cs, m->rope_neox);
             rope(kt, in->n_kv_heads, hd, rd, cs, m->rope_neox);
-            uint8_t *kr = kv_row(kv, kv->k, b->slot[t], l, b->pos[t]), *vr = kv_row(kv, kv->v, b->slot[t], l, b->pos[t]);
+            uint8_t *kr = etok_kv_row(kv, kv->k, b->slot[t], l, b->pos[t]), *vr = etok_kv_row(kv, kv->v, b->slot[t], l, b->pos[t]);
             if (kv->type == ETOK_T_F16) {
                 etok_f32_to_f16_row(kt, kr, kvd);
                 etok_f32_to_f16_row(st->v + (size_t)t * kvd, vr, kvd);
@@ -1188,13 +1109,10 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
          * own window (Gemma 3's local layers) attends to that window, or to the run's
          * --attn-window (with its sinks) when that one is narrower */
         {
-            int win = attn_window, sinks = attn_window > 0 ? kv->sinks : 0;
-            if (L->window > 0 && (attn_window <= 0 || L->window < attn_window)) {
-                win = L->window;
-                sinks = 0;
-            }
-            attn_task at = {m, kv, st, b, l, win, sinks};
-            etok_threadpool_run(pool, attn_worker, &at);
+            etok_attn_args aa = {kv, b, l, 0, 0, in->n_heads, in->n_kv_heads, hd, qd, m->attn_scale, st->q, st->att,
+                                 st->scores, st->scores_per_thread};
+            etok_layer_attn_window(m, l, attn_window, kv->sinks, &aa.window, &aa.sinks);
+            etok_attention(pool, &aa);
         }
         /* output projection, (+ bias), (Gemma 3: RMSNorm), residual */
         {

@@ -69,26 +69,53 @@ struct etok_model {
     double matmul_params;       /* parameters in per-token matmuls excluding the LM head */
 };
 
-/* KV cache: per slot, per layer, `rows` rows of kv_dim values, F32, F16 or Q8_0 (kv_bits 32,
- * 16, 8). Position p lives in row p when p < sinks, else in row sinks + (p - sinks) % ring
- * (ring = rows - sinks): with rows >= the context every position has its own row; with a
- * sliding window (attn_window) the rows after the sinks are a ring and the cache stops growing. */
+/* KV cache: per slot, per layer, rows of kv_dim values, F32, F16 or Q8_0 (kv_bits 32, 16, 8).
+ * Each layer has its own row count (layout[l]): position p lives in row p when p < sinks,
+ * else in row sinks + (p - sinks) % ring (ring = rows - sinks). With rows >= the context every
+ * position has its own row; with a sliding window (attn_window) the rows after the sinks are a
+ * ring and the cache stops growing. A layer that attends through its own, narrower window
+ * (Gemma 3's local layers) holds only that window plus one step's tokens of a sequence, as a
+ * ring without sinks. */
+typedef struct {
+    int rows, sinks, ring;
+    size_t first_row; /* the layer's first row within a slot */
+} etok_kv_layout;
+
 typedef struct {
     int n_slots, rows, kv_bits, n_layers, kv_dim;
-    int sinks, ring;
+    int sinks, ring;        /* the run's --attn-sinks and the ring of a full-size layer */
     uint32_t type;          /* ETOK_T_F32, ETOK_T_F16 or ETOK_T_Q8_0 */
     size_t row_bytes;
+    size_t slot_rows;       /* rows of one slot over all layers */
+    etok_kv_layout *layout; /* [n_layers] */
     uint8_t *k, *v;
 } etok_kv_cache;
+
+static inline int etok_kv_row_of(const etok_kv_cache *kv, int layer, int pos) {
+    const etok_kv_layout *ly = &kv->layout[layer];
+    return pos < ly->sinks ? pos : ly->sinks + (pos - ly->sinks) % ly->ring;
+}
+
+static inline uint8_t *etok_kv_row(const etok_kv_cache *kv, uint8_t *base, int slot, int layer, int pos) {
+    size_t idx = (size_t)slot * kv->slot_rows + kv->layout[layer].first_row + (size_t)etok_kv_row_of(kv, layer, pos);
+    return base + idx * kv->row_bytes;
+}
+
+/* The window and sinks layer l attends with in a run with --attn-window attn_window and
+ * --attn-sinks sinks (0: full): the layer's own window (Gemma 3's local layers) when it is
+ * narrower than the run's, without sinks; else the run's. */
+void etok_layer_attn_window(const etok_model *m, int layer, int attn_window, int sinks, int *win, int *win_sinks);
 
 /* Positions attended by one token, summed over the layers, when it attends to t_eff positions
  * (its position + 1, or the run's window + sinks): layers with their own window (Gemma 3's
  * local ones) attend to at most that window. For the FLOP/byte accounting. */
 double etok_model_attended_positions(const etok_model *m, int t_eff);
 
-/* kv_bits 32, 16 or 8 (Q8_0: head_dim a multiple of 32); sinks < rows. */
+/* kv_bits 32, 16 or 8 (Q8_0: head_dim a multiple of 32); sinks < rows. attn_window and sinks
+ * as etok_model_forward will be given; max_run: the most tokens of one sequence in a step
+ * (a layer with its own window W holds min(rows, W + max_run) rows). */
 int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int rows, int kv_bits, int sinks,
-                       etok_err *err);
+                       int attn_window, int max_run, etok_err *err);
 void etok_kv_cache_free(etok_kv_cache *kv);
 
 /* One forward step: n_tokens tokens, each with its sequence's KV slot and position. Tokens

@@ -988,20 +988,89 @@ void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t
         etok_vec_dot_multi(type, w + (size_t)r * row_bytes, xq, xf, n, nx, out + r, out_stride);
 }
 
-static void attn_scores_ref(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
-                            float *out) {
+/* The single-head fallbacks: every position through the dispatched dot / axpy (SIMD where
+ * active), accumulated in 8 lanes by absolute position and reduced pairwise. */
+static void attn_scores_each(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd,
+                             float scale, float *out) {
     for (int s = 0; s < n; s++) out[s] = etok_vec_dot(type, k0 + (size_t)s * stride, NULL, q, hd) * scale;
 }
 
-static void attn_accum_ref(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
-                           float *out) {
-    float lanes[8][512];
-    for (int k = 0; k < 8; k++) memset(lanes[k], 0, (size_t)hd * sizeof(float));
-    for (int s = 0; s < n; s++) etok_vec_axpy(type, w[s], v0 + (size_t)s * stride, lanes[(first_pos + s) % 8], hd);
+static void lanes_reduce(float lanes[8][512], int hd, float *out) {
     for (int i = 0; i < hd; i++) {
         float t0 = lanes[4][i] + lanes[0][i], t1 = lanes[5][i] + lanes[1][i], t2 = lanes[6][i] + lanes[2][i],
               t3 = lanes[7][i] + lanes[3][i];
         out[i] = (t0 + t2) + (t1 + t3);
+    }
+}
+
+static void attn_accum_each(uint32_t type, const float *w, int n_seg, const uint8_t *const *v0, const int *first_pos,
+                            const int *n, size_t stride, int hd, float *out,
+                            void (*axpy)(uint32_t, float, const void *, float *, int64_t)) {
+    float lanes[8][512];
+    for (int k = 0; k < 8; k++) memset(lanes[k], 0, (size_t)hd * sizeof(float));
+    for (int j = 0; j < n_seg; w += n[j], j++)
+        for (int s = 0; s < n[j]; s++) axpy(type, w[s], v0[j] + (size_t)s * stride, lanes[(first_pos[j] + s) % 8], hd);
+    lanes_reduce(lanes, hd, out);
+}
+
+void etok_attn_scores_ref(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                          float *out) {
+    for (int s = 0; s < n; s++) out[s] = etok_vec_dot_ref(type, k0 + (size_t)s * stride, NULL, q, hd) * scale;
+}
+
+void etok_attn_accum_ref(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+                         float *out) {
+    attn_accum_each(type, w, 1, &v0, &first_pos, &n, stride, hd, out, etok_vec_axpy_ref);
+}
+
+/* One cached row as floats (F16 converted exactly; F32 copied). */
+static void kv_row_f32(uint32_t type, const uint8_t *row, float *buf, int hd) {
+    if (type == ETOK_T_F16)
+        etok_dequantize_row(ETOK_T_F16, row, buf, hd);
+    else
+        memcpy(buf, row, (size_t)hd * sizeof(float));
+}
+
+/* Scalar grouped scores: the row converted once, then per head the sum of etok_vec_dot_ref
+ * (sum += value * q[i] in order: an F16 value converts to float exactly, so converting first
+ * changes nothing). */
+void etok_attn_scores_multi_ref(uint32_t type, const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                                float scale, float *out, size_t out_stride) {
+    float buf[512];
+    for (int s = 0; s < n; s++) {
+        kv_row_f32(type, k0 + (size_t)s * stride, buf, hd);
+        for (int h = 0; h < g; h++) {
+            const float *qh = q + (size_t)h * (size_t)hd;
+            float sum = 0;
+            for (int i = 0; i < hd; i++) sum += buf[i] * qh[i];
+            out[(size_t)h * out_stride + (size_t)s] = sum * scale;
+        }
+    }
+}
+
+/* Scalar grouped accumulation, heads four at a time: per position the row is converted once
+ * and added into each head's lane (y[i] += a * value, as etok_vec_axpy_ref). */
+void etok_attn_accum_multi_ref(uint32_t type, const float *w, size_t w_stride, int g, int n_seg,
+                               const uint8_t *const *v0, const int *first_pos, const int *n, size_t stride, int hd,
+                               float *out) {
+    enum { G = 4 };
+    float buf[512];
+    float lanes[G][8][512];
+    for (int h0 = 0; h0 < g; h0 += G) {
+        const int gc = g - h0 < G ? g - h0 : G;
+        for (int h = 0; h < gc; h++)
+            for (int k = 0; k < 8; k++) memset(lanes[h][k], 0, (size_t)hd * sizeof(float));
+        for (int j = 0, w0 = 0; j < n_seg; w0 += n[j], j++)
+            for (int s = 0; s < n[j]; s++) {
+                kv_row_f32(type, v0[j] + (size_t)s * stride, buf, hd);
+                const int lane = (first_pos[j] + s) % 8;
+                for (int h = 0; h < gc; h++) {
+                    const float a = w[(size_t)(h0 + h) * w_stride + (size_t)(w0 + s)];
+                    float *y = lanes[h][lane];
+                    for (int i = 0; i < hd; i++) y[i] += a * buf[i];
+                }
+            }
+        for (int h = 0; h < gc; h++) lanes_reduce(lanes[h], hd, out + (size_t)(h0 + h) * (size_t)hd);
     }
 }
 
@@ -1013,7 +1082,7 @@ void etok_attn_scores(uint32_t type, const float *q, const uint8_t *k0, size_t s
         return;
     }
 #endif
-    attn_scores_ref(type, q, k0, stride, n, hd, scale, out);
+    attn_scores_each(type, q, k0, stride, n, hd, scale, out);
 }
 
 void etok_attn_accum(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
@@ -1024,7 +1093,41 @@ void etok_attn_accum(uint32_t type, const float *w, const uint8_t *v0, size_t st
         return;
     }
 #endif
-    attn_accum_ref(type, w, v0, stride, first_pos, n, hd, out);
+    attn_accum_each(type, w, 1, &v0, &first_pos, &n, stride, hd, out, etok_vec_axpy);
+}
+
+void etok_attn_scores_multi(uint32_t type, const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                            float scale, float *out, size_t out_stride) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        if (type == ETOK_T_F16 && hd % 8 == 0) {
+            etok_attn_scores_multi_avx2(q, g, k0, stride, n, hd, scale, out, out_stride);
+        } else { /* what etok_attn_scores does for each head, position-major (the row stays in L1) */
+            for (int s = 0; s < n; s++)
+                for (int h = 0; h < g; h++)
+                    out[(size_t)h * out_stride + (size_t)s] =
+                        etok_vec_dot(type, k0 + (size_t)s * stride, NULL, q + (size_t)h * (size_t)hd, hd) * scale;
+        }
+        return;
+    }
+#endif
+    etok_attn_scores_multi_ref(type, q, g, k0, stride, n, hd, scale, out, out_stride);
+}
+
+void etok_attn_accum_multi(uint32_t type, const float *w, size_t w_stride, int g, int n_seg, const uint8_t *const *v0,
+                           const int *first_pos, const int *n, size_t stride, int hd, float *out) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        if (type == ETOK_T_F16 && hd % 8 == 0 && hd <= 512)
+            etok_attn_accum_multi_avx2(w, w_stride, g, n_seg, v0, first_pos, n, stride, hd, out);
+        else
+            for (int h = 0; h < g; h++)
+                attn_accum_each(type, w + (size_t)h * w_stride, n_seg, v0, first_pos, n, stride, hd,
+                                out + (size_t)h * (size_t)hd, etok_vec_axpy);
+        return;
+    }
+#endif
+    etok_attn_accum_multi_ref(type, w, w_stride, g, n_seg, v0, first_pos, n, stride, hd, out);
 }
 
 void etok_round_f16(float *x, int n) {

@@ -196,6 +196,31 @@ void etok_attn_scores(uint32_t type, const float *q, const uint8_t *k0, size_t s
 void etok_attn_accum(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
                      float *out);
 void etok_round_f16(float *x, int n);
+/* Grouped-query attention: g query heads that share one KV head. Each cached row is loaded,
+ * and converted from F16, once for all g heads; the results are bit-identical to g calls of
+ * the single-head functions above (same operations per head, in the same order).
+ * scores_multi: q holds g vectors of hd floats one after another; out[h * out_stride + s] =
+ * (q_h . k_s) * scale. Types F32 and F16 (Q8_0: etok_vec_dot_multi over q8a blocks).
+ * accum_multi: out (g vectors of hd floats) = for each h, etok_attn_accum of the weights
+ * w[h * w_stride + s] over n_seg runs of rows (run j: n[j] rows from v0[j], absolute positions
+ * from first_pos[j]; its weights follow the previous runs'), all added into the same 8
+ * position lanes before the one reduction: a span split where the KV ring wraps, or into sinks
+ * and window, sums exactly as the same positions in one run would. */
+void etok_attn_scores_multi(uint32_t type, const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                            float scale, float *out, size_t out_stride);
+void etok_attn_accum_multi(uint32_t type, const float *w, size_t w_stride, int g, int n_seg, const uint8_t *const *v0,
+                           const int *first_pos, const int *n, size_t stride, int hd, float *out);
+/* Always the scalar versions (tests): the single-head ones, and the grouped ones written as
+ * the scalar path runs them (F16 rows converted once per position). */
+void etok_attn_scores_ref(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                          float *out);
+void etok_attn_accum_ref(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
+                         float *out);
+void etok_attn_scores_multi_ref(uint32_t type, const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                                float scale, float *out, size_t out_stride);
+void etok_attn_accum_multi_ref(uint32_t type, const float *w, size_t w_stride, int g, int n_seg,
+                               const uint8_t *const *v0, const int *first_pos, const int *n, size_t stride, int hd,
+                               float *out);
 /* n floats to F16 bits (round to nearest even), e.g. a K/V row into an F16 cache. */
 void etok_f32_to_f16_row(const float *x, void *out, int n);
 

@@ -464,18 +464,243 @@ static TGT void dot_q8_0_x4(const etok_block_q8_0 *b, const etok_block_q8a *y0, 
     out[3] = hsum_ps(a3);
 }
 
+/* One row against 4 activation vectors for the other q8a formats (prefill): each weight block
+ * (super-block for the K formats) is unpacked once and used for the 4 vectors. Per (row,
+ * vector) the float operations are those of the single-vector kernel above, in the same
+ * order, so the results are bit-identical to 4 separate calls (test_quant: matmul rows). */
+#define X4 4
+static TGT void dot_q4_0_x4(const etok_block_q4_0 *b, const etok_block_q8a *const y[X4], int64_t nb, float out[X4]) {
+    __m256 acc[X4];
+    float corr[X4];
+    for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps(), corr[v] = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        const float dw = h2f(b[i].d);
+        const __m256i q = unpack_nibbles(b[i].qs);
+        for (int v = 0; v < X4; v++) {
+            const etok_block_q8a *a = y[v] + i;
+            __m256i p = dot_us8(q, _mm256_loadu_si256((const __m256i *)a->qs));
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), _mm256_cvtepi32_ps(p), acc[v]);
+            corr[v] += dw * 8.0f * a->s;
+        }
+    }
+    for (int v = 0; v < X4; v++) out[v] = hsum_ps(acc[v]) - corr[v];
+}
+
+/* Q5_0 and IQ4_NL: signed weights (the sign trick's |w| computed once per block). */
+static inline TGT void signed32_x4(__m256i q, float dw, const etok_block_q8a *const y[X4], int64_t i, __m256 acc[X4]) {
+    const __m256i aq = _mm256_sign_epi8(q, q);
+    for (int v = 0; v < X4; v++) {
+        const etok_block_q8a *a = y[v] + i;
+        __m256i p = dot_us8(aq, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)a->qs), q));
+        acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), _mm256_cvtepi32_ps(p), acc[v]);
+    }
+}
+
+static TGT void dot_q5_0_x4(const etok_block_q5_0 *b, const etok_block_q8a *const y[X4], int64_t nb, float out[X4]) {
+    __m256 acc[X4];
+    for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps();
+    const __m256i off = _mm256_set1_epi8(16);
+    for (int64_t i = 0; i < nb; i++)
+        signed32_x4(_mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(b[i].qs), q5_high_bits(b[i].qh)), off), h2f(b[i].d), y,
+                    i, acc);
+    for (int v = 0; v < X4; v++) out[v] = hsum_ps(acc[v]);
+}
+
+static TGT void dot_iq4_nl_x4(const etok_block_iq4_nl *b, const etok_block_q8a *const y[X4], int64_t nb, float out[X4]) {
+    __m256 acc[X4];
+    for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps();
+    const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
+    for (int64_t i = 0; i < nb; i++) signed32_x4(_mm256_shuffle_epi8(tbl, unpack_nibbles(b[i].qs)), h2f(b[i].d), y, i, acc);
+    for (int v = 0; v < X4; v++) out[v] = hsum_ps(acc[v]);
+}
+
+static TGT void dot_q5_1_x4(const etok_block_q5_1 *b, const etok_block_q8a *const y[X4], int64_t nb, float out[X4]) {
+    __m256 acc[X4];
+    float summ[X4];
+    for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps(), summ[v] = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d), m = h2f(b[i].m);
+        const __m256i q = _mm256_or_si256(unpack_nibbles(b[i].qs), q5_high_bits(b[i].qh));
+        for (int v = 0; v < X4; v++) {
+            const etok_block_q8a *a = y[v] + i;
+            summ[v] += m * a->s;
+            __m256i p = dot_us8(q, _mm256_loadu_si256((const __m256i *)a->qs));
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(p), acc[v]);
+        }
+    }
+    for (int v = 0; v < X4; v++) out[v] = hsum_ps(acc[v]) + summ[v];
+}
+
+/* Q4_K and Q5_K: 8 unsigned 32-value groups per super-block, scales and mins per group. */
+static inline TGT void k4_x4(const __m256i q[8], const uint8_t sc[8], const uint8_t mn[8], float d, float dmin,
+                             const etok_block_q8a *const y[X4], int64_t i, __m256 acc[X4], float summ[X4]) {
+    for (int v = 0; v < X4; v++) {
+        const etok_block_q8a *a = y[v] + i * 8;
+        for (int g = 0; g < 4; g++) {
+            __m256i p0 = dot_us8(q[2 * g], _mm256_loadu_si256((const __m256i *)a[2 * g].qs));
+            __m256i p1 = dot_us8(q[2 * g + 1], _mm256_loadu_si256((const __m256i *)a[2 * g + 1].qs));
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * g] * a[2 * g].d), _mm256_cvtepi32_ps(p0), acc[v]);
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(d * sc[2 * g + 1] * a[2 * g + 1].d), _mm256_cvtepi32_ps(p1), acc[v]);
+            summ[v] += dmin * (mn[2 * g] * a[2 * g].s + mn[2 * g + 1] * a[2 * g + 1].s);
+        }
+    }
+}
+
+static TGT void dot_q4_k_x4(const etok_block_q4_k *b, const etok_block_q8a *const y[X4], int64_t nb, float out[X4]) {
+    __m256 acc[X4];
+    float summ[X4];
+    for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps(), summ[v] = 0;
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t sc[8], mn[8];
+        etok_q4k_scales(&b[i], sc, mn);
+        __m256i q[8];
+        for (int g = 0; g < 4; g++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * g));
+            q[2 * g] = _mm256_and_si256(raw, m4);
+            q[2 * g + 1] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+        }
+        k4_x4(q, sc, mn, h2f(b[i].d), h2f(b[i].dmin), y, i, acc, summ);
+    }
+    for (int v = 0; v < X4; v++) out[v] = hsum_ps(acc[v]) - summ[v];
+}
+
+static TGT void dot_q5_k_x4(const etok_block_q5_k *b, const etok_block_q8a *const y[X4], int64_t nb, float out[X4]) {
+    __m256 acc[X4];
+    float summ[X4];
+    for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps(), summ[v] = 0;
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t sc[8], mn[8];
+        etok_k4_scales(b[i].scales, sc, mn);
+        const __m256i hh = _mm256_loadu_si256((const __m256i *)b[i].qh);
+        __m256i q[8];
+        for (int g = 0; g < 4; g++) {
+            __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * g));
+            q[2 * g] = _mm256_or_si256(_mm256_and_si256(raw, m4), _mm256_and_si256(bit_set(hh, 2 * g), sixteen));
+            q[2 * g + 1] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4),
+                                           _mm256_and_si256(bit_set(hh, 2 * g + 1), sixteen));
+        }
+        k4_x4(q, sc, mn, h2f(b[i].d), h2f(b[i].dmin), y, i, acc, summ);
+    }
+    for (int v = 0; v < X4; v++) out[v] = hsum_ps(acc[v]) - summ[v];
+}
+
+/* Q6_K and Q3_K: signed values, int16 scales applied by madd (per 32-value block s). */
+static inline TGT void signed_k_x4(__m256i qs, __m256i scv, float d, const etok_block_q8a *const y[X4], int64_t i, int s,
+                                   __m256 acc[X4]) {
+    const __m256i aq = _mm256_sign_epi8(qs, qs);
+    for (int v = 0; v < X4; v++) {
+        const etok_block_q8a *a = y[v] + i * 8 + s;
+        __m256i yy = _mm256_loadu_si256((const __m256i *)a->qs);
+        __m256i p32 = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, _mm256_sign_epi8(yy, qs)), scv);
+        acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(p32), acc[v]);
+    }
+}
+
+static TGT void dot_q6_k_x4(const etok_block_q6_k *b, const etok_block_q8a *const y[X4], int64_t nb, float out[X4]) {
+    __m256 acc[X4];
+    for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps();
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d);
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;
+            __m256i l0 = _mm256_loadu_si256((const __m256i *)ql), l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+            __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                const int s = h * 4 + k;
+                __m256i scv = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(b[i].scales[2 * s])),
+                                                      _mm_set1_epi16(b[i].scales[2 * s + 1]), 1);
+                signed_k_x4(_mm256_sub_epi8(q[k], off), scv, d, y, i, s, acc);
+            }
+        }
+    }
+    for (int v = 0; v < X4; v++) out[v] = hsum_ps(acc[v]);
+}
+
+static TGT void dot_q3_k_x4(const etok_block_q3_k *b, const etok_block_q8a *const y[X4], int64_t nb, float out[X4]) {
+    __m256 acc[X4];
+    for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    for (int64_t i = 0; i < nb; i++) {
+        const __m256i sc16 = _mm256_cvtepi8_epi16(q3k_scales16(b[i].scales));
+        const float d = h2f(b[i].d);
+        const __m256i hm = _mm256_loadu_si256((const __m256i *)b[i].hmask);
+        for (int n = 0; n < 2; n++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * n));
+            for (int j = 0; j < 4; j++) {
+                const int s = 4 * n + j;
+                __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
+                q = _mm256_sub_epi8(_mm256_or_si256(q, _mm256_and_si256(bit_set(hm, s), four)), four);
+                signed_k_x4(q, pair_i16(sc16, s), d, y, i, s, acc);
+            }
+        }
+    }
+    for (int v = 0; v < X4; v++) out[v] = hsum_ps(acc[v]);
+}
+
+static TGT void dot_q2_k_x4(const etok_block_q2_k *b, const etok_block_q8a *const y[X4], int64_t nb, float out[X4]) {
+    __m256 acc[X4], accm[X4];
+    for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps(), accm[v] = _mm256_setzero_ps();
+    const __m256i m3 = _mm256_set1_epi8(3), ones = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < nb; i++) {
+        const float d = h2f(b[i].d), dmin = h2f(b[i].dmin);
+        const __m128i scm = _mm_loadu_si128((const __m128i *)b[i].scales);
+        const __m256i sc16 = _mm256_cvtepu8_epi16(_mm_and_si128(scm, _mm_set1_epi8(0x0F)));
+        const __m256i mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), _mm_set1_epi8(0x0F)));
+        for (int n = 0; n < 2; n++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * n));
+            for (int j = 0; j < 4; j++) {
+                const int s = 4 * n + j;
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
+                const __m256i scp = pair_i16(sc16, s), mnp = pair_i16(mn16, s);
+                for (int v = 0; v < X4; v++) {
+                    const etok_block_q8a *a = y[v] + i * 8 + s;
+                    const __m256i yq = _mm256_loadu_si256((const __m256i *)a->qs);
+                    __m256i pq = _mm256_madd_epi16(_mm256_maddubs_epi16(q, yq), scp);
+                    __m256i pm = _mm256_madd_epi16(_mm256_maddubs_epi16(ones, yq), mnp);
+                    acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(pq), acc[v]);
+                    accm[v] = _mm256_fmadd_ps(_mm256_set1_ps(dmin * a->d), _mm256_cvtepi32_ps(pm), accm[v]);
+                }
+            }
+        }
+    }
+    for (int v = 0; v < X4; v++) out[v] = hsum_ps(acc[v]) - hsum_ps(accm[v]);
+}
+
 void TGT etok_vec_dot_multi_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,
                                  int64_t n, int nx, float *out, size_t out_stride) {
     const size_t nbq = (size_t)(n / ETOK_QK);
     int j = 0;
-    if (type == ETOK_T_Q4_1 || type == ETOK_T_Q8_0) {
+    if (etok_type_uses_q8a(type)) {
+        const int64_t nb = n / ETOK_QK, nbk = n / ETOK_QK_K;
         for (; j + 4 <= nx; j += 4) {
             float o4[4];
             const etok_block_q8a *y = xq + (size_t)j * nbq;
-            if (type == ETOK_T_Q4_1)
-                dot_q4_1_x4(row, y, y + nbq, y + 2 * nbq, y + 3 * nbq, n / ETOK_QK, o4);
-            else
-                dot_q8_0_x4(row, y, y + nbq, y + 2 * nbq, y + 3 * nbq, n / ETOK_QK, o4);
+            const etok_block_q8a *const yv[X4] = {y, y + nbq, y + 2 * nbq, y + 3 * nbq};
+            switch (type) {
+            case ETOK_T_Q4_1: dot_q4_1_x4(row, yv[0], yv[1], yv[2], yv[3], nb, o4); break;
+            case ETOK_T_Q8_0: dot_q8_0_x4(row, yv[0], yv[1], yv[2], yv[3], nb, o4); break;
+            case ETOK_T_Q4_0: dot_q4_0_x4(row, yv, nb, o4); break;
+            case ETOK_T_Q5_0: dot_q5_0_x4(row, yv, nb, o4); break;
+            case ETOK_T_Q5_1: dot_q5_1_x4(row, yv, nb, o4); break;
+            case ETOK_T_IQ4_NL: dot_iq4_nl_x4(row, yv, nb, o4); break;
+            case ETOK_T_Q4_K: dot_q4_k_x4(row, yv, nbk, o4); break;
+            case ETOK_T_Q5_K: dot_q5_k_x4(row, yv, nbk, o4); break;
+            case ETOK_T_Q6_K: dot_q6_k_x4(row, yv, nbk, o4); break;
+            case ETOK_T_Q3_K: dot_q3_k_x4(row, yv, nbk, o4); break;
+            case ETOK_T_Q2_K: dot_q2_k_x4(row, yv, nbk, o4); break;
+            default: for (int k = 0; k < 4; k++) o4[k] = etok_vec_dot_avx2(type, row, yv[k], NULL, n); break;
+            }
             for (int k = 0; k < 4; k++) out[(size_t)(j + k) * out_stride] = o4[k];
         }
     }
@@ -557,6 +782,125 @@ void TGT etok_attn_accum_avx2(uint32_t type, const float *w, const uint8_t *v0, 
         __m256 t0 = _mm256_add_ps(lanes[4][i], lanes[0][i]), t1 = _mm256_add_ps(lanes[5][i], lanes[1][i]),
                t2 = _mm256_add_ps(lanes[6][i], lanes[2][i]), t3 = _mm256_add_ps(lanes[7][i], lanes[3][i]);
         _mm256_storeu_ps(out + 8 * i, _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3)));
+    }
+}
+
+/* Grouped (GQA) F16 attention: G <= 4 query heads against each cached row, the row's F16
+ * values converted once per 8 and used by every head. Per head the operations are those of
+ * dot_f16 / etok_attn_accum_avx2, in the same order (bit-identical); the G independent
+ * accumulation chains also hide the FMA latency that one head's single chain exposes. */
+/* hsum_ps of 8 vectors at once, lane k of the result = hsum_ps(v[k]) bit for bit: hsum_ps adds
+ * x_j = v_j + v_{j+4} and then (x0 + x2) + (x1 + x3); here the high and low halves are added
+ * for two vectors per instruction, each half reordered to x0 x2 x1 x3 and two horizontal adds
+ * form (x0 + x2) and (x1 + x3), then their sum, for four vectors per instruction. */
+static inline TGT __m256 hsum8_ps(const __m256 v[8]) {
+    __m256 u[4];
+    for (int k = 0; k < 4; k++) {
+        const __m256 a = v[2 * k], b = v[2 * k + 1];
+        u[k] = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+        u[k] = _mm256_permute_ps(u[k], _MM_SHUFFLE(3, 1, 2, 0));
+    }
+    const __m256 h1 = _mm256_hadd_ps(u[0], u[1]), h2 = _mm256_hadd_ps(u[2], u[3]);
+    return _mm256_permutevar8x32_ps(_mm256_hadd_ps(h1, h2), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+static inline __attribute__((always_inline)) TGT void scores_f16_g(const float *q, const int G, const uint8_t *k0,
+                                                                    size_t stride, int n, int hd, float scale,
+                                                                    float *out, size_t out_stride) {
+    const int nv = hd / 8;
+    const __m256 sv = _mm256_set1_ps(scale);
+    int s = 0;
+    /* 8 positions at a time: two positions' chains in flight, one reduction for all 8 */
+    for (; s + 8 <= n; s += 8) {
+        __m256 part[4][8];
+        for (int p = 0; p < 8; p += 2) {
+            const uint8_t *ka = k0 + (size_t)(s + p) * stride, *kb = ka + stride;
+            __m256 acc[4][2];
+            for (int h = 0; h < G; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+            for (int i = 0; i < nv; i++) {
+                const __m256 fa = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ka + 16 * i)));
+                const __m256 fb = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kb + 16 * i)));
+                for (int h = 0; h < G; h++) {
+                    const __m256 qv = _mm256_loadu_ps(q + (size_t)h * (size_t)hd + 8 * (size_t)i);
+                    acc[h][0] = _mm256_fmadd_ps(fa, qv, acc[h][0]);
+                    acc[h][1] = _mm256_fmadd_ps(fb, qv, acc[h][1]);
+                }
+            }
+            for (int h = 0; h < G; h++) {
+                part[h][p] = acc[h][0];
+                part[h][p + 1] = acc[h][1];
+            }
+        }
+        for (int h = 0; h < G; h++)
+            _mm256_storeu_ps(out + (size_t)h * out_stride + (size_t)s, _mm256_mul_ps(hsum8_ps(part[h]), sv));
+    }
+    for (; s < n; s++) {
+        const uint8_t *k = k0 + (size_t)s * stride;
+        __m256 acc[4];
+        for (int h = 0; h < G; h++) acc[h] = _mm256_setzero_ps();
+        for (int i = 0; i < nv; i++) {
+            const __m256 kf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + 16 * i)));
+            for (int h = 0; h < G; h++)
+                acc[h] = _mm256_fmadd_ps(kf, _mm256_loadu_ps(q + (size_t)h * (size_t)hd + 8 * (size_t)i), acc[h]);
+        }
+        for (int h = 0; h < G; h++) out[(size_t)h * out_stride + (size_t)s] = hsum_ps(acc[h]) * scale;
+    }
+}
+
+void TGT etok_attn_scores_multi_avx2(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                                     float *out, size_t out_stride) {
+    for (int h0 = 0; h0 < g; h0 += 4) {
+        const float *qh = q + (size_t)h0 * (size_t)hd;
+        float *o = out + (size_t)h0 * out_stride;
+        switch (g - h0 < 4 ? g - h0 : 4) {
+        case 1: scores_f16_g(qh, 1, k0, stride, n, hd, scale, o, out_stride); break;
+        case 2: scores_f16_g(qh, 2, k0, stride, n, hd, scale, o, out_stride); break;
+        case 3: scores_f16_g(qh, 3, k0, stride, n, hd, scale, o, out_stride); break;
+        default: scores_f16_g(qh, 4, k0, stride, n, hd, scale, o, out_stride); break;
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) TGT void accum_f16_g(const float *w, size_t w_stride, const int G,
+                                                                   int n_seg, const uint8_t *const *v0,
+                                                                   const int *first_pos, const int *n, size_t stride,
+                                                                   int hd, float *out) {
+    __m256 lanes[4][8][64];
+    const int nv = hd / 8;
+    for (int h = 0; h < G; h++)
+        for (int k = 0; k < 8; k++)
+            for (int i = 0; i < nv; i++) lanes[h][k][i] = _mm256_setzero_ps();
+    for (int j = 0, w0 = 0; j < n_seg; w0 += n[j], j++)
+        for (int s = 0; s < n[j]; s++) {
+            const uint8_t *v = v0[j] + (size_t)s * stride;
+            const int lane = (first_pos[j] + s) % 8;
+            __m256 ws[4];
+            for (int h = 0; h < G; h++) ws[h] = _mm256_set1_ps(w[(size_t)h * w_stride + (size_t)(w0 + s)]);
+            for (int i = 0; i < nv; i++) {
+                const __m256 vf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 16 * i)));
+                for (int h = 0; h < G; h++) lanes[h][lane][i] = _mm256_fmadd_ps(ws[h], vf, lanes[h][lane][i]);
+            }
+        }
+    for (int h = 0; h < G; h++)
+        for (int i = 0; i < nv; i++) {
+            __m256 t0 = _mm256_add_ps(lanes[h][4][i], lanes[h][0][i]), t1 = _mm256_add_ps(lanes[h][5][i], lanes[h][1][i]),
+                   t2 = _mm256_add_ps(lanes[h][6][i], lanes[h][2][i]), t3 = _mm256_add_ps(lanes[h][7][i], lanes[h][3][i]);
+            _mm256_storeu_ps(out + (size_t)h * (size_t)hd + 8 * (size_t)i,
+                             _mm256_add_ps(_mm256_add_ps(t0, t2), _mm256_add_ps(t1, t3)));
+        }
+}
+
+void TGT etok_attn_accum_multi_avx2(const float *w, size_t w_stride, int g, int n_seg, const uint8_t *const *v0,
+                                    const int *first_pos, const int *n, size_t stride, int hd, float *out) {
+    for (int h0 = 0; h0 < g; h0 += 4) {
+        const float *wh = w + (size_t)h0 * w_stride;
+        float *o = out + (size_t)h0 * (size_t)hd;
+        switch (g - h0 < 4 ? g - h0 : 4) {
+        case 1: accum_f16_g(wh, w_stride, 1, n_seg, v0, first_pos, n, stride, hd, o); break;
+        case 2: accum_f16_g(wh, w_stride, 2, n_seg, v0, first_pos, n, stride, hd, o); break;
+        case 3: accum_f16_g(wh, w_stride, 3, n_seg, v0, first_pos, n, stride, hd, o); break;
+        default: accum_f16_g(wh, w_stride, 4, n_seg, v0, first_pos, n, stride, hd, o); break;
+        }
     }
 }
 

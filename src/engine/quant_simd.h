@@ -33,6 +33,10 @@ void etok_attn_scores_avx2(uint32_t type, const float *q, const uint8_t *k0, siz
 void etok_attn_accum_avx2(uint32_t type, const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
                           float *out);
 void etok_round_f16_avx2(float *x, int n);
+void etok_attn_scores_multi_avx2(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                                 float *out, size_t out_stride);
+void etok_attn_accum_multi_avx2(const float *w, size_t w_stride, int g, int n_seg, const uint8_t *const *v0,
+                                const int *first_pos, const int *n, size_t stride, int hd, float *out);
 void etok_f32_to_f16_row_avx2(const float *x, void *out, int n);
 void etok_vec_axpy_avx2(uint32_t type, float a, const void *row, float *y, int64_t n);
 #endif

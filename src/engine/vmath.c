@@ -107,15 +107,16 @@ void etok_attn_scores_1tok_ref(const float *q, const uint8_t *k0, size_t stride,
     }
 }
 
-void etok_attn_accum_1tok_ref(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
-                                float *out) {
+void etok_attn_accum_1tok_ref(const float *w, int n_runs, const uint8_t *const *v0, const int *first_pos,
+                              const int *n, size_t stride, int hd, float *out) {
     float acc[32][512];
     for (int k = 0; k < 32; k++) memset(acc[k], 0, (size_t)hd * sizeof(float));
-    for (int s = 0; s < n; s++) {
-        const uint8_t *v = v0 + (size_t)s * stride;
-        float *a = acc[(first_pos + s) % 32];
-        for (int i = 0; i < hd; i++) a[i] = fmaf(h2f(v + 2 * i), w[s], a[i]);
-    }
+    for (int r = 0; r < n_runs; r++)
+        for (int s = 0; s < n[r]; s++, w++) {
+            const uint8_t *v = v0[r] + (size_t)s * stride;
+            float *a = acc[(first_pos[r] + s) % 32];
+            for (int i = 0; i < hd; i++) a[i] = fmaf(h2f(v + 2 * i), *w, a[i]);
+        }
     for (int i = 0; i < hd; i++) {
         float a[4][8];
         for (int j = 0; j < 4; j++)
@@ -206,19 +207,20 @@ TGT void etok_attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t st
     }
 }
 
-TGT void etok_attn_accum_1tok_avx2(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
-                                     float *out) {
+TGT void etok_attn_accum_1tok_avx2(const float *w, int n_runs, const uint8_t *const *v0, const int *first_pos,
+                                   const int *n, size_t stride, int hd, float *out) {
     __m256 acc[32][64];
     const int nv = hd / 8;
     for (int k = 0; k < 32; k++)
         for (int i = 0; i < nv; i++) acc[k][i] = _mm256_setzero_ps();
-    for (int s = 0; s < n; s++) {
-        const uint8_t *v = v0 + (size_t)s * stride;
-        __m256 *a = acc[(first_pos + s) % 32];
-        const __m256 ws = _mm256_set1_ps(w[s]);
-        for (int i = 0; i < nv; i++)
-            a[i] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 16 * i))), ws, a[i]);
-    }
+    for (int r = 0; r < n_runs; r++)
+        for (int s = 0; s < n[r]; s++, w++) {
+            const uint8_t *v = v0[r] + (size_t)s * stride;
+            __m256 *a = acc[(first_pos[r] + s) % 32];
+            const __m256 ws = _mm256_set1_ps(*w);
+            for (int i = 0; i < nv; i++)
+                a[i] = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 16 * i))), ws, a[i]);
+        }
     /* per dimension (8 at a time): z[l] = (a[l] + a[16+l]) + (a[8+l] + a[24+l]), then
      * ((z0+z4) + (z1+z5)) + ((z2+z6) + (z3+z7)) */
     for (int i = 0; i < nv; i++) {
@@ -243,14 +245,15 @@ void etok_attn_scores_1tok(const float *q, const uint8_t *k0, size_t stride, int
     etok_attn_scores_1tok_ref(q, k0, stride, n, hd, scale, out);
 }
 
-void etok_attn_accum_1tok(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd, float *out) {
+void etok_attn_accum_1tok(const float *w, int n_runs, const uint8_t *const *v0, const int *first_pos, const int *n,
+                          size_t stride, int hd, float *out) {
 #if ETOK_HAVE_X86_SIMD
     if (etok_simd_active() && hd % 8 == 0) {
-        etok_attn_accum_1tok_avx2(w, v0, stride, first_pos, n, hd, out);
+        etok_attn_accum_1tok_avx2(w, n_runs, v0, first_pos, n, stride, hd, out);
         return;
     }
 #endif
-    etok_attn_accum_1tok_ref(w, v0, stride, first_pos, n, hd, out);
+    etok_attn_accum_1tok_ref(w, n_runs, v0, first_pos, n, stride, hd, out);
 }
 
 double etok_softmax_exp(float *y, const float *x, int n, float max) {

@@ -42,8 +42,12 @@ void etok_attn_scores_1tok(const float *q, const uint8_t *k0, size_t stride, int
                            float *out);
 /* out[i] = sum_s w[s] V[s][i] as one ggml_vec_dot_f16 over positions (position p in
  * accumulator slot p % 32, the reference's cell index; its KV range is padded to a multiple
- * of 32 with weight 0, so no position is a leftover); hd <= 512. */
-void etok_attn_accum_1tok(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd, float *out);
+ * of 32 with weight 0, so no position is a leftover); hd <= 512. The positions come as n_runs
+ * runs of consecutive cache rows (run r: n[r] rows from v0[r], positions first_pos[r]..; w
+ * holds the weights of all runs in order) summed into the same accumulators, so the result
+ * does not depend on where a ring buffer wraps. */
+void etok_attn_accum_1tok(const float *w, int n_runs, const uint8_t *const *v0, const int *first_pos, const int *n,
+                          size_t stride, int hd, float *out);
 
 /* The implementations behind the dispatch, for tests (same bits by construction): the
  * scalar reference and, on x86-64 CPUs with AVX2/FMA/F16C (etok_simd_active), AVX2; hd <= 512,
@@ -52,13 +56,13 @@ double etok_softmax_exp_ref(float *y, const float *x, int n, float max);
 void etok_silu_mul_ref(float *gate, const float *up, int n);
 void etok_attn_scores_1tok_ref(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
                                float *out);
-void etok_attn_accum_1tok_ref(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
-                              float *out);
+void etok_attn_accum_1tok_ref(const float *w, int n_runs, const uint8_t *const *v0, const int *first_pos,
+                              const int *n, size_t stride, int hd, float *out);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 double etok_softmax_exp_avx2(float *y, const float *x, int n, float max);
 void etok_silu_mul_avx2(float *gate, const float *up, int n);
 void etok_attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
                                 float *out);
-void etok_attn_accum_1tok_avx2(const float *w, const uint8_t *v0, size_t stride, int first_pos, int n, int hd,
-                               float *out);
+void etok_attn_accum_1tok_avx2(const float *w, int n_runs, const uint8_t *const *v0, const int *first_pos,
+                               const int *n, size_t stride, int hd, float *out);
 #endif

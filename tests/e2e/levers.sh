@@ -23,7 +23,7 @@ expect() { # CODE PATTERN CMD ARGS...
 for cmd in "generate -p x" "bench -o $T/nowhere"; do
     # shellcheck disable=SC2086
     set -- $cmd
-    expect 2 "unknown format 'q4_k'" "$@" --weights q4_k
+    expect 2 "unknown format 'q4_K'" "$@" --weights q4_K
     expect 2 "unknown format 'F32'" "$@" --weights F32
     expect 2 "kv-type: unknown type 'int4'" "$@" --kv-type int4
     expect 2 "attn-window '0'" "$@" --attn-window 0
@@ -33,7 +33,7 @@ for cmd in "generate -p x" "bench -o $T/nowhere"; do
 done
 if [ -e "$T/nowhere" ]; then echo "FAIL: a usage error created bench's output directory"; fail=1; fi
 expect 2 "not to --endpoint" bench --endpoint http://127.0.0.1:9/v1 --kv-type q8_0
-expect 2 "unknown format 'bf16'" serve -m x.gguf --weights bf16
+expect 2 "unknown format 'iq4_xs'" serve -m x.gguf --weights iq4_xs
 expect 2 "attn-sinks needs --attn-window" serve -m x.gguf --attn-sinks 2
 expect 0 "--weights FORMAT" generate --help
 expect 0 "--attn-sinks S" serve --help

@@ -183,7 +183,7 @@ static float *etok_logits(const char *path, int kv_bits, int batch, int n_thread
     etok_threadpool *pool = etok_threadpool_new(n_threads, &err);
     assert_non_null(pool);
     etok_kv_cache kv;
-    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 64, kv_bits, 0, &err), 0);
+    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 64, kv_bits, 0, 0, N_TOK, &err), 0);
     etok_fwd_state *st = etok_fwd_state_new(m, N_TOK, n_threads, 64, &err);
     assert_non_null(st);
     float *out = malloc((size_t)N_TOK * (size_t)*V * sizeof *out);
@@ -396,7 +396,7 @@ static void test_views_reencode(void **state) {
     assert_string_equal(etok_model_get_info(m)->weight_types, "F32 x 5, F16 x 10");
     etok_threadpool *pool = etok_threadpool_new(1, &err);
     etok_kv_cache kv;
-    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 64, 32, 0, &err), 0);
+    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 64, 32, 0, 0, N_TOK, &err), 0);
     etok_fwd_state *st = etok_fwd_state_new(m, N_TOK, 1, 64, &err);
     const int V = etok_model_get_info(m)->vocab_size;
     float *lg = malloc((size_t)N_TOK * V * sizeof *lg);

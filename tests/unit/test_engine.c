@@ -21,6 +21,8 @@
 #include <cmocka.h>
 
 #include "engine/gguf.h"
+#include "engine/model.h"
+#include "engine/threadpool.h"
 #include "engine/quant.h"
 #include "etok/engine.h"
 #include "synth_gguf.h"
@@ -45,6 +47,13 @@ static int setup(void **state) {
     o.weight_scale = 0.3f; /* larger Q/K weights: peaked attention, so position (RoPE) matters */
     o.seed = 3;
     if (etok_test_write_tiny_gguf(tmp_path("sharp.gguf"), &o)) return -1;
+    {   /* float weights: float activations carry an attention result's last bit to the logits */
+        etok_tiny_gguf_opts f;
+        etok_tiny_gguf_defaults(&f);
+        f.weight_type = f.embd_type = f.output_type = ETOK_T_F32;
+        f.seed = 11;
+        if (etok_test_write_tiny_gguf(tmp_path("f32.gguf"), &f)) return -1;
+    }
     o.weight_scale = 0.08f;
     o.d_model = 256;
     o.d_ff = 256;
@@ -355,6 +364,76 @@ static void test_window_changes_result(void **state) {
     etok_model_free(m);
 }
 
+/* Logits of prompt_c[0..n) fed one token per forward step over a KV cache whose window ring
+ * holds window + max_run rows after the sinks (the ring's size decides where it wraps). */
+static void forward_one_by_one(etok_model *m, int kv_bits, int window, int sinks, int max_run, int n, float *out) {
+    etok_err err = {{0}, 0};
+    etok_threadpool *pool = etok_threadpool_new(1, &err);
+    assert_non_null(pool);
+    etok_kv_cache kv;
+    if (etok_kv_cache_init(&kv, m, 1, 64, kv_bits, sinks, window, max_run, &err)) fail_msg("%s", err.msg);
+    etok_fwd_state *st = etok_fwd_state_new(m, 1, 1, 64, &err);
+    assert_non_null(st);
+    for (int i = 0; i < n; i++) {
+        const int pos = i, slot = 0, row = 0;
+        etok_batch b = {1, prompt_c + i, &pos, &slot, &row, 1};
+        if (etok_model_forward(m, pool, &kv, st, &b, window, out, &err)) fail_msg("position %d: %s", i, err.msg);
+    }
+    etok_fwd_state_free(st);
+    etok_kv_cache_free(&kv);
+    etok_threadpool_free(pool);
+}
+
+/* A sliding window with sinks over a ring that wraps: the V sum runs over the sinks and the
+ * window's runs in one set of position lanes, so where the ring wraps (which depends on the
+ * prefill chunk, through the ring's size) does not change a bit of the result. (Before, each
+ * run was summed and reduced on its own and the runs added: chunk 1 and chunk 3 differed.)
+ * Through the engine with an F32 cache (any chunk); with an F16 cache a step of one token
+ * sums in another order than a batch (as llama.cpp: docs/ENGINE.md "Numerics"), so there the
+ * steps are kept alike (one token each) and only the ring's size changes. */
+static void test_window_ring_independent_of_chunk(void **state) {
+    (void)state;
+    etok_err err = {{0}, 0};
+    etok_model *m = etok_model_load(tmp_path("f32.gguf"), &err);
+    assert_non_null(m);
+    const int V = etok_model_get_info(m)->vocab_size;
+    float *a = malloc(V * sizeof(float)), *b = malloc(V * sizeof(float));
+    const int kvs[] = {32};
+    int compared = 0;
+    for (int win = 5; win <= 8; win += 3)
+        for (int n = 10; n <= N_OF(prompt_c); n++) {
+            forward_one_by_one(m, 16, win, 2, 1, n, a); /* a ring of win + 1 rows */
+            const int runs[] = {2, 3, 100};
+            for (int r = 0; r < 3; r++) {
+                forward_one_by_one(m, 16, win, 2, runs[r], n, b);
+                compared++;
+                if (max_abs_diff(a, b, V) != 0.0f)
+                    fail_msg("kv 16 window %d sinks 2, %d tokens: a ring of %d + %d rows differs from %d + 1 by %g",
+                             win, n, win, runs[r], win, max_abs_diff(a, b, V));
+            }
+        }
+    for (int k = 0; k < 1; k++)
+        for (int win = 5; win <= 8; win += 3)
+            for (int n = 10; n <= N_OF(prompt_c); n++) {
+                etok_engine_opts o = {1, 1, 64, 1, kvs[k], win, 2};
+                engine_logits(m, &o, prompt_c, n, a); /* a ring of win + 1 rows after 2 sinks */
+                int chunks[] = {2, 3, 100};
+                for (int c = 0; c < 3; c++) {
+                    o.prefill_chunk = chunks[c];
+                    o.n_threads = 1 + c % 2;
+                    engine_logits(m, &o, prompt_c, n, b);
+                    compared++;
+                    if (max_abs_diff(a, b, V) != 0.0f)
+                        fail_msg("kv %d window %d sinks 2, %d tokens: chunk %d differs from chunk 1 by %g", kvs[k], win, n,
+                                 chunks[c], max_abs_diff(a, b, V));
+                }
+            }
+    assert_int_equal(compared, 2 * 2 * (N_OF(prompt_c) - 9) * 3);
+    free(a);
+    free(b);
+    etok_model_free(m);
+}
+
 /* Prefill in chunks of 1, 3 and all at once, with 1 and 2 threads: the same numbers. */
 static void test_chunking_and_threads(void **state) {
     (void)state;
@@ -648,6 +727,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_hparams_refused),
         cmocka_unit_test(test_forward_reference), cmocka_unit_test(test_window_changes_result),
+        cmocka_unit_test(test_window_ring_independent_of_chunk),
         cmocka_unit_test(test_chunking_and_threads), cmocka_unit_test(test_batched_equals_alone),
         cmocka_unit_test(test_slots_and_errors),  cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_accounting),        cmocka_unit_test(test_tokenizer_wrappers),

@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "engine/model.h"
 #include "engine/quant.h"
 #include "engine/tokenizer.h"
 #include "etok/engine.h"
@@ -169,6 +170,96 @@ static void test_sliding_window_takes_effect(void **state) {
     free(c);
 }
 
+/* Logits at each of 36 positions, one token per forward step, over a KV cache sized for
+ * steps of max_run tokens (a local layer holds min(64, window + max_run) rows). */
+static float *forward_one_by_one(const char *name, int kv_bits, int max_run, int *V) {
+    etok_err err = {0};
+    etok_model *m = etok_model_load(tmp_path(name), &err);
+    if (!m) fail_msg("%s: %s", name, err.msg);
+    *V = etok_model_get_info(m)->vocab_size;
+    etok_threadpool *pool = etok_threadpool_new(1, &err);
+    assert_non_null(pool);
+    etok_kv_cache kv;
+    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 64, kv_bits, 0, 0, max_run, &err), 0);
+    etok_fwd_state *st = etok_fwd_state_new(m, 1, 1, 64, &err);
+    assert_non_null(st);
+    float *out = malloc(36 * (size_t)*V * sizeof *out);
+    assert_non_null(out);
+    for (int i = 0; i < 36; i++) {
+        const int32_t tok = 3 + (i * 37) % 250;
+        const int pos = i, slot = 0, row = 0;
+        etok_batch b = {1, &tok, &pos, &slot, &row, 1};
+        if (etok_model_forward(m, pool, &kv, st, &b, 0, out + (size_t)i * (size_t)*V, &err))
+            fail_msg("position %d: %s", i, err.msg);
+    }
+    etok_fwd_state_free(st);
+    etok_kv_cache_free(&kv);
+    etok_threadpool_free(pool);
+    etok_model_free(m);
+    return out;
+}
+
+/* The local layers' KV cache is a ring of the window plus one step's tokens of a sequence
+ * (issue 14: memory and attention stop growing past the window); global layers keep every
+ * position; a run's narrower --attn-window or a window wider than the cache leaves the layer
+ * as it was. And the capped ring gives the same logits, bit for bit, as the full-size cache
+ * over 36 positions with a window of 3 (the ring wraps many times), F32, F16 and Q8_0. */
+static void test_local_layers_kv_capped(void **state) {
+    (void)state;
+    etok_err err = {0};
+    etok_model *m = etok_model_load(tmp_path("w3.gguf"), &err);
+    assert_non_null(m);
+    etok_kv_cache kv;
+    assert_int_equal(etok_kv_cache_init(&kv, m, 2, 64, 32, 0, 0, 1, &err), 0);
+    size_t total = 0;
+    int n_local = 0;
+    for (int l = 0; l < kv.n_layers; l++) {
+        const int local = m->layers[l].window > 0;
+        n_local += local;
+        assert_int_equal(kv.layout[l].rows, local ? 3 + 1 : 64);
+        assert_int_equal(kv.layout[l].sinks, 0);
+        assert_int_equal((int)kv.layout[l].first_row, (int)total);
+        total += (size_t)kv.layout[l].rows;
+    }
+    assert_true(n_local > 0);
+    assert_int_equal((int)kv.slot_rows, (int)total);
+    etok_kv_cache_free(&kv);
+    /* a prefill chunk of 8: the ring holds 3 + 8 rows */
+    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 64, 16, 0, 0, 8, &err), 0);
+    for (int l = 0; l < kv.n_layers; l++) assert_int_equal(kv.layout[l].rows, m->layers[l].window > 0 ? 11 : 64);
+    etok_kv_cache_free(&kv);
+    /* --attn-window 2 with 1 sink: narrower than the layer's own 3, the run's window and sinks rule */
+    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 16, 32, 1, 2, 1, &err), 0);
+    for (int l = 0; l < kv.n_layers; l++) {
+        assert_int_equal(kv.layout[l].rows, 16);
+        assert_int_equal(kv.layout[l].sinks, 1);
+    }
+    etok_kv_cache_free(&kv);
+    etok_model_free(m);
+    m = etok_model_load(tmp_path("w256.gguf"), &err);
+    assert_non_null(m);
+    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 64, 32, 0, 0, 1, &err), 0);
+    for (int l = 0; l < kv.n_layers; l++) assert_int_equal(kv.layout[l].rows, 64); /* window >= cache */
+    etok_kv_cache_free(&kv);
+    etok_model_free(m);
+
+    /* the same one-token steps over both caches (a step's token count changes the summation
+     * order of an F16 cache's attention, as in llama.cpp: docs/ENGINE.md "Numerics", so the
+     * two runs must step alike) */
+    const int kvs[] = {32, 16, 8};
+    for (int k = 0; k < 3; k++) {
+        int V;
+        float *a = forward_one_by_one("w3.gguf", kvs[k], 1, &V);  /* local rows 3 + 1: wraps every 4 positions */
+        float *b = forward_one_by_one("w3.gguf", kvs[k], 64, &V); /* 3 + 64 >= 64 rows: the full-size cache */
+        for (int step = 0; step < 36; step++)
+            if (max_abs_diff(a + (size_t)step * V, b + (size_t)step * V, V) != 0.0)
+                fail_msg("kv %d position %d: capped local ring differs from the full cache by %g", kvs[k], step,
+                         max_abs_diff(a + (size_t)step * V, b + (size_t)step * V, V));
+        free(a);
+        free(b);
+    }
+}
+
 /* sliding_window_pattern 1: every layer global, so the window changes nothing. */
 static void test_layer_pattern_is_read(void **state) {
     (void)state;
@@ -302,6 +393,7 @@ static void test_no_space_prefix(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loads_with_key_length_heads), cmocka_unit_test(test_sliding_window_takes_effect),
+        cmocka_unit_test(test_local_layers_kv_capped),
         cmocka_unit_test(test_layer_pattern_is_read),       cmocka_unit_test(test_post_norms_are_applied),
         cmocka_unit_test(test_load_errors),                 cmocka_unit_test(test_gemma_chat_template),
         cmocka_unit_test(test_no_space_prefix),

@@ -86,6 +86,11 @@ static int setup(void **state) {
     model_opts(&o, ETOK_T_Q5_1);
     o.seed = 16;
     if (etok_test_write_tiny_gguf(tmp_path("q5_1.gguf"), &o)) return -1;
+    model_opts(&o, ETOK_T_F16); /* rows of 256: whole K-format blocks, for --weights q*_k */
+    o.d_model = 256;
+    o.d_ff = 256;
+    o.seed = 17;
+    if (etok_test_write_tiny_gguf(tmp_path("wide.gguf"), &o)) return -1;
     model_opts(&o, ETOK_T_Q4_1); /* the default model's format, for the --weights lever */
     o.seed = 14;
     return etok_test_write_tiny_gguf(tmp_path("q4_1.gguf"), &o);
@@ -456,6 +461,43 @@ static void q5_blocks_match_double_reference(void **state) {
     }
 }
 
+/* --weights offers every format the engine quantises (issue 14). On rows of 256 values (a
+ * d_model 256 file in F16) each K format is used as asked; on rows of 64 (the Q4_1 file) a K
+ * format takes llama-quantize's fallback. Each re-encoded model runs against the double
+ * reference (peaked weights, logits over a range of 15: sensitive) within about 1.6x the
+ * worst-of-range error measured here (ETOK_TEST_VERBOSE): bf16 0.015, q6_k 0.11, q5_k 0.20,
+ * q4_k 0.28, iq4_nl 0.28, q3_k 0.49, q2_k 0.60; a wrong kernel or layout is off by the whole
+ * range. And fewer bits, larger error: bf16 < q6_k < q4_k < q2_k. */
+static void weights_lever_every_format(void **state) {
+    (void)state;
+    static const struct {
+        const char *fmt, *wide_type, *narrow_type;
+        double tol;
+    } f[] = {{"bf16", "BF16 x", "BF16 x", 0.03},  {"iq4_nl", "IQ4_NL x", "IQ4_NL x", 0.45},
+             {"q6_k", "Q6_K x", "Q8_0 x", 0.2},   {"q5_k", "Q5_K x", "Q5_1 x", 0.35},
+             {"q4_k", "Q4_K x", "Q5_0 x", 0.45},  {"q3_k", "Q3_K x", "IQ4_NL x", 0.8},
+             {"q2_k", "Q2_K x", "IQ4_NL x", 0.9}};
+    double err_of[7];
+    for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
+        etok_err e2 = {{0}, 0};
+        assert_int_equal(etok_weights_format_check(f[k].fmt, &e2), 0);
+        err_of[k] = check_model_as("wide.gguf", f[k].fmt, f[k].tol);
+        if (getenv("ETOK_TEST_VERBOSE")) printf("--weights %s on rows of 256: worst of range %.2g\n", f[k].fmt, err_of[k]);
+        const char *files[2] = {"wide.gguf", "q4_1.gguf"}, *want[2] = {f[k].wide_type, f[k].narrow_type};
+        for (int w = 0; w < 2; w++) {
+            etok_err err = {{0}, 0};
+            etok_model *m = etok_model_load(tmp_path(files[w]), &err);
+            if (!m) fail_msg("%s", err.msg);
+            assert_int_equal(etok_model_set_weights(m, f[k].fmt, &err), 0);
+            if (!strstr(etok_model_get_info(m)->weight_types, want[w]))
+                fail_msg("--weights %s on %s: types %s, expected %s", f[k].fmt, files[w],
+                         etok_model_get_info(m)->weight_types, want[w]);
+            etok_model_free(m);
+        }
+    }
+    assert_true(err_of[0] < err_of[2] && err_of[2] < err_of[4] && err_of[4] < err_of[6]);
+}
+
 /* What the lever changes in the model's description: types, bytes, the step's bytes. */
 static void weights_lever_rewrites_types_and_bytes(void **state) {
     (void)state;
@@ -484,14 +526,15 @@ static void weights_lever_rewrites_types_and_bytes(void **state) {
     assert_int_equal(err.exit_code, ETOK_EXIT_USAGE);
     etok_model_free(m);
     /* unknown formats: usage error naming the flag and the value */
-    const char *bad[] = {"q4_k", "F32", "", "f32 ", "bf16"};
+    const char *bad[] = {"q4_K", "F32", "", "f32 ", "q8_1", "iq4_xs"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         etok_err e2 = {{0}, 0};
         assert_int_equal(etok_weights_format_check(bad[i], &e2), -1);
         assert_int_equal(e2.exit_code, ETOK_EXIT_USAGE);
         assert_non_null(strstr(e2.msg, "--weights"));
     }
-    const char *good[] = {"keep", "f32", "f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"};
+    const char *good[] = {"keep", "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1",
+                          "iq4_nl", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         etok_err e2 = {{0}, 0};
         assert_int_equal(etok_weights_format_check(good[i], &e2), 0);
@@ -561,6 +604,7 @@ int main(void) {
         cmocka_unit_test(reference_is_sensitive_to_eps),
         cmocka_unit_test(weights_f32_from_q4_1_is_exact),
         cmocka_unit_test(weights_lever_rewrites_types_and_bytes),
+        cmocka_unit_test(weights_lever_every_format),
         cmocka_unit_test(q5_blocks_match_double_reference),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

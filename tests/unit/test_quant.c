@@ -268,7 +268,7 @@ static void test_axpy(void **state) {
  * docs/ENGINE.md "Numerics"): there only float rounding may differ. */
 static void test_matmul_rows(void **state) {
     (void)state;
-    enum { N = 256, ROWS = 11, NX = 5 };
+    enum { N = 512, ROWS = 11, NX = 9 }; /* two K super-blocks; 4 + 4 + 1 vectors (x4 kernels and the rest) */
     static float w[ROWS * N], x[NX * N], out[NX * ROWS];
     static uint8_t m[ROWS * N * 4];
     static etok_block_q8a xq[NX * N / 32];
@@ -279,7 +279,7 @@ static void test_matmul_rows(void **state) {
         for (int i = 0; i < NX * N; i++) x[i] = frand();
         for (int r = 0; r < ROWS; r++) etok_quantize_row(t, w + r * N, m + r * rb, N);
         for (int j = 0; j < NX; j++) etok_quantize_q8a(x + j * N, xq + j * (N / 32), N);
-        for (int nx = 1; nx <= NX; nx += NX - 1) {
+        for (int nx = 1; nx <= NX; nx += 4) {
             memset(out, 0, sizeof out);
             etok_matmul_rows(t, m, rb, 1, ROWS, xq, x, N, nx, out, ROWS); /* rows 1..10: a group of 4 and a rest */
             for (int j = 0; j < nx; j++) {
@@ -294,6 +294,71 @@ static void test_matmul_rows(void **state) {
     }
 }
 
+
+/* Grouped (GQA) attention kernels: g heads at once equal g single-head calls bit for bit, in
+ * the dispatched (SIMD here) and the scalar versions, for F32 and F16 caches, head sizes with
+ * and without the 8-value SIMD unit, group sizes around the 4-head chunk; and the V sum over a
+ * span in several runs equals the same positions in one run (lanes by absolute position). */
+static void test_attn_multi(void **state) {
+    (void)state;
+    enum { MAXHD = 72, N = 45, G = 9 };
+    static float q[G * MAXHD], vals[N * MAXHD], sc1[N], scg[G * N], w[G * N], o1[MAXHD], og[G * MAXHD], os[G * MAXHD];
+    static uint8_t rows[N * MAXHD * 4];
+    const uint32_t types[] = {ETOK_T_F32, ETOK_T_F16};
+    const int hds[] = {64, 72, 36};
+    for (size_t ti = 0; ti < 2; ti++)
+        for (size_t hi = 0; hi < 3; hi++) {
+            const uint32_t t = types[ti];
+            const int hd = hds[hi];
+            const size_t rb = etok_type_row_bytes(t, hd);
+            for (int i = 0; i < N * hd; i++) vals[i] = frand();
+            for (int s = 0; s < N; s++) etok_quantize_row(t, vals + s * hd, rows + s * rb, hd);
+            for (int i = 0; i < G * hd; i++) q[i] = frand();
+            if (t == ETOK_T_F16) etok_round_f16(q, G * hd);
+            for (int i = 0; i < G * N; i++) w[i] = (frand() + 1.0f) / N;
+            for (int g = 1; g <= G; g++)
+                for (int scalar = 0; scalar < 2; scalar++) {
+                    if (scalar)
+                        etok_attn_scores_multi_ref(t, q, g, rows, rb, N, hd, 0.125f, scg, N);
+                    else
+                        etok_attn_scores_multi(t, q, g, rows, rb, N, hd, 0.125f, scg, N);
+                    for (int h = 0; h < g; h++) {
+                        if (scalar)
+                            etok_attn_scores_ref(t, q + h * hd, rows, rb, N, hd, 0.125f, sc1);
+                        else
+                            etok_attn_scores(t, q + h * hd, rows, rb, N, hd, 0.125f, sc1);
+                        if (memcmp(sc1, scg + h * N, sizeof sc1) != 0)
+                            fail_msg("%s hd %d g %d head %d: grouped scores differ (scalar %d)", etok_type_name(t), hd, g, h, scalar);
+                    }
+                    const uint8_t *v0 = rows;
+                    const int fp = 5, n = N;
+                    if (scalar)
+                        etok_attn_accum_multi_ref(t, w, N, g, 1, &v0, &fp, &n, rb, hd, og);
+                    else
+                        etok_attn_accum_multi(t, w, N, g, 1, &v0, &fp, &n, rb, hd, og);
+                    /* the same positions in three runs (as sinks + a wrapped window) */
+                    const uint8_t *v3[3] = {rows, rows + 7 * rb, rows + 30 * rb};
+                    const int fp3[3] = {5, 12, 35}, n3[3] = {7, 23, 15};
+                    if (scalar)
+                        etok_attn_accum_multi_ref(t, w, N, g, 3, v3, fp3, n3, rb, hd, os);
+                    else
+                        etok_attn_accum_multi(t, w, N, g, 3, v3, fp3, n3, rb, hd, os);
+                    assert_memory_equal(og, os, (size_t)g * hd * sizeof(float));
+                    for (int h = 0; h < g; h++) {
+                        if (scalar)
+                            etok_attn_accum_ref(t, w + h * N, rows, rb, 5, N, hd, o1);
+                        else
+                            etok_attn_accum(t, w + h * N, rows, rb, 5, N, hd, o1);
+                        if (memcmp(o1, og + h * hd, (size_t)hd * sizeof(float)) != 0)
+                            fail_msg("%s hd %d g %d head %d: grouped V sum differs (scalar %d)", etok_type_name(t), hd, g, h, scalar);
+                        /* scalar and SIMD agree up to summation order */
+                        float ref[MAXHD];
+                        etok_attn_accum_ref(t, w + h * N, rows, rb, 5, N, hd, ref);
+                        for (int i = 0; i < hd; i++) assert_float_equal(ref[i], o1[i], 1e-5f);
+                    }
+                }
+        }
+}
 
 /* ---- Q2_K, Q3_K, Q5_K, IQ4_NL layouts (issue 14) ---- */
 
@@ -567,6 +632,7 @@ int main(void) {
         cmocka_unit_test(test_sizes),       cmocka_unit_test(test_half),        cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_q5_layout), cmocka_unit_test(test_kquant_layouts), cmocka_unit_test(test_matvec_new_formats),
         cmocka_unit_test(test_q8a),         cmocka_unit_test(test_dot_kernels), cmocka_unit_test(test_axpy), cmocka_unit_test(test_matmul_rows),
+        cmocka_unit_test(test_attn_multi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

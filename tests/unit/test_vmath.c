@@ -148,7 +148,19 @@ static void test_attn_1tok_simd_equals_scalar(void **state) {
         for (int s = 0; s < n; s++) w[s] = etok_f16_to_f32(etok_f32_to_f16(0.5f + 0.5f * frand()));
         const size_t stride = (size_t)stride_vals * sizeof(etok_f16);
         etok_attn_scores_1tok_ref(q, (const uint8_t *)kv, stride, n, hd, 0.125f, s_ref);
-        etok_attn_accum_1tok_ref(w, (const uint8_t *)kv, stride, 5, n, hd, o_ref);
+        const uint8_t *v_one[1] = {(const uint8_t *)kv};
+        const int fp_one[1] = {5}, n_one[1] = {n};
+        etok_attn_accum_1tok_ref(w, 1, v_one, fp_one, n_one, stride, hd, o_ref);
+        /* the same positions as two runs (a ring that wraps after 30 rows) sum into the same
+         * accumulators: the same bits */
+        {
+            float o_two[128];
+            const uint8_t *v_two[2] = {(const uint8_t *)kv, (const uint8_t *)kv + 30 * stride};
+            const int fp_two[2] = {5, 35}, n_two[2] = {30, n - 30};
+            etok_attn_accum_1tok_ref(w, 2, v_two, fp_two, n_two, stride, hd, o_two);
+            for (int i = 0; i < hd; i++)
+                if (ubits(o_two[i]) != ubits(o_ref[i])) fail_msg("hd %d out %d: two runs %a, one %a", hd, i, (double)o_two[i], (double)o_ref[i]);
+        }
         for (int s = 0; s < n; s++) { /* scalar reference against a double sum */
             double d = 0, mag = 0;
             for (int i = 0; i < hd; i++) {
@@ -168,7 +180,7 @@ static void test_attn_1tok_simd_equals_scalar(void **state) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
         if (!etok_simd_active()) continue;
         etok_attn_scores_1tok_avx2(q, (const uint8_t *)kv, stride, n, hd, 0.125f, s_simd);
-        etok_attn_accum_1tok_avx2(w, (const uint8_t *)kv, stride, 5, n, hd, o_simd);
+        etok_attn_accum_1tok_avx2(w, 1, v_one, fp_one, n_one, stride, hd, o_simd);
         for (int s = 0; s < n; s++)
             if (ubits(s_simd[s]) != ubits(s_ref[s])) fail_msg("hd %d score %d: AVX2 %a, scalar %a", hd, s, (double)s_simd[s], (double)s_ref[s]);
         for (int i = 0; i < hd; i++)

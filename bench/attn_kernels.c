@@ -1,0 +1,124 @@
+/* attn_kernels.c — the attention kernels over an F16 KV cache at one decode step: one query
+ * head at a time (etok_attn_scores + etok_attn_accum per head, each cached row converted once
+ * per query head: the engine before issue 14) against a KV head's group at once
+ * (etok_attn_scores_multi + etok_attn_accum_multi: each row converted once per KV head).
+ * Shapes default to SmolLM2-135M (30 layers, 9 query heads over 3 KV heads of 64) at depth
+ * 512: the cache is 30 layers of 512 rows, 11.8 MB of K and V, read once per "token" as a
+ * decode step does. Rounds alternate the two ways; each round times >= 0.2 s of this thread's
+ * CPU time (a loaded machine's waiting is left out; cache and memory contention are not). The
+ * softmax between the two halves is not timed (it is the same code either way). One thread.
+ * usage: bench_attn_kernels [-d 512] [-L 30] [-H 9] [-K 3] [-D 64] [-R 7] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine/quant.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static volatile float sink;
+
+int main(int argc, char **argv) {
+    int depth = 512, L = 30, H = 9, K = 3, D = 64, rounds = 7;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        int v = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "-d")) depth = v;
+        else if (!strcmp(argv[i], "-L")) L = v;
+        else if (!strcmp(argv[i], "-H")) H = v;
+        else if (!strcmp(argv[i], "-K")) K = v;
+        else if (!strcmp(argv[i], "-D")) D = v;
+        else if (!strcmp(argv[i], "-R")) rounds = v;
+        else {
+            fprintf(stderr, "usage: %s [-d DEPTH] [-L LAYERS] [-H HEADS] [-K KV_HEADS] [-D HEAD_DIM] [-R ROUNDS]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (depth < 1 || L < 1 || K < 1 || H < K || H % K || D < 8 || D > 512 || D % 8 || rounds < 1 || rounds > 101) {
+        fprintf(stderr, "%s: bad shape\n", argv[0]);
+        return 2;
+    }
+    const int G = H / K;
+    const size_t kvd = (size_t)K * D, rb = kvd * 2, layer_bytes = (size_t)depth * rb;
+    uint8_t *kc = malloc((size_t)L * layer_bytes), *vc = malloc((size_t)L * layer_bytes);
+    float *q = malloc((size_t)H * D * sizeof *q), *sc = malloc((size_t)H * depth * sizeof *sc),
+          *out = malloc((size_t)H * D * sizeof *out), *row = malloc(kvd * sizeof *row);
+    double *t[2] = {malloc((size_t)rounds * sizeof(double)), malloc((size_t)rounds * sizeof(double))};
+    if (!kc || !vc || !q || !sc || !out || !row || !t[0] || !t[1]) {
+        fprintf(stderr, "%s: out of memory\n", argv[0]);
+        return 1;
+    }
+    uint64_t s = 5;
+#define RND() (s = s * 6364136223846793005ull + 1442695040888963407ull, (float)((s >> 40) & 0xFFFFFF) / 8388608.0f - 1.0f)
+    for (size_t r = 0; r < (size_t)L * depth; r++) {
+        for (size_t i = 0; i < kvd; i++) row[i] = RND();
+        etok_f32_to_f16_row(row, kc + r * rb, (int)kvd);
+        for (size_t i = 0; i < kvd; i++) row[i] = RND();
+        etok_f32_to_f16_row(row, vc + r * rb, (int)kvd);
+    }
+    for (int i = 0; i < H * D; i++) q[i] = RND();
+    etok_round_f16(q, H * D);
+    for (int i = 0; i < H * depth; i++) sc[i] = 1.0f / (float)depth;
+    int reps = 1;
+    for (int k = 0; k < rounds; k++)
+        for (int way = 0; way < 2; way++) {
+            const int w = (k % 2) ? 1 - way : way; /* alternate which way runs first */
+            for (;;) {
+                double t0 = now_s();
+                for (int rep = 0; rep < reps; rep++)
+                    for (int l = 0; l < L; l++)
+                        for (int kh = 0; kh < K; kh++) {
+                            const uint8_t *k0 = kc + (size_t)l * layer_bytes + (size_t)kh * D * 2,
+                                          *v0 = vc + (size_t)l * layer_bytes + (size_t)kh * D * 2;
+                            const float *qg = q + (size_t)kh * G * D;
+                            float *og = out + (size_t)kh * G * D;
+                            if (w == 0) {
+                                for (int h = 0; h < G; h++) {
+                                    etok_attn_scores(ETOK_T_F16, qg + (size_t)h * D, k0, rb, depth, D, 0.125f, sc + (size_t)h * depth);
+                                    etok_attn_accum(ETOK_T_F16, sc + (size_t)h * depth, v0, rb, 0, depth, D, og + (size_t)h * D);
+                                }
+                            } else {
+                                const int fp = 0;
+                                etok_attn_scores_multi(ETOK_T_F16, qg, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth);
+                                etok_attn_accum_multi(ETOK_T_F16, sc, (size_t)depth, G, 1, &v0, &fp, &depth, rb, D, og);
+                            }
+                            for (int h = 0; h < G * depth; h++) sc[h] = 1.0f / (float)depth; /* not timed apart: cheap */
+                        }
+                double dt = now_s() - t0;
+                sink = out[0];
+                if (dt >= 0.2) {
+                    t[w][k] = dt / reps;
+                    break;
+                }
+                reps = dt > 0.01 ? (int)(reps * 0.25 / dt) + 1 : reps * 8;
+            }
+        }
+    qsort(t[0], (size_t)rounds, sizeof(double), cmp_d);
+    qsort(t[1], (size_t)rounds, sizeof(double), cmp_d);
+    printf("# bench_attn_kernels: F16 cache, %d layers x %d KV heads (groups of %d query heads) x depth %d x head %d "
+           "(%.1f MB K+V), %s, 1 thread, thread CPU time per decode step, median [min..max] of %d rounds\n",
+           L, K, G, depth, D, 2.0 * L * layer_bytes / 1e6, etok_simd_active() ? "AVX2" : "scalar", rounds);
+    printf("per query head (row converted per head): %.3f ms [%.3f..%.3f]\n", t[0][rounds / 2] * 1e3, t[0][0] * 1e3,
+           t[0][rounds - 1] * 1e3);
+    printf("per KV head (row converted once):        %.3f ms [%.3f..%.3f]\n", t[1][rounds / 2] * 1e3, t[1][0] * 1e3,
+           t[1][rounds - 1] * 1e3);
+    printf("speed-up: %.2fx\n", t[0][rounds / 2] / t[1][rounds / 2]);
+    free(kc);
+    free(vc);
+    free(q);
+    free(sc);
+    free(out);
+    free(row);
+    free(t[0]);
+    free(t[1]);
+    return 0;
+}
