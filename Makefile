@@ -48,6 +48,7 @@ model-for-tests:
 	@sh scripts/fetch_model.sh || echo "etok: default model unavailable: reference tests will be skipped" >&2
 
 test-release: build
+	@cmake --build $(BUILD) -j $(JOBS) --target benches
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 $(ASAN)/CMakeCache.txt:
@@ -64,7 +65,7 @@ test-clang: deps
 	CC=clang cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null && cmake --build build-clang -j $(JOBS)
 
 bench: build model
-	@cmake --build $(BUILD) -j $(JOBS) --target $$(cmake --build $(BUILD) --target help | awk '/bench_/{print $$2}' | tr '\n' ' ')
+	@cmake --build $(BUILD) -j $(JOBS) --target benches
 	sh bench/engine.sh
 
 fuzz: deps
