@@ -47,6 +47,13 @@ if [ $rc != 0 ] || ! grep -q "prompt tokens: 16," "$T/err" ||
     echo "FAIL: Gemma chat template (rc=$rc):"; cat "$T/out" "$T/err"
     fail=1
 fi
+# etok bench sends its prompts through the same template: the same note
+"$ETOK" bench -m "$MODEL" --requests 1 --max-tokens 4 --idle 0 --threads 2 -o "$T/bench" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc != 0 ] || ! grep -q "etok bench: note: .* carries no tokenizer.chat_template" "$T/err"; then
+    echo "FAIL: etok bench on Gemma (rc=$rc) without the chat note:"; cat "$T/err"
+    fail=1
+fi
 # a plain prompt gets no chat note
 "$ETOK" generate -m "$MODEL" -p "Hi" -n 1 --threads 2 >"$T/out" 2>"$T/err"
 if grep -q "note:" "$T/err"; then
