@@ -15,7 +15,9 @@
  *   Gemma's turns (no system role: docs/ENGINE.md, "Architectures: gemma3"), Phi-3's
  *   <|role|> turns, Phi-4's ChatML with <|im_sep|>, Llama-2's [INST] (Mistral v0.1/v0.2
  *   Instruct; not Mistral's later v1/v3/v7 formats); any other template is refused when a
- *   chat prompt is formatted, naming those it can render.
+ *   chat prompt is formatted, naming those it can render. A file without a template gets
+ *   Gemma's when its vocabulary has the markers, else ChatML; etok_tokenizer_chat_name says
+ *   which and whether the file had one (such a file is usually a base model: the CLI notes it).
  * Does not own: reading the GGUF file (gguf.c; tokenizer_gguf.c fills etok_tokenizer_spec), sampling.
  * Behaviour matches llama.cpp (commit c392e5094) token for token on the reference strings in
  * tests/fixtures/reference/tokenize*.json (Unicode 15.1 categories, as llama.cpp). No global mutable state: all tables live in the
