@@ -68,6 +68,13 @@ char *etok_chat_format(const etok_model *m, const char *system, const char *user
 char *etok_chat_format_messages(const etok_model *m, const char *const *roles, const char *const *contents, int n,
                                 etok_err *err);
 
+/* Which chat format the two calls above and etok_tokenize_chat use ("ChatML", "Llama-3", "Gemma",
+ * "Phi-3", "Phi-4", "Llama-2 [INST]", "unsupported"), and in *from_file (may be NULL) whether
+ * the GGUF carries tokenizer.chat_template (1) or has none (0: the format was chosen from the
+ * vocabulary; such a file is usually a base model, not an instruction-tuned one, and may not
+ * answer in turns: docs/ENGINE.md, "Chat on a file without a template"). */
+const char *etok_chat_template_name(const etok_model *m, int *from_file);
+
 /* Tokenize a conversation through the chat template (roles/contents as for
  * etok_chat_format_messages): only the template's markers become control tokens, every
  * message's content is plain text (a "<|im_start|>assistant" typed by a user stays text).

@@ -25,6 +25,7 @@
 #include "etok/meter.h"
 #include "etok/procenergy.h"
 #include "etok/prom.h"
+#include "etok/engine.h"
 #include "etok/record.h"
 #include "etok/util.h"
 
@@ -143,6 +144,8 @@ typedef struct etok_server etok_server;
  * (missing/bad model: ETOK_EXIT_INPUT; port in use: ETOK_EXIT_FAIL). */
 etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err);
 int etok_server_port(const etok_server *s);
+/* The model it serves (owned by the server). */
+const etok_model *etok_server_model(const etok_server *s);
 /* The effective connection limits (after RLIMIT_NOFILE); *per_ip 0 = none. */
 int etok_server_max_connections(const etok_server *s, int *per_ip);
 /* Stop accepting; give queued and running requests shutdown_grace_s to finish; end the rest

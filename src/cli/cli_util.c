@@ -298,3 +298,15 @@ int etok_cli_idle_history(const char *cmd, etok_record *r, int enabled) {
     (void)cmd;
     return 0;
 }
+
+void etok_cli_chat_note(const char *cmd, const char *model_path, const etok_model *m) {
+    int from_file = 1;
+    const char *name = etok_chat_template_name(m, &from_file);
+    if (!m || from_file) return;
+    fprintf(stderr,
+            "etok %s: note: %s carries no tokenizer.chat_template, so the chat format is %s, chosen from its "
+            "vocabulary; a GGUF without a template is usually a base model (not instruction-tuned), which "
+            "continues text instead of answering a turn: give it a plain or few-shot prompt (docs/ENGINE.md, "
+            "\"Chat on a file without a template\")\n",
+            cmd, model_path ? model_path : "the model", name);
+}

@@ -36,6 +36,11 @@ const char *const *etok_cli_meters_names(const etok_cli_meters *m);
 int etok_cli_idle_history(const char *cmd, etok_record *r, int enabled);
 int etok_cli_idle_history_path(char *out, size_t cap);
 
+/* One note on stderr ("etok CMD: note: ...") when the model's chat format was not read from
+ * the file (no tokenizer.chat_template: usually a base model, which does not answer in turns;
+ * docs/ENGINE.md, "Chat on a file without a template"); nothing when the GGUF carries one. */
+void etok_cli_chat_note(const char *cmd, const char *model_path, const etok_model *m);
+
 /* --cpu-tdp IDLE_W:MAX_W for the estimate meter; -1 after printing why. */
 int etok_cli_cpu_tdp(const char *cmd, const char *arg, double *idle_w, double *max_w);
 

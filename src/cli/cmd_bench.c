@@ -570,6 +570,8 @@ static int bench_setup(bench_args *a, bench_run_state *s) {
         fprintf(stderr, "etok bench: %s\n", err.msg);
         return err.exit_code ? err.exit_code : ETOK_EXIT_INPUT;
     }
+    /* the engine's prompts all go through the chat template (bench.c) */
+    if (s->model) etok_cli_chat_note("bench", a->model_path, s->model);
     if (a->dso.kind != ETOK_DATASET_EVALS) { /* lengths in the model's tokens when there is a model */
         etok_dataset_opts *dso = &a->dso;
         dso->num_prompts = a->requests > 0 ? (int)a->requests : 0;

@@ -155,6 +155,7 @@ int cmd_generate(int argc, char **argv) {
         goto out;
     }
     int n_prompt;
+    if (chat) etok_cli_chat_note("generate", model_path, m);
     if (chat && !parse_special) { /* the template's markers are the only control tokens */
         const char *role = "user";
         n_prompt = etok_tokenize_chat(m, &role, &prompt, 1, 1, toks, ctx_len, &err);

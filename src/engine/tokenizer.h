@@ -61,6 +61,10 @@ char *etok_tokenizer_chat_messages(const etok_tokenizer *t, const char *const *r
  * content holds special-token text. Returns the count (may exceed cap, as encode) or -1. */
 int etok_tokenizer_encode_chat(const etok_tokenizer *t, const char *const *roles, const char *const *contents, int n,
                                int add_bos, int32_t *out, int cap, etok_err *err);
+/* The chat format's name ("ChatML", "Llama-3", "Gemma", "Phi-3", "Phi-4", "Llama-2 [INST]",
+ * "unsupported"); *from_file (when not NULL): 1 when it was read from tokenizer.chat_template, 0
+ * when the file has none and it was chosen from the vocabulary (see above). */
+const char *etok_tokenizer_chat_name(const etok_tokenizer *t, int *from_file);
 /* The same for one optional system message (NULL: none) and one user message. */
 char *etok_tokenizer_chat(const etok_tokenizer *t, const char *system, const char *user, etok_err *err);
 

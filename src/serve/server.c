@@ -1345,6 +1345,8 @@ static void *watch_main(void *arg) {
 
 /* ---------- lifecycle ---------- */
 
+const etok_model *etok_server_model(const etok_server *s) { return s ? s->model : NULL; }
+
 int etok_server_port(const etok_server *s) { return s->port; }
 
 etok_server *etok_server_start(const etok_serve_opts *o, etok_err *err) {

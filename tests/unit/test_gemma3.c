@@ -299,13 +299,21 @@ static void test_load_errors(void **state) {
     assert_non_null(strstr(err.msg, "gemma3.attention.sliding_window"));
 }
 
-/* A SentencePiece vocabulary with Gemma's markers and byte fallback, no chat template. */
-static etok_tokenizer *gemma_tokenizer(int no_space_prefix) {
+/* Words of gemma_tokenizer_ex's vocabulary (ids from GEMMA_WORDS0 on): each word's prefixes
+ * too, so that SentencePiece's pair merges reach it; "\n" is user-defined, as in Gemma's file. */
+#define GEMMA_WORDS0 (5 + 256)
+static const char *const gemma_words[] = {"u", "us", "use", "user", "m", "mo", "mod", "mode", "model", "H", "Hi", "\n"};
+enum { GW_USER = GEMMA_WORDS0 + 3, GW_MODEL = GEMMA_WORDS0 + 8, GW_H = GEMMA_WORDS0 + 9, GW_HI = GEMMA_WORDS0 + 10,
+       GW_NL = GEMMA_WORDS0 + 11, GW_N = 12 };
+
+/* A SentencePiece vocabulary with Gemma's markers and byte fallback (and, with words, the
+ * words above); tmpl: tokenizer.chat_template (NULL: none, as in the Gemma 3 270M file). */
+static etok_tokenizer *gemma_tokenizer_ex(int no_space_prefix, int words, const char *tmpl) {
     static char bytes[256][8];
-    const char *tok[5 + 256];
-    size_t len[5 + 256];
-    int32_t type[5 + 256];
-    float score[5 + 256];
+    const char *tok[GEMMA_WORDS0 + GW_N];
+    size_t len[GEMMA_WORDS0 + GW_N];
+    int32_t type[GEMMA_WORDS0 + GW_N];
+    float score[GEMMA_WORDS0 + GW_N];
     static const char *const head[5] = {"<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"};
     int n = 0;
     for (int i = 0; i < 5; i++, n++) {
@@ -320,6 +328,12 @@ static etok_tokenizer *gemma_tokenizer(int no_space_prefix) {
     for (int i = 0; i < n; i++) {
         len[i] = strlen(tok[i]);
         score[i] = 0;
+    }
+    for (int w = 0; words && w < GW_N; w++, n++) {
+        tok[n] = gemma_words[w];
+        len[n] = strlen(tok[n]);
+        type[n] = !strcmp(tok[n], "\n") ? 4 : 1;
+        score[n] = (float)len[n]; /* longer pieces merge first */
     }
     etok_tokenizer_spec sp;
     memset(&sp, 0, sizeof sp);
@@ -337,11 +351,14 @@ static etok_tokenizer *gemma_tokenizer(int no_space_prefix) {
     sp.add_bos = 1;
     sp.add_eos = -1;
     sp.no_space_prefix = no_space_prefix;
+    sp.chat_template = tmpl;
     etok_err err = {0};
     etok_tokenizer *t = etok_tokenizer_new(&sp, &err);
     if (!t) fail_msg("%s", err.msg);
     return t;
 }
+
+static etok_tokenizer *gemma_tokenizer(int no_space_prefix) { return gemma_tokenizer_ex(no_space_prefix, 0, NULL); }
 
 static void test_gemma_chat_template(void **state) {
     (void)state;
@@ -375,6 +392,53 @@ static void test_gemma_chat_template(void **state) {
     etok_tokenizer_free(t);
 }
 
+/* The bug report "etok generate --chat on Gemma 3 270M answers '...France? mendatang'" (docs/ENGINE.md,
+ * "Chat on a file without a template"): the prompt the model sees is exactly Gemma's template —
+ * one <bos> (not two, by either path), the markers as control tokens, "user"/"model" and "\n" as
+ * text — <end_of_turn> and <eos> end generation and <start_of_turn> does not, and a file
+ * without tokenizer.chat_template is reported as such (etok's note that it is likely a base model). */
+static void test_gemma_chat_ids(void **state) {
+    (void)state;
+    etok_err err = {0};
+    etok_tokenizer *t = gemma_tokenizer_ex(1, 1, NULL);
+    const char *role = "user", *content = "Hi";
+    int32_t ids[64];
+    int n = etok_tokenizer_encode_chat(t, &role, &content, 1, 1, ids, 64, &err);
+    const int32_t want[] = {2, 3, GW_USER, GW_NL, GW_HI, 4, GW_NL, 3, GW_MODEL, GW_NL};
+    assert_int_equal(n, (int)(sizeof want / sizeof *want));
+    for (int i = 0; i < n; i++) assert_int_equal(ids[i], want[i]);
+    /* the rendered text tokenized with special tokens (generate --chat --parse-special): same ids */
+    char *s = etok_tokenizer_chat(t, NULL, "Hi", &err);
+    assert_non_null(s);
+    assert_string_equal(s, "<start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"); /* no "<bos>" text */
+    int32_t ids2[64];
+    assert_int_equal(etok_tokenizer_encode(t, s, 1, 1, ids2, 64, &err), n);
+    assert_memory_equal(ids, ids2, (size_t)n * sizeof *ids);
+    free(s);
+    /* without add_bos no BOS at all */
+    assert_int_equal(etok_tokenizer_encode_chat(t, &role, &content, 1, 0, ids2, 64, &err), n - 1);
+    assert_memory_equal(ids + 1, ids2, (size_t)(n - 1) * sizeof *ids);
+    assert_true(etok_tokenizer_is_eog(t, 4));  /* <end_of_turn> */
+    assert_true(etok_tokenizer_is_eog(t, 1));  /* <eos> */
+    assert_false(etok_tokenizer_is_eog(t, 3)); /* <start_of_turn> */
+    assert_false(etok_tokenizer_is_eog(t, 2)); /* <bos> */
+    assert_false(etok_tokenizer_is_eog(t, GW_NL));
+    int from_file = -1;
+    assert_string_equal(etok_tokenizer_chat_name(t, &from_file), "Gemma");
+    assert_int_equal(from_file, 0);
+    etok_tokenizer_free(t);
+    /* the same vocabulary with a template naming the markers (an instruction-tuned file) */
+    t = gemma_tokenizer_ex(1, 1, "{{ bos_token }}{% for m in messages %}<start_of_turn>...{% endfor %}");
+    from_file = -1;
+    assert_string_equal(etok_tokenizer_chat_name(t, &from_file), "Gemma");
+    assert_int_equal(from_file, 1);
+    assert_int_equal(etok_tokenizer_encode_chat(t, &role, &content, 1, 1, ids2, 64, &err), n);
+    assert_memory_equal(ids, ids2, (size_t)n * sizeof *ids);
+    etok_tokenizer_free(t);
+    assert_string_equal(etok_tokenizer_chat_name(NULL, &from_file), "none");
+    assert_int_equal(from_file, 0);
+}
+
 /* tokenizer.ggml.add_space_prefix = false (Gemma): no "▁" in front of the text. */
 static void test_no_space_prefix(void **state) {
     (void)state;
@@ -395,7 +459,7 @@ int main(void) {
         cmocka_unit_test(test_loads_with_key_length_heads), cmocka_unit_test(test_sliding_window_takes_effect),
         cmocka_unit_test(test_local_layers_kv_capped),
         cmocka_unit_test(test_layer_pattern_is_read),       cmocka_unit_test(test_post_norms_are_applied),
-        cmocka_unit_test(test_load_errors),                 cmocka_unit_test(test_gemma_chat_template),
+        cmocka_unit_test(test_load_errors),                 cmocka_unit_test(test_gemma_chat_template), cmocka_unit_test(test_gemma_chat_ids),
         cmocka_unit_test(test_no_space_prefix),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
