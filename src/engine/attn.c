@@ -89,7 +89,8 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
     for (int s = 0; s < sp.n_seg; s++) {
         const uint8_t *k0 = etok_kv_row(kv, kv->k, slot, a->layer, sp.first_pos[s]) + off;
         if (one_tok) {
-            etok_attn_scores_1tok_multi(q, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap);
+            etok_attn_scores_1tok_multi(q, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap,
+                                        etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s]) + off);
         } else if (kv_type == ETOK_T_Q8_0) {
             for (int j = 0; j < sp.n[s]; j++) {
                 float *o = sc + n + j;

@@ -127,7 +127,8 @@ void etok_attn_accum_1tok_ref(const float *w, int n_runs, const uint8_t *const *
 
 /* the grouped functions' reference: head by head (this defines their bits) */
 void etok_attn_scores_1tok_multi_ref(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
-                                     float scale, float *out, size_t out_stride) {
+                                     float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
+    (void)v_pf;
     for (int h = 0; h < g; h++)
         etok_attn_scores_1tok_ref(q + (size_t)h * (size_t)hd, k0, stride, n, hd, scale, out + (size_t)h * out_stride);
 }
@@ -263,7 +264,7 @@ static inline TGT __m256 hsum8_1tok(const __m256 *z) {
  * its own four accumulators, fed in block order as etok_attn_scores_1tok_avx2 does. hd == 64
  * (two blocks, the row in eight registers) has its own path. */
 TGT void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
-                                          float scale, float *out, size_t out_stride) {
+                                          float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
     const int np = hd & ~31;
     const __m256 zero = _mm256_setzero_ps(), vs = _mm256_set1_ps(scale);
     __m256 zb[ETOK_VM_MAX_GROUP][8];
@@ -271,6 +272,8 @@ TGT void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *
         const int m = n - s0 < 8 ? n - s0 : 8;
         for (int j = 0; j < m; j++) {
             const uint8_t *k = k0 + (size_t)(s0 + j) * stride;
+            if (v_pf) /* the same row of V, for the weighted sum that reads V slot by slot */
+                for (int c = 0; c < 2 * hd; c += 64) _mm_prefetch((const char *)(v_pf + (size_t)(s0 + j) * stride + c), _MM_HINT_T1);
             if (np == 64) {
                 const __m256 x0 = CVT(k), x1 = CVT(k + 16), x2 = CVT(k + 32), x3 = CVT(k + 48), x4 = CVT(k + 64),
                              x5 = CVT(k + 80), x6 = CVT(k + 96), x7 = CVT(k + 112);
@@ -434,14 +437,14 @@ void etok_attn_accum_1tok(const float *w, int n_runs, const uint8_t *const *v0, 
 }
 
 void etok_attn_scores_1tok_multi(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd, float scale,
-                                 float *out, size_t out_stride) {
+                                 float *out, size_t out_stride, const uint8_t *v_pf) {
 #if ETOK_HAVE_X86_SIMD
     if (etok_simd_active() && g <= ETOK_VM_MAX_GROUP) {
-        etok_attn_scores_1tok_multi_avx2(q, g, k0, stride, n, hd, scale, out, out_stride);
+        etok_attn_scores_1tok_multi_avx2(q, g, k0, stride, n, hd, scale, out, out_stride, v_pf);
         return;
     }
 #endif
-    etok_attn_scores_1tok_multi_ref(q, g, k0, stride, n, hd, scale, out, out_stride);
+    etok_attn_scores_1tok_multi_ref(q, g, k0, stride, n, hd, scale, out, out_stride, v_pf);
 }
 
 void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,

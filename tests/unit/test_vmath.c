@@ -234,12 +234,12 @@ static void test_attn_1tok_multi_equals_per_head(void **state) {
                             memset(s_got, 0xff, MAXG * 96 * sizeof *s_got);
                             memset(o_got, 0xff, MAXG * 128 * sizeof *o_got);
                             if (impl == 0) {
-                                etok_attn_scores_1tok_multi_ref(q, g, base, stride, n, hd, 0.125f, s_got, cap);
+                                etok_attn_scores_1tok_multi_ref(q, g, base, stride, n, hd, 0.125f, s_got, cap, v0[0]);
                                 etok_attn_accum_1tok_multi_ref(w, cap, g, runs, v0, fp, nn, stride, hd, o_got);
                             }
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
                             else {
-                                etok_attn_scores_1tok_multi_avx2(q, g, base, stride, n, hd, 0.125f, s_got, cap);
+                                etok_attn_scores_1tok_multi_avx2(q, g, base, stride, n, hd, 0.125f, s_got, cap, v0[0]);
                                 etok_attn_accum_1tok_multi_avx2(w, cap, g, runs, v0, fp, nn, stride, hd, o_got);
                             }
 #endif
@@ -254,7 +254,7 @@ static void test_attn_1tok_multi_equals_per_head(void **state) {
                                 for (int s = n; s < (int)cap; s++) assert_int_equal(ubits(s_got[h * cap + s]), 0xffffffffu);
                         }
                         /* the dispatching entry point, too */
-                        etok_attn_scores_1tok_multi(q, g, base, stride, n, hd, 0.125f, s_got, cap);
+                        etok_attn_scores_1tok_multi(q, g, base, stride, n, hd, 0.125f, s_got, cap, v0[0]);
                         etok_attn_accum_1tok_multi(w, cap, g, runs, v0, fp, nn, stride, hd, o_got);
                         for (int h = 0; h < g; h++) {
                             assert_memory_equal(s_got + h * cap, s_ref + h * cap, (size_t)n * sizeof(float));
