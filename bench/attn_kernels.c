@@ -7,13 +7,18 @@
  * decode step does. Rounds alternate the two ways; each round times >= 0.2 s of this thread's
  * CPU time (a loaded machine's waiting is left out; cache and memory contention are not). The
  * softmax between the two halves is not timed (it is the same code either way). One thread.
- * usage: bench_attn_kernels [-d 512] [-L 30] [-H 9] [-K 3] [-D 64] [-R 7] */
+ * With -1 1 the one-token kernels instead (a decode step's: ggml_vec_dot_f16's order, vmath.h):
+ * etok_attn_scores_1tok + etok_attn_accum_1tok per query head against their _multi versions.
+ * With -X MB every step first reads an MB-sized buffer (as a decode step streams the weights,
+ * which evicts the cache from the caches); both ways include that same time.
+ * usage: bench_attn_kernels [-d 512] [-L 30] [-H 9] [-K 3] [-D 64] [-R 7] [-1 0|1] [-X 0] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "engine/quant.h"
+#include "engine/vmath.h"
 
 static double now_s(void) {
     struct timespec ts;
@@ -29,7 +34,7 @@ static int cmp_d(const void *a, const void *b) {
 static volatile float sink;
 
 int main(int argc, char **argv) {
-    int depth = 512, L = 30, H = 9, K = 3, D = 64, rounds = 7;
+    int depth = 512, L = 30, H = 9, K = 3, D = 64, rounds = 7, one = 0, evict_mb = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         int v = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "-d")) depth = v;
@@ -38,8 +43,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-K")) K = v;
         else if (!strcmp(argv[i], "-D")) D = v;
         else if (!strcmp(argv[i], "-R")) rounds = v;
+        else if (!strcmp(argv[i], "-1")) one = v;
+        else if (!strcmp(argv[i], "-X")) evict_mb = v;
         else {
-            fprintf(stderr, "usage: %s [-d DEPTH] [-L LAYERS] [-H HEADS] [-K KV_HEADS] [-D HEAD_DIM] [-R ROUNDS]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-d DEPTH] [-L LAYERS] [-H HEADS] [-K KV_HEADS] [-D HEAD_DIM] [-R ROUNDS] [-1 0|1] [-X MB]\n", argv[0]);
             return 2;
         }
     }
@@ -68,31 +75,50 @@ int main(int argc, char **argv) {
     for (int i = 0; i < H * D; i++) q[i] = RND();
     etok_round_f16(q, H * D);
     for (int i = 0; i < H * depth; i++) sc[i] = 1.0f / (float)depth;
+    const size_t ev_n = (size_t)(evict_mb < 0 ? 0 : evict_mb) * 1048576 / sizeof(float);
+    float *ev = ev_n ? malloc(ev_n * sizeof *ev) : NULL;
+    if (ev_n && !ev) {
+        fprintf(stderr, "%s: out of memory\n", argv[0]);
+        return 1;
+    }
+    for (size_t i = 0; i < ev_n; i++) ev[i] = (float)(i & 255);
     int reps = 1;
     for (int k = 0; k < rounds; k++)
         for (int way = 0; way < 2; way++) {
             const int w = (k % 2) ? 1 - way : way; /* alternate which way runs first */
             for (;;) {
                 double t0 = now_s();
-                for (int rep = 0; rep < reps; rep++)
+                for (int rep = 0; rep < reps; rep++) {
+                    float e = 0;
+                    for (size_t i = 0; i < ev_n; i += 16) e += ev[i];
+                    sink = e;
                     for (int l = 0; l < L; l++)
                         for (int kh = 0; kh < K; kh++) {
                             const uint8_t *k0 = kc + (size_t)l * layer_bytes + (size_t)kh * D * 2,
                                           *v0 = vc + (size_t)l * layer_bytes + (size_t)kh * D * 2;
                             const float *qg = q + (size_t)kh * G * D;
                             float *og = out + (size_t)kh * G * D;
-                            if (w == 0) {
+                            const int fp = 0;
+                            if (one && w == 0) {
+                                for (int h = 0; h < G; h++) {
+                                    etok_attn_scores_1tok(qg + (size_t)h * D, k0, rb, depth, D, 0.125f, sc + (size_t)h * depth);
+                                    etok_attn_accum_1tok(sc + (size_t)h * depth, 1, &v0, &fp, &depth, rb, D, og + (size_t)h * D);
+                                }
+                            } else if (one) {
+                                etok_attn_scores_1tok_multi(qg, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth, v0);
+                                etok_attn_accum_1tok_multi(sc, (size_t)depth, G, 1, &v0, &fp, &depth, rb, D, og);
+                            } else if (w == 0) {
                                 for (int h = 0; h < G; h++) {
                                     etok_attn_scores(ETOK_T_F16, qg + (size_t)h * D, k0, rb, depth, D, 0.125f, sc + (size_t)h * depth);
                                     etok_attn_accum(ETOK_T_F16, sc + (size_t)h * depth, v0, rb, 0, depth, D, og + (size_t)h * D);
                                 }
                             } else {
-                                const int fp = 0;
                                 etok_attn_scores_multi(ETOK_T_F16, qg, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth);
                                 etok_attn_accum_multi(ETOK_T_F16, sc, (size_t)depth, G, 1, &v0, &fp, &depth, rb, D, og);
                             }
                             for (int h = 0; h < G * depth; h++) sc[h] = 1.0f / (float)depth; /* not timed apart: cheap */
                         }
+                }
                 double dt = now_s() - t0;
                 sink = out[0];
                 if (dt >= 0.2) {
@@ -105,8 +131,8 @@ int main(int argc, char **argv) {
     qsort(t[0], (size_t)rounds, sizeof(double), cmp_d);
     qsort(t[1], (size_t)rounds, sizeof(double), cmp_d);
     printf("# bench_attn_kernels: F16 cache, %d layers x %d KV heads (groups of %d query heads) x depth %d x head %d "
-           "(%.1f MB K+V), %s, 1 thread, thread CPU time per decode step, median [min..max] of %d rounds\n",
-           L, K, G, depth, D, 2.0 * L * layer_bytes / 1e6, etok_simd_active() ? "AVX2" : "scalar", rounds);
+           "(%.1f MB K+V), %s kernels, %s, 1 thread, %d MB read before each step, thread CPU time per decode step, median [min..max] of %d rounds\n",
+           L, K, G, depth, D, 2.0 * L * layer_bytes / 1e6, one ? "one-token" : "batch", etok_simd_active() ? "AVX2" : "scalar", evict_mb, rounds);
     printf("per query head (row converted per head): %.3f ms [%.3f..%.3f]\n", t[0][rounds / 2] * 1e3, t[0][0] * 1e3,
            t[0][rounds - 1] * 1e3);
     printf("per KV head (row converted once):        %.3f ms [%.3f..%.3f]\n", t[1][rounds / 2] * 1e3, t[1][0] * 1e3,
@@ -118,6 +144,7 @@ int main(int argc, char **argv) {
     free(sc);
     free(out);
     free(row);
+    free(ev);
     free(t[0]);
     free(t[1]);
     return 0;

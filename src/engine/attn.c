@@ -8,7 +8,8 @@
  * cache q is rounded to F16 and the softmax weights too (as llama.cpp), the softmax's exp()
  * and sum are llama.cpp's (vmath.h), V is summed in 8 position lanes reduced pairwise
  * (tinyBLAS's 8-wide FMA order) for a batch, and a one-token step with an F16 cache sums K.q
- * and w.V as ggml_vec_dot_f16 does (vmath.h), head by head.
+ * and w.V as ggml_vec_dot_f16 does (vmath.h; the group's rows converted once, each head's
+ * accumulators in the per-head order).
  * A span in several runs (sinks, a wrapped ring) sums into the same lanes, so its result does
  * not depend on where the ring wraps (before, each run was reduced and the runs added). */
 #include "engine/attn.h"
@@ -81,15 +82,15 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
         for (int h = 0; h < g; h++) etok_quantize_q8a(q + (size_t)h * hd, qa + (size_t)h * (hd / ETOK_QK), hd);
     const size_t stride = kv->row_bytes, off = etok_type_row_bytes(kv_type, (int64_t)kvh * hd);
     /* An F16 cache and a one-token step: llama.cpp's CPU backend sums K.q and w.V with
-     * ggml_vec_dot_f16 (four accumulators) there, not tinyBLAS's one, and so do we, head by
-     * head (engine/vmath.h) */
+     * ggml_vec_dot_f16 (four accumulators) there, not tinyBLAS's one, and so do we, for the
+     * group at once with each head's bits as head by head (engine/vmath.h) */
     const int one_tok = kv_type == ETOK_T_F16 && a->b->n_tokens == 1;
     int n = 0;
     for (int s = 0; s < sp.n_seg; s++) {
         const uint8_t *k0 = etok_kv_row(kv, kv->k, slot, a->layer, sp.first_pos[s]) + off;
         if (one_tok) {
-            for (int h = 0; h < g; h++)
-                etok_attn_scores_1tok(q + (size_t)h * hd, k0, stride, sp.n[s], hd, a->scale, sc + (size_t)h * cap + n);
+            etok_attn_scores_1tok_multi(q, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap,
+                                        etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s]) + off);
         } else if (kv_type == ETOK_T_Q8_0) {
             for (int j = 0; j < sp.n[s]; j++) {
                 float *o = sc + n + j;
@@ -118,10 +119,9 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
     const uint8_t *v0[3];
     for (int s = 0; s < sp.n_seg; s++) v0[s] = etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s]) + off;
     if (one_tok) {
-        /* head by head, every run into the same position-slot accumulators */
-        for (int h = 0; h < g; h++)
-            etok_attn_accum_1tok(sc + (size_t)h * cap, sp.n_seg, v0, sp.first_pos, sp.n, stride, hd,
-                                 out + (size_t)h * hd);
+        /* the group at once, each head as head by head would: every run into the same
+         * position-slot accumulators */
+        etok_attn_accum_1tok_multi(sc, cap, g, sp.n_seg, v0, sp.first_pos, sp.n, stride, hd, out);
     } else if (kv_type == ETOK_T_Q8_0) {
         memset(out, 0, (size_t)g * (size_t)hd * sizeof(float));
         float row[512];

@@ -125,6 +125,20 @@ void etok_attn_accum_1tok_ref(const float *w, int n_runs, const uint8_t *const *
     }
 }
 
+/* the grouped functions' reference: head by head (this defines their bits) */
+void etok_attn_scores_1tok_multi_ref(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                                     float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
+    (void)v_pf;
+    for (int h = 0; h < g; h++)
+        etok_attn_scores_1tok_ref(q + (size_t)h * (size_t)hd, k0, stride, n, hd, scale, out + (size_t)h * out_stride);
+}
+
+void etok_attn_accum_1tok_multi_ref(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
+                                    const int *first_pos, const int *n, size_t stride, int hd, float *out) {
+    for (int h = 0; h < g; h++)
+        etok_attn_accum_1tok_ref(w + (size_t)h * w_stride, n_runs, v0, first_pos, n, stride, hd, out + (size_t)h * (size_t)hd);
+}
+
 #if ETOK_HAVE_X86_SIMD
 #include <immintrin.h>
 #define TGT __attribute__((target("avx2,fma,f16c")))
@@ -232,6 +246,172 @@ TGT void etok_attn_accum_1tok_avx2(const float *w, int n_runs, const uint8_t *co
         _mm256_storeu_ps(out + 8 * i, _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3)));
     }
 }
+
+/* Eight positions' score reductions at once: z[p] is position p's (a0 + a2) + (a1 + a3);
+ * lane p of the result is ((t0 + t1) + (t2 + t3)) with t_l = z[p][l] + z[p][l + 4], the same
+ * additions as the per-position reduction above (halves added, then two horizontal adds). */
+static inline TGT __m256 hsum8_1tok(const __m256 *z) {
+    const __m256 u0 = _mm256_add_ps(_mm256_permute2f128_ps(z[0], z[4], 0x20), _mm256_permute2f128_ps(z[0], z[4], 0x31));
+    const __m256 u1 = _mm256_add_ps(_mm256_permute2f128_ps(z[1], z[5], 0x20), _mm256_permute2f128_ps(z[1], z[5], 0x31));
+    const __m256 u2 = _mm256_add_ps(_mm256_permute2f128_ps(z[2], z[6], 0x20), _mm256_permute2f128_ps(z[2], z[6], 0x31));
+    const __m256 u3 = _mm256_add_ps(_mm256_permute2f128_ps(z[3], z[7], 0x20), _mm256_permute2f128_ps(z[3], z[7], 0x31));
+    return _mm256_hadd_ps(_mm256_hadd_ps(u0, u1), _mm256_hadd_ps(u2, u3));
+}
+
+#define CVT(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+
+/* Grouped K.q: per position the row's 32-value blocks are converted once; every head keeps
+ * its own four accumulators, fed in block order as etok_attn_scores_1tok_avx2 does. hd == 64
+ * (two blocks, the row in eight registers) has its own path. */
+TGT void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                                          float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
+    const int np = hd & ~31;
+    const __m256 zero = _mm256_setzero_ps(), vs = _mm256_set1_ps(scale);
+    __m256 zb[ETOK_VM_MAX_GROUP][8];
+    for (int s0 = 0; s0 < n; s0 += 8) {
+        const int m = n - s0 < 8 ? n - s0 : 8;
+        for (int j = 0; j < m; j++) {
+            const uint8_t *k = k0 + (size_t)(s0 + j) * stride;
+            if (v_pf) /* the same row of V, for the weighted sum that reads V slot by slot */
+                for (int c = 0; c < 2 * hd; c += 64) _mm_prefetch((const char *)(v_pf + (size_t)(s0 + j) * stride + c), _MM_HINT_T1);
+            if (np == 64) {
+                const __m256 x0 = CVT(k), x1 = CVT(k + 16), x2 = CVT(k + 32), x3 = CVT(k + 48), x4 = CVT(k + 64),
+                             x5 = CVT(k + 80), x6 = CVT(k + 96), x7 = CVT(k + 112);
+                for (int h = 0; h < g; h++) {
+                    const float *qh = q + (size_t)h * (size_t)hd;
+                    __m256 a0 = _mm256_fmadd_ps(x0, _mm256_loadu_ps(qh), zero);
+                    __m256 a1 = _mm256_fmadd_ps(x1, _mm256_loadu_ps(qh + 8), zero);
+                    __m256 a2 = _mm256_fmadd_ps(x2, _mm256_loadu_ps(qh + 16), zero);
+                    __m256 a3 = _mm256_fmadd_ps(x3, _mm256_loadu_ps(qh + 24), zero);
+                    a0 = _mm256_fmadd_ps(x4, _mm256_loadu_ps(qh + 32), a0);
+                    a1 = _mm256_fmadd_ps(x5, _mm256_loadu_ps(qh + 40), a1);
+                    a2 = _mm256_fmadd_ps(x6, _mm256_loadu_ps(qh + 48), a2);
+                    a3 = _mm256_fmadd_ps(x7, _mm256_loadu_ps(qh + 56), a3);
+                    zb[h][j] = _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3));
+                }
+            } else {
+                __m256 acc[ETOK_VM_MAX_GROUP][4];
+                for (int h = 0; h < g; h++) acc[h][0] = acc[h][1] = acc[h][2] = acc[h][3] = zero;
+                for (int i = 0; i < np; i += 32) {
+                    const __m256 x0 = CVT(k + 2 * i), x1 = CVT(k + 2 * i + 16), x2 = CVT(k + 2 * i + 32),
+                                 x3 = CVT(k + 2 * i + 48);
+                    for (int h = 0; h < g; h++) {
+                        const float *qh = q + (size_t)h * (size_t)hd + i;
+                        acc[h][0] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(qh), acc[h][0]);
+                        acc[h][1] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(qh + 8), acc[h][1]);
+                        acc[h][2] = _mm256_fmadd_ps(x2, _mm256_loadu_ps(qh + 16), acc[h][2]);
+                        acc[h][3] = _mm256_fmadd_ps(x3, _mm256_loadu_ps(qh + 24), acc[h][3]);
+                    }
+                }
+                for (int h = 0; h < g; h++)
+                    zb[h][j] = _mm256_add_ps(_mm256_add_ps(acc[h][0], acc[h][2]), _mm256_add_ps(acc[h][1], acc[h][3]));
+            }
+        }
+        for (int j = m; j < 8; j++)
+            for (int h = 0; h < g; h++) zb[h][j] = zero;
+        for (int h = 0; h < g; h++) {
+            float *o = out + (size_t)h * out_stride + s0;
+            const __m256 r = hsum8_1tok(zb[h]);
+            if (np == hd && m == 8) {
+                _mm256_storeu_ps(o, _mm256_mul_ps(r, vs));
+                continue;
+            }
+            float t[8];
+            _mm256_storeu_ps(t, r);
+            const float *qh = q + (size_t)h * (size_t)hd;
+            for (int j = 0; j < m; j++) {
+                const uint8_t *k = k0 + (size_t)(s0 + j) * stride;
+                double sum = t[j];
+                for (int c = np; c < hd; c++) sum += (double)(h2f(k + 2 * c) * qh[c]);
+                o[j] = (float)sum * scale;
+            }
+        }
+    }
+}
+
+/* One position slot's sum for HB heads over NV (1 or 2) vectors of 8 values starting at
+ * value 8 * d: the slot's positions in the reference's order (run by run, then position), the
+ * accumulators in registers; stored to sl[h][kslot][vi..]. */
+static inline __attribute__((always_inline)) TGT void accum_slot(int HB, int NV, const float *w, size_t w_stride,
+                                                                 int n_runs, const uint8_t *const *v0,
+                                                                 const int *first_pos, const int *n, const int *woff,
+                                                                 size_t stride, int kslot, int d, int vi,
+                                                                 __m256 (*sl)[32][4]) {
+    __m256 a[4][2];
+    for (int h = 0; h < HB; h++) a[h][0] = a[h][1] = _mm256_setzero_ps();
+    for (int r = 0; r < n_runs; r++) {
+        int s = (kslot - first_pos[r]) % 32;
+        if (s < 0) s += 32;
+        for (; s < n[r]; s += 32) {
+            const uint8_t *v = v0[r] + (size_t)s * stride + 16 * (size_t)d;
+            const __m256 x0 = CVT(v), x1 = NV > 1 ? CVT(v + 16) : x0;
+            const float *ws = w + woff[r] + s;
+            for (int h = 0; h < HB; h++) {
+                const __m256 wb = _mm256_broadcast_ss(ws + (size_t)h * w_stride);
+                a[h][0] = _mm256_fmadd_ps(x0, wb, a[h][0]);
+                if (NV > 1) a[h][1] = _mm256_fmadd_ps(x1, wb, a[h][1]);
+            }
+        }
+    }
+    for (int h = 0; h < HB; h++) {
+        sl[h][kslot][vi] = a[h][0];
+        if (NV > 1) sl[h][kslot][vi + 1] = a[h][1];
+    }
+}
+
+/* Grouped w.V: instead of position by position into 32 slot accumulators in memory (the
+ * per-head kernel), slot by slot: each slot's accumulator is summed over its positions in
+ * the same order, in registers, for 16 values of up to 4 heads at a time; the V rows of a
+ * 32-value block are read once for all heads. Then the slots are reduced as before. */
+TGT void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
+                                         const int *first_pos, const int *n, size_t stride, int hd, float *out) {
+    __m256 sl[ETOK_VM_MAX_GROUP][32][4];
+    int woff[8];
+    for (int r = 0, o = 0; r < n_runs; r++) {
+        woff[r] = o;
+        o += n[r];
+    }
+    const int nv = hd / 8;
+    for (int d = 0; d < nv; d += 4) {
+        const int nvd = nv - d < 4 ? nv - d : 4;
+        for (int k = 0; k < 32; k++)
+            for (int vi = 0; vi < nvd; vi += 2) {
+                const int two = nvd - vi >= 2;
+                for (int h0 = 0; h0 < g; h0 += 4) {
+                    const int hb = g - h0 < 4 ? g - h0 : 4;
+                    const float *wh = w + (size_t)h0 * w_stride;
+                    __m256(*slh)[32][4] = sl + h0;
+#define ACC(HB, NV) accum_slot(HB, NV, wh, w_stride, n_runs, v0, first_pos, n, woff, stride, k, d + vi, vi, slh)
+                    if (two) {
+                        if (hb == 4) ACC(4, 2);
+                        else if (hb == 3) ACC(3, 2);
+                        else if (hb == 2) ACC(2, 2);
+                        else ACC(1, 2);
+                    } else {
+                        if (hb == 4) ACC(4, 1);
+                        else if (hb == 3) ACC(3, 1);
+                        else if (hb == 2) ACC(2, 1);
+                        else ACC(1, 1);
+                    }
+#undef ACC
+                }
+            }
+        /* per value vector: z[l] = (a[l] + a[16+l]) + (a[8+l] + a[24+l]), then
+         * ((z0+z4) + (z1+z5)) + ((z2+z6) + (z3+z7)), as etok_attn_accum_1tok_avx2 */
+        for (int h = 0; h < g; h++)
+            for (int vi = 0; vi < nvd; vi++) {
+                __m256 z[8];
+                for (int l = 0; l < 8; l++)
+                    z[l] = _mm256_add_ps(_mm256_add_ps(sl[h][l][vi], sl[h][16 + l][vi]),
+                                         _mm256_add_ps(sl[h][8 + l][vi], sl[h][24 + l][vi]));
+                const __m256 t0 = _mm256_add_ps(z[0], z[4]), t1 = _mm256_add_ps(z[1], z[5]),
+                             t2 = _mm256_add_ps(z[2], z[6]), t3 = _mm256_add_ps(z[3], z[7]);
+                _mm256_storeu_ps(out + (size_t)h * (size_t)hd + 8 * (size_t)(d + vi),
+                                 _mm256_add_ps(_mm256_add_ps(t0, t1), _mm256_add_ps(t2, t3)));
+            }
+    }
+}
+#undef CVT
 #endif
 
 void etok_attn_scores_1tok(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
@@ -254,6 +434,28 @@ void etok_attn_accum_1tok(const float *w, int n_runs, const uint8_t *const *v0, 
     }
 #endif
     etok_attn_accum_1tok_ref(w, n_runs, v0, first_pos, n, stride, hd, out);
+}
+
+void etok_attn_scores_1tok_multi(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                                 float *out, size_t out_stride, const uint8_t *v_pf) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active() && g <= ETOK_VM_MAX_GROUP) {
+        etok_attn_scores_1tok_multi_avx2(q, g, k0, stride, n, hd, scale, out, out_stride, v_pf);
+        return;
+    }
+#endif
+    etok_attn_scores_1tok_multi_ref(q, g, k0, stride, n, hd, scale, out, out_stride, v_pf);
+}
+
+void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
+                                const int *first_pos, const int *n, size_t stride, int hd, float *out) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active() && hd % 8 == 0 && g <= ETOK_VM_MAX_GROUP && n_runs <= 8) {
+        etok_attn_accum_1tok_multi_avx2(w, w_stride, g, n_runs, v0, first_pos, n, stride, hd, out);
+        return;
+    }
+#endif
+    etok_attn_accum_1tok_multi_ref(w, w_stride, g, n_runs, v0, first_pos, n, stride, hd, out);
 }
 
 double etok_softmax_exp(float *y, const float *x, int n, float max) {

@@ -49,6 +49,20 @@ void etok_attn_scores_1tok(const float *q, const uint8_t *k0, size_t stride, int
 void etok_attn_accum_1tok(const float *w, int n_runs, const uint8_t *const *v0, const int *first_pos, const int *n,
                           size_t stride, int hd, float *out);
 
+/* The same for the g query heads of one KV head at once (GQA): each cached row is loaded and
+ * converted once and used by every head, with every head's bits those of the per-head
+ * functions above (the same accumulators in the same order). q: g heads of hd values one
+ * after the other; scores: out[h * out_stride + s]; accum: head h's weights at
+ * w + h * w_stride, its result at out + h * hd. g <= ETOK_VM_MAX_GROUP (8). v_pf: NULL, or
+ * the V rows of the same positions (same stride), which the scores pass then prefetches: the
+ * sum over V reads them slot by slot (32 rows apart), which the hardware prefetcher does not
+ * follow; this way they come from memory in order while K.q computes. */
+#define ETOK_VM_MAX_GROUP 8
+void etok_attn_scores_1tok_multi(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd, float scale,
+                                 float *out, size_t out_stride, const uint8_t *v_pf);
+void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
+                                const int *first_pos, const int *n, size_t stride, int hd, float *out);
+
 /* The implementations behind the dispatch, for tests (same bits by construction): the
  * scalar reference and, on x86-64 CPUs with AVX2/FMA/F16C (etok_simd_active), AVX2; hd <= 512,
  * the AVX2 accumulation also hd % 8 == 0. */
@@ -58,7 +72,16 @@ void etok_attn_scores_1tok_ref(const float *q, const uint8_t *k0, size_t stride,
                                float *out);
 void etok_attn_accum_1tok_ref(const float *w, int n_runs, const uint8_t *const *v0, const int *first_pos,
                               const int *n, size_t stride, int hd, float *out);
+void etok_attn_scores_1tok_multi_ref(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                                     float scale, float *out, size_t out_stride, const uint8_t *v_pf);
+void etok_attn_accum_1tok_multi_ref(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
+                                    const int *first_pos, const int *n, size_t stride, int hd, float *out);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+/* AVX2 grouped kernels: scores any hd <= 512; accum hd % 8 == 0 and n_runs <= 8 */
+void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                                      float scale, float *out, size_t out_stride, const uint8_t *v_pf);
+void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
+                                     const int *first_pos, const int *n, size_t stride, int hd, float *out);
 double etok_softmax_exp_avx2(float *y, const float *x, int n, float max);
 void etok_silu_mul_avx2(float *gate, const float *up, int n);
 void etok_attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,

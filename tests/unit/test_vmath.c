@@ -190,6 +190,88 @@ static void test_attn_1tok_simd_equals_scalar(void **state) {
     free(kv);
 }
 
+/* The grouped one-token kernels (a KV head's query heads at once) give, head for head, the
+ * per-head kernels' bits: scalar reference and AVX2 against etok_attn_*_1tok_ref, group
+ * sizes 1..8, head sizes 64, 48, 128, 24, lengths not a multiple of 8 or 32, one run and a
+ * wrapped ring's three runs (sinks, then two pieces of the window). */
+static void test_attn_1tok_multi_equals_per_head(void **state) {
+    (void)state;
+    enum { N = 83, SV = 8 * 128, MAXG = ETOK_VM_MAX_GROUP };
+    const int hds[4] = {64, 48, 128, 24}, lens[3] = {83, 37, 5};
+    etok_f16 *kv = malloc((size_t)N * SV * sizeof *kv);
+    float *q = malloc(MAXG * 128 * sizeof *q), *w = malloc(MAXG * 96 * sizeof *w);
+    float *s_ref = malloc(MAXG * 96 * sizeof *s_ref), *s_got = malloc(MAXG * 96 * sizeof *s_got);
+    float *o_ref = malloc(MAXG * 128 * sizeof *o_ref), *o_got = malloc(MAXG * 128 * sizeof *o_got);
+    assert_true(kv && q && w && s_ref && s_got && o_ref && o_got);
+    for (int rep = 0; rep < 3; rep++) {
+        for (int s = 0; s < N * SV; s++) kv[s] = etok_f32_to_f16(frand() * 3.0f);
+        for (int t = 0; t < 4; t++)
+            for (int li = 0; li < 3; li++)
+                for (int g = 1; g <= MAXG; g++) {
+                    const int hd = hds[t], n = lens[li];
+                    const size_t stride = (size_t)SV * sizeof(etok_f16), cap = 96;
+                    const uint8_t *base = (const uint8_t *)kv + (size_t)rep * 2 * hd; /* a KV head's offset */
+                    for (int i = 0; i < g * hd; i++) q[i] = etok_f16_to_f32(etok_f32_to_f16(frand()));
+                    for (int i = 0; i < g * (int)cap; i++) w[i] = etok_f16_to_f32(etok_f32_to_f16(0.5f + 0.5f * frand()));
+                    /* one run; three runs (4 sinks at positions 0..3, then the window from
+                     * position 40 wrapping after 20 rows) */
+                    const int s1 = n > 8 ? 4 : 1, s2 = n > 8 ? 20 : 2;
+                    const uint8_t *v1[1] = {base}, *v3[3] = {base, base + 50 * stride, base + 4 * stride};
+                    const int fp1[1] = {7}, n1[1] = {n}, fp3[3] = {0, 40, 40 + s2}, n3[3] = {s1, s2, n - s1 - s2};
+                    for (int runs = 1; runs <= 3; runs += 2) {
+                        const uint8_t *const *v0 = runs == 1 ? v1 : v3;
+                        const int *fp = runs == 1 ? fp1 : fp3, *nn = runs == 1 ? n1 : n3;
+                        for (int h = 0; h < g; h++) {
+                            etok_attn_scores_1tok_ref(q + h * hd, base, stride, n, hd, 0.125f, s_ref + h * cap);
+                            etok_attn_accum_1tok_ref(w + h * cap, runs, v0, fp, nn, stride, hd, o_ref + h * hd);
+                        }
+                        for (int impl = 0; impl < 2; impl++) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+                            if (impl == 1 && !etok_simd_active()) continue;
+#else
+                            if (impl == 1) continue;
+#endif
+                            memset(s_got, 0xff, MAXG * 96 * sizeof *s_got);
+                            memset(o_got, 0xff, MAXG * 128 * sizeof *o_got);
+                            if (impl == 0) {
+                                etok_attn_scores_1tok_multi_ref(q, g, base, stride, n, hd, 0.125f, s_got, cap, v0[0]);
+                                etok_attn_accum_1tok_multi_ref(w, cap, g, runs, v0, fp, nn, stride, hd, o_got);
+                            }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+                            else {
+                                etok_attn_scores_1tok_multi_avx2(q, g, base, stride, n, hd, 0.125f, s_got, cap, v0[0]);
+                                etok_attn_accum_1tok_multi_avx2(w, cap, g, runs, v0, fp, nn, stride, hd, o_got);
+                            }
+#endif
+                            for (int h = 0; h < g; h++) {
+                                if (memcmp(s_got + h * cap, s_ref + h * cap, (size_t)n * sizeof(float)))
+                                    fail_msg("scores impl %d hd %d n %d g %d head %d differ", impl, hd, n, g, h);
+                                if (memcmp(o_got + h * hd, o_ref + h * hd, (size_t)hd * sizeof(float)))
+                                    fail_msg("accum impl %d hd %d n %d g %d runs %d head %d differ", impl, hd, n, g, runs, h);
+                            }
+                            /* nothing written past a head's n scores */
+                            for (int h = 0; h < g; h++)
+                                for (int s = n; s < (int)cap; s++) assert_int_equal(ubits(s_got[h * cap + s]), 0xffffffffu);
+                        }
+                        /* the dispatching entry point, too */
+                        etok_attn_scores_1tok_multi(q, g, base, stride, n, hd, 0.125f, s_got, cap, v0[0]);
+                        etok_attn_accum_1tok_multi(w, cap, g, runs, v0, fp, nn, stride, hd, o_got);
+                        for (int h = 0; h < g; h++) {
+                            assert_memory_equal(s_got + h * cap, s_ref + h * cap, (size_t)n * sizeof(float));
+                            assert_memory_equal(o_got + h * hd, o_ref + h * hd, (size_t)hd * sizeof(float));
+                        }
+                    }
+                }
+    }
+    free(kv);
+    free(q);
+    free(w);
+    free(s_ref);
+    free(s_got);
+    free(o_ref);
+    free(o_got);
+}
+
 /* The AVX2 exp paths give the scalar reference's bits on random inputs over the whole range
  * (including overflow / underflow lanes mixed with ordinary ones) and any row length. */
 static void test_exp_simd_equals_scalar(void **state) {
@@ -226,6 +308,7 @@ int main(void) {
         cmocka_unit_test(test_softmax_matches_llama_cpp),
         cmocka_unit_test(test_vexpf_accuracy),
         cmocka_unit_test(test_attn_1tok_simd_equals_scalar),
+        cmocka_unit_test(test_attn_1tok_multi_equals_per_head),
         cmocka_unit_test(test_exp_simd_equals_scalar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
