@@ -894,7 +894,10 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
         for (int i = 0; i < t->n_mats && r0 < r1; i++) {
             const etok_mat *M = t->mat[i];
             int64_t lo = r0 > base ? r0 - base : 0, hi = r1 - base < M->n_out ? r1 - base : M->n_out;
-            if (lo < hi)
+            if (lo < hi && etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) /* llama.cpp's repacked order */
+                etok_matmul_rows_q4_0_8x8(M->data, M->row_bytes, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i],
+                                          (size_t)M->n_out);
+            else if (lo < hi)
                 etok_matmul_rows(M->type, M->data, M->row_bytes, lo, hi, t->xq, t->xf, M->n_in, t->n_tokens,
                                  t->out[i], (size_t)M->n_out);
             base += M->n_out;
