@@ -56,8 +56,9 @@ void etok_matmul_rows_q4_0_8x8_ref(const uint8_t *w, size_t row_bytes, int64_t r
 
 /* 8 rows (lane k = rows[k]) times T <= 4 activation vectors. Per block: the 8 rows' nibbles
  * unpacked once (values 0..15), for each vector the exact integer sums sum(q y) of the 8 rows
- * gathered into one vector of 8 lanes by a tree of horizontal adds (integer: any order is
- * exact), minus 8 sum(y), then one FMA per lane: the scalar chain of row_ref in every lane. */
+ * gathered into one vector of 8 lanes by a tree of horizontal adds (integers within range:
+ * any order is exact), minus 8 sum(y), then one FMA per lane: the scalar chain of row_ref in
+ * every lane. */
 static inline __attribute__((always_inline)) TGT void rows8(const uint8_t *const rows[8], const etok_block_q8a *const y[4],
                                                              const int T, int64_t nb, float res[4][8]) {
     __m256 acc[4];
@@ -76,13 +77,16 @@ static inline __attribute__((always_inline)) TGT void rows8(const uint8_t *const
         for (int t = 0; t < T; t++) {
             const etok_block_q8a *a = y[t] + i;
             const __m256i yq = _mm256_loadu_si256((const __m256i *)a->qs);
+            /* maddubs: 16 sums of 2 products per row (|.| <= 2*15*127); three rounds of
+             * horizontal 16-bit adds sum 16 products per row and 128-bit half (|.| <= 30720, no
+             * wrap) and leave rows 0..7 in order in each half */
             __m256i p[8];
-            for (int k = 0; k < 8; k++) p[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(q[k], yq), one16);
-            const __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]);
-            const __m256i h45 = _mm256_hadd_epi32(p[4], p[5]), h67 = _mm256_hadd_epi32(p[6], p[7]);
-            const __m256i h03 = _mm256_hadd_epi32(h01, h23), h47 = _mm256_hadd_epi32(h45, h67);
-            /* h03: per 128-bit half the partial sums of rows 0..3; likewise h47 for rows 4..7 */
-            __m256i isum = _mm256_add_epi32(_mm256_permute2x128_si256(h03, h47, 0x20), _mm256_permute2x128_si256(h03, h47, 0x31));
+            for (int k = 0; k < 8; k++) p[k] = _mm256_maddubs_epi16(q[k], yq);
+            const __m256i h01 = _mm256_hadd_epi16(p[0], p[1]), h23 = _mm256_hadd_epi16(p[2], p[3]);
+            const __m256i h45 = _mm256_hadd_epi16(p[4], p[5]), h67 = _mm256_hadd_epi16(p[6], p[7]);
+            const __m256i h07 = _mm256_hadd_epi16(_mm256_hadd_epi16(h01, h23), _mm256_hadd_epi16(h45, h67));
+            __m256i isum = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(h07)),
+                                            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(h07, 1)));
             __m256i sy = _mm256_madd_epi16(_mm256_maddubs_epi16(one8, yq), one16);
             sy = _mm256_hadd_epi32(sy, sy);
             sy = _mm256_hadd_epi32(sy, sy);
