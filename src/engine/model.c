@@ -962,11 +962,12 @@ static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_
     }
     t.xf = x;
     t.n_tokens = T;
-    /* chunks: about 8 per thread, whole groups of 4 rows (the decode kernels' unit) */
+    /* chunks: about 8 per thread, whole groups of 8 rows (the Q4_0 8-row kernel's unit; the
+     * other decode kernels take 4) */
     int64_t total = 0;
     for (int i = 0; i < n; i++) total += mats[i]->n_out;
     int64_t per = total / (8 * (int64_t)etok_threadpool_size(pool)) + 1;
-    t.chunk_rows = (per + 3) / 4 * 4;
+    t.chunk_rows = (per + 7) / 8 * 8;
     atomic_init(&t.next_chunk, 0);
     /* mixed float / q8a matrices in one call are fine: each kernel takes what it needs */
     etok_threadpool_run(pool, matmul_worker, &t);
