@@ -15,7 +15,9 @@
  * one-row-times-4-vectors kernels), GB/s = the rows' bytes per call / time, and rows/s counts
  * row x vector dots.
  * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-x 1] [-f Q2_K,Q3_K] [--scalar-only]
- * (-f: only these formats, by name). */
+ * (-f: only these formats, by name). Q4_0 with a row count that is a multiple of 8 goes through
+ * llama.cpp's 8-row order (etok_matmul_rows_q4_0_8x8), as in the engine; an -r that is not a
+ * multiple of 8 measures the general Q4_0 kernel instead. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,7 +56,9 @@ static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int 
     for (;;) {
         double t0 = now_s();
         for (int k = 0; k < reps; k++) {
-            if (simd)
+            if (simd && etok_q4_0_8x8_applies(t, rows, n)) /* as the engine picks (model.c) */
+                etok_matmul_rows_q4_0_8x8(w, rb, 0, rows, xq, n, nx, out, (size_t)rows);
+            else if (simd)
                 etok_matmul_rows(t, w, rb, 0, rows, xq, xf, n, nx, out, (size_t)rows);
             else
                 for (int j = 0; j < nx; j++)

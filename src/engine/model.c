@@ -898,7 +898,10 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
         for (int i = 0; i < t->n_mats && r0 < r1; i++) {
             const etok_mat *M = t->mat[i];
             int64_t lo = r0 > base ? r0 - base : 0, hi = r1 - base < M->n_out ? r1 - base : M->n_out;
-            if (lo < hi)
+            if (lo < hi && etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) /* llama.cpp's repacked order */
+                etok_matmul_rows_q4_0_8x8(M->data, M->row_bytes, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i],
+                                          (size_t)M->n_out);
+            else if (lo < hi)
                 etok_matmul_rows(M->type, M->data, M->row_bytes, lo, hi, t->xq, t->xf, M->n_in, t->n_tokens,
                                  t->out[i], (size_t)M->n_out);
             base += M->n_out;
@@ -963,11 +966,12 @@ static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_
     }
     t.xf = x;
     t.n_tokens = T;
-    /* chunks: about 8 per thread, whole groups of 4 rows (the decode kernels' unit) */
+    /* chunks: about 8 per thread, whole groups of 8 rows (the Q4_0 8-row kernel's unit; the
+     * other decode kernels take 4) */
     int64_t total = 0;
     for (int i = 0; i < n; i++) total += mats[i]->n_out;
     int64_t per = total / (8 * (int64_t)etok_threadpool_size(pool)) + 1;
-    t.chunk_rows = (per + 3) / 4 * 4;
+    t.chunk_rows = (per + 7) / 8 * 8;
     atomic_init(&t.next_chunk, 0);
     /* mixed float / q8a matrices in one call are fine: each kernel takes what it needs */
     etok_threadpool_run(pool, matmul_worker, &t);

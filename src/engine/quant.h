@@ -186,6 +186,17 @@ void etok_vec_dot_multi(uint32_t type, const void *row, const etok_block_q8a *xq
 void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                       const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out, size_t out_stride);
 
+/* Q4_0 in llama.cpp's 8-row interleaved ("Q4_0_8x8") order (src/engine/quant_q4_0.c): used
+ * for a Q4_0 matrix when etok_q4_0_8x8_applies (row count a multiple of 8, as llama.cpp's
+ * repacking rule on AVX2 CPUs). Each output is a scalar chain over the blocks in order,
+ * acc = fmaf((float)isum_b, d_w * d_a, acc) from 0; AVX2 and scalar give the same bits.
+ * Arguments as etok_matmul_rows. */
+int etok_q4_0_8x8_applies(uint32_t type, int64_t n_out, int64_t n_in);
+void etok_matmul_rows_q4_0_8x8(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8a *xq,
+                               int64_t n, int nx, float *out, size_t out_stride);
+void etok_matmul_rows_q4_0_8x8_ref(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                   const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
+
 /* Attention helpers over a KV cache of F32 or F16 rows, `stride` bytes apart:
  * scores: out[s] = (q . k_s) * scale for s < n;
  * accum: out = sum_s w[s] * v_s, accumulated in 8 lanes by absolute position (first_pos + s)
