@@ -132,7 +132,7 @@ int main(int argc, char **argv) {
         slot = calloc((size_t)np, sizeof *slot);
         lrow = malloc((size_t)np * sizeof *lrow);
         st = etok_fwd_state_new(m, np, threads, rows, &err);
-        if (!pos || !slot || !lrow || !st || etok_kv_cache_init(&kv, m, 1, rows, kv_bits, 0, &err) < 0) {
+        if (!pos || !slot || !lrow || !st || etok_kv_cache_init(&kv, m, 1, rows, kv_bits, 0, 0, np, &err) < 0) {
             fprintf(stderr, "%s\n", err.msg[0] ? err.msg : "out of memory");
             rc = err.exit_code ? err.exit_code : 1;
             goto next;

@@ -228,12 +228,18 @@ static inline TGT __m256i k_bit(__m256i v, int bit) {
 
 static inline TGT __m256i ld(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
 
-static TGT float avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *y, int64_t nb) {
+/* Each kernel takes NY activation vectors (1, or 4 for a prefill step's tokens): the weight
+ * super-block is unpacked once for all of them; per vector the integer lanes and float
+ * operations are the single-vector ones, so the results are bit-identical to NY single calls. */
+#define KI static inline __attribute__((always_inline)) TGT
+
+KI void avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[4];
+    for (int v = 0; v < NY; v++) acc[v] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * _cvtsh_ss(x[i].d);
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[4];
+        for (int v = 0; v < NY; v++) sumi[v] = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[i].ql + 64 * h, *qh = x[i].qh + 32 * h;
             const __m256i l0 = ld(ql), l1 = ld(ql + 32), hh = ld(qh);
@@ -247,133 +253,180 @@ static TGT float avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *y, int
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4));
             for (int k = 0; k < 4; k++) {
                 const int s = 8 * h + 2 * k; /* 16-value sub-block of the first half */
-                const __m256i a = ld(y[i].qs + 128 * h + 32 * k);
-                /* (q - 32) * a as q * a - 32 * a, both in int16 pairs (no overflow) */
-                const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], a), _mm256_maddubs_epi16(m32, a));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(k_sc2(x[i].scales[s], x[i].scales[s + 1]), p16));
+                const __m256i scv = k_sc2(x[i].scales[s], x[i].scales[s + 1]);
+                for (int v = 0; v < NY; v++) {
+                    const __m256i a = ld(y[v][i].qs + 128 * h + 32 * k);
+                    /* (q - 32) * a as q * a - 32 * a, both in int16 pairs (no overflow) */
+                    const __m256i p16 =
+                        _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], a), _mm256_maddubs_epi16(m32, a));
+                    sumi[v] = _mm256_add_epi32(sumi[v], _mm256_madd_epi16(scv, p16));
+                }
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        const float xd = _cvtsh_ss(x[i].d);
+        for (int v = 0; v < NY; v++)
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sumi[v]), acc[v]);
     }
-    return k_hsum(acc);
+    for (int v = 0; v < NY; v++) out[v] = k_hsum(acc[v]);
 }
 
-static TGT float avx_q3_k(const etok_block_q3_k *x, const etok_block_q8k *y, int64_t nb) {
+KI void avx_q3_k(const etok_block_q3_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
     const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[4];
+    for (int v = 0; v < NY; v++) acc[v] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * _cvtsh_ss(x[i].d);
         int8_t sc[16];
         etok_q3k_scales(&x[i], sc);
         const __m256i hm = ld(x[i].hmask);
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[4];
+        for (int v = 0; v < NY; v++) sumi[v] = _mm256_setzero_si256();
         for (int n = 0; n < 2; n++) {
             const __m256i raw = ld(x[i].qs + 32 * n);
             for (int j = 0; j < 4; j++) {
                 const int b = 4 * n + j, s = 8 * n + 2 * j;
-                const __m256i a = ld(y[i].qs + 32 * b);
                 const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
                 const __m256i off = _mm256_andnot_si256(k_bit(hm, b), four); /* 4 where the bit is clear */
-                const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(lo, a), _mm256_maddubs_epi16(off, a));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(k_sc2(sc[s], sc[s + 1]), p16));
+                const __m256i scv = k_sc2(sc[s], sc[s + 1]);
+                for (int v = 0; v < NY; v++) {
+                    const __m256i a = ld(y[v][i].qs + 32 * b);
+                    const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(lo, a), _mm256_maddubs_epi16(off, a));
+                    sumi[v] = _mm256_add_epi32(sumi[v], _mm256_madd_epi16(scv, p16));
+                }
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        const float xd = _cvtsh_ss(x[i].d);
+        for (int v = 0; v < NY; v++)
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sumi[v]), acc[v]);
     }
-    return k_hsum(acc);
+    for (int v = 0; v < NY; v++) out[v] = k_hsum(acc[v]);
 }
 
-static TGT float avx_q2_k(const etok_block_q2_k *x, const etok_block_q8k *y, int64_t nb) {
+KI void avx_q2_k(const etok_block_q2_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
     const __m256i m3 = _mm256_set1_epi8(3);
-    __m256 acc = _mm256_setzero_ps();
+    __m256 acc[4];
+    for (int v = 0; v < NY; v++) acc[v] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * _cvtsh_ss(x[i].d), dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
+        const float xd = _cvtsh_ss(x[i].d), xdmin = _cvtsh_ss(x[i].dmin);
         const __m128i scm = _mm_loadu_si128((const __m128i *)x[i].scales);
         const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), _mm_set1_epi8(0x0F)));
-        const __m256i prod = _mm256_madd_epi16(mins, ld(y[i].bsums));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc);
-        __m256i sumi = _mm256_setzero_si256();
+        __m256i sumi[4];
+        for (int v = 0; v < NY; v++) {
+            const __m256i prod = _mm256_madd_epi16(mins, ld(y[v][i].bsums));
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(-y[v][i].d * xdmin), _mm256_cvtepi32_ps(prod), acc[v]);
+            sumi[v] = _mm256_setzero_si256();
+        }
         for (int n = 0; n < 2; n++) {
             const __m256i raw = ld(x[i].qs + 32 * n);
             for (int j = 0; j < 4; j++) {
                 const int b = 4 * n + j, s = 2 * b;
                 const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
-                const __m256i p16 = _mm256_maddubs_epi16(q, ld(y[i].qs + 32 * b));
-                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(k_sc2(x[i].scales[s] & 0xF, x[i].scales[s + 1] & 0xF), p16));
+                const __m256i scv = k_sc2(x[i].scales[s] & 0xF, x[i].scales[s + 1] & 0xF);
+                for (int v = 0; v < NY; v++)
+                    sumi[v] = _mm256_add_epi32(sumi[v],
+                                               _mm256_madd_epi16(scv, _mm256_maddubs_epi16(q, ld(y[v][i].qs + 32 * b))));
             }
         }
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+        for (int v = 0; v < NY; v++)
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sumi[v]), acc[v]);
     }
-    return k_hsum(acc);
+    for (int v = 0; v < NY; v++) out[v] = k_hsum(acc[v]);
 }
 
 /* the min integers of Q4_K/Q5_K: 4 int32 lanes as k4_min_prod */
-static inline TGT __m128i k4_min_prod_avx(const uint8_t mn[8], const int16_t bsums[16]) {
+static inline TGT __m128i k4_min_prod_avx(__m128i m, const int16_t bsums[16]) {
     const __m128i s = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums), _mm_loadu_si128((const __m128i *)(bsums + 8)));
-    const __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
     return _mm_madd_epi16(m, s);
 }
 
-/* the shared body of Q4_K / Q5_K: values 64g + l (low nibble) and 64g + 32 + l (high) */
-static inline TGT __m256i k4_sumi(const uint8_t *qs, const uint8_t *qh, const uint8_t sc[8], const int8_t *q8) {
+/* Q4_K (qh NULL) and Q5_K: values 64g + l (low nibble) and 64g + 32 + l (high nibble). The
+ * min terms: Q4_K in a 4-lane float accumulator (fma per super-block), reduced (m0+m2)+(m1+m3);
+ * Q5_K as one integer per super-block into a scalar float (the reference's compiled code fuses
+ * summs + dmin * (float)isum into one fma). Both added after hsum_float_8. */
+KI void avx_k4(const uint8_t *base, size_t bstride, int five, const etok_block_q8k *const *y, const int NY, int64_t nb,
+               float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
-    const __m256i hh = qh ? ld(qh) : _mm256_setzero_si256();
-    __m256i sumi = _mm256_setzero_si256();
-    for (int g = 0; g < 4; g++) {
-        const __m256i raw = ld(qs + 32 * g);
-        __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-        if (qh) {
-            lo = _mm256_or_si256(lo, _mm256_and_si256(k_bit(hh, 2 * g), sixteen));
-            hi = _mm256_or_si256(hi, _mm256_and_si256(k_bit(hh, 2 * g + 1), sixteen));
+    __m256 acc[4];
+    __m128 accm[4];
+    float summs[4];
+    for (int v = 0; v < NY; v++) {
+        acc[v] = _mm256_setzero_ps();
+        accm[v] = _mm_setzero_ps();
+        summs[v] = 0;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *blk = base + (size_t)i * bstride;
+        etok_f16 hd, hdmin;
+        memcpy(&hd, blk, 2);
+        memcpy(&hdmin, blk + 2, 2);
+        const uint8_t *scales = blk + 4, *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
+        const float xd = _cvtsh_ss(hd), xdmin = _cvtsh_ss(hdmin);
+        uint8_t sc[8], mn[8];
+        etok_k4_scales(scales, sc, mn);
+        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+        __m256i sumi[4];
+        for (int v = 0; v < NY; v++) {
+            const float dmin = -y[v][i].d * xdmin;
+            const __m128i prod = k4_min_prod_avx(mn16, y[v][i].bsums);
+            if (five) {
+                int32_t p[4];
+                _mm_storeu_si128((__m128i *)p, prod);
+                summs[v] = fmaf(dmin, (float)(p[0] + p[1] + p[2] + p[3]), summs[v]);
+            } else {
+                accm[v] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[v]);
+            }
+            sumi[v] = _mm256_setzero_si256();
         }
-        const __m256i pl = _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * g]), _mm256_maddubs_epi16(lo, ld(q8 + 64 * g)));
-        const __m256i ph =
-            _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * g + 1]), _mm256_maddubs_epi16(hi, ld(q8 + 64 * g + 32)));
-        sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        const __m256i hh = five ? ld(qh) : _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            const __m256i raw = ld(qs + 32 * g);
+            __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_and_si256(k_bit(hh, 2 * g), sixteen));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(k_bit(hh, 2 * g + 1), sixteen));
+            }
+            const __m256i sl = _mm256_set1_epi16(sc[2 * g]), sh = _mm256_set1_epi16(sc[2 * g + 1]);
+            for (int v = 0; v < NY; v++) {
+                const __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(lo, ld(y[v][i].qs + 64 * g)));
+                const __m256i ph = _mm256_madd_epi16(sh, _mm256_maddubs_epi16(hi, ld(y[v][i].qs + 64 * g + 32)));
+                sumi[v] = _mm256_add_epi32(sumi[v], _mm256_add_epi32(pl, ph));
+            }
+        }
+        for (int v = 0; v < NY; v++)
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sumi[v]), acc[v]);
     }
-    return sumi;
+    for (int v = 0; v < NY; v++) {
+        if (five) {
+            out[v] = k_hsum(acc[v]) + summs[v];
+        } else {
+            __m128 m = _mm_add_ps(accm[v], _mm_movehl_ps(accm[v], accm[v]));
+            m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            out[v] = k_hsum(acc[v]) + _mm_cvtss_f32(m);
+        }
+    }
 }
 
-static TGT float avx_q4_k(const etok_block_q4_k *x, const etok_block_q8k *y, int64_t nb) {
-    __m256 acc = _mm256_setzero_ps();
-    __m128 accm = _mm_setzero_ps();
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * _cvtsh_ss(x[i].d), dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
-        uint8_t sc[8], mn[8];
-        etok_k4_scales(x[i].scales, sc, mn);
-        accm = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(k4_min_prod_avx(mn, y[i].bsums)), accm);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(k4_sumi(x[i].qs, NULL, sc, y[i].qs)), acc);
+KI void avx_dot_n(uint32_t type, const void *row, const etok_block_q8k *const *y, const int NY, int64_t n, float *out) {
+    const int64_t nb = n / ETOK_QK_K;
+    switch (type) {
+    case ETOK_T_Q6_K: avx_q6_k(row, y, NY, nb, out); return;
+    case ETOK_T_Q4_K: avx_k4(row, sizeof(etok_block_q4_k), 0, y, NY, nb, out); return;
+    case ETOK_T_Q5_K: avx_k4(row, sizeof(etok_block_q5_k), 1, y, NY, nb, out); return;
+    case ETOK_T_Q3_K: avx_q3_k(row, y, NY, nb, out); return;
+    case ETOK_T_Q2_K: avx_q2_k(row, y, NY, nb, out); return;
+    default:
+        for (int v = 0; v < NY; v++) out[v] = 0;
+        return;
     }
-    accm = _mm_add_ps(accm, _mm_movehl_ps(accm, accm));
-    accm = _mm_add_ss(accm, _mm_movehdup_ps(accm));
-    return k_hsum(acc) + _mm_cvtss_f32(accm);
-}
-
-static TGT float avx_q5_k(const etok_block_q5_k *x, const etok_block_q8k *y, int64_t nb) {
-    __m256 acc = _mm256_setzero_ps();
-    float summs = 0;
-    for (int64_t i = 0; i < nb; i++) {
-        const float d = y[i].d * _cvtsh_ss(x[i].d), dmin = -y[i].d * _cvtsh_ss(x[i].dmin);
-        uint8_t sc[8], mn[8];
-        etok_k4_scales(x[i].scales, sc, mn);
-        int32_t p[4];
-        _mm_storeu_si128((__m128i *)p, k4_min_prod_avx(mn, y[i].bsums));
-        summs = fmaf(dmin, (float)(p[0] + p[1] + p[2] + p[3]), summs);
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(k4_sumi(x[i].qs, x[i].qh, sc, y[i].qs)), acc);
-    }
-    return k_hsum(acc) + summs;
 }
 
 static TGT float avx_dot(uint32_t type, const void *row, const etok_block_q8k *y, int64_t n) {
-    const int64_t nb = n / ETOK_QK_K;
-    switch (type) {
-    case ETOK_T_Q6_K: return avx_q6_k(row, y, nb);
-    case ETOK_T_Q4_K: return avx_q4_k(row, y, nb);
-    case ETOK_T_Q5_K: return avx_q5_k(row, y, nb);
-    case ETOK_T_Q3_K: return avx_q3_k(row, y, nb);
-    case ETOK_T_Q2_K: return avx_q2_k(row, y, nb);
-    default: return 0;
-    }
+    float o;
+    avx_dot_n(type, row, &y, 1, n, &o);
+    return o;
+}
+
+static TGT void avx_dot4(uint32_t type, const void *row, const etok_block_q8k *const *y, int64_t n, float *out) {
+    avx_dot_n(type, row, y, 4, n, out);
 }
 #endif
 
@@ -389,9 +442,18 @@ void etok_matmul_rows_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int
     const int64_t nb = n / ETOK_QK_K;
 #if ETOK_HAVE_X86_SIMD
     if (etok_simd_active()) {
-        for (int64_t r = r0; r < r1; r++)
-            for (int j = 0; j < nx; j++)
-                out[(size_t)j * out_stride + (size_t)r] = avx_dot(type, w + (size_t)r * row_bytes, y + (size_t)j * (size_t)nb, n);
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *row = w + (size_t)r * row_bytes;
+            int j = 0;
+            for (; j + 4 <= nx; j += 4) { /* 4 tokens per pass over the row */
+                const etok_block_q8k *yy[4] = {y + (size_t)j * (size_t)nb, y + (size_t)(j + 1) * (size_t)nb,
+                                               y + (size_t)(j + 2) * (size_t)nb, y + (size_t)(j + 3) * (size_t)nb};
+                float o[4];
+                avx_dot4(type, row, yy, n, o);
+                for (int v = 0; v < 4; v++) out[(size_t)(j + v) * out_stride + (size_t)r] = o[v];
+            }
+            for (; j < nx; j++) out[(size_t)j * out_stride + (size_t)r] = avx_dot(type, row, y + (size_t)j * (size_t)nb, n);
+        }
         return;
     }
 #endif

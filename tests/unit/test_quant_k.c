@@ -157,10 +157,11 @@ static void test_matches_llama_cpp(void **state) {
     for (size_t ti = 0; ti < sizeof k_types / sizeof k_types[0]; ti++) assert_int_equal(per_type[k_types[ti]], 8);
 }
 
-/* The matmul row loop: every (row, token) equals a single dot. */
+/* The matmul row loop (4 tokens per pass over a row, then one by one): every (row, token)
+ * equals a single scalar dot, bit for bit. */
 static void test_matmul_rows(void **state) {
     (void)state;
-    enum { N = 512, R = 6, T = 3 };
+    enum { N = 512, R = 6, T = 6 }; /* 6 tokens: one 4-token pass and 2 single ones */
     static float w[R * N], x[T * N];
     static uint8_t m[R * N];
     static etok_block_q8k y[T * N / ETOK_QK_K];
