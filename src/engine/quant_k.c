@@ -360,9 +360,18 @@ KI void avx_k4(const uint8_t *base, size_t bstride, int five, const etok_block_q
         memcpy(&hdmin, blk + 2, 2);
         const uint8_t *scales = blk + 4, *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
         const float xd = _cvtsh_ss(hd), xdmin = _cvtsh_ss(hdmin);
-        uint8_t sc[8], mn[8];
-        etok_k4_scales(scales, sc, mn);
-        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+        /* the 8 6-bit scales (bytes of u[0], u[1]) and mins (u[2], u[3]) with word operations */
+        uint32_t u[4];
+        memcpy(u, scales, 12);
+        const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+        u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
+        const uint32_t m03 = u[1] & lo6;
+        u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
+        u[2] = m03;
+        u[0] &= lo6;
+        uint8_t sc[8];
+        memcpy(sc, u, 8);
+        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
         __m256i sumi[4];
         for (int v = 0; v < NY; v++) {
             const float dmin = -y[v][i].d * xdmin;
