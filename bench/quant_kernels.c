@@ -14,7 +14,10 @@
  * -x NX: NX activation vectors per call (a prefill step's tokens: the dispatch then uses the
  * one-row-times-4-vectors kernels), GB/s = the rows' bytes per call / time, and rows/s counts
  * row x vector dots.
- * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-x 1] [-f Q2_K,Q3_K] [--scalar-only]
+ * --q8k: the K-quant formats through the engine's path for them (quant_k.c: Q8_K activations,
+ * llama.cpp's kernels; scalar = etok_vec_dot_q8k_ref, dispatch = etok_matmul_rows_q8k); the
+ * other formats as without it.
+ * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-x 1] [-f Q2_K,Q3_K] [--scalar-only] [--q8k]
  * (-f: only these formats, by name). Q4_0 with a row count that is a multiple of 8 goes through
  * llama.cpp's 8-row order (etok_matmul_rows_q4_0_8x8), as in the engine; an -r that is not a
  * multiple of 8 measures the general Q4_0 kernel instead. */
@@ -25,6 +28,7 @@
 #include <time.h>
 
 #include "engine/quant.h"
+#include "engine/quant_k.h"
 
 /* This thread's CPU time: the machine may be shared (other processes only lengthen the wall
  * time; cache and memory contention still lower these rates). */
@@ -48,6 +52,7 @@ static void loadavg(char *buf, size_t n) {
 }
 
 static volatile float sink;
+static const etok_block_q8k *g_xk; /* non-NULL with --q8k */
 
 /* One timed round: seconds per matvec. */
 static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int rows, const etok_block_q8a *xq,
@@ -56,9 +61,17 @@ static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int 
     for (;;) {
         double t0 = now_s();
         for (int k = 0; k < reps; k++) {
-            if (simd && etok_q4_0_8x8_applies(t, rows, n)) /* as the engine picks (model.c) */
+            if (simd && etok_q4_0_8x8_applies(t, rows, n)) { /* as the engine picks (model.c) */
                 etok_matmul_rows_q4_0_8x8(w, rb, 0, rows, xq, n, nx, out, (size_t)rows);
-            else if (simd)
+            } else if (g_xk && etok_type_uses_q8k(t)) {
+                if (simd)
+                    etok_matmul_rows_q8k(t, w, rb, 0, rows, g_xk, n, nx, out, (size_t)rows);
+                else
+                    for (int j = 0; j < nx; j++)
+                        for (int r = 0; r < rows; r++)
+                            out[(size_t)j * rows + r] =
+                                etok_vec_dot_q8k_ref(t, w + (size_t)r * rb, g_xk + (size_t)j * (n / 256), n);
+            } else if (simd)
                 etok_matmul_rows(t, w, rb, 0, rows, xq, xf, n, nx, out, (size_t)rows);
             else
                 for (int j = 0; j < nx; j++)
@@ -74,7 +87,7 @@ static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int 
 }
 
 int main(int argc, char **argv) {
-    int n = 4096, rows = 1024, rounds = 5, scalar_only = 0, nx = 1;
+    int n = 4096, rows = 1024, rounds = 5, scalar_only = 0, nx = 1, q8k = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atoi(argv[++i]);
@@ -83,8 +96,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-f") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "-x") && i + 1 < argc) nx = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--scalar-only")) scalar_only = 1;
+        else if (!strcmp(argv[i], "--q8k")) q8k = 1;
         else {
-            fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-x NX] [-f FMT,FMT...] [--scalar-only]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-x NX] [-f FMT,FMT...] [--scalar-only] [--q8k]\n", argv[0]);
             return 2;
         }
     }
@@ -108,6 +122,16 @@ int main(int argc, char **argv) {
 #define RND() (s = s * 6364136223846793005ull + 1442695040888963407ull, (float)((s >> 40) & 0xFFFFFF) / 8388608.0f - 1.0f)
     for (int i = 0; i < nx * n; i++) x[i] = RND();
     for (int j = 0; j < nx; j++) etok_quantize_q8a(x + (size_t)j * n, xq + (size_t)j * (n / 32), n);
+    etok_block_q8k *xk = NULL;
+    if (q8k) {
+        xk = malloc((size_t)nx * (size_t)(n / 256) * sizeof *xk);
+        if (!xk) {
+            fprintf(stderr, "%s: out of memory\n", argv[0]);
+            return 1;
+        }
+        etok_quantize_q8k(x, xk, (int64_t)nx * n);
+        g_xk = xk;
+    }
     char la0[128], la1[128];
     loadavg(la0, sizeof la0);
     printf("# bench_quant_kernels: %d x %d matrix x %d vector(s), 1 thread, thread CPU time, median of %d rounds (>= 0.2 s "
@@ -160,6 +184,7 @@ int main(int argc, char **argv) {
     free(out);
     free(w);
     free(xq);
+    free(xk);
     free(ts);
     return 0;
 }

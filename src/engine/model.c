@@ -21,6 +21,7 @@
  * keeps a ring of its window) is here; the attention over it is attn.c's. Does not own
  * scheduling or sampling (engine.c). */
 #include "engine/model.h"
+#include "engine/quant_k.h"
 #include "engine/attn.h"
 #include "engine/tokenizer_gguf.h"
 #include "engine/vmath.h"
@@ -810,6 +811,7 @@ struct etok_fwd_state {
     float *gate, *up;/* [T][d_ff] */
     float *rope_cs;  /* [2][T][rope_dims] cos, sin pairs: global layers, then local ones */
     etok_block_q8a *xq; /* [T][max(d, d_ff, q_dim)/32] */
+    etok_block_q8k *xk; /* [T][max(d, d_ff, q_dim)/256]: K-quant matrices' activations */
     float *scores;   /* [n_threads][etok_attn_scratch_floats(.., ctx_len)] */
     size_t scores_per_thread;
     float *lm_x;     /* [T][d] rows that want logits */
@@ -827,6 +829,7 @@ void etok_fwd_state_free(etok_fwd_state *s) {
     free(s->up);
     free(s->rope_cs);
     free(s->xq);
+    free(s->xk);
     free(s->scores);
     free(s->lm_x);
     free(s);
@@ -856,10 +859,11 @@ etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_th
     s->up = malloc(T * dff * sizeof(float));
     s->rope_cs = malloc(2 * T * (size_t)m->rope_dims * sizeof(float));
     s->xq = malloc(T * (wide / ETOK_QK + 1) * sizeof(etok_block_q8a));
+    s->xk = malloc(T * (wide / ETOK_QK_K + 1) * sizeof(etok_block_q8k));
     s->scores_per_thread = etok_attn_scratch_floats(in->n_heads, in->n_kv_heads, ctx_len);
     s->scores = malloc((size_t)n_threads * s->scores_per_thread * sizeof(float));
     s->lm_x = malloc(T * d * sizeof(float));
-    if (!s->x || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || !s->rope_cs || !s->xq ||
+    if (!s->x || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || !s->rope_cs || !s->xq || !s->xk ||
         !s->scores || !s->lm_x) {
         etok_fwd_state_free(s);
         etok_errf(err, "forward state: out of memory for %d tokens", max_tokens);
@@ -879,6 +883,7 @@ typedef struct {
     const etok_mat *mat[3];
     float *out[3];            /* [T][n_out] each */
     const etok_block_q8a *xq; /* [T][n_in/32] when the type uses q8a */
+    const etok_block_q8k *xk; /* [T][n_in/256] when a K-quant matrix is among them */
     const float *xf;          /* [T][n_in] */
     int n_tokens;
     int64_t chunk_rows;
@@ -901,6 +906,9 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
             if (lo < hi && etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) /* llama.cpp's repacked order */
                 etok_matmul_rows_q4_0_8x8(M->data, M->row_bytes, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i],
                                           (size_t)M->n_out);
+            else if (lo < hi && etok_type_uses_q8k(M->type))
+                etok_matmul_rows_q8k(M->type, M->data, M->row_bytes, lo, hi, t->xk, M->n_in, t->n_tokens, t->out[i],
+                                     (size_t)M->n_out);
             else if (lo < hi)
                 etok_matmul_rows(M->type, M->data, M->row_bytes, lo, hi, t->xq, t->xf, M->n_in, t->n_tokens,
                                  t->out[i], (size_t)M->n_out);
@@ -915,15 +923,21 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
 
 typedef struct {
     const float *x;
-    etok_block_q8a *xq;
+    etok_block_q8a *xq; /* NULL: not needed */
+    etok_block_q8k *xk; /* NULL: not needed */
     int64_t n_in;
     int n_tokens;
 } quant_task;
 
+static void quant_rows(const quant_task *q, int j) {
+    const float *x = q->x + (size_t)j * (size_t)q->n_in;
+    if (q->xq) etok_quantize_q8a(x, q->xq + (size_t)j * (size_t)(q->n_in / ETOK_QK), q->n_in);
+    if (q->xk) etok_quantize_q8k(x, q->xk + (size_t)j * (size_t)(q->n_in / ETOK_QK_K), q->n_in);
+}
+
 static void quant_worker(void *ctxp, int ith, int nth) {
     const quant_task *q = ctxp;
-    for (int j = ith; j < q->n_tokens; j += nth)
-        etok_quantize_q8a(q->x + (size_t)j * (size_t)q->n_in, q->xq + (size_t)j * (size_t)(q->n_in / ETOK_QK), q->n_in);
+    for (int j = ith; j < q->n_tokens; j += nth) quant_rows(q, j);
 }
 
 typedef struct {
@@ -947,22 +961,25 @@ static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_
     matmul_task t;
     memset(&t, 0, sizeof t);
     t.n_mats = n;
-    int need_q8 = 0;
+    int need_q8 = 0, need_q8k = 0;
     for (int i = 0; i < n; i++) {
         t.mat[i] = mats[i];
         t.out[i] = outs[i];
-        need_q8 |= etok_type_uses_q8a(mats[i]->type);
+        /* K-quant matrices take Q8_K activations (llama.cpp's vec_dot_type for them) */
+        if (etok_type_uses_q8k(mats[i]->type))
+            need_q8k = 1;
+        else
+            need_q8 |= etok_type_uses_q8a(mats[i]->type);
     }
     int64_t n_in = mats[0]->n_in;
-    if (need_q8) {
-        if (T >= PARALLEL_MIN_TOKENS) {
-            quant_task q = {x, st->xq, n_in, T};
+    if (need_q8 || need_q8k) {
+        quant_task q = {x, need_q8 ? st->xq : NULL, need_q8k ? st->xk : NULL, n_in, T};
+        if (T >= PARALLEL_MIN_TOKENS)
             etok_threadpool_run(pool, quant_worker, &q);
-        } else {
-            for (int j = 0; j < T; j++)
-                etok_quantize_q8a(x + (size_t)j * (size_t)n_in, st->xq + (size_t)j * (size_t)(n_in / ETOK_QK), n_in);
-        }
-        t.xq = st->xq;
+        else
+            for (int j = 0; j < T; j++) quant_rows(&q, j);
+        t.xq = q.xq;
+        t.xk = q.xk;
     }
     t.xf = x;
     t.n_tokens = T;

@@ -1,0 +1,473 @@
+/* quant_k.c — K-quant weights times Q8_K activations with llama.cpp's arithmetic (quant_k.h).
+ *
+ * What makes the result llama.cpp's (AVX2 build, commit c392e5094), written from the
+ * algorithm of ggml's kernels (ggml-cpu-quants.c), not copied:
+ * - per super-block the integer products land in 8 int32 lanes: the 32-byte vector of values
+ *   32c .. 32c+31 is multiplied byte-wise (maddubs: adjacent pairs -> int16), weighted by the
+ *   sub-block scale (madd: adjacent int16 pairs -> int32), so value i always adds into lane
+ *   (i % 32) / 4. Integer sums are exact, so any order inside a lane gives the same integer;
+ * - each lane is then accumulated in float as acc[l] = fma(d, (float)sumi[l], acc[l]) with
+ *   d = y.d * x.d (float product), super-blocks in order, and reduced at the end as
+ *   hsum_float_8: ((a4+a0)+(a6+a2)) + ((a5+a1)+(a7+a3));
+ * - the "- dmin * min" terms of Q2_K / Q4_K / Q5_K go through the activations' 16-value sums
+ *   (bsums) in each kernel's own way (see the kernels).
+ * The scalar reference computes the lanes with plain loops; the AVX2 version with ggml's
+ * instruction sequence; both do the same float operations in the same order (bit-equal). */
+#include "engine/quant_k.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "engine/quant_simd.h"
+
+#define F16(h) etok_f16_to_f32(h)
+
+int etok_type_uses_q8k(uint32_t t) {
+    return t == ETOK_T_Q2_K || t == ETOK_T_Q3_K || t == ETOK_T_Q4_K || t == ETOK_T_Q5_K || t == ETOK_T_Q6_K;
+}
+
+/* ggml's quantize_row_q8_K_ref (ggml-quants.c), which its x86 quantize_row_q8_K calls.
+ * ggml-base is compiled without FMA, so iscale * x is rounded to float before the
+ * round-half-even (its nearest_int adds 1.5 * 2^23; lrintf in the default mode is the same
+ * for |v| < 2^22, and a call keeps the compiler from fusing the product into it). */
+void etok_quantize_q8k(const float *x, etok_block_q8k *out, int64_t n) {
+    for (int64_t i = 0; i < n / ETOK_QK_K; i++, x += ETOK_QK_K) {
+        etok_block_q8k *y = &out[i];
+        float max = 0, amax = 0;
+        for (int j = 0; j < ETOK_QK_K; j++) {
+            const float ax = fabsf(x[j]);
+            if (ax > amax) {
+                amax = ax;
+                max = x[j];
+            }
+        }
+        if (amax == 0) {
+            y->d = 0;
+            memset(y->qs, 0, sizeof y->qs);
+            memset(y->bsums, 0, sizeof y->bsums);
+            continue;
+        }
+        const float iscale = -127.f / max;
+        for (int j = 0; j < ETOK_QK_K; j++) {
+            const float p = iscale * x[j];
+            const long v = lrintf(p);
+            y->qs[j] = (int8_t)(v > 127 ? 127 : v);
+        }
+        for (int k = 0; k < ETOK_QK_K / 16; k++) {
+            int s = 0;
+            for (int l = 0; l < 16; l++) s += y->qs[16 * k + l];
+            y->bsums[k] = (int16_t)s;
+        }
+        y->d = 1 / iscale;
+    }
+}
+
+/* ---- scalar reference ---- */
+
+static float hsum8(const float a[8]) {
+    const float r0 = a[4] + a[0], r1 = a[5] + a[1], r2 = a[6] + a[2], r3 = a[7] + a[3];
+    return (r0 + r2) + (r1 + r3);
+}
+
+/* The 8 int32 lanes of one super-block: value i (signed weight w[i], sub-block scale
+ * sc16[i/16]) adds sc16 * w * q8 into lane (i % 32) / 4. */
+static void k_lanes(const int8_t w[ETOK_QK_K], const int sc16[16], const int8_t *q8, int32_t sumi[8]) {
+    for (int l = 0; l < 8; l++) sumi[l] = 0;
+    for (int i = 0; i < ETOK_QK_K; i++) sumi[(i % 32) / 4] += sc16[i / 16] * w[i] * q8[i];
+}
+
+static void lanes_fma(float acc[8], float d, const int32_t sumi[8]) {
+    for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)sumi[l], acc[l]);
+}
+
+/* mirrors ggml_vec_dot_q6_K_q8_K (AVX2 branch) */
+static float ref_q6_k(const etok_block_q6_k *x, const etok_block_q8k *y, int64_t nb) {
+    float acc[8] = {0};
+    for (int64_t i = 0; i < nb; i++) {
+        int8_t w[ETOK_QK_K];
+        int sc16[16];
+        int32_t sumi[8];
+        etok_q6k_unpack(&x[i], w); /* q - 32 */
+        for (int s = 0; s < 16; s++) sc16[s] = x[i].scales[s];
+        k_lanes(w, sc16, y[i].qs, sumi);
+        lanes_fma(acc, y[i].d * F16(x[i].d), sumi);
+    }
+    return hsum8(acc);
+}
+
+/* mirrors ggml_vec_dot_q3_K_q8_K (AVX2 branch) */
+static float ref_q3_k(const etok_block_q3_k *x, const etok_block_q8k *y, int64_t nb) {
+    float acc[8] = {0};
+    for (int64_t i = 0; i < nb; i++) {
+        int8_t w[ETOK_QK_K], sc[16];
+        int sc16[16];
+        int32_t sumi[8];
+        etok_q3k_unpack(&x[i], w);
+        etok_q3k_scales(&x[i], sc);
+        for (int s = 0; s < 16; s++) sc16[s] = sc[s];
+        k_lanes(w, sc16, y[i].qs, sumi);
+        lanes_fma(acc, y[i].d * F16(x[i].d), sumi);
+    }
+    return hsum8(acc);
+}
+
+/* mirrors ggml_vec_dot_q2_K_q8_K (AVX2 branch): per super-block first the mins into the same
+ * 8 lanes (lane k: min[2k]*bsums[2k] + min[2k+1]*bsums[2k+1], times -y.d*dmin), then the
+ * scaled values. */
+static float ref_q2_k(const etok_block_q2_k *x, const etok_block_q8k *y, int64_t nb) {
+    float acc[8] = {0};
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t q[ETOK_QK_K];
+        int8_t w[ETOK_QK_K];
+        int sc16[16];
+        int32_t sumi[8], prod[8];
+        const float d = y[i].d * F16(x[i].d), dmin = -y[i].d * F16(x[i].dmin);
+        for (int k = 0; k < 8; k++)
+            prod[k] = (x[i].scales[2 * k] >> 4) * y[i].bsums[2 * k] + (x[i].scales[2 * k + 1] >> 4) * y[i].bsums[2 * k + 1];
+        lanes_fma(acc, dmin, prod);
+        etok_q2k_unpack(&x[i], q);
+        for (int j = 0; j < ETOK_QK_K; j++) w[j] = (int8_t)q[j];
+        for (int s = 0; s < 16; s++) sc16[s] = x[i].scales[s] & 0xF;
+        k_lanes(w, sc16, y[i].qs, sumi);
+        lanes_fma(acc, d, sumi);
+    }
+    return hsum8(acc);
+}
+
+/* The "- dmin * min" integer of Q4_K/Q5_K per pair of 32-value sub-blocks: the activations'
+ * 32-value sums S[s] = bsums[2s] + bsums[2s+1]; prod[k] = mn[2k] S[2k] + mn[2k+1] S[2k+1]. */
+static void k4_min_prod(const uint8_t mn[8], const int16_t bsums[16], int32_t prod[4]) {
+    for (int k = 0; k < 4; k++) {
+        const int s0 = bsums[4 * k] + bsums[4 * k + 1], s1 = bsums[4 * k + 2] + bsums[4 * k + 3];
+        prod[k] = mn[2 * k] * s0 + mn[2 * k + 1] * s1;
+    }
+}
+
+/* mirrors ggml_vec_dot_q4_K_q8_K (AVX2 branch): the min terms in a second 4-lane float
+ * accumulator (fma per super-block), reduced (m0+m2)+(m1+m3) and added after hsum_float_8. */
+static float ref_q4_k(const etok_block_q4_k *x, const etok_block_q8k *y, int64_t nb) {
+    float acc[8] = {0}, accm[4] = {0};
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t q[ETOK_QK_K], sc[8], mn[8];
+        int8_t w[ETOK_QK_K];
+        int sc16[16];
+        int32_t sumi[8], prod[4];
+        const float d = y[i].d * F16(x[i].d), dmin = -y[i].d * F16(x[i].dmin);
+        etok_k4_scales(x[i].scales, sc, mn);
+        k4_min_prod(mn, y[i].bsums, prod);
+        for (int k = 0; k < 4; k++) accm[k] = fmaf(dmin, (float)prod[k], accm[k]);
+        etok_q4k_unpack(&x[i], q);
+        for (int j = 0; j < ETOK_QK_K; j++) w[j] = (int8_t)q[j];
+        for (int s = 0; s < 16; s++) sc16[s] = sc[s / 2];
+        k_lanes(w, sc16, y[i].qs, sumi);
+        lanes_fma(acc, d, sumi);
+    }
+    return hsum8(acc) + ((accm[0] + accm[2]) + (accm[1] + accm[3]));
+}
+
+/* mirrors ggml_vec_dot_q5_K_q8_K (AVX2 branch): the min terms summed as one integer per
+ * super-block, added to a scalar float `summs` (the reference's compiled code fuses
+ * summs + dmin * (float)isum into one fma) and added after hsum_float_8. */
+static float ref_q5_k(const etok_block_q5_k *x, const etok_block_q8k *y, int64_t nb) {
+    float acc[8] = {0}, summs = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t q[ETOK_QK_K], sc[8], mn[8];
+        int8_t w[ETOK_QK_K];
+        int sc16[16];
+        int32_t sumi[8], prod[4];
+        const float d = y[i].d * F16(x[i].d), dmin = -y[i].d * F16(x[i].dmin);
+        etok_k4_scales(x[i].scales, sc, mn);
+        k4_min_prod(mn, y[i].bsums, prod);
+        summs = fmaf(dmin, (float)(prod[0] + prod[1] + prod[2] + prod[3]), summs);
+        etok_q5k_unpack(&x[i], q);
+        for (int j = 0; j < ETOK_QK_K; j++) w[j] = (int8_t)q[j];
+        for (int s = 0; s < 16; s++) sc16[s] = sc[s / 2];
+        k_lanes(w, sc16, y[i].qs, sumi);
+        lanes_fma(acc, d, sumi);
+    }
+    return hsum8(acc) + summs;
+}
+
+float etok_vec_dot_q8k_ref(uint32_t type, const void *row, const etok_block_q8k *y, int64_t n) {
+    const int64_t nb = n / ETOK_QK_K;
+    switch (type) {
+    case ETOK_T_Q6_K: return ref_q6_k(row, y, nb);
+    case ETOK_T_Q4_K: return ref_q4_k(row, y, nb);
+    case ETOK_T_Q5_K: return ref_q5_k(row, y, nb);
+    case ETOK_T_Q3_K: return ref_q3_k(row, y, nb);
+    case ETOK_T_Q2_K: return ref_q2_k(row, y, nb);
+    default: return 0;
+    }
+}
+
+/* ---- AVX2 ---- */
+
+#if ETOK_HAVE_X86_SIMD
+#include <immintrin.h>
+
+#define TGT __attribute__((target("avx2,fma,f16c")))
+
+/* hsum_float_8's order */
+static inline TGT float k_hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* int16 scale a for bytes 0..15 (16-bit lanes 0..7), b for bytes 16..31 */
+static inline TGT __m256i k_sc2(int a, int b) {
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a)), _mm_set1_epi16((short)b), 1);
+}
+
+/* 0xFF where bit `bit` of the byte is set */
+static inline TGT __m256i k_bit(__m256i v, int bit) {
+    const __m256i m = _mm256_set1_epi8((char)(1 << bit));
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, m), m);
+}
+
+static inline TGT __m256i ld(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* Each kernel takes NY activation vectors (1, or 4 for a prefill step's tokens): the weight
+ * super-block is unpacked once for all of them; per vector the integer lanes and float
+ * operations are the single-vector ones, so the results are bit-identical to NY single calls. */
+#define KI static inline __attribute__((always_inline)) TGT
+
+KI void avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
+    __m256 acc[4];
+    for (int v = 0; v < NY; v++) acc[v] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i sumi[4];
+        for (int v = 0; v < NY; v++) sumi[v] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h, *qh = x[i].qh + 32 * h;
+            const __m256i l0 = ld(ql), l1 = ld(ql + 32), hh = ld(qh);
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                const int s = 8 * h + 2 * k; /* 16-value sub-block of the first half */
+                const __m256i scv = k_sc2(x[i].scales[s], x[i].scales[s + 1]);
+                for (int v = 0; v < NY; v++) {
+                    const __m256i a = ld(y[v][i].qs + 128 * h + 32 * k);
+                    /* (q - 32) * a as q * a - 32 * a, both in int16 pairs (no overflow) */
+                    const __m256i p16 =
+                        _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], a), _mm256_maddubs_epi16(m32, a));
+                    sumi[v] = _mm256_add_epi32(sumi[v], _mm256_madd_epi16(scv, p16));
+                }
+            }
+        }
+        const float xd = _cvtsh_ss(x[i].d);
+        for (int v = 0; v < NY; v++)
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sumi[v]), acc[v]);
+    }
+    for (int v = 0; v < NY; v++) out[v] = k_hsum(acc[v]);
+}
+
+KI void avx_q3_k(const etok_block_q3_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    __m256 acc[4];
+    for (int v = 0; v < NY; v++) acc[v] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        int8_t sc[16];
+        etok_q3k_scales(&x[i], sc);
+        const __m256i hm = ld(x[i].hmask);
+        __m256i sumi[4];
+        for (int v = 0; v < NY; v++) sumi[v] = _mm256_setzero_si256();
+        for (int n = 0; n < 2; n++) {
+            const __m256i raw = ld(x[i].qs + 32 * n);
+            for (int j = 0; j < 4; j++) {
+                const int b = 4 * n + j, s = 8 * n + 2 * j;
+                const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
+                const __m256i off = _mm256_andnot_si256(k_bit(hm, b), four); /* 4 where the bit is clear */
+                const __m256i scv = k_sc2(sc[s], sc[s + 1]);
+                for (int v = 0; v < NY; v++) {
+                    const __m256i a = ld(y[v][i].qs + 32 * b);
+                    const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(lo, a), _mm256_maddubs_epi16(off, a));
+                    sumi[v] = _mm256_add_epi32(sumi[v], _mm256_madd_epi16(scv, p16));
+                }
+            }
+        }
+        const float xd = _cvtsh_ss(x[i].d);
+        for (int v = 0; v < NY; v++)
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sumi[v]), acc[v]);
+    }
+    for (int v = 0; v < NY; v++) out[v] = k_hsum(acc[v]);
+}
+
+KI void avx_q2_k(const etok_block_q2_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    __m256 acc[4];
+    for (int v = 0; v < NY; v++) acc[v] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float xd = _cvtsh_ss(x[i].d), xdmin = _cvtsh_ss(x[i].dmin);
+        const __m128i scm = _mm_loadu_si128((const __m128i *)x[i].scales);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), _mm_set1_epi8(0x0F)));
+        __m256i sumi[4];
+        for (int v = 0; v < NY; v++) {
+            const __m256i prod = _mm256_madd_epi16(mins, ld(y[v][i].bsums));
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(-y[v][i].d * xdmin), _mm256_cvtepi32_ps(prod), acc[v]);
+            sumi[v] = _mm256_setzero_si256();
+        }
+        for (int n = 0; n < 2; n++) {
+            const __m256i raw = ld(x[i].qs + 32 * n);
+            for (int j = 0; j < 4; j++) {
+                const int b = 4 * n + j, s = 2 * b;
+                const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
+                const __m256i scv = k_sc2(x[i].scales[s] & 0xF, x[i].scales[s + 1] & 0xF);
+                for (int v = 0; v < NY; v++)
+                    sumi[v] = _mm256_add_epi32(sumi[v],
+                                               _mm256_madd_epi16(scv, _mm256_maddubs_epi16(q, ld(y[v][i].qs + 32 * b))));
+            }
+        }
+        for (int v = 0; v < NY; v++)
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sumi[v]), acc[v]);
+    }
+    for (int v = 0; v < NY; v++) out[v] = k_hsum(acc[v]);
+}
+
+/* the min integers of Q4_K/Q5_K: 4 int32 lanes as k4_min_prod */
+static inline TGT __m128i k4_min_prod_avx(__m128i m, const int16_t bsums[16]) {
+    const __m128i s = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)bsums), _mm_loadu_si128((const __m128i *)(bsums + 8)));
+    return _mm_madd_epi16(m, s);
+}
+
+/* Q4_K (qh NULL) and Q5_K: values 64g + l (low nibble) and 64g + 32 + l (high nibble). The
+ * min terms: Q4_K in a 4-lane float accumulator (fma per super-block), reduced (m0+m2)+(m1+m3);
+ * Q5_K as one integer per super-block into a scalar float (the reference's compiled code fuses
+ * summs + dmin * (float)isum into one fma). Both added after hsum_float_8. */
+KI void avx_k4(const uint8_t *base, size_t bstride, int five, const etok_block_q8k *const *y, const int NY, int64_t nb,
+               float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    __m256 acc[4];
+    __m128 accm[4];
+    float summs[4];
+    for (int v = 0; v < NY; v++) {
+        acc[v] = _mm256_setzero_ps();
+        accm[v] = _mm_setzero_ps();
+        summs[v] = 0;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *blk = base + (size_t)i * bstride;
+        etok_f16 hd, hdmin;
+        memcpy(&hd, blk, 2);
+        memcpy(&hdmin, blk + 2, 2);
+        const uint8_t *scales = blk + 4, *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
+        const float xd = _cvtsh_ss(hd), xdmin = _cvtsh_ss(hdmin);
+        /* the 8 6-bit scales (bytes of u[0], u[1]) and mins (u[2], u[3]) with word operations */
+        uint32_t u[4];
+        memcpy(u, scales, 12);
+        const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+        u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
+        const uint32_t m03 = u[1] & lo6;
+        u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
+        u[2] = m03;
+        u[0] &= lo6;
+        uint8_t sc[8];
+        memcpy(sc, u, 8);
+        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+        __m256i sumi[4];
+        for (int v = 0; v < NY; v++) {
+            const float dmin = -y[v][i].d * xdmin;
+            const __m128i prod = k4_min_prod_avx(mn16, y[v][i].bsums);
+            if (five) {
+                int32_t p[4];
+                _mm_storeu_si128((__m128i *)p, prod);
+                summs[v] = fmaf(dmin, (float)(p[0] + p[1] + p[2] + p[3]), summs[v]);
+            } else {
+                accm[v] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[v]);
+            }
+            sumi[v] = _mm256_setzero_si256();
+        }
+        const __m256i hh = five ? ld(qh) : _mm256_setzero_si256();
+        for (int g = 0; g < 4; g++) {
+            const __m256i raw = ld(qs + 32 * g);
+            __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_and_si256(k_bit(hh, 2 * g), sixteen));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(k_bit(hh, 2 * g + 1), sixteen));
+            }
+            const __m256i sl = _mm256_set1_epi16(sc[2 * g]), sh = _mm256_set1_epi16(sc[2 * g + 1]);
+            for (int v = 0; v < NY; v++) {
+                const __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(lo, ld(y[v][i].qs + 64 * g)));
+                const __m256i ph = _mm256_madd_epi16(sh, _mm256_maddubs_epi16(hi, ld(y[v][i].qs + 64 * g + 32)));
+                sumi[v] = _mm256_add_epi32(sumi[v], _mm256_add_epi32(pl, ph));
+            }
+        }
+        for (int v = 0; v < NY; v++)
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sumi[v]), acc[v]);
+    }
+    for (int v = 0; v < NY; v++) {
+        if (five) {
+            out[v] = k_hsum(acc[v]) + summs[v];
+        } else {
+            __m128 m = _mm_add_ps(accm[v], _mm_movehl_ps(accm[v], accm[v]));
+            m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            out[v] = k_hsum(acc[v]) + _mm_cvtss_f32(m);
+        }
+    }
+}
+
+KI void avx_dot_n(uint32_t type, const void *row, const etok_block_q8k *const *y, const int NY, int64_t n, float *out) {
+    const int64_t nb = n / ETOK_QK_K;
+    switch (type) {
+    case ETOK_T_Q6_K: avx_q6_k(row, y, NY, nb, out); return;
+    case ETOK_T_Q4_K: avx_k4(row, sizeof(etok_block_q4_k), 0, y, NY, nb, out); return;
+    case ETOK_T_Q5_K: avx_k4(row, sizeof(etok_block_q5_k), 1, y, NY, nb, out); return;
+    case ETOK_T_Q3_K: avx_q3_k(row, y, NY, nb, out); return;
+    case ETOK_T_Q2_K: avx_q2_k(row, y, NY, nb, out); return;
+    default:
+        for (int v = 0; v < NY; v++) out[v] = 0;
+        return;
+    }
+}
+
+static TGT float avx_dot(uint32_t type, const void *row, const etok_block_q8k *y, int64_t n) {
+    float o;
+    avx_dot_n(type, row, &y, 1, n, &o);
+    return o;
+}
+
+static TGT void avx_dot4(uint32_t type, const void *row, const etok_block_q8k *const *y, int64_t n, float *out) {
+    avx_dot_n(type, row, y, 4, n, out);
+}
+#endif
+
+float etok_vec_dot_q8k(uint32_t type, const void *row, const etok_block_q8k *y, int64_t n) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) return avx_dot(type, row, y, n);
+#endif
+    return etok_vec_dot_q8k_ref(type, row, y, n);
+}
+
+void etok_matmul_rows_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                          const etok_block_q8k *y, int64_t n, int nx, float *out, size_t out_stride) {
+    const int64_t nb = n / ETOK_QK_K;
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) {
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *row = w + (size_t)r * row_bytes;
+            int j = 0;
+            for (; j + 4 <= nx; j += 4) { /* 4 tokens per pass over the row */
+                const etok_block_q8k *yy[4] = {y + (size_t)j * (size_t)nb, y + (size_t)(j + 1) * (size_t)nb,
+                                               y + (size_t)(j + 2) * (size_t)nb, y + (size_t)(j + 3) * (size_t)nb};
+                float o[4];
+                avx_dot4(type, row, yy, n, o);
+                for (int v = 0; v < 4; v++) out[(size_t)(j + v) * out_stride + (size_t)r] = o[v];
+            }
+            for (; j < nx; j++) out[(size_t)j * out_stride + (size_t)r] = avx_dot(type, row, y + (size_t)j * (size_t)nb, n);
+        }
+        return;
+    }
+#endif
+    for (int64_t r = r0; r < r1; r++)
+        for (int j = 0; j < nx; j++)
+            out[(size_t)j * out_stride + (size_t)r] =
+                etok_vec_dot_q8k_ref(type, w + (size_t)r * row_bytes, y + (size_t)j * (size_t)nb, n);
+}
