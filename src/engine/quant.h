@@ -3,9 +3,12 @@
  *
  * Owns: the block layouts (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; F32, F16, BF16), a scalar reference of
  * every kernel and an AVX2/FMA version picked at run time by CPU feature detection.
- * Weight x activation dot products follow the usual integer scheme: activations are quantised
- * per 32 values to 8 bits (Q8_0-like blocks with the block sum kept, for Q4_1's and Q5_1's offset), and
- * weights stay in their stored format. F32/F16/BF16 weights use float activations.
+ * Weight x activation dot products follow the usual integer scheme: for the 32-value formats
+ * activations are quantised per 32 values to 8 bits (Q8_0-like blocks with the block sum kept,
+ * for Q4_1's and Q5_1's offset), and weights stay in their stored format. The forward pass
+ * sends K-quant matrices to quant_k.c (Q8_K activations, llama.cpp's kernels) and Q4_0
+ * matrices of 8k rows to quant_q4_0.c (llama.cpp's 8-row order); the K kernels here remain for
+ * tests and etok_vec_dot. F32/F16/BF16 weights use float activations.
  * Does not own: which tensor has which type (gguf.c / model.c) or the matmul loop (model.c). */
 #ifndef ETOK_ENGINE_QUANT_H
 #define ETOK_ENGINE_QUANT_H
