@@ -9,17 +9,10 @@
 
 #if ETOK_HAVE_X86_SIMD
 
-#include <immintrin.h>
 #include <string.h>
 
-#define TGT __attribute__((target("avx2,fma,f16c")))
-
-static inline TGT float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#define TGT ETOK_AVX2_TARGET
+#define hsum_ps etok_hsum_ps
 
 static inline TGT float h2f(etok_f16 h) { return _cvtsh_ss(h); }
 

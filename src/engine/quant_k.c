@@ -203,17 +203,7 @@ float etok_vec_dot_q8k_ref(uint32_t type, const void *row, const etok_block_q8k 
 /* ---- AVX2 ---- */
 
 #if ETOK_HAVE_X86_SIMD
-#include <immintrin.h>
-
-#define TGT __attribute__((target("avx2,fma,f16c")))
-
-/* hsum_float_8's order */
-static inline TGT float k_hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#define TGT ETOK_AVX2_TARGET
 
 /* int16 scale a for bytes 0..15 (16-bit lanes 0..7), b for bytes 16..31 */
 static inline TGT __m256i k_sc2(int a, int b) {
@@ -267,7 +257,7 @@ KI void avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *const *y, const
         for (int v = 0; v < NY; v++)
             acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sumi[v]), acc[v]);
     }
-    for (int v = 0; v < NY; v++) out[v] = k_hsum(acc[v]);
+    for (int v = 0; v < NY; v++) out[v] = etok_hsum_ps(acc[v]);
 }
 
 KI void avx_q3_k(const etok_block_q3_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
@@ -298,7 +288,7 @@ KI void avx_q3_k(const etok_block_q3_k *x, const etok_block_q8k *const *y, const
         for (int v = 0; v < NY; v++)
             acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sumi[v]), acc[v]);
     }
-    for (int v = 0; v < NY; v++) out[v] = k_hsum(acc[v]);
+    for (int v = 0; v < NY; v++) out[v] = etok_hsum_ps(acc[v]);
 }
 
 KI void avx_q2_k(const etok_block_q2_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
@@ -329,7 +319,7 @@ KI void avx_q2_k(const etok_block_q2_k *x, const etok_block_q8k *const *y, const
         for (int v = 0; v < NY; v++)
             acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sumi[v]), acc[v]);
     }
-    for (int v = 0; v < NY; v++) out[v] = k_hsum(acc[v]);
+    for (int v = 0; v < NY; v++) out[v] = etok_hsum_ps(acc[v]);
 }
 
 /* the min integers of Q4_K/Q5_K: 4 int32 lanes as k4_min_prod */
@@ -405,11 +395,11 @@ KI void avx_k4(const uint8_t *base, size_t bstride, int five, const etok_block_q
     }
     for (int v = 0; v < NY; v++) {
         if (five) {
-            out[v] = k_hsum(acc[v]) + summs[v];
+            out[v] = etok_hsum_ps(acc[v]) + summs[v];
         } else {
             __m128 m = _mm_add_ps(accm[v], _mm_movehl_ps(accm[v], accm[v]));
             m = _mm_add_ss(m, _mm_movehdup_ps(m));
-            out[v] = k_hsum(acc[v]) + _mm_cvtss_f32(m);
+            out[v] = etok_hsum_ps(acc[v]) + _mm_cvtss_f32(m);
         }
     }
 }

@@ -50,9 +50,7 @@ void etok_matmul_rows_q4_0_8x8_ref(const uint8_t *w, size_t row_bytes, int64_t r
 }
 
 #if ETOK_HAVE_X86_SIMD
-#include <immintrin.h>
-
-#define TGT __attribute__((target("avx2,fma,f16c")))
+#define TGT ETOK_AVX2_TARGET
 
 /* 8 rows (lane k = rows[k]) times T <= 4 activation vectors. Per block: the 8 rows' nibbles
  * unpacked once (values 0..15), for each vector the exact integer sums sum(q y) of the 8 rows

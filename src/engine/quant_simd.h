@@ -22,6 +22,21 @@ void etok_q3k_scales(const etok_block_q3_k *b, int8_t sc[16]);
 void etok_q5_unpack(const uint8_t qh[4], const uint8_t qs[ETOK_QK / 2], uint8_t q[ETOK_QK]);
 
 #if ETOK_HAVE_X86_SIMD
+#include <immintrin.h>
+
+/* What the AVX2 code of quant_avx2.c, quant_k.c, quant_q4_0.c and vmath.c is compiled for
+ * (per function, so the binary still runs on any x86-64; callers check etok_simd_active). */
+#define ETOK_AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
+
+/* The sum of 8 lanes in ggml's hsum_float_8 order: high half + low half, then pairs, then the
+ * last two (the kernels that mirror llama.cpp depend on this order). */
+static inline ETOK_AVX2_TARGET float etok_hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
 void etok_quantize_q8a_avx2(const float *x, etok_block_q8a *out, int64_t n);
 float etok_vec_dot_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n);
 void etok_vec_dot_multi_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,

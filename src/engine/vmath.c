@@ -140,8 +140,7 @@ void etok_attn_accum_1tok_multi_ref(const float *w, size_t w_stride, int g, int 
 }
 
 #if ETOK_HAVE_X86_SIMD
-#include <immintrin.h>
-#define TGT __attribute__((target("avx2,fma,f16c")))
+#define TGT ETOK_AVX2_TARGET
 
 /* etok_vexpf on 8 lanes: the same operations, so the same bits in every lane */
 static inline TGT __m256 vexpf8(__m256 x) {
@@ -177,10 +176,7 @@ TGT double etok_softmax_exp_avx2(float *y, const float *x, int n, float max) {
     for (; i + 8 <= n; i += 8) {
         const __m256 v = vexpf8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mx));
         _mm256_storeu_ps(y + i, v);
-        __m128 t = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-        t = _mm_add_ps(t, _mm_movehl_ps(t, t));
-        t = _mm_add_ss(t, _mm_movehdup_ps(t));
-        sum += (double)_mm_cvtss_f32(t);
+        sum += (double)etok_hsum_ps(v);
     }
     if (i < n) sum += etok_softmax_exp_ref(y + i, x + i, n - i, max); /* the zero-padded last block */
     return sum;
