@@ -123,18 +123,8 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
          * position-slot accumulators */
         etok_attn_accum_1tok_multi(sc, cap, g, sp.n_seg, v0, sp.first_pos, sp.n, stride, hd, out);
     } else if (kv_type == ETOK_T_Q8_0) {
-        memset(out, 0, (size_t)g * (size_t)hd * sizeof(float));
-        float row[512];
-        n = 0;
-        for (int s = 0; s < sp.n_seg; s++)
-            for (int j = 0; j < sp.n[s]; j++, n++) {
-                etok_dequantize_row(ETOK_T_Q8_0, v0[s] + (size_t)j * stride, row, hd);
-                for (int h = 0; h < g; h++) {
-                    const float wj = sc[(size_t)h * cap + (size_t)n];
-                    float *oh = out + (size_t)h * hd;
-                    for (int i = 0; i < hd; i++) oh[i] += wj * row[i];
-                }
-            }
+        /* each row dequantised and summed in float into every head's output, in position order */
+        etok_attn_accum_q8_0(sc, cap, g, sp.n_seg, v0, sp.n, stride, hd, out);
     } else {
         etok_attn_accum_multi(kv_type, sc, cap, g, sp.n_seg, v0, sp.first_pos, sp.n, stride, hd, out);
     }

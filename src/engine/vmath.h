@@ -63,6 +63,13 @@ void etok_attn_scores_1tok_multi(const float *q, int g, const uint8_t *k0, size_
 void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                 const int *first_pos, const int *n, size_t stride, int hd, float *out);
 
+/* The sum over a Q8_0 V cache (any number of tokens): out[h * hd + i] = the sum over the runs'
+ * positions, in order, of w[h * w_stride + k] * (d q_i) (the row's value as Q8_0 dequantises
+ * it), each product rounded and then added, from 0 (no fused multiply-add: the engine's
+ * original scalar bits). hd <= 512, a multiple of 32; g heads. */
+void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0, const int *n,
+                          size_t stride, int hd, float *out);
+
 /* The implementations behind the dispatch, for tests (same bits by construction): the
  * scalar reference and, on x86-64 CPUs with AVX2/FMA/F16C (etok_simd_active), AVX2; hd <= 512,
  * the AVX2 accumulation also hd % 8 == 0. */
@@ -76,12 +83,16 @@ void etok_attn_scores_1tok_multi_ref(const float *q, int g, const uint8_t *k0, s
                                      float scale, float *out, size_t out_stride, const uint8_t *v_pf);
 void etok_attn_accum_1tok_multi_ref(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                     const int *first_pos, const int *n, size_t stride, int hd, float *out);
+void etok_attn_accum_q8_0_ref(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
+                              const int *n, size_t stride, int hd, float *out);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 /* AVX2 grouped kernels: scores any hd <= 512; accum hd % 8 == 0 and n_runs <= 8 */
 void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
                                       float scale, float *out, size_t out_stride, const uint8_t *v_pf);
 void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                      const int *first_pos, const int *n, size_t stride, int hd, float *out);
+void etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
+                               const int *n, size_t stride, int hd, float *out); /* hd % 16 == 0 */
 double etok_softmax_exp_avx2(float *y, const float *x, int n, float max);
 void etok_silu_mul_avx2(float *gate, const float *up, int n);
 void etok_attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,

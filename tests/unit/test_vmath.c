@@ -7,7 +7,8 @@
  *  - etok_vexpf is within 2 ulp of exp() over the float range, exact at 0, 0 / inf beyond;
  *  - the one-token attention kernels: AVX2 = scalar reference bit for bit, both within 1e-5
  *    (relative to the sum of |terms|) of a double-precision sum;
- *  - the AVX2 softmax exp and SiLU = their scalar references bit for bit, any length. */
+ *  - the AVX2 softmax exp and SiLU = their scalar references bit for bit, any length;
+ *  - the Q8_0 V sum: AVX2 = scalar reference bit for bit, the reference near a double sum. */
 #include <jansson.h>
 #include <math.h>
 #include <setjmp.h>
@@ -274,6 +275,59 @@ static void test_attn_1tok_multi_equals_per_head(void **state) {
 
 /* The AVX2 exp paths give the scalar reference's bits on random inputs over the whole range
  * (including overflow / underflow lanes mixed with ordinary ones) and any row length. */
+/* The Q8_0 V sum: the reference within 1e-5 (of the sum of |terms|) of a double sum of the
+ * dequantised values, the ring's two runs = one run bit for bit, and AVX2 = reference bit for
+ * bit, for 1..6 heads (more than the kernel's 4 in registers), head sizes 32..128, lengths
+ * that are not a multiple of anything. */
+static void test_attn_accum_q8_0(void **state) {
+    (void)state;
+    enum { N = 71, MAXH = 6, ROWB = 8 * 34 }; /* rows of up to 256 values: 8 blocks */
+    uint8_t *rows = calloc((size_t)N, ROWB);
+    assert_non_null(rows);
+    for (int j = 0; j < N; j++)
+        for (int b = 0; b < 8; b++) {
+            etok_block_q8_0 *blk = (etok_block_q8_0 *)(rows + (size_t)j * ROWB + (size_t)b * 34);
+            blk->d = etok_f32_to_f16(0.01f + 0.02f * (frand() + 1.0f));
+            for (int i = 0; i < 32; i++) blk->qs[i] = (int8_t)(frand() * 127.0f);
+        }
+    const int hds[4] = {32, 64, 96, 128}, lens[3] = {71, 33, 3};
+    static float w[MAXH * N], o_ref[MAXH * 128], o_two[MAXH * 128], o_simd[MAXH * 128];
+    for (int i = 0; i < MAXH * N; i++) w[i] = 0.5f + 0.5f * frand();
+    for (int t = 0; t < 4; t++)
+        for (int l = 0; l < 3; l++)
+            for (int g = 1; g <= MAXH; g++) {
+                const int hd = hds[t], n = lens[l];
+                const uint8_t *v_one[1] = {rows};
+                const int n_one[1] = {n};
+                etok_attn_accum_q8_0_ref(w, N, g, 1, v_one, n_one, ROWB, hd, o_ref);
+                const int cut = n / 2;
+                const uint8_t *v_two[2] = {rows, rows + (size_t)cut * ROWB};
+                const int n_two[2] = {cut, n - cut};
+                etok_attn_accum_q8_0_ref(w, N, g, 2, v_two, n_two, ROWB, hd, o_two);
+                assert_memory_equal(o_two, o_ref, (size_t)g * (size_t)hd * sizeof(float));
+                for (int h = 0; h < g; h++)
+                    for (int i = 0; i < hd; i++) {
+                        double d = 0, mag = 0;
+                        for (int j = 0; j < n; j++) {
+                            const etok_block_q8_0 *blk =
+                                (const etok_block_q8_0 *)(rows + (size_t)j * ROWB + (size_t)(i / 32) * 34);
+                            const double x = (double)w[h * N + j] * etok_f16_to_f32(blk->d) * blk->qs[i % 32];
+                            d += x;
+                            mag += fabs(x);
+                        }
+                        assert_true(fabs(o_ref[h * hd + i] - d) <= 1e-5 * mag + 1e-30);
+                    }
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+                if (!etok_simd_active()) continue;
+                etok_attn_accum_q8_0_avx2(w, N, g, 2, v_two, n_two, ROWB, hd, o_simd);
+                for (int i = 0; i < g * hd; i++)
+                    if (ubits(o_simd[i]) != ubits(o_ref[i]))
+                        fail_msg("hd %d n %d g %d out %d: AVX2 %a, scalar %a", hd, n, g, i, (double)o_simd[i], (double)o_ref[i]);
+#endif
+            }
+    free(rows);
+}
+
 static void test_exp_simd_equals_scalar(void **state) {
     (void)state;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -310,6 +364,7 @@ int main(void) {
         cmocka_unit_test(test_attn_1tok_simd_equals_scalar),
         cmocka_unit_test(test_attn_1tok_multi_equals_per_head),
         cmocka_unit_test(test_exp_simd_equals_scalar),
+        cmocka_unit_test(test_attn_accum_q8_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
