@@ -8,7 +8,7 @@
  * (user + system, CLOCK_PROCESS_CPUTIME_ID, all threads): on a shared machine the CPU time of a
  * single-threaded run (-t 1) is steadier than the wall-clock rate, as waiting for the CPU
  * does not count.
- * usage: bench_engine_speed [-m MODEL] [-t THREADS] [-p 512] [-n 128] [-r 5] [--kv 16] */
+ * usage: bench_engine_speed [-m MODEL] [-t THREADS] [-p 512] [-n 128] [-r 5] [--kv 16] (--help) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +34,18 @@ static void stats(const double *v, int n, double *mean, double *sd) {
 int main(int argc, char **argv) {
     const char *model = getenv("ETOK_MODEL") ? getenv("ETOK_MODEL") : "models/SmolLM2-135M-Instruct.Q4_1.gguf";
     int threads = 2, n_prompt = 512, n_gen = 128, reps = 5, kv = 16;
+    const char *usage = "usage: %s [-m MODEL] [-t THREADS] [-p N] [-n N] [-r R] [--kv 32|16|8]\n"
+                        "  prefill (pp N), decode from an empty context (tg N) and after the prompt (tg N@dN),\n"
+                        "  wall-clock tokens/s and process CPU ms/token, mean +- sd of R runs after a warm-up\n";
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf(usage, argv[0]);
+            return 0;
+        }
+    if (argc % 2 == 0) {
+        fprintf(stderr, usage, argv[0]);
+        return 2;
+    }
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "-m")) model = argv[i + 1];
         else if (!strcmp(argv[i], "-t")) threads = atoi(argv[i + 1]);
@@ -42,11 +54,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-r")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--kv")) kv = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: %s [-m MODEL] [-t THREADS] [-p N] [-n N] [-r R] [--kv 16|32]\n", argv[0]);
+            fprintf(stderr, usage, argv[0]);
             return 2;
         }
     }
-    if (reps < 1 || reps > 100 || n_prompt < 1 || n_gen < 0) return 2;
+    if (reps < 1 || reps > 100 || n_prompt < 1 || n_gen < 0 || threads < 0 || (kv != 32 && kv != 16 && kv != 8)) {
+        fprintf(stderr, "%s: need 1 <= R <= 100, N >= 1 for -p, N >= 0 for -n, THREADS >= 0, --kv 32, 16 or 8\n", argv[0]);
+        return 2;
+    }
     etok_err err = {{0}, 0};
     etok_model *m = etok_model_load(model, &err);
     if (!m) {
@@ -121,7 +136,7 @@ int main(int argc, char **argv) {
     stats(pp, reps, &pm, &ps);
     stats(tg, reps, &tm, &ts);
     stats(tg0, reps, &t0m, &t0s);
-    printf("etok model=%s threads=%d kv=F%d\n", in->name, threads, kv);
+    printf("etok model=%s threads=%d kv=%s\n", in->name, threads, kv == 8 ? "Q8_0" : kv == 32 ? "F32" : "F16");
     printf("etok pp%d: %.2f +- %.2f tokens/s (measured, %d runs)\n", n_prompt, pm, ps, reps);
     printf("etok tg%d: %.2f +- %.2f tokens/s (measured, %d runs, from an empty context)\n", n_gen, t0m, t0s, reps);
     printf("etok tg%d@d%d: %.2f +- %.2f tokens/s (measured, %d runs, after the %d-token prompt)\n", n_gen, n_prompt,
