@@ -2,7 +2,9 @@
  * batched forward pass.
  *
  * Owns: loading (hyper-parameters from <arch>.* keys, weight matrices checked against the
- * shapes they must have, the tokenizer from tokenizer.ggml.* via tokenizer_gguf.c), the public tokenizer
+ * shapes they must have, Q4_0 matrices of 8k rows repacked into quant_q4_0.c's Q4_0x8 layout
+ * on AVX2 CPUs with the file's pages released (repack_q4_0), the tokenizer from
+ * tokenizer.ggml.* via tokenizer_gguf.c), the public tokenizer
  * wrappers of engine.h, FLOP/byte accounting (METRICS.md section 1, "FLOPs and bytes per
  * token"), the KV cache and the forward pass, written top to bottom like llama2.c:
  *   embed -> for each layer: RMSNorm, Q/K/V, RoPE, attention over the cache, output
