@@ -598,9 +598,9 @@ static void release_rows(etok_model *m, const uint8_t *p, size_t n) {
         }
     const etok_gguf *g = m->gguf;
     const long pg = sysconf(_SC_PAGESIZE);
-    if (!g || !g->owns_map || pg <= 0 || p < g->base || p + n > g->base + g->size) return;
-    const uintptr_t a = ((uintptr_t)p + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg,
-                    b = ((uintptr_t)p + n) / (uintptr_t)pg * (uintptr_t)pg;
+    const uintptr_t lo = (uintptr_t)p, base = g ? (uintptr_t)g->base : 0;
+    if (!g || !g->owns_map || pg <= 0 || lo < base || lo - base > g->size || n > g->size - (lo - base)) return;
+    const uintptr_t a = (lo + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg, b = (lo + n) / (uintptr_t)pg * (uintptr_t)pg;
     if (b > a && madvise((void *)a, b - a, MADV_DONTNEED) == 0) m->released_bytes += (double)(b - a);
 }
 
