@@ -17,10 +17,12 @@
  * --q8k: the K-quant formats through the engine's path for them (quant_k.c: Q8_K activations,
  * llama.cpp's kernels; scalar = etok_vec_dot_q8k_ref, dispatch = etok_matmul_rows_q8k); the
  * other formats as without it.
- * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-x 1] [-f Q2_K,Q3_K] [--scalar-only] [--q8k]
+ * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-x 1] [-f Q2_K,Q3_K] [--scalar-only] [--q8k] [--q4_0-file]
  * (-f: only these formats, by name). Q4_0 with a row count that is a multiple of 8 goes through
- * llama.cpp's 8-row order (etok_matmul_rows_q4_0_8x8), as in the engine; an -r that is not a
- * multiple of 8 measures the general Q4_0 kernel instead. */
+ * llama.cpp's 8-row order as in the engine: the matrix repacked into etok's Q4_0x8 layout
+ * (outside the timing; etok_matmul_q4_0x8), or with --q4_0-file the file's layout
+ * (etok_matmul_rows_q4_0_8x8, the kernel before the repacking); an -r that is not a multiple
+ * of 8 measures the general Q4_0 kernel instead. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,7 @@ static void loadavg(char *buf, size_t n) {
 
 static volatile float sink;
 static const etok_block_q8k *g_xk; /* non-NULL with --q8k */
+static const uint8_t *g_x8;        /* the Q4_0 matrix repacked (Q4_0x8); NULL with --q4_0-file */
 
 /* One timed round: seconds per matvec. */
 static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int rows, const etok_block_q8a *xq,
@@ -62,7 +65,10 @@ static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int 
         double t0 = now_s();
         for (int k = 0; k < reps; k++) {
             if (simd && etok_q4_0_8x8_applies(t, rows, n)) { /* as the engine picks (model.c) */
-                etok_matmul_rows_q4_0_8x8(w, rb, 0, rows, xq, n, nx, out, (size_t)rows);
+                if (g_x8)
+                    etok_matmul_q4_0x8(g_x8, 0, rows, xq, n, nx, out, (size_t)rows);
+                else
+                    etok_matmul_rows_q4_0_8x8(w, rb, 0, rows, xq, n, nx, out, (size_t)rows);
             } else if (g_xk && etok_type_uses_q8k(t)) {
                 if (simd)
                     etok_matmul_rows_q8k(t, w, rb, 0, rows, g_xk, n, nx, out, (size_t)rows);
@@ -87,7 +93,7 @@ static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int 
 }
 
 int main(int argc, char **argv) {
-    int n = 4096, rows = 1024, rounds = 5, scalar_only = 0, nx = 1, q8k = 0;
+    int n = 4096, rows = 1024, rounds = 5, scalar_only = 0, nx = 1, q8k = 0, q4_0_file = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atoi(argv[++i]);
@@ -97,8 +103,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-x") && i + 1 < argc) nx = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--scalar-only")) scalar_only = 1;
         else if (!strcmp(argv[i], "--q8k")) q8k = 1;
+        else if (!strcmp(argv[i], "--q4_0-file")) q4_0_file = 1;
         else {
-            fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-x NX] [-f FMT,FMT...] [--scalar-only] [--q8k]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-x NX] [-f FMT,FMT...] [--scalar-only] [--q8k] [--q4_0-file]\n", argv[0]);
             return 2;
         }
     }
@@ -111,10 +118,10 @@ int main(int argc, char **argv) {
                               ETOK_T_BF16, ETOK_T_F32};
     float *wf = malloc((size_t)n * sizeof *wf), *x = malloc((size_t)nx * (size_t)n * sizeof *x),
           *out = malloc((size_t)nx * (size_t)rows * sizeof *out);
-    uint8_t *w = malloc((size_t)rows * (size_t)n * 4);
+    uint8_t *w = malloc((size_t)rows * (size_t)n * 4), *x8 = malloc((size_t)rows * (size_t)n * 4);
     etok_block_q8a *xq = malloc((size_t)nx * (size_t)(n / 32) * sizeof *xq);
     double *ts = malloc((size_t)rounds * sizeof *ts);
-    if (!wf || !x || !out || !w || !xq || !ts) {
+    if (!wf || !x || !out || !w || !x8 || !xq || !ts) {
         fprintf(stderr, "%s: out of memory\n", argv[0]);
         return 1;
     }
@@ -136,7 +143,9 @@ int main(int argc, char **argv) {
     loadavg(la0, sizeof la0);
     printf("# bench_quant_kernels: %d x %d matrix x %d vector(s), 1 thread, thread CPU time, median of %d rounds (>= 0.2 s "
            "each) [min..max]\n", rows, n, nx, rounds);
-    printf("# run-time pick: %s; load average at start: %s\n", etok_simd_active() ? "AVX2/FMA" : "scalar (no AVX2)", la0);
+    printf("# run-time pick: %s; Q4_0 8k rows: %s; load average at start: %s\n",
+           etok_simd_active() ? "AVX2/FMA" : "scalar (no AVX2)",
+           q4_0_file ? "file layout (etok_matmul_rows_q4_0_8x8)" : "repacked Q4_0x8 (etok_matmul_q4_0x8)", la0);
     printf("%-7s %7s | %-34s | %-34s | %s\n", "format", "MB", "scalar GB/s [min..max] (rows/s)", "dispatch GB/s [min..max] (rows/s)",
            "speed-up");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -151,6 +160,11 @@ int main(int argc, char **argv) {
         for (int r = 0; r < rows; r++) {
             for (int i = 0; i < n; i++) wf[i] = RND() * 0.1f;
             etok_quantize_row(t, wf, w + (size_t)r * rb, n);
+        }
+        g_x8 = NULL;
+        if (t == ETOK_T_Q4_0 && !q4_0_file && etok_q4_0_8x8_applies(t, rows, n)) {
+            etok_q4_0x8_pack(w, rb, rows, n, x8);
+            g_x8 = x8;
         }
         const double mb = (double)rb * rows / 1e6;
         double med[2] = {0, 0}, lo[2] = {0, 0}, hi[2] = {0, 0};
@@ -183,6 +197,7 @@ int main(int argc, char **argv) {
     free(x);
     free(out);
     free(w);
+    free(x8);
     free(xq);
     free(xk);
     free(ts);

@@ -2,7 +2,9 @@
  * batched forward pass.
  *
  * Owns: loading (hyper-parameters from <arch>.* keys, weight matrices checked against the
- * shapes they must have, the tokenizer from tokenizer.ggml.* via tokenizer_gguf.c), the public tokenizer
+ * shapes they must have, Q4_0 matrices of 8k rows repacked into quant_q4_0.c's Q4_0x8 layout
+ * on AVX2 CPUs with the file's pages released (repack_q4_0), the tokenizer from
+ * tokenizer.ggml.* via tokenizer_gguf.c), the public tokenizer
  * wrappers of engine.h, FLOP/byte accounting (METRICS.md section 1, "FLOPs and bytes per
  * token"), the KV cache and the forward pass, written top to bottom like llama2.c:
  *   embed -> for each layer: RMSNorm, Q/K/V, RoPE, attention over the cache, output
@@ -31,8 +33,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ loading */
+
+static void repack_q4_0(etok_model *m);
 
 static int get_u32_req(const etok_gguf *g, const char *key, int *out, etok_err *err) {
     uint32_t v;
@@ -60,7 +66,7 @@ static int bind_mat(const etok_gguf *g, const char *name, int64_t n_in, int64_t 
     m->n_in = n_in;
     m->n_out = n_out;
     m->row_bytes = etok_type_row_bytes(t->type, n_in);
-    m->data = t->data;
+    m->data = m->src = t->data;
     return 1;
 }
 
@@ -161,6 +167,8 @@ void etok_model_free(etok_model *m) {
     free(m->rope_ff);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    for (int i = 0; i < m->n_packed; i++) free(m->packed[i]);
+    free(m->packed);
     etok_tokenizer_free(m->tok);
     etok_gguf_close(m->gguf);
     free(m);
@@ -228,6 +236,7 @@ static void mat_rows(const etok_mat *whole, int64_t r0, int64_t n, etok_mat *out
     *out = *whole;
     out->n_out = n;
     out->data = whole->data + (size_t)r0 * whole->row_bytes;
+    out->src = whole->src + (size_t)r0 * whole->row_bytes;
 }
 
 static int bind_layer_mats(etok_model *m, int l, etok_err *err) {
@@ -543,6 +552,7 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
     /* theta_i = pos * theta_scale^i, built per token in the forward pass (a running float
      * product, as llama.cpp does, so both engines round the angles alike) */
     m->rope_theta_scale = powf((float)in->rope_freq_base, -2.0f / (float)m->rope_dims);
+    repack_q4_0(m);
     describe_types(m, NULL, 0, NULL);
     step_bytes(m);
     m->matmul_params = (double)in->n_layers * (double)(2 * d * qd + 2 * d * kvd + 3 * d * dff);
@@ -559,6 +569,81 @@ fail:
 }
 
 const etok_model_info *etok_model_get_info(const etok_model *m) { return &m->info; }
+
+/* ------------------------------------------------------------------ Q4_0 repacked at load */
+
+void etok_mat_dequantize_row(const etok_mat *m, int64_t r, float *out) {
+    if (m->q4_0x8)
+        etok_q4_0x8_dequantize_row(m->data, m->n_in, r, out);
+    else
+        etok_dequantize_row(m->type, m->data + (size_t)r * m->row_bytes, out, m->n_in);
+}
+
+/* The rows a matrix no longer reads: a re-encoded buffer is freed; pages of the file's
+ * mapping wholly inside [p, p + n) are released (MADV_DONTNEED: a read-only private file
+ * mapping drops them from the resident set and would read them again from the file). */
+static void release_rows(etok_model *m, const uint8_t *p, size_t n) {
+    for (int i = 0; i < m->n_owned; i++)
+        if (m->owned[i] == p) {
+            free(m->owned[i]);
+            m->owned[i] = NULL;
+            return;
+        }
+    for (int i = 0; i < m->n_packed; i++)
+        if (m->packed[i] == p) {
+            m->packed_bytes -= (double)n;
+            free(m->packed[i]);
+            m->packed[i] = NULL;
+            return;
+        }
+    const etok_gguf *g = m->gguf;
+    const long pg = sysconf(_SC_PAGESIZE);
+    const uintptr_t lo = (uintptr_t)p, base = g ? (uintptr_t)g->base : 0;
+    if (!g || !g->owns_map || pg <= 0 || lo < base || lo - base > g->size || n > g->size - (lo - base)) return;
+    const uintptr_t a = (lo + (uintptr_t)pg - 1) / (uintptr_t)pg * (uintptr_t)pg, b = (lo + n) / (uintptr_t)pg * (uintptr_t)pg;
+    if (b > a && madvise((void *)a, b - a, MADV_DONTNEED) == 0) m->released_bytes += (double)(b - a);
+}
+
+/* Every Q4_0 matrix the 8-row kernel takes (etok_q4_0_8x8_applies), on a CPU whose AVX2 kernel
+ * reads the repacked layout, is copied at load into etok's Q4_0x8 layout and its file rows
+ * released, so the resident weights do not double (docs/ENGINE.md, "Q4_0 repacked at load").
+ * The LM head is packed; a tied embedding table is the same matrix, and the embedding lookup
+ * reads its rows from the copy. A matrix whose copy cannot be allocated stays in the file's
+ * layout (the file-layout 8-row kernel gives the same bits). Phi-3's row views are packed
+ * one by one. */
+static void repack_q4_0(etok_model *m) {
+    if (!etok_simd_active()) return;
+    const etok_model_info *in = &m->info;
+    for (int l = -1; l < in->n_layers; l++) {
+        etok_layer *L = l >= 0 ? &m->layers[l] : NULL;
+        etok_mat *one[1] = {&m->output};
+        etok_mat *lm[7] = {L ? &L->wq : NULL, L ? &L->wk : NULL, L ? &L->wv : NULL, L ? &L->wo : NULL,
+                           L ? &L->w_gate : NULL, L ? &L->w_up : NULL, L ? &L->w_down : NULL};
+        etok_mat **mats = L ? lm : one;
+        for (int k = 0; k < (L ? 7 : 1); k++) {
+            etok_mat *M = mats[k];
+            if (M->q4_0x8 || !etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) continue;
+            const size_t n = (size_t)M->n_out * M->row_bytes;
+            if (m->n_packed == m->cap_packed) {
+                const int cap = m->cap_packed ? 2 * m->cap_packed : 64;
+                uint8_t **np = realloc(m->packed, (size_t)cap * sizeof *np);
+                if (!np) return;
+                m->packed = np;
+                m->cap_packed = cap;
+            }
+            uint8_t *buf = aligned_alloc(64, (n + 63) / 64 * 64);
+            if (!buf) continue;
+            etok_q4_0x8_pack(M->data, M->row_bytes, M->n_out, M->n_in, buf);
+            m->packed[m->n_packed++] = buf;
+            m->packed_bytes += (double)n;
+            const uint8_t *old = M->data;
+            M->data = buf;
+            M->q4_0x8 = 1;
+            if (L == NULL && in->tied_embeddings) m->tok_embd = m->output;
+            release_rows(m, old, n);
+        }
+    }
+}
 
 /* ------------------------------------------------------------------ weight format at load */
 
@@ -591,13 +676,15 @@ static int reencode_mat(etok_model *m, etok_mat *mat, uint32_t type, float *row,
     if (!buf) return etok_errf(err, "--weights %s: out of memory for %.1f MB", etok_type_name(type),
                                (double)rb * (double)mat->n_out / 1e6);
     for (int64_t r = 0; r < mat->n_out; r++) {
-        etok_dequantize_row(mat->type, mat->data + (size_t)r * mat->row_bytes, row, mat->n_in);
+        etok_mat_dequantize_row(mat, r, row);
         etok_quantize_row(type, row, buf + (size_t)r * rb, mat->n_in);
     }
     m->owned[m->n_owned++] = buf;
+    if (mat->q4_0x8) release_rows(m, mat->data, (size_t)mat->n_out * mat->row_bytes); /* the Q4_0x8 copy */
     mat->type = type;
     mat->row_bytes = rb;
     mat->data = buf;
+    mat->q4_0x8 = 0;
     return 0;
 }
 
@@ -648,10 +735,11 @@ int etok_model_set_weights(etok_model *m, const char *format, etok_err *err) {
     for (int i = 0; i < n; i++) {
         if (mats[i]->type == types[i]) continue;
         orig_types[n_orig] = types[i];
-        orig[n_orig++] = mats[i]->data;
+        orig[n_orig++] = mats[i]->src;
         if (reencode_mat(m, mats[i], types[i], row, err)) goto done;
     }
     if (in->tied_embeddings) m->output = m->tok_embd;
+    repack_q4_0(m); /* matrices now in Q4_0 */
     describe_types(m, orig, n_orig, orig_types);
     step_bytes(m);
     rc = 0;
@@ -903,7 +991,9 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
         for (int i = 0; i < t->n_mats && r0 < r1; i++) {
             const etok_mat *M = t->mat[i];
             int64_t lo = r0 > base ? r0 - base : 0, hi = r1 - base < M->n_out ? r1 - base : M->n_out;
-            if (lo < hi && etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) /* llama.cpp's repacked order */
+            if (lo < hi && M->q4_0x8) /* llama.cpp's 8-row order over etok's repacked copy */
+                etok_matmul_q4_0x8(M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
+            else if (lo < hi && etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) /* the same, file layout */
                 etok_matmul_rows_q4_0_8x8(M->data, M->row_bytes, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i],
                                           (size_t)M->n_out);
             else if (lo < hi && etok_type_uses_q8k(M->type))
@@ -1072,7 +1162,7 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
     const int n_bases = m->rope_theta_scale_local > 0.0f ? 2 : 1;
     for (int t = 0; t < T; t++) {
         float *xt = st->x + (size_t)t * d;
-        etok_dequantize_row(m->tok_embd.type, m->tok_embd.data + (size_t)b->tokens[t] * m->tok_embd.row_bytes, xt, d);
+        etok_mat_dequantize_row(&m->tok_embd, b->tokens[t], xt);
         if (m->embd_scale != 1.0f)
             for (int i = 0; i < d; i++) xt[i] *= m->embd_scale;
         /* theta_i = pos * base^(-2i/rope_dims), built as a running float product like

@@ -15,13 +15,22 @@
 #include "engine/tokenizer.h"
 #include "etok/engine.h"
 
-/* A weight matrix of n_out rows of n_in values (GGUF ne[0] = n_in, ne[1] = n_out). */
+/* A weight matrix of n_out rows of n_in values (GGUF ne[0] = n_in, ne[1] = n_out). data holds
+ * the rows in the file's layout, or (q4_0x8 = 1) a Q4_0 matrix repacked at load into etok's
+ * Q4_0x8 layout (quant_q4_0.c; row r's bytes are not at r * row_bytes): read rows through
+ * etok_mat_dequantize_row. src: where the rows are in the file's mapping (an identity for
+ * the accounting; its pages may have been released). */
 typedef struct {
     uint32_t type;
     int64_t n_in, n_out;
     size_t row_bytes;
     const uint8_t *data;
+    const uint8_t *src;
+    int q4_0x8;
 } etok_mat;
+
+/* Row r of a matrix as floats, whatever its layout. */
+void etok_mat_dequantize_row(const etok_mat *m, int64_t r, float *out);
 
 typedef struct {
     float *attn_norm, *ffn_norm; /* owned F32 copies (whatever the stored type) */
@@ -66,6 +75,10 @@ struct etok_model {
     double step_weight_bytes;   /* bytes of weights streamed by one forward step */
     uint8_t **owned;            /* re-encoded weight buffers (--weights), freed with the model */
     int n_owned;
+    uint8_t **packed;           /* Q4_0x8 copies (etok_mat.q4_0x8), freed with the model; NULL slots freed early */
+    int n_packed, cap_packed;
+    double packed_bytes;        /* bytes in Q4_0x8 copies, and of the file's pages released for them */
+    double released_bytes;
     double matmul_params;       /* parameters in per-token matmuls excluding the LM head */
 };
 

@@ -199,6 +199,20 @@ void etok_matmul_rows_q4_0_8x8(const uint8_t *w, size_t row_bytes, int64_t r0, i
                                int64_t n, int nx, float *out, size_t out_stride);
 void etok_matmul_rows_q4_0_8x8_ref(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                                    const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
+/* The same products over etok's repacked Q4_0x8 layout (quant_q4_0.c's top comment): a
+ * matrix of n_rows (a multiple of 8) rows of n_in values, 8 rows per group of
+ * etok_q4_0x8_group_bytes(n_in) bytes (= 8 rows of the file's layout, so the copy has the
+ * matrix's size). pack: the file's rows -> dst; get_block / dequantize_row: block i / all of
+ * row r back (the file's bytes, the same floats). matmul: as etok_matmul_rows_q4_0_8x8 (rows
+ * [r0, r1) of any alignment; n = n_in), bit-identical to it. */
+size_t etok_q4_0x8_group_bytes(int64_t n_in);
+void etok_q4_0x8_pack(const uint8_t *w, size_t row_bytes, int64_t n_rows, int64_t n_in, uint8_t *dst);
+void etok_q4_0x8_get_block(const uint8_t *packed, int64_t n_in, int64_t r, int64_t i, etok_block_q4_0 *out);
+void etok_q4_0x8_dequantize_row(const uint8_t *packed, int64_t n_in, int64_t r, float *out);
+void etok_matmul_q4_0x8(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
+                        float *out, size_t out_stride);
+void etok_matmul_q4_0x8_ref(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
+                            float *out, size_t out_stride);
 
 /* Attention helpers over a KV cache of F32 or F16 rows, `stride` bytes apart:
  * scores: out[s] = (q . k_s) * scale for s < n;

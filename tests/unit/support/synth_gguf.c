@@ -140,7 +140,7 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
     const int gemma = strcmp(arch, "gemma3") == 0, qwen2 = strcmp(arch, "qwen2") == 0,
               qwen3 = strcmp(arch, "qwen3") == 0, phi3 = strcmp(arch, "phi3") == 0;
     const int d = o.d_model, dff = o.d_ff, hd = o.key_length > 0 ? o.key_length : d / o.n_heads,
-              kvd = o.n_kv_heads * hd, qd = o.n_heads * hd, V = etok_tiny_gguf_vocab_size();
+              kvd = o.n_kv_heads * hd, qd = o.n_heads * hd, V = etok_tiny_gguf_vocab_size() + (o.pad_vocab > 0 ? o.pad_vocab : 0);
     const float gain = o.post_norm_gain > 0 ? o.post_norm_gain : 1.0f,
                 gain_ffw = o.post_ffw_gain > 0 ? o.post_ffw_gain : 1.0f;
     const uint32_t align = o.alignment ? o.alignment : 32;
@@ -274,13 +274,18 @@ int etok_test_write_tiny_gguf(const char *path, const etok_tiny_gguf_opts *opts)
             snprintf(s, sizeof s, "%s%s", k_merges[i][0], k_merges[i][1]);
             etok_gbuf_str(&b, s);
         }
+        for (int i = etok_tiny_gguf_vocab_size(); i < V; i++) {
+            char s[32];
+            snprintf(s, sizeof s, "<|pad_%d|>", i - etok_tiny_gguf_vocab_size());
+            etok_gbuf_str(&b, s);
+        }
     }
     { /* token types */
         etok_gbuf_str(&b, "tokenizer.ggml.token_type");
         etok_gbuf_u32(&b, ETOK_GGUF_ARRAY);
         etok_gbuf_u32(&b, ETOK_GGUF_I32);
         etok_gbuf_u64(&b, (uint64_t)V);
-        for (int i = 0; i < V; i++) etok_gbuf_u32(&b, i < N_SPECIAL ? 3u : 1u);
+        for (int i = 0; i < V; i++) etok_gbuf_u32(&b, i < N_SPECIAL || i >= etok_tiny_gguf_vocab_size() ? 3u : 1u);
     }
     { /* merges */
         etok_gbuf_str(&b, "tokenizer.ggml.merges");

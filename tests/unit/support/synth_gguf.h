@@ -32,6 +32,8 @@ typedef struct {
     float rms_eps;         /* llama.attention.layer_norm_rms_epsilon, default 1e-5 */
     int raw_hparams;       /* 1: write rope_freq_base even when <= 0 or NaN (validation tests) */
     uint32_t vocab_size_key; /* llama.vocab_size written; 0 (default) = the real vocabulary size */
+    int pad_vocab;         /* extra control tokens <|pad_0|>, ... after the vocabulary (an embedding
+                              table of a chosen row count, e.g. a multiple of 8); default 0 */
     float weight_scale;    /* std-ish of random weights, default 0.08 */
     uint64_t seed;         /* default 1 */
     uint32_t alignment;    /* 0 = default 32 (key omitted); else written as general.alignment */
