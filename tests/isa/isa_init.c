@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define MAX_ARGS 256
@@ -30,7 +31,9 @@ static void finish(int status)
 {
     printf("\nETOK_ISA_EXIT=%d\n", status);
     fflush(stdout);
-    fsync(1);
+    /* A tty write returns once the bytes are queued: wait until the UART has sent them, or the
+     * power-off below cuts the program's last lines (and the marker) off. */
+    tcdrain(1);
     sync();
     reboot(RB_POWER_OFF);
     for (;;)
