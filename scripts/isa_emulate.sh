@@ -11,8 +11,9 @@
 #
 # Everything it needs is installed or built once into a cache directory (Debian packages via
 # apt-get when run as root, else it names them and stops; Bochs 3.0 is built from Debian's
-# source tarball, sha256 pinned, because Debian 12's Bochs 2.7 reports an inconsistent XSAVE
-# layout for AVX-512 that makes Linux switch XSAVE, and so AVX, off).
+# source tarball, sha256 pinned, with one fix of its AMX-INT8 signedness (patch_bochs), because
+# Debian 12's Bochs 2.7 reports an inconsistent XSAVE layout for AVX-512 that makes Linux
+# switch XSAVE, and so AVX, off).
 set -u
 
 usage() {
@@ -130,11 +131,30 @@ bochs_bin() {
     printf '%s\n' "$CACHE/bochs-$BOCHS_VERSION/bin/bochs"
 }
 
+# Bochs 3.0's AMX-INT8 dot products read every byte as unsigned (cpu/avx/amx.cc DPBDSS, DPBDSU,
+# DPBDUS widen a Bit8u), so TDPBSSD, TDPBSUD and TDPBUSD all compute TDPBUUD. This fix, applied
+# to the unpacked source before building, reads the bytes the instruction calls signed as Bit8s.
+# BOCHS_PATCH names the source state a cached build must have (else it is rebuilt).
+BOCHS_PATCH=amx-int8-signed-1
+patch_bochs() { # $1 = unpacked source tree; idempotent
+    sed -i -e 's/Bit32s(xbyte\[/Bit32s((Bit8s) xbyte[/g' -e 's/Bit32s(ybyte\[/Bit32s((Bit8s) ybyte[/g' \
+        "$1/cpu/avx/amx.cc" && grep -q 'Bit32s((Bit8s) xbyte\[0\]) \* Bit32s((Bit8s) ybyte\[0\])' "$1/cpu/avx/amx.cc"
+}
+
 build_bochs() {
     [ -n "${ETOK_ISA_BOCHS:-}" ] && return 0
     bin="$CACHE/bochs-$BOCHS_VERSION/bin/bochs"
-    [ -x "$bin" ] && return 0
+    stamp="$CACHE/bochs-$BOCHS_VERSION/etok-patch"
+    [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$BOCHS_PATCH" ] && return 0
     src="$CACHE/src"
+    if [ -x "$bin" ] && [ -f "$src/bochs-$BOCHS_VERSION/config.h" ]; then
+        say "rebuilding Bochs $BOCHS_VERSION with the fix $BOCHS_PATCH (incremental)"
+        patch_bochs "$src/bochs-$BOCHS_VERSION" || die $EX_ENV "cannot apply $BOCHS_PATCH to $src/bochs-$BOCHS_VERSION"
+        (cd "$src/bochs-$BOCHS_VERSION" && make -j"$(nproc 2>/dev/null || echo 2)" >"$src/make.log" 2>&1 &&
+            make install >"$src/install.log" 2>&1) || die $EX_ENV "Bochs build failed (see $src/make.log, $src/install.log)"
+        echo "$BOCHS_PATCH" >"$stamp"
+        return 0
+    fi
     mkdir -p "$src" || die $EX_ENV "cannot create $src"
     if ! echo "$BOCHS_SHA256  $src/$BOCHS_TARBALL" | sha256sum -c - >/dev/null 2>&1; then
         say "downloading $BOCHS_URL"
@@ -147,6 +167,7 @@ build_bochs() {
     start=$(date +%s)
     rm -rf "$src/bochs-$BOCHS_VERSION"
     (cd "$src" && tar xf "$BOCHS_TARBALL") || die $EX_ENV "cannot unpack $src/$BOCHS_TARBALL"
+    patch_bochs "$src/bochs-$BOCHS_VERSION" || die $EX_ENV "cannot apply $BOCHS_PATCH to $src/bochs-$BOCHS_VERSION"
     # Minimal: x86-64 with AVX, EVEX (AVX-512) and AMX; no GUI, sound, network, USB, debugger.
     (cd "$src/bochs-$BOCHS_VERSION" &&
         ./configure --prefix="$CACHE/bochs-$BOCHS_VERSION" --enable-x86-64 --enable-cpu-level=6 \
@@ -155,6 +176,7 @@ build_bochs() {
         die $EX_ENV "Bochs configure failed (see $src/configure.log)"
     (cd "$src/bochs-$BOCHS_VERSION" && make -j"$(nproc 2>/dev/null || echo 2)" >"$src/make.log" 2>&1 &&
         make install >"$src/install.log" 2>&1) || die $EX_ENV "Bochs build failed (see $src/make.log, $src/install.log)"
+    echo "$BOCHS_PATCH" >"$stamp"
     say "Bochs built in $(($(date +%s) - start)) s"
 }
 

@@ -11,7 +11,9 @@
  * Any failure of its own is reported as ETOK_ISA_EXIT=<status> with status 125..127 and a
  * message naming the step. Plain C, static, no libc beyond syscalls wrappers glibc has.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>

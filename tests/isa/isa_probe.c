@@ -10,14 +10,16 @@
  *     tile bits itself; docs/ISA_EMULATION.md "AMX");
  * then, for each feature both claimed and enabled, runs one computation on fixed inputs and
  * compares with a scalar computation: VPDPBUSD zmm (AVX512_VNNI), VDPBF16PS zmm (AVX512_BF16),
- * TDPBUSD (AMX-INT8), TDPBF16PS (AMX-BF16).
+ * TDPBUSD and TDPBSSD (AMX-INT8), TDPBF16PS (AMX-BF16).
  *
  * Exit status: 0 when every feature the CPU claims and the OS enabled computed right and every
  * feature named in --require is usable; 1 otherwise (a mismatch, or a required feature missing);
  * 2 usage. Features: avx2 avx512f avx512bw avx512vl avx512vnni avx512bf16 amxtile amxint8 amxbf16.
  * Each kernel is compiled with __attribute__((target(...))) so the file builds with default flags.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <cpuid.h>
 #include <errno.h>
 #include <immintrin.h>
@@ -144,7 +146,9 @@ static void tile_config(struct tilecfg *cfg)
     }
 }
 
-__attribute__((target("amx-tile,amx-int8"))) static void amx_int8_simd(const uint8_t *a, const int8_t *b, int32_t *c)
+/* signed_a = 0: TDPBUSD (A unsigned, B signed); 1: TDPBSSD (both signed) */
+__attribute__((target("amx-tile,amx-int8"))) static void amx_int8_simd(int signed_a, const void *a, const int8_t *b,
+                                                                       int32_t *c)
 {
     struct tilecfg cfg;
     tile_config(&cfg);
@@ -152,34 +156,45 @@ __attribute__((target("amx-tile,amx-int8"))) static void amx_int8_simd(const uin
     _tile_loadd(0, c, 64);
     _tile_loadd(1, a, 64);
     _tile_loadd(2, b, 64);
-    _tile_dpbusd(0, 1, 2);
+    if (signed_a)
+        _tile_dpbssd(0, 1, 2);
+    else
+        _tile_dpbusd(0, 1, 2);
     _tile_stored(0, c, 64);
     _tile_release();
 }
 
-static int test_amx_int8(void)
+static int test_amx_int8_one(int signed_a)
 {
     static uint8_t a[16 * 64];
     static int8_t b[16 * 64];
     static int32_t c[16 * 16], want[16 * 16];
     for (int i = 0; i < 16 * 64; i++) {
-        a[i] = (uint8_t)(i * 29 + 3);
+        a[i] = (uint8_t)(i * 29 + 3); /* values >= 128 too: read as negative by TDPBSSD */
         b[i] = (int8_t)((i * 61 + 5) % 256 - 128);
     }
     for (int m = 0; m < 16; m++)
         for (int n = 0; n < 16; n++) {
             int32_t s = m * 1000 - n;
             c[m * 16 + n] = s;
-            for (int k = 0; k < 16; k++)     /* B row k holds 4 consecutive K values of each column n */
-                for (int i = 0; i < 4; i++)
-                    s += (int32_t)a[m * 64 + 4 * k + i] * (int32_t)b[k * 64 + 4 * n + i];
+            for (int k = 0; k < 16; k++) /* B row k holds 4 consecutive K values of each column n */
+                for (int i = 0; i < 4; i++) {
+                    uint8_t av = a[m * 64 + 4 * k + i];
+                    int32_t ai = signed_a ? (int32_t)(int8_t)av : (int32_t)av;
+                    s += ai * (int32_t)b[k * 64 + 4 * n + i];
+                }
             want[m * 16 + n] = s;
         }
-    amx_int8_simd(a, b, c);
+    amx_int8_simd(signed_a, a, b, c);
     int bad = memcmp(c, want, sizeof c) != 0;
-    printf("amxint8: TDPBUSD 16x16x64 %s (c[5][7]: %d, want %d)\n", bad ? "MISMATCH" : "ok", (int)c[5 * 16 + 7],
-           (int)want[5 * 16 + 7]);
+    printf("amxint8: %s 16x16x64 %s (c[5][7]: %d, want %d)\n", signed_a ? "TDPBSSD" : "TDPBUSD", bad ? "MISMATCH" : "ok",
+           (int)c[5 * 16 + 7], (int)want[5 * 16 + 7]);
     return bad;
+}
+
+static int test_amx_int8(void)
+{
+    return test_amx_int8_one(0) + test_amx_int8_one(1);
 }
 
 __attribute__((target("amx-tile,amx-bf16"))) static void amx_bf16_simd(const uint16_t *a, const uint16_t *b, float *c)
@@ -231,7 +246,7 @@ static void usage(FILE *to)
 {
     fprintf(to, "usage: isa_probe [--require FEATURE[,FEATURE...]]\n"
                 "Reports x86 CPUID bits, OS-enabled register state (XCR0) and AMX permission, runs one\n"
-                "VPDPBUSD / VDPBF16PS / TDPBUSD / TDPBF16PS computation for each usable feature and\n"
+                "VPDPBUSD / VDPBF16PS / TDPBUSD / TDPBSSD / TDPBF16PS computation for each usable feature and\n"
                 "compares it with a scalar computation. Exit 0: all usable features compute right and\n"
                 "all required ones are usable; 1: a mismatch or a required feature missing; 2: usage.\n"
                 "Features:");
