@@ -398,7 +398,7 @@ display_library: nogui
 log: $WORK/bochs.log
 panic: action=fatal
 error: action=report
-info: action=report
+info: action=ignore
 debug: action=ignore
 clock: sync=none, time0=local
 EOF
@@ -408,18 +408,24 @@ say "booting $(basename "$KERNEL") on Bochs $MODEL (timeout ${TIMEOUT}s)"
 T0=$(date +%s)
 (cd "$WORK" && exec "$BOCHS" -q -f "$WORK/bochsrc" </dev/null >"$WORK/bochs.stdout" 2>&1) &
 BOCHS_PID=$!
-printed=0 started=0 status="" why=""
-emit() { # print complete new lines of the program's output (after the start marker, without CRs)
+printed=0 status="" why="" blank=0 polls=0 lastcpu=""
+emit() { # print complete new lines of the program's output (without CRs and the two markers)
     [ -f "$WORK/out.log" ] || return 0
     total=$(tr -d '\r' <"$WORK/out.log" | wc -l)
     [ "$total" -gt "$printed" ] || return 0
-    tr -d '\r' <"$WORK/out.log" | sed -n "$((printed + 1)),${total}p" | while IFS= read -r line; do
+    # Empty lines are held back: /init starts its marker with a newline (the program's last line
+    # may lack one), so one empty line right before the marker is not the program's.
+    while IFS= read -r line; do
         case "$line" in
         ETOK_ISA_START) ;;
-        ETOK_ISA_EXIT=*) ;;
-        *) printf '%s\n' "$line" ;;
+        ETOK_ISA_EXIT=*) [ "$blank" -gt 0 ] && blank=$((blank - 1)) ;;
+        '') blank=$((blank + 1)) ;;
+        *)
+            while [ "$blank" -gt 0 ]; do echo; blank=$((blank - 1)); done
+            printf '%s\n' "$line"
+            ;;
         esac
-    done
+    done < <(tr -d '\r' <"$WORK/out.log" | sed -n "$((printed + 1)),${total}p")
     printed=$total
 }
 while :; do
@@ -431,9 +437,18 @@ while :; do
     if ! kill -0 "$BOCHS_PID" 2>/dev/null; then why="Bochs exited before the program reported"; break; fi
     if [ -f "$WORK/kern.log" ] && grep -q 'Kernel panic' "$WORK/kern.log"; then why="guest kernel panic"; break; fi
     if [ $(($(date +%s) - T0)) -ge "$TIMEOUT" ]; then why="timeout after ${TIMEOUT}s"; break; fi
+    # A Bochs that used no CPU for 60 s is stuck (seen once: a self-deadlock on a lock, blocked
+    # in futex(); logging from its SIGALRM handler is the likely cause, hence info: ignore).
+    polls=$((polls + 1))
+    if [ $((polls % 60)) -eq 0 ] && [ -r "/proc/$BOCHS_PID/stat" ]; then
+        cpu=$(awk '{print $14 + $15}' "/proc/$BOCHS_PID/stat" 2>/dev/null)
+        if [ -n "$cpu" ] && [ "$cpu" = "$lastcpu" ]; then why="Bochs stopped running (no CPU time for 60 s)"; break; fi
+        lastcpu=$cpu
+    fi
     sleep 1
 done
 emit
+while [ "$blank" -gt 0 ]; do echo; blank=$((blank - 1)); done
 T1=$(date +%s)
 kill "$BOCHS_PID" 2>/dev/null
 wait "$BOCHS_PID" 2>/dev/null
