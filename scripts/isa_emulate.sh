@@ -47,6 +47,8 @@ Environment:
   ETOK_ISA_CACHE    cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/etok-isa)
   ETOK_ISA_MEGS     guest memory in MiB (default 1024)
   ETOK_ISA_BOCHS    a Bochs binary to use instead of the cached build
+  ETOK_ISA_KERNEL   a bzImage to boot instead of Debian's cloud kernel (the AMX module is
+                    built for the cached Debian kernel only)
   ETOK_ISA_KERNEL_ARGS  extra guest kernel command-line arguments
   ETOK_ISA_QUIET=1  do not print the setup steps and the timing line on stderr
 
@@ -181,9 +183,19 @@ build_bochs() {
 }
 
 # ---------- Debian's kernel ----------
-kernel_path() { ls "$CACHE"/kernel/vmlinuz-* 2>/dev/null | head -n 1; }
+kernel_path() {
+    if [ -n "${ETOK_ISA_KERNEL:-}" ]; then
+        printf '%s\n' "$ETOK_ISA_KERNEL"
+        return
+    fi
+    ls "$CACHE"/kernel/vmlinuz-* 2>/dev/null | head -n 1
+}
 
 fetch_kernel() {
+    if [ -n "${ETOK_ISA_KERNEL:-}" ]; then
+        [ -f "$ETOK_ISA_KERNEL" ] || die $EX_INPUT "ETOK_ISA_KERNEL='$ETOK_ISA_KERNEL' is not a file"
+        return 0
+    fi
     [ -n "$(kernel_path)" ] && return 0
     pkg=$(apt-cache depends "$KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
     [ -n "$pkg" ] || die $EX_ENV "apt-cache cannot resolve $KERNEL_META (is apt's package list present? run apt-get update)"
@@ -431,7 +443,9 @@ emit() { # print complete new lines of the program's output (without CRs and the
 while :; do
     emit
     if [ -f "$WORK/out.log" ]; then
-        st=$(tr -d '\r' <"$WORK/out.log" | sed -n 's/^ETOK_ISA_EXIT=\([0-9][0-9]*\)$/\1/p' | tail -n 1)
+        # complete lines only: the UART delivers a character at a time, and a partial
+        # "ETOK_ISA_EXIT=13" of a status 134 must not be read as 13
+        st=$(tr -d '\r' <"$WORK/out.log" | head -n "$printed" | sed -n 's/^ETOK_ISA_EXIT=\([0-9][0-9]*\)$/\1/p' | tail -n 1)
         [ -n "$st" ] && { status=$st; break; }
     fi
     if ! kill -0 "$BOCHS_PID" 2>/dev/null; then why="Bochs exited before the program reported"; break; fi
@@ -448,6 +462,9 @@ while :; do
     sleep 1
 done
 emit
+if [ -z "$status" ] && [ -f "$WORK/out.log" ]; then # the marker may have come with Bochs' exit
+    status=$(tr -d '\r' <"$WORK/out.log" | head -n "$printed" | sed -n 's/^ETOK_ISA_EXIT=\([0-9][0-9]*\)$/\1/p' | tail -n 1)
+fi
 while [ "$blank" -gt 0 ]; do echo; blank=$((blank - 1)); done
 T1=$(date +%s)
 kill "$BOCHS_PID" 2>/dev/null
