@@ -380,7 +380,8 @@ cp "$KERNEL" "$WORK/iso/vmlinuz"
 # clearcpuid= hides features from the guest KERNEL only (user space still sees every CPUID bit):
 # with rdpid, waitpkg, fsrm, movdiri, movdir64b, gfni, vaes, vpclmulqdq visible (534 517 580 539
 # 540 520 521 522) Linux 6.1 stalls on Bochs' tigerlake / icelake models right after "LSM:
-# Security Framework initializing"; amx_bf16, amx_tile, amx_int8 (598 600 601) must go because
+# Security Framework initializing" (bisected: fsrm alone is the trigger; the rest stay hidden
+# because all runs were validated with them hidden); amx_bf16, amx_tile, amx_int8 (598 600 601) must go because
 # without XFD Linux writes XCR0 with XTILECFG but not XTILEDATA, which #GPs. acpi=off: enabling
 # ACPI raises an SMI, and Bochs' return from SMM panics on sapphire_rapids' CR4 (5-level paging,
 # CR4.LA57); the guest then cannot power itself off, so this script stops Bochs when the
