@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: GPL-2.0
+// SPDX-License-Identifier: GPL-2.0 OR MIT
 /* etok_amx_xcr0.c — test-only Linux module for the Bochs emulation harness (scripts/isa_emulate.sh).
  *
  * Linux enables the AMX tile states (XCR0 bits 17, 18) only on CPUs with XFD (extended feature
@@ -44,5 +44,5 @@ static void __exit etok_amx_xcr0_exit(void)
 
 module_init(etok_amx_xcr0_init);
 module_exit(etok_amx_xcr0_exit);
-MODULE_LICENSE("GPL");
+MODULE_LICENSE("Dual MIT/GPL");
 MODULE_DESCRIPTION("test only: enable AMX tile state in XCR0 under an emulator without XFD");
