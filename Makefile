@@ -7,7 +7,7 @@ ASAN     := build-asan
 ETOK     := $(BUILD)/etok
 MODEL    := models/SmolLM2-135M-Instruct.Q4_1.gguf
 
-.PHONY: all deps build model model-gemma3 model-for-tests run test test-release test-asan test-clang bench fuzz mutate clean install uninstall
+.PHONY: all deps build model model-gemma3 model-for-tests run test test-release test-asan test-clang test-isa bench fuzz mutate clean install uninstall
 
 all: build
 
@@ -73,10 +73,25 @@ fuzz: deps
 	cmake --build build-fuzz -j $(JOBS)
 	sh tests/fuzz/run.sh build-fuzz
 
+# AVX-512 / AMX code paths on hosts without them: static programs run in the Bochs x86 emulator,
+# one Linux boot per run under each model of ISA_MODELS (docs/ISA_EMULATION.md). Minutes per
+# boot, so not part of `make test`. Add a static test program with one line, e.g.
+#   ISA_TEST_BINS += build-isa/isa_kernels:--require:avx512:--quick
+# (BINARY[:ARG]...: arguments each after a colon; a rule for BINARY may build it).
+ISA_BUILD     := build-isa
+ISA_MODELS    ?= tigerlake sapphire_rapids
+ISA_TEST_BINS ?=
+$(ISA_BUILD)/isa_probe: tests/isa/isa_probe.c
+	@mkdir -p $(ISA_BUILD)
+	$(CC) -O2 -static -Wall -Wextra -Werror -o $@ tests/isa/isa_probe.c
+
+test-isa: $(ISA_BUILD)/isa_probe $(foreach b,$(ISA_TEST_BINS),$(firstword $(subst :, ,$(b))))
+	@ISA_MODELS="$(ISA_MODELS)" sh tests/isa/run.sh $(ISA_BUILD)/isa_probe $(foreach b,$(ISA_TEST_BINS),'$(b)')
+
 # Mutation testing: apply each one-line mutant of tests/mutate/mutants.txt to a mirror of the
 # tree (build-mutate/), rebuild, run its tests; every mutant must be killed (docs/TESTING.md).
 mutate: deps
 	sh tests/mutate/run.sh
 
 clean:
-	rm -rf $(BUILD) $(ASAN) build-clang build-fuzz build-mutate
+	rm -rf $(BUILD) $(ASAN) build-clang build-fuzz build-mutate $(ISA_BUILD)
