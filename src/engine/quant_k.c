@@ -418,6 +418,203 @@ KI void avx_dot_n(uint32_t type, const void *row, const etok_block_q8k *const *y
     }
 }
 
+/* ---- 4 rows against one activation vector (decode) ----
+ * The activation loads (and what depends on them alone: Q6_K's 32 * a, the Q4_K/Q5_K bsums'
+ * pair sums) are done once for the 4 rows; each row keeps its own accumulators. The integer
+ * lanes are those of the single-row kernels and per row the float operations are theirs, in
+ * the same order: bit-identical to 4 avx_dot calls (test_quant_k: decode 4 rows). */
+#define KR 4
+
+KI void rows_q6_k(const uint8_t *p, size_t rb, const etok_block_q8k *y, int64_t nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
+    const etok_block_q6_k *x[KR];
+    __m256 acc[KR];
+    for (int r = 0; r < KR; r++) x[r] = (const etok_block_q6_k *)(p + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i sumi[KR];
+        for (int r = 0; r < KR; r++) sumi[r] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i a[4], a32[4];
+            for (int k = 0; k < 4; k++) {
+                a[k] = ld(y[i].qs + 128 * h + 32 * k);
+                a32[k] = _mm256_maddubs_epi16(m32, a[k]);
+            }
+            for (int r = 0; r < KR; r++) {
+                const uint8_t *ql = x[r][i].ql + 64 * h, *qh = x[r][i].qh + 32 * h;
+                const __m256i l0 = ld(ql), l1 = ld(ql + 32), hh = ld(qh);
+                __m256i q[4];
+                q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m3), 4));
+                q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m3), 4));
+                q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m3), 4));
+                q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4));
+                for (int k = 0; k < 4; k++) {
+                    const int s = 8 * h + 2 * k;
+                    const __m256i scv = k_sc2(x[r][i].scales[s], x[r][i].scales[s + 1]);
+                    const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], a[k]), a32[k]);
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(scv, p16));
+                }
+            }
+        }
+        for (int r = 0; r < KR; r++)
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * _cvtsh_ss(x[r][i].d)), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    for (int r = 0; r < KR; r++) out[r] = etok_hsum_ps(acc[r]);
+}
+
+KI void rows_q3_k(const uint8_t *p, size_t rb, const etok_block_q8k *y, int64_t nb, float *out) {
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    const etok_block_q3_k *x[KR];
+    __m256 acc[KR];
+    for (int r = 0; r < KR; r++) x[r] = (const etok_block_q3_k *)(p + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i a[8];
+        for (int b = 0; b < 8; b++) a[b] = ld(y[i].qs + 32 * b);
+        __m256i sumi[KR];
+        for (int r = 0; r < KR; r++) {
+            int8_t sc[16];
+            etok_q3k_scales(&x[r][i], sc);
+            const __m256i hm = ld(x[r][i].hmask);
+            sumi[r] = _mm256_setzero_si256();
+            for (int n = 0; n < 2; n++) {
+                const __m256i raw = ld(x[r][i].qs + 32 * n);
+                for (int j = 0; j < 4; j++) {
+                    const int b = 4 * n + j, s = 8 * n + 2 * j;
+                    const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
+                    const __m256i off = _mm256_andnot_si256(k_bit(hm, b), four);
+                    const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(lo, a[b]), _mm256_maddubs_epi16(off, a[b]));
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(k_sc2(sc[s], sc[s + 1]), p16));
+                }
+            }
+        }
+        for (int r = 0; r < KR; r++)
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * _cvtsh_ss(x[r][i].d)), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    for (int r = 0; r < KR; r++) out[r] = etok_hsum_ps(acc[r]);
+}
+
+KI void rows_q2_k(const uint8_t *p, size_t rb, const etok_block_q8k *y, int64_t nb, float *out) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const etok_block_q2_k *x[KR];
+    __m256 acc[KR];
+    for (int r = 0; r < KR; r++) x[r] = (const etok_block_q2_k *)(p + (size_t)r * rb), acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const __m256i bs = ld(y[i].bsums);
+        __m256i a[8];
+        for (int b = 0; b < 8; b++) a[b] = ld(y[i].qs + 32 * b);
+        __m256i sumi[KR];
+        for (int r = 0; r < KR; r++) {
+            const __m128i scm = _mm_loadu_si128((const __m128i *)x[r][i].scales);
+            const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), _mm_set1_epi8(0x0F)));
+            const __m256i prod = _mm256_madd_epi16(mins, bs);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(-y[i].d * _cvtsh_ss(x[r][i].dmin)), _mm256_cvtepi32_ps(prod), acc[r]);
+            sumi[r] = _mm256_setzero_si256();
+            for (int n = 0; n < 2; n++) {
+                const __m256i raw = ld(x[r][i].qs + 32 * n);
+                for (int j = 0; j < 4; j++) {
+                    const int b = 4 * n + j, s = 2 * b;
+                    const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
+                    const __m256i scv = k_sc2(x[r][i].scales[s] & 0xF, x[r][i].scales[s + 1] & 0xF);
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(scv, _mm256_maddubs_epi16(q, a[b])));
+                }
+            }
+        }
+        for (int r = 0; r < KR; r++)
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * _cvtsh_ss(x[r][i].d)), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    for (int r = 0; r < KR; r++) out[r] = etok_hsum_ps(acc[r]);
+}
+
+/* Q4_K (five = 0) and Q5_K, as avx_k4 */
+KI void rows_k4(const uint8_t *p, size_t rb, const int five, const etok_block_q8k *y, int64_t nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    const size_t bstride = five ? sizeof(etok_block_q5_k) : sizeof(etok_block_q4_k);
+    __m256 acc[KR];
+    __m128 accm[KR];
+    float summs[KR];
+    for (int r = 0; r < KR; r++) {
+        acc[r] = _mm256_setzero_ps();
+        accm[r] = _mm_setzero_ps();
+        summs[r] = 0;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        const __m128i bsum2 =
+            _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums), _mm_loadu_si128((const __m128i *)(y[i].bsums + 8)));
+        __m256i a[8];
+        for (int b = 0; b < 8; b++) a[b] = ld(y[i].qs + 32 * b);
+        __m256i sumi[KR];
+        for (int r = 0; r < KR; r++) {
+            const uint8_t *blk = p + (size_t)r * rb + (size_t)i * bstride;
+            etok_f16 hdmin;
+            memcpy(&hdmin, blk + 2, 2);
+            const uint8_t *scales = blk + 4, *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
+            uint32_t u[4];
+            memcpy(u, scales, 12);
+            const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+            u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
+            const uint32_t m03 = u[1] & lo6;
+            u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
+            u[2] = m03;
+            u[0] &= lo6;
+            uint8_t sc[8];
+            memcpy(sc, u, 8);
+            const __m128i mn16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+            const float dmin = -y[i].d * _cvtsh_ss(hdmin);
+            const __m128i prod = _mm_madd_epi16(mn16, bsum2);
+            if (five) {
+                int32_t pp[4];
+                _mm_storeu_si128((__m128i *)pp, prod);
+                summs[r] = fmaf(dmin, (float)(pp[0] + pp[1] + pp[2] + pp[3]), summs[r]);
+            } else {
+                accm[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[r]);
+            }
+            sumi[r] = _mm256_setzero_si256();
+            const __m256i hh = five ? ld(qh) : _mm256_setzero_si256();
+            for (int g = 0; g < 4; g++) {
+                const __m256i raw = ld(qs + 32 * g);
+                __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                if (five) {
+                    lo = _mm256_or_si256(lo, _mm256_and_si256(k_bit(hh, 2 * g), sixteen));
+                    hi = _mm256_or_si256(hi, _mm256_and_si256(k_bit(hh, 2 * g + 1), sixteen));
+                }
+                const __m256i pl = _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * g]), _mm256_maddubs_epi16(lo, a[2 * g]));
+                const __m256i ph = _mm256_madd_epi16(_mm256_set1_epi16(sc[2 * g + 1]), _mm256_maddubs_epi16(hi, a[2 * g + 1]));
+                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(pl, ph));
+            }
+        }
+        for (int r = 0; r < KR; r++) {
+            etok_f16 hd;
+            memcpy(&hd, p + (size_t)r * rb + (size_t)i * bstride, 2);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * _cvtsh_ss(hd)), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+        }
+    }
+    for (int r = 0; r < KR; r++) {
+        if (five) {
+            out[r] = etok_hsum_ps(acc[r]) + summs[r];
+        } else {
+            __m128 m = _mm_add_ps(accm[r], _mm_movehl_ps(accm[r], accm[r]));
+            m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            out[r] = etok_hsum_ps(acc[r]) + _mm_cvtss_f32(m);
+        }
+    }
+}
+
+static TGT void avx_rows4(uint32_t type, const uint8_t *p, size_t rb, const etok_block_q8k *y, int64_t n, float *out) {
+    const int64_t nb = n / ETOK_QK_K;
+    switch (type) {
+    case ETOK_T_Q6_K: rows_q6_k(p, rb, y, nb, out); return;
+    case ETOK_T_Q4_K: rows_k4(p, rb, 0, y, nb, out); return;
+    case ETOK_T_Q5_K: rows_k4(p, rb, 1, y, nb, out); return;
+    case ETOK_T_Q3_K: rows_q3_k(p, rb, y, nb, out); return;
+    case ETOK_T_Q2_K: rows_q2_k(p, rb, y, nb, out); return;
+    default:
+        for (int r = 0; r < KR; r++) out[r] = 0;
+        return;
+    }
+}
+
 static TGT float avx_dot(uint32_t type, const void *row, const etok_block_q8k *y, int64_t n) {
     float o;
     avx_dot_n(type, row, &y, 1, n, &o);
@@ -441,6 +638,18 @@ void etok_matmul_rows_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int
     const int64_t nb = n / ETOK_QK_K;
 #if ETOK_HAVE_X86_SIMD
     if (etok_simd_active()) {
+        if (nx == 1) { /* decode: 4 rows per pass over the activations, the next 4 prefetched */
+            int64_t r = r0;
+            for (; r + 4 <= r1; r += 4) {
+                const uint8_t *p = w + (size_t)r * row_bytes;
+                if (r + 8 <= r1)
+                    for (size_t off = 0; off < 4 * row_bytes; off += 64)
+                        _mm_prefetch((const char *)(p + 4 * row_bytes + off), _MM_HINT_T0);
+                avx_rows4(type, p, row_bytes, y, n, out + r);
+            }
+            for (; r < r1; r++) out[r] = avx_dot(type, w + (size_t)r * row_bytes, y, n);
+            return;
+        }
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = w + (size_t)r * row_bytes;
             int j = 0;
