@@ -751,13 +751,14 @@ static TGT void dot_q8_0_4rows(const etok_block_q8_0 *b0, const etok_block_q8_0 
     out[3] = hsum_ps(a3);
 }
 
-/* Four Q5_0 / Q5_1 / IQ4_NL rows against one activation vector (decode). The activation
+/* Four Q5_0 / Q5_1 rows against one activation vector (decode). The activation
  * block is loaded once for the 4 rows and each row has its own accumulation chain(s). The
  * integer lanes are exact, so they may come from other instructions than the single-row
- * kernel's; the float operations per row are exactly those of dot_q5_0 / dot_q5_1 /
- * dot_iq4_nl_1tok, in the same order, so the results are bit-identical (test_quant:
- * test_decode_4rows). */
-
+ * kernel's; the float operations per row are exactly those of dot_q5_0 / dot_q5_1, in the
+ * same order, so the results are bit-identical (test_quant: test_decode_4rows). Measured
+ * (bench/engine_speed.md): with the next 4 rows prefetched this takes 15-18% less CPU time per
+ * decoded token for Q5_0 and Q5_1 models; the same for IQ4_NL and for the Q8_K K-quant
+ * kernels was slower than one row at a time, so those stay single-row. */
 #define Q5_ROWS 4
 
 /* Q5_0: the unsigned values 0..31 times the activations minus 16 times the activations' pair
@@ -798,39 +799,6 @@ static TGT void dot_q5_1_4rows(const uint8_t *p, size_t rb, const etok_block_q8a
         }
     }
     for (int r = 0; r < Q5_ROWS; r++) out[r] = hsum_ps(acc[r]) + summ[r];
-}
-
-/* IQ4_NL in the one-token order of dot_iq4_nl_1tok: per row even and odd blocks in two
- * accumulators, added before the reduction, an odd last block added after it. */
-static TGT void dot_iq4_nl_4rows(const uint8_t *p, size_t rb, const etok_block_q8a *y, int64_t nb, float out[4]) {
-    const etok_block_iq4_nl *b[Q5_ROWS];
-    __m256 acc[Q5_ROWS][2];
-    for (int r = 0; r < Q5_ROWS; r++)
-        b[r] = (const etok_block_iq4_nl *)(p + (size_t)r * rb), acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
-    int64_t i = 0;
-    for (; i + 1 < nb; i += 2)
-        for (int k = 0; k < 2; k++) {
-            const __m256i yq = _mm256_loadu_si256((const __m256i *)y[i + k].qs);
-            const float yd = y[i + k].d;
-            for (int r = 0; r < Q5_ROWS; r++) {
-                const __m256i q = _mm256_shuffle_epi8(tbl, unpack_nibbles(b[r][i + k].qs));
-                acc[r][k] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[r][i + k].d) * yd), _mm256_cvtepi32_ps(dot_ss8(q, yq)),
-                                            acc[r][k]);
-            }
-        }
-    for (int r = 0; r < Q5_ROWS; r++) {
-        float sum = hsum_ps(_mm256_add_ps(acc[r][0], acc[r][1]));
-        if (i < nb) {
-            const __m256i q = _mm256_shuffle_epi8(tbl, unpack_nibbles(b[r][i].qs));
-            const __m256i pi = dot_ss8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
-            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(pi), _mm256_extracti128_si256(pi, 1));
-            s4 = _mm_hadd_epi32(s4, s4);
-            s4 = _mm_hadd_epi32(s4, s4);
-            sum += h2f(b[r][i].d) * y[i].d * (float)_mm_cvtsi128_si32(s4);
-        }
-        out[r] = sum;
-    }
 }
 
 void TGT etok_attn_scores_avx2(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd,
@@ -1029,23 +997,23 @@ void TGT etok_matmul_rows_avx2(uint32_t type, const uint8_t *w, size_t row_bytes
         for (; r < r1; r++) out[r] = dot_q8_0((const etok_block_q8_0 *)(w + (size_t)r * row_bytes), xq, nb);
         return;
     }
-    if (nx == 1 && (type == ETOK_T_Q5_0 || type == ETOK_T_Q5_1 || type == ETOK_T_IQ4_NL)) {
-        /* IQ4_NL: one token in llama.cpp's vec_dot order (see dot_iq4_nl_1tok) */
-        void (*const k4)(const uint8_t *, size_t, const etok_block_q8a *, int64_t, float *) =
-            type == ETOK_T_Q5_0 ? dot_q5_0_4rows : type == ETOK_T_Q5_1 ? dot_q5_1_4rows : dot_iq4_nl_4rows;
+    if (nx == 1 && (type == ETOK_T_Q5_0 || type == ETOK_T_Q5_1)) {
         int64_t r = r0;
         for (; r + 4 <= r1; r += 4) {
             const uint8_t *p = w + (size_t)r * row_bytes;
             if (r + 8 <= r1)
                 for (size_t off = 0; off < 4 * row_bytes; off += 64) _mm_prefetch((const char *)(p + 4 * row_bytes + off), _MM_HINT_T0);
-            k4(p, row_bytes, xq, nb, out + r);
+            if (type == ETOK_T_Q5_0) dot_q5_0_4rows(p, row_bytes, xq, nb, out + r);
+            else dot_q5_1_4rows(p, row_bytes, xq, nb, out + r);
         }
         for (; r < r1; r++) {
             const uint8_t *p = w + (size_t)r * row_bytes;
-            out[r] = type == ETOK_T_Q5_0   ? dot_q5_0((const etok_block_q5_0 *)p, xq, nb)
-                     : type == ETOK_T_Q5_1 ? dot_q5_1((const etok_block_q5_1 *)p, xq, nb)
-                                           : dot_iq4_nl_1tok((const etok_block_iq4_nl *)p, xq, nb);
+            out[r] = type == ETOK_T_Q5_0 ? dot_q5_0((const etok_block_q5_0 *)p, xq, nb) : dot_q5_1((const etok_block_q5_1 *)p, xq, nb);
         }
+        return;
+    }
+    if (nx == 1 && type == ETOK_T_IQ4_NL) { /* one token: llama.cpp's vec_dot order (see dot_iq4_nl_1tok) */
+        for (int64_t r = r0; r < r1; r++) out[r] = dot_iq4_nl_1tok((const etok_block_iq4_nl *)(w + (size_t)r * row_bytes), xq, nb);
         return;
     }
     for (int64_t r = r0; r < r1; r++) etok_vec_dot_multi_avx2(type, w + (size_t)r * row_bytes, xq, xf, n, nx, out + r, out_stride);

@@ -295,10 +295,10 @@ static void test_matmul_rows(void **state) {
 }
 
 
-/* Decode (one activation vector): the 4-row kernels (Q4_1, Q8_0, Q5_0, Q5_1, IQ4_NL) give
+/* Decode (one activation vector): the 4-row kernels (Q4_1, Q8_0, Q5_0, Q5_1) give
  * the bits of the single-row kernel, which etok_matmul_rows uses for the rows left over after
  * the groups of 4: each row alone (r1 = r0 + 1) must equal the same row in a group, memcmp,
- * for an odd block count (13: IQ4_NL's odd last block), row ranges not multiples of 4 and not
+ * for an odd block count (13; IQ4_NL: its odd last block), row ranges not multiples of 4 and not
  * starting at 0, F16-rounded scales of both signs. And for every type but IQ4_NL (whose
  * one-token order differs from etok_vec_dot's on purpose) the single-row kernel is etok_vec_dot. */
 static void test_decode_4rows(void **state) {

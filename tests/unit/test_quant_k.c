@@ -183,9 +183,10 @@ static void test_matmul_rows(void **state) {
     }
 }
 
-/* Decode (one token): 4 rows per pass over the activations (and the rows left over one by
- * one) give every row the bits of the scalar reference dot, memcmp, for an odd number of
- * super-blocks (3), row ranges not multiples of 4, weights of several magnitudes. */
+/* Decode (one token, the path a 4-row kernel would take; one measured slower here, see
+ * bench/engine_speed.md): every row of a row range gets the bits of the scalar reference dot,
+ * memcmp, for an odd number of super-blocks (3), row ranges not multiples of 4, weights of
+ * several magnitudes. */
 static void test_decode_4rows(void **state) {
     (void)state;
     enum { N = 3 * ETOK_QK_K, R = 11 };
