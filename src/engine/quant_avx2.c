@@ -756,7 +756,7 @@ static TGT void dot_q8_0_4rows(const etok_block_q8_0 *b0, const etok_block_q8_0 
  * integer lanes are exact, so they may come from other instructions than the single-row
  * kernel's; the float operations per row are exactly those of dot_q5_0 / dot_q5_1, in the
  * same order, so the results are bit-identical (test_quant: test_decode_4rows). Measured
- * (bench/engine_speed.md): with the next 4 rows prefetched this takes 15-18% less CPU time per
+ * (bench/engine_speed.md): with the next 4 rows prefetched this takes 10-30% less CPU time per
  * decoded token for Q5_0 and Q5_1 models; the same for IQ4_NL and for the Q8_K K-quant
  * kernels was slower than one row at a time, so those stay single-row. */
 #define Q5_ROWS 4
