@@ -295,6 +295,52 @@ static void test_matmul_rows(void **state) {
 }
 
 
+/* Decode (one activation vector): the 4-row kernels (Q4_1, Q8_0, Q5_0, Q5_1) give
+ * the bits of the single-row kernel, which etok_matmul_rows uses for the rows left over after
+ * the groups of 4: each row alone (r1 = r0 + 1) must equal the same row in a group, memcmp,
+ * for an odd block count (13; IQ4_NL: its odd last block), row ranges not multiples of 4 and not
+ * starting at 0, F16-rounded scales of both signs. And for every type but IQ4_NL (whose
+ * one-token order differs from etok_vec_dot's on purpose) the single-row kernel is etok_vec_dot. */
+static void test_decode_4rows(void **state) {
+    (void)state;
+    enum { N = 13 * 32, ROWS = 11 };
+    static float w[ROWS * N], x[N], grp[ROWS], one[ROWS];
+    static uint8_t m[ROWS * N * 4];
+    static etok_block_q8a xq[N / 32];
+    const int ranges[][2] = {{1, 11}, {0, 7}, {2, 5}, {0, 8}};
+    for (size_t ti = 0; ti < N_TYPES; ti++) {
+        const uint32_t t = all_types[ti];
+        if (etok_type_block_elems(t) != 32) continue; /* K types: 256-value blocks, test_quant_k */
+        const size_t rb = etok_type_row_bytes(t, N);
+        for (int rep = 0; rep < 3; rep++) {
+            for (int i = 0; i < ROWS * N; i++) w[i] = frand() * (rep == 2 ? 4.0f : 0.1f);
+            for (int i = 0; i < N; i++) x[i] = frand() * (rep == 1 ? 30.0f : 1.0f);
+            for (int r = 0; r < ROWS; r++) etok_quantize_row(t, w + r * N, m + r * rb, N);
+            etok_quantize_q8a(x, xq, N);
+            for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
+                const int r0 = ranges[k][0], r1 = ranges[k][1];
+                memset(grp, 0, sizeof grp);
+                etok_matmul_rows(t, m, rb, r0, r1, xq, x, N, 1, grp, ROWS);
+                for (int r = 0; r < ROWS; r++) {
+                    if (r < r0 || r >= r1) {
+                        assert_true(grp[r] == 0.0f); /* not asked for */
+                        continue;
+                    }
+                    etok_matmul_rows(t, m, rb, r, r + 1, xq, x, N, 1, one, ROWS);
+                    if (memcmp(&grp[r], &one[r], sizeof(float)) != 0)
+                        fail_msg("%s rows [%d,%d) row %d: %a in a group, %a alone", etok_type_name(t), r0, r1, r, grp[r],
+                                 one[r]);
+                    if (t != ETOK_T_IQ4_NL) {
+                        const float v = etok_vec_dot(t, m + r * rb, xq, x, N);
+                        if (memcmp(&v, &one[r], sizeof(float)) != 0)
+                            fail_msg("%s row %d: %a alone, %a from etok_vec_dot", etok_type_name(t), r, one[r], v);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /* Grouped (GQA) attention kernels: g heads at once equal g single-head calls bit for bit, in
  * the dispatched (SIMD here) and the scalar versions, for F32 and F16 caches, head sizes with
  * and without the 8-value SIMD unit, group sizes around the 4-head chunk; and the V sum over a
@@ -632,6 +678,7 @@ int main(void) {
         cmocka_unit_test(test_sizes),       cmocka_unit_test(test_half),        cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_q5_layout), cmocka_unit_test(test_kquant_layouts), cmocka_unit_test(test_matvec_new_formats),
         cmocka_unit_test(test_q8a),         cmocka_unit_test(test_dot_kernels), cmocka_unit_test(test_axpy), cmocka_unit_test(test_matmul_rows),
+        cmocka_unit_test(test_decode_4rows),
         cmocka_unit_test(test_attn_multi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
