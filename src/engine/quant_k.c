@@ -12,7 +12,9 @@
  * - the "- dmin * min" terms of Q2_K / Q4_K / Q5_K go through the activations' 16-value sums
  *   (bsums) in each kernel's own way (see the kernels).
  * The scalar reference computes the lanes with plain loops; the AVX2 version with ggml's
- * instruction sequence; both do the same float operations in the same order (bit-equal). */
+ * instruction sequence; both do the same float operations in the same order (bit-equal).
+ * At kernel level avx512 (quant.h) Q4_K, Q5_K and Q6_K take AVX-512 VNNI versions of the AVX2
+ * kernels with the same integer lanes and float operations (bit-equal too; see there). */
 #include "engine/quant_k.h"
 
 #include <math.h>
