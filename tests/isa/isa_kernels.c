@@ -2,12 +2,14 @@
  * libc and libm): built from the engine's quant sources alone so it links statically and runs
  * inside an emulator whose CPU model has AVX-512 (docs/ENGINE.md "Kernel levels").
  *
- * usage: isa_kernels [--require avx2|avx512]
+ * usage: isa_kernels [--require LEVEL] [--only LEVEL] [--quick]
  * Checks the level detection (a level above the detected one is refused), then every level
  * the CPU supports: the comparisons of tests/isa/isa_check.h (avx512 bit-identical to avx2,
  * each level near the scalar reference). Without AVX-512 it says so and checks the rest;
  * with --require LEVEL a CPU below LEVEL is a failure (so an emulator run cannot pass by
- * skipping). Exit 0 when everything matched, 1 on any mismatch, 2 on usage errors. */
+ * skipping). --only LEVEL: check that level alone (avx512 still compares with avx2 and the
+ * scalar reference); --quick: a smaller grid of shapes (for an emulator's speed). Exit 0 when
+ * everything matched, 1 on any mismatch, 2 on usage errors. */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,12 +17,16 @@
 #include "isa_check.h"
 
 int main(int argc, char **argv) {
-    int require = ETOK_ISA_SCALAR;
+    int require = ETOK_ISA_SCALAR, only = -1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--require") && i + 1 < argc && etok_isa_parse(argv[i + 1]) >= 0) {
             require = etok_isa_parse(argv[++i]);
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc && etok_isa_parse(argv[i + 1]) >= 0) {
+            only = etok_isa_parse(argv[++i]);
+        } else if (!strcmp(argv[i], "--quick")) {
+            isa_quick = 1;
         } else {
-            fprintf(stderr, "usage: isa_kernels [--require scalar|avx2|avx512]\n");
+            fprintf(stderr, "usage: isa_kernels [--require scalar|avx2|avx512] [--only scalar|avx2|avx512] [--quick]\n");
             return 2;
         }
     }
@@ -43,7 +49,12 @@ int main(int argc, char **argv) {
         }
         printf("note: no AVX-512 (F/BW/VL/VNNI with OS ZMM state) here: the avx512 comparisons are skipped\n");
     }
+    if (only > det) {
+        printf("FAIL: --only %s, but this CPU's level is %s\n", etok_isa_name(only), etok_isa_name(det));
+        bad = 1;
+    }
     for (int level = ETOK_ISA_SCALAR; level <= det; level++) {
+        if (only >= 0 && level != only) continue;
         isa_report rep;
         memset(&rep, 0, sizeof rep);
         const clock_t c0 = clock();
