@@ -931,6 +931,8 @@ int etok_isa_parse(const char *name) {
     return -1;
 }
 
+static int etok_isa_detected_hw(void);
+
 int etok_isa_level_from_cpuid(uint32_t ecx1, uint32_t ebx7, uint32_t ecx7, uint64_t xcr0) {
     /* leaf 1 ECX: 12 FMA, 27 OSXSAVE, 28 AVX, 29 F16C; leaf 7 EBX: 5 AVX2, 16 AVX512F,
      * 30 AVX512BW, 31 AVX512VL; leaf 7 ECX: 11 AVX512_VNNI. XCR0: 1 SSE, 2 AVX (YMM high
@@ -946,6 +948,14 @@ int etok_isa_level_from_cpuid(uint32_t ecx1, uint32_t ebx7, uint32_t ecx7, uint6
 }
 
 int etok_isa_detected(void) {
+#if defined(ETOK_ISA_EMULATED_AVX512) && ETOK_HAVE_X86_SIMD
+    /* the isa_kernels_emu test build only: AVX-512 intrinsics emulated in C on an AVX2 CPU */
+    if (etok_isa_detected_hw() >= ETOK_ISA_AVX2) return ETOK_ISA_AVX512;
+#endif
+    return etok_isa_detected_hw();
+}
+
+static int etok_isa_detected_hw(void) {
 #if ETOK_HAVE_X86_SIMD
     /* A cached hardware fact (write-once, idempotent), not program state. */
     static _Atomic int cached = -1;

@@ -57,7 +57,9 @@ void etok_vec_axpy_avx2(uint32_t type, float a, const void *row, float *y, int64
 
 /* What the AVX-512 kernels of quant_avx512.c are compiled for (called only at kernel level
  * avx512, etok_isa_active). They return the AVX2 kernels' bits (quant_avx512.c). */
+#ifndef ETOK_AVX512_TARGET /* tests/isa/avx512_emu.h defines it to test the kernels' logic on AVX2 */
 #define ETOK_AVX512_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#endif
 /* 1 for the types quant_avx512.c has kernels for (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL). */
 int etok_avx512_handles(uint32_t type);
 /* As the _avx2 functions of the same name, for the types etok_avx512_handles accepts. */
