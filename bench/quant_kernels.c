@@ -1,6 +1,7 @@
 /* quant_kernels.c — speed of the weight x activation dot kernels per block format: the scalar
  * reference (etok_vec_dot_ref, one row at a time) against the run-time pick
- * (etok_matmul_rows with one activation vector, the decode matvec: AVX2 where the CPU has it).
+ * (etok_matmul_rows with one activation vector, the decode matvec: the detected kernel level,
+ * AVX2 or AVX-512, or the one given with -I).
  *
  * For each format a ROWS x N matrix of random weights (quantised with etok_quantize_row) is
  * multiplied by one random activation vector (quantised to q8a once, outside the timing).
@@ -17,7 +18,11 @@
  * --q8k: the K-quant formats through the engine's path for them (quant_k.c: Q8_K activations,
  * llama.cpp's kernels; scalar = etok_vec_dot_q8k_ref, dispatch = etok_matmul_rows_q8k); the
  * other formats as without it.
- * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-x 1] [-f Q2_K,Q3_K] [--scalar-only] [--q8k] [--q4_0-file]
+ * -I LEVEL: the kernel level of the dispatch column (scalar, avx2, avx512; default the detected
+ * level, or ETOK_ISA's): forced with etok_isa_force, refused (exit 2) above the detected level.
+ * Measure avx2 against avx512 on an AVX-512 machine by running both (the results are the same
+ * bits; only the time differs). An emulator's timing means nothing: measure on hardware.
+ * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-x 1] [-f Q2_K,Q3_K] [-I avx2] [--scalar-only] [--q8k] [--q4_0-file]
  * (-f: only these formats, by name). Q4_0 with a row count that is a multiple of 8 goes through
  * llama.cpp's 8-row order as in the engine: the matrix repacked into etok's Q4_0x8 layout
  * (outside the timing; etok_matmul_q4_0x8), or with --q4_0-file the file's layout
@@ -94,7 +99,7 @@ static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int 
 
 int main(int argc, char **argv) {
     int n = 4096, rows = 1024, rounds = 5, scalar_only = 0, nx = 1, q8k = 0, q4_0_file = 0;
-    const char *only = NULL;
+    const char *only = NULL, *level_name = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) rows = atoi(argv[++i]);
@@ -104,8 +109,26 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--scalar-only")) scalar_only = 1;
         else if (!strcmp(argv[i], "--q8k")) q8k = 1;
         else if (!strcmp(argv[i], "--q4_0-file")) q4_0_file = 1;
+        else if (!strcmp(argv[i], "-I") && i + 1 < argc) level_name = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-x NX] [-f FMT,FMT...] [--scalar-only] [--q8k] [--q4_0-file]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-x NX] [-f FMT,FMT...] "
+                            "[-I scalar|avx2|avx512] [--scalar-only] [--q8k] [--q4_0-file]\n", argv[0]);
+            return 2;
+        }
+    }
+    char err[256];
+    if (etok_isa_from_env(err, sizeof err)) {
+        fprintf(stderr, "%s: %s\n", argv[0], err);
+        return 3;
+    }
+    if (level_name) {
+        const int level = etok_isa_parse(level_name);
+        if (level < 0) {
+            fprintf(stderr, "%s: -I '%s': unknown kernel level (scalar, avx2 or avx512)\n", argv[0], level_name);
+            return 2;
+        }
+        if (etok_isa_force(level, err, sizeof err)) {
+            fprintf(stderr, "%s: -I %s: %s\n", argv[0], level_name, err);
             return 2;
         }
     }
@@ -143,8 +166,9 @@ int main(int argc, char **argv) {
     loadavg(la0, sizeof la0);
     printf("# bench_quant_kernels: %d x %d matrix x %d vector(s), 1 thread, thread CPU time, median of %d rounds (>= 0.2 s "
            "each) [min..max]\n", rows, n, nx, rounds);
-    printf("# run-time pick: %s; Q4_0 8k rows: %s; load average at start: %s\n",
-           etok_simd_active() ? "AVX2/FMA" : "scalar (no AVX2)",
+    printf("# dispatch kernel level: %s (detected on this CPU: %s%s); Q4_0 8k rows: %s; load average at start: %s\n",
+           etok_isa_name(etok_isa_active()), etok_isa_name(etok_isa_detected()),
+           level_name ? ", forced with -I" : getenv("ETOK_ISA") ? ", forced with ETOK_ISA" : "",
            q4_0_file ? "file layout (etok_matmul_rows_q4_0_8x8)" : "repacked Q4_0x8 (etok_matmul_q4_0x8)", la0);
     printf("%-7s %7s | %-34s | %-34s | %s\n", "format", "MB", "scalar GB/s [min..max] (rows/s)", "dispatch GB/s [min..max] (rows/s)",
            "speed-up");

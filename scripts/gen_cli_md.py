@@ -36,7 +36,7 @@ From `include/etok/util.h`, the same for every command:
 | 0 | `ETOK_EXIT_OK` | done |
 | 1 | `ETOK_EXIT_FAIL` | the work itself failed (a meter fault, a port that cannot be bound, out of memory) |
 | 2 | `ETOK_EXIT_USAGE` | bad command line: unknown option, missing or out-of-range value, conflicting options |
-| 3 | `ETOK_EXIT_INPUT` | a bad input file: GGUF, scenario, catalog, eval set, run record, power-meter log |
+| 3 | `ETOK_EXIT_INPUT` | a bad input file: GGUF, scenario, catalog, eval set, run record, power-meter log; or a bad `ETOK_ISA` (engine kernel level, docs/ENGINE.md "Kernel levels"), checked before any command |
 | 4 | `ETOK_EXIT_PERMISSION` | an energy counter exists but may not be read (the message says how to allow it) |
 | 5 | `ETOK_EXIT_OUTPUT` | an output path cannot be written (checked before anything is measured) |
 | 6 | `ETOK_EXIT_ENDPOINT` | `bench --endpoint`: the server became unreachable, or every request failed; outputs are still written, the record says why (`partial`, `stop_reason`) |

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "engine/quant.h"
 #include "etok/parse.h"
 #include "etok/probe.h"
 #include "etok/util.h"
@@ -67,6 +68,8 @@ int cmd_probe(int argc, char **argv) {
         if (o) {
             json_object_set_new(o, "path", json_string(where));
             json_object_set_new(o, "reused", json_boolean(!measured));
+            json_object_set_new(o, "kernel_level_detected", json_string(etok_isa_name(etok_isa_detected())));
+            json_object_set_new(o, "kernel_level_active", json_string(etok_isa_name(etok_isa_active())));
             char *s = json_dumps(o, JSON_INDENT(2));
             if (s) printf("%s\n", s);
             free(s);
@@ -90,6 +93,8 @@ int cmd_probe(int argc, char **argv) {
         if (p.hw.power_limit_w > 0) printf("  %-22s %10.1f W\n", "power limit", p.hw.power_limit_w);
         else printf("  %-22s %10s     (no RAPL limit exposed)\n", "power limit", "unknown");
         printf("  %-22s %d\n", "threads", p.threads);
+        printf("  %-22s %s   (detected on this CPU: %s; %s)\n", "engine kernel level", etok_isa_name(etok_isa_active()),
+               etok_isa_name(etok_isa_detected()), getenv(ETOK_ISA_ENV) ? "set by ETOK_ISA" : "ETOK_ISA unset");
         printf("%s %s (measured %s in %.1f s; source: probe)\n", measured ? "measured now, saved to" : "reused",
                where, when, p.probe_duration_s);
     }

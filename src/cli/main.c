@@ -1,11 +1,13 @@
 /* main.c — `etok COMMAND [ARGS]`: dispatch to one subcommand, and the one check of standard
  * output at exit (a command's output lost to a full disk or a closed pipe is exit 5, never a
- * silent 0). Nothing else lives here. */
+ * silent 0), and the check of ETOK_ISA before any command (exit 3 when invalid). Nothing else
+ * lives here. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "engine/quant.h"
 #include "etok/util.h"
 
 #ifndef ETOK_VERSION
@@ -73,7 +75,16 @@ static int dispatch(int argc, char **argv) {
         return ETOK_EXIT_OK;
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
-        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], COMMANDS[i].name)) {
+            /* the engine's kernel level override (quant.h): a bad value stops every command
+             * here rather than running at another level than asked */
+            char err[256];
+            if (etok_isa_from_env(err, sizeof err)) {
+                fprintf(stderr, "etok %s: %s\n", COMMANDS[i].name, err);
+                return ETOK_EXIT_INPUT;
+            }
+            return COMMANDS[i].run(argc - 1, argv + 1);
+        }
     fprintf(stderr, "etok: unknown command '%s' (etok --help lists them)\n", argv[1]);
     return ETOK_EXIT_USAGE;
 }

@@ -1,14 +1,22 @@
 /* quant.c — block formats: sizes, conversions, (de)quantisation and the scalar reference
- * dot kernels; run-time dispatch to the AVX2/FMA kernels of quant_avx2.c.
+ * dot kernels; the kernel level (scalar, avx2, avx512: detection, ETOK_ISA, etok_isa_force)
+ * and run-time dispatch to the AVX2/FMA kernels of quant_avx2.c and the AVX-512 VNNI ones of
+ * quant_avx512.c.
  *
  * Owns: the numeric meaning of each block format (see quant.h for the layouts). Does not own
  * the matmul loops or threading (model.c, threadpool.c). */
 #include "engine/quant.h"
 
 #include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/quant_simd.h"
+#if ETOK_HAVE_X86_SIMD
+#include <cpuid.h>
+#endif
 
 int etok_type_block_elems(uint32_t t) {
     switch (t) {
@@ -907,20 +915,126 @@ float etok_vec_dot_ref(uint32_t type, const void *row, const etok_block_q8a *xq,
 
 /* ---- run-time dispatch ---- */
 
-int etok_simd_active(void) {
+const char *etok_isa_name(int level) {
+    switch (level) {
+    case ETOK_ISA_SCALAR: return "scalar";
+    case ETOK_ISA_AVX2: return "avx2";
+    case ETOK_ISA_AVX512: return "avx512";
+    default: return "?";
+    }
+}
+
+int etok_isa_parse(const char *name) {
+    if (!name) return -1;
+    for (int l = ETOK_ISA_SCALAR; l <= ETOK_ISA_AVX512; l++)
+        if (!strcmp(name, etok_isa_name(l))) return l;
+    return -1;
+}
+
+static int etok_isa_detected_hw(void);
+
+int etok_isa_level_from_cpuid(uint32_t ecx1, uint32_t ebx7, uint32_t ecx7, uint64_t xcr0) {
+    /* leaf 1 ECX: 12 FMA, 27 OSXSAVE, 28 AVX, 29 F16C; leaf 7 EBX: 5 AVX2, 16 AVX512F,
+     * 30 AVX512BW, 31 AVX512VL; leaf 7 ECX: 11 AVX512_VNNI. XCR0: 1 SSE, 2 AVX (YMM high
+     * halves), 5 opmask, 6 ZMM0-15 high halves, 7 ZMM16-31. */
+    const int osxsave = (ecx1 >> 27) & 1;
+    const uint64_t ymm = (1u << 1) | (1u << 2), zmm = ymm | (1u << 5) | (1u << 6) | (1u << 7);
+    const int avx2 = osxsave && (xcr0 & ymm) == ymm && ((ecx1 >> 12) & 1) && ((ecx1 >> 28) & 1) &&
+                     ((ecx1 >> 29) & 1) && ((ebx7 >> 5) & 1);
+    if (!avx2) return ETOK_ISA_SCALAR;
+    const int avx512 = (xcr0 & zmm) == zmm && ((ebx7 >> 16) & 1) && ((ebx7 >> 30) & 1) && ((ebx7 >> 31) & 1) &&
+                       ((ecx7 >> 11) & 1);
+    return avx512 ? ETOK_ISA_AVX512 : ETOK_ISA_AVX2;
+}
+
+int etok_isa_detected(void) {
+#if defined(ETOK_ISA_EMULATED_AVX512) && ETOK_HAVE_X86_SIMD
+    /* the isa_kernels_emu test build only: AVX-512 intrinsics emulated in C on an AVX2 CPU */
+    if (etok_isa_detected_hw() >= ETOK_ISA_AVX2) return ETOK_ISA_AVX512;
+#endif
+    return etok_isa_detected_hw();
+}
+
+static int etok_isa_detected_hw(void) {
 #if ETOK_HAVE_X86_SIMD
     /* A cached hardware fact (write-once, idempotent), not program state. */
-    static int cached = -1;
-    if (cached < 0) {
-        __builtin_cpu_init();
-        /* Every AVX2 CPU has F16C; clang 14 cannot test "f16c" with __builtin_cpu_supports. */
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    static _Atomic int cached = -1;
+    int c = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (c < 0) {
+        unsigned a = 0, b = 0, ecx1 = 0, d = 0, ebx7 = 0, ecx7 = 0;
+        uint64_t xcr0 = 0;
+        if (__get_cpuid(1, &a, &b, &ecx1, &d) && __get_cpuid_max(0, NULL) >= 7) __cpuid_count(7, 0, a, ebx7, ecx7, d);
+        if ((ecx1 >> 27) & 1) { /* OSXSAVE: XGETBV is allowed */
+            uint32_t lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            xcr0 = (uint64_t)hi << 32 | lo;
+        }
+        c = etok_isa_level_from_cpuid(ecx1, ebx7, ecx7, xcr0);
+        atomic_store_explicit(&cached, c, memory_order_relaxed);
     }
-    return cached;
+    return c;
 #else
-    return 0;
+    return ETOK_ISA_SCALAR;
 #endif
 }
+
+/* The active level: -1 until first use (then the detected level, or ETOK_ISA's). */
+static _Atomic int isa_active = -1;
+
+int etok_isa_force(int level, char *err, size_t errlen) {
+    const int det = etok_isa_detected();
+    if (level < ETOK_ISA_SCALAR || level > ETOK_ISA_AVX512) {
+        if (err && errlen) snprintf(err, errlen, "unknown kernel level %d (scalar, avx2 or avx512)", level);
+        return -1;
+    }
+    if (level > det) {
+        if (err && errlen)
+            snprintf(err, errlen, "kernel level %s is not available on this CPU (detected: %s)", etok_isa_name(level),
+                     etok_isa_name(det));
+        return -1;
+    }
+    atomic_store_explicit(&isa_active, level, memory_order_relaxed);
+    return 0;
+}
+
+int etok_isa_from_env(char *err, size_t errlen) {
+    const char *v = getenv(ETOK_ISA_ENV);
+    if (!v) return 0;
+    const int det = etok_isa_detected(), level = etok_isa_parse(v);
+    if (level < 0) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s='%.40s': unknown kernel level (scalar, avx2 or avx512; detected here: %s)",
+                     ETOK_ISA_ENV, v, etok_isa_name(det));
+        return -1;
+    }
+    if (level > det) {
+        if (err && errlen)
+            snprintf(err, errlen, "%s=%s: this CPU does not support it (detected kernel level: %s)", ETOK_ISA_ENV, v,
+                     etok_isa_name(det));
+        return -1;
+    }
+    return etok_isa_force(level, err, errlen);
+}
+
+int etok_isa_active(void) {
+    int a = atomic_load_explicit(&isa_active, memory_order_relaxed);
+    if (a >= 0) return a;
+    char err[256];
+    if (etok_isa_from_env(err, sizeof err)) {
+        fprintf(stderr, "etok: %s\n", err);
+        exit(3); /* ETOK_EXIT_INPUT: a bad setting is never replaced by another level silently */
+    }
+    /* unset ETOK_ISA: the detected level (a concurrent first call stores the same value) */
+    int expected = -1;
+    atomic_compare_exchange_strong(&isa_active, &expected, etok_isa_detected());
+    return atomic_load_explicit(&isa_active, memory_order_relaxed);
+}
+
+int etok_simd_active(void) { return etok_isa_active() >= ETOK_ISA_AVX2; }
+
+#if ETOK_HAVE_X86_SIMD
+static int avx512_active(void) { return etok_isa_active() >= ETOK_ISA_AVX512; }
+#endif
 
 void etok_quantize_q8a(const float *x, etok_block_q8a *out, int64_t n) {
 #if ETOK_HAVE_X86_SIMD
@@ -934,6 +1048,7 @@ void etok_quantize_q8a(const float *x, etok_block_q8a *out, int64_t n) {
 
 float etok_vec_dot(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n) {
 #if ETOK_HAVE_X86_SIMD
+    if (avx512_active() && etok_avx512_handles(type)) return etok_vec_dot_avx512(type, row, xq, n);
     if (etok_simd_active()) return etok_vec_dot_avx2(type, row, xq, xf, n);
 #endif
     return etok_vec_dot_ref(type, row, xq, xf, n);
@@ -942,6 +1057,10 @@ float etok_vec_dot(uint32_t type, const void *row, const etok_block_q8a *xq, con
 void etok_vec_dot_multi(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n,
                         int nx, float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
+    if (avx512_active() && etok_avx512_handles(type)) {
+        etok_vec_dot_multi_avx512(type, row, xq, n, nx, out, out_stride);
+        return;
+    }
     if (etok_simd_active()) {
         etok_vec_dot_multi_avx2(type, row, xq, xf, n, nx, out, out_stride);
         return;
@@ -979,6 +1098,10 @@ void etok_vec_axpy(uint32_t type, float a, const void *row, float *y, int64_t n)
 void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                       const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
+    if (avx512_active() && etok_avx512_handles(type)) {
+        etok_matmul_rows_avx512(type, w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
+        return;
+    }
     if (etok_simd_active()) {
         etok_matmul_rows_avx2(type, w, row_bytes, r0, r1, xq, xf, n, nx, out, out_stride);
         return;

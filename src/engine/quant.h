@@ -2,7 +2,9 @@
  * dequantisation, activation quantisation and dot-product kernels.
  *
  * Owns: the block layouts (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; F32, F16, BF16), a scalar reference of
- * every kernel and an AVX2/FMA version picked at run time by CPU feature detection.
+ * every kernel, an AVX2/FMA version, AVX-512 VNNI versions of the hot 32-value kernels
+ * (quant_avx512.c, bit-identical to AVX2), and the kernel level picked at run time by CPU
+ * feature detection (or forced: etok_isa_force, ETOK_ISA).
  * Weight x activation dot products follow the usual integer scheme: for the 32-value formats
  * activations are quantised per 32 values to 8 bits (Q8_0-like blocks with the block sum kept,
  * for Q4_1's and Q5_1's offset), and weights stay in their stored format. The forward pass
@@ -256,7 +258,40 @@ void etok_f32_to_f16_row(const float *x, void *out, int n);
 void etok_vec_axpy(uint32_t type, float a, const void *row, float *y, int64_t n);
 void etok_vec_axpy_ref(uint32_t type, float a, const void *row, float *y, int64_t n);
 
-/* 1 when the AVX2/FMA kernels are in use (x86-64 with avx2+fma+f16c). */
+/* ---- kernel level (instruction set) dispatch ----
+ * Levels, each including the one below: scalar (the reference kernels), avx2 (AVX2 + FMA +
+ * F16C, with the OS saving YMM state), avx512 (AVX-512 F + BW + VL + VNNI on top, with the OS
+ * saving the opmask and ZMM state: XCR0 bits 1, 2, 5, 6, 7). The detected level is a cached
+ * hardware fact; the active one is the detected level unless forced lower (etok_isa_force, or
+ * the environment variable ETOK_ISA=scalar|avx2|avx512 read on first use / by
+ * etok_isa_from_env). Every level gives the same bits for avx2 and avx512 (the AVX-512 kernels
+ * keep the AVX2 kernels' float operations in order; docs/ENGINE.md "Kernel levels"); scalar
+ * differs only in float summation order. */
+enum { ETOK_ISA_SCALAR = 0, ETOK_ISA_AVX2 = 1, ETOK_ISA_AVX512 = 2 };
+#define ETOK_ISA_ENV "ETOK_ISA"
+/* "scalar", "avx2", "avx512"; "?" for other values. */
+const char *etok_isa_name(int level);
+/* The level a name denotes (exact, lower case), or -1. */
+int etok_isa_parse(const char *name);
+/* The level the CPU and OS support, from CPUID leaf 1 ECX, leaf 7 EBX/ECX and XCR0 (0 when the
+ * OS does not enable XSAVE). Pure: the decision of etok_isa_detected, exposed for tests. */
+int etok_isa_level_from_cpuid(uint32_t leaf1_ecx, uint32_t leaf7_ebx, uint32_t leaf7_ecx, uint64_t xcr0);
+/* The level this machine supports (scalar on non-x86-64 builds). */
+int etok_isa_detected(void);
+/* The level the dispatch uses now. On its first call, reads ETOK_ISA; an invalid value there
+ * (unknown, or above the detected level) is reported on stderr and the process exits with
+ * code 3: no silent fallback (programs that want to report it themselves call
+ * etok_isa_from_env first, as the etok CLI does). */
+int etok_isa_active(void);
+/* Force the active level: 0, or -1 with a message in err (naming the detected level) when
+ * level is unknown or above the detected one (nothing changed then). For tests and tools; set
+ * it before kernels run, not while other threads use them. */
+int etok_isa_force(int level, char *err, size_t errlen);
+/* Apply ETOK_ISA if set: 0 (unset, or applied), or -1 with a message in err naming the variable,
+ * its value, the accepted values and the detected level. */
+int etok_isa_from_env(char *err, size_t errlen);
+
+/* 1 when the AVX2/FMA kernels (or the AVX-512 ones above them) are in use. */
 int etok_simd_active(void);
 
 #endif

@@ -12,7 +12,9 @@
  * - the "- dmin * min" terms of Q2_K / Q4_K / Q5_K go through the activations' 16-value sums
  *   (bsums) in each kernel's own way (see the kernels).
  * The scalar reference computes the lanes with plain loops; the AVX2 version with ggml's
- * instruction sequence; both do the same float operations in the same order (bit-equal). */
+ * instruction sequence; both do the same float operations in the same order (bit-equal).
+ * At kernel level avx512 (quant.h) Q4_K, Q5_K and Q6_K take AVX-512 VNNI versions of the AVX2
+ * kernels with the same integer lanes and float operations (bit-equal too; see there). */
 #include "engine/quant_k.h"
 
 #include <math.h>
@@ -427,10 +429,167 @@ static TGT float avx_dot(uint32_t type, const void *row, const etok_block_q8k *y
 static TGT void avx_dot4(uint32_t type, const void *row, const etok_block_q8k *const *y, int64_t n, float *out) {
     avx_dot_n(type, row, y, 4, n, out);
 }
+
+/* ---- AVX-512 (F, BW, VL, VNNI): Q4_K, Q5_K, Q6_K ----
+ * The same integers and float operations as the AVX2 kernels above, hence the same bits: two
+ * 32-byte chunks per zmm through the same maddubs (no saturation: as AVX2), the scale applied
+ * and added by VPDPWSSD (= madd + add, exact in int32), the two halves of the zmm sum added at
+ * the end of the super-block (integer addition: any order gives the same lanes, value i still
+ * in lane (i % 32) / 4), then the AVX2 float FMA per super-block and vector, in order. */
+#define T512 ETOK_AVX512_TARGET
+#define KI512 static inline __attribute__((always_inline)) T512
+
+KI512 __m512i ld64(const void *p) { return _mm512_loadu_si512(p); }
+KI512 __m256i sum_halves(__m512i v) {
+    return _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+}
+
+/* int16 scales for the four 128-bit lanes of a zmm: the 8 words of lane j all sc[j] (sc: 4
+ * signed bytes; the 16-value sub-blocks of two 32-byte chunks) */
+KI512 __m512i sc4_lanes(const int8_t *sc) {
+    int32_t w;
+    memcpy(&w, sc, 4);
+    const __m512i idx = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0,
+                                         0, 0, 0, 0);
+    return _mm512_permutexvar_epi16(idx, _mm512_castsi128_si512(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(w))));
+}
+
+KI512 void avx512_q6_k(const etok_block_q6_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m3 = _mm512_set1_epi8(3), m32 = _mm512_set1_epi8(32);
+    __m256 acc[4];
+    for (int v = 0; v < NY; v++) acc[v] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m512i sumi[4];
+        for (int v = 0; v < NY; v++) sumi[v] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h, *qh = x[i].qh + 32 * h;
+            /* lanes [l0 | l1] and [hh | hh]: chunk pair (0, 1) then (2, 3) of quant_avx2's q[k] */
+            const __m512i l01 = ld64(ql);
+            const __m512i hh = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)qh));
+            /* q[0] | q[1]: low nibbles, high bits (hh >> 0) and (hh >> 2) */
+            const __m512i hsh01 = _mm512_mask_blend_epi64(0xF0, hh, _mm512_srli_epi16(hh, 2));
+            const __m512i hsh23 = _mm512_mask_blend_epi64(0xF0, _mm512_srli_epi16(hh, 4), _mm512_srli_epi16(hh, 6));
+            __m512i q[2];
+            q[0] = _mm512_or_si512(_mm512_and_si512(l01, m4), _mm512_slli_epi16(_mm512_and_si512(hsh01, m3), 4));
+            q[1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l01, 4), m4),
+                                   _mm512_slli_epi16(_mm512_and_si512(hsh23, m3), 4));
+            for (int k = 0; k < 2; k++) { /* chunks 2k and 2k+1: 16-value sub-blocks 8h+4k .. +3 */
+                const __m512i scv = sc4_lanes(x[i].scales + 8 * h + 4 * k);
+                for (int v = 0; v < NY; v++) {
+                    const __m512i a = ld64(y[v][i].qs + 128 * h + 64 * k);
+                    const __m512i p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(q[k], a), _mm512_maddubs_epi16(m32, a));
+                    sumi[v] = _mm512_dpwssd_epi32(sumi[v], scv, p16);
+                }
+            }
+        }
+        const float xd = _cvtsh_ss(x[i].d);
+        for (int v = 0; v < NY; v++)
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sum_halves(sumi[v])), acc[v]);
+    }
+    for (int v = 0; v < NY; v++) out[v] = etok_hsum_ps(acc[v]);
+}
+
+/* Q4_K / Q5_K as avx_k4: per 64-value group g the zmm [low nibbles | high nibbles] of the 32
+ * bytes against the group's 64 activations, scales sc[2g] (lanes 0-15) and sc[2g+1] (16-31) */
+KI512 void avx512_k4(const uint8_t *base, size_t bstride, int five, const etok_block_q8k *const *y, const int NY,
+                     int64_t nb, float *out) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), sixteen = _mm512_set1_epi8(16);
+    __m256 acc[4];
+    __m128 accm[4];
+    float summs[4];
+    for (int v = 0; v < NY; v++) {
+        acc[v] = _mm256_setzero_ps();
+        accm[v] = _mm_setzero_ps();
+        summs[v] = 0;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *blk = base + (size_t)i * bstride;
+        etok_f16 hd, hdmin;
+        memcpy(&hd, blk, 2);
+        memcpy(&hdmin, blk + 2, 2);
+        const uint8_t *scales = blk + 4, *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
+        const float xd = _cvtsh_ss(hd), xdmin = _cvtsh_ss(hdmin);
+        uint32_t u[4];
+        memcpy(u, scales, 12);
+        const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+        u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
+        const uint32_t m03 = u[1] & lo6;
+        u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
+        u[2] = m03;
+        u[0] &= lo6;
+        uint8_t sc[8];
+        memcpy(sc, u, 8);
+        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+        __m512i sumi[4];
+        for (int v = 0; v < NY; v++) {
+            const float dmin = -y[v][i].d * xdmin;
+            const __m128i prod = k4_min_prod_avx(mn16, y[v][i].bsums);
+            if (five) {
+                int32_t p[4];
+                _mm_storeu_si128((__m128i *)p, prod);
+                summs[v] = fmaf(dmin, (float)(p[0] + p[1] + p[2] + p[3]), summs[v]);
+            } else {
+                accm[v] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[v]);
+            }
+            sumi[v] = _mm512_setzero_si512();
+        }
+        uint32_t hbits[8] = {0};
+        if (five) { /* bit s of qh[l] (s = 0..7): the 5th bit of value 32 s + l, as 32-bit masks */
+            const __m256i hh = _mm256_loadu_si256((const __m256i *)qh);
+            for (int b = 0; b < 8; b++) hbits[b] = _mm256_test_epi8_mask(hh, _mm256_set1_epi8((char)(1 << b)));
+        }
+        for (int g = 0; g < 4; g++) {
+            const __m256i raw = _mm256_loadu_si256((const __m256i *)(qs + 32 * g));
+            __m512i w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(raw), _mm256_srli_epi16(raw, 4), 1), m4);
+            if (five)
+                w = _mm512_or_si512(w, _mm512_maskz_mov_epi8((__mmask64)hbits[2 * g] | (__mmask64)hbits[2 * g + 1] << 32,
+                                                             sixteen));
+            const __m512i scv = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi16(sc[2 * g]), _mm512_set1_epi16(sc[2 * g + 1]));
+            for (int v = 0; v < NY; v++)
+                sumi[v] = _mm512_dpwssd_epi32(sumi[v], scv, _mm512_maddubs_epi16(w, ld64(y[v][i].qs + 64 * g)));
+        }
+        for (int v = 0; v < NY; v++)
+            acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(y[v][i].d * xd), _mm256_cvtepi32_ps(sum_halves(sumi[v])), acc[v]);
+    }
+    for (int v = 0; v < NY; v++) {
+        if (five) {
+            out[v] = etok_hsum_ps(acc[v]) + summs[v];
+        } else {
+            __m128 m = _mm_add_ps(accm[v], _mm_movehl_ps(accm[v], accm[v]));
+            m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            out[v] = etok_hsum_ps(acc[v]) + _mm_cvtss_f32(m);
+        }
+    }
+}
+
+static int avx512_k(uint32_t type) {
+    return (type == ETOK_T_Q4_K || type == ETOK_T_Q5_K || type == ETOK_T_Q6_K) && etok_isa_active() >= ETOK_ISA_AVX512;
+}
+
+KI512 void avx512_dot_n(uint32_t type, const void *row, const etok_block_q8k *const *y, const int NY, int64_t n,
+                        float *out) {
+    const int64_t nb = n / ETOK_QK_K;
+    switch (type) {
+    case ETOK_T_Q6_K: avx512_q6_k(row, y, NY, nb, out); return;
+    case ETOK_T_Q4_K: avx512_k4(row, sizeof(etok_block_q4_k), 0, y, NY, nb, out); return;
+    default: avx512_k4(row, sizeof(etok_block_q5_k), 1, y, NY, nb, out); return; /* Q5_K (avx512_k) */
+    }
+}
+
+static T512 float avx512_dot(uint32_t type, const void *row, const etok_block_q8k *y, int64_t n) {
+    float o;
+    avx512_dot_n(type, row, &y, 1, n, &o);
+    return o;
+}
+
+static T512 void avx512_dot4(uint32_t type, const void *row, const etok_block_q8k *const *y, int64_t n, float *out) {
+    avx512_dot_n(type, row, y, 4, n, out);
+}
 #endif
 
 float etok_vec_dot_q8k(uint32_t type, const void *row, const etok_block_q8k *y, int64_t n) {
 #if ETOK_HAVE_X86_SIMD
+    if (avx512_k(type)) return avx512_dot(type, row, y, n);
     if (etok_simd_active()) return avx_dot(type, row, y, n);
 #endif
     return etok_vec_dot_q8k_ref(type, row, y, n);
@@ -441,6 +600,7 @@ void etok_matmul_rows_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int
     const int64_t nb = n / ETOK_QK_K;
 #if ETOK_HAVE_X86_SIMD
     if (etok_simd_active()) {
+        const int wide = avx512_k(type);
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = w + (size_t)r * row_bytes;
             int j = 0;
@@ -448,10 +608,15 @@ void etok_matmul_rows_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int
                 const etok_block_q8k *yy[4] = {y + (size_t)j * (size_t)nb, y + (size_t)(j + 1) * (size_t)nb,
                                                y + (size_t)(j + 2) * (size_t)nb, y + (size_t)(j + 3) * (size_t)nb};
                 float o[4];
-                avx_dot4(type, row, yy, n, o);
+                if (wide)
+                    avx512_dot4(type, row, yy, n, o);
+                else
+                    avx_dot4(type, row, yy, n, o);
                 for (int v = 0; v < 4; v++) out[(size_t)(j + v) * out_stride + (size_t)r] = o[v];
             }
-            for (; j < nx; j++) out[(size_t)j * out_stride + (size_t)r] = avx_dot(type, row, y + (size_t)j * (size_t)nb, n);
+            for (; j < nx; j++)
+                out[(size_t)j * out_stride + (size_t)r] =
+                    wide ? avx512_dot(type, row, y + (size_t)j * (size_t)nb, n) : avx_dot(type, row, y + (size_t)j * (size_t)nb, n);
         }
         return;
     }

@@ -1,5 +1,5 @@
-/* quant_simd.h — internal: the AVX2/FMA kernels of quant_avx2.c and the K-quant and Q5
- * unpack helpers shared with quant.c. Not for use outside src/engine/quant*.c and tests. */
+/* quant_simd.h — internal: the AVX2/FMA kernels of quant_avx2.c, the AVX-512 ones of
+ * quant_avx512.c, and the K-quant and Q5 unpack helpers shared with quant.c. Not for use outside src/engine/quant*.c and tests. */
 #ifndef ETOK_ENGINE_QUANT_SIMD_H
 #define ETOK_ENGINE_QUANT_SIMD_H
 
@@ -54,6 +54,20 @@ void etok_attn_accum_multi_avx2(const float *w, size_t w_stride, int g, int n_se
                                 const int *first_pos, const int *n, size_t stride, int hd, float *out);
 void etok_f32_to_f16_row_avx2(const float *x, void *out, int n);
 void etok_vec_axpy_avx2(uint32_t type, float a, const void *row, float *y, int64_t n);
+
+/* What the AVX-512 kernels of quant_avx512.c are compiled for (called only at kernel level
+ * avx512, etok_isa_active). They return the AVX2 kernels' bits (quant_avx512.c). */
+#ifndef ETOK_AVX512_TARGET /* tests/isa/avx512_emu.h defines it to test the kernels' logic on AVX2 */
+#define ETOK_AVX512_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#endif
+/* 1 for the types quant_avx512.c has kernels for (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL). */
+int etok_avx512_handles(uint32_t type);
+/* As the _avx2 functions of the same name, for the types etok_avx512_handles accepts. */
+float etok_vec_dot_avx512(uint32_t type, const void *row, const etok_block_q8a *xq, int64_t n);
+void etok_vec_dot_multi_avx512(uint32_t type, const void *row, const etok_block_q8a *xq, int64_t n, int nx, float *out,
+                               size_t out_stride);
+void etok_matmul_rows_avx512(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                             const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
 #endif
 
 #endif

@@ -1,0 +1,355 @@
+/* quant_avx512.c — AVX-512 (F, BW, VL, VNNI) versions of the 32-value q8a dot kernels:
+ * Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 and IQ4_NL, single row, four rows (decode) and four or eight
+ * activation vectors per row (prefill).
+ *
+ * Rule: every result is bit-identical to the AVX2 kernel of quant_avx2.c that the same call
+ * takes at kernel level avx2 (tests/unit/test_isa.c, tests/isa/isa_kernels.c), so logits do
+ * not depend on the CPU. How:
+ * - integers: VPDPBUSD sums the four u8 x s8 products of bytes 4k..4k+3 into int32 lane k,
+ *   the lane maddubs + madd(ones) fill; no int16 saturation occurs on the AVX2 side (the
+ *   unsigned operand is a nibble, a 5-bit value, or |w| <= 128 from the sign trick against an
+ *   int8, so a pair is within [-32768, 32512]), hence the int32 lanes are equal. The sign trick
+ *   is done with abs and a masked negation (AVX-512 has no vpsignb): the same bytes, as the
+ *   product with |w| = 0 is 0 whatever the other byte holds;
+ * - floats: the int32 lanes of two blocks (one zmm) are converted as AVX2 converts each block,
+ *   then each block's FMA into the 8-lane accumulator is done in the AVX2 order. Where the
+ *   AVX2 kernel keeps independent accumulators (four rows, or four vectors), two of them share
+ *   a zmm (lanes 0-7 and 8-15) and one 16-lane FMA does both: per lane the same operation.
+ *   The scalar "+ m * s" / "- 8 d s" terms and the final reductions are written as in AVX2.
+ * Compiled per function for AVX-512 (ETOK_AVX512_TARGET); quant.c calls these only at kernel
+ * level avx512 (etok_isa_active). */
+#include "engine/quant_simd.h"
+
+int etok_avx512_handles(uint32_t t) {
+    return t == ETOK_T_Q4_0 || t == ETOK_T_Q4_1 || t == ETOK_T_Q5_0 || t == ETOK_T_Q5_1 || t == ETOK_T_Q8_0 ||
+           t == ETOK_T_IQ4_NL;
+}
+
+#if ETOK_HAVE_X86_SIMD
+
+#include <string.h>
+
+#define TGT ETOK_AVX512_TARGET
+/* Specialised per type at each call (T is a constant there): the switches fold away. */
+#define KI static inline __attribute__((always_inline)) TGT
+
+KI float h2f(etok_f16 h) { return _cvtsh_ss(h); }
+
+/* ---- block geometry (ggml layouts, quant.h) ---- */
+
+KI size_t bsz(const uint32_t T) {
+    switch (T) {
+    case ETOK_T_Q4_0: return sizeof(etok_block_q4_0);
+    case ETOK_T_Q4_1: return sizeof(etok_block_q4_1);
+    case ETOK_T_Q5_0: return sizeof(etok_block_q5_0);
+    case ETOK_T_Q5_1: return sizeof(etok_block_q5_1);
+    case ETOK_T_Q8_0: return sizeof(etok_block_q8_0);
+    default: return sizeof(etok_block_iq4_nl);
+    }
+}
+
+KI const uint8_t *qs_of(const uint32_t T, const uint8_t *b) {
+    switch (T) {
+    case ETOK_T_Q4_1: return b + 4;
+    case ETOK_T_Q5_0: return b + 6;
+    case ETOK_T_Q5_1: return b + 8;
+    default: return b + 2; /* Q4_0, Q8_0, IQ4_NL */
+    }
+}
+
+KI etok_f16 f16_at(const uint8_t *p) {
+    etok_f16 h;
+    memcpy(&h, p, 2);
+    return h;
+}
+
+KI float d_of(const uint8_t *b) { return h2f(f16_at(b)); }
+KI float m_of(const uint8_t *b) { return h2f(f16_at(b + 2)); } /* Q4_1, Q5_1 */
+
+KI uint32_t qh_of(const uint32_t T, const uint8_t *b) {
+    uint32_t h;
+    memcpy(&h, b + (T == ETOK_T_Q5_0 ? 2 : 4), 4);
+    return h;
+}
+
+KI int is_signed(const uint32_t T) { return T == ETOK_T_Q8_0 || T == ETOK_T_Q5_0 || T == ETOK_T_IQ4_NL; }
+
+/* ---- weights of one block (32 bytes) or two blocks (64 bytes), values in order ---- */
+
+/* low nibbles (values 0..15) then high nibbles (16..31), as quant_avx2.c's unpack_nibbles */
+KI __m256i nib1(const uint8_t *qs) {
+    const __m128i b = _mm_loadu_si128((const __m128i *)qs);
+    const __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1);
+    return _mm256_and_si256(x, _mm256_set1_epi8(0x0F));
+}
+
+/* [block a values 0..31 | block b values 0..31] */
+KI __m512i nib2(const uint8_t *qa, const uint8_t *qb) {
+    const __m256i ab = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)qa)),
+                                               _mm_loadu_si128((const __m128i *)qb), 1);
+    __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(ab), _mm256_srli_epi16(ab, 4), 1); /* a b a>>4 b>>4 */
+    x = _mm512_shuffle_i64x2(x, x, _MM_SHUFFLE(3, 1, 2, 0));                                   /* a a>>4 b b>>4 */
+    return _mm512_and_si512(x, _mm512_set1_epi8(0x0F));
+}
+
+/* The weight bytes for the integer dot: unsigned values (Q4_0, Q4_1: 0..15; Q5_1: 0..31) or
+ * signed ones (Q8_0 as stored; Q5_0: q - 16; IQ4_NL: the table level), as quant_avx2.c forms
+ * them. The 5th bit of value j is bit j of qh: a byte mask, no shuffles. */
+KI __m256i w1(const uint32_t T, const uint8_t *b) {
+    const uint8_t *qs = qs_of(T, b);
+    switch (T) {
+    case ETOK_T_Q8_0: return _mm256_loadu_si256((const __m256i *)qs);
+    case ETOK_T_Q4_0: case ETOK_T_Q4_1: return nib1(qs);
+    case ETOK_T_Q5_0: case ETOK_T_Q5_1: {
+        const __m256i q = _mm256_or_si256(nib1(qs), _mm256_maskz_mov_epi8((__mmask32)qh_of(T, b), _mm256_set1_epi8(0x10)));
+        return T == ETOK_T_Q5_0 ? _mm256_sub_epi8(q, _mm256_set1_epi8(16)) : q;
+    }
+    default: {
+        const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
+        return _mm256_shuffle_epi8(tbl, nib1(qs));
+    }
+    }
+}
+
+KI __m512i w2(const uint32_t T, const uint8_t *ba, const uint8_t *bb) {
+    const uint8_t *qa = qs_of(T, ba), *qb = qs_of(T, bb);
+    switch (T) {
+    case ETOK_T_Q8_0:
+        return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)qa)),
+                                  _mm256_loadu_si256((const __m256i *)qb), 1);
+    case ETOK_T_Q4_0: case ETOK_T_Q4_1: return nib2(qa, qb);
+    case ETOK_T_Q5_0: case ETOK_T_Q5_1: {
+        const __mmask64 hm = (__mmask64)qh_of(T, ba) | (__mmask64)qh_of(T, bb) << 32;
+        const __m512i q = _mm512_or_si512(nib2(qa, qb), _mm512_maskz_mov_epi8(hm, _mm512_set1_epi8(0x10)));
+        return T == ETOK_T_Q5_0 ? _mm512_sub_epi8(q, _mm512_set1_epi8(16)) : q;
+    }
+    default: {
+        const __m512i tbl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
+        return _mm512_shuffle_epi8(tbl, nib2(qa, qb));
+    }
+    }
+}
+
+/* ---- integer dots: int32 lane k = sum of the products of bytes 4k..4k+3 ---- */
+
+/* unsigned weights: u8 x s8 directly; signed: |w| x (y negated where w < 0), quant_avx2.c's
+ * sign trick (a byte -128 negates to itself there and here) */
+KI __m256i idot1(const uint32_t T, __m256i w, __m256i y) {
+    if (!is_signed(T)) return _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, y);
+    const __m256i s = _mm256_mask_sub_epi8(y, _mm256_movepi8_mask(w), _mm256_setzero_si256(), y);
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_abs_epi8(w), s);
+}
+
+KI __m512i idot2(const uint32_t T, __m512i w, __m512i y) {
+    if (!is_signed(T)) return _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, y);
+    const __m512i s = _mm512_mask_sub_epi8(y, _mm512_movepi8_mask(w), _mm512_setzero_si512(), y);
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), s);
+}
+
+KI __m256i ld32(const int8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
+KI __m512i ld32x2(const int8_t *a, const int8_t *b) { return _mm512_inserti64x4(_mm512_castsi256_si512(ld32(a)), ld32(b), 1); }
+KI __m256 lo8(__m512 v) { return _mm512_castps512_ps256(v); }
+KI __m256 hi8(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+/* ---- the float operations of one block, in quant_avx2.c's order ---- */
+
+/* acc (8 lanes) += scale * p; the scalar term of Q4_1/Q5_1 (+ m * s) or Q4_0 (8 d s). */
+KI void step1(const uint32_t T, const uint8_t *b, const etok_block_q8a *a, __m256 p, __m256 *acc, float *sc) {
+    const float d = d_of(b);
+    if (T == ETOK_T_Q4_1 || T == ETOK_T_Q5_1) *sc += m_of(b) * a->s;
+    *acc = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), p, *acc);
+    if (T == ETOK_T_Q4_0) *sc += d * 8.0f * a->s;
+}
+
+/* Two independent accumulators in one zmm (lanes 0-7: block ba with activations aa into the
+ * sum sa; lanes 8-15: bb, ab, sb): per lane the operation step1 does. */
+KI void step2(const uint32_t T, const uint8_t *ba, const uint8_t *bb, const etok_block_q8a *aa, const etok_block_q8a *ab,
+              __m512 p, __m512 *acc, float *sa, float *sb) {
+    const float da = d_of(ba), db = d_of(bb);
+    if (T == ETOK_T_Q4_1 || T == ETOK_T_Q5_1) {
+        *sa += m_of(ba) * aa->s;
+        *sb += m_of(bb) * ab->s;
+    }
+    const __m512 scale = _mm512_mask_blend_ps((__mmask16)0xFF00, _mm512_set1_ps(da * aa->d), _mm512_set1_ps(db * ab->d));
+    *acc = _mm512_fmadd_ps(scale, p, *acc);
+    if (T == ETOK_T_Q4_0) {
+        *sa += da * 8.0f * aa->s;
+        *sb += db * 8.0f * ab->s;
+    }
+}
+
+KI float fin(const uint32_t T, __m256 acc, float sc) {
+    if (T == ETOK_T_Q4_1 || T == ETOK_T_Q5_1) return etok_hsum_ps(acc) + sc;
+    if (T == ETOK_T_Q4_0) return etok_hsum_ps(acc) - sc;
+    return etok_hsum_ps(acc);
+}
+
+/* ---- kernels ---- */
+
+/* One row, one vector: the AVX2 dot_<type> (one accumulator, blocks in order); two blocks'
+ * integers per zmm, then their two FMAs in order. */
+KI float dot1(const uint32_t T, const uint8_t *row, const etok_block_q8a *y, int64_t nb) {
+    const size_t bs = bsz(T);
+    __m256 acc = _mm256_setzero_ps();
+    float sc = 0;
+    int64_t i = 0;
+    for (; i + 2 <= nb; i += 2) {
+        const uint8_t *b0 = row + (size_t)i * bs, *b1 = b0 + bs;
+        const __m512 p = _mm512_cvtepi32_ps(idot2(T, w2(T, b0, b1), ld32x2(y[i].qs, y[i + 1].qs)));
+        step1(T, b0, &y[i], lo8(p), &acc, &sc);
+        step1(T, b1, &y[i + 1], hi8(p), &acc, &sc);
+    }
+    if (i < nb) {
+        const uint8_t *b0 = row + (size_t)i * bs;
+        step1(T, b0, &y[i], _mm256_cvtepi32_ps(idot1(T, w1(T, b0), ld32(y[i].qs))), &acc, &sc);
+    }
+    return fin(T, acc, sc);
+}
+
+/* IQ4_NL, one token: quant_avx2.c's dot_iq4_nl_1tok (llama.cpp's vec_dot order): even blocks
+ * into one accumulator (lanes 0-7 here), odd into another (8-15), added before the reduction;
+ * an odd last block added after it as d * (integer sum). */
+static TGT float dot_iq4_nl_1tok(const uint8_t *row, const etok_block_q8a *y, int64_t nb) {
+    const uint32_t T = ETOK_T_IQ4_NL;
+    const size_t bs = bsz(T);
+    __m512 acc = _mm512_setzero_ps();
+    float unused0 = 0, unused1 = 0;
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        const uint8_t *b0 = row + (size_t)i * bs, *b1 = b0 + bs;
+        const __m512 p = _mm512_cvtepi32_ps(idot2(T, w2(T, b0, b1), ld32x2(y[i].qs, y[i + 1].qs)));
+        step2(T, b0, b1, &y[i], &y[i + 1], p, &acc, &unused0, &unused1);
+    }
+    float sum = etok_hsum_ps(_mm256_add_ps(lo8(acc), hi8(acc)));
+    if (i < nb) {
+        const uint8_t *b = row + (size_t)i * bs;
+        const __m256i p = idot1(T, w1(T, b), ld32(y[i].qs));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        s4 = _mm_hadd_epi32(s4, s4);
+        s4 = _mm_hadd_epi32(s4, s4);
+        sum += d_of(b) * y[i].d * (float)_mm_cvtsi128_si32(s4);
+    }
+    return sum;
+}
+
+/* Four rows, one vector (decode): rows 0 and 1 share a zmm accumulator, rows 2 and 3 another;
+ * per row the operations of dot1 / the AVX2 single-row kernel in order (the AVX2 4-row
+ * kernels of Q4_1 and Q8_0 do the same per row). */
+KI void dot_4rows(const uint32_t T, const uint8_t *p, size_t row_bytes, const etok_block_q8a *y, int64_t nb,
+                  float out[4]) {
+    const size_t bs = bsz(T);
+    __m512 a01 = _mm512_setzero_ps(), a23 = _mm512_setzero_ps();
+    float s[4] = {0, 0, 0, 0};
+    const uint8_t *r0 = p, *r1 = p + row_bytes, *r2 = p + 2 * row_bytes, *r3 = p + 3 * row_bytes;
+    for (int64_t i = 0; i < nb; i++) {
+        const size_t o = (size_t)i * bs;
+        const __m512i yy = _mm512_broadcast_i64x4(ld32(y[i].qs));
+        const __m512 p01 = _mm512_cvtepi32_ps(idot2(T, w2(T, r0 + o, r1 + o), yy));
+        const __m512 p23 = _mm512_cvtepi32_ps(idot2(T, w2(T, r2 + o, r3 + o), yy));
+        step2(T, r0 + o, r1 + o, &y[i], &y[i], p01, &a01, &s[0], &s[1]);
+        step2(T, r2 + o, r3 + o, &y[i], &y[i], p23, &a23, &s[2], &s[3]);
+    }
+    out[0] = fin(T, lo8(a01), s[0]);
+    out[1] = fin(T, hi8(a01), s[1]);
+    out[2] = fin(T, lo8(a23), s[2]);
+    out[3] = fin(T, hi8(a23), s[3]);
+}
+
+/* One row, NV (4 or 8) vectors (prefill): each block's weights formed once; vectors v and
+ * v + 1 share a zmm (their activations side by side, the weights broadcast); per vector the
+ * operations of dot1 in order (the AVX2 x4 kernels do the same per vector). */
+KI void dot_xn(const uint32_t T, const int NV, const uint8_t *row, const etok_block_q8a *const *y, int64_t nb, float *out) {
+    const size_t bs = bsz(T);
+    __m512 acc[4];
+    float sc[8];
+    for (int v = 0; v < NV / 2; v++) acc[v] = _mm512_setzero_ps();
+    for (int v = 0; v < NV; v++) sc[v] = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *b = row + (size_t)i * bs;
+        const __m512i w = _mm512_broadcast_i64x4(w1(T, b));
+        __m512i u = w;
+        __mmask64 neg = 0;
+        if (is_signed(T)) {
+            u = _mm512_abs_epi8(w);
+            neg = _mm512_movepi8_mask(w);
+        }
+        for (int v = 0; v < NV; v += 2) {
+            __m512i yy = ld32x2(y[v][i].qs, y[v + 1][i].qs);
+            if (is_signed(T)) yy = _mm512_mask_sub_epi8(yy, neg, _mm512_setzero_si512(), yy);
+            const __m512 p = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, yy));
+            step2(T, b, b, &y[v][i], &y[v + 1][i], p, &acc[v / 2], &sc[v], &sc[v + 1]);
+        }
+    }
+    for (int v = 0; v < NV; v += 2) {
+        out[v] = fin(T, lo8(acc[v / 2]), sc[v]);
+        out[v + 1] = fin(T, hi8(acc[v / 2]), sc[v + 1]);
+    }
+}
+
+/* ---- entry points: one switch per call, the kernels specialised per type ---- */
+
+#define PER_TYPE(type, CALL)                                                                                           \
+    switch (type) {                                                                                                    \
+    case ETOK_T_Q4_0: { const uint32_t T_ = ETOK_T_Q4_0; CALL; } break;                                               \
+    case ETOK_T_Q4_1: { const uint32_t T_ = ETOK_T_Q4_1; CALL; } break;                                               \
+    case ETOK_T_Q5_0: { const uint32_t T_ = ETOK_T_Q5_0; CALL; } break;                                               \
+    case ETOK_T_Q5_1: { const uint32_t T_ = ETOK_T_Q5_1; CALL; } break;                                               \
+    case ETOK_T_Q8_0: { const uint32_t T_ = ETOK_T_Q8_0; CALL; } break;                                               \
+    case ETOK_T_IQ4_NL: { const uint32_t T_ = ETOK_T_IQ4_NL; CALL; } break;                                           \
+    default: break;                                                                                                    \
+    }
+
+float TGT etok_vec_dot_avx512(uint32_t type, const void *row, const etok_block_q8a *xq, int64_t n) {
+    float r = 0;
+    PER_TYPE(type, r = dot1(T_, row, xq, n / ETOK_QK))
+    return r;
+}
+
+void TGT etok_vec_dot_multi_avx512(uint32_t type, const void *row, const etok_block_q8a *xq, int64_t n, int nx,
+                                   float *out, size_t out_stride) {
+    const int64_t nb = n / ETOK_QK;
+    int j = 0;
+    for (; j + 4 <= nx; j += j + 8 <= nx ? 8 : 4) {
+        const int nv = j + 8 <= nx ? 8 : 4;
+        const etok_block_q8a *yv[8];
+        float o[8];
+        for (int v = 0; v < nv; v++) yv[v] = xq + (size_t)(j + v) * (size_t)nb;
+        if (nv == 8) {
+            PER_TYPE(type, dot_xn(T_, 8, row, yv, nb, o))
+        } else {
+            PER_TYPE(type, dot_xn(T_, 4, row, yv, nb, o))
+        }
+        for (int v = 0; v < nv; v++) out[(size_t)(j + v) * out_stride] = o[v];
+    }
+    for (; j < nx; j++) out[(size_t)j * out_stride] = etok_vec_dot_avx512(type, row, xq + (size_t)j * (size_t)nb, n);
+}
+
+static TGT void rows_1tok(const uint32_t T, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                          const etok_block_q8a *xq, int64_t nb, float *out) {
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint8_t *p = w + (size_t)r * row_bytes;
+        /* the next group of rows, as quant_avx2.c: more misses in flight than the prefetcher keeps */
+        if (r + 8 <= r1)
+            for (size_t off = 0; off < 4 * row_bytes; off += 64) _mm_prefetch((const char *)(p + 4 * row_bytes + off), _MM_HINT_T0);
+        PER_TYPE(T, dot_4rows(T_, p, row_bytes, xq, nb, out + r))
+    }
+    for (; r < r1; r++) PER_TYPE(T, out[r] = dot1(T_, w + (size_t)r * row_bytes, xq, nb))
+}
+
+void TGT etok_matmul_rows_avx512(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                 const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {
+    const int64_t nb = n / ETOK_QK;
+    if (nx == 1 && type == ETOK_T_IQ4_NL) { /* one token: llama.cpp's vec_dot order, as quant_avx2.c */
+        for (int64_t r = r0; r < r1; r++) out[r] = dot_iq4_nl_1tok(w + (size_t)r * row_bytes, xq, nb);
+        return;
+    }
+    if (nx == 1) {
+        rows_1tok(type, w, row_bytes, r0, r1, xq, nb, out);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r++)
+        etok_vec_dot_multi_avx512(type, w + (size_t)r * row_bytes, xq, n, nx, out + r, out_stride);
+}
+
+#endif

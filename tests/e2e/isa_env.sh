@@ -1,0 +1,56 @@
+#!/bin/sh
+# e2e: the engine's kernel level override ETOK_ISA (docs/ENGINE.md "Kernel levels"): an unknown
+# value, or a level this CPU lacks, stops any command with exit 3 and a line naming the
+# variable and the detected level (no silent fallback); with the default model present, a
+# forced scalar level still generates the reference continuation, and avx2 gives the same
+# text as the detected level (avx2 and avx512 kernels return the same bits).
+set -u
+ETOK=${ETOK_BIN:-./build/etok}
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail=0
+
+check() { # CODE PATTERN VALUE -- ARGS
+    code=$1; pat=$2; val=$3; shift 4
+    ETOK_ISA=$val "$ETOK" "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ "$rc" != "$code" ] || ! grep -q -- "$pat" "$T/err"; then
+        echo "FAIL: ETOK_ISA='$val' etok $* -> rc=$rc (want $code, pattern '$pat'):"; cat "$T/err"
+        fail=1
+    fi
+}
+
+check 3 "etok meters: ETOK_ISA='bogus': unknown kernel level (scalar, avx2 or avx512; detected here: " bogus -- meters
+check 3 "ETOK_ISA='AVX2': unknown kernel level" AVX2 -- meters
+check 3 "ETOK_ISA='': unknown kernel level" "" -- meters
+check 3 "ETOK_ISA='avx512 ': unknown" "avx512 " -- generate -p hi
+ETOK_ISA=avx512 "$ETOK" meters >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc = 3 ]; then
+    grep -q "etok meters: ETOK_ISA=avx512: this CPU does not support it (detected kernel level: " "$T/err" ||
+        { echo "FAIL: ETOK_ISA=avx512 refused without the documented message:"; cat "$T/err"; fail=1; }
+elif [ $rc != 0 ]; then
+    echo "FAIL: ETOK_ISA=avx512 etok meters -> rc=$rc"; cat "$T/err"; fail=1
+fi
+ETOK_ISA=scalar "$ETOK" meters >"$T/out" 2>"$T/err" || { echo "FAIL: ETOK_ISA=scalar refused"; cat "$T/err"; fail=1; }
+
+MODEL=${ETOK_SOURCE_DIR:-.}/models/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ -f "$MODEL" ]; then
+    gen() { # VALUE ("" = unset) -> $T/gen.VALUE
+        if [ -n "$1" ]; then
+            ETOK_ISA=$1 "$ETOK" generate -m "$MODEL" -p "The capital of France is" -n 8 --threads 2 >"$T/gen.$1" 2>"$T/err"
+        else
+            env -u ETOK_ISA "$ETOK" generate -m "$MODEL" -p "The capital of France is" -n 8 --threads 2 >"$T/gen." 2>"$T/err"
+        fi || { echo "FAIL: generate with ETOK_ISA='$1'"; cat "$T/err"; fail=1; }
+    }
+    gen scalar
+    grep -q "Paris" "$T/gen.scalar" || { echo "FAIL: scalar kernels did not continue with Paris:"; cat "$T/gen.scalar"; fail=1; }
+    gen ""
+    if ETOK_ISA=avx2 "$ETOK" meters >/dev/null 2>&1; then
+        gen avx2
+        cmp -s "$T/gen." "$T/gen.avx2" || { echo "FAIL: avx2 text differs from the detected level's:"; cat "$T/gen." "$T/gen.avx2"; fail=1; }
+    fi
+else
+    echo "note: $MODEL absent (make model): the generation checks were skipped"
+fi
+exit $fail

@@ -1,0 +1,227 @@
+/* isa_check.h — the kernel-level comparisons shared by the cmocka test (tests/unit/test_isa.c)
+ * and the plain-C self-checking program (tests/isa/isa_kernels.c, which runs statically linked
+ * under an emulator with an AVX-512 CPU model).
+ *
+ * isa_check_level(L) forces kernel level L and avx2 in turn (etok_isa_force) and requires:
+ * - L = avx512: every dispatched 32-value q8a kernel result (etok_vec_dot, etok_vec_dot_multi,
+ *   etok_matmul_rows: single rows, 4-row groups and rests, 4- and 8-vector groups and rests,
+ *   odd block counts, a first row > 0) memcmp-equal to the avx2 result, on quantised random
+ *   data and on raw random bytes (all weight and activation bytes, -128 included); and the
+ *   K-quant Q8_K kernels (etok_vec_dot_q8k, etok_matmul_rows_q8k) likewise;
+ * - any L: each result within 1e-4 of the sum of |w_i x_i| of the scalar reference
+ *   (etok_vec_dot_ref: float summation order, and the SIMD kernels' use of the F16-rounded
+ *   activation block sums, differ), on the quantised data.
+ * Header-only (static functions) so both programs compile it without a library of their own;
+ * it uses only the engine's quant API. Leaves the level forced to L. */
+#ifndef ETOK_TESTS_ISA_CHECK_H
+#define ETOK_TESTS_ISA_CHECK_H
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "engine/quant.h"
+#include "engine/quant_k.h"
+
+typedef struct {
+    long identical; /* results compared bit for bit (level vs avx2) */
+    long close;     /* results compared with the scalar reference */
+    long mismatches;
+    char first[320]; /* the first mismatch, described */
+} isa_report;
+
+static int isa_quick; /* 1: a smaller grid of shapes (isa_check_q8a) */
+static uint64_t isa_rng = 0x9E3779B97F4A7C15ull;
+static uint32_t isa_u32(void) {
+    isa_rng ^= isa_rng << 13;
+    isa_rng ^= isa_rng >> 7;
+    isa_rng ^= isa_rng << 17;
+    return (uint32_t)(isa_rng >> 11);
+}
+static float isa_frand(void) { return (float)(isa_u32() & 0xFFFFFF) / 8388608.0f - 1.0f; } /* [-1, 1) */
+
+static void isa_fail(isa_report *r, const char *what, uint32_t type, int nb, int rows, int nx, int row, int vec, float a,
+                     float b) {
+    if (!r->mismatches)
+        snprintf(r->first, sizeof r->first, "%s: %s, %d blocks, %d rows, %d vectors: row %d vector %d: %.9g vs %.9g", what,
+                 etok_type_name(type), nb, rows, nx, row, vec, (double)a, (double)b);
+    r->mismatches++;
+}
+
+static void isa_same(isa_report *r, const char *what, uint32_t type, int nb, int rows, int nx, int row, int vec, float a,
+                     float b) {
+    r->identical++;
+    if (memcmp(&a, &b, sizeof a) != 0) isa_fail(r, what, type, nb, rows, nx, row, vec, a, b);
+}
+
+/* |got - ref| <= 1e-4 mag + 1e-5, mag = the sum of |w_i x_i| (as tests/unit/test_quant.c: the
+ * SIMD kernels use the activations' F16-rounded block sums where the reference may not) */
+static void isa_near(isa_report *r, const char *what, uint32_t type, int nb, int rows, int nx, int row, int vec, float got,
+                     float ref, double mag) {
+    r->close++;
+    if (!(fabs((double)got - ref) <= 1e-4 * mag + 1e-5)) isa_fail(r, what, type, nb, rows, nx, row, vec, got, ref);
+}
+
+static double isa_mag(uint32_t t, const uint8_t *row, const etok_block_q8a *x, int n) {
+    static float wd[19 * 32];
+    etok_dequantize_row(t, row, wd, n);
+    double m = 0;
+    for (int i = 0; i < n; i++) m += fabs((double)wd[i] * x[i / 32].d * x[i / 32].qs[i % 32]);
+    /* Q4_0 (8 d s) and Q4_1/Q5_1 (m s) use s = d * sum(qs) rounded to F16 (relative error up
+     * to 2^-11): 1e-4 * 10 covers it */
+    const int bb = etok_type_block_bytes(t);
+    for (int b = 0; b < n / 32; b++) {
+        etok_f16 h;
+        memcpy(&h, row + (size_t)b * (size_t)bb + (t == ETOK_T_Q4_0 ? 0 : 2), 2);
+        const double c = t == ETOK_T_Q4_0 ? 8.0 * etok_f16_to_f32(h) : t == ETOK_T_Q4_1 || t == ETOK_T_Q5_1 ? etok_f16_to_f32(h) : 0;
+        m += 10.0 * fabs(c * x[b].s);
+    }
+    return m;
+}
+
+enum { ISA_MAXNB = 19, ISA_MAXROWS = 10, ISA_MAXNX = 13, ISA_QK = 32 };
+
+/* out[j * rows + r] for rows [r0, rows) through the three dispatched entry points */
+static void isa_run(uint32_t t, const uint8_t *w, size_t rb, int r0, int rows, const etok_block_q8a *xq, int n, int nx,
+                    float *mm, float *multi, float *single) {
+    const size_t nbq = (size_t)(n / ISA_QK);
+    for (int i = 0; i < rows * nx; i++) mm[i] = multi[i] = single[i] = 0;
+    etok_matmul_rows(t, w, rb, r0, rows, xq, NULL, n, nx, mm, (size_t)rows);
+    for (int r = r0; r < rows; r++) {
+        etok_vec_dot_multi(t, w + (size_t)r * rb, xq, NULL, n, nx, multi + r, (size_t)rows);
+        for (int j = 0; j < nx; j++) single[j * rows + r] = etok_vec_dot(t, w + (size_t)r * rb, xq + (size_t)j * nbq, NULL, n);
+    }
+}
+
+/* Random weight rows: quantised from floats (raw = 0) or random bytes with a finite scale
+ * (raw = 1); activations likewise (raw: any qs byte, -128 included, finite d and s). */
+static void isa_fill(uint32_t t, int raw, int n, int rows, int nx, uint8_t *w, etok_block_q8a *xq) {
+    static float f[ISA_MAXNB * ISA_QK * ISA_MAXNX];
+    const size_t rb = etok_type_row_bytes(t, n);
+    const int bb = etok_type_block_bytes(t), nb = n / ISA_QK;
+    if (!raw) {
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < n; i++) f[i] = isa_frand() * 0.1f;
+            etok_quantize_row(t, f, w + (size_t)r * rb, n);
+        }
+        for (int i = 0; i < n * nx; i++) f[i] = isa_frand();
+        etok_quantize_q8a(f, xq, (int64_t)n * nx);
+        return;
+    }
+    for (size_t i = 0; i < rb * (size_t)rows; i++) w[i] = (uint8_t)isa_u32();
+    for (int b = 0; b < nb * rows; b++) { /* the f16 scale (and min) fields: small finite values */
+        uint8_t *blk = w + (size_t)b * (size_t)bb;
+        const etok_f16 d = etok_f32_to_f16(isa_frand() * 0.01f), m = etok_f32_to_f16(isa_frand() * 0.01f);
+        memcpy(blk, &d, 2);
+        if (t == ETOK_T_Q4_1 || t == ETOK_T_Q5_1) memcpy(blk + 2, &m, 2);
+    }
+    for (int b = 0; b < nb * nx; b++) {
+        xq[b].d = isa_frand() * 0.05f;
+        xq[b].s = isa_frand();
+        for (int k = 0; k < ISA_QK; k++) xq[b].qs[k] = (int8_t)isa_u32();
+    }
+}
+
+static const uint32_t isa_q8a_types[] = {ETOK_T_Q4_0, ETOK_T_Q4_1, ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_Q8_0, ETOK_T_IQ4_NL};
+static const uint32_t isa_q8k_types[] = {ETOK_T_Q4_K, ETOK_T_Q6_K, ETOK_T_Q5_K, ETOK_T_Q3_K, ETOK_T_Q2_K};
+
+static int isa_force(int level, isa_report *rep) {
+    char err[256];
+    if (etok_isa_force(level, err, sizeof err) == 0) return 0;
+    if (!rep->mismatches) snprintf(rep->first, sizeof rep->first, "etok_isa_force: %s", err);
+    rep->mismatches++;
+    return -1;
+}
+
+static void isa_check_q8a(int level, isa_report *rep) {
+    static uint8_t w[ISA_MAXROWS * ISA_MAXNB * 34];
+    static etok_block_q8a xq[ISA_MAXNB * ISA_MAXNX];
+    static float a_mm[ISA_MAXROWS * ISA_MAXNX], a_mu[ISA_MAXROWS * ISA_MAXNX], a_si[ISA_MAXROWS * ISA_MAXNX];
+    static float b_mm[ISA_MAXROWS * ISA_MAXNX], b_mu[ISA_MAXROWS * ISA_MAXNX], b_si[ISA_MAXROWS * ISA_MAXNX];
+    const int nbs[] = {1, 3, 19, 2, 5, 8, 18}, rowss[] = {1, 5, 10, 3, 4, 8}, nxs[] = {1, 4, 9, 13, 2, 3, 5, 7, 8, 12};
+    /* isa_quick (an emulator's time): the first entries only, still odd block counts, 4-row
+     * groups with rests, 8- and 4-vector groups with rests */
+    const size_t n_nb = isa_quick ? 3 : sizeof nbs / sizeof nbs[0], n_rows = isa_quick ? 3 : sizeof rowss / sizeof rowss[0],
+                 n_nx = isa_quick ? 4 : sizeof nxs / sizeof nxs[0];
+    for (size_t ti = 0; ti < sizeof isa_q8a_types / sizeof isa_q8a_types[0]; ti++)
+        for (int raw = 0; raw < 2; raw++)
+            for (size_t a = 0; a < n_nb; a++)
+                for (size_t b = 0; b < n_rows; b++)
+                    for (size_t c = 0; c < n_nx; c++) {
+                        const uint32_t t = isa_q8a_types[ti];
+                        const int nb = nbs[a], rows = rowss[b], nx = nxs[c], n = nb * ISA_QK;
+                        const int r0 = rows > 4 ? 1 : 0; /* a first row > 0 in some cases */
+                        const size_t rb = etok_type_row_bytes(t, n), nbq = (size_t)nb;
+                        isa_fill(t, raw, n, rows, nx, w, xq);
+                        if (level > ETOK_ISA_AVX2) {
+                            if (isa_force(ETOK_ISA_AVX2, rep)) return;
+                            isa_run(t, w, rb, r0, rows, xq, n, nx, a_mm, a_mu, a_si);
+                        }
+                        if (isa_force(level, rep)) return;
+                        isa_run(t, w, rb, r0, rows, xq, n, nx, b_mm, b_mu, b_si);
+                        for (int j = 0; j < nx; j++)
+                            for (int r = r0; r < rows; r++) {
+                                const int k = j * rows + r;
+                                if (level > ETOK_ISA_AVX2) {
+                                    isa_same(rep, "matmul_rows vs avx2", t, nb, rows, nx, r, j, b_mm[k], a_mm[k]);
+                                    isa_same(rep, "vec_dot_multi vs avx2", t, nb, rows, nx, r, j, b_mu[k], a_mu[k]);
+                                    isa_same(rep, "vec_dot vs avx2", t, nb, rows, nx, r, j, b_si[k], a_si[k]);
+                                }
+                                if (!raw) {
+                                    const uint8_t *wr = w + (size_t)r * rb;
+                                    const etok_block_q8a *xj = xq + (size_t)j * nbq;
+                                    const float ref = etok_vec_dot_ref(t, wr, xj, NULL, n);
+                                    const double mag = isa_mag(t, wr, xj, n);
+                                    isa_near(rep, "matmul_rows vs scalar", t, nb, rows, nx, r, j, b_mm[k], ref, mag);
+                                    isa_near(rep, "vec_dot vs scalar", t, nb, rows, nx, r, j, b_si[k], ref, mag);
+                                }
+                            }
+                    }
+}
+
+/* K-quants on Q8_K activations (quant_k.c): the dispatched dot and matmul at `level` against
+ * avx2 bit for bit, and against the scalar reference (itself bit-equal to AVX2 by design). */
+static void isa_check_q8k(int level, isa_report *rep) {
+    enum { KMAXNB = 3, KROWS = 5, KNX = 9 };
+    static uint8_t w[KROWS * KMAXNB * 210];
+    static float f[KMAXNB * 256 * KNX];
+    static etok_block_q8k y[KMAXNB * KNX];
+    static float a_mm[KROWS * KNX], b_mm[KROWS * KNX];
+    for (size_t ti = 0; ti < sizeof isa_q8k_types / sizeof isa_q8k_types[0]; ti++)
+        for (int nb = 1; nb <= KMAXNB; nb++)
+            for (int nx = 1; nx <= KNX; nx += 3) {
+                const uint32_t t = isa_q8k_types[ti];
+                const int n = nb * 256;
+                const size_t rb = etok_type_row_bytes(t, n);
+                for (int r = 0; r < KROWS; r++) {
+                    for (int i = 0; i < n; i++) f[i] = isa_frand() * 0.1f;
+                    etok_quantize_row(t, f, w + (size_t)r * rb, n);
+                }
+                for (int i = 0; i < n * nx; i++) f[i] = isa_frand();
+                etok_quantize_q8k(f, y, (int64_t)n * nx);
+                if (level > ETOK_ISA_AVX2) {
+                    if (isa_force(ETOK_ISA_AVX2, rep)) return;
+                    etok_matmul_rows_q8k(t, w, rb, 0, KROWS, y, n, nx, a_mm, KROWS);
+                }
+                if (isa_force(level, rep)) return;
+                etok_matmul_rows_q8k(t, w, rb, 0, KROWS, y, n, nx, b_mm, KROWS);
+                for (int j = 0; j < nx; j++)
+                    for (int r = 0; r < KROWS; r++) {
+                        const int k = j * KROWS + r;
+                        const float ref = etok_vec_dot_q8k_ref(t, w + (size_t)r * rb, y + (size_t)j * (size_t)nb, n);
+                        const float one = etok_vec_dot_q8k(t, w + (size_t)r * rb, y + (size_t)j * (size_t)nb, n);
+                        if (level > ETOK_ISA_AVX2) isa_same(rep, "q8k matmul vs avx2", t, nb, KROWS, nx, r, j, b_mm[k], a_mm[k]);
+                        isa_same(rep, "q8k matmul vs scalar", t, nb, KROWS, nx, r, j, b_mm[k], ref);
+                        isa_same(rep, "q8k vec_dot vs scalar", t, nb, KROWS, nx, r, j, one, ref);
+                    }
+            }
+}
+
+/* All comparisons at `level` (which must not exceed the detected level). */
+static void isa_check_level(int level, isa_report *rep) {
+    isa_check_q8a(level, rep);
+    isa_check_q8k(level, rep);
+}
+
+#endif

@@ -1,0 +1,73 @@
+/* isa_kernels.c — self-checking program for the kernel levels (no cmocka, no libraries but
+ * libc and libm): built from the engine's quant sources alone so it links statically and runs
+ * inside an emulator whose CPU model has AVX-512 (docs/ENGINE.md "Kernel levels").
+ *
+ * usage: isa_kernels [--require LEVEL] [--only LEVEL] [--quick]
+ * Checks the level detection (a level above the detected one is refused), then every level
+ * the CPU supports: the comparisons of tests/isa/isa_check.h (avx512 bit-identical to avx2,
+ * each level near the scalar reference). Without AVX-512 it says so and checks the rest;
+ * with --require LEVEL a CPU below LEVEL is a failure (so an emulator run cannot pass by
+ * skipping). --only LEVEL: check that level alone (avx512 still compares with avx2 and the
+ * scalar reference); --quick: a smaller grid of shapes (for an emulator's speed). Exit 0 when
+ * everything matched, 1 on any mismatch, 2 on usage errors. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "isa_check.h"
+
+int main(int argc, char **argv) {
+    int require = ETOK_ISA_SCALAR, only = -1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--require") && i + 1 < argc && etok_isa_parse(argv[i + 1]) >= 0) {
+            require = etok_isa_parse(argv[++i]);
+        } else if (!strcmp(argv[i], "--only") && i + 1 < argc && etok_isa_parse(argv[i + 1]) >= 0) {
+            only = etok_isa_parse(argv[++i]);
+        } else if (!strcmp(argv[i], "--quick")) {
+            isa_quick = 1;
+        } else {
+            fprintf(stderr, "usage: isa_kernels [--require scalar|avx2|avx512] [--only scalar|avx2|avx512] [--quick]\n");
+            return 2;
+        }
+    }
+    const int det = etok_isa_detected();
+    printf("isa_kernels: detected kernel level %s (active at start: %s)\n", etok_isa_name(det),
+           etok_isa_name(etok_isa_active()));
+    int bad = 0;
+    if (det < require) {
+        printf("FAIL: --require %s, but this CPU's level is %s\n", etok_isa_name(require), etok_isa_name(det));
+        bad = 1;
+    }
+    char err[256] = "";
+    if (det < ETOK_ISA_AVX512) {
+        if (etok_isa_force(det + 1, err, sizeof err) == 0 || !strstr(err, etok_isa_name(det))) {
+            printf("FAIL: forcing %s above the detected level was not refused as documented ('%s')\n",
+                   etok_isa_name(det + 1), err);
+            bad = 1;
+        } else {
+            printf("ok: forcing %s refused: %s\n", etok_isa_name(det + 1), err);
+        }
+        printf("note: no AVX-512 (F/BW/VL/VNNI with OS ZMM state) here: the avx512 comparisons are skipped\n");
+    }
+    if (only > det) {
+        printf("FAIL: --only %s, but this CPU's level is %s\n", etok_isa_name(only), etok_isa_name(det));
+        bad = 1;
+    }
+    for (int level = ETOK_ISA_SCALAR; level <= det; level++) {
+        if (only >= 0 && level != only) continue;
+        isa_report rep;
+        memset(&rep, 0, sizeof rep);
+        const clock_t c0 = clock();
+        isa_check_level(level, &rep);
+        const double s = (double)(clock() - c0) / CLOCKS_PER_SEC;
+        printf("%s: level %s: %ld bit-for-bit comparisons (avx512 vs avx2; K-quants vs scalar), %ld near the scalar "
+               "reference, %ld mismatches (%.1f s CPU)\n",
+               rep.mismatches ? "FAIL" : "ok", etok_isa_name(level), rep.identical, rep.close, rep.mismatches, s);
+        if (rep.mismatches) {
+            printf("  first: %s\n", rep.first);
+            bad = 1;
+        }
+    }
+    printf("isa_kernels: %s\n", bad ? "FAILED" : "all checks passed");
+    return bad;
+}

@@ -1,0 +1,176 @@
+/* test_isa.c — kernel levels (quant.h "kernel level dispatch"): names, the CPUID/XCR0 decision,
+ * forcing a level with etok_isa_force and ETOK_ISA (a level above the detected one, or an
+ * unknown name, refused with a message naming the variable and the detected level), and the
+ * kernels at every level this CPU has: AVX-512 results bit-identical to AVX2, every level near
+ * the scalar reference (tests/isa/isa_check.h, shared with the plain-C tests/isa/isa_kernels.c
+ * that runs under an emulator). The AVX-512 comparisons print a note and are skipped on a CPU
+ * without AVX-512. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "../isa/isa_check.h"
+
+static void test_names(void **state) {
+    (void)state;
+    assert_string_equal(etok_isa_name(ETOK_ISA_SCALAR), "scalar");
+    assert_string_equal(etok_isa_name(ETOK_ISA_AVX2), "avx2");
+    assert_string_equal(etok_isa_name(ETOK_ISA_AVX512), "avx512");
+    assert_string_equal(etok_isa_name(3), "?");
+    assert_int_equal(etok_isa_parse("scalar"), ETOK_ISA_SCALAR);
+    assert_int_equal(etok_isa_parse("avx2"), ETOK_ISA_AVX2);
+    assert_int_equal(etok_isa_parse("avx512"), ETOK_ISA_AVX512);
+    const char *bad[] = {"", "AVX2", "avx-512", "avx512 ", "avx", "amx", "avx5120"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_int_equal(etok_isa_parse(bad[i]), -1);
+    assert_int_equal(etok_isa_parse(NULL), -1);
+}
+
+/* CPUID bits: leaf 1 ECX 12 FMA, 27 OSXSAVE, 28 AVX, 29 F16C; leaf 7 EBX 5 AVX2, 16 F, 30 BW,
+ * 31 VL; ECX 11 VNNI; XCR0 1, 2 (YMM), 5, 6, 7 (opmask, ZMM) */
+static void test_cpuid_decision(void **state) {
+    (void)state;
+    const uint32_t ecx1 = 1u << 12 | 1u << 27 | 1u << 28 | 1u << 29, ebx7 = 1u << 5 | 1u << 16 | 1u << 30 | 1u << 31,
+                   ecx7 = 1u << 11;
+    const uint64_t xcr0 = 0xE7; /* x87, SSE, AVX, opmask, ZMM_Hi256, Hi16_ZMM */
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1, ebx7, ecx7, xcr0), ETOK_ISA_AVX512);
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1, ebx7, ecx7, xcr0 | 1u << 17 | 1u << 18), ETOK_ISA_AVX512); /* + AMX */
+    /* the OS does not save ZMM state: AVX2 only, whatever CPUID says */
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1, ebx7, ecx7, 0x07), ETOK_ISA_AVX2);
+    for (int bit = 5; bit <= 7; bit++)
+        assert_int_equal(etok_isa_level_from_cpuid(ecx1, ebx7, ecx7, xcr0 & ~(1u << bit)), ETOK_ISA_AVX2);
+    /* each AVX-512 feature is required */
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1, ebx7, 0, xcr0), ETOK_ISA_AVX2);
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1, ebx7 & ~(1u << 16), ecx7, xcr0), ETOK_ISA_AVX2);
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1, ebx7 & ~(1u << 30), ecx7, xcr0), ETOK_ISA_AVX2);
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1, ebx7 & ~(1u << 31), ecx7, xcr0), ETOK_ISA_AVX2);
+    /* AVX2 needs FMA, F16C, AVX, OSXSAVE, the AVX2 bit and YMM state */
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1, 1u << 5, 0, 0x07), ETOK_ISA_AVX2);
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1 & ~(1u << 12), ebx7, ecx7, xcr0), ETOK_ISA_SCALAR);
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1 & ~(1u << 29), ebx7, ecx7, xcr0), ETOK_ISA_SCALAR);
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1 & ~(1u << 28), ebx7, ecx7, xcr0), ETOK_ISA_SCALAR);
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1 & ~(1u << 27), ebx7, ecx7, xcr0), ETOK_ISA_SCALAR);
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1, ebx7 & ~(1u << 5), ecx7, xcr0), ETOK_ISA_SCALAR);
+    assert_int_equal(etok_isa_level_from_cpuid(ecx1, ebx7, ecx7, 0x03), ETOK_ISA_SCALAR);
+    assert_int_equal(etok_isa_level_from_cpuid(0, 0, 0, 0), ETOK_ISA_SCALAR);
+}
+
+static void test_force(void **state) {
+    (void)state;
+    const int det = etok_isa_detected();
+    char err[256];
+    assert_int_equal(etok_isa_force(ETOK_ISA_SCALAR, err, sizeof err), 0);
+    assert_int_equal(etok_isa_active(), ETOK_ISA_SCALAR);
+    assert_false(etok_simd_active());
+    /* at scalar the dispatched dot is the reference, bit for bit */
+    static float x[64 * 4];
+    static uint8_t row[64 * 4];
+    static etok_block_q8a xq[2];
+    for (int i = 0; i < 64; i++) x[i] = isa_frand();
+    etok_quantize_row(ETOK_T_Q4_1, x, row, 64);
+    etok_quantize_q8a(x, xq, 64);
+    const float a = etok_vec_dot(ETOK_T_Q4_1, row, xq, NULL, 64), b = etok_vec_dot_ref(ETOK_T_Q4_1, row, xq, NULL, 64);
+    assert_memory_equal(&a, &b, sizeof a);
+    if (det >= ETOK_ISA_AVX2) {
+        assert_int_equal(etok_isa_force(ETOK_ISA_AVX2, err, sizeof err), 0);
+        assert_int_equal(etok_isa_active(), ETOK_ISA_AVX2);
+        assert_true(etok_simd_active());
+    }
+    assert_int_equal(etok_isa_force(det, err, sizeof err), 0);
+    assert_int_equal(etok_isa_active(), det);
+    /* unknown levels: refused, nothing changed */
+    assert_int_equal(etok_isa_force(-1, err, sizeof err), -1);
+    assert_int_equal(etok_isa_force(3, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown kernel level 3"));
+    assert_int_equal(etok_isa_active(), det);
+    if (det < ETOK_ISA_AVX512) { /* a level the CPU lacks: refused, naming the detected level */
+        assert_int_equal(etok_isa_force(det + 1, err, sizeof err), -1);
+        assert_non_null(strstr(err, etok_isa_name(det + 1)));
+        assert_non_null(strstr(err, etok_isa_name(det)));
+        assert_non_null(strstr(err, "not available"));
+        assert_int_equal(etok_isa_active(), det);
+    } else {
+        printf("note: this CPU has AVX-512: forcing a level it lacks cannot be tried here\n");
+    }
+}
+
+static void test_env(void **state) {
+    (void)state;
+    const int det = etok_isa_detected();
+    char err[256] = "";
+    unsetenv(ETOK_ISA_ENV);
+    assert_int_equal(etok_isa_from_env(err, sizeof err), 0);
+    assert_int_equal(etok_isa_active(), det);
+    setenv(ETOK_ISA_ENV, "avx", 1);
+    assert_int_equal(etok_isa_from_env(err, sizeof err), -1);
+    assert_non_null(strstr(err, "ETOK_ISA='avx'"));
+    assert_non_null(strstr(err, "scalar, avx2 or avx512"));
+    assert_non_null(strstr(err, etok_isa_name(det)));
+    assert_int_equal(etok_isa_active(), det); /* nothing changed */
+    setenv(ETOK_ISA_ENV, "scalar", 1);
+    assert_int_equal(etok_isa_from_env(err, sizeof err), 0);
+    assert_int_equal(etok_isa_active(), ETOK_ISA_SCALAR);
+    if (det < ETOK_ISA_AVX512) {
+        setenv(ETOK_ISA_ENV, "avx512", 1);
+        assert_int_equal(etok_isa_from_env(err, sizeof err), -1);
+        assert_non_null(strstr(err, "ETOK_ISA=avx512"));
+        char want[64];
+        snprintf(want, sizeof want, "detected kernel level: %s", etok_isa_name(det));
+        assert_non_null(strstr(err, want));
+        assert_int_equal(etok_isa_active(), ETOK_ISA_SCALAR);
+    }
+    unsetenv(ETOK_ISA_ENV);
+    assert_int_equal(etok_isa_force(det, err, sizeof err), 0);
+}
+
+static void check_level(int level) {
+    isa_report rep;
+    memset(&rep, 0, sizeof rep);
+    isa_check_level(level, &rep);
+    printf("level %s: %ld bit-for-bit comparisons, %ld near the scalar reference, %ld mismatches\n", etok_isa_name(level),
+           rep.identical, rep.close, rep.mismatches);
+    if (rep.mismatches) fail_msg("level %s: %ld mismatches; first: %s", etok_isa_name(level), rep.mismatches, rep.first);
+    assert_true(rep.close > 1000);
+    if (level == ETOK_ISA_AVX512) assert_true(rep.identical > 10000);
+    char err[256];
+    assert_int_equal(etok_isa_force(etok_isa_detected(), err, sizeof err), 0);
+}
+
+static void test_kernels_scalar(void **state) {
+    (void)state;
+    check_level(ETOK_ISA_SCALAR);
+}
+
+static void test_kernels_avx2(void **state) {
+    (void)state;
+    if (etok_isa_detected() < ETOK_ISA_AVX2) {
+        printf("note: no AVX2 on this CPU: skipped\n");
+        skip();
+    }
+    check_level(ETOK_ISA_AVX2);
+}
+
+static void test_kernels_avx512(void **state) {
+    (void)state;
+    if (etok_isa_detected() < ETOK_ISA_AVX512) {
+        printf("note: no AVX-512 (F/BW/VL/VNNI with OS ZMM state) on this CPU (detected: %s): the AVX-512 kernels are not "
+               "compared here; tests/isa/isa_kernels runs the same comparisons under an emulator\n",
+               etok_isa_name(etok_isa_detected()));
+        skip();
+    }
+    check_level(ETOK_ISA_AVX512);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),          cmocka_unit_test(test_cpuid_decision), cmocka_unit_test(test_force),
+        cmocka_unit_test(test_env),            cmocka_unit_test(test_kernels_scalar), cmocka_unit_test(test_kernels_avx2),
+        cmocka_unit_test(test_kernels_avx512),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
