@@ -24,6 +24,7 @@
  * scheduling or sampling (engine.c). */
 #include "engine/model.h"
 #include "engine/quant_k.h"
+#include "engine/matmul_float.h"
 #include "engine/attn.h"
 #include "engine/tokenizer_gguf.h"
 #include "engine/vmath.h"
@@ -900,6 +901,7 @@ struct etok_fwd_state {
     float *rope_cs;  /* [2][T][rope_dims] cos, sin pairs: global layers, then local ones */
     etok_block_q8a *xq; /* [T][max(d, d_ff, q_dim)/32] */
     etok_block_q8k *xk; /* [T][max(d, d_ff, q_dim)/256]: K-quant matrices' activations */
+    float *xr;       /* [T][max(d, d_ff, q_dim)]: F16/BF16 matrices' activations, rounded (matmul_float.h) */
     float *scores;   /* [n_threads][etok_attn_scratch_floats(.., ctx_len)] */
     size_t scores_per_thread;
     float *lm_x;     /* [T][d] rows that want logits */
@@ -918,6 +920,7 @@ void etok_fwd_state_free(etok_fwd_state *s) {
     free(s->rope_cs);
     free(s->xq);
     free(s->xk);
+    free(s->xr);
     free(s->scores);
     free(s->lm_x);
     free(s);
@@ -948,10 +951,11 @@ etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_th
     s->rope_cs = malloc(2 * T * (size_t)m->rope_dims * sizeof(float));
     s->xq = malloc(T * (wide / ETOK_QK + 1) * sizeof(etok_block_q8a));
     s->xk = malloc(T * (wide / ETOK_QK_K + 1) * sizeof(etok_block_q8k));
+    s->xr = malloc(T * wide * sizeof(float));
     s->scores_per_thread = etok_attn_scratch_floats(in->n_heads, in->n_kv_heads, ctx_len);
     s->scores = malloc((size_t)n_threads * s->scores_per_thread * sizeof(float));
     s->lm_x = malloc(T * d * sizeof(float));
-    if (!s->x || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || !s->rope_cs || !s->xq || !s->xk ||
+    if (!s->x || !s->xb || !s->q || !s->k || !s->v || !s->att || !s->gate || !s->up || !s->rope_cs || !s->xq || !s->xk || !s->xr ||
         !s->scores || !s->lm_x) {
         etok_fwd_state_free(s);
         etok_errf(err, "forward state: out of memory for %d tokens", max_tokens);
@@ -973,6 +977,7 @@ typedef struct {
     const etok_block_q8a *xq; /* [T][n_in/32] when the type uses q8a */
     const etok_block_q8k *xk; /* [T][n_in/256] when a K-quant matrix is among them */
     const float *xf;          /* [T][n_in] */
+    const float *xr;          /* [T][n_in] rounded for the float matrices (F32: xf) */
     int n_tokens;
     int64_t chunk_rows;
     atomic_llong next_chunk;
@@ -996,6 +1001,10 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
             else if (lo < hi && etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) /* the same, file layout */
                 etok_matmul_rows_q4_0_8x8(M->data, M->row_bytes, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i],
                                           (size_t)M->n_out);
+            else if (lo < hi && etok_type_is_float(M->type)) /* llama.cpp's tinyBLAS / vec_dot orders */
+                etok_matmul_rows_float(M->type, M->data, M->row_bytes, lo, hi, t->xr, M->n_in, t->n_tokens,
+                                       etok_float_gemm_applies(M->n_out, M->n_in, t->n_tokens), t->out[i],
+                                       (size_t)M->n_out);
             else if (lo < hi && etok_type_uses_q8k(M->type))
                 etok_matmul_rows_q8k(M->type, M->data, M->row_bytes, lo, hi, t->xk, M->n_in, t->n_tokens, t->out[i],
                                      (size_t)M->n_out);
@@ -1052,6 +1061,15 @@ static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_
     memset(&t, 0, sizeof t);
     t.n_mats = n;
     int need_q8 = 0, need_q8k = 0;
+    uint32_t round_type = ETOK_T_F32; /* F16/BF16: the activations are rounded to it first */
+    for (int i = 0; i < n; i++)
+        if (mats[i]->type == ETOK_T_F16 || mats[i]->type == ETOK_T_BF16) {
+            if (round_type != ETOK_T_F32 && round_type != mats[i]->type) { /* F16 beside BF16: one at a time */
+                for (int k = 0; k < n; k++) matmul(pool, st, 1, &mats[k], &outs[k], x, T);
+                return;
+            }
+            round_type = mats[i]->type;
+        }
     for (int i = 0; i < n; i++) {
         t.mat[i] = mats[i];
         t.out[i] = outs[i];
@@ -1072,6 +1090,11 @@ static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_
         t.xk = q.xk;
     }
     t.xf = x;
+    t.xr = x;
+    if (round_type != ETOK_T_F32) {
+        etok_float_round_act(round_type, x, st->xr, (int64_t)T * n_in);
+        t.xr = st->xr;
+    }
     t.n_tokens = T;
     /* chunks: about 8 per thread, whole groups of 8 rows (the Q4_0 8-row kernel's unit; the
      * other decode kernels take 4) */
@@ -1242,18 +1265,32 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
             for (size_t i = 0; i < (size_t)T * d; i++) st->x[i] += st->q[i];
         }
 
+        /* After the last attention only the rows that want logits matter: as llama.cpp (its
+         * inp_out_ids), keep those, row r of x = logit row r (gathered through lm_x), and run
+         * the last FFN on them alone, so its matmuls see that token count (the summation
+         * order of a float matmul depends on it: matmul_float.h). */
+        int Tf = T;
+        if (l == in->n_layers - 1) {
+            for (int t = 0; t < T; t++)
+                if (b->logit_row[t] >= 0)
+                    memcpy(st->lm_x + (size_t)b->logit_row[t] * d, st->x + (size_t)t * d, (size_t)d * sizeof(float));
+            memcpy(st->x, st->lm_x, (size_t)b->n_logit_rows * (size_t)d * sizeof(float));
+            Tf = b->n_logit_rows;
+            if (Tf == 0) break;
+        }
+
         /* FFN block: RMSNorm -> down(act(gate(x)) * up(x)) with act SiLU (SwiGLU) or GELU-tanh
          * (GeGLU), (Gemma 3: RMSNorm), residual */
-        for (int t = 0; t < T; t++) rmsnorm(st->xb + (size_t)t * d, st->x + (size_t)t * d, L->ffn_norm, d, m->rms_eps);
+        for (int t = 0; t < Tf; t++) rmsnorm(st->xb + (size_t)t * d, st->x + (size_t)t * d, L->ffn_norm, d, m->rms_eps);
         {
             const etok_mat *ms[2] = {&L->w_gate, &L->w_up};
             float *os[2] = {st->gate, st->up};
-            matmul(pool, st, 2, ms, os, st->xb, T);
+            matmul(pool, st, 2, ms, os, st->xb, Tf);
         }
         {
-            swiglu_task w = {st->gate, st->up, (size_t)T * dff, dff};
+            swiglu_task w = {st->gate, st->up, (size_t)Tf * dff, dff};
             void (*fn)(void *, int, int) = m->ffn_gelu ? geglu_worker : swiglu_worker;
-            if (T >= PARALLEL_MIN_TOKENS)
+            if (Tf >= PARALLEL_MIN_TOKENS)
                 etok_threadpool_run(pool, fn, &w);
             else
                 fn(&w, 0, 1);
@@ -1261,19 +1298,19 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
         {
             const etok_mat *ms[1] = {&L->w_down};
             float *os[1] = {st->q};
-            matmul(pool, st, 1, ms, os, st->gate, T);
+            matmul(pool, st, 1, ms, os, st->gate, Tf);
             if (L->post_ffn_norm)
-                for (int t = 0; t < T; t++)
+                for (int t = 0; t < Tf; t++)
                     rmsnorm(st->q + (size_t)t * d, st->q + (size_t)t * d, L->post_ffn_norm, d, m->rms_eps);
-            for (size_t i = 0; i < (size_t)T * d; i++) st->x[i] += st->q[i];
+            for (size_t i = 0; i < (size_t)Tf * d; i++) st->x[i] += st->q[i];
         }
     }
 
-    /* final RMSNorm and the LM head, only for the rows that want logits */
+    /* final RMSNorm and the LM head, only for the rows that want logits (row r of x is logit
+     * row r now, see above) */
     if (b->n_logit_rows > 0) {
-        for (int t = 0; t < T; t++)
-            if (b->logit_row[t] >= 0)
-                rmsnorm(st->lm_x + (size_t)b->logit_row[t] * d, st->x + (size_t)t * d, m->output_norm, d, m->rms_eps);
+        for (int r = 0; r < b->n_logit_rows; r++)
+            rmsnorm(st->lm_x + (size_t)r * d, st->x + (size_t)r * d, m->output_norm, d, m->rms_eps);
         const etok_mat *ms[1] = {&m->output};
         float *os[1] = {logits};
         matmul(pool, st, 1, ms, os, st->lm_x, b->n_logit_rows);

@@ -16,7 +16,9 @@
  * norm by ~4%), weights of scale 0.3 (peaked attention, so position and head grouping
  * matter), rope base 500 (so all frequencies turn within the 19-token prompt).
  *
- * Tolerance: with F32 (or F16) weights and an F32 KV cache the engine computes in float32
+ * Activations into an F16 (BF16) matrix are rounded to F16 (BF16) first, as llama.cpp does
+ * (engine/matmul_float.h); the reference does the same with its own rounding (round_act).
+ * Tolerance: with F32 weights and an F32 KV cache the engine computes in float32
  * throughout (no activation quantisation: only block-quantised types use the 8-bit q8a
  * path), so the only difference from the double reference is float rounding: dot products of
  * at most 128 terms (relative error ~1e-6), exp/cos/sin in float and the angle as a running
@@ -168,6 +170,10 @@ static double *tensor(const etok_gguf *g, const char *name, size_t *n_out) {
 
 typedef struct {
     int L, d, nh, nkv, hd, dff, V;
+    /* the type the activations are rounded to before a layer matrix / the LM head (F16 or
+     * BF16 for matrices of that type, as llama.cpp converts them to its vec_dot_type; else
+     * F32 = not rounded): from the file's types, or from the --weights lever */
+    uint32_t act_layer, act_out;
     double eps, base;
     double *embd, *out, *onorm;
     double *wq[4], *wk[4], *wv[4], *wo[4], *wg[4], *wu[4], *wd[4], *an[4], *fn[4];
@@ -197,6 +203,10 @@ static void ref_load(ref_model *r, const char *path) {
     r->embd = tensor(g, "token_embd.weight", NULL);
     r->out = etok_gguf_find_tensor(g, "output.weight") ? tensor(g, "output.weight", NULL) : NULL;
     r->onorm = tensor(g, "output_norm.weight", NULL);
+    const etok_gguf_tensor *tl = etok_gguf_find_tensor(g, "blk.0.attn_q.weight"),
+                           *to = etok_gguf_find_tensor(g, r->out ? "output.weight" : "token_embd.weight");
+    r->act_layer = tl && (tl->type == ETOK_T_F16 || tl->type == ETOK_T_BF16) ? tl->type : ETOK_T_F32;
+    r->act_out = to && (to->type == ETOK_T_F16 || to->type == ETOK_T_BF16) ? to->type : ETOK_T_F32;
     double **fields[9] = {r->wq, r->wk, r->wv, r->wo, r->wg, r->wu, r->wd, r->an, r->fn};
     const char *names[9] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down", "attn_norm", "ffn_norm"};
     for (int k = 0; k < 9; k++)
@@ -217,13 +227,30 @@ static void ref_free(ref_model *r) {
     free(r->onorm);
 }
 
-/* o[n_out] = W x, W stored as n_out rows of n_in (GGUF ne[0] = n_in). */
-static void mv(double *o, const double *w, const double *x, int n_in, int n_out) {
+/* x as the engine holds it (a float), then to the nearest F16 (10 fraction bits, smallest
+ * exponent -14) or BF16 (7 fraction bits) value, ties to even (nearbyint in the default
+ * rounding mode); F32: the float. */
+static double round_act(double x, uint32_t type) {
+    const double f = (float)x;
+    if (type == ETOK_T_F32 || f == 0) return f;
+    int e = ilogb(f);
+    if (type == ETOK_T_F16 && e < -14) e = -14;
+    const double step = ldexp(1.0, e - (type == ETOK_T_F16 ? 10 : 7));
+    return nearbyint(f / step) * step;
+}
+
+/* o[n_out] = W x, W stored as n_out rows of n_in (GGUF ne[0] = n_in), x rounded to `act`
+ * first (see ref_model). */
+static void mv(double *o, const double *w, const double *x0, int n_in, int n_out, uint32_t act) {
+    double *x = malloc((size_t)n_in * sizeof *x);
+    assert_non_null(x);
+    for (int j = 0; j < n_in; j++) x[j] = act == ETOK_T_F32 ? x0[j] : round_act(x0[j], act);
     for (int i = 0; i < n_out; i++) {
         double s = 0;
         for (int j = 0; j < n_in; j++) s += w[(size_t)i * n_in + j] * x[j];
         o[i] = s;
     }
+    free(x);
 }
 
 static void norm(double *o, const double *x, const double *w, int n, double eps) {
@@ -255,9 +282,9 @@ static void ref_forward(const ref_model *r, const int32_t *toks, int n, double *
         for (int l = 0; l < r->L; l++) {
             double *k = K + ((size_t)l * n + p) * kvd, *v = Vc + ((size_t)l * n + p) * kvd;
             norm(xn, x, r->an[l], d, r->eps);
-            mv(q, r->wq[l], xn, d, d);
-            mv(k, r->wk[l], xn, d, kvd);
-            mv(v, r->wv[l], xn, d, kvd);
+            mv(q, r->wq[l], xn, d, d, r->act_layer);
+            mv(k, r->wk[l], xn, d, kvd, r->act_layer);
+            mv(v, r->wv[l], xn, d, kvd, r->act_layer);
             for (int h = 0; h < r->nh; h++) rope_head(q + h * hd, hd, p, r->base);
             for (int h = 0; h < r->nkv; h++) rope_head(k + h * hd, hd, p, r->base);
             for (int h = 0; h < r->nh; h++) {
@@ -276,18 +303,18 @@ static void ref_forward(const ref_model *r, const int32_t *toks, int n, double *
                     att[h * hd + i] = o;
                 }
             }
-            mv(tmp, r->wo[l], att, d, d);
+            mv(tmp, r->wo[l], att, d, d, r->act_layer);
             for (int i = 0; i < d; i++) x[i] += tmp[i];
             norm(xn, x, r->fn[l], d, r->eps);
-            mv(g, r->wg[l], xn, d, r->dff);
-            mv(u, r->wu[l], xn, d, r->dff);
+            mv(g, r->wg[l], xn, d, r->dff, r->act_layer);
+            mv(u, r->wu[l], xn, d, r->dff, r->act_layer);
             for (int i = 0; i < r->dff; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i];
-            mv(tmp, r->wd[l], g, r->dff, d);
+            mv(tmp, r->wd[l], g, r->dff, d, r->act_layer);
             for (int i = 0; i < d; i++) x[i] += tmp[i];
         }
     }
     norm(xn, x, r->onorm, d, r->eps);
-    mv(logits, r->out ? r->out : r->embd, xn, d, r->V);
+    mv(logits, r->out ? r->out : r->embd, xn, d, r->V, r->act_out);
     free(K);
     free(Vc);
     free(x);
@@ -334,6 +361,10 @@ static double check_model_as(const char *file, const char *weights, double tol_o
     ref_model r;
     memset(&r, 0, sizeof r);
     ref_load(&r, tmp_path(file));
+    if (weights) { /* the lever re-encodes every matrix: f16 / bf16 round the activations too */
+        const uint32_t act = !strcmp(weights, "f16") ? ETOK_T_F16 : !strcmp(weights, "bf16") ? ETOK_T_BF16 : ETOK_T_F32;
+        r.act_layer = r.act_out = act;
+    }
     assert_int_equal(etok_model_get_info(m)->vocab_size, r.V);
     const int V = r.V;
     double *want = malloc(V * sizeof *want);
@@ -384,9 +415,13 @@ static void forward_matches_double_reference_f32(void **state) {
     check_model("f32.gguf");
 }
 
+/* F16 matrices in every layer: an activation within float rounding of a midpoint between two
+ * F16 values can round one way in the engine and the other in the reference (a step of 2^-11
+ * relative), and the peaked attention carries that on: observed 1.5e-4 of the range at 19
+ * tokens (1e-7 without the F16 rounding of activations on both sides). Tolerance 1e-3. */
 static void forward_matches_double_reference_f16(void **state) {
     (void)state;
-    check_model("f16.gguf");
+    (void)check_model_as("f16.gguf", NULL, 1e-3);
 }
 
 static void forward_matches_double_reference_tied_default_base(void **state) {
@@ -465,7 +500,8 @@ static void q5_blocks_match_double_reference(void **state) {
  * d_model 256 file in F16) each K format is used as asked; on rows of 64 (the Q4_1 file) a K
  * format takes llama-quantize's fallback. Each re-encoded model runs against the double
  * reference (peaked weights, logits over a range of 15: sensitive) within about 1.6x the
- * worst-of-range error measured here (ETOK_TEST_VERBOSE): bf16 0.015, q6_k 0.11, q5_k 0.20,
+ * worst-of-range error measured here (ETOK_TEST_VERBOSE): bf16 0.034 (weights and, as in
+ * llama.cpp, activations rounded to BF16; 0.015 with float activations), q6_k 0.11, q5_k 0.20,
  * q4_k 0.28, iq4_nl 0.28, q3_k 0.49, q2_k 0.60; a wrong kernel or layout is off by the whole
  * range. And fewer bits, larger error: bf16 < q6_k < q4_k < q2_k. */
 static void weights_lever_every_format(void **state) {
@@ -473,7 +509,7 @@ static void weights_lever_every_format(void **state) {
     static const struct {
         const char *fmt, *wide_type, *narrow_type;
         double tol;
-    } f[] = {{"bf16", "BF16 x", "BF16 x", 0.03},  {"iq4_nl", "IQ4_NL x", "IQ4_NL x", 0.45},
+    } f[] = {{"bf16", "BF16 x", "BF16 x", 0.06},  {"iq4_nl", "IQ4_NL x", "IQ4_NL x", 0.45},
              {"q6_k", "Q6_K x", "Q8_0 x", 0.2},   {"q5_k", "Q5_K x", "Q5_1 x", 0.35},
              {"q4_k", "Q4_K x", "Q5_0 x", 0.45},  {"q3_k", "Q3_K x", "IQ4_NL x", 0.8},
              {"q2_k", "Q2_K x", "IQ4_NL x", 0.9}};

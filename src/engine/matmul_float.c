@@ -1,0 +1,275 @@
+/* matmul_float.c — F32 / F16 / BF16 matrices in llama.cpp's summation orders (matmul_float.h
+ * states them), written from the peer's math, not its code.
+ *
+ * Where the orders come from (llama.cpp c392e5094, ggml-cpu built for AVX2+FMA+F16C without
+ * AVX-512): ggml_compute_forward_mul_mat first offers the product to llamafile_sgemm, whose
+ * float tinyBLAS (KN = 8 values per step, __m256 accumulators, one per output, hsum at the end)
+ * takes F32 x F32, F16 x F16 and BF16 x BF16 when the batch has n >= 2 columns, m % 4 == 0
+ * rows and k % 8 == 0; the activations are converted to the weight's vec_dot_type first (F16
+ * with round-to-nearest-even, BF16 likewise). Otherwise every output is one
+ * ggml_vec_dot_{f32,f16,bf16} call (GGML_F32_STEP 32: four __m256 accumulators; reduce as
+ * GGML_F32x8_REDUCE, or for BF16 its own add / movehl / movehdup sequence).
+ *
+ * The AVX2 prefill kernel runs tiles of 4 rows x 3 tokens (12 accumulators, tinyBLAS' AVX2
+ * shape) over token blocks that stay in L2; the decode kernel does 2 rows at a time with the
+ * activations in registers' reach and prefetches the next rows. Per output the operations
+ * are those of the scalar reference, so the bits do not depend on tiles, blocks or threads. */
+#include "engine/matmul_float.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "engine/quant.h"
+#include "engine/quant_simd.h"
+
+int etok_type_is_float(uint32_t type) {
+    return type == ETOK_T_F32 || type == ETOK_T_F16 || type == ETOK_T_BF16;
+}
+
+int etok_float_gemm_applies(int64_t n_out, int64_t n_in, int nx) {
+    return nx >= 2 && n_out > 0 && n_out % 4 == 0 && n_in > 0 && n_in % 8 == 0;
+}
+
+void etok_float_round_act(uint32_t type, const float *x, float *out, int64_t n) {
+    if (type == ETOK_T_F16) {
+        if (out != x) memcpy(out, x, (size_t)n * sizeof(float));
+        for (int64_t i = 0; i < n; i += 1 << 20) etok_round_f16(out + i, (int)(n - i < (1 << 20) ? n - i : (1 << 20)));
+    } else if (type == ETOK_T_BF16) {
+        for (int64_t i = 0; i < n; i++) out[i] = etok_bf16_to_f32(etok_f32_to_bf16(x[i]));
+    } else if (out != x) {
+        memcpy(out, x, (size_t)n * sizeof(float));
+    }
+}
+
+/* ---- scalar reference ---- */
+
+static float wval(uint32_t type, const uint8_t *row, int64_t i) {
+    if (type == ETOK_T_F32) {
+        float f;
+        memcpy(&f, row + 4 * i, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, row + 2 * i, 2);
+    return type == ETOK_T_F16 ? etok_f16_to_f32(h) : etok_bf16_to_f32(h);
+}
+
+/* ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)): tinyBLAS' hsum, and the BF16 vec dot's last step */
+static float sum8_hsum(const float l[8]) {
+    const float t0 = l[0] + l[4], t1 = l[1] + l[5], t2 = l[2] + l[6], t3 = l[3] + l[7];
+    return (t0 + t2) + (t1 + t3);
+}
+
+/* ((l0+l4)+(l1+l5)) + ((l2+l6)+(l3+l7)): GGML_F32x8_REDUCE's two hadds */
+static float sum8_hadd(const float l[8]) {
+    const float t0 = l[0] + l[4], t1 = l[1] + l[5], t2 = l[2] + l[6], t3 = l[3] + l[7];
+    return (t0 + t1) + (t2 + t3);
+}
+
+static float dot_gemm_ref(uint32_t type, const uint8_t *row, const float *x, int64_t n) {
+    float l[8] = {0};
+    for (int64_t i = 0; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) l[k] = fmaf(wval(type, row, i + k), x[i + k], l[k]);
+    return sum8_hsum(l);
+}
+
+static float dot_vec_ref(uint32_t type, const uint8_t *row, const float *x, int64_t n) {
+    float acc[4][8] = {{0}};
+    const int64_t np = n & ~(int64_t)31;
+    for (int64_t i = 0; i < np; i += 32)
+        for (int j = 0; j < 4; j++)
+            for (int k = 0; k < 8; k++) acc[j][k] = fmaf(wval(type, row, i + 8 * j + k), x[i + 8 * j + k], acc[j][k]);
+    float a[8];
+    for (int k = 0; k < 8; k++) a[k] = (acc[0][k] + acc[2][k]) + (acc[1][k] + acc[3][k]);
+    if (type == ETOK_T_F32) {
+        float s = sum8_hadd(a);
+        for (int64_t i = np; i < n; i++) {
+            const float p = wval(type, row, i) * x[i];
+            s += p;
+        }
+        return s;
+    }
+    double s = type == ETOK_T_F16 ? sum8_hadd(a) : sum8_hsum(a);
+    for (int64_t i = np; i < n; i++) s += (double)(wval(type, row, i) * x[i]);
+    return (float)s;
+}
+
+void etok_matmul_rows_float_ref(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                const float *xr, int64_t n, int nx, int gemm, float *out, size_t out_stride) {
+    for (int j = 0; j < nx; j++)
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *row = w + (size_t)r * row_bytes;
+            const float *x = xr + (size_t)j * (size_t)n;
+            out[(size_t)j * out_stride + (size_t)r] = gemm ? dot_gemm_ref(type, row, x, n) : dot_vec_ref(type, row, x, n);
+        }
+}
+
+/* ---- AVX2 ---- */
+
+#if ETOK_HAVE_X86_SIMD
+#define TGT ETOK_AVX2_TARGET
+#define AI __attribute__((always_inline))
+
+/* 8 weights from offset i of a row, as floats (exact) */
+static inline AI TGT __m256 wload(uint32_t type, const uint8_t *row, int64_t i) {
+    if (type == ETOK_T_F32) return _mm256_loadu_ps((const float *)(const void *)(row + 4 * i));
+    const __m128i h = _mm_loadu_si128((const __m128i *)(const void *)(row + 2 * i));
+    if (type == ETOK_T_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+static inline AI TGT float hadd_sum(__m256 v) {
+    const __m128 t0 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 t1 = _mm_hadd_ps(t0, t0);
+    return _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
+}
+
+/* RM rows (RM <= 4) x RN tokens (RN <= 3): every output one 8-lane FMA chain, then hsum. */
+static inline AI TGT void tile(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r, int RM, const float *xr,
+                               int64_t n, int64_t j, int RN, float *out, size_t out_stride) {
+    __m256 c[4][3];
+    for (int a = 0; a < RM; a++)
+        for (int b = 0; b < RN; b++) c[a][b] = _mm256_setzero_ps();
+    const uint8_t *rows[4];
+    const float *xs[3];
+    for (int a = 0; a < RM; a++) rows[a] = w + (size_t)(r + a) * row_bytes;
+    for (int b = 0; b < RN; b++) xs[b] = xr + (size_t)(j + b) * (size_t)n;
+    for (int64_t i = 0; i < n; i += 8) {
+        __m256 xv[3];
+        for (int b = 0; b < RN; b++) xv[b] = _mm256_loadu_ps(xs[b] + i);
+        for (int a = 0; a < RM; a++) {
+            const __m256 wv = wload(type, rows[a], i);
+            for (int b = 0; b < RN; b++) c[a][b] = _mm256_fmadd_ps(wv, xv[b], c[a][b]);
+        }
+    }
+    for (int a = 0; a < RM; a++)
+        for (int b = 0; b < RN; b++) out[(size_t)(j + b) * out_stride + (size_t)(r + a)] = etok_hsum_ps(c[a][b]);
+}
+
+#define TILE_CASES(TYPE)                                                                                              \
+    static TGT void tiles_##TYPE(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const float *xr,        \
+                                 int64_t n, int64_t j0, int64_t j1, float *out, size_t out_stride) {                   \
+        for (int64_t r = r0; r < r1; r += 4) {                                                                         \
+            const int RM = r1 - r < 4 ? (int)(r1 - r) : 4;                                                             \
+            int64_t j = j0;                                                                                            \
+            if (RM == 4) {                                                                                             \
+                for (; j + 3 <= j1; j += 3) tile(TYPE, w, row_bytes, r, 4, xr, n, j, 3, out, out_stride);            \
+                if (j1 - j == 2) tile(TYPE, w, row_bytes, r, 4, xr, n, j, 2, out, out_stride);                       \
+                if (j1 - j == 1) tile(TYPE, w, row_bytes, r, 4, xr, n, j, 1, out, out_stride);                       \
+            } else {                                                                                                   \
+                for (; j < j1; j++) tile(TYPE, w, row_bytes, r, RM, xr, n, j, 1, out, out_stride);                   \
+            }                                                                                                          \
+        }                                                                                                              \
+    }
+TILE_CASES(ETOK_T_F32)
+TILE_CASES(ETOK_T_F16)
+TILE_CASES(ETOK_T_BF16)
+
+/* tokens per block: the block's activations (TB * n floats) stay in L2 while the rows pass */
+static int64_t token_block(int64_t n) {
+    int64_t tb = (int64_t)(192 * 1024 / 4) / (n > 0 ? n : 1);
+    tb = tb / 3 * 3;
+    return tb < 3 ? 3 : tb;
+}
+
+static TGT void gemm_avx2(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const float *xr,
+                          int64_t n, int nx, float *out, size_t out_stride) {
+    const int64_t tb = token_block(n);
+    for (int64_t j0 = 0; j0 < nx; j0 += tb) {
+        const int64_t j1 = nx - j0 < tb ? nx : j0 + tb;
+        if (type == ETOK_T_F32)
+            tiles_ETOK_T_F32(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
+        else if (type == ETOK_T_F16)
+            tiles_ETOK_T_F16(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
+        else
+            tiles_ETOK_T_BF16(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
+    }
+}
+
+/* One row's vec-order dot with its four accumulators already summed lane-wise in `a`. */
+static inline AI TGT float vec_finish(uint32_t type, __m256 a, const uint8_t *row, const float *x, int64_t np,
+                                      int64_t n) {
+    if (type == ETOK_T_F32) {
+        float s = hadd_sum(a);
+        for (int64_t i = np; i < n; i++) {
+            float f;
+            memcpy(&f, row + 4 * i, 4);
+            const float p = f * x[i];
+            s += p;
+        }
+        return s;
+    }
+    double s = type == ETOK_T_F16 ? hadd_sum(a) : etok_hsum_ps(a);
+    for (int64_t i = np; i < n; i++) {
+        uint16_t h;
+        memcpy(&h, row + 2 * i, 2);
+        s += (double)((type == ETOK_T_F16 ? etok_f16_to_f32(h) : etok_bf16_to_f32(h)) * x[i]);
+    }
+    return (float)s;
+}
+
+/* Two rows against one vector in the vec order (the activation loads shared). */
+static inline AI TGT void vec2(uint32_t type, const uint8_t *ra, const uint8_t *rb, const float *x, int64_t n,
+                               float *oa, float *ob) {
+    __m256 a[4], b[4];
+    for (int k = 0; k < 4; k++) a[k] = _mm256_setzero_ps(), b[k] = _mm256_setzero_ps();
+    const int64_t np = n & ~(int64_t)31;
+    for (int64_t i = 0; i < np; i += 32)
+        for (int k = 0; k < 4; k++) {
+            const __m256 xv = _mm256_loadu_ps(x + i + 8 * k);
+            a[k] = _mm256_fmadd_ps(wload(type, ra, i + 8 * k), xv, a[k]);
+            b[k] = _mm256_fmadd_ps(wload(type, rb, i + 8 * k), xv, b[k]);
+        }
+    *oa = vec_finish(type, _mm256_add_ps(_mm256_add_ps(a[0], a[2]), _mm256_add_ps(a[1], a[3])), ra, x, np, n);
+    *ob = vec_finish(type, _mm256_add_ps(_mm256_add_ps(b[0], b[2]), _mm256_add_ps(b[1], b[3])), rb, x, np, n);
+}
+
+#define VEC_CASES(TYPE)                                                                                               \
+    static TGT void vec_##TYPE(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const float *x, int64_t n, \
+                               float *out) {                                                                           \
+        int64_t r = r0;                                                                                                \
+        for (; r + 2 <= r1; r += 2) {                                                                                  \
+            const uint8_t *p = w + (size_t)r * row_bytes;                                                              \
+            if (r + 4 <= r1)                                                                                           \
+                for (size_t off = 0; off < 2 * row_bytes; off += 64)                                                   \
+                    _mm_prefetch((const char *)(p + 2 * row_bytes + off), _MM_HINT_T0);                               \
+            vec2(TYPE, p, p + row_bytes, x, n, out + r, out + r + 1);                                                  \
+        }                                                                                                              \
+        if (r < r1) {                                                                                                  \
+            const uint8_t *p = w + (size_t)r * row_bytes;                                                              \
+            float dummy;                                                                                               \
+            vec2(TYPE, p, p, x, n, out + r, &dummy);                                                                   \
+        }                                                                                                              \
+    }
+VEC_CASES(ETOK_T_F32)
+VEC_CASES(ETOK_T_F16)
+VEC_CASES(ETOK_T_BF16)
+
+static TGT void vec_avx2(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const float *xr,
+                         int64_t n, int nx, float *out, size_t out_stride) {
+    for (int j = 0; j < nx; j++) {
+        const float *x = xr + (size_t)j * (size_t)n;
+        float *o = out + (size_t)j * out_stride;
+        if (type == ETOK_T_F32)
+            vec_ETOK_T_F32(w, row_bytes, r0, r1, x, n, o);
+        else if (type == ETOK_T_F16)
+            vec_ETOK_T_F16(w, row_bytes, r0, r1, x, n, o);
+        else
+            vec_ETOK_T_BF16(w, row_bytes, r0, r1, x, n, o);
+    }
+}
+#endif
+
+void etok_matmul_rows_float(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                            const float *xr, int64_t n, int nx, int gemm, float *out, size_t out_stride) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active() && etok_type_is_float(type)) {
+        if (gemm)
+            gemm_avx2(type, w, row_bytes, r0, r1, xr, n, nx, out, out_stride);
+        else
+            vec_avx2(type, w, row_bytes, r0, r1, xr, n, nx, out, out_stride);
+        return;
+    }
+#endif
+    etok_matmul_rows_float_ref(type, w, row_bytes, r0, r1, xr, n, nx, gemm, out, out_stride);
+}
