@@ -6,7 +6,7 @@
  * - L = avx512: every dispatched 32-value q8a kernel result (etok_vec_dot, etok_vec_dot_multi,
  *   etok_matmul_rows: single rows, 4-row groups and rests, 4- and 8-vector groups and rests,
  *   odd block counts, a first row > 0) memcmp-equal to the avx2 result, on quantised random
- *   data and on raw random bytes (all weight and activation bytes, -128 included); and the
+ *   data and on raw random bytes (every weight byte, every activation byte but -128); and the
  *   K-quant Q8_K kernels (etok_vec_dot_q8k, etok_matmul_rows_q8k) likewise;
  * - any L: each result within 1e-4 of the sum of |w_i x_i| of the scalar reference
  *   (etok_vec_dot_ref: float summation order, and the SIMD kernels' use of the F16-rounded
@@ -95,7 +95,8 @@ static void isa_run(uint32_t t, const uint8_t *w, size_t rb, int r0, int rows, c
 }
 
 /* Random weight rows: quantised from floats (raw = 0) or random bytes with a finite scale
- * (raw = 1); activations likewise (raw: any qs byte, -128 included, finite d and s). */
+ * (raw = 1); activations likewise (raw: any qs byte but -128, which the q8a quantiser never writes; finite d
+ * and s). */
 static void isa_fill(uint32_t t, int raw, int n, int rows, int nx, uint8_t *w, etok_block_q8a *xq) {
     static float f[ISA_MAXNB * ISA_QK * ISA_MAXNX];
     const size_t rb = etok_type_row_bytes(t, n);
@@ -119,7 +120,13 @@ static void isa_fill(uint32_t t, int raw, int n, int rows, int nx, uint8_t *w, e
     for (int b = 0; b < nb * nx; b++) {
         xq[b].d = isa_frand() * 0.05f;
         xq[b].s = isa_frand();
-        for (int k = 0; k < ISA_QK; k++) xq[b].qs[k] = (int8_t)isa_u32();
+        /* -127..127: the q8a quantiser's range (round(x * 127 / amax)); at -128 the sign
+         * trick of llama.cpp's kernels overflows, and kernels that form the same lanes another
+         * way (the 4-row Q5_0 decode kernel) rightly differ there */
+        for (int k = 0; k < ISA_QK; k++) {
+            int8_t v = (int8_t)isa_u32();
+            xq[b].qs[k] = v == -128 ? -127 : v;
+        }
     }
 }
 
