@@ -20,6 +20,9 @@
 #include <string.h>
 
 #define ETOK_AVX512_TARGET __attribute__((target("avx2,fma,f16c")))
+/* every emulation function with the kernels' own target: a caller and a callee compiled for
+ * different features pass 32- and 64-byte vectors differently when not inlined (clang -O0 and
+ * ASan builds garbled them before) */
 #define EMU static inline __attribute__((target("avx2,fma,f16c")))
 
 typedef union {
@@ -39,17 +42,17 @@ typedef union {
 } emu256;
 
 #define EMU_IN(u, v) memcpy(&(u), &(v), sizeof(u))
-static inline __m512i emu_i(const emu512 *u) { __m512i v; memcpy(&v, u, 64); return v; }
-static inline __m512 emu_f(const emu512 *u) { __m512 v; memcpy(&v, u, 64); return v; }
+EMU __m512i emu_i(const emu512 *u) { __m512i v; memcpy(&v, u, 64); return v; }
+EMU __m512 emu_f(const emu512 *u) { __m512 v; memcpy(&v, u, 64); return v; }
 EMU __m256i emu_i256(const emu256 *u) { __m256i v; memcpy(&v, u, 32); return v; }
 
 /* ---- construction, casts, moves ---- */
-static inline __m512i emu_setzero_si512(void) { emu512 r; memset(&r, 0, 64); return emu_i(&r); }
-static inline __m512 emu_setzero_ps(void) { emu512 r; memset(&r, 0, 64); return emu_f(&r); }
-static inline __m512i emu_set1_epi8(char c) { emu512 r; memset(r.b, c, 64); return emu_i(&r); }
-static inline __m512i emu_set1_epi16(short s) { emu512 r; for (int i = 0; i < 32; i++) r.w[i] = s; return emu_i(&r); }
-static inline __m512 emu_set1_ps(float f) { emu512 r; for (int i = 0; i < 16; i++) r.f[i] = f; return emu_f(&r); }
-static inline __m512i emu_set_epi16(short e31, short e30, short e29, short e28, short e27, short e26, short e25, short e24,
+EMU __m512i emu_setzero_si512(void) { emu512 r; memset(&r, 0, 64); return emu_i(&r); }
+EMU __m512 emu_setzero_ps(void) { emu512 r; memset(&r, 0, 64); return emu_f(&r); }
+EMU __m512i emu_set1_epi8(char c) { emu512 r; memset(r.b, c, 64); return emu_i(&r); }
+EMU __m512i emu_set1_epi16(short s) { emu512 r; for (int i = 0; i < 32; i++) r.w[i] = s; return emu_i(&r); }
+EMU __m512 emu_set1_ps(float f) { emu512 r; for (int i = 0; i < 16; i++) r.f[i] = f; return emu_f(&r); }
+EMU __m512i emu_set_epi16(short e31, short e30, short e29, short e28, short e27, short e26, short e25, short e24,
                                     short e23, short e22, short e21, short e20, short e19, short e18, short e17, short e16,
                                     short e15, short e14, short e13, short e12, short e11, short e10, short e9, short e8,
                                     short e7, short e6, short e5, short e4, short e3, short e2, short e1, short e0) {
@@ -59,12 +62,12 @@ static inline __m512i emu_set_epi16(short e31, short e30, short e29, short e28, 
     for (int i = 0; i < 32; i++) r.w[i] = e[i];
     return emu_i(&r);
 }
-static inline __m512i emu_loadu_si512(const void *p) { emu512 r; memcpy(&r, p, 64); return emu_i(&r); }
+EMU __m512i emu_loadu_si512(const void *p) { emu512 r; memcpy(&r, p, 64); return emu_i(&r); }
 EMU __m512i emu_castsi256_si512(__m256i a) { emu512 r; memset(&r, 0, 64); memcpy(&r, &a, 32); return emu_i(&r); }
 EMU __m512i emu_castsi128_si512(__m128i a) { emu512 r; memset(&r, 0, 64); memcpy(&r, &a, 16); return emu_i(&r); }
 EMU __m256i emu_castsi512_si256(__m512i a) { __m256i r; memcpy(&r, &a, 32); return r; }
 EMU __m256 emu_castps512_ps256(__m512 a) { __m256 r; memcpy(&r, &a, 32); return r; }
-static inline __m512d emu_castps_pd(__m512 a) { __m512d r; memcpy(&r, &a, 64); return r; }
+EMU __m512d emu_castps_pd(__m512 a) { __m512d r; memcpy(&r, &a, 64); return r; }
 EMU __m256i emu_extracti64x4_epi64(__m512i a, int imm) { __m256i r; memcpy(&r, (const char *)&a + 32 * (imm & 1), 32); return r; }
 EMU __m256d emu_extractf64x4_pd(__m512d a, int imm) { __m256d r; memcpy(&r, (const char *)&a + 32 * (imm & 1), 32); return r; }
 EMU __m512i emu_inserti64x4(__m512i a, __m256i b, int imm) { memcpy((char *)&a + 32 * (imm & 1), &b, 32); return a; }
@@ -74,7 +77,7 @@ EMU __m512i emu_broadcast_i32x4(__m128i a) {
     for (int k = 0; k < 4; k++) memcpy(r.b + 16 * k, &a, 16);
     return emu_i(&r);
 }
-static inline __m512i emu_shuffle_i64x2(__m512i a, __m512i b, int imm) { /* dst lanes 0,1 from a; 2,3 from b */
+EMU __m512i emu_shuffle_i64x2(__m512i a, __m512i b, int imm) { /* dst lanes 0,1 from a; 2,3 from b */
     emu512 x, y, r;
     EMU_IN(x, a);
     EMU_IN(y, b);
@@ -83,67 +86,67 @@ static inline __m512i emu_shuffle_i64x2(__m512i a, __m512i b, int imm) { /* dst 
 }
 
 /* ---- bytewise and wordwise ---- */
-static inline __m512i emu_and_si512(__m512i a, __m512i b) {
+EMU __m512i emu_and_si512(__m512i a, __m512i b) {
     emu512 x, y;
     EMU_IN(x, a);
     EMU_IN(y, b);
     for (int i = 0; i < 8; i++) x.q[i] &= y.q[i];
     return emu_i(&x);
 }
-static inline __m512i emu_or_si512(__m512i a, __m512i b) {
+EMU __m512i emu_or_si512(__m512i a, __m512i b) {
     emu512 x, y;
     EMU_IN(x, a);
     EMU_IN(y, b);
     for (int i = 0; i < 8; i++) x.q[i] |= y.q[i];
     return emu_i(&x);
 }
-static inline __m512i emu_sub_epi8(__m512i a, __m512i b) {
+EMU __m512i emu_sub_epi8(__m512i a, __m512i b) {
     emu512 x, y;
     EMU_IN(x, a);
     EMU_IN(y, b);
     for (int i = 0; i < 64; i++) x.ub[i] = (uint8_t)(x.ub[i] - y.ub[i]);
     return emu_i(&x);
 }
-static inline __m512i emu_sub_epi16(__m512i a, __m512i b) {
+EMU __m512i emu_sub_epi16(__m512i a, __m512i b) {
     emu512 x, y;
     EMU_IN(x, a);
     EMU_IN(y, b);
     for (int i = 0; i < 32; i++) x.uw[i] = (uint16_t)(x.uw[i] - y.uw[i]);
     return emu_i(&x);
 }
-static inline __m512i emu_abs_epi8(__m512i a) {
+EMU __m512i emu_abs_epi8(__m512i a) {
     emu512 x;
     EMU_IN(x, a);
     for (int i = 0; i < 64; i++) x.ub[i] = (uint8_t)(x.b[i] < 0 ? -(int)x.b[i] : x.b[i]); /* -128 -> 0x80 */
     return emu_i(&x);
 }
-static inline __m512i emu_srli_epi16(__m512i a, unsigned n) {
+EMU __m512i emu_srli_epi16(__m512i a, unsigned n) {
     emu512 x;
     EMU_IN(x, a);
     for (int i = 0; i < 32; i++) x.uw[i] = (uint16_t)(n > 15 ? 0 : x.uw[i] >> n);
     return emu_i(&x);
 }
-static inline __m512i emu_slli_epi16(__m512i a, unsigned n) {
+EMU __m512i emu_slli_epi16(__m512i a, unsigned n) {
     emu512 x;
     EMU_IN(x, a);
     for (int i = 0; i < 32; i++) x.uw[i] = (uint16_t)(n > 15 ? 0 : x.uw[i] << n);
     return emu_i(&x);
 }
-static inline __m512i emu_shuffle_epi8(__m512i a, __m512i b) { /* within each 128-bit lane */
+EMU __m512i emu_shuffle_epi8(__m512i a, __m512i b) { /* within each 128-bit lane */
     emu512 x, y, r;
     EMU_IN(x, a);
     EMU_IN(y, b);
     for (int i = 0; i < 64; i++) r.ub[i] = (y.ub[i] & 0x80) ? 0 : x.ub[(i & ~15) + (y.ub[i] & 15)];
     return emu_i(&r);
 }
-static inline __m512i emu_permutexvar_epi16(__m512i idx, __m512i a) {
+EMU __m512i emu_permutexvar_epi16(__m512i idx, __m512i a) {
     emu512 x, y, r;
     EMU_IN(x, idx);
     EMU_IN(y, a);
     for (int i = 0; i < 32; i++) r.w[i] = y.w[x.uw[i] & 31];
     return emu_i(&r);
 }
-static inline __m512i emu_maddubs_epi16(__m512i a, __m512i b) { /* u8 x s8 pairs, saturated to int16 */
+EMU __m512i emu_maddubs_epi16(__m512i a, __m512i b) { /* u8 x s8 pairs, saturated to int16 */
     emu512 x, y, r;
     EMU_IN(x, a);
     EMU_IN(y, b);
@@ -155,14 +158,14 @@ static inline __m512i emu_maddubs_epi16(__m512i a, __m512i b) { /* u8 x s8 pairs
 }
 
 /* ---- masks ---- */
-static inline __m512i emu_maskz_mov_epi8(__mmask64 k, __m512i a) {
+EMU __m512i emu_maskz_mov_epi8(__mmask64 k, __m512i a) {
     emu512 x;
     EMU_IN(x, a);
     for (int i = 0; i < 64; i++)
         if (!((k >> i) & 1)) x.b[i] = 0;
     return emu_i(&x);
 }
-static inline __m512i emu_mask_sub_epi8(__m512i src, __mmask64 k, __m512i a, __m512i b) {
+EMU __m512i emu_mask_sub_epi8(__m512i src, __mmask64 k, __m512i a, __m512i b) {
     emu512 s, x, y;
     EMU_IN(s, src);
     EMU_IN(x, a);
@@ -171,14 +174,14 @@ static inline __m512i emu_mask_sub_epi8(__m512i src, __mmask64 k, __m512i a, __m
         if ((k >> i) & 1) s.ub[i] = (uint8_t)(x.ub[i] - y.ub[i]);
     return emu_i(&s);
 }
-static inline __mmask64 emu_movepi8_mask(__m512i a) {
+EMU __mmask64 emu_movepi8_mask(__m512i a) {
     emu512 x;
     EMU_IN(x, a);
     __mmask64 k = 0;
     for (int i = 0; i < 64; i++) k |= (__mmask64)(x.b[i] < 0) << i;
     return k;
 }
-static inline __m512i emu_mask_blend_epi64(__mmask8 k, __m512i a, __m512i b) {
+EMU __m512i emu_mask_blend_epi64(__mmask8 k, __m512i a, __m512i b) {
     emu512 x, y;
     EMU_IN(x, a);
     EMU_IN(y, b);
@@ -186,7 +189,7 @@ static inline __m512i emu_mask_blend_epi64(__mmask8 k, __m512i a, __m512i b) {
         if ((k >> i) & 1) x.q[i] = y.q[i];
     return emu_i(&x);
 }
-static inline __m512 emu_mask_blend_ps(__mmask16 k, __m512 a, __m512 b) {
+EMU __m512 emu_mask_blend_ps(__mmask16 k, __m512 a, __m512 b) {
     emu512 x, y;
     EMU_IN(x, a);
     EMU_IN(y, b);
@@ -196,7 +199,7 @@ static inline __m512 emu_mask_blend_ps(__mmask16 k, __m512 a, __m512 b) {
 }
 
 /* ---- VNNI and float ---- */
-static inline __m512i emu_dpbusd_epi32(__m512i src, __m512i a, __m512i b) { /* no saturation */
+EMU __m512i emu_dpbusd_epi32(__m512i src, __m512i a, __m512i b) { /* no saturation */
     emu512 s, x, y;
     EMU_IN(s, src);
     EMU_IN(x, a);
@@ -208,7 +211,7 @@ static inline __m512i emu_dpbusd_epi32(__m512i src, __m512i a, __m512i b) { /* n
     }
     return emu_i(&s);
 }
-static inline __m512i emu_dpwssd_epi32(__m512i src, __m512i a, __m512i b) { /* no saturation */
+EMU __m512i emu_dpwssd_epi32(__m512i src, __m512i a, __m512i b) { /* no saturation */
     emu512 s, x, y;
     EMU_IN(s, src);
     EMU_IN(x, a);
@@ -217,13 +220,13 @@ static inline __m512i emu_dpwssd_epi32(__m512i src, __m512i a, __m512i b) { /* n
         s.d[j] = (int32_t)(uint32_t)((int64_t)s.d[j] + x.w[2 * j] * y.w[2 * j] + x.w[2 * j + 1] * y.w[2 * j + 1]);
     return emu_i(&s);
 }
-static inline __m512 emu_cvtepi32_ps(__m512i a) {
+EMU __m512 emu_cvtepi32_ps(__m512i a) {
     emu512 x, r;
     EMU_IN(x, a);
     for (int i = 0; i < 16; i++) r.f[i] = (float)x.d[i]; /* round to nearest, as MXCSR's default */
     return emu_f(&r);
 }
-static inline __m512 emu_fmadd_ps(__m512 a, __m512 b, __m512 c) {
+EMU __m512 emu_fmadd_ps(__m512 a, __m512 b, __m512 c) {
     emu512 x, y, z;
     EMU_IN(x, a);
     EMU_IN(y, b);
