@@ -112,7 +112,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-I") && i + 1 < argc) level_name = argv[++i];
         else {
             fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-x NX] [-f FMT,FMT...] "
-                            "[-I scalar|avx2|avx512] [--scalar-only] [--q8k] [--q4_0-file]\n", argv[0]);
+                            "[-I scalar|avx2|avx512|amx] [--scalar-only] [--q8k] [--q4_0-file]
+", argv[0]);
             return 2;
         }
     }
@@ -124,7 +125,7 @@ int main(int argc, char **argv) {
     if (level_name) {
         const int level = etok_isa_parse(level_name);
         if (level < 0) {
-            fprintf(stderr, "%s: -I '%s': unknown kernel level (scalar, avx2 or avx512)\n", argv[0], level_name);
+            fprintf(stderr, "%s: -I '%s': unknown kernel level (scalar, avx2, avx512 or amx)\n", argv[0], level_name);
             return 2;
         }
         if (etok_isa_force(level, err, sizeof err)) {

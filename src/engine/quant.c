@@ -1,7 +1,7 @@
 /* quant.c — block formats: sizes, conversions, (de)quantisation and the scalar reference
- * dot kernels; the kernel level (scalar, avx2, avx512: detection, ETOK_ISA, etok_isa_force)
- * and run-time dispatch to the AVX2/FMA kernels of quant_avx2.c and the AVX-512 VNNI ones of
- * quant_avx512.c.
+ * dot kernels; the kernel level (scalar, avx2, avx512, amx: detection, ETOK_ISA, etok_isa_force)
+ * and run-time dispatch to the AVX2/FMA kernels of quant_avx2.c, the AVX-512 VNNI ones of
+ * quant_avx512.c and the AMX-INT8 prefill kernel of quant_amx.c.
  *
  * Owns: the numeric meaning of each block format (see quant.h for the layouts). Does not own
  * the matmul loops or threading (model.c, threadpool.c). */
@@ -16,6 +16,8 @@
 #include "engine/quant_simd.h"
 #if ETOK_HAVE_X86_SIMD
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #endif
 
 int etok_type_block_elems(uint32_t t) {
@@ -920,13 +922,14 @@ const char *etok_isa_name(int level) {
     case ETOK_ISA_SCALAR: return "scalar";
     case ETOK_ISA_AVX2: return "avx2";
     case ETOK_ISA_AVX512: return "avx512";
+    case ETOK_ISA_AMX: return "amx";
     default: return "?";
     }
 }
 
 int etok_isa_parse(const char *name) {
     if (!name) return -1;
-    for (int l = ETOK_ISA_SCALAR; l <= ETOK_ISA_AVX512; l++)
+    for (int l = ETOK_ISA_SCALAR; l <= ETOK_ISA_AMX; l++)
         if (!strcmp(name, etok_isa_name(l))) return l;
     return -1;
 }
@@ -947,7 +950,17 @@ int etok_isa_level_from_cpuid(uint32_t ecx1, uint32_t ebx7, uint32_t ecx7, uint6
     return avx512 ? ETOK_ISA_AVX512 : ETOK_ISA_AVX2;
 }
 
+int etok_isa_amx_usable(uint32_t edx7, uint64_t xcr0, long perm_rc, const char *emu_env) {
+    const uint64_t tiles = (1ull << 17) | (1ull << 18); /* XTILECFG, XTILEDATA */
+    if (!((edx7 >> 24) & 1) || !((edx7 >> 25) & 1) || (xcr0 & tiles) != tiles) return 0;
+    return perm_rc == 0 || (emu_env && !strcmp(emu_env, "1"));
+}
+
 int etok_isa_detected(void) {
+#if defined(ETOK_ISA_EMULATED_AMX) && ETOK_HAVE_X86_SIMD
+    /* the isa_kernels_emu test build only: tile operations done in C (quant_amx.c) */
+    if (etok_isa_detected_hw() >= ETOK_ISA_AVX2) return ETOK_ISA_AMX;
+#endif
 #if defined(ETOK_ISA_EMULATED_AVX512) && ETOK_HAVE_X86_SIMD
     /* the isa_kernels_emu test build only: AVX-512 intrinsics emulated in C on an AVX2 CPU */
     if (etok_isa_detected_hw() >= ETOK_ISA_AVX2) return ETOK_ISA_AVX512;
@@ -964,12 +977,18 @@ static int etok_isa_detected_hw(void) {
         unsigned a = 0, b = 0, ecx1 = 0, d = 0, ebx7 = 0, ecx7 = 0;
         uint64_t xcr0 = 0;
         if (__get_cpuid(1, &a, &b, &ecx1, &d) && __get_cpuid_max(0, NULL) >= 7) __cpuid_count(7, 0, a, ebx7, ecx7, d);
+        else d = 0; /* leaf 7 EDX: AMX bits */
         if ((ecx1 >> 27) & 1) { /* OSXSAVE: XGETBV is allowed */
             uint32_t lo, hi;
             __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
             xcr0 = (uint64_t)hi << 32 | lo;
         }
         c = etok_isa_level_from_cpuid(ecx1, ebx7, ecx7, xcr0);
+        if (c == ETOK_ISA_AVX512 && ((d >> 24) & 1) && ((d >> 25) & 1)) {
+            /* AMX: ask Linux for the tile data state (ARCH_REQ_XCOMP_PERM = 0x1023, XTILEDATA = 18) */
+            const long rc = syscall(SYS_arch_prctl, 0x1023, 18);
+            if (etok_isa_amx_usable(d, xcr0, rc, getenv("ETOK_ISA_AMX_XCR0"))) c = ETOK_ISA_AMX;
+        }
         atomic_store_explicit(&cached, c, memory_order_relaxed);
     }
     return c;
@@ -983,8 +1002,8 @@ static _Atomic int isa_active = -1;
 
 int etok_isa_force(int level, char *err, size_t errlen) {
     const int det = etok_isa_detected();
-    if (level < ETOK_ISA_SCALAR || level > ETOK_ISA_AVX512) {
-        if (err && errlen) snprintf(err, errlen, "unknown kernel level %d (scalar, avx2 or avx512)", level);
+    if (level < ETOK_ISA_SCALAR || level > ETOK_ISA_AMX) {
+        if (err && errlen) snprintf(err, errlen, "unknown kernel level %d (scalar, avx2, avx512 or amx)", level);
         return -1;
     }
     if (level > det) {
@@ -1003,7 +1022,7 @@ int etok_isa_from_env(char *err, size_t errlen) {
     const int det = etok_isa_detected(), level = etok_isa_parse(v);
     if (level < 0) {
         if (err && errlen)
-            snprintf(err, errlen, "%s='%.40s': unknown kernel level (scalar, avx2 or avx512; detected here: %s)",
+            snprintf(err, errlen, "%s='%.40s': unknown kernel level (scalar, avx2, avx512 or amx; detected here: %s)",
                      ETOK_ISA_ENV, v, etok_isa_name(det));
         return -1;
     }
@@ -1024,9 +1043,10 @@ int etok_isa_active(void) {
         fprintf(stderr, "etok: %s\n", err);
         exit(3); /* ETOK_EXIT_INPUT: a bad setting is never replaced by another level silently */
     }
-    /* unset ETOK_ISA: the detected level (a concurrent first call stores the same value) */
-    int expected = -1;
-    atomic_compare_exchange_strong(&isa_active, &expected, etok_isa_detected());
+    /* unset ETOK_ISA: the detected level, at most avx512 (amx is opt-in: its prefill sums differ
+     * from avx2/avx512 in the last bits, quant_amx.c); a concurrent first call stores the same */
+    int expected = -1, det = etok_isa_detected();
+    atomic_compare_exchange_strong(&isa_active, &expected, det > ETOK_ISA_AVX512 ? ETOK_ISA_AVX512 : det);
     return atomic_load_explicit(&isa_active, memory_order_relaxed);
 }
 
@@ -1034,6 +1054,7 @@ int etok_simd_active(void) { return etok_isa_active() >= ETOK_ISA_AVX2; }
 
 #if ETOK_HAVE_X86_SIMD
 static int avx512_active(void) { return etok_isa_active() >= ETOK_ISA_AVX512; }
+static int amx_active(void) { return etok_isa_active() >= ETOK_ISA_AMX; }
 #endif
 
 void etok_quantize_q8a(const float *x, etok_block_q8a *out, int64_t n) {
@@ -1098,6 +1119,10 @@ void etok_vec_axpy(uint32_t type, float a, const void *row, float *y, int64_t n)
 void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                       const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
+    if (amx_active() && etok_amx_applies(type, nx)) { /* prefill at level amx (quant_amx.c) */
+        etok_matmul_rows_amx(w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
+        return;
+    }
     if (avx512_active() && etok_avx512_handles(type)) {
         etok_matmul_rows_avx512(type, w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
         return;

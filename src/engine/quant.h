@@ -262,14 +262,29 @@ void etok_vec_axpy_ref(uint32_t type, float a, const void *row, float *y, int64_
  * Levels, each including the one below: scalar (the reference kernels), avx2 (AVX2 + FMA +
  * F16C, with the OS saving YMM state), avx512 (AVX-512 F + BW + VL + VNNI on top, with the OS
  * saving the opmask and ZMM state: XCR0 bits 1, 2, 5, 6, 7). The detected level is a cached
- * hardware fact; the active one is the detected level unless forced lower (etok_isa_force, or
- * the environment variable ETOK_ISA=scalar|avx2|avx512 read on first use / by
+ * hardware fact; the active one is the detected level (at most avx512: amx is opt-in) unless
+ * forced (etok_isa_force, or
+ * the environment variable ETOK_ISA=scalar|avx2|avx512|amx read on first use / by
  * etok_isa_from_env). Every level gives the same bits for avx2 and avx512 (the AVX-512 kernels
  * keep the AVX2 kernels' float operations in order; docs/ENGINE.md "Kernel levels"); scalar
  * differs only in float summation order. */
-enum { ETOK_ISA_SCALAR = 0, ETOK_ISA_AVX2 = 1, ETOK_ISA_AVX512 = 2 };
+enum { ETOK_ISA_SCALAR = 0, ETOK_ISA_AVX2 = 1, ETOK_ISA_AVX512 = 2, ETOK_ISA_AMX = 3 };
+/* Level amx (above avx512): AMX-TILE + AMX-INT8 in CPUID (leaf 7 EDX bits 24, 25), the tile
+ * states in XCR0 (bits 17, 18) and the OS permission (arch_prctl(ARCH_REQ_XCOMP_PERM, 18) == 0;
+ * refused under the Bochs test harness, which has no XFD: accepted there only when
+ * ETOK_ISA_AMX_XCR0 is "1"). Opt-in: detected, but active only when forced (ETOK_ISA=amx,
+ * etok_isa_force), because its prefill sums are not the avx2/avx512 bits (quant_amx.c).
+ * etok_isa_amx_usable is the pure decision (perm_rc: arch_prctl's result; emu_env: the value
+ * of ETOK_ISA_AMX_XCR0 or NULL). */
+int etok_isa_amx_usable(uint32_t leaf7_edx, uint64_t xcr0, long perm_rc, const char *emu_env);
+/* The AMX prefill kernel applies to Q8_0 with at least this many tokens (quant_amx.c). */
+#define ETOK_AMX_MIN_TOKENS 16
+int etok_amx_applies(uint32_t type, int nx);
+/* Its scalar reference (the amx level's summation order), arguments as etok_matmul_rows. */
+void etok_matmul_rows_amx_ref(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8a *xq,
+                              int64_t n, int nx, float *out, size_t out_stride);
 #define ETOK_ISA_ENV "ETOK_ISA"
-/* "scalar", "avx2", "avx512"; "?" for other values. */
+/* "scalar", "avx2", "avx512", "amx"; "?" for other values. */
 const char *etok_isa_name(int level);
 /* The level a name denotes (exact, lower case), or -1. */
 int etok_isa_parse(const char *name);

@@ -3,7 +3,8 @@
 # value, or a level this CPU lacks, stops any command with exit 3 and a line naming the
 # variable and the detected level (no silent fallback); with the default model present, a
 # forced scalar level still generates the reference continuation, and avx2 gives the same
-# text as the detected level (avx2 and avx512 kernels return the same bits).
+# text as the detected level (avx2 and avx512 kernels return the same bits); amx (opt-in) is
+# refused the same way where absent, and never active unless asked for.
 set -u
 ETOK=${ETOK_BIN:-./build/etok}
 T=$(mktemp -d)
@@ -20,7 +21,7 @@ check() { # CODE PATTERN VALUE -- ARGS
     fi
 }
 
-check 3 "etok meters: ETOK_ISA='bogus': unknown kernel level (scalar, avx2 or avx512; detected here: " bogus -- meters
+check 3 "etok meters: ETOK_ISA='bogus': unknown kernel level (scalar, avx2, avx512 or amx; detected here: " bogus -- meters
 check 3 "ETOK_ISA='AVX2': unknown kernel level" AVX2 -- meters
 check 3 "ETOK_ISA='': unknown kernel level" "" -- meters
 check 3 "ETOK_ISA='avx512 ': unknown" "avx512 " -- generate -p hi
@@ -31,6 +32,19 @@ if [ $rc = 3 ]; then
         { echo "FAIL: ETOK_ISA=avx512 refused without the documented message:"; cat "$T/err"; fail=1; }
 elif [ $rc != 0 ]; then
     echo "FAIL: ETOK_ISA=avx512 etok meters -> rc=$rc"; cat "$T/err"; fail=1
+fi
+ETOK_ISA=amx "$ETOK" meters >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc = 3 ]; then
+    grep -q "etok meters: ETOK_ISA=amx: this CPU does not support it (detected kernel level: " "$T/err" ||
+        { echo "FAIL: ETOK_ISA=amx refused without the documented message:"; cat "$T/err"; fail=1; }
+elif [ $rc != 0 ]; then
+    echo "FAIL: ETOK_ISA=amx etok meters -> rc=$rc"; cat "$T/err"; fail=1
+fi
+# amx is opt-in: unset, the active level is never amx (etok probe: "engine kernel level")
+env -u ETOK_ISA "$ETOK" probe >"$T/out" 2>"$T/err"
+if grep -q "engine kernel level *amx" "$T/out"; then
+    echo "FAIL: amx active without ETOK_ISA=amx:"; grep "kernel level" "$T/out"; fail=1
 fi
 ETOK_ISA=scalar "$ETOK" meters >"$T/out" 2>"$T/err" || { echo "FAIL: ETOK_ISA=scalar refused"; cat "$T/err"; fail=1; }
 

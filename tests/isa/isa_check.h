@@ -225,10 +225,101 @@ static void isa_check_q8k(int level, isa_report *rep) {
             }
 }
 
+/* Level amx: the AMX prefill kernel (Q8_0, >= ETOK_AMX_MIN_TOKENS tokens, quant_amx.c) through
+ * etok_matmul_rows, on quantised and raw data, rows in partial 16-groups at both ends, tokens
+ * in partial 16-groups, block counts across the kernel's 64-block repack chunks, an output
+ * stride wider than the rows:
+ * - bit for bit equal to etok_matmul_rows_amx_ref (the amx level's summation order);
+ * - without -128 quants, within (nb + 8) * 2^-23 * mag of the avx2 kernel (mag = sum of |w_i x_i|: the error bound
+ *   of each summation order, twice), the largest |amx - avx2| / mag kept in isa_amx_max_rel;
+ * - output columns outside [r0, r1) untouched; below 16 tokens the avx2 bits (kernel unused). */
+static double isa_amx_max_rel;
+static void isa_check_amx(isa_report *rep) {
+    enum { AMAXNB = 130, AMAXROWS = 40, AMAXNX = 35, PAD = 3 };
+    static uint8_t w[AMAXROWS * AMAXNB * 34];
+    static etok_block_q8a xq[AMAXNB * AMAXNX];
+    static float f[AMAXNB * 32 * AMAXNX];
+    static float o_a[AMAXNX * (AMAXROWS + PAD)], o_b[AMAXNX * (AMAXROWS + PAD)], o_r[AMAXNX * (AMAXROWS + PAD)];
+    const int nbs[] = {1, 3, 66, 130, 2}, r0s[] = {0, 3, 0, 17}, r1s[] = {16, 40, 5, 33}, nxs[] = {16, 17, 35, 15, 32};
+    const size_t n_nb = isa_quick ? 3 : sizeof nbs / sizeof nbs[0], n_rr = sizeof r0s / sizeof r0s[0],
+                 n_nx = isa_quick ? 4 : sizeof nxs / sizeof nxs[0];
+    const uint32_t t = ETOK_T_Q8_0;
+    for (int raw = 0; raw < 3; raw++)
+        for (size_t a = 0; a < n_nb; a++)
+            for (size_t b = 0; b < n_rr; b++)
+                for (size_t c = 0; c < n_nx; c++) {
+                    const int nb = nbs[a], r0 = r0s[b], r1 = r1s[b], nx = nxs[c], n = nb * 32;
+                    const size_t rb = etok_type_row_bytes(t, n), stride = (size_t)(r1 + PAD);
+                    if (!raw) {
+                        for (int r = 0; r < r1; r++) {
+                            for (int i = 0; i < n; i++) f[i] = isa_frand() * 0.1f;
+                            etok_quantize_row(t, f, w + (size_t)r * rb, n);
+                        }
+                        for (int i = 0; i < n * nx; i++) f[i] = isa_frand();
+                        etok_quantize_q8a(f, xq, (int64_t)n * nx);
+                    } else { /* raw 1: any quant byte (-128 included); 2: -127..127; small finite scales */
+                        for (size_t i = 0; i < rb * (size_t)r1; i++) {
+                            w[i] = (uint8_t)isa_u32();
+                            if (raw == 2 && w[i] == 0x80) w[i] = 0x81;
+                        }
+                        for (int k = 0; k < nb * r1; k++) {
+                            const etok_f16 d = etok_f32_to_f16(isa_frand() * 0.01f);
+                            memcpy(w + (size_t)k * 34, &d, 2);
+                        }
+                        for (int k = 0; k < nb * nx; k++) {
+                            xq[k].d = isa_frand() * 0.05f;
+                            xq[k].s = isa_frand();
+                            for (int q = 0; q < 32; q++) {
+                                xq[k].qs[q] = (int8_t)isa_u32();
+                                if (raw == 2 && xq[k].qs[q] == -128) xq[k].qs[q] = -127;
+                            }
+                        }
+                    }
+                    for (size_t i = 0; i < (size_t)nx * stride; i++) o_a[i] = o_b[i] = o_r[i] = -7.0f;
+                    if (isa_force(ETOK_ISA_AVX2, rep)) return;
+                    etok_matmul_rows(t, w, rb, r0, r1, xq, NULL, n, nx, o_a, stride);
+                    if (isa_force(ETOK_ISA_AMX, rep)) return;
+                    etok_matmul_rows(t, w, rb, r0, r1, xq, NULL, n, nx, o_b, stride);
+                    etok_matmul_rows_amx_ref(w, rb, r0, r1, xq, n, nx, o_r, stride);
+                    for (int j = 0; j < nx; j++)
+                        for (int r = 0; r < (int)stride; r++) {
+                            const size_t k = (size_t)j * stride + (size_t)r;
+                            if (r < r0 || r >= r1) {
+                                isa_same(rep, "amx: column outside [r0, r1) untouched", t, nb, r1, nx, r, j, o_b[k], -7.0f);
+                                continue;
+                            }
+                            if (nx < ETOK_AMX_MIN_TOKENS) {
+                                isa_same(rep, "amx level below 16 tokens vs avx2", t, nb, r1, nx, r, j, o_b[k], o_a[k]);
+                                continue;
+                            }
+                            isa_same(rep, "amx matmul vs its scalar reference", t, nb, r1, nx, r, j, o_b[k], o_r[k]);
+                            /* -128 quants (raw 1; never written by Q8_0 quantisation, whose quants are
+                             * -127..127) overflow the avx2 kernel's u8 x s8 sign trick (as llama.cpp's);
+                             * AMX and its reference take them exactly: no avx2 comparison there */
+                            if (raw == 1) continue;
+                            const etok_block_q8_0 *wr = (const etok_block_q8_0 *)(const void *)(w + (size_t)r * rb);
+                            const etok_block_q8a *xj = xq + (size_t)j * (size_t)nb;
+                            double mag = 0;
+                            for (int i = 0; i < nb; i++) {
+                                double s = 0;
+                                for (int q = 0; q < 32; q++) s += fabs((double)wr[i].qs[q] * xj[i].qs[q]);
+                                mag += fabs((double)etok_f16_to_f32(wr[i].d) * xj[i].d) * s;
+                            }
+                            const double diff = fabs((double)o_b[k] - o_a[k]);
+                            if (mag > 0 && diff / mag > isa_amx_max_rel) isa_amx_max_rel = diff / mag;
+                            rep->close++;
+                            if (!(diff <= (nb + 8) * ldexp(1.0, -23) * mag))
+                                isa_fail(rep, "amx matmul vs avx2 (tolerance (nb+8)*2^-23*mag)", t, nb, r1, nx, r, j, o_b[k],
+                                         o_a[k]);
+                        }
+                }
+}
+
 /* All comparisons at `level` (which must not exceed the detected level). */
 static void isa_check_level(int level, isa_report *rep) {
     isa_check_q8a(level, rep);
     isa_check_q8k(level, rep);
+    if (level == ETOK_ISA_AMX) isa_check_amx(rep);
 }
 
 #endif

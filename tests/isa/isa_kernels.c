@@ -5,7 +5,8 @@
  * usage: isa_kernels [--require LEVEL] [--only LEVEL] [--quick]
  * Checks the level detection (a level above the detected one is refused), then every level
  * the CPU supports: the comparisons of tests/isa/isa_check.h (avx512 bit-identical to avx2,
- * each level near the scalar reference). Without AVX-512 it says so and checks the rest;
+ * each level near the scalar reference; amx: the AMX prefill kernel bit-identical to its own
+ * scalar reference and near avx2). Without AVX-512 or AMX it says so and checks the rest;
  * with --require LEVEL a CPU below LEVEL is a failure (so an emulator run cannot pass by
  * skipping). --only LEVEL: check that level alone (avx512 still compares with avx2 and the
  * scalar reference); --quick: a smaller grid of shapes (for an emulator's speed). Exit 0 when
@@ -26,7 +27,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(argv[i], "--quick")) {
             isa_quick = 1;
         } else {
-            fprintf(stderr, "usage: isa_kernels [--require scalar|avx2|avx512] [--only scalar|avx2|avx512] [--quick]\n");
+            fprintf(stderr, "usage: isa_kernels [--require scalar|avx2|avx512|amx] [--only scalar|avx2|avx512|amx] [--quick]\n");
             return 2;
         }
     }
@@ -39,7 +40,7 @@ int main(int argc, char **argv) {
         bad = 1;
     }
     char err[256] = "";
-    if (det < ETOK_ISA_AVX512) {
+    if (det < ETOK_ISA_AMX) {
         if (etok_isa_force(det + 1, err, sizeof err) == 0 || !strstr(err, etok_isa_name(det))) {
             printf("FAIL: forcing %s above the detected level was not refused as documented ('%s')\n",
                    etok_isa_name(det + 1), err);
@@ -47,7 +48,9 @@ int main(int argc, char **argv) {
         } else {
             printf("ok: forcing %s refused: %s\n", etok_isa_name(det + 1), err);
         }
-        printf("note: no AVX-512 (F/BW/VL/VNNI with OS ZMM state) here: the avx512 comparisons are skipped\n");
+        if (det < ETOK_ISA_AVX512)
+            printf("note: no AVX-512 (F/BW/VL/VNNI with OS ZMM state) here: the avx512 comparisons are skipped\n");
+        printf("note: no AMX (AMX-TILE/INT8 with OS tile state and permission) here: the amx comparisons are skipped\n");
     }
     if (only > det) {
         printf("FAIL: --only %s, but this CPU's level is %s\n", etok_isa_name(only), etok_isa_name(det));
@@ -63,6 +66,8 @@ int main(int argc, char **argv) {
         printf("%s: level %s: %ld bit-for-bit comparisons (avx512 vs avx2; K-quants vs scalar), %ld near the scalar "
                "reference, %ld mismatches (%.1f s CPU)\n",
                rep.mismatches ? "FAIL" : "ok", etok_isa_name(level), rep.identical, rep.close, rep.mismatches, s);
+        if (level == ETOK_ISA_AMX)
+            printf("  amx vs avx2 (prefill, Q8_0): largest |difference| / sum|w_i x_i| = %.3g\n", isa_amx_max_rel);
         if (rep.mismatches) {
             printf("  first: %s\n", rep.first);
             bad = 1;

@@ -22,11 +22,13 @@ static void test_names(void **state) {
     assert_string_equal(etok_isa_name(ETOK_ISA_SCALAR), "scalar");
     assert_string_equal(etok_isa_name(ETOK_ISA_AVX2), "avx2");
     assert_string_equal(etok_isa_name(ETOK_ISA_AVX512), "avx512");
-    assert_string_equal(etok_isa_name(3), "?");
+    assert_string_equal(etok_isa_name(ETOK_ISA_AMX), "amx");
+    assert_string_equal(etok_isa_name(4), "?");
     assert_int_equal(etok_isa_parse("scalar"), ETOK_ISA_SCALAR);
     assert_int_equal(etok_isa_parse("avx2"), ETOK_ISA_AVX2);
     assert_int_equal(etok_isa_parse("avx512"), ETOK_ISA_AVX512);
-    const char *bad[] = {"", "AVX2", "avx-512", "avx512 ", "avx", "amx", "avx5120"};
+    assert_int_equal(etok_isa_parse("amx"), ETOK_ISA_AMX);
+    const char *bad[] = {"", "AVX2", "avx-512", "avx512 ", "avx", "AMX", "amx-int8", "avx5120"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) assert_int_equal(etok_isa_parse(bad[i]), -1);
     assert_int_equal(etok_isa_parse(NULL), -1);
 }
@@ -60,6 +62,70 @@ static void test_cpuid_decision(void **state) {
     assert_int_equal(etok_isa_level_from_cpuid(0, 0, 0, 0), ETOK_ISA_SCALAR);
 }
 
+/* AMX: leaf 7 EDX 24 AMX-TILE, 25 AMX-INT8; XCR0 17, 18 (tile config, tile data); the OS
+ * permission (arch_prctl result), or, only where it is refused, the emulator's ETOK_ISA_AMX_XCR0=1 */
+static void test_amx_decision(void **state) {
+    (void)state;
+    const uint32_t edx7 = 1u << 24 | 1u << 25;
+    const uint64_t xcr0 = 0xE7 | 1u << 17 | 1u << 18;
+    assert_int_equal(etok_isa_amx_usable(edx7, xcr0, 0, NULL), 1);
+    assert_int_equal(etok_isa_amx_usable(edx7 | 1u << 22, xcr0, 0, "0"), 1);
+    assert_int_equal(etok_isa_amx_usable(edx7, xcr0, -1, NULL), 0); /* permission refused */
+    assert_int_equal(etok_isa_amx_usable(edx7, xcr0, -1, "0"), 0);
+    assert_int_equal(etok_isa_amx_usable(edx7, xcr0, -1, "yes"), 0);
+    assert_int_equal(etok_isa_amx_usable(edx7, xcr0, -1, "1"), 1); /* the emulator harness */
+    assert_int_equal(etok_isa_amx_usable(edx7 & ~(1u << 24), xcr0, 0, "1"), 0);
+    assert_int_equal(etok_isa_amx_usable(edx7 & ~(1u << 25), xcr0, 0, "1"), 0);
+    assert_int_equal(etok_isa_amx_usable(edx7, xcr0 & ~(1ull << 17), 0, "1"), 0); /* tile state not enabled */
+    assert_int_equal(etok_isa_amx_usable(edx7, xcr0 & ~(1ull << 18), 0, "1"), 0);
+    assert_int_equal(etok_isa_amx_usable(0, 0, 0, NULL), 0);
+}
+
+/* The amx level's summation order (etok_matmul_rows_amx_ref, runs anywhere) against the
+ * dispatched kernel at the best non-amx level: within (nb + 8) * 2^-23 * sum|w_i x_i|, and not
+ * bit-identical everywhere (else the documented difference would be wrong). */
+static void test_amx_ref_near_avx2(void **state) {
+    (void)state;
+    enum { NB = 96, ROWS = 24, NX = 20 };
+    static float f[NB * 32 * NX];
+    static uint8_t w[ROWS * NB * 34];
+    static etok_block_q8a xq[NB * NX];
+    static float a[NX * ROWS], b[NX * ROWS];
+    const int n = NB * 32;
+    const size_t rb = etok_type_row_bytes(ETOK_T_Q8_0, n);
+    for (int r = 0; r < ROWS; r++) {
+        for (int i = 0; i < n; i++) f[i] = isa_frand() * 0.1f;
+        etok_quantize_row(ETOK_T_Q8_0, f, w + (size_t)r * rb, n);
+    }
+    for (int i = 0; i < n * NX; i++) f[i] = isa_frand();
+    etok_quantize_q8a(f, xq, (int64_t)n * NX);
+    char err[256];
+    const int det = etok_isa_detected(), lvl = det > ETOK_ISA_AVX512 ? ETOK_ISA_AVX512 : det;
+    assert_int_equal(etok_isa_force(lvl, err, sizeof err), 0);
+    etok_matmul_rows(ETOK_T_Q8_0, w, rb, 0, ROWS, xq, NULL, n, NX, a, ROWS);
+    etok_matmul_rows_amx_ref(w, rb, 0, ROWS, xq, n, NX, b, ROWS);
+    double worst = 0;
+    int differ = 0;
+    for (int j = 0; j < NX; j++)
+        for (int r = 0; r < ROWS; r++) {
+            const etok_block_q8_0 *wr = (const etok_block_q8_0 *)(const void *)(w + (size_t)r * rb);
+            double mag = 0;
+            for (int i = 0; i < NB; i++) {
+                double s = 0;
+                for (int q = 0; q < 32; q++) s += fabs((double)wr[i].qs[q] * xq[j * NB + i].qs[q]);
+                mag += fabs((double)etok_f16_to_f32(wr[i].d) * xq[j * NB + i].d) * s;
+            }
+            const double d = fabs((double)a[j * ROWS + r] - b[j * ROWS + r]);
+            if (d / mag > worst) worst = d / mag;
+            differ += memcmp(&a[j * ROWS + r], &b[j * ROWS + r], sizeof(float)) != 0;
+            assert_true(d <= (NB + 8) * ldexp(1.0, -23) * mag);
+        }
+    printf("amx order vs %s: %d of %d results differ in bits, largest |difference| / sum|w_i x_i| = %.3g\n",
+           etok_isa_name(lvl), differ, NX * ROWS, worst);
+    if (lvl >= ETOK_ISA_AVX2) assert_true(differ > 0);
+    assert_int_equal(etok_isa_force(det, err, sizeof err), 0);
+}
+
 static void test_force(void **state) {
     (void)state;
     const int det = etok_isa_detected();
@@ -85,17 +151,17 @@ static void test_force(void **state) {
     assert_int_equal(etok_isa_active(), det);
     /* unknown levels: refused, nothing changed */
     assert_int_equal(etok_isa_force(-1, err, sizeof err), -1);
-    assert_int_equal(etok_isa_force(3, err, sizeof err), -1);
-    assert_non_null(strstr(err, "unknown kernel level 3"));
+    assert_int_equal(etok_isa_force(4, err, sizeof err), -1);
+    assert_non_null(strstr(err, "unknown kernel level 4"));
     assert_int_equal(etok_isa_active(), det);
-    if (det < ETOK_ISA_AVX512) { /* a level the CPU lacks: refused, naming the detected level */
+    if (det < ETOK_ISA_AMX) { /* a level the CPU lacks: refused, naming the detected level */
         assert_int_equal(etok_isa_force(det + 1, err, sizeof err), -1);
         assert_non_null(strstr(err, etok_isa_name(det + 1)));
         assert_non_null(strstr(err, etok_isa_name(det)));
         assert_non_null(strstr(err, "not available"));
         assert_int_equal(etok_isa_active(), det);
     } else {
-        printf("note: this CPU has AVX-512: forcing a level it lacks cannot be tried here\n");
+        printf("note: this CPU has AMX: forcing a level it lacks cannot be tried here\n");
     }
 }
 
@@ -109,7 +175,7 @@ static void test_env(void **state) {
     setenv(ETOK_ISA_ENV, "avx", 1);
     assert_int_equal(etok_isa_from_env(err, sizeof err), -1);
     assert_non_null(strstr(err, "ETOK_ISA='avx'"));
-    assert_non_null(strstr(err, "scalar, avx2 or avx512"));
+    assert_non_null(strstr(err, "scalar, avx2, avx512 or amx"));
     assert_non_null(strstr(err, etok_isa_name(det)));
     assert_int_equal(etok_isa_active(), det); /* nothing changed */
     setenv(ETOK_ISA_ENV, "scalar", 1);
@@ -122,6 +188,12 @@ static void test_env(void **state) {
         char want[64];
         snprintf(want, sizeof want, "detected kernel level: %s", etok_isa_name(det));
         assert_non_null(strstr(err, want));
+        assert_int_equal(etok_isa_active(), ETOK_ISA_SCALAR);
+    }
+    if (det < ETOK_ISA_AMX) { /* ETOK_ISA=amx without AMX: the same clear refusal */
+        setenv(ETOK_ISA_ENV, "amx", 1);
+        assert_int_equal(etok_isa_from_env(err, sizeof err), -1);
+        assert_non_null(strstr(err, "ETOK_ISA=amx: this CPU does not support it"));
         assert_int_equal(etok_isa_active(), ETOK_ISA_SCALAR);
     }
     unsetenv(ETOK_ISA_ENV);
@@ -166,11 +238,26 @@ static void test_kernels_avx512(void **state) {
     check_level(ETOK_ISA_AVX512);
 }
 
+static void test_kernels_amx(void **state) {
+    (void)state;
+    if (etok_isa_detected() < ETOK_ISA_AMX) {
+        printf("note: no AMX (AMX-TILE/INT8 with OS tile state and permission) on this CPU (detected: %s): the AMX "
+               "prefill kernel is not run here; tests/isa/isa_kernels runs it under an emulator, isa_kernels_emu with "
+               "the tile operations in C\n",
+               etok_isa_name(etok_isa_detected()));
+        skip();
+    }
+    isa_amx_max_rel = 0;
+    check_level(ETOK_ISA_AMX);
+    printf("amx vs avx2: largest |difference| / sum|w_i x_i| = %.3g\n", isa_amx_max_rel);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_names),          cmocka_unit_test(test_cpuid_decision), cmocka_unit_test(test_force),
         cmocka_unit_test(test_env),            cmocka_unit_test(test_kernels_scalar), cmocka_unit_test(test_kernels_avx2),
-        cmocka_unit_test(test_kernels_avx512),
+        cmocka_unit_test(test_kernels_avx512), cmocka_unit_test(test_amx_decision),
+        cmocka_unit_test(test_amx_ref_near_avx2), cmocka_unit_test(test_kernels_amx),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,160 @@
+/* quant_amx.c — the AMX-INT8 prefill kernel (kernel level amx, docs/ENGINE.md "Kernel levels"):
+ * Q8_0 weight rows against q8a activations for many tokens at once, and its scalar reference.
+ *
+ * Per 16 rows x 16 tokens, each 32-value block is one TDPBSSD (signed x signed) of a 16x32-byte
+ * activation tile (A: token rows, straight from the q8a blocks) with an 8x64-byte weight tile
+ * (B: the block's 16 weight rows repacked four bytes per column), giving every (token, row,
+ * block) integer sum exactly. Then, in float, for each (token, row), blocks in ascending order:
+ *     acc = 0;  acc = fma(d_w[b] * d_a[b], (float)isum[b], acc)   (d_w: the F16 scale, exact)
+ * and out = acc. etok_matmul_rows_amx_ref computes exactly this order (fmaf), so the kernel
+ * equals it bit for bit; it is not the AVX2 kernel's order (8 lane partial sums per block, then
+ * a final reduction): the two agree within a tolerance relative to the sum of |terms|
+ * (tests/isa/isa_check.h isa_check_amx; the measured figure is in docs/ENGINE.md).
+ * Rows and tokens outside a full 16-group are padded (zero weights / zero activations, their
+ * results dropped), so every row of every call takes this path and the bits do not depend on
+ * how the matmul rows are split between threads. The kernel runs only at level amx (forced:
+ * ETOK_ISA=amx) for Q8_0 with at least ETOK_AMX_MIN_TOKENS tokens (etok_amx_applies).
+ *
+ * Owns: the AMX tile layout and the amx numerics. Does not own the dispatch (quant.c), the
+ * detection or the OS permission (quant.c, etok_isa_detected). With ETOK_AMX_EMULATED (the
+ * isa_kernels_emu test build only) the three tile operations are done in C, to test the
+ * kernel's logic on a CPU without AMX; the float part is AVX2 either way. */
+#include <math.h>
+#include <string.h>
+
+#include "engine/quant_simd.h"
+
+#define AMX_BLOCK_CHUNK 64 /* weight blocks repacked at a time (32 KiB of B tiles on the stack) */
+
+int etok_amx_applies(uint32_t type, int nx) { return type == ETOK_T_Q8_0 && nx >= ETOK_AMX_MIN_TOKENS; }
+
+void etok_matmul_rows_amx_ref(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8a *xq,
+                              int64_t n, int nx, float *out, size_t out_stride) {
+    const int64_t nb = n / ETOK_QK;
+    for (int j = 0; j < nx; j++)
+        for (int64_t r = r0; r < r1; r++) {
+            const etok_block_q8_0 *b = (const etok_block_q8_0 *)(const void *)(w + (size_t)r * row_bytes);
+            const etok_block_q8a *x = xq + (size_t)j * (size_t)nb;
+            float acc = 0.0f;
+            for (int64_t i = 0; i < nb; i++) {
+                int32_t s = 0;
+                for (int k = 0; k < ETOK_QK; k++) s += (int32_t)b[i].qs[k] * (int32_t)x[i].qs[k];
+                const float scale = etok_f16_to_f32(b[i].d) * x[i].d;
+                acc = fmaf(scale, (float)s, acc);
+            }
+            out[(size_t)j * out_stride + (size_t)r] = acc;
+        }
+}
+
+#if ETOK_HAVE_X86_SIMD
+
+#ifdef ETOK_AMX_EMULATED
+#define ETOK_AMX_TARGET ETOK_AVX2_TARGET
+#else
+#define ETOK_AMX_TARGET __attribute__((target("avx2,fma,f16c,amx-tile,amx-int8")))
+#endif
+
+/* The 64-byte tile configuration (palette 1): tile 0 = C (16 x 16 int32), 1 = A (16 tokens x
+ * 32 bytes), 2 = B (8 rows x 64 bytes: 4 consecutive K values of each of 16 weight rows). */
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_tilecfg;
+
+/* c[t][r] = sum_k a[t][k] * w_r[k] over one block (k < 32), exactly, signed x signed. */
+static ETOK_AMX_TARGET void amx_block(const int8_t *a, size_t a_stride, const int8_t *bt, int32_t c[16][16]) {
+#ifdef ETOK_AMX_EMULATED
+    for (int t = 0; t < 16; t++)
+        for (int r = 0; r < 16; r++) {
+            int32_t s = 0;
+            for (int k = 0; k < ETOK_QK; k++) s += (int32_t)a[(size_t)t * a_stride + (size_t)k] * (int32_t)bt[(k / 4) * 64 + r * 4 + k % 4];
+            c[t][r] = s;
+        }
+#else
+    _tile_zero(0);
+    _tile_loadd(1, a, a_stride);
+    _tile_loadd(2, bt, 64);
+    _tile_dpbssd(0, 1, 2);
+    _tile_stored(0, c, 64);
+#endif
+}
+
+static ETOK_AMX_TARGET void amx_config(void) {
+#ifndef ETOK_AMX_EMULATED
+    amx_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    cfg.rows[0] = 16, cfg.colsb[0] = 64;
+    cfg.rows[1] = 16, cfg.colsb[1] = ETOK_QK;
+    cfg.rows[2] = ETOK_QK / 4, cfg.colsb[2] = 64;
+    _tile_loadconfig(&cfg);
+#endif
+}
+
+static ETOK_AMX_TARGET void amx_release(void) {
+#ifndef ETOK_AMX_EMULATED
+    _tile_release();
+#endif
+}
+
+ETOK_AMX_TARGET void etok_matmul_rows_amx(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                          const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {
+    const int64_t nb = n / ETOK_QK;
+    _Alignas(64) int8_t bt[AMX_BLOCK_CHUNK][8 * 64]; /* B tiles of one row group, a chunk of blocks */
+    _Alignas(64) float dw[AMX_BLOCK_CHUNK][16];      /* their weight scales (0 for padding rows) */
+    _Alignas(64) int8_t apad[16][ETOK_QK];           /* A tile of a partial token group */
+    _Alignas(64) int32_t c[16][16];
+    _Alignas(64) float acc[16][16]; /* [token][row] */
+    amx_config();
+    for (int64_t g0 = r0; g0 < r1; g0 += 16) {
+        const int vr = r1 - g0 < 16 ? (int)(r1 - g0) : 16;
+        for (int64_t c0 = 0; c0 < nb; c0 += AMX_BLOCK_CHUNK) {
+            const int nc = nb - c0 < AMX_BLOCK_CHUNK ? (int)(nb - c0) : AMX_BLOCK_CHUNK;
+            /* repack: bt[b][k/4][r*4 + k%4] = row r's quant k of block c0+b */
+            for (int b = 0; b < nc; b++) {
+                for (int r = 0; r < 16; r++) {
+                    if (r >= vr) {
+                        dw[b][r] = 0.0f;
+                        for (int k = 0; k < ETOK_QK; k++) bt[b][(k / 4) * 64 + r * 4 + k % 4] = 0;
+                        continue;
+                    }
+                    const etok_block_q8_0 *blk =
+                        (const etok_block_q8_0 *)(const void *)(w + (size_t)(g0 + r) * row_bytes) + c0 + b;
+                    dw[b][r] = etok_f16_to_f32(blk->d);
+                    for (int k4 = 0; k4 < ETOK_QK / 4; k4++) memcpy(&bt[b][k4 * 64 + r * 4], blk->qs + 4 * k4, 4);
+                }
+            }
+            for (int t0 = 0; t0 < nx; t0 += 16) {
+                const int vt = nx - t0 < 16 ? nx - t0 : 16;
+                for (int t = 0; t < 16; t++)
+                    for (int r = 0; r < 16; r++)
+                        acc[t][r] = (c0 == 0 || t >= vt || r >= vr) ? 0.0f : out[(size_t)(t0 + t) * out_stride + (size_t)(g0 + r)];
+                for (int b = 0; b < nc; b++) {
+                    const etok_block_q8a *x0 = xq + (size_t)t0 * (size_t)nb + (size_t)(c0 + b);
+                    if (vt == 16) {
+                        amx_block(x0->qs, (size_t)nb * sizeof(etok_block_q8a), bt[b], c);
+                    } else {
+                        memset(apad, 0, sizeof apad);
+                        for (int t = 0; t < vt; t++) memcpy(apad[t], x0[(size_t)t * (size_t)nb].qs, ETOK_QK);
+                        amx_block(&apad[0][0], ETOK_QK, bt[b], c);
+                    }
+                    const __m256 dlo = _mm256_load_ps(&dw[b][0]), dhi = _mm256_load_ps(&dw[b][8]);
+                    for (int t = 0; t < vt; t++) {
+                        const __m256 da = _mm256_set1_ps(x0[(size_t)t * (size_t)nb].d);
+                        const __m256 slo = _mm256_mul_ps(dlo, da), shi = _mm256_mul_ps(dhi, da);
+                        const __m256 ilo = _mm256_cvtepi32_ps(_mm256_load_si256((const __m256i *)(const void *)&c[t][0]));
+                        const __m256 ihi = _mm256_cvtepi32_ps(_mm256_load_si256((const __m256i *)(const void *)&c[t][8]));
+                        _mm256_store_ps(&acc[t][0], _mm256_fmadd_ps(slo, ilo, _mm256_load_ps(&acc[t][0])));
+                        _mm256_store_ps(&acc[t][8], _mm256_fmadd_ps(shi, ihi, _mm256_load_ps(&acc[t][8])));
+                    }
+                }
+                for (int t = 0; t < vt; t++)
+                    memcpy(out + (size_t)(t0 + t) * out_stride + (size_t)g0, acc[t], (size_t)vr * sizeof(float));
+            }
+        }
+    }
+    amx_release();
+}
+
+#endif
