@@ -26,8 +26,9 @@ elif [ ! -x "$LB" ]; then
     echo "bench/engine.sh: LLAMA_BENCH=$LB is not an executable file" >&2
     exit 3
 fi
-[ -x "$BUILD/bench_engine_speed" ] || cmake --build "$BUILD" --target bench_engine_speed >/dev/null
-[ -x "$BUILD/bench_triad" ] || cmake --build "$BUILD" --target bench_triad >/dev/null
+# always brought up to date: a benchmark binary older than the sources measures old code
+cmake --build "$BUILD" --target bench_engine_speed bench_triad >/dev/null ||
+    { echo "bench/engine.sh: cannot build bench_engine_speed and bench_triad in $BUILD" >&2; exit 1; }
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
