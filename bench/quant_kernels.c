@@ -112,8 +112,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-I") && i + 1 < argc) level_name = argv[++i];
         else {
             fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-x NX] [-f FMT,FMT...] "
-                            "[-I scalar|avx2|avx512|amx] [--scalar-only] [--q8k] [--q4_0-file]
-", argv[0]);
+                            "[-I scalar|avx2|avx512|amx] [--scalar-only] [--q8k] [--q4_0-file]\n", argv[0]);
             return 2;
         }
     }
