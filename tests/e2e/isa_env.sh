@@ -4,7 +4,8 @@
 # variable and the detected level (no silent fallback); with the default model present, a
 # forced scalar level still generates the reference continuation, and avx2 gives the same
 # text as the detected level (avx2 and avx512 kernels return the same bits); amx (opt-in) is
-# refused the same way where absent, and never active unless asked for.
+# refused the same way where absent, and never active unless asked for; a bench record names the
+# level that ran (kernel_level) and the detected one.
 set -u
 ETOK=${ETOK_BIN:-./build/etok}
 T=$(mktemp -d)
@@ -63,6 +64,34 @@ if [ -f "$MODEL" ]; then
     if ETOK_ISA=avx2 "$ETOK" meters >/dev/null 2>&1; then
         gen avx2
         cmp -s "$T/gen." "$T/gen.avx2" || { echo "FAIL: avx2 text differs from the detected level's:"; cat "$T/gen." "$T/gen.avx2"; fail=1; }
+    fi
+    # a bench record names the kernel level that ran and the detected one
+    printf '{"id":"fr","prompt":"What is the capital of France?","answer":"Paris","check":"contains"}\n' >"$T/e.jsonl"
+    ETOK_ISA=scalar "$ETOK" bench -m "$MODEL" --evals "$T/e.jsonl" --requests 1 --warmup 0 --idle 0 --concurrency 1 \
+        --max-tokens 2 --threads 2 --meter estimate -q -o "$T/b" >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc != 0 ] || ! python3 - "$T/b/run.json" >"$T/detected" <<'PY'
+import json, sys
+def find(o):
+    if isinstance(o, dict):
+        if "kernel_level" in o: return o
+        for v in o.values():
+            f = find(v)
+            if f: return f
+    if isinstance(o, list):
+        for v in o:
+            f = find(v)
+            if f: return f
+c = find(json.load(open(sys.argv[1])))
+assert c and c["kernel_level"] == "scalar", c
+assert c["kernel_level_detected"] in ("scalar", "avx2", "avx512", "amx"), c
+print(c["kernel_level_detected"])
+PY
+    then
+        echo "FAIL: bench record's kernel level (rc=$rc):"; cat "$T/err"; fail=1
+    else # the recorded detected level is one this CPU accepts
+        ETOK_ISA=$(cat "$T/detected") "$ETOK" meters >/dev/null 2>"$T/err" ||
+            { echo "FAIL: recorded detected level $(cat "$T/detected") refused:"; cat "$T/err"; fail=1; }
     fi
 else
     echo "note: $MODEL absent (make model): the generation checks were skipped"
