@@ -330,6 +330,18 @@ static inline TGT __m128i k4_min_prod_avx(__m128i m, const int16_t bsums[16]) {
     return _mm_madd_epi16(m, s);
 }
 
+/* Q4_K/Q5_K's 8 6-bit scales (the bytes of u[0], u[1]) and mins (u[2], u[3]) from the 12
+ * packed bytes, with word operations (the AVX2 and AVX-512 kernels share it) */
+static inline void k4_scale_words(const uint8_t *scales, uint32_t u[4]) {
+    memcpy(u, scales, 12);
+    const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
+    u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
+    const uint32_t m03 = u[1] & lo6;
+    u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
+    u[2] = m03;
+    u[0] &= lo6;
+}
+
 /* Q4_K (qh NULL) and Q5_K: values 64g + l (low nibble) and 64g + 32 + l (high nibble). The
  * min terms: Q4_K in a 4-lane float accumulator (fma per super-block), reduced (m0+m2)+(m1+m3);
  * Q5_K as one integer per super-block into a scalar float (the reference's compiled code fuses
@@ -352,15 +364,8 @@ KI void avx_k4(const uint8_t *base, size_t bstride, int five, const etok_block_q
         memcpy(&hdmin, blk + 2, 2);
         const uint8_t *scales = blk + 4, *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
         const float xd = _cvtsh_ss(hd), xdmin = _cvtsh_ss(hdmin);
-        /* the 8 6-bit scales (bytes of u[0], u[1]) and mins (u[2], u[3]) with word operations */
         uint32_t u[4];
-        memcpy(u, scales, 12);
-        const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
-        u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
-        const uint32_t m03 = u[1] & lo6;
-        u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
-        u[2] = m03;
-        u[0] &= lo6;
+        k4_scale_words(scales, u);
         uint8_t sc[8];
         memcpy(sc, u, 8);
         const __m128i mn16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
@@ -510,13 +515,7 @@ KI512 void avx512_k4(const uint8_t *base, size_t bstride, int five, const etok_b
         const uint8_t *scales = blk + 4, *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
         const float xd = _cvtsh_ss(hd), xdmin = _cvtsh_ss(hdmin);
         uint32_t u[4];
-        memcpy(u, scales, 12);
-        const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
-        u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
-        const uint32_t m03 = u[1] & lo6;
-        u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
-        u[2] = m03;
-        u[0] &= lo6;
+        k4_scale_words(scales, u);
         uint8_t sc[8];
         memcpy(sc, u, 8);
         const __m128i mn16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
