@@ -3,7 +3,8 @@
  *
  * Owns: loading (hyper-parameters from <arch>.* keys, weight matrices checked against the
  * shapes they must have, Q4_0 matrices of 8k rows repacked into quant_q4_0.c's Q4_0x8 layout
- * on AVX2 CPUs with the file's pages released (repack_q4_0), the tokenizer from
+ * on AVX2 CPUs with the file's pages released (repack_q4_0; Q4_1 and Q5_1 matrices likewise
+ * into quant_q4_1.c's Q4_1x8 / Q5_1x8 layouts at the AVX2 level), the tokenizer from
  * tokenizer.ggml.* via tokenizer_gguf.c), the public tokenizer
  * wrappers of engine.h, FLOP/byte accounting (METRICS.md section 1, "FLOPs and bytes per
  * token"), the KV cache and the forward pass, written top to bottom like llama2.c:
@@ -576,6 +577,8 @@ const etok_model_info *etok_model_get_info(const etok_model *m) { return &m->inf
 void etok_mat_dequantize_row(const etok_mat *m, int64_t r, float *out) {
     if (m->q4_0x8)
         etok_q4_0x8_dequantize_row(m->data, m->n_in, r, out);
+    else if (m->q41x8)
+        etok_q41x8_dequantize_row(m->type, m->data, m->n_in, r, out);
     else
         etok_dequantize_row(m->type, m->data + (size_t)r * m->row_bytes, out, m->n_in);
 }
@@ -614,6 +617,8 @@ static void release_rows(etok_model *m, const uint8_t *p, size_t n) {
  * one by one. */
 static void repack_q4_0(etok_model *m) {
     if (!etok_simd_active()) return;
+    /* Q4_1 / Q5_1 at the AVX2 level only: the AVX-512 level keeps its file-layout kernels */
+    const int q41 = etok_isa_active() == ETOK_ISA_AVX2;
     const etok_model_info *in = &m->info;
     for (int l = -1; l < in->n_layers; l++) {
         etok_layer *L = l >= 0 ? &m->layers[l] : NULL;
@@ -623,7 +628,9 @@ static void repack_q4_0(etok_model *m) {
         etok_mat **mats = L ? lm : one;
         for (int k = 0; k < (L ? 7 : 1); k++) {
             etok_mat *M = mats[k];
-            if (M->q4_0x8 || !etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) continue;
+            const int x40 = etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in);
+            const int x41 = q41 && etok_q41x8_applies(M->type, M->n_out, M->n_in);
+            if (M->q4_0x8 || M->q41x8 || (!x40 && !x41)) continue;
             const size_t n = (size_t)M->n_out * M->row_bytes;
             if (m->n_packed == m->cap_packed) {
                 const int cap = m->cap_packed ? 2 * m->cap_packed : 64;
@@ -634,12 +641,16 @@ static void repack_q4_0(etok_model *m) {
             }
             uint8_t *buf = aligned_alloc(64, (n + 63) / 64 * 64);
             if (!buf) continue;
-            etok_q4_0x8_pack(M->data, M->row_bytes, M->n_out, M->n_in, buf);
+            if (x40)
+                etok_q4_0x8_pack(M->data, M->row_bytes, M->n_out, M->n_in, buf);
+            else
+                etok_q41x8_pack(M->type, M->data, M->row_bytes, M->n_out, M->n_in, buf);
             m->packed[m->n_packed++] = buf;
             m->packed_bytes += (double)n;
             const uint8_t *old = M->data;
             M->data = buf;
-            M->q4_0x8 = 1;
+            M->q4_0x8 = x40;
+            M->q41x8 = !x40;
             if (L == NULL && in->tied_embeddings) m->tok_embd = m->output;
             release_rows(m, old, n);
         }
@@ -681,11 +692,12 @@ static int reencode_mat(etok_model *m, etok_mat *mat, uint32_t type, float *row,
         etok_quantize_row(type, row, buf + (size_t)r * rb, mat->n_in);
     }
     m->owned[m->n_owned++] = buf;
-    if (mat->q4_0x8) release_rows(m, mat->data, (size_t)mat->n_out * mat->row_bytes); /* the Q4_0x8 copy */
+    if (mat->q4_0x8 || mat->q41x8) release_rows(m, mat->data, (size_t)mat->n_out * mat->row_bytes); /* the x8 copy */
     mat->type = type;
     mat->row_bytes = rb;
     mat->data = buf;
     mat->q4_0x8 = 0;
+    mat->q41x8 = 0;
     return 0;
 }
 
@@ -998,6 +1010,8 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
             int64_t lo = r0 > base ? r0 - base : 0, hi = r1 - base < M->n_out ? r1 - base : M->n_out;
             if (lo < hi && M->q4_0x8) /* llama.cpp's 8-row order over etok's repacked copy */
                 etok_matmul_q4_0x8(M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
+            else if (lo < hi && M->q41x8) /* Q4_1 / Q5_1 repacked: the file-layout kernels' bits */
+                etok_matmul_q41x8(M->type, M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
             else if (lo < hi && etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) /* the same, file layout */
                 etok_matmul_rows_q4_0_8x8(M->data, M->row_bytes, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i],
                                           (size_t)M->n_out);

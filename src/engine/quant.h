@@ -216,6 +216,23 @@ void etok_matmul_q4_0x8(const uint8_t *packed, int64_t r0, int64_t r1, const eto
 void etok_matmul_q4_0x8_ref(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
                             float *out, size_t out_stride);
 
+/* Q4_1 and Q5_1 repacked at load into etok's 8-row interleaved layouts Q4_1x8 / Q5_1x8
+ * (src/engine/quant_q4_1.c's top comment): a matrix of n_rows (a multiple of 8) rows, 8 rows
+ * per group of etok_q41x8_group_bytes(type, n_in) bytes (= 8 rows of the file's layout).
+ * pack: the file's rows -> dst; get_block (out: an etok_block_q4_1 / _q5_1) / dequantize_row:
+ * block i / all of row r back (the file's bytes, the same floats). matmul: as
+ * etok_matmul_rows (rows [r0, r1) of any alignment, n = n_in), each output bit-identical to
+ * the file-layout AVX2 kernel's (llama.cpp's vec_dot order), whatever the token count. */
+int etok_q41x8_applies(uint32_t type, int64_t n_out, int64_t n_in);
+size_t etok_q41x8_group_bytes(uint32_t type, int64_t n_in);
+void etok_q41x8_pack(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t n_rows, int64_t n_in, uint8_t *dst);
+void etok_q41x8_get_block(uint32_t type, const uint8_t *packed, int64_t n_in, int64_t r, int64_t i, void *out);
+void etok_q41x8_dequantize_row(uint32_t type, const uint8_t *packed, int64_t n_in, int64_t r, float *out);
+void etok_matmul_q41x8(uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
+                       int nx, float *out, size_t out_stride);
+void etok_matmul_q41x8_ref(uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq,
+                           int64_t n, int nx, float *out, size_t out_stride);
+
 /* Attention helpers over a KV cache of F32 or F16 rows, `stride` bytes apart:
  * scores: out[s] = (q . k_s) * scale for s < n;
  * accum: out = sum_s w[s] * v_s, accumulated in 8 lanes by absolute position (first_pos + s)

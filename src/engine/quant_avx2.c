@@ -16,6 +16,15 @@
 
 static inline TGT float h2f(etok_f16 h) { return _cvtsh_ss(h); }
 
+/* s + a * b, the product rounded then added: never fused. GCC in ISO C mode never contracts;
+ * clang (-ffp-contract=on) fuses a * b + c written as one expression, which would round the
+ * Q4_1 / Q5_1 min terms differently from llama.cpp and from quant_q4_1.c's repacked kernels.
+ * Separate statements are not fused. */
+static inline TGT float add_prod(float s, float a, float b) {
+    const float p = a * b;
+    return s + p;
+}
+
 /* 16 bytes of nibbles -> 32 bytes: low nibbles (values 0..15) then high nibbles (16..31). */
 static inline TGT __m256i unpack_nibbles(const uint8_t *qs) {
     __m128i b = _mm_loadu_si128((const __m128i *)qs);
@@ -71,7 +80,7 @@ static TGT float dot_q4_1(const etok_block_q4_1 *b, const etok_block_q8a *y, int
     __m256 acc = _mm256_setzero_ps();
     float summ = 0;
     for (int64_t i = 0; i < nb; i++) {
-        summ += h2f(b[i].m) * y[i].s;
+        summ = add_prod(summ, h2f(b[i].m), y[i].s);
         __m256i p = dot_us8(unpack_nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
     }
@@ -121,7 +130,7 @@ static TGT float dot_q5_1(const etok_block_q5_1 *b, const etok_block_q8a *y, int
     __m256 acc = _mm256_setzero_ps();
     float summ = 0;
     for (int64_t i = 0; i < nb; i++) {
-        summ += h2f(b[i].m) * y[i].s;
+        summ = add_prod(summ, h2f(b[i].m), y[i].s);
         __m256i q = _mm256_or_si256(unpack_nibbles(b[i].qs), q5_high_bits(b[i].qh));
         __m256i p = dot_us8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
@@ -420,10 +429,10 @@ static TGT void dot_q4_1_x4(const etok_block_q4_1 *b, const etok_block_q8a *y0, 
     for (int64_t i = 0; i < nb; i++) {
         const float d = h2f(b[i].d), m = h2f(b[i].m);
         const __m256i q = unpack_nibbles(b[i].qs);
-        s0 += m * y0[i].s;
-        s1 += m * y1[i].s;
-        s2 += m * y2[i].s;
-        s3 += m * y3[i].s;
+        s0 = add_prod(s0, m, y0[i].s);
+        s1 = add_prod(s1, m, y1[i].s);
+        s2 = add_prod(s2, m, y2[i].s);
+        s3 = add_prod(s3, m, y3[i].s);
         a0 = _mm256_fmadd_ps(_mm256_set1_ps(d * y0[i].d), _mm256_cvtepi32_ps(dot_us8(q, _mm256_loadu_si256((const __m256i *)y0[i].qs))), a0);
         a1 = _mm256_fmadd_ps(_mm256_set1_ps(d * y1[i].d), _mm256_cvtepi32_ps(dot_us8(q, _mm256_loadu_si256((const __m256i *)y1[i].qs))), a1);
         a2 = _mm256_fmadd_ps(_mm256_set1_ps(d * y2[i].d), _mm256_cvtepi32_ps(dot_us8(q, _mm256_loadu_si256((const __m256i *)y2[i].qs))), a2);
@@ -516,7 +525,7 @@ static TGT void dot_q5_1_x4(const etok_block_q5_1 *b, const etok_block_q8a *cons
         const __m256i q = _mm256_or_si256(unpack_nibbles(b[i].qs), q5_high_bits(b[i].qh));
         for (int v = 0; v < X4; v++) {
             const etok_block_q8a *a = y[v] + i;
-            summ[v] += m * a->s;
+            summ[v] = add_prod(summ[v], m, a->s);
             __m256i p = dot_us8(q, _mm256_loadu_si256((const __m256i *)a->qs));
             acc[v] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(p), acc[v]);
         }
@@ -712,10 +721,10 @@ static TGT void dot_q4_1_4rows(const etok_block_q4_1 *b0, const etok_block_q4_1 
     for (int64_t i = 0; i < nb; i++) {
         const __m256i yq = _mm256_loadu_si256((const __m256i *)y[i].qs);
         const float yd = y[i].d, ys = y[i].s;
-        s0 += h2f(b0[i].m) * ys;
-        s1 += h2f(b1[i].m) * ys;
-        s2 += h2f(b2[i].m) * ys;
-        s3 += h2f(b3[i].m) * ys;
+        s0 = add_prod(s0, h2f(b0[i].m), ys);
+        s1 = add_prod(s1, h2f(b1[i].m), ys);
+        s2 = add_prod(s2, h2f(b2[i].m), ys);
+        s3 = add_prod(s3, h2f(b3[i].m), ys);
         a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b0[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(b0[i].qs), yq)), a0);
         a1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b1[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(b1[i].qs), yq)), a1);
         a2 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b2[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(b2[i].qs), yq)), a2);
@@ -793,7 +802,7 @@ static TGT void dot_q5_1_4rows(const uint8_t *p, size_t rb, const etok_block_q8a
         const __m256i yq = _mm256_loadu_si256((const __m256i *)y[i].qs);
         const float yd = y[i].d, ys = y[i].s;
         for (int r = 0; r < Q5_ROWS; r++) {
-            summ[r] += h2f(b[r][i].m) * ys;
+            summ[r] = add_prod(summ[r], h2f(b[r][i].m), ys);
             const __m256i q = _mm256_or_si256(unpack_nibbles(b[r][i].qs), q5_high_bits(b[r][i].qh));
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[r][i].d) * yd), _mm256_cvtepi32_ps(dot_us8(q, yq)), acc[r]);
         }
