@@ -92,11 +92,8 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
             etok_attn_scores_1tok_multi(q, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap,
                                         etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s]) + off);
         } else if (kv_type == ETOK_T_Q8_0) {
-            for (int j = 0; j < sp.n[s]; j++) {
-                float *o = sc + n + j;
-                etok_vec_dot_multi(ETOK_T_Q8_0, k0 + (size_t)j * stride, qa, NULL, hd, g, o, cap);
-                for (int h = 0; h < g; h++) o[(size_t)h * cap] *= a->scale;
-            }
+            /* the group's scores, each K block read once for all heads (vmath.h) */
+            etok_attn_scores_q8_0(qa, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap);
         } else {
             etok_attn_scores_multi(kv_type, q, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap);
         }
