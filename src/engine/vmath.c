@@ -451,37 +451,51 @@ TGT void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g,
             }
     }
 }
-/* Q8_0 V sum: 16 values of the row at a time for up to 4 heads in registers, every position
- * of every run in order; per element the same multiply, add and order as the reference */
+/* Q8_0 V sum: 16 values of the row at a time for G (<= 4, a constant where inlined, so the
+ * accumulators stay in registers) heads, every position of every run in order; per element
+ * the same multiply, add and order as the reference */
+static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, const float *w, size_t w_stride,
+                                                                      int n_runs, const uint8_t *const *v0,
+                                                                      const int *n, size_t stride, int hd,
+                                                                      float *out) {
+    for (int c = 0; c < hd; c += 16) {
+        __m256 acc[4][2];
+        for (int h = 0; h < G; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+        const size_t boff = (size_t)(c / ETOK_QK) * sizeof(etok_block_q8_0);
+        int k = 0;
+        for (int r = 0; r < n_runs; r++) {
+            const uint8_t *p = v0[r] + boff;
+            for (int j = 0; j < n[r]; j++, k++, p += stride) {
+                const etok_block_q8_0 *b = (const etok_block_q8_0 *)p;
+                const __m256 d = _mm256_cvtph_ps(_mm_set1_epi16((short)b->d));
+                const __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + c % ETOK_QK));
+                const __m256 x0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+                const __m256 x1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))));
+                for (int h = 0; h < G; h++) {
+                    const __m256 wj = _mm256_broadcast_ss(w + (size_t)h * w_stride + (size_t)k);
+                    acc[h][0] = _mm256_add_ps(acc[h][0], _mm256_mul_ps(wj, x0));
+                    acc[h][1] = _mm256_add_ps(acc[h][1], _mm256_mul_ps(wj, x1));
+                }
+            }
+        }
+        for (int h = 0; h < G; h++) {
+            float *o = out + (size_t)h * (size_t)hd + (size_t)c;
+            _mm256_storeu_ps(o, acc[h][0]);
+            _mm256_storeu_ps(o + 8, acc[h][1]);
+        }
+    }
+}
+
 void TGT etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                    const int *n, size_t stride, int hd, float *out) {
     for (int h0 = 0; h0 < g; h0 += 4) {
-        const int gg = g - h0 < 4 ? g - h0 : 4;
-        for (int c = 0; c < hd; c += 16) {
-            __m256 acc[4][2];
-            for (int h = 0; h < 4; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
-            const size_t boff = (size_t)(c / ETOK_QK) * sizeof(etok_block_q8_0);
-            int k = 0;
-            for (int r = 0; r < n_runs; r++) {
-                const uint8_t *p = v0[r] + boff;
-                for (int j = 0; j < n[r]; j++, k++, p += stride) {
-                    const etok_block_q8_0 *b = (const etok_block_q8_0 *)p;
-                    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d));
-                    const __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + c % ETOK_QK));
-                    const __m256 x0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-                    const __m256 x1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))));
-                    for (int h = 0; h < gg; h++) {
-                        const __m256 wj = _mm256_set1_ps(w[(size_t)(h0 + h) * w_stride + (size_t)k]);
-                        acc[h][0] = _mm256_add_ps(acc[h][0], _mm256_mul_ps(wj, x0));
-                        acc[h][1] = _mm256_add_ps(acc[h][1], _mm256_mul_ps(wj, x1));
-                    }
-                }
-            }
-            for (int h = 0; h < gg; h++) {
-                float *o = out + (size_t)(h0 + h) * (size_t)hd + (size_t)c;
-                _mm256_storeu_ps(o, acc[h][0]);
-                _mm256_storeu_ps(o + 8, acc[h][1]);
-            }
+        const float *wh = w + (size_t)h0 * w_stride;
+        float *oh = out + (size_t)h0 * (size_t)hd;
+        switch (g - h0 < 4 ? g - h0 : 4) {
+        case 1: accum_q8_0_heads(1, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        case 2: accum_q8_0_heads(2, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        case 3: accum_q8_0_heads(3, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        default: accum_q8_0_heads(4, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
         }
     }
 }
