@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
                                         for (int h = 0; h < G; h++) o[(size_t)h * depth] *= 0.125f;
                                     }
                                 } else {
-                                    etok_attn_scores_q8_0(qg8, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth);
+                                    etok_attn_scores_q8_0(qg8, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth, v0);
                                 }
                                 for (int h = 0; h < G * depth; h++) sc[h] = 1.0f / (float)depth; /* the softmax's place */
                                 etok_attn_accum_q8_0(sc, (size_t)depth, G, 1, &v0, &depth, rb, D, og);

@@ -93,7 +93,8 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
                                         etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s]) + off);
         } else if (kv_type == ETOK_T_Q8_0) {
             /* the group's scores, each K block read once for all heads (vmath.h) */
-            etok_attn_scores_q8_0(qa, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap);
+            etok_attn_scores_q8_0(qa, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap,
+                                  etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s]) + off);
         } else {
             etok_attn_scores_multi(kv_type, q, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap);
         }

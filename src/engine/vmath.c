@@ -162,7 +162,8 @@ void etok_attn_accum_q8_0_ref(const float *w, size_t w_stride, int g, int n_runs
  * integer sum of bytes 4l..4l+3, the lanes' FMA chains run over the blocks from 0, and the
  * eight lanes are reduced as etok_hsum_ps (hsum_float_8) does */
 void etok_attn_scores_q8_0_ref(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
-                               float scale, float *out, size_t out_stride) {
+                               float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
+    (void)v_pf;
     const int nb = hd / ETOK_QK;
     for (int s = 0; s < n; s++) {
         const etok_block_q8_0 *k = (const etok_block_q8_0 *)(k0 + (size_t)s * stride);
@@ -521,12 +522,14 @@ static inline TGT __m256 hsum8_q8(const __m256 *z) {
 static inline __attribute__((always_inline)) TGT void scores_q8_rows(int G, int NB, const etok_block_q8a *q,
                                                                     const __m256 *yd, const uint8_t *k0,
                                                                     size_t stride, int s0, int m, int n,
-                                                                    __m256 (*zb)[8]) {
+                                                                    const uint8_t *v_pf, __m256 (*zb)[8]) {
     const __m256i ones = _mm256_set1_epi16(1);
     for (int j = 0; j < m; j++) {
         const uint8_t *row = k0 + (size_t)(s0 + j) * stride;
         if (s0 + j + 16 < n) /* the row 16 positions on (hardware prefetch misses strided rows under load) */
             for (int c = 0; c < NB * 34; c += 64) _mm_prefetch((const char *)row + 16 * stride + c, _MM_HINT_T0);
+        if (v_pf) /* the same position's V row, for the sum over V */
+            for (int c = 0; c < NB * 34; c += 64) _mm_prefetch((const char *)v_pf + (size_t)(s0 + j) * stride + c, _MM_HINT_T1);
         const etok_block_q8_0 *k = (const etok_block_q8_0 *)row;
         __m256 acc[ETOK_VM_MAX_GROUP];
         for (int h = 0; h < G; h++) acc[h] = _mm256_setzero_ps();
@@ -547,14 +550,14 @@ static inline __attribute__((always_inline)) TGT void scores_q8_rows(int G, int 
 /* Grouped Q8_0 K.q: per position each K block is loaded (and its sign-trick |w| made) once
  * for every head; each head's chain is dot_q8_0's, eight positions reduced together. */
 TGT void etok_attn_scores_q8_0_avx2(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
-                                    float scale, float *out, size_t out_stride) {
+                                    float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
     const int nb = hd / ETOK_QK;
     const __m256 zero = _mm256_setzero_ps(), vs = _mm256_set1_ps(scale);
     __m256 zb[ETOK_VM_MAX_GROUP][8], yd[ETOK_VM_MAX_GROUP * 512 / ETOK_QK];
     for (int i = 0; i < g * nb; i++) yd[i] = _mm256_set1_ps(q[i].d);
     for (int s0 = 0; s0 < n; s0 += 8) {
         const int m = n - s0 < 8 ? n - s0 : 8;
-#define ROWS(G, NB) scores_q8_rows(G, NB, q, yd, k0, stride, s0, m, n, zb)
+#define ROWS(G, NB) scores_q8_rows(G, NB, q, yd, k0, stride, s0, m, n, v_pf, zb)
         if (nb == 2) {
             switch (g) {
             case 1: ROWS(1, 2); break;
@@ -648,14 +651,15 @@ void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, co
 }
 
 void etok_attn_scores_q8_0(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
-                           float scale, float *out, size_t out_stride) {
+                           float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
 #if ETOK_HAVE_X86_SIMD
     if (etok_simd_active() && g <= ETOK_VM_MAX_GROUP && hd % ETOK_QK == 0) {
-        etok_attn_scores_q8_0_avx2(q, g, k0, stride, n, hd, scale, out, out_stride);
+        etok_attn_scores_q8_0_avx2(q, g, k0, stride, n, hd, scale, out, out_stride, v_pf);
         return;
     }
 #endif
     /* kernel level scalar: one dispatched dot per head and position, etok_vec_dot's order */
+    (void)v_pf;
     for (int j = 0; j < n; j++) {
         float *o = out + j;
         etok_vec_dot_multi(ETOK_T_Q8_0, k0 + (size_t)j * stride, q, NULL, hd, g, o, out_stride);

@@ -363,7 +363,7 @@ static void test_attn_scores_q8_0(void **state) {
             for (int g = 1; g <= MAXG; g++) {
                 const int n = lens[l];
                 for (int i = 0; i < MAXG * CAP; i++) o_ref[i] = o_simd[i] = o_disp[i] = o_old[i] = -7.0f;
-                etok_attn_scores_q8_0_ref(qa, g, rows, ROWB, n, hd, scale, o_ref, CAP);
+                etok_attn_scores_q8_0_ref(qa, g, rows, ROWB, n, hd, scale, o_ref, CAP, NULL);
                 for (int h = 0; h < g; h++) {
                     for (int s = n; s < CAP; s++) assert_true(o_ref[h * CAP + s] == -7.0f);
                     for (int s = 0; s < n; s++) {
@@ -384,7 +384,7 @@ static void test_attn_scores_q8_0(void **state) {
                 }
                 /* the dispatched function against what the engine did before: a dispatched dot
                  * per position for the group, then the scale */
-                etok_attn_scores_q8_0(qa, g, rows, ROWB, n, hd, scale, o_disp, CAP);
+                etok_attn_scores_q8_0(qa, g, rows, ROWB, n, hd, scale, o_disp, CAP, rows);
                 for (int s = 0; s < n; s++) {
                     etok_vec_dot_multi(ETOK_T_Q8_0, rows + (size_t)s * ROWB, qa, NULL, hd, g, o_old + s, CAP);
                     for (int h = 0; h < g; h++) o_old[h * CAP + s] *= scale;
@@ -395,7 +395,7 @@ static void test_attn_scores_q8_0(void **state) {
                                  (double)o_old[i]);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
                 if (!etok_simd_active()) continue;
-                etok_attn_scores_q8_0_avx2(qa, g, rows, ROWB, n, hd, scale, o_simd, CAP);
+                etok_attn_scores_q8_0_avx2(qa, g, rows, ROWB, n, hd, scale, o_simd, CAP, l % 2 ? rows : NULL);
                 for (int i = 0; i < g * CAP; i++)
                     if (ubits(o_simd[i]) != ubits(o_ref[i]))
                         fail_msg("hd %d n %d g %d out %d: AVX2 %a, scalar %a", hd, n, g, i, (double)o_simd[i], (double)o_ref[i]);
