@@ -1,4 +1,5 @@
-/* vmath.c — the exp() approximation of llama.cpp's CPU softmax and SiLU (see vmath.h).
+/* vmath.c — the exp() approximation of llama.cpp's CPU softmax and SiLU (see vmath.h), and
+ * the attention kernels declared there (one-token F16 sums, the Q8_0 cache's K.q and V sum).
  *
  * Algorithm (Arm optimized-routines' single-precision exp, in the variant ggml's AVX2 code
  * uses; written from the math, not copied): with the "shifter" S = 1.5 * 2^23,
