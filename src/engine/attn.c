@@ -9,7 +9,9 @@
  * and sum are llama.cpp's (vmath.h), V is summed in 8 position lanes reduced pairwise
  * (tinyBLAS's 8-wide FMA order) for a batch, and a one-token step with an F16 cache sums K.q
  * and w.V as ggml_vec_dot_f16 does (vmath.h; the group's rows converted once, each head's
- * accumulators in the per-head order).
+ * accumulators in the per-head order). A Q8_0 cache: q quantised to 8-bit blocks and each
+ * score with the bits of llama.cpp's ggml_vec_dot_q8_0_q8_0 (AVX2), the group's scores in one
+ * kernel (vmath.h: etok_attn_scores_q8_0); V summed in etok's own order (etok_attn_accum_q8_0).
  * A span in several runs (sinks, a wrapped ring) sums into the same lanes, so its result does
  * not depend on where the ring wraps (before, each run was reduced and the runs added). */
 #include "engine/attn.h"
@@ -92,11 +94,9 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
             etok_attn_scores_1tok_multi(q, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap,
                                         etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s]) + off);
         } else if (kv_type == ETOK_T_Q8_0) {
-            for (int j = 0; j < sp.n[s]; j++) {
-                float *o = sc + n + j;
-                etok_vec_dot_multi(ETOK_T_Q8_0, k0 + (size_t)j * stride, qa, NULL, hd, g, o, cap);
-                for (int h = 0; h < g; h++) o[(size_t)h * cap] *= a->scale;
-            }
+            /* the group's scores, each K block read once for all heads (vmath.h) */
+            etok_attn_scores_q8_0(qa, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap,
+                                  etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s]) + off);
         } else {
             etok_attn_scores_multi(kv_type, q, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap);
         }

@@ -1,4 +1,5 @@
-/* vmath.c — the exp() approximation of llama.cpp's CPU softmax and SiLU (see vmath.h).
+/* vmath.c — the exp() approximation of llama.cpp's CPU softmax and SiLU (see vmath.h), and
+ * the attention kernels declared there (one-token F16 sums, the Q8_0 cache's K.q and V sum).
  *
  * Algorithm (Arm optimized-routines' single-precision exp, in the variant ggml's AVX2 code
  * uses; written from the math, not copied): with the "shifter" S = 1.5 * 2^23,
@@ -156,6 +157,32 @@ void etok_attn_accum_q8_0_ref(const float *w, size_t w_stride, int g, int n_runs
                 for (int i = 0; i < hd; i++) oh[i] += wj * row[i];
             }
         }
+}
+
+/* K.q over a Q8_0 cache in the AVX2 kernel's order (vmath.h): lane l of a block holds the
+ * integer sum of bytes 4l..4l+3, the lanes' FMA chains run over the blocks from 0, and the
+ * eight lanes are reduced as etok_hsum_ps (hsum_float_8) does */
+void etok_attn_scores_q8_0_ref(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                               float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
+    (void)v_pf;
+    const int nb = hd / ETOK_QK;
+    for (int s = 0; s < n; s++) {
+        const etok_block_q8_0 *k = (const etok_block_q8_0 *)(k0 + (size_t)s * stride);
+        for (int h = 0; h < g; h++) {
+            const etok_block_q8a *y = q + (size_t)h * (size_t)nb;
+            float a[8] = {0};
+            for (int b = 0; b < nb; b++) {
+                const float d = etok_f16_to_f32(k[b].d) * y[b].d;
+                for (int l = 0; l < 8; l++) {
+                    int isum = 0;
+                    for (int i = 4 * l; i < 4 * l + 4; i++) isum += k[b].qs[i] * y[b].qs[i];
+                    a[l] = fmaf(d, (float)isum, a[l]);
+                }
+            }
+            const float t0 = a[0] + a[4], t1 = a[1] + a[5], t2 = a[2] + a[6], t3 = a[3] + a[7];
+            out[(size_t)h * out_stride + (size_t)s] = ((t0 + t2) + (t1 + t3)) * scale;
+        }
+    }
 }
 
 #if ETOK_HAVE_X86_SIMD
@@ -426,36 +453,141 @@ TGT void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g,
             }
     }
 }
-/* Q8_0 V sum: 16 values of the row at a time for up to 4 heads in registers, every position
- * of every run in order; per element the same multiply, add and order as the reference */
+/* Q8_0 V sum: 16 values of the row at a time for G (<= 4, a constant where inlined, so the
+ * accumulators stay in registers) heads, every position of every run in order; per element
+ * the same multiply, add and order as the reference */
+static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, const float *w, size_t w_stride,
+                                                                      int n_runs, const uint8_t *const *v0,
+                                                                      const int *n, size_t stride, int hd,
+                                                                      float *out) {
+    for (int c = 0; c < hd; c += 16) {
+        __m256 acc[4][2];
+        for (int h = 0; h < G; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+        const size_t boff = (size_t)(c / ETOK_QK) * sizeof(etok_block_q8_0);
+        int k = 0;
+        for (int r = 0; r < n_runs; r++) {
+            const uint8_t *p = v0[r] + boff;
+            for (int j = 0; j < n[r]; j++, k++, p += stride) {
+                const etok_block_q8_0 *b = (const etok_block_q8_0 *)p;
+                const __m256 d = _mm256_cvtph_ps(_mm_set1_epi16((short)b->d));
+                const __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + c % ETOK_QK));
+                const __m256 x0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
+                const __m256 x1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))));
+                for (int h = 0; h < G; h++) {
+                    const __m256 wj = _mm256_broadcast_ss(w + (size_t)h * w_stride + (size_t)k);
+                    acc[h][0] = _mm256_add_ps(acc[h][0], _mm256_mul_ps(wj, x0));
+                    acc[h][1] = _mm256_add_ps(acc[h][1], _mm256_mul_ps(wj, x1));
+                }
+            }
+        }
+        for (int h = 0; h < G; h++) {
+            float *o = out + (size_t)h * (size_t)hd + (size_t)c;
+            _mm256_storeu_ps(o, acc[h][0]);
+            _mm256_storeu_ps(o + 8, acc[h][1]);
+        }
+    }
+}
+
 void TGT etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                    const int *n, size_t stride, int hd, float *out) {
     for (int h0 = 0; h0 < g; h0 += 4) {
-        const int gg = g - h0 < 4 ? g - h0 : 4;
-        for (int c = 0; c < hd; c += 16) {
-            __m256 acc[4][2];
-            for (int h = 0; h < 4; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
-            const size_t boff = (size_t)(c / ETOK_QK) * sizeof(etok_block_q8_0);
-            int k = 0;
-            for (int r = 0; r < n_runs; r++) {
-                const uint8_t *p = v0[r] + boff;
-                for (int j = 0; j < n[r]; j++, k++, p += stride) {
-                    const etok_block_q8_0 *b = (const etok_block_q8_0 *)p;
-                    const __m256 d = _mm256_set1_ps(_cvtsh_ss(b->d));
-                    const __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + c % ETOK_QK));
-                    const __m256 x0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-                    const __m256 x1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))));
-                    for (int h = 0; h < gg; h++) {
-                        const __m256 wj = _mm256_set1_ps(w[(size_t)(h0 + h) * w_stride + (size_t)k]);
-                        acc[h][0] = _mm256_add_ps(acc[h][0], _mm256_mul_ps(wj, x0));
-                        acc[h][1] = _mm256_add_ps(acc[h][1], _mm256_mul_ps(wj, x1));
-                    }
-                }
+        const float *wh = w + (size_t)h0 * w_stride;
+        float *oh = out + (size_t)h0 * (size_t)hd;
+        switch (g - h0 < 4 ? g - h0 : 4) {
+        case 1: accum_q8_0_heads(1, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        case 2: accum_q8_0_heads(2, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        case 3: accum_q8_0_heads(3, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        default: accum_q8_0_heads(4, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        }
+    }
+}
+
+/* Eight positions' Q8_0 score reductions at once: lane p of the result is position p's
+ * etok_hsum_ps(z[p]) = ((z0 + z4) + (z2 + z6)) + ((z1 + z5) + (z3 + z7)). The halves are
+ * added as there (t_l = z_l + z_(l+4), positions p and p + 4 in one register), the lanes put
+ * in the order t0 t2 t1 t3 so that the two horizontal adds pair t0 with t2 and t1 with t3. */
+static inline TGT __m256 hsum8_q8(const __m256 *z) {
+    __m256 u[4];
+    for (int p = 0; p < 4; p++)
+        u[p] = _mm256_permute_ps(_mm256_add_ps(_mm256_permute2f128_ps(z[p], z[p + 4], 0x20),
+                                               _mm256_permute2f128_ps(z[p], z[p + 4], 0x31)),
+                                 _MM_SHUFFLE(3, 1, 2, 0));
+    return _mm256_hadd_ps(_mm256_hadd_ps(u[0], u[1]), _mm256_hadd_ps(u[2], u[3]));
+}
+
+/* Positions s0 .. s0 + m - 1 (m <= 8) of the grouped Q8_0 K.q for G heads of NB blocks
+ * (constants where inlined, so the accumulators stay in registers): zb[h][j] gets position
+ * s0 + j's 8-lane FMA chain for head h, dot_q8_0's (quant_avx2.c): per block the int32 sums
+ * of the sign-trick products, then acc = fma(d_k * d_q, (float)sums, acc). d_k * d_q is one
+ * float multiply either way (here 8 equal lanes of it). */
+static inline __attribute__((always_inline)) TGT void scores_q8_rows(int G, int NB, const etok_block_q8a *q,
+                                                                    const __m256 *yd, const uint8_t *k0,
+                                                                    size_t stride, int s0, int m, int n,
+                                                                    const uint8_t *v_pf, __m256 (*zb)[8]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int j = 0; j < m; j++) {
+        const uint8_t *row = k0 + (size_t)(s0 + j) * stride;
+        if (s0 + j + 16 < n) /* the row 16 positions on (hardware prefetch misses strided rows under load) */
+            for (int c = 0; c < NB * 34; c += 64) _mm_prefetch((const char *)row + 16 * stride + c, _MM_HINT_T0);
+        if (v_pf) /* the same position's V row, for the sum over V */
+            for (int c = 0; c < NB * 34; c += 64) _mm_prefetch((const char *)v_pf + (size_t)(s0 + j) * stride + c, _MM_HINT_T1);
+        const etok_block_q8_0 *k = (const etok_block_q8_0 *)row;
+        __m256 acc[ETOK_VM_MAX_GROUP];
+        for (int h = 0; h < G; h++) acc[h] = _mm256_setzero_ps();
+        for (int b = 0; b < NB; b++) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)k[b].qs), aw = _mm256_sign_epi8(w, w);
+            const __m256 dk = _mm256_cvtph_ps(_mm_set1_epi16((short)k[b].d));
+            for (int h = 0; h < G; h++) {
+                const etok_block_q8a *y = q + (size_t)h * (size_t)NB + b;
+                const __m256i p = _mm256_madd_epi16(
+                    _mm256_maddubs_epi16(aw, _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)y->qs), w)), ones);
+                acc[h] = _mm256_fmadd_ps(_mm256_mul_ps(dk, yd[h * NB + b]), _mm256_cvtepi32_ps(p), acc[h]);
             }
-            for (int h = 0; h < gg; h++) {
-                float *o = out + (size_t)(h0 + h) * (size_t)hd + (size_t)c;
-                _mm256_storeu_ps(o, acc[h][0]);
-                _mm256_storeu_ps(o + 8, acc[h][1]);
+        }
+        for (int h = 0; h < G; h++) zb[h][j] = acc[h];
+    }
+}
+
+/* Grouped Q8_0 K.q: per position each K block is loaded (and its sign-trick |w| made) once
+ * for every head; each head's chain is dot_q8_0's, eight positions reduced together. */
+TGT void etok_attn_scores_q8_0_avx2(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                                    float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
+    const int nb = hd / ETOK_QK;
+    const __m256 zero = _mm256_setzero_ps(), vs = _mm256_set1_ps(scale);
+    __m256 zb[ETOK_VM_MAX_GROUP][8], yd[ETOK_VM_MAX_GROUP * 512 / ETOK_QK];
+    for (int i = 0; i < g * nb; i++) yd[i] = _mm256_set1_ps(q[i].d);
+    for (int s0 = 0; s0 < n; s0 += 8) {
+        const int m = n - s0 < 8 ? n - s0 : 8;
+#define ROWS(G, NB) scores_q8_rows(G, NB, q, yd, k0, stride, s0, m, n, v_pf, zb)
+        if (nb == 2) {
+            switch (g) {
+            case 1: ROWS(1, 2); break;
+            case 2: ROWS(2, 2); break;
+            case 3: ROWS(3, 2); break;
+            case 4: ROWS(4, 2); break;
+            default: ROWS(g, 2); break;
+            }
+        } else {
+            switch (g) {
+            case 1: ROWS(1, nb); break;
+            case 2: ROWS(2, nb); break;
+            case 3: ROWS(3, nb); break;
+            case 4: ROWS(4, nb); break;
+            default: ROWS(g, nb); break;
+            }
+        }
+#undef ROWS
+        for (int j = m; j < 8; j++)
+            for (int h = 0; h < g; h++) zb[h][j] = zero;
+        for (int h = 0; h < g; h++) {
+            float *o = out + (size_t)h * out_stride + (size_t)s0;
+            const __m256 r = _mm256_mul_ps(hsum8_q8(zb[h]), vs);
+            if (m == 8) {
+                _mm256_storeu_ps(o, r);
+            } else {
+                float t[8];
+                _mm256_storeu_ps(t, r);
+                memcpy(o, t, (size_t)m * sizeof(float));
             }
         }
     }
@@ -517,6 +649,23 @@ void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, co
     }
 #endif
     etok_attn_accum_q8_0_ref(w, w_stride, g, n_runs, v0, n, stride, hd, out);
+}
+
+void etok_attn_scores_q8_0(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                           float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active() && g <= ETOK_VM_MAX_GROUP && hd % ETOK_QK == 0) {
+        etok_attn_scores_q8_0_avx2(q, g, k0, stride, n, hd, scale, out, out_stride, v_pf);
+        return;
+    }
+#endif
+    /* kernel level scalar: one dispatched dot per head and position, etok_vec_dot's order */
+    (void)v_pf;
+    for (int j = 0; j < n; j++) {
+        float *o = out + j;
+        etok_vec_dot_multi(ETOK_T_Q8_0, k0 + (size_t)j * stride, q, NULL, hd, g, o, out_stride);
+        for (int h = 0; h < g; h++) o[(size_t)h * out_stride] *= scale;
+    }
 }
 
 double etok_softmax_exp(float *y, const float *x, int n, float max) {

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "engine/quant.h"
+
 /* exp(x) by range reduction to 2^n * e^b, |b| <= ln2/2, and a degree-5 polynomial in b. */
 float etok_vexpf(float x);
 
@@ -70,6 +72,23 @@ void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_ru
 void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0, const int *n,
                           size_t stride, int hd, float *out);
 
+/* K.q over a Q8_0 K cache for the g query heads of one KV head (any number of tokens):
+ * out[h * out_stride + s] = dot(K row s, q_h) * scale for n rows stride bytes apart, q_h the
+ * head's query quantised to q8a blocks (hd / 32 of them, the heads one after the other, as
+ * etok_quantize_q8a makes them). Each dot has the bits of quant_avx2.c's dot_q8_0, which are
+ * llama.cpp's ggml_vec_dot_q8_0_q8_0 (AVX2) for its quantised K cache: per 32-value block the
+ * int32 sums of bytes 4l..4l+3 in lane l, acc_l = fma(d_k * d_q, (float)isum_l, acc_l) block
+ * by block from 0, reduced ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 + l7)) (hsum_float_8),
+ * then times scale. The AVX2 kernel reads each K block once for all g heads and reduces eight
+ * positions at once (lane for lane the same additions), instead of one dispatched dot per
+ * head and position. Without AVX2 (kernel level scalar) the dots are etok_vec_dot's (its
+ * scalar order, llama.cpp's scalar build: one float sum over the blocks), as before.
+ * hd a multiple of 32, <= 512; g <= ETOK_VM_MAX_GROUP. v_pf: NULL, or the V rows of the same
+ * positions (same stride), which the AVX2 kernel prefetches into L2 while it computes, so that
+ * the sum over V (etok_attn_accum_q8_0, four passes over the rows) does not wait for memory. */
+void etok_attn_scores_q8_0(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                           float scale, float *out, size_t out_stride, const uint8_t *v_pf);
+
 /* The implementations behind the dispatch, for tests (same bits by construction): the
  * scalar reference and, on x86-64 CPUs with AVX2/FMA/F16C (etok_simd_active), AVX2; hd <= 512,
  * the AVX2 accumulation also hd % 8 == 0. */
@@ -85,6 +104,10 @@ void etok_attn_accum_1tok_multi_ref(const float *w, size_t w_stride, int g, int 
                                     const int *first_pos, const int *n, size_t stride, int hd, float *out);
 void etok_attn_accum_q8_0_ref(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                               const int *n, size_t stride, int hd, float *out);
+/* the AVX2 kernel's bits, lane by lane in scalar code (the definition the kernel is tested
+ * against; the dispatch does not use it: at level scalar it keeps etok_vec_dot's order) */
+void etok_attn_scores_q8_0_ref(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                               float scale, float *out, size_t out_stride, const uint8_t *v_pf);
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 /* AVX2 grouped kernels: scores any hd <= 512; accum hd % 8 == 0 and n_runs <= 8 */
 void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
@@ -93,6 +116,8 @@ void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g, int
                                      const int *first_pos, const int *n, size_t stride, int hd, float *out);
 void etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                const int *n, size_t stride, int hd, float *out); /* hd % 16 == 0 */
+void etok_attn_scores_q8_0_avx2(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
+                                float scale, float *out, size_t out_stride, const uint8_t *v_pf);
 double etok_softmax_exp_avx2(float *y, const float *x, int n, float max);
 void etok_silu_mul_avx2(float *gate, const float *up, int n);
 void etok_attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,

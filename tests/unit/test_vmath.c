@@ -8,7 +8,9 @@
  *  - the one-token attention kernels: AVX2 = scalar reference bit for bit, both within 1e-5
  *    (relative to the sum of |terms|) of a double-precision sum;
  *  - the AVX2 softmax exp and SiLU = their scalar references bit for bit, any length;
- *  - the Q8_0 V sum: AVX2 = scalar reference bit for bit, the reference near a double sum. */
+ *  - the Q8_0 V sum: AVX2 = scalar reference bit for bit, the reference near a double sum;
+ *  - the Q8_0 K.q scores: AVX2 = their scalar definition bit for bit, the dispatched function =
+ *    the per-position dots it replaced bit for bit, the definition near a double dot. */
 #include <jansson.h>
 #include <math.h>
 #include <setjmp.h>
@@ -328,6 +330,81 @@ static void test_attn_accum_q8_0(void **state) {
     free(rows);
 }
 
+/* The Q8_0 K.q scores (etok_attn_scores_q8_0): the scalar definition within 1e-5 (of the sum
+ * of |terms|) of a double-precision dot; the AVX2 kernel = that definition bit for bit; and the
+ * dispatched function = one etok_vec_dot_multi per position times the scale, bit for bit (the
+ * engine's scores before the grouped kernel, llama.cpp's ggml_vec_dot_q8_0_q8_0 order at
+ * level avx2), for 1..8 heads, head sizes 32..256, run lengths around the kernel's groups of 8
+ * positions, K bytes over the whole int8 range (-128 included), scores written only at
+ * positions < n of each head's row. */
+static void test_attn_scores_q8_0(void **state) {
+    (void)state;
+    enum { N = 75, MAXG = 8, MAXHD = 256, ROWB = MAXHD / 32 * 34 + 6, CAP = N + 5 };
+    uint8_t *rows = calloc((size_t)N, ROWB);
+    assert_non_null(rows);
+    for (int j = 0; j < N; j++)
+        for (int b = 0; b < MAXHD / 32; b++) {
+            etok_block_q8_0 *blk = (etok_block_q8_0 *)(rows + (size_t)j * ROWB + (size_t)b * 34);
+            blk->d = etok_f32_to_f16(0.001f + 0.03f * (frand() + 1.0f));
+            for (int i = 0; i < 32; i++) {
+                rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+                blk->qs[i] = (int8_t)(uint8_t)(rng >> 56);
+            }
+        }
+    static float qf[MAXG * MAXHD], o_ref[MAXG * CAP], o_simd[MAXG * CAP], o_disp[MAXG * CAP], o_old[MAXG * CAP];
+    static etok_block_q8a qa[MAXG * MAXHD / 32];
+    for (int i = 0; i < MAXG * MAXHD; i++) qf[i] = frand() * (i % 5 == 0 ? 4.0f : 0.7f);
+    const int hds[4] = {32, 64, 96, 256}, lens[5] = {75, 8, 13, 1, 16};
+    const float scale = 0.125f;
+    for (int t = 0; t < 4; t++) {
+        const int hd = hds[t], nb = hd / 32;
+        for (int h = 0; h < MAXG; h++) etok_quantize_q8a_ref(qf + (size_t)h * hd, qa + (size_t)h * nb, hd);
+        for (int l = 0; l < 5; l++)
+            for (int g = 1; g <= MAXG; g++) {
+                const int n = lens[l];
+                for (int i = 0; i < MAXG * CAP; i++) o_ref[i] = o_simd[i] = o_disp[i] = o_old[i] = -7.0f;
+                etok_attn_scores_q8_0_ref(qa, g, rows, ROWB, n, hd, scale, o_ref, CAP, NULL);
+                for (int h = 0; h < g; h++) {
+                    for (int s = n; s < CAP; s++) assert_true(o_ref[h * CAP + s] == -7.0f);
+                    for (int s = 0; s < n; s++) {
+                        double d = 0, mag = 0;
+                        for (int b = 0; b < nb; b++) {
+                            const etok_block_q8_0 *blk = (const etok_block_q8_0 *)(rows + (size_t)s * ROWB + (size_t)b * 34);
+                            const etok_block_q8a *y = qa + (size_t)h * nb + b;
+                            for (int i = 0; i < 32; i++) {
+                                const double x = (double)etok_f16_to_f32(blk->d) * y->d * blk->qs[i] * y->qs[i];
+                                d += x;
+                                mag += fabs(x);
+                            }
+                        }
+                        if (!(fabs(o_ref[h * CAP + s] - d * scale) <= 1e-5 * mag * scale + 1e-30))
+                            fail_msg("hd %d n %d g %d head %d pos %d: reference %a, double %a", hd, n, g, h, s,
+                                     (double)o_ref[h * CAP + s], d * scale);
+                    }
+                }
+                /* the dispatched function against what the engine did before: a dispatched dot
+                 * per position for the group, then the scale */
+                etok_attn_scores_q8_0(qa, g, rows, ROWB, n, hd, scale, o_disp, CAP, rows);
+                for (int s = 0; s < n; s++) {
+                    etok_vec_dot_multi(ETOK_T_Q8_0, rows + (size_t)s * ROWB, qa, NULL, hd, g, o_old + s, CAP);
+                    for (int h = 0; h < g; h++) o_old[h * CAP + s] *= scale;
+                }
+                for (int i = 0; i < g * CAP; i++)
+                    if (ubits(o_disp[i]) != ubits(o_old[i]))
+                        fail_msg("hd %d n %d g %d out %d: grouped %a, per position %a", hd, n, g, i, (double)o_disp[i],
+                                 (double)o_old[i]);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+                if (!etok_simd_active()) continue;
+                etok_attn_scores_q8_0_avx2(qa, g, rows, ROWB, n, hd, scale, o_simd, CAP, l % 2 ? rows : NULL);
+                for (int i = 0; i < g * CAP; i++)
+                    if (ubits(o_simd[i]) != ubits(o_ref[i]))
+                        fail_msg("hd %d n %d g %d out %d: AVX2 %a, scalar %a", hd, n, g, i, (double)o_simd[i], (double)o_ref[i]);
+#endif
+            }
+    }
+    free(rows);
+}
+
 static void test_exp_simd_equals_scalar(void **state) {
     (void)state;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -365,6 +442,7 @@ int main(void) {
         cmocka_unit_test(test_attn_1tok_multi_equals_per_head),
         cmocka_unit_test(test_exp_simd_equals_scalar),
         cmocka_unit_test(test_attn_accum_q8_0),
+        cmocka_unit_test(test_attn_scores_q8_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
