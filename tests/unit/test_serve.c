@@ -22,6 +22,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
@@ -43,14 +44,78 @@
 typedef struct {
     double t0;
     _Atomic int read_delay_us; /* > 0: every read takes this long, so every engine step does */
+    /* The gate: while held, a read waits for a ticket that the test hands out, so the engine
+     * thread (the only reader while the test holds it: it scrapes nothing then) stops exactly
+     * where the test wants it, however slow or loaded the machine. Its idle loop reads every
+     * 0.1 s and each step reads before and after, so a held engine with requests queued
+     * takes one ticket to admit them and then waits inside its first step's reading: the
+     * requests are in flight and none advances until the gate opens. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int held, tickets, waiting;
 } fake_energy;
 
 static int fake_read(void *arg, etok_energy_reading *r) {
     fake_energy *f = arg;
+    pthread_mutex_lock(&f->mu);
+    while (f->held && f->tickets == 0) {
+        f->waiting++;
+        pthread_cond_broadcast(&f->cv);
+        pthread_cond_wait(&f->cv, &f->mu);
+        f->waiting--;
+    }
+    if (f->held) f->tickets--;
+    pthread_mutex_unlock(&f->mu);
     int delay_us = atomic_load(&f->read_delay_us);
     if (delay_us > 0) usleep((useconds_t)delay_us);
     fake_energy_reading(r, etok_mono_s() - f->t0, POWER_W);
     return 0;
+}
+
+static void fake_init(fake_energy *f) {
+    f->t0 = etok_mono_s();
+    atomic_store(&f->read_delay_us, 0);
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->held = f->tickets = f->waiting = 0;
+}
+
+static void fake_destroy(fake_energy *f) {
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+}
+
+/* Hold the gate and wait (generous deadline) until the idle engine waits at it. */
+static void gate_hold_idle(fake_energy *f) {
+    pthread_mutex_lock(&f->mu);
+    f->held = 1;
+    f->tickets = 0;
+    double t_end = etok_mono_s() + 120;
+    while (f->waiting == 0 && etok_mono_s() < t_end) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+    }
+    int waiting = f->waiting;
+    pthread_mutex_unlock(&f->mu);
+    if (!waiting) fail_msg("the idle engine never read the energy source in 120 s");
+}
+
+static void gate_ticket(fake_energy *f) {
+    pthread_mutex_lock(&f->mu);
+    f->tickets++;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void gate_open(fake_energy *f) {
+    pthread_mutex_lock(&f->mu);
+    f->held = 0;
+    f->tickets = 0;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
 }
 
 typedef struct {
@@ -78,7 +143,7 @@ static int setup(void **state) {
             return 0;
         }
     }
-    f->fe.t0 = etok_mono_s();
+    fake_init(&f->fe);
     etok_serve_opts o = {.model_path = f->model,
                          .model_id = "tiny",
                          .port = 0,
@@ -102,6 +167,7 @@ static int teardown(void **state) {
     fixture *f = *state;
     if (!f) return 0;
     etok_server_stop(f->s);
+    fake_destroy(&f->fe);
     if (f->synthetic) remove(f->model);
     free(f);
     return 0;
@@ -536,13 +602,15 @@ static void wait_busy(int port, long want_active, long want_queued) {
     fail_msg("/health: in_flight %ld queued %ld, expected %ld and %ld", a, q, want_active, want_queued);
 }
 
-static etok_server *start_own(fixture *f, etok_serve_opts *o) {
+/* A server of the test's own on the model, reading `fe` (its own gate: the fixture's server
+ * reads f->fe). */
+static etok_server *start_own(fixture *f, fake_energy *fe, etok_serve_opts *o) {
     o->model_path = f->model;
     o->api_key = "sekrit";
     o->n_threads = 2;
     o->ctx_len = 256;
     o->max_tokens_limit = 64;
-    o->energy = (etok_energy_source){fake_read, &f->fe};
+    o->energy = (etok_energy_source){fake_read, fe};
     etok_err err = {0};
     etok_server *s = etok_server_start(o, &err);
     if (!s) fail_msg("serve start: %s", err.msg);
@@ -563,12 +631,18 @@ static void vanished_non_streaming_clients_are_cancelled(void **state) {
     double cancelled0 = metric(page0, "etok_requests_total{status=\"cancelled\"}");
     double ok0 = metric(page0, "etok_requests_total{status=\"ok\"}");
     free(page0);
-    atomic_store(&f->fe.read_delay_us, 50000);
+    /* the engine is held at its energy reading until all three are in flight (on the clock
+     * alone, a loaded machine let a request finish before the test saw it admitted) */
+    gate_hold_idle(&f->fe);
     const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a long story.\"}],\"max_tokens\":64}";
     int fds[3];
     for (int i = 0; i < 3; i++) fds[i] = raw_post(f->port, "/v1/chat/completions", body);
+    wait_busy(f->port, 0, 3);
+    gate_ticket(&f->fe); /* the idle reading returns: all three admitted, held at the first step */
     wait_busy(f->port, 3, 0);
+    atomic_store(&f->fe.read_delay_us, 50000);
     for (int i = 0; i < 3; i++) close(fds[i]);
+    gate_open(&f->fe);
     double t0 = etok_mono_s();
     long a = -1, q = -1;
     for (int i = 0; i < 600; i++) {
@@ -596,12 +670,19 @@ static void queue_full_429_and_slow_clients_closed(void **state) {
         skip();
         return;
     }
-    atomic_store(&f->fe.read_delay_us, 50000);
+    fake_energy fe;
+    fake_init(&fe);
     etok_serve_opts o = {.max_seqs = 1, .max_queue = 1, .header_timeout_s = 0.5};
-    etok_server *s = start_own(f, &o);
+    etok_server *s = start_own(f, &fe, &o);
     int port = etok_server_port(s);
+    /* one request in the engine, one queued: the engine is held at its energy reading, so the
+     * first cannot finish (and the second move up) before the third arrives, however loaded
+     * the machine (with steps merely slowed down, a starved test saw the queue empty again) */
+    gate_hold_idle(&fe);
     const char *body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":64}";
     int run = raw_post(port, "/v1/completions", body);
+    wait_busy(port, 0, 1);
+    gate_ticket(&fe); /* admitted, then held inside its first step */
     wait_busy(port, 1, 0);
     int wait = raw_post(port, "/v1/completions", body);
     wait_busy(port, 1, 1);
@@ -615,13 +696,15 @@ static void queue_full_429_and_slow_clients_closed(void **state) {
     close(third);
     close(run);
     close(wait);
-    wait_busy(port, 0, 0); /* both hung up: cancelled */
-    atomic_store(&f->fe.read_delay_us, 0);
+    gate_open(&fe);
+    wait_busy(port, 0, 0); /* both hung up: cancelled (or done) */
 
-    /* slowloris: a header line every 0.1 s keeps the idle timer fresh, not the request deadline */
+    /* slowloris: a header line every 0.1 s keeps the idle timer fresh, not the request deadline.
+     * The clock starts before the connection exists: the server's deadline cannot start
+     * earlier, so a test preempted between connect and its first line still measures >= 0.5 s */
+    double t0 = etok_mono_s(), closed_at = -1;
     int slow = raw_connect(port);
     send_all(slow, "GET /health HTTP/1.1\r\n", 22);
-    double t0 = etok_mono_s(), closed_at = -1;
     while (etok_mono_s() - t0 < 30) {
         usleep(100000);
         if (send(slow, "X-a: b\r\n", 8, MSG_NOSIGNAL) < 0) {
@@ -645,6 +728,7 @@ static void queue_full_429_and_slow_clients_closed(void **state) {
     assert_true(metric(page, "etok_http_connections") >= 1); /* this scrape's own */
     free(page);
     etok_server_stop(s);
+    fake_destroy(&fe);
     fprintf(stderr, "serve: 429 with Retry-After; a header trickler closed after %.2f s (deadline 0.5 s)\n", closed_at);
 }
 
@@ -658,21 +742,29 @@ static void shutdown_ends_every_stream(void **state) {
         skip();
         return;
     }
-    atomic_store(&f->fe.read_delay_us, 100000);
+    fake_energy fe;
+    fake_init(&fe);
     etok_serve_opts o = {.max_seqs = 4, .shutdown_grace_s = 2};
-    etok_server *s = start_own(f, &o);
+    etok_server *s = start_own(f, &fe, &o);
     int port = etok_server_port(s);
+    /* all four are queued while the engine is held, then admitted together: the short ones
+     * cannot finish before the test saw all four in flight */
+    gate_hold_idle(&fe);
     int fds[4];
     for (int i = 0; i < 4; i++) {
         char body[160];
         snprintf(body, sizeof body, "{\"prompt\":\"Once upon a time\",\"max_tokens\":%d,\"stream\":true}", i < 2 ? 3 : 64);
         fds[i] = raw_post(port, "/v1/completions", body);
     }
+    wait_busy(port, 0, 4);
+    gate_ticket(&fe);
     wait_busy(port, 4, 0);
+    atomic_store(&fe.read_delay_us, 100000);
+    gate_open(&fe);
     double t0 = etok_mono_s();
     etok_server_stop(s);
     double took = etok_mono_s() - t0;
-    atomic_store(&f->fe.read_delay_us, 0);
+    fake_destroy(&fe);
     for (int i = 0; i < 4; i++) {
         char *r = read_to_eof(fds[i], 30);
         close(fds[i]);
@@ -713,10 +805,12 @@ static void second_signal_cuts_the_grace(void **state) {
         skip();
         return;
     }
-    atomic_store(&f->fe.read_delay_us, 1000000);
+    fake_energy fe;
+    fake_init(&fe);
+    atomic_store(&fe.read_delay_us, 1000000);
     atomic_int cut = 0;
     etok_serve_opts o = {.max_seqs = 2, .shutdown_grace_s = 60, .cut_grace = &cut};
-    etok_server *s = start_own(f, &o);
+    etok_server *s = start_own(f, &fe, &o);
     int port = etok_server_port(s);
     int fds[2];
     for (int i = 0; i < 2; i++)
@@ -729,7 +823,7 @@ static void second_signal_cuts_the_grace(void **state) {
     etok_server_stop(s);
     double took = etok_mono_s() - t0;
     pthread_join(t, NULL);
-    atomic_store(&f->fe.read_delay_us, 0);
+    fake_destroy(&fe);
     for (int i = 0; i < 2; i++) {
         char *r = read_to_eof(fds[i], 30);
         close(fds[i]);
