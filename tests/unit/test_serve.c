@@ -6,7 +6,8 @@
  *
  * Model: a tiny synthetic GGUF when the test support can write one, else the real default
  * model under models/ (skipped when neither exists). Energy: a synthetic source drawing exactly
- * 10 W, so every expected joule is known. */
+ * 10 W, so every expected joule is known; its gate holds the engine thread in a reading until
+ * the test lets it on (no race between a loaded test thread and the engine's clock). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
