@@ -133,8 +133,9 @@ static char *serve_config(const etok_serve_opts *o, const etok_cli_levers *lv, c
     json_object_set_new(c, "model_name", json_string(mi ? mi->name : ""));
     json_object_set_new(c, "weight_types", json_string(mi ? mi->weight_types : ""));
     json_object_set_new(c, "max_seqs", json_integer(o->max_seqs > 0 ? o->max_seqs : 8));
-    /* 0 = all cores (the engine's thread pool asks sysconf the same way) */
-    json_object_set_new(c, "threads", json_integer(o->n_threads > 0 ? o->n_threads : cores > 0 ? cores : 1));
+    /* 0 = all cores, at most 256 (as the engine's thread pool resolves it) */
+    long threads = o->n_threads > 0 ? o->n_threads : cores > 0 ? cores : 1;
+    json_object_set_new(c, "threads", json_integer(threads > 256 ? 256 : threads));
     json_object_set_new(c, "weights", json_string(lv->weights ? lv->weights : "keep"));
     json_object_set_new(c, "kv_type", json_string(etok_cli_kv_type_name(lv->kv_bits)));
     json_object_set_new(c, "attn_window", json_integer(lv->attn_window));
