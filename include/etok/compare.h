@@ -22,8 +22,12 @@
  *   slo_attainment           requests meeting s* / requests
  *   goodput_tps              output tokens of requests meeting q* and s* / seconds
  *   mean_power_w             energy / seconds
+ *   token_rate_tps           output tokens / seconds
  *   ttft_s, tpot_s           p50 and p90
- * where "seconds" gives each request its run's window duration / its run's request count.
+ * where "seconds" is a run's window: the per-second figures are ratios of sums over runs
+ * (records), their CI resamples each arm's runs (unpaired), and with one run in an arm they
+ * have no CI (NAN; the note says so): time is measured per run, and resampling requests or
+ * items only varied token counts (a zero-width interval for the same outputs in both arms).
  *
  * The CI covers sampling between requests (and between runs, when an arm pools repeats). It
  * does not cover the meter's systematic error, stated separately (systematic_*): the same

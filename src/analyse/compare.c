@@ -42,6 +42,8 @@ static double fld(const unit *u, int f) {
 typedef struct {
     unit *u;
     size_t n;
+    unit *runs; /* one per record: its units summed, secs = its window (measured time lives here) */
+    size_t n_runs;
     size_t n_checked;
     int n_fallback, n_rescaled, n_runs_as_unit;
     double books_worst; /* worst |sum attributed - window| / window over records that had attribution */
@@ -50,6 +52,7 @@ typedef struct {
 
 static void arm_free(arm_data *a) {
     free(a->u);
+    free(a->runs);
     memset(a, 0, sizeof *a);
 }
 
@@ -62,7 +65,11 @@ static int build_arm(const etok_compare_arm *a, arm_data *out, etok_err *err) {
     size_t cap = 0;
     for (size_t k = 0; k < a->n_records; k++) cap += a->records[k]->n_requests ? a->records[k]->n_requests : 1;
     out->u = calloc(cap + 1, sizeof *out->u);
-    if (!out->u) return etok_errc(err, ETOK_EXIT_FAIL, "compare: out of memory");
+    out->runs = calloc(a->n_records + 1, sizeof *out->runs);
+    if (!out->u || !out->runs) {
+        arm_free(out);
+        return etok_errc(err, ETOK_EXIT_FAIL, "compare: out of memory");
+    }
     double sys_sum = 0;
     size_t sys_n = 0;
     for (size_t k = 0; k < a->n_records; k++) {
@@ -90,6 +97,9 @@ static int build_arm(const etok_compare_arm *a, arm_data *out, etok_err *err) {
             return etok_errc(err, ETOK_EXIT_FAIL, "compare: out of memory");
         }
         size_t n = etok_metrics_request_view(r, rv);
+        unit *run = &out->runs[out->n_runs++];
+        run->secs = dur;
+        size_t first = out->n;
         if (n == 0) { /* etok run: the run is one unit, with the request set's token totals */
             etok_request_set rs;
             etok_metrics_request_set(r, rv, 0, &rs);
@@ -103,6 +113,8 @@ static int build_arm(const etok_compare_arm *a, arm_data *out, etok_err *err) {
             u->ttft = u->tpot = NAN;
             out->n_runs_as_unit++;
             free(rv);
+            run->e = u->e;
+            run->tout = u->tout;
             continue;
         }
         int attributed = 1;
@@ -144,6 +156,11 @@ static int build_arm(const etok_compare_arm *a, arm_data *out, etok_err *err) {
             u->secs = dur / (double)n;
             u->ttft = v->ttft_s;
             u->tpot = v->tpot_s;
+        }
+        for (size_t i = first; i < out->n; i++) {
+            run->e += out->u[i].e;
+            run->tout += out->u[i].tout;
+            run->good += out->u[i].good;
         }
         free(rv);
     }
@@ -343,6 +360,8 @@ static int fill_fields(const unit *u, size_t n, int f, double *out) {
 static int deltas(etok_compare_cand *c, const arm_data *A, const arm_data *B, const unit *ia, const unit *ib,
                   size_t n_items, int iters, uint64_t seed, etok_err *err) {
     size_t nmax = A->n > B->n ? A->n : B->n;
+    if (A->n_runs > nmax) nmax = A->n_runs;
+    if (B->n_runs > nmax) nmax = B->n_runs;
     double *buf = malloc((4 * nmax + 4) * sizeof *buf);
     if (!buf) return etok_errc(err, ETOK_EXIT_FAIL, "compare: out of memory");
     double *na = buf, *da = buf + nmax + 1, *nb = buf + 2 * nmax + 2, *db = buf + 3 * nmax + 3;
@@ -367,16 +386,40 @@ static int deltas(etok_compare_cand *c, const arm_data *A, const arm_data *B, co
                 d->d.a = d->d.b = NAN;
                 continue;
             }
-            const unit *ua = c->paired ? ia : A->u, *ub = c->paired ? ib : B->u;
-            size_t nua = c->paired ? n_items : A->n, nub = c->paired ? n_items : B->n;
-            fill_fields(ua, nua, f->num, na);
-            fill_fields(ua, nua, f->den, da);
-            fill_fields(ub, nub, f->num, nb);
-            fill_fields(ub, nub, f->den, db);
-            d->paired = c->paired;
-            /* the same seed for every ratio figure: one set of resamples, coherent figures */
-            rc = etok_bootstrap_delta_ratio_of_sums(na, da, nua, nb, db, nub, c->paired, iters, seed, &d->d);
-            snprintf(d->note, sizeof d->note, "%s", c->paired ? "paired by eval item" : "unpaired: requests resampled within each arm");
+            if (f->den == F_SECS) {
+                /* Per second: time is measured per run (its window), a request's share of it is
+                 * bookkeeping, so the unit is the run. Resampling requests or items instead
+                 * varied only the token counts: with the same outputs in both arms (greedy
+                 * runs) the interval had zero width whatever the runs' times did. Runs are
+                 * independent repeats (unpaired); an arm with a single run has no run-to-run
+                 * variation to show: the value stands, without an interval. */
+                fill_fields(A->runs, A->n_runs, f->num, na);
+                fill_fields(A->runs, A->n_runs, f->den, da);
+                fill_fields(B->runs, B->n_runs, f->num, nb);
+                fill_fields(B->runs, B->n_runs, f->den, db);
+                d->paired = 0;
+                /* one seed for the per-second figures too: one set of run resamples */
+                rc = etok_bootstrap_delta_ratio_of_sums(na, da, A->n_runs, nb, db, B->n_runs, 0, iters, seed + 7919, &d->d);
+                if (A->n_runs < 2 || B->n_runs < 2) {
+                    d->d.a_lo = d->d.a_hi = d->d.b_lo = d->d.b_hi = NAN;
+                    d->d.diff_lo = d->d.diff_hi = d->d.rel_lo = d->d.rel_hi = NAN;
+                    snprintf(d->note, sizeof d->note, "one run in %s: its time's run-to-run variation is unknown, no CI "
+                             "(repeat the run)", A->n_runs < 2 ? "the baseline" : "the candidate");
+                } else
+                    snprintf(d->note, sizeof d->note, "unpaired: runs resampled within each arm (time is measured per run)");
+            } else {
+                const unit *ua = c->paired ? ia : A->u, *ub = c->paired ? ib : B->u;
+                size_t nua = c->paired ? n_items : A->n, nub = c->paired ? n_items : B->n;
+                fill_fields(ua, nua, f->num, na);
+                fill_fields(ua, nua, f->den, da);
+                fill_fields(ub, nub, f->num, nb);
+                fill_fields(ub, nub, f->den, db);
+                d->paired = c->paired;
+                /* the same seed for every ratio figure: one set of resamples, coherent figures */
+                rc = etok_bootstrap_delta_ratio_of_sums(na, da, nua, nb, db, nub, c->paired, iters, seed, &d->d);
+                snprintf(d->note, sizeof d->note, "%s",
+                         c->paired ? "paired by eval item" : "unpaired: requests resampled within each arm");
+            }
         }
         if (rc) {
             free(buf);

@@ -130,6 +130,26 @@ static json_t *pp_report(etok_procenergy *pe, FILE *f) {
     return arr;
 }
 
+/* The per-process split as the record keeps it (config.per_process; docs/RECORD.md): the same
+ * figures the summary prints, every process listed. */
+static json_t *pp_config(etok_procenergy *pe) {
+    etok_procenergy_view v;
+    etok_procenergy_view_get(pe, &v);
+    double sum = 0;
+    for (size_t i = 0; i < v.n_procs; i++) sum += v.procs[i].energy_j;
+    json_t *o = json_object();
+    if (!o) return NULL;
+    json_object_set_new(o, "model", json_string("cpu_time_share"));
+    json_object_set_new(o, "intervals", json_integer((json_int_t)v.n_updates));
+    json_object_set_new(o, "covered_j", json_real(v.covered_j));
+    json_object_set_new(o, "processes_j", json_real(sum));
+    /* the tree's processes that could not stay listed (out of memory; normally 0) */
+    json_object_set_new(o, "unlisted_j", json_real(v.proc_exited_j));
+    json_object_set_new(o, "rest_j", json_real(v.proc_unattributed_j));
+    json_object_set_new(o, "processes", pp_report(pe, NULL));
+    return o;
+}
+
 /* Another process on a GPU during the idle baseline (before the command starts, every GPU
  * process is another's): a warning fault in the baseline (bgload repeats it). */
 static void gpu_others(etok_record *rec) {
@@ -176,8 +196,9 @@ static void usage(FILE *f) {
             "                      by its CPU-time share (an attribution model, beside the device\n"
             "                      figure; docs/RECORD.md \"Background load\")\n"
             "  --per-process       also the energy of each process of the command's tree by its share\n"
-            "                      of busy CPU time (an attribution model, the exporter's; the summary\n"
-            "                      and --json list them; docs/PROMETHEUS.md)\n"
+            "                      of busy CPU time (an attribution model, the exporter's; the summary,\n"
+            "                      --json and the record's config.per_process list them;\n"
+            "                      docs/PROMETHEUS.md)\n"
             "  --no-idle-history   neither compare the idle baseline with this host's earlier quiet\n"
             "                      ones nor remember it (~/.local/state/etok; docs/RECORD.md)\n"
             "  --kill-after S      after a forwarded Ctrl-C/SIGTERM, SIGKILL the command's process\n"
@@ -271,8 +292,12 @@ static void run_on_window_edge(void *ctx, int edge) {
     else w->rec->window_end_s = t;
 }
 
-static char *config_text(const run_opts *o, const etok_command_result *cr) {
+static char *config_text(const run_opts *o, const etok_command_result *cr, json_t *per_process) {
     json_t *c = json_object();
+    if (!c) {
+        json_decref(per_process);
+        return NULL;
+    }
     json_t *m = json_array();
     for (int i = 0; i < o->meters.n_names; i++) json_array_append_new(m, json_string(o->meters.names[i]));
     json_object_set_new(c, "meters", m);
@@ -305,6 +330,7 @@ static char *config_text(const run_opts *o, const etok_command_result *cr) {
     /* what had to be ended (drive/command.c): the record keeps it */
     if (cr && cr->grace_expired) json_object_set_new(c, "group_killed_after_s", json_real(o->kill_after_s > 0 ? o->kill_after_s : 10.0));
     if (cr && cr->leftover) json_object_set_new(c, "leftover_processes_ended", json_true());
+    if (per_process) json_object_set_new(c, "per_process", per_process); /* --per-process */
     char *txt = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(c);
     return txt;
@@ -554,7 +580,7 @@ int cmd_run(int argc, char **argv) {
         rec.tokens_known = 1;
         rec.tokens_out = cr.tokens;
     }
-    rec.config_json = config_text(&o, ran ? &cr : NULL);
+    rec.config_json = config_text(&o, ran ? &cr : NULL, pp.pe ? pp_config(pp.pe) : NULL);
     etok_cli_idle_history("run", &rec, !o.no_idle_history); /* before the analysis: it adds a warning */
     etok_bgload_fill_record(&rec); /* per-phase background load, in the record */
 

@@ -9,8 +9,11 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "cli_util.h"
 #include "commands.h"
+#include "engine/quant.h"
 #include "etok/bgload.h"
 #include "etok/grid.h"
 #include "etok/parse.h"
@@ -115,6 +118,33 @@ static void *watch_second_signal(void *arg) {
         fprintf(stderr, "etok serve: second signal, ending the requests in flight now\n");
     }
     return NULL;
+}
+
+/* The record's config (docs/RECORD.md): the engine's settings as `etok bench` records them,
+ * its kernel level among them (quant.h: active, and what this CPU would take; ETOK_ISA forces
+ * the active one). Taken while the server runs: the model is its. */
+static char *serve_config(const etok_serve_opts *o, const etok_cli_levers *lv, const etok_server *s) {
+    const etok_model *m = etok_server_model(s);
+    const etok_model_info *mi = m ? etok_model_get_info(m) : NULL;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    json_t *c = json_object();
+    if (!c) return NULL;
+    json_object_set_new(c, "model", json_string(o->model_path ? o->model_path : ""));
+    json_object_set_new(c, "model_name", json_string(mi ? mi->name : ""));
+    json_object_set_new(c, "weight_types", json_string(mi ? mi->weight_types : ""));
+    json_object_set_new(c, "max_seqs", json_integer(o->max_seqs > 0 ? o->max_seqs : 8));
+    /* 0 = all cores, at most 256 (as the engine's thread pool resolves it) */
+    long threads = o->n_threads > 0 ? o->n_threads : cores > 0 ? cores : 1;
+    json_object_set_new(c, "threads", json_integer(threads > 256 ? 256 : threads));
+    json_object_set_new(c, "weights", json_string(lv->weights ? lv->weights : "keep"));
+    json_object_set_new(c, "kv_type", json_string(etok_cli_kv_type_name(lv->kv_bits)));
+    json_object_set_new(c, "attn_window", json_integer(lv->attn_window));
+    json_object_set_new(c, "attn_sinks", json_integer(lv->attn_sinks));
+    json_object_set_new(c, "kernel_level", json_string(etok_isa_name(etok_isa_active())));
+    json_object_set_new(c, "kernel_level_detected", json_string(etok_isa_name(etok_isa_detected())));
+    char *txt = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(c);
+    return txt;
 }
 
 int cmd_serve(int argc, char **argv) {
@@ -303,6 +333,7 @@ int cmd_serve(int argc, char **argv) {
     else
         fprintf(stderr, "etok serve: up to %d connections, no per-address limit\n", max_conn);
     fflush(stderr);
+    char *config = out_path ? serve_config(&o, &levers, s) : NULL;
     double t_ready = etok_mono_s() - o.t0_mono;
     int sig = 0;
     sigwait(&set, &sig);
@@ -334,6 +365,9 @@ int cmd_serve(int argc, char **argv) {
         rec->window_start_s = t_ready; /* serving: from ready to stop, idle time included */
         rec->window_end_s = t_end;
         rec->exit_status = -1;
+        free(rec->config_json);
+        rec->config_json = config; /* the record owns it now */
+        config = NULL;
         etok_bgload_fill_record(rec); /* background load per phase (own work: this process) */
         if (etok_record_save(rec, out_path, &err) != 0) {
             fprintf(stderr, "etok serve: %s\n", err.msg);
@@ -343,6 +377,7 @@ int cmd_serve(int argc, char **argv) {
                     rec->n_steps, out_path);
         }
     }
+    free(config);
     etok_meter_source_close(ms);
     etok_record_free(&own_rec);
     return rc;

@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "engine/quant.h"
 #include "etok/engine.h"
 #include "etok/prom.h"
 #include "etok/sse.h"
@@ -1106,8 +1107,9 @@ static char *metrics_text(etok_server *s) {
     etok_prom_family(&b, "etok_http_slow_connections_closed_total", "counter",
                      "Connections closed for not sending a whole request within --request-timeout (slowloris)");
     etok_prom_sample(&b, "etok_http_slow_connections_closed_total", NULL, (double)s->conn_closed_slow);
-    etok_prom_family(&b, "etok_info", "gauge", "etok serve: model and version");
-    const char *il[] = {"model", s->model_id, "version", "0.1.0", NULL};
+    etok_prom_family(&b, "etok_info", "gauge", "etok serve: model, version and the engine's kernel level (active, detected)");
+    const char *il[] = {"model", s->model_id, "version", "0.1.0", "kernel_level", etok_isa_name(etok_isa_active()),
+                        "kernel_level_detected", etok_isa_name(etok_isa_detected()), NULL};
     etok_prom_sample(&b, "etok_info", il, 1);
     pthread_mutex_unlock(&s->mu);
     if (b.oom) {

@@ -4,8 +4,9 @@
 # variable and the detected level (no silent fallback); with the default model present, a
 # forced scalar level still generates the reference continuation, and avx2 gives the same
 # text as the detected level (avx2 and avx512 kernels return the same bits); amx (opt-in) is
-# refused the same way where absent, and never active unless asked for; a bench record names the
-# level that ran (kernel_level) and the detected one.
+# refused the same way where absent, and never active unless asked for; a bench record, and a
+# serve record and its /metrics etok_info, name the level that ran (kernel_level) and the
+# detected one.
 set -u
 ETOK=${ETOK_BIN:-./build/etok}
 T=$(mktemp -d)
@@ -93,6 +94,28 @@ PY
         ETOK_ISA=$(cat "$T/detected") "$ETOK" meters >/dev/null 2>"$T/err" ||
             { echo "FAIL: recorded detected level $(cat "$T/detected") refused:"; cat "$T/err"; fail=1; }
     fi
+    # etok serve names them too: the -o record's config and /metrics' etok_info (as bench does)
+    ETOK_ISA=scalar "$ETOK" serve -m "$MODEL" --port 0 --no-energy --threads 2 -o "$T/serve.json" \
+        >/dev/null 2>"$T/serve.log" &
+    spid=$!
+    i=0
+    while ! grep -q 'listening on' "$T/serve.log" 2>/dev/null && kill -0 "$spid" 2>/dev/null && [ $i -lt 600 ]; do
+        i=$((i + 1)); sleep 0.1
+    done
+    port=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve.log" | head -1)
+    python3 - "$port" >"$T/metrics" 2>&1 <<'PY' || { echo "FAIL: serve /metrics:"; cat "$T/metrics" "$T/serve.log"; fail=1; }
+import sys, urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1], timeout=60).read().decode())
+PY
+    kill -TERM "$spid" 2>/dev/null
+    wait "$spid" || { echo "FAIL: serve exited $?:"; cat "$T/serve.log"; fail=1; }
+    grep -q '^etok_info{.*,kernel_level="scalar",kernel_level_detected="'"$(cat "$T/detected")"'"} 1$' "$T/metrics" ||
+        { echo "FAIL: serve /metrics etok_info has no kernel level scalar / $(cat "$T/detected"):"; grep etok_info "$T/metrics"; fail=1; }
+    python3 - "$T/serve.json" "$(cat "$T/detected")" <<'PY' || { echo "FAIL: serve record's kernel level"; fail=1; }
+import json, sys
+c = json.load(open(sys.argv[1])).get("config") or {}
+assert c.get("kernel_level") == "scalar" and c.get("kernel_level_detected") == sys.argv[2], c
+PY
 else
     echo "note: $MODEL absent (make model): the generation checks were skipped"
 fi

@@ -324,12 +324,79 @@ static void test_compare_pooled_and_fallback(void **st) {
     etok_record_free(&b);
 }
 
+/* Per-second figures take their time from runs. Both arms give every item the same 10 output
+ * tokens (greedy runs of one model), three runs each, whose windows differ: A 8, 9, 10 s, B 5,
+ * 6, 7 s (80 output tokens a run). Resampling items left the token-rate ratio at its value in
+ * every resample (a zero-width interval although the runs' times vary); resampling runs shows
+ * their spread. Token rate: A 240 / 27 s, B 240 / 18 s, +50%. With one run per arm the rate
+ * stands without an interval (its run-to-run variation is unknown), and says why. */
+static void test_compare_rate_ci_from_runs(void **st) {
+    (void)st;
+    const int pass[] = {1, 1, 1, 1, 1, 1, 1, 1};
+    etok_record ra[3], rb[3];
+    for (int i = 0; i < 3; i++) {
+        make_rec(&ra[i], 100, 8, 10, pass, "q", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+        make_rec(&rb[i], 100, 8, 10, pass, "q", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+        ra[i].window_end_s = 8 + i;
+        rb[i].window_end_s = 5 + i;
+        for (size_t k = 0; k < ra[i].n_requests; k++) ra[i].requests[k].energy_j = 100.0 * (8 + i) / 8;
+        for (size_t k = 0; k < rb[i].n_requests; k++) rb[i].requests[k].energy_j = 100.0 * (5 + i) / 8;
+    }
+    const etok_record *pa[] = {&ra[0], &ra[1], &ra[2]}, *pb[] = {&rb[0], &rb[1], &rb[2]};
+    etok_compare_arm A = {.name = "A", .records = pa, .n_records = 3};
+    etok_compare_arm B = {.name = "B", .records = pb, .n_records = 3};
+    etok_compare_opts o = {.iters = 2000, .seed = 5};
+    etok_compare_result res;
+    etok_err err = {0};
+    assert_int_equal(etok_compare(&A, &B, 1, &o, &res, &err), 0);
+    const etok_compare_cand *c = &res.cand[0];
+    assert_true(c->paired); /* the J figures stay paired by item */
+    const etok_compare_delta *r = get(c, "token_rate_tps", "");
+    assert_true(r->valid);
+    NEAR(r->d.a, 240.0 / 27.0, 1e-9);
+    NEAR(r->d.b, 240.0 / 18.0, 1e-9);
+    NEAR(r->d.rel, 0.5, 1e-9);
+    if (!(r->d.rel_hi - r->d.rel_lo > 0.05))
+        fail_msg("token rate CI [%+.4f, %+.4f]: zero width although the runs' windows differ", r->d.rel_lo, r->d.rel_hi);
+    assert_true(r->d.rel_lo <= 0.5 && r->d.rel_hi >= 0.5);
+    /* the baseline's own interval spans its runs' rates (80/10 .. 80/8 token/s) */
+    assert_true(r->d.a_lo < r->d.a && r->d.a_hi > r->d.a && r->d.a_lo >= 8 - 1e-9 && r->d.a_hi <= 10 + 1e-9);
+    assert_false(r->paired);
+    assert_non_null(strstr(r->note, "runs resampled"));
+    const etok_compare_delta *g = get(c, "goodput_tps", "");
+    NEAR(g->d.rel, 0.5, 1e-9);
+    assert_true(g->d.rel_hi - g->d.rel_lo > 0.05);
+    etok_compare_free(&res);
+
+    /* one run per arm: the value, no interval, and the reason */
+    assert_int_equal(run_compare(&ra[0], &rb[0], &res), 0);
+    r = get(&res.cand[0], "token_rate_tps", "");
+    assert_true(r->valid);
+    NEAR(r->d.rel, 8.0 / 5.0 - 1, 1e-9);
+    if (!isnan(r->d.rel_lo) || !isnan(r->d.rel_hi) || !isnan(r->d.a_lo))
+        fail_msg("one run per arm: token rate CI [%+.4f, %+.4f] claims a run-to-run spread never measured", r->d.rel_lo,
+                 r->d.rel_hi);
+    assert_non_null(strstr(r->note, "one run in the baseline"));
+    assert_true(isnan(get(&res.cand[0], "mean_power_w", "")->d.rel_lo));
+    /* the energy figures keep their paired interval */
+    assert_true(isfinite(get(&res.cand[0], "joules_per_output_token", "")->d.rel_lo));
+    char *txt = etok_compare_render(&res, "json");
+    assert_non_null(txt);
+    free(txt);
+    etok_compare_free(&res);
+    for (int i = 0; i < 3; i++) {
+        etok_record_free(&ra[i]);
+        etok_record_free(&rb[i]);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delta_paired_vs_unpaired), cmocka_unit_test(test_delta_ratio_paired_cancels),
         cmocka_unit_test(test_delta_percentile),         cmocka_unit_test(test_attribution_balances),
         cmocka_unit_test(test_compare_paired_verdict),   cmocka_unit_test(test_compare_unpaired_and_gate),
         cmocka_unit_test(test_compare_mismatches),       cmocka_unit_test(test_compare_pooled_and_fallback),
+        cmocka_unit_test(test_compare_rate_ci_from_runs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

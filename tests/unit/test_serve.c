@@ -6,7 +6,8 @@
  *
  * Model: a tiny synthetic GGUF when the test support can write one, else the real default
  * model under models/ (skipped when neither exists). Energy: a synthetic source drawing exactly
- * 10 W, so every expected joule is known. */
+ * 10 W, so every expected joule is known; its gate holds the engine thread in a reading until
+ * the test lets it on (no race between a loaded test thread and the engine's clock). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <jansson.h>
@@ -43,14 +45,78 @@
 typedef struct {
     double t0;
     _Atomic int read_delay_us; /* > 0: every read takes this long, so every engine step does */
+    /* The gate: while held, a read waits for a ticket that the test hands out, so the engine
+     * thread (the only reader while the test holds it: it scrapes nothing then) stops exactly
+     * where the test wants it, however slow or loaded the machine. Its idle loop reads every
+     * 0.1 s and each step reads before and after, so a held engine with requests queued
+     * takes one ticket to admit them and then waits inside its first step's reading: the
+     * requests are in flight and none advances until the gate opens. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int held, tickets, waiting;
 } fake_energy;
 
 static int fake_read(void *arg, etok_energy_reading *r) {
     fake_energy *f = arg;
+    pthread_mutex_lock(&f->mu);
+    while (f->held && f->tickets == 0) {
+        f->waiting++;
+        pthread_cond_broadcast(&f->cv);
+        pthread_cond_wait(&f->cv, &f->mu);
+        f->waiting--;
+    }
+    if (f->held) f->tickets--;
+    pthread_mutex_unlock(&f->mu);
     int delay_us = atomic_load(&f->read_delay_us);
     if (delay_us > 0) usleep((useconds_t)delay_us);
     fake_energy_reading(r, etok_mono_s() - f->t0, POWER_W);
     return 0;
+}
+
+static void fake_init(fake_energy *f) {
+    f->t0 = etok_mono_s();
+    atomic_store(&f->read_delay_us, 0);
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
+    f->held = f->tickets = f->waiting = 0;
+}
+
+static void fake_destroy(fake_energy *f) {
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+}
+
+/* Hold the gate and wait (generous deadline) until the idle engine waits at it. */
+static void gate_hold_idle(fake_energy *f) {
+    pthread_mutex_lock(&f->mu);
+    f->held = 1;
+    f->tickets = 0;
+    double t_end = etok_mono_s() + 120;
+    while (f->waiting == 0 && etok_mono_s() < t_end) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+        pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+    }
+    int waiting = f->waiting;
+    pthread_mutex_unlock(&f->mu);
+    if (!waiting) fail_msg("the idle engine never read the energy source in 120 s");
+}
+
+static void gate_ticket(fake_energy *f) {
+    pthread_mutex_lock(&f->mu);
+    f->tickets++;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void gate_open(fake_energy *f) {
+    pthread_mutex_lock(&f->mu);
+    f->held = 0;
+    f->tickets = 0;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
 }
 
 typedef struct {
@@ -59,6 +125,10 @@ typedef struct {
     char model[512];
     int synthetic;
     fake_energy fe;
+    /* a test's own server and its energy source (heap: a failed test's server is stopped by
+     * after_each, never left reading a dead stack frame) */
+    etok_server *own;
+    fake_energy *own_fe;
 } fixture;
 
 static int setup(void **state) {
@@ -78,7 +148,7 @@ static int setup(void **state) {
             return 0;
         }
     }
-    f->fe.t0 = etok_mono_s();
+    fake_init(&f->fe);
     etok_serve_opts o = {.model_path = f->model,
                          .model_id = "tiny",
                          .port = 0,
@@ -102,6 +172,7 @@ static int teardown(void **state) {
     fixture *f = *state;
     if (!f) return 0;
     etok_server_stop(f->s);
+    fake_destroy(&f->fe);
     if (f->synthetic) remove(f->model);
     free(f);
     return 0;
@@ -536,17 +607,56 @@ static void wait_busy(int port, long want_active, long want_queued) {
     fail_msg("/health: in_flight %ld queued %ld, expected %ld and %ld", a, q, want_active, want_queued);
 }
 
+/* The energy source of the test's own server (its own gate: the fixture's server reads f->fe). */
+static fake_energy *own_fake(fixture *f) {
+    assert_null(f->own_fe);
+    f->own_fe = calloc(1, sizeof *f->own_fe);
+    assert_non_null(f->own_fe);
+    fake_init(f->own_fe);
+    return f->own_fe;
+}
+
+/* A server of the test's own on the model, reading f->own_fe; after_each stops it if the test
+ * did not (a failed assertion leaves the test function at once). */
 static etok_server *start_own(fixture *f, etok_serve_opts *o) {
+    fake_energy *fe = f->own_fe;
     o->model_path = f->model;
     o->api_key = "sekrit";
     o->n_threads = 2;
     o->ctx_len = 256;
     o->max_tokens_limit = 64;
-    o->energy = (etok_energy_source){fake_read, &f->fe};
+    o->energy = (etok_energy_source){fake_read, fe};
     etok_err err = {0};
     etok_server *s = etok_server_start(o, &err);
     if (!s) fail_msg("serve start: %s", err.msg);
+    f->own = s;
     return s;
+}
+
+static void own_stop(fixture *f) {
+    etok_server *s = f->own;
+    f->own = NULL;
+    etok_server_stop(s);
+}
+
+/* After every test, passed or failed: the fixture's gate open and delay off, the test's own
+ * server stopped (its gate opened first, so its engine can leave the reading it waits in). */
+static int after_each(void **state) {
+    fixture *f = *state;
+    if (!f) return 0;
+    gate_open(&f->fe);
+    atomic_store(&f->fe.read_delay_us, 0);
+    if (f->own_fe) {
+        atomic_store(&f->own_fe->read_delay_us, 0);
+        gate_open(f->own_fe);
+    }
+    if (f->own) own_stop(f);
+    if (f->own_fe) {
+        fake_destroy(f->own_fe);
+        free(f->own_fe);
+        f->own_fe = NULL;
+    }
+    return 0;
 }
 
 /* issue 9 §4: non-streaming requests whose client hung up are cancelled in the engine, as
@@ -563,12 +673,18 @@ static void vanished_non_streaming_clients_are_cancelled(void **state) {
     double cancelled0 = metric(page0, "etok_requests_total{status=\"cancelled\"}");
     double ok0 = metric(page0, "etok_requests_total{status=\"ok\"}");
     free(page0);
-    atomic_store(&f->fe.read_delay_us, 50000);
+    /* the engine is held at its energy reading until all three are in flight (on the clock
+     * alone, a loaded machine let a request finish before the test saw it admitted) */
+    gate_hold_idle(&f->fe);
     const char *body = "{\"messages\":[{\"role\":\"user\",\"content\":\"Tell me a long story.\"}],\"max_tokens\":64}";
     int fds[3];
     for (int i = 0; i < 3; i++) fds[i] = raw_post(f->port, "/v1/chat/completions", body);
+    wait_busy(f->port, 0, 3);
+    gate_ticket(&f->fe); /* the idle reading returns: all three admitted, held at the first step */
     wait_busy(f->port, 3, 0);
+    atomic_store(&f->fe.read_delay_us, 50000);
     for (int i = 0; i < 3; i++) close(fds[i]);
+    gate_open(&f->fe);
     double t0 = etok_mono_s();
     long a = -1, q = -1;
     for (int i = 0; i < 600; i++) {
@@ -596,12 +712,20 @@ static void queue_full_429_and_slow_clients_closed(void **state) {
         skip();
         return;
     }
-    atomic_store(&f->fe.read_delay_us, 50000);
-    etok_serve_opts o = {.max_seqs = 1, .max_queue = 1, .header_timeout_s = 0.5};
+    fake_energy *fe = own_fake(f);
+    /* request deadline 2 s: the test's own /health and /metrics requests on this server must
+     * not hit it on a starved machine (at 0.5 s one did: status 0 at nice 19 beside 4 busy loops) */
+    etok_serve_opts o = {.max_seqs = 1, .max_queue = 1, .header_timeout_s = 2};
     etok_server *s = start_own(f, &o);
     int port = etok_server_port(s);
+    /* one request in the engine, one queued: the engine is held at its energy reading, so the
+     * first cannot finish (and the second move up) before the third arrives, however loaded
+     * the machine (with steps merely slowed down, a starved test saw the queue empty again) */
+    gate_hold_idle(fe);
     const char *body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":64}";
     int run = raw_post(port, "/v1/completions", body);
+    wait_busy(port, 0, 1);
+    gate_ticket(fe); /* admitted, then held inside its first step */
     wait_busy(port, 1, 0);
     int wait = raw_post(port, "/v1/completions", body);
     wait_busy(port, 1, 1);
@@ -615,13 +739,15 @@ static void queue_full_429_and_slow_clients_closed(void **state) {
     close(third);
     close(run);
     close(wait);
-    wait_busy(port, 0, 0); /* both hung up: cancelled */
-    atomic_store(&f->fe.read_delay_us, 0);
+    gate_open(fe);
+    wait_busy(port, 0, 0); /* both hung up: cancelled (or done) */
 
-    /* slowloris: a header line every 0.1 s keeps the idle timer fresh, not the request deadline */
+    /* slowloris: a header line every 0.1 s keeps the idle timer fresh, not the request deadline.
+     * The clock starts before the connection exists: the server's deadline cannot start
+     * earlier, so a test preempted between connect and its first line still measures >= 0.5 s */
+    double t0 = etok_mono_s(), closed_at = -1;
     int slow = raw_connect(port);
     send_all(slow, "GET /health HTTP/1.1\r\n", 22);
-    double t0 = etok_mono_s(), closed_at = -1;
     while (etok_mono_s() - t0 < 30) {
         usleep(100000);
         if (send(slow, "X-a: b\r\n", 8, MSG_NOSIGNAL) < 0) {
@@ -636,7 +762,7 @@ static void queue_full_429_and_slow_clients_closed(void **state) {
         }
     }
     close(slow);
-    if (closed_at < 0.4) fail_msg("the slow client was closed after %.2f s, before its 0.5 s deadline", closed_at);
+    if (closed_at < 1.95) fail_msg("the slow client was closed after %.2f s, before its 2 s deadline", closed_at);
     long a, q;
     health(port, &a, &q); /* the server goes on */
     char *page = NULL;
@@ -644,52 +770,183 @@ static void queue_full_429_and_slow_clients_closed(void **state) {
     assert_true(metric(page, "etok_http_slow_connections_closed_total") >= 1);
     assert_true(metric(page, "etok_http_connections") >= 1); /* this scrape's own */
     free(page);
-    etok_server_stop(s);
-    fprintf(stderr, "serve: 429 with Retry-After; a header trickler closed after %.2f s (deadline 0.5 s)\n", closed_at);
+    own_stop(f);
+    fprintf(stderr, "serve: 429 with Retry-After; a header trickler closed after %.2f s (deadline 2 s)\n", closed_at);
+}
+
+/* What a socket has sent so far, without waiting; eof once the server closed it. */
+typedef struct {
+    char *b;
+    size_t n, cap;
+    int eof;
+} sock_buf;
+
+static void drain(int fd, sock_buf *x) {
+    while (!x->eof) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 0) <= 0) return;
+        if (x->n + 4096 > x->cap) {
+            x->cap = x->cap ? 2 * x->cap : 16384;
+            x->b = realloc(x->b, x->cap);
+            assert_non_null(x->b);
+        }
+        ssize_t r = recv(fd, x->b + x->n, x->cap - x->n - 1, 0);
+        if (r <= 0) x->eof = 1;
+        else x->n += (size_t)r;
+        x->b[x->n] = '\0';
+    }
+}
+
+/* The server stopped accepting (etok_server_stop quiesces the listener right after it set
+ * stopping): a request on a new connection gets no answer within 1 s. A loaded machine can
+ * only make this say "stopped" early, which makes the caller's test weaker, never wrong. */
+static int listener_quiesced(int port) {
+    int fd = raw_connect(port);
+    const char *rq = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    (void)send(fd, rq, strlen(rq), MSG_NOSIGNAL);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int answered = poll(&p, 1, 1000) > 0;
+    close(fd);
+    return !answered;
+}
+
+typedef struct {
+    etok_server *s;
+    double took;
+} stop_arg;
+
+static void *stop_main(void *p) {
+    stop_arg *a = p;
+    double t0 = etok_mono_s();
+    etok_server_stop(a->s);
+    a->took = etok_mono_s() - t0;
+    return NULL;
+}
+
+static void check_stream_end(const char *r, int i, int want_normal) {
+    const char *end = "data: [DONE]\n\n\r\n0\r\n\r\n"; /* the last event, then the chunked end */
+    size_t n = strlen(r), m = strlen(end);
+    if (strncmp(r, "HTTP/1.1 200", 12) || n < m || strcmp(r + n - m, end))
+        fail_msg("stream %d is not a complete transfer ending in [DONE]: ...%s", i, n > 300 ? r + n - 300 : r);
+    int normal = strstr(r, "\"finish_reason\":\"length\"") || strstr(r, "\"finish_reason\":\"stop\"");
+    int error = strstr(r, "data: {\"error\":{") && strstr(r, "shutting down");
+    if (want_normal && !normal) fail_msg("stream %d did not finish in the grace period: %s", i, r);
+    if (!want_normal && !error) fail_msg("stream %d has no error event: ...%s", i, n > 300 ? r + n - 300 : r);
 }
 
 /* issue 9 §5: at shutdown, streams either finish within the grace period or end with an error
- * event and data: [DONE] — never a transfer cut mid-response. Steps take >= 100 ms: the two
- * short streams (3 tokens) finish in the 2 s grace, the two long ones (64 tokens, >= 6.4 s)
- * cannot and must get the error event. */
+ * event and data: [DONE] — never a transfer cut mid-response. Four streams are in flight when
+ * the stop begins, the engine held at its energy reading (fake_energy's gate); the test then
+ * lets it step until the two short streams (3 tokens) have finished — during the grace, the
+ * stop waiting for them — while the two long ones (64 tokens) are held, then ends the grace
+ * (opts.cut_grace) and the long ones must get the error event. No step races a clock: before,
+ * the short streams had to finish 4 steps of >= 100 ms within a 2 s grace, which a starved
+ * process missed (6 of 8 runs at nice 19 beside 4 busy loops). The grace's expiry on the
+ * clock is shutdown_grace_expires. */
 static void shutdown_ends_every_stream(void **state) {
     fixture *f = *state;
     if (!f) {
         skip();
         return;
     }
-    atomic_store(&f->fe.read_delay_us, 100000);
-    etok_serve_opts o = {.max_seqs = 4, .shutdown_grace_s = 2};
+    fake_energy *fe = own_fake(f);
+    atomic_int cut = 0;
+    etok_serve_opts o = {.max_seqs = 4, .shutdown_grace_s = 60, .cut_grace = &cut};
     etok_server *s = start_own(f, &o);
     int port = etok_server_port(s);
+    gate_hold_idle(fe);
     int fds[4];
     for (int i = 0; i < 4; i++) {
         char body[160];
         snprintf(body, sizeof body, "{\"prompt\":\"Once upon a time\",\"max_tokens\":%d,\"stream\":true}", i < 2 ? 3 : 64);
         fds[i] = raw_post(port, "/v1/completions", body);
     }
-    wait_busy(port, 4, 0);
-    double t0 = etok_mono_s();
-    etok_server_stop(s);
-    double took = etok_mono_s() - t0;
-    atomic_store(&f->fe.read_delay_us, 0);
-    for (int i = 0; i < 4; i++) {
-        char *r = read_to_eof(fds[i], 30);
-        close(fds[i]);
-        assert_non_null(r);
-        const char *end = "data: [DONE]\n\n\r\n0\r\n\r\n"; /* the last event, then the chunked end */
-        size_t n = strlen(r), m = strlen(end);
-        if (strncmp(r, "HTTP/1.1 200", 12) || n < m || strcmp(r + n - m, end))
-            fail_msg("stream %d is not a complete transfer ending in [DONE]: ...%s", i, n > 300 ? r + n - 300 : r);
-        int normal = strstr(r, "\"finish_reason\":\"length\"") || strstr(r, "\"finish_reason\":\"stop\"");
-        int error = strstr(r, "data: {\"error\":{") && strstr(r, "shutting down");
-        if (i < 2 && !normal) fail_msg("short stream %d did not finish in the grace period: %s", i, r);
-        if (i >= 2 && !error) fail_msg("long stream %d has no error event: ...%s", i, n > 300 ? r + n - 300 : r);
-        free(r);
+    wait_busy(port, 0, 4);
+    gate_ticket(fe);
+    wait_busy(port, 4, 0); /* all four in the engine, held inside its first step */
+    stop_arg sa = {s, -1};
+    f->own = NULL; /* the stop thread has it now */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, stop_main, &sa), 0);
+    for (int i = 0; i < 600 && !listener_quiesced(port); i++) usleep(10000);
+    /* the stop is under way: one step at a time until both short streams are complete */
+    sock_buf sb[4] = {{0}};
+    int steps = 0;
+    double t_end = etok_mono_s() + 120;
+    while (!(sb[0].eof && sb[1].eof) && etok_mono_s() < t_end) {
+        pthread_mutex_lock(&fe->mu);
+        if (fe->waiting && fe->tickets == 0) {
+            fe->tickets = 1;
+            steps++;
+            pthread_cond_broadcast(&fe->cv);
+        }
+        pthread_mutex_unlock(&fe->mu);
+        for (int i = 0; i < 4; i++) drain(fds[i], &sb[i]);
+        usleep(1000);
     }
-    /* the grace (2 s) plus the flush (at most 2 s) bound the stop */
-    if (took < 1.5 || took > 20) fail_msg("stop took %.2f s with a 2 s grace", took);
-    fprintf(stderr, "serve: stop with 4 streams in flight took %.2f s: 2 finished, 2 ended with an error event + [DONE]\n", took);
+    int short_done = sb[0].eof && sb[1].eof, long_ended = sb[2].eof || sb[3].eof;
+    if (!short_done || long_ended) { /* end the stop before failing: its engine waits at the gate */
+        atomic_store(&cut, 1);
+        gate_open(fe);
+        pthread_join(th, NULL);
+        for (int i = 0; i < 4; i++) close(fds[i]), free(sb[i].b);
+        if (!short_done) fail_msg("the short streams did not end in 120 s (%d readings let through)", steps);
+        fail_msg("a long stream ended before the grace did");
+    }
+    /* end the grace; the engine, let go at its reading, fails what is left (a long stream
+     * needs >= 5.8 s more at 100 ms a reading: the stop ends it long before) */
+    atomic_store(&cut, 1);
+    atomic_store(&fe->read_delay_us, 100000);
+    gate_open(fe);
+    pthread_join(th, NULL);
+    for (int i = 0; i < 4; i++) {
+        char *rest = read_to_eof(fds[i], 30);
+        close(fds[i]);
+        assert_non_null(rest);
+        size_t k = strlen(rest);
+        sb[i].b = realloc(sb[i].b, sb[i].n + k + 1);
+        assert_non_null(sb[i].b);
+        memcpy(sb[i].b + sb[i].n, rest, k + 1);
+        free(rest);
+        check_stream_end(sb[i].b, i, i < 2);
+        free(sb[i].b);
+    }
+    /* the 60 s grace was ended by the flag, not waited out; the flush takes at most 2 s */
+    if (sa.took > 45) fail_msg("stop took %.2f s: the grace was not ended", sa.took);
+    fprintf(stderr, "serve: stop with 4 streams in flight: 2 finished during the grace (%d readings let through), 2 "
+                    "ended with an error event + [DONE]; stop took %.2f s\n", steps, sa.took);
+}
+
+/* The grace's expiry on the clock: one stream in flight that cannot finish within 0.5 s (64
+ * tokens at >= 100 ms a reading: >= 6.3 s; load only slows it further) ends with the error
+ * event and [DONE], and the stop takes at least the grace and returns. */
+static void shutdown_grace_expires(void **state) {
+    fixture *f = *state;
+    if (!f) {
+        skip();
+        return;
+    }
+    fake_energy *fe = own_fake(f);
+    etok_serve_opts o = {.max_seqs = 1, .shutdown_grace_s = 0.5};
+    etok_server *s = start_own(f, &o);
+    int port = etok_server_port(s);
+    gate_hold_idle(fe);
+    int fd = raw_post(port, "/v1/completions", "{\"prompt\":\"Once upon a time\",\"max_tokens\":64,\"stream\":true}");
+    wait_busy(port, 0, 1);
+    gate_ticket(fe);
+    wait_busy(port, 1, 0);
+    atomic_store(&fe->read_delay_us, 100000);
+    gate_open(fe);
+    double t0 = etok_mono_s();
+    own_stop(f);
+    double took = etok_mono_s() - t0;
+    char *r = read_to_eof(fd, 30);
+    close(fd);
+    assert_non_null(r);
+    check_stream_end(r, 0, 0);
+    free(r);
+    if (took < 0.45 || took > 30) fail_msg("stop took %.2f s with a 0.5 s grace", took);
+    fprintf(stderr, "serve: a stream that outlasts a 0.5 s grace ended with an error event + [DONE]; stop took %.2f s\n", took);
 }
 
 /* A second SIGINT ends the grace period at once (etok serve sets opts.cut_grace from its signal
@@ -713,7 +970,8 @@ static void second_signal_cuts_the_grace(void **state) {
         skip();
         return;
     }
-    atomic_store(&f->fe.read_delay_us, 1000000);
+    fake_energy *fe = own_fake(f);
+    atomic_store(&fe->read_delay_us, 1000000);
     atomic_int cut = 0;
     etok_serve_opts o = {.max_seqs = 2, .shutdown_grace_s = 60, .cut_grace = &cut};
     etok_server *s = start_own(f, &o);
@@ -726,10 +984,9 @@ static void second_signal_cuts_the_grace(void **state) {
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, cut_later, &arg), 0);
     double t0 = etok_mono_s();
-    etok_server_stop(s);
+    own_stop(f);
     double took = etok_mono_s() - t0;
     pthread_join(t, NULL);
-    atomic_store(&f->fe.read_delay_us, 0);
     for (int i = 0; i < 2; i++) {
         char *r = read_to_eof(fds[i], 30);
         close(fds[i]);
@@ -1009,19 +1266,20 @@ static void message_text_is_never_control_tokens(void **state) {
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(concurrent_clients_energy_and_tokens_agree),
-        cmocka_unit_test(non_streaming_and_completions),
-        cmocka_unit_test(bad_requests_get_openai_errors),
-        cmocka_unit_test(vanished_clients_are_cancelled),
-        cmocka_unit_test(energy_counters_never_go_down),
-        cmocka_unit_test(vanished_non_streaming_clients_are_cancelled),
-        cmocka_unit_test(queue_full_429_and_slow_clients_closed),
-        cmocka_unit_test(shutdown_ends_every_stream),
-        cmocka_unit_test(second_signal_cuts_the_grace),
-        cmocka_unit_test(models_and_model_names),
-        cmocka_unit_test(stop_strings),
-        cmocka_unit_test(default_max_tokens_fits_the_context),
-        cmocka_unit_test(message_text_is_never_control_tokens),
+        cmocka_unit_test_teardown(concurrent_clients_energy_and_tokens_agree, after_each),
+        cmocka_unit_test_teardown(non_streaming_and_completions, after_each),
+        cmocka_unit_test_teardown(bad_requests_get_openai_errors, after_each),
+        cmocka_unit_test_teardown(vanished_clients_are_cancelled, after_each),
+        cmocka_unit_test_teardown(energy_counters_never_go_down, after_each),
+        cmocka_unit_test_teardown(vanished_non_streaming_clients_are_cancelled, after_each),
+        cmocka_unit_test_teardown(queue_full_429_and_slow_clients_closed, after_each),
+        cmocka_unit_test_teardown(shutdown_ends_every_stream, after_each),
+        cmocka_unit_test_teardown(shutdown_grace_expires, after_each),
+        cmocka_unit_test_teardown(second_signal_cuts_the_grace, after_each),
+        cmocka_unit_test_teardown(models_and_model_names, after_each),
+        cmocka_unit_test_teardown(stop_strings, after_each),
+        cmocka_unit_test_teardown(default_max_tokens_fits_the_context, after_each),
+        cmocka_unit_test_teardown(message_text_is_never_control_tokens, after_each),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     curl_global_cleanup();
