@@ -145,12 +145,40 @@ static void test_kernel_bits(void **state) {
         }
 }
 
+/* The decode kernel over a tall matrix (one row at a time with a prefetch running ahead across
+ * row boundaries up to the end of the range): every row equal to the reference, rows outside
+ * the range untouched. */
+static void test_vec_tall(void **state) {
+    (void)state;
+    enum { ROWS = 70, N = 584 };
+    static float wf[ROWS * N], x[N], xr[N], fast[ROWS], ref[ROWS];
+    static uint8_t m[ROWS * N * 4];
+    const uint32_t types[] = {ETOK_T_F32, ETOK_T_F16, ETOK_T_BF16};
+    for (int i = 0; i < ROWS * N; i++) wf[i] = frand();
+    for (int i = 0; i < N; i++) x[i] = frand() * 2.0f;
+    for (size_t ti = 0; ti < 3; ti++) {
+        const size_t rb = etok_type_row_bytes(types[ti], N);
+        for (int r = 0; r < ROWS; r++) etok_quantize_row(types[ti], wf + (size_t)r * N, m + (size_t)r * rb, N);
+        etok_float_round_act(types[ti], x, xr, N);
+        const int ranges[][2] = {{0, ROWS}, {13, 57}, {69, 70}};
+        for (size_t ri = 0; ri < 3; ri++) {
+            memset(fast, 0x5a, sizeof fast);
+            memset(ref, 0x5a, sizeof ref);
+            etok_matmul_rows_float(types[ti], m, rb, ranges[ri][0], ranges[ri][1], xr, N, 1, 0, fast, ROWS);
+            etok_matmul_rows_float_ref(types[ti], m, rb, ranges[ri][0], ranges[ri][1], xr, N, 1, 0, ref, ROWS);
+            if (memcmp(fast, ref, sizeof fast) != 0)
+                fail_msg("type %u rows [%d,%d): decode kernel != reference", types[ti], ranges[ri][0], ranges[ri][1]);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule),
         cmocka_unit_test(test_round),
         cmocka_unit_test(test_orders),
         cmocka_unit_test(test_kernel_bits),
+        cmocka_unit_test(test_vec_tall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
