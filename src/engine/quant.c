@@ -1127,6 +1127,10 @@ void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t
         etok_matmul_rows_avx512(type, w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
         return;
     }
+    if (etok_simd_active() && type == ETOK_T_Q8_0 && nx > 1) { /* prefill: rows x tokens tiles (quant_q8_0.c) */
+        etok_matmul_q8_0(w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
+        return;
+    }
     if (etok_simd_active()) {
         etok_matmul_rows_avx2(type, w, row_bytes, r0, r1, xq, xf, n, nx, out, out_stride);
         return;
