@@ -1,7 +1,8 @@
 /* quant.c — block formats: sizes, conversions, (de)quantisation and the scalar reference
  * dot kernels; the kernel level (scalar, avx2, avx512, amx: detection, ETOK_ISA, etok_isa_force)
  * and run-time dispatch to the AVX2/FMA kernels of quant_avx2.c, the AVX-512 VNNI ones of
- * quant_avx512.c and the AMX-INT8 prefill kernel of quant_amx.c.
+ * quant_avx512.c, the AMX-INT8 prefill kernel of quant_amx.c and the Q8_0 prefill tiles of
+ * quant_q8_0.c.
  *
  * Owns: the numeric meaning of each block format (see quant.h for the layouts). Does not own
  * the matmul loops or threading (model.c, threadpool.c). */
