@@ -8,7 +8,7 @@
  * block once for T tokens and each activation block once for R rows, and the rows of a chunk
  * are walked for a bounded group of tokens at a time, so the group's activations stay in
  * L1/L2 while the chunk's weights stay in L2. Measured (bench/engine_peer.md): 4 x 3 tiles
- * take about 20% less time per (row, token, block) than 1 x 4 and prefill gains 20-25%; a
+ * take about 20% less time per (row, token, block) than 1 x 4 and prefill gains 20-35%; a
  * decode version (4 x 1, prefetching ahead) was not measurably faster than the existing one.
  *
  * The bits: each output is what llama.cpp c392e5094 computes for Q8_0 x Q8_0 on AVX2 (tinyBLAS
