@@ -1,7 +1,8 @@
 /* quant.c — block formats: sizes, conversions, (de)quantisation and the scalar reference
  * dot kernels; the kernel level (scalar, avx2, avx512, amx: detection, ETOK_ISA, etok_isa_force)
  * and run-time dispatch to the AVX2/FMA kernels of quant_avx2.c, the AVX-512 VNNI ones of
- * quant_avx512.c and the AMX-INT8 prefill kernel of quant_amx.c.
+ * quant_avx512.c, the AMX-INT8 prefill kernel of quant_amx.c and the Q8_0 prefill tiles of
+ * quant_q8_0.c.
  *
  * Owns: the numeric meaning of each block format (see quant.h for the layouts). Does not own
  * the matmul loops or threading (model.c, threadpool.c). */
@@ -1125,6 +1126,10 @@ void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t
     }
     if (avx512_active() && etok_avx512_handles(type)) {
         etok_matmul_rows_avx512(type, w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
+        return;
+    }
+    if (etok_simd_active() && type == ETOK_T_Q8_0 && nx > 1) { /* prefill: rows x tokens tiles (quant_q8_0.c) */
+        etok_matmul_q8_0(w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
         return;
     }
     if (etok_simd_active()) {

@@ -201,6 +201,13 @@ void etok_matmul_rows_q4_0_8x8(const uint8_t *w, size_t row_bytes, int64_t r0, i
                                int64_t n, int nx, float *out, size_t out_stride);
 void etok_matmul_rows_q4_0_8x8_ref(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                                    const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
+/* Q8_0 rows [r0, r1) against nx q8a vectors (arguments as etok_matmul_rows), in register tiles
+ * of rows x tokens (quant_q8_0.c); the bits of etok_vec_dot's Q8_0 kernel for every output.
+ * _ref: the scalar definition of those bits (8 integer lanes, a float chain per lane). */
+void etok_matmul_q8_0(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
+                      int nx, float *out, size_t out_stride);
+void etok_matmul_q8_0_ref(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8a *xq,
+                          int64_t n, int nx, float *out, size_t out_stride);
 /* The same products over etok's repacked Q4_0x8 layout (quant_q4_0.c's top comment): a
  * matrix of n_rows (a multiple of 8) rows of n_in values, 8 rows per group of
  * etok_q4_0x8_group_bytes(n_in) bytes (= 8 rows of the file's layout, so the copy has the
