@@ -14,7 +14,9 @@
  * The scalar reference computes the lanes with plain loops; the AVX2 version with ggml's
  * instruction sequence; both do the same float operations in the same order (bit-equal).
  * At kernel level avx512 (quant.h) Q4_K, Q5_K and Q6_K take AVX-512 VNNI versions of the AVX2
- * kernels with the same integer lanes and float operations (bit-equal too; see there). */
+ * kernels with the same integer lanes and float operations (bit-equal too; see there).
+ * At kernel level avx2, a matmul of two or more tokens takes the prefill tiles (4 rows unpacked
+ * once per call, 4 rows x 2 tokens per tile; "AVX2 prefill" below), again the same bits. */
 #include "engine/quant_k.h"
 
 #include <math.h>

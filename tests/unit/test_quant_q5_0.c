@@ -141,25 +141,27 @@ static void check(uint32_t type, const uint8_t *m, const etok_block_q8a *xq, int
 static void test_kernel_bits(void **state) {
     (void)state;
     const int64_t nbs[] = {1, 13, 18, 48, 65, 200}; /* 65, 200: more than the stack buffer's 64 blocks */
-    for (int ty = 0; ty < 2; ty++)
-    for (size_t a = 0; a < sizeof nbs / sizeof nbs[0]; a++) {
-        const uint32_t type = ty ? ETOK_T_IQ4_NL : ETOK_T_Q5_0;
-        const int64_t nb = nbs[a], n = nb * 32;
-        uint8_t *m = malloc((size_t)ROWS * etok_type_row_bytes(type, n));
-        etok_block_q8a *xq = malloc((size_t)NXMAX * (size_t)nb * sizeof *xq);
-        float *w = malloc((size_t)ROWS * (size_t)n * sizeof *w), *x = malloc((size_t)NXMAX * (size_t)n * sizeof *x);
-        assert_non_null(m);
-        assert_non_null(xq);
-        assert_non_null(w);
-        assert_non_null(x);
-        for (int mode = 0; mode < 3; mode++) {
-            fill(type, m, xq, w, x, nb, mode);
-            check(type, m, xq, nb, mode == 0 ? "random" : mode == 1 ? "large" : "extreme");
+    const uint32_t types[] = {ETOK_T_Q5_0, ETOK_T_IQ4_NL};
+    for (size_t ty = 0; ty < sizeof types / sizeof types[0]; ty++) {
+        for (size_t a = 0; a < sizeof nbs / sizeof nbs[0]; a++) {
+            const uint32_t type = types[ty];
+            const int64_t nb = nbs[a], n = nb * 32;
+            uint8_t *m = malloc((size_t)ROWS * etok_type_row_bytes(type, n));
+            etok_block_q8a *xq = malloc((size_t)NXMAX * (size_t)nb * sizeof *xq);
+            float *w = malloc((size_t)ROWS * (size_t)n * sizeof *w), *x = malloc((size_t)NXMAX * (size_t)n * sizeof *x);
+            assert_non_null(m);
+            assert_non_null(xq);
+            assert_non_null(w);
+            assert_non_null(x);
+            for (int mode = 0; mode < 3; mode++) {
+                fill(type, m, xq, w, x, nb, mode);
+                check(type, m, xq, nb, mode == 0 ? "random" : mode == 1 ? "large" : "extreme");
+            }
+            free(m);
+            free(xq);
+            free(w);
+            free(x);
         }
-        free(m);
-        free(xq);
-        free(w);
-        free(x);
     }
 }
 
