@@ -34,18 +34,19 @@ static const int iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 
 static float spec_row(uint32_t type, const uint8_t *row, const etok_block_q8a *y, int64_t nb) {
     float acc[8] = {0};
     for (int64_t i = 0; i < nb; i++) {
-        const etok_block_q5_0 *b5 = (const etok_block_q5_0 *)row + i;
-        const etok_block_iq4_nl *b4 = (const etok_block_iq4_nl *)row + i;
-        const uint8_t *qs = type == ETOK_T_Q5_0 ? b5->qs : b4->qs;
-        uint32_t qh;
-        memcpy(&qh, b5->qh, 4);
+        const int q5 = type == ETOK_T_Q5_0;
+        const etok_block_q5_0 *b5 = q5 ? (const etok_block_q5_0 *)row + i : NULL;
+        const etok_block_iq4_nl *b4 = q5 ? NULL : (const etok_block_iq4_nl *)row + i;
+        const uint8_t *qs = q5 ? b5->qs : b4->qs;
+        uint32_t qh = 0;
+        if (q5) memcpy(&qh, b5->qh, 4);
         long s[8] = {0};
         for (int j = 0; j < 32; j++) {
             const int lo = j < 16 ? (qs[j] & 0xF) : (qs[j - 16] >> 4);
-            const int w = type == ETOK_T_Q5_0 ? (lo | (int)((qh >> j) & 1u) << 4) - 16 : iq4_levels[lo];
+            const int w = q5 ? (lo | (int)((qh >> j) & 1u) << 4) - 16 : iq4_levels[lo];
             s[j / 4] += (long)w * y[i].qs[j];
         }
-        const float d = etok_f16_to_f32(type == ETOK_T_Q5_0 ? b5->d : b4->d) * y[i].d;
+        const float d = etok_f16_to_f32(q5 ? b5->d : b4->d) * y[i].d;
         for (int l = 0; l < 8; l++) acc[l] = fmaf(d, (float)s[l], acc[l]);
     }
     return ((acc[4] + acc[0]) + (acc[6] + acc[2])) + ((acc[5] + acc[1]) + (acc[7] + acc[3]));
