@@ -240,6 +240,17 @@ void etok_matmul_q41x8(uint32_t type, const uint8_t *packed, int64_t r0, int64_t
 void etok_matmul_q41x8_ref(uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq,
                            int64_t n, int nx, float *out, size_t out_stride);
 
+/* Q5_0 or IQ4_NL (type) times nx >= 2 activation vectors in llama.cpp's batch order for them
+ * (src/engine/quant_q5_0.c): 8 int32 lanes per block (value j in lane j / 4), acc[l] =
+ * fmaf(d_w * d_a, isum[l], acc[l]) over the blocks in order, reduced in hsum_float_8 order: the
+ * bits of etok_vec_dot's AVX2 kernel. etok_matmul_rows takes it at kernel level avx2 when
+ * etok_q5_0_tiled_applies. Arguments as etok_matmul_rows; _ref is the scalar version. */
+int etok_q5_0_tiled_applies(uint32_t type, int nx);
+void etok_matmul_q5_0(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                      const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
+void etok_matmul_q5_0_ref(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                          const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
+
 /* Attention helpers over a KV cache of F32 or F16 rows, `stride` bytes apart:
  * scores: out[s] = (q . k_s) * scale for s < n;
  * accum: out = sum_s w[s] * v_s, accumulated in 8 lanes by absolute position (first_pos + s)

@@ -1021,6 +1021,10 @@ void TGT etok_matmul_rows_avx2(uint32_t type, const uint8_t *w, size_t row_bytes
         }
         return;
     }
+    /* prefill: Q5_0 / IQ4_NL rows 4 at a time, unpacked once, 4 x 2 outputs per tile
+     * (quant_q5_0.c; the same bits as etok_vec_dot) */
+    if (etok_q5_0_tiled_applies(type, nx) && etok_matmul_q5_0_avx2(type, w, row_bytes, r0, r1, xq, n, nx, out, out_stride) == 0)
+        return;
     if (nx == 1 && type == ETOK_T_IQ4_NL) { /* one token: llama.cpp's vec_dot order (see dot_iq4_nl_1tok) */
         for (int64_t r = r0; r < r1; r++) out[r] = dot_iq4_nl_1tok((const etok_block_iq4_nl *)(w + (size_t)r * row_bytes), xq, nb);
         return;

@@ -14,10 +14,13 @@
  * The scalar reference computes the lanes with plain loops; the AVX2 version with ggml's
  * instruction sequence; both do the same float operations in the same order (bit-equal).
  * At kernel level avx512 (quant.h) Q4_K, Q5_K and Q6_K take AVX-512 VNNI versions of the AVX2
- * kernels with the same integer lanes and float operations (bit-equal too; see there). */
+ * kernels with the same integer lanes and float operations (bit-equal too; see there).
+ * At kernel level avx2, a matmul of two or more tokens takes the prefill tiles (4 rows unpacked
+ * once per call, 4 rows x 2 tokens per tile; "AVX2 prefill" below), again the same bits. */
 #include "engine/quant_k.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "engine/quant_simd.h"
@@ -435,6 +438,220 @@ static TGT void avx_dot4(uint32_t type, const void *row, const etok_block_q8k *c
     avx_dot_n(type, row, y, 4, n, out);
 }
 
+/* ---- AVX2 prefill: 4 rows x 2 tokens per tile ----
+ * avx_dot4 above unpacks a row's super-block once per 4 tokens. Here a group of 4 rows is
+ * unpacked once per call (for all its tokens) into a canonical form, and 4 rows x 2 tokens are
+ * computed together: per 32-value chunk c (values 32c .. 32c+31, against activation bytes
+ * 32c ..) the unsigned values q (0..63), their int16 scale words (16-value sub-blocks: low and
+ * high 128-bit half) and an offset o per format (Q6_K 32; Q3_K 4, its values made unsigned as
+ * lo + 4 x bit: lo - 4 x (bit clear) = (lo + 4 x bit) - 4; else 0), so each lane gets
+ * madd(scale, maddubs(q, a) - maddubs(o, a)): exactly avx_q*_k's int32 lanes (integer sums,
+ * no int16 overflow: |63 x 128 x 2| < 2^15), the maddubs(o, a) once per chunk and token for
+ * the 4 rows. Per (row, token) the float operations are avx_q*_k's, in their order (the min
+ * terms of Q2_K before the super-block's FMA, Q4_K's 4-lane and Q5_K's scalar min sums), so
+ * the bits are avx_dot's (tests/unit/test_quant_k_tile.c). */
+#define KR 4
+typedef struct {
+    uint8_t q[8][32];  /* chunk c: the 32 values, unsigned */
+    int16_t sc[8][16]; /* chunk c: scale words (0..7: bytes 0..15, 8..15: bytes 16..31) */
+    int16_t mins[16];  /* Q2_K: the 16 mins; Q4_K / Q5_K: the 8 mins in words 0..7 */
+    float d, dmin;
+    float pad[6];
+} ksb;
+
+KI void st(void *p, __m256i v) { _mm256_storeu_si256((__m256i *)p, v); }
+
+KI void unpack_sb(uint32_t type, const uint8_t *blk, ksb *u) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    if (type == ETOK_T_Q6_K) {
+        const etok_block_q6_k *x = (const etok_block_q6_k *)blk;
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x->ql + 64 * h, *qh = x->qh + 32 * h;
+            const __m256i l0 = ld(ql), l1 = ld(ql + 32), hh = ld(qh);
+            st(u->q[4 * h], _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m3), 4)));
+            st(u->q[4 * h + 1], _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m3), 4)));
+            st(u->q[4 * h + 2], _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m3), 4)));
+            st(u->q[4 * h + 3], _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4)));
+            for (int k = 0; k < 4; k++) st(u->sc[4 * h + k], k_sc2(x->scales[8 * h + 2 * k], x->scales[8 * h + 2 * k + 1]));
+        }
+        u->d = _cvtsh_ss(x->d);
+    } else if (type == ETOK_T_Q3_K) {
+        const etok_block_q3_k *x = (const etok_block_q3_k *)blk;
+        int8_t sc[16];
+        etok_q3k_scales(x, sc);
+        const __m256i hm = ld(x->hmask), four = _mm256_set1_epi8(4);
+        for (int n = 0; n < 2; n++) {
+            const __m256i raw = ld(x->qs + 32 * n);
+            for (int j = 0; j < 4; j++) {
+                const int b = 4 * n + j;
+                st(u->q[b], _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3),
+                                            _mm256_and_si256(k_bit(hm, b), four)));
+                st(u->sc[b], k_sc2(sc[2 * b], sc[2 * b + 1]));
+            }
+        }
+        u->d = _cvtsh_ss(x->d);
+    } else if (type == ETOK_T_Q2_K) {
+        const etok_block_q2_k *x = (const etok_block_q2_k *)blk;
+        for (int n = 0; n < 2; n++) {
+            const __m256i raw = ld(x->qs + 32 * n);
+            for (int j = 0; j < 4; j++) {
+                const int b = 4 * n + j;
+                st(u->q[b], _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3));
+                st(u->sc[b], k_sc2(x->scales[2 * b] & 0xF, x->scales[2 * b + 1] & 0xF));
+            }
+        }
+        const __m128i scm = _mm_loadu_si128((const __m128i *)x->scales);
+        st(u->mins, _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), _mm_set1_epi8(0x0F))));
+        u->d = _cvtsh_ss(x->d);
+        u->dmin = _cvtsh_ss(x->dmin);
+    } else { /* Q4_K, Q5_K */
+        const int five = type == ETOK_T_Q5_K;
+        etok_f16 hd, hdmin;
+        memcpy(&hd, blk, 2);
+        memcpy(&hdmin, blk + 2, 2);
+        const uint8_t *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
+        uint32_t w[4];
+        k4_scale_words(blk + 4, w);
+        uint8_t sc[8];
+        memcpy(sc, w, 8);
+        _mm_storeu_si128((__m128i *)u->mins, _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)w[3], (int)w[2])));
+        const __m256i hh = five ? ld(qh) : _mm256_setzero_si256(), sixteen = _mm256_set1_epi8(16);
+        for (int g = 0; g < 4; g++) {
+            const __m256i raw = ld(qs + 32 * g);
+            __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_and_si256(k_bit(hh, 2 * g), sixteen));
+                hi = _mm256_or_si256(hi, _mm256_and_si256(k_bit(hh, 2 * g + 1), sixteen));
+            }
+            st(u->q[2 * g], lo);
+            st(u->q[2 * g + 1], hi);
+            st(u->sc[2 * g], _mm256_set1_epi16(sc[2 * g]));
+            st(u->sc[2 * g + 1], _mm256_set1_epi16(sc[2 * g + 1]));
+        }
+        u->d = _cvtsh_ss(hd);
+        u->dmin = _cvtsh_ss(hdmin);
+    }
+}
+
+/* 4 unpacked rows (u[i * KR + k]: super-block i of row k) x T tokens: res[t][k] */
+KI void k_tile(const uint32_t type, const ksb *u, const etok_block_q8k *const y[2], const int T, int64_t nb,
+               float res[2][KR]) {
+    const int off = type == ETOK_T_Q6_K ? 32 : type == ETOK_T_Q3_K ? 4 : 0;
+    const __m256i offv = _mm256_set1_epi8((char)off);
+    __m256 acc[2][KR];
+    __m128 accm[2][KR];
+    float summs[2][KR];
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < KR; k++) {
+            acc[t][k] = _mm256_setzero_ps();
+            accm[t][k] = _mm_setzero_ps();
+            summs[t][k] = 0;
+        }
+    for (int64_t i = 0; i < nb; i++) {
+        const ksb *g = u + i * KR;
+        __m256i sumi[2][KR];
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < KR; k++) sumi[t][k] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            __m256i yo[2];
+            if (off)
+                for (int t = 0; t < T; t++) yo[t] = _mm256_maddubs_epi16(offv, ld(y[t][i].qs + 32 * c));
+            for (int k = 0; k < KR; k++) {
+                const __m256i q = ld(g[k].q[c]), s = ld(g[k].sc[c]);
+                for (int t = 0; t < T; t++) {
+                    __m256i p = _mm256_maddubs_epi16(q, ld(y[t][i].qs + 32 * c));
+                    if (off) p = _mm256_sub_epi16(p, yo[t]);
+                    sumi[t][k] = _mm256_add_epi32(sumi[t][k], _mm256_madd_epi16(s, p));
+                }
+            }
+        }
+        for (int t = 0; t < T; t++) {
+            const float yd = y[t][i].d;
+            for (int k = 0; k < KR; k++) {
+                if (type == ETOK_T_Q2_K) {
+                    const __m256i prod = _mm256_madd_epi16(ld(g[k].mins), ld(y[t][i].bsums));
+                    acc[t][k] = _mm256_fmadd_ps(_mm256_set1_ps(-yd * g[k].dmin), _mm256_cvtepi32_ps(prod), acc[t][k]);
+                } else if (type == ETOK_T_Q4_K || type == ETOK_T_Q5_K) {
+                    const float dmin = -yd * g[k].dmin;
+                    const __m128i prod = k4_min_prod_avx(_mm_loadu_si128((const __m128i *)g[k].mins), y[t][i].bsums);
+                    if (type == ETOK_T_Q5_K) {
+                        int32_t p[4];
+                        _mm_storeu_si128((__m128i *)p, prod);
+                        summs[t][k] = fmaf(dmin, (float)(p[0] + p[1] + p[2] + p[3]), summs[t][k]);
+                    } else {
+                        accm[t][k] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[t][k]);
+                    }
+                }
+                acc[t][k] = _mm256_fmadd_ps(_mm256_set1_ps(yd * g[k].d), _mm256_cvtepi32_ps(sumi[t][k]), acc[t][k]);
+            }
+        }
+    }
+    for (int t = 0; t < T; t++)
+        for (int k = 0; k < KR; k++) {
+            if (type == ETOK_T_Q5_K) {
+                res[t][k] = etok_hsum_ps(acc[t][k]) + summs[t][k];
+            } else if (type == ETOK_T_Q4_K) {
+                __m128 m = _mm_add_ps(accm[t][k], _mm_movehl_ps(accm[t][k], accm[t][k]));
+                m = _mm_add_ss(m, _mm_movehdup_ps(m));
+                res[t][k] = etok_hsum_ps(acc[t][k]) + _mm_cvtss_f32(m);
+            } else {
+                res[t][k] = etok_hsum_ps(acc[t][k]);
+            }
+        }
+}
+
+static TGT void k_tile_tokens(uint32_t type, const ksb *u, const etok_block_q8k *y, int64_t nb, int nx, int nrow,
+                              float *out, size_t out_stride) {
+    for (int j = 0; j < nx; j += 2) {
+        const int T = nx - j < 2 ? 1 : 2;
+        const etok_block_q8k *yy[2] = {y + (size_t)j * (size_t)nb, y + (size_t)(j + T - 1) * (size_t)nb};
+        float res[2][KR];
+#define KT_CASE(TY)                                                                                                    \
+    case TY:                                                                                                           \
+        if (T == 2)                                                                                                    \
+            k_tile(TY, u, yy, 2, nb, res);                                                                             \
+        else                                                                                                           \
+            k_tile(TY, u, yy, 1, nb, res);                                                                             \
+        break;
+        switch (type) {
+            KT_CASE(ETOK_T_Q6_K)
+            KT_CASE(ETOK_T_Q3_K)
+            KT_CASE(ETOK_T_Q2_K)
+            KT_CASE(ETOK_T_Q4_K)
+            KT_CASE(ETOK_T_Q5_K)
+        default: return;
+        }
+#undef KT_CASE
+        for (int t = 0; t < T; t++)
+            for (int k = 0; k < nrow; k++) out[(size_t)(j + t) * out_stride + (size_t)k] = res[t][k];
+    }
+}
+
+/* Super-blocks per row whose unpacked group fits the stack buffer (rows up to 4096 values). */
+#define K_STACK_SB 16
+
+/* 0, or -1 when the buffer for wider rows cannot be allocated (nothing written). */
+static TGT int k_matmul_tiled(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                              const etok_block_q8k *y, int64_t n, int nx, float *out, size_t out_stride) {
+    const int64_t nb = n / ETOK_QK_K;
+    const size_t bb = (size_t)etok_type_block_bytes(type);
+    ksb stack[K_STACK_SB * KR] __attribute__((aligned(32))), *u = stack;
+    if (nb > K_STACK_SB && !(u = aligned_alloc(32, (size_t)nb * KR * sizeof *u))) return -1;
+    for (int64_t r = r0; r < r1; r += KR) {
+        const int nrow = r1 - r < KR ? (int)(r1 - r) : KR;
+        for (int k = 0; k < KR; k++) { /* a short group repeats its last row (rows are independent) */
+            const uint8_t *row = w + (size_t)(r + (k < nrow ? k : nrow - 1)) * row_bytes;
+            for (int64_t i = 0; i < nb; i++) unpack_sb(type, row + (size_t)i * bb, &u[i * KR + k]);
+        }
+        k_tile_tokens(type, u, y, nb, nx, nrow, out + r, out_stride);
+    }
+    if (u != stack) free(u);
+    return 0;
+}
+
 /* ---- AVX-512 (F, BW, VL, VNNI): Q4_K, Q5_K, Q6_K ----
  * The same integers and float operations as the AVX2 kernels above, hence the same bits: two
  * 32-byte chunks per zmm through the same maddubs (no saturation: as AVX2), the scale applied
@@ -600,6 +817,7 @@ void etok_matmul_rows_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int
 #if ETOK_HAVE_X86_SIMD
     if (etok_simd_active()) {
         const int wide = avx512_k(type);
+        if (!wide && nx >= 2 && k_matmul_tiled(type, w, row_bytes, r0, r1, y, n, nx, out, out_stride) == 0) return;
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = w + (size_t)r * row_bytes;
             int j = 0;

@@ -41,6 +41,10 @@ void etok_quantize_q8a_avx2(const float *x, etok_block_q8a *out, int64_t n);
 float etok_vec_dot_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf, int64_t n);
 void etok_vec_dot_multi_avx2(uint32_t type, const void *row, const etok_block_q8a *xq, const float *xf,
                              int64_t n, int nx, float *out, size_t out_stride);
+/* quant_q5_0.c's register-tiled Q5_0 / IQ4_NL prefill kernel (nx >= 2): 0, or -1 when its
+ * buffer for rows of more than 2048 values cannot be allocated (nothing written then). */
+int etok_matmul_q5_0_avx2(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8a *xq,
+                          int64_t n, int nx, float *out, size_t out_stride);
 void etok_matmul_rows_avx2(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                            const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out, size_t out_stride);
 void etok_attn_scores_avx2(uint32_t type, const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
