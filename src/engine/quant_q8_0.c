@@ -1,6 +1,8 @@
 /* quant_q8_0.c — Q8_0 weight rows against q8a activations, several rows and several tokens
  * per register tile (prefill: etok_matmul_rows sends Q8_0 with 2+ tokens here; one token stays
- * on quant_avx2.c's 4-row decode kernel, the same bits), and the scalar definition of those bits.
+ * on quant_avx2.c's 4-row decode kernel, the same bits), and the scalar definition of those bits;
+ * and the 4-row interleaved copy Q8_0x4 that model.c makes at load at the AVX2 level, with its
+ * decode and prefill kernels (same bits; see "Q8_0x4" below).
  *
  * Why: the general AVX2 path (quant_avx2.c) takes one weight row against 4 activation vectors
  * at a time, so every activation block is re-read from L2 for every row (perf: most of the
@@ -21,7 +23,9 @@
  * against etok_matmul_q8_0_ref, the scalar definition). The scale d_w * d_a is formed for 4
  * rows at once by one vector multiply (each lane the same IEEE product as the scalar one).
  *
- * Owns: etok_matmul_q8_0 (dispatch: AVX2 when active, else the reference) and its reference.
+ * Owns: etok_matmul_q8_0 (dispatch: AVX2 when active, else the reference) and its reference;
+ * the Q8_0x4 layout (etok_q8x4_*: which matrices take it, packing, reading rows back, kernel
+ * and reference). Does not own which matrices are repacked and when (model.c).
  * Does not own: the Q8_0 block layout or the activation quantiser (quant.c, quant_avx2.c), the
  * row split across threads (model.c). */
 #include "engine/quant.h"
