@@ -4,7 +4,8 @@
  * Owns: loading (hyper-parameters from <arch>.* keys, weight matrices checked against the
  * shapes they must have, Q4_0 matrices of 8k rows repacked into quant_q4_0.c's Q4_0x8 layout
  * on AVX2 CPUs with the file's pages released (repack_q4_0; Q4_1 and Q5_1 matrices likewise
- * into quant_q4_1.c's Q4_1x8 / Q5_1x8 layouts at the AVX2 level), the tokenizer from
+ * into quant_q4_1.c's Q4_1x8 / Q5_1x8 layouts and Q8_0 into quant_q8_0.c's Q8_0x4 at the AVX2
+ * level), the tokenizer from
  * tokenizer.ggml.* via tokenizer_gguf.c), the public tokenizer
  * wrappers of engine.h, FLOP/byte accounting (METRICS.md section 1, "FLOPs and bytes per
  * token"), the KV cache and the forward pass, written top to bottom like llama2.c:
@@ -579,6 +580,8 @@ void etok_mat_dequantize_row(const etok_mat *m, int64_t r, float *out) {
         etok_q4_0x8_dequantize_row(m->data, m->n_in, r, out);
     else if (m->q41x8)
         etok_q41x8_dequantize_row(m->type, m->data, m->n_in, r, out);
+    else if (m->q8x4)
+        etok_q8x4_dequantize_row(m->data, m->n_in, r, out);
     else
         etok_dequantize_row(m->type, m->data + (size_t)r * m->row_bytes, out, m->n_in);
 }
@@ -630,7 +633,8 @@ static void repack_q4_0(etok_model *m) {
             etok_mat *M = mats[k];
             const int x40 = etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in);
             const int x41 = q41 && etok_q41x8_applies(M->type, M->n_out, M->n_in);
-            if (M->q4_0x8 || M->q41x8 || (!x40 && !x41)) continue;
+            const int x8 = q41 && etok_q8x4_applies(M->type, M->n_out, M->n_in);
+            if (M->q4_0x8 || M->q41x8 || M->q8x4 || (!x40 && !x41 && !x8)) continue;
             const size_t n = (size_t)M->n_out * M->row_bytes;
             if (m->n_packed == m->cap_packed) {
                 const int cap = m->cap_packed ? 2 * m->cap_packed : 64;
@@ -643,14 +647,17 @@ static void repack_q4_0(etok_model *m) {
             if (!buf) continue;
             if (x40)
                 etok_q4_0x8_pack(M->data, M->row_bytes, M->n_out, M->n_in, buf);
-            else
+            else if (x41)
                 etok_q41x8_pack(M->type, M->data, M->row_bytes, M->n_out, M->n_in, buf);
+            else
+                etok_q8x4_pack(M->data, M->row_bytes, M->n_out, M->n_in, buf);
             m->packed[m->n_packed++] = buf;
             m->packed_bytes += (double)n;
             const uint8_t *old = M->data;
             M->data = buf;
             M->q4_0x8 = x40;
-            M->q41x8 = !x40;
+            M->q41x8 = x41;
+            M->q8x4 = x8;
             if (L == NULL && in->tied_embeddings) m->tok_embd = m->output;
             release_rows(m, old, n);
         }
@@ -692,12 +699,13 @@ static int reencode_mat(etok_model *m, etok_mat *mat, uint32_t type, float *row,
         etok_quantize_row(type, row, buf + (size_t)r * rb, mat->n_in);
     }
     m->owned[m->n_owned++] = buf;
-    if (mat->q4_0x8 || mat->q41x8) release_rows(m, mat->data, (size_t)mat->n_out * mat->row_bytes); /* the x8 copy */
+    if (mat->q4_0x8 || mat->q41x8 || mat->q8x4) release_rows(m, mat->data, (size_t)mat->n_out * mat->row_bytes); /* the x8 copy */
     mat->type = type;
     mat->row_bytes = rb;
     mat->data = buf;
     mat->q4_0x8 = 0;
     mat->q41x8 = 0;
+    mat->q8x4 = 0;
     return 0;
 }
 
@@ -1012,6 +1020,8 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
                 etok_matmul_q4_0x8(M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
             else if (lo < hi && M->q41x8) /* Q4_1 / Q5_1 repacked: the file-layout kernels' bits */
                 etok_matmul_q41x8(M->type, M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
+            else if (lo < hi && M->q8x4) /* Q8_0 repacked: the file-layout kernels' bits */
+                etok_matmul_q8x4(M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
             else if (lo < hi && etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) /* the same, file layout */
                 etok_matmul_rows_q4_0_8x8(M->data, M->row_bytes, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i],
                                           (size_t)M->n_out);

@@ -28,6 +28,7 @@ typedef struct {
     const uint8_t *src;
     int q4_0x8;
     int q41x8; /* a Q4_1 / Q5_1 matrix repacked at load into quant_q4_1.c's 8-row layout (as q4_0x8) */
+    int q8x4;  /* a Q8_0 matrix repacked at load into quant_q8_0.c's 4-row layout Q8_0x4 (as q4_0x8) */
 } etok_mat;
 
 /* Row r of a matrix as floats, whatever its layout. */

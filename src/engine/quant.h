@@ -251,6 +251,22 @@ void etok_matmul_q5_0(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t
 void etok_matmul_q5_0_ref(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                           const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
 
+/* Q8_0 repacked at load into etok's 4-row interleaved layout Q8_0x4 (src/engine/quant_q8_0.c's
+ * top comment): a matrix of n_rows (a multiple of 4) rows, 4 rows per group of
+ * etok_q8x4_group_bytes(n_in) bytes (= 4 rows of the file's layout). pack / get_block /
+ * dequantize_row / matmul / matmul_ref as the Q4_1x8 functions above; every output has the bits
+ * of etok_matmul_q8_0_ref (the file-layout kernels', llama.cpp's vec_dot order), for any token
+ * count and any row range. */
+int etok_q8x4_applies(uint32_t type, int64_t n_out, int64_t n_in);
+size_t etok_q8x4_group_bytes(int64_t n_in);
+void etok_q8x4_pack(const uint8_t *w, size_t row_bytes, int64_t n_rows, int64_t n_in, uint8_t *dst);
+void etok_q8x4_get_block(const uint8_t *packed, int64_t n_in, int64_t r, int64_t i, etok_block_q8_0 *out);
+void etok_q8x4_dequantize_row(const uint8_t *packed, int64_t n_in, int64_t r, float *out);
+void etok_matmul_q8x4(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
+                      float *out, size_t out_stride);
+void etok_matmul_q8x4_ref(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
+                          float *out, size_t out_stride);
+
 /* Attention helpers over a KV cache of F32 or F16 rows, `stride` bytes apart:
  * scores: out[s] = (q . k_s) * scale for s < n;
  * accum: out = sum_s w[s] * v_s, accumulated in 8 lanes by absolute position (first_pos + s)

@@ -9,7 +9,8 @@
  * pages of the repacked tensors are released; the logits of a prefill and of decode steps on 2
  * threads equal bit for bit those of the same model made to read the file's layout (the
  * embedding lookup from the copy included); --weights re-encoding reads a repacked matrix's
- * rows, and matrices re-encoded into Q4_1 / Q5_1 are repacked. */
+ * rows, and matrices re-encoded into Q4_1 / Q5_1 are repacked. Q8_0 matrices, repacked into
+ * quant_q8_0.c's Q8_0x4 layout, likewise (test_q8_0_packed). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -108,13 +109,13 @@ static void unpack(etok_model *m) {
     etok_mat *mats[64];
     const int n = model_mats(m, mats);
     for (int i = 0; i < n; i++)
-        if (mats[i]->q41x8) {
+        if (mats[i]->q41x8 || mats[i]->q8x4) {
             mats[i]->data = mats[i]->src;
-            mats[i]->q41x8 = 0;
+            mats[i]->q41x8 = mats[i]->q8x4 = 0;
         }
-    if (m->tok_embd.q41x8) {
+    if (m->tok_embd.q41x8 || m->tok_embd.q8x4) {
         m->tok_embd.data = m->tok_embd.src;
-        m->tok_embd.q41x8 = 0;
+        m->tok_embd.q41x8 = m->tok_embd.q8x4 = 0;
     }
 }
 
@@ -275,11 +276,52 @@ static void test_reencode(void **state) {
     etok_model_free(b);
 }
 
+/* Q8_0 likewise, into the 4-row layout Q8_0x4 (quant_q8_0.c): every matrix repacked (the tied
+ * table with the LM head), rows read back, the file's pages released, the logits those of the
+ * file-layout model bit for bit. */
+static void test_q8_0_packed(void **state) {
+    (void)state;
+    if (!applies()) {
+        printf("skip: kernel level not avx2, Q8_0 stays in the file's layout\n");
+        return;
+    }
+    etok_model *m = load("q8_0.gguf");
+    etok_mat *mats[64];
+    const int n = model_mats(m, mats);
+    double bytes = 0;
+    float *a = malloc((size_t)m->info.d_ff * 2 * sizeof *a), *b = malloc((size_t)m->info.d_ff * 2 * sizeof *b);
+    assert_true(a && b);
+    for (int i = 0; i < n; i++) {
+        const etok_mat *M = mats[i];
+        if (!M->q8x4 || M->q41x8) fail_msg("q8_0.gguf: matrix %d not repacked into Q8_0x4", i);
+        assert_true(M->data != M->src);
+        bytes += (double)M->n_out * (double)M->row_bytes;
+        for (int64_t r = 0; r < M->n_out; r++) {
+            etok_mat_dequantize_row(M, r, a);
+            etok_dequantize_row(M->type, M->src + (size_t)r * M->row_bytes, b, M->n_in);
+            if (memcmp(a, b, (size_t)M->n_in * sizeof *a) != 0) fail_msg("q8_0.gguf: matrix %d row %lld differs", i, (long long)r);
+        }
+    }
+    assert_true(m->tok_embd.q8x4 && m->tok_embd.data == m->output.data);
+    assert_true(m->packed_bytes == bytes);
+    if (!(m->released_bytes >= 0.5 * bytes && m->released_bytes <= bytes))
+        fail_msg("q8_0.gguf: %.0f bytes of pages released for %.0f repacked", m->released_bytes, bytes);
+    free(a);
+    free(b);
+    etok_model *file = load("q8_0.gguf");
+    unpack(file);
+    assert_false(file->output.q8x4);
+    compare_runs(m, file, "q8_0.gguf");
+    etok_model_free(m);
+    etok_model_free(file);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_packed_at_load),
         cmocka_unit_test(test_logits_equal_file_layout),
         cmocka_unit_test(test_reencode),
+        cmocka_unit_test(test_q8_0_packed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

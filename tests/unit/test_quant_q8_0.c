@@ -4,7 +4,8 @@
  * dispatched tiles (AVX2 where the CPU has it) equal the reference bit for bit for every row
  * range (inside and across 4-row tiles), token count (1 = decode, 2-token tiles and their
  * rest, more than one 64-token group), block count, extreme quants (-128, +-127) and scales of
- * both signs; and etok_matmul_rows, which dispatches Q8_0 to them, gives the same bits. */
+ * both signs; and etok_matmul_rows, which dispatches Q8_0 to them, gives the same bits; and the
+ * repacked layout Q8_0x4 (pack, read back, its kernel and reference) gives the same bits. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,11 +142,77 @@ static void test_order_matters(void **state) {
     assert_true(differ > 0);
 }
 
+/* The repacked layout Q8_0x4 (etok_q8x4_*): every block reads back as the file's; the
+ * dispatched kernel (AVX2 where the CPU has it) and the packed reference equal the file-layout
+ * reference bit for bit for every row range (inside, across and at the ends of 4-row groups),
+ * token count (decode, 3-token tiles and their rest, several 64-token groups), block count and
+ * extreme value. Rows outside the range are not written. */
+static uint8_t packed[ROWS * NBMAX * 34 + 64];
+static float fast2[NXMAX * ROWS];
+
+static void test_x4_bits(void **state) {
+    (void)state;
+    const int nbs[] = {1, 2, 13, 18};
+    const int nxs[] = {1, 2, 3, 4, 5, 7, 64, 67, NXMAX};
+    const int R = ROWS / 4 * 4; /* 20 rows: 5 groups */
+    const int ranges[][2] = {{0, 20}, {1, 11}, {3, 8}, {0, 4}, {5, 6}, {2, 19}, {16, 20}, {4, 12}};
+    assert_false(etok_q8x4_applies(ETOK_T_Q8_0, 22, 64));
+    assert_false(etok_q8x4_applies(ETOK_T_Q8_0, 20, 48));
+    assert_false(etok_q8x4_applies(ETOK_T_Q4_1, 20, 64));
+    assert_true(etok_q8x4_applies(ETOK_T_Q8_0, 20, 64));
+    for (int variant = 0; variant < 3; variant++)
+        for (size_t bi = 0; bi < sizeof nbs / sizeof nbs[0]; bi++) {
+            const int nb = nbs[bi], n = nb * 32;
+            const size_t rb = etok_type_row_bytes(ETOK_T_Q8_0, n);
+            fill(nb, NXMAX, variant);
+            assert_int_equal(etok_q8x4_group_bytes(n), 4 * rb);
+            memset(packed, 0xA5, sizeof packed);
+            etok_q8x4_pack(m, rb, R, n, packed);
+            assert_int_equal(packed[(size_t)R * rb], 0xA5); /* the copy has the matrix's size */
+            for (int r = 0; r < R; r++)
+                for (int i = 0; i < nb; i++) {
+                    etok_block_q8_0 b;
+                    etok_q8x4_get_block(packed, n, r, i, &b);
+                    if (memcmp(&b, m + (size_t)r * rb + (size_t)i * 34, 34) != 0) fail_msg("nb %d row %d block %d", nb, r, i);
+                }
+            float d1[NBMAX * 32], d2[NBMAX * 32];
+            etok_q8x4_dequantize_row(packed, n, R - 1, d1);
+            etok_dequantize_row(ETOK_T_Q8_0, m + (size_t)(R - 1) * rb, d2, n);
+            assert_memory_equal(d1, d2, (size_t)n * sizeof(float));
+            for (size_t xi = 0; xi < sizeof nxs / sizeof nxs[0]; xi++) {
+                const int nx = nxs[xi];
+                etok_matmul_q8_0_ref(m, rb, 0, R, xq, n, nx, ref, ROWS);
+                for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
+                    const int r0 = ranges[k][0], r1 = ranges[k][1];
+                    memset(fast, 0, sizeof fast);
+                    memset(fast2, 0, sizeof fast2);
+                    etok_matmul_q8x4(packed, r0, r1, xq, n, nx, fast, ROWS);
+                    etok_matmul_q8x4_ref(packed, r0, r1, xq, n, nx, fast2, ROWS);
+                    for (int j = 0; j < nx; j++)
+                        for (int r = 0; r < ROWS; r++) {
+                            const float got = fast[j * ROWS + r], got2 = fast2[j * ROWS + r];
+                            if (r < r0 || r >= r1) {
+                                assert_true(got == 0.0f && got2 == 0.0f); /* not asked for */
+                                continue;
+                            }
+                            if (memcmp(&got, &ref[j * ROWS + r], sizeof got) != 0)
+                                fail_msg("x4 variant %d nb %d nx %d rows [%d,%d) token %d row %d: kernel %a, ref %a", variant,
+                                         nb, nx, r0, r1, j, r, got, ref[j * ROWS + r]);
+                            if (memcmp(&got2, &ref[j * ROWS + r], sizeof got) != 0)
+                                fail_msg("x4 ref variant %d nb %d nx %d token %d row %d: %a, file-layout ref %a", variant,
+                                         nb, nx, j, r, got2, ref[j * ROWS + r]);
+                        }
+                }
+            }
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ref_is_dot),
         cmocka_unit_test(test_kernel_bits),
         cmocka_unit_test(test_order_matters),
+        cmocka_unit_test(test_x4_bits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
