@@ -18,26 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <errno.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
-#include "engine/model.h"
-#include "engine/quant.h"
-#include "etok/engine.h"
 #include "synth_gguf.h"
-
-static char tmpdir[256];
-
-static const char *tmp_path(const char *name) {
-    static char p[4][512];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(p[k], sizeof p[k], "%s/%s", tmpdir, name);
-    return p[k];
-}
+#define REPACK_TMP_PREFIX "/tmp/etok_q4_1_repack"
+#include "repack_check.h"
 
 static void base_opts(etok_tiny_gguf_opts *o) {
     etok_tiny_gguf_defaults(o);
@@ -53,8 +39,7 @@ static void base_opts(etok_tiny_gguf_opts *o) {
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/etok_q4_1_repack_%d", (int)getpid());
-    if (mkdir(tmpdir, 0700) != 0 && errno != EEXIST) return -1;
+    if (repack_tmpdir_make()) return -1;
     etok_tiny_gguf_opts o;
     base_opts(&o);
     if (etok_test_write_tiny_gguf(tmp_path("tied.gguf"), &o)) return -1;
@@ -76,98 +61,14 @@ static int setup(void **state) {
 static int teardown(void **state) {
     (void)state;
     const char *names[] = {"tied.gguf", "phi3.gguf", "untied.gguf", "q8_0.gguf"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) unlink(tmp_path(names[i]));
-    rmdir(tmpdir);
+    repack_tmpdir_remove(names, sizeof names / sizeof names[0]);
     return 0;
 }
 
 /* the repacking applies at the AVX2 level only */
 static int applies(void) { return etok_isa_active() == ETOK_ISA_AVX2; }
 
-static etok_model *load(const char *name) {
-    etok_err err = {{0}, 0};
-    etok_model *m = etok_model_load(tmp_path(name), &err);
-    if (!m) fail_msg("%s: %s", name, err.msg);
-    return m;
-}
-
-/* The matrices the forward pass multiplies by, the LM head first. */
-static int model_mats(etok_model *m, etok_mat **out) {
-    int n = 0;
-    out[n++] = &m->output;
-    for (int l = 0; l < m->info.n_layers; l++) {
-        etok_layer *L = &m->layers[l];
-        etok_mat *lm[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-        for (int k = 0; k < 7; k++) out[n++] = lm[k];
-    }
-    return n;
-}
-
-/* Back to the file's layout (the pages re-read from the file): the model the repacked one
- * must equal. */
-static void unpack(etok_model *m) {
-    etok_mat *mats[64];
-    const int n = model_mats(m, mats);
-    for (int i = 0; i < n; i++)
-        if (mats[i]->q41x8 || mats[i]->q8x4) {
-            mats[i]->data = mats[i]->src;
-            mats[i]->q41x8 = mats[i]->q8x4 = 0;
-        }
-    if (m->tok_embd.q41x8 || m->tok_embd.q8x4) {
-        m->tok_embd.data = m->tok_embd.src;
-        m->tok_embd.q41x8 = m->tok_embd.q8x4 = 0;
-    }
-}
-
-/* Logits of a 7-token prefill (every row) and 3 decode steps, 2 threads. */
-static float *run(etok_model *m, int *n_rows) {
-    etok_err err = {{0}, 0};
-    const int V = m->info.vocab_size, P = 7, D = 3;
-    etok_threadpool *pool = etok_threadpool_new(2, &err);
-    assert_non_null(pool);
-    etok_kv_cache kv;
-    assert_int_equal(etok_kv_cache_init(&kv, m, 1, 32, 16, 0, 0, P, &err), 0);
-    etok_fwd_state *st = etok_fwd_state_new(m, P, 2, 32, &err);
-    assert_non_null(st);
-    float *out = malloc((size_t)(P + D) * (size_t)V * sizeof *out);
-    assert_non_null(out);
-    int32_t tok[7];
-    int pos[7], slot[7], row[7];
-    for (int i = 0; i < P; i++) {
-        tok[i] = 3 + (i * 37) % 250;
-        pos[i] = i;
-        slot[i] = 0;
-        row[i] = i;
-    }
-    tok[P - 1] = V - 1; /* a padding token's embedding row: the last group of the table */
-    etok_batch b = {P, tok, pos, slot, row, P};
-    if (etok_model_forward(m, pool, &kv, st, &b, 0, out, &err)) fail_msg("prefill: %s", err.msg);
-    for (int k = 0; k < D; k++) {
-        const int32_t t1 = 10 + 61 * k;
-        const int p1 = P + k, s1 = 0, r1 = 0;
-        etok_batch b1 = {1, &t1, &p1, &s1, &r1, 1};
-        if (etok_model_forward(m, pool, &kv, st, &b1, 0, out + (size_t)(P + k) * (size_t)V, &err))
-            fail_msg("decode %d: %s", k, err.msg);
-    }
-    etok_fwd_state_free(st);
-    etok_kv_cache_free(&kv);
-    etok_threadpool_free(pool);
-    *n_rows = P + D;
-    return out;
-}
-
-static void compare_runs(etok_model *a, etok_model *b, const char *what) {
-    int na, nb;
-    float *la = run(a, &na), *lb = run(b, &nb);
-    assert_int_equal(na, nb);
-    const size_t n = (size_t)na * (size_t)a->info.vocab_size;
-    for (size_t i = 0; i < n; i++)
-        if (memcmp(&la[i], &lb[i], sizeof la[i]) != 0)
-            fail_msg("%s: logit %zu (row %zu): repacked %.9g, file layout %.9g", what, i,
-                     i / (size_t)a->info.vocab_size, la[i], lb[i]);
-    free(la);
-    free(lb);
-}
+static int is_packed(const etok_mat *M) { return M->q41x8; }
 
 static void test_packed_at_load(void **state) {
     (void)state;
@@ -178,23 +79,7 @@ static void test_packed_at_load(void **state) {
     const char *names[] = {"tied.gguf", "phi3.gguf", "untied.gguf"};
     for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
         etok_model *m = load(names[f]);
-        etok_mat *mats[64];
-        const int n = model_mats(m, mats);
-        double bytes = 0;
-        float *a = malloc((size_t)m->info.d_ff * 2 * sizeof *a), *b = malloc((size_t)m->info.d_ff * 2 * sizeof *b);
-        assert_true(a && b);
-        for (int i = 0; i < n; i++) {
-            const etok_mat *M = mats[i];
-            if (!M->q41x8) fail_msg("%s: matrix %d (%lld x %lld) not repacked", names[f], i, (long long)M->n_out,
-                                     (long long)M->n_in);
-            assert_true(M->data != M->src);
-            bytes += (double)M->n_out * (double)M->row_bytes;
-            for (int64_t r = 0; r < M->n_out; r++) {
-                etok_mat_dequantize_row(M, r, a);
-                etok_dequantize_row(M->type, M->src + (size_t)r * M->row_bytes, b, M->n_in);
-                if (memcmp(a, b, (size_t)M->n_in * sizeof *a) != 0) fail_msg("%s: matrix %d row %lld differs", names[f], i, (long long)r);
-            }
-        }
+        check_rows_read_back(m, names[f], is_packed);
         /* the tied table is the LM head's copy; an untied one stays in the file */
         if (f == 2) {
             assert_false(m->tok_embd.q41x8);
@@ -203,12 +88,6 @@ static void test_packed_at_load(void **state) {
             assert_true(m->tok_embd.q41x8);
             assert_true(m->tok_embd.data == m->output.data);
         }
-        assert_true(m->packed_bytes == bytes);
-        /* the interiors of the repacked tensors' pages: at least half of their bytes here */
-        if (!(m->released_bytes >= 0.5 * bytes && m->released_bytes <= bytes))
-            fail_msg("%s: %.0f bytes of pages released for %.0f repacked", names[f], m->released_bytes, bytes);
-        free(a);
-        free(b);
         etok_model_free(m);
     }
 }
@@ -279,6 +158,8 @@ static void test_reencode(void **state) {
 /* Q8_0 likewise, into the 4-row layout Q8_0x4 (quant_q8_0.c): every matrix repacked (the tied
  * table with the LM head), rows read back, the file's pages released, the logits those of the
  * file-layout model bit for bit. */
+static int is_q8x4(const etok_mat *M) { return M->q8x4 && !M->q41x8; }
+
 static void test_q8_0_packed(void **state) {
     (void)state;
     if (!applies()) {
@@ -286,28 +167,8 @@ static void test_q8_0_packed(void **state) {
         return;
     }
     etok_model *m = load("q8_0.gguf");
-    etok_mat *mats[64];
-    const int n = model_mats(m, mats);
-    double bytes = 0;
-    float *a = malloc((size_t)m->info.d_ff * 2 * sizeof *a), *b = malloc((size_t)m->info.d_ff * 2 * sizeof *b);
-    assert_true(a && b);
-    for (int i = 0; i < n; i++) {
-        const etok_mat *M = mats[i];
-        if (!M->q8x4 || M->q41x8) fail_msg("q8_0.gguf: matrix %d not repacked into Q8_0x4", i);
-        assert_true(M->data != M->src);
-        bytes += (double)M->n_out * (double)M->row_bytes;
-        for (int64_t r = 0; r < M->n_out; r++) {
-            etok_mat_dequantize_row(M, r, a);
-            etok_dequantize_row(M->type, M->src + (size_t)r * M->row_bytes, b, M->n_in);
-            if (memcmp(a, b, (size_t)M->n_in * sizeof *a) != 0) fail_msg("q8_0.gguf: matrix %d row %lld differs", i, (long long)r);
-        }
-    }
+    check_rows_read_back(m, "q8_0.gguf", is_q8x4);
     assert_true(m->tok_embd.q8x4 && m->tok_embd.data == m->output.data);
-    assert_true(m->packed_bytes == bytes);
-    if (!(m->released_bytes >= 0.5 * bytes && m->released_bytes <= bytes))
-        fail_msg("q8_0.gguf: %.0f bytes of pages released for %.0f repacked", m->released_bytes, bytes);
-    free(a);
-    free(b);
     etok_model *file = load("q8_0.gguf");
     unpack(file);
     assert_false(file->output.q8x4);
