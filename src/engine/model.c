@@ -576,14 +576,12 @@ const etok_model_info *etok_model_get_info(const etok_model *m) { return &m->inf
 /* ------------------------------------------------------------------ Q4_0 repacked at load */
 
 void etok_mat_dequantize_row(const etok_mat *m, int64_t r, float *out) {
-    if (m->q4_0x8)
-        etok_q4_0x8_dequantize_row(m->data, m->n_in, r, out);
-    else if (m->q41x8)
-        etok_q41x8_dequantize_row(m->type, m->data, m->n_in, r, out);
-    else if (m->q8x4)
-        etok_q8x4_dequantize_row(m->data, m->n_in, r, out);
-    else
-        etok_dequantize_row(m->type, m->data + (size_t)r * m->row_bytes, out, m->n_in);
+    switch (m->layout) {
+    case ETOK_LAYOUT_Q4_0X8: etok_q4_0x8_dequantize_row(m->data, m->n_in, r, out); break;
+    case ETOK_LAYOUT_Q41X8: etok_q41x8_dequantize_row(m->type, m->data, m->n_in, r, out); break;
+    case ETOK_LAYOUT_Q8X4: etok_q8x4_dequantize_row(m->data, m->n_in, r, out); break;
+    case ETOK_LAYOUT_FILE: etok_dequantize_row(m->type, m->data + (size_t)r * m->row_bytes, out, m->n_in); break;
+    }
 }
 
 /* The rows a matrix no longer reads: a re-encoded buffer is freed; pages of the file's
@@ -631,10 +629,11 @@ static void repack_q4_0(etok_model *m) {
         etok_mat **mats = L ? lm : one;
         for (int k = 0; k < (L ? 7 : 1); k++) {
             etok_mat *M = mats[k];
-            const int x40 = etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in);
-            const int x41 = q41 && etok_q41x8_applies(M->type, M->n_out, M->n_in);
-            const int x8 = q41 && etok_q8x4_applies(M->type, M->n_out, M->n_in);
-            if (M->q4_0x8 || M->q41x8 || M->q8x4 || (!x40 && !x41 && !x8)) continue;
+            const etok_layout to = etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)   ? ETOK_LAYOUT_Q4_0X8
+                                   : q41 && etok_q41x8_applies(M->type, M->n_out, M->n_in) ? ETOK_LAYOUT_Q41X8
+                                   : q41 && etok_q8x4_applies(M->type, M->n_out, M->n_in)  ? ETOK_LAYOUT_Q8X4
+                                                                                            : ETOK_LAYOUT_FILE;
+            if (M->layout != ETOK_LAYOUT_FILE || to == ETOK_LAYOUT_FILE) continue;
             const size_t n = (size_t)M->n_out * M->row_bytes;
             if (m->n_packed == m->cap_packed) {
                 const int cap = m->cap_packed ? 2 * m->cap_packed : 64;
@@ -645,9 +644,9 @@ static void repack_q4_0(etok_model *m) {
             }
             uint8_t *buf = aligned_alloc(64, (n + 63) / 64 * 64);
             if (!buf) continue;
-            if (x40)
+            if (to == ETOK_LAYOUT_Q4_0X8)
                 etok_q4_0x8_pack(M->data, M->row_bytes, M->n_out, M->n_in, buf);
-            else if (x41)
+            else if (to == ETOK_LAYOUT_Q41X8)
                 etok_q41x8_pack(M->type, M->data, M->row_bytes, M->n_out, M->n_in, buf);
             else
                 etok_q8x4_pack(M->data, M->row_bytes, M->n_out, M->n_in, buf);
@@ -655,9 +654,7 @@ static void repack_q4_0(etok_model *m) {
             m->packed_bytes += (double)n;
             const uint8_t *old = M->data;
             M->data = buf;
-            M->q4_0x8 = x40;
-            M->q41x8 = x41;
-            M->q8x4 = x8;
+            M->layout = to;
             if (L == NULL && in->tied_embeddings) m->tok_embd = m->output;
             release_rows(m, old, n);
         }
@@ -699,13 +696,11 @@ static int reencode_mat(etok_model *m, etok_mat *mat, uint32_t type, float *row,
         etok_quantize_row(type, row, buf + (size_t)r * rb, mat->n_in);
     }
     m->owned[m->n_owned++] = buf;
-    if (mat->q4_0x8 || mat->q41x8 || mat->q8x4) release_rows(m, mat->data, (size_t)mat->n_out * mat->row_bytes); /* the x8 copy */
+    if (mat->layout != ETOK_LAYOUT_FILE) release_rows(m, mat->data, (size_t)mat->n_out * mat->row_bytes); /* the repacked copy */
     mat->type = type;
     mat->row_bytes = rb;
     mat->data = buf;
-    mat->q4_0x8 = 0;
-    mat->q41x8 = 0;
-    mat->q8x4 = 0;
+    mat->layout = ETOK_LAYOUT_FILE;
     return 0;
 }
 
@@ -1016,11 +1011,11 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
         for (int i = 0; i < t->n_mats && r0 < r1; i++) {
             const etok_mat *M = t->mat[i];
             int64_t lo = r0 > base ? r0 - base : 0, hi = r1 - base < M->n_out ? r1 - base : M->n_out;
-            if (lo < hi && M->q4_0x8) /* llama.cpp's 8-row order over etok's repacked copy */
+            if (lo < hi && M->layout == ETOK_LAYOUT_Q4_0X8) /* llama.cpp's 8-row order over etok's repacked copy */
                 etok_matmul_q4_0x8(M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
-            else if (lo < hi && M->q41x8) /* Q4_1 / Q5_1 repacked: the file-layout kernels' bits */
+            else if (lo < hi && M->layout == ETOK_LAYOUT_Q41X8) /* Q4_1 / Q5_1 repacked: the file-layout kernels' bits */
                 etok_matmul_q41x8(M->type, M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
-            else if (lo < hi && M->q8x4) /* Q8_0 repacked: the file-layout kernels' bits */
+            else if (lo < hi && M->layout == ETOK_LAYOUT_Q8X4) /* Q8_0 repacked: the file-layout kernels' bits */
                 etok_matmul_q8x4(M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
             else if (lo < hi && etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) /* the same, file layout */
                 etok_matmul_rows_q4_0_8x8(M->data, M->row_bytes, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i],

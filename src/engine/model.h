@@ -15,20 +15,26 @@
 #include "engine/tokenizer.h"
 #include "etok/engine.h"
 
+/* Where a matrix's rows are: in the file's layout (row r at r * row_bytes), or repacked at
+ * load into one of etok's interleaved layouts (row r's bytes are not at r * row_bytes; read rows
+ * through etok_mat_dequantize_row). Each repacked layout gives the file-layout kernels' bits. */
+typedef enum {
+    ETOK_LAYOUT_FILE = 0,
+    ETOK_LAYOUT_Q4_0X8, /* Q4_0, 8 rows interleaved (quant_q4_0.c), llama.cpp's 8-row order */
+    ETOK_LAYOUT_Q41X8,  /* Q4_1 / Q5_1, 8 rows interleaved (quant_q4_1.c) */
+    ETOK_LAYOUT_Q8X4,   /* Q8_0, 4 rows interleaved (quant_q8_0.c) */
+} etok_layout;
+
 /* A weight matrix of n_out rows of n_in values (GGUF ne[0] = n_in, ne[1] = n_out). data holds
- * the rows in the file's layout, or (q4_0x8 = 1) a Q4_0 matrix repacked at load into etok's
- * Q4_0x8 layout (quant_q4_0.c; row r's bytes are not at r * row_bytes): read rows through
- * etok_mat_dequantize_row. src: where the rows are in the file's mapping (an identity for
- * the accounting; its pages may have been released). */
+ * the rows in `layout`. src: where the rows are in the file's mapping (an identity for the
+ * accounting; its pages may have been released). */
 typedef struct {
     uint32_t type;
     int64_t n_in, n_out;
     size_t row_bytes;
     const uint8_t *data;
     const uint8_t *src;
-    int q4_0x8;
-    int q41x8; /* a Q4_1 / Q5_1 matrix repacked at load into quant_q4_1.c's 8-row layout (as q4_0x8) */
-    int q8x4;  /* a Q8_0 matrix repacked at load into quant_q8_0.c's 4-row layout Q8_0x4 (as q4_0x8) */
+    etok_layout layout;
 } etok_mat;
 
 /* Row r of a matrix as floats, whatever its layout. */
@@ -77,7 +83,7 @@ struct etok_model {
     double step_weight_bytes;   /* bytes of weights streamed by one forward step */
     uint8_t **owned;            /* re-encoded weight buffers (--weights), freed with the model */
     int n_owned;
-    uint8_t **packed;           /* Q4_0x8 copies (etok_mat.q4_0x8), freed with the model; NULL slots freed early */
+    uint8_t **packed;           /* repacked copies (etok_mat.layout), freed with the model; NULL slots freed early */
     int n_packed, cap_packed;
     double packed_bytes;        /* bytes in Q4_0x8 copies, and of the file's pages released for them */
     double released_bytes;

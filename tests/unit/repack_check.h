@@ -56,12 +56,12 @@ static int model_mats(etok_model *m, etok_mat **out) {
     return n;
 }
 
-static int mat_repacked(const etok_mat *M) { return M->q4_0x8 || M->q41x8 || M->q8x4; }
+static int mat_repacked(const etok_mat *M) { return M->layout != ETOK_LAYOUT_FILE; }
 
 static void mat_to_file_layout(etok_mat *M) {
     if (!mat_repacked(M)) return;
     M->data = M->src;
-    M->q4_0x8 = M->q41x8 = M->q8x4 = 0;
+    M->layout = ETOK_LAYOUT_FILE;
 }
 
 /* Back to the file's layout (the pages re-read from the file): the model the repacked one

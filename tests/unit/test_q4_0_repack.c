@@ -62,7 +62,7 @@ static int teardown(void **state) {
     return 0;
 }
 
-static int is_packed(const etok_mat *M) { return M->q4_0x8; }
+static int is_packed(const etok_mat *M) { return M->layout == ETOK_LAYOUT_Q4_0X8; }
 
 static void test_packed_at_load(void **state) {
     (void)state;
@@ -76,10 +76,10 @@ static void test_packed_at_load(void **state) {
         check_rows_read_back(m, names[f], is_packed);
         /* the tied table is the LM head's copy; an untied one stays in the file */
         if (f == 2) {
-            assert_false(m->tok_embd.q4_0x8);
+            assert_false(m->tok_embd.layout == ETOK_LAYOUT_Q4_0X8);
             assert_true(m->tok_embd.data == m->tok_embd.src);
         } else {
-            assert_true(m->tok_embd.q4_0x8);
+            assert_true(m->tok_embd.layout == ETOK_LAYOUT_Q4_0X8);
             assert_true(m->tok_embd.data == m->output.data);
         }
         etok_model_free(m);
@@ -107,8 +107,8 @@ static void test_reencode(void **state) {
     unpack(b);
     assert_int_equal(etok_model_set_weights(a, "q8_0", &err), 0);
     assert_int_equal(etok_model_set_weights(b, "q8_0", &err), 0);
-    assert_false(a->output.q4_0x8);
-    assert_false(a->tok_embd.q4_0x8);
+    assert_false(a->output.layout == ETOK_LAYOUT_Q4_0X8);
+    assert_false(a->tok_embd.layout == ETOK_LAYOUT_Q4_0X8);
     assert_string_equal(a->info.weight_types, b->info.weight_types);
     compare_runs(a, b, "q4_0 file -> --weights q8_0");
     etok_model_free(a);
@@ -120,8 +120,8 @@ static void test_reencode(void **state) {
     assert_int_equal(etok_model_set_weights(b, "q4_0", &err), 0);
     assert_int_equal(a->layers[0].wq.type, ETOK_T_Q4_0);
     if (etok_simd_active()) {
-        assert_true(a->layers[0].wq.q4_0x8);
-        assert_true(a->output.q4_0x8 && a->tok_embd.q4_0x8);
+        assert_true(a->layers[0].wq.layout == ETOK_LAYOUT_Q4_0X8);
+        assert_true((a->output.layout == ETOK_LAYOUT_Q4_0X8) && (a->tok_embd.layout == ETOK_LAYOUT_Q4_0X8));
         int freed = 0;
         for (int i = 0; i < a->n_owned; i++) freed += a->owned[i] == NULL;
         assert_int_equal(freed, 7 * a->info.n_layers + 1); /* every re-encoded buffer replaced by its copy */
@@ -131,7 +131,7 @@ static void test_reencode(void **state) {
     etok_mat *mats[64];
     const int n = model_mats(b, mats);
     for (int i = 0; i < n; i++)
-        if (mats[i]->q4_0x8) {
+        if (mats[i]->layout == ETOK_LAYOUT_Q4_0X8) {
             uint8_t *rows = malloc((size_t)mats[i]->n_out * mats[i]->row_bytes);
             assert_non_null(rows);
             for (int64_t r = 0; r < mats[i]->n_out; r++)
@@ -140,7 +140,7 @@ static void test_reencode(void **state) {
                                           (etok_block_q4_0 *)(rows + (size_t)r * mats[i]->row_bytes) + k);
             b->owned[i] = rows; /* (freed with the model; the slots were emptied by the repacking) */
             mats[i]->data = rows;
-            mats[i]->q4_0x8 = 0;
+            mats[i]->layout = ETOK_LAYOUT_FILE;
         }
     b->tok_embd = b->output;
     assert_string_equal(a->info.weight_types, b->info.weight_types);

@@ -68,7 +68,7 @@ static int teardown(void **state) {
 /* the repacking applies at the AVX2 level only */
 static int applies(void) { return etok_isa_active() == ETOK_ISA_AVX2; }
 
-static int is_packed(const etok_mat *M) { return M->q41x8; }
+static int is_packed(const etok_mat *M) { return M->layout == ETOK_LAYOUT_Q41X8; }
 
 static void test_packed_at_load(void **state) {
     (void)state;
@@ -82,10 +82,10 @@ static void test_packed_at_load(void **state) {
         check_rows_read_back(m, names[f], is_packed);
         /* the tied table is the LM head's copy; an untied one stays in the file */
         if (f == 2) {
-            assert_false(m->tok_embd.q41x8);
+            assert_false(m->tok_embd.layout == ETOK_LAYOUT_Q41X8);
             assert_true(m->tok_embd.data == m->tok_embd.src);
         } else {
-            assert_true(m->tok_embd.q41x8);
+            assert_true(m->tok_embd.layout == ETOK_LAYOUT_Q41X8);
             assert_true(m->tok_embd.data == m->output.data);
         }
         etok_model_free(m);
@@ -113,9 +113,9 @@ static void test_reencode(void **state) {
     unpack(b);
     assert_int_equal(etok_model_set_weights(a, "q8_0", &err), 0);
     assert_int_equal(etok_model_set_weights(b, "q8_0", &err), 0);
-    assert_false(a->output.q41x8);
-    assert_false(a->tok_embd.q41x8);
-    assert_false(a->layers[0].wq.q41x8);
+    assert_false(a->output.layout == ETOK_LAYOUT_Q41X8);
+    assert_false(a->tok_embd.layout == ETOK_LAYOUT_Q41X8);
+    assert_false(a->layers[0].wq.layout == ETOK_LAYOUT_Q41X8);
     assert_string_equal(a->info.weight_types, b->info.weight_types);
     compare_runs(a, b, "q5_1 file -> --weights q8_0");
     etok_model_free(a);
@@ -127,8 +127,8 @@ static void test_reencode(void **state) {
     assert_int_equal(etok_model_set_weights(b, "q5_1", &err), 0);
     assert_int_equal(a->layers[0].wq.type, ETOK_T_Q5_1);
     if (applies()) {
-        assert_true(a->layers[0].wq.q41x8 && a->layers[0].w_down.q41x8);
-        assert_true(a->output.q41x8 && a->tok_embd.q41x8);
+        assert_true((a->layers[0].wq.layout == ETOK_LAYOUT_Q41X8) && (a->layers[0].w_down.layout == ETOK_LAYOUT_Q41X8));
+        assert_true((a->output.layout == ETOK_LAYOUT_Q41X8) && (a->tok_embd.layout == ETOK_LAYOUT_Q41X8));
         int freed = 0;
         for (int i = 0; i < a->n_owned; i++) freed += a->owned[i] == NULL;
         assert_int_equal(freed, 7 * a->info.n_layers + 1); /* every re-encoded buffer replaced by its copy */
@@ -137,7 +137,7 @@ static void test_reencode(void **state) {
     etok_mat *mats[64];
     const int n = model_mats(b, mats);
     for (int i = 0; i < n; i++)
-        if (mats[i]->q41x8) {
+        if (mats[i]->layout == ETOK_LAYOUT_Q41X8) {
             uint8_t *rows = malloc((size_t)mats[i]->n_out * mats[i]->row_bytes);
             assert_non_null(rows);
             for (int64_t r = 0; r < mats[i]->n_out; r++)
@@ -146,7 +146,7 @@ static void test_reencode(void **state) {
                                          (etok_block_q5_1 *)(rows + (size_t)r * mats[i]->row_bytes) + k);
             b->owned[i] = rows; /* (freed with the model; the slots were emptied by the repacking) */
             mats[i]->data = rows;
-            mats[i]->q41x8 = 0;
+            mats[i]->layout = ETOK_LAYOUT_FILE;
         }
     b->tok_embd = b->output;
     assert_string_equal(a->info.weight_types, b->info.weight_types);
@@ -158,7 +158,7 @@ static void test_reencode(void **state) {
 /* Q8_0 likewise, into the 4-row layout Q8_0x4 (quant_q8_0.c): every matrix repacked (the tied
  * table with the LM head), rows read back, the file's pages released, the logits those of the
  * file-layout model bit for bit. */
-static int is_q8x4(const etok_mat *M) { return M->q8x4 && !M->q41x8; }
+static int is_q8x4(const etok_mat *M) { return M->layout == ETOK_LAYOUT_Q8X4; }
 
 static void test_q8_0_packed(void **state) {
     (void)state;
@@ -168,10 +168,10 @@ static void test_q8_0_packed(void **state) {
     }
     etok_model *m = load("q8_0.gguf");
     check_rows_read_back(m, "q8_0.gguf", is_q8x4);
-    assert_true(m->tok_embd.q8x4 && m->tok_embd.data == m->output.data);
+    assert_true((m->tok_embd.layout == ETOK_LAYOUT_Q8X4) && m->tok_embd.data == m->output.data);
     etok_model *file = load("q8_0.gguf");
     unpack(file);
-    assert_false(file->output.q8x4);
+    assert_false(file->output.layout == ETOK_LAYOUT_Q8X4);
     compare_runs(m, file, "q8_0.gguf");
     etok_model_free(m);
     etok_model_free(file);
