@@ -345,6 +345,34 @@ static inline void k4_scale_words(const uint8_t *scales, uint32_t u[4]) {
     u[0] &= lo6;
 }
 
+/* Q4_K / Q5_K super-block i's header, shared by the AVX2 and AVX-512 kernels: the 8 six-bit
+ * scales into sc, and each vector's min term (-d_y * dmin * sum(min_j * bsums_j)) added, Q4_K
+ * into the 4-lane accumulator accm[v], Q5_K as one integer into the scalar summs[v] (the
+ * reference's fused fma). Returns the block's F16 scale d as a float. */
+KI float k4_block_head(const uint8_t *blk, int five, const etok_block_q8k *const *y, const int NY, int64_t i,
+                       uint8_t sc[8], __m128 *accm, float *summs) {
+    etok_f16 hd, hdmin;
+    memcpy(&hd, blk, 2);
+    memcpy(&hdmin, blk + 2, 2);
+    const float xd = _cvtsh_ss(hd), xdmin = _cvtsh_ss(hdmin);
+    uint32_t u[4];
+    k4_scale_words(blk + 4, u);
+    memcpy(sc, u, 8);
+    const __m128i mn16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+    for (int v = 0; v < NY; v++) {
+        const float dmin = -y[v][i].d * xdmin;
+        const __m128i prod = k4_min_prod_avx(mn16, y[v][i].bsums);
+        if (five) {
+            int32_t p[4];
+            _mm_storeu_si128((__m128i *)p, prod);
+            summs[v] = fmaf(dmin, (float)(p[0] + p[1] + p[2] + p[3]), summs[v]);
+        } else {
+            accm[v] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[v]);
+        }
+    }
+    return xd;
+}
+
 /* Q4_K (qh NULL) and Q5_K: values 64g + l (low nibble) and 64g + 32 + l (high nibble). The
  * min terms: Q4_K in a 4-lane float accumulator (fma per super-block), reduced (m0+m2)+(m1+m3);
  * Q5_K as one integer per super-block into a scalar float (the reference's compiled code fuses
@@ -362,29 +390,11 @@ KI void avx_k4(const uint8_t *base, size_t bstride, int five, const etok_block_q
     }
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *blk = base + (size_t)i * bstride;
-        etok_f16 hd, hdmin;
-        memcpy(&hd, blk, 2);
-        memcpy(&hdmin, blk + 2, 2);
-        const uint8_t *scales = blk + 4, *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
-        const float xd = _cvtsh_ss(hd), xdmin = _cvtsh_ss(hdmin);
-        uint32_t u[4];
-        k4_scale_words(scales, u);
+        const uint8_t *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
         uint8_t sc[8];
-        memcpy(sc, u, 8);
-        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+        const float xd = k4_block_head(blk, five, y, NY, i, sc, accm, summs);
         __m256i sumi[4];
-        for (int v = 0; v < NY; v++) {
-            const float dmin = -y[v][i].d * xdmin;
-            const __m128i prod = k4_min_prod_avx(mn16, y[v][i].bsums);
-            if (five) {
-                int32_t p[4];
-                _mm_storeu_si128((__m128i *)p, prod);
-                summs[v] = fmaf(dmin, (float)(p[0] + p[1] + p[2] + p[3]), summs[v]);
-            } else {
-                accm[v] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[v]);
-            }
-            sumi[v] = _mm256_setzero_si256();
-        }
+        for (int v = 0; v < NY; v++) sumi[v] = _mm256_setzero_si256();
         const __m256i hh = five ? ld(qh) : _mm256_setzero_si256();
         for (int g = 0; g < 4; g++) {
             const __m256i raw = ld(qs + 32 * g);
@@ -726,29 +736,11 @@ KI512 void avx512_k4(const uint8_t *base, size_t bstride, int five, const etok_b
     }
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *blk = base + (size_t)i * bstride;
-        etok_f16 hd, hdmin;
-        memcpy(&hd, blk, 2);
-        memcpy(&hdmin, blk + 2, 2);
-        const uint8_t *scales = blk + 4, *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
-        const float xd = _cvtsh_ss(hd), xdmin = _cvtsh_ss(hdmin);
-        uint32_t u[4];
-        k4_scale_words(scales, u);
+        const uint8_t *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
         uint8_t sc[8];
-        memcpy(sc, u, 8);
-        const __m128i mn16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+        const float xd = k4_block_head(blk, five, y, NY, i, sc, accm, summs);
         __m512i sumi[4];
-        for (int v = 0; v < NY; v++) {
-            const float dmin = -y[v][i].d * xdmin;
-            const __m128i prod = k4_min_prod_avx(mn16, y[v][i].bsums);
-            if (five) {
-                int32_t p[4];
-                _mm_storeu_si128((__m128i *)p, prod);
-                summs[v] = fmaf(dmin, (float)(p[0] + p[1] + p[2] + p[3]), summs[v]);
-            } else {
-                accm[v] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[v]);
-            }
-            sumi[v] = _mm512_setzero_si512();
-        }
+        for (int v = 0; v < NY; v++) sumi[v] = _mm512_setzero_si512();
         uint32_t hbits[8] = {0};
         if (five) { /* bit s of qh[l] (s = 0..7): the 5th bit of value 32 s + l, as 32-bit masks */
             const __m256i hh = _mm256_loadu_si256((const __m256i *)qh);

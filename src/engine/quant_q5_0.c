@@ -108,6 +108,14 @@ static TGT void unpack_group(const uint8_t *const rows[Q5R], int64_t nb, q5_grp_
         }
 }
 
+/* Block i's scale products d_w(k) * d_a(t) of the 4 rows and T tokens, lane 4t + k. */
+KI void tile_scales(const float dw4[Q5R], const etok_block_q8a *const y[2], const int T, int64_t i, float sc[8]) {
+    const __m256 dw = _mm256_broadcast_ps((const __m128 *)dw4);
+    const __m256 da = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(&y[0][i].d)),
+                                           _mm_broadcast_ss(&y[T - 1][i].d), 1);
+    _mm256_store_ps(sc, _mm256_mul_ps(dw, da));
+}
+
 /* 4 rows (the group g) x T (1 or 2) tokens y[0], y[1]: res[t][k]. */
 KI void tile(const q5_grp_block *g, const etok_block_q8a *const y[2], const int T, int64_t nb, float res[2][Q5R]) {
     __m256 acc[2][Q5R];
@@ -116,11 +124,7 @@ KI void tile(const q5_grp_block *g, const etok_block_q8a *const y[2], const int 
     const __m256i sixteen = _mm256_set1_epi8(16), ones = _mm256_set1_epi16(1);
     float sc[8] __attribute__((aligned(32)));
     for (int64_t i = 0; i < nb; i++) {
-        /* the scale products d_w(k) * d_a(t) of the block, lane 4t + k */
-        const __m256 dw = _mm256_broadcast_ps((const __m128 *)g[i].d);
-        const __m256 da = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(&y[0][i].d)),
-                                               _mm_broadcast_ss(&y[T - 1][i].d), 1);
-        _mm256_store_ps(sc, _mm256_mul_ps(dw, da));
+        tile_scales(g[i].d, y, T, i, sc);
         __m256i y16[2];
         for (int t = 0; t < T; t++) y16[t] = _mm256_maddubs_epi16(sixteen, _mm256_loadu_si256((const __m256i *)y[t][i].qs));
         for (int k = 0; k < Q5R; k++) {
@@ -168,10 +172,7 @@ KI void tile_iq4(const iq4_grp_block *g, const etok_block_q8a *const y[2], const
     const __m256i ones = _mm256_set1_epi16(1);
     float sc[8] __attribute__((aligned(32)));
     for (int64_t i = 0; i < nb; i++) {
-        const __m256 dw = _mm256_broadcast_ps((const __m128 *)g[i].d);
-        const __m256 da = _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(&y[0][i].d)),
-                                               _mm_broadcast_ss(&y[T - 1][i].d), 1);
-        _mm256_store_ps(sc, _mm256_mul_ps(dw, da));
+        tile_scales(g[i].d, y, T, i, sc);
         __m256i yq[2];
         for (int t = 0; t < T; t++) yq[t] = _mm256_loadu_si256((const __m256i *)y[t][i].qs);
         for (int k = 0; k < Q5R; k++) {

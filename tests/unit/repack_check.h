@@ -73,9 +73,9 @@ static void unpack(etok_model *m) {
     mat_to_file_layout(&m->tok_embd);
 }
 
-/* Every matrix of m repacked (is_packed), each row read back as the file's row, the bytes
- * counted as packed and (mostly) released. Returns nothing; fails the test with `what`. */
-static void check_rows_read_back(etok_model *m, const char *what, int (*is_packed)(const etok_mat *)) {
+/* Every matrix of m repacked into `layout`, each row read back as the file's row, the bytes
+ * counted as packed and (mostly) released. Fails the test with `what`. */
+static void check_rows_read_back(etok_model *m, const char *what, etok_layout layout) {
     etok_mat *mats[64];
     const int n = model_mats(m, mats);
     double bytes = 0;
@@ -83,7 +83,7 @@ static void check_rows_read_back(etok_model *m, const char *what, int (*is_packe
     assert_true(a && b);
     for (int i = 0; i < n; i++) {
         const etok_mat *M = mats[i];
-        if (!is_packed(M))
+        if (M->layout != layout)
             fail_msg("%s: matrix %d (%lld x %lld) not repacked", what, i, (long long)M->n_out, (long long)M->n_in);
         assert_true(M->data != M->src);
         bytes += (double)M->n_out * (double)M->row_bytes;
@@ -150,6 +150,37 @@ static void compare_runs(etok_model *a, etok_model *b, const char *what) {
                      i / (size_t)a->info.vocab_size, la[i], lb[i]);
     free(la);
     free(lb);
+}
+
+/* The three models a repack test writes (tied.gguf, phi3.gguf, untied.gguf): every matrix in
+ * `layout` with its rows read back; the tied table is the LM head's copy, an untied one stays
+ * in the file. */
+static void check_packed_at_load(etok_layout layout) {
+    const char *names[] = {"tied.gguf", "phi3.gguf", "untied.gguf"};
+    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+        etok_model *m = load(names[f]);
+        check_rows_read_back(m, names[f], layout);
+        if (f == 2) {
+            assert_false(m->tok_embd.layout == layout);
+            assert_true(m->tok_embd.data == m->tok_embd.src);
+        } else {
+            assert_true(m->tok_embd.layout == layout);
+            assert_true(m->tok_embd.data == m->output.data);
+        }
+        etok_model_free(m);
+    }
+}
+
+/* The same three models: the logits of the repacked model equal the file layout's bit for bit. */
+static void check_logits_equal_file_layout(void) {
+    const char *names[] = {"tied.gguf", "phi3.gguf", "untied.gguf"};
+    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
+        etok_model *packed = load(names[f]), *file = load(names[f]);
+        unpack(file);
+        compare_runs(packed, file, names[f]);
+        etok_model_free(packed);
+        etok_model_free(file);
+    }
 }
 
 #endif

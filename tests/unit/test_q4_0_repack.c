@@ -62,40 +62,18 @@ static int teardown(void **state) {
     return 0;
 }
 
-static int is_packed(const etok_mat *M) { return M->layout == ETOK_LAYOUT_Q4_0X8; }
-
 static void test_packed_at_load(void **state) {
     (void)state;
     if (!etok_simd_active()) {
         printf("skip: no AVX2 here, Q4_0 stays in the file's layout\n");
         return;
     }
-    const char *names[] = {"tied.gguf", "phi3.gguf", "untied.gguf"};
-    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
-        etok_model *m = load(names[f]);
-        check_rows_read_back(m, names[f], is_packed);
-        /* the tied table is the LM head's copy; an untied one stays in the file */
-        if (f == 2) {
-            assert_false(m->tok_embd.layout == ETOK_LAYOUT_Q4_0X8);
-            assert_true(m->tok_embd.data == m->tok_embd.src);
-        } else {
-            assert_true(m->tok_embd.layout == ETOK_LAYOUT_Q4_0X8);
-            assert_true(m->tok_embd.data == m->output.data);
-        }
-        etok_model_free(m);
-    }
+    check_packed_at_load(ETOK_LAYOUT_Q4_0X8);
 }
 
 static void test_logits_equal_file_layout(void **state) {
     (void)state;
-    const char *names[] = {"tied.gguf", "phi3.gguf", "untied.gguf"};
-    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
-        etok_model *packed = load(names[f]), *file = load(names[f]);
-        unpack(file);
-        compare_runs(packed, file, names[f]);
-        etok_model_free(packed);
-        etok_model_free(file);
-    }
+    check_logits_equal_file_layout();
 }
 
 /* --weights: rows of a repacked matrix re-encoded (q8_0), and matrices re-encoded into Q4_0

@@ -68,40 +68,18 @@ static int teardown(void **state) {
 /* the repacking applies at the AVX2 level only */
 static int applies(void) { return etok_isa_active() == ETOK_ISA_AVX2; }
 
-static int is_packed(const etok_mat *M) { return M->layout == ETOK_LAYOUT_Q41X8; }
-
 static void test_packed_at_load(void **state) {
     (void)state;
     if (!applies()) {
         printf("skip: kernel level not avx2, Q4_1 / Q5_1 stay in the file's layout\n");
         return;
     }
-    const char *names[] = {"tied.gguf", "phi3.gguf", "untied.gguf"};
-    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
-        etok_model *m = load(names[f]);
-        check_rows_read_back(m, names[f], is_packed);
-        /* the tied table is the LM head's copy; an untied one stays in the file */
-        if (f == 2) {
-            assert_false(m->tok_embd.layout == ETOK_LAYOUT_Q41X8);
-            assert_true(m->tok_embd.data == m->tok_embd.src);
-        } else {
-            assert_true(m->tok_embd.layout == ETOK_LAYOUT_Q41X8);
-            assert_true(m->tok_embd.data == m->output.data);
-        }
-        etok_model_free(m);
-    }
+    check_packed_at_load(ETOK_LAYOUT_Q41X8);
 }
 
 static void test_logits_equal_file_layout(void **state) {
     (void)state;
-    const char *names[] = {"tied.gguf", "phi3.gguf", "untied.gguf"};
-    for (size_t f = 0; f < sizeof names / sizeof names[0]; f++) {
-        etok_model *packed = load(names[f]), *file = load(names[f]);
-        unpack(file);
-        compare_runs(packed, file, names[f]);
-        etok_model_free(packed);
-        etok_model_free(file);
-    }
+    check_logits_equal_file_layout();
 }
 
 /* --weights: rows of a repacked matrix re-encoded (q8_0), and matrices re-encoded into Q5_1
@@ -158,8 +136,6 @@ static void test_reencode(void **state) {
 /* Q8_0 likewise, into the 4-row layout Q8_0x4 (quant_q8_0.c): every matrix repacked (the tied
  * table with the LM head), rows read back, the file's pages released, the logits those of the
  * file-layout model bit for bit. */
-static int is_q8x4(const etok_mat *M) { return M->layout == ETOK_LAYOUT_Q8X4; }
-
 static void test_q8_0_packed(void **state) {
     (void)state;
     if (!applies()) {
@@ -167,7 +143,7 @@ static void test_q8_0_packed(void **state) {
         return;
     }
     etok_model *m = load("q8_0.gguf");
-    check_rows_read_back(m, "q8_0.gguf", is_q8x4);
+    check_rows_read_back(m, "q8_0.gguf", ETOK_LAYOUT_Q8X4);
     assert_true((m->tok_embd.layout == ETOK_LAYOUT_Q8X4) && m->tok_embd.data == m->output.data);
     etok_model *file = load("q8_0.gguf");
     unpack(file);
