@@ -180,7 +180,7 @@ static TGT void act16_of(const etok_block_q8a *y, int64_t nb, __m256i *act16) {
 /* Decode streams each matrix once: every block asks for the lines PF_AHEAD bytes on (into the
  * next groups: they are contiguous). Measured: docs/ENGINE.md "Q5_0 repacked at load". */
 #ifndef ETOK_Q50X8_PF
-#define ETOK_Q50X8_PF 1536
+#define ETOK_Q50X8_PF 4096
 #endif
 
 /* One chunk c of a block: lanes c and 4 + c of 8 rows (lo, hi: the values 0..31). */
