@@ -228,6 +228,36 @@ static inline TGT __m256i ld(const void *p) { return _mm256_loadu_si256((const _
  * operations are the single-vector ones, so the results are bit-identical to NY single calls. */
 #define KI static inline __attribute__((always_inline)) TGT
 
+/* Scale words by byte shuffles instead of scalar broadcasts: W holds the 8 int16 scales of 8
+ * consecutive 16-value sub-blocks in both 128-bit lanes; sc_pair(W, j) is [word 2j x 8 | word
+ * 2j+1 x 8] (the two sub-blocks of 32-byte chunk j of those 128 values), sc_one(W, j) word j in
+ * all 16 words. The same int16 values as k_sc2 / set1 (a shuffle copies them). */
+KI __m256i sc_words(__m128i w8) { return _mm256_broadcastsi128_si256(w8); }
+KI __m256i sc_pair(__m256i W, const int j) {
+    const __m256i m = _mm256_setr_epi8((char)(4 * j), (char)(4 * j + 1), (char)(4 * j), (char)(4 * j + 1), (char)(4 * j),
+                                       (char)(4 * j + 1), (char)(4 * j), (char)(4 * j + 1), (char)(4 * j), (char)(4 * j + 1),
+                                       (char)(4 * j), (char)(4 * j + 1), (char)(4 * j), (char)(4 * j + 1), (char)(4 * j),
+                                       (char)(4 * j + 1), (char)(4 * j + 2), (char)(4 * j + 3), (char)(4 * j + 2),
+                                       (char)(4 * j + 3), (char)(4 * j + 2), (char)(4 * j + 3), (char)(4 * j + 2),
+                                       (char)(4 * j + 3), (char)(4 * j + 2), (char)(4 * j + 3), (char)(4 * j + 2),
+                                       (char)(4 * j + 3), (char)(4 * j + 2), (char)(4 * j + 3), (char)(4 * j + 2),
+                                       (char)(4 * j + 3));
+    return _mm256_shuffle_epi8(W, m);
+}
+KI __m256i sc_one(__m256i W, const int j) { return _mm256_shuffle_epi8(W, _mm256_set1_epi16((short)((2 * j + 1) << 8 | 2 * j))); }
+
+/* Q3_K's 16 signed 6-bit scales (etok_q3k_scales) with word operations, as 16 bytes */
+KI __m128i q3k_scales16(const uint8_t *scales) {
+    uint32_t a0, a1, a2;
+    memcpy(&a0, scales, 4);
+    memcpy(&a1, scales + 4, 4);
+    memcpy(&a2, scales + 8, 4);
+    const uint32_t k1 = 0x03030303u, k2 = 0x0f0f0f0fu;
+    const uint32_t u3 = ((a1 >> 4) & k2) | (((a2 >> 6) & k1) << 4), u2 = ((a0 >> 4) & k2) | (((a2 >> 4) & k1) << 4);
+    const uint32_t u1 = (a1 & k2) | (((a2 >> 2) & k1) << 4), u0 = (a0 & k2) | ((a2 & k1) << 4);
+    return _mm_sub_epi8(_mm_set_epi32((int)u3, (int)u2, (int)u1, (int)u0), _mm_set1_epi8(32));
+}
+
 KI void avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
     __m256 acc[4];
@@ -238,6 +268,7 @@ KI void avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *const *y, const
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[i].ql + 64 * h, *qh = x[i].qh + 32 * h;
             const __m256i l0 = ld(ql), l1 = ld(ql + 32), hh = ld(qh);
+            const __m256i W = sc_words(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(x[i].scales + 8 * h))));
             __m256i q[4];
             q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m3), 4));
             q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
@@ -247,8 +278,7 @@ KI void avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *const *y, const
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4));
             for (int k = 0; k < 4; k++) {
-                const int s = 8 * h + 2 * k; /* 16-value sub-block of the first half */
-                const __m256i scv = k_sc2(x[i].scales[s], x[i].scales[s + 1]);
+                const __m256i scv = sc_pair(W, k); /* sub-blocks 8h+2k, 8h+2k+1 */
                 for (int v = 0; v < NY; v++) {
                     const __m256i a = ld(y[v][i].qs + 128 * h + 32 * k);
                     /* (q - 32) * a as q * a - 32 * a, both in int16 pairs (no overflow) */
@@ -270,18 +300,18 @@ KI void avx_q3_k(const etok_block_q3_k *x, const etok_block_q8k *const *y, const
     __m256 acc[4];
     for (int v = 0; v < NY; v++) acc[v] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        int8_t sc[16];
-        etok_q3k_scales(&x[i], sc);
+        const __m128i sc = q3k_scales16(x[i].scales);
         const __m256i hm = ld(x[i].hmask);
         __m256i sumi[4];
         for (int v = 0; v < NY; v++) sumi[v] = _mm256_setzero_si256();
         for (int n = 0; n < 2; n++) {
             const __m256i raw = ld(x[i].qs + 32 * n);
+            const __m256i W = sc_words(_mm_cvtepi8_epi16(n ? _mm_unpackhi_epi64(sc, sc) : sc));
             for (int j = 0; j < 4; j++) {
-                const int b = 4 * n + j, s = 8 * n + 2 * j;
+                const int b = 4 * n + j;
                 const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
                 const __m256i off = _mm256_andnot_si256(k_bit(hm, b), four); /* 4 where the bit is clear */
-                const __m256i scv = k_sc2(sc[s], sc[s + 1]);
+                const __m256i scv = sc_pair(W, j);                            /* sub-blocks 2b, 2b+1 */
                 for (int v = 0; v < NY; v++) {
                     const __m256i a = ld(y[v][i].qs + 32 * b);
                     const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(lo, a), _mm256_maddubs_epi16(off, a));
@@ -302,8 +332,9 @@ KI void avx_q2_k(const etok_block_q2_k *x, const etok_block_q8k *const *y, const
     for (int v = 0; v < NY; v++) acc[v] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const float xd = _cvtsh_ss(x[i].d), xdmin = _cvtsh_ss(x[i].dmin);
-        const __m128i scm = _mm_loadu_si128((const __m128i *)x[i].scales);
-        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), _mm_set1_epi8(0x0F)));
+        const __m128i scm = _mm_loadu_si128((const __m128i *)x[i].scales), m4 = _mm_set1_epi8(0x0F);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), m4));
+        const __m128i sc4 = _mm_and_si128(scm, m4);
         __m256i sumi[4];
         for (int v = 0; v < NY; v++) {
             const __m256i prod = _mm256_madd_epi16(mins, ld(y[v][i].bsums));
@@ -312,10 +343,11 @@ KI void avx_q2_k(const etok_block_q2_k *x, const etok_block_q8k *const *y, const
         }
         for (int n = 0; n < 2; n++) {
             const __m256i raw = ld(x[i].qs + 32 * n);
+            const __m256i W = sc_words(_mm_cvtepu8_epi16(n ? _mm_unpackhi_epi64(sc4, sc4) : sc4));
             for (int j = 0; j < 4; j++) {
-                const int b = 4 * n + j, s = 2 * b;
+                const int b = 4 * n + j;
                 const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
-                const __m256i scv = k_sc2(x[i].scales[s] & 0xF, x[i].scales[s + 1] & 0xF);
+                const __m256i scv = sc_pair(W, j); /* sub-blocks 2b, 2b+1 */
                 for (int v = 0; v < NY; v++)
                     sumi[v] = _mm256_add_epi32(sumi[v],
                                                _mm256_madd_epi16(scv, _mm256_maddubs_epi16(q, ld(y[v][i].qs + 32 * b))));
@@ -333,32 +365,33 @@ static inline TGT __m128i k4_min_prod_avx(__m128i m, const int16_t bsums[16]) {
     return _mm_madd_epi16(m, s);
 }
 
-/* Q4_K/Q5_K's 8 6-bit scales (the bytes of u[0], u[1]) and mins (u[2], u[3]) from the 12
- * packed bytes, with word operations (the AVX2 and AVX-512 kernels share it) */
-static inline void k4_scale_words(const uint8_t *scales, uint32_t u[4]) {
-    memcpy(u, scales, 12);
+/* Q4_K/Q5_K's 8 6-bit scales (bytes 0..7) and 8 mins (bytes 8..15) from the 12 packed bytes,
+ * with word operations in registers (a copy through a stack array made the vector loads of it
+ * wait for the word stores: a store-forwarding stall per super-block) */
+static inline TGT __m128i k4_scale_mins(const uint8_t *scales) {
+    uint32_t a0, a1, a2;
+    memcpy(&a0, scales, 4);
+    memcpy(&a1, scales + 4, 4);
+    memcpy(&a2, scales + 8, 4);
     const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
-    u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
-    const uint32_t m03 = u[1] & lo6;
-    u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
-    u[2] = m03;
-    u[0] &= lo6;
+    const uint32_t u3 = ((a2 >> 4) & lo4) | (((a1 >> 6) & lo2) << 4), u2 = a1 & lo6;
+    const uint32_t u1 = (a2 & lo4) | (((a0 >> 6) & lo2) << 4), u0 = a0 & lo6;
+    return _mm_set_epi32((int)u3, (int)u2, (int)u1, (int)u0);
 }
 
 /* Q4_K / Q5_K super-block i's header, shared by the AVX2 and AVX-512 kernels: the 8 six-bit
- * scales into sc, and each vector's min term (-d_y * dmin * sum(min_j * bsums_j)) added, Q4_K
- * into the 4-lane accumulator accm[v], Q5_K as one integer into the scalar summs[v] (the
- * reference's fused fma). Returns the block's F16 scale d as a float. */
+ * scales (bytes 0..7 of *scm) and mins (8..15), and each vector's min term (-d_y * dmin *
+ * sum(min_j * bsums_j)) added, Q4_K into the 4-lane accumulator accm[v], Q5_K as one integer
+ * into the scalar summs[v] (the reference's fused fma). Returns the block's F16 scale d as a
+ * float. */
 KI float k4_block_head(const uint8_t *blk, int five, const etok_block_q8k *const *y, const int NY, int64_t i,
-                       uint8_t sc[8], __m128 *accm, float *summs) {
+                       __m128i *scm, __m128 *accm, float *summs) {
     etok_f16 hd, hdmin;
     memcpy(&hd, blk, 2);
     memcpy(&hdmin, blk + 2, 2);
     const float xd = _cvtsh_ss(hd), xdmin = _cvtsh_ss(hdmin);
-    uint32_t u[4];
-    k4_scale_words(blk + 4, u);
-    memcpy(sc, u, 8);
-    const __m128i mn16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+    *scm = k4_scale_mins(blk + 4);
+    const __m128i mn16 = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(*scm, *scm));
     for (int v = 0; v < NY; v++) {
         const float dmin = -y[v][i].d * xdmin;
         const __m128i prod = k4_min_prod_avx(mn16, y[v][i].bsums);
@@ -391,11 +424,12 @@ KI void avx_k4(const uint8_t *base, size_t bstride, int five, const etok_block_q
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *blk = base + (size_t)i * bstride;
         const uint8_t *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
-        uint8_t sc[8];
-        const float xd = k4_block_head(blk, five, y, NY, i, sc, accm, summs);
+        __m128i scm;
+        const float xd = k4_block_head(blk, five, y, NY, i, &scm, accm, summs);
         __m256i sumi[4];
         for (int v = 0; v < NY; v++) sumi[v] = _mm256_setzero_si256();
         const __m256i hh = five ? ld(qh) : _mm256_setzero_si256();
+        const __m256i W = sc_words(_mm_cvtepu8_epi16(scm));
         for (int g = 0; g < 4; g++) {
             const __m256i raw = ld(qs + 32 * g);
             __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
@@ -403,7 +437,7 @@ KI void avx_k4(const uint8_t *base, size_t bstride, int five, const etok_block_q
                 lo = _mm256_or_si256(lo, _mm256_and_si256(k_bit(hh, 2 * g), sixteen));
                 hi = _mm256_or_si256(hi, _mm256_and_si256(k_bit(hh, 2 * g + 1), sixteen));
             }
-            const __m256i sl = _mm256_set1_epi16(sc[2 * g]), sh = _mm256_set1_epi16(sc[2 * g + 1]);
+            const __m256i sl = sc_one(W, 2 * g), sh = sc_one(W, 2 * g + 1);
             for (int v = 0; v < NY; v++) {
                 const __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(lo, ld(y[v][i].qs + 64 * g)));
                 const __m256i ph = _mm256_madd_epi16(sh, _mm256_maddubs_epi16(hi, ld(y[v][i].qs + 64 * g + 32)));
@@ -523,11 +557,10 @@ KI void unpack_sb(uint32_t type, const uint8_t *blk, ksb *u) {
         memcpy(&hd, blk, 2);
         memcpy(&hdmin, blk + 2, 2);
         const uint8_t *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
-        uint32_t w[4];
-        k4_scale_words(blk + 4, w);
-        uint8_t sc[8];
-        memcpy(sc, w, 8);
-        _mm_storeu_si128((__m128i *)u->mins, _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)w[3], (int)w[2])));
+        const __m128i scm = k4_scale_mins(blk + 4);
+        uint8_t sc[16];
+        _mm_storeu_si128((__m128i *)sc, scm);
+        _mm_storeu_si128((__m128i *)u->mins, _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm)));
         const __m256i hh = five ? ld(qh) : _mm256_setzero_si256(), sixteen = _mm256_set1_epi8(16);
         for (int g = 0; g < 4; g++) {
             const __m256i raw = ld(qs + 32 * g);
@@ -737,8 +770,10 @@ KI512 void avx512_k4(const uint8_t *base, size_t bstride, int five, const etok_b
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *blk = base + (size_t)i * bstride;
         const uint8_t *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
-        uint8_t sc[8];
-        const float xd = k4_block_head(blk, five, y, NY, i, sc, accm, summs);
+        __m128i scm;
+        const float xd = k4_block_head(blk, five, y, NY, i, &scm, accm, summs);
+        uint8_t sc[16];
+        _mm_storeu_si128((__m128i *)sc, scm);
         __m512i sumi[4];
         for (int v = 0; v < NY; v++) sumi[v] = _mm512_setzero_si512();
         uint32_t hbits[8] = {0};
