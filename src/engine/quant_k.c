@@ -673,7 +673,9 @@ static TGT void k_tile_tokens(uint32_t type, const ksb *u, const etok_block_q8k 
     }
 }
 
-/* Super-blocks per row whose unpacked group fits the stack buffer (rows up to 4096 values). */
+
+/* Super-blocks per row whose unpacked group fits the stack buffer (rows up to 4096 values); also
+ * the decode scratch's size (kdy). */
 #define K_STACK_SB 16
 
 /* 0, or -1 when the buffer for wider rows cannot be allocated (nothing written). */
@@ -693,6 +695,234 @@ static TGT int k_matmul_tiled(uint32_t type, const uint8_t *w, size_t row_bytes,
     }
     if (u != stack) free(u);
     return 0;
+}
+
+/* ---- AVX2 decode (one token): KDR rows per pass, the activations' shared terms once per call ----
+ * A matvec (nx = 1, kernel level avx2) computes per call, once for all rows, what the
+ * single-row kernels above recompute per row: Q3_K's maddubs(4, a) and Q6_K's maddubs(32, a)
+ * per 32-value chunk (int16 pair sums, kdy.off) and Q4_K's 32-value activation sums (the hadd
+ * of bsums, kdy.s32). Rows then go KDR at a time: per chunk the activation vector is loaded
+ * once for the KDR rows, and each row keeps its own integer lanes and float accumulators.
+ * Q3_K's values are taken unsigned as lo + 4 x bit (lo - 4 x (bit clear) = (lo + 4 x bit) - 4,
+ * as the prefill tiles do), so each int16 word is maddubs(q, a) - maddubs(4, a): the same exact
+ * int16 values as avx_q3_k's maddubs(lo, a) - maddubs(off, a) (|7 x 128 x 2| < 2^15, no
+ * saturation), hence the same int32 lanes. Per row the float operations and their order are the
+ * single-row kernel's (Q2_K's min FMA before the super-block's FMA; Q4_K's 4-lane min
+ * accumulator), so every row's bits are avx_dot's, which are llama.cpp's
+ * (tests/unit/test_quant_k.c, test_decode_rows). Rows wider than K_STACK_SB super-blocks take
+ * the single-row kernels. */
+#ifndef KDR
+#define KDR 2
+#endif
+typedef struct {
+    int16_t off[K_STACK_SB][8][16]; /* Q3_K / Q6_K: maddubs(4 or 32, a) of chunk c of block i */
+    int16_t s32[K_STACK_SB][8];     /* Q4_K: bsums[2k] + bsums[2k+1] as _mm_hadd_epi16 gives them */
+} kdy;
+
+static TGT void kdy_prep(uint32_t type, const etok_block_q8k *y, int64_t nb, kdy *p) {
+    if (type == ETOK_T_Q3_K || type == ETOK_T_Q6_K) {
+        const __m256i o = _mm256_set1_epi8((char)(type == ETOK_T_Q3_K ? 4 : 32));
+        for (int64_t i = 0; i < nb; i++)
+            for (int c = 0; c < 8; c++) st(p->off[i][c], _mm256_maddubs_epi16(o, ld(y[i].qs + 32 * c)));
+    } else if (type == ETOK_T_Q4_K) {
+        for (int64_t i = 0; i < nb; i++)
+            _mm_storeu_si128((__m128i *)p->s32[i], _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
+                                                                  _mm_loadu_si128((const __m128i *)(y[i].bsums + 8))));
+    }
+}
+
+KI void dec_q2_k(const uint8_t *const *rw, const etok_block_q8k *y, const int R, int64_t nb, float *out) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    __m256 acc[KDR];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float yd = y[i].d;
+        const __m256i bs = ld(y[i].bsums);
+        __m256i sumi[KDR];
+        __m128i sc4[KDR];
+        float d[KDR];
+        for (int r = 0; r < R; r++) {
+            const etok_block_q2_k *x = (const etok_block_q2_k *)rw[r] + i;
+            const __m128i scm = _mm_loadu_si128((const __m128i *)x->scales);
+            const __m256i prod = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), m4)), bs);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(-yd * _cvtsh_ss(x->dmin)), _mm256_cvtepi32_ps(prod), acc[r]);
+            sc4[r] = _mm_and_si128(scm, m4);
+            d[r] = yd * _cvtsh_ss(x->d);
+            sumi[r] = _mm256_setzero_si256();
+        }
+        for (int n = 0; n < 2; n++) {
+            __m256i W[KDR], raw[KDR];
+            for (int r = 0; r < R; r++) {
+                W[r] = sc_words(_mm_cvtepu8_epi16(n ? _mm_unpackhi_epi64(sc4[r], sc4[r]) : sc4[r]));
+                raw[r] = ld(((const etok_block_q2_k *)rw[r] + i)->qs + 32 * n);
+            }
+            for (int j = 0; j < 4; j++) {
+                const __m256i a = ld(y[i].qs + 32 * (4 * n + j));
+                for (int r = 0; r < R; r++) {
+                    const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw[r], 2 * j), m3);
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(sc_pair(W[r], j), _mm256_maddubs_epi16(q, a)));
+                }
+            }
+        }
+        for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    for (int r = 0; r < R; r++) out[r] = etok_hsum_ps(acc[r]);
+}
+
+KI void dec_q3_k(const uint8_t *const *rw, const etok_block_q8k *y, const kdy *p, const int R, int64_t nb, float *out) {
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    __m256 acc[KDR];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i sumi[KDR];
+        __m128i sc[KDR];
+        for (int r = 0; r < R; r++) {
+            sc[r] = q3k_scales16(((const etok_block_q3_k *)rw[r] + i)->scales);
+            sumi[r] = _mm256_setzero_si256();
+        }
+        for (int n = 0; n < 2; n++) {
+            __m256i W[KDR], raw[KDR];
+            for (int r = 0; r < R; r++) {
+                W[r] = sc_words(_mm_cvtepi8_epi16(n ? _mm_unpackhi_epi64(sc[r], sc[r]) : sc[r]));
+                raw[r] = ld(((const etok_block_q3_k *)rw[r] + i)->qs + 32 * n);
+            }
+            for (int j = 0; j < 4; j++) {
+                const int b = 4 * n + j;
+                const __m256i a = ld(y[i].qs + 32 * b), yo = ld(p->off[i][b]);
+                for (int r = 0; r < R; r++) {
+                    /* bit b of each hmask byte moved to bit 2 of the same byte (16-bit shifts: the bits
+                     * that cross into the byte land above bit 2, and 4 keeps only bit 2) */
+                    const __m256i hm = ld(((const etok_block_q3_k *)rw[r] + i)->hmask);
+                    const __m256i hb = _mm256_and_si256(b <= 2 ? _mm256_slli_epi16(hm, 2 - b) : _mm256_srli_epi16(hm, b - 2), four);
+                    const __m256i q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw[r], 2 * j), m3), hb);
+                    const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, a), yo);
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(sc_pair(W[r], j), p16));
+                }
+            }
+        }
+        const float yd = y[i].d;
+        for (int r = 0; r < R; r++) {
+            const float xd = _cvtsh_ss(((const etok_block_q3_k *)rw[r] + i)->d);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(yd * xd), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = etok_hsum_ps(acc[r]);
+}
+
+KI void dec_q4_k(const uint8_t *const *rw, const etok_block_q8k *y, const kdy *p, const int R, int64_t nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    __m256 acc[KDR];
+    __m128 accm[KDR];
+    for (int r = 0; r < R; r++) {
+        acc[r] = _mm256_setzero_ps();
+        accm[r] = _mm_setzero_ps();
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        const float yd = y[i].d;
+        const __m128i q8s = _mm_loadu_si128((const __m128i *)p->s32[i]);
+        __m256i sumi[KDR], W[KDR];
+        float d[KDR];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = rw[r] + (size_t)i * sizeof(etok_block_q4_k);
+            etok_f16 hd, hdmin;
+            memcpy(&hd, blk, 2);
+            memcpy(&hdmin, blk + 2, 2);
+            const __m128i scm = k4_scale_mins(blk + 4);
+            const __m128i prod = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm)), q8s);
+            accm[r] = _mm_fmadd_ps(_mm_set1_ps(-yd * _cvtsh_ss(hdmin)), _mm_cvtepi32_ps(prod), accm[r]);
+            W[r] = sc_words(_mm_cvtepu8_epi16(scm));
+            d[r] = yd * _cvtsh_ss(hd);
+            sumi[r] = _mm256_setzero_si256();
+        }
+        for (int g = 0; g < 4; g++) {
+            const __m256i al = ld(y[i].qs + 64 * g), ah = ld(y[i].qs + 64 * g + 32);
+            for (int r = 0; r < R; r++) {
+                const __m256i raw = ld(rw[r] + (size_t)i * sizeof(etok_block_q4_k) + 16 + 32 * g);
+                const __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                const __m256i pl = _mm256_madd_epi16(sc_one(W[r], 2 * g), _mm256_maddubs_epi16(lo, al));
+                const __m256i ph = _mm256_madd_epi16(sc_one(W[r], 2 * g + 1), _mm256_maddubs_epi16(hi, ah));
+                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(pl, ph));
+            }
+        }
+        for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    for (int r = 0; r < R; r++) {
+        __m128 m = _mm_add_ps(accm[r], _mm_movehl_ps(accm[r], accm[r]));
+        m = _mm_add_ss(m, _mm_movehdup_ps(m));
+        out[r] = etok_hsum_ps(acc[r]) + _mm_cvtss_f32(m);
+    }
+}
+
+/* Q6_K one row at a time (its 4 unpacked chunks per half leave no registers for a second row),
+ * with the shared maddubs(32, a) */
+KI void dec_q6_k(const etok_block_q6_k *x, const etok_block_q8k *y, const kdy *p, int64_t nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h, *qh = x[i].qh + 32 * h;
+            const __m256i l0 = ld(ql), l1 = ld(ql + 32), hh = ld(qh);
+            const __m256i W = sc_words(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(x[i].scales + 8 * h))));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                const __m256i a = ld(y[i].qs + 128 * h + 32 * k);
+                const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], a), ld(p->off[i][4 * h + k]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc_pair(W, k), p16));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * _cvtsh_ss(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *out = etok_hsum_ps(acc);
+}
+
+#define KD_GROUP(R)                                                                                                    \
+    do {                                                                                                               \
+        if (type == ETOK_T_Q2_K)                                                                                       \
+            dec_q2_k(rw, y, R, nb, o);                                                                                 \
+        else if (type == ETOK_T_Q3_K)                                                                                  \
+            dec_q3_k(rw, y, p, R, nb, o);                                                                              \
+        else                                                                                                           \
+            dec_q4_k(rw, y, p, R, nb, o);                                                                              \
+    } while (0)
+
+/* Rows [r0, r1) times one activation vector (Q2_K, Q3_K, Q4_K, Q6_K; nb <= K_STACK_SB) */
+static TGT void k_decode(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                         const etok_block_q8k *y, int64_t nb, float *out) {
+    kdy prep __attribute__((aligned(32)));
+    kdy *p = &prep;
+    kdy_prep(type, y, nb, p);
+    if (type == ETOK_T_Q6_K) {
+        for (int64_t r = r0; r < r1; r++)
+            dec_q6_k((const etok_block_q6_k *)(w + (size_t)r * row_bytes), y, p, nb, out + r);
+        return;
+    }
+    int64_t r = r0;
+    for (; r + KDR <= r1; r += KDR) {
+        const uint8_t *rw[KDR];
+        for (int k = 0; k < KDR; k++) rw[k] = w + (size_t)(r + k) * row_bytes;
+        float *o = out + r;
+        KD_GROUP(KDR);
+    }
+    for (; r < r1; r++) {
+        const uint8_t *rw[1] = {w + (size_t)r * row_bytes};
+        float *o = out + r;
+        KD_GROUP(1);
+    }
+}
+#undef KD_GROUP
+
+static int k_decode_applies(uint32_t type, int64_t nb) {
+    return nb <= K_STACK_SB &&
+           (type == ETOK_T_Q2_K || type == ETOK_T_Q3_K || type == ETOK_T_Q4_K || type == ETOK_T_Q6_K);
 }
 
 /* ---- AVX-512 (F, BW, VL, VNNI): Q4_K, Q5_K, Q6_K ----
@@ -845,6 +1075,10 @@ void etok_matmul_rows_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int
     if (etok_simd_active()) {
         const int wide = avx512_k(type);
         if (!wide && nx >= 2 && k_matmul_tiled(type, w, row_bytes, r0, r1, y, n, nx, out, out_stride) == 0) return;
+        if (!wide && nx == 1 && k_decode_applies(type, nb)) {
+            k_decode(type, w, row_bytes, r0, r1, y, nb, out);
+            return;
+        }
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = w + (size_t)r * row_bytes;
             int j = 0;
