@@ -700,7 +700,7 @@ static TGT int k_matmul_tiled(uint32_t type, const uint8_t *w, size_t row_bytes,
 /* ---- AVX2 decode (one token): KDR rows per pass, the activations' shared terms once per call ----
  * A matvec (nx = 1, kernel level avx2) computes per call, once for all rows, what the
  * single-row kernels above recompute per row: Q3_K's maddubs(4, a) and Q6_K's maddubs(32, a)
- * per 32-value chunk (int16 pair sums, kdy.off) and Q4_K's 32-value activation sums (the hadd
+ * per 32-value chunk (int16 pair sums, kdy.off) and Q4_K/Q5_K's 32-value activation sums (the hadd
  * of bsums, kdy.s32). Rows then go KDR at a time: per chunk the activation vector is loaded
  * once for the KDR rows, and each row keeps its own integer lanes and float accumulators.
  * Q3_K's values are taken unsigned as lo + 4 x bit (lo - 4 x (bit clear) = (lo + 4 x bit) - 4,
@@ -716,7 +716,7 @@ static TGT int k_matmul_tiled(uint32_t type, const uint8_t *w, size_t row_bytes,
 #endif
 typedef struct {
     int16_t off[K_STACK_SB][8][16]; /* Q3_K / Q6_K: maddubs(4 or 32, a) of chunk c of block i */
-    int16_t s32[K_STACK_SB][8];     /* Q4_K: bsums[2k] + bsums[2k+1] as _mm_hadd_epi16 gives them */
+    int16_t s32[K_STACK_SB][8];     /* Q4_K, Q5_K: bsums[2k] + bsums[2k+1] as _mm_hadd_epi16 gives them */
 } kdy;
 
 static TGT void kdy_prep(uint32_t type, const etok_block_q8k *y, int64_t nb, kdy *p) {
@@ -724,7 +724,7 @@ static TGT void kdy_prep(uint32_t type, const etok_block_q8k *y, int64_t nb, kdy
         const __m256i o = _mm256_set1_epi8((char)(type == ETOK_T_Q3_K ? 4 : 32));
         for (int64_t i = 0; i < nb; i++)
             for (int c = 0; c < 8; c++) st(p->off[i][c], _mm256_maddubs_epi16(o, ld(y[i].qs + 32 * c)));
-    } else if (type == ETOK_T_Q4_K) {
+    } else if (type == ETOK_T_Q4_K || type == ETOK_T_Q5_K) {
         for (int64_t i = 0; i < nb; i++)
             _mm_storeu_si128((__m128i *)p->s32[i], _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
                                                                   _mm_loadu_si128((const __m128i *)(y[i].bsums + 8))));
@@ -810,13 +810,19 @@ KI void dec_q3_k(const uint8_t *const *rw, const etok_block_q8k *y, const kdy *p
     for (int r = 0; r < R; r++) out[r] = etok_hsum_ps(acc[r]);
 }
 
-KI void dec_q4_k(const uint8_t *const *rw, const etok_block_q8k *y, const kdy *p, const int R, int64_t nb, float *out) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F);
+/* Q4_K (five = 0) and Q5_K (five = 1, the 5th bits from qh as avx_k4; its min terms as one
+ * integer per super-block into the scalar summs, the reference's fused fma) */
+KI void dec_k4(const uint8_t *const *rw, const int five, const etok_block_q8k *y, const kdy *p, const int R, int64_t nb,
+               float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    const size_t bstride = five ? sizeof(etok_block_q5_k) : sizeof(etok_block_q4_k), qoff = five ? 48 : 16;
     __m256 acc[KDR];
     __m128 accm[KDR];
+    float summs[KDR];
     for (int r = 0; r < R; r++) {
         acc[r] = _mm256_setzero_ps();
         accm[r] = _mm_setzero_ps();
+        summs[r] = 0;
     }
     for (int64_t i = 0; i < nb; i++) {
         const float yd = y[i].d;
@@ -824,13 +830,20 @@ KI void dec_q4_k(const uint8_t *const *rw, const etok_block_q8k *y, const kdy *p
         __m256i sumi[KDR], W[KDR];
         float d[KDR];
         for (int r = 0; r < R; r++) {
-            const uint8_t *blk = rw[r] + (size_t)i * sizeof(etok_block_q4_k);
+            const uint8_t *blk = rw[r] + (size_t)i * bstride;
             etok_f16 hd, hdmin;
             memcpy(&hd, blk, 2);
             memcpy(&hdmin, blk + 2, 2);
             const __m128i scm = k4_scale_mins(blk + 4);
             const __m128i prod = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm)), q8s);
-            accm[r] = _mm_fmadd_ps(_mm_set1_ps(-yd * _cvtsh_ss(hdmin)), _mm_cvtepi32_ps(prod), accm[r]);
+            const float dmin = -yd * _cvtsh_ss(hdmin);
+            if (five) {
+                int32_t pr[4];
+                _mm_storeu_si128((__m128i *)pr, prod);
+                summs[r] = fmaf(dmin, (float)(pr[0] + pr[1] + pr[2] + pr[3]), summs[r]);
+            } else {
+                accm[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[r]);
+            }
             W[r] = sc_words(_mm_cvtepu8_epi16(scm));
             d[r] = yd * _cvtsh_ss(hd);
             sumi[r] = _mm256_setzero_si256();
@@ -838,8 +851,14 @@ KI void dec_q4_k(const uint8_t *const *rw, const etok_block_q8k *y, const kdy *p
         for (int g = 0; g < 4; g++) {
             const __m256i al = ld(y[i].qs + 64 * g), ah = ld(y[i].qs + 64 * g + 32);
             for (int r = 0; r < R; r++) {
-                const __m256i raw = ld(rw[r] + (size_t)i * sizeof(etok_block_q4_k) + 16 + 32 * g);
-                const __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                const uint8_t *blk = rw[r] + (size_t)i * bstride;
+                const __m256i raw = ld(blk + qoff + 32 * g);
+                __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                if (five) {
+                    const __m256i hh = ld(blk + 16);
+                    lo = _mm256_or_si256(lo, _mm256_and_si256(k_bit(hh, 2 * g), sixteen));
+                    hi = _mm256_or_si256(hi, _mm256_and_si256(k_bit(hh, 2 * g + 1), sixteen));
+                }
                 const __m256i pl = _mm256_madd_epi16(sc_one(W[r], 2 * g), _mm256_maddubs_epi16(lo, al));
                 const __m256i ph = _mm256_madd_epi16(sc_one(W[r], 2 * g + 1), _mm256_maddubs_epi16(hi, ah));
                 sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(pl, ph));
@@ -848,9 +867,13 @@ KI void dec_q4_k(const uint8_t *const *rw, const etok_block_q8k *y, const kdy *p
         for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
     }
     for (int r = 0; r < R; r++) {
-        __m128 m = _mm_add_ps(accm[r], _mm_movehl_ps(accm[r], accm[r]));
-        m = _mm_add_ss(m, _mm_movehdup_ps(m));
-        out[r] = etok_hsum_ps(acc[r]) + _mm_cvtss_f32(m);
+        if (five) {
+            out[r] = etok_hsum_ps(acc[r]) + summs[r];
+        } else {
+            __m128 m = _mm_add_ps(accm[r], _mm_movehl_ps(accm[r], accm[r]));
+            m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            out[r] = etok_hsum_ps(acc[r]) + _mm_cvtss_f32(m);
+        }
     }
 }
 
@@ -890,11 +913,13 @@ KI void dec_q6_k(const etok_block_q6_k *x, const etok_block_q8k *y, const kdy *p
             dec_q2_k(rw, y, R, nb, o);                                                                                 \
         else if (type == ETOK_T_Q3_K)                                                                                  \
             dec_q3_k(rw, y, p, R, nb, o);                                                                              \
+        else if (type == ETOK_T_Q4_K)                                                                                  \
+            dec_k4(rw, 0, y, p, R, nb, o);                                                                             \
         else                                                                                                           \
-            dec_q4_k(rw, y, p, R, nb, o);                                                                              \
+            dec_k4(rw, 1, y, p, R, nb, o);                                                                             \
     } while (0)
 
-/* Rows [r0, r1) times one activation vector (Q2_K, Q3_K, Q4_K, Q6_K; nb <= K_STACK_SB) */
+/* Rows [r0, r1) times one activation vector (Q2_K .. Q6_K; nb <= K_STACK_SB) */
 static TGT void k_decode(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                          const etok_block_q8k *y, int64_t nb, float *out) {
     kdy prep __attribute__((aligned(32)));
@@ -921,8 +946,7 @@ static TGT void k_decode(uint32_t type, const uint8_t *w, size_t row_bytes, int6
 #undef KD_GROUP
 
 static int k_decode_applies(uint32_t type, int64_t nb) {
-    return nb <= K_STACK_SB &&
-           (type == ETOK_T_Q2_K || type == ETOK_T_Q3_K || type == ETOK_T_Q4_K || type == ETOK_T_Q6_K);
+    return nb <= K_STACK_SB && etok_type_uses_q8k(type); /* Q2_K .. Q6_K */
 }
 
 /* ---- AVX-512 (F, BW, VL, VNNI): Q4_K, Q5_K, Q6_K ----
