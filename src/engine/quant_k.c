@@ -255,7 +255,8 @@ KI __m128i q3k_scales16(const uint8_t *scales) {
     const uint32_t k1 = 0x03030303u, k2 = 0x0f0f0f0fu;
     const uint32_t u3 = ((a1 >> 4) & k2) | (((a2 >> 6) & k1) << 4), u2 = ((a0 >> 4) & k2) | (((a2 >> 4) & k1) << 4);
     const uint32_t u1 = (a1 & k2) | (((a2 >> 2) & k1) << 4), u0 = (a0 & k2) | ((a2 & k1) << 4);
-    return _mm_sub_epi8(_mm_set_epi32((int)u3, (int)u2, (int)u1, (int)u0), _mm_set1_epi8(32));
+    return _mm_sub_epi8(_mm_set_epi64x((long long)((uint64_t)u3 << 32 | u2), (long long)((uint64_t)u1 << 32 | u0)),
+                        _mm_set1_epi8(32));
 }
 
 KI void avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
@@ -376,7 +377,8 @@ static inline TGT __m128i k4_scale_mins(const uint8_t *scales) {
     const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
     const uint32_t u3 = ((a2 >> 4) & lo4) | (((a1 >> 6) & lo2) << 4), u2 = a1 & lo6;
     const uint32_t u1 = (a2 & lo4) | (((a0 >> 6) & lo2) << 4), u0 = a0 & lo6;
-    return _mm_set_epi32((int)u3, (int)u2, (int)u1, (int)u0);
+    /* two 64-bit inserts (vmovq + vpinsrq) rather than four 32-bit ones */
+    return _mm_set_epi64x((long long)((uint64_t)u3 << 32 | u2), (long long)((uint64_t)u1 << 32 | u0));
 }
 
 /* Q4_K / Q5_K super-block i's header, shared by the AVX2 and AVX-512 kernels: the 8 six-bit
@@ -719,6 +721,13 @@ typedef struct {
     int16_t s32[K_STACK_SB][8];     /* Q4_K, Q5_K: bsums[2k] + bsums[2k+1] as _mm_hadd_epi16 gives them */
 } kdy;
 
+/* the two consecutive F16 values at p (a K block's d, dmin) as floats in lanes 0 and 1: one conversion */
+KI __m128 k_f16x2(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(v));
+}
+
 static TGT void kdy_prep(uint32_t type, const etok_block_q8k *y, int64_t nb, kdy *p) {
     if (type == ETOK_T_Q3_K || type == ETOK_T_Q6_K) {
         const __m256i o = _mm256_set1_epi8((char)(type == ETOK_T_Q3_K ? 4 : 32));
@@ -746,9 +755,11 @@ KI void dec_q2_k(const uint8_t *const *rw, const etok_block_q8k *y, const int R,
             const etok_block_q2_k *x = (const etok_block_q2_k *)rw[r] + i;
             const __m128i scm = _mm_loadu_si128((const __m128i *)x->scales);
             const __m256i prod = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), m4)), bs);
-            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(-yd * _cvtsh_ss(x->dmin)), _mm256_cvtepi32_ps(prod), acc[r]);
+            const __m128 dd = k_f16x2(&x->d); /* d, dmin */
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(-yd * _mm_cvtss_f32(_mm_movehdup_ps(dd))), _mm256_cvtepi32_ps(prod),
+                                     acc[r]);
             sc4[r] = _mm_and_si128(scm, m4);
-            d[r] = yd * _cvtsh_ss(x->d);
+            d[r] = yd * _mm_cvtss_f32(dd);
             sumi[r] = _mm256_setzero_si256();
         }
         for (int n = 0; n < 2; n++) {
@@ -831,12 +842,10 @@ KI void dec_k4(const uint8_t *const *rw, const int five, const etok_block_q8k *y
         float d[KDR];
         for (int r = 0; r < R; r++) {
             const uint8_t *blk = rw[r] + (size_t)i * bstride;
-            etok_f16 hd, hdmin;
-            memcpy(&hd, blk, 2);
-            memcpy(&hdmin, blk + 2, 2);
+            const __m128 dd = k_f16x2(blk); /* d, dmin (exact conversions) */
             const __m128i scm = k4_scale_mins(blk + 4);
             const __m128i prod = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm)), q8s);
-            const float dmin = -yd * _cvtsh_ss(hdmin);
+            const float dmin = -yd * _mm_cvtss_f32(_mm_movehdup_ps(dd));
             if (five) {
                 int32_t pr[4];
                 _mm_storeu_si128((__m128i *)pr, prod);
@@ -845,7 +854,7 @@ KI void dec_k4(const uint8_t *const *rw, const int five, const etok_block_q8k *y
                 accm[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[r]);
             }
             W[r] = sc_words(_mm_cvtepu8_epi16(scm));
-            d[r] = yd * _cvtsh_ss(hd);
+            d[r] = yd * _mm_cvtss_f32(dd);
             sumi[r] = _mm256_setzero_si256();
         }
         for (int g = 0; g < 4; g++) {
