@@ -703,8 +703,11 @@ static TGT int k_matmul_tiled(uint32_t type, const uint8_t *w, size_t row_bytes,
  * A matvec (nx = 1, kernel level avx2) computes per call, once for all rows, what the
  * single-row kernels above recompute per row: Q3_K's maddubs(4, a) and Q6_K's maddubs(32, a)
  * per 32-value chunk (int16 pair sums, kdy.off) and Q4_K/Q5_K's 32-value activation sums (the hadd
- * of bsums, kdy.s32). Rows then go KDR at a time: per chunk the activation vector is loaded
- * once for the KDR rows, and each row keeps its own integer lanes and float accumulators.
+ * of bsums, kdy.s32). Rows go KDR at a time (per chunk the activation vector loaded once for
+ * the KDR rows, each row with its own integer lanes and float accumulators); KDR is 1: 2 rows
+ * per pass measured no faster with the matrix in cache and up to 1.8x slower streaming it from
+ * memory (two interleaved row streams), so -DKDR=2 is kept only to repeat that measurement (it
+ * passes the same bit tests).
  * Q3_K's values are taken unsigned as lo + 4 x bit (lo - 4 x (bit clear) = (lo + 4 x bit) - 4,
  * as the prefill tiles do), so each int16 word is maddubs(q, a) - maddubs(4, a): the same exact
  * int16 values as avx_q3_k's maddubs(lo, a) - maddubs(off, a) (|7 x 128 x 2| < 2^15, no
@@ -714,7 +717,7 @@ static TGT int k_matmul_tiled(uint32_t type, const uint8_t *w, size_t row_bytes,
  * (tests/unit/test_quant_k.c, test_decode_rows). Rows wider than K_STACK_SB super-blocks take
  * the single-row kernels. */
 #ifndef KDR
-#define KDR 2
+#define KDR 1 /* 2 measured as fast in cache and slower streaming from memory (docs/ENGINE.md) */
 #endif
 typedef struct {
     int16_t off[K_STACK_SB][8][16]; /* Q3_K / Q6_K: maddubs(4 or 32, a) of chunk c of block i */
