@@ -724,6 +724,11 @@ typedef struct {
     int16_t s32[K_STACK_SB][8];     /* Q4_K, Q5_K: bsums[2k] + bsums[2k+1] as _mm_hadd_epi16 gives them */
 } kdy;
 
+/* v shifted so that bit b of each byte lands on bit 4 of that byte (other bits arbitrary) */
+KI __m256i k_to_bit4(__m256i v, const int b) {
+    return b < 4 ? _mm256_slli_epi16(v, 4 - b) : b > 4 ? _mm256_srli_epi16(v, b - 4) : v;
+}
+
 /* the two consecutive F16 values at p (a K block's d, dmin) as floats in lanes 0 and 1: one conversion */
 KI __m128 k_f16x2(const void *p) {
     int32_t v;
@@ -866,10 +871,11 @@ KI void dec_k4(const uint8_t *const *rw, const int five, const etok_block_q8k *y
                 const uint8_t *blk = rw[r] + (size_t)i * bstride;
                 const __m256i raw = ld(blk + qoff + 32 * g);
                 __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
-                if (five) {
+                if (five) { /* bit b of each qh byte moved to bit 4 of the same byte (16-bit shifts:
+                             * the bits crossing into the byte land away from bit 4) */
                     const __m256i hh = ld(blk + 16);
-                    lo = _mm256_or_si256(lo, _mm256_and_si256(k_bit(hh, 2 * g), sixteen));
-                    hi = _mm256_or_si256(hi, _mm256_and_si256(k_bit(hh, 2 * g + 1), sixteen));
+                    lo = _mm256_or_si256(lo, _mm256_and_si256(k_to_bit4(hh, 2 * g), sixteen));
+                    hi = _mm256_or_si256(hi, _mm256_and_si256(k_to_bit4(hh, 2 * g + 1), sixteen));
                 }
                 const __m256i pl = _mm256_madd_epi16(sc_one(W[r], 2 * g), _mm256_maddubs_epi16(lo, al));
                 const __m256i ph = _mm256_madd_epi16(sc_one(W[r], 2 * g + 1), _mm256_maddubs_epi16(hi, ah));
