@@ -16,7 +16,9 @@
  * At kernel level avx512 (quant.h) Q4_K, Q5_K and Q6_K take AVX-512 VNNI versions of the AVX2
  * kernels with the same integer lanes and float operations (bit-equal too; see there).
  * At kernel level avx2, a matmul of two or more tokens takes the prefill tiles (4 rows unpacked
- * once per call, 4 rows x 2 tokens per tile; "AVX2 prefill" below), again the same bits. */
+ * once per call, 4 rows x 2 tokens per tile; "AVX2 prefill" below), again the same bits; one
+ * token takes the decode kernels ("AVX2 decode" below: the activations' shared terms once per
+ * call, one row per pass), the same bits too. */
 #include "engine/quant_k.h"
 
 #include <math.h>
