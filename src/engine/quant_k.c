@@ -16,7 +16,9 @@
  * At kernel level avx512 (quant.h) Q4_K, Q5_K and Q6_K take AVX-512 VNNI versions of the AVX2
  * kernels with the same integer lanes and float operations (bit-equal too; see there).
  * At kernel level avx2, a matmul of two or more tokens takes the prefill tiles (4 rows unpacked
- * once per call, 4 rows x 2 tokens per tile; "AVX2 prefill" below), again the same bits. */
+ * once per call, 4 rows x 2 tokens per tile; "AVX2 prefill" below), again the same bits; one
+ * token takes the decode kernels ("AVX2 decode" below: the activations' shared terms once per
+ * call, one row per pass), the same bits too. */
 #include "engine/quant_k.h"
 
 #include <math.h>
@@ -228,6 +230,37 @@ static inline TGT __m256i ld(const void *p) { return _mm256_loadu_si256((const _
  * operations are the single-vector ones, so the results are bit-identical to NY single calls. */
 #define KI static inline __attribute__((always_inline)) TGT
 
+/* Scale words by byte shuffles instead of scalar broadcasts: W holds the 8 int16 scales of 8
+ * consecutive 16-value sub-blocks in both 128-bit lanes; sc_pair(W, j) is [word 2j x 8 | word
+ * 2j+1 x 8] (the two sub-blocks of 32-byte chunk j of those 128 values), sc_one(W, j) word j in
+ * all 16 words. The same int16 values as k_sc2 / set1 (a shuffle copies them). */
+KI __m256i sc_words(__m128i w8) { return _mm256_broadcastsi128_si256(w8); }
+KI __m256i sc_pair(__m256i W, const int j) {
+    const __m256i m = _mm256_setr_epi8((char)(4 * j), (char)(4 * j + 1), (char)(4 * j), (char)(4 * j + 1), (char)(4 * j),
+                                       (char)(4 * j + 1), (char)(4 * j), (char)(4 * j + 1), (char)(4 * j), (char)(4 * j + 1),
+                                       (char)(4 * j), (char)(4 * j + 1), (char)(4 * j), (char)(4 * j + 1), (char)(4 * j),
+                                       (char)(4 * j + 1), (char)(4 * j + 2), (char)(4 * j + 3), (char)(4 * j + 2),
+                                       (char)(4 * j + 3), (char)(4 * j + 2), (char)(4 * j + 3), (char)(4 * j + 2),
+                                       (char)(4 * j + 3), (char)(4 * j + 2), (char)(4 * j + 3), (char)(4 * j + 2),
+                                       (char)(4 * j + 3), (char)(4 * j + 2), (char)(4 * j + 3), (char)(4 * j + 2),
+                                       (char)(4 * j + 3));
+    return _mm256_shuffle_epi8(W, m);
+}
+KI __m256i sc_one(__m256i W, const int j) { return _mm256_shuffle_epi8(W, _mm256_set1_epi16((short)((2 * j + 1) << 8 | 2 * j))); }
+
+/* Q3_K's 16 signed 6-bit scales (etok_q3k_scales) with word operations, as 16 bytes */
+KI __m128i q3k_scales16(const uint8_t *scales) {
+    uint32_t a0, a1, a2;
+    memcpy(&a0, scales, 4);
+    memcpy(&a1, scales + 4, 4);
+    memcpy(&a2, scales + 8, 4);
+    const uint32_t k1 = 0x03030303u, k2 = 0x0f0f0f0fu;
+    const uint32_t u3 = ((a1 >> 4) & k2) | (((a2 >> 6) & k1) << 4), u2 = ((a0 >> 4) & k2) | (((a2 >> 4) & k1) << 4);
+    const uint32_t u1 = (a1 & k2) | (((a2 >> 2) & k1) << 4), u0 = (a0 & k2) | ((a2 & k1) << 4);
+    return _mm_sub_epi8(_mm_set_epi64x((long long)((uint64_t)u3 << 32 | u2), (long long)((uint64_t)u1 << 32 | u0)),
+                        _mm_set1_epi8(32));
+}
+
 KI void avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *const *y, const int NY, int64_t nb, float *out) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3), m32 = _mm256_set1_epi8(32);
     __m256 acc[4];
@@ -238,6 +271,7 @@ KI void avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *const *y, const
         for (int h = 0; h < 2; h++) {
             const uint8_t *ql = x[i].ql + 64 * h, *qh = x[i].qh + 32 * h;
             const __m256i l0 = ld(ql), l1 = ld(ql + 32), hh = ld(qh);
+            const __m256i W = sc_words(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(x[i].scales + 8 * h))));
             __m256i q[4];
             q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m3), 4));
             q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
@@ -247,8 +281,7 @@ KI void avx_q6_k(const etok_block_q6_k *x, const etok_block_q8k *const *y, const
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4));
             for (int k = 0; k < 4; k++) {
-                const int s = 8 * h + 2 * k; /* 16-value sub-block of the first half */
-                const __m256i scv = k_sc2(x[i].scales[s], x[i].scales[s + 1]);
+                const __m256i scv = sc_pair(W, k); /* sub-blocks 8h+2k, 8h+2k+1 */
                 for (int v = 0; v < NY; v++) {
                     const __m256i a = ld(y[v][i].qs + 128 * h + 32 * k);
                     /* (q - 32) * a as q * a - 32 * a, both in int16 pairs (no overflow) */
@@ -270,18 +303,18 @@ KI void avx_q3_k(const etok_block_q3_k *x, const etok_block_q8k *const *y, const
     __m256 acc[4];
     for (int v = 0; v < NY; v++) acc[v] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
-        int8_t sc[16];
-        etok_q3k_scales(&x[i], sc);
+        const __m128i sc = q3k_scales16(x[i].scales);
         const __m256i hm = ld(x[i].hmask);
         __m256i sumi[4];
         for (int v = 0; v < NY; v++) sumi[v] = _mm256_setzero_si256();
         for (int n = 0; n < 2; n++) {
             const __m256i raw = ld(x[i].qs + 32 * n);
+            const __m256i W = sc_words(_mm_cvtepi8_epi16(n ? _mm_unpackhi_epi64(sc, sc) : sc));
             for (int j = 0; j < 4; j++) {
-                const int b = 4 * n + j, s = 8 * n + 2 * j;
+                const int b = 4 * n + j;
                 const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
                 const __m256i off = _mm256_andnot_si256(k_bit(hm, b), four); /* 4 where the bit is clear */
-                const __m256i scv = k_sc2(sc[s], sc[s + 1]);
+                const __m256i scv = sc_pair(W, j);                            /* sub-blocks 2b, 2b+1 */
                 for (int v = 0; v < NY; v++) {
                     const __m256i a = ld(y[v][i].qs + 32 * b);
                     const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(lo, a), _mm256_maddubs_epi16(off, a));
@@ -302,8 +335,9 @@ KI void avx_q2_k(const etok_block_q2_k *x, const etok_block_q8k *const *y, const
     for (int v = 0; v < NY; v++) acc[v] = _mm256_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const float xd = _cvtsh_ss(x[i].d), xdmin = _cvtsh_ss(x[i].dmin);
-        const __m128i scm = _mm_loadu_si128((const __m128i *)x[i].scales);
-        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), _mm_set1_epi8(0x0F)));
+        const __m128i scm = _mm_loadu_si128((const __m128i *)x[i].scales), m4 = _mm_set1_epi8(0x0F);
+        const __m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), m4));
+        const __m128i sc4 = _mm_and_si128(scm, m4);
         __m256i sumi[4];
         for (int v = 0; v < NY; v++) {
             const __m256i prod = _mm256_madd_epi16(mins, ld(y[v][i].bsums));
@@ -312,10 +346,11 @@ KI void avx_q2_k(const etok_block_q2_k *x, const etok_block_q8k *const *y, const
         }
         for (int n = 0; n < 2; n++) {
             const __m256i raw = ld(x[i].qs + 32 * n);
+            const __m256i W = sc_words(_mm_cvtepu8_epi16(n ? _mm_unpackhi_epi64(sc4, sc4) : sc4));
             for (int j = 0; j < 4; j++) {
-                const int b = 4 * n + j, s = 2 * b;
+                const int b = 4 * n + j;
                 const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * j), m3);
-                const __m256i scv = k_sc2(x[i].scales[s] & 0xF, x[i].scales[s + 1] & 0xF);
+                const __m256i scv = sc_pair(W, j); /* sub-blocks 2b, 2b+1 */
                 for (int v = 0; v < NY; v++)
                     sumi[v] = _mm256_add_epi32(sumi[v],
                                                _mm256_madd_epi16(scv, _mm256_maddubs_epi16(q, ld(y[v][i].qs + 32 * b))));
@@ -333,32 +368,34 @@ static inline TGT __m128i k4_min_prod_avx(__m128i m, const int16_t bsums[16]) {
     return _mm_madd_epi16(m, s);
 }
 
-/* Q4_K/Q5_K's 8 6-bit scales (the bytes of u[0], u[1]) and mins (u[2], u[3]) from the 12
- * packed bytes, with word operations (the AVX2 and AVX-512 kernels share it) */
-static inline void k4_scale_words(const uint8_t *scales, uint32_t u[4]) {
-    memcpy(u, scales, 12);
+/* Q4_K/Q5_K's 8 6-bit scales (bytes 0..7) and 8 mins (bytes 8..15) from the 12 packed bytes,
+ * with word operations in registers (a copy through a stack array made the vector loads of it
+ * wait for the word stores: a store-forwarding stall per super-block) */
+static inline TGT __m128i k4_scale_mins(const uint8_t *scales) {
+    uint32_t a0, a1, a2;
+    memcpy(&a0, scales, 4);
+    memcpy(&a1, scales + 4, 4);
+    memcpy(&a2, scales + 8, 4);
     const uint32_t lo6 = 0x3f3f3f3fu, lo4 = 0x0f0f0f0fu, lo2 = 0x03030303u;
-    u[3] = ((u[2] >> 4) & lo4) | (((u[1] >> 6) & lo2) << 4);
-    const uint32_t m03 = u[1] & lo6;
-    u[1] = (u[2] & lo4) | (((u[0] >> 6) & lo2) << 4);
-    u[2] = m03;
-    u[0] &= lo6;
+    const uint32_t u3 = ((a2 >> 4) & lo4) | (((a1 >> 6) & lo2) << 4), u2 = a1 & lo6;
+    const uint32_t u1 = (a2 & lo4) | (((a0 >> 6) & lo2) << 4), u0 = a0 & lo6;
+    /* two 64-bit inserts (vmovq + vpinsrq) rather than four 32-bit ones */
+    return _mm_set_epi64x((long long)((uint64_t)u3 << 32 | u2), (long long)((uint64_t)u1 << 32 | u0));
 }
 
 /* Q4_K / Q5_K super-block i's header, shared by the AVX2 and AVX-512 kernels: the 8 six-bit
- * scales into sc, and each vector's min term (-d_y * dmin * sum(min_j * bsums_j)) added, Q4_K
- * into the 4-lane accumulator accm[v], Q5_K as one integer into the scalar summs[v] (the
- * reference's fused fma). Returns the block's F16 scale d as a float. */
+ * scales (bytes 0..7 of *scm) and mins (8..15), and each vector's min term (-d_y * dmin *
+ * sum(min_j * bsums_j)) added, Q4_K into the 4-lane accumulator accm[v], Q5_K as one integer
+ * into the scalar summs[v] (the reference's fused fma). Returns the block's F16 scale d as a
+ * float. */
 KI float k4_block_head(const uint8_t *blk, int five, const etok_block_q8k *const *y, const int NY, int64_t i,
-                       uint8_t sc[8], __m128 *accm, float *summs) {
+                       __m128i *scm, __m128 *accm, float *summs) {
     etok_f16 hd, hdmin;
     memcpy(&hd, blk, 2);
     memcpy(&hdmin, blk + 2, 2);
     const float xd = _cvtsh_ss(hd), xdmin = _cvtsh_ss(hdmin);
-    uint32_t u[4];
-    k4_scale_words(blk + 4, u);
-    memcpy(sc, u, 8);
-    const __m128i mn16 = _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)u[3], (int)u[2]));
+    *scm = k4_scale_mins(blk + 4);
+    const __m128i mn16 = _mm_cvtepu8_epi16(_mm_unpackhi_epi64(*scm, *scm));
     for (int v = 0; v < NY; v++) {
         const float dmin = -y[v][i].d * xdmin;
         const __m128i prod = k4_min_prod_avx(mn16, y[v][i].bsums);
@@ -391,11 +428,12 @@ KI void avx_k4(const uint8_t *base, size_t bstride, int five, const etok_block_q
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *blk = base + (size_t)i * bstride;
         const uint8_t *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
-        uint8_t sc[8];
-        const float xd = k4_block_head(blk, five, y, NY, i, sc, accm, summs);
+        __m128i scm;
+        const float xd = k4_block_head(blk, five, y, NY, i, &scm, accm, summs);
         __m256i sumi[4];
         for (int v = 0; v < NY; v++) sumi[v] = _mm256_setzero_si256();
         const __m256i hh = five ? ld(qh) : _mm256_setzero_si256();
+        const __m256i W = sc_words(_mm_cvtepu8_epi16(scm));
         for (int g = 0; g < 4; g++) {
             const __m256i raw = ld(qs + 32 * g);
             __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
@@ -403,7 +441,7 @@ KI void avx_k4(const uint8_t *base, size_t bstride, int five, const etok_block_q
                 lo = _mm256_or_si256(lo, _mm256_and_si256(k_bit(hh, 2 * g), sixteen));
                 hi = _mm256_or_si256(hi, _mm256_and_si256(k_bit(hh, 2 * g + 1), sixteen));
             }
-            const __m256i sl = _mm256_set1_epi16(sc[2 * g]), sh = _mm256_set1_epi16(sc[2 * g + 1]);
+            const __m256i sl = sc_one(W, 2 * g), sh = sc_one(W, 2 * g + 1);
             for (int v = 0; v < NY; v++) {
                 const __m256i pl = _mm256_madd_epi16(sl, _mm256_maddubs_epi16(lo, ld(y[v][i].qs + 64 * g)));
                 const __m256i ph = _mm256_madd_epi16(sh, _mm256_maddubs_epi16(hi, ld(y[v][i].qs + 64 * g + 32)));
@@ -523,11 +561,10 @@ KI void unpack_sb(uint32_t type, const uint8_t *blk, ksb *u) {
         memcpy(&hd, blk, 2);
         memcpy(&hdmin, blk + 2, 2);
         const uint8_t *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
-        uint32_t w[4];
-        k4_scale_words(blk + 4, w);
-        uint8_t sc[8];
-        memcpy(sc, w, 8);
-        _mm_storeu_si128((__m128i *)u->mins, _mm_cvtepu8_epi16(_mm_set_epi32(0, 0, (int)w[3], (int)w[2])));
+        const __m128i scm = k4_scale_mins(blk + 4);
+        uint8_t sc[16];
+        _mm_storeu_si128((__m128i *)sc, scm);
+        _mm_storeu_si128((__m128i *)u->mins, _mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm)));
         const __m256i hh = five ? ld(qh) : _mm256_setzero_si256(), sixteen = _mm256_set1_epi8(16);
         for (int g = 0; g < 4; g++) {
             const __m256i raw = ld(qs + 32 * g);
@@ -640,7 +677,9 @@ static TGT void k_tile_tokens(uint32_t type, const ksb *u, const etok_block_q8k 
     }
 }
 
-/* Super-blocks per row whose unpacked group fits the stack buffer (rows up to 4096 values). */
+
+/* Super-blocks per row whose unpacked group fits the stack buffer (rows up to 4096 values); also
+ * the decode scratch's size (kdy). */
 #define K_STACK_SB 16
 
 /* 0, or -1 when the buffer for wider rows cannot be allocated (nothing written). */
@@ -660,6 +699,274 @@ static TGT int k_matmul_tiled(uint32_t type, const uint8_t *w, size_t row_bytes,
     }
     if (u != stack) free(u);
     return 0;
+}
+
+/* ---- AVX2 decode (one token): KDR rows per pass, the activations' shared terms once per call ----
+ * A matvec (nx = 1, kernel level avx2) computes per call, once for all rows, what the
+ * single-row kernels above recompute per row: Q3_K's maddubs(4, a) and Q6_K's maddubs(32, a)
+ * per 32-value chunk (int16 pair sums, kdy.off) and Q4_K/Q5_K's 32-value activation sums (the hadd
+ * of bsums, kdy.s32). Rows go KDR at a time (per chunk the activation vector loaded once for
+ * the KDR rows, each row with its own integer lanes and float accumulators); KDR is 1: 2 rows
+ * per pass measured no faster with the matrix in cache and up to 1.8x slower streaming it from
+ * memory (two interleaved row streams), so -DKDR=2 is kept only to repeat that measurement (it
+ * passes the same bit tests).
+ * Q3_K's values are taken unsigned as lo + 4 x bit (lo - 4 x (bit clear) = (lo + 4 x bit) - 4,
+ * as the prefill tiles do), so each int16 word is maddubs(q, a) - maddubs(4, a): the same exact
+ * int16 values as avx_q3_k's maddubs(lo, a) - maddubs(off, a) (|7 x 128 x 2| < 2^15, no
+ * saturation), hence the same int32 lanes. Per row the float operations and their order are the
+ * single-row kernel's (Q2_K's min FMA before the super-block's FMA; Q4_K's 4-lane min
+ * accumulator), so every row's bits are avx_dot's, which are llama.cpp's
+ * (tests/unit/test_quant_k.c, test_decode_rows). Rows wider than K_STACK_SB super-blocks take
+ * the single-row kernels. */
+#ifndef KDR
+#define KDR 1 /* 2 measured as fast in cache and slower streaming from memory (docs/ENGINE.md) */
+#endif
+typedef struct {
+    int16_t off[K_STACK_SB][8][16]; /* Q3_K / Q6_K: maddubs(4 or 32, a) of chunk c of block i */
+    int16_t s32[K_STACK_SB][8];     /* Q4_K, Q5_K: bsums[2k] + bsums[2k+1] as _mm_hadd_epi16 gives them */
+} kdy;
+
+/* v shifted so that bit b of each byte lands on bit 4 of that byte (other bits arbitrary) */
+KI __m256i k_to_bit4(__m256i v, const int b) {
+    return b < 4 ? _mm256_slli_epi16(v, 4 - b) : b > 4 ? _mm256_srli_epi16(v, b - 4) : v;
+}
+
+/* the two consecutive F16 values at p (a K block's d, dmin) as floats in lanes 0 and 1: one conversion */
+KI __m128 k_f16x2(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128(v));
+}
+
+static TGT void kdy_prep(uint32_t type, const etok_block_q8k *y, int64_t nb, kdy *p) {
+    if (type == ETOK_T_Q3_K || type == ETOK_T_Q6_K) {
+        const __m256i o = _mm256_set1_epi8((char)(type == ETOK_T_Q3_K ? 4 : 32));
+        for (int64_t i = 0; i < nb; i++)
+            for (int c = 0; c < 8; c++) st(p->off[i][c], _mm256_maddubs_epi16(o, ld(y[i].qs + 32 * c)));
+    } else if (type == ETOK_T_Q4_K || type == ETOK_T_Q5_K) {
+        for (int64_t i = 0; i < nb; i++)
+            _mm_storeu_si128((__m128i *)p->s32[i], _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[i].bsums),
+                                                                  _mm_loadu_si128((const __m128i *)(y[i].bsums + 8))));
+    }
+}
+
+KI void dec_q2_k(const uint8_t *const *rw, const etok_block_q8k *y, const int R, int64_t nb, float *out) {
+    const __m256i m3 = _mm256_set1_epi8(3);
+    const __m128i m4 = _mm_set1_epi8(0x0F);
+    __m256 acc[KDR];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const float yd = y[i].d;
+        const __m256i bs = ld(y[i].bsums);
+        __m256i sumi[KDR];
+        __m128i sc4[KDR];
+        float d[KDR];
+        for (int r = 0; r < R; r++) {
+            const etok_block_q2_k *x = (const etok_block_q2_k *)rw[r] + i;
+            const __m128i scm = _mm_loadu_si128((const __m128i *)x->scales);
+            const __m256i prod = _mm256_madd_epi16(_mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(scm, 4), m4)), bs);
+            const __m128 dd = k_f16x2(&x->d); /* d, dmin */
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(-yd * _mm_cvtss_f32(_mm_movehdup_ps(dd))), _mm256_cvtepi32_ps(prod),
+                                     acc[r]);
+            sc4[r] = _mm_and_si128(scm, m4);
+            d[r] = yd * _mm_cvtss_f32(dd);
+            sumi[r] = _mm256_setzero_si256();
+        }
+        for (int n = 0; n < 2; n++) {
+            __m256i W[KDR], raw[KDR];
+            for (int r = 0; r < R; r++) {
+                W[r] = sc_words(_mm_cvtepu8_epi16(n ? _mm_unpackhi_epi64(sc4[r], sc4[r]) : sc4[r]));
+                raw[r] = ld(((const etok_block_q2_k *)rw[r] + i)->qs + 32 * n);
+            }
+            for (int j = 0; j < 4; j++) {
+                const __m256i a = ld(y[i].qs + 32 * (4 * n + j));
+                for (int r = 0; r < R; r++) {
+                    const __m256i q = _mm256_and_si256(_mm256_srli_epi16(raw[r], 2 * j), m3);
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(sc_pair(W[r], j), _mm256_maddubs_epi16(q, a)));
+                }
+            }
+        }
+        for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    for (int r = 0; r < R; r++) out[r] = etok_hsum_ps(acc[r]);
+}
+
+KI void dec_q3_k(const uint8_t *const *rw, const etok_block_q8k *y, const kdy *p, const int R, int64_t nb, float *out) {
+    const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+    __m256 acc[KDR];
+    for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i sumi[KDR];
+        __m128i sc[KDR];
+        for (int r = 0; r < R; r++) {
+            sc[r] = q3k_scales16(((const etok_block_q3_k *)rw[r] + i)->scales);
+            sumi[r] = _mm256_setzero_si256();
+        }
+        for (int n = 0; n < 2; n++) {
+            __m256i W[KDR], raw[KDR];
+            for (int r = 0; r < R; r++) {
+                W[r] = sc_words(_mm_cvtepi8_epi16(n ? _mm_unpackhi_epi64(sc[r], sc[r]) : sc[r]));
+                raw[r] = ld(((const etok_block_q3_k *)rw[r] + i)->qs + 32 * n);
+            }
+            for (int j = 0; j < 4; j++) {
+                const int b = 4 * n + j;
+                const __m256i a = ld(y[i].qs + 32 * b), yo = ld(p->off[i][b]);
+                for (int r = 0; r < R; r++) {
+                    /* bit b of each hmask byte moved to bit 2 of the same byte (16-bit shifts: the bits
+                     * that cross into the byte land above bit 2, and 4 keeps only bit 2) */
+                    const __m256i hm = ld(((const etok_block_q3_k *)rw[r] + i)->hmask);
+                    const __m256i hb = _mm256_and_si256(b <= 2 ? _mm256_slli_epi16(hm, 2 - b) : _mm256_srli_epi16(hm, b - 2), four);
+                    const __m256i q = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw[r], 2 * j), m3), hb);
+                    const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, a), yo);
+                    sumi[r] = _mm256_add_epi32(sumi[r], _mm256_madd_epi16(sc_pair(W[r], j), p16));
+                }
+            }
+        }
+        const float yd = y[i].d;
+        for (int r = 0; r < R; r++) {
+            const float xd = _cvtsh_ss(((const etok_block_q3_k *)rw[r] + i)->d);
+            acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(yd * xd), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = etok_hsum_ps(acc[r]);
+}
+
+/* Q4_K (five = 0) and Q5_K (five = 1, the 5th bits from qh as avx_k4; its min terms as one
+ * integer per super-block into the scalar summs, the reference's fused fma) */
+KI void dec_k4(const uint8_t *const *rw, const int five, const etok_block_q8k *y, const kdy *p, const int R, int64_t nb,
+               float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), sixteen = _mm256_set1_epi8(16);
+    const size_t bstride = five ? sizeof(etok_block_q5_k) : sizeof(etok_block_q4_k), qoff = five ? 48 : 16;
+    __m256 acc[KDR];
+    __m128 accm[KDR];
+    float summs[KDR];
+    for (int r = 0; r < R; r++) {
+        acc[r] = _mm256_setzero_ps();
+        accm[r] = _mm_setzero_ps();
+        summs[r] = 0;
+    }
+    for (int64_t i = 0; i < nb; i++) {
+        const float yd = y[i].d;
+        const __m128i q8s = _mm_loadu_si128((const __m128i *)p->s32[i]);
+        __m256i sumi[KDR], W[KDR];
+        float d[KDR];
+        for (int r = 0; r < R; r++) {
+            const uint8_t *blk = rw[r] + (size_t)i * bstride;
+            const __m128 dd = k_f16x2(blk); /* d, dmin (exact conversions) */
+            const __m128i scm = k4_scale_mins(blk + 4);
+            const __m128i prod = _mm_madd_epi16(_mm_cvtepu8_epi16(_mm_unpackhi_epi64(scm, scm)), q8s);
+            const float dmin = -yd * _mm_cvtss_f32(_mm_movehdup_ps(dd));
+            if (five) {
+                int32_t pr[4];
+                _mm_storeu_si128((__m128i *)pr, prod);
+                summs[r] = fmaf(dmin, (float)(pr[0] + pr[1] + pr[2] + pr[3]), summs[r]);
+            } else {
+                accm[r] = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), accm[r]);
+            }
+            W[r] = sc_words(_mm_cvtepu8_epi16(scm));
+            d[r] = yd * _mm_cvtss_f32(dd);
+            sumi[r] = _mm256_setzero_si256();
+        }
+        for (int g = 0; g < 4; g++) {
+            const __m256i al = ld(y[i].qs + 64 * g), ah = ld(y[i].qs + 64 * g + 32);
+            for (int r = 0; r < R; r++) {
+                const uint8_t *blk = rw[r] + (size_t)i * bstride;
+                const __m256i raw = ld(blk + qoff + 32 * g);
+                __m256i lo = _mm256_and_si256(raw, m4), hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
+                if (five) { /* bit b of each qh byte moved to bit 4 of the same byte (16-bit shifts:
+                             * the bits crossing into the byte land away from bit 4) */
+                    const __m256i hh = ld(blk + 16);
+                    lo = _mm256_or_si256(lo, _mm256_and_si256(k_to_bit4(hh, 2 * g), sixteen));
+                    hi = _mm256_or_si256(hi, _mm256_and_si256(k_to_bit4(hh, 2 * g + 1), sixteen));
+                }
+                const __m256i pl = _mm256_madd_epi16(sc_one(W[r], 2 * g), _mm256_maddubs_epi16(lo, al));
+                const __m256i ph = _mm256_madd_epi16(sc_one(W[r], 2 * g + 1), _mm256_maddubs_epi16(hi, ah));
+                sumi[r] = _mm256_add_epi32(sumi[r], _mm256_add_epi32(pl, ph));
+            }
+        }
+        for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(d[r]), _mm256_cvtepi32_ps(sumi[r]), acc[r]);
+    }
+    for (int r = 0; r < R; r++) {
+        if (five) {
+            out[r] = etok_hsum_ps(acc[r]) + summs[r];
+        } else {
+            __m128 m = _mm_add_ps(accm[r], _mm_movehl_ps(accm[r], accm[r]));
+            m = _mm_add_ss(m, _mm_movehdup_ps(m));
+            out[r] = etok_hsum_ps(acc[r]) + _mm_cvtss_f32(m);
+        }
+    }
+}
+
+/* Q6_K one row at a time (its 4 unpacked chunks per half leave no registers for a second row),
+ * with the shared maddubs(32, a) */
+KI void dec_q6_k(const etok_block_q6_k *x, const etok_block_q8k *y, const kdy *p, int64_t nb, float *out) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        __m256i sumi = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = x[i].ql + 64 * h, *qh = x[i].qh + 32 * h;
+            const __m256i l0 = ld(ql), l1 = ld(ql + 32), hh = ld(qh);
+            const __m256i W = sc_words(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(x[i].scales + 8 * h))));
+            __m256i q[4];
+            q[0] = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hh, m3), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(l1, m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 2), m3), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 4), m3), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hh, 6), m3), 4));
+            for (int k = 0; k < 4; k++) {
+                const __m256i a = ld(y[i].qs + 128 * h + 32 * k);
+                const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], a), ld(p->off[i][4 * h + k]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(sc_pair(W, k), p16));
+            }
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(y[i].d * _cvtsh_ss(x[i].d)), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    *out = etok_hsum_ps(acc);
+}
+
+#define KD_GROUP(R)                                                                                                    \
+    do {                                                                                                               \
+        if (type == ETOK_T_Q2_K)                                                                                       \
+            dec_q2_k(rw, y, R, nb, o);                                                                                 \
+        else if (type == ETOK_T_Q3_K)                                                                                  \
+            dec_q3_k(rw, y, p, R, nb, o);                                                                              \
+        else if (type == ETOK_T_Q4_K)                                                                                  \
+            dec_k4(rw, 0, y, p, R, nb, o);                                                                             \
+        else                                                                                                           \
+            dec_k4(rw, 1, y, p, R, nb, o);                                                                             \
+    } while (0)
+
+/* Rows [r0, r1) times one activation vector (Q2_K .. Q6_K; nb <= K_STACK_SB) */
+static TGT void k_decode(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                         const etok_block_q8k *y, int64_t nb, float *out) {
+    kdy prep __attribute__((aligned(32)));
+    kdy *p = &prep;
+    kdy_prep(type, y, nb, p);
+    if (type == ETOK_T_Q6_K) {
+        for (int64_t r = r0; r < r1; r++)
+            dec_q6_k((const etok_block_q6_k *)(w + (size_t)r * row_bytes), y, p, nb, out + r);
+        return;
+    }
+    int64_t r = r0;
+    for (; r + KDR <= r1; r += KDR) {
+        const uint8_t *rw[KDR];
+        for (int k = 0; k < KDR; k++) rw[k] = w + (size_t)(r + k) * row_bytes;
+        float *o = out + r;
+        KD_GROUP(KDR);
+    }
+    for (; r < r1; r++) {
+        const uint8_t *rw[1] = {w + (size_t)r * row_bytes};
+        float *o = out + r;
+        KD_GROUP(1);
+    }
+}
+#undef KD_GROUP
+
+static int k_decode_applies(uint32_t type, int64_t nb) {
+    return nb <= K_STACK_SB && etok_type_uses_q8k(type); /* Q2_K .. Q6_K */
 }
 
 /* ---- AVX-512 (F, BW, VL, VNNI): Q4_K, Q5_K, Q6_K ----
@@ -737,8 +1044,10 @@ KI512 void avx512_k4(const uint8_t *base, size_t bstride, int five, const etok_b
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *blk = base + (size_t)i * bstride;
         const uint8_t *qh = five ? blk + 16 : NULL, *qs = five ? blk + 48 : blk + 16;
-        uint8_t sc[8];
-        const float xd = k4_block_head(blk, five, y, NY, i, sc, accm, summs);
+        __m128i scm;
+        const float xd = k4_block_head(blk, five, y, NY, i, &scm, accm, summs);
+        uint8_t sc[16];
+        _mm_storeu_si128((__m128i *)sc, scm);
         __m512i sumi[4];
         for (int v = 0; v < NY; v++) sumi[v] = _mm512_setzero_si512();
         uint32_t hbits[8] = {0};
@@ -810,6 +1119,10 @@ void etok_matmul_rows_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int
     if (etok_simd_active()) {
         const int wide = avx512_k(type);
         if (!wide && nx >= 2 && k_matmul_tiled(type, w, row_bytes, r0, r1, y, n, nx, out, out_stride) == 0) return;
+        if (!wide && nx == 1 && k_decode_applies(type, nb)) {
+            k_decode(type, w, row_bytes, r0, r1, y, nb, out);
+            return;
+        }
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = w + (size_t)r * row_bytes;
             int j = 0;

@@ -183,39 +183,44 @@ static void test_matmul_rows(void **state) {
     }
 }
 
-/* Decode (one token, the path a 4-row kernel would take; one measured slower here, see
- * bench/engine_speed.md): every row of a row range gets the bits of the scalar reference dot,
- * memcmp, for an odd number of super-blocks (3), row ranges not multiples of 4, weights of
- * several magnitudes. */
-static void test_decode_4rows(void **state) {
+/* Decode (one token: quant_k.c's decode path, 2 rows per pass, the activations' shared terms
+ * once per call): every row of a row range gets the bits of the scalar reference dot and of the
+ * single-row AVX2 dot (etok_vec_dot_q8k), memcmp, for 1, 3, 6 (SmolLM2's ffn_down) and 16
+ * super-blocks (the widest on the decode path) and 17 (wider: the single-row kernels), row
+ * ranges of odd length and odd start, weights and activations of several magnitudes. */
+static void test_decode_rows(void **state) {
     (void)state;
-    enum { N = 3 * ETOK_QK_K, R = 11 };
-    static float w[R * N], x[N];
-    static uint8_t m[R * N];
-    static etok_block_q8k y[N / ETOK_QK_K];
-    const int ranges[][2] = {{1, 11}, {0, 7}, {2, 5}, {0, 8}};
-    for (size_t ti = 0; ti < sizeof k_types / sizeof k_types[0]; ti++) {
-        const uint32_t t = k_types[ti];
-        const size_t rb = etok_type_row_bytes(t, N);
-        for (int rep = 0; rep < 3; rep++) {
-            for (int i = 0; i < R * N; i++) w[i] = frand() * (rep == 2 ? 8.0f : 1.0f);
-            for (int i = 0; i < N; i++) x[i] = frand() * (rep == 1 ? 0.01f : 1.0f);
-            for (int r = 0; r < R; r++) etok_quantize_row(t, w + r * N, m + r * rb, N);
-            etok_quantize_q8k(x, y, N);
-            for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
-                const int r0 = ranges[k][0], r1 = ranges[k][1];
-                float out[R];
-                memset(out, 0, sizeof out);
-                etok_matmul_rows_q8k(t, m, rb, r0, r1, y, N, 1, out, R);
-                for (int r = 0; r < R; r++) {
-                    const float want = r < r0 || r >= r1 ? 0.0f : etok_vec_dot_q8k_ref(t, m + r * rb, y, N);
-                    if (memcmp(&out[r], &want, sizeof(float)) != 0)
-                        fail_msg("%s rows [%d,%d) row %d: %a, scalar reference %a", etok_type_name(t), r0, r1, r, out[r],
-                                 want);
+    enum { NBMAX = 17, R = 11 };
+    static float w[R * NBMAX * ETOK_QK_K], x[NBMAX * ETOK_QK_K];
+    static uint8_t m[R * NBMAX * ETOK_QK_K];
+    static etok_block_q8k y[NBMAX];
+    const int nbs[] = {1, 3, 6, 16, 17};
+    const int ranges[][2] = {{1, 11}, {0, 7}, {2, 5}, {0, 8}, {3, 4}};
+    for (size_t ti = 0; ti < sizeof k_types / sizeof k_types[0]; ti++)
+        for (size_t a = 0; a < sizeof nbs / sizeof nbs[0]; a++) {
+            const uint32_t t = k_types[ti];
+            const int N = nbs[a] * ETOK_QK_K;
+            const size_t rb = etok_type_row_bytes(t, N);
+            for (int rep = 0; rep < 3; rep++) {
+                for (int i = 0; i < R * N; i++) w[i] = frand() * (rep == 2 ? 8.0f : 1.0f);
+                for (int i = 0; i < N; i++) x[i] = frand() * (rep == 1 ? 0.01f : 1.0f);
+                for (int r = 0; r < R; r++) etok_quantize_row(t, w + r * N, m + r * rb, N);
+                etok_quantize_q8k(x, y, N);
+                for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++) {
+                    const int r0 = ranges[k][0], r1 = ranges[k][1];
+                    float out[R];
+                    memset(out, 0, sizeof out);
+                    etok_matmul_rows_q8k(t, m, rb, r0, r1, y, N, 1, out, R);
+                    for (int r = 0; r < R; r++) {
+                        const float want = r < r0 || r >= r1 ? 0.0f : etok_vec_dot_q8k_ref(t, m + r * rb, y, N);
+                        const float one = r < r0 || r >= r1 ? 0.0f : etok_vec_dot_q8k(t, m + r * rb, y, N);
+                        if (memcmp(&out[r], &want, sizeof(float)) != 0 || memcmp(&one, &want, sizeof(float)) != 0)
+                            fail_msg("%s nb %d rows [%d,%d) row %d: %a, single-row %a, scalar reference %a",
+                                     etok_type_name(t), nbs[a], r0, r1, r, out[r], one, want);
+                    }
                 }
             }
         }
-    }
 }
 
 int main(void) {
@@ -224,7 +229,7 @@ int main(void) {
         cmocka_unit_test(test_dot_simd_ref_double),
         cmocka_unit_test(test_matches_llama_cpp),
         cmocka_unit_test(test_matmul_rows),
-        cmocka_unit_test(test_decode_4rows),
+        cmocka_unit_test(test_decode_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,10 @@
  * 4 rows x 2 tokens per tile; AVX2 level): every (row, token) of etok_matmul_rows_q8k equals
  * the scalar reference dot (etok_vec_dot_q8k_ref, llama.cpp's AVX2 order, pinned by
  * test_quant_k) bit for bit, for Q2_K, Q3_K, Q4_K, Q5_K and Q6_K; row ranges that start and end
- * inside 4-row groups, 1..9 tokens (2-token tiles and an odd rest), 1, 3 and 17 super-blocks
- * (17: wider than the stack buffer, the heap path), weights of several magnitudes, and
+ * inside 4-row groups, 1..9 tokens (2-token tiles and an odd rest; 1 token: the decode path,
+ * 2 rows per pass and an odd last row), 1, 3, 6 (SmolLM2's ffn_down), 16 and 17 super-blocks
+ * (17: wider than the stack buffer, the heap path; for decode the single-row kernels), weights
+ * of several magnitudes, and
  * saturated blocks (every quant and scale byte 0xFF: the largest values, scales and mins)
  * against activations of +-127. */
 #include <setjmp.h>
@@ -71,7 +73,7 @@ static void saturate(uint32_t t, uint8_t *blk) {
 static void test_tiles_bits(void **state) {
     (void)state;
     const uint32_t types[] = {ETOK_T_Q2_K, ETOK_T_Q3_K, ETOK_T_Q4_K, ETOK_T_Q5_K, ETOK_T_Q6_K};
-    const int64_t nbs[] = {1, 3, 17};
+    const int64_t nbs[] = {1, 3, 6, 16, 17};
     const int ranges[][2] = {{0, ROWS}, {1, 11}, {2, 5}, {3, 4}, {0, 8}};
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t a = 0; a < sizeof nbs / sizeof nbs[0]; a++) {
