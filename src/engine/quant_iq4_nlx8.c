@@ -13,7 +13,7 @@
  *    the pairs (2p, 2p+1) only; then hsum(E + O) (lane-wise sums first); an odd last block
  *    adds after it: sum + s_b * (float)(sum of its 32 products) (a product, then a sum).
  *
- * Why a new layout: the file-layout kernels spend per row and block most instructions on work
+ * Why a new layout (for decode): the file-layout kernels spend per row and block most instructions on work
  * that 4 or 8 rows side by side can share: the F16 scale conversion and broadcast, the nibble
  * unpacking of a 16-byte half, the activation load, and the final horizontal reduction. Here
  * one 32-byte load holds 8 quant bytes of each of 4 rows; its low nibbles, looked up with one
@@ -33,8 +33,8 @@
  *   [128, 144)      8 F16 d (row k at 128 + 2k).
  * Owns: which matrices take it (etok_iq4nlx8_applies), packing, reading a row back, the scalar
  * reference (the orders above spelled out from the packed bytes) and the AVX2 kernels (1 token:
- * streaming with prefetch; several: a group's looked-up values once per call, then tiles of 4
- * rows x 2 tokens). Does not own: the activation quantisation, the thread split, which matrices
+ * streaming with prefetch; several: the rows gathered back into the file's layout, then
+ * quant_q5_0.c's prefill tiles). Does not own: the activation quantisation, the thread split, which matrices
  * are repacked and when (model.c, at the AVX2 level only). Tests: test_quant_iq4_nlx8.c,
  * test_iq4_nl_repack.c. */
 #include "engine/quant.h"
@@ -248,12 +248,11 @@ static TGT void group_1tok(const uint8_t *grp, const etok_block_q8a *y, int64_t 
     _mm256_storeu_ps(res, r);
 }
 
-/* Several tokens: a group's 8 rows gathered back into the file's layout (144 bytes per block,
- * once per call), then quant_q5_0.c's register tiles (4 rows x 2 tokens, the rows' looked-up
+/* Several tokens: the rows gathered back into the file's layout (once per call, on the heap),
+ * then quant_q5_0.c's register tiles (4 rows x 2 tokens, the rows' looked-up
  * values unpacked once per call): the file-layout prefill kernel itself, so the same bits.
- * (Tiles over the transposed layout were measured slower: bench/quant_kernels.md.) */
-#define STACK_BLOCKS 64
-
+ * (Tiles over the transposed layout were measured slower: docs/ENGINE.md, "IQ4_NL repacked
+ * at load".) */
 static TGT int matmul_avx2(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
                            float *out, size_t out_stride) {
     const int64_t nb = n / ETOK_QK;
@@ -270,26 +269,22 @@ static TGT int matmul_avx2(const uint8_t *packed, int64_t r0, int64_t r1, const 
         }
         return 0;
     }
-    etok_block_iq4_nl stack[8 * STACK_BLOCKS];
-    etok_block_iq4_nl *rows = stack;
-    if (nb > STACK_BLOCKS && !(rows = malloc(8 * rb))) return -1;
-    int rc = 0;
-    for (int64_t g = r0 / 8; g * 8 < r1 && rc == 0; g++) {
-        const int64_t lo = g * 8 > r0 ? g * 8 : r0, hi = g * 8 + 8 < r1 ? g * 8 + 8 : r1;
-        const uint8_t *grp = packed + (size_t)g * gb;
+    /* rows [r0, r1) back in the file's layout, then one call for them all */
+    etok_block_iq4_nl *rows = malloc((size_t)(r1 - r0) * rb);
+    if (!rows) return -1;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *grp = packed + (size_t)(r / 8) * gb;
+        const int k = (int)(r % 8);
+        etok_block_iq4_nl *b = rows + (size_t)(r - r0) * (size_t)nb;
         for (int64_t i = 0; i < nb; i++) {
             const uint8_t *B = grp + (size_t)i * BS;
-            for (int k = (int)(lo - g * 8); k < (int)(hi - g * 8); k++) {
-                etok_block_iq4_nl *b = rows + (size_t)k * (size_t)nb + i;
-                memcpy(b->qs, B + off_q(k, 0), 8);
-                memcpy(b->qs + 8, B + off_q(k, 1), 8);
-                memcpy(&b->d, B + OFF_D + 2 * k, 2);
-            }
+            memcpy(b[i].qs, B + off_q(k, 0), 8);
+            memcpy(b[i].qs + 8, B + off_q(k, 1), 8);
+            memcpy(&b[i].d, B + OFF_D + 2 * k, 2);
         }
-        rc = etok_matmul_q5_0_avx2(ETOK_T_IQ4_NL, (const uint8_t *)rows, rb, lo - g * 8, hi - g * 8, xq, n, nx, out + g * 8,
-                                   out_stride);
     }
-    if (rows != stack) free(rows);
+    const int rc = etok_matmul_q5_0_avx2(ETOK_T_IQ4_NL, (const uint8_t *)rows, rb, 0, r1 - r0, xq, n, nx, out + r0, out_stride);
+    free(rows);
     return rc;
 }
 #endif
@@ -297,7 +292,7 @@ static TGT int matmul_avx2(const uint8_t *packed, int64_t r0, int64_t r1, const 
 void etok_matmul_iq4nlx8(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
                          float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
-    /* (a failed allocation, for rows of more than 2048 values and several tokens: the scalar path) */
+    /* (a failed allocation, for several tokens: the scalar path) */
     if (etok_simd_active() && matmul_avx2(packed, r0, r1, xq, n, nx, out, out_stride) == 0) return;
 #endif
     etok_matmul_iq4nlx8_ref(packed, r0, r1, xq, n, nx, out, out_stride);
