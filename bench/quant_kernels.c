@@ -23,14 +23,14 @@
  * Measure avx2 against avx512 on an AVX-512 machine by running both (the results are the same
  * bits; only the time differs). An emulator's timing means nothing: measure on hardware.
  * usage: bench_quant_kernels [-n 4096] [-r 1024] [-R 5] [-x 1] [-f Q2_K,Q3_K] [-I avx2] [--scalar-only] [--q8k] [--q4_0-file]
- * [--q5_0-file]
+ * [--q5_0-file] [--iq4_nl-file]
  * (-f: only these formats, by name). Q4_0 with a row count that is a multiple of 8 goes through
  * llama.cpp's 8-row order as in the engine: the matrix repacked into etok's Q4_0x8 layout
  * (outside the timing; etok_matmul_q4_0x8), or with --q4_0-file the file's layout
  * (etok_matmul_rows_q4_0_8x8, the kernel before the repacking); an -r that is not a multiple
- * of 8 measures the general Q4_0 kernel instead. Q5_0 likewise at the avx2 level: repacked into
- * etok's Q5_0x8 layout (etok_matmul_q50x8), or with --q5_0-file the file's
- * layout (etok_matmul_rows). */
+ * of 8 measures the general Q4_0 kernel instead. Q5_0 and IQ4_NL likewise at the avx2 level:
+ * repacked into etok's Q5_0x8 / IQ4_NLx8 layouts (etok_matmul_q50x8 / etok_matmul_iq4nlx8), or
+ * with --q5_0-file / --iq4_nl-file the file's layout (etok_matmul_rows). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +73,9 @@ static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int 
     for (;;) {
         double t0 = now_s();
         for (int k = 0; k < reps; k++) {
-            if (simd && etok_q4_0_8x8_applies(t, rows, n)) { /* as the engine picks (model.c) */
+            if (simd && t == ETOK_T_IQ4_NL && g_x8) { /* repacked at load, as the engine does (model.c) */
+                etok_matmul_iq4nlx8(g_x8, 0, rows, xq, n, nx, out, (size_t)rows);
+            } else if (simd && etok_q4_0_8x8_applies(t, rows, n)) { /* as the engine picks (model.c) */
                 if (g_x8)
                     etok_matmul_q4_0x8(g_x8, 0, rows, xq, n, nx, out, (size_t)rows);
                 else
@@ -104,7 +106,7 @@ static double round_time(int simd, uint32_t t, const uint8_t *w, size_t rb, int 
 }
 
 int main(int argc, char **argv) {
-    int n = 4096, rows = 1024, rounds = 5, scalar_only = 0, nx = 1, q8k = 0, q4_0_file = 0, q5_0_file = 0;
+    int n = 4096, rows = 1024, rounds = 5, scalar_only = 0, nx = 1, q8k = 0, q4_0_file = 0, q5_0_file = 0, iq4_file = 0;
     const char *only = NULL, *level_name = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-n") && i + 1 < argc) n = atoi(argv[++i]);
@@ -116,10 +118,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--q8k")) q8k = 1;
         else if (!strcmp(argv[i], "--q4_0-file")) q4_0_file = 1;
         else if (!strcmp(argv[i], "--q5_0-file")) q5_0_file = 1;
+        else if (!strcmp(argv[i], "--iq4_nl-file")) iq4_file = 1;
         else if (!strcmp(argv[i], "-I") && i + 1 < argc) level_name = argv[++i];
         else {
             fprintf(stderr, "usage: %s [-n COLS (multiple of 256)] [-r ROWS] [-R ROUNDS] [-x NX] [-f FMT,FMT...] "
-                            "[-I scalar|avx2|avx512|amx] [--scalar-only] [--q8k] [--q4_0-file] [--q5_0-file]\n", argv[0]);
+                            "[-I scalar|avx2|avx512|amx] [--scalar-only] [--q8k] [--q4_0-file] [--q5_0-file] [--iq4_nl-file]\n", argv[0]);
             return 2;
         }
     }
@@ -179,6 +182,8 @@ int main(int argc, char **argv) {
            level_name ? ", forced with -I" : getenv("ETOK_ISA") ? ", forced with ETOK_ISA" : "",
            q4_0_file ? "file layout (etok_matmul_rows_q4_0_8x8)" : "repacked Q4_0x8 (etok_matmul_q4_0x8)",
            q50x8 ? "repacked Q5_0x8 (etok_matmul_q50x8)" : "file layout (etok_matmul_rows)", la0);
+    printf("# IQ4_NL 8k rows at the avx2 level: %s\n",
+           iq4_file ? "file layout (etok_matmul_rows)" : "repacked IQ4_NLx8 (etok_matmul_iq4nlx8)");
     printf("%-7s %7s | %-34s | %-34s | %s\n", "format", "MB", "scalar GB/s [min..max] (rows/s)", "dispatch GB/s [min..max] (rows/s)",
            "speed-up");
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -202,6 +207,10 @@ int main(int argc, char **argv) {
         if (t == ETOK_T_Q5_0 && q50x8) {
             etok_q50x8_pack(w, rb, rows, n, x8);
             g_q50x8 = x8;
+        }
+        if (t == ETOK_T_IQ4_NL && !iq4_file && etok_isa_active() == ETOK_ISA_AVX2 && etok_iq4nlx8_applies(t, rows, n)) {
+            etok_iq4nlx8_pack(w, rb, rows, n, x8);
+            g_x8 = x8;
         }
         const double mb = (double)rb * rows / 1e6;
         double med[2] = {0, 0}, lo[2] = {0, 0}, hi[2] = {0, 0};

@@ -4,8 +4,9 @@
  * Owns: loading (hyper-parameters from <arch>.* keys, weight matrices checked against the
  * shapes they must have, Q4_0 matrices of 8k rows repacked into quant_q4_0.c's Q4_0x8 layout
  * on AVX2 CPUs with the file's pages released (repack_q4_0; Q4_1 and Q5_1 matrices likewise
- * into quant_q4_1.c's Q4_1x8 / Q5_1x8 layouts, Q8_0 into quant_q8_0.c's Q8_0x4 and Q5_0 into
- * quant_q5_0x8.c's Q5_0x8 at the AVX2 level), the tokenizer from
+ * into quant_q4_1.c's Q4_1x8 / Q5_1x8 layouts, Q8_0 into quant_q8_0.c's Q8_0x4, Q5_0 into
+ * quant_q5_0x8.c's Q5_0x8 and IQ4_NL into quant_iq4_nlx8.c's IQ4_NLx8 at the AVX2 level), the
+ * tokenizer from
  * tokenizer.ggml.* via tokenizer_gguf.c), the public tokenizer
  * wrappers of engine.h, FLOP/byte accounting (METRICS.md section 1, "FLOPs and bytes per
  * token"), the KV cache and the forward pass, written top to bottom like llama2.c:
@@ -581,6 +582,7 @@ void etok_mat_dequantize_row(const etok_mat *m, int64_t r, float *out) {
     case ETOK_LAYOUT_Q41X8: etok_q41x8_dequantize_row(m->type, m->data, m->n_in, r, out); break;
     case ETOK_LAYOUT_Q8X4: etok_q8x4_dequantize_row(m->data, m->n_in, r, out); break;
     case ETOK_LAYOUT_Q50X8: etok_q50x8_dequantize_row(m->data, m->n_in, r, out); break;
+    case ETOK_LAYOUT_IQ4NLX8: etok_iq4nlx8_dequantize_row(m->data, m->n_in, r, out); break;
     case ETOK_LAYOUT_FILE: etok_dequantize_row(m->type, m->data + (size_t)r * m->row_bytes, out, m->n_in); break;
     }
 }
@@ -619,7 +621,7 @@ static void release_rows(etok_model *m, const uint8_t *p, size_t n) {
  * one by one. */
 static void repack_q4_0(etok_model *m) {
     if (!etok_simd_active()) return;
-    /* Q4_1 / Q5_1 / Q8_0 / Q5_0 at the AVX2 level only: the AVX-512 level keeps its file-layout kernels */
+    /* Q4_1 / Q5_1 / Q8_0 / Q5_0 / IQ4_NL at the AVX2 level only: the AVX-512 level keeps its file-layout kernels */
     const int q41 = etok_isa_active() == ETOK_ISA_AVX2;
     const etok_model_info *in = &m->info;
     for (int l = -1; l < in->n_layers; l++) {
@@ -634,6 +636,7 @@ static void repack_q4_0(etok_model *m) {
                                    : q41 && etok_q41x8_applies(M->type, M->n_out, M->n_in) ? ETOK_LAYOUT_Q41X8
                                    : q41 && etok_q8x4_applies(M->type, M->n_out, M->n_in)  ? ETOK_LAYOUT_Q8X4
                                    : q41 && etok_q50x8_applies(M->type, M->n_out, M->n_in) ? ETOK_LAYOUT_Q50X8
+                                   : q41 && etok_iq4nlx8_applies(M->type, M->n_out, M->n_in) ? ETOK_LAYOUT_IQ4NLX8
                                                                                             : ETOK_LAYOUT_FILE;
             if (M->layout != ETOK_LAYOUT_FILE || to == ETOK_LAYOUT_FILE) continue;
             const size_t n = (size_t)M->n_out * M->row_bytes;
@@ -652,6 +655,8 @@ static void repack_q4_0(etok_model *m) {
                 etok_q41x8_pack(M->type, M->data, M->row_bytes, M->n_out, M->n_in, buf);
             else if (to == ETOK_LAYOUT_Q50X8)
                 etok_q50x8_pack(M->data, M->row_bytes, M->n_out, M->n_in, buf);
+            else if (to == ETOK_LAYOUT_IQ4NLX8)
+                etok_iq4nlx8_pack(M->data, M->row_bytes, M->n_out, M->n_in, buf);
             else
                 etok_q8x4_pack(M->data, M->row_bytes, M->n_out, M->n_in, buf);
             m->packed[m->n_packed++] = buf;
@@ -1023,6 +1028,8 @@ static void matmul_worker(void *ctxp, int ith, int nth) {
                 etok_matmul_q8x4(M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
             else if (lo < hi && M->layout == ETOK_LAYOUT_Q50X8) /* Q5_0 repacked: the file-layout kernels' bits */
                 etok_matmul_q50x8(M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
+            else if (lo < hi && M->layout == ETOK_LAYOUT_IQ4NLX8) /* IQ4_NL repacked: the file-layout kernels' bits */
+                etok_matmul_iq4nlx8(M->data, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i], (size_t)M->n_out);
             else if (lo < hi && etok_q4_0_8x8_applies(M->type, M->n_out, M->n_in)) /* the same, file layout */
                 etok_matmul_rows_q4_0_8x8(M->data, M->row_bytes, lo, hi, t->xq, M->n_in, t->n_tokens, t->out[i],
                                           (size_t)M->n_out);

@@ -24,6 +24,7 @@ typedef enum {
     ETOK_LAYOUT_Q41X8,  /* Q4_1 / Q5_1, 8 rows interleaved (quant_q4_1.c) */
     ETOK_LAYOUT_Q8X4,   /* Q8_0, 4 rows interleaved (quant_q8_0.c) */
     ETOK_LAYOUT_Q50X8,  /* Q5_0, 8 rows interleaved (quant_q5_0x8.c) */
+    ETOK_LAYOUT_IQ4NLX8, /* IQ4_NL, 8 rows interleaved (quant_iq4_nlx8.c) */
 } etok_layout;
 
 /* A weight matrix of n_out rows of n_in values (GGUF ne[0] = n_in, ne[1] = n_out). data holds

@@ -283,6 +283,22 @@ void etok_matmul_q50x8(const uint8_t *packed, int64_t r0, int64_t r1, const etok
 void etok_matmul_q50x8_ref(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
                            float *out, size_t out_stride);
 
+/* IQ4_NL repacked at load into etok's 8-row interleaved layout IQ4_NLx8
+ * (src/engine/quant_iq4_nlx8.c's top comment): a matrix of n_rows (a multiple of 8) rows, 8
+ * rows per group of etok_iq4nlx8_group_bytes(n_in) bytes (= 8 rows of the file's layout).
+ * pack / get_block / dequantize_row / matmul / matmul_ref as the Q4_1x8 functions above; every
+ * output has the bits of the file-layout kernels (etok_matmul_rows: for one token llama.cpp's
+ * vec_dot order, for several its batch order), for any row range. */
+int etok_iq4nlx8_applies(uint32_t type, int64_t n_out, int64_t n_in);
+size_t etok_iq4nlx8_group_bytes(int64_t n_in);
+void etok_iq4nlx8_pack(const uint8_t *w, size_t row_bytes, int64_t n_rows, int64_t n_in, uint8_t *dst);
+void etok_iq4nlx8_get_block(const uint8_t *packed, int64_t n_in, int64_t r, int64_t i, etok_block_iq4_nl *out);
+void etok_iq4nlx8_dequantize_row(const uint8_t *packed, int64_t n_in, int64_t r, float *out);
+void etok_matmul_iq4nlx8(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
+                         float *out, size_t out_stride);
+void etok_matmul_iq4nlx8_ref(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
+                             int nx, float *out, size_t out_stride);
+
 /* Attention helpers over a KV cache of F32 or F16 rows, `stride` bytes apart:
  * scores: out[s] = (q . k_s) * scale for s < n;
  * accum: out = sum_s w[s] * v_s, accumulated in 8 lanes by absolute position (first_pos + s)
