@@ -862,26 +862,27 @@ static inline __attribute__((always_inline)) TGT void scores_f16_g(const float *
     const int nv = hd / 8;
     const __m256 sv = _mm256_set1_ps(scale);
     int s = 0;
-    /* 8 positions at a time: two positions' chains in flight, one reduction for all 8 */
+    /* 8 positions at a time, one reduction for all 8 */
     for (; s + 8 <= n; s += 8) {
         __m256 part[4][8];
-        for (int p = 0; p < 8; p += 2) {
-            const uint8_t *ka = k0 + (size_t)(s + p) * stride, *kb = ka + stride;
-            __m256 acc[4][2];
-            for (int h = 0; h < G; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+        /* P positions per pass: G <= 3 heads keep their G query chunks and G x 4 chains in
+         * registers (7 loads per 12 FMAs at G = 3); 4 heads take 2 positions */
+        const int P = G <= 3 ? 4 : 2;
+        for (int p = 0; p < 8; p += P) {
+            const uint8_t *kp = k0 + (size_t)(s + p) * stride;
+            __m256 acc[4][4];
+            for (int h = 0; h < G; h++)
+                for (int e = 0; e < P; e++) acc[h][e] = _mm256_setzero_ps();
             for (int i = 0; i < nv; i++) {
-                const __m256 fa = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ka + 16 * i)));
-                const __m256 fb = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kb + 16 * i)));
-                for (int h = 0; h < G; h++) {
-                    const __m256 qv = _mm256_loadu_ps(q + (size_t)h * (size_t)hd + 8 * (size_t)i);
-                    acc[h][0] = _mm256_fmadd_ps(fa, qv, acc[h][0]);
-                    acc[h][1] = _mm256_fmadd_ps(fb, qv, acc[h][1]);
+                __m256 qv[4];
+                for (int h = 0; h < G; h++) qv[h] = _mm256_loadu_ps(q + (size_t)h * (size_t)hd + 8 * (size_t)i);
+                for (int e = 0; e < P; e++) {
+                    const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp + (size_t)e * stride + 16 * i)));
+                    for (int h = 0; h < G; h++) acc[h][e] = _mm256_fmadd_ps(f, qv[h], acc[h][e]);
                 }
             }
-            for (int h = 0; h < G; h++) {
-                part[h][p] = acc[h][0];
-                part[h][p + 1] = acc[h][1];
-            }
+            for (int h = 0; h < G; h++)
+                for (int e = 0; e < P; e++) part[h][p + e] = acc[h][e];
         }
         for (int h = 0; h < G; h++)
             _mm256_storeu_ps(out + (size_t)h * out_stride + (size_t)s, _mm256_mul_ps(hsum8_ps(part[h]), sv));
