@@ -11,7 +11,9 @@
  * GGML_F32x8_REDUCE, or for BF16 its own add / movehl / movehdup sequence).
  *
  * The AVX2 prefill kernel runs tiles of 4 rows x 3 tokens (12 accumulators, tinyBLAS' AVX2
- * shape) over token blocks that stay in L2; the decode kernel reads one row at a time, in
+ * shape: the fewest loads per FMA that 16 ymm registers allow, which is what limits it here)
+ * over token blocks that stay in L2, the 12 sums reduced as three transposed 4-row groups; BF16
+ * rows are first converted to F32 once per 4-row group and token block; the decode kernel reads one row at a time, in
  * file order, with a software prefetch a fixed distance ahead (one sequential stream). Per output the operations
  * are those of the scalar reference, so the bits do not depend on tiles, blocks or threads. */
 #include "engine/matmul_float.h"
