@@ -11,7 +11,9 @@
  * GGML_F32x8_REDUCE, or for BF16 its own add / movehl / movehdup sequence).
  *
  * The AVX2 prefill kernel runs tiles of 4 rows x 3 tokens (12 accumulators, tinyBLAS' AVX2
- * shape) over token blocks that stay in L2; the decode kernel reads one row at a time, in
+ * shape: the fewest loads per FMA that 16 ymm registers allow, which is what limits it here)
+ * over token blocks that stay in L2, the 12 sums reduced as three transposed 4-row groups; BF16
+ * rows are first converted to F32 once per 4-row group and token block; the decode kernel reads one row at a time, in
  * file order, with a software prefetch a fixed distance ahead (one sequential stream). Per output the operations
  * are those of the scalar reference, so the bits do not depend on tiles, blocks or threads. */
 #include "engine/matmul_float.h"
@@ -124,6 +126,20 @@ static inline AI TGT float hadd_sum(__m256 v) {
     return _mm_cvtss_f32(_mm_hadd_ps(t1, t1));
 }
 
+/* Four outputs' sums [s0 s1 s2 s3], each in etok_hsum_ps' order ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)),
+ * from one transposition: the 4 rows of a token are adjacent in `out`, one store. */
+static inline AI TGT __m128 hsum4(__m256 c0, __m256 c1, __m256 c2, __m256 c3) {
+    /* t = lo + hi: [c0: l0+l4 l1+l5 l2+l6 l3+l7 | c1: ...], [c2 | c3] */
+    const __m256 t01 = _mm256_add_ps(_mm256_permute2f128_ps(c0, c1, 0x20), _mm256_permute2f128_ps(c0, c1, 0x31));
+    const __m256 t23 = _mm256_add_ps(_mm256_permute2f128_ps(c2, c3, 0x20), _mm256_permute2f128_ps(c2, c3, 0x31));
+    /* u = t0+t2, v = t1+t3: [c0.u c0.v c2.u c2.v | c1.u c1.v c3.u c3.v] */
+    const __m256 uv = _mm256_add_ps(_mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(1, 0, 1, 0)),
+                                    _mm256_shuffle_ps(t01, t23, _MM_SHUFFLE(3, 2, 3, 2)));
+    /* u+v: [s0 s2 s0 s2 | s1 s3 s1 s3] */
+    const __m256 h = _mm256_hadd_ps(uv, uv);
+    return _mm_unpacklo_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 /* RM rows (RM <= 4) x RN tokens (RN <= 3): every output one 8-lane FMA chain, then hsum. */
 static inline AI TGT void tile(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r, int RM, const float *xr,
                                int64_t n, int64_t j, int RN, float *out, size_t out_stride) {
@@ -142,8 +158,12 @@ static inline AI TGT void tile(uint32_t type, const uint8_t *w, size_t row_bytes
             for (int b = 0; b < RN; b++) c[a][b] = _mm256_fmadd_ps(wv, xv[b], c[a][b]);
         }
     }
-    for (int a = 0; a < RM; a++)
-        for (int b = 0; b < RN; b++) out[(size_t)(j + b) * out_stride + (size_t)(r + a)] = etok_hsum_ps(c[a][b]);
+    if (RM == 4)
+        for (int b = 0; b < RN; b++)
+            _mm_storeu_ps(out + (size_t)(j + b) * out_stride + (size_t)r, hsum4(c[0][b], c[1][b], c[2][b], c[3][b]));
+    else
+        for (int a = 0; a < RM; a++)
+            for (int b = 0; b < RN; b++) out[(size_t)(j + b) * out_stride + (size_t)(r + a)] = etok_hsum_ps(c[a][b]);
 }
 
 #define TILE_CASES(TYPE)                                                                                              \
@@ -165,6 +185,32 @@ TILE_CASES(ETOK_T_F32)
 TILE_CASES(ETOK_T_F16)
 TILE_CASES(ETOK_T_BF16)
 
+/* Widest row whose 4-row BF16 panel is converted to F32 once per token block (32 KiB). */
+#define PANEL_MAX_N 2048
+
+/* BF16: each group of 4 rows converted to F32 (exact) once per token block, the tiles reading
+ * the panel as F32 rows: the widening shuffle + shift per 8 weights then runs once per block
+ * instead of once per token triple (+5-10% on the matrices, docs/ENGINE.md). Same products,
+ * same order, same bits. F16 keeps the in-loop conversion: its panel measured slower. */
+static TGT void tiles_bf16_panel(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const float *xr,
+                                 int64_t n, int64_t j0, int64_t j1, float *out, size_t out_stride) {
+    float panel[4 * PANEL_MAX_N] __attribute__((aligned(32)));
+    const uint8_t *pw = (const uint8_t *)panel;
+    const size_t pb = (size_t)n * sizeof(float);
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        for (int a = 0; a < 4; a++)
+            for (int64_t i = 0; i < n; i += 8)
+                _mm256_store_ps(panel + a * n + i, wload(ETOK_T_BF16, w + (size_t)(r + a) * row_bytes, i));
+        float *o = out + r; /* the tiles index the panel's rows from 0 */
+        int64_t j = j0;
+        for (; j + 3 <= j1; j += 3) tile(ETOK_T_F32, pw, pb, 0, 4, xr, n, j, 3, o, out_stride);
+        if (j1 - j == 2) tile(ETOK_T_F32, pw, pb, 0, 4, xr, n, j, 2, o, out_stride);
+        if (j1 - j == 1) tile(ETOK_T_F32, pw, pb, 0, 4, xr, n, j, 1, o, out_stride);
+    }
+    if (r < r1) tiles_ETOK_T_BF16(w, row_bytes, r, r1, xr, n, j0, j1, out, out_stride);
+}
+
 /* tokens per block: the block's activations (TB * n floats) stay in L2 while the rows pass */
 static int64_t token_block(int64_t n) {
     int64_t tb = (int64_t)(192 * 1024 / 4) / (n > 0 ? n : 1);
@@ -181,6 +227,8 @@ static TGT void gemm_avx2(uint32_t type, const uint8_t *w, size_t row_bytes, int
             tiles_ETOK_T_F32(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
         else if (type == ETOK_T_F16)
             tiles_ETOK_T_F16(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
+        else if (n <= PANEL_MAX_N)
+            tiles_bf16_panel(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
         else
             tiles_ETOK_T_BF16(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
     }

@@ -862,26 +862,27 @@ static inline __attribute__((always_inline)) TGT void scores_f16_g(const float *
     const int nv = hd / 8;
     const __m256 sv = _mm256_set1_ps(scale);
     int s = 0;
-    /* 8 positions at a time: two positions' chains in flight, one reduction for all 8 */
+    /* 8 positions at a time, one reduction for all 8 */
     for (; s + 8 <= n; s += 8) {
         __m256 part[4][8];
-        for (int p = 0; p < 8; p += 2) {
-            const uint8_t *ka = k0 + (size_t)(s + p) * stride, *kb = ka + stride;
-            __m256 acc[4][2];
-            for (int h = 0; h < G; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+        /* P positions per pass: G <= 3 heads keep their G query chunks and G x 4 chains in
+         * registers (7 loads per 12 FMAs at G = 3); 4 heads take 2 positions */
+        const int P = G <= 3 ? 4 : 2;
+        for (int p = 0; p < 8; p += P) {
+            const uint8_t *kp = k0 + (size_t)(s + p) * stride;
+            __m256 acc[4][4];
+            for (int h = 0; h < G; h++)
+                for (int e = 0; e < P; e++) acc[h][e] = _mm256_setzero_ps();
             for (int i = 0; i < nv; i++) {
-                const __m256 fa = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(ka + 16 * i)));
-                const __m256 fb = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kb + 16 * i)));
-                for (int h = 0; h < G; h++) {
-                    const __m256 qv = _mm256_loadu_ps(q + (size_t)h * (size_t)hd + 8 * (size_t)i);
-                    acc[h][0] = _mm256_fmadd_ps(fa, qv, acc[h][0]);
-                    acc[h][1] = _mm256_fmadd_ps(fb, qv, acc[h][1]);
+                __m256 qv[4];
+                for (int h = 0; h < G; h++) qv[h] = _mm256_loadu_ps(q + (size_t)h * (size_t)hd + 8 * (size_t)i);
+                for (int e = 0; e < P; e++) {
+                    const __m256 f = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kp + (size_t)e * stride + 16 * i)));
+                    for (int h = 0; h < G; h++) acc[h][e] = _mm256_fmadd_ps(f, qv[h], acc[h][e]);
                 }
             }
-            for (int h = 0; h < G; h++) {
-                part[h][p] = acc[h][0];
-                part[h][p + 1] = acc[h][1];
-            }
+            for (int h = 0; h < G; h++)
+                for (int e = 0; e < P; e++) part[h][p + e] = acc[h][e];
         }
         for (int h = 0; h < G; h++)
             _mm256_storeu_ps(out + (size_t)h * out_stride + (size_t)s, _mm256_mul_ps(hsum8_ps(part[h]), sv));
@@ -913,26 +914,47 @@ void TGT etok_attn_scores_multi_avx2(const float *q, int g, const uint8_t *k0, s
     }
 }
 
+/* The V sum of G heads over dims [8*i0, 8*(i0+NI)) for the positions whose lane
+ * (absolute position % 8) is `lane`, in position order: G x NI accumulators in registers
+ * (<= 12), each V chunk converted once for the G heads. Every accumulator gets the FMAs the
+ * one-pass loop (all lanes at once, accumulators in memory) gave it, in the same order. */
+static inline __attribute__((always_inline)) TGT void accum_f16_lane(const float *w, size_t w_stride, const int G,
+                                                                      const int NI, int n_seg,
+                                                                      const uint8_t *const *v0, const int *first_pos,
+                                                                      const int *n, size_t stride, int lane, int i0,
+                                                                      __m256 lanes[4][8][64]) {
+    __m256 acc[4][4];
+    for (int h = 0; h < G; h++)
+        for (int i = 0; i < NI; i++) acc[h][i] = _mm256_setzero_ps();
+    for (int j = 0, w0 = 0; j < n_seg; w0 += n[j], j++)
+        for (int s = ((lane - first_pos[j] % 8) % 8 + 8) % 8; s < n[j]; s += 8) {
+            const uint8_t *v = v0[j] + (size_t)s * stride + 16 * (size_t)i0;
+            __m256 ws[4];
+            for (int h = 0; h < G; h++) ws[h] = _mm256_broadcast_ss(w + (size_t)h * w_stride + (size_t)(w0 + s));
+            for (int i = 0; i < NI; i++) {
+                const __m256 vf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 16 * i)));
+                for (int h = 0; h < G; h++) acc[h][i] = _mm256_fmadd_ps(ws[h], vf, acc[h][i]);
+            }
+        }
+    for (int h = 0; h < G; h++)
+        for (int i = 0; i < NI; i++) lanes[h][lane][i0 + i] = acc[h][i];
+}
+
+/* GQA V sum in llama.cpp's order (lane = absolute position % 8, see etok_attn_accum): one pass
+ * per lane and group of dims, its accumulators in registers (was: one pass over the positions
+ * with all 8 x G x hd/8 accumulators in memory, a load and a store per FMA; 15% of an F16
+ * pp512 step, docs/ENGINE.md "Float decode and prefill"). */
 static inline __attribute__((always_inline)) TGT void accum_f16_g(const float *w, size_t w_stride, const int G,
                                                                    int n_seg, const uint8_t *const *v0,
                                                                    const int *first_pos, const int *n, size_t stride,
                                                                    int hd, float *out) {
     __m256 lanes[4][8][64];
-    const int nv = hd / 8;
-    for (int h = 0; h < G; h++)
-        for (int k = 0; k < 8; k++)
-            for (int i = 0; i < nv; i++) lanes[h][k][i] = _mm256_setzero_ps();
-    for (int j = 0, w0 = 0; j < n_seg; w0 += n[j], j++)
-        for (int s = 0; s < n[j]; s++) {
-            const uint8_t *v = v0[j] + (size_t)s * stride;
-            const int lane = (first_pos[j] + s) % 8;
-            __m256 ws[4];
-            for (int h = 0; h < G; h++) ws[h] = _mm256_set1_ps(w[(size_t)h * w_stride + (size_t)(w0 + s)]);
-            for (int i = 0; i < nv; i++) {
-                const __m256 vf = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + 16 * i)));
-                for (int h = 0; h < G; h++) lanes[h][lane][i] = _mm256_fmadd_ps(ws[h], vf, lanes[h][lane][i]);
-            }
-        }
+    const int nv = hd / 8, NI = G >= 4 ? 2 : 4;
+    for (int lane = 0; lane < 8; lane++) {
+        int i0 = 0;
+        for (; i0 + NI <= nv; i0 += NI) accum_f16_lane(w, w_stride, G, NI, n_seg, v0, first_pos, n, stride, lane, i0, lanes);
+        for (; i0 < nv; i0++) accum_f16_lane(w, w_stride, G, 1, n_seg, v0, first_pos, n, stride, lane, i0, lanes);
+    }
     for (int h = 0; h < G; h++)
         for (int i = 0; i < nv; i++) {
             __m256 t0 = _mm256_add_ps(lanes[h][4][i], lanes[h][0][i]), t1 = _mm256_add_ps(lanes[h][5][i], lanes[h][1][i]),

@@ -145,6 +145,40 @@ static void test_kernel_bits(void **state) {
         }
 }
 
+/* Prefill shapes that span several token blocks (a block is ~192 KiB of activations: 32
+ * tokens at 1536 columns, 23 at 2056), ragged at the end, row ranges ending in a partial
+ * group of 4, and a width past the BF16 converted-panel limit (2048): every output equal to the
+ * reference bit for bit, rows outside the range untouched. */
+static void test_kernel_blocks(void **state) {
+    (void)state;
+    enum { ROWS = 10, NX = 70, NMAX = 2056 };
+    static float wf[ROWS * NMAX], x[NX * NMAX], xr[NX * NMAX], fast[NX * ROWS], ref[NX * ROWS];
+    static uint8_t m[ROWS * NMAX * 4];
+    const int widths[] = {1536, 2056, 8};
+    const int nxs[] = {70, 50, 67};
+    const uint32_t types[] = {ETOK_T_F32, ETOK_T_F16, ETOK_T_BF16};
+    for (int i = 0; i < ROWS * NMAX; i++) wf[i] = frand() * 2.0f;
+    for (int i = 0; i < NX * NMAX; i++) x[i] = frand() * 3.0f;
+    for (size_t ti = 0; ti < 3; ti++)
+        for (size_t wi = 0; wi < 3; wi++) {
+            const uint32_t type = types[ti];
+            const int n = widths[wi], nx = nxs[wi];
+            const size_t rb = etok_type_row_bytes(type, n);
+            for (int r = 0; r < ROWS; r++) etok_quantize_row(type, wf + (size_t)r * n, m + (size_t)r * rb, n);
+            etok_float_round_act(type, x, xr, (int64_t)nx * n);
+            const int ranges[][2] = {{0, ROWS}, {1, 7}, {4, 8}};
+            for (size_t ri = 0; ri < 3; ri++) {
+                memset(fast, 0x5a, sizeof fast);
+                memset(ref, 0x5a, sizeof ref);
+                etok_matmul_rows_float(type, m, rb, ranges[ri][0], ranges[ri][1], xr, n, nx, 1, fast, ROWS);
+                etok_matmul_rows_float_ref(type, m, rb, ranges[ri][0], ranges[ri][1], xr, n, nx, 1, ref, ROWS);
+                if (memcmp(fast, ref, sizeof fast) != 0)
+                    fail_msg("type %u n %d nx %d rows [%d,%d): prefill kernel != reference", type, n, nx, ranges[ri][0],
+                             ranges[ri][1]);
+            }
+        }
+}
+
 /* The decode kernel over a tall matrix (one row at a time with a prefetch running ahead across
  * row boundaries up to the end of the range): every row equal to the reference, rows outside
  * the range untouched. */
@@ -178,6 +212,7 @@ int main(void) {
         cmocka_unit_test(test_round),
         cmocka_unit_test(test_orders),
         cmocka_unit_test(test_kernel_bits),
+        cmocka_unit_test(test_kernel_blocks),
         cmocka_unit_test(test_vec_tall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
