@@ -1,5 +1,5 @@
-/* repack_check.h — what the repacked-at-load tests (test_q4_0_repack.c, test_q4_1_repack.c)
- * share: tiny models in a per-test temporary folder, the matrices the forward pass multiplies
+/* repack_check.h — what the repacked-at-load tests (test_q4_0_repack.c, test_q4_1_repack.c,
+ * test_q5_0_repack.c, test_iq4_nl_repack.c) share: tiny models in a per-test temporary folder, the matrices the forward pass multiplies
  * by, a model put back to the file's layout, and the logits of a prefill and decode steps
  * compared bit for bit. Included by one test file each (static functions). The including file
  * defines REPACK_TMP_PREFIX before including, e.g. "/tmp/etok_q4_0_repack". */
@@ -181,6 +181,82 @@ static void check_logits_equal_file_layout(void) {
         etok_model_free(packed);
         etok_model_free(file);
     }
+}
+
+/* One 32-value block of row r of a repacked matrix, back in the file's bytes. */
+static void packed_get_block(const etok_mat *M, int64_t r, int64_t i, void *out) {
+    switch (M->layout) {
+    case ETOK_LAYOUT_Q4_0X8: etok_q4_0x8_get_block(M->data, M->n_in, r, i, out); break;
+    case ETOK_LAYOUT_Q41X8: etok_q41x8_get_block(M->type, M->data, M->n_in, r, i, out); break;
+    case ETOK_LAYOUT_Q8X4: etok_q8x4_get_block(M->data, M->n_in, r, i, out); break;
+    case ETOK_LAYOUT_Q50X8: etok_q50x8_get_block(M->data, M->n_in, r, i, out); break;
+    case ETOK_LAYOUT_IQ4NLX8: etok_iq4nlx8_get_block(M->data, M->n_in, r, i, out); break;
+    case ETOK_LAYOUT_FILE: fail_msg("packed_get_block: a file-layout matrix");
+    }
+}
+
+/* A re-encoded model's repacked matrices back in the file's layout: their re-encoded buffers
+ * were released for the copies, so the rows are rebuilt from the copies (owned by the model). */
+static void rebuild_file_rows(etok_model *m) {
+    etok_mat *mats[64];
+    const int n = model_mats(m, mats);
+    for (int i = 0; i < n; i++) {
+        etok_mat *M = mats[i];
+        if (!mat_repacked(M)) continue;
+        const int64_t nb = M->n_in / 32;
+        const size_t bb = M->row_bytes / (size_t)nb;
+        uint8_t *rows = malloc((size_t)M->n_out * M->row_bytes);
+        assert_non_null(rows);
+        for (int64_t r = 0; r < M->n_out; r++)
+            for (int64_t k = 0; k < nb; k++) packed_get_block(M, r, k, rows + (size_t)r * M->row_bytes + (size_t)k * bb);
+        int slot = 0;
+        while (slot < m->n_owned && m->owned[slot]) slot++; /* a slot the repacking emptied */
+        assert_true(slot < m->n_owned);
+        m->owned[slot] = rows;
+        M->data = rows;
+        M->layout = ETOK_LAYOUT_FILE;
+    }
+    m->tok_embd = m->output;
+}
+
+/* --weights out of a repacked model: `file`'s rows re-encoded into q8_0 read the copies, and
+ * give the logits of the same model re-encoded from the file's layout. */
+static void check_reencode_out_of(const char *file, etok_layout layout) {
+    etok_err err = {{0}, 0};
+    etok_model *a = load(file), *b = load(file);
+    unpack(b);
+    assert_int_equal(etok_model_set_weights(a, "q8_0", &err), 0);
+    assert_int_equal(etok_model_set_weights(b, "q8_0", &err), 0);
+    assert_false(a->output.layout == layout);
+    assert_false(a->tok_embd.layout == layout);
+    assert_false(a->layers[0].wq.layout == layout);
+    assert_string_equal(a->info.weight_types, b->info.weight_types);
+    compare_runs(a, b, file);
+    etok_model_free(a);
+    etok_model_free(b);
+}
+
+/* --weights into a repacked format: `file` (tied) re-encoded into `format` (`type`) is repacked
+ * into `layout` where `packs` (every re-encoded buffer replaced by its copy), and its logits
+ * equal those of the same re-encoding read in the file's layout. */
+static void check_reencode_into(const char *file, const char *format, uint32_t type, etok_layout layout, int packs) {
+    etok_err err = {{0}, 0};
+    etok_model *a = load(file), *b = load(file);
+    assert_int_equal(etok_model_set_weights(a, format, &err), 0);
+    assert_int_equal(etok_model_set_weights(b, format, &err), 0);
+    assert_int_equal(a->layers[0].wq.type, type);
+    if (packs) {
+        assert_true(a->layers[0].wq.layout == layout && a->layers[0].w_down.layout == layout);
+        assert_true(a->output.layout == layout && a->tok_embd.layout == layout);
+        int freed = 0;
+        for (int i = 0; i < a->n_owned; i++) freed += a->owned[i] == NULL;
+        assert_int_equal(freed, 7 * a->info.n_layers + 1);
+    }
+    rebuild_file_rows(b);
+    assert_string_equal(a->info.weight_types, b->info.weight_types);
+    compare_runs(a, b, format);
+    etok_model_free(a);
+    etok_model_free(b);
 }
 
 #endif

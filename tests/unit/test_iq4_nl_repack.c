@@ -84,47 +84,8 @@ static void test_logits_equal_file_layout(void **state) {
  * rows: the logits of the file-layout model re-encoded alike. */
 static void test_reencode(void **state) {
     (void)state;
-    etok_err err = {{0}, 0};
-    etok_model *a = load("q8_0.gguf"), *b = load("q8_0.gguf");
-    assert_int_equal(etok_model_set_weights(a, "iq4_nl", &err), 0);
-    assert_int_equal(etok_model_set_weights(b, "iq4_nl", &err), 0);
-    assert_int_equal(a->layers[0].wq.type, ETOK_T_IQ4_NL);
-    if (applies()) {
-        assert_true(a->layers[0].wq.layout == ETOK_LAYOUT_IQ4NLX8 && a->layers[0].w_down.layout == ETOK_LAYOUT_IQ4NLX8);
-        assert_true(a->output.layout == ETOK_LAYOUT_IQ4NLX8 && a->tok_embd.layout == ETOK_LAYOUT_IQ4NLX8);
-        int freed = 0;
-        for (int i = 0; i < a->n_owned; i++) freed += a->owned[i] == NULL;
-        assert_int_equal(freed, 7 * a->info.n_layers + 1); /* every re-encoded buffer replaced by its copy */
-    }
-    /* b: the re-encoded rows back in the file's layout, rebuilt from the copies */
-    etok_mat *mats[64];
-    const int n = model_mats(b, mats);
-    for (int i = 0; i < n; i++)
-        if (mats[i]->layout == ETOK_LAYOUT_IQ4NLX8) {
-            uint8_t *rows = malloc((size_t)mats[i]->n_out * mats[i]->row_bytes);
-            assert_non_null(rows);
-            for (int64_t r = 0; r < mats[i]->n_out; r++)
-                for (int64_t k = 0; k < mats[i]->n_in / 32; k++)
-                    etok_iq4nlx8_get_block(mats[i]->data, mats[i]->n_in, r, k,
-                                           (etok_block_iq4_nl *)(rows + (size_t)r * mats[i]->row_bytes) + k);
-            b->owned[i] = rows; /* (freed with the model; the slots were emptied by the repacking) */
-            mats[i]->data = rows;
-            mats[i]->layout = ETOK_LAYOUT_FILE;
-        }
-    b->tok_embd = b->output;
-    compare_runs(a, b, "q8_0 file -> --weights iq4_nl");
-    etok_model_free(a);
-    etok_model_free(b);
-
-    a = load("tied.gguf");
-    b = load("tied.gguf");
-    unpack(b);
-    assert_int_equal(etok_model_set_weights(a, "q8_0", &err), 0);
-    assert_int_equal(etok_model_set_weights(b, "q8_0", &err), 0);
-    assert_false(a->layers[0].wq.layout == ETOK_LAYOUT_IQ4NLX8);
-    compare_runs(a, b, "iq4_nl file -> --weights q8_0");
-    etok_model_free(a);
-    etok_model_free(b);
+    check_reencode_into("q8_0.gguf", "iq4_nl", ETOK_T_IQ4_NL, ETOK_LAYOUT_IQ4NLX8, applies());
+    check_reencode_out_of("tied.gguf", ETOK_LAYOUT_IQ4NLX8);
 }
 
 int main(void) {

@@ -133,51 +133,8 @@ static void test_k4_mix(void **state) {
  * repacked (q5_0 from a Q8_0 file), give the logits of the file-layout model. */
 static void test_reencode(void **state) {
     (void)state;
-    etok_err err = {{0}, 0};
-    etok_model *a = load("phi3.gguf"), *b = load("phi3.gguf");
-    unpack(b);
-    assert_int_equal(etok_model_set_weights(a, "q8_0", &err), 0);
-    assert_int_equal(etok_model_set_weights(b, "q8_0", &err), 0);
-    assert_false(a->output.layout == ETOK_LAYOUT_Q50X8);
-    assert_false(a->tok_embd.layout == ETOK_LAYOUT_Q50X8);
-    assert_false(a->layers[0].wq.layout == ETOK_LAYOUT_Q50X8);
-    assert_string_equal(a->info.weight_types, b->info.weight_types);
-    compare_runs(a, b, "q5_0 file -> --weights q8_0");
-    etok_model_free(a);
-    etok_model_free(b);
-
-    a = load("q8_0.gguf");
-    b = load("q8_0.gguf");
-    assert_int_equal(etok_model_set_weights(a, "q5_0", &err), 0);
-    assert_int_equal(etok_model_set_weights(b, "q5_0", &err), 0);
-    assert_int_equal(a->layers[0].wq.type, ETOK_T_Q5_0);
-    if (applies()) {
-        assert_true((a->layers[0].wq.layout == ETOK_LAYOUT_Q50X8) && (a->layers[0].w_down.layout == ETOK_LAYOUT_Q50X8));
-        assert_true((a->output.layout == ETOK_LAYOUT_Q50X8) && (a->tok_embd.layout == ETOK_LAYOUT_Q50X8));
-        int freed = 0;
-        for (int i = 0; i < a->n_owned; i++) freed += a->owned[i] == NULL;
-        assert_int_equal(freed, 7 * a->info.n_layers + 1); /* every re-encoded buffer replaced by its copy */
-    }
-    /* b: the re-encoded rows back in the file's layout, rebuilt from the copies */
-    etok_mat *mats[64];
-    const int n = model_mats(b, mats);
-    for (int i = 0; i < n; i++)
-        if (mats[i]->layout == ETOK_LAYOUT_Q50X8) {
-            uint8_t *rows = malloc((size_t)mats[i]->n_out * mats[i]->row_bytes);
-            assert_non_null(rows);
-            for (int64_t r = 0; r < mats[i]->n_out; r++)
-                for (int64_t k = 0; k < mats[i]->n_in / 32; k++)
-                    etok_q50x8_get_block(mats[i]->data, mats[i]->n_in, r, k,
-                                         (etok_block_q5_0 *)(void *)(rows + (size_t)r * mats[i]->row_bytes) + k);
-            b->owned[i] = rows; /* (freed with the model; the slots were emptied by the repacking) */
-            mats[i]->data = rows;
-            mats[i]->layout = ETOK_LAYOUT_FILE;
-        }
-    b->tok_embd = b->output;
-    assert_string_equal(a->info.weight_types, b->info.weight_types);
-    compare_runs(a, b, "q8_0 file -> --weights q5_0");
-    etok_model_free(a);
-    etok_model_free(b);
+    check_reencode_out_of("phi3.gguf", ETOK_LAYOUT_Q50X8);
+    check_reencode_into("q8_0.gguf", "q5_0", ETOK_T_Q5_0, ETOK_LAYOUT_Q50X8, applies());
 }
 
 int main(void) {
