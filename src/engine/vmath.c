@@ -140,21 +140,23 @@ void etok_attn_accum_1tok_multi_ref(const float *w, size_t w_stride, int g, int 
         etok_attn_accum_1tok_ref(w + (size_t)h * w_stride, n_runs, v0, first_pos, n, stride, hd, out + (size_t)h * (size_t)hd);
 }
 
-/* The sum over a Q8_0 V cache: the definition of its bits (the engine's scalar code before the
- * kernel below: each V row dequantised as d * q, each term w * value rounded, then added in
- * position order from 0; no fused multiply-add) */
+/* The sum over a Q8_0 V cache: the definition of its bits (vmath.h). Per position and
+ * 32-value block, each head's weight times the block's scale, rounded (wd = w * d); then per
+ * value one fused multiply-add, acc = fma((float)q, wd, acc), in position order from 0. */
 void etok_attn_accum_q8_0_ref(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                               const int *n, size_t stride, int hd, float *out) {
     memset(out, 0, (size_t)g * (size_t)hd * sizeof(float));
-    float row[512];
     int k = 0;
     for (int r = 0; r < n_runs; r++)
         for (int j = 0; j < n[r]; j++, k++) {
-            etok_dequantize_row(ETOK_T_Q8_0, v0[r] + (size_t)j * stride, row, hd);
-            for (int h = 0; h < g; h++) {
-                const float wj = w[(size_t)h * w_stride + (size_t)k];
-                float *oh = out + (size_t)h * (size_t)hd;
-                for (int i = 0; i < hd; i++) oh[i] += wj * row[i];
+            const etok_block_q8_0 *blk = (const etok_block_q8_0 *)(v0[r] + (size_t)j * stride);
+            for (int b = 0; b < hd / ETOK_QK; b++) {
+                const float d = etok_f16_to_f32(blk[b].d);
+                for (int h = 0; h < g; h++) {
+                    const float wd = w[(size_t)h * w_stride + (size_t)k] * d;
+                    float *oh = out + (size_t)h * (size_t)hd + (size_t)b * ETOK_QK;
+                    for (int i = 0; i < ETOK_QK; i++) oh[i] = fmaf((float)blk[b].qs[i], wd, oh[i]);
+                }
             }
         }
 }
@@ -453,16 +455,20 @@ TGT void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g,
             }
     }
 }
-/* Q8_0 V sum: 16 values of the row at a time for G (<= 4, a constant where inlined, so the
- * accumulators stay in registers) heads, every position of every run in order; per element
- * the same multiply, add and order as the reference */
+/* Q8_0 V sum: one 32-value block of the row at a time for G (<= 3, a constant where
+ * inlined) heads, every position of every run in order. Per position the block's scale is
+ * folded into each head's weight once (wd = w * d, 3 multiplies), then each of the block's
+ * four 8-value vectors is converted once, x = (float)q, and taken by every head:
+ * acc = fma(x, wd, acc). The 12 accumulators, 3 weights and x fill the 16 registers exactly
+ * (d * q first and w after would need a 17th, and the compiler then spills an accumulator). */
 static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, const float *w, size_t w_stride,
                                                                       int n_runs, const uint8_t *const *v0,
                                                                       const int *n, size_t stride, int hd,
                                                                       float *out) {
-    for (int c = 0; c < hd; c += 16) {
-        __m256 acc[4][2];
-        for (int h = 0; h < G; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+    for (int c = 0; c < hd; c += ETOK_QK) {
+        __m256 acc[3][4];
+        for (int h = 0; h < G; h++)
+            for (int v = 0; v < 4; v++) acc[h][v] = _mm256_setzero_ps();
         const size_t boff = (size_t)(c / ETOK_QK) * sizeof(etok_block_q8_0);
         int k = 0;
         for (int r = 0; r < n_runs; r++) {
@@ -470,34 +476,28 @@ static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, co
             for (int j = 0; j < n[r]; j++, k++, p += stride) {
                 const etok_block_q8_0 *b = (const etok_block_q8_0 *)p;
                 const __m256 d = _mm256_cvtph_ps(_mm_set1_epi16((short)b->d));
-                const __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + c % ETOK_QK));
-                const __m256 x0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-                const __m256 x1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))));
-                for (int h = 0; h < G; h++) {
-                    const __m256 wj = _mm256_broadcast_ss(w + (size_t)h * w_stride + (size_t)k);
-                    acc[h][0] = _mm256_add_ps(acc[h][0], _mm256_mul_ps(wj, x0));
-                    acc[h][1] = _mm256_add_ps(acc[h][1], _mm256_mul_ps(wj, x1));
+                __m256 wd[3];
+                for (int h = 0; h < G; h++) wd[h] = _mm256_mul_ps(_mm256_broadcast_ss(w + (size_t)h * w_stride + (size_t)k), d);
+                for (int v = 0; v < 4; v++) {
+                    const __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + 8 * v))));
+                    for (int h = 0; h < G; h++) acc[h][v] = _mm256_fmadd_ps(x, wd[h], acc[h][v]);
                 }
             }
         }
-        for (int h = 0; h < G; h++) {
-            float *o = out + (size_t)h * (size_t)hd + (size_t)c;
-            _mm256_storeu_ps(o, acc[h][0]);
-            _mm256_storeu_ps(o + 8, acc[h][1]);
-        }
+        for (int h = 0; h < G; h++)
+            for (int v = 0; v < 4; v++) _mm256_storeu_ps(out + (size_t)h * (size_t)hd + (size_t)c + 8 * v, acc[h][v]);
     }
 }
 
 void TGT etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                    const int *n, size_t stride, int hd, float *out) {
-    for (int h0 = 0; h0 < g; h0 += 4) {
+    for (int h0 = 0; h0 < g; h0 += 3) {
         const float *wh = w + (size_t)h0 * w_stride;
         float *oh = out + (size_t)h0 * (size_t)hd;
-        switch (g - h0 < 4 ? g - h0 : 4) {
+        switch (g - h0 < 3 ? g - h0 : 3) {
         case 1: accum_q8_0_heads(1, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
         case 2: accum_q8_0_heads(2, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
-        case 3: accum_q8_0_heads(3, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
-        default: accum_q8_0_heads(4, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        default: accum_q8_0_heads(3, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
         }
     }
 }
@@ -643,7 +643,7 @@ void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_ru
 void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0, const int *n,
                           size_t stride, int hd, float *out) {
 #if ETOK_HAVE_X86_SIMD
-    if (etok_simd_active() && hd % 16 == 0) {
+    if (etok_simd_active() && hd % ETOK_QK == 0) {
         etok_attn_accum_q8_0_avx2(w, w_stride, g, n_runs, v0, n, stride, hd, out);
         return;
     }

@@ -66,9 +66,13 @@ void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_ru
                                 const int *first_pos, const int *n, size_t stride, int hd, float *out);
 
 /* The sum over a Q8_0 V cache (any number of tokens): out[h * hd + i] = the sum over the runs'
- * positions, in order, of w[h * w_stride + k] * (d q_i) (the row's value as Q8_0 dequantises
- * it), each product rounded and then added, from 0 (no fused multiply-add: the engine's
- * original scalar bits). hd <= 512, a multiple of 32; g heads. */
+ * positions, in order, of w[h * w_stride + k] * d q_i (d the scale of value i's 32-value
+ * block, q_i its 8-bit integer), from 0, as acc = fma((float)q_i, wd, acc) with
+ * wd = w[h * w_stride + k] * d rounded once per position, block and head (the block's scale
+ * folded into the weight). Not llama.cpp's bits: the peer needs flash attention for a
+ * quantised V cache (an online softmax, unnormalised weights, rescaled at each new maximum),
+ * so no order here could match it without its softmax; this one costs per value and head a
+ * single FMA (docs/ENGINE.md, "Q8_0 KV cache"). hd <= 512, a multiple of 32; g heads. */
 void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0, const int *n,
                           size_t stride, int hd, float *out);
 
@@ -115,7 +119,7 @@ void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *k0, 
 void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                      const int *first_pos, const int *n, size_t stride, int hd, float *out);
 void etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
-                               const int *n, size_t stride, int hd, float *out); /* hd % 16 == 0 */
+                               const int *n, size_t stride, int hd, float *out); /* hd % 32 == 0 */
 void etok_attn_scores_q8_0_avx2(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
                                 float scale, float *out, size_t out_stride, const uint8_t *v_pf);
 double etok_softmax_exp_avx2(float *y, const float *x, int n, float max);

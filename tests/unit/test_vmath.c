@@ -278,12 +278,15 @@ static void test_attn_1tok_multi_equals_per_head(void **state) {
 /* The AVX2 exp paths give the scalar reference's bits on random inputs over the whole range
  * (including overflow / underflow lanes mixed with ordinary ones) and any row length. */
 /* The Q8_0 V sum: the reference within 1e-5 (of the sum of |terms|) of a double sum of the
- * dequantised values, the ring's two runs = one run bit for bit, and AVX2 = reference bit for
- * bit, for 1..6 heads (more than the kernel's 4 in registers), head sizes 32..128, lengths
- * that are not a multiple of anything. */
+ * dequantised values; the reference = its definition written out here (per position, block
+ * and head wd = w * d rounded, then acc = fmaf(q, wd, acc): a reference that adds the rounded
+ * product instead, or multiplies d * q first, fails it); the ring's two runs = one run bit for
+ * bit; and AVX2 = reference bit for bit, for 1..7 heads (more than the kernel's 3 in
+ * registers, and group sizes that leave 1 or 2 over), head sizes 32..128, lengths that are not
+ * a multiple of anything. */
 static void test_attn_accum_q8_0(void **state) {
     (void)state;
-    enum { N = 71, MAXH = 6, ROWB = 8 * 34 }; /* rows of up to 256 values: 8 blocks */
+    enum { N = 71, MAXH = 7, ROWB = 8 * 34 }; /* rows of up to 256 values: 8 blocks */
     uint8_t *rows = calloc((size_t)N, ROWB);
     assert_non_null(rows);
     for (int j = 0; j < N; j++)
@@ -307,6 +310,18 @@ static void test_attn_accum_q8_0(void **state) {
                 const int n_two[2] = {cut, n - cut};
                 etok_attn_accum_q8_0_ref(w, N, g, 2, v_two, n_two, ROWB, hd, o_two);
                 assert_memory_equal(o_two, o_ref, (size_t)g * (size_t)hd * sizeof(float));
+                for (int h = 0; h < g; h++)
+                    for (int i = 0; i < hd; i++) {
+                        float def = 0.0f;
+                        for (int j = 0; j < n; j++) {
+                            const etok_block_q8_0 *blk =
+                                (const etok_block_q8_0 *)(rows + (size_t)j * ROWB + (size_t)(i / 32) * 34);
+                            def = fmaf((float)blk->qs[i % 32], w[h * N + j] * etok_f16_to_f32(blk->d), def);
+                        }
+                        if (ubits(def) != ubits(o_ref[h * hd + i]))
+                            fail_msg("hd %d n %d g %d out %d: reference %a, definition %a", hd, n, g, h * hd + i,
+                                     (double)o_ref[h * hd + i], (double)def);
+                    }
                 for (int h = 0; h < g; h++)
                     for (int i = 0; i < hd; i++) {
                         double d = 0, mag = 0;
