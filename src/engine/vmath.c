@@ -161,6 +161,21 @@ void etok_attn_accum_q8_0_ref(const float *w, size_t w_stride, int g, int n_runs
         }
 }
 
+void etok_quantize_kv_q8_0(const float *x, void *row, int64_t n) {
+    etok_block_q8_0 *b = row;
+    for (int64_t i = 0; i < n / ETOK_QK; i++) {
+        const float *v = x + i * ETOK_QK;
+        float amax = 0;
+        for (int j = 0; j < ETOK_QK; j++) amax = fmaxf(amax, fabsf(v[j]));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        b[i].d = etok_f32_to_f16(amax / 127.0f);
+        for (int j = 0; j < ETOK_QK; j++) {
+            const long q = lrintf(v[j] * id); /* the current rounding mode: to nearest, ties even */
+            b[i].qs[j] = (int8_t)(q > 127 ? 127 : q < -128 ? -128 : q);
+        }
+    }
+}
+
 /* K.q over a Q8_0 cache in the AVX2 kernel's order (vmath.h): lane l of a block holds the
  * integer sum of bytes 4l..4l+3, the lanes' FMA chains run over the blocks from 0, and the
  * eight lanes are reduced as etok_hsum_ps (hsum_float_8) does */
@@ -464,8 +479,13 @@ TGT void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g,
 static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, const float *w, size_t w_stride,
                                                                       int n_runs, const uint8_t *const *v0,
                                                                       const int *n, size_t stride, int hd,
-                                                                      float *out) {
+                                                                      float *out, const uint8_t *pf_k,
+                                                                      const uint8_t *pf_v) {
+    const size_t len = (size_t)(hd / ETOK_QK) * sizeof(etok_block_q8_0); /* a head's bytes in a row */
     for (int c = 0; c < hd; c += ETOK_QK) {
+        /* this pass's rows to prefetch (vmath.h): K in the first pass, V in the second (both in
+         * the first when there is only one) */
+        const uint8_t *pf = c == 0 ? pf_k : c == ETOK_QK ? pf_v : NULL, *pf2 = c == 0 && hd == ETOK_QK ? pf_v : NULL;
         __m256 acc[3][4];
         for (int h = 0; h < G; h++)
             for (int v = 0; v < 4; v++) acc[h][v] = _mm256_setzero_ps();
@@ -474,6 +494,16 @@ static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, co
         for (int r = 0; r < n_runs; r++) {
             const uint8_t *p = v0[r] + boff;
             for (int j = 0; j < n[r]; j++, k++, p += stride) {
+                if (pf && k < n[0]) { /* the prefetch rows follow the first run */
+                    const char *q = (const char *)pf + (size_t)k * stride;
+                    for (size_t o = 0; o < len; o += 64) _mm_prefetch(q + o, _MM_HINT_T1);
+                    _mm_prefetch(q + len - 1, _MM_HINT_T1);
+                    if (pf2) {
+                        const char *q2 = (const char *)pf2 + (size_t)k * stride;
+                        for (size_t o = 0; o < len; o += 64) _mm_prefetch(q2 + o, _MM_HINT_T1);
+                        _mm_prefetch(q2 + len - 1, _MM_HINT_T1);
+                    }
+                }
                 const etok_block_q8_0 *b = (const etok_block_q8_0 *)p;
                 const __m256 d = _mm256_cvtph_ps(_mm_set1_epi16((short)b->d));
                 __m256 wd[3];
@@ -490,14 +520,16 @@ static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, co
 }
 
 void TGT etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
-                                   const int *n, size_t stride, int hd, float *out) {
+                                   const int *n, size_t stride, int hd, float *out, const uint8_t *pf_k,
+                                   const uint8_t *pf_v) {
     for (int h0 = 0; h0 < g; h0 += 3) {
         const float *wh = w + (size_t)h0 * w_stride;
         float *oh = out + (size_t)h0 * (size_t)hd;
+        const uint8_t *pk = h0 == 0 ? pf_k : NULL, *pv = h0 == 0 ? pf_v : NULL; /* once */
         switch (g - h0 < 3 ? g - h0 : 3) {
-        case 1: accum_q8_0_heads(1, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
-        case 2: accum_q8_0_heads(2, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
-        default: accum_q8_0_heads(3, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        case 1: accum_q8_0_heads(1, wh, w_stride, n_runs, v0, n, stride, hd, oh, pk, pv); break;
+        case 2: accum_q8_0_heads(2, wh, w_stride, n_runs, v0, n, stride, hd, oh, pk, pv); break;
+        default: accum_q8_0_heads(3, wh, w_stride, n_runs, v0, n, stride, hd, oh, pk, pv); break;
         }
     }
 }
@@ -641,13 +673,15 @@ void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_ru
 }
 
 void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0, const int *n,
-                          size_t stride, int hd, float *out) {
+                          size_t stride, int hd, float *out, const uint8_t *pf_k, const uint8_t *pf_v) {
 #if ETOK_HAVE_X86_SIMD
     if (etok_simd_active() && hd % ETOK_QK == 0) {
-        etok_attn_accum_q8_0_avx2(w, w_stride, g, n_runs, v0, n, stride, hd, out);
+        etok_attn_accum_q8_0_avx2(w, w_stride, g, n_runs, v0, n, stride, hd, out, pf_k, pf_v);
         return;
     }
 #endif
+    (void)pf_k;
+    (void)pf_v;
     etok_attn_accum_q8_0_ref(w, w_stride, g, n_runs, v0, n, stride, hd, out);
 }
 

@@ -72,9 +72,20 @@ void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_ru
  * folded into the weight). Not llama.cpp's bits: the peer needs flash attention for a
  * quantised V cache (an online softmax, unnormalised weights, rescaled at each new maximum),
  * so no order here could match it without its softmax; this one costs per value and head a
- * single FMA (docs/ENGINE.md, "Q8_0 KV cache"). hd <= 512, a multiple of 32; g heads. */
+ * single FMA (docs/ENGINE.md, "Attention"). hd <= 512, a multiple of 32; g heads.
+ * pf_k, pf_v: NULL, or rows (same stride, the head's hd / 32 blocks each) that the AVX2
+ * kernel prefetches into L2 while it sums, one per position of the first run, without reading
+ * them: attn.c passes the next layer's K and V rows of the same positions, which a decode step
+ * reads one layer later, after the layer's weights have streamed through the caches. */
 void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0, const int *n,
-                          size_t stride, int hd, float *out);
+                          size_t stride, int hd, float *out, const uint8_t *pf_k, const uint8_t *pf_v);
+
+/* A row of n (a multiple of 32) values into a Q8_0 cache row, as llama.cpp's CPU backend
+ * writes its q8_0 KV cache (ggml_cpy through quantize_row_q8_0, its AVX2 build): per block
+ * d = amax / 127 (stored as F16), q = round-to-nearest-even(v * (127 / amax)). The file
+ * quantiser etok_quantize_row (llama.cpp's reference, as llama-quantize) multiplies by
+ * 1 / d instead, which differs in the last bit for some amax and then moves some q by one. */
+void etok_quantize_kv_q8_0(const float *x, void *row, int64_t n);
 
 /* K.q over a Q8_0 K cache for the g query heads of one KV head (any number of tokens):
  * out[h * out_stride + s] = dot(K row s, q_h) * scale for n rows stride bytes apart, q_h the
@@ -119,7 +130,8 @@ void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *k0, 
 void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                      const int *first_pos, const int *n, size_t stride, int hd, float *out);
 void etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
-                               const int *n, size_t stride, int hd, float *out); /* hd % 32 == 0 */
+                               const int *n, size_t stride, int hd, float *out, const uint8_t *pf_k,
+                               const uint8_t *pf_v); /* hd % 32 == 0 */
 void etok_attn_scores_q8_0_avx2(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
                                 float scale, float *out, size_t out_stride, const uint8_t *v_pf);
 double etok_softmax_exp_avx2(float *y, const float *x, int n, float max);

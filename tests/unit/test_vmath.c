@@ -336,13 +336,53 @@ static void test_attn_accum_q8_0(void **state) {
                     }
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
                 if (!etok_simd_active()) continue;
-                etok_attn_accum_q8_0_avx2(w, N, g, 2, v_two, n_two, ROWB, hd, o_simd);
+                etok_attn_accum_q8_0_avx2(w, N, g, 2, v_two, n_two, ROWB, hd, o_simd, g % 2 ? rows : NULL, g % 2 ? rows : NULL);
                 for (int i = 0; i < g * hd; i++)
                     if (ubits(o_simd[i]) != ubits(o_ref[i]))
                         fail_msg("hd %d n %d g %d out %d: AVX2 %a, scalar %a", hd, n, g, i, (double)o_simd[i], (double)o_ref[i]);
 #endif
             }
     free(rows);
+}
+
+/* The Q8_0 cache's quantiser (etok_quantize_kv_q8_0) = llama.cpp's CPU from_float, which
+ * etok's activation quantiser etok_quantize_q8a already reproduces: the same q bytes and the
+ * same F16 scale on random blocks of mixed magnitudes and a crafted one; on that one the file
+ * quantiser (x * (1 / d), etok_quantize_row) gives other bytes, so a quantiser with 1 / d
+ * fails this test. */
+static void test_quantize_kv_q8_0(void **state) {
+    (void)state;
+    enum { NB = 4096 };
+    float *x = malloc((size_t)NB * 32 * sizeof *x);
+    etok_block_q8_0 *kv = malloc((size_t)NB * sizeof *kv), *file = malloc((size_t)NB * sizeof *file);
+    etok_block_q8a *act = malloc((size_t)NB * sizeof *act);
+    assert_true(x && kv && file && act);
+    for (int b = 0; b < NB; b++) {
+        const float mag = powf(2.0f, (float)(b % 17) - 8.0f) * (1.0f + frand() * 0.5f);
+        for (int i = 0; i < 32; i++) x[b * 32 + i] = mag * frand();
+    }
+    for (int i = 0; i < 32; i++) x[i] = 0.0f; /* an all-zero block: d 0, q 0 */
+    /* a block where the two multipliers round v * id to different integers (6.5 - 2^-20 or so:
+     * llama.cpp's 7, the file quantiser's 6); on random blocks that happens about once in 10^5
+     * values */
+    for (int i = 0; i < 32; i++) x[32 + i] = 0.0f;
+    x[32] = 0x1.000078p+0f;
+    x[33] = 0x1.a34754p-5f;
+    etok_quantize_kv_q8_0(x, kv, (int64_t)NB * 32);
+    etok_quantize_q8a(x, act, (int64_t)NB * 32);
+    etok_quantize_row(ETOK_T_Q8_0, x, file, (int64_t)NB * 32);
+    int differ_file = 0;
+    for (int b = 0; b < NB; b++) {
+        if (ubits(etok_f16_to_f32(kv[b].d)) != ubits(act[b].d))
+            fail_msg("block %d: scale %a, llama.cpp's %a", b, (double)etok_f16_to_f32(kv[b].d), (double)act[b].d);
+        if (memcmp(kv[b].qs, act[b].qs, 32)) fail_msg("block %d: q bytes differ from llama.cpp's quantiser", b);
+        differ_file += memcmp(kv[b].qs, file[b].qs, 32) != 0;
+    }
+    assert_true(differ_file > 0);
+    free(x);
+    free(kv);
+    free(file);
+    free(act);
 }
 
 /* The Q8_0 K.q scores (etok_attn_scores_q8_0): the scalar definition within 1e-5 (of the sum
@@ -457,6 +497,7 @@ int main(void) {
         cmocka_unit_test(test_attn_1tok_multi_equals_per_head),
         cmocka_unit_test(test_exp_simd_equals_scalar),
         cmocka_unit_test(test_attn_accum_q8_0),
+        cmocka_unit_test(test_quantize_kv_q8_0),
         cmocka_unit_test(test_attn_scores_q8_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
