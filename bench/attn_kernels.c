@@ -115,7 +115,7 @@ int main(int argc, char **argv) {
                                 const etok_block_q8a *qg8 = qa + (size_t)kh * G * D / 32;
                                 if (q8 == 2) { /* the two halves apart: K.q (way 0) or the V sum (way 1) */
                                     if (w == 0) etok_attn_scores_q8_0(qg8, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth, v0);
-                                    else etok_attn_accum_q8_0(sc, (size_t)depth, G, 1, &v0, &depth, rb, D, og, NULL, NULL);
+                                    else etok_attn_accum_q8_0(sc, (size_t)depth, G, 1, &v0, &depth, rb, D, og);
                                     continue;
                                 }
                                 if (w == 0) {
@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
                                     etok_attn_scores_q8_0(qg8, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth, v0);
                                 }
                                 for (int h = 0; h < G * depth; h++) sc[h] = 1.0f / (float)depth; /* the softmax's place */
-                                etok_attn_accum_q8_0(sc, (size_t)depth, G, 1, &v0, &depth, rb, D, og, NULL, NULL);
+                                etok_attn_accum_q8_0(sc, (size_t)depth, G, 1, &v0, &depth, rb, D, og);
                             } else if (one && w == 0) {
                                 for (int h = 0; h < G; h++) {
                                     etok_attn_scores_1tok(qg + (size_t)h * D, k0, rb, depth, D, 0.125f, sc + (size_t)h * depth);

@@ -123,18 +123,8 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
          * position-slot accumulators */
         etok_attn_accum_1tok_multi(sc, cap, g, sp.n_seg, v0, sp.first_pos, sp.n, stride, hd, out);
     } else if (kv_type == ETOK_T_Q8_0) {
-        /* each row's blocks summed into every head's output, in position order; a decode step
-         * meanwhile prefetches the next layer's K and V rows of the same positions (read one
-         * layer later, after its weights have evicted them from the caches) when that layer
-         * lays them out alike */
-        const uint8_t *pk = NULL, *pv = NULL;
-        if (a->b->n_tokens == 1 && sp.n_seg == 1 && a->layer + 1 < kv->n_layers &&
-            kv->layout[a->layer + 1].sinks == kv->layout[a->layer].sinks &&
-            kv->layout[a->layer + 1].ring == kv->layout[a->layer].ring) {
-            pk = etok_kv_row(kv, kv->k, slot, a->layer + 1, sp.first_pos[0]) + off;
-            pv = etok_kv_row(kv, kv->v, slot, a->layer + 1, sp.first_pos[0]) + off;
-        }
-        etok_attn_accum_q8_0(sc, cap, g, sp.n_seg, v0, sp.n, stride, hd, out, pk, pv);
+        /* each row's blocks summed into every head's output, in position order */
+        etok_attn_accum_q8_0(sc, cap, g, sp.n_seg, v0, sp.n, stride, hd, out);
     } else {
         etok_attn_accum_multi(kv_type, sc, cap, g, sp.n_seg, v0, sp.first_pos, sp.n, stride, hd, out);
     }

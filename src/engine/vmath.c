@@ -479,13 +479,8 @@ TGT void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g,
 static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, const float *w, size_t w_stride,
                                                                       int n_runs, const uint8_t *const *v0,
                                                                       const int *n, size_t stride, int hd,
-                                                                      float *out, const uint8_t *pf_k,
-                                                                      const uint8_t *pf_v) {
-    const size_t len = (size_t)(hd / ETOK_QK) * sizeof(etok_block_q8_0); /* a head's bytes in a row */
+                                                                      float *out) {
     for (int c = 0; c < hd; c += ETOK_QK) {
-        /* this pass's rows to prefetch (vmath.h): K in the first pass, V in the second (both in
-         * the first when there is only one) */
-        const uint8_t *pf = c == 0 ? pf_k : c == ETOK_QK ? pf_v : NULL, *pf2 = c == 0 && hd == ETOK_QK ? pf_v : NULL;
         __m256 acc[3][4];
         for (int h = 0; h < G; h++)
             for (int v = 0; v < 4; v++) acc[h][v] = _mm256_setzero_ps();
@@ -494,16 +489,6 @@ static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, co
         for (int r = 0; r < n_runs; r++) {
             const uint8_t *p = v0[r] + boff;
             for (int j = 0; j < n[r]; j++, k++, p += stride) {
-                if (pf && k < n[0]) { /* the prefetch rows follow the first run */
-                    const char *q = (const char *)pf + (size_t)k * stride;
-                    for (size_t o = 0; o < len; o += 64) _mm_prefetch(q + o, _MM_HINT_T1);
-                    _mm_prefetch(q + len - 1, _MM_HINT_T1);
-                    if (pf2) {
-                        const char *q2 = (const char *)pf2 + (size_t)k * stride;
-                        for (size_t o = 0; o < len; o += 64) _mm_prefetch(q2 + o, _MM_HINT_T1);
-                        _mm_prefetch(q2 + len - 1, _MM_HINT_T1);
-                    }
-                }
                 const etok_block_q8_0 *b = (const etok_block_q8_0 *)p;
                 const __m256 d = _mm256_cvtph_ps(_mm_set1_epi16((short)b->d));
                 __m256 wd[3];
@@ -520,16 +505,14 @@ static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, co
 }
 
 void TGT etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
-                                   const int *n, size_t stride, int hd, float *out, const uint8_t *pf_k,
-                                   const uint8_t *pf_v) {
+                                   const int *n, size_t stride, int hd, float *out) {
     for (int h0 = 0; h0 < g; h0 += 3) {
         const float *wh = w + (size_t)h0 * w_stride;
         float *oh = out + (size_t)h0 * (size_t)hd;
-        const uint8_t *pk = h0 == 0 ? pf_k : NULL, *pv = h0 == 0 ? pf_v : NULL; /* once */
         switch (g - h0 < 3 ? g - h0 : 3) {
-        case 1: accum_q8_0_heads(1, wh, w_stride, n_runs, v0, n, stride, hd, oh, pk, pv); break;
-        case 2: accum_q8_0_heads(2, wh, w_stride, n_runs, v0, n, stride, hd, oh, pk, pv); break;
-        default: accum_q8_0_heads(3, wh, w_stride, n_runs, v0, n, stride, hd, oh, pk, pv); break;
+        case 1: accum_q8_0_heads(1, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        case 2: accum_q8_0_heads(2, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        default: accum_q8_0_heads(3, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
         }
     }
 }
@@ -673,15 +656,13 @@ void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_ru
 }
 
 void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0, const int *n,
-                          size_t stride, int hd, float *out, const uint8_t *pf_k, const uint8_t *pf_v) {
+                          size_t stride, int hd, float *out) {
 #if ETOK_HAVE_X86_SIMD
     if (etok_simd_active() && hd % ETOK_QK == 0) {
-        etok_attn_accum_q8_0_avx2(w, w_stride, g, n_runs, v0, n, stride, hd, out, pf_k, pf_v);
+        etok_attn_accum_q8_0_avx2(w, w_stride, g, n_runs, v0, n, stride, hd, out);
         return;
     }
 #endif
-    (void)pf_k;
-    (void)pf_v;
     etok_attn_accum_q8_0_ref(w, w_stride, g, n_runs, v0, n, stride, hd, out);
 }
 

@@ -72,13 +72,9 @@ void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_ru
  * folded into the weight). Not llama.cpp's bits: the peer needs flash attention for a
  * quantised V cache (an online softmax, unnormalised weights, rescaled at each new maximum),
  * so no order here could match it without its softmax; this one costs per value and head a
- * single FMA (docs/ENGINE.md, "Attention"). hd <= 512, a multiple of 32; g heads.
- * pf_k, pf_v: NULL, or rows (same stride, the head's hd / 32 blocks each) that the AVX2
- * kernel prefetches into L2 while it sums, one per position of the first run, without reading
- * them: attn.c passes the next layer's K and V rows of the same positions, which a decode step
- * reads one layer later, after the layer's weights have streamed through the caches. */
+ * single FMA (docs/ENGINE.md, "Attention"). hd <= 512, a multiple of 32; g heads. */
 void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0, const int *n,
-                          size_t stride, int hd, float *out, const uint8_t *pf_k, const uint8_t *pf_v);
+                          size_t stride, int hd, float *out);
 
 /* A row of n (a multiple of 32) values into a Q8_0 cache row, as llama.cpp's CPU backend
  * writes its q8_0 KV cache (ggml_cpy through quantize_row_q8_0, its AVX2 build): per block
@@ -130,8 +126,7 @@ void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *k0, 
 void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                      const int *first_pos, const int *n, size_t stride, int hd, float *out);
 void etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
-                               const int *n, size_t stride, int hd, float *out, const uint8_t *pf_k,
-                               const uint8_t *pf_v); /* hd % 32 == 0 */
+                               const int *n, size_t stride, int hd, float *out); /* hd % 32 == 0 */
 void etok_attn_scores_q8_0_avx2(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
                                 float scale, float *out, size_t out_stride, const uint8_t *v_pf);
 double etok_softmax_exp_avx2(float *y, const float *x, int n, float max);
