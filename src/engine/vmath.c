@@ -140,23 +140,22 @@ void etok_attn_accum_1tok_multi_ref(const float *w, size_t w_stride, int g, int 
         etok_attn_accum_1tok_ref(w + (size_t)h * w_stride, n_runs, v0, first_pos, n, stride, hd, out + (size_t)h * (size_t)hd);
 }
 
-/* The sum over a Q8_0 V cache: the definition of its bits (vmath.h). Per position and
- * 32-value block, each head's weight times the block's scale, rounded (wd = w * d); then per
- * value one fused multiply-add, acc = fma((float)q, wd, acc), in position order from 0. */
+/* The sum over a Q8_0 V cache: the definition of its bits (vmath.h). Each V row dequantised
+ * as d * q (exact in float: an 11-bit F16 scale times an 8-bit integer), then per head and
+ * value one fused multiply-add of it and the weight, in position order from 0 (the term
+ * arithmetic of llama.cpp's flash attention, ggml_vec_mad_f32: y = fma(v, w, y)). */
 void etok_attn_accum_q8_0_ref(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                               const int *n, size_t stride, int hd, float *out) {
     memset(out, 0, (size_t)g * (size_t)hd * sizeof(float));
+    float row[512];
     int k = 0;
     for (int r = 0; r < n_runs; r++)
         for (int j = 0; j < n[r]; j++, k++) {
-            const etok_block_q8_0 *blk = (const etok_block_q8_0 *)(v0[r] + (size_t)j * stride);
-            for (int b = 0; b < hd / ETOK_QK; b++) {
-                const float d = etok_f16_to_f32(blk[b].d);
-                for (int h = 0; h < g; h++) {
-                    const float wd = w[(size_t)h * w_stride + (size_t)k] * d;
-                    float *oh = out + (size_t)h * (size_t)hd + (size_t)b * ETOK_QK;
-                    for (int i = 0; i < ETOK_QK; i++) oh[i] = fmaf((float)blk[b].qs[i], wd, oh[i]);
-                }
+            etok_dequantize_row(ETOK_T_Q8_0, v0[r] + (size_t)j * stride, row, hd);
+            for (int h = 0; h < g; h++) {
+                const float wj = w[(size_t)h * w_stride + (size_t)k];
+                float *oh = out + (size_t)h * (size_t)hd;
+                for (int i = 0; i < hd; i++) oh[i] = fmaf(row[i], wj, oh[i]);
             }
         }
 }
@@ -471,11 +470,12 @@ TGT void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g,
     }
 }
 /* Q8_0 V sum: one 32-value block of the row at a time for G (<= 3, a constant where
- * inlined) heads, every position of every run in order. Per position the block's scale is
- * folded into each head's weight once (wd = w * d, 3 multiplies), then each of the block's
- * four 8-value vectors is converted once, x = (float)q, and taken by every head:
- * acc = fma(x, wd, acc). The 12 accumulators, 3 weights and x fill the 16 registers exactly
- * (d * q first and w after would need a 17th, and the compiler then spills an accumulator). */
+ * inlined) heads, every position of every run in order. Per position each of the block's
+ * four 8-value vectors is converted once, x = d * q (exact in float), and taken by every
+ * head: acc = fma(x, w, acc), the reference's operations element for element. (Folding d into
+ * the weight instead, wd = w * d and fma(q, wd, acc), saves a register and one multiply per
+ * vector, 0.36 against 0.45 ms per step in bench_attn_kernels -q 2, but rounds w * d: it
+ * agreed less well with the peer's q8_0 run, docs/ENGINE.md.) */
 static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, const float *w, size_t w_stride,
                                                                       int n_runs, const uint8_t *const *v0,
                                                                       const int *n, size_t stride, int hd,
@@ -491,11 +491,11 @@ static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, co
             for (int j = 0; j < n[r]; j++, k++, p += stride) {
                 const etok_block_q8_0 *b = (const etok_block_q8_0 *)p;
                 const __m256 d = _mm256_cvtph_ps(_mm_set1_epi16((short)b->d));
-                __m256 wd[3];
-                for (int h = 0; h < G; h++) wd[h] = _mm256_mul_ps(_mm256_broadcast_ss(w + (size_t)h * w_stride + (size_t)k), d);
                 for (int v = 0; v < 4; v++) {
-                    const __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + 8 * v))));
-                    for (int h = 0; h < G; h++) acc[h][v] = _mm256_fmadd_ps(x, wd[h], acc[h][v]);
+                    const __m256 x = _mm256_mul_ps(
+                        d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + 8 * v)))));
+                    for (int h = 0; h < G; h++)
+                        acc[h][v] = _mm256_fmadd_ps(x, _mm256_broadcast_ss(w + (size_t)h * w_stride + (size_t)k), acc[h][v]);
                 }
             }
         }

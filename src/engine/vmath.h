@@ -66,13 +66,13 @@ void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_ru
                                 const int *first_pos, const int *n, size_t stride, int hd, float *out);
 
 /* The sum over a Q8_0 V cache (any number of tokens): out[h * hd + i] = the sum over the runs'
- * positions, in order, of w[h * w_stride + k] * d q_i (d the scale of value i's 32-value
- * block, q_i its 8-bit integer), from 0, as acc = fma((float)q_i, wd, acc) with
- * wd = w[h * w_stride + k] * d rounded once per position, block and head (the block's scale
- * folded into the weight). Not llama.cpp's bits: the peer needs flash attention for a
- * quantised V cache (an online softmax, unnormalised weights, rescaled at each new maximum),
- * so no order here could match it without its softmax; this one costs per value and head a
- * single FMA (docs/ENGINE.md, "Attention"). hd <= 512, a multiple of 32; g heads. */
+ * positions, in order, from 0, of w[h * w_stride + k] * x_i, x_i = d q_i the row's value as
+ * Q8_0 dequantises it (exact in float), each term added with one fused multiply-add:
+ * acc = fma(x_i, w, acc), the term arithmetic of llama.cpp's flash attention
+ * (ggml_vec_mad_f32, AVX2). Not llama.cpp's bits: the peer needs flash attention for a
+ * quantised V cache, and its online softmax (unnormalised weights, rescaled at each new
+ * maximum, divided at the end) is another order (docs/ENGINE.md, "Attention").
+ * hd <= 512, a multiple of 32; g heads. */
 void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0, const int *n,
                           size_t stride, int hd, float *out);
 

@@ -278,9 +278,9 @@ static void test_attn_1tok_multi_equals_per_head(void **state) {
 /* The AVX2 exp paths give the scalar reference's bits on random inputs over the whole range
  * (including overflow / underflow lanes mixed with ordinary ones) and any row length. */
 /* The Q8_0 V sum: the reference within 1e-5 (of the sum of |terms|) of a double sum of the
- * dequantised values; the reference = its definition written out here (per position, block
- * and head wd = w * d rounded, then acc = fmaf(q, wd, acc): a reference that adds the rounded
- * product instead, or multiplies d * q first, fails it); the ring's two runs = one run bit for
+ * dequantised values; the reference = its definition written out here (x = d * q, then
+ * acc = fmaf(x, w, acc): a reference that adds the rounded product instead, or folds d into
+ * w, fails it); the ring's two runs = one run bit for
  * bit; and AVX2 = reference bit for bit, for 1..7 heads (more than the kernel's 3 in
  * registers, and group sizes that leave 1 or 2 over), head sizes 32..128, lengths that are not
  * a multiple of anything. */
@@ -316,7 +316,7 @@ static void test_attn_accum_q8_0(void **state) {
                         for (int j = 0; j < n; j++) {
                             const etok_block_q8_0 *blk =
                                 (const etok_block_q8_0 *)(rows + (size_t)j * ROWB + (size_t)(i / 32) * 34);
-                            def = fmaf((float)blk->qs[i % 32], w[h * N + j] * etok_f16_to_f32(blk->d), def);
+                            def = fmaf(etok_f16_to_f32(blk->d) * (float)blk->qs[i % 32], w[h * N + j], def);
                         }
                         if (ubits(def) != ubits(o_ref[h * hd + i]))
                             fail_msg("hd %d n %d g %d out %d: reference %a, definition %a", hd, n, g, h * hd + i,
