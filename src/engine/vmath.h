@@ -96,7 +96,8 @@ void etok_quantize_kv_q8_0(const float *x, void *row, int64_t n);
  * scalar order, llama.cpp's scalar build: one float sum over the blocks), as before.
  * hd a multiple of 32, <= 512; g <= ETOK_VM_MAX_GROUP. v_pf: NULL, or the V rows of the same
  * positions (same stride), which the AVX2 kernel prefetches into L2 while it computes, so that
- * the sum over V (etok_attn_accum_q8_0, four passes over the rows) does not wait for memory. */
+ * the sum over V (etok_attn_accum_q8_0, one pass over the rows per 32-value block) does not
+ * wait for memory. */
 void etok_attn_scores_q8_0(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
                            float scale, float *out, size_t out_stride, const uint8_t *v_pf);
 
