@@ -14,8 +14,9 @@
  * With -q 1 a Q8_0 cache instead: K.q as one dispatched dot (etok_vec_dot_multi) per position
  * for the group (the engine before the grouped kernel) against etok_attn_scores_q8_0 (each K
  * block read once for the group, eight positions reduced at once); the V sum is
- * etok_attn_accum_q8_0 both ways.
- * usage: bench_attn_kernels [-d 512] [-L 30] [-H 9] [-K 3] [-D 64] [-R 7] [-1 0|1] [-X 0] [-q 0|1] */
+ * etok_attn_accum_q8_0 both ways. With -q 2 the two halves of the grouped Q8_0 kernels apart:
+ * etok_attn_scores_q8_0 alone against etok_attn_accum_q8_0 alone (no softmax between).
+ * usage: bench_attn_kernels [-d 512] [-L 30] [-H 9] [-K 3] [-D 64] [-R 7] [-1 0|1] [-X 0] [-q 0|1|2] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-X")) evict_mb = v;
         else if (!strcmp(argv[i], "-q")) q8 = v;
         else {
-            fprintf(stderr, "usage: %s [-d DEPTH] [-L LAYERS] [-H HEADS] [-K KV_HEADS] [-D HEAD_DIM] [-R ROUNDS] [-1 0|1] [-X MB] [-q 0|1]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-d DEPTH] [-L LAYERS] [-H HEADS] [-K KV_HEADS] [-D HEAD_DIM] [-R ROUNDS] [-1 0|1] [-X MB] [-q 0|1|2]\n", argv[0]);
             return 2;
         }
     }
@@ -112,6 +113,11 @@ int main(int argc, char **argv) {
                             const int fp = 0;
                             if (q8) {
                                 const etok_block_q8a *qg8 = qa + (size_t)kh * G * D / 32;
+                                if (q8 == 2) { /* the two halves apart: K.q (way 0) or the V sum (way 1) */
+                                    if (w == 0) etok_attn_scores_q8_0(qg8, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth, v0);
+                                    else etok_attn_accum_q8_0(sc, (size_t)depth, G, 1, &v0, &depth, rb, D, og);
+                                    continue;
+                                }
                                 if (w == 0) {
                                     for (int j = 0; j < depth; j++) {
                                         float *o = sc + j;
@@ -157,11 +163,17 @@ int main(int argc, char **argv) {
     printf("# bench_attn_kernels: %s cache, %d layers x %d KV heads (groups of %d query heads) x depth %d x head %d "
            "(%.1f MB K+V), %s kernels, %s, 1 thread, %d MB read before each step, thread CPU time per decode step, median [min..max] of %d rounds\n",
            q8 ? "Q8_0" : "F16", L, K, G, depth, D, 2.0 * L * layer_bytes / 1e6, q8 ? "Q8_0 scores" : one ? "one-token" : "batch", etok_simd_active() ? "AVX2" : "scalar", evict_mb, rounds);
+    if (q8 == 2) {
+        printf("K.q (etok_attn_scores_q8_0):   %.3f ms [%.3f..%.3f]\n", t[0][rounds / 2] * 1e3, t[0][0] * 1e3, t[0][rounds - 1] * 1e3);
+        printf("V sum (etok_attn_accum_q8_0): %.3f ms [%.3f..%.3f]\n", t[1][rounds / 2] * 1e3, t[1][0] * 1e3, t[1][rounds - 1] * 1e3);
+        goto done;
+    }
     printf(q8 ? "per position (dispatched dot per pos):  %.3f ms [%.3f..%.3f]\n" : "per query head (row converted per head): %.3f ms [%.3f..%.3f]\n", t[0][rounds / 2] * 1e3, t[0][0] * 1e3,
            t[0][rounds - 1] * 1e3);
     printf(q8 ? "grouped (8 positions per reduction):     %.3f ms [%.3f..%.3f]\n" : "per KV head (row converted once):        %.3f ms [%.3f..%.3f]\n", t[1][rounds / 2] * 1e3, t[1][0] * 1e3,
            t[1][rounds - 1] * 1e3);
     printf("speed-up: %.2fx\n", t[0][rounds / 2] / t[1][rounds / 2]);
+done:
     free(kc);
     free(vc);
     free(q);

@@ -15,8 +15,13 @@ token the peer chose). Unset LLAMA_SERVER: prints a one-line note and exits 0, u
 --peer-json gives saved peer output (--save-peer writes it), so etok changes can be measured
 again without the peer.
 
+--cache-type picks the KV cache of both: f16 (default; the peer's default, etok --kv 16) or q8_0
+(etok --kv 8; the peer with -fa -ctk q8_0 -ctv q8_0, since llama.cpp needs flash attention for a
+quantised V cache). Saved peer output records its cache type; a mismatch is refused.
+
 usage: LLAMA_SERVER=... scripts/compare_logprobs.py [-m MODEL] [--bench build/bench_logprobs]
-       [-n 64] [-t 2] [--port 18089] [--save-peer F] [--peer-json F] [--json OUT]
+       [-n 64] [-t 2] [--cache-type f16|q8_0] [--kv BITS] [--port 18089] [--save-peer F]
+       [--peer-json F] [--json OUT]
 """
 import argparse
 import json
@@ -48,10 +53,15 @@ def post(port, path, body, timeout=600):
         return json.loads(r.read())
 
 
-def run_peer(server, model, n, threads, port):
+PEER_CACHE_ARGS = {"f16": [], "q8_0": ["-fa", "-ctk", "q8_0", "-ctv", "q8_0"]}
+ETOK_KV_BITS = {"f16": 16, "q8_0": 8}
+
+
+def run_peer(server, model, n, threads, port, cache_type):
     log = open(os.devnull, "w")
     proc = subprocess.Popen([server, "-m", model, "-t", str(threads), "-c", "2048", "-np", "1",
-                             "--port", str(port), "--host", "127.0.0.1"], stdout=log, stderr=log)
+                             "--port", str(port), "--host", "127.0.0.1"] + PEER_CACHE_ARGS[cache_type],
+                            stdout=log, stderr=log)
     try:
         deadline = time.time() + 300
         while True:
@@ -80,7 +90,8 @@ def run_peer(server, model, n, threads, port):
             steps = r["completion_probabilities"]
             out.append({"name": name, "prompt_ids": ids, "tokens": [s["id"] for s in steps],
                         "top": [[[t["id"], t["logprob"]] for t in s["top_logprobs"]] for s in steps]})
-        return {"peer": server, "peer_build": props.get("build_info", ""), "model": model, "prompts": out}
+        return {"peer": server, "peer_build": props.get("build_info", ""), "model": model, "cache_type": cache_type,
+                "peer_args": PEER_CACHE_ARGS[cache_type], "prompts": out}
     finally:
         proc.terminate()
         try:
@@ -123,27 +134,35 @@ def main():
     ap.add_argument("--bench", default="build/bench_logprobs", help="etok's bench_logprobs (cmake --build build --target bench_logprobs)")
     ap.add_argument("-n", type=int, default=64, help="greedy tokens per prompt")
     ap.add_argument("-t", "--threads", type=int, default=2)
-    ap.add_argument("--kv", type=int, default=16, help="etok KV cache bits (the peer's default cache is F16)")
+    ap.add_argument("--cache-type", choices=sorted(PEER_CACHE_ARGS), default="f16",
+                    help="KV cache of both: f16 (the peer's default) or q8_0 (the peer with -fa -ctk q8_0 -ctv q8_0)")
+    ap.add_argument("--kv", type=int, help="etok KV cache bits (default: those of --cache-type, 16 or 8)")
     ap.add_argument("--port", type=int, default=18089)
     ap.add_argument("--save-peer", help="write the peer's output here")
     ap.add_argument("--peer-json", help="use saved peer output instead of running the peer")
     ap.add_argument("--json", help="write the comparison here")
     a = ap.parse_args()
+    if a.kv is None:
+        a.kv = ETOK_KV_BITS[a.cache_type]
     if a.peer_json:
         with open(a.peer_json) as f:
             peer = json.load(f)
+        saved = peer.get("cache_type", "f16")  # output saved before the option: the peer's default cache
+        if saved != a.cache_type:
+            sys.exit(f"compare_logprobs: {a.peer_json} was saved with the peer's {saved} cache, not {a.cache_type}")
     else:
         server = os.environ.get("LLAMA_SERVER")
         if not server:
             print("compare_logprobs: LLAMA_SERVER is unset (path to llama.cpp's llama-server); peer comparison skipped")
             return 0
-        peer = run_peer(server, a.model, a.n, a.threads, a.port)
+        peer = run_peer(server, a.model, a.n, a.threads, a.port, a.cache_type)
         if a.save_peer:
             with open(a.save_peer, "w") as f:
                 json.dump(peer, f)
     mine = run_etok(a.bench, a.model, peer, a.threads, a.kv)
     rows, tot = compare(peer, mine)
-    print(f"model {a.model}; peer {peer.get('peer', '?')} {peer.get('peer_build', '')}; etok KV {a.kv}-bit")
+    print(f"model {a.model}; peer {peer.get('peer', '?')} {peer.get('peer_build', '')} {a.cache_type} cache "
+          f"{' '.join(peer.get('peer_args', []))}; etok KV {a.kv}-bit")
     print(f"{'prompt':<14} {'steps':>5} {'median|dlp|':>11} {'max|dlp|':>9} {'shared/10':>9} {'greedy':>7}")
     for r in rows:
         print(f"{r['name']:<14} {r['steps']:>5} {r['median']:>11.4f} {r['max']:>9.4f} {r['shared']:>9.2f} "
@@ -153,6 +172,7 @@ def main():
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"model": a.model, "peer": peer.get("peer"), "peer_build": peer.get("peer_build"),
+                       "cache_type": a.cache_type, "etok_kv_bits": a.kv,
                        "prompts": rows, "all": tot}, f, indent=1)
     return 0
 

@@ -11,7 +11,10 @@
  * and w.V as ggml_vec_dot_f16 does (vmath.h; the group's rows converted once, each head's
  * accumulators in the per-head order). A Q8_0 cache: q quantised to 8-bit blocks and each
  * score with the bits of llama.cpp's ggml_vec_dot_q8_0_q8_0 (AVX2), the group's scores in one
- * kernel (vmath.h: etok_attn_scores_q8_0); V summed in etok's own order (etok_attn_accum_q8_0).
+ * kernel (vmath.h: etok_attn_scores_q8_0); V summed with one FMA per value and head, x = d q
+ * exact, acc = fma(x, w, acc) (etok_attn_accum_q8_0: the peer's term arithmetic, not its
+ * online-softmax order); K and V written as the peer writes its q8_0 cache (model.c,
+ * etok_quantize_kv_q8_0).
  * A span in several runs (sinks, a wrapped ring) sums into the same lanes, so its result does
  * not depend on where the ring wraps (before, each run was reduced and the runs added). */
 #include "engine/attn.h"
@@ -123,7 +126,7 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
          * position-slot accumulators */
         etok_attn_accum_1tok_multi(sc, cap, g, sp.n_seg, v0, sp.first_pos, sp.n, stride, hd, out);
     } else if (kv_type == ETOK_T_Q8_0) {
-        /* each row dequantised and summed in float into every head's output, in position order */
+        /* each row's blocks summed into every head's output, in position order */
         etok_attn_accum_q8_0(sc, cap, g, sp.n_seg, v0, sp.n, stride, hd, out);
     } else {
         etok_attn_accum_multi(kv_type, sc, cap, g, sp.n_seg, v0, sp.first_pos, sp.n, stride, hd, out);

@@ -1268,8 +1268,8 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
                 etok_f32_to_f16_row(kt, kr, kvd);
                 etok_f32_to_f16_row(st->v + (size_t)t * kvd, vr, kvd);
             } else if (kv->type == ETOK_T_Q8_0) {
-                etok_quantize_row(ETOK_T_Q8_0, kt, kr, kvd);
-                etok_quantize_row(ETOK_T_Q8_0, st->v + (size_t)t * kvd, vr, kvd);
+                etok_quantize_kv_q8_0(kt, kr, kvd); /* as llama.cpp writes its q8_0 cache (vmath.h) */
+                etok_quantize_kv_q8_0(st->v + (size_t)t * kvd, vr, kvd);
             } else {
                 memcpy(kr, kt, (size_t)kvd * sizeof(float));
                 memcpy(vr, st->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));

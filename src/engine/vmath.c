@@ -140,9 +140,10 @@ void etok_attn_accum_1tok_multi_ref(const float *w, size_t w_stride, int g, int 
         etok_attn_accum_1tok_ref(w + (size_t)h * w_stride, n_runs, v0, first_pos, n, stride, hd, out + (size_t)h * (size_t)hd);
 }
 
-/* The sum over a Q8_0 V cache: the definition of its bits (the engine's scalar code before the
- * kernel below: each V row dequantised as d * q, each term w * value rounded, then added in
- * position order from 0; no fused multiply-add) */
+/* The sum over a Q8_0 V cache: the definition of its bits (vmath.h). Each V row dequantised
+ * as d * q (exact in float: an 11-bit F16 scale times an 8-bit integer), then per head and
+ * value one fused multiply-add of it and the weight, in position order from 0 (the term
+ * arithmetic of llama.cpp's flash attention, ggml_vec_mad_f32: y = fma(v, w, y)). */
 void etok_attn_accum_q8_0_ref(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                               const int *n, size_t stride, int hd, float *out) {
     memset(out, 0, (size_t)g * (size_t)hd * sizeof(float));
@@ -154,9 +155,24 @@ void etok_attn_accum_q8_0_ref(const float *w, size_t w_stride, int g, int n_runs
             for (int h = 0; h < g; h++) {
                 const float wj = w[(size_t)h * w_stride + (size_t)k];
                 float *oh = out + (size_t)h * (size_t)hd;
-                for (int i = 0; i < hd; i++) oh[i] += wj * row[i];
+                for (int i = 0; i < hd; i++) oh[i] = fmaf(row[i], wj, oh[i]);
             }
         }
+}
+
+void etok_quantize_kv_q8_0(const float *x, void *row, int64_t n) {
+    etok_block_q8_0 *b = row;
+    for (int64_t i = 0; i < n / ETOK_QK; i++) {
+        const float *v = x + i * ETOK_QK;
+        float amax = 0;
+        for (int j = 0; j < ETOK_QK; j++) amax = fmaxf(amax, fabsf(v[j]));
+        const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        b[i].d = etok_f32_to_f16(amax / 127.0f);
+        for (int j = 0; j < ETOK_QK; j++) {
+            const long q = lrintf(v[j] * id); /* the current rounding mode: to nearest, ties even */
+            b[i].qs[j] = (int8_t)(q > 127 ? 127 : q < -128 ? -128 : q);
+        }
+    }
 }
 
 /* K.q over a Q8_0 cache in the AVX2 kernel's order (vmath.h): lane l of a block holds the
@@ -453,16 +469,21 @@ TGT void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g,
             }
     }
 }
-/* Q8_0 V sum: 16 values of the row at a time for G (<= 4, a constant where inlined, so the
- * accumulators stay in registers) heads, every position of every run in order; per element
- * the same multiply, add and order as the reference */
+/* Q8_0 V sum: one 32-value block of the row at a time for G (<= 3, a constant where
+ * inlined) heads, every position of every run in order. Per position each of the block's
+ * four 8-value vectors is converted once, x = d * q (exact in float), and taken by every
+ * head: acc = fma(x, w, acc), the reference's operations element for element. (Folding d into
+ * the weight instead, wd = w * d and fma(q, wd, acc), saves a register and one multiply per
+ * vector, 0.36 against 0.45 ms per step in bench_attn_kernels -q 2, but rounds w * d: it
+ * agreed less well with the peer's q8_0 run, docs/ENGINE.md.) */
 static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, const float *w, size_t w_stride,
                                                                       int n_runs, const uint8_t *const *v0,
                                                                       const int *n, size_t stride, int hd,
                                                                       float *out) {
-    for (int c = 0; c < hd; c += 16) {
-        __m256 acc[4][2];
-        for (int h = 0; h < G; h++) acc[h][0] = acc[h][1] = _mm256_setzero_ps();
+    for (int c = 0; c < hd; c += ETOK_QK) {
+        __m256 acc[3][4];
+        for (int h = 0; h < G; h++)
+            for (int v = 0; v < 4; v++) acc[h][v] = _mm256_setzero_ps();
         const size_t boff = (size_t)(c / ETOK_QK) * sizeof(etok_block_q8_0);
         int k = 0;
         for (int r = 0; r < n_runs; r++) {
@@ -470,34 +491,28 @@ static inline __attribute__((always_inline)) TGT void accum_q8_0_heads(int G, co
             for (int j = 0; j < n[r]; j++, k++, p += stride) {
                 const etok_block_q8_0 *b = (const etok_block_q8_0 *)p;
                 const __m256 d = _mm256_cvtph_ps(_mm_set1_epi16((short)b->d));
-                const __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + c % ETOK_QK));
-                const __m256 x0 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)));
-                const __m256 x1 = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8))));
-                for (int h = 0; h < G; h++) {
-                    const __m256 wj = _mm256_broadcast_ss(w + (size_t)h * w_stride + (size_t)k);
-                    acc[h][0] = _mm256_add_ps(acc[h][0], _mm256_mul_ps(wj, x0));
-                    acc[h][1] = _mm256_add_ps(acc[h][1], _mm256_mul_ps(wj, x1));
+                for (int v = 0; v < 4; v++) {
+                    const __m256 x = _mm256_mul_ps(
+                        d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + 8 * v)))));
+                    for (int h = 0; h < G; h++)
+                        acc[h][v] = _mm256_fmadd_ps(x, _mm256_broadcast_ss(w + (size_t)h * w_stride + (size_t)k), acc[h][v]);
                 }
             }
         }
-        for (int h = 0; h < G; h++) {
-            float *o = out + (size_t)h * (size_t)hd + (size_t)c;
-            _mm256_storeu_ps(o, acc[h][0]);
-            _mm256_storeu_ps(o + 8, acc[h][1]);
-        }
+        for (int h = 0; h < G; h++)
+            for (int v = 0; v < 4; v++) _mm256_storeu_ps(out + (size_t)h * (size_t)hd + (size_t)c + 8 * v, acc[h][v]);
     }
 }
 
 void TGT etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                    const int *n, size_t stride, int hd, float *out) {
-    for (int h0 = 0; h0 < g; h0 += 4) {
+    for (int h0 = 0; h0 < g; h0 += 3) {
         const float *wh = w + (size_t)h0 * w_stride;
         float *oh = out + (size_t)h0 * (size_t)hd;
-        switch (g - h0 < 4 ? g - h0 : 4) {
+        switch (g - h0 < 3 ? g - h0 : 3) {
         case 1: accum_q8_0_heads(1, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
         case 2: accum_q8_0_heads(2, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
-        case 3: accum_q8_0_heads(3, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
-        default: accum_q8_0_heads(4, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
+        default: accum_q8_0_heads(3, wh, w_stride, n_runs, v0, n, stride, hd, oh); break;
         }
     }
 }
@@ -643,7 +658,7 @@ void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_ru
 void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0, const int *n,
                           size_t stride, int hd, float *out) {
 #if ETOK_HAVE_X86_SIMD
-    if (etok_simd_active() && hd % 16 == 0) {
+    if (etok_simd_active() && hd % ETOK_QK == 0) {
         etok_attn_accum_q8_0_avx2(w, w_stride, g, n_runs, v0, n, stride, hd, out);
         return;
     }

@@ -66,11 +66,22 @@ void etok_attn_accum_1tok_multi(const float *w, size_t w_stride, int g, int n_ru
                                 const int *first_pos, const int *n, size_t stride, int hd, float *out);
 
 /* The sum over a Q8_0 V cache (any number of tokens): out[h * hd + i] = the sum over the runs'
- * positions, in order, of w[h * w_stride + k] * (d q_i) (the row's value as Q8_0 dequantises
- * it), each product rounded and then added, from 0 (no fused multiply-add: the engine's
- * original scalar bits). hd <= 512, a multiple of 32; g heads. */
+ * positions, in order, from 0, of w[h * w_stride + k] * x_i, x_i = d q_i the row's value as
+ * Q8_0 dequantises it (exact in float), each term added with one fused multiply-add:
+ * acc = fma(x_i, w, acc), the term arithmetic of llama.cpp's flash attention
+ * (ggml_vec_mad_f32, AVX2). Not llama.cpp's bits: the peer needs flash attention for a
+ * quantised V cache, and its online softmax (unnormalised weights, rescaled at each new
+ * maximum, divided at the end) is another order (docs/ENGINE.md, "Attention").
+ * hd <= 512, a multiple of 32; g heads. */
 void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0, const int *n,
                           size_t stride, int hd, float *out);
+
+/* A row of n (a multiple of 32) values into a Q8_0 cache row, as llama.cpp's CPU backend
+ * writes its q8_0 KV cache (ggml_cpy through quantize_row_q8_0, its AVX2 build): per block
+ * d = amax / 127 (stored as F16), q = round-to-nearest-even(v * (127 / amax)). The file
+ * quantiser etok_quantize_row (llama.cpp's reference, as llama-quantize) multiplies by
+ * 1 / d instead, which differs in the last bit for some amax and then moves some q by one. */
+void etok_quantize_kv_q8_0(const float *x, void *row, int64_t n);
 
 /* K.q over a Q8_0 K cache for the g query heads of one KV head (any number of tokens):
  * out[h * out_stride + s] = dot(K row s, q_h) * scale for n rows stride bytes apart, q_h the
@@ -85,7 +96,8 @@ void etok_attn_accum_q8_0(const float *w, size_t w_stride, int g, int n_runs, co
  * scalar order, llama.cpp's scalar build: one float sum over the blocks), as before.
  * hd a multiple of 32, <= 512; g <= ETOK_VM_MAX_GROUP. v_pf: NULL, or the V rows of the same
  * positions (same stride), which the AVX2 kernel prefetches into L2 while it computes, so that
- * the sum over V (etok_attn_accum_q8_0, four passes over the rows) does not wait for memory. */
+ * the sum over V (etok_attn_accum_q8_0, one pass over the rows per 32-value block) does not
+ * wait for memory. */
 void etok_attn_scores_q8_0(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
                            float scale, float *out, size_t out_stride, const uint8_t *v_pf);
 
@@ -115,7 +127,7 @@ void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *k0, 
 void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                      const int *first_pos, const int *n, size_t stride, int hd, float *out);
 void etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
-                               const int *n, size_t stride, int hd, float *out); /* hd % 16 == 0 */
+                               const int *n, size_t stride, int hd, float *out); /* hd % 32 == 0 */
 void etok_attn_scores_q8_0_avx2(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
                                 float scale, float *out, size_t out_stride, const uint8_t *v_pf);
 double etok_softmax_exp_avx2(float *y, const float *x, int n, float max);

@@ -325,6 +325,10 @@ static void test_forward_reference(void **state) {
     check_against_reference("tiny.gguf", 16, 0, 3.0f);
     check_against_reference("tiny.gguf", 32, 4, 3.0f); /* sliding window */
     check_against_reference("mixed.gguf", 32, 0, 3.0f); /* every tensor type, untied Q6_K head */
+    /* a Q8_0 KV cache (head size 64, groups of 2): K.q and the V sum of etok_attn_*_q8_0, full
+     * attention and a window of 4 */
+    check_against_reference("mixed.gguf", 8, 0, 3.0f);
+    check_against_reference("mixed.gguf", 8, 4, 3.0f);
     /* llama-quantize's K-quant mixes load and run (issue 14) */
     check_against_reference("q4km.gguf", 32, 0, 3.0f);
     check_against_reference("q5km.gguf", 16, 0, 3.0f);

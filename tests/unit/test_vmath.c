@@ -278,12 +278,15 @@ static void test_attn_1tok_multi_equals_per_head(void **state) {
 /* The AVX2 exp paths give the scalar reference's bits on random inputs over the whole range
  * (including overflow / underflow lanes mixed with ordinary ones) and any row length. */
 /* The Q8_0 V sum: the reference within 1e-5 (of the sum of |terms|) of a double sum of the
- * dequantised values, the ring's two runs = one run bit for bit, and AVX2 = reference bit for
- * bit, for 1..6 heads (more than the kernel's 4 in registers), head sizes 32..128, lengths
- * that are not a multiple of anything. */
+ * dequantised values; the reference = its definition written out here (x = d * q, then
+ * acc = fmaf(x, w, acc): a reference that adds the rounded product instead, or folds d into
+ * w, fails it); the ring's two runs = one run bit for
+ * bit; and AVX2 = reference bit for bit, for 1..7 heads (more than the kernel's 3 in
+ * registers, and group sizes that leave 1 or 2 over), head sizes 32..128, lengths that are not
+ * a multiple of anything. */
 static void test_attn_accum_q8_0(void **state) {
     (void)state;
-    enum { N = 71, MAXH = 6, ROWB = 8 * 34 }; /* rows of up to 256 values: 8 blocks */
+    enum { N = 71, MAXH = 7, ROWB = 8 * 34 }; /* rows of up to 256 values: 8 blocks */
     uint8_t *rows = calloc((size_t)N, ROWB);
     assert_non_null(rows);
     for (int j = 0; j < N; j++)
@@ -309,6 +312,18 @@ static void test_attn_accum_q8_0(void **state) {
                 assert_memory_equal(o_two, o_ref, (size_t)g * (size_t)hd * sizeof(float));
                 for (int h = 0; h < g; h++)
                     for (int i = 0; i < hd; i++) {
+                        float def = 0.0f;
+                        for (int j = 0; j < n; j++) {
+                            const etok_block_q8_0 *blk =
+                                (const etok_block_q8_0 *)(rows + (size_t)j * ROWB + (size_t)(i / 32) * 34);
+                            def = fmaf(etok_f16_to_f32(blk->d) * (float)blk->qs[i % 32], w[h * N + j], def);
+                        }
+                        if (ubits(def) != ubits(o_ref[h * hd + i]))
+                            fail_msg("hd %d n %d g %d out %d: reference %a, definition %a", hd, n, g, h * hd + i,
+                                     (double)o_ref[h * hd + i], (double)def);
+                    }
+                for (int h = 0; h < g; h++)
+                    for (int i = 0; i < hd; i++) {
                         double d = 0, mag = 0;
                         for (int j = 0; j < n; j++) {
                             const etok_block_q8_0 *blk =
@@ -328,6 +343,46 @@ static void test_attn_accum_q8_0(void **state) {
 #endif
             }
     free(rows);
+}
+
+/* The Q8_0 cache's quantiser (etok_quantize_kv_q8_0) = llama.cpp's CPU from_float, which
+ * etok's activation quantiser etok_quantize_q8a already reproduces: the same q bytes and the
+ * same F16 scale on random blocks of mixed magnitudes and a crafted one; on that one the file
+ * quantiser (x * (1 / d), etok_quantize_row) gives other bytes, so a quantiser with 1 / d
+ * fails this test. */
+static void test_quantize_kv_q8_0(void **state) {
+    (void)state;
+    enum { NB = 4096 };
+    float *x = malloc((size_t)NB * 32 * sizeof *x);
+    etok_block_q8_0 *kv = malloc((size_t)NB * sizeof *kv), *file = malloc((size_t)NB * sizeof *file);
+    etok_block_q8a *act = malloc((size_t)NB * sizeof *act);
+    assert_true(x && kv && file && act);
+    for (int b = 0; b < NB; b++) {
+        const float mag = powf(2.0f, (float)(b % 17) - 8.0f) * (1.0f + frand() * 0.5f);
+        for (int i = 0; i < 32; i++) x[b * 32 + i] = mag * frand();
+    }
+    for (int i = 0; i < 32; i++) x[i] = 0.0f; /* an all-zero block: d 0, q 0 */
+    /* a block where the two multipliers round v * id to different integers (6.5 - 2^-20 or so:
+     * llama.cpp's 7, the file quantiser's 6); on random blocks that happens about once in 10^5
+     * values */
+    for (int i = 0; i < 32; i++) x[32 + i] = 0.0f;
+    x[32] = 0x1.000078p+0f;
+    x[33] = 0x1.a34754p-5f;
+    etok_quantize_kv_q8_0(x, kv, (int64_t)NB * 32);
+    etok_quantize_q8a(x, act, (int64_t)NB * 32);
+    etok_quantize_row(ETOK_T_Q8_0, x, file, (int64_t)NB * 32);
+    int differ_file = 0;
+    for (int b = 0; b < NB; b++) {
+        if (ubits(etok_f16_to_f32(kv[b].d)) != ubits(act[b].d))
+            fail_msg("block %d: scale %a, llama.cpp's %a", b, (double)etok_f16_to_f32(kv[b].d), (double)act[b].d);
+        if (memcmp(kv[b].qs, act[b].qs, 32)) fail_msg("block %d: q bytes differ from llama.cpp's quantiser", b);
+        differ_file += memcmp(kv[b].qs, file[b].qs, 32) != 0;
+    }
+    assert_true(differ_file > 0);
+    free(x);
+    free(kv);
+    free(file);
+    free(act);
 }
 
 /* The Q8_0 K.q scores (etok_attn_scores_q8_0): the scalar definition within 1e-5 (of the sum
@@ -442,6 +497,7 @@ int main(void) {
         cmocka_unit_test(test_attn_1tok_multi_equals_per_head),
         cmocka_unit_test(test_exp_simd_equals_scalar),
         cmocka_unit_test(test_attn_accum_q8_0),
+        cmocka_unit_test(test_quantize_kv_q8_0),
         cmocka_unit_test(test_attn_scores_q8_0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
