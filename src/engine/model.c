@@ -3,7 +3,7 @@
  *
  * Owns: loading (hyper-parameters from <arch>.* keys, weight matrices checked against the
  * shapes they must have, Q4_0 matrices of 8k rows repacked into quant_q4_0.c's Q4_0x8 layout
- * on AVX2 CPUs with the file's pages released (repack_q4_0; Q4_1 and Q5_1 matrices likewise
+ * on AVX2 CPUs with the file's pages released (repack_at_load; Q4_1 and Q5_1 matrices likewise
  * into quant_q4_1.c's Q4_1x8 / Q5_1x8 layouts, Q8_0 into quant_q8_0.c's Q8_0x4, Q5_0 into
  * quant_q5_0x8.c's Q5_0x8 and IQ4_NL into quant_iq4_nlx8.c's IQ4_NLx8 at the AVX2 level), the
  * tokenizer from
@@ -42,7 +42,7 @@
 
 /* ------------------------------------------------------------------ loading */
 
-static void repack_q4_0(etok_model *m);
+static void repack_at_load(etok_model *m);
 
 static int get_u32_req(const etok_gguf *g, const char *key, int *out, etok_err *err) {
     uint32_t v;
@@ -556,7 +556,7 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
     /* theta_i = pos * theta_scale^i, built per token in the forward pass (a running float
      * product, as llama.cpp does, so both engines round the angles alike) */
     m->rope_theta_scale = powf((float)in->rope_freq_base, -2.0f / (float)m->rope_dims);
-    repack_q4_0(m);
+    repack_at_load(m);
     describe_types(m, NULL, 0, NULL);
     step_bytes(m);
     m->matmul_params = (double)in->n_layers * (double)(2 * d * qd + 2 * d * kvd + 3 * d * dff);
@@ -619,7 +619,7 @@ static void release_rows(etok_model *m, const uint8_t *p, size_t n) {
  * reads its rows from the copy. A matrix whose copy cannot be allocated stays in the file's
  * layout (the file-layout 8-row kernel gives the same bits). Phi-3's row views are packed
  * one by one. */
-static void repack_q4_0(etok_model *m) {
+static void repack_at_load(etok_model *m) {
     if (!etok_simd_active()) return;
     /* Q4_1 / Q5_1 / Q8_0 / Q5_0 / IQ4_NL at the AVX2 level only: the AVX-512 level keeps its file-layout kernels */
     const int q41 = etok_isa_active() == ETOK_ISA_AVX2;
@@ -764,7 +764,7 @@ int etok_model_set_weights(etok_model *m, const char *format, etok_err *err) {
         if (reencode_mat(m, mats[i], types[i], row, err)) goto done;
     }
     if (in->tied_embeddings) m->output = m->tok_embd;
-    repack_q4_0(m); /* matrices now in Q4_0 */
+    repack_at_load(m); /* matrices now in Q4_0 */
     describe_types(m, orig, n_orig, orig_types);
     step_bytes(m);
     rc = 0;

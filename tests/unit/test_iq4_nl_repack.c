@@ -1,5 +1,5 @@
 /* test_iq4_nl_repack.c — IQ4_NL matrices repacked at load into etok's IQ4_NLx8 layout
- * (model.c repack_q4_0, quant_iq4_nlx8.c; docs/ENGINE.md "IQ4_NL repacked at load"), on tiny
+ * (model.c repack_at_load, quant_iq4_nlx8.c; docs/ENGINE.md "IQ4_NL repacked at load"), on tiny
  * synthetic GGUF files.
  *
  * What is proven (at the AVX2 kernel level, where the repacking applies; elsewhere the test

@@ -1,5 +1,5 @@
 /* test_q4_1_repack.c — Q4_1 and Q5_1 matrices repacked at load into etok's Q4_1x8 / Q5_1x8
- * layouts (model.c repack_q4_0, quant_q4_1.c; docs/ENGINE.md "Q4_1 and Q5_1 repacked at
+ * layouts (model.c repack_at_load, quant_q4_1.c; docs/ENGINE.md "Q4_1 and Q5_1 repacked at
  * load"), on tiny synthetic GGUF files.
  *
  * What is proven (at the AVX2 kernel level, where the repacking applies; elsewhere the test

@@ -1,5 +1,5 @@
 /* test_q5_0_repack.c — Q5_0 matrices repacked at load into etok's Q5_0x8 layout (model.c
- * repack_q4_0, quant_q5_0x8.c; docs/ENGINE.md "Q5_0 repacked at load"), on tiny synthetic
+ * repack_at_load, quant_q5_0x8.c; docs/ENGINE.md "Q5_0 repacked at load"), on tiny synthetic
  * GGUF files.
  *
  * What is proven (at the AVX2 kernel level, where the repacking applies; elsewhere the test
