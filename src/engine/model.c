@@ -612,9 +612,11 @@ static void release_rows(etok_model *m, const uint8_t *p, size_t n) {
     if (b > a && madvise((void *)a, b - a, MADV_DONTNEED) == 0) m->released_bytes += (double)(b - a);
 }
 
-/* Every Q4_0 matrix the 8-row kernel takes (etok_q4_0_8x8_applies), on a CPU whose AVX2 kernel
- * reads the repacked layout, is copied at load into etok's Q4_0x8 layout and its file rows
- * released, so the resident weights do not double (docs/ENGINE.md, "Q4_0 repacked at load").
+/* Every matrix a repacked layout takes is copied at load into it and its file rows released,
+ * so the resident weights do not double: Q4_0 of 8k rows into Q4_0x8 on any SIMD level (the
+ * 8-row kernel, etok_q4_0_8x8_applies), and at the AVX2 level Q4_1 / Q5_1 into Q4_1x8 / Q5_1x8,
+ * Q8_0 into Q8_0x4, Q5_0 into Q5_0x8 and IQ4_NL into IQ4_NLx8 (docs/ENGINE.md, "... repacked at
+ * load").
  * The LM head is packed; a tied embedding table is the same matrix, and the embedding lookup
  * reads its rows from the copy. A matrix whose copy cannot be allocated stays in the file's
  * layout (the file-layout 8-row kernel gives the same bits). Phi-3's row views are packed
@@ -764,7 +766,7 @@ int etok_model_set_weights(etok_model *m, const char *format, etok_err *err) {
         if (reencode_mat(m, mats[i], types[i], row, err)) goto done;
     }
     if (in->tied_embeddings) m->output = m->tok_embd;
-    repack_at_load(m); /* matrices now in Q4_0 */
+    repack_at_load(m); /* the re-encoded matrices, as at load */
     describe_types(m, orig, n_orig, orig_types);
     step_bytes(m);
     rc = 0;
