@@ -224,6 +224,10 @@ static TGT void x8_sums(const etok_block_q8a *xq, int64_t nb, int nx, int32_t *s
     }
 }
 
+#ifndef X8_PF
+#define X8_PF 4096
+#endif
+
 static inline __attribute__((always_inline)) TGT __m256i bcast4(const int8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);
@@ -247,6 +251,10 @@ static inline __attribute__((always_inline)) TGT void x8_group(const uint8_t *gr
     const uint8_t *dptr = grp + X8_D(nb, 0);
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *q = grp + X8_QS(i);
+        if (T == 1) { /* decode streams the matrix once: X8_PF bytes ahead of this block's 128 */
+            _mm_prefetch((const char *)(q + X8_PF), _MM_HINT_T0);
+            _mm_prefetch((const char *)(q + X8_PF + 64), _MM_HINT_T0);
+        }
         __m256i s16[4];
         for (int c = 0; c < 4; c++) {
             const __m256i raw = _mm256_loadu_si256((const __m256i *)(q + 32 * c));
@@ -278,7 +286,7 @@ static TGT void x8_chunk(const uint8_t *packed, size_t gb, int64_t r0, int64_t r
         const uint8_t *grp = packed + (size_t)g * gb;
         const int64_t lo = g * 8 > r0 ? g * 8 : r0, hi = g * 8 + 8 < r1 ? g * 8 + 8 : r1;
         /* decode streams the matrix once: ask for the next group ahead of the prefetcher */
-        if (nx <= 2 && (g + 2) * 8 <= r1)
+        if (nx == 2 && (g + 2) * 8 <= r1)
             for (size_t off = 0; off < gb; off += 64) _mm_prefetch((const char *)(grp + gb + off), _MM_HINT_T0);
         for (int j = 0; j < nx; j += 4) {
             const int T = nx - j < 4 ? nx - j : 4;
