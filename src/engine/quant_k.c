@@ -708,8 +708,8 @@ static TGT int k_matmul_tiled(uint32_t type, const uint8_t *w, size_t row_bytes,
  * of bsums, kdy.s32). Rows go KDR at a time (per chunk the activation vector loaded once for
  * the KDR rows, each row with its own integer lanes and float accumulators); KDR is 1: 2 rows
  * per pass measured no faster with the matrix in cache and up to 1.8x slower streaming it from
- * memory (two interleaved row streams), so -DKDR=2 is kept only to repeat that measurement (it
- * passes the same bit tests).
+ * memory (two interleaved row streams; docs/ENGINE.md), so k_decode passes one row at a time;
+ * the kernels keep a row count R (<= KDR, their array bound) in which that was measured.
  * Q3_K's values are taken unsigned as lo + 4 x bit (lo - 4 x (bit clear) = (lo + 4 x bit) - 4,
  * as the prefill tiles do), so each int16 word is maddubs(q, a) - maddubs(4, a): the same exact
  * int16 values as avx_q3_k's maddubs(lo, a) - maddubs(off, a) (|7 x 128 x 2| < 2^15, no
@@ -718,9 +718,7 @@ static TGT int k_matmul_tiled(uint32_t type, const uint8_t *w, size_t row_bytes,
  * accumulator), so every row's bits are avx_dot's, which are llama.cpp's
  * (tests/unit/test_quant_k.c, test_decode_rows). Rows wider than K_STACK_SB super-blocks take
  * the single-row kernels. */
-#ifndef KDR
-#define KDR 1 /* 2 measured as fast in cache and slower streaming from memory (docs/ENGINE.md) */
-#endif
+#define KDR 1 /* rows per pass: 2 measured as fast in cache and slower streaming from memory */
 typedef struct {
     int16_t off[K_STACK_SB][8][16]; /* Q3_K / Q6_K: maddubs(4 or 32, a) of chunk c of block i */
     int16_t s32[K_STACK_SB][8];     /* Q4_K, Q5_K: bsums[2k] + bsums[2k+1] as _mm_hadd_epi16 gives them */
@@ -950,14 +948,7 @@ static TGT void k_decode(uint32_t type, const uint8_t *w, size_t row_bytes, int6
             dec_q6_k((const etok_block_q6_k *)(w + (size_t)r * row_bytes), y, p, nb, out + r);
         return;
     }
-    int64_t r = r0;
-    for (; r + KDR <= r1; r += KDR) {
-        const uint8_t *rw[KDR];
-        for (int k = 0; k < KDR; k++) rw[k] = w + (size_t)(r + k) * row_bytes;
-        float *o = out + r;
-        KD_GROUP(KDR);
-    }
-    for (; r < r1; r++) {
+    for (int64_t r = r0; r < r1; r++) { /* one row per pass (KDR) */
         const uint8_t *rw[1] = {w + (size_t)r * row_bytes};
         float *o = out + r;
         KD_GROUP(1);
