@@ -10,7 +10,9 @@ trap 'rm -rf "$T"' EXIT
 fail=0
 ck() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; fi; }
 export XDG_STATE_HOME="$T/state"
-CMD='i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done & j=0; while [ $j -lt 300000 ]; do j=$((j+1)); done; wait'
+# two busy loops of ~2 s: long enough that a sampler starved under a parallel suite still
+# sees them (300000 iterations, ~0.5 s, gave an empty list twice in full suites)
+CMD='i=0; while [ $i -lt 1000000 ]; do i=$((i+1)); done & j=0; while [ $j -lt 1000000 ]; do j=$((j+1)); done; wait'
 "$ETOK" run --meter estimate --idle 0 --tokens 1 --per-process --json -o "$T/r.json" -- sh -c "$CMD" 2> "$T/j.err"
 ck "json exit 0" "[ $? = 0 ]"
 python3 - "$T/j.err" <<'EOP' || fail=1
