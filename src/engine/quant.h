@@ -381,6 +381,10 @@ int etok_isa_detected(void);
  * code 3: no silent fallback (programs that want to report it themselves call
  * etok_isa_from_env first, as the etok CLI does). */
 int etok_isa_active(void);
+/* 1 when quant_avx512.c / quant_k.c were compiled with tests/isa/avx512_emu.h (the
+ * isa_kernels_emu test build only): the shipped library must say 0 (test_isa). */
+int etok_avx512_emulated(void);
+int etok_quant_k_avx512_emulated(void);
 /* Force the active level: 0, or -1 with a message in err (naming the detected level) when
  * level is unknown or above the detected one (nothing changed then). For tests and tools; set
  * it before kernels run, not while other threads use them. */

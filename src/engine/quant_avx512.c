@@ -20,6 +20,14 @@
  * level avx512 (etok_isa_active). */
 #include "engine/quant_simd.h"
 
+int etok_avx512_emulated(void) {
+#ifdef ETOK_AVX512_EMULATED
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 int etok_avx512_handles(uint32_t t) {
     return t == ETOK_T_Q4_0 || t == ETOK_T_Q4_1 || t == ETOK_T_Q5_0 || t == ETOK_T_Q5_1 || t == ETOK_T_Q8_0 ||
            t == ETOK_T_IQ4_NL;

@@ -27,6 +27,14 @@
 
 #include "engine/quant_simd.h"
 
+int etok_quant_k_avx512_emulated(void) {
+#ifdef ETOK_AVX512_EMULATED
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 #define F16(h) etok_f16_to_f32(h)
 
 int etok_type_uses_q8k(uint32_t t) {

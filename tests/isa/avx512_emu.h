@@ -20,6 +20,8 @@
 #include <string.h>
 
 #define ETOK_AVX512_TARGET __attribute__((target("avx2,fma,f16c")))
+/* the kernels' etok_avx512_emulated() / etok_quant_k_avx512_emulated() then say 1 */
+#define ETOK_AVX512_EMULATED 1
 /* every emulation function with the kernels' own target: a caller and a callee compiled for
  * different features pass 32- and 64-byte vectors differently when not inlined (clang -O0 and
  * ASan builds garbled them before) */

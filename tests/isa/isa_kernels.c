@@ -35,6 +35,20 @@ int main(int argc, char **argv) {
     printf("isa_kernels: detected kernel level %s (active at start: %s)\n", etok_isa_name(det),
            etok_isa_name(etok_isa_active()));
     int bad = 0;
+    /* the AVX-512 kernels are the hardware's instructions here, or emulated in C in the
+     * isa_kernels_emu build only: a build mix-up once shipped the emulation in libetokcore */
+#ifdef ETOK_ISA_EMULATED_AVX512
+    const int want_emulated = 1;
+#else
+    const int want_emulated = 0;
+#endif
+    if (etok_avx512_emulated() != want_emulated || etok_quant_k_avx512_emulated() != want_emulated) {
+        printf("FAIL: AVX-512 kernels %s (quant_avx512.c %d, quant_k.c %d), want %s\n", "emulated flag mismatch",
+               etok_avx512_emulated(), etok_quant_k_avx512_emulated(), want_emulated ? "emulated" : "native");
+        bad = 1;
+    } else {
+        printf("ok: AVX-512 kernels %s\n", want_emulated ? "emulated in C (this test build only)" : "native instructions");
+    }
     if (det < require) {
         printf("FAIL: --require %s, but this CPU's level is %s\n", etok_isa_name(require), etok_isa_name(det));
         bad = 1;
