@@ -8,7 +8,7 @@
  * (user + system, CLOCK_PROCESS_CPUTIME_ID, all threads): on a shared machine the CPU time of a
  * single-threaded run (-t 1) is steadier than the wall-clock rate, as waiting for the CPU
  * does not count.
- * usage: bench_engine_speed [-m MODEL] [-t THREADS] [-p 512] [-n 128] [-r 5] [--kv 16] (--help) */
+ * usage: bench_engine_speed [-m MODEL] [-t THREADS] [-p 512] [-n 128] [-r 5] [--kv 16] [-w FORMAT] (--help) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,10 +33,12 @@ static void stats(const double *v, int n, double *mean, double *sd) {
 
 int main(int argc, char **argv) {
     const char *model = getenv("ETOK_MODEL") ? getenv("ETOK_MODEL") : "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    const char *weights = NULL;
     int threads = 2, n_prompt = 512, n_gen = 128, reps = 5, kv = 16;
-    const char *usage = "usage: %s [-m MODEL] [-t THREADS] [-p N] [-n N] [-r R] [--kv 32|16|8]\n"
+    const char *usage = "usage: %s [-m MODEL] [-t THREADS] [-p N] [-n N] [-r R] [--kv 32|16|8] [-w FORMAT]\n"
                         "  prefill (pp N), decode from an empty context (tg N) and after the prompt (tg N@dN),\n"
-                        "  wall-clock tokens/s and process CPU ms/token, mean +- sd of R runs after a warm-up\n";
+                        "  wall-clock tokens/s and process CPU ms/token, mean +- sd of R runs after a warm-up;\n"
+                        "  -w: the weights re-encoded at load, as etok bench --weights (q8_0, q4_0, ...)\n";
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             printf(usage, argv[0]);
@@ -53,6 +55,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-n")) n_gen = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "-r")) reps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--kv")) kv = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "-w")) weights = argv[i + 1];
         else {
             fprintf(stderr, usage, argv[0]);
             return 2;
@@ -65,6 +68,10 @@ int main(int argc, char **argv) {
     etok_err err = {{0}, 0};
     etok_model *m = etok_model_load(model, &err);
     if (!m) {
+        fprintf(stderr, "%s\n", err.msg);
+        return 3;
+    }
+    if (weights && etok_model_set_weights(m, weights, &err)) {
         fprintf(stderr, "%s\n", err.msg);
         return 3;
     }

@@ -20,6 +20,8 @@
 #        the sweep's workload is bench's `random` dataset (exact lengths, no quality: no q*)
 #        SERVER_ARGS extra arguments for synthetic_server.py (default: 8 layers of a 70B shape)
 #        MATMUL_ARGS extra arguments for matmul_load.py
+#        FORMATS weights for the CPU speed runs (default keep; e.g. "keep q8_0 q4_0 f16"),
+#        LEVELS kernel levels (default "avx2 avx512 amx"), THREADS (default "1 8")
 #        SKIP_CPU=1 / SKIP_GPU=1 to leave a part out; WORK the working folder (OUTDIR/work)
 # Writes OUTDIR/log.txt (everything printed) and OUTDIR/results.tar.gz (records, sweep, logs).
 set -u
@@ -68,11 +70,20 @@ if [ "${SKIP_CPU:-0}" != 1 ]; then
         fi
     done
     if [ -f "$MODEL" ]; then
-        for lv in avx2 avx512 amx; do
-            for th in 1 8; do
-                step "CPU: bench_engine_speed ETOK_ISA=$lv -t $th ($MODEL)"
-                ETOK_ISA=$lv "$BIN/bench_engine_speed" -m "$MODEL" -t $th -p 256 -n 64 -r 3 2>&1 |
-                    grep -E 'tokens/s|ms/token|refus|error|level' | head -12
+        step "CPU: bench_engine_speed -p 256 -n 64 -r 3 on $MODEL, weights re-encoded at load (-w), per kernel level"
+        printf '%-7s %-7s %-3s %12s %12s %12s   (tokens/s, mean of 3 after a warm-up)\n' weights level t pp256 tg64 tg64@d256
+        for w in ${FORMATS:-keep}; do
+            for lv in ${LEVELS:-avx2 avx512 amx}; do
+                # amx changes Q8_0 prefill only (quant_amx.c)
+                [ "$lv" = amx ] && [ "$w" != keep ] && [ "$w" != q8_0 ] && continue
+                for th in ${THREADS:-1 8}; do
+                    out=$(ETOK_ISA=$lv "$BIN/bench_engine_speed" -m "$MODEL" -w "$w" -t "$th" -p 256 -n 64 -r 3 2>&1)
+                    printf '%-7s %-7s %-3s %12s %12s %12s\n' "$w" "$lv" "$th" \
+                        "$(echo "$out" | awk '/^etok pp256:/ {print $3}')" "$(echo "$out" | awk '/^etok tg64:/ {print $3}')" \
+                        "$(echo "$out" | awk '/^etok tg64@d256:/ {print $3}')"
+                    echo "$out" >> "$W/engine_speed.log"
+                    echo "$out" | grep -q 'tokens/s' || echo "$out" | head -3
+                done
             done
         done
     else

@@ -1044,12 +1044,19 @@ int etok_isa_active(void) {
         fprintf(stderr, "etok: %s\n", err);
         exit(3); /* ETOK_EXIT_INPUT: a bad setting is never replaced by another level silently */
     }
-    /* unset ETOK_ISA: the detected level, at most avx512 (amx is opt-in: its prefill sums differ
-     * from avx2/avx512 in the last bits, quant_amx.c); a concurrent first call stores the same */
-    int expected = -1, det = etok_isa_detected();
-    atomic_compare_exchange_strong(&isa_active, &expected, det > ETOK_ISA_AVX512 ? ETOK_ISA_AVX512 : det);
+    /* unset ETOK_ISA: etok_isa_default; a concurrent first call stores the same */
+    int expected = -1;
+    atomic_compare_exchange_strong(&isa_active, &expected, etok_isa_default(etok_isa_detected()));
     return atomic_load_explicit(&isa_active, memory_order_relaxed);
 }
+
+/* avx2 wherever the CPU has it: avx512 and amx are opt-in (ETOK_ISA). On the one AVX-512 CPU
+ * measured (a Xeon with AVX-512 VNNI and AMX, 2026-11; docs/ENGINE.md "Kernel levels"), the
+ * avx512 level's file-layout kernels decoded 1.2-2.7x slower than avx2's repacked and K-quant
+ * decode kernels at one thread, and prefilled up to 1.3x slower; amx's Q8_0 prefill was 1.6-1.8x
+ * faster, but its prefill sums differ from avx2 in the last bits (quant_amx.c) and its decode is
+ * avx512's. Every level gives avx2's bits except amx's prefill. */
+int etok_isa_default(int detected) { return detected > ETOK_ISA_AVX2 ? ETOK_ISA_AVX2 : detected; }
 
 int etok_simd_active(void) { return etok_isa_active() >= ETOK_ISA_AVX2; }
 

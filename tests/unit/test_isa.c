@@ -236,6 +236,16 @@ static void test_avx512_kernels_native(void **state) {
     assert_int_equal(etok_quant_k_avx512_emulated(), 0);
 }
 
+/* Unset ETOK_ISA: avx2 on any SIMD CPU (avx512 and amx measured slower for decode on a real
+ * AVX-512 + AMX Xeon: opt-in), scalar without AVX2. */
+static void test_default_level(void **state) {
+    (void)state;
+    assert_int_equal(etok_isa_default(ETOK_ISA_SCALAR), ETOK_ISA_SCALAR);
+    assert_int_equal(etok_isa_default(ETOK_ISA_AVX2), ETOK_ISA_AVX2);
+    assert_int_equal(etok_isa_default(ETOK_ISA_AVX512), ETOK_ISA_AVX2);
+    assert_int_equal(etok_isa_default(ETOK_ISA_AMX), ETOK_ISA_AVX2);
+}
+
 static void test_kernels_avx512(void **state) {
     (void)state;
     if (etok_isa_detected() < ETOK_ISA_AVX512) {
@@ -267,7 +277,7 @@ int main(void) {
         cmocka_unit_test(test_env),            cmocka_unit_test(test_kernels_scalar), cmocka_unit_test(test_kernels_avx2),
         cmocka_unit_test(test_kernels_avx512), cmocka_unit_test(test_amx_decision),
         cmocka_unit_test(test_amx_ref_near_avx2), cmocka_unit_test(test_kernels_amx),
-        cmocka_unit_test(test_avx512_kernels_native),
+        cmocka_unit_test(test_avx512_kernels_native), cmocka_unit_test(test_default_level),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
