@@ -22,6 +22,8 @@
 #        MATMUL_ARGS extra arguments for matmul_load.py
 #        FORMATS weights for the CPU speed runs (default keep; e.g. "keep q8_0 q4_0 f16"),
 #        LEVELS kernel levels (default "avx2 avx512 amx"), THREADS (default "1 8")
+#        PEERS "NAME=DIR ..." peer (llama.cpp) builds to run beside etok on the same files, DIR
+#        holding llama-bench and llama-cli; PEER_FORMATS (e.g. "Q4_0 Q8_0") with LLAMA_QUANTIZE
 #        SKIP_CPU=1 / SKIP_GPU=1 to leave a part out; WORK the working folder (OUTDIR/work)
 # Writes OUTDIR/log.txt (everything printed) and OUTDIR/results.tar.gz (records, sweep, logs).
 set -u
@@ -89,6 +91,69 @@ if [ "${SKIP_CPU:-0}" != 1 ]; then
     else
         echo "no $MODEL: engine speed skipped"
     fi
+fi
+
+# The peer on this CPU (optional): PEERS="NAME=DIR ..." names builds of llama.cpp made elsewhere
+# (DIR holds llama-bench and llama-cli; nothing here builds one), e.g. one with AVX-512 only and
+# one with AMX as well (issue 14: the AMX build is reported to give wrong text). LLAMA_QUANTIZE
+# makes the PEER_FORMATS variants of MODEL, so both programs read the same file. Two rounds,
+# etok first then the peers first; a greedy continuation from each for the text check.
+if [ -n "${PEERS:-}" ] && [ -f "$MODEL" ]; then
+    step "CPU: etok and the peer builds ($PEERS) on the same files, -p 256 -n 64 -r 3"
+    files="keep=$MODEL"
+    for f in ${PEER_FORMATS:-}; do
+        if [ -x "${LLAMA_QUANTIZE:-}" ] && "$LLAMA_QUANTIZE" --allow-requantize "$MODEL" "$W/model-$f.gguf" "$f" \
+            > "$W/quantize-$f.log" 2>&1; then
+            files="$files $f=$W/model-$f.gguf"
+        else
+            echo "no $f variant (LLAMA_QUANTIZE unset or failed: $W/quantize-$f.log)"
+        fi
+    done
+    cat > "$W/csv_ts.py" <<'PYEOF'
+import csv, sys
+r = {int(x["n_prompt"]): float(x["avg_ts"]) for x in csv.DictReader(open(sys.argv[1]))}
+print("%.2f %.2f" % (r.get(256, float("nan")), r.get(0, float("nan"))))
+PYEOF
+    etok_row() { # FILE THREADS LEVEL
+        out=$(ETOK_ISA=$3 "$BIN/bench_engine_speed" -m "$1" -t "$2" -p 256 -n 64 -r 3 2>&1)
+        echo "$out" >> "$W/peer_etok.log"
+        printf '%12s %12s' "$(echo "$out" | awk '/^etok pp256:/ {print $3}')" "$(echo "$out" | awk '/^etok tg64:/ {print $3}')"
+    }
+    peer_row() { # DIR FILE THREADS
+        "$1/llama-bench" -m "$2" -t "$3" -p 256 -n 64 -r 3 -o csv > "$W/peer.csv" 2>> "$W/peer_bench.err"
+        cat "$W/peer.csv" >> "$W/peer_bench.log"
+        read -r pp tg <<EOT
+$($PY "$W/csv_ts.py" "$W/peer.csv" 2>/dev/null)
+EOT
+        printf '%12s %12s' "${pp:-?}" "${tg:-?}"
+    }
+    printf '%-6s %-3s %-5s %-14s %12s %12s\n' format t round program pp256 tg64
+    for fv in $files; do
+        f=${fv%%=*}; file=${fv#*=}
+        for th in ${THREADS:-1 8}; do
+            for round in 1 2; do
+                progs="etok"
+                [ "$f" = Q8_0 ] && progs="$progs etok-amx"
+                for p in $PEERS; do progs="$progs ${p%%=*}"; done
+                if [ $round = 2 ]; then progs="$(for p in $PEERS; do printf '%s ' "${p%%=*}"; done)etok"; [ "$f" = Q8_0 ] && progs="$progs etok-amx"; fi
+                for prog in $progs; do
+                    printf '%-6s %-3s %-5s %-14s ' "$f" "$th" "$round" "$prog"
+                    case $prog in
+                        etok) etok_row "$file" "$th" avx2 ;;
+                        etok-amx) etok_row "$file" "$th" amx ;;
+                        *) for p in $PEERS; do [ "${p%%=*}" = "$prog" ] && peer_row "${p#*=}" "$file" "$th"; done ;;
+                    esac
+                    echo
+                done
+            done
+        done
+        prompt="The capital of France is Paris. The capital of Germany is"
+        echo "greedy, 24 tokens, $f: etok: $("$BIN/etok" generate -m "$file" -p "$prompt" -n 24 --threads 8 2>/dev/null | tr '\n' ' ')"
+        for p in $PEERS; do
+            echo "greedy, 24 tokens, $f: ${p%%=*}: $("${p#*=}/llama-cli" -m "$file" -p "$prompt" -n 24 --temp 0 -no-cnv \
+                --no-warmup --simple-io -t 8 2>/dev/null < /dev/null | tr '\n' ' ')"
+        done
+    done
 fi
 
 if [ "${SKIP_GPU:-0}" != 1 ] && [ $have_gpu = 1 ]; then
