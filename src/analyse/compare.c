@@ -1,7 +1,8 @@
 /* compare.c — a candidate against a baseline (see include/etok/compare.h for every definition).
  * Pure: records in, deltas out; no I/O. Reuses metrics.c's stages (the request view: q*, s*,
  * latencies, goodput tokens; the request set's token totals for a run without requests),
- * energy.c's window energy and stats.c's two-arm bootstrap; derives no figure its own way.
+ * energy.c's window energy and stats.c's two-arm bootstrap (two-stage over runs when an arm pools
+ * records, never narrower than the runs' t-interval); derives no figure its own way.
  * Owns: units and pairing, the comparability checks, the (q*, s*) gate, the verdict line.
  * Does not own: loading records (cli/cmd_compare.c), formats (render/compare_render.c). */
 #include "etok/compare.h"

@@ -1,5 +1,6 @@
 /* stats.c — percentiles (R type 7), means, splitmix64 RNG and percentile-bootstrap CIs, one
- * arm or two (differences and ratios between arms, paired or not: etok compare).
+ * arm or two (differences and ratios between arms, paired or not, two-stage over runs, and the
+ * runs' Student-t intervals: etok compare).
  * Owns: the statistical definitions every reported percentile and CI uses.
  * Does not own: which figures get them (metrics.c). */
 #include "etok/stats.h"
