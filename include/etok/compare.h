@@ -29,10 +29,16 @@
  * have no CI (NAN; the note says so): time is measured per run, and resampling requests or
  * items only varied token counts (a zero-width interval for the same outputs in both arms).
  *
- * The CI covers sampling between requests (and between runs, when an arm pools repeats). It
- * does not cover the meter's systematic error, stated separately (systematic_*): the same
- * meter on the same machine cancels much of it in a ratio; different meters or boundaries do
- * not.
+ * The CI covers sampling between requests and, when an arm pools repeats, between runs: each
+ * resample draws the arm's records, then requests (paired: one item draw for every drawn record
+ * of both arms, items being crossed with runs) within them, and no bound is narrower than the
+ * Student-t interval over the records (etok_runs_t_delta; three runs bootstrapped show only
+ * their own spread). An arm of one record without per-request energy (token-share split, or no
+ * requests) has no CI for the energy figures (NAN; the note says why, the verdict claims no
+ * change): its requests share one window energy, so resampling them varies only the token mix
+ * (found on an H200 power-limit sweep: CI [+0.5%, +0.5%]). It does not cover the meter's
+ * systematic error, stated separately (systematic_*): the same meter on the same machine
+ * cancels much of it in a ratio; different meters or boundaries do not. docs/COMPARE.md.
  *
  * Gate at (q*, s*) (q* and s* from the baseline's records): an arm fails q* when its accuracy
  * CI lies entirely below q* (upper bound < q*), and fails s* when s* is set and its SLO

@@ -86,4 +86,46 @@ int etok_bootstrap_delta_ratio_of_sums(const double *num_a, const double *den_a,
 int etok_bootstrap_delta_percentile(const double *a, size_t n_a, const double *b, size_t n_b, double p, int iters,
                                     uint64_t seed, etok_delta_ci *out);
 
+/* ---- Two arms of clustered units: runs (records) of requests or items -------------------
+ *
+ * An arm that pools several runs has two levels of variation: between requests (or items)
+ * and between runs (a run that drew more power, or a record whose energy is one window
+ * total split by token share: every request of it then has the run's J/token). Resampling
+ * the pooled units alone misses the second level, and when units are items summed over all
+ * runs it cannot see it at all (each item holds every run in full in every resample).
+ *
+ * Arm X's units are grouped in n_cl_x clusters: cluster c holds units [start_x[c],
+ * start_x[c + 1]) (start_x has n_cl_x + 1 entries, start_x[0] = 0). Two-stage bootstrap: each
+ * resample draws n_cl_x clusters with replacement, then, in each drawn cluster, as many of its
+ * units as it holds, with replacement. Unpaired: arm A's draws, then arm B's. Paired: every
+ * cluster of both arms holds the same n_items items in the same order (start_x[c] = c *
+ * n_items, else -1): items are crossed with runs (each run ran the same eval items), so one
+ * draw of n_items item indices per resample serves every drawn cluster of both arms (after
+ * both arms' cluster draws) and what an item costs cancels in the difference; the runs of the
+ * two arms are independent repeats, drawn independently. With one cluster per arm the draws
+ * are exactly those of etok_bootstrap_delta_ratio_of_sums (which calls this).
+ * A cluster without units contributes nothing when drawn. */
+int etok_bootstrap_delta_ratio_clustered(const double *num_a, const double *den_a, const size_t *start_a,
+                                         size_t n_cl_a, const double *num_b, const double *den_b,
+                                         const size_t *start_b, size_t n_cl_b, int paired, int iters, uint64_t seed,
+                                         etok_delta_ci *out);
+
+/* The same for a percentile (unpaired; NAN values ignored): clusters drawn, then values within
+ * each drawn cluster. One cluster per arm: the draws of etok_bootstrap_delta_percentile. */
+int etok_bootstrap_delta_percentile_clustered(const double *a, const size_t *start_a, size_t n_cl_a, const double *b,
+                                              const size_t *start_b, size_t n_cl_b, double p, int iters,
+                                              uint64_t seed, etok_delta_ci *out);
+
+/* Student-t intervals over runs for a ratio of sums, from each run's totals (num_x[k],
+ * den_x[k] of run k; den NULL = 1): R_x = sum num / sum den, its standard error by
+ * linearisation, se^2 = sum_k (num_k - R den_k)^2 / (mean den)^2 / (n (n - 1)) (with equal
+ * denominators: the t-interval of the runs' own ratios, what etok sweep gives per point), each
+ * arm's CI R_x +- t(n_x - 1) se_x, the difference's b - a +- t(df) sqrt(se_a^2 + se_b^2) and the
+ * ratio's exp(log(b/a) +- t(df) sqrt((se_a/a)^2 + (se_b/b)^2)) - 1, df by Welch-Satterthwaite
+ * (rounded down, at least 1). An arm with fewer than 2 runs has NAN bounds, and so have the
+ * difference and ratio. The bootstrap cannot reach beyond the runs it has (three runs: their
+ * own spread), so etok compare reports no interval narrower than this one. Returns 0. */
+int etok_runs_t_delta(const double *num_a, const double *den_a, size_t n_a, const double *num_b, const double *den_b,
+                      size_t n_b, etok_delta_ci *out);
+
 #endif

@@ -1,7 +1,8 @@
 /* compare.c — a candidate against a baseline (see include/etok/compare.h for every definition).
  * Pure: records in, deltas out; no I/O. Reuses metrics.c's stages (the request view: q*, s*,
  * latencies, goodput tokens; the request set's token totals for a run without requests),
- * energy.c's window energy and stats.c's two-arm bootstrap; derives no figure its own way.
+ * energy.c's window energy and stats.c's two-arm bootstrap (two-stage over runs when an arm pools
+ * records, never narrower than the runs' t-interval); derives no figure its own way.
  * Owns: units and pairing, the comparability checks, the (q*, s*) gate, the verdict line.
  * Does not own: loading records (cli/cmd_compare.c), formats (render/compare_render.c). */
 #include "etok/compare.h"
@@ -44,6 +45,7 @@ typedef struct {
     size_t n;
     unit *runs; /* one per record: its units summed, secs = its window (measured time lives here) */
     size_t n_runs;
+    size_t *run_start; /* run k's units are u[run_start[k] .. run_start[k + 1]) (n_runs + 1 entries) */
     size_t n_checked;
     int n_fallback, n_rescaled, n_runs_as_unit;
     double books_worst; /* worst |sum attributed - window| / window over records that had attribution */
@@ -53,6 +55,7 @@ typedef struct {
 static void arm_free(arm_data *a) {
     free(a->u);
     free(a->runs);
+    free(a->run_start);
     memset(a, 0, sizeof *a);
 }
 
@@ -66,7 +69,8 @@ static int build_arm(const etok_compare_arm *a, arm_data *out, etok_err *err) {
     for (size_t k = 0; k < a->n_records; k++) cap += a->records[k]->n_requests ? a->records[k]->n_requests : 1;
     out->u = calloc(cap + 1, sizeof *out->u);
     out->runs = calloc(a->n_records + 1, sizeof *out->runs);
-    if (!out->u || !out->runs) {
+    out->run_start = calloc(a->n_records + 1, sizeof *out->run_start);
+    if (!out->u || !out->runs || !out->run_start) {
         arm_free(out);
         return etok_errc(err, ETOK_EXIT_FAIL, "compare: out of memory");
     }
@@ -100,6 +104,8 @@ static int build_arm(const etok_compare_arm *a, arm_data *out, etok_err *err) {
         unit *run = &out->runs[out->n_runs++];
         run->secs = dur;
         size_t first = out->n;
+        out->run_start[out->n_runs - 1] = first;
+        out->run_start[out->n_runs] = first; /* grows below */
         if (n == 0) { /* etok run: the run is one unit, with the request set's token totals */
             etok_request_set rs;
             etok_metrics_request_set(r, rv, 0, &rs);
@@ -115,6 +121,7 @@ static int build_arm(const etok_compare_arm *a, arm_data *out, etok_err *err) {
             free(rv);
             run->e = u->e;
             run->tout = u->tout;
+            out->run_start[out->n_runs] = out->n;
             continue;
         }
         int attributed = 1;
@@ -162,6 +169,7 @@ static int build_arm(const etok_compare_arm *a, arm_data *out, etok_err *err) {
             run->tout += out->u[i].tout;
             run->good += out->u[i].good;
         }
+        out->run_start[out->n_runs] = out->n;
         free(rv);
     }
     out->systematic = sys_n ? sys_sum / (double)sys_n : NAN;
@@ -357,14 +365,89 @@ static int fill_fields(const unit *u, size_t n, int f, double *out) {
     return 0;
 }
 
-static int deltas(etok_compare_cand *c, const arm_data *A, const arm_data *B, const unit *ia, const unit *ib,
+/* Paired units: one cell per (run, item), cell k * n_items + j holding run k's requests of item
+ * j summed (zero when the run has none of it), items in the order of `items` (the arm's
+ * by_item list, sorted). Runs are crossed with items: every run ran the same eval items. */
+static unit *cells_by_run(const arm_data *a, const unit *items, size_t n_items) {
+    unit *c = calloc(a->n_runs * n_items + 1, sizeof *c);
+    if (!c) return NULL;
+    for (size_t k = 0; k < a->n_runs; k++) {
+        for (size_t j = 0; j < n_items; j++) memcpy(c[k * n_items + j].item, items[j].item, sizeof c->item);
+        for (size_t i = a->run_start[k]; i < a->run_start[k + 1]; i++) {
+            const unit *u = &a->u[i];
+            const unit *it = bsearch(u, items, n_items, sizeof *items, cmp_unit_item);
+            if (!it) continue; /* cannot happen: items is this arm's own list */
+            unit *d = &c[k * n_items + (size_t)(it - items)];
+            d->e += u->e;
+            d->tin += u->tin;
+            d->tout += u->tout;
+            d->tok += u->tok;
+            d->pass += u->pass;
+            d->checked += u->checked;
+            d->good += u->good;
+            d->meets_s += u->meets_s;
+            d->one += u->one;
+            d->secs += u->secs;
+        }
+    }
+    return c;
+}
+
+/* Each run's totals of fields fn / fd (the run's units summed). */
+static void run_totals(const arm_data *x, int fn, int fd, double *num, double *den) {
+    for (size_t k = 0; k < x->n_runs; k++) {
+        num[k] = den[k] = 0;
+        for (size_t i = x->run_start[k]; i < x->run_start[k + 1]; i++) {
+            num[k] += fld(&x->u[i], fn);
+            den[k] += fld(&x->u[i], fd);
+        }
+    }
+}
+
+/* An arm whose energy figures can have no CI: a single record, and it has no per-request
+ * energy (its window energy split by token share, or a record without requests). Its
+ * requests then share one measured quantity: resampling them varies only the token mix (the
+ * H200 power-limit sweep: CI [+0.5%, +0.5%]), never the energy. */
+static int energy_ci_unknown(const arm_data *x) { return x->n_runs < 2 && (x->n_fallback || x->n_runs_as_unit); }
+
+static void widen1(double *lo, double *hi, double tlo, double thi) {
+    if (isfinite(tlo) && isfinite(*lo) && tlo < *lo) *lo = tlo;
+    if (isfinite(thi) && isfinite(*hi) && thi > *hi) *hi = thi;
+}
+
+/* Every bound at least as wide as the runs' t-interval's (etok_runs_t_delta): the bootstrap
+ * cannot reach beyond the runs it has. Returns whether any bound moved. */
+static int widen(etok_delta_ci *d, const etok_delta_ci *t) {
+    etok_delta_ci o = *d;
+    widen1(&d->a_lo, &d->a_hi, t->a_lo, t->a_hi);
+    widen1(&d->b_lo, &d->b_hi, t->b_lo, t->b_hi);
+    widen1(&d->diff_lo, &d->diff_hi, t->diff_lo, t->diff_hi);
+    widen1(&d->rel_lo, &d->rel_hi, t->rel_lo, t->rel_hi);
+    return memcmp(&o, d, sizeof o) != 0;
+}
+
+/* Both arms' cluster starts: paired cells (k * n_items) or the runs' request ranges. */
+static void starts(const arm_data *x, int paired, size_t n_items, size_t *st) {
+    for (size_t k = 0; k <= x->n_runs; k++) st[k] = paired ? k * n_items : x->run_start[k];
+}
+
+static int deltas(etok_compare_cand *c, const arm_data *A, const arm_data *B, const unit *ca, const unit *cb,
                   size_t n_items, int iters, uint64_t seed, etok_err *err) {
     size_t nmax = A->n > B->n ? A->n : B->n;
+    if (A->n_runs * n_items > nmax) nmax = A->n_runs * n_items;
+    if (B->n_runs * n_items > nmax) nmax = B->n_runs * n_items;
     if (A->n_runs > nmax) nmax = A->n_runs;
     if (B->n_runs > nmax) nmax = B->n_runs;
     double *buf = malloc((4 * nmax + 4) * sizeof *buf);
-    if (!buf) return etok_errc(err, ETOK_EXIT_FAIL, "compare: out of memory");
+    size_t *sta = malloc((A->n_runs + B->n_runs + 2) * sizeof *sta);
+    if (!buf || !sta) {
+        free(buf);
+        free(sta);
+        return etok_errc(err, ETOK_EXIT_FAIL, "compare: out of memory");
+    }
+    size_t *stb = sta + A->n_runs + 1;
     double *na = buf, *da = buf + nmax + 1, *nb = buf + 2 * nmax + 2, *db = buf + 3 * nmax + 3;
+    int many = A->n_runs > 1 || B->n_runs > 1; /* some arm pools runs: two-stage resampling */
     for (size_t k = 0; k < N_FIGS; k++) {
         const figure *f = &FIGS[k];
         etok_compare_delta *d = &c->deltas[c->n_deltas++];
@@ -375,11 +458,17 @@ static int deltas(etok_compare_cand *c, const arm_data *A, const arm_data *B, co
         d->lower_is_better = f->lower;
         int rc;
         if (f->num < 0) {
-            size_t ka = 0, kb = 0;
-            for (size_t i = 0; i < A->n; i++) na[ka++] = f->den ? A->u[i].tpot : A->u[i].ttft;
-            for (size_t i = 0; i < B->n; i++) nb[kb++] = f->den ? B->u[i].tpot : B->u[i].ttft;
-            rc = etok_bootstrap_delta_percentile(na, ka, nb, kb, f->p, iters, seed + 101 * (k + 1), &d->d);
-            snprintf(d->note, sizeof d->note, "unpaired: requests resampled within each arm");
+            /* Latency percentiles describe the arm's whole distribution under its load: unpaired,
+             * each arm's runs drawn, then requests within the drawn runs. */
+            for (size_t i = 0; i < A->n; i++) na[i] = f->den ? A->u[i].tpot : A->u[i].ttft;
+            for (size_t i = 0; i < B->n; i++) nb[i] = f->den ? B->u[i].tpot : B->u[i].ttft;
+            starts(A, 0, 0, sta);
+            starts(B, 0, 0, stb);
+            rc = etok_bootstrap_delta_percentile_clustered(na, sta, A->n_runs, nb, stb, B->n_runs, f->p, iters,
+                                                           seed + 101 * (k + 1), &d->d);
+            snprintf(d->note, sizeof d->note, "%s",
+                     many ? "unpaired: each arm's runs resampled, then requests within them"
+                          : "unpaired: requests resampled within each arm");
         } else {
             if (f->needs_checks && (!A->n_checked || !B->n_checked)) {
                 snprintf(d->note, sizeof d->note, "no answer was checked in %s", !A->n_checked ? "the baseline" : "the candidate");
@@ -405,30 +494,63 @@ static int deltas(etok_compare_cand *c, const arm_data *A, const arm_data *B, co
                     d->d.diff_lo = d->d.diff_hi = d->d.rel_lo = d->d.rel_hi = NAN;
                     snprintf(d->note, sizeof d->note, "one run in %s: its time's run-to-run variation is unknown, no CI "
                              "(repeat the run)", A->n_runs < 2 ? "the baseline" : "the candidate");
-                } else
-                    snprintf(d->note, sizeof d->note, "unpaired: runs resampled within each arm (time is measured per run)");
+                } else {
+                    etok_delta_ci t;
+                    etok_runs_t_delta(na, da, A->n_runs, nb, db, B->n_runs, &t);
+                    int w = rc == 0 && widen(&d->d, &t);
+                    snprintf(d->note, sizeof d->note, "unpaired: runs resampled within each arm (time is measured per "
+                             "run)%s", w ? "; widened to the runs' t-interval" : "");
+                }
             } else {
-                const unit *ua = c->paired ? ia : A->u, *ub = c->paired ? ib : B->u;
-                size_t nua = c->paired ? n_items : A->n, nub = c->paired ? n_items : B->n;
+                /* Runs are clusters: each resample draws each arm's runs, then (paired) one draw of
+                 * the eval items used in every drawn run of both arms, or (unpaired) each drawn
+                 * run's requests. With one run per arm: the request/item bootstrap as before. */
+                const unit *ua = c->paired ? ca : A->u, *ub = c->paired ? cb : B->u;
+                size_t nua = c->paired ? A->n_runs * n_items : A->n, nub = c->paired ? B->n_runs * n_items : B->n;
                 fill_fields(ua, nua, f->num, na);
                 fill_fields(ua, nua, f->den, da);
                 fill_fields(ub, nub, f->num, nb);
                 fill_fields(ub, nub, f->den, db);
+                starts(A, c->paired, n_items, sta);
+                starts(B, c->paired, n_items, stb);
                 d->paired = c->paired;
                 /* the same seed for every ratio figure: one set of resamples, coherent figures */
-                rc = etok_bootstrap_delta_ratio_of_sums(na, da, nua, nb, db, nub, c->paired, iters, seed, &d->d);
-                snprintf(d->note, sizeof d->note, "%s",
-                         c->paired ? "paired by eval item" : "unpaired: requests resampled within each arm");
+                rc = etok_bootstrap_delta_ratio_clustered(na, da, sta, A->n_runs, nb, db, stb, B->n_runs, c->paired, iters,
+                                                          seed, &d->d);
+                int w = 0;
+                if (rc == 0 && many) {
+                    etok_delta_ci t;
+                    run_totals(A, f->num, f->den, na, da);
+                    run_totals(B, f->num, f->den, nb, db);
+                    etok_runs_t_delta(na, da, A->n_runs, nb, db, B->n_runs, &t);
+                    w = widen(&d->d, &t);
+                }
+                const char *how = c->paired ? (many ? "paired by eval item within runs; each arm's runs resampled first"
+                                                    : "paired by eval item")
+                                            : (many ? "unpaired: each arm's runs resampled, then requests within them"
+                                                    : "unpaired: requests resampled within each arm");
+                snprintf(d->note, sizeof d->note, "%s%s", how, w ? "; widened to the runs' t-interval" : "");
+                int ua_unknown = energy_ci_unknown(A), ub_unknown = energy_ci_unknown(B);
+                if (f->num == F_E && (ua_unknown || ub_unknown)) {
+                    if (ua_unknown) d->d.a_lo = d->d.a_hi = NAN;
+                    if (ub_unknown) d->d.b_lo = d->d.b_hi = NAN;
+                    d->d.diff_lo = d->d.diff_hi = d->d.rel_lo = d->d.rel_hi = NAN;
+                    snprintf(d->note, sizeof d->note, "CI n/a: one record in %s and no per-request energy; repeat runs "
+                             "(etok sweep --repeat, or several records per arm) for a CI",
+                             ua_unknown && ub_unknown ? "each arm" : ua_unknown ? "the baseline" : "the candidate");
+                }
             }
         }
         if (rc) {
             free(buf);
+            free(sta);
             return etok_errc(err, ETOK_EXIT_FAIL, "compare: out of memory");
         }
         d->valid = isfinite(d->d.a) && isfinite(d->d.b);
         if (!d->valid) snprintf(d->note, sizeof d->note, "not computable in %s", !isfinite(d->d.a) ? "the baseline" : "the candidate");
     }
     free(buf);
+    free(sta);
     return 0;
 }
 
@@ -494,7 +616,11 @@ static void gate_and_verdict(etok_compare_cand *c, const etok_compare_result *re
         snprintf(qual, sizeof qual, "(quality not compared: no answers checked)");
     snprintf(s_part, sizeof s_part, "%s", c->gate_s_cand == 1 ? " and within s*" : has_s ? "" : ", no s* given");
     int sig = j->d.rel_lo > 0 || j->d.rel_hi < 0;
-    if (sig)
+    if (!isfinite(j->d.rel_lo) || !isfinite(j->d.rel_hi))
+        /* no interval (one record without per-request energy in an arm): no claim either way */
+        snprintf(head, sizeof head, "J/output-token %+.0f%%, no claim of a change (CI n/a: %.130s)", 100 * j->d.rel,
+                 j->note[0] && !strncmp(j->note, "CI n/a: ", 8) ? j->note + 8 : "no interval");
+    else if (sig)
         snprintf(head, sizeof head, "%+.0f%% J/output-token [%+.0f%%, %+.0f%%]", 100 * j->d.rel, 100 * j->d.rel_lo,
                  100 * j->d.rel_hi);
     else
@@ -593,8 +719,18 @@ int etok_compare(const etok_compare_arm *base, const etok_compare_arm *cands, si
             if (k >= 2 && k < sizeof c->energy_note) c->energy_note[k - 2] = 0;
             if (!k) snprintf(c->energy_note, sizeof c->energy_note, "per-request attributed energy (step energy by token share)");
         }
-        rc = deltas(c, &A, &B, ia, ib, nia, o.iters, o.seed, err);
+        unit *cells_a = NULL, *cells_b = NULL;
+        if (c->paired) {
+            cells_a = cells_by_run(&A, ia, nia);
+            cells_b = cells_by_run(&B, ib, nib);
+        }
+        if (c->paired && (!cells_a || !cells_b))
+            rc = etok_errc(err, ETOK_EXIT_FAIL, "compare: out of memory");
+        else
+            rc = deltas(c, &A, &B, cells_a, cells_b, nia, o.iters, o.seed, err);
         if (rc == 0) gate_and_verdict(c, out);
+        free(cells_a);
+        free(cells_b);
         free(ib);
         arm_free(&B);
     }

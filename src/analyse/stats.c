@@ -1,8 +1,11 @@
 /* stats.c — percentiles (R type 7), means, splitmix64 RNG and percentile-bootstrap CIs, one
- * arm or two (differences and ratios between arms, paired or not: etok compare).
+ * arm or two (differences and ratios between arms, paired or not, two-stage over runs, and the
+ * runs' Student-t intervals: etok compare).
  * Owns: the statistical definitions every reported percentile and CI uses.
  * Does not own: which figures get them (metrics.c). */
 #include "etok/stats.h"
+
+#include "etok/pareto.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -198,68 +201,222 @@ static int bounded_iters(int iters, size_t n) {
 int etok_bootstrap_delta_ratio_of_sums(const double *num_a, const double *den_a, size_t n_a, const double *num_b,
                                        const double *den_b, size_t n_b, int paired, int iters, uint64_t seed,
                                        etok_delta_ci *out) {
+    if (paired && n_a != n_b) {
+        memset(out, 0, sizeof *out);
+        return -1;
+    }
+    const size_t sa[2] = {0, n_a}, sb[2] = {0, n_b};
+    return etok_bootstrap_delta_ratio_clustered(num_a, den_a, sa, 1, num_b, den_b, sb, 1, paired, iters, seed, out);
+}
+
+/* n_cl cluster indices into cl (none drawn for one cluster: it is always itself). */
+static void draw_clusters(etok_rng *rng, size_t n_cl, size_t *cl) {
+    for (size_t c = 0; c < n_cl; c++) cl[c] = n_cl > 1 ? (size_t)(etok_rng_u64(rng) % n_cl) : 0;
+}
+
+/* Stage 2 of an unpaired arm: the units of each drawn cluster, resampled within it. */
+static double clustered_ratio(etok_rng *rng, const double *num, const double *den, const size_t *start,
+                              const size_t *cl, size_t n_cl) {
+    double sn = 0, sd = 0;
+    for (size_t c = 0; c < n_cl; c++) {
+        size_t s0 = start[cl[c]], m = start[cl[c] + 1] - s0;
+        for (size_t i = 0; i < m; i++) {
+            size_t j = s0 + (m > 1 ? (size_t)(etok_rng_u64(rng) % m) : 0);
+            sn += num[j];
+            sd += den ? den[j] : 1.0;
+        }
+    }
+    return sd != 0 ? sn / sd : NAN;
+}
+
+/* Paired: the item draw `it` (n_items) in every drawn cluster. */
+static double crossed_ratio(const double *num, const double *den, const size_t *cl, size_t n_cl, const size_t *it,
+                            size_t n_items) {
+    double sn = 0, sd = 0;
+    for (size_t c = 0; c < n_cl; c++)
+        for (size_t i = 0; i < n_items; i++) {
+            size_t j = cl[c] * n_items + it[i];
+            sn += num[j];
+            sd += den ? den[j] : 1.0;
+        }
+    return sd != 0 ? sn / sd : NAN;
+}
+
+int etok_bootstrap_delta_ratio_clustered(const double *num_a, const double *den_a, const size_t *start_a,
+                                         size_t n_cl_a, const double *num_b, const double *den_b,
+                                         const size_t *start_b, size_t n_cl_b, int paired, int iters, uint64_t seed,
+                                         etok_delta_ci *out) {
     memset(out, 0, sizeof *out);
-    if (paired && n_a != n_b) return -1;
+    size_t n_a = n_cl_a ? start_a[n_cl_a] : 0, n_b = n_cl_b ? start_b[n_cl_b] : 0;
+    size_t n_items = 0;
+    if (paired) {
+        if (!n_cl_a || !n_cl_b) return -1;
+        n_items = start_a[1] - start_a[0];
+        for (size_t c = 0; c <= n_cl_a; c++)
+            if (start_a[c] != c * n_items) return -1;
+        for (size_t c = 0; c <= n_cl_b; c++)
+            if (start_b[c] != c * n_items) return -1;
+    }
     iters = bounded_iters(iters, n_a + n_b);
     out->a = n_a ? ratio_of_sums(num_a, den_a, NULL, n_a) : NAN;
     out->b = n_b ? ratio_of_sums(num_b, den_b, NULL, n_b) : NAN;
     double *sa = malloc((size_t)iters * 2 * sizeof *sa);
-    size_t *ia = malloc((n_a + n_b + 1) * sizeof *ia);
-    if (!sa || !ia) {
+    size_t *cla = malloc((n_cl_a + n_cl_b + n_items + 1) * sizeof *cla);
+    if (!sa || !cla) {
         free(sa);
-        free(ia);
+        free(cla);
         return -1;
     }
     double *sb = sa + iters;
-    size_t *ib = ia + n_a;
+    size_t *clb = cla + n_cl_a, *it = clb + n_cl_b;
     etok_rng rng;
     etok_rng_seed(&rng, seed);
-    for (int it = 0; it < iters; it++) {
-        for (size_t i = 0; i < n_a; i++) ia[i] = n_a > 1 ? etok_rng_u64(&rng) % n_a : 0;
-        if (paired) memcpy(ib, ia, n_a * sizeof *ia);
-        else
-            for (size_t i = 0; i < n_b; i++) ib[i] = n_b > 1 ? etok_rng_u64(&rng) % n_b : 0;
-        sa[it] = n_a ? ratio_of_sums(num_a, den_a, ia, n_a) : NAN;
-        sb[it] = n_b ? ratio_of_sums(num_b, den_b, ib, n_b) : NAN;
+    for (int k = 0; k < iters; k++) {
+        if (paired) {
+            draw_clusters(&rng, n_cl_a, cla);
+            draw_clusters(&rng, n_cl_b, clb);
+            for (size_t i = 0; i < n_items; i++) it[i] = n_items > 1 ? (size_t)(etok_rng_u64(&rng) % n_items) : 0;
+            sa[k] = crossed_ratio(num_a, den_a, cla, n_cl_a, it, n_items);
+            sb[k] = crossed_ratio(num_b, den_b, clb, n_cl_b, it, n_items);
+        } else {
+            draw_clusters(&rng, n_cl_a, cla);
+            sa[k] = n_a ? clustered_ratio(&rng, num_a, den_a, start_a, cla, n_cl_a) : NAN;
+            draw_clusters(&rng, n_cl_b, clb);
+            sb[k] = n_b ? clustered_ratio(&rng, num_b, den_b, start_b, clb, n_cl_b) : NAN;
+        }
     }
     int rc = delta_finish(sa, sb, iters, out);
     free(sa);
-    free(ia);
+    free(cla);
     return rc;
 }
 
 int etok_bootstrap_delta_percentile(const double *a, size_t n_a, const double *b, size_t n_b, double p, int iters,
                                     uint64_t seed, etok_delta_ci *out) {
-    memset(out, 0, sizeof *out);
-    iters = bounded_iters(iters, n_a + n_b);
-    double *fa = malloc((n_a + 1) * sizeof *fa), *fb = malloc((n_b + 1) * sizeof *fb);
-    double *res = malloc((n_a + n_b + 1) * sizeof *res);
-    double *sa = malloc((size_t)iters * 2 * sizeof *sa);
-    if (!fa || !fb || !res || !sa) {
-        free(fa);
-        free(fb);
-        free(res);
-        free(sa);
-        return -1;
+    const size_t sa[2] = {0, n_a}, sb[2] = {0, n_b};
+    return etok_bootstrap_delta_percentile_clustered(a, sa, 1, b, sb, 1, p, iters, seed, out);
+}
+
+/* An arm's finite values sorted within each cluster into f, their cluster starts into fs
+ * (n_cl + 1), and all of them sorted into all; returns the count. */
+static size_t sorted_clusters(const double *x, const size_t *start, size_t n_cl, double *f, size_t *fs, double *all) {
+    size_t k = 0;
+    for (size_t c = 0; c < n_cl; c++) {
+        fs[c] = k;
+        k += etok_sorted_finite(x + start[c], start[c + 1] - start[c], f + k);
     }
+    fs[n_cl] = k;
+    memcpy(all, f, k * sizeof *all);
+    qsort(all, k, sizeof *all, cmp_double);
+    return k;
+}
+
+/* One arm's resampled percentile: clusters, then values within each drawn one. */
+static double clustered_pct(etok_rng *rng, const double *f, const size_t *fs, size_t n_cl, size_t *cl, double *res,
+                            double p) {
+    draw_clusters(rng, n_cl, cl);
+    size_t m = 0;
+    for (size_t c = 0; c < n_cl; c++) {
+        size_t s0 = fs[cl[c]], kc = fs[cl[c] + 1] - s0;
+        for (size_t i = 0; i < kc; i++) res[m++] = f[s0 + (size_t)(etok_rng_u64(rng) % kc)];
+    }
+    qsort(res, m, sizeof *res, cmp_double);
+    return etok_percentile_sorted(res, m, p); /* NAN when m == 0 */
+}
+
+static size_t max_cluster(const size_t *fs, size_t n_cl) {
+    size_t m = 0;
+    for (size_t c = 0; c < n_cl; c++)
+        if (fs[c + 1] - fs[c] > m) m = fs[c + 1] - fs[c];
+    return m;
+}
+
+int etok_bootstrap_delta_percentile_clustered(const double *a, const size_t *start_a, size_t n_cl_a, const double *b,
+                                              const size_t *start_b, size_t n_cl_b, double p, int iters,
+                                              uint64_t seed, etok_delta_ci *out) {
+    memset(out, 0, sizeof *out);
+    size_t n_a = n_cl_a ? start_a[n_cl_a] : 0, n_b = n_cl_b ? start_b[n_cl_b] : 0;
+    iters = bounded_iters(iters, n_a + n_b);
+    double *fa = malloc((2 * n_a + 1) * sizeof *fa), *fb = malloc((2 * n_b + 1) * sizeof *fb);
+    size_t *fs = malloc((2 * (n_cl_a + n_cl_b) + 2) * sizeof *fs);
+    double *sa = malloc((size_t)iters * 2 * sizeof *sa);
+    double *res = NULL;
+    int rc = -1;
+    if (!fa || !fb || !fs || !sa) goto done;
+    size_t *fsa = fs, *fsb = fs + n_cl_a + 1, *cla = fsb + n_cl_b + 1, *clb = cla + n_cl_a;
+    size_t ka = sorted_clusters(a, start_a, n_cl_a, fa, fsa, fa + n_a);
+    size_t kb = sorted_clusters(b, start_b, n_cl_b, fb, fsb, fb + n_b);
+    out->a = etok_percentile_sorted(fa + n_a, ka, p);
+    out->b = etok_percentile_sorted(fb + n_b, kb, p);
+    size_t ma = n_cl_a * max_cluster(fsa, n_cl_a), mb = n_cl_b * max_cluster(fsb, n_cl_b);
+    res = malloc(((ma > mb ? ma : mb) + 1) * sizeof *res);
+    if (!res) goto done;
     double *sb = sa + iters;
-    size_t ka = etok_sorted_finite(a, n_a, fa), kb = etok_sorted_finite(b, n_b, fb);
-    out->a = etok_percentile_sorted(fa, ka, p);
-    out->b = etok_percentile_sorted(fb, kb, p);
     etok_rng rng;
     etok_rng_seed(&rng, seed);
-    for (int it = 0; it < iters; it++) {
-        for (size_t i = 0; i < ka; i++) res[i] = fa[etok_rng_u64(&rng) % ka];
-        qsort(res, ka, sizeof *res, cmp_double);
-        sa[it] = etok_percentile_sorted(res, ka, p); /* NAN when ka == 0 */
-        for (size_t i = 0; i < kb; i++) res[i] = fb[etok_rng_u64(&rng) % kb];
-        qsort(res, kb, sizeof *res, cmp_double);
-        sb[it] = etok_percentile_sorted(res, kb, p);
+    for (int k = 0; k < iters; k++) {
+        sa[k] = clustered_pct(&rng, fa, fsa, n_cl_a, cla, res, p);
+        sb[k] = clustered_pct(&rng, fb, fsb, n_cl_b, clb, res, p);
     }
-    int rc = delta_finish(sa, sb, iters, out);
+    rc = delta_finish(sa, sb, iters, out);
+done:
     free(fa);
     free(fb);
-    free(res);
+    free(fs);
     free(sa);
+    free(res);
     return rc;
+}
+
+/* One arm's ratio of sums over runs and its linearised standard error (NAN below 2 runs). */
+static void runs_ratio_se(const double *num, const double *den, size_t n, double *r, double *se) {
+    *r = n ? ratio_of_sums(num, den, NULL, n) : NAN;
+    *se = NAN;
+    if (n < 2 || !isfinite(*r)) return;
+    double sd = 0, ss = 0;
+    for (size_t k = 0; k < n; k++) sd += den ? den[k] : 1.0;
+    double dbar = sd / (double)n;
+    for (size_t k = 0; k < n; k++) {
+        double u = (num[k] - *r * (den ? den[k] : 1.0)) / dbar;
+        ss += u * u;
+    }
+    *se = sqrt(ss / ((double)n * (double)(n - 1)));
+}
+
+static double t975_real(double df) {
+    if (!(df >= 1)) df = 1;
+    return etok_t975(df > 1e6 ? 1000000 : (size_t)floor(df));
+}
+
+int etok_runs_t_delta(const double *num_a, const double *den_a, size_t n_a, const double *num_b, const double *den_b,
+                      size_t n_b, etok_delta_ci *out) {
+    memset(out, 0, sizeof *out);
+    double sea, seb;
+    runs_ratio_se(num_a, den_a, n_a, &out->a, &sea);
+    runs_ratio_se(num_b, den_b, n_b, &out->b, &seb);
+    out->a_lo = out->a_hi = out->b_lo = out->b_hi = NAN;
+    out->diff_lo = out->diff_hi = out->rel_lo = out->rel_hi = NAN;
+    out->diff = out->b - out->a;
+    out->rel = out->a != 0 && isfinite(out->a) ? out->b / out->a - 1.0 : NAN;
+    if (isfinite(sea)) {
+        out->a_lo = out->a - etok_t975(n_a - 1) * sea;
+        out->a_hi = out->a + etok_t975(n_a - 1) * sea;
+    }
+    if (isfinite(seb)) {
+        out->b_lo = out->b - etok_t975(n_b - 1) * seb;
+        out->b_hi = out->b + etok_t975(n_b - 1) * seb;
+    }
+    if (!isfinite(sea) || !isfinite(seb)) return 0;
+    double va = sea * sea, vb = seb * seb;
+    double den = va * va / (double)(n_a - 1) + vb * vb / (double)(n_b - 1);
+    double df = den > 0 ? (va + vb) * (va + vb) / den : (double)(n_a + n_b - 2);
+    double t = t975_real(df), h = t * sqrt(va + vb);
+    out->diff_lo = out->diff - h;
+    out->diff_hi = out->diff + h;
+    if (out->a > 0 && out->b > 0) {
+        double sl = sqrt(va / (out->a * out->a) + vb / (out->b * out->b)), l = log(out->b / out->a);
+        out->rel_lo = exp(l - t * sl) - 1.0;
+        out->rel_hi = exp(l + t * sl) - 1.0;
+    }
+    return 0;
 }

@@ -79,10 +79,12 @@ static const char *gate_word(int g) { return g == 1 ? "pass" : g == 0 ? "FAIL" :
 
 static void covers(etok_strbuf *b, const etok_compare_result *r, const char *pre) {
     etok_strbuf_printf(b,
-              "%sThe 95%% CIs are percentile bootstraps (%d resamples, seed %llu) over requests (pooled over each arm's "
-              "records, so run-to-run variance enters when an arm has repeats); paired by eval item where both arms ran the "
-              "same items. They do not include the meter's systematic error, stated per candidate: the same meter on the "
-              "same machine cancels much of it in a ratio, different meters or boundaries do not.\n",
+              "%sThe 95%% CIs are percentile bootstraps (%d resamples, seed %llu) over requests; when an arm pools "
+              "several records (runs), each resample draws its runs first, then requests (or eval items) within them, and "
+              "no interval is narrower than the Student-t interval over the runs, so run-to-run variance enters; paired by "
+              "eval item where both arms ran the same items. An energy figure from one record without per-request energy "
+              "has no CI (n/a). They do not include the meter's systematic error, stated per candidate: the same meter on "
+              "the same machine cancels much of it in a ratio, different meters or boundaries do not.\n",
               pre, r->iters, (unsigned long long)r->seed);
 }
 
@@ -136,13 +138,16 @@ static char *render_text(const etok_compare_result *r, int md) {
             fmt_pct(d->d.rel_hi, rhi, sizeof rhi);
             snprintf(ci1, sizeof ci1, "[%s, %s]", dlo, dhi);
             snprintf(ci2, sizeof ci2, "[%s, %s]", rlo, rhi);
+            int ci_na = d->valid && !(isfinite(d->d.diff_lo) && isfinite(d->d.diff_hi)); /* the note says why */
             if (!d->valid) {
                 if (md) etok_strbuf_printf(&b, "| %s | %s | %s | %s | n/a | %s | | |\n", l, d->unit, a, bb, d->note);
                 else etok_strbuf_printf(&b, "%-44s %-8s %11s %11s %11s  %s\n", l, d->unit, a, bb, "n/a", d->note);
             } else if (md)
-                etok_strbuf_printf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", l, d->unit, a, bb, df, ci1, rl, ci2);
+                etok_strbuf_printf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", l, d->unit, a, bb, df, ci_na ? "n/a" : ci1,
+                                   rl, ci_na ? d->note : ci2);
             else
-                etok_strbuf_printf(&b, "%-44s %-8s %11s %11s %11s %25s %9s %21s\n", l, d->unit, a, bb, df, ci1, rl, ci2);
+                etok_strbuf_printf(&b, "%-44s %-8s %11s %11s %11s %25s %9s %21s%s%s\n", l, d->unit, a, bb, df, ci1, rl, ci2,
+                                   ci_na ? "  " : "", ci_na ? d->note : "");
         }
         etok_strbuf_printf(&b, "%sgate: q* baseline %s, candidate %s; s* baseline %s, candidate %s\n", md ? "\n" : "",
                   gate_word(c->gate_q_base), gate_word(c->gate_q_cand), gate_word(c->gate_s_base), gate_word(c->gate_s_cand));

@@ -13,7 +13,10 @@ fail=0
 ck() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; fi; }
 
 # cand: the same run at 80% of the power (every figure in J scales by 0.8); dev: measured at
-# the device boundary; evals: another eval set (hash in config)
+# the device boundary; evals: another eval set (hash in config). The fixture's requests carry no
+# per-request energy (its window energy is split by token share): with one record per arm the
+# energy figures have no CI and the verdict claims nothing. att/: the same with per-request
+# energies (the built-in engine's attribution): the request bootstrap gives the exact -20%.
 python3 - "$REC" "$T" <<'PY' || { echo "FAIL: python"; exit 1; }
 import json, sys, os
 src, out = sys.argv[1], sys.argv[2]
@@ -21,8 +24,10 @@ base = json.load(open(src))
 def save(d, name):
     os.makedirs(os.path.dirname(os.path.join(out, name)), exist_ok=True)
     json.dump(d, open(os.path.join(out, name), "w"))
-def variant(scale=1.0, boundary=None, evals=None):
+def variant(scale=1.0, boundary=None, evals=None, attributed=False):
     d = json.loads(json.dumps(base))
+    if attributed:
+        for q in d["requests"]: q["energy_j"] = 1.0  # rescaled to the window energy by compare
     for t in d["traces"]:
         t["samples"] = [[s[0], s[1] * scale] for s in t["samples"]]
         if boundary: t["boundary"] = boundary
@@ -32,13 +37,19 @@ save(variant(), "base.json")
 save(variant(), "rep/r1/run.json")
 save(variant(1.1), "rep/r2/run.json")
 save(variant(0.8), "candir/run.json")
+save(variant(attributed=True), "att/base.json")
+save(variant(0.8, attributed=True), "att/cand.json")
 save(variant(1.0, boundary="device"), "dev.json")
 save(variant(1.0, evals="fnv1a64:00000000000000ff"), "evals.json")
 PY
 
 "$ETOK" compare "$T/base.json" "$T/candir" > "$T/out.txt" 2> "$T/err.txt"; rc=$?
 ck "text exit 0 (got $rc: $(cat "$T/err.txt"))" "[ $rc = 0 ]"
-ck "verdict -20%" "grep -qF 'verdict: B: -20% J/output-token [-20%, -20%] at equal quality' '$T/out.txt'"
+ck "verdict: no claim from one token-share record per arm" "grep -qF 'verdict: B: J/output-token -20%, no claim of a change (CI n/a: one record in each arm and no per-request energy' '$T/out.txt'"
+ck "J/output-token CI n/a, with the reason" "grep -Eq '^joules_per_output_token .*\\[n/a, n/a\\] +CI n/a: one record in each arm' '$T/out.txt'"
+"$ETOK" compare "$T/att/base.json" "$T/att/cand.json" > "$T/att.txt" 2>&1; rc=$?
+ck "per-request energy: exit 0" "[ $rc = 0 ]"
+ck "per-request energy: verdict -20% [-20%, -20%]" "grep -qF 'verdict: B: -20% J/output-token [-20%, -20%] at equal quality' '$T/att.txt'"
 ck "paired" "grep -qF 'paired by eval item' '$T/out.txt'"
 ck "systematic band stated" "grep -qF 'meter systematic band' '$T/out.txt'"
 ck "what the CI covers" "grep -qF 'do not include the meter' '$T/out.txt'"
@@ -49,8 +60,8 @@ for f in md json csv html; do
     ck "$f exit 0" "[ $rc = 0 ]"
 done
 ck "md table" "grep -qF '| figure | unit | A | B |' '$T/out.md'"
-ck "md verdict" "grep -qF '**verdict** B: -20%' '$T/out.md'"
-ck "json parses, verdict" "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); c=d[\"candidates\"][0]; assert c[\"paired\"] and c[\"comparable\"] and c[\"verdict\"].startswith(\"B: -20%\"), c' '$T/out.json'"
+ck "md verdict" "grep -qF '**verdict** B: J/output-token -20%, no claim' '$T/out.md'"
+ck "json parses, verdict" "python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); c=d[\"candidates\"][0]; assert c[\"paired\"] and c[\"comparable\"] and c[\"verdict\"].startswith(\"B: J/output-token -20%, no claim\") and c[\"deltas\"][0][\"relative_ci95\"] is None, c' '$T/out.json'"
 ck "csv header + 13 rows (12 figures and token_rate_tps)" "[ \$(wc -l < '$T/out.csv') = 14 ] && head -1 '$T/out.csv' | grep -q '^baseline,candidate,figure'"
 ck "html with forest plot" "grep -q '<!DOCTYPE html>' '$T/out.html' && grep -q '<svg' '$T/out.html' && grep -qF 'relative change' '$T/out.html'"
 

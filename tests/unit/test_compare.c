@@ -1,6 +1,8 @@
 /* test_compare.c — etok compare's statistics and logic on hand-built records, against
- * hand-computed cases: the two-arm bootstrap (paired vs unpaired), per-request energy
- * attribution (books balance), pairing by eval item, the (q*, s*) gate, comparability checks. */
+ * hand-computed cases: the two-arm bootstrap (paired vs unpaired), the two-stage bootstrap over
+ * runs and the runs' t-interval (run-to-run variance; no CI from one token-share record),
+ * per-request energy attribution (books balance), pairing by eval item, the (q*, s*) gate,
+ * comparability checks. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -71,6 +73,70 @@ static void test_delta_percentile(void **st) {
     /* an empty arm: no statistic, no CI */
     assert_int_equal(etok_bootstrap_delta_percentile(a, 0, b, 3, 50, 200, 1, &d), 0);
     assert_true(isnan(d.a) && isnan(d.diff_lo));
+}
+
+/* Two runs (clusters) of two items in A: run 0 costs 1 per item, run 1 costs 3; B one run at 2.
+ * Paired (items crossed with runs), two-stage: A's runs drawn {0,0} (p 1/4) -> mean 1, {1,1}
+ * (1/4) -> 3, mixed (1/2) -> 2, whatever the item draw (each run is flat over items); B is 2.
+ * So A's CI is [1, 3] and the difference's [-1, +1]. Summing each item over the runs (the old
+ * paired units, 4 per item) gave A = 2 in every resample: CI [2, 2], difference [0, 0]. */
+static void test_delta_clustered_runs(void **st) {
+    (void)st;
+    const double a[] = {1, 1, 3, 3}, b[] = {2, 2};
+    const size_t sa[] = {0, 2, 4}, sb[] = {0, 2};
+    etok_delta_ci d;
+    assert_int_equal(etok_bootstrap_delta_ratio_clustered(a, NULL, sa, 2, b, NULL, sb, 1, 1, 2000, 7, &d), 0);
+    NEAR(d.a, 2, 1e-12);
+    NEAR(d.a_lo, 1, 1e-12);
+    NEAR(d.a_hi, 3, 1e-12);
+    NEAR(d.diff_lo, -1, 1e-12);
+    NEAR(d.diff_hi, 1, 1e-12);
+    /* unpaired: the same (requests within a flat run do not vary) */
+    assert_int_equal(etok_bootstrap_delta_ratio_clustered(a, NULL, sa, 2, b, NULL, sb, 1, 0, 2000, 7, &d), 0);
+    NEAR(d.a_lo, 1, 1e-12);
+    NEAR(d.a_hi, 3, 1e-12);
+    /* paired needs every cluster of both arms to hold the same items */
+    const size_t bad[] = {0, 1, 4};
+    assert_int_equal(etok_bootstrap_delta_ratio_clustered(a, NULL, bad, 2, b, NULL, sb, 1, 1, 100, 7, &d), -1);
+    /* one cluster per arm: exactly the unclustered bootstrap (the same draws) */
+    const double x[] = {1, 5, 2, 8, 3}, y[] = {10, 20, 5, 40, 10}, z[] = {2, 4, 4, 9, 1};
+    const size_t s5[] = {0, 5};
+    etok_delta_ci d1, d2;
+    for (int paired = 0; paired < 2; paired++) {
+        assert_int_equal(etok_bootstrap_delta_ratio_of_sums(x, y, 5, z, y, 5, paired, 500, 3, &d1), 0);
+        assert_int_equal(etok_bootstrap_delta_ratio_clustered(x, y, s5, 1, z, y, s5, 1, paired, 500, 3, &d2), 0);
+        assert_memory_equal(&d1, &d2, sizeof d1);
+    }
+    /* percentiles: A's runs {1,1,1} and {5,5,5}: p50 over drawn runs is 1, 3 or 5 */
+    const double pa[] = {1, 1, 1, 5, 5, 5}, pb[] = {2, 2, 2};
+    const size_t spa[] = {0, 3, 6}, spb[] = {0, 3};
+    assert_int_equal(etok_bootstrap_delta_percentile_clustered(pa, spa, 2, pb, spb, 1, 50, 2000, 9, &d), 0);
+    NEAR(d.a, 3, 1e-12);
+    NEAR(d.a_lo, 1, 1e-12);
+    NEAR(d.a_hi, 5, 1e-12);
+    NEAR(d.diff_lo, -3, 1e-12);
+    NEAR(d.diff_hi, 1, 1e-12);
+}
+
+/* t-intervals over runs, equal denominators (so the runs' own values): A = {1, 2, 3}, B = {2,
+ * 3, 4}. Each: mean +- t(2) s / sqrt(3), s = 1: A [2 - 4.303/sqrt(3), 2 + 4.303/sqrt(3)]. The
+ * difference: se^2 = 1/3 + 1/3, Welch df = (2/3)^2 / (2 (1/3)^2 / 2) = 4, t(4) = 2.776: 1 +-
+ * 2.776 sqrt(2/3). The ratio: exp(log 1.5 +- 2.776 sqrt(1/12 + 1/27)) - 1. One run: no bounds. */
+static void test_runs_t_delta(void **st) {
+    (void)st;
+    const double a[] = {1, 2, 3}, b[] = {2, 3, 4};
+    etok_delta_ci d;
+    assert_int_equal(etok_runs_t_delta(a, NULL, 3, b, NULL, 3, &d), 0);
+    NEAR(d.a, 2, 1e-12);
+    NEAR(d.a_lo, 2 - 4.303 / sqrt(3), 1e-9);
+    NEAR(d.a_hi, 2 + 4.303 / sqrt(3), 1e-9);
+    NEAR(d.diff, 1, 1e-12);
+    NEAR(d.diff_lo, -1.2665945087, 1e-9);
+    NEAR(d.diff_hi, 3.2665945087, 1e-9);
+    NEAR(d.rel_lo, -0.4274483681, 1e-9);
+    NEAR(d.rel_hi, 2.9297765910, 1e-9);
+    assert_int_equal(etok_runs_t_delta(a, NULL, 3, b, NULL, 1, &d), 0);
+    assert_true(isfinite(d.a_lo) && isnan(d.b_lo) && isnan(d.diff_lo) && isnan(d.rel_hi));
 }
 
 /* A node power meter at `w` W from t = 0 to t_end, sampled every 0.5 s. */
@@ -313,6 +379,9 @@ static void test_compare_pooled_and_fallback(void **st) {
     NEAR(get(c, "joules_per_output_token", "")->d.a, 2200.0 / 80.0, 1e-9);
     NEAR(get(c, "joules_per_output_token", "")->d.b, 1000.0 / 40.0, 1e-9);
     assert_non_null(strstr(c->energy_note, "window energy split by token share"));
+    /* the candidate's single token-share record: no energy CI (its run-to-run variance is unknown) */
+    assert_true(isnan(get(c, "joules_per_output_token", "")->d.rel_lo));
+    assert_true(isfinite(get(c, "joules_per_output_token", "")->d.a_lo));
     /* an arm without records is an error */
     B.n_records = 0;
     etok_compare_result r2;
@@ -359,10 +428,15 @@ static void test_compare_rate_ci_from_runs(void **st) {
     if (!(r->d.rel_hi - r->d.rel_lo > 0.05))
         fail_msg("token rate CI [%+.4f, %+.4f]: zero width although the runs' windows differ", r->d.rel_lo, r->d.rel_hi);
     assert_true(r->d.rel_lo <= 0.5 && r->d.rel_hi >= 0.5);
-    /* the baseline's own interval spans its runs' rates (80/10 .. 80/8 token/s) */
-    assert_true(r->d.a_lo < r->d.a && r->d.a_hi > r->d.a && r->d.a_lo >= 8 - 1e-9 && r->d.a_hi <= 10 + 1e-9);
+    /* The baseline's own interval: the bootstrap over 3 runs reaches only their spread (80/10 ..
+     * 80/8 token/s); the t-interval over the runs is wider and is the floor. Linearised: R =
+     * 240/27, u_k = (80 - R d_k) / 9 = (8/9, 0, -8/9) x 10/9, se = sqrt(sum u^2 / (3 x 2)) =
+     * 0.570222, t(2) = 4.303: [6.43522, 11.34256]. */
+    NEAR(r->d.a_lo, 240.0 / 27.0 - 4.303 * 0.570222488, 1e-6);
+    NEAR(r->d.a_hi, 240.0 / 27.0 + 4.303 * 0.570222488, 1e-6);
     assert_false(r->paired);
     assert_non_null(strstr(r->note, "runs resampled"));
+    assert_non_null(strstr(r->note, "widened to the runs' t-interval"));
     const etok_compare_delta *g = get(c, "goodput_tps", "");
     NEAR(g->d.rel, 0.5, 1e-9);
     assert_true(g->d.rel_hi - g->d.rel_lo > 0.05);
@@ -390,6 +464,128 @@ static void test_compare_rate_ci_from_runs(void **st) {
     }
 }
 
+/* Arm of n runs, each a bench record of 8 items x (4 in, 10 out) tokens over 10 s at w[k] W:
+ * J/output-token of run k = 10 w[k] / 80. per_request: the requests carry energies (the
+ * built-in engine's attribution) that sum to the window's; else none (bench --endpoint: the
+ * window energy is split by token share). */
+static void runs_arm(etok_record *r, const double *w, int n, int per_request) {
+    const int pass[] = {1, 1, 1, 1, 1, 1, 1, 1};
+    for (int k = 0; k < n; k++) {
+        make_rec(&r[k], w[k], 8, 10, pass, "q", "fnv1a64:1", ETOK_BOUNDARY_NODE);
+        if (!per_request)
+            for (size_t i = 0; i < r[k].n_requests; i++) r[k].requests[i].energy_j = -1;
+    }
+}
+
+static void compare_arms(etok_record *ra, int na, etok_record *rb, int nb, etok_compare_result *res) {
+    const etok_record *pa[8], *pb[8];
+    for (int k = 0; k < na; k++) pa[k] = &ra[k];
+    for (int k = 0; k < nb; k++) pb[k] = &rb[k];
+    etok_compare_arm A = {.name = "A", .records = pa, .n_records = (size_t)na};
+    etok_compare_arm B = {.name = "B", .records = pb, .n_records = (size_t)nb};
+    etok_compare_opts o = {.iters = 2000, .seed = 5};
+    etok_err err = {0};
+    if (etok_compare(&A, &B, 1, &o, res, &err)) fail_msg("compare: %s", err.msg);
+}
+
+/* The H200 power-limit sweep's defect: three runs per arm, energy per run only (token share),
+ * so every request of a run has its run's J/token and the old bootstrap over items (each item
+ * summed over the arm's runs) saw no run-to-run variance: a CI of zero width ([-3.5%, -3.5%])
+ * for a difference its runs contradict. A runs at 100, 104, 96 W (12.5, 13.0, 12.0
+ * J/output-token), B at 90, 106, 98 W (11.25, 13.25, 12.25): the arms' runs overlap, so each
+ * arm's CI must hold all its runs' values and the difference's CI must hold 0. The same with
+ * per-request energy (the built-in engine's attribution): pooled runs were as blind. A clear
+ * change (B at 80, 81, 79 W: -20%) stays significant. */
+static void test_compare_runs_variance(void **st) {
+    (void)st;
+    const double wa[] = {100, 104, 96}, wb[] = {90, 106, 98}, wc[] = {80, 81, 79};
+    for (int per_request = 0; per_request < 2; per_request++) {
+        etok_record ra[3], rb[3];
+        runs_arm(ra, wa, 3, per_request);
+        runs_arm(rb, wb, 3, per_request);
+        etok_compare_result res;
+        compare_arms(ra, 3, rb, 3, &res);
+        const etok_compare_cand *c = &res.cand[0];
+        assert_true(c->paired);
+        const etok_compare_delta *j = get(c, "joules_per_output_token", "");
+        NEAR(j->d.a, 12.5, 1e-9);
+        NEAR(j->d.b, 12.25, 1e-9);
+        if (!(j->d.a_lo <= 12.0 && j->d.a_hi >= 13.0 && j->d.b_lo <= 11.25 && j->d.b_hi >= 13.25))
+            fail_msg("%s: arm CIs A [%.4f, %.4f], B [%.4f, %.4f] do not hold their own runs (A 12.0..13.0, B "
+                     "11.25..13.25): run-to-run variance left out",
+                     per_request ? "per-request energy" : "token share", j->d.a_lo, j->d.a_hi, j->d.b_lo, j->d.b_hi);
+        if (!(j->d.rel_lo < 0 && j->d.rel_hi > 0))
+            fail_msg("%s: J/output-token %+.4f [%+.4f, %+.4f] excludes 0 although the arms' runs overlap",
+                     per_request ? "per-request energy" : "token share", j->d.rel, j->d.rel_lo, j->d.rel_hi);
+        /* three runs: the bootstrap reaches only their spread; the floor is the t-interval over
+         * the runs (equal token counts: 12.5 +- t(2) x 0.5 / sqrt(3)) */
+        NEAR(j->d.a_lo, 12.5 - 4.303 * 0.5 / sqrt(3), 1e-9);
+        NEAR(j->d.a_hi, 12.5 + 4.303 * 0.5 / sqrt(3), 1e-9);
+        assert_non_null(strstr(j->note, "runs resampled"));
+        assert_non_null(strstr(j->note, "widened to the runs' t-interval"));
+        assert_non_null(strstr(c->verdict, "no significant change in J/output-token"));
+        etok_compare_free(&res);
+        for (int k = 0; k < 3; k++) etok_record_free(&rb[k]);
+        runs_arm(rb, wc, 3, per_request);
+        compare_arms(ra, 3, rb, 3, &res);
+        j = get(&res.cand[0], "joules_per_output_token", "");
+        NEAR(j->d.rel, 10.0 / 12.5 - 1, 1e-9);
+        if (!(j->d.rel_hi < 0 && j->d.rel_lo <= -0.2)) fail_msg("clear change: [%+.4f, %+.4f]", j->d.rel_lo, j->d.rel_hi);
+        assert_non_null(strstr(res.cand[0].verdict, "B: -20% J/output-token ["));
+        etok_compare_free(&res);
+        for (int k = 0; k < 3; k++) {
+            etok_record_free(&ra[k]);
+            etok_record_free(&rb[k]);
+        }
+    }
+}
+
+/* One record per arm without per-request energy: each request's J/token is its record's, so
+ * resampling requests only varies the token mix; the old output was "-20% J/output-token
+ * [-20%, -20%]". Now there is no CI (n/a, the note says why) and the verdict claims nothing.
+ * With per-request energy (one record each) the request bootstrap stands as before. */
+static void test_compare_one_record_token_share(void **st) {
+    (void)st;
+    const double wa[] = {100}, wb[] = {80};
+    etok_record ra[1], rb[1];
+    runs_arm(ra, wa, 1, 0);
+    runs_arm(rb, wb, 1, 0);
+    etok_compare_result res;
+    compare_arms(ra, 1, rb, 1, &res);
+    const etok_compare_cand *c = &res.cand[0];
+    const etok_compare_delta *j = get(c, "joules_per_output_token", "");
+    assert_true(j->valid);
+    NEAR(j->d.rel, -0.2, 1e-9);
+    if (!isnan(j->d.rel_lo) || !isnan(j->d.rel_hi) || !isnan(j->d.diff_lo) || !isnan(j->d.a_lo) || !isnan(j->d.b_hi))
+        fail_msg("one token-share record per arm: CI [%+.4f, %+.4f] claims a precision never measured", j->d.rel_lo,
+                 j->d.rel_hi);
+    assert_non_null(strstr(j->note, "CI n/a: one record in each arm and no per-request energy"));
+    assert_true(isnan(get(c, "joules_per_token", "")->d.rel_lo));
+    assert_true(isnan(get(c, "joules_per_correct_answer", "")->d.rel_lo));
+    /* per-request figures keep their interval */
+    assert_true(isfinite(get(c, "accuracy", "")->d.diff_lo));
+    assert_true(c->comparable);
+    assert_non_null(strstr(c->verdict, "J/output-token -20%, no claim of a change (CI n/a: one record in each arm"));
+    assert_null(strstr(c->verdict, "significant"));
+    assert_null(strstr(c->verdict, "J/output-token ["));
+    char *txt = etok_compare_render(&res, "text");
+    assert_non_null(txt);
+    assert_non_null(strstr(txt, "CI n/a: one record in each arm"));
+    free(txt);
+    etok_compare_free(&res);
+    etok_record_free(&rb[0]);
+    /* only the candidate lacks per-request energy: the baseline keeps its own CI */
+    runs_arm(rb, wb, 1, 0);
+    for (size_t i = 0; i < ra[0].n_requests; i++) ra[0].requests[i].energy_j = 1000.0 / 8;
+    compare_arms(ra, 1, rb, 1, &res);
+    j = get(&res.cand[0], "joules_per_output_token", "");
+    assert_true(isfinite(j->d.a_lo) && isnan(j->d.b_lo) && isnan(j->d.rel_lo));
+    assert_non_null(strstr(j->note, "one record in the candidate"));
+    etok_compare_free(&res);
+    etok_record_free(&ra[0]);
+    etok_record_free(&rb[0]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_delta_paired_vs_unpaired), cmocka_unit_test(test_delta_ratio_paired_cancels),
@@ -397,6 +593,8 @@ int main(void) {
         cmocka_unit_test(test_compare_paired_verdict),   cmocka_unit_test(test_compare_unpaired_and_gate),
         cmocka_unit_test(test_compare_mismatches),       cmocka_unit_test(test_compare_pooled_and_fallback),
         cmocka_unit_test(test_compare_rate_ci_from_runs),
+        cmocka_unit_test(test_delta_clustered_runs),     cmocka_unit_test(test_runs_t_delta),
+        cmocka_unit_test(test_compare_runs_variance),    cmocka_unit_test(test_compare_one_record_token_share),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
