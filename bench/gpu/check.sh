@@ -41,7 +41,7 @@ exec > >(tee "$OUTDIR/log.txt") 2>&1
 step() { echo; echo "=== $(date -u +%H:%M:%S) $*"; }
 fails=0
 fail() { echo "CHECK FAILED: $*"; fails=$((fails + 1)); }
-pack() { tar -C "$(dirname "$W")" -czf "$OUTDIR/results.tar.gz" "$(basename "$W")"; }
+pack() { tar -C "$(dirname "$W")" --exclude="*.gguf" -czf "$OUTDIR/results.tar.gz" "$(basename "$W")"; }
 trap pack EXIT
 
 step "machine"

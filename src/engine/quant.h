@@ -256,7 +256,8 @@ void etok_matmul_q5_0_ref(uint32_t type, const uint8_t *w, size_t row_bytes, int
  * etok_q8x4_group_bytes(n_in) bytes (= 4 rows of the file's layout). pack / get_block /
  * dequantize_row / matmul / matmul_ref as the Q4_1x8 functions above; every output has the bits
  * of etok_matmul_q8_0_ref (the file-layout kernels', llama.cpp's vec_dot order), for any token
- * count and any row range. */
+ * count and any row range; at level amx, prefill of >= ETOK_AMX_MIN_TOKENS tokens takes the AMX
+ * kernel over the same copy (the amx level's bits, as etok_matmul_rows gives for the file). */
 int etok_q8x4_applies(uint32_t type, int64_t n_out, int64_t n_in);
 size_t etok_q8x4_group_bytes(int64_t n_in);
 void etok_q8x4_pack(const uint8_t *w, size_t row_bytes, int64_t n_rows, int64_t n_in, uint8_t *dst);

@@ -98,8 +98,24 @@ static ETOK_AMX_TARGET void amx_release(void) {
 #endif
 }
 
-ETOK_AMX_TARGET void etok_matmul_rows_amx(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
-                                          const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {
+/* Weight row r's block i as the kernel gathers it: the F16 scale and the quants 4k..4k+3 for
+ * k < 8. x4 = 0: the file layout (rows of row_bytes); x4 = 1: the Q8_0x4 copy (quant_q8_0.c:
+ * per 4 rows and block, 8 bytes of each row per 32-byte chunk, the scales at byte 128). */
+static inline const uint8_t *q8_block(const uint8_t *w, size_t row_bytes, int x4, int64_t nb, int64_t r, int64_t i,
+                                      const uint8_t *q4[8]) {
+    if (!x4) {
+        const uint8_t *b = w + (size_t)r * row_bytes + (size_t)i * sizeof(etok_block_q8_0);
+        for (int k4 = 0; k4 < 8; k4++) q4[k4] = b + 2 + 4 * k4;
+        return b; /* the scale */
+    }
+    const uint8_t *B = w + ((size_t)(r / 4) * (size_t)nb + (size_t)i) * 136u;
+    const int k = (int)(r % 4);
+    for (int k4 = 0; k4 < 8; k4++) q4[k4] = B + 32 * (k4 / 2) + 8 * k + 4 * (k4 % 2);
+    return B + 128 + 2 * k;
+}
+
+static ETOK_AMX_TARGET void amx_rows(const uint8_t *w, size_t row_bytes, int x4, int64_t r0, int64_t r1,
+                                     const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {
     const int64_t nb = n / ETOK_QK;
     _Alignas(64) int8_t bt[AMX_BLOCK_CHUNK][8 * 64]; /* B tiles of one row group, a chunk of blocks */
     _Alignas(64) float dw[AMX_BLOCK_CHUNK][16];      /* their weight scales (0 for padding rows) */
@@ -119,10 +135,11 @@ ETOK_AMX_TARGET void etok_matmul_rows_amx(const uint8_t *w, size_t row_bytes, in
                         for (int k = 0; k < ETOK_QK; k++) bt[b][(k / 4) * 64 + r * 4 + k % 4] = 0;
                         continue;
                     }
-                    const etok_block_q8_0 *blk =
-                        (const etok_block_q8_0 *)(const void *)(w + (size_t)(g0 + r) * row_bytes) + c0 + b;
-                    dw[b][r] = etok_f16_to_f32(blk->d);
-                    for (int k4 = 0; k4 < ETOK_QK / 4; k4++) memcpy(&bt[b][k4 * 64 + r * 4], blk->qs + 4 * k4, 4);
+                    const uint8_t *q4[8];
+                    etok_f16 d;
+                    memcpy(&d, q8_block(w, row_bytes, x4, nb, g0 + r, c0 + b, q4), 2);
+                    dw[b][r] = etok_f16_to_f32(d);
+                    for (int k4 = 0; k4 < ETOK_QK / 4; k4++) memcpy(&bt[b][k4 * 64 + r * 4], q4[k4], 4);
                 }
             }
             for (int t0 = 0; t0 < nx; t0 += 16) {
@@ -155,6 +172,18 @@ ETOK_AMX_TARGET void etok_matmul_rows_amx(const uint8_t *w, size_t row_bytes, in
         }
     }
     amx_release();
+}
+
+ETOK_AMX_TARGET void etok_matmul_rows_amx(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                          const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {
+    amx_rows(w, row_bytes, 0, r0, r1, xq, n, nx, out, out_stride);
+}
+
+/* The same over the Q8_0x4 copy (same integers, same order: the file layout's bits), so the
+ * amx level keeps the repacked decode kernels and AMX prefill at once. */
+ETOK_AMX_TARGET void etok_matmul_q8x4_amx(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq,
+                                          int64_t n, int nx, float *out, size_t out_stride) {
+    amx_rows(packed, 0, 1, r0, r1, xq, n, nx, out, out_stride);
 }
 
 #endif

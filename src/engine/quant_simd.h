@@ -73,6 +73,8 @@ void etok_vec_dot_multi_avx512(uint32_t type, const void *row, const etok_block_
 void etok_matmul_rows_avx512(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                              const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
 /* The AMX-INT8 Q8_0 prefill kernel of quant_amx.c (level amx only, etok_amx_applies). */
+void etok_matmul_q8x4_amx(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
+                          float *out, size_t out_stride);
 void etok_matmul_rows_amx(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8a *xq,
                           int64_t n, int nx, float *out, size_t out_stride);
 #endif

@@ -232,7 +232,9 @@ static void isa_check_q8k(int level, isa_report *rep) {
  * - bit for bit equal to etok_matmul_rows_amx_ref (the amx level's summation order);
  * - without -128 quants, within (nb + 8) * 2^-23 * mag of the avx2 kernel (mag = sum of |w_i x_i|: the error bound
  *   of each summation order, twice), the largest |amx - avx2| / mag kept in isa_amx_max_rel;
- * - output columns outside [r0, r1) untouched; below 16 tokens the avx2 bits (kernel unused). */
+ * - output columns outside [r0, r1) untouched; below 16 tokens the avx2 bits (kernel unused);
+ * - etok_matmul_q8x4 over the Q8_0x4 copy of the same rows (the layout the amx level now loads
+ *   Q8_0 into) bit for bit equal to the file layout's result, columns outside included. */
 static double isa_amx_max_rel;
 static void isa_check_amx(isa_report *rep) {
     enum { AMAXNB = 130, AMAXROWS = 40, AMAXNX = 35, PAD = 3 };
@@ -240,6 +242,8 @@ static void isa_check_amx(isa_report *rep) {
     static etok_block_q8a xq[AMAXNB * AMAXNX];
     static float f[AMAXNB * 32 * AMAXNX];
     static float o_a[AMAXNX * (AMAXROWS + PAD)], o_b[AMAXNX * (AMAXROWS + PAD)], o_r[AMAXNX * (AMAXROWS + PAD)];
+    static uint8_t wx4[AMAXROWS * AMAXNB * 34]; /* the Q8_0x4 copy: same size as the rows */
+    static float o_x[AMAXNX * (AMAXROWS + PAD)];
     const int nbs[] = {1, 3, 66, 130, 2}, r0s[] = {0, 3, 0, 17}, r1s[] = {16, 40, 5, 33}, nxs[] = {16, 17, 35, 15, 32};
     const size_t n_nb = isa_quick ? 3 : sizeof nbs / sizeof nbs[0], n_rr = sizeof r0s / sizeof r0s[0],
                  n_nx = isa_quick ? 4 : sizeof nxs / sizeof nxs[0];
@@ -281,6 +285,15 @@ static void isa_check_amx(isa_report *rep) {
                     if (isa_force(ETOK_ISA_AMX, rep)) return;
                     etok_matmul_rows(t, w, rb, r0, r1, xq, NULL, n, nx, o_b, stride);
                     etok_matmul_rows_amx_ref(w, rb, r0, r1, xq, n, nx, o_r, stride);
+                    const int64_t rows4 = (r1 + 3) / 4 * 4; /* whole 4-row groups (rows <= AMAXROWS) */
+                    etok_q8x4_pack(w, rb, rows4, n, wx4);
+                    for (size_t i = 0; i < (size_t)nx * stride; i++) o_x[i] = -7.0f;
+                    etok_matmul_q8x4(wx4, r0, r1, xq, n, nx, o_x, stride);
+                    for (int j = 0; j < nx; j++)
+                        for (int r = 0; r < (int)stride; r++) {
+                            const size_t k = (size_t)j * stride + (size_t)r;
+                            isa_same(rep, "amx over the Q8_0x4 copy vs the file layout", t, nb, r1, nx, r, j, o_x[k], o_b[k]);
+                        }
                     for (int j = 0; j < nx; j++)
                         for (int r = 0; r < (int)stride; r++) {
                             const size_t k = (size_t)j * stride + (size_t)r;
