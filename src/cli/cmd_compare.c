@@ -56,7 +56,9 @@ static void usage(FILE *f) {
             "\n"
             "For bench runs of the built-in engine, each candidate also gets the TPF's predicted change of\n"
             "token rate and J/output-token for the setting that differs (weights, KV format, window,\n"
-            "concurrency; docs/LEVERS.md) beside the measured change and its CI, or 'no prediction: why'.\n"
+            "concurrency; docs/LEVERS.md) beside the measured change and its CI, or 'no prediction: why';\n"
+            "for bench runs of the engine or an --endpoint that differ in --gpu-power-limit, from the\n"
+            "baseline's measured GPU draw (nvml): rate x cap / draw when the cap is below it.\n"
             "\n"
             "exit codes: 0 compared, 2 usage, 3 a record cannot be read or a meaningless mismatch\n"
             "without --allow-mismatch, 5 output not writable\n");
@@ -143,24 +145,28 @@ static int parse_double(const char *opt, const char *s, double lo, double hi, do
     return 0;
 }
 
-/* The TPF's prediction for each candidate (lever_predict.h), from the first record of the
- * baseline and of the candidate. Records that are not bench runs of the built-in engine get no
- * line. Returns 0, or an exit code when the TPF itself fails. */
-static int predict(etok_compare_result *res, const loaded *L, const etok_hw_spec *cal, const char *model_name) {
+/* The TPF's prediction for each candidate (lever_predict.h): a --gpu-power-limit difference
+ * from the baseline's measured GPU draw (every record of the baseline arm; bench runs of the
+ * engine or of an endpoint), else the engine levers from the first record of the baseline and
+ * of the candidate. Records that are neither get no line. Returns 0. */
+static int predict(etok_compare_result *res, const loaded *L, const etok_compare_arm *ca, const etok_hw_spec *cal,
+                   const char *model_name) {
     static etok_cal_run base, cand;
     etok_err err = {0};
-    if (!L[0].n || etok_cal_run_from_record(&L[0].recs[0], L[0].paths[0], &base, &err)) return 0;
+    const int have_base = L[0].n && etok_cal_run_from_record(&L[0].recs[0], L[0].paths[0], &base, &err) == 0;
     static etok_model_arch model;
     etok_err merr = {0};
-    int have_model = etok_cal_find_model(&base, model_name, &model, &merr) == 0;
+    int have_model = have_base && etok_cal_find_model(&base, model_name, &model, &merr) == 0;
     static etok_hw_spec hw;
     if (cal) hw = *cal;
-    else etok_cal_roofs(&base, &hw);
+    else if (have_base) etok_cal_roofs(&base, &hw);
     for (size_t i = 0; i < res->n_cand; i++) {
         const loaded *C = &L[i + 1];
         etok_lever_prediction *p = &res->cand[i].pred;
+        if (etok_gpu_power_lever_predict(ca[0].records, ca[0].n_records, ca[i + 1].records, ca[i + 1].n_records, &res->cand[i], p))
+            continue;
         etok_err e = {0};
-        if (!C->n || etok_cal_run_from_record(&C->recs[0], C->paths[0], &cand, &e)) continue;
+        if (!have_base || !C->n || etok_cal_run_from_record(&C->recs[0], C->paths[0], &cand, &e)) continue;
         if (!have_model) {
             memset(p, 0, sizeof *p);
             p->present = 1;
@@ -310,7 +316,7 @@ int cmd_compare(int argc, char **argv) {
         } else
             fprintf(stderr, "etok compare: WARNING: comparing despite the mismatch above (--allow-mismatch); the output says so\n");
     }
-    if (!rc) rc = predict(&res, L, calib ? &calhw : NULL, model_name);
+    if (!rc) rc = predict(&res, L, ca, calib ? &calhw : NULL, model_name);
     if (!rc) {
         txt = etok_compare_render(&res, format);
         if (!txt) {
