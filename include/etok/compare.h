@@ -159,7 +159,9 @@ void etok_lever_prediction_line(const etok_lever_prediction *p, char *buf, size_
 /* For the sweep driver (scenario/sweep_predict.c), which cannot see the TPF's types: the prediction
  * for the run record in cand_dir against the one in base_dir (each a directory holding
  * run.json), with the measured relative changes meas_rate[3] and meas_joules[3] (value, CI low,
- * high; NAN unknown). Fills *out (present = 0 when either is not a bench run of the engine). */
+ * high; NAN unknown). Fills *out: a --gpu-power-limit difference (engine or --endpoint runs; P0
+ * from base_dir's run), else the engine levers (present = 0 when either is not a bench run of
+ * the engine). */
 void etok_sweep_lever_prediction(const char *base_dir, const char *cand_dir, const double meas_rate[3],
                                  const double meas_joules[3], etok_lever_prediction *out);
 

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -315,11 +316,45 @@ static void no_prediction_reasons(void **st) {
     etok_record_free(&c2);
 }
 
+/* The sweep report's prediction (scenario/sweep_predict.c) reads the points' run records from
+ * disk and takes the same branch. */
+static void sweep_point_prediction(void **st) {
+    (void)st;
+    char dir[] = "/tmp/etok_lever_power_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char pb[256], pc[256];
+    snprintf(pb, sizeof pb, "%s/base.json", dir);
+    snprintf(pc, sizeof pc, "%s/cand.json", dir);
+    etok_record b, c;
+    const double w = 415, wc = 200;
+    rec(&b, 700, &w, 1, "");
+    rec(&c, 200, &wc, 1, "");
+    etok_err err = {0};
+    assert_int_equal(etok_record_save(&b, pb, &err), 0);
+    assert_int_equal(etok_record_save(&c, pc, &err), 0);
+    const double mr[3] = {-0.52, -0.54, -0.50}, mj[3] = {0.005, -0.03, 0.04};
+    etok_lever_prediction p;
+    etok_sweep_lever_prediction(pb, pc, mr, mj, &p);
+    assert_true(p.present && p.valid);
+    REL(p.rate_ratio, 200.0 / 415.0, 1e-6);
+    assert_true(p.joules_ratio == 1.0);
+    REL(p.meas_rate_hi, -0.50, 1e-12);
+    /* a missing candidate record: nothing (no line), as before */
+    etok_sweep_lever_prediction(pb, "/nonexistent/run.json", mr, mj, &p);
+    assert_false(p.present);
+    remove(pb);
+    remove(pc);
+    rmdir(dir);
+    etok_record_free(&b);
+    etok_record_free(&c);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(mean_power_from_the_gpu_counters), cmocka_unit_test(cap_above_the_draw_does_not_bind),
         cmocka_unit_test(cap_below_the_draw_scales_the_rate), cmocka_unit_test(baseline_runs_pool),
         cmocka_unit_test(several_gpus),          cmocka_unit_test(no_prediction_reasons),
+        cmocka_unit_test(sweep_point_prediction),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
