@@ -36,6 +36,11 @@ etok_hw_levers *etok_hw_levers_apply(const etok_hw_levers_opts *o, etok_err *err
  * when the lever was not asked. */
 void etok_hw_levers_to_config(const etok_hw_levers *h, json_t *cfg);
 
+/* The GPU power limit applied, summed over the GPUs set (W; 0 when the lever was not asked):
+ * what a record's hw.power_limit_w should say. NVML's enforced limit, which the nvml meter
+ * reads otherwise, lagged a set by tens of seconds on an H200 (docs/LEVERS.md). */
+double etok_hw_levers_gpu_limit_w(const etok_hw_levers *h);
+
 /* Put every changed value back (in reverse order) and free h; NULL is fine. Returns 0, or -1
  * after printing one line per value that could not be restored to stderr. */
 int etok_hw_levers_restore(etok_hw_levers *h);

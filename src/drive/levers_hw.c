@@ -270,6 +270,13 @@ void etok_hw_levers_to_config(const etok_hw_levers *h, json_t *cfg) {
     }
 }
 
+double etok_hw_levers_gpu_limit_w(const etok_hw_levers *h) {
+    if (!h || !h->gpu) return 0;
+    double now = 0, prevw[16];
+    const int n = etok_nvml_plimit_info(h->gpu, &now, prevw, 16);
+    return n > 0 ? now * n : 0;
+}
+
 int etok_hw_levers_restore(etok_hw_levers *h) {
     if (!h) return 0;
     int failed = 0;

@@ -88,8 +88,10 @@ i=0; while [ ! -s "$T/port" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); don
 URL="http://127.0.0.1:$(cat "$T/port")"
 mkfix; rm -f "$T/nvml.log"
 # shellcheck disable=SC2086
-"$ETOK" bench $B --endpoint "$URL" --requests 3 --concurrency 1 --cpu-max-freq 2.0GHz --gpu-power-limit 250.5 \
-    -o "$T/r" >"$T/out" 2>"$T/err"
+# (the fake's enforced limit stays at 700 W after the set, as an H200's lagged: the record must
+# still say the applied 250.5 W)
+FAKE_NVML_ENFORCED_STALE=1 "$ETOK" bench $B --endpoint "$URL" --requests 3 --concurrency 1 --cpu-max-freq 2.0GHz \
+    --gpu-power-limit 250.5 -o "$T/r" >"$T/out" 2>"$T/err"
 rc=$?
 if [ $rc != 0 ] || [ "$(freqs)" != "3000000 3000000 " ] ||
    [ "$(cat "$T/nvml.log" | tr '\n' ' ')" != "set 0 250500 set 0 700000 " ] ||
@@ -101,6 +103,8 @@ c = json.loads(c) if isinstance(c, str) else c
 assert c["cpu_max_freq_khz"] == 2000000, c
 assert c["cpu_max_freq_cpus"] == 2 and c["cpu_max_freq_prev_khz"] == [3000000, 3000000], c
 assert abs(c["gpu_power_limit_w"] - 250.5) < 1e-9 and c["gpu_power_limit_prev_w"] == [700.0], c
+hw = r.get("hw") or r.get("record", {}).get("hw")
+assert abs(hw["power_limit_w"] - 250.5) < 1e-9, hw
 PY
 then
     echo "FAIL: bench with both levers: rc=$rc freqs $(freqs)"; cat "$T/err" "$T/nvml.log"; fail=1

@@ -16,6 +16,8 @@
  *   FAKE_NVML_SET_ERR_FROM  with FAKE_NVML_SET_ERR: only GPUs with this index or higher fail (default 0)
  *   FAKE_NVML_PROCS       comma-separated PIDs running on GPU 0 (nvmlDeviceGetComputeRunningProcesses;
  *                         default none), each shown using 1 GiB
+ *   FAKE_NVML_ENFORCED_STALE  1: nvmlDeviceGetEnforcedPowerLimit keeps returning the initial limit
+ *                         after a set (an H200 lagged so by tens of seconds)
  *   FAKE_NVML_LIMIT_LOG   file: every successful set appends "set GPU MW\n", so a test reads back
  *                         what was set and that the previous limit was restored
  * Init is reference-counted as in the real library (the meter and the power-limit lever each
@@ -38,7 +40,8 @@ static fake_dev g_devs[FAKE_MAX];
 static int g_count = 1, g_mode_energy = 1, g_lost = 0, g_lost_after = 5, g_instant = 1, g_inited = 0;
 static double g_watts = 100, g_scale = 1, g_t0 = 0;
 static int g_reads = 0;
-static unsigned int g_limit_mw[FAKE_MAX], g_lim_lo = 100000, g_lim_hi = 700000;
+static unsigned int g_limit_mw[FAKE_MAX], g_limit0_mw, g_lim_lo = 100000, g_lim_hi = 700000;
+static int g_enforced_stale;
 static int g_set_err = 0, g_set_err_from = 0;
 
 static double mono(void) {
@@ -73,6 +76,8 @@ int nvmlInit_v2(void) {
     g_lim_lo = (unsigned int)(llo * 1000.0);
     g_lim_hi = (unsigned int)(lhi * 1000.0);
     for (int i = 0; i < FAKE_MAX; i++) g_limit_mw[i] = (unsigned int)(lw * 1000.0);
+    g_limit0_mw = (unsigned int)(lw * 1000.0);
+    g_enforced_stale = atoi(env("FAKE_NVML_ENFORCED_STALE", "0"));
     g_set_err = atoi(env("FAKE_NVML_SET_ERR", "0"));
     g_set_err_from = atoi(env("FAKE_NVML_SET_ERR_FROM", "0"));
     return 0;
@@ -154,7 +159,7 @@ int nvmlDeviceGetFieldValues(fake_dev *d, int n, nvmlFieldValue_t *v) {
 }
 
 int nvmlDeviceGetEnforcedPowerLimit(fake_dev *d, unsigned int *mw) {
-    *mw = g_limit_mw[d->index];
+    *mw = g_enforced_stale ? g_limit0_mw : g_limit_mw[d->index];
     return 0;
 }
 
