@@ -99,7 +99,7 @@ A GGUF model is mapped, not read, and must be a regular file too.
 | `ETOK_NVML_LIB` | nvml meter, bench --gpu-power-limit | the NVML library to load (default `libnvidia-ml.so.1`) |
 | `ETOK_AMDSMI_LIB` | amdsmi meter | the amd-smi library to load (default `libamd_smi.so`, then `/opt/rocm/lib/libamd_smi.so`) |
 | `ETOK_MODEL` | generate | default model path |
-| `ETOK_ISA` | the built-in engine (generate, bench, serve, run's probe) | kernel level `scalar`, `avx2`, `avx512` or `amx`; unset: `avx2` where the CPU has it (`avx512` and `amx` are opt-in, docs/ENGINE.md "Kernel levels"); a level the CPU lacks is exit 3 |
+| `ETOK_ISA` | the built-in engine (generate, bench, serve; probe shows it) | kernel level `scalar`, `avx2`, `avx512` or `amx`; unset: `avx2` where the CPU has it (`avx512` and `amx` are opt-in, docs/ENGINE.md "Kernel levels"); a level the CPU lacks is exit 3 |
 | `ETOK_DATA_DIR` | tpf | catalogs (default: the source tree's `data/`) |
 | `OPENAI_API_KEY` | bench --endpoint | default bearer key |
 | `XDG_CACHE_HOME` | probe, bench | where the hardware profile is cached |
