@@ -35,6 +35,7 @@
 #include "etok/bgload.h"
 #include "etok/cpuload.h"
 #include "etok/energy.h"
+#include "etok/levers_hw.h"
 #include "etok/meter.h"
 #include "etok/procenergy.h"
 #include "etok/record.h"
@@ -208,6 +209,11 @@ static void usage(FILE *f) {
             "  --window-end RE     close it at the first later line matching RE; default: the command's exit\n"
             "                      (an edge is when etok reads the line: line-buffer the command's output,\n"
             "                      e.g. stdbuf -oL; a regex that never matches is warned about)\n"
+            "  --cpu-max-freq F    cap every online CPU's cpufreq scaling_max_freq at F (2.0GHz, 1800MHz\n"
+            "                      or kHz) while the command runs, idle baseline included; restored on\n"
+            "                      exit and on Ctrl-C; exit 2 where not writable\n"
+            "  --gpu-power-limit W set every NVIDIA GPU's power limit to W watts (NVML) likewise; exit 2\n"
+            "                      where NVML does not allow it (docs/LEVERS.md)\n"
             "  -h, --help          this help\n"
             "\n"
             "Without --window-start the measured window is the whole command, start-up (e.g. model load)\n"
@@ -218,8 +224,9 @@ static void usage(FILE *f) {
             "the group. The record is still written, marked partial. Processes the command leaves\n"
             "running in its group when it exits get SIGTERM, then SIGKILL 2 s later: none outlives\n"
             "etok (a process that leaves the group, e.g. with setsid, is not followed).\n"
-            "exit codes: the command's; 127/126 command not found/not executable; 2 usage;\n"
-            "4 meter permission; 5 record not writable; 130 interrupted before the command\n");
+            "exit codes: the command's; 127/126 command not found/not executable; 2 usage, or a\n"
+            "lever the machine does not allow; 4 meter permission; 5 record not writable; 130\n"
+            "interrupted before the command; 1 a lever not restored after a command that exited 0\n");
 }
 
 /* A strict number for OPT in range r; prints why not. */
@@ -277,6 +284,7 @@ typedef struct {
     const char *window_start, *window_end; /* --window-start/--window-end: edges on output lines */
     int no_idle_history;  /* --no-idle-history */
     int per_process;      /* --per-process */
+    etok_hw_levers_opts hwo; /* --cpu-max-freq, --gpu-power-limit */
 } run_opts;
 
 /* --window-start/--window-end: a line of the command's output moves a window edge to now. */
@@ -292,7 +300,8 @@ static void run_on_window_edge(void *ctx, int edge) {
     else w->rec->window_end_s = t;
 }
 
-static char *config_text(const run_opts *o, const etok_command_result *cr, json_t *per_process) {
+static char *config_text(const run_opts *o, const etok_command_result *cr, json_t *per_process,
+                         const etok_hw_levers *hw) {
     json_t *c = json_object();
     if (!c) {
         json_decref(per_process);
@@ -331,6 +340,7 @@ static char *config_text(const run_opts *o, const etok_command_result *cr, json_
     if (cr && cr->grace_expired) json_object_set_new(c, "group_killed_after_s", json_real(o->kill_after_s > 0 ? o->kill_after_s : 10.0));
     if (cr && cr->leftover) json_object_set_new(c, "leftover_processes_ended", json_true());
     if (per_process) json_object_set_new(c, "per_process", per_process); /* --per-process */
+    etok_hw_levers_to_config(hw, c); /* the machine levers applied, as bench records them */
     char *txt = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(17));
     json_decref(c);
     return txt;
@@ -347,6 +357,7 @@ int cmd_run(int argc, char **argv) {
         {"kill-after", required_argument, NULL, 'K'}, {"boundary", required_argument, NULL, 'B'},
         {"window-start", required_argument, NULL, 'S'}, {"window-end", required_argument, NULL, 'E'},
         {"no-idle-history", no_argument, NULL, 'H'}, {"per-process", no_argument, NULL, 'X'},
+        {"cpu-max-freq", required_argument, NULL, 'F'}, {"gpu-power-limit", required_argument, NULL, 'G'},
         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     run_opts o = {.idle_s = 5, .pue = 1, .out_path = DEFAULT_RECORD};
@@ -410,6 +421,12 @@ int cmd_run(int argc, char **argv) {
             break;
         case 'H': o.no_idle_history = 1; break;
         case 'X': o.per_process = 1; break;
+        case 'F':
+            if (etok_cli_hw_lever_opt("run", "cpu-max-freq", optarg, &o.hwo)) return ETOK_EXIT_USAGE;
+            break;
+        case 'G':
+            if (etok_cli_hw_lever_opt("run", "gpu-power-limit", optarg, &o.hwo)) return ETOK_EXIT_USAGE;
+            break;
         case 'h': usage(stdout); return ETOK_EXIT_OK;
         default:
             fprintf(stderr, "etok run: unknown or incomplete option '%s' (etok run --help)\n", argv[optind - 1]);
@@ -457,6 +474,15 @@ int cmd_run(int argc, char **argv) {
         return ETOK_EXIT_FAIL;
     }
 
+    /* machine levers: before the meters (the idle baseline is measured capped too), restored
+     * below on every path; signals reach only sig_fd, so a Ctrl-C still gets there */
+    etok_hw_levers *hw = etok_hw_levers_apply(&o.hwo, &err);
+    if (!hw) {
+        fprintf(stderr, "etok run: %s\n", err.msg);
+        close(sig_fd);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        return err.exit_code ? err.exit_code : ETOK_EXIT_USAGE;
+    }
     etok_meter_config mc = {
         .names = etok_cli_meters_names(&o.meters),
         .n_names = o.meters.n_names,
@@ -468,6 +494,7 @@ int cmd_run(int argc, char **argv) {
     etok_meter_set *ms = etok_meters_open(&mc, &err);
     if (!ms) {
         fprintf(stderr, "etok run: %s\n", err.msg);
+        (void)etok_hw_levers_restore(hw);
         close(sig_fd);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         return err.exit_code ? err.exit_code : ETOK_EXIT_FAIL;
@@ -479,6 +506,7 @@ int cmd_run(int argc, char **argv) {
     snprintf(rec.kind, sizeof rec.kind, "run");
     join_command(rec.command, sizeof rec.command, cmd);
     etok_cli_host_info(&rec);
+    rec.hw.power_limit_w = etok_hw_levers_gpu_limit_w(hw); /* the applied limit (0: none; then the meter's) */
     rec.pue = o.pue;
     rec.t0_wall_s = etok_wall_s();
     /* background load: own = the command's process group, none before it starts */
@@ -486,6 +514,7 @@ int cmd_run(int argc, char **argv) {
     if (etok_meters_start(ms, &rec, &err) != 0) {
         fprintf(stderr, "etok run: %s\n", err.msg);
         etok_meters_close(ms);
+        (void)etok_hw_levers_restore(hw);
         etok_record_free(&rec);
         close(sig_fd);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -571,6 +600,9 @@ int cmd_run(int argc, char **argv) {
                         "exits\n", o.window_end, o.window_start && cr.window_opened ? " after the start line" : "");
     if (etok_meters_stop(ms, &err) != 0) fprintf(stderr, "etok run: stopping the meters: %s\n", err.msg);
     etok_meters_close(ms);
+    rec.config_json = config_text(&o, ran ? &cr : NULL, pp.pe ? pp_config(pp.pe) : NULL, hw);
+    /* the levers back before the record is written (a value not restored is said on stderr) */
+    if (etok_hw_levers_restore(hw) && rc == ETOK_EXIT_OK) rc = ETOK_EXIT_FAIL;
 
     rec.partial |= interrupted;
     if (o.tokens_given) {
@@ -580,7 +612,6 @@ int cmd_run(int argc, char **argv) {
         rec.tokens_known = 1;
         rec.tokens_out = cr.tokens;
     }
-    rec.config_json = config_text(&o, ran ? &cr : NULL, pp.pe ? pp_config(pp.pe) : NULL);
     etok_cli_idle_history("run", &rec, !o.no_idle_history); /* before the analysis: it adds a warning */
     etok_bgload_fill_record(&rec); /* per-phase background load, in the record */
 

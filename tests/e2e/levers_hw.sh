@@ -1,5 +1,5 @@
 #!/bin/sh
-# e2e: the machine levers of issue 16 on `etok bench`: --cpu-max-freq on a fixture cpufreq tree
+# e2e: the machine levers of issue 16 on `etok bench` (and `etok run`, at the end): --cpu-max-freq on a fixture cpufreq tree
 # (ETOK_SYSFS_ROOT) and --gpu-power-limit on the fake NVML (ETOK_NVML_LIB, FAKE_NVML_LIMIT_LOG
 # records every set). Applied during the run, restored after it and after SIGINT, recorded in
 # run.json's config; a machine that does not allow it (no cpufreq, read-only file, NVML missing,
@@ -129,5 +129,52 @@ if [ $rc != 130 ] || [ "$during" != "1500000 1500000 " ] || [ "$(freqs)" != "300
 fi
 
 "$ETOK" bench --help | grep -q -- "--gpu-power-limit W" || { echo "FAIL: --help"; fail=1; }
+
+# etok run takes the same levers: in place while the command runs (it reads the fixture),
+# restored after it, recorded (config and hw.power_limit_w, the applied limit although the
+# fake's enforced limit stays stale), and restored after SIGINT too
+R="--idle 0 --meter estimate --cpu-tdp 5:20"
+mkfix; rm -f "$T/nvml.log"
+# shellcheck disable=SC2086
+FAKE_NVML_ENFORCED_STALE=1 "$ETOK" run $R --cpu-max-freq 1.5GHz --gpu-power-limit 300 -o "$T/run.json" -- \
+    cat "$T/sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc != 0 ] || [ "$(cat "$T/out")" != 1500000 ] || [ "$(freqs)" != "3000000 3000000 " ] ||
+   [ "$(cat "$T/nvml.log" | tr '\n' ' ')" != "set 0 300000 set 0 700000 " ] ||
+   ! python3 - "$T/run.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+c = json.loads(r["config"]) if isinstance(r["config"], str) else r["config"]
+assert c["cpu_max_freq_khz"] == 1500000 and c["cpu_max_freq_prev_khz"] == [3000000, 3000000], c
+assert abs(c["gpu_power_limit_w"] - 300) < 1e-9 and c["gpu_power_limit_prev_w"] == [700.0], c
+assert abs(r["hw"]["power_limit_w"] - 300) < 1e-9, r["hw"]
+PY
+then
+    echo "FAIL: run with both levers: rc=$rc, command saw '$(cat "$T/out")', after $(freqs)"; cat "$T/err" "$T/nvml.log"; fail=1
+fi
+mkfix; rm -f "$T/nvml.log"
+# shellcheck disable=SC2086
+"$ETOK" run $R --gpu-power-limit 250 --cpu-max-freq 2GHz -o "$T/run2.json" -- sleep 60 >"$T/out" 2>"$T/err" &
+BENCH=$!
+i=0; while ! grep -q "set 0 250000" "$T/nvml.log" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+during=$(freqs)
+sleep 0.5
+kill -INT $BENCH
+wait $BENCH
+rc=$?
+BENCH=""
+if [ $rc != 130 ] || [ "$during" != "2000000 2000000 " ] || [ "$(freqs)" != "3000000 3000000 " ] ||
+   [ "$(cat "$T/nvml.log" | tr '\n' ' ')" != "set 0 250000 set 0 700000 " ] || [ ! -s "$T/run2.json" ]; then
+    echo "FAIL: run SIGINT: rc=$rc (want 130), during '$during', after '$(freqs)'"; cat "$T/err" "$T/nvml.log"; fail=1
+fi
+# not allowed: exit 2, one line, the command never started, nothing changed
+mkfix; rm -f "$T/nvml.log" "$T/ran"
+# shellcheck disable=SC2086
+FAKE_NVML_SET_ERR=4 "$ETOK" run $R --gpu-power-limit 300 -o "$T/run3.json" -- touch "$T/ran" >"$T/out" 2>"$T/err"
+rc=$?
+if [ $rc != 2 ] || [ "$(wc -l <"$T/err")" != 1 ] || ! grep -q "Insufficient Permissions" "$T/err" || [ -e "$T/ran" ]; then
+    echo "FAIL: run with a refused lever: rc=$rc (want 2, one line, command not run)"; cat "$T/err"; fail=1
+fi
+"$ETOK" run --help | grep -q -- "--gpu-power-limit W" || { echo "FAIL: run --help"; fail=1; }
 [ $fail = 0 ] && echo "levers_hw: ok"
 exit $fail
