@@ -7,7 +7,8 @@
 #      bench_engine_speed at each level the CPU has (avx2, avx512, amx) on MODEL;
 #   3. the nvml meter on a GPU under a known load: `etok run` around bench/gpu/matmul_load.py,
 #      set beside an independent nvidia-smi power log over the same window (crosscheck.py);
-#   4. the --gpu-power-limit lever on a GPU producing tokens: bench/gpu/synthetic_server.py
+#   4. the --gpu-power-limit lever: first on the matmul load (`etok run --gpu-power-limit`, J per
+#      TFLOP at each limit), then on a GPU producing tokens: bench/gpu/synthetic_server.py
 #      (a Llama-shaped decoder with random weights, bf16) driven by `etok sweep --grid
 #      gpu-power-limit=...` with repeats, then `etok compare` of each limit against the default,
 #      and a check that the limit the GPU had before is the one it has after.
@@ -182,6 +183,26 @@ if [ "${SKIP_GPU:-0}" != 1 ] && [ $have_gpu = 1 ]; then
         LIMITS="$lo,$(( (lo + def) / 2 )),$def"
     fi
     echo "limit before: $before W; sweep limits: $LIMITS W"
+
+    # the compute-bound matmul load under each limit: `etok run --gpu-power-limit`, J per TFLOP
+    printf '%-8s %10s %10s %12s %10s %10s\n' limit_W energy_J mean_W TFLOP J/TFLOP TFLOP/s
+    for l in ${LIMITS//,/ }; do
+        "$BIN/etok" run --meter nvml --idle 0 --json --gpu-power-limit "$l" -o "$W/run_matmul_$l.json" \
+            --window-start '^start' --window-end '^end' -- \
+            sh -c "exec $PY -u bench/gpu/matmul_load.py --seconds 10 ${MATMUL_ARGS:-} 2>> '$W/matmul.err'" \
+            > "$W/matmul_$l.out" 2> "$W/run_matmul_$l.summary.json" || { fail "etok run --gpu-power-limit $l"; continue; }
+        $PY - "$W/run_matmul_$l.summary.json" "$W/matmul_$l.out" "$l" <<'PYEOF'
+import json, re, sys
+s = json.load(open(sys.argv[1]))
+m = re.search(r"tflop=([0-9.]+) rate_tflops=([0-9.]+)", open(sys.argv[2]).read())
+e, w = s["energy_j"], s["mean_power_w"]
+tf, rate = (float(m.group(1)), float(m.group(2))) if m else (float("nan"), float("nan"))
+print(f"{sys.argv[3]:<8} {e:10.1f} {w:10.1f} {tf:12.1f} {e / tf:10.3f} {rate:10.1f}")
+PYEOF
+    done
+    now=$(nvidia-smi --query-gpu=power.limit --format=csv,noheader,nounits | head -1)
+    [ "$now" = "$before" ] || fail "power limit not restored after the matmul runs ($before -> $now)"
+
     $PY -u bench/gpu/synthetic_server.py --port 8765 ${SERVER_ARGS:-} > "$W/server.log" 2>&1 &
     srv=$!
     for _ in $(seq 1 120); do grep -q '^ready' "$W/server.log" 2>/dev/null && break; sleep 1; done
