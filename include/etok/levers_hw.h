@@ -38,7 +38,7 @@ void etok_hw_levers_to_config(const etok_hw_levers *h, json_t *cfg);
 
 /* The GPU power limit applied, summed over the GPUs set (W; 0 when the lever was not asked):
  * what a record's hw.power_limit_w should say. NVML's enforced limit, which the nvml meter
- * reads otherwise, lagged a set by tens of seconds on an H200 (docs/LEVERS.md). */
+ * reads otherwise, follows a set ~0.1 s later on an H200 (docs/LEVERS.md). */
 double etok_hw_levers_gpu_limit_w(const etok_hw_levers *h);
 
 /* Put every changed value back (in reverse order) and free h; NULL is fine. Returns 0, or -1

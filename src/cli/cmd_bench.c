@@ -626,7 +626,7 @@ static int bench_setup(bench_args *a, bench_run_state *s) {
         return err.exit_code ? err.exit_code : ETOK_EXIT_USAGE;
     }
     /* the record's power limit is the one applied, not NVML's enforced limit read by the meter
-     * (stale for tens of seconds after a set on an H200); a CPU profile's RAPL limit stays */
+     * (it follows a set ~0.1 s later on an H200); a CPU profile's RAPL limit stays */
     if (s->rec.hw.power_limit_w <= 0) s->rec.hw.power_limit_w = etok_hw_levers_gpu_limit_w(s->hw);
     etok_meter_config mc = {.names = etok_cli_meters_names(&a->meters), .n_names = a->meters.n_names,
                             .cpu_idle_w = a->cpu_idle_w, .cpu_max_w = a->cpu_max_w};

@@ -17,7 +17,7 @@
  *   FAKE_NVML_PROCS       comma-separated PIDs running on GPU 0 (nvmlDeviceGetComputeRunningProcesses;
  *                         default none), each shown using 1 GiB
  *   FAKE_NVML_ENFORCED_STALE  1: nvmlDeviceGetEnforcedPowerLimit keeps returning the initial limit
- *                         after a set (an H200 lagged so by tens of seconds)
+ *                         after a set (an H200's followed ~0.1 s later)
  *   FAKE_NVML_LIMIT_LOG   file: every successful set appends "set GPU MW\n", so a test reads back
  *                         what was set and that the previous limit was restored
  * Init is reference-counted as in the real library (the meter and the power-limit lever each

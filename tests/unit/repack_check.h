@@ -171,6 +171,19 @@ static void check_packed_at_load(etok_layout layout) {
     }
 }
 
+/* The repacked layouts load at every SIMD level (model.c, repack_at_load). */
+static int repack_applies(void) { return etok_simd_active(); }
+
+/* check_packed_at_load where the repacking applies; elsewhere a note that FORMATS stay in the
+ * file's layout. */
+static void check_packed_at_load_where_it_applies(etok_layout to, const char *formats) {
+    if (!repack_applies()) {
+        printf("skip: no SIMD kernel level here, %s stay(s) in the file's layout\n", formats);
+        return;
+    }
+    check_packed_at_load(to);
+}
+
 /* The same three models: the logits of the repacked model equal the file layout's bit for bit. */
 static void check_logits_equal_file_layout(void) {
     const char *names[] = {"tied.gguf", "phi3.gguf", "untied.gguf"};

@@ -62,16 +62,9 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* the repacking applies at the AVX2 level only */
-static int applies(void) { return etok_isa_active() == ETOK_ISA_AVX2; }
-
 static void test_packed_at_load(void **state) {
     (void)state;
-    if (!applies()) {
-        printf("skip: kernel level not avx2, IQ4_NL stays in the file's layout\n");
-        return;
-    }
-    check_packed_at_load(ETOK_LAYOUT_IQ4NLX8);
+    check_packed_at_load_where_it_applies(ETOK_LAYOUT_IQ4NLX8, "IQ4_NL");
 }
 
 static void test_logits_equal_file_layout(void **state) {
@@ -84,7 +77,7 @@ static void test_logits_equal_file_layout(void **state) {
  * rows: the logits of the file-layout model re-encoded alike. */
 static void test_reencode(void **state) {
     (void)state;
-    check_reencode_into("q8_0.gguf", "iq4_nl", ETOK_T_IQ4_NL, ETOK_LAYOUT_IQ4NLX8, applies());
+    check_reencode_into("q8_0.gguf", "iq4_nl", ETOK_T_IQ4_NL, ETOK_LAYOUT_IQ4NLX8, repack_applies());
     check_reencode_out_of("tied.gguf", ETOK_LAYOUT_IQ4NLX8);
 }
 

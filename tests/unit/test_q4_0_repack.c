@@ -64,11 +64,7 @@ static int teardown(void **state) {
 
 static void test_packed_at_load(void **state) {
     (void)state;
-    if (!etok_simd_active()) {
-        printf("skip: no AVX2 here, Q4_0 stays in the file's layout\n");
-        return;
-    }
-    check_packed_at_load(ETOK_LAYOUT_Q4_0X8);
+    check_packed_at_load_where_it_applies(ETOK_LAYOUT_Q4_0X8, "Q4_0");
 }
 
 static void test_logits_equal_file_layout(void **state) {
@@ -81,7 +77,7 @@ static void test_logits_equal_file_layout(void **state) {
 static void test_reencode(void **state) {
     (void)state;
     check_reencode_out_of("tied.gguf", ETOK_LAYOUT_Q4_0X8);
-    check_reencode_into("q4_1.gguf", "q4_0", ETOK_T_Q4_0, ETOK_LAYOUT_Q4_0X8, etok_simd_active());
+    check_reencode_into("q4_1.gguf", "q4_0", ETOK_T_Q4_0, ETOK_LAYOUT_Q4_0X8, repack_applies());
 }
 
 int main(void) {

@@ -65,16 +65,9 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* the repacking applies at the AVX2 level only */
-static int applies(void) { return etok_isa_active() == ETOK_ISA_AVX2; }
-
 static void test_packed_at_load(void **state) {
     (void)state;
-    if (!applies()) {
-        printf("skip: kernel level not avx2, Q4_1 / Q5_1 stay in the file's layout\n");
-        return;
-    }
-    check_packed_at_load(ETOK_LAYOUT_Q41X8);
+    check_packed_at_load_where_it_applies(ETOK_LAYOUT_Q41X8, "Q4_1 / Q5_1");
 }
 
 static void test_logits_equal_file_layout(void **state) {
@@ -87,7 +80,7 @@ static void test_logits_equal_file_layout(void **state) {
 static void test_reencode(void **state) {
     (void)state;
     check_reencode_out_of("phi3.gguf", ETOK_LAYOUT_Q41X8);
-    check_reencode_into("q8_0.gguf", "q5_1", ETOK_T_Q5_1, ETOK_LAYOUT_Q41X8, applies());
+    check_reencode_into("q8_0.gguf", "q5_1", ETOK_T_Q5_1, ETOK_LAYOUT_Q41X8, repack_applies());
 }
 
 /* Q8_0 likewise, into the 4-row layout Q8_0x4 (quant_q8_0.c): every matrix repacked (the tied
@@ -95,8 +88,8 @@ static void test_reencode(void **state) {
  * file-layout model bit for bit. */
 static void test_q8_0_packed(void **state) {
     (void)state;
-    if (!applies()) {
-        printf("skip: kernel level not avx2, Q8_0 stays in the file's layout\n");
+    if (!repack_applies()) {
+        printf("skip: no SIMD kernel level here, Q8_0 stays in the file's layout\n");
         return;
     }
     etok_model *m = load("q8_0.gguf");

@@ -74,16 +74,9 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* the repacking applies at the AVX2 level only */
-static int applies(void) { return etok_isa_active() == ETOK_ISA_AVX2; }
-
 static void test_packed_at_load(void **state) {
     (void)state;
-    if (!applies()) {
-        printf("skip: kernel level not avx2, Q5_0 stays in the file's layout\n");
-        return;
-    }
-    check_packed_at_load(ETOK_LAYOUT_Q50X8);
+    check_packed_at_load_where_it_applies(ETOK_LAYOUT_Q50X8, "Q5_0");
 }
 
 static void test_logits_equal_file_layout(void **state) {
@@ -96,7 +89,7 @@ static void test_logits_equal_file_layout(void **state) {
 static void test_k4_mix(void **state) {
     (void)state;
     etok_model *m = load("k4mix.gguf");
-    if (applies()) {
+    if (repack_applies()) {
         float *a = malloc((size_t)m->info.d_ff * sizeof *a), *b = malloc((size_t)m->info.d_ff * sizeof *b);
         assert_true(a && b);
         etok_mat *mats[64];
@@ -134,7 +127,7 @@ static void test_k4_mix(void **state) {
 static void test_reencode(void **state) {
     (void)state;
     check_reencode_out_of("phi3.gguf", ETOK_LAYOUT_Q50X8);
-    check_reencode_into("q8_0.gguf", "q5_0", ETOK_T_Q5_0, ETOK_LAYOUT_Q50X8, applies());
+    check_reencode_into("q8_0.gguf", "q5_0", ETOK_T_Q5_0, ETOK_LAYOUT_Q50X8, repack_applies());
 }
 
 int main(void) {
