@@ -84,17 +84,15 @@ static const etok_compare_delta *find(const etok_compare_cand *c, const char *na
     return NULL;
 }
 
-int etok_lever_predict(const etok_cal_run *b, const etok_cal_run *c, const etok_hw_spec *hw, const etok_model_arch *m,
-                       const etok_compare_cand *cc, etok_lever_prediction *p, etok_err *err) {
+/* p blank (nothing predicted yet) with the measured side from c's deltas: token rate and
+ * J/output-token, relative change and CI, NaN where not measured */
+static void prediction_start(etok_lever_prediction *p, const etok_compare_cand *cc) {
     memset(p, 0, sizeof *p);
     p->present = 1;
     p->rate_ratio = p->joules_ratio = p->decode_ratio = NAN;
     p->meas_rate_rel = p->meas_rate_lo = p->meas_rate_hi = NAN;
     p->meas_joules_rel = p->meas_joules_lo = p->meas_joules_hi = NAN;
     p->rate_pred_over_meas = p->joules_pred_over_meas = NAN;
-    const int calibrated = hw->cal.present;
-    p->power_curve = calibrated && hw->cal.has_power;
-    snprintf(p->hardware, sizeof p->hardware, "%s", calibrated ? hw->name : "probe roofs (uncalibrated)");
     const etok_compare_delta *dr = find(cc, "token_rate_tps"), *dj = find(cc, "joules_per_output_token");
     if (dr && dr->valid) {
         p->meas_rate_rel = dr->d.rel;
@@ -106,6 +104,14 @@ int etok_lever_predict(const etok_cal_run *b, const etok_cal_run *c, const etok_
         p->meas_joules_lo = dj->d.rel_lo;
         p->meas_joules_hi = dj->d.rel_hi;
     }
+}
+
+int etok_lever_predict(const etok_cal_run *b, const etok_cal_run *c, const etok_hw_spec *hw, const etok_model_arch *m,
+                       const etok_compare_cand *cc, etok_lever_prediction *p, etok_err *err) {
+    prediction_start(p, cc);
+    const int calibrated = hw->cal.present;
+    p->power_curve = calibrated && hw->cal.has_power;
+    snprintf(p->hardware, sizeof p->hardware, "%s", calibrated ? hw->name : "probe roofs (uncalibrated)");
     /* a thread count the TPF has no term for, but a calibration's kernel table has fitted */
     etok_cal_run cm = *c;
     int threads_lever = 0;
@@ -258,23 +264,7 @@ int etok_gpu_power_lever_predict(const etok_record *const *base, size_t nb, cons
         json_decref(cn);
         return 0; /* the power limit is not a difference (or unknown): another branch's business */
     }
-    memset(p, 0, sizeof *p);
-    p->present = 1;
-    p->rate_ratio = p->joules_ratio = p->decode_ratio = NAN;
-    p->meas_rate_rel = p->meas_rate_lo = p->meas_rate_hi = NAN;
-    p->meas_joules_rel = p->meas_joules_lo = p->meas_joules_hi = NAN;
-    p->rate_pred_over_meas = p->joules_pred_over_meas = NAN;
-    const etok_compare_delta *dr = find(cc, "token_rate_tps"), *dj = find(cc, "joules_per_output_token");
-    if (dr && dr->valid) {
-        p->meas_rate_rel = dr->d.rel;
-        p->meas_rate_lo = dr->d.rel_lo;
-        p->meas_rate_hi = dr->d.rel_hi;
-    }
-    if (dj && dj->valid) {
-        p->meas_joules_rel = dj->d.rel;
-        p->meas_joules_lo = dj->d.rel_lo;
-        p->meas_joules_hi = dj->d.rel_hi;
-    }
+    prediction_start(p, cc);
     if (Cc > 0) snprintf(p->lever, sizeof p->lever, "hardware.power_limit_w=%.0f", Cc);
     else snprintf(p->lever, sizeof p->lever, "hardware.power_limit_w=none");
     const char *k = differing_setting(cb, cn);

@@ -110,19 +110,25 @@ then
     echo "FAIL: bench with both levers: rc=$rc freqs $(freqs)"; cat "$T/err" "$T/nvml.log"; fail=1
 fi
 
+# The etok in the background ($BENCH) interrupted once it has set GPU limit $1 W: $during is
+# the CPU caps at that moment, $rc its exit status.
+interrupt_when_set() {
+    i=0; while ! grep -q "set 0 ${1}000" "$T/nvml.log" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+    during=$(freqs)
+    sleep 0.5
+    kill -INT $BENCH
+    wait $BENCH
+    rc=$?
+    BENCH=""
+}
+
 # SIGINT mid-run: the values are in place while it runs, and restored after the interrupt
 mkfix; rm -f "$T/nvml.log"
 # shellcheck disable=SC2086
 "$ETOK" bench $B --endpoint "$URL" --duration 120 --concurrency 1 --cpu-max-freq 1500000 --gpu-power-limit 300 \
     -o "$T/s" >"$T/out" 2>"$T/err" &
 BENCH=$!
-i=0; while ! grep -q "set 0 300000" "$T/nvml.log" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
-during=$(freqs)
-sleep 0.5
-kill -INT $BENCH
-wait $BENCH
-rc=$?
-BENCH=""
+interrupt_when_set 300
 if [ $rc != 130 ] || [ "$during" != "1500000 1500000 " ] || [ "$(freqs)" != "3000000 3000000 " ] ||
    [ "$(cat "$T/nvml.log" | tr '\n' ' ')" != "set 0 300000 set 0 700000 " ]; then
     echo "FAIL: SIGINT: rc=$rc (want 130), during '$during', after '$(freqs)'"; cat "$T/err" "$T/nvml.log"; fail=1
@@ -156,13 +162,7 @@ mkfix; rm -f "$T/nvml.log"
 # shellcheck disable=SC2086
 "$ETOK" run $R --gpu-power-limit 250 --cpu-max-freq 2GHz -o "$T/run2.json" -- sleep 60 >"$T/out" 2>"$T/err" &
 BENCH=$!
-i=0; while ! grep -q "set 0 250000" "$T/nvml.log" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
-during=$(freqs)
-sleep 0.5
-kill -INT $BENCH
-wait $BENCH
-rc=$?
-BENCH=""
+interrupt_when_set 250
 if [ $rc != 130 ] || [ "$during" != "2000000 2000000 " ] || [ "$(freqs)" != "3000000 3000000 " ] ||
    [ "$(cat "$T/nvml.log" | tr '\n' ' ')" != "set 0 250000 set 0 700000 " ] || [ ! -s "$T/run2.json" ]; then
     echo "FAIL: run SIGINT: rc=$rc (want 130), during '$during', after '$(freqs)'"; cat "$T/err" "$T/nvml.log"; fail=1
