@@ -32,7 +32,8 @@ int etok_parse_cpu_freq(const char *s, long *khz, etok_err *err);
 etok_hw_levers *etok_hw_levers_apply(const etok_hw_levers_opts *o, etok_err *err);
 
 /* Add what was applied to a record's config: cpu_max_freq_khz + cpu_max_freq_cpus +
- * cpu_max_freq_prev_khz (array), gpu_power_limit_w + gpu_power_limit_prev_w (array). Nothing
+ * cpu_max_freq_prev_khz (array), gpu_power_limit_w + gpu_power_limit_prev_w (array) +
+ * gpu_power_limit_enforced_s (seconds until the GPUs enforced it; null if not within 2 s). Nothing
  * when the lever was not asked. */
 void etok_hw_levers_to_config(const etok_hw_levers *h, json_t *cfg);
 

@@ -267,6 +267,8 @@ void etok_hw_levers_to_config(const etok_hw_levers *h, json_t *cfg) {
         for (int i = 0; i < n && i < 16; i++) json_array_append_new(prev, json_real(prevw[i]));
         json_object_set_new(cfg, "gpu_power_limit_w", json_real(now));
         json_object_set_new(cfg, "gpu_power_limit_prev_w", prev);
+        const double es = etok_nvml_plimit_enforced_s(h->gpu);
+        json_object_set_new(cfg, "gpu_power_limit_enforced_s", es >= 0 ? json_real(es) : json_null());
     }
 }
 

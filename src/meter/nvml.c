@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "meter/driver.h"
 
@@ -367,7 +368,44 @@ struct etok_nvml_plimit {
     unsigned int prev_mw[NVML_MAX_GPUS];
     int set[NVML_MAX_GPUS]; /* 1 = this GPU's limit was changed and must be restored */
     unsigned int new_mw;
+    double enforced_s; /* seconds from the set until every GPU enforced it; -1 = not within the wait */
 };
+
+/* How long etok_nvml_plimit_set waits for the enforced limit to follow the set. An H200 took
+ * ~0.1 s (docs/LEVERS.md); a run started before that would run its first moments uncapped. */
+#define PLIMIT_ENFORCE_WAIT_S 2.0
+#define PLIMIT_POLL_NS 5000000L
+
+static double plimit_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Poll nvmlDeviceGetEnforcedPowerLimit until every GPU reads the limit just set. Returns the
+ * seconds it took, or -1 after PLIMIT_ENFORCE_WAIT_S with one stderr line per GPU that still
+ * reads another limit (the enforced limit may also be lowered by something else, e.g. a
+ * board power brake: the run goes on, and says so). 0 when NVML has no enforced-limit call. */
+static double plimit_wait_enforced(etok_nvml_plimit *p, double t_set) {
+    if (!p->L.limit) return 0;
+    unsigned int mw[NVML_MAX_GPUS] = {0};
+    for (;;) {
+        int all = 1;
+        for (unsigned int i = 0; i < p->L.n_gpus; i++)
+            if (p->L.limit(p->L.dev[i], &mw[i]) != NVML_SUCCESS || mw[i] != p->new_mw) all = 0;
+        const double t = plimit_now() - t_set;
+        if (all) return t;
+        if (t >= PLIMIT_ENFORCE_WAIT_S) break;
+        nanosleep(&(struct timespec){0, PLIMIT_POLL_NS}, NULL);
+    }
+    for (unsigned int i = 0; i < p->L.n_gpus; i++)
+        if (mw[i] != p->new_mw)
+            fprintf(stderr,
+                    "etok: warning: GPU %u still enforces %.1f W %.1f s after its limit was set to %.1f W; the run "
+                    "starts anyway (recorded as gpu_power_limit_enforced_s: null)\n",
+                    i, mw[i] / 1000.0, PLIMIT_ENFORCE_WAIT_S, p->new_mw / 1000.0);
+    return -1;
+}
 
 static void plimit_undo(etok_nvml_plimit *p) {
     for (int i = (int)p->L.n_gpus - 1; i >= 0; i--)
@@ -411,6 +449,7 @@ etok_nvml_plimit *etok_nvml_plimit_set(double watts, etok_err *err) {
             goto fail;
         }
     }
+    const double t_set = plimit_now();
     for (unsigned int i = 0; i < p->L.n_gpus; i++) {
         nvmlReturn_t r = p->L.pm_set(p->L.dev[i], p->new_mw);
         if (r != NVML_SUCCESS) {
@@ -421,6 +460,7 @@ etok_nvml_plimit *etok_nvml_plimit_set(double watts, etok_err *err) {
         }
         p->set[i] = 1;
     }
+    p->enforced_s = plimit_wait_enforced(p, t_set);
     return p;
 fail:
     lib_unload(&p->L);
@@ -434,6 +474,8 @@ int etok_nvml_plimit_info(const etok_nvml_plimit *p, double *new_w, double *prev
     for (int i = 0; prev_w && i < (int)p->L.n_gpus && i < cap; i++) prev_w[i] = p->prev_mw[i] / 1000.0;
     return (int)p->L.n_gpus;
 }
+
+double etok_nvml_plimit_enforced_s(const etok_nvml_plimit *p) { return p ? p->enforced_s : -1; }
 
 void etok_nvml_plimit_restore(etok_nvml_plimit *p) {
     if (!p) return;

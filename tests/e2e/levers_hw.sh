@@ -88,8 +88,8 @@ i=0; while [ ! -s "$T/port" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); don
 URL="http://127.0.0.1:$(cat "$T/port")"
 mkfix; rm -f "$T/nvml.log"
 # shellcheck disable=SC2086
-# (the fake's enforced limit stays at 700 W after the set, as an H200's lagged: the record must
-# still say the applied 250.5 W)
+# (the fake's enforced limit stays at 700 W after the set: the record must still say the applied
+# 250.5 W, and that it was not enforced within the 2 s wait, with a warning)
 FAKE_NVML_ENFORCED_STALE=1 "$ETOK" bench $B --endpoint "$URL" --requests 3 --concurrency 1 --cpu-max-freq 2.0GHz \
     --gpu-power-limit 250.5 -o "$T/r" >"$T/out" 2>"$T/err"
 rc=$?
@@ -103,9 +103,11 @@ c = json.loads(c) if isinstance(c, str) else c
 assert c["cpu_max_freq_khz"] == 2000000, c
 assert c["cpu_max_freq_cpus"] == 2 and c["cpu_max_freq_prev_khz"] == [3000000, 3000000], c
 assert abs(c["gpu_power_limit_w"] - 250.5) < 1e-9 and c["gpu_power_limit_prev_w"] == [700.0], c
+assert "gpu_power_limit_enforced_s" in c and c["gpu_power_limit_enforced_s"] is None, c
 hw = r.get("hw") or r.get("record", {}).get("hw")
 assert abs(hw["power_limit_w"] - 250.5) < 1e-9, hw
 PY
+   ! grep -q "GPU 0 still enforces 700.0 W 2.0 s after its limit was set to 250.5 W" "$T/err"
 then
     echo "FAIL: bench with both levers: rc=$rc freqs $(freqs)"; cat "$T/err" "$T/nvml.log"; fail=1
 fi
@@ -142,7 +144,9 @@ fi
 R="--idle 0 --meter estimate --cpu-tdp 5:20"
 mkfix; rm -f "$T/nvml.log"
 # shellcheck disable=SC2086
-FAKE_NVML_ENFORCED_STALE=1 "$ETOK" run $R --cpu-max-freq 1.5GHz --gpu-power-limit 300 -o "$T/run.json" -- \
+# (the fake enforces a set 300 ms later, as an H200 did ~100 ms later: run waits for it before
+# the command starts, and records how long it took)
+FAKE_NVML_ENFORCED_LAG_MS=300 "$ETOK" run $R --cpu-max-freq 1.5GHz --gpu-power-limit 300 -o "$T/run.json" -- \
     cat "$T/sys/devices/system/cpu/cpu0/cpufreq/scaling_max_freq" >"$T/out" 2>"$T/err"
 rc=$?
 if [ $rc != 0 ] || [ "$(cat "$T/out")" != 1500000 ] || [ "$(freqs)" != "3000000 3000000 " ] ||
@@ -154,7 +158,9 @@ c = json.loads(r["config"]) if isinstance(r["config"], str) else r["config"]
 assert c["cpu_max_freq_khz"] == 1500000 and c["cpu_max_freq_prev_khz"] == [3000000, 3000000], c
 assert abs(c["gpu_power_limit_w"] - 300) < 1e-9 and c["gpu_power_limit_prev_w"] == [700.0], c
 assert abs(r["hw"]["power_limit_w"] - 300) < 1e-9, r["hw"]
+assert 0.3 <= c["gpu_power_limit_enforced_s"] < 1.0, c
 PY
+   grep -q "still enforces" "$T/err"
 then
     echo "FAIL: run with both levers: rc=$rc, command saw '$(cat "$T/out")', after $(freqs)"; cat "$T/err" "$T/nvml.log"; fail=1
 fi

@@ -17,7 +17,9 @@
  *   FAKE_NVML_PROCS       comma-separated PIDs running on GPU 0 (nvmlDeviceGetComputeRunningProcesses;
  *                         default none), each shown using 1 GiB
  *   FAKE_NVML_ENFORCED_STALE  1: nvmlDeviceGetEnforcedPowerLimit keeps returning the initial limit
- *                         after a set (an H200's followed ~0.1 s later)
+ *                         after a set (never follows)
+ *   FAKE_NVML_ENFORCED_LAG_MS  the enforced limit follows a set this many ms later, returning the
+ *                         previous limit until then (an H200's followed ~100 ms later; default 0)
  *   FAKE_NVML_LIMIT_LOG   file: every successful set appends "set GPU MW\n", so a test reads back
  *                         what was set and that the previous limit was restored
  * Init is reference-counted as in the real library (the meter and the power-limit lever each
@@ -42,6 +44,8 @@ static double g_watts = 100, g_scale = 1, g_t0 = 0;
 static int g_reads = 0;
 static unsigned int g_limit_mw[FAKE_MAX], g_limit0_mw, g_lim_lo = 100000, g_lim_hi = 700000;
 static int g_enforced_stale;
+static double g_enforced_lag_s, g_set_t[FAKE_MAX];
+static unsigned int g_before_mw[FAKE_MAX];
 static int g_set_err = 0, g_set_err_from = 0;
 
 static double mono(void) {
@@ -78,6 +82,7 @@ int nvmlInit_v2(void) {
     for (int i = 0; i < FAKE_MAX; i++) g_limit_mw[i] = (unsigned int)(lw * 1000.0);
     g_limit0_mw = (unsigned int)(lw * 1000.0);
     g_enforced_stale = atoi(env("FAKE_NVML_ENFORCED_STALE", "0"));
+    g_enforced_lag_s = atof(env("FAKE_NVML_ENFORCED_LAG_MS", "0")) / 1000.0;
     g_set_err = atoi(env("FAKE_NVML_SET_ERR", "0"));
     g_set_err_from = atoi(env("FAKE_NVML_SET_ERR_FROM", "0"));
     return 0;
@@ -159,7 +164,12 @@ int nvmlDeviceGetFieldValues(fake_dev *d, int n, nvmlFieldValue_t *v) {
 }
 
 int nvmlDeviceGetEnforcedPowerLimit(fake_dev *d, unsigned int *mw) {
-    *mw = g_enforced_stale ? g_limit0_mw : g_limit_mw[d->index];
+    if (g_enforced_stale)
+        *mw = g_limit0_mw;
+    else if (g_set_t[d->index] > 0 && mono() - g_set_t[d->index] < g_enforced_lag_s)
+        *mw = g_before_mw[d->index];
+    else
+        *mw = g_limit_mw[d->index];
     return 0;
 }
 
@@ -181,6 +191,8 @@ int nvmlDeviceSetPowerManagementLimit(fake_dev *d, unsigned int mw) {
     if (!g_inited) return 1;
     if (g_set_err && d->index >= g_set_err_from) return g_set_err;
     if (mw < g_lim_lo || mw > g_lim_hi) return 2; /* NVML_ERROR_INVALID_ARGUMENT */
+    g_before_mw[d->index] = g_limit_mw[d->index];
+    g_set_t[d->index] = mono();
     g_limit_mw[d->index] = mw;
     const char *log = getenv("FAKE_NVML_LIMIT_LOG");
     if (log && *log) {
