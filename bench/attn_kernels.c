@@ -8,7 +8,9 @@
  * CPU time (a loaded machine's waiting is left out; cache and memory contention are not). The
  * softmax between the two halves is not timed (it is the same code either way). One thread.
  * With -1 1 the one-token kernels instead (a decode step's: ggml_vec_dot_f16's order, vmath.h):
- * etok_attn_scores_1tok + etok_attn_accum_1tok per query head against their _multi versions.
+ * etok_attn_scores_1tok + etok_attn_accum_1tok per query head against their _multi versions;
+ * with -1 2 the two halves of the grouped one-token kernels apart: etok_attn_scores_1tok_multi
+ * alone against etok_attn_accum_1tok_multi alone.
  * With -X MB every step first reads an MB-sized buffer (as a decode step streams the weights,
  * which evicts the cache from the caches); both ways include that same time.
  * With -q 1 a Q8_0 cache instead: K.q as one dispatched dot (etok_vec_dot_multi) per position
@@ -16,7 +18,7 @@
  * block read once for the group, eight positions reduced at once); the V sum is
  * etok_attn_accum_q8_0 both ways. With -q 2 the two halves of the grouped Q8_0 kernels apart:
  * etok_attn_scores_q8_0 alone against etok_attn_accum_q8_0 alone (no softmax between).
- * usage: bench_attn_kernels [-d 512] [-L 30] [-H 9] [-K 3] [-D 64] [-R 7] [-1 0|1] [-X 0] [-q 0|1|2] */
+ * usage: bench_attn_kernels [-d 512] [-L 30] [-H 9] [-K 3] [-D 64] [-R 7] [-1 0|1|2] [-X 0] [-q 0|1|2] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,7 +54,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "-X")) evict_mb = v;
         else if (!strcmp(argv[i], "-q")) q8 = v;
         else {
-            fprintf(stderr, "usage: %s [-d DEPTH] [-L LAYERS] [-H HEADS] [-K KV_HEADS] [-D HEAD_DIM] [-R ROUNDS] [-1 0|1] [-X MB] [-q 0|1|2]\n", argv[0]);
+            fprintf(stderr, "usage: %s [-d DEPTH] [-L LAYERS] [-H HEADS] [-K KV_HEADS] [-D HEAD_DIM] [-R ROUNDS] [-1 0|1|2] [-X MB] [-q 0|1|2]\n", argv[0]);
             return 2;
         }
     }
@@ -129,6 +131,10 @@ int main(int argc, char **argv) {
                                 }
                                 for (int h = 0; h < G * depth; h++) sc[h] = 1.0f / (float)depth; /* the softmax's place */
                                 etok_attn_accum_q8_0(sc, (size_t)depth, G, 1, &v0, &depth, rb, D, og);
+                            } else if (one == 2) { /* the two halves apart: K.q (way 0) or the V sum (way 1) */
+                                if (w == 0) etok_attn_scores_1tok_multi(qg, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth, v0);
+                                else etok_attn_accum_1tok_multi(sc, (size_t)depth, G, 1, &v0, &fp, &depth, rb, D, og);
+                                continue;
                             } else if (one && w == 0) {
                                 for (int h = 0; h < G; h++) {
                                     etok_attn_scores_1tok(qg + (size_t)h * D, k0, rb, depth, D, 0.125f, sc + (size_t)h * depth);
@@ -163,6 +169,11 @@ int main(int argc, char **argv) {
     printf("# bench_attn_kernels: %s cache, %d layers x %d KV heads (groups of %d query heads) x depth %d x head %d "
            "(%.1f MB K+V), %s kernels, %s, 1 thread, %d MB read before each step, thread CPU time per decode step, median [min..max] of %d rounds\n",
            q8 ? "Q8_0" : "F16", L, K, G, depth, D, 2.0 * L * layer_bytes / 1e6, q8 ? "Q8_0 scores" : one ? "one-token" : "batch", etok_simd_active() ? "AVX2" : "scalar", evict_mb, rounds);
+    if (one == 2) {
+        printf("K.q (etok_attn_scores_1tok_multi):   %.3f ms [%.3f..%.3f]\n", t[0][rounds / 2] * 1e3, t[0][0] * 1e3, t[0][rounds - 1] * 1e3);
+        printf("V sum (etok_attn_accum_1tok_multi): %.3f ms [%.3f..%.3f]\n", t[1][rounds / 2] * 1e3, t[1][0] * 1e3, t[1][rounds - 1] * 1e3);
+        goto done;
+    }
     if (q8 == 2) {
         printf("K.q (etok_attn_scores_q8_0):   %.3f ms [%.3f..%.3f]\n", t[0][rounds / 2] * 1e3, t[0][0] * 1e3, t[0][rounds - 1] * 1e3);
         printf("V sum (etok_attn_accum_q8_0): %.3f ms [%.3f..%.3f]\n", t[1][rounds / 2] * 1e3, t[1][0] * 1e3, t[1][rounds - 1] * 1e3);

@@ -92,7 +92,15 @@ int main(int argc, char **argv) {
     double *tg0 = calloc((size_t)reps, sizeof *tg0);
     double *cpp = calloc((size_t)reps, sizeof *cpp), *ctg = calloc((size_t)reps, sizeof *ctg),
            *ctg0 = calloc((size_t)reps, sizeof *ctg0); /* CPU ms per token */
-    for (int r = -1; r < reps; r++) { /* decode from an empty context, like llama-bench tg */
+    double *depth = calloc((size_t)reps, sizeof *depth), *cdepth = calloc((size_t)reps, sizeof *cdepth);
+    if (!prompt || !pp || !tg || !tg0 || !cpp || !ctg || !ctg0 || !depth || !cdepth) {
+        fprintf(stderr, "%s: out of memory\n", argv[0]);
+        return 1;
+    }
+    /* Each round decodes from an empty context (llama-bench's tg), then prefills the prompt and
+     * decodes after it (pp, tg at depth): the two decodes of a round share the moment, so their
+     * ratio (the depth goal's figure) is paired against a shared machine's drift. r = -1: warm-up. */
+    for (int r = -1; r < reps; r++) {
         int id = etok_engine_add(e, prompt, 1, n_gen + 1, NULL, &err);
         if (id < 0) {
             fprintf(stderr, "%s\n", err.msg);
@@ -113,30 +121,29 @@ int main(int argc, char **argv) {
             tg0[r] = n / (t2 - t1);
             ctg0[r] = (c2 - c1) * 1e3 / n;
         }
-    }
-    for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
-        int id = etok_engine_add(e, prompt, n_prompt, n_gen + 1, NULL, &err);
+        id = etok_engine_add(e, prompt, n_prompt, n_gen + 1, NULL, &err);
         if (id < 0) {
             fprintf(stderr, "%s\n", err.msg);
             return 1;
         }
-        etok_step_result st;
         double t0 = etok_mono_s(), c0 = cpu_s();
         if (etok_engine_step(e, &st, &err)) return 1; /* the whole prompt (chunk = n_prompt) */
-        double t1 = etok_mono_s(), c1 = cpu_s();
-        int n = 0;
+        t1 = etok_mono_s(), c1 = cpu_s();
+        n = 0;
         while (n < n_gen) {
             if (etok_engine_step(e, &st, &err)) return 1;
             n += st.decode_tokens;
             if (st.n_events && st.events[0].finished) break;
         }
-        double t2 = etok_mono_s(), c2 = cpu_s();
+        t2 = etok_mono_s(), c2 = cpu_s();
         etok_engine_remove(e, id);
         if (r >= 0) {
             pp[r] = n_prompt / (t1 - t0);
             tg[r] = n / (t2 - t1);
             cpp[r] = (c1 - c0) * 1e3 / n_prompt;
             ctg[r] = (c2 - c1) * 1e3 / n;
+            depth[r] = tg[r] / tg0[r];
+            cdepth[r] = ctg0[r] / ctg[r];
         }
     }
     double pm, ps, tm, ts, t0m, t0s;
@@ -156,6 +163,12 @@ int main(int argc, char **argv) {
     stats(ctg, reps, &cm, &cs);
     printf("etok cpu tg%d@d%d: %.3f +- %.3f ms/token (process CPU time, %d runs, after the %d-token prompt)\n", n_gen,
            n_prompt, cm, cs, reps, n_prompt);
+    stats(depth, reps, &cm, &cs);
+    printf("etok depth ratio tg%d@d%d / tg%d: %.3f +- %.3f (wall clock, each run's pair of decodes, %d runs)\n", n_gen,
+           n_prompt, n_gen, cm, cs, reps);
+    stats(cdepth, reps, &cm, &cs);
+    printf("etok cpu depth ratio tg%d@d%d / tg%d: %.3f +- %.3f (process CPU time per token, paired, %d runs)\n", n_gen,
+           n_prompt, n_gen, cm, cs, reps);
     double wb = etok_model_weight_bytes(m), kvb = etok_model_kv_bytes_per_token(m, kv);
     double pos = n_prompt + n_gen / 2.0;
     printf("etok decode bytes/token (model estimate): %.1f MB weights + %.2f MB KV at position %.0f\n", wb / 1e6,
@@ -171,6 +184,8 @@ int main(int argc, char **argv) {
     free(cpp);
     free(ctg);
     free(ctg0);
+    free(depth);
+    free(cdepth);
     etok_engine_free(e);
     etok_model_free(m);
     return 0;

@@ -387,40 +387,41 @@ TGT void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *
     }
 }
 
-/* One position slot's sum for HB heads over NV (1 or 2) vectors of 8 values starting at
+/* One position slot's sum for HB heads over NV (1, 2 or 4) vectors of 8 values starting at
  * value 8 * d: the slot's positions in the reference's order (run by run, then position), the
- * accumulators in registers; stored to sl[h][kslot][vi..]. */
+ * HB x NV accumulators in registers (at most 12: with NV = 4, HB <= 3 leaves the 16 ymm
+ * registers for the weights and one converted vector); stored to sl[h][kslot][vi..]. */
 static inline __attribute__((always_inline)) TGT void accum_slot(int HB, int NV, const float *w, size_t w_stride,
                                                                  int n_runs, const uint8_t *const *v0,
                                                                  const int *first_pos, const int *n, const int *woff,
                                                                  size_t stride, int kslot, int d, int vi,
                                                                  __m256 (*sl)[32][4]) {
-    __m256 a[4][2];
-    for (int h = 0; h < HB; h++) a[h][0] = a[h][1] = _mm256_setzero_ps();
+    __m256 a[4][4];
+    for (int h = 0; h < HB; h++)
+        for (int j = 0; j < NV; j++) a[h][j] = _mm256_setzero_ps();
     for (int r = 0; r < n_runs; r++) {
         int s = (kslot - first_pos[r]) % 32;
         if (s < 0) s += 32;
         for (; s < n[r]; s += 32) {
             const uint8_t *v = v0[r] + (size_t)s * stride + 16 * (size_t)d;
-            const __m256 x0 = CVT(v), x1 = NV > 1 ? CVT(v + 16) : x0;
             const float *ws = w + woff[r] + s;
-            for (int h = 0; h < HB; h++) {
-                const __m256 wb = _mm256_broadcast_ss(ws + (size_t)h * w_stride);
-                a[h][0] = _mm256_fmadd_ps(x0, wb, a[h][0]);
-                if (NV > 1) a[h][1] = _mm256_fmadd_ps(x1, wb, a[h][1]);
+            __m256 wb[4];
+            for (int h = 0; h < HB; h++) wb[h] = _mm256_broadcast_ss(ws + (size_t)h * w_stride);
+            for (int j = 0; j < NV; j++) {
+                const __m256 x = CVT(v + 16 * j);
+                for (int h = 0; h < HB; h++) a[h][j] = _mm256_fmadd_ps(x, wb[h], a[h][j]);
             }
         }
     }
-    for (int h = 0; h < HB; h++) {
-        sl[h][kslot][vi] = a[h][0];
-        if (NV > 1) sl[h][kslot][vi + 1] = a[h][1];
-    }
+    for (int h = 0; h < HB; h++)
+        for (int j = 0; j < NV; j++) sl[h][kslot][vi + j] = a[h][j];
 }
 
 /* Grouped w.V: instead of position by position into 32 slot accumulators in memory (the
  * per-head kernel), slot by slot: each slot's accumulator is summed over its positions in
- * the same order, in registers, for 16 values of up to 4 heads at a time; the V rows of a
- * 32-value block are read once for all heads. Then the slots are reduced as before. */
+ * the same order, in registers, for 32 values (one cache line of each V row) of up to 3 heads
+ * at a time, or 16 values of up to 4; the V rows of a 32-value block are read once for all
+ * heads. Then the slots are reduced as before. */
 TGT void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g, int n_runs, const uint8_t *const *v0,
                                          const int *first_pos, const int *n, size_t stride, int hd, float *out) {
     __m256 sl[ETOK_VM_MAX_GROUP][32][4];
@@ -432,28 +433,39 @@ TGT void etok_attn_accum_1tok_multi_avx2(const float *w, size_t w_stride, int g,
     const int nv = hd / 8;
     for (int d = 0; d < nv; d += 4) {
         const int nvd = nv - d < 4 ? nv - d : 4;
-        for (int k = 0; k < 32; k++)
-            for (int vi = 0; vi < nvd; vi += 2) {
-                const int two = nvd - vi >= 2;
-                for (int h0 = 0; h0 < g; h0 += 4) {
-                    const int hb = g - h0 < 4 ? g - h0 : 4;
+        for (int k = 0; k < 32; k++) {
+#define ACC(HB, NV, VI) accum_slot(HB, NV, wh, w_stride, n_runs, v0, first_pos, n, woff, stride, k, d + (VI), VI, slh)
+            if (nvd == 4) /* a whole 64-byte line of each row, 3 heads at a time */
+                for (int h0 = 0; h0 < g; h0 += 3) {
+                    const int hb = g - h0 < 3 ? g - h0 : 3;
                     const float *wh = w + (size_t)h0 * w_stride;
                     __m256(*slh)[32][4] = sl + h0;
-#define ACC(HB, NV) accum_slot(HB, NV, wh, w_stride, n_runs, v0, first_pos, n, woff, stride, k, d + vi, vi, slh)
-                    if (two) {
-                        if (hb == 4) ACC(4, 2);
-                        else if (hb == 3) ACC(3, 2);
-                        else if (hb == 2) ACC(2, 2);
-                        else ACC(1, 2);
-                    } else {
-                        if (hb == 4) ACC(4, 1);
-                        else if (hb == 3) ACC(3, 1);
-                        else if (hb == 2) ACC(2, 1);
-                        else ACC(1, 1);
-                    }
-#undef ACC
+                    if (hb == 3) ACC(3, 4, 0);
+                    else if (hb == 2) ACC(2, 4, 0);
+                    else ACC(1, 4, 0);
                 }
-            }
+            else
+                for (int vi = 0; vi < nvd; vi += 2) {
+                    const int two = nvd - vi >= 2;
+                    for (int h0 = 0; h0 < g; h0 += 4) {
+                        const int hb = g - h0 < 4 ? g - h0 : 4;
+                        const float *wh = w + (size_t)h0 * w_stride;
+                        __m256(*slh)[32][4] = sl + h0;
+                        if (two) {
+                            if (hb == 4) ACC(4, 2, vi);
+                            else if (hb == 3) ACC(3, 2, vi);
+                            else if (hb == 2) ACC(2, 2, vi);
+                            else ACC(1, 2, vi);
+                        } else {
+                            if (hb == 4) ACC(4, 1, vi);
+                            else if (hb == 3) ACC(3, 1, vi);
+                            else if (hb == 2) ACC(2, 1, vi);
+                            else ACC(1, 1, vi);
+                        }
+                    }
+                }
+#undef ACC
+        }
         /* per value vector: z[l] = (a[l] + a[16+l]) + (a[8+l] + a[24+l]), then
          * ((z0+z4) + (z1+z5)) + ((z2+z6) + (z3+z7)), as etok_attn_accum_1tok_avx2 */
         for (int h = 0; h < g; h++)
