@@ -85,21 +85,21 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
     if (kv_type == ETOK_T_F16) etok_round_f16(q, g * hd);
     if (kv_type == ETOK_T_Q8_0)
         for (int h = 0; h < g; h++) etok_quantize_q8a(q + (size_t)h * hd, qa + (size_t)h * (hd / ETOK_QK), hd);
-    const size_t stride = kv->row_bytes, off = etok_type_row_bytes(kv_type, (int64_t)kvh * hd);
+    const size_t stride = kv->head_bytes; /* the KV head's rows are one run (model.h) */
     /* An F16 cache and a one-token step: llama.cpp's CPU backend sums K.q and w.V with
      * ggml_vec_dot_f16 (four accumulators) there, not tinyBLAS's one, and so do we, for the
      * group at once with each head's bits as head by head (engine/vmath.h) */
     const int one_tok = kv_type == ETOK_T_F16 && a->b->n_tokens == 1;
     int n = 0;
     for (int s = 0; s < sp.n_seg; s++) {
-        const uint8_t *k0 = etok_kv_row(kv, kv->k, slot, a->layer, sp.first_pos[s]) + off;
+        const uint8_t *k0 = etok_kv_row(kv, kv->k, slot, a->layer, sp.first_pos[s], kvh);
         if (one_tok) {
             etok_attn_scores_1tok_multi(q, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap,
-                                        etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s]) + off);
+                                        etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s], kvh));
         } else if (kv_type == ETOK_T_Q8_0) {
             /* the group's scores, each K block read once for all heads (vmath.h) */
             etok_attn_scores_q8_0(qa, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap,
-                                  etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s]) + off);
+                                  etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s], kvh));
         } else {
             etok_attn_scores_multi(kv_type, q, g, k0, stride, sp.n[s], hd, a->scale, sc + n, cap);
         }
@@ -120,7 +120,7 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
      * output, in position order */
     float *out = a->att + (size_t)t * (size_t)a->q_dim + (size_t)h0 * (size_t)hd;
     const uint8_t *v0[3];
-    for (int s = 0; s < sp.n_seg; s++) v0[s] = etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s]) + off;
+    for (int s = 0; s < sp.n_seg; s++) v0[s] = etok_kv_row(kv, kv->v, slot, a->layer, sp.first_pos[s], kvh);
     if (one_tok) {
         /* the group at once, each head as head by head would: every run into the same
          * position-slot accumulators */

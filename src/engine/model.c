@@ -881,6 +881,7 @@ int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int 
     kv->n_layers = m->info.n_layers;
     kv->kv_dim = m->info.n_kv_heads * m->info.head_dim;
     kv->row_bytes = etok_type_row_bytes(kv->type, kv->kv_dim);
+    kv->head_bytes = etok_type_row_bytes(kv->type, m->info.head_dim);
     kv->layout = calloc((size_t)kv->n_layers, sizeof *kv->layout);
     if (!kv->layout) return etok_errf(err, "KV cache: out of memory");
     for (int l = 0; l < kv->n_layers; l++) {
@@ -1268,16 +1269,20 @@ int etok_model_forward(const etok_model *m, etok_threadpool *pool, etok_kv_cache
                     rmsnorm(kt + (size_t)h * hd, kt + (size_t)h * hd, L->k_norm, hd, m->rms_eps);
             rope(qt, in->n_heads, hd, rd, cs, m->rope_neox);
             rope(kt, in->n_kv_heads, hd, rd, cs, m->rope_neox);
-            uint8_t *kr = etok_kv_row(kv, kv->k, b->slot[t], l, b->pos[t]), *vr = etok_kv_row(kv, kv->v, b->slot[t], l, b->pos[t]);
-            if (kv->type == ETOK_T_F16) {
-                etok_f32_to_f16_row(kt, kr, kvd);
-                etok_f32_to_f16_row(st->v + (size_t)t * kvd, vr, kvd);
-            } else if (kv->type == ETOK_T_Q8_0) {
-                etok_quantize_kv_q8_0(kt, kr, kvd); /* as llama.cpp writes its q8_0 cache (vmath.h) */
-                etok_quantize_kv_q8_0(st->v + (size_t)t * kvd, vr, kvd);
-            } else {
-                memcpy(kr, kt, (size_t)kvd * sizeof(float));
-                memcpy(vr, st->v + (size_t)t * kvd, (size_t)kvd * sizeof(float));
+            for (int h = 0; h < in->n_kv_heads; h++) { /* each KV head's row in its own run (model.h) */
+                uint8_t *kr = etok_kv_row(kv, kv->k, b->slot[t], l, b->pos[t], h),
+                        *vr = etok_kv_row(kv, kv->v, b->slot[t], l, b->pos[t], h);
+                const float *kh = kt + (size_t)h * hd, *vh = st->v + (size_t)t * kvd + (size_t)h * hd;
+                if (kv->type == ETOK_T_F16) {
+                    etok_f32_to_f16_row(kh, kr, hd);
+                    etok_f32_to_f16_row(vh, vr, hd);
+                } else if (kv->type == ETOK_T_Q8_0) {
+                    etok_quantize_kv_q8_0(kh, kr, hd); /* as llama.cpp writes its q8_0 cache (vmath.h) */
+                    etok_quantize_kv_q8_0(vh, vr, hd);
+                } else {
+                    memcpy(kr, kh, (size_t)hd * sizeof(float));
+                    memcpy(vr, vh, (size_t)hd * sizeof(float));
+                }
             }
         }
         /* causal GQA attention of every token over its own sequence's cache; a layer with its

@@ -93,6 +93,11 @@ struct etok_model {
 };
 
 /* KV cache: per slot, per layer, rows of kv_dim values, F32, F16 or Q8_0 (kv_bits 32, 16, 8).
+ * Within a slot's layer the rows are stored KV head by KV head: head h's `rows` rows of
+ * head_dim values (head_bytes each) follow head h-1's, so the attention of one KV head reads
+ * one contiguous run of memory. (Interleaved, [position][KV head], a KV head's pass read 2 of
+ * every 6 lines of SmolLM2's cache, and a decode step at depth 512 with the cache out of the
+ * caches waited ~0.5 ms longer: docs/ENGINE.md, "Attention".)
  * Each layer has its own row count (layout[l]): position p lives in row p when p < sinks,
  * else in row sinks + (p - sinks) % ring (ring = rows - sinks). With rows >= the context every
  * position has its own row; with a sliding window (attn_window) the rows after the sinks are a
@@ -108,7 +113,8 @@ typedef struct {
     int n_slots, rows, kv_bits, n_layers, kv_dim;
     int sinks, ring;        /* the run's --attn-sinks and the ring of a full-size layer */
     uint32_t type;          /* ETOK_T_F32, ETOK_T_F16 or ETOK_T_Q8_0 */
-    size_t row_bytes;
+    size_t row_bytes;       /* all KV heads of one position: n_kv_heads x head_bytes */
+    size_t head_bytes;      /* one KV head's head_dim values */
     size_t slot_rows;       /* rows of one slot over all layers */
     etok_kv_layout *layout; /* [n_layers] */
     uint8_t *k, *v;
@@ -119,9 +125,12 @@ static inline int etok_kv_row_of(const etok_kv_cache *kv, int layer, int pos) {
     return pos < ly->sinks ? pos : ly->sinks + (pos - ly->sinks) % ly->ring;
 }
 
-static inline uint8_t *etok_kv_row(const etok_kv_cache *kv, uint8_t *base, int slot, int layer, int pos) {
-    size_t idx = (size_t)slot * kv->slot_rows + kv->layout[layer].first_row + (size_t)etok_kv_row_of(kv, layer, pos);
-    return base + idx * kv->row_bytes;
+/* KV head kvh's head_dim values of position pos; the next row of the same head (the next
+ * position, until the ring wraps) is head_bytes further. */
+static inline uint8_t *etok_kv_row(const etok_kv_cache *kv, uint8_t *base, int slot, int layer, int pos, int kvh) {
+    const etok_kv_layout *ly = &kv->layout[layer];
+    const size_t region = ((size_t)slot * kv->slot_rows + ly->first_row) * kv->row_bytes;
+    return base + region + ((size_t)kvh * (size_t)ly->rows + (size_t)etok_kv_row_of(kv, layer, pos)) * kv->head_bytes;
 }
 
 /* The window and sinks layer l attends with in a run with --attn-window attn_window and
