@@ -540,6 +540,40 @@ static void test_compare_runs_variance(void **st) {
     }
 }
 
+/* Latency percentiles over pooled runs: three runs per arm whose requests all have the run's
+ * TTFT (A: 0.5, 0.6, 0.4 s; B: 0.45, 0.65, 0.5 s). Resampling three runs reaches only values
+ * between them ([0.4, 0.6] for A's p50); the floor is the Student-t interval over the runs'
+ * own p50s: 0.5 +- t(2) x 0.1 / sqrt(3) for A. */
+static void test_compare_percentile_runs_floor(void **st) {
+    (void)st;
+    const double wa[] = {100, 100, 100}, ta[] = {0.5, 0.6, 0.4}, tb[] = {0.45, 0.65, 0.5};
+    etok_record ra[3], rb[3];
+    runs_arm(ra, wa, 3, 1);
+    runs_arm(rb, wa, 3, 1);
+    for (int k = 0; k < 3; k++)
+        for (size_t i = 0; i < 8; i++) {
+            ra[k].requests[i].t_first_token_s = ra[k].requests[i].t_send_s + ta[k];
+            rb[k].requests[i].t_first_token_s = rb[k].requests[i].t_send_s + tb[k];
+        }
+    etok_compare_result res;
+    compare_arms(ra, 3, rb, 3, &res);
+    const etok_compare_delta *p = get(&res.cand[0], "ttft_s", "p50");
+    NEAR(p->d.a_lo, 0.5 - 4.303 * 0.1 / sqrt(3), 1e-9);
+    NEAR(p->d.a_hi, 0.5 + 4.303 * 0.1 / sqrt(3), 1e-9);
+    /* B's runs: mean 0.5333, sd 0.1041 */
+    const double mb = (0.45 + 0.65 + 0.5) / 3, sb = sqrt((pow(0.45 - mb, 2) + pow(0.65 - mb, 2) + pow(0.5 - mb, 2)) / 2);
+    NEAR(p->d.b_lo, mb - 4.303 * sb / sqrt(3), 1e-9);
+    NEAR(p->d.b_hi, mb + 4.303 * sb / sqrt(3), 1e-9);
+    if (!(p->d.diff_lo < 0 && p->d.diff_hi > 0))
+        fail_msg("p50 TTFT difference [%+.4f, %+.4f] excludes 0 although the runs overlap", p->d.diff_lo, p->d.diff_hi);
+    assert_non_null(strstr(p->note, "widened to the t-interval of the runs' own percentiles"));
+    etok_compare_free(&res);
+    for (int k = 0; k < 3; k++) {
+        etok_record_free(&ra[k]);
+        etok_record_free(&rb[k]);
+    }
+}
+
 /* One record per arm without per-request energy: each request's J/token is its record's, so
  * resampling requests only varies the token mix; the old output was "-20% J/output-token
  * [-20%, -20%]". Now there is no CI (n/a, the note says why) and the verdict claims nothing.
@@ -594,7 +628,9 @@ int main(void) {
         cmocka_unit_test(test_compare_mismatches),       cmocka_unit_test(test_compare_pooled_and_fallback),
         cmocka_unit_test(test_compare_rate_ci_from_runs),
         cmocka_unit_test(test_delta_clustered_runs),     cmocka_unit_test(test_runs_t_delta),
-        cmocka_unit_test(test_compare_runs_variance),    cmocka_unit_test(test_compare_one_record_token_share),
+        cmocka_unit_test(test_compare_runs_variance),
+        cmocka_unit_test(test_compare_percentile_runs_floor),
+        cmocka_unit_test(test_compare_one_record_token_share),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
