@@ -117,7 +117,8 @@ typedef struct {
     size_t head_bytes;      /* one KV head's head_dim values */
     size_t slot_rows;       /* rows of one slot over all layers */
     etok_kv_layout *layout; /* [n_layers] */
-    uint8_t *k, *v;
+    uint8_t *k, *v;         /* each `bytes` long, page aligned (mmap) */
+    size_t bytes;
 } etok_kv_cache;
 
 static inline int etok_kv_row_of(const etok_kv_cache *kv, int layer, int pos) {

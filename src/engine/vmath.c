@@ -318,6 +318,13 @@ static inline TGT __m256 hsum8_1tok(const __m256 *z) {
 
 #define CVT(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 
+/* The one-token K.q pass prefetches the K row this many positions ahead, non-temporally. A
+ * decode step reads each cached K row once; fetched the ordinary way it displaced what the
+ * step reads again. Measured on SmolLM2 Q4_1, one thread (bench_engine_speed -p 512 -n 128,
+ * rounds alternating): depth ratio 0.77 without, 0.79 / 0.86 / 0.84 at 4 / 8 / 16 positions
+ * ahead (docs/ENGINE.md, "Decode at depth"). */
+#define K_NTA_AHEAD 8
+
 /* Grouped K.q: per position the row's 32-value blocks are converted once; every head keeps
  * its own four accumulators, fed in block order as etok_attn_scores_1tok_avx2 does. hd == 64
  * (two blocks, the row in eight registers) has its own path. */
@@ -332,6 +339,9 @@ TGT void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *
             const uint8_t *k = k0 + (size_t)(s0 + j) * stride;
             if (v_pf) /* the same row of V, for the weighted sum that reads V slot by slot */
                 for (int c = 0; c < 2 * hd; c += 64) _mm_prefetch((const char *)(v_pf + (size_t)(s0 + j) * stride + c), _MM_HINT_T1);
+            if (s0 + j + K_NTA_AHEAD < n) /* K is read once per step: see K_NTA_AHEAD */
+                for (int c = 0; c < 2 * hd; c += 64)
+                    _mm_prefetch((const char *)(k + (size_t)K_NTA_AHEAD * stride + c), _MM_HINT_NTA);
             if (np == 64) {
                 const __m256 x0 = CVT(k), x1 = CVT(k + 16), x2 = CVT(k + 32), x3 = CVT(k + 48), x4 = CVT(k + 64),
                              x5 = CVT(k + 80), x6 = CVT(k + 96), x7 = CVT(k + 112);
