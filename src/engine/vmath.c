@@ -318,11 +318,11 @@ static inline TGT __m256 hsum8_1tok(const __m256 *z) {
 
 #define CVT(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 
-/* The one-token K.q pass prefetches the K row this many positions ahead, non-temporally. A
- * decode step reads each cached K row once; fetched the ordinary way it displaced what the
- * step reads again. Measured on SmolLM2 Q4_1, one thread (bench_engine_speed -p 512 -n 128,
- * rounds alternating): depth ratio 0.77 without, 0.79 / 0.86 / 0.84 at 4 / 8 / 16 positions
- * ahead (docs/ENGINE.md, "Decode at depth"). */
+/* The one-token K.q pass prefetches the K row this many positions ahead, non-temporally: a
+ * decode step reads each cached K row once, and fetched the ordinary way it can displace what
+ * the step reads again. SmolLM2 Q4_1, one thread (bench_engine_speed -p 512 -n 128, rounds
+ * alternating): depth ratio 0.77 without, 0.79 / 0.86 / 0.84 at 4 / 8 / 16 ahead in one hour,
+ * within the noise in the next (docs/ENGINE.md, "Decode at depth"); never slower. */
 #define K_NTA_AHEAD 8
 
 /* Grouped K.q: per position the row's 32-value blocks are converted once; every head keeps
