@@ -902,9 +902,10 @@ int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int 
     size_t n = (size_t)n_slots * kv->slot_rows * kv->row_bytes;
     kv->bytes = n;
     /* Anonymous mappings: zeroed pages, only touched as positions are written, and page
-     * aligned, so a KV head's row (a multiple of 64 bytes for head sizes of 32 and up) starts
-     * on a cache line. calloc's large blocks start 16 bytes into a page, and every 64-byte
-     * read of a row straddled two lines. */
+     * aligned, so a KV head's F16 or F32 row (a multiple of 64 bytes from 32 values up)
+     * starts on a cache line. calloc's large blocks start 16 bytes into a page, and every
+     * 64-byte read of such a row straddled two lines. (A Q8_0 head row, 34 bytes a block, is
+     * not a multiple of 64 either way.) */
     kv->k = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     kv->v = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (kv->k == MAP_FAILED) kv->k = NULL;

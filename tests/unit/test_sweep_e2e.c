@@ -228,7 +228,10 @@ static void test_grid_index_html_resume(void **st) {
     }
     json_t *bl = json_object_get(j, "baselines");
     assert_int_equal(json_array_size(bl), 1);
-    assert_true(fabs(num(json_array_get(bl, 0), "idle_power_w") - 30) < 1.5);
+    /* the baseline's idle window is read from the same stallable fake counter: the same 15%
+     * (1.5 W failed once under ASan with the suite in parallel) */
+    const double base_w = num(json_array_get(bl, 0), "idle_power_w");
+    if (!(fabs(base_w - 30) < 4.5)) fail_msg("baseline idle %g W, want 30 W", base_w);
     assert_string_equal(json_string_value(json_object_get(json_array_get(bl, 0), "reason")), "start");
     json_array_foreach(pts, i, e) {
         assert_int_equal(json_integer_value(json_object_get(e, "runs_ok")), 2);
