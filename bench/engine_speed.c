@@ -31,6 +31,23 @@ static void stats(const double *v, int n, double *mean, double *sd) {
     *sd = n > 1 ? sqrt(q / (n - 1)) : 0;
 }
 
+/* Decode up to n_gen tokens of the engine's one sequence: wall-clock tokens/s and process CPU
+ * ms per token. -1 with err on an engine error. */
+static int decode(etok_engine *e, int n_gen, double *rate, double *cpu_ms, etok_err *err) {
+    etok_step_result st;
+    const double t1 = etok_mono_s(), c1 = cpu_s();
+    int n = 0;
+    while (n < n_gen) {
+        if (etok_engine_step(e, &st, err)) return -1;
+        n += st.decode_tokens;
+        if (st.n_events && st.events[0].finished) break;
+    }
+    const double t2 = etok_mono_s(), c2 = cpu_s();
+    *rate = n / (t2 - t1);
+    *cpu_ms = (c2 - c1) * 1e3 / n;
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *model = getenv("ETOK_MODEL") ? getenv("ETOK_MODEL") : "models/SmolLM2-135M-Instruct.Q4_1.gguf";
     const char *weights = NULL;
@@ -107,19 +124,13 @@ int main(int argc, char **argv) {
             return 1;
         }
         etok_step_result st;
+        double rate, cpu_ms;
         if (etok_engine_step(e, &st, &err)) return 1; /* the 1-token prompt */
-        double t1 = etok_mono_s(), c1 = cpu_s();
-        int n = 0;
-        while (n < n_gen) {
-            if (etok_engine_step(e, &st, &err)) return 1;
-            n += st.decode_tokens;
-            if (st.n_events && st.events[0].finished) break;
-        }
-        double t2 = etok_mono_s(), c2 = cpu_s();
+        if (decode(e, n_gen, &rate, &cpu_ms, &err)) return 1;
         etok_engine_remove(e, id);
         if (r >= 0) {
-            tg0[r] = n / (t2 - t1);
-            ctg0[r] = (c2 - c1) * 1e3 / n;
+            tg0[r] = rate;
+            ctg0[r] = cpu_ms;
         }
         id = etok_engine_add(e, prompt, n_prompt, n_gen + 1, NULL, &err);
         if (id < 0) {
@@ -128,20 +139,14 @@ int main(int argc, char **argv) {
         }
         double t0 = etok_mono_s(), c0 = cpu_s();
         if (etok_engine_step(e, &st, &err)) return 1; /* the whole prompt (chunk = n_prompt) */
-        t1 = etok_mono_s(), c1 = cpu_s();
-        n = 0;
-        while (n < n_gen) {
-            if (etok_engine_step(e, &st, &err)) return 1;
-            n += st.decode_tokens;
-            if (st.n_events && st.events[0].finished) break;
-        }
-        t2 = etok_mono_s(), c2 = cpu_s();
+        double t1 = etok_mono_s(), c1 = cpu_s();
+        if (decode(e, n_gen, &rate, &cpu_ms, &err)) return 1;
         etok_engine_remove(e, id);
         if (r >= 0) {
             pp[r] = n_prompt / (t1 - t0);
-            tg[r] = n / (t2 - t1);
+            tg[r] = rate;
             cpp[r] = (c1 - c0) * 1e3 / n_prompt;
-            ctg[r] = (c2 - c1) * 1e3 / n;
+            ctg[r] = cpu_ms;
             depth[r] = tg[r] / tg0[r];
             cdepth[r] = ctg0[r] / ctg[r];
         }

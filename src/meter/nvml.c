@@ -376,12 +376,6 @@ struct etok_nvml_plimit {
 #define PLIMIT_ENFORCE_WAIT_S 2.0
 #define PLIMIT_POLL_NS 5000000L
 
-static double plimit_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Poll nvmlDeviceGetEnforcedPowerLimit until every GPU reads the limit just set. Returns the
  * seconds it took, or -1 after PLIMIT_ENFORCE_WAIT_S with one stderr line per GPU that still
  * reads another limit (the enforced limit may also be lowered by something else, e.g. a
@@ -393,7 +387,7 @@ static double plimit_wait_enforced(etok_nvml_plimit *p, double t_set) {
         int all = 1;
         for (unsigned int i = 0; i < p->L.n_gpus; i++)
             if (p->L.limit(p->L.dev[i], &mw[i]) != NVML_SUCCESS || mw[i] != p->new_mw) all = 0;
-        const double t = plimit_now() - t_set;
+        const double t = etok_mono_s() - t_set;
         if (all) return t;
         if (t >= PLIMIT_ENFORCE_WAIT_S) break;
         nanosleep(&(struct timespec){0, PLIMIT_POLL_NS}, NULL);
@@ -449,7 +443,7 @@ etok_nvml_plimit *etok_nvml_plimit_set(double watts, etok_err *err) {
             goto fail;
         }
     }
-    const double t_set = plimit_now();
+    const double t_set = etok_mono_s();
     for (unsigned int i = 0; i < p->L.n_gpus; i++) {
         nvmlReturn_t r = p->L.pm_set(p->L.dev[i], p->new_mw);
         if (r != NVML_SUCCESS) {

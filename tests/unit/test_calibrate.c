@@ -30,6 +30,7 @@
 #include "etok/lever_predict.h"
 #include "etok/scenario.h"
 #include "scenario/cal_io.h"
+#include "measured_deltas.h"
 
 static etok_model_arch tiny(void) {
     etok_model_arch m;
@@ -133,22 +134,7 @@ static void map_levers(void **st) {
     assert_non_null(strstr(why, "different models"));
 }
 
-static etok_compare_cand measured(double rate_rel, double j_rel) {
-    etok_compare_cand c;
-    memset(&c, 0, sizeof c);
-    c.n_deltas = 2;
-    snprintf(c.deltas[0].name, sizeof c.deltas[0].name, "token_rate_tps");
-    c.deltas[0].valid = 1;
-    c.deltas[0].d.rel = rate_rel;
-    c.deltas[0].d.rel_lo = rate_rel - 0.1;
-    c.deltas[0].d.rel_hi = rate_rel + 0.1;
-    snprintf(c.deltas[1].name, sizeof c.deltas[1].name, "joules_per_output_token");
-    c.deltas[1].valid = 1;
-    c.deltas[1].d.rel = j_rel;
-    c.deltas[1].d.rel_lo = j_rel - 0.05;
-    c.deltas[1].d.rel_hi = j_rel + 0.05;
-    return c;
-}
+static etok_compare_cand measured(double rate_rel, double j_rel) { return measured_deltas(rate_rel, 0.1, j_rel, 0.05); }
 
 static void predicted_vs_measured_uncalibrated(void **st) {
     (void)st;

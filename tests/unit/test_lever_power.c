@@ -21,6 +21,7 @@
 #include "etok/compare.h"
 #include "etok/lever_predict.h"
 #include "etok/record.h"
+#include "measured_deltas.h"
 
 #define W0 10.0 /* window start (s) */
 #define W1 20.0 /* window end */
@@ -85,22 +86,7 @@ static void rec(etok_record *r, double cap, const double *gpu_w, int n, const ch
 }
 
 /* The measured deltas compare gives (relative change and CI). */
-static etok_compare_cand measured(double rate_rel, double j_rel) {
-    etok_compare_cand c;
-    memset(&c, 0, sizeof c);
-    c.n_deltas = 2;
-    snprintf(c.deltas[0].name, sizeof c.deltas[0].name, "token_rate_tps");
-    c.deltas[0].valid = 1;
-    c.deltas[0].d.rel = rate_rel;
-    c.deltas[0].d.rel_lo = rate_rel - 0.02;
-    c.deltas[0].d.rel_hi = rate_rel + 0.02;
-    snprintf(c.deltas[1].name, sizeof c.deltas[1].name, "joules_per_output_token");
-    c.deltas[1].valid = 1;
-    c.deltas[1].d.rel = j_rel;
-    c.deltas[1].d.rel_lo = j_rel - 0.04;
-    c.deltas[1].d.rel_hi = j_rel + 0.04;
-    return c;
-}
+static etok_compare_cand measured(double rate_rel, double j_rel) { return measured_deltas(rate_rel, 0.02, j_rel, 0.04); }
 
 #define REL(a, b, tol) assert_true(fabs((a) / (b)-1) < (tol))
 
