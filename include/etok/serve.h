@@ -52,10 +52,14 @@ typedef struct {
     etok_energy_domain domains[ETOK_ENERGY_MAX_DOMAINS];
 } etok_energy_reading;
 
-/* read: fill out; 0 ok, -1 failure (the caller keeps the last good reading). Thread-safe. */
+/* read: fill out; 0 ok, -1 failure (the caller keeps the last good reading). Thread-safe.
+ * mark (optional, NULL = none): take a reading of every meter now, so that the next read
+ * reports this moment rather than the sampler's last period; a scrape of `etok exporter` is a
+ * window edge for its consumer (etok bench --energy-from). Blocks until the reading is in. */
 typedef struct {
     int (*read)(void *arg, etok_energy_reading *out);
     void *arg;
+    int (*mark)(void *arg);
 } etok_energy_source;
 
 /* An energy source over a meter set (meter.h): opens the meters, starts their sampler on a

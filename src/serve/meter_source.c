@@ -58,6 +58,12 @@ static int meter_source_read(void *arg, etok_energy_reading *out) {
     return 0;
 }
 
+static int meter_source_mark(void *arg) {
+    etok_meter_source *m = arg;
+    etok_err e = {0};
+    return etok_meters_mark(m->ms, &e);
+}
+
 etok_meter_source *etok_meter_source_open(const etok_meter_config *cfg, etok_energy_source *out, etok_err *err) {
     etok_meter_source *m = calloc(1, sizeof *m);
     if (!m) {
@@ -97,6 +103,7 @@ etok_meter_source *etok_meter_source_open(const etok_meter_config *cfg, etok_ene
     }
     if (!m->meters[0]) snprintf(m->meters, sizeof m->meters, "none");
     out->read = meter_source_read;
+    out->mark = meter_source_mark;
     out->arg = m;
     return m;
 }

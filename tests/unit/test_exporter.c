@@ -89,7 +89,7 @@ static void page_has_every_series(void **state) {
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "input 7\noutput 42\n", 18), 18);
     close(fd);
-    etok_exporter_opts o = {.tokens_file = path, .energy = {fake_read, &f}};
+    etok_exporter_opts o = {.tokens_file = path, .energy = {.read = fake_read, .arg = &f}};
     char *t = etok_exporter_metrics_text(&o);
     assert_non_null(t);
     assert_non_null(strstr(t, "etok_energy_joules_total{meter=\"rapl\",domain=\"package-0\",boundary=\"device\",source=\"counter\"} 10\n"));
@@ -157,7 +157,7 @@ static long get(int port, const char *path, char *body) {
 static void serves_http_on_loopback(void **state) {
     (void)state;
     fake f = {0};
-    etok_exporter_opts o = {.port = 0, .energy = {fake_read, &f}};
+    etok_exporter_opts o = {.port = 0, .energy = {.read = fake_read, .arg = &f}};
     etok_err err = {0};
     etok_exporter *x = etok_exporter_start(&o, &err);
     assert_non_null(x);
@@ -206,7 +206,7 @@ static void remote_energy_reads_an_exporter(void **state) {
     assert_non_null(strstr(err.msg, "boundaries"));
 
     fake f = {0};
-    etok_exporter_opts o = {.port = 0, .energy = {fake_read, &f}};
+    etok_exporter_opts o = {.port = 0, .energy = {.read = fake_read, .arg = &f}};
     etok_exporter *x = etok_exporter_start(&o, &err);
     assert_non_null(x);
     char url[64];

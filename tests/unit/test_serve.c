@@ -158,7 +158,7 @@ static int setup(void **state) {
                          .ctx_len = 256,
                          .max_body_bytes = 4096,
                          .max_tokens_limit = 64,
-                         .energy = {fake_read, &f->fe}};
+                         .energy = {.read = fake_read, .arg = &f->fe}};
     etok_err err = {0};
     f->s = etok_server_start(&o, &err);
     if (!f->s) fprintf(stderr, "serve start: %s\n", err.msg);
@@ -625,7 +625,7 @@ static etok_server *start_own(fixture *f, etok_serve_opts *o) {
     o->n_threads = 2;
     o->ctx_len = 256;
     o->max_tokens_limit = 64;
-    o->energy = (etok_energy_source){fake_read, fe};
+    o->energy = (etok_energy_source){.read = fake_read, .arg = fe};
     etok_err err = {0};
     etok_server *s = etok_server_start(o, &err);
     if (!s) fail_msg("serve start: %s", err.msg);

@@ -134,7 +134,7 @@ static void long_and_short_prompt_split_by_tokens(void **state) {
     pthread_cond_init(&fe.cv, NULL);
     fe.t0 = etok_mono_s();
     etok_serve_opts o = {.model_path = model, .model_id = "m", .port = 0, .max_seqs = 4, .n_threads = 2, .ctx_len = 512,
-                         .max_tokens_limit = 8, .energy = {fake_read, &fe}};
+                         .max_tokens_limit = 8, .energy = {.read = fake_read, .arg = &fe}};
     etok_err err = {0};
     etok_server *s = etok_server_start(&o, &err);
     if (!s) fail_msg("serve start: %s", err.msg);
