@@ -77,8 +77,8 @@ if [ "${SKIP_CPU:-0}" != 1 ]; then
         printf '%-7s %-7s %-3s %12s %12s %12s   (tokens/s, mean of 3 after a warm-up)\n' weights level t pp256 tg64 tg64@d256
         for w in ${FORMATS:-keep}; do
             for lv in ${LEVELS:-avx2 avx512 amx}; do
-                # amx changes Q8_0 prefill only (quant_amx.c)
-                [ "$lv" = amx ] && [ "$w" != keep ] && [ "$w" != q8_0 ] && continue
+                # amx changes the prefill of the 32-value block formats only (quant_amx.c)
+                [ "$lv" = amx ] && case $w in keep|q8_0|q4_0|q4_1|q5_0|q5_1|iq4_nl) false ;; *) true ;; esac && continue
                 for th in ${THREADS:-1 8}; do
                     out=$(ETOK_ISA=$lv "$BIN/bench_engine_speed" -m "$MODEL" -w "$w" -t "$th" -p 256 -n 64 -r 3 2>&1)
                     printf '%-7s %-7s %-3s %12s %12s %12s\n' "$w" "$lv" "$th" \
@@ -133,10 +133,11 @@ EOT
         f=${fv%%=*}; file=${fv#*=}
         for th in ${THREADS:-1 8}; do
             for round in 1 2; do
-                progs="etok"
-                [ "$f" = Q8_0 ] && progs="$progs etok-amx"
+                # etok-amx: the AMX prefill kernel (quant_amx.c) for the 32-value block formats
+                amx=""; case $f in keep|Q8_0|Q4_0|Q4_1|Q5_0|Q5_1|IQ4_NL) amx=" etok-amx" ;; esac
+                progs="etok$amx"
                 for p in $PEERS; do progs="$progs ${p%%=*}"; done
-                if [ $round = 2 ]; then progs="$(for p in $PEERS; do printf '%s ' "${p%%=*}"; done)etok"; [ "$f" = Q8_0 ] && progs="$progs etok-amx"; fi
+                if [ $round = 2 ]; then progs="$(for p in $PEERS; do printf '%s ' "${p%%=*}"; done)etok$amx"; fi
                 for prog in $progs; do
                     printf '%-6s %-3s %-5s %-14s ' "$f" "$th" "$round" "$prog"
                     case $prog in

@@ -1128,7 +1128,7 @@ void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t
                       const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
     if (amx_active() && etok_amx_applies(type, nx)) { /* prefill at level amx (quant_amx.c) */
-        etok_matmul_rows_amx(w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
+        etok_matmul_amx(type, ETOK_AMX_FILE, w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
         return;
     }
     if (avx512_active() && etok_avx512_handles(type)) {

@@ -256,8 +256,7 @@ void etok_matmul_q5_0_ref(uint32_t type, const uint8_t *w, size_t row_bytes, int
  * etok_q8x4_group_bytes(n_in) bytes (= 4 rows of the file's layout). pack / get_block /
  * dequantize_row / matmul / matmul_ref as the Q4_1x8 functions above; every output has the bits
  * of etok_matmul_q8_0_ref (the file-layout kernels', llama.cpp's vec_dot order), for any token
- * count and any row range; at level amx, prefill of >= ETOK_AMX_MIN_TOKENS tokens takes the AMX
- * kernel over the same copy (the amx level's bits, as etok_matmul_rows gives for the file). */
+ * count and any row range. */
 int etok_q8x4_applies(uint32_t type, int64_t n_out, int64_t n_in);
 size_t etok_q8x4_group_bytes(int64_t n_in);
 void etok_q8x4_pack(const uint8_t *w, size_t row_bytes, int64_t n_rows, int64_t n_in, uint8_t *dst);
@@ -358,16 +357,29 @@ enum { ETOK_ISA_SCALAR = 0, ETOK_ISA_AVX2 = 1, ETOK_ISA_AVX512 = 2, ETOK_ISA_AMX
  * states in XCR0 (bits 17, 18) and the OS permission (arch_prctl(ARCH_REQ_XCOMP_PERM, 18) == 0;
  * refused under the Bochs test harness, which has no XFD: accepted there only when
  * ETOK_ISA_AMX_XCR0 is "1"). Opt-in: detected, but active only when forced (ETOK_ISA=amx,
- * etok_isa_force), because its prefill sums are not the avx2/avx512 bits (quant_amx.c).
+ * etok_isa_force), because its prefill sums are not the avx2/avx512 bits (quant_amx.c): at
+ * level amx a product of >= ETOK_AMX_MIN_TOKENS tokens in a format etok_amx_applies to takes
+ * the AMX kernel, in the file's layout and in every repacked copy (the same bits for both).
  * etok_isa_amx_usable is the pure decision (perm_rc: arch_prctl's result; emu_env: the value
  * of ETOK_ISA_AMX_XCR0 or NULL). */
 int etok_isa_amx_usable(uint32_t leaf7_edx, uint64_t xcr0, long perm_rc, const char *emu_env);
-/* The AMX prefill kernel applies to Q8_0 with at least this many tokens (quant_amx.c). */
+/* The AMX prefill kernel applies to the 32-value block formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * IQ4_NL) with at least this many tokens (quant_amx.c). */
 #define ETOK_AMX_MIN_TOKENS 16
 int etok_amx_applies(uint32_t type, int nx);
-/* Its scalar reference (the amx level's summation order), arguments as etok_matmul_rows. */
-void etok_matmul_rows_amx_ref(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8a *xq,
-                              int64_t n, int nx, float *out, size_t out_stride);
+/* The weight layouts it reads: the file's rows or one of the repacked copies above. */
+typedef enum {
+    ETOK_AMX_FILE,
+    ETOK_AMX_Q8X4,
+    ETOK_AMX_Q4_0X8,
+    ETOK_AMX_Q41X8,
+    ETOK_AMX_Q50X8,
+    ETOK_AMX_IQ4NLX8
+} etok_amx_layout;
+/* Its scalar reference over the file's rows (the amx level's summation order), arguments as
+ * etok_matmul_rows. */
+void etok_matmul_rows_amx_ref(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                              const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
 #define ETOK_ISA_ENV "ETOK_ISA"
 /* "scalar", "avx2", "avx512", "amx"; "?" for other values. */
 const char *etok_isa_name(int level);

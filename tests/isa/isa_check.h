@@ -225,107 +225,180 @@ static void isa_check_q8k(int level, isa_report *rep) {
             }
 }
 
-/* Level amx: the AMX prefill kernel (Q8_0, >= ETOK_AMX_MIN_TOKENS tokens, quant_amx.c) through
- * etok_matmul_rows, on quantised and raw data, rows in partial 16-groups at both ends, tokens
- * in partial 16-groups, block counts across the kernel's 64-block repack chunks, an output
- * stride wider than the rows:
+/* Level amx: the AMX prefill kernel (the 32-value block formats, >= ETOK_AMX_MIN_TOKENS tokens,
+ * quant_amx.c), for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and IQ4_NL through etok_matmul_rows, on quantised
+ * and raw data, rows in partial 16-groups at both ends, tokens in partial 16-groups, block
+ * counts across the kernel's 64-block repack chunks, an output stride wider than the rows:
  * - bit for bit equal to etok_matmul_rows_amx_ref (the amx level's summation order);
- * - without -128 quants, within (nb + 8) * 2^-23 * mag of the avx2 kernel (mag = sum of |w_i x_i|: the error bound
- *   of each summation order, twice), the largest |amx - avx2| / mag kept in isa_amx_max_rel;
+ * - Q4_0: bit for bit equal to the avx2 8-row kernel (llama.cpp's Q4_0 order, which the engine
+ *   uses for Q4_0: etok_matmul_rows_q4_0_8x8), whose per-block chain is the amx level's;
+ * - the others, without -128 quants, within (nb + 8) * 2^-23 * mag of the avx2 kernel (mag = sum over
+ *   values of (|w_i - m| + |m|) |x_i|, m the block's minimum or 0: the error bound of each
+ *   summation order, twice), the largest |amx - avx2| / mag kept in isa_amx_max_rel;
  * - output columns outside [r0, r1) untouched; below 16 tokens the avx2 bits (kernel unused);
- * - etok_matmul_q8x4 over the Q8_0x4 copy of the same rows (the layout the amx level now loads
- *   Q8_0 into) bit for bit equal to the file layout's result, columns outside included. */
+ * - the repacked copy the engine loads the format into (Q8_0x4, Q4_0x8, Q4_1x8 / Q5_1x8,
+ *   Q5_0x8, IQ4_NLx8) through its own matmul, bit for bit equal to the file layout's result
+ *   (for Q4_0: through etok_matmul_rows_q4_0_8x8, the engine's entry for Q4_0 rows in the file's
+ *   layout, and from 16 tokens through etok_matmul_rows as well), columns outside included. */
 static double isa_amx_max_rel;
+
+/* The sum of |terms| of a row's product in either order: over values, (|w_i - m| + |m|) |x_i|,
+ * m the value's block minimum (Q4_1 / Q5_1; else 0), x_i = d_a q_i (n <= 130 x 32 values). */
+static double isa_amx_mag(uint32_t t, const uint8_t *row, const etok_block_q8a *x, int n) {
+    static float wd[130 * 32];
+    const int has_min = t == ETOK_T_Q4_1 || t == ETOK_T_Q5_1, bb = etok_type_block_bytes(t);
+    etok_dequantize_row(t, row, wd, n);
+    double mag = 0;
+    for (int i = 0; i < n; i++) {
+        double m = 0;
+        if (has_min) {
+            etok_f16 mh;
+            memcpy(&mh, row + (size_t)(i / 32) * (size_t)bb + 2, 2);
+            m = etok_f16_to_f32(mh);
+        }
+        mag += (fabs(wd[i] - m) + fabs(m)) * fabs((double)x[i / 32].d * x[i / 32].qs[i % 32]);
+    }
+    return mag;
+}
+
+/* the layout's matmul over the copy of rows [0, rows8) (packed in `dst`) */
+static void isa_amx_packed(uint32_t t, const uint8_t *w, size_t rb, int64_t rows8, int64_t n, uint8_t *dst, int64_t r0,
+                           int64_t r1, const etok_block_q8a *xq, int nx, float *out, size_t stride) {
+    switch (t) {
+    case ETOK_T_Q8_0:
+        etok_q8x4_pack(w, rb, rows8, n, dst);
+        etok_matmul_q8x4(dst, r0, r1, xq, n, nx, out, stride);
+        break;
+    case ETOK_T_Q4_0:
+        etok_q4_0x8_pack(w, rb, rows8, n, dst);
+        etok_matmul_q4_0x8(dst, r0, r1, xq, n, nx, out, stride);
+        break;
+    case ETOK_T_Q5_0:
+        etok_q50x8_pack(w, rb, rows8, n, dst);
+        etok_matmul_q50x8(dst, r0, r1, xq, n, nx, out, stride);
+        break;
+    case ETOK_T_IQ4_NL:
+        etok_iq4nlx8_pack(w, rb, rows8, n, dst);
+        etok_matmul_iq4nlx8(dst, r0, r1, xq, n, nx, out, stride);
+        break;
+    default: /* Q4_1, Q5_1 */
+        etok_q41x8_pack(t, w, rb, rows8, n, dst);
+        etok_matmul_q41x8(t, dst, r0, r1, xq, n, nx, out, stride);
+        break;
+    }
+}
+
 static void isa_check_amx(isa_report *rep) {
     enum { AMAXNB = 130, AMAXROWS = 40, AMAXNX = 35, PAD = 3 };
     static uint8_t w[AMAXROWS * AMAXNB * 34];
     static etok_block_q8a xq[AMAXNB * AMAXNX];
     static float f[AMAXNB * 32 * AMAXNX];
     static float o_a[AMAXNX * (AMAXROWS + PAD)], o_b[AMAXNX * (AMAXROWS + PAD)], o_r[AMAXNX * (AMAXROWS + PAD)];
-    static uint8_t wx4[AMAXROWS * AMAXNB * 34]; /* the Q8_0x4 copy: same size as the rows */
+    static uint8_t wx[AMAXROWS * AMAXNB * 34]; /* the repacked copy: same size as the rows */
     static float o_x[AMAXNX * (AMAXROWS + PAD)];
     const int nbs[] = {1, 3, 66, 130, 2}, r0s[] = {0, 3, 0, 17}, r1s[] = {16, 40, 5, 33}, nxs[] = {16, 17, 35, 15, 32};
+    const uint32_t types[] = {ETOK_T_Q8_0, ETOK_T_Q4_0, ETOK_T_Q4_1, ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_IQ4_NL};
     const size_t n_nb = isa_quick ? 3 : sizeof nbs / sizeof nbs[0], n_rr = sizeof r0s / sizeof r0s[0],
                  n_nx = isa_quick ? 4 : sizeof nxs / sizeof nxs[0];
-    const uint32_t t = ETOK_T_Q8_0;
-    for (int raw = 0; raw < 3; raw++)
-        for (size_t a = 0; a < n_nb; a++)
-            for (size_t b = 0; b < n_rr; b++)
-                for (size_t c = 0; c < n_nx; c++) {
-                    const int nb = nbs[a], r0 = r0s[b], r1 = r1s[b], nx = nxs[c], n = nb * 32;
-                    const size_t rb = etok_type_row_bytes(t, n), stride = (size_t)(r1 + PAD);
-                    if (!raw) {
-                        for (int r = 0; r < r1; r++) {
-                            for (int i = 0; i < n; i++) f[i] = isa_frand() * 0.1f;
-                            etok_quantize_row(t, f, w + (size_t)r * rb, n);
-                        }
-                        for (int i = 0; i < n * nx; i++) f[i] = isa_frand();
-                        etok_quantize_q8a(f, xq, (int64_t)n * nx);
-                    } else { /* raw 1: any quant byte (-128 included); 2: -127..127; small finite scales */
-                        for (size_t i = 0; i < rb * (size_t)r1; i++) {
-                            w[i] = (uint8_t)isa_u32();
-                            if (raw == 2 && w[i] == 0x80) w[i] = 0x81;
-                        }
-                        for (int k = 0; k < nb * r1; k++) {
-                            const etok_f16 d = etok_f32_to_f16(isa_frand() * 0.01f);
-                            memcpy(w + (size_t)k * 34, &d, 2);
-                        }
-                        for (int k = 0; k < nb * nx; k++) {
-                            xq[k].d = isa_frand() * 0.05f;
-                            xq[k].s = isa_frand();
-                            for (int q = 0; q < 32; q++) {
-                                xq[k].qs[q] = (int8_t)isa_u32();
-                                if (raw == 2 && xq[k].qs[q] == -128) xq[k].qs[q] = -127;
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        const uint32_t t = types[ti];
+        const int has_min = t == ETOK_T_Q4_1 || t == ETOK_T_Q5_1, bb = etok_type_block_bytes(t);
+        /* raw 1: any weight byte and (Q8_0 only) -128 activations; raw 2 (Q8_0 only): -127..127 */
+        for (int raw = 0; raw < (t == ETOK_T_Q8_0 ? 3 : 2); raw++)
+            for (size_t a = 0; a < n_nb; a++)
+                for (size_t b = 0; b < n_rr; b++)
+                    for (size_t c = 0; c < n_nx; c++) {
+                        const int nb = nbs[a], r0 = r0s[b], r1 = r1s[b], nx = nxs[c], n = nb * 32;
+                        const int64_t rows8 = (r1 + 7) / 8 * 8; /* whole 8-row groups (<= AMAXROWS) */
+                        const size_t rb = etok_type_row_bytes(t, n), stride = (size_t)(r1 + PAD);
+                        if (!raw) {
+                            for (int r = 0; r < rows8; r++) {
+                                for (int i = 0; i < n; i++) f[i] = isa_frand() * 0.1f + (has_min ? 0.03f : 0.0f);
+                                etok_quantize_row(t, f, w + (size_t)r * rb, n);
+                            }
+                            for (int i = 0; i < n * nx; i++) f[i] = isa_frand();
+                            etok_quantize_q8a(f, xq, (int64_t)n * nx);
+                        } else { /* random bytes; small finite scales (and minima) */
+                            for (size_t i = 0; i < rb * (size_t)rows8; i++) {
+                                w[i] = (uint8_t)isa_u32();
+                                if (raw == 2 && w[i] == 0x80) w[i] = 0x81;
+                            }
+                            for (int k = 0; k < nb * rows8; k++) {
+                                const etok_f16 d = etok_f32_to_f16(isa_frand() * 0.01f), m = etok_f32_to_f16(isa_frand() * 0.05f);
+                                memcpy(w + (size_t)k * (size_t)bb, &d, 2);
+                                if (has_min) memcpy(w + (size_t)k * (size_t)bb + 2, &m, 2);
+                            }
+                            for (int k = 0; k < nb * nx; k++) {
+                                xq[k].d = isa_frand() * 0.05f;
+                                int sum = 0;
+                                for (int q = 0; q < 32; q++) {
+                                    xq[k].qs[q] = (int8_t)isa_u32();
+                                    /* -128 (never written by the q8a quantisation) only for Q8_0 raw 1 */
+                                    if ((raw == 2 || t != ETOK_T_Q8_0) && xq[k].qs[q] == -128) xq[k].qs[q] = -127;
+                                    sum += xq[k].qs[q];
+                                }
+                                xq[k].s = xq[k].d * (float)sum;
                             }
                         }
+                        for (size_t i = 0; i < (size_t)nx * stride; i++) o_a[i] = o_b[i] = o_r[i] = o_x[i] = -7.0f;
+                        if (isa_force(ETOK_ISA_AVX2, rep)) return;
+                        if (t == ETOK_T_Q4_0) /* the engine's Q4_0 order (llama.cpp's 8-row one): the amx level's */
+                            etok_matmul_rows_q4_0_8x8(w, rb, r0, r1, xq, n, nx, o_a, stride);
+                        else
+                            etok_matmul_rows(t, w, rb, r0, r1, xq, NULL, n, nx, o_a, stride);
+                        if (isa_force(ETOK_ISA_AMX, rep)) return;
+                        if (t == ETOK_T_Q4_0) /* the engine's entry for Q4_0 rows in the file's layout */
+                            etok_matmul_rows_q4_0_8x8(w, rb, r0, r1, xq, n, nx, o_b, stride);
+                        else
+                            etok_matmul_rows(t, w, rb, r0, r1, xq, NULL, n, nx, o_b, stride);
+                        etok_matmul_rows_amx_ref(t, w, rb, r0, r1, xq, n, nx, o_r, stride);
+                        isa_amx_packed(t, w, rb, rows8, n, wx, r0, r1, xq, nx, o_x, stride);
+                        for (int j = 0; j < nx; j++)
+                            for (int r = 0; r < (int)stride; r++) {
+                                const size_t k = (size_t)j * stride + (size_t)r;
+                                isa_same(rep, "amx over the repacked copy vs the file layout", t, nb, r1, nx, r, j, o_x[k], o_b[k]);
+                            }
+                        if (t == ETOK_T_Q4_0 && nx >= ETOK_AMX_MIN_TOKENS) { /* etok_matmul_rows takes AMX too */
+                            for (size_t i = 0; i < (size_t)nx * stride; i++) o_x[i] = -7.0f;
+                            etok_matmul_rows(t, w, rb, r0, r1, xq, NULL, n, nx, o_x, stride);
+                            for (int j = 0; j < nx; j++)
+                                for (int r = 0; r < (int)stride; r++) {
+                                    const size_t k = (size_t)j * stride + (size_t)r;
+                                    isa_same(rep, "amx through etok_matmul_rows vs the Q4_0 8-row entry", t, nb, r1, nx, r, j,
+                                             o_x[k], o_b[k]);
+                                }
+                        }
+                        for (int j = 0; j < nx; j++)
+                            for (int r = 0; r < (int)stride; r++) {
+                                const size_t k = (size_t)j * stride + (size_t)r;
+                                if (r < r0 || r >= r1) {
+                                    isa_same(rep, "amx: column outside [r0, r1) untouched", t, nb, r1, nx, r, j, o_b[k], -7.0f);
+                                    continue;
+                                }
+                                if (nx < ETOK_AMX_MIN_TOKENS) {
+                                    isa_same(rep, "amx level below 16 tokens vs avx2", t, nb, r1, nx, r, j, o_b[k], o_a[k]);
+                                    continue;
+                                }
+                                isa_same(rep, "amx matmul vs its scalar reference", t, nb, r1, nx, r, j, o_b[k], o_r[k]);
+                                if (t == ETOK_T_Q4_0) {
+                                    isa_same(rep, "amx matmul vs the avx2 8-row Q4_0 kernel", t, nb, r1, nx, r, j, o_b[k], o_a[k]);
+                                    continue;
+                                }
+                                /* -128 quants (Q8_0 raw 1; never written by Q8_0 quantisation, whose quants
+                                 * are -127..127) overflow the avx2 kernel's u8 x s8 sign trick (as
+                                 * llama.cpp's); AMX and its reference take them exactly: no avx2
+                                 * comparison there */
+                                if (t == ETOK_T_Q8_0 && raw == 1) continue;
+                                const double mag = isa_amx_mag(t, w + (size_t)r * rb, xq + (size_t)j * (size_t)nb, n);
+                                const double diff = fabs((double)o_b[k] - o_a[k]);
+                                if (mag > 0 && diff / mag > isa_amx_max_rel) isa_amx_max_rel = diff / mag;
+                                rep->close++;
+                                if (!(diff <= (nb + 8) * ldexp(1.0, -23) * mag))
+                                    isa_fail(rep, "amx matmul vs avx2 (tolerance (nb+8)*2^-23*mag)", t, nb, r1, nx, r, j,
+                                             o_b[k], o_a[k]);
+                            }
                     }
-                    for (size_t i = 0; i < (size_t)nx * stride; i++) o_a[i] = o_b[i] = o_r[i] = -7.0f;
-                    if (isa_force(ETOK_ISA_AVX2, rep)) return;
-                    etok_matmul_rows(t, w, rb, r0, r1, xq, NULL, n, nx, o_a, stride);
-                    if (isa_force(ETOK_ISA_AMX, rep)) return;
-                    etok_matmul_rows(t, w, rb, r0, r1, xq, NULL, n, nx, o_b, stride);
-                    etok_matmul_rows_amx_ref(w, rb, r0, r1, xq, n, nx, o_r, stride);
-                    const int64_t rows4 = (r1 + 3) / 4 * 4; /* whole 4-row groups (rows <= AMAXROWS) */
-                    etok_q8x4_pack(w, rb, rows4, n, wx4);
-                    for (size_t i = 0; i < (size_t)nx * stride; i++) o_x[i] = -7.0f;
-                    etok_matmul_q8x4(wx4, r0, r1, xq, n, nx, o_x, stride);
-                    for (int j = 0; j < nx; j++)
-                        for (int r = 0; r < (int)stride; r++) {
-                            const size_t k = (size_t)j * stride + (size_t)r;
-                            isa_same(rep, "amx over the Q8_0x4 copy vs the file layout", t, nb, r1, nx, r, j, o_x[k], o_b[k]);
-                        }
-                    for (int j = 0; j < nx; j++)
-                        for (int r = 0; r < (int)stride; r++) {
-                            const size_t k = (size_t)j * stride + (size_t)r;
-                            if (r < r0 || r >= r1) {
-                                isa_same(rep, "amx: column outside [r0, r1) untouched", t, nb, r1, nx, r, j, o_b[k], -7.0f);
-                                continue;
-                            }
-                            if (nx < ETOK_AMX_MIN_TOKENS) {
-                                isa_same(rep, "amx level below 16 tokens vs avx2", t, nb, r1, nx, r, j, o_b[k], o_a[k]);
-                                continue;
-                            }
-                            isa_same(rep, "amx matmul vs its scalar reference", t, nb, r1, nx, r, j, o_b[k], o_r[k]);
-                            /* -128 quants (raw 1; never written by Q8_0 quantisation, whose quants are
-                             * -127..127) overflow the avx2 kernel's u8 x s8 sign trick (as llama.cpp's);
-                             * AMX and its reference take them exactly: no avx2 comparison there */
-                            if (raw == 1) continue;
-                            const etok_block_q8_0 *wr = (const etok_block_q8_0 *)(const void *)(w + (size_t)r * rb);
-                            const etok_block_q8a *xj = xq + (size_t)j * (size_t)nb;
-                            double mag = 0;
-                            for (int i = 0; i < nb; i++) {
-                                double s = 0;
-                                for (int q = 0; q < 32; q++) s += fabs((double)wr[i].qs[q] * xj[i].qs[q]);
-                                mag += fabs((double)etok_f16_to_f32(wr[i].d) * xj[i].d) * s;
-                            }
-                            const double diff = fabs((double)o_b[k] - o_a[k]);
-                            if (mag > 0 && diff / mag > isa_amx_max_rel) isa_amx_max_rel = diff / mag;
-                            rep->close++;
-                            if (!(diff <= (nb + 8) * ldexp(1.0, -23) * mag))
-                                isa_fail(rep, "amx matmul vs avx2 (tolerance (nb+8)*2^-23*mag)", t, nb, r1, nx, r, j, o_b[k],
-                                         o_a[k]);
-                        }
-                }
+    }
 }
 
 /* All comparisons at `level` (which must not exceed the detected level). */
