@@ -1007,6 +1007,14 @@ etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_th
  * the concatenated matrices from an atomic counter, so when the machine is shared and one
  * thread is descheduled the others take over its share; every row is computed the same way
  * whichever thread takes it, so results do not depend on the split. */
+/* Chunks of rows in a one-token matmul on one thread (else 8 per thread). Fewer, longer chunks
+ * make the decode kernels' parts (quant_simd.h, etok_part_order; matmul_float.c's row parts)
+ * long sequential streams: one pinned thread, SmolLM2 tg64, 3 alternating rounds, 8 chunks and
+ * one stream vs 2 chunks in parts: Q4_1 120 vs 140 tokens/s, F16 57 vs 72 (docs/ENGINE.md,
+ * "Decode in parts"). With two threads, 2 chunks each decoded 5-9% slower than 8 (a thread
+ * that finished early found no work), so more threads keep 8. */
+#define DECODE_CHUNKS_ONE_THREAD 2
+
 typedef struct {
     int n_mats;
     const etok_mat *mat[3];
@@ -1141,11 +1149,12 @@ static void matmul(etok_threadpool *pool, etok_fwd_state *st, int n, const etok_
         t.xr = st->xr;
     }
     t.n_tokens = T;
-    /* chunks: about 8 per thread, whole groups of 8 rows (the Q4_0 8-row kernel's unit; the
-     * other decode kernels take 4) */
+    /* chunks: about 8 per thread (a one-token step on one thread: DECODE_CHUNKS_ONE_THREAD),
+     * whole groups of 8 rows (the Q4_0 8-row kernel's unit; the other decode kernels take 4) */
     int64_t total = 0;
     for (int i = 0; i < n; i++) total += mats[i]->n_out;
-    int64_t per = total / (8 * (int64_t)etok_threadpool_size(pool)) + 1;
+    const int nth = etok_threadpool_size(pool);
+    int64_t per = total / ((T == 1 && nth == 1 ? DECODE_CHUNKS_ONE_THREAD : 8) * (int64_t)nth) + 1;
     t.chunk_rows = (per + 7) / 8 * 8;
     atomic_init(&t.next_chunk, 0);
     /* mixed float / q8a matrices in one call are fine: each kernel takes what it needs */

@@ -258,7 +258,7 @@ static TGT int matmul_avx2(const uint8_t *packed, int64_t r0, int64_t r1, const 
     const int64_t nb = n / ETOK_QK;
     const size_t gb = etok_iq4nlx8_group_bytes(n), rb = (size_t)nb * sizeof(etok_block_iq4_nl);
     if (nx == 1) {
-        for (int64_t g = r0 / 8; g * 8 < r1; g++) {
+        for (int64_t g = r0 / 8; g * 8 < r1; g++) { /* one stream (etok_part_order: 2 parts measured no faster) */
             const int64_t lo = g * 8 > r0 ? g * 8 : r0, hi = g * 8 + 8 < r1 ? g * 8 + 8 : r1;
             float res[8];
             group_1tok(packed + (size_t)g * gb, xq, nb, res);

@@ -282,7 +282,8 @@ static inline __attribute__((always_inline)) TGT void x8_group(const uint8_t *gr
 
 static TGT void x8_chunk(const uint8_t *packed, size_t gb, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t nb,
                          int nx, const int32_t *sy8, float *out, size_t out_stride) {
-    for (int64_t g = r0 / 8; g * 8 < r1; g++) {
+    for (int64_t k = 0, g0 = r0 / 8, ng = (r1 + 7) / 8 - g0; k < ng; k++) { /* decode in parts (etok_decode_order) */
+        const int64_t g = g0 + (nx == 1 ? etok_decode_order(k, ng) : k);
         const uint8_t *grp = packed + (size_t)g * gb;
         const int64_t lo = g * 8 > r0 ? g * 8 : r0, hi = g * 8 + 8 < r1 ? g * 8 + 8 : r1;
         /* decode streams the matrix once: ask for the next group ahead of the prefetcher */

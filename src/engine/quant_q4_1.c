@@ -237,7 +237,9 @@ static inline AI TGT void matmul_x8(const uint8_t *packed, const int Q5, int64_t
                                     int64_t n, int nx, float *out, size_t out_stride) {
     const int64_t nb = n / ETOK_QK;
     const size_t gb = (size_t)nb * (Q5 ? 192u : 160u);
-    for (int64_t g = r0 / 8; g * 8 < r1; g++) {
+    const int64_t g0 = r0 / 8, ng = (r1 + 7) / 8 - g0;
+    for (int64_t k = 0; k < ng; k++) { /* decode in parts (etok_decode_order) */
+        const int64_t g = g0 + (nx <= 2 ? etok_decode_order(k, ng) : k);
         const uint8_t *grp = packed + (size_t)g * gb;
         const int64_t lo = g * 8 > r0 ? g * 8 : r0, hi = g * 8 + 8 < r1 ? g * 8 + 8 : r1;
         for (int j = 0; j < nx; j++) {

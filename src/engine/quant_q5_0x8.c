@@ -289,7 +289,8 @@ static TGT int matmul_x8_avx2(const uint8_t *packed, int64_t r0, int64_t r1, con
         __m256i stack[4 * STACK_BLOCKS], *act16 = stack;
         if (nb > 4 * STACK_BLOCKS && !(act16 = aligned_alloc(32, (size_t)nb * sizeof *act16))) return -1;
         act16_of(xq, nb, act16);
-        for (int64_t g = r0 / 8; g * 8 < r1; g++) {
+        for (int64_t k = 0, g0 = r0 / 8, ng = (r1 + 7) / 8 - g0; k < ng; k++) { /* decode in parts (etok_decode_order) */
+            const int64_t g = g0 + etok_decode_order(k, ng);
             const int64_t lo = g * 8 > r0 ? g * 8 : r0, hi = g * 8 + 8 < r1 ? g * 8 + 8 : r1;
             store8(group_dec(packed + (size_t)g * gb, xq, act16, nb), g * 8, lo, hi, out);
         }

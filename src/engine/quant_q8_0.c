@@ -313,7 +313,8 @@ static TGT void matmul_x4_avx2(const uint8_t *packed, int64_t r0, int64_t r1, co
     const size_t gb = etok_q8x4_group_bytes(n), ys = (size_t)nb;
     __m128 res[4];
     if (nx == 1) {
-        for (int64_t g = r0 / 4; g * 4 < r1; g++) {
+        for (int64_t k = 0, g0 = r0 / 4, ng = (r1 + 3) / 4 - g0; k < ng; k++) { /* decode in parts (etok_decode_order) */
+            const int64_t g = g0 + etok_decode_order(k, ng);
             const int64_t lo = g * 4 > r0 ? g * 4 : r0, hi = g * 4 + 4 < r1 ? g * 4 + 4 : r1;
             x4_tile(packed + (size_t)g * gb, xq, ys, nb, 1, res, 1);
             x4_store(res, 1, g * 4, lo, hi, 0, out, os);

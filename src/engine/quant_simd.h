@@ -21,6 +21,27 @@ void etok_q3k_unpack(const etok_block_q3_k *b, int8_t q[ETOK_QK_K]);
 void etok_q3k_scales(const etok_block_q3_k *b, int8_t sc[16]);
 void etok_q5_unpack(const uint8_t qh[4], const uint8_t qs[ETOK_QK / 2], uint8_t q[ETOK_QK]);
 
+/* Decode reads each weight matrix once, and one pinned core of this EPYC guest reads memory
+ * ~25% faster in several sequential streams than in one (docs/ENGINE.md, "Decode in parts"). A
+ * decode kernel over n row groups therefore takes them in this order: the first parts x
+ * floor(n / parts) groups cut into `parts` equal runs and taken one group of each in turn, then
+ * the rest in order. etok_part_order(i, n, parts) is the group taken i-th (a permutation of
+ * 0..n-1; each group's result is the same in any order). The Q4_0x8, Q4_1x8 / Q5_1x8, Q8_0x4
+ * and Q5_0x8 decode kernels use 2 parts (4 measured slower); IQ4_NLx8 stays in one (2 parts
+ * measured 6% slower, within the noise); the float kernels have their own (matmul_float.c). */
+#define ETOK_DECODE_PARTS 2
+static inline int64_t etok_part_order(int64_t i, int64_t n, int parts) {
+    const int64_t h = n / parts;
+    return i < parts * h ? (i % parts) * h + i / parts : i;
+}
+/* The decode kernels' order over n row groups: in ETOK_DECODE_PARTS parts when each part is at
+ * least ETOK_DECODE_PART_MIN groups long, else in order (short parts were slower: with two
+ * threads a chunk is 1/16 of a matrix, and parts of it decoded 5-15% slower than one stream). */
+#define ETOK_DECODE_PART_MIN 32
+static inline int64_t etok_decode_order(int64_t i, int64_t n) {
+    return n >= ETOK_DECODE_PARTS * ETOK_DECODE_PART_MIN ? etok_part_order(i, n, ETOK_DECODE_PARTS) : i;
+}
+
 #if ETOK_HAVE_X86_SIMD
 #include <immintrin.h>
 

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "engine/quant.h"
+#include "engine/quant_simd.h"
 
 static uint32_t rng = 4242u;
 static float frand(void) {
@@ -227,9 +228,39 @@ static void test_min_not_fused(void **state) {
     }
 }
 
+/* The order the decode kernels take row groups in (etok_part_order): a permutation of 0..n-1;
+ * the first `parts` groups are the starts of `parts` equal runs; each run is taken in
+ * ascending order; the groups after parts x floor(n / parts) come last, in order. */
+static void test_part_order(void **state) {
+    (void)state;
+    for (int parts = 1; parts <= 5; parts++)
+        for (int64_t n = 0; n <= 41; n++) {
+            unsigned char seen[41] = {0};
+            const int64_t h = n / parts;
+            int64_t last[5] = {-1, -1, -1, -1, -1};
+            for (int64_t i = 0; i < n; i++) {
+                const int64_t g = etok_part_order(i, n, parts);
+                assert_true(g >= 0 && g < n);
+                assert_false(seen[g]);
+                seen[g] = 1;
+                if (i < parts * h) {
+                    const int p = (int)(g / h);
+                    assert_int_equal(p, (int)(i % parts)); /* runs taken in turn */
+                    assert_true(g > last[p]);              /* each run in order */
+                    last[p] = g;
+                } else {
+                    assert_int_equal(g, i); /* the rest in order */
+                }
+            }
+            if (n >= parts)
+                for (int p = 0; p < parts; p++) assert_int_equal(etok_part_order(p, n, parts), p * h);
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rule),
+        cmocka_unit_test(test_part_order),
         cmocka_unit_test(test_pack_roundtrip),
         cmocka_unit_test(test_bits),
         cmocka_unit_test(test_min_not_fused),
