@@ -286,7 +286,7 @@ static inline AI TGT float vec1(uint32_t type, const uint8_t *row, const float *
  * streams instead of one. Each row's dot is unchanged (the same bits in any order). One pinned
  * core of this EPYC guest read a 269 MB F16 matrix set at ~18 GB/s in one stream and ~23 GB/s
  * in two to four (a standalone loop with vec1's work); in the engine's decode (with the model's
- * decode chunks, DECODE_CHUNKS_PER_THREAD), F16 went from 57 to 72 tokens/s and BF16 from 52 to
+ * decode chunks, DECODE_CHUNKS_ONE_THREAD), F16 went from 57 to 72 tokens/s and BF16 from 52 to
  * 66 with 4 parts (6 and 8 were slower than 1); F32 (twice the bytes per value, two prefetches
  * per step) was not faster with 4 and is within the noise with 2: docs/ENGINE.md, "Decode in
  * parts". */
@@ -295,12 +295,12 @@ static inline AI TGT float vec1(uint32_t type, const uint8_t *row, const float *
     static TGT void vec_##TYPE(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const float *x, int64_t n, \
                                float *out) {                                                                           \
         const uintptr_t end = (uintptr_t)w + (size_t)r1 * row_bytes;                                                   \
-        /* parts of at least 64 rows (shorter ones: one stream, as etok_decode_order) */                            \
-        const int64_t h = (r1 - r0) >= 64 * VEC_PARTS(TYPE) ? (r1 - r0) / VEC_PARTS(TYPE) : 0;                        \
-        for (int64_t r = r0; r < r0 + h; r++)                                                                          \
-            for (int p = 0; p < VEC_PARTS(TYPE); p++)                                                                  \
-                out[r + p * h] = vec1(TYPE, w + (size_t)(r + p * h) * row_bytes, x, n, end);                          \
-        for (int64_t r = r0 + VEC_PARTS(TYPE) * h; r < r1; r++) out[r] = vec1(TYPE, w + (size_t)r * row_bytes, x, n, end); \
+        /* rows in etok_part_order, in parts of at least 64 rows (shorter ones: one stream) */                       \
+        const int64_t nr = r1 - r0, parted = nr >= 64 * VEC_PARTS(TYPE);                                              \
+        for (int64_t k = 0; k < nr; k++) {                                                                             \
+            const int64_t r = r0 + (parted ? etok_part_order(k, nr, VEC_PARTS(TYPE)) : k);                             \
+            out[r] = vec1(TYPE, w + (size_t)r * row_bytes, x, n, end);                                                 \
+        }                                                                                                              \
     }
 VEC_CASES(ETOK_T_F32)
 VEC_CASES(ETOK_T_F16)

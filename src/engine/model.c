@@ -1003,10 +1003,6 @@ etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_th
 
 /* ------------------------------------------------------------------ parallel pieces */
 
-/* Up to three matrices sharing one input (Q/K/V, gate/up). Threads claim chunks of rows of
- * the concatenated matrices from an atomic counter, so when the machine is shared and one
- * thread is descheduled the others take over its share; every row is computed the same way
- * whichever thread takes it, so results do not depend on the split. */
 /* Chunks of rows in a one-token matmul on one thread (else 8 per thread). Fewer, longer chunks
  * make the decode kernels' parts (quant_simd.h, etok_part_order; matmul_float.c's row parts)
  * long sequential streams: one pinned thread, SmolLM2 tg64, 3 alternating rounds, 8 chunks and
@@ -1015,6 +1011,10 @@ etok_fwd_state *etok_fwd_state_new(const etok_model *m, int max_tokens, int n_th
  * that finished early found no work), so more threads keep 8. */
 #define DECODE_CHUNKS_ONE_THREAD 2
 
+/* Up to three matrices sharing one input (Q/K/V, gate/up). Threads claim chunks of rows of
+ * the concatenated matrices from an atomic counter, so when the machine is shared and one
+ * thread is descheduled the others take over its share; every row is computed the same way
+ * whichever thread takes it, so results do not depend on the split. */
 typedef struct {
     int n_mats;
     const etok_mat *mat[3];

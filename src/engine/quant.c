@@ -1062,7 +1062,6 @@ int etok_simd_active(void) { return etok_isa_active() >= ETOK_ISA_AVX2; }
 
 #if ETOK_HAVE_X86_SIMD
 static int avx512_active(void) { return etok_isa_active() >= ETOK_ISA_AVX512; }
-static int amx_active(void) { return etok_isa_active() >= ETOK_ISA_AMX; }
 #endif
 
 void etok_quantize_q8a(const float *x, etok_block_q8a *out, int64_t n) {
@@ -1127,10 +1126,7 @@ void etok_vec_axpy(uint32_t type, float a, const void *row, float *y, int64_t n)
 void etok_matmul_rows(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                       const etok_block_q8a *xq, const float *xf, int64_t n, int nx, float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
-    if (amx_active() && etok_amx_applies(type, nx)) { /* prefill at level amx (quant_amx.c) */
-        etok_matmul_amx(type, ETOK_AMX_FILE, w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
-        return;
-    }
+    if (etok_amx_prefill(type, ETOK_AMX_FILE, w, row_bytes, r0, r1, xq, n, nx, out, out_stride)) return; /* quant_amx.c */
     if (avx512_active() && etok_avx512_handles(type)) {
         etok_matmul_rows_avx512(type, w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
         return;

@@ -34,6 +34,9 @@
 
 #define AMX_BLOCK_CHUNK 64 /* weight blocks repacked at a time (32 KiB of B tiles on the stack) */
 
+/* Q4_1 and Q5_1 carry a minimum per block (w = d v + m); the others do not. */
+static int has_min(uint32_t type) { return type == ETOK_T_Q4_1 || type == ETOK_T_Q5_1; }
+
 int etok_amx_applies(uint32_t type, int nx) {
     return nx >= ETOK_AMX_MIN_TOKENS && (type == ETOK_T_Q8_0 || type == ETOK_T_Q4_0 || type == ETOK_T_Q4_1 ||
                                          type == ETOK_T_Q5_0 || type == ETOK_T_Q5_1 || type == ETOK_T_IQ4_NL);
@@ -80,7 +83,7 @@ static float block_ints(uint32_t type, etok_amx_layout layout, const uint8_t *w,
         memcpy(&qh, ((const etok_block_q5_1 *)blk)->qh, 4);
         break;
     }
-    if (type == ETOK_T_Q4_1 || type == ETOK_T_Q5_1) {
+    if (has_min(type)) {
         etok_f16 mh;
         memcpy(&mh, (const uint8_t *)blk + 2, 2);
         *m = etok_f16_to_f32(mh);
@@ -107,7 +110,7 @@ void etok_matmul_rows_amx_ref(uint32_t type, const uint8_t *w, size_t row_bytes,
                 int32_t s = 0;
                 for (int k = 0; k < ETOK_QK; k++) s += (int32_t)v[k] * (int32_t)x[i].qs[k];
                 acc = fmaf(d * x[i].d, (float)s, acc);
-                if (type == ETOK_T_Q4_1 || type == ETOK_T_Q5_1) acc = fmaf(m, x[i].s, acc);
+                if (has_min(type)) acc = fmaf(m, x[i].s, acc);
             }
             out[(size_t)j * out_stride + (size_t)r] = acc;
         }
@@ -181,11 +184,11 @@ static inline const uint8_t *q8_block(const uint8_t *w, size_t row_bytes, int x4
     return B + 128 + 2 * k;
 }
 
-static ETOK_AMX_TARGET void amx_rows(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes,
+ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes,
                                      int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx, float *out,
                                      size_t out_stride) {
     const int64_t nb = n / ETOK_QK;
-    const int x4 = layout == ETOK_AMX_Q8X4, has_min = type == ETOK_T_Q4_1 || type == ETOK_T_Q5_1;
+    const int x4 = layout == ETOK_AMX_Q8X4, min = has_min(type);
     _Alignas(64) int8_t bt[AMX_BLOCK_CHUNK][8 * 64]; /* B tiles of one row group, a chunk of blocks */
     _Alignas(64) float dw[AMX_BLOCK_CHUNK][16];      /* their weight scales (0 for padding rows) */
     _Alignas(64) float mw[AMX_BLOCK_CHUNK][16];      /* their minima (Q4_1 / Q5_1; 0 for padding rows) */
@@ -241,7 +244,7 @@ static ETOK_AMX_TARGET void amx_rows(uint32_t type, etok_amx_layout layout, cons
                         const __m256 ihi = _mm256_cvtepi32_ps(_mm256_load_si256((const __m256i *)(const void *)&c[t][8]));
                         __m256 alo = _mm256_fmadd_ps(slo, ilo, _mm256_load_ps(&acc[t][0]));
                         __m256 ahi = _mm256_fmadd_ps(shi, ihi, _mm256_load_ps(&acc[t][8]));
-                        if (has_min) {
+                        if (min) {
                             const __m256 sa = _mm256_set1_ps(x0[(size_t)t * (size_t)nb].s);
                             alo = _mm256_fmadd_ps(_mm256_load_ps(&mw[b][0]), sa, alo);
                             ahi = _mm256_fmadd_ps(_mm256_load_ps(&mw[b][8]), sa, ahi);
@@ -258,10 +261,11 @@ static ETOK_AMX_TARGET void amx_rows(uint32_t type, etok_amx_layout layout, cons
     amx_release();
 }
 
-ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes,
-                                     int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx, float *out,
-                                     size_t out_stride) {
-    amx_rows(type, layout, w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
+int etok_amx_prefill(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                     const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {
+    if (etok_isa_active() < ETOK_ISA_AMX || !etok_amx_applies(type, nx)) return 0;
+    etok_matmul_amx(type, layout, w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
+    return 1;
 }
 
 #endif

@@ -292,10 +292,7 @@ static TGT int matmul_avx2(const uint8_t *packed, int64_t r0, int64_t r1, const 
 void etok_matmul_iq4nlx8(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
                          float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
-    if (etok_isa_active() >= ETOK_ISA_AMX && etok_amx_applies(ETOK_T_IQ4_NL, nx)) { /* prefill at level amx */
-        etok_matmul_amx(ETOK_T_IQ4_NL, ETOK_AMX_IQ4NLX8, packed, 0, r0, r1, xq, n, nx, out, out_stride);
-        return;
-    }
+    if (etok_amx_prefill(ETOK_T_IQ4_NL, ETOK_AMX_IQ4NLX8, packed, 0, r0, r1, xq, n, nx, out, out_stride)) return;
     /* (a failed allocation, for several tokens: the scalar path) */
     if (etok_simd_active() && matmul_avx2(packed, r0, r1, xq, n, nx, out, out_stride) == 0) return;
 #endif

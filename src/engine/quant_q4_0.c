@@ -336,10 +336,7 @@ static TGT int matmul_q4_0x8_avx2(const uint8_t *packed, int64_t r0, int64_t r1,
 void etok_matmul_rows_q4_0_8x8(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8a *xq,
                                int64_t n, int nx, float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
-    if (etok_isa_active() >= ETOK_ISA_AMX && etok_amx_applies(ETOK_T_Q4_0, nx)) { /* prefill at level amx */
-        etok_matmul_amx(ETOK_T_Q4_0, ETOK_AMX_FILE, w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
-        return;
-    }
+    if (etok_amx_prefill(ETOK_T_Q4_0, ETOK_AMX_FILE, w, row_bytes, r0, r1, xq, n, nx, out, out_stride)) return;
     if (etok_simd_active()) {
         matmul_q4_0_8x8_avx2(w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
         return;
@@ -351,10 +348,7 @@ void etok_matmul_rows_q4_0_8x8(const uint8_t *w, size_t row_bytes, int64_t r0, i
 void etok_matmul_q4_0x8(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
                         float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
-    if (etok_isa_active() >= ETOK_ISA_AMX && etok_amx_applies(ETOK_T_Q4_0, nx)) { /* prefill at level amx */
-        etok_matmul_amx(ETOK_T_Q4_0, ETOK_AMX_Q4_0X8, packed, 0, r0, r1, xq, n, nx, out, out_stride);
-        return;
-    }
+    if (etok_amx_prefill(ETOK_T_Q4_0, ETOK_AMX_Q4_0X8, packed, 0, r0, r1, xq, n, nx, out, out_stride)) return;
     /* (a failed allocation of the sums, for rows of more than 32768 values: the scalar path) */
     if (etok_simd_active() && matmul_q4_0x8_avx2(packed, r0, r1, xq, n, nx, out, out_stride) == 0) return;
 #endif

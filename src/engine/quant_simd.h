@@ -99,6 +99,10 @@ void etok_matmul_rows_avx512(uint32_t type, const uint8_t *w, size_t row_bytes, 
  * gives the same bits: etok_matmul_rows_amx_ref's. */
 void etok_matmul_amx(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                      const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
+/* The dispatch every matmul entry shares: at level amx, for a product etok_amx_applies to, runs
+ * etok_matmul_amx and returns 1; else 0 (the caller's own kernels run). */
+int etok_amx_prefill(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                     const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
 #endif
 
 #endif

@@ -374,6 +374,8 @@ static void test_energy_from_exporter(void **st) {
     write_file(p, "262143328850\n");
     snprintf(p, sizeof p, "%s/energy_uj", zone);
     write_file(p, "1000000\n");
+    char gap_path[340]; /* the writer's longest gap between counter updates (s) */
+    snprintf(gap_path, sizeof gap_path, "%s/writer_gap", dir);
     pid_t writer = fork();
     if (writer == 0) { /* 50 W: the counter follows this process's clock */
         /* a counter this writer has not updated reads as less power (it flaked at 30-35 W with
@@ -382,8 +384,6 @@ static void test_energy_from_exporter(void **st) {
         struct sched_param sp = {.sched_priority = 1};
         (void)sched_setscheduler(0, SCHED_FIFO, &sp);
         double t0 = mono_now(), last = t0, worst = 0;
-        char gap_path[340];
-        snprintf(gap_path, sizeof gap_path, "%s/writer_gap", dir);
         for (;;) {
             char v[64];
             const double now = mono_now();
@@ -462,8 +462,6 @@ static void test_energy_from_exporter(void **st) {
     const double counter_w = (e1 - e0) / (w1 - w0);
     if (!(fabs(w - counter_w) <= 0.02 * counter_w + 0.01))
         fail_msg("remote mean power %.3f W, the remote counter's edges give %.3f W", w, counter_w);
-    char gap_path[340];
-    snprintf(gap_path, sizeof gap_path, "%s/writer_gap", dir);
     char *gap_text = etok_read_file(gap_path, NULL);
     const double gap = gap_text ? atof(gap_text) : 0;
     free(gap_text);
