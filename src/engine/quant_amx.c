@@ -42,35 +42,50 @@ int etok_amx_applies(uint32_t type, int nx) {
                                          type == ETOK_T_Q5_0 || type == ETOK_T_Q5_1 || type == ETOK_T_IQ4_NL);
 }
 
-/* Block i of row r as its 32 integers, its scale (returned) and minimum (*m; 0 for the formats
- * without one), read from the file's layout or from a repacked copy through its get_block. */
-static float block_ints(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes, int64_t n,
-                        int64_t r, int64_t i, int8_t v[ETOK_QK], float *m) {
-    union {
-        etok_block_q8_0 q8_0;
-        etok_block_q4_0 q4_0;
-        etok_block_q4_1 q4_1;
-        etok_block_q5_0 q5_0;
-        etok_block_q5_1 q5_1;
-        etok_block_iq4_nl iq4;
-    } u;
-    const void *blk = &u;
+/* Block i of row r in the file's block format: a pointer into the file's rows, or *u filled
+ * from a repacked copy through its get_block. */
+typedef union {
+    etok_block_q8_0 q8_0;
+    etok_block_q4_0 q4_0;
+    etok_block_q4_1 q4_1;
+    etok_block_q5_0 q5_0;
+    etok_block_q5_1 q5_1;
+    etok_block_iq4_nl iq4;
+} amx_any_block;
+
+static inline const uint8_t *block_at(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes,
+                                      int64_t n, int64_t r, int64_t i, amx_any_block *u) {
     switch (layout) {
-    case ETOK_AMX_Q8X4: etok_q8x4_get_block(w, n, r, i, &u.q8_0); break;
-    case ETOK_AMX_Q4_0X8: etok_q4_0x8_get_block(w, n, r, i, &u.q4_0); break;
-    case ETOK_AMX_Q41X8: etok_q41x8_get_block(type, w, n, r, i, &u); break;
-    case ETOK_AMX_Q50X8: etok_q50x8_get_block(w, n, r, i, &u.q5_0); break;
-    case ETOK_AMX_IQ4NLX8: etok_iq4nlx8_get_block(w, n, r, i, &u.iq4); break;
-    default: blk = w + (size_t)r * row_bytes + (size_t)i * (size_t)etok_type_block_bytes(type); break;
+    case ETOK_AMX_Q8X4: etok_q8x4_get_block(w, n, r, i, &u->q8_0); return (const uint8_t *)u;
+    case ETOK_AMX_Q4_0X8: etok_q4_0x8_get_block(w, n, r, i, &u->q4_0); return (const uint8_t *)u;
+    case ETOK_AMX_Q41X8: etok_q41x8_get_block(type, w, n, r, i, u); return (const uint8_t *)u;
+    case ETOK_AMX_Q50X8: etok_q50x8_get_block(w, n, r, i, &u->q5_0); return (const uint8_t *)u;
+    case ETOK_AMX_IQ4NLX8: etok_iq4nlx8_get_block(w, n, r, i, &u->iq4); return (const uint8_t *)u;
+    default: return w + (size_t)r * row_bytes + (size_t)i * (size_t)etok_type_block_bytes(type);
     }
-    *m = 0.0f;
+}
+
+/* A block's F16 scale and (Q4_1 / Q5_1; else 0) minimum as floats */
+static inline float block_scale(const uint8_t *blk) {
     etok_f16 d;
     memcpy(&d, blk, 2);
+    return etok_f16_to_f32(d);
+}
+static inline float block_min(uint32_t type, const uint8_t *blk) {
+    if (!has_min(type)) return 0.0f;
+    etok_f16 m;
+    memcpy(&m, blk + 2, 2);
+    return etok_f16_to_f32(m);
+}
+
+/* The block's 32 integers, one at a time from their definition (the reference's unpacking;
+ * the kernel's is the AVX2 block_vec, which the tests hold to this). */
+static void block_ints(uint32_t type, const uint8_t *blk, int8_t v[ETOK_QK]) {
     const uint8_t *qs = NULL;
     uint32_t qh = 0;
     int off = 0; /* subtracted from the 4- or 5-bit quant */
     switch (type) {
-    case ETOK_T_Q8_0: memcpy(v, ((const etok_block_q8_0 *)blk)->qs, ETOK_QK); return etok_f16_to_f32(d);
+    case ETOK_T_Q8_0: memcpy(v, ((const etok_block_q8_0 *)blk)->qs, ETOK_QK); return;
     case ETOK_T_Q4_0: qs = ((const etok_block_q4_0 *)blk)->qs, off = 8; break;
     case ETOK_T_IQ4_NL: qs = ((const etok_block_iq4_nl *)blk)->qs; break;
     case ETOK_T_Q4_1: qs = ((const etok_block_q4_1 *)blk)->qs; break;
@@ -83,17 +98,11 @@ static float block_ints(uint32_t type, etok_amx_layout layout, const uint8_t *w,
         memcpy(&qh, ((const etok_block_q5_1 *)blk)->qh, 4);
         break;
     }
-    if (has_min(type)) {
-        etok_f16 mh;
-        memcpy(&mh, (const uint8_t *)blk + 2, 2);
-        *m = etok_f16_to_f32(mh);
-    }
     for (int k = 0; k < ETOK_QK; k++) {
         const int nib = k < ETOK_QK / 2 ? qs[k] & 0x0F : qs[k - ETOK_QK / 2] >> 4;
         const int q = nib | (int)((qh >> k) & 1u) << 4;
         v[k] = (int8_t)(type == ETOK_T_IQ4_NL ? etok_iq4nl_values[nib] : q - off);
     }
-    return etok_f16_to_f32(d);
 }
 
 void etok_matmul_rows_amx_ref(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
@@ -105,8 +114,10 @@ void etok_matmul_rows_amx_ref(uint32_t type, const uint8_t *w, size_t row_bytes,
             float acc = 0.0f;
             for (int64_t i = 0; i < nb; i++) {
                 int8_t v[ETOK_QK];
-                float m;
-                const float d = block_ints(type, ETOK_AMX_FILE, w, row_bytes, n, r, i, v, &m);
+                amx_any_block u;
+                const uint8_t *blk = block_at(type, ETOK_AMX_FILE, w, row_bytes, n, r, i, &u);
+                block_ints(type, blk, v);
+                const float d = block_scale(blk), m = block_min(type, blk);
                 int32_t s = 0;
                 for (int k = 0; k < ETOK_QK; k++) s += (int32_t)v[k] * (int32_t)x[i].qs[k];
                 acc = fmaf(d * x[i].d, (float)s, acc);
@@ -119,9 +130,10 @@ void etok_matmul_rows_amx_ref(uint32_t type, const uint8_t *w, size_t row_bytes,
 #if ETOK_HAVE_X86_SIMD
 
 #ifdef ETOK_AMX_EMULATED
-#define ETOK_AMX_TARGET ETOK_AVX2_TARGET
+#define ETOK_AMX_TARGET ETOK_AVX2_TARGET /* with tests/isa/avx512_emu.h's AVX-512 in C */
 #else
-#define ETOK_AMX_TARGET __attribute__((target("avx2,fma,f16c,amx-tile,amx-int8")))
+/* every CPU with AMX that etok uses has AVX-512 F/BW/VL (etok_isa_detected: amx only on top of avx512) */
+#define ETOK_AMX_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,amx-tile,amx-int8")))
 #endif
 
 /* The 64-byte tile configuration (palette 1): tile 0 = C (16 x 16 int32), 1 = A (16 tokens x
@@ -168,65 +180,214 @@ static ETOK_AMX_TARGET void amx_release(void) {
 #endif
 }
 
-/* Weight row r's block i as the kernel gathers it: the F16 scale and the quants 4k..4k+3 for
- * k < 8. x4 = 0: the file layout (rows of row_bytes); x4 = 1: the Q8_0x4 copy (quant_q8_0.c:
- * per 4 rows and block, 8 bytes of each row per 32-byte chunk, the scales at byte 128). */
-static inline const uint8_t *q8_block(const uint8_t *w, size_t row_bytes, int x4, int64_t nb, int64_t r, int64_t i,
-                                      const uint8_t *q4[8]) {
-    if (!x4) {
-        const uint8_t *b = w + (size_t)r * row_bytes + (size_t)i * sizeof(etok_block_q8_0);
-        for (int k4 = 0; k4 < 8; k4++) q4[k4] = b + 2 + 4 * k4;
-        return b; /* the scale */
+/* The block's 32 integers as bytes (block_ints' values, in AVX2): the 4-bit quants' low
+ * nibbles are values 0..15 and their high nibbles 16..31; Q5's fifth bit k of qh goes to byte k
+ * (each byte of qh broadcast to 8 bytes, one bit tested per byte, as ggml's bytes_from_bits_32). */
+static inline ETOK_AMX_TARGET __m256i block_vec(uint32_t type, const uint8_t *blk) {
+    if (type == ETOK_T_Q8_0) return _mm256_loadu_si256((const __m256i *)(const void *)((const etok_block_q8_0 *)blk)->qs);
+    const uint8_t *qs = type == ETOK_T_Q4_0     ? ((const etok_block_q4_0 *)blk)->qs
+                        : type == ETOK_T_Q4_1   ? ((const etok_block_q4_1 *)blk)->qs
+                        : type == ETOK_T_Q5_0   ? ((const etok_block_q5_0 *)blk)->qs
+                        : type == ETOK_T_Q5_1   ? ((const etok_block_q5_1 *)blk)->qs
+                                                : ((const etok_block_iq4_nl *)blk)->qs;
+    const __m128i q = _mm_loadu_si128((const __m128i *)(const void *)qs);
+    __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+    if (type == ETOK_T_Q5_0 || type == ETOK_T_Q5_1) {
+        uint32_t qh;
+        memcpy(&qh, type == ETOK_T_Q5_0 ? ((const etok_block_q5_0 *)blk)->qh : ((const etok_block_q5_1 *)blk)->qh, 4);
+        const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
+                                                   _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                                                     0x0101010101010101, 0x0000000000000000));
+        const __m256i bit = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
+                                              _mm256_set1_epi64x(-1));
+        v = _mm256_or_si256(v, _mm256_and_si256(bit, _mm256_set1_epi8(0x10)));
     }
-    const uint8_t *B = w + ((size_t)(r / 4) * (size_t)nb + (size_t)i) * 136u;
-    const int k = (int)(r % 4);
-    for (int k4 = 0; k4 < 8; k4++) q4[k4] = B + 32 * (k4 / 2) + 8 * k + 4 * (k4 % 2);
-    return B + 128 + 2 * k;
+    if (type == ETOK_T_IQ4_NL)
+        return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)etok_iq4nl_values)), v);
+    if (type == ETOK_T_Q4_0) return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+    if (type == ETOK_T_Q5_0) return _mm256_sub_epi8(v, _mm256_set1_epi8(16));
+    return v; /* Q4_1, Q5_1: q itself */
 }
+
+/* Eight rows' integers (v[j]: row j's 32 bytes = 8 groups of 4) into the B tile, whose row k4
+ * holds group k4 of each weight row side by side: an 8 x 8 transpose of 32-bit elements, then
+ * one 32-byte store per group at that tile row's bytes 32 h .. 32 h + 31 (h: which 8 rows). */
+static inline ETOK_AMX_TARGET void tile_put8(int8_t *bt, int h, const __m256i v[8]) {
+    __m256i t[8], u[8];
+    for (int j = 0; j < 8; j += 2) {
+        t[j] = _mm256_unpacklo_epi32(v[j], v[j + 1]);     /* groups 0,1 | 4,5 of rows j, j+1 */
+        t[j + 1] = _mm256_unpackhi_epi32(v[j], v[j + 1]); /* groups 2,3 | 6,7 */
+    }
+    for (int j = 0; j < 8; j += 4) {
+        u[j] = _mm256_unpacklo_epi64(t[j], t[j + 2]);         /* group 0 | 4 of rows j..j+3 */
+        u[j + 1] = _mm256_unpackhi_epi64(t[j], t[j + 2]);     /* 1 | 5 */
+        u[j + 2] = _mm256_unpacklo_epi64(t[j + 1], t[j + 3]); /* 2 | 6 */
+        u[j + 3] = _mm256_unpackhi_epi64(t[j + 1], t[j + 3]); /* 3 | 7 */
+    }
+    for (int g = 0; g < 4; g++) {
+        _mm256_store_si256((__m256i *)(void *)(bt + g * 64 + 32 * h), _mm256_permute2x128_si256(u[g], u[g + 4], 0x20));
+        _mm256_store_si256((__m256i *)(void *)(bt + (g + 4) * 64 + 32 * h), _mm256_permute2x128_si256(u[g], u[g + 4], 0x31));
+    }
+}
+
+/* Two 32-byte regions that each hold 8 bytes of 4 rows (rows 0-3 at p0, rows 4-7 at p1; row k's
+ * at 8 (k % 4)) as two vectors of 8 rows: lo = the rows' bytes 0..3, hi = bytes 4..7. */
+static inline ETOK_AMX_TARGET void rows4x2(const uint8_t *p0, const uint8_t *p1, __m256i *lo, __m256i *hi) {
+    const __m256i idx = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    const __m256i x0 = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p0), idx);
+    const __m256i x1 = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(const void *)p1), idx);
+    *lo = _mm256_permute2x128_si256(x0, x1, 0x20);
+    *hi = _mm256_permute2x128_si256(x0, x1, 0x31);
+}
+
+/* Eight rows (one 8-row group, all inside the matrix) of a repacked copy straight into the B
+ * tile, whose row k4 holds integers 4k4..4k4+3 of each weight row. Q4_0x8, Q4_1x8 / Q5_1x8 and
+ * Q5_0x8 hold quant bytes 4c..4c+3 of the 8 rows in chunk c (32 bytes); IQ4_NLx8 holds 8 bytes
+ * of 4 rows per 32 bytes (rows4x2 regroups them). Quant dword c's low nibbles are integers
+ * 4c..4c+3 (tile row c) and its high nibbles 16+4c.. (tile row c + 4), block_vec's order; the
+ * 5th bits come from the copies' arrangement ((H << (4-c)) & 0x10 and (H >> c) & 0x10,
+ * quant_q4_1.c). Q8_0x4 holds 8 bytes of 4 rows per chunk: chunk j is tile rows 2j and 2j+1.
+ * The 8 F16 scales (and minima) are copied as they are. Returns 0 for the file's layout. */
+static inline ETOK_AMX_TARGET int unpack8_x8(uint32_t type, etok_amx_layout layout, const uint8_t *w, int64_t n,
+                                             int64_t row, int64_t i, int8_t *bt, int h, etok_f16 *dh, etok_f16 *mh) {
+    const int64_t nb = n / ETOK_QK, grp = row / 8;
+    const uint8_t *Q, *D, *M = NULL, *H = NULL;
+    int off = 0;
+    if (layout == ETOK_AMX_Q4_0X8) {
+        const uint8_t *o = w + (size_t)grp * etok_q4_0x8_group_bytes(n);
+        Q = o + (size_t)i * 128u, D = o + (size_t)nb * 128u + (size_t)i * 16u, off = 8;
+    } else if (layout == ETOK_AMX_Q41X8) {
+        const int q5 = type == ETOK_T_Q5_1;
+        const uint8_t *B = w + ((size_t)grp * (size_t)nb + (size_t)i) * (q5 ? 192u : 160u);
+        Q = B, H = q5 ? B + 128 : NULL, D = B + (q5 ? 160 : 128), M = D + 16;
+    } else if (layout == ETOK_AMX_Q50X8) {
+        const uint8_t *B = w + ((size_t)grp * (size_t)nb + (size_t)i) * 176u;
+        Q = B, H = B + 128, D = B + 160, off = 16;
+    } else if (layout == ETOK_AMX_Q8X4) {
+        const uint8_t *B0 = w + ((size_t)(2 * grp) * (size_t)nb + (size_t)i) * 136u, *B1 = B0 + (size_t)nb * 136u;
+        for (int j = 0; j < 4; j++) {
+            __m256i lo, hi;
+            rows4x2(B0 + 32 * j, B1 + 32 * j, &lo, &hi);
+            _mm256_store_si256((__m256i *)(void *)(bt + (2 * j) * 64 + 32 * h), lo);
+            _mm256_store_si256((__m256i *)(void *)(bt + (2 * j + 1) * 64 + 32 * h), hi);
+        }
+        memcpy(dh, B0 + 128, 8);
+        memcpy(dh + 4, B1 + 128, 8);
+        return 1;
+    } else if (layout == ETOK_AMX_IQ4NLX8) {
+        const uint8_t *B = w + ((size_t)grp * (size_t)nb + (size_t)i) * 144u;
+        const __m256i m4 = _mm256_set1_epi8(0x0F);
+        const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)etok_iq4nl_values));
+        for (int v = 0; v < 2; v++) {
+            __m256i q[2];
+            rows4x2(B + 32 * v, B + 64 + 32 * v, &q[0], &q[1]); /* quant dwords 2v, 2v + 1 */
+            for (int e = 0; e < 2; e++) {
+                const int c = 2 * v + e;
+                _mm256_store_si256((__m256i *)(void *)(bt + c * 64 + 32 * h), _mm256_shuffle_epi8(tbl, _mm256_and_si256(q[e], m4)));
+                _mm256_store_si256((__m256i *)(void *)(bt + (c + 4) * 64 + 32 * h),
+                                   _mm256_shuffle_epi8(tbl, _mm256_and_si256(_mm256_srli_epi16(q[e], 4), m4)));
+            }
+        }
+        memcpy(dh, B + 128, 16);
+        return 1;
+    } else {
+        return 0;
+    }
+    const __m256i m4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10), o = _mm256_set1_epi8((char)off);
+    const __m256i Hv = H ? _mm256_loadu_si256((const __m256i *)(const void *)H) : _mm256_setzero_si256();
+    for (int c = 0; c < 4; c++) {
+        const __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(Q + 32 * c));
+        __m256i lo = _mm256_and_si256(q, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+        if (H) {
+            lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_slli_epi16(Hv, 4 - c), b5));
+            hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_srli_epi16(Hv, c), b5));
+        }
+        _mm256_store_si256((__m256i *)(void *)(bt + c * 64 + 32 * h), _mm256_sub_epi8(lo, o));
+        _mm256_store_si256((__m256i *)(void *)(bt + (c + 4) * 64 + 32 * h), _mm256_sub_epi8(hi, o));
+    }
+    memcpy(dh, D, 16);
+    if (M) memcpy(mh, M, 16);
+    return 1;
+}
+
+/* One 16-row group's blocks c0 .. c0+nc-1 as B tiles bt[b] (bt[b][k/4][r*4 + k%4] = row r's
+ * integer k of block c0+b) with their scales dw[b][r] and minima mw[b][r]; rows r >= vr are
+ * zero (padding, results dropped). */
+static ETOK_AMX_TARGET void unpack_group(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes,
+                                         int64_t n, int64_t g0, int vr, int64_t c0, int nc, int8_t (*bt)[8 * 64],
+                                         float (*dw)[16], float (*mw)[16]) {
+    const int min = has_min(type);
+    for (int b = 0; b < nc; b++) {
+        _Alignas(32) etok_f16 dh[16] = {0}, mh[16] = {0}; /* F16 scales and minima (0: padding) */
+        for (int h = 0; h < 2; h++) {
+            if ((g0 + 8 * h) % 8 == 0 && 8 * h + 8 <= vr &&
+                unpack8_x8(type, layout, w, n, g0 + 8 * h, c0 + b, bt[b], h, &dh[8 * h], &mh[8 * h]))
+                continue;
+            __m256i v[8];
+            for (int j = 0; j < 8; j++) {
+                const int r = 8 * h + j;
+                if (r >= vr) {
+                    v[j] = _mm256_setzero_si256();
+                    continue;
+                }
+                amx_any_block u;
+                const uint8_t *blk = block_at(type, layout, w, row_bytes, n, g0 + r, c0 + b, &u);
+                v[j] = block_vec(type, blk);
+                memcpy(&dh[r], blk, 2);
+                if (min) memcpy(&mh[r], blk + 2, 2);
+            }
+            tile_put8(bt[b], h, v);
+        }
+        /* F16 to F32 is exact, so F16C gives block_scale's and block_min's values */
+        for (int h = 0; h < 2; h++) {
+            _mm256_store_ps(&dw[b][8 * h], _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(const void *)&dh[8 * h])));
+            _mm256_store_ps(&mw[b][8 * h], _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(const void *)&mh[8 * h])));
+        }
+    }
+}
+
+/* Per (token t, row lane): acc = fma(d_w * d_a, (float)isum, acc), then for the formats with
+ * a minimum acc = fma(m_w, s_a, acc): 16 rows in one zmm, the 16 tokens' accumulators in
+ * registers across a chunk's blocks (the same operations and order as the reference). */
+#define AMX_TOKEN_STEP(t)                                                                                              \
+    do {                                                                                                               \
+        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dwv, _mm512_set1_ps(da[b][t])),                                         \
+                                 _mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)c[t])), acc[t]);                  \
+        if (min) acc[t] = _mm512_fmadd_ps(mwv, _mm512_set1_ps(sa[b][t]), acc[t]);                                      \
+    } while (0)
 
 ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes,
                                      int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx, float *out,
                                      size_t out_stride) {
     const int64_t nb = n / ETOK_QK;
-    const int x4 = layout == ETOK_AMX_Q8X4, min = has_min(type);
+    const int min = has_min(type);
     _Alignas(64) int8_t bt[AMX_BLOCK_CHUNK][8 * 64]; /* B tiles of one row group, a chunk of blocks */
     _Alignas(64) float dw[AMX_BLOCK_CHUNK][16];      /* their weight scales (0 for padding rows) */
     _Alignas(64) float mw[AMX_BLOCK_CHUNK][16];      /* their minima (Q4_1 / Q5_1; 0 for padding rows) */
+    _Alignas(64) float da[AMX_BLOCK_CHUNK][16];      /* the token group's activation scales (0: padding) */
+    _Alignas(64) float sa[AMX_BLOCK_CHUNK][16];      /* and their d * sum (the minimum's term) */
     _Alignas(64) int8_t apad[16][ETOK_QK];           /* A tile of a partial token group */
     _Alignas(64) int32_t c[16][16];
-    _Alignas(64) float acc[16][16]; /* [token][row] */
+    _Alignas(64) float accm[16][16]; /* [token][row]: the accumulators between chunks */
     amx_config();
     for (int64_t g0 = r0; g0 < r1; g0 += 16) {
         const int vr = r1 - g0 < 16 ? (int)(r1 - g0) : 16;
         for (int64_t c0 = 0; c0 < nb; c0 += AMX_BLOCK_CHUNK) {
             const int nc = nb - c0 < AMX_BLOCK_CHUNK ? (int)(nb - c0) : AMX_BLOCK_CHUNK;
-            /* repack: bt[b][k/4][r*4 + k%4] = row r's quant k of block c0+b */
-            for (int b = 0; b < nc; b++) {
-                for (int r = 0; r < 16; r++) {
-                    if (r >= vr) {
-                        dw[b][r] = mw[b][r] = 0.0f;
-                        for (int k = 0; k < ETOK_QK; k++) bt[b][(k / 4) * 64 + r * 4 + k % 4] = 0;
-                        continue;
-                    }
-                    if (type != ETOK_T_Q8_0) { /* the other formats' integers, unpacked */
-                        int8_t v[ETOK_QK];
-                        dw[b][r] = block_ints(type, layout, w, row_bytes, n, g0 + r, c0 + b, v, &mw[b][r]);
-                        for (int k4 = 0; k4 < ETOK_QK / 4; k4++) memcpy(&bt[b][k4 * 64 + r * 4], v + 4 * k4, 4);
-                        continue;
-                    }
-                    mw[b][r] = 0.0f;
-                    const uint8_t *q4[8];
-                    etok_f16 d;
-                    memcpy(&d, q8_block(w, row_bytes, x4, nb, g0 + r, c0 + b, q4), 2);
-                    dw[b][r] = etok_f16_to_f32(d);
-                    for (int k4 = 0; k4 < ETOK_QK / 4; k4++) memcpy(&bt[b][k4 * 64 + r * 4], q4[k4], 4);
-                }
-            }
+            unpack_group(type, layout, w, row_bytes, n, g0, vr, c0, nc, bt, dw, mw);
             for (int t0 = 0; t0 < nx; t0 += 16) {
                 const int vt = nx - t0 < 16 ? nx - t0 : 16;
-                for (int t = 0; t < 16; t++)
+                for (int t = 0; t < 16; t++) {
+                    const etok_block_q8a *x = xq + (size_t)(t0 + t) * (size_t)nb + (size_t)c0;
+                    for (int b = 0; b < nc; b++) {
+                        da[b][t] = t < vt ? x[b].d : 0.0f;
+                        sa[b][t] = t < vt ? x[b].s : 0.0f;
+                    }
                     for (int r = 0; r < 16; r++)
-                        acc[t][r] = (c0 == 0 || t >= vt || r >= vr) ? 0.0f : out[(size_t)(t0 + t) * out_stride + (size_t)(g0 + r)];
+                        accm[t][r] = (c0 == 0 || t >= vt || r >= vr) ? 0.0f : out[(size_t)(t0 + t) * out_stride + (size_t)(g0 + r)];
+                }
+                __m512 acc[16];
+                for (int t = 0; t < 16; t++) acc[t] = _mm512_load_ps(accm[t]);
                 for (int b = 0; b < nc; b++) {
                     const etok_block_q8a *x0 = xq + (size_t)t0 * (size_t)nb + (size_t)(c0 + b);
                     if (vt == 16) {
@@ -236,30 +397,22 @@ ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, cons
                         for (int t = 0; t < vt; t++) memcpy(apad[t], x0[(size_t)t * (size_t)nb].qs, ETOK_QK);
                         amx_block(&apad[0][0], ETOK_QK, bt[b], c);
                     }
-                    const __m256 dlo = _mm256_load_ps(&dw[b][0]), dhi = _mm256_load_ps(&dw[b][8]);
-                    for (int t = 0; t < vt; t++) {
-                        const __m256 da = _mm256_set1_ps(x0[(size_t)t * (size_t)nb].d);
-                        const __m256 slo = _mm256_mul_ps(dlo, da), shi = _mm256_mul_ps(dhi, da);
-                        const __m256 ilo = _mm256_cvtepi32_ps(_mm256_load_si256((const __m256i *)(const void *)&c[t][0]));
-                        const __m256 ihi = _mm256_cvtepi32_ps(_mm256_load_si256((const __m256i *)(const void *)&c[t][8]));
-                        __m256 alo = _mm256_fmadd_ps(slo, ilo, _mm256_load_ps(&acc[t][0]));
-                        __m256 ahi = _mm256_fmadd_ps(shi, ihi, _mm256_load_ps(&acc[t][8]));
-                        if (min) {
-                            const __m256 sa = _mm256_set1_ps(x0[(size_t)t * (size_t)nb].s);
-                            alo = _mm256_fmadd_ps(_mm256_load_ps(&mw[b][0]), sa, alo);
-                            ahi = _mm256_fmadd_ps(_mm256_load_ps(&mw[b][8]), sa, ahi);
-                        }
-                        _mm256_store_ps(&acc[t][0], alo);
-                        _mm256_store_ps(&acc[t][8], ahi);
-                    }
+                    const __m512 dwv = _mm512_load_ps(dw[b]), mwv = _mm512_load_ps(mw[b]);
+                    AMX_TOKEN_STEP(0); AMX_TOKEN_STEP(1); AMX_TOKEN_STEP(2); AMX_TOKEN_STEP(3);
+                    AMX_TOKEN_STEP(4); AMX_TOKEN_STEP(5); AMX_TOKEN_STEP(6); AMX_TOKEN_STEP(7);
+                    AMX_TOKEN_STEP(8); AMX_TOKEN_STEP(9); AMX_TOKEN_STEP(10); AMX_TOKEN_STEP(11);
+                    AMX_TOKEN_STEP(12); AMX_TOKEN_STEP(13); AMX_TOKEN_STEP(14); AMX_TOKEN_STEP(15);
                 }
-                for (int t = 0; t < vt; t++)
-                    memcpy(out + (size_t)(t0 + t) * out_stride + (size_t)g0, acc[t], (size_t)vr * sizeof(float));
+                for (int t = 0; t < vt; t++) {
+                    _mm512_store_ps(accm[t], acc[t]);
+                    memcpy(out + (size_t)(t0 + t) * out_stride + (size_t)g0, accm[t], (size_t)vr * sizeof(float));
+                }
             }
         }
     }
     amx_release();
 }
+#undef AMX_TOKEN_STEP
 
 int etok_amx_prefill(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                      const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {

@@ -1,6 +1,6 @@
 /* avx512_emu.h — the AVX-512 intrinsics the engine's AVX-512 kernels use, re-implemented in
  * plain C from their documented semantics (Intel's intrinsics guide), for the isa_kernels_emu
- * test: quant_avx512.c and quant_k.c compiled with `-include avx512_emu.h` run on any AVX2
+ * test: quant_avx512.c, quant_k.c and quant_amx.c, included after it by wrapper files, run on any AVX2
  * CPU, so the kernels' logic (lane mapping, blends, masks, the order of the float operations)
  * is checked against the AVX2 kernels by tests/isa/isa_check.h on every machine.
  *
@@ -65,6 +65,8 @@ EMU __m512i emu_set_epi16(short e31, short e30, short e29, short e28, short e27,
     return emu_i(&r);
 }
 EMU __m512i emu_loadu_si512(const void *p) { emu512 r; memcpy(&r, p, 64); return emu_i(&r); }
+EMU __m512 emu_load_ps(const void *p) { emu512 r; memcpy(&r, p, 64); return emu_f(&r); } /* (quant_amx.c: 64-byte aligned) */
+EMU void emu_store_ps(void *p, __m512 a) { memcpy(p, &a, 64); }
 EMU __m512i emu_castsi256_si512(__m256i a) { emu512 r; memset(&r, 0, 64); memcpy(&r, &a, 32); return emu_i(&r); }
 EMU __m512i emu_castsi128_si512(__m128i a) { emu512 r; memset(&r, 0, 64); memcpy(&r, &a, 16); return emu_i(&r); }
 EMU __m256i emu_castsi512_si256(__m512i a) { __m256i r; memcpy(&r, &a, 32); return r; }
@@ -228,6 +230,13 @@ EMU __m512 emu_cvtepi32_ps(__m512i a) {
     for (int i = 0; i < 16; i++) r.f[i] = (float)x.d[i]; /* round to nearest, as MXCSR's default */
     return emu_f(&r);
 }
+EMU __m512 emu_mul_ps(__m512 a, __m512 b) {
+    emu512 x, y;
+    EMU_IN(x, a);
+    EMU_IN(y, b);
+    for (int i = 0; i < 16; i++) x.f[i] = x.f[i] * y.f[i]; /* one rounding, as the instruction */
+    return emu_f(&x);
+}
 EMU __m512 emu_fmadd_ps(__m512 a, __m512 b, __m512 c) {
     emu512 x, y, z;
     EMU_IN(x, a);
@@ -357,6 +366,12 @@ EMU __m256i emu256_dpbusd_epi32(__m256i src, __m256i a, __m256i b) {
 #define _mm512_cvtepi32_ps emu_cvtepi32_ps
 #undef _mm512_fmadd_ps
 #define _mm512_fmadd_ps emu_fmadd_ps
+#undef _mm512_mul_ps
+#define _mm512_mul_ps emu_mul_ps
+#undef _mm512_load_ps
+#define _mm512_load_ps emu_load_ps
+#undef _mm512_store_ps
+#define _mm512_store_ps emu_store_ps
 #undef _mm256_maskz_mov_epi8
 #define _mm256_maskz_mov_epi8 emu256_maskz_mov_epi8
 #undef _mm256_mask_sub_epi8

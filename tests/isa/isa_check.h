@@ -296,7 +296,7 @@ static void isa_check_amx(isa_report *rep) {
     static float o_a[AMAXNX * (AMAXROWS + PAD)], o_b[AMAXNX * (AMAXROWS + PAD)], o_r[AMAXNX * (AMAXROWS + PAD)];
     static uint8_t wx[AMAXROWS * AMAXNB * 34]; /* the repacked copy: same size as the rows */
     static float o_x[AMAXNX * (AMAXROWS + PAD)];
-    const int nbs[] = {1, 3, 66, 130, 2}, r0s[] = {0, 3, 0, 17}, r1s[] = {16, 40, 5, 33}, nxs[] = {16, 17, 35, 15, 32};
+    const int nbs[] = {1, 3, 66, 130, 2}, r0s[] = {0, 3, 0, 17, 8, 0}, r1s[] = {16, 40, 5, 33, 40, 36}, nxs[] = {16, 17, 35, 15, 32};
     const uint32_t types[] = {ETOK_T_Q8_0, ETOK_T_Q4_0, ETOK_T_Q4_1, ETOK_T_Q5_0, ETOK_T_Q5_1, ETOK_T_IQ4_NL};
     const size_t n_nb = isa_quick ? 3 : sizeof nbs / sizeof nbs[0], n_rr = sizeof r0s / sizeof r0s[0],
                  n_nx = isa_quick ? 4 : sizeof nxs / sizeof nxs[0];
