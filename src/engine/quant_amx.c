@@ -23,10 +23,17 @@
  * how the matmul rows are split between threads. The kernel runs only at level amx (forced:
  * ETOK_ISA=amx) for those formats with at least ETOK_AMX_MIN_TOKENS tokens (etok_amx_applies).
  *
+ * Where the time goes besides TDPBSSD (16 cycles per tile): unpacking a block's 16 rows into a B
+ * tile happens once per row group and block chunk and is reused by every 16-token group; it is
+ * AVX2, straight from the 8-row repacked copies the engine keeps (unpack8_x8) or through
+ * block_vec for the file's rows. The float step runs per block for every token group: AVX-512,
+ * one zmm per token (16 rows), the 16 accumulators in registers across a chunk's blocks.
+ *
  * Owns: the AMX tile layout and the amx numerics. Does not own the dispatch (quant.c), the
  * detection or the OS permission (quant.c, etok_isa_detected). With ETOK_AMX_EMULATED (the
- * isa_kernels_emu test build only) the three tile operations are done in C, to test the
- * kernel's logic on a CPU without AMX; the float part is AVX2 either way. */
+ * isa_kernels_emu test build only, through tests/isa/quant_amx_emu.c) the three tile operations
+ * are done in C and the AVX-512 float step by tests/isa/avx512_emu.h, to test the kernel's
+ * logic on a CPU without AMX or AVX-512. */
 #include <math.h>
 #include <string.h>
 
