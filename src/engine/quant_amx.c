@@ -39,7 +39,7 @@
 
 #include "engine/quant_simd.h"
 
-#define AMX_BLOCK_CHUNK 64 /* weight blocks repacked at a time (32 KiB of B tiles on the stack) */
+#define AMX_BLOCK_CHUNK 32 /* weight blocks unpacked at a time (16 KiB of B tiles and 16 KiB of partial A tiles on the stack) */
 
 /* Q4_1 and Q5_1 carry a minimum per block (w = d v + m); the others do not. */
 static int has_min(uint32_t type) { return type == ETOK_T_Q4_1 || type == ETOK_T_Q5_1; }
@@ -353,15 +353,46 @@ static ETOK_AMX_TARGET void unpack_group(uint32_t type, etok_amx_layout layout, 
     }
 }
 
-/* Per (token t, row lane): acc = fma(d_w * d_a, (float)isum, acc), then for the formats with
- * a minimum acc = fma(m_w, s_a, acc): 16 rows in one zmm, the 16 tokens' accumulators in
- * registers across a chunk's blocks (the same operations and order as the reference). */
-#define AMX_TOKEN_STEP(t)                                                                                              \
-    do {                                                                                                               \
-        acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(dwv, _mm512_set1_ps(da[b][t])),                                         \
-                                 _mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)c[t])), acc[t]);                  \
-        if (min) acc[t] = _mm512_fmadd_ps(mwv, _mm512_set1_ps(sa[b][t]), acc[t]);                                      \
-    } while (0)
+static const etok_block_q8a amx_zero_blocks[AMX_BLOCK_CHUNK]; /* a padding token's (all zero) */
+
+/* The token indices 0..15, for the sixteen accumulators below (named, so that they are
+ * registers: an array of vectors carried across the block loop was kept in memory by gcc). */
+#define AMX_T16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+
+/* One 16-token group against one row group's chunk of nc blocks: per block one tile product,
+ * then per (token t, row lane) acc = fma(d_w * d_a, (float)isum, acc) and, with a minimum (MIN),
+ * acc = fma(m_w, s_a, acc): the reference's operations in its order, 16 rows per zmm, token t's
+ * accumulator a<t> in a register for the whole chunk. xs[t]: token t's q8a blocks from the
+ * chunk's first (zero blocks for padding tokens); a: block 0's A tile (16 token rows, a_stride
+ * apart; block b at a + b a_step); accm: the accumulators in and out ([token][row]). */
+static inline __attribute__((always_inline)) ETOK_AMX_TARGET void
+amx_token_group(const int MIN, int nc, const int8_t (*bt)[8 * 64], const float (*dw)[16], const float (*mw)[16],
+                const etok_block_q8a *const xs[16], const int8_t *a, size_t a_stride, size_t a_step,
+                float accm[16][16]) {
+    _Alignas(64) int32_t c[16][16];
+#define AMX_LOAD(t) __m512 a##t = _mm512_load_ps(accm[t]);
+    AMX_T16(AMX_LOAD)
+#undef AMX_LOAD
+    for (int b = 0; b < nc; b++) {
+        amx_block(a + (size_t)b * a_step, a_stride, bt[b], c);
+        const __m512 dwv = _mm512_load_ps(dw[b]);
+#define AMX_STEP(t)                                                                                                    \
+    a##t = _mm512_fmadd_ps(_mm512_mul_ps(dwv, _mm512_set1_ps(xs[t][b].d)),                                             \
+                           _mm512_cvtepi32_ps(_mm512_loadu_si512((const void *)c[t])), a##t);
+        AMX_T16(AMX_STEP)
+#undef AMX_STEP
+        if (MIN) {
+            const __m512 mwv = _mm512_load_ps(mw[b]);
+#define AMX_MIN(t) a##t = _mm512_fmadd_ps(mwv, _mm512_set1_ps(xs[t][b].s), a##t);
+            AMX_T16(AMX_MIN)
+#undef AMX_MIN
+        }
+    }
+#define AMX_STORE(t) _mm512_store_ps(accm[t], a##t);
+    AMX_T16(AMX_STORE)
+#undef AMX_STORE
+}
+#undef AMX_T16
 
 ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes,
                                      int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx, float *out,
@@ -371,10 +402,7 @@ ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, cons
     _Alignas(64) int8_t bt[AMX_BLOCK_CHUNK][8 * 64]; /* B tiles of one row group, a chunk of blocks */
     _Alignas(64) float dw[AMX_BLOCK_CHUNK][16];      /* their weight scales (0 for padding rows) */
     _Alignas(64) float mw[AMX_BLOCK_CHUNK][16];      /* their minima (Q4_1 / Q5_1; 0 for padding rows) */
-    _Alignas(64) float da[AMX_BLOCK_CHUNK][16];      /* the token group's activation scales (0: padding) */
-    _Alignas(64) float sa[AMX_BLOCK_CHUNK][16];      /* and their d * sum (the minimum's term) */
-    _Alignas(64) int8_t apad[16][ETOK_QK];           /* A tile of a partial token group */
-    _Alignas(64) int32_t c[16][16];
+    _Alignas(64) int8_t apad[AMX_BLOCK_CHUNK][16][ETOK_QK]; /* A tiles of a partial token group */
     _Alignas(64) float accm[16][16]; /* [token][row]: the accumulators between chunks */
     amx_config();
     for (int64_t g0 = r0; g0 < r1; g0 += 16) {
@@ -384,34 +412,29 @@ ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, cons
             unpack_group(type, layout, w, row_bytes, n, g0, vr, c0, nc, bt, dw, mw);
             for (int t0 = 0; t0 < nx; t0 += 16) {
                 const int vt = nx - t0 < 16 ? nx - t0 : 16;
+                const etok_block_q8a *xs[16]; /* token t's blocks from c0 (padding: zero blocks, scale 0) */
                 for (int t = 0; t < 16; t++) {
-                    const etok_block_q8a *x = xq + (size_t)(t0 + t) * (size_t)nb + (size_t)c0;
-                    for (int b = 0; b < nc; b++) {
-                        da[b][t] = t < vt ? x[b].d : 0.0f;
-                        sa[b][t] = t < vt ? x[b].s : 0.0f;
-                    }
+                    xs[t] = t < vt ? xq + (size_t)(t0 + t) * (size_t)nb + (size_t)c0 : amx_zero_blocks;
                     for (int r = 0; r < 16; r++)
                         accm[t][r] = (c0 == 0 || t >= vt || r >= vr) ? 0.0f : out[(size_t)(t0 + t) * out_stride + (size_t)(g0 + r)];
                 }
-                __m512 acc[16];
-                for (int t = 0; t < 16; t++) acc[t] = _mm512_load_ps(accm[t]);
-                for (int b = 0; b < nc; b++) {
-                    const etok_block_q8a *x0 = xq + (size_t)t0 * (size_t)nb + (size_t)(c0 + b);
-                    if (vt == 16) {
-                        amx_block(x0->qs, (size_t)nb * sizeof(etok_block_q8a), bt[b], c);
-                    } else {
-                        memset(apad, 0, sizeof apad);
-                        for (int t = 0; t < vt; t++) memcpy(apad[t], x0[(size_t)t * (size_t)nb].qs, ETOK_QK);
-                        amx_block(&apad[0][0], ETOK_QK, bt[b], c);
-                    }
-                    const __m512 dwv = _mm512_load_ps(dw[b]), mwv = _mm512_load_ps(mw[b]);
-                    AMX_TOKEN_STEP(0); AMX_TOKEN_STEP(1); AMX_TOKEN_STEP(2); AMX_TOKEN_STEP(3);
-                    AMX_TOKEN_STEP(4); AMX_TOKEN_STEP(5); AMX_TOKEN_STEP(6); AMX_TOKEN_STEP(7);
-                    AMX_TOKEN_STEP(8); AMX_TOKEN_STEP(9); AMX_TOKEN_STEP(10); AMX_TOKEN_STEP(11);
-                    AMX_TOKEN_STEP(12); AMX_TOKEN_STEP(13); AMX_TOKEN_STEP(14); AMX_TOKEN_STEP(15);
+                /* the A tiles: straight from the q8a blocks (token rows one token's blocks apart),
+                 * or for a partial group the chunk's blocks copied above zero rows */
+                const int8_t *a = xq[(size_t)t0 * (size_t)nb + (size_t)c0].qs;
+                size_t a_stride = (size_t)nb * sizeof(etok_block_q8a), a_step = sizeof(etok_block_q8a);
+                if (vt < 16) {
+                    memset(apad, 0, (size_t)nc * sizeof apad[0]);
+                    for (int b = 0; b < nc; b++)
+                        for (int t = 0; t < vt; t++) memcpy(apad[b][t], xs[t][b].qs, ETOK_QK);
+                    a = &apad[0][0][0], a_stride = ETOK_QK, a_step = sizeof apad[0];
                 }
+                if (min)
+                    amx_token_group(1, nc, (const int8_t(*)[8 * 64])bt, (const float(*)[16])dw, (const float(*)[16])mw, xs, a,
+                                    a_stride, a_step, accm);
+                else
+                    amx_token_group(0, nc, (const int8_t(*)[8 * 64])bt, (const float(*)[16])dw, (const float(*)[16])mw, xs, a,
+                                    a_stride, a_step, accm);
                 for (int t = 0; t < vt; t++) {
-                    _mm512_store_ps(accm[t], acc[t]);
                     memcpy(out + (size_t)(t0 + t) * out_stride + (size_t)g0, accm[t], (size_t)vr * sizeof(float));
                 }
             }
@@ -419,7 +442,6 @@ ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, cons
     }
     amx_release();
 }
-#undef AMX_TOKEN_STEP
 
 int etok_amx_prefill(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                      const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {
