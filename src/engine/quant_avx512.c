@@ -360,4 +360,81 @@ void TGT etok_matmul_rows_avx512(uint32_t type, const uint8_t *w, size_t row_byt
         etok_vec_dot_multi_avx512(type, w + (size_t)r * row_bytes, xq, n, nx, out + r, out_stride);
 }
 
+
+/* ---- Q4_1x8 / Q5_1x8 (quant_q4_1.c's 8-row copies), one or two tokens ----
+ * Two 8-row groups at once, group a in lanes 0-7 and group b in lanes 8-15 of each zmm: per
+ * lane exactly quant_q4_1.c's group1 (its bits): lane L of a block's integer dot by VPDPBUSD
+ * (= maddubs + madd(ones), exact: pairs <= 2 x 31 x 127), acc[L] = fma(d_w * d_a, (float)sum,
+ * acc[L]), summ = summ + m_w * s_a (a product, then a sum), then group1's reduction. A group
+ * without a partner is paired with itself (lanes 8-15 dropped). */
+#define X8_PF_AHEAD 1536 /* group1's prefetch distance */
+KI void group2_x8(const uint8_t *ga, const uint8_t *gb, const int Q5, const etok_block_q8a *y, int64_t nb, float res[16],
+                  const int pf) {
+    const size_t bs = Q5 ? 192 : 160, od = Q5 ? 160 : 128;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b5 = _mm512_set1_epi8(0x10), z = _mm512_setzero_si512();
+    __m512 acc[8], summ = _mm512_setzero_ps();
+    for (int L = 0; L < 8; L++) acc[L] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *A = ga + (size_t)i * bs, *B = gb + (size_t)i * bs;
+        const int8_t *a = y[i].qs;
+        if (pf)
+            for (size_t o = 0; o < bs; o += 64) {
+                _mm_prefetch((const char *)(A + X8_PF_AHEAD + o), _MM_HINT_T0);
+                _mm_prefetch((const char *)(B + X8_PF_AHEAD + o), _MM_HINT_T0);
+            }
+        const __m256i dh = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(B + od)), _mm_loadu_si128((const __m128i *)(A + od)));
+        const __m256i mh = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(B + od + 16)), _mm_loadu_si128((const __m128i *)(A + od + 16)));
+        const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(dh), _mm512_set1_ps(y[i].d));
+        const __m512 mins = _mm512_mul_ps(_mm512_cvtph_ps(mh), _mm512_set1_ps(y[i].s));
+        summ = _mm512_add_ps(summ, mins);
+        __m512i H = z;
+        if (Q5) H = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(A + 128))),
+                                       _mm256_loadu_si256((const __m256i *)(B + 128)), 1);
+        for (int c = 0; c < 4; c++) {
+            const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(A + 32 * c))),
+                                                   _mm256_loadu_si256((const __m256i *)(B + 32 * c)), 1);
+            __m512i lo = _mm512_and_si512(raw, m4), hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
+            if (Q5) {
+                lo = _mm512_or_si512(lo, _mm512_and_si512(_mm512_slli_epi16(H, 4 - c), b5));
+                hi = _mm512_or_si512(hi, _mm512_and_si512(_mm512_srli_epi16(H, c), b5));
+            }
+            int32_t alo, ahi;
+            memcpy(&alo, a + 4 * c, 4);
+            memcpy(&ahi, a + 16 + 4 * c, 4);
+            const __m512i plo = _mm512_dpbusd_epi32(z, lo, _mm512_set1_epi32(alo));
+            const __m512i phi = _mm512_dpbusd_epi32(z, hi, _mm512_set1_epi32(ahi));
+            acc[c] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(plo), acc[c]);
+            acc[4 + c] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(phi), acc[4 + c]);
+        }
+    }
+    const __m512 s0 = _mm512_add_ps(acc[4], acc[0]), s1 = _mm512_add_ps(acc[5], acc[1]);
+    const __m512 s2 = _mm512_add_ps(acc[6], acc[2]), s3 = _mm512_add_ps(acc[7], acc[3]);
+    const __m512 h = _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3));
+    _mm512_storeu_ps(res, _mm512_add_ps(h, summ));
+}
+
+void TGT etok_matmul_q41x8_avx512(uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq,
+                                  int64_t n, int nx, float *out, size_t out_stride) {
+    const int Q5 = type == ETOK_T_Q5_1;
+    const int64_t nb = n / ETOK_QK;
+    const size_t gbytes = (size_t)nb * (Q5 ? 192u : 160u);
+    const int64_t g0 = r0 / 8, ng = (r1 + 7) / 8 - g0;
+    for (int64_t k = 0; k < ng; k += 2) { /* group1's order (etok_decode_order), two groups at a time */
+        int64_t g[2];
+        g[0] = g0 + etok_decode_order(k, ng);
+        g[1] = k + 1 < ng ? g0 + etok_decode_order(k + 1, ng) : g[0];
+        for (int j = 0; j < nx; j++) {
+            float res[16], *o = out + (size_t)j * out_stride;
+            const etok_block_q8a *y = xq + (size_t)j * (size_t)nb;
+            if (Q5) group2_x8(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, 1, y, nb, res, 1);
+            else group2_x8(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, 0, y, nb, res, 1);
+            for (int h = 0; h < (k + 1 < ng ? 2 : 1); h++) {
+                const int64_t lo = g[h] * 8 > r0 ? g[h] * 8 : r0, hi = g[h] * 8 + 8 < r1 ? g[h] * 8 + 8 : r1;
+                for (int64_t r = lo; r < hi; r++) o[r] = res[8 * h + (r - g[h] * 8)];
+            }
+        }
+    }
+}
+#undef X8_PF_AHEAD
+
 #endif

@@ -67,6 +67,19 @@ EMU __m512i emu_set_epi16(short e31, short e30, short e29, short e28, short e27,
 EMU __m512i emu_loadu_si512(const void *p) { emu512 r; memcpy(&r, p, 64); return emu_i(&r); }
 EMU __m512 emu_load_ps(const void *p) { emu512 r; memcpy(&r, p, 64); return emu_f(&r); } /* (quant_amx.c: 64-byte aligned) */
 EMU void emu_store_ps(void *p, __m512 a) { memcpy(p, &a, 64); }
+EMU void emu_storeu_ps(void *p, __m512 a) { memcpy(p, &a, 64); }
+EMU __m512i emu_set1_epi32(int v) { emu512 r; for (int i = 0; i < 16; i++) r.d[i] = v; return emu_i(&r); }
+EMU __m512 emu_cvtph_ps(__m256i a) { /* F16 to F32: exact */
+    emu512 r;
+    __m128i h[2];
+    memcpy(h, &a, 32);
+    for (int k = 0; k < 2; k++) {
+        float f[8];
+        _mm256_storeu_ps(f, _mm256_cvtph_ps(h[k]));
+        memcpy(&r.f[8 * k], f, 32);
+    }
+    return emu_f(&r);
+}
 EMU __m512i emu_castsi256_si512(__m256i a) { emu512 r; memset(&r, 0, 64); memcpy(&r, &a, 32); return emu_i(&r); }
 EMU __m512i emu_castsi128_si512(__m128i a) { emu512 r; memset(&r, 0, 64); memcpy(&r, &a, 16); return emu_i(&r); }
 EMU __m256i emu_castsi512_si256(__m512i a) { __m256i r; memcpy(&r, &a, 32); return r; }
@@ -230,6 +243,13 @@ EMU __m512 emu_cvtepi32_ps(__m512i a) {
     for (int i = 0; i < 16; i++) r.f[i] = (float)x.d[i]; /* round to nearest, as MXCSR's default */
     return emu_f(&r);
 }
+EMU __m512 emu_add_ps(__m512 a, __m512 b) {
+    emu512 x, y;
+    EMU_IN(x, a);
+    EMU_IN(y, b);
+    for (int i = 0; i < 16; i++) x.f[i] = x.f[i] + y.f[i];
+    return emu_f(&x);
+}
 EMU __m512 emu_mul_ps(__m512 a, __m512 b) {
     emu512 x, y;
     EMU_IN(x, a);
@@ -366,6 +386,14 @@ EMU __m256i emu256_dpbusd_epi32(__m256i src, __m256i a, __m256i b) {
 #define _mm512_cvtepi32_ps emu_cvtepi32_ps
 #undef _mm512_fmadd_ps
 #define _mm512_fmadd_ps emu_fmadd_ps
+#undef _mm512_add_ps
+#define _mm512_add_ps emu_add_ps
+#undef _mm512_storeu_ps
+#define _mm512_storeu_ps emu_storeu_ps
+#undef _mm512_set1_epi32
+#define _mm512_set1_epi32 emu_set1_epi32
+#undef _mm512_cvtph_ps
+#define _mm512_cvtph_ps emu_cvtph_ps
 #undef _mm512_mul_ps
 #define _mm512_mul_ps emu_mul_ps
 #undef _mm512_load_ps
