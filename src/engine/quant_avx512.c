@@ -437,4 +437,64 @@ void TGT etok_matmul_q41x8_avx512(uint32_t type, const uint8_t *packed, int64_t 
 }
 #undef X8_PF_AHEAD
 
+
+/* ---- Q4_0x8 (quant_q4_0.c's 8-row copy), one token ----
+ * Two 8-row groups per zmm as above, per lane exactly quant_q4_0.c's x8_group for one vector:
+ * the exact integer sum of (nibble) x a over the block by VPDPBUSD (x8_group: maddubs, 16-bit
+ * adds that never saturate, madd), minus 8 sum(a), then acc = fma((float)isum, d_w * d_a, acc). */
+#define Q40X8_PF 4096 /* x8_group's prefetch distance (X8_PF) */
+KI int32_t sum32_i8(const int8_t *a) { /* sum of 32 signed bytes: |a| sums via (a ^ 0x80) - 128 */
+    const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)a), _mm256_set1_epi8((char)0x80)),
+                                      _mm256_setzero_si256());
+    const __m128i h = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+    return (int32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
+}
+
+KI void group2_q4_0x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float res[16]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512 acc = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *A = ga + (size_t)i * 128u, *B = gb + (size_t)i * 128u;
+        const int8_t *a = y[i].qs;
+        _mm_prefetch((const char *)(A + Q40X8_PF), _MM_HINT_T0);
+        _mm_prefetch((const char *)(A + Q40X8_PF + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(B + Q40X8_PF), _MM_HINT_T0);
+        _mm_prefetch((const char *)(B + Q40X8_PF + 64), _MM_HINT_T0);
+        __m512i s32 = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(A + 32 * c))),
+                                                   _mm256_loadu_si256((const __m256i *)(B + 32 * c)), 1);
+            int32_t alo, ahi;
+            memcpy(&alo, a + 4 * c, 4);
+            memcpy(&ahi, a + 16 + 4 * c, 4);
+            s32 = _mm512_dpbusd_epi32(s32, _mm512_and_si512(raw, m4), _mm512_set1_epi32(alo));
+            s32 = _mm512_dpbusd_epi32(s32, _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4), _mm512_set1_epi32(ahi));
+        }
+        const __m512i isum = _mm512_sub_epi32(s32, _mm512_set1_epi32(8 * sum32_i8(a)));
+        const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)(gb + (size_t)nb * 128u + 16u * (size_t)i)),
+                                                           _mm_loadu_si128((const __m128i *)(ga + (size_t)nb * 128u + 16u * (size_t)i))));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, _mm512_set1_ps(y[i].d)), acc);
+    }
+    _mm512_storeu_ps(res, acc);
+}
+
+void TGT etok_matmul_q4_0x8_avx512(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
+                                   float *out) {
+    const int64_t nb = n / ETOK_QK;
+    const size_t gbytes = (size_t)nb * 144u; /* etok_q4_0x8_group_bytes: 8 x 18 bytes a block */
+    const int64_t g0 = r0 / 8, ng = (r1 + 7) / 8 - g0;
+    for (int64_t k = 0; k < ng; k += 2) { /* x8_chunk's order (etok_decode_order), two groups at a time */
+        int64_t g[2];
+        g[0] = g0 + etok_decode_order(k, ng);
+        g[1] = k + 1 < ng ? g0 + etok_decode_order(k + 1, ng) : g[0];
+        float res[16];
+        group2_q4_0x8(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, xq, nb, res);
+        for (int h = 0; h < (k + 1 < ng ? 2 : 1); h++) {
+            const int64_t lo = g[h] * 8 > r0 ? g[h] * 8 : r0, hi = g[h] * 8 + 8 < r1 ? g[h] * 8 + 8 : r1;
+            for (int64_t r = lo; r < hi; r++) out[r] = res[8 * h + (r - g[h] * 8)];
+        }
+    }
+}
+#undef Q40X8_PF
+
 #endif
