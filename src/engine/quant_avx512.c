@@ -497,4 +497,59 @@ void TGT etok_matmul_q4_0x8_avx512(const uint8_t *packed, int64_t r0, int64_t r1
 }
 #undef Q40X8_PF
 
+
+/* ---- Q8_0x4 (quant_q8_0.c's 4-row copy), one token ----
+ * Two 4-row groups per zmm (group a in lanes 0-7, b in 8-15, each as x4_tile's ymm: lane 2k + e
+ * = row k's bytes 8v + 4e .. of chunk v): per lane x4_tile's operations in its order, the sign
+ * trick's exact int32 sums by VPDPBUSD (idot2), acc[v] = fma(d_w * d_a, (float)sum, acc[v]),
+ * then ((acc0 + acc2) + (acc1 + acc3)) and the pair sum of lanes 2k, 2k+1 (hadd). */
+#define Q8X4_PF 1536 /* x4_tile's prefetch distance (ETOK_Q8X4_PF) */
+KI void group2_q8x4(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float res[8]) {
+    __m512 acc[4];
+    for (int v = 0; v < 4; v++) acc[v] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *A = ga + (size_t)i * 136u, *B = gb + (size_t)i * 136u;
+        for (int o = 0; o < 192; o += 64) {
+            _mm_prefetch((const char *)(A + Q8X4_PF + o), _MM_HINT_T0);
+            _mm_prefetch((const char *)(B + Q8X4_PF + o), _MM_HINT_T0);
+        }
+        int64_t da, db;
+        memcpy(&da, A + 128, 8);
+        memcpy(&db, B + 128, 8);
+        const __m128i h = _mm_set_epi64x(db, da); /* the 8 rows' F16 scales */
+        const __m512 dw = _mm512_cvtph_ps(_mm256_set_m128i(_mm_unpackhi_epi16(h, h), _mm_unpacklo_epi16(h, h)));
+        const __m512 sc = _mm512_mul_ps(dw, _mm512_set1_ps(y[i].d));
+        for (int v = 0; v < 4; v++) {
+            int64_t a8;
+            memcpy(&a8, y[i].qs + 8 * v, 8);
+            const __m256i a4 = _mm256_set1_epi64x(a8);
+            const __m512i s32 = idot2(ETOK_T_Q8_0, ld32x2((const int8_t *)(A + 32 * v), (const int8_t *)(B + 32 * v)),
+                                      _mm512_inserti64x4(_mm512_castsi256_si512(a4), a4, 1));
+            acc[v] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(s32), acc[v]);
+        }
+    }
+    float sv[16];
+    _mm512_storeu_ps(sv, _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3])));
+    for (int k = 0; k < 8; k++) res[k] = sv[2 * k] + sv[2 * k + 1];
+}
+
+void TGT etok_matmul_q8x4_avx512(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
+                                 float *out) {
+    const int64_t nb = n / ETOK_QK;
+    const size_t gbytes = (size_t)nb * 136u; /* etok_q8x4_group_bytes */
+    const int64_t g0 = r0 / 4, ng = (r1 + 3) / 4 - g0;
+    for (int64_t k = 0; k < ng; k += 2) { /* matmul_x4_avx2's order (etok_decode_order), two groups at a time */
+        int64_t g[2];
+        g[0] = g0 + etok_decode_order(k, ng);
+        g[1] = k + 1 < ng ? g0 + etok_decode_order(k + 1, ng) : g[0];
+        float res[8];
+        group2_q8x4(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, xq, nb, res);
+        for (int h = 0; h < (k + 1 < ng ? 2 : 1); h++) {
+            const int64_t lo = g[h] * 4 > r0 ? g[h] * 4 : r0, hi = g[h] * 4 + 4 < r1 ? g[h] * 4 + 4 : r1;
+            for (int64_t r = lo; r < hi; r++) out[r] = res[4 * h + (r - g[h] * 4)];
+        }
+    }
+}
+#undef Q8X4_PF
+
 #endif
