@@ -552,4 +552,71 @@ void TGT etok_matmul_q8x4_avx512(const uint8_t *packed, int64_t r0, int64_t r1, 
 }
 #undef Q8X4_PF
 
+
+/* ---- Q5_0x8 (quant_q5_0x8.c's 8-row copy), one token ----
+ * Two 8-row groups per zmm as the Q4_1x8 kernel, per lane exactly quant_q5_0x8.c's group_dec:
+ * lane L's exact integer sum of (q - 16) x a over 4 values, here VPDPBUSD of q (0..31) minus 16
+ * times the 4 activations' sum (group_dec: maddubs minus 16 x the pair sums, then madd; no
+ * int16 overflow there), then acc[L] = fma(d_w * d_a, (float)sum, acc[L]) and reduce8. */
+#define Q50X8_PF 4096 /* group_dec's prefetch distance (ETOK_Q50X8_PF) */
+KI void group2_q50x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float res[16]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), b5 = _mm512_set1_epi8(0x10), z = _mm512_setzero_si512();
+    __m512 acc[8];
+    for (int L = 0; L < 8; L++) acc[L] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *A = ga + (size_t)i * 176u, *B = gb + (size_t)i * 176u;
+        const int8_t *a = y[i].qs;
+        for (int o = 0; o < 192; o += 64) {
+            _mm_prefetch((const char *)(A + Q50X8_PF + o), _MM_HINT_T0);
+            _mm_prefetch((const char *)(B + Q50X8_PF + o), _MM_HINT_T0);
+        }
+        /* 16 x the sum of activations 4L..4L+3 (L < 4) and 16 + 4(L-4).. (L >= 4): dword L of a */
+        _Alignas(32) int32_t s16[8];
+        _mm256_store_si256((__m256i *)(void *)s16,
+                           _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(16), _mm256_loadu_si256((const __m256i *)(const void *)a)),
+                                             _mm256_set1_epi16(1)));
+        const __m512 scale = _mm512_mul_ps(
+            _mm512_cvtph_ps(_mm256_set_m128i(_mm_loadu_si128((const __m128i *)(B + 160)), _mm_loadu_si128((const __m128i *)(A + 160)))),
+            _mm512_set1_ps(y[i].d));
+        const __m512i H = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(A + 128))),
+                                             _mm256_loadu_si256((const __m256i *)(B + 128)), 1);
+        for (int c = 0; c < 4; c++) {
+            const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(A + 32 * c))),
+                                                   _mm256_loadu_si256((const __m256i *)(B + 32 * c)), 1);
+            const __m512i lo = _mm512_or_si512(_mm512_and_si512(raw, m4), _mm512_and_si512(_mm512_slli_epi16(H, 4 - c), b5));
+            const __m512i hi =
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(raw, 4), m4), _mm512_and_si512(_mm512_srli_epi16(H, c), b5));
+            int32_t alo, ahi;
+            memcpy(&alo, a + 4 * c, 4);
+            memcpy(&ahi, a + 16 + 4 * c, 4);
+            const __m512i plo = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, lo, _mm512_set1_epi32(alo)), _mm512_set1_epi32(s16[c]));
+            const __m512i phi = _mm512_sub_epi32(_mm512_dpbusd_epi32(z, hi, _mm512_set1_epi32(ahi)), _mm512_set1_epi32(s16[4 + c]));
+            acc[c] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(plo), acc[c]);
+            acc[4 + c] = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(phi), acc[4 + c]);
+        }
+    }
+    const __m512 s0 = _mm512_add_ps(acc[4], acc[0]), s1 = _mm512_add_ps(acc[5], acc[1]);
+    const __m512 s2 = _mm512_add_ps(acc[6], acc[2]), s3 = _mm512_add_ps(acc[7], acc[3]);
+    _mm512_storeu_ps(res, _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3)));
+}
+
+void TGT etok_matmul_q50x8_avx512(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
+                                  float *out) {
+    const int64_t nb = n / ETOK_QK;
+    const size_t gbytes = (size_t)nb * 176u; /* etok_q50x8_group_bytes */
+    const int64_t g0 = r0 / 8, ng = (r1 + 7) / 8 - g0;
+    for (int64_t k = 0; k < ng; k += 2) { /* matmul_x8_avx2's order (etok_decode_order), two groups at a time */
+        int64_t g[2];
+        g[0] = g0 + etok_decode_order(k, ng);
+        g[1] = k + 1 < ng ? g0 + etok_decode_order(k + 1, ng) : g[0];
+        float res[16];
+        group2_q50x8(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, xq, nb, res);
+        for (int h = 0; h < (k + 1 < ng ? 2 : 1); h++) {
+            const int64_t lo = g[h] * 8 > r0 ? g[h] * 8 : r0, hi = g[h] * 8 + 8 < r1 ? g[h] * 8 + 8 : r1;
+            for (int64_t r = lo; r < hi; r++) out[r] = res[8 * h + (r - g[h] * 8)];
+        }
+    }
+}
+#undef Q50X8_PF
+
 #endif

@@ -105,6 +105,10 @@ void etok_matmul_q4_0x8_avx512(const uint8_t *packed, int64_t r0, int64_t r1, co
  * AVX2 kernel's bits (quant_avx512.c). */
 void etok_matmul_q8x4_avx512(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
                              float *out);
+/* quant_q5_0x8.c's etok_matmul_q50x8 for one token at level avx512: two 8-row groups per zmm,
+ * the AVX2 kernel's bits (quant_avx512.c). */
+void etok_matmul_q50x8_avx512(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
+                              float *out);
 /* The AMX-INT8 prefill kernel of quant_amx.c (level amx only, etok_amx_applies): rows [r0, r1)
  * of `type` in `layout` (the file's rows of row_bytes, or a repacked copy of n_in = n values a
  * row, row_bytes unused), arguments otherwise as etok_matmul_rows. Every layout of a matrix
