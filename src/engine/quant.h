@@ -367,7 +367,8 @@ int etok_isa_amx_usable(uint32_t leaf7_edx, uint64_t xcr0, long perm_rc, const c
  * IQ4_NL) with at least this many tokens (quant_amx.c). */
 #define ETOK_AMX_MIN_TOKENS 16
 int etok_amx_applies(uint32_t type, int nx);
-/* The weight layouts it reads: the file's rows or one of the repacked copies above. */
+/* The weight layouts it reads (and etok_decode_copy_avx512, quant_simd.h): the file's rows or one
+ * of the repacked copies above. */
 typedef enum {
     ETOK_AMX_FILE,
     ETOK_AMX_Q8X4,

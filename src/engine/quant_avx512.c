@@ -361,6 +361,30 @@ void TGT etok_matmul_rows_avx512(uint32_t type, const uint8_t *w, size_t row_byt
 }
 
 
+/* ---- the decode of the repacked copies at avx512: two row groups per zmm ----
+ * A pair kernel computes two groups of gs rows (ga in the low lanes, gb in the high) against one
+ * token's blocks: res[0 .. gs) for ga, res[gs .. 2 gs) for gb. */
+typedef void (*pair_kernel)(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float *res);
+
+/* Rows [r0, r1) of a copy in groups of gs rows (gbytes each) for nx tokens: the groups in the
+ * AVX2 decode's order (etok_decode_order), two at a time; an odd last group is paired with
+ * itself and its second half dropped. Only the rows of [r0, r1) are written. */
+static TGT void decode_pairs(const uint8_t *packed, size_t gbytes, int gs, int64_t r0, int64_t r1, const etok_block_q8a *xq,
+                             int64_t nb, int nx, float *out, size_t out_stride, pair_kernel kern) {
+    const int64_t g0 = r0 / gs, ng = (r1 + gs - 1) / gs - g0;
+    for (int64_t k = 0; k < ng; k += 2) {
+        const int64_t g[2] = {g0 + etok_decode_order(k, ng), k + 1 < ng ? g0 + etok_decode_order(k + 1, ng) : g0 + etok_decode_order(k, ng)};
+        for (int j = 0; j < nx; j++) {
+            float res[16], *o = out + (size_t)j * out_stride;
+            kern(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, xq + (size_t)j * (size_t)nb, nb, res);
+            for (int h = 0; h < (k + 1 < ng ? 2 : 1); h++) {
+                const int64_t lo = g[h] * gs > r0 ? g[h] * gs : r0, hi = g[h] * gs + gs < r1 ? g[h] * gs + gs : r1;
+                for (int64_t r = lo; r < hi; r++) o[r] = res[gs * h + (r - g[h] * gs)];
+            }
+        }
+    }
+}
+
 /* ---- Q4_1x8 / Q5_1x8 (quant_q4_1.c's 8-row copies), one or two tokens ----
  * Two 8-row groups at once, group a in lanes 0-7 and group b in lanes 8-15 of each zmm: per
  * lane exactly quant_q4_1.c's group1 (its bits): lane L of a block's integer dot by VPDPBUSD
@@ -368,7 +392,7 @@ void TGT etok_matmul_rows_avx512(uint32_t type, const uint8_t *w, size_t row_byt
  * acc[L]), summ = summ + m_w * s_a (a product, then a sum), then group1's reduction. A group
  * without a partner is paired with itself (lanes 8-15 dropped). */
 #define X8_PF_AHEAD 1536 /* group1's prefetch distance */
-KI void group2_x8(const uint8_t *ga, const uint8_t *gb, const int Q5, const etok_block_q8a *y, int64_t nb, float res[16],
+KI void group2_x8(const uint8_t *ga, const uint8_t *gb, const int Q5, const etok_block_q8a *y, int64_t nb, float *res,
                   const int pf) {
     const size_t bs = Q5 ? 192 : 160, od = Q5 ? 160 : 128;
     const __m512i m4 = _mm512_set1_epi8(0x0F), b5 = _mm512_set1_epi8(0x10), z = _mm512_setzero_si512();
@@ -413,27 +437,11 @@ KI void group2_x8(const uint8_t *ga, const uint8_t *gb, const int Q5, const etok
     _mm512_storeu_ps(res, _mm512_add_ps(h, summ));
 }
 
-void TGT etok_matmul_q41x8_avx512(uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq,
-                                  int64_t n, int nx, float *out, size_t out_stride) {
-    const int Q5 = type == ETOK_T_Q5_1;
-    const int64_t nb = n / ETOK_QK;
-    const size_t gbytes = (size_t)nb * (Q5 ? 192u : 160u);
-    const int64_t g0 = r0 / 8, ng = (r1 + 7) / 8 - g0;
-    for (int64_t k = 0; k < ng; k += 2) { /* group1's order (etok_decode_order), two groups at a time */
-        int64_t g[2];
-        g[0] = g0 + etok_decode_order(k, ng);
-        g[1] = k + 1 < ng ? g0 + etok_decode_order(k + 1, ng) : g[0];
-        for (int j = 0; j < nx; j++) {
-            float res[16], *o = out + (size_t)j * out_stride;
-            const etok_block_q8a *y = xq + (size_t)j * (size_t)nb;
-            if (Q5) group2_x8(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, 1, y, nb, res, 1);
-            else group2_x8(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, 0, y, nb, res, 1);
-            for (int h = 0; h < (k + 1 < ng ? 2 : 1); h++) {
-                const int64_t lo = g[h] * 8 > r0 ? g[h] * 8 : r0, hi = g[h] * 8 + 8 < r1 ? g[h] * 8 + 8 : r1;
-                for (int64_t r = lo; r < hi; r++) o[r] = res[8 * h + (r - g[h] * 8)];
-            }
-        }
-    }
+static TGT void pair_q4_1x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float *res) {
+    group2_x8(ga, gb, 0, y, nb, res, 1);
+}
+static TGT void pair_q5_1x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float *res) {
+    group2_x8(ga, gb, 1, y, nb, res, 1);
 }
 #undef X8_PF_AHEAD
 
@@ -450,7 +458,7 @@ KI int32_t sum32_i8(const int8_t *a) { /* sum of 32 signed bytes: |a| sums via (
     return (int32_t)(_mm_cvtsi128_si64(h) + _mm_extract_epi64(h, 1)) - 32 * 128;
 }
 
-KI void group2_q4_0x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float res[16]) {
+static TGT void group2_q4_0x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float *res) {
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     __m512 acc = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
@@ -477,24 +485,6 @@ KI void group2_q4_0x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a
     }
     _mm512_storeu_ps(res, acc);
 }
-
-void TGT etok_matmul_q4_0x8_avx512(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
-                                   float *out) {
-    const int64_t nb = n / ETOK_QK;
-    const size_t gbytes = (size_t)nb * 144u; /* etok_q4_0x8_group_bytes: 8 x 18 bytes a block */
-    const int64_t g0 = r0 / 8, ng = (r1 + 7) / 8 - g0;
-    for (int64_t k = 0; k < ng; k += 2) { /* x8_chunk's order (etok_decode_order), two groups at a time */
-        int64_t g[2];
-        g[0] = g0 + etok_decode_order(k, ng);
-        g[1] = k + 1 < ng ? g0 + etok_decode_order(k + 1, ng) : g[0];
-        float res[16];
-        group2_q4_0x8(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, xq, nb, res);
-        for (int h = 0; h < (k + 1 < ng ? 2 : 1); h++) {
-            const int64_t lo = g[h] * 8 > r0 ? g[h] * 8 : r0, hi = g[h] * 8 + 8 < r1 ? g[h] * 8 + 8 : r1;
-            for (int64_t r = lo; r < hi; r++) out[r] = res[8 * h + (r - g[h] * 8)];
-        }
-    }
-}
 #undef Q40X8_PF
 
 
@@ -504,7 +494,7 @@ void TGT etok_matmul_q4_0x8_avx512(const uint8_t *packed, int64_t r0, int64_t r1
  * trick's exact int32 sums by VPDPBUSD (idot2), acc[v] = fma(d_w * d_a, (float)sum, acc[v]),
  * then ((acc0 + acc2) + (acc1 + acc3)) and the pair sum of lanes 2k, 2k+1 (hadd). */
 #define Q8X4_PF 1536 /* x4_tile's prefetch distance (ETOK_Q8X4_PF) */
-KI void group2_q8x4(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float res[8]) {
+static TGT void group2_q8x4(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float *res) {
     __m512 acc[4];
     for (int v = 0; v < 4; v++) acc[v] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
@@ -532,24 +522,6 @@ KI void group2_q8x4(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *
     _mm512_storeu_ps(sv, _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3])));
     for (int k = 0; k < 8; k++) res[k] = sv[2 * k] + sv[2 * k + 1];
 }
-
-void TGT etok_matmul_q8x4_avx512(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
-                                 float *out) {
-    const int64_t nb = n / ETOK_QK;
-    const size_t gbytes = (size_t)nb * 136u; /* etok_q8x4_group_bytes */
-    const int64_t g0 = r0 / 4, ng = (r1 + 3) / 4 - g0;
-    for (int64_t k = 0; k < ng; k += 2) { /* matmul_x4_avx2's order (etok_decode_order), two groups at a time */
-        int64_t g[2];
-        g[0] = g0 + etok_decode_order(k, ng);
-        g[1] = k + 1 < ng ? g0 + etok_decode_order(k + 1, ng) : g[0];
-        float res[8];
-        group2_q8x4(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, xq, nb, res);
-        for (int h = 0; h < (k + 1 < ng ? 2 : 1); h++) {
-            const int64_t lo = g[h] * 4 > r0 ? g[h] * 4 : r0, hi = g[h] * 4 + 4 < r1 ? g[h] * 4 + 4 : r1;
-            for (int64_t r = lo; r < hi; r++) out[r] = res[4 * h + (r - g[h] * 4)];
-        }
-    }
-}
 #undef Q8X4_PF
 
 
@@ -559,7 +531,7 @@ void TGT etok_matmul_q8x4_avx512(const uint8_t *packed, int64_t r0, int64_t r1, 
  * times the 4 activations' sum (group_dec: maddubs minus 16 x the pair sums, then madd; no
  * int16 overflow there), then acc[L] = fma(d_w * d_a, (float)sum, acc[L]) and reduce8. */
 #define Q50X8_PF 4096 /* group_dec's prefetch distance (ETOK_Q50X8_PF) */
-KI void group2_q50x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float res[16]) {
+static TGT void group2_q50x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float *res) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), b5 = _mm512_set1_epi8(0x10), z = _mm512_setzero_si512();
     __m512 acc[8];
     for (int L = 0; L < 8; L++) acc[L] = _mm512_setzero_ps();
@@ -599,24 +571,21 @@ KI void group2_q50x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a 
     const __m512 s2 = _mm512_add_ps(acc[6], acc[2]), s3 = _mm512_add_ps(acc[7], acc[3]);
     _mm512_storeu_ps(res, _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3)));
 }
+#undef Q50X8_PF
 
-void TGT etok_matmul_q50x8_avx512(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
-                                  float *out) {
+
+void TGT etok_decode_copy_avx512(etok_amx_layout layout, uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1,
+                                 const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {
     const int64_t nb = n / ETOK_QK;
-    const size_t gbytes = (size_t)nb * 176u; /* etok_q50x8_group_bytes */
-    const int64_t g0 = r0 / 8, ng = (r1 + 7) / 8 - g0;
-    for (int64_t k = 0; k < ng; k += 2) { /* matmul_x8_avx2's order (etok_decode_order), two groups at a time */
-        int64_t g[2];
-        g[0] = g0 + etok_decode_order(k, ng);
-        g[1] = k + 1 < ng ? g0 + etok_decode_order(k + 1, ng) : g[0];
-        float res[16];
-        group2_q50x8(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, xq, nb, res);
-        for (int h = 0; h < (k + 1 < ng ? 2 : 1); h++) {
-            const int64_t lo = g[h] * 8 > r0 ? g[h] * 8 : r0, hi = g[h] * 8 + 8 < r1 ? g[h] * 8 + 8 : r1;
-            for (int64_t r = lo; r < hi; r++) out[r] = res[8 * h + (r - g[h] * 8)];
-        }
+    switch (layout) { /* each copy's bytes per row group and block (its etok_*_group_bytes / nb) */
+    case ETOK_AMX_Q41X8:
+        if (type == ETOK_T_Q5_1) decode_pairs(packed, (size_t)nb * 192u, 8, r0, r1, xq, nb, nx, out, out_stride, pair_q5_1x8);
+        else decode_pairs(packed, (size_t)nb * 160u, 8, r0, r1, xq, nb, nx, out, out_stride, pair_q4_1x8);
+        break;
+    case ETOK_AMX_Q4_0X8: decode_pairs(packed, (size_t)nb * 144u, 8, r0, r1, xq, nb, nx, out, out_stride, group2_q4_0x8); break;
+    case ETOK_AMX_Q8X4: decode_pairs(packed, (size_t)nb * 136u, 4, r0, r1, xq, nb, nx, out, out_stride, group2_q8x4); break;
+    default: decode_pairs(packed, (size_t)nb * 176u, 8, r0, r1, xq, nb, nx, out, out_stride, group2_q50x8); break; /* Q5_0x8 */
     }
 }
-#undef Q50X8_PF
 
 #endif

@@ -269,7 +269,7 @@ void etok_matmul_q41x8(uint32_t type, const uint8_t *packed, int64_t r0, int64_t
 #if ETOK_HAVE_X86_SIMD
     if (etok_amx_prefill(type, ETOK_AMX_Q41X8, packed, 0, r0, r1, xq, n, nx, out, out_stride)) return;
     if (nx <= 2 && etok_isa_active() >= ETOK_ISA_AVX512) {
-        etok_matmul_q41x8_avx512(type, packed, r0, r1, xq, n, nx, out, out_stride);
+        etok_decode_copy_avx512(ETOK_AMX_Q41X8, type, packed, r0, r1, xq, n, nx, out, out_stride);
         return;
     }
     if (etok_simd_active()) {

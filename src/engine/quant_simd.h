@@ -93,22 +93,11 @@ void etok_vec_dot_multi_avx512(uint32_t type, const void *row, const etok_block_
                                size_t out_stride);
 void etok_matmul_rows_avx512(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                              const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
-/* quant_q4_1.c's etok_matmul_q41x8 for one or two tokens at level avx512: two 8-row groups per
- * zmm, the AVX2 kernel's bits (quant_avx512.c). */
-void etok_matmul_q41x8_avx512(uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq,
-                              int64_t n, int nx, float *out, size_t out_stride);
-/* quant_q4_0.c's etok_matmul_q4_0x8 for one token at level avx512: two 8-row groups per zmm,
- * the AVX2 kernel's bits (quant_avx512.c). */
-void etok_matmul_q4_0x8_avx512(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
-                               float *out);
-/* quant_q8_0.c's etok_matmul_q8x4 for one token at level avx512: two 4-row groups per zmm, the
- * AVX2 kernel's bits (quant_avx512.c). */
-void etok_matmul_q8x4_avx512(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
-                             float *out);
-/* quant_q5_0x8.c's etok_matmul_q50x8 for one token at level avx512: two 8-row groups per zmm,
- * the AVX2 kernel's bits (quant_avx512.c). */
-void etok_matmul_q50x8_avx512(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n,
-                              float *out);
+/* The one-token decode of a repacked copy at level avx512 (quant_avx512.c): two row groups per
+ * zmm, the AVX2 kernel's bits. layout: ETOK_AMX_Q41X8 (type Q4_1 or Q5_1; nx 1 or 2),
+ * ETOK_AMX_Q4_0X8, ETOK_AMX_Q8X4 or ETOK_AMX_Q50X8 (nx 1); arguments as the copy's matmul. */
+void etok_decode_copy_avx512(etok_amx_layout layout, uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1,
+                             const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
 /* The AMX-INT8 prefill kernel of quant_amx.c (level amx only, etok_amx_applies): rows [r0, r1)
  * of `type` in `layout` (the file's rows of row_bytes, or a repacked copy of n_in = n values a
  * row, row_bytes unused), arguments otherwise as etok_matmul_rows. Every layout of a matrix
