@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <math.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,24 +54,38 @@ static void write_file(const char *path, const char *text) {
     rename(tmp, path);
 }
 
-/* The fake RAPL counter: P(t) = p0 + ramp * t watts from now on. */
+/* The fake RAPL counter: P(t) = p0 + ramp * t watts from now on. A counter this process has not
+ * updated reads as less power, so it runs at real-time priority where allowed (root, as in CI)
+ * and logs the longest it went without an update in writer_gap (writer_gap_s reads it). */
 static void start_writer(double p0, double ramp) {
     if (writer > 0) {
         kill(writer, SIGKILL);
         waitpid(writer, NULL, 0);
     }
+    char gap_path[300];
+    snprintf(gap_path, sizeof gap_path, "%s/writer_gap", dir);
+    write_file(gap_path, "0\n");
     writer = fork();
     if (writer == 0) {
-        double t0 = mono_now();
+        struct sched_param sp = {.sched_priority = 1};
+        (void)sched_setscheduler(0, SCHED_FIFO, &sp);
+        double t0 = mono_now(), last = t0, worst = 0;
         for (;;) {
-            double t = mono_now() - t0;
+            const double now = mono_now(), t = now - t0;
             char v[64];
             snprintf(v, sizeof v, "%.0f\n", 1e6 + 1e6 * (p0 * t + 0.5 * ramp * t * t));
             write_file(zone_energy, v);
+            if (now - last > worst) {
+                worst = now - last;
+                snprintf(v, sizeof v, "%.6f\n", worst);
+                write_file(gap_path, v);
+            }
+            last = now;
             usleep(5000);
         }
     }
 }
+
 
 static int setup(void **st) {
     (void)st;
@@ -165,6 +180,16 @@ static char *slurp(const char *path) {
     return b;
 }
 
+/* the current writer's longest gap between counter updates so far (s) */
+static double writer_gap_s(void) {
+    char p[300];
+    snprintf(p, sizeof p, "%s/writer_gap", dir);
+    char *t = slurp(p);
+    const double g = t ? atof(t) : 0;
+    free(t);
+    return g;
+}
+
 static size_t count(const char *s, const char *needle) {
     size_t n = 0;
     for (const char *p = s; p && (p = strstr(p, needle)); p++) n++;
@@ -205,6 +230,12 @@ static void test_grid_index_html_resume(void **st) {
     json_t *j = load_index(out);
     assert_true(json_is_true(json_object_get(j, "complete")));
     assert_false(json_is_true(json_object_get(j, "interrupted")));
+    /* the power checks hold the sweep to 30 W only while the fixture kept its counter current: a
+     * writer stalled past 0.1 s (it failed once, b2 for b1, with the suite beside an emulator on
+     * 2 cores) delivered less energy in that window, and etok was right to see drift */
+    const double gap = writer_gap_s();
+    const int steady = gap <= 0.1;
+    if (!steady) printf("note: the fake counter's writer went %.3f s without an update; power checks skipped\n", gap);
     json_t *runs = json_object_get(j, "runs"), *pts = json_object_get(j, "points"), *ord = json_object_get(j, "order");
     assert_int_equal(json_array_size(runs), 4);
     assert_int_equal(json_array_size(pts), 2);
@@ -218,6 +249,7 @@ static void test_grid_index_html_resume(void **st) {
         double jo = num(e, "joules_per_output_token");
         if (!(isfinite(jo) && jo > 0)) fail_msg("%s: J/output-token %g (%s/points/%s/run.json)", name, jo, out, name);
         assert_string_equal(json_string_value(json_object_get(e, "energy_source")), "counter");
+        if (!steady) continue;
         assert_string_equal(json_string_value(json_object_get(e, "baseline")), "b1");
         assert_false(json_is_true(json_object_get(e, "drift")));
         /* the run's own idle window saw the same 30 W: within 15%, since the fake counter is
@@ -227,12 +259,15 @@ static void test_grid_index_html_resume(void **st) {
         if (!(fabs(probe_w - 30) < 4.5)) fail_msg("%s: probe idle %g W, want 30 W", name, probe_w);
     }
     json_t *bl = json_object_get(j, "baselines");
-    assert_int_equal(json_array_size(bl), 1);
-    /* the baseline's idle window is read from the same stallable fake counter: the same 15%
-     * (1.5 W failed once under ASan with the suite in parallel) */
-    const double base_w = num(json_array_get(bl, 0), "idle_power_w");
-    if (!(fabs(base_w - 30) < 4.5)) fail_msg("baseline idle %g W, want 30 W", base_w);
+    assert_true(json_array_size(bl) >= 1);
     assert_string_equal(json_string_value(json_object_get(json_array_get(bl, 0), "reason")), "start");
+    if (steady) {
+        assert_int_equal(json_array_size(bl), 1);
+        /* the baseline's idle window is read from the same fake counter: the same 15% (1.5 W
+         * failed once under ASan with the suite in parallel) */
+        const double base_w = num(json_array_get(bl, 0), "idle_power_w");
+        if (!(fabs(base_w - 30) < 4.5)) fail_msg("baseline idle %g W, want 30 W", base_w);
+    }
     json_array_foreach(pts, i, e) {
         assert_int_equal(json_integer_value(json_object_get(e, "runs_ok")), 2);
         json_t *f = json_object_get(e, "joules_per_output_token");
