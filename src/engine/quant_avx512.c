@@ -373,7 +373,8 @@ static TGT void decode_pairs(const uint8_t *packed, size_t gbytes, int gs, int64
                              int64_t nb, int nx, float *out, size_t out_stride, pair_kernel kern) {
     const int64_t g0 = r0 / gs, ng = (r1 + gs - 1) / gs - g0;
     for (int64_t k = 0; k < ng; k += 2) {
-        const int64_t g[2] = {g0 + etok_decode_order(k, ng), k + 1 < ng ? g0 + etok_decode_order(k + 1, ng) : g0 + etok_decode_order(k, ng)};
+        const int64_t ga = g0 + etok_decode_order(k, ng);
+        const int64_t g[2] = {ga, k + 1 < ng ? g0 + etok_decode_order(k + 1, ng) : ga};
         for (int j = 0; j < nx; j++) {
             float res[16], *o = out + (size_t)j * out_stride;
             kern(packed + (size_t)g[0] * gbytes, packed + (size_t)g[1] * gbytes, xq + (size_t)j * (size_t)nb, nb, res);
@@ -392,8 +393,7 @@ static TGT void decode_pairs(const uint8_t *packed, size_t gbytes, int gs, int64
  * acc[L]), summ = summ + m_w * s_a (a product, then a sum), then group1's reduction. A group
  * without a partner is paired with itself (lanes 8-15 dropped). */
 #define X8_PF_AHEAD 1536 /* group1's prefetch distance */
-KI void group2_x8(const uint8_t *ga, const uint8_t *gb, const int Q5, const etok_block_q8a *y, int64_t nb, float *res,
-                  const int pf) {
+KI void group2_x8(const uint8_t *ga, const uint8_t *gb, const int Q5, const etok_block_q8a *y, int64_t nb, float *res) {
     const size_t bs = Q5 ? 192 : 160, od = Q5 ? 160 : 128;
     const __m512i m4 = _mm512_set1_epi8(0x0F), b5 = _mm512_set1_epi8(0x10), z = _mm512_setzero_si512();
     __m512 acc[8], summ = _mm512_setzero_ps();
@@ -401,11 +401,10 @@ KI void group2_x8(const uint8_t *ga, const uint8_t *gb, const int Q5, const etok
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *A = ga + (size_t)i * bs, *B = gb + (size_t)i * bs;
         const int8_t *a = y[i].qs;
-        if (pf)
-            for (size_t o = 0; o < bs; o += 64) {
-                _mm_prefetch((const char *)(A + X8_PF_AHEAD + o), _MM_HINT_T0);
-                _mm_prefetch((const char *)(B + X8_PF_AHEAD + o), _MM_HINT_T0);
-            }
+        for (size_t o = 0; o < bs; o += 64) { /* decode streams the copy once: group1's prefetch */
+            _mm_prefetch((const char *)(A + X8_PF_AHEAD + o), _MM_HINT_T0);
+            _mm_prefetch((const char *)(B + X8_PF_AHEAD + o), _MM_HINT_T0);
+        }
         const __m256i dh = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(B + od)), _mm_loadu_si128((const __m128i *)(A + od)));
         const __m256i mh = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(B + od + 16)), _mm_loadu_si128((const __m128i *)(A + od + 16)));
         const __m512 scale = _mm512_mul_ps(_mm512_cvtph_ps(dh), _mm512_set1_ps(y[i].d));
@@ -438,10 +437,10 @@ KI void group2_x8(const uint8_t *ga, const uint8_t *gb, const int Q5, const etok
 }
 
 static TGT void pair_q4_1x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float *res) {
-    group2_x8(ga, gb, 0, y, nb, res, 1);
+    group2_x8(ga, gb, 0, y, nb, res);
 }
 static TGT void pair_q5_1x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float *res) {
-    group2_x8(ga, gb, 1, y, nb, res, 1);
+    group2_x8(ga, gb, 1, y, nb, res);
 }
 #undef X8_PF_AHEAD
 
