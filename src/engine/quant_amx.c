@@ -187,33 +187,25 @@ static ETOK_AMX_TARGET void amx_release(void) {
 #endif
 }
 
-/* The block's 32 integers as bytes (block_ints' values, in AVX2): the 4-bit quants' low
- * nibbles are values 0..15 and their high nibbles 16..31; Q5's fifth bit k of qh goes to byte k
- * (each byte of qh broadcast to 8 bytes, one bit tested per byte, as ggml's bytes_from_bits_32). */
+/* The block's 32 integers as bytes (block_ints' values, in AVX2, through quant_simd.h's
+ * nibble and 5th-bit helpers). */
 static inline ETOK_AMX_TARGET __m256i block_vec(uint32_t type, const uint8_t *blk) {
-    if (type == ETOK_T_Q8_0) return _mm256_loadu_si256((const __m256i *)(const void *)((const etok_block_q8_0 *)blk)->qs);
-    const uint8_t *qs = type == ETOK_T_Q4_0     ? ((const etok_block_q4_0 *)blk)->qs
-                        : type == ETOK_T_Q4_1   ? ((const etok_block_q4_1 *)blk)->qs
-                        : type == ETOK_T_Q5_0   ? ((const etok_block_q5_0 *)blk)->qs
-                        : type == ETOK_T_Q5_1   ? ((const etok_block_q5_1 *)blk)->qs
-                                                : ((const etok_block_iq4_nl *)blk)->qs;
-    const __m128i q = _mm_loadu_si128((const __m128i *)(const void *)qs);
-    __m256i v = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
-    if (type == ETOK_T_Q5_0 || type == ETOK_T_Q5_1) {
-        uint32_t qh;
-        memcpy(&qh, type == ETOK_T_Q5_0 ? ((const etok_block_q5_0 *)blk)->qh : ((const etok_block_q5_1 *)blk)->qh, 4);
-        const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh),
-                                                   _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
-                                                                     0x0101010101010101, 0x0000000000000000));
-        const __m256i bit = _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe)),
-                                              _mm256_set1_epi64x(-1));
-        v = _mm256_or_si256(v, _mm256_and_si256(bit, _mm256_set1_epi8(0x10)));
+    switch (type) {
+    case ETOK_T_Q8_0: return _mm256_loadu_si256((const __m256i *)(const void *)((const etok_block_q8_0 *)blk)->qs);
+    case ETOK_T_Q4_0: return _mm256_sub_epi8(etok_unpack_nibbles(((const etok_block_q4_0 *)blk)->qs), _mm256_set1_epi8(8));
+    case ETOK_T_Q4_1: return etok_unpack_nibbles(((const etok_block_q4_1 *)blk)->qs);
+    case ETOK_T_Q5_0: {
+        const etok_block_q5_0 *q = (const etok_block_q5_0 *)blk;
+        return _mm256_sub_epi8(_mm256_or_si256(etok_unpack_nibbles(q->qs), etok_q5_high_bits(q->qh)), _mm256_set1_epi8(16));
     }
-    if (type == ETOK_T_IQ4_NL)
-        return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)etok_iq4nl_values)), v);
-    if (type == ETOK_T_Q4_0) return _mm256_sub_epi8(v, _mm256_set1_epi8(8));
-    if (type == ETOK_T_Q5_0) return _mm256_sub_epi8(v, _mm256_set1_epi8(16));
-    return v; /* Q4_1, Q5_1: q itself */
+    case ETOK_T_Q5_1: {
+        const etok_block_q5_1 *q = (const etok_block_q5_1 *)blk;
+        return _mm256_or_si256(etok_unpack_nibbles(q->qs), etok_q5_high_bits(q->qh));
+    }
+    default: /* IQ4_NL: the table's values */
+        return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)etok_iq4nl_values)),
+                                   etok_unpack_nibbles(((const etok_block_iq4_nl *)blk)->qs));
+    }
 }
 
 /* Eight rows' integers (v[j]: row j's 32 bytes = 8 groups of 4) into the B tile, whose row k4
@@ -237,6 +229,18 @@ static inline ETOK_AMX_TARGET void tile_put8(int8_t *bt, int h, const __m256i v[
     }
 }
 
+/* Bytes of one row group of a repacked copy (each copy's own etok_*_group_bytes; 0: the file's rows) */
+static size_t copy_group_bytes(uint32_t type, etok_amx_layout layout, int64_t n) {
+    switch (layout) {
+    case ETOK_AMX_Q8X4: return etok_q8x4_group_bytes(n);
+    case ETOK_AMX_Q4_0X8: return etok_q4_0x8_group_bytes(n);
+    case ETOK_AMX_Q41X8: return etok_q41x8_group_bytes(type, n);
+    case ETOK_AMX_Q50X8: return etok_q50x8_group_bytes(n);
+    case ETOK_AMX_IQ4NLX8: return etok_iq4nlx8_group_bytes(n);
+    default: return 0;
+    }
+}
+
 /* Two 32-byte regions that each hold 8 bytes of 4 rows (rows 0-3 at p0, rows 4-7 at p1; row k's
  * at 8 (k % 4)) as two vectors of 8 rows: lo = the rows' bytes 0..3, hi = bytes 4..7. */
 static inline ETOK_AMX_TARGET void rows4x2(const uint8_t *p0, const uint8_t *p1, __m256i *lo, __m256i *hi) {
@@ -255,23 +259,24 @@ static inline ETOK_AMX_TARGET void rows4x2(const uint8_t *p0, const uint8_t *p1,
  * 5th bits come from the copies' arrangement ((H << (4-c)) & 0x10 and (H >> c) & 0x10,
  * quant_q4_1.c). Q8_0x4 holds 8 bytes of 4 rows per chunk: chunk j is tile rows 2j and 2j+1.
  * The 8 F16 scales (and minima) are copied as they are. Returns 0 for the file's layout. */
-static inline ETOK_AMX_TARGET int unpack8_x8(uint32_t type, etok_amx_layout layout, const uint8_t *w, int64_t n,
+static inline ETOK_AMX_TARGET int unpack8_x8(uint32_t type, etok_amx_layout layout, const uint8_t *w, int64_t n, size_t gb,
                                              int64_t row, int64_t i, int8_t *bt, int h, etok_f16 *dh, etok_f16 *mh) {
     const int64_t nb = n / ETOK_QK, grp = row / 8;
+    const size_t bb = gb / (size_t)nb; /* a block of the group (all but Q4_0x8, whose scales follow its quants) */
     const uint8_t *Q, *D, *M = NULL, *H = NULL;
     int off = 0;
     if (layout == ETOK_AMX_Q4_0X8) {
-        const uint8_t *o = w + (size_t)grp * etok_q4_0x8_group_bytes(n);
+        const uint8_t *o = w + (size_t)grp * gb;
         Q = o + (size_t)i * 128u, D = o + (size_t)nb * 128u + (size_t)i * 16u, off = 8;
     } else if (layout == ETOK_AMX_Q41X8) {
         const int q5 = type == ETOK_T_Q5_1;
-        const uint8_t *B = w + ((size_t)grp * (size_t)nb + (size_t)i) * (q5 ? 192u : 160u);
+        const uint8_t *B = w + (size_t)grp * gb + (size_t)i * bb;
         Q = B, H = q5 ? B + 128 : NULL, D = B + (q5 ? 160 : 128), M = D + 16;
     } else if (layout == ETOK_AMX_Q50X8) {
-        const uint8_t *B = w + ((size_t)grp * (size_t)nb + (size_t)i) * 176u;
+        const uint8_t *B = w + (size_t)grp * gb + (size_t)i * bb;
         Q = B, H = B + 128, D = B + 160, off = 16;
     } else if (layout == ETOK_AMX_Q8X4) {
-        const uint8_t *B0 = w + ((size_t)(2 * grp) * (size_t)nb + (size_t)i) * 136u, *B1 = B0 + (size_t)nb * 136u;
+        const uint8_t *B0 = w + (size_t)(2 * grp) * gb + (size_t)i * bb, *B1 = B0 + gb; /* two 4-row groups */
         for (int j = 0; j < 4; j++) {
             __m256i lo, hi;
             rows4x2(B0 + 32 * j, B1 + 32 * j, &lo, &hi);
@@ -282,7 +287,7 @@ static inline ETOK_AMX_TARGET int unpack8_x8(uint32_t type, etok_amx_layout layo
         memcpy(dh + 4, B1 + 128, 8);
         return 1;
     } else if (layout == ETOK_AMX_IQ4NLX8) {
-        const uint8_t *B = w + ((size_t)grp * (size_t)nb + (size_t)i) * 144u;
+        const uint8_t *B = w + (size_t)grp * gb + (size_t)i * bb;
         const __m256i m4 = _mm256_set1_epi8(0x0F);
         const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(const void *)etok_iq4nl_values));
         for (int v = 0; v < 2; v++) {
@@ -324,11 +329,12 @@ static ETOK_AMX_TARGET void unpack_group(uint32_t type, etok_amx_layout layout, 
                                          int64_t n, int64_t g0, int vr, int64_t c0, int nc, int8_t (*bt)[8 * 64],
                                          float (*dw)[16], float (*mw)[16]) {
     const int min = has_min(type);
+    const size_t gb = copy_group_bytes(type, layout, n);
     for (int b = 0; b < nc; b++) {
         _Alignas(32) etok_f16 dh[16] = {0}, mh[16] = {0}; /* F16 scales and minima (0: padding) */
         for (int h = 0; h < 2; h++) {
             if ((g0 + 8 * h) % 8 == 0 && 8 * h + 8 <= vr &&
-                unpack8_x8(type, layout, w, n, g0 + 8 * h, c0 + b, bt[b], h, &dh[8 * h], &mh[8 * h]))
+                unpack8_x8(type, layout, w, n, gb, g0 + 8 * h, c0 + b, bt[b], h, &dh[8 * h], &mh[8 * h]))
                 continue;
             __m256i v[8];
             for (int j = 0; j < 8; j++) {

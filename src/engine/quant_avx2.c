@@ -25,13 +25,6 @@ static inline TGT float add_prod(float s, float a, float b) {
     return s + p;
 }
 
-/* 16 bytes of nibbles -> 32 bytes: low nibbles (values 0..15) then high nibbles (16..31). */
-static inline TGT __m256i unpack_nibbles(const uint8_t *qs) {
-    __m128i b = _mm_loadu_si128((const __m128i *)qs);
-    __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1);
-    return _mm256_and_si256(x, _mm256_set1_epi8(0x0F));
-}
-
 /* Sum of u8*s8 products of 32 bytes as 8 int32 lanes. */
 static inline TGT __m256i dot_us8(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
@@ -81,7 +74,7 @@ static TGT float dot_q4_1(const etok_block_q4_1 *b, const etok_block_q8a *y, int
     float summ = 0;
     for (int64_t i = 0; i < nb; i++) {
         summ = add_prod(summ, h2f(b[i].m), y[i].s);
-        __m256i p = dot_us8(unpack_nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256i p = dot_us8(etok_unpack_nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
     }
     return hsum_ps(acc) + summ;
@@ -92,24 +85,11 @@ static TGT float dot_q4_0(const etok_block_q4_0 *b, const etok_block_q8a *y, int
     float corr = 0;
     for (int64_t i = 0; i < nb; i++) {
         float dw = h2f(b[i].d);
-        __m256i p = dot_us8(unpack_nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
+        __m256i p = dot_us8(etok_unpack_nibbles(b[i].qs), _mm256_loadu_si256((const __m256i *)y[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(dw * y[i].d), _mm256_cvtepi32_ps(p), acc);
         corr += dw * 8.0f * y[i].s;
     }
     return hsum_ps(acc) - corr;
-}
-
-/* The 5th bits of a Q5_0/Q5_1 block as 32 bytes in value order: 0x10 where bit j of qh (a
- * little-endian uint32) is set, else 0. Byte j of the result takes byte j/8 of qh and tests
- * bit j%8 of it. */
-static inline TGT __m256i q5_high_bits(const uint8_t qh[4]) {
-    uint32_t h;
-    memcpy(&h, qh, 4); /* x86 is little-endian, as the file */
-    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, /* lane 0: bytes 0, 1 */
-                                         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3); /* lane 1: bytes 2, 3 */
-    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
-    __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)h), sel), bit);
-    return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(0x10));
 }
 
 /* Q5_0: the weights are made signed (q - 16, -16..15) so the integer dot is exact and needs
@@ -118,7 +98,7 @@ static TGT float dot_q5_0(const etok_block_q5_0 *b, const etok_block_q8a *y, int
     __m256 acc = _mm256_setzero_ps();
     const __m256i off = _mm256_set1_epi8(16);
     for (int64_t i = 0; i < nb; i++) {
-        __m256i q = _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(b[i].qs), q5_high_bits(b[i].qh)), off);
+        __m256i q = _mm256_sub_epi8(_mm256_or_si256(etok_unpack_nibbles(b[i].qs), etok_q5_high_bits(b[i].qh)), off);
         __m256i p = dot_ss8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
     }
@@ -131,7 +111,7 @@ static TGT float dot_q5_1(const etok_block_q5_1 *b, const etok_block_q8a *y, int
     float summ = 0;
     for (int64_t i = 0; i < nb; i++) {
         summ = add_prod(summ, h2f(b[i].m), y[i].s);
-        __m256i q = _mm256_or_si256(unpack_nibbles(b[i].qs), q5_high_bits(b[i].qh));
+        __m256i q = _mm256_or_si256(etok_unpack_nibbles(b[i].qs), etok_q5_high_bits(b[i].qh));
         __m256i p = dot_us8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
     }
@@ -208,7 +188,7 @@ static TGT float dot_iq4_nl(const etok_block_iq4_nl *b, const etok_block_q8a *y,
     __m256 acc = _mm256_setzero_ps();
     const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
     for (int64_t i = 0; i < nb; i++) {
-        __m256i q = _mm256_shuffle_epi8(tbl, unpack_nibbles(b[i].qs));
+        __m256i q = _mm256_shuffle_epi8(tbl, etok_unpack_nibbles(b[i].qs));
         __m256i p = dot_ss8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
         acc = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i].d) * y[i].d), _mm256_cvtepi32_ps(p), acc);
     }
@@ -224,13 +204,13 @@ static TGT float dot_iq4_nl_1tok(const etok_block_iq4_nl *b, const etok_block_q8
     int64_t i = 0;
     for (; i + 1 < nb; i += 2)
         for (int k = 0; k < 2; k++) {
-            __m256i q = _mm256_shuffle_epi8(tbl, unpack_nibbles(b[i + k].qs));
+            __m256i q = _mm256_shuffle_epi8(tbl, etok_unpack_nibbles(b[i + k].qs));
             __m256i p = dot_ss8(q, _mm256_loadu_si256((const __m256i *)y[i + k].qs));
             acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[i + k].d) * y[i + k].d), _mm256_cvtepi32_ps(p), acc[k]);
         }
     float sum = hsum_ps(_mm256_add_ps(acc[0], acc[1]));
     if (i < nb) {
-        __m256i q = _mm256_shuffle_epi8(tbl, unpack_nibbles(b[i].qs));
+        __m256i q = _mm256_shuffle_epi8(tbl, etok_unpack_nibbles(b[i].qs));
         __m256i p = dot_ss8(q, _mm256_loadu_si256((const __m256i *)y[i].qs));
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
         s4 = _mm_hadd_epi32(s4, s4);
@@ -428,7 +408,7 @@ static TGT void dot_q4_1_x4(const etok_block_q4_1 *b, const etok_block_q8a *y0, 
     float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (int64_t i = 0; i < nb; i++) {
         const float d = h2f(b[i].d), m = h2f(b[i].m);
-        const __m256i q = unpack_nibbles(b[i].qs);
+        const __m256i q = etok_unpack_nibbles(b[i].qs);
         s0 = add_prod(s0, m, y0[i].s);
         s1 = add_prod(s1, m, y1[i].s);
         s2 = add_prod(s2, m, y2[i].s);
@@ -477,7 +457,7 @@ static TGT void dot_q4_0_x4(const etok_block_q4_0 *b, const etok_block_q8a *cons
     for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps(), corr[v] = 0;
     for (int64_t i = 0; i < nb; i++) {
         const float dw = h2f(b[i].d);
-        const __m256i q = unpack_nibbles(b[i].qs);
+        const __m256i q = etok_unpack_nibbles(b[i].qs);
         for (int v = 0; v < X4; v++) {
             const etok_block_q8a *a = y[v] + i;
             __m256i p = dot_us8(q, _mm256_loadu_si256((const __m256i *)a->qs));
@@ -503,7 +483,7 @@ static TGT void dot_q5_0_x4(const etok_block_q5_0 *b, const etok_block_q8a *cons
     for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps();
     const __m256i off = _mm256_set1_epi8(16);
     for (int64_t i = 0; i < nb; i++)
-        signed32_x4(_mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(b[i].qs), q5_high_bits(b[i].qh)), off), h2f(b[i].d), y,
+        signed32_x4(_mm256_sub_epi8(_mm256_or_si256(etok_unpack_nibbles(b[i].qs), etok_q5_high_bits(b[i].qh)), off), h2f(b[i].d), y,
                     i, acc);
     for (int v = 0; v < X4; v++) out[v] = hsum_ps(acc[v]);
 }
@@ -512,7 +492,7 @@ static TGT void dot_iq4_nl_x4(const etok_block_iq4_nl *b, const etok_block_q8a *
     __m256 acc[X4];
     for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps();
     const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
-    for (int64_t i = 0; i < nb; i++) signed32_x4(_mm256_shuffle_epi8(tbl, unpack_nibbles(b[i].qs)), h2f(b[i].d), y, i, acc);
+    for (int64_t i = 0; i < nb; i++) signed32_x4(_mm256_shuffle_epi8(tbl, etok_unpack_nibbles(b[i].qs)), h2f(b[i].d), y, i, acc);
     for (int v = 0; v < X4; v++) out[v] = hsum_ps(acc[v]);
 }
 
@@ -522,7 +502,7 @@ static TGT void dot_q5_1_x4(const etok_block_q5_1 *b, const etok_block_q8a *cons
     for (int v = 0; v < X4; v++) acc[v] = _mm256_setzero_ps(), summ[v] = 0;
     for (int64_t i = 0; i < nb; i++) {
         const float d = h2f(b[i].d), m = h2f(b[i].m);
-        const __m256i q = _mm256_or_si256(unpack_nibbles(b[i].qs), q5_high_bits(b[i].qh));
+        const __m256i q = _mm256_or_si256(etok_unpack_nibbles(b[i].qs), etok_q5_high_bits(b[i].qh));
         for (int v = 0; v < X4; v++) {
             const etok_block_q8a *a = y[v] + i;
             summ[v] = add_prod(summ[v], m, a->s);
@@ -725,10 +705,10 @@ static TGT void dot_q4_1_4rows(const etok_block_q4_1 *b0, const etok_block_q4_1 
         s1 = add_prod(s1, h2f(b1[i].m), ys);
         s2 = add_prod(s2, h2f(b2[i].m), ys);
         s3 = add_prod(s3, h2f(b3[i].m), ys);
-        a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b0[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(b0[i].qs), yq)), a0);
-        a1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b1[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(b1[i].qs), yq)), a1);
-        a2 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b2[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(b2[i].qs), yq)), a2);
-        a3 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b3[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(unpack_nibbles(b3[i].qs), yq)), a3);
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b0[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(etok_unpack_nibbles(b0[i].qs), yq)), a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b1[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(etok_unpack_nibbles(b1[i].qs), yq)), a1);
+        a2 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b2[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(etok_unpack_nibbles(b2[i].qs), yq)), a2);
+        a3 = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b3[i].d) * yd), _mm256_cvtepi32_ps(dot_us8(etok_unpack_nibbles(b3[i].qs), yq)), a3);
     }
     out[0] = hsum_ps(a0) + s0;
     out[1] = hsum_ps(a1) + s1;
@@ -783,7 +763,7 @@ static TGT void dot_q5_0_4rows(const uint8_t *p, size_t rb, const etok_block_q8a
         const __m256i y16 = _mm256_maddubs_epi16(sixteen, yq);
         const float yd = y[i].d;
         for (int r = 0; r < Q5_ROWS; r++) {
-            const __m256i q = _mm256_or_si256(unpack_nibbles(b[r][i].qs), q5_high_bits(b[r][i].qh));
+            const __m256i q = _mm256_or_si256(etok_unpack_nibbles(b[r][i].qs), etok_q5_high_bits(b[r][i].qh));
             const __m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, yq), y16);
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[r][i].d) * yd), _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)),
                                      acc[r]);
@@ -803,7 +783,7 @@ static TGT void dot_q5_1_4rows(const uint8_t *p, size_t rb, const etok_block_q8a
         const float yd = y[i].d, ys = y[i].s;
         for (int r = 0; r < Q5_ROWS; r++) {
             summ[r] = add_prod(summ[r], h2f(b[r][i].m), ys);
-            const __m256i q = _mm256_or_si256(unpack_nibbles(b[r][i].qs), q5_high_bits(b[r][i].qh));
+            const __m256i q = _mm256_or_si256(etok_unpack_nibbles(b[r][i].qs), etok_q5_high_bits(b[r][i].qh));
             acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(h2f(b[r][i].d) * yd), _mm256_cvtepi32_ps(dot_us8(q, yq)), acc[r]);
         }
     }

@@ -573,17 +573,19 @@ static TGT void group2_q50x8(const uint8_t *ga, const uint8_t *gb, const etok_bl
 #undef Q50X8_PF
 
 
-void TGT etok_decode_copy_avx512(etok_amx_layout layout, uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1,
-                                 const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {
+int etok_decode_copy_avx512(etok_amx_layout layout, uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1,
+                            const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {
+    if (etok_isa_active() < ETOK_ISA_AVX512 || nx > (layout == ETOK_AMX_Q41X8 ? 2 : 1)) return 0;
     const int64_t nb = n / ETOK_QK;
-    switch (layout) { /* each copy's bytes per row group and block (its etok_*_group_bytes / nb) */
+    switch (layout) {
     case ETOK_AMX_Q41X8:
-        if (type == ETOK_T_Q5_1) decode_pairs(packed, (size_t)nb * 192u, 8, r0, r1, xq, nb, nx, out, out_stride, pair_q5_1x8);
-        else decode_pairs(packed, (size_t)nb * 160u, 8, r0, r1, xq, nb, nx, out, out_stride, pair_q4_1x8);
-        break;
-    case ETOK_AMX_Q4_0X8: decode_pairs(packed, (size_t)nb * 144u, 8, r0, r1, xq, nb, nx, out, out_stride, group2_q4_0x8); break;
-    case ETOK_AMX_Q8X4: decode_pairs(packed, (size_t)nb * 136u, 4, r0, r1, xq, nb, nx, out, out_stride, group2_q8x4); break;
-    default: decode_pairs(packed, (size_t)nb * 176u, 8, r0, r1, xq, nb, nx, out, out_stride, group2_q50x8); break; /* Q5_0x8 */
+        decode_pairs(packed, etok_q41x8_group_bytes(type, n), 8, r0, r1, xq, nb, nx, out, out_stride,
+                     type == ETOK_T_Q5_1 ? pair_q5_1x8 : pair_q4_1x8);
+        return 1;
+    case ETOK_AMX_Q4_0X8: decode_pairs(packed, etok_q4_0x8_group_bytes(n), 8, r0, r1, xq, nb, 1, out, out_stride, group2_q4_0x8); return 1;
+    case ETOK_AMX_Q8X4: decode_pairs(packed, etok_q8x4_group_bytes(n), 4, r0, r1, xq, nb, 1, out, out_stride, group2_q8x4); return 1;
+    case ETOK_AMX_Q50X8: decode_pairs(packed, etok_q50x8_group_bytes(n), 8, r0, r1, xq, nb, 1, out, out_stride, group2_q50x8); return 1;
+    default: return 0; /* the file's rows, IQ4_NLx8: no kernel here */
     }
 }
 

@@ -349,10 +349,7 @@ void etok_matmul_q4_0x8(const uint8_t *packed, int64_t r0, int64_t r1, const eto
                         float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
     if (etok_amx_prefill(ETOK_T_Q4_0, ETOK_AMX_Q4_0X8, packed, 0, r0, r1, xq, n, nx, out, out_stride)) return;
-    if (nx == 1 && etok_isa_active() >= ETOK_ISA_AVX512) {
-        etok_decode_copy_avx512(ETOK_AMX_Q4_0X8, ETOK_T_Q4_0, packed, r0, r1, xq, n, 1, out, out_stride);
-        return;
-    }
+    if (etok_decode_copy_avx512(ETOK_AMX_Q4_0X8, ETOK_T_Q4_0, packed, r0, r1, xq, n, nx, out, out_stride)) return;
     /* (a failed allocation of the sums, for rows of more than 32768 values: the scalar path) */
     if (etok_simd_active() && matmul_q4_0x8_avx2(packed, r0, r1, xq, n, nx, out, out_stride) == 0) return;
 #endif

@@ -268,10 +268,7 @@ void etok_matmul_q41x8(uint32_t type, const uint8_t *packed, int64_t r0, int64_t
                        int nx, float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
     if (etok_amx_prefill(type, ETOK_AMX_Q41X8, packed, 0, r0, r1, xq, n, nx, out, out_stride)) return;
-    if (nx <= 2 && etok_isa_active() >= ETOK_ISA_AVX512) {
-        etok_decode_copy_avx512(ETOK_AMX_Q41X8, type, packed, r0, r1, xq, n, nx, out, out_stride);
-        return;
-    }
+    if (etok_decode_copy_avx512(ETOK_AMX_Q41X8, type, packed, r0, r1, xq, n, nx, out, out_stride)) return;
     if (etok_simd_active()) {
         if (type == ETOK_T_Q5_1) matmul_q5_1x8_avx2(packed, r0, r1, xq, n, nx, out, out_stride);
         else matmul_q4_1x8_avx2(packed, r0, r1, xq, n, nx, out, out_stride);

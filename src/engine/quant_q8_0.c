@@ -344,10 +344,7 @@ void etok_matmul_q8x4(const uint8_t *packed, int64_t r0, int64_t r1, const etok_
                       float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
     if (etok_amx_prefill(ETOK_T_Q8_0, ETOK_AMX_Q8X4, packed, 0, r0, r1, xq, n, nx, out, out_stride)) return;
-    if (nx == 1 && etok_isa_active() >= ETOK_ISA_AVX512) {
-        etok_decode_copy_avx512(ETOK_AMX_Q8X4, ETOK_T_Q8_0, packed, r0, r1, xq, n, 1, out, out_stride);
-        return;
-    }
+    if (etok_decode_copy_avx512(ETOK_AMX_Q8X4, ETOK_T_Q8_0, packed, r0, r1, xq, n, nx, out, out_stride)) return;
     if (etok_simd_active()) {
         matmul_x4_avx2(packed, r0, r1, xq, n, nx, out, out_stride);
         return;

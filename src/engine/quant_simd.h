@@ -44,6 +44,7 @@ static inline int64_t etok_decode_order(int64_t i, int64_t n) {
 
 #if ETOK_HAVE_X86_SIMD
 #include <immintrin.h>
+#include <string.h>
 
 /* What the AVX2 code of quant_avx2.c, quant_k.c, quant_q4_0.c and vmath.c is compiled for
  * (per function, so the binary still runs on any x86-64; callers check etok_simd_active). */
@@ -56,6 +57,26 @@ static inline ETOK_AVX2_TARGET float etok_hsum_ps(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+/* 16 bytes of nibbles -> 32 bytes: low nibbles (values 0..15) then high nibbles (16..31). */
+static inline ETOK_AVX2_TARGET __m256i etok_unpack_nibbles(const uint8_t *qs) {
+    __m128i b = _mm_loadu_si128((const __m128i *)(const void *)qs);
+    __m256i x = _mm256_inserti128_si256(_mm256_castsi128_si256(b), _mm_srli_epi16(b, 4), 1);
+    return _mm256_and_si256(x, _mm256_set1_epi8(0x0F));
+}
+
+/* The 5th bits of a Q5_0/Q5_1 block as 32 bytes in value order: 0x10 where bit j of qh (a
+ * little-endian uint32) is set, else 0. Byte j of the result takes byte j/8 of qh and tests
+ * bit j%8 of it. */
+static inline ETOK_AVX2_TARGET __m256i etok_q5_high_bits(const uint8_t qh[4]) {
+    uint32_t h;
+    memcpy(&h, qh, 4); /* x86 is little-endian, as the file */
+    const __m256i sel = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, /* lane 0: bytes 0, 1 */
+                                         2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3); /* lane 1: bytes 2, 3 */
+    const __m256i bit = _mm256_set1_epi64x(0x8040201008040201LL);
+    __m256i v = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)h), sel), bit);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(v, bit), _mm256_set1_epi8(0x10));
 }
 
 void etok_quantize_q8a_avx2(const float *x, etok_block_q8a *out, int64_t n);
@@ -93,11 +114,12 @@ void etok_vec_dot_multi_avx512(uint32_t type, const void *row, const etok_block_
                                size_t out_stride);
 void etok_matmul_rows_avx512(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                              const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
-/* The one-token decode of a repacked copy at level avx512 (quant_avx512.c): two row groups per
- * zmm, the AVX2 kernel's bits. layout: ETOK_AMX_Q41X8 (type Q4_1 or Q5_1; nx 1 or 2),
- * ETOK_AMX_Q4_0X8, ETOK_AMX_Q8X4 or ETOK_AMX_Q50X8 (nx 1); arguments as the copy's matmul. */
-void etok_decode_copy_avx512(etok_amx_layout layout, uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1,
-                             const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
+/* The decode of a repacked copy at level avx512 and above (quant_avx512.c): two row groups per
+ * zmm, the AVX2 kernel's bits. Runs, and returns 1, for ETOK_AMX_Q41X8 (type Q4_1 or Q5_1) with
+ * 1 or 2 tokens and for ETOK_AMX_Q4_0X8, ETOK_AMX_Q8X4, ETOK_AMX_Q50X8 with 1; else returns 0
+ * (the caller's AVX2 kernel). Arguments as the copy's matmul. */
+int etok_decode_copy_avx512(etok_amx_layout layout, uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1,
+                            const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
 /* The AMX-INT8 prefill kernel of quant_amx.c (level amx only, etok_amx_applies): rows [r0, r1)
  * of `type` in `layout` (the file's rows of row_bytes, or a repacked copy of n_in = n values a
  * row, row_bytes unused), arguments otherwise as etok_matmul_rows. Every layout of a matrix
