@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "engine/hugemem.h"
 #include "etok/engine.h"
 
 static double cpu_s(void) {
@@ -156,6 +157,10 @@ int main(int argc, char **argv) {
     stats(tg, reps, &tm, &ts);
     stats(tg0, reps, &t0m, &t0s);
     printf("etok model=%s threads=%d kv=%s\n", in->name, threads, kv == 8 ? "Q8_0" : kv == 32 ? "F32" : "F16");
+    char thp[32];
+    printf("etok weights placed at load: %.1f MB, %.1f MB of them in 2 MiB pages (transparent huge pages: %s, %s)\n",
+           in->weight_placed_bytes / 1e6, in->weight_huge_bytes / 1e6, etok_thp_mode(thp, sizeof thp),
+           etok_hugemem_wanted() ? "asked for" : "not asked for, " ETOK_HUGEMEM_ENV "=0");
     printf("etok pp%d: %.2f +- %.2f tokens/s (measured, %d runs)\n", n_prompt, pm, ps, reps);
     printf("etok tg%d: %.2f +- %.2f tokens/s (measured, %d runs, from an empty context)\n", n_gen, t0m, t0s, reps);
     printf("etok tg%d@d%d: %.2f +- %.2f tokens/s (measured, %d runs, after the %d-token prompt)\n", n_gen, n_prompt,

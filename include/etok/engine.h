@@ -30,6 +30,9 @@ typedef struct {
     double weight_bytes;     /* bytes of all weight tensors as stored (the real formats) */
     char weight_types[128];  /* e.g. "Q4_1 x 210, Q8_0 x 1, F32 x 61" */
     int bos_id, eos_id, eot_id; /* -1 when absent */
+    /* the weights a forward step streams, copied at load into one buffer (bytes; 0 with
+     * ETOK_HUGEPAGES=0), and how many of those bytes the kernel backed with 2 MiB pages */
+    double weight_placed_bytes, weight_huge_bytes;
 } etok_model_info;
 
 /* Load and validate a GGUF file (mmap). A malformed file gives one clear error naming

@@ -10,6 +10,10 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "engine/hugemem.h"
+#include "engine/quant.h"
 #include "etok/bgload.h"
 #include "etok/energy.h"
 #include "etok/parse.h"
@@ -309,4 +313,15 @@ void etok_cli_chat_note(const char *cmd, const char *model_path, const etok_mode
             "continues text instead of answering a turn: give it a plain or few-shot prompt (docs/ENGINE.md, "
             "\"Chat on a file without a template\")\n",
             cmd, model_path ? model_path : "the model", name);
+}
+
+void etok_cli_engine_config(void *cfg, const etok_model_info *mi) {
+    json_t *c = cfg;
+    char thp[32];
+    json_object_set_new(c, "kernel_level", json_string(etok_isa_name(etok_isa_active())));
+    json_object_set_new(c, "kernel_level_detected", json_string(etok_isa_name(etok_isa_detected())));
+    json_object_set_new(c, "weights_placed_bytes", json_real(mi ? mi->weight_placed_bytes : 0.0));
+    json_object_set_new(c, "weights_huge_page_bytes", json_real(mi ? mi->weight_huge_bytes : 0.0));
+    json_object_set_new(c, "huge_pages", json_string(etok_hugemem_wanted() ? "asked" : "off (ETOK_HUGEPAGES=0)"));
+    json_object_set_new(c, "thp_mode", json_string(etok_thp_mode(thp, sizeof thp)));
 }

@@ -71,6 +71,11 @@ int etok_cli_levers_check(const char *cmd, const etok_cli_levers *lv);
 int etok_cli_levers_any(const etok_cli_levers *lv);
 /* Name of the KV type for records: "f16", "q8_0", "f32". */
 const char *etok_cli_kv_type_name(int kv_bits);
+/* How the built-in engine runs, into a record's config (bench and serve alike): the kernel level
+ * (quant.h: scalar / avx2 / avx512 / amx; forced by ETOK_ISA) active and detected, and the
+ * weights' memory (engine/hugemem.h): bytes placed at load, bytes of them in 2 MiB pages, the
+ * kernel's THP mode and whether huge pages were asked for (ETOK_HUGEPAGES). `cfg` is a json_t *. */
+void etok_cli_engine_config(void *cfg, const etok_model_info *mi);
 
 /* The machine levers (issue 16; etok/levers_hw.h): --cpu-max-freq F, --gpu-power-limit W. */
 #define ETOK_CLI_HW_LEVERS_HELP                                                                                     \

@@ -19,7 +19,6 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "engine/quant.h"
 #include "etok/bgload.h"
 #include "etok/cpuload.h"
 #include "etok/attribute.h"
@@ -692,9 +691,7 @@ static void bench_fill_record(const bench_args *a, bench_run_state *s, int argc,
         json_object_set_new(cfg, "kv_type", json_string(etok_cli_kv_type_name(a->levers.kv_bits)));
         json_object_set_new(cfg, "attn_window", json_integer(a->levers.attn_window));
         json_object_set_new(cfg, "attn_sinks", json_integer(a->levers.attn_sinks));
-        /* the engine's kernel level (quant.h: scalar / avx2 / avx512 / amx; forced by ETOK_ISA) */
-        json_object_set_new(cfg, "kernel_level", json_string(etok_isa_name(etok_isa_active())));
-        json_object_set_new(cfg, "kernel_level_detected", json_string(etok_isa_name(etok_isa_detected())));
+        etok_cli_engine_config(cfg, mi);
     }
     json_object_set_new(cfg, "sampling", json_string("greedy"));
     char eh[32];

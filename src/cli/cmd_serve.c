@@ -13,7 +13,6 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "engine/quant.h"
 #include "etok/bgload.h"
 #include "etok/grid.h"
 #include "etok/parse.h"
@@ -140,8 +139,7 @@ static char *serve_config(const etok_serve_opts *o, const etok_cli_levers *lv, c
     json_object_set_new(c, "kv_type", json_string(etok_cli_kv_type_name(lv->kv_bits)));
     json_object_set_new(c, "attn_window", json_integer(lv->attn_window));
     json_object_set_new(c, "attn_sinks", json_integer(lv->attn_sinks));
-    json_object_set_new(c, "kernel_level", json_string(etok_isa_name(etok_isa_active())));
-    json_object_set_new(c, "kernel_level_detected", json_string(etok_isa_name(etok_isa_detected())));
+    etok_cli_engine_config(c, mi);
     char *txt = json_dumps(c, JSON_COMPACT | JSON_PRESERVE_ORDER);
     json_decref(c);
     return txt;

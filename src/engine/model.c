@@ -43,6 +43,7 @@
 /* ------------------------------------------------------------------ loading */
 
 static void repack_at_load(etok_model *m);
+static void place_weights(etok_model *m);
 
 static int get_u32_req(const etok_gguf *g, const char *key, int *out, etok_err *err) {
     uint32_t v;
@@ -173,6 +174,7 @@ void etok_model_free(etok_model *m) {
     free(m->owned);
     for (int i = 0; i < m->n_packed; i++) free(m->packed[i]);
     free(m->packed);
+    etok_hugemem_free(&m->weights_mem);
     etok_tokenizer_free(m->tok);
     etok_gguf_close(m->gguf);
     free(m);
@@ -557,6 +559,7 @@ etok_model *etok_model_load(const char *path, etok_err *err) {
      * product, as llama.cpp does, so both engines round the angles alike) */
     m->rope_theta_scale = powf((float)in->rope_freq_base, -2.0f / (float)m->rope_dims);
     repack_at_load(m);
+    place_weights(m);
     describe_types(m, NULL, 0, NULL);
     step_bytes(m);
     m->matmul_params = (double)in->n_layers * (double)(2 * d * qd + 2 * d * kvd + 3 * d * dff);
@@ -599,7 +602,6 @@ static void release_rows(etok_model *m, const uint8_t *p, size_t n) {
         }
     for (int i = 0; i < m->n_packed; i++)
         if (m->packed[i] == p) {
-            m->packed_bytes -= (double)n;
             free(m->packed[i]);
             m->packed[i] = NULL;
             return;
@@ -675,6 +677,62 @@ static void repack_at_load(etok_model *m) {
     }
 }
 
+/* Every matrix a forward step streams, copied at load into one buffer in 2 MiB pages
+ * (hugemem.h), in the order the step reads them: layer by layer wq, wk, wv, wo, gate, up, down,
+ * then the LM head (with a tied embedding table, the same copy). Each matrix's former rows are
+ * released (a repacked or re-encoded buffer freed, the file's pages dropped), so the resident
+ * weights do not double; a previous placement (before --weights) is unmapped whole, since every
+ * matrix moves to the new one. An untied embedding table stays in the file: a step reads one row
+ * of it per token. With ETOK_HUGEPAGES=0, or when the buffer cannot be mapped, the weights stay
+ * where they are and info.weight_huge_bytes says 0. */
+static void place_weights(etok_model *m) {
+    const etok_model_info *in = &m->info;
+    m->info.weight_placed_bytes = 0;
+    m->info.weight_huge_bytes = 0;
+    if (!etok_hugemem_wanted()) return;
+    etok_mat *order[7];
+    size_t total = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        etok_hugemem mem;
+        if (pass == 1 && (total == 0 || etok_hugemem_alloc(&mem, total))) return;
+        size_t off = 0;
+        const int tied = m->tok_embd.data == m->output.data;
+        for (int l = 0; l <= in->n_layers; l++) {
+            etok_layer *L = l < in->n_layers ? &m->layers[l] : NULL;
+            int n = 0;
+            if (L) {
+                etok_mat *lm[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+                memcpy(order, lm, sizeof lm);
+                n = 7;
+            } else {
+                order[n++] = &m->output;
+            }
+            for (int k = 0; k < n; k++) {
+                etok_mat *M = order[k];
+                const size_t bytes = (size_t)M->n_out * M->row_bytes;
+                if (pass == 0) {
+                    total += (bytes + 63) / 64 * 64; /* each matrix on a cache line */
+                    continue;
+                }
+                uint8_t *to = mem.base + off;
+                off += (bytes + 63) / 64 * 64;
+                memcpy(to, M->data, bytes);
+                const uint8_t *old = M->data;
+                M->data = to;
+                release_rows(m, old, bytes);
+            }
+        }
+        if (pass == 1) {
+            if (tied) m->tok_embd = m->output;
+            etok_hugemem_free(&m->weights_mem); /* a previous placement: nothing reads it now */
+            m->weights_mem = mem;
+            m->info.weight_placed_bytes = (double)total;
+            const double hb = etok_hugemem_huge_bytes(&mem);
+            m->info.weight_huge_bytes = hb > 0 ? hb : 0;
+        }
+    }
+}
+
 /* ------------------------------------------------------------------ weight format at load */
 
 static const struct {
@@ -710,7 +768,10 @@ static int reencode_mat(etok_model *m, etok_mat *mat, uint32_t type, float *row,
         etok_quantize_row(type, row, buf + (size_t)r * rb, mat->n_in);
     }
     m->owned[m->n_owned++] = buf;
-    if (mat->layout != ETOK_LAYOUT_FILE) release_rows(m, mat->data, (size_t)mat->n_out * mat->row_bytes); /* the repacked copy */
+    if (mat->layout != ETOK_LAYOUT_FILE) { /* the repacked copy */
+        m->packed_bytes -= (double)mat->n_out * (double)mat->row_bytes;
+        release_rows(m, mat->data, (size_t)mat->n_out * mat->row_bytes);
+    }
     mat->type = type;
     mat->row_bytes = rb;
     mat->data = buf;
@@ -770,6 +831,7 @@ int etok_model_set_weights(etok_model *m, const char *format, etok_err *err) {
     }
     if (in->tied_embeddings) m->output = m->tok_embd;
     repack_at_load(m); /* the re-encoded matrices, as at load */
+    place_weights(m);
     describe_types(m, orig, n_orig, orig_types);
     step_bytes(m);
     rc = 0;
@@ -901,25 +963,24 @@ int etok_kv_cache_init(etok_kv_cache *kv, const etok_model *m, int n_slots, int 
     }
     size_t n = (size_t)n_slots * kv->slot_rows * kv->row_bytes;
     kv->bytes = n;
-    /* Anonymous mappings: zeroed pages, only touched as positions are written, and page
-     * aligned, so a KV head's F16 or F32 row (a multiple of 64 bytes from 32 values up)
+    /* Anonymous mappings (hugemem.h): zeroed pages, only touched as positions are written, and
+     * 2 MiB aligned, so a KV head's F16 or F32 row (a multiple of 64 bytes from 32 values up)
      * starts on a cache line. calloc's large blocks start 16 bytes into a page, and every
      * 64-byte read of such a row straddled two lines. (A Q8_0 head row, 34 bytes a block, is
-     * not a multiple of 64 either way.) */
-    kv->k = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    kv->v = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (kv->k == MAP_FAILED) kv->k = NULL;
-    if (kv->v == MAP_FAILED) kv->v = NULL;
-    if (!kv->k || !kv->v) {
+     * not a multiple of 64 either way.) In 2 MiB pages a decode step's pass over the cache
+     * crosses 512 times fewer pages. */
+    if (etok_hugemem_alloc(&kv->k_mem, n) || etok_hugemem_alloc(&kv->v_mem, n)) {
         etok_kv_cache_free(kv);
         return etok_errf(err, "KV cache: cannot allocate 2 x %.1f MB", (double)n / 1e6);
     }
+    kv->k = kv->k_mem.base;
+    kv->v = kv->v_mem.base;
     return 0;
 }
 
 void etok_kv_cache_free(etok_kv_cache *kv) {
-    if (kv->k) munmap(kv->k, kv->bytes);
-    if (kv->v) munmap(kv->v, kv->bytes);
+    etok_hugemem_free(&kv->k_mem);
+    etok_hugemem_free(&kv->v_mem);
     free(kv->layout);
     kv->k = kv->v = NULL;
     kv->layout = NULL;

@@ -12,6 +12,7 @@
 #include "engine/gguf.h"
 #include "engine/quant.h"
 #include "engine/threadpool.h"
+#include "engine/hugemem.h"
 #include "engine/tokenizer.h"
 #include "etok/engine.h"
 
@@ -87,8 +88,10 @@ struct etok_model {
     int n_owned;
     uint8_t **packed;           /* repacked copies (etok_mat.layout), freed with the model; NULL slots freed early */
     int n_packed, cap_packed;
-    double packed_bytes;        /* bytes in Q4_0x8 copies, and of the file's pages released for them */
+    double packed_bytes;        /* bytes of matrices in a repacked layout (wherever the copies lie) */
     double released_bytes;
+    etok_hugemem weights_mem;   /* every matrix a forward step streams, in the order it reads them
+                                   (place_weights); empty with ETOK_HUGEPAGES=0 */
     double matmul_params;       /* parameters in per-token matmuls excluding the LM head */
 };
 
@@ -117,8 +120,9 @@ typedef struct {
     size_t head_bytes;      /* one KV head's head_dim values */
     size_t slot_rows;       /* rows of one slot over all layers */
     etok_kv_layout *layout; /* [n_layers] */
-    uint8_t *k, *v;         /* each `bytes` long, page aligned (mmap) */
+    uint8_t *k, *v;         /* each `bytes` long: k_mem.base, v_mem.base */
     size_t bytes;
+    etok_hugemem k_mem, v_mem; /* 2 MiB pages where granted (hugemem.h) */
 } etok_kv_cache;
 
 static inline int etok_kv_row_of(const etok_kv_cache *kv, int layer, int pos) {

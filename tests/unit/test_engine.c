@@ -659,6 +659,86 @@ static void test_accounting(void **state) {
     etok_model_free(m);
 }
 
+/* One model's logits after a prompt, loaded with ETOK_HUGEPAGES set to `hp` and, when `weights`
+ * is given, re-encoded into that format. */
+static void logits_with(const char *file, const char *hp, const char *weights, float *out) {
+    setenv(ETOK_HUGEMEM_ENV, hp, 1);
+    etok_err err = {{0}, 0};
+    etok_model *m = etok_model_load(tmp_path(file), &err);
+    if (!m) fail_msg("%s", err.msg);
+    if (weights && etok_model_set_weights(m, weights, &err)) fail_msg("%s", err.msg);
+    etok_engine_opts o = {2, 1, 64, 5, 16, 0, 0};
+    engine_logits(m, &o, prompt_c, N_OF(prompt_c), out);
+    etok_model_free(m);
+    unsetenv(ETOK_HUGEMEM_ENV);
+}
+
+/* Every matrix a step streams lies in the model's placed buffer, in the order a step reads them,
+ * each on a cache line; the embedding table is the LM head's copy when tied and stays out of it
+ * when not. */
+static void check_placed(const etok_model *m, const char *what) {
+    const etok_hugemem *h = &m->weights_mem;
+    if (!h->base) fail_msg("%s: no placed weights", what);
+    if ((uintptr_t)h->base % ETOK_HUGE_PAGE) fail_msg("%s: placed weights not 2 MiB aligned", what);
+    const uint8_t *prev = h->base, *end = h->base + h->bytes;
+    double sum = 0;
+    for (int l = 0; l <= m->info.n_layers; l++) {
+        const etok_layer *L = l < m->info.n_layers ? &m->layers[l] : NULL;
+        const etok_mat *lm[7] = {L ? &L->wq : &m->output, L ? &L->wk : NULL, L ? &L->wv : NULL, L ? &L->wo : NULL,
+                                 L ? &L->w_gate : NULL, L ? &L->w_up : NULL, L ? &L->w_down : NULL};
+        for (int k = 0; k < (L ? 7 : 1); k++) {
+            const size_t n = (size_t)lm[k]->n_out * lm[k]->row_bytes;
+            if (lm[k]->data < prev || lm[k]->data + n > end || (uintptr_t)lm[k]->data % 64)
+                fail_msg("%s: layer %d matrix %d at %p is not next in the placed weights [%p, %p)", what, l, k,
+                         (const void *)lm[k]->data, (const void *)prev, (const void *)end);
+            prev = lm[k]->data + n;
+            sum += (double)((n + 63) / 64 * 64);
+        }
+    }
+    assert_float_equal(m->info.weight_placed_bytes, sum, 0);
+    assert_true(m->info.weight_huge_bytes >= 0 && m->info.weight_huge_bytes <= (double)h->mapped);
+    if (m->info.tied_embeddings) assert_ptr_equal(m->tok_embd.data, m->output.data);
+    else if (m->tok_embd.data >= h->base && m->tok_embd.data < end)
+        fail_msg("%s: the untied embedding table was placed", what); /* a step reads one row of it a token */
+}
+
+/* The weights copied at load into one buffer (hugemem.h, "Weights in 2 MiB pages" in
+ * docs/ENGINE.md): placed as check_placed says, again after --weights, and the logits bit for bit
+ * those of the weights left where they were (ETOK_HUGEPAGES=0). */
+static void test_weights_placed(void **state) {
+    (void)state;
+    const char *files[] = {"tiny.gguf", "mixed.gguf", "q4km.gguf"}, *formats[] = {NULL, "q8_0", "q4_0"};
+    for (size_t f = 0; f < N_OF(files); f++)
+        for (size_t w = 0; w < N_OF(formats); w++) {
+            etok_err err = {{0}, 0};
+            etok_model *m = etok_model_load(tmp_path(files[f]), &err);
+            if (!m) fail_msg("%s", err.msg);
+            check_placed(m, files[f]);
+            if (formats[w]) {
+                if (etok_model_set_weights(m, formats[w], &err)) fail_msg("%s", err.msg);
+                check_placed(m, formats[w]);
+            }
+            etok_model_free(m);
+            setenv(ETOK_HUGEMEM_ENV, "0", 1);
+            m = etok_model_load(tmp_path(files[f]), &err);
+            if (!m) fail_msg("%s", err.msg);
+            assert_null(m->weights_mem.base);
+            assert_float_equal(m->info.weight_placed_bytes, 0, 0);
+            assert_ptr_equal(m->layers[0].wq.layout == ETOK_LAYOUT_FILE ? m->layers[0].wq.data : m->layers[0].wq.src,
+                             m->layers[0].wq.src);
+            etok_model_free(m);
+            unsetenv(ETOK_HUGEMEM_ENV);
+            const int V = etok_tiny_gguf_vocab_size();
+            float *a = malloc(V * sizeof(float)), *b = malloc(V * sizeof(float));
+            logits_with(files[f], "1", formats[w], a);
+            logits_with(files[f], "0", formats[w], b);
+            if (memcmp(a, b, V * sizeof(float)))
+                fail_msg("%s %s: placed weights change the logits", files[f], formats[w] ? formats[w] : "keep");
+            free(a);
+            free(b);
+        }
+}
+
 static void test_tokenizer_wrappers(void **state) {
     (void)state;
     etok_err err = {{0}, 0};
@@ -743,6 +823,7 @@ int main(void) {
         cmocka_unit_test(test_chunking_and_threads), cmocka_unit_test(test_batched_equals_alone),
         cmocka_unit_test(test_slots_and_errors),  cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_accounting),        cmocka_unit_test(test_tokenizer_wrappers),
+        cmocka_unit_test(test_weights_placed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
