@@ -1,12 +1,13 @@
 /* main.c — `etok COMMAND [ARGS]`: dispatch to one subcommand, and the one check of standard
  * output at exit (a command's output lost to a full disk or a closed pipe is exit 5, never a
- * silent 0), and the check of ETOK_ISA before any command (exit 3 when invalid). Nothing else
+ * silent 0), and the check of ETOK_ISA and ETOK_HUGEPAGES before any command (exit 3 when invalid). Nothing else
  * lives here. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
+#include "engine/hugemem.h"
 #include "engine/quant.h"
 #include "etok/util.h"
 
@@ -76,10 +77,10 @@ static int dispatch(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
         if (!strcmp(argv[1], COMMANDS[i].name)) {
-            /* the engine's kernel level override (quant.h): a bad value stops every command
-             * here rather than running at another level than asked */
+            /* the engine's kernel level override (quant.h) and ETOK_HUGEPAGES (engine/hugemem.h):
+             * a bad value stops every command here rather than running otherwise than asked */
             char err[256];
-            if (etok_isa_from_env(err, sizeof err)) {
+            if (etok_isa_from_env(err, sizeof err) || etok_hugemem_env_check(err, sizeof err)) {
                 fprintf(stderr, "etok %s: %s\n", COMMANDS[i].name, err);
                 return ETOK_EXIT_INPUT;
             }

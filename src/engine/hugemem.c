@@ -14,6 +14,15 @@ int etok_hugemem_wanted(void) {
     return !(e && strcmp(e, "0") == 0);
 }
 
+int etok_hugemem_env_check(char *err, size_t errlen) {
+    const char *e = getenv(ETOK_HUGEMEM_ENV);
+    if (!e || strcmp(e, "0") == 0 || strcmp(e, "1") == 0) return 0;
+    if (err && errlen)
+        snprintf(err, errlen, "%s='%.40s': expected 0 (weights and KV cache on 4 KiB pages) or 1 (2 MiB pages asked for)",
+                 ETOK_HUGEMEM_ENV, e);
+    return -1;
+}
+
 int etok_hugemem_alloc(etok_hugemem *h, size_t bytes) {
     memset(h, 0, sizeof *h);
     const long pg = sysconf(_SC_PAGESIZE);

@@ -7,8 +7,9 @@
  * 12-23% faster on an EPYC guest). The pages are transparent huge pages asked for with
  * madvise(MADV_HUGEPAGE): the kernel may grant fewer (or none, when
  * /sys/kernel/mm/transparent_hugepage/enabled is "never"), so the buffer works either way and
- * etok_hugemem_huge_bytes says how much was granted. ETOK_HUGEPAGES=0 asks for none (the same
- * memory on 4 KiB pages), for side-by-side measurement. */
+ * etok_hugemem_huge_bytes says how much was granted. ETOK_HUGEPAGES=0 asks for none and leaves
+ * the weights where they were (in the file's mapping, or in separate copies), for side-by-side
+ * measurement. */
 #ifndef ETOK_ENGINE_HUGEMEM_H
 #define ETOK_ENGINE_HUGEMEM_H
 
@@ -31,8 +32,11 @@ typedef struct {
 int etok_hugemem_alloc(etok_hugemem *h, size_t bytes);
 void etok_hugemem_free(etok_hugemem *h);
 
-/* Is ETOK_HUGEPAGES unset or anything but "0"? */
+/* Are huge pages asked for: ETOK_HUGEPAGES unset or "1" (not "0")? */
 int etok_hugemem_wanted(void);
+/* ETOK_HUGEPAGES unset, "0" or "1": 0; anything else: -1 with a message in err (the CLI stops
+ * before any command, as for ETOK_ISA; etok_model_load refuses to load). */
+int etok_hugemem_env_check(char *err, size_t errlen);
 
 /* Bytes of [base, base + bytes) backed by huge pages now: the AnonHugePages of the mapping in
  * /proc/self/smaps (always the real one: ETOK_PROC_ROOT fixtures cannot hold this process's

@@ -313,6 +313,11 @@ static int load_layer_vecs(etok_model *m, int l, etok_err *err) {
 }
 
 etok_model *etok_model_load(const char *path, etok_err *err) {
+    char env_err[256];
+    if (etok_hugemem_env_check(env_err, sizeof env_err)) {
+        etok_errc(err, ETOK_EXIT_INPUT, "%s", env_err);
+        return NULL;
+    }
     etok_model *m = calloc(1, sizeof *m);
     if (!m) {
         etok_errf(err, "out of memory");

@@ -727,6 +727,10 @@ static void test_weights_placed(void **state) {
             assert_ptr_equal(m->layers[0].wq.layout == ETOK_LAYOUT_FILE ? m->layers[0].wq.data : m->layers[0].wq.src,
                              m->layers[0].wq.src);
             etok_model_free(m);
+            setenv(ETOK_HUGEMEM_ENV, "no", 1); /* neither 0 nor 1: refused, not taken as either */
+            assert_null(etok_model_load(tmp_path(files[f]), &err));
+            assert_int_equal(err.exit_code, ETOK_EXIT_INPUT);
+            assert_non_null(strstr(err.msg, "ETOK_HUGEPAGES='no'"));
             unsetenv(ETOK_HUGEMEM_ENV);
             const int V = etok_tiny_gguf_vocab_size();
             float *a = malloc(V * sizeof(float)), *b = malloc(V * sizeof(float));

@@ -1,5 +1,6 @@
 /* test_hugemem.c — the engine's large buffers (engine/hugemem.h): 2 MiB aligned, zeroed, the
- * whole length writable, huge pages asked for unless ETOK_HUGEPAGES=0; the smaps reader on
+ * whole length writable, huge pages asked for unless ETOK_HUGEPAGES=0 (any value but 0 or 1
+ * refused); the smaps reader on
  * fixture text (the mapping that holds an address, a missing field, no such mapping); the
  * kernel's THP mode from a fixture sysfs tree; and on this process's real smaps, the huge bytes
  * of a buffer are whole 2 MiB pages within the buffer, none when not asked for. */
@@ -71,6 +72,27 @@ static void test_asked_and_granted(void **state) {
     memset(h.base, 1, n);
     if (strcmp(mode, "always") != 0) assert_int_equal(etok_hugemem_huge_bytes(&h), 0);
     etok_hugemem_free(&h);
+    unsetenv(ETOK_HUGEMEM_ENV);
+}
+
+/* Only unset, "0" and "1" pass; anything else is refused with the variable named. */
+static void test_env_check(void **state) {
+    (void)state;
+    char err[256] = "";
+    const char *good[] = {"0", "1"}, *bad[] = {"yes", "", "2", " 1", "on"};
+    unsetenv(ETOK_HUGEMEM_ENV);
+    assert_int_equal(etok_hugemem_env_check(err, sizeof err), 0);
+    for (size_t i = 0; i < 2; i++) {
+        setenv(ETOK_HUGEMEM_ENV, good[i], 1);
+        assert_int_equal(etok_hugemem_env_check(err, sizeof err), 0);
+    }
+    for (size_t i = 0; i < 5; i++) {
+        setenv(ETOK_HUGEMEM_ENV, bad[i], 1);
+        assert_int_equal(etok_hugemem_env_check(err, sizeof err), -1);
+        char want[64];
+        snprintf(want, sizeof want, "ETOK_HUGEPAGES='%s': expected 0", bad[i]);
+        if (!strstr(err, want)) fail_msg("'%s' does not say %s", err, want);
+    }
     unsetenv(ETOK_HUGEMEM_ENV);
 }
 
@@ -156,6 +178,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alloc_aligned_zeroed_writable),
         cmocka_unit_test(test_asked_and_granted),
+        cmocka_unit_test(test_env_check),
         cmocka_unit_test(test_smaps_reader),
         cmocka_unit_test(test_thp_mode),
     };
