@@ -281,6 +281,47 @@ static inline AI TGT float vec1(uint32_t type, const uint8_t *row, const float *
     return vec_finish(type, _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3)), row, x, np, n);
 }
 
+/* BF16 without the widening load: 16 values are loaded at once and spread to floats by
+ * unpacking with zeros (unpacklo / unpackhi put values 0-3 | 8-11 and 4-7 | 12-15 of each 16
+ * into the high halves of 32-bit lanes), where cvtepu16 + slli take two loads and four
+ * operations. The accumulators are kept in that order too: p holds the lower halves of vec1's
+ * a0 | a1, q their upper halves, so every lane adds the same products in the same order as
+ * vec1 and the bits are the same (test_matmul_float). x comes in the matching order
+ * (bf16_x_order, once per call). */
+static inline AI TGT float vec1_bf16(const uint8_t *row, const float *x, const float *xs, int64_t n, uintptr_t end) {
+    const __m256i z = _mm256_setzero_si256();
+    __m256 p0 = _mm256_setzero_ps(), q0 = p0, p1 = p0, q1 = p0;
+    const int64_t np = n & ~(int64_t)31;
+    for (int64_t i = 0; i < np; i += 32) {
+        const uintptr_t pf = (uintptr_t)(row + 2 * i) + VEC_PREFETCH;
+        if (pf < end) _mm_prefetch((const char *)pf, _MM_HINT_T0);
+        const __m256i v0 = _mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * i)),
+                      v1 = _mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * i + 32));
+        p0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, v0)), _mm256_loadu_ps(xs + i), p0);
+        q0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(z, v0)), _mm256_loadu_ps(xs + i + 8), q0);
+        p1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpacklo_epi16(z, v1)), _mm256_loadu_ps(xs + i + 16), p1);
+        q1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_unpackhi_epi16(z, v1)), _mm256_loadu_ps(xs + i + 24), q1);
+    }
+    const __m256 a0 = _mm256_permute2f128_ps(p0, q0, 0x20), a1 = _mm256_permute2f128_ps(p0, q0, 0x31),
+                 a2 = _mm256_permute2f128_ps(p1, q1, 0x20), a3 = _mm256_permute2f128_ps(p1, q1, 0x31);
+    return vec_finish(ETOK_T_BF16, _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3)), row, x, np, n);
+}
+
+/* x's first np (a multiple of 32) values in vec1_bf16's order: of each 16, values 0-3, 8-11,
+ * 4-7, 12-15. */
+static void bf16_x_order(const float *x, int64_t np, float *xs) {
+    for (int64_t i = 0; i < np; i += 16) {
+        memcpy(xs + i, x + i, 4 * sizeof *x);
+        memcpy(xs + i + 4, x + i + 8, 4 * sizeof *x);
+        memcpy(xs + i + 8, x + i + 4, 4 * sizeof *x);
+        memcpy(xs + i + 12, x + i + 12, 4 * sizeof *x);
+    }
+}
+
+/* Rows of x this long or shorter take vec1_bf16 (its reordered x on the stack: 64 KiB);
+ * longer ones vec1, with the same bits. */
+#define BF16_X_MAX 16384
+
 /* Rows read at once, from as many places in the matrix: [r0, r1) is cut into that many equal
  * parts and one row of each is taken in turn, so the memory system sees several sequential
  * streams instead of one. Each row's dot is unchanged (the same bits in any order). One pinned
@@ -291,20 +332,35 @@ static inline AI TGT float vec1(uint32_t type, const uint8_t *row, const float *
  * per step) was not faster with 4 and is within the noise with 2: docs/ENGINE.md, "Decode in
  * parts". */
 #define VEC_PARTS(TYPE) ((TYPE) == ETOK_T_F32 ? 2 : 4)
+/* The k-th row a decode call reads of [r0, r0 + nr): in etok_part_order, in parts of at least
+ * 64 rows (shorter ranges: one stream, in order). */
+static inline int64_t vec_row(uint32_t type, int64_t r0, int64_t nr, int64_t k) {
+    return r0 + (nr >= 64 * VEC_PARTS(type) ? etok_part_order(k, nr, VEC_PARTS(type)) : k);
+}
 #define VEC_CASES(TYPE)                                                                                               \
     static TGT void vec_##TYPE(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const float *x, int64_t n, \
                                float *out) {                                                                           \
         const uintptr_t end = (uintptr_t)w + (size_t)r1 * row_bytes;                                                   \
-        /* rows in etok_part_order, in parts of at least 64 rows (shorter ones: one stream) */                       \
-        const int64_t nr = r1 - r0, parted = nr >= 64 * VEC_PARTS(TYPE);                                              \
-        for (int64_t k = 0; k < nr; k++) {                                                                             \
-            const int64_t r = r0 + (parted ? etok_part_order(k, nr, VEC_PARTS(TYPE)) : k);                             \
+        for (int64_t k = 0; k < r1 - r0; k++) {                                                                        \
+            const int64_t r = vec_row(TYPE, r0, r1 - r0, k);                                                           \
             out[r] = vec1(TYPE, w + (size_t)r * row_bytes, x, n, end);                                                 \
         }                                                                                                              \
     }
 VEC_CASES(ETOK_T_F32)
 VEC_CASES(ETOK_T_F16)
 VEC_CASES(ETOK_T_BF16)
+
+/* BF16 rows through vec1_bf16, in the same row order as vec_ETOK_T_BF16. */
+static TGT void vec_bf16_unpacked(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const float *x, int64_t n,
+                                  float *out) {
+    float xs[BF16_X_MAX];
+    bf16_x_order(x, n & ~(int64_t)31, xs);
+    const uintptr_t end = (uintptr_t)w + (size_t)r1 * row_bytes;
+    for (int64_t k = 0; k < r1 - r0; k++) {
+        const int64_t r = vec_row(ETOK_T_BF16, r0, r1 - r0, k);
+        out[r] = vec1_bf16(w + (size_t)r * row_bytes, x, xs, n, end);
+    }
+}
 
 static TGT void vec_avx2(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const float *xr,
                          int64_t n, int nx, float *out, size_t out_stride) {
@@ -315,6 +371,8 @@ static TGT void vec_avx2(uint32_t type, const uint8_t *w, size_t row_bytes, int6
             vec_ETOK_T_F32(w, row_bytes, r0, r1, x, n, o);
         else if (type == ETOK_T_F16)
             vec_ETOK_T_F16(w, row_bytes, r0, r1, x, n, o);
+        else if (n <= BF16_X_MAX)
+            vec_bf16_unpacked(w, row_bytes, r0, r1, x, n, o);
         else
             vec_ETOK_T_BF16(w, row_bytes, r0, r1, x, n, o);
     }

@@ -206,8 +206,40 @@ static void test_vec_tall(void **state) {
     }
 }
 
+/* The decode kernel in parts (ranges of >= 256 rows: 4 interleaved parts for F16 / BF16, 2 for
+ * F32) and over rows longer than the BF16 kernel's reordered-x buffer (BF16_X_MAX, 16384: those
+ * take the widening kernel): every row equal to the reference, rows outside untouched. */
+static void test_vec_parts_and_wide(void **state) {
+    (void)state;
+    enum { TALL = 300, TN = 104, WIDE = 16384 + 40, WROWS = 3 };
+    static float wf[TALL * TN > WROWS * WIDE ? TALL * TN : WROWS * WIDE], x[WIDE], xr[WIDE], fast[TALL], ref[TALL];
+    static uint8_t m[WROWS * WIDE * 4 > TALL * TN * 4 ? WROWS * WIDE * 4 : TALL * TN * 4];
+    const uint32_t types[] = {ETOK_T_F32, ETOK_T_F16, ETOK_T_BF16};
+    const int shapes[][2] = {{TALL, TN}, {WROWS, WIDE}, {WROWS, 16384}};
+    for (size_t i = 0; i < sizeof wf / sizeof wf[0]; i++) wf[i] = frand();
+    for (int i = 0; i < WIDE; i++) x[i] = frand() * 2.0f;
+    for (size_t ti = 0; ti < 3; ti++)
+        for (size_t si = 0; si < 3; si++) {
+            const int rows = shapes[si][0], n = shapes[si][1];
+            const size_t rb = etok_type_row_bytes(types[ti], n);
+            for (int r = 0; r < rows; r++) etok_quantize_row(types[ti], wf + (size_t)r * n, m + (size_t)r * rb, n);
+            etok_float_round_act(types[ti], x, xr, n);
+            const int ranges[][2] = {{0, rows}, {rows > 7 ? 7 : 1, rows > 7 ? rows - 3 : rows}};
+            for (size_t ri = 0; ri < 2; ri++) {
+                memset(fast, 0x5a, sizeof fast);
+                memset(ref, 0x5a, sizeof ref);
+                etok_matmul_rows_float(types[ti], m, rb, ranges[ri][0], ranges[ri][1], xr, n, 1, 0, fast, TALL);
+                etok_matmul_rows_float_ref(types[ti], m, rb, ranges[ri][0], ranges[ri][1], xr, n, 1, 0, ref, TALL);
+                if (memcmp(fast, ref, sizeof fast) != 0)
+                    fail_msg("type %u %d x %d rows [%d,%d): decode kernel != reference", types[ti], rows, n,
+                             ranges[ri][0], ranges[ri][1]);
+            }
+        }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_vec_parts_and_wide),
         cmocka_unit_test(test_rule),
         cmocka_unit_test(test_round),
         cmocka_unit_test(test_orders),
