@@ -36,7 +36,7 @@ From `include/etok/util.h`, the same for every command:
 | 0 | `ETOK_EXIT_OK` | done |
 | 1 | `ETOK_EXIT_FAIL` | the work itself failed (a meter fault, a port that cannot be bound, out of memory) |
 | 2 | `ETOK_EXIT_USAGE` | bad command line: unknown option, missing or out-of-range value, conflicting options |
-| 3 | `ETOK_EXIT_INPUT` | a bad input file: GGUF, scenario, catalog, eval set, run record, power-meter log; or a bad `ETOK_ISA` (engine kernel level, docs/ENGINE.md "Kernel levels"), checked before any command |
+| 3 | `ETOK_EXIT_INPUT` | a bad input file: GGUF, scenario, catalog, eval set, run record, power-meter log; or a bad `ETOK_ISA` (engine kernel level, docs/ENGINE.md "Kernel levels") or `ETOK_HUGEPAGES` (not 0 or 1), checked before any command |
 | 4 | `ETOK_EXIT_PERMISSION` | an energy counter exists but may not be read (the message says how to allow it) |
 | 5 | `ETOK_EXIT_OUTPUT` | an output path cannot be written (checked before anything is measured) |
 | 6 | `ETOK_EXIT_ENDPOINT` | `bench --endpoint`: the server became unreachable, or every request failed; outputs are still written, the record says why (`partial`, `stop_reason`) |
@@ -100,6 +100,7 @@ A GGUF model is mapped, not read, and must be a regular file too.
 | `ETOK_AMDSMI_LIB` | amdsmi meter | the amd-smi library to load (default `libamd_smi.so`, then `/opt/rocm/lib/libamd_smi.so`) |
 | `ETOK_MODEL` | generate | default model path |
 | `ETOK_ISA` | the built-in engine (generate, bench, serve; probe shows it) | kernel level `scalar`, `avx2`, `avx512` or `amx`; unset: `avx2` where the CPU has it (`avx512` and `amx` are opt-in, docs/ENGINE.md "Kernel levels"); a level the CPU lacks is exit 3 |
+| `ETOK_HUGEPAGES` | the built-in engine (generate, bench, serve) | `1` or unset: the weights a step streams are copied at load into one buffer and, with the KV cache, asked for in 2 MiB pages (records: `weights_placed_bytes`, `weights_huge_page_bytes`, `thp_mode`); `0`: neither (the weights stay in the file's mapping), for side-by-side measurement; any other value is exit 3 (docs/ENGINE.md "Weights in 2 MiB pages") |
 | `ETOK_DATA_DIR` | tpf | catalogs (default: the source tree's `data/`) |
 | `OPENAI_API_KEY` | bench --endpoint | default bearer key |
 | `XDG_CACHE_HOME` | probe, bench | where the hardware profile is cached |
