@@ -40,7 +40,7 @@ static void test_alloc_aligned_zeroed_writable(void **state) {
     etok_hugemem h;
     assert_int_equal(etok_hugemem_alloc(&h, 0), -1);
     assert_null(h.base);
-    assert_int_equal(etok_hugemem_huge_bytes(&h), 0); /* empty */
+    assert_float_equal(etok_hugemem_huge_bytes(&h), 0, 0); /* empty */
     etok_hugemem_free(&h);                             /* harmless */
 }
 
@@ -61,7 +61,7 @@ static void test_asked_and_granted(void **state) {
     memset(h.base, 1, n);
     const double hb = etok_hugemem_huge_bytes(&h);
     assert_true(hb >= 0 && hb <= (double)n);
-    assert_int_equal(fmod(hb, (double)ETOK_HUGE_PAGE), 0);
+    assert_float_equal(fmod(hb, (double)ETOK_HUGE_PAGE), 0, 0);
     printf("THP mode %s: %.0f of %zu bytes in huge pages\n", mode, hb, n);
     etok_hugemem_free(&h);
 
@@ -70,7 +70,7 @@ static void test_asked_and_granted(void **state) {
     assert_int_equal(etok_hugemem_alloc(&h, n), 0);
     assert_int_equal(h.huge, 0);
     memset(h.base, 1, n);
-    if (strcmp(mode, "always") != 0) assert_int_equal(etok_hugemem_huge_bytes(&h), 0);
+    if (strcmp(mode, "always") != 0) assert_float_equal(etok_hugemem_huge_bytes(&h), 0, 0);
     etok_hugemem_free(&h);
     unsetenv(ETOK_HUGEMEM_ENV);
 }
@@ -120,18 +120,18 @@ static void test_smaps_reader(void **state) {
         "7fff00000000-7fff00021000 rw-p 00000000 00:00 0                          [stack]\n"
         "AnonHugePages:         0 kB\n";
     FILE *f = text(smaps);
-    assert_int_equal(etok_smaps_anon_huge(f, 0x7f0000000000u), 8192.0 * 1024); /* the mapping's start */
+    assert_float_equal(etok_smaps_anon_huge(f, 0x7f0000000000u), 8192.0 * 1024, 0); /* the mapping's start */
     rewind(f);
-    assert_int_equal(etok_smaps_anon_huge(f, 0x7f00009fffffu), 8192.0 * 1024); /* its last byte */
+    assert_float_equal(etok_smaps_anon_huge(f, 0x7f00009fffffu), 8192.0 * 1024, 0); /* its last byte */
     rewind(f);
-    assert_int_equal(etok_smaps_anon_huge(f, 0x55d0a0000100u), 0);
+    assert_float_equal(etok_smaps_anon_huge(f, 0x55d0a0000100u), 0, 0);
     rewind(f);
-    assert_int_equal(etok_smaps_anon_huge(f, 0x7f0000a00000u), -1); /* the guard: no such field */
+    assert_float_equal(etok_smaps_anon_huge(f, 0x7f0000a00000u), -1, 0); /* the guard: no such field */
     rewind(f);
-    assert_int_equal(etok_smaps_anon_huge(f, 0x1000u), -1); /* no mapping holds it */
+    assert_float_equal(etok_smaps_anon_huge(f, 0x1000u), -1, 0); /* no mapping holds it */
     fclose(f);
     f = text("garbage\n-\n\n");
-    assert_int_equal(etok_smaps_anon_huge(f, 0x1000u), -1);
+    assert_float_equal(etok_smaps_anon_huge(f, 0x1000u), -1, 0);
     fclose(f);
 }
 
