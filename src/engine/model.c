@@ -695,47 +695,40 @@ static void place_weights(etok_model *m) {
     m->info.weight_placed_bytes = 0;
     m->info.weight_huge_bytes = 0;
     if (!etok_hugemem_wanted()) return;
-    etok_mat *order[7];
-    size_t total = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        etok_hugemem mem;
-        if (pass == 1 && (total == 0 || etok_hugemem_alloc(&mem, total))) return;
-        size_t off = 0;
-        const int tied = m->tok_embd.data == m->output.data;
-        for (int l = 0; l <= in->n_layers; l++) {
-            etok_layer *L = l < in->n_layers ? &m->layers[l] : NULL;
-            int n = 0;
-            if (L) {
-                etok_mat *lm[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
-                memcpy(order, lm, sizeof lm);
-                n = 7;
-            } else {
-                order[n++] = &m->output;
-            }
-            for (int k = 0; k < n; k++) {
-                etok_mat *M = order[k];
-                const size_t bytes = (size_t)M->n_out * M->row_bytes;
-                if (pass == 0) {
-                    total += (bytes + 63) / 64 * 64; /* each matrix on a cache line */
-                    continue;
-                }
-                uint8_t *to = mem.base + off;
-                off += (bytes + 63) / 64 * 64;
-                memcpy(to, M->data, bytes);
-                const uint8_t *old = M->data;
-                M->data = to;
-                release_rows(m, old, bytes);
-            }
-        }
-        if (pass == 1) {
-            if (tied) m->tok_embd = m->output;
-            etok_hugemem_free(&m->weights_mem); /* a previous placement: nothing reads it now */
-            m->weights_mem = mem;
-            m->info.weight_placed_bytes = (double)total;
-            const double hb = etok_hugemem_huge_bytes(&mem);
-            m->info.weight_huge_bytes = hb > 0 ? hb : 0;
-        }
+    /* the step's order: each layer's seven matrices, then the LM head */
+    const int n = 7 * in->n_layers + 1;
+    etok_mat **mats = malloc((size_t)n * sizeof *mats);
+    if (!mats) return;
+    for (int l = 0; l < in->n_layers; l++) {
+        etok_layer *L = &m->layers[l];
+        etok_mat *lm[7] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        memcpy(mats + 7 * l, lm, sizeof lm);
     }
+    mats[n - 1] = &m->output;
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += ((size_t)mats[i]->n_out * mats[i]->row_bytes + 63) / 64 * 64; /* each on a line */
+    etok_hugemem mem;
+    if (total == 0 || etok_hugemem_alloc(&mem, total)) {
+        free(mats);
+        return;
+    }
+    const int tied = m->tok_embd.data == m->output.data;
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        etok_mat *M = mats[i];
+        const size_t bytes = (size_t)M->n_out * M->row_bytes;
+        const uint8_t *old = M->data;
+        M->data = memcpy(mem.base + off, old, bytes);
+        off += (bytes + 63) / 64 * 64;
+        release_rows(m, old, bytes);
+    }
+    free(mats);
+    if (tied) m->tok_embd = m->output;
+    etok_hugemem_free(&m->weights_mem); /* a previous placement: nothing reads it now */
+    m->weights_mem = mem;
+    m->info.weight_placed_bytes = (double)total;
+    const double hb = etok_hugemem_huge_bytes(&mem);
+    m->info.weight_huge_bytes = hb > 0 ? hb : 0;
 }
 
 /* ------------------------------------------------------------------ weight format at load */
