@@ -27,7 +27,7 @@ int etok_hugemem_alloc(etok_hugemem *h, size_t bytes) {
     memset(h, 0, sizeof *h);
     const long pg = sysconf(_SC_PAGESIZE);
     const size_t page = pg > 0 ? (size_t)pg : 4096;
-    if (bytes == 0 || bytes > SIZE_MAX - ETOK_HUGE_PAGE - page) return -1;
+    if (bytes == 0 || bytes > SIZE_MAX - ETOK_HUGE_PAGE - 2 * page) return -1; /* mapped and over below fit */
     /* the buffer, then one inaccessible guard page: it keeps the kernel from merging the
      * mapping with a neighbour (so smaps reports this buffer alone) and faults an overrun */
     const size_t mapped = (bytes + page - 1) / page * page + page;

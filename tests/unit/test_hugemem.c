@@ -40,6 +40,10 @@ static void test_alloc_aligned_zeroed_writable(void **state) {
     etok_hugemem h;
     assert_int_equal(etok_hugemem_alloc(&h, 0), -1);
     assert_null(h.base);
+    assert_int_equal(etok_hugemem_alloc(&h, SIZE_MAX), -1); /* the size with its slack would wrap */
+    assert_null(h.base);
+    assert_int_equal(etok_hugemem_alloc(&h, SIZE_MAX - ETOK_HUGE_PAGE), -1);
+    assert_null(h.base);
     assert_float_equal(etok_hugemem_huge_bytes(&h), 0, 0); /* empty */
     etok_hugemem_free(&h);                             /* harmless */
 }
