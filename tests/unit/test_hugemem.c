@@ -12,12 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "engine/hugemem.h"
+#include "etok/util.h"
 
 static void test_alloc_aligned_zeroed_writable(void **state) {
     (void)state;
@@ -139,42 +138,31 @@ static void test_smaps_reader(void **state) {
     fclose(f);
 }
 
-static void write_file(const char *path, const char *s) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(s, f);
-    fclose(f);
-}
-
+/* The THP mode from a fixture sysfs tree (ETOK_SYSFS_ROOT), written with etok's own mkdir -p
+ * and file writer. */
 static void test_thp_mode(void **state) {
     (void)state;
-    char dir[] = "/tmp/etok-thp-XXXXXX", path[256], mode[32];
+    char dir[] = "/tmp/etok-thp-XXXXXX", thp[256], path[300], mode[32];
+    etok_err err = {{0}, 0};
     assert_non_null(mkdtemp(dir));
     setenv("ETOK_SYSFS_ROOT", dir, 1);
     assert_string_equal(etok_thp_mode(mode, sizeof mode), "unknown"); /* no such file */
-    snprintf(path, sizeof path, "%s/kernel", dir);
-    mkdir(path, 0700);
-    snprintf(path, sizeof path, "%s/kernel/mm", dir);
-    mkdir(path, 0700);
-    snprintf(path, sizeof path, "%s/kernel/mm/transparent_hugepage", dir);
-    mkdir(path, 0700);
-    snprintf(path, sizeof path, "%s/kernel/mm/transparent_hugepage/enabled", dir);
-    write_file(path, "always [madvise] never\n");
-    assert_string_equal(etok_thp_mode(mode, sizeof mode), "madvise");
-    write_file(path, "[always] madvise never\n");
-    assert_string_equal(etok_thp_mode(mode, sizeof mode), "always");
-    write_file(path, "always madvise [never]\n");
-    assert_string_equal(etok_thp_mode(mode, sizeof mode), "never");
-    write_file(path, "always madvise never\n"); /* no bracket */
-    assert_string_equal(etok_thp_mode(mode, sizeof mode), "unknown");
-    unlink(path);
-    snprintf(path, sizeof path, "%s/kernel/mm/transparent_hugepage", dir);
-    rmdir(path);
-    snprintf(path, sizeof path, "%s/kernel/mm", dir);
-    rmdir(path);
-    snprintf(path, sizeof path, "%s/kernel", dir);
-    rmdir(path);
-    rmdir(dir);
+    snprintf(thp, sizeof thp, "%s/kernel/mm/transparent_hugepage", dir);
+    assert_int_equal(etok_mkdirs(thp, &err), 0);
+    snprintf(path, sizeof path, "%s/enabled", thp);
+    static const struct {
+        const char *text, *mode;
+    } cases[] = {{"always [madvise] never\n", "madvise"},
+                 {"[always] madvise never\n", "always"},
+                 {"always madvise [never]\n", "never"},
+                 {"always madvise never\n", "unknown"}}; /* no bracket */
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        assert_int_equal(etok_write_file_atomic(path, cases[i].text, strlen(cases[i].text), &err), 0);
+        assert_string_equal(etok_thp_mode(mode, sizeof mode), cases[i].mode);
+    }
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
     unsetenv("ETOK_SYSFS_ROOT");
 }
 

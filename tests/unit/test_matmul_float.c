@@ -179,67 +179,45 @@ static void test_kernel_blocks(void **state) {
         }
 }
 
-/* The decode kernel over a tall matrix (one row at a time with a prefetch running ahead across
- * row boundaries up to the end of the range): every row equal to the reference, rows outside
- * the range untouched. */
+/* The decode kernel, one row at a time with a prefetch running ahead across row boundaries up
+ * to the end of the range, over: a tall matrix; ranges of >= 256 rows (read in parts: 4
+ * interleaved for F16 / BF16, 2 for F32); and rows longer than the BF16 kernel's reordered-x
+ * buffer (BF16_X_MAX, 16384: those take the widening kernel) and exactly that long. Every row
+ * equal to the reference, rows outside the range untouched. */
 static void test_vec_tall(void **state) {
     (void)state;
-    enum { ROWS = 70, N = 584 };
-    static float wf[ROWS * N], x[N], xr[N], fast[ROWS], ref[ROWS];
-    static uint8_t m[ROWS * N * 4];
+    enum { MAXROWS = 300, MAXN = 16384 + 40, MAXW = 3 * MAXN };
+    static const struct {
+        int rows, n, ranges[3][2], n_ranges;
+    } shapes[] = {{70, 584, {{0, 70}, {13, 57}, {69, 70}}, 3},
+                  {300, 104, {{0, 300}, {7, 297}}, 2},
+                  {3, MAXN, {{0, 3}, {1, 3}}, 2},
+                  {3, 16384, {{0, 3}, {1, 3}}, 2}};
+    static float wf[MAXW], x[MAXN], xr[MAXN], fast[MAXROWS], ref[MAXROWS];
+    static uint8_t m[MAXW * 4];
     const uint32_t types[] = {ETOK_T_F32, ETOK_T_F16, ETOK_T_BF16};
-    for (int i = 0; i < ROWS * N; i++) wf[i] = frand();
-    for (int i = 0; i < N; i++) x[i] = frand() * 2.0f;
-    for (size_t ti = 0; ti < 3; ti++) {
-        const size_t rb = etok_type_row_bytes(types[ti], N);
-        for (int r = 0; r < ROWS; r++) etok_quantize_row(types[ti], wf + (size_t)r * N, m + (size_t)r * rb, N);
-        etok_float_round_act(types[ti], x, xr, N);
-        const int ranges[][2] = {{0, ROWS}, {13, 57}, {69, 70}};
-        for (size_t ri = 0; ri < 3; ri++) {
-            memset(fast, 0x5a, sizeof fast);
-            memset(ref, 0x5a, sizeof ref);
-            etok_matmul_rows_float(types[ti], m, rb, ranges[ri][0], ranges[ri][1], xr, N, 1, 0, fast, ROWS);
-            etok_matmul_rows_float_ref(types[ti], m, rb, ranges[ri][0], ranges[ri][1], xr, N, 1, 0, ref, ROWS);
-            if (memcmp(fast, ref, sizeof fast) != 0)
-                fail_msg("type %u rows [%d,%d): decode kernel != reference", types[ti], ranges[ri][0], ranges[ri][1]);
-        }
-    }
-}
-
-/* The decode kernel in parts (ranges of >= 256 rows: 4 interleaved parts for F16 / BF16, 2 for
- * F32) and over rows longer than the BF16 kernel's reordered-x buffer (BF16_X_MAX, 16384: those
- * take the widening kernel): every row equal to the reference, rows outside untouched. */
-static void test_vec_parts_and_wide(void **state) {
-    (void)state;
-    enum { TALL = 300, TN = 104, WIDE = 16384 + 40, WROWS = 3 };
-    static float wf[TALL * TN > WROWS * WIDE ? TALL * TN : WROWS * WIDE], x[WIDE], xr[WIDE], fast[TALL], ref[TALL];
-    static uint8_t m[WROWS * WIDE * 4 > TALL * TN * 4 ? WROWS * WIDE * 4 : TALL * TN * 4];
-    const uint32_t types[] = {ETOK_T_F32, ETOK_T_F16, ETOK_T_BF16};
-    const int shapes[][2] = {{TALL, TN}, {WROWS, WIDE}, {WROWS, 16384}};
-    for (size_t i = 0; i < sizeof wf / sizeof wf[0]; i++) wf[i] = frand();
-    for (int i = 0; i < WIDE; i++) x[i] = frand() * 2.0f;
+    for (int i = 0; i < MAXW; i++) wf[i] = frand();
+    for (int i = 0; i < MAXN; i++) x[i] = frand() * 2.0f;
     for (size_t ti = 0; ti < 3; ti++)
-        for (size_t si = 0; si < 3; si++) {
-            const int rows = shapes[si][0], n = shapes[si][1];
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int rows = shapes[si].rows, n = shapes[si].n;
             const size_t rb = etok_type_row_bytes(types[ti], n);
             for (int r = 0; r < rows; r++) etok_quantize_row(types[ti], wf + (size_t)r * n, m + (size_t)r * rb, n);
             etok_float_round_act(types[ti], x, xr, n);
-            const int ranges[][2] = {{0, rows}, {rows > 7 ? 7 : 1, rows > 7 ? rows - 3 : rows}};
-            for (size_t ri = 0; ri < 2; ri++) {
+            for (int ri = 0; ri < shapes[si].n_ranges; ri++) {
+                const int r0 = shapes[si].ranges[ri][0], r1 = shapes[si].ranges[ri][1];
                 memset(fast, 0x5a, sizeof fast);
                 memset(ref, 0x5a, sizeof ref);
-                etok_matmul_rows_float(types[ti], m, rb, ranges[ri][0], ranges[ri][1], xr, n, 1, 0, fast, TALL);
-                etok_matmul_rows_float_ref(types[ti], m, rb, ranges[ri][0], ranges[ri][1], xr, n, 1, 0, ref, TALL);
+                etok_matmul_rows_float(types[ti], m, rb, r0, r1, xr, n, 1, 0, fast, MAXROWS);
+                etok_matmul_rows_float_ref(types[ti], m, rb, r0, r1, xr, n, 1, 0, ref, MAXROWS);
                 if (memcmp(fast, ref, sizeof fast) != 0)
-                    fail_msg("type %u %d x %d rows [%d,%d): decode kernel != reference", types[ti], rows, n,
-                             ranges[ri][0], ranges[ri][1]);
+                    fail_msg("type %u %d x %d rows [%d,%d): decode kernel != reference", types[ti], rows, n, r0, r1);
             }
         }
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_vec_parts_and_wide),
         cmocka_unit_test(test_rule),
         cmocka_unit_test(test_round),
         cmocka_unit_test(test_orders),
