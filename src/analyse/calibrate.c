@@ -307,7 +307,7 @@ typedef struct {
 } run_cost;
 
 static int fit_engine(const etok_cal_run *runs, size_t n, const int *use, const run_cost *rc, const int *batches, size_t nb,
-                      etok_hw_calibration *cal, int *role) {
+                      etok_hw_calibration *cal, int *role, double *bw_scale) {
     /* kernels: geometric mean of prefill rate x c_pre / F per (format, threads) */
     int nk = 0, cnt[ETOK_CAL_MAX_POINTS] = {0};
     double lk[ETOK_CAL_MAX_POINTS] = {0};
@@ -346,6 +346,10 @@ static int fit_engine(const etok_cal_run *runs, size_t n, const int *use, const 
         double f = runs[i].decode_tps * rc[i].b_dec / rc[i].B;
         if (f > fb) { fb = f; arg = i; }
     }
+    /* A run that moved more than the probe's B (its triad counts write traffic a decode does not
+     * have) shows the machine's bandwidth is at least that: B is raised to it (*bw_scale) and f_B
+     * is 1, so that run's decode is predicted at its own rate, never below it */
+    *bw_scale = fmax(1.0, fb);
     fb = fmax(1e-9, fmin(1.0, fb));
     if (role) role[arg] |= ETOK_CAL_ROLE_BANDWIDTH;
     /* decode efficiency per batch, from compute-bound decodes */
@@ -445,7 +449,9 @@ int etok_cal_fit(const etok_cal_run *runs, size_t n, const int *use, const etok_
         int n_all_ff = 0;
         for (size_t i = 0; i < n; i++)
             if (isfinite(lff[i])) { all_ff += lff[i]; n_all_ff++; }
-        const int engine = fit_engine(runs, n, use, rcost, batches, nb, &out->hw.cal, role) == 0;
+        double bw_scale = 1;
+        const int engine = fit_engine(runs, n, use, rcost, batches, nb, &out->hw.cal, role, &bw_scale) == 0;
+        if (engine) out->hw.mem_bw_bps *= bw_scale;
         for (size_t k = 0; k < nb && !engine; k++) {
             double sb = 0, sf = 0;
             int cb = 0, cf = 0;

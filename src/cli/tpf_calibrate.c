@@ -316,8 +316,9 @@ int cmd_tpf_calibrate(int n, char **paths, const char *out_path, const char *mod
                    k == 0 ? " = K0" : "", list);
         }
         run_list(list, sizeof list, runs, role, n, ETOK_CAL_ROLE_BANDWIDTH, cal, -1, 0);
-        printf("  bandwidth f_B %.4f (%.3g GB/s): the largest decode bandwidth of any run, %s\n", row->bandwidth_fraction[0],
-               row->bandwidth_fraction[0] * roofs.mem_bw_bps / 1e9, list);
+        printf("  bandwidth f_B %.4f (%.3g GB/s): the largest decode bandwidth of any run, %s%s\n", row->bandwidth_fraction[0],
+               row->bandwidth_fraction[0] * fit->hw.mem_bw_bps / 1e9, list,
+               fit->hw.mem_bw_bps > roofs.mem_bw_bps ? " (more than the probe's B: B raised to it)" : "");
         run_list(list, sizeof list, runs, role, n, ETOK_CAL_ROLE_BW_BOUND, cal, -1, 0);
         printf("    decodes it binds (bytes / bandwidth >= 90%% of the decode time): %s\n", list);
         printf("  decode efficiency by batch (compute-bound decodes; f_F = K0 x efficiency), fitted from:\n");
