@@ -11,7 +11,14 @@
 # The peer is never built or fetched here: give its binary in LLAMA_BENCH
 # (LLAMA_BENCH=/path/to/llama-bench); unset, the peer comparison is skipped with a note.
 #
-# Env: THREADS (default 2), ROUNDS (default 3), LLAMA_BENCH, ETOK_MODEL, BUILD (default build).
+# A llama-bench without -d (older builds, such as c392e5094) cannot run at depth; then the
+# peer's decode at depth 512 comes from its llama-batched-bench when LLAMA_BATCHED_BENCH names
+# it: -npp 512 -ntg 128 -npl 1 times the 128 one-token decodes after a 512-token prompt, the
+# same work as llama-bench -d 512 -n 128 (S_TG, the mean of 3 runs, each a fresh process).
+# Neither set: the peer's depth column is n/a, with a note.
+#
+# Env: THREADS (default 2), ROUNDS (default 3), LLAMA_BENCH, LLAMA_BATCHED_BENCH, ETOK_MODEL,
+# BUILD (default build).
 set -eu
 cd "$(dirname "$0")/.."
 THREADS=${THREADS:-2}
@@ -19,11 +26,16 @@ ROUNDS=${ROUNDS:-3}
 BUILD=${BUILD:-build}
 MODEL=${ETOK_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
 LB=${LLAMA_BENCH:-}
+LBB=${LLAMA_BATCHED_BENCH:-}
 [ -f "$MODEL" ] || { echo "bench/engine.sh: $MODEL not found: run 'make model'" >&2; exit 3; }
 if [ -z "$LB" ]; then
     echo "bench/engine.sh: LLAMA_BENCH not set: peer comparison skipped (etok only)"
 elif [ ! -x "$LB" ]; then
     echo "bench/engine.sh: LLAMA_BENCH=$LB is not an executable file" >&2
+    exit 3
+fi
+if [ -n "$LBB" ] && [ ! -x "$LBB" ]; then
+    echo "bench/engine.sh: LLAMA_BATCHED_BENCH=$LBB is not an executable file" >&2
     exit 3
 fi
 # always brought up to date: a benchmark binary older than the sources measures old code
@@ -40,6 +52,23 @@ run_peer() {
     # pp512 + tg128 from an empty context, then tg128 at depth 512 (-d; a peer without -d: n/a)
     "$LB" -m "$MODEL" -t "$THREADS" -p 512 -n 128 -r 3 -o csv 2>/dev/null > "$TMP/llama.$1"
     "$LB" -m "$MODEL" -t "$THREADS" -p 0 -n 128 -d 512 -r 3 -o csv 2>/dev/null > "$TMP/llamad.$1" || : > "$TMP/llamad.$1"
+    : > "$TMP/llamabb.$1"
+    if [ ! -s "$TMP/llamad.$1" ] && [ -n "$LBB" ]; then
+        for i in 1 2 3; do
+            "$LBB" -m "$MODEL" -t "$THREADS" -c 1024 -npp 512 -ntg 128 -npl 1 --output-format jsonl 2>/dev/null |
+                sed -n 's/.*"speed_tg": *\([0-9.eE+-]*\).*/\1/p' >> "$TMP/llamabb.$1"
+        done
+    fi
+}
+# the peer's depth rate of a round: llama-bench -d, else the mean of the batched-bench runs
+peer_depth() {
+    ld=$(csv_ts "$TMP/llamad.$1" n_depth)
+    if [ "$ld" = nan ] && [ -s "$TMP/llamabb.$1" ]; then
+        [ "$(wc -l < "$TMP/llamabb.$1")" -eq 3 ] ||
+            { echo "bench/engine.sh: $LBB gave $(wc -l < "$TMP/llamabb.$1") of 3 S_TG values in round $1" >&2; exit 1; }
+        ld=$(awk '{s+=$1} END{printf "%.2f", s/NR}' "$TMP/llamabb.$1")
+    fi
+    echo "$ld"
 }
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
@@ -62,7 +91,7 @@ while [ "$r" -le "$ROUNDS" ]; do
     et=$(awk '/^etok tg[0-9]+:/{print $3}' "$TMP/etok.$r")
     ed=$(awk '/^etok tg[0-9]+@d/{print $3}' "$TMP/etok.$r")
     if [ -n "$LB" ]; then
-        lp=$(csv_ts "$TMP/llama.$r" n_prompt); lt=$(csv_ts "$TMP/llama.$r" n_gen); ld=$(csv_ts "$TMP/llamad.$r" n_depth)
+        lp=$(csv_ts "$TMP/llama.$r" n_prompt); lt=$(csv_ts "$TMP/llama.$r" n_gen); ld=$(peer_depth "$r")
     else
         lp=nan; lt=nan; ld=nan
     fi
@@ -86,6 +115,12 @@ function v(x) { return x == "nan" ? "    n/a" : sprintf("%7.1f", x) }
     if (peer && !nod) printf "; peer %.0f%%", 100*s[6]/s[5]
     printf "\n"
 }' "$TMP/table"
+
+if [ -n "$LB" ]; then
+    if [ -s "$TMP/llamad.1" ]; then echo "peer decode@d512: llama-bench -d 512 -n 128"
+    elif [ -s "$TMP/llamabb.1" ]; then echo "peer decode@d512: llama-batched-bench -npp 512 -ntg 128 -npl 1 (S_TG, mean of 3 runs; this llama-bench has no -d)"
+    else echo "peer decode@d512: n/a (this llama-bench has no -d and LLAMA_BATCHED_BENCH is not set)"; fi
+fi
 
 # the roofs: the etok shape estimates, the mean triad of the rounds, the FMA peak once
 tail -3 "$TMP/etok.1"
