@@ -328,10 +328,11 @@ static void bf16_x_order(const float *x, int64_t np, float *xs) {
  * core of this EPYC guest read a 269 MB F16 matrix set at ~18 GB/s in one stream and ~23 GB/s
  * in two to four (a standalone loop with vec1's work); in the engine's decode (with the model's
  * decode chunks, DECODE_CHUNKS_ONE_THREAD), F16 went from 57 to 72 tokens/s and BF16 from 52 to
- * 66 with 4 parts (6 and 8 were slower than 1); F32 (twice the bytes per value, two prefetches
- * per step) was not faster with 4 and is within the noise with 2: docs/ENGINE.md, "Decode in
- * parts". */
-#define VEC_PARTS(TYPE) ((TYPE) == ETOK_T_F32 ? 2 : 4)
+ * 66 with 4 parts (6 and 8 were slower than 1). F32 (twice the bytes per value, two prefetches
+ * per step) reads one stream: on a later EPYC host, with the weights in 2 MiB pages, one part
+ * decoded SmolLM2 F32 at 22.3 tokens/s against 19.8 with two, faster in each of 6 alternating
+ * rounds (docs/ENGINE.md, "Decode in parts"). */
+#define VEC_PARTS(TYPE) ((TYPE) == ETOK_T_F32 ? 1 : 4)
 /* The k-th row a decode call reads of [r0, r0 + nr): in etok_part_order, in parts of at least
  * 64 rows (shorter ranges: one stream, in order). */
 static inline int64_t vec_row(uint32_t type, int64_t r0, int64_t nr, int64_t k) {
