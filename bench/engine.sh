@@ -64,8 +64,8 @@ run_peer() {
 peer_depth() {
     ld=$(csv_ts "$TMP/llamad.$1" n_depth)
     if [ "$ld" = nan ] && [ -s "$TMP/llamabb.$1" ]; then
-        [ "$(wc -l < "$TMP/llamabb.$1")" -eq 3 ] ||
-            { echo "bench/engine.sh: $LBB gave $(wc -l < "$TMP/llamabb.$1") of 3 S_TG values in round $1" >&2; exit 1; }
+        got=$(wc -l < "$TMP/llamabb.$1")
+        [ "$got" -eq 3 ] || { echo "bench/engine.sh: $LBB gave $got of 3 S_TG values in round $1" >&2; exit 1; }
         ld=$(awk '{s+=$1} END{printf "%.2f", s/NR}' "$TMP/llamabb.$1")
     fi
     echo "$ld"

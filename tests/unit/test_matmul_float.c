@@ -180,8 +180,8 @@ static void test_kernel_blocks(void **state) {
 }
 
 /* The decode kernel, one row at a time with a prefetch running ahead across row boundaries up
- * to the end of the range, over: a tall matrix; ranges of >= 256 rows (read in parts: 4
- * interleaved for F16 / BF16; F32 reads one stream); and rows longer than the BF16 kernel's reordered-x
+ * to the end of the range, over: a tall matrix; ranges of >= 256 rows (F16 / BF16 read them in
+ * 4 interleaved parts, F32 in one stream); and rows longer than the BF16 kernel's reordered-x
  * buffer (BF16_X_MAX, 16384: those take the widening kernel) and exactly that long. Every row
  * equal to the reference, rows outside the range untouched. */
 static void test_vec_tall(void **state) {
