@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "engine/hugemem.h"
+#include "engine/quant.h"
 #include "etok/engine.h"
 
 static double cpu_s(void) {
@@ -156,7 +157,9 @@ int main(int argc, char **argv) {
     stats(pp, reps, &pm, &ps);
     stats(tg, reps, &tm, &ts);
     stats(tg0, reps, &t0m, &t0s);
-    printf("etok model=%s threads=%d kv=%s\n", in->name, threads, kv == 8 ? "Q8_0" : kv == 32 ? "F32" : "F16");
+    printf("etok model=%s threads=%d kv=%s kernel_level=%s (detected %s)\n", in->name, threads,
+           kv == 8 ? "Q8_0" : kv == 32 ? "F32" : "F16", etok_isa_name(etok_isa_active()),
+           etok_isa_name(etok_isa_detected()));
     char thp[32];
     printf("etok weights placed at load: %.1f MB, %.1f MB of them in 2 MiB pages (transparent huge pages: %s, %s)\n",
            in->weight_placed_bytes / 1e6, in->weight_huge_bytes / 1e6, etok_thp_mode(thp, sizeof thp),
