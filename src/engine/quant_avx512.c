@@ -392,7 +392,6 @@ static TGT void decode_pairs(const uint8_t *packed, size_t gbytes, int gs, int64
  * (= maddubs + madd(ones), exact: pairs <= 2 x 31 x 127), acc[L] = fma(d_w * d_a, (float)sum,
  * acc[L]), summ = summ + m_w * s_a (a product, then a sum), then group1's reduction. A group
  * without a partner is paired with itself (lanes 8-15 dropped). */
-#define X8_PF_AHEAD 1536 /* group1's prefetch distance */
 KI void group2_x8(const uint8_t *ga, const uint8_t *gb, const int Q5, const etok_block_q8a *y, int64_t nb, float *res) {
     const size_t bs = Q5 ? 192 : 160, od = Q5 ? 160 : 128;
     const __m512i m4 = _mm512_set1_epi8(0x0F), b5 = _mm512_set1_epi8(0x10), z = _mm512_setzero_si512();
@@ -402,8 +401,8 @@ KI void group2_x8(const uint8_t *ga, const uint8_t *gb, const int Q5, const etok
         const uint8_t *A = ga + (size_t)i * bs, *B = gb + (size_t)i * bs;
         const int8_t *a = y[i].qs;
         for (size_t o = 0; o < bs; o += 64) { /* decode streams the copy once: group1's prefetch */
-            _mm_prefetch((const char *)(A + X8_PF_AHEAD + o), _MM_HINT_T0);
-            _mm_prefetch((const char *)(B + X8_PF_AHEAD + o), _MM_HINT_T0);
+            _mm_prefetch((const char *)(A + ETOK_PF_Q41X8 + o), _MM_HINT_T0);
+            _mm_prefetch((const char *)(B + ETOK_PF_Q41X8 + o), _MM_HINT_T0);
         }
         const __m256i dh = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(B + od)), _mm_loadu_si128((const __m128i *)(A + od)));
         const __m256i mh = _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(B + od + 16)), _mm_loadu_si128((const __m128i *)(A + od + 16)));
@@ -442,14 +441,12 @@ static TGT void pair_q4_1x8(const uint8_t *ga, const uint8_t *gb, const etok_blo
 static TGT void pair_q5_1x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float *res) {
     group2_x8(ga, gb, 1, y, nb, res);
 }
-#undef X8_PF_AHEAD
 
 
 /* ---- Q4_0x8 (quant_q4_0.c's 8-row copy), one token ----
  * Two 8-row groups per zmm as above, per lane exactly quant_q4_0.c's x8_group for one vector:
  * the exact integer sum of (nibble) x a over the block by VPDPBUSD (x8_group: maddubs, 16-bit
  * adds that never saturate, madd), minus 8 sum(a), then acc = fma((float)isum, d_w * d_a, acc). */
-#define Q40X8_PF 4096 /* x8_group's prefetch distance (X8_PF) */
 KI int32_t sum32_i8(const int8_t *a) { /* sum of 32 signed bytes: |a| sums via (a ^ 0x80) - 128 */
     const __m256i s = _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(const void *)a), _mm256_set1_epi8((char)0x80)),
                                       _mm256_setzero_si256());
@@ -463,10 +460,10 @@ static TGT void group2_q4_0x8(const uint8_t *ga, const uint8_t *gb, const etok_b
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *A = ga + (size_t)i * 128u, *B = gb + (size_t)i * 128u;
         const int8_t *a = y[i].qs;
-        _mm_prefetch((const char *)(A + Q40X8_PF), _MM_HINT_T0);
-        _mm_prefetch((const char *)(A + Q40X8_PF + 64), _MM_HINT_T0);
-        _mm_prefetch((const char *)(B + Q40X8_PF), _MM_HINT_T0);
-        _mm_prefetch((const char *)(B + Q40X8_PF + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(A + ETOK_PF_Q40X8), _MM_HINT_T0);
+        _mm_prefetch((const char *)(A + ETOK_PF_Q40X8 + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(B + ETOK_PF_Q40X8), _MM_HINT_T0);
+        _mm_prefetch((const char *)(B + ETOK_PF_Q40X8 + 64), _MM_HINT_T0);
         __m512i s32 = _mm512_setzero_si512();
         for (int c = 0; c < 4; c++) {
             const __m512i raw = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(A + 32 * c))),
@@ -484,7 +481,6 @@ static TGT void group2_q4_0x8(const uint8_t *ga, const uint8_t *gb, const etok_b
     }
     _mm512_storeu_ps(res, acc);
 }
-#undef Q40X8_PF
 
 
 /* ---- Q8_0x4 (quant_q8_0.c's 4-row copy), one token ----
@@ -492,15 +488,14 @@ static TGT void group2_q4_0x8(const uint8_t *ga, const uint8_t *gb, const etok_b
  * = row k's bytes 8v + 4e .. of chunk v): per lane x4_tile's operations in its order, the sign
  * trick's exact int32 sums by VPDPBUSD (idot2), acc[v] = fma(d_w * d_a, (float)sum, acc[v]),
  * then ((acc0 + acc2) + (acc1 + acc3)) and the pair sum of lanes 2k, 2k+1 (hadd). */
-#define Q8X4_PF 1536 /* x4_tile's prefetch distance (ETOK_Q8X4_PF) */
 static TGT void group2_q8x4(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float *res) {
     __m512 acc[4];
     for (int v = 0; v < 4; v++) acc[v] = _mm512_setzero_ps();
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *A = ga + (size_t)i * 136u, *B = gb + (size_t)i * 136u;
         for (int o = 0; o < 192; o += 64) {
-            _mm_prefetch((const char *)(A + Q8X4_PF + o), _MM_HINT_T0);
-            _mm_prefetch((const char *)(B + Q8X4_PF + o), _MM_HINT_T0);
+            _mm_prefetch((const char *)(A + ETOK_PF_Q8X4 + o), _MM_HINT_T0);
+            _mm_prefetch((const char *)(B + ETOK_PF_Q8X4 + o), _MM_HINT_T0);
         }
         int64_t da, db;
         memcpy(&da, A + 128, 8);
@@ -521,7 +516,6 @@ static TGT void group2_q8x4(const uint8_t *ga, const uint8_t *gb, const etok_blo
     _mm512_storeu_ps(sv, _mm512_add_ps(_mm512_add_ps(acc[0], acc[2]), _mm512_add_ps(acc[1], acc[3])));
     for (int k = 0; k < 8; k++) res[k] = sv[2 * k] + sv[2 * k + 1];
 }
-#undef Q8X4_PF
 
 
 /* ---- Q5_0x8 (quant_q5_0x8.c's 8-row copy), one token ----
@@ -529,7 +523,6 @@ static TGT void group2_q8x4(const uint8_t *ga, const uint8_t *gb, const etok_blo
  * lane L's exact integer sum of (q - 16) x a over 4 values, here VPDPBUSD of q (0..31) minus 16
  * times the 4 activations' sum (group_dec: maddubs minus 16 x the pair sums, then madd; no
  * int16 overflow there), then acc[L] = fma(d_w * d_a, (float)sum, acc[L]) and reduce8. */
-#define Q50X8_PF 4096 /* group_dec's prefetch distance (ETOK_Q50X8_PF) */
 static TGT void group2_q50x8(const uint8_t *ga, const uint8_t *gb, const etok_block_q8a *y, int64_t nb, float *res) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), b5 = _mm512_set1_epi8(0x10), z = _mm512_setzero_si512();
     __m512 acc[8];
@@ -538,8 +531,8 @@ static TGT void group2_q50x8(const uint8_t *ga, const uint8_t *gb, const etok_bl
         const uint8_t *A = ga + (size_t)i * 176u, *B = gb + (size_t)i * 176u;
         const int8_t *a = y[i].qs;
         for (int o = 0; o < 192; o += 64) {
-            _mm_prefetch((const char *)(A + Q50X8_PF + o), _MM_HINT_T0);
-            _mm_prefetch((const char *)(B + Q50X8_PF + o), _MM_HINT_T0);
+            _mm_prefetch((const char *)(A + ETOK_PF_Q50X8 + o), _MM_HINT_T0);
+            _mm_prefetch((const char *)(B + ETOK_PF_Q50X8 + o), _MM_HINT_T0);
         }
         /* 16 x the sum of activations 4L..4L+3 (L < 4) and 16 + 4(L-4).. (L >= 4): dword L of a */
         _Alignas(32) int32_t s16[8];
@@ -570,7 +563,6 @@ static TGT void group2_q50x8(const uint8_t *ga, const uint8_t *gb, const etok_bl
     const __m512 s2 = _mm512_add_ps(acc[6], acc[2]), s3 = _mm512_add_ps(acc[7], acc[3]);
     _mm512_storeu_ps(res, _mm512_add_ps(_mm512_add_ps(s0, s2), _mm512_add_ps(s1, s3)));
 }
-#undef Q50X8_PF
 
 
 int etok_decode_copy_avx512(etok_amx_layout layout, uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1,

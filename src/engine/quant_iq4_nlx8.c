@@ -188,8 +188,6 @@ KI __m256 reduce8(const __m256 A[4], const __m256 C[4]) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_hadd_ps(ua, uc)), 0xD8));
 }
 
-/* Decode streams each matrix once: each block asks for the lines PF_AHEAD bytes on. */
-#define PF_AHEAD 1536
 
 /* One token, half h of a group (4 rows): the vec_dot order; E + O lane-wise into S[4]; the
  * integer sums of an odd last block into *tail (slot (k, j): half of row k's sum). */
@@ -202,7 +200,7 @@ KI void half_1tok(const uint8_t *grp, int h, const etok_block_q8a *y, int64_t nb
     for (; i + 1 < nb; i += 2) {
         const uint8_t *B = grp + (size_t)i * BS;
         if (h == 0)
-            for (size_t o = 0; o < 2 * BS; o += 64) _mm_prefetch((const char *)(B + PF_AHEAD + o), _MM_HINT_T0);
+            for (size_t o = 0; o < 2 * BS; o += 64) _mm_prefetch((const char *)(B + ETOK_PF_IQ4X8 + o), _MM_HINT_T0);
         for (int e = 0; e < 2; e++) {
             const uint8_t *Bb = B + e * BS;
             const int8_t *a = y[i + e].qs;

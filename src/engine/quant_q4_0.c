@@ -224,9 +224,6 @@ static TGT void x8_sums(const etok_block_q8a *xq, int64_t nb, int nx, int32_t *s
     }
 }
 
-#ifndef X8_PF
-#define X8_PF 4096
-#endif
 
 static inline __attribute__((always_inline)) TGT __m256i bcast4(const int8_t *p) {
     int32_t v;
@@ -251,9 +248,9 @@ static inline __attribute__((always_inline)) TGT void x8_group(const uint8_t *gr
     const uint8_t *dptr = grp + X8_D(nb, 0);
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *q = grp + X8_QS(i);
-        if (T == 1) { /* decode streams the matrix once: X8_PF bytes ahead of this block's 128 */
-            _mm_prefetch((const char *)(q + X8_PF), _MM_HINT_T0);
-            _mm_prefetch((const char *)(q + X8_PF + 64), _MM_HINT_T0);
+        if (T == 1) { /* decode streams the matrix once: ETOK_PF_Q40X8 bytes ahead of this block's 128 */
+            _mm_prefetch((const char *)(q + ETOK_PF_Q40X8), _MM_HINT_T0);
+            _mm_prefetch((const char *)(q + ETOK_PF_Q40X8 + 64), _MM_HINT_T0);
         }
         __m256i s16[4];
         for (int c = 0; c < 4; c++) {

@@ -187,12 +187,11 @@ static inline AI TGT void chunk(__m256i lo, __m256i hi, const int8_t *a, int c, 
 
 /* One group of 8 rows against one activation vector: the 8 rows' results in res. Q5 is a
  * compile-time constant at each call. Integer lanes exact (maddubs pairs <= 2 x 31 x 127). */
-/* Decode streams each matrix once: every block asks for the lines PF_AHEAD bytes on (into the
+/* Decode streams each matrix once: every block asks for the lines ETOK_PF_Q41X8 bytes on (into the
  * next groups: they are contiguous). Measured pinned, decode tg128 of the Q4_1 default model,
  * two interleaved rounds (t/s): the next group prefetched at each group's start 97 / 92;
  * streaming 768 B ahead 117 / 99, 1024 B 109-121 / 81-105, 1536 B 128 / 86, 2048 B 106-121 / 97-110,
  * 4096 B 103 / 102 (a loaded machine: the rounds differ more than the distances). */
-#define PF_AHEAD 1536
 static inline AI TGT void group1(const uint8_t *grp, const int Q5, const etok_block_q8a *y, int64_t nb, float res[8], const int pf) {
     const size_t bs = Q5 ? 192 : 160, od = Q5 ? 160 : 128;
     const __m256i m4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10);
@@ -202,7 +201,7 @@ static inline AI TGT void group1(const uint8_t *grp, const int Q5, const etok_bl
         const uint8_t *B = grp + (size_t)i * bs;
         const int8_t *a = y[i].qs;
         if (pf)
-            for (size_t o = 0; o < bs; o += 64) _mm_prefetch((const char *)(B + PF_AHEAD + o), _MM_HINT_T0);
+            for (size_t o = 0; o < bs; o += 64) _mm_prefetch((const char *)(B + ETOK_PF_Q41X8 + o), _MM_HINT_T0);
         const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + od))), _mm256_set1_ps(y[i].d));
         const __m256 mins = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(B + od + 16))), _mm256_set1_ps(y[i].s));
         summ = _mm256_add_ps(summ, mins);

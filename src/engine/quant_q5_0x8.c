@@ -177,11 +177,8 @@ static TGT void act16_of(const etok_block_q8a *y, int64_t nb, __m256i *act16) {
         _mm256_store_si256(act16 + i, _mm256_maddubs_epi16(sixteen, _mm256_loadu_si256((const __m256i *)(const void *)y[i].qs)));
 }
 
-/* Decode streams each matrix once: every block asks for the lines PF_AHEAD bytes on (into the
+/* Decode streams each matrix once: every block asks for the lines ETOK_PF_Q50X8 bytes on (into the
  * next groups: they are contiguous). Measured: docs/ENGINE.md "Q5_0 repacked at load". */
-#ifndef ETOK_Q50X8_PF
-#define ETOK_Q50X8_PF 4096
-#endif
 
 /* One chunk c of a block: lanes c and 4 + c of 8 rows (lo, hi: the values 0..31). */
 KI void dchunk(__m256i lo, __m256i hi, const int8_t *a, const int32_t *s16, int c, __m256 scale, __m256 acc[8]) {
@@ -202,9 +199,9 @@ KI __m256 group_dec(const uint8_t *grp, const etok_block_q8a *y, const __m256i *
         const uint8_t *B = grp + (size_t)i * BS;
         const int8_t *a = y[i].qs;
         const int32_t *s16 = (const int32_t *)(const void *)(act16 + i);
-        _mm_prefetch((const char *)(B + ETOK_Q50X8_PF), _MM_HINT_T0);
-        _mm_prefetch((const char *)(B + ETOK_Q50X8_PF + 64), _MM_HINT_T0);
-        _mm_prefetch((const char *)(B + ETOK_Q50X8_PF + 128), _MM_HINT_T0);
+        _mm_prefetch((const char *)(B + ETOK_PF_Q50X8), _MM_HINT_T0);
+        _mm_prefetch((const char *)(B + ETOK_PF_Q50X8 + 64), _MM_HINT_T0);
+        _mm_prefetch((const char *)(B + ETOK_PF_Q50X8 + 128), _MM_HINT_T0);
         const __m256 scale =
             _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(B + OFF_D))), _mm256_set1_ps(y[i].d));
         const __m256i H = _mm256_loadu_si256((const __m256i *)(const void *)(B + OFF_H));

@@ -247,11 +247,8 @@ void etok_matmul_q8x4_ref(const uint8_t *packed, int64_t r0, int64_t r1, const e
 }
 
 #if ETOK_HAVE_X86_SIMD
-/* Decode streams each matrix once: every block asks for the lines X4_PF bytes on (the groups
+/* Decode streams each matrix once: every block asks for the lines ETOK_PF_Q8X4 bytes on (the groups
  * are contiguous). Measured: docs/ENGINE.md "Q8_0 repacked at load". */
-#ifndef ETOK_Q8X4_PF
-#define ETOK_Q8X4_PF 1536
-#endif
 
 /* One group of 4 rows x T tokens (y: token 0's blocks, ys blocks apart), all nb blocks; res[t]:
  * the 4 rows' results for token t. pf: prefetch ahead (decode). */
@@ -264,9 +261,9 @@ KI void x4_tile(const uint8_t *grp, const etok_block_q8a *y, size_t ys, int64_t 
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *B = grp + (size_t)i * X4_BS;
         if (pf) {
-            _mm_prefetch((const char *)(B + ETOK_Q8X4_PF), _MM_HINT_T0);
-            _mm_prefetch((const char *)(B + ETOK_Q8X4_PF + 64), _MM_HINT_T0);
-            _mm_prefetch((const char *)(B + ETOK_Q8X4_PF + 128), _MM_HINT_T0);
+            _mm_prefetch((const char *)(B + ETOK_PF_Q8X4), _MM_HINT_T0);
+            _mm_prefetch((const char *)(B + ETOK_PF_Q8X4 + 64), _MM_HINT_T0);
+            _mm_prefetch((const char *)(B + ETOK_PF_Q8X4 + 128), _MM_HINT_T0);
         }
         const __m256 dw = _mm256_permutevar8x32_ps(
             _mm256_castps128_ps256(_mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(B + X4_OD)))), dup);

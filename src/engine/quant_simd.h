@@ -132,4 +132,26 @@ int etok_amx_prefill(uint32_t type, etok_amx_layout layout, const uint8_t *w, si
                      const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
 #endif
 
+
+/* Decode streams each repacked matrix once: every one-token kernel prefetches (T0) the lines
+ * this many bytes ahead in its stream(s). One table for the AVX2 and AVX-512 kernels of each
+ * layout. Measured on the Xeon, three distances interleaved (docs/ENGINE.md, "Decode prefetch
+ * distances"): 8192 for Q4_1x8, IQ4_NLx8 and Q4_0x8 (1.35x, 1.18x, 1.06x their earlier 1536,
+ * 1536 and 4096), Q8_0x4 and Q5_0x8 best where they were. -D overrides, for sweeps. */
+#ifndef ETOK_PF_Q41X8
+#define ETOK_PF_Q41X8 8192 /* Q4_1x8, Q5_1x8 */
+#endif
+#ifndef ETOK_PF_Q40X8
+#define ETOK_PF_Q40X8 8192
+#endif
+#ifndef ETOK_PF_Q8X4
+#define ETOK_PF_Q8X4 1536
+#endif
+#ifndef ETOK_PF_Q50X8
+#define ETOK_PF_Q50X8 4096
+#endif
+#ifndef ETOK_PF_IQ4X8
+#define ETOK_PF_IQ4X8 8192
+#endif
+
 #endif
