@@ -122,7 +122,9 @@ if [ -n "$LB" ]; then
     else echo "peer decode@d512: n/a (this llama-bench has no -d and LLAMA_BATCHED_BENCH is not set)"; fi
 fi
 
-# the roofs: the etok shape estimates, the mean triad of the rounds, the FMA peak once
+# which kernel level etok ran (ETOK_ISA, else its default), then the roofs: the etok shape
+# estimates, the mean triad of the rounds, the FMA peak once
+head -1 "$TMP/etok.1"
 tail -3 "$TMP/etok.1"
 "$BUILD/bench_triad" -t "$THREADS" | tee "$TMP/triad"
 bw=$(awk '{s+=$7} END{print s/NR}' "$TMP/table")
@@ -133,3 +135,10 @@ awk -v bw="$bw" -v pk="$pk" -v mb="$mb" -v gf="$gf" -v t="$(awk '{s+=$2} END{pri
     printf "decode roofs (estimates): bandwidth %.0f tokens/s (%.1f GB/s mean triad of the rounds / %.1f MB of weights per token), compute %.0f tokens/s (%.1f GFLOP/s / %.3f GFLOP per token)\n", bw*1000/mb, bw, mb, pk/gf, pk, gf
     printf "etok decode at %.1f tokens/s = %.0f%% of the bandwidth roof, %.0f%% of the FMA roof\n", t, 100*t/(bw*1000/mb), 100*t/(pk/gf)
 }'
+# the triad streams arrays 4x the last-level cache from memory; weights that fit in that cache
+# can be read faster than it, and then its roof bounds nothing (say so rather than print >100%)
+llc=$(sed -n 's/.*x the \([0-9][0-9]*\) MiB LLC.*/\1/p' "$TMP/triad.1" | head -1)
+if [ -n "$llc" ]; then
+    awk -v mb="$mb" -v llc="$llc" 'BEGIN { if (mb < llc * 1.048576)
+        printf "note: the %.1f MB of weights fit in the %d MiB last-level cache: decode can beat the triad (memory) roof, which then bounds nothing\n", mb, llc }'
+fi
