@@ -98,8 +98,7 @@ static void test_orders(void **state) {
 /* Dispatched == reference (memcmp) for every type, widths with and without a remainder of
  * 32, odd row ranges, 1..9 tokens, both orders; and gemm outputs equal single-token gemm
  * outputs (the tile does not change bits). */
-static void test_kernel_bits(void **state) {
-    (void)state;
+static void kernel_bits(void) {
     enum { ROWS = 13, NXMAX = 9, NMAX = 584 };
     static float wf[ROWS * NMAX], x[NXMAX * NMAX], xr[NXMAX * NMAX];
     static uint8_t m[ROWS * NMAX * 4];
@@ -149,8 +148,7 @@ static void test_kernel_bits(void **state) {
  * tokens at 1536 columns, 23 at 2056), ragged at the end, row ranges ending in a partial
  * group of 4, and a width past the BF16 converted-panel limit (2048): every output equal to the
  * reference bit for bit, rows outside the range untouched. */
-static void test_kernel_blocks(void **state) {
-    (void)state;
+static void kernel_blocks(void) {
     enum { ROWS = 10, NX = 70, NMAX = 2056 };
     static float wf[ROWS * NMAX], x[NX * NMAX], xr[NX * NMAX], fast[NX * ROWS], ref[NX * ROWS];
     static uint8_t m[ROWS * NMAX * 4];
@@ -177,6 +175,29 @@ static void test_kernel_blocks(void **state) {
                              ranges[ri][1]);
             }
         }
+}
+
+/* Both at every kernel level this CPU has: the avx512 level's prefill runs 4-row x 8-token zmm
+ * tiles (matmul_float.c), which must keep every output's bits; a CPU without AVX-512 says so. */
+static void at_every_level(void (*body)(void)) {
+    const int detected = etok_isa_detected();
+    char err[160];
+    for (int level = ETOK_ISA_SCALAR; level <= detected; level++) {
+        assert_int_equal(etok_isa_force(level, err, sizeof err), 0);
+        body();
+    }
+    assert_int_equal(etok_isa_force(etok_isa_default(detected), err, sizeof err), 0);
+    if (detected < ETOK_ISA_AVX512) print_message("note: no AVX-512 here: the avx512 level's float tiles are not run\n");
+}
+
+static void test_kernel_bits(void **state) {
+    (void)state;
+    at_every_level(kernel_bits);
+}
+
+static void test_kernel_blocks(void **state) {
+    (void)state;
+    at_every_level(kernel_blocks);
 }
 
 /* The decode kernel, one row at a time with a prefetch running ahead across row boundaries up
