@@ -277,30 +277,25 @@ static int64_t token_block(int64_t n) {
     return tb < 3 ? 3 : tb;
 }
 
+/* The tiles of a token block for this type and kernel level, picked once per call. */
+typedef void tiles_fn(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const float *xr, int64_t n,
+                      int64_t j0, int64_t j1, float *out, size_t out_stride);
+static tiles_fn *tiles_for(uint32_t type, int wide, int64_t n) {
+    if (type == ETOK_T_F32) return wide ? tiles512_ETOK_T_F32 : tiles_ETOK_T_F32;
+    if (type == ETOK_T_F16) return wide ? tiles512_ETOK_T_F16 : tiles_ETOK_T_F16;
+    if (wide) return tiles512_ETOK_T_BF16;
+    return n <= PANEL_MAX_N ? tiles_bf16_panel : tiles_ETOK_T_BF16;
+}
+
 static TGT void gemm_avx2(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const float *xr,
                           int64_t n, int nx, float *out, size_t out_stride) {
     const int wide = etok_isa_active() >= ETOK_ISA_AVX512;
+    tiles_fn *tiles = tiles_for(type, wide, n);
     int64_t tb = token_block(n);
     if (wide && tb >= 24) tb = tb / 24 * 24; /* whole 8-token tiles (a block's size moves no bits) */
     for (int64_t j0 = 0; j0 < nx; j0 += tb) {
         const int64_t j1 = nx - j0 < tb ? nx : j0 + tb;
-        if (wide) {
-            if (type == ETOK_T_F32)
-                tiles512_ETOK_T_F32(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
-            else if (type == ETOK_T_F16)
-                tiles512_ETOK_T_F16(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
-            else
-                tiles512_ETOK_T_BF16(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
-            continue;
-        }
-        if (type == ETOK_T_F32)
-            tiles_ETOK_T_F32(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
-        else if (type == ETOK_T_F16)
-            tiles_ETOK_T_F16(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
-        else if (n <= PANEL_MAX_N)
-            tiles_bf16_panel(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
-        else
-            tiles_ETOK_T_BF16(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
+        tiles(w, row_bytes, r0, r1, xr, n, j0, j1, out, out_stride);
     }
 }
 

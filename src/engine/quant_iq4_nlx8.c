@@ -188,7 +188,6 @@ KI __m256 reduce8(const __m256 A[4], const __m256 C[4]) {
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_hadd_ps(ua, uc)), 0xD8));
 }
 
-
 /* One token, half h of a group (4 rows): the vec_dot order; E + O lane-wise into S[4]; the
  * integer sums of an odd last block into *tail (slot (k, j): half of row k's sum). */
 KI void half_1tok(const uint8_t *grp, int h, const etok_block_q8a *y, int64_t nb, __m256 S[4], __m256i *tail,

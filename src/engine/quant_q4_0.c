@@ -224,7 +224,6 @@ static TGT void x8_sums(const etok_block_q8a *xq, int64_t nb, int nx, int32_t *s
     }
 }
 
-
 static inline __attribute__((always_inline)) TGT __m256i bcast4(const int8_t *p) {
     int32_t v;
     memcpy(&v, p, 4);

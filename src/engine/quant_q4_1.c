@@ -187,11 +187,10 @@ static inline AI TGT void chunk(__m256i lo, __m256i hi, const int8_t *a, int c, 
 
 /* One group of 8 rows against one activation vector: the 8 rows' results in res. Q5 is a
  * compile-time constant at each call. Integer lanes exact (maddubs pairs <= 2 x 31 x 127). */
-/* Decode streams each matrix once: every block asks for the lines ETOK_PF_Q41X8 bytes on (into the
- * next groups: they are contiguous). Measured pinned, decode tg128 of the Q4_1 default model,
- * two interleaved rounds (t/s): the next group prefetched at each group's start 97 / 92;
- * streaming 768 B ahead 117 / 99, 1024 B 109-121 / 81-105, 1536 B 128 / 86, 2048 B 106-121 / 97-110,
- * 4096 B 103 / 102 (a loaded machine: the rounds differ more than the distances). */
+/* Decode streams each matrix once: every block asks for the lines ETOK_PF_Q41X8 bytes on (into
+ * the next groups: they are contiguous; quant_simd.h's table). On the EPYC, loaded, the
+ * distances from 768 B to 4096 B could not be told apart (tg128 81-128 t/s, the rounds differing
+ * more than the distances); on the Xeon 8192 B was 1.35x 1536 B (docs/ENGINE.md). */
 static inline AI TGT void group1(const uint8_t *grp, const int Q5, const etok_block_q8a *y, int64_t nb, float res[8], const int pf) {
     const size_t bs = Q5 ? 192 : 160, od = Q5 ? 160 : 128;
     const __m256i m4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10);

@@ -178,7 +178,7 @@ static TGT void act16_of(const etok_block_q8a *y, int64_t nb, __m256i *act16) {
 }
 
 /* Decode streams each matrix once: every block asks for the lines ETOK_PF_Q50X8 bytes on (into the
- * next groups: they are contiguous). Measured: docs/ENGINE.md "Q5_0 repacked at load". */
+ * next groups: they are contiguous). Distance: quant_simd.h's table. */
 
 /* One chunk c of a block: lanes c and 4 + c of 8 rows (lo, hi: the values 0..31). */
 KI void dchunk(__m256i lo, __m256i hi, const int8_t *a, const int32_t *s16, int c, __m256 scale, __m256 acc[8]) {

@@ -248,7 +248,7 @@ void etok_matmul_q8x4_ref(const uint8_t *packed, int64_t r0, int64_t r1, const e
 
 #if ETOK_HAVE_X86_SIMD
 /* Decode streams each matrix once: every block asks for the lines ETOK_PF_Q8X4 bytes on (the groups
- * are contiguous). Measured: docs/ENGINE.md "Q8_0 repacked at load". */
+ * are contiguous). Distance: quant_simd.h's table. */
 
 /* One group of 4 rows x T tokens (y: token 0's blocks, ys blocks apart), all nb blocks; res[t]:
  * the 4 rows' results for token t. pf: prefetch ahead (decode). */

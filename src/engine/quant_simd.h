@@ -132,7 +132,6 @@ int etok_amx_prefill(uint32_t type, etok_amx_layout layout, const uint8_t *w, si
                      const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
 #endif
 
-
 /* Decode streams each repacked matrix once: every one-token kernel prefetches (T0) the lines
  * this many bytes ahead in its stream(s). One table for the AVX2 and AVX-512 kernels of each
  * layout. Measured on the Xeon, three distances interleaved (docs/ENGINE.md, "Decode prefetch
