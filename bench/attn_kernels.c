@@ -4,7 +4,8 @@
  * (etok_attn_scores_multi + etok_attn_accum_multi: each row converted once per KV head).
  * Shapes default to SmolLM2-135M (30 layers, 9 query heads over 3 KV heads of 64) at depth
  * 512: the cache is 30 layers of 512 rows, 11.8 MB of K and V, read once per "token" as a
- * decode step does. Rounds alternate the two ways; each round times >= 0.2 s of this thread's
+ * decode step does. Each layer's cache is laid out as the engine's (model.h): a KV head's rows
+ * one after another, so a kernel reads one contiguous run per KV head. Rounds alternate the two ways; each round times >= 0.2 s of this thread's
  * CPU time (a loaded machine's waiting is left out; cache and memory contention are not). The
  * softmax between the two halves is not timed (it is the same code either way). One thread.
  * With -1 1 the one-token kernels instead (a decode step's: ggml_vec_dot_f16's order, vmath.h):
@@ -108,49 +109,49 @@ int main(int argc, char **argv) {
                     sink = e;
                     for (int l = 0; l < L; l++)
                         for (int kh = 0; kh < K; kh++) {
-                            const uint8_t *k0 = kc + (size_t)l * layer_bytes + (size_t)kh * hb,
-                                          *v0 = vc + (size_t)l * layer_bytes + (size_t)kh * hb;
+                            const uint8_t *k0 = kc + (size_t)l * layer_bytes + (size_t)kh * (size_t)depth * hb,
+                                          *v0 = vc + (size_t)l * layer_bytes + (size_t)kh * (size_t)depth * hb;
                             const float *qg = q + (size_t)kh * G * D;
                             float *og = out + (size_t)kh * G * D;
                             const int fp = 0;
                             if (q8) {
                                 const etok_block_q8a *qg8 = qa + (size_t)kh * G * D / 32;
                                 if (q8 == 2) { /* the two halves apart: K.q (way 0) or the V sum (way 1) */
-                                    if (w == 0) etok_attn_scores_q8_0(qg8, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth, v0);
-                                    else etok_attn_accum_q8_0(sc, (size_t)depth, G, 1, &v0, &depth, rb, D, og);
+                                    if (w == 0) etok_attn_scores_q8_0(qg8, G, k0, hb, depth, D, 0.125f, sc, (size_t)depth, v0);
+                                    else etok_attn_accum_q8_0(sc, (size_t)depth, G, 1, &v0, &depth, hb, D, og);
                                     continue;
                                 }
                                 if (w == 0) {
                                     for (int j = 0; j < depth; j++) {
                                         float *o = sc + j;
-                                        etok_vec_dot_multi(ETOK_T_Q8_0, k0 + (size_t)j * rb, qg8, NULL, D, G, o, (size_t)depth);
+                                        etok_vec_dot_multi(ETOK_T_Q8_0, k0 + (size_t)j * hb, qg8, NULL, D, G, o, (size_t)depth);
                                         for (int h = 0; h < G; h++) o[(size_t)h * depth] *= 0.125f;
                                     }
                                 } else {
-                                    etok_attn_scores_q8_0(qg8, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth, v0);
+                                    etok_attn_scores_q8_0(qg8, G, k0, hb, depth, D, 0.125f, sc, (size_t)depth, v0);
                                 }
                                 for (int h = 0; h < G * depth; h++) sc[h] = 1.0f / (float)depth; /* the softmax's place */
-                                etok_attn_accum_q8_0(sc, (size_t)depth, G, 1, &v0, &depth, rb, D, og);
+                                etok_attn_accum_q8_0(sc, (size_t)depth, G, 1, &v0, &depth, hb, D, og);
                             } else if (one == 2) { /* the two halves apart: K.q (way 0) or the V sum (way 1) */
-                                if (w == 0) etok_attn_scores_1tok_multi(qg, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth, v0);
-                                else etok_attn_accum_1tok_multi(sc, (size_t)depth, G, 1, &v0, &fp, &depth, rb, D, og);
+                                if (w == 0) etok_attn_scores_1tok_multi(qg, G, k0, hb, depth, D, 0.125f, sc, (size_t)depth, v0);
+                                else etok_attn_accum_1tok_multi(sc, (size_t)depth, G, 1, &v0, &fp, &depth, hb, D, og);
                                 continue;
                             } else if (one && w == 0) {
                                 for (int h = 0; h < G; h++) {
-                                    etok_attn_scores_1tok(qg + (size_t)h * D, k0, rb, depth, D, 0.125f, sc + (size_t)h * depth);
-                                    etok_attn_accum_1tok(sc + (size_t)h * depth, 1, &v0, &fp, &depth, rb, D, og + (size_t)h * D);
+                                    etok_attn_scores_1tok(qg + (size_t)h * D, k0, hb, depth, D, 0.125f, sc + (size_t)h * depth);
+                                    etok_attn_accum_1tok(sc + (size_t)h * depth, 1, &v0, &fp, &depth, hb, D, og + (size_t)h * D);
                                 }
                             } else if (one) {
-                                etok_attn_scores_1tok_multi(qg, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth, v0);
-                                etok_attn_accum_1tok_multi(sc, (size_t)depth, G, 1, &v0, &fp, &depth, rb, D, og);
+                                etok_attn_scores_1tok_multi(qg, G, k0, hb, depth, D, 0.125f, sc, (size_t)depth, v0);
+                                etok_attn_accum_1tok_multi(sc, (size_t)depth, G, 1, &v0, &fp, &depth, hb, D, og);
                             } else if (w == 0) {
                                 for (int h = 0; h < G; h++) {
-                                    etok_attn_scores(ETOK_T_F16, qg + (size_t)h * D, k0, rb, depth, D, 0.125f, sc + (size_t)h * depth);
-                                    etok_attn_accum(ETOK_T_F16, sc + (size_t)h * depth, v0, rb, 0, depth, D, og + (size_t)h * D);
+                                    etok_attn_scores(ETOK_T_F16, qg + (size_t)h * D, k0, hb, depth, D, 0.125f, sc + (size_t)h * depth);
+                                    etok_attn_accum(ETOK_T_F16, sc + (size_t)h * depth, v0, hb, 0, depth, D, og + (size_t)h * D);
                                 }
                             } else {
-                                etok_attn_scores_multi(ETOK_T_F16, qg, G, k0, rb, depth, D, 0.125f, sc, (size_t)depth);
-                                etok_attn_accum_multi(ETOK_T_F16, sc, (size_t)depth, G, 1, &v0, &fp, &depth, rb, D, og);
+                                etok_attn_scores_multi(ETOK_T_F16, qg, G, k0, hb, depth, D, 0.125f, sc, (size_t)depth);
+                                etok_attn_accum_multi(ETOK_T_F16, sc, (size_t)depth, G, 1, &v0, &fp, &depth, hb, D, og);
                             }
                             for (int h = 0; h < G * depth; h++) sc[h] = 1.0f / (float)depth; /* not timed apart: cheap */
                         }
