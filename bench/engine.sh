@@ -135,10 +135,11 @@ awk -v bw="$bw" -v pk="$pk" -v mb="$mb" -v gf="$gf" -v t="$(awk '{s+=$2} END{pri
     printf "decode roofs (estimates): bandwidth %.0f tokens/s (%.1f GB/s mean triad of the rounds / %.1f MB of weights per token), compute %.0f tokens/s (%.1f GFLOP/s / %.3f GFLOP per token)\n", bw*1000/mb, bw, mb, pk/gf, pk, gf
     printf "etok decode at %.1f tokens/s = %.0f%% of the bandwidth roof, %.0f%% of the FMA roof\n", t, 100*t/(bw*1000/mb), 100*t/(pk/gf)
 }'
-# the triad streams arrays 4x the last-level cache from memory; weights that fit in that cache
-# can be read faster than it, and then its roof bounds nothing (say so rather than print >100%)
-llc=$(sed -n 's/.*x the \([0-9][0-9]*\) MiB LLC.*/\1/p' "$TMP/triad.1" | head -1)
+# the triad streams arrays 4x the last-level cache from memory; weights that fit in the cache
+# one core can use (cpu0's own, from sysfs: not the host-wide figure that sized the arrays) can
+# be read faster than it, and then its roof bounds nothing (say so rather than print >100%)
+llc=$(sed -n 's/^last-level cache of one core (sysfs, cpu0): \([0-9][0-9]*\) MiB.*/\1/p' "$TMP/triad.1" | head -1)
 if [ -n "$llc" ]; then
     awk -v mb="$mb" -v llc="$llc" 'BEGIN { if (mb < llc * 1.048576)
-        printf "note: the %.1f MB of weights fit in the %d MiB last-level cache: decode can beat the triad (memory) roof, which then bounds nothing\n", mb, llc }'
+        printf "note: the %.1f MB of weights fit in the %d MiB last-level cache of one core: decode can beat the triad (memory) roof, which then bounds nothing\n", mb, llc }'
 fi

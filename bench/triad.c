@@ -4,7 +4,8 @@
  *    together are at least 4x the last-level cache, read at run time (the larger of the
  *    sysfs size of the highest-level cache of cpu0 times the number of such caches, and
  *    getconf LEVEL3_CACHE_SIZE: a VM's sysfs may show less than the host's CPUID), and at
- *    least 192 MiB; the size used and where it came from are printed;
+ *    least 192 MiB; the size used and where it came from are printed, and beside it cpu0's own
+ *    last-level cache from sysfs (what one core can keep data in: bench/engine.sh's note);
  *  - an FMA peak: T threads each running 8 independent AVX2 FMA chains (16 FLOP per FMA
  *    instruction on 8 floats), best of 5 (skipped with -b).
  * Both are measured on this machine now; the machine may be shared, so they are lower
@@ -48,10 +49,14 @@ static int read_int_file(const char *path) {
 }
 
 /* The last-level cache in bytes: sysfs (highest level of cpu0 x number of instances: online
- * CPUs / CPUs sharing it) and getconf, the larger; *src says which. */
-static size_t llc_bytes(const char **src) {
+ * CPUs / CPUs sharing it) and getconf, the larger; *src says which. *own: the sysfs size of
+ * cpu0's own highest-level cache, the part one core can hold data in (0 if sysfs has none): on
+ * an AMD EPYC guest getconf gave the host's 256 MiB of L3 over all its CCDs, while a core
+ * reaches only its CCD's 32 MiB. */
+static size_t llc_bytes(const char **src, size_t *own) {
     size_t best = 0;
     int best_level = 0;
+    *own = 0;
     char dir[128];
     for (int i = 0; i < 16; i++) {
         snprintf(dir, sizeof dir, "/sys/devices/system/cpu/cpu0/cache/index%d", i);
@@ -62,6 +67,7 @@ static size_t llc_bytes(const char **src) {
         size_t sz = sysfs_size(dir);
         if (level > best_level && sz) {
             best_level = level;
+            *own = sz;
             /* instances: online CPUs / CPUs in this cache's shared_cpu_list */
             char sp[160], list[4096];
             snprintf(sp, sizeof sp, "%s/shared_cpu_list", dir);
@@ -147,7 +153,7 @@ static double timed(job *jobs, int t) {
 
 int main(int argc, char **argv) {
     int t = 2, bw_only = 0;
-    size_t llc = 0;
+    size_t llc = 0, own_llc = 0;
     const char *llc_src = "-l";
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-t") && i + 1 < argc) t = atoi(argv[++i]);
@@ -159,7 +165,7 @@ int main(int argc, char **argv) {
         }
     }
     if (t < 1 || t > 64) return 2;
-    if (!llc) llc = llc_bytes(&llc_src);
+    if (!llc) llc = llc_bytes(&llc_src, &own_llc);
     size_t total = llc * 4;
     if (total < ((size_t)192 << 20)) total = (size_t)192 << 20;
     const size_t n_elems = total / 3 / sizeof(double);
@@ -190,6 +196,7 @@ int main(int argc, char **argv) {
     printf("triad bandwidth (measured, %d threads, best of 5, arrays 3 x %zu MiB = %.1fx the %zu MiB LLC from %s): %.1f GB/s\n",
            t, n_elems * sizeof(double) >> 20, 3.0 * (double)(n_elems * sizeof(double)) / (double)llc, llc >> 20,
            llc_src, bw / 1e9);
+    if (own_llc) printf("last-level cache of one core (sysfs, cpu0): %zu MiB\n", own_llc >> 20);
     if (!bw_only) {
         for (int i = 0; i < t; i++) jobs[i].mode = 1;
         for (int r = 0; r < 5; r++) {
