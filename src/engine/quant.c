@@ -998,21 +998,6 @@ static int etok_isa_detected_hw(void) {
 #endif
 }
 
-int etok_cpu_is_amd(void) {
-#if ETOK_HAVE_X86_SIMD
-    static _Atomic int cached = -1; /* a hardware fact, as above */
-    int c = atomic_load_explicit(&cached, memory_order_relaxed);
-    if (c < 0) {
-        unsigned a = 0, b = 0, cx = 0, d = 0; /* leaf 0: "AuthenticAMD" in EBX, EDX, ECX */
-        c = __get_cpuid(0, &a, &b, &cx, &d) && b == 0x68747541u && d == 0x69746e65u && cx == 0x444d4163u;
-        atomic_store_explicit(&cached, c, memory_order_relaxed);
-    }
-    return c;
-#else
-    return 0;
-#endif
-}
-
 /* The active level: -1 until first use (then the detected level, or ETOK_ISA's). */
 static _Atomic int isa_active = -1;
 

@@ -391,9 +391,6 @@ int etok_isa_parse(const char *name);
 int etok_isa_level_from_cpuid(uint32_t leaf1_ecx, uint32_t leaf7_ebx, uint32_t leaf7_ecx, uint64_t xcr0);
 /* The level this machine supports (scalar on non-x86-64 builds). */
 int etok_isa_detected(void);
-/* 1 when the CPU's vendor is AMD (CPUID leaf 0), for the few tuning choices measured to differ
- * by vendor (vmath.c's K prefetch); 0 elsewhere and on non-x86-64 builds. */
-int etok_cpu_is_amd(void);
 /* The level the dispatch uses now. On its first call, reads ETOK_ISA; an invalid value there
  * (unknown, or above the detected level) is reported on stderr and the process exits with
  * code 3: no silent fallback (programs that want to report it themselves call

@@ -318,34 +318,23 @@ static inline TGT __m256 hsum8_1tok(const __m256 *z) {
 
 #define CVT(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 
-/* The one-token K.q pass prefetches the K row this many positions ahead, non-temporally, on
- * AMD CPUs only (etok_cpu_is_amd; docs/ENGINE.md, "Decode at depth"). A decode step reads each
- * K row once. On the AMD EPYC, fetched the ordinary way it displaced what the step reads
- * again: depth ratio 0.76-0.77 without against 0.86-0.875 with 8 ahead (SmolLM2 Q4_1, two
- * sweeps). On the Intel Xeon the same prefetch made K.q at depth 512 take 1.03 ms per step
- * against 0.64 without, and the engine's depth ratio 0.65 against 0.69 (Q4_0) and 0.71 against
- * 0.78 (Q4_1): there the hardware prefetcher, following a KV head's contiguous rows, does
- * better alone. */
-#define K_NTA_AHEAD 8
-
 /* Grouped K.q: per position the row's 32-value blocks are converted once; every head keeps
  * its own four accumulators, fed in block order as etok_attn_scores_1tok_avx2 does. hd == 64
- * (two blocks, the row in eight registers) has its own path. */
+ * (two blocks, the row in eight registers) has its own path. K itself gets no software
+ * prefetch: the hardware prefetcher follows a KV head's contiguous rows (a non-temporal one 8
+ * positions ahead measured slower on the Xeon and no faster on a later EPYC guest:
+ * docs/ENGINE.md, "Decode at depth"). */
 TGT void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
                                           float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
     const int np = hd & ~31;
     const __m256 zero = _mm256_setzero_ps(), vs = _mm256_set1_ps(scale);
     __m256 zb[ETOK_VM_MAX_GROUP][8];
-    const int k_ahead = etok_cpu_is_amd() ? K_NTA_AHEAD : 0;
     for (int s0 = 0; s0 < n; s0 += 8) {
         const int m = n - s0 < 8 ? n - s0 : 8;
         for (int j = 0; j < m; j++) {
             const uint8_t *k = k0 + (size_t)(s0 + j) * stride;
             if (v_pf) /* the same row of V, for the weighted sum that reads V slot by slot */
                 for (int c = 0; c < 2 * hd; c += 64) _mm_prefetch((const char *)(v_pf + (size_t)(s0 + j) * stride + c), _MM_HINT_T1);
-            if (k_ahead && s0 + j + k_ahead < n) /* K is read once per step: see K_NTA_AHEAD */
-                for (int c = 0; c < 2 * hd; c += 64)
-                    _mm_prefetch((const char *)(k + (size_t)k_ahead * stride + c), _MM_HINT_NTA);
             if (np == 64) {
                 const __m256 x0 = CVT(k), x1 = CVT(k + 16), x2 = CVT(k + 32), x3 = CVT(k + 48), x4 = CVT(k + 64),
                              x5 = CVT(k + 80), x6 = CVT(k + 96), x7 = CVT(k + 112);
