@@ -186,11 +186,9 @@ static inline AI TGT void chunk(__m256i lo, __m256i hi, const int8_t *a, int c, 
 }
 
 /* One group of 8 rows against one activation vector: the 8 rows' results in res. Q5 is a
- * compile-time constant at each call. Integer lanes exact (maddubs pairs <= 2 x 31 x 127). */
-/* Decode streams each matrix once: every block asks for the lines ETOK_PF_Q41X8 bytes on (into
- * the next groups: they are contiguous; quant_simd.h's table). On the EPYC, loaded, the
- * distances from 768 B to 4096 B could not be told apart (tg128 81-128 t/s, the rounds differing
- * more than the distances); on the Xeon 8192 B was 1.35x 1536 B (docs/ENGINE.md). */
+ * compile-time constant at each call. Integer lanes exact (maddubs pairs <= 2 x 31 x 127).
+ * pf: decode, which streams each matrix once: every block asks for the lines ETOK_PF_Q41X8
+ * bytes on (the groups are contiguous; quant_simd.h's table). */
 static inline AI TGT void group1(const uint8_t *grp, const int Q5, const etok_block_q8a *y, int64_t nb, float res[8], const int pf) {
     const size_t bs = Q5 ? 192 : 160, od = Q5 ? 160 : 128;
     const __m256i m4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10);

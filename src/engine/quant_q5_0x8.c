@@ -177,9 +177,6 @@ static TGT void act16_of(const etok_block_q8a *y, int64_t nb, __m256i *act16) {
         _mm256_store_si256(act16 + i, _mm256_maddubs_epi16(sixteen, _mm256_loadu_si256((const __m256i *)(const void *)y[i].qs)));
 }
 
-/* Decode streams each matrix once: every block asks for the lines ETOK_PF_Q50X8 bytes on (into the
- * next groups: they are contiguous). Distance: quant_simd.h's table. */
-
 /* One chunk c of a block: lanes c and 4 + c of 8 rows (lo, hi: the values 0..31). */
 KI void dchunk(__m256i lo, __m256i hi, const int8_t *a, const int32_t *s16, int c, __m256 scale, __m256 acc[8]) {
     const __m256i one16 = _mm256_set1_epi16(1);
@@ -191,6 +188,8 @@ KI void dchunk(__m256i lo, __m256i hi, const int8_t *a, const int32_t *s16, int 
     acc[4 + c] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(phi), acc[4 + c]);
 }
 
+/* One group of 8 rows against one token. Decode streams each matrix once: every block asks for
+ * the lines ETOK_PF_Q50X8 bytes on (the groups are contiguous; quant_simd.h's table). */
 KI __m256 group_dec(const uint8_t *grp, const etok_block_q8a *y, const __m256i *act16, int64_t nb) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10);
     __m256 acc[8];

@@ -247,11 +247,9 @@ void etok_matmul_q8x4_ref(const uint8_t *packed, int64_t r0, int64_t r1, const e
 }
 
 #if ETOK_HAVE_X86_SIMD
-/* Decode streams each matrix once: every block asks for the lines ETOK_PF_Q8X4 bytes on (the groups
- * are contiguous). Distance: quant_simd.h's table. */
-
 /* One group of 4 rows x T tokens (y: token 0's blocks, ys blocks apart), all nb blocks; res[t]:
- * the 4 rows' results for token t. pf: prefetch ahead (decode). */
+ * the 4 rows' results for token t. pf: decode, which streams each matrix once: every block asks
+ * for the lines ETOK_PF_Q8X4 bytes on (the groups are contiguous; quant_simd.h's table). */
 KI void x4_tile(const uint8_t *grp, const etok_block_q8a *y, size_t ys, int64_t nb, const int T, __m128 res[4], const int pf) {
     __m256 acc[4][4];
     for (int t = 0; t < T; t++)

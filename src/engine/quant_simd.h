@@ -136,7 +136,9 @@ int etok_amx_prefill(uint32_t type, etok_amx_layout layout, const uint8_t *w, si
  * this many bytes ahead in its stream(s). One table for the AVX2 and AVX-512 kernels of each
  * layout. Measured on the Xeon, three distances interleaved (docs/ENGINE.md, "Decode prefetch
  * distances"): 8192 for Q4_1x8, IQ4_NLx8 and Q4_0x8 (1.35x, 1.18x, 1.06x their earlier 1536,
- * 1536 and 4096), Q8_0x4 and Q5_0x8 best where they were. -D overrides, for sweeps. */
+ * 1536 and 4096), Q8_0x4 and Q5_0x8 best where they were. On the EPYC, earlier sweeps could
+ * not tell 768 from 4096 bytes apart, and the new distances measured no worse there. -D
+ * overrides, for sweeps. */
 #ifndef ETOK_PF_Q41X8
 #define ETOK_PF_Q41X8 8192 /* Q4_1x8, Q5_1x8 */
 #endif

@@ -180,13 +180,13 @@ static void kernel_blocks(void) {
 /* Both at every kernel level this CPU has: the avx512 level's prefill runs 4-row x 8-token zmm
  * tiles (matmul_float.c), which must keep every output's bits; a CPU without AVX-512 says so. */
 static void at_every_level(void (*body)(void)) {
-    const int detected = etok_isa_detected();
+    const int detected = etok_isa_detected(), was = etok_isa_active();
     char err[160];
     for (int level = ETOK_ISA_SCALAR; level <= detected; level++) {
         assert_int_equal(etok_isa_force(level, err, sizeof err), 0);
         body();
     }
-    assert_int_equal(etok_isa_force(etok_isa_default(detected), err, sizeof err), 0);
+    assert_int_equal(etok_isa_force(was, err, sizeof err), 0);
     if (detected < ETOK_ISA_AVX512) print_message("note: no AVX-512 here: the avx512 level's float tiles are not run\n");
 }
 
