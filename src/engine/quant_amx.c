@@ -37,12 +37,15 @@
 #include <math.h>
 #include <string.h>
 
+#include "engine/quant_k.h"
 #include "engine/quant_simd.h"
 
 #define AMX_BLOCK_CHUNK 32 /* weight blocks unpacked at a time (16 KiB of B tiles and 16 KiB of partial A tiles on the stack) */
 
 /* Q4_1 and Q5_1 carry a minimum per block (w = d v + m); the others do not. */
 static int has_min(uint32_t type) { return type == ETOK_T_Q4_1 || type == ETOK_T_Q5_1; }
+
+int etok_amx_k_applies(uint32_t type, int nx) { return nx >= ETOK_AMX_MIN_TOKENS && type == ETOK_T_Q6_K; }
 
 int etok_amx_applies(uint32_t type, int nx) {
     return nx >= ETOK_AMX_MIN_TOKENS && (type == ETOK_T_Q8_0 || type == ETOK_T_Q4_0 || type == ETOK_T_Q4_1 ||
@@ -129,6 +132,28 @@ void etok_matmul_rows_amx_ref(uint32_t type, const uint8_t *w, size_t row_bytes,
                 for (int k = 0; k < ETOK_QK; k++) s += (int32_t)v[k] * (int32_t)x[i].qs[k];
                 acc = fmaf(d * x[i].d, (float)s, acc);
                 if (has_min(type)) acc = fmaf(m, x[i].s, acc);
+            }
+            out[(size_t)j * out_stride + (size_t)r] = acc;
+        }
+}
+
+/* Q6_K at level amx, in the kernel's order: per super-block the exact integer sum
+ * isum = sum_k sc[k/16] (q_k - 32) a_k, then acc = fma(d_w * d_a, (float)isum, acc), super-blocks
+ * in ascending order. */
+void etok_matmul_rows_amx_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8k *y,
+                                  int64_t n, int nx, float *out, size_t out_stride) {
+    const int64_t nb = n / ETOK_QK_K;
+    for (int j = 0; j < nx; j++)
+        for (int64_t r = r0; r < r1; r++) {
+            const etok_block_q6_k *x = (const etok_block_q6_k *)(const void *)(w + (size_t)r * row_bytes);
+            const etok_block_q8k *a = y + (size_t)j * (size_t)nb;
+            float acc = 0.0f;
+            for (int64_t i = 0; i < nb; i++) {
+                int8_t q[ETOK_QK_K];
+                etok_q6k_unpack(&x[i], q);
+                int32_t s = 0;
+                for (int k = 0; k < ETOK_QK_K; k++) s += (int32_t)x[i].scales[k / 16] * q[k] * a[i].qs[k];
+                acc = fmaf(etok_f16_to_f32(x[i].d) * a[i].d, (float)s, acc);
             }
             out[(size_t)j * out_stride + (size_t)r] = acc;
         }
@@ -447,6 +472,190 @@ ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, cons
         }
     }
     amx_release();
+}
+
+/* ---- Q6_K ----
+ * A super-block's 16 sub-blocks of 16 values each have their own scale sc (a signed byte), so
+ * a tile product over 64 values cannot apply them afterwards. Instead each weight's integer is
+ * scaled first, w' = sc (q - 32) (-4064..4096: two bytes), and split as w' = 128 hi + lo with
+ * hi = w' >> 7 (-32..32) and lo = w' & 127 (0..127): two B tiles of signed bytes. Per 16 rows x
+ * 16 tokens a super-block is 4 x 2 TDPBSSD (A: 64 activation bytes, straight from the Q8_K
+ * blocks), and isum = 128 C_hi + C_lo = sum_k sc[k/16] (q_k - 32) a_k exactly (|isum| <= 256 x
+ * 4096 x 127 < 2^27). Then acc = fma(d_w * d_a, (float)isum, acc) per (token, row), the
+ * reference's order. The scaling and split cost one pass over the weights per row group and
+ * chunk, reused by every 16-token group. */
+#define AMX_K_CHUNK 4 /* super-blocks unpacked at a time: 32 KiB of B tiles */
+
+typedef struct {
+    _Alignas(64) int8_t hi[4][16 * 64]; /* K tiles of 64 values: [k/4][r*4 + k%4] */
+    _Alignas(64) int8_t lo[4][16 * 64];
+} amx_q6k_tiles;
+
+/* One Q6_K super-block's w' = sc (q - 32), split into hi (w' >> 7) and lo (w' & 127), in value
+ * order (etok_q6k_unpack's). */
+static inline ETOK_AMX_TARGET void q6k_split(const etok_block_q6_k *b, int8_t hi[ETOK_QK_K], int8_t lo[ETOK_QK_K]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
+    const __m256i m127 = _mm256_set1_epi16(127);
+    for (int h = 0; h < 2; h++) {
+        const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(const void *)(b->ql + 64 * h));
+        const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(const void *)(b->ql + 64 * h + 32));
+        const __m256i qh = _mm256_loadu_si256((const __m256i *)(const void *)(b->qh + 32 * h));
+        __m256i c[4]; /* values 128 h + 32 k .. + 31: low or high nibbles, two high bits each */
+        c[0] = _mm256_or_si256(_mm256_and_si256(ql0, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 4), m30));
+        c[1] = _mm256_or_si256(_mm256_and_si256(ql1, m4), _mm256_and_si256(_mm256_slli_epi16(qh, 2), m30));
+        c[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), _mm256_and_si256(qh, m30));
+        c[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
+        for (int k = 0; k < 4; k++) {
+            const int v0 = 128 * h + 32 * k; /* sub-blocks v0 / 16 and v0 / 16 + 1 */
+            const __m256i q = _mm256_sub_epi8(c[k], m32);
+            const __m256i w0 = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)), _mm256_set1_epi16(b->scales[v0 / 16]));
+            const __m256i w1 = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)), _mm256_set1_epi16(b->scales[v0 / 16 + 1]));
+            /* packs works per 128-bit lane: [w0 0-7, w1 0-7 | w0 8-15, w1 8-15], reordered by 0xD8 */
+            const __m256i vh = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_srai_epi16(w0, 7), _mm256_srai_epi16(w1, 7)), 0xD8);
+            const __m256i vl = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_and_si256(w0, m127), _mm256_and_si256(w1, m127)), 0xD8);
+            _mm256_storeu_si256((__m256i *)(void *)(hi + v0), vh);
+            _mm256_storeu_si256((__m256i *)(void *)(lo + v0), vl);
+        }
+    }
+}
+
+/* One 16-row group's super-block i as B tiles, and the rows' scales d_w (rows r >= vr: zero) */
+static ETOK_AMX_TARGET void q6k_unpack_group(const uint8_t *w, size_t row_bytes, int64_t g0, int vr, int64_t i,
+                                             amx_q6k_tiles *t, float dw[16]) {
+    _Alignas(32) int8_t hi[16][ETOK_QK_K], lo[16][ETOK_QK_K];
+    for (int r = 0; r < 16; r++) {
+        if (r >= vr) {
+            memset(hi[r], 0, sizeof hi[r]), memset(lo[r], 0, sizeof lo[r]);
+            dw[r] = 0.0f;
+            continue;
+        }
+        const etok_block_q6_k *b = (const etok_block_q6_k *)(const void *)(w + (size_t)(g0 + r) * row_bytes) + i;
+        q6k_split(b, hi[r], lo[r]);
+        dw[r] = etok_f16_to_f32(b->d);
+    }
+    for (int kt = 0; kt < 4; kt++)     /* K tile: values 64 kt .. 64 kt + 63 */
+        for (int m = 0; m < 2; m++)    /* its half: tile rows 8 m .. 8 m + 7 */
+            for (int h = 0; h < 2; h++) { /* weight rows 8 h .. 8 h + 7 */
+                __m256i vh[8], vl[8];
+                for (int j = 0; j < 8; j++) {
+                    vh[j] = _mm256_load_si256((const __m256i *)(const void *)(hi[8 * h + j] + 64 * kt + 32 * m));
+                    vl[j] = _mm256_load_si256((const __m256i *)(const void *)(lo[8 * h + j] + 64 * kt + 32 * m));
+                }
+                tile_put8(t->hi[kt] + 8 * 64 * m, h, vh);
+                tile_put8(t->lo[kt] + 8 * 64 * m, h, vl);
+            }
+}
+
+/* c_hi[t][r] = sum_k a[t][k] hi_r[k], c_lo likewise, over one super-block (k < 256). */
+static ETOK_AMX_TARGET void amx_q6k_block(const int8_t *a, size_t a_stride, const amx_q6k_tiles *bt, int32_t chi[16][16],
+                                          int32_t clo[16][16]) {
+#ifdef ETOK_AMX_EMULATED
+    for (int t = 0; t < 16; t++)
+        for (int r = 0; r < 16; r++) {
+            int32_t sh = 0, sl = 0;
+            for (int k = 0; k < ETOK_QK_K; k++) {
+                const int32_t x = a[(size_t)t * a_stride + (size_t)k];
+                const int e = (k % 64 / 4) * 64 + r * 4 + k % 4;
+                sh += x * bt->hi[k / 64][e], sl += x * bt->lo[k / 64][e];
+            }
+            chi[t][r] = sh, clo[t][r] = sl;
+        }
+#else
+    _tile_zero(0);
+    _tile_zero(1);
+    for (int kt = 0; kt < 4; kt++) {
+        _tile_loadd(2, a + 64 * kt, a_stride);
+        _tile_loadd(3, bt->hi[kt], 64);
+        _tile_loadd(4, bt->lo[kt], 64);
+        _tile_dpbssd(0, 2, 3);
+        _tile_dpbssd(1, 2, 4);
+    }
+    _tile_stored(0, chi, 64);
+    _tile_stored(1, clo, 64);
+#endif
+}
+
+static ETOK_AMX_TARGET void amx_q6k_config(void) {
+#ifndef ETOK_AMX_EMULATED
+    amx_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int k = 0; k < 5; k++) cfg.rows[k] = 16, cfg.colsb[k] = 64; /* C hi, C lo, A, B hi, B lo */
+    _tile_loadconfig(&cfg);
+#endif
+}
+
+static const etok_block_q8k amx_zero_q8k[AMX_K_CHUNK]; /* a padding token's (all zero) */
+
+#define AMX_T16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
+/* One 16-token group against a row group's chunk of nc super-blocks (amx_token_group's scheme) */
+static inline __attribute__((always_inline)) ETOK_AMX_TARGET void
+amx_q6k_token_group(int nc, const amx_q6k_tiles *bt, const float (*dw)[16], const etok_block_q8k *const xs[16],
+                    const int8_t *a, size_t a_stride, size_t a_step, float accm[16][16]) {
+    _Alignas(64) int32_t chi[16][16], clo[16][16];
+#define AMX_LOAD(t) __m512 a##t = _mm512_load_ps(accm[t]);
+    AMX_T16(AMX_LOAD)
+#undef AMX_LOAD
+    for (int b = 0; b < nc; b++) {
+        amx_q6k_block(a + (size_t)b * a_step, a_stride, &bt[b], chi, clo);
+        const __m512 dwv = _mm512_load_ps(dw[b]);
+#define AMX_STEP(t)                                                                                                    \
+    a##t = _mm512_fmadd_ps(_mm512_mul_ps(dwv, _mm512_set1_ps(xs[t][b].d)),                                             \
+                           _mm512_cvtepi32_ps(_mm512_add_epi32(_mm512_slli_epi32(_mm512_loadu_si512((const void *)chi[t]), 7), \
+                                                               _mm512_loadu_si512((const void *)clo[t]))),             \
+                           a##t);
+        AMX_T16(AMX_STEP)
+#undef AMX_STEP
+    }
+#define AMX_STORE(t) _mm512_store_ps(accm[t], a##t);
+    AMX_T16(AMX_STORE)
+#undef AMX_STORE
+}
+#undef AMX_T16
+
+static ETOK_AMX_TARGET void matmul_amx_q6k(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                           const etok_block_q8k *xq, int64_t n, int nx, float *out, size_t out_stride) {
+    const int64_t nb = n / ETOK_QK_K;
+    amx_q6k_tiles bt[AMX_K_CHUNK];
+    _Alignas(64) float dw[AMX_K_CHUNK][16];
+    _Alignas(64) int8_t apad[AMX_K_CHUNK][16][ETOK_QK_K]; /* A rows of a partial token group */
+    _Alignas(64) float accm[16][16];
+    amx_q6k_config();
+    for (int64_t g0 = r0; g0 < r1; g0 += 16) {
+        const int vr = r1 - g0 < 16 ? (int)(r1 - g0) : 16;
+        for (int64_t c0 = 0; c0 < nb; c0 += AMX_K_CHUNK) {
+            const int nc = nb - c0 < AMX_K_CHUNK ? (int)(nb - c0) : AMX_K_CHUNK;
+            for (int b = 0; b < nc; b++) q6k_unpack_group(w, row_bytes, g0, vr, c0 + b, &bt[b], dw[b]);
+            for (int t0 = 0; t0 < nx; t0 += 16) {
+                const int vt = nx - t0 < 16 ? nx - t0 : 16;
+                const etok_block_q8k *xs[16];
+                for (int t = 0; t < 16; t++) {
+                    xs[t] = t < vt ? xq + (size_t)(t0 + t) * (size_t)nb + (size_t)c0 : amx_zero_q8k;
+                    for (int r = 0; r < 16; r++)
+                        accm[t][r] = (c0 == 0 || t >= vt || r >= vr) ? 0.0f : out[(size_t)(t0 + t) * out_stride + (size_t)(g0 + r)];
+                }
+                const int8_t *a = xq[(size_t)t0 * (size_t)nb + (size_t)c0].qs;
+                size_t a_stride = (size_t)nb * sizeof(etok_block_q8k), a_step = sizeof(etok_block_q8k);
+                if (vt < 16) {
+                    memset(apad, 0, (size_t)nc * sizeof apad[0]);
+                    for (int b = 0; b < nc; b++)
+                        for (int t = 0; t < vt; t++) memcpy(apad[b][t], xs[t][b].qs, ETOK_QK_K);
+                    a = &apad[0][0][0], a_stride = ETOK_QK_K, a_step = sizeof apad[0];
+                }
+                amx_q6k_token_group(nc, bt, (const float(*)[16])dw, xs, a, a_stride, a_step, accm);
+                for (int t = 0; t < vt; t++)
+                    memcpy(out + (size_t)(t0 + t) * out_stride + (size_t)g0, accm[t], (size_t)vr * sizeof(float));
+            }
+        }
+    }
+    amx_release();
+}
+
+int etok_amx_prefill_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                         const etok_block_q8k *xq, int64_t n, int nx, float *out, size_t out_stride) {
+    if (etok_isa_active() < ETOK_ISA_AMX || !etok_amx_k_applies(type, nx)) return 0;
+    matmul_amx_q6k(w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
+    return 1;
 }
 
 int etok_amx_prefill(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,

@@ -1115,6 +1115,7 @@ void etok_matmul_rows_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int
                           const etok_block_q8k *y, int64_t n, int nx, float *out, size_t out_stride) {
     const int64_t nb = n / ETOK_QK_K;
 #if ETOK_HAVE_X86_SIMD
+    if (etok_amx_prefill_q8k(type, w, row_bytes, r0, r1, y, n, nx, out, out_stride)) return; /* quant_amx.c */
     if (etok_simd_active()) {
         const int wide = avx512_k(type);
         if (!wide && nx >= 2 && k_matmul_tiled(type, w, row_bytes, r0, r1, y, n, nx, out, out_stride) == 0) return;

@@ -43,4 +43,16 @@ float etok_vec_dot_q8k_ref(uint32_t type, const void *row, const etok_block_q8k 
 void etok_matmul_rows_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                           const etok_block_q8k *y, int64_t n, int nx, float *out, size_t out_stride);
 
+/* Level amx: Q6_K products of >= ETOK_AMX_MIN_TOKENS tokens take the AMX-INT8 kernel
+ * (quant_amx.c), whose sums are not the avx2 bits (one exact integer per super-block, not 8
+ * lanes); etok_matmul_rows_amx_q6k_ref is its order in scalar code, arguments as
+ * etok_matmul_rows_q8k. */
+int etok_amx_k_applies(uint32_t type, int nx);
+void etok_matmul_rows_amx_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8k *y,
+                                  int64_t n, int nx, float *out, size_t out_stride);
+/* The dispatch (x86 builds only): at level amx, for a product etok_amx_k_applies to, runs the
+ * kernel and returns 1; else 0. */
+int etok_amx_prefill_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                         const etok_block_q8k *xq, int64_t n, int nx, float *out, size_t out_stride);
+
 #endif

@@ -250,6 +250,19 @@ EMU __m512i emu_sub_epi32(__m512i a, __m512i b) {
     for (int i = 0; i < 16; i++) x.d[i] = (int32_t)((uint32_t)x.d[i] - (uint32_t)y.d[i]);
     return emu_i(&x);
 }
+EMU __m512i emu_add_epi32(__m512i a, __m512i b) {
+    emu512 x, y;
+    EMU_IN(x, a);
+    EMU_IN(y, b);
+    for (int i = 0; i < 16; i++) x.d[i] = (int32_t)((uint32_t)x.d[i] + (uint32_t)y.d[i]);
+    return emu_i(&x);
+}
+EMU __m512i emu_slli_epi32(__m512i a, unsigned n) {
+    emu512 x;
+    EMU_IN(x, a);
+    for (int i = 0; i < 16; i++) x.d[i] = (int32_t)(n > 31 ? 0 : (uint32_t)x.d[i] << n);
+    return emu_i(&x);
+}
 EMU __m512 emu_add_ps(__m512 a, __m512 b) {
     emu512 x, y;
     EMU_IN(x, a);
@@ -395,6 +408,10 @@ EMU __m256i emu256_dpbusd_epi32(__m256i src, __m256i a, __m256i b) {
 #define _mm512_fmadd_ps emu_fmadd_ps
 #undef _mm512_sub_epi32
 #define _mm512_sub_epi32 emu_sub_epi32
+#undef _mm512_add_epi32
+#define _mm512_add_epi32 emu_add_epi32
+#undef _mm512_slli_epi32
+#define _mm512_slli_epi32 emu_slli_epi32
 #undef _mm512_add_ps
 #define _mm512_add_ps emu_add_ps
 #undef _mm512_storeu_ps
