@@ -364,7 +364,7 @@ enum { ETOK_ISA_SCALAR = 0, ETOK_ISA_AVX2 = 1, ETOK_ISA_AVX512 = 2, ETOK_ISA_AMX
  * of ETOK_ISA_AMX_XCR0 or NULL). */
 int etok_isa_amx_usable(uint32_t leaf7_edx, uint64_t xcr0, long perm_rc, const char *emu_env);
 /* The AMX prefill kernel applies to the 32-value block formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
- * IQ4_NL) with at least this many tokens (quant_amx.c). */
+ * IQ4_NL) with at least this many tokens (quant_amx.c; Q6_K: etok_amx_k_applies, quant_k.h). */
 #define ETOK_AMX_MIN_TOKENS 16
 int etok_amx_applies(uint32_t type, int nx);
 /* The weight layouts it reads (and etok_decode_copy_avx512, quant_simd.h): the file's rows or one

@@ -1,7 +1,7 @@
-/* quant_amx.c — the AMX-INT8 prefill kernel (kernel level amx, docs/ENGINE.md "Kernel levels"):
+/* quant_amx.c — the AMX-INT8 prefill kernels (kernel level amx, docs/ENGINE.md "Kernel levels"):
  * weight rows of the 32-value block formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL), in the
- * file's layout or a repacked copy, against q8a activations for many tokens at once, and its
- * scalar reference.
+ * file's layout or a repacked copy, against q8a activations for many tokens at once, and Q6_K
+ * rows against Q8_K activations ("Q6_K" below); each with its scalar reference.
  *
  * Every block of those formats is 32 integers v_k that fit in a signed byte, a scale d and, for
  * Q4_1 / Q5_1, a minimum m: w_k = d * v_k + m (Q8_0: v = q; Q4_0: q - 8; Q5_0: q - 16; Q4_1 /

@@ -5,7 +5,8 @@
  * Owns: etok_block_q8k, its quantiser (ggml's quantize_row_q8_K_ref, which the AVX2 build
  * uses), a scalar reference and an AVX2 version of each K dot (bit-equal to each other), an
  * AVX-512 VNNI version of the Q4_K, Q5_K and Q6_K dots (bit-equal to AVX2; kernel level
- * avx512, quant.h), and
+ * avx512, quant.h), the dispatch to the AMX Q6_K prefill kernel at level amx (quant_amx.c, not
+ * the avx2 bits), and
  * the row loop for a matmul (one dot per row and token, as llama.cpp runs K-quant matrices:
  * llamafile's tinyBLAS takes no K-quant type, so batches fall back to vec_dot per row).
  * Does not own: the block layouts (quant.h) or the old 32-value-block K kernels (quant.c,
