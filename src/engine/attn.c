@@ -108,8 +108,7 @@ static void attn_unit(const etok_attn_args *a, float *sc, size_t cap, int t, int
     /* softmax per head: exp() and the sum as llama.cpp's (engine/vmath.h), one reciprocal */
     for (int h = 0; h < g; h++) {
         float *w = sc + (size_t)h * cap;
-        float mx = -INFINITY;
-        for (int s = 0; s < n; s++) mx = w[s] > mx ? w[s] : mx;
+        const float mx = etok_max(w, n); /* one scalar max chain was 87% of this function at depth 512 */
         const double sum = etok_softmax_exp(w, w, n, mx);
         const float inv = (float)(1.0 / sum);
         for (int s = 0; s < n; s++) w[s] *= inv;

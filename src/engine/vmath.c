@@ -52,6 +52,12 @@ float etok_vexpf(float x) {
     return fmaf(s2, j, s2) * s1;
 }
 
+float etok_max_ref(const float *x, int n) {
+    float mx = -INFINITY;
+    for (int i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
 double etok_softmax_exp_ref(float *y, const float *x, int n, float max) {
     double sum = 0;
     for (int i = 0; i < n; i += 8) {
@@ -229,6 +235,24 @@ static inline TGT __m256 vexpf8(__m256 x) {
     const __m256 huge = _mm256_cmp_ps(an, _mm256_set1_ps(192.0f), _CMP_GT_OQ);
     const __m256 scaled = _mm256_mul_ps(_mm256_fmadd_ps(s2, j, s2), s1);
     return _mm256_blendv_ps(_mm256_blendv_ps(fast, scaled, big), _mm256_mul_ps(s1, s1), huge);
+}
+
+/* maxps(v, m) is v > m ? v : m lane by lane (m when either is NaN or they are equal), the
+ * reference's step */
+TGT float etok_max_avx2(const float *x, int n) {
+    __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        m0 = _mm256_max_ps(_mm256_loadu_ps(x + i), m0);
+        m1 = _mm256_max_ps(_mm256_loadu_ps(x + i + 8), m1);
+        m2 = _mm256_max_ps(_mm256_loadu_ps(x + i + 16), m2);
+        m3 = _mm256_max_ps(_mm256_loadu_ps(x + i + 24), m3);
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3)));
+    float mx = etok_max_ref(lanes, 8);
+    for (; i < n; i++) mx = x[i] > mx ? x[i] : mx;
+    return mx;
 }
 
 TGT double etok_softmax_exp_avx2(float *y, const float *x, int n, float max) {
@@ -696,6 +720,13 @@ void etok_attn_scores_q8_0(const etok_block_q8a *q, int g, const uint8_t *k0, si
         etok_vec_dot_multi(ETOK_T_Q8_0, k0 + (size_t)j * stride, q, NULL, hd, g, o, out_stride);
         for (int h = 0; h < g; h++) o[(size_t)h * out_stride] *= scale;
     }
+}
+
+float etok_max(const float *x, int n) {
+#if ETOK_HAVE_X86_SIMD
+    if (etok_simd_active()) return etok_max_avx2(x, n);
+#endif
+    return etok_max_ref(x, n);
 }
 
 double etok_softmax_exp(float *y, const float *x, int n, float max) {

@@ -25,6 +25,12 @@ float etok_vexpf(float x);
  * 0, so it never takes its scalar tail there.) */
 double etok_softmax_exp(float *y, const float *x, int n, float max);
 
+/* The largest of x[0..n) (-INFINITY for n == 0), NaNs skipped: the value of the scan
+ * mx = x[i] > mx ? x[i] : mx from -INFINITY. The AVX2 version keeps 32 lanes (four independent
+ * max chains instead of one 4-cycle chain per value) and reduces them at the end; where +0 and
+ * -0 tie for the largest, either may come out (a softmax's exp(x - max) is the same for both). */
+float etok_max(const float *x, int n);
+
 /* gate[i] = silu(gate[i]) * up[i] for one row of n values: silu(x) = x / (1 + exp(-x)) with
  * etok_vexpf in the row's 8-wide blocks and expf in the last n % 8. */
 void etok_silu_mul(float *gate, const float *up, int n);
@@ -105,6 +111,7 @@ void etok_attn_scores_q8_0(const etok_block_q8a *q, int g, const uint8_t *k0, si
  * scalar reference and, on x86-64 CPUs with AVX2/FMA/F16C (etok_simd_active), AVX2; hd <= 512,
  * the AVX2 accumulation also hd % 8 == 0. */
 double etok_softmax_exp_ref(float *y, const float *x, int n, float max);
+float etok_max_ref(const float *x, int n);
 void etok_silu_mul_ref(float *gate, const float *up, int n);
 void etok_attn_scores_1tok_ref(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
                                float *out);
@@ -131,6 +138,7 @@ void etok_attn_accum_q8_0_avx2(const float *w, size_t w_stride, int g, int n_run
 void etok_attn_scores_q8_0_avx2(const etok_block_q8a *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
                                 float scale, float *out, size_t out_stride, const uint8_t *v_pf);
 double etok_softmax_exp_avx2(float *y, const float *x, int n, float max);
+float etok_max_avx2(const float *x, int n);
 void etok_silu_mul_avx2(float *gate, const float *up, int n);
 void etok_attn_scores_1tok_avx2(const float *q, const uint8_t *k0, size_t stride, int n, int hd, float scale,
                                 float *out);

@@ -7,7 +7,8 @@
  *  - etok_vexpf is within 2 ulp of exp() over the float range, exact at 0, 0 / inf beyond;
  *  - the one-token attention kernels: AVX2 = scalar reference bit for bit, both within 1e-5
  *    (relative to the sum of |terms|) of a double-precision sum;
- *  - the AVX2 softmax exp and SiLU = their scalar references bit for bit, any length;
+ *  - the AVX2 softmax exp and SiLU = their scalar references bit for bit, any length; the AVX2
+ *    max (the softmax's) = the reference scan's value, with NaNs, infinities and zeros;
  *  - the Q8_0 V sum: AVX2 = scalar reference bit for bit, the reference near a double sum;
  *  - the Q8_0 K.q scores: AVX2 = their scalar definition bit for bit, the dispatched function =
  *    the per-position dots it replaced bit for bit, the definition near a double dot. */
@@ -488,8 +489,42 @@ static void test_exp_simd_equals_scalar(void **state) {
 #endif
 }
 
+/* etok_max: the AVX2 version returns the reference scan's value for any length, with NaNs
+ * (skipped), infinities and signed zeros among the values; the bits too unless the largest
+ * value is a zero (then +0 or -0) */
+static void test_max_simd_equals_scalar(void **state) {
+    (void)state;
+    assert_true(etok_max_ref(NULL, 0) == -INFINITY);
+    assert_true(etok_max(NULL, 0) == -INFINITY);
+    const float nan = nanf("");
+    const float all_nan[3] = {nan, nan, nan};
+    assert_true(etok_max_ref(all_nan, 3) == -INFINITY);
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (!etok_simd_active()) skip();
+    assert_true(etok_max_avx2(all_nan, 3) == -INFINITY);
+    enum { N = 1003 };
+    static float x[N];
+    for (int kind = 0; kind < 4; kind++)
+        for (int n = 0; n <= N; n += n < 70 ? 1 : 89) {
+            for (int i = 0; i < n; i++) {
+                x[i] = frand() * 50.0f - 60.0f;
+                if (kind == 1 && i % 5 == 2) x[i] = nan;
+                if (kind == 2) x[i] = i % 3 == 0 ? -0.0f : i % 3 == 1 ? 0.0f : -INFINITY;
+                if (kind == 3 && i == n / 2) x[i] = i % 2 ? INFINITY : nan;
+            }
+            const float a = etok_max_avx2(x, n), b = etok_max_ref(x, n);
+            if (!(a == b) || (b != 0.0f && ubits(a) != ubits(b)))
+                fail_msg("max kind %d n=%d: AVX2 %a, scalar %a", kind, n, (double)a, (double)b);
+            assert_true(etok_max(x, n) == b);
+        }
+#else
+    skip();
+#endif
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_max_simd_equals_scalar),
         cmocka_unit_test(test_silu_matches_llama_cpp),
         cmocka_unit_test(test_softmax_matches_llama_cpp),
         cmocka_unit_test(test_vexpf_accuracy),
