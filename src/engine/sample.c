@@ -2,6 +2,7 @@
  * top-p keeps the smallest prefix (by probability) whose mass reaches p, then one draw from
  * the renormalised distribution. Deterministic for a given seed. */
 #include "engine/sample.h"
+#include "engine/vmath.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -15,11 +16,17 @@ uint64_t etok_sample_rng_next(uint64_t *state) {
 
 float etok_sample_rng_uniform(uint64_t *state) { return (float)(etok_sample_rng_next(state) >> 40) / 16777216.0f; }
 
+/* The lowest id whose logit is the largest, as llama.cpp's argmax (the scan "best = i when
+ * logits[i] > logits[best]" from id 0). Its one compare-and-select chain over the vocabulary
+ * (49152 ids for SmolLM2) cost ~1% of a decode step; now the largest value comes from etok_max
+ * (vectorised) and one search finds its first id. NaNs: the scan never leaves a NaN at id 0
+ * and skips later ones, as etok_max does. */
 int32_t etok_sample_greedy(const float *logits, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++)
-        if (logits[i] > logits[best]) best = i; /* ties: lowest id, as llama.cpp's argmax */
-    return best;
+    if (n <= 0 || isnan(logits[0])) return 0;
+    const float mx = etok_max(logits, n);
+    for (int i = 0; i < n; i++)
+        if (logits[i] == mx) return i; /* +0 and -0 compare equal, as in the scan */
+    return 0;
 }
 
 static int cmp_desc(const void *a, const void *b) {

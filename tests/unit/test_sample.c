@@ -242,6 +242,22 @@ static void greedy_takes_the_lowest_id_among_equal_maxima(void **state) {
     assert_int_equal(etok_sample_greedy(m, 4), 3);
     const float one[1] = {7.0f};
     assert_int_equal(etok_sample_greedy(one, 1), 0);
+    /* the scan's rules: a NaN at id 0 stays, later NaNs are skipped, +0 and -0 tie */
+    const float nan0[3] = {nanf(""), 5.0f, 6.0f}, nan1[4] = {1.0f, nanf(""), 2.0f, nanf("")};
+    assert_int_equal(etok_sample_greedy(nan0, 3), 0);
+    assert_int_equal(etok_sample_greedy(nan1, 4), 2);
+    const float zeros[4] = {-1.0f, -0.0f, 0.0f, -INFINITY};
+    assert_int_equal(etok_sample_greedy(zeros, 4), 1);
+    /* a vocabulary-sized row (the vectorised max): the first of equal maxima, anywhere */
+    enum { V = 49152 + 7 };
+    static float big[V];
+    for (int at = 0; at < V; at += 4099) {
+        for (int i = 0; i < V; i++) big[i] = (float)((i * 7919) % 1000) * 0.01f;
+        big[at] = 20.0f;
+        big[V - 1 - at / 2] = 20.0f;
+        const int first = at < V - 1 - at / 2 ? at : V - 1 - at / 2;
+        assert_int_equal(etok_sample_greedy(big, V), first);
+    }
 }
 
 int main(void) {
