@@ -323,19 +323,23 @@ static inline AI TGT float vec_finish(uint32_t type, __m256 a, const uint8_t *ro
 
 /* Bytes ahead of the current position that the decode kernel prefetches. One row at a time,
  * the rows in file order, is one sequential stream; with a software prefetch 768 bytes ahead
- * (12 cache lines) it read this machine's memory 15-25% faster than the earlier two rows at a
+ * (12 cache lines) it read an EPYC guest's memory 15-25% faster than the earlier two rows at a
  * time sharing the activation loads (two streams a row apart, next rows prefetched in a burst):
- * docs/ENGINE.md, "Float decode". */
-#define VEC_PREFETCH 768
+ * docs/ENGINE.md, "Float decode". On the AVX-512 Xeon guest, F32 (one stream, VEC_PARTS)
+ * decoded SmolLM2 at 28.5-29.9 tokens/s with 3072 bytes against 25.3-27.1 with 768 (a plain
+ * read loop reaches ~18.7 GB/s there, the decode read 14.8), and F16 / BF16 (four streams) at
+ * 54-55 with 1536 against 51-52; multiples of 4 KiB (4096, 8192) were slower, as 4K aliasing
+ * would make them. Not yet measured on an EPYC at these distances. */
+#define VEC_PREFETCH(TYPE) ((TYPE) == ETOK_T_F32 ? 3072 : 1536)
 
-/* One row against one vector in the vec order, prefetching VEC_PREFETCH bytes ahead while the
+/* One row against one vector in the vec order, prefetching VEC_PREFETCH(type) bytes ahead while the
  * address stays below `end` (the end of the rows this call reads). */
 static inline AI TGT float vec1(uint32_t type, const uint8_t *row, const float *x, int64_t n, uintptr_t end) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     const int64_t np = n & ~(int64_t)31;
     const int64_t es = type == ETOK_T_F32 ? 4 : 2;
     for (int64_t i = 0; i < np; i += 32) {
-        const uintptr_t pf = (uintptr_t)(row + i * es) + VEC_PREFETCH;
+        const uintptr_t pf = (uintptr_t)(row + i * es) + VEC_PREFETCH(type);
         if (pf < end) _mm_prefetch((const char *)pf, _MM_HINT_T0);
         if (es == 4 && pf + 64 < end) _mm_prefetch((const char *)(pf + 64), _MM_HINT_T0);
         a0 = _mm256_fmadd_ps(wload(type, row, i), _mm256_loadu_ps(x + i), a0);
@@ -358,7 +362,7 @@ static inline AI TGT float vec1_bf16(const uint8_t *row, const float *x, const f
     __m256 p0 = _mm256_setzero_ps(), q0 = p0, p1 = p0, q1 = p0;
     const int64_t np = n & ~(int64_t)31;
     for (int64_t i = 0; i < np; i += 32) {
-        const uintptr_t pf = (uintptr_t)(row + 2 * i) + VEC_PREFETCH;
+        const uintptr_t pf = (uintptr_t)(row + 2 * i) + VEC_PREFETCH(ETOK_T_BF16);
         if (pf < end) _mm_prefetch((const char *)pf, _MM_HINT_T0);
         const __m256i v0 = _mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * i)),
                       v1 = _mm256_loadu_si256((const __m256i *)(const void *)(row + 2 * i + 32));
