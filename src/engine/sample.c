@@ -19,8 +19,8 @@ float etok_sample_rng_uniform(uint64_t *state) { return (float)(etok_sample_rng_
 /* The lowest id whose logit is the largest, as llama.cpp's argmax (the scan "best = i when
  * logits[i] > logits[best]" from id 0). Its one compare-and-select chain over the vocabulary
  * (49152 ids for SmolLM2) cost ~1% of a decode step; now the largest value comes from etok_max
- * (vectorised) and one search finds its first id. NaNs: the scan never leaves a NaN at id 0
- * and skips later ones, as etok_max does. */
+ * (vectorised) and one search finds its first id. NaNs: the scan keeps id 0 when its logit
+ * is NaN (nothing compares greater) and skips later ones, as etok_max does. */
 int32_t etok_sample_greedy(const float *logits, int n) {
     if (n <= 0 || isnan(logits[0])) return 0;
     const float mx = etok_max(logits, n);
