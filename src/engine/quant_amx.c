@@ -1,7 +1,7 @@
 /* quant_amx.c — the AMX-INT8 prefill kernels (kernel level amx, docs/ENGINE.md "Kernel levels"):
  * weight rows of the 32-value block formats (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL), in the
- * file's layout or a repacked copy, against q8a activations for many tokens at once, and Q6_K
- * rows against Q8_K activations ("Q6_K" below); each with its scalar reference.
+ * file's layout or a repacked copy, against q8a activations for many tokens at once, and Q6_K /
+ * Q3_K rows against Q8_K activations ("Q6_K and Q3_K" below); each with its scalar reference.
  *
  * Every block of those formats is 32 integers v_k that fit in a signed byte, a scale d and, for
  * Q4_1 / Q5_1, a minimum m: w_k = d * v_k + m (Q8_0: v = q; Q4_0: q - 8; Q5_0: q - 16; Q4_1 /
@@ -45,7 +45,9 @@
 /* Q4_1 and Q5_1 carry a minimum per block (w = d v + m); the others do not. */
 static int has_min(uint32_t type) { return type == ETOK_T_Q4_1 || type == ETOK_T_Q5_1; }
 
-int etok_amx_k_applies(uint32_t type, int nx) { return nx >= ETOK_AMX_MIN_TOKENS && type == ETOK_T_Q6_K; }
+int etok_amx_k_applies(uint32_t type, int nx) {
+    return nx >= ETOK_AMX_MIN_TOKENS && (type == ETOK_T_Q6_K || type == ETOK_T_Q3_K);
+}
 
 int etok_amx_applies(uint32_t type, int nx) {
     return nx >= ETOK_AMX_MIN_TOKENS && (type == ETOK_T_Q8_0 || type == ETOK_T_Q4_0 || type == ETOK_T_Q4_1 ||
@@ -137,23 +139,38 @@ void etok_matmul_rows_amx_ref(uint32_t type, const uint8_t *w, size_t row_bytes,
         }
 }
 
-/* Q6_K at level amx, in the kernel's order: per super-block the exact integer sum
- * isum = sum_k sc[k/16] (q_k - 32) a_k, then acc = fma(d_w * d_a, (float)isum, acc), super-blocks
- * in ascending order. */
-void etok_matmul_rows_amx_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8k *y,
-                                  int64_t n, int nx, float *out, size_t out_stride) {
+/* A Q6_K or Q3_K super-block's 256 signed values (Q6_K: q - 32, -32..31; Q3_K: -4..3), its 16
+ * signed sub-block scales and its F16 scale d: w_k = d sc[k/16] v_k. */
+static float k_block_parts(uint32_t type, const uint8_t *blk, int8_t v[ETOK_QK_K], int8_t sc[16]) {
+    if (type == ETOK_T_Q6_K) {
+        const etok_block_q6_k *b = (const etok_block_q6_k *)(const void *)blk;
+        etok_q6k_unpack(b, v);
+        memcpy(sc, b->scales, 16);
+        return etok_f16_to_f32(b->d);
+    }
+    const etok_block_q3_k *b = (const etok_block_q3_k *)(const void *)blk;
+    etok_q3k_unpack(b, v);
+    etok_q3k_scales(b, sc);
+    return etok_f16_to_f32(b->d);
+}
+
+/* Q6_K / Q3_K at level amx, in the kernel's order: per super-block the exact integer sum
+ * isum = sum_k sc[k/16] v_k a_k, then acc = fma(d_w * d_a, (float)isum, acc), super-blocks in
+ * ascending order. */
+void etok_matmul_rows_amx_k_ref(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                const etok_block_q8k *y, int64_t n, int nx, float *out, size_t out_stride) {
     const int64_t nb = n / ETOK_QK_K;
+    const size_t bb = (size_t)etok_type_block_bytes(type);
     for (int j = 0; j < nx; j++)
         for (int64_t r = r0; r < r1; r++) {
-            const etok_block_q6_k *x = (const etok_block_q6_k *)(const void *)(w + (size_t)r * row_bytes);
             const etok_block_q8k *a = y + (size_t)j * (size_t)nb;
             float acc = 0.0f;
             for (int64_t i = 0; i < nb; i++) {
-                int8_t q[ETOK_QK_K];
-                etok_q6k_unpack(&x[i], q);
+                int8_t v[ETOK_QK_K], sc[16];
+                const float d = k_block_parts(type, w + (size_t)r * row_bytes + (size_t)i * bb, v, sc);
                 int32_t s = 0;
-                for (int k = 0; k < ETOK_QK_K; k++) s += (int32_t)x[i].scales[k / 16] * q[k] * a[i].qs[k];
-                acc = fmaf(etok_f16_to_f32(x[i].d) * a[i].d, (float)s, acc);
+                for (int k = 0; k < ETOK_QK_K; k++) s += (int32_t)sc[k / 16] * v[k] * a[i].qs[k];
+                acc = fmaf(d * a[i].d, (float)s, acc);
             }
             out[(size_t)j * out_stride + (size_t)r] = acc;
         }
@@ -474,28 +491,41 @@ ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, cons
     amx_release();
 }
 
-/* ---- Q6_K ----
- * A super-block's 16 sub-blocks of 16 values each have their own scale sc (a signed byte), so
- * a tile product over 64 values cannot apply them afterwards. Instead each weight's integer is
- * scaled first, w' = sc (q - 32) (-4064..4096: two bytes), and split as w' = 128 hi + lo with
+/* ---- Q6_K and Q3_K ----
+ * A super-block's 16 sub-blocks of 16 values each have their own signed scale sc (Q6_K: a
+ * byte; Q3_K: 6 bits), so a tile product over 64 values cannot apply them afterwards. Instead
+ * each weight's integer v is scaled first, w' = sc v (Q6_K: v = q - 32, w' in -4064..4096; Q3_K:
+ * v in -4..3, w' in -124..128: both need more than a byte), and split as w' = 128 hi + lo with
  * hi = w' >> 7 (-32..32) and lo = w' & 127 (0..127): two B tiles of signed bytes. Per 16 rows x
  * 16 tokens a super-block is 4 x 2 TDPBSSD (A: 64 activation bytes, straight from the Q8_K
- * blocks), and isum = 128 C_hi + C_lo = sum_k sc[k/16] (q_k - 32) a_k exactly (|isum| <= 256 x
- * 4096 x 127 < 2^27). Then acc = fma(d_w * d_a, (float)isum, acc) per (token, row), the
- * reference's order. The scaling and split cost one pass over the weights per row group and
- * chunk, reused by every 16-token group. */
+ * blocks), and isum = 128 C_hi + C_lo = sum_k sc[k/16] v_k a_k exactly (|isum| <= 256 x 4096 x
+ * 127 < 2^27). Then acc = fma(d_w * d_a, (float)isum, acc) per (token, row), the reference's
+ * order (etok_matmul_rows_amx_k_ref). The scaling and split cost one pass over the weights per
+ * row group and chunk, reused by every 16-token group. */
 #define AMX_K_CHUNK 4 /* super-blocks unpacked at a time: 32 KiB of B tiles */
 
 typedef struct {
     _Alignas(64) int8_t hi[4][16 * 64]; /* K tiles of 64 values: [k/4][r*4 + k%4] */
     _Alignas(64) int8_t lo[4][16 * 64];
-} amx_q6k_tiles;
+} amx_k_tiles;
 
-/* One Q6_K super-block's w' = sc (q - 32), split into hi (w' >> 7) and lo (w' & 127), in value
- * order (etok_q6k_unpack's). */
-static inline ETOK_AMX_TARGET void q6k_split(const etok_block_q6_k *b, int8_t hi[ETOK_QK_K], int8_t lo[ETOK_QK_K]) {
-    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
+/* 32 signed values (values 32c .. 32c + 31 of a super-block) times their two sub-block scales
+ * s0, s1, split into hi (w' >> 7) and lo (w' & 127) at hi + 32c, lo + 32c */
+static inline ETOK_AMX_TARGET void split_store(__m256i q, int s0, int s1, int8_t *hi, int8_t *lo) {
     const __m256i m127 = _mm256_set1_epi16(127);
+    const __m256i w0 = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)), _mm256_set1_epi16((short)s0));
+    const __m256i w1 = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)), _mm256_set1_epi16((short)s1));
+    /* packs works per 128-bit lane: [w0 0-7, w1 0-7 | w0 8-15, w1 8-15], reordered by 0xD8 */
+    const __m256i vh = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_srai_epi16(w0, 7), _mm256_srai_epi16(w1, 7)), 0xD8);
+    const __m256i vl = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_and_si256(w0, m127), _mm256_and_si256(w1, m127)), 0xD8);
+    _mm256_storeu_si256((__m256i *)(void *)hi, vh);
+    _mm256_storeu_si256((__m256i *)(void *)lo, vl);
+}
+
+/* One Q6_K super-block's w' = sc (q - 32), split into hi and lo, in value order
+ * (etok_q6k_unpack's); returns d. */
+static inline ETOK_AMX_TARGET float q6k_split(const etok_block_q6_k *b, int8_t hi[ETOK_QK_K], int8_t lo[ETOK_QK_K]) {
+    const __m256i m4 = _mm256_set1_epi8(0x0F), m30 = _mm256_set1_epi8(0x30), m32 = _mm256_set1_epi8(32);
     for (int h = 0; h < 2; h++) {
         const __m256i ql0 = _mm256_loadu_si256((const __m256i *)(const void *)(b->ql + 64 * h));
         const __m256i ql1 = _mm256_loadu_si256((const __m256i *)(const void *)(b->ql + 64 * h + 32));
@@ -507,21 +537,33 @@ static inline ETOK_AMX_TARGET void q6k_split(const etok_block_q6_k *b, int8_t hi
         c[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), _mm256_and_si256(_mm256_srli_epi16(qh, 2), m30));
         for (int k = 0; k < 4; k++) {
             const int v0 = 128 * h + 32 * k; /* sub-blocks v0 / 16 and v0 / 16 + 1 */
-            const __m256i q = _mm256_sub_epi8(c[k], m32);
-            const __m256i w0 = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(q)), _mm256_set1_epi16(b->scales[v0 / 16]));
-            const __m256i w1 = _mm256_mullo_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(q, 1)), _mm256_set1_epi16(b->scales[v0 / 16 + 1]));
-            /* packs works per 128-bit lane: [w0 0-7, w1 0-7 | w0 8-15, w1 8-15], reordered by 0xD8 */
-            const __m256i vh = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_srai_epi16(w0, 7), _mm256_srai_epi16(w1, 7)), 0xD8);
-            const __m256i vl = _mm256_permute4x64_epi64(_mm256_packs_epi16(_mm256_and_si256(w0, m127), _mm256_and_si256(w1, m127)), 0xD8);
-            _mm256_storeu_si256((__m256i *)(void *)(hi + v0), vh);
-            _mm256_storeu_si256((__m256i *)(void *)(lo + v0), vl);
+            split_store(_mm256_sub_epi8(c[k], m32), b->scales[v0 / 16], b->scales[v0 / 16 + 1], hi + v0, lo + v0);
         }
     }
+    return etok_f16_to_f32(b->d);
+}
+
+/* The same for Q3_K: value 32 j + l is ((qs[32 (j / 4) + l] >> 2 (j % 4)) & 3) - 4 + 4 * (bit j
+ * of hmask[l]) (etok_q3k_unpack's), times its 6-bit signed scale (etok_q3k_scales). The 16-bit
+ * shifts move bits across the bytes of a lane only above the bits kept. */
+static inline ETOK_AMX_TARGET float q3k_split(const etok_block_q3_k *b, int8_t hi[ETOK_QK_K], int8_t lo[ETOK_QK_K]) {
+    const __m256i m3 = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1), four = _mm256_set1_epi8(4);
+    const __m256i hm = _mm256_loadu_si256((const __m256i *)(const void *)b->hmask);
+    int8_t sc[16];
+    etok_q3k_scales(b, sc);
+    for (int j = 0; j < 8; j++) {
+        const __m256i raw = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * (j / 4)));
+        const __m256i v = _mm256_and_si256(_mm256_srli_epi16(raw, 2 * (j % 4)), m3);
+        const __m256i h = _mm256_and_si256(_mm256_srli_epi16(hm, j), one);
+        const __m256i q = _mm256_sub_epi8(_mm256_add_epi8(v, _mm256_slli_epi16(h, 2)), four);
+        split_store(q, sc[2 * j], sc[2 * j + 1], hi + 32 * j, lo + 32 * j);
+    }
+    return etok_f16_to_f32(b->d);
 }
 
 /* One 16-row group's super-block i as B tiles, and the rows' scales d_w (rows r >= vr: zero) */
-static ETOK_AMX_TARGET void q6k_unpack_group(const uint8_t *w, size_t row_bytes, int64_t g0, int vr, int64_t i,
-                                             amx_q6k_tiles *t, float dw[16]) {
+static ETOK_AMX_TARGET void k_unpack_group(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t g0, int vr,
+                                           int64_t i, amx_k_tiles *t, float dw[16]) {
     _Alignas(32) int8_t hi[16][ETOK_QK_K], lo[16][ETOK_QK_K];
     for (int r = 0; r < 16; r++) {
         if (r >= vr) {
@@ -529,9 +571,9 @@ static ETOK_AMX_TARGET void q6k_unpack_group(const uint8_t *w, size_t row_bytes,
             dw[r] = 0.0f;
             continue;
         }
-        const etok_block_q6_k *b = (const etok_block_q6_k *)(const void *)(w + (size_t)(g0 + r) * row_bytes) + i;
-        q6k_split(b, hi[r], lo[r]);
-        dw[r] = etok_f16_to_f32(b->d);
+        const uint8_t *blk = w + (size_t)(g0 + r) * row_bytes + (size_t)i * (size_t)etok_type_block_bytes(type);
+        dw[r] = type == ETOK_T_Q6_K ? q6k_split((const etok_block_q6_k *)(const void *)blk, hi[r], lo[r])
+                                    : q3k_split((const etok_block_q3_k *)(const void *)blk, hi[r], lo[r]);
     }
     for (int kt = 0; kt < 4; kt++)     /* K tile: values 64 kt .. 64 kt + 63 */
         for (int m = 0; m < 2; m++)    /* its half: tile rows 8 m .. 8 m + 7 */
@@ -547,7 +589,7 @@ static ETOK_AMX_TARGET void q6k_unpack_group(const uint8_t *w, size_t row_bytes,
 }
 
 /* c_hi[t][r] = sum_k a[t][k] hi_r[k], c_lo likewise, over one super-block (k < 256). */
-static ETOK_AMX_TARGET void amx_q6k_block(const int8_t *a, size_t a_stride, const amx_q6k_tiles *bt, int32_t chi[16][16],
+static ETOK_AMX_TARGET void amx_k_block(const int8_t *a, size_t a_stride, const amx_k_tiles *bt, int32_t chi[16][16],
                                           int32_t clo[16][16]) {
 #ifdef ETOK_AMX_EMULATED
     for (int t = 0; t < 16; t++)
@@ -575,7 +617,7 @@ static ETOK_AMX_TARGET void amx_q6k_block(const int8_t *a, size_t a_stride, cons
 #endif
 }
 
-static ETOK_AMX_TARGET void amx_q6k_config(void) {
+static ETOK_AMX_TARGET void amx_k_config(void) {
 #ifndef ETOK_AMX_EMULATED
     amx_tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -590,14 +632,14 @@ static const etok_block_q8k amx_zero_q8k[AMX_K_CHUNK]; /* a padding token's (all
 #define AMX_T16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 /* One 16-token group against a row group's chunk of nc super-blocks (amx_token_group's scheme) */
 static inline __attribute__((always_inline)) ETOK_AMX_TARGET void
-amx_q6k_token_group(int nc, const amx_q6k_tiles *bt, const float (*dw)[16], const etok_block_q8k *const xs[16],
+amx_k_token_group(int nc, const amx_k_tiles *bt, const float (*dw)[16], const etok_block_q8k *const xs[16],
                     const int8_t *a, size_t a_stride, size_t a_step, float accm[16][16]) {
     _Alignas(64) int32_t chi[16][16], clo[16][16];
 #define AMX_LOAD(t) __m512 a##t = _mm512_load_ps(accm[t]);
     AMX_T16(AMX_LOAD)
 #undef AMX_LOAD
     for (int b = 0; b < nc; b++) {
-        amx_q6k_block(a + (size_t)b * a_step, a_stride, &bt[b], chi, clo);
+        amx_k_block(a + (size_t)b * a_step, a_stride, &bt[b], chi, clo);
         const __m512 dwv = _mm512_load_ps(dw[b]);
 #define AMX_STEP(t)                                                                                                    \
     a##t = _mm512_fmadd_ps(_mm512_mul_ps(dwv, _mm512_set1_ps(xs[t][b].d)),                                             \
@@ -613,19 +655,19 @@ amx_q6k_token_group(int nc, const amx_q6k_tiles *bt, const float (*dw)[16], cons
 }
 #undef AMX_T16
 
-static ETOK_AMX_TARGET void matmul_amx_q6k(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
-                                           const etok_block_q8k *xq, int64_t n, int nx, float *out, size_t out_stride) {
+static ETOK_AMX_TARGET void matmul_amx_k(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                         const etok_block_q8k *xq, int64_t n, int nx, float *out, size_t out_stride) {
     const int64_t nb = n / ETOK_QK_K;
-    amx_q6k_tiles bt[AMX_K_CHUNK];
+    amx_k_tiles bt[AMX_K_CHUNK];
     _Alignas(64) float dw[AMX_K_CHUNK][16];
     _Alignas(64) int8_t apad[AMX_K_CHUNK][16][ETOK_QK_K]; /* A rows of a partial token group */
     _Alignas(64) float accm[16][16];
-    amx_q6k_config();
+    amx_k_config();
     for (int64_t g0 = r0; g0 < r1; g0 += 16) {
         const int vr = r1 - g0 < 16 ? (int)(r1 - g0) : 16;
         for (int64_t c0 = 0; c0 < nb; c0 += AMX_K_CHUNK) {
             const int nc = nb - c0 < AMX_K_CHUNK ? (int)(nb - c0) : AMX_K_CHUNK;
-            for (int b = 0; b < nc; b++) q6k_unpack_group(w, row_bytes, g0, vr, c0 + b, &bt[b], dw[b]);
+            for (int b = 0; b < nc; b++) k_unpack_group(type, w, row_bytes, g0, vr, c0 + b, &bt[b], dw[b]);
             for (int t0 = 0; t0 < nx; t0 += 16) {
                 const int vt = nx - t0 < 16 ? nx - t0 : 16;
                 const etok_block_q8k *xs[16];
@@ -642,7 +684,7 @@ static ETOK_AMX_TARGET void matmul_amx_q6k(const uint8_t *w, size_t row_bytes, i
                         for (int t = 0; t < vt; t++) memcpy(apad[b][t], xs[t][b].qs, ETOK_QK_K);
                     a = &apad[0][0][0], a_stride = ETOK_QK_K, a_step = sizeof apad[0];
                 }
-                amx_q6k_token_group(nc, bt, (const float(*)[16])dw, xs, a, a_stride, a_step, accm);
+                amx_k_token_group(nc, bt, (const float(*)[16])dw, xs, a, a_stride, a_step, accm);
                 for (int t = 0; t < vt; t++)
                     memcpy(out + (size_t)(t0 + t) * out_stride + (size_t)g0, accm[t], (size_t)vr * sizeof(float));
             }
@@ -654,7 +696,7 @@ static ETOK_AMX_TARGET void matmul_amx_q6k(const uint8_t *w, size_t row_bytes, i
 int etok_amx_prefill_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                          const etok_block_q8k *xq, int64_t n, int nx, float *out, size_t out_stride) {
     if (etok_isa_active() < ETOK_ISA_AMX || !etok_amx_k_applies(type, nx)) return 0;
-    matmul_amx_q6k(w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
+    matmul_amx_k(type, w, row_bytes, r0, r1, xq, n, nx, out, out_stride);
     return 1;
 }
 

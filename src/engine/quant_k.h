@@ -5,7 +5,7 @@
  * Owns: etok_block_q8k, its quantiser (ggml's quantize_row_q8_K_ref, which the AVX2 build
  * uses), a scalar reference and an AVX2 version of each K dot (bit-equal to each other), an
  * AVX-512 VNNI version of the Q4_K, Q5_K and Q6_K dots (bit-equal to AVX2; kernel level
- * avx512, quant.h), the dispatch to the AMX Q6_K prefill kernel at level amx (quant_amx.c, not
+ * avx512, quant.h), the dispatch to the AMX Q6_K / Q3_K prefill kernel at level amx (quant_amx.c, not
  * the avx2 bits), and
  * the row loop for a matmul (one dot per row and token, as llama.cpp runs K-quant matrices:
  * llamafile's tinyBLAS takes no K-quant type, so batches fall back to vec_dot per row).
@@ -44,13 +44,13 @@ float etok_vec_dot_q8k_ref(uint32_t type, const void *row, const etok_block_q8k 
 void etok_matmul_rows_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
                           const etok_block_q8k *y, int64_t n, int nx, float *out, size_t out_stride);
 
-/* Level amx: Q6_K products of >= ETOK_AMX_MIN_TOKENS tokens take the AMX-INT8 kernel
+/* Level amx: Q6_K and Q3_K products of >= ETOK_AMX_MIN_TOKENS tokens take the AMX-INT8 kernel
  * (quant_amx.c), whose sums are not the avx2 bits (one exact integer per super-block, not 8
- * lanes); etok_matmul_rows_amx_q6k_ref is its order in scalar code, arguments as
+ * lanes); etok_matmul_rows_amx_k_ref is its order in scalar code, arguments as
  * etok_matmul_rows_q8k. */
 int etok_amx_k_applies(uint32_t type, int nx);
-void etok_matmul_rows_amx_q6k_ref(const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1, const etok_block_q8k *y,
-                                  int64_t n, int nx, float *out, size_t out_stride);
+void etok_matmul_rows_amx_k_ref(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,
+                                const etok_block_q8k *y, int64_t n, int nx, float *out, size_t out_stride);
 /* The dispatch (x86 builds only): at level amx, for a product etok_amx_k_applies to, runs the
  * kernel and returns 1; else 0. */
 int etok_amx_prefill_q8k(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t r0, int64_t r1,

@@ -401,28 +401,30 @@ static void isa_check_amx(isa_report *rep) {
     }
 }
 
-/* Level amx, Q6_K (quant_amx.c's super-block kernel, >= ETOK_AMX_MIN_TOKENS tokens) through
- * etok_matmul_rows_q8k, on quantised rows and on raw bytes (every 6-bit value and scale byte,
- * -128 included), rows in partial 16-groups at both ends, tokens in partial 16-groups, super-block
+/* Level amx, Q6_K and Q3_K (quant_amx.c's super-block kernel, >= ETOK_AMX_MIN_TOKENS tokens)
+ * through etok_matmul_rows_q8k, on quantised rows and on raw bytes (every value and scale
+ * byte, Q6_K's -128 included), rows in partial 16-groups at both ends, tokens in partial 16-groups, super-block
  * counts across the kernel's 4-block chunks, an output stride wider than the rows:
- * - bit for bit equal to etok_matmul_rows_amx_q6k_ref;
+ * - bit for bit equal to etok_matmul_rows_amx_k_ref;
  * - within (nb + 8) * 2^-23 * mag of the avx2 kernel (mag = sum over values of |w_i| |x_i|), the
  *   largest |amx - avx2| / mag kept in isa_amx_max_rel;
  * - output columns outside [r0, r1) untouched; below 16 tokens the avx2 bits. */
-static void isa_check_amx_q6k(isa_report *rep) {
+static void isa_check_amx_k(isa_report *rep) {
     enum { QMAXNB = 9, QMAXROWS = 40, QMAXNX = 35, PAD = 3 };
-    static uint8_t w[QMAXROWS * QMAXNB * 210];
+    static uint8_t w[QMAXROWS * QMAXNB * 210]; /* the larger block (Q6_K) */
     static etok_block_q8k y[QMAXNB * QMAXNX];
     static float f[QMAXNB * 256 * QMAXNX], wd[QMAXNB * 256];
     static float o_a[QMAXNX * (QMAXROWS + PAD)], o_b[QMAXNX * (QMAXROWS + PAD)], o_r[QMAXNX * (QMAXROWS + PAD)];
-    const uint32_t t = ETOK_T_Q6_K;
+    const uint32_t types[] = {ETOK_T_Q6_K, ETOK_T_Q3_K};
     const int nbs[] = {1, 6, 9, 4}, r0s[] = {0, 3, 0, 17, 8}, r1s[] = {16, 40, 5, 33, 40}, nxs[] = {16, 17, 35, 15, 32};
     const size_t n_nb = isa_quick ? 2 : sizeof nbs / sizeof nbs[0], n_nx = isa_quick ? 4 : sizeof nxs / sizeof nxs[0];
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
     for (int raw = 0; raw < 2; raw++)
         for (size_t a = 0; a < n_nb; a++)
             for (size_t b = 0; b < sizeof r0s / sizeof r0s[0]; b++)
                 for (size_t c = 0; c < n_nx; c++) {
-                    const int nb = nbs[a], r0 = r0s[b], r1 = r1s[b], nx = nxs[c], n = nb * 256;
+                    const uint32_t t = types[ti];
+                    const int nb = nbs[a], r0 = r0s[b], r1 = r1s[b], nx = nxs[c], n = nb * 256, bb = etok_type_block_bytes(t);
                     const size_t rb = etok_type_row_bytes(t, n), stride = (size_t)(r1 + PAD);
                     for (int r = 0; r < r1; r++) {
                         if (!raw) {
@@ -433,7 +435,7 @@ static void isa_check_amx_q6k(isa_report *rep) {
                         for (size_t i = 0; i < rb; i++) w[(size_t)r * rb + i] = (uint8_t)isa_u32();
                         for (int i = 0; i < nb; i++) { /* a small finite super-block scale */
                             const etok_f16 d = etok_f32_to_f16(isa_frand() * 0.001f);
-                            memcpy(w + (size_t)r * rb + (size_t)i * 210 + 208, &d, 2);
+                            memcpy(w + (size_t)r * rb + (size_t)i * (size_t)bb + (size_t)bb - 2, &d, 2); /* d: the last field */
                         }
                     }
                     for (int i = 0; i < n * nx; i++) f[i] = isa_frand();
@@ -443,19 +445,19 @@ static void isa_check_amx_q6k(isa_report *rep) {
                     etok_matmul_rows_q8k(t, w, rb, r0, r1, y, n, nx, o_a, stride);
                     if (isa_force(ETOK_ISA_AMX, rep)) return;
                     etok_matmul_rows_q8k(t, w, rb, r0, r1, y, n, nx, o_b, stride);
-                    etok_matmul_rows_amx_q6k_ref(w, rb, r0, r1, y, n, nx, o_r, stride);
+                    etok_matmul_rows_amx_k_ref(t, w, rb, r0, r1, y, n, nx, o_r, stride);
                     for (int j = 0; j < nx; j++)
                         for (int r = 0; r < (int)stride; r++) {
                             const size_t k = (size_t)j * stride + (size_t)r;
                             if (r < r0 || r >= r1) {
-                                isa_same(rep, "amx Q6_K: column outside [r0, r1) untouched", t, nb, r1, nx, r, j, o_b[k], -7.0f);
+                                isa_same(rep, "amx K: column outside [r0, r1) untouched", t, nb, r1, nx, r, j, o_b[k], -7.0f);
                                 continue;
                             }
                             if (nx < ETOK_AMX_MIN_TOKENS) {
-                                isa_same(rep, "amx Q6_K below 16 tokens vs avx2", t, nb, r1, nx, r, j, o_b[k], o_a[k]);
+                                isa_same(rep, "amx K below 16 tokens vs avx2", t, nb, r1, nx, r, j, o_b[k], o_a[k]);
                                 continue;
                             }
-                            isa_same(rep, "amx Q6_K matmul vs its scalar reference", t, nb, r1, nx, r, j, o_b[k], o_r[k]);
+                            isa_same(rep, "amx K matmul vs its scalar reference", t, nb, r1, nx, r, j, o_b[k], o_r[k]);
                             etok_dequantize_row(t, w + (size_t)r * rb, wd, n);
                             double mag = 0;
                             for (int i = 0; i < n; i++)
@@ -465,7 +467,7 @@ static void isa_check_amx_q6k(isa_report *rep) {
                             if (mag > 0 && diff / mag > isa_amx_max_rel) isa_amx_max_rel = diff / mag;
                             rep->close++;
                             if (!(diff <= (nb + 8) * ldexp(1.0, -23) * mag))
-                                isa_fail(rep, "amx Q6_K matmul vs avx2 (tolerance (nb+8)*2^-23*mag)", t, nb, r1, nx, r, j, o_b[k],
+                                isa_fail(rep, "amx K matmul vs avx2 (tolerance (nb+8)*2^-23*mag)", t, nb, r1, nx, r, j, o_b[k],
                                          o_a[k]);
                         }
                 }
@@ -528,7 +530,7 @@ static void isa_check_level(int level, isa_report *rep) {
     if (level > ETOK_ISA_AVX2) isa_check_x8(level, rep);
     if (level == ETOK_ISA_AMX) {
         isa_check_amx(rep);
-        isa_check_amx_q6k(rep);
+        isa_check_amx_k(rep);
     }
 }
 

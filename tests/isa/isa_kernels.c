@@ -81,7 +81,7 @@ int main(int argc, char **argv) {
                "reference, %ld mismatches (%.1f s CPU)\n",
                rep.mismatches ? "FAIL" : "ok", etok_isa_name(level), rep.identical, rep.close, rep.mismatches, s);
         if (level == ETOK_ISA_AMX)
-            printf("  amx vs avx2 (prefill, Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL Q6_K): largest |difference| / sum|w_i x_i| = %.3g\n", isa_amx_max_rel);
+            printf("  amx vs avx2 (prefill, Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 IQ4_NL Q6_K Q3_K): largest |difference| / sum|w_i x_i| = %.3g\n", isa_amx_max_rel);
         if (rep.mismatches) {
             printf("  first: %s\n", rep.first);
             bad = 1;
