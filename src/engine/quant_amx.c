@@ -403,6 +403,38 @@ static ETOK_AMX_TARGET void unpack_group(uint32_t type, etok_amx_layout layout, 
 
 static const etok_block_q8a amx_zero_blocks[AMX_BLOCK_CHUNK]; /* a padding token's (all zero) */
 
+/* Both drivers' 16-token-group plumbing, whatever the activation block (q8a or Q8_K). */
+
+/* The accumulators [token][row] of tokens t0.., rows g0..: 0 on the first chunk and for padding
+ * tokens / rows, else the partial sums the last chunk left in out. */
+static inline void acc_in(float accm[16][16], const float *out, size_t out_stride, int64_t t0, int64_t g0, int vt, int vr,
+                          int first) {
+    for (int t = 0; t < 16; t++)
+        for (int r = 0; r < 16; r++)
+            accm[t][r] = (first || t >= vt || r >= vr) ? 0.0f : out[(size_t)(t0 + t) * out_stride + (size_t)(g0 + r)];
+}
+
+static inline void acc_out(const float accm[16][16], float *out, size_t out_stride, int64_t t0, int64_t g0, int vt, int vr) {
+    for (int t = 0; t < vt; t++) memcpy(out + (size_t)(t0 + t) * out_stride + (size_t)g0, accm[t], (size_t)vr * sizeof(float));
+}
+
+/* The A tiles of a group of vt tokens over a chunk of nc blocks: token t's block b has its kb
+ * quant bytes at qs0 + t tstride + b bb. A full group is read in place (token rows tstride
+ * apart, block b at + b bb); a partial one is copied above zero rows into pad ([nc][16][kb]).
+ * Returns block 0's tile, with *a_stride and *a_step. */
+static inline const int8_t *a_tiles(const int8_t *qs0, size_t tstride, size_t bb, size_t kb, int nc, int vt, int8_t *pad,
+                                    size_t *a_stride, size_t *a_step) {
+    if (vt == 16) {
+        *a_stride = tstride, *a_step = bb;
+        return qs0;
+    }
+    memset(pad, 0, (size_t)nc * 16 * kb);
+    for (int b = 0; b < nc; b++)
+        for (int t = 0; t < vt; t++) memcpy(pad + ((size_t)b * 16 + (size_t)t) * kb, qs0 + (size_t)t * tstride + (size_t)b * bb, kb);
+    *a_stride = kb, *a_step = 16 * kb;
+    return pad;
+}
+
 /* The token indices 0..15, for the sixteen accumulators below (named, so that they are
  * registers: an array of vectors carried across the block loop was kept in memory by gcc). */
 #define AMX_T16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
@@ -440,7 +472,6 @@ amx_token_group(const int MIN, int nc, const int8_t (*bt)[8 * 64], const float (
     AMX_T16(AMX_STORE)
 #undef AMX_STORE
 }
-#undef AMX_T16
 
 ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, const uint8_t *w, size_t row_bytes,
                                      int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx, float *out,
@@ -461,30 +492,18 @@ ETOK_AMX_TARGET void etok_matmul_amx(uint32_t type, etok_amx_layout layout, cons
             for (int t0 = 0; t0 < nx; t0 += 16) {
                 const int vt = nx - t0 < 16 ? nx - t0 : 16;
                 const etok_block_q8a *xs[16]; /* token t's blocks from c0 (padding: zero blocks, scale 0) */
-                for (int t = 0; t < 16; t++) {
-                    xs[t] = t < vt ? xq + (size_t)(t0 + t) * (size_t)nb + (size_t)c0 : amx_zero_blocks;
-                    for (int r = 0; r < 16; r++)
-                        accm[t][r] = (c0 == 0 || t >= vt || r >= vr) ? 0.0f : out[(size_t)(t0 + t) * out_stride + (size_t)(g0 + r)];
-                }
-                /* the A tiles: straight from the q8a blocks (token rows one token's blocks apart),
-                 * or for a partial group the chunk's blocks copied above zero rows */
-                const int8_t *a = xq[(size_t)t0 * (size_t)nb + (size_t)c0].qs;
-                size_t a_stride = (size_t)nb * sizeof(etok_block_q8a), a_step = sizeof(etok_block_q8a);
-                if (vt < 16) {
-                    memset(apad, 0, (size_t)nc * sizeof apad[0]);
-                    for (int b = 0; b < nc; b++)
-                        for (int t = 0; t < vt; t++) memcpy(apad[b][t], xs[t][b].qs, ETOK_QK);
-                    a = &apad[0][0][0], a_stride = ETOK_QK, a_step = sizeof apad[0];
-                }
+                for (int t = 0; t < 16; t++) xs[t] = t < vt ? xq + (size_t)(t0 + t) * (size_t)nb + (size_t)c0 : amx_zero_blocks;
+                acc_in(accm, out, out_stride, t0, g0, vt, vr, c0 == 0);
+                size_t a_stride, a_step;
+                const int8_t *a = a_tiles(xq[(size_t)t0 * (size_t)nb + (size_t)c0].qs, (size_t)nb * sizeof(etok_block_q8a),
+                                          sizeof(etok_block_q8a), ETOK_QK, nc, vt, &apad[0][0][0], &a_stride, &a_step);
                 if (min)
                     amx_token_group(1, nc, (const int8_t(*)[8 * 64])bt, (const float(*)[16])dw, (const float(*)[16])mw, xs, a,
                                     a_stride, a_step, accm);
                 else
                     amx_token_group(0, nc, (const int8_t(*)[8 * 64])bt, (const float(*)[16])dw, (const float(*)[16])mw, xs, a,
                                     a_stride, a_step, accm);
-                for (int t = 0; t < vt; t++) {
-                    memcpy(out + (size_t)(t0 + t) * out_stride + (size_t)g0, accm[t], (size_t)vr * sizeof(float));
-                }
+                acc_out(accm, out, out_stride, t0, g0, vt, vr);
             }
         }
     }
@@ -629,7 +648,6 @@ static ETOK_AMX_TARGET void amx_k_config(void) {
 
 static const etok_block_q8k amx_zero_q8k[AMX_K_CHUNK]; /* a padding token's (all zero) */
 
-#define AMX_T16(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11) X(12) X(13) X(14) X(15)
 /* One 16-token group against a row group's chunk of nc super-blocks (amx_token_group's scheme) */
 static inline __attribute__((always_inline)) ETOK_AMX_TARGET void
 amx_k_token_group(int nc, const amx_k_tiles *bt, const float (*dw)[16], const etok_block_q8k *const xs[16],
@@ -670,23 +688,14 @@ static ETOK_AMX_TARGET void matmul_amx_k(uint32_t type, const uint8_t *w, size_t
             for (int b = 0; b < nc; b++) k_unpack_group(type, w, row_bytes, g0, vr, c0 + b, &bt[b], dw[b]);
             for (int t0 = 0; t0 < nx; t0 += 16) {
                 const int vt = nx - t0 < 16 ? nx - t0 : 16;
-                const etok_block_q8k *xs[16];
-                for (int t = 0; t < 16; t++) {
-                    xs[t] = t < vt ? xq + (size_t)(t0 + t) * (size_t)nb + (size_t)c0 : amx_zero_q8k;
-                    for (int r = 0; r < 16; r++)
-                        accm[t][r] = (c0 == 0 || t >= vt || r >= vr) ? 0.0f : out[(size_t)(t0 + t) * out_stride + (size_t)(g0 + r)];
-                }
-                const int8_t *a = xq[(size_t)t0 * (size_t)nb + (size_t)c0].qs;
-                size_t a_stride = (size_t)nb * sizeof(etok_block_q8k), a_step = sizeof(etok_block_q8k);
-                if (vt < 16) {
-                    memset(apad, 0, (size_t)nc * sizeof apad[0]);
-                    for (int b = 0; b < nc; b++)
-                        for (int t = 0; t < vt; t++) memcpy(apad[b][t], xs[t][b].qs, ETOK_QK_K);
-                    a = &apad[0][0][0], a_stride = ETOK_QK_K, a_step = sizeof apad[0];
-                }
+                const etok_block_q8k *xs[16]; /* token t's super-blocks from c0 (padding: zero blocks) */
+                for (int t = 0; t < 16; t++) xs[t] = t < vt ? xq + (size_t)(t0 + t) * (size_t)nb + (size_t)c0 : amx_zero_q8k;
+                acc_in(accm, out, out_stride, t0, g0, vt, vr, c0 == 0);
+                size_t a_stride, a_step;
+                const int8_t *a = a_tiles(xq[(size_t)t0 * (size_t)nb + (size_t)c0].qs, (size_t)nb * sizeof(etok_block_q8k),
+                                          sizeof(etok_block_q8k), ETOK_QK_K, nc, vt, &apad[0][0][0], &a_stride, &a_step);
                 amx_k_token_group(nc, bt, (const float(*)[16])dw, xs, a, a_stride, a_step, accm);
-                for (int t = 0; t < vt; t++)
-                    memcpy(out + (size_t)(t0 + t) * out_stride + (size_t)g0, accm[t], (size_t)vr * sizeof(float));
+                acc_out(accm, out, out_stride, t0, g0, vt, vr);
             }
         }
     }

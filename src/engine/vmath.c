@@ -346,8 +346,8 @@ static inline TGT __m256 hsum8_1tok(const __m256 *z) {
  * its own four accumulators, fed in block order as etok_attn_scores_1tok_avx2 does. hd == 64
  * (two blocks, the row in eight registers) has its own path. K itself gets no software
  * prefetch: the hardware prefetcher follows a KV head's contiguous rows (a non-temporal one 8
- * positions ahead measured slower on the Xeon and no faster on a later EPYC guest:
- * docs/ENGINE.md, "Decode at depth"). */
+ * positions ahead measured slower on the Xeon and no faster on a later EPYC guest; an ordinary
+ * one 16 ahead gained no more than the Xeon's noise: docs/ENGINE.md, "Decode at depth"). */
 TGT void etok_attn_scores_1tok_multi_avx2(const float *q, int g, const uint8_t *k0, size_t stride, int n, int hd,
                                           float scale, float *out, size_t out_stride, const uint8_t *v_pf) {
     const int np = hd & ~31;

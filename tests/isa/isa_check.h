@@ -242,6 +242,32 @@ static void isa_check_q8k(int level, isa_report *rep) {
  *   layout, and from 16 tokens through etok_matmul_rows as well), columns outside included. */
 static double isa_amx_max_rel;
 
+/* One amx prefill result (row r, vector j), the checks every format shares: a column outside
+ * [r0, r1) untouched (-7, as filled); below ETOK_AMX_MIN_TOKENS the avx2 bits; else the amx
+ * reference's bits. Returns 1 when the result is also to be held to avx2's tolerance. */
+static int isa_amx_result(isa_report *rep, uint32_t t, int nb, int r0, int r1, int nx, int r, int j, float got, float avx2,
+                          float ref) {
+    if (r < r0 || r >= r1) {
+        isa_same(rep, "amx: column outside [r0, r1) untouched", t, nb, r1, nx, r, j, got, -7.0f);
+        return 0;
+    }
+    if (nx < ETOK_AMX_MIN_TOKENS) {
+        isa_same(rep, "amx level below 16 tokens vs avx2", t, nb, r1, nx, r, j, got, avx2);
+        return 0;
+    }
+    isa_same(rep, "amx matmul vs its scalar reference", t, nb, r1, nx, r, j, got, ref);
+    return 1;
+}
+
+/* |amx - avx2| <= (nb + 8) 2^-23 mag (mag: the sum of |terms|), the largest ratio kept */
+static void isa_amx_close(isa_report *rep, uint32_t t, int nb, int r1, int nx, int r, int j, float got, float avx2, double mag) {
+    const double diff = fabs((double)got - avx2);
+    if (mag > 0 && diff / mag > isa_amx_max_rel) isa_amx_max_rel = diff / mag;
+    rep->close++;
+    if (!(diff <= (nb + 8) * ldexp(1.0, -23) * mag))
+        isa_fail(rep, "amx matmul vs avx2 (tolerance (nb+8)*2^-23*mag)", t, nb, r1, nx, r, j, got, avx2);
+}
+
 /* The sum of |terms| of a row's product in either order: over values, (|w_i - m| + |m|) |x_i|,
  * m the value's block minimum (Q4_1 / Q5_1; else 0), x_i = d_a q_i (n <= 130 x 32 values). */
 static double isa_amx_mag(uint32_t t, const uint8_t *row, const etok_block_q8a *x, int n) {
@@ -371,15 +397,7 @@ static void isa_check_amx(isa_report *rep) {
                         for (int j = 0; j < nx; j++)
                             for (int r = 0; r < (int)stride; r++) {
                                 const size_t k = (size_t)j * stride + (size_t)r;
-                                if (r < r0 || r >= r1) {
-                                    isa_same(rep, "amx: column outside [r0, r1) untouched", t, nb, r1, nx, r, j, o_b[k], -7.0f);
-                                    continue;
-                                }
-                                if (nx < ETOK_AMX_MIN_TOKENS) {
-                                    isa_same(rep, "amx level below 16 tokens vs avx2", t, nb, r1, nx, r, j, o_b[k], o_a[k]);
-                                    continue;
-                                }
-                                isa_same(rep, "amx matmul vs its scalar reference", t, nb, r1, nx, r, j, o_b[k], o_r[k]);
+                                if (!isa_amx_result(rep, t, nb, r0, r1, nx, r, j, o_b[k], o_a[k], o_r[k])) continue;
                                 if (t == ETOK_T_Q4_0) {
                                     isa_same(rep, "amx matmul vs the avx2 8-row Q4_0 kernel", t, nb, r1, nx, r, j, o_b[k], o_a[k]);
                                     continue;
@@ -389,13 +407,8 @@ static void isa_check_amx(isa_report *rep) {
                                  * llama.cpp's); AMX and its reference take them exactly: no avx2
                                  * comparison there */
                                 if (t == ETOK_T_Q8_0 && raw == 1) continue;
-                                const double mag = isa_amx_mag(t, w + (size_t)r * rb, xq + (size_t)j * (size_t)nb, n);
-                                const double diff = fabs((double)o_b[k] - o_a[k]);
-                                if (mag > 0 && diff / mag > isa_amx_max_rel) isa_amx_max_rel = diff / mag;
-                                rep->close++;
-                                if (!(diff <= (nb + 8) * ldexp(1.0, -23) * mag))
-                                    isa_fail(rep, "amx matmul vs avx2 (tolerance (nb+8)*2^-23*mag)", t, nb, r1, nx, r, j,
-                                             o_b[k], o_a[k]);
+                                isa_amx_close(rep, t, nb, r1, nx, r, j, o_b[k], o_a[k],
+                                              isa_amx_mag(t, w + (size_t)r * rb, xq + (size_t)j * (size_t)nb, n));
                             }
                     }
     }
@@ -449,26 +462,13 @@ static void isa_check_amx_k(isa_report *rep) {
                     for (int j = 0; j < nx; j++)
                         for (int r = 0; r < (int)stride; r++) {
                             const size_t k = (size_t)j * stride + (size_t)r;
-                            if (r < r0 || r >= r1) {
-                                isa_same(rep, "amx K: column outside [r0, r1) untouched", t, nb, r1, nx, r, j, o_b[k], -7.0f);
-                                continue;
-                            }
-                            if (nx < ETOK_AMX_MIN_TOKENS) {
-                                isa_same(rep, "amx K below 16 tokens vs avx2", t, nb, r1, nx, r, j, o_b[k], o_a[k]);
-                                continue;
-                            }
-                            isa_same(rep, "amx K matmul vs its scalar reference", t, nb, r1, nx, r, j, o_b[k], o_r[k]);
+                            if (!isa_amx_result(rep, t, nb, r0, r1, nx, r, j, o_b[k], o_a[k], o_r[k])) continue;
                             etok_dequantize_row(t, w + (size_t)r * rb, wd, n);
                             double mag = 0;
                             for (int i = 0; i < n; i++)
                                 mag += fabs((double)wd[i]) * fabs((double)y[(size_t)j * (size_t)nb + (size_t)(i / 256)].d *
                                                                   y[(size_t)j * (size_t)nb + (size_t)(i / 256)].qs[i % 256]);
-                            const double diff = fabs((double)o_b[k] - o_a[k]);
-                            if (mag > 0 && diff / mag > isa_amx_max_rel) isa_amx_max_rel = diff / mag;
-                            rep->close++;
-                            if (!(diff <= (nb + 8) * ldexp(1.0, -23) * mag))
-                                isa_fail(rep, "amx K matmul vs avx2 (tolerance (nb+8)*2^-23*mag)", t, nb, r1, nx, r, j, o_b[k],
-                                         o_a[k]);
+                            isa_amx_close(rep, t, nb, r1, nx, r, j, o_b[k], o_a[k], mag);
                         }
                 }
 }
