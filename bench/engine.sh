@@ -45,6 +45,16 @@ cmake --build "$BUILD" --target bench_engine_speed bench_triad >/dev/null ||
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 echo "model: $MODEL, threads: $THREADS, rounds: $ROUNDS (each round: etok 3 runs, peer 3 runs, order alternating; triad beside)"
+# what a saved sweep needs to be read later: the CPU (its kind changes between hosts), the
+# etok revision measured and the kernel level asked for
+CPU=$(awk -F': *' '/^model name/ && !m {m = $2} /^cpu family/ && !f {f = $2} /^model[ \t]*:/ && !o {o = $2}
+    END {if (m != "") printf "%s (family %s, model %s)", m, f, o; else printf "unknown"}' /proc/cpuinfo 2>/dev/null || echo unknown)
+if REV=$(git rev-parse --short HEAD 2>/dev/null); then
+    git diff --quiet HEAD -- 2>/dev/null || REV="$REV with uncommitted changes"
+else
+    REV="not a git checkout"
+fi
+echo "host: $CPU, $(getconf _NPROCESSORS_ONLN) CPUs online; etok: $REV; ETOK_ISA=${ETOK_ISA:-unset (the default level)}"
 
 run_etok() { "$BUILD/bench_engine_speed" -m "$MODEL" -t "$THREADS" -p 512 -n 128 -r 3 > "$TMP/etok.$1"; }
 run_peer() {
