@@ -33,8 +33,8 @@
  *   [128, 144)      8 F16 d (row k at 128 + 2k).
  * Owns: which matrices take it (etok_iq4nlx8_applies), packing, reading a row back, the scalar
  * reference (the orders above spelled out from the packed bytes) and the AVX2 kernels (1 token:
- * streaming with prefetch; several: the rows gathered back into the file's layout, then
- * quant_q5_0.c's prefill tiles). Does not own: the activation quantisation, the thread split, which matrices
+ * streaming with prefetch; several: each group unpacked once per call, then Q5_0x8's 8 rows x 1
+ * token prefill, etok_x8_prefill_avx2). Does not own: the activation quantisation, the thread split, which matrices
  * are repacked and when (model.c, at the AVX2 level only). Tests: test_quant_iq4_nlx8.c,
  * test_iq4_nl_repack.c. */
 #include "engine/quant.h"
@@ -245,15 +245,43 @@ static TGT void group_1tok(const uint8_t *grp, const etok_block_q8a *y, int64_t 
     _mm256_storeu_ps(res, r);
 }
 
-/* Several tokens: the rows gathered back into the file's layout (once per call, on the heap),
- * then quant_q5_0.c's register tiles (4 rows x 2 tokens, the rows' looked-up
- * values unpacked once per call): the file-layout prefill kernel itself, so the same bits.
- * (Tiles over the transposed layout were measured slower: docs/ENGINE.md, "IQ4_NL repacked
- * at load".) */
+/* ---- prefill (2+ tokens) ----
+ * As Q5_0x8's (etok_x8_prefill_avx2, quant_simd.h): each group unpacked once per call into 8
+ * value vectors of the looked-up values w and |w| (vector L: values 4L..4L+3 of the 8 rows),
+ * then 8 rows x 1 token per pass. The file-layout prefill order (acc[l] over the blocks,
+ * etok_hsum_ps) is that kernel's, so the bits are the file layout's. Until 2026-12-02 the rows
+ * were gathered back into the file's layout per call and run through quant_q5_0.c's 4 x 2
+ * tiles; on a Zen 5 EPYC this is 1.3x faster (docs/ENGINE.md, "IQ4_NL repacked at load"). */
+static TGT void unpack_group(const uint8_t *grp, int64_t nb, etok_x8_unpacked *u) {
+    const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
+    const __m256i m4 = _mm256_set1_epi8(0x0F);
+    const __m256i even_odd = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    for (int64_t i = 0; i < nb; i++) {
+        const uint8_t *B = grp + (size_t)i * BS;
+        for (int v = 0; v < 2; v++) {
+            /* rows 4h..4h+3's bytes qs[8v .. 8v+7] (off_q): dword 2j + e of the load at 64h + 32v
+             * is row 4h+j's qs[4(2v+e) .. +3]; permuted to [e = 0 of the 4 rows | e = 1] */
+            const __m256i a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(B + 32 * v)), even_odd);
+            const __m256i b = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(B + 64 + 32 * v)), even_odd);
+            for (int e = 0; e < 2; e++) {
+                const int c = 2 * v + e; /* qs[4c .. 4c+3] of rows 0..7 */
+                const __m256i raw = e ? _mm256_permute2x128_si256(a, b, 0x31) : _mm256_permute2x128_si256(a, b, 0x20);
+                const __m256i lo = _mm256_shuffle_epi8(tbl, _mm256_and_si256(raw, m4));
+                const __m256i hi = _mm256_shuffle_epi8(tbl, _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4));
+                _mm256_store_si256((__m256i *)(void *)u[i].w[c], lo);
+                _mm256_store_si256((__m256i *)(void *)u[i].w[4 + c], hi);
+                _mm256_store_si256((__m256i *)(void *)u[i].aw[c], _mm256_sign_epi8(lo, lo));
+                _mm256_store_si256((__m256i *)(void *)u[i].aw[4 + c], _mm256_sign_epi8(hi, hi));
+            }
+        }
+        _mm256_store_ps(u[i].d, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)(B + OFF_D))));
+    }
+}
+
 static TGT int matmul_avx2(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t n, int nx,
                            float *out, size_t out_stride) {
     const int64_t nb = n / ETOK_QK;
-    const size_t gb = etok_iq4nlx8_group_bytes(n), rb = (size_t)nb * sizeof(etok_block_iq4_nl);
+    const size_t gb = etok_iq4nlx8_group_bytes(n);
     if (nx == 1) {
         for (int64_t g = r0 / 8; g * 8 < r1; g++) { /* one stream (etok_part_order: 2 parts measured no faster) */
             const int64_t lo = g * 8 > r0 ? g * 8 : r0, hi = g * 8 + 8 < r1 ? g * 8 + 8 : r1;
@@ -266,23 +294,7 @@ static TGT int matmul_avx2(const uint8_t *packed, int64_t r0, int64_t r1, const 
         }
         return 0;
     }
-    /* rows [r0, r1) back in the file's layout, then one call for them all */
-    etok_block_iq4_nl *rows = malloc((size_t)(r1 - r0) * rb);
-    if (!rows) return -1;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *grp = packed + (size_t)(r / 8) * gb;
-        const int k = (int)(r % 8);
-        etok_block_iq4_nl *b = rows + (size_t)(r - r0) * (size_t)nb;
-        for (int64_t i = 0; i < nb; i++) {
-            const uint8_t *B = grp + (size_t)i * BS;
-            memcpy(b[i].qs, B + off_q(k, 0), 8);
-            memcpy(b[i].qs + 8, B + off_q(k, 1), 8);
-            memcpy(&b[i].d, B + OFF_D + 2 * k, 2);
-        }
-    }
-    const int rc = etok_matmul_q5_0_avx2(ETOK_T_IQ4_NL, (const uint8_t *)rows, rb, 0, r1 - r0, xq, n, nx, out + r0, out_stride);
-    free(rows);
-    return rc;
+    return etok_x8_prefill_avx2(packed, gb, r0, r1, xq, nb, nx, out, out_stride, unpack_group);
 }
 #endif
 

@@ -223,16 +223,10 @@ KI __m256 group_dec(const uint8_t *grp, const etok_block_q8a *y, const __m256i *
 }
 
 /* ---- prefill (2+ tokens) ----
- * A group unpacked once per call: per block, vector L (lane L of the 8 rows: chunk L's low
- * nibbles for L < 4, chunk L-4's high nibbles after) as the signed values w = q - 16 and |w|,
- * and the 8 rows' scales as floats. */
-typedef struct {
-    int8_t w[8][32];
-    uint8_t aw[8][32];
-    float d[8];
-} x8_unpacked;
-
-static TGT void unpack_group(const uint8_t *grp, int64_t nb, x8_unpacked *u) {
+ * A group unpacked once per call (etok_x8_unpacked, quant_simd.h): per block, vector L (lane L
+ * of the 8 rows: chunk L's low nibbles for L < 4, chunk L-4's high nibbles after) as the signed
+ * values w = q - 16 and |w|, and the 8 rows' scales as floats. */
+static TGT void unpack_group(const uint8_t *grp, int64_t nb, etok_x8_unpacked *u) {
     const __m256i m4 = _mm256_set1_epi8(0x0F), b5 = _mm256_set1_epi8(0x10), sixteen = _mm256_set1_epi8(16);
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *B = grp + (size_t)i * BS;
@@ -254,7 +248,7 @@ static TGT void unpack_group(const uint8_t *grp, int64_t nb, x8_unpacked *u) {
 }
 
 /* The unpacked group against one token: the 8 rows' results. */
-KI __m256 group_pre(const x8_unpacked *u, const etok_block_q8a *y, int64_t nb) {
+KI __m256 group_pre(const etok_x8_unpacked *u, const etok_block_q8a *y, int64_t nb) {
     const __m256i ones = _mm256_set1_epi16(1);
     __m256 acc[8];
     for (int L = 0; L < 8; L++) acc[L] = _mm256_setzero_ps();
@@ -293,12 +287,18 @@ static TGT int matmul_x8_avx2(const uint8_t *packed, int64_t r0, int64_t r1, con
         if (act16 != stack) free(act16);
         return 0;
     }
-    x8_unpacked stack_u[STACK_BLOCKS] __attribute__((aligned(32)));
-    x8_unpacked *u = stack_u;
+    return etok_x8_prefill_avx2(packed, gb, r0, r1, xq, nb, nx, out, os, unpack_group);
+}
+
+TGT int etok_x8_prefill_avx2(const uint8_t *packed, size_t gb, int64_t r0, int64_t r1, const etok_block_q8a *xq,
+                             int64_t nb, int nx, float *out, size_t os,
+                             void (*unpack)(const uint8_t *grp, int64_t nb, etok_x8_unpacked *u)) {
+    etok_x8_unpacked stack_u[STACK_BLOCKS] __attribute__((aligned(32)));
+    etok_x8_unpacked *u = stack_u;
     if (nb > STACK_BLOCKS && !(u = aligned_alloc(32, (size_t)nb * sizeof *u))) return -1;
     for (int64_t g = r0 / 8; g * 8 < r1; g++) {
         const int64_t lo = g * 8 > r0 ? g * 8 : r0, hi = g * 8 + 8 < r1 ? g * 8 + 8 : r1;
-        unpack_group(packed + (size_t)g * gb, nb, u);
+        unpack(packed + (size_t)g * gb, nb, u);
         for (int t = 0; t < nx; t++)
             store8(group_pre(u, xq + (size_t)t * (size_t)nb, nb), g * 8, lo, hi, out + (size_t)t * os);
     }

@@ -99,6 +99,23 @@ void etok_attn_scores_multi_avx2(const float *q, int g, const uint8_t *k0, size_
 void etok_attn_accum_multi_avx2(const float *w, size_t w_stride, int g, int n_seg, const uint8_t *const *v0,
                                 const int *first_pos, const int *n, size_t stride, int hd, float *out);
 void etok_f32_to_f16_row_avx2(const float *x, void *out, int n);
+/* Prefill over an 8-row interleaved copy of a 32-value signed format (Q5_0x8, IQ4_NLx8): each
+ * group of 8 rows unpacked once per call, per block, into 8 value vectors (vector L: the values
+ * 4L..4L+3 of every row, row k in bytes 4k..4k+3) as signed bytes w and |w|, and the rows' scales
+ * as floats; then per token 8 rows x 1 token with the sign trick (maddubs(|w|, sign(a, w))),
+ * acc[L] = fma(d_w * d_a, (float)lane sum, acc[L]) over the blocks and the rows' results reduced
+ * as etok_hsum_ps: the file-layout kernels' order (quant_q5_0x8.c). */
+typedef struct {
+    int8_t w[8][32];
+    uint8_t aw[8][32];
+    float d[8];
+} etok_x8_unpacked;
+/* Rows [r0, r1) of a copy of groups of gb bytes against nx tokens (out + t * os), unpack
+ * filling one group's nb blocks: 0, or -1 when a heap buffer (rows of more than 2048 values)
+ * cannot be allocated (nothing written then). */
+int etok_x8_prefill_avx2(const uint8_t *packed, size_t gb, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t nb,
+                         int nx, float *out, size_t os,
+                         void (*unpack)(const uint8_t *grp, int64_t nb, etok_x8_unpacked *u));
 void etok_vec_axpy_avx2(uint32_t type, float a, const void *row, float *y, int64_t n);
 
 /* What the AVX-512 kernels of quant_avx512.c are compiled for (called only at kernel level
