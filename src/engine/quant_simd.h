@@ -100,10 +100,9 @@ void etok_attn_accum_multi_avx2(const float *w, size_t w_stride, int g, int n_se
                                 const int *first_pos, const int *n, size_t stride, int hd, float *out);
 void etok_f32_to_f16_row_avx2(const float *x, void *out, int n);
 /* Prefill over an 8-row interleaved copy of a 32-value signed format (Q5_0x8, IQ4_NLx8, Q8_0x4
- * taken two 4-row groups at a time): each
- * group of 8 rows unpacked once per call, per block, into 8 value vectors (vector L: the values
- * 4L..4L+3 of every row, row k in bytes 4k..4k+3) as signed bytes w and |w|, and the rows' scales
- * as floats; then per token 8 rows x 1 token with the sign trick (maddubs(|w|, sign(a, w))),
+ * taken two 4-row groups at a time): each group of 8 rows unpacked once per call, per block, into
+ * 8 value vectors (vector L: the values 4L..4L+3 of every row, row k in bytes 4k..4k+3) as signed
+ * bytes w and |w|, and the rows' scales as floats; then per token 8 rows x 1 token with the sign trick (maddubs(|w|, sign(a, w))),
  * acc[L] = fma(d_w * d_a, (float)lane sum, acc[L]) over the blocks and the rows' results reduced
  * as etok_hsum_ps: the file-layout kernels' order (quant_q5_0x8.c). */
 typedef struct {
