@@ -255,19 +255,17 @@ static TGT void group_1tok(const uint8_t *grp, const etok_block_q8a *y, int64_t 
 static TGT void unpack_group(const uint8_t *grp, int64_t nb, etok_x8_unpacked *u) {
     const __m256i tbl = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
     const __m256i m4 = _mm256_set1_epi8(0x0F);
-    const __m256i even_odd = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *B = grp + (size_t)i * BS;
         for (int v = 0; v < 2; v++) {
             /* rows 4h..4h+3's bytes qs[8v .. 8v+7] (off_q): dword 2j + e of the load at 64h + 32v
-             * is row 4h+j's qs[4(2v+e) .. +3]; permuted to [e = 0 of the 4 rows | e = 1] */
-            const __m256i a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(B + 32 * v)), even_odd);
-            const __m256i b = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(B + 64 + 32 * v)), even_odd);
+             * is row 4h+j's qs[4(2v+e) .. +3] */
+            __m256i raw[2];
+            etok_x8_gather_lanes(B + 32 * v, B + 64 + 32 * v, raw);
             for (int e = 0; e < 2; e++) {
                 const int c = 2 * v + e; /* qs[4c .. 4c+3] of rows 0..7 */
-                const __m256i raw = e ? _mm256_permute2x128_si256(a, b, 0x31) : _mm256_permute2x128_si256(a, b, 0x20);
-                const __m256i lo = _mm256_shuffle_epi8(tbl, _mm256_and_si256(raw, m4));
-                const __m256i hi = _mm256_shuffle_epi8(tbl, _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4));
+                const __m256i lo = _mm256_shuffle_epi8(tbl, _mm256_and_si256(raw[e], m4));
+                const __m256i hi = _mm256_shuffle_epi8(tbl, _mm256_and_si256(_mm256_srli_epi16(raw[e], 4), m4));
                 _mm256_store_si256((__m256i *)(void *)u[i].w[c], lo);
                 _mm256_store_si256((__m256i *)(void *)u[i].w[4 + c], hi);
                 _mm256_store_si256((__m256i *)(void *)u[i].aw[c], _mm256_sign_epi8(lo, lo));

@@ -309,16 +309,14 @@ static inline TGT void x4_store(const __m128 *res, int T, int64_t g4, int64_t lo
  * the 4 x 3 tiles below (docs/ENGINE.md, "Q8_0x4"). */
 static TGT void x8_unpack(const uint8_t *grp, int64_t nb, etok_x8_unpacked *u) {
     const size_t gb4 = (size_t)nb * X4_BS;
-    const __m256i even_odd = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     for (int64_t i = 0; i < nb; i++) {
         const uint8_t *A = grp + (size_t)i * X4_BS, *B = A + gb4;
         for (int v = 0; v < 4; v++) {
-            const __m256i a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(A + 32 * v)), even_odd);
-            const __m256i b = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)(const void *)(B + 32 * v)), even_odd);
+            __m256i w[2];
+            etok_x8_gather_lanes(A + 32 * v, B + 32 * v, w);
             for (int j = 0; j < 2; j++) {
-                const __m256i w = j ? _mm256_permute2x128_si256(a, b, 0x31) : _mm256_permute2x128_si256(a, b, 0x20);
-                _mm256_store_si256((__m256i *)(void *)u[i].w[2 * v + j], w);
-                _mm256_store_si256((__m256i *)(void *)u[i].aw[2 * v + j], _mm256_sign_epi8(w, w));
+                _mm256_store_si256((__m256i *)(void *)u[i].w[2 * v + j], w[j]);
+                _mm256_store_si256((__m256i *)(void *)u[i].aw[2 * v + j], _mm256_sign_epi8(w[j], w[j]));
             }
         }
         const __m128 da = _mm_cvtph_ps(_mm_loadl_epi64((const __m128i *)(const void *)(A + X4_OD)));

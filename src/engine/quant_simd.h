@@ -110,6 +110,15 @@ typedef struct {
     uint8_t aw[8][32];
     float d[8];
 } etok_x8_unpacked;
+/* The lane gather both 8-row unpackings share: lo holds dwords 0-7 of rows 0-3 (dword 2j + e is
+ * row j's chunk e), hi the same of rows 4-7; lane[e] gets chunk e of rows 0..7 (row k in dword k). */
+static inline ETOK_AVX2_TARGET void etok_x8_gather_lanes(const void *lo, const void *hi, __m256i lane[2]) {
+    const __m256i even_odd = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+    const __m256i a = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)lo), even_odd);
+    const __m256i b = _mm256_permutevar8x32_epi32(_mm256_loadu_si256((const __m256i *)hi), even_odd);
+    lane[0] = _mm256_permute2x128_si256(a, b, 0x20);
+    lane[1] = _mm256_permute2x128_si256(a, b, 0x31);
+}
 /* Rows [r0, r1) of a copy of groups of gb bytes against nx tokens (out + t * os), unpack
  * filling one group's nb blocks: 0, or -1 when a heap buffer (rows of more than 2048 values)
  * cannot be allocated (nothing written then). */
