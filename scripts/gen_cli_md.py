@@ -99,7 +99,7 @@ A GGUF model is mapped, not read, and must be a regular file too.
 | `ETOK_NVML_LIB` | nvml meter, bench --gpu-power-limit | the NVML library to load (default `libnvidia-ml.so.1`) |
 | `ETOK_AMDSMI_LIB` | amdsmi meter | the amd-smi library to load (default `libamd_smi.so`, then `/opt/rocm/lib/libamd_smi.so`) |
 | `ETOK_MODEL` | generate | default model path |
-| `ETOK_ISA` | the built-in engine (generate, bench, serve; probe shows it) | kernel level `scalar`, `avx2`, `avx512` or `amx`; unset: `avx2` where the CPU has it (`avx512` and `amx` are opt-in, docs/ENGINE.md "Kernel levels"); a level the CPU lacks is exit 3 |
+| `ETOK_ISA` | the built-in engine (generate, bench, serve; probe shows it) | kernel level `scalar`, `avx2`, `avx512` or `amx`; unset: the detected level capped at `avx512` (`amx` is opt-in, docs/ENGINE.md "Kernel levels"); a level the CPU lacks is exit 3 |
 | `ETOK_HUGEPAGES` | the built-in engine (generate, bench, serve) | `1` or unset: the weights a step streams are copied at load into one buffer and, with the KV cache, asked for in 2 MiB pages (records: `weights_placed_bytes`, `weights_huge_page_bytes`, `thp_mode`); `0`: neither (the weights stay in the file's mapping), for side-by-side measurement; any other value is exit 3 (docs/ENGINE.md "Weights in 2 MiB pages") |
 | `ETOK_DATA_DIR` | tpf | catalogs (default: the source tree's `data/`) |
 | `OPENAI_API_KEY` | bench --endpoint | default bearer key |

@@ -1050,13 +1050,12 @@ int etok_isa_active(void) {
     return atomic_load_explicit(&isa_active, memory_order_relaxed);
 }
 
-/* avx2 wherever the CPU has it: avx512 and amx are opt-in (ETOK_ISA). On the one AVX-512 CPU
- * measured (a Xeon with AVX-512 VNNI and AMX, 2026-11; docs/ENGINE.md "Kernel levels"), the
- * avx512 level's file-layout kernels decoded 1.2-2.7x slower than avx2's repacked and K-quant
- * decode kernels at one thread, and prefilled up to 1.3x slower; amx's Q8_0 prefill was 1.6-1.8x
- * faster, but its prefill sums differ from avx2 in the last bits (quant_amx.c) and its decode is
- * avx512's. Every level gives avx2's bits except amx's prefill. */
-int etok_isa_default(int detected) { return detected > ETOK_ISA_AVX2 ? ETOK_ISA_AVX2 : detected; }
+/* The detected level, capped at avx512: amx stays opt-in (ETOK_ISA=amx) because its prefill
+ * sums are not the avx2 bits (quant_amx.c); avx512 gives avx2's bits. avx512 was opt-in until
+ * a third AVX-512 CPU was measured (docs/ENGINE.md "Kernel levels"): on all three (two Xeons,
+ * a Zen 5 EPYC) its zmm float prefill tiles prefilled F16 / BF16 / F32 13-44% faster, and its
+ * decode kernels were faster (Q5_1 1.2-1.7x), or within each host's noise. */
+int etok_isa_default(int detected) { return detected > ETOK_ISA_AVX512 ? ETOK_ISA_AVX512 : detected; }
 
 int etok_simd_active(void) { return etok_isa_active() >= ETOK_ISA_AVX2; }
 

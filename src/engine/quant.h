@@ -345,9 +345,8 @@ void etok_vec_axpy_ref(uint32_t type, float a, const void *row, float *y, int64_
  * Levels, each including the one below: scalar (the reference kernels), avx2 (AVX2 + FMA +
  * F16C, with the OS saving YMM state), avx512 (AVX-512 F + BW + VL + VNNI on top, with the OS
  * saving the opmask and ZMM state: XCR0 bits 1, 2, 5, 6, 7). The detected level is a cached
- * hardware fact; the active one is etok_isa_default (avx2 where the CPU has it: avx512 and amx
- * are opt-in, measured slower for decode on a real AVX-512 + AMX Xeon) unless
- * forced (etok_isa_force, or
+ * hardware fact; the active one is etok_isa_default (the detected level capped at avx512: amx
+ * is opt-in, its prefill sums not being avx2's bits) unless forced (etok_isa_force, or
  * the environment variable ETOK_ISA=scalar|avx2|avx512|amx read on first use / by
  * etok_isa_from_env). Every level gives the same bits for avx2 and avx512 (the AVX-512 kernels
  * keep the AVX2 kernels' float operations in order; docs/ENGINE.md "Kernel levels"); scalar
