@@ -28,8 +28,8 @@
  * llama.cpp's 8-row order as in the engine: the matrix repacked into etok's Q4_0x8 layout
  * (outside the timing; etok_matmul_q4_0x8), or with --q4_0-file the file's layout
  * (etok_matmul_rows_q4_0_8x8, the kernel before the repacking); an -r that is not a multiple
- * of 8 measures the general Q4_0 kernel instead. Q5_0 and IQ4_NL likewise at the avx2 level:
- * repacked into etok's Q5_0x8 / IQ4_NLx8 layouts (etok_matmul_q50x8 / etok_matmul_iq4nlx8), or
+ * of 8 measures the general Q4_0 kernel instead. Q5_0 and IQ4_NL likewise at every SIMD level
+ * (as model.c repacks them): repacked into etok's Q5_0x8 / IQ4_NLx8 layouts (etok_matmul_q50x8 / etok_matmul_iq4nlx8), or
  * with --q5_0-file / --iq4_nl-file the file's layout (etok_matmul_rows). */
 #include <math.h>
 #include <stdio.h>
@@ -176,13 +176,13 @@ int main(int argc, char **argv) {
     loadavg(la0, sizeof la0);
     printf("# bench_quant_kernels: %d x %d matrix x %d vector(s), 1 thread, thread CPU time, median of %d rounds (>= 0.2 s "
            "each) [min..max]\n", rows, n, nx, rounds);
-    const int q50x8 = !q5_0_file && etok_isa_active() == ETOK_ISA_AVX2 && etok_q50x8_applies(ETOK_T_Q5_0, rows, n);
+    const int q50x8 = !q5_0_file && etok_simd_active() && etok_q50x8_applies(ETOK_T_Q5_0, rows, n);
     printf("# dispatch kernel level: %s (detected on this CPU: %s%s); Q4_0 8k rows: %s; Q5_0: %s; load average at start: %s\n",
            etok_isa_name(etok_isa_active()), etok_isa_name(etok_isa_detected()),
            level_name ? ", forced with -I" : getenv("ETOK_ISA") ? ", forced with ETOK_ISA" : "",
            q4_0_file ? "file layout (etok_matmul_rows_q4_0_8x8)" : "repacked Q4_0x8 (etok_matmul_q4_0x8)",
            q50x8 ? "repacked Q5_0x8 (etok_matmul_q50x8)" : "file layout (etok_matmul_rows)", la0);
-    printf("# IQ4_NL 8k rows at the avx2 level: %s\n",
+    printf("# IQ4_NL 8k rows: %s\n",
            iq4_file ? "file layout (etok_matmul_rows)" : "repacked IQ4_NLx8 (etok_matmul_iq4nlx8)");
     printf("%-7s %7s | %-34s | %-34s | %s\n", "format", "MB", "scalar GB/s [min..max] (rows/s)", "dispatch GB/s [min..max] (rows/s)",
            "speed-up");
@@ -208,7 +208,7 @@ int main(int argc, char **argv) {
             etok_q50x8_pack(w, rb, rows, n, x8);
             g_q50x8 = x8;
         }
-        if (t == ETOK_T_IQ4_NL && !iq4_file && etok_isa_active() == ETOK_ISA_AVX2 && etok_iq4nlx8_applies(t, rows, n)) {
+        if (t == ETOK_T_IQ4_NL && !iq4_file && etok_simd_active() && etok_iq4nlx8_applies(t, rows, n)) {
             etok_iq4nlx8_pack(w, rb, rows, n, x8);
             g_x8 = x8;
         }

@@ -565,6 +565,110 @@ static TGT void group2_q50x8(const uint8_t *ga, const uint8_t *gb, const etok_bl
 }
 
 
+/* ---- IQ4_NLx8 (quant_iq4_nlx8.c's 8-row copy), one token ----
+ * One group per call, both halves in one zmm: lanes 0-7 are the AVX2 kernel's half 0 (rows
+ * 0-3, slot (k, j) = lane 2k + j), lanes 8-15 its half 1 (rows 4-7). Per lane the AVX2 order
+ * exactly: the even blocks into E[q], the odd into O[q], acc = fma(d_w * d_a, (float)isum, acc)
+ * with isum the exact lane sum (VPDPBUSD of |y| and the sign-adjusted looked-up values, as
+ * maddubs + madd there), an odd last block's integer sums added after the chains; then the
+ * AVX2 kernel's reduction (reduce8) on the two ymm halves. Block layout: quant_iq4_nlx8.c. */
+#define IQ4X8_BS 144u
+#define IQ4X8_OFF_D 128u
+
+/* the exact lane sums of one value vector w against the broadcast activations y (|y| = ay,
+ * mneg the bytes where y < 0): w * y = |y| * (y < 0 ? -w : w) */
+KI __m512i iq4x8_lanes(__m512i w, __m512i ay, __mmask64 mneg) {
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), ay, _mm512_mask_sub_epi8(w, mneg, _mm512_setzero_si512(), w));
+}
+
+/* the 8 rows' scales times d_a, slot order [d0 d0 d1 d1 d2 d2 d3 d3 | d4 d4 .. d7 d7] */
+KI __m512 iq4x8_scales(const uint8_t *B, float da) {
+    const __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(B + IQ4X8_OFF_D));
+    const __m256i dd = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(d, d)), _mm_unpackhi_epi16(d, d), 1);
+    return _mm512_mul_ps(_mm512_cvtph_ps(dd), _mm512_set1_ps(da));
+}
+
+/* w[0], w[1]: the low nibbles of each half's loads 0, 1 looked up (values 0-7, 8-15 of each
+ * row); w[2], w[3] the high nibbles (16-23, 24-31) */
+KI void iq4x8_lookup(const uint8_t *B, __m512i tbl, __m512i w[4]) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i h0 = _mm512_loadu_si512((const void *)B), h1 = _mm512_loadu_si512((const void *)(B + 64));
+    const __m512i r0 = _mm512_shuffle_i64x2(h0, h1, 0x44), r1 = _mm512_shuffle_i64x2(h0, h1, 0xEE);
+    w[0] = _mm512_shuffle_epi8(tbl, _mm512_and_si512(r0, m4));
+    w[1] = _mm512_shuffle_epi8(tbl, _mm512_and_si512(r1, m4));
+    w[2] = _mm512_shuffle_epi8(tbl, _mm512_and_si512(_mm512_srli_epi16(r0, 4), m4));
+    w[3] = _mm512_shuffle_epi8(tbl, _mm512_and_si512(_mm512_srli_epi16(r1, 4), m4));
+}
+
+KI __m256 lo256(__m512 v) { return _mm512_castps512_ps256(v); }
+KI __m256 hi256(__m512 v) { return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)); }
+
+static TGT void group_iq4nlx8(const uint8_t *grp, const etok_block_q8a *y, int64_t nb, float res[8]) {
+    const __m512i tbl = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)etok_iq4nl_values));
+    __m512 E[4], O[4];
+    for (int q = 0; q < 4; q++) E[q] = O[q] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 1 < nb; i += 2) {
+        const uint8_t *B = grp + (size_t)i * IQ4X8_BS;
+        for (size_t o = 0; o < 2 * IQ4X8_BS; o += 64) _mm_prefetch((const char *)(B + ETOK_PF_IQ4X8 + o), _MM_HINT_T0);
+        for (int e = 0; e < 2; e++) {
+            const uint8_t *Bb = B + e * IQ4X8_BS;
+            const int8_t *a = y[i + e].qs;
+            __m512i w[4];
+            iq4x8_lookup(Bb, tbl, w);
+            const __m512 s = iq4x8_scales(Bb, y[i + e].d);
+            __m512 *acc = e ? O : E;
+            for (int q = 0; q < 4; q++) {
+                long long v;
+                memcpy(&v, a + 8 * q, 8);
+                const __m512i yy = _mm512_broadcast_i32x4(_mm_set1_epi64x(v));
+                const __m512i l = iq4x8_lanes(w[q], _mm512_abs_epi8(yy), _mm512_movepi8_mask(yy));
+                acc[q] = _mm512_fmadd_ps(s, _mm512_cvtepi32_ps(l), acc[q]);
+            }
+        }
+    }
+    __m256 A[4], C[4];
+    for (int q = 0; q < 4; q++) {
+        const __m512 S = _mm512_add_ps(E[q], O[q]);
+        A[q] = lo256(S);
+        C[q] = hi256(S);
+    }
+    /* quant_iq4_nlx8.c's reduce8: rows 0..7 in order */
+    const __m256 ua = _mm256_add_ps(_mm256_add_ps(A[2], A[0]), _mm256_add_ps(A[3], A[1]));
+    const __m256 uc = _mm256_add_ps(_mm256_add_ps(C[2], C[0]), _mm256_add_ps(C[3], C[1]));
+    __m256 r = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_hadd_ps(ua, uc)), 0xD8));
+    if (i < nb) { /* the odd last block: its integer row sums, then + s * sum (group_1tok's tail) */
+        const uint8_t *B = grp + (size_t)i * IQ4X8_BS;
+        __m512i w[4], t = _mm512_setzero_si512();
+        iq4x8_lookup(B, tbl, w);
+        for (int q = 0; q < 4; q++) {
+            long long v;
+            memcpy(&v, y[i].qs + 8 * q, 8);
+            const __m512i yy = _mm512_broadcast_i32x4(_mm_set1_epi64x(v));
+            t = _mm512_add_epi32(t, iq4x8_lanes(w[q], _mm512_abs_epi8(yy), _mm512_movepi8_mask(yy)));
+        }
+        const __m512 s = iq4x8_scales(B, y[i].d);
+        const __m256 sa = lo256(s), sc = hi256(s);
+        const __m256i ti = _mm256_permute4x64_epi64(
+            _mm256_hadd_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1)), 0xD8);
+        const __m256 ss = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(sa, sc, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+        r = _mm256_add_ps(r, _mm256_mul_ps(ss, _mm256_cvtepi32_ps(ti)));
+    }
+    _mm256_storeu_ps(res, r);
+}
+
+/* the groups of [r0, r1) in order, one stream, as the AVX2 kernel's decode */
+static TGT void decode_iq4nlx8(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t nb,
+                               float *out) {
+    const size_t gb = (size_t)nb * IQ4X8_BS;
+    for (int64_t g = r0 / 8; g * 8 < r1; g++) {
+        const int64_t lo = g * 8 > r0 ? g * 8 : r0, hi = g * 8 + 8 < r1 ? g * 8 + 8 : r1;
+        float res[8];
+        group_iq4nlx8(packed + (size_t)g * gb, xq, nb, res);
+        for (int64_t r = lo; r < hi; r++) out[r] = res[r - g * 8];
+    }
+}
+
 int etok_decode_copy_avx512(etok_amx_layout layout, uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1,
                             const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride) {
     if (etok_isa_active() < ETOK_ISA_AVX512 || nx > (layout == ETOK_AMX_Q41X8 ? 2 : 1)) return 0;
@@ -577,7 +681,8 @@ int etok_decode_copy_avx512(etok_amx_layout layout, uint32_t type, const uint8_t
     case ETOK_AMX_Q4_0X8: decode_pairs(packed, etok_q4_0x8_group_bytes(n), 8, r0, r1, xq, nb, 1, out, out_stride, group2_q4_0x8); return 1;
     case ETOK_AMX_Q8X4: decode_pairs(packed, etok_q8x4_group_bytes(n), 4, r0, r1, xq, nb, 1, out, out_stride, group2_q8x4); return 1;
     case ETOK_AMX_Q50X8: decode_pairs(packed, etok_q50x8_group_bytes(n), 8, r0, r1, xq, nb, 1, out, out_stride, group2_q50x8); return 1;
-    default: return 0; /* the file's rows, IQ4_NLx8: no kernel here */
+    case ETOK_AMX_IQ4NLX8: decode_iq4nlx8(packed, r0, r1, xq, nb, out); return 1;
+    default: return 0; /* the file's rows: no kernel here */
     }
 }
 

@@ -34,9 +34,11 @@
  * Owns: which matrices take it (etok_iq4nlx8_applies), packing, reading a row back, the scalar
  * reference (the orders above spelled out from the packed bytes) and the AVX2 kernels (1 token:
  * streaming with prefetch; several: each group unpacked once per call, then Q5_0x8's 8 rows x 1
- * token prefill, etok_x8_prefill_avx2). Does not own: the activation quantisation, the thread split, which matrices
- * are repacked and when (model.c, at the AVX2 level only). Tests: test_quant_iq4_nlx8.c,
- * test_iq4_nl_repack.c. */
+ * token prefill, etok_x8_prefill_avx2); at kernel level avx512 one token takes
+ * quant_avx512.c's decode_iq4nlx8 (both halves of a group in one zmm, these bits). Does not own:
+ * the activation quantisation, the thread split, which matrices are repacked and when
+ * (model.c, at every SIMD level). Tests: test_quant_iq4_nlx8.c, test_iq4_nl_repack.c,
+ * tests/isa/isa_check.h (avx512 against avx2). */
 #include "engine/quant.h"
 
 #include <math.h>
@@ -300,6 +302,7 @@ void etok_matmul_iq4nlx8(const uint8_t *packed, int64_t r0, int64_t r1, const et
                          float *out, size_t out_stride) {
 #if ETOK_HAVE_X86_SIMD
     if (etok_amx_prefill(ETOK_T_IQ4_NL, ETOK_AMX_IQ4NLX8, packed, 0, r0, r1, xq, n, nx, out, out_stride)) return;
+    if (etok_decode_copy_avx512(ETOK_AMX_IQ4NLX8, ETOK_T_IQ4_NL, packed, r0, r1, xq, n, nx, out, out_stride)) return;
     /* (a failed allocation, for several tokens: the scalar path) */
     if (etok_simd_active() && matmul_avx2(packed, r0, r1, xq, n, nx, out, out_stride) == 0) return;
 #endif

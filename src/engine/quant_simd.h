@@ -142,7 +142,8 @@ void etok_matmul_rows_avx512(uint32_t type, const uint8_t *w, size_t row_bytes, 
                              const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);
 /* The decode of a repacked copy at level avx512 and above (quant_avx512.c): two row groups per
  * zmm, the AVX2 kernel's bits. Runs, and returns 1, for ETOK_AMX_Q41X8 (type Q4_1 or Q5_1) with
- * 1 or 2 tokens and for ETOK_AMX_Q4_0X8, ETOK_AMX_Q8X4, ETOK_AMX_Q50X8 with 1; else returns 0
+ * 1 or 2 tokens and for ETOK_AMX_Q4_0X8, ETOK_AMX_Q8X4, ETOK_AMX_Q50X8 with 1, ETOK_AMX_IQ4NLX8
+ * with 1 (one group per zmm, its two halves side by side); else returns 0
  * (the caller's AVX2 kernel). Arguments as the copy's matmul. */
 int etok_decode_copy_avx512(etok_amx_layout layout, uint32_t type, const uint8_t *packed, int64_t r0, int64_t r1,
                             const etok_block_q8a *xq, int64_t n, int nx, float *out, size_t out_stride);

@@ -473,19 +473,20 @@ static void isa_check_amx_k(isa_report *rep) {
                 }
 }
 
-/* The Q4_1x8 / Q5_1x8 copies for one and two tokens, the Q4_0x8, Q8_0x4, Q5_0x8 copies for one
- * (decode: quant_avx512.c's two-group kernels at avx512 and amx) against the avx2 kernels bit
- * for bit: odd group counts (a group paired with itself; [4, 16): three 4-row groups), partial
- * groups at both ends, and 67 groups (decode in parts, etok_decode_order); rows outside
- * [r0, r1) untouched. */
+/* The Q4_1x8 / Q5_1x8 copies for one and two tokens, the Q4_0x8, Q8_0x4, Q5_0x8, IQ4_NLx8
+ * copies for one (decode: quant_avx512.c's two-group kernels, IQ4_NLx8's one-group kernel, at
+ * avx512 and amx) against the avx2 kernels bit for bit: even and odd block counts (IQ4_NLx8's
+ * odd last block), odd group counts (a group paired with itself; [4, 16): three 4-row
+ * groups), partial groups at both ends, and 67 groups (decode in parts, etok_decode_order);
+ * rows outside [r0, r1) untouched. */
 static void isa_check_x8(int level, isa_report *rep) {
     enum { XMAXROWS = 536, XMAXNB = 19, XMAXNX = 2, XPAD = 3 };
     static uint8_t w[XMAXROWS * XMAXNB * 34], dst[XMAXROWS * XMAXNB * 34];
     static etok_block_q8a xq[XMAXNB * XMAXNX];
     static float f[XMAXNB * 32 * XMAXNX], o_a[XMAXNX * (XMAXROWS + XPAD)], o_b[XMAXNX * (XMAXROWS + XPAD)];
-    const int nbs[] = {1, 3, 19}, r0s[] = {0, 0, 3, 8, 0, 4}, r1s[] = {8, 24, 37, 40, 536, 16};
-    const uint32_t types[] = {ETOK_T_Q4_1, ETOK_T_Q5_1, ETOK_T_Q4_0, ETOK_T_Q8_0, ETOK_T_Q5_0};
-    for (size_t ti = 0; ti < 5; ti++)
+    const int nbs[] = {1, 2, 3, 19}, r0s[] = {0, 0, 3, 8, 0, 4}, r1s[] = {8, 24, 37, 40, 536, 16};
+    const uint32_t types[] = {ETOK_T_Q4_1, ETOK_T_Q5_1, ETOK_T_Q4_0, ETOK_T_Q8_0, ETOK_T_Q5_0, ETOK_T_IQ4_NL};
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
         for (size_t a = 0; a < sizeof nbs / sizeof nbs[0]; a++)
             for (size_t b = 0; b < sizeof r0s / sizeof r0s[0]; b++)
                 for (int nx = 1; nx <= XMAXNX; nx++) {
@@ -502,17 +503,20 @@ static void isa_check_x8(int level, isa_report *rep) {
                     if (t == ETOK_T_Q4_0) etok_q4_0x8_pack(w, rb, rows8, n, dst);
                     else if (t == ETOK_T_Q8_0) etok_q8x4_pack(w, rb, rows8, n, dst);
                     else if (t == ETOK_T_Q5_0) etok_q50x8_pack(w, rb, rows8, n, dst);
+                    else if (t == ETOK_T_IQ4_NL) etok_iq4nlx8_pack(w, rb, rows8, n, dst);
                     else etok_q41x8_pack(t, w, rb, rows8, n, dst);
                     for (size_t i = 0; i < sizeof o_a / sizeof o_a[0]; i++) o_a[i] = o_b[i] = -7.0f;
                     if (isa_force(ETOK_ISA_AVX2, rep)) return;
                     if (t == ETOK_T_Q4_0) etok_matmul_q4_0x8(dst, r0, r1, xq, n, nx, o_a, stride);
                     else if (t == ETOK_T_Q8_0) etok_matmul_q8x4(dst, r0, r1, xq, n, nx, o_a, stride);
                     else if (t == ETOK_T_Q5_0) etok_matmul_q50x8(dst, r0, r1, xq, n, nx, o_a, stride);
+                    else if (t == ETOK_T_IQ4_NL) etok_matmul_iq4nlx8(dst, r0, r1, xq, n, nx, o_a, stride);
                     else etok_matmul_q41x8(t, dst, r0, r1, xq, n, nx, o_a, stride);
                     if (isa_force(level, rep)) return;
                     if (t == ETOK_T_Q4_0) etok_matmul_q4_0x8(dst, r0, r1, xq, n, nx, o_b, stride);
                     else if (t == ETOK_T_Q8_0) etok_matmul_q8x4(dst, r0, r1, xq, n, nx, o_b, stride);
                     else if (t == ETOK_T_Q5_0) etok_matmul_q50x8(dst, r0, r1, xq, n, nx, o_b, stride);
+                    else if (t == ETOK_T_IQ4_NL) etok_matmul_iq4nlx8(dst, r0, r1, xq, n, nx, o_b, stride);
                     else etok_matmul_q41x8(t, dst, r0, r1, xq, n, nx, o_b, stride);
                     for (int j = 0; j < nx; j++)
                         for (size_t r = 0; r < stride; r++) {
