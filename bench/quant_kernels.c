@@ -29,8 +29,9 @@
  * (outside the timing; etok_matmul_q4_0x8), or with --q4_0-file the file's layout
  * (etok_matmul_rows_q4_0_8x8, the kernel before the repacking); an -r that is not a multiple
  * of 8 measures the general Q4_0 kernel instead. Q5_0 and IQ4_NL likewise at every SIMD level
- * (as model.c repacks them): repacked into etok's Q5_0x8 / IQ4_NLx8 layouts (etok_matmul_q50x8 / etok_matmul_iq4nlx8), or
- * with --q5_0-file / --iq4_nl-file the file's layout (etok_matmul_rows). */
+ * (as model.c repacks them): repacked into etok's Q5_0x8 / IQ4_NLx8 layouts (etok_matmul_q50x8
+ * / etok_matmul_iq4nlx8), or with --q5_0-file / --iq4_nl-file the file's layout
+ * (etok_matmul_rows). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

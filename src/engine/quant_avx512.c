@@ -571,7 +571,8 @@ static TGT void group2_q50x8(const uint8_t *ga, const uint8_t *gb, const etok_bl
  * exactly: the even blocks into E[q], the odd into O[q], acc = fma(d_w * d_a, (float)isum, acc)
  * with isum the exact lane sum (VPDPBUSD of |y| and the sign-adjusted looked-up values, as
  * maddubs + madd there), an odd last block's integer sums added after the chains; then the
- * AVX2 kernel's reduction (reduce8) on the two ymm halves. Block layout: quant_iq4_nlx8.c. */
+ * AVX2 kernel's reduction on the two ymm halves (etok_iq4x8_reduce / _tail, quant_simd.h).
+ * Block layout: quant_iq4_nlx8.c. */
 #define IQ4X8_BS 144u
 #define IQ4X8_OFF_D 128u
 
@@ -633,11 +634,8 @@ static TGT void group_iq4nlx8(const uint8_t *grp, const etok_block_q8a *y, int64
         A[q] = lo256(S);
         C[q] = hi256(S);
     }
-    /* quant_iq4_nlx8.c's reduce8: rows 0..7 in order */
-    const __m256 ua = _mm256_add_ps(_mm256_add_ps(A[2], A[0]), _mm256_add_ps(A[3], A[1]));
-    const __m256 uc = _mm256_add_ps(_mm256_add_ps(C[2], C[0]), _mm256_add_ps(C[3], C[1]));
-    __m256 r = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_hadd_ps(ua, uc)), 0xD8));
-    if (i < nb) { /* the odd last block: its integer row sums, then + s * sum (group_1tok's tail) */
+    __m256 r = etok_iq4x8_reduce(A, C);
+    if (i < nb) { /* the odd last block: its integer sums, added after the chains */
         const uint8_t *B = grp + (size_t)i * IQ4X8_BS;
         __m512i w[4], t = _mm512_setzero_si512();
         iq4x8_lookup(B, tbl, w);
@@ -648,19 +646,14 @@ static TGT void group_iq4nlx8(const uint8_t *grp, const etok_block_q8a *y, int64
             t = _mm512_add_epi32(t, iq4x8_lanes(w[q], _mm512_abs_epi8(yy), _mm512_movepi8_mask(yy)));
         }
         const __m512 s = iq4x8_scales(B, y[i].d);
-        const __m256 sa = lo256(s), sc = hi256(s);
-        const __m256i ti = _mm256_permute4x64_epi64(
-            _mm256_hadd_epi32(_mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1)), 0xD8);
-        const __m256 ss = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(sa, sc, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
-        r = _mm256_add_ps(r, _mm256_mul_ps(ss, _mm256_cvtepi32_ps(ti)));
+        r = etok_iq4x8_tail(r, _mm512_castsi512_si256(t), _mm512_extracti64x4_epi64(t, 1), lo256(s), hi256(s));
     }
     _mm256_storeu_ps(res, r);
 }
 
 /* the groups of [r0, r1) in order, one stream, as the AVX2 kernel's decode */
-static TGT void decode_iq4nlx8(const uint8_t *packed, int64_t r0, int64_t r1, const etok_block_q8a *xq, int64_t nb,
-                               float *out) {
-    const size_t gb = (size_t)nb * IQ4X8_BS;
+static TGT void decode_iq4nlx8(const uint8_t *packed, size_t gb, int64_t r0, int64_t r1, const etok_block_q8a *xq,
+                               int64_t nb, float *out) {
     for (int64_t g = r0 / 8; g * 8 < r1; g++) {
         const int64_t lo = g * 8 > r0 ? g * 8 : r0, hi = g * 8 + 8 < r1 ? g * 8 + 8 : r1;
         float res[8];
@@ -681,7 +674,7 @@ int etok_decode_copy_avx512(etok_amx_layout layout, uint32_t type, const uint8_t
     case ETOK_AMX_Q4_0X8: decode_pairs(packed, etok_q4_0x8_group_bytes(n), 8, r0, r1, xq, nb, 1, out, out_stride, group2_q4_0x8); return 1;
     case ETOK_AMX_Q8X4: decode_pairs(packed, etok_q8x4_group_bytes(n), 4, r0, r1, xq, nb, 1, out, out_stride, group2_q8x4); return 1;
     case ETOK_AMX_Q50X8: decode_pairs(packed, etok_q50x8_group_bytes(n), 8, r0, r1, xq, nb, 1, out, out_stride, group2_q50x8); return 1;
-    case ETOK_AMX_IQ4NLX8: decode_iq4nlx8(packed, r0, r1, xq, nb, out); return 1;
+    case ETOK_AMX_IQ4NLX8: decode_iq4nlx8(packed, etok_iq4nlx8_group_bytes(n), r0, r1, xq, nb, out); return 1;
     default: return 0; /* the file's rows: no kernel here */
     }
 }

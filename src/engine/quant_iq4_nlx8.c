@@ -181,15 +181,6 @@ KI __m256i lanes(__m256i w, __m256i y, __m256i ay) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(ay, _mm256_sign_epi8(w, y)), _mm256_set1_epi16(1));
 }
 
-/* The transposed sums of two halves (A of rows 0..3, C of rows 4..7; vector v slot (k, j) =
- * lane 2v + j of row k) reduced in hsum order, rows 0..7 in order. */
-KI __m256 reduce8(const __m256 A[4], const __m256 C[4]) {
-    const __m256 ua = _mm256_add_ps(_mm256_add_ps(A[2], A[0]), _mm256_add_ps(A[3], A[1]));
-    const __m256 uc = _mm256_add_ps(_mm256_add_ps(C[2], C[0]), _mm256_add_ps(C[3], C[1]));
-    /* [a0 a1 c0 c1 | a2 a3 c2 c3] -> [a0 a1 a2 a3 c0 c1 c2 c3] */
-    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_hadd_ps(ua, uc)), 0xD8));
-}
-
 /* One token, half h of a group (4 rows): the vec_dot order; E + O lane-wise into S[4]; the
  * integer sums of an odd last block into *tail (slot (k, j): half of row k's sum). */
 KI void half_1tok(const uint8_t *grp, int h, const etok_block_q8a *y, int64_t nb, __m256 S[4], __m256i *tail,
@@ -235,15 +226,8 @@ static TGT void group_1tok(const uint8_t *grp, const etok_block_q8a *y, int64_t 
     __m256i ta = _mm256_setzero_si256(), tc = _mm256_setzero_si256();
     half_1tok(grp, 0, y, nb, A, &ta, &sa);
     half_1tok(grp, 1, y, nb, C, &tc, &sc);
-    __m256 r = reduce8(A, C);
-    if (nb % 2) {
-        /* row sums: slots (k, 0) + (k, 1); the scales likewise in rows 0..7 order */
-        const __m256i t = _mm256_permute4x64_epi64(_mm256_hadd_epi32(ta, tc), 0xD8);
-        const __m256 s = _mm256_castpd_ps(_mm256_permute4x64_pd(
-            _mm256_castps_pd(_mm256_shuffle_ps(sa, sc, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
-        const __m256 p = _mm256_mul_ps(s, _mm256_cvtepi32_ps(t));
-        r = _mm256_add_ps(r, p);
-    }
+    __m256 r = etok_iq4x8_reduce(A, C);
+    if (nb % 2) r = etok_iq4x8_tail(r, ta, tc, sa, sc); /* row sums: slots (k, 0) + (k, 1) */
     _mm256_storeu_ps(res, r);
 }
 

@@ -119,6 +119,23 @@ static inline ETOK_AVX2_TARGET void etok_x8_gather_lanes(const void *lo, const v
     lane[0] = _mm256_permute2x128_si256(a, b, 0x20);
     lane[1] = _mm256_permute2x128_si256(a, b, 0x31);
 }
+/* IQ4_NLx8's one-token finish (quant_iq4_nlx8.c's AVX2 kernel and quant_avx512.c's zmm one,
+ * which hands over its two ymm halves): the transposed sums of half 0 (A, rows 0-3; vector q
+ * slot (k, j) = lane 2k + j) and half 1 (C, rows 4-7) reduced in hsum order to rows 0..7. */
+static inline ETOK_AVX2_TARGET __m256 etok_iq4x8_reduce(const __m256 A[4], const __m256 C[4]) {
+    const __m256 ua = _mm256_add_ps(_mm256_add_ps(A[2], A[0]), _mm256_add_ps(A[3], A[1]));
+    const __m256 uc = _mm256_add_ps(_mm256_add_ps(C[2], C[0]), _mm256_add_ps(C[3], C[1]));
+    /* [a0 a1 c0 c1 | a2 a3 c2 c3] -> [a0 a1 a2 a3 c0 c1 c2 c3] */
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_hadd_ps(ua, uc)), 0xD8));
+}
+/* ... plus an odd last block after it: r + s * (float)(row sum), its integer slot sums ta / tc
+ * and its slot scales sa / sc (times d_a) per half, rows 0..7 as above. */
+static inline ETOK_AVX2_TARGET __m256 etok_iq4x8_tail(__m256 r, __m256i ta, __m256i tc, __m256 sa, __m256 sc) {
+    const __m256i t = _mm256_permute4x64_epi64(_mm256_hadd_epi32(ta, tc), 0xD8);
+    const __m256 s = _mm256_castpd_ps(_mm256_permute4x64_pd(
+        _mm256_castps_pd(_mm256_shuffle_ps(sa, sc, _MM_SHUFFLE(2, 0, 2, 0))), 0xD8));
+    return _mm256_add_ps(r, _mm256_mul_ps(s, _mm256_cvtepi32_ps(t)));
+}
 /* Rows [r0, r1) of a copy of groups of gb bytes against nx tokens (out + t * os), unpack
  * filling one group's nb blocks: 0, or -1 when a heap buffer (rows of more than 2048 values)
  * cannot be allocated (nothing written then). */
